@@ -1,0 +1,27 @@
+# tempo - TEMPO generation reference implementation
+WEIGHTS ?= ../shared/weights
+CC ?= cc
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -Wall -Wextra -Wno-format-truncation
+LDLIBS = -lopenblas -lcjson -lm
+PY = /usr/bin/python3
+DEPS = libopenblas-dev libcriterion-dev libcjson-dev python3-numpy
+
+all: tempo
+
+# Installs the Debian packages tempo needs when any is missing.
+.deps:
+	@dpkg -s $(DEPS) >/dev/null 2>&1 || { \
+	  echo "installing $(DEPS)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DEPS) >/dev/null; }
+	@touch .deps
+
+tempo: tempo.c cli.c tempo.h .deps
+	$(CC) $(CFLAGS) -o $@ tempo.c cli.c $(LDLIBS)
+
+run: tempo
+	./tempo generate -m $(WEIGHTS)/fortune.bin -z $(WEIGHTS)/fortune-tok512.bin \
+	  -p "The cat sat on the" --greedy -n 64
+
+.PHONY: all run test golden clean

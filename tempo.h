@@ -1,0 +1,262 @@
+/* tempo.h - public API of tempo, a reference implementation of TEMPO
+ * (Threshold-Enabled Multipath Parallel Output) generation for Llama models.
+ *
+ * Every function that can fail returns 0 on success and -1 on failure, and
+ * writes a one-line message naming the problem into `err` (TEMPO_ERR_SIZE
+ * bytes). Nothing here keeps global state; all memory is owned by the
+ * structs below and released by their *_free functions. */
+#ifndef TEMPO_H
+#define TEMPO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TEMPO_ERR_SIZE 512
+#define TEMPO_BOS 1
+#define TEMPO_EOS 2
+
+/* Writes a formatted message into err (TEMPO_ERR_SIZE bytes); returns -1. */
+int tempo_error(char *err, const char *fmt, ...);
+
+/* ---- model ---- */
+
+typedef struct {
+    int dim;          /* residual stream width */
+    int hidden_dim;   /* SwiGLU inner width */
+    int n_layers;
+    int n_heads;      /* query heads */
+    int n_kv_heads;   /* key/value heads (grouped-query attention) */
+    int vocab_size;
+    int seq_len;      /* logical positions 0..seq_len-1 are valid */
+    int head_dim;     /* dim / n_heads for llama2.c checkpoints */
+    float norm_eps;   /* RMSNorm epsilon */
+    float rope_theta; /* RoPE base */
+    int rope_interleaved; /* 1: pairs (2i, 2i+1) as llama2.c; 0: (i, i+hd/2) as HF */
+    int shared_classifier; /* 1: logits use the token embedding matrix */
+} Config;
+
+typedef struct {             /* all row-major, pointing into the mapped file */
+    const float *token_embedding; /* [vocab][dim] */
+    const float *rms_att;         /* [layer][dim] */
+    const float *wq;              /* [layer][n_heads*head_dim][dim] */
+    const float *wk;              /* [layer][n_kv_heads*head_dim][dim] */
+    const float *wv;              /* [layer][n_kv_heads*head_dim][dim] */
+    const float *wo;              /* [layer][dim][n_heads*head_dim] */
+    const float *rms_ffn;         /* [layer][dim] */
+    const float *w1;              /* [layer][hidden][dim]  gate */
+    const float *w2;              /* [layer][dim][hidden]  down */
+    const float *w3;              /* [layer][hidden][dim]  up */
+    const float *rms_final;       /* [dim] */
+    const float *wcls;            /* [vocab][dim] */
+} Weights;
+
+typedef struct {
+    Config config;
+    Weights weights;
+    void *map;        /* mmapped checkpoint */
+    size_t map_size;
+    char path[4096];
+} Model;
+
+int tempo_model_load(Model *m, const char *path, char *err);
+void tempo_model_free(Model *m);
+
+/* ---- tokenizer (llama2.c tokenizer.bin) ---- */
+
+typedef struct {
+    int vocab_size;
+    char **pieces;        /* NUL-terminated piece strings */
+    int *piece_len;       /* byte length of each piece (pieces may hold NUL bytes) */
+    float *scores;        /* merge scores */
+    int *sorted_ids;      /* ids sorted by piece, for lookup */
+    int max_piece_len;
+} Tokenizer;
+
+int tempo_tokenizer_load(Tokenizer *t, const char *path, int vocab_size, char *err);
+void tempo_tokenizer_free(Tokenizer *t);
+/* Encodes `text` as BOS + pieces; writes at most `cap` ids to `ids`, count to *n. */
+int tempo_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n, char *err);
+/* Text of `token` following `prev` (leading space dropped after BOS, <0xNN> to a byte).
+ * Returns a pointer into the tokenizer or into `byte_buf` (2 bytes). */
+const char *tempo_decode(const Tokenizer *t, int prev, int token, char byte_buf[2]);
+int tempo_lookup(const Tokenizer *t, const char *piece);
+
+/* ---- forward pass and KV cache ---- */
+
+/* The KV cache plus scratch space for one batch of new rows. Physical rows
+ * 0..n_rows-1 are cached; their logical positions are stored with them. */
+typedef struct {
+    int capacity;        /* physical rows that fit */
+    int n_rows;          /* physical rows cached */
+    float *key_cache;    /* [layer][capacity][kv_dim], RoPE already applied */
+    float *value_cache;  /* [layer][capacity][kv_dim] */
+    int *tokens;         /* [capacity] token of each cached row */
+    int *logical_pos;    /* [capacity] RoPE position of each cached row */
+    /* scratch, sized for scratch_rows new rows against scratch_keys keys */
+    int scratch_rows, scratch_keys;
+    float *x, *xb, *q, *att_out, *hb, *hb2, *scores, *rope_cos, *rope_sin;
+} State;
+
+int tempo_state_init(State *s, const Config *c, int capacity, char *err);
+void tempo_state_free(State *s);
+
+/* What a forward pass returns; any pointer may be NULL to skip it. For k new
+ * rows against n_keys = (rows cached before) + k keys:
+ *   logits    [k][vocab]
+ *   hidden    [k][dim]      the final hidden state (after the last RMSNorm)
+ *   attention [n_layers][n_heads][k][n_keys] softmax probabilities */
+typedef struct {
+    float *logits;
+    float *hidden;
+    float *attention;
+} Outputs;
+
+/* Appends k rows to the cache and computes them. `allowed` is the mask of
+ * the new rows against every key, [mask_layers][k][n_keys] bytes, 1 = may
+ * attend; mask_layers is 1 (one mask for every layer) or n_layers. A row
+ * with no allowed key, a token out of range, a position outside
+ * [0, seq_len) or a full cache is an error and leaves the cache unchanged. */
+int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int *logical_pos,
+                  const uint8_t *allowed, int mask_layers, Outputs out, char *err);
+
+/* The oracle path: all n rows from an empty cache; allowed is [mask_layers][n][n]. */
+int tempo_forward_full(const Model *m, int n, const int *tokens, const int *logical_pos,
+                       const uint8_t *allowed, int mask_layers, Outputs out, char *err);
+
+/* ---- masks ---- */
+
+typedef enum { MASK_CAUSAL, MASK_ISOLATED, MASK_VISIBLE } MaskKind;
+
+/* Rows first..first+k-1 of the n x n mask for rows grouped by `sets`:
+ * causal/visible: key <= query; isolated: the same, except a query may not
+ * see another member of its own set. Writes [k][first+k]. */
+void tempo_mask_rows(MaskKind kind, const int *sets, int first, int k, uint8_t *allowed);
+
+/* ---- traces (safetensors) ---- */
+
+typedef enum { DT_F32, DT_I32, DT_U8 } DType;
+
+typedef struct {
+    char name[64];
+    DType dtype;
+    int ndim;
+    int64_t shape[4];
+    void *data;          /* owned */
+} Tensor;
+
+typedef struct {
+    int n_tensors;
+    Tensor tensors[16];
+    int n_meta;
+    char meta_key[16][64];
+    char meta_value[16][512];
+} Trace;
+
+void tempo_trace_init(Trace *t);
+void tempo_trace_free(Trace *t);
+/* Adds a tensor, copying `data`. */
+int tempo_trace_add(Trace *t, const char *name, DType dtype, int ndim, const int64_t *shape,
+                    const void *data, char *err);
+int tempo_trace_meta(Trace *t, const char *key, const char *value, char *err);
+const Tensor *tempo_trace_get(const Trace *t, const char *name);
+/* Writes to a temporary name and renames, so a trace is never half-written. */
+int tempo_trace_write(const Trace *t, const char *path, char *err);
+int tempo_trace_read(Trace *t, const char *path, char *err);
+size_t tempo_tensor_count(const Tensor *x);
+
+/* ---- TEMPO generation ---- */
+
+typedef enum { NEXT_LAST_ROW, NEXT_MEAN } NextFrom;
+typedef enum { SCHEDULE_CONSTANT, SCHEDULE_BEZIER, SCHEDULE_LINEAR } Schedule;
+typedef enum { EMULATE_NONE, EMULATE_LAST_MEMBER_ONLY } Emulation;
+
+typedef struct {
+    float threshold;        /* select tokens with p >= threshold, in (0,1] */
+    int max_width;          /* most tokens in one parallel set */
+    int max_steps;          /* logical steps to generate */
+    MaskKind mode;          /* MASK_ISOLATED or MASK_VISIBLE */
+    int isolate_first, isolate_last; /* layers isolated in isolated mode (inclusive) */
+    NextFrom next_from;
+    int stop_on_empty;      /* end when no token clears the threshold */
+    Schedule schedule;      /* threshold schedule */
+    float final_threshold;
+    float bezier_p1, bezier_p2;
+    int prune;              /* retroactive attention pruning on */
+    int prune_window;       /* sets within this many steps are candidates */
+    int prune_layers;       /* last this many layers are averaged */
+    float prune_threshold;  /* prune if share < prune_threshold / set size */
+    Emulation emulate;
+    int capture_attention;  /* keep every row's attention for the trace */
+} GenConfig;
+
+void tempo_gen_defaults(GenConfig *g, const Config *c);
+int tempo_gen_validate(const GenConfig *g, const Config *c, char *err);
+/* Threshold used at logical step `step` of `max_steps`. */
+float tempo_threshold_at(const GenConfig *g, int step);
+
+/* One selected token: a physical row of the sequence (or, under
+ * last-member-only emulation, possibly no row: row = -1). */
+typedef struct {
+    int token;
+    float prob;
+    int row;          /* physical index, -1 when not fed to the model */
+    int set;          /* logical step (set id) */
+    int logical_pos;
+    int pruned_at;    /* step at which pruned, -1 if live */
+} Member;
+
+typedef struct {
+    int logical_pos;
+    float threshold;
+    int first_member, n_members; /* into Generation.members */
+    double seconds;              /* forward time of this step */
+} Step;
+
+/* The whole run: prompt rows, then one Step per logical step. Row i keeps
+ * exactly what was computed when it was added: its mask row and attention
+ * over keys 0..i, stored row after row (row i starts at blocks * i(i+1)/2). */
+typedef struct {
+    int n_prompt;
+    int n_rows;
+    int *tokens, *positions, *sets, *pruned; /* per physical row; pruned = step or -1 */
+    int mask_layers;         /* 1, or n_layers with --isolate-layers */
+    uint8_t *allowed;        /* row i: [mask_layers][i+1] */
+    float *attention;        /* row i: [n_layers][n_heads][i+1], or NULL */
+    float *logits;           /* [n_rows][vocab] */
+    int n_members;
+    Member *members;
+    int n_steps;
+    Step *steps;
+    const char *stop_reason; /* "eos", "max-tokens", "context-full", "empty-set" */
+    double prefill_seconds, total_seconds;
+    size_t cap_rows, cap_allowed, cap_attention, cap_logits, cap_members, cap_steps;
+} Generation;
+
+int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenConfig *g,
+                   Generation *out, char *err);
+void tempo_generation_free(Generation *gen);
+
+/* The trace of a set of rows: dense allowed [mask_layers][n][n] (stored as
+ * [n][n] when mask_layers is 1), attention [L][H][n][n] (may be NULL),
+ * pruned (may be NULL). Metadata names the model and its dimensions. */
+int tempo_trace_build(Trace *t, const Model *m, int n, const int *tokens, const int *positions,
+                      const int *sets, const uint8_t *allowed, int mask_layers, const float *logits,
+                      const float *attention, const int *pruned, char *err);
+int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char *err);
+
+/* ---- synthetic models ---- */
+
+typedef struct {
+    int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
+    int shared_classifier;
+    uint64_t seed;
+} SynthConfig;
+
+void tempo_synth_defaults(SynthConfig *s);
+int tempo_synth_write(const SynthConfig *s, const char *path, char *err);
+
+/* ---- misc ---- */
+
+void tempo_set_threads(int n);
+
+#endif
