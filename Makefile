@@ -24,4 +24,18 @@ run: tempo
 	./tempo generate -m $(WEIGHTS)/fortune.bin -z $(WEIGHTS)/fortune-tok512.bin \
 	  -p "The cat sat on the" --greedy -n 64
 
+
+
+# Synthetic models for the fast tests, written by tempo itself (seeded).
+build/synth-tied.bin: tempo
+	@mkdir -p build
+	./tempo synth --out $@ --seed 42
+build/synth-untied.bin: tempo
+	@mkdir -p build
+	./tempo synth --out $@ --seed 7 --untied --layers 3
+SYNTH = build/synth-tied.bin build/synth-untied.bin
+
+# The golden files come from the independent NumPy reference, never from tempo.
+golden: $(SYNTH) .deps
+	$(PY) oracle/reference.py golden --weights $(WEIGHTS) --synth build --out oracle/golden
 .PHONY: all run test golden clean

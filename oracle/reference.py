@@ -1,0 +1,470 @@
+#!/usr/bin/python3
+"""Independent NumPy reference for tempo.
+
+Written from the equations in NOTES.md, not from tempo.c: float64
+everywhere, RoPE as complex multiplication, the mask applied as -inf before
+the softmax, no KV cache (every TEMPO step recomputes the whole sequence).
+It produces the golden files in oracle/golden/ that `make test` compares
+tempo against.
+
+    reference.py golden --weights DIR --synth DIR --out oracle/golden
+    reference.py forward MODEL --tokens 1,2 --positions 0,1 --mask isolated --out T
+    reference.py tempo MODEL TOKENIZER --prompt TEXT [--threshold T --mode M ...] --out T
+"""
+import argparse
+import hashlib
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+
+BOS, EOS = 1, 2
+
+
+# ---------------------------------------------------------------- model --
+
+class Model:
+    """A llama2.c checkpoint: 7 int32 header fields, then float32 tensors."""
+
+    def __init__(self, path):
+        raw = open(path, "rb").read()
+        dim, hidden, n_layers, n_heads, n_kv, vocab, seq_len = struct.unpack("7i", raw[:28])
+        self.shared = vocab > 0
+        vocab = abs(vocab)
+        self.path, self.dim, self.hidden, self.n_layers = path, dim, hidden, n_layers
+        self.n_heads, self.n_kv, self.vocab, self.seq_len = n_heads, n_kv, vocab, seq_len
+        self.hd = dim // n_heads
+        self.eps, self.theta = 1e-5, 10000.0
+        flat = np.frombuffer(raw, dtype="<f4", offset=28).astype(np.float64)
+        off = 0
+
+        def take(*shape):
+            nonlocal off
+            size = int(np.prod(shape))
+            t = flat[off:off + size].reshape(shape)
+            off += size
+            return t
+
+        L, kvd = n_layers, n_kv * self.hd
+        self.emb = take(vocab, dim)
+        self.rms_att = take(L, dim)
+        self.wq = take(L, dim, dim)
+        self.wk = take(L, kvd, dim)
+        self.wv = take(L, kvd, dim)
+        self.wo = take(L, dim, dim)
+        self.rms_ffn = take(L, dim)
+        self.w1 = take(L, hidden, dim)
+        self.w2 = take(L, dim, hidden)
+        self.w3 = take(L, hidden, dim)
+        self.rms_final = take(dim)
+        take(seq_len, self.hd)  # legacy freq_cis tables
+        self.wcls = self.emb if self.shared else take(vocab, dim)
+        assert off == flat.size, "checkpoint size does not match its header"
+
+
+def rms_norm(x, w, eps):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+
+
+def rotate(x, positions, theta):
+    """RoPE on x[n, heads, hd]: each adjacent pair (2i, 2i+1) is the complex
+    number a + ib, multiplied by exp(i * pos * theta^(-2i/hd))."""
+    hd = x.shape[-1]
+    freqs = theta ** (-np.arange(0, hd, 2) / hd)
+    angles = np.asarray(positions, dtype=np.float64)[:, None] * freqs[None, :]
+    z = x[..., 0::2] + 1j * x[..., 1::2]
+    z = z * np.exp(1j * angles)[:, None, :]
+    out = np.empty_like(x)
+    out[..., 0::2], out[..., 1::2] = z.real, z.imag
+    return out
+
+
+def forward(m, tokens, positions, allowed):
+    """All rows at once. allowed: bool [L, n, n] (query, key).
+    Returns logits [n, vocab], attention [L, H, n, n], hidden [n, dim]."""
+    n = len(tokens)
+    x = m.emb[np.asarray(tokens)]
+    group = m.n_heads // m.n_kv
+    attention = np.zeros((m.n_layers, m.n_heads, n, n))
+    for l in range(m.n_layers):
+        h = rms_norm(x, m.rms_att[l], m.eps)
+        q = rotate((h @ m.wq[l].T).reshape(n, m.n_heads, m.hd), positions, m.theta)
+        k = rotate((h @ m.wk[l].T).reshape(n, m.n_kv, m.hd), positions, m.theta)
+        v = (h @ m.wv[l].T).reshape(n, m.n_kv, m.hd)
+        out = np.zeros((n, m.n_heads, m.hd))
+        for head in range(m.n_heads):
+            g = head // group
+            scores = q[:, head, :] @ k[:, g, :].T / np.sqrt(m.hd)
+            scores = np.where(allowed[l], scores, -np.inf)
+            scores = scores - scores.max(axis=1, keepdims=True)
+            p = np.exp(scores)
+            p = p / p.sum(axis=1, keepdims=True)
+            attention[l, head] = p
+            out[:, head, :] = p @ v[:, g, :]
+        x = x + out.reshape(n, m.dim) @ m.wo[l].T
+        h = rms_norm(x, m.rms_ffn[l], m.eps)
+        gate, up = h @ m.w1[l].T, h @ m.w3[l].T
+        x = x + (gate / (1 + np.exp(-gate)) * up) @ m.w2[l].T
+    hidden = rms_norm(x, m.rms_final, m.eps)
+    return hidden @ m.wcls.T, attention, hidden
+
+
+# ------------------------------------------------------------ tokenizer --
+
+class Tokenizer:
+    """llama2.c tokenizer.bin: int32 max length, then (f32 score, i32 len, bytes)."""
+
+    def __init__(self, path, vocab):
+        raw = open(path, "rb").read()
+        off = 4
+        self.pieces, self.scores = [], []
+        for _ in range(vocab):
+            score, length = struct.unpack_from("<fi", raw, off)
+            off += 8
+            self.pieces.append(raw[off:off + length])
+            off += length
+            self.scores.append(score)
+        self.ids = {}
+        for i, p in enumerate(self.pieces):
+            self.ids.setdefault(p, i)
+
+    def encode(self, text):
+        """BOS, dummy-space prefix, code points (bytes as id byte+3), then merge
+        the adjacent pair with the best score until no pair is a piece."""
+        data = text.encode("utf-8")
+        if data:
+            data = b" " + data if b" " in self.ids else data
+        parts = []
+        for ch in data.decode("utf-8"):
+            b = ch.encode("utf-8")
+            if b in self.ids:
+                parts.append(self.ids[b])
+            else:
+                parts.extend(byte + 3 for byte in b)
+        while True:
+            best = None
+            for i in range(len(parts) - 1):
+                merged = self.pieces[parts[i]] + self.pieces[parts[i + 1]]
+                j = self.ids.get(merged)
+                if j is not None and (best is None or self.scores[j] > best[0]):
+                    best = (self.scores[j], i, j)
+            if best is None:
+                break
+            _, i, j = best
+            parts[i:i + 2] = [j]
+        return [BOS] + parts
+
+
+# ---------------------------------------------------------------- masks --
+
+def mask(kind, sets):
+    """allowed[q][k]: k <= q; isolated also forbids other members of q's set."""
+    sets = np.asarray(sets)
+    n = len(sets)
+    q, k = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    allowed = k <= q
+    if kind == "isolated":
+        allowed &= ~((sets[q] == sets[k]) & (q != k))
+    return allowed
+
+
+# ---------------------------------------------------------------- TEMPO --
+
+def softmax(z):
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def threshold_at(s, cfg):
+    if cfg["schedule"] == "constant":
+        return cfg["threshold"]
+    u = s / (cfg["max_steps"] - 1) if cfg["max_steps"] > 1 else 0.0
+    if cfg["schedule"] == "linear":
+        b = u
+    else:
+        p1, p2 = cfg["bezier"]
+        b = 3 * (1 - u) ** 2 * u * p1 + 3 * (1 - u) * u ** 2 * p2 + u ** 3
+    return cfg["threshold"] + (cfg["final_threshold"] - cfg["threshold"]) * b
+
+
+def tempo(m, prompt, cfg):
+    """The TEMPO loop, recomputing everything each step. Returns the rows
+    (tokens, positions, sets, step added, pruned step), the steps and the
+    final full forward (logits, attention, allowed)."""
+    tokens, positions, sets = list(prompt), list(range(len(prompt))), list(range(len(prompt)))
+    added = [-1] * len(prompt)     # step at which each row was added
+    pruned = [-1] * len(prompt)    # step at which each row was pruned
+    steps = []
+    L = m.n_layers
+    iso_layers = set(range(cfg["isolate"][0], cfg["isolate"][1] + 1)) if cfg["mode"] == "isolated" else set()
+
+    def masks():
+        n = len(tokens)
+        allowed = np.zeros((L, n, n), dtype=bool)
+        for l in range(L):
+            allowed[l] = mask("isolated" if l in iso_layers else "visible", sets)
+        for q in range(n):             # a pruned key is gone for rows added after the pruning
+            for k in range(n):
+                if pruned[k] >= 0 and added[q] > pruned[k]:
+                    allowed[:, q, k] = False
+        return allowed
+
+    logits, attention, _ = forward(m, tokens, positions, masks())
+    stop = "max-tokens"
+    for s in range(cfg["max_steps"]):
+        pos = len(prompt) + s
+        if pos >= m.seq_len:
+            stop = "context-full"
+            break
+        thr = threshold_at(s, cfg)
+        if cfg["next_from"] == "mean" and steps:
+            live = [r for r in steps[-1]["rows"] if pruned[r] < 0]
+            probs = np.mean([softmax(logits[r]) for r in live], axis=0)
+        else:
+            probs = softmax(logits[len(tokens) - 1])
+        chosen = sorted([v for v in range(m.vocab) if probs[v] >= thr], key=lambda v: (-probs[v], v))
+        chosen = chosen[:cfg["max_width"]]
+        if not chosen:
+            if cfg["stop_on_empty"]:
+                stop = "empty-set"
+                break
+            chosen = [int(np.argmax(probs))]
+        if chosen[0] == EOS:
+            stop = "eos"
+            break
+        first = len(tokens)
+        for v in chosen:
+            tokens.append(v)
+            positions.append(pos)
+            sets.append(pos)
+            added.append(s)
+            pruned.append(-1)
+        rows = list(range(first, len(tokens)))
+        steps.append({"position": pos, "threshold": thr, "tokens": chosen, "rows": rows,
+                      "probs": [float(probs[v]) for v in chosen]})
+        allowed = masks()
+        logits, attention, _ = forward(m, tokens, positions, allowed)
+        if cfg["prune"]:
+            layers = range(L - cfg["prune_layers"], L)
+            for earlier in steps[:-1]:
+                if s - (earlier["position"] - len(prompt)) > cfg["prune_window"]:
+                    continue
+                live = [r for r in earlier["rows"] if pruned[r] < 0]
+                if len(live) < 2:
+                    continue
+                received = {r: sum(attention[l, :, first:, r].sum() for l in layers) for r in live}
+                total = sum(received.values())
+                if total <= 0:
+                    continue
+                strongest = max(live, key=lambda r: (received[r], -r))
+                for r in live:
+                    if r != strongest and received[r] / total < cfg["prune_threshold"] / len(live):
+                        pruned[r] = s
+    allowed = masks()
+    logits, attention, _ = forward(m, tokens, positions, allowed)
+    return dict(tokens=tokens, positions=positions, sets=sets, pruned=pruned, steps=steps, stop=stop,
+                logits=logits, attention=attention, allowed=allowed)
+
+
+# ----------------------------------------------------------- safetensors --
+
+def write_safetensors(path, tensors, metadata):
+    header, blobs, off = {}, [], 0
+    for name, arr in tensors.items():
+        arr = np.ascontiguousarray(arr)
+        dtype = {np.dtype("float32"): "F32", np.dtype("int32"): "I32", np.dtype("uint8"): "U8"}[arr.dtype]
+        data = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [off, off + len(data)]}
+        blobs.append(data)
+        off += len(data)
+    header["__metadata__"] = {k: str(v) for k, v in metadata.items()}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+    os.replace(tmp, path)
+
+
+def read_safetensors(path):
+    raw = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    types = {"F32": "<f4", "I32": "<i4", "U8": "u1"}
+    out = {}
+    for name, h in header.items():
+        a, b = h["data_offsets"]
+        out[name] = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=types[h["dtype"]]).reshape(h["shape"])
+    return out, meta
+
+
+def sha256(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def trace_tensors(tokens, positions, sets, allowed, logits, attention, pruned=None):
+    t = {"tokens": np.asarray(tokens, np.int32), "positions": np.asarray(positions, np.int32),
+         "sets": np.asarray(sets, np.int32)}
+    uniform = all((allowed[l] == allowed[0]).all() for l in range(len(allowed)))
+    t["allowed"] = (allowed[0] if uniform else allowed).astype(np.uint8)
+    t["logits"] = logits.astype(np.float32)
+    if attention is not None:
+        t["attention"] = attention.astype(np.float32)
+    if pruned is not None:
+        t["pruned"] = np.asarray(pruned, np.int32)
+    return t
+
+
+# --------------------------------------------------------------- golden --
+
+def tempo_defaults(**over):
+    cfg = dict(threshold=0.1, max_width=8, max_steps=24, mode="isolated", isolate=None, next_from="last",
+               stop_on_empty=False, schedule="constant", final_threshold=1.0, bezier=(0.2, 0.8),
+               prune=False, prune_window=4, prune_layers=None, prune_threshold=0.5)
+    cfg.update(over)
+    return cfg
+
+
+def golden_cases():
+    """(name, kind, model dir key, model file, tokenizer file, arguments)."""
+    cases = [
+        ("synth-forward", "forward", "synth", "synth-tied.bin", None,
+         dict(tokens=[1, 17, 99, 99, 5, 200, 31], positions=[0, 1, 2, 2, 3, 4, 4], mask="isolated")),
+        ("synth-untied-forward", "forward", "synth", "synth-untied.bin", None,
+         dict(tokens=[1, 40, 41, 42, 43, 7, 8], positions=[0, 1, 1, 1, 2, 3, 3], mask="visible")),
+        ("fortune-isolated", "forward", "weights", "fortune.bin", None,
+         dict(tokens=[1, 337, 278, 272, 269, 272, 323, 267, 261, 300],
+              positions=[0, 1, 2, 3, 4, 5, 6, 7, 7, 7], mask="isolated")),
+        ("fortune-visible", "forward", "weights", "fortune.bin", None,
+         dict(tokens=[1, 337, 278, 272, 269, 272, 323, 267, 261, 300],
+              positions=[0, 1, 2, 3, 4, 5, 6, 7, 7, 7], mask="visible")),
+        ("stories-isolated", "forward", "weights", "stories260K.bin", None,
+         dict(tokens=[1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298],
+              positions=[0, 1, 2, 3, 4, 5, 5, 6, 6, 7, 8], mask="isolated")),
+        ("fortune-greedy", "tempo", "weights", "fortune.bin", "fortune-tok512.bin",
+         dict(prompt="The cat sat on the", cfg=tempo_defaults(threshold=1.0, max_steps=32))),
+    ]
+    for prompt in ("The cat sat on the", "Once upon a time there lived"):
+        slug = prompt.split()[0].lower()
+        for mode in ("isolated", "visible"):
+            cases.append((f"fortune-tempo-{slug}-{mode}", "tempo", "weights", "fortune.bin", "fortune-tok512.bin",
+                          dict(prompt=prompt, cfg=tempo_defaults(mode=mode))))
+    cases.append(("fortune-tempo-pruned", "tempo", "weights", "fortune.bin", "fortune-tok512.bin",
+                  dict(prompt="The cat sat on the", cfg=tempo_defaults(threshold=0.05, prune=True))))
+    cases.append(("fortune-tempo-dynamic", "tempo", "weights", "fortune.bin", "fortune-tok512.bin",
+                  dict(prompt="Once upon a time there lived", cfg=tempo_defaults(threshold=0.05, schedule="bezier"))))
+    cases.append(("stories-tempo-layers", "tempo", "weights", "stories260K.bin", "tok512.bin",
+                  dict(prompt="Once upon a time", cfg=tempo_defaults(threshold=0.08, isolate=(1, 3)))))
+    return cases
+
+
+def run_case(case, dirs):
+    name, kind, where, model_file, tok_file, args = case
+    model_path = os.path.join(dirs[where], model_file)
+    if not os.path.exists(model_path):
+        sys.exit(f"reference.py: model file {model_path} is missing (case {name})")
+    m = Model(model_path)
+    meta = dict(case=name, kind=kind, model=model_file, model_dir=where, model_sha256=sha256(model_path))
+    if kind == "forward":
+        tokens, positions = args["tokens"], args["positions"]
+        allowed = np.broadcast_to(mask(args["mask"], positions), (m.n_layers, len(tokens), len(tokens)))
+        logits, attention, hidden = forward(m, tokens, positions, allowed)
+        meta["mask"] = args["mask"]
+        t = trace_tensors(tokens, positions, positions, allowed, logits, attention)
+        t["hidden"] = hidden.astype(np.float32)
+        return t, meta
+    tok = Tokenizer(os.path.join(dirs[where], tok_file), m.vocab)
+    cfg = dict(args["cfg"])
+    if cfg["isolate"] is None:
+        cfg["isolate"] = (0, m.n_layers - 1)
+    if cfg["prune_layers"] is None:
+        cfg["prune_layers"] = max(1, m.n_layers // 2)
+    prompt = tok.encode(args["prompt"])
+    run = tempo(m, prompt, cfg)
+    meta.update(tokenizer=tok_file, prompt=args["prompt"], n_prompt=len(prompt), stop=run["stop"],
+                steps=len(run["steps"]), settings=json.dumps(cfg))
+    t = trace_tensors(run["tokens"], run["positions"], run["sets"], run["allowed"], run["logits"], None,
+                      run["pruned"])
+    t["thresholds"] = np.asarray([s["threshold"] for s in run["steps"]], np.float32)
+    return t, meta
+
+
+def cmd_golden(a):
+    dirs = {"weights": a.weights, "synth": a.synth}
+    os.makedirs(a.out, exist_ok=True)
+    changed = 0
+    for case in golden_cases():
+        path = os.path.join(a.out, case[0] + ".safetensors")
+        old = read_safetensors(path)[0] if os.path.exists(path) else None
+        tensors, meta = run_case(case, dirs)
+        write_safetensors(path, tensors, meta)
+        if old is None:
+            print(f"{case[0]}: new")
+            changed += 1
+            continue
+        notes = []
+        for k, v in tensors.items():
+            if k not in old or old[k].shape != v.shape:
+                notes.append(f"{k} shape {None if k not in old else old[k].shape} -> {v.shape}")
+            elif not np.array_equal(old[k], v):
+                notes.append(f"{k} max abs change {np.max(np.abs(old[k].astype(np.float64) - v)):.3g}")
+        changed += bool(notes)
+        print(f"{case[0]}: " + ("; ".join(notes) if notes else "unchanged"))
+    print(f"{changed} golden file(s) changed")
+
+
+def cmd_forward(a):
+    m = Model(a.model)
+    tokens = [int(x) for x in a.tokens.split(",")]
+    positions = [int(x) for x in a.positions.split(",")] if a.positions else list(range(len(tokens)))
+    allowed = np.broadcast_to(mask(a.mask, positions), (m.n_layers, len(tokens), len(tokens)))
+    logits, attention, _ = forward(m, tokens, positions, allowed)
+    write_safetensors(a.out, trace_tensors(tokens, positions, positions, allowed, logits, attention),
+                      dict(model=os.path.basename(a.model)))
+
+
+def cmd_tempo(a):
+    m = Model(a.model)
+    tok = Tokenizer(a.tokenizer, m.vocab)
+    cfg = tempo_defaults(threshold=a.threshold, max_steps=a.n, mode=a.mode, isolate=(0, m.n_layers - 1),
+                         prune=a.prune, prune_layers=max(1, m.n_layers // 2))
+    run = tempo(m, tok.encode(a.prompt), cfg)
+    for s in run["steps"]:
+        print(s["position"], s["tokens"])
+    if a.out:
+        write_safetensors(a.out, trace_tensors(run["tokens"], run["positions"], run["sets"], run["allowed"],
+                                               run["logits"], run["attention"], run["pruned"]),
+                          dict(model=os.path.basename(a.model)))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("golden")
+    g.add_argument("--weights", required=True)
+    g.add_argument("--synth", required=True)
+    g.add_argument("--out", required=True)
+    f = sub.add_parser("forward")
+    f.add_argument("model")
+    f.add_argument("--tokens", required=True)
+    f.add_argument("--positions")
+    f.add_argument("--mask", default="causal", choices=["causal", "isolated", "visible"])
+    f.add_argument("--out", required=True)
+    t = sub.add_parser("tempo")
+    t.add_argument("model")
+    t.add_argument("tokenizer")
+    t.add_argument("--prompt", required=True)
+    t.add_argument("--threshold", type=float, default=0.1)
+    t.add_argument("-n", type=int, default=24)
+    t.add_argument("--mode", default="isolated", choices=["isolated", "visible"])
+    t.add_argument("--prune", action="store_true")
+    t.add_argument("--out")
+    a = p.parse_args()
+    {"golden": cmd_golden, "forward": cmd_forward, "tempo": cmd_tempo}[a.command](a)
+
+
+if __name__ == "__main__":
+    main()
