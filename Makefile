@@ -39,3 +39,28 @@ SYNTH = build/synth-tied.bin build/synth-untied.bin
 golden: $(SYNTH) .deps
 	$(PY) oracle/reference.py golden --weights $(WEIGHTS) --synth build --out oracle/golden
 .PHONY: all run test golden clean
+
+# The Criterion suite, built twice: plain, and under ASan+UBSan.
+TEST_SRC = $(wildcard tests/test_*.c)
+TEST_DEFS = -DWEIGHTS_DIR='"$(WEIGHTS)"' -DBUILD_DIR='"build"' -DGOLDEN_DIR='"oracle/golden"'
+SAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+build/tests: $(TEST_SRC) tests/helpers.h tempo.c tempo.h .deps
+	@mkdir -p build
+	$(CC) $(CFLAGS) $(TEST_DEFS) -DTEMPO_BIN='"./tempo"' -o $@ $(TEST_SRC) tempo.c $(LDLIBS) -lcriterion
+build/tests-asan: $(TEST_SRC) tests/helpers.h tempo.c tempo.h .deps
+	@mkdir -p build
+	$(CC) $(CFLAGS) $(SAN) $(TEST_DEFS) -DTEMPO_BIN='"build/tempo-asan"' -o $@ $(TEST_SRC) tempo.c $(LDLIBS) -lcriterion
+build/tempo-asan: tempo.c cli.c tempo.h .deps
+	@mkdir -p build
+	$(CC) $(CFLAGS) $(SAN) -o $@ tempo.c cli.c $(LDLIBS)
+
+# One BLAS thread in tests: results are then bitwise reproducible.
+test: tempo build/tests build/tests-asan build/tempo-asan $(SYNTH)
+	@for f in fortune.bin fortune-tok512.bin stories260K.bin tok512.bin; do \
+	  [ -r $(WEIGHTS)/$$f ] || { echo "error: $(WEIGHTS)/$$f is missing (set WEIGHTS=DIR)"; exit 1; }; done
+	OPENBLAS_NUM_THREADS=1 build/tests --jobs 2
+	OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1 build/tests-asan --jobs 2
+
+clean:
+	rm -rf build tempo .deps

@@ -1,0 +1,110 @@
+/* Shared helpers for the Criterion suite: where files are, loading models
+ * with a clear failure when one is missing, running the CLI. */
+#ifndef TEMPO_TEST_HELPERS_H
+#define TEMPO_TEST_HELPERS_H
+
+#define _GNU_SOURCE
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../tempo.h"
+
+#ifndef WEIGHTS_DIR
+#define WEIGHTS_DIR "../shared/weights"
+#endif
+#ifndef BUILD_DIR
+#define BUILD_DIR "build"
+#endif
+#ifndef TEMPO_BIN
+#define TEMPO_BIN "./tempo"
+#endif
+#ifndef GOLDEN_DIR
+#define GOLDEN_DIR "oracle/golden"
+#endif
+
+/* Path of a real model file; fails the test with a clear message if missing. */
+static inline const char *weights_path(const char *file, char *buf, size_t len) {
+    snprintf(buf, len, "%s/%s", WEIGHTS_DIR, file);
+    if (access(buf, R_OK) != 0)
+        cr_assert_fail("model file %s is missing: put the shared weights at %s (make WEIGHTS=DIR test)", buf, WEIGHTS_DIR);
+    return buf;
+}
+
+static inline const char *synth_path(const char *file, char *buf, size_t len) {
+    snprintf(buf, len, "%s/%s", BUILD_DIR, file);
+    if (access(buf, R_OK) != 0) cr_assert_fail("synthetic model %s is missing: run make %s", buf, buf);
+    return buf;
+}
+
+static inline void load_model(Model *m, const char *path) {
+    char err[TEMPO_ERR_SIZE];
+    if (tempo_model_load(m, path, err) != 0) cr_assert_fail("cannot load %s: %s", path, err);
+}
+
+static inline void load_real(Model *m, const char *file) {
+    char buf[4096];
+    load_model(m, weights_path(file, buf, sizeof buf));
+}
+
+static inline void load_synth(Model *m, const char *file) {
+    char buf[4096];
+    load_model(m, synth_path(file, buf, sizeof buf));
+}
+
+static inline void load_tokenizer(Tokenizer *t, const char *file, int vocab) {
+    char buf[4096], err[TEMPO_ERR_SIZE];
+    if (tempo_tokenizer_load(t, weights_path(file, buf, sizeof buf), vocab, err) != 0)
+        cr_assert_fail("cannot load tokenizer %s: %s", buf, err);
+}
+
+/* Largest |a-b| over n floats; *at receives its index. */
+static inline double max_abs_diff(const float *a, const float *b, size_t n, size_t *at) {
+    double worst = 0.0;
+    *at = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (isnan(d)) d = INFINITY;
+        if (d > worst) {
+            worst = d;
+            *at = i;
+        }
+    }
+    return worst;
+}
+
+/* Runs a shell command; returns its exit status and what it wrote to stderr. */
+static inline int run_command(const char *cmd, char *stderr_text, size_t len) {
+    char full[8192], errfile[] = "/tmp/tempo-test-XXXXXX";
+    int fd = mkstemp(errfile);
+    cr_assert(fd >= 0, "cannot create a temporary file");
+    close(fd);
+    snprintf(full, sizeof full, "%s >/dev/null 2>%s", cmd, errfile);
+    int status = system(full);
+    FILE *f = fopen(errfile, "r");
+    size_t got = f ? fread(stderr_text, 1, len - 1, f) : 0;
+    stderr_text[got] = '\0';
+    if (f) fclose(f);
+    unlink(errfile);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Full forward over n rows; returns freshly allocated logits and attention. */
+static inline void full_forward(const Model *m, int n, const int *tokens, const int *positions, const uint8_t *allowed,
+                                int mask_layers, float **logits, float **attention, float **hidden) {
+    const Config *c = &m->config;
+    char err[TEMPO_ERR_SIZE];
+    *logits = malloc((size_t)n * c->vocab_size * sizeof(float));
+    if (attention) *attention = malloc((size_t)c->n_layers * c->n_heads * n * n * sizeof(float));
+    if (hidden) *hidden = malloc((size_t)n * c->dim * sizeof(float));
+    Outputs out = {*logits, hidden ? *hidden : NULL, attention ? *attention : NULL};
+    if (tempo_forward_full(m, n, tokens, positions, allowed, mask_layers, out, err) != 0)
+        cr_assert_fail("forward failed: %s", err);
+}
+
+#endif
