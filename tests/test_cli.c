@@ -1,0 +1,166 @@
+/* Bad input through the command line: every class gets a one-line error
+ * naming the problem and the offending value, exit status 1, no output file. */
+#include "helpers.h"
+
+#include <sys/stat.h>
+
+/* Runs `tempo ARGS`; expects exit status `status`, a single stderr line
+ * containing `needle`, and no file at `must_not_exist` (if given). */
+static void expect_error(const char *args, int status, const char *needle, const char *must_not_exist) {
+    char cmd[8192], text[8192];
+    snprintf(cmd, sizeof cmd, "%s %s", TEMPO_BIN, args);
+    int rc = run_command(cmd, text, sizeof text);
+    cr_assert_eq(rc, status, "`%s` exited %d, expected %d; stderr: %s", cmd, rc, status, text);
+    cr_assert(strstr(text, needle) != NULL, "`%s` stderr lacks \"%s\": %s", cmd, needle, text);
+    char *nl = strchr(text, '\n');
+    cr_assert(nl && nl[1] == '\0', "`%s` must print exactly one line, got: %s", cmd, text);
+    cr_assert(strncmp(text, "tempo", 5) == 0, "the message names tempo: %s", text);
+    if (must_not_exist) cr_assert(access(must_not_exist, F_OK) != 0, "`%s` left %s behind", cmd, must_not_exist);
+}
+
+/* Writes a copy of a synthetic checkpoint with `header` and `bytes` of payload. */
+static void write_checkpoint(const char *path, const int header[7], size_t bytes) {
+    FILE *f = fopen(path, "wb");
+    cr_assert(f);
+    fwrite(header, sizeof(int), 7, f);
+    for (size_t i = 0; i < bytes; i++) fputc(0, f);
+    fclose(f);
+}
+
+static size_t file_size(const char *path) {
+    struct stat st;
+    cr_assert(stat(path, &st) == 0, "cannot stat %s", path);
+    return (size_t)st.st_size;
+}
+
+#define SYNTH BUILD_DIR "/synth-tied.bin"
+static const int synth_header[7] = {64, 172, 2, 4, 2, 256, 256};
+
+Test(bad_input, truncated_checkpoint) {
+    size_t size = file_size(SYNTH);
+    write_checkpoint("/tmp/tempo-trunc.bin", synth_header, size - 28 - 100);
+    expect_error("forward -m /tmp/tempo-trunc.bin --tokens 1,2 --out /tmp/tempo-x.st", 1,
+                 "truncated checkpoint /tmp/tempo-trunc.bin", "/tmp/tempo-x.st");
+    write_checkpoint("/tmp/tempo-trunc.bin", synth_header, 0);
+    expect_error("forward -m /tmp/tempo-trunc.bin --tokens 1", 1, "truncated checkpoint", NULL);
+    FILE *f = fopen("/tmp/tempo-trunc.bin", "wb");
+    fputs("abc", f);
+    fclose(f);
+    expect_error("forward -m /tmp/tempo-trunc.bin --tokens 1", 1, "the header alone needs 28", NULL);
+}
+
+Test(bad_input, oversized_checkpoint) {
+    size_t size = file_size(SYNTH);
+    write_checkpoint("/tmp/tempo-over.bin", synth_header, size - 28 + 4);
+    expect_error("forward -m /tmp/tempo-over.bin --tokens 1,2", 1, "oversized checkpoint /tmp/tempo-over.bin", NULL);
+}
+
+Test(bad_input, header_zero_negative_or_inconsistent) {
+    int h[7];
+    memcpy(h, synth_header, sizeof h);
+    h[2] = 0;
+    write_checkpoint("/tmp/tempo-hdr.bin", h, 64);
+    expect_error("forward -m /tmp/tempo-hdr.bin --tokens 1", 1, "n_layers = 0", NULL);
+    memcpy(h, synth_header, sizeof h);
+    h[0] = -5;
+    write_checkpoint("/tmp/tempo-hdr.bin", h, 64);
+    expect_error("forward -m /tmp/tempo-hdr.bin --tokens 1", 1, "dim = -5", NULL);
+    memcpy(h, synth_header, sizeof h);
+    h[3] = 5;
+    write_checkpoint("/tmp/tempo-hdr.bin", h, 64);
+    expect_error("forward -m /tmp/tempo-hdr.bin --tokens 1", 1, "dim 64 is not divisible by n_heads 5", NULL);
+    memcpy(h, synth_header, sizeof h);
+    h[4] = 3;
+    write_checkpoint("/tmp/tempo-hdr.bin", h, 64);
+    expect_error("forward -m /tmp/tempo-hdr.bin --tokens 1", 1, "n_heads 4 is not a multiple of n_kv_heads 3", NULL);
+    memcpy(h, synth_header, sizeof h);
+    h[6] = 1 << 30;
+    write_checkpoint("/tmp/tempo-hdr.bin", h, 64);
+    expect_error("forward -m /tmp/tempo-hdr.bin --tokens 1", 1, "seq_len = 1073741824 exceeds the limit", NULL);
+}
+
+Test(bad_input, tokenizer_does_not_match_the_vocabulary) {
+    char model[4096], tok[4096], args[9000];
+    weights_path("fortune-tok512.bin", tok, sizeof tok);
+    snprintf(args, sizeof args, "forward -m %s -z %s --prompt hi", SYNTH, tok); /* vocab 256 vs 512 pieces */
+    expect_error(args, 1, "does not match the model: it has more than 256 pieces", NULL);
+    weights_path("fortune.bin", model, sizeof model);
+    FILE *in = fopen(tok, "rb"), *out = fopen("/tmp/tempo-tok-short.bin", "wb");
+    char buf[3000];
+    size_t got = fread(buf, 1, sizeof buf, in);
+    fwrite(buf, 1, got, out);
+    fclose(in);
+    fclose(out);
+    snprintf(args, sizeof args, "forward -m %s -z /tmp/tempo-tok-short.bin --prompt hi", model);
+    expect_error(args, 1, "tokenizer /tmp/tempo-tok-short.bin", NULL);
+}
+
+Test(bad_input, token_id_out_of_range) {
+    expect_error("forward -m " SYNTH " --tokens 1,256,3 --out /tmp/tempo-x.st", 1, "token id 256 at row 1 is out of range",
+                 "/tmp/tempo-x.st");
+    expect_error("forward -m " SYNTH " --tokens 1,-4", 1, "token id -4", NULL);
+    expect_error("forward -m " SYNTH " --tokens 1,x", 1, "--tokens must be a comma-separated list of integers", NULL);
+}
+
+Test(bad_input, positions_negative_or_past_seq_len) {
+    expect_error("forward -m " SYNTH " --tokens 1,2 --positions 0,-1", 1, "logical position -1 at row 1", NULL);
+    expect_error("forward -m " SYNTH " --tokens 1,2 --positions 0,256", 1, "logical position 256 at row 1 is out of range [0, 256)", NULL);
+    expect_error("forward -m " SYNTH " --tokens 1,2 --positions 0", 1, "--positions has 1 entries for 2 tokens", NULL);
+}
+
+Test(bad_input, mask_wrong_size_or_empty_row) {
+    FILE *f = fopen("/tmp/tempo-mask.txt", "w");
+    fputs("10\n11\n", f);
+    fclose(f);
+    expect_error("forward -m " SYNTH " --tokens 1,2,3 --mask /tmp/tempo-mask.txt", 1,
+                 "mask file /tmp/tempo-mask.txt has 4 entries; 3 rows need 3 x 3 = 9", NULL);
+    f = fopen("/tmp/tempo-mask.txt", "w");
+    fputs("100\n000\n111\n", f);
+    fclose(f);
+    expect_error("forward -m " SYNTH " --tokens 1,2,3 --mask /tmp/tempo-mask.txt --out /tmp/tempo-x.st", 1,
+                 "mask row 1 (layer 0) allows no key", "/tmp/tempo-x.st");
+    f = fopen("/tmp/tempo-mask.txt", "w");
+    fputs("1x0\n", f);
+    fclose(f);
+    expect_error("forward -m " SYNTH " --tokens 1,2,3 --mask /tmp/tempo-mask.txt", 1, "holds 'x'", NULL);
+}
+
+Test(bad_input, unknown_flags_and_commands) {
+    expect_error("forward -m " SYNTH " --tokens 1 --bogus", 1, "unknown flag --bogus for tempo forward", NULL);
+    expect_error("generate -m " SYNTH " --tokens 1 --thresh 0.1", 1, "unknown flag --thresh for tempo generate", NULL);
+    expect_error("frobnicate", 1, "unknown command 'frobnicate'", NULL);
+    expect_error("forward -m " SYNTH " --tokens", 1, "flag --tokens of tempo forward needs a value", NULL);
+    expect_error("forward --tokens 1", 1, "missing -m MODEL", NULL);
+}
+
+Test(bad_input, prompt_longer_than_the_context) {
+    char model[4096], tok[4096], args[9000];
+    weights_path("fortune.bin", model, sizeof model);
+    weights_path("fortune-tok512.bin", tok, sizeof tok);
+    char prompt[4000];
+    for (int i = 0; i < 3000; i++) prompt[i] = "abcdefghij "[i % 11];
+    prompt[3000] = '\0';
+    snprintf(args, sizeof args, "generate -m %s -z %s -p '%s'", model, tok, prompt);
+    expect_error(args, 1, "longer than the context (seq_len 256)", NULL);
+}
+
+Test(bad_input, bad_generation_settings) {
+    const char *base = "generate -m " SYNTH " --tokens 1,5 ";
+    struct { const char *flags, *needle; } cases[] = {
+        {"--threshold 0", "threshold 0 is outside (0, 1]"},
+        {"--threshold 1.5", "threshold 1.5 is outside (0, 1]"},
+        {"--max-width 0", "max-width 0 must be at least 1"},
+        {"--isolate-layers 1-0", "--isolate-layers must be A-B"},
+        {"--isolate-layers 0-2", "--isolate-layers must be A-B with 0 <= A <= B < 2, got '0-2'"},
+        {"--bezier 1.5,0.2", "bezier points 1.5,0.2 must lie in [0, 1]"},
+        {"--dynamic-threshold --final-threshold 0", "final threshold 0 is outside (0, 1]"},
+        {"--mode sideways", "--mode must be isolated or visible, got 'sideways'"},
+        {"--prune attention --prune-threshold 2", "prune-threshold 2 is outside (0, 1]"},
+        {"-n abc", "-n must be an integer"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[1024];
+        snprintf(args, sizeof args, "%s%s --json /tmp/tempo-x.json", base, cases[i].flags);
+        expect_error(args, 1, cases[i].needle, "/tmp/tempo-x.json");
+    }
+}

@@ -1,0 +1,208 @@
+/* The forward pass: KV cache == full recomputation, masks and their exact
+ * zeros, and the errors the API reports for bad inputs. */
+#include "helpers.h"
+
+/* A sequence with repeated logical positions (three parallel sets). */
+static const int seq_tokens[] = {1, 337, 278, 272, 269, 300, 301, 302, 267, 261, 290, 291, 280, 281, 299};
+static const int seq_positions[] = {0, 1, 2, 3, 4, 5, 5, 5, 6, 7, 8, 8, 9, 9, 10};
+#define SEQ_N 15
+
+/* Appends the sequence in chunks of the given sizes and compares every
+ * row's logits and attention with the full recomputation. */
+static void check_cache_equals_recompute(const char *model_file, MaskKind kind, const int *chunks, int n_chunks,
+                                         int relative) {
+    Model m;
+    load_real(&m, model_file);
+    const Config *c = &m.config;
+    int n = SEQ_N, V = c->vocab_size, L = c->n_layers, H = c->n_heads;
+    uint8_t allowed[SEQ_N * SEQ_N];
+    tempo_mask_rows(kind, seq_positions, 0, n, allowed);
+    float *full_logits, *full_attention;
+    full_forward(&m, n, seq_tokens, seq_positions, allowed, 1, &full_logits, &full_attention, NULL);
+
+    State s;
+    char err[TEMPO_ERR_SIZE];
+    cr_assert(tempo_state_init(&s, c, n, err) == 0, "%s", err);
+    float *logits = malloc((size_t)n * V * sizeof(float));
+    float *attention = malloc((size_t)L * H * n * n * sizeof(float));
+    int first = 0;
+    for (int ci = 0; ci < n_chunks; ci++) {
+        int k = chunks[ci];
+        uint8_t rows[SEQ_N * SEQ_N];
+        for (int i = 0; i < k; i++) memcpy(rows + i * (first + k), allowed + (first + i) * n, (size_t)first + k);
+        Outputs out = {logits + (size_t)first * V, NULL, attention};
+        cr_assert(tempo_forward(&m, &s, k, seq_tokens + first, seq_positions + first, rows, 1, out, err) == 0, "%s", err);
+        for (int l = 0; l < L; l++)
+            for (int h = 0; h < H; h++)
+                for (int i = 0; i < k; i++) {
+                    const float *mine = attention + (((size_t)l * H + h) * k + i) * (first + k);
+                    const float *ref = full_attention + (((size_t)l * H + h) * n + first + i) * n;
+                    size_t at;
+                    double d = max_abs_diff(mine, ref, (size_t)first + k, &at);
+                    cr_expect(d <= 1e-5, "%s: attention of row %d layer %d head %d differs by %.3e at key %zu",
+                              model_file, first + i, l, h, d, at);
+                }
+        first += k;
+    }
+    cr_assert_eq(first, n, "chunks must cover the sequence");
+    /* 1e-5 absolute; with `relative`, 1e-5 times the largest |logit| when that
+     * exceeds 1 (OpenBLAS sgemm rounds differently for different row
+     * counts, so float32 resolution at large logits sets the floor: NOTES.md) */
+    double scale = 1.0;
+    for (size_t i = 0; relative && i < (size_t)n * V; i++) scale = fmax(scale, fabs(full_logits[i]));
+    size_t at;
+    double d = max_abs_diff(logits, full_logits, (size_t)n * V, &at);
+    cr_expect(d <= 1e-5 * scale, "%s: cached logits differ from recompute by %.3e (limit %.3e) at row %zu token %zu",
+              model_file, d, 1e-5 * scale, at / V, at % V);
+    tempo_state_free(&s);
+    free(logits); free(attention); free(full_logits); free(full_attention);
+    tempo_model_free(&m);
+}
+
+Test(kv_cache, equals_recompute_fortune_isolated_one_row_at_a_time) {
+    int chunks[SEQ_N];
+    for (int i = 0; i < SEQ_N; i++) chunks[i] = 1;
+    check_cache_equals_recompute("fortune.bin", MASK_ISOLATED, chunks, SEQ_N, 0);
+}
+
+Test(kv_cache, equals_recompute_fortune_visible_by_sets) {
+    int chunks[] = {5, 3, 1, 1, 2, 2, 1}; /* prompt, then one chunk per parallel set */
+    check_cache_equals_recompute("fortune.bin", MASK_VISIBLE, chunks, 7, 0);
+}
+
+Test(kv_cache, equals_recompute_stories260K_isolated_mixed_chunks) {
+    int chunks[] = {4, 4, 1, 3, 3};
+    check_cache_equals_recompute("stories260K.bin", MASK_ISOLATED, chunks, 5, 1);
+}
+
+Test(masks, isolated_cross_parallel_attention_is_exactly_zero) {
+    Model m;
+    load_real(&m, "stories260K.bin");
+    int n = SEQ_N, L = m.config.n_layers, H = m.config.n_heads;
+    uint8_t allowed[SEQ_N * SEQ_N];
+    tempo_mask_rows(MASK_ISOLATED, seq_positions, 0, n, allowed);
+    float *logits, *attention;
+    full_forward(&m, n, seq_tokens, seq_positions, allowed, 1, &logits, &attention, NULL);
+    int pairs = 0;
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < H; h++)
+            for (int q = 0; q < n; q++)
+                for (int k = 0; k < n; k++) {
+                    float p = attention[(((size_t)l * H + h) * n + q) * n + k];
+                    if (k != q && seq_positions[k] == seq_positions[q]) {
+                        cr_assert(p == 0.0f, "layer %d head %d: row %d attends to its set member %d with %g", l, h, q, k, p);
+                        pairs++;
+                    } else if (k > q) {
+                        cr_assert(p == 0.0f, "layer %d head %d: row %d attends to the later row %d", l, h, q, k);
+                    }
+                }
+    cr_assert(pairs > 0, "the sequence has parallel sets");
+    free(logits);
+    free(attention);
+    tempo_model_free(&m);
+}
+
+Test(masks, visible_members_attend_to_earlier_members) {
+    Model m;
+    load_real(&m, "fortune.bin");
+    int n = SEQ_N, L = m.config.n_layers, H = m.config.n_heads;
+    uint8_t allowed[SEQ_N * SEQ_N];
+    tempo_mask_rows(MASK_VISIBLE, seq_positions, 0, n, allowed);
+    float *logits, *attention;
+    full_forward(&m, n, seq_tokens, seq_positions, allowed, 1, &logits, &attention, NULL);
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < H; h++)
+            cr_expect(attention[(((size_t)l * H + h) * n + 6) * n + 5] > 0.0f, "layer %d head %d: row 6 ignores row 5", l, h);
+    free(logits);
+    free(attention);
+    tempo_model_free(&m);
+}
+
+Test(masks, mask_rules) {
+    int sets[] = {0, 1, 2, 2, 2, 3};
+    uint8_t iso[36], vis[36];
+    tempo_mask_rows(MASK_ISOLATED, sets, 0, 6, iso);
+    tempo_mask_rows(MASK_VISIBLE, sets, 0, 6, vis);
+    for (int q = 0; q < 6; q++)
+        for (int k = 0; k < 6; k++) {
+            int causal = k <= q;
+            cr_assert_eq(vis[q * 6 + k], causal, "visible [%d][%d]", q, k);
+            int same = sets[k] == sets[q] && k != q;
+            cr_assert_eq(iso[q * 6 + k], causal && !same, "isolated [%d][%d]", q, k);
+        }
+}
+
+/* Changing the token of a key the row may not see leaves the row bitwise equal. */
+Test(masks, masked_key_is_absent_bitwise) {
+    Model m;
+    load_synth(&m, "synth-tied.bin");
+    int tokens[] = {1, 10, 20, 30, 40, 50}, positions[] = {0, 1, 2, 2, 2, 3};
+    uint8_t allowed[36];
+    tempo_mask_rows(MASK_ISOLATED, positions, 0, 6, allowed);
+    float *a, *b;
+    full_forward(&m, 6, tokens, positions, allowed, 1, &a, NULL, NULL);
+    tokens[2] = 77; /* row 3 and row 4 may not see row 2 */
+    full_forward(&m, 6, tokens, positions, allowed, 1, &b, NULL, NULL);
+    int V = m.config.vocab_size;
+    for (int row = 3; row <= 4; row++)
+        cr_assert(memcmp(a + row * V, b + row * V, V * sizeof(float)) == 0, "row %d changed with a masked key", row);
+    cr_assert(memcmp(a + 5 * V, b + 5 * V, V * sizeof(float)) != 0, "row 5 sees row 2 and must change");
+    free(a);
+    free(b);
+    tempo_model_free(&m);
+}
+
+Test(forward, bad_inputs_are_errors_and_leave_the_cache_unchanged) {
+    Model m;
+    load_synth(&m, "synth-tied.bin");
+    State s;
+    char err[TEMPO_ERR_SIZE];
+    cr_assert(tempo_state_init(&s, &m.config, 4, err) == 0);
+    int tok[2] = {1, 5}, pos[2] = {0, 1};
+    uint8_t ok[4] = {1, 0, 1, 1}, empty_row[4] = {1, 0, 0, 0};
+    Outputs none = {NULL, NULL, NULL};
+    int bad_tok[2] = {1, 256};
+    cr_assert(tempo_forward(&m, &s, 2, bad_tok, pos, ok, 1, none, err) != 0);
+    cr_assert(strstr(err, "token id 256") != NULL, "%s", err);
+    int bad_pos[2] = {0, -1};
+    cr_assert(tempo_forward(&m, &s, 2, tok, bad_pos, ok, 1, none, err) != 0);
+    cr_assert(strstr(err, "logical position -1") != NULL, "%s", err);
+    int far_pos[2] = {0, 256};
+    cr_assert(tempo_forward(&m, &s, 2, tok, far_pos, ok, 1, none, err) != 0);
+    cr_assert(strstr(err, "logical position 256") != NULL, "%s", err);
+    cr_assert(tempo_forward(&m, &s, 2, tok, pos, empty_row, 1, none, err) != 0);
+    cr_assert(strstr(err, "mask row 1") != NULL && strstr(err, "allows no key") != NULL, "%s", err);
+    cr_assert(tempo_forward(&m, &s, 2, tok, pos, ok, 3, none, err) != 0);
+    cr_assert(strstr(err, "mask has 3 layers") != NULL, "%s", err);
+    cr_assert_eq(s.n_rows, 0, "a failed forward must not touch the cache");
+    cr_assert(tempo_forward(&m, &s, 2, tok, pos, ok, 1, none, err) == 0, "%s", err);
+    uint8_t three[3 * 5];
+    memset(three, 1, sizeof three);
+    int tok3[3] = {1, 2, 3}, pos3[3] = {2, 3, 4};
+    cr_assert(tempo_forward(&m, &s, 3, tok3, pos3, three, 1, none, err) != 0);
+    cr_assert(strstr(err, "KV cache full") != NULL, "%s", err);
+    tempo_state_free(&s);
+    tempo_model_free(&m);
+}
+
+Test(forward, synthetic_distributions_are_peaked) {
+    Model m;
+    load_synth(&m, "synth-tied.bin");
+    int tokens[] = {1, 10, 20, 30}, positions[] = {0, 1, 2, 3}, V = m.config.vocab_size;
+    uint8_t allowed[16];
+    tempo_mask_rows(MASK_CAUSAL, positions, 0, 4, allowed);
+    float *logits;
+    full_forward(&m, 4, tokens, positions, allowed, 1, &logits, NULL, NULL);
+    int rows_with_several = 0;
+    for (int r = 0; r < 4; r++) {
+        double max = -1e30, sum = 0;
+        for (int v = 0; v < V; v++) if (logits[r * V + v] > max) max = logits[r * V + v];
+        for (int v = 0; v < V; v++) sum += exp(logits[r * V + v] - max);
+        int above = 0;
+        for (int v = 0; v < V; v++) above += exp(logits[r * V + v] - max) / sum > 0.05;
+        rows_with_several += above >= 2;
+    }
+    cr_assert(rows_with_several >= 2, "only %d of 4 rows have two or more tokens above 0.05", rows_with_several);
+    free(logits);
+    tempo_model_free(&m);
+}
