@@ -322,19 +322,26 @@ static int parse_generation_flags(const Args *a, const Config *c, GenConfig *g, 
     return tempo_gen_validate(g, c, err);
 }
 
+/* Text of a token, or " #id" when no tokenizer was given. */
+static const char *token_text(const Tokenizer *t, int prev, int token, char buf[16]) {
+    if (t->pieces) return tempo_decode(t, prev, token, buf);
+    snprintf(buf, 16, " #%d", token);
+    return buf;
+}
+
 /* Prints the text with parallel sets inline as [a/b/c], pruned as ~b~. */
 static void print_generation(const Generation *gen, const Tokenizer *t, int color, int hide_pruned) {
-    char byte_buf[2];
+    char byte_buf[16];
     int prev = gen->tokens[0];
     for (int i = 1; i < gen->n_prompt; i++) {
-        fputs(tempo_decode(t, prev, gen->tokens[i], byte_buf), stdout);
+        fputs(token_text(t, prev, gen->tokens[i], byte_buf), stdout);
         prev = gen->tokens[i];
     }
     for (int s = 0; s < gen->n_steps; s++) {
         const Step *st = &gen->steps[s];
         const Member *mem = gen->members + st->first_member;
         if (st->n_members == 1) {
-            fputs(tempo_decode(t, prev, mem[0].token, byte_buf), stdout);
+            fputs(token_text(t, prev, mem[0].token, byte_buf), stdout);
         } else {
             fputs(color ? "\033[36m[" : "[", stdout);
             int shown = 0;
@@ -343,7 +350,7 @@ static void print_generation(const Generation *gen, const Tokenizer *t, int colo
                 if (pruned && hide_pruned) continue;
                 if (shown++) fputc('/', stdout);
                 if (pruned) fputs(color ? "\033[2m~" : "~", stdout);
-                fputs(tempo_decode(t, prev, mem[i].token, byte_buf), stdout);
+                fputs(token_text(t, prev, mem[i].token, byte_buf), stdout);
                 if (pruned) fputs(color ? "~\033[22;36m" : "~", stdout);
             }
             fputs(color ? "]\033[0m" : "]", stdout);
@@ -390,7 +397,7 @@ static int write_generation_json(const Generation *gen, const Tokenizer *t, cons
     cJSON_AddStringToObject(set, "emulate", g->emulate ? "last-member-only" : "none");
     cJSON *steps = cJSON_AddArrayToObject(root, "steps");
     int parallel = 0, max_width = 0, prev = gen->tokens[gen->n_prompt - 1];
-    char byte_buf[2];
+    char byte_buf[16];
     for (int s = 0; s < gen->n_steps; s++) {
         const Step *st = &gen->steps[s];
         cJSON *js = cJSON_CreateObject();
@@ -404,7 +411,7 @@ static int write_generation_json(const Generation *gen, const Tokenizer *t, cons
             const Member *mem = &gen->members[st->first_member + i];
             cJSON *jt = cJSON_CreateObject();
             cJSON_AddNumberToObject(jt, "id", mem->token);
-            cJSON_AddStringToObject(jt, "text", tempo_decode(t, prev, mem->token, byte_buf));
+            cJSON_AddStringToObject(jt, "text", token_text(t, prev, mem->token, byte_buf));
             cJSON_AddNumberToObject(jt, "probability", mem->prob);
             if (mem->row >= 0) cJSON_AddNumberToObject(jt, "physical_index", mem->row);
             else cJSON_AddNullToObject(jt, "physical_index");
@@ -446,7 +453,7 @@ static int cmd_generate(int argc, char **argv, char *err) {
     apply_threads(&a);
     Model m;
     Tokenizer t;
-    if (load_model_and_tokenizer(&a, &m, &t, 1, err) != 0) return 1;
+    if (load_model_and_tokenizer(&a, &m, &t, !flag(&a, "--tokens"), err) != 0) return 1;
     int *prompt = NULL, n_prompt = 0, rc = 1;
     GenConfig g;
     Generation gen = {0};
