@@ -78,13 +78,15 @@ static inline double max_abs_diff(const float *a, const float *b, size_t n, size
     return worst;
 }
 
-/* Runs a shell command; returns its exit status and what it wrote to stderr. */
-static inline int run_command(const char *cmd, char *stderr_text, size_t len) {
+/* Runs a shell command; returns its exit status and what it wrote to
+ * stderr (with `with_stdout`, stdout and stderr together). */
+static inline int run_command_capture(const char *cmd, char *stderr_text, size_t len, int with_stdout) {
     char full[8192], errfile[] = "/tmp/tempo-test-XXXXXX";
     int fd = mkstemp(errfile);
     cr_assert(fd >= 0, "cannot create a temporary file");
     close(fd);
-    snprintf(full, sizeof full, "%s >/dev/null 2>%s", cmd, errfile);
+    if (with_stdout) snprintf(full, sizeof full, "%s >%s 2>&1", cmd, errfile);
+    else snprintf(full, sizeof full, "%s >/dev/null 2>%s", cmd, errfile);
     int status = system(full);
     FILE *f = fopen(errfile, "r");
     size_t got = f ? fread(stderr_text, 1, len - 1, f) : 0;
@@ -92,6 +94,10 @@ static inline int run_command(const char *cmd, char *stderr_text, size_t len) {
     if (f) fclose(f);
     unlink(errfile);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static inline int run_command(const char *cmd, char *stderr_text, size_t len) {
+    return run_command_capture(cmd, stderr_text, len, 0);
 }
 
 /* Full forward over n rows; returns freshly allocated logits and attention. */
