@@ -182,6 +182,21 @@ static int read_mask_file(const char *path, int n, uint8_t *allowed, char *err) 
     return rc;
 }
 
+/* The per-row list of flag `name` (n entries), else a copy of `fallback`,
+ * else 0..n-1. The caller frees *out. */
+static int row_list(const Args *a, const char *name, int n, const int *fallback, int **out, char *err) {
+    if (flag(a, name)) {
+        int count;
+        if (parse_int_list(flag(a, name), name, out, &count, err) != 0) return -1;
+        if (count != n) return tempo_error(err, "%s has %d entries for %d tokens", name, count, n);
+        return 0;
+    }
+    *out = malloc((size_t)n * sizeof(int));
+    if (!*out) return tempo_error(err, "out of memory");
+    for (int i = 0; i < n; i++) (*out)[i] = fallback ? fallback[i] : i;
+    return 0;
+}
+
 static int cmd_forward(int argc, char **argv, char *err) {
     static const char *const valued[] = {"-m", "-z", "--prompt", "-p", "--tokens", "--positions", "--sets",
                                          "--mask", "--out", "--threads", NULL};
@@ -192,34 +207,14 @@ static int cmd_forward(int argc, char **argv, char *err) {
     Model m;
     Tokenizer t;
     if (load_model_and_tokenizer(&a, &m, &t, 0, err) != 0) return 1;
-    int *tokens = NULL, *positions = NULL, *sets = NULL, n = 0, n_pos = 0, n_sets = 0, rc = 1;
+    int *tokens = NULL, *positions = NULL, *sets = NULL, n = 0, rc = 1;
     uint8_t *allowed = NULL;
     float *logits = NULL, *attention = NULL;
     const char *out_path = flag(&a, "--out"), *mask = flag(&a, "--mask");
     if (!mask) mask = "causal";
     if (prompt_ids(&a, &m, &t, &tokens, &n, err) != 0) goto done;
-    if (flag(&a, "--positions")) {
-        if (parse_int_list(flag(&a, "--positions"), "--positions", &positions, &n_pos, err) != 0) goto done;
-        if (n_pos != n) {
-            tempo_error(err, "--positions has %d entries for %d tokens", n_pos, n);
-            goto done;
-        }
-    } else {
-        positions = malloc((size_t)n * sizeof(int));
-        if (!positions) goto oom;
-        for (int i = 0; i < n; i++) positions[i] = i;
-    }
-    if (flag(&a, "--sets")) { /* sets default to the positions */
-        if (parse_int_list(flag(&a, "--sets"), "--sets", &sets, &n_sets, err) != 0) goto done;
-        if (n_sets != n) {
-            tempo_error(err, "--sets has %d entries for %d tokens", n_sets, n);
-            goto done;
-        }
-    } else {
-        sets = malloc((size_t)n * sizeof(int));
-        if (!sets) goto oom;
-        memcpy(sets, positions, (size_t)n * sizeof(int));
-    }
+    if (row_list(&a, "--positions", n, NULL, &positions, err) != 0) goto done;
+    if (row_list(&a, "--sets", n, positions, &sets, err) != 0) goto done; /* sets default to the positions */
     allowed = malloc((size_t)n * n);
     logits = malloc((size_t)n * m.config.vocab_size * sizeof(float));
     int capture = !flag(&a, "--no-attention");
@@ -465,6 +460,7 @@ static int cmd_generate(int argc, char **argv, char *err) {
         for (int s = 0; s < gen.n_steps; s++)
             fprintf(stderr, "step %d  pos %d  threshold %.4f  members %d  %.3f ms\n", s, gen.steps[s].logical_pos,
                     gen.steps[s].threshold, gen.steps[s].n_members, gen.steps[s].seconds * 1e3);
+    fflush(stdout);
     double gen_seconds = gen.total_seconds - gen.prefill_seconds;
     fprintf(stderr, "%d steps, %d tokens in %d rows (stop: %s); %.1f tokens/s, %.1f steps/s\n", gen.n_steps,
             gen.n_members, gen.n_rows, gen.stop_reason, gen_seconds > 0 ? gen.n_members / gen_seconds : 0.0,
