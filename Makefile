@@ -17,8 +17,11 @@ all: tempo
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DEPS) >/dev/null; }
 	@touch .deps
 
-tempo: tempo.c cli.c tempo.h .deps
-	$(CC) $(CFLAGS) -o $@ tempo.c cli.c $(LDLIBS)
+SRC = tempo.c cli.c analysis.c
+HDR = tempo.h analysis.h
+
+tempo: $(SRC) $(HDR) .deps
+	$(CC) $(CFLAGS) -o $@ $(SRC) $(LDLIBS)
 
 run: tempo
 	./tempo generate -m $(WEIGHTS)/fortune.bin -z $(WEIGHTS)/fortune-tok512.bin \
@@ -45,15 +48,15 @@ TEST_SRC = $(wildcard tests/test_*.c)
 TEST_DEFS = -DWEIGHTS_DIR='"$(WEIGHTS)"' -DBUILD_DIR='"build"' -DGOLDEN_DIR='"oracle/golden"'
 SAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-build/tests: $(TEST_SRC) tests/helpers.h tempo.c tempo.h .deps
+build/tests: $(TEST_SRC) tests/helpers.h tempo.c analysis.c $(HDR) .deps
 	@mkdir -p build
-	$(CC) $(CFLAGS) $(TEST_DEFS) -DTEMPO_BIN='"./tempo"' -o $@ $(TEST_SRC) tempo.c $(LDLIBS) -lcriterion
-build/tests-asan: $(TEST_SRC) tests/helpers.h tempo.c tempo.h .deps
+	$(CC) $(CFLAGS) $(TEST_DEFS) -DTEMPO_BIN='"./tempo"' -o $@ $(TEST_SRC) tempo.c analysis.c $(LDLIBS) -lcriterion
+build/tests-asan: $(TEST_SRC) tests/helpers.h tempo.c analysis.c $(HDR) .deps
 	@mkdir -p build
-	$(CC) $(CFLAGS) $(SAN) $(TEST_DEFS) -DTEMPO_BIN='"build/tempo-asan"' -o $@ $(TEST_SRC) tempo.c $(LDLIBS) -lcriterion
-build/tempo-asan: tempo.c cli.c tempo.h .deps
+	$(CC) $(CFLAGS) $(SAN) $(TEST_DEFS) -DTEMPO_BIN='"build/tempo-asan"' -o $@ $(TEST_SRC) tempo.c analysis.c $(LDLIBS) -lcriterion
+build/tempo-asan: $(SRC) $(HDR) .deps
 	@mkdir -p build
-	$(CC) $(CFLAGS) $(SAN) -o $@ tempo.c cli.c $(LDLIBS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $(SRC) $(LDLIBS)
 
 # One BLAS thread in tests: results are then bitwise reproducible.
 test: tempo build/tests build/tests-asan build/tempo-asan $(SYNTH)

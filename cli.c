@@ -2,6 +2,7 @@
  * encode, synth. The algorithm lives in tempo.c; this file parses flags,
  * prints and compares. */
 #define _GNU_SOURCE
+#include "analysis.h"
 #include "tempo.h"
 
 #include <cjson/cJSON.h>
@@ -513,36 +514,6 @@ static void format_index(const Tensor *x, size_t i, char *buf, size_t len) {
     snprintf(buf + w, len - (size_t)w, "]");
 }
 
-/* Per-row distribution metrics of two logit rows. */
-static void logit_row_metrics(const float *a, const float *b, int V, double *kl, double *js, int *top1, double *top5) {
-    double ma = a[0], mb = b[0], za = 0, zb = 0;
-    for (int v = 1; v < V; v++) { if (a[v] > ma) ma = a[v]; if (b[v] > mb) mb = b[v]; }
-    for (int v = 0; v < V; v++) { za += exp(a[v] - ma); zb += exp(b[v] - mb); }
-    *kl = 0;
-    *js = 0;
-    for (int v = 0; v < V; v++) {
-        double p = exp(a[v] - ma) / za, q = exp(b[v] - mb) / zb, mid = 0.5 * (p + q);
-        if (p > 0) *kl += p * log(p / q);
-        if (p > 0) *js += 0.5 * p * log2(p / mid);
-        if (q > 0) *js += 0.5 * q * log2(q / mid);
-    }
-    int ta[5], tb[5];
-    for (int r = 0; r < 5 && r < V; r++) { /* top-5 ids of each row by selection */
-        ta[r] = tb[r] = -1;
-        for (int v = 0; v < V; v++) {
-            int used_a = 0, used_b = 0;
-            for (int s = 0; s < r; s++) { used_a |= ta[s] == v; used_b |= tb[s] == v; }
-            if (!used_a && (ta[r] < 0 || a[v] > a[ta[r]])) ta[r] = v;
-            if (!used_b && (tb[r] < 0 || b[v] > b[tb[r]])) tb[r] = v;
-        }
-    }
-    int k = V < 5 ? V : 5, overlap = 0;
-    for (int r = 0; r < k; r++)
-        for (int s = 0; s < k; s++) overlap += ta[r] == tb[s];
-    *top1 = ta[0] == tb[0];
-    *top5 = (double)overlap / k;
-}
-
 /* Compares one tensor of A with B; prints a line; returns 1 if outside tolerance. */
 static int compare_tensor(const Tensor *x, const Tensor *y, Tolerance *tol) {
     int same_shape = x->ndim == y->ndim && x->dtype == y->dtype;
@@ -577,14 +548,11 @@ static int compare_tensor(const Tensor *x, const Tensor *y, Tolerance *tol) {
         int rows = (int)x->shape[0], V = (int)x->shape[1], agree = 0, worst_row = 0;
         double kl_max = 0, js_max = 0, top5_sum = 0;
         for (int r = 0; r < rows; r++) {
-            double kl, js, top5;
-            int top1;
-            logit_row_metrics((const float *)x->data + (size_t)r * V, (const float *)y->data + (size_t)r * V, V, &kl,
-                              &js, &top1, &top5);
-            if (kl > kl_max) { kl_max = kl; worst_row = r; }
-            if (js > js_max) js_max = js;
-            agree += top1;
-            top5_sum += top5;
+            LogitMetrics lm = logit_metrics((const float *)x->data + (size_t)r * V, (const float *)y->data + (size_t)r * V, V);
+            if (lm.kl_ab > kl_max) { kl_max = lm.kl_ab; worst_row = r; }
+            if (lm.js > js_max) js_max = lm.js;
+            agree += lm.argmax_agree;
+            top5_sum += lm.top5;
         }
         printf("           per row: max KL(A||B) %.3e at row %d, max JS %.3e, top-1 agreement %d/%d, mean top-5 overlap %.3f\n",
                kl_max, worst_row, js_max, agree, rows, rows ? top5_sum / rows : 0.0);
@@ -711,6 +679,487 @@ done_model:
 }
 
 /* ===================================================================== */
+/* tempo compare: isolated vs visible, free-running and teacher-forced    */
+/* ===================================================================== */
+
+/* Dense masks [mask_layers][n][n] of a generation, as each row used them. */
+static uint8_t *generation_masks(const Generation *g) {
+    size_t n = g->n_rows, ML = g->mask_layers;
+    uint8_t *a = calloc(ML * n * n, 1);
+    if (!a) return NULL;
+    for (size_t i = 0; i < n; i++)
+        for (size_t l = 0; l < ML; l++) memcpy(a + (l * n + i) * n, g->allowed + ML * (i * (i + 1) / 2) + l * (i + 1), i + 1);
+    return a;
+}
+
+typedef struct {
+    int steps, parallel_steps, rows, later_members, first_divergence, prefix_rows;
+    double prefix_max_abs, iso_seconds, vis_seconds;
+    double kl_iv, kl_vi, js, cosine, top1, top5, top10, argmax; /* means over later members */
+} CompareSummary;
+
+static void add_metrics_json(cJSON *o, const LogitMetrics *m) {
+    cJSON_AddNumberToObject(o, "kl_isolated_visible", m->kl_ab);
+    cJSON_AddNumberToObject(o, "kl_visible_isolated", m->kl_ba);
+    cJSON_AddNumberToObject(o, "js", m->js);
+    cJSON_AddNumberToObject(o, "cosine", m->cosine);
+    cJSON_AddNumberToObject(o, "top1", m->top1);
+    cJSON_AddNumberToObject(o, "top5", m->top5);
+    cJSON_AddNumberToObject(o, "top10", m->top10);
+    cJSON_AddBoolToObject(o, "argmax_agree", m->argmax_agree);
+}
+
+static int same_step(const Generation *a, const Generation *b, int s) {
+    if (s >= a->n_steps || s >= b->n_steps || a->steps[s].n_members != b->steps[s].n_members) return 0;
+    for (int i = 0; i < a->steps[s].n_members; i++)
+        if (a->members[a->steps[s].first_member + i].token != b->members[b->steps[s].first_member + i].token) return 0;
+    return 1;
+}
+
+/* Runs one prompt both ways and teacher-forced; prints per-step lines
+ * unless quiet; fills the summary and a JSON object. */
+static int compare_prompt(const Model *m, const Tokenizer *t, const char *prompt, const GenConfig *base, int quiet,
+                          CompareSummary *sum, cJSON *out, char *err) {
+    const Config *c = &m->config;
+    int ids_cap = (int)strlen(prompt) + 2, *ids = malloc((size_t)ids_cap * sizeof(int)), n_ids = 0, V = c->vocab_size;
+    GenConfig gi = *base, gv = *base;
+    gi.mode = MASK_ISOLATED;
+    gv.mode = MASK_VISIBLE;
+    Generation iso = {0}, vis = {0};
+    uint8_t *mask_iso = NULL, *mask_vis = NULL;
+    float *li = NULL, *lv = NULL;
+    int rc = -1;
+    memset(sum, 0, sizeof *sum);
+    if (!ids || tempo_encode(t, prompt, ids, ids_cap, &n_ids, err) != 0) goto done;
+    if (n_ids > c->seq_len) {
+        tempo_error(err, "prompt of %d tokens is longer than the context (seq_len %d)", n_ids, c->seq_len);
+        goto done;
+    }
+    /* timing: each mode runs twice, alternating, and keeps its faster run (the first run warms caches and threads) */
+    for (int round = 0; round < 2; round++) {
+        Generation again_iso, again_vis;
+        Generation *gi_out = round ? &again_iso : &iso, *gv_out = round ? &again_vis : &vis;
+        if (tempo_generate(m, ids, n_ids, &gi, gi_out, err) != 0) goto done;
+        if (tempo_generate(m, ids, n_ids, &gv, gv_out, err) != 0) {
+            if (round) tempo_generation_free(&again_iso);
+            goto done;
+        }
+        if (round) {
+            if (again_iso.total_seconds < iso.total_seconds) iso.total_seconds = again_iso.total_seconds;
+            if (again_vis.total_seconds < vis.total_seconds) vis.total_seconds = again_vis.total_seconds;
+            tempo_generation_free(&again_iso);
+            tempo_generation_free(&again_vis);
+        }
+    }
+    int n = iso.n_rows, ML = iso.mask_layers;
+    /* teacher-forced: the isolated run's rows, with siblings made visible to later members */
+    mask_iso = generation_masks(&iso);
+    mask_vis = generation_masks(&iso);
+    li = malloc((size_t)n * V * sizeof(float));
+    lv = malloc((size_t)n * V * sizeof(float));
+    if (!mask_iso || !mask_vis || !li || !lv) {
+        tempo_error(err, "out of memory comparing %d rows", n);
+        goto done;
+    }
+    for (int l = 0; l < ML; l++)
+        for (int q = 0; q < n; q++)
+            for (int k = 0; k < q; k++)
+                if (iso.sets[k] == iso.sets[q]) mask_vis[((size_t)l * n + q) * n + k] = 1;
+    Outputs oi = {li, NULL, NULL}, ov = {lv, NULL, NULL};
+    if (tempo_forward_full(m, n, iso.tokens, iso.positions, mask_iso, ML, oi, err) != 0 ||
+        tempo_forward_full(m, n, iso.tokens, iso.positions, mask_vis, ML, ov, err) != 0)
+        goto done;
+
+    sum->steps = iso.n_steps;
+    sum->rows = n;
+    sum->iso_seconds = iso.total_seconds;
+    sum->vis_seconds = vis.total_seconds;
+    sum->first_divergence = -1;
+    int steps_max = iso.n_steps > vis.n_steps ? iso.n_steps : vis.n_steps;
+    for (int s = 0; s < steps_max && sum->first_divergence < 0; s++)
+        if (!same_step(&iso, &vis, s)) sum->first_divergence = s;
+    int first_parallel_row = n;
+    for (int s = 0; s < iso.n_steps && first_parallel_row == n; s++)
+        if (iso.steps[s].n_members > 1) first_parallel_row = iso.members[iso.steps[s].first_member + 1].row;
+    sum->prefix_rows = first_parallel_row;
+    for (size_t i = 0; i < (size_t)first_parallel_row * V; i++) {
+        double d = fabs((double)li[i] - lv[i]);
+        if (d > sum->prefix_max_abs) sum->prefix_max_abs = d;
+    }
+    cJSON_AddStringToObject(out, "prompt", prompt);
+    cJSON *tf = cJSON_AddArrayToObject(out, "teacher_forced");
+    if (!quiet) printf("prompt: %s\nstep  pos  member  row  token   KL(i||v)   KL(v||i)   JS        cosine  top1 top5 top10\n", prompt);
+    for (int s = 0; s < iso.n_steps; s++) {
+        const Step *st = &iso.steps[s];
+        if (st->n_members < 2) continue;
+        sum->parallel_steps++;
+        for (int i = 0; i < st->n_members; i++) {
+            const Member *mem = &iso.members[st->first_member + i];
+            LogitMetrics lm = logit_metrics(li + (size_t)mem->row * V, lv + (size_t)mem->row * V, V);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "step", s);
+            cJSON_AddNumberToObject(o, "member", i);
+            cJSON_AddNumberToObject(o, "row", mem->row);
+            cJSON_AddNumberToObject(o, "token", mem->token);
+            cJSON_AddBoolToObject(o, "predicts_next", i == st->n_members - 1);
+            add_metrics_json(o, &lm);
+            cJSON_AddItemToArray(tf, o);
+            if (!quiet)
+                printf("%4d %4d  %6d %4d  %5d  %9.3e  %9.3e  %9.3e  %.4f  %.1f  %.1f  %.1f%s\n", s, st->logical_pos, i, mem->row,
+                       mem->token, lm.kl_ab, lm.kl_ba, lm.js, lm.cosine, lm.top1, lm.top5, lm.top10,
+                       i == st->n_members - 1 ? "  <- predicts the next step" : "");
+            if (i == 0) continue;
+            sum->later_members++;
+            sum->kl_iv += lm.kl_ab; sum->kl_vi += lm.kl_ba; sum->js += lm.js; sum->cosine += lm.cosine;
+            sum->top1 += lm.top1; sum->top5 += lm.top5; sum->top10 += lm.top10; sum->argmax += lm.argmax_agree;
+        }
+    }
+    if (sum->later_members) {
+        double k = sum->later_members;
+        sum->kl_iv /= k; sum->kl_vi /= k; sum->js /= k; sum->cosine /= k;
+        sum->top1 /= k; sum->top5 /= k; sum->top10 /= k; sum->argmax /= k;
+    }
+    cJSON *js = cJSON_AddObjectToObject(out, "summary");
+    cJSON_AddNumberToObject(js, "steps_isolated", iso.n_steps);
+    cJSON_AddNumberToObject(js, "steps_visible", vis.n_steps);
+    cJSON_AddNumberToObject(js, "parallel_steps", sum->parallel_steps);
+    cJSON_AddNumberToObject(js, "rows", n);
+    cJSON_AddNumberToObject(js, "identical_prefix_rows", sum->prefix_rows);
+    cJSON_AddNumberToObject(js, "prefix_max_abs_diff", sum->prefix_max_abs);
+    cJSON_AddNumberToObject(js, "later_members", sum->later_members);
+    LogitMetrics mean = {sum->kl_iv, sum->kl_vi, sum->js, sum->cosine, sum->top1, sum->top5, sum->top10, 0};
+    add_metrics_json(js, &mean);
+    cJSON_AddNumberToObject(js, "argmax_agreement", sum->argmax);
+    cJSON_AddNumberToObject(js, "first_divergent_step", sum->first_divergence);
+    cJSON_AddNumberToObject(js, "isolated_seconds", sum->iso_seconds);
+    cJSON_AddNumberToObject(js, "visible_seconds", sum->vis_seconds);
+    if (!quiet) {
+        printf("rows before the first parallel member: %d, max |isolated - visible| there: %g%s\n", sum->prefix_rows,
+               sum->prefix_max_abs, sum->prefix_max_abs == 0 ? " (bitwise identical)" : "");
+        printf("later members (%d): mean KL(i||v) %.4e  KL(v||i) %.4e  JS %.4e  cosine %.4f  top1 %.3f top5 %.3f top10 %.3f\n",
+               sum->later_members, sum->kl_iv, sum->kl_vi, sum->js, sum->cosine, sum->top1, sum->top5, sum->top10);
+        if (sum->first_divergence < 0) printf("free-running: isolated and visible select the same sets at every step\n");
+        else printf("free-running: the selected sets first differ at step %d\n", sum->first_divergence);
+        printf("time: isolated %.2f ms, visible %.2f ms, ratio %.3f\n", sum->iso_seconds * 1e3, sum->vis_seconds * 1e3,
+               sum->vis_seconds > 0 ? sum->iso_seconds / sum->vis_seconds : 0.0);
+    }
+    rc = 0;
+done:
+    free(ids); free(mask_iso); free(mask_vis); free(li); free(lv);
+    tempo_generation_free(&iso);
+    tempo_generation_free(&vis);
+    return rc;
+}
+
+/* Reads a prompt suite: lines "category<TAB>prompt" (or just a prompt); '#' comments. */
+static int read_prompts(const char *path, char ***categories, char ***prompts, int *n, char *err) {
+    FILE *f = fopen(path, "r");
+    if (!f) return tempo_error(err, "cannot open prompt file %s: %s", path, strerror(errno));
+    char line[4096];
+    int cap = 0;
+    *n = 0;
+    *categories = *prompts = NULL;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '#' || line[0] == '\0') continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 32;
+            char **c2 = realloc(*categories, (size_t)cap * sizeof(char *)), **p2 = c2 ? realloc(*prompts, (size_t)cap * sizeof(char *)) : NULL;
+            if (c2) *categories = c2;
+            if (!c2 || !p2) {
+                fclose(f);
+                return tempo_error(err, "out of memory reading %s", path);
+            }
+            *prompts = p2;
+        }
+        char *tab = strchr(line, '\t');
+        (*categories)[*n] = strndup(tab ? line : "-", tab ? (size_t)(tab - line) : 1);
+        (*prompts)[*n] = strdup(tab ? tab + 1 : line);
+        (*n)++;
+    }
+    fclose(f);
+    if (*n == 0) return tempo_error(err, "prompt file %s holds no prompts", path);
+    return 0;
+}
+
+static const char *const generation_valued[] = {"-m", "-z", "--prompt", "-p", "--tokens", "-n", "--max-tokens",
+    "--threshold", "--max-width", "--mode", "--isolate-layers", "--next-from", "--threshold-schedule",
+    "--final-threshold", "--bezier", "--prune", "--prune-window", "--prune-layers", "--prune-threshold",
+    "--emulate", "--json", "--trace", "--threads", "--prompts", "--heatmap", "--rows", "--svg", "--svg-grid", "--row", NULL};
+static const char *const generation_switches[] = {"--greedy", "--stop-on-empty", "--dynamic-threshold", "--no-color",
+                                                  "--hide-pruned", "--verbose", "--quiet", NULL};
+
+static int cmd_compare(int argc, char **argv, char *err) {
+    Args a;
+    if (parse_args(argc, argv, "compare", generation_valued, generation_switches, &a, err) != 0) return 1;
+    apply_threads(&a);
+    Model m;
+    Tokenizer t;
+    if (load_model_and_tokenizer(&a, &m, &t, 1, err) != 0) return 1;
+    GenConfig g;
+    char **categories = NULL, **prompts = NULL;
+    int n_prompts = 0, rc = 1;
+    cJSON *root = cJSON_CreateObject(), *runs = cJSON_AddArrayToObject(root, "prompts");
+    const char *prompt = flag(&a, "--prompt") ? flag(&a, "--prompt") : flag(&a, "-p"), *file = flag(&a, "--prompts");
+    if (parse_generation_flags(&a, &m.config, &g, err) != 0) goto done;
+    g.capture_attention = 0;
+    if (file) {
+        if (read_prompts(file, &categories, &prompts, &n_prompts, err) != 0) goto done;
+    } else if (prompt) {
+        categories = malloc(sizeof(char *));
+        prompts = malloc(sizeof(char *));
+        if (!categories || !prompts) goto done;
+        categories[0] = strdup("-");
+        prompts[0] = strdup(prompt);
+        n_prompts = 1;
+    } else {
+        tempo_error(err, "missing -p PROMPT or --prompts FILE");
+        goto done;
+    }
+    CompareSummary *sums = calloc((size_t)n_prompts, sizeof *sums);
+    if (!sums) goto done;
+    for (int i = 0; i < n_prompts; i++) {
+        if (n_prompts > 1) fprintf(stderr, "\r[%d/%d] %-40.40s", i + 1, n_prompts, prompts[i]);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(runs, o);
+        cJSON_AddStringToObject(o, "category", categories[i]);
+        if (compare_prompt(&m, &t, prompts[i], &g, n_prompts > 1, &sums[i], o, err) != 0) {
+            free(sums);
+            goto done;
+        }
+    }
+    if (n_prompts > 1) {
+        fprintf(stderr, "\n");
+        printf("%-10s %-32s %5s %4s %6s %10s %10s %7s %6s %6s %5s %6s\n", "category", "prompt", "steps", "par", "later",
+               "KL(i||v)", "JS", "cosine", "top1", "top5", "div@", "t i/v");
+        CompareSummary all = {0};
+        int with_later = 0;
+        for (int i = 0; i < n_prompts; i++) {
+            CompareSummary *s = &sums[i];
+            printf("%-10s %-32.32s %5d %4d %6d %10.3e %10.3e %7.4f %6.3f %6.3f %5d %6.3f\n", categories[i], prompts[i], s->steps,
+                   s->parallel_steps, s->later_members, s->kl_iv, s->js, s->cosine, s->top1, s->top5, s->first_divergence,
+                   s->vis_seconds > 0 ? s->iso_seconds / s->vis_seconds : 0.0);
+            all.steps += s->steps; all.parallel_steps += s->parallel_steps; all.later_members += s->later_members;
+            all.iso_seconds += s->iso_seconds; all.vis_seconds += s->vis_seconds;
+            all.kl_iv += s->kl_iv * s->later_members; all.js += s->js * s->later_members;
+            all.cosine += s->cosine * s->later_members; all.top1 += s->top1 * s->later_members;
+            all.top5 += s->top5 * s->later_members;
+            with_later += s->later_members > 0;
+            if (s->prefix_max_abs != 0) printf("  note: rows before the first parallel set differ by %g\n", s->prefix_max_abs);
+        }
+        double k = all.later_members ? all.later_members : 1;
+        printf("%-10s %-32s %5d %4d %6d %10.3e %10.3e %7.4f %6.3f %6.3f %5s %6.3f\n", "all", "(weighted by later members)",
+               all.steps, all.parallel_steps, all.later_members, all.kl_iv / k, all.js / k, all.cosine / k, all.top1 / k,
+               all.top5 / k, "-", all.vis_seconds > 0 ? all.iso_seconds / all.vis_seconds : 0.0);
+    }
+    free(sums);
+    const char *json = flag(&a, "--json");
+    if (json) {
+        char *text = cJSON_Print(root);
+        if (!text || write_text_atomically(json, text, err) != 0) {
+            free(text);
+            goto done;
+        }
+        free(text);
+    }
+    rc = 0;
+done:
+    for (int i = 0; i < n_prompts; i++) {
+        free(categories[i]);
+        free(prompts[i]);
+    }
+    free(categories);
+    free(prompts);
+    cJSON_Delete(root);
+    tempo_tokenizer_free(&t);
+    tempo_model_free(&m);
+    return rc;
+}
+
+/* ===================================================================== */
+/* tempo attention: attention to parallel tokens, heatmaps               */
+/* ===================================================================== */
+
+static void print_stats_row(const char *label, const AttentionStats *s) {
+    printf("%-9s %7d %10.3e %10.3e  %10.3e %10.3e %10.3e  %10.3e %10.3e %10.3e  %10.3e  %8.2f\n", label, s->cross_pairs,
+           s->cross_mean, s->cross_max, s->parallel.mean, s->parallel.median, s->parallel.std, s->single.mean,
+           s->single.median, s->single.std, s->set_total.mean, s->reduction_pct);
+}
+
+static cJSON *stats_json(const AttentionStats *s) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "cross_pairs", s->cross_pairs);
+    cJSON_AddNumberToObject(o, "cross_mean", s->cross_mean);
+    cJSON_AddNumberToObject(o, "cross_max", s->cross_max);
+    const Summary *parts[3] = {&s->parallel, &s->single, &s->set_total};
+    const char *names[3] = {"parallel", "single", "set_total"};
+    for (int i = 0; i < 3; i++) {
+        cJSON *p = cJSON_AddObjectToObject(o, names[i]);
+        cJSON_AddNumberToObject(p, "mean", parts[i]->mean);
+        cJSON_AddNumberToObject(p, "median", parts[i]->median);
+        cJSON_AddNumberToObject(p, "std", parts[i]->std);
+        cJSON_AddNumberToObject(p, "count", parts[i]->count);
+    }
+    if (isnan(s->reduction_pct)) cJSON_AddNullToObject(o, "reduction_pct");
+    else cJSON_AddNumberToObject(o, "reduction_pct", s->reduction_pct);
+    return o;
+}
+
+/* "A:B" or "A-B" into two ints. */
+static int parse_pair(const char *s, char sep, int *a, int *b) {
+    char *end;
+    long x = strtol(s, &end, 10);
+    if (end == s || *end != sep) return -1;
+    const char *rest = end + 1;
+    long y = strtol(rest, &end, 10);
+    if (end == rest || *end != '\0') return -1;
+    *a = (int)x;
+    *b = (int)y;
+    return 0;
+}
+
+static int cmd_attention(int argc, char **argv, char *err) {
+    Args a;
+    if (parse_args(argc, argv, "attention", generation_valued, generation_switches, &a, err) != 0) return 1;
+    apply_threads(&a);
+    Model m;
+    Tokenizer t;
+    Generation gen = {0};
+    Trace tr;
+    tempo_trace_init(&tr);
+    int have_prompt = flag(&a, "-p") || flag(&a, "--prompt") || flag(&a, "--tokens");
+    if (load_model_and_tokenizer(&a, &m, &t, flag(&a, "-p") || flag(&a, "--prompt"), err) != 0) return 1;
+    int rc = 1, *prompt = NULL, n_prompt = 0;
+    char **labels = NULL;
+    AttentionView v = {0};
+    if (a.n_positional == 1 && !have_prompt) { /* a trace written by any engine, with attention */
+        if (tempo_trace_read(&tr, a.positional[0], err) != 0) goto done;
+        const Tensor *tok = tempo_trace_get(&tr, "tokens"), *pos = tempo_trace_get(&tr, "positions");
+        const Tensor *sets = tempo_trace_get(&tr, "sets"), *att = tempo_trace_get(&tr, "attention");
+        const Tensor *pr = tempo_trace_get(&tr, "pruned");
+        if (!tok || !pos || !att || att->ndim != 4 || att->dtype != DT_F32 || tok->dtype != DT_I32 || pos->dtype != DT_I32) {
+            tempo_error(err, "trace %s needs tokens, positions and attention F32[L,H,n,n]", a.positional[0]);
+            goto done;
+        }
+        int n = (int)tok->shape[0];
+        if (pos->shape[0] != n || att->shape[2] != n || att->shape[3] != n || (sets && sets->shape[0] != n)) {
+            tempo_error(err, "trace %s: tokens, positions, sets and attention disagree on the row count", a.positional[0]);
+            goto done;
+        }
+        v = (AttentionView){n, (int)att->shape[0], (int)att->shape[1], tok->data, pos->data,
+                            sets && sets->dtype == DT_I32 ? sets->data : pos->data,
+                            pr && pr->dtype == DT_I32 && pr->shape[0] == n ? pr->data : NULL, att->data};
+        const char *np = NULL;
+        for (int i = 0; i < tr.n_meta; i++) if (strcmp(tr.meta_key[i], "n_prompt") == 0) np = tr.meta_value[i];
+        n_prompt = np ? atoi(np) : 0;
+        if (!np) /* the prompt is the run of rows before the first repeated position */
+            while (n_prompt + 1 < n && v.positions[n_prompt + 1] == n_prompt + 1) n_prompt++;
+    } else if (have_prompt && a.n_positional == 0) { /* a fresh run */
+        GenConfig g;
+        if (parse_generation_flags(&a, &m.config, &g, err) != 0) goto done;
+        g.capture_attention = 1;
+        if (prompt_ids(&a, &m, &t, &prompt, &n_prompt, err) != 0 || tempo_generate(&m, prompt, n_prompt, &g, &gen, err) != 0) goto done;
+        if (tempo_generation_trace(&gen, &m, &tr, err) != 0) goto done;
+        v = (AttentionView){gen.n_rows, m.config.n_layers, m.config.n_heads, gen.tokens, gen.positions, gen.sets, gen.pruned,
+                            tempo_trace_get(&tr, "attention")->data};
+    } else {
+        tempo_error(err, "give a TRACE or -p PROMPT (with -m and -z)");
+        goto done;
+    }
+    labels = calloc((size_t)v.n, sizeof(char *));
+    if (!labels) goto done;
+    for (int i = 0; i < v.n; i++) {
+        char buf[16];
+        const char *text = token_text(&t, i ? v.tokens[i - 1] : -1, v.tokens[i], buf);
+        labels[i] = t.pieces ? strdup(text) : NULL;
+        if (!labels[i]) {
+            labels[i] = malloc(16);
+            if (labels[i]) snprintf(labels[i], 16, "%d", v.tokens[i]);
+        }
+        if (!labels[i]) goto done;
+    }
+    int n_steps = v.n > 0 ? v.positions[v.n - 1] - n_prompt + 1 : 0;
+    cJSON *root = cJSON_CreateObject();
+    printf("attention received from later rows by parallel vs single tokens (BOS excluded; reduction %% = 100 (1 - parallel/single))\n");
+    printf("%-9s %7s %10s %10s  %10s %10s %10s  %10s %10s %10s  %10s  %8s\n", "layer:head", "x-pairs", "x-mean", "x-max",
+           "par-mean", "par-median", "par-std", "single-mean", "single-med", "single-std", "set-total", "reduct%");
+    cJSON *per = cJSON_AddArrayToObject(root, "per_head");
+    for (int l = 0; l < v.n_layers; l++)
+        for (int h = 0; h < v.n_heads; h++) {
+            AttentionStats s = attention_stats(&v, l, h, -1, 1 << 30, n_prompt);
+            char label[32];
+            snprintf(label, sizeof label, "%d:%d", l, h);
+            print_stats_row(label, &s);
+            cJSON *o = stats_json(&s);
+            cJSON_AddNumberToObject(o, "layer", l);
+            cJSON_AddNumberToObject(o, "head", h);
+            cJSON_AddItemToArray(per, o);
+        }
+    cJSON *layers = cJSON_AddArrayToObject(root, "per_layer");
+    for (int l = 0; l < v.n_layers; l++) {
+        AttentionStats s = attention_stats(&v, l, -1, -1, 1 << 30, n_prompt);
+        char label[32];
+        snprintf(label, sizeof label, "L%d", l);
+        print_stats_row(label, &s);
+        cJSON *o = stats_json(&s);
+        cJSON_AddNumberToObject(o, "layer", l);
+        cJSON_AddItemToArray(layers, o);
+    }
+    AttentionStats all = attention_stats(&v, -1, -1, -1, 1 << 30, n_prompt);
+    print_stats_row("all", &all);
+    cJSON_AddItemToObject(root, "all", stats_json(&all));
+    const char *third_names[3] = {"early", "middle", "late"};
+    cJSON *thirds = cJSON_AddObjectToObject(root, "thirds");
+    for (int i = 0; i < 3; i++) {
+        AttentionStats s = attention_stats(&v, -1, -1, n_steps * i / 3, n_steps * (i + 1) / 3, n_prompt);
+        print_stats_row(third_names[i], &s);
+        cJSON_AddItemToObject(thirds, third_names[i], stats_json(&s));
+    }
+    int hl = 0, hh = 0, r0 = 0, r1 = v.n;
+    if (flag(&a, "--heatmap") && (parse_pair(flag(&a, "--heatmap"), ':', &hl, &hh) != 0 || hl < 0 || hl >= v.n_layers ||
+                                   hh < 0 || hh >= v.n_heads)) {
+        cJSON_Delete(root);
+        tempo_error(err, "--heatmap must be L:H with L < %d and H < %d, got '%s'", v.n_layers, v.n_heads, flag(&a, "--heatmap"));
+        goto done;
+    }
+    if (flag(&a, "--rows") && (parse_pair(flag(&a, "--rows"), '-', &r0, &r1) != 0 || r0 < 0 || r1 < r0 || r1 >= v.n)) {
+        cJSON_Delete(root);
+        tempo_error(err, "--rows must be A-B within 0-%d, got '%s'", v.n - 1, flag(&a, "--rows"));
+        goto done;
+    }
+    if (flag(&a, "--rows")) r1++;
+    if (flag(&a, "--heatmap")) heatmap_ascii(stdout, &v, hl, hh, r0, r1);
+    int grid_row = v.n - 1;
+    if (flag(&a, "--row") && parse_int(flag(&a, "--row"), "--row", 0, v.n - 1, &grid_row, err) != 0) {
+        cJSON_Delete(root);
+        goto done;
+    }
+    if ((flag(&a, "--svg") && heatmap_svg(flag(&a, "--svg"), &v, (const char *const *)labels, hl, hh, r0, r1, err) != 0) ||
+        (flag(&a, "--svg-grid") && grid_svg(flag(&a, "--svg-grid"), &v, (const char *const *)labels, grid_row, err) != 0)) {
+        cJSON_Delete(root);
+        goto done;
+    }
+    const char *json = flag(&a, "--json");
+    char *text = json ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    if (json && (!text || write_text_atomically(json, text, err) != 0)) {
+        free(text);
+        goto done;
+    }
+    free(text);
+    rc = 0;
+done:
+    for (int i = 0; labels && i < v.n; i++) free(labels[i]);
+    free(labels);
+    free(prompt);
+    tempo_trace_free(&tr);
+    tempo_generation_free(&gen);
+    tempo_tokenizer_free(&t);
+    tempo_model_free(&m);
+    return rc;
+}
+
+/* ===================================================================== */
 /* tempo encode, tempo synth                                             */
 /* ===================================================================== */
 
@@ -766,6 +1215,8 @@ static void usage(void) {
             "  generate -m MODEL -z TOK -p PROMPT [-n STEPS] [--threshold T] [--mode isolated|visible] ...\n"
             "  verify   -m MODEL TRACE [--atol X]      recompute a trace from any engine and diff it\n"
             "  diff     A B [--atol X] [--rtol Y]      compare two traces tensor by tensor\n"
+            "  compare  -m MODEL -z TOK (-p PROMPT | --prompts FILE) [generation flags] [--json OUT]\n"
+            "  attention (TRACE | -m MODEL -z TOK -p PROMPT ...) [--heatmap L:H] [--rows A-B] [--svg F] [--svg-grid F --row R] [--json F]\n"
             "  encode   -m MODEL -z TOK -p TEXT        print token ids\n"
             "  synth    --out FILE [--seed N] [--untied] [--dim D ...]   write a synthetic checkpoint\n"
             "see README.md for every flag\n");
@@ -779,7 +1230,8 @@ int main(int argc, char **argv) {
     }
     struct { const char *name; int (*run)(int, char **, char *); } commands[] = {
         {"forward", cmd_forward}, {"generate", cmd_generate}, {"verify", cmd_verify},
-        {"diff", cmd_diff}, {"encode", cmd_encode}, {"synth", cmd_synth}};
+        {"diff", cmd_diff}, {"encode", cmd_encode}, {"synth", cmd_synth}, {"compare", cmd_compare},
+        {"attention", cmd_attention}};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
         int rc = commands[i].run(argc - 2, argv + 2, err);

@@ -1209,6 +1209,7 @@ int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char
     }
     int rc = tempo_trace_build(t, m, (int)n, gen->tokens, gen->positions, gen->sets, allowed, (int)ML,
                                gen->logits, attention, gen->pruned, err);
+    if (rc == 0) put_meta_int(t, "n_prompt", gen->n_prompt);
     free(allowed);
     free(attention);
     return rc;
