@@ -318,6 +318,46 @@ def trace_tensors(tokens, positions, sets, allowed, logits, attention, pruned=No
     return t
 
 
+# -------------------------------------------------------------- compare --
+
+def distances(a, b):
+    """KL both ways (nats), JS (bits), cosine, top-k overlaps, argmax agreement of softmax(a), softmax(b)."""
+    p, q = softmax(a.astype(np.float64)), softmax(b.astype(np.float64))
+    mid = (p + q) / 2
+    out = {"kl_isolated_visible": float(np.sum(p * np.log(p / q))), "kl_visible_isolated": float(np.sum(q * np.log(q / p))),
+           "js": float(0.5 * np.sum(p * np.log2(p / mid)) + 0.5 * np.sum(q * np.log2(q / mid))),
+           "cosine": float(p @ q / np.sqrt((p @ p) * (q @ q)))}
+    rank_p, rank_q = np.lexsort((np.arange(len(p)), -p)), np.lexsort((np.arange(len(q)), -q))
+    for k in (1, 5, 10):
+        out[f"top{k}"] = len(set(rank_p[:k]) & set(rank_q[:k])) / k
+    out["argmax_agree"] = bool(rank_p[0] == rank_q[0])
+    return out
+
+
+def teacher_forced(m, run):
+    """The isolated run's rows under its own masks and with siblings made
+    visible; distances for every member of every parallel set."""
+    iso = run["allowed"]
+    vis = iso.copy()
+    sets = np.asarray(run["sets"])
+    n = len(sets)
+    for q in range(n):
+        for k in range(q):
+            if sets[k] == sets[q]:
+                vis[:, q, k] = True
+    li, _, _ = forward(m, run["tokens"], run["positions"], iso)
+    lv, _, _ = forward(m, run["tokens"], run["positions"], vis)
+    rows = []
+    for s, step in enumerate(run["steps"]):
+        if len(step["rows"]) < 2:
+            continue
+        for i, r in enumerate(step["rows"]):
+            rows.append(dict(step=s, member=i, row=r, token=step["tokens"][i], **distances(li[r], lv[r])))
+    first = next((st["rows"][1] for st in run["steps"] if len(st["rows"]) > 1), n)
+    return {"teacher_forced": rows, "identical_prefix_rows": first,
+            "prefix_max_abs_diff": float(np.max(np.abs(li[:first] - lv[:first]))) if first else 0.0}
+
+
 # --------------------------------------------------------------- golden --
 
 def tempo_defaults(**over):
@@ -392,9 +432,29 @@ def run_case(case, dirs):
     return t, meta
 
 
+def compare_golden(dirs, out):
+    """Teacher-forced isolated vs visible distances for one prompt on fortune.bin."""
+    model_path = os.path.join(dirs["weights"], "fortune.bin")
+    m = Model(model_path)
+    tok = Tokenizer(os.path.join(dirs["weights"], "fortune-tok512.bin"), m.vocab)
+    prompt = "The cat sat on the"
+    cfg = tempo_defaults(threshold=0.05, max_steps=16, isolate=(0, m.n_layers - 1))
+    result = teacher_forced(m, tempo(m, tok.encode(prompt), cfg))
+    result.update(model="fortune.bin", model_dir="weights", model_sha256=sha256(model_path), prompt=prompt,
+                  threshold=0.05, max_tokens=16)
+    path = os.path.join(out, "compare-fortune.json")
+    old = open(path).read() if os.path.exists(path) else None
+    text = json.dumps(result, indent=1)
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+    print("compare-fortune: " + ("new" if old is None else "unchanged" if old == text else "changed"))
+
+
 def cmd_golden(a):
     dirs = {"weights": a.weights, "synth": a.synth}
     os.makedirs(a.out, exist_ok=True)
+    compare_golden(dirs, a.out)
     changed = 0
     for case in golden_cases():
         path = os.path.join(a.out, case[0] + ".safetensors")
