@@ -41,7 +41,7 @@ SYNTH = build/synth-tied.bin build/synth-untied.bin
 # The golden files come from the independent NumPy reference, never from tempo.
 golden: $(SYNTH) .deps
 	$(PY) oracle/reference.py golden --weights $(WEIGHTS) --synth build --out oracle/golden
-.PHONY: all run test golden clean
+.PHONY: all run test golden clean bench
 
 # The Criterion suite, built twice: plain, and under ASan+UBSan.
 TEST_SRC = $(wildcard tests/test_*.c)
@@ -67,3 +67,13 @@ test: tempo build/tests build/tests-asan build/tempo-asan $(SYNTH)
 
 clean:
 	rm -rf build tempo .deps
+
+# Benchmarks: figures, never timed assertions. A large synthetic model leaves the caches.
+build/bench: tests/bench.c tempo.c tempo.h .deps
+	@mkdir -p build
+	$(CC) $(CFLAGS) -O3 -march=native -o $@ tests/bench.c tempo.c $(LDLIBS)
+build/bench-large.bin: tempo
+	@mkdir -p build
+	./tempo synth --out $@ --seed 1 --dim 1024 --hidden 2816 --layers 8 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 1024
+bench: build/bench build/bench-large.bin
+	build/bench --weights $(WEIGHTS) --large build/bench-large.bin --json bench.json
