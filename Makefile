@@ -1,8 +1,8 @@
 # tempo - TEMPO generation reference implementation
 WEIGHTS ?= ../shared/weights
 CC ?= cc
-CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -Wall -Wextra -Wno-format-truncation
+CFLAGS ?= -O2 -g -march=native
+CFLAGS += -std=c11 -Wall -Wextra -Wno-format-truncation -fopenmp
 LDLIBS = -lopenblas -lcjson -lm
 PY = /usr/bin/python3
 DEPS = libopenblas-dev libcriterion-dev libcjson-dev python3-numpy
@@ -71,7 +71,7 @@ clean:
 # Benchmarks: figures, never timed assertions. A large synthetic model leaves the caches.
 build/bench: tests/bench.c tempo.c tempo.h .deps
 	@mkdir -p build
-	$(CC) $(CFLAGS) -O3 -march=native -o $@ tests/bench.c tempo.c $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ tests/bench.c tempo.c $(LDLIBS)
 build/bench-large.bin: tempo
 	@mkdir -p build
 	./tempo synth --out $@ --seed 1 --dim 1024 --hidden 2816 --layers 8 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 1024

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +64,9 @@ static int grow(void **buf, size_t *cap, size_t need, size_t elem, char *err) {
 }
 
 void tempo_set_threads(int n) {
-    if (n > 0) openblas_set_num_threads(n);
+    if (n <= 0) return;
+    openblas_set_num_threads(n);
+    omp_set_num_threads(n);
 }
 
 /* ===================================================================== */
@@ -350,12 +353,46 @@ const char *tempo_decode(const Tokenizer *t, int prev, int token, char byte_buf[
 /* 4. The math, one step per function                                    */
 /* ===================================================================== */
 
-/* out[n][d] = in[n][m] W^T for W [d][m]: one linear layer over n rows. */
+/* Dot products of 4 rows of W with one input row: each value of x is loaded
+ * once for the four rows. out_j = sum_t w_j[t] x[t]. */
+static void dot_4x1(float out[4], const float *w, int m, const float *x) {
+    const float *w0 = w, *w1 = w + m, *w2 = w + 2 * m, *w3 = w + 3 * m;
+    float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+#pragma omp simd reduction(+ : a0, a1, a2, a3)
+    for (int t = 0; t < m; t++) {
+        a0 += w0[t] * x[t];
+        a1 += w1[t] * x[t];
+        a2 += w2[t] * x[t];
+        a3 += w3[t] * x[t];
+    }
+    out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
+}
+
+/* out[n][d] = in[n][m] W^T for W [d][m]: one linear layer over n rows.
+ * Many rows (prefill) are compute-bound: one sgemm. A few rows (decode, one
+ * parallel set) are memory-bound: sgemm would pack (copy) all of W first,
+ * so instead threads split the rows of W and each block of 4 rows is read
+ * once and dotted with every input row while it is in cache. NOTES.md has
+ * the measurements. */
+enum { FEW_ROWS = 8 };
+
 static void matmul(float *out, const float *in, const float *w, int n, int m, int d) {
-    if (n == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, d, m, 1.0f, w, m, in, 1, 0.0f, out, 1);
-    else
+    if (n > FEW_ROWS) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, d, m, 1.0f, in, m, w, m, 0.0f, out, d);
+        return;
+    }
+    int blocks = d / 4, big = (size_t)d * m >= ((size_t)1 << 18); /* small layers: threads cost more than they save */
+#pragma omp parallel for schedule(static) if (big)
+    for (int b = 0; b < blocks; b++) {
+        const float *wb = w + (size_t)4 * b * m;
+        for (int i = 0; i < n; i++) dot_4x1(out + (size_t)i * d + 4 * b, wb, m, in + (size_t)i * m);
+    }
+    for (int j = 4 * blocks; j < d; j++) /* the last d % 4 rows of W */
+        for (int i = 0; i < n; i++) {
+            float acc = 0.0f;
+            for (int t = 0; t < m; t++) acc += w[(size_t)j * m + t] * in[(size_t)i * m + t];
+            out[(size_t)i * d + j] = acc;
+        }
 }
 
 /* RMSNorm: out = x / sqrt(mean(x^2) + eps) * weight, for each of n rows. */
