@@ -315,6 +315,7 @@ static int parse_generation_flags(const Args *a, const Config *c, GenConfig *g, 
         else if (strcmp(v, "none") != 0) return tempo_error(err, "--emulate must be last-member-only, got '%s'", v);
     }
     g->capture_attention = flag(a, "--trace") != NULL;
+    g->keep_logits = g->capture_attention; /* only a trace needs every row's logits */
     return tempo_gen_validate(g, c, err);
 }
 
@@ -1057,7 +1058,7 @@ static int cmd_attention(int argc, char **argv, char *err) {
     } else if (have_prompt && a.n_positional == 0) { /* a fresh run */
         GenConfig g;
         if (parse_generation_flags(&a, &m.config, &g, err) != 0) goto done;
-        g.capture_attention = 1;
+        g.capture_attention = g.keep_logits = 1;
         if (prompt_ids(&a, &m, &t, &prompt, &n_prompt, err) != 0 || tempo_generate(&m, prompt, n_prompt, &g, &gen, err) != 0) goto done;
         if (tempo_generation_trace(&gen, &m, &tr, err) != 0) goto done;
         v = (AttentionView){gen.n_rows, m.config.n_layers, m.config.n_heads, gen.tokens, gen.positions, gen.sets, gen.pruned,

@@ -921,6 +921,7 @@ void tempo_gen_defaults(GenConfig *g, const Config *c) {
     g->prune_window = 4;
     g->prune_layers = c->n_layers / 2 > 0 ? c->n_layers / 2 : 1;
     g->prune_threshold = 0.5f;
+    g->keep_logits = 1;
 }
 
 int tempo_gen_validate(const GenConfig *g, const Config *c, char *err) {
@@ -1000,8 +1001,9 @@ static int append_rows(const Model *m, State *s, Generation *gen, const GenConfi
         if (!p) return tempo_error(err, "out of memory growing the generation to %zu rows", cap);
         *per_row[i] = p;
     }
+    if (!g->keep_logits) gen->logits_first = (int)first; /* keep only this batch's logits */
     if (grow((void **)&gen->allowed, &gen->cap_allowed, gen->mask_layers * triangle(n_keys), 1, err) != 0 ||
-        grow((void **)&gen->logits, &gen->cap_logits, n_keys * V, sizeof(float), err) != 0)
+        grow((void **)&gen->logits, &gen->cap_logits, (n_keys - gen->logits_first) * V, sizeof(float), err) != 0)
         return -1;
     if (g->capture_attention &&
         grow((void **)&gen->attention, &gen->cap_attention, L * H * triangle(n_keys), sizeof(float), err) != 0)
@@ -1022,7 +1024,7 @@ static int append_rows(const Model *m, State *s, Generation *gen, const GenConfi
             for (size_t j = 0; j < first; j++)
                 if (gen->pruned[j] >= 0) layer_mask[i * n_keys + j] = 0;
     }
-    Outputs out = {gen->logits + first * V, NULL, batch_attention};
+    Outputs out = {gen->logits + (first - gen->logits_first) * V, NULL, batch_attention};
     int rc = tempo_forward(m, s, k, tokens, positions, mask, gen->mask_layers, out, err);
     if (rc == 0) {
         for (int i = 0; i < k; i++) {
@@ -1082,10 +1084,14 @@ static void prune_sets(Generation *gen, const GenConfig *g, const Config *c, int
 
 /* The next-token distribution: the last row's softmax, or the mean of the
  * softmaxes of the live members of the last set. */
+const float *tempo_row_logits(const Generation *gen, int row, int vocab) {
+    return gen->logits + (size_t)(row - gen->logits_first) * vocab;
+}
+
 static void next_distribution(const Generation *gen, const GenConfig *g, int vocab, float *probs, float *tmp) {
     int last = gen->n_rows - 1;
     if (g->next_from == NEXT_LAST_ROW || gen->n_steps == 0) {
-        softmax_probs(probs, gen->logits + (size_t)last * vocab, vocab);
+        softmax_probs(probs, tempo_row_logits(gen, last, vocab), vocab);
         return;
     }
     const Step *st = &gen->steps[gen->n_steps - 1];
@@ -1094,7 +1100,7 @@ static void next_distribution(const Generation *gen, const GenConfig *g, int voc
     for (int mi = 0; mi < st->n_members; mi++) {
         const Member *mem = &gen->members[st->first_member + mi];
         if (mem->row < 0 || mem->pruned_at >= 0) continue;
-        softmax_probs(tmp, gen->logits + (size_t)mem->row * vocab, vocab);
+        softmax_probs(tmp, tempo_row_logits(gen, mem->row, vocab), vocab);
         for (int v = 0; v < vocab; v++) probs[v] += tmp[v];
         count++;
     }
@@ -1228,6 +1234,7 @@ int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenCon
 
 int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char *err) {
     const Config *c = &m->config;
+    if (gen->logits_first != 0) return tempo_error(err, "the generation kept only its newest logits (keep_logits 0): no trace");
     size_t n = gen->n_rows, L = c->n_layers, H = c->n_heads, ML = gen->mask_layers;
     uint8_t *allowed = calloc(ML * n * n, 1);
     float *attention = gen->attention ? calloc(L * H * n * n, sizeof(float)) : NULL;

@@ -187,6 +187,7 @@ typedef struct {
     float prune_threshold;  /* prune if share < prune_threshold / set size */
     Emulation emulate;
     int capture_attention;  /* keep every row's attention for the trace */
+    int keep_logits;        /* keep every row's logits (default 1); 0: only the newest rows' */
 } GenConfig;
 
 void tempo_gen_defaults(GenConfig *g, const Config *c);
@@ -222,7 +223,8 @@ typedef struct {
     int mask_layers;         /* 1, or n_layers with --isolate-layers */
     uint8_t *allowed;        /* row i: [mask_layers][i+1] */
     float *attention;        /* row i: [n_layers][n_heads][i+1], or NULL */
-    float *logits;           /* [n_rows][vocab] */
+    float *logits;           /* [n_rows][vocab], or rows logits_first.. only (keep_logits 0) */
+    int logits_first;
     int n_members;
     Member *members;
     int n_steps;
@@ -243,6 +245,8 @@ int tempo_trace_build(Trace *t, const Model *m, int n, const int *tokens, const 
                       const int *sets, const uint8_t *allowed, int mask_layers, const float *logits,
                       const float *attention, const int *pruned, char *err);
 int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char *err);
+/* The logits of physical row `row` (must be kept). */
+const float *tempo_row_logits(const Generation *gen, int row, int vocab);
 
 /* ---- synthetic models ---- */
 

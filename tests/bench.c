@@ -183,6 +183,37 @@ static TempoTiming time_tempo(const Model *m, const int *prompt, int n_prompt, M
     return best;
 }
 
+/* Replays a run's steps (same rows, same set sizes) with the mask of
+ * `kind`: the two modes then differ only in the mask. Best of 5, seconds. */
+static double time_replay(const Model *m, const Generation *run, MaskKind kind) {
+    char err[TEMPO_ERR_SIZE];
+    int n = run->n_rows;
+    uint8_t *allowed = malloc((size_t)n * n);
+    float *logits = malloc((size_t)n * m->config.vocab_size * sizeof(float));
+    Outputs out = {logits, NULL, NULL};
+    double best = 1e30;
+    for (int rep = 0; rep < 5; rep++) {
+        State s;
+        check(tempo_state_init(&s, &m->config, n, err), "state", err);
+        tempo_mask_rows(MASK_CAUSAL, run->sets, 0, run->n_prompt, allowed);
+        check(tempo_forward(m, &s, run->n_prompt, run->tokens, run->positions, allowed, 1, out, err), "replay", err);
+        double t = now();
+        for (int first = run->n_prompt; first < n;) {
+            int k = 1;
+            while (first + k < n && run->sets[first + k] == run->sets[first]) k++;
+            tempo_mask_rows(kind, run->sets, first, k, allowed);
+            check(tempo_forward(m, &s, k, run->tokens + first, run->positions + first, allowed, 1, out, err), "replay", err);
+            first += k;
+        }
+        t = now() - t;
+        if (t < best) best = t;
+        tempo_state_free(&s);
+    }
+    free(allowed);
+    free(logits);
+    return best;
+}
+
 /* Weights bytes read per decoded token and matmul FLOPs per prefill token. */
 static void model_costs(const Config *c, double *bytes, double *flops_per_token) {
     double L = c->n_layers, d = c->dim, h = c->hidden_dim, q = (double)c->n_heads * c->head_dim;
@@ -190,6 +221,32 @@ static void model_costs(const Config *c, double *bytes, double *flops_per_token)
     double params = L * (d * q * 2 + d * kv * 2 + 3 * d * h) + V * d; /* every matrix + the classifier */
     *bytes = params * 4 + (L * 2 + 1) * d * 4 + d * 4; /* + norms + one embedding row */
     *flops_per_token = 2 * params;
+}
+
+/* The memory child: greedy decode and a TEMPO run as `tempo generate`
+ * does them (logits of the newest rows only, no attention capture). */
+static int rss_model(const char *path, int threads) {
+    char err[TEMPO_ERR_SIZE];
+    if (threads > 0) tempo_set_threads(threads);
+    Model m;
+    check(tempo_model_load(&m, path, err), path, err);
+    int ids[4] = {1, 5 % m.config.vocab_size, 17 % m.config.vocab_size, 42 % m.config.vocab_size};
+    int steps = m.config.seq_len - 4 < 256 ? m.config.seq_len - 4 : 256;
+    GenConfig g;
+    tempo_gen_defaults(&g, &m.config);
+    g.keep_logits = 0;
+    g.max_steps = steps;
+    g.threshold = 1.0f;
+    Generation gen;
+    check(tempo_generate(&m, ids, 4, &g, &gen, err), "decode", err);
+    tempo_generation_free(&gen);
+    g.threshold = 0.05f;
+    check(tempo_generate(&m, ids, 4, &g, &gen, err), "tempo", err);
+    size_t kv = (size_t)(4 + steps * g.max_width) * m.config.n_layers * m.config.n_kv_heads * m.config.head_dim * 2 * sizeof(float);
+    printf("{\"kv_cache_bytes\": %zu, \"rows\": %d}\n", kv, gen.n_rows);
+    tempo_generation_free(&gen);
+    tempo_model_free(&m);
+    return 0;
 }
 
 /* The child: measures one model and prints one JSON object on stdout. */
@@ -254,15 +311,27 @@ static int bench_model(const char *path, const char *tokenizer, const char *prom
     cJSON_AddNumberToObject(o, "tempo_rows_isolated", iso.rows);
     cJSON_AddNumberToObject(o, "tempo_steps_s_isolated", iso.steps / iso.seconds);
     cJSON_AddNumberToObject(o, "tempo_rows_s_isolated", iso.rows / iso.seconds);
+    GenConfig g;
+    tempo_gen_defaults(&g, c);
+    g.threshold = 0.05f;
+    g.max_steps = max_steps;
+    Generation run;
+    check(tempo_generate(&m, ids, n_ids, &g, &run, err), "tempo", err);
+    double replay_iso = 1e30, replay_vis = 1e30;
+    for (int round = 0; round < 3; round++) {
+        double a = time_replay(&m, &run, MASK_ISOLATED), b = time_replay(&m, &run, MASK_VISIBLE);
+        if (a < replay_iso) replay_iso = a;
+        if (b < replay_vis) replay_vis = b;
+    }
+    tempo_generation_free(&run);
+    cJSON_AddNumberToObject(o, "isolated_visible_ratio_same_rows", replay_iso / replay_vis);
     cJSON_AddNumberToObject(o, "tempo_steps_visible", vis.steps);
     cJSON_AddNumberToObject(o, "tempo_rows_visible", vis.rows);
     cJSON_AddNumberToObject(o, "tempo_steps_s_visible", vis.steps / vis.seconds);
     cJSON_AddNumberToObject(o, "tempo_rows_s_visible", vis.rows / vis.seconds);
-    /* per row, since the two modes may choose different sets */
-    cJSON_AddNumberToObject(o, "isolated_visible_ratio", (iso.seconds / iso.rows) / (vis.seconds / vis.rows));
+    /* free-running, per row, since the two modes may choose different sets */
+    cJSON_AddNumberToObject(o, "isolated_visible_ratio_free", (iso.seconds / iso.rows) / (vis.seconds / vis.rows));
     cJSON_AddNumberToObject(o, "capture_ratio_tempo", (cap.seconds / cap.rows) / (iso.seconds / iso.rows));
-    size_t kv = (size_t)(n_ids + max_steps * 8) * c->n_layers * c->n_kv_heads * c->head_dim * 2 * sizeof(float);
-    cJSON_AddNumberToObject(o, "kv_cache_bytes", (double)kv);
     char *text = cJSON_PrintUnformatted(o);
     printf("%s\n", text);
     free(text);
@@ -277,7 +346,7 @@ static double num(const cJSON *o, const char *k) {
 }
 
 /* Runs the child for one model, returns its JSON with peak RSS added. */
-static cJSON *run_child(const char *self, const char *path, const char *tok, const char *prompt, int threads) {
+static cJSON *run_child(const char *self, const char *mode, const char *path, const char *tok, const char *prompt, int threads) {
     int pipefd[2];
     if (pipe(pipefd) != 0) return NULL;
     pid_t pid = fork();
@@ -286,7 +355,7 @@ static cJSON *run_child(const char *self, const char *path, const char *tok, con
         close(pipefd[0]);
         char th[16];
         snprintf(th, sizeof th, "%d", threads);
-        execl(self, self, "--child", path, tok ? tok : "-", prompt, th, (char *)NULL);
+        execl(self, self, mode, path, tok ? tok : "-", prompt, th, (char *)NULL);
         _exit(127);
     }
     close(pipefd[1]);
@@ -308,6 +377,7 @@ static cJSON *run_child(const char *self, const char *path, const char *tok, con
 int main(int argc, char **argv) {
     if (argc == 6 && strcmp(argv[1], "--child") == 0)
         return bench_model(argv[2], strcmp(argv[3], "-") ? argv[3] : NULL, argv[4], atoi(argv[5]));
+    if (argc == 6 && strcmp(argv[1], "--rss") == 0) return rss_model(argv[2], atoi(argv[5]));
     const char *weights = "../shared/weights", *large = "build/bench-large.bin", *json = "bench.json";
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -339,11 +409,16 @@ int main(int argc, char **argv) {
            "pre128/s", "pre512/s", "of-gemm", "steps/s", "rows/s", "iso/vis", "k2/k1", "k3/k1", "k4/k1", "cap-pre", "cap-gen",
            "RSS-MB");
     for (int i = 0; i < 3; i++) {
-        cJSON *o = run_child(argv[0], paths[i], i < 2 ? toks[i] : NULL, prompts[i], threads);
-        if (!o) {
+        cJSON *o = run_child(argv[0], "--child", paths[i], i < 2 ? toks[i] : NULL, prompts[i], threads);
+        cJSON *mem = run_child(argv[0], "--rss", paths[i], NULL, "-", threads);
+        if (!o || !mem) {
             fprintf(stderr, "bench: measuring %s failed\n", paths[i]);
             return 1;
         }
+        cJSON_DeleteItemFromObject(o, "peak_rss_bytes"); /* the measuring child holds benchmark buffers */
+        cJSON_AddNumberToObject(o, "peak_rss_bytes", num(mem, "peak_rss_bytes"));
+        cJSON_AddNumberToObject(o, "kv_cache_bytes", num(mem, "kv_cache_bytes"));
+        cJSON_Delete(mem);
         double decode_bound = gbs * 1e9 / num(o, "bytes_per_token");
         cJSON *pre = cJSON_GetObjectItem(o, "prefill_tok_s"), *st = cJSON_GetObjectItem(o, "step_seconds");
         double p512 = num(pre, "512"), gemm_frac = p512 * num(o, "flops_per_token") / (gflops * 1e9);
@@ -353,15 +428,16 @@ int main(int argc, char **argv) {
         printf("%-22s %9.0f %6.0f%% %9.0f %9.0f %9.0f %6.0f%% %8.0f %8.0f %7.3f %6.2f %6.2f %6.2f %7.2f %7.2f %5.0f/%.0f\n",
                base ? base + 1 : paths[i], num(o, "decode_tok_s"), 100 * num(o, "decode_tok_s") / decode_bound, num(pre, "32"),
                num(pre, "128"), p512, 100 * gemm_frac, num(o, "tempo_steps_s_isolated"), num(o, "tempo_rows_s_isolated"),
-               num(o, "isolated_visible_ratio"), num(st, "2") / num(st, "1"), num(st, "3") / num(st, "1"),
+               num(o, "isolated_visible_ratio_same_rows"), num(st, "2") / num(st, "1"), num(st, "3") / num(st, "1"),
                num(st, "4") / num(st, "1"), num(o, "capture_ratio_prefill"), num(o, "capture_ratio_tempo"),
                num(o, "peak_rss_bytes") / 1048576, (num(o, "checkpoint_bytes") + num(o, "kv_cache_bytes")) / 1048576);
         cJSON_AddItemToArray(models, o);
     }
     printf("\nof-gemv: decode tokens/s as a share of (sgemv GB/s / weight bytes per token); of-gemm: prefill over 512 rows\n"
-           "as a share of sgemm FLOP/s (2 x parameters per token); iso/vis: TEMPO time per row isolated / visible;\n"
+           "as a share of sgemm FLOP/s (2 x parameters per token); iso/vis: the same TEMPO rows replayed with the isolated\n"
+           "mask / with the visible mask;"
            "kN/k1: a step adding N rows / a 1-row step; cap-*: time with attention capture / without;\n"
-           "RSS-MB: peak resident / (checkpoint + KV cache).\n");
+           " RSS-MB: peak resident of a decode + TEMPO run / (checkpoint + KV cache).\n");
     cJSON_AddNumberToObject(root, "seconds", now() - t0);
     char *text = cJSON_Print(root), tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", json);
