@@ -162,27 +162,6 @@ static int prompt_ids(const Args *a, const Model *m, const Tokenizer *t, int **i
 /* tempo forward                                                         */
 /* ===================================================================== */
 
-/* A mask file: n lines of n characters '0'/'1' (row = query). */
-static int read_mask_file(const char *path, int n, uint8_t *allowed, char *err) {
-    FILE *f = fopen(path, "r");
-    if (!f) return tempo_error(err, "cannot open mask file %s: %s", path, strerror(errno));
-    size_t count = 0;
-    int ch, rc = 0;
-    while ((ch = fgetc(f)) != EOF && rc == 0) {
-        if (ch == '0' || ch == '1') {
-            if (count < (size_t)n * n) allowed[count] = (uint8_t)(ch == '1');
-            count++;
-        } else if (ch != ' ' && ch != '\n' && ch != '\r' && ch != '\t') {
-            rc = tempo_error(err, "mask file %s holds '%c'; only 0, 1 and white space are allowed", path, ch);
-        }
-    }
-    fclose(f);
-    if (rc == 0 && count != (size_t)n * n)
-        rc = tempo_error(err, "mask file %s has %zu entries; %d rows need %d x %d = %zu", path, count, n, n, n,
-                         (size_t)n * n);
-    return rc;
-}
-
 /* The per-row list of flag `name` (n entries), else a copy of `fallback`,
  * else 0..n-1. The caller frees *out. */
 static int row_list(const Args *a, const char *name, int n, const int *fallback, int **out, char *err) {
@@ -223,7 +202,7 @@ static int cmd_forward(int argc, char **argv, char *err) {
     if (!allowed || !logits || (capture && !attention)) goto oom;
     if (strcmp(mask, "causal") == 0 || strcmp(mask, "visible") == 0) tempo_mask_rows(MASK_CAUSAL, sets, 0, n, allowed);
     else if (strcmp(mask, "isolated") == 0) tempo_mask_rows(MASK_ISOLATED, sets, 0, n, allowed);
-    else if (read_mask_file(mask, n, allowed, err) != 0) goto done;
+    else if (tempo_mask_read(mask, n, allowed, err) != 0) goto done;
     Outputs out = {logits, NULL, attention};
     if (tempo_forward_full(&m, n, tokens, positions, allowed, 1, out, err) != 0) goto done;
     int V = m.config.vocab_size;

@@ -63,6 +63,32 @@ static int grow(void **buf, size_t *cap, size_t need, size_t elem, char *err) {
     return 0;
 }
 
+/* Reads a whole file into memory; the caller frees *buf. */
+static int read_file(const char *path, const char *what, unsigned char **buf, size_t *len, char *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return tempo_error(err, "cannot open %s %s: %s", what, path, strerror(errno));
+    size_t cap = 0;
+    *buf = NULL;
+    *len = 0;
+    for (;;) {
+        if (grow((void **)buf, &cap, *len + 65536, 1, err) != 0) {
+            fclose(f);
+            free(*buf);
+            return -1;
+        }
+        size_t got = fread(*buf + *len, 1, cap - *len, f);
+        *len += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(*buf);
+        return tempo_error(err, "cannot read %s %s", what, path);
+    }
+    return 0;
+}
+
 void tempo_set_threads(int n) {
     if (n <= 0) return;
     openblas_set_num_threads(n);
@@ -113,11 +139,18 @@ static int check_header(const int *h, Config *c, char *err) {
     return 0;
 }
 
-/* Points every tensor into the mapped floats; returns the float count used. */
-static size_t map_weights(Weights *w, const Config *c, const float *p) {
+/* Number of floats after the header that the config implies. */
+static size_t weight_floats(const Config *c) {
+    size_t L = c->n_layers, dim = c->dim, hid = c->hidden_dim, V = c->vocab_size;
+    size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
+    size_t per_layer = 2 * dim + 2 * q_dim * dim + 2 * kv_dim * dim + 3 * hid * dim;
+    return V * dim + L * per_layer + dim + (size_t)c->seq_len * c->head_dim + (c->shared_classifier ? 0 : V * dim);
+}
+
+/* Points every tensor into the floats that follow the header. */
+static void map_weights(Weights *w, const Config *c, const float *p) {
     size_t L = c->n_layers, dim = c->dim, hid = c->hidden_dim;
     size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
-    const float *start = p;
     w->token_embedding = p; p += (size_t)c->vocab_size * dim;
     w->rms_att = p;         p += L * dim;
     w->wq = p;              p += L * q_dim * dim;
@@ -131,8 +164,22 @@ static size_t map_weights(Weights *w, const Config *c, const float *p) {
     w->rms_final = p;       p += dim;
     p += (size_t)c->seq_len * c->head_dim; /* freq_cis_real and _imag, seq_len x head_dim/2 each */
     w->wcls = c->shared_classifier ? w->token_embedding : p;
-    if (!c->shared_classifier) p += (size_t)c->vocab_size * dim;
-    return (size_t)(p - start);
+}
+
+int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char *name, char *err) {
+    memset(m, 0, sizeof *m);
+    int header[7];
+    if (size < sizeof header)
+        return tempo_error(err, "truncated checkpoint %s: %zu bytes, the header alone needs 28", name, size);
+    memcpy(header, data, sizeof header);
+    if (check_header(header, &m->config, err) != 0) return -1;
+    size_t expected = sizeof header + weight_floats(&m->config) * sizeof(float);
+    if (size != expected)
+        return tempo_error(err, "%s checkpoint %s: %zu bytes, the header implies %zu",
+                           size < expected ? "truncated" : "oversized", name, size, expected);
+    map_weights(&m->weights, &m->config, (const float *)((const char *)data + sizeof header));
+    snprintf(m->path, sizeof m->path, "%s", name);
+    return 0;
 }
 
 int tempo_model_load(Model *m, const char *path, char *err) {
@@ -145,30 +192,54 @@ int tempo_model_load(Model *m, const char *path, char *err) {
         return tempo_error(err, "checkpoint %s is not a regular file", path);
     }
     size_t size = (size_t)st.st_size;
-    int header[7];
-    if (size < sizeof header || pread(fd, header, sizeof header, 0) != (ssize_t)sizeof header) {
+    if (size < 28) {
         close(fd);
         return tempo_error(err, "truncated checkpoint %s: %zu bytes, the header alone needs 28", path, size);
-    }
-    if (check_header(header, &m->config, err) != 0) {
-        close(fd);
-        return -1;
-    }
-    Weights probe;
-    size_t expected = sizeof header + map_weights(&probe, &m->config, NULL) * sizeof(float);
-    if (size != expected) {
-        close(fd);
-        return tempo_error(err, "%s checkpoint %s: %zu bytes, the header implies %zu",
-                    size < expected ? "truncated" : "oversized", path, size, expected);
     }
     void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (map == MAP_FAILED) return tempo_error(err, "cannot mmap checkpoint %s: %s", path, strerror(errno));
-    m->map = map;
+    if (tempo_model_from_buffer(m, map, size, path, err) != 0) {
+        munmap(map, size);
+        return -1;
+    }
+    m->map = map; /* owned: unmapped by tempo_model_free */
     m->map_size = size;
-    map_weights(&m->weights, &m->config, (const float *)((const char *)map + sizeof header));
-    snprintf(m->path, sizeof m->path, "%s", path);
     return 0;
+}
+
+/* Counts NaN and Inf values in each tensor; prints one line per tensor with
+ * any; returns the total. */
+static size_t scan_tensor(FILE *out, const char *name, const float *p, size_t n) {
+    size_t nan = 0, inf = 0, first = n;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(p[i])) nan++;
+        else if (isinf(p[i])) inf++;
+        else continue;
+        if (first == n) first = i;
+    }
+    if (nan + inf) fprintf(out, "%s: %zu NaN, %zu Inf (first at element %zu)\n", name, nan, inf, first);
+    return nan + inf;
+}
+
+size_t tempo_model_check(const Model *m, FILE *out) {
+    const Config *c = &m->config;
+    const Weights *w = &m->weights;
+    size_t L = c->n_layers, dim = c->dim, hid = c->hidden_dim, V = c->vocab_size;
+    size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
+    size_t bad = scan_tensor(out, "token_embedding", w->token_embedding, V * dim);
+    bad += scan_tensor(out, "rms_att", w->rms_att, L * dim);
+    bad += scan_tensor(out, "wq", w->wq, L * q_dim * dim);
+    bad += scan_tensor(out, "wk", w->wk, L * kv_dim * dim);
+    bad += scan_tensor(out, "wv", w->wv, L * kv_dim * dim);
+    bad += scan_tensor(out, "wo", w->wo, L * dim * q_dim);
+    bad += scan_tensor(out, "rms_ffn", w->rms_ffn, L * dim);
+    bad += scan_tensor(out, "w1", w->w1, L * hid * dim);
+    bad += scan_tensor(out, "w2", w->w2, L * dim * hid);
+    bad += scan_tensor(out, "w3", w->w3, L * hid * dim);
+    bad += scan_tensor(out, "rms_final", w->rms_final, dim);
+    if (!c->shared_classifier) bad += scan_tensor(out, "wcls", w->wcls, V * dim);
+    return bad;
 }
 
 void tempo_model_free(Model *m) {
@@ -194,10 +265,25 @@ static int compare_pieces(const void *a, const void *b, void *tok) {
     return lx != ly ? (lx < ly ? -1 : 1) : (x < y ? -1 : 1);
 }
 
+static int tokenizer_read(Tokenizer *t, FILE *f, const char *path, int vocab_size, char *err);
+
 int tempo_tokenizer_load(Tokenizer *t, const char *path, int vocab_size, char *err) {
     memset(t, 0, sizeof *t);
     FILE *f = fopen(path, "rb");
     if (!f) return tempo_error(err, "cannot open tokenizer %s: %s", path, strerror(errno));
+    return tokenizer_read(t, f, path, vocab_size, err);
+}
+
+int tempo_tokenizer_from_buffer(Tokenizer *t, const void *data, size_t size, int vocab_size, char *err) {
+    memset(t, 0, sizeof *t);
+    if (size == 0) return tempo_error(err, "bad tokenizer (buffer): max_token_length missing or out of range");
+    FILE *f = fmemopen((void *)data, size, "rb");
+    if (!f) return tempo_error(err, "cannot read the tokenizer buffer: %s", strerror(errno));
+    return tokenizer_read(t, f, "(buffer)", vocab_size, err);
+}
+
+/* Reads the pieces from f and closes it. */
+static int tokenizer_read(Tokenizer *t, FILE *f, const char *path, int vocab_size, char *err) {
     int max_len;
     if (fread(&max_len, sizeof max_len, 1, f) != 1 || max_len <= 0 || max_len > 4096) {
         fclose(f);
@@ -649,6 +735,32 @@ void tempo_mask_rows(MaskKind kind, const int *sets, int first, int k, uint8_t *
     }
 }
 
+int tempo_mask_parse(const char *text, size_t len, int n, uint8_t *allowed, const char *name, char *err) {
+    size_t count = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = text[i];
+        if (ch == '0' || ch == '1') {
+            if (count < (size_t)n * n) allowed[count] = (uint8_t)(ch == '1');
+            count++;
+        } else if (ch != ' ' && ch != '\n' && ch != '\r' && ch != '\t') {
+            return tempo_error(err, "mask file %s holds '%c' at byte %zu; only 0, 1 and white space are allowed", name,
+                               (ch >= 32 && ch < 127) ? ch : '?', i);
+        }
+    }
+    if (count != (size_t)n * n)
+        return tempo_error(err, "mask file %s has %zu entries; %d rows need %d x %d = %zu", name, count, n, n, n, (size_t)n * n);
+    return 0;
+}
+
+int tempo_mask_read(const char *path, int n, uint8_t *allowed, char *err) {
+    unsigned char *buf;
+    size_t len;
+    if (read_file(path, "mask file", &buf, &len, err) != 0) return -1;
+    int rc = tempo_mask_parse((const char *)buf, len, n, allowed, path, err);
+    free(buf);
+    return rc;
+}
+
 /* ===================================================================== */
 /* 8. Traces (safetensors)                                               */
 /* ===================================================================== */
@@ -811,32 +923,25 @@ static int parse_tensor_entry(Trace *t, const cJSON *entry, const char *name, co
 
 int tempo_trace_read(Trace *t, const char *path, char *err) {
     tempo_trace_init(t);
-    FILE *f = fopen(path, "rb");
-    if (!f) return tempo_error(err, "cannot open trace %s: %s", path, strerror(errno));
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (grow((void **)&buf, &cap, len + 65536, 1, err) != 0) {
-            fclose(f);
-            free(buf);
-            return -1;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) break;
-    }
-    fclose(f);
+    unsigned char *buf;
+    size_t len;
+    if (read_file(path, "trace", &buf, &len, err) != 0) return -1;
+    int rc = tempo_trace_parse(t, buf, len, path, err);
+    free(buf);
+    return rc;
+}
+
+int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char *path, char *err) {
+    tempo_trace_init(t);
     uint64_t header_len = 0;
     if (len >= 8) memcpy(&header_len, buf, 8);
     if (len < 8 || header_len > len - 8) {
-        free(buf);
         return tempo_error(err, "bad trace %s: not a safetensors file (header length %llu, file %zu bytes)", path,
                     (unsigned long long)header_len, len);
     }
     cJSON *root = cJSON_ParseWithLength((const char *)buf + 8, (size_t)header_len);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        free(buf);
         return tempo_error(err, "bad trace %s: the header is not a JSON object", path);
     }
     const unsigned char *data = buf + 8 + header_len;
@@ -853,7 +958,6 @@ int tempo_trace_read(Trace *t, const char *path, char *err) {
         }
     }
     cJSON_Delete(root);
-    free(buf);
     if (rc != 0) tempo_trace_free(t);
     return rc;
 }

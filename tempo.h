@@ -9,6 +9,7 @@
 #define TEMPO_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #define TEMPO_ERR_SIZE 512
@@ -59,6 +60,10 @@ typedef struct {
 } Model;
 
 int tempo_model_load(Model *m, const char *path, char *err);
+/* The same over bytes in memory (not copied: keep them alive); `name` is for messages. */
+int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char *name, char *err);
+/* Reports every tensor holding NaN or Inf to `out`; returns how many such values. */
+size_t tempo_model_check(const Model *m, FILE *out);
 void tempo_model_free(Model *m);
 
 /* ---- tokenizer (llama2.c tokenizer.bin) ---- */
@@ -73,6 +78,7 @@ typedef struct {
 } Tokenizer;
 
 int tempo_tokenizer_load(Tokenizer *t, const char *path, int vocab_size, char *err);
+int tempo_tokenizer_from_buffer(Tokenizer *t, const void *data, size_t size, int vocab_size, char *err);
 void tempo_tokenizer_free(Tokenizer *t);
 /* Encodes `text` as BOS + pieces; writes at most `cap` ids to `ids`, count to *n. */
 int tempo_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n, char *err);
@@ -131,6 +137,9 @@ typedef enum { MASK_CAUSAL, MASK_ISOLATED, MASK_VISIBLE } MaskKind;
  * causal/visible: key <= query; isolated: the same, except a query may not
  * see another member of its own set. Writes [k][first+k]. */
 void tempo_mask_rows(MaskKind kind, const int *sets, int first, int k, uint8_t *allowed);
+/* A mask file: n x n characters '0'/'1' (row = query), white space ignored. */
+int tempo_mask_parse(const char *text, size_t len, int n, uint8_t *allowed, const char *name, char *err);
+int tempo_mask_read(const char *path, int n, uint8_t *allowed, char *err);
 
 /* ---- traces (safetensors) ---- */
 
@@ -162,6 +171,7 @@ const Tensor *tempo_trace_get(const Trace *t, const char *name);
 /* Writes to a temporary name and renames, so a trace is never half-written. */
 int tempo_trace_write(const Trace *t, const char *path, char *err);
 int tempo_trace_read(Trace *t, const char *path, char *err);
+int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char *name, char *err);
 size_t tempo_tensor_count(const Tensor *x);
 
 /* ---- TEMPO generation ---- */
