@@ -41,7 +41,7 @@ SYNTH = build/synth-tied.bin build/synth-untied.bin
 # The golden files come from the independent NumPy reference, never from tempo.
 golden: $(SYNTH) .deps
 	$(PY) oracle/reference.py golden --weights $(WEIGHTS) --synth build --out oracle/golden
-.PHONY: all run test golden clean bench
+.PHONY: all run test golden clean bench fuzz memcheck
 
 # The Criterion suite, built twice: plain, and under ASan+UBSan.
 TEST_SRC = $(wildcard tests/test_*.c)
@@ -77,3 +77,31 @@ build/bench-large.bin: tempo
 	./tempo synth --out $@ --seed 1 --dim 1024 --hidden 2816 --layers 8 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 1024
 bench: build/bench build/bench-large.bin
 	build/bench --weights $(WEIGHTS) --large build/bench-large.bin --json bench.json
+
+# libFuzzer targets (clang), each run FUZZ_SECONDS on seeds built from valid synthetic files.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = checkpoint tokenizer trace mask cli
+FUZZ_FLAGS = -g -O1 -std=c11 -fopenmp -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_DEPS = clang libclang-rt-14-dev libomp-14-dev
+.fuzz-deps:
+	@dpkg -s $(FUZZ_DEPS) >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(FUZZ_DEPS) >/dev/null; }
+	@touch .fuzz-deps
+build/fuzz/fuzz_cli: tests/fuzz/fuzz_cli.c $(SRC) $(HDR) .deps .fuzz-deps
+	@mkdir -p build/fuzz
+	clang $(FUZZ_FLAGS) -Dmain=tempo_cli_main -o $@ tests/fuzz/fuzz_cli.c $(SRC) $(LDLIBS)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tempo.c tempo.h .deps .fuzz-deps
+	@mkdir -p build/fuzz
+	clang $(FUZZ_FLAGS) -o $@ $< tempo.c $(LDLIBS)
+# Seeds: valid files of each kind, made by tempo and the reference.
+build/fuzz/seeds: tempo tests/fuzz/make_seeds.sh
+	sh tests/fuzz/make_seeds.sh ./tempo $(WEIGHTS) build/fuzz/seeds
+fuzz: $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS)) build/fuzz/seeds
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t; \
+	  echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	  TEMPO_FUZZ_TOKENIZER=$(WEIGHTS)/tok512.bin build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -close_fd_mask=3 \
+	    -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=$(CURDIR)/build/fuzz/ $(CURDIR)/build/fuzz/corpus/$$t \
+	    $(CURDIR)/build/fuzz/seeds/$$t $(CURDIR)/tests/fuzz/regressions/$$t \
+	    2> build/fuzz/$$t.log || { tail -40 build/fuzz/$$t.log; exit 1; }; \
+	  grep -E "stat::number_of_executed_units|Done" build/fuzz/$$t.log | tr '\n' ' '; echo; done

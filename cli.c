@@ -591,23 +591,6 @@ static int cmd_diff(int argc, char **argv, char *err) {
     return failed ? 1 : 0;
 }
 
-/* Checks a trace's inputs and returns n and the mask layer count. */
-static int trace_inputs(const Trace *tr, const Model *m, int *n, int *mask_layers, char *err) {
-    const Tensor *tok = tempo_trace_get(tr, "tokens"), *pos = tempo_trace_get(tr, "positions");
-    const Tensor *al = tempo_trace_get(tr, "allowed");
-    if (!tok || !pos || !al) return tempo_error(err, "trace lacks tokens, positions or allowed");
-    if (tok->dtype != DT_I32 || pos->dtype != DT_I32 || al->dtype != DT_U8 || tok->ndim != 1 || pos->ndim != 1)
-        return tempo_error(err, "trace tensors have the wrong dtypes (tokens/positions I32[n], allowed U8[n,n])");
-    *n = (int)tok->shape[0];
-    if (pos->shape[0] != *n) return tempo_error(err, "trace has %d tokens but %lld positions", *n, (long long)pos->shape[0]);
-    int ok2 = al->ndim == 2 && al->shape[0] == *n && al->shape[1] == *n;
-    int ok3 = al->ndim == 3 && al->shape[0] == m->config.n_layers && al->shape[1] == *n && al->shape[2] == *n;
-    if (!ok2 && !ok3) return tempo_error(err, "trace allowed must be U8[n,n] or U8[n_layers,n,n] for n = %d", *n);
-    *mask_layers = ok3 ? m->config.n_layers : 1;
-    if (*n < 1) return tempo_error(err, "trace has no rows");
-    return 0;
-}
-
 static int cmd_verify(int argc, char **argv, char *err) {
     static const char *const valued[] = {"-m", "--atol", "--rtol", "--threads", NULL};
     static const char *const switches[] = {NULL};
@@ -623,7 +606,7 @@ static int cmd_verify(int argc, char **argv, char *err) {
     int rc = 2, n = 0, mask_layers = 1;
     float *logits = NULL, *attention = NULL;
     if (tempo_trace_read(&tr, a.positional[0], err) != 0) goto done_model;
-    if (trace_inputs(&tr, &m, &n, &mask_layers, err) != 0) goto done;
+    if (tempo_trace_inputs(&tr, &m.config, &n, &mask_layers, err) != 0) goto done;
     const Config *c = &m.config;
     logits = malloc((size_t)n * c->vocab_size * sizeof(float));
     attention = malloc((size_t)c->n_layers * c->n_heads * n * n * sizeof(float));
@@ -1160,6 +1143,26 @@ static int cmd_encode(int argc, char **argv, char *err) {
     return rc;
 }
 
+/* tempo check MODEL: validates a checkpoint and reports NaN/Inf weights. */
+static int cmd_check(int argc, char **argv, char *err) {
+    static const char *const valued[] = {NULL};
+    static const char *const switches[] = {NULL};
+    Args a;
+    if (parse_args(argc, argv, "check", valued, switches, &a, err) != 0) return 1;
+    if (a.n_positional != 1) return tempo_error(err, "usage: tempo check MODEL"), 1;
+    Model m;
+    if (tempo_model_load(&m, a.positional[0], err) != 0) return 1;
+    const Config *c = &m.config;
+    printf("%s: dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, seq_len %d, %s classifier\n", a.positional[0], c->dim,
+           c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len,
+           c->shared_classifier ? "tied" : "untied");
+    size_t bad = tempo_model_check(&m, stdout);
+    tempo_model_free(&m);
+    if (bad) return tempo_error(err, "checkpoint %s holds %zu NaN/Inf weights", a.positional[0], bad), 1;
+    printf("ok: every weight is finite\n");
+    return 0;
+}
+
 static int cmd_synth(int argc, char **argv, char *err) {
     static const char *const valued[] = {"--out", "--seed", "--dim", "--hidden", "--layers", "--heads", "--kv-heads",
                                          "--vocab", "--seq-len", NULL};
@@ -1198,6 +1201,7 @@ static void usage(void) {
             "  compare  -m MODEL -z TOK (-p PROMPT | --prompts FILE) [generation flags] [--json OUT]\n"
             "  attention (TRACE | -m MODEL -z TOK -p PROMPT ...) [--heatmap L:H] [--rows A-B] [--svg F] [--svg-grid F --row R] [--json F]\n"
             "  encode   -m MODEL -z TOK -p TEXT        print token ids\n"
+            "  check    MODEL                          validate a checkpoint, report NaN/Inf weights\n"
             "  synth    --out FILE [--seed N] [--untied] [--dim D ...]   write a synthetic checkpoint\n"
             "see README.md for every flag\n");
 }
@@ -1211,7 +1215,7 @@ int main(int argc, char **argv) {
     struct { const char *name; int (*run)(int, char **, char *); } commands[] = {
         {"forward", cmd_forward}, {"generate", cmd_generate}, {"verify", cmd_verify},
         {"diff", cmd_diff}, {"encode", cmd_encode}, {"synth", cmd_synth}, {"compare", cmd_compare},
-        {"attention", cmd_attention}};
+        {"attention", cmd_attention}, {"check", cmd_check}};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
         int rc = commands[i].run(argc - 2, argv + 2, err);

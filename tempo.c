@@ -208,8 +208,7 @@ int tempo_model_load(Model *m, const char *path, char *err) {
     return 0;
 }
 
-/* Counts NaN and Inf values in each tensor; prints one line per tensor with
- * any; returns the total. */
+/* Counts NaN and Inf values of one tensor; prints a line to `out` (may be NULL) if any. */
 static size_t scan_tensor(FILE *out, const char *name, const float *p, size_t n) {
     size_t nan = 0, inf = 0, first = n;
     for (size_t i = 0; i < n; i++) {
@@ -218,7 +217,7 @@ static size_t scan_tensor(FILE *out, const char *name, const float *p, size_t n)
         else continue;
         if (first == n) first = i;
     }
-    if (nan + inf) fprintf(out, "%s: %zu NaN, %zu Inf (first at element %zu)\n", name, nan, inf, first);
+    if (nan + inf && out) fprintf(out, "%s: %zu NaN, %zu Inf (first at element %zu)\n", name, nan, inf, first);
     return nan + inf;
 }
 
@@ -385,7 +384,10 @@ int tempo_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n
         if (id >= 0) {
             work[count++] = id;
         } else {
-            for (size_t b = 0; b < len; b++) work[count++] = (unsigned char)text[i + b] + 3;
+            for (size_t b = 0; b < len; b++) { /* byte fallback <0xNN> = id byte+3, or <unk> = 0 if the vocabulary lacks it */
+                int byte_id = (unsigned char)text[i + b] + 3;
+                work[count++] = byte_id < t->vocab_size ? byte_id : 0;
+            }
         }
         i += len;
     }
@@ -999,6 +1001,25 @@ int tempo_trace_build(Trace *t, const Model *m, int n, const int *tokens, const 
     return 0;
 }
 
+/* Checks a trace's inputs and returns n and the mask layer count. */
+int tempo_trace_inputs(const Trace *tr, const Config *c, int *n, int *mask_layers, char *err) {
+    const Tensor *tok = tempo_trace_get(tr, "tokens"), *pos = tempo_trace_get(tr, "positions");
+    const Tensor *al = tempo_trace_get(tr, "allowed");
+    if (!tok || !pos || !al) return tempo_error(err, "trace lacks tokens, positions or allowed");
+    if (tok->dtype != DT_I32 || pos->dtype != DT_I32 || al->dtype != DT_U8 || tok->ndim != 1 || pos->ndim != 1)
+        return tempo_error(err, "trace tensors have the wrong dtypes (tokens/positions I32[n], allowed U8[n,n])");
+    if (tok->shape[0] > (1 << 20)) return tempo_error(err, "trace has %lld rows (limit %d)", (long long)tok->shape[0], 1 << 20);
+    *n = (int)tok->shape[0];
+    if (pos->shape[0] != *n) return tempo_error(err, "trace has %d tokens but %lld positions", *n, (long long)pos->shape[0]);
+    int ok2 = al->ndim == 2 && al->shape[0] == *n && al->shape[1] == *n;
+    int ok3 = al->ndim == 3 && al->shape[0] == c->n_layers && al->shape[1] == *n && al->shape[2] == *n;
+    if (!ok2 && !ok3) return tempo_error(err, "trace allowed must be U8[n,n] or U8[n_layers,n,n] for n = %d", *n);
+    *mask_layers = ok3 ? c->n_layers : 1;
+    if (*n < 1) return tempo_error(err, "trace has no rows");
+    return 0;
+}
+
+
 /* ===================================================================== */
 /* 9. TEMPO generation                                                   */
 /* ===================================================================== */
@@ -1265,11 +1286,14 @@ int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenCon
     if (n_prompt < 1) return tempo_error(err, "the prompt needs at least one token (BOS)");
     if (n_prompt > c->seq_len)
         return tempo_error(err, "prompt of %d tokens is longer than the context (seq_len %d)", n_prompt, c->seq_len);
-    int width = g->emulate == EMULATE_LAST_MEMBER_ONLY ? 1 : g->max_width;
+    /* rows needed: a set never has more members than the vocabulary, and no
+     * more steps fit than the context has logical positions left */
+    int width = g->emulate == EMULATE_LAST_MEMBER_ONLY ? 1 : g->max_width < c->vocab_size ? g->max_width : c->vocab_size;
+    int steps_fit = g->max_steps < c->seq_len - n_prompt ? g->max_steps : c->seq_len - n_prompt;
     int isolate_some_layers = g->mode == MASK_ISOLATED && (g->isolate_first > 0 || g->isolate_last < c->n_layers - 1);
     gen->mask_layers = isolate_some_layers ? c->n_layers : 1;
     gen->n_prompt = n_prompt;
-    int V = c->vocab_size, capacity = n_prompt + g->max_steps * width;
+    int V = c->vocab_size, capacity = n_prompt + steps_fit * width;
     int need_attention = g->capture_attention || g->prune;
     State s;
     if (tempo_state_init(&s, c, capacity, err) != 0) return -1;

@@ -173,6 +173,9 @@ int tempo_trace_write(const Trace *t, const char *path, char *err);
 int tempo_trace_read(Trace *t, const char *path, char *err);
 int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char *name, char *err);
 size_t tempo_tensor_count(const Tensor *x);
+/* Checks that a trace holds the inputs of a forward pass for this model:
+ * tokens I32[n], positions I32[n], allowed U8[n,n] or U8[n_layers,n,n]. */
+int tempo_trace_inputs(const Trace *t, const Config *c, int *n, int *mask_layers, char *err);
 
 /* ---- TEMPO generation ---- */
 

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Seed corpora for the fuzz targets, built from valid files: tempo's own
+# synthetic checkpoints, the real tokenizer, traces and masks.
+set -e
+tempo=$1 weights=$2 out=$3
+mkdir -p "$out/checkpoint" "$out/tokenizer" "$out/trace" "$out/mask" "$out/cli"
+$tempo synth --out "$out/checkpoint/tied" --dim 8 --hidden 16 --layers 1 --heads 2 --kv-heads 1 --vocab 16 --seq-len 8
+$tempo synth --out "$out/checkpoint/untied" --dim 8 --hidden 12 --layers 2 --heads 2 --kv-heads 2 --vocab 12 --seq-len 4 --untied
+# tokenizer seed: u16 vocab (512), u16 prompt length, prompt, tokenizer.bin
+printf '\000\002\022\000The cat sat on it.' > "$out/tokenizer/tok512"
+cat "$weights/tok512.bin" >> "$out/tokenizer/tok512"
+$tempo synth --out "$out/trace.model" --dim 16 --hidden 32 --layers 2 --heads 2 --kv-heads 1 --vocab 32 --seq-len 16
+$tempo forward -m "$out/trace.model" --tokens 1,5,7,7,9 --positions 0,1,2,2,3 --mask isolated --out "$out/trace/isolated" >/dev/null 2>&1
+rm -f "$out/trace.model"
+printf '\003100\n110\n111\n' > "$out/mask/causal3"
+printf '\004 1000 1100 1010 1001' > "$out/mask/isolated4"
+printf '\001--tokens\n1,5,7,7\n--positions\n0,1,2,2\n--mask\nisolated' > "$out/cli/forward"
+printf '\002-p\nThe cat\n--threshold\n0.05\n-n\n6\n--mode\nvisible\n--prune\nattention' > "$out/cli/generate"
+printf '\003-p\nOnce upon a time\n--dynamic-threshold\n--bezier\n0.3,0.7' > "$out/cli/compare"
