@@ -105,3 +105,17 @@ fuzz: $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS)) build/fuzz/seeds
 	    $(CURDIR)/build/fuzz/seeds/$$t $(CURDIR)/tests/fuzz/regressions/$$t \
 	    2> build/fuzz/$$t.log || { tail -40 build/fuzz/$$t.log; exit 1; }; \
 	  grep -E "stat::number_of_executed_units|Done" build/fuzz/$$t.log | tr '\n' ' '; echo; done
+
+# valgrind memcheck: the suite and the CLI, built without -march=native (valgrind lacks AVX-512).
+MEMCHECK_CFLAGS = -O1 -g -std=c11 -Wall -Wextra -Wno-format-truncation -fopenmp
+VALGRIND = valgrind --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	--show-leak-kinds=definite,indirect --trace-children=yes -q
+build/memcheck/tempo: $(SRC) $(HDR) .deps
+	@mkdir -p build/memcheck
+	$(CC) $(MEMCHECK_CFLAGS) -o $@ $(SRC) $(LDLIBS)
+build/memcheck/tests: $(TEST_SRC) tests/helpers.h tempo.c analysis.c $(HDR) .deps
+	@mkdir -p build/memcheck
+	$(CC) $(MEMCHECK_CFLAGS) $(TEST_DEFS) -DTEMPO_BIN='"build/memcheck/tempo"' -o $@ $(TEST_SRC) tempo.c analysis.c $(LDLIBS) -lcriterion
+memcheck: build/memcheck/tempo build/memcheck/tests $(SYNTH)
+	@command -v valgrind >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -qq valgrind >/dev/null; }
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(VALGRIND) build/memcheck/tests --jobs 1

@@ -81,7 +81,8 @@ static inline double max_abs_diff(const float *a, const float *b, size_t n, size
 /* Runs a shell command; returns its exit status and what it wrote to
  * stderr (with `with_stdout`, stdout and stderr together). */
 static inline int run_command_capture(const char *cmd, char *stderr_text, size_t len, int with_stdout) {
-    char full[8192], errfile[] = "/tmp/tempo-test-XXXXXX";
+    static char full[65536];
+    char errfile[] = "/tmp/tempo-test-XXXXXX";
     int fd = mkstemp(errfile);
     cr_assert(fd >= 0, "cannot create a temporary file");
     close(fd);
@@ -98,6 +99,20 @@ static inline int run_command_capture(const char *cmd, char *stderr_text, size_t
 
 static inline int run_command(const char *cmd, char *stderr_text, size_t len) {
     return run_command_capture(cmd, stderr_text, len, 0);
+}
+
+/* Runs `tempo ARGS`; expects exit status `status`, a single stderr line
+ * containing `needle`, and no file at `must_not_exist` (if given). */
+static inline void expect_error(const char *args, int status, const char *needle, const char *must_not_exist) {
+    char cmd[8192], text[8192];
+    snprintf(cmd, sizeof cmd, "%s %s", TEMPO_BIN, args);
+    int rc = run_command(cmd, text, sizeof text);
+    cr_assert_eq(rc, status, "`%s` exited %d, expected %d; stderr: %s", cmd, rc, status, text);
+    cr_assert(strstr(text, needle) != NULL, "`%s` stderr lacks \"%s\": %s", cmd, needle, text);
+    char *nl = strchr(text, '\n');
+    cr_assert(nl && nl[1] == '\0', "`%s` must print exactly one line, got: %s", cmd, text);
+    cr_assert(strncmp(text, "tempo", 5) == 0, "the message names tempo: %s", text);
+    if (must_not_exist) cr_assert(access(must_not_exist, F_OK) != 0, "`%s` left %s behind", cmd, must_not_exist);
 }
 
 /* Full forward over n rows; returns freshly allocated logits and attention. */

@@ -4,20 +4,6 @@
 
 #include <sys/stat.h>
 
-/* Runs `tempo ARGS`; expects exit status `status`, a single stderr line
- * containing `needle`, and no file at `must_not_exist` (if given). */
-static void expect_error(const char *args, int status, const char *needle, const char *must_not_exist) {
-    char cmd[8192], text[8192];
-    snprintf(cmd, sizeof cmd, "%s %s", TEMPO_BIN, args);
-    int rc = run_command(cmd, text, sizeof text);
-    cr_assert_eq(rc, status, "`%s` exited %d, expected %d; stderr: %s", cmd, rc, status, text);
-    cr_assert(strstr(text, needle) != NULL, "`%s` stderr lacks \"%s\": %s", cmd, needle, text);
-    char *nl = strchr(text, '\n');
-    cr_assert(nl && nl[1] == '\0', "`%s` must print exactly one line, got: %s", cmd, text);
-    cr_assert(strncmp(text, "tempo", 5) == 0, "the message names tempo: %s", text);
-    if (must_not_exist) cr_assert(access(must_not_exist, F_OK) != 0, "`%s` left %s behind", cmd, must_not_exist);
-}
-
 /* Writes a copy of a synthetic checkpoint with `header` and `bytes` of payload. */
 static void write_checkpoint(const char *path, const int header[7], size_t bytes) {
     FILE *f = fopen(path, "wb");

@@ -1,0 +1,152 @@
+/* The rest of README's error table: each row triggered once. */
+#include "helpers.h"
+
+#define SYNTH BUILD_DIR "/synth-tied.bin"
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    cr_assert(f, "cannot write %s", path);
+    fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+Test(errors, checkpoint_missing_or_not_a_file) {
+    expect_error("forward -m /tmp/tempo-no-such.bin --tokens 1", 1, "cannot open checkpoint /tmp/tempo-no-such.bin", NULL);
+    expect_error("forward -m /tmp --tokens 1", 1, "checkpoint /tmp is not a regular file", NULL);
+}
+
+Test(errors, head_dimension_odd) {
+    int h[7] = {12, 16, 1, 4, 4, 16, 8};
+    write_bytes("/tmp/tempo-odd.bin", h, sizeof h);
+    expect_error("forward -m /tmp/tempo-odd.bin --tokens 1", 1, "head dimension 3 is odd", NULL);
+}
+
+Test(errors, tokenizer_missing_or_malformed) {
+    expect_error("forward -m " SYNTH " -z /tmp/tempo-no-such.tok --prompt hi", 1, "cannot open tokenizer /tmp/tempo-no-such.tok", NULL);
+    int zero = 0;
+    write_bytes("/tmp/tempo-bad.tok", &zero, sizeof zero);
+    expect_error("forward -m " SYNTH " -z /tmp/tempo-bad.tok --prompt hi", 1, "max_token_length missing or out of range", NULL);
+    struct { int max_len; float score; int len; } piece = {4, 0.0f, 9};
+    write_bytes("/tmp/tempo-bad.tok", &piece, sizeof piece);
+    expect_error("forward -m " SYNTH " -z /tmp/tempo-bad.tok --prompt hi", 1, "piece 0 has length 9 (max_token_length 4)", NULL);
+}
+
+Test(errors, missing_inputs) {
+    expect_error("forward -m " SYNTH " --prompt hi", 1, "missing -z TOKENIZER (needed for --prompt)", NULL);
+    expect_error("forward -m " SYNTH, 1, "missing --prompt TEXT or --tokens IDS", NULL);
+    char tok[4096], args[9000];
+    weights_path("fortune-tok512.bin", tok, sizeof tok);
+    snprintf(args, sizeof args, "forward -m %s/fortune.bin -z %s --prompt hi --tokens 1", WEIGHTS_DIR, tok);
+    expect_error(args, 1, "give --prompt or --tokens, not both", NULL);
+    expect_error("synth", 1, "missing --out FILE", NULL);
+    expect_error("compare -m " SYNTH " --tokens 1", 1, "missing -z TOKENIZER", NULL);
+    expect_error("check", 1, "usage: tempo check MODEL", NULL);
+}
+
+Test(errors, mask_file_missing) {
+    expect_error("forward -m " SYNTH " --tokens 1,2 --mask /tmp/tempo-no-such-mask", 1, "cannot open mask file /tmp/tempo-no-such-mask", NULL);
+}
+
+Test(errors, more_generation_settings) {
+    const char *base = "generate -m " SYNTH " --tokens 1,5 ";
+    struct { const char *flags, *needle; } cases[] = {
+        {"--next-from middle", "--next-from must be last or mean, got 'middle'"},
+        {"--prune sometimes", "--prune must be attention or none, got 'sometimes'"},
+        {"--emulate python", "--emulate must be last-member-only, got 'python'"},
+        {"--threshold-schedule cubic", "--threshold-schedule must be bezier, linear or constant, got 'cubic'"},
+        {"--prune attention --emulate last-member-only", "pruning cannot be combined with --emulate"},
+        {"-n 0", "max-tokens 0 must be at least 1"},
+        {"--bezier 0.5", "--bezier must be P1,P2, got '0.5'"},
+        {"--threshold abc", "--threshold must be a number, got 'abc'"},
+        {"--prune-layers 9", "--prune-layers must be an integer in [1, 2], got '9'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[1024];
+        snprintf(args, sizeof args, "%s%s", base, cases[i].flags);
+        expect_error(args, 1, cases[i].needle, NULL);
+    }
+}
+
+/* A safetensors file with this JSON header and `data_bytes` zero bytes of data. */
+static void write_trace_file(const char *path, const char *json, size_t data_bytes) {
+    uint64_t len = strlen(json);
+    char buf[512] = {0};
+    cr_assert(8 + len + data_bytes <= sizeof buf);
+    memcpy(buf, &len, 8);
+    memcpy(buf + 8, json, len);
+    write_bytes(path, buf, 8 + len + data_bytes);
+}
+
+Test(errors, traces_that_are_not_traces) {
+    struct { const char *json; size_t data; const char *needle; } cases[] = {
+        {"[1,2]", 0, "the header is not a JSON object"},
+        {"{\"tokens\":{\"dtype\":\"I32\",\"shape\":[4],\"data_offsets\":[0,8]}}", 16,
+         "tensor tokens has 8 bytes for a shape that needs 16"},
+        {"{\"tokens\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 16, "unsupported dtype I64"},
+        {"{\"tokens\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,400]}}", 16, "data_offsets outside the file"},
+        {"{\"tokens\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "trace lacks tokens, positions or allowed"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_trace_file("/tmp/tempo-bad.st", cases[i].json, cases[i].data);
+        expect_error("verify -m " SYNTH " /tmp/tempo-bad.st", 2, cases[i].needle, NULL);
+    }
+    expect_error("verify -m " SYNTH " /tmp/tempo-no-such.st", 2, "cannot open trace /tmp/tempo-no-such.st", NULL);
+}
+
+Test(errors, nan_weights_reported_by_check) {
+    FILE *in = fopen(SYNTH, "rb");
+    cr_assert(in);
+    static unsigned char data[1 << 20];
+    size_t n = fread(data, 1, sizeof data, in);
+    fclose(in);
+    float nan = NAN, inf = INFINITY;
+    memcpy(data + 28 + 4 * 100, &nan, 4);
+    memcpy(data + 28 + 4 * 300, &inf, 4);
+    write_bytes("/tmp/tempo-nan.bin", data, n);
+    expect_error("check /tmp/tempo-nan.bin", 1, "checkpoint /tmp/tempo-nan.bin holds 2 NaN/Inf weights", NULL);
+    char out[4096];
+    int rc = run_command_capture(TEMPO_BIN " check /tmp/tempo-nan.bin", out, sizeof out, 1);
+    cr_assert_eq(rc, 1);
+    cr_assert(strstr(out, "token_embedding: 1 NaN, 1 Inf (first at element 100)"), "%s", out);
+    rc = run_command_capture(TEMPO_BIN " check " SYNTH, out, sizeof out, 1);
+    cr_assert(rc == 0 && strstr(out, "every weight is finite"), "%s", out);
+}
+
+Test(errors, unwritable_outputs_leave_nothing) {
+    expect_error("forward -m " SYNTH " --tokens 1,2 --out /tmp/tempo-no-dir/x.st", 1, "cannot write trace /tmp/tempo-no-dir/x.st", NULL);
+    expect_error("synth --out /tmp/tempo-no-dir/x.bin", 1, "cannot write /tmp/tempo-no-dir/x.bin", NULL);
+}
+
+Test(errors, analysis_arguments) {
+    char model[4096], tok[4096], args[9000];
+    weights_path("fortune.bin", model, sizeof model);
+    weights_path("fortune-tok512.bin", tok, sizeof tok);
+    snprintf(args, sizeof args, "attention -m %s -z %s -p 'The cat' -n 4 --heatmap 9:0", model, tok);
+    expect_error(args, 1, "--heatmap must be L:H with L < 4 and H < 4, got '9:0'", NULL);
+    snprintf(args, sizeof args, "attention -m %s -z %s -p 'The cat' -n 4 --rows 5-999", model, tok);
+    expect_error(args, 1, "--rows must be A-B within 0-", NULL);
+    snprintf(args, sizeof args, "attention -m %s -z %s", model, tok);
+    expect_error(args, 1, "give a TRACE or -p PROMPT", NULL);
+    snprintf(args, sizeof args, "compare -m %s -z %s --prompts /tmp/tempo-no-such-prompts", model, tok);
+    expect_error(args, 1, "cannot open prompt file /tmp/tempo-no-such-prompts", NULL);
+    write_bytes("/tmp/tempo-empty-prompts", "# nothing\n", 10);
+    snprintf(args, sizeof args, "compare -m %s -z %s --prompts /tmp/tempo-empty-prompts", model, tok);
+    expect_error(args, 1, "prompt file /tmp/tempo-empty-prompts holds no prompts", NULL);
+    snprintf(args, sizeof args, "compare -m %s -z %s", model, tok);
+    expect_error(args, 1, "missing -p PROMPT or --prompts FILE", NULL);
+}
+
+/* Out of memory: attention for 6,000 rows needs 1.15 GB under a 1 GB address-space limit. */
+Test(errors, out_of_memory_is_an_error) {
+#ifdef __SANITIZE_ADDRESS__
+    cr_skip_test("ASan reserves terabytes of address space, so an address-space limit cannot be used here");
+#endif
+    char *ids = malloc(6000 * 2 + 1), cmd[20000];
+    for (int i = 0; i < 6000; i++) memcpy(ids + 2 * i, "1,", 2);
+    ids[2 * 6000 - 1] = '\0';
+    snprintf(cmd, sizeof cmd, "sh -c 'ulimit -v 1000000; %s forward -m %s --tokens %s'", TEMPO_BIN, SYNTH, ids);
+    char text[4096];
+    int rc = run_command(cmd, text, sizeof text);
+    free(ids);
+    cr_assert(rc == 1 && strstr(text, "out of memory"), "exit %d: %s", rc, text);
+}
