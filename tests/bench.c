@@ -405,8 +405,8 @@ int main(int argc, char **argv) {
     snprintf(toks[1], sizeof toks[1], "%s/tok512.bin", weights);
     snprintf(paths[2], sizeof paths[2], "%s", large);
     const char *prompts[3] = {"Q: Why did the chicken", "Once upon a time", "-"};
-    printf("%-22s %9s %7s %9s %9s %9s %7s %8s %8s %7s %6s %6s %6s %7s %7s %9s\n", "model", "decode/s", "of-gemv", "pre32/s",
-           "pre128/s", "pre512/s", "of-gemm", "steps/s", "rows/s", "iso/vis", "k2/k1", "k3/k1", "k4/k1", "cap-pre", "cap-gen",
+    printf("%-22s %9s %7s %9s %9s %9s %7s %8s %8s %8s %7s %6s %6s %6s %7s %7s %9s\n", "model", "decode/s", "of-gemv", "pre32/s",
+           "pre128/s", "pre512/s", "of-gemm", "steps/s", "rows/s", "vis st/s", "iso/vis", "k2/k1", "k3/k1", "k4/k1", "cap-pre", "cap-gen",
            "RSS-MB");
     for (int i = 0; i < 3; i++) {
         cJSON *o = run_child(argv[0], "--child", paths[i], i < 2 ? toks[i] : NULL, prompts[i], threads);
@@ -425,17 +425,18 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "decode_fraction_of_sgemv_bound", num(o, "decode_tok_s") / decode_bound);
         cJSON_AddNumberToObject(o, "prefill512_fraction_of_sgemm", gemm_frac);
         const char *base = strrchr(paths[i], '/');
-        printf("%-22s %9.0f %6.0f%% %9.0f %9.0f %9.0f %6.0f%% %8.0f %8.0f %7.3f %6.2f %6.2f %6.2f %7.2f %7.2f %5.0f/%.0f\n",
+        printf("%-22s %9.0f %6.0f%% %9.0f %9.0f %9.0f %6.0f%% %8.0f %8.0f %8.0f %7.3f %6.2f %6.2f %6.2f %7.2f %7.2f %5.0f/%.0f\n",
                base ? base + 1 : paths[i], num(o, "decode_tok_s"), 100 * num(o, "decode_tok_s") / decode_bound, num(pre, "32"),
                num(pre, "128"), p512, 100 * gemm_frac, num(o, "tempo_steps_s_isolated"), num(o, "tempo_rows_s_isolated"),
-               num(o, "isolated_visible_ratio_same_rows"), num(st, "2") / num(st, "1"), num(st, "3") / num(st, "1"),
+               num(o, "tempo_steps_s_visible"), num(o, "isolated_visible_ratio_same_rows"), num(st, "2") / num(st, "1"), num(st, "3") / num(st, "1"),
                num(st, "4") / num(st, "1"), num(o, "capture_ratio_prefill"), num(o, "capture_ratio_tempo"),
                num(o, "peak_rss_bytes") / 1048576, (num(o, "checkpoint_bytes") + num(o, "kv_cache_bytes")) / 1048576);
         cJSON_AddItemToArray(models, o);
     }
     printf("\nof-gemv: decode tokens/s as a share of (sgemv GB/s / weight bytes per token); of-gemm: prefill over 512 rows\n"
-           "as a share of sgemm FLOP/s (2 x parameters per token); iso/vis: the same TEMPO rows replayed with the isolated\n"
-           "mask / with the visible mask;"
+           "as a share of sgemm FLOP/s (2 x parameters per token); steps/s, rows/s: TEMPO at threshold 0.05, isolated;\n"
+           "vis st/s: the same in visible mode; iso/vis: the same TEMPO rows replayed with the isolated mask / with the\n"
+           "visible mask; "
            "kN/k1: a step adding N rows / a 1-row step; cap-*: time with attention capture / without;\n"
            " RSS-MB: peak resident of a decode + TEMPO run / (checkpoint + KV cache).\n");
     cJSON_AddNumberToObject(root, "seconds", now() - t0);
