@@ -152,18 +152,37 @@ static void map_weights(Weights *w, const Config *c, const float *p) {
     size_t L = c->n_layers, dim = c->dim, hid = c->hidden_dim;
     size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
     w->token_embedding = p; p += (size_t)c->vocab_size * dim;
-    w->rms_att = p;         p += L * dim;
-    w->wq = p;              p += L * q_dim * dim;
-    w->wk = p;              p += L * kv_dim * dim;
-    w->wv = p;              p += L * kv_dim * dim;
-    w->wo = p;              p += L * dim * q_dim;
-    w->rms_ffn = p;         p += L * dim;
-    w->w1 = p;              p += L * hid * dim;
-    w->w2 = p;              p += L * dim * hid;
-    w->w3 = p;              p += L * hid * dim;
-    w->rms_final = p;       p += dim;
+    for (size_t l = 0; l < L; l++) w->layers[l].rms_att = p + l * dim;
+    p += L * dim;
+    for (size_t l = 0; l < L; l++) w->layers[l].wq = p + l * q_dim * dim;
+    p += L * q_dim * dim;
+    for (size_t l = 0; l < L; l++) w->layers[l].wk = p + l * kv_dim * dim;
+    p += L * kv_dim * dim;
+    for (size_t l = 0; l < L; l++) w->layers[l].wv = p + l * kv_dim * dim;
+    p += L * kv_dim * dim;
+    for (size_t l = 0; l < L; l++) w->layers[l].wo = p + l * dim * q_dim;
+    p += L * dim * q_dim;
+    for (size_t l = 0; l < L; l++) w->layers[l].rms_ffn = p + l * dim;
+    p += L * dim;
+    for (size_t l = 0; l < L; l++) w->layers[l].w1 = p + l * hid * dim;
+    p += L * hid * dim;
+    for (size_t l = 0; l < L; l++) w->layers[l].w2 = p + l * dim * hid;
+    p += L * dim * hid;
+    for (size_t l = 0; l < L; l++) w->layers[l].w3 = p + l * hid * dim;
+    p += L * hid * dim;
+    w->rms_final = p;
+    p += dim;
     p += (size_t)c->seq_len * c->head_dim; /* freq_cis_real and _imag, seq_len x head_dim/2 each */
     w->wcls = c->shared_classifier ? w->token_embedding : p;
+}
+
+/* RoPE inverse frequencies theta^(-2i/head_dim) (rescaling is added by the HF loader). */
+static int plain_rope(Model *m, char *err) {
+    int half = m->config.head_dim / 2;
+    m->rope_inv_freq = malloc((size_t)half * sizeof(double));
+    if (!m->rope_inv_freq) return tempo_error(err, "out of memory");
+    for (int i = 0; i < half; i++) m->rope_inv_freq[i] = pow((double)m->config.rope_theta, -2.0 * i / m->config.head_dim);
+    return 0;
 }
 
 int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char *name, char *err) {
@@ -177,6 +196,11 @@ int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char 
     if (size != expected)
         return tempo_error(err, "%s checkpoint %s: %zu bytes, the header implies %zu",
                            size < expected ? "truncated" : "oversized", name, size, expected);
+    m->weights.layers = calloc((size_t)m->config.n_layers, sizeof(LayerWeights));
+    if (!m->weights.layers || plain_rope(m, err) != 0) {
+        tempo_model_free(m);
+        return tempo_error(err, "out of memory for %d layers", m->config.n_layers);
+    }
     map_weights(&m->weights, &m->config, (const float *)((const char *)data + sizeof header));
     snprintf(m->path, sizeof m->path, "%s", name);
     return 0;
@@ -203,8 +227,9 @@ int tempo_model_load(Model *m, const char *path, char *err) {
         munmap(map, size);
         return -1;
     }
-    m->map = map; /* owned: unmapped by tempo_model_free */
-    m->map_size = size;
+    m->maps[0] = map; /* owned: unmapped by tempo_model_free */
+    m->map_sizes[0] = size;
+    m->n_maps = 1;
     return 0;
 }
 
@@ -224,25 +249,30 @@ static size_t scan_tensor(FILE *out, const char *name, const float *p, size_t n)
 size_t tempo_model_check(const Model *m, FILE *out) {
     const Config *c = &m->config;
     const Weights *w = &m->weights;
-    size_t L = c->n_layers, dim = c->dim, hid = c->hidden_dim, V = c->vocab_size;
+    size_t dim = c->dim, hid = c->hidden_dim, V = c->vocab_size;
     size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
     size_t bad = scan_tensor(out, "token_embedding", w->token_embedding, V * dim);
-    bad += scan_tensor(out, "rms_att", w->rms_att, L * dim);
-    bad += scan_tensor(out, "wq", w->wq, L * q_dim * dim);
-    bad += scan_tensor(out, "wk", w->wk, L * kv_dim * dim);
-    bad += scan_tensor(out, "wv", w->wv, L * kv_dim * dim);
-    bad += scan_tensor(out, "wo", w->wo, L * dim * q_dim);
-    bad += scan_tensor(out, "rms_ffn", w->rms_ffn, L * dim);
-    bad += scan_tensor(out, "w1", w->w1, L * hid * dim);
-    bad += scan_tensor(out, "w2", w->w2, L * dim * hid);
-    bad += scan_tensor(out, "w3", w->w3, L * hid * dim);
+    for (int l = 0; l < c->n_layers; l++) {
+        const LayerWeights *lw = &w->layers[l];
+        const char *names[9] = {"rms_att", "wq", "wk", "wv", "wo", "rms_ffn", "w1", "w2", "w3"};
+        const float *ptrs[9] = {lw->rms_att, lw->wq, lw->wk, lw->wv, lw->wo, lw->rms_ffn, lw->w1, lw->w2, lw->w3};
+        size_t sizes[9] = {dim, q_dim * dim, kv_dim * dim, kv_dim * dim, dim * q_dim, dim, hid * dim, dim * hid, hid * dim};
+        for (int i = 0; i < 9; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "layer %d %s", l, names[i]);
+            bad += scan_tensor(out, name, ptrs[i], sizes[i]);
+        }
+    }
     bad += scan_tensor(out, "rms_final", w->rms_final, dim);
     if (!c->shared_classifier) bad += scan_tensor(out, "wcls", w->wcls, V * dim);
     return bad;
 }
 
 void tempo_model_free(Model *m) {
-    if (m->map) munmap(m->map, m->map_size);
+    for (int i = 0; i < m->n_maps; i++) munmap(m->maps[i], m->map_sizes[i]);
+    free(m->weights.layers);
+    free(m->rope_inv_freq);
+    free(m->converted);
     memset(m, 0, sizeof *m);
 }
 
@@ -494,14 +524,14 @@ static void rmsnorm(float *out, const float *x, const float *weight, int n, int 
     }
 }
 
-/* RoPE angles of each row: angle[r][i] = logical_pos[r] * theta^(-2i/head_dim). */
+/* RoPE angles of each row: angle[r][i] = logical_pos[r] * inv_freq[i],
+ * inv_freq[i] = theta^(-2i/head_dim) (rescaled for llama3/linear RoPE). */
 static void rope_angles(float *cos_out, float *sin_out, const int *logical_pos, int n,
-                        int head_dim, float theta) {
+                        int head_dim, const double *inv_freq) {
     int half = head_dim / 2;
     for (int r = 0; r < n; r++)
         for (int i = 0; i < half; i++) {
-            double freq = pow((double)theta, -2.0 * i / head_dim);
-            double angle = logical_pos[r] * freq;
+            double angle = logical_pos[r] * inv_freq[i];
             cos_out[r * half + i] = (float)cos(angle);
             sin_out[r * half + i] = (float)sin(angle);
         }
@@ -670,29 +700,30 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
 
     for (int i = 0; i < k; i++) /* x = embedding of each new token */
         memcpy(s->x + (size_t)i * dim, w->token_embedding + (size_t)tokens[i] * dim, dim * sizeof(float));
-    rope_angles(s->rope_cos, s->rope_sin, logical_pos, k, c->head_dim, c->rope_theta);
+    rope_angles(s->rope_cos, s->rope_sin, logical_pos, k, c->head_dim, m->rope_inv_freq);
 
     for (int l = 0; l < c->n_layers; l++) {
         /* attention block: x += Wo attn(RoPE(Wq xn), RoPE(Wk xn), Wv xn), xn = rmsnorm(x) */
-        rmsnorm(s->xb, s->x, w->rms_att + (size_t)l * dim, k, dim, c->norm_eps);
+        const LayerWeights *lw = &w->layers[l];
+        rmsnorm(s->xb, s->x, lw->rms_att, k, dim, c->norm_eps);
         float *k_rows = s->key_cache + ((size_t)l * s->capacity + s->n_rows) * kv_dim;
         float *v_rows = s->value_cache + ((size_t)l * s->capacity + s->n_rows) * kv_dim;
-        matmul(s->q, s->xb, w->wq + (size_t)l * q_dim * dim, k, dim, q_dim);
-        matmul(k_rows, s->xb, w->wk + (size_t)l * kv_dim * dim, k, dim, kv_dim);
-        matmul(v_rows, s->xb, w->wv + (size_t)l * kv_dim * dim, k, dim, kv_dim);
+        matmul(s->q, s->xb, lw->wq, k, dim, q_dim);
+        matmul(k_rows, s->xb, lw->wk, k, dim, kv_dim);
+        matmul(v_rows, s->xb, lw->wv, k, dim, kv_dim);
         rope_rotate(s->q, k, c->n_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
         rope_rotate(k_rows, k, c->n_kv_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
         const uint8_t *layer_mask = allowed + (mask_layers > 1 ? (size_t)l * k * n_keys : 0);
         attention(c, s, l, k, layer_mask, out.attention);
-        matmul(s->xb, s->att_out, w->wo + (size_t)l * dim * q_dim, k, q_dim, dim);
+        matmul(s->xb, s->att_out, lw->wo, k, q_dim, dim);
         add_into(s->x, s->xb, (size_t)k * dim);
 
         /* feed-forward block: x += W2 (silu(W1 xn) * W3 xn), xn = rmsnorm(x) */
-        rmsnorm(s->xb, s->x, w->rms_ffn + (size_t)l * dim, k, dim, c->norm_eps);
-        matmul(s->hb, s->xb, w->w1 + (size_t)l * hid * dim, k, dim, hid);
-        matmul(s->hb2, s->xb, w->w3 + (size_t)l * hid * dim, k, dim, hid);
+        rmsnorm(s->xb, s->x, lw->rms_ffn, k, dim, c->norm_eps);
+        matmul(s->hb, s->xb, lw->w1, k, dim, hid);
+        matmul(s->hb2, s->xb, lw->w3, k, dim, hid);
         swiglu(s->hb, s->hb2, (size_t)k * hid);
-        matmul(s->xb, s->hb, w->w2 + (size_t)l * dim * hid, k, hid, dim);
+        matmul(s->xb, s->hb, lw->w2, k, hid, dim);
         add_into(s->x, s->xb, (size_t)k * dim);
     }
 

@@ -36,17 +36,21 @@ typedef struct {
     int shared_classifier; /* 1: logits use the token embedding matrix */
 } Config;
 
-typedef struct {             /* all row-major, pointing into the mapped file */
+typedef struct {             /* one layer; row-major [out][in] matrices */
+    const float *rms_att;         /* [dim] */
+    const float *wq;              /* [n_heads*head_dim][dim] */
+    const float *wk;              /* [n_kv_heads*head_dim][dim] */
+    const float *wv;              /* [n_kv_heads*head_dim][dim] */
+    const float *wo;              /* [dim][n_heads*head_dim] */
+    const float *rms_ffn;         /* [dim] */
+    const float *w1;              /* [hidden][dim]  gate */
+    const float *w2;              /* [dim][hidden]  down */
+    const float *w3;              /* [hidden][dim]  up */
+} LayerWeights;
+
+typedef struct {             /* pointing into the mapped file (or converted copies) */
     const float *token_embedding; /* [vocab][dim] */
-    const float *rms_att;         /* [layer][dim] */
-    const float *wq;              /* [layer][n_heads*head_dim][dim] */
-    const float *wk;              /* [layer][n_kv_heads*head_dim][dim] */
-    const float *wv;              /* [layer][n_kv_heads*head_dim][dim] */
-    const float *wo;              /* [layer][dim][n_heads*head_dim] */
-    const float *rms_ffn;         /* [layer][dim] */
-    const float *w1;              /* [layer][hidden][dim]  gate */
-    const float *w2;              /* [layer][dim][hidden]  down */
-    const float *w3;              /* [layer][hidden][dim]  up */
+    LayerWeights *layers;         /* [n_layers] */
     const float *rms_final;       /* [dim] */
     const float *wcls;            /* [vocab][dim] */
 } Weights;
@@ -54,8 +58,12 @@ typedef struct {             /* all row-major, pointing into the mapped file */
 typedef struct {
     Config config;
     Weights weights;
-    void *map;        /* mmapped checkpoint */
-    size_t map_size;
+    double *rope_inv_freq;  /* [head_dim/2]: theta^(-2i/head_dim), rescaled for llama3/linear */
+    int n_maps;
+    void *maps[64];         /* mmapped files */
+    size_t map_sizes[64];
+    float *converted;       /* f32 copies of bf16/f16 tensors, or NULL */
+    size_t converted_bytes;
     char path[4096];
 } Model;
 
