@@ -18,6 +18,7 @@
 
 #include <cblas.h>
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -176,12 +177,31 @@ static void map_weights(Weights *w, const Config *c, const float *p) {
     w->wcls = c->shared_classifier ? w->token_embedding : p;
 }
 
-/* RoPE inverse frequencies theta^(-2i/head_dim) (rescaling is added by the HF loader). */
-static int plain_rope(Model *m, char *err) {
-    int half = m->config.head_dim / 2;
-    m->rope_inv_freq = malloc((size_t)half * sizeof(double));
+void tempo_rope_inv_freq(const RopeScaling *rs, int head_dim, double theta, double *inv_freq) {
+    for (int i = 0; i < head_dim / 2; i++) {
+        double f = pow(theta, -2.0 * i / head_dim);
+        if (rs && rs->type == ROPE_LINEAR) f /= rs->factor;
+        if (rs && rs->type == ROPE_LLAMA3) {
+            double low_wavelen = rs->original_max_position / rs->low_freq_factor;
+            double high_wavelen = rs->original_max_position / rs->high_freq_factor;
+            double wavelen = 2.0 * M_PI / f;
+            if (wavelen > low_wavelen) {
+                f /= rs->factor; /* long wavelengths: scaled */
+            } else if (wavelen >= high_wavelen) { /* in between: blended */
+                double smooth = (rs->original_max_position / wavelen - rs->low_freq_factor) /
+                                (rs->high_freq_factor - rs->low_freq_factor);
+                f = (1.0 - smooth) * f / rs->factor + smooth * f;
+            }
+        }
+        inv_freq[i] = f;
+    }
+}
+
+/* The model's RoPE inverse frequencies. */
+static int model_rope(Model *m, const RopeScaling *rs, char *err) {
+    m->rope_inv_freq = malloc((size_t)(m->config.head_dim / 2) * sizeof(double));
     if (!m->rope_inv_freq) return tempo_error(err, "out of memory");
-    for (int i = 0; i < half; i++) m->rope_inv_freq[i] = pow((double)m->config.rope_theta, -2.0 * i / m->config.head_dim);
+    tempo_rope_inv_freq(rs, m->config.head_dim, m->config.rope_theta, m->rope_inv_freq);
     return 0;
 }
 
@@ -197,7 +217,7 @@ int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char 
         return tempo_error(err, "%s checkpoint %s: %zu bytes, the header implies %zu",
                            size < expected ? "truncated" : "oversized", name, size, expected);
     m->weights.layers = calloc((size_t)m->config.n_layers, sizeof(LayerWeights));
-    if (!m->weights.layers || plain_rope(m, err) != 0) {
+    if (!m->weights.layers || model_rope(m, NULL, err) != 0) {
         tempo_model_free(m);
         return tempo_error(err, "out of memory for %d layers", m->config.n_layers);
     }
@@ -206,8 +226,12 @@ int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char 
     return 0;
 }
 
+static int load_hf(Model *m, const char *dir, char *err);
+
 int tempo_model_load(Model *m, const char *path, char *err) {
     memset(m, 0, sizeof *m);
+    struct stat dir_st;
+    if (stat(path, &dir_st) == 0 && S_ISDIR(dir_st.st_mode)) return load_hf(m, path, err);
     int fd = open(path, O_RDONLY);
     if (fd < 0) return tempo_error(err, "cannot open checkpoint %s: %s", path, strerror(errno));
     struct stat st;
@@ -266,6 +290,354 @@ size_t tempo_model_check(const Model *m, FILE *out) {
     bad += scan_tensor(out, "rms_final", w->rms_final, dim);
     if (!c->shared_classifier) bad += scan_tensor(out, "wcls", w->wcls, V * dim);
     return bad;
+}
+
+/* ---- Hugging Face layout: config.json + *.safetensors ---------------- */
+/* Tensors model.embed_tokens.weight [V][D], model.norm.weight [D],
+ * lm_head.weight [V][D] (absent when tied), and per layer i
+ * model.layers.i.{input_layernorm, post_attention_layernorm}.weight [D],
+ * self_attn.{q,k,v,o}_proj.weight, mlp.{gate,up,down}_proj.weight, all
+ * [out][in]. q/k rows are in rotate-half order (rope_interleaved 0). */
+
+typedef struct {
+    char name[160];
+    int dtype;                 /* 0 F32, 1 F16, 2 BF16 */
+    int ndim;
+    int64_t shape[4];
+    const unsigned char *data;
+    size_t bytes;
+} StTensor;
+
+typedef struct {
+    StTensor *t;
+    int n, cap;
+} StIndex;
+
+static int json_int(const cJSON *cfg, const char *key, int fallback, int *out, const char *dir, char *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (fallback == INT32_MIN) return tempo_error(err, "bad config.json in %s: %s is missing", dir, key);
+        *out = fallback;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
+        return tempo_error(err, "bad config.json in %s: %s must be an integer", dir, key);
+    *out = (int)v->valuedouble;
+    return 0;
+}
+
+static int json_num(const cJSON *cfg, const char *key, double fallback, double *out, const char *dir, char *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (isnan(fallback)) return tempo_error(err, "bad config.json in %s: %s is missing", dir, key);
+        *out = fallback;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble <= 0)
+        return tempo_error(err, "bad config.json in %s: %s must be a positive number", dir, key);
+    *out = v->valuedouble;
+    return 0;
+}
+
+/* Config fields, checked as a llama2.c header is, plus head_dim and RoPE scaling. */
+static int parse_hf_config(const cJSON *cfg, const char *dir, Config *c, RopeScaling *rs, char *err) {
+    int h[7], head_dim, tied = 0;
+    const char *keys[7] = {"hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                           "num_key_value_heads", "vocab_size", "max_position_embeddings"};
+    for (int i = 0; i < 7; i++)
+        if (json_int(cfg, keys[i], i == 4 ? -1 : INT32_MIN, &h[i], dir, err) != 0) return -1;
+    if (h[4] == -1) h[4] = h[3]; /* no GQA given: one kv head per query head */
+    if (h[5] > 0) h[5] = h[5]; /* sign set below from tie_word_embeddings */
+    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(cfg, "tie_word_embeddings");
+    if (tie && !cJSON_IsBool(tie)) return tempo_error(err, "bad config.json in %s: tie_word_embeddings must be true or false", dir);
+    tied = tie && cJSON_IsTrue(tie);
+    if (h[5] <= 0) return tempo_error(err, "bad config.json in %s: vocab_size = %d (must be positive)", dir, h[5]);
+    h[5] = tied ? h[5] : -h[5];
+    if (check_header(h, c, err) != 0) return -1;
+    if (json_int(cfg, "head_dim", c->head_dim, &head_dim, dir, err) != 0) return -1;
+    if (head_dim <= 0 || head_dim % 2 || head_dim > 4096)
+        return tempo_error(err, "bad config.json in %s: head_dim %d must be even and in (0, 4096]", dir, head_dim);
+    c->head_dim = head_dim;
+    double eps, theta;
+    if (json_num(cfg, "rms_norm_eps", 1e-6, &eps, dir, err) != 0 || json_num(cfg, "rope_theta", 10000.0, &theta, dir, err) != 0)
+        return -1;
+    c->norm_eps = (float)eps;
+    c->rope_theta = (float)theta;
+    c->rope_interleaved = 0;
+    memset(rs, 0, sizeof *rs);
+    const cJSON *scaling = cJSON_GetObjectItemCaseSensitive(cfg, "rope_scaling");
+    if (scaling && !cJSON_IsNull(scaling)) {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(scaling, "rope_type");
+        if (!type) type = cJSON_GetObjectItemCaseSensitive(scaling, "type");
+        if (!cJSON_IsString(type)) return tempo_error(err, "bad config.json in %s: rope_scaling has no rope_type", dir);
+        if (strcmp(type->valuestring, "linear") == 0) rs->type = ROPE_LINEAR;
+        else if (strcmp(type->valuestring, "llama3") == 0) rs->type = ROPE_LLAMA3;
+        else if (strcmp(type->valuestring, "default") != 0)
+            return tempo_error(err, "bad config.json in %s: rope_scaling type %s is not supported (linear, llama3)", dir,
+                               type->valuestring);
+        if (rs->type != ROPE_PLAIN && json_num(scaling, "factor", NAN, &rs->factor, dir, err) != 0) return -1;
+        if (rs->type == ROPE_LLAMA3) {
+            if (json_num(scaling, "low_freq_factor", NAN, &rs->low_freq_factor, dir, err) != 0 ||
+                json_num(scaling, "high_freq_factor", NAN, &rs->high_freq_factor, dir, err) != 0 ||
+                json_int(scaling, "original_max_position_embeddings", INT32_MIN, &rs->original_max_position, dir, err) != 0)
+                return -1;
+            if (rs->high_freq_factor <= rs->low_freq_factor || rs->original_max_position <= 0)
+                return tempo_error(err, "bad config.json in %s: llama3 rope_scaling needs high_freq_factor > low_freq_factor", dir);
+        }
+    }
+    return 0;
+}
+
+static int by_offset(const void *a, const void *b) {
+    const StTensor *x = a, *y = b;
+    return x->data < y->data ? -1 : x->data > y->data;
+}
+
+/* Maps one safetensors file and adds its tensors to the index. */
+static int index_safetensors(Model *m, const char *path, StIndex *ix, char *err) {
+    if (m->n_maps == (int)(sizeof m->maps / sizeof m->maps[0])) return tempo_error(err, "too many safetensors files (limit 64)");
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return tempo_error(err, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size < 8) {
+        close(fd);
+        return tempo_error(err, "bad safetensors %s: shorter than its 8-byte header length", path);
+    }
+    size_t size = (size_t)st.st_size;
+    unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return tempo_error(err, "cannot mmap %s: %s", path, strerror(errno));
+    m->maps[m->n_maps] = map;
+    m->map_sizes[m->n_maps++] = size;
+    uint64_t header_len;
+    memcpy(&header_len, map, 8);
+    if (header_len > size - 8 || header_len > (100u << 20))
+        return tempo_error(err, "bad safetensors %s: header length %llu exceeds the file (%zu bytes)", path,
+                           (unsigned long long)header_len, size);
+    cJSON *root = cJSON_ParseWithLength((const char *)map + 8, (size_t)header_len);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return tempo_error(err, "bad safetensors %s: the header is not a JSON object", path);
+    }
+    const unsigned char *data = map + 8 + header_len;
+    size_t data_len = size - 8 - (size_t)header_len;
+    int first = ix->n, rc = 0;
+    static const char *const dtypes[3] = {"F32", "F16", "BF16"};
+    static const size_t sizes[3] = {4, 2, 2};
+    for (const cJSON *e = root->child; e && rc == 0; e = e->next) {
+        if (strcmp(e->string, "__metadata__") == 0) continue;
+        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype"), *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
+        const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+        if (!cJSON_IsString(dt) || !cJSON_IsArray(shape) || !cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2 ||
+            cJSON_GetArraySize(shape) > 4 || strlen(e->string) >= sizeof ix->t[0].name) {
+            rc = tempo_error(err, "bad safetensors %s: tensor %.100s lacks dtype, shape or data_offsets", path, e->string);
+            break;
+        }
+        if (ix->n == ix->cap) {
+            int cap = ix->cap ? 2 * ix->cap : 64;
+            StTensor *p = realloc(ix->t, (size_t)cap * sizeof *p);
+            if (!p) { rc = tempo_error(err, "out of memory indexing %s", path); break; }
+            ix->t = p;
+            ix->cap = cap;
+        }
+        StTensor *t = &ix->t[ix->n];
+        snprintf(t->name, sizeof t->name, "%s", e->string);
+        t->dtype = -1;
+        for (int i = 0; i < 3; i++) if (strcmp(dt->valuestring, dtypes[i]) == 0) t->dtype = i;
+        if (t->dtype < 0) { rc = tempo_error(err, "bad safetensors %s: tensor %s has dtype %s (F32, F16, BF16 supported)", path, t->name, dt->valuestring); break; }
+        t->ndim = cJSON_GetArraySize(shape);
+        double count = 1;
+        for (int d = 0; d < t->ndim; d++) {
+            const cJSON *v = cJSON_GetArrayItem(shape, d);
+            if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1e12) { rc = tempo_error(err, "bad safetensors %s: tensor %s has an invalid shape", path, t->name); break; }
+            t->shape[d] = (int64_t)v->valuedouble;
+            count *= v->valuedouble;
+        }
+        if (rc) break;
+        double a = cJSON_GetArrayItem(off, 0)->valuedouble, b = cJSON_GetArrayItem(off, 1)->valuedouble;
+        if (!(a >= 0 && b >= a && b <= (double)data_len)) { rc = tempo_error(err, "bad safetensors %s: tensor %s has data_offsets outside the file", path, t->name); break; }
+        if (b - a != count * sizes[t->dtype]) { rc = tempo_error(err, "bad safetensors %s: tensor %s has %.0f bytes for a shape that needs %.0f", path, t->name, b - a, count * sizes[t->dtype]); break; }
+        t->data = data + (size_t)a;
+        t->bytes = (size_t)(b - a);
+        ix->n++;
+    }
+    cJSON_Delete(root);
+    if (rc) return rc;
+    qsort(ix->t + first, (size_t)(ix->n - first), sizeof(StTensor), by_offset); /* no two tensors may share bytes */
+    for (int i = first + 1; i < ix->n; i++)
+        if (ix->t[i].data < ix->t[i - 1].data + ix->t[i - 1].bytes)
+            return tempo_error(err, "bad safetensors %s: tensors %s and %s overlap", path, ix->t[i - 1].name, ix->t[i].name);
+    return 0;
+}
+
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The safetensors files of a model directory: from the index if there is one, else every *.safetensors. */
+static int list_safetensors(const char *dir, char ***files, int *n, char *err) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    *files = NULL;
+    *n = 0;
+    unsigned char *buf;
+    size_t len;
+    if (access(path, F_OK) == 0) {
+        if (read_file(path, "index", &buf, &len, err) != 0) return -1;
+        cJSON *root = cJSON_ParseWithLength((const char *)buf, len);
+        free(buf);
+        const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+        if (!cJSON_IsObject(map)) {
+            cJSON_Delete(root);
+            return tempo_error(err, "bad %s: no weight_map object", path);
+        }
+        *files = calloc(64, sizeof(char *));
+        for (const cJSON *e = map->child; e && *files; e = e->next) {
+            if (!cJSON_IsString(e) || strchr(e->valuestring, '/')) {
+                cJSON_Delete(root);
+                return tempo_error(err, "bad %s: weight_map values must be file names", path);
+            }
+            int seen = 0;
+            for (int i = 0; i < *n; i++) seen |= strcmp((*files)[i], e->valuestring) == 0;
+            if (!seen && *n < 64) (*files)[(*n)++] = strdup(e->valuestring);
+        }
+        cJSON_Delete(root);
+    } else {
+        DIR *d = opendir(dir);
+        if (!d) return tempo_error(err, "cannot open model directory %s: %s", dir, strerror(errno));
+        *files = calloc(64, sizeof(char *));
+        for (struct dirent *e; *files && (e = readdir(d)) != NULL;) {
+            size_t l = strlen(e->d_name);
+            if (l > 12 && strcmp(e->d_name + l - 12, ".safetensors") == 0 && *n < 64) (*files)[(*n)++] = strdup(e->d_name);
+        }
+        closedir(d);
+    }
+    if (!*files) return tempo_error(err, "out of memory listing %s", dir);
+    qsort(*files, (size_t)*n, sizeof(char *), by_name);
+    if (*n == 0) return tempo_error(err, "model directory %s holds no .safetensors file", dir);
+    return 0;
+}
+
+static const StTensor *find_tensor(const StIndex *ix, const char *name) {
+    for (int i = 0; i < ix->n; i++)
+        if (strcmp(ix->t[i].name, name) == 0) return &ix->t[i];
+    return NULL;
+}
+
+static float f16_to_f32(uint16_t h) {
+    int sign = h >> 15, exp = (h >> 10) & 31, frac = h & 1023;
+    float v = exp == 0 ? ldexpf((float)frac, -24) : exp == 31 ? (frac ? NAN : INFINITY) : ldexpf((float)(frac | 1024), exp - 25);
+    return sign ? -v : v;
+}
+
+/* Checks a tensor's shape; returns a float pointer into the map or into the converted buffer. */
+static const float *hf_tensor(Model *m, const StIndex *ix, const char *name, int64_t rows, int64_t cols, size_t *used,
+                              int convert, size_t *need, char *err) {
+    const StTensor *t = find_tensor(ix, name);
+    if (!t) {
+        tempo_error(err, "model %s lacks tensor %s", m->path, name);
+        return NULL;
+    }
+    int ok = cols ? t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols : t->ndim == 1 && t->shape[0] == rows;
+    if (!ok) {
+        tempo_error(err, "model %s: tensor %s has shape [%lld%s%lld] but config.json implies [%lld%s%lld]", m->path, name,
+                    (long long)t->shape[0], t->ndim > 1 ? "," : "", t->ndim > 1 ? (long long)t->shape[1] : 0LL, (long long)rows,
+                    cols ? "," : "", (long long)cols);
+        return NULL;
+    }
+    size_t n = (size_t)rows * (cols ? (size_t)cols : 1);
+    if (t->dtype == 0 && ((uintptr_t)t->data % sizeof(float)) == 0) return (const float *)t->data;
+    if (!convert) { /* first pass: count */
+        *need += n;
+        return (const float *)t->data;
+    }
+    float *out = m->converted + *used;
+    *used += n;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h16;
+        if (t->dtype == 0) {
+            memcpy(out + i, t->data + 4 * i, 4);
+            continue;
+        }
+        memcpy(&h16, t->data + 2 * i, 2);
+        if (t->dtype == 2) {
+            uint32_t bits = (uint32_t)h16 << 16;
+            memcpy(out + i, &bits, 4);
+        } else {
+            out[i] = f16_to_f32(h16);
+        }
+    }
+    return out;
+}
+
+/* Points the weights at the tensors (pass 0 counts what needs converting, pass 1 converts). */
+static int hf_weights(Model *m, const StIndex *ix, int convert, size_t *need, char *err) {
+    const Config *c = &m->config;
+    int64_t D = c->dim, HID = c->hidden_dim, V = c->vocab_size, Q = (int64_t)c->n_heads * c->head_dim;
+    int64_t K = (int64_t)c->n_kv_heads * c->head_dim;
+    size_t used = 0;
+    Weights *w = &m->weights;
+    if (!(w->token_embedding = hf_tensor(m, ix, "model.embed_tokens.weight", V, D, &used, convert, need, err))) return -1;
+    if (!(w->rms_final = hf_tensor(m, ix, "model.norm.weight", D, 0, &used, convert, need, err))) return -1;
+    w->wcls = c->shared_classifier ? w->token_embedding : hf_tensor(m, ix, "lm_head.weight", V, D, &used, convert, need, err);
+    if (!w->wcls) return -1;
+    for (int l = 0; l < c->n_layers; l++) {
+        LayerWeights *lw = &w->layers[l];
+        struct { const float **dst; const char *name; int64_t rows, cols; } parts[9] = {
+            {&lw->rms_att, "input_layernorm", D, 0}, {&lw->rms_ffn, "post_attention_layernorm", D, 0},
+            {&lw->wq, "self_attn.q_proj", Q, D}, {&lw->wk, "self_attn.k_proj", K, D}, {&lw->wv, "self_attn.v_proj", K, D},
+            {&lw->wo, "self_attn.o_proj", D, Q}, {&lw->w1, "mlp.gate_proj", HID, D}, {&lw->w2, "mlp.down_proj", D, HID},
+            {&lw->w3, "mlp.up_proj", HID, D}};
+        for (int i = 0; i < 9; i++) {
+            char name[160];
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, parts[i].name);
+            if (!(*parts[i].dst = hf_tensor(m, ix, name, parts[i].rows, parts[i].cols, &used, convert, need, err))) return -1;
+        }
+    }
+    return 0;
+}
+
+static int load_hf(Model *m, const char *dir, char *err) {
+    snprintf(m->path, sizeof m->path, "%s", dir);
+    char path[4400];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    unsigned char *buf;
+    size_t len;
+    if (read_file(path, "config", &buf, &len, err) != 0) return -1;
+    cJSON *cfg = cJSON_ParseWithLength((const char *)buf, len);
+    free(buf);
+    RopeScaling rs;
+    int rc = cJSON_IsObject(cfg) ? parse_hf_config(cfg, dir, &m->config, &rs, err)
+                                 : tempo_error(err, "bad config.json in %s: not a JSON object", dir);
+    cJSON_Delete(cfg);
+    if (rc != 0) return -1;
+    char **files = NULL;
+    int n_files = 0;
+    StIndex ix = {0};
+    rc = list_safetensors(dir, &files, &n_files, err);
+    for (int i = 0; i < n_files && rc == 0; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        rc = index_safetensors(m, path, &ix, err);
+    }
+    for (int i = 0; i < n_files; i++) free(files[i]);
+    free(files);
+    size_t need = 0;
+    m->weights.layers = rc == 0 ? calloc((size_t)m->config.n_layers, sizeof(LayerWeights)) : NULL;
+    if (rc == 0 && !m->weights.layers) rc = tempo_error(err, "out of memory for %d layers", m->config.n_layers);
+    if (rc == 0) rc = hf_weights(m, &ix, 0, &need, err);
+    if (rc == 0 && need > 0) { /* f16/bf16 (or unaligned f32) tensors become f32 copies: check the memory first */
+        long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        double avail = pages > 0 && page > 0 ? (double)pages * page : 0;
+        m->converted_bytes = need * sizeof(float);
+        if (avail > 0 && (double)m->converted_bytes > avail)
+            rc = tempo_error(err, "converting %s to f32 needs %.1f GB but only %.1f GB of memory is free", dir,
+                             m->converted_bytes / 1e9, avail / 1e9);
+        else if (!(m->converted = malloc(m->converted_bytes)))
+            rc = tempo_error(err, "out of memory: converting %s to f32 needs %.1f GB", dir, m->converted_bytes / 1e9);
+        if (rc == 0) rc = hf_weights(m, &ix, 1, &need, err);
+    }
+    free(ix.t);
+    if (rc == 0) rc = model_rope(m, &rs, err);
+    if (rc != 0) tempo_model_free(m);
+    return rc;
 }
 
 void tempo_model_free(Model *m) {

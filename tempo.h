@@ -36,6 +36,15 @@ typedef struct {
     int shared_classifier; /* 1: logits use the token embedding matrix */
 } Config;
 
+typedef enum { ROPE_PLAIN, ROPE_LINEAR, ROPE_LLAMA3 } RopeType;
+
+/* RoPE frequency rescaling (Hugging Face config "rope_scaling"). */
+typedef struct {
+    RopeType type;
+    double factor, low_freq_factor, high_freq_factor;
+    int original_max_position;
+} RopeScaling;
+
 typedef struct {             /* one layer; row-major [out][in] matrices */
     const float *rms_att;         /* [dim] */
     const float *wq;              /* [n_heads*head_dim][dim] */
@@ -67,7 +76,13 @@ typedef struct {
     char path[4096];
 } Model;
 
+/* A llama2.c checkpoint file, or a Hugging Face model directory
+ * (config.json + *.safetensors, F32/F16/BF16; f16/bf16 are converted to f32). */
 int tempo_model_load(Model *m, const char *path, char *err);
+/* inv_freq[i] = theta^(-2i/head_dim), rescaled as transformers does for
+ * rope_type "linear" (all / factor) and "llama3" (long wavelengths / factor,
+ * a smooth blend between low_freq and high_freq wavelengths). */
+void tempo_rope_inv_freq(const RopeScaling *rs, int head_dim, double theta, double *inv_freq);
 /* The same over bytes in memory (not copied: keep them alive); `name` is for messages. */
 int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char *name, char *err);
 /* Reports every tensor holding NaN or Inf to `out`; returns how many such values. */
