@@ -601,6 +601,7 @@ static int load_hf(Model *m, const char *dir, char *err) {
     snprintf(path, sizeof path, "%s/config.json", dir);
     unsigned char *buf;
     size_t len;
+    if (access(path, F_OK) != 0) return tempo_error(err, "model directory %s has no config.json", dir);
     if (read_file(path, "config", &buf, &len, err) != 0) return -1;
     cJSON *cfg = cJSON_ParseWithLength((const char *)buf, len);
     free(buf);

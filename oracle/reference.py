@@ -451,9 +451,34 @@ def compare_golden(dirs, out):
     print("compare-fortune: " + ("new" if old is None else "unchanged" if old == text else "changed"))
 
 
+def llama3_inv_freq(theta, head_dim, factor, low, high, original):
+    """transformers' _compute_llama3_parameters, written out in float64."""
+    inv = 1.0 / theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    low_wavelen, high_wavelen = original / low, original / high
+    wavelen = 2 * np.pi / inv
+    scaled = np.where(wavelen > low_wavelen, inv / factor, inv)
+    smooth = (original / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = ~(wavelen < high_wavelen) & ~(wavelen > low_wavelen)
+    return np.where(medium, smoothed, scaled)
+
+
+def rope_golden(out):
+    freq = llama3_inv_freq(500000.0, 128, 32.0, 1.0, 4.0, 8192)
+    text = json.dumps({"config": "Llama-3.2-3B: rope_theta 500000, head_dim 128, llama3 factor 32, low 1, high 4, "
+                                 "original_max_position_embeddings 8192", "inv_freq": [float(x) for x in freq]}, indent=1)
+    path = os.path.join(out, "llama3-rope.json")
+    old = open(path).read() if os.path.exists(path) else None
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+    print("llama3-rope: " + ("new" if old is None else "unchanged" if old == text else "changed"))
+
+
 def cmd_golden(a):
     dirs = {"weights": a.weights, "synth": a.synth}
     os.makedirs(a.out, exist_ok=True)
+    rope_golden(a.out)
     compare_golden(dirs, a.out)
     changed = 0
     for case in golden_cases():

@@ -12,7 +12,8 @@ static void write_bytes(const char *path, const void *data, size_t n) {
 
 Test(errors, checkpoint_missing_or_not_a_file) {
     expect_error("forward -m /tmp/tempo-no-such.bin --tokens 1", 1, "cannot open checkpoint /tmp/tempo-no-such.bin", NULL);
-    expect_error("forward -m /tmp --tokens 1", 1, "checkpoint /tmp is not a regular file", NULL);
+    expect_error("forward -m /dev/null --tokens 1", 1, "checkpoint /dev/null is not a regular file", NULL);
+    expect_error("forward -m /tmp --tokens 1", 1, "model directory /tmp has no config.json", NULL);
 }
 
 Test(errors, head_dimension_odd) {

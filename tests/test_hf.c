@@ -1,0 +1,113 @@
+/* Hugging Face model directories: the same model in both layouts gives the
+ * same logits, llama3 RoPE frequencies match transformers' formula as the
+ * reference computes it, and malformed files give named errors. */
+#include "helpers.h"
+
+#include <cjson/cJSON.h>
+#include <sys/stat.h>
+
+Test(hf, stories260K_hf_equals_llama2c_layout) {
+    Model a, b;
+    load_real(&a, "stories260K.bin");
+    load_real(&b, "stories260K-hf");
+    cr_assert_eq(b.config.rope_interleaved, 0, "HF layout pairs rotate-half");
+    int tokens[] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376}, pos[] = {0, 1, 2, 3, 4, 4, 5, 6, 6, 7}, n = 10;
+    uint8_t allowed[100];
+    tempo_mask_rows(MASK_ISOLATED, pos, 0, n, allowed);
+    float *la, *lb, *aa, *ab;
+    full_forward(&a, n, tokens, pos, allowed, 1, &la, &aa, NULL);
+    full_forward(&b, n, tokens, pos, allowed, 1, &lb, &ab, NULL);
+    size_t at, V = a.config.vocab_size;
+    double d = max_abs_diff(la, lb, n * V, &at);
+    cr_expect(d <= 1e-4, "logits differ by %.3e at row %zu", d, at / V);
+    d = max_abs_diff(aa, ab, (size_t)a.config.n_layers * a.config.n_heads * n * n, &at);
+    cr_expect(d <= 1e-5, "attention differs by %.3e", d);
+    free(la); free(lb); free(aa); free(ab);
+    tempo_model_free(&a);
+    tempo_model_free(&b);
+}
+
+/* Llama-3.2-3B's RoPE: theta 500000, head_dim 128, llama3 scaling factor 32,
+ * low 1, high 4, original 8192; values from oracle/reference.py. */
+Test(hf, llama3_rope_inverse_frequencies) {
+    FILE *f = fopen(GOLDEN_DIR "/llama3-rope.json", "r");
+    cr_assert(f, "missing golden llama3-rope.json (make golden)");
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    cJSON *j = cJSON_Parse(buf);
+    cr_assert(j);
+    RopeScaling rs = {ROPE_LLAMA3, 32.0, 1.0, 4.0, 8192};
+    double freq[64];
+    tempo_rope_inv_freq(&rs, 128, 500000.0, freq);
+    const cJSON *ref = cJSON_GetObjectItem(j, "inv_freq");
+    cr_assert_eq(cJSON_GetArraySize(ref), 64);
+    int scaled = 0, blended = 0;
+    for (int i = 0; i < 64; i++) {
+        double r = cJSON_GetArrayItem(ref, i)->valuedouble, plain = pow(500000.0, -2.0 * i / 128);
+        cr_expect(fabs(freq[i] - r) <= 1e-12 * fabs(r) + 1e-300, "inv_freq[%d] = %.17g, reference %.17g", i, freq[i], r);
+        scaled += fabs(r - plain / 32) < 1e-15 * plain;
+        blended += fabs(r - plain) > 1e-15 * plain && fabs(r - plain / 32) > 1e-15 * plain;
+    }
+    cr_assert(scaled > 0 && blended > 0, "the reference covers scaled (%d) and blended (%d) frequencies", scaled, blended);
+    RopeScaling lin = {ROPE_LINEAR, 4.0, 0, 0, 0};
+    tempo_rope_inv_freq(&lin, 128, 10000.0, freq);
+    cr_expect(fabs(freq[3] - pow(10000.0, -6.0 / 128) / 4) < 1e-15, "linear scaling divides by the factor");
+    cJSON_Delete(j);
+}
+
+static void write_text(const char *path, const char *text, size_t n) {
+    FILE *f = fopen(path, "wb");
+    cr_assert(f, "cannot write %s", path);
+    fwrite(text, 1, n, f);
+    fclose(f);
+}
+
+/* A copy of stories260K-hf in /tmp with its config.json replaced. */
+static void hf_copy(const char *dir, const char *config) {
+    char src[4096], cmd[9000], path[4200];
+    weights_path("stories260K-hf", src, sizeof src);
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s && cp %s/model.safetensors %s/", dir, dir, src, dir);
+    cr_assert(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    write_text(path, config, strlen(config));
+}
+
+/* stories260K-hf's config with some fields changed (a JSON object keeps the first of two equal keys) */
+#define CONFIG(changed) "{" changed "\"hidden_size\":64,\"intermediate_size\":172,\"num_hidden_layers\":5," \
+    "\"num_attention_heads\":8,\"num_key_value_heads\":4,\"vocab_size\":512,\"max_position_embeddings\":512," \
+    "\"rms_norm_eps\":1e-5,\"tie_word_embeddings\":true}"
+
+Test(hf, malformed_inputs) {
+    struct { const char *config, *needle; } cases[] = {
+        {"{not json", "bad config.json in /tmp/tempo-hf: not a JSON object"},
+        {"{\"hidden_size\":64}", "intermediate_size is missing"},
+        {CONFIG("\"num_hidden_layers\":6,"), "lacks tensor model.layers.5.input_layernorm.weight"},
+        {CONFIG("\"intermediate_size\":100,"), "tensor model.layers.0.mlp.gate_proj.weight has shape [172,64] but config.json implies [100,64]"},
+        {CONFIG("\"tie_word_embeddings\":false,"), "lacks tensor lm_head.weight"},
+        {CONFIG("\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":2},"), "rope_scaling type yarn is not supported"},
+        {CONFIG("\"num_attention_heads\":5,"), "dim 64 is not divisible by n_heads 5"},
+        {CONFIG("\"head_dim\":7,"), "head_dim 7 must be even"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hf_copy("/tmp/tempo-hf", cases[i].config);
+        expect_error("forward -m /tmp/tempo-hf --tokens 1,2", 1, cases[i].needle, NULL);
+    }
+    /* a damaged safetensors header */
+    hf_copy("/tmp/tempo-hf", CONFIG(""));
+    FILE *f = fopen("/tmp/tempo-hf/model.safetensors", "r+b");
+    uint64_t huge = 1ull << 40;
+    fwrite(&huge, 8, 1, f);
+    fclose(f);
+    expect_error("forward -m /tmp/tempo-hf --tokens 1,2", 1, "header length 1099511627776 exceeds the file", NULL);
+    hf_copy("/tmp/tempo-hf", CONFIG(""));
+    f = fopen("/tmp/tempo-hf/model.safetensors", "r+b");
+    fseek(f, 8, SEEK_SET);
+    fputs("[[", f);
+    fclose(f);
+    expect_error("forward -m /tmp/tempo-hf --tokens 1,2", 1, "the header is not a JSON object", NULL);
+    hf_copy("/tmp/tempo-hf", CONFIG(""));
+    unlink("/tmp/tempo-hf/model.safetensors");
+    expect_error("forward -m /tmp/tempo-hf --tokens 1,2", 1, "holds no .safetensors file", NULL);
+}
