@@ -80,7 +80,7 @@ bench: build/bench build/bench-large.bin
 
 # libFuzzer targets (clang), each run FUZZ_SECONDS on seeds built from valid synthetic files.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = checkpoint tokenizer trace mask cli
+FUZZ_TARGETS = checkpoint hf tokenizer trace mask cli
 FUZZ_FLAGS = -g -O1 -std=c11 -fopenmp -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_DEPS = clang libclang-rt-14-dev libomp-14-dev
 .fuzz-deps:
@@ -95,6 +95,7 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tempo.c tempo.h .deps .fuzz-deps
 	clang $(FUZZ_FLAGS) -o $@ $< tempo.c $(LDLIBS)
 # Seeds: valid files of each kind, made by tempo and the reference.
 build/fuzz/seeds: tempo tests/fuzz/make_seeds.sh
+	rm -rf $@
 	sh tests/fuzz/make_seeds.sh ./tempo $(WEIGHTS) build/fuzz/seeds
 fuzz: $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS)) build/fuzz/seeds
 	@for t in $(FUZZ_TARGETS); do \

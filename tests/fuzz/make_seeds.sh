@@ -3,7 +3,7 @@
 # synthetic checkpoints, the real tokenizer, traces and masks.
 set -e
 tempo=$1 weights=$2 out=$3
-mkdir -p "$out/checkpoint" "$out/tokenizer" "$out/trace" "$out/mask" "$out/cli"
+mkdir -p "$out/checkpoint" "$out/hf" "$out/tokenizer" "$out/trace" "$out/mask" "$out/cli"
 $tempo synth --out "$out/checkpoint/tied" --dim 8 --hidden 16 --layers 1 --heads 2 --kv-heads 1 --vocab 16 --seq-len 8
 $tempo synth --out "$out/checkpoint/untied" --dim 8 --hidden 12 --layers 2 --heads 2 --kv-heads 2 --vocab 12 --seq-len 4 --untied
 # tokenizer seed: u16 vocab (512), u16 prompt length, prompt, tokenizer.bin
@@ -17,3 +17,10 @@ printf '\004 1000 1100 1010 1001' > "$out/mask/isolated4"
 printf '\001--tokens\n1,5,7,7\n--positions\n0,1,2,2\n--mask\nisolated' > "$out/cli/forward"
 printf '\002-p\nThe cat\n--threshold\n0.05\n-n\n6\n--mode\nvisible\n--prune\nattention' > "$out/cli/generate"
 printf '\003-p\nOnce upon a time\n--dynamic-threshold\n--bezier\n0.3,0.7' > "$out/cli/compare"
+# hf seed: u16 config length, config.json, model.safetensors (stories260K-hf)
+python3 - "$weights/stories260K-hf" "$out/hf/stories260K" <<'PY'
+import sys, struct
+src, dst = sys.argv[1], sys.argv[2]
+config = open(src + "/config.json", "rb").read()
+open(dst, "wb").write(struct.pack("<H", len(config)) + config + open(src + "/model.safetensors", "rb").read())
+PY
