@@ -36,7 +36,13 @@ build/synth-tied.bin: tempo
 build/synth-untied.bin: tempo
 	@mkdir -p build
 	./tempo synth --out $@ --seed 7 --untied --layers 3
-SYNTH = build/synth-tied.bin build/synth-untied.bin
+build/synth-hf-f32: tempo
+	@mkdir -p build
+	./tempo synth --format hf --out $@ --seed 11 --layers 2 --heads 4 --kv-heads 2
+build/synth-hf-bf16: tempo
+	@mkdir -p build
+	./tempo synth --format hf --dtype bf16 --out $@ --seed 12 --layers 2 --heads 4 --kv-heads 1
+SYNTH = build/synth-tied.bin build/synth-untied.bin build/synth-hf-f32 build/synth-hf-bf16
 
 # The golden files come from the independent NumPy reference, never from tempo.
 golden: $(SYNTH) .deps

@@ -1165,7 +1165,7 @@ static int cmd_check(int argc, char **argv, char *err) {
 
 static int cmd_synth(int argc, char **argv, char *err) {
     static const char *const valued[] = {"--out", "--seed", "--dim", "--hidden", "--layers", "--heads", "--kv-heads",
-                                         "--vocab", "--seq-len", NULL};
+                                         "--vocab", "--seq-len", "--format", "--dtype", NULL};
     static const char *const switches[] = {"--untied", NULL};
     Args a;
     if (parse_args(argc, argv, "synth", valued, switches, &a, err) != 0) return 1;
@@ -1183,6 +1183,11 @@ static int cmd_synth(int argc, char **argv, char *err) {
     s.shared_classifier = flag(&a, "--untied") == NULL;
     const char *out = flag(&a, "--out");
     if (!out) return tempo_error(err, "missing --out FILE"), 1;
+    const char *format = flag(&a, "--format") ? flag(&a, "--format") : "llama2c", *dtype = flag(&a, "--dtype") ? flag(&a, "--dtype") : "f32";
+    if (strcmp(dtype, "f32") != 0 && strcmp(dtype, "bf16") != 0) return tempo_error(err, "--dtype must be f32 or bf16, got '%s'", dtype), 1;
+    if (strcmp(format, "hf") == 0) return tempo_synth_write_hf(&s, out, strcmp(dtype, "bf16") == 0, err) != 0;
+    if (strcmp(format, "llama2c") != 0) return tempo_error(err, "--format must be llama2c or hf, got '%s'", format), 1;
+    if (strcmp(dtype, "f32") != 0) return tempo_error(err, "llama2.c checkpoints are f32 only"), 1;
     return tempo_synth_write(&s, out, err) != 0;
 }
 

@@ -1873,3 +1873,122 @@ int tempo_synth_write(const SynthConfig *sc, const char *path, char *err) {
     }
     return 0;
 }
+
+/* The same kind of model in Hugging Face layout: dir/config.json and
+ * dir/model.safetensors (f32 or bf16), GQA, tied embeddings, and llama3
+ * RoPE scaling (factor 8, low 1, high 4, original 64) so that scaled,
+ * blended and kept frequencies all occur. */
+static uint16_t f32_to_bf16(float v) {
+    uint32_t bits;
+    memcpy(&bits, &v, 4);
+    if ((bits & 0x7fffffff) > 0x7f800000) return (uint16_t)((bits >> 16) | 64); /* NaN stays NaN */
+    return (uint16_t)((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);               /* round to nearest even */
+}
+
+int tempo_synth_write_hf(const SynthConfig *sc, const char *dir, int bf16, char *err) {
+    int header[7] = {sc->dim, sc->hidden_dim, sc->n_layers, sc->n_heads, sc->n_kv_heads, sc->vocab_size, sc->seq_len};
+    Config c;
+    if (check_header(header, &c, err) != 0) return -1;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tempo_error(err, "cannot create %s: %s", dir, strerror(errno));
+    size_t D = c.dim, HID = c.hidden_dim, V = c.vocab_size, Q = (size_t)c.n_heads * c.head_dim, K = (size_t)c.n_kv_heads * c.head_dim;
+    /* tensor names, shapes and scales, in file order */
+    int n_tensors = 2 + 9 * c.n_layers;
+    char (*names)[96] = calloc((size_t)n_tensors, sizeof *names);
+    size_t (*shapes)[2] = calloc((size_t)n_tensors, sizeof *shapes);
+    double *means = calloc((size_t)n_tensors, sizeof(double)), *stds = calloc((size_t)n_tensors, sizeof(double));
+    if (!names || !shapes || !means || !stds) {
+        free(names); free(shapes); free(means); free(stds);
+        return tempo_error(err, "out of memory");
+    }
+    int t = 0;
+    snprintf(names[t], 96, "model.embed_tokens.weight"), shapes[t][0] = V, shapes[t][1] = D, stds[t++] = 3.0 / sqrt((double)D);
+    for (int l = 0; l < c.n_layers; l++) {
+        struct { const char *name; size_t rows, cols; double mean, std; } parts[9] = {
+            {"input_layernorm", D, 0, 1.0, 0.1}, {"self_attn.q_proj", Q, D, 0, 1 / sqrt((double)D)},
+            {"self_attn.k_proj", K, D, 0, 1 / sqrt((double)D)}, {"self_attn.v_proj", K, D, 0, 1 / sqrt((double)D)},
+            {"self_attn.o_proj", D, Q, 0, 1 / sqrt((double)Q)}, {"post_attention_layernorm", D, 0, 1.0, 0.1},
+            {"mlp.gate_proj", HID, D, 0, 1 / sqrt((double)D)}, {"mlp.up_proj", HID, D, 0, 1 / sqrt((double)D)},
+            {"mlp.down_proj", D, HID, 0, 1 / sqrt((double)HID)}};
+        for (int i = 0; i < 9; i++, t++) {
+            snprintf(names[t], 96, "model.layers.%d.%s.weight", l, parts[i].name);
+            shapes[t][0] = parts[i].rows, shapes[t][1] = parts[i].cols, means[t] = parts[i].mean, stds[t] = parts[i].std;
+        }
+    }
+    snprintf(names[t], 96, "model.norm.weight"), shapes[t][0] = D, means[t++] = 1.0;
+    size_t elem = bf16 ? 2 : 4, offset = 0;
+    cJSON *root = cJSON_CreateObject();
+    for (int i = 0; i < n_tensors; i++) {
+        size_t count = shapes[i][0] * (shapes[i][1] ? shapes[i][1] : 1);
+        cJSON *e = cJSON_AddObjectToObject(root, names[i]);
+        cJSON_AddStringToObject(e, "dtype", bf16 ? "BF16" : "F32");
+        cJSON *shape = cJSON_AddArrayToObject(e, "shape"), *off = cJSON_AddArrayToObject(e, "data_offsets");
+        cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)shapes[i][0]));
+        if (shapes[i][1]) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)shapes[i][1]));
+        cJSON_AddItemToArray(off, cJSON_CreateNumber((double)offset));
+        cJSON_AddItemToArray(off, cJSON_CreateNumber((double)(offset + count * elem)));
+        offset += count * elem;
+    }
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    char path[4400], tmp[4500];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = json ? fopen(tmp, "wb") : NULL;
+    int bad = !f;
+    if (f) {
+        size_t json_len = strlen(json), padded = (json_len + 7) / 8 * 8;
+        uint64_t header_len = padded;
+        bad = fwrite(&header_len, 8, 1, f) != 1 || fwrite(json, 1, json_len, f) != json_len;
+        for (size_t i = json_len; i < padded && !bad; i++) bad = fputc(' ', f) == EOF;
+        uint64_t rng = sc->seed;
+        for (int i = 0; i < n_tensors && !bad; i++) {
+            size_t count = shapes[i][0] * (shapes[i][1] ? shapes[i][1] : 1);
+            for (size_t j = 0; j < count && !bad; j++) {
+                float v = (float)(means[i] + stds[i] * normal(&rng));
+                uint16_t h = f32_to_bf16(v);
+                bad = bf16 ? fwrite(&h, 2, 1, f) != 1 : fwrite(&v, 4, 1, f) != 1;
+            }
+        }
+        if (fclose(f) != 0) bad = 1;
+    }
+    free(json); free(names); free(shapes); free(means); free(stds);
+    if (bad || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return tempo_error(err, "cannot write %s", path);
+    }
+    cJSON *cfg = cJSON_CreateObject();
+    cJSON_AddStringToObject(cfg, "model_type", "llama");
+    cJSON_AddNumberToObject(cfg, "hidden_size", c.dim);
+    cJSON_AddNumberToObject(cfg, "intermediate_size", c.hidden_dim);
+    cJSON_AddNumberToObject(cfg, "num_hidden_layers", c.n_layers);
+    cJSON_AddNumberToObject(cfg, "num_attention_heads", c.n_heads);
+    cJSON_AddNumberToObject(cfg, "num_key_value_heads", c.n_kv_heads);
+    cJSON_AddNumberToObject(cfg, "head_dim", c.head_dim);
+    cJSON_AddNumberToObject(cfg, "vocab_size", c.vocab_size);
+    cJSON_AddNumberToObject(cfg, "max_position_embeddings", c.seq_len);
+    cJSON_AddNumberToObject(cfg, "rms_norm_eps", 1e-5);
+    cJSON_AddNumberToObject(cfg, "rope_theta", 10000.0);
+    cJSON *rs = cJSON_AddObjectToObject(cfg, "rope_scaling");
+    cJSON_AddStringToObject(rs, "rope_type", "llama3");
+    cJSON_AddNumberToObject(rs, "factor", 8.0);
+    cJSON_AddNumberToObject(rs, "low_freq_factor", 1.0);
+    cJSON_AddNumberToObject(rs, "high_freq_factor", 4.0);
+    cJSON_AddNumberToObject(rs, "original_max_position_embeddings", 64);
+    cJSON_AddTrueToObject(cfg, "tie_word_embeddings");
+    cJSON_AddNumberToObject(cfg, "bos_token_id", TEMPO_BOS);
+    cJSON_AddNumberToObject(cfg, "eos_token_id", TEMPO_EOS);
+    cJSON_AddStringToObject(cfg, "torch_dtype", bf16 ? "bfloat16" : "float32");
+    char *text = cJSON_Print(cfg);
+    cJSON_Delete(cfg);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    f = text ? fopen(tmp, "w") : NULL;
+    bad = !f || fputs(text, f) < 0;
+    if (f && fclose(f) != 0) bad = 1;
+    free(text);
+    if (bad || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return tempo_error(err, "cannot write %s", path);
+    }
+    return 0;
+}

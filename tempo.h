@@ -294,6 +294,8 @@ typedef struct {
 
 void tempo_synth_defaults(SynthConfig *s);
 int tempo_synth_write(const SynthConfig *s, const char *path, char *err);
+/* The same in Hugging Face layout: dir/config.json + dir/model.safetensors (f32 or bf16). */
+int tempo_synth_write_hf(const SynthConfig *s, const char *dir, int bf16, char *err);
 
 /* ---- misc ---- */
 

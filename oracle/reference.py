@@ -26,9 +26,14 @@ BOS, EOS = 1, 2
 # ---------------------------------------------------------------- model --
 
 class Model:
-    """A llama2.c checkpoint: 7 int32 header fields, then float32 tensors."""
+    """A llama2.c checkpoint (7 int32 header fields, then float32 tensors) or
+    a Hugging Face directory (config.json + *.safetensors)."""
 
     def __init__(self, path):
+        if os.path.isdir(path):
+            self.load_hf(path)
+            return
+        self.rotate_half = False
         raw = open(path, "rb").read()
         dim, hidden, n_layers, n_heads, n_kv, vocab, seq_len = struct.unpack("7i", raw[:28])
         self.shared = vocab > 0
@@ -62,22 +67,55 @@ class Model:
         take(seq_len, self.hd)  # legacy freq_cis tables
         self.wcls = self.emb if self.shared else take(vocab, dim)
         assert off == flat.size, "checkpoint size does not match its header"
+        self.inv_freq = self.theta ** (-np.arange(0, self.hd, 2) / self.hd)
+
+    def load_hf(self, path):
+        cfg = json.load(open(os.path.join(path, "config.json")))
+        tensors = {}
+        for name in sorted(os.listdir(path)):
+            if name.endswith(".safetensors"):
+                tensors.update(read_safetensors(os.path.join(path, name))[0])
+        def t(name):
+            return tensors[name].astype(np.float64)
+        self.path, self.rotate_half = path, True
+        self.dim, self.hidden, L = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+        self.n_layers, self.n_heads = L, cfg["num_attention_heads"]
+        self.n_kv = cfg.get("num_key_value_heads", self.n_heads)
+        self.vocab, self.seq_len = cfg["vocab_size"], cfg["max_position_embeddings"]
+        self.hd = cfg.get("head_dim", self.dim // self.n_heads)
+        self.eps, self.theta = cfg.get("rms_norm_eps", 1e-6), cfg.get("rope_theta", 10000.0)
+        self.shared = cfg.get("tie_word_embeddings", False)
+        self.emb = t("model.embed_tokens.weight")
+        self.wcls = self.emb if self.shared else t("lm_head.weight")
+        self.rms_final = t("model.norm.weight")
+        def stack(part):
+            return np.stack([t(f"model.layers.{l}.{part}.weight") for l in range(L)])
+        self.rms_att, self.rms_ffn = stack("input_layernorm"), stack("post_attention_layernorm")
+        self.wq, self.wk, self.wv = stack("self_attn.q_proj"), stack("self_attn.k_proj"), stack("self_attn.v_proj")
+        self.wo, self.w1, self.w3, self.w2 = stack("self_attn.o_proj"), stack("mlp.gate_proj"), stack("mlp.up_proj"), stack("mlp.down_proj")
+        rs = cfg.get("rope_scaling") or {}
+        kind = rs.get("rope_type", rs.get("type", "default"))
+        if kind == "llama3":
+            self.inv_freq = llama3_inv_freq(self.theta, self.hd, rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"],
+                                            rs["original_max_position_embeddings"])
+        else:
+            self.inv_freq = self.theta ** (-np.arange(0, self.hd, 2) / self.hd) / (rs["factor"] if kind == "linear" else 1.0)
 
 
 def rms_norm(x, w, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def rotate(x, positions, theta):
-    """RoPE on x[n, heads, hd]: each adjacent pair (2i, 2i+1) is the complex
-    number a + ib, multiplied by exp(i * pos * theta^(-2i/hd))."""
+def rotate(x, positions, inv_freq, rotate_half=False):
+    """RoPE on x[n, heads, hd]: each pair (2i, 2i+1), or (i, i + hd/2) in the
+    Hugging Face layout, is the complex number a + ib, multiplied by
+    exp(i * pos * inv_freq[i])."""
     hd = x.shape[-1]
-    freqs = theta ** (-np.arange(0, hd, 2) / hd)
-    angles = np.asarray(positions, dtype=np.float64)[:, None] * freqs[None, :]
-    z = x[..., 0::2] + 1j * x[..., 1::2]
-    z = z * np.exp(1j * angles)[:, None, :]
+    angles = np.asarray(positions, dtype=np.float64)[:, None] * inv_freq[None, :]
+    first, second = (slice(0, hd // 2), slice(hd // 2, hd)) if rotate_half else (slice(0, None, 2), slice(1, None, 2))
+    z = (x[..., first] + 1j * x[..., second]) * np.exp(1j * angles)[:, None, :]
     out = np.empty_like(x)
-    out[..., 0::2], out[..., 1::2] = z.real, z.imag
+    out[..., first], out[..., second] = z.real, z.imag
     return out
 
 
@@ -90,8 +128,8 @@ def forward(m, tokens, positions, allowed):
     attention = np.zeros((m.n_layers, m.n_heads, n, n))
     for l in range(m.n_layers):
         h = rms_norm(x, m.rms_att[l], m.eps)
-        q = rotate((h @ m.wq[l].T).reshape(n, m.n_heads, m.hd), positions, m.theta)
-        k = rotate((h @ m.wk[l].T).reshape(n, m.n_kv, m.hd), positions, m.theta)
+        q = rotate((h @ m.wq[l].T).reshape(n, m.n_heads, m.hd), positions, m.inv_freq, m.rotate_half)
+        k = rotate((h @ m.wk[l].T).reshape(n, m.n_kv, m.hd), positions, m.inv_freq, m.rotate_half)
         v = (h @ m.wv[l].T).reshape(n, m.n_kv, m.hd)
         out = np.zeros((n, m.n_heads, m.hd))
         for head in range(m.n_heads):
@@ -103,7 +141,7 @@ def forward(m, tokens, positions, allowed):
             p = p / p.sum(axis=1, keepdims=True)
             attention[l, head] = p
             out[:, head, :] = p @ v[:, g, :]
-        x = x + out.reshape(n, m.dim) @ m.wo[l].T
+        x = x + out.reshape(n, m.n_heads * m.hd) @ m.wo[l].T
         h = rms_norm(x, m.rms_ffn[l], m.eps)
         gate, up = h @ m.w1[l].T, h @ m.w3[l].T
         x = x + (gate / (1 + np.exp(-gate)) * up) @ m.w2[l].T
@@ -293,15 +331,21 @@ def read_safetensors(path):
     (n,) = struct.unpack("<Q", raw[:8])
     header = json.loads(raw[8:8 + n])
     meta = header.pop("__metadata__", {})
-    types = {"F32": "<f4", "I32": "<i4", "U8": "u1"}
+    types = {"F32": "<f4", "I32": "<i4", "U8": "u1", "F16": "<f2", "BF16": "<u2"}
     out = {}
     for name, h in header.items():
         a, b = h["data_offsets"]
-        out[name] = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=types[h["dtype"]]).reshape(h["shape"])
+        arr = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=types[h["dtype"]]).reshape(h["shape"])
+        if h["dtype"] == "BF16":  # the upper 16 bits of a float32
+            arr = (arr.astype(np.uint32) << 16).view(np.float32)
+        out[name] = arr
     return out, meta
 
 
 def sha256(path):
+    """Of the file, or of model.safetensors for a Hugging Face directory."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "model.safetensors")
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
@@ -381,6 +425,13 @@ def golden_cases():
         ("fortune-visible", "forward", "weights", "fortune.bin", None,
          dict(tokens=[1, 337, 278, 272, 269, 272, 323, 267, 261, 300],
               positions=[0, 1, 2, 3, 4, 5, 6, 7, 7, 7], mask="visible")),
+        ("synth-hf-f32-isolated", "forward", "synth", "synth-hf-f32", None,
+         dict(tokens=[1, 17, 99, 99, 5, 200, 31, 64], positions=[0, 1, 2, 2, 3, 4, 4, 90], mask="isolated")),
+        ("synth-hf-bf16-visible", "forward", "synth", "synth-hf-bf16", None,
+         dict(tokens=[1, 40, 41, 42, 43, 7, 8, 250], positions=[0, 1, 1, 1, 2, 3, 3, 200], mask="visible")),
+        ("stories-hf-isolated", "forward", "weights", "stories260K-hf", None,
+         dict(tokens=[1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298],
+              positions=[0, 1, 2, 3, 4, 5, 5, 6, 6, 7, 8], mask="isolated")),
         ("stories-isolated", "forward", "weights", "stories260K.bin", None,
          dict(tokens=[1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298],
               positions=[0, 1, 2, 3, 4, 5, 5, 6, 6, 7, 8], mask="isolated")),

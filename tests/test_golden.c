@@ -4,6 +4,7 @@
 #include "helpers.h"
 
 #include <cjson/cJSON.h>
+#include <sys/stat.h>
 
 static const char *meta(const Trace *t, const char *key) {
     for (int i = 0; i < t->n_meta; i++)
@@ -26,7 +27,9 @@ static void open_golden(const char *name, Trace *t, Model *m) {
     const char *file = meta(t, "model");
     if (strcmp(meta(t, "model_dir"), "synth") == 0) synth_path(file, model_path, sizeof model_path);
     else weights_path(file, model_path, sizeof model_path);
-    snprintf(cmd, sizeof cmd, "sha256sum '%s'", model_path);
+    struct stat st; /* a Hugging Face directory is named by its model.safetensors */
+    int is_dir = stat(model_path, &st) == 0 && S_ISDIR(st.st_mode);
+    snprintf(cmd, sizeof cmd, "sha256sum '%s%s'", model_path, is_dir ? "/model.safetensors" : "");
     FILE *p = popen(cmd, "r");
     cr_assert(p && fscanf(p, "%64s", sha) == 1, "cannot run sha256sum on %s", model_path);
     pclose(p);
@@ -71,6 +74,9 @@ Test(golden_forward, synthetic_untied_visible) { check_forward_golden("synth-unt
 Test(golden_forward, fortune_repeated_positions_isolated) { check_forward_golden("fortune-isolated"); }
 Test(golden_forward, fortune_repeated_positions_visible) { check_forward_golden("fortune-visible"); }
 Test(golden_forward, stories260K_repeated_positions_isolated) { check_forward_golden("stories-isolated"); }
+Test(golden_forward, synthetic_hf_f32_llama3_rope_isolated) { check_forward_golden("synth-hf-f32-isolated"); }
+Test(golden_forward, synthetic_hf_bf16_visible) { check_forward_golden("synth-hf-bf16-visible"); }
+Test(golden_forward, stories260K_hf_layout_isolated) { check_forward_golden("stories-hf-isolated"); }
 
 /* GenConfig from the reference's settings JSON. */
 static void settings(const char *json, const Config *c, GenConfig *g) {
