@@ -148,29 +148,24 @@ static size_t weight_floats(const Config *c) {
     return V * dim + L * per_layer + dim + (size_t)c->seq_len * c->head_dim + (c->shared_classifier ? 0 : V * dim);
 }
 
-/* Points every tensor into the floats that follow the header. */
+/* Points every tensor into the floats that follow the header. Each layer
+ * tensor is stored for all layers at once, in this order. */
 static void map_weights(Weights *w, const Config *c, const float *p) {
     size_t L = c->n_layers, dim = c->dim, hid = c->hidden_dim;
     size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
-    w->token_embedding = p; p += (size_t)c->vocab_size * dim;
-    for (size_t l = 0; l < L; l++) w->layers[l].rms_att = p + l * dim;
-    p += L * dim;
-    for (size_t l = 0; l < L; l++) w->layers[l].wq = p + l * q_dim * dim;
-    p += L * q_dim * dim;
-    for (size_t l = 0; l < L; l++) w->layers[l].wk = p + l * kv_dim * dim;
-    p += L * kv_dim * dim;
-    for (size_t l = 0; l < L; l++) w->layers[l].wv = p + l * kv_dim * dim;
-    p += L * kv_dim * dim;
-    for (size_t l = 0; l < L; l++) w->layers[l].wo = p + l * dim * q_dim;
-    p += L * dim * q_dim;
-    for (size_t l = 0; l < L; l++) w->layers[l].rms_ffn = p + l * dim;
-    p += L * dim;
-    for (size_t l = 0; l < L; l++) w->layers[l].w1 = p + l * hid * dim;
-    p += L * hid * dim;
-    for (size_t l = 0; l < L; l++) w->layers[l].w2 = p + l * dim * hid;
-    p += L * dim * hid;
-    for (size_t l = 0; l < L; l++) w->layers[l].w3 = p + l * hid * dim;
-    p += L * hid * dim;
+    struct { size_t field, floats; } order[9] = {
+        {offsetof(LayerWeights, rms_att), dim},        {offsetof(LayerWeights, wq), q_dim * dim},
+        {offsetof(LayerWeights, wk), kv_dim * dim},    {offsetof(LayerWeights, wv), kv_dim * dim},
+        {offsetof(LayerWeights, wo), dim * q_dim},     {offsetof(LayerWeights, rms_ffn), dim},
+        {offsetof(LayerWeights, w1), hid * dim},       {offsetof(LayerWeights, w2), dim * hid},
+        {offsetof(LayerWeights, w3), hid * dim}};
+    w->token_embedding = p;
+    p += (size_t)c->vocab_size * dim;
+    for (int t = 0; t < 9; t++) {
+        for (size_t l = 0; l < L; l++)
+            *(const float **)((char *)&w->layers[l] + order[t].field) = p + l * order[t].floats;
+        p += L * order[t].floats;
+    }
     w->rms_final = p;
     p += dim;
     p += (size_t)c->seq_len * c->head_dim; /* freq_cis_real and _imag, seq_len x head_dim/2 each */
