@@ -259,7 +259,9 @@ static int bench_model(const char *path, const char *tokenizer, const char *prom
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", path);
     struct stat st;
-    stat(path, &st);
+    char file[4200];
+    snprintf(file, sizeof file, "%s/model.safetensors", path); /* a Hugging Face directory */
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) stat(file, &st);
     cJSON_AddNumberToObject(o, "checkpoint_bytes", (double)st.st_size);
     int decoded;
     double decode = bench_decode(&m, 256, &decoded);
@@ -398,18 +400,20 @@ int main(int argc, char **argv) {
     cJSON_AddNumberToObject(root, "sgemm_gflops", gflops);
     cJSON_AddNumberToObject(root, "sgemv_gbs", gbs);
     cJSON *models = cJSON_AddArrayToObject(root, "models");
-    char paths[3][4096], toks[2][4096];
+    char paths[4][4096], toks[3][4096];
     snprintf(paths[0], sizeof paths[0], "%s/fortune.bin", weights);
     snprintf(toks[0], sizeof toks[0], "%s/fortune-tok512.bin", weights);
     snprintf(paths[1], sizeof paths[1], "%s/stories260K.bin", weights);
     snprintf(toks[1], sizeof toks[1], "%s/tok512.bin", weights);
-    snprintf(paths[2], sizeof paths[2], "%s", large);
-    const char *prompts[3] = {"Q: Why did the chicken", "Once upon a time", "-"};
+    snprintf(paths[2], sizeof paths[2], "%s/stories260K-hf", weights);
+    snprintf(toks[2], sizeof toks[2], "%s/tok512.bin", weights);
+    snprintf(paths[3], sizeof paths[3], "%s", large);
+    const char *prompts[4] = {"Q: Why did the chicken", "Once upon a time", "Once upon a time", "-"};
     printf("%-22s %9s %7s %9s %9s %9s %7s %8s %8s %8s %7s %6s %6s %6s %7s %7s %9s\n", "model", "decode/s", "of-gemv", "pre32/s",
            "pre128/s", "pre512/s", "of-gemm", "steps/s", "rows/s", "vis st/s", "iso/vis", "k2/k1", "k3/k1", "k4/k1", "cap-pre", "cap-gen",
            "RSS-MB");
-    for (int i = 0; i < 3; i++) {
-        cJSON *o = run_child(argv[0], "--child", paths[i], i < 2 ? toks[i] : NULL, prompts[i], threads);
+    for (int i = 0; i < 4; i++) {
+        cJSON *o = run_child(argv[0], "--child", paths[i], i < 3 ? toks[i] : NULL, prompts[i], threads);
         cJSON *mem = run_child(argv[0], "--rss", paths[i], NULL, "-", threads);
         if (!o || !mem) {
             fprintf(stderr, "bench: measuring %s failed\n", paths[i]);
