@@ -382,6 +382,10 @@ int main(int argc, char **argv) {
     if (argc == 6 && strcmp(argv[1], "--rss") == 0) return rss_model(argv[2], atoi(argv[5]));
     const char *weights = "../shared/weights", *large = "build/bench-large.bin", *json = "bench.json";
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (argc % 2 == 0) {
+        fprintf(stderr, "usage: bench [--weights DIR] [--large FILE] [--threads N] [--json FILE]\n");
+        return 1;
+    }
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--weights") == 0) weights = argv[i + 1];
         else if (strcmp(argv[i], "--large") == 0) large = argv[i + 1];
