@@ -342,7 +342,6 @@ static int parse_hf_config(const cJSON *cfg, const char *dir, Config *c, RopeSca
     for (int i = 0; i < 7; i++)
         if (json_int(cfg, keys[i], i == 4 ? -1 : INT32_MIN, &h[i], dir, err) != 0) return -1;
     if (h[4] == -1) h[4] = h[3]; /* no GQA given: one kv head per query head */
-    if (h[5] > 0) h[5] = h[5]; /* sign set below from tie_word_embeddings */
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(cfg, "tie_word_embeddings");
     if (tie && !cJSON_IsBool(tie)) return tempo_error(err, "bad config.json in %s: tie_word_embeddings must be true or false", dir);
     tied = tie && cJSON_IsTrue(tie);
