@@ -143,6 +143,15 @@ Test(bad_input, bad_generation_settings) {
         {"--mode sideways", "--mode must be isolated or visible, got 'sideways'"},
         {"--prune attention --prune-threshold 2", "prune-threshold 2 is outside (0, 1]"},
         {"-n abc", "-n must be an integer"},
+        {"--next-from middle", "--next-from must be last or mean, got 'middle'"},
+        {"--prune sometimes", "--prune must be attention or none, got 'sometimes'"},
+        {"--emulate python", "--emulate must be last-member-only, got 'python'"},
+        {"--threshold-schedule cubic", "--threshold-schedule must be bezier, linear or constant, got 'cubic'"},
+        {"--prune attention --emulate last-member-only", "pruning cannot be combined with --emulate"},
+        {"-n 0", "max-tokens 0 must be at least 1"},
+        {"--bezier 0.5", "--bezier must be P1,P2, got '0.5'"},
+        {"--threshold abc", "--threshold must be a number, got 'abc'"},
+        {"--prune-layers 9", "--prune-layers must be an integer in [1, 2], got '9'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char args[1024];

@@ -48,26 +48,6 @@ Test(errors, mask_file_missing) {
     expect_error("forward -m " SYNTH " --tokens 1,2 --mask /tmp/tempo-no-such-mask", 1, "cannot open mask file /tmp/tempo-no-such-mask", NULL);
 }
 
-Test(errors, more_generation_settings) {
-    const char *base = "generate -m " SYNTH " --tokens 1,5 ";
-    struct { const char *flags, *needle; } cases[] = {
-        {"--next-from middle", "--next-from must be last or mean, got 'middle'"},
-        {"--prune sometimes", "--prune must be attention or none, got 'sometimes'"},
-        {"--emulate python", "--emulate must be last-member-only, got 'python'"},
-        {"--threshold-schedule cubic", "--threshold-schedule must be bezier, linear or constant, got 'cubic'"},
-        {"--prune attention --emulate last-member-only", "pruning cannot be combined with --emulate"},
-        {"-n 0", "max-tokens 0 must be at least 1"},
-        {"--bezier 0.5", "--bezier must be P1,P2, got '0.5'"},
-        {"--threshold abc", "--threshold must be a number, got 'abc'"},
-        {"--prune-layers 9", "--prune-layers must be an integer in [1, 2], got '9'"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char args[1024];
-        snprintf(args, sizeof args, "%s%s", base, cases[i].flags);
-        expect_error(args, 1, cases[i].needle, NULL);
-    }
-}
-
 /* A safetensors file with this JSON header and `data_bytes` zero bytes of data. */
 static void write_trace_file(const char *path, const char *json, size_t data_bytes) {
     uint64_t len = strlen(json);
