@@ -645,16 +645,6 @@ done_model:
 /* tempo compare: isolated vs visible, free-running and teacher-forced    */
 /* ===================================================================== */
 
-/* Dense masks [mask_layers][n][n] of a generation, as each row used them. */
-static uint8_t *generation_masks(const Generation *g) {
-    size_t n = g->n_rows, ML = g->mask_layers;
-    uint8_t *a = calloc(ML * n * n, 1);
-    if (!a) return NULL;
-    for (size_t i = 0; i < n; i++)
-        for (size_t l = 0; l < ML; l++) memcpy(a + (l * n + i) * n, g->allowed + ML * (i * (i + 1) / 2) + l * (i + 1), i + 1);
-    return a;
-}
-
 typedef struct {
     int steps, parallel_steps, rows, later_members, first_divergence, prefix_rows;
     double prefix_max_abs, iso_seconds, vis_seconds;
@@ -716,8 +706,8 @@ static int compare_prompt(const Model *m, const Tokenizer *t, const char *prompt
     }
     int n = iso.n_rows, ML = iso.mask_layers;
     /* teacher-forced: the isolated run's rows, with siblings made visible to later members */
-    mask_iso = generation_masks(&iso);
-    mask_vis = generation_masks(&iso);
+    mask_iso = tempo_generation_allowed(&iso);
+    mask_vis = tempo_generation_allowed(&iso);
     li = malloc((size_t)n * V * sizeof(float));
     lv = malloc((size_t)n * V * sizeof(float));
     if (!mask_iso || !mask_vis || !li || !lv) {

@@ -1758,26 +1758,36 @@ int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenCon
     return rc;
 }
 
+/* Row i of a generation stores `blocks` blocks of its i+1 keys, at
+ * blocks * i(i+1)/2; this writes them out as dense [blocks][n][n] (zeros
+ * where key > row). */
+static void unpack_rows(void *dense, const void *packed, size_t n, size_t blocks, size_t elem) {
+    for (size_t i = 0; i < n; i++)
+        for (size_t b = 0; b < blocks; b++)
+            memcpy((char *)dense + ((b * n + i) * n) * elem, (const char *)packed + (blocks * triangle(i) + b * (i + 1)) * elem,
+                   (i + 1) * elem);
+}
+
+uint8_t *tempo_generation_allowed(const Generation *gen) {
+    size_t n = gen->n_rows, ML = gen->mask_layers;
+    uint8_t *allowed = calloc(ML * n * n, 1);
+    if (allowed) unpack_rows(allowed, gen->allowed, n, ML, 1);
+    return allowed;
+}
+
 int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char *err) {
     const Config *c = &m->config;
     if (gen->logits_first != 0) return tempo_error(err, "the generation kept only its newest logits (keep_logits 0): no trace");
-    size_t n = gen->n_rows, L = c->n_layers, H = c->n_heads, ML = gen->mask_layers;
-    uint8_t *allowed = calloc(ML * n * n, 1);
+    size_t n = gen->n_rows, L = c->n_layers, H = c->n_heads;
+    uint8_t *allowed = tempo_generation_allowed(gen);
     float *attention = gen->attention ? calloc(L * H * n * n, sizeof(float)) : NULL;
     if (!allowed || (gen->attention && !attention)) {
         free(allowed);
         free(attention);
         return tempo_error(err, "out of memory for a trace of %zu rows", n);
     }
-    for (size_t i = 0; i < n; i++) { /* unpack row i's stored keys 0..i into the dense matrices */
-        for (size_t l = 0; l < ML; l++)
-            memcpy(allowed + (l * n + i) * n, gen->allowed + ML * triangle(i) + l * (i + 1), i + 1);
-        if (attention)
-            for (size_t lh = 0; lh < L * H; lh++)
-                memcpy(attention + (lh * n + i) * n, gen->attention + L * H * triangle(i) + lh * (i + 1),
-                       (i + 1) * sizeof(float));
-    }
-    int rc = tempo_trace_build(t, m, (int)n, gen->tokens, gen->positions, gen->sets, allowed, (int)ML,
+    if (attention) unpack_rows(attention, gen->attention, n, L * H, sizeof(float));
+    int rc = tempo_trace_build(t, m, (int)n, gen->tokens, gen->positions, gen->sets, allowed, gen->mask_layers,
                                gen->logits, attention, gen->pruned, err);
     if (rc == 0) put_meta_int(t, "n_prompt", gen->n_prompt);
     free(allowed);

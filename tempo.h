@@ -281,6 +281,8 @@ int tempo_trace_build(Trace *t, const Model *m, int n, const int *tokens, const 
                       const int *sets, const uint8_t *allowed, int mask_layers, const float *logits,
                       const float *attention, const int *pruned, char *err);
 int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char *err);
+/* The masks every row used, dense [mask_layers][n_rows][n_rows]; the caller frees it (NULL: out of memory). */
+uint8_t *tempo_generation_allowed(const Generation *gen);
 /* The logits of physical row `row` (must be kept). */
 const float *tempo_row_logits(const Generation *gen, int row, int vocab);
 

@@ -87,14 +87,6 @@ Test(invariants, visible_later_members_attend_to_earlier_ones) {
     run_free(&r);
 }
 
-/* Dense allowed [n][n] of a run (one mask for every layer). */
-static uint8_t *dense_allowed(const Generation *g) {
-    size_t n = g->n_rows;
-    uint8_t *a = calloc(n * n, 1);
-    for (size_t i = 0; i < n; i++) memcpy(a + i * n, g->allowed + i * (i + 1) / 2, i + 1);
-    return a;
-}
-
 /* Each isolated member equals a run in which it is the only token at its
  * position after the same prefix; in visible mode only the first does. */
 static void check_shared_positions(MaskKind mode) {
@@ -102,7 +94,7 @@ static void check_shared_positions(MaskKind mode) {
     run_tempo(&r, "fortune.bin", "fortune-tok512.bin", "The cat sat on the", NULL,
               mode == MASK_ISOLATED ? low_threshold : low_threshold_visible);
     int n = r.gen.n_rows, V = r.m.config.vocab_size, D = r.m.config.dim, later_differ = 0, later = 0;
-    uint8_t *allowed = dense_allowed(&r.gen);
+    uint8_t *allowed = tempo_generation_allowed(&r.gen); /* one mask for every layer in these runs */
     float *logits, *hidden;
     full_forward(&r.m, n, r.gen.tokens, r.gen.positions, allowed, 1, &logits, NULL, &hidden);
     for (int s = 0; s < r.gen.n_steps; s++) {
@@ -197,10 +189,7 @@ static void check_run_against_recompute(void (*adjust)(GenConfig *), const char 
               adjust);
     const Config *c = &r.m.config;
     int n = r.gen.n_rows, V = c->vocab_size, ML = r.gen.mask_layers;
-    uint8_t *allowed = calloc((size_t)ML * n * n, 1);
-    for (int i = 0; i < n; i++)
-        for (int l = 0; l < ML; l++)
-            memcpy(allowed + ((size_t)l * n + i) * n, r.gen.allowed + (size_t)ML * i * (i + 1) / 2 + (size_t)l * (i + 1), i + 1);
+    uint8_t *allowed = tempo_generation_allowed(&r.gen);
     float *logits, *attention;
     full_forward(&r.m, n, r.gen.tokens, r.gen.positions, allowed, ML, &logits, &attention, NULL);
     size_t at;
