@@ -209,27 +209,12 @@ static void colour(double p, char buf[8]) {
     snprintf(buf, 8, "#%02x%02x%02x", (int)(255 - 227 * t), (int)(255 - 200 * t), (int)(255 - 120 * t));
 }
 
-static FILE *open_tmp(const char *path, char *tmp, size_t len, char *err) {
-    snprintf(tmp, len, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) tempo_error(err, "cannot write %s: %s", tmp, strerror(errno));
-    return f;
-}
-
-static int close_and_rename(FILE *f, const char *tmp, const char *path, char *err) {
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return tempo_error(err, "cannot write %s", path);
-    }
-    return 0;
-}
-
 int heatmap_svg(const char *path, const AttentionView *v, const char *const *labels, int l, int h, int r0, int r1,
                 char *err) {
-    char tmp[4200], fill[8];
-    FILE *f = open_tmp(path, tmp, sizeof tmp, err);
-    if (!f) return -1;
+    char fill[8];
+    AtomicFile out;
+    if (tempo_atomic_open(&out, path, "", err) != 0) return -1;
+    FILE *f = out.f;
     int cell = 14, left = 120, top = 120, rows = r1 - r0, cols = r1;
     int width = left + cols * cell + 120, height = top + rows * cell + 40;
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -272,13 +257,14 @@ int heatmap_svg(const char *path, const AttentionView *v, const char *const *lab
                 top + i * 13 + 10, i / 10.0);
     }
     fputs("</svg>\n", f);
-    return close_and_rename(f, tmp, path, err);
+    return tempo_atomic_close(&out, 1, err);
 }
 
 int grid_svg(const char *path, const AttentionView *v, const char *const *labels, int row, char *err) {
-    char tmp[4200], fill[8];
-    FILE *f = open_tmp(path, tmp, sizeof tmp, err);
-    if (!f) return -1;
+    char fill[8];
+    AtomicFile out;
+    if (tempo_atomic_open(&out, path, "", err) != 0) return -1;
+    FILE *f = out.f;
     int keys = row + 1, cell = 6, pad = 30, strip_w = keys * cell, strip_h = 24;
     int width = 60 + v->n_heads * (strip_w + pad), height = 80 + v->n_layers * (strip_h + pad);
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -304,5 +290,5 @@ int grid_svg(const char *path, const AttentionView *v, const char *const *labels
         }
     }
     fputs("</svg>\n", f);
-    return close_and_rename(f, tmp, path, err);
+    return tempo_atomic_close(&out, 1, err);
 }

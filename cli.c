@@ -336,20 +336,6 @@ static void print_generation(const Generation *gen, const Tokenizer *t, int colo
     fputc('\n', stdout);
 }
 
-static int write_text_atomically(const char *path, const char *text, char *err) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return tempo_error(err, "cannot write %s: %s", tmp, strerror(errno));
-    int ok = fputs(text, f) >= 0;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return tempo_error(err, "cannot write %s", path);
-    }
-    return 0;
-}
-
 static int write_generation_json(const Generation *gen, const Tokenizer *t, const GenConfig *g, const char *prompt,
                                  const char *path, char *err) {
     cJSON *root = cJSON_CreateObject();
@@ -412,7 +398,7 @@ static int write_generation_json(const Generation *gen, const Tokenizer *t, cons
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) return tempo_error(err, "out of memory writing JSON");
-    int rc = write_text_atomically(path, text, err);
+    int rc = tempo_write_text_file(path, text, err);
     free(text);
     return rc;
 }
@@ -909,7 +895,7 @@ static int cmd_compare(int argc, char **argv, char *err) {
     const char *json = flag(&a, "--json");
     if (json) {
         char *text = cJSON_Print(root);
-        if (!text || write_text_atomically(json, text, err) != 0) {
+        if (!text || tempo_write_text_file(json, text, err) != 0) {
             free(text);
             goto done;
         }
@@ -1095,7 +1081,7 @@ static int cmd_attention(int argc, char **argv, char *err) {
     const char *json = flag(&a, "--json");
     char *text = json ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
-    if (json && (!text || write_text_atomically(json, text, err) != 0)) {
+    if (json && (!text || tempo_write_text_file(json, text, err) != 0)) {
         free(text);
         goto done;
     }

@@ -90,6 +90,43 @@ static int read_file(const char *path, const char *what, unsigned char **buf, si
     return 0;
 }
 
+int tempo_atomic_open(AtomicFile *a, const char *path, const char *what, char *err) {
+    a->what = what;
+    snprintf(a->path, sizeof a->path, "%s", path);
+    snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%d", path, (int)getpid());
+    a->f = fopen(a->tmp, "wb");
+    if (!a->f) return tempo_error(err, "cannot write %s%s: %s", what, path, strerror(errno));
+    return 0;
+}
+
+int tempo_atomic_close(AtomicFile *a, int ok, char *err) {
+    if (ferror(a->f)) ok = 0;
+    if (fclose(a->f) != 0) ok = 0;
+    a->f = NULL;
+    if (!ok || rename(a->tmp, a->path) != 0) {
+        int e = errno;
+        unlink(a->tmp);
+        return tempo_error(err, "cannot write %s%s: %s", a->what, a->path, e ? strerror(e) : "write failed");
+    }
+    return 0;
+}
+
+int tempo_write_text_file(const char *path, const char *text, char *err) {
+    AtomicFile a;
+    if (tempo_atomic_open(&a, path, "", err) != 0) return -1;
+    return tempo_atomic_close(&a, fputs(text, a.f) >= 0, err);
+}
+
+/* A safetensors header: u64 little-endian length, then the JSON padded with
+ * spaces to a multiple of 8 bytes (little-endian on every machine tempo targets). */
+static int write_safetensors_header(FILE *f, const char *json) {
+    size_t json_len = strlen(json), padded = (json_len + 7) / 8 * 8;
+    uint64_t header_len = padded;
+    int ok = fwrite(&header_len, 8, 1, f) == 1 && fwrite(json, 1, json_len, f) == json_len;
+    for (size_t i = json_len; i < padded && ok; i++) ok = fputc(' ', f) != EOF;
+    return ok;
+}
+
 void tempo_set_threads(int n) {
     if (n <= 0) return;
     openblas_set_num_threads(n);
@@ -1261,30 +1298,19 @@ static char *trace_header_json(const Trace *t) {
 int tempo_trace_write(const Trace *t, const char *path, char *err) {
     char *json = trace_header_json(t);
     if (!json) return tempo_error(err, "out of memory writing the trace header");
-    size_t json_len = strlen(json), padded = (json_len + 7) / 8 * 8;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
+    AtomicFile a;
+    if (tempo_atomic_open(&a, path, "trace ", err) != 0) {
         free(json);
-        return tempo_error(err, "cannot write trace %s: %s", tmp, strerror(errno));
+        return -1;
     }
-    uint64_t header_len = padded; /* little-endian on every machine tempo targets */
-    int ok = fwrite(&header_len, 8, 1, f) == 1 && fwrite(json, 1, json_len, f) == json_len;
-    for (size_t i = json_len; i < padded && ok; i++) ok = fputc(' ', f) != EOF;
+    int ok = write_safetensors_header(a.f, json);
     for (int i = 0; i < t->n_tensors && ok; i++) {
         const Tensor *x = &t->tensors[i];
         size_t bytes = tempo_tensor_count(x) * dtype_sizes[x->dtype];
-        ok = fwrite(x->data, 1, bytes, f) == bytes;
+        ok = fwrite(x->data, 1, bytes, a.f) == bytes;
     }
     free(json);
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return tempo_error(err, "cannot write trace %s: %s", path, strerror(e));
-    }
-    return 0;
+    return tempo_atomic_close(&a, ok, err);
 }
 
 static int parse_tensor_entry(Trace *t, const cJSON *entry, const char *name, const unsigned char *data,
@@ -1842,10 +1868,9 @@ int tempo_synth_write(const SynthConfig *sc, const char *path, char *err) {
                      sc->shared_classifier ? sc->vocab_size : -sc->vocab_size, sc->seq_len};
     Config c;
     if (check_header(header, &c, err) != 0) return -1;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return tempo_error(err, "cannot write %s: %s", tmp, strerror(errno));
+    AtomicFile a;
+    if (tempo_atomic_open(&a, path, "", err) != 0) return -1;
+    FILE *f = a.f;
     uint64_t rng = sc->seed;
     size_t L = c.n_layers, dim = c.dim, hid = c.hidden_dim, V = c.vocab_size;
     size_t q_dim = (size_t)c.n_heads * c.head_dim, kv_dim = (size_t)c.n_kv_heads * c.head_dim;
@@ -1870,12 +1895,7 @@ int tempo_synth_write(const SynthConfig *sc, const char *path, char *err) {
                 bad = fwrite(&v, sizeof v, 1, f) != 1;
             }
     if (!sc->shared_classifier) bad = bad || write_normal(f, V * dim, 0.0, 3.0 * in_scale, &rng);
-    if (fclose(f) != 0) bad = 1;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return tempo_error(err, "cannot write synthetic checkpoint %s", path);
-    }
-    return 0;
+    return tempo_atomic_close(&a, !bad, err);
 }
 
 /* The same kind of model in Hugging Face layout: dir/config.json and
@@ -1934,32 +1954,27 @@ int tempo_synth_write_hf(const SynthConfig *sc, const char *dir, int bf16, char 
     }
     char *json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
-    char path[4400], tmp[4500];
+    char path[4400];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = json ? fopen(tmp, "wb") : NULL;
-    int bad = !f;
-    if (f) {
-        size_t json_len = strlen(json), padded = (json_len + 7) / 8 * 8;
-        uint64_t header_len = padded;
-        bad = fwrite(&header_len, 8, 1, f) != 1 || fwrite(json, 1, json_len, f) != json_len;
-        for (size_t i = json_len; i < padded && !bad; i++) bad = fputc(' ', f) == EOF;
+    AtomicFile a;
+    int ok = json && tempo_atomic_open(&a, path, "", err) == 0;
+    if (ok) {
+        ok = write_safetensors_header(a.f, json);
         uint64_t rng = sc->seed;
-        for (int i = 0; i < n_tensors && !bad; i++) {
+        for (int i = 0; i < n_tensors && ok; i++) {
             size_t count = shapes[i][0] * (shapes[i][1] ? shapes[i][1] : 1);
-            for (size_t j = 0; j < count && !bad; j++) {
+            for (size_t j = 0; j < count && ok; j++) {
                 float v = (float)(means[i] + stds[i] * normal(&rng));
                 uint16_t h = f32_to_bf16(v);
-                bad = bf16 ? fwrite(&h, 2, 1, f) != 1 : fwrite(&v, 4, 1, f) != 1;
+                ok = bf16 ? fwrite(&h, 2, 1, a.f) == 1 : fwrite(&v, 4, 1, a.f) == 1;
             }
         }
-        if (fclose(f) != 0) bad = 1;
+        ok = tempo_atomic_close(&a, ok, err) == 0;
+    } else if (!json) {
+        tempo_error(err, "out of memory writing %s", path);
     }
     free(json); free(names); free(shapes); free(means); free(stds);
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return tempo_error(err, "cannot write %s", path);
-    }
+    if (!ok) return -1;
     cJSON *cfg = cJSON_CreateObject();
     cJSON_AddStringToObject(cfg, "model_type", "llama");
     cJSON_AddNumberToObject(cfg, "hidden_size", c.dim);
@@ -1985,14 +2000,7 @@ int tempo_synth_write_hf(const SynthConfig *sc, const char *dir, int bf16, char 
     char *text = cJSON_Print(cfg);
     cJSON_Delete(cfg);
     snprintf(path, sizeof path, "%s/config.json", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    f = text ? fopen(tmp, "w") : NULL;
-    bad = !f || fputs(text, f) < 0;
-    if (f && fclose(f) != 0) bad = 1;
+    int rc = text ? tempo_write_text_file(path, text, err) : tempo_error(err, "out of memory writing %s", path);
     free(text);
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return tempo_error(err, "cannot write %s", path);
-    }
-    return 0;
+    return rc;
 }

@@ -19,6 +19,19 @@
 /* Writes a formatted message into err (TEMPO_ERR_SIZE bytes); returns -1. */
 int tempo_error(char *err, const char *fmt, ...);
 
+/* Output written to a temporary name beside `path` and renamed into place
+ * when complete, so an interrupted run never leaves a half-written file. */
+typedef struct {
+    FILE *f;
+    const char *what;   /* "trace ", "" ...: for messages */
+    char path[4096], tmp[4200];
+} AtomicFile;
+
+int tempo_atomic_open(AtomicFile *a, const char *path, const char *what, char *err);
+/* Closes; renames if `ok` and everything was written, else removes the temporary file. */
+int tempo_atomic_close(AtomicFile *a, int ok, char *err);
+int tempo_write_text_file(const char *path, const char *text, char *err);
+
 /* ---- model ---- */
 
 typedef struct {

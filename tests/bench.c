@@ -448,10 +448,8 @@ int main(int argc, char **argv) {
            "kN/k1: a step adding N rows / a 1-row step; cap-*: time with attention capture / without;\n"
            " RSS-MB: peak resident of a decode + TEMPO run / (checkpoint + KV cache).\n");
     cJSON_AddNumberToObject(root, "seconds", now() - t0);
-    char *text = cJSON_Print(root), tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", json);
-    FILE *f = fopen(tmp, "w");
-    if (!f || fputs(text, f) < 0 || fclose(f) != 0 || rename(tmp, json) != 0) {
+    char *text = cJSON_Print(root), err[TEMPO_ERR_SIZE];
+    if (!text || tempo_write_text_file(json, text, err) != 0) {
         fprintf(stderr, "bench: cannot write %s\n", json);
         return 1;
     }
