@@ -324,6 +324,33 @@ size_t tempo_model_check(const Model *m, FILE *out) {
     return bad;
 }
 
+/* The JSON header of a safetensors file in memory (u64 little-endian length,
+ * at most 100 MB, then that many bytes of JSON object); *data and
+ * *data_len receive the tensor bytes after it. NULL on error. */
+static cJSON *safetensors_header(const unsigned char *buf, size_t len, const char *kind, const char *path,
+                                 const unsigned char **data, size_t *data_len, char *err) {
+    uint64_t header_len = 0;
+    if (len < 8) {
+        tempo_error(err, "bad %s %s: not a safetensors file (%zu bytes, shorter than its 8-byte header length)", kind, path, len);
+        return NULL;
+    }
+    memcpy(&header_len, buf, 8);
+    if (header_len > len - 8 || header_len > (100u << 20)) {
+        tempo_error(err, "bad %s %s: not a safetensors file (header length %llu exceeds the file of %zu bytes)", kind, path,
+                    (unsigned long long)header_len, len);
+        return NULL;
+    }
+    cJSON *root = cJSON_ParseWithLength((const char *)buf + 8, (size_t)header_len);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        tempo_error(err, "bad %s %s: the header is not a JSON object", kind, path);
+        return NULL;
+    }
+    *data = buf + 8 + header_len;
+    *data_len = len - 8 - (size_t)header_len;
+    return root;
+}
+
 /* ---- Hugging Face layout: config.json + *.safetensors ---------------- */
 /* Tensors model.embed_tokens.weight [V][D], model.norm.weight [D],
  * lm_head.weight [V][D] (absent when tied), and per layer i
@@ -432,7 +459,7 @@ static int index_safetensors(Model *m, const char *path, StIndex *ix, char *err)
     struct stat st;
     if (fstat(fd, &st) != 0 || st.st_size < 8) {
         close(fd);
-        return tempo_error(err, "bad safetensors %s: shorter than its 8-byte header length", path);
+        return tempo_error(err, "bad safetensors %s: not a safetensors file (shorter than its 8-byte header length)", path);
     }
     size_t size = (size_t)st.st_size;
     unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -440,18 +467,10 @@ static int index_safetensors(Model *m, const char *path, StIndex *ix, char *err)
     if (map == MAP_FAILED) return tempo_error(err, "cannot mmap %s: %s", path, strerror(errno));
     m->maps[m->n_maps] = map;
     m->map_sizes[m->n_maps++] = size;
-    uint64_t header_len;
-    memcpy(&header_len, map, 8);
-    if (header_len > size - 8 || header_len > (100u << 20))
-        return tempo_error(err, "bad safetensors %s: header length %llu exceeds the file (%zu bytes)", path,
-                           (unsigned long long)header_len, size);
-    cJSON *root = cJSON_ParseWithLength((const char *)map + 8, (size_t)header_len);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return tempo_error(err, "bad safetensors %s: the header is not a JSON object", path);
-    }
-    const unsigned char *data = map + 8 + header_len;
-    size_t data_len = size - 8 - (size_t)header_len;
+    const unsigned char *data;
+    size_t data_len;
+    cJSON *root = safetensors_header(map, size, "safetensors", path, &data, &data_len, err);
+    if (!root) return -1;
     int first = ix->n, rc = 0;
     static const char *const dtypes[3] = {"F32", "F16", "BF16"};
     static const size_t sizes[3] = {4, 2, 2};
@@ -1359,19 +1378,10 @@ int tempo_trace_read(Trace *t, const char *path, char *err) {
 
 int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char *path, char *err) {
     tempo_trace_init(t);
-    uint64_t header_len = 0;
-    if (len >= 8) memcpy(&header_len, buf, 8);
-    if (len < 8 || header_len > len - 8) {
-        return tempo_error(err, "bad trace %s: not a safetensors file (header length %llu, file %zu bytes)", path,
-                    (unsigned long long)header_len, len);
-    }
-    cJSON *root = cJSON_ParseWithLength((const char *)buf + 8, (size_t)header_len);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return tempo_error(err, "bad trace %s: the header is not a JSON object", path);
-    }
-    const unsigned char *data = buf + 8 + header_len;
-    size_t data_len = len - 8 - (size_t)header_len;
+    const unsigned char *data;
+    size_t data_len;
+    cJSON *root = safetensors_header(buf, len, "trace", path, &data, &data_len, err);
+    if (!root) return -1;
     int rc = 0;
     for (const cJSON *e = root->child; e && rc == 0; e = e->next) {
         if (strcmp(e->string, "__metadata__") == 0) {
