@@ -31,15 +31,16 @@ static int in_list(const char *s, const char *const *list) {
     return 0;
 }
 
-/* Splits argv into known flags (with values), switches and positionals. */
+/* Splits argv into known flags (with values), switches and positionals;
+ * `more_valued` (may be NULL) adds command-specific flags to `valued`. */
 static int parse_args(int argc, char **argv, const char *command, const char *const *valued,
-                      const char *const *switches, Args *a, char *err) {
+                      const char *const *more_valued, const char *const *switches, Args *a, char *err) {
     memset(a, 0, sizeof *a);
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         if (arg[0] == '-' && arg[1] != '\0') {
             if (a->n == 64) return tempo_error(err, "too many flags");
-            if (in_list(arg, valued)) {
+            if (in_list(arg, valued) || (more_valued && in_list(arg, more_valued))) {
                 if (i + 1 >= argc)
                     return tempo_error(err, "flag %s of tempo %s needs a value", arg, command);
                 a->name[a->n] = arg;
@@ -182,7 +183,7 @@ static int cmd_forward(int argc, char **argv, char *err) {
                                          "--mask", "--out", "--threads", NULL};
     static const char *const switches[] = {"--no-attention", NULL};
     Args a;
-    if (parse_args(argc, argv, "forward", valued, switches, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "forward", valued, NULL, switches, &a, err) != 0) return 1;
     apply_threads(&a);
     Model m;
     Tokenizer t;
@@ -403,15 +404,17 @@ static int write_generation_json(const Generation *gen, const Tokenizer *t, cons
     return rc;
 }
 
+/* Flags of every command that generates (generate, compare, attention). */
+static const char *const generation_valued[] = {"-m", "-z", "--prompt", "-p", "--tokens", "-n", "--max-tokens",
+    "--threshold", "--max-width", "--mode", "--isolate-layers", "--next-from", "--threshold-schedule",
+    "--final-threshold", "--bezier", "--prune", "--prune-window", "--prune-layers", "--prune-threshold",
+    "--emulate", "--json", "--trace", "--threads", NULL};
+static const char *const generation_switches[] = {"--greedy", "--stop-on-empty", "--dynamic-threshold", "--no-color",
+                                                  "--hide-pruned", "--verbose", "--quiet", NULL};
+
 static int cmd_generate(int argc, char **argv, char *err) {
-    static const char *const valued[] = {"-m", "-z", "--prompt", "-p", "--tokens", "-n", "--max-tokens",
-        "--threshold", "--max-width", "--mode", "--isolate-layers", "--next-from", "--threshold-schedule",
-        "--final-threshold", "--bezier", "--prune", "--prune-window", "--prune-layers", "--prune-threshold",
-        "--emulate", "--json", "--trace", "--threads", NULL};
-    static const char *const switches[] = {"--greedy", "--stop-on-empty", "--dynamic-threshold", "--no-color",
-                                           "--hide-pruned", "--verbose", "--quiet", NULL};
     Args a;
-    if (parse_args(argc, argv, "generate", valued, switches, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "generate", generation_valued, NULL, generation_switches, &a, err) != 0) return 1;
     apply_threads(&a);
     Model m;
     Tokenizer t;
@@ -562,7 +565,7 @@ static int cmd_diff(int argc, char **argv, char *err) {
     static const char *const switches[] = {NULL};
     Args a;
     Tolerance tol;
-    if (parse_args(argc, argv, "diff", valued, switches, &a, err) != 0 || parse_tolerance(&a, &tol, err) != 0) return 2;
+    if (parse_args(argc, argv, "diff", valued, NULL, switches, &a, err) != 0 || parse_tolerance(&a, &tol, err) != 0) return 2;
     if (a.n_positional != 2) return tempo_error(err, "usage: tempo diff A B [--atol X] [--rtol Y]"), 2;
     Trace A, B;
     if (tempo_trace_read(&A, a.positional[0], err) != 0) return 2;
@@ -582,7 +585,7 @@ static int cmd_verify(int argc, char **argv, char *err) {
     static const char *const switches[] = {NULL};
     Args a;
     Tolerance tol;
-    if (parse_args(argc, argv, "verify", valued, switches, &a, err) != 0 || parse_tolerance(&a, &tol, err) != 0) return 2;
+    if (parse_args(argc, argv, "verify", valued, NULL, switches, &a, err) != 0 || parse_tolerance(&a, &tol, err) != 0) return 2;
     if (a.n_positional != 1) return tempo_error(err, "usage: tempo verify -m MODEL TRACE"), 2;
     apply_threads(&a);
     Model m;
@@ -821,16 +824,12 @@ static int read_prompts(const char *path, char ***categories, char ***prompts, i
     return 0;
 }
 
-static const char *const generation_valued[] = {"-m", "-z", "--prompt", "-p", "--tokens", "-n", "--max-tokens",
-    "--threshold", "--max-width", "--mode", "--isolate-layers", "--next-from", "--threshold-schedule",
-    "--final-threshold", "--bezier", "--prune", "--prune-window", "--prune-layers", "--prune-threshold",
-    "--emulate", "--json", "--trace", "--threads", "--prompts", "--heatmap", "--rows", "--svg", "--svg-grid", "--row", NULL};
-static const char *const generation_switches[] = {"--greedy", "--stop-on-empty", "--dynamic-threshold", "--no-color",
-                                                  "--hide-pruned", "--verbose", "--quiet", NULL};
+/* What compare and attention take beyond the generation flags. */
+static const char *const analysis_valued[] = {"--prompts", "--heatmap", "--rows", "--svg", "--svg-grid", "--row", NULL};
 
 static int cmd_compare(int argc, char **argv, char *err) {
     Args a;
-    if (parse_args(argc, argv, "compare", generation_valued, generation_switches, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "compare", generation_valued, analysis_valued, generation_switches, &a, err) != 0) return 1;
     apply_threads(&a);
     Model m;
     Tokenizer t;
@@ -959,7 +958,7 @@ static int parse_pair(const char *s, char sep, int *a, int *b) {
 
 static int cmd_attention(int argc, char **argv, char *err) {
     Args a;
-    if (parse_args(argc, argv, "attention", generation_valued, generation_switches, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "attention", generation_valued, analysis_valued, generation_switches, &a, err) != 0) return 1;
     apply_threads(&a);
     Model m;
     Tokenizer t;
@@ -1106,7 +1105,7 @@ static int cmd_encode(int argc, char **argv, char *err) {
     static const char *const valued[] = {"-m", "-z", "--prompt", "-p", NULL};
     static const char *const switches[] = {NULL};
     Args a;
-    if (parse_args(argc, argv, "encode", valued, switches, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "encode", valued, NULL, switches, &a, err) != 0) return 1;
     Model m;
     Tokenizer t;
     if (load_model_and_tokenizer(&a, &m, &t, 1, err) != 0) return 1;
@@ -1124,7 +1123,7 @@ static int cmd_check(int argc, char **argv, char *err) {
     static const char *const valued[] = {NULL};
     static const char *const switches[] = {NULL};
     Args a;
-    if (parse_args(argc, argv, "check", valued, switches, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "check", valued, NULL, switches, &a, err) != 0) return 1;
     if (a.n_positional != 1) return tempo_error(err, "usage: tempo check MODEL"), 1;
     Model m;
     if (tempo_model_load(&m, a.positional[0], err) != 0) return 1;
@@ -1144,7 +1143,7 @@ static int cmd_synth(int argc, char **argv, char *err) {
                                          "--vocab", "--seq-len", "--format", "--dtype", NULL};
     static const char *const switches[] = {"--untied", NULL};
     Args a;
-    if (parse_args(argc, argv, "synth", valued, switches, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "synth", valued, NULL, switches, &a, err) != 0) return 1;
     SynthConfig s;
     tempo_synth_defaults(&s);
     struct { const char *flag; int *field; } ints[] = {{"--dim", &s.dim}, {"--hidden", &s.hidden_dim},
