@@ -17,8 +17,9 @@ all: tempo
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DEPS) >/dev/null; }
 	@touch .deps
 
-SRC = tempo.c cli.c analysis.c
-HDR = tempo.h analysis.h
+CORE = tempo.c tokenizer_json.c
+SRC = $(CORE) cli.c analysis.c
+HDR = tempo.h analysis.h unicode_tables.h
 
 tempo: $(SRC) $(HDR) .deps
 	$(CC) $(CFLAGS) -o $@ $(SRC) $(LDLIBS)
@@ -38,10 +39,10 @@ build/synth-untied.bin: tempo
 	./tempo synth --out $@ --seed 7 --untied --layers 3
 build/synth-hf-f32: tempo
 	@mkdir -p build
-	./tempo synth --format hf --out $@ --seed 11 --layers 2 --heads 4 --kv-heads 2
+	./tempo synth --format hf --out $@ --seed 11 --layers 2 --heads 4 --kv-heads 2 --vocab 384
 build/synth-hf-bf16: tempo
 	@mkdir -p build
-	./tempo synth --format hf --dtype bf16 --out $@ --seed 12 --layers 2 --heads 4 --kv-heads 1
+	./tempo synth --format hf --dtype bf16 --out $@ --seed 12 --layers 2 --heads 4 --kv-heads 1 --vocab 320 --tokenizer gpt2
 SYNTH = build/synth-tied.bin build/synth-untied.bin build/synth-hf-f32 build/synth-hf-bf16
 
 # The golden files come from the independent NumPy reference, never from tempo.
@@ -54,12 +55,12 @@ TEST_SRC = $(wildcard tests/test_*.c)
 TEST_DEFS = -DWEIGHTS_DIR='"$(WEIGHTS)"' -DBUILD_DIR='"build"' -DGOLDEN_DIR='"oracle/golden"'
 SAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-build/tests: $(TEST_SRC) tests/helpers.h tempo.c analysis.c $(HDR) .deps
+build/tests: $(TEST_SRC) tests/helpers.h $(CORE) analysis.c $(HDR) .deps
 	@mkdir -p build
-	$(CC) $(CFLAGS) $(TEST_DEFS) -DTEMPO_BIN='"./tempo"' -o $@ $(TEST_SRC) tempo.c analysis.c $(LDLIBS) -lcriterion
-build/tests-asan: $(TEST_SRC) tests/helpers.h tempo.c analysis.c $(HDR) .deps
+	$(CC) $(CFLAGS) $(TEST_DEFS) -DTEMPO_BIN='"./tempo"' -o $@ $(TEST_SRC) $(CORE) analysis.c $(LDLIBS) -lcriterion
+build/tests-asan: $(TEST_SRC) tests/helpers.h $(CORE) analysis.c $(HDR) .deps
 	@mkdir -p build
-	$(CC) $(CFLAGS) $(SAN) $(TEST_DEFS) -DTEMPO_BIN='"build/tempo-asan"' -o $@ $(TEST_SRC) tempo.c analysis.c $(LDLIBS) -lcriterion
+	$(CC) $(CFLAGS) $(SAN) $(TEST_DEFS) -DTEMPO_BIN='"build/tempo-asan"' -o $@ $(TEST_SRC) $(CORE) analysis.c $(LDLIBS) -lcriterion
 build/tempo-asan: $(SRC) $(HDR) .deps
 	@mkdir -p build
 	$(CC) $(CFLAGS) $(SAN) -o $@ $(SRC) $(LDLIBS)
@@ -75,9 +76,9 @@ clean:
 	rm -rf build tempo .deps
 
 # Benchmarks: figures, never timed assertions. A large synthetic model leaves the caches.
-build/bench: tests/bench.c tempo.c tempo.h .deps
+build/bench: tests/bench.c $(CORE) $(HDR) .deps
 	@mkdir -p build
-	$(CC) $(CFLAGS) -o $@ tests/bench.c tempo.c $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ tests/bench.c $(CORE) $(LDLIBS)
 build/bench-large.bin: tempo
 	@mkdir -p build
 	./tempo synth --out $@ --seed 1 --dim 1024 --hidden 2816 --layers 8 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 1024
@@ -96,9 +97,9 @@ FUZZ_DEPS = clang libclang-rt-14-dev libomp-14-dev
 build/fuzz/fuzz_cli: tests/fuzz/fuzz_cli.c $(SRC) $(HDR) .deps .fuzz-deps
 	@mkdir -p build/fuzz
 	clang $(FUZZ_FLAGS) -Dmain=tempo_cli_main -o $@ tests/fuzz/fuzz_cli.c $(SRC) $(LDLIBS)
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tempo.c tempo.h .deps .fuzz-deps
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE) $(HDR) .deps .fuzz-deps
 	@mkdir -p build/fuzz
-	clang $(FUZZ_FLAGS) -o $@ $< tempo.c $(LDLIBS)
+	clang $(FUZZ_FLAGS) -o $@ $< $(CORE) $(LDLIBS)
 # Seeds: valid files of each kind, made by tempo and the reference.
 build/fuzz/seeds: tempo tests/fuzz/make_seeds.sh
 	rm -rf $@
@@ -120,9 +121,9 @@ VALGRIND = valgrind --error-exitcode=9 --leak-check=full --errors-for-leak-kinds
 build/memcheck/tempo: $(SRC) $(HDR) .deps
 	@mkdir -p build/memcheck
 	$(CC) $(MEMCHECK_CFLAGS) -o $@ $(SRC) $(LDLIBS)
-build/memcheck/tests: $(TEST_SRC) tests/helpers.h tempo.c analysis.c $(HDR) .deps
+build/memcheck/tests: $(TEST_SRC) tests/helpers.h $(CORE) analysis.c $(HDR) .deps
 	@mkdir -p build/memcheck
-	$(CC) $(MEMCHECK_CFLAGS) $(TEST_DEFS) -DTEMPO_BIN='"build/memcheck/tempo"' -o $@ $(TEST_SRC) tempo.c analysis.c $(LDLIBS) -lcriterion
+	$(CC) $(MEMCHECK_CFLAGS) $(TEST_DEFS) -DTEMPO_BIN='"build/memcheck/tempo"' -o $@ $(TEST_SRC) $(CORE) analysis.c $(LDLIBS) -lcriterion
 memcheck: build/memcheck/tempo build/memcheck/tests $(SYNTH)
 	@command -v valgrind >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -qq valgrind >/dev/null; }
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(VALGRIND) build/memcheck/tests --jobs 1

@@ -116,6 +116,9 @@ static int load_model_and_tokenizer(const Args *a, Model *m, Tokenizer *t, int n
     if (tempo_model_load(m, model_path, err) != 0) return -1;
     memset(t, 0, sizeof *t);
     const char *tok_path = flag(a, "-z");
+    char beside[4200]; /* a Hugging Face directory brings its tokenizer.json */
+    snprintf(beside, sizeof beside, "%s/tokenizer.json", model_path);
+    if (!tok_path && access(beside, R_OK) == 0) tok_path = beside;
     if (!tok_path && need_tokenizer) {
         tempo_model_free(m);
         return tempo_error(err, "missing -z TOKENIZER (needed for --prompt)");
@@ -142,7 +145,7 @@ static int prompt_ids(const Args *a, const Model *m, const Tokenizer *t, int **i
     if (tokens) return parse_int_list(tokens, "--tokens", ids, n, err);
     if (!prompt) return tempo_error(err, "missing --prompt TEXT or --tokens IDS");
     if (!t->pieces) return tempo_error(err, "missing -z TOKENIZER (needed for --prompt)");
-    int cap = (int)strlen(prompt) + 2;
+    int cap = (int)strlen(prompt) + TEMPO_ENCODE_EXTRA;
     *ids = malloc((size_t)cap * sizeof(int));
     if (!*ids) return tempo_error(err, "out of memory");
     if (tempo_encode(t, prompt, *ids, cap, n, err) != 0) {
@@ -307,10 +310,10 @@ static const char *token_text(const Tokenizer *t, int prev, int token, char buf[
 }
 
 /* Prints the text with parallel sets inline as [a/b/c], pruned as ~b~. */
-static void print_generation(const Generation *gen, const Tokenizer *t, int color, int hide_pruned) {
+static void print_generation(const Generation *gen, const Tokenizer *t, int bos, int color, int hide_pruned) {
     char byte_buf[16];
     int prev = gen->tokens[0];
-    for (int i = 1; i < gen->n_prompt; i++) {
+    for (int i = gen->tokens[0] == bos; i < gen->n_prompt; i++) {
         fputs(token_text(t, prev, gen->tokens[i], byte_buf), stdout);
         prev = gen->tokens[i];
     }
@@ -425,7 +428,7 @@ static int cmd_generate(int argc, char **argv, char *err) {
     if (parse_generation_flags(&a, &m.config, &g, err) != 0) goto done;
     if (prompt_ids(&a, &m, &t, &prompt, &n_prompt, err) != 0) goto done;
     if (tempo_generate(&m, prompt, n_prompt, &g, &gen, err) != 0) goto done;
-    if (!flag(&a, "--quiet")) print_generation(&gen, &t, isatty(1) && !flag(&a, "--no-color"), flag(&a, "--hide-pruned") != NULL);
+    if (!flag(&a, "--quiet")) print_generation(&gen, &t, m.config.bos_token_id, isatty(1) && !flag(&a, "--no-color"), flag(&a, "--hide-pruned") != NULL);
     if (flag(&a, "--verbose"))
         for (int s = 0; s < gen.n_steps; s++)
             fprintf(stderr, "step %d  pos %d  threshold %.4f  members %d  %.3f ms\n", s, gen.steps[s].logical_pos,
@@ -663,7 +666,7 @@ static int same_step(const Generation *a, const Generation *b, int s) {
 static int compare_prompt(const Model *m, const Tokenizer *t, const char *prompt, const GenConfig *base, int quiet,
                           CompareSummary *sum, cJSON *out, char *err) {
     const Config *c = &m->config;
-    int ids_cap = (int)strlen(prompt) + 2, *ids = malloc((size_t)ids_cap * sizeof(int)), n_ids = 0, V = c->vocab_size;
+    int ids_cap = (int)strlen(prompt) + TEMPO_ENCODE_EXTRA, *ids = malloc((size_t)ids_cap * sizeof(int)), n_ids = 0, V = c->vocab_size;
     GenConfig gi = *base, gv = *base;
     gi.mode = MASK_ISOLATED;
     gv.mode = MASK_VISIBLE;
@@ -1140,7 +1143,7 @@ static int cmd_check(int argc, char **argv, char *err) {
 
 static int cmd_synth(int argc, char **argv, char *err) {
     static const char *const valued[] = {"--out", "--seed", "--dim", "--hidden", "--layers", "--heads", "--kv-heads",
-                                         "--vocab", "--seq-len", "--format", "--dtype", NULL};
+                                         "--vocab", "--seq-len", "--format", "--dtype", "--tokenizer", NULL};
     static const char *const switches[] = {"--untied", NULL};
     Args a;
     if (parse_args(argc, argv, "synth", valued, NULL, switches, &a, err) != 0) return 1;
@@ -1160,6 +1163,10 @@ static int cmd_synth(int argc, char **argv, char *err) {
     if (!out) return tempo_error(err, "missing --out FILE"), 1;
     const char *format = flag(&a, "--format") ? flag(&a, "--format") : "llama2c", *dtype = flag(&a, "--dtype") ? flag(&a, "--dtype") : "f32";
     if (strcmp(dtype, "f32") != 0 && strcmp(dtype, "bf16") != 0) return tempo_error(err, "--dtype must be f32 or bf16, got '%s'", dtype), 1;
+    const char *style = flag(&a, "--tokenizer") ? flag(&a, "--tokenizer") : "llama3";
+    if (strcmp(style, "llama3") != 0 && strcmp(style, "gpt2") != 0)
+        return tempo_error(err, "--tokenizer must be llama3 or gpt2, got '%s'", style), 1;
+    s.pre_tokenizer = strcmp(style, "gpt2") == 0 ? PRETOKENIZE_GPT2 : PRETOKENIZE_LLAMA3;
     if (strcmp(format, "hf") == 0) return tempo_synth_write_hf(&s, out, strcmp(dtype, "bf16") == 0, err) != 0;
     if (strcmp(format, "llama2c") != 0) return tempo_error(err, "--format must be llama2c or hf, got '%s'", format), 1;
     if (strcmp(dtype, "f32") != 0) return tempo_error(err, "llama2.c checkpoints are f32 only"), 1;
@@ -1183,6 +1190,7 @@ static void usage(void) {
             "  encode   -m MODEL -z TOK -p TEXT        print token ids\n"
             "  check    MODEL                          validate a checkpoint, report NaN/Inf weights\n"
             "  synth    --out FILE [--seed N] [--untied] [--dim D ...]   write a synthetic checkpoint\n"
+            "           [--format hf [--dtype bf16] [--tokenizer llama3|gpt2]]   (a directory with tokenizer.json)\n"
             "see README.md for every flag\n");
 }
 

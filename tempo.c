@@ -3,7 +3,8 @@
  *
  *   1. Errors and small helpers
  *   2. Checkpoint loading (llama2.c format)
- *   3. Tokenizer (llama2.c tokenizer.bin, sentencepiece-style BPE)
+ *   3. Tokenizer (llama2.c tokenizer.bin, sentencepiece-style BPE;
+ *      tokenizer.json's byte-level BPE is in tokenizer_json.c)
  *   4. The math, one step per function
  *   5. The KV cache
  *   6. The forward pass over a position map and a mask
@@ -174,6 +175,15 @@ static int check_header(const int *h, Config *c, char *err) {
     c->norm_eps = 1e-5f;
     c->rope_theta = 10000.0f;
     c->rope_interleaved = 1;
+    c->bos_token_id = TEMPO_BOS;
+    c->n_eos = 1;
+    c->eos_token_ids[0] = TEMPO_EOS;
+    return 0;
+}
+
+int tempo_is_eos(const Config *c, int token) {
+    for (int i = 0; i < c->n_eos; i++)
+        if (c->eos_token_ids[i] == token) return 1;
     return 0;
 }
 
@@ -399,6 +409,35 @@ static int json_num(const cJSON *cfg, const char *key, double fallback, double *
 }
 
 /* Config fields, checked as a llama2.c header is, plus head_dim and RoPE scaling. */
+/* bos_token_id: an id or null (none); eos_token_id: an id, a list of ids, or
+ * null. Missing fields take transformers' LlamaConfig defaults (1 and 2). */
+static int parse_special_ids(const cJSON *cfg, const char *dir, Config *c, char *err) {
+    const cJSON *bos = cJSON_GetObjectItemCaseSensitive(cfg, "bos_token_id");
+    const cJSON *eos = cJSON_GetObjectItemCaseSensitive(cfg, "eos_token_id");
+    if (cJSON_IsNull(bos)) c->bos_token_id = -1;
+    else if (bos && json_int(cfg, "bos_token_id", 0, &c->bos_token_id, dir, err) != 0) return -1;
+    if (cJSON_IsNull(eos)) c->n_eos = 0;
+    if (cJSON_IsArray(eos)) {
+        c->n_eos = 0;
+        for (const cJSON *e = eos->child; e; e = e->next) {
+            if (c->n_eos == 8) return tempo_error(err, "bad config.json in %s: more than 8 eos_token_id values", dir);
+            if (!cJSON_IsNumber(e) || e->valuedouble != (double)(int)e->valuedouble)
+                return tempo_error(err, "bad config.json in %s: eos_token_id must hold integers", dir);
+            c->eos_token_ids[c->n_eos++] = (int)e->valuedouble;
+        }
+    } else if (eos && !cJSON_IsNull(eos) && json_int(cfg, "eos_token_id", 0, &c->eos_token_ids[0], dir, err) != 0) {
+        return -1;
+    }
+    if (c->bos_token_id < -1 || c->bos_token_id >= c->vocab_size)
+        return tempo_error(err, "bad config.json in %s: bos_token_id %d is outside the vocabulary of %d", dir, c->bos_token_id,
+                           c->vocab_size);
+    for (int i = 0; i < c->n_eos; i++)
+        if (c->eos_token_ids[i] < 0 || c->eos_token_ids[i] >= c->vocab_size)
+            return tempo_error(err, "bad config.json in %s: eos_token_id %d is outside the vocabulary of %d", dir,
+                               c->eos_token_ids[i], c->vocab_size);
+    return 0;
+}
+
 static int parse_hf_config(const cJSON *cfg, const char *dir, Config *c, RopeScaling *rs, char *err) {
     int h[7], head_dim, tied = 0;
     const char *keys[7] = {"hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -422,6 +461,7 @@ static int parse_hf_config(const cJSON *cfg, const char *dir, Config *c, RopeSca
     c->norm_eps = (float)eps;
     c->rope_theta = (float)theta;
     c->rope_interleaved = 0;
+    if (parse_special_ids(cfg, dir, c, err) != 0) return -1;
     memset(rs, 0, sizeof *rs);
     const cJSON *scaling = cJSON_GetObjectItemCaseSensitive(cfg, "rope_scaling");
     if (scaling && !cJSON_IsNull(scaling)) {
@@ -719,15 +759,35 @@ static int compare_pieces(const void *a, const void *b, void *tok) {
 
 static int tokenizer_read(Tokenizer *t, FILE *f, const char *path, int vocab_size, char *err);
 
+/* A tokenizer.json is a JSON object; a tokenizer.bin starts with an int32. */
+static int is_json(const void *data, size_t size) {
+    const unsigned char *p = data;
+    while (size > 0 && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++, size--;
+    return size > 0 && *p == '{';
+}
+
 int tempo_tokenizer_load(Tokenizer *t, const char *path, int vocab_size, char *err) {
     memset(t, 0, sizeof *t);
     FILE *f = fopen(path, "rb");
     if (!f) return tempo_error(err, "cannot open tokenizer %s: %s", path, strerror(errno));
+    char head[64];
+    size_t got = fread(head, 1, sizeof head, f);
+    if (is_json(head, got)) {
+        fclose(f);
+        unsigned char *json;
+        size_t len;
+        if (read_file(path, "tokenizer", &json, &len, err) != 0) return -1;
+        int rc = tempo_tokenizer_json_parse(t, (const char *)json, len, vocab_size, path, err);
+        free(json);
+        return rc;
+    }
+    rewind(f);
     return tokenizer_read(t, f, path, vocab_size, err);
 }
 
 int tempo_tokenizer_from_buffer(Tokenizer *t, const void *data, size_t size, int vocab_size, char *err) {
     memset(t, 0, sizeof *t);
+    if (is_json(data, size)) return tempo_tokenizer_json_parse(t, data, size, vocab_size, "(buffer)", err);
     if (size == 0) return tempo_error(err, "bad tokenizer (buffer): max_token_length missing or out of range");
     FILE *f = fmemopen((void *)data, size, "rb");
     if (!f) return tempo_error(err, "cannot read the tokenizer buffer: %s", strerror(errno));
@@ -741,7 +801,9 @@ static int tokenizer_read(Tokenizer *t, FILE *f, const char *path, int vocab_siz
         fclose(f);
         return tempo_error(err, "bad tokenizer %s: max_token_length missing or out of range", path);
     }
+    t->kind = TOKENIZER_SENTENCEPIECE;
     t->vocab_size = vocab_size;
+    t->n_sorted = vocab_size;
     t->max_piece_len = max_len;
     t->pieces = calloc((size_t)vocab_size, sizeof *t->pieces);
     t->piece_len = calloc((size_t)vocab_size, sizeof *t->piece_len);
@@ -792,12 +854,15 @@ void tempo_tokenizer_free(Tokenizer *t) {
     free(t->piece_len);
     free(t->scores);
     free(t->sorted_ids);
+    free(t->merges);
+    free(t->added_ids);
+    free(t->added_normalized);
     memset(t, 0, sizeof *t);
 }
 
-/* Id of the piece with exactly these `len` bytes, or -1 (binary search). */
-static int lookup_bytes(const Tokenizer *t, const char *s, int len) {
-    int lo = 0, hi = t->vocab_size - 1;
+/* Binary search over the pieces sorted by bytes. */
+int tempo_lookup(const Tokenizer *t, const char *s, int len) {
+    int lo = 0, hi = t->n_sorted - 1;
     while (lo <= hi) {
         int mid = (lo + hi) / 2, id = t->sorted_ids[mid];
         int lp = t->piece_len[id];
@@ -810,11 +875,8 @@ static int lookup_bytes(const Tokenizer *t, const char *s, int len) {
     return -1;
 }
 
-int tempo_lookup(const Tokenizer *t, const char *piece) {
-    return lookup_bytes(t, piece, (int)strlen(piece));
-}
-
 int tempo_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n, char *err) {
+    if (t->kind == TOKENIZER_BYTE_LEVEL) return tempo_bpe_encode(t, text, ids, cap, n, err);
     size_t text_len = strlen(text);
     /* every byte may become one id, plus BOS and the dummy prefix */
     int *work = malloc((text_len + 2) * sizeof(int));
@@ -827,13 +889,13 @@ int tempo_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n
     int count = 0;
     work[count++] = TEMPO_BOS;
     if (text_len > 0) {
-        int space = lookup_bytes(t, " ", 1);
+        int space = tempo_lookup(t, " ", 1);
         if (space >= 0) work[count++] = space;
     }
     for (size_t i = 0; i < text_len;) {
         size_t len = 1; /* one UTF-8 code point: a lead byte and its continuation bytes */
         while (len < 4 && i + len < text_len && ((unsigned char)text[i + len] & 0xC0) == 0x80) len++;
-        int id = lookup_bytes(t, text + i, (int)len);
+        int id = tempo_lookup(t, text + i, (int)len);
         if (id >= 0) {
             work[count++] = id;
         } else {
@@ -854,7 +916,7 @@ int tempo_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n
             if (la + lb > 2 * t->max_piece_len) continue;
             memcpy(pair, t->pieces[a], (size_t)la);
             memcpy(pair + la, t->pieces[b], (size_t)lb);
-            int id = lookup_bytes(t, pair, la + lb);
+            int id = tempo_lookup(t, pair, la + lb);
             if (id >= 0 && t->scores[id] > best_score) {
                 best_score = t->scores[id];
                 best_id = id;
@@ -880,6 +942,7 @@ int tempo_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n
 const char *tempo_decode(const Tokenizer *t, int prev, int token, char byte_buf[2]) {
     if (token < 0 || token >= t->vocab_size) return "";
     const char *piece = t->pieces[token];
+    if (t->kind == TOKENIZER_BYTE_LEVEL) return piece;
     if (prev == TEMPO_BOS && piece[0] == ' ') piece++;
     unsigned int byte;
     if (t->piece_len[token] == 6 && sscanf(piece, "<0x%02X>", &byte) == 1) {
@@ -1765,7 +1828,7 @@ int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenCon
             selected[0] = argmax(probs, V);
             n_sel = 1;
         }
-        if (selected[0] == TEMPO_EOS) {
+        if (tempo_is_eos(&m->config, selected[0])) {
             gen->stop_reason = "eos";
             break;
         }
@@ -1849,6 +1912,7 @@ void tempo_synth_defaults(SynthConfig *s) {
     s->seq_len = 256;
     s->shared_classifier = 1;
     s->seed = 42;
+    s->pre_tokenizer = PRETOKENIZE_LLAMA3;
 }
 
 static uint64_t splitmix64(uint64_t *state) {
@@ -1908,10 +1972,10 @@ int tempo_synth_write(const SynthConfig *sc, const char *path, char *err) {
     return tempo_atomic_close(&a, !bad, err);
 }
 
-/* The same kind of model in Hugging Face layout: dir/config.json and
- * dir/model.safetensors (f32 or bf16), GQA, tied embeddings, and llama3
- * RoPE scaling (factor 8, low 1, high 4, original 64) so that scaled,
- * blended and kept frequencies all occur. */
+/* The same kind of model in Hugging Face layout: dir/config.json,
+ * dir/model.safetensors (f32 or bf16) and dir/tokenizer.json; GQA, tied
+ * embeddings, and llama3 RoPE scaling (factor 8, low 1, high 4, original
+ * 64) so that scaled, blended and kept frequencies all occur. */
 static uint16_t f32_to_bf16(float v) {
     uint32_t bits;
     memcpy(&bits, &v, 4);
@@ -1924,6 +1988,10 @@ int tempo_synth_write_hf(const SynthConfig *sc, const char *dir, int bf16, char 
     Config c;
     if (check_header(header, &c, err) != 0) return -1;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tempo_error(err, "cannot create %s: %s", dir, strerror(errno));
+    char path[4400];
+    int bos, eos[2], n_eos;
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (tempo_synth_tokenizer_json(sc, path, &bos, eos, &n_eos, err) != 0) return -1;
     size_t D = c.dim, HID = c.hidden_dim, V = c.vocab_size, Q = (size_t)c.n_heads * c.head_dim, K = (size_t)c.n_kv_heads * c.head_dim;
     /* tensor names, shapes and scales, in file order */
     int n_tensors = 2 + 9 * c.n_layers;
@@ -1964,7 +2032,6 @@ int tempo_synth_write_hf(const SynthConfig *sc, const char *dir, int bf16, char 
     }
     char *json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
-    char path[4400];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     AtomicFile a;
     int ok = json && tempo_atomic_open(&a, path, "", err) == 0;
@@ -2004,8 +2071,8 @@ int tempo_synth_write_hf(const SynthConfig *sc, const char *dir, int bf16, char 
     cJSON_AddNumberToObject(rs, "high_freq_factor", 4.0);
     cJSON_AddNumberToObject(rs, "original_max_position_embeddings", 64);
     cJSON_AddTrueToObject(cfg, "tie_word_embeddings");
-    cJSON_AddNumberToObject(cfg, "bos_token_id", TEMPO_BOS);
-    cJSON_AddNumberToObject(cfg, "eos_token_id", TEMPO_EOS);
+    cJSON_AddNumberToObject(cfg, "bos_token_id", bos);
+    cJSON_AddItemToObject(cfg, "eos_token_id", n_eos == 1 ? cJSON_CreateNumber(eos[0]) : cJSON_CreateIntArray(eos, n_eos));
     cJSON_AddStringToObject(cfg, "torch_dtype", bf16 ? "bfloat16" : "float32");
     char *text = cJSON_Print(cfg);
     cJSON_Delete(cfg);

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #define TEMPO_ERR_SIZE 512
-#define TEMPO_BOS 1
+#define TEMPO_BOS 1 /* llama2.c checkpoints; Hugging Face ones name theirs in config.json */
 #define TEMPO_EOS 2
 
 /* Writes a formatted message into err (TEMPO_ERR_SIZE bytes); returns -1. */
@@ -47,6 +47,9 @@ typedef struct {
     float rope_theta; /* RoPE base */
     int rope_interleaved; /* 1: pairs (2i, 2i+1) as llama2.c; 0: (i, i+hd/2) as HF */
     int shared_classifier; /* 1: logits use the token embedding matrix */
+    int bos_token_id;      /* -1: none */
+    int n_eos;             /* generation ends at any of these tokens */
+    int eos_token_ids[8];
 } Config;
 
 typedef enum { ROPE_PLAIN, ROPE_LINEAR, ROPE_LLAMA3 } RopeType;
@@ -101,27 +104,58 @@ int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char 
 /* Reports every tensor holding NaN or Inf to `out`; returns how many such values. */
 size_t tempo_model_check(const Model *m, FILE *out);
 void tempo_model_free(Model *m);
+/* 1 if `token` is one of the model's end-of-sequence tokens. */
+int tempo_is_eos(const Config *c, int token);
 
-/* ---- tokenizer (llama2.c tokenizer.bin) ---- */
+/* ---- tokenizers: llama2.c tokenizer.bin, Hugging Face tokenizer.json ---- */
+
+typedef enum { TOKENIZER_SENTENCEPIECE, TOKENIZER_BYTE_LEVEL } TokenizerKind;
+/* The two pre-tokenizer regexes tempo implements (matched by hand, see tokenizer_json.c). */
+typedef enum { PRETOKENIZE_GPT2, PRETOKENIZE_LLAMA3 } PreTokenizer;
+
+typedef struct { int left, right, merged, rank; } Merge;
 
 typedef struct {
-    int vocab_size;
-    char **pieces;        /* NUL-terminated piece strings */
-    int *piece_len;       /* byte length of each piece (pieces may hold NUL bytes) */
-    float *scores;        /* merge scores */
-    int *sorted_ids;      /* ids sorted by piece, for lookup */
+    TokenizerKind kind;
+    int vocab_size;       /* the model's; ids a tokenizer.json leaves out have empty pieces */
+    char **pieces;        /* raw bytes of each token, NUL-terminated (pieces may hold NUL bytes) */
+    int *piece_len;       /* byte length of each piece */
+    float *scores;        /* sentencepiece merge scores (tokenizer.bin only) */
+    int *sorted_ids;      /* ids sorted by piece, for lookup: every id, or the BPE vocabulary */
+    int n_sorted;
     int max_piece_len;
+    /* byte-level BPE (tokenizer.json) */
+    PreTokenizer pre_tokenizer;
+    int ignore_merges;    /* a pre-token that is itself a token is not split */
+    int byte_ids[256];    /* the token of each single byte */
+    int n_merges;
+    Merge *merges;        /* sorted by (left, right) */
+    int n_added;
+    int *added_ids;       /* added tokens, split out of the text before pre-tokenization */
+    uint8_t *added_normalized; /* 0: matched in the raw text first, 1: then between those */
+    int n_prefix, prefix_ids[4], n_suffix, suffix_ids[4]; /* post-processor template */
 } Tokenizer;
 
+/* A tokenizer.bin (llama2.c) or a tokenizer.json (byte-level BPE), told apart by content. */
 int tempo_tokenizer_load(Tokenizer *t, const char *path, int vocab_size, char *err);
 int tempo_tokenizer_from_buffer(Tokenizer *t, const void *data, size_t size, int vocab_size, char *err);
+int tempo_tokenizer_json_parse(Tokenizer *t, const char *json, size_t len, int vocab_size, const char *name, char *err);
 void tempo_tokenizer_free(Tokenizer *t);
-/* Encodes `text` as BOS + pieces; writes at most `cap` ids to `ids`, count to *n. */
+/* Encoding a text of n bytes gives at most n + TEMPO_ENCODE_EXTRA ids. */
+#define TEMPO_ENCODE_EXTRA 10
+/* tokenizer.bin: BOS + sentencepiece pieces. tokenizer.json: the template's
+ * prefix, the text's ids, the template's suffix. At most `cap` ids to `ids`, count to *n. */
 int tempo_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n, char *err);
-/* Text of `token` following `prev` (leading space dropped after BOS, <0xNN> to a byte).
- * Returns a pointer into the tokenizer or into `byte_buf` (2 bytes). */
+/* Text of `token` following `prev` (tokenizer.bin: leading space dropped after
+ * BOS, <0xNN> to a byte; tokenizer.json: the token's bytes, which may be part
+ * of a UTF-8 character). Returns a pointer into the tokenizer or into `byte_buf`. */
 const char *tempo_decode(const Tokenizer *t, int prev, int token, char byte_buf[2]);
-int tempo_lookup(const Tokenizer *t, const char *piece);
+/* The id of the token with exactly these bytes (tokenizer.json: in the BPE vocabulary), or -1. */
+int tempo_lookup(const Tokenizer *t, const char *bytes, int len);
+/* tokenizer.json: the end offset of each pre-token of text[0..len) (at most len of them). */
+int tempo_pre_tokenize(const Tokenizer *t, const char *text, size_t len, size_t *ends, size_t *n, char *err);
+/* Byte-level BPE encoding of a tokenizer.json (tokenizer_json.c); tempo_encode calls it. */
+int tempo_bpe_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n, char *err);
 
 /* ---- forward pass and KV cache ---- */
 
@@ -305,12 +339,17 @@ typedef struct {
     int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
     int shared_classifier;
     uint64_t seed;
+    PreTokenizer pre_tokenizer; /* style of the tokenizer.json beside a Hugging Face checkpoint */
 } SynthConfig;
 
 void tempo_synth_defaults(SynthConfig *s);
 int tempo_synth_write(const SynthConfig *s, const char *path, char *err);
 /* The same in Hugging Face layout: dir/config.json + dir/model.safetensors (f32 or bf16). */
 int tempo_synth_write_hf(const SynthConfig *s, const char *dir, int bf16, char *err);
+/* A byte-level BPE tokenizer.json trained on a built-in text (tokenizer_json.c):
+ * Llama 3 style (BOS added by the template, two EOS) or GPT-2 style (one
+ * token for both, nothing added). Reports the special ids for config.json. */
+int tempo_synth_tokenizer_json(const SynthConfig *s, const char *path, int *bos, int eos[2], int *n_eos, char *err);
 
 /* ---- misc ---- */
 

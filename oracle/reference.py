@@ -10,13 +10,21 @@ tempo against.
     reference.py golden --weights DIR --synth DIR --out oracle/golden
     reference.py forward MODEL --tokens 1,2 --positions 0,1 --mask isolated --out T
     reference.py tempo MODEL TOKENIZER --prompt TEXT [--threshold T --mode M ...] --out T
+    reference.py encode TOKENIZER.json --vocab N --text TEXT
+
+The byte-level BPE of tokenizer.json (class ByteLevelBPE) is written from
+the behaviour of Hugging Face tokenizers: it runs the pre-tokenizer regex
+from the file with Python's re (\p{L}, \p{N}, \s spelled out from
+unicodedata), where tempo matches the two known regexes by hand.
 """
 import argparse
 import hashlib
 import json
 import os
+import re
 import struct
 import sys
+import unicodedata
 
 import numpy as np
 
@@ -193,6 +201,180 @@ class Tokenizer:
             _, i, j = best
             parts[i:i + 2] = [j]
         return [BOS] + parts
+
+
+def bytes_to_unicode():
+    """GPT-2's table: printable bytes stand for themselves, the rest become
+    chr(256), chr(257), ... in byte order."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1)) + \
+        list(range(ord("\u00ae"), ord("\u00ff") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+# Unicode White_Space (what \s means to Oniguruma, the engine tokenizers uses).
+WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B)) + \
+    "\u2028\u2029\u202f\u205f\u3000"
+
+
+def category_class(major):
+    """The body of a [...] class holding every code point of general category major*."""
+    out, start = [], None
+    for cp in range(0x110001):
+        inside = cp < 0x110000 and unicodedata.category(chr(cp))[0] == major
+        if inside and start is None:
+            start = cp
+        elif not inside and start is not None:
+            out.append(f"\\U{start:08x}-\\U{cp - 1:08x}")
+            start = None
+    return "".join(out)
+
+
+def python_regex(pattern):
+    """Rewrites \p{L}, \p{N}, \s and \S (inside and outside [...]) into
+    classes Python's re understands with Unicode's meaning."""
+    ws = "".join(f"\\U{ord(c):08x}" for c in WHITE_SPACE)
+    classes = {"\\p{L}": category_class("L"), "\\p{N}": category_class("N"), "\\s": ws}
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        for name, body in classes.items():
+            if pattern.startswith(name, i):
+                out.append(body if in_class else "[" + body + "]")
+                i += len(name)
+                break
+        else:
+            if pattern.startswith("\\S", i):
+                assert not in_class, "\\S inside a class"
+                out.append("[^" + ws + "]")
+                i += 2
+                continue
+            c = pattern[i]
+            if c == "\\":
+                out.append(pattern[i:i + 2])
+                i += 2
+                continue
+            if c == "[" and not in_class:
+                in_class = True
+            elif c == "]" and in_class:
+                in_class = False
+            out.append(c)
+            i += 1
+    return re.compile("".join(out))
+
+
+GPT2_REGEX = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+
+
+class ByteLevelBPE:
+    """A Hugging Face tokenizer.json with a byte-level BPE model."""
+
+    def __init__(self, path, vocab_size):
+        j = json.load(open(path, encoding="utf-8"))
+        model = j["model"]
+        assert model["type"] == "BPE" and not model.get("byte_fallback")
+        self.vocab = model["vocab"]
+        self.ignore_merges = bool(model.get("ignore_merges", False))
+        self.ranks = {}
+        for rank, m in enumerate(model.get("merges", [])):
+            a, b = m.split(" ") if isinstance(m, str) else m
+            self.ranks[(a, b)] = rank
+        self.byte_char = bytes_to_unicode()
+        self.char_byte = {c: b for b, c in self.byte_char.items()}
+        self.text = {i: bytes(self.char_byte[c] for c in t) for t, i in self.vocab.items()}
+        self.added = []  # (content, id, normalized)
+        for a in j.get("added_tokens") or []:
+            assert not (a.get("lstrip") or a.get("rstrip") or a.get("single_word"))
+            self.added.append((a["content"], a["id"], bool(a.get("normalized"))))
+            self.text[a["id"]] = a["content"].encode("utf-8")
+        assert all(i < vocab_size for i in self.text)
+        pre = j["pre_tokenizer"]
+        if pre["type"] == "ByteLevel":
+            assert pre.get("use_regex", True) and not pre.get("add_prefix_space", True)
+            self.split = python_regex(GPT2_REGEX)
+        else:
+            split, byte_level = pre["pretokenizers"]
+            assert split["type"] == "Split" and split["behavior"] == "Isolated" and not split.get("invert")
+            assert byte_level["type"] == "ByteLevel" and not byte_level["use_regex"]
+            self.split = python_regex(split["pattern"]["Regex"])
+        self.prefix, self.suffix = [], []
+        self.template(j.get("post_processor"))
+
+    def template(self, post):
+        if not post or post["type"] == "ByteLevel":
+            return
+        if post["type"] == "Sequence":
+            for p in post["processors"]:
+                self.template(p)
+            return
+        assert post["type"] == "TemplateProcessing"
+        side = self.prefix
+        for item in post["single"]:
+            if "Sequence" in item:
+                side = self.suffix
+            else:
+                side.extend(post["special_tokens"][item["SpecialToken"]["id"]]["ids"])
+
+    def pieces(self, text):
+        """The regex's matches and what lies between them (behaviour Isolated)."""
+        out, pos = [], 0
+        for m in self.split.finditer(text):
+            if m.start() > pos:
+                out.append(text[pos:m.start()])
+            out.append(m.group())
+            pos = m.end()
+        if pos < len(text):
+            out.append(text[pos:])
+        return out
+
+    def bpe(self, piece):
+        word = "".join(self.byte_char[b] for b in piece.encode("utf-8"))
+        if self.ignore_merges and word in self.vocab:
+            return [self.vocab[word]]
+        parts = list(word)
+        while len(parts) > 1:
+            ranked = [(self.ranks[p], i) for i, p in enumerate(zip(parts, parts[1:])) if p in self.ranks]
+            if not ranked:
+                break
+            _, i = min(ranked)
+            parts[i:i + 2] = [parts[i] + parts[i + 1]]
+        return [self.vocab[p] for p in parts]
+
+    def split_added(self, text, normalized):
+        """Segments of text: str for plain text, int for an added token (leftmost, then longest)."""
+        tokens = sorted((a for a in self.added if a[2] == normalized), key=lambda a: -len(a[0]))
+        if not tokens:
+            return [text] if text else []
+        finder = re.compile("|".join(re.escape(a[0]) for a in tokens))
+        ids = {a[0]: a[1] for a in tokens}
+        out, pos = [], 0
+        for m in finder.finditer(text):
+            if m.start() > pos:
+                out.append(text[pos:m.start()])
+            out.append(ids[m.group()])
+            pos = m.end()
+        if pos < len(text):
+            out.append(text[pos:])
+        return out
+
+    def encode(self, text):
+        ids = list(self.prefix)
+        for seg in self.split_added(text, False):
+            for part in [seg] if isinstance(seg, int) else self.split_added(seg, True):
+                if isinstance(part, int):
+                    ids.append(part)
+                else:
+                    for piece in self.pieces(part):
+                        ids.extend(self.bpe(piece))
+        return ids + self.suffix
+
+    def decode(self, ids):
+        return b"".join(self.text.get(i, b"") for i in ids).decode("utf-8")
 
 
 # ---------------------------------------------------------------- masks --
@@ -526,10 +708,36 @@ def rope_golden(out):
     print("llama3-rope: " + ("new" if old is None else "unchanged" if old == text else "changed"))
 
 
+CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "utf8-corpus.txt")
+
+
+def tokenizer_golden(synth, out):
+    """Ids (and pre-tokens, added tokens not split out) of every corpus line and
+    of the whole corpus, for each synthetic tokenizer.json."""
+    corpus = open(CORPUS, encoding="utf-8", newline="").read()
+    for name in ("synth-hf-f32", "synth-hf-bf16"):
+        path = os.path.join(synth, name, "tokenizer.json")
+        vocab = json.load(open(os.path.join(synth, name, "config.json")))["vocab_size"]
+        tok = ByteLevelBPE(path, vocab)
+        cases = []
+        for text in corpus.split("\n") + [corpus]:
+            ids = tok.encode(text)
+            assert tok.decode(ids[len(tok.prefix):len(ids) - len(tok.suffix)]) == text
+            cases.append({"text": text, "ids": ids, "pre_tokens": tok.pieces(text)})
+        text = json.dumps({"tokenizer": name, "tokenizer_sha256": sha256(path), "cases": cases}, ensure_ascii=False, indent=1)
+        golden = os.path.join(out, f"tokenizer-{name}.json")
+        old = open(golden, encoding="utf-8").read() if os.path.exists(golden) else None
+        with open(golden + ".tmp", "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(golden + ".tmp", golden)
+        print(f"tokenizer-{name}: " + ("new" if old is None else "unchanged" if old == text else "changed"))
+
+
 def cmd_golden(a):
     dirs = {"weights": a.weights, "synth": a.synth}
     os.makedirs(a.out, exist_ok=True)
     rope_golden(a.out)
+    tokenizer_golden(a.synth, a.out)
     compare_golden(dirs, a.out)
     changed = 0
     for case in golden_cases():
@@ -576,6 +784,10 @@ def cmd_tempo(a):
                           dict(model=os.path.basename(a.model)))
 
 
+def cmd_encode(a):
+    print(",".join(str(i) for i in ByteLevelBPE(a.tokenizer, a.vocab).encode(a.text)))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -598,8 +810,12 @@ def main():
     t.add_argument("--mode", default="isolated", choices=["isolated", "visible"])
     t.add_argument("--prune", action="store_true")
     t.add_argument("--out")
+    e = sub.add_parser("encode")
+    e.add_argument("tokenizer")
+    e.add_argument("--vocab", type=int, required=True)
+    e.add_argument("--text", required=True)
     a = p.parse_args()
-    {"golden": cmd_golden, "forward": cmd_forward, "tempo": cmd_tempo}[a.command](a)
+    {"golden": cmd_golden, "forward": cmd_forward, "tempo": cmd_tempo, "encode": cmd_encode}[a.command](a)
 
 
 if __name__ == "__main__":

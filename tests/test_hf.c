@@ -89,6 +89,8 @@ Test(hf, malformed_inputs) {
         {CONFIG("\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":2},"), "rope_scaling type yarn is not supported"},
         {CONFIG("\"num_attention_heads\":5,"), "dim 64 is not divisible by n_heads 5"},
         {CONFIG("\"head_dim\":7,"), "head_dim 7 must be even"},
+        {CONFIG("\"eos_token_id\":[2,900],"), "eos_token_id 900 is outside the vocabulary of 512"},
+        {CONFIG("\"bos_token_id\":\"<s>\","), "bos_token_id must be an integer"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         hf_copy("/tmp/tempo-hf", cases[i].config);
