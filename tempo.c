@@ -382,6 +382,11 @@ typedef struct {
     int n, cap;
 } StIndex;
 
+/* A JSON number that is an int (checked before any cast: a huge double does not fit). */
+static int json_is_int(const cJSON *v) {
+    return cJSON_IsNumber(v) && v->valuedouble >= INT32_MIN && v->valuedouble <= INT32_MAX && v->valuedouble == floor(v->valuedouble);
+}
+
 static int json_int(const cJSON *cfg, const char *key, int fallback, int *out, const char *dir, char *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
     if (!v || cJSON_IsNull(v)) {
@@ -389,7 +394,7 @@ static int json_int(const cJSON *cfg, const char *key, int fallback, int *out, c
         *out = fallback;
         return 0;
     }
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
+    if (!json_is_int(v))
         return tempo_error(err, "bad config.json in %s: %s must be an integer", dir, key);
     *out = (int)v->valuedouble;
     return 0;
@@ -421,7 +426,7 @@ static int parse_special_ids(const cJSON *cfg, const char *dir, Config *c, char 
         c->n_eos = 0;
         for (const cJSON *e = eos->child; e; e = e->next) {
             if (c->n_eos == 8) return tempo_error(err, "bad config.json in %s: more than 8 eos_token_id values", dir);
-            if (!cJSON_IsNumber(e) || e->valuedouble != (double)(int)e->valuedouble)
+            if (!json_is_int(e))
                 return tempo_error(err, "bad config.json in %s: eos_token_id must hold integers", dir);
             c->eos_token_ids[c->n_eos++] = (int)e->valuedouble;
         }
@@ -685,6 +690,20 @@ static int hf_weights(Model *m, const StIndex *ix, int convert, size_t *need, ch
     return 0;
 }
 
+/* Bytes of memory available without swapping: MemAvailable (free memory
+ * plus reclaimable page cache), else free pages; 0 if unknown. */
+static double available_memory(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    double kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+    if (f) fclose(f);
+    if (kb > 0) return kb * 1024.0;
+    long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (double)pages * page : 0;
+}
+
 static int load_hf(Model *m, const char *dir, char *err) {
     snprintf(m->path, sizeof m->path, "%s", dir);
     char path[4400];
@@ -715,8 +734,7 @@ static int load_hf(Model *m, const char *dir, char *err) {
     if (rc == 0 && !m->weights.layers) rc = tempo_error(err, "out of memory for %d layers", m->config.n_layers);
     if (rc == 0) rc = hf_weights(m, &ix, 0, &need, err);
     if (rc == 0 && need > 0) { /* f16/bf16 (or unaligned f32) tensors become f32 copies: check the memory first */
-        long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-        double avail = pages > 0 && page > 0 ? (double)pages * page : 0;
+        double avail = available_memory();
         m->converted_bytes = need * sizeof(float);
         if (avail > 0 && (double)m->converted_bytes > avail)
             rc = tempo_error(err, "converting %s to f32 needs %.1f GB but only %.1f GB of memory is free", dir,

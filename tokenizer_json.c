@@ -14,6 +14,7 @@
 #include "unicode_tables.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -252,8 +253,7 @@ static const char *json_type(const cJSON *o) {
 }
 
 static int json_id(const cJSON *v, int vocab_size, int *id) {
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valuedouble < 0 ||
-        v->valuedouble >= vocab_size)
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < vocab_size) || v->valuedouble != floor(v->valuedouble))
         return -1;
     *id = (int)v->valuedouble;
     return 0;

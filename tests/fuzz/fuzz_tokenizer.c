@@ -1,6 +1,7 @@
-/* libFuzzer: a tokenizer.bin and a prompt from arbitrary bytes. Layout:
- * u16 vocab size, u16 prompt length, prompt bytes, tokenizer bytes. When
- * the tokenizer loads: encode the prompt, decode every id. */
+/* libFuzzer: a tokenizer (tokenizer.bin, or tokenizer.json when the bytes
+ * start with '{') and a prompt from arbitrary bytes. Layout: u16 vocab
+ * size, u16 prompt length, prompt bytes, tokenizer bytes. When the
+ * tokenizer loads: encode the prompt, decode every id, pre-tokenize. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     if (size < 4) return 0;
     int vocab = 1 + (data[0] | data[1] << 8) % 1024;
+    size_t ends[512];
     size_t prompt_len = (size_t)(data[2] | data[3] << 8) % 512;
     if (4 + prompt_len > size) return 0;
     char *prompt = malloc(prompt_len + 1);
@@ -25,6 +27,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
                 const char *piece = tempo_decode(&t, ids[i - 1], ids[i], buf);
                 (void)strlen(piece);
             }
+        size_t n_ends;
+        if (t.kind == TOKENIZER_BYTE_LEVEL && tempo_pre_tokenize(&t, prompt, strlen(prompt), ends, &n_ends, err) == 0)
+            for (size_t i = 1; i < n_ends; i++)
+                if (ends[i] <= ends[i - 1]) __builtin_trap(); /* pre-tokens are never empty */
         for (int id = -1; id <= vocab; id++) {
             char buf[2];
             (void)strlen(tempo_decode(&t, TEMPO_BOS, id, buf));

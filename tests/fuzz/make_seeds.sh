@@ -9,6 +9,14 @@ $tempo synth --out "$out/checkpoint/untied" --dim 8 --hidden 12 --layers 2 --hea
 # tokenizer seed: u16 vocab (512), u16 prompt length, prompt, tokenizer.bin
 printf '\000\002\022\000The cat sat on it.' > "$out/tokenizer/tok512"
 cat "$weights/tok512.bin" >> "$out/tokenizer/tok512"
+# tokenizer.json seeds (Llama 3 and GPT-2 style, vocab 384 and 320), with prompts that reach the special cases
+$tempo synth --format hf --out "$out/hf-llama3" --dim 8 --hidden 16 --layers 1 --heads 2 --kv-heads 1 --vocab 384 --seq-len 8
+$tempo synth --format hf --out "$out/hf-gpt2" --dim 8 --hidden 16 --layers 1 --heads 2 --kv-heads 1 --vocab 320 --seq-len 8 --tokenizer gpt2
+printf '\177\001\047\000The DOG'"'"'S 1234567  \r\n\n x<|eot_id|>\303\234ber' > "$out/tokenizer/json-llama3"
+cat "$out/hf-llama3/tokenizer.json" >> "$out/tokenizer/json-llama3"
+printf '\077\001\041\000the cat'"'"'s  \t1234 <|endoftext|>\343\201\202' > "$out/tokenizer/json-gpt2"
+cat "$out/hf-gpt2/tokenizer.json" >> "$out/tokenizer/json-gpt2"
+rm -rf "$out/hf-llama3" "$out/hf-gpt2"
 $tempo synth --out "$out/trace.model" --dim 16 --hidden 32 --layers 2 --heads 2 --kv-heads 1 --vocab 32 --seq-len 16
 $tempo forward -m "$out/trace.model" --tokens 1,5,7,7,9 --positions 0,1,2,2,3 --mask isolated --out "$out/trace/isolated" >/dev/null 2>&1
 rm -f "$out/trace.model"
