@@ -259,66 +259,53 @@ Test(tokenizer_json, minimal_file_loads) {
     }
 }
 
+/* The object at a dotted path below root ("" is root, a number indexes a list). */
+static cJSON *at_path(cJSON *root, const char *path) {
+    char copy[64], *save = NULL;
+    snprintf(copy, sizeof copy, "%s", path);
+    for (char *part = strtok_r(copy, ".", &save); part; part = strtok_r(NULL, ".", &save))
+        root = *part >= '0' && *part <= '9' ? cJSON_GetArrayItem(root, atoi(part)) : cJSON_GetObjectItem(root, part);
+    return root;
+}
+
 Test(tokenizer_json, malformed_files_give_named_errors) {
-    cJSON *r;
     expect_tokenizer_error(cJSON_Parse("[1, 2]"), "bad tokenizer.json test.json: not a JSON object");
-    r = minimal_tokenizer();
-    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(r, "model"), "type", cJSON_CreateString("WordPiece"));
-    expect_tokenizer_error(r, "model type WordPiece is not supported");
-    r = minimal_tokenizer();
-    cJSON_DeleteItemFromObject(cJSON_GetObjectItem(r, "model"), "vocab");
-    expect_tokenizer_error(r, "model.vocab is missing");
-    r = minimal_tokenizer();
-    cJSON_AddNumberToObject(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "model"), "vocab"), "xyz", 300);
-    expect_tokenizer_error(r, "vocab token \"xyz\" has id outside the model's vocabulary of 300");
-    r = minimal_tokenizer();
-    cJSON_AddNumberToObject(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "model"), "vocab"), "\xe2\x82\xac", 290);
-    expect_tokenizer_error(r, "is not byte-level text");
-    r = minimal_tokenizer();
-    cJSON_AddNumberToObject(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "model"), "vocab"), "ba", 256);
-    expect_tokenizer_error(r, "token id 256 appears twice in the vocab");
-    r = minimal_tokenizer();
-    cJSON_DeleteItemFromObject(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "model"), "vocab"), "Ġ");
-    expect_tokenizer_error(r, "byte 0x20 has no token");
-    r = minimal_tokenizer();
-    cJSON_AddItemToArray(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "model"), "merges"), cJSON_CreateString("b a"));
-    expect_tokenizer_error(r, "merge 1 joins tokens that are not in the vocab");
-    r = minimal_tokenizer();
-    cJSON_AddItemToArray(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "model"), "merges"), cJSON_CreateString("a b c"));
-    expect_tokenizer_error(r, "merge 1 is not a pair of tokens");
-    r = minimal_tokenizer();
-    cJSON_AddTrueToObject(cJSON_GetObjectItem(r, "added_tokens")->child, "lstrip");
-    expect_tokenizer_error(r, "added token 257 uses single_word/lstrip/rstrip");
-    r = minimal_tokenizer();
-    cJSON_AddItemToArray(cJSON_GetObjectItem(r, "added_tokens"), cJSON_Parse("{\"id\":257,\"content\":\"<t>\"}"));
-    expect_tokenizer_error(r, "added token 257 appears twice");
-    r = minimal_tokenizer();
-    cJSON_AddItemToArray(cJSON_GetObjectItem(r, "added_tokens"), cJSON_Parse("{\"id\":256,\"content\":\"<t>\"}"));
-    expect_tokenizer_error(r, "added token 256 differs from vocab token 256");
-    r = minimal_tokenizer();
-    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(r, "added_tokens")->child, "content", cJSON_CreateString(""));
-    expect_tokenizer_error(r, "added token 257 has no content");
-    r = minimal_tokenizer();
-    cJSON_AddItemToObject(r, "normalizer", cJSON_Parse("{\"type\":\"NFC\"}"));
-    expect_tokenizer_error(r, "normalizer NFC is not supported");
-    r = minimal_tokenizer();
-    cJSON_ReplaceItemInObject(r, "pre_tokenizer", cJSON_Parse("{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\","
-                                                             "\"pattern\":{\"Regex\":\"\\\\w+\"},\"behavior\":\"Isolated\"},"
-                                                             "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}]}"));
-    expect_tokenizer_error(r, "the Split regex is not one tempo implements");
-    r = minimal_tokenizer();
-    cJSON_ReplaceItemInObject(r, "pre_tokenizer", cJSON_Parse("{\"type\":\"Metaspace\"}"));
-    expect_tokenizer_error(r, "pre_tokenizer Metaspace is not supported");
-    r = minimal_tokenizer();
-    cJSON_AddItemToObject(r, "post_processor", cJSON_Parse("{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":"
-                                                           "{\"id\":\"<x>\"}},{\"Sequence\":{\"id\":\"A\"}}],\"special_tokens\":{}}"));
-    expect_tokenizer_error(r, "post_processor template names a special token without ids");
-    r = minimal_tokenizer();
-    cJSON_ReplaceItemInObject(r, "decoder", cJSON_Parse("{\"type\":\"WordPiece\"}"));
-    expect_tokenizer_error(r, "decoder WordPiece is not supported");
-    r = minimal_tokenizer();
-    cJSON_AddTrueToObject(cJSON_GetObjectItem(r, "model"), "byte_fallback");
-    expect_tokenizer_error(r, "model.byte_fallback is not supported");
+    /* one change to the minimal file: at `where`, set `key` to the JSON `value` (NULL: delete the key; no key: append) */
+    struct { const char *where, *key, *value, *needle; } cases[] = {
+        {"model", "type", "\"WordPiece\"", "model type WordPiece is not supported"},
+        {"model", "vocab", NULL, "model.vocab is missing"},
+        {"model.vocab", "xyz", "300", "vocab token \"xyz\" has id outside the model's vocabulary of 300"},
+        {"model.vocab", "\xe2\x82\xac", "290", "is not byte-level text"},
+        {"model.vocab", "ba", "256", "token id 256 appears twice in the vocab"},
+        {"model.vocab", "Ġ", NULL, "byte 0x20 has no token"},
+        {"model.merges", NULL, "\"b a\"", "merge 1 joins tokens that are not in the vocab"},
+        {"model.merges", NULL, "\"a b c\"", "merge 1 is not a pair of tokens"},
+        {"model", "byte_fallback", "true", "model.byte_fallback is not supported"},
+        {"added_tokens.0", "lstrip", "true", "added token 257 uses single_word/lstrip/rstrip"},
+        {"added_tokens.0", "content", "\"\"", "added token 257 has no content"},
+        {"added_tokens", NULL, "{\"id\":257,\"content\":\"<t>\"}", "added token 257 appears twice"},
+        {"added_tokens", NULL, "{\"id\":256,\"content\":\"<t>\"}", "added token 256 differs from vocab token 256"},
+        {"", "normalizer", "{\"type\":\"NFC\"}", "normalizer NFC is not supported"},
+        {"", "pre_tokenizer", "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\w+\"},"
+                              "\"behavior\":\"Isolated\"},{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}]}",
+         "the Split regex is not one tempo implements"},
+        {"", "pre_tokenizer", "{\"type\":\"Metaspace\"}", "pre_tokenizer Metaspace is not supported"},
+        {"", "post_processor", "{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<x>\"}},"
+                               "{\"Sequence\":{\"id\":\"A\"}}],\"special_tokens\":{}}",
+         "post_processor template names a special token without ids"},
+        {"", "decoder", "{\"type\":\"WordPiece\"}", "decoder WordPiece is not supported"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *root = minimal_tokenizer(), *target = at_path(root, cases[i].where);
+        cr_assert(target, "case %zu: no %s in the minimal file", i, cases[i].where);
+        if (!cases[i].key) {
+            cJSON_AddItemToArray(target, cJSON_Parse(cases[i].value));
+        } else {
+            cJSON_DeleteItemFromObject(target, cases[i].key);
+            if (cases[i].value) cJSON_AddItemToObject(target, cases[i].key, cJSON_Parse(cases[i].value));
+        }
+        expect_tokenizer_error(root, cases[i].needle);
+    }
 }
 
 /* tokenizer.json ids beyond the model's vocabulary, through the CLI. */
