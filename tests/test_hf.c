@@ -113,3 +113,55 @@ Test(hf, malformed_inputs) {
     unlink("/tmp/tempo-hf/model.safetensors");
     expect_error("forward -m /tmp/tempo-hf --tokens 1,2", 1, "holds no .safetensors file", NULL);
 }
+
+/* A bf16 checkpoint far larger than any machine's memory (a sparse file:
+ * 56 billion parameters, 112 GB on paper, nothing on disk). tempo must
+ * refuse before allocating the 223 GB of f32 it would convert to. */
+Test(hf, conversion_checks_memory_first) {
+    const char *dir = "/tmp/tempo-hf-huge";
+    int D = 8192, HID = 28672, L = 64, V = 128256, KV = 1024;
+    char cmd[256], path[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
+    cr_assert(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    char config[512];
+    snprintf(config, sizeof config, "{\"hidden_size\":%d,\"intermediate_size\":%d,\"num_hidden_layers\":%d,"
+             "\"num_attention_heads\":64,\"num_key_value_heads\":8,\"vocab_size\":%d,\"max_position_embeddings\":4096,"
+             "\"tie_word_embeddings\":true}", D, HID, L, V);
+    write_text(path, config, strlen(config));
+    cJSON *header = cJSON_CreateObject();
+    size_t offset = 0;
+    struct { const char *name; int rows, cols; } parts[9] = {
+        {"input_layernorm", D, 0}, {"self_attn.q_proj", D, D}, {"self_attn.k_proj", KV, D}, {"self_attn.v_proj", KV, D},
+        {"self_attn.o_proj", D, D}, {"post_attention_layernorm", D, 0}, {"mlp.gate_proj", HID, D},
+        {"mlp.up_proj", HID, D}, {"mlp.down_proj", D, HID}};
+    for (int t = -1; t <= L * 9; t++) {
+        char name[96];
+        int rows = t < 0 ? V : t == L * 9 ? D : parts[t % 9].rows, cols = t < 0 ? D : t == L * 9 ? 0 : parts[t % 9].cols;
+        if (t < 0) snprintf(name, sizeof name, "model.embed_tokens.weight");
+        else if (t == L * 9) snprintf(name, sizeof name, "model.norm.weight");
+        else snprintf(name, sizeof name, "model.layers.%d.%s.weight", t / 9, parts[t % 9].name);
+        size_t bytes = (size_t)rows * (cols ? cols : 1) * 2;
+        cJSON *e = cJSON_AddObjectToObject(header, name);
+        cJSON_AddStringToObject(e, "dtype", "BF16");
+        cJSON *shape = cJSON_AddArrayToObject(e, "shape"), *offsets = cJSON_AddArrayToObject(e, "data_offsets");
+        cJSON_AddItemToArray(shape, cJSON_CreateNumber(rows));
+        if (cols) cJSON_AddItemToArray(shape, cJSON_CreateNumber(cols));
+        cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)offset));
+        cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)(offset + bytes)));
+        offset += bytes;
+    }
+    char *json = cJSON_PrintUnformatted(header);
+    uint64_t json_len = strlen(json);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    cr_assert(f && fwrite(&json_len, 8, 1, f) == 1 && fwrite(json, 1, json_len, f) == json_len);
+    cr_assert(ftruncate(fileno(f), (off_t)(8 + json_len + offset)) == 0, "cannot make a sparse file in /tmp");
+    fclose(f);
+    free(json);
+    cJSON_Delete(header);
+    cr_assert(offset > 100e9, "the checkpoint holds %.1f GB of bf16", offset / 1e9);
+    expect_error("check /tmp/tempo-hf-huge", 1, "converting /tmp/tempo-hf-huge to f32 needs 223.", NULL);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert(system(cmd) == 0);
+}
