@@ -1167,6 +1167,7 @@ static int cmd_synth(int argc, char **argv, char *err) {
     if (strcmp(style, "llama3") != 0 && strcmp(style, "gpt2") != 0)
         return tempo_error(err, "--tokenizer must be llama3 or gpt2, got '%s'", style), 1;
     s.pre_tokenizer = strcmp(style, "gpt2") == 0 ? PRETOKENIZE_GPT2 : PRETOKENIZE_LLAMA3;
+    if (strcmp(format, "hf") == 0 && !flag(&a, "--vocab")) s.vocab_size = 384; /* room for a tokenizer.json */
     if (strcmp(format, "hf") == 0) return tempo_synth_write_hf(&s, out, strcmp(dtype, "bf16") == 0, err) != 0;
     if (strcmp(format, "llama2c") != 0) return tempo_error(err, "--format must be llama2c or hf, got '%s'", format), 1;
     if (strcmp(dtype, "f32") != 0) return tempo_error(err, "llama2.c checkpoints are f32 only"), 1;
