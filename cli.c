@@ -377,7 +377,10 @@ static int write_generation_json(const Generation *gen, const Tokenizer *t, cons
             const Member *mem = &gen->members[st->first_member + i];
             cJSON *jt = cJSON_CreateObject();
             cJSON_AddNumberToObject(jt, "id", mem->token);
-            cJSON_AddStringToObject(jt, "text", token_text(t, prev, mem->token, byte_buf));
+            const char *text = token_text(t, prev, mem->token, byte_buf);
+            char *valid = tempo_valid_utf8(text, strlen(text)); /* JSON must be UTF-8 */
+            cJSON_AddStringToObject(jt, "text", valid ? valid : "");
+            free(valid);
             cJSON_AddNumberToObject(jt, "probability", mem->prob);
             if (mem->row >= 0) cJSON_AddNumberToObject(jt, "physical_index", mem->row);
             else cJSON_AddNullToObject(jt, "physical_index");
@@ -1012,7 +1015,7 @@ static int cmd_attention(int argc, char **argv, char *err) {
     for (int i = 0; i < v.n; i++) {
         char buf[16];
         const char *text = token_text(&t, i ? v.tokens[i - 1] : -1, v.tokens[i], buf);
-        labels[i] = t.pieces ? strdup(text) : NULL;
+        labels[i] = t.pieces ? tempo_valid_utf8(text, strlen(text)) : NULL; /* JSON and SVG must be UTF-8 */
         if (!labels[i]) {
             labels[i] = malloc(16);
             if (labels[i]) snprintf(labels[i], 16, "%d", v.tokens[i]);

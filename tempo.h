@@ -150,6 +150,10 @@ int tempo_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n
  * BOS, <0xNN> to a byte; tokenizer.json: the token's bytes, which may be part
  * of a UTF-8 character). Returns a pointer into the tokenizer or into `byte_buf`. */
 const char *tempo_decode(const Tokenizer *t, int prev, int token, char byte_buf[2]);
+/* A copy of text[0..len) with each byte that is not part of a well-formed
+ * UTF-8 character replaced by U+FFFD, for JSON and SVG (NULL: out of memory).
+ * A byte-level token may hold part of a character. */
+char *tempo_valid_utf8(const char *text, size_t len);
 /* The id of the token with exactly these bytes (tokenizer.json: in the BPE vocabulary), or -1. */
 int tempo_lookup(const Tokenizer *t, const char *bytes, int len);
 /* tokenizer.json: the end offset of each pre-token of text[0..len) (at most len of them). */

@@ -61,6 +61,20 @@ static size_t utf8_next(const unsigned char *s, size_t n, size_t i, uint32_t *cp
     return len;
 }
 
+char *tempo_valid_utf8(const char *text, size_t len) {
+    char *out = malloc(3 * len + 1); /* a replaced byte becomes 3 bytes */
+    size_t k = 0;
+    for (size_t i = 0; out && i < len;) {
+        uint32_t cp;
+        size_t n = utf8_next((const unsigned char *)text, len, i, &cp);
+        if (cp == TEMPO_NOT_UTF8) memcpy(out + k, "\xEF\xBF\xBD", 3), k += 3; /* U+FFFD */
+        else memcpy(out + k, text + i, n), k += n;
+        i += n;
+    }
+    if (out) out[k] = '\0';
+    return out;
+}
+
 static size_t utf8_put(uint32_t cp, char *out) {
     if (cp < 0x80) return out[0] = (char)cp, 1;
     if (cp < 0x800) return out[0] = (char)(0xC0 | cp >> 6), out[1] = (char)(0x80 | (cp & 0x3F)), 2;
