@@ -1137,6 +1137,8 @@ static int cmd_check(int argc, char **argv, char *err) {
     printf("%s: dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, seq_len %d, %s classifier\n", a.positional[0], c->dim,
            c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len,
            c->shared_classifier ? "tied" : "untied");
+    if (m.converted_bytes > 0)
+        printf("f16/bf16 weights converted to f32: %.1f MB in memory\n", m.converted_bytes / 1e6);
     size_t bad = tempo_model_check(&m, stdout);
     tempo_model_free(&m);
     if (bad) return tempo_error(err, "checkpoint %s holds %zu NaN/Inf weights", a.positional[0], bad), 1;
