@@ -861,8 +861,12 @@ static int tokenizer_read(Tokenizer *t, FILE *f, const char *path, int vocab_siz
         tempo_tokenizer_free(t);
         return tempo_error(err, "tokenizer %s does not match the model: it has more than %d pieces", path, vocab_size);
     }
-    qsort_r(t->sorted_ids, (size_t)vocab_size, sizeof(int), compare_pieces, t);
+    tempo_sort_pieces(t);
     return 0;
+}
+
+void tempo_sort_pieces(Tokenizer *t) {
+    qsort_r(t->sorted_ids, (size_t)t->n_sorted, sizeof(int), compare_pieces, t);
 }
 
 void tempo_tokenizer_free(Tokenizer *t) {

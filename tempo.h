@@ -154,6 +154,8 @@ const char *tempo_decode(const Tokenizer *t, int prev, int token, char byte_buf[
  * UTF-8 character replaced by U+FFFD, for JSON and SVG (NULL: out of memory).
  * A byte-level token may hold part of a character. */
 char *tempo_valid_utf8(const char *text, size_t len);
+/* Sorts sorted_ids[0..n_sorted) by piece bytes (ties by id), as tempo_lookup needs. */
+void tempo_sort_pieces(Tokenizer *t);
 /* The id of the token with exactly these bytes (tokenizer.json: in the BPE vocabulary), or -1. */
 int tempo_lookup(const Tokenizer *t, const char *bytes, int len);
 /* tokenizer.json: the end offset of each pre-token of text[0..len) (at most len of them). */

@@ -286,16 +286,6 @@ static int set_piece(Tokenizer *t, int id, const char *bytes, int len) {
     return 0;
 }
 
-static int compare_bytes(const Tokenizer *t, int x, int y) {
-    int lx = t->piece_len[x], ly = t->piece_len[y];
-    int c = memcmp(t->pieces[x], t->pieces[y], (size_t)(lx < ly ? lx : ly));
-    return c ? c : lx - ly;
-}
-
-static int by_piece(const void *a, const void *b, void *tok) {
-    return compare_bytes(tok, *(const int *)a, *(const int *)b);
-}
-
 static int by_pair(const void *a, const void *b) {
     const Merge *x = a, *y = b;
     if (x->left != y->left) return x->left < y->left ? -1 : 1;
@@ -322,12 +312,13 @@ static int load_bpe_model(Tokenizer *t, const cJSON *model, const char *name, ch
     const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
     if (!cJSON_IsObject(vocab)) return tempo_error(err, "bad tokenizer.json %s: model.vocab is missing", name);
     if (merges && !cJSON_IsArray(merges)) return tempo_error(err, "bad tokenizer.json %s: model.merges must be a list", name);
-    char *bytes = NULL;
+    size_t longest = 0;
+    for (const cJSON *e = vocab->child; e; e = e->next)
+        if (strlen(e->string) > longest) longest = strlen(e->string);
+    char *bytes = malloc(longest + 1); /* a key's bytes are at most its UTF-8 length */
+    if (!bytes) return tempo_error(err, "out of memory loading %s", name);
     for (const cJSON *e = vocab->child; e; e = e->next) {
         int id, len;
-        free(bytes);
-        bytes = malloc(strlen(e->string) + 1);
-        if (!bytes) return tempo_error(err, "out of memory loading %s", name);
         if (json_id(e, t->vocab_size, &id) != 0) {
             free(bytes);
             return tempo_error(err, "bad tokenizer.json %s: vocab token \"%.40s\" has id outside the model's vocabulary of %d",
@@ -348,11 +339,12 @@ static int load_bpe_model(Tokenizer *t, const cJSON *model, const char *name, ch
         t->sorted_ids[t->n_sorted++] = id;
     }
     free(bytes);
-    qsort_r(t->sorted_ids, (size_t)t->n_sorted, sizeof(int), by_piece, t);
-    for (int i = 1; i < t->n_sorted; i++)
-        if (compare_bytes(t, t->sorted_ids[i - 1], t->sorted_ids[i]) == 0)
-            return tempo_error(err, "bad tokenizer.json %s: tokens %d and %d have the same text", name, t->sorted_ids[i - 1],
-                               t->sorted_ids[i]);
+    tempo_sort_pieces(t);
+    for (int i = 1; i < t->n_sorted; i++) {
+        int a = t->sorted_ids[i - 1], b = t->sorted_ids[i];
+        if (t->piece_len[a] == t->piece_len[b] && memcmp(t->pieces[a], t->pieces[b], (size_t)t->piece_len[a]) == 0)
+            return tempo_error(err, "bad tokenizer.json %s: tokens %d and %d have the same text", name, a, b);
+    }
     for (int b = 0; b < 256; b++) {
         char c = (char)b;
         t->byte_ids[b] = tempo_lookup(t, &c, 1);
@@ -852,8 +844,8 @@ int tempo_synth_tokenizer_json(const SynthConfig *s, const char *path, int *bos,
     cJSON_AddFalseToObject(model, "byte_fallback");
     cJSON_AddBoolToObject(model, "ignore_merges", llama3);
     cJSON *vocab = cJSON_AddObjectToObject(model, "vocab"), *list = cJSON_AddArrayToObject(model, "merges");
-    char *text = malloc((size_t)4 * (size_t)(sizeof training_text) + 16);
-    char *left = malloc(strlen(training_text) * 2 + 2), *right = malloc(strlen(training_text) * 2 + 2);
+    size_t longest = 2 * strlen(training_text) + 1; /* a token's byte-level text: at most 2 UTF-8 bytes a byte */
+    char *text = malloc(2 * longest + 2), *left = malloc(longest), *right = malloc(longest);
     for (int i = 0; i < v.n && text; i++) {
         to_byte_level(v.bytes[i], v.len[i], text);
         cJSON_AddNumberToObject(vocab, text, i);
