@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "../tempo.h"
 
 #ifndef WEIGHTS_DIR
@@ -61,6 +63,46 @@ static inline void load_tokenizer(Tokenizer *t, const char *file, int vocab) {
     char buf[4096], err[TEMPO_ERR_SIZE];
     if (tempo_tokenizer_load(t, weights_path(file, buf, sizeof buf), vocab, err) != 0)
         cr_assert_fail("cannot load tokenizer %s: %s", buf, err);
+}
+
+/* fortune.bin and its tokenizer (buffers of 4096 bytes); fails clearly if missing. */
+static inline void fortune_paths(char *model, char *tok) {
+    weights_path("fortune.bin", model, 4096);
+    weights_path("fortune-tok512.bin", tok, 4096);
+}
+
+/* A whole file, NUL-terminated; *len (if given) gets its size. The caller frees it. */
+static inline char *read_text_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) cr_assert_fail("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    cr_assert(buf && fread(buf, 1, (size_t)n, f) == (size_t)n, "cannot read %s", path);
+    fclose(f);
+    buf[n] = '\0';
+    if (len) *len = (size_t)n;
+    return buf;
+}
+
+/* A JSON file, parsed; the caller deletes it. */
+static inline cJSON *read_json_file(const char *path) {
+    char *text = read_text_file(path, NULL);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    cr_assert(j, "%s is not JSON", path);
+    return j;
+}
+
+/* The sha256 of a file as 64 hex digits (sha256sum), for the goldens' model and tokenizer hashes. */
+static inline void file_sha256(const char *path, char sha[65]) {
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "sha256sum '%s'", path);
+    FILE *p = popen(cmd, "r");
+    sha[0] = '\0';
+    cr_assert(p && fscanf(p, "%64s", sha) == 1, "cannot run sha256sum on %s", path);
+    pclose(p);
 }
 
 /* Largest |a-b| over n floats; *at receives its index. */

@@ -3,20 +3,6 @@
  * zeros, and SVG heatmaps that parse as XML. */
 #include "helpers.h"
 
-#include <cjson/cJSON.h>
-
-static cJSON *read_json(const char *path) {
-    FILE *f = fopen(path, "r");
-    if (!f) cr_assert_fail("cannot open %s", path);
-    static char buf[1 << 22];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    cJSON *j = cJSON_Parse(buf);
-    cr_assert(j, "%s is not JSON", path);
-    return j;
-}
-
 static double num(const cJSON *o, const char *key) {
     const cJSON *v = cJSON_GetObjectItem(o, key);
     cr_assert(v, "JSON lacks %s", key);
@@ -32,13 +18,12 @@ static void run_tempo_ok(const char *args) {
 
 Test(compare, teacher_forced_matches_the_reference) {
     char model[4096], tok[4096], args[9000];
-    weights_path("fortune.bin", model, sizeof model);
-    weights_path("fortune-tok512.bin", tok, sizeof tok);
-    cJSON *ref = read_json(GOLDEN_DIR "/compare-fortune.json");
+    fortune_paths(model, tok);
+    cJSON *ref = read_json_file(GOLDEN_DIR "/compare-fortune.json");
     snprintf(args, sizeof args, "compare -m %s -z %s -p '%s' --threshold %g -n %d --json /tmp/tempo-compare.json", model, tok,
              cJSON_GetObjectItem(ref, "prompt")->valuestring, num(ref, "threshold"), (int)num(ref, "max_tokens"));
     run_tempo_ok(args);
-    cJSON *mine = read_json("/tmp/tempo-compare.json");
+    cJSON *mine = read_json_file("/tmp/tempo-compare.json");
     const cJSON *run = cJSON_GetArrayItem(cJSON_GetObjectItem(mine, "prompts"), 0);
     const cJSON *summary = cJSON_GetObjectItem(run, "summary");
     cr_assert_eq((int)num(summary, "identical_prefix_rows"), (int)num(ref, "identical_prefix_rows"));
@@ -68,14 +53,13 @@ Test(compare, teacher_forced_matches_the_reference) {
 
 static void check_cross(const char *mode, int expect_zero) {
     char model[4096], tok[4096], args[9000];
-    weights_path("fortune.bin", model, sizeof model);
-    weights_path("fortune-tok512.bin", tok, sizeof tok);
+    fortune_paths(model, tok);
     snprintf(args, sizeof args, "attention -m %s -z %s -p 'The cat sat on the' --threshold 0.05 -n 24 --mode %s --json /tmp/tempo-att-%s.json",
              model, tok, mode, mode);
     run_tempo_ok(args);
     char path[64];
     snprintf(path, sizeof path, "/tmp/tempo-att-%s.json", mode);
-    cJSON *j = read_json(path);
+    cJSON *j = read_json_file(path);
     const cJSON *per = cJSON_GetObjectItem(j, "per_head");
     cr_assert_eq(cJSON_GetArraySize(per), 16, "4 layers x 4 heads");
     for (int i = 0; i < cJSON_GetArraySize(per); i++) {
@@ -96,8 +80,7 @@ Test(attention_analysis, visible_cross_parallel_attention_reported_positive) { c
 
 Test(attention_analysis, svg_heatmaps_parse_as_xml_with_one_rect_per_cell) {
     char model[4096], tok[4096], args[9000], cmd[9000], out[65536];
-    weights_path("fortune.bin", model, sizeof model);
-    weights_path("fortune-tok512.bin", tok, sizeof tok);
+    fortune_paths(model, tok);
     snprintf(args, sizeof args, "generate -m %s -z %s -p 'The cat sat on the' --threshold 0.05 -n 12 --trace /tmp/tempo-svg.st --quiet",
              model, tok);
     run_tempo_ok(args);

@@ -121,8 +121,7 @@ Test(bad_input, unknown_flags_and_commands) {
 
 Test(bad_input, prompt_longer_than_the_context) {
     char model[4096], tok[4096], args[9000];
-    weights_path("fortune.bin", model, sizeof model);
-    weights_path("fortune-tok512.bin", tok, sizeof tok);
+    fortune_paths(model, tok);
     char prompt[4000];
     for (int i = 0; i < 3000; i++) prompt[i] = "abcdefghij "[i % 11];
     prompt[3000] = '\0';

@@ -100,8 +100,7 @@ Test(errors, unwritable_outputs_leave_nothing) {
 
 Test(errors, analysis_arguments) {
     char model[4096], tok[4096], args[9000];
-    weights_path("fortune.bin", model, sizeof model);
-    weights_path("fortune-tok512.bin", tok, sizeof tok);
+    fortune_paths(model, tok);
     snprintf(args, sizeof args, "attention -m %s -z %s -p 'The cat' -n 4 --heatmap 9:0", model, tok);
     expect_error(args, 1, "--heatmap must be L:H with L < 4 and H < 4, got '9:0'", NULL);
     snprintf(args, sizeof args, "attention -m %s -z %s -p 'The cat' -n 4 --rows 5-999", model, tok);

@@ -3,7 +3,6 @@
  * positions and isolated/visible masks, greedy decoding, TEMPO runs. */
 #include "helpers.h"
 
-#include <cjson/cJSON.h>
 #include <sys/stat.h>
 
 static const char *meta(const Trace *t, const char *key) {
@@ -21,7 +20,7 @@ static const Tensor *tensor(const Trace *t, const char *name) {
 
 /* Reads a golden file and loads the model it names, checking its sha256. */
 static void open_golden(const char *name, Trace *t, Model *m) {
-    char path[4096], model_path[4096], err[TEMPO_ERR_SIZE], cmd[8300], sha[65] = "";
+    char path[4096], model_path[4096], err[TEMPO_ERR_SIZE], hashed[4200], sha[65] = "";
     snprintf(path, sizeof path, "%s/%s.safetensors", GOLDEN_DIR, name);
     if (tempo_trace_read(t, path, err) != 0) cr_assert_fail("cannot read golden %s: %s", path, err);
     const char *file = meta(t, "model");
@@ -29,10 +28,8 @@ static void open_golden(const char *name, Trace *t, Model *m) {
     else weights_path(file, model_path, sizeof model_path);
     struct stat st; /* a Hugging Face directory is named by its model.safetensors */
     int is_dir = stat(model_path, &st) == 0 && S_ISDIR(st.st_mode);
-    snprintf(cmd, sizeof cmd, "sha256sum '%s%s'", model_path, is_dir ? "/model.safetensors" : "");
-    FILE *p = popen(cmd, "r");
-    cr_assert(p && fscanf(p, "%64s", sha) == 1, "cannot run sha256sum on %s", model_path);
-    pclose(p);
+    snprintf(hashed, sizeof hashed, "%s%s", model_path, is_dir ? "/model.safetensors" : "");
+    file_sha256(hashed, sha);
     cr_assert_str_eq(sha, meta(t, "model_sha256"),
                      "model %s has sha256 %s but golden %s was made from %s: the model changed (make golden)",
                      model_path, sha, name, meta(t, "model_sha256"));

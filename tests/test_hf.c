@@ -3,7 +3,6 @@
  * reference computes it, and malformed files give named errors. */
 #include "helpers.h"
 
-#include <cjson/cJSON.h>
 #include <sys/stat.h>
 
 Test(hf, stories260K_hf_equals_llama2c_layout) {
@@ -30,14 +29,7 @@ Test(hf, stories260K_hf_equals_llama2c_layout) {
 /* Llama-3.2-3B's RoPE: theta 500000, head_dim 128, llama3 scaling factor 32,
  * low 1, high 4, original 8192; values from oracle/reference.py. */
 Test(hf, llama3_rope_inverse_frequencies) {
-    FILE *f = fopen(GOLDEN_DIR "/llama3-rope.json", "r");
-    cr_assert(f, "missing golden llama3-rope.json (make golden)");
-    char buf[65536];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    cJSON *j = cJSON_Parse(buf);
-    cr_assert(j);
+    cJSON *j = read_json_file(GOLDEN_DIR "/llama3-rope.json");
     RopeScaling rs = {ROPE_LLAMA3, 32.0, 1.0, 4.0, 8192};
     double freq[64];
     tempo_rope_inv_freq(&rs, 128, 500000.0, freq);

@@ -3,22 +3,6 @@
  * ids are used, and malformed files give named errors. */
 #include "helpers.h"
 
-#include <cjson/cJSON.h>
-
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    cr_assert(buf && fread(buf, 1, (size_t)n, f) == (size_t)n);
-    fclose(f);
-    buf[n] = '\0';
-    if (len) *len = (size_t)n;
-    return buf;
-}
-
 /* The tokenizer.json of a synthetic Hugging Face directory, with the model's vocabulary size. */
 static void load_synth_tokenizer(const char *dir, Tokenizer *t, Model *m) {
     char path[4096], tok[4200], err[TEMPO_ERR_SIZE];
@@ -51,16 +35,11 @@ static char *decode(const Tokenizer *t, const int *ids, int n) {
 }
 
 static void check_golden_ids(const char *dir) {
-    char path[4096], tok[4200], cmd[8400], sha[65] = "";
+    char path[4096], tok[4200], sha[65] = "";
     snprintf(path, sizeof path, "%s/tokenizer-%s.json", GOLDEN_DIR, dir);
-    char *json = read_all(path, NULL);
-    cJSON *golden = cJSON_Parse(json);
-    cr_assert(golden, "golden %s is not JSON", path);
+    cJSON *golden = read_json_file(path);
     snprintf(tok, sizeof tok, "%s/%s/tokenizer.json", BUILD_DIR, dir);
-    snprintf(cmd, sizeof cmd, "sha256sum '%s'", tok);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p && fscanf(p, "%64s", sha) == 1, "cannot run sha256sum on %s", tok);
-    pclose(p);
+    file_sha256(tok, sha);
     cr_assert_str_eq(sha, cJSON_GetObjectItem(golden, "tokenizer_sha256")->valuestring,
                      "%s changed since golden %s was made (make golden)", tok, path);
     Model m;
@@ -101,7 +80,6 @@ static void check_golden_ids(const char *dir) {
     tempo_tokenizer_free(&t);
     tempo_model_free(&m);
     cJSON_Delete(golden);
-    free(json);
 }
 
 Test(tokenizer_json, llama3_style_ids_match_reference) { check_golden_ids("synth-hf-f32"); }
@@ -116,7 +94,7 @@ static void check_round_trip(const Tokenizer *t, const char *text) {
 }
 
 Test(tokenizer_json, utf8_corpus_round_trips) {
-    char *corpus = read_all("tests/data/utf8-corpus.txt", NULL);
+    char *corpus = read_text_file("tests/data/utf8-corpus.txt", NULL);
     const char *dirs[2] = {"synth-hf-f32", "synth-hf-bf16"};
     for (int d = 0; d < 2; d++) {
         Model m;
@@ -326,7 +304,7 @@ Test(tokenizer_json, outputs_stay_valid_utf8) {
              BUILD_DIR, BUILD_DIR);
     cr_assert_eq(system(cmd), 0, "%s failed", cmd);
     size_t len;
-    char *json = read_all("/tmp/tempo-utf8.json", &len);
+    char *json = read_text_file("/tmp/tempo-utf8.json", &len);
     cr_assert(strstr(json, "\xEF\xBF\xBD"), "this run decodes a partial character (shown as U+FFFD)");
     free(json);
     const char *files[3] = {"/tmp/tempo-utf8.json", "/tmp/tempo-utf8.svg", "/tmp/tempo-utf8-att.json"};

@@ -11,8 +11,7 @@ static int run_out(const char *args, char *out, size_t len) {
 /* Generation traces of several kinds verify against the full forward pass. */
 Test(verify, generation_traces_of_every_kind_pass) {
     char model[4096], tok[4096];
-    weights_path("fortune.bin", model, sizeof model);
-    weights_path("fortune-tok512.bin", tok, sizeof tok);
+    fortune_paths(model, tok);
     const char *kinds[] = {"", "--mode visible", "--isolate-layers 1-2", "--dynamic-threshold --final-threshold 0.6",
                            "--prune attention", "--prune attention --next-from mean"};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
