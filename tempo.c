@@ -784,32 +784,28 @@ static int is_json(const void *data, size_t size) {
     return size > 0 && *p == '{';
 }
 
+/* Either format from bytes in memory; `name` is for messages. */
+static int tokenizer_parse(Tokenizer *t, const void *data, size_t size, int vocab_size, const char *name, char *err) {
+    memset(t, 0, sizeof *t);
+    if (is_json(data, size)) return tempo_tokenizer_json_parse(t, data, size, vocab_size, name, err);
+    if (size == 0) return tempo_error(err, "bad tokenizer %s: max_token_length missing or out of range", name);
+    FILE *f = fmemopen((void *)data, size, "rb");
+    if (!f) return tempo_error(err, "cannot read tokenizer %s: %s", name, strerror(errno));
+    return tokenizer_read(t, f, name, vocab_size, err);
+}
+
 int tempo_tokenizer_load(Tokenizer *t, const char *path, int vocab_size, char *err) {
     memset(t, 0, sizeof *t);
-    FILE *f = fopen(path, "rb");
-    if (!f) return tempo_error(err, "cannot open tokenizer %s: %s", path, strerror(errno));
-    char head[64];
-    size_t got = fread(head, 1, sizeof head, f);
-    if (is_json(head, got)) {
-        fclose(f);
-        unsigned char *json;
-        size_t len;
-        if (read_file(path, "tokenizer", &json, &len, err) != 0) return -1;
-        int rc = tempo_tokenizer_json_parse(t, (const char *)json, len, vocab_size, path, err);
-        free(json);
-        return rc;
-    }
-    rewind(f);
-    return tokenizer_read(t, f, path, vocab_size, err);
+    unsigned char *data;
+    size_t size;
+    if (read_file(path, "tokenizer", &data, &size, err) != 0) return -1;
+    int rc = tokenizer_parse(t, data, size, vocab_size, path, err);
+    free(data);
+    return rc;
 }
 
 int tempo_tokenizer_from_buffer(Tokenizer *t, const void *data, size_t size, int vocab_size, char *err) {
-    memset(t, 0, sizeof *t);
-    if (is_json(data, size)) return tempo_tokenizer_json_parse(t, data, size, vocab_size, "(buffer)", err);
-    if (size == 0) return tempo_error(err, "bad tokenizer (buffer): max_token_length missing or out of range");
-    FILE *f = fmemopen((void *)data, size, "rb");
-    if (!f) return tempo_error(err, "cannot read the tokenizer buffer: %s", strerror(errno));
-    return tokenizer_read(t, f, "(buffer)", vocab_size, err);
+    return tokenizer_parse(t, data, size, vocab_size, "(buffer)", err);
 }
 
 /* Reads the pieces from f and closes it. */
