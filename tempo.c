@@ -71,46 +71,119 @@ int tempo_is_eos(const Config *c, int token) {
 /* 2. The math, one step per function                                    */
 /* ===================================================================== */
 
-/* Dot products of 4 rows of W with one input row: each value of x is loaded
- * once for the four rows. out_j = sum_t w_j[t] x[t]. */
-static void dot_4x1(float out[4], const float *w, int m, const float *x) {
-    const float *w0 = w, *w1 = w + m, *w2 = w + 2 * m, *w3 = w + 3 * m;
-    float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-#pragma omp simd reduction(+ : a0, a1, a2, a3)
-    for (int t = 0; t < m; t++) {
-        a0 += w0[t] * x[t];
-        a1 += w1[t] * x[t];
-        a2 += w2[t] * x[t];
-        a3 += w3[t] * x[t];
-    }
-    out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
+/* ---- linear layers over weights in their stored type ----
+ * out[n][d] = in[n][m] W^T for W [d][m]. W keeps the type it was stored in
+ * (f32, f16, bf16, ...) and is converted to f32 a tile at a time, just
+ * before use: a decode step reads half the bytes of an f32 copy for a bf16
+ * model. A tile of an aligned f32 matrix is used in place. NOTES.md §12
+ * has the measurements behind each choice. */
+enum {
+    FEW_ROWS = 8,           /* up to this many input rows: the blocked kernel; more: sgemm */
+    TILE_COLS = 256,        /* values of a weight row converted at a time (a multiple of every block size) */
+    VEC = 16,               /* floats in one vector register (AVX-512) */
+    PANEL_VALUES = 1 << 20, /* weights converted for one sgemm call */
+    ALIGN = 64,             /* bytes: a cache line, and one vector */
+};
+
+typedef float Vec __attribute__((vector_size(VEC * sizeof(float))));
+
+static Vec load_vec(const float *p) {
+    Vec v;
+    memcpy(&v, p, sizeof v);
+    return v;
 }
 
-/* out[n][d] = in[n][m] W^T for W [d][m]: one linear layer over n rows.
- * Many rows (prefill) are compute-bound: one sgemm. A few rows (decode, one
- * parallel set) are memory-bound: sgemm would pack (copy) all of W first,
- * so instead threads split the rows of W and each block of 4 rows is read
- * once and dotted with every input row while it is in cache. NOTES.md has
- * the measurements. */
-enum { FEW_ROWS = 8 };
+/* `width` stored values at p as f32: in place when stored as f32 on a
+ * 64-byte boundary, else converted (or copied) into the aligned buf
+ * (width <= TILE_COLS): a vector load across two cache lines costs two. */
+static const float *weight_tile(WeightType type, const char *p, int width, float *buf) {
+    if (type == WEIGHT_F32 && (uintptr_t)p % ALIGN == 0) return (const float *)p;
+    tempo_dequantize(type, p, (size_t)width, buf);
+    return buf;
+}
 
-static void matmul(float *out, const float *in, const float *w, int n, int m, int d) {
+/* The blocked kernel: out[i][row] = sum_t W[row][t] in[i][t] for the n
+ * input rows. The weight row is read once, a tile at a time; each vector of
+ * VEC weights is loaded once and multiplied into all n input rows. Lane j
+ * of acc[i] adds the products at t = j, j + VEC, j + 2 VEC, ...; the lanes
+ * are then added pairwise. That order does not depend on n, the threads,
+ * the tiling or the stored type: a row's result does not depend on which
+ * rows share its step, and f16/bf16 weights give bitwise the results of
+ * their f32 copy. Inlined once per n, so that acc stays in registers. */
+static inline __attribute__((always_inline)) void row_times_inputs(float *out, int d, WeightType type, const char *row,
+                                                                   size_t tile_bytes, int m, const float *in, int n) {
+    Vec acc[FEW_ROWS] = {{0}};
+    float buf[TILE_COLS] __attribute__((aligned(ALIGN)));
+    for (int c0 = 0; c0 < m; c0 += TILE_COLS, row += tile_bytes) {
+        int width = m - c0 < TILE_COLS ? m - c0 : TILE_COLS, t = 0;
+        const float *tile = weight_tile(type, row, width, buf);
+        for (; t + VEC <= width; t += VEC) {
+            Vec wt = load_vec(tile + t);
+#pragma GCC unroll 8
+            for (int i = 0; i < n; i++) acc[i] += wt * load_vec(in + (size_t)i * m + c0 + t);
+        }
+        if (t < width) { /* the last m % VEC columns, zero-padded to one vector */
+            float w_pad[VEC] = {0}, x_pad[VEC] = {0};
+            memcpy(w_pad, tile + t, (size_t)(width - t) * sizeof(float));
+#pragma GCC unroll 8
+            for (int i = 0; i < n; i++) {
+                memcpy(x_pad, in + (size_t)i * m + c0 + t, (size_t)(width - t) * sizeof(float));
+                acc[i] += load_vec(w_pad) * load_vec(x_pad);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < n; i++) {
+        Vec sum = acc[i];
+        for (int half = VEC / 2; half > 0; half /= 2)
+            for (int j = 0; j < half; j++) sum[j] += sum[j + half];
+        out[(size_t)i * d] = sum[0];
+    }
+}
+
+/* Many input rows (prefill) are compute-bound: sgemm, over panels of W
+ * converted to f32 (an aligned f32 panel is used in place). The panels are
+ * the same whatever the stored type, so the sgemm calls are too. */
+static void matmul_many(float *out, const float *in, Matrix w, int n, int m, int d, float *panel) {
+    int panel_rows = PANEL_VALUES / m > 0 ? PANEL_VALUES / m : 1;
+    size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
+    for (int r0 = 0; r0 < d; r0 += panel_rows) {
+        int rows = d - r0 < panel_rows ? d - r0 : panel_rows;
+        const char *p = (const char *)w.data + (size_t)r0 * row_bytes;
+        const float *wp = (const float *)p;
+        if (w.type != WEIGHT_F32 || (uintptr_t)p % sizeof(float) != 0) {
+#pragma omp parallel for schedule(static)
+            for (int r = 0; r < rows; r++) tempo_dequantize(w.type, p + (size_t)r * row_bytes, (size_t)m, panel + (size_t)r * m);
+            wp = panel;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, m, 1.0f, in, m, wp, m, 0.0f, out + r0, d);
+    }
+}
+
+/* out[n][d] = in[n][m] W^T. A few rows (decode, one parallel set) are
+ * memory-bound: threads split the rows of W and the blocked kernel reads
+ * each once for all n input rows; sgemm would first copy all of W. */
+static void matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *panel) {
     if (n > FEW_ROWS) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, d, m, 1.0f, in, m, w, m, 0.0f, out, d);
+        matmul_many(out, in, w, n, m, d, panel);
         return;
     }
-    int blocks = d / 4, big = (size_t)d * m >= ((size_t)1 << 18); /* small layers: threads cost more than they save */
+    int big = (size_t)d * m >= ((size_t)1 << 18); /* small layers: threads cost more than they save */
+    size_t row_bytes = tempo_row_bytes(w.type, (size_t)m), tile_bytes = tempo_row_bytes(w.type, TILE_COLS);
 #pragma omp parallel for schedule(static) if (big)
-    for (int b = 0; b < blocks; b++) {
-        const float *wb = w + (size_t)4 * b * m;
-        for (int i = 0; i < n; i++) dot_4x1(out + (size_t)i * d + 4 * b, wb, m, in + (size_t)i * m);
-    }
-    for (int j = 4 * blocks; j < d; j++) /* the last d % 4 rows of W */
-        for (int i = 0; i < n; i++) {
-            float acc = 0.0f;
-            for (int t = 0; t < m; t++) acc += w[(size_t)j * m + t] * in[(size_t)i * m + t];
-            out[(size_t)i * d + j] = acc;
+    for (int r = 0; r < d; r++) {
+        const char *row = (const char *)w.data + r * row_bytes;
+        switch (n) { /* one copy of the kernel per number of input rows */
+        case 1: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 1); break;
+        case 2: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 2); break;
+        case 3: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 3); break;
+        case 4: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 4); break;
+        case 5: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 5); break;
+        case 6: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 6); break;
+        case 7: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 7); break;
+        default: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, FEW_ROWS); break;
         }
+    }
 }
 
 /* RMSNorm: out = x / sqrt(mean(x^2) + eps) * weight, for each of n rows. */
@@ -231,7 +304,7 @@ void tempo_state_free(State *s) {
     free(s->logical_pos);
     free(s->x); free(s->xb); free(s->q); free(s->att_out);
     free(s->hb); free(s->hb2); free(s->scores);
-    free(s->rope_cos); free(s->rope_sin);
+    free(s->rope_cos); free(s->rope_sin); free(s->weight_panel);
     memset(s, 0, sizeof *s);
 }
 
@@ -242,15 +315,16 @@ static int ensure_scratch(State *s, const Config *c, int rows, int keys, char *e
     if (keys < s->scratch_keys) keys = s->scratch_keys;
     int wide = c->dim > q_dim_of(c) ? c->dim : q_dim_of(c);
     float **bufs[] = {&s->x, &s->xb, &s->q, &s->att_out, &s->hb, &s->hb2, &s->scores,
-                      &s->rope_cos, &s->rope_sin};
+                      &s->rope_cos, &s->rope_sin, &s->weight_panel};
     size_t sizes[] = {(size_t)rows * c->dim, (size_t)rows * wide, (size_t)rows * q_dim_of(c),
                       (size_t)rows * q_dim_of(c), (size_t)rows * c->hidden_dim,
                       (size_t)rows * c->hidden_dim, (size_t)rows * keys,
-                      (size_t)rows * c->head_dim / 2, (size_t)rows * c->head_dim / 2};
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        float *p = realloc(*bufs[i], sizes[i] * sizeof(float));
-        if (!p) return tempo_error(err, "out of memory for scratch of %d rows x %d keys", rows, keys);
-        *bufs[i] = p;
+                      (size_t)rows * c->head_dim / 2, (size_t)rows * c->head_dim / 2,
+                      rows > FEW_ROWS ? PANEL_VALUES : 1};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) { /* rows start on cache lines when dim % 16 == 0 */
+        free(*bufs[i]);
+        *bufs[i] = aligned_alloc(ALIGN, (sizes[i] * sizeof(float) + ALIGN - 1) / ALIGN * ALIGN);
+        if (!*bufs[i]) return tempo_error(err, "out of memory for scratch of %d rows x %d keys", rows, keys);
     }
     s->scratch_rows = rows;
     s->scratch_keys = keys;
@@ -261,10 +335,12 @@ static int ensure_scratch(State *s, const Config *c, int rows, int keys, char *e
 /* 4. The forward pass over a position map and a mask                    */
 /* ===================================================================== */
 
-static int check_inputs(const Model *m, const State *s, int k, const int *tokens,
-                        const int *logical_pos, const uint8_t *allowed, int mask_layers, char *err) {
+static int check_inputs(const Model *m, const State *s, int k, const int *tokens, const int *logical_pos,
+                        const uint8_t *allowed, int mask_layers, int last_logits, char *err) {
     const Config *c = &m->config;
     if (k <= 0) return tempo_error(err, "forward needs at least one new row, got %d", k);
+    if (last_logits < 0 || last_logits > k)
+        return tempo_error(err, "logits asked for the last %d rows of %d new rows", last_logits, k);
     if (s->n_rows + k > s->capacity)
         return tempo_error(err, "KV cache full: %d rows cached + %d new > capacity %d", s->n_rows, k, s->capacity);
     if (mask_layers != 1 && mask_layers != c->n_layers)
@@ -315,13 +391,16 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
                   const uint8_t *allowed, int mask_layers, Outputs out, char *err) {
     const Config *c = &m->config;
     const Weights *w = &m->weights;
-    if (check_inputs(m, s, k, tokens, logical_pos, allowed, mask_layers, err) != 0) return -1;
+    if (check_inputs(m, s, k, tokens, logical_pos, allowed, mask_layers, out.last_logits, err) != 0) return -1;
     int n_keys = s->n_rows + k;
     if (ensure_scratch(s, c, k, n_keys, err) != 0) return -1;
     int dim = c->dim, hid = c->hidden_dim, q_dim = q_dim_of(c), kv_dim = kv_dim_of(c);
+    float *panel = s->weight_panel;
 
+    size_t embedding_row = tempo_row_bytes(w->token_embedding.type, (size_t)dim);
     for (int i = 0; i < k; i++) /* x = embedding of each new token */
-        memcpy(s->x + (size_t)i * dim, w->token_embedding + (size_t)tokens[i] * dim, dim * sizeof(float));
+        tempo_dequantize(w->token_embedding.type, (const char *)w->token_embedding.data + tokens[i] * embedding_row,
+                         (size_t)dim, s->x + (size_t)i * dim);
     rope_angles(s->rope_cos, s->rope_sin, logical_pos, k, c->head_dim, m->rope_inv_freq);
 
     for (int l = 0; l < c->n_layers; l++) {
@@ -330,29 +409,30 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
         rmsnorm(s->xb, s->x, lw->rms_att, k, dim, c->norm_eps);
         float *k_rows = s->key_cache + ((size_t)l * s->capacity + s->n_rows) * kv_dim;
         float *v_rows = s->value_cache + ((size_t)l * s->capacity + s->n_rows) * kv_dim;
-        matmul(s->q, s->xb, lw->wq, k, dim, q_dim);
-        matmul(k_rows, s->xb, lw->wk, k, dim, kv_dim);
-        matmul(v_rows, s->xb, lw->wv, k, dim, kv_dim);
+        matmul(s->q, s->xb, lw->wq, k, dim, q_dim, panel);
+        matmul(k_rows, s->xb, lw->wk, k, dim, kv_dim, panel);
+        matmul(v_rows, s->xb, lw->wv, k, dim, kv_dim, panel);
         rope_rotate(s->q, k, c->n_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
         rope_rotate(k_rows, k, c->n_kv_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
         const uint8_t *layer_mask = allowed + (mask_layers > 1 ? (size_t)l * k * n_keys : 0);
         attention(c, s, l, k, layer_mask, out.attention);
-        matmul(s->xb, s->att_out, lw->wo, k, q_dim, dim);
+        matmul(s->xb, s->att_out, lw->wo, k, q_dim, dim, panel);
         add_into(s->x, s->xb, (size_t)k * dim);
 
         /* feed-forward block: x += W2 (silu(W1 xn) * W3 xn), xn = rmsnorm(x) */
         rmsnorm(s->xb, s->x, lw->rms_ffn, k, dim, c->norm_eps);
-        matmul(s->hb, s->xb, lw->w1, k, dim, hid);
-        matmul(s->hb2, s->xb, lw->w3, k, dim, hid);
+        matmul(s->hb, s->xb, lw->w1, k, dim, hid, panel);
+        matmul(s->hb2, s->xb, lw->w3, k, dim, hid, panel);
         swiglu(s->hb, s->hb2, (size_t)k * hid);
-        matmul(s->xb, s->hb, lw->w2, k, hid, dim);
+        matmul(s->xb, s->hb, lw->w2, k, hid, dim, panel);
         add_into(s->x, s->xb, (size_t)k * dim);
     }
 
-    /* logits = Wcls rmsnorm(x) */
+    /* logits = Wcls rmsnorm(x), for the rows asked for */
     rmsnorm(s->xb, s->x, w->rms_final, k, dim, c->norm_eps);
     if (out.hidden) memcpy(out.hidden, s->xb, (size_t)k * dim * sizeof(float));
-    if (out.logits) matmul(out.logits, s->xb, w->wcls, k, dim, c->vocab_size);
+    int first_logits = out.last_logits > 0 ? k - out.last_logits : 0;
+    if (out.logits) matmul(out.logits, s->xb + (size_t)first_logits * dim, w->wcls, k - first_logits, dim, c->vocab_size, panel);
 
     for (int i = 0; i < k; i++) {
         s->tokens[s->n_rows + i] = tokens[i];
@@ -581,6 +661,9 @@ static int append_rows(Run *r, Generation *gen, int k, char *err) {
     const Config *c = &r->model->config;
     int first = gen->n_rows;
     size_t n_keys = (size_t)first + k;
+    /* without keep_logits only the newest rows' logits are kept: of the prompt, the last row's */
+    int logit_rows = r->g->keep_logits || first > 0 ? k : 1;
+    if (!r->g->keep_logits) gen->logits_first = first + k - logit_rows;
     if (grow_generation(gen, r->g, c, n_keys, err) != 0) return -1;
     for (int i = 0; i < k; i++) {
         gen->tokens[first + i] = r->row_tokens[i];
@@ -591,7 +674,8 @@ static int append_rows(Run *r, Generation *gen, int k, char *err) {
     uint8_t *allowed = malloc((size_t)gen->mask_layers * k * n_keys);
     if (!allowed) return tempo_error(err, "out of memory for a %d x %zu mask", k, n_keys);
     new_rows_mask(gen, r->g, first, k, allowed);
-    Outputs out = {gen->logits + (size_t)(first - gen->logits_first) * c->vocab_size, NULL, r->batch_attention};
+    Outputs out = {.logits = gen->logits + (size_t)(first + k - logit_rows - gen->logits_first) * c->vocab_size,
+                   .attention = r->batch_attention, .last_logits = logit_rows};
     int rc = tempo_forward(r->model, &r->cache, k, r->row_tokens, r->row_pos, allowed, gen->mask_layers, out, err);
     if (rc == 0) store_rows(gen, r->g, c, first, k, allowed, r->batch_attention);
     free(allowed);
@@ -686,7 +770,6 @@ static int grow_generation(Generation *gen, const GenConfig *g, const Config *c,
         if (!p) return tempo_error(err, "out of memory growing the generation to %zu rows", gen->cap_rows);
         *per_row[i] = p;
     }
-    if (!g->keep_logits) gen->logits_first = gen->n_rows; /* keep only the new rows' logits */
     size_t LH = (size_t)c->n_layers * c->n_heads, V = c->vocab_size;
     if (tempo_grow((void **)&gen->allowed, &gen->cap_allowed, gen->mask_layers * triangle(n_rows), 1, err) != 0 ||
         tempo_grow((void **)&gen->logits, &gen->cap_logits, (n_rows - gen->logits_first) * V, sizeof(float), err) != 0)

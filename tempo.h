@@ -50,23 +50,41 @@ typedef struct {
     int original_max_position;
 } RopeScaling;
 
-typedef struct {             /* one layer; row-major [out][in] matrices */
-    const float *rms_att;         /* [dim] */
-    const float *wq;              /* [n_heads*head_dim][dim] */
-    const float *wk;              /* [n_kv_heads*head_dim][dim] */
-    const float *wv;              /* [n_kv_heads*head_dim][dim] */
-    const float *wo;              /* [dim][n_heads*head_dim] */
-    const float *rms_ffn;         /* [dim] */
-    const float *w1;              /* [hidden][dim]  gate */
-    const float *w2;              /* [dim][hidden]  down */
-    const float *w3;              /* [hidden][dim]  up */
+/* How a matrix's values are stored. F32, F16 and BF16 hold one value per
+ * element; the GGUF block types hold tempo_block_values() values per block. */
+typedef enum { WEIGHT_F32, WEIGHT_F16, WEIGHT_BF16, WEIGHT_Q8_0, WEIGHT_Q4_0, WEIGHT_Q4_K, WEIGHT_Q5_K, WEIGHT_Q6_K } WeightType;
+
+/* A row-major [rows][cols] matrix in its stored type, usually pointing into
+ * the mapped file; row r starts tempo_row_bytes(type, cols) * r bytes in. */
+typedef struct {
+    const void *data;
+    WeightType type;
+} Matrix;
+
+/* Values per block of a type: 1 (F32, F16, BF16), 32 (Q8_0, Q4_0), 256 (K types). */
+int tempo_block_values(WeightType t);
+/* Bytes of n_values consecutive values of a row (n_values a multiple of the block). */
+size_t tempo_row_bytes(WeightType t, size_t n_values);
+/* The one conversion of stored values to f32 (formats/quant.c); exact for F16 and BF16. */
+void tempo_dequantize(WeightType t, const void *src, size_t n_values, float *out);
+
+typedef struct {             /* one layer; matrices are [out][in] */
+    const float *rms_att;    /* [dim] */
+    Matrix wq;               /* [n_heads*head_dim][dim] */
+    Matrix wk;               /* [n_kv_heads*head_dim][dim] */
+    Matrix wv;               /* [n_kv_heads*head_dim][dim] */
+    Matrix wo;               /* [dim][n_heads*head_dim] */
+    const float *rms_ffn;    /* [dim] */
+    Matrix w1;               /* [hidden][dim]  gate */
+    Matrix w2;               /* [dim][hidden]  down */
+    Matrix w3;               /* [hidden][dim]  up */
 } LayerWeights;
 
-typedef struct {             /* pointing into the mapped file (or converted copies) */
-    const float *token_embedding; /* [vocab][dim] */
-    LayerWeights *layers;         /* [n_layers] */
-    const float *rms_final;       /* [dim] */
-    const float *wcls;            /* [vocab][dim] */
+typedef struct {             /* matrices point into the mapped file, in its stored type */
+    Matrix token_embedding;  /* [vocab][dim] */
+    LayerWeights *layers;    /* [n_layers] */
+    const float *rms_final;  /* [dim] */
+    Matrix wcls;             /* [vocab][dim] */
 } Weights;
 
 typedef struct {
@@ -76,7 +94,7 @@ typedef struct {
     int n_maps;
     void *maps[64];         /* mmapped files */
     size_t map_sizes[64];
-    float *converted;       /* f32 copies of bf16/f16 tensors, or NULL */
+    float *converted;       /* owned f32 values: norm vectors not stored as aligned f32, or NULL */
     size_t converted_bytes;
     char path[4096];
 } Model;
@@ -108,6 +126,7 @@ typedef struct {
     /* scratch, sized for scratch_rows new rows against scratch_keys keys */
     int scratch_rows, scratch_keys;
     float *x, *xb, *q, *att_out, *hb, *hb2, *scores, *rope_cos, *rope_sin;
+    float *weight_panel;  /* weights converted to f32 for one sgemm over many rows */
 } State;
 
 int tempo_state_init(State *s, const Config *c, int capacity, char *err);
@@ -115,13 +134,14 @@ void tempo_state_free(State *s);
 
 /* What a forward pass returns; any pointer may be NULL to skip it. For k new
  * rows against n_keys = (rows cached before) + k keys:
- *   logits    [k][vocab]
+ *   logits    [k][vocab], or [last_logits][vocab] for the last rows only
  *   hidden    [k][dim]      the final hidden state (after the last RMSNorm)
  *   attention [n_layers][n_heads][k][n_keys] softmax probabilities */
 typedef struct {
     float *logits;
     float *hidden;
     float *attention;
+    int last_logits; /* > 0: logits only for the last last_logits rows ([last_logits][vocab]); 0: every row */
 } Outputs;
 
 /* Appends k rows to the cache and computes them. `allowed` is the mask of
@@ -167,7 +187,7 @@ typedef struct {
     float prune_threshold;  /* prune if share < prune_threshold / set size */
     Emulation emulate;
     int capture_attention;  /* keep every row's attention for the trace */
-    int keep_logits;        /* keep every row's logits (default 1); 0: only the newest rows' */
+    int keep_logits;        /* keep every row's logits (default 1); 0: only the newest rows' (of the prompt: its last) */
 } GenConfig;
 
 void tempo_gen_defaults(GenConfig *g, const Config *c);

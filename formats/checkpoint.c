@@ -33,7 +33,11 @@ size_t tempo_unit(const Config *c, Unit u) {
     }
 }
 
-const float **tempo_layer_tensor(Weights *w, int l, int i) {
+Matrix *tempo_layer_matrix(Weights *w, int l, int i) {
+    return (Matrix *)((char *)&w->layers[l] + tempo_layer_tensors[i].field);
+}
+
+const float **tempo_layer_vector(Weights *w, int l, int i) {
     return (const float **)((char *)&w->layers[l] + tempo_layer_tensors[i].field);
 }
 
@@ -51,34 +55,49 @@ int tempo_model_rope(Model *m, const RopeScaling *rs, char *err) {
     return 0;
 }
 
-/* Counts NaN and Inf values of one tensor; prints a line to `out` (may be NULL) if any. */
-static size_t scan_tensor(FILE *out, const char *name, const float *p, size_t n) {
-    size_t nan = 0, inf = 0, first = n;
-    for (size_t i = 0; i < n; i++) {
-        if (isnan(p[i])) nan++;
-        else if (isinf(p[i])) inf++;
-        else continue;
-        if (first == n) first = i;
+/* Counts NaN and Inf values of a [rows][cols] matrix in its stored type,
+ * converting a row at a time; prints a line to `out` (may be NULL) if any. */
+static size_t scan_tensor(FILE *out, const char *name, Matrix x, size_t rows, size_t cols) {
+    size_t nan = 0, inf = 0, first = rows * cols;
+    float *row = malloc(cols * sizeof(float));
+    if (!row) {
+        if (out) fprintf(out, "%s: out of memory for a row of %zu values\n", name, cols);
+        return 1;
     }
+    for (size_t r = 0; r < rows; r++) {
+        tempo_dequantize(x.type, (const char *)x.data + r * tempo_row_bytes(x.type, cols), cols, row);
+        for (size_t i = 0; i < cols; i++) {
+            if (isnan(row[i])) nan++;
+            else if (isinf(row[i])) inf++;
+            else continue;
+            if (first == rows * cols) first = r * cols + i;
+        }
+    }
+    free(row);
     if (nan + inf && out) fprintf(out, "%s: %zu NaN, %zu Inf (first at element %zu)\n", name, nan, inf, first);
     return nan + inf;
+}
+
+static size_t scan_vector(FILE *out, const char *name, const float *v, size_t n) {
+    return scan_tensor(out, name, (Matrix){v, WEIGHT_F32}, 1, n);
 }
 
 size_t tempo_model_check(const Model *m, FILE *out) {
     const Config *c = &m->config;
     Weights w = m->weights;
     size_t dim = c->dim, V = c->vocab_size;
-    size_t bad = scan_tensor(out, "token_embedding", w.token_embedding, V * dim);
+    size_t bad = scan_tensor(out, "token_embedding", w.token_embedding, V, dim);
     for (int l = 0; l < c->n_layers; l++)
         for (int i = 0; i < N_LAYER_TENSORS; i++) {
             const LayerTensor *lt = &tempo_layer_tensors[i];
-            size_t cols = lt->cols == UNIT_NONE ? 1 : tempo_unit(c, lt->cols);
             char name[64];
             snprintf(name, sizeof name, "layer %d %s", l, lt->name);
-            bad += scan_tensor(out, name, *tempo_layer_tensor(&w, l, i), tempo_unit(c, lt->rows) * cols);
+            size_t rows = tempo_unit(c, lt->rows);
+            if (lt->cols == UNIT_NONE) bad += scan_vector(out, name, *tempo_layer_vector(&w, l, i), rows);
+            else bad += scan_tensor(out, name, *tempo_layer_matrix(&w, l, i), rows, tempo_unit(c, lt->cols));
         }
-    bad += scan_tensor(out, "rms_final", w.rms_final, dim);
-    if (!c->shared_classifier) bad += scan_tensor(out, "wcls", w.wcls, V * dim);
+    bad += scan_vector(out, "rms_final", w.rms_final, dim);
+    if (!c->shared_classifier) bad += scan_tensor(out, "wcls", w.wcls, V, dim);
     return bad;
 }
 

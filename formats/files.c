@@ -59,16 +59,3 @@ int tempo_write_text_file(const char *path, const char *text, char *err) {
     if (tempo_atomic_open(&a, path, "", err) != 0) return -1;
     return tempo_atomic_close(&a, fputs(text, a.f) >= 0, err);
 }
-
-/* MemAvailable (free memory plus reclaimable page cache), else free pages. */
-double tempo_available_memory(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    char line[256];
-    double kb = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
-    if (f) fclose(f);
-    if (kb > 0) return kb * 1024.0;
-    long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    return pages > 0 && page > 0 ? (double)pages * page : 0;
-}

@@ -28,13 +28,11 @@ int tempo_atomic_open(AtomicFile *a, const char *path, const char *what, char *e
 /* Closes; renames if `ok` and everything was written, else removes the temporary file. */
 int tempo_atomic_close(AtomicFile *a, int ok, char *err);
 int tempo_write_text_file(const char *path, const char *text, char *err);
-/* Bytes of memory available without swapping (MemAvailable), 0 if unknown. */
-double tempo_available_memory(void);
 
 /* ---- checkpoints (checkpoint.c, llama2c.c, huggingface.c) ---- */
 
 /* A llama2.c checkpoint file, or a Hugging Face model directory
- * (config.json + *.safetensors, F32/F16/BF16; f16/bf16 are converted to f32),
+ * (config.json + *.safetensors, F32/F16/BF16 matrices kept in their stored type),
  * told apart by what the path is (formats/checkpoint.c). */
 int tempo_model_load(Model *m, const char *path, char *err);
 /* The same over bytes in memory (not copied: keep them alive); `name` is for messages. */
@@ -55,8 +53,9 @@ typedef struct {
 enum { N_LAYER_TENSORS = 9 };
 extern const LayerTensor tempo_layer_tensors[N_LAYER_TENSORS];
 size_t tempo_unit(const Config *c, Unit u);
-/* A pointer to layer tensor i of layer l. */
-const float **tempo_layer_tensor(Weights *w, int l, int i);
+/* Layer tensor i of layer l: a matrix (cols not UNIT_NONE) or a vector. */
+Matrix *tempo_layer_matrix(Weights *w, int l, int i);
+const float **tempo_layer_vector(Weights *w, int l, int i);
 /* The RoPE inverse frequencies of a loaded model (rs NULL: plain). */
 int tempo_model_rope(Model *m, const RopeScaling *rs, char *err);
 /* llama2.c header checks (llama2c.c), shared with the synthetic writers. */

@@ -1,6 +1,7 @@
 /* huggingface.c - Hugging Face model directories: config.json and one or
- * more *.safetensors files (F32 mapped in place; F16/BF16 converted to f32
- * after a check of free memory). Tensors model.embed_tokens.weight [V][D],
+ * more *.safetensors files, mapped: matrices stay in their stored type (F32,
+ * F16, BF16) and are converted tile by tile inside the matrix products;
+ * the small norm vectors are converted to f32 at load. Tensors model.embed_tokens.weight [V][D],
  * model.norm.weight [D], lm_head.weight [V][D] (absent when tied), and per
  * layer i model.layers.i.<hf_name>.weight for the nine layer tensors
  * (checkpoint.c), all [out][in]. q/k rows are in rotate-half order. */
@@ -207,15 +208,8 @@ static int list_safetensors(const char *dir, char ***files, int *n, char *err) {
     return 0;
 }
 
-static float f16_to_f32(uint16_t h) {
-    int sign = h >> 15, exp = (h >> 10) & 31, frac = h & 1023;
-    float v = exp == 0 ? ldexpf((float)frac, -24) : exp == 31 ? (frac ? NAN : INFINITY) : ldexpf((float)(frac | 1024), exp - 25);
-    return sign ? -v : v;
-}
-
-/* Checks a tensor's shape; returns a float pointer into the map or into the converted buffer. */
-static const float *hf_tensor(Model *m, const StIndex *ix, const char *name, int64_t rows, int64_t cols, size_t *used,
-                              int convert, size_t *need, char *err) {
+/* The tensor `name`, checked to have shape [rows][cols] (cols 0: a vector of rows values). */
+static const Tensor *hf_find(const Model *m, const StIndex *ix, const char *name, int64_t rows, int64_t cols, char *err) {
     const Tensor *t = tempo_tensor_find(ix->t, ix->n, name);
     if (!t) {
         tempo_error(err, "model %s lacks tensor %s", m->path, name);
@@ -228,55 +222,58 @@ static const float *hf_tensor(Model *m, const StIndex *ix, const char *name, int
                     cols ? "," : "", (long long)cols);
         return NULL;
     }
-    size_t n = (size_t)rows * (cols ? (size_t)cols : 1);
-    if (t->dtype == DT_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) return (const float *)t->data;
-    if (!convert) { /* first pass: count */
-        *need += n;
-        return (const float *)t->data;
-    }
+    return t;
+}
+
+static WeightType weight_type(DType d) { return d == DT_F16 ? WEIGHT_F16 : d == DT_BF16 ? WEIGHT_BF16 : WEIGHT_F32; }
+
+/* A matrix stays in the file, in its stored type. */
+static int hf_matrix(const Model *m, const StIndex *ix, const char *name, int64_t rows, int64_t cols, Matrix *out, char *err) {
+    const Tensor *t = hf_find(m, ix, name, rows, cols, err);
+    if (!t) return -1;
+    *out = (Matrix){t->data, weight_type(t->dtype)};
+    return 0;
+}
+
+/* A norm vector is used as f32: in the file when stored so (and aligned),
+ * else converted into the model's small buffer of vectors. */
+static const float *hf_vector(Model *m, const StIndex *ix, const char *name, int64_t n, size_t *used, char *err) {
+    const Tensor *t = hf_find(m, ix, name, n, 0, err);
+    if (!t) return NULL;
+    if (t->dtype == DT_F32 && (uintptr_t)t->data % sizeof(float) == 0) return (const float *)t->data;
     float *out = m->converted + *used;
-    *used += n;
-    const unsigned char *data = t->data;
-    for (size_t i = 0; i < n; i++) {
-        uint16_t h16;
-        if (t->dtype == DT_F32) {
-            memcpy(out + i, data + 4 * i, 4);
-            continue;
-        }
-        memcpy(&h16, data + 2 * i, 2);
-        if (t->dtype == DT_BF16) {
-            uint32_t bits = (uint32_t)h16 << 16;
-            memcpy(out + i, &bits, 4);
-        } else {
-            out[i] = f16_to_f32(h16);
-        }
-    }
+    *used += (size_t)n;
+    tempo_dequantize(weight_type(t->dtype), t->data, (size_t)n, out);
     return out;
 }
 
-/* Points the weights at the tensors (pass 0 counts what needs converting, pass 1 converts). */
-static int hf_weights(Model *m, const StIndex *ix, int convert, size_t *need, char *err) {
+/* Points the weights at the tensors: matrices as stored, norm vectors as f32. */
+static int hf_weights(Model *m, const StIndex *ix, char *err) {
     const Config *c = &m->config;
     int64_t D = c->dim, V = c->vocab_size;
     size_t used = 0;
     Weights *w = &m->weights;
-    if (!(w->token_embedding = hf_tensor(m, ix, "model.embed_tokens.weight", V, D, &used, convert, need, err))) return -1;
-    if (!(w->rms_final = hf_tensor(m, ix, "model.norm.weight", D, 0, &used, convert, need, err))) return -1;
-    w->wcls = c->shared_classifier ? w->token_embedding : hf_tensor(m, ix, "lm_head.weight", V, D, &used, convert, need, err);
-    if (!w->wcls) return -1;
+    m->converted_bytes = (size_t)(2 * c->n_layers + 1) * c->dim * sizeof(float); /* room for every norm vector */
+    if (!(m->converted = malloc(m->converted_bytes))) return tempo_error(err, "out of memory for the norm vectors");
+    if (hf_matrix(m, ix, "model.embed_tokens.weight", V, D, &w->token_embedding, err) != 0) return -1;
+    if (!(w->rms_final = hf_vector(m, ix, "model.norm.weight", D, &used, err))) return -1;
+    w->wcls = w->token_embedding;
+    if (!c->shared_classifier && hf_matrix(m, ix, "lm_head.weight", V, D, &w->wcls, err) != 0) return -1;
     for (int l = 0; l < c->n_layers; l++)
         for (int i = 0; i < N_LAYER_TENSORS; i++) {
             const LayerTensor *lt = &tempo_layer_tensors[i];
             char name[160];
             snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, lt->hf_name);
-            const float *p = hf_tensor(m, ix, name, (int64_t)tempo_unit(c, lt->rows), (int64_t)tempo_unit(c, lt->cols), &used,
-                                       convert, need, err);
-            if (!p) return -1;
-            *tempo_layer_tensor(w, l, i) = p;
+            int64_t rows = (int64_t)tempo_unit(c, lt->rows);
+            if (lt->cols != UNIT_NONE) {
+                if (hf_matrix(m, ix, name, rows, (int64_t)tempo_unit(c, lt->cols), tempo_layer_matrix(w, l, i), err) != 0) return -1;
+            } else if (!(*tempo_layer_vector(w, l, i) = hf_vector(m, ix, name, rows, &used, err))) {
+                return -1;
+            }
         }
+    m->converted_bytes = used * sizeof(float);
     return 0;
 }
-
 
 int tempo_load_hf(Model *m, const char *dir, char *err) {
     snprintf(m->path, sizeof m->path, "%s", dir);
@@ -303,20 +300,9 @@ int tempo_load_hf(Model *m, const char *dir, char *err) {
     }
     for (int i = 0; i < n_files; i++) free(files[i]);
     free(files);
-    size_t need = 0;
     m->weights.layers = rc == 0 ? calloc((size_t)m->config.n_layers, sizeof(LayerWeights)) : NULL;
     if (rc == 0 && !m->weights.layers) rc = tempo_error(err, "out of memory for %d layers", m->config.n_layers);
-    if (rc == 0) rc = hf_weights(m, &ix, 0, &need, err);
-    if (rc == 0 && need > 0) { /* f16/bf16 (or unaligned f32) tensors become f32 copies: check the memory first */
-        double avail = tempo_available_memory();
-        m->converted_bytes = need * sizeof(float);
-        if (avail > 0 && (double)m->converted_bytes > avail)
-            rc = tempo_error(err, "converting %s to f32 needs %.1f GB but only %.1f GB of memory is free", dir,
-                             m->converted_bytes / 1e9, avail / 1e9);
-        else if (!(m->converted = malloc(m->converted_bytes)))
-            rc = tempo_error(err, "out of memory: converting %s to f32 needs %.1f GB", dir, m->converted_bytes / 1e9);
-        if (rc == 0) rc = hf_weights(m, &ix, 1, &need, err);
-    }
+    if (rc == 0) rc = hf_weights(m, &ix, err);
     free(ix.t);
     if (rc == 0) rc = tempo_model_rope(m, &rs, err);
     if (rc != 0) tempo_model_free(m);

@@ -66,18 +66,21 @@ static size_t weight_floats(const Config *c) {
  * tensor is stored for all layers at once, in table order. */
 static void map_weights(Weights *w, const Config *c, const float *p) {
     size_t L = c->n_layers, dim = c->dim;
-    w->token_embedding = p;
+    w->token_embedding = (Matrix){p, WEIGHT_F32};
     p += (size_t)c->vocab_size * dim;
     for (int i = 0; i < N_LAYER_TENSORS; i++) {
         const LayerTensor *lt = &tempo_layer_tensors[i];
         size_t floats = tempo_unit(c, lt->rows) * (lt->cols == UNIT_NONE ? 1 : tempo_unit(c, lt->cols));
-        for (size_t l = 0; l < L; l++) *tempo_layer_tensor(w, (int)l, i) = p + l * floats;
+        for (size_t l = 0; l < L; l++) {
+            if (lt->cols == UNIT_NONE) *tempo_layer_vector(w, (int)l, i) = p + l * floats;
+            else *tempo_layer_matrix(w, (int)l, i) = (Matrix){p + l * floats, WEIGHT_F32};
+        }
         p += L * floats;
     }
     w->rms_final = p;
     p += dim;
     p += (size_t)c->seq_len * c->head_dim; /* freq_cis_real and _imag, seq_len x head_dim/2 each */
-    w->wcls = c->shared_classifier ? w->token_embedding : p;
+    w->wcls = c->shared_classifier ? w->token_embedding : (Matrix){p, WEIGHT_F32};
 }
 
 int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char *name, char *err) {

@@ -166,7 +166,7 @@ static inline void full_forward(const Model *m, int n, const int *tokens, const 
     *logits = malloc((size_t)n * c->vocab_size * sizeof(float));
     if (attention) *attention = malloc((size_t)c->n_layers * c->n_heads * n * n * sizeof(float));
     if (hidden) *hidden = malloc((size_t)n * c->dim * sizeof(float));
-    Outputs out = {*logits, hidden ? *hidden : NULL, attention ? *attention : NULL};
+    Outputs out = {.logits = *logits, .hidden = hidden ? *hidden : NULL, .attention = attention ? *attention : NULL};
     if (tempo_forward_full(m, n, tokens, positions, allowed, mask_layers, out, err) != 0)
         cr_assert_fail("forward failed: %s", err);
 }

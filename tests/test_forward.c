@@ -30,7 +30,7 @@ static void check_cache_equals_recompute(const char *model_file, MaskKind kind, 
         int k = chunks[ci];
         uint8_t rows[SEQ_N * SEQ_N];
         for (int i = 0; i < k; i++) memcpy(rows + i * (first + k), allowed + (first + i) * n, (size_t)first + k);
-        Outputs out = {logits + (size_t)first * V, NULL, attention};
+        Outputs out = {.logits = logits + (size_t)first * V, .hidden = NULL, .attention = attention};
         cr_assert(tempo_forward(&m, &s, k, seq_tokens + first, seq_positions + first, rows, 1, out, err) == 0, "%s", err);
         for (int l = 0; l < L; l++)
             for (int h = 0; h < H; h++)
@@ -160,7 +160,7 @@ Test(forward, bad_inputs_are_errors_and_leave_the_cache_unchanged) {
     cr_assert(tempo_state_init(&s, &m.config, 4, err) == 0);
     int tok[2] = {1, 5}, pos[2] = {0, 1};
     uint8_t ok[4] = {1, 0, 1, 1}, empty_row[4] = {1, 0, 0, 0};
-    Outputs none = {NULL, NULL, NULL};
+    Outputs none = {.logits = NULL, .hidden = NULL, .attention = NULL};
     int bad_tok[2] = {1, 256};
     cr_assert(tempo_forward(&m, &s, 2, bad_tok, pos, ok, 1, none, err) != 0);
     cr_assert(strstr(err, "token id 256") != NULL, "%s", err);
@@ -204,5 +204,28 @@ Test(forward, synthetic_distributions_are_peaked) {
     }
     cr_assert(rows_with_several >= 2, "only %d of 4 rows have two or more tokens above 0.05", rows_with_several);
     free(logits);
+    tempo_model_free(&m);
+}
+
+/* Logits for the last rows only: the same values as when every row's are
+ * asked for (the rows do not depend on each other's logits), and a count
+ * outside 0..k is an error. */
+Test(forward, logits_of_the_last_rows_only) {
+    Model m;
+    load_real(&m, "stories260K.bin");
+    char err[TEMPO_ERR_SIZE];
+    int tokens[6] = {1, 403, 407, 261, 378, 432}, pos[6] = {0, 1, 2, 3, 4, 5};
+    size_t V = m.config.vocab_size;
+    uint8_t allowed[36];
+    tempo_mask_rows(MASK_CAUSAL, pos, 0, 6, allowed);
+    float *every = malloc(6 * V * sizeof(float)), *last = malloc(2 * V * sizeof(float));
+    Outputs all = {.logits = every}, two = {.logits = last, .last_logits = 2}, bad = {.logits = last, .last_logits = 7};
+    cr_assert(tempo_forward_full(&m, 6, tokens, pos, allowed, 1, all, err) == 0, "%s", err);
+    cr_assert(tempo_forward_full(&m, 6, tokens, pos, allowed, 1, two, err) == 0, "%s", err);
+    cr_assert(memcmp(every + 4 * V, last, 2 * V * sizeof(float)) == 0, "the last two rows' logits differ");
+    cr_assert(tempo_forward_full(&m, 6, tokens, pos, allowed, 1, bad, err) != 0);
+    cr_assert(strstr(err, "logits asked for the last 7 rows of 6 new rows"), "%s", err);
+    free(every);
+    free(last);
     tempo_model_free(&m);
 }

@@ -208,7 +208,7 @@ static int cmd_forward(int argc, char **argv, char *err) {
     if (strcmp(mask, "causal") == 0 || strcmp(mask, "visible") == 0) tempo_mask_rows(MASK_CAUSAL, sets, 0, n, allowed);
     else if (strcmp(mask, "isolated") == 0) tempo_mask_rows(MASK_ISOLATED, sets, 0, n, allowed);
     else if (tempo_mask_read(mask, n, allowed, err) != 0) goto done;
-    Outputs out = {logits, NULL, attention};
+    Outputs out = {.logits = logits, .hidden = NULL, .attention = attention};
     if (tempo_forward_full(&m, n, tokens, positions, allowed, 1, out, err) != 0) goto done;
     int V = m.config.vocab_size;
     printf("row  token  pos  set  top-token  p(top)\n");
@@ -612,7 +612,7 @@ static int cmd_verify(int argc, char **argv, char *err) {
     }
     const int *tokens = tempo_trace_get(&tr, "tokens")->data, *positions = tempo_trace_get(&tr, "positions")->data;
     const uint8_t *allowed = tempo_trace_get(&tr, "allowed")->data;
-    Outputs out = {logits, NULL, attention};
+    Outputs out = {.logits = logits, .hidden = NULL, .attention = attention};
     if (tempo_forward_full(&m, n, tokens, positions, allowed, mask_layers, out, err) != 0) goto done;
     const Tensor *sets = tempo_trace_get(&tr, "sets");
     if (tempo_trace_build(&mine, &m, n, tokens, positions, sets && sets->dtype == DT_I32 && sets->shape[0] == n ? sets->data : positions,
@@ -714,7 +714,7 @@ static int compare_prompt(const Model *m, const Tokenizer *t, const char *prompt
         for (int q = 0; q < n; q++)
             for (int k = 0; k < q; k++)
                 if (iso.sets[k] == iso.sets[q]) mask_vis[((size_t)l * n + q) * n + k] = 1;
-    Outputs oi = {li, NULL, NULL}, ov = {lv, NULL, NULL};
+    Outputs oi = {.logits = li, .hidden = NULL, .attention = NULL}, ov = {.logits = lv, .hidden = NULL, .attention = NULL};
     if (tempo_forward_full(m, n, iso.tokens, iso.positions, mask_iso, ML, oi, err) != 0 ||
         tempo_forward_full(m, n, iso.tokens, iso.positions, mask_vis, ML, ov, err) != 0)
         goto done;
@@ -1138,8 +1138,6 @@ static int cmd_check(int argc, char **argv, char *err) {
     printf("%s: dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, seq_len %d, %s classifier\n", a.positional[0], c->dim,
            c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len,
            c->shared_classifier ? "tied" : "untied");
-    if (m.converted_bytes > 0)
-        printf("f16/bf16 weights converted to f32: %.1f MB in memory\n", m.converted_bytes / 1e6);
     size_t bad = tempo_model_check(&m, stdout);
     tempo_model_free(&m);
     if (bad) return tempo_error(err, "checkpoint %s holds %zu NaN/Inf weights", a.positional[0], bad), 1;

@@ -456,3 +456,53 @@ int tempo_synth_tokenizer_json(const SynthConfig *s, const char *path, int *bos,
     free(merges);
     return rc;
 }
+
+/* Converts one matrix of `rows` x `cols` values into *next (f32) and points m at it. */
+static void copy_matrix(Matrix *m, size_t rows, size_t cols, float **next) {
+    tempo_dequantize(m->type, m->data, rows * cols, *next);
+    *m = (Matrix){*next, WEIGHT_F32};
+    *next += rows * cols;
+}
+
+static void copy_vector(const float **v, size_t n, float **next) {
+    memcpy(*next, *v, n * sizeof(float));
+    *v = *next;
+    *next += n;
+}
+
+int tempo_model_f32_copy(const Model *src, Model *dst, char *err) {
+    const Config *c = &src->config;
+    size_t D = c->dim, V = c->vocab_size, L = c->n_layers, total = V * D * (c->shared_classifier ? 1 : 2) + D;
+    for (int i = 0; i < N_LAYER_TENSORS; i++)
+        total += L * tempo_unit(c, tempo_layer_tensors[i].rows) *
+                 (tempo_layer_tensors[i].cols == UNIT_NONE ? 1 : tempo_unit(c, tempo_layer_tensors[i].cols));
+    memset(dst, 0, sizeof *dst);
+    dst->config = *c;
+    snprintf(dst->path, sizeof dst->path, "%s (f32 copy)", src->path);
+    dst->converted_bytes = total * sizeof(float);
+    dst->converted = aligned_alloc(64, (dst->converted_bytes + 63) / 64 * 64); /* matrices on cache lines */
+    dst->weights.layers = malloc(L * sizeof(LayerWeights));
+    dst->rope_inv_freq = malloc((size_t)(c->head_dim / 2) * sizeof(double));
+    if (!dst->converted || !dst->weights.layers || !dst->rope_inv_freq) {
+        tempo_model_free(dst);
+        return tempo_error(err, "out of memory for an f32 copy of %s (%.1f GB)", src->path, total * 4 / 1e9);
+    }
+    memcpy(dst->rope_inv_freq, src->rope_inv_freq, (size_t)(c->head_dim / 2) * sizeof(double));
+    Weights *w = &dst->weights;
+    LayerWeights *layers = w->layers;
+    *w = src->weights;
+    w->layers = layers;
+    memcpy(w->layers, src->weights.layers, L * sizeof(LayerWeights));
+    float *next = dst->converted;
+    copy_matrix(&w->token_embedding, V, D, &next);
+    w->wcls = c->shared_classifier ? w->token_embedding : w->wcls;
+    if (!c->shared_classifier) copy_matrix(&w->wcls, V, D, &next);
+    copy_vector(&w->rms_final, D, &next);
+    for (size_t l = 0; l < L; l++)
+        for (int i = 0; i < N_LAYER_TENSORS; i++) {
+            const LayerTensor *lt = &tempo_layer_tensors[i];
+            if (lt->cols == UNIT_NONE) copy_vector(tempo_layer_vector(w, (int)l, i), tempo_unit(c, lt->rows), &next);
+            else copy_matrix(tempo_layer_matrix(w, (int)l, i), tempo_unit(c, lt->rows), tempo_unit(c, lt->cols), &next);
+        }
+    return 0;
+}

@@ -23,4 +23,9 @@ int tempo_synth_write_hf(const SynthConfig *s, const char *dir, int bf16, char *
  * nothing added). Reports the special ids for config.json. */
 int tempo_synth_tokenizer_json(const SynthConfig *s, const char *path, int *bos, int eos[2], int *n_eos, char *err);
 
+/* An in-memory copy of a model with every tensor converted to f32 up front
+ * (owned by dst; free with tempo_model_free): the reference that weights
+ * kept in their stored type must match bitwise, and the bench's f32 twin. */
+int tempo_model_f32_copy(const Model *src, Model *dst, char *err);
+
 #endif

@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         uint8_t allowed[4] = {1, 0, 1, 1};
         float *logits = malloc((size_t)2 * c->vocab_size * sizeof(float));
         float *att = malloc((size_t)c->n_layers * c->n_heads * 4 * sizeof(float));
-        Outputs out = {logits, NULL, att};
+        Outputs out = {.logits = logits, .hidden = NULL, .attention = att};
         if (logits && att) tempo_forward_full(&m, 2, tokens, pos, allowed, 1, out, err);
         tempo_model_check(&m, NULL);
         free(logits);

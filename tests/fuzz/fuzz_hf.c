@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
             int tokens[2] = {0, c->vocab_size - 1}, pos[2] = {0, c->seq_len - 1};
             uint8_t allowed[4] = {1, 0, 1, 1};
             float *logits = malloc((size_t)2 * c->vocab_size * sizeof(float));
-            Outputs out = {logits, NULL, NULL};
+            Outputs out = {.logits = logits, .hidden = NULL, .attention = NULL};
             if (logits) tempo_forward_full(&m, 2, tokens, pos, allowed, 1, out, err);
             free(logits);
         }

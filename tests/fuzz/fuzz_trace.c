@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         const Config *c = &model.config;
         float *logits = malloc((size_t)n * c->vocab_size * sizeof(float));
         float *att = malloc((size_t)c->n_layers * c->n_heads * n * n * sizeof(float));
-        Outputs out = {logits, NULL, att};
+        Outputs out = {.logits = logits, .hidden = NULL, .attention = att};
         if (logits && att)
             tempo_forward_full(&model, n, tempo_trace_get(&t, "tokens")->data, tempo_trace_get(&t, "positions")->data,
                                tempo_trace_get(&t, "allowed")->data, mask_layers, out, err);
