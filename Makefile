@@ -1,7 +1,7 @@
 # tempo - TEMPO generation reference implementation
 WEIGHTS ?= ../shared/weights
 CC ?= cc
-CFLAGS ?= -O2 -g -march=native
+CFLAGS ?= -O3 -g -march=native
 CFLAGS += -std=c11 -Wall -Wextra -Wno-format-truncation -fopenmp
 LDLIBS = -lopenblas -lcjson -lm
 PY = /usr/bin/python3
@@ -85,8 +85,11 @@ build/bench: tests/bench.c $(LIB) $(HDR) .deps
 build/bench-large.bin: tempo
 	@mkdir -p build
 	./tempo synth --out $@ --seed 1 --dim 1024 --hidden 2816 --layers 8 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 1024
-bench: build/bench build/bench-large.bin
-	build/bench --weights $(WEIGHTS) --large build/bench-large.bin --json bench.json
+build/bench-large-bf16: tempo
+	@mkdir -p build
+	./tempo synth --format hf --dtype bf16 --out $@ --seed 1 --dim 1024 --hidden 2816 --layers 8 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 1024
+bench: build/bench build/bench-large.bin build/bench-large-bf16
+	build/bench --weights $(WEIGHTS) --large build/bench-large.bin --large-bf16 build/bench-large-bf16 --json bench.json
 
 # libFuzzer targets (clang), each run FUZZ_SECONDS on seeds built from valid synthetic files.
 FUZZ_SECONDS ?= 60

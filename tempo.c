@@ -93,11 +93,11 @@ static Vec load_vec(const float *p) {
     return v;
 }
 
-/* `width` stored values at p as f32: in place when stored as f32 on a
- * 64-byte boundary, else converted (or copied) into the aligned buf
- * (width <= TILE_COLS): a vector load across two cache lines costs two. */
+/* `width` stored values at p as f32: in place when stored as f32, else
+ * converted into buf (width <= TILE_COLS). (Copying an f32 tile that is
+ * not on a cache line into the aligned buf measured far slower.) */
 static const float *weight_tile(WeightType type, const char *p, int width, float *buf) {
-    if (type == WEIGHT_F32 && (uintptr_t)p % ALIGN == 0) return (const float *)p;
+    if (type == WEIGHT_F32 && (uintptr_t)p % sizeof(float) == 0) return (const float *)p;
     tempo_dequantize(type, p, (size_t)width, buf);
     return buf;
 }

@@ -102,7 +102,7 @@ static int parse_hf_config(const cJSON *cfg, const char *dir, Config *c, RopeSca
     if (head_dim <= 0 || head_dim % 2 || head_dim > 4096)
         return tempo_error(err, "bad config.json in %s: head_dim %d must be even and in (0, 4096]", dir, head_dim);
     c->head_dim = head_dim;
-    double eps, theta;
+    double eps = 0, theta = 0;
     if (json_num(cfg, "rms_norm_eps", 1e-6, &eps, dir, err) != 0 || json_num(cfg, "rope_theta", 10000.0, &theta, dir, err) != 0)
         return -1;
     c->norm_eps = (float)eps;

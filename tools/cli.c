@@ -133,7 +133,7 @@ static int load_model_and_tokenizer(const Args *a, Model *m, Tokenizer *t, int n
 
 static void apply_threads(const Args *a) {
     const char *s = flag(a, "--threads");
-    int n;
+    int n = 0;
     char ignored[TEMPO_ERR_SIZE];
     if (s && parse_int(s, "--threads", 1, 1024, &n, ignored) == 0) tempo_set_threads(n);
 }
@@ -553,7 +553,7 @@ static int diff_traces(const Trace *A, const Trace *B, Tolerance *tol) {
 }
 
 static int parse_tolerance(const Args *a, Tolerance *tol, char *err) {
-    float v;
+    float v = 0;
     tol->atol = 1e-4;
     tol->rtol = 0.0;
     if (flag(a, "--atol")) {
