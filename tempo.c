@@ -75,14 +75,15 @@ int tempo_is_eos(const Config *c, int token) {
  * out[n][d] = in[n][m] W^T for W [d][m]. W keeps the type it was stored in
  * (f32, f16, bf16, ...) and is converted to f32 a tile at a time, just
  * before use: a decode step reads half the bytes of an f32 copy for a bf16
- * model. A tile of an aligned f32 matrix is used in place. NOTES.md §12
- * has the measurements behind each choice. */
+ * model. A tile of an f32 matrix is used in place. NOTES.md §12 has the
+ * measurements behind each choice. */
 enum {
     FEW_ROWS = 8,           /* up to this many input rows: the blocked kernel; more: sgemm */
     TILE_COLS = 256,        /* values of a weight row converted at a time (a multiple of every block size) */
     VEC = 16,               /* floats in one vector register (AVX-512) */
     PANEL_VALUES = 1 << 20, /* weights converted for one sgemm call */
     ALIGN = 64,             /* bytes: a cache line, and one vector */
+    PREFETCH_BYTES = 4096,  /* weights are asked for this far ahead of the tile being read */
 };
 
 typedef float Vec __attribute__((vector_size(VEC * sizeof(float))));
@@ -116,6 +117,7 @@ static inline __attribute__((always_inline)) void row_times_inputs(float *out, i
     float buf[TILE_COLS] __attribute__((aligned(ALIGN)));
     for (int c0 = 0; c0 < m; c0 += TILE_COLS, row += tile_bytes) {
         int width = m - c0 < TILE_COLS ? m - c0 : TILE_COLS, t = 0;
+        for (size_t b = 0; b < tile_bytes; b += ALIGN) __builtin_prefetch(row + PREFETCH_BYTES + b); /* never faults */
         const float *tile = weight_tile(type, row, width, buf);
         for (; t + VEC <= width; t += VEC) {
             Vec wt = load_vec(tile + t);
