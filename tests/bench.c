@@ -299,13 +299,18 @@ static void bench_prefill_and_steps(const Model *m, cJSON *o) {
     int n = m->config.seq_len < 512 ? m->config.seq_len : 512, size = 2048;
     float *a = alloc((size_t)size * size * 4), *b = alloc((size_t)size * size * 4), *c = alloc((size_t)size * size * 4);
     for (size_t i = 0; i < (size_t)size * size; i++) a[i] = b[i] = (float)(i % 13) / 13 - 0.5f;
-    Series tok_s = {0}, peak = {0}, fraction = {0}, ratio[5];
+    /* FLOPs per token actually done: the layers, 1/n of the classifier, attention over (n+1)/2 keys on average */
+    const Config *cf = &m->config;
+    double classifier = (double)cf->vocab_size * cf->dim, q_dim = (double)cf->n_heads * cf->head_dim;
+    double done = 2 * (params - classifier) + 2 * classifier / n + 4 * q_dim * cf->n_layers * (n + 1) / 2.0;
+    Series tok_s = {0}, peak = {0}, fraction = {0}, fraction_done = {0}, ratio[5];
     memset(ratio, 0, sizeof ratio);
     for (int rep = 0; rep < (REPS + 1) / 2; rep++) {
         double g = sgemm_gflops(a, b, c), t = n / prefill_seconds(m, n, 0);
         add(&peak, g);
         add(&tok_s, t);
         add(&fraction, t * 2 * params / (g * 1e9));
+        add(&fraction_done, t * done / (g * 1e9));
     }
     for (int rep = 0; rep < REPS; rep++) {
         double one = step_seconds(m, 1);
@@ -315,6 +320,7 @@ static void bench_prefill_and_steps(const Model *m, cJSON *o) {
     put(o, "prefill_tok_s", &tok_s);
     put(o, "sgemm_gflops", &peak);
     put(o, "prefill_fraction_of_sgemm", &fraction);
+    put(o, "prefill_flops_done_fraction_of_sgemm", &fraction_done);
     const char *keys[5] = {NULL, NULL, "step2_over_step1", "step3_over_step1", "step4_over_step1"};
     for (int k = 2; k <= 4; k++) put(o, keys[k], &ratio[k]);
     free(a); free(b); free(c);
@@ -476,7 +482,8 @@ static cJSON *measure(const char *self, const char *path, const char *tok, const
 static const char *legend =
     "\nmedians of %d alternating repetitions (bench.json has min/median/max of each):\n"
     "decode/s: greedy tokens/s; of-read: decode bytes/s over a plain parallel read of as many bytes, same threads;\n"
-    "pre/s: prefill tokens/s (512 rows, logits of the last); of-gemm: its 2 x parameters FLOP/s over sgemm 2048^3;\n"
+    "pre/s: prefill tokens/s (512 rows, logits of the last); of-gm: 2 x parameters per token over sgemm 2048^3\n"
+    "(bench.json also has the FLOPs done: the classifier for one row only, plus attention);\n"
     "kN/k1: a step of N rows / a 1-row step; iso/vis: the same TEMPO rows under the isolated / visible mask;\n"
     "cap: TEMPO with attention capture / without; x-f32: decode speed over the model's f32 copy;\n"
     "chk-RSS: peak RSS of `tempo check` / checkpoint size.\n";
