@@ -121,6 +121,9 @@ static inline __attribute__((always_inline)) void row_times_inputs(float *out, i
         const float *tile = weight_tile(type, row, width, buf);
         for (; t + VEC <= width; t += VEC) {
             Vec wt = load_vec(tile + t);
+#if defined(__x86_64__)
+            __asm__("" : "+v"(wt)); /* keep wt in a register: GCC otherwise reloads it for each row (3 rows: 1.6x slower) */
+#endif
 #pragma GCC unroll 8
             for (int i = 0; i < n; i++) acc[i] += wt * load_vec(in + (size_t)i * m + c0 + t);
         }
