@@ -3,6 +3,7 @@
  * prints and compares. */
 #define _GNU_SOURCE
 #include "analysis.h"
+#include "compare.h"
 #include "../formats/formats.h"
 #include "synth.h"
 
@@ -138,6 +139,21 @@ static void apply_threads(const Args *a) {
     if (s && parse_int(s, "--threads", 1, 1024, &n, ignored) == 0) tempo_set_threads(n);
 }
 
+/* BOS + the encoded text, at most seq_len ids. The caller frees *ids. */
+static int encode_text(const Tokenizer *t, const char *text, int seq_len, int **ids, int *n, char *err) {
+    int cap = (int)strlen(text) + TEMPO_ENCODE_EXTRA;
+    *ids = malloc((size_t)cap * sizeof(int));
+    if (!*ids) return tempo_error(err, "out of memory");
+    int rc = tempo_encode(t, text, *ids, cap, n, err);
+    if (rc == 0 && *n > seq_len)
+        rc = tempo_error(err, "prompt of %d tokens is longer than the context (seq_len %d)", *n, seq_len);
+    if (rc != 0) {
+        free(*ids);
+        *ids = NULL;
+    }
+    return rc;
+}
+
 /* Prompt ids from --tokens or --prompt (BOS + encoded text). */
 static int prompt_ids(const Args *a, const Model *m, const Tokenizer *t, int **ids, int *n, char *err) {
     const char *tokens = flag(a, "--tokens"), *prompt = flag(a, "--prompt");
@@ -146,21 +162,7 @@ static int prompt_ids(const Args *a, const Model *m, const Tokenizer *t, int **i
     if (tokens) return parse_int_list(tokens, "--tokens", ids, n, err);
     if (!prompt) return tempo_error(err, "missing --prompt TEXT or --tokens IDS");
     if (!t->pieces) return tempo_error(err, "missing -z TOKENIZER (needed for --prompt)");
-    int cap = (int)strlen(prompt) + TEMPO_ENCODE_EXTRA;
-    *ids = malloc((size_t)cap * sizeof(int));
-    if (!*ids) return tempo_error(err, "out of memory");
-    if (tempo_encode(t, prompt, *ids, cap, n, err) != 0) {
-        free(*ids);
-        *ids = NULL;
-        return -1;
-    }
-    if (*n > m->config.seq_len) {
-        free(*ids);
-        *ids = NULL;
-        return tempo_error(err, "prompt of %d tokens is longer than the context (seq_len %d)", *n,
-                        m->config.seq_len);
-    }
-    return 0;
+    return encode_text(t, prompt, m->config.seq_len, ids, n, err);
 }
 
 /* ===================================================================== */
@@ -303,6 +305,15 @@ static int parse_generation_flags(const Args *a, const Config *c, GenConfig *g, 
     return tempo_gen_validate(g, c, err);
 }
 
+/* Writes a JSON document to path. */
+static int write_json(const cJSON *root, const char *path, char *err) {
+    char *text = cJSON_Print(root);
+    if (!text) return tempo_error(err, "out of memory writing JSON");
+    int rc = tempo_write_text_file(path, text, err);
+    free(text);
+    return rc;
+}
+
 /* Text of a token, or " #id" when no tokenizer was given. */
 static const char *token_text(const Tokenizer *t, int prev, int token, char buf[16]) {
     if (t->pieces) return tempo_decode(t, prev, token, buf);
@@ -341,12 +352,8 @@ static void print_generation(const Generation *gen, const Tokenizer *t, int bos,
     fputc('\n', stdout);
 }
 
-static int write_generation_json(const Generation *gen, const Tokenizer *t, const GenConfig *g, const char *prompt,
-                                 const char *path, char *err) {
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "prompt", prompt ? prompt : "");
-    cJSON *ptoks = cJSON_AddArrayToObject(root, "prompt_tokens");
-    for (int i = 0; i < gen->n_prompt; i++) cJSON_AddItemToArray(ptoks, cJSON_CreateNumber(gen->tokens[i]));
+/* The settings a generation ran with. */
+static void add_settings_json(cJSON *root, const GenConfig *g) {
     cJSON *set = cJSON_AddObjectToObject(root, "settings");
     cJSON_AddNumberToObject(set, "threshold", g->threshold);
     cJSON_AddNumberToObject(set, "max_width", g->max_width);
@@ -362,9 +369,28 @@ static int write_generation_json(const Generation *gen, const Tokenizer *t, cons
     cJSON_AddNumberToObject(set, "bezier_p2", g->bezier_p2);
     cJSON_AddStringToObject(set, "prune", g->prune ? "attention" : "none");
     cJSON_AddStringToObject(set, "emulate", g->emulate ? "last-member-only" : "none");
-    cJSON *steps = cJSON_AddArrayToObject(root, "steps");
-    int parallel = 0, max_width = 0, prev = gen->tokens[gen->n_prompt - 1];
+}
+
+/* One selected token: id, text (valid UTF-8), probability, row, pruning. */
+static cJSON *member_json(const Member *mem, const Tokenizer *t, int prev) {
     char byte_buf[16];
+    cJSON *jt = cJSON_CreateObject();
+    cJSON_AddNumberToObject(jt, "id", mem->token);
+    const char *text = token_text(t, prev, mem->token, byte_buf);
+    char *valid = tempo_valid_utf8(text, strlen(text)); /* JSON must be UTF-8 */
+    cJSON_AddStringToObject(jt, "text", valid ? valid : "");
+    free(valid);
+    cJSON_AddNumberToObject(jt, "probability", mem->prob);
+    if (mem->row >= 0) cJSON_AddNumberToObject(jt, "physical_index", mem->row);
+    else cJSON_AddNullToObject(jt, "physical_index");
+    if (mem->pruned_at >= 0) cJSON_AddNumberToObject(jt, "pruned_at", mem->pruned_at);
+    else cJSON_AddNullToObject(jt, "pruned_at");
+    return jt;
+}
+
+static cJSON *steps_json(const Generation *gen, const Tokenizer *t, const GenConfig *g) {
+    cJSON *steps = cJSON_CreateArray();
+    int prev = gen->tokens[gen->n_prompt - 1];
     for (int s = 0; s < gen->n_steps; s++) {
         const Step *st = &gen->steps[s];
         cJSON *js = cJSON_CreateObject();
@@ -374,25 +400,19 @@ static int write_generation_json(const Generation *gen, const Tokenizer *t, cons
         cJSON_AddStringToObject(js, "next_from", g->next_from == NEXT_MEAN ? "mean" : "last");
         cJSON_AddNumberToObject(js, "seconds", st->seconds);
         cJSON *tokens = cJSON_AddArrayToObject(js, "tokens");
-        for (int i = 0; i < st->n_members; i++) {
-            const Member *mem = &gen->members[st->first_member + i];
-            cJSON *jt = cJSON_CreateObject();
-            cJSON_AddNumberToObject(jt, "id", mem->token);
-            const char *text = token_text(t, prev, mem->token, byte_buf);
-            char *valid = tempo_valid_utf8(text, strlen(text)); /* JSON must be UTF-8 */
-            cJSON_AddStringToObject(jt, "text", valid ? valid : "");
-            free(valid);
-            cJSON_AddNumberToObject(jt, "probability", mem->prob);
-            if (mem->row >= 0) cJSON_AddNumberToObject(jt, "physical_index", mem->row);
-            else cJSON_AddNullToObject(jt, "physical_index");
-            if (mem->pruned_at >= 0) cJSON_AddNumberToObject(jt, "pruned_at", mem->pruned_at);
-            else cJSON_AddNullToObject(jt, "pruned_at");
-            cJSON_AddItemToArray(tokens, jt);
-        }
+        for (int i = 0; i < st->n_members; i++)
+            cJSON_AddItemToArray(tokens, member_json(&gen->members[st->first_member + i], t, prev));
         cJSON_AddItemToArray(steps, js);
-        parallel += st->n_members > 1;
-        if (st->n_members > max_width) max_width = st->n_members;
         prev = gen->members[st->first_member].token;
+    }
+    return steps;
+}
+
+static void add_generation_summary_json(cJSON *root, const Generation *gen) {
+    int parallel = 0, max_width = 0;
+    for (int s = 0; s < gen->n_steps; s++) {
+        parallel += gen->steps[s].n_members > 1;
+        if (gen->steps[s].n_members > max_width) max_width = gen->steps[s].n_members;
     }
     cJSON *sum = cJSON_AddObjectToObject(root, "summary");
     cJSON_AddNumberToObject(sum, "steps", gen->n_steps);
@@ -403,11 +423,19 @@ static int write_generation_json(const Generation *gen, const Tokenizer *t, cons
     cJSON_AddStringToObject(sum, "stop_reason", gen->stop_reason);
     cJSON_AddNumberToObject(sum, "prefill_seconds", gen->prefill_seconds);
     cJSON_AddNumberToObject(sum, "total_seconds", gen->total_seconds);
-    char *text = cJSON_Print(root);
+}
+
+static int write_generation_json(const Generation *gen, const Tokenizer *t, const GenConfig *g, const char *prompt,
+                                 const char *path, char *err) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "prompt", prompt ? prompt : "");
+    cJSON *ptoks = cJSON_AddArrayToObject(root, "prompt_tokens");
+    for (int i = 0; i < gen->n_prompt; i++) cJSON_AddItemToArray(ptoks, cJSON_CreateNumber(gen->tokens[i]));
+    add_settings_json(root, g);
+    cJSON_AddItemToObject(root, "steps", steps_json(gen, t, g));
+    add_generation_summary_json(root, gen);
+    int rc = write_json(root, path, err);
     cJSON_Delete(root);
-    if (!text) return tempo_error(err, "out of memory writing JSON");
-    int rc = tempo_write_text_file(path, text, err);
-    free(text);
     return rc;
 }
 
@@ -641,12 +669,6 @@ done_model:
 /* tempo compare: isolated vs visible, free-running and teacher-forced    */
 /* ===================================================================== */
 
-typedef struct {
-    int steps, parallel_steps, rows, later_members, first_divergence, prefix_rows;
-    double prefix_max_abs, iso_seconds, vis_seconds;
-    double kl_iv, kl_vi, js, cosine, top1, top5, top10, argmax; /* means over later members */
-} CompareSummary;
-
 static void add_metrics_json(cJSON *o, const LogitMetrics *m) {
     cJSON_AddNumberToObject(o, "kl_isolated_visible", m->kl_ab);
     cJSON_AddNumberToObject(o, "kl_visible_isolated", m->kl_ba);
@@ -658,121 +680,36 @@ static void add_metrics_json(cJSON *o, const LogitMetrics *m) {
     cJSON_AddBoolToObject(o, "argmax_agree", m->argmax_agree);
 }
 
-static int same_step(const Generation *a, const Generation *b, int s) {
-    if (s >= a->n_steps || s >= b->n_steps || a->steps[s].n_members != b->steps[s].n_members) return 0;
-    for (int i = 0; i < a->steps[s].n_members; i++)
-        if (a->members[a->steps[s].first_member + i].token != b->members[b->steps[s].first_member + i].token) return 0;
-    return 1;
-}
-
-/* Runs one prompt both ways and teacher-forced; prints per-step lines
- * unless quiet; fills the summary and a JSON object. */
-static int compare_prompt(const Model *m, const Tokenizer *t, const char *prompt, const GenConfig *base, int quiet,
-                          CompareSummary *sum, cJSON *out, char *err) {
-    const Config *c = &m->config;
-    int ids_cap = (int)strlen(prompt) + TEMPO_ENCODE_EXTRA, *ids = malloc((size_t)ids_cap * sizeof(int)), n_ids = 0, V = c->vocab_size;
-    GenConfig gi = *base, gv = *base;
-    gi.mode = MASK_ISOLATED;
-    gv.mode = MASK_VISIBLE;
-    Generation iso = {0}, vis = {0};
-    uint8_t *mask_iso = NULL, *mask_vis = NULL;
-    float *li = NULL, *lv = NULL;
-    int rc = -1;
-    memset(sum, 0, sizeof *sum);
-    if (!ids || tempo_encode(t, prompt, ids, ids_cap, &n_ids, err) != 0) goto done;
-    if (n_ids > c->seq_len) {
-        tempo_error(err, "prompt of %d tokens is longer than the context (seq_len %d)", n_ids, c->seq_len);
-        goto done;
-    }
-    /* timing: each mode runs twice, alternating, and keeps its faster run (the first run warms caches and threads) */
-    for (int round = 0; round < 2; round++) {
-        Generation again_iso, again_vis;
-        Generation *gi_out = round ? &again_iso : &iso, *gv_out = round ? &again_vis : &vis;
-        if (tempo_generate(m, ids, n_ids, &gi, gi_out, err) != 0) goto done;
-        if (tempo_generate(m, ids, n_ids, &gv, gv_out, err) != 0) {
-            if (round) tempo_generation_free(&again_iso);
-            goto done;
-        }
-        if (round) {
-            if (again_iso.total_seconds < iso.total_seconds) iso.total_seconds = again_iso.total_seconds;
-            if (again_vis.total_seconds < vis.total_seconds) vis.total_seconds = again_vis.total_seconds;
-            tempo_generation_free(&again_iso);
-            tempo_generation_free(&again_vis);
-        }
-    }
-    int n = iso.n_rows, ML = iso.mask_layers;
-    /* teacher-forced: the isolated run's rows, with siblings made visible to later members */
-    mask_iso = tempo_generation_allowed(&iso);
-    mask_vis = tempo_generation_allowed(&iso);
-    li = malloc((size_t)n * V * sizeof(float));
-    lv = malloc((size_t)n * V * sizeof(float));
-    if (!mask_iso || !mask_vis || !li || !lv) {
-        tempo_error(err, "out of memory comparing %d rows", n);
-        goto done;
-    }
-    for (int l = 0; l < ML; l++)
-        for (int q = 0; q < n; q++)
-            for (int k = 0; k < q; k++)
-                if (iso.sets[k] == iso.sets[q]) mask_vis[((size_t)l * n + q) * n + k] = 1;
-    Outputs oi = {li, NULL, NULL}, ov = {lv, NULL, NULL};
-    if (tempo_forward_full(m, n, iso.tokens, iso.positions, mask_iso, ML, oi, err) != 0 ||
-        tempo_forward_full(m, n, iso.tokens, iso.positions, mask_vis, ML, ov, err) != 0)
-        goto done;
-
-    sum->steps = iso.n_steps;
-    sum->rows = n;
-    sum->iso_seconds = iso.total_seconds;
-    sum->vis_seconds = vis.total_seconds;
-    sum->first_divergence = -1;
-    int steps_max = iso.n_steps > vis.n_steps ? iso.n_steps : vis.n_steps;
-    for (int s = 0; s < steps_max && sum->first_divergence < 0; s++)
-        if (!same_step(&iso, &vis, s)) sum->first_divergence = s;
-    int first_parallel_row = n;
-    for (int s = 0; s < iso.n_steps && first_parallel_row == n; s++)
-        if (iso.steps[s].n_members > 1) first_parallel_row = iso.members[iso.steps[s].first_member + 1].row;
-    sum->prefix_rows = first_parallel_row;
-    for (size_t i = 0; i < (size_t)first_parallel_row * V; i++) {
-        double d = fabs((double)li[i] - lv[i]);
-        if (d > sum->prefix_max_abs) sum->prefix_max_abs = d;
-    }
-    cJSON_AddStringToObject(out, "prompt", prompt);
-    cJSON *tf = cJSON_AddArrayToObject(out, "teacher_forced");
-    if (!quiet) printf("prompt: %s\nstep  pos  member  row  token   KL(i||v)   KL(v||i)   JS        cosine  top1 top5 top10\n", prompt);
-    for (int s = 0; s < iso.n_steps; s++) {
-        const Step *st = &iso.steps[s];
-        if (st->n_members < 2) continue;
-        sum->parallel_steps++;
-        for (int i = 0; i < st->n_members; i++) {
-            const Member *mem = &iso.members[st->first_member + i];
-            LogitMetrics lm = logit_metrics(li + (size_t)mem->row * V, lv + (size_t)mem->row * V, V);
+/* The teacher-forced metrics of every member of the isolated run's
+ * parallel sets; a member never fed (--emulate) has row null, no metrics. */
+static cJSON *members_json(const Comparison *cmp) {
+    const Generation *iso = &cmp->iso;
+    cJSON *tf = cJSON_CreateArray();
+    for (int s = 0; s < iso->n_steps; s++) {
+        const Step *st = &iso->steps[s];
+        for (int i = 0; i < st->n_members && st->n_members > 1; i++) {
+            const Member *mem = &iso->members[st->first_member + i];
             cJSON *o = cJSON_CreateObject();
             cJSON_AddNumberToObject(o, "step", s);
             cJSON_AddNumberToObject(o, "member", i);
-            cJSON_AddNumberToObject(o, "row", mem->row);
+            if (mem->row >= 0) cJSON_AddNumberToObject(o, "row", mem->row);
+            else cJSON_AddNullToObject(o, "row");
             cJSON_AddNumberToObject(o, "token", mem->token);
             cJSON_AddBoolToObject(o, "predicts_next", i == st->n_members - 1);
-            add_metrics_json(o, &lm);
+            if (mem->row >= 0) add_metrics_json(o, &cmp->member[st->first_member + i]);
             cJSON_AddItemToArray(tf, o);
-            if (!quiet)
-                printf("%4d %4d  %6d %4d  %5d  %9.3e  %9.3e  %9.3e  %.4f  %.1f  %.1f  %.1f%s\n", s, st->logical_pos, i, mem->row,
-                       mem->token, lm.kl_ab, lm.kl_ba, lm.js, lm.cosine, lm.top1, lm.top5, lm.top10,
-                       i == st->n_members - 1 ? "  <- predicts the next step" : "");
-            if (i == 0) continue;
-            sum->later_members++;
-            sum->kl_iv += lm.kl_ab; sum->kl_vi += lm.kl_ba; sum->js += lm.js; sum->cosine += lm.cosine;
-            sum->top1 += lm.top1; sum->top5 += lm.top5; sum->top10 += lm.top10; sum->argmax += lm.argmax_agree;
         }
     }
-    if (sum->later_members) {
-        double k = sum->later_members;
-        sum->kl_iv /= k; sum->kl_vi /= k; sum->js /= k; sum->cosine /= k;
-        sum->top1 /= k; sum->top5 /= k; sum->top10 /= k; sum->argmax /= k;
-    }
+    return tf;
+}
+
+static void add_summary_json(cJSON *out, const Comparison *cmp) {
+    const CompareSummary *sum = &cmp->sum;
     cJSON *js = cJSON_AddObjectToObject(out, "summary");
-    cJSON_AddNumberToObject(js, "steps_isolated", iso.n_steps);
-    cJSON_AddNumberToObject(js, "steps_visible", vis.n_steps);
+    cJSON_AddNumberToObject(js, "steps_isolated", cmp->iso.n_steps);
+    cJSON_AddNumberToObject(js, "steps_visible", cmp->vis.n_steps);
     cJSON_AddNumberToObject(js, "parallel_steps", sum->parallel_steps);
-    cJSON_AddNumberToObject(js, "rows", n);
+    cJSON_AddNumberToObject(js, "rows", sum->rows);
     cJSON_AddNumberToObject(js, "identical_prefix_rows", sum->prefix_rows);
     cJSON_AddNumberToObject(js, "prefix_max_abs_diff", sum->prefix_max_abs);
     cJSON_AddNumberToObject(js, "later_members", sum->later_members);
@@ -782,22 +719,59 @@ static int compare_prompt(const Model *m, const Tokenizer *t, const char *prompt
     cJSON_AddNumberToObject(js, "first_divergent_step", sum->first_divergence);
     cJSON_AddNumberToObject(js, "isolated_seconds", sum->iso_seconds);
     cJSON_AddNumberToObject(js, "visible_seconds", sum->vis_seconds);
-    if (!quiet) {
-        printf("rows before the first parallel member: %d, max |isolated - visible| there: %g%s\n", sum->prefix_rows,
-               sum->prefix_max_abs, sum->prefix_max_abs == 0 ? " (bitwise identical)" : "");
-        printf("later members (%d): mean KL(i||v) %.4e  KL(v||i) %.4e  JS %.4e  cosine %.4f  top1 %.3f top5 %.3f top10 %.3f\n",
-               sum->later_members, sum->kl_iv, sum->kl_vi, sum->js, sum->cosine, sum->top1, sum->top5, sum->top10);
-        if (sum->first_divergence < 0) printf("free-running: isolated and visible select the same sets at every step\n");
-        else printf("free-running: the selected sets first differ at step %d\n", sum->first_divergence);
-        printf("time: isolated %.2f ms, visible %.2f ms, ratio %.3f\n", sum->iso_seconds * 1e3, sum->vis_seconds * 1e3,
-               sum->vis_seconds > 0 ? sum->iso_seconds / sum->vis_seconds : 0.0);
+}
+
+/* One line per member of each parallel set of the isolated run. */
+static void print_member_rows(const Comparison *cmp) {
+    const Generation *iso = &cmp->iso;
+    printf("step  pos  member  row  token   KL(i||v)   KL(v||i)   JS        cosine  top1 top5 top10\n");
+    for (int s = 0; s < iso->n_steps; s++) {
+        const Step *st = &iso->steps[s];
+        for (int i = 0; i < st->n_members && st->n_members > 1; i++) {
+            const Member *mem = &iso->members[st->first_member + i];
+            const LogitMetrics *lm = &cmp->member[st->first_member + i];
+            const char *next = i == st->n_members - 1 ? "  <- predicts the next step" : "";
+            if (mem->row < 0)
+                printf("%4d %4d  %6d    -  %5d  not fed (--emulate last-member-only)\n", s, st->logical_pos, i, mem->token);
+            else
+                printf("%4d %4d  %6d %4d  %5d  %9.3e  %9.3e  %9.3e  %.4f  %.1f  %.1f  %.1f%s\n", s, st->logical_pos, i,
+                       mem->row, mem->token, lm->kl_ab, lm->kl_ba, lm->js, lm->cosine, lm->top1, lm->top5, lm->top10, next);
+        }
     }
-    rc = 0;
-done:
-    free(ids); free(mask_iso); free(mask_vis); free(li); free(lv);
-    tempo_generation_free(&iso);
-    tempo_generation_free(&vis);
-    return rc;
+}
+
+static void print_compare_summary(const CompareSummary *sum) {
+    printf("rows before the first parallel member: %d, max |isolated - visible| there: %g%s\n", sum->prefix_rows,
+           sum->prefix_max_abs, sum->prefix_max_abs == 0 ? " (bitwise identical)" : "");
+    printf("later members (%d): mean KL(i||v) %.4e  KL(v||i) %.4e  JS %.4e  cosine %.4f  top1 %.3f top5 %.3f top10 %.3f\n",
+           sum->later_members, sum->kl_iv, sum->kl_vi, sum->js, sum->cosine, sum->top1, sum->top5, sum->top10);
+    if (sum->first_divergence < 0) printf("free-running: isolated and visible select the same sets at every step\n");
+    else printf("free-running: the selected sets first differ at step %d\n", sum->first_divergence);
+    printf("time: isolated %.2f ms, visible %.2f ms, ratio %.3f\n", sum->iso_seconds * 1e3, sum->vis_seconds * 1e3,
+           sum->vis_seconds > 0 ? sum->iso_seconds / sum->vis_seconds : 0.0);
+}
+
+/* Runs one prompt both ways and teacher-forced (compare.c); prints per-step
+ * lines unless quiet; fills the summary and a JSON object. */
+static int compare_prompt(const Model *m, const Tokenizer *t, const char *prompt, const GenConfig *base, int quiet,
+                          CompareSummary *sum, cJSON *out, char *err) {
+    int *ids = NULL, n_ids = 0;
+    Comparison cmp;
+    if (encode_text(t, prompt, m->config.seq_len, &ids, &n_ids, err) != 0) return -1;
+    int rc = compare_run(m, ids, n_ids, base, &cmp, err);
+    free(ids);
+    if (rc != 0) return -1;
+    *sum = cmp.sum;
+    cJSON_AddStringToObject(out, "prompt", prompt);
+    cJSON_AddItemToObject(out, "teacher_forced", members_json(&cmp));
+    add_summary_json(out, &cmp);
+    if (!quiet) {
+        printf("prompt: %s\n", prompt);
+        print_member_rows(&cmp);
+        print_compare_summary(&cmp.sum);
+    }
+    compare_free(&cmp);
+    return 0;
 }
 
 /* Reads a prompt suite: lines "category<TAB>prompt" (or just a prompt); '#' comments. */
@@ -831,6 +805,77 @@ static int read_prompts(const char *path, char ***categories, char ***prompts, i
     return 0;
 }
 
+/* The prompts to compare: the --prompts file, or the one -p prompt. */
+static int compare_prompts(const Args *a, char ***categories, char ***prompts, int *n, char *err) {
+    const char *prompt = flag(a, "--prompt") ? flag(a, "--prompt") : flag(a, "-p"), *file = flag(a, "--prompts");
+    *categories = *prompts = NULL;
+    *n = 0;
+    if (file) return read_prompts(file, categories, prompts, n, err);
+    if (!prompt) return tempo_error(err, "missing -p PROMPT or --prompts FILE");
+    *categories = malloc(sizeof(char *));
+    *prompts = malloc(sizeof(char *));
+    if (!*categories || !*prompts) return tempo_error(err, "out of memory");
+    (*categories)[0] = strdup("-");
+    (*prompts)[0] = strdup(prompt);
+    *n = 1;
+    return 0;
+}
+
+/* The suite table: one row per prompt, then all prompts weighted by later members. */
+static void print_suite(char **categories, char **prompts, const CompareSummary *sums, int n) {
+    printf("%-10s %-32s %5s %4s %6s %10s %10s %7s %6s %6s %5s %6s\n", "category", "prompt", "steps", "par", "later",
+           "KL(i||v)", "JS", "cosine", "top1", "top5", "div@", "t i/v");
+    CompareSummary all = {0};
+    for (int i = 0; i < n; i++) {
+        const CompareSummary *s = &sums[i];
+        printf("%-10s %-32.32s %5d %4d %6d %10.3e %10.3e %7.4f %6.3f %6.3f %5d %6.3f\n", categories[i], prompts[i], s->steps,
+               s->parallel_steps, s->later_members, s->kl_iv, s->js, s->cosine, s->top1, s->top5, s->first_divergence,
+               s->vis_seconds > 0 ? s->iso_seconds / s->vis_seconds : 0.0);
+        all.steps += s->steps; all.parallel_steps += s->parallel_steps; all.later_members += s->later_members;
+        all.iso_seconds += s->iso_seconds; all.vis_seconds += s->vis_seconds;
+        all.kl_iv += s->kl_iv * s->later_members; all.js += s->js * s->later_members;
+        all.cosine += s->cosine * s->later_members; all.top1 += s->top1 * s->later_members;
+        all.top5 += s->top5 * s->later_members;
+        if (s->prefix_max_abs != 0) printf("  note: rows before the first parallel set differ by %g\n", s->prefix_max_abs);
+    }
+    double k = all.later_members ? all.later_members : 1;
+    printf("%-10s %-32s %5d %4d %6d %10.3e %10.3e %7.4f %6.3f %6.3f %5s %6.3f\n", "all", "(weighted by later members)",
+           all.steps, all.parallel_steps, all.later_members, all.kl_iv / k, all.js / k, all.cosine / k, all.top1 / k,
+           all.top5 / k, "-", all.vis_seconds > 0 ? all.iso_seconds / all.vis_seconds : 0.0);
+}
+
+/* Compares every prompt; the suite table when there are several. */
+static int compare_all(const Model *m, const Tokenizer *t, const GenConfig *g, char **categories, char **prompts,
+                       int n, cJSON *runs, char *err) {
+    CompareSummary *sums = calloc((size_t)n, sizeof *sums);
+    if (!sums) return tempo_error(err, "out of memory");
+    for (int i = 0; i < n; i++) {
+        if (n > 1) fprintf(stderr, "\r[%d/%d] %-40.40s", i + 1, n, prompts[i]);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(runs, o);
+        cJSON_AddStringToObject(o, "category", categories[i]);
+        if (compare_prompt(m, t, prompts[i], g, n > 1, &sums[i], o, err) != 0) {
+            free(sums);
+            return -1;
+        }
+    }
+    if (n > 1) {
+        fprintf(stderr, "\n");
+        print_suite(categories, prompts, sums, n);
+    }
+    free(sums);
+    return 0;
+}
+
+static void free_prompts(char **categories, char **prompts, int n) {
+    for (int i = 0; i < n; i++) {
+        free(categories[i]);
+        free(prompts[i]);
+    }
+    free(categories);
+    free(prompts);
+}
+
 /* What compare and attention take beyond the generation flags. */
 static const char *const analysis_valued[] = {"--prompts", "--heatmap", "--rows", "--svg", "--svg-grid", "--row", NULL};
 
@@ -845,76 +890,12 @@ static int cmd_compare(int argc, char **argv, char *err) {
     char **categories = NULL, **prompts = NULL;
     int n_prompts = 0, rc = 1;
     cJSON *root = cJSON_CreateObject(), *runs = cJSON_AddArrayToObject(root, "prompts");
-    const char *prompt = flag(&a, "--prompt") ? flag(&a, "--prompt") : flag(&a, "-p"), *file = flag(&a, "--prompts");
-    if (parse_generation_flags(&a, &m.config, &g, err) != 0) goto done;
-    g.capture_attention = 0;
-    if (file) {
-        if (read_prompts(file, &categories, &prompts, &n_prompts, err) != 0) goto done;
-    } else if (prompt) {
-        categories = malloc(sizeof(char *));
-        prompts = malloc(sizeof(char *));
-        if (!categories || !prompts) goto done;
-        categories[0] = strdup("-");
-        prompts[0] = strdup(prompt);
-        n_prompts = 1;
-    } else {
-        tempo_error(err, "missing -p PROMPT or --prompts FILE");
-        goto done;
-    }
-    CompareSummary *sums = calloc((size_t)n_prompts, sizeof *sums);
-    if (!sums) goto done;
-    for (int i = 0; i < n_prompts; i++) {
-        if (n_prompts > 1) fprintf(stderr, "\r[%d/%d] %-40.40s", i + 1, n_prompts, prompts[i]);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddItemToArray(runs, o);
-        cJSON_AddStringToObject(o, "category", categories[i]);
-        if (compare_prompt(&m, &t, prompts[i], &g, n_prompts > 1, &sums[i], o, err) != 0) {
-            free(sums);
-            goto done;
-        }
-    }
-    if (n_prompts > 1) {
-        fprintf(stderr, "\n");
-        printf("%-10s %-32s %5s %4s %6s %10s %10s %7s %6s %6s %5s %6s\n", "category", "prompt", "steps", "par", "later",
-               "KL(i||v)", "JS", "cosine", "top1", "top5", "div@", "t i/v");
-        CompareSummary all = {0};
-        int with_later = 0;
-        for (int i = 0; i < n_prompts; i++) {
-            CompareSummary *s = &sums[i];
-            printf("%-10s %-32.32s %5d %4d %6d %10.3e %10.3e %7.4f %6.3f %6.3f %5d %6.3f\n", categories[i], prompts[i], s->steps,
-                   s->parallel_steps, s->later_members, s->kl_iv, s->js, s->cosine, s->top1, s->top5, s->first_divergence,
-                   s->vis_seconds > 0 ? s->iso_seconds / s->vis_seconds : 0.0);
-            all.steps += s->steps; all.parallel_steps += s->parallel_steps; all.later_members += s->later_members;
-            all.iso_seconds += s->iso_seconds; all.vis_seconds += s->vis_seconds;
-            all.kl_iv += s->kl_iv * s->later_members; all.js += s->js * s->later_members;
-            all.cosine += s->cosine * s->later_members; all.top1 += s->top1 * s->later_members;
-            all.top5 += s->top5 * s->later_members;
-            with_later += s->later_members > 0;
-            if (s->prefix_max_abs != 0) printf("  note: rows before the first parallel set differ by %g\n", s->prefix_max_abs);
-        }
-        double k = all.later_members ? all.later_members : 1;
-        printf("%-10s %-32s %5d %4d %6d %10.3e %10.3e %7.4f %6.3f %6.3f %5s %6.3f\n", "all", "(weighted by later members)",
-               all.steps, all.parallel_steps, all.later_members, all.kl_iv / k, all.js / k, all.cosine / k, all.top1 / k,
-               all.top5 / k, "-", all.vis_seconds > 0 ? all.iso_seconds / all.vis_seconds : 0.0);
-    }
-    free(sums);
     const char *json = flag(&a, "--json");
-    if (json) {
-        char *text = cJSON_Print(root);
-        if (!text || tempo_write_text_file(json, text, err) != 0) {
-            free(text);
-            goto done;
-        }
-        free(text);
-    }
-    rc = 0;
-done:
-    for (int i = 0; i < n_prompts; i++) {
-        free(categories[i]);
-        free(prompts[i]);
-    }
-    free(categories);
-    free(prompts);
+    if (parse_generation_flags(&a, &m.config, &g, err) == 0 &&
+        compare_prompts(&a, &categories, &prompts, &n_prompts, err) == 0 &&
+        compare_all(&m, &t, &g, categories, prompts, n_prompts, runs, err) == 0 && (!json || write_json(root, json, err) == 0))
+        rc = 0;
+    free_prompts(categories, prompts, n_prompts);
     cJSON_Delete(root);
     tempo_tokenizer_free(&t);
     tempo_model_free(&m);
