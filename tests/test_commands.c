@@ -65,8 +65,7 @@ Test(commands, compare_with_unfed_members_reads_no_logits) {
     cJSON_Delete(j);
 }
 
-Test(commands, generate_every_flag) {
-    CommandLine rows[] = {
+static const CommandLine generate_rows[] = {
         {GEN "--mode isolated --isolate-layers 0-1 --max-width 3 --json $D/g.json --trace $D/g.st --threads 1", 0, 0},
         {GEN "--mode visible --next-from mean --verbose --no-color", 0, 0},
         {"generate -m $M -z $Z --prompt 'Once upon' --max-tokens 5 --greedy --quiet", 0, 0},
@@ -77,11 +76,10 @@ Test(commands, generate_every_flag) {
         {GEN "--prune none --emulate last-member-only --next-from mean", 0, 0},
         {GEN "--emulate none --threshold-schedule constant", 0, 0},
     };
-    run_table(rows, sizeof rows / sizeof rows[0]);
-}
 
-Test(commands, forward_verify_diff_every_flag) {
-    CommandLine rows[] = {
+Test(commands, generate_every_flag) { run_table(generate_rows, sizeof generate_rows / sizeof generate_rows[0]); }
+
+static const CommandLine forward_rows[] = {
         {GEN "--trace $T", 0, 0},
         {"forward -m $M -z $Z --prompt 'Once upon a time' --out $D/f.st --threads 1", 0, 0},
         {"forward -m $M -z $Z -p 'Once upon' --mask isolated --sets 0,1,1 --positions 0,1,1", 0, 0},
@@ -90,11 +88,10 @@ Test(commands, forward_verify_diff_every_flag) {
         {"diff $T $D/f.st --atol 1e-4 --rtol 0", 1, 0},
         {"diff $T $T", 0, 0},
     };
-    run_table(rows, sizeof rows / sizeof rows[0]);
-}
 
-Test(commands, compare_every_flag) {
-    CommandLine rows[] = {
+Test(commands, forward_verify_diff_every_flag) { run_table(forward_rows, sizeof forward_rows / sizeof forward_rows[0]); }
+
+static const CommandLine compare_rows[] = {
         {"compare -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --json $D/c.json --threads 1", 0, 0},
         {"compare -m $M -z $Z --prompt 'Once upon a time' --max-tokens 6 --max-width 2 --isolate-layers 1-2", 0, 0},
         {"compare -m $M -z $Z -p 'The dog' -n 6 --next-from mean --prune attention --prune-window 2 --prune-layers 1 "
@@ -104,23 +101,28 @@ Test(commands, compare_every_flag) {
         {"compare -m $M -z $Z -p 'The dog' -n 6 --greedy", 0, 0},
         {"compare -m $M -z $Z --prompts weights/prompts.txt -n 4", 0, 0},
     };
-    run_table(rows, sizeof rows / sizeof rows[0]);
-}
 
-Test(commands, attention_every_flag) {
-    /* attention belongs to the pictures branch (issue 14 parts 6-7); its flags are listed here */
-    CommandLine rows[] = {
+Test(commands, compare_every_flag) { run_table(compare_rows, sizeof compare_rows / sizeof compare_rows[0]); }
+
+/* attention belongs to the pictures branch (issue 14 parts 6-7); its flags are listed here */
+static const CommandLine attention_rows[] = {
         {GEN "--trace $D/a.st", 0, 0},
         {"attention -m $M $D/a.st --heatmap 0:1 --rows 3-8 --json $D/a.json", 0, 1},
         {"attention -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --svg $D/a.svg --heatmap 1:0", 0, 1},
         {"attention -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --svg-grid $D/g.svg --row 7", 0, 1},
         {"attention -m $M --tokens 1,403,407 -n 4", 0, 1},
+        {"attention -m $M -z $Z --prompt 'Once upon' --max-tokens 4 --max-width 2 --mode visible --next-from mean "
+         "--threads 1", 0, 1},
+        {"attention -m $M -z $Z -p 'Once upon' -n 4 --mode isolated --isolate-layers 1-2 --prune attention --prune-window 2 "
+         "--prune-layers 1 --prune-threshold 0.9", 0, 1},
+        {"attention -m $M -z $Z -p 'Once upon' -n 4 --threshold-schedule linear --final-threshold 0.5 --stop-on-empty", 0, 1},
+        {"attention -m $M -z $Z -p 'Once upon' -n 4 --dynamic-threshold --bezier 0.2,0.8 --emulate none --prune none", 0, 1},
+        {"attention -m $M -z $Z -p 'Once upon' -n 4 --greedy --emulate last-member-only", 0, 1},
     };
-    run_table(rows, sizeof rows / sizeof rows[0]);
-}
 
-Test(commands, encode_check_synth_every_flag) {
-    CommandLine rows[] = {
+Test(commands, attention_every_flag) { run_table(attention_rows, sizeof attention_rows / sizeof attention_rows[0]); }
+
+static const CommandLine other_rows[] = {
         {"encode -m $M -z $Z -p 'Once upon a time'", 0, 0},
         {"encode -m $M -z $Z --prompt 'Once'", 0, 0},
         {"check $M", 0, 0},
@@ -129,5 +131,118 @@ Test(commands, encode_check_synth_every_flag) {
         {"synth --out $D/hf --format hf --dtype bf16 --tokenizer gpt2 --layers 1", 0, 0},
         {"check $D/s.bin", 0, 0},
     };
-    run_table(rows, sizeof rows / sizeof rows[0]);
+
+Test(commands, encode_check_synth_every_flag) { run_table(other_rows, sizeof other_rows / sizeof other_rows[0]); }
+
+/* ---- help: from the same flag tables the parser uses ---- */
+
+/* `tempo ARGS` with stdout and stderr; returns the exit status. */
+static int tempo_output(const char *args, char *out, size_t len) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s", TEMPO_BIN, args);
+    return run_command_capture(cmd, out, len, 1);
+}
+
+/* 1 if some command line of the tables for `command` holds `name` as a word. */
+static int table_uses(const char *command, const char *name) {
+    const CommandLine *tables[] = {generate_rows, forward_rows, compare_rows, attention_rows, other_rows};
+    size_t sizes[] = {sizeof generate_rows / sizeof generate_rows[0], sizeof forward_rows / sizeof forward_rows[0],
+                      sizeof compare_rows / sizeof compare_rows[0], sizeof attention_rows / sizeof attention_rows[0],
+                      sizeof other_rows / sizeof other_rows[0]};
+    size_t clen = strlen(command), nlen = strlen(name);
+    for (int k = 0; k < 5; k++)
+        for (size_t i = 0; i < sizes[k]; i++) {
+            const char *args = tables[k][i].args;
+            if (strncmp(args, command, clen) != 0 || args[clen] != ' ') continue;
+            for (const char *p = args; (p = strstr(p, name)) != NULL; p += nlen)
+                if (p[-1] == ' ' && (p[nlen] == ' ' || p[nlen] == '\0')) return 1;
+        }
+    return 0;
+}
+
+/* Every command: --help and -h print usage, flags and an example, exit 0;
+ * every flag the help lists is accepted and appears in the table above. */
+Test(help, every_command_and_flag) {
+    static char list[65536], text[65536];
+    cr_assert_eq(tempo_output("--help", list, sizeof list), 0);
+    int commands = 0;
+    for (char *line = strtok(list, "\n"); line; line = strtok(NULL, "\n")) {
+        char name[64], args[128];
+        if (strncmp(line, "  ", 2) != 0 || sscanf(line, "%63s", name) != 1) continue;
+        commands++;
+        snprintf(args, sizeof args, "%s -h", name);
+        cr_assert_eq(tempo_output(args, text, sizeof text), 0, "tempo %s -h failed: %s", name, text);
+        snprintf(args, sizeof args, "%s --help", name);
+        cr_assert_eq(tempo_output(args, text, sizeof text), 0, "tempo %s --help failed: %s", name, text);
+        char want[128];
+        snprintf(want, sizeof want, "usage: tempo %s ", name);
+        cr_assert(strncmp(text, want, strlen(want)) == 0 && strstr(text, "example"), "tempo %s --help:\n%s", name, text);
+        char *save, *copy = strdup(text);
+        for (char *fl = strtok_r(copy, "\n", &save); fl; fl = strtok_r(NULL, "\n", &save)) {
+            char flagname[64];
+            if (strncmp(fl, "  -", 3) != 0 || sscanf(fl, "%63s", flagname) != 1 || strcmp(flagname, "-h,") == 0) continue;
+            cr_assert(table_uses(name, flagname), "tempo %s %s is in the help but in no command line of the table", name,
+                      flagname);
+        }
+        free(copy);
+    }
+    cr_assert_geq(commands, 9, "tempo --help lists the commands:\n%s", list);
+    cr_assert_neq(tempo_output("generate --bogus", text, sizeof text), 0);
+    cr_assert(strstr(text, "unknown flag --bogus for tempo generate"), "%s", text);
+}
+
+/* The defaults the help states are the ones generation uses. */
+Test(help, defaults_match_the_generation_defaults) {
+    static char text[65536];
+    Model m;
+    load_synth(&m, "synth-tied.bin");
+    GenConfig g;
+    tempo_gen_defaults(&g, &m.config);
+    tempo_model_free(&m);
+    cr_assert_eq(tempo_output("generate --help", text, sizeof text), 0);
+    struct { const char *flag; double value; } cases[] = {{"--threshold T", g.threshold}, {"--max-width W", g.max_width},
+        {"-n N", g.max_steps}, {"--final-threshold T", g.final_threshold}, {"--prune-window N", g.prune_window},
+        {"--prune-threshold X", g.prune_threshold}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *line = strstr(text, cases[i].flag), *d = line ? strstr(line, "(default ") : NULL;
+        cr_assert(d, "no default for %s in:\n%s", cases[i].flag, text);
+        cr_assert_float_eq(strtod(d + 9, NULL), cases[i].value, 1e-6, "%s", cases[i].flag);
+    }
+}
+
+/* The README's command block pastes and runs as it is: every line exits 0
+ * (diff of two different traces: 1, as the README says), under ASan in the
+ * ASan suite, with no nan. W points at the weights, in a scratch folder. */
+Test(readme, commands_paste_and_run) {
+    char *readme = read_text_file("README.md", NULL), cwd[4096], script[65536], line_cmd[8192];
+    const char *begin = strstr(readme, "<!-- readme-commands -->\n"), *end = strstr(readme, "<!-- /readme-commands -->");
+    cr_assert(begin && end && begin < end, "README.md lacks the readme-commands block");
+    cr_assert(getcwd(cwd, sizeof cwd));
+    int n = snprintf(script, sizeof script, "rm -rf /tmp/tempo-readme && mkdir -p /tmp/tempo-readme && cd /tmp/tempo-readme "
+                     "&& ln -s %s/%s tempo && ln -s %s/weights weights", cwd, TEMPO_BIN, cwd);
+    int lines = 0;
+    for (const char *p = begin + strlen("<!-- readme-commands -->\n"); p < end;) {
+        const char *nl = strchr(p, '\n');
+        cr_assert(strncmp(p, "    ", 4) == 0, "README command lines are indented code: %.40s", p);
+        snprintf(line_cmd, sizeof line_cmd, "%.*s", (int)(nl - p - 4), p + 4);
+        p = nl + 1;
+        if (strncmp(line_cmd, "W=", 2) == 0) {
+            cr_assert_str_eq(line_cmd, "W=../shared/weights");
+            n += snprintf(script + n, sizeof script - (size_t)n, " && W=%s%s", WEIGHTS_DIR[0] == '/' ? "" : "$OLDPWD/", WEIGHTS_DIR);
+            continue;
+        }
+        int may_differ = strncmp(line_cmd, "./tempo diff", 12) == 0;
+        n += snprintf(script + n, sizeof script - (size_t)n, " && { %s; rc=$?; [ $rc = 0 ]%s || { echo \"exit $rc: %s\"; false; }; }",
+                      line_cmd, may_differ ? " || [ $rc = 1 ]" : "", "README line");
+        lines++;
+    }
+    static char out[1 << 20];
+    char cmd[70000];
+    snprintf(cmd, sizeof cmd, "sh -c '%s' 2>&1", script);
+    cr_assert(strchr(script, '\'') == NULL, "README commands must not hold single quotes");
+    int rc = run_command_capture(cmd, out, sizeof out, 1);
+    cr_assert_eq(rc, 0, "the README commands failed:\n%s", out);
+    cr_assert(!strstr(out, "Sanitizer") && !strstr(out, "runtime error"), "%s", out);
+    cr_assert_geq(lines, 12);
+    free(readme);
 }

@@ -40,7 +40,8 @@ Test(errors, missing_inputs) {
     snprintf(args, sizeof args, "forward -m %s/fortune.bin -z %s --prompt hi --tokens 1", WEIGHTS_DIR, tok);
     expect_error(args, 1, "give --prompt or --tokens, not both", NULL);
     expect_error("synth", 1, "missing --out FILE", NULL);
-    expect_error("compare -m " SYNTH " --tokens 1", 1, "missing -z TOKENIZER", NULL);
+    expect_error("compare -m " SYNTH " -p hi", 1, "missing -z TOKENIZER", NULL);
+    expect_error("compare -m " SYNTH " --tokens 1", 1, "unknown flag --tokens for tempo compare", NULL);
     expect_error("check", 1, "usage: tempo check MODEL", NULL);
 }
 

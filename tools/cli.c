@@ -18,6 +18,21 @@
 /* ===================================================================== */
 /* Flags                                                                 */
 /* ===================================================================== */
+/* Each command's flags are tables of FlagSpec: the parser accepts exactly
+ * these, checks numeric values against [lo, hi] where one is given, and
+ * `tempo CMD --help` prints them, so the help and the parser cannot drift. */
+
+typedef enum { FLAG_SWITCH, FLAG_INT, FLAG_NUMBER, FLAG_TEXT } FlagType;
+
+typedef struct {
+    const char *name;
+    FlagType type;
+    const char *value;  /* what the value is, for the help ("T", "FILE"); NULL for switches */
+    const char *deflt;  /* default, NULL: none (or off for switches) */
+    double lo, hi;      /* numeric range checked by the parser when lo < hi */
+    const char *range;  /* range or choices in words, when checked later or model-dependent */
+    const char *help;
+} FlagSpec;
 
 typedef struct {
     int n;
@@ -27,36 +42,52 @@ typedef struct {
     const char *positional[8];
 } Args;
 
-static int in_list(const char *s, const char *const *list) {
-    for (; *list; list++)
-        if (strcmp(s, *list) == 0) return 1;
+static const FlagSpec *find_spec(const char *name, const FlagSpec *const *t1, const FlagSpec *const *t2,
+                                 const FlagSpec *const *t3) {
+    const FlagSpec *const *tables[3] = {t1, t2, t3};
+    for (int k = 0; k < 3; k++)
+        for (const FlagSpec *const *t = tables[k]; t && *t; t++)
+            if (strcmp(name, (*t)->name) == 0) return *t;
+    return NULL;
+}
+
+/* A numeric value's syntax and its [lo, hi] range, as the spec says. */
+static int check_value(const FlagSpec *f, const char *v, const char *command, char *err) {
+    char *end;
+    errno = 0;
+    double x = f->type == FLAG_INT ? (double)strtol(v, &end, 10) : strtod(v, &end);
+    int bad = errno || end == v || *end != '\0' || !isfinite(x);
+    if (f->type == FLAG_INT && (bad || (f->lo < f->hi && (x < f->lo || x > f->hi))))
+        return tempo_error(err, "%s of tempo %s must be an integer in [%.10g, %.10g], got '%s'", f->name, command,
+                           f->lo < f->hi ? f->lo : -2147483648.0, f->lo < f->hi ? f->hi : 2147483647.0, v);
+    if (f->type == FLAG_NUMBER && (bad || (f->lo < f->hi && (x < f->lo || x > f->hi))))
+        return tempo_error(err, "%s of tempo %s must be a number in [%.10g, %.10g], got '%s'", f->name, command, f->lo, f->hi, v);
     return 0;
 }
 
-/* Splits argv into known flags (with values), switches and positionals;
- * `more_valued` (may be NULL) adds command-specific flags to `valued`. */
-static int parse_args(int argc, char **argv, const char *command, const char *const *valued,
-                      const char *const *more_valued, const char *const *switches, Args *a, char *err) {
+/* Splits argv into the flags of up to three tables (with values),
+ * switches and positionals. */
+static int parse_args(int argc, char **argv, const char *command, const FlagSpec *const *t1, const FlagSpec *const *t2,
+                      const FlagSpec *const *t3, Args *a, char *err) {
     memset(a, 0, sizeof *a);
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
-        if (arg[0] == '-' && arg[1] != '\0') {
-            if (a->n == 64) return tempo_error(err, "too many flags");
-            if (in_list(arg, valued) || (more_valued && in_list(arg, more_valued))) {
-                if (i + 1 >= argc)
-                    return tempo_error(err, "flag %s of tempo %s needs a value", arg, command);
-                a->name[a->n] = arg;
-                a->value[a->n++] = argv[++i];
-            } else if (in_list(arg, switches)) {
-                a->name[a->n] = arg;
-                a->value[a->n++] = NULL;
-            } else {
-                return tempo_error(err, "unknown flag %s for tempo %s", arg, command);
-            }
-        } else {
+        if (arg[0] != '-' || arg[1] == '\0') {
             if (a->n_positional == 8) return tempo_error(err, "too many arguments");
             a->positional[a->n_positional++] = arg;
+            continue;
         }
+        const FlagSpec *f = find_spec(arg, t1, t2, t3);
+        if (!f) return tempo_error(err, "unknown flag %s for tempo %s (see tempo %s --help)", arg, command, command);
+        if (a->n == 64) return tempo_error(err, "too many flags");
+        a->name[a->n] = arg;
+        a->value[a->n] = NULL;
+        if (f->type != FLAG_SWITCH) {
+            if (i + 1 >= argc) return tempo_error(err, "flag %s of tempo %s needs a value", arg, command);
+            a->value[a->n] = argv[++i];
+            if (f->type != FLAG_TEXT && check_value(f, a->value[a->n], command, err) != 0) return -1;
+        }
+        a->n++;
     }
     return 0;
 }
@@ -66,6 +97,121 @@ static const char *flag(const Args *a, const char *name) {
         if (strcmp(a->name[i], name) == 0) return a->value[i] ? a->value[i] : "";
     return NULL;
 }
+
+/* ---- the flags, each defined once; commands list the ones they take ---- */
+
+static const FlagSpec F_MODEL = {"-m", FLAG_TEXT, "MODEL", NULL, 0, 0, NULL,
+    "checkpoint: a llama2.c .bin file or a Hugging Face directory"};
+static const FlagSpec F_TOKENIZER = {"-z", FLAG_TEXT, "TOK", NULL, 0, 0, NULL,
+    "tokenizer.bin or tokenizer.json (a Hugging Face directory brings its own)"};
+static const FlagSpec F_PROMPT = {"--prompt", FLAG_TEXT, "TEXT", NULL, 0, 0, NULL, "the prompt; BOS is added"};
+static const FlagSpec F_P = {"-p", FLAG_TEXT, "TEXT", NULL, 0, 0, NULL, "same as --prompt"};
+static const FlagSpec F_TOKENS = {"--tokens", FLAG_TEXT, "IDS", NULL, 0, 0, NULL,
+    "the prompt as comma-separated token ids, instead of --prompt"};
+static const FlagSpec F_THREADS = {"--threads", FLAG_INT, "N", "OpenBLAS/OpenMP's choice", 1, 1024, NULL,
+    "threads for the matrix products"};
+static const FlagSpec F_JSON = {"--json", FLAG_TEXT, "FILE", NULL, 0, 0, NULL, "also write the results as JSON"};
+static const FlagSpec F_N = {"-n", FLAG_INT, "N", "32", 0, 0, ">= 1", "logical steps to generate"};
+static const FlagSpec F_MAX_TOKENS = {"--max-tokens", FLAG_INT, "N", "32", 0, 0, ">= 1", "same as -n"};
+static const FlagSpec F_THRESHOLD = {"--threshold", FLAG_NUMBER, "T", "0.1", 0, 0, "(0, 1]",
+    "select every token with p >= T at a step (the argmax when none clears it)"};
+static const FlagSpec F_MAX_WIDTH = {"--max-width", FLAG_INT, "W", "8", 0, 0, ">= 1; <= 64 with --prune",
+    "most tokens in one parallel set"};
+static const FlagSpec F_MODE = {"--mode", FLAG_TEXT, "MODE", "isolated", 0, 0, "isolated or visible",
+    "isolated: members of a set do not see each other; visible: they do, in order"};
+static const FlagSpec F_ISOLATE_LAYERS = {"--isolate-layers", FLAG_TEXT, "A-B", "every layer", 0, 0,
+    "0 <= A <= B < layers", "layers that isolate in isolated mode (the others see siblings)"};
+static const FlagSpec F_NEXT_FROM = {"--next-from", FLAG_TEXT, "FROM", "last", 0, 0, "last or mean",
+    "next distribution: the set's last row, or the mean over its live members"};
+static const FlagSpec F_SCHEDULE = {"--threshold-schedule", FLAG_TEXT, "S", "constant", 0, 0,
+    "constant, bezier or linear", "how the threshold moves from --threshold to --final-threshold"};
+static const FlagSpec F_FINAL_THRESHOLD = {"--final-threshold", FLAG_NUMBER, "T", "1", 0, 0, "(0, 1]",
+    "threshold at the last step of a schedule"};
+static const FlagSpec F_BEZIER = {"--bezier", FLAG_TEXT, "P1,P2", "0.2,0.8", 0, 0, "each in [0, 1]",
+    "control points of the bezier schedule"};
+static const FlagSpec F_PRUNE = {"--prune", FLAG_TEXT, "HOW", "none", 0, 0, "none or attention",
+    "retroactive pruning of members that later rows ignore"};
+static const FlagSpec F_PRUNE_WINDOW = {"--prune-window", FLAG_INT, "N", "4", 1, 1000000, NULL,
+    "sets within this many steps are pruning candidates"};
+static const FlagSpec F_PRUNE_LAYERS = {"--prune-layers", FLAG_INT, "N", "half the layers", 0, 0, "1 to layers",
+    "the last N layers' attention decides pruning"};
+static const FlagSpec F_PRUNE_THRESHOLD = {"--prune-threshold", FLAG_NUMBER, "X", "0.5", 0, 0, "(0, 1]",
+    "prune a member whose share of attention < X / live members"};
+static const FlagSpec F_EMULATE = {"--emulate", FLAG_TEXT, "WHAT", "none", 0, 0, "none or last-member-only",
+    "feed only each set's last member, as the Python engine did"};
+static const FlagSpec F_GREEDY = {"--greedy", FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
+    "one token per step (threshold 1); not with --threshold or --stop-on-empty"};
+static const FlagSpec F_STOP_ON_EMPTY = {"--stop-on-empty", FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
+    "end when no token clears the threshold (instead of taking the argmax)"};
+static const FlagSpec F_DYNAMIC = {"--dynamic-threshold", FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
+    "same as --threshold-schedule bezier"};
+static const FlagSpec F_TRACE = {"--trace", FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
+    "write the run as a trace (tokens, positions, masks, logits, attention)"};
+static const FlagSpec F_NO_COLOR = {"--no-color", FLAG_SWITCH, NULL, NULL, 0, 0, NULL, "no colours on a terminal"};
+static const FlagSpec F_HIDE_PRUNED = {"--hide-pruned", FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
+    "leave pruned members out of the text (shown as ~tok~ otherwise)"};
+static const FlagSpec F_VERBOSE = {"--verbose", FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
+    "each step on stderr: threshold, members and their probabilities, time"};
+static const FlagSpec F_QUIET = {"--quiet", FLAG_SWITCH, NULL, NULL, 0, 0, NULL, "do not print the text"};
+static const FlagSpec F_PROMPTS = {"--prompts", FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
+    "a prompt suite: lines \"category<TAB>prompt\" (or a prompt), '#' comments"};
+static const FlagSpec F_HEATMAP = {"--heatmap", FLAG_TEXT, "L:H", NULL, 0, 0, NULL, "ASCII heatmap of layer L head H"};
+static const FlagSpec F_ROWS = {"--rows", FLAG_TEXT, "A-B", "every row", 0, 0, NULL, "rows of the heatmaps"};
+static const FlagSpec F_SVG = {"--svg", FLAG_TEXT, "FILE", NULL, 0, 0, NULL, "SVG heatmap of --heatmap's layer and head"};
+static const FlagSpec F_SVG_GRID = {"--svg-grid", FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
+    "SVG grid of every layer and head for the query --row"};
+static const FlagSpec F_ROW = {"--row", FLAG_INT, "R", "the last row", 0, 0, NULL, "query row of --svg-grid"};
+static const FlagSpec F_POSITIONS = {"--positions", FLAG_TEXT, "P", "0,1,2,...", 0, 0, NULL,
+    "logical (RoPE) position of each row, comma-separated"};
+static const FlagSpec F_SETS = {"--sets", FLAG_TEXT, "S", "the positions", 0, 0, NULL,
+    "set id of each row (rows of one set are isolated from each other)"};
+static const FlagSpec F_MASK = {"--mask", FLAG_TEXT, "MASK", "causal", 0, 0, "causal, isolated, visible or a FILE",
+    "the attention mask; a FILE holds one row of 0/1 per line"};
+static const FlagSpec F_OUT_TRACE = {"--out", FLAG_TEXT, "TRACE", NULL, 0, 0, NULL, "write a trace of the pass"};
+static const FlagSpec F_NO_ATTENTION = {"--no-attention", FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
+    "do not keep attention (a smaller trace)"};
+static const FlagSpec F_ATOL = {"--atol", FLAG_NUMBER, "X", "1e-4", 0, 1e30, NULL, "absolute tolerance"};
+static const FlagSpec F_RTOL = {"--rtol", FLAG_NUMBER, "X", "0", 0, 1e30, NULL, "relative tolerance (of B)"};
+static const FlagSpec F_OUT = {"--out", FLAG_TEXT, "PATH", NULL, 0, 0, NULL, "where to write (required)"};
+static const FlagSpec F_SEED = {"--seed", FLAG_INT, "N", "42", 0, 2147483647, NULL, "random seed"};
+static const FlagSpec F_DIM = {"--dim", FLAG_INT, "D", "64", 1, 1 << 22, NULL, "residual width"};
+static const FlagSpec F_HIDDEN = {"--hidden", FLAG_INT, "N", "172", 1, 1 << 22, NULL, "SwiGLU inner width"};
+static const FlagSpec F_LAYERS = {"--layers", FLAG_INT, "N", "2", 1, 1 << 22, NULL, "layers"};
+static const FlagSpec F_HEADS = {"--heads", FLAG_INT, "N", "4", 1, 1 << 22, NULL, "query heads"};
+static const FlagSpec F_KV_HEADS = {"--kv-heads", FLAG_INT, "N", "2", 1, 1 << 22, NULL, "key/value heads"};
+static const FlagSpec F_VOCAB = {"--vocab", FLAG_INT, "N", "256 (384 with --format hf)", 1, 1 << 22, NULL,
+    "vocabulary size"};
+static const FlagSpec F_SEQ_LEN = {"--seq-len", FLAG_INT, "N", "256", 1, 1 << 22, NULL, "context length"};
+static const FlagSpec F_FORMAT = {"--format", FLAG_TEXT, "F", "llama2c", 0, 0, "llama2c or hf",
+    "a llama2.c .bin, or a Hugging Face directory with a tokenizer.json"};
+static const FlagSpec F_DTYPE = {"--dtype", FLAG_TEXT, "T", "f32", 0, 0, "f32, or bf16 with --format hf",
+    "weight type"};
+static const FlagSpec F_SYNTH_TOKENIZER = {"--tokenizer", FLAG_TEXT, "STYLE", "llama3", 0, 0, "llama3 or gpt2",
+    "pre-tokenizer of the tokenizer.json (--format hf)"};
+static const FlagSpec F_UNTIED = {"--untied", FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
+    "a classifier of its own (tied to the embedding otherwise)"};
+
+/* Every command that generates (generate, compare, attention). */
+static const FlagSpec *const generation_valued[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_P, &F_TOKENS, &F_N,
+    &F_MAX_TOKENS, &F_THRESHOLD, &F_MAX_WIDTH, &F_MODE, &F_ISOLATE_LAYERS, &F_NEXT_FROM, &F_SCHEDULE,
+    &F_FINAL_THRESHOLD, &F_BEZIER, &F_PRUNE, &F_PRUNE_WINDOW, &F_PRUNE_LAYERS, &F_PRUNE_THRESHOLD, &F_EMULATE,
+    &F_JSON, &F_THREADS, NULL};
+static const FlagSpec *const generation_switches[] = {&F_GREEDY, &F_STOP_ON_EMPTY, &F_DYNAMIC, NULL};
+/* generate's own: the trace and how the text is shown */
+static const FlagSpec *const generate_output[] = {&F_TRACE, &F_NO_COLOR, &F_HIDE_PRUNED, &F_VERBOSE, &F_QUIET, NULL};
+/* compare runs both modes on text prompts: no --mode, no --tokens */
+static const FlagSpec *const compare_generation[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_P, &F_N, &F_MAX_TOKENS,
+    &F_THRESHOLD, &F_MAX_WIDTH, &F_ISOLATE_LAYERS, &F_NEXT_FROM, &F_SCHEDULE, &F_FINAL_THRESHOLD, &F_BEZIER, &F_PRUNE,
+    &F_PRUNE_WINDOW, &F_PRUNE_LAYERS, &F_PRUNE_THRESHOLD, &F_EMULATE, &F_JSON, &F_THREADS, &F_PROMPTS, NULL};
+/* attention's own: heatmaps and pictures */
+static const FlagSpec *const analysis_valued[] = {&F_HEATMAP, &F_ROWS, &F_SVG, &F_SVG_GRID, &F_ROW, NULL};
+static const FlagSpec *const forward_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_P, &F_TOKENS, &F_POSITIONS,
+    &F_SETS, &F_MASK, &F_OUT_TRACE, &F_THREADS, &F_NO_ATTENTION, NULL};
+static const FlagSpec *const tolerance_flags[] = {&F_ATOL, &F_RTOL, NULL};
+static const FlagSpec *const verify_flags[] = {&F_MODEL, &F_THREADS, NULL};
+static const FlagSpec *const encode_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_P, NULL};
+static const FlagSpec *const synth_flags[] = {&F_OUT, &F_SEED, &F_DIM, &F_HIDDEN, &F_LAYERS, &F_HEADS, &F_KV_HEADS,
+    &F_VOCAB, &F_SEQ_LEN, &F_FORMAT, &F_DTYPE, &F_SYNTH_TOKENIZER, &F_UNTIED, NULL};
 
 static int parse_int(const char *s, const char *what, int lo, int hi, int *out, char *err) {
     char *end;
@@ -132,11 +278,10 @@ static int load_model_and_tokenizer(const Args *a, Model *m, Tokenizer *t, int n
     return 0;
 }
 
+/* --threads N (the parser checked N's range). */
 static void apply_threads(const Args *a) {
     const char *s = flag(a, "--threads");
-    int n;
-    char ignored[TEMPO_ERR_SIZE];
-    if (s && parse_int(s, "--threads", 1, 1024, &n, ignored) == 0) tempo_set_threads(n);
+    if (s) tempo_set_threads((int)strtol(s, NULL, 10));
 }
 
 /* BOS + the encoded text, at most seq_len ids. The caller frees *ids. */
@@ -185,11 +330,8 @@ static int row_list(const Args *a, const char *name, int n, const int *fallback,
 }
 
 static int cmd_forward(int argc, char **argv, char *err) {
-    static const char *const valued[] = {"-m", "-z", "--prompt", "-p", "--tokens", "--positions", "--sets",
-                                         "--mask", "--out", "--threads", NULL};
-    static const char *const switches[] = {"--no-attention", NULL};
     Args a;
-    if (parse_args(argc, argv, "forward", valued, NULL, switches, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "forward", forward_flags, NULL, NULL, &a, err) != 0) return 1;
     apply_threads(&a);
     Model m;
     Tokenizer t;
@@ -439,17 +581,9 @@ static int write_generation_json(const Generation *gen, const Tokenizer *t, cons
     return rc;
 }
 
-/* Flags of every command that generates (generate, compare, attention). */
-static const char *const generation_valued[] = {"-m", "-z", "--prompt", "-p", "--tokens", "-n", "--max-tokens",
-    "--threshold", "--max-width", "--mode", "--isolate-layers", "--next-from", "--threshold-schedule",
-    "--final-threshold", "--bezier", "--prune", "--prune-window", "--prune-layers", "--prune-threshold",
-    "--emulate", "--json", "--trace", "--threads", NULL};
-static const char *const generation_switches[] = {"--greedy", "--stop-on-empty", "--dynamic-threshold", "--no-color",
-                                                  "--hide-pruned", "--verbose", "--quiet", NULL};
-
 static int cmd_generate(int argc, char **argv, char *err) {
     Args a;
-    if (parse_args(argc, argv, "generate", generation_valued, NULL, generation_switches, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "generate", generation_valued, generate_output, generation_switches, &a, err) != 0) return 1;
     apply_threads(&a);
     Model m;
     Tokenizer t;
@@ -596,11 +730,9 @@ static int parse_tolerance(const Args *a, Tolerance *tol, char *err) {
 }
 
 static int cmd_diff(int argc, char **argv, char *err) {
-    static const char *const valued[] = {"--atol", "--rtol", NULL};
-    static const char *const switches[] = {NULL};
     Args a;
     Tolerance tol;
-    if (parse_args(argc, argv, "diff", valued, NULL, switches, &a, err) != 0 || parse_tolerance(&a, &tol, err) != 0) return 2;
+    if (parse_args(argc, argv, "diff", tolerance_flags, NULL, NULL, &a, err) != 0 || parse_tolerance(&a, &tol, err) != 0) return 2;
     if (a.n_positional != 2) return tempo_error(err, "usage: tempo diff A B [--atol X] [--rtol Y]"), 2;
     Trace A, B;
     if (tempo_trace_read(&A, a.positional[0], err) != 0) return 2;
@@ -616,11 +748,9 @@ static int cmd_diff(int argc, char **argv, char *err) {
 }
 
 static int cmd_verify(int argc, char **argv, char *err) {
-    static const char *const valued[] = {"-m", "--atol", "--rtol", "--threads", NULL};
-    static const char *const switches[] = {NULL};
     Args a;
     Tolerance tol;
-    if (parse_args(argc, argv, "verify", valued, NULL, switches, &a, err) != 0 || parse_tolerance(&a, &tol, err) != 0) return 2;
+    if (parse_args(argc, argv, "verify", verify_flags, tolerance_flags, NULL, &a, err) != 0 || parse_tolerance(&a, &tol, err) != 0) return 2;
     if (a.n_positional != 1) return tempo_error(err, "usage: tempo verify -m MODEL TRACE"), 2;
     apply_threads(&a);
     Model m;
@@ -876,12 +1006,9 @@ static void free_prompts(char **categories, char **prompts, int n) {
     free(prompts);
 }
 
-/* What compare and attention take beyond the generation flags. */
-static const char *const analysis_valued[] = {"--prompts", "--heatmap", "--rows", "--svg", "--svg-grid", "--row", NULL};
-
 static int cmd_compare(int argc, char **argv, char *err) {
     Args a;
-    if (parse_args(argc, argv, "compare", generation_valued, analysis_valued, generation_switches, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "compare", compare_generation, generation_switches, NULL, &a, err) != 0) return 1;
     apply_threads(&a);
     Model m;
     Tokenizer t;
@@ -1090,10 +1217,8 @@ done:
 /* ===================================================================== */
 
 static int cmd_encode(int argc, char **argv, char *err) {
-    static const char *const valued[] = {"-m", "-z", "--prompt", "-p", NULL};
-    static const char *const switches[] = {NULL};
     Args a;
-    if (parse_args(argc, argv, "encode", valued, NULL, switches, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "encode", encode_flags, NULL, NULL, &a, err) != 0) return 1;
     Model m;
     Tokenizer t;
     if (load_model_and_tokenizer(&a, &m, &t, 1, err) != 0) return 1;
@@ -1108,10 +1233,8 @@ static int cmd_encode(int argc, char **argv, char *err) {
 
 /* tempo check MODEL: validates a checkpoint and reports NaN/Inf weights. */
 static int cmd_check(int argc, char **argv, char *err) {
-    static const char *const valued[] = {NULL};
-    static const char *const switches[] = {NULL};
     Args a;
-    if (parse_args(argc, argv, "check", valued, NULL, switches, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "check", NULL, NULL, NULL, &a, err) != 0) return 1;
     if (a.n_positional != 1) return tempo_error(err, "usage: tempo check MODEL"), 1;
     Model m;
     if (tempo_model_load(&m, a.positional[0], err) != 0) return 1;
@@ -1129,11 +1252,8 @@ static int cmd_check(int argc, char **argv, char *err) {
 }
 
 static int cmd_synth(int argc, char **argv, char *err) {
-    static const char *const valued[] = {"--out", "--seed", "--dim", "--hidden", "--layers", "--heads", "--kv-heads",
-                                         "--vocab", "--seq-len", "--format", "--dtype", "--tokenizer", NULL};
-    static const char *const switches[] = {"--untied", NULL};
     Args a;
-    if (parse_args(argc, argv, "synth", valued, NULL, switches, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "synth", synth_flags, NULL, NULL, &a, err) != 0) return 1;
     SynthConfig s;
     tempo_synth_defaults(&s);
     struct { const char *flag; int *field; } ints[] = {{"--dim", &s.dim}, {"--hidden", &s.hidden_dim},
@@ -1162,38 +1282,100 @@ static int cmd_synth(int argc, char **argv, char *err) {
 }
 
 /* ===================================================================== */
-/* main                                                                  */
+/* main and help                                                         */
 /* ===================================================================== */
 
-static void usage(void) {
-    fprintf(stderr,
-            "usage: tempo COMMAND [flags]\n"
-            "  forward  -m MODEL [-z TOK] (--prompt TEXT | --tokens IDS) [--positions P] [--sets S]\n"
-            "           [--mask causal|isolated|visible|FILE] [--out TRACE]   one full forward pass\n"
-            "  generate -m MODEL -z TOK -p PROMPT [-n STEPS] [--threshold T] [--mode isolated|visible] ...\n"
-            "  verify   -m MODEL TRACE [--atol X]      recompute a trace from any engine and diff it\n"
-            "  diff     A B [--atol X] [--rtol Y]      compare two traces tensor by tensor\n"
-            "  compare  -m MODEL -z TOK (-p PROMPT | --prompts FILE) [generation flags] [--json OUT]\n"
-            "  attention (TRACE | -m MODEL -z TOK -p PROMPT ...) [--heatmap L:H] [--rows A-B] [--svg F] [--svg-grid F --row R] [--json F]\n"
-            "  encode   -m MODEL -z TOK -p TEXT        print token ids\n"
-            "  check    MODEL                          validate a checkpoint, report NaN/Inf weights\n"
-            "  synth    --out FILE [--seed N] [--untied] [--dim D ...]   write a synthetic checkpoint\n"
-            "           [--format hf [--dtype bf16] [--tokenizer llama3|gpt2]]   (a directory with tokenizer.json)\n"
-            "see README.md for every flag\n");
+typedef struct {
+    const char *name;
+    int (*run)(int, char **, char *);
+    const char *usage;    /* what follows "tempo NAME" */
+    const char *summary;  /* one line */
+    const char *example;  /* with W=../shared/weights */
+    const FlagSpec *const *flags[3];
+} Command;
+
+static const Command commands[] = {
+    {"generate", cmd_generate, "-m MODEL -z TOK (-p TEXT | --tokens IDS) [flags]",
+     "TEMPO generation: every token with p >= threshold joins one set at one logical position",
+     "./tempo generate -m $W/stories260K.bin -z $W/tok512.bin -p \"Once upon a time\" --threshold 0.2 -n 24",
+     {generation_valued, generation_switches, generate_output}},
+    {"compare", cmd_compare, "-m MODEL -z TOK (-p TEXT | --prompts FILE) [flags]",
+     "isolated vs visible on the same prompt: free-running, then teacher-forced logits",
+     "./tempo compare -m $W/stories260K.bin -z $W/tok512.bin -p \"Once upon a time\" --threshold 0.2 -n 16",
+     {compare_generation, generation_switches, NULL}},
+    {"attention", cmd_attention, "(TRACE | -m MODEL -z TOK -p TEXT) [flags]",
+     "attention paid to parallel vs single tokens, heatmaps and SVG pictures",
+     "./tempo attention -m $W/stories260K.bin -z $W/tok512.bin -p \"Once upon a time\" --threshold 0.2 --heatmap 4:0 "
+     "--svg heat.svg",
+     {generation_valued, generation_switches, analysis_valued}},
+    {"forward", cmd_forward, "-m MODEL [-z TOK] (-p TEXT | --tokens IDS) [flags]",
+     "one full forward pass over a position map and a mask; prints each row's top token",
+     "./tempo forward -m $W/stories260K.bin -z $W/tok512.bin -p \"Once upon a time\" --mask isolated --out pass.st",
+     {forward_flags, NULL, NULL}},
+    {"verify", cmd_verify, "-m MODEL TRACE [flags]",
+     "recompute a trace from any engine with the full forward pass and diff it",
+     "./tempo verify -m $W/stories260K.bin run.st", {verify_flags, tolerance_flags, NULL}},
+    {"diff", cmd_diff, "A B [flags]", "compare two traces tensor by tensor",
+     "./tempo diff run.st pass.st --atol 1e-3", {tolerance_flags, NULL, NULL}},
+    {"encode", cmd_encode, "-m MODEL -z TOK -p TEXT", "print the token ids of a text (BOS first)",
+     "./tempo encode -m $W/stories260K.bin -z $W/tok512.bin -p \"Once upon a time\"", {encode_flags, NULL, NULL}},
+    {"check", cmd_check, "MODEL", "validate a checkpoint; report NaN/Inf weights",
+     "./tempo check $W/stories260K.bin", {NULL, NULL, NULL}},
+    {"synth", cmd_synth, "--out PATH [flags]", "write a seeded synthetic checkpoint (test fixtures)",
+     "./tempo synth --out tiny.bin --seed 7 --layers 3 --untied", {synth_flags, NULL, NULL}},
+};
+static const size_t n_commands = sizeof commands / sizeof commands[0];
+
+/* One help line per flag: name, value, what it does, default and range. */
+static void print_flag_help(FILE *out, const FlagSpec *f) {
+    char head[64], extra[160] = "";
+    snprintf(head, sizeof head, "%s%s%s", f->name, f->value ? " " : "", f->value ? f->value : "");
+    int w = 0;
+    if (f->deflt) w += snprintf(extra + w, sizeof extra - (size_t)w, "default %s", f->deflt);
+    if (f->range) w += snprintf(extra + w, sizeof extra - (size_t)w, "%s%s", w ? "; " : "", f->range);
+    else if (f->lo < f->hi) w += snprintf(extra + w, sizeof extra - (size_t)w, "%s[%.10g, %.10g]", w ? "; " : "", f->lo, f->hi);
+    fprintf(out, "  %-26s %s%s%s%s\n", head, f->help, w ? " (" : "", extra, w ? ")" : "");
+}
+
+static void print_command_help(FILE *out, const Command *c) {
+    fprintf(out, "usage: tempo %s %s\n%s\n", c->name, c->usage, c->summary);
+    int any = 0;
+    for (int k = 0; k < 3; k++)
+        for (const FlagSpec *const *t = c->flags[k]; t && *t; t++) {
+            if (!any++) fprintf(out, "flags:\n");
+            print_flag_help(out, *t);
+        }
+    fprintf(out, "  %-26s %s\n", "-h, --help", "this help");
+    fprintf(out, "example (W=../shared/weights):\n  %s\n", c->example);
+}
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: tempo COMMAND [flags]; tempo COMMAND --help lists a command's flags\n");
+    for (size_t i = 0; i < n_commands; i++) fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+/* 1 if --help or -h stands where a flag may stand (not as a flag's value). */
+static int wants_help(int argc, char **argv, const Command *c) {
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
+        const FlagSpec *f = find_spec(argv[i], c->flags[0], c->flags[1], c->flags[2]);
+        if (f && f->type != FLAG_SWITCH) i++;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv) {
     char err[TEMPO_ERR_SIZE] = "";
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        usage();
+        usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;
     }
-    struct { const char *name; int (*run)(int, char **, char *); } commands[] = {
-        {"forward", cmd_forward}, {"generate", cmd_generate}, {"verify", cmd_verify},
-        {"diff", cmd_diff}, {"encode", cmd_encode}, {"synth", cmd_synth}, {"compare", cmd_compare},
-        {"attention", cmd_attention}, {"check", cmd_check}};
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+    for (size_t i = 0; i < n_commands; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
+        if (wants_help(argc - 2, argv + 2, &commands[i])) {
+            print_command_help(stdout, &commands[i]);
+            return 0;
+        }
         int rc = commands[i].run(argc - 2, argv + 2, err);
         if (rc != 0 && err[0]) fprintf(stderr, "tempo %s: error: %s\n", argv[1], err);
         return rc;
