@@ -610,9 +610,9 @@ static void prune_sets(Generation *gen, const GenConfig *g, const Config *c, int
     for (int s = step - g->prune_window; s < step; s++) {
         if (s < 0) continue;
         const Step *st = &gen->steps[s];
-        double share[64] = {0};
+        double share[TEMPO_PRUNE_MAX_WIDTH] = {0};
         int live = 0, strongest = -1;
-        for (int mi = 0; mi < st->n_members && mi < 64; mi++) {
+        for (int mi = 0; mi < st->n_members; mi++) {
             const Member *mem = &gen->members[st->first_member + mi];
             if (mem->row < 0 || mem->pruned_at >= 0) continue;
             live++;
@@ -624,9 +624,9 @@ static void prune_sets(Generation *gen, const GenConfig *g, const Config *c, int
         }
         if (live < 2) continue;
         double total = 0.0;
-        for (int mi = 0; mi < st->n_members && mi < 64; mi++) total += share[mi];
+        for (int mi = 0; mi < st->n_members; mi++) total += share[mi];
         if (total <= 0.0) continue;
-        for (int mi = 0; mi < st->n_members && mi < 64; mi++) {
+        for (int mi = 0; mi < st->n_members; mi++) {
             Member *mem = &gen->members[st->first_member + mi];
             if (mem->row < 0 || mem->pruned_at >= 0 || mi == strongest) continue;
             if (share[mi] / total < g->prune_threshold / live) {
@@ -831,6 +831,9 @@ int tempo_gen_validate(const GenConfig *g, const Config *c, char *err) {
                     g->prune_layers, c->n_layers);
     if (g->prune && !(g->prune_threshold > 0.0f && g->prune_threshold <= 1.0f))
         return tempo_error(err, "prune-threshold %g is outside (0, 1]", g->prune_threshold);
+    if (g->prune && g->max_width > TEMPO_PRUNE_MAX_WIDTH)
+        return tempo_error(err, "max-width %d is more than pruning weighs (%d members a set): lower it or drop --prune",
+                           g->max_width, TEMPO_PRUNE_MAX_WIDTH);
     if (g->prune && g->emulate != EMULATE_NONE)
         return tempo_error(err, "pruning cannot be combined with --emulate");
     return 0;

@@ -150,6 +150,9 @@ typedef enum { NEXT_LAST_ROW, NEXT_MEAN } NextFrom;
 typedef enum { SCHEDULE_CONSTANT, SCHEDULE_BEZIER, SCHEDULE_LINEAR } Schedule;
 typedef enum { EMULATE_NONE, EMULATE_LAST_MEMBER_ONLY } Emulation;
 
+/* Pruning weighs at most this many members of a set: max_width may not exceed it with prune on. */
+#define TEMPO_PRUNE_MAX_WIDTH 64
+
 typedef struct {
     float threshold;        /* select tokens with p >= threshold, in (0,1] */
     int max_width;          /* most tokens in one parallel set */

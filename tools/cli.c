@@ -52,16 +52,15 @@ static const FlagSpec *find_spec(const char *name, const FlagSpec *const *t1, co
 }
 
 /* A numeric value's syntax and its [lo, hi] range, as the spec says. */
-static int check_value(const FlagSpec *f, const char *v, const char *command, char *err) {
+static int check_value(const FlagSpec *f, const char *v, char *err) {
     char *end;
     errno = 0;
     double x = f->type == FLAG_INT ? (double)strtol(v, &end, 10) : strtod(v, &end);
-    int bad = errno || end == v || *end != '\0' || !isfinite(x);
-    if (f->type == FLAG_INT && (bad || (f->lo < f->hi && (x < f->lo || x > f->hi))))
-        return tempo_error(err, "%s of tempo %s must be an integer in [%.10g, %.10g], got '%s'", f->name, command,
-                           f->lo < f->hi ? f->lo : -2147483648.0, f->lo < f->hi ? f->hi : 2147483647.0, v);
-    if (f->type == FLAG_NUMBER && (bad || (f->lo < f->hi && (x < f->lo || x > f->hi))))
-        return tempo_error(err, "%s of tempo %s must be a number in [%.10g, %.10g], got '%s'", f->name, command, f->lo, f->hi, v);
+    int bad = errno || end == v || *end != '\0' || !isfinite(x), ranged = f->lo < f->hi;
+    const char *kind = f->type == FLAG_INT ? "an integer" : "a number";
+    if (bad && !ranged) return tempo_error(err, "%s must be %s, got '%s'", f->name, kind, v);
+    if (bad || (ranged && (x < f->lo || x > f->hi)))
+        return tempo_error(err, "%s must be %s in [%.10g, %.10g], got '%s'", f->name, kind, f->lo, f->hi, v);
     return 0;
 }
 
@@ -85,7 +84,7 @@ static int parse_args(int argc, char **argv, const char *command, const FlagSpec
         if (f->type != FLAG_SWITCH) {
             if (i + 1 >= argc) return tempo_error(err, "flag %s of tempo %s needs a value", arg, command);
             a->value[a->n] = argv[++i];
-            if (f->type != FLAG_TEXT && check_value(f, a->value[a->n], command, err) != 0) return -1;
+            if (f->type != FLAG_TEXT && check_value(f, a->value[a->n], err) != 0) return -1;
         }
         a->n++;
     }
@@ -388,42 +387,50 @@ done:
 /* tempo generate                                                        */
 /* ===================================================================== */
 
-static int parse_generation_flags(const Args *a, const Config *c, GenConfig *g, char *err) {
-    tempo_gen_defaults(g, c);
+/* The value of flag `name` as the index of one of `names` (NULL-terminated);
+ * *out is left alone when the flag is absent. */
+static int parse_choice(const Args *a, const char *name, const char *const *names, int *out, char *err) {
+    const char *v = flag(a, name);
+    if (!v) return 0;
+    char list[256] = "";
+    int w = 0, n = 0;
+    for (; names[n]; n++) {
+        if (strcmp(v, names[n]) == 0) return *out = n, 0;
+        w += snprintf(list + w, sizeof list - (size_t)w, "%s%s", n == 0 ? "" : names[n + 1] ? ", " : " or ", names[n]);
+    }
+    return tempo_error(err, "%s must be %s, got '%s'", name, list, v);
+}
+
+/* --isolate-layers A-B (or A): 0 <= A <= B < n_layers. */
+static int parse_layer_range(const char *v, const Config *c, GenConfig *g, char *err) {
+    char *end;
+    long lo = strtol(v, &end, 10), hi = lo;
+    if (end != v && *end == '-') hi = strtol(end + 1, &end, 10);
+    if (end == v || *end != '\0' || lo < 0 || hi < lo || hi >= c->n_layers)
+        return tempo_error(err, "--isolate-layers must be A-B with 0 <= A <= B < %d, got '%s'", c->n_layers, v);
+    g->isolate_first = (int)lo;
+    g->isolate_last = (int)hi;
+    return 0;
+}
+
+/* Combinations of flags where one would be silently ignored. */
+static int refuse_ignored_flags(const Args *a, const GenConfig *g, char *err) {
+    if (flag(a, "--greedy") && flag(a, "--threshold"))
+        return tempo_error(err, "--greedy takes one token per step: it cannot be combined with --threshold");
+    if (flag(a, "--greedy") && flag(a, "--stop-on-empty"))
+        return tempo_error(err, "--greedy always has a token: it cannot be combined with --stop-on-empty");
+    if (flag(a, "--isolate-layers") && g->mode == MASK_VISIBLE)
+        return tempo_error(err, "--isolate-layers chooses the layers that isolate: it needs --mode isolated, not visible");
+    return 0;
+}
+
+static int parse_generation_numbers(const Args *a, const Config *c, GenConfig *g, char *err) {
     const char *v;
     if ((v = flag(a, "--threshold")) && parse_float(v, "--threshold", &g->threshold, err) != 0) return -1;
-    if (flag(a, "--greedy")) g->threshold = 1.0f;
     if ((v = flag(a, "--max-width")) && parse_int(v, "--max-width", -1000000, 1000000, &g->max_width, err) != 0) return -1;
     if ((v = flag(a, "-n")) && parse_int(v, "-n", -1000000, 1000000, &g->max_steps, err) != 0) return -1;
     if ((v = flag(a, "--max-tokens")) && parse_int(v, "--max-tokens", -1000000, 1000000, &g->max_steps, err) != 0) return -1;
-    if ((v = flag(a, "--mode"))) {
-        if (strcmp(v, "isolated") == 0) g->mode = MASK_ISOLATED;
-        else if (strcmp(v, "visible") == 0) g->mode = MASK_VISIBLE;
-        else return tempo_error(err, "--mode must be isolated or visible, got '%s'", v);
-    }
-    if ((v = flag(a, "--isolate-layers"))) {
-        char *end;
-        long lo = strtol(v, &end, 10), hi = lo;
-        if (end != v && *end == '-') hi = strtol(end + 1, &end, 10);
-        if (end == v || *end != '\0' || lo < 0 || hi < lo || hi >= c->n_layers)
-            return tempo_error(err, "--isolate-layers must be A-B with 0 <= A <= B < %d, got '%s'",
-                            c->n_layers, v);
-        g->isolate_first = (int)lo;
-        g->isolate_last = (int)hi;
-    }
-    if ((v = flag(a, "--next-from"))) {
-        if (strcmp(v, "last") == 0) g->next_from = NEXT_LAST_ROW;
-        else if (strcmp(v, "mean") == 0) g->next_from = NEXT_MEAN;
-        else return tempo_error(err, "--next-from must be last or mean, got '%s'", v);
-    }
-    g->stop_on_empty = flag(a, "--stop-on-empty") != NULL;
-    if (flag(a, "--dynamic-threshold")) g->schedule = SCHEDULE_BEZIER;
-    if ((v = flag(a, "--threshold-schedule"))) {
-        if (strcmp(v, "bezier") == 0) g->schedule = SCHEDULE_BEZIER;
-        else if (strcmp(v, "linear") == 0) g->schedule = SCHEDULE_LINEAR;
-        else if (strcmp(v, "constant") == 0) g->schedule = SCHEDULE_CONSTANT;
-        else return tempo_error(err, "--threshold-schedule must be bezier, linear or constant, got '%s'", v);
-    }
+    if ((v = flag(a, "--isolate-layers")) && parse_layer_range(v, c, g, err) != 0) return -1;
     if ((v = flag(a, "--final-threshold")) && parse_float(v, "--final-threshold", &g->final_threshold, err) != 0) return -1;
     if ((v = flag(a, "--bezier"))) {
         char *end;
@@ -431,19 +438,32 @@ static int parse_generation_flags(const Args *a, const Config *c, GenConfig *g, 
         if (*end != ',') return tempo_error(err, "--bezier must be P1,P2, got '%s'", v);
         if (parse_float(end + 1, "--bezier P2", &g->bezier_p2, err) != 0) return -1;
     }
-    if ((v = flag(a, "--prune"))) {
-        if (strcmp(v, "attention") == 0) g->prune = 1;
-        else if (strcmp(v, "none") != 0) return tempo_error(err, "--prune must be attention or none, got '%s'", v);
-    }
     if ((v = flag(a, "--prune-window")) && parse_int(v, "--prune-window", 1, 1000000, &g->prune_window, err) != 0) return -1;
     if ((v = flag(a, "--prune-layers")) && parse_int(v, "--prune-layers", 1, c->n_layers, &g->prune_layers, err) != 0) return -1;
     if ((v = flag(a, "--prune-threshold")) && parse_float(v, "--prune-threshold", &g->prune_threshold, err) != 0) return -1;
-    if ((v = flag(a, "--emulate"))) {
-        if (strcmp(v, "last-member-only") == 0) g->emulate = EMULATE_LAST_MEMBER_ONLY;
-        else if (strcmp(v, "none") != 0) return tempo_error(err, "--emulate must be last-member-only, got '%s'", v);
-    }
+    return 0;
+}
+
+static int parse_generation_flags(const Args *a, const Config *c, GenConfig *g, char *err) {
+    static const char *const modes[] = {"isolated", "visible", NULL}, *const next[] = {"last", "mean", NULL};
+    static const char *const schedules[] = {"constant", "bezier", "linear", NULL}, *const prune[] = {"none", "attention", NULL};
+    static const char *const emulate[] = {"none", "last-member-only", NULL};
+    tempo_gen_defaults(g, c);
+    int mode = 0, next_from = 0, schedule = flag(a, "--dynamic-threshold") ? 1 : 0, emulation = 0;
+    if (parse_generation_numbers(a, c, g, err) != 0 || parse_choice(a, "--mode", modes, &mode, err) != 0 ||
+        parse_choice(a, "--next-from", next, &next_from, err) != 0 ||
+        parse_choice(a, "--threshold-schedule", schedules, &schedule, err) != 0 ||
+        parse_choice(a, "--prune", prune, &g->prune, err) != 0 || parse_choice(a, "--emulate", emulate, &emulation, err) != 0)
+        return -1;
+    g->mode = mode ? MASK_VISIBLE : MASK_ISOLATED;
+    g->next_from = next_from ? NEXT_MEAN : NEXT_LAST_ROW;
+    g->schedule = schedule == 1 ? SCHEDULE_BEZIER : schedule == 2 ? SCHEDULE_LINEAR : SCHEDULE_CONSTANT;
+    g->emulate = emulation ? EMULATE_LAST_MEMBER_ONLY : EMULATE_NONE;
+    if (flag(a, "--greedy")) g->threshold = 1.0f;
+    g->stop_on_empty = flag(a, "--stop-on-empty") != NULL;
     g->capture_attention = flag(a, "--trace") != NULL;
     g->keep_logits = g->capture_attention; /* only a trace needs every row's logits */
+    if (refuse_ignored_flags(a, g, err) != 0) return -1;
     return tempo_gen_validate(g, c, err);
 }
 
