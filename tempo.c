@@ -534,15 +534,20 @@ static int feed_prompt(Run *r, Generation *gen, const int *prompt, int n_prompt,
 }
 
 /* Feeds the members of `step` as rows at the step's logical position, with
- * the step's set id: every member, or only the last under --emulate
- * last-member-only (the others keep row -1). */
+ * the step's set id: every member except EOS (a branch that ends: it keeps
+ * row -1), or only the last such under --emulate last-member-only. The
+ * first member is never EOS (that ends the generation). */
 static int feed_parallel_set(Run *r, Generation *gen, int step, char *err) {
     Step *st = &gen->steps[step];
     Member *members = gen->members + st->first_member;
-    int from = r->g->emulate == EMULATE_LAST_MEMBER_ONLY ? st->n_members - 1 : 0, k = st->n_members - from;
-    for (int i = 0; i < k; i++) {
-        r->row_tokens[i] = members[from + i].token;
-        members[from + i].row = gen->n_rows + i;
+    const Config *c = &r->model->config;
+    int last = 0, k = 0;
+    for (int i = 0; i < st->n_members; i++)
+        if (!tempo_is_eos(c, members[i].token)) last = i;
+    for (int i = 0; i < st->n_members; i++) {
+        if (tempo_is_eos(c, members[i].token) || (r->g->emulate == EMULATE_LAST_MEMBER_ONLY && i != last)) continue;
+        r->row_tokens[k] = members[i].token;
+        members[i].row = gen->n_rows + k++;
     }
     rows_of_one_set(r, k, st->logical_pos);
     double t0 = now_seconds();

@@ -456,6 +456,8 @@ def tempo(m, prompt, cfg):
             break
         first = len(tokens)
         for v in chosen:
+            if v == EOS:               # EOS as a lower member: a branch that ends, never fed
+                continue
             tokens.append(v)
             positions.append(pos)
             sets.append(pos)

@@ -246,3 +246,40 @@ Test(readme, commands_paste_and_run) {
     cr_assert_geq(lines, 12);
     free(readme);
 }
+
+/* ---- what reaches the screen ---- */
+
+/* The generated text: no raw control byte, no line break inside [a/b],
+ * EOS members as <end>, BOS as <bos>, and the text ends with a newline
+ * before the summary line. */
+static void check_text(const char *out) {
+    int depth = 0;
+    for (const unsigned char *p = (const unsigned char *)out; *p; p++) {
+        if (*p == '[') depth++;
+        if (*p == ']') depth--;
+        cr_assert(*p >= 0x20 || *p == '\n' || (*p == '\t' && depth == 0), "raw control byte 0x%02x in:\n%s", *p, out);
+        cr_assert(!(depth > 0 && *p == '\n'), "a line break inside a parallel set:\n%s", out);
+    }
+    cr_assert(!strstr(out, "</s>") && !strstr(out, "<s>"), "a raw BOS/EOS piece:\n%s", out);
+}
+
+Test(display, control_tokens_and_eos_members) {
+    static char out[1 << 16];
+    char env[9000], cmd[16384], model[4096], tok[4096];
+    command_env(env, sizeof env);
+    fortune_paths(model, tok);
+    snprintf(cmd, sizeof cmd, "%s -m %s -z %s -p 'The cat sat on the' --threshold 0.02 -n 12 --no-color 2>&1",
+             TEMPO_BIN " generate", model, tok);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
+    check_text(out);
+    cr_assert(strstr(out, "/<end>/"), "the EOS member shows as <end>:\n%s", out);
+    char *summary = strstr(out, "12 steps");
+    cr_assert(summary && summary > out && summary[-1] == '\n', "the summary starts a line:\n%s", out);
+    snprintf(cmd, sizeof cmd, "%s%s generate -m $M -z $Z -p 'Once upon a time' --threshold 0.2 -n 40 2>&1", env, TEMPO_BIN);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
+    check_text(out);
+    snprintf(cmd, sizeof cmd, "%s%s generate -m $M -z $Z --tokens 1,403,1,407 -n 2 2>&1", env, TEMPO_BIN);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
+    check_text(out);
+    cr_assert(strstr(out, "<bos>"), "a BOS inside the text shows as <bos>:\n%s", out);
+}

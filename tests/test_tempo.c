@@ -184,9 +184,13 @@ Test(invariants, isolated_visible_logit_differences) {
 /* Cache == recompute: every row as computed when added vs the full forward
  * of the final trace with the masks each row used. */
 static void check_run_against_recompute(void (*adjust)(GenConfig *), const char *what, int need_steps) {
-    Run r; /* a prompt on which every mode runs 64 steps; greedy ends on EOS after 38 from the other */
-    run_tempo(&r, "fortune.bin", "fortune-tok512.bin", need_steps == 64 ? "Q: Why did the chicken" : "The cat sat on the", NULL,
-              adjust);
+    /* prompts on which the modes run 64 steps (since EOS members are not fed, visible and layers
+     * 1-2 end on EOS after 14 from the chicken); greedy ends on EOS after 38 from the cat */
+    const char *prompt = need_steps < 64 ? "The cat sat on the"
+                         : strcmp(what, "visible") == 0 || strcmp(what, "layers 1-2") == 0 ? "Q: What do you call a"
+                                                                                            : "Q: Why did the chicken";
+    Run r;
+    run_tempo(&r, "fortune.bin", "fortune-tok512.bin", prompt, NULL, adjust);
     const Config *c = &r.m.config;
     int n = r.gen.n_rows, V = c->vocab_size, ML = r.gen.mask_layers;
     uint8_t *allowed = tempo_generation_allowed(&r.gen);
@@ -370,3 +374,35 @@ Test(emulation, last_member_only_makes_isolated_equal_visible) {
     }
     cr_assert(true_semantics_differ > 0, "true TEMPO semantics should separate isolated from visible on these prompts");
 }
+
+static void low_threshold_12(GenConfig *g) { g->threshold = 0.02f; g->max_steps = 12; }
+/* here EOS is the last member of a set: the member before it is fed instead */
+static void emulated_30(GenConfig *g) { g->threshold = 0.05f; g->max_steps = 30; g->emulate = EMULATE_LAST_MEMBER_ONLY; }
+
+/* EOS as a lower-ranked member is a branch that ends: it stays a member of
+ * its set (with its probability) but is never fed (row -1), no row holds
+ * EOS, and generation goes on from the other members. */
+static void check_eos_member_not_fed(const char *prompt, int steps, void (*adjust)(GenConfig *)) {
+    Run r;
+    run_tempo(&r, "fortune.bin", "fortune-tok512.bin", prompt, NULL, adjust);
+    int eos_members = 0;
+    for (int i = 0; i < r.gen.n_members; i++) {
+        const Member *mem = &r.gen.members[i];
+        if (!tempo_is_eos(&r.m.config, mem->token)) continue;
+        eos_members++;
+        cr_assert_eq(mem->row, -1, "an EOS member must not be fed (member %d has row %d)", i, mem->row);
+    }
+    cr_assert_gt(eos_members, 0, "this run must select EOS as a lower member");
+    for (int q = 0; q < r.gen.n_rows; q++)
+        cr_assert(!tempo_is_eos(&r.m.config, r.gen.tokens[q]), "row %d holds EOS", q);
+    cr_assert_eq(r.gen.n_steps, steps, "generation goes on past a branch that ends");
+    for (int s = 0; s < r.gen.n_steps; s++) { /* every set keeps a fed member */
+        int fed = 0;
+        for (int i = 0; i < r.gen.steps[s].n_members; i++) fed += r.gen.members[r.gen.steps[s].first_member + i].row >= 0;
+        cr_assert_gt(fed, 0, "step %d has no fed member", s);
+    }
+    run_free(&r);
+}
+
+Test(eos, lower_member_is_a_branch_that_ends) { check_eos_member_not_fed("The cat sat on the", 12, low_threshold_12); }
+Test(eos, last_member_not_fed_under_emulation) { check_eos_member_not_fed("The", 30, emulated_30); }

@@ -483,33 +483,58 @@ static const char *token_text(const Tokenizer *t, int prev, int token, char buf[
     return buf;
 }
 
-/* Prints the text with parallel sets inline as [a/b/c], pruned as ~b~. */
-static void print_generation(const Generation *gen, const Tokenizer *t, int bos, int color, int hide_pruned) {
-    char byte_buf[16];
+/* How a token shows in the text: BOS and EOS as markers (<bos>, <end>: a
+ * branch that ends); inside a set, control characters as escapes (\n, \t,
+ * \xNN) and a whitespace-only piece as one ␣ per space, so [a/b] stays on
+ * one line; outside a set, newlines and tabs as they are. */
+static void show_token(FILE *out, const Tokenizer *t, const Config *c, int prev, int token, int in_set) {
+    if (token == c->bos_token_id) { fputs("<bos>", out); return; }
+    if (tempo_is_eos(c, token)) { fputs("<end>", out); return; }
+    char buf[16];
+    const char *text = token_text(t, prev, token, buf);
+    int blank = in_set && text[0] && text[strspn(text, " ")] == '\0';
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (blank) fputs("\u2423", out);
+        else if ((*p == '\n' || *p == '\t') && !in_set) fputc(*p, out);
+        else if (*p == '\n') fputs("\\n", out);
+        else if (*p == '\t') fputs("\\t", out);
+        else if (*p < 0x20 || *p == 0x7f) fprintf(out, "\\x%02x", *p);
+        else fputc(*p, out);
+    }
+}
+
+/* One step: a single token, or the parallel set as [a/b/c], pruned members as ~b~. */
+static void print_step(FILE *out, const Generation *gen, int s, const Tokenizer *t, const Config *c, int prev,
+                       int color, int hide_pruned) {
+    const Step *st = &gen->steps[s];
+    const Member *mem = gen->members + st->first_member;
+    if (st->n_members == 1) {
+        show_token(out, t, c, prev, mem[0].token, 0);
+        return;
+    }
+    fputs(color ? "\033[36m[" : "[", out);
+    int shown = 0;
+    for (int i = 0; i < st->n_members; i++) {
+        int pruned = mem[i].pruned_at >= 0;
+        if (pruned && hide_pruned) continue;
+        if (shown++) fputc('/', out);
+        if (pruned) fputs(color ? "\033[2m~" : "~", out);
+        show_token(out, t, c, prev, mem[i].token, 1);
+        if (pruned) fputs(color ? "~\033[22;36m" : "~", out);
+    }
+    fputs(color ? "]\033[0m" : "]", out);
+}
+
+/* Prints the prompt (without its BOS) and every step, then a newline. */
+static void print_generation(const Generation *gen, const Tokenizer *t, const Config *c, int color, int hide_pruned) {
     int prev = gen->tokens[0];
-    for (int i = gen->tokens[0] == bos; i < gen->n_prompt; i++) {
-        fputs(token_text(t, prev, gen->tokens[i], byte_buf), stdout);
+    for (int i = gen->tokens[0] == c->bos_token_id; i < gen->n_prompt; i++) {
+        show_token(stdout, t, c, prev, gen->tokens[i], 0);
         prev = gen->tokens[i];
     }
     for (int s = 0; s < gen->n_steps; s++) {
-        const Step *st = &gen->steps[s];
-        const Member *mem = gen->members + st->first_member;
-        if (st->n_members == 1) {
-            fputs(token_text(t, prev, mem[0].token, byte_buf), stdout);
-        } else {
-            fputs(color ? "\033[36m[" : "[", stdout);
-            int shown = 0;
-            for (int i = 0; i < st->n_members; i++) {
-                int pruned = mem[i].pruned_at >= 0;
-                if (pruned && hide_pruned) continue;
-                if (shown++) fputc('/', stdout);
-                if (pruned) fputs(color ? "\033[2m~" : "~", stdout);
-                fputs(token_text(t, prev, mem[i].token, byte_buf), stdout);
-                if (pruned) fputs(color ? "~\033[22;36m" : "~", stdout);
-            }
-            fputs(color ? "]\033[0m" : "]", stdout);
-        }
-        prev = mem[0].token;
+        print_step(stdout, gen, s, t, c, prev, color, hide_pruned);
+        prev = gen->members[gen->steps[s].first_member].token;
     }
     fputc('\n', stdout);
 }
@@ -614,7 +639,7 @@ static int cmd_generate(int argc, char **argv, char *err) {
     if (parse_generation_flags(&a, &m.config, &g, err) != 0) goto done;
     if (prompt_ids(&a, &m, &t, &prompt, &n_prompt, err) != 0) goto done;
     if (tempo_generate(&m, prompt, n_prompt, &g, &gen, err) != 0) goto done;
-    if (!flag(&a, "--quiet")) print_generation(&gen, &t, m.config.bos_token_id, isatty(1) && !flag(&a, "--no-color"), flag(&a, "--hide-pruned") != NULL);
+    if (!flag(&a, "--quiet")) print_generation(&gen, &t, &m.config, isatty(1) && !flag(&a, "--no-color"), flag(&a, "--hide-pruned") != NULL);
     if (flag(&a, "--verbose"))
         for (int s = 0; s < gen.n_steps; s++)
             fprintf(stderr, "step %d  pos %d  threshold %.4f  members %d  %.3f ms\n", s, gen.steps[s].logical_pos,
