@@ -27,11 +27,16 @@ HDR = tempo.h $(wildcard formats/*.h) $(wildcard tools/*.h)
 tempo: $(SRC) $(HDR) .deps
 	$(CC) $(CFLAGS) -o $@ $(SRC) $(LDLIBS)
 
+# TEMPO on the readable model: the same prompt isolated, then visible, and where the two part.
+RUN_ARGS = -m $(WEIGHTS)/stories260K.bin -z $(WEIGHTS)/tok512.bin -p "Once upon a time" --threshold 0.2 -n 40
 run: tempo
-	./tempo generate -m $(WEIGHTS)/fortune.bin -z $(WEIGHTS)/fortune-tok512.bin \
-	  -p "The cat sat on the" --greedy -n 64
-
-
+	@echo "TEMPO on stories260K: at each step every token with p >= 0.2 joins one parallel set at one position."
+	@echo "Legend: [a/b] is one parallel set, most probable first; the text goes on from its last member."
+	@echo; echo "isolated mode (members of a set do not see each other):"
+	@./tempo generate $(RUN_ARGS) --mode isolated --no-color
+	@echo; echo "visible mode (later members see earlier ones):"
+	@./tempo generate $(RUN_ARGS) --mode visible --no-color
+	@echo; ./tempo compare $(RUN_ARGS) | grep "^free-running"
 
 # Synthetic models for the fast tests, written by tempo itself (seeded).
 build/synth-tied.bin: tempo

@@ -283,3 +283,40 @@ Test(display, control_tokens_and_eos_members) {
     check_text(out);
     cr_assert(strstr(out, "<bos>"), "a BOS inside the text shows as <bos>:\n%s", out);
 }
+
+/* make run shows TEMPO: a legend, parallel sets in isolated and in visible
+ * mode, and where the modes part, in a few seconds. */
+Test(make_run, shows_sets_in_both_modes) {
+    static char out[1 << 16];
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "make -s --no-print-directory run WEIGHTS=%s 2>&1", WEIGHTS_DIR);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "make run failed:\n%s", out);
+    cr_assert(strstr(out, "Legend: [a/b] is one parallel set"), "no legend:\n%s", out);
+    const char *iso = strstr(out, "isolated mode"), *vis = strstr(out, "visible mode");
+    cr_assert(iso && vis && iso < vis, "both modes, isolated first:\n%s", out);
+    const char *iso_text = strchr(iso, '\n') + 1, *vis_text = strchr(vis, '\n') + 1;
+    const char *iso_set = strchr(iso_text, '['), *vis_set = strchr(vis_text, '[');
+    cr_assert(iso_set && iso_set < vis && strchr(iso_set, '/') < vis, "isolated mode forms no set:\n%s", out);
+    cr_assert(vis_set && strchr(vis_set, '/'), "visible mode forms no set:\n%s", out);
+    cr_assert(strstr(out, "free-running: the modes part at step"), "where the modes part:\n%s", out);
+    check_text(out);
+}
+
+/* compare prints each member's text, names the sets where the modes part,
+ * and says when no parallel set formed instead of printing zeros. */
+Test(display, compare_text_and_no_set) {
+    static char out[1 << 16];
+    char env[9000], cmd[16384];
+    command_env(env, sizeof env);
+    snprintf(cmd, sizeof cmd, "%s%s compare -m $M -z $Z -p 'Once upon a time' --threshold 0.2 -n 40", env, TEMPO_BIN);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
+    cr_assert(strstr(out, "top10  text\n"), "a text column:\n%s", out);
+    cr_assert(strstr(out, "<- predicts the next step"), "%s", out);
+    const char *part = strstr(out, "free-running: the modes part at step");
+    cr_assert(part && strstr(part, "isolated [") && strstr(part, ", visible ["), "the two sets where the modes part:\n%s", out);
+    check_text(out);
+    snprintf(cmd, sizeof cmd, "%s%s compare -m $M -z $Z -p 'Once upon a time' --greedy -n 8", env, TEMPO_BIN);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
+    cr_assert(strstr(out, "no parallel set formed"), "%s", out);
+    cr_assert(!strstr(out, "later members (0)") && !strstr(out, "cosine 0.0000"), "zeros instead of words:\n%s", out);
+}

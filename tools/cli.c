@@ -896,32 +896,60 @@ static void add_summary_json(cJSON *out, const Comparison *cmp) {
     cJSON_AddNumberToObject(js, "visible_seconds", sum->vis_seconds);
 }
 
-/* One line per member of each parallel set of the isolated run. */
-static void print_member_rows(const Comparison *cmp) {
+/* The token before step s (for decoding): the previous step's first member, or the prompt's last token. */
+static int token_before(const Generation *gen, int s) {
+    return s == 0 ? gen->tokens[gen->n_prompt - 1] : gen->members[gen->steps[s - 1].first_member].token;
+}
+
+/* One line per member of each parallel set of the isolated run, with its text. */
+static void print_member_rows(const Comparison *cmp, const Tokenizer *t, const Config *c) {
     const Generation *iso = &cmp->iso;
-    printf("step  pos  member  row  token   KL(i||v)   KL(v||i)   JS        cosine  top1 top5 top10\n");
+    printf("step  pos  member  row  token   KL(i||v)   KL(v||i)   JS        cosine  top1 top5 top10  text\n");
     for (int s = 0; s < iso->n_steps; s++) {
         const Step *st = &iso->steps[s];
         for (int i = 0; i < st->n_members && st->n_members > 1; i++) {
             const Member *mem = &iso->members[st->first_member + i];
             const LogitMetrics *lm = &cmp->member[st->first_member + i];
-            const char *next = i == st->n_members - 1 ? "  <- predicts the next step" : "";
+            printf("%4d %4d  %6d ", s, st->logical_pos, i);
             if (mem->row < 0)
-                printf("%4d %4d  %6d    -  %5d  not fed (--emulate last-member-only)\n", s, st->logical_pos, i, mem->token);
+                printf("   -  %5d  %-66s", mem->token, tempo_is_eos(c, mem->token) ? "not fed (EOS: a branch that ends)"
+                                                                                     : "not fed (--emulate last-member-only)");
             else
-                printf("%4d %4d  %6d %4d  %5d  %9.3e  %9.3e  %9.3e  %.4f  %.1f  %.1f  %.1f%s\n", s, st->logical_pos, i,
-                       mem->row, mem->token, lm->kl_ab, lm->kl_ba, lm->js, lm->cosine, lm->top1, lm->top5, lm->top10, next);
+                printf("%4d  %5d  %9.3e  %9.3e  %9.3e  %.4f  %.1f  %.1f  %.1f  ", mem->row, mem->token, lm->kl_ab, lm->kl_ba,
+                       lm->js, lm->cosine, lm->top1, lm->top5, lm->top10);
+            show_token(stdout, t, c, token_before(iso, s), mem->token, 1);
+            printf("%s\n", i == st->n_members - 1 && mem->row >= 0 ? "  <- predicts the next step" : "");
         }
     }
 }
 
-static void print_compare_summary(const CompareSummary *sum) {
+/* Where free-running isolated and visible first select different sets, with the two sets. */
+static void print_divergence(const Comparison *cmp, const Tokenizer *t, const Config *c) {
+    int s = cmp->sum.first_divergence;
+    if (s < 0) {
+        printf("free-running: isolated and visible select the same sets at every step\n");
+        return;
+    }
+    const Generation *runs[2] = {&cmp->iso, &cmp->vis};
+    printf("free-running: the modes part at step %d (position %d):", s, cmp->iso.n_prompt + s);
+    for (int k = 0; k < 2; k++) {
+        printf(k ? ", visible " : " isolated ");
+        if (s < runs[k]->n_steps) print_step(stdout, runs[k], s, t, c, token_before(runs[k], s), 0, 0);
+        else printf("(ended: %s)", runs[k]->stop_reason);
+    }
+    printf("\n");
+}
+
+static void print_compare_summary(const Comparison *cmp, const Tokenizer *t, const Config *c) {
+    const CompareSummary *sum = &cmp->sum;
     printf("rows before the first parallel member: %d, max |isolated - visible| there: %g%s\n", sum->prefix_rows,
            sum->prefix_max_abs, sum->prefix_max_abs == 0 ? " (bitwise identical)" : "");
-    printf("later members (%d): mean KL(i||v) %.4e  KL(v||i) %.4e  JS %.4e  cosine %.4f  top1 %.3f top5 %.3f top10 %.3f\n",
-           sum->later_members, sum->kl_iv, sum->kl_vi, sum->js, sum->cosine, sum->top1, sum->top5, sum->top10);
-    if (sum->first_divergence < 0) printf("free-running: isolated and visible select the same sets at every step\n");
-    else printf("free-running: the selected sets first differ at step %d\n", sum->first_divergence);
+    if (sum->later_members == 0)
+        printf("no parallel set formed with a fed later member: nothing differs between the masks\n");
+    else
+        printf("later members (%d): mean KL(i||v) %.4e  KL(v||i) %.4e  JS %.4e  cosine %.4f  top1 %.3f top5 %.3f top10 %.3f\n",
+               sum->later_members, sum->kl_iv, sum->kl_vi, sum->js, sum->cosine, sum->top1, sum->top5, sum->top10);
+    print_divergence(cmp, t, c);
     printf("time: isolated %.2f ms, visible %.2f ms, ratio %.3f\n", sum->iso_seconds * 1e3, sum->vis_seconds * 1e3,
            sum->vis_seconds > 0 ? sum->iso_seconds / sum->vis_seconds : 0.0);
 }
@@ -942,8 +970,9 @@ static int compare_prompt(const Model *m, const Tokenizer *t, const char *prompt
     add_summary_json(out, &cmp);
     if (!quiet) {
         printf("prompt: %s\n", prompt);
-        print_member_rows(&cmp);
-        print_compare_summary(&cmp.sum);
+        if (cmp.sum.parallel_steps) print_member_rows(&cmp, t, &m->config);
+        else printf("no parallel set formed: every step selected one token\n");
+        print_compare_summary(&cmp, t, &m->config);
     }
     compare_free(&cmp);
     return 0;
