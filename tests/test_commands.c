@@ -319,4 +319,70 @@ Test(display, compare_text_and_no_set) {
     cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
     cr_assert(strstr(out, "no parallel set formed"), "%s", out);
     cr_assert(!strstr(out, "later members (0)") && !strstr(out, "cosine 0.0000"), "zeros instead of words:\n%s", out);
+    snprintf(cmd, sizeof cmd, "%shead -4 weights/prompts.txt > /tmp/tempo-suite.txt && %s compare -m $M -z $Z --prompts "
+             "/tmp/tempo-suite.txt --greedy -n 4 2>/dev/null", env, TEMPO_BIN);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
+    cr_assert(strstr(out, "no parallel set formed") && !strstr(out, " -1 ") && !strstr(out, "0.000e+00"),
+              "suite rows say that no set formed:\n%s", out);
+}
+
+/* Runs a shell line with $M $Z $S $T $D set; stdout and stderr together. */
+static int run_env(const char *line, char *out, size_t len) {
+    char env[9000], cmd[16384];
+    command_env(env, sizeof env);
+    snprintf(cmd, sizeof cmd, "%smkdir -p $D && %s", env, line);
+    return run_command_capture(cmd, out, len, 1);
+}
+
+Test(output, forward_text_verbose_members_synth_message) {
+    static char out[1 << 16];
+    cr_assert_eq(run_env(TEMPO_BIN " forward -m $M -z $Z -p 'Once upon a time'", out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "text -> top") && strstr(out, "<bos> -> Once") && strstr(out, "Once ->  upon"), "%s", out);
+    cr_assert_eq(run_env(TEMPO_BIN " generate -m $M -z $Z -p 'Once upon a time' --threshold 0.2 -n 8 --verbose --quiet",
+                         out, sizeof out), 0, "%s", out);
+    for (const char *p = strstr(out, "step "); p && strncmp(p, "step ", 5) == 0; p = strchr(p, '\n') + 1) {
+        int members = atoi(strstr(p, "members ") + 8), quoted = 0;
+        for (const char *q = p; *q && *q != '\n'; q++) quoted += *q == '\'';
+        cr_assert_eq(quoted, 2 * members, "each member with its text and probability: %.200s", p);
+    }
+    cr_assert(strstr(out, "members 2: ' g' 0."), "%s", out);
+    cr_assert_eq(run_env(TEMPO_BIN " synth --out $D/said.bin --layers 3", out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "wrote /tmp/tempo-cmd-table/said.bin: llama2.c checkpoint f32, dim 64, hidden 172, 3 layers"), "%s", out);
+}
+
+Test(output, verify_names_the_model_first_and_diff_the_shapes) {
+    static char out[1 << 16];
+    char model[4096], tok[4096], args[9000];
+    cr_assert_eq(run_env(TEMPO_BIN " generate -m $M -z $Z -p 'Once upon a time' -n 4 --quiet --trace $D/v4.st && " TEMPO_BIN
+                         " generate -m $M -z $Z -p 'Once upon a time' -n 8 --quiet --trace $D/v8.st", out, sizeof out), 0, "%s", out);
+    fortune_paths(model, tok);
+    snprintf(args, sizeof args, "verify -m %s /tmp/tempo-cmd-table/v4.st", model);
+    expect_error(args, 2, "trace /tmp/tempo-cmd-table/v4.st was written with stories260K.bin (dim 64) but -m", NULL);
+    cr_assert_eq(run_env(TEMPO_BIN " diff $D/v4.st $D/v8.st", out, sizeof out), 1, "%s", out);
+    cr_assert(strstr(out, "tokens     shape or dtype differs: A I32[9], B I32[15]"), "%s", out);
+    cr_assert(strstr(out, "logits     shape or dtype differs: A F32[9,512], B F32[15,512]"), "%s", out);
+}
+
+Test(output, json_floats_shortest_and_progress_without_cr) {
+    static char out[1 << 16];
+    cr_assert_eq(run_env(TEMPO_BIN " generate -m $M -z $Z -p 'Once upon a time' --threshold 0.1 -n 6 --quiet --json $D/t.json",
+                         out, sizeof out), 0, "%s", out);
+    char *text = read_text_file("/tmp/tempo-cmd-table/t.json", NULL);
+    cr_assert(strstr(text, "\"threshold\":\t0.1,") && !strstr(text, "0.1000000"), "%s", text);
+    cJSON *j = cJSON_Parse(text);
+    for (const cJSON *st = cJSON_GetObjectItem(j, "steps")->child; st; st = st->next)
+        for (const cJSON *tk = cJSON_GetObjectItem(st, "tokens")->child; tk; tk = tk->next) {
+            const cJSON *p = cJSON_GetObjectItem(tk, "probability");
+            char shortest[32];
+            snprintf(shortest, sizeof shortest, "%.9g", (float)p->valuedouble);
+            cr_assert((float)strtod(shortest, NULL) == (float)p->valuedouble, "a probability reads back to its float");
+        }
+    cJSON_Delete(j);
+    free(text);
+    cr_assert_eq(run_env("head -4 weights/prompts.txt > $D/p.txt && (" TEMPO_BIN " compare -m $M -z $Z --prompts $D/p.txt -n 4 "
+                         "2>$D/progress >/dev/null)", out, sizeof out), 0, "%s", out);
+    char *progress = read_text_file("/tmp/tempo-cmd-table/progress", NULL);
+    cr_assert(!strchr(progress, '\r') && strstr(progress, "[1/2] ") && strstr(progress, "[2/2] "),
+              "progress lines without \\r when stderr is a file:\n%s", progress);
+    free(progress);
 }

@@ -309,6 +309,33 @@ static int prompt_ids(const Args *a, const Model *m, const Tokenizer *t, int **i
     return encode_text(t, prompt, m->config.seq_len, ids, n, err);
 }
 
+/* Text of a token, or " #id" when no tokenizer was given. */
+static const char *token_text(const Tokenizer *t, int prev, int token, char buf[16]) {
+    if (t->pieces) return tempo_decode(t, prev, token, buf);
+    snprintf(buf, 16, " #%d", token);
+    return buf;
+}
+
+/* How a token shows in the text: BOS and EOS as markers (<bos>, <end>: a
+ * branch that ends); inside a set, control characters as escapes (\n, \t,
+ * \xNN) and a whitespace-only piece as one ␣ per space, so [a/b] stays on
+ * one line; outside a set, newlines and tabs as they are. */
+static void show_token(FILE *out, const Tokenizer *t, const Config *c, int prev, int token, int in_set) {
+    if (token == c->bos_token_id) { fputs("<bos>", out); return; }
+    if (tempo_is_eos(c, token)) { fputs("<end>", out); return; }
+    char buf[16];
+    const char *text = token_text(t, prev, token, buf);
+    int blank = in_set && text[0] && text[strspn(text, " ")] == '\0';
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (blank) fputs("\u2423", out);
+        else if ((*p == '\n' || *p == '\t') && !in_set) fputc(*p, out);
+        else if (*p == '\n') fputs("\\n", out);
+        else if (*p == '\t') fputs("\\t", out);
+        else if (*p < 0x20 || *p == 0x7f) fprintf(out, "\\x%02x", *p);
+        else fputc(*p, out);
+    }
+}
+
 /* ===================================================================== */
 /* tempo forward                                                         */
 /* ===================================================================== */
@@ -326,6 +353,29 @@ static int row_list(const Args *a, const char *name, int n, const int *fallback,
     if (!*out) return tempo_error(err, "out of memory");
     for (int i = 0; i < n; i++) (*out)[i] = fallback ? fallback[i] : i;
     return 0;
+}
+
+/* One line per row: its token, position, set and the most probable next
+ * token with its probability, as text too when a tokenizer was given. */
+static void print_forward_rows(const Tokenizer *t, const Config *c, int n, const int *tokens, const int *positions,
+                               const int *sets, const float *logits) {
+    int V = c->vocab_size;
+    printf("row  token  pos  set  top-token  p(top)%s\n", t->pieces ? "  text -> top" : "");
+    for (int i = 0; i < n; i++) {
+        const float *lr = logits + (size_t)i * V;
+        int best = 0;
+        double sum = 0.0;
+        for (int v = 1; v < V; v++) if (lr[v] > lr[best]) best = v;
+        for (int v = 0; v < V; v++) sum += exp((double)lr[v] - lr[best]); /* p(top) = 1 / sum exp(l - l_top) */
+        printf("%3d  %5d  %3d  %3d  %9d  %.4f", i, tokens[i], positions[i], sets[i], best, 1.0 / sum);
+        if (t->pieces) {
+            printf("  ");
+            show_token(stdout, t, c, i ? tokens[i - 1] : -1, tokens[i], 1);
+            printf(" -> ");
+            show_token(stdout, t, c, tokens[i], best, 1);
+        }
+        printf("\n");
+    }
 }
 
 static int cmd_forward(int argc, char **argv, char *err) {
@@ -353,16 +403,7 @@ static int cmd_forward(int argc, char **argv, char *err) {
     else if (tempo_mask_read(mask, n, allowed, err) != 0) goto done;
     Outputs out = {logits, NULL, attention};
     if (tempo_forward_full(&m, n, tokens, positions, allowed, 1, out, err) != 0) goto done;
-    int V = m.config.vocab_size;
-    printf("row  token  pos  set  top-token  p(top)\n");
-    for (int i = 0; i < n; i++) {
-        const float *lr = logits + (size_t)i * V;
-        int best = 0;
-        double sum = 0.0;
-        for (int v = 1; v < V; v++) if (lr[v] > lr[best]) best = v;
-        for (int v = 0; v < V; v++) sum += exp((double)lr[v] - lr[best]);
-        printf("%3d  %5d  %3d  %3d  %9d  %.4f\n", i, tokens[i], positions[i], sets[i], best, 1.0 / sum);
-    }
+    print_forward_rows(&t, &m.config, n, tokens, positions, sets, logits);
     if (out_path) {
         Trace tr;
         if (tempo_trace_build(&tr, &m, n, tokens, positions, sets, allowed, 1, logits, attention, NULL, err) != 0)
@@ -476,31 +517,9 @@ static int write_json(const cJSON *root, const char *path, char *err) {
     return rc;
 }
 
-/* Text of a token, or " #id" when no tokenizer was given. */
-static const char *token_text(const Tokenizer *t, int prev, int token, char buf[16]) {
-    if (t->pieces) return tempo_decode(t, prev, token, buf);
-    snprintf(buf, 16, " #%d", token);
-    return buf;
-}
-
-/* How a token shows in the text: BOS and EOS as markers (<bos>, <end>: a
- * branch that ends); inside a set, control characters as escapes (\n, \t,
- * \xNN) and a whitespace-only piece as one ␣ per space, so [a/b] stays on
- * one line; outside a set, newlines and tabs as they are. */
-static void show_token(FILE *out, const Tokenizer *t, const Config *c, int prev, int token, int in_set) {
-    if (token == c->bos_token_id) { fputs("<bos>", out); return; }
-    if (tempo_is_eos(c, token)) { fputs("<end>", out); return; }
-    char buf[16];
-    const char *text = token_text(t, prev, token, buf);
-    int blank = in_set && text[0] && text[strspn(text, " ")] == '\0';
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        if (blank) fputs("\u2423", out);
-        else if ((*p == '\n' || *p == '\t') && !in_set) fputc(*p, out);
-        else if (*p == '\n') fputs("\\n", out);
-        else if (*p == '\t') fputs("\\t", out);
-        else if (*p < 0x20 || *p == 0x7f) fprintf(out, "\\x%02x", *p);
-        else fputc(*p, out);
-    }
+/* The token before step s (for decoding): the previous step's first member, or the prompt's last token. */
+static int token_before(const Generation *gen, int s) {
+    return s == 0 ? gen->tokens[gen->n_prompt - 1] : gen->members[gen->steps[s - 1].first_member].token;
 }
 
 /* One step: a single token, or the parallel set as [a/b/c], pruned members as ~b~. */
@@ -539,10 +558,25 @@ static void print_generation(const Generation *gen, const Tokenizer *t, const Co
     fputc('\n', stdout);
 }
 
+/* A float as the shortest decimal that reads back to the same float
+ * (0.1, not 0.10000000149011612); JSON has no inf or nan: null. */
+static void add_float(cJSON *o, const char *key, float v) {
+    char buf[32];
+    if (!isfinite(v)) {
+        cJSON_AddNullToObject(o, key);
+        return;
+    }
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (strtof(buf, NULL) == v) break;
+    }
+    cJSON_AddRawToObject(o, key, buf);
+}
+
 /* The settings a generation ran with. */
 static void add_settings_json(cJSON *root, const GenConfig *g) {
     cJSON *set = cJSON_AddObjectToObject(root, "settings");
-    cJSON_AddNumberToObject(set, "threshold", g->threshold);
+    add_float(set, "threshold", g->threshold);
     cJSON_AddNumberToObject(set, "max_width", g->max_width);
     cJSON_AddNumberToObject(set, "max_tokens", g->max_steps);
     cJSON_AddStringToObject(set, "mode", g->mode == MASK_ISOLATED ? "isolated" : "visible");
@@ -551,9 +585,9 @@ static void add_settings_json(cJSON *root, const GenConfig *g) {
     cJSON_AddStringToObject(set, "next_from", g->next_from == NEXT_MEAN ? "mean" : "last");
     const char *sched[] = {"constant", "bezier", "linear"};
     cJSON_AddStringToObject(set, "threshold_schedule", sched[g->schedule]);
-    cJSON_AddNumberToObject(set, "final_threshold", g->final_threshold);
-    cJSON_AddNumberToObject(set, "bezier_p1", g->bezier_p1);
-    cJSON_AddNumberToObject(set, "bezier_p2", g->bezier_p2);
+    add_float(set, "final_threshold", g->final_threshold);
+    add_float(set, "bezier_p1", g->bezier_p1);
+    add_float(set, "bezier_p2", g->bezier_p2);
     cJSON_AddStringToObject(set, "prune", g->prune ? "attention" : "none");
     cJSON_AddStringToObject(set, "emulate", g->emulate ? "last-member-only" : "none");
 }
@@ -567,7 +601,7 @@ static cJSON *member_json(const Member *mem, const Tokenizer *t, int prev) {
     char *valid = tempo_valid_utf8(text, strlen(text)); /* JSON must be UTF-8 */
     cJSON_AddStringToObject(jt, "text", valid ? valid : "");
     free(valid);
-    cJSON_AddNumberToObject(jt, "probability", mem->prob);
+    add_float(jt, "probability", mem->prob);
     if (mem->row >= 0) cJSON_AddNumberToObject(jt, "physical_index", mem->row);
     else cJSON_AddNullToObject(jt, "physical_index");
     if (mem->pruned_at >= 0) cJSON_AddNumberToObject(jt, "pruned_at", mem->pruned_at);
@@ -583,7 +617,7 @@ static cJSON *steps_json(const Generation *gen, const Tokenizer *t, const GenCon
         cJSON *js = cJSON_CreateObject();
         cJSON_AddNumberToObject(js, "step", s);
         cJSON_AddNumberToObject(js, "logical_position", st->logical_pos);
-        cJSON_AddNumberToObject(js, "threshold", st->threshold);
+        add_float(js, "threshold", st->threshold);
         cJSON_AddStringToObject(js, "next_from", g->next_from == NEXT_MEAN ? "mean" : "last");
         cJSON_AddNumberToObject(js, "seconds", st->seconds);
         cJSON *tokens = cJSON_AddArrayToObject(js, "tokens");
@@ -626,6 +660,23 @@ static int write_generation_json(const Generation *gen, const Tokenizer *t, cons
     return rc;
 }
 
+/* --verbose: per step its position, threshold, time, and every member with
+ * its probability (pruned members marked, unfed ones as not fed). */
+static void print_steps_verbose(FILE *out, const Generation *gen, const Tokenizer *t, const Config *c) {
+    for (int s = 0; s < gen->n_steps; s++) {
+        const Step *st = &gen->steps[s];
+        fprintf(out, "step %d  pos %d  threshold %.4f  %.3f ms  members %d:", s, st->logical_pos, st->threshold,
+                st->seconds * 1e3, st->n_members);
+        for (int i = 0; i < st->n_members; i++) {
+            const Member *mem = &gen->members[st->first_member + i];
+            fputs(i ? ", '" : " '", out);
+            show_token(out, t, c, token_before(gen, s), mem->token, 1);
+            fprintf(out, "' %.4f%s%s", mem->prob, mem->pruned_at >= 0 ? " (pruned)" : "", mem->row < 0 ? " (not fed)" : "");
+        }
+        fputc('\n', out);
+    }
+}
+
 static int cmd_generate(int argc, char **argv, char *err) {
     Args a;
     if (parse_args(argc, argv, "generate", generation_valued, generate_output, generation_switches, &a, err) != 0) return 1;
@@ -640,10 +691,7 @@ static int cmd_generate(int argc, char **argv, char *err) {
     if (prompt_ids(&a, &m, &t, &prompt, &n_prompt, err) != 0) goto done;
     if (tempo_generate(&m, prompt, n_prompt, &g, &gen, err) != 0) goto done;
     if (!flag(&a, "--quiet")) print_generation(&gen, &t, &m.config, isatty(1) && !flag(&a, "--no-color"), flag(&a, "--hide-pruned") != NULL);
-    if (flag(&a, "--verbose"))
-        for (int s = 0; s < gen.n_steps; s++)
-            fprintf(stderr, "step %d  pos %d  threshold %.4f  members %d  %.3f ms\n", s, gen.steps[s].logical_pos,
-                    gen.steps[s].threshold, gen.steps[s].n_members, gen.steps[s].seconds * 1e3);
+    if (flag(&a, "--verbose")) print_steps_verbose(stderr, &gen, &t, &m.config);
     fflush(stdout);
     double gen_seconds = gen.total_seconds - gen.prefill_seconds;
     fprintf(stderr, "%d steps, %d tokens in %d rows (stop: %s); %.1f tokens/s, %.1f steps/s\n", gen.n_steps,
@@ -697,12 +745,22 @@ static void format_index(const Tensor *x, size_t i, char *buf, size_t len) {
     snprintf(buf + w, len - (size_t)w, "]");
 }
 
+/* "F32[99,512]" */
+static const char *describe_tensor(const Tensor *x, char *buf, size_t len) {
+    int w = snprintf(buf, len, "%s[", tempo_dtype_name(x->dtype));
+    for (int d = 0; d < x->ndim; d++) w += snprintf(buf + w, len - (size_t)w, d ? ",%lld" : "%lld", (long long)x->shape[d]);
+    snprintf(buf + w, len - (size_t)w, "]");
+    return buf;
+}
+
 /* Compares one tensor of A with B; prints a line; returns 1 if outside tolerance. */
 static int compare_tensor(const Tensor *x, const Tensor *y, Tolerance *tol) {
     int same_shape = x->ndim == y->ndim && x->dtype == y->dtype;
     for (int d = 0; same_shape && d < x->ndim; d++) same_shape = x->shape[d] == y->shape[d];
     if (!same_shape) {
-        printf("%-10s shape or dtype differs\n", x->name);
+        char a[80], b[80];
+        printf("%-10s shape or dtype differs: A %s, B %s\n", x->name, describe_tensor(x, a, sizeof a),
+               describe_tensor(y, b, sizeof b));
         return 1;
     }
     size_t n = tempo_tensor_count(x), worst = 0, worst_rel = 0, bad = 0, first_bad = 0;
@@ -792,6 +850,25 @@ static int cmd_diff(int argc, char **argv, char *err) {
     return failed ? 1 : 0;
 }
 
+/* The trace's metadata names the model that wrote it and its dimensions
+ * (tempo and engines that follow the trace format); when any disagrees
+ * with -m, that is the error, before any number is compared. */
+static int check_trace_model(const Trace *tr, const Model *m, const char *path, char *err) {
+    const Config *c = &m->config;
+    struct { const char *key; int value; } dims[] = {{"dim", c->dim}, {"n_layers", c->n_layers}, {"n_heads", c->n_heads},
+        {"n_kv_heads", c->n_kv_heads}, {"vocab_size", c->vocab_size}};
+    const char *model = "another model";
+    for (int i = 0; i < tr->n_meta; i++)
+        if (strcmp(tr->meta_key[i], "model") == 0) model = tr->meta_value[i];
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
+        for (int i = 0; i < tr->n_meta; i++)
+            if (strcmp(tr->meta_key[i], dims[d].key) == 0 && atoi(tr->meta_value[i]) != dims[d].value)
+                return tempo_error(err, "trace %s was written with %s (%s %s) but -m %s has %s %d: verify against the "
+                                   "model that wrote it", path, model, dims[d].key, tr->meta_value[i], m->path, dims[d].key,
+                                   dims[d].value);
+    return 0;
+}
+
 static int cmd_verify(int argc, char **argv, char *err) {
     Args a;
     Tolerance tol;
@@ -805,7 +882,9 @@ static int cmd_verify(int argc, char **argv, char *err) {
     int rc = 2, n = 0, mask_layers = 1;
     float *logits = NULL, *attention = NULL;
     if (tempo_trace_read(&tr, a.positional[0], err) != 0) goto done_model;
-    if (tempo_trace_inputs(&tr, &m.config, &n, &mask_layers, err) != 0) goto done;
+    if (check_trace_model(&tr, &m, a.positional[0], err) != 0 ||
+        tempo_trace_inputs(&tr, &m.config, &n, &mask_layers, err) != 0)
+        goto done;
     const Config *c = &m.config;
     logits = malloc((size_t)n * c->vocab_size * sizeof(float));
     attention = malloc((size_t)c->n_layers * c->n_heads * n * n * sizeof(float));
@@ -894,11 +973,6 @@ static void add_summary_json(cJSON *out, const Comparison *cmp) {
     cJSON_AddNumberToObject(js, "first_divergent_step", sum->first_divergence);
     cJSON_AddNumberToObject(js, "isolated_seconds", sum->iso_seconds);
     cJSON_AddNumberToObject(js, "visible_seconds", sum->vis_seconds);
-}
-
-/* The token before step s (for decoding): the previous step's first member, or the prompt's last token. */
-static int token_before(const Generation *gen, int s) {
-    return s == 0 ? gen->tokens[gen->n_prompt - 1] : gen->members[gen->steps[s - 1].first_member].token;
 }
 
 /* One line per member of each parallel set of the isolated run, with its text. */
@@ -1032,9 +1106,12 @@ static void print_suite(char **categories, char **prompts, const CompareSummary 
     CompareSummary all = {0};
     for (int i = 0; i < n; i++) {
         const CompareSummary *s = &sums[i];
-        printf("%-10s %-32.32s %5d %4d %6d %10.3e %10.3e %7.4f %6.3f %6.3f %5d %6.3f\n", categories[i], prompts[i], s->steps,
-               s->parallel_steps, s->later_members, s->kl_iv, s->js, s->cosine, s->top1, s->top5, s->first_divergence,
-               s->vis_seconds > 0 ? s->iso_seconds / s->vis_seconds : 0.0);
+        char div[16] = "none";
+        if (s->first_divergence >= 0) snprintf(div, sizeof div, "%d", s->first_divergence);
+        printf("%-10s %-32.32s %5d %4d %6d ", categories[i], prompts[i], s->steps, s->parallel_steps, s->later_members);
+        if (s->later_members) printf("%10.3e %10.3e %7.4f %6.3f %6.3f", s->kl_iv, s->js, s->cosine, s->top1, s->top5);
+        else printf("%-45s", "no parallel set formed");
+        printf(" %5s %6.3f\n", div, s->vis_seconds > 0 ? s->iso_seconds / s->vis_seconds : 0.0);
         all.steps += s->steps; all.parallel_steps += s->parallel_steps; all.later_members += s->later_members;
         all.iso_seconds += s->iso_seconds; all.vis_seconds += s->vis_seconds;
         all.kl_iv += s->kl_iv * s->later_members; all.js += s->js * s->later_members;
@@ -1042,10 +1119,11 @@ static void print_suite(char **categories, char **prompts, const CompareSummary 
         all.top5 += s->top5 * s->later_members;
         if (s->prefix_max_abs != 0) printf("  note: rows before the first parallel set differ by %g\n", s->prefix_max_abs);
     }
-    double k = all.later_members ? all.later_members : 1;
-    printf("%-10s %-32s %5d %4d %6d %10.3e %10.3e %7.4f %6.3f %6.3f %5s %6.3f\n", "all", "(weighted by later members)",
-           all.steps, all.parallel_steps, all.later_members, all.kl_iv / k, all.js / k, all.cosine / k, all.top1 / k,
-           all.top5 / k, "-", all.vis_seconds > 0 ? all.iso_seconds / all.vis_seconds : 0.0);
+    double k = all.later_members;
+    printf("%-10s %-32s %5d %4d %6d ", "all", "(weighted by later members)", all.steps, all.parallel_steps, all.later_members);
+    if (k > 0) printf("%10.3e %10.3e %7.4f %6.3f %6.3f", all.kl_iv / k, all.js / k, all.cosine / k, all.top1 / k, all.top5 / k);
+    else printf("%-45s", "no parallel set formed");
+    printf(" %5s %6.3f\n", "-", all.vis_seconds > 0 ? all.iso_seconds / all.vis_seconds : 0.0);
 }
 
 /* Compares every prompt; the suite table when there are several. */
@@ -1054,7 +1132,8 @@ static int compare_all(const Model *m, const Tokenizer *t, const GenConfig *g, c
     CompareSummary *sums = calloc((size_t)n, sizeof *sums);
     if (!sums) return tempo_error(err, "out of memory");
     for (int i = 0; i < n; i++) {
-        if (n > 1) fprintf(stderr, "\r[%d/%d] %-40.40s", i + 1, n, prompts[i]);
+        if (n > 1 && isatty(2)) fprintf(stderr, "\r[%d/%d] %-40.40s", i + 1, n, prompts[i]); /* one line, rewritten */
+        else if (n > 1) fprintf(stderr, "[%d/%d] %.40s\n", i + 1, n, prompts[i]);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddItemToArray(runs, o);
         cJSON_AddStringToObject(o, "category", categories[i]);
@@ -1064,7 +1143,7 @@ static int compare_all(const Model *m, const Tokenizer *t, const GenConfig *g, c
         }
     }
     if (n > 1) {
-        fprintf(stderr, "\n");
+        if (isatty(2)) fprintf(stderr, "\n");
         print_suite(categories, prompts, sums, n);
     }
     free(sums);
@@ -1349,10 +1428,17 @@ static int cmd_synth(int argc, char **argv, char *err) {
         return tempo_error(err, "--tokenizer must be llama3 or gpt2, got '%s'", style), 1;
     s.pre_tokenizer = strcmp(style, "gpt2") == 0 ? PRETOKENIZE_GPT2 : PRETOKENIZE_LLAMA3;
     if (strcmp(format, "hf") == 0 && !flag(&a, "--vocab")) s.vocab_size = 384; /* room for a tokenizer.json */
-    if (strcmp(format, "hf") == 0) return tempo_synth_write_hf(&s, out, strcmp(dtype, "bf16") == 0, err) != 0;
-    if (strcmp(format, "llama2c") != 0) return tempo_error(err, "--format must be llama2c or hf, got '%s'", format), 1;
-    if (strcmp(dtype, "f32") != 0) return tempo_error(err, "llama2.c checkpoints are f32 only"), 1;
-    return tempo_synth_write(&s, out, err) != 0;
+    if (strcmp(format, "hf") != 0 && strcmp(format, "llama2c") != 0)
+        return tempo_error(err, "--format must be llama2c or hf, got '%s'", format), 1;
+    if (strcmp(format, "llama2c") == 0 && strcmp(dtype, "f32") != 0) return tempo_error(err, "llama2.c checkpoints are f32 only"), 1;
+    int rc = strcmp(format, "hf") == 0 ? tempo_synth_write_hf(&s, out, strcmp(dtype, "bf16") == 0, err)
+                                       : tempo_synth_write(&s, out, err);
+    if (rc == 0)
+        fprintf(stderr, "wrote %s: %s %s, dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, seq_len %d, %s, seed %d\n",
+                out, strcmp(format, "hf") == 0 ? "Hugging Face directory" : "llama2.c checkpoint", dtype, s.dim,
+                s.hidden_dim, s.n_layers, s.n_heads, s.n_kv_heads, s.vocab_size, s.seq_len,
+                s.shared_classifier ? "tied" : "untied", seed);
+    return rc != 0;
 }
 
 /* ===================================================================== */
