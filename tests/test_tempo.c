@@ -56,6 +56,7 @@ Test(invariants, zero_cross_parallel_attention_isolated) {
         for (int a = 0; a < st->n_members; a++)
             for (int b = 0; b < a; b++) {
                 int qa = r.gen.members[st->first_member + a].row, kb = r.gen.members[st->first_member + b].row;
+                if (qa < 0 || kb < 0) continue; /* an EOS member is never fed */
                 for (int l = 0; l < L; l++)
                     for (int h = 0; h < H; h++) {
                         float p = stored_attention(&r, l, h, qa, kb);
@@ -76,6 +77,7 @@ Test(invariants, visible_later_members_attend_to_earlier_ones) {
         const Step *st = &r.gen.steps[s];
         for (int a = 1; a < st->n_members; a++) {
             int qa = r.gen.members[st->first_member + a].row, kb = r.gen.members[st->first_member].row;
+            if (qa < 0) continue; /* an EOS member is never fed */
             for (int l = 0; l < L; l++)
                 for (int h = 0; h < H; h++) {
                     cr_assert(stored_attention(&r, l, h, qa, kb) > 0.0f, "row %d ignores row %d in layer %d head %d", qa, kb, l, h);
@@ -103,6 +105,7 @@ static void check_shared_positions(MaskKind mode) {
         int first = r.gen.members[st->first_member].row;
         for (int a = 0; a < st->n_members; a++) {
             int row = r.gen.members[st->first_member + a].row, solo_n = first + 1;
+            if (row < 0) continue; /* an EOS member: a branch that ends, never fed */
             int *tokens = malloc(solo_n * sizeof(int)), *pos = malloc(solo_n * sizeof(int));
             uint8_t *solo = calloc((size_t)solo_n * solo_n, 1);
             for (int i = 0; i < first; i++) {
@@ -172,6 +175,7 @@ Test(invariants, isolated_visible_logit_differences) {
         const Step *st = &r.gen.steps[s];
         for (int a = 1; a < st->n_members; a++) {
             int row = r.gen.members[st->first_member + a].row;
+            if (row < 0) continue; /* an EOS member is never fed */
             double kl = kl_rows(li + (size_t)row * V, lv + (size_t)row * V, V);
             cr_log_info("step %d member %d row %d: KL(isolated || visible) = %.4e", s, a, row, kl);
             cr_expect(kl > 1e-8, "row %d (member %d of step %d) is the same in both modes: KL %.3e", row, a, s, kl);
