@@ -1,16 +1,17 @@
 /* tempo.c - TEMPO (Threshold-Enabled Multipath Parallel Output) generation
  * for Llama models, written to be read top to bottom:
  *
- *   1. Small helpers
- *   2. The math, one step per function
- *   3. The KV cache
- *   4. The forward pass over a position map and a mask
- *   5. Masks: causal, isolated, visible
- *   6. TEMPO generation
+ *   Small helpers
+ *   The math, one step per function
+ *   The KV cache
+ *   The forward pass over a position map and a mask
+ *   Masks: causal, isolated, visible
+ *   TEMPO generation: the loop, then choosing a parallel set, feeding it,
+ *   pruning, storage, buffers, and last the settings
  *
  * The structs are in tempo.h. Checkpoints, tokenizers and trace files are
  * read and written in formats/, the command-line tool and the analysis live
- * in tools/. NOTES.md explains the why, section by section. */
+ * in tools/. NOTES.md explains the why; each title below names its section there. */
 #define _GNU_SOURCE
 #include "tempo.h"
 
@@ -24,7 +25,7 @@
 #include <time.h>
 
 /* ===================================================================== */
-/* 1. Small helpers                                                      */
+/* Small helpers (NOTES 15)                                              */
 /* ===================================================================== */
 
 int tempo_error(char *err, const char *fmt, ...) {
@@ -68,7 +69,7 @@ int tempo_is_eos(const Config *c, int token) {
 }
 
 /* ===================================================================== */
-/* 2. The math, one step per function                                    */
+/* The math, one step per function (NOTES 1)                            */
 /* ===================================================================== */
 
 /* Dot products of 4 rows of W with one input row: each value of x is loaded
@@ -202,7 +203,7 @@ static void add_into(float *x, const float *y, size_t n) {
 }
 /* ===================================================================== */
 /* ===================================================================== */
-/* 3. The KV cache                                                       */
+/* The KV cache (NOTES 2)                                                */
 /* ===================================================================== */
 
 static int kv_dim_of(const Config *c) { return c->n_kv_heads * c->head_dim; }
@@ -258,7 +259,7 @@ static int ensure_scratch(State *s, const Config *c, int rows, int keys, char *e
 }
 
 /* ===================================================================== */
-/* 4. The forward pass over a position map and a mask                    */
+/* The forward pass over a position map and a mask (NOTES 3)            */
 /* ===================================================================== */
 
 static int check_inputs(const Model *m, const State *s, int k, const int *tokens,
@@ -372,7 +373,7 @@ int tempo_forward_full(const Model *m, int n, const int *tokens, const int *logi
 }
 
 /* ===================================================================== */
-/* 5. Masks: causal, isolated, visible                                   */
+/* Masks: causal, isolated, visible (NOTES 4)                           */
 /* ===================================================================== */
 /* allowed[q][k] = 1 iff k <= q, and, in isolated mode, k is q itself or
  * not a member of q's set. Rows of one set share a logical position. */
@@ -391,7 +392,7 @@ void tempo_mask_rows(MaskKind kind, const int *sets, int first, int k, uint8_t *
 }
 
 /* ===================================================================== */
-/* 6. TEMPO generation                                                   */
+/* TEMPO generation (NOTES 5: the loop, 6: dynamic threshold, 7: pruning) */
 /* ===================================================================== */
 /* One logical step: turn the last row's logits into the next-token
  * distribution, select every token with p >= threshold (most probable
