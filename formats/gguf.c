@@ -151,19 +151,17 @@ static const char *ggml_type_name(uint32_t t) {
     return t < sizeof names / sizeof names[0] ? names[t] : NULL;
 }
 
+/* ggml's number of each WeightType. */
+static const uint32_t ggml_types[] = {[WEIGHT_F32] = 0, [WEIGHT_F16] = 1, [WEIGHT_BF16] = 30, [WEIGHT_Q8_0] = 8,
+                                      [WEIGHT_Q4_0] = 2, [WEIGHT_Q4_K] = 12, [WEIGHT_Q5_K] = 13, [WEIGHT_Q6_K] = 14};
+
+uint32_t tempo_gguf_ggml_type(WeightType t) { return ggml_types[t]; }
+
 /* The tempo type of a ggml type, or -1 if tempo does not read it. */
 static int weight_type_of(uint32_t ggml_type) {
-    switch (ggml_type) {
-    case 0: return WEIGHT_F32;
-    case 1: return WEIGHT_F16;
-    case 2: return WEIGHT_Q4_0;
-    case 8: return WEIGHT_Q8_0;
-    case 12: return WEIGHT_Q4_K;
-    case 13: return WEIGHT_Q5_K;
-    case 14: return WEIGHT_Q6_K;
-    case 30: return WEIGHT_BF16;
-    default: return -1;
-    }
+    for (int t = 0; t < (int)(sizeof ggml_types / sizeof ggml_types[0]); t++)
+        if (ggml_types[t] == ggml_type) return t;
+    return -1;
 }
 
 static int bad_tensor(Cursor *c, const GgufTensor *t, const char *problem) {

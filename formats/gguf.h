@@ -71,6 +71,8 @@ int tempo_gguf_array(const GgufFile *g, const char *key, GgufType elem, int requ
 void tempo_gguf_strings(const GgufKV *kv, GgufString *out);
 /* Element i of a numeric array as double. */
 double tempo_gguf_number_at(const GgufKV *kv, uint64_t i);
+/* ggml's type number of t (F32 0, F16 1, Q4_0 2, Q8_0 8, Q4_K 12, Q5_K 13, Q6_K 14, BF16 30). */
+uint32_t tempo_gguf_ggml_type(WeightType t);
 /* 1 if s equals the C string z. */
 int tempo_gguf_is(GgufString s, const char *z);
 
