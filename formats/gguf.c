@@ -794,3 +794,81 @@ int tempo_gguf_tokenizer(const GgufFile *g, const Config *c, Tokenizer *t, char 
     free(types);
     return rc;
 }
+
+/* ---- loading a model ---- */
+
+int tempo_is_gguf(const void *data, size_t size) { return size >= 4 && memcmp(data, "GGUF", 4) == 0; }
+
+/* One weight as f32: the file's bytes when it is aligned F32, else a
+ * dequantized copy at m->converted + *used (pass 0 only counts into *need). */
+static const float *gguf_f32(Model *m, const GgufFile *g, const char *name, uint64_t rows, uint64_t cols, size_t *used, int convert,
+                             size_t *need, char *err) {
+    const GgufTensor *t = tempo_gguf_weight(g, name, rows, cols, err);
+    if (!t) return NULL;
+    size_t n = (size_t)cols * (rows ? (size_t)rows : 1);
+    if (t->type == WEIGHT_F32 && (uintptr_t)t->data % sizeof(float) == 0) return (const float *)(const void *)t->data;
+    if (!convert) {
+        *need += n;
+        return (const float *)(const void *)t->data;
+    }
+    float *out = m->converted + *used;
+    *used += n;
+    tempo_dequantize(t->type, t->data, n, out);
+    return out;
+}
+
+/* Points the weights at the tensors (pass 0 counts what needs converting, pass 1 converts). */
+static int gguf_weights(Model *m, const GgufFile *g, int convert, size_t *need, char *err) {
+    const Config *c = &m->config;
+    Weights *w = &m->weights;
+    uint64_t D = (uint64_t)c->dim, V = (uint64_t)c->vocab_size;
+    size_t used = 0;
+    if (!(w->token_embedding = gguf_f32(m, g, "token_embd.weight", V, D, &used, convert, need, err))) return -1;
+    if (!(w->rms_final = gguf_f32(m, g, "output_norm.weight", 0, D, &used, convert, need, err))) return -1;
+    w->wcls = c->shared_classifier ? w->token_embedding : gguf_f32(m, g, "output.weight", V, D, &used, convert, need, err);
+    if (!w->wcls) return -1;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int i = 0; i < N_LAYER_TENSORS; i++) {
+            const LayerTensor *lt = &tempo_layer_tensors[i];
+            char name[64];
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, lt->gguf_name);
+            uint64_t rows = lt->cols == UNIT_NONE ? 0 : tempo_unit(c, lt->rows);
+            uint64_t cols = lt->cols == UNIT_NONE ? tempo_unit(c, lt->rows) : tempo_unit(c, lt->cols);
+            if (!(*tempo_layer_tensor(w, l, i) = gguf_f32(m, g, name, rows, cols, &used, convert, need, err))) return -1;
+        }
+    return 0;
+}
+
+int tempo_gguf_model(Model *m, const void *data, size_t size, const char *name, char *err) {
+    memset(m, 0, sizeof *m);
+    snprintf(m->path, sizeof m->path, "%s", name);
+    GgufFile g;
+    if (tempo_gguf_parse(&g, data, size, name, err) != 0) return -1;
+    size_t need = 0;
+    int rc = tempo_gguf_config(&g, &m->config, err);
+    if (rc == 0) {
+        m->weights.layers = calloc((size_t)m->config.n_layers, sizeof(LayerWeights));
+        m->rope_inv_freq = malloc((size_t)(m->config.head_dim / 2) * sizeof(double));
+        if (!m->weights.layers || !m->rope_inv_freq) rc = tempo_error(err, "out of memory for %d layers", m->config.n_layers);
+    }
+    if (rc == 0) rc = tempo_gguf_rope(&g, &m->config, m->rope_inv_freq, err);
+    if (rc == 0) rc = gguf_weights(m, &g, 0, &need, err);
+    if (rc == 0 && need > 0) {
+        rc = tempo_model_alloc_converted(m, need, name, err);
+        if (rc == 0) rc = gguf_weights(m, &g, 1, &need, err);
+    }
+    tempo_gguf_free(&g);
+    if (rc != 0) tempo_model_free(m);
+    return rc;
+}
+
+int tempo_gguf_model_tokenizer(const Model *m, Tokenizer *t, char *err) {
+    memset(t, 0, sizeof *t);
+    if (m->n_maps < 1 || !tempo_is_gguf(m->maps[0], m->map_sizes[0]))
+        return tempo_error(err, "model %s is not a GGUF file: give its tokenizer with -z", m->path);
+    GgufFile g;
+    if (tempo_gguf_parse(&g, m->maps[0], m->map_sizes[0], m->path, err) != 0) return -1;
+    int rc = tempo_gguf_tokenizer(&g, &m->config, t, err);
+    tempo_gguf_free(&g);
+    return rc;
+}

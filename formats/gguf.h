@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../tempo.h"
+#include "formats.h"
 #include "quant.h"
 
 /* Metadata value types, as numbered in the file. */
@@ -84,6 +84,15 @@ int tempo_gguf_config(const GgufFile *g, Config *c, char *err);
 int tempo_gguf_rope(const GgufFile *g, const Config *c, double *inv_freq, char *err);
 /* The tensor `name` with shape [rows][cols] (ne = {cols, rows}; rows 0: a vector of cols). */
 const GgufTensor *tempo_gguf_weight(const GgufFile *g, const char *name, uint64_t rows, uint64_t cols, char *err);
+/* A GGUF llama model from bytes in memory (kept alive by the caller; the
+ * loaders map the file). Interim path until weights are kept in their
+ * stored type: every tensor that is not aligned F32 is dequantized to f32
+ * at load (m->converted). */
+int tempo_gguf_model(Model *m, const void *data, size_t size, const char *name, char *err);
+/* 1 if the bytes start with the GGUF magic. */
+int tempo_is_gguf(const void *data, size_t size);
+/* The tokenizer a loaded GGUF model carries (its file is m->maps[0]). */
+int tempo_gguf_model_tokenizer(const Model *m, Tokenizer *t, char *err);
 /* The tokenizer in tokenizer.ggml.*: "llama" (sentencepiece vocabulary with
  * scores and token types) or "gpt2" (byte-level BPE with merges). */
 int tempo_gguf_tokenizer(const GgufFile *g, const Config *c, Tokenizer *t, char *err);

@@ -308,13 +308,7 @@ int tempo_load_hf(Model *m, const char *dir, char *err) {
     if (rc == 0 && !m->weights.layers) rc = tempo_error(err, "out of memory for %d layers", m->config.n_layers);
     if (rc == 0) rc = hf_weights(m, &ix, 0, &need, err);
     if (rc == 0 && need > 0) { /* f16/bf16 (or unaligned f32) tensors become f32 copies: check the memory first */
-        double avail = tempo_available_memory();
-        m->converted_bytes = need * sizeof(float);
-        if (avail > 0 && (double)m->converted_bytes > avail)
-            rc = tempo_error(err, "converting %s to f32 needs %.1f GB but only %.1f GB of memory is free", dir,
-                             m->converted_bytes / 1e9, avail / 1e9);
-        else if (!(m->converted = malloc(m->converted_bytes)))
-            rc = tempo_error(err, "out of memory: converting %s to f32 needs %.1f GB", dir, m->converted_bytes / 1e9);
+        rc = tempo_model_alloc_converted(m, need, dir, err);
         if (rc == 0) rc = hf_weights(m, &ix, 1, &need, err);
     }
     free(ix.t);

@@ -109,19 +109,7 @@ int tempo_gguf_finish(GgufWriter *w, uint8_t **out, size_t *len, char *err) {
 
 /* ---- synthetic models ---- */
 
-static uint64_t next_random(uint64_t *state) { /* splitmix64 */
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double uniform(uint64_t *state) { return (next_random(state) >> 11) / 9007199254740992.0; }
-
-static double gaussian(uint64_t *state) { /* Box-Muller */
-    double u1 = uniform(state) + 1.0 / 9007199254740992.0;
-    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * uniform(state));
-}
+static double uniform(uint64_t *state) { return (tempo_splitmix64(state) >> 11) / 9007199254740992.0; }
 
 static void put_half(uint8_t *p, float v) {
     uint16_t h = tempo_f32_to_f16(v);
@@ -134,7 +122,7 @@ static void put_half(uint8_t *p, float v) {
  * super-block scales set so that d*sc*q spans a few std. */
 static void random_block(WeightType t, double std, uint64_t *rng, uint8_t *b) {
     size_t n = tempo_block_bytes(t);
-    for (size_t i = 0; i < n; i++) b[i] = (uint8_t)next_random(rng);
+    for (size_t i = 0; i < n; i++) b[i] = (uint8_t)tempo_splitmix64(rng);
     double jitter = 0.5 + uniform(rng);
     if (t == WEIGHT_Q8_0) put_half(b, (float)(std / 74.0 * jitter));       /* int8 quants: std 74 */
     if (t == WEIGHT_Q4_0) put_half(b, (float)(std / 4.6 * jitter));        /* q - 8 in [-8, 7]: std 4.6 */
@@ -155,7 +143,7 @@ static void *random_matrix(WeightType t, uint64_t rows, uint64_t cols, double st
     uint8_t *out = malloc(bytes ? bytes : 1);
     for (size_t i = 0; out && tempo_block_values(t) > 1 && i < bytes / block; i++) random_block(t, std, rng, out + i * block);
     for (size_t i = 0; out && tempo_block_values(t) == 1 && i < n; i++) {
-        float v = (float)(std * gaussian(rng));
+        float v = (float)(std * tempo_normal(rng));
         uint32_t bits;
         memcpy(&bits, &v, 4);
         uint16_t h = t == WEIGHT_F16 ? tempo_f32_to_f16(v) : (uint16_t)(bits >> 16);
@@ -271,18 +259,65 @@ static int write_gguf(GgufWriter *w, const char *path, char *err) {
     return rc;
 }
 
-/* The vocabulary: a byte-level BPE trained on synth's text (tokenizer_json.c), as sentencepiece pieces. */
-static int synth_vocab(GgufWriter *w, const SynthConfig *s, const char *path, char *err) {
+static int by_rank(const void *a, const void *b) { return ((const Merge *)a)->rank - ((const Merge *)b)->rank; }
+
+/* The byte-level BPE itself (tokenizer.ggml.model gpt2): tokens as
+ * byte-level text, added tokens as control tokens in raw text, merges "a b"
+ * in rank order, the pre-tokenizer's name, BOS added for Llama 3 style. */
+static int bpe_vocab(GgufWriter *w, const Tokenizer *bpe, int bos, const int eos[2], int n_eos, char *err) {
+    int V = bpe->vocab_size, rc = 0;
+    char **text = calloc((size_t)V, sizeof *text);
+    int32_t *types = calloc((size_t)V, sizeof *types);
+    Merge *merges = malloc((size_t)(bpe->n_merges + 1) * sizeof *merges);
+    char **pairs = calloc((size_t)bpe->n_merges + 1, sizeof *pairs);
+    for (int i = 0; text && types && i < V && rc == 0; i++) {
+        int added = 0;
+        for (int k = 0; k < bpe->n_added; k++) added |= bpe->added_ids[k] == i;
+        types[i] = added ? 3 : 1;
+        if (!(text[i] = malloc(2 * (size_t)bpe->piece_len[i] + 1))) rc = -1;
+        else if (added) memcpy(text[i], bpe->pieces[i], (size_t)bpe->piece_len[i] + 1);
+        else tempo_to_byte_level(bpe->pieces[i], bpe->piece_len[i], text[i]);
+    }
+    if (merges && pairs) memcpy(merges, bpe->merges, (size_t)bpe->n_merges * sizeof *merges);
+    if (merges && pairs) qsort(merges, (size_t)bpe->n_merges, sizeof *merges, by_rank);
+    for (int i = 0; merges && pairs && text && rc == 0 && i < bpe->n_merges; i++) {
+        const char *l = text[merges[i].left], *r = text[merges[i].right];
+        if (!(pairs[i] = malloc(strlen(l) + strlen(r) + 2))) rc = -1;
+        else sprintf(pairs[i], "%s %s", l, r);
+    }
+    if (!text || !types || !merges || !pairs || rc != 0) rc = tempo_error(err, "out of memory building a vocabulary");
+    if (rc == 0) {
+        int llama3 = bpe->pre_tokenizer == PRETOKENIZE_LLAMA3;
+        tempo_gguf_put_string(w, "tokenizer.ggml.model", "gpt2");
+        tempo_gguf_put_string(w, "tokenizer.ggml.pre", llama3 ? "llama-bpe" : "gpt-2");
+        tempo_gguf_put_strings(w, "tokenizer.ggml.tokens", (uint64_t)V, (const char *const *)text, NULL);
+        tempo_gguf_put_i32s(w, "tokenizer.ggml.token_type", (uint64_t)V, types);
+        tempo_gguf_put_strings(w, "tokenizer.ggml.merges", (uint64_t)bpe->n_merges, (const char *const *)pairs, NULL);
+        tempo_gguf_put_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
+        tempo_gguf_put_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos[0]);
+        if (n_eos > 1) tempo_gguf_put_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)eos[1]);
+        tempo_gguf_put_bool(w, "tokenizer.ggml.add_bos_token", llama3);
+    }
+    for (int i = 0; text && i < V; i++) free(text[i]);
+    for (int i = 0; pairs && i < bpe->n_merges; i++) free(pairs[i]);
+    free(text), free(types), free(merges), free(pairs);
+    return rc;
+}
+
+/* The vocabulary: a byte-level BPE trained on synth's text (tools/synth.c),
+ * written as such or as sentencepiece pieces. */
+static int synth_vocab(GgufWriter *w, const SynthConfig *s, GgufVocab vocab, const char *path, char *err) {
     char tmp[4200];
     int bos, eos[2], n_eos;
     Tokenizer bpe;
     snprintf(tmp, sizeof tmp, "%s.tokenizer.json", path);
-    if (s->vocab_size < 3 + 256 + 95 + 8) return tempo_error(err, "a synthetic GGUF vocabulary needs --vocab >= %d", 3 + 256 + 95 + 8);
+    if (vocab == GGUF_VOCAB_SPM && s->vocab_size < 3 + 256 + 95 + 8)
+        return tempo_error(err, "a synthetic sentencepiece vocabulary needs --vocab >= %d", 3 + 256 + 95 + 8);
     int rc = tempo_synth_tokenizer_json(s, tmp, &bos, eos, &n_eos, err);
     if (rc == 0) rc = tempo_tokenizer_load(&bpe, tmp, s->vocab_size, err);
     remove(tmp);
     if (rc != 0) return -1;
-    rc = spm_vocab(w, &bpe, s->vocab_size, err);
+    rc = vocab == GGUF_VOCAB_SPM ? spm_vocab(w, &bpe, s->vocab_size, err) : bpe_vocab(w, &bpe, bos, eos, n_eos, err);
     tempo_tokenizer_free(&bpe);
     return rc;
 }
@@ -293,7 +328,6 @@ int tempo_synth_write_gguf(const SynthConfig *s, WeightType dtype, GgufVocab voc
         s->n_heads % s->n_kv_heads || (s->dim / s->n_heads) % 2 || s->dim / s->n_heads > 1024)
         return tempo_error(err, "synthetic %s GGUF: dim %d and hidden %d must be multiples of %d, dim split into heads of even size",
                            tempo_weight_type_name(dtype), s->dim, s->hidden_dim, block);
-    if (vocab != GGUF_VOCAB_SPM) return tempo_error(err, "synthetic GGUF: only the sentencepiece vocabulary is written so far");
     Config c = {.dim = s->dim, .hidden_dim = s->hidden_dim, .n_layers = s->n_layers, .n_heads = s->n_heads, .n_kv_heads = s->n_kv_heads,
                 .vocab_size = s->vocab_size, .seq_len = s->seq_len, .head_dim = s->dim / s->n_heads, .norm_eps = 1e-5f, .rope_theta = 10000.0f};
     GgufWriter w;
@@ -302,7 +336,7 @@ int tempo_synth_write_gguf(const SynthConfig *s, WeightType dtype, GgufVocab voc
     uint64_t rng = s->seed, D = (uint64_t)c.dim, H = (uint64_t)c.hidden_dim, V = (uint64_t)c.vocab_size;
     uint64_t Q = (uint64_t)c.n_heads * c.head_dim, K = (uint64_t)c.n_kv_heads * c.head_dim;
     double in_scale = 1.0 / sqrt((double)D);
-    int rc = synth_vocab(&w, s, path, err);
+    int rc = synth_vocab(&w, s, vocab, path, err);
     if (rc == 0) rc = put_random(&w, "token_embd.weight", dtype, V, D, s->shared_classifier ? 3.0 * in_scale : 1.0, &rng, err);
     for (int l = 0; l < c.n_layers && rc == 0; l++) {
         struct { const char *part; uint64_t rows, cols; double std; } t[9] = {
@@ -319,6 +353,107 @@ int tempo_synth_write_gguf(const SynthConfig *s, WeightType dtype, GgufVocab voc
     if (rc == 0) rc = put_random(&w, "output_norm.weight", WEIGHT_F32, 0, D, 0, &rng, err);
     if (rc == 0 && !s->shared_classifier) rc = put_random(&w, "output.weight", kquant ? WEIGHT_Q6_K : dtype, V, D, 3.0 * in_scale, &rng, err);
     if (rc == 0) put_rope_factors(&w, &c);
+    if (rc != 0) {
+        tempo_gguf_writer_free(&w);
+        return -1;
+    }
+    return write_gguf(&w, path, err);
+}
+
+/* ---- llama2.c checkpoints as GGUF ---- */
+
+/* Q8_0 as ggml's reference quantizer makes it: d = max|x| / 127, q = round(x / d) (x * (1/d), in float). */
+static void quantize_q8_0(const float *x, size_t n, uint8_t *out) {
+    for (size_t b = 0; b < n / 32; b++, x += 32, out += 34) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        put_half(out, d);
+        for (int j = 0; j < 32; j++) out[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+    }
+}
+
+/* One tensor copied: F32, or Q8_0 when asked and its rows fill 32-value blocks. */
+static int put_copy(GgufWriter *w, const char *name, const float *x, uint64_t rows, uint64_t cols, int q8, char *err) {
+    if (!(q8 && rows && cols % 32 == 0)) {
+        tempo_gguf_put_tensor(w, name, WEIGHT_F32, rows, cols, x);
+        return 0;
+    }
+    uint8_t *blocks = malloc(tempo_row_bytes(WEIGHT_Q8_0, cols) * rows);
+    if (!blocks) return tempo_error(err, "out of memory converting %s", name);
+    quantize_q8_0(x, (size_t)rows * cols, blocks);
+    tempo_gguf_put_tensor(w, name, WEIGHT_Q8_0, rows, cols, blocks);
+    free(blocks);
+    return 0;
+}
+
+/* tokenizer.bin pieces as a GGUF sentencepiece vocabulary: spaces as U+2581;
+ * 0 unknown, 1 and 2 control, <0xNN> at 3..258 bytes. */
+static int copy_vocab(GgufWriter *w, const Tokenizer *t, char *err) {
+    int V = t->vocab_size, rc = 0;
+    char **text = calloc((size_t)V, sizeof *text);
+    int *lens = calloc((size_t)V, sizeof *lens);
+    int32_t *types = calloc((size_t)V, sizeof *types);
+    for (int i = 0; text && lens && types && i < V && rc == 0; i++) {
+        char byte_token[8];
+        snprintf(byte_token, sizeof byte_token, "<0x%02X>", (i - 3) & 0xff);
+        types[i] = i == 0 ? 2 : i < 3 ? 3 : i < 259 && strcmp(t->pieces[i], byte_token) == 0 ? 6 : 1;
+        if (!(text[i] = malloc(3 * (size_t)t->piece_len[i] + 1))) rc = -1;
+        for (int k = 0; text[i] && k < t->piece_len[i]; k++) {
+            int space = t->pieces[i][k] == ' ';
+            memcpy(text[i] + lens[i], space ? "\xe2\x96\x81" : &t->pieces[i][k], space ? 3 : 1);
+            lens[i] += space ? 3 : 1;
+        }
+    }
+    if (!text || !lens || !types || rc != 0) rc = tempo_error(err, "out of memory converting a vocabulary");
+    if (rc == 0) {
+        tempo_gguf_put_string(w, "tokenizer.ggml.model", "llama");
+        tempo_gguf_put_strings(w, "tokenizer.ggml.tokens", (uint64_t)V, (const char *const *)text, lens);
+        tempo_gguf_put_f32s(w, "tokenizer.ggml.scores", (uint64_t)V, t->scores);
+        tempo_gguf_put_i32s(w, "tokenizer.ggml.token_type", (uint64_t)V, types);
+        tempo_gguf_put_u32(w, "tokenizer.ggml.bos_token_id", TEMPO_BOS);
+        tempo_gguf_put_u32(w, "tokenizer.ggml.eos_token_id", TEMPO_EOS);
+    }
+    for (int i = 0; text && i < V; i++) free(text[i]);
+    free(text), free(lens), free(types);
+    return rc;
+}
+
+/* Every tensor of a loaded model, in GGUF names. */
+static int copy_tensors(GgufWriter *w, Model *m, int q8, char *err) {
+    const Config *c = &m->config;
+    uint64_t D = (uint64_t)c->dim, V = (uint64_t)c->vocab_size;
+    int rc = put_copy(w, "token_embd.weight", m->weights.token_embedding, V, D, q8, err);
+    for (int l = 0; l < c->n_layers && rc == 0; l++)
+        for (int i = 0; i < N_LAYER_TENSORS && rc == 0; i++) {
+            const LayerTensor *lt = &tempo_layer_tensors[i];
+            char name[64];
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, lt->gguf_name);
+            uint64_t rows = lt->cols == UNIT_NONE ? 0 : tempo_unit(c, lt->rows);
+            uint64_t cols = lt->cols == UNIT_NONE ? tempo_unit(c, lt->rows) : tempo_unit(c, lt->cols);
+            rc = put_copy(w, name, *tempo_layer_tensor(&m->weights, l, i), rows, cols, q8, err);
+        }
+    if (rc == 0) rc = put_copy(w, "output_norm.weight", m->weights.rms_final, 0, D, q8, err);
+    if (rc == 0 && !c->shared_classifier) rc = put_copy(w, "output.weight", m->weights.wcls, V, D, q8, err);
+    return rc;
+}
+
+int tempo_convert_gguf(const char *checkpoint, const char *tokenizer, int q8, const char *path, char *err) {
+    Model m;
+    Tokenizer t;
+    if (tempo_model_load(&m, checkpoint, err) != 0) return -1;
+    if (tempo_tokenizer_load(&t, tokenizer, m.config.vocab_size, err) != 0) {
+        tempo_model_free(&m);
+        return -1;
+    }
+    GgufWriter w;
+    tempo_gguf_writer_init(&w, 32);
+    put_llama_metadata(&w, &m.config, q8 ? WEIGHT_Q8_0 : WEIGHT_F32);
+    int rc = t.kind == TOKENIZER_SENTENCEPIECE ? 0 : tempo_error(err, "tokenizer %s is not a tokenizer.bin", tokenizer);
+    if (rc == 0) rc = copy_vocab(&w, &t, err);
+    if (rc == 0) rc = copy_tensors(&w, &m, q8, err);
+    tempo_tokenizer_free(&t);
+    tempo_model_free(&m);
     if (rc != 0) {
         tempo_gguf_writer_free(&w);
         return -1;

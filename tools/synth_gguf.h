@@ -5,6 +5,7 @@
 #define TEMPO_SYNTH_GGUF_H
 
 #include "../formats/gguf.h"
+#include "synth.h"
 
 /* A GGUF file built in memory: metadata, tensor infos and data grow as they are added. */
 typedef struct {
