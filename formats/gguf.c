@@ -272,6 +272,7 @@ static int read_metadata(Cursor *c, GgufFile *g) {
 /* Tensor infos, names unique, then each tensor's bytes: aligned, inside the file, not overlapping another. */
 static int read_tensors(Cursor *c, GgufFile *g) {
     uint64_t n = g->n_tensors;
+    g->infos_offset = c->pos;
     g->tensors = calloc(n ? n : 1, sizeof *g->tensors);
     GgufTensor **order = malloc((n ? n : 1) * sizeof *order);
     int rc = g->tensors && order ? 0 : tempo_error(c->err, "out of memory reading GGUF %s", c->name);

@@ -48,6 +48,7 @@ typedef struct {
     uint64_t n_kv, n_tensors;
     GgufKV *kv;
     GgufTensor *tensors;
+    size_t infos_offset;      /* where the tensor infos start (the metadata is bytes 24..infos_offset) */
     size_t data_offset;       /* where tensor data starts */
     char name[256];           /* for messages */
 } GgufFile;
