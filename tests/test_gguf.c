@@ -105,3 +105,179 @@ Test(quant, q6_k_signed_scales) {
     tempo_dequantize(WEIGHT_Q6_K, b, 256, y);
     for (int v = 0; v < 256; v++) cr_expect_eq(y[v], 0.25f * sc[v / 16] * (float)(v % 64 - 32), "q6_k value %d", v);
 }
+
+/* ---- the reader ---- */
+
+/* A small valid file: a few keys, an F32 vector and a [2][32] Q8_0 matrix. `patch` may alter the writer's buffers first. */
+static uint8_t *small_file(size_t *len, void (*patch)(GgufWriter *)) {
+    GgufWriter w;
+    char err[TEMPO_ERR_SIZE];
+    uint8_t q8[68] = {0}, *out;
+    float v[32] = {0};
+    tempo_gguf_writer_init(&w, 32);
+    tempo_gguf_put_string(&w, "general.architecture", "llama");
+    tempo_gguf_put_u32(&w, "llama.block_count", 1);
+    tempo_gguf_put_bool(&w, "x.flag", 1);
+    tempo_gguf_put_tensor(&w, "a.weight", WEIGHT_F32, 0, 32, v);
+    tempo_gguf_put_tensor(&w, "b.weight", WEIGHT_Q8_0, 2, 32, q8);
+    if (patch) patch(&w);
+    cr_assert_eq(tempo_gguf_finish(&w, &out, len, err), 0, "%s", err);
+    tempo_gguf_writer_free(&w);
+    return out;
+}
+
+static void expect_parse_error(void (*patch)(GgufWriter *), const char *needle) {
+    size_t len;
+    uint8_t *buf = small_file(&len, patch);
+    GgufFile g;
+    char err[TEMPO_ERR_SIZE] = "";
+    cr_expect_neq(tempo_gguf_parse(&g, buf, len, "t.gguf", err), 0, "a broken file parsed (expected: %s)", needle);
+    cr_expect(strstr(err, needle) != NULL, "error \"%s\" does not name \"%s\"", err, needle);
+    free(buf);
+}
+
+Test(gguf_reader, valid_file_reads) {
+    size_t len;
+    uint8_t *buf = small_file(&len, NULL);
+    GgufFile g;
+    char err[TEMPO_ERR_SIZE];
+    cr_assert_eq(tempo_gguf_parse(&g, buf, len, "t.gguf", err), 0, "%s", err);
+    const GgufTensor *b = tempo_gguf_tensor(&g, "b.weight");
+    cr_assert(b && b->type == WEIGHT_Q8_0 && b->ne[0] == 32 && b->ne[1] == 2 && b->bytes == 68);
+    cr_expect_eq(b->offset % 32, 0, "tensor data aligned in the file");
+    uint64_t blocks;
+    cr_expect_eq(tempo_gguf_uint(&g, "llama.block_count", 1, 0, &blocks, err), 0);
+    cr_expect_eq(blocks, 1);
+    cr_expect_neq(tempo_gguf_uint(&g, "general.architecture", 1, 0, &blocks, err), 0, "a string is not an integer");
+    tempo_gguf_free(&g);
+    free(buf);
+}
+
+/* Every cut short before the end of the last tensor's data fails with a message. */
+Test(gguf_reader, every_truncation_is_an_error) {
+    size_t len;
+    uint8_t *buf = small_file(&len, NULL);
+    GgufFile g;
+    char err[TEMPO_ERR_SIZE];
+    cr_assert_eq(tempo_gguf_parse(&g, buf, len, "t.gguf", err), 0, "%s", err);
+    size_t end = tempo_gguf_tensor(&g, "b.weight")->offset + 68;
+    tempo_gguf_free(&g);
+    for (size_t cut = 0; cut < end; cut++) {
+        uint8_t *copy = malloc(cut + 1);
+        memcpy(copy, buf, cut);
+        err[0] = '\0';
+        cr_assert_neq(tempo_gguf_parse(&g, copy, cut, "t.gguf", err), 0, "a file cut to %zu bytes parsed", cut);
+        cr_assert(err[0] != '\0', "no message for a file cut to %zu bytes", cut);
+        free(copy);
+    }
+    free(buf);
+}
+
+static void bool_two(GgufWriter *w) { w->meta[w->meta_len - 1] = 2; }
+static void unknown_value_type(GgufWriter *w) { w->meta[w->meta_len - 5] = 77; }
+static void duplicate_key(GgufWriter *w) { tempo_gguf_put_u32(w, "llama.block_count", 2); }
+static void odd_alignment(GgufWriter *w) { tempo_gguf_put_u32(w, "general.alignment", 12); }
+static void string_past_end(GgufWriter *w) { memset(w->meta + 8 + 20 + 4, 0x7f, 7); } /* the architecture's length */
+static void last_type(GgufWriter *w, uint32_t t) { memcpy(w->infos + w->infos_len - 12, &t, 4); }
+static void last_offset(GgufWriter *w, uint64_t o) { memcpy(w->infos + w->infos_len - 8, &o, 8); }
+static void unknown_tensor_type(GgufWriter *w) { last_type(w, 99); }
+static void q4_1_tensor(GgufWriter *w) { last_type(w, 3); }
+static void k_quant_misfit(GgufWriter *w) { last_type(w, 12); }
+static void misaligned(GgufWriter *w) { last_offset(w, 40); }
+static void overlapping(GgufWriter *w) { last_offset(w, 0); }
+static void past_end(GgufWriter *w) { last_offset(w, 1 << 20); }
+static void same_name(GgufWriter *w) { memcpy(w->infos + w->infos_len - 12 - 16 - 4 - 8, "a", 1); }
+
+Test(gguf_reader, each_failure_is_named) {
+    size_t len;
+    uint8_t *buf = small_file(&len, NULL);
+    GgufFile g;
+    char err[TEMPO_ERR_SIZE];
+    struct { size_t at; uint32_t value; const char *needle; } header[] = {
+        {0, 0x46554747 ^ 1, "not a GGUF file"}, {4, 1, "version 1"}, {4, 0x03000000, "big-endian"}, {4, 4, "unsupported version 4"},
+        {8, 0x7fffffff, "cannot fit"}};
+    for (size_t i = 0; i < sizeof header / sizeof header[0]; i++) {
+        uint8_t *copy = malloc(len);
+        memcpy(copy, buf, len);
+        memcpy(copy + header[i].at, &header[i].value, 4);
+        cr_expect_neq(tempo_gguf_parse(&g, copy, len, "t.gguf", err), 0);
+        cr_expect(strstr(err, header[i].needle), "error \"%s\" does not name \"%s\"", err, header[i].needle);
+        free(copy);
+    }
+    free(buf);
+    expect_parse_error(bool_two, "neither 0 nor 1");
+    expect_parse_error(unknown_value_type, "unknown value type 77");
+    expect_parse_error(duplicate_key, "llama.block_count appears twice");
+    expect_parse_error(odd_alignment, "general.alignment 12");
+    expect_parse_error(string_past_end, "claims");
+    expect_parse_error(unknown_tensor_type, "type 99 is not one tempo reads");
+    expect_parse_error(q4_1_tensor, "type 3 (Q4_1) is not one tempo reads");
+    expect_parse_error(k_quant_misfit, "rows of 32 values do not fill Q4_K blocks of 256");
+    expect_parse_error(misaligned, "not a multiple of general.alignment");
+    expect_parse_error(overlapping, "overlaps");
+    expect_parse_error(past_end, "runs past the end of the file");
+    expect_parse_error(same_name, "name appears twice");
+}
+
+/* ---- models ---- */
+
+Test(gguf_model, config_and_llama3_rope_factors) {
+    Model m;
+    load_synth(&m, "synth-gguf-q4_k.gguf");
+    const Config *c = &m.config;
+    cr_expect(c->dim == 256 && c->hidden_dim == 512 && c->n_layers == 2 && c->n_heads == 4 && c->n_kv_heads == 2);
+    cr_expect(c->vocab_size == 384 && c->seq_len == 256 && !c->shared_classifier && c->rope_interleaved);
+    cr_expect(c->norm_eps == 1e-5f && c->bos_token_id == 1 && c->n_eos == 1 && c->eos_token_ids[0] == 2);
+    double want[512], plain[512];
+    RopeScaling rs = {ROPE_LLAMA3, 8.0, 1.0, 4.0, 64};
+    tempo_rope_inv_freq(&rs, c->head_dim, c->rope_theta, want);
+    tempo_rope_inv_freq(NULL, c->head_dim, c->rope_theta, plain);
+    int scaled = 0;
+    for (int i = 0; i < c->head_dim / 2; i++) { /* factors are stored as float32 */
+        cr_expect(fabs(m.rope_inv_freq[i] / want[i] - 1) < 1e-6, "inv_freq[%d] %g, llama3 formula %g", i, m.rope_inv_freq[i], want[i]);
+        scaled += m.rope_inv_freq[i] < plain[i] * 0.99;
+    }
+    cr_expect(scaled > 0, "no frequency was scaled");
+    tempo_model_free(&m);
+}
+
+/* The sha256 of n floats (little-endian bytes), through sha256sum. */
+static void floats_sha256(const float *x, size_t n, char sha[65]) {
+    char path[] = "/tmp/tempo-gguf-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0 && write(fd, x, n * sizeof *x) == (ssize_t)(n * sizeof *x), "cannot write a temporary file");
+    close(fd);
+    file_sha256(path, sha);
+    unlink(path);
+}
+
+/* Every tensor of every synthetic GGUF file, dequantized by tempo, is bitwise what the reference computes. */
+Test(gguf_model, dequantized_tensors_equal_reference) {
+    cJSON *golden = read_json_file(GOLDEN_DIR "/gguf-dequant.json");
+    for (const cJSON *file = golden->child; file; file = file->next) {
+        char path[4096], err[TEMPO_ERR_SIZE], sha[65];
+        synth_path(file->string, path, sizeof path);
+        file_sha256(path, sha);
+        cr_assert_str_eq(sha, cJSON_GetObjectItem(file, "model_sha256")->valuestring, "%s changed since make golden", path);
+        size_t len;
+        unsigned char *buf;
+        cr_assert_eq(tempo_read_file(path, "model", &buf, &len, err), 0, "%s", err);
+        GgufFile g;
+        cr_assert_eq(tempo_gguf_parse(&g, buf, len, path, err), 0, "%s", err);
+        const cJSON *tensors = cJSON_GetObjectItem(file, "tensors");
+        cr_assert_eq((uint64_t)cJSON_GetArraySize(tensors), g.n_tensors);
+        for (const cJSON *t = tensors->child; t; t = t->next) {
+            const GgufTensor *x = tempo_gguf_tensor(&g, t->string);
+            cr_assert(x, "%s lacks %s", path, t->string);
+            size_t n = (size_t)(x->ne[0] * x->ne[1] * x->ne[2] * x->ne[3]);
+            float *y = malloc(n * sizeof *y);
+            tempo_dequantize(x->type, x->data, n, y);
+            floats_sha256(y, n, sha);
+            cr_expect_str_eq(sha, t->valuestring, "%s %s (%s) differs from the reference", file->string, t->string, tempo_weight_type_name(x->type));
+            free(y);
+        }
+        tempo_gguf_free(&g);
+        free(buf);
+    }
+    cJSON_Delete(golden);
+}
