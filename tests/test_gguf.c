@@ -281,3 +281,189 @@ Test(gguf_model, dequantized_tensors_equal_reference) {
     }
     cJSON_Delete(golden);
 }
+
+/* Logits of a fixed 7-row isolated batch (two parallel sets). */
+static float *batch_logits(const Model *m) {
+    static const int tokens[7] = {1, 17, 99, 98, 5, 200, 31}, positions[7] = {0, 1, 2, 2, 3, 4, 4}, sets[7] = {0, 1, 2, 2, 3, 4, 4};
+    uint8_t allowed[49];
+    tempo_mask_rows(MASK_ISOLATED, sets, 0, 7, allowed);
+    float *logits;
+    full_forward(m, 7, tokens, positions, allowed, 1, &logits, NULL, NULL);
+    return logits;
+}
+
+/* A GGUF file holding the same metadata with every tensor dequantized to F32 (written to `out`). */
+static void write_f32_copy(const char *path, const char *out) {
+    char err[TEMPO_ERR_SIZE];
+    size_t len, flen;
+    unsigned char *buf;
+    uint8_t *file;
+    cr_assert_eq(tempo_read_file(path, "model", &buf, &len, err), 0, "%s", err);
+    GgufFile g;
+    cr_assert_eq(tempo_gguf_parse(&g, buf, len, path, err), 0, "%s", err);
+    GgufWriter w;
+    tempo_gguf_writer_init(&w, (uint32_t)g.alignment);
+    w.meta = malloc(g.infos_offset - 24);
+    memcpy(w.meta, buf + 24, g.infos_offset - 24);
+    w.meta_len = w.meta_cap = g.infos_offset - 24, w.n_kv = g.n_kv;
+    for (uint64_t i = 0; i < g.n_tensors; i++) {
+        const GgufTensor *t = &g.tensors[i];
+        char name[80];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+        float *y = malloc(t->ne[0] * t->ne[1] * sizeof *y);
+        tempo_dequantize(t->type, t->data, t->ne[0] * t->ne[1], y);
+        tempo_gguf_put_tensor(&w, name, WEIGHT_F32, t->n_dims == 2 ? t->ne[1] : 0, t->ne[0], y);
+        free(y);
+    }
+    cr_assert_eq(tempo_gguf_finish(&w, &file, &flen, err), 0, "%s", err);
+    FILE *f = fopen(out, "wb");
+    cr_assert(f && fwrite(file, 1, flen, f) == flen && fclose(f) == 0, "cannot write %s", out);
+    tempo_gguf_writer_free(&w);
+    tempo_gguf_free(&g);
+    free(file);
+    free(buf);
+}
+
+/* tempo on a quantized file equals tempo on an f32 file holding its dequantized weights. */
+static void check_against_f32_copy(const char *path) {
+    char copy[] = "/tmp/tempo-gguf-f32-XXXXXX";
+    int fd = mkstemp(copy);
+    cr_assert(fd >= 0);
+    close(fd);
+    write_f32_copy(path, copy);
+    Model q, f;
+    load_model(&q, path);
+    load_model(&f, copy);
+    float *a = batch_logits(&q), *b = batch_logits(&f);
+    size_t at;
+    double d = max_abs_diff(a, b, (size_t)7 * q.config.vocab_size, &at);
+    cr_expect(d <= 1e-5, "%s: logits differ from its f32 copy by %.3g at %zu", path, d, at);
+    free(a), free(b);
+    tempo_model_free(&q), tempo_model_free(&f);
+    unlink(copy);
+}
+
+Test(gguf_model, quantized_logits_equal_f32_copy) {
+    const char *types[] = {"q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "f16", "bf16"};
+    for (int i = 0; i < 7; i++) {
+        char file[64], path[4096];
+        snprintf(file, sizeof file, "synth-gguf-%s.gguf", types[i]);
+        check_against_f32_copy(synth_path(file, path, sizeof path));
+    }
+    char path[4096];
+    check_against_f32_copy(synth_path("stories260K-q8_0.gguf", path, sizeof path));
+}
+
+/* stories260K copied tensor by tensor into GGUF computes what stories260K.bin computes. */
+Test(gguf_model, stories260K_f32_gguf_equals_checkpoint) {
+    Model g, b;
+    load_synth(&g, "stories260K-f32.gguf");
+    load_real(&b, "stories260K.bin");
+    cr_assert(memcmp(&g.config, &b.config, sizeof g.config) == 0, "configs differ");
+    float *x = batch_logits(&g), *y = batch_logits(&b);
+    cr_expect(memcmp(x, y, (size_t)7 * g.config.vocab_size * sizeof(float)) == 0, "logits are not bitwise equal");
+    free(x), free(y);
+    tempo_model_free(&g), tempo_model_free(&b);
+}
+
+/* The generated text of a command (stdout). */
+static void command_output(const char *cmd, char *out, size_t len) {
+    FILE *p = popen(cmd, "r");
+    cr_assert(p, "cannot run %s", cmd);
+    size_t got = fread(out, 1, len - 1, p);
+    out[got] = '\0';
+    cr_assert_eq(pclose(p), 0, "%s failed", cmd);
+}
+
+Test(gguf_model, stories260K_gguf_text_without_z_equals_tok512) {
+    char model[4096], tok[4096], gguf[4096], q8[4096], cmd[16384], a[8192], b[8192], c[8192];
+    weights_path("stories260K.bin", model, sizeof model);
+    weights_path("tok512.bin", tok, sizeof tok);
+    synth_path("stories260K-f32.gguf", gguf, sizeof gguf);
+    synth_path("stories260K-q8_0.gguf", q8, sizeof q8);
+    const char *flags = "-p 'Once upon a time, Lily' -n 48 --threshold 0.1 2>/dev/null";
+    snprintf(cmd, sizeof cmd, "%s generate -m %s -z %s %s", TEMPO_BIN, model, tok, flags);
+    command_output(cmd, a, sizeof a);
+    snprintf(cmd, sizeof cmd, "%s generate -m %s %s", TEMPO_BIN, gguf, flags);
+    command_output(cmd, b, sizeof b);
+    cr_expect_str_eq(b, a, "text from the GGUF file and its own tokenizer differs from stories260K.bin with tok512.bin");
+    snprintf(cmd, sizeof cmd, "%s generate -m %s %s", TEMPO_BIN, q8, flags);
+    command_output(cmd, c, sizeof c);
+    cr_expect(strlen(c) > 40, "the Q8_0 file generated no text");
+}
+
+/* ---- tokenizers ---- */
+
+static const char *const texts[] = {"Once upon a time, Lily saw a big red ball.", "  two  spaces\tand a tab\n", "Über café 東京 🙂",
+                                    "x", "The cat's mat -- isn't it? 1234567 3.14"};
+
+static void expect_same_encoding(const Tokenizer *a, const Tokenizer *b, const char *what) {
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        int x[256], y[256], nx, ny;
+        char err[TEMPO_ERR_SIZE];
+        cr_assert_eq(tempo_encode(a, texts[i], x, 256, &nx, err), 0, "%s", err);
+        cr_assert_eq(tempo_encode(b, texts[i], y, 256, &ny, err), 0, "%s", err);
+        cr_expect(nx == ny && memcmp(x, y, (size_t)nx * sizeof(int)) == 0, "%s: \"%s\" encodes differently", what, texts[i]);
+        for (int k = 1; k < nx; k++) {
+            char ba[2], bb[2];
+            cr_expect_str_eq(tempo_decode(a, x[k - 1], x[k], ba), tempo_decode(b, x[k - 1], x[k], bb), "%s: token %d decodes differently", what, x[k]);
+        }
+    }
+}
+
+static void gguf_tokenizer(const char *file, Model *m, Tokenizer *t) {
+    char err[TEMPO_ERR_SIZE];
+    load_synth(m, file);
+    cr_assert_eq(tempo_gguf_model_tokenizer(m, t, err), 0, "%s", err);
+}
+
+Test(gguf_tokenizer, sentencepiece_equals_tokenizer_bin) {
+    Model m;
+    Tokenizer g, b;
+    gguf_tokenizer("stories260K-f32.gguf", &m, &g);
+    load_tokenizer(&b, "tok512.bin", 512);
+    cr_expect_eq(g.kind, TOKENIZER_SENTENCEPIECE);
+    for (int i = 0; i < 512; i++)
+        cr_expect(g.piece_len[i] == b.piece_len[i] && memcmp(g.pieces[i], b.pieces[i], (size_t)g.piece_len[i]) == 0 && g.scores[i] == b.scores[i],
+                  "piece %d differs", i);
+    expect_same_encoding(&g, &b, "stories260K GGUF");
+    tempo_tokenizer_free(&g), tempo_tokenizer_free(&b);
+    tempo_model_free(&m);
+}
+
+/* The byte-level BPE vocabularies of the GGUF files encode as the tokenizer.json synth trains with the same settings. */
+static void check_bpe(const char *file, PreTokenizer pre) {
+    Model m;
+    Tokenizer g, j;
+    char err[TEMPO_ERR_SIZE], path[] = "/tmp/tempo-gguf-tok-XXXXXX";
+    int bos, eos[2], n_eos, fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    gguf_tokenizer(file, &m, &g);
+    SynthConfig s;
+    tempo_synth_defaults(&s);
+    s.vocab_size = m.config.vocab_size, s.pre_tokenizer = pre;
+    cr_assert_eq(tempo_synth_tokenizer_json(&s, path, &bos, eos, &n_eos, err), 0, "%s", err);
+    cr_assert_eq(tempo_tokenizer_load(&j, path, s.vocab_size, err), 0, "%s", err);
+    cr_expect(g.kind == TOKENIZER_BYTE_LEVEL && g.pre_tokenizer == pre && g.n_merges == j.n_merges && g.n_prefix == j.n_prefix);
+    cr_expect(m.config.bos_token_id == bos && m.config.n_eos == n_eos && m.config.eos_token_ids[0] == eos[0]);
+    expect_same_encoding(&g, &j, file);
+    tempo_tokenizer_free(&g), tempo_tokenizer_free(&j);
+    tempo_model_free(&m);
+    unlink(path);
+}
+
+Test(gguf_tokenizer, gpt2_bpe_equals_tokenizer_json) { check_bpe("synth-gguf-f16.gguf", PRETOKENIZE_GPT2); }
+Test(gguf_tokenizer, llama3_bpe_equals_tokenizer_json) { check_bpe("synth-gguf-bf16.gguf", PRETOKENIZE_LLAMA3); }
+
+Test(gguf_model, cut_file_gets_one_line) {
+    char path[4096];
+    synth_path("synth-gguf-f32.gguf", path, sizeof path);
+    char cmd[8192], msg[4096];
+    snprintf(cmd, sizeof cmd, "%s check %s.missing", TEMPO_BIN, path);
+    cr_expect_neq(run_command(cmd, msg, sizeof msg), 0);
+    snprintf(cmd, sizeof cmd, "head -c 100 %s > /tmp/tempo-gguf-cut.gguf && %s check /tmp/tempo-gguf-cut.gguf", path, TEMPO_BIN);
+    cr_expect_neq(run_command(cmd, msg, sizeof msg), 0);
+    cr_expect(strstr(msg, "bad GGUF") && strstr(msg, "cannot fit in 100 bytes") && !strchr(strchr(msg, '\n') + 1, '\n'), "cut file: %s", msg);
+    unlink("/tmp/tempo-gguf-cut.gguf");
+}
