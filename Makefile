@@ -108,7 +108,7 @@ bench: build/bench build/bench-large.bin
 
 # libFuzzer targets (clang), each run FUZZ_SECONDS on seeds built from valid synthetic files.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = checkpoint hf tokenizer trace mask cli
+FUZZ_TARGETS = checkpoint hf tokenizer trace mask cli gguf
 FUZZ_FLAGS = -g -O1 -std=c11 -fopenmp -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_DEPS = clang libclang-rt-14-dev libomp-14-dev
 .fuzz-deps:

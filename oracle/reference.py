@@ -817,13 +817,7 @@ def dequant_golden(synth, out):
         _, tensors = read_gguf(path)
         result[f"synth-gguf-{dtype}.gguf"] = dict(model_sha256=sha256(path), tensors={
             k: hashlib.sha256(v.astype("<f4").tobytes()).hexdigest() for k, v in sorted(tensors.items())})
-    path = os.path.join(out, "gguf-dequant.json")
-    old = open(path).read() if os.path.exists(path) else None
-    text = json.dumps(result, indent=1)
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
-    print("gguf-dequant: " + ("new" if old is None else "unchanged" if old == text else "changed"))
+    write_json_golden(os.path.join(out, "gguf-dequant.json"), result)
 
 
 def run_case(case, dirs):
@@ -867,13 +861,18 @@ def compare_golden(dirs, out):
     result = teacher_forced(m, tempo(m, tok.encode(prompt), cfg))
     result.update(model="fortune.bin", model_dir="weights", model_sha256=sha256(model_path), prompt=prompt,
                   threshold=0.05, max_tokens=16)
-    path = os.path.join(out, "compare-fortune.json")
+    write_json_golden(os.path.join(out, "compare-fortune.json"), result)
+
+
+def write_json_golden(path, result):
+    """Writes a JSON golden atomically and says whether it changed."""
     old = open(path).read() if os.path.exists(path) else None
     text = json.dumps(result, indent=1)
     with open(path + ".tmp", "w") as f:
         f.write(text)
     os.replace(path + ".tmp", path)
-    print("compare-fortune: " + ("new" if old is None else "unchanged" if old == text else "changed"))
+    name = os.path.basename(path)[:-len(".json")]
+    print(f"{name}: " + ("new" if old is None else "unchanged" if old == text else "changed"))
 
 
 def llama3_inv_freq(theta, head_dim, factor, low, high, original):

@@ -136,12 +136,19 @@ static void expect_parse_error(void (*patch)(GgufWriter *), const char *needle) 
     free(buf);
 }
 
+/* The small file, parsed; the caller frees *buf and g. */
+static uint8_t *parse_small_file(GgufFile *g, size_t *len) {
+    char err[TEMPO_ERR_SIZE];
+    uint8_t *buf = small_file(len, NULL);
+    cr_assert_eq(tempo_gguf_parse(g, buf, *len, "t.gguf", err), 0, "%s", err);
+    return buf;
+}
+
 Test(gguf_reader, valid_file_reads) {
     size_t len;
-    uint8_t *buf = small_file(&len, NULL);
     GgufFile g;
     char err[TEMPO_ERR_SIZE];
-    cr_assert_eq(tempo_gguf_parse(&g, buf, len, "t.gguf", err), 0, "%s", err);
+    uint8_t *buf = parse_small_file(&g, &len);
     const GgufTensor *b = tempo_gguf_tensor(&g, "b.weight");
     cr_assert(b && b->type == WEIGHT_Q8_0 && b->ne[0] == 32 && b->ne[1] == 2 && b->bytes == 68);
     cr_expect_eq(b->offset % 32, 0, "tensor data aligned in the file");
@@ -156,10 +163,9 @@ Test(gguf_reader, valid_file_reads) {
 /* Every cut short before the end of the last tensor's data fails with a message. */
 Test(gguf_reader, every_truncation_is_an_error) {
     size_t len;
-    uint8_t *buf = small_file(&len, NULL);
     GgufFile g;
     char err[TEMPO_ERR_SIZE];
-    cr_assert_eq(tempo_gguf_parse(&g, buf, len, "t.gguf", err), 0, "%s", err);
+    uint8_t *buf = parse_small_file(&g, &len);
     size_t end = tempo_gguf_tensor(&g, "b.weight")->offset + 68;
     tempo_gguf_free(&g);
     for (size_t cut = 0; cut < end; cut++) {
