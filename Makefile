@@ -20,7 +20,7 @@ all: tempo
 # tempo.c is the algorithm; formats/ reads and writes files; tools/ holds
 # the command-line tool, the analysis and the synthetic models.
 CORE = tempo.c $(wildcard formats/*.c)
-LIB = $(CORE) tools/analysis.c tools/synth.c
+LIB = $(CORE) tools/analysis.c tools/synth.c tools/synth_gguf.c
 SRC = $(LIB) tools/cli.c
 HDR = tempo.h $(wildcard formats/*.h) $(wildcard tools/*.h)
 
@@ -46,7 +46,25 @@ build/synth-hf-f32: tempo
 build/synth-hf-bf16: tempo
 	@mkdir -p build
 	./tempo synth --format hf --dtype bf16 --out $@ --seed 12 --layers 2 --heads 4 --kv-heads 1 --vocab 320 --tokenizer gpt2
-SYNTH = build/synth-tied.bin build/synth-untied.bin build/synth-hf-f32 build/synth-hf-bf16
+# GGUF: every stored type, each with one of the three vocabularies; K-quant files mix in Q6_K.
+GGUF_TYPES = f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k
+GGUF_TOKENIZER_f32 = spm
+GGUF_TOKENIZER_f16 = gpt2
+GGUF_TOKENIZER_bf16 = llama3
+GGUF_TOKENIZER_q8_0 = spm
+GGUF_TOKENIZER_q4_0 = llama3
+GGUF_TOKENIZER_q4_k = spm --untied
+GGUF_TOKENIZER_q5_k = gpt2
+GGUF_TOKENIZER_q6_k = llama3 --untied
+build/synth-gguf-%.gguf: tempo
+	@mkdir -p build
+	./tempo synth --format gguf --dtype $* --out $@ --seed 21 --layers 2 --heads 4 --kv-heads 2 --tokenizer $(GGUF_TOKENIZER_$*)
+# stories260K as GGUF, its tensors copied (f32) or rounded to Q8_0 where rows fill 32-value blocks.
+build/stories260K-%.gguf: tempo
+	@mkdir -p build
+	./tempo convert $(WEIGHTS)/stories260K.bin $(WEIGHTS)/tok512.bin --dtype $* --out $@
+SYNTH_GGUF = $(foreach t,$(GGUF_TYPES),build/synth-gguf-$(t).gguf) build/stories260K-f32.gguf build/stories260K-q8_0.gguf
+SYNTH = build/synth-tied.bin build/synth-untied.bin build/synth-hf-f32 build/synth-hf-bf16 $(SYNTH_GGUF)
 
 # The golden files come from the independent NumPy reference, never from tempo.
 golden: $(SYNTH) .deps
@@ -90,7 +108,7 @@ bench: build/bench build/bench-large.bin
 
 # libFuzzer targets (clang), each run FUZZ_SECONDS on seeds built from valid synthetic files.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = checkpoint hf tokenizer trace mask cli
+FUZZ_TARGETS = checkpoint hf tokenizer trace mask cli gguf
 FUZZ_FLAGS = -g -O1 -std=c11 -fopenmp -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_DEPS = clang libclang-rt-14-dev libomp-14-dev
 .fuzz-deps:

@@ -44,11 +44,11 @@ size_t tempo_model_check(const Model *m, FILE *out);
 void tempo_model_free(Model *m);
 
 /* The nine tensors of a layer, in llama2.c file order: name, Hugging Face
- * name, the LayerWeights field, and shape as [rows][cols] in units of the
+ * name, GGUF name (blk.N.<gguf_name>.weight), the LayerWeights field, and shape as [rows][cols] in units of the
  * config (cols 0: a vector). */
 typedef enum { UNIT_DIM, UNIT_Q, UNIT_KV, UNIT_HIDDEN, UNIT_NONE } Unit;
 typedef struct {
-    const char *name, *hf_name;
+    const char *name, *hf_name, *gguf_name;
     size_t field;
     Unit rows, cols;
 } LayerTensor;
@@ -59,6 +59,9 @@ size_t tempo_unit(const Config *c, Unit u);
 const float **tempo_layer_tensor(Weights *w, int l, int i);
 /* The RoPE inverse frequencies of a loaded model (rs NULL: plain). */
 int tempo_model_rope(Model *m, const RopeScaling *rs, char *err);
+/* Allocates m->converted for `floats` f32 values converted at load, after
+ * checking that they fit in the free memory; `what` names the model. */
+int tempo_model_alloc_converted(Model *m, size_t floats, const char *what, char *err);
 /* llama2.c header checks (llama2c.c), shared with the synthetic writers. */
 int tempo_llama2c_config(const int header[7], Config *c, char *err);
 /* A llama2.c checkpoint file (llama2c.c). */

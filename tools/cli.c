@@ -5,6 +5,7 @@
 #include "analysis.h"
 #include "../formats/formats.h"
 #include "synth.h"
+#include "synth_gguf.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -120,9 +121,14 @@ static int load_model_and_tokenizer(const Args *a, Model *m, Tokenizer *t, int n
     char beside[4200]; /* a Hugging Face directory brings its tokenizer.json */
     snprintf(beside, sizeof beside, "%s/tokenizer.json", model_path);
     if (!tok_path && access(beside, R_OK) == 0) tok_path = beside;
-    if (!tok_path && need_tokenizer) {
+    int from_gguf = !tok_path && m->n_maps > 0 && tempo_is_gguf(m->maps[0], m->map_sizes[0]); /* a GGUF file brings its own */
+    if (!tok_path && !from_gguf && need_tokenizer) {
         tempo_model_free(m);
         return tempo_error(err, "missing -z TOKENIZER (needed for --prompt)");
+    }
+    if (from_gguf && tempo_gguf_model_tokenizer(m, t, err) != 0) {
+        tempo_model_free(m);
+        return -1;
     }
     if (tok_path && tempo_tokenizer_load(t, tok_path, m->config.vocab_size, err) != 0) {
         tempo_model_free(m);
@@ -1147,6 +1153,23 @@ static int cmd_check(int argc, char **argv, char *err) {
     return 0;
 }
 
+/* tempo synth --format gguf: --dtype any stored type, --tokenizer spm (default), llama3 or gpt2 (byte-level BPE). */
+static int synth_gguf(const Args *a, SynthConfig *s, const char *out, const char *dtype, char *err) {
+    static const char *const types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
+    int t = 0;
+    while (t < 8 && strcmp(dtype, types[t]) != 0) t++;
+    if (t == 8) return tempo_error(err, "--dtype must be f32, f16, bf16, q8_0, q4_0, q4_k, q5_k or q6_k, got '%s'", dtype), 1;
+    const char *style = flag(a, "--tokenizer") ? flag(a, "--tokenizer") : "spm";
+    if (strcmp(style, "spm") != 0 && strcmp(style, "llama3") != 0 && strcmp(style, "gpt2") != 0)
+        return tempo_error(err, "--tokenizer must be spm, llama3 or gpt2, got '%s'", style), 1;
+    s->pre_tokenizer = strcmp(style, "gpt2") == 0 ? PRETOKENIZE_GPT2 : PRETOKENIZE_LLAMA3;
+    if (!flag(a, "--vocab")) s->vocab_size = 384;
+    if (!flag(a, "--dim")) s->dim = 256;
+    if (!flag(a, "--hidden")) s->hidden_dim = 512;
+    GgufVocab vocab = strcmp(style, "spm") == 0 ? GGUF_VOCAB_SPM : GGUF_VOCAB_BPE;
+    return tempo_synth_write_gguf(s, (WeightType)t, vocab, out, err) != 0;
+}
+
 static int cmd_synth(int argc, char **argv, char *err) {
     static const char *const valued[] = {"--out", "--seed", "--dim", "--hidden", "--layers", "--heads", "--kv-heads",
                                          "--vocab", "--seq-len", "--format", "--dtype", "--tokenizer", NULL};
@@ -1168,6 +1191,7 @@ static int cmd_synth(int argc, char **argv, char *err) {
     const char *out = flag(&a, "--out");
     if (!out) return tempo_error(err, "missing --out FILE"), 1;
     const char *format = flag(&a, "--format") ? flag(&a, "--format") : "llama2c", *dtype = flag(&a, "--dtype") ? flag(&a, "--dtype") : "f32";
+    if (strcmp(format, "gguf") == 0) return synth_gguf(&a, &s, out, dtype, err);
     if (strcmp(dtype, "f32") != 0 && strcmp(dtype, "bf16") != 0) return tempo_error(err, "--dtype must be f32 or bf16, got '%s'", dtype), 1;
     const char *style = flag(&a, "--tokenizer") ? flag(&a, "--tokenizer") : "llama3";
     if (strcmp(style, "llama3") != 0 && strcmp(style, "gpt2") != 0)
@@ -1175,9 +1199,20 @@ static int cmd_synth(int argc, char **argv, char *err) {
     s.pre_tokenizer = strcmp(style, "gpt2") == 0 ? PRETOKENIZE_GPT2 : PRETOKENIZE_LLAMA3;
     if (strcmp(format, "hf") == 0 && !flag(&a, "--vocab")) s.vocab_size = 384; /* room for a tokenizer.json */
     if (strcmp(format, "hf") == 0) return tempo_synth_write_hf(&s, out, strcmp(dtype, "bf16") == 0, err) != 0;
-    if (strcmp(format, "llama2c") != 0) return tempo_error(err, "--format must be llama2c or hf, got '%s'", format), 1;
+    if (strcmp(format, "llama2c") != 0) return tempo_error(err, "--format must be llama2c, hf or gguf, got '%s'", format), 1;
     if (strcmp(dtype, "f32") != 0) return tempo_error(err, "llama2.c checkpoints are f32 only"), 1;
     return tempo_synth_write(&s, out, err) != 0;
+}
+
+/* tempo convert CHECKPOINT TOKENIZER --out FILE.gguf [--dtype f32|q8_0] */
+static int cmd_convert(int argc, char **argv, char *err) {
+    static const char *const valued[] = {"--out", "--dtype", NULL};
+    Args a;
+    if (parse_args(argc, argv, "convert", valued, NULL, NULL, &a, err) != 0) return 1;
+    const char *out = flag(&a, "--out"), *dtype = flag(&a, "--dtype") ? flag(&a, "--dtype") : "f32";
+    if (a.n_positional != 2 || !out) return tempo_error(err, "usage: tempo convert CHECKPOINT TOKENIZER --out FILE.gguf [--dtype f32|q8_0]"), 1;
+    if (strcmp(dtype, "f32") != 0 && strcmp(dtype, "q8_0") != 0) return tempo_error(err, "--dtype must be f32 or q8_0, got '%s'", dtype), 1;
+    return tempo_convert_gguf(a.positional[0], a.positional[1], strcmp(dtype, "q8_0") == 0, out, err) != 0;
 }
 
 /* ===================================================================== */
@@ -1198,6 +1233,8 @@ static void usage(void) {
             "  check    MODEL                          validate a checkpoint, report NaN/Inf weights\n"
             "  synth    --out FILE [--seed N] [--untied] [--dim D ...]   write a synthetic checkpoint\n"
             "           [--format hf [--dtype bf16] [--tokenizer llama3|gpt2]]   (a directory with tokenizer.json)\n"
+            "           [--format gguf [--dtype f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k] [--tokenizer spm|llama3|gpt2]]\n"
+            "  convert  CHECKPOINT TOKENIZER --out FILE.gguf [--dtype f32|q8_0]   a llama2.c model as GGUF\n"
             "see README.md for every flag\n");
 }
 
@@ -1209,7 +1246,7 @@ int main(int argc, char **argv) {
     }
     struct { const char *name; int (*run)(int, char **, char *); } commands[] = {
         {"forward", cmd_forward}, {"generate", cmd_generate}, {"verify", cmd_verify},
-        {"diff", cmd_diff}, {"encode", cmd_encode}, {"synth", cmd_synth}, {"compare", cmd_compare},
+        {"diff", cmd_diff}, {"encode", cmd_encode}, {"synth", cmd_synth}, {"convert", cmd_convert}, {"compare", cmd_compare},
         {"attention", cmd_attention}, {"check", cmd_check}};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
