@@ -17,6 +17,13 @@ all: tempo
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DEPS) >/dev/null; }
 	@touch .deps
 
+# The capture tests (tests/test_capture.py) run a PyTorch model: installed only for them.
+CAPTURE_DEPS = python3-torch
+.capture-deps:
+	@dpkg -s $(CAPTURE_DEPS) >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(CAPTURE_DEPS) >/dev/null; }
+	@touch .capture-deps
+
 CORE = tempo.c tokenizer_json.c
 SRC = $(CORE) cli.c analysis.c
 HDR = tempo.h analysis.h unicode_tables.h
