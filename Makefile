@@ -24,9 +24,12 @@ CAPTURE_DEPS = python3-torch
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(CAPTURE_DEPS) >/dev/null; }
 	@touch .capture-deps
 
-CORE = tempo.c tokenizer_json.c
-SRC = $(CORE) cli.c analysis.c
-HDR = tempo.h analysis.h unicode_tables.h
+# tempo.c is the algorithm; formats/ reads and writes files; tools/ holds
+# the command-line tool, the analysis and the synthetic models.
+CORE = tempo.c $(wildcard formats/*.c)
+LIB = $(CORE) tools/analysis.c tools/synth.c
+SRC = $(LIB) tools/cli.c
+HDR = tempo.h $(wildcard formats/*.h) $(wildcard tools/*.h)
 
 tempo: $(SRC) $(HDR) .deps
 	$(CC) $(CFLAGS) -o $@ $(SRC) $(LDLIBS)
@@ -62,12 +65,12 @@ TEST_SRC = $(wildcard tests/test_*.c)
 TEST_DEFS = -DWEIGHTS_DIR='"$(WEIGHTS)"' -DBUILD_DIR='"build"' -DGOLDEN_DIR='"oracle/golden"'
 SAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-build/tests: $(TEST_SRC) tests/helpers.h $(CORE) analysis.c $(HDR) .deps
+build/tests: $(TEST_SRC) tests/helpers.h $(LIB) $(HDR) .deps
 	@mkdir -p build
-	$(CC) $(CFLAGS) $(TEST_DEFS) -DTEMPO_BIN='"./tempo"' -o $@ $(TEST_SRC) $(CORE) analysis.c $(LDLIBS) -lcriterion
-build/tests-asan: $(TEST_SRC) tests/helpers.h $(CORE) analysis.c $(HDR) .deps
+	$(CC) $(CFLAGS) $(TEST_DEFS) -DTEMPO_BIN='"./tempo"' -o $@ $(TEST_SRC) $(LIB) $(LDLIBS) -lcriterion
+build/tests-asan: $(TEST_SRC) tests/helpers.h $(LIB) $(HDR) .deps
 	@mkdir -p build
-	$(CC) $(CFLAGS) $(SAN) $(TEST_DEFS) -DTEMPO_BIN='"build/tempo-asan"' -o $@ $(TEST_SRC) $(CORE) analysis.c $(LDLIBS) -lcriterion
+	$(CC) $(CFLAGS) $(SAN) $(TEST_DEFS) -DTEMPO_BIN='"build/tempo-asan"' -o $@ $(TEST_SRC) $(LIB) $(LDLIBS) -lcriterion
 build/tempo-asan: $(SRC) $(HDR) .deps
 	@mkdir -p build
 	$(CC) $(CFLAGS) $(SAN) -o $@ $(SRC) $(LDLIBS)
@@ -83,9 +86,9 @@ clean:
 	rm -rf build tempo .deps
 
 # Benchmarks: figures, never timed assertions. A large synthetic model leaves the caches.
-build/bench: tests/bench.c $(CORE) $(HDR) .deps
+build/bench: tests/bench.c $(LIB) $(HDR) .deps
 	@mkdir -p build
-	$(CC) $(CFLAGS) -o $@ tests/bench.c $(CORE) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ tests/bench.c $(LIB) $(LDLIBS)
 build/bench-large.bin: tempo
 	@mkdir -p build
 	./tempo synth --out $@ --seed 1 --dim 1024 --hidden 2816 --layers 8 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 1024
@@ -104,9 +107,9 @@ FUZZ_DEPS = clang libclang-rt-14-dev libomp-14-dev
 build/fuzz/fuzz_cli: tests/fuzz/fuzz_cli.c $(SRC) $(HDR) .deps .fuzz-deps
 	@mkdir -p build/fuzz
 	clang $(FUZZ_FLAGS) -Dmain=tempo_cli_main -o $@ tests/fuzz/fuzz_cli.c $(SRC) $(LDLIBS)
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE) $(HDR) .deps .fuzz-deps
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB) $(HDR) .deps .fuzz-deps
 	@mkdir -p build/fuzz
-	clang $(FUZZ_FLAGS) -o $@ $< $(CORE) $(LDLIBS)
+	clang $(FUZZ_FLAGS) -o $@ $< $(LIB) $(LDLIBS)
 # Seeds: valid files of each kind, made by tempo and the reference.
 build/fuzz/seeds: tempo tests/fuzz/make_seeds.sh
 	rm -rf $@
@@ -129,9 +132,9 @@ VALGRIND = valgrind --error-exitcode=9 --leak-check=full --errors-for-leak-kinds
 build/memcheck/tempo: $(SRC) $(HDR) .deps
 	@mkdir -p build/memcheck
 	$(CC) $(MEMCHECK_CFLAGS) -o $@ $(SRC) $(LDLIBS)
-build/memcheck/tests: $(TEST_SRC) tests/helpers.h $(CORE) analysis.c $(HDR) .deps
+build/memcheck/tests: $(TEST_SRC) tests/helpers.h $(LIB) $(HDR) .deps
 	@mkdir -p build/memcheck
-	$(CC) $(MEMCHECK_CFLAGS) $(TEST_DEFS) -DTEMPO_BIN='"build/memcheck/tempo"' -o $@ $(TEST_SRC) $(CORE) analysis.c $(LDLIBS) -lcriterion
+	$(CC) $(MEMCHECK_CFLAGS) $(TEST_DEFS) -DTEMPO_BIN='"build/memcheck/tempo"' -o $@ $(TEST_SRC) $(LIB) $(LDLIBS) -lcriterion
 memcheck: build/memcheck/tempo build/memcheck/tests $(SYNTH)
 	@command -v valgrind >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -qq valgrind >/dev/null; }
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(VALGRIND) build/memcheck/tests --jobs 1

@@ -13,24 +13,13 @@
 #include <stdint.h>
 
 #define TEMPO_ERR_SIZE 512
-#define TEMPO_BOS 1 /* llama2.c checkpoints; Hugging Face ones name theirs in config.json */
-#define TEMPO_EOS 2
 
 /* Writes a formatted message into err (TEMPO_ERR_SIZE bytes); returns -1. */
 int tempo_error(char *err, const char *fmt, ...);
-
-/* Output written to a temporary name beside `path` and renamed into place
- * when complete, so an interrupted run never leaves a half-written file. */
-typedef struct {
-    FILE *f;
-    const char *what;   /* "trace ", "" ...: for messages */
-    char path[4096], tmp[4200];
-} AtomicFile;
-
-int tempo_atomic_open(AtomicFile *a, const char *path, const char *what, char *err);
-/* Closes; renames if `ok` and everything was written, else removes the temporary file. */
-int tempo_atomic_close(AtomicFile *a, int ok, char *err);
-int tempo_write_text_file(const char *path, const char *text, char *err);
+/* Grows *buf so it holds at least `need` elements of `elem` bytes (doubling). */
+int tempo_grow(void **buf, size_t *cap, size_t need, size_t elem, char *err);
+/* Threads for OpenBLAS and OpenMP (n <= 0: leave as is). */
+void tempo_set_threads(int n);
 
 /* ---- model ---- */
 
@@ -92,76 +81,18 @@ typedef struct {
     char path[4096];
 } Model;
 
-/* A llama2.c checkpoint file, or a Hugging Face model directory
- * (config.json + *.safetensors, F32/F16/BF16; f16/bf16 are converted to f32). */
-int tempo_model_load(Model *m, const char *path, char *err);
+/* Checkpoints are loaded by formats/ (formats.h: tempo_model_load).
+ * 1 if `token` is one of the model's end-of-sequence tokens. */
+int tempo_is_eos(const Config *c, int token);
+
+/* ---- the math ---- */
+
 /* inv_freq[i] = theta^(-2i/head_dim), rescaled as transformers does for
  * rope_type "linear" (all / factor) and "llama3" (long wavelengths / factor,
  * a smooth blend between low_freq and high_freq wavelengths). */
 void tempo_rope_inv_freq(const RopeScaling *rs, int head_dim, double theta, double *inv_freq);
-/* The same over bytes in memory (not copied: keep them alive); `name` is for messages. */
-int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char *name, char *err);
-/* Reports every tensor holding NaN or Inf to `out`; returns how many such values. */
-size_t tempo_model_check(const Model *m, FILE *out);
-void tempo_model_free(Model *m);
-/* 1 if `token` is one of the model's end-of-sequence tokens. */
-int tempo_is_eos(const Config *c, int token);
-
-/* ---- tokenizers: llama2.c tokenizer.bin, Hugging Face tokenizer.json ---- */
-
-typedef enum { TOKENIZER_SENTENCEPIECE, TOKENIZER_BYTE_LEVEL } TokenizerKind;
-/* The two pre-tokenizer regexes tempo implements (matched by hand, see tokenizer_json.c). */
-typedef enum { PRETOKENIZE_GPT2, PRETOKENIZE_LLAMA3 } PreTokenizer;
-
-typedef struct { int left, right, merged, rank; } Merge;
-
-typedef struct {
-    TokenizerKind kind;
-    int vocab_size;       /* the model's; ids a tokenizer.json leaves out have empty pieces */
-    char **pieces;        /* raw bytes of each token, NUL-terminated (pieces may hold NUL bytes) */
-    int *piece_len;       /* byte length of each piece */
-    float *scores;        /* sentencepiece merge scores (tokenizer.bin only) */
-    int *sorted_ids;      /* ids sorted by piece, for lookup: every id, or the BPE vocabulary */
-    int n_sorted;
-    int max_piece_len;
-    /* byte-level BPE (tokenizer.json) */
-    PreTokenizer pre_tokenizer;
-    int ignore_merges;    /* a pre-token that is itself a token is not split */
-    int byte_ids[256];    /* the token of each single byte */
-    int n_merges;
-    Merge *merges;        /* sorted by (left, right) */
-    int n_added;
-    int *added_ids;       /* added tokens, split out of the text before pre-tokenization */
-    uint8_t *added_normalized; /* 0: matched in the raw text first, 1: then between those */
-    int n_prefix, prefix_ids[4], n_suffix, suffix_ids[4]; /* post-processor template */
-} Tokenizer;
-
-/* A tokenizer.bin (llama2.c) or a tokenizer.json (byte-level BPE), told apart by content. */
-int tempo_tokenizer_load(Tokenizer *t, const char *path, int vocab_size, char *err);
-int tempo_tokenizer_from_buffer(Tokenizer *t, const void *data, size_t size, int vocab_size, char *err);
-int tempo_tokenizer_json_parse(Tokenizer *t, const char *json, size_t len, int vocab_size, const char *name, char *err);
-void tempo_tokenizer_free(Tokenizer *t);
-/* Encoding a text of n bytes gives at most n + TEMPO_ENCODE_EXTRA ids. */
-#define TEMPO_ENCODE_EXTRA 10
-/* tokenizer.bin: BOS + sentencepiece pieces. tokenizer.json: the template's
- * prefix, the text's ids, the template's suffix. At most `cap` ids to `ids`, count to *n. */
-int tempo_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n, char *err);
-/* Text of `token` following `prev` (tokenizer.bin: leading space dropped after
- * BOS, <0xNN> to a byte; tokenizer.json: the token's bytes, which may be part
- * of a UTF-8 character). Returns a pointer into the tokenizer or into `byte_buf`. */
-const char *tempo_decode(const Tokenizer *t, int prev, int token, char byte_buf[2]);
-/* A copy of text[0..len) with each byte that is not part of a well-formed
- * UTF-8 character replaced by U+FFFD, for JSON and SVG (NULL: out of memory).
- * A byte-level token may hold part of a character. */
-char *tempo_valid_utf8(const char *text, size_t len);
-/* Sorts sorted_ids[0..n_sorted) by piece bytes (ties by id), as tempo_lookup needs. */
-void tempo_sort_pieces(Tokenizer *t);
-/* The id of the token with exactly these bytes (tokenizer.json: in the BPE vocabulary), or -1. */
-int tempo_lookup(const Tokenizer *t, const char *bytes, int len);
-/* tokenizer.json: the end offset of each pre-token of text[0..len) (at most len of them). */
-int tempo_pre_tokenize(const Tokenizer *t, const char *text, size_t len, size_t *ends, size_t *n, char *err);
-/* Byte-level BPE encoding of a tokenizer.json (tokenizer_json.c); tempo_encode calls it. */
-int tempo_bpe_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n, char *err);
+/* Softmax in place over the allowed entries (allowed NULL: all); masked entries get exactly 0. */
+void tempo_softmax(float *x, const uint8_t *allowed, int n);
 
 /* ---- forward pass and KV cache ---- */
 
@@ -213,46 +144,6 @@ typedef enum { MASK_CAUSAL, MASK_ISOLATED, MASK_VISIBLE } MaskKind;
  * causal/visible: key <= query; isolated: the same, except a query may not
  * see another member of its own set. Writes [k][first+k]. */
 void tempo_mask_rows(MaskKind kind, const int *sets, int first, int k, uint8_t *allowed);
-/* A mask file: n x n characters '0'/'1' (row = query), white space ignored. */
-int tempo_mask_parse(const char *text, size_t len, int n, uint8_t *allowed, const char *name, char *err);
-int tempo_mask_read(const char *path, int n, uint8_t *allowed, char *err);
-
-/* ---- traces (safetensors) ---- */
-
-typedef enum { DT_F32, DT_I32, DT_U8 } DType;
-
-typedef struct {
-    char name[64];
-    DType dtype;
-    int ndim;
-    int64_t shape[4];
-    void *data;          /* owned */
-} Tensor;
-
-typedef struct {
-    int n_tensors;
-    Tensor tensors[16];
-    int n_meta;
-    char meta_key[16][64];
-    char meta_value[16][512];
-} Trace;
-
-void tempo_trace_init(Trace *t);
-void tempo_trace_free(Trace *t);
-/* Adds a tensor, copying `data`. */
-int tempo_trace_add(Trace *t, const char *name, DType dtype, int ndim, const int64_t *shape,
-                    const void *data, char *err);
-int tempo_trace_meta(Trace *t, const char *key, const char *value, char *err);
-const Tensor *tempo_trace_get(const Trace *t, const char *name);
-/* Writes to a temporary name and renames, so a trace is never half-written. */
-int tempo_trace_write(const Trace *t, const char *path, char *err);
-int tempo_trace_read(Trace *t, const char *path, char *err);
-int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char *name, char *err);
-size_t tempo_tensor_count(const Tensor *x);
-/* Checks that a trace holds the inputs of a forward pass for this model:
- * tokens I32[n], positions I32[n], allowed U8[n,n] or U8[n_layers,n,n]. */
-int tempo_trace_inputs(const Trace *t, const Config *c, int *n, int *mask_layers, char *err);
-
 /* ---- TEMPO generation ---- */
 
 typedef enum { NEXT_LAST_ROW, NEXT_MEAN } NextFrom;
@@ -290,8 +181,7 @@ typedef struct {
     int token;
     float prob;
     int row;          /* physical index, -1 when not fed to the model */
-    int set;          /* logical step (set id) */
-    int logical_pos;
+    int logical_pos;  /* shared by the whole set; also the set's id */
     int pruned_at;    /* step at which pruned, -1 if live */
 } Member;
 
@@ -327,38 +217,13 @@ int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenCon
                    Generation *out, char *err);
 void tempo_generation_free(Generation *gen);
 
-/* The trace of a set of rows: dense allowed [mask_layers][n][n] (stored as
- * [n][n] when mask_layers is 1), attention [L][H][n][n] (may be NULL),
- * pruned (may be NULL). Metadata names the model and its dimensions. */
-int tempo_trace_build(Trace *t, const Model *m, int n, const int *tokens, const int *positions,
-                      const int *sets, const uint8_t *allowed, int mask_layers, const float *logits,
-                      const float *attention, const int *pruned, char *err);
-int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char *err);
 /* The masks every row used, dense [mask_layers][n_rows][n_rows]; the caller frees it (NULL: out of memory). */
 uint8_t *tempo_generation_allowed(const Generation *gen);
+/* The attention every row paid, dense [n_layers][n_heads][n_rows][n_rows], or NULL (not captured, or out of memory). */
+float *tempo_generation_attention(const Generation *gen, const Config *c);
 /* The logits of physical row `row` (must be kept). */
 const float *tempo_row_logits(const Generation *gen, int row, int vocab);
-
-/* ---- synthetic models ---- */
-
-typedef struct {
-    int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
-    int shared_classifier;
-    uint64_t seed;
-    PreTokenizer pre_tokenizer; /* style of the tokenizer.json beside a Hugging Face checkpoint */
-} SynthConfig;
-
-void tempo_synth_defaults(SynthConfig *s);
-int tempo_synth_write(const SynthConfig *s, const char *path, char *err);
-/* The same in Hugging Face layout: dir/config.json + dir/model.safetensors (f32 or bf16). */
-int tempo_synth_write_hf(const SynthConfig *s, const char *dir, int bf16, char *err);
-/* A byte-level BPE tokenizer.json trained on a built-in text (tokenizer_json.c):
- * Llama 3 style (BOS added by the template, two EOS) or GPT-2 style (one
- * token for both, nothing added). Reports the special ids for config.json. */
-int tempo_synth_tokenizer_json(const SynthConfig *s, const char *path, int *bos, int eos[2], int *n_eos, char *err);
-
-/* ---- misc ---- */
-
-void tempo_set_threads(int n);
+/* Sorts token ids by probability, most probable first (ties: lower id). */
+void tempo_sort_by_probability(int *ids, int n, const float *probs);
 
 #endif

@@ -3,7 +3,7 @@
 \\p{N} (numbers) that tempo's tokenizer.json pre-tokenizer needs, taken from
 Python's unicodedata (Unicode 14.0 on Debian bookworm).
 
-    /usr/bin/python3 oracle/unicode_tables.py > unicode_tables.h
+    /usr/bin/python3 oracle/unicode_tables.py > formats/unicode_tables.h
 
 The reference tokenizer in oracle/reference.py does not read this file: it
 asks unicodedata itself, so the C tables are checked against the database

@@ -20,7 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../tempo.h"
+#include "../formats/formats.h"
+#include "../tools/synth.h"
 
 static double now(void) {
     struct timespec ts;

@@ -15,7 +15,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "../tempo.h"
+#include "../formats/formats.h"
+#include "../tools/synth.h"
 
 #ifndef WEIGHTS_DIR
 #define WEIGHTS_DIR "../shared/weights"

@@ -9,7 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../tempo.h"
+#include "../../formats/formats.h"
+#include "../../tools/synth.h"
 
 int tempo_cli_main(int argc, char **argv);
 

@@ -1,7 +1,8 @@
 /* libFuzzer: a mask file from arbitrary bytes (first byte: the row count). */
 #include <stdlib.h>
 
-#include "../../tempo.h"
+#include "../../formats/formats.h"
+#include "../../tools/synth.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     if (size < 1) return 0;

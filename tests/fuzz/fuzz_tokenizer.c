@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../tempo.h"
+#include "../../formats/formats.h"
+#include "../../tools/synth.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     if (size < 4) return 0;

@@ -7,7 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../tempo.h"
+#include "../../formats/formats.h"
+#include "../../tools/synth.h"
 
 static Model model;
 

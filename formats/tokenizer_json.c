@@ -5,12 +5,11 @@
  *   2. Unicode classes and the two pre-tokenizer regexes, matched by hand
  *   3. Loading tokenizer.json
  *   4. Encoding: added tokens, pre-tokens, merges by rank
- *   5. A synthetic tokenizer.json (trained on a built-in text), for tests
  *
- * tempo.c holds the tokenizer.bin tokenizer and calls tempo_bpe_encode for
- * this one; NOTES.md ("Tokenizers") explains what is and is not supported. */
+ * tokenizer.c holds the tokenizer.bin tokenizer and calls tempo_bpe_encode
+ * for this one; tools/synth.c trains synthetic ones; NOTES.md ("Tokenizers") explains what is and is not supported. */
 #define _GNU_SOURCE
-#include "tempo.h"
+#include "formats.h"
 #include "unicode_tables.h"
 
 #include <cjson/cJSON.h>
@@ -97,8 +96,8 @@ static int from_byte_level(const char *text, char *out, int *out_len) {
     return 0;
 }
 
-/* Raw bytes to byte-level text (for writing tokenizer.json); out holds 2 bytes per byte + 1. */
-static void to_byte_level(const char *bytes, int len, char *out) {
+/* Raw bytes to byte-level text (for writing tokenizer.json). */
+void tempo_to_byte_level(const char *bytes, int len, char *out) {
     size_t k = 0;
     for (int i = 0; i < len; i++) k += utf8_put(byte_char((unsigned char)bytes[i]), out + k);
     out[k] = '\0';
@@ -122,6 +121,8 @@ static const char *const gpt2_regex =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 static const char *const llama3_regex =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+const char *tempo_pre_tokenizer_regex(PreTokenizer p) { return p == PRETOKENIZE_LLAMA3 ? llama3_regex : gpt2_regex; }
 
 enum { CHAR_OTHER, CHAR_LETTER, CHAR_NUMBER, CHAR_SPACE };
 
@@ -294,7 +295,8 @@ static int by_pair(const void *a, const void *b) {
 }
 
 /* model: {"type": "BPE", "vocab": {text: id}, "merges": ["a b" | ["a", "b"]], ...} */
-static int load_bpe_model(Tokenizer *t, const cJSON *model, const char *name, char *err) {
+/* model: type BPE, no dropout, none of the options byte-level BPE does not use. */
+static int check_bpe_options(Tokenizer *t, const cJSON *model, const char *name, char *err) {
     if (!cJSON_IsObject(model) || strcmp(json_type(model), "BPE") != 0)
         return tempo_error(err, "bad tokenizer.json %s: model type %s is not supported (BPE only)", name,
                            cJSON_IsObject(model) ? json_type(model) : "(missing)");
@@ -308,37 +310,34 @@ static int load_bpe_model(Tokenizer *t, const cJSON *model, const char *name, ch
         if (!empty) return tempo_error(err, "bad tokenizer.json %s: model.%s is not supported in byte-level BPE", name, unsupported[i]);
     }
     t->ignore_merges = !is_json_false(model, "ignore_merges");
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
-    if (!cJSON_IsObject(vocab)) return tempo_error(err, "bad tokenizer.json %s: model.vocab is missing", name);
-    if (merges && !cJSON_IsArray(merges)) return tempo_error(err, "bad tokenizer.json %s: model.merges must be a list", name);
+    return 0;
+}
+
+/* One vocab entry "byte-level text": id. */
+static int add_vocab_entry(Tokenizer *t, const cJSON *e, char *bytes, const char *name, char *err) {
+    int id, len;
+    if (json_id(e, t->vocab_size, &id) != 0)
+        return tempo_error(err, "bad tokenizer.json %s: vocab token \"%.40s\" has id outside the model's vocabulary of %d",
+                           name, e->string, t->vocab_size);
+    if (from_byte_level(e->string, bytes, &len) != 0 || len == 0)
+        return tempo_error(err, "bad tokenizer.json %s: vocab token \"%.40s\" is not byte-level text", name, e->string);
+    if (t->piece_len[id] > 0) return tempo_error(err, "bad tokenizer.json %s: token id %d appears twice in the vocab", name, id);
+    if (set_piece(t, id, bytes, len) != 0) return tempo_error(err, "out of memory loading %s", name);
+    t->sorted_ids[t->n_sorted++] = id;
+    return 0;
+}
+
+/* model.vocab: every token's bytes, no text twice, a token for every byte. */
+static int load_vocab(Tokenizer *t, const cJSON *vocab, const char *name, char *err) {
     size_t longest = 0;
     for (const cJSON *e = vocab->child; e; e = e->next)
         if (strlen(e->string) > longest) longest = strlen(e->string);
     char *bytes = malloc(longest + 1); /* a key's bytes are at most its UTF-8 length */
     if (!bytes) return tempo_error(err, "out of memory loading %s", name);
-    for (const cJSON *e = vocab->child; e; e = e->next) {
-        int id, len;
-        if (json_id(e, t->vocab_size, &id) != 0) {
-            free(bytes);
-            return tempo_error(err, "bad tokenizer.json %s: vocab token \"%.40s\" has id outside the model's vocabulary of %d",
-                               name, e->string, t->vocab_size);
-        }
-        if (from_byte_level(e->string, bytes, &len) != 0 || len == 0) {
-            free(bytes);
-            return tempo_error(err, "bad tokenizer.json %s: vocab token \"%.40s\" is not byte-level text", name, e->string);
-        }
-        if (t->piece_len[id] > 0) {
-            free(bytes);
-            return tempo_error(err, "bad tokenizer.json %s: token id %d appears twice in the vocab", name, id);
-        }
-        if (set_piece(t, id, bytes, len) != 0) {
-            free(bytes);
-            return tempo_error(err, "out of memory loading %s", name);
-        }
-        t->sorted_ids[t->n_sorted++] = id;
-    }
+    int rc = 0;
+    for (const cJSON *e = vocab->child; e && rc == 0; e = e->next) rc = add_vocab_entry(t, e, bytes, name, err);
     free(bytes);
+    if (rc != 0) return -1;
     tempo_sort_pieces(t);
     for (int i = 1; i < t->n_sorted; i++) {
         int a = t->sorted_ids[i - 1], b = t->sorted_ids[i];
@@ -351,51 +350,50 @@ static int load_bpe_model(Tokenizer *t, const cJSON *model, const char *name, ch
         if (t->byte_ids[b] < 0)
             return tempo_error(err, "bad tokenizer.json %s: byte 0x%02X has no token (not a byte-level vocabulary)", name, b);
     }
+    return 0;
+}
+
+/* One merge, "a b" or ["a", "b"]: both tokens and their join must be in the
+ * vocab. `part` and `joined` hold 2 * max_piece_len + 1 bytes. */
+static int parse_merge(Tokenizer *t, const cJSON *e, int rank, char *part, char *joined, const char *name, char *err) {
+    const char *parts[2] = {NULL, NULL};
+    char *copy = NULL;
+    if (cJSON_IsString(e)) { /* "a b": the space separates, since byte-level text has none */
+        copy = strdup(e->valuestring);
+        char *space = copy ? strchr(copy, ' ') : NULL;
+        if (space && !strchr(space + 1, ' ')) *space = '\0', parts[0] = copy, parts[1] = space + 1;
+    } else if (cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) && cJSON_IsString(e->child->next)) {
+        parts[0] = e->child->valuestring, parts[1] = e->child->next->valuestring;
+    }
+    int ids[2] = {-1, -1}, lens[2] = {0, 0};
+    for (int k = 0; k < 2 && parts[0]; k++) /* a token's text is at most 2 UTF-8 bytes per byte */
+        if (strlen(parts[k]) <= (size_t)2 * t->max_piece_len && from_byte_level(parts[k], part, &lens[k]) == 0)
+            ids[k] = tempo_lookup(t, part, lens[k]);
+    free(copy);
+    if (!parts[0]) return tempo_error(err, "bad tokenizer.json %s: merge %d is not a pair of tokens", name, rank);
+    int merged = -1;
+    if (ids[0] >= 0 && ids[1] >= 0) {
+        memcpy(joined, t->pieces[ids[0]], (size_t)lens[0]);
+        memcpy(joined + lens[0], t->pieces[ids[1]], (size_t)lens[1]);
+        merged = tempo_lookup(t, joined, lens[0] + lens[1]);
+    }
+    if (merged < 0) return tempo_error(err, "bad tokenizer.json %s: merge %d joins tokens that are not in the vocab", name, rank);
+    t->merges[t->n_merges++] = (Merge){ids[0], ids[1], merged, rank};
+    return 0;
+}
+
+/* model.merges, sorted by pair; of a pair listed twice the later rank
+ * counts, as in transformers. */
+static int load_merges(Tokenizer *t, const cJSON *merges, const char *name, char *err) {
     int n = cJSON_GetArraySize(merges);
     t->merges = calloc((size_t)n + 1, sizeof *t->merges);
     char *joined = malloc((size_t)2 * t->max_piece_len + 1), *part = malloc((size_t)2 * t->max_piece_len + 1);
-    if (!t->merges || !joined || !part) {
-        free(joined);
-        free(part);
-        return tempo_error(err, "out of memory loading %s", name);
-    }
-    int rank = 0;
-    for (const cJSON *e = merges ? merges->child : NULL; e; e = e->next, rank++) {
-        const char *parts[2] = {NULL, NULL};
-        char *copy = NULL;
-        if (cJSON_IsString(e)) { /* "a b": the space separates, since byte-level text has none */
-            copy = strdup(e->valuestring);
-            char *space = copy ? strchr(copy, ' ') : NULL;
-            if (space && !strchr(space + 1, ' ')) *space = '\0', parts[0] = copy, parts[1] = space + 1;
-        } else if (cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) && cJSON_IsString(e->child->next)) {
-            parts[0] = e->child->valuestring, parts[1] = e->child->next->valuestring;
-        }
-        int ids[2] = {-1, -1}, lens[2] = {0, 0};
-        for (int k = 0; k < 2 && parts[0]; k++) /* a token's text is at most 2 UTF-8 bytes per byte */
-            if (strlen(parts[k]) <= (size_t)2 * t->max_piece_len && from_byte_level(parts[k], part, &lens[k]) == 0)
-                ids[k] = tempo_lookup(t, part, lens[k]);
-        free(copy);
-        if (!parts[0]) {
-            free(joined);
-            free(part);
-            return tempo_error(err, "bad tokenizer.json %s: merge %d is not a pair of tokens", name, rank);
-        }
-        int merged = -1;
-        if (ids[0] >= 0 && ids[1] >= 0) {
-            memcpy(joined, t->pieces[ids[0]], (size_t)lens[0]);
-            memcpy(joined + lens[0], t->pieces[ids[1]], (size_t)lens[1]);
-            merged = tempo_lookup(t, joined, lens[0] + lens[1]);
-        }
-        if (merged < 0) {
-            free(joined);
-            free(part);
-            return tempo_error(err, "bad tokenizer.json %s: merge %d joins tokens that are not in the vocab", name, rank);
-        }
-        t->merges[t->n_merges++] = (Merge){ids[0], ids[1], merged, rank};
-    }
+    int rc = t->merges && joined && part ? 0 : tempo_error(err, "out of memory loading %s", name), rank = 0;
+    for (const cJSON *e = merges ? merges->child : NULL; e && rc == 0; e = e->next, rank++)
+        rc = parse_merge(t, e, rank, part, joined, name, err);
     free(joined);
     free(part);
-    /* sorted by pair; of a pair listed twice the later rank counts, as in transformers */
+    if (rc != 0) return -1;
     qsort(t->merges, (size_t)t->n_merges, sizeof *t->merges, by_pair);
     int kept = 0;
     for (int i = 0; i < t->n_merges; i++) {
@@ -404,6 +402,16 @@ static int load_bpe_model(Tokenizer *t, const cJSON *model, const char *name, ch
     }
     t->n_merges = kept;
     return 0;
+}
+
+static int load_bpe_model(Tokenizer *t, const cJSON *model, const char *name, char *err) {
+    if (check_bpe_options(t, model, name, err) != 0) return -1;
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    if (!cJSON_IsObject(vocab)) return tempo_error(err, "bad tokenizer.json %s: model.vocab is missing", name);
+    if (merges && !cJSON_IsArray(merges)) return tempo_error(err, "bad tokenizer.json %s: model.merges must be a list", name);
+    if (load_vocab(t, vocab, name, err) != 0) return -1;
+    return load_merges(t, merges, name, err);
 }
 
 /* added_tokens: [{"id", "content", "special", "normalized", ...}] */
@@ -651,227 +659,4 @@ int tempo_pre_tokenize(const Tokenizer *t, const char *text, size_t len, size_t 
     }
     chars_free(&c);
     return 0;
-}
-
-/* ===================================================================== */
-/* 5. A synthetic tokenizer.json                                         */
-/* ===================================================================== */
-/* BPE trained on a short multilingual text: ids 0-255 are the bytes, then
- * merges (the most frequent adjacent pair within pre-tokens, smallest ids on
- * ties) until the vocabulary is full or no pair occurs twice, then the
- * special tokens in the last ids. Llama 3 style: <|begin_of_text|> (BOS,
- * added by the template), <|end_of_text|> and <|eot_id|> (both EOS), merges
- * written as pairs; GPT-2 style: <|endoftext|> (BOS = EOS, nothing added),
- * merges written as "a b". */
-
-static const char *const training_text =
-    "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.\n"
-    "The cat sat on the mat; it's the cat's mat, and they'll say THEY'RE fine -- we'd know.\n"
-    "In 2024 there were 1234567 tokens, 3.14159 and 42% of them were numbers: 0, 7, 99, 1000.\n"
-    "  Indented    text\twith\ttabs\r\nand Windows line ends.\n\n\n"
-    "Über den Wolken muss die Freiheit wohl grenzenlos sein. Ça va très bien, merci.\n"
-    "Η γρήγορη καφέ αλεπού πηδάει. Съешь же ещё этих мягких французских булок.\n"
-    "東京は日本の首都です。我爱自然语言处理。 한국어 텍스트도 있습니다.\n"
-    "Emoji 🙂🙂 and symbols → ← ∑ ≤ ≥ … «quotes» “smart” ½ ٣ Ⅻ\n"
-    "def f(x):\n    return x ** 2 + 1  # code, too\n"
-    "12345678 12345678 3456 3456 the dog'ſtone, the dog'ſtone, THE DOG'STONE, THE DOG'STONE\n";
-
-/* Raw bytes of trained tokens: the first 256 are the bytes themselves. */
-typedef struct {
-    int n;
-    char **bytes;
-    int *len;
-} TrainVocab;
-
-static int train_find(const TrainVocab *v, const char *s, int len) {
-    for (int i = 0; i < v->n; i++)
-        if (v->len[i] == len && memcmp(v->bytes[i], s, (size_t)len) == 0) return i;
-    return -1;
-}
-
-static int by_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Trains merges into v and merges until v holds max_tokens tokens or no
- * pair occurs twice; returns how many merges. Pairs are counted across the
- * whole text, not within pre-tokens, so that the merges reach across
- * pre-token boundaries: a wrong boundary then changes the ids. */
-static int train_bpe(int max_tokens, TrainVocab *v, Merge *merges, char *err) {
-    size_t n = strlen(training_text);
-    int *sym = malloc(n * sizeof(int)), n_merges = 0;
-    uint64_t *pairs = malloc(n * sizeof(uint64_t));
-    if (!sym || !pairs) n_merges = tempo_error(err, "out of memory training the synthetic tokenizer");
-    for (size_t i = 0; i < n && sym; i++) sym[i] = (unsigned char)training_text[i];
-    while (n_merges >= 0 && v->n < max_tokens) {
-        size_t n_pairs = 0;
-        for (size_t i = 0; i + 1 < n; i++) pairs[n_pairs++] = (uint64_t)sym[i] << 32 | (uint32_t)sym[i + 1];
-        qsort(pairs, n_pairs, sizeof *pairs, by_u64);
-        uint64_t best = 0;
-        size_t best_count = 1;
-        for (size_t i = 0, j; i < n_pairs; i = j) {
-            for (j = i; j < n_pairs && pairs[j] == pairs[i]; j++) {}
-            if (j - i > best_count) best_count = j - i, best = pairs[i];
-        }
-        if (best_count < 2) break;
-        int left = (int)(best >> 32), right = (int)(best & 0xffffffffu), len = v->len[left] + v->len[right];
-        char *joined = malloc((size_t)len);
-        if (!joined) {
-            n_merges = tempo_error(err, "out of memory training the synthetic tokenizer");
-            break;
-        }
-        memcpy(joined, v->bytes[left], (size_t)v->len[left]);
-        memcpy(joined + v->len[left], v->bytes[right], (size_t)v->len[right]);
-        int merged = train_find(v, joined, len);
-        if (merged < 0) {
-            merged = v->n;
-            v->bytes[v->n] = joined, v->len[v->n++] = len;
-        } else {
-            free(joined);
-        }
-        merges[n_merges] = (Merge){left, right, merged, n_merges};
-        n_merges++;
-        size_t w = 0; /* replace the pair, left to right */
-        for (size_t i = 0; i < n; i++, w++) {
-            int pair = i + 1 < n && sym[i] == left && sym[i + 1] == right;
-            sym[w] = pair ? merged : sym[i];
-            i += pair;
-        }
-        n = w;
-    }
-    free(sym);
-    free(pairs);
-    return n_merges;
-}
-
-static void add_special(cJSON *list, int id, const char *content, int normalized) {
-    cJSON *e = cJSON_CreateObject();
-    cJSON_AddNumberToObject(e, "id", id);
-    cJSON_AddStringToObject(e, "content", content);
-    cJSON_AddFalseToObject(e, "single_word");
-    cJSON_AddFalseToObject(e, "lstrip");
-    cJSON_AddFalseToObject(e, "rstrip");
-    cJSON_AddBoolToObject(e, "normalized", normalized);
-    cJSON_AddTrueToObject(e, "special");
-    cJSON_AddItemToArray(list, e);
-}
-
-static cJSON *byte_level_step(int add_prefix_space, int use_regex) {
-    cJSON *b = cJSON_CreateObject();
-    cJSON_AddStringToObject(b, "type", "ByteLevel");
-    cJSON_AddBoolToObject(b, "add_prefix_space", add_prefix_space);
-    cJSON_AddTrueToObject(b, "trim_offsets");
-    cJSON_AddBoolToObject(b, "use_regex", use_regex);
-    return b;
-}
-
-/* Llama 3: Split(regex) then ByteLevel without regex; template BOS $A. */
-static void llama3_processing(cJSON *root, int bos) {
-    cJSON *pre = cJSON_AddObjectToObject(root, "pre_tokenizer"), *split = cJSON_CreateObject();
-    cJSON_AddStringToObject(pre, "type", "Sequence");
-    cJSON *steps = cJSON_AddArrayToObject(pre, "pretokenizers");
-    cJSON_AddStringToObject(split, "type", "Split");
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(split, "pattern"), "Regex", llama3_regex);
-    cJSON_AddStringToObject(split, "behavior", "Isolated");
-    cJSON_AddFalseToObject(split, "invert");
-    cJSON_AddItemToArray(steps, split);
-    cJSON_AddItemToArray(steps, byte_level_step(0, 0));
-    cJSON *post = cJSON_AddObjectToObject(root, "post_processor"), *template = cJSON_CreateObject();
-    cJSON_AddStringToObject(post, "type", "Sequence");
-    cJSON *procs = cJSON_AddArrayToObject(post, "processors");
-    cJSON_AddItemToArray(procs, byte_level_step(1, 1));
-    cJSON_AddStringToObject(template, "type", "TemplateProcessing");
-    cJSON *single = cJSON_AddArrayToObject(template, "single"), *special = cJSON_CreateObject(), *seq = cJSON_CreateObject();
-    cJSON *bos_ref = cJSON_AddObjectToObject(special, "SpecialToken");
-    cJSON_AddStringToObject(bos_ref, "id", "<|begin_of_text|>");
-    cJSON_AddNumberToObject(bos_ref, "type_id", 0);
-    cJSON *a = cJSON_AddObjectToObject(seq, "Sequence");
-    cJSON_AddStringToObject(a, "id", "A");
-    cJSON_AddNumberToObject(a, "type_id", 0);
-    cJSON_AddItemToArray(single, special);
-    cJSON_AddItemToArray(single, seq);
-    cJSON *entry = cJSON_AddObjectToObject(cJSON_AddObjectToObject(template, "special_tokens"), "<|begin_of_text|>");
-    cJSON_AddStringToObject(entry, "id", "<|begin_of_text|>");
-    cJSON_AddItemToObject(entry, "ids", cJSON_CreateIntArray(&bos, 1));
-    cJSON *tokens = cJSON_AddArrayToObject(entry, "tokens");
-    cJSON_AddItemToArray(tokens, cJSON_CreateString("<|begin_of_text|>"));
-    cJSON_AddItemToArray(procs, template);
-}
-
-int tempo_synth_tokenizer_json(const SynthConfig *s, const char *path, int *bos, int eos[2], int *n_eos, char *err) {
-    int llama3 = s->pre_tokenizer == PRETOKENIZE_LLAMA3, n_special = llama3 ? 3 : 1, V = s->vocab_size;
-    if (V < 256 + n_special + 1)
-        return tempo_error(err, "a synthetic tokenizer.json needs --vocab >= %d (256 bytes, merges, %d special tokens)",
-                           256 + n_special + 1, n_special);
-    TrainVocab v = {0, calloc((size_t)V, sizeof(char *)), calloc((size_t)V, sizeof(int))};
-    Merge *merges = calloc((size_t)V, sizeof *merges);
-    int rc = -1, n_merges = -1;
-    char *json = NULL;
-    if (!v.bytes || !v.len || !merges) {
-        tempo_error(err, "out of memory writing %s", path);
-        goto done;
-    }
-    for (; v.n < 256; v.n++) {
-        if (!(v.bytes[v.n] = malloc(1))) {
-            tempo_error(err, "out of memory writing %s", path);
-            goto done;
-        }
-        v.bytes[v.n][0] = (char)v.n, v.len[v.n] = 1;
-    }
-    if ((n_merges = train_bpe(V - n_special, &v, merges, err)) < 0) goto done;
-    cJSON *root = cJSON_CreateObject(), *added = cJSON_AddArrayToObject(root, "added_tokens");
-    cJSON_AddStringToObject(root, "version", "1.0");
-    int first_special = V - n_special;
-    *bos = first_special, eos[0] = llama3 ? first_special + 1 : first_special, eos[1] = first_special + 2;
-    *n_eos = llama3 ? 2 : 1;
-    if (llama3) {
-        add_special(added, first_special, "<|begin_of_text|>", 0);
-        add_special(added, first_special + 1, "<|end_of_text|>", 0);
-        add_special(added, first_special + 2, "<|eot_id|>", 0);
-        llama3_processing(root, *bos);
-    } else {
-        add_special(added, first_special, "<|endoftext|>", 1);
-        cJSON_AddItemToObject(root, "pre_tokenizer", byte_level_step(0, 1));
-        cJSON_AddItemToObject(root, "post_processor", byte_level_step(1, 1));
-    }
-    cJSON_AddNullToObject(root, "normalizer");
-    cJSON_AddItemToObject(root, "decoder", byte_level_step(1, 1));
-    cJSON *model = cJSON_AddObjectToObject(root, "model");
-    cJSON_AddStringToObject(model, "type", "BPE");
-    cJSON_AddNullToObject(model, "dropout");
-    cJSON_AddNullToObject(model, "unk_token");
-    cJSON_AddFalseToObject(model, "byte_fallback");
-    cJSON_AddBoolToObject(model, "ignore_merges", llama3);
-    cJSON *vocab = cJSON_AddObjectToObject(model, "vocab"), *list = cJSON_AddArrayToObject(model, "merges");
-    size_t longest = 2 * strlen(training_text) + 1; /* a token's byte-level text: at most 2 UTF-8 bytes a byte */
-    char *text = malloc(2 * longest + 2), *left = malloc(longest), *right = malloc(longest);
-    for (int i = 0; i < v.n && text; i++) {
-        to_byte_level(v.bytes[i], v.len[i], text);
-        cJSON_AddNumberToObject(vocab, text, i);
-    }
-    for (int i = 0; i < n_merges && text && left && right; i++) {
-        to_byte_level(v.bytes[merges[i].left], v.len[merges[i].left], left);
-        to_byte_level(v.bytes[merges[i].right], v.len[merges[i].right], right);
-        if (llama3) {
-            const char *pair[2] = {left, right};
-            cJSON_AddItemToArray(list, cJSON_CreateStringArray(pair, 2));
-        } else {
-            snprintf(text, strlen(left) + strlen(right) + 2, "%s %s", left, right);
-            cJSON_AddItemToArray(list, cJSON_CreateString(text));
-        }
-    }
-    json = text && left && right ? cJSON_Print(root) : NULL;
-    free(text);
-    free(left);
-    free(right);
-    cJSON_Delete(root);
-    rc = json ? tempo_write_text_file(path, json, err) : tempo_error(err, "out of memory writing %s", path);
-done:
-    free(json);
-    for (int i = 0; i < v.n; i++) free(v.bytes[i]);
-    free(v.bytes);
-    free(v.len);
-    free(merges);
-    return rc;
 }

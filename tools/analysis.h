@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-#include "tempo.h"
+#include "../formats/formats.h"
 
 /* Distances between two next-token distributions p = softmax(a), q = softmax(b). */
 typedef struct {

@@ -3,7 +3,8 @@
  * prints and compares. */
 #define _GNU_SOURCE
 #include "analysis.h"
-#include "tempo.h"
+#include "../formats/formats.h"
+#include "synth.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

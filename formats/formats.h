@@ -1,0 +1,194 @@
+/* formats.h - reading and writing the files tempo meets: checkpoints
+ * (llama2.c, Hugging Face), tokenizers (tokenizer.bin, tokenizer.json),
+ * safetensors headers, trace files and mask files. One file of formats/
+ * per format; tempo.h holds the model and the algorithm. */
+#ifndef TEMPO_FORMATS_H
+#define TEMPO_FORMATS_H
+
+#include <cjson/cJSON.h>
+
+#include "../tempo.h"
+
+#define TEMPO_BOS 1 /* llama2.c checkpoints; Hugging Face ones name theirs in config.json */
+#define TEMPO_EOS 2
+
+/* ---- files (files.c) ---- */
+
+/* Reads a whole file into memory; the caller frees *buf. `what` names it in messages. */
+int tempo_read_file(const char *path, const char *what, unsigned char **buf, size_t *len, char *err);
+/* Output written to a temporary name beside `path` and renamed into place
+ * when complete, so an interrupted run never leaves a half-written file. */
+typedef struct {
+    FILE *f;
+    const char *what;   /* "trace ", "" ...: for messages */
+    char path[4096], tmp[4200];
+} AtomicFile;
+
+int tempo_atomic_open(AtomicFile *a, const char *path, const char *what, char *err);
+/* Closes; renames if `ok` and everything was written, else removes the temporary file. */
+int tempo_atomic_close(AtomicFile *a, int ok, char *err);
+int tempo_write_text_file(const char *path, const char *text, char *err);
+/* Bytes of memory available without swapping (MemAvailable), 0 if unknown. */
+double tempo_available_memory(void);
+
+/* ---- checkpoints (checkpoint.c, llama2c.c, huggingface.c) ---- */
+
+/* A llama2.c checkpoint file, or a Hugging Face model directory
+ * (config.json + *.safetensors, F32/F16/BF16; f16/bf16 are converted to f32),
+ * told apart by what the path is (formats/checkpoint.c). */
+int tempo_model_load(Model *m, const char *path, char *err);
+/* The same over bytes in memory (not copied: keep them alive); `name` is for messages. */
+int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char *name, char *err);
+/* Reports every tensor holding NaN or Inf to `out`; returns how many such values. */
+size_t tempo_model_check(const Model *m, FILE *out);
+void tempo_model_free(Model *m);
+
+/* The nine tensors of a layer, in llama2.c file order: name, Hugging Face
+ * name, the LayerWeights field, and shape as [rows][cols] in units of the
+ * config (cols 0: a vector). */
+typedef enum { UNIT_DIM, UNIT_Q, UNIT_KV, UNIT_HIDDEN, UNIT_NONE } Unit;
+typedef struct {
+    const char *name, *hf_name;
+    size_t field;
+    Unit rows, cols;
+} LayerTensor;
+enum { N_LAYER_TENSORS = 9 };
+extern const LayerTensor tempo_layer_tensors[N_LAYER_TENSORS];
+size_t tempo_unit(const Config *c, Unit u);
+/* A pointer to layer tensor i of layer l. */
+const float **tempo_layer_tensor(Weights *w, int l, int i);
+/* The RoPE inverse frequencies of a loaded model (rs NULL: plain). */
+int tempo_model_rope(Model *m, const RopeScaling *rs, char *err);
+/* llama2.c header checks (llama2c.c), shared with the synthetic writers. */
+int tempo_llama2c_config(const int header[7], Config *c, char *err);
+/* A llama2.c checkpoint file (llama2c.c). */
+int tempo_load_llama2c(Model *m, const char *path, char *err);
+/* A Hugging Face model directory (huggingface.c). */
+int tempo_load_hf(Model *m, const char *dir, char *err);
+
+/* ---- safetensors headers (safetensors.c) ---- */
+
+typedef enum { DT_F32, DT_I32, DT_U8, DT_F16, DT_BF16 } DType;
+
+typedef struct {
+    char name[160];
+    DType dtype;
+    int ndim;
+    int64_t shape[4];
+    void *data;          /* owned by a Trace; into the file for a checkpoint */
+} Tensor;
+
+const char *tempo_dtype_name(DType d);
+size_t tempo_dtype_size(DType d);
+size_t tempo_tensor_count(const Tensor *x);
+size_t tempo_tensor_bytes(const Tensor *x);
+const Tensor *tempo_tensor_find(const Tensor *tensors, int n, const char *name);
+/* Parses a safetensors file in memory: tensors whose data point into buf
+ * (*tensors: caller frees), each of a dtype in the bit mask `dtypes` (1 << DT_*),
+ * inside the file, of the size its shape needs, none overlapping. *meta
+ * receives __metadata__ (caller frees with cJSON_Delete) or NULL. `kind`
+ * names the file in messages ("trace", "safetensors"). */
+int tempo_safetensors_parse(const unsigned char *buf, size_t len, const char *kind, const char *path, unsigned dtypes,
+                            Tensor **tensors, int *n, cJSON **meta, char *err);
+/* Writes the header of tensors laid out one after another, in order; 1 if written. */
+int tempo_safetensors_write_header(FILE *f, const Tensor *t, int n, const cJSON *meta);
+
+/* ---- traces (trace.c) ---- */
+
+typedef struct {
+    int n_tensors;
+    Tensor tensors[16];
+    int n_meta;
+    char meta_key[16][64];
+    char meta_value[16][512];
+} Trace;
+
+void tempo_trace_init(Trace *t);
+void tempo_trace_free(Trace *t);
+/* Adds a tensor, copying `data`. */
+int tempo_trace_add(Trace *t, const char *name, DType dtype, int ndim, const int64_t *shape,
+                    const void *data, char *err);
+int tempo_trace_meta(Trace *t, const char *key, const char *value, char *err);
+const Tensor *tempo_trace_get(const Trace *t, const char *name);
+/* Writes to a temporary name and renames, so a trace is never half-written. */
+int tempo_trace_write(const Trace *t, const char *path, char *err);
+int tempo_trace_read(Trace *t, const char *path, char *err);
+int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char *name, char *err);
+/* Checks that a trace holds the inputs of a forward pass for this model:
+ * tokens I32[n], positions I32[n], allowed U8[n,n] or U8[n_layers,n,n]. */
+int tempo_trace_inputs(const Trace *t, const Config *c, int *n, int *mask_layers, char *err);
+
+/* The trace of a set of rows: dense allowed [mask_layers][n][n] (stored as
+ * [n][n] when mask_layers is 1), attention [L][H][n][n] (may be NULL),
+ * pruned (may be NULL). Metadata names the model and its dimensions. */
+int tempo_trace_build(Trace *t, const Model *m, int n, const int *tokens, const int *positions,
+                      const int *sets, const uint8_t *allowed, int mask_layers, const float *logits,
+                      const float *attention, const int *pruned, char *err);
+int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char *err);
+
+/* A mask file: n x n characters '0'/'1' (row = query), white space ignored. */
+int tempo_mask_parse(const char *text, size_t len, int n, uint8_t *allowed, const char *name, char *err);
+int tempo_mask_read(const char *path, int n, uint8_t *allowed, char *err);
+
+/* ---- tokenizers: llama2.c tokenizer.bin, Hugging Face tokenizer.json ---- */
+
+typedef enum { TOKENIZER_SENTENCEPIECE, TOKENIZER_BYTE_LEVEL } TokenizerKind;
+/* The two pre-tokenizer regexes tempo implements (matched by hand, see tokenizer_json.c). */
+typedef enum { PRETOKENIZE_GPT2, PRETOKENIZE_LLAMA3 } PreTokenizer;
+
+typedef struct { int left, right, merged, rank; } Merge;
+
+typedef struct {
+    TokenizerKind kind;
+    int vocab_size;       /* the model's; ids a tokenizer.json leaves out have empty pieces */
+    char **pieces;        /* raw bytes of each token, NUL-terminated (pieces may hold NUL bytes) */
+    int *piece_len;       /* byte length of each piece */
+    float *scores;        /* sentencepiece merge scores (tokenizer.bin only) */
+    int *sorted_ids;      /* ids sorted by piece, for lookup: every id, or the BPE vocabulary */
+    int n_sorted;
+    int max_piece_len;
+    /* byte-level BPE (tokenizer.json) */
+    PreTokenizer pre_tokenizer;
+    int ignore_merges;    /* a pre-token that is itself a token is not split */
+    int byte_ids[256];    /* the token of each single byte */
+    int n_merges;
+    Merge *merges;        /* sorted by (left, right) */
+    int n_added;
+    int *added_ids;       /* added tokens, split out of the text before pre-tokenization */
+    uint8_t *added_normalized; /* 0: matched in the raw text first, 1: then between those */
+    int n_prefix, prefix_ids[4], n_suffix, suffix_ids[4]; /* post-processor template */
+} Tokenizer;
+
+/* A tokenizer.bin (llama2.c) or a tokenizer.json (byte-level BPE), told apart by content. */
+int tempo_tokenizer_load(Tokenizer *t, const char *path, int vocab_size, char *err);
+int tempo_tokenizer_from_buffer(Tokenizer *t, const void *data, size_t size, int vocab_size, char *err);
+int tempo_tokenizer_json_parse(Tokenizer *t, const char *json, size_t len, int vocab_size, const char *name, char *err);
+void tempo_tokenizer_free(Tokenizer *t);
+/* Encoding a text of n bytes gives at most n + TEMPO_ENCODE_EXTRA ids. */
+#define TEMPO_ENCODE_EXTRA 10
+/* tokenizer.bin: BOS + sentencepiece pieces. tokenizer.json: the template's
+ * prefix, the text's ids, the template's suffix. At most `cap` ids to `ids`, count to *n. */
+int tempo_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n, char *err);
+/* Text of `token` following `prev` (tokenizer.bin: leading space dropped after
+ * BOS, <0xNN> to a byte; tokenizer.json: the token's bytes, which may be part
+ * of a UTF-8 character). Returns a pointer into the tokenizer or into `byte_buf`. */
+const char *tempo_decode(const Tokenizer *t, int prev, int token, char byte_buf[2]);
+/* A copy of text[0..len) with each byte that is not part of a well-formed
+ * UTF-8 character replaced by U+FFFD, for JSON and SVG (NULL: out of memory).
+ * A byte-level token may hold part of a character. */
+char *tempo_valid_utf8(const char *text, size_t len);
+/* Sorts sorted_ids[0..n_sorted) by piece bytes (ties by id), as tempo_lookup needs. */
+void tempo_sort_pieces(Tokenizer *t);
+/* The id of the token with exactly these bytes (tokenizer.json: in the BPE vocabulary), or -1. */
+int tempo_lookup(const Tokenizer *t, const char *bytes, int len);
+/* tokenizer.json: the end offset of each pre-token of text[0..len) (at most len of them). */
+int tempo_pre_tokenize(const Tokenizer *t, const char *text, size_t len, size_t *ends, size_t *n, char *err);
+/* Byte-level BPE encoding of a tokenizer.json (tokenizer_json.c); tempo_encode calls it. */
+int tempo_bpe_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n, char *err);
+/* GPT-2's byte-level text of raw bytes (each byte as one printable character), NUL-terminated;
+ * `out` holds 2 * len + 1 bytes. */
+void tempo_to_byte_level(const char *bytes, int len, char *out);
+/* The regex a tokenizer.json names for this pre-tokenizer. */
+const char *tempo_pre_tokenizer_regex(PreTokenizer p);
+
+#endif

@@ -1,0 +1,206 @@
+/* trace.c - trace files (safetensors, formats/safetensors.c) and mask
+ * files. A trace holds a forward pass's inputs (tokens, positions, the
+ * mask) and what it computed (logits, attention); README.md "Trace format"
+ * lists the tensors. */
+#include "formats.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void tempo_trace_init(Trace *t) { memset(t, 0, sizeof *t); }
+
+void tempo_trace_free(Trace *t) {
+    for (int i = 0; i < t->n_tensors; i++) free(t->tensors[i].data);
+    memset(t, 0, sizeof *t);
+}
+
+static Tensor *trace_slot(Trace *t, const char *name, char *err) {
+    if (strlen(name) >= sizeof t->tensors[0].name) {
+        tempo_error(err, "tensor name %s is too long", name);
+        return NULL;
+    }
+    for (int i = 0; i < t->n_tensors; i++)
+        if (strcmp(t->tensors[i].name, name) == 0) {
+            tempo_error(err, "tensor %s appears twice", name);
+            return NULL;
+        }
+    if (t->n_tensors == (int)(sizeof t->tensors / sizeof t->tensors[0])) {
+        tempo_error(err, "too many tensors in one trace (limit %zu)", sizeof t->tensors / sizeof t->tensors[0]);
+        return NULL;
+    }
+    Tensor *x = &t->tensors[t->n_tensors];
+    memset(x, 0, sizeof *x);
+    snprintf(x->name, sizeof x->name, "%s", name);
+    return x;
+}
+
+int tempo_trace_add(Trace *t, const char *name, DType dtype, int ndim, const int64_t *shape,
+                    const void *data, char *err) {
+    Tensor *x = trace_slot(t, name, err);
+    if (!x) return -1;
+    x->dtype = dtype;
+    x->ndim = ndim;
+    memcpy(x->shape, shape, (size_t)ndim * sizeof(int64_t));
+    size_t bytes = tempo_tensor_bytes(x);
+    x->data = malloc(bytes ? bytes : 1);
+    if (!x->data) return tempo_error(err, "out of memory for tensor %s (%zu bytes)", name, bytes);
+    memcpy(x->data, data, bytes);
+    t->n_tensors++;
+    return 0;
+}
+
+int tempo_trace_meta(Trace *t, const char *key, const char *value, char *err) {
+    if (t->n_meta == (int)(sizeof t->meta_key / sizeof t->meta_key[0]))
+        return tempo_error(err, "too many metadata entries in one trace");
+    snprintf(t->meta_key[t->n_meta], sizeof t->meta_key[0], "%s", key);
+    snprintf(t->meta_value[t->n_meta], sizeof t->meta_value[0], "%s", value);
+    t->n_meta++;
+    return 0;
+}
+
+const Tensor *tempo_trace_get(const Trace *t, const char *name) {
+    return tempo_tensor_find(t->tensors, t->n_tensors, name);
+}
+
+int tempo_trace_write(const Trace *t, const char *path, char *err) {
+    cJSON *meta = t->n_meta > 0 ? cJSON_CreateObject() : NULL;
+    for (int i = 0; i < t->n_meta; i++) cJSON_AddStringToObject(meta, t->meta_key[i], t->meta_value[i]);
+    AtomicFile a;
+    if (tempo_atomic_open(&a, path, "trace ", err) != 0) {
+        cJSON_Delete(meta);
+        return -1;
+    }
+    int ok = tempo_safetensors_write_header(a.f, t->tensors, t->n_tensors, meta);
+    cJSON_Delete(meta);
+    for (int i = 0; i < t->n_tensors && ok; i++) {
+        size_t bytes = tempo_tensor_bytes(&t->tensors[i]);
+        ok = fwrite(t->tensors[i].data, 1, bytes, a.f) == bytes;
+    }
+    return tempo_atomic_close(&a, ok, err);
+}
+
+int tempo_trace_read(Trace *t, const char *path, char *err) {
+    tempo_trace_init(t);
+    unsigned char *buf;
+    size_t len;
+    if (tempo_read_file(path, "trace", &buf, &len, err) != 0) return -1;
+    int rc = tempo_trace_parse(t, buf, len, path, err);
+    free(buf);
+    return rc;
+}
+
+int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char *path, char *err) {
+    tempo_trace_init(t);
+    Tensor *entries;
+    int n;
+    cJSON *meta;
+    unsigned dtypes = 1u << DT_F32 | 1u << DT_I32 | 1u << DT_U8;
+    if (tempo_safetensors_parse(buf, len, "trace", path, dtypes, &entries, &n, &meta, err) != 0) return -1;
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) /* copied: the trace owns its tensors */
+        rc = tempo_trace_add(t, entries[i].name, entries[i].dtype, entries[i].ndim, entries[i].shape, entries[i].data, err);
+    for (const cJSON *kv = meta ? meta->child : NULL; kv && rc == 0; kv = kv->next)
+        if (cJSON_IsString(kv)) rc = tempo_trace_meta(t, kv->string, kv->valuestring, err);
+    free(entries);
+    cJSON_Delete(meta);
+    if (rc != 0) tempo_trace_free(t);
+    return rc;
+}
+
+static void put_meta_int(Trace *t, const char *key, long v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%ld", v);
+    tempo_trace_meta(t, key, buf, NULL);
+}
+
+int tempo_trace_build(Trace *t, const Model *m, int n, const int *tokens, const int *positions,
+                      const int *sets, const uint8_t *allowed, int mask_layers, const float *logits,
+                      const float *attention, const int *pruned, char *err) {
+    const Config *c = &m->config;
+    tempo_trace_init(t);
+    int64_t rows[1] = {n}, mask_shape[3] = {mask_layers, n, n}, logit_shape[2] = {n, c->vocab_size};
+    int64_t att_shape[4] = {c->n_layers, c->n_heads, n, n};
+    int rc = tempo_trace_add(t, "tokens", DT_I32, 1, rows, tokens, err);
+    if (rc == 0) rc = tempo_trace_add(t, "positions", DT_I32, 1, rows, positions, err);
+    if (rc == 0) rc = tempo_trace_add(t, "sets", DT_I32, 1, rows, sets, err);
+    if (rc == 0) /* one mask for all layers is stored as [n][n] */
+        rc = tempo_trace_add(t, "allowed", DT_U8, mask_layers == 1 ? 2 : 3,
+                             mask_layers == 1 ? mask_shape + 1 : mask_shape, allowed, err);
+    if (rc == 0 && logits) rc = tempo_trace_add(t, "logits", DT_F32, 2, logit_shape, logits, err);
+    if (rc == 0 && attention) rc = tempo_trace_add(t, "attention", DT_F32, 4, att_shape, attention, err);
+    if (rc == 0 && pruned) rc = tempo_trace_add(t, "pruned", DT_I32, 1, rows, pruned, err);
+    if (rc != 0) {
+        tempo_trace_free(t);
+        return -1;
+    }
+    const char *base = strrchr(m->path, '/');
+    tempo_trace_meta(t, "model", base ? base + 1 : m->path, NULL);
+    put_meta_int(t, "dim", c->dim);
+    put_meta_int(t, "n_layers", c->n_layers);
+    put_meta_int(t, "n_heads", c->n_heads);
+    put_meta_int(t, "n_kv_heads", c->n_kv_heads);
+    put_meta_int(t, "vocab_size", c->vocab_size);
+    put_meta_int(t, "seq_len", c->seq_len);
+    return 0;
+}
+
+/* Checks a trace's inputs and returns n and the mask layer count. */
+int tempo_trace_inputs(const Trace *tr, const Config *c, int *n, int *mask_layers, char *err) {
+    const Tensor *tok = tempo_trace_get(tr, "tokens"), *pos = tempo_trace_get(tr, "positions");
+    const Tensor *al = tempo_trace_get(tr, "allowed");
+    if (!tok || !pos || !al) return tempo_error(err, "trace lacks tokens, positions or allowed");
+    if (tok->dtype != DT_I32 || pos->dtype != DT_I32 || al->dtype != DT_U8 || tok->ndim != 1 || pos->ndim != 1)
+        return tempo_error(err, "trace tensors have the wrong dtypes (tokens/positions I32[n], allowed U8[n,n])");
+    if (tok->shape[0] > (1 << 20)) return tempo_error(err, "trace has %lld rows (limit %d)", (long long)tok->shape[0], 1 << 20);
+    *n = (int)tok->shape[0];
+    if (pos->shape[0] != *n) return tempo_error(err, "trace has %d tokens but %lld positions", *n, (long long)pos->shape[0]);
+    int ok2 = al->ndim == 2 && al->shape[0] == *n && al->shape[1] == *n;
+    int ok3 = al->ndim == 3 && al->shape[0] == c->n_layers && al->shape[1] == *n && al->shape[2] == *n;
+    if (!ok2 && !ok3) return tempo_error(err, "trace allowed must be U8[n,n] or U8[n_layers,n,n] for n = %d", *n);
+    *mask_layers = ok3 ? c->n_layers : 1;
+    if (*n < 1) return tempo_error(err, "trace has no rows");
+    return 0;
+}
+
+int tempo_mask_parse(const char *text, size_t len, int n, uint8_t *allowed, const char *name, char *err) {
+    size_t count = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = text[i];
+        if (ch == '0' || ch == '1') {
+            if (count < (size_t)n * n) allowed[count] = (uint8_t)(ch == '1');
+            count++;
+        } else if (ch != ' ' && ch != '\n' && ch != '\r' && ch != '\t') {
+            return tempo_error(err, "mask file %s holds '%c' at byte %zu; only 0, 1 and white space are allowed", name,
+                               (ch >= 32 && ch < 127) ? ch : '?', i);
+        }
+    }
+    if (count != (size_t)n * n)
+        return tempo_error(err, "mask file %s has %zu entries; %d rows need %d x %d = %zu", name, count, n, n, n, (size_t)n * n);
+    return 0;
+}
+
+int tempo_mask_read(const char *path, int n, uint8_t *allowed, char *err) {
+    unsigned char *buf;
+    size_t len;
+    if (tempo_read_file(path, "mask file", &buf, &len, err) != 0) return -1;
+    int rc = tempo_mask_parse((const char *)buf, len, n, allowed, path, err);
+    free(buf);
+    return rc;
+}
+
+int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char *err) {
+    if (gen->logits_first != 0) return tempo_error(err, "the generation kept only its newest logits (keep_logits 0): no trace");
+    uint8_t *allowed = tempo_generation_allowed(gen);
+    float *attention = tempo_generation_attention(gen, &m->config);
+    if (!allowed || (gen->attention && !attention)) {
+        free(allowed);
+        free(attention);
+        return tempo_error(err, "out of memory for a trace of %d rows", gen->n_rows);
+    }
+    int rc = tempo_trace_build(t, m, gen->n_rows, gen->tokens, gen->positions, gen->sets, allowed, gen->mask_layers,
+                               gen->logits, attention, gen->pruned, err);
+    if (rc == 0) put_meta_int(t, "n_prompt", gen->n_prompt);
+    free(allowed);
+    free(attention);
+    return rc;
+}

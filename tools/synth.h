@@ -1,0 +1,26 @@
+/* synth.h - seeded synthetic models (tools/synth.c). */
+#ifndef TEMPO_SYNTH_H
+#define TEMPO_SYNTH_H
+
+#include "../formats/formats.h"
+
+typedef struct {
+    int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
+    int shared_classifier;
+    uint64_t seed;
+    PreTokenizer pre_tokenizer; /* style of the tokenizer.json beside a Hugging Face checkpoint */
+} SynthConfig;
+
+void tempo_synth_defaults(SynthConfig *s);
+/* A llama2.c checkpoint with normal random weights: norms near 1, matrices
+ * N(0, 1/fan_in), a classifier giving logits with a standard deviation near 3. */
+int tempo_synth_write(const SynthConfig *s, const char *path, char *err);
+/* The same in Hugging Face layout: dir/config.json + dir/model.safetensors
+ * (f32 or bf16) + dir/tokenizer.json. */
+int tempo_synth_write_hf(const SynthConfig *s, const char *dir, int bf16, char *err);
+/* A byte-level BPE tokenizer.json trained on a built-in text: Llama 3 style
+ * (BOS added by the template, two EOS) or GPT-2 style (one token for both,
+ * nothing added). Reports the special ids for config.json. */
+int tempo_synth_tokenizer_json(const SynthConfig *s, const char *path, int *bos, int eos[2], int *n_eos, char *err);
+
+#endif
