@@ -10,9 +10,9 @@ three broken ones, each a fault seen in a real engine (NOTES.md section 8).
     last-member-only    only the last (least probable) member of each set is fed
     mask-over-selected  last-member-only, and the attention is patched to apply the
                         isolation mask built over the list of all selected tokens
-                        (prompt + every member) to the cache rows: query row r uses
-                        the mask row of its token's index in that list, its columns
-                        read as cache rows
+                        (prompt + every member) to the cache rows by index: cache
+                        row r uses row r of that mask, so it hides cache rows whose
+                        index is a sibling's index in the list
 
 Each returns what it did (prompt, steps, the rows it fed and, for
 mask-over-selected, the mask cells it hid), which the tests compare with
@@ -55,22 +55,22 @@ def step_mask(mode, n_past, k):
 
 class WrongIsolation:
     """Patched attention of mask-over-selected: the isolation mask over the list
-    of selected tokens, indexed by the query's place in that list, applied to cache rows."""
+    of selected tokens (one entry per member, fed or not), applied to the cache
+    rows by index. Records the cells it hides that causal order would show."""
 
     def __init__(self, prompt):
-        self.sets, self.hidden, self.query_index = list(range(len(prompt))), [], None
+        self.sets, self.hidden = list(range(len(prompt))), []
 
     def add_step(self, members, set_id):
         self.sets += [set_id] * len(members)
-        self.query_index = len(self.sets) - 1  # the fed (last) member
 
     def __call__(self, layer, allowed):
         k, n_keys = allowed.shape
-        wrong = tempo_mask("isolated", self.sets)[self.query_index, :n_keys].astype(bool)
+        wrong = tempo_mask("isolated", self.sets)[n_keys - k:n_keys, :n_keys].astype(bool)
         if layer == 0:
-            row = n_keys - 1
-            self.hidden += [(row, key) for key in range(n_keys) if not wrong[key]]
-        return torch.tensor(wrong)[None, :].expand(k, n_keys)
+            causal = tempo_mask("causal", range(n_keys))[n_keys - k:].astype(bool)
+            self.hidden += [(int(n_keys - k + i), int(key)) for i, key in zip(*np.nonzero(causal & ~wrong))]
+        return torch.tensor(wrong)
 
 
 def run(model, prompt, n_steps, variant="correct", mode="isolated", threshold=0.1, max_width=8, on_select=None):

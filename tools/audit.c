@@ -156,7 +156,7 @@ typedef struct {
 
 static int add_finding(AuditReport *r, const char *kind, int row, int key, int step, int token, const char *fmt, ...) {
     char err[TEMPO_ERR_SIZE];
-    if (grow((void **)&r->findings, &r->cap_findings, (size_t)r->n_findings + 1, sizeof(AuditFinding), err) != 0)
+    if (tempo_grow((void **)&r->findings, &r->cap_findings, (size_t)r->n_findings + 1, sizeof(AuditFinding), err) != 0)
         return -1;
     AuditFinding *f = &r->findings[r->n_findings++];
     *f = (AuditFinding){kind, row, key, step, token, ""};
@@ -505,12 +505,12 @@ static void step_distribution(const Audit *a, int s, float *probs, float *tmp) {
     for (int r = 0; a->s->next_from == NEXT_MEAN && s > 0 && r < a->n; r++) {
         if (a->row_step[r] != s - 1 || a->row_member[r] < 0 || (a->pruned && a->pruned[r] >= 0 && a->pruned[r] < s))
             continue;
-        tempo_softmax(tmp, a->logits + (size_t)r * V, V);
+        tempo_probs(tmp, a->logits + (size_t)r * V, V);
         for (int v = 0; v < V; v++) probs[v] += tmp[v];
         count++;
     }
     if (count == 0) {
-        tempo_softmax(probs, a->logits + (size_t)predicting_row(a, s) * V, V);
+        tempo_probs(probs, a->logits + (size_t)predicting_row(a, s) * V, V);
         return;
     }
     for (int v = 0; v < V; v++) probs[v] /= (float)count;

@@ -7,7 +7,7 @@
 
 #include <stdio.h>
 
-#include "../tempo.h"
+#include "../formats/formats.h"
 
 /* Settings a run was made with: from flags, else from the trace's metadata.
  * Unknown: mode/next_from -1, threshold <= 0, max_width/n_prompt < 0. */
