@@ -14,11 +14,11 @@ typedef struct {
     AuditReport report;
 } Audited;
 
-/* Generates on fortune.bin from "The cat sat on the", writes the trace as
- * generate --trace does, then audits it with the flags' settings `over`
- * (NULL: the trace's own). */
+/* Generates on fortune.bin from "The cat sat on the" (threshold 0.05, 24
+ * steps, then `adjust`) and builds the trace as generate --trace does. */
 static void generate_and_trace(Audited *a, void (*adjust)(GenConfig *)) {
     char model[4096], tok[4096], err[TEMPO_ERR_SIZE];
+    memset(a, 0, sizeof *a);
     fortune_paths(model, tok);
     load_model(&a->m, model);
     Tokenizer t;
