@@ -120,6 +120,8 @@ int tempo_trace_add(Trace *t, const char *name, DType dtype, int ndim, const int
                     const void *data, char *err);
 /* Adds a metadata entry (a key given twice keeps its last value). */
 int tempo_trace_meta(Trace *t, const char *key, const char *value, char *err);
+/* The same with a printf-formatted value (at most 255 characters). */
+int tempo_trace_metaf(Trace *t, const char *key, char *err, const char *fmt, ...);
 const Tensor *tempo_trace_get(const Trace *t, const char *name);
 /* The value of a metadata key, or NULL. */
 const char *tempo_trace_meta_get(const Trace *t, const char *key);

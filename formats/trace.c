@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "formats.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,11 +124,16 @@ int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char
     return rc;
 }
 
-static void put_meta_int(Trace *t, const char *key, long v) {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%ld", v);
-    tempo_trace_meta(t, key, buf, NULL);
+int tempo_trace_metaf(Trace *t, const char *key, char *err, const char *fmt, ...) {
+    char value[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(value, sizeof value, fmt, ap);
+    va_end(ap);
+    return tempo_trace_meta(t, key, value, err);
 }
+
+static void put_meta_int(Trace *t, const char *key, long v) { tempo_trace_metaf(t, key, NULL, "%ld", v); }
 
 int tempo_trace_build(Trace *t, const Model *m, int n, const int *tokens, const int *positions,
                       const int *sets, const uint8_t *allowed, int mask_layers, const float *logits,

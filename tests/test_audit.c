@@ -33,7 +33,7 @@ static void generate_and_trace(Audited *a, void (*adjust)(GenConfig *)) {
     cr_assert(tempo_encode(&t, "The cat sat on the", ids, 64, &n, err) == 0, "%s", err);
     cr_assert(tempo_generate(&a->m, ids, n, &g, &a->gen, err) == 0, "%s", err);
     cr_assert(tempo_generation_trace(&a->gen, &a->m, &a->trace, err) == 0, "%s", err);
-    cr_assert(audit_put_settings(&a->trace, &g, &a->m.config, n, err) == 0, "%s", err);
+    cr_assert(audit_put_settings(&a->trace, &g, &a->m.config, err) == 0, "%s", err);
     tempo_tokenizer_free(&t);
 }
 

@@ -100,39 +100,29 @@ int audit_settings_from_trace(AuditSettings *s, const Trace *t, const Config *c,
     return gen_from_trace(&s->gen, t, c, err);
 }
 
-static int put_meta(Trace *t, const char *key, char *err, const char *fmt, ...) {
-    char value[64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(value, sizeof value, fmt, ap);
-    va_end(ap);
-    return tempo_trace_meta(t, key, value, err);
-}
-
-int audit_put_settings(Trace *t, const GenConfig *g, const Config *c, int n_prompt, char *err) {
+int audit_put_settings(Trace *t, const GenConfig *g, const Config *c, char *err) {
     static const char *const schedules[] = {"constant", "bezier", "linear"};
-    int rc = put_meta(t, "mode", err, "%s", g->mode == MASK_VISIBLE ? "visible" : "isolated");
-    if (rc == 0) rc = put_meta(t, "threshold", err, "%.9g", g->threshold);
-    if (rc == 0) rc = put_meta(t, "max_width", err, "%d", g->max_width);
-    if (rc == 0) rc = put_meta(t, "n_prompt", err, "%d", n_prompt);
-    if (rc == 0) rc = put_meta(t, "next_from", err, "%s", g->next_from == NEXT_MEAN ? "mean" : "last");
-    if (rc == 0) rc = put_meta(t, "engine", err, "tempo");
-    if (rc == 0) rc = put_meta(t, "max_tokens", err, "%d", g->max_steps);
+    int rc = tempo_trace_metaf(t, "mode", err, "%s", g->mode == MASK_VISIBLE ? "visible" : "isolated");
+    if (rc == 0) rc = tempo_trace_metaf(t, "threshold", err, "%.9g", g->threshold);
+    if (rc == 0) rc = tempo_trace_metaf(t, "max_width", err, "%d", g->max_width);
+    if (rc == 0) rc = tempo_trace_metaf(t, "next_from", err, "%s", g->next_from == NEXT_MEAN ? "mean" : "last");
+    if (rc == 0) rc = tempo_trace_metaf(t, "engine", err, "tempo");
+    if (rc == 0) rc = tempo_trace_metaf(t, "max_tokens", err, "%d", g->max_steps);
     if (rc == 0 && g->mode == MASK_ISOLATED && (g->isolate_first > 0 || g->isolate_last < c->n_layers - 1))
-        rc = put_meta(t, "isolate_layers", err, "%d-%d", g->isolate_first, g->isolate_last);
+        rc = tempo_trace_metaf(t, "isolate_layers", err, "%d-%d", g->isolate_first, g->isolate_last);
     if (rc == 0 && g->schedule != SCHEDULE_CONSTANT) {
-        rc = put_meta(t, "threshold_schedule", err, "%s", schedules[g->schedule]);
-        if (rc == 0) rc = put_meta(t, "final_threshold", err, "%.9g", g->final_threshold);
-        if (rc == 0) rc = put_meta(t, "bezier_p1", err, "%.9g", g->bezier_p1);
-        if (rc == 0) rc = put_meta(t, "bezier_p2", err, "%.9g", g->bezier_p2);
+        rc = tempo_trace_metaf(t, "threshold_schedule", err, "%s", schedules[g->schedule]);
+        if (rc == 0) rc = tempo_trace_metaf(t, "final_threshold", err, "%.9g", g->final_threshold);
+        if (rc == 0) rc = tempo_trace_metaf(t, "bezier_p1", err, "%.9g", g->bezier_p1);
+        if (rc == 0) rc = tempo_trace_metaf(t, "bezier_p2", err, "%.9g", g->bezier_p2);
     }
     if (rc == 0 && g->prune) {
-        rc = put_meta(t, "prune", err, "attention");
-        if (rc == 0) rc = put_meta(t, "prune_window", err, "%d", g->prune_window);
-        if (rc == 0) rc = put_meta(t, "prune_layers", err, "%d", g->prune_layers);
-        if (rc == 0) rc = put_meta(t, "prune_threshold", err, "%.9g", g->prune_threshold);
+        rc = tempo_trace_metaf(t, "prune", err, "attention");
+        if (rc == 0) rc = tempo_trace_metaf(t, "prune_window", err, "%d", g->prune_window);
+        if (rc == 0) rc = tempo_trace_metaf(t, "prune_layers", err, "%d", g->prune_layers);
+        if (rc == 0) rc = tempo_trace_metaf(t, "prune_threshold", err, "%.9g", g->prune_threshold);
     }
-    if (rc == 0 && g->stop_on_empty) rc = put_meta(t, "stop_on_empty", err, "1");
+    if (rc == 0 && g->stop_on_empty) rc = tempo_trace_metaf(t, "stop_on_empty", err, "1");
     return rc;
 }
 

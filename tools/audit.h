@@ -41,8 +41,9 @@ void audit_settings_init(AuditSettings *s, const Config *c);
 /* Fills every setting still unknown from the trace's metadata (a bad value is an error). */
 int audit_settings_from_trace(AuditSettings *s, const Trace *t, const Config *c, char *err);
 /* Writes a generation's settings as trace metadata: mode, threshold, max_width,
- * n_prompt, next_from, engine, and what the schedule, isolated layers and pruning need. */
-int audit_put_settings(Trace *t, const GenConfig *g, const Config *c, int n_prompt, char *err);
+ * next_from, engine, and what the schedule, isolated layers and pruning need
+ * (tempo_generation_trace writes n_prompt). */
+int audit_put_settings(Trace *t, const GenConfig *g, const Config *c, char *err);
 
 /* Runs every check whose settings are known. -1 only for unreadable input. */
 int tempo_audit(const Model *m, const Trace *t, const AuditSettings *s, AuditReport *r, char *err);

@@ -424,7 +424,7 @@ static int cmd_generate(int argc, char **argv, char *err) {
     if (trace) {
         Trace tr;
         if (tempo_generation_trace(&gen, &m, &tr, err) != 0) goto done;
-        int wrc = audit_put_settings(&tr, &g, &m.config, gen.n_prompt, err);
+        int wrc = audit_put_settings(&tr, &g, &m.config, err);
         if (wrc == 0) wrc = tempo_trace_write(&tr, trace, err);
         tempo_trace_free(&tr);
         if (wrc != 0) goto done;
