@@ -17,10 +17,17 @@ all: tempo
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DEPS) >/dev/null; }
 	@touch .deps
 
+# The capture tests (tests/test_capture.py) run a PyTorch model: installed only for them.
+CAPTURE_DEPS = python3-torch
+.capture-deps:
+	@dpkg -s $(CAPTURE_DEPS) >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(CAPTURE_DEPS) >/dev/null; }
+	@touch .capture-deps
+
 # tempo.c is the algorithm; formats/ reads and writes files; tools/ holds
 # the command-line tool, the analysis and the synthetic models.
 CORE = tempo.c $(wildcard formats/*.c)
-LIB = $(CORE) tools/analysis.c tools/synth.c tools/synth_gguf.c
+LIB = $(CORE) tools/analysis.c tools/synth.c tools/synth_gguf.c tools/audit.c
 SRC = $(LIB) tools/cli.c
 HDR = tempo.h $(wildcard formats/*.h) $(wildcard tools/*.h)
 
@@ -69,7 +76,7 @@ SYNTH = build/synth-tied.bin build/synth-untied.bin build/synth-hf-f32 build/syn
 # The golden files come from the independent NumPy reference, never from tempo.
 golden: $(SYNTH) .deps
 	$(PY) oracle/reference.py golden --weights $(WEIGHTS) --synth build --out oracle/golden
-.PHONY: all run test golden clean bench fuzz memcheck
+.PHONY: all run test test-capture golden clean bench fuzz memcheck
 
 # The Criterion suite, built twice: plain, and under ASan+UBSan.
 TEST_SRC = $(wildcard tests/test_*.c)
@@ -87,14 +94,20 @@ build/tempo-asan: $(SRC) $(HDR) .deps
 	$(CC) $(CFLAGS) $(SAN) -o $@ $(SRC) $(LDLIBS)
 
 # One BLAS thread in tests: results are then bitwise reproducible.
-test: tempo build/tests build/tests-asan build/tempo-asan $(SYNTH)
-	@for f in fortune.bin fortune-tok512.bin stories260K.bin tok512.bin; do \
+test: tempo build/tests build/tests-asan build/tempo-asan $(SYNTH) .capture-deps
+	@for f in fortune.bin fortune-tok512.bin stories260K.bin tok512.bin stories260K-hf/model.safetensors; do \
 	  [ -r $(WEIGHTS)/$$f ] || { echo "error: $(WEIGHTS)/$$f is missing (set WEIGHTS=DIR)"; exit 1; }; done
 	OPENBLAS_NUM_THREADS=1 build/tests --jobs 2
 	OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1 build/tests-asan --jobs 2
+	$(MAKE) --no-print-directory test-capture
+
+# The capture module on a PyTorch engine: recorded loops verified and audited by tempo (plain and ASan).
+test-capture: tempo build/tempo-asan .capture-deps
+	OPENBLAS_NUM_THREADS=1 $(PY) tests/test_capture.py ./tempo $(WEIGHTS) build/capture
+	OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1 $(PY) tests/test_capture.py build/tempo-asan $(WEIGHTS) build/capture-asan
 
 clean:
-	rm -rf build tempo .deps
+	rm -rf build tempo .deps .capture-deps
 
 # Benchmarks: figures, never timed assertions. A large synthetic model leaves the caches.
 build/bench: tests/bench.c $(LIB) $(HDR) .deps

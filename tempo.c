@@ -417,8 +417,6 @@ static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Ge
 static void run_close(Run *r);
 static int feed_prompt(Run *r, Generation *gen, const int *prompt, int n_prompt, char *err);
 static void next_distribution(const Generation *gen, const GenConfig *g, int vocab, float *probs, float *tmp);
-static int select_tokens(const float *probs, int vocab, float threshold, int max_width, int *candidates);
-static int argmax(const float *p, int n);
 static int record_step(Generation *gen, int logical_pos, float threshold, const int *selected, int n_sel,
                        const float *probs, char *err);
 static int feed_parallel_set(Run *r, Generation *gen, int step, char *err);
@@ -440,9 +438,9 @@ int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenCon
         /* the parallel set: every token with p >= threshold(step), most probable first */
         float threshold = tempo_threshold_at(g, step);
         next_distribution(gen, g, c->vocab_size, r.probs, r.scratch);
-        int width = select_tokens(r.probs, c->vocab_size, threshold, g->max_width, r.parallel_set);
+        int width = tempo_select_tokens(r.probs, c->vocab_size, threshold, g->max_width, r.parallel_set);
         if (width == 0 && g->stop_on_empty) { gen->stop_reason = "empty-set"; break; }
-        if (width == 0) r.parallel_set[width++] = argmax(r.probs, c->vocab_size); /* none clears it: greedy */
+        if (width == 0) r.parallel_set[width++] = tempo_argmax(r.probs, c->vocab_size); /* none clears it: greedy */
         if (tempo_is_eos(c, r.parallel_set[0])) { gen->stop_reason = "eos"; break; }
         /* all members at one logical position, in one forward call; then pruning */
         rc = record_step(gen, logical_pos, threshold, r.parallel_set, width, r.probs, err);
@@ -463,10 +461,14 @@ const float *tempo_row_logits(const Generation *gen, int row, int vocab) {
     return gen->logits + (size_t)(row - gen->logits_first) * vocab;
 }
 
-/* p = softmax(logits of one row). */
-static void row_probs(float *p, const Generation *gen, int row, int vocab) {
-    memcpy(p, tempo_row_logits(gen, row, vocab), (size_t)vocab * sizeof(float));
+/* p = softmax(logits) of one row. */
+void tempo_probs(float *p, const float *logits, int vocab) {
+    memcpy(p, logits, (size_t)vocab * sizeof(float));
     tempo_softmax(p, NULL, vocab);
+}
+
+static void row_probs(float *p, const Generation *gen, int row, int vocab) {
+    tempo_probs(p, tempo_row_logits(gen, row, vocab), vocab);
 }
 
 /* The next-token distribution: the last row's softmax, or the mean of the
@@ -504,7 +506,7 @@ void tempo_sort_by_probability(int *ids, int n, const float *probs) {
 
 /* Token ids with p >= threshold, most probable first, at most max_width.
  * `candidates` has room for the whole vocabulary. */
-static int select_tokens(const float *probs, int vocab, float threshold, int max_width, int *candidates) {
+int tempo_select_tokens(const float *probs, int vocab, float threshold, int max_width, int *candidates) {
     int n = 0;
     for (int v = 0; v < vocab; v++)
         if (probs[v] >= threshold) candidates[n++] = v;
@@ -512,7 +514,7 @@ static int select_tokens(const float *probs, int vocab, float threshold, int max
     return n < max_width ? n : max_width;
 }
 
-static int argmax(const float *p, int n) {
+int tempo_argmax(const float *p, int n) {
     int best = 0;
     for (int i = 1; i < n; i++) if (p[i] > p[best]) best = i;
     return best;

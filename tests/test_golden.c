@@ -6,8 +6,8 @@
 #include <sys/stat.h>
 
 static const char *meta(const Trace *t, const char *key) {
-    for (int i = 0; i < t->n_meta; i++)
-        if (strcmp(t->meta_key[i], key) == 0) return t->meta_value[i];
+    const char *value = tempo_trace_meta_get(t, key);
+    if (value) return value;
     cr_assert_fail("golden file lacks metadata %s", key);
     return "";
 }
