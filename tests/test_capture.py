@@ -172,7 +172,7 @@ def main():
         except Exception:
             failed += 1
             print(f"FAIL  {name}\n{traceback.format_exc()}")
-    print(f"capture tests: {len(tests) - failed} passed, {failed} failed" if not only else f"{failed} failed")
+    print(f"capture: {len(tests) - failed} passed, {failed} failed" if not only else f"{failed} failed")
     return 1 if failed else 0
 
 
