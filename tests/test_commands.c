@@ -85,6 +85,8 @@ static const CommandLine forward_rows[] = {
         {"forward -m $M -z $Z -p 'Once upon' --mask isolated --sets 0,1,1 --positions 0,1,1", 0, 0},
         {"forward -m $S --tokens 1,2,3 --mask visible --no-attention", 0, 0},
         {"verify -m $M $T --atol 1e-3 --rtol 1e-3 --threads 1", 0, 0},
+        {"audit -m $M $T --mode isolated --threshold 0.1 --max-width 8 --n-prompt 5 --next-from last --atol 1e-3 "
+         "--json $D/audit.json --threads 1", 0, 0},
         {"diff $T $D/f.st --atol 1e-4 --rtol 0", 1, 0},
         {"diff $T $T", 0, 0},
     };
@@ -130,6 +132,9 @@ static const CommandLine other_rows[] = {
          "--untied --format llama2c --dtype f32", 0, 0},
         {"synth --out $D/hf --format hf --dtype bf16 --tokenizer gpt2 --layers 1", 0, 0},
         {"check $D/s.bin", 0, 0},
+        {"synth --out $D/q.gguf --format gguf --dtype q4_0 --tokenizer spm --layers 1", 0, 0},
+        {"convert $M $Z --out $D/stories.gguf --dtype q8_0", 0, 0},
+        {"check $D/stories.gguf", 0, 0},
     };
 
 Test(commands, encode_check_synth_every_flag) { run_table(other_rows, sizeof other_rows / sizeof other_rows[0]); }

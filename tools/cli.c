@@ -4,8 +4,10 @@
 #define _GNU_SOURCE
 #include "analysis.h"
 #include "compare.h"
+#include "audit.h"
 #include "../formats/formats.h"
 #include "synth.h"
+#include "synth_gguf.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -181,14 +183,29 @@ static const FlagSpec F_KV_HEADS = {"--kv-heads", FLAG_INT, "N", "2", 1, 1 << 22
 static const FlagSpec F_VOCAB = {"--vocab", FLAG_INT, "N", "256 (384 with --format hf)", 1, 1 << 22, NULL,
     "vocabulary size"};
 static const FlagSpec F_SEQ_LEN = {"--seq-len", FLAG_INT, "N", "256", 1, 1 << 22, NULL, "context length"};
-static const FlagSpec F_FORMAT = {"--format", FLAG_TEXT, "F", "llama2c", 0, 0, "llama2c or hf",
-    "a llama2.c .bin, or a Hugging Face directory with a tokenizer.json"};
-static const FlagSpec F_DTYPE = {"--dtype", FLAG_TEXT, "T", "f32", 0, 0, "f32, or bf16 with --format hf",
-    "weight type"};
-static const FlagSpec F_SYNTH_TOKENIZER = {"--tokenizer", FLAG_TEXT, "STYLE", "llama3", 0, 0, "llama3 or gpt2",
-    "pre-tokenizer of the tokenizer.json (--format hf)"};
+static const FlagSpec F_FORMAT = {"--format", FLAG_TEXT, "F", "llama2c", 0, 0, "llama2c, hf or gguf",
+    "a llama2.c .bin, a Hugging Face directory with a tokenizer.json, or a GGUF file"};
+static const FlagSpec F_DTYPE = {"--dtype", FLAG_TEXT, "T", "f32", 0, 0,
+    "f32; bf16 with hf; f16, bf16, q8_0, q4_0, q4_k, q5_k or q6_k with gguf", "weight type"};
+static const FlagSpec F_SYNTH_TOKENIZER = {"--tokenizer", FLAG_TEXT, "STYLE", "llama3 (hf), spm (gguf)", 0, 0,
+    "llama3 or gpt2; spm too with gguf", "the tokenizer written with --format hf or gguf"};
 static const FlagSpec F_UNTIED = {"--untied", FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
     "a classifier of its own (tied to the embedding otherwise)"};
+
+static const FlagSpec F_AUDIT_MODE = {"--mode", FLAG_TEXT, "MODE", "the trace's metadata", 0, 0, "isolated or visible",
+    "the mode the engine claims to have run"};
+static const FlagSpec F_AUDIT_THRESHOLD = {"--threshold", FLAG_NUMBER, "T", "the trace's metadata", 0, 0, "(0, 1]",
+    "the threshold the engine claims"};
+static const FlagSpec F_AUDIT_MAX_WIDTH = {"--max-width", FLAG_INT, "W", "the trace's metadata", 1, 1 << 20, NULL,
+    "the largest set the engine allows"};
+static const FlagSpec F_AUDIT_N_PROMPT = {"--n-prompt", FLAG_INT, "P", "the trace's metadata", 1, 1 << 20, NULL,
+    "rows of the prompt"};
+static const FlagSpec F_AUDIT_NEXT_FROM = {"--next-from", FLAG_TEXT, "FROM", "the trace's metadata", 0, 0, "last or mean",
+    "the next-distribution rule the engine claims"};
+static const FlagSpec F_AUDIT_ATOL = {"--atol", FLAG_NUMBER, "X", "1e-4", 0, 1e30, NULL, "tolerance of the replayed logits"};
+static const FlagSpec F_AUDIT_JSON = {"--json", FLAG_TEXT, "FILE", NULL, 0, 0, NULL, "also write the findings as JSON"};
+static const FlagSpec F_CONVERT_OUT = {"--out", FLAG_TEXT, "FILE.gguf", NULL, 0, 0, NULL, "where to write (required)"};
+static const FlagSpec F_CONVERT_DTYPE = {"--dtype", FLAG_TEXT, "T", "f32", 0, 0, "f32 or q8_0", "weight type of the GGUF file"};
 
 /* Every command that generates (generate, compare, attention). */
 static const FlagSpec *const generation_valued[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_P, &F_TOKENS, &F_N,
@@ -207,30 +224,13 @@ static const FlagSpec *const analysis_valued[] = {&F_HEATMAP, &F_ROWS, &F_SVG, &
 static const FlagSpec *const forward_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_P, &F_TOKENS, &F_POSITIONS,
     &F_SETS, &F_MASK, &F_OUT_TRACE, &F_THREADS, &F_NO_ATTENTION, NULL};
 static const FlagSpec *const tolerance_flags[] = {&F_ATOL, &F_RTOL, NULL};
+static const FlagSpec *const audit_flag_specs[] = {&F_MODEL, &F_AUDIT_MODE, &F_AUDIT_THRESHOLD, &F_AUDIT_MAX_WIDTH,
+    &F_AUDIT_N_PROMPT, &F_AUDIT_NEXT_FROM, &F_AUDIT_ATOL, &F_AUDIT_JSON, &F_THREADS, NULL};
+static const FlagSpec *const convert_flags[] = {&F_CONVERT_OUT, &F_CONVERT_DTYPE, NULL};
 static const FlagSpec *const verify_flags[] = {&F_MODEL, &F_THREADS, NULL};
 static const FlagSpec *const encode_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_P, NULL};
 static const FlagSpec *const synth_flags[] = {&F_OUT, &F_SEED, &F_DIM, &F_HIDDEN, &F_LAYERS, &F_HEADS, &F_KV_HEADS,
     &F_VOCAB, &F_SEQ_LEN, &F_FORMAT, &F_DTYPE, &F_SYNTH_TOKENIZER, &F_UNTIED, NULL};
-
-static int parse_int(const char *s, const char *what, int lo, int hi, int *out, char *err) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < lo || v > hi)
-        return tempo_error(err, "%s must be an integer in [%d, %d], got '%s'", what, lo, hi, s);
-    *out = (int)v;
-    return 0;
-}
-
-static int parse_float(const char *s, const char *what, float *out, char *err) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end != '\0' || !isfinite(v))
-        return tempo_error(err, "%s must be a number, got '%s'", what, s);
-    *out = v;
-    return 0;
-}
 
 /* "1,2,3" -> ids; *n is set to the count. The caller frees *out. */
 static int parse_int_list(const char *s, const char *what, int **out, int *n, char *err) {
@@ -266,9 +266,14 @@ static int load_model_and_tokenizer(const Args *a, Model *m, Tokenizer *t, int n
     char beside[4200]; /* a Hugging Face directory brings its tokenizer.json */
     snprintf(beside, sizeof beside, "%s/tokenizer.json", model_path);
     if (!tok_path && access(beside, R_OK) == 0) tok_path = beside;
-    if (!tok_path && need_tokenizer) {
+    int from_gguf = !tok_path && m->n_maps > 0 && tempo_is_gguf(m->maps[0], m->map_sizes[0]); /* a GGUF file brings its own */
+    if (!tok_path && !from_gguf && need_tokenizer) {
         tempo_model_free(m);
         return tempo_error(err, "missing -z TOKENIZER (needed for --prompt)");
+    }
+    if (from_gguf && tempo_gguf_model_tokenizer(m, t, err) != 0) {
+        tempo_model_free(m);
+        return -1;
     }
     if (tok_path && tempo_tokenizer_load(t, tok_path, m->config.vocab_size, err) != 0) {
         tempo_model_free(m);
@@ -442,18 +447,6 @@ static int parse_choice(const Args *a, const char *name, const char *const *name
     return tempo_error(err, "%s must be %s, got '%s'", name, list, v);
 }
 
-/* --isolate-layers A-B (or A): 0 <= A <= B < n_layers. */
-static int parse_layer_range(const char *v, const Config *c, GenConfig *g, char *err) {
-    char *end;
-    long lo = strtol(v, &end, 10), hi = lo;
-    if (end != v && *end == '-') hi = strtol(end + 1, &end, 10);
-    if (end == v || *end != '\0' || lo < 0 || hi < lo || hi >= c->n_layers)
-        return tempo_error(err, "--isolate-layers must be A-B with 0 <= A <= B < %d, got '%s'", c->n_layers, v);
-    g->isolate_first = (int)lo;
-    g->isolate_last = (int)hi;
-    return 0;
-}
-
 /* Combinations of flags where one would be silently ignored. */
 static int refuse_ignored_flags(const Args *a, const GenConfig *g, char *err) {
     if (flag(a, "--greedy") && flag(a, "--threshold"))
@@ -467,21 +460,23 @@ static int refuse_ignored_flags(const Args *a, const GenConfig *g, char *err) {
 
 static int parse_generation_numbers(const Args *a, const Config *c, GenConfig *g, char *err) {
     const char *v;
-    if ((v = flag(a, "--threshold")) && parse_float(v, "--threshold", &g->threshold, err) != 0) return -1;
-    if ((v = flag(a, "--max-width")) && parse_int(v, "--max-width", -1000000, 1000000, &g->max_width, err) != 0) return -1;
-    if ((v = flag(a, "-n")) && parse_int(v, "-n", -1000000, 1000000, &g->max_steps, err) != 0) return -1;
-    if ((v = flag(a, "--max-tokens")) && parse_int(v, "--max-tokens", -1000000, 1000000, &g->max_steps, err) != 0) return -1;
-    if ((v = flag(a, "--isolate-layers")) && parse_layer_range(v, c, g, err) != 0) return -1;
-    if ((v = flag(a, "--final-threshold")) && parse_float(v, "--final-threshold", &g->final_threshold, err) != 0) return -1;
+    if ((v = flag(a, "--threshold")) && tempo_parse_float(v, "--threshold", &g->threshold, err) != 0) return -1;
+    if ((v = flag(a, "--max-width")) && tempo_parse_int(v, "--max-width", -1000000, 1000000, &g->max_width, err) != 0) return -1;
+    if ((v = flag(a, "-n")) && tempo_parse_int(v, "-n", -1000000, 1000000, &g->max_steps, err) != 0) return -1;
+    if ((v = flag(a, "--max-tokens")) && tempo_parse_int(v, "--max-tokens", -1000000, 1000000, &g->max_steps, err) != 0) return -1;
+    if ((v = flag(a, "--isolate-layers")) &&
+        tempo_parse_range(v, "--isolate-layers", 0, c->n_layers - 1, &g->isolate_first, &g->isolate_last, err) != 0)
+        return -1;
+    if ((v = flag(a, "--final-threshold")) && tempo_parse_float(v, "--final-threshold", &g->final_threshold, err) != 0) return -1;
     if ((v = flag(a, "--bezier"))) {
         char *end;
         g->bezier_p1 = strtof(v, &end);
         if (*end != ',') return tempo_error(err, "--bezier must be P1,P2, got '%s'", v);
-        if (parse_float(end + 1, "--bezier P2", &g->bezier_p2, err) != 0) return -1;
+        if (tempo_parse_float(end + 1, "--bezier P2", &g->bezier_p2, err) != 0) return -1;
     }
-    if ((v = flag(a, "--prune-window")) && parse_int(v, "--prune-window", 1, 1000000, &g->prune_window, err) != 0) return -1;
-    if ((v = flag(a, "--prune-layers")) && parse_int(v, "--prune-layers", 1, c->n_layers, &g->prune_layers, err) != 0) return -1;
-    if ((v = flag(a, "--prune-threshold")) && parse_float(v, "--prune-threshold", &g->prune_threshold, err) != 0) return -1;
+    if ((v = flag(a, "--prune-window")) && tempo_parse_int(v, "--prune-window", 1, 1000000, &g->prune_window, err) != 0) return -1;
+    if ((v = flag(a, "--prune-layers")) && tempo_parse_int(v, "--prune-layers", 1, c->n_layers, &g->prune_layers, err) != 0) return -1;
+    if ((v = flag(a, "--prune-threshold")) && tempo_parse_float(v, "--prune-threshold", &g->prune_threshold, err) != 0) return -1;
     return 0;
 }
 
@@ -705,7 +700,8 @@ static int cmd_generate(int argc, char **argv, char *err) {
     if (trace) {
         Trace tr;
         if (tempo_generation_trace(&gen, &m, &tr, err) != 0) goto done;
-        int wrc = tempo_trace_write(&tr, trace, err);
+        int wrc = audit_put_settings(&tr, &g, &m.config, err);
+        if (wrc == 0) wrc = tempo_trace_write(&tr, trace, err);
         tempo_trace_free(&tr);
         if (wrc != 0) goto done;
     }
@@ -822,11 +818,11 @@ static int parse_tolerance(const Args *a, Tolerance *tol, char *err) {
     tol->atol = 1e-4;
     tol->rtol = 0.0;
     if (flag(a, "--atol")) {
-        if (parse_float(flag(a, "--atol"), "--atol", &v, err) != 0) return -1;
+        if (tempo_parse_float(flag(a, "--atol"), "--atol", &v, err) != 0) return -1;
         tol->atol = v;
     }
     if (flag(a, "--rtol")) {
-        if (parse_float(flag(a, "--rtol"), "--rtol", &v, err) != 0) return -1;
+        if (tempo_parse_float(flag(a, "--rtol"), "--rtol", &v, err) != 0) return -1;
         tol->rtol = v;
     }
     return 0;
@@ -857,15 +853,14 @@ static int check_trace_model(const Trace *tr, const Model *m, const char *path, 
     const Config *c = &m->config;
     struct { const char *key; int value; } dims[] = {{"dim", c->dim}, {"n_layers", c->n_layers}, {"n_heads", c->n_heads},
         {"n_kv_heads", c->n_kv_heads}, {"vocab_size", c->vocab_size}};
-    const char *model = "another model";
-    for (int i = 0; i < tr->n_meta; i++)
-        if (strcmp(tr->meta_key[i], "model") == 0) model = tr->meta_value[i];
-    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
-        for (int i = 0; i < tr->n_meta; i++)
-            if (strcmp(tr->meta_key[i], dims[d].key) == 0 && atoi(tr->meta_value[i]) != dims[d].value)
-                return tempo_error(err, "trace %s was written with %s (%s %s) but -m %s has %s %d: verify against the "
-                                   "model that wrote it", path, model, dims[d].key, tr->meta_value[i], m->path, dims[d].key,
-                                   dims[d].value);
+    const char *model = tempo_trace_meta_get(tr, "model");
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+        const char *v = tempo_trace_meta_get(tr, dims[d].key);
+        if (v && atoi(v) != dims[d].value)
+            return tempo_error(err, "trace %s was written with %s (%s %s) but -m %s has %s %d: verify against the "
+                               "model that wrote it", path, model ? model : "another model", dims[d].key, v, m->path,
+                               dims[d].key, dims[d].value);
+    }
     return 0;
 }
 
@@ -883,19 +878,11 @@ static int cmd_verify(int argc, char **argv, char *err) {
     float *logits = NULL, *attention = NULL;
     if (tempo_trace_read(&tr, a.positional[0], err) != 0) goto done_model;
     if (check_trace_model(&tr, &m, a.positional[0], err) != 0 ||
-        tempo_trace_inputs(&tr, &m.config, &n, &mask_layers, err) != 0)
+        tempo_trace_inputs(&tr, &m.config, &n, &mask_layers, err) != 0 ||
+        trace_recompute(&m, &tr, &n, &logits, &attention, err) != 0)
         goto done;
-    const Config *c = &m.config;
-    logits = malloc((size_t)n * c->vocab_size * sizeof(float));
-    attention = malloc((size_t)c->n_layers * c->n_heads * n * n * sizeof(float));
-    if (!logits || !attention) {
-        tempo_error(err, "out of memory for a %d-row trace", n);
-        goto done;
-    }
     const int *tokens = tempo_trace_get(&tr, "tokens")->data, *positions = tempo_trace_get(&tr, "positions")->data;
     const uint8_t *allowed = tempo_trace_get(&tr, "allowed")->data;
-    Outputs out = {logits, NULL, attention};
-    if (tempo_forward_full(&m, n, tokens, positions, allowed, mask_layers, out, err) != 0) goto done;
     const Tensor *sets = tempo_trace_get(&tr, "sets");
     if (tempo_trace_build(&mine, &m, n, tokens, positions, sets && sets->dtype == DT_I32 && sets->shape[0] == n ? sets->data : positions,
                           allowed, mask_layers, logits, attention, NULL, err) != 0)
@@ -915,6 +902,55 @@ done:
 done_model:
     free(logits);
     free(attention);
+    tempo_model_free(&m);
+    return rc;
+}
+
+/* ===================================================================== */
+/* tempo audit: the engine's TEMPO run against the specification         */
+/* ===================================================================== */
+
+static int audit_flags(const Args *a, const Config *c, AuditSettings *s, char *err) {
+    static const char *const modes[] = {"isolated", "visible", NULL}, *const next[] = {"last", "mean", NULL};
+    const char *v;
+    audit_settings_init(s, c);
+    int mode = -1, next_from = -1;
+    if (parse_choice(a, "--mode", modes, &mode, err) != 0 || parse_choice(a, "--next-from", next, &next_from, err) != 0)
+        return -1;
+    if (mode >= 0) s->mode = mode ? MASK_VISIBLE : MASK_ISOLATED;
+    if (next_from >= 0) s->next_from = next_from ? NEXT_MEAN : NEXT_LAST_ROW;
+    if ((v = flag(a, "--threshold")) && tempo_parse_float(v, "--threshold", &s->threshold, err) != 0) return -1;
+    if (v && !(s->threshold > 0.0f && s->threshold <= 1.0f)) return tempo_error(err, "threshold %g is outside (0, 1]", s->threshold);
+    if ((v = flag(a, "--max-width")) && tempo_parse_int(v, "--max-width", 1, 1 << 20, &s->max_width, err) != 0) return -1;
+    if ((v = flag(a, "--n-prompt")) && tempo_parse_int(v, "--n-prompt", 1, 1 << 20, &s->n_prompt, err) != 0) return -1;
+    if ((v = flag(a, "--atol")) && tempo_parse_float(v, "--atol", &s->atol, err) != 0) return -1;
+    return 0;
+}
+
+/* Exit 0: nothing found; 1: findings; 2: unreadable input or bad flags. */
+static int cmd_audit(int argc, char **argv, char *err) {
+    Args a;
+    if (parse_args(argc, argv, "audit", audit_flag_specs, NULL, NULL, &a, err) != 0) return 2;
+    if (a.n_positional != 1) return tempo_error(err, "usage: tempo audit -m MODEL TRACE [--mode M] [--threshold T] ..."), 2;
+    apply_threads(&a);
+    Model m;
+    Tokenizer t;
+    if (load_model_and_tokenizer(&a, &m, &t, 0, err) != 0) return 2;
+    Trace tr;
+    AuditSettings s;
+    AuditReport report;
+    int rc = 2;
+    if (audit_flags(&a, &m.config, &s, err) != 0 || tempo_trace_read(&tr, a.positional[0], err) != 0) goto done_model;
+    if (audit_settings_from_trace(&s, &tr, &m.config, err) == 0 && tempo_audit(&m, &tr, &s, &report, err) == 0) {
+        printf("audit %s\n", a.positional[0]);
+        audit_report_print(&report, stdout);
+        const char *json = flag(&a, "--json");
+        rc = json && audit_report_json(&report, json, err) != 0 ? 2 : report.n_findings > 0;
+        audit_report_free(&report);
+    }
+    tempo_trace_free(&tr);
+done_model:
+    tempo_tokenizer_free(&t);
     tempo_model_free(&m);
     return rc;
 }
@@ -1255,8 +1291,7 @@ static int cmd_attention(int argc, char **argv, char *err) {
         v = (AttentionView){n, (int)att->shape[0], (int)att->shape[1], tok->data, pos->data,
                             sets && sets->dtype == DT_I32 ? sets->data : pos->data,
                             pr && pr->dtype == DT_I32 && pr->shape[0] == n ? pr->data : NULL, att->data};
-        const char *np = NULL;
-        for (int i = 0; i < tr.n_meta; i++) if (strcmp(tr.meta_key[i], "n_prompt") == 0) np = tr.meta_value[i];
+        const char *np = tempo_trace_meta_get(&tr, "n_prompt");
         n_prompt = np ? atoi(np) : 0;
         if (!np) /* the prompt is the run of rows before the first repeated position */
             while (n_prompt + 1 < n && v.positions[n_prompt + 1] == n_prompt + 1) n_prompt++;
@@ -1336,7 +1371,7 @@ static int cmd_attention(int argc, char **argv, char *err) {
     if (flag(&a, "--rows")) r1++;
     if (flag(&a, "--heatmap")) heatmap_ascii(stdout, &v, hl, hh, r0, r1);
     int grid_row = v.n - 1;
-    if (flag(&a, "--row") && parse_int(flag(&a, "--row"), "--row", 0, v.n - 1, &grid_row, err) != 0) {
+    if (flag(&a, "--row") && tempo_parse_int(flag(&a, "--row"), "--row", 0, v.n - 1, &grid_row, err) != 0) {
         cJSON_Delete(root);
         goto done;
     }
@@ -1404,41 +1439,76 @@ static int cmd_check(int argc, char **argv, char *err) {
     return 0;
 }
 
+/* tempo synth --format gguf: --dtype any stored type, --tokenizer spm (default), llama3 or gpt2 (byte-level BPE). */
+static int synth_gguf(const Args *a, SynthConfig *s, const char *out, const char *dtype, char *err) {
+    static const char *const types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
+    int t = 0;
+    while (t < 8 && strcmp(dtype, types[t]) != 0) t++;
+    if (t == 8) return tempo_error(err, "--dtype must be f32, f16, bf16, q8_0, q4_0, q4_k, q5_k or q6_k, got '%s'", dtype), 1;
+    const char *style = flag(a, "--tokenizer") ? flag(a, "--tokenizer") : "spm";
+    if (strcmp(style, "spm") != 0 && strcmp(style, "llama3") != 0 && strcmp(style, "gpt2") != 0)
+        return tempo_error(err, "--tokenizer must be spm, llama3 or gpt2, got '%s'", style), 1;
+    s->pre_tokenizer = strcmp(style, "gpt2") == 0 ? PRETOKENIZE_GPT2 : PRETOKENIZE_LLAMA3;
+    if (!flag(a, "--vocab")) s->vocab_size = 384;
+    if (!flag(a, "--dim")) s->dim = 256;
+    if (!flag(a, "--hidden")) s->hidden_dim = 512;
+    GgufVocab vocab = strcmp(style, "spm") == 0 ? GGUF_VOCAB_SPM : GGUF_VOCAB_BPE;
+    return tempo_synth_write_gguf(s, (WeightType)t, vocab, out, err) != 0;
+}
+
+/* The synthetic model's shape from the flags (the parser checked each range). */
+static void synth_shape(const Args *a, SynthConfig *s) {
+    struct { const char *flag; int *field; } ints[] = {{"--dim", &s->dim}, {"--hidden", &s->hidden_dim},
+        {"--layers", &s->n_layers}, {"--heads", &s->n_heads}, {"--kv-heads", &s->n_kv_heads},
+        {"--vocab", &s->vocab_size}, {"--seq-len", &s->seq_len}};
+    tempo_synth_defaults(s);
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (flag(a, ints[i].flag)) *ints[i].field = (int)strtol(flag(a, ints[i].flag), NULL, 10);
+    if (flag(a, "--seed")) s->seed = (uint64_t)strtol(flag(a, "--seed"), NULL, 10);
+    s->shared_classifier = flag(a, "--untied") == NULL;
+}
+
+/* --format llama2c (f32) or hf (f32 or bf16, a llama3 or gpt2 tokenizer.json). */
+static int synth_llama2c_or_hf(const Args *a, SynthConfig *s, const char *format, const char *out, const char *dtype,
+                               char *err) {
+    if (strcmp(format, "hf") != 0 && strcmp(format, "llama2c") != 0)
+        return tempo_error(err, "--format must be llama2c, hf or gguf, got '%s'", format);
+    if (strcmp(dtype, "f32") != 0 && strcmp(dtype, "bf16") != 0) return tempo_error(err, "--dtype must be f32 or bf16, got '%s'", dtype);
+    if (strcmp(format, "llama2c") == 0 && strcmp(dtype, "f32") != 0) return tempo_error(err, "llama2.c checkpoints are f32 only");
+    const char *style = flag(a, "--tokenizer") ? flag(a, "--tokenizer") : "llama3";
+    if (strcmp(style, "llama3") != 0 && strcmp(style, "gpt2") != 0)
+        return tempo_error(err, "--tokenizer must be llama3 or gpt2, got '%s'", style);
+    s->pre_tokenizer = strcmp(style, "gpt2") == 0 ? PRETOKENIZE_GPT2 : PRETOKENIZE_LLAMA3;
+    if (strcmp(format, "llama2c") == 0) return tempo_synth_write(s, out, err);
+    if (!flag(a, "--vocab")) s->vocab_size = 384; /* room for a tokenizer.json */
+    return tempo_synth_write_hf(s, out, strcmp(dtype, "bf16") == 0, err);
+}
+
 static int cmd_synth(int argc, char **argv, char *err) {
     Args a;
     if (parse_args(argc, argv, "synth", synth_flags, NULL, NULL, &a, err) != 0) return 1;
     SynthConfig s;
-    tempo_synth_defaults(&s);
-    struct { const char *flag; int *field; } ints[] = {{"--dim", &s.dim}, {"--hidden", &s.hidden_dim},
-        {"--layers", &s.n_layers}, {"--heads", &s.n_heads}, {"--kv-heads", &s.n_kv_heads},
-        {"--vocab", &s.vocab_size}, {"--seq-len", &s.seq_len}};
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-        if (flag(&a, ints[i].flag) && parse_int(flag(&a, ints[i].flag), ints[i].flag, 1, 1 << 22, ints[i].field, err) != 0)
-            return 1;
-    int seed = 42;
-    if (flag(&a, "--seed") && parse_int(flag(&a, "--seed"), "--seed", 0, 2147483647, &seed, err) != 0) return 1;
-    s.seed = (uint64_t)seed;
-    s.shared_classifier = flag(&a, "--untied") == NULL;
+    synth_shape(&a, &s);
     const char *out = flag(&a, "--out");
     if (!out) return tempo_error(err, "missing --out FILE"), 1;
     const char *format = flag(&a, "--format") ? flag(&a, "--format") : "llama2c", *dtype = flag(&a, "--dtype") ? flag(&a, "--dtype") : "f32";
-    if (strcmp(dtype, "f32") != 0 && strcmp(dtype, "bf16") != 0) return tempo_error(err, "--dtype must be f32 or bf16, got '%s'", dtype), 1;
-    const char *style = flag(&a, "--tokenizer") ? flag(&a, "--tokenizer") : "llama3";
-    if (strcmp(style, "llama3") != 0 && strcmp(style, "gpt2") != 0)
-        return tempo_error(err, "--tokenizer must be llama3 or gpt2, got '%s'", style), 1;
-    s.pre_tokenizer = strcmp(style, "gpt2") == 0 ? PRETOKENIZE_GPT2 : PRETOKENIZE_LLAMA3;
-    if (strcmp(format, "hf") == 0 && !flag(&a, "--vocab")) s.vocab_size = 384; /* room for a tokenizer.json */
-    if (strcmp(format, "hf") != 0 && strcmp(format, "llama2c") != 0)
-        return tempo_error(err, "--format must be llama2c or hf, got '%s'", format), 1;
-    if (strcmp(format, "llama2c") == 0 && strcmp(dtype, "f32") != 0) return tempo_error(err, "llama2.c checkpoints are f32 only"), 1;
-    int rc = strcmp(format, "hf") == 0 ? tempo_synth_write_hf(&s, out, strcmp(dtype, "bf16") == 0, err)
-                                       : tempo_synth_write(&s, out, err);
-    if (rc == 0)
-        fprintf(stderr, "wrote %s: %s %s, dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, seq_len %d, %s, seed %d\n",
-                out, strcmp(format, "hf") == 0 ? "Hugging Face directory" : "llama2.c checkpoint", dtype, s.dim,
-                s.hidden_dim, s.n_layers, s.n_heads, s.n_kv_heads, s.vocab_size, s.seq_len,
-                s.shared_classifier ? "tied" : "untied", seed);
-    return rc != 0;
+    int rc = strcmp(format, "gguf") == 0 ? synth_gguf(&a, &s, out, dtype, err) : synth_llama2c_or_hf(&a, &s, format, out, dtype, err);
+    if (rc != 0) return 1;
+    fprintf(stderr, "wrote %s: %s %s, dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, seq_len %d, %s, seed %llu\n", out,
+            strcmp(format, "hf") == 0 ? "Hugging Face directory" : strcmp(format, "gguf") == 0 ? "GGUF file" : "llama2.c checkpoint",
+            dtype, s.dim, s.hidden_dim, s.n_layers, s.n_heads, s.n_kv_heads, s.vocab_size, s.seq_len,
+            s.shared_classifier ? "tied" : "untied", (unsigned long long)s.seed);
+    return 0;
+}
+
+/* tempo convert CHECKPOINT TOKENIZER --out FILE.gguf [--dtype f32|q8_0] */
+static int cmd_convert(int argc, char **argv, char *err) {
+    Args a;
+    if (parse_args(argc, argv, "convert", convert_flags, NULL, NULL, &a, err) != 0) return 1;
+    const char *out = flag(&a, "--out"), *dtype = flag(&a, "--dtype") ? flag(&a, "--dtype") : "f32";
+    if (a.n_positional != 2 || !out) return tempo_error(err, "usage: tempo convert CHECKPOINT TOKENIZER --out FILE.gguf [--dtype f32|q8_0]"), 1;
+    if (strcmp(dtype, "f32") != 0 && strcmp(dtype, "q8_0") != 0) return tempo_error(err, "--dtype must be f32 or q8_0, got '%s'", dtype), 1;
+    return tempo_convert_gguf(a.positional[0], a.positional[1], strcmp(dtype, "q8_0") == 0, out, err) != 0;
 }
 
 /* ===================================================================== */
@@ -1475,6 +1545,9 @@ static const Command commands[] = {
     {"verify", cmd_verify, "-m MODEL TRACE [flags]",
      "recompute a trace from any engine with the full forward pass and diff it",
      "./tempo verify -m $W/stories260K.bin run.st", {verify_flags, tolerance_flags, NULL}},
+    {"audit", cmd_audit, "-m MODEL TRACE [flags]",
+     "check an engine's TEMPO run: rows, positions, masks, selections, replay (exit 1: findings)",
+     "./tempo audit -m $W/stories260K.bin run.st --json audit.json", {audit_flag_specs, NULL, NULL}},
     {"diff", cmd_diff, "A B [flags]", "compare two traces tensor by tensor",
      "./tempo diff run.st pass.st --atol 1e-3", {tolerance_flags, NULL, NULL}},
     {"encode", cmd_encode, "-m MODEL -z TOK -p TEXT", "print the token ids of a text (BOS first)",
@@ -1483,6 +1556,8 @@ static const Command commands[] = {
      "./tempo check $W/stories260K.bin", {NULL, NULL, NULL}},
     {"synth", cmd_synth, "--out PATH [flags]", "write a seeded synthetic checkpoint (test fixtures)",
      "./tempo synth --out tiny.bin --seed 7 --layers 3 --untied", {synth_flags, NULL, NULL}},
+    {"convert", cmd_convert, "CHECKPOINT TOKENIZER --out FILE.gguf [flags]", "a llama2.c model and its tokenizer as GGUF",
+     "./tempo convert $W/stories260K.bin $W/tok512.bin --out stories.gguf --dtype q8_0", {convert_flags, NULL, NULL}},
 };
 static const size_t n_commands = sizeof commands / sizeof commands[0];
 
