@@ -2,6 +2,7 @@
  * independently by oracle/reference.py, tempo attention's cross-parallel
  * zeros, and SVG heatmaps that parse as XML. */
 #include "helpers.h"
+#include "../tools/compare.h"
 
 static double num(const cJSON *o, const char *key) {
     const cJSON *v = cJSON_GetObjectItem(o, key);
@@ -100,3 +101,56 @@ Test(attention_analysis, svg_heatmaps_parse_as_xml_with_one_rect_per_cell) {
     int rc = run_command_capture(cmd, out, sizeof out, 1);
     cr_assert_eq(rc, 0, "SVG check failed (cells heatmap, cells grid, labels, set outlines): %s", out);
 }
+
+/* compare_run (tools/compare.c) on its own: the summary agrees with the two
+ * generations it returns, rows before the first sibling are bitwise equal,
+ * and every fed member has metrics in range. */
+static void check_compare_run(void (*adjust)(GenConfig *)) {
+    Model m;
+    Tokenizer t;
+    load_real(&m, "stories260K.bin");
+    load_tokenizer(&t, "tok512.bin", m.config.vocab_size);
+    GenConfig g;
+    tempo_gen_defaults(&g, &m.config);
+    g.threshold = 0.2f;
+    g.max_steps = 40;
+    if (adjust) adjust(&g);
+    int ids[64], n;
+    char err[TEMPO_ERR_SIZE];
+    cr_assert(tempo_encode(&t, "Once upon a time", ids, 64, &n, err) == 0, "%s", err);
+    Comparison cmp;
+    cr_assert(compare_run(&m, ids, n, &g, &cmp, err) == 0, "%s", err);
+    const Generation *iso = &cmp.iso, *vis = &cmp.vis;
+    int diverge = -1, later = 0, first_sibling = iso->n_rows;
+    for (int s = 0; diverge < 0 && s < iso->n_steps && s < vis->n_steps; s++) {
+        int same = iso->steps[s].n_members == vis->steps[s].n_members;
+        for (int i = 0; same && i < iso->steps[s].n_members; i++)
+            same = iso->members[iso->steps[s].first_member + i].token == vis->members[vis->steps[s].first_member + i].token;
+        if (!same) diverge = s;
+    }
+    for (int q = iso->n_rows - 1; q > 0; q--)
+        if (iso->sets[q] == iso->sets[q - 1]) first_sibling = q;
+    for (int s = 0; s < iso->n_steps; s++)
+        for (int i = 0; i < iso->steps[s].n_members; i++) {
+            const Member *mem = &iso->members[iso->steps[s].first_member + i];
+            later += i > 0 && mem->row >= 0;
+            const LogitMetrics *lm = &cmp.member[iso->steps[s].first_member + i];
+            if (mem->row >= 0 && iso->steps[s].n_members > 1)
+                cr_assert(lm->js >= 0 && lm->js <= 1 && lm->cosine >= -1e-9 && lm->cosine <= 1 + 1e-9, "member metrics out of range");
+        }
+    cr_assert_eq(cmp.sum.first_divergence, diverge);
+    cr_assert_eq(cmp.sum.prefix_rows, first_sibling);
+    cr_assert_eq(cmp.sum.later_members, later);
+    cr_assert(cmp.sum.prefix_max_abs == 0.0, "rows before the first sibling differ by %g", cmp.sum.prefix_max_abs);
+    cr_assert_gt(later, 0, "the run must have later members");
+    compare_free(&cmp);
+    tempo_tokenizer_free(&t);
+    tempo_model_free(&m);
+}
+
+static void pruned_run(GenConfig *g) { g->threshold = 0.1f; g->prune = 1; g->prune_threshold = 0.9f; }
+static void layers_run(GenConfig *g) { g->threshold = 0.1f; g->isolate_first = 1; g->isolate_last = 3; }
+
+Test(compare, compare_run_summary_agrees_with_its_runs) { check_compare_run(NULL); }
+Test(compare, compare_run_with_pruning) { check_compare_run(pruned_run); }
+Test(compare, compare_run_with_isolated_layers) { check_compare_run(layers_run); }
