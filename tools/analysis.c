@@ -14,20 +14,6 @@
 /* Distances between two logit rows                                      */
 /* ===================================================================== */
 
-static void softmax64(double *p, const float *logits, int n) {
-    double max = logits[0], sum = 0.0;
-    for (int i = 1; i < n; i++) if (logits[i] > max) max = logits[i];
-    for (int i = 0; i < n; i++) sum += p[i] = exp((double)logits[i] - max);
-    for (int i = 0; i < n; i++) p[i] /= sum;
-}
-
-static int by_prob_desc(const void *a, const void *b, void *probs) {
-    const double *p = probs;
-    int x = *(const int *)a, y = *(const int *)b;
-    if (p[x] != p[y]) return p[x] > p[y] ? -1 : 1;
-    return x - y;
-}
-
 /* |topk(p) ∩ topk(q)| / k, from the two descending orders. */
 static double top_overlap(const int *order_p, const int *order_q, int k, int n) {
     if (k > n) k = n;
@@ -37,30 +23,44 @@ static double top_overlap(const int *order_p, const int *order_q, int k, int n) 
     return (double)common / k;
 }
 
+/* KL(p||q) = sum_v p_v (log p_v - log q_v), KL(q||p), and
+ * JS = 1/2 KL2(p||m) + 1/2 KL2(q||m), m = (p+q)/2. The logs come from the
+ * logits, log p_v = a_v - a_top + log p_top, so they stay finite where a
+ * float probability underflows to 0. */
+static void divergences(LogitMetrics *m, const float *a, const float *b, const float *p, const float *q, int top_p,
+                        int top_q, int vocab) {
+    double log_pa = log(p[top_p]) - a[top_p], log_qb = log(q[top_q]) - b[top_q];
+    double dot = 0, np = 0, nq = 0;
+    for (int v = 0; v < vocab; v++) {
+        double lp = a[v] + log_pa, lq = b[v] + log_qb, mid = 0.5 * ((double)p[v] + q[v]);
+        m->kl_ab += p[v] * (lp - lq);
+        m->kl_ba += q[v] * (lq - lp);
+        if (p[v] > 0) m->js += 0.5 * p[v] * log2(p[v] / mid);
+        if (q[v] > 0) m->js += 0.5 * q[v] * log2(q[v] / mid);
+        dot += (double)p[v] * q[v];
+        np += (double)p[v] * p[v];
+        nq += (double)q[v] * q[v];
+    }
+    m->cosine = dot / sqrt(np * nq);
+}
+
 LogitMetrics logit_metrics(const float *a, const float *b, int vocab) {
     LogitMetrics m = {0};
-    double *p = malloc((size_t)vocab * sizeof(double)), *q = malloc((size_t)vocab * sizeof(double));
+    float *p = malloc((size_t)vocab * sizeof(float)), *q = malloc((size_t)vocab * sizeof(float));
     int *op = malloc((size_t)vocab * sizeof(int)), *oq = malloc((size_t)vocab * sizeof(int));
     if (!p || !q || !op || !oq) {
         free(p); free(q); free(op); free(oq);
         m.kl_ab = m.kl_ba = m.js = m.cosine = NAN;
         return m;
     }
-    softmax64(p, a, vocab);
-    softmax64(q, b, vocab);
-    double dot = 0, np = 0, nq = 0;
-    for (int v = 0; v < vocab; v++) {
-        double mid = 0.5 * (p[v] + q[v]);
-        if (p[v] > 0) m.kl_ab += p[v] * log(p[v] / q[v]), m.js += 0.5 * p[v] * log2(p[v] / mid);
-        if (q[v] > 0) m.kl_ba += q[v] * log(q[v] / p[v]), m.js += 0.5 * q[v] * log2(q[v] / mid);
-        dot += p[v] * q[v];
-        np += p[v] * p[v];
-        nq += q[v] * q[v];
-        op[v] = oq[v] = v;
-    }
-    m.cosine = dot / sqrt(np * nq);
-    qsort_r(op, (size_t)vocab, sizeof(int), by_prob_desc, p);
-    qsort_r(oq, (size_t)vocab, sizeof(int), by_prob_desc, q);
+    memcpy(p, a, (size_t)vocab * sizeof(float));
+    memcpy(q, b, (size_t)vocab * sizeof(float));
+    tempo_softmax(p, NULL, vocab); /* p = softmax(a), q = softmax(b) */
+    tempo_softmax(q, NULL, vocab);
+    for (int v = 0; v < vocab; v++) op[v] = oq[v] = v;
+    tempo_sort_by_probability(op, vocab, p);
+    tempo_sort_by_probability(oq, vocab, q);
+    divergences(&m, a, b, p, q, op[0], oq[0], vocab);
     m.top1 = top_overlap(op, oq, 1, vocab);
     m.top5 = top_overlap(op, oq, 5, vocab);
     m.top10 = top_overlap(op, oq, 10, vocab);
