@@ -1,6 +1,6 @@
 /* What isolation does, measured: tempo compare against numbers computed
  * independently by oracle/reference.py, tempo attention's cross-parallel
- * zeros, and SVG heatmaps that parse as XML. */
+ * zeros (the pictures: test_pictures.c). */
 #include "helpers.h"
 #include "../tools/analysis.h"
 
@@ -78,29 +78,6 @@ static void check_cross(const char *mode, int expect_zero) {
 
 Test(attention_analysis, isolated_cross_parallel_attention_reported_zero) { check_cross("isolated", 1); }
 Test(attention_analysis, visible_cross_parallel_attention_reported_positive) { check_cross("visible", 0); }
-
-Test(attention_analysis, svg_heatmaps_parse_as_xml_with_one_rect_per_cell) {
-    char model[4096], tok[4096], args[9000], cmd[9000], out[65536];
-    fortune_paths(model, tok);
-    snprintf(args, sizeof args, "generate -m %s -z %s -p 'The cat sat on the' --threshold 0.05 -n 12 --trace /tmp/tempo-svg.st --quiet",
-             model, tok);
-    run_tempo_ok(args);
-    snprintf(args, sizeof args, "attention -m %s -z %s /tmp/tempo-svg.st --heatmap 2:1 --rows 5-20 --svg /tmp/tempo-h.svg "
-             "--svg-grid /tmp/tempo-g.svg --row 20", model, tok);
-    run_tempo_ok(args);
-    /* rows 5..20 (16) x keys 0..20 (21) cells; the grid: 4 layers x 4 heads x 21 keys; labels on both axes */
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 -c \"import xml.etree.ElementTree as E, sys\n"
-             "ns='{http://www.w3.org/2000/svg}'\n"
-             "def count(f, tag, cls): return sum(1 for e in E.parse(f).getroot().iter(ns+tag) if e.get('class')==cls)\n"
-             "h, g = count('/tmp/tempo-h.svg','rect','cell'), count('/tmp/tempo-g.svg','rect','cell')\n"
-             "labels = count('/tmp/tempo-h.svg','text','label')\n"
-             "sets = count('/tmp/tempo-h.svg','rect','set')\n"
-             "print(h, g, labels, sets)\n"
-             "sys.exit(0 if (h, g, labels) == (16*21, 4*4*21, 21+16) and sets > 0 else 1)\"");
-    int rc = run_command_capture(cmd, out, sizeof out, 1);
-    cr_assert_eq(rc, 0, "SVG check failed (cells heatmap, cells grid, labels, set outlines): %s", out);
-}
 
 /* KL(p||q) in float64 by log-sum-exp, independent of logit_metrics. */
 static double kl_reference(const float *a, const float *b, int n) {
