@@ -13,11 +13,16 @@ static void run_ok(const char *cmd, char *out, size_t len) {
     cr_assert_eq(rc, 0, "`%s` failed (%d):\n%s", cmd, rc, out);
 }
 
+/* stories260K.bin and tok512.bin (buffers of 4096 bytes); fails clearly if missing. */
+static void stories_paths(char *model, char *tok) {
+    weights_path("stories260K.bin", model, 4096);
+    weights_path("tok512.bin", tok, 4096);
+}
+
 /* A stories260K run at threshold 0.2 in `mode`: its trace, JSON and tree picture, named by `name`. */
 static void stories_run(const char *name, const char *mode, const char *extra) {
     char model[4096], tok[4096], cmd[12000], out[65536];
-    weights_path("stories260K.bin", model, sizeof model);
-    weights_path("tok512.bin", tok, sizeof tok);
+    stories_paths(model, tok);
     snprintf(cmd, sizeof cmd, "mkdir -p " PICTURES " && %s generate -m %s -z %s -p 'Once upon a time' --threshold 0.2 -n 30 "
              "--mode %s %s --trace " PICTURES "/%s.st --json " PICTURES "/%s.json --svg-tree " PICTURES "/%s-tree.svg --quiet",
              TEMPO_BIN, model, tok, mode, extra, name, name, name);
@@ -41,47 +46,45 @@ static void check_picture(const char *args) {
 /* tempo attention on a run's trace with the model (for --svg-pair) and tokenizer. */
 static void attention_pictures(const char *name, const char *flags) {
     char model[4096], tok[4096], cmd[12000], out[65536];
-    weights_path("stories260K.bin", model, sizeof model);
-    weights_path("tok512.bin", tok, sizeof tok);
+    stories_paths(model, tok);
     snprintf(cmd, sizeof cmd, "%s attention " PICTURES "/%s.st -m %s -z %s %s", TEMPO_BIN, name, model, tok, flags);
     run_ok(cmd, out, sizeof out);
 }
 
+/* A run named `name`, a picture of it drawn by tempo attention `flags`, rendered, then checked (check_pictures.py `check`). */
+static void picture_case(const char *name, const char *mode, const char *flags, const char *svg, const char *check) {
+    stories_run(name, mode, "");
+    attention_pictures(name, flags);
+    render(svg);
+    check_picture(check);
+}
+
 Test(pictures, heatmap_marks_masked_cells_as_the_trace_masks_them) {
-    stories_run("iso", "isolated", "");
-    attention_pictures("iso", "--heatmap 1:0 --rows 5-25 --svg " PICTURES "/iso-heatmap.svg");
-    render(PICTURES "/iso-heatmap.svg");
-    check_picture("heatmap " PICTURES "/iso-heatmap.svg " PICTURES "/iso.st 1 0 5 25");
+    picture_case("iso", "isolated", "--heatmap 1:0 --rows 5-25 --svg " PICTURES "/iso-heatmap.svg", PICTURES "/iso-heatmap.svg",
+                 "heatmap " PICTURES "/iso-heatmap.svg " PICTURES "/iso.st 1 0 5 25");
 }
 
 Test(pictures, visible_heatmap_hides_no_sibling) {
-    stories_run("vis", "visible", "");
-    attention_pictures("vis", "--heatmap 3:2 --svg " PICTURES "/vis-heatmap.svg");
-    render(PICTURES "/vis-heatmap.svg");
+    picture_case("vis", "visible", "--heatmap 3:2 --svg " PICTURES "/vis-heatmap.svg", PICTURES "/vis-heatmap.svg",
+                 "heatmap " PICTURES "/vis-heatmap.svg " PICTURES "/vis.st 3 2 0 -1");
     char *svg = read_text_file(PICTURES "/vis-heatmap.svg", NULL);
     cr_assert(strstr(svg, "visible mode") && !strstr(svg, "cell masked sibling"), "a visible run's heatmap hides no sibling");
     free(svg);
-    check_picture("heatmap " PICTURES "/vis-heatmap.svg " PICTURES "/vis.st 3 2 0 -1");
 }
 
 Test(pictures, grid_has_key_labels_scale_and_masked_siblings) {
-    stories_run("grid", "isolated", "");
-    attention_pictures("grid", "--svg-grid " PICTURES "/grid.svg --row 22");
-    render(PICTURES "/grid.svg");
-    check_picture("grid " PICTURES "/grid.svg " PICTURES "/grid.st 22");
+    picture_case("grid", "isolated", "--svg-grid " PICTURES "/grid.svg --row 22", PICTURES "/grid.svg",
+                 "grid " PICTURES "/grid.svg " PICTURES "/grid.st 22");
 }
 
 Test(pictures, isolated_visible_pair_differs_only_after_the_first_set) {
-    stories_run("pair", "isolated", "");
-    attention_pictures("pair", "--heatmap 1:0 --svg-pair " PICTURES "/pair.svg");
-    render(PICTURES "/pair.svg");
-    check_picture("pair " PICTURES "/pair.svg " PICTURES "/pair.st 1 0 0 -1");
+    picture_case("pair", "isolated", "--heatmap 1:0 --svg-pair " PICTURES "/pair.svg", PICTURES "/pair.svg",
+                 "pair " PICTURES "/pair.svg " PICTURES "/pair.st 1 0 0 -1");
 }
 
 Test(pictures, tree_shows_every_member_and_strikes_the_pruned) {
     char model[4096], tok[4096], cmd[12000], out[65536];
-    weights_path("stories260K.bin", model, sizeof model);
-    weights_path("tok512.bin", tok, sizeof tok);
+    stories_paths(model, tok);
     snprintf(cmd, sizeof cmd, "mkdir -p " PICTURES " && %s generate -m %s -z %s -p 'Once upon a time' --threshold 0.1 -n 40 "
              "--prune attention --json " PICTURES "/pruned.json --svg-tree " PICTURES "/pruned-tree.svg --quiet", TEMPO_BIN, model, tok);
     run_ok(cmd, out, sizeof out);
@@ -134,8 +137,7 @@ Test(attention_cli, bad_arguments_are_refused_before_any_work) {
     static char out[1 << 16], err[8192];
     char model[4096], tok[4096], args[9000];
     stories_run("badargs", "isolated", "");
-    weights_path("stories260K.bin", model, sizeof model);
-    weights_path("tok512.bin", tok, sizeof tok);
+    stories_paths(model, tok);
     struct { const char *args, *needle; } cases[] = {
         {"attention " PICTURES "/badargs.st --heatmap 9:0", "--heatmap 9:0 is out of range: layers 0-4, heads 0-7"},
         {"attention " PICTURES "/badargs.st --heatmap x", "--heatmap must be LAYER:HEAD"},

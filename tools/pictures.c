@@ -48,8 +48,15 @@ static void svg_text(FILE *f, int x, int y, const char *cls, int size, const cha
     fputs("</text>\n", f);
 }
 
-/* The header, the hatch pattern for hidden siblings, a white page, and the title. */
-static FILE *svg_begin(AtomicFile *out, const char *path, int width, int height, const char *title, char *err) {
+/* Lines of text, one below the other, from (x, y). */
+static void caption(FILE *f, int x, int y, const char *const *lines, int n) {
+    for (int i = 0; i < n; i++) svg_text(f, x, y + i * 14, "caption", 11, NULL, lines[i]);
+}
+
+/* The header, the hatch pattern for hidden siblings, a white page, the
+ * title and the caption's four lines. */
+static FILE *svg_begin(AtomicFile *out, const char *path, int width, int height, const char *title,
+                       const char *const caption_lines[4], char *err) {
     if (tempo_atomic_open(out, path, "", err) != 0) return NULL;
     FILE *f = out->f;
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
@@ -60,6 +67,7 @@ static FILE *svg_begin(AtomicFile *out, const char *path, int width, int height,
           "x2=\"0\" y2=\"4\" stroke=\"" SET_RED "\" stroke-width=\"1.6\"/></pattern></defs>\n"
           "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n", f);
     svg_text(f, 10, 20, "title", 15, NULL, title);
+    caption(f, 10, 40, caption_lines, 4);
     return f;
 }
 
@@ -176,11 +184,6 @@ static void set_boxes(FILE *f, const AttentionView *v, Frame fr) {
     }
 }
 
-/* Lines of text, one below the other, from (x, y). */
-static void caption(FILE *f, int x, int y, const char *const *lines, int n) {
-    for (int i = 0; i < n; i++) svg_text(f, x, y + i * 14, "caption", 11, NULL, lines[i]);
-}
-
 /* ===================================================================== */
 /* The heatmap and the layer x head grid                                 */
 /* ===================================================================== */
@@ -192,14 +195,14 @@ int heatmap_svg(const char *path, const AttentionView *v, const char *const *lab
     char title[512];
     snprintf(title, sizeof title, "Attention in %s, %s mode: layer %d, head %d, rows %d-%d", v->model[0] ? v->model : "a trace",
              attention_mode(v, l), l, h, r0, r1 - 1);
-    AtomicFile out;
-    FILE *f = svg_begin(&out, path, width, height < 420 ? 420 : height, title, err);
-    if (!f) return -1;
-    const char *lines[3] = {
+    const char *lines[4] = {
         "Each row is a token (the query) and how it spreads its attention over the earlier tokens (the keys, columns).",
-        "Red boxes: a parallel set, the tokens TEMPO put at one position; dashed: the rows it forms and the rows that read it.",
-        "Isolated mode hides the members of a set from each other: the hatched cells inside each box. Visible mode shows them."};
-    caption(f, 10, 40, lines, 3);
+        "Red squares: a parallel set, the tokens TEMPO put at one position; dashed: the keys its rows read before it,",
+        "and the later rows that read it. Isolated mode hides the members of a set from each other: the hatched cells",
+        "inside each square. Visible mode lets later members see earlier ones. Grey: the future, masked in every mode."};
+    AtomicFile out;
+    FILE *f = svg_begin(&out, path, width, height < 420 ? 420 : height, title, lines, err);
+    if (!f) return -1;
     attention_cells(f, v, NULL, 0, l, h, fr);
     axis_labels(f, labels, fr, 1);
     set_boxes(f, v, fr);
@@ -233,13 +236,13 @@ int grid_svg(const char *path, const AttentionView *v, const char *const *labels
     char title[512];
     snprintf(title, sizeof title, "Attention of row %d (%s) in %s, %s mode, every layer and head", row, labels[row],
              v->model[0] ? v->model : "a trace", attention_mode(v, -1));
-    AtomicFile out;
-    FILE *f = svg_begin(&out, path, x0 + grid_w + 330, y0 + grid_h + 80, title, err);
-    if (!f) return -1;
-    const char *lines[3] = {"One strip per layer (rows) and head (columns): how this query spreads its attention over its keys.",
+    const char *lines[4] = {"One strip per layer (rows) and head (columns): how this query spreads its attention over its keys.",
                             "Red lines enclose the members of each parallel set among the keys; hatched keys are siblings the",
-                            "query may not see (isolation). Keys are labelled under the bottom row of strips."};
-    caption(f, 10, 40, lines, 3);
+                            "query may not see (isolation). Keys are labelled under the bottom row of strips; the colour",
+                            "scale is on the right."};
+    AtomicFile out;
+    FILE *f = svg_begin(&out, path, x0 + grid_w + 330, y0 + grid_h + 80, title, lines, err);
+    if (!f) return -1;
     char text[16];
     for (int l = 0; l < v->n_layers; l++) {
         snprintf(text, sizeof text, "L%d", l);
@@ -284,16 +287,15 @@ int pair_svg(const char *path, const AttentionView *iso, const AttentionView *vi
     char title[512];
     snprintf(title, sizeof title, "Isolated vs visible in %s: the same rows, teacher-forced; layer %d, head %d, rows %d-%d",
              iso->model[0] ? iso->model : "a trace", l, h, r0, r1 - 1);
-    AtomicFile out;
-    int height = fr.y0 + (r1 - r0) * cell + 40;
-    FILE *f = svg_begin(&out, path, fr.x0 + 3 * panel + 300, height < 460 ? 460 : height, title, err);
-    if (!f) return -1;
     const char *lines[4] = {
         "One run's rows (same tokens, same positions) computed twice: left under the isolated mask, middle under the visible mask.",
         "Isolated: a member of a parallel set (red box) cannot see its siblings (hatched). Visible: later members see earlier ones.",
         "Right: visible minus isolated. Red: attention that seeing the siblings adds; blue: what the rest of the row gives up.",
         "Rows before the first set are identical (white on the right); after it, every row reads keys that changed."};
-    caption(f, 10, 40, lines, 4);
+    AtomicFile out;
+    int height = fr.y0 + (r1 - r0) * cell + 40;
+    FILE *f = svg_begin(&out, path, fr.x0 + 3 * panel + 300, height < 460 ? 460 : height, title, lines, err);
+    if (!f) return -1;
     const char *names[3] = {"isolated", "visible", "visible - isolated"};
     double diff_max = largest_difference(iso, vis, l, h, r0, r1);
     for (int i = 0; i < 3; i++) {
@@ -440,15 +442,14 @@ int tree_svg(const char *path, const Generation *gen, const Tokenizer *t, const 
     if (tree_layout(&lay, gen, t, err) != 0) return tree_free(&lay, gen), -1;
     char title[512];
     snprintf(title, sizeof title, "A TEMPO run of %s, %s mode: %d steps, %d tokens", model, mode, gen->n_steps, gen->n_members);
-    AtomicFile out;
-    FILE *f = svg_begin(&out, path, TREE_WIDTH + 40, lay.height, title, err);
-    if (!f) return tree_free(&lay, gen), -1;
     const char *lines[4] = {
         "The text runs left to right through the most probable token of each step (black line). Where several tokens clear",
         "the threshold, TEMPO keeps them all at one position: they are stacked in a red frame, and every live one feeds the next",
         "step (grey lines). Shade and the number under a token: its probability when chosen. Struck out (dashed line): pruned",
         "later because the following rows stopped attending to it. Small numbers above the columns: the logical (RoPE) position."};
-    caption(f, 10, 40, lines, 4);
+    AtomicFile out;
+    FILE *f = svg_begin(&out, path, TREE_WIDTH + 40, lay.height, title, lines, err);
+    if (!f) return tree_free(&lay, gen), -1;
     fprintf(f, "<g class=\"prompt\"><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" rx=\"3\" fill=\"#f4f4f4\" stroke=\"#555\"/>\n",
             lay.x[0], lay.line_y[0], column_width(&lay, gen, 0), TREE_BOX);
     svg_text(f, lay.x[0] + 6, lay.line_y[0] + 15, "token", 13, NULL, lay.labels[gen->n_members]);
