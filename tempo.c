@@ -1,16 +1,17 @@
 /* tempo.c - TEMPO (Threshold-Enabled Multipath Parallel Output) generation
  * for Llama models, written to be read top to bottom:
  *
- *   1. Small helpers
- *   2. The math, one step per function
- *   3. The KV cache
- *   4. The forward pass over a position map and a mask
- *   5. Masks: causal, isolated, visible
- *   6. TEMPO generation
+ *   Small helpers
+ *   The math, one step per function
+ *   The KV cache
+ *   The forward pass over a position map and a mask
+ *   Masks: causal, isolated, visible
+ *   TEMPO generation: the loop, then choosing a parallel set, feeding it,
+ *   pruning, storage, buffers, and last the settings
  *
  * The structs are in tempo.h. Checkpoints, tokenizers and trace files are
  * read and written in formats/, the command-line tool and the analysis live
- * in tools/. NOTES.md explains the why, section by section. */
+ * in tools/. NOTES.md explains the why; each title below names its section there. */
 #define _GNU_SOURCE
 #include "tempo.h"
 
@@ -24,7 +25,7 @@
 #include <time.h>
 
 /* ===================================================================== */
-/* 1. Small helpers                                                      */
+/* Small helpers (NOTES 15)                                              */
 /* ===================================================================== */
 
 int tempo_error(char *err, const char *fmt, ...) {
@@ -68,7 +69,7 @@ int tempo_is_eos(const Config *c, int token) {
 }
 
 /* ===================================================================== */
-/* 2. The math, one step per function                                    */
+/* The math, one step per function (NOTES 1)                            */
 /* ===================================================================== */
 
 /* Dot products of 4 rows of W with one input row: each value of x is loaded
@@ -202,7 +203,7 @@ static void add_into(float *x, const float *y, size_t n) {
 }
 /* ===================================================================== */
 /* ===================================================================== */
-/* 3. The KV cache                                                       */
+/* The KV cache (NOTES 2)                                                */
 /* ===================================================================== */
 
 static int kv_dim_of(const Config *c) { return c->n_kv_heads * c->head_dim; }
@@ -258,7 +259,7 @@ static int ensure_scratch(State *s, const Config *c, int rows, int keys, char *e
 }
 
 /* ===================================================================== */
-/* 4. The forward pass over a position map and a mask                    */
+/* The forward pass over a position map and a mask (NOTES 3)            */
 /* ===================================================================== */
 
 static int check_inputs(const Model *m, const State *s, int k, const int *tokens,
@@ -372,7 +373,7 @@ int tempo_forward_full(const Model *m, int n, const int *tokens, const int *logi
 }
 
 /* ===================================================================== */
-/* 5. Masks: causal, isolated, visible                                   */
+/* Masks: causal, isolated, visible (NOTES 4)                           */
 /* ===================================================================== */
 /* allowed[q][k] = 1 iff k <= q, and, in isolated mode, k is q itself or
  * not a member of q's set. Rows of one set share a logical position. */
@@ -391,7 +392,7 @@ void tempo_mask_rows(MaskKind kind, const int *sets, int first, int k, uint8_t *
 }
 
 /* ===================================================================== */
-/* 6. TEMPO generation                                                   */
+/* TEMPO generation (NOTES 5: the loop, 6: dynamic threshold, 7: pruning) */
 /* ===================================================================== */
 /* One logical step: turn the last row's logits into the next-token
  * distribution, select every token with p >= threshold (most probable
@@ -416,8 +417,6 @@ static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Ge
 static void run_close(Run *r);
 static int feed_prompt(Run *r, Generation *gen, const int *prompt, int n_prompt, char *err);
 static void next_distribution(const Generation *gen, const GenConfig *g, int vocab, float *probs, float *tmp);
-static int select_tokens(const float *probs, int vocab, float threshold, int max_width, int *candidates);
-static int argmax(const float *p, int n);
 static int record_step(Generation *gen, int logical_pos, float threshold, const int *selected, int n_sel,
                        const float *probs, char *err);
 static int feed_parallel_set(Run *r, Generation *gen, int step, char *err);
@@ -439,9 +438,9 @@ int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenCon
         /* the parallel set: every token with p >= threshold(step), most probable first */
         float threshold = tempo_threshold_at(g, step);
         next_distribution(gen, g, c->vocab_size, r.probs, r.scratch);
-        int width = select_tokens(r.probs, c->vocab_size, threshold, g->max_width, r.parallel_set);
+        int width = tempo_select_tokens(r.probs, c->vocab_size, threshold, g->max_width, r.parallel_set);
         if (width == 0 && g->stop_on_empty) { gen->stop_reason = "empty-set"; break; }
-        if (width == 0) r.parallel_set[width++] = argmax(r.probs, c->vocab_size); /* none clears it: greedy */
+        if (width == 0) r.parallel_set[width++] = tempo_argmax(r.probs, c->vocab_size); /* none clears it: greedy */
         if (tempo_is_eos(c, r.parallel_set[0])) { gen->stop_reason = "eos"; break; }
         /* all members at one logical position, in one forward call; then pruning */
         rc = record_step(gen, logical_pos, threshold, r.parallel_set, width, r.probs, err);
@@ -462,10 +461,14 @@ const float *tempo_row_logits(const Generation *gen, int row, int vocab) {
     return gen->logits + (size_t)(row - gen->logits_first) * vocab;
 }
 
-/* p = softmax(logits of one row). */
-static void row_probs(float *p, const Generation *gen, int row, int vocab) {
-    memcpy(p, tempo_row_logits(gen, row, vocab), (size_t)vocab * sizeof(float));
+/* p = softmax(logits) of one row. */
+void tempo_probs(float *p, const float *logits, int vocab) {
+    memcpy(p, logits, (size_t)vocab * sizeof(float));
     tempo_softmax(p, NULL, vocab);
+}
+
+static void row_probs(float *p, const Generation *gen, int row, int vocab) {
+    tempo_probs(p, tempo_row_logits(gen, row, vocab), vocab);
 }
 
 /* The next-token distribution: the last row's softmax, or the mean of the
@@ -503,7 +506,7 @@ void tempo_sort_by_probability(int *ids, int n, const float *probs) {
 
 /* Token ids with p >= threshold, most probable first, at most max_width.
  * `candidates` has room for the whole vocabulary. */
-static int select_tokens(const float *probs, int vocab, float threshold, int max_width, int *candidates) {
+int tempo_select_tokens(const float *probs, int vocab, float threshold, int max_width, int *candidates) {
     int n = 0;
     for (int v = 0; v < vocab; v++)
         if (probs[v] >= threshold) candidates[n++] = v;
@@ -511,7 +514,7 @@ static int select_tokens(const float *probs, int vocab, float threshold, int max
     return n < max_width ? n : max_width;
 }
 
-static int argmax(const float *p, int n) {
+int tempo_argmax(const float *p, int n) {
     int best = 0;
     for (int i = 1; i < n; i++) if (p[i] > p[best]) best = i;
     return best;

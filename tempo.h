@@ -225,5 +225,12 @@ float *tempo_generation_attention(const Generation *gen, const Config *c);
 const float *tempo_row_logits(const Generation *gen, int row, int vocab);
 /* Sorts token ids by probability, most probable first (ties: lower id). */
 void tempo_sort_by_probability(int *ids, int n, const float *probs);
+/* p = softmax(logits) of one row (the distribution TEMPO selects from). */
+void tempo_probs(float *p, const float *logits, int vocab);
+/* TEMPO's selection: token ids with p >= threshold, most probable first
+ * (ties: lower id), at most max_width; 0 when none clears the threshold
+ * (tempo_generate then takes tempo_argmax). `candidates` holds the vocabulary. */
+int tempo_select_tokens(const float *probs, int vocab, float threshold, int max_width, int *candidates);
+int tempo_argmax(const float *p, int n);
 
 #endif

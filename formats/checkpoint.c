@@ -11,15 +11,15 @@
 
 #define FIELD(f) offsetof(LayerWeights, f)
 const LayerTensor tempo_layer_tensors[N_LAYER_TENSORS] = {
-    {"rms_att", "input_layernorm", FIELD(rms_att), UNIT_DIM, UNIT_NONE},
-    {"wq", "self_attn.q_proj", FIELD(wq), UNIT_Q, UNIT_DIM},
-    {"wk", "self_attn.k_proj", FIELD(wk), UNIT_KV, UNIT_DIM},
-    {"wv", "self_attn.v_proj", FIELD(wv), UNIT_KV, UNIT_DIM},
-    {"wo", "self_attn.o_proj", FIELD(wo), UNIT_DIM, UNIT_Q},
-    {"rms_ffn", "post_attention_layernorm", FIELD(rms_ffn), UNIT_DIM, UNIT_NONE},
-    {"w1", "mlp.gate_proj", FIELD(w1), UNIT_HIDDEN, UNIT_DIM},
-    {"w2", "mlp.down_proj", FIELD(w2), UNIT_DIM, UNIT_HIDDEN},
-    {"w3", "mlp.up_proj", FIELD(w3), UNIT_HIDDEN, UNIT_DIM},
+    {"rms_att", "input_layernorm", "attn_norm", FIELD(rms_att), UNIT_DIM, UNIT_NONE},
+    {"wq", "self_attn.q_proj", "attn_q", FIELD(wq), UNIT_Q, UNIT_DIM},
+    {"wk", "self_attn.k_proj", "attn_k", FIELD(wk), UNIT_KV, UNIT_DIM},
+    {"wv", "self_attn.v_proj", "attn_v", FIELD(wv), UNIT_KV, UNIT_DIM},
+    {"wo", "self_attn.o_proj", "attn_output", FIELD(wo), UNIT_DIM, UNIT_Q},
+    {"rms_ffn", "post_attention_layernorm", "ffn_norm", FIELD(rms_ffn), UNIT_DIM, UNIT_NONE},
+    {"w1", "mlp.gate_proj", "ffn_gate", FIELD(w1), UNIT_HIDDEN, UNIT_DIM},
+    {"w2", "mlp.down_proj", "ffn_down", FIELD(w2), UNIT_DIM, UNIT_HIDDEN},
+    {"w3", "mlp.up_proj", "ffn_up", FIELD(w3), UNIT_HIDDEN, UNIT_DIM},
 };
 #undef FIELD
 
@@ -41,13 +41,24 @@ int tempo_model_load(Model *m, const char *path, char *err) {
     memset(m, 0, sizeof *m);
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return tempo_load_hf(m, path, err);
-    return tempo_load_llama2c(m, path, err);
+    return tempo_load_llama2c(m, path, err); /* which also reads GGUF files, told by their magic */
 }
 
 int tempo_model_rope(Model *m, const RopeScaling *rs, char *err) {
     m->rope_inv_freq = malloc((size_t)(m->config.head_dim / 2) * sizeof(double));
     if (!m->rope_inv_freq) return tempo_error(err, "out of memory");
     tempo_rope_inv_freq(rs, m->config.head_dim, m->config.rope_theta, m->rope_inv_freq);
+    return 0;
+}
+
+int tempo_model_alloc_converted(Model *m, size_t floats, const char *what, char *err) {
+    double avail = tempo_available_memory();
+    m->converted_bytes = floats * sizeof(float);
+    if (avail > 0 && (double)m->converted_bytes > avail)
+        return tempo_error(err, "converting %s to f32 needs %.1f GB but only %.1f GB of memory is free", what, m->converted_bytes / 1e9,
+                           avail / 1e9);
+    if (!(m->converted = malloc(m->converted_bytes ? m->converted_bytes : 1)))
+        return tempo_error(err, "out of memory: converting %s to f32 needs %.1f GB", what, m->converted_bytes / 1e9);
     return 0;
 }
 

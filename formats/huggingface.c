@@ -6,6 +6,7 @@
  * (checkpoint.c), all [out][in]. q/k rows are in rotate-half order. */
 #define _GNU_SOURCE
 #include "formats.h"
+#include "quant.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -152,7 +153,7 @@ static int index_safetensors(Model *m, const char *path, StIndex *ix, char *err)
     int n;
     cJSON *meta;
     unsigned dtypes = 1u << DT_F32 | 1u << DT_F16 | 1u << DT_BF16;
-    if (tempo_safetensors_parse(map, size, "safetensors", path, dtypes, &tensors, &n, &meta, err) != 0) return -1;
+    if (tempo_safetensors_parse(map, size, "safetensors", path, dtypes, NULL, &tensors, &n, &meta, err) != 0) return -1;
     cJSON_Delete(meta);
     int rc = tempo_grow((void **)&ix->t, &ix->cap, (size_t)ix->n + n, sizeof(Tensor), err);
     if (rc == 0) memcpy(ix->t + ix->n, tensors, (size_t)n * sizeof(Tensor));
@@ -207,12 +208,6 @@ static int list_safetensors(const char *dir, char ***files, int *n, char *err) {
     return 0;
 }
 
-static float f16_to_f32(uint16_t h) {
-    int sign = h >> 15, exp = (h >> 10) & 31, frac = h & 1023;
-    float v = exp == 0 ? ldexpf((float)frac, -24) : exp == 31 ? (frac ? NAN : INFINITY) : ldexpf((float)(frac | 1024), exp - 25);
-    return sign ? -v : v;
-}
-
 /* Checks a tensor's shape; returns a float pointer into the map or into the converted buffer. */
 static const float *hf_tensor(Model *m, const StIndex *ix, const char *name, int64_t rows, int64_t cols, size_t *used,
                               int convert, size_t *need, char *err) {
@@ -236,21 +231,7 @@ static const float *hf_tensor(Model *m, const StIndex *ix, const char *name, int
     }
     float *out = m->converted + *used;
     *used += n;
-    const unsigned char *data = t->data;
-    for (size_t i = 0; i < n; i++) {
-        uint16_t h16;
-        if (t->dtype == DT_F32) {
-            memcpy(out + i, data + 4 * i, 4);
-            continue;
-        }
-        memcpy(&h16, data + 2 * i, 2);
-        if (t->dtype == DT_BF16) {
-            uint32_t bits = (uint32_t)h16 << 16;
-            memcpy(out + i, &bits, 4);
-        } else {
-            out[i] = f16_to_f32(h16);
-        }
-    }
+    tempo_dequantize(t->dtype == DT_F32 ? WEIGHT_F32 : t->dtype == DT_BF16 ? WEIGHT_BF16 : WEIGHT_F16, t->data, n, out); /* exact */
     return out;
 }
 
@@ -308,13 +289,7 @@ int tempo_load_hf(Model *m, const char *dir, char *err) {
     if (rc == 0 && !m->weights.layers) rc = tempo_error(err, "out of memory for %d layers", m->config.n_layers);
     if (rc == 0) rc = hf_weights(m, &ix, 0, &need, err);
     if (rc == 0 && need > 0) { /* f16/bf16 (or unaligned f32) tensors become f32 copies: check the memory first */
-        double avail = tempo_available_memory();
-        m->converted_bytes = need * sizeof(float);
-        if (avail > 0 && (double)m->converted_bytes > avail)
-            rc = tempo_error(err, "converting %s to f32 needs %.1f GB but only %.1f GB of memory is free", dir,
-                             m->converted_bytes / 1e9, avail / 1e9);
-        else if (!(m->converted = malloc(m->converted_bytes)))
-            rc = tempo_error(err, "out of memory: converting %s to f32 needs %.1f GB", dir, m->converted_bytes / 1e9);
+        rc = tempo_model_alloc_converted(m, need, dir, err);
         if (rc == 0) rc = hf_weights(m, &ix, 1, &need, err);
     }
     free(ix.t);

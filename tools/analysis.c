@@ -167,12 +167,6 @@ AttentionStats attention_stats(const AttentionView *v, int l, int h, int step_lo
 /* Reading a view from a trace                                           */
 /* ===================================================================== */
 
-static const char *trace_meta(const Trace *tr, const char *key) {
-    for (int i = 0; i < tr->n_meta; i++)
-        if (strcmp(tr->meta_key[i], key) == 0) return tr->meta_value[i];
-    return NULL;
-}
-
 /* An optional I32[n] tensor: NULL when absent, an error when malformed. */
 static int optional_rows(const Trace *tr, const char *name, int n, const int **out, char *err) {
     const Tensor *x = tempo_trace_get(tr, name);
@@ -186,7 +180,7 @@ static int optional_rows(const Trace *tr, const char *name, int n, const int **o
 
 /* The trace's n_prompt, else the rows at positions 0, 1, 2, ... before the row that precedes the first set. */
 static int prompt_rows(const Trace *tr, const AttentionView *v, int *n_prompt, char *err) {
-    const char *np = trace_meta(tr, "n_prompt");
+    const char *np = tempo_trace_meta_get(tr, "n_prompt");
     if (np) {
         char *end;
         long x = strtol(np, &end, 10);
@@ -230,7 +224,7 @@ int attention_view_from_trace(const Trace *tr, AttentionView *v, int *n_prompt, 
         v->allowed = al->data;
         v->mask_layers = ok3 ? v->n_layers : 1;
     }
-    v->model = trace_meta(tr, "model") ? trace_meta(tr, "model") : "";
+    v->model = tempo_trace_meta_get(tr, "model") ? tempo_trace_meta_get(tr, "model") : "";
     return prompt_rows(tr, v, n_prompt, err);
 }
 

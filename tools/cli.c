@@ -3,9 +3,11 @@
  * prints and compares. */
 #define _GNU_SOURCE
 #include "analysis.h"
+#include "audit.h"
 #include "pictures.h"
 #include "../formats/formats.h"
 #include "synth.h"
+#include "synth_gguf.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -67,26 +69,6 @@ static const char *flag(const Args *a, const char *name) {
     return NULL;
 }
 
-static int parse_int(const char *s, const char *what, int lo, int hi, int *out, char *err) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < lo || v > hi)
-        return tempo_error(err, "%s must be an integer in [%d, %d], got '%s'", what, lo, hi, s);
-    *out = (int)v;
-    return 0;
-}
-
-static int parse_float(const char *s, const char *what, float *out, char *err) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end != '\0' || !isfinite(v))
-        return tempo_error(err, "%s must be a number, got '%s'", what, s);
-    *out = v;
-    return 0;
-}
-
 /* "1,2,3" -> ids; *n is set to the count. The caller frees *out. */
 static int parse_int_list(const char *s, const char *what, int **out, int *n, char *err) {
     int cap = 1;
@@ -121,9 +103,14 @@ static int load_model_and_tokenizer(const Args *a, Model *m, Tokenizer *t, int n
     char beside[4200]; /* a Hugging Face directory brings its tokenizer.json */
     snprintf(beside, sizeof beside, "%s/tokenizer.json", model_path);
     if (!tok_path && access(beside, R_OK) == 0) tok_path = beside;
-    if (!tok_path && need_tokenizer) {
+    int from_gguf = !tok_path && m->n_maps > 0 && tempo_is_gguf(m->maps[0], m->map_sizes[0]); /* a GGUF file brings its own */
+    if (!tok_path && !from_gguf && need_tokenizer) {
         tempo_model_free(m);
         return tempo_error(err, "missing -z TOKENIZER (needed for --prompt)");
+    }
+    if (from_gguf && tempo_gguf_model_tokenizer(m, t, err) != 0) {
+        tempo_model_free(m);
+        return -1;
     }
     if (tok_path && tempo_tokenizer_load(t, tok_path, m->config.vocab_size, err) != 0) {
         tempo_model_free(m);
@@ -136,7 +123,7 @@ static void apply_threads(const Args *a) {
     const char *s = flag(a, "--threads");
     int n;
     char ignored[TEMPO_ERR_SIZE];
-    if (s && parse_int(s, "--threads", 1, 1024, &n, ignored) == 0) tempo_set_threads(n);
+    if (s && tempo_parse_int(s, "--threads", 1, 1024, &n, ignored) == 0) tempo_set_threads(n);
 }
 
 /* Prompt ids from --tokens or --prompt (BOS + encoded text). */
@@ -248,26 +235,19 @@ done:
 static int parse_generation_flags(const Args *a, const Config *c, GenConfig *g, char *err) {
     tempo_gen_defaults(g, c);
     const char *v;
-    if ((v = flag(a, "--threshold")) && parse_float(v, "--threshold", &g->threshold, err) != 0) return -1;
+    if ((v = flag(a, "--threshold")) && tempo_parse_float(v, "--threshold", &g->threshold, err) != 0) return -1;
     if (flag(a, "--greedy")) g->threshold = 1.0f;
-    if ((v = flag(a, "--max-width")) && parse_int(v, "--max-width", -1000000, 1000000, &g->max_width, err) != 0) return -1;
-    if ((v = flag(a, "-n")) && parse_int(v, "-n", -1000000, 1000000, &g->max_steps, err) != 0) return -1;
-    if ((v = flag(a, "--max-tokens")) && parse_int(v, "--max-tokens", -1000000, 1000000, &g->max_steps, err) != 0) return -1;
+    if ((v = flag(a, "--max-width")) && tempo_parse_int(v, "--max-width", -1000000, 1000000, &g->max_width, err) != 0) return -1;
+    if ((v = flag(a, "-n")) && tempo_parse_int(v, "-n", -1000000, 1000000, &g->max_steps, err) != 0) return -1;
+    if ((v = flag(a, "--max-tokens")) && tempo_parse_int(v, "--max-tokens", -1000000, 1000000, &g->max_steps, err) != 0) return -1;
     if ((v = flag(a, "--mode"))) {
         if (strcmp(v, "isolated") == 0) g->mode = MASK_ISOLATED;
         else if (strcmp(v, "visible") == 0) g->mode = MASK_VISIBLE;
         else return tempo_error(err, "--mode must be isolated or visible, got '%s'", v);
     }
-    if ((v = flag(a, "--isolate-layers"))) {
-        char *end;
-        long lo = strtol(v, &end, 10), hi = lo;
-        if (end != v && *end == '-') hi = strtol(end + 1, &end, 10);
-        if (end == v || *end != '\0' || lo < 0 || hi < lo || hi >= c->n_layers)
-            return tempo_error(err, "--isolate-layers must be A-B with 0 <= A <= B < %d, got '%s'",
-                            c->n_layers, v);
-        g->isolate_first = (int)lo;
-        g->isolate_last = (int)hi;
-    }
+    if ((v = flag(a, "--isolate-layers")) &&
+        tempo_parse_range(v, "--isolate-layers", 0, c->n_layers - 1, &g->isolate_first, &g->isolate_last, err) != 0)
+        return -1;
     if ((v = flag(a, "--next-from"))) {
         if (strcmp(v, "last") == 0) g->next_from = NEXT_LAST_ROW;
         else if (strcmp(v, "mean") == 0) g->next_from = NEXT_MEAN;
@@ -281,20 +261,20 @@ static int parse_generation_flags(const Args *a, const Config *c, GenConfig *g, 
         else if (strcmp(v, "constant") == 0) g->schedule = SCHEDULE_CONSTANT;
         else return tempo_error(err, "--threshold-schedule must be bezier, linear or constant, got '%s'", v);
     }
-    if ((v = flag(a, "--final-threshold")) && parse_float(v, "--final-threshold", &g->final_threshold, err) != 0) return -1;
+    if ((v = flag(a, "--final-threshold")) && tempo_parse_float(v, "--final-threshold", &g->final_threshold, err) != 0) return -1;
     if ((v = flag(a, "--bezier"))) {
         char *end;
         g->bezier_p1 = strtof(v, &end);
         if (*end != ',') return tempo_error(err, "--bezier must be P1,P2, got '%s'", v);
-        if (parse_float(end + 1, "--bezier P2", &g->bezier_p2, err) != 0) return -1;
+        if (tempo_parse_float(end + 1, "--bezier P2", &g->bezier_p2, err) != 0) return -1;
     }
     if ((v = flag(a, "--prune"))) {
         if (strcmp(v, "attention") == 0) g->prune = 1;
         else if (strcmp(v, "none") != 0) return tempo_error(err, "--prune must be attention or none, got '%s'", v);
     }
-    if ((v = flag(a, "--prune-window")) && parse_int(v, "--prune-window", 1, 1000000, &g->prune_window, err) != 0) return -1;
-    if ((v = flag(a, "--prune-layers")) && parse_int(v, "--prune-layers", 1, c->n_layers, &g->prune_layers, err) != 0) return -1;
-    if ((v = flag(a, "--prune-threshold")) && parse_float(v, "--prune-threshold", &g->prune_threshold, err) != 0) return -1;
+    if ((v = flag(a, "--prune-window")) && tempo_parse_int(v, "--prune-window", 1, 1000000, &g->prune_window, err) != 0) return -1;
+    if ((v = flag(a, "--prune-layers")) && tempo_parse_int(v, "--prune-layers", 1, c->n_layers, &g->prune_layers, err) != 0) return -1;
+    if ((v = flag(a, "--prune-threshold")) && tempo_parse_float(v, "--prune-threshold", &g->prune_threshold, err) != 0) return -1;
     if ((v = flag(a, "--emulate"))) {
         if (strcmp(v, "last-member-only") == 0) g->emulate = EMULATE_LAST_MEMBER_ONLY;
         else if (strcmp(v, "none") != 0) return tempo_error(err, "--emulate must be last-member-only, got '%s'", v);
@@ -457,7 +437,8 @@ static int cmd_generate(int argc, char **argv, char *err) {
     if (trace) {
         Trace tr;
         if (tempo_generation_trace(&gen, &m, &tr, err) != 0) goto done;
-        int wrc = tempo_trace_write(&tr, trace, err);
+        int wrc = audit_put_settings(&tr, &g, &m.config, err);
+        if (wrc == 0) wrc = tempo_trace_write(&tr, trace, err);
         tempo_trace_free(&tr);
         if (wrc != 0) goto done;
     }
@@ -564,11 +545,11 @@ static int parse_tolerance(const Args *a, Tolerance *tol, char *err) {
     tol->atol = 1e-4;
     tol->rtol = 0.0;
     if (flag(a, "--atol")) {
-        if (parse_float(flag(a, "--atol"), "--atol", &v, err) != 0) return -1;
+        if (tempo_parse_float(flag(a, "--atol"), "--atol", &v, err) != 0) return -1;
         tol->atol = v;
     }
     if (flag(a, "--rtol")) {
-        if (parse_float(flag(a, "--rtol"), "--rtol", &v, err) != 0) return -1;
+        if (tempo_parse_float(flag(a, "--rtol"), "--rtol", &v, err) != 0) return -1;
         tol->rtol = v;
     }
     return 0;
@@ -610,17 +591,9 @@ static int cmd_verify(int argc, char **argv, char *err) {
     float *logits = NULL, *attention = NULL;
     if (tempo_trace_read(&tr, a.positional[0], err) != 0) goto done_model;
     if (tempo_trace_inputs(&tr, &m.config, &n, &mask_layers, err) != 0) goto done;
-    const Config *c = &m.config;
-    logits = malloc((size_t)n * c->vocab_size * sizeof(float));
-    attention = malloc((size_t)c->n_layers * c->n_heads * n * n * sizeof(float));
-    if (!logits || !attention) {
-        tempo_error(err, "out of memory for a %d-row trace", n);
-        goto done;
-    }
+    if (trace_recompute(&m, &tr, &n, &logits, &attention, err) != 0) goto done;
     const int *tokens = tempo_trace_get(&tr, "tokens")->data, *positions = tempo_trace_get(&tr, "positions")->data;
     const uint8_t *allowed = tempo_trace_get(&tr, "allowed")->data;
-    Outputs out = {logits, NULL, attention};
-    if (tempo_forward_full(&m, n, tokens, positions, allowed, mask_layers, out, err) != 0) goto done;
     const Tensor *sets = tempo_trace_get(&tr, "sets");
     if (tempo_trace_build(&mine, &m, n, tokens, positions, sets && sets->dtype == DT_I32 && sets->shape[0] == n ? sets->data : positions,
                           allowed, mask_layers, logits, attention, NULL, err) != 0)
@@ -640,6 +613,62 @@ done:
 done_model:
     free(logits);
     free(attention);
+    tempo_model_free(&m);
+    return rc;
+}
+
+/* ===================================================================== */
+/* tempo audit: the engine's TEMPO run against the specification         */
+/* ===================================================================== */
+
+static int audit_flags(const Args *a, const Config *c, AuditSettings *s, char *err) {
+    const char *v;
+    audit_settings_init(s, c);
+    if ((v = flag(a, "--mode"))) {
+        if (strcmp(v, "isolated") != 0 && strcmp(v, "visible") != 0)
+            return tempo_error(err, "--mode must be isolated or visible, got '%s'", v);
+        s->mode = strcmp(v, "isolated") == 0 ? MASK_ISOLATED : MASK_VISIBLE;
+    }
+    if ((v = flag(a, "--next-from"))) {
+        if (strcmp(v, "last") != 0 && strcmp(v, "mean") != 0) return tempo_error(err, "--next-from must be last or mean, got '%s'", v);
+        s->next_from = strcmp(v, "last") == 0 ? NEXT_LAST_ROW : NEXT_MEAN;
+    }
+    if ((v = flag(a, "--threshold")) && tempo_parse_float(v, "--threshold", &s->threshold, err) != 0) return -1;
+    if (v && !(s->threshold > 0.0f && s->threshold <= 1.0f)) return tempo_error(err, "threshold %g is outside (0, 1]", s->threshold);
+    if ((v = flag(a, "--max-width")) && tempo_parse_int(v, "--max-width", 1, 1 << 20, &s->max_width, err) != 0) return -1;
+    if ((v = flag(a, "--n-prompt")) && tempo_parse_int(v, "--n-prompt", 1, 1 << 20, &s->n_prompt, err) != 0) return -1;
+    if ((v = flag(a, "--atol")) && tempo_parse_float(v, "--atol", &s->atol, err) != 0) return -1;
+    if (v && s->atol < 0) return tempo_error(err, "--atol %g must not be negative", s->atol);
+    return 0;
+}
+
+/* Exit 0: nothing found; 1: findings; 2: unreadable input or bad flags. */
+static int cmd_audit(int argc, char **argv, char *err) {
+    static const char *const valued[] = {"-m", "--mode", "--threshold", "--max-width", "--n-prompt", "--next-from",
+                                         "--atol", "--json", "--threads", NULL};
+    static const char *const switches[] = {NULL};
+    Args a;
+    if (parse_args(argc, argv, "audit", valued, NULL, switches, &a, err) != 0) return 2;
+    if (a.n_positional != 1) return tempo_error(err, "usage: tempo audit -m MODEL TRACE [--mode M] [--threshold T] ..."), 2;
+    apply_threads(&a);
+    Model m;
+    Tokenizer t;
+    if (load_model_and_tokenizer(&a, &m, &t, 0, err) != 0) return 2;
+    Trace tr;
+    AuditSettings s;
+    AuditReport report;
+    int rc = 2;
+    if (audit_flags(&a, &m.config, &s, err) != 0 || tempo_trace_read(&tr, a.positional[0], err) != 0) goto done_model;
+    if (audit_settings_from_trace(&s, &tr, &m.config, err) == 0 && tempo_audit(&m, &tr, &s, &report, err) == 0) {
+        printf("audit %s\n", a.positional[0]);
+        audit_report_print(&report, stdout);
+        const char *json = flag(&a, "--json");
+        rc = json && audit_report_json(&report, json, err) != 0 ? 2 : report.n_findings > 0;
+        audit_report_free(&report);
+    }
+    tempo_trace_free(&tr);
+done_model:
+    tempo_tokenizer_free(&t);
     tempo_model_free(&m);
     return rc;
 }
@@ -992,7 +1021,7 @@ static int attention_request(const Args *a, AttentionRequest *r, char *err) {
         r->r1++;
         r->have_rows = 1;
     }
-    if ((v = flag(a, "--row")) && parse_int(v, "--row", 0, 1 << 20, &r->row, err) != 0) return -1;
+    if ((v = flag(a, "--row")) && tempo_parse_int(v, "--row", 0, 1 << 20, &r->row, err) != 0) return -1;
     r->have_row = v != NULL;
     if (r->have_row && !flag(a, "--svg-grid")) return tempo_error(err, "--row chooses the query of --svg-grid; give --svg-grid FILE");
     if (r->have_rows && !flag(a, "--heatmap") && !flag(a, "--svg") && !flag(a, "--svg-pair"))
@@ -1019,12 +1048,10 @@ static int attention_request_fits(const AttentionRequest *r, int n_layers, int n
 
 /* -z without -m: the vocabulary size comes from the trace. */
 static int attention_tokenizer(const Args *a, AttentionInput *in, char *err) {
-    const char *vocab = NULL;
-    for (int i = 0; i < in->tr.n_meta; i++)
-        if (strcmp(in->tr.meta_key[i], "vocab_size") == 0) vocab = in->tr.meta_value[i];
+    const char *vocab = tempo_trace_meta_get(&in->tr, "vocab_size");
     const Tensor *logits = tempo_trace_get(&in->tr, "logits");
     int size = 0;
-    if (vocab && parse_int(vocab, "trace metadata vocab_size", 1, 1 << 24, &size, err) != 0) return -1;
+    if (vocab && tempo_parse_int(vocab, "trace metadata vocab_size", 1, 1 << 24, &size, err) != 0) return -1;
     if (!vocab && logits && logits->ndim == 2) size = (int)logits->shape[1];
     if (size <= 0) return tempo_error(err, "-z needs the vocabulary size, which the trace does not record; give -m MODEL too");
     return tempo_tokenizer_load(&in->t, flag(a, "-z"), size, err);
@@ -1175,6 +1202,23 @@ static int cmd_check(int argc, char **argv, char *err) {
     return 0;
 }
 
+/* tempo synth --format gguf: --dtype any stored type, --tokenizer spm (default), llama3 or gpt2 (byte-level BPE). */
+static int synth_gguf(const Args *a, SynthConfig *s, const char *out, const char *dtype, char *err) {
+    static const char *const types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
+    int t = 0;
+    while (t < 8 && strcmp(dtype, types[t]) != 0) t++;
+    if (t == 8) return tempo_error(err, "--dtype must be f32, f16, bf16, q8_0, q4_0, q4_k, q5_k or q6_k, got '%s'", dtype), 1;
+    const char *style = flag(a, "--tokenizer") ? flag(a, "--tokenizer") : "spm";
+    if (strcmp(style, "spm") != 0 && strcmp(style, "llama3") != 0 && strcmp(style, "gpt2") != 0)
+        return tempo_error(err, "--tokenizer must be spm, llama3 or gpt2, got '%s'", style), 1;
+    s->pre_tokenizer = strcmp(style, "gpt2") == 0 ? PRETOKENIZE_GPT2 : PRETOKENIZE_LLAMA3;
+    if (!flag(a, "--vocab")) s->vocab_size = 384;
+    if (!flag(a, "--dim")) s->dim = 256;
+    if (!flag(a, "--hidden")) s->hidden_dim = 512;
+    GgufVocab vocab = strcmp(style, "spm") == 0 ? GGUF_VOCAB_SPM : GGUF_VOCAB_BPE;
+    return tempo_synth_write_gguf(s, (WeightType)t, vocab, out, err) != 0;
+}
+
 static int cmd_synth(int argc, char **argv, char *err) {
     static const char *const valued[] = {"--out", "--seed", "--dim", "--hidden", "--layers", "--heads", "--kv-heads",
                                          "--vocab", "--seq-len", "--format", "--dtype", "--tokenizer", NULL};
@@ -1187,15 +1231,16 @@ static int cmd_synth(int argc, char **argv, char *err) {
         {"--layers", &s.n_layers}, {"--heads", &s.n_heads}, {"--kv-heads", &s.n_kv_heads},
         {"--vocab", &s.vocab_size}, {"--seq-len", &s.seq_len}};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-        if (flag(&a, ints[i].flag) && parse_int(flag(&a, ints[i].flag), ints[i].flag, 1, 1 << 22, ints[i].field, err) != 0)
+        if (flag(&a, ints[i].flag) && tempo_parse_int(flag(&a, ints[i].flag), ints[i].flag, 1, 1 << 22, ints[i].field, err) != 0)
             return 1;
     int seed = 42;
-    if (flag(&a, "--seed") && parse_int(flag(&a, "--seed"), "--seed", 0, 2147483647, &seed, err) != 0) return 1;
+    if (flag(&a, "--seed") && tempo_parse_int(flag(&a, "--seed"), "--seed", 0, 2147483647, &seed, err) != 0) return 1;
     s.seed = (uint64_t)seed;
     s.shared_classifier = flag(&a, "--untied") == NULL;
     const char *out = flag(&a, "--out");
     if (!out) return tempo_error(err, "missing --out FILE"), 1;
     const char *format = flag(&a, "--format") ? flag(&a, "--format") : "llama2c", *dtype = flag(&a, "--dtype") ? flag(&a, "--dtype") : "f32";
+    if (strcmp(format, "gguf") == 0) return synth_gguf(&a, &s, out, dtype, err);
     if (strcmp(dtype, "f32") != 0 && strcmp(dtype, "bf16") != 0) return tempo_error(err, "--dtype must be f32 or bf16, got '%s'", dtype), 1;
     const char *style = flag(&a, "--tokenizer") ? flag(&a, "--tokenizer") : "llama3";
     if (strcmp(style, "llama3") != 0 && strcmp(style, "gpt2") != 0)
@@ -1203,9 +1248,20 @@ static int cmd_synth(int argc, char **argv, char *err) {
     s.pre_tokenizer = strcmp(style, "gpt2") == 0 ? PRETOKENIZE_GPT2 : PRETOKENIZE_LLAMA3;
     if (strcmp(format, "hf") == 0 && !flag(&a, "--vocab")) s.vocab_size = 384; /* room for a tokenizer.json */
     if (strcmp(format, "hf") == 0) return tempo_synth_write_hf(&s, out, strcmp(dtype, "bf16") == 0, err) != 0;
-    if (strcmp(format, "llama2c") != 0) return tempo_error(err, "--format must be llama2c or hf, got '%s'", format), 1;
+    if (strcmp(format, "llama2c") != 0) return tempo_error(err, "--format must be llama2c, hf or gguf, got '%s'", format), 1;
     if (strcmp(dtype, "f32") != 0) return tempo_error(err, "llama2.c checkpoints are f32 only"), 1;
     return tempo_synth_write(&s, out, err) != 0;
+}
+
+/* tempo convert CHECKPOINT TOKENIZER --out FILE.gguf [--dtype f32|q8_0] */
+static int cmd_convert(int argc, char **argv, char *err) {
+    static const char *const valued[] = {"--out", "--dtype", NULL};
+    Args a;
+    if (parse_args(argc, argv, "convert", valued, NULL, NULL, &a, err) != 0) return 1;
+    const char *out = flag(&a, "--out"), *dtype = flag(&a, "--dtype") ? flag(&a, "--dtype") : "f32";
+    if (a.n_positional != 2 || !out) return tempo_error(err, "usage: tempo convert CHECKPOINT TOKENIZER --out FILE.gguf [--dtype f32|q8_0]"), 1;
+    if (strcmp(dtype, "f32") != 0 && strcmp(dtype, "q8_0") != 0) return tempo_error(err, "--dtype must be f32 or q8_0, got '%s'", dtype), 1;
+    return tempo_convert_gguf(a.positional[0], a.positional[1], strcmp(dtype, "q8_0") == 0, out, err) != 0;
 }
 
 /* ===================================================================== */
@@ -1219,6 +1275,8 @@ static void usage(void) {
             "           [--mask causal|isolated|visible|FILE] [--out TRACE]   one full forward pass\n"
             "  generate -m MODEL -z TOK -p PROMPT [-n STEPS] [--threshold T] [--mode isolated|visible] [--svg-tree F] ...\n"
             "  verify   -m MODEL TRACE [--atol X]      recompute a trace from any engine and diff it\n"
+            "  audit    -m MODEL TRACE [--mode M --threshold T --max-width W --n-prompt P --next-from F] [--json OUT]\n"
+            "                                          check an engine's TEMPO run: rows, masks, selections, replay\n"
             "  diff     A B [--atol X] [--rtol Y]      compare two traces tensor by tensor\n"
             "  compare  -m MODEL -z TOK (-p PROMPT | --prompts FILE) [generation flags] [--json OUT]\n"
             "  attention (TRACE [-z TOK] [-m MODEL] | -m MODEL -z TOK -p PROMPT ...) [--heatmap L:H] [--rows A-B]\n"
@@ -1227,6 +1285,8 @@ static void usage(void) {
             "  check    MODEL                          validate a checkpoint, report NaN/Inf weights\n"
             "  synth    --out FILE [--seed N] [--untied] [--dim D ...]   write a synthetic checkpoint\n"
             "           [--format hf [--dtype bf16] [--tokenizer llama3|gpt2]]   (a directory with tokenizer.json)\n"
+            "           [--format gguf [--dtype f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k] [--tokenizer spm|llama3|gpt2]]\n"
+            "  convert  CHECKPOINT TOKENIZER --out FILE.gguf [--dtype f32|q8_0]   a llama2.c model as GGUF\n"
             "see README.md for every flag\n");
 }
 
@@ -1238,8 +1298,8 @@ int main(int argc, char **argv) {
     }
     struct { const char *name; int (*run)(int, char **, char *); } commands[] = {
         {"forward", cmd_forward}, {"generate", cmd_generate}, {"verify", cmd_verify},
-        {"diff", cmd_diff}, {"encode", cmd_encode}, {"synth", cmd_synth}, {"compare", cmd_compare},
-        {"attention", cmd_attention}, {"check", cmd_check}};
+        {"diff", cmd_diff}, {"encode", cmd_encode}, {"synth", cmd_synth}, {"convert", cmd_convert}, {"compare", cmd_compare},
+        {"attention", cmd_attention}, {"check", cmd_check}, {"audit", cmd_audit}};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
         int rc = commands[i].run(argc - 2, argv + 2, err);
