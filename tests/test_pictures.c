@@ -62,13 +62,17 @@ static void picture_case(const char *name, const char *mode, const char *flags, 
 Test(pictures, heatmap_marks_masked_cells_as_the_trace_masks_them) {
     picture_case("iso", "isolated", "--heatmap 1:0 --rows 5-25 --svg " PICTURES "/iso-heatmap.svg", PICTURES "/iso-heatmap.svg",
                  "heatmap " PICTURES "/iso-heatmap.svg " PICTURES "/iso.st 1 0 5 25");
+    char *svg = read_text_file(PICTURES "/iso-heatmap.svg", NULL);
+    cr_assert(strstr(svg, "isolated mode") && strstr(svg, "sibling hidden</text>"), "the isolation pattern is pointed out");
+    free(svg);
 }
 
 Test(pictures, visible_heatmap_hides_no_sibling) {
     picture_case("vis", "visible", "--heatmap 3:2 --svg " PICTURES "/vis-heatmap.svg", PICTURES "/vis-heatmap.svg",
                  "heatmap " PICTURES "/vis-heatmap.svg " PICTURES "/vis.st 3 2 0 -1");
     char *svg = read_text_file(PICTURES "/vis-heatmap.svg", NULL);
-    cr_assert(strstr(svg, "visible mode") && !strstr(svg, "cell masked sibling"), "a visible run's heatmap hides no sibling");
+    cr_assert(strstr(svg, "visible mode") && !strstr(svg, "cell masked sibling") && strstr(svg, "sees its sibling</text>"),
+              "a visible run's heatmap hides no sibling, and says so");
     free(svg);
 }
 

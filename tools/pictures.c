@@ -65,6 +65,7 @@ static FILE *svg_begin(AtomicFile *out, const char *path, int width, int height,
     fputs("</title>\n<defs><pattern id=\"hatch\" width=\"4\" height=\"4\" patternUnits=\"userSpaceOnUse\" "
           "patternTransform=\"rotate(45)\"><rect width=\"4\" height=\"4\" fill=\"#fde0dc\"/><line x1=\"0\" y1=\"0\" "
           "x2=\"0\" y2=\"4\" stroke=\"" SET_RED "\" stroke-width=\"1.6\"/></pattern></defs>\n"
+          "<style>.callout { fill: " SET_RED "; font-weight: bold; }</style>\n"
           "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n", f);
     svg_text(f, 10, 20, "title", 15, NULL, title);
     caption(f, 10, 40, caption_lines, 4);
@@ -184,6 +185,18 @@ static void set_boxes(FILE *f, const AttentionView *v, Frame fr) {
     }
 }
 
+/* A note beside the first shown row of a later set member: its earlier
+ * sibling is hidden (isolation) or seen (visible mode). */
+static void point_out_siblings(FILE *f, const AttentionView *v, int l, Frame fr) {
+    for (int q = fr.r0 > 1 ? fr.r0 : 1; q < fr.r1; q++) {
+        if (v->sets[q] != v->sets[q - 1]) continue;
+        int hidden = !attention_allowed(v, l, q, q - 1);
+        svg_text(f, fr.x0 + (q + 1) * fr.cell + 6, fr.y0 + (q - fr.r0) * fr.cell + fr.cell - 3, "callout", 11, NULL,
+                 hidden ? "\xe2\x86\x90 sibling hidden" : "\xe2\x86\x90 sees its sibling");
+        return;
+    }
+}
+
 /* ===================================================================== */
 /* The heatmap and the layer x head grid                                 */
 /* ===================================================================== */
@@ -206,6 +219,7 @@ int heatmap_svg(const char *path, const AttentionView *v, const char *const *lab
     attention_cells(f, v, NULL, 0, l, h, fr);
     axis_labels(f, labels, fr, 1);
     set_boxes(f, v, fr);
+    point_out_siblings(f, v, l, fr);
     colour_scale(f, fr.x0 + r1 * fr.cell + 20, fr.y0, 0);
     mask_key(f, fr.x0 + r1 * fr.cell + 20, fr.y0 + 160);
     fputs("</svg>\n", f);
@@ -305,6 +319,7 @@ int pair_svg(const char *path, const AttentionView *iso, const AttentionView *vi
         attention_cells(f, i == 0 ? iso : vis, i == 2 ? iso : NULL, diff_max, l, h, pf);
         axis_labels(f, labels, pf, i == 0);
         set_boxes(f, iso, pf);
+        if (i < 2) point_out_siblings(f, i == 0 ? iso : vis, l, pf);
     }
     colour_scale(f, fr.x0 + 3 * panel, fr.y0, 0);
     colour_scale(f, fr.x0 + 3 * panel + 110, fr.y0, diff_max > 0 ? diff_max : 1e-9);
