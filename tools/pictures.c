@@ -445,10 +445,10 @@ static void tree_column(FILE *f, const Generation *gen, const TreeLayout *t, int
     for (int i = 0; i < st->n_members; i++) {
         const Member *mem = &gen->members[st->first_member + i];
         tree_member(f, mem, t->labels[st->first_member + i], x, y + i * TREE_SLOT, w);
-        if (next && mem->row >= 0)
+        if (next && (i == 0 || mem->row >= 0)) /* the path runs on through an unfed first member, dashed */
             fprintf(f, "<line class=\"path%s\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"%s\"%s/>\n",
                     i ? " feed" : "", x + w, y + i * TREE_SLOT + TREE_BOX / 2, t->x[s + 2], y + TREE_BOX / 2,
-                    i ? "#aaa" : "#333", i ? "1" : "2", mem->pruned_at >= 0 ? " stroke-dasharray=\"3,3\"" : "");
+                    i ? "#aaa" : "#333", i ? "1" : "2", mem->pruned_at >= 0 || mem->row < 0 ? " stroke-dasharray=\"3,3\"" : "");
     }
 }
 
@@ -465,6 +465,11 @@ int tree_svg(const char *path, const Generation *gen, const Tokenizer *t, const 
     AtomicFile out;
     FILE *f = svg_begin(&out, path, TREE_WIDTH + 40, lay.height, title, lines, err);
     if (!f) return tree_free(&lay, gen), -1;
+    for (int i = 0; i < gen->n_members; i++)
+        if (gen->members[i].row < 0) { /* --emulate last-member-only */
+            svg_text(f, 10, 96, "caption", 11, NULL, "Dotted: a member never fed to the model (last-member-only emulation feeds only the last).");
+            break;
+        }
     fprintf(f, "<g class=\"prompt\"><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" rx=\"3\" fill=\"#f4f4f4\" stroke=\"#555\"/>\n",
             lay.x[0], lay.line_y[0], column_width(&lay, gen, 0), TREE_BOX);
     svg_text(f, lay.x[0] + 6, lay.line_y[0] + 15, "token", 13, NULL, lay.labels[gen->n_members]);
