@@ -5,7 +5,7 @@ CFLAGS ?= -O2 -g -march=native
 CFLAGS += -std=c11 -Wall -Wextra -Wno-format-truncation -fopenmp
 LDLIBS = -lopenblas -lcjson -lm
 PY = /usr/bin/python3
-DEPS = libopenblas-dev libcriterion-dev libcjson-dev python3-numpy
+DEPS = libopenblas-dev libcriterion-dev libcjson-dev python3-numpy librsvg2-bin
 
 all: tempo
 
@@ -27,7 +27,7 @@ CAPTURE_DEPS = python3-torch
 # tempo.c is the algorithm; formats/ reads and writes files; tools/ holds
 # the command-line tool, the analysis and the synthetic models.
 CORE = tempo.c $(wildcard formats/*.c)
-LIB = $(CORE) tools/analysis.c tools/compare.c tools/synth.c tools/synth_gguf.c tools/audit.c
+LIB = $(CORE) tools/analysis.c tools/compare.c tools/pictures.c tools/synth.c tools/synth_gguf.c tools/audit.c
 SRC = $(LIB) tools/cli.c
 HDR = tempo.h $(wildcard formats/*.h) $(wildcard tools/*.h)
 
@@ -88,7 +88,7 @@ TEST_SRC = $(wildcard tests/test_*.c)
 TEST_DEFS = -DWEIGHTS_DIR='"$(WEIGHTS)"' -DBUILD_DIR='"build"' -DGOLDEN_DIR='"oracle/golden"'
 SAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-build/tests: $(TEST_SRC) tests/helpers.h $(LIB) $(HDR) .deps
+build/tests: $(TEST_SRC) tests/helpers.h tests/check_pictures.py $(LIB) $(HDR) .deps
 	@mkdir -p build
 	$(CC) $(CFLAGS) $(TEST_DEFS) -DTEMPO_BIN='"./tempo"' -o $@ $(TEST_SRC) $(LIB) $(LDLIBS) -lcriterion
 build/tests-asan: $(TEST_SRC) tests/helpers.h $(LIB) $(HDR) .deps

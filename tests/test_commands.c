@@ -28,7 +28,6 @@ static int has_nan(const char *text) {
 typedef struct {
     const char *args;   /* after `tempo`, may use $M $Z $S $T $D */
     int status;         /* expected exit status */
-    int nan_owned;      /* 1: attention's n/a column (issue 14 part 6, pictures branch) may still print nan */
 } CommandLine;
 
 static void run_table(const CommandLine *rows, size_t n) {
@@ -40,7 +39,7 @@ static void run_table(const CommandLine *rows, size_t n) {
         int rc = run_command_capture(cmd, out, sizeof out, 1);
         cr_assert_eq(rc, rows[i].status, "`tempo %s` exited %d, expected %d:\n%s", rows[i].args, rc, rows[i].status, out);
         cr_assert(!strstr(out, "Sanitizer") && !strstr(out, "runtime error"), "`tempo %s`:\n%s", rows[i].args, out);
-        cr_assert(rows[i].nan_owned || !has_nan(out), "`tempo %s` printed nan:\n%s", rows[i].args, out);
+        cr_assert(!has_nan(out), "`tempo %s` printed nan:\n%s", rows[i].args, out);
     }
 }
 
@@ -49,8 +48,8 @@ static void run_table(const CommandLine *rows, size_t n) {
 Test(commands, compare_with_unfed_members_reads_no_logits) {
     /* --emulate last-member-only leaves every member but the last without a row (row -1) */
     CommandLine rows[] = {
-        {"compare -m $M -z $Z -p 'Once upon a time' --emulate last-member-only", 0, 0},
-        {"compare -m $M -z $Z -p 'Once upon a time' --emulate last-member-only --threshold 0.05 -n 8 --json $D/c.json", 0, 0},
+        {"compare -m $M -z $Z -p 'Once upon a time' --emulate last-member-only", 0},
+        {"compare -m $M -z $Z -p 'Once upon a time' --emulate last-member-only --threshold 0.05 -n 8 --json $D/c.json", 0},
     };
     run_table(rows, sizeof rows / sizeof rows[0]);
     cJSON *j = read_json_file("/tmp/tempo-cmd-table/c.json");
@@ -66,75 +65,78 @@ Test(commands, compare_with_unfed_members_reads_no_logits) {
 }
 
 static const CommandLine generate_rows[] = {
-        {GEN "--mode isolated --isolate-layers 0-1 --max-width 3 --json $D/g.json --trace $D/g.st --threads 1", 0, 0},
-        {GEN "--mode visible --next-from mean --verbose --no-color", 0, 0},
-        {"generate -m $M -z $Z --prompt 'Once upon' --max-tokens 5 --greedy --quiet", 0, 0},
-        {"generate -m $M --tokens 1,403,407 -n 5 --stop-on-empty --threshold 0.3", 0, 0},
-        {GEN "--dynamic-threshold --final-threshold 0.5 --bezier 0.2,0.8", 0, 0},
-        {GEN "--threshold-schedule linear --final-threshold 0.4", 0, 0},
-        {GEN "--prune attention --prune-window 2 --prune-layers 2 --prune-threshold 0.9 --hide-pruned", 0, 0},
-        {GEN "--prune none --emulate last-member-only --next-from mean", 0, 0},
-        {GEN "--emulate none --threshold-schedule constant", 0, 0},
+        {GEN "--mode isolated --isolate-layers 0-1 --max-width 3 --json $D/g.json --trace $D/g.st --threads 1", 0},
+        {GEN "--mode visible --next-from mean --verbose --no-color", 0},
+        {"generate -m $M -z $Z --prompt 'Once upon' --max-tokens 5 --greedy --quiet", 0},
+        {"generate -m $M --tokens 1,403,407 -n 5 --stop-on-empty --threshold 0.3", 0},
+        {GEN "--dynamic-threshold --final-threshold 0.5 --bezier 0.2,0.8", 0},
+        {GEN "--threshold-schedule linear --final-threshold 0.4", 0},
+        {GEN "--prune attention --prune-window 2 --prune-layers 2 --prune-threshold 0.9 --hide-pruned", 0},
+        {GEN "--prune none --emulate last-member-only --next-from mean", 0},
+        {GEN "--emulate none --threshold-schedule constant", 0},
+        {GEN "--svg-tree $D/tree.svg", 0},
     };
 
 Test(commands, generate_every_flag) { run_table(generate_rows, sizeof generate_rows / sizeof generate_rows[0]); }
 
 static const CommandLine forward_rows[] = {
-        {GEN "--trace $T", 0, 0},
-        {"forward -m $M -z $Z --prompt 'Once upon a time' --out $D/f.st --threads 1", 0, 0},
-        {"forward -m $M -z $Z -p 'Once upon' --mask isolated --sets 0,1,1 --positions 0,1,1", 0, 0},
-        {"forward -m $S --tokens 1,2,3 --mask visible --no-attention", 0, 0},
-        {"verify -m $M $T --atol 1e-3 --rtol 1e-3 --threads 1", 0, 0},
+        {GEN "--trace $T", 0},
+        {"forward -m $M -z $Z --prompt 'Once upon a time' --out $D/f.st --threads 1", 0},
+        {"forward -m $M -z $Z -p 'Once upon' --mask isolated --sets 0,1,1 --positions 0,1,1", 0},
+        {"forward -m $S --tokens 1,2,3 --mask visible --no-attention", 0},
+        {"verify -m $M $T --atol 1e-3 --rtol 1e-3 --threads 1", 0},
         {"audit -m $M $T --mode isolated --threshold 0.1 --max-width 8 --n-prompt 5 --next-from last --atol 1e-3 "
-         "--json $D/audit.json --threads 1", 0, 0},
-        {"diff $T $D/f.st --atol 1e-4 --rtol 0", 1, 0},
-        {"diff $T $T", 0, 0},
+         "--json $D/audit.json --threads 1", 0},
+        {"diff $T $D/f.st --atol 1e-4 --rtol 0", 1},
+        {"diff $T $T", 0},
     };
 
 Test(commands, forward_verify_diff_every_flag) { run_table(forward_rows, sizeof forward_rows / sizeof forward_rows[0]); }
 
 static const CommandLine compare_rows[] = {
-        {"compare -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --json $D/c.json --threads 1", 0, 0},
-        {"compare -m $M -z $Z --prompt 'Once upon a time' --max-tokens 6 --max-width 2 --isolate-layers 1-2", 0, 0},
+        {"compare -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --json $D/c.json --threads 1", 0},
+        {"compare -m $M -z $Z --prompt 'Once upon a time' --max-tokens 6 --max-width 2 --isolate-layers 1-2", 0},
         {"compare -m $M -z $Z -p 'The dog' -n 6 --next-from mean --prune attention --prune-window 2 --prune-layers 1 "
-         "--prune-threshold 0.9", 0, 0},
-        {"compare -m $M -z $Z -p 'The dog' -n 6 --dynamic-threshold --bezier 0.1,0.9 --final-threshold 0.5", 0, 0},
-        {"compare -m $M -z $Z -p 'The dog' -n 6 --threshold-schedule linear --stop-on-empty --prune none --emulate none", 0, 0},
-        {"compare -m $M -z $Z -p 'The dog' -n 6 --greedy", 0, 0},
-        {"compare -m $M -z $Z --prompts weights/prompts.txt -n 4", 0, 0},
+         "--prune-threshold 0.9", 0},
+        {"compare -m $M -z $Z -p 'The dog' -n 6 --dynamic-threshold --bezier 0.1,0.9 --final-threshold 0.5", 0},
+        {"compare -m $M -z $Z -p 'The dog' -n 6 --threshold-schedule linear --stop-on-empty --prune none --emulate none", 0},
+        {"compare -m $M -z $Z -p 'The dog' -n 6 --greedy", 0},
+        {"compare -m $M -z $Z --prompts weights/prompts.txt -n 4", 0},
     };
 
 Test(commands, compare_every_flag) { run_table(compare_rows, sizeof compare_rows / sizeof compare_rows[0]); }
 
-/* attention belongs to the pictures branch (issue 14 parts 6-7); its flags are listed here */
 static const CommandLine attention_rows[] = {
-        {GEN "--trace $D/a.st", 0, 0},
-        {"attention -m $M $D/a.st --heatmap 0:1 --rows 3-8 --json $D/a.json", 0, 1},
-        {"attention -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --svg $D/a.svg --heatmap 1:0", 0, 1},
-        {"attention -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --svg-grid $D/g.svg --row 7", 0, 1},
-        {"attention -m $M --tokens 1,403,407 -n 4", 0, 1},
+        {GEN "--trace $D/a.st", 0},
+        {"attention -m $M $D/a.st --heatmap 0:1 --rows 3-8 --json $D/a.json", 0},
+        {"attention -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --svg $D/a.svg --heatmap 1:0", 0},
+        {"attention -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --svg-grid $D/g.svg --row 7", 0},
+        {"attention -m $M --tokens 1,403,407 -n 4", 0},
         {"attention -m $M -z $Z --prompt 'Once upon' --max-tokens 4 --max-width 2 --mode visible --next-from mean "
-         "--threads 1", 0, 1},
+         "--threads 1", 0},
         {"attention -m $M -z $Z -p 'Once upon' -n 4 --mode isolated --isolate-layers 1-2 --prune attention --prune-window 2 "
-         "--prune-layers 1 --prune-threshold 0.9", 0, 1},
-        {"attention -m $M -z $Z -p 'Once upon' -n 4 --threshold-schedule linear --final-threshold 0.5 --stop-on-empty", 0, 1},
-        {"attention -m $M -z $Z -p 'Once upon' -n 4 --dynamic-threshold --bezier 0.2,0.8 --emulate none --prune none", 0, 1},
-        {"attention -m $M -z $Z -p 'Once upon' -n 4 --greedy --emulate last-member-only", 0, 1},
+         "--prune-layers 1 --prune-threshold 0.9", 0},
+        {"attention -m $M -z $Z -p 'Once upon' -n 4 --threshold-schedule linear --final-threshold 0.5 --stop-on-empty", 0},
+        {"attention -m $M -z $Z -p 'Once upon' -n 4 --dynamic-threshold --bezier 0.2,0.8 --emulate none --prune none", 0},
+        {"attention -m $M -z $Z -p 'Once upon' -n 4 --greedy --emulate last-member-only", 0},
+        {"attention -m $M -z $Z $D/a.st --svg-pair $D/p.svg --rows 0-9 --heatmap 1:0", 0},
+        {"attention $D/a.st -z $Z --svg $D/b.svg", 0},
+        {"attention -m $M -z $Z -p 'Once upon' -n 4 --trace $D/b.st", 0},
     };
 
 Test(commands, attention_every_flag) { run_table(attention_rows, sizeof attention_rows / sizeof attention_rows[0]); }
 
 static const CommandLine other_rows[] = {
-        {"encode -m $M -z $Z -p 'Once upon a time'", 0, 0},
-        {"encode -m $M -z $Z --prompt 'Once'", 0, 0},
-        {"check $M", 0, 0},
+        {"encode -m $M -z $Z -p 'Once upon a time'", 0},
+        {"encode -m $M -z $Z --prompt 'Once'", 0},
+        {"check $M", 0},
         {"synth --out $D/s.bin --seed 3 --dim 32 --hidden 48 --layers 2 --heads 4 --kv-heads 2 --vocab 64 --seq-len 32 "
-         "--untied --format llama2c --dtype f32", 0, 0},
-        {"synth --out $D/hf --format hf --dtype bf16 --tokenizer gpt2 --layers 1", 0, 0},
-        {"check $D/s.bin", 0, 0},
-        {"synth --out $D/q.gguf --format gguf --dtype q4_0 --tokenizer spm --layers 1", 0, 0},
-        {"convert $M $Z --out $D/stories.gguf --dtype q8_0", 0, 0},
-        {"check $D/stories.gguf", 0, 0},
+         "--untied --format llama2c --dtype f32", 0},
+        {"synth --out $D/hf --format hf --dtype bf16 --tokenizer gpt2 --layers 1", 0},
+        {"check $D/s.bin", 0},
+        {"synth --out $D/q.gguf --format gguf --dtype q4_0 --tokenizer spm --layers 1", 0},
+        {"convert $M $Z --out $D/stories.gguf --dtype q8_0", 0},
+        {"check $D/stories.gguf", 0},
     };
 
 Test(commands, encode_check_synth_every_flag) { run_table(other_rows, sizeof other_rows / sizeof other_rows[0]); }

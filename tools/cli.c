@@ -5,6 +5,7 @@
 #include "analysis.h"
 #include "compare.h"
 #include "audit.h"
+#include "pictures.h"
 #include "../formats/formats.h"
 #include "synth.h"
 #include "synth_gguf.h"
@@ -161,6 +162,10 @@ static const FlagSpec F_ROWS = {"--rows", FLAG_TEXT, "A-B", "every row", 0, 0, N
 static const FlagSpec F_SVG = {"--svg", FLAG_TEXT, "FILE", NULL, 0, 0, NULL, "SVG heatmap of --heatmap's layer and head"};
 static const FlagSpec F_SVG_GRID = {"--svg-grid", FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
     "SVG grid of every layer and head for the query --row"};
+static const FlagSpec F_SVG_PAIR = {"--svg-pair", FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
+    "SVG of the rows teacher-forced under the isolated and the visible mask, and their difference (needs -m)"};
+static const FlagSpec F_SVG_TREE = {"--svg-tree", FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
+    "SVG picture of the run: the text as a path, each parallel set stacked at its position"};
 static const FlagSpec F_ROW = {"--row", FLAG_INT, "R", "the last row", 0, 0, NULL, "query row of --svg-grid"};
 static const FlagSpec F_POSITIONS = {"--positions", FLAG_TEXT, "P", "0,1,2,...", 0, 0, NULL,
     "logical (RoPE) position of each row, comma-separated"};
@@ -214,13 +219,13 @@ static const FlagSpec *const generation_valued[] = {&F_MODEL, &F_TOKENIZER, &F_P
     &F_JSON, &F_THREADS, NULL};
 static const FlagSpec *const generation_switches[] = {&F_GREEDY, &F_STOP_ON_EMPTY, &F_DYNAMIC, NULL};
 /* generate's own: the trace and how the text is shown */
-static const FlagSpec *const generate_output[] = {&F_TRACE, &F_NO_COLOR, &F_HIDE_PRUNED, &F_VERBOSE, &F_QUIET, NULL};
+static const FlagSpec *const generate_output[] = {&F_TRACE, &F_SVG_TREE, &F_NO_COLOR, &F_HIDE_PRUNED, &F_VERBOSE, &F_QUIET, NULL};
 /* compare runs both modes on text prompts: no --mode, no --tokens */
 static const FlagSpec *const compare_generation[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_P, &F_N, &F_MAX_TOKENS,
     &F_THRESHOLD, &F_MAX_WIDTH, &F_ISOLATE_LAYERS, &F_NEXT_FROM, &F_SCHEDULE, &F_FINAL_THRESHOLD, &F_BEZIER, &F_PRUNE,
     &F_PRUNE_WINDOW, &F_PRUNE_LAYERS, &F_PRUNE_THRESHOLD, &F_EMULATE, &F_JSON, &F_THREADS, &F_PROMPTS, NULL};
 /* attention's own: heatmaps and pictures */
-static const FlagSpec *const analysis_valued[] = {&F_HEATMAP, &F_ROWS, &F_SVG, &F_SVG_GRID, &F_ROW, NULL};
+static const FlagSpec *const analysis_valued[] = {&F_HEATMAP, &F_ROWS, &F_SVG, &F_SVG_GRID, &F_ROW, &F_SVG_PAIR, &F_TRACE, NULL};
 static const FlagSpec *const forward_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_P, &F_TOKENS, &F_POSITIONS,
     &F_SETS, &F_MASK, &F_OUT_TRACE, &F_THREADS, &F_NO_ATTENTION, NULL};
 static const FlagSpec *const tolerance_flags[] = {&F_ATOL, &F_RTOL, NULL};
@@ -694,7 +699,10 @@ static int cmd_generate(int argc, char **argv, char *err) {
             gen_seconds > 0 ? gen.n_steps / gen_seconds : 0.0);
     if (strcmp(gen.stop_reason, "context-full") == 0)
         fprintf(stderr, "stopped: the context is full (seq_len %d)\n", m.config.seq_len);
-    const char *json = flag(&a, "--json"), *trace = flag(&a, "--trace");
+    const char *json = flag(&a, "--json"), *trace = flag(&a, "--trace"), *tree = flag(&a, "--svg-tree");
+    if (tree && tree_svg(tree, &gen, &t, strrchr(m.path, '/') ? strrchr(m.path, '/') + 1 : m.path,
+                         g.mode == MASK_ISOLATED ? "isolated" : "visible", err) != 0)
+        goto done;
     if (json && write_generation_json(&gen, &t, &g, flag(&a, "--prompt") ? flag(&a, "--prompt") : flag(&a, "-p"), json, err) != 0)
         goto done;
     if (trace) {
@@ -1219,184 +1227,205 @@ static int cmd_compare(int argc, char **argv, char *err) {
 }
 
 /* ===================================================================== */
-/* tempo attention: attention to parallel tokens, heatmaps               */
+/* tempo attention: attention to parallel tokens, heatmaps, pictures      */
 /* ===================================================================== */
 
-static void print_stats_row(const char *label, const AttentionStats *s) {
-    printf("%-9s %7d %10.3e %10.3e  %10.3e %10.3e %10.3e  %10.3e %10.3e %10.3e  %10.3e  %8.2f\n", label, s->cross_pairs,
-           s->cross_mean, s->cross_max, s->parallel.mean, s->parallel.median, s->parallel.std, s->single.mean,
-           s->single.median, s->single.std, s->set_total.mean, s->reduction_pct);
+static int in_list(const char *s, const char *const *list) {
+    for (; *list; list++)
+        if (strcmp(s, *list) == 0) return 1;
+    return 0;
 }
 
-static cJSON *stats_json(const AttentionStats *s) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "cross_pairs", s->cross_pairs);
-    cJSON_AddNumberToObject(o, "cross_mean", s->cross_mean);
-    cJSON_AddNumberToObject(o, "cross_max", s->cross_max);
-    const Summary *parts[3] = {&s->parallel, &s->single, &s->set_total};
-    const char *names[3] = {"parallel", "single", "set_total"};
-    for (int i = 0; i < 3; i++) {
-        cJSON *p = cJSON_AddObjectToObject(o, names[i]);
-        cJSON_AddNumberToObject(p, "mean", parts[i]->mean);
-        cJSON_AddNumberToObject(p, "median", parts[i]->median);
-        cJSON_AddNumberToObject(p, "std", parts[i]->std);
-        cJSON_AddNumberToObject(p, "count", parts[i]->count);
-    }
-    if (isnan(s->reduction_pct)) cJSON_AddNullToObject(o, "reduction_pct");
-    else cJSON_AddNumberToObject(o, "reduction_pct", s->reduction_pct);
-    return o;
-}
+/* What tempo attention was asked for; its syntax is checked before any work. */
+typedef struct {
+    int layer, head;       /* --heatmap L:H; 0:0 without it */
+    int r0, r1, have_rows; /* --rows A-B: rows [r0, r1) */
+    int row, have_row;     /* --row R for --svg-grid */
+} AttentionRequest;
+
+/* What tempo attention reads: a trace, or a fresh run of a model. */
+typedef struct {
+    Model m;
+    Tokenizer t;
+    Trace tr;
+    Generation gen;
+    AttentionView v;
+    int n_prompt;
+    char **labels;   /* [v.n] token texts for axes */
+    char model_name[256];
+} AttentionInput;
 
 /* "A:B" or "A-B" into two ints. */
 static int parse_pair(const char *s, char sep, int *a, int *b) {
     char *end;
+    errno = 0;
     long x = strtol(s, &end, 10);
-    if (end == s || *end != sep) return -1;
+    if (end == s || *end != sep || x < INT32_MIN || x > INT32_MAX) return -1;
     const char *rest = end + 1;
     long y = strtol(rest, &end, 10);
-    if (end == rest || *end != '\0') return -1;
+    if (end == rest || *end != '\0' || errno || y < INT32_MIN || y > INT32_MAX) return -1;
     *a = (int)x;
     *b = (int)y;
     return 0;
 }
 
+/* Flags that do nothing for this input are refused rather than dropped. */
+static int attention_unused_flags(const Args *a, int from_trace, char *err) {
+    static const char *const for_trace[] = {"-m", "-z", "--json", "--threads", "--heatmap", "--rows", "--svg", "--svg-grid",
+                                            "--row", "--svg-pair", NULL};
+    for (int i = 0; i < a->n; i++) {
+        if (from_trace && !in_list(a->name[i], for_trace))
+            return tempo_error(err, "%s applies to a fresh run (-p PROMPT), not to a trace already written", a->name[i]);
+    }
+    return 0;
+}
+
+static int attention_request(const Args *a, AttentionRequest *r, char *err) {
+    const char *v;
+    memset(r, 0, sizeof *r);
+    if ((v = flag(a, "--heatmap")) && (parse_pair(v, ':', &r->layer, &r->head) != 0 || r->layer < 0 || r->head < 0))
+        return tempo_error(err, "--heatmap must be LAYER:HEAD, two numbers from 0, got '%s'", v);
+    if ((v = flag(a, "--rows"))) {
+        if (parse_pair(v, '-', &r->r0, &r->r1) != 0 || r->r0 < 0 || r->r1 < r->r0 || r->r1 == INT32_MAX)
+            return tempo_error(err, "--rows must be A-B with 0 <= A <= B, got '%s'", v);
+        r->r1++;
+        r->have_rows = 1;
+    }
+    if ((v = flag(a, "--row")) && tempo_parse_int(v, "--row", 0, 1 << 20, &r->row, err) != 0) return -1;
+    r->have_row = v != NULL;
+    if (r->have_row && !flag(a, "--svg-grid")) return tempo_error(err, "--row chooses the query of --svg-grid; give --svg-grid FILE");
+    if (r->have_rows && !flag(a, "--heatmap") && !flag(a, "--svg") && !flag(a, "--svg-pair"))
+        return tempo_error(err, "--rows chooses the rows of --heatmap, --svg or --svg-pair; give one of them");
+    if (flag(a, "--svg-pair") && !flag(a, "-m"))
+        return tempo_error(err, "--svg-pair needs -m MODEL: it recomputes the rows under both masks");
+    int have_prompt = flag(a, "-p") || flag(a, "--prompt") || flag(a, "--tokens");
+    if (a->n_positional > 1 || (a->n_positional == 1) == have_prompt)
+        return tempo_error(err, "give one TRACE, or -m MODEL -z TOK -p PROMPT for a fresh run");
+    return attention_unused_flags(a, a->n_positional == 1, err);
+}
+
+/* The request against the data: layers and heads (n < 0: rows not known yet). */
+static int attention_request_fits(const AttentionRequest *r, int n_layers, int n_heads, int n, char *err) {
+    if (r->layer >= n_layers || r->head >= n_heads)
+        return tempo_error(err, "--heatmap %d:%d is out of range: layers 0-%d, heads 0-%d", r->layer, r->head, n_layers - 1,
+                           n_heads - 1);
+    if (n >= 0 && r->have_rows && r->r1 > n)
+        return tempo_error(err, "--rows %d-%d is out of range: the run has rows 0-%d", r->r0, r->r1 - 1, n - 1);
+    if (n >= 0 && r->have_row && r->row >= n)
+        return tempo_error(err, "--row %d is out of range: the run has rows 0-%d", r->row, n - 1);
+    return 0;
+}
+
+/* -z without -m: the vocabulary size comes from the trace. */
+static int attention_tokenizer(const Args *a, AttentionInput *in, char *err) {
+    const char *vocab = tempo_trace_meta_get(&in->tr, "vocab_size");
+    const Tensor *logits = tempo_trace_get(&in->tr, "logits");
+    int size = 0;
+    if (vocab && tempo_parse_int(vocab, "trace metadata vocab_size", 1, 1 << 24, &size, err) != 0) return -1;
+    if (!vocab && logits && logits->ndim == 2) size = (int)logits->shape[1];
+    if (size <= 0) return tempo_error(err, "-z needs the vocabulary size, which the trace does not record; give -m MODEL too");
+    return tempo_tokenizer_load(&in->t, flag(a, "-z"), size, err);
+}
+
+static int attention_from_trace(const Args *a, const AttentionRequest *r, AttentionInput *in, char *err) {
+    if (tempo_trace_read(&in->tr, a->positional[0], err) != 0) return -1;
+    if (attention_view_from_trace(&in->tr, &in->v, &in->n_prompt, err) != 0) return -1;
+    if (attention_request_fits(r, in->v.n_layers, in->v.n_heads, in->v.n, err) != 0) return -1;
+    if (!flag(a, "-m")) return flag(a, "-z") ? attention_tokenizer(a, in, err) : 0;
+    if (load_model_and_tokenizer(a, &in->m, &in->t, 0, err) != 0) return -1;
+    const Config *c = &in->m.config;
+    if (c->n_layers != in->v.n_layers || c->n_heads != in->v.n_heads)
+        return tempo_error(err, "the trace has %d layers x %d heads but %s has %d x %d", in->v.n_layers, in->v.n_heads,
+                           flag(a, "-m"), c->n_layers, c->n_heads);
+    for (int i = 0; i < in->v.n; i++)
+        if (in->v.tokens[i] < 0 || in->v.tokens[i] >= c->vocab_size)
+            return tempo_error(err, "trace token %d at row %d is outside the vocabulary of %s (%d)", in->v.tokens[i], i,
+                               flag(a, "-m"), c->vocab_size);
+    return 0;
+}
+
+static int attention_fresh_run(const Args *a, const AttentionRequest *r, AttentionInput *in, char *err) {
+    GenConfig g;
+    int *prompt = NULL, n_prompt = 0;
+    if (load_model_and_tokenizer(a, &in->m, &in->t, flag(a, "-p") || flag(a, "--prompt"), err) != 0) return -1;
+    const Config *c = &in->m.config;
+    if (attention_request_fits(r, c->n_layers, c->n_heads, -1, err) != 0 || parse_generation_flags(a, c, &g, err) != 0 ||
+        prompt_ids(a, &in->m, &in->t, &prompt, &n_prompt, err) != 0)
+        return -1;
+    g.capture_attention = g.keep_logits = 1;
+    int rc = tempo_generate(&in->m, prompt, n_prompt, &g, &in->gen, err);
+    free(prompt);
+    if (rc != 0 || tempo_generation_trace(&in->gen, &in->m, &in->tr, err) != 0) return -1;
+    if (flag(a, "--trace") && tempo_trace_write(&in->tr, flag(a, "--trace"), err) != 0) return -1;
+    if (attention_view_from_trace(&in->tr, &in->v, &in->n_prompt, err) != 0) return -1;
+    return attention_request_fits(r, c->n_layers, c->n_heads, in->v.n, err);
+}
+
+/* The trace or the run, its view, and a label for every row. */
+static int attention_load(const Args *a, const AttentionRequest *r, AttentionInput *in, char *err) {
+    if ((a->n_positional == 1 ? attention_from_trace(a, r, in, err) : attention_fresh_run(a, r, in, err)) != 0) return -1;
+    if (!in->v.model[0] && in->m.path[0]) { /* a trace without a model name: the one given */
+        const char *base = strrchr(in->m.path, '/');
+        snprintf(in->model_name, sizeof in->model_name, "%s", base ? base + 1 : in->m.path);
+        in->v.model = in->model_name;
+    }
+    in->labels = calloc((size_t)in->v.n, sizeof(char *));
+    if (!in->labels) return tempo_error(err, "out of memory");
+    for (int i = 0; i < in->v.n; i++)
+        if (!(in->labels[i] = token_label(&in->t, i ? in->v.tokens[i - 1] : -1, in->v.tokens[i])))
+            return tempo_error(err, "out of memory");
+    return 0;
+}
+
+static void attention_input_free(AttentionInput *in) {
+    for (int i = 0; in->labels && i < in->v.n; i++) free(in->labels[i]);
+    free(in->labels);
+    tempo_trace_free(&in->tr);
+    tempo_generation_free(&in->gen);
+    tempo_tokenizer_free(&in->t);
+    tempo_model_free(&in->m);
+}
+
+/* --svg-pair: the view's rows under both masks, drawn side by side. */
+static int attention_pair_picture(const char *path, const AttentionInput *in, int l, int h, int r0, int r1, char *err) {
+    AttentionView iso, vis;
+    void *buffers;
+    if (attention_pair(&in->m, &in->v, &iso, &vis, &buffers, err) != 0) return -1;
+    int rc = pair_svg(path, &iso, &vis, (const char *const *)in->labels, l, h, r0, r1, err);
+    free(buffers);
+    return rc;
+}
+
+/* The table, then each picture asked for, then the JSON. */
+static int attention_outputs(const Args *a, const AttentionRequest *r, const AttentionInput *in, char *err) {
+    const char *const *labels = (const char *const *)in->labels;
+    int r0 = r->have_rows ? r->r0 : 0, r1 = r->have_rows ? r->r1 : in->v.n, rc = 0;
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return tempo_error(err, "out of memory");
+    attention_report(stdout, &in->v, in->n_prompt, root);
+    if (flag(a, "--heatmap")) heatmap_ascii(stdout, &in->v, labels, r->layer, r->head, r0, r1);
+    const char *svg = flag(a, "--svg"), *grid = flag(a, "--svg-grid"), *pair = flag(a, "--svg-pair"), *json = flag(a, "--json");
+    if (svg) rc = heatmap_svg(svg, &in->v, labels, r->layer, r->head, r0, r1, err);
+    if (rc == 0 && grid) rc = grid_svg(grid, &in->v, labels, r->have_row ? r->row : in->v.n - 1, err);
+    if (rc == 0 && pair) rc = attention_pair_picture(pair, in, r->layer, r->head, r0, r1, err);
+    char *text = rc == 0 && json ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    if (rc == 0 && json) rc = text ? tempo_write_text_file(json, text, err) : tempo_error(err, "out of memory writing JSON");
+    free(text);
+    return rc;
+}
+
 static int cmd_attention(int argc, char **argv, char *err) {
     Args a;
+    AttentionRequest r;
     if (parse_args(argc, argv, "attention", generation_valued, analysis_valued, generation_switches, &a, err) != 0) return 1;
+    if (attention_request(&a, &r, err) != 0) return 1;
     apply_threads(&a);
-    Model m;
-    Tokenizer t;
-    Generation gen = {0};
-    Trace tr;
-    tempo_trace_init(&tr);
-    int have_prompt = flag(&a, "-p") || flag(&a, "--prompt") || flag(&a, "--tokens");
-    if (load_model_and_tokenizer(&a, &m, &t, flag(&a, "-p") || flag(&a, "--prompt"), err) != 0) return 1;
-    int rc = 1, *prompt = NULL, n_prompt = 0;
-    char **labels = NULL;
-    AttentionView v = {0};
-    if (a.n_positional == 1 && !have_prompt) { /* a trace written by any engine, with attention */
-        if (tempo_trace_read(&tr, a.positional[0], err) != 0) goto done;
-        const Tensor *tok = tempo_trace_get(&tr, "tokens"), *pos = tempo_trace_get(&tr, "positions");
-        const Tensor *sets = tempo_trace_get(&tr, "sets"), *att = tempo_trace_get(&tr, "attention");
-        const Tensor *pr = tempo_trace_get(&tr, "pruned");
-        if (!tok || !pos || !att || att->ndim != 4 || att->dtype != DT_F32 || tok->dtype != DT_I32 || pos->dtype != DT_I32) {
-            tempo_error(err, "trace %s needs tokens, positions and attention F32[L,H,n,n]", a.positional[0]);
-            goto done;
-        }
-        int n = (int)tok->shape[0];
-        if (pos->shape[0] != n || att->shape[2] != n || att->shape[3] != n || (sets && sets->shape[0] != n)) {
-            tempo_error(err, "trace %s: tokens, positions, sets and attention disagree on the row count", a.positional[0]);
-            goto done;
-        }
-        v = (AttentionView){n, (int)att->shape[0], (int)att->shape[1], tok->data, pos->data,
-                            sets && sets->dtype == DT_I32 ? sets->data : pos->data,
-                            pr && pr->dtype == DT_I32 && pr->shape[0] == n ? pr->data : NULL, att->data};
-        const char *np = tempo_trace_meta_get(&tr, "n_prompt");
-        n_prompt = np ? atoi(np) : 0;
-        if (!np) /* the prompt is the run of rows before the first repeated position */
-            while (n_prompt + 1 < n && v.positions[n_prompt + 1] == n_prompt + 1) n_prompt++;
-    } else if (have_prompt && a.n_positional == 0) { /* a fresh run */
-        GenConfig g;
-        if (parse_generation_flags(&a, &m.config, &g, err) != 0) goto done;
-        g.capture_attention = g.keep_logits = 1;
-        if (prompt_ids(&a, &m, &t, &prompt, &n_prompt, err) != 0 || tempo_generate(&m, prompt, n_prompt, &g, &gen, err) != 0) goto done;
-        if (tempo_generation_trace(&gen, &m, &tr, err) != 0) goto done;
-        v = (AttentionView){gen.n_rows, m.config.n_layers, m.config.n_heads, gen.tokens, gen.positions, gen.sets, gen.pruned,
-                            tempo_trace_get(&tr, "attention")->data};
-    } else {
-        tempo_error(err, "give a TRACE or -p PROMPT (with -m and -z)");
-        goto done;
-    }
-    labels = calloc((size_t)v.n, sizeof(char *));
-    if (!labels) goto done;
-    for (int i = 0; i < v.n; i++) {
-        char buf[16];
-        const char *text = token_text(&t, i ? v.tokens[i - 1] : -1, v.tokens[i], buf);
-        labels[i] = t.pieces ? tempo_valid_utf8(text, strlen(text)) : NULL; /* JSON and SVG must be UTF-8 */
-        if (!labels[i]) {
-            labels[i] = malloc(16);
-            if (labels[i]) snprintf(labels[i], 16, "%d", v.tokens[i]);
-        }
-        if (!labels[i]) goto done;
-    }
-    int n_steps = v.n > 0 ? v.positions[v.n - 1] - n_prompt + 1 : 0;
-    cJSON *root = cJSON_CreateObject();
-    printf("attention received from later rows by parallel vs single tokens (BOS excluded; reduction %% = 100 (1 - parallel/single))\n");
-    printf("%-9s %7s %10s %10s  %10s %10s %10s  %10s %10s %10s  %10s  %8s\n", "layer:head", "x-pairs", "x-mean", "x-max",
-           "par-mean", "par-median", "par-std", "single-mean", "single-med", "single-std", "set-total", "reduct%");
-    cJSON *per = cJSON_AddArrayToObject(root, "per_head");
-    for (int l = 0; l < v.n_layers; l++)
-        for (int h = 0; h < v.n_heads; h++) {
-            AttentionStats s = attention_stats(&v, l, h, -1, 1 << 30, n_prompt);
-            char label[32];
-            snprintf(label, sizeof label, "%d:%d", l, h);
-            print_stats_row(label, &s);
-            cJSON *o = stats_json(&s);
-            cJSON_AddNumberToObject(o, "layer", l);
-            cJSON_AddNumberToObject(o, "head", h);
-            cJSON_AddItemToArray(per, o);
-        }
-    cJSON *layers = cJSON_AddArrayToObject(root, "per_layer");
-    for (int l = 0; l < v.n_layers; l++) {
-        AttentionStats s = attention_stats(&v, l, -1, -1, 1 << 30, n_prompt);
-        char label[32];
-        snprintf(label, sizeof label, "L%d", l);
-        print_stats_row(label, &s);
-        cJSON *o = stats_json(&s);
-        cJSON_AddNumberToObject(o, "layer", l);
-        cJSON_AddItemToArray(layers, o);
-    }
-    AttentionStats all = attention_stats(&v, -1, -1, -1, 1 << 30, n_prompt);
-    print_stats_row("all", &all);
-    cJSON_AddItemToObject(root, "all", stats_json(&all));
-    const char *third_names[3] = {"early", "middle", "late"};
-    cJSON *thirds = cJSON_AddObjectToObject(root, "thirds");
-    for (int i = 0; i < 3; i++) {
-        AttentionStats s = attention_stats(&v, -1, -1, n_steps * i / 3, n_steps * (i + 1) / 3, n_prompt);
-        print_stats_row(third_names[i], &s);
-        cJSON_AddItemToObject(thirds, third_names[i], stats_json(&s));
-    }
-    int hl = 0, hh = 0, r0 = 0, r1 = v.n;
-    if (flag(&a, "--heatmap") && (parse_pair(flag(&a, "--heatmap"), ':', &hl, &hh) != 0 || hl < 0 || hl >= v.n_layers ||
-                                   hh < 0 || hh >= v.n_heads)) {
-        cJSON_Delete(root);
-        tempo_error(err, "--heatmap must be L:H with L < %d and H < %d, got '%s'", v.n_layers, v.n_heads, flag(&a, "--heatmap"));
-        goto done;
-    }
-    if (flag(&a, "--rows") && (parse_pair(flag(&a, "--rows"), '-', &r0, &r1) != 0 || r0 < 0 || r1 < r0 || r1 >= v.n)) {
-        cJSON_Delete(root);
-        tempo_error(err, "--rows must be A-B within 0-%d, got '%s'", v.n - 1, flag(&a, "--rows"));
-        goto done;
-    }
-    if (flag(&a, "--rows")) r1++;
-    if (flag(&a, "--heatmap")) heatmap_ascii(stdout, &v, hl, hh, r0, r1);
-    int grid_row = v.n - 1;
-    if (flag(&a, "--row") && tempo_parse_int(flag(&a, "--row"), "--row", 0, v.n - 1, &grid_row, err) != 0) {
-        cJSON_Delete(root);
-        goto done;
-    }
-    if ((flag(&a, "--svg") && heatmap_svg(flag(&a, "--svg"), &v, (const char *const *)labels, hl, hh, r0, r1, err) != 0) ||
-        (flag(&a, "--svg-grid") && grid_svg(flag(&a, "--svg-grid"), &v, (const char *const *)labels, grid_row, err) != 0)) {
-        cJSON_Delete(root);
-        goto done;
-    }
-    const char *json = flag(&a, "--json");
-    char *text = json ? cJSON_Print(root) : NULL;
-    cJSON_Delete(root);
-    if (json && (!text || tempo_write_text_file(json, text, err) != 0)) {
-        free(text);
-        goto done;
-    }
-    free(text);
-    rc = 0;
-done:
-    for (int i = 0; labels && i < v.n; i++) free(labels[i]);
-    free(labels);
-    free(prompt);
-    tempo_trace_free(&tr);
-    tempo_generation_free(&gen);
-    tempo_tokenizer_free(&t);
-    tempo_model_free(&m);
+    AttentionInput in;
+    memset(&in, 0, sizeof in);
+    tempo_trace_init(&in.tr);
+    int rc = attention_load(&a, &r, &in, err) != 0 || attention_outputs(&a, &r, &in, err) != 0;
+    attention_input_free(&in);
     return rc;
 }
 
@@ -1533,7 +1562,7 @@ static const Command commands[] = {
      "isolated vs visible on the same prompt: free-running, then teacher-forced logits",
      "./tempo compare -m $W/stories260K.bin -z $W/tok512.bin -p \"Once upon a time\" --threshold 0.2 -n 16",
      {compare_generation, generation_switches, NULL}},
-    {"attention", cmd_attention, "(TRACE | -m MODEL -z TOK -p TEXT) [flags]",
+    {"attention", cmd_attention, "(TRACE [-z TOK] [-m MODEL] | -m MODEL -z TOK -p TEXT) [flags]",
      "attention paid to parallel vs single tokens, heatmaps and SVG pictures",
      "./tempo attention -m $W/stories260K.bin -z $W/tok512.bin -p \"Once upon a time\" --threshold 0.2 --heatmap 4:0 "
      "--svg heat.svg",
