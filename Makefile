@@ -5,7 +5,7 @@ CFLAGS ?= -O3 -g -march=native
 CFLAGS += -std=c11 -Wall -Wextra -Wno-format-truncation -fopenmp
 LDLIBS = -lopenblas -lcjson -lm
 PY = /usr/bin/python3
-DEPS = libopenblas-dev libcriterion-dev libcjson-dev python3-numpy
+DEPS = libopenblas-dev libcriterion-dev libcjson-dev python3-numpy librsvg2-bin
 
 all: tempo
 
@@ -17,21 +17,33 @@ all: tempo
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DEPS) >/dev/null; }
 	@touch .deps
 
+# The capture tests (tests/test_capture.py) run a PyTorch model: installed only for them.
+CAPTURE_DEPS = python3-torch
+.capture-deps:
+	@dpkg -s $(CAPTURE_DEPS) >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(CAPTURE_DEPS) >/dev/null; }
+	@touch .capture-deps
+
 # tempo.c is the algorithm; formats/ reads and writes files; tools/ holds
 # the command-line tool, the analysis and the synthetic models.
 CORE = tempo.c $(wildcard formats/*.c)
-LIB = $(CORE) tools/analysis.c tools/synth.c
+LIB = $(CORE) tools/analysis.c tools/compare.c tools/pictures.c tools/synth.c tools/synth_gguf.c tools/audit.c
 SRC = $(LIB) tools/cli.c
 HDR = tempo.h $(wildcard formats/*.h) $(wildcard tools/*.h)
 
 tempo: $(SRC) $(HDR) .deps
 	$(CC) $(CFLAGS) -o $@ $(SRC) $(LDLIBS)
 
+# TEMPO on the readable model: the same prompt isolated, then visible, and where the two part.
+RUN_ARGS = -m $(WEIGHTS)/stories260K.bin -z $(WEIGHTS)/tok512.bin -p "Once upon a time" --threshold 0.2 -n 40
 run: tempo
-	./tempo generate -m $(WEIGHTS)/fortune.bin -z $(WEIGHTS)/fortune-tok512.bin \
-	  -p "The cat sat on the" --greedy -n 64
-
-
+	@echo "TEMPO on stories260K: at each step every token with p >= 0.2 joins one parallel set at one position."
+	@echo "Legend: [a/b] is one parallel set, most probable first; the text goes on from its last member."
+	@echo; echo "isolated mode (members of a set do not see each other):"
+	@./tempo generate $(RUN_ARGS) --mode isolated --no-color
+	@echo; echo "visible mode (later members see earlier ones):"
+	@./tempo generate $(RUN_ARGS) --mode visible --no-color
+	@echo; ./tempo compare $(RUN_ARGS) | grep "^free-running"
 
 # Synthetic models for the fast tests, written by tempo itself (seeded).
 build/synth-tied.bin: tempo
@@ -46,19 +58,37 @@ build/synth-hf-f32: tempo
 build/synth-hf-bf16: tempo
 	@mkdir -p build
 	./tempo synth --format hf --dtype bf16 --out $@ --seed 12 --layers 2 --heads 4 --kv-heads 1 --vocab 320 --tokenizer gpt2
-SYNTH = build/synth-tied.bin build/synth-untied.bin build/synth-hf-f32 build/synth-hf-bf16
+# GGUF: every stored type, each with one of the three vocabularies; K-quant files mix in Q6_K.
+GGUF_TYPES = f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k
+GGUF_TOKENIZER_f32 = spm
+GGUF_TOKENIZER_f16 = gpt2
+GGUF_TOKENIZER_bf16 = llama3
+GGUF_TOKENIZER_q8_0 = spm
+GGUF_TOKENIZER_q4_0 = llama3
+GGUF_TOKENIZER_q4_k = spm --untied
+GGUF_TOKENIZER_q5_k = gpt2
+GGUF_TOKENIZER_q6_k = llama3 --untied
+build/synth-gguf-%.gguf: tempo
+	@mkdir -p build
+	./tempo synth --format gguf --dtype $* --out $@ --seed 21 --layers 2 --heads 4 --kv-heads 2 --tokenizer $(GGUF_TOKENIZER_$*)
+# stories260K as GGUF, its tensors copied (f32) or rounded to Q8_0 where rows fill 32-value blocks.
+build/stories260K-%.gguf: tempo
+	@mkdir -p build
+	./tempo convert $(WEIGHTS)/stories260K.bin $(WEIGHTS)/tok512.bin --dtype $* --out $@
+SYNTH_GGUF = $(foreach t,$(GGUF_TYPES),build/synth-gguf-$(t).gguf) build/stories260K-f32.gguf build/stories260K-q8_0.gguf
+SYNTH = build/synth-tied.bin build/synth-untied.bin build/synth-hf-f32 build/synth-hf-bf16 $(SYNTH_GGUF)
 
 # The golden files come from the independent NumPy reference, never from tempo.
 golden: $(SYNTH) .deps
 	$(PY) oracle/reference.py golden --weights $(WEIGHTS) --synth build --out oracle/golden
-.PHONY: all run test golden clean bench fuzz memcheck
+.PHONY: all run test test-capture golden clean bench fuzz memcheck
 
 # The Criterion suite, built twice: plain, and under ASan+UBSan.
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_DEFS = -DWEIGHTS_DIR='"$(WEIGHTS)"' -DBUILD_DIR='"build"' -DGOLDEN_DIR='"oracle/golden"'
 SAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-build/tests: $(TEST_SRC) tests/helpers.h $(LIB) $(HDR) .deps
+build/tests: $(TEST_SRC) tests/helpers.h tests/check_pictures.py $(LIB) $(HDR) .deps
 	@mkdir -p build
 	$(CC) $(CFLAGS) $(TEST_DEFS) -DTEMPO_BIN='"./tempo"' -o $@ $(TEST_SRC) $(LIB) $(LDLIBS) -lcriterion
 build/tests-asan: $(TEST_SRC) tests/helpers.h $(LIB) $(HDR) .deps
@@ -69,14 +99,20 @@ build/tempo-asan: $(SRC) $(HDR) .deps
 	$(CC) $(CFLAGS) $(SAN) -o $@ $(SRC) $(LDLIBS)
 
 # One BLAS thread in tests: results are then bitwise reproducible.
-test: tempo build/tests build/tests-asan build/tempo-asan $(SYNTH)
-	@for f in fortune.bin fortune-tok512.bin stories260K.bin tok512.bin; do \
+test: tempo build/tests build/tests-asan build/tempo-asan $(SYNTH) .capture-deps
+	@for f in fortune.bin fortune-tok512.bin stories260K.bin tok512.bin stories260K-hf/model.safetensors; do \
 	  [ -r $(WEIGHTS)/$$f ] || { echo "error: $(WEIGHTS)/$$f is missing (set WEIGHTS=DIR)"; exit 1; }; done
 	OPENBLAS_NUM_THREADS=1 build/tests --jobs 2
 	OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1 build/tests-asan --jobs 2
+	$(MAKE) --no-print-directory test-capture
+
+# The capture module on a PyTorch engine: recorded loops verified and audited by tempo (plain and ASan).
+test-capture: tempo build/tempo-asan .capture-deps
+	OPENBLAS_NUM_THREADS=1 $(PY) tests/test_capture.py ./tempo $(WEIGHTS) build/capture
+	OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1 $(PY) tests/test_capture.py build/tempo-asan $(WEIGHTS) build/capture-asan
 
 clean:
-	rm -rf build tempo .deps
+	rm -rf build tempo .deps .capture-deps
 
 # Benchmarks: figures, never timed assertions. A large synthetic model leaves the caches.
 build/bench: tests/bench.c $(LIB) $(HDR) .deps
@@ -93,7 +129,7 @@ bench: build/bench build/bench-large.bin build/bench-large-bf16
 
 # libFuzzer targets (clang), each run FUZZ_SECONDS on seeds built from valid synthetic files.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = checkpoint hf tokenizer trace mask cli
+FUZZ_TARGETS = checkpoint hf tokenizer trace mask cli gguf
 FUZZ_FLAGS = -g -O1 -std=c11 -fopenmp -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_DEPS = clang libclang-rt-14-dev libomp-14-dev
 .fuzz-deps:

@@ -1,16 +1,17 @@
 /* tempo.c - TEMPO (Threshold-Enabled Multipath Parallel Output) generation
  * for Llama models, written to be read top to bottom:
  *
- *   1. Small helpers
- *   2. The math, one step per function
- *   3. The KV cache
- *   4. The forward pass over a position map and a mask
- *   5. Masks: causal, isolated, visible
- *   6. TEMPO generation
+ *   Small helpers
+ *   The math, one step per function
+ *   The KV cache
+ *   The forward pass over a position map and a mask
+ *   Masks: causal, isolated, visible
+ *   TEMPO generation: the loop, then choosing a parallel set, feeding it,
+ *   pruning, storage, buffers, and last the settings
  *
  * The structs are in tempo.h. Checkpoints, tokenizers and trace files are
  * read and written in formats/, the command-line tool and the analysis live
- * in tools/. NOTES.md explains the why, section by section. */
+ * in tools/. NOTES.md explains the why; each title below names its section there. */
 #define _GNU_SOURCE
 #include "tempo.h"
 
@@ -24,7 +25,7 @@
 #include <time.h>
 
 /* ===================================================================== */
-/* 1. Small helpers                                                      */
+/* Small helpers (NOTES 15)                                              */
 /* ===================================================================== */
 
 int tempo_error(char *err, const char *fmt, ...) {
@@ -68,7 +69,7 @@ int tempo_is_eos(const Config *c, int token) {
 }
 
 /* ===================================================================== */
-/* 2. The math, one step per function                                    */
+/* The math, one step per function (NOTES 1)                            */
 /* ===================================================================== */
 
 /* ---- linear layers over weights in their stored type ----
@@ -280,7 +281,7 @@ static void add_into(float *x, const float *y, size_t n) {
 }
 /* ===================================================================== */
 /* ===================================================================== */
-/* 3. The KV cache                                                       */
+/* The KV cache (NOTES 2)                                                */
 /* ===================================================================== */
 
 static int kv_dim_of(const Config *c) { return c->n_kv_heads * c->head_dim; }
@@ -337,7 +338,7 @@ static int ensure_scratch(State *s, const Config *c, int rows, int keys, char *e
 }
 
 /* ===================================================================== */
-/* 4. The forward pass over a position map and a mask                    */
+/* The forward pass over a position map and a mask (NOTES 3)            */
 /* ===================================================================== */
 
 static int check_inputs(const Model *m, const State *s, int k, const int *tokens, const int *logical_pos,
@@ -457,7 +458,7 @@ int tempo_forward_full(const Model *m, int n, const int *tokens, const int *logi
 }
 
 /* ===================================================================== */
-/* 5. Masks: causal, isolated, visible                                   */
+/* Masks: causal, isolated, visible (NOTES 4)                           */
 /* ===================================================================== */
 /* allowed[q][k] = 1 iff k <= q, and, in isolated mode, k is q itself or
  * not a member of q's set. Rows of one set share a logical position. */
@@ -476,7 +477,7 @@ void tempo_mask_rows(MaskKind kind, const int *sets, int first, int k, uint8_t *
 }
 
 /* ===================================================================== */
-/* 6. TEMPO generation                                                   */
+/* TEMPO generation (NOTES 5: the loop, 6: dynamic threshold, 7: pruning) */
 /* ===================================================================== */
 /* One logical step: turn the last row's logits into the next-token
  * distribution, select every token with p >= threshold (most probable
@@ -501,8 +502,6 @@ static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Ge
 static void run_close(Run *r);
 static int feed_prompt(Run *r, Generation *gen, const int *prompt, int n_prompt, char *err);
 static void next_distribution(const Generation *gen, const GenConfig *g, int vocab, float *probs, float *tmp);
-static int select_tokens(const float *probs, int vocab, float threshold, int max_width, int *candidates);
-static int argmax(const float *p, int n);
 static int record_step(Generation *gen, int logical_pos, float threshold, const int *selected, int n_sel,
                        const float *probs, char *err);
 static int feed_parallel_set(Run *r, Generation *gen, int step, char *err);
@@ -524,9 +523,9 @@ int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenCon
         /* the parallel set: every token with p >= threshold(step), most probable first */
         float threshold = tempo_threshold_at(g, step);
         next_distribution(gen, g, c->vocab_size, r.probs, r.scratch);
-        int width = select_tokens(r.probs, c->vocab_size, threshold, g->max_width, r.parallel_set);
+        int width = tempo_select_tokens(r.probs, c->vocab_size, threshold, g->max_width, r.parallel_set);
         if (width == 0 && g->stop_on_empty) { gen->stop_reason = "empty-set"; break; }
-        if (width == 0) r.parallel_set[width++] = argmax(r.probs, c->vocab_size); /* none clears it: greedy */
+        if (width == 0) r.parallel_set[width++] = tempo_argmax(r.probs, c->vocab_size); /* none clears it: greedy */
         if (tempo_is_eos(c, r.parallel_set[0])) { gen->stop_reason = "eos"; break; }
         /* all members at one logical position, in one forward call; then pruning */
         rc = record_step(gen, logical_pos, threshold, r.parallel_set, width, r.probs, err);
@@ -547,10 +546,14 @@ const float *tempo_row_logits(const Generation *gen, int row, int vocab) {
     return gen->logits + (size_t)(row - gen->logits_first) * vocab;
 }
 
-/* p = softmax(logits of one row). */
-static void row_probs(float *p, const Generation *gen, int row, int vocab) {
-    memcpy(p, tempo_row_logits(gen, row, vocab), (size_t)vocab * sizeof(float));
+/* p = softmax(logits) of one row. */
+void tempo_probs(float *p, const float *logits, int vocab) {
+    memcpy(p, logits, (size_t)vocab * sizeof(float));
     tempo_softmax(p, NULL, vocab);
+}
+
+static void row_probs(float *p, const Generation *gen, int row, int vocab) {
+    tempo_probs(p, tempo_row_logits(gen, row, vocab), vocab);
 }
 
 /* The next-token distribution: the last row's softmax, or the mean of the
@@ -588,7 +591,7 @@ void tempo_sort_by_probability(int *ids, int n, const float *probs) {
 
 /* Token ids with p >= threshold, most probable first, at most max_width.
  * `candidates` has room for the whole vocabulary. */
-static int select_tokens(const float *probs, int vocab, float threshold, int max_width, int *candidates) {
+int tempo_select_tokens(const float *probs, int vocab, float threshold, int max_width, int *candidates) {
     int n = 0;
     for (int v = 0; v < vocab; v++)
         if (probs[v] >= threshold) candidates[n++] = v;
@@ -596,7 +599,7 @@ static int select_tokens(const float *probs, int vocab, float threshold, int max
     return n < max_width ? n : max_width;
 }
 
-static int argmax(const float *p, int n) {
+int tempo_argmax(const float *p, int n) {
     int best = 0;
     for (int i = 1; i < n; i++) if (p[i] > p[best]) best = i;
     return best;
@@ -619,15 +622,20 @@ static int feed_prompt(Run *r, Generation *gen, const int *prompt, int n_prompt,
 }
 
 /* Feeds the members of `step` as rows at the step's logical position, with
- * the step's set id: every member, or only the last under --emulate
- * last-member-only (the others keep row -1). */
+ * the step's set id: every member except EOS (a branch that ends: it keeps
+ * row -1), or only the last such under --emulate last-member-only. The
+ * first member is never EOS (that ends the generation). */
 static int feed_parallel_set(Run *r, Generation *gen, int step, char *err) {
     Step *st = &gen->steps[step];
     Member *members = gen->members + st->first_member;
-    int from = r->g->emulate == EMULATE_LAST_MEMBER_ONLY ? st->n_members - 1 : 0, k = st->n_members - from;
-    for (int i = 0; i < k; i++) {
-        r->row_tokens[i] = members[from + i].token;
-        members[from + i].row = gen->n_rows + i;
+    const Config *c = &r->model->config;
+    int last = 0, k = 0;
+    for (int i = 0; i < st->n_members; i++)
+        if (!tempo_is_eos(c, members[i].token)) last = i;
+    for (int i = 0; i < st->n_members; i++) {
+        if (tempo_is_eos(c, members[i].token) || (r->g->emulate == EMULATE_LAST_MEMBER_ONLY && i != last)) continue;
+        r->row_tokens[k] = members[i].token;
+        members[i].row = gen->n_rows + k++;
     }
     rows_of_one_set(r, k, st->logical_pos);
     double t0 = now_seconds();
@@ -699,9 +707,9 @@ static void prune_sets(Generation *gen, const GenConfig *g, const Config *c, int
     for (int s = step - g->prune_window; s < step; s++) {
         if (s < 0) continue;
         const Step *st = &gen->steps[s];
-        double share[64] = {0};
+        double share[TEMPO_PRUNE_MAX_WIDTH] = {0};
         int live = 0, strongest = -1;
-        for (int mi = 0; mi < st->n_members && mi < 64; mi++) {
+        for (int mi = 0; mi < st->n_members; mi++) {
             const Member *mem = &gen->members[st->first_member + mi];
             if (mem->row < 0 || mem->pruned_at >= 0) continue;
             live++;
@@ -713,9 +721,9 @@ static void prune_sets(Generation *gen, const GenConfig *g, const Config *c, int
         }
         if (live < 2) continue;
         double total = 0.0;
-        for (int mi = 0; mi < st->n_members && mi < 64; mi++) total += share[mi];
+        for (int mi = 0; mi < st->n_members; mi++) total += share[mi];
         if (total <= 0.0) continue;
-        for (int mi = 0; mi < st->n_members && mi < 64; mi++) {
+        for (int mi = 0; mi < st->n_members; mi++) {
             Member *mem = &gen->members[st->first_member + mi];
             if (mem->row < 0 || mem->pruned_at >= 0 || mi == strongest) continue;
             if (share[mi] / total < g->prune_threshold / live) {
@@ -919,6 +927,9 @@ int tempo_gen_validate(const GenConfig *g, const Config *c, char *err) {
                     g->prune_layers, c->n_layers);
     if (g->prune && !(g->prune_threshold > 0.0f && g->prune_threshold <= 1.0f))
         return tempo_error(err, "prune-threshold %g is outside (0, 1]", g->prune_threshold);
+    if (g->prune && g->max_width > TEMPO_PRUNE_MAX_WIDTH)
+        return tempo_error(err, "max-width %d is more than pruning weighs (%d members a set): lower it or drop --prune",
+                           g->max_width, TEMPO_PRUNE_MAX_WIDTH);
     if (g->prune && g->emulate != EMULATE_NONE)
         return tempo_error(err, "pruning cannot be combined with --emulate");
     return 0;

@@ -65,7 +65,9 @@ typedef struct {
 int tempo_block_values(WeightType t);
 /* Bytes of n_values consecutive values of a row (n_values a multiple of the block). */
 size_t tempo_row_bytes(WeightType t, size_t n_values);
-/* The one conversion of stored values to f32 (formats/quant.c); exact for F16 and BF16. */
+/* The one conversion of stored values to f32 (formats/quant.c, which also
+ * has the block layouts): exact for F16 and BF16, ggml's own arithmetic for
+ * the block types. */
 void tempo_dequantize(WeightType t, const void *src, size_t n_values, float *out);
 
 typedef struct {             /* one layer; matrices are [out][in] */
@@ -170,6 +172,9 @@ typedef enum { NEXT_LAST_ROW, NEXT_MEAN } NextFrom;
 typedef enum { SCHEDULE_CONSTANT, SCHEDULE_BEZIER, SCHEDULE_LINEAR } Schedule;
 typedef enum { EMULATE_NONE, EMULATE_LAST_MEMBER_ONLY } Emulation;
 
+/* Pruning weighs at most this many members of a set: max_width may not exceed it with prune on. */
+#define TEMPO_PRUNE_MAX_WIDTH 64
+
 typedef struct {
     float threshold;        /* select tokens with p >= threshold, in (0,1] */
     int max_width;          /* most tokens in one parallel set */
@@ -245,5 +250,12 @@ float *tempo_generation_attention(const Generation *gen, const Config *c);
 const float *tempo_row_logits(const Generation *gen, int row, int vocab);
 /* Sorts token ids by probability, most probable first (ties: lower id). */
 void tempo_sort_by_probability(int *ids, int n, const float *probs);
+/* p = softmax(logits) of one row (the distribution TEMPO selects from). */
+void tempo_probs(float *p, const float *logits, int vocab);
+/* TEMPO's selection: token ids with p >= threshold, most probable first
+ * (ties: lower id), at most max_width; 0 when none clears the threshold
+ * (tempo_generate then takes tempo_argmax). `candidates` holds the vocabulary. */
+int tempo_select_tokens(const float *probs, int vocab, float threshold, int max_width, int *candidates);
+int tempo_argmax(const float *p, int n);
 
 #endif

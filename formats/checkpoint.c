@@ -11,15 +11,15 @@
 
 #define FIELD(f) offsetof(LayerWeights, f)
 const LayerTensor tempo_layer_tensors[N_LAYER_TENSORS] = {
-    {"rms_att", "input_layernorm", FIELD(rms_att), UNIT_DIM, UNIT_NONE},
-    {"wq", "self_attn.q_proj", FIELD(wq), UNIT_Q, UNIT_DIM},
-    {"wk", "self_attn.k_proj", FIELD(wk), UNIT_KV, UNIT_DIM},
-    {"wv", "self_attn.v_proj", FIELD(wv), UNIT_KV, UNIT_DIM},
-    {"wo", "self_attn.o_proj", FIELD(wo), UNIT_DIM, UNIT_Q},
-    {"rms_ffn", "post_attention_layernorm", FIELD(rms_ffn), UNIT_DIM, UNIT_NONE},
-    {"w1", "mlp.gate_proj", FIELD(w1), UNIT_HIDDEN, UNIT_DIM},
-    {"w2", "mlp.down_proj", FIELD(w2), UNIT_DIM, UNIT_HIDDEN},
-    {"w3", "mlp.up_proj", FIELD(w3), UNIT_HIDDEN, UNIT_DIM},
+    {"rms_att", "input_layernorm", "attn_norm", FIELD(rms_att), UNIT_DIM, UNIT_NONE},
+    {"wq", "self_attn.q_proj", "attn_q", FIELD(wq), UNIT_Q, UNIT_DIM},
+    {"wk", "self_attn.k_proj", "attn_k", FIELD(wk), UNIT_KV, UNIT_DIM},
+    {"wv", "self_attn.v_proj", "attn_v", FIELD(wv), UNIT_KV, UNIT_DIM},
+    {"wo", "self_attn.o_proj", "attn_output", FIELD(wo), UNIT_DIM, UNIT_Q},
+    {"rms_ffn", "post_attention_layernorm", "ffn_norm", FIELD(rms_ffn), UNIT_DIM, UNIT_NONE},
+    {"w1", "mlp.gate_proj", "ffn_gate", FIELD(w1), UNIT_HIDDEN, UNIT_DIM},
+    {"w2", "mlp.down_proj", "ffn_down", FIELD(w2), UNIT_DIM, UNIT_HIDDEN},
+    {"w3", "mlp.up_proj", "ffn_up", FIELD(w3), UNIT_HIDDEN, UNIT_DIM},
 };
 #undef FIELD
 
@@ -45,7 +45,7 @@ int tempo_model_load(Model *m, const char *path, char *err) {
     memset(m, 0, sizeof *m);
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return tempo_load_hf(m, path, err);
-    return tempo_load_llama2c(m, path, err);
+    return tempo_load_llama2c(m, path, err); /* which also reads GGUF files, told by their magic */
 }
 
 int tempo_model_rope(Model *m, const RopeScaling *rs, char *err) {

@@ -28,11 +28,16 @@ int tempo_atomic_open(AtomicFile *a, const char *path, const char *what, char *e
 /* Closes; renames if `ok` and everything was written, else removes the temporary file. */
 int tempo_atomic_close(AtomicFile *a, int ok, char *err);
 int tempo_write_text_file(const char *path, const char *text, char *err);
+/* Numbers in text (flags, trace metadata): the whole string, in range, or
+ * one error line naming `what`. A range is "A-B" or "A". */
+int tempo_parse_int(const char *s, const char *what, int lo, int hi, int *out, char *err);
+int tempo_parse_float(const char *s, const char *what, float *out, char *err);
+int tempo_parse_range(const char *s, const char *what, int lo, int hi, int *first, int *last, char *err);
 
 /* ---- checkpoints (checkpoint.c, llama2c.c, huggingface.c) ---- */
 
 /* A llama2.c checkpoint file, or a Hugging Face model directory
- * (config.json + *.safetensors, F32/F16/BF16 matrices kept in their stored type),
+ * (config.json + *.safetensors, F32/F16/BF16), or a GGUF file; matrices stay in their stored type,
  * told apart by what the path is (formats/checkpoint.c). */
 int tempo_model_load(Model *m, const char *path, char *err);
 /* The same over bytes in memory (not copied: keep them alive); `name` is for messages. */
@@ -42,11 +47,11 @@ size_t tempo_model_check(const Model *m, FILE *out);
 void tempo_model_free(Model *m);
 
 /* The nine tensors of a layer, in llama2.c file order: name, Hugging Face
- * name, the LayerWeights field, and shape as [rows][cols] in units of the
+ * name, GGUF name (blk.N.<gguf_name>.weight), the LayerWeights field, and shape as [rows][cols] in units of the
  * config (cols 0: a vector). */
 typedef enum { UNIT_DIM, UNIT_Q, UNIT_KV, UNIT_HIDDEN, UNIT_NONE } Unit;
 typedef struct {
-    const char *name, *hf_name;
+    const char *name, *hf_name, *gguf_name;
     size_t field;
     Unit rows, cols;
 } LayerTensor;
@@ -86,20 +91,25 @@ const Tensor *tempo_tensor_find(const Tensor *tensors, int n, const char *name);
  * (*tensors: caller frees), each of a dtype in the bit mask `dtypes` (1 << DT_*),
  * inside the file, of the size its shape needs, none overlapping. *meta
  * receives __metadata__ (caller frees with cJSON_Delete) or NULL. `kind`
- * names the file in messages ("trace", "safetensors"). */
+ * names the file in messages ("trace", "safetensors"). With `known` (a
+ * NULL-terminated list of names), a tensor not in it whose dtype, rank or
+ * name tempo cannot hold is skipped instead of refused. */
 int tempo_safetensors_parse(const unsigned char *buf, size_t len, const char *kind, const char *path, unsigned dtypes,
-                            Tensor **tensors, int *n, cJSON **meta, char *err);
+                            const char *const *known, Tensor **tensors, int *n, cJSON **meta, char *err);
 /* Writes the header of tensors laid out one after another, in order; 1 if written. */
 int tempo_safetensors_write_header(FILE *f, const Tensor *t, int n, const cJSON *meta);
 
 /* ---- traces (trace.c) ---- */
 
+typedef struct { char *key, *value; } MetaEntry; /* owned copies */
+
+/* Any number of tensors and metadata entries, of any length. */
 typedef struct {
     int n_tensors;
-    Tensor tensors[16];
+    Tensor *tensors;
     int n_meta;
-    char meta_key[16][64];
-    char meta_value[16][512];
+    MetaEntry *meta;
+    size_t cap_tensors, cap_meta;
 } Trace;
 
 void tempo_trace_init(Trace *t);
@@ -107,8 +117,13 @@ void tempo_trace_free(Trace *t);
 /* Adds a tensor, copying `data`. */
 int tempo_trace_add(Trace *t, const char *name, DType dtype, int ndim, const int64_t *shape,
                     const void *data, char *err);
+/* Adds a metadata entry (a key given twice keeps its last value). */
 int tempo_trace_meta(Trace *t, const char *key, const char *value, char *err);
+/* The same with a printf-formatted value (at most 255 characters). */
+int tempo_trace_metaf(Trace *t, const char *key, char *err, const char *fmt, ...);
 const Tensor *tempo_trace_get(const Trace *t, const char *name);
+/* The value of a metadata key, or NULL. */
+const char *tempo_trace_meta_get(const Trace *t, const char *key);
 /* Writes to a temporary name and renames, so a trace is never half-written. */
 int tempo_trace_write(const Trace *t, const char *path, char *err);
 int tempo_trace_read(Trace *t, const char *path, char *err);

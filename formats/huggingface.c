@@ -7,6 +7,7 @@
  * (checkpoint.c), all [out][in]. q/k rows are in rotate-half order. */
 #define _GNU_SOURCE
 #include "formats.h"
+#include "quant.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -153,7 +154,7 @@ static int index_safetensors(Model *m, const char *path, StIndex *ix, char *err)
     int n;
     cJSON *meta;
     unsigned dtypes = 1u << DT_F32 | 1u << DT_F16 | 1u << DT_BF16;
-    if (tempo_safetensors_parse(map, size, "safetensors", path, dtypes, &tensors, &n, &meta, err) != 0) return -1;
+    if (tempo_safetensors_parse(map, size, "safetensors", path, dtypes, NULL, &tensors, &n, &meta, err) != 0) return -1;
     cJSON_Delete(meta);
     int rc = tempo_grow((void **)&ix->t, &ix->cap, (size_t)ix->n + n, sizeof(Tensor), err);
     if (rc == 0) memcpy(ix->t + ix->n, tensors, (size_t)n * sizeof(Tensor));

@@ -1,5 +1,6 @@
 /* llama2c.c - llama2.c checkpoints (the format of run.c), mapped in place. */
 #include "formats.h"
+#include "gguf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -85,6 +86,7 @@ static void map_weights(Weights *w, const Config *c, const float *p) {
 
 int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char *name, char *err) {
     memset(m, 0, sizeof *m);
+    if (tempo_is_gguf(data, size)) return tempo_gguf_model(m, data, size, name, err);
     int header[7];
     if (size < sizeof header)
         return tempo_error(err, "truncated checkpoint %s: %zu bytes, the header alone needs 28", name, size);
@@ -115,7 +117,7 @@ int tempo_load_llama2c(Model *m, const char *path, char *err) {
         return tempo_error(err, "checkpoint %s is not a regular file", path);
     }
     size_t size = (size_t)st.st_size;
-    if (size < 28) {
+    if (size < 4) { /* longer ones are told apart (GGUF magic) and checked by tempo_model_from_buffer */
         close(fd);
         return tempo_error(err, "truncated checkpoint %s: %zu bytes, the header alone needs 28", path, size);
     }

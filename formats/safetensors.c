@@ -100,6 +100,20 @@ static int parse_entry(const cJSON *e, unsigned allowed, const unsigned char *da
     return 0;
 }
 
+/* Whether tempo can hold this entry: a dtype among `allowed`, at most 4 dimensions, a name that fits. */
+static int entry_supported(const cJSON *e, unsigned allowed) {
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype"), *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    DType d;
+    return cJSON_IsString(dt) && parse_dtype(dt->valuestring, allowed, &d) == 0 && cJSON_IsArray(shape) &&
+           cJSON_GetArraySize(shape) <= 4 && strlen(e->string) < sizeof ((Tensor *)0)->name;
+}
+
+static int is_known(const char *name, const char *const *known) {
+    for (; *known; known++)
+        if (strcmp(name, *known) == 0) return 1;
+    return 0;
+}
+
 static int by_offset(const void *a, const void *b) {
     const Tensor *x = a, *y = b;
     return (const char *)x->data < (const char *)y->data ? -1 : (const char *)x->data > (const char *)y->data;
@@ -120,7 +134,7 @@ static int check_overlap(Tensor *t, int n, const char *kind, const char *path, c
 }
 
 int tempo_safetensors_parse(const unsigned char *buf, size_t len, const char *kind, const char *path, unsigned dtypes,
-                            Tensor **tensors, int *n, cJSON **meta, char *err) {
+                            const char *const *known, Tensor **tensors, int *n, cJSON **meta, char *err) {
     const unsigned char *data;
     size_t data_len, cap = 0;
     *tensors = NULL;
@@ -131,6 +145,7 @@ int tempo_safetensors_parse(const unsigned char *buf, size_t len, const char *ki
     int rc = 0;
     for (const cJSON *e = root->child; e && rc == 0; e = e->next) {
         if (strcmp(e->string, "__metadata__") == 0) continue;
+        if (known && cJSON_IsObject(e) && !is_known(e->string, known) && !entry_supported(e, dtypes)) continue;
         if (!cJSON_IsObject(e)) rc = tempo_error(err, "bad %s %s: entry %.100s is not a tensor", kind, path, e->string);
         else if (tempo_grow((void **)tensors, &cap, (size_t)*n + 1, sizeof(Tensor), err) != 0) rc = -1;
         else if ((rc = parse_entry(e, dtypes, data, data_len, &(*tensors)[*n], kind, path, err)) == 0) (*n)++;

@@ -141,17 +141,9 @@ int tempo_lookup(const Tokenizer *t, const char *s, int len) {
     return -1;
 }
 
-int tempo_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n, char *err) {
-    if (t->kind == TOKENIZER_BYTE_LEVEL) return tempo_bpe_encode(t, text, ids, cap, n, err);
-    size_t text_len = strlen(text);
-    /* every byte may become one id, plus BOS and the dummy prefix */
-    int *work = malloc((text_len + 2) * sizeof(int));
-    char *pair = malloc((size_t)2 * t->max_piece_len + 1);
-    if (!work || !pair) {
-        free(work);
-        free(pair);
-        return tempo_error(err, "out of memory encoding a %zu-byte prompt", text_len);
-    }
+/* BOS, the dummy space prefix, then one piece per UTF-8 code point (its
+ * bytes as <0xNN> = id byte+3 when it is not a piece). Returns the count. */
+static int code_point_pieces(const Tokenizer *t, const char *text, size_t text_len, int *work) {
     int count = 0;
     work[count++] = TEMPO_BOS;
     if (text_len > 0) {
@@ -172,7 +164,12 @@ int tempo_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n
         }
         i += len;
     }
-    /* merge the best-scoring adjacent pair until none is a piece */
+    return count;
+}
+
+/* Merges the best-scoring adjacent pair until no pair is a piece; `pair`
+ * holds 2 * max_piece_len bytes. Returns the new count. */
+static int merge_pairs(const Tokenizer *t, int *work, int count, char *pair) {
     for (;;) {
         float best_score = -1e30f;
         int best_id = -1, best_at = -1;
@@ -189,20 +186,30 @@ int tempo_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n
                 best_at = i;
             }
         }
-        if (best_at < 0) break;
+        if (best_at < 0) return count;
         work[best_at] = best_id;
         memmove(work + best_at + 1, work + best_at + 2, (size_t)(count - best_at - 2) * sizeof(int));
         count--;
     }
-    free(pair);
-    if (count > cap) {
-        free(work);
-        return tempo_error(err, "prompt is %d tokens, more than the %d that fit", count, cap);
+}
+
+int tempo_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n, char *err) {
+    if (t->kind == TOKENIZER_BYTE_LEVEL) return tempo_bpe_encode(t, text, ids, cap, n, err);
+    size_t text_len = strlen(text);
+    /* every byte may become one id, plus BOS and the dummy prefix */
+    int *work = malloc((text_len + 2) * sizeof(int));
+    char *pair = malloc((size_t)2 * t->max_piece_len + 1);
+    int rc = 0;
+    if (!work || !pair) rc = tempo_error(err, "out of memory encoding a %zu-byte prompt", text_len);
+    int count = rc == 0 ? merge_pairs(t, work, code_point_pieces(t, text, text_len, work), pair) : 0;
+    if (rc == 0 && count > cap) rc = tempo_error(err, "prompt is %d tokens, more than the %d that fit", count, cap);
+    if (rc == 0) {
+        memcpy(ids, work, (size_t)count * sizeof(int));
+        *n = count;
     }
-    memcpy(ids, work, (size_t)count * sizeof(int));
-    *n = count;
     free(work);
-    return 0;
+    free(pair);
+    return rc;
 }
 
 const char *tempo_decode(const Tokenizer *t, int prev, int token, char byte_buf[2]) {

@@ -295,7 +295,8 @@ static int by_pair(const void *a, const void *b) {
 }
 
 /* model: {"type": "BPE", "vocab": {text: id}, "merges": ["a b" | ["a", "b"]], ...} */
-static int load_bpe_model(Tokenizer *t, const cJSON *model, const char *name, char *err) {
+/* model: type BPE, no dropout, none of the options byte-level BPE does not use. */
+static int check_bpe_options(Tokenizer *t, const cJSON *model, const char *name, char *err) {
     if (!cJSON_IsObject(model) || strcmp(json_type(model), "BPE") != 0)
         return tempo_error(err, "bad tokenizer.json %s: model type %s is not supported (BPE only)", name,
                            cJSON_IsObject(model) ? json_type(model) : "(missing)");
@@ -309,37 +310,34 @@ static int load_bpe_model(Tokenizer *t, const cJSON *model, const char *name, ch
         if (!empty) return tempo_error(err, "bad tokenizer.json %s: model.%s is not supported in byte-level BPE", name, unsupported[i]);
     }
     t->ignore_merges = !is_json_false(model, "ignore_merges");
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
-    if (!cJSON_IsObject(vocab)) return tempo_error(err, "bad tokenizer.json %s: model.vocab is missing", name);
-    if (merges && !cJSON_IsArray(merges)) return tempo_error(err, "bad tokenizer.json %s: model.merges must be a list", name);
+    return 0;
+}
+
+/* One vocab entry "byte-level text": id. */
+static int add_vocab_entry(Tokenizer *t, const cJSON *e, char *bytes, const char *name, char *err) {
+    int id, len;
+    if (json_id(e, t->vocab_size, &id) != 0)
+        return tempo_error(err, "bad tokenizer.json %s: vocab token \"%.40s\" has id outside the model's vocabulary of %d",
+                           name, e->string, t->vocab_size);
+    if (from_byte_level(e->string, bytes, &len) != 0 || len == 0)
+        return tempo_error(err, "bad tokenizer.json %s: vocab token \"%.40s\" is not byte-level text", name, e->string);
+    if (t->piece_len[id] > 0) return tempo_error(err, "bad tokenizer.json %s: token id %d appears twice in the vocab", name, id);
+    if (set_piece(t, id, bytes, len) != 0) return tempo_error(err, "out of memory loading %s", name);
+    t->sorted_ids[t->n_sorted++] = id;
+    return 0;
+}
+
+/* model.vocab: every token's bytes, no text twice, a token for every byte. */
+static int load_vocab(Tokenizer *t, const cJSON *vocab, const char *name, char *err) {
     size_t longest = 0;
     for (const cJSON *e = vocab->child; e; e = e->next)
         if (strlen(e->string) > longest) longest = strlen(e->string);
     char *bytes = malloc(longest + 1); /* a key's bytes are at most its UTF-8 length */
     if (!bytes) return tempo_error(err, "out of memory loading %s", name);
-    for (const cJSON *e = vocab->child; e; e = e->next) {
-        int id, len;
-        if (json_id(e, t->vocab_size, &id) != 0) {
-            free(bytes);
-            return tempo_error(err, "bad tokenizer.json %s: vocab token \"%.40s\" has id outside the model's vocabulary of %d",
-                               name, e->string, t->vocab_size);
-        }
-        if (from_byte_level(e->string, bytes, &len) != 0 || len == 0) {
-            free(bytes);
-            return tempo_error(err, "bad tokenizer.json %s: vocab token \"%.40s\" is not byte-level text", name, e->string);
-        }
-        if (t->piece_len[id] > 0) {
-            free(bytes);
-            return tempo_error(err, "bad tokenizer.json %s: token id %d appears twice in the vocab", name, id);
-        }
-        if (set_piece(t, id, bytes, len) != 0) {
-            free(bytes);
-            return tempo_error(err, "out of memory loading %s", name);
-        }
-        t->sorted_ids[t->n_sorted++] = id;
-    }
+    int rc = 0;
+    for (const cJSON *e = vocab->child; e && rc == 0; e = e->next) rc = add_vocab_entry(t, e, bytes, name, err);
     free(bytes);
+    if (rc != 0) return -1;
     tempo_sort_pieces(t);
     for (int i = 1; i < t->n_sorted; i++) {
         int a = t->sorted_ids[i - 1], b = t->sorted_ids[i];
@@ -352,51 +350,50 @@ static int load_bpe_model(Tokenizer *t, const cJSON *model, const char *name, ch
         if (t->byte_ids[b] < 0)
             return tempo_error(err, "bad tokenizer.json %s: byte 0x%02X has no token (not a byte-level vocabulary)", name, b);
     }
+    return 0;
+}
+
+/* One merge, "a b" or ["a", "b"]: both tokens and their join must be in the
+ * vocab. `part` and `joined` hold 2 * max_piece_len + 1 bytes. */
+static int parse_merge(Tokenizer *t, const cJSON *e, int rank, char *part, char *joined, const char *name, char *err) {
+    const char *parts[2] = {NULL, NULL};
+    char *copy = NULL;
+    if (cJSON_IsString(e)) { /* "a b": the space separates, since byte-level text has none */
+        copy = strdup(e->valuestring);
+        char *space = copy ? strchr(copy, ' ') : NULL;
+        if (space && !strchr(space + 1, ' ')) *space = '\0', parts[0] = copy, parts[1] = space + 1;
+    } else if (cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) && cJSON_IsString(e->child->next)) {
+        parts[0] = e->child->valuestring, parts[1] = e->child->next->valuestring;
+    }
+    int ids[2] = {-1, -1}, lens[2] = {0, 0};
+    for (int k = 0; k < 2 && parts[0]; k++) /* a token's text is at most 2 UTF-8 bytes per byte */
+        if (strlen(parts[k]) <= (size_t)2 * t->max_piece_len && from_byte_level(parts[k], part, &lens[k]) == 0)
+            ids[k] = tempo_lookup(t, part, lens[k]);
+    free(copy);
+    if (!parts[0]) return tempo_error(err, "bad tokenizer.json %s: merge %d is not a pair of tokens", name, rank);
+    int merged = -1;
+    if (ids[0] >= 0 && ids[1] >= 0) {
+        memcpy(joined, t->pieces[ids[0]], (size_t)lens[0]);
+        memcpy(joined + lens[0], t->pieces[ids[1]], (size_t)lens[1]);
+        merged = tempo_lookup(t, joined, lens[0] + lens[1]);
+    }
+    if (merged < 0) return tempo_error(err, "bad tokenizer.json %s: merge %d joins tokens that are not in the vocab", name, rank);
+    t->merges[t->n_merges++] = (Merge){ids[0], ids[1], merged, rank};
+    return 0;
+}
+
+/* model.merges, sorted by pair; of a pair listed twice the later rank
+ * counts, as in transformers. */
+static int load_merges(Tokenizer *t, const cJSON *merges, const char *name, char *err) {
     int n = cJSON_GetArraySize(merges);
     t->merges = calloc((size_t)n + 1, sizeof *t->merges);
     char *joined = malloc((size_t)2 * t->max_piece_len + 1), *part = malloc((size_t)2 * t->max_piece_len + 1);
-    if (!t->merges || !joined || !part) {
-        free(joined);
-        free(part);
-        return tempo_error(err, "out of memory loading %s", name);
-    }
-    int rank = 0;
-    for (const cJSON *e = merges ? merges->child : NULL; e; e = e->next, rank++) {
-        const char *parts[2] = {NULL, NULL};
-        char *copy = NULL;
-        if (cJSON_IsString(e)) { /* "a b": the space separates, since byte-level text has none */
-            copy = strdup(e->valuestring);
-            char *space = copy ? strchr(copy, ' ') : NULL;
-            if (space && !strchr(space + 1, ' ')) *space = '\0', parts[0] = copy, parts[1] = space + 1;
-        } else if (cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) && cJSON_IsString(e->child->next)) {
-            parts[0] = e->child->valuestring, parts[1] = e->child->next->valuestring;
-        }
-        int ids[2] = {-1, -1}, lens[2] = {0, 0};
-        for (int k = 0; k < 2 && parts[0]; k++) /* a token's text is at most 2 UTF-8 bytes per byte */
-            if (strlen(parts[k]) <= (size_t)2 * t->max_piece_len && from_byte_level(parts[k], part, &lens[k]) == 0)
-                ids[k] = tempo_lookup(t, part, lens[k]);
-        free(copy);
-        if (!parts[0]) {
-            free(joined);
-            free(part);
-            return tempo_error(err, "bad tokenizer.json %s: merge %d is not a pair of tokens", name, rank);
-        }
-        int merged = -1;
-        if (ids[0] >= 0 && ids[1] >= 0) {
-            memcpy(joined, t->pieces[ids[0]], (size_t)lens[0]);
-            memcpy(joined + lens[0], t->pieces[ids[1]], (size_t)lens[1]);
-            merged = tempo_lookup(t, joined, lens[0] + lens[1]);
-        }
-        if (merged < 0) {
-            free(joined);
-            free(part);
-            return tempo_error(err, "bad tokenizer.json %s: merge %d joins tokens that are not in the vocab", name, rank);
-        }
-        t->merges[t->n_merges++] = (Merge){ids[0], ids[1], merged, rank};
-    }
+    int rc = t->merges && joined && part ? 0 : tempo_error(err, "out of memory loading %s", name), rank = 0;
+    for (const cJSON *e = merges ? merges->child : NULL; e && rc == 0; e = e->next, rank++)
+        rc = parse_merge(t, e, rank, part, joined, name, err);
     free(joined);
     free(part);
-    /* sorted by pair; of a pair listed twice the later rank counts, as in transformers */
+    if (rc != 0) return -1;
     qsort(t->merges, (size_t)t->n_merges, sizeof *t->merges, by_pair);
     int kept = 0;
     for (int i = 0; i < t->n_merges; i++) {
@@ -405,6 +402,16 @@ static int load_bpe_model(Tokenizer *t, const cJSON *model, const char *name, ch
     }
     t->n_merges = kept;
     return 0;
+}
+
+static int load_bpe_model(Tokenizer *t, const cJSON *model, const char *name, char *err) {
+    if (check_bpe_options(t, model, name, err) != 0) return -1;
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    if (!cJSON_IsObject(vocab)) return tempo_error(err, "bad tokenizer.json %s: model.vocab is missing", name);
+    if (merges && !cJSON_IsArray(merges)) return tempo_error(err, "bad tokenizer.json %s: model.merges must be a list", name);
+    if (load_vocab(t, vocab, name, err) != 0) return -1;
+    return load_merges(t, merges, name, err);
 }
 
 /* added_tokens: [{"id", "content", "special", "normalized", ...}] */

@@ -2,8 +2,10 @@
  * files. A trace holds a forward pass's inputs (tokens, positions, the
  * mask) and what it computed (logits, attention); README.md "Trace format"
  * lists the tensors. */
+#define _GNU_SOURCE
 #include "formats.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,23 +13,26 @@ void tempo_trace_init(Trace *t) { memset(t, 0, sizeof *t); }
 
 void tempo_trace_free(Trace *t) {
     for (int i = 0; i < t->n_tensors; i++) free(t->tensors[i].data);
+    for (int i = 0; i < t->n_meta; i++) {
+        free(t->meta[i].key);
+        free(t->meta[i].value);
+    }
+    free(t->tensors);
+    free(t->meta);
     memset(t, 0, sizeof *t);
 }
 
 static Tensor *trace_slot(Trace *t, const char *name, char *err) {
     if (strlen(name) >= sizeof t->tensors[0].name) {
-        tempo_error(err, "tensor name %s is too long", name);
+        tempo_error(err, "tensor name %.100s... is too long", name);
         return NULL;
     }
-    for (int i = 0; i < t->n_tensors; i++)
-        if (strcmp(t->tensors[i].name, name) == 0) {
-            tempo_error(err, "tensor %s appears twice", name);
-            return NULL;
-        }
-    if (t->n_tensors == (int)(sizeof t->tensors / sizeof t->tensors[0])) {
-        tempo_error(err, "too many tensors in one trace (limit %zu)", sizeof t->tensors / sizeof t->tensors[0]);
+    if (tempo_trace_get(t, name)) {
+        tempo_error(err, "tensor %s appears twice", name);
         return NULL;
     }
+    if (tempo_grow((void **)&t->tensors, &t->cap_tensors, (size_t)t->n_tensors + 1, sizeof(Tensor), err) != 0)
+        return NULL;
     Tensor *x = &t->tensors[t->n_tensors];
     memset(x, 0, sizeof *x);
     snprintf(x->name, sizeof x->name, "%s", name);
@@ -50,11 +55,13 @@ int tempo_trace_add(Trace *t, const char *name, DType dtype, int ndim, const int
 }
 
 int tempo_trace_meta(Trace *t, const char *key, const char *value, char *err) {
-    if (t->n_meta == (int)(sizeof t->meta_key / sizeof t->meta_key[0]))
-        return tempo_error(err, "too many metadata entries in one trace");
-    snprintf(t->meta_key[t->n_meta], sizeof t->meta_key[0], "%s", key);
-    snprintf(t->meta_value[t->n_meta], sizeof t->meta_value[0], "%s", value);
-    t->n_meta++;
+    MetaEntry e = {strdup(key), strdup(value)};
+    if (!e.key || !e.value || tempo_grow((void **)&t->meta, &t->cap_meta, (size_t)t->n_meta + 1, sizeof e, err) != 0) {
+        free(e.key);
+        free(e.value);
+        return tempo_error(err, "out of memory for trace metadata %.100s", key);
+    }
+    t->meta[t->n_meta++] = e;
     return 0;
 }
 
@@ -62,9 +69,17 @@ const Tensor *tempo_trace_get(const Trace *t, const char *name) {
     return tempo_tensor_find(t->tensors, t->n_tensors, name);
 }
 
+const char *tempo_trace_meta_get(const Trace *t, const char *key) {
+    for (int i = t->n_meta - 1; i >= 0; i--)
+        if (strcmp(t->meta[i].key, key) == 0) return t->meta[i].value;
+    return NULL;
+}
+
 int tempo_trace_write(const Trace *t, const char *path, char *err) {
     cJSON *meta = t->n_meta > 0 ? cJSON_CreateObject() : NULL;
-    for (int i = 0; i < t->n_meta; i++) cJSON_AddStringToObject(meta, t->meta_key[i], t->meta_value[i]);
+    for (int i = 0; i < t->n_meta; i++) /* a key given twice: its last value */
+        if (tempo_trace_meta_get(t, t->meta[i].key) == t->meta[i].value)
+            cJSON_AddStringToObject(meta, t->meta[i].key, t->meta[i].value);
     AtomicFile a;
     if (tempo_atomic_open(&a, path, "trace ", err) != 0) {
         cJSON_Delete(meta);
@@ -95,7 +110,9 @@ int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char
     int n;
     cJSON *meta;
     unsigned dtypes = 1u << DT_F32 | 1u << DT_I32 | 1u << DT_U8;
-    if (tempo_safetensors_parse(buf, len, "trace", path, dtypes, &entries, &n, &meta, err) != 0) return -1;
+    static const char *const known[] = {"tokens", "positions", "sets", "allowed", "logits", "attention", "pruned",
+                                        "selected", "selected_probs", NULL}; /* others in dtypes tempo lacks are skipped */
+    if (tempo_safetensors_parse(buf, len, "trace", path, dtypes, known, &entries, &n, &meta, err) != 0) return -1;
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) /* copied: the trace owns its tensors */
         rc = tempo_trace_add(t, entries[i].name, entries[i].dtype, entries[i].ndim, entries[i].shape, entries[i].data, err);
@@ -107,11 +124,16 @@ int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char
     return rc;
 }
 
-static void put_meta_int(Trace *t, const char *key, long v) {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%ld", v);
-    tempo_trace_meta(t, key, buf, NULL);
+int tempo_trace_metaf(Trace *t, const char *key, char *err, const char *fmt, ...) {
+    char value[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(value, sizeof value, fmt, ap);
+    va_end(ap);
+    return tempo_trace_meta(t, key, value, err);
 }
+
+static void put_meta_int(Trace *t, const char *key, long v) { tempo_trace_metaf(t, key, NULL, "%ld", v); }
 
 int tempo_trace_build(Trace *t, const Model *m, int n, const int *tokens, const int *positions,
                       const int *sets, const uint8_t *allowed, int mask_layers, const float *logits,
@@ -188,6 +210,30 @@ int tempo_mask_read(const char *path, int n, uint8_t *allowed, char *err) {
     return rc;
 }
 
+/* `selected` I32[steps, W] (each step's set, most probable first, -1 padded)
+ * and `selected_probs` F32[steps, W] (0 padded), W the widest set. */
+static int add_selections(Trace *t, const Generation *gen, char *err) {
+    int64_t shape[2] = {gen->n_steps, 1};
+    for (int s = 0; s < gen->n_steps; s++)
+        if (gen->steps[s].n_members > shape[1]) shape[1] = gen->steps[s].n_members;
+    size_t cells = (size_t)shape[0] * shape[1];
+    int *selected = malloc((cells ? cells : 1) * sizeof(int));
+    float *probs = calloc(cells ? cells : 1, sizeof(float));
+    int rc = selected && probs ? 0 : tempo_error(err, "out of memory for the selections of %d steps", gen->n_steps);
+    for (size_t i = 0; i < cells; i++) selected[i] = -1;
+    for (int s = 0; s < gen->n_steps && rc == 0; s++)
+        for (int i = 0; i < gen->steps[s].n_members; i++) {
+            const Member *mem = &gen->members[gen->steps[s].first_member + i];
+            selected[s * shape[1] + i] = mem->token;
+            probs[s * shape[1] + i] = mem->prob;
+        }
+    if (rc == 0) rc = tempo_trace_add(t, "selected", DT_I32, 2, shape, selected, err);
+    if (rc == 0) rc = tempo_trace_add(t, "selected_probs", DT_F32, 2, shape, probs, err);
+    free(selected);
+    free(probs);
+    return rc;
+}
+
 int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char *err) {
     if (gen->logits_first != 0) return tempo_error(err, "the generation kept only its newest logits (keep_logits 0): no trace");
     uint8_t *allowed = tempo_generation_allowed(gen);
@@ -199,7 +245,9 @@ int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char
     }
     int rc = tempo_trace_build(t, m, gen->n_rows, gen->tokens, gen->positions, gen->sets, allowed, gen->mask_layers,
                                gen->logits, attention, gen->pruned, err);
+    if (rc == 0) rc = add_selections(t, gen, err);
     if (rc == 0) put_meta_int(t, "n_prompt", gen->n_prompt);
+    if (rc != 0) tempo_trace_free(t);
     free(allowed);
     free(attention);
     return rc;

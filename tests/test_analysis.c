@@ -1,7 +1,9 @@
 /* What isolation does, measured: tempo compare against numbers computed
  * independently by oracle/reference.py, tempo attention's cross-parallel
- * zeros, and SVG heatmaps that parse as XML. */
+ * zeros (the pictures: test_pictures.c). */
 #include "helpers.h"
+#include "../tools/analysis.h"
+#include "../tools/compare.h"
 
 static double num(const cJSON *o, const char *key) {
     const cJSON *v = cJSON_GetObjectItem(o, key);
@@ -78,25 +80,103 @@ static void check_cross(const char *mode, int expect_zero) {
 Test(attention_analysis, isolated_cross_parallel_attention_reported_zero) { check_cross("isolated", 1); }
 Test(attention_analysis, visible_cross_parallel_attention_reported_positive) { check_cross("visible", 0); }
 
-Test(attention_analysis, svg_heatmaps_parse_as_xml_with_one_rect_per_cell) {
-    char model[4096], tok[4096], args[9000], cmd[9000], out[65536];
-    fortune_paths(model, tok);
-    snprintf(args, sizeof args, "generate -m %s -z %s -p 'The cat sat on the' --threshold 0.05 -n 12 --trace /tmp/tempo-svg.st --quiet",
-             model, tok);
-    run_tempo_ok(args);
-    snprintf(args, sizeof args, "attention -m %s -z %s /tmp/tempo-svg.st --heatmap 2:1 --rows 5-20 --svg /tmp/tempo-h.svg "
-             "--svg-grid /tmp/tempo-g.svg --row 20", model, tok);
-    run_tempo_ok(args);
-    /* rows 5..20 (16) x keys 0..20 (21) cells; the grid: 4 layers x 4 heads x 21 keys; labels on both axes */
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 -c \"import xml.etree.ElementTree as E, sys\n"
-             "ns='{http://www.w3.org/2000/svg}'\n"
-             "def count(f, tag, cls): return sum(1 for e in E.parse(f).getroot().iter(ns+tag) if e.get('class')==cls)\n"
-             "h, g = count('/tmp/tempo-h.svg','rect','cell'), count('/tmp/tempo-g.svg','rect','cell')\n"
-             "labels = count('/tmp/tempo-h.svg','text','label')\n"
-             "sets = count('/tmp/tempo-h.svg','rect','set')\n"
-             "print(h, g, labels, sets)\n"
-             "sys.exit(0 if (h, g, labels) == (16*21, 4*4*21, 21+16) and sets > 0 else 1)\"");
-    int rc = run_command_capture(cmd, out, sizeof out, 1);
-    cr_assert_eq(rc, 0, "SVG check failed (cells heatmap, cells grid, labels, set outlines): %s", out);
+/* KL(p||q) in float64 by log-sum-exp, independent of logit_metrics. */
+static double kl_reference(const float *a, const float *b, int n) {
+    double max_a = a[0], max_b = b[0], za = 0, zb = 0, kl = 0;
+    for (int v = 1; v < n; v++) max_a = fmax(max_a, a[v]), max_b = fmax(max_b, b[v]);
+    for (int v = 0; v < n; v++) za += exp(a[v] - max_a), zb += exp(b[v] - max_b);
+    for (int v = 0; v < n; v++) {
+        double lp = a[v] - max_a - log(za), lq = b[v] - max_b - log(zb);
+        kl += exp(lp) * (lp - lq);
+    }
+    return kl;
 }
+
+static void expect_kl(const float *a, const float *b, int n, const char *what) {
+    LogitMetrics m = logit_metrics(a, b, n);
+    double ab = kl_reference(a, b, n), ba = kl_reference(b, a, n);
+    cr_assert(isfinite(m.kl_ab) && isfinite(m.kl_ba) && isfinite(m.js), "%s: KL %g / %g, JS %g", what, m.kl_ab, m.kl_ba, m.js);
+    cr_expect(fabs(m.kl_ab - ab) <= 1e-6 + 1e-4 * ab, "%s: KL(p||q) %.9g, float64 reference %.9g", what, m.kl_ab, ab);
+    cr_expect(fabs(m.kl_ba - ba) <= 1e-6 + 1e-4 * ba, "%s: KL(q||p) %.9g, float64 reference %.9g", what, m.kl_ba, ba);
+    cr_expect(m.js >= 0 && m.js <= 1.0 + 1e-9, "%s: JS %g outside [0, 1]", what, m.js);
+}
+
+/* Probabilities below float's smallest value (e^-150) must not make KL infinite. */
+Test(logit_metrics, kl_stays_finite_where_float_probabilities_underflow) {
+    float a[3] = {0, -150, -150}, b[3] = {-150, 0, -150};
+    expect_kl(a, b, 3, "e^-150 tails");
+    LogitMetrics m = logit_metrics(a, b, 3);
+    cr_assert(fabs(m.kl_ab - 150.0) < 1e-6, "KL of one-hot-like rows is 150, got %.9g", m.kl_ab);
+    cr_assert(m.argmax_agree == 0 && m.top1 == 0.0);
+}
+
+/* Rows of stories260K, and the same rows sharpened 12x so most of the vocabulary underflows. */
+Test(logit_metrics, kl_matches_float64_on_stories260K_rows) {
+    Model m;
+    load_real(&m, "stories260K.bin");
+    int tokens[6] = {1, 403, 407, 261, 378, 300}, positions[6] = {0, 1, 2, 3, 4, 5}, n = 6, V = m.config.vocab_size;
+    uint8_t allowed[36];
+    tempo_mask_rows(MASK_CAUSAL, positions, 0, n, allowed);
+    float *logits;
+    full_forward(&m, n, tokens, positions, allowed, 1, &logits, NULL, NULL);
+    float *sharp = malloc((size_t)V * sizeof(float));
+    for (int v = 0; v < V; v++) sharp[v] = 12.0f * logits[(size_t)5 * V + v];
+    expect_kl(logits + (size_t)4 * V, logits + (size_t)5 * V, V, "rows 4 and 5");
+    expect_kl(logits + (size_t)4 * V, sharp, V, "row 4 and row 5 x12");
+    free(sharp);
+    free(logits);
+    tempo_model_free(&m);
+}
+
+/* compare_run (tools/compare.c) on its own: the summary agrees with the two
+ * generations it returns, rows before the first sibling are bitwise equal,
+ * and every fed member has metrics in range. */
+static void check_compare_run(void (*adjust)(GenConfig *)) {
+    Model m;
+    Tokenizer t;
+    load_real(&m, "stories260K.bin");
+    load_tokenizer(&t, "tok512.bin", m.config.vocab_size);
+    GenConfig g;
+    tempo_gen_defaults(&g, &m.config);
+    g.threshold = 0.2f;
+    g.max_steps = 40;
+    if (adjust) adjust(&g);
+    int ids[64], n;
+    char err[TEMPO_ERR_SIZE];
+    cr_assert(tempo_encode(&t, "Once upon a time", ids, 64, &n, err) == 0, "%s", err);
+    Comparison cmp;
+    cr_assert(compare_run(&m, ids, n, &g, &cmp, err) == 0, "%s", err);
+    const Generation *iso = &cmp.iso, *vis = &cmp.vis;
+    int diverge = -1, later = 0, first_sibling = iso->n_rows;
+    for (int s = 0; diverge < 0 && s < iso->n_steps && s < vis->n_steps; s++) {
+        int same = iso->steps[s].n_members == vis->steps[s].n_members;
+        for (int i = 0; same && i < iso->steps[s].n_members; i++)
+            same = iso->members[iso->steps[s].first_member + i].token == vis->members[vis->steps[s].first_member + i].token;
+        if (!same) diverge = s;
+    }
+    for (int q = iso->n_rows - 1; q > 0; q--)
+        if (iso->sets[q] == iso->sets[q - 1]) first_sibling = q;
+    for (int s = 0; s < iso->n_steps; s++)
+        for (int i = 0; i < iso->steps[s].n_members; i++) {
+            const Member *mem = &iso->members[iso->steps[s].first_member + i];
+            later += i > 0 && mem->row >= 0;
+            const LogitMetrics *lm = &cmp.member[iso->steps[s].first_member + i];
+            if (mem->row >= 0 && iso->steps[s].n_members > 1)
+                cr_assert(lm->js >= 0 && lm->js <= 1 && lm->cosine >= -1e-9 && lm->cosine <= 1 + 1e-9, "member metrics out of range");
+        }
+    cr_assert_eq(cmp.sum.first_divergence, diverge);
+    cr_assert_eq(cmp.sum.prefix_rows, first_sibling);
+    cr_assert_eq(cmp.sum.later_members, later);
+    cr_assert(cmp.sum.prefix_max_abs == 0.0, "rows before the first sibling differ by %g", cmp.sum.prefix_max_abs);
+    cr_assert_gt(later, 0, "the run must have later members");
+    compare_free(&cmp);
+    tempo_tokenizer_free(&t);
+    tempo_model_free(&m);
+}
+
+static void pruned_run(GenConfig *g) { g->threshold = 0.1f; g->prune = 1; g->prune_threshold = 0.9f; }
+static void layers_run(GenConfig *g) { g->threshold = 0.1f; g->isolate_first = 1; g->isolate_last = 3; }
+
+Test(compare, compare_run_summary_agrees_with_its_runs) { check_compare_run(NULL); }
+Test(compare, compare_run_with_pruning) { check_compare_run(pruned_run); }
+Test(compare, compare_run_with_isolated_layers) { check_compare_run(layers_run); }

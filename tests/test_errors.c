@@ -40,7 +40,8 @@ Test(errors, missing_inputs) {
     snprintf(args, sizeof args, "forward -m %s/fortune.bin -z %s --prompt hi --tokens 1", WEIGHTS_DIR, tok);
     expect_error(args, 1, "give --prompt or --tokens, not both", NULL);
     expect_error("synth", 1, "missing --out FILE", NULL);
-    expect_error("compare -m " SYNTH " --tokens 1", 1, "missing -z TOKENIZER", NULL);
+    expect_error("compare -m " SYNTH " -p hi", 1, "missing -z TOKENIZER", NULL);
+    expect_error("compare -m " SYNTH " --tokens 1", 1, "unknown flag --tokens for tempo compare", NULL);
     expect_error("check", 1, "usage: tempo check MODEL", NULL);
 }
 
@@ -102,11 +103,13 @@ Test(errors, analysis_arguments) {
     char model[4096], tok[4096], args[9000];
     fortune_paths(model, tok);
     snprintf(args, sizeof args, "attention -m %s -z %s -p 'The cat' -n 4 --heatmap 9:0", model, tok);
-    expect_error(args, 1, "--heatmap must be L:H with L < 4 and H < 4, got '9:0'", NULL);
-    snprintf(args, sizeof args, "attention -m %s -z %s -p 'The cat' -n 4 --rows 5-999", model, tok);
-    expect_error(args, 1, "--rows must be A-B within 0-", NULL);
+    expect_error(args, 1, "--heatmap 9:0 is out of range: layers 0-3, heads 0-3", NULL);
+    snprintf(args, sizeof args, "attention -m %s -z %s -p 'The cat' -n 4 --rows 5-999 --heatmap 0:0", model, tok);
+    expect_error(args, 1, "--rows 5-999 is out of range: the run has rows 0-", NULL);
+    snprintf(args, sizeof args, "attention -m %s -z %s -p 'The cat' -n 4 --rows 5-9", model, tok);
+    expect_error(args, 1, "--rows chooses the rows of --heatmap, --svg or --svg-pair", NULL);
     snprintf(args, sizeof args, "attention -m %s -z %s", model, tok);
-    expect_error(args, 1, "give a TRACE or -p PROMPT", NULL);
+    expect_error(args, 1, "give one TRACE, or -m MODEL -z TOK -p PROMPT for a fresh run", NULL);
     snprintf(args, sizeof args, "compare -m %s -z %s --prompts /tmp/tempo-no-such-prompts", model, tok);
     expect_error(args, 1, "cannot open prompt file /tmp/tempo-no-such-prompts", NULL);
     write_bytes("/tmp/tempo-empty-prompts", "# nothing\n", 10);

@@ -6,8 +6,8 @@
 #include <sys/stat.h>
 
 static const char *meta(const Trace *t, const char *key) {
-    for (int i = 0; i < t->n_meta; i++)
-        if (strcmp(t->meta_key[i], key) == 0) return t->meta_value[i];
+    const char *value = tempo_trace_meta_get(t, key);
+    if (value) return value;
     cr_assert_fail("golden file lacks metadata %s", key);
     return "";
 }
@@ -74,6 +74,14 @@ Test(golden_forward, stories260K_repeated_positions_isolated) { check_forward_go
 Test(golden_forward, synthetic_hf_f32_llama3_rope_isolated) { check_forward_golden("synth-hf-f32-isolated"); }
 Test(golden_forward, synthetic_hf_bf16_visible) { check_forward_golden("synth-hf-bf16-visible"); }
 Test(golden_forward, stories260K_hf_layout_isolated) { check_forward_golden("stories-hf-isolated"); }
+Test(golden_forward, gguf_f32_spm_isolated) { check_forward_golden("synth-gguf-f32"); }
+Test(golden_forward, gguf_f16_gpt2_visible) { check_forward_golden("synth-gguf-f16"); }
+Test(golden_forward, gguf_bf16_llama3_isolated) { check_forward_golden("synth-gguf-bf16"); }
+Test(golden_forward, gguf_q8_0_visible) { check_forward_golden("synth-gguf-q8_0"); }
+Test(golden_forward, gguf_q4_0_isolated) { check_forward_golden("synth-gguf-q4_0"); }
+Test(golden_forward, gguf_q4_k_with_q6_k_untied_visible) { check_forward_golden("synth-gguf-q4_k"); }
+Test(golden_forward, gguf_q5_k_with_q6_k_isolated) { check_forward_golden("synth-gguf-q5_k"); }
+Test(golden_forward, gguf_q6_k_untied_visible) { check_forward_golden("synth-gguf-q6_k"); }
 
 /* GenConfig from the reference's settings JSON. */
 static void settings(const char *json, const Config *c, GenConfig *g) {

@@ -56,6 +56,7 @@ Test(invariants, zero_cross_parallel_attention_isolated) {
         for (int a = 0; a < st->n_members; a++)
             for (int b = 0; b < a; b++) {
                 int qa = r.gen.members[st->first_member + a].row, kb = r.gen.members[st->first_member + b].row;
+                if (qa < 0 || kb < 0) continue; /* an EOS member is never fed */
                 for (int l = 0; l < L; l++)
                     for (int h = 0; h < H; h++) {
                         float p = stored_attention(&r, l, h, qa, kb);
@@ -76,6 +77,7 @@ Test(invariants, visible_later_members_attend_to_earlier_ones) {
         const Step *st = &r.gen.steps[s];
         for (int a = 1; a < st->n_members; a++) {
             int qa = r.gen.members[st->first_member + a].row, kb = r.gen.members[st->first_member].row;
+            if (qa < 0) continue; /* an EOS member is never fed */
             for (int l = 0; l < L; l++)
                 for (int h = 0; h < H; h++) {
                     cr_assert(stored_attention(&r, l, h, qa, kb) > 0.0f, "row %d ignores row %d in layer %d head %d", qa, kb, l, h);
@@ -103,6 +105,7 @@ static void check_shared_positions(MaskKind mode) {
         int first = r.gen.members[st->first_member].row;
         for (int a = 0; a < st->n_members; a++) {
             int row = r.gen.members[st->first_member + a].row, solo_n = first + 1;
+            if (row < 0) continue; /* an EOS member: a branch that ends, never fed */
             int *tokens = malloc(solo_n * sizeof(int)), *pos = malloc(solo_n * sizeof(int));
             uint8_t *solo = calloc((size_t)solo_n * solo_n, 1);
             for (int i = 0; i < first; i++) {
@@ -172,6 +175,7 @@ Test(invariants, isolated_visible_logit_differences) {
         const Step *st = &r.gen.steps[s];
         for (int a = 1; a < st->n_members; a++) {
             int row = r.gen.members[st->first_member + a].row;
+            if (row < 0) continue; /* an EOS member is never fed */
             double kl = kl_rows(li + (size_t)row * V, lv + (size_t)row * V, V);
             cr_log_info("step %d member %d row %d: KL(isolated || visible) = %.4e", s, a, row, kl);
             cr_expect(kl > 1e-8, "row %d (member %d of step %d) is the same in both modes: KL %.3e", row, a, s, kl);
@@ -184,9 +188,13 @@ Test(invariants, isolated_visible_logit_differences) {
 /* Cache == recompute: every row as computed when added vs the full forward
  * of the final trace with the masks each row used. */
 static void check_run_against_recompute(void (*adjust)(GenConfig *), const char *what, int need_steps) {
-    Run r; /* a prompt on which every mode runs 64 steps; greedy ends on EOS after 38 from the other */
-    run_tempo(&r, "fortune.bin", "fortune-tok512.bin", need_steps == 64 ? "Q: Why did the chicken" : "The cat sat on the", NULL,
-              adjust);
+    /* prompts on which the modes run 64 steps (since EOS members are not fed, visible and layers
+     * 1-2 end on EOS after 14 from the chicken); greedy ends on EOS after 38 from the cat */
+    const char *prompt = need_steps < 64 ? "The cat sat on the"
+                         : strcmp(what, "visible") == 0 || strcmp(what, "layers 1-2") == 0 ? "Q: What do you call a"
+                                                                                            : "Q: Why did the chicken";
+    Run r;
+    run_tempo(&r, "fortune.bin", "fortune-tok512.bin", prompt, NULL, adjust);
     const Config *c = &r.m.config;
     int n = r.gen.n_rows, V = c->vocab_size, ML = r.gen.mask_layers;
     uint8_t *allowed = tempo_generation_allowed(&r.gen);
@@ -370,3 +378,35 @@ Test(emulation, last_member_only_makes_isolated_equal_visible) {
     }
     cr_assert(true_semantics_differ > 0, "true TEMPO semantics should separate isolated from visible on these prompts");
 }
+
+static void low_threshold_12(GenConfig *g) { g->threshold = 0.02f; g->max_steps = 12; }
+/* here EOS is the last member of a set: the member before it is fed instead */
+static void emulated_30(GenConfig *g) { g->threshold = 0.05f; g->max_steps = 30; g->emulate = EMULATE_LAST_MEMBER_ONLY; }
+
+/* EOS as a lower-ranked member is a branch that ends: it stays a member of
+ * its set (with its probability) but is never fed (row -1), no row holds
+ * EOS, and generation goes on from the other members. */
+static void check_eos_member_not_fed(const char *prompt, int steps, void (*adjust)(GenConfig *)) {
+    Run r;
+    run_tempo(&r, "fortune.bin", "fortune-tok512.bin", prompt, NULL, adjust);
+    int eos_members = 0;
+    for (int i = 0; i < r.gen.n_members; i++) {
+        const Member *mem = &r.gen.members[i];
+        if (!tempo_is_eos(&r.m.config, mem->token)) continue;
+        eos_members++;
+        cr_assert_eq(mem->row, -1, "an EOS member must not be fed (member %d has row %d)", i, mem->row);
+    }
+    cr_assert_gt(eos_members, 0, "this run must select EOS as a lower member");
+    for (int q = 0; q < r.gen.n_rows; q++)
+        cr_assert(!tempo_is_eos(&r.m.config, r.gen.tokens[q]), "row %d holds EOS", q);
+    cr_assert_eq(r.gen.n_steps, steps, "generation goes on past a branch that ends");
+    for (int s = 0; s < r.gen.n_steps; s++) { /* every set keeps a fed member */
+        int fed = 0;
+        for (int i = 0; i < r.gen.steps[s].n_members; i++) fed += r.gen.members[r.gen.steps[s].first_member + i].row >= 0;
+        cr_assert_gt(fed, 0, "step %d has no fed member", s);
+    }
+    run_free(&r);
+}
+
+Test(eos, lower_member_is_a_branch_that_ends) { check_eos_member_not_fed("The cat sat on the", 12, low_threshold_12); }
+Test(eos, last_member_not_fed_under_emulation) { check_eos_member_not_fed("The", 30, emulated_30); }

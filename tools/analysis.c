@@ -14,20 +14,6 @@
 /* Distances between two logit rows                                      */
 /* ===================================================================== */
 
-static void softmax64(double *p, const float *logits, int n) {
-    double max = logits[0], sum = 0.0;
-    for (int i = 1; i < n; i++) if (logits[i] > max) max = logits[i];
-    for (int i = 0; i < n; i++) sum += p[i] = exp((double)logits[i] - max);
-    for (int i = 0; i < n; i++) p[i] /= sum;
-}
-
-static int by_prob_desc(const void *a, const void *b, void *probs) {
-    const double *p = probs;
-    int x = *(const int *)a, y = *(const int *)b;
-    if (p[x] != p[y]) return p[x] > p[y] ? -1 : 1;
-    return x - y;
-}
-
 /* |topk(p) ∩ topk(q)| / k, from the two descending orders. */
 static double top_overlap(const int *order_p, const int *order_q, int k, int n) {
     if (k > n) k = n;
@@ -37,30 +23,44 @@ static double top_overlap(const int *order_p, const int *order_q, int k, int n) 
     return (double)common / k;
 }
 
+/* KL(p||q) = sum_v p_v (log p_v - log q_v), KL(q||p), and
+ * JS = 1/2 KL2(p||m) + 1/2 KL2(q||m), m = (p+q)/2. The logs come from the
+ * logits, log p_v = a_v - a_top + log p_top, so they stay finite where a
+ * float probability underflows to 0. */
+static void divergences(LogitMetrics *m, const float *a, const float *b, const float *p, const float *q, int top_p,
+                        int top_q, int vocab) {
+    double log_pa = log(p[top_p]) - a[top_p], log_qb = log(q[top_q]) - b[top_q];
+    double dot = 0, np = 0, nq = 0;
+    for (int v = 0; v < vocab; v++) {
+        double lp = a[v] + log_pa, lq = b[v] + log_qb, mid = 0.5 * ((double)p[v] + q[v]);
+        m->kl_ab += p[v] * (lp - lq);
+        m->kl_ba += q[v] * (lq - lp);
+        if (p[v] > 0) m->js += 0.5 * p[v] * log2(p[v] / mid);
+        if (q[v] > 0) m->js += 0.5 * q[v] * log2(q[v] / mid);
+        dot += (double)p[v] * q[v];
+        np += (double)p[v] * p[v];
+        nq += (double)q[v] * q[v];
+    }
+    m->cosine = dot / sqrt(np * nq);
+}
+
 LogitMetrics logit_metrics(const float *a, const float *b, int vocab) {
     LogitMetrics m = {0};
-    double *p = malloc((size_t)vocab * sizeof(double)), *q = malloc((size_t)vocab * sizeof(double));
+    float *p = malloc((size_t)vocab * sizeof(float)), *q = malloc((size_t)vocab * sizeof(float));
     int *op = malloc((size_t)vocab * sizeof(int)), *oq = malloc((size_t)vocab * sizeof(int));
     if (!p || !q || !op || !oq) {
         free(p); free(q); free(op); free(oq);
         m.kl_ab = m.kl_ba = m.js = m.cosine = NAN;
         return m;
     }
-    softmax64(p, a, vocab);
-    softmax64(q, b, vocab);
-    double dot = 0, np = 0, nq = 0;
-    for (int v = 0; v < vocab; v++) {
-        double mid = 0.5 * (p[v] + q[v]);
-        if (p[v] > 0) m.kl_ab += p[v] * log(p[v] / q[v]), m.js += 0.5 * p[v] * log2(p[v] / mid);
-        if (q[v] > 0) m.kl_ba += q[v] * log(q[v] / p[v]), m.js += 0.5 * q[v] * log2(q[v] / mid);
-        dot += p[v] * q[v];
-        np += p[v] * p[v];
-        nq += q[v] * q[v];
-        op[v] = oq[v] = v;
-    }
-    m.cosine = dot / sqrt(np * nq);
-    qsort_r(op, (size_t)vocab, sizeof(int), by_prob_desc, p);
-    qsort_r(oq, (size_t)vocab, sizeof(int), by_prob_desc, q);
+    memcpy(p, a, (size_t)vocab * sizeof(float));
+    memcpy(q, b, (size_t)vocab * sizeof(float));
+    tempo_softmax(p, NULL, vocab); /* p = softmax(a), q = softmax(b) */
+    tempo_softmax(q, NULL, vocab);
+    for (int v = 0; v < vocab; v++) op[v] = oq[v] = v;
+    tempo_sort_by_probability(op, vocab, p);
+    tempo_sort_by_probability(oq, vocab, q);
+    divergences(&m, a, b, p, q, op[0], oq[0], vocab);
     m.top1 = top_overlap(op, oq, 1, vocab);
     m.top5 = top_overlap(op, oq, 5, vocab);
     m.top10 = top_overlap(op, oq, 10, vocab);
@@ -92,7 +92,7 @@ static Summary summarize(double *values, int n) {
 }
 
 /* Attention of query q to key k, averaged over the selected layers and heads. */
-static double att(const AttentionView *v, int l, int h, int q, int k) {
+double attention_at(const AttentionView *v, int l, int h, int q, int k) {
     int l0 = l < 0 ? 0 : l, l1 = l < 0 ? v->n_layers : l + 1;
     int h0 = h < 0 ? 0 : h, h1 = h < 0 ? v->n_heads : h + 1;
     double sum = 0;
@@ -102,7 +102,7 @@ static double att(const AttentionView *v, int l, int h, int q, int k) {
     return sum / ((l1 - l0) * (h1 - h0));
 }
 
-static int set_size(const AttentionView *v, int row) {
+int attention_set_size(const AttentionView *v, int row) {
     int count = 0;
     for (int i = 0; i < v->n; i++) count += v->sets[i] == v->sets[row];
     return count;
@@ -114,7 +114,7 @@ static double received(const AttentionView *v, int l, int h, int k) {
     int count = 0;
     for (int q = k + 1; q < v->n; q++) {
         if (v->positions[q] <= v->positions[k]) continue;
-        sum += att(v, l, h, q, k);
+        sum += attention_at(v, l, h, q, k);
         count++;
     }
     return count ? sum / count : -1.0;
@@ -136,7 +136,7 @@ AttentionStats attention_stats(const AttentionView *v, int l, int h, int step_lo
         if (step < step_lo || step >= step_hi) continue;
         for (int q = k + 1; q < v->n; q++) /* cross-parallel: a later member attending to an earlier one */
             if (v->sets[q] == v->sets[k]) {
-                double p = att(v, l, h, q, k);
+                double p = attention_at(v, l, h, q, k);
                 st.cross_mean += p;
                 if (p > st.cross_max) st.cross_max = p;
                 st.cross_pairs++;
@@ -144,7 +144,7 @@ AttentionStats attention_stats(const AttentionView *v, int l, int h, int step_lo
         if (v->pruned && v->pruned[k] >= 0) continue; /* pruned keys are removed by design */
         double r = received(v, l, h, k);
         if (r < 0) continue;
-        int size = set_size(v, k);
+        int size = attention_set_size(v, k);
         if (size > 1) par[n_par++] = r;
         else single[n_single++] = r;
         if (size > 1 && (k == 0 || v->sets[k - 1] != v->sets[k])) { /* first member: total over the set */
@@ -164,131 +164,288 @@ AttentionStats attention_stats(const AttentionView *v, int l, int h, int step_lo
 }
 
 /* ===================================================================== */
-/* Heatmaps                                                              */
+/* Reading a view from a trace                                           */
+/* ===================================================================== */
+
+/* An optional I32[n] tensor: NULL when absent, an error when malformed. */
+static int optional_rows(const Trace *tr, const char *name, int n, const int **out, char *err) {
+    const Tensor *x = tempo_trace_get(tr, name);
+    *out = NULL;
+    if (!x) return 0;
+    if (x->dtype != DT_I32 || x->ndim != 1 || x->shape[0] != n)
+        return tempo_error(err, "trace tensor %s must be I32[%d] (one entry per row)", name, n);
+    *out = x->data;
+    return 0;
+}
+
+/* The trace's n_prompt, else the rows at positions 0, 1, 2, ... before the row that precedes the first set. */
+static int prompt_rows(const Trace *tr, const AttentionView *v, int *n_prompt, char *err) {
+    const char *np = tempo_trace_meta_get(tr, "n_prompt");
+    if (np) {
+        char *end;
+        long x = strtol(np, &end, 10);
+        if (end == np || *end != '\0' || x < 1 || x > v->n)
+            return tempo_error(err, "trace metadata n_prompt must be in [1, %d], got '%s'", v->n, np);
+        *n_prompt = (int)x;
+        return 0;
+    }
+    *n_prompt = 1; /* a guess: the first generated token is the one before the first set */
+    while (*n_prompt + 1 < v->n && v->positions[*n_prompt + 1] == *n_prompt + 1) (*n_prompt)++;
+    return 0;
+}
+
+int attention_view_from_trace(const Trace *tr, AttentionView *v, int *n_prompt, char *err) {
+    const Tensor *tok = tempo_trace_get(tr, "tokens"), *att = tempo_trace_get(tr, "attention");
+    const Tensor *al = tempo_trace_get(tr, "allowed");
+    memset(v, 0, sizeof *v);
+    if (!tok || tok->dtype != DT_I32 || tok->ndim != 1 || tok->shape[0] < 1 || tok->shape[0] > (1 << 16))
+        return tempo_error(err, "trace needs tokens I32[n] with 1 <= n <= %d", 1 << 16);
+    v->n = (int)tok->shape[0];
+    v->tokens = tok->data;
+    if (!att) return tempo_error(err, "trace has no attention tensor (write it with --trace, or forward without --no-attention)");
+    if (att->dtype != DT_F32 || att->ndim != 4 || att->shape[2] != v->n || att->shape[3] != v->n || att->shape[0] < 1 ||
+        att->shape[1] < 1 || att->shape[0] > 4096 || att->shape[1] > 4096)
+        return tempo_error(err, "trace attention must be F32[layers, heads, %d, %d]", v->n, v->n);
+    v->n_layers = (int)att->shape[0];
+    v->n_heads = (int)att->shape[1];
+    v->attention = att->data;
+    if (optional_rows(tr, "positions", v->n, &v->positions, err) != 0 || optional_rows(tr, "sets", v->n, &v->sets, err) != 0 ||
+        optional_rows(tr, "pruned", v->n, &v->pruned, err) != 0)
+        return -1;
+    if (!v->positions) return tempo_error(err, "trace has no positions tensor (I32[%d])", v->n);
+    for (int i = 0; i < v->n; i++)
+        if (v->positions[i] < 0) return tempo_error(err, "trace position of row %d is negative (%d)", i, v->positions[i]);
+    if (!v->sets) v->sets = v->positions; /* a set is the rows at one logical position */
+    if (al) {
+        int ok2 = al->ndim == 2 && al->shape[0] == v->n && al->shape[1] == v->n;
+        int ok3 = al->ndim == 3 && al->shape[0] == v->n_layers && al->shape[1] == v->n && al->shape[2] == v->n;
+        if (al->dtype != DT_U8 || (!ok2 && !ok3))
+            return tempo_error(err, "trace allowed must be U8[%d,%d] or U8[%d,%d,%d]", v->n, v->n, v->n_layers, v->n, v->n);
+        v->allowed = al->data;
+        v->mask_layers = ok3 ? v->n_layers : 1;
+    }
+    v->model = tempo_trace_meta_get(tr, "model") ? tempo_trace_meta_get(tr, "model") : "";
+    return prompt_rows(tr, v, n_prompt, err);
+}
+
+int attention_allowed(const AttentionView *v, int l, int q, int k) {
+    if (!v->allowed) return k <= q;
+    int layer = v->mask_layers > 1 ? l : 0;
+    return v->allowed[((size_t)layer * v->n + q) * v->n + k] != 0;
+}
+
+/* 1 if layer l hides some earlier sibling from a later member. */
+static int hides_siblings(const AttentionView *v, int l) {
+    for (int q = 1; q < v->n; q++)
+        for (int k = q - 1; k >= 0 && v->sets[k] == v->sets[q]; k--)
+            if (!attention_allowed(v, l, q, k)) return 1;
+    return 0;
+}
+
+const char *attention_mode(const AttentionView *v, int l) {
+    int any_set = 0, hidden = 0, layers = 0;
+    for (int q = 1; q < v->n; q++) any_set |= v->sets[q] == v->sets[q - 1];
+    if (!any_set) return "causal (no parallel set)";
+    for (int li = l < 0 ? 0 : l; li < (l < 0 ? v->n_layers : l + 1); li++, layers++) hidden += hides_siblings(v, li);
+    if (hidden == 0) return "visible";
+    return hidden == layers ? "isolated" : "isolated in some layers";
+}
+
+char *token_label(const Tokenizer *t, int prev, int token) {
+    char buf[16];
+    const char *text = buf;
+    if (t && t->pieces && token >= 0 && token < t->vocab_size)
+        text = tempo_decode(t, prev, token, buf);
+    else
+        snprintf(buf, sizeof buf, "#%d", token);
+    size_t len = strlen(text);
+    while (len > 1 && text[len - 1] == '\n') len--; /* "\n<s>\n" -> "<s>"; a lone newline stays */
+    while (len > 1 && text[0] == '\n') text++, len--;
+    return tempo_valid_utf8(text, len);
+}
+
+/* ===================================================================== */
+/* The attention table                                                   */
+/* ===================================================================== */
+
+static const char attention_legend[] =
+    "attention a key receives from queries at later logical positions (BOS, row 0, is left out: an attention sink)\n"
+    "  x-pairs        (earlier, later) member pairs inside one parallel set\n"
+    "  x-mean, x-max  attention a later member pays an earlier member of its own set (0 when isolated)\n"
+    "  par-*          mean, median, std over keys in a parallel set of the attention each receives\n"
+    "  single-*       the same over keys alone at their position\n"
+    "  set-total      a set's members' received attention summed, mean over sets\n"
+    "  reduct%        100 (1 - par-mean / single-mean): how much less a parallel token is attended\n"
+    "  rows           L:H one head; L<l> mean over heads; all; early/middle/late: keys in each third of the steps\n"
+    "  n/a            nothing to average; the notes under the table say why\n";
+
+/* Why reduct% has no value, or NULL. */
+static const char *reduction_note(const AttentionStats *s) {
+    if (s->parallel.count == 0) return "no parallel-set token here has a later query to receive attention from";
+    if (s->single.count == 0) return "no single token here has a later query to receive attention from";
+    if (!(s->single.mean > 0)) return "single tokens here receive no attention";
+    return NULL;
+}
+
+static void print_value(FILE *out, double x, int have) {
+    if (have) fprintf(out, " %10.3e", x);
+    else fprintf(out, " %10s", "n/a");
+}
+
+static void print_stats_row(FILE *out, const char *label, const AttentionStats *s) {
+    fprintf(out, "%-11s %7d", label, s->cross_pairs);
+    print_value(out, s->cross_mean, s->cross_pairs > 0);
+    print_value(out, s->cross_max, s->cross_pairs > 0);
+    const Summary *parts[3] = {&s->parallel, &s->single, &s->set_total};
+    for (int i = 0; i < 3; i++) {
+        fputc(' ', out);
+        print_value(out, parts[i]->mean, parts[i]->count > 0);
+        if (i == 2) break;
+        print_value(out, parts[i]->median, parts[i]->count > 0);
+        print_value(out, parts[i]->std, parts[i]->count > 0);
+    }
+    if (reduction_note(s)) fprintf(out, "  %8s\n", "n/a");
+    else fprintf(out, "  %8.2f\n", s->reduction_pct);
+}
+
+static cJSON *stats_json(const AttentionStats *s) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "cross_pairs", s->cross_pairs);
+    cJSON_AddNumberToObject(o, "cross_mean", s->cross_mean);
+    cJSON_AddNumberToObject(o, "cross_max", s->cross_max);
+    const Summary *parts[3] = {&s->parallel, &s->single, &s->set_total};
+    const char *names[3] = {"parallel", "single", "set_total"};
+    for (int i = 0; i < 3; i++) {
+        cJSON *p = cJSON_AddObjectToObject(o, names[i]);
+        cJSON_AddNumberToObject(p, "mean", parts[i]->mean);
+        cJSON_AddNumberToObject(p, "median", parts[i]->median);
+        cJSON_AddNumberToObject(p, "std", parts[i]->std);
+        cJSON_AddNumberToObject(p, "count", parts[i]->count);
+    }
+    const char *note = reduction_note(s);
+    if (note) cJSON_AddNullToObject(o, "reduction_pct"), cJSON_AddStringToObject(o, "reduction_note", note);
+    else cJSON_AddNumberToObject(o, "reduction_pct", s->reduction_pct);
+    return o;
+}
+
+/* One table row and its JSON object (layer/head added when >= 0). */
+static void report_row(FILE *out, const char *label, const AttentionStats *s, int l, int h, cJSON *array) {
+    print_stats_row(out, label, s);
+    cJSON *o = stats_json(s);
+    if (l >= 0) cJSON_AddNumberToObject(o, "layer", l);
+    if (h >= 0) cJSON_AddNumberToObject(o, "head", h);
+    cJSON_AddItemToArray(array, o);
+}
+
+/* all, then early/middle/late, each with a note when reduct% is n/a. */
+static void report_overall(FILE *out, const AttentionView *v, int n_prompt, cJSON *root) {
+    int n_steps = v->positions[v->n - 1] - n_prompt + 1;
+    const char *names[4] = {"all", "early", "middle", "late"}, *notes[4];
+    cJSON *thirds = cJSON_AddObjectToObject(root, "thirds");
+    for (int i = 0; i < 4; i++) {
+        int lo = i ? n_steps * (i - 1) / 3 : -1, hi = i ? n_steps * i / 3 : 1 << 30;
+        AttentionStats s = attention_stats(v, -1, -1, lo, hi, n_prompt);
+        print_stats_row(out, names[i], &s);
+        cJSON_AddItemToObject(i ? thirds : root, names[i], stats_json(&s));
+        notes[i] = reduction_note(&s);
+    }
+    for (int i = 0; i < 4; i++)
+        if (notes[i]) fprintf(out, "note: reduct%% is n/a for %s%s: %s\n", names[i], i ? "" : " (and every head and layer)", notes[i]);
+}
+
+void attention_report(FILE *out, const AttentionView *v, int n_prompt, cJSON *root) {
+    fputs(attention_legend, out);
+    fprintf(out, "%-11s %7s %10s %10s  %10s %10s %10s  %10s %10s %10s  %10s  %8s\n", "layer:head", "x-pairs", "x-mean", "x-max",
+            "par-mean", "par-median", "par-std", "single-mean", "single-med", "single-std", "set-total", "reduct%");
+    cJSON *heads = cJSON_AddArrayToObject(root, "per_head"), *layers = cJSON_AddArrayToObject(root, "per_layer");
+    char label[32];
+    for (int l = 0; l < v->n_layers; l++)
+        for (int h = 0; h < v->n_heads; h++) {
+            AttentionStats s = attention_stats(v, l, h, -1, 1 << 30, n_prompt);
+            snprintf(label, sizeof label, "%d:%d", l, h);
+            report_row(out, label, &s, l, h, heads);
+        }
+    for (int l = 0; l < v->n_layers; l++) {
+        AttentionStats s = attention_stats(v, l, -1, -1, 1 << 30, n_prompt);
+        snprintf(label, sizeof label, "L%d", l);
+        report_row(out, label, &s, l, -1, layers);
+    }
+    report_overall(out, v, n_prompt, root);
+}
+
+/* ===================================================================== */
+/* ASCII heatmap                                                         */
 /* ===================================================================== */
 
 /* A marker for row i on an axis: '[' first member of a parallel set, ']'
  * last, '|' inside, ' ' a single token. */
 static char set_marker(const AttentionView *v, int i) {
-    if (set_size(v, i) < 2) return ' ';
+    if (attention_set_size(v, i) < 2) return ' ';
     int first = i == 0 || v->sets[i - 1] != v->sets[i], last = i + 1 == v->n || v->sets[i + 1] != v->sets[i];
     return first ? '[' : last ? ']' : '|';
 }
 
-void heatmap_ascii(FILE *out, const AttentionView *v, int l, int h, int r0, int r1) {
+/* Byte i of a label for a terminal column: ' ' as '_', non-ASCII as '?', past the end ' '. */
+static char label_char(const char *label, int i) {
+    size_t len = strlen(label);
+    if ((size_t)i >= len) return ' ';
+    unsigned char c = (unsigned char)label[i];
+    return c == ' ' ? '_' : c < 0x20 || c >= 0x7f ? '?' : (char)c;
+}
+
+void heatmap_ascii(FILE *out, const AttentionView *v, const char *const *labels, int l, int h, int r0, int r1) {
     static const char shades[] = " .:-=+*#%@";
-    fprintf(out, "layer %d head %d, rows %d-%d (shade ~ sqrt(p); brackets mark parallel sets)\n      ", l, h, r0, r1 - 1);
+    fprintf(out, "layer %d head %d (%s), rows %d-%d: shade ~ sqrt(p) \"%s\"; x = masked sibling; [ | ] = a parallel set;\n"
+                 "key labels read downwards (_ = space)\n", l, h, attention_mode(v, l), r0, r1 - 1, shades);
+    for (int line = 0; line < 6; line++) { /* key labels, written downwards */
+        fprintf(out, "%17s", "");
+        for (int k = 0; k < r1; k++) fputc(label_char(labels[k], line), out);
+        fputc('\n', out);
+    }
+    fprintf(out, "%17s", "");
     for (int k = 0; k < r1; k++) fputc(set_marker(v, k), out);
     fputc('\n', out);
     for (int q = r0; q < r1; q++) {
-        fprintf(out, "%4d %c", q, set_marker(v, q));
+        fprintf(out, "%4d %c ", q, set_marker(v, q));
+        for (int i = 0; i < 9; i++) fputc(label_char(labels[q], i), out);
+        fputc(' ', out);
         for (int k = 0; k < r1; k++) {
-            double p = k <= q ? att(v, l, h, q, k) : 0.0;
-            int idx = (int)(sqrt(p) * 10.0);
-            fputc(shades[idx > 9 ? 9 : idx < 0 ? 0 : idx], out);
+            int idx = (int)(sqrt(attention_at(v, l, h, q, k)) * 10.0);
+            if (k > q) fputc(' ', out);
+            else if (!attention_allowed(v, l, q, k)) fputc('x', out);
+            else fputc(shades[idx > 9 ? 9 : idx < 0 ? 0 : idx], out);
         }
         fputc('\n', out);
     }
 }
 
-static void xml_text(FILE *f, const char *s) {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '&') fputs("&amp;", f);
-        else if (c == '<') fputs("&lt;", f);
-        else if (c == '>') fputs("&gt;", f);
-        else if (c == '"') fputs("&quot;", f);
-        else if (c < 0x20) fputs("\xe2\x90\xa3", f); /* control bytes as a visible mark */
-        else fputc(c, f);
-    }
-}
+/* ===================================================================== */
+/* Isolated vs visible, teacher-forced                                   */
+/* ===================================================================== */
 
-/* White -> dark blue, by sqrt(p) so small weights stay visible. */
-static void colour(double p, char buf[8]) {
-    double t = sqrt(p < 0 ? 0 : p > 1 ? 1 : p);
-    snprintf(buf, 8, "#%02x%02x%02x", (int)(255 - 227 * t), (int)(255 - 200 * t), (int)(255 - 120 * t));
-}
-
-int heatmap_svg(const char *path, const AttentionView *v, const char *const *labels, int l, int h, int r0, int r1,
-                char *err) {
-    char fill[8];
-    AtomicFile out;
-    if (tempo_atomic_open(&out, path, "", err) != 0) return -1;
-    FILE *f = out.f;
-    int cell = 14, left = 120, top = 120, rows = r1 - r0, cols = r1;
-    int width = left + cols * cell + 120, height = top + rows * cell + 40;
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"monospace\" font-size=\"10\">\n"
-               "<title>attention layer %d head %d</title>\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-            width, height, l, h);
-    fprintf(f, "<text x=\"10\" y=\"16\" font-size=\"13\">attention, layer %d head %d (rows = queries, columns = keys)</text>\n", l, h);
-    for (int k = 0; k < cols; k++) { /* key labels, rotated */
-        fprintf(f, "<text class=\"label\" transform=\"translate(%d,%d) rotate(-60)\">", left + k * cell + cell / 2 + 3, top - 4);
-        xml_text(f, labels[k]);
-        fputs("</text>\n", f);
+int attention_pair(const Model *m, const AttentionView *v, AttentionView *iso, AttentionView *vis, void **buffers,
+                   char *err) {
+    const Config *c = &m->config;
+    *buffers = NULL;
+    if (c->n_layers != v->n_layers || c->n_heads != v->n_heads)
+        return tempo_error(err, "the trace has %d layers x %d heads but the model has %d x %d", v->n_layers, v->n_heads,
+                           c->n_layers, c->n_heads);
+    size_t cells = (size_t)v->n * v->n, att = (size_t)c->n_layers * c->n_heads * cells;
+    float *a_iso = malloc(2 * att * sizeof(float) + 2 * cells);
+    if (!a_iso) return tempo_error(err, "out of memory for the attention of %d rows under two masks", v->n);
+    float *a_vis = a_iso + att;
+    uint8_t *m_iso = (uint8_t *)(a_vis + att), *m_vis = m_iso + cells;
+    tempo_mask_rows(MASK_ISOLATED, v->sets, 0, v->n, m_iso);
+    tempo_mask_rows(MASK_VISIBLE, v->sets, 0, v->n, m_vis);
+    Outputs oi = {.attention = a_iso}, ov = {.attention = a_vis};
+    if (tempo_forward_full(m, v->n, v->tokens, v->positions, m_iso, 1, oi, err) != 0 ||
+        tempo_forward_full(m, v->n, v->tokens, v->positions, m_vis, 1, ov, err) != 0) {
+        free(a_iso);
+        return -1;
     }
-    for (int q = r0; q < r1; q++) {
-        fprintf(f, "<text class=\"label\" x=\"%d\" y=\"%d\" text-anchor=\"end\">", left - 4, top + (q - r0) * cell + cell - 3);
-        xml_text(f, labels[q]);
-        fputs("</text>\n", f);
-        for (int k = 0; k < cols; k++) {
-            double p = k <= q ? att(v, l, h, q, k) : 0.0;
-            colour(p, fill);
-            fprintf(f, "<rect class=\"cell\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"><title>q %d k %d p %.4g</title></rect>\n",
-                    left + k * cell, top + (q - r0) * cell, cell, cell, fill, q, k, p);
-        }
-    }
-    for (int k = 0; k < cols; k++) /* parallel sets: outlined column and row bands */
-        if (set_size(v, k) > 1 && (k == 0 || v->sets[k - 1] != v->sets[k])) {
-            int size = 0;
-            while (k + size < cols && v->sets[k + size] == v->sets[k]) size++;
-            fprintf(f, "<rect class=\"set\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"1.5\"/>\n",
-                    left + k * cell, top, size * cell, rows * cell);
-            if (k + size > r0 && k < r1) {
-                int y0 = k < r0 ? r0 : k;
-                fprintf(f, "<rect class=\"set\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"1.5\"/>\n",
-                        left, top + (y0 - r0) * cell, cols * cell, (k + size - y0) * cell);
-            }
-        }
-    for (int i = 0; i <= 10; i++) { /* colour scale */
-        colour(i / 10.0, fill);
-        fprintf(f, "<rect class=\"scale\" x=\"%d\" y=\"%d\" width=\"16\" height=\"12\" fill=\"%s\" stroke=\"#888\"/>"
-                   "<text x=\"%d\" y=\"%d\">%.1f</text>\n", left + cols * cell + 20, top + i * 13, fill, left + cols * cell + 40,
-                top + i * 13 + 10, i / 10.0);
-    }
-    fputs("</svg>\n", f);
-    return tempo_atomic_close(&out, 1, err);
-}
-
-int grid_svg(const char *path, const AttentionView *v, const char *const *labels, int row, char *err) {
-    char fill[8];
-    AtomicFile out;
-    if (tempo_atomic_open(&out, path, "", err) != 0) return -1;
-    FILE *f = out.f;
-    int keys = row + 1, cell = 6, pad = 30, strip_w = keys * cell, strip_h = 24;
-    int width = 60 + v->n_heads * (strip_w + pad), height = 80 + v->n_layers * (strip_h + pad);
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"monospace\" font-size=\"10\">\n"
-               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"10\" y=\"16\" font-size=\"13\">attention of row %d (",
-            width, height, row);
-    xml_text(f, labels[row]);
-    fputs(") over its keys, one strip per layer x head</text>\n", f);
-    for (int l = 0; l < v->n_layers; l++) {
-        fprintf(f, "<text class=\"label\" x=\"10\" y=\"%d\">L%d</text>\n", 60 + l * (strip_h + pad) + strip_h / 2, l);
-        for (int h = 0; h < v->n_heads; h++) {
-            int x0 = 50 + h * (strip_w + pad), y0 = 50 + l * (strip_h + pad);
-            if (l == 0) fprintf(f, "<text class=\"label\" x=\"%d\" y=\"44\">H%d</text>\n", x0, h);
-            for (int k = 0; k < keys; k++) {
-                double p = att(v, l, h, row, k);
-                colour(p, fill);
-                fprintf(f, "<rect class=\"cell\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"><title>L%d H%d k %d p %.4g</title></rect>\n",
-                        x0 + k * cell, y0, cell, strip_h, fill, l, h, k, p);
-                if (set_marker(v, k) == '[')
-                    fprintf(f, "<line class=\"set\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#d62728\"/>\n", x0 + k * cell,
-                            y0 - 3, x0 + k * cell, y0 + strip_h + 3);
-            }
-        }
-    }
-    fputs("</svg>\n", f);
-    return tempo_atomic_close(&out, 1, err);
+    *iso = *vis = *v;
+    iso->attention = a_iso, iso->allowed = m_iso, iso->mask_layers = 1;
+    vis->attention = a_vis, vis->allowed = m_vis, vis->mask_layers = 1;
+    *buffers = a_iso;
+    return 0;
 }

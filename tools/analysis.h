@@ -5,6 +5,8 @@
 
 #include <stdio.h>
 
+#include <cjson/cJSON.h>
+
 #include "../formats/formats.h"
 
 /* Distances between two next-token distributions p = softmax(a), q = softmax(b). */
@@ -23,7 +25,26 @@ typedef struct {
     int n, n_layers, n_heads;
     const int *tokens, *positions, *sets, *pruned; /* pruned may be NULL */
     const float *attention;                        /* [L][H][n][n] */
+    const uint8_t *allowed;                        /* [mask_layers][n][n], 1 = may attend; NULL: not recorded */
+    int mask_layers;
+    const char *model;                             /* a name for titles ("" if unknown) */
 } AttentionView;
+
+/* The view of a trace from any engine: tokens, positions, attention
+ * F32[L,H,n,n]; sets, allowed, pruned and n_prompt when present. */
+int attention_view_from_trace(const Trace *tr, AttentionView *v, int *n_prompt, char *err);
+/* Attention of query q to key k, averaged over heads when h = -1 and over layers when l = -1. */
+double attention_at(const AttentionView *v, int l, int h, int q, int k);
+/* 1 if query q may attend to key k in layer l (without a recorded mask: k <= q). */
+int attention_allowed(const AttentionView *v, int l, int q, int k);
+/* Rows sharing row's logical position (1: a single token). */
+int attention_set_size(const AttentionView *v, int row);
+/* "isolated", "visible" or "causal (no parallel set)": what layer l's mask
+ * does to siblings; l = -1 asks about every layer ("isolated in some layers"). */
+const char *attention_mode(const AttentionView *v, int l);
+/* Text of token after prev, as valid UTF-8; "#id" without a tokenizer or for
+ * an id outside it. The caller frees it (NULL: out of memory). */
+char *token_label(const Tokenizer *t, int prev, int token);
 
 /* Attention received from later rows, split by the kind of key. */
 typedef struct {
@@ -45,12 +66,16 @@ typedef struct {
  * step_lo < 0). BOS (row 0) is excluded as an attention sink. */
 AttentionStats attention_stats(const AttentionView *v, int l, int h, int step_lo, int step_hi, int n_prompt);
 
-/* ASCII heatmap of rows [r0, r1) x keys [0, r1) of layer l head h. */
-void heatmap_ascii(FILE *out, const AttentionView *v, int l, int h, int r0, int r1);
-/* SVG heatmap with token labels, set boundaries and a colour scale. */
-int heatmap_svg(const char *path, const AttentionView *v, const char *const *labels, int l, int h, int r0, int r1,
-                char *err);
-/* SVG grid of n_layers x n_heads cells, each the attention of query `row` over its keys. */
-int grid_svg(const char *path, const AttentionView *v, const char *const *labels, int row, char *err);
+/* The table of attention_stats per head, per layer, overall and per third
+ * of the run, with a legend; fills root (per_head, per_layer, all, thirds). */
+void attention_report(FILE *out, const AttentionView *v, int n_prompt, cJSON *root);
+/* ASCII heatmap of rows [r0, r1) x keys [0, r1) of layer l head h, labelled with the tokens. */
+void heatmap_ascii(FILE *out, const AttentionView *v, const char *const *labels, int l, int h, int r0, int r1);
+
+/* Teacher-forced pair: the view's rows recomputed by m under the isolated and
+ * the visible mask (one mask for every layer). Fills iso and vis, which point
+ * into *buffers (the caller frees it). */
+int attention_pair(const Model *m, const AttentionView *v, AttentionView *iso, AttentionView *vis, void **buffers,
+                   char *err);
 
 #endif

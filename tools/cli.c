@@ -3,8 +3,12 @@
  * prints and compares. */
 #define _GNU_SOURCE
 #include "analysis.h"
+#include "compare.h"
+#include "audit.h"
+#include "pictures.h"
 #include "../formats/formats.h"
 #include "synth.h"
+#include "synth_gguf.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -17,6 +21,21 @@
 /* ===================================================================== */
 /* Flags                                                                 */
 /* ===================================================================== */
+/* Each command's flags are tables of FlagSpec: the parser accepts exactly
+ * these, checks numeric values against [lo, hi] where one is given, and
+ * `tempo CMD --help` prints them, so the help and the parser cannot drift. */
+
+typedef enum { FLAG_SWITCH, FLAG_INT, FLAG_NUMBER, FLAG_TEXT } FlagType;
+
+typedef struct {
+    const char *name;
+    FlagType type;
+    const char *value;  /* what the value is, for the help ("T", "FILE"); NULL for switches */
+    const char *deflt;  /* default, NULL: none (or off for switches) */
+    double lo, hi;      /* numeric range checked by the parser when lo < hi */
+    const char *range;  /* range or choices in words, when checked later or model-dependent */
+    const char *help;
+} FlagSpec;
 
 typedef struct {
     int n;
@@ -26,36 +45,51 @@ typedef struct {
     const char *positional[8];
 } Args;
 
-static int in_list(const char *s, const char *const *list) {
-    for (; *list; list++)
-        if (strcmp(s, *list) == 0) return 1;
+static const FlagSpec *find_spec(const char *name, const FlagSpec *const *t1, const FlagSpec *const *t2,
+                                 const FlagSpec *const *t3) {
+    const FlagSpec *const *tables[3] = {t1, t2, t3};
+    for (int k = 0; k < 3; k++)
+        for (const FlagSpec *const *t = tables[k]; t && *t; t++)
+            if (strcmp(name, (*t)->name) == 0) return *t;
+    return NULL;
+}
+
+/* A numeric value's syntax and its [lo, hi] range, as the spec says. */
+static int check_value(const FlagSpec *f, const char *v, char *err) {
+    char *end;
+    errno = 0;
+    double x = f->type == FLAG_INT ? (double)strtol(v, &end, 10) : strtod(v, &end);
+    int bad = errno || end == v || *end != '\0' || !isfinite(x), ranged = f->lo < f->hi;
+    const char *kind = f->type == FLAG_INT ? "an integer" : "a number";
+    if (bad && !ranged) return tempo_error(err, "%s must be %s, got '%s'", f->name, kind, v);
+    if (bad || (ranged && (x < f->lo || x > f->hi)))
+        return tempo_error(err, "%s must be %s in [%.10g, %.10g], got '%s'", f->name, kind, f->lo, f->hi, v);
     return 0;
 }
 
-/* Splits argv into known flags (with values), switches and positionals;
- * `more_valued` (may be NULL) adds command-specific flags to `valued`. */
-static int parse_args(int argc, char **argv, const char *command, const char *const *valued,
-                      const char *const *more_valued, const char *const *switches, Args *a, char *err) {
+/* Splits argv into the flags of up to three tables (with values),
+ * switches and positionals. */
+static int parse_args(int argc, char **argv, const char *command, const FlagSpec *const *t1, const FlagSpec *const *t2,
+                      const FlagSpec *const *t3, Args *a, char *err) {
     memset(a, 0, sizeof *a);
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
-        if (arg[0] == '-' && arg[1] != '\0') {
-            if (a->n == 64) return tempo_error(err, "too many flags");
-            if (in_list(arg, valued) || (more_valued && in_list(arg, more_valued))) {
-                if (i + 1 >= argc)
-                    return tempo_error(err, "flag %s of tempo %s needs a value", arg, command);
-                a->name[a->n] = arg;
-                a->value[a->n++] = argv[++i];
-            } else if (in_list(arg, switches)) {
-                a->name[a->n] = arg;
-                a->value[a->n++] = NULL;
-            } else {
-                return tempo_error(err, "unknown flag %s for tempo %s", arg, command);
-            }
-        } else {
+        if (arg[0] != '-' || arg[1] == '\0') {
             if (a->n_positional == 8) return tempo_error(err, "too many arguments");
             a->positional[a->n_positional++] = arg;
+            continue;
         }
+        const FlagSpec *f = find_spec(arg, t1, t2, t3);
+        if (!f) return tempo_error(err, "unknown flag %s for tempo %s (see tempo %s --help)", arg, command, command);
+        if (a->n == 64) return tempo_error(err, "too many flags");
+        a->name[a->n] = arg;
+        a->value[a->n] = NULL;
+        if (f->type != FLAG_SWITCH) {
+            if (i + 1 >= argc) return tempo_error(err, "flag %s of tempo %s needs a value", arg, command);
+            a->value[a->n] = argv[++i];
+            if (f->type != FLAG_TEXT && check_value(f, a->value[a->n], err) != 0) return -1;
+        }
+        a->n++;
     }
     return 0;
 }
@@ -66,25 +100,142 @@ static const char *flag(const Args *a, const char *name) {
     return NULL;
 }
 
-static int parse_int(const char *s, const char *what, int lo, int hi, int *out, char *err) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < lo || v > hi)
-        return tempo_error(err, "%s must be an integer in [%d, %d], got '%s'", what, lo, hi, s);
-    *out = (int)v;
-    return 0;
-}
+/* ---- the flags, each defined once; commands list the ones they take ---- */
 
-static int parse_float(const char *s, const char *what, float *out, char *err) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end != '\0' || !isfinite(v))
-        return tempo_error(err, "%s must be a number, got '%s'", what, s);
-    *out = v;
-    return 0;
-}
+static const FlagSpec F_MODEL = {"-m", FLAG_TEXT, "MODEL", NULL, 0, 0, NULL,
+    "checkpoint: a llama2.c .bin file or a Hugging Face directory"};
+static const FlagSpec F_TOKENIZER = {"-z", FLAG_TEXT, "TOK", NULL, 0, 0, NULL,
+    "tokenizer.bin or tokenizer.json (a Hugging Face directory brings its own)"};
+static const FlagSpec F_PROMPT = {"--prompt", FLAG_TEXT, "TEXT", NULL, 0, 0, NULL, "the prompt; BOS is added"};
+static const FlagSpec F_P = {"-p", FLAG_TEXT, "TEXT", NULL, 0, 0, NULL, "same as --prompt"};
+static const FlagSpec F_TOKENS = {"--tokens", FLAG_TEXT, "IDS", NULL, 0, 0, NULL,
+    "the prompt as comma-separated token ids, instead of --prompt"};
+static const FlagSpec F_THREADS = {"--threads", FLAG_INT, "N", "OpenBLAS/OpenMP's choice", 1, 1024, NULL,
+    "threads for the matrix products"};
+static const FlagSpec F_JSON = {"--json", FLAG_TEXT, "FILE", NULL, 0, 0, NULL, "also write the results as JSON"};
+static const FlagSpec F_N = {"-n", FLAG_INT, "N", "32", 0, 0, ">= 1", "logical steps to generate"};
+static const FlagSpec F_MAX_TOKENS = {"--max-tokens", FLAG_INT, "N", "32", 0, 0, ">= 1", "same as -n"};
+static const FlagSpec F_THRESHOLD = {"--threshold", FLAG_NUMBER, "T", "0.1", 0, 0, "(0, 1]",
+    "select every token with p >= T at a step (the argmax when none clears it)"};
+static const FlagSpec F_MAX_WIDTH = {"--max-width", FLAG_INT, "W", "8", 0, 0, ">= 1; <= 64 with --prune",
+    "most tokens in one parallel set"};
+static const FlagSpec F_MODE = {"--mode", FLAG_TEXT, "MODE", "isolated", 0, 0, "isolated or visible",
+    "isolated: members of a set do not see each other; visible: they do, in order"};
+static const FlagSpec F_ISOLATE_LAYERS = {"--isolate-layers", FLAG_TEXT, "A-B", "every layer", 0, 0,
+    "0 <= A <= B < layers", "layers that isolate in isolated mode (the others see siblings)"};
+static const FlagSpec F_NEXT_FROM = {"--next-from", FLAG_TEXT, "FROM", "last", 0, 0, "last or mean",
+    "next distribution: the set's last row, or the mean over its live members"};
+static const FlagSpec F_SCHEDULE = {"--threshold-schedule", FLAG_TEXT, "S", "constant", 0, 0,
+    "constant, bezier or linear", "how the threshold moves from --threshold to --final-threshold"};
+static const FlagSpec F_FINAL_THRESHOLD = {"--final-threshold", FLAG_NUMBER, "T", "1", 0, 0, "(0, 1]",
+    "threshold at the last step of a schedule"};
+static const FlagSpec F_BEZIER = {"--bezier", FLAG_TEXT, "P1,P2", "0.2,0.8", 0, 0, "each in [0, 1]",
+    "control points of the bezier schedule"};
+static const FlagSpec F_PRUNE = {"--prune", FLAG_TEXT, "HOW", "none", 0, 0, "none or attention",
+    "retroactive pruning of members that later rows ignore"};
+static const FlagSpec F_PRUNE_WINDOW = {"--prune-window", FLAG_INT, "N", "4", 1, 1000000, NULL,
+    "sets within this many steps are pruning candidates"};
+static const FlagSpec F_PRUNE_LAYERS = {"--prune-layers", FLAG_INT, "N", "half the layers", 0, 0, "1 to layers",
+    "the last N layers' attention decides pruning"};
+static const FlagSpec F_PRUNE_THRESHOLD = {"--prune-threshold", FLAG_NUMBER, "X", "0.5", 0, 0, "(0, 1]",
+    "prune a member whose share of attention < X / live members"};
+static const FlagSpec F_EMULATE = {"--emulate", FLAG_TEXT, "WHAT", "none", 0, 0, "none or last-member-only",
+    "feed only each set's last member, as the Python engine did"};
+static const FlagSpec F_GREEDY = {"--greedy", FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
+    "one token per step (threshold 1); not with --threshold or --stop-on-empty"};
+static const FlagSpec F_STOP_ON_EMPTY = {"--stop-on-empty", FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
+    "end when no token clears the threshold (instead of taking the argmax)"};
+static const FlagSpec F_DYNAMIC = {"--dynamic-threshold", FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
+    "same as --threshold-schedule bezier"};
+static const FlagSpec F_TRACE = {"--trace", FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
+    "write the run as a trace (tokens, positions, masks, logits, attention)"};
+static const FlagSpec F_NO_COLOR = {"--no-color", FLAG_SWITCH, NULL, NULL, 0, 0, NULL, "no colours on a terminal"};
+static const FlagSpec F_HIDE_PRUNED = {"--hide-pruned", FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
+    "leave pruned members out of the text (shown as ~tok~ otherwise)"};
+static const FlagSpec F_VERBOSE = {"--verbose", FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
+    "each step on stderr: threshold, members and their probabilities, time"};
+static const FlagSpec F_QUIET = {"--quiet", FLAG_SWITCH, NULL, NULL, 0, 0, NULL, "do not print the text"};
+static const FlagSpec F_PROMPTS = {"--prompts", FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
+    "a prompt suite: lines \"category<TAB>prompt\" (or a prompt), '#' comments"};
+static const FlagSpec F_HEATMAP = {"--heatmap", FLAG_TEXT, "L:H", NULL, 0, 0, NULL, "ASCII heatmap of layer L head H"};
+static const FlagSpec F_ROWS = {"--rows", FLAG_TEXT, "A-B", "every row", 0, 0, NULL, "rows of the heatmaps"};
+static const FlagSpec F_SVG = {"--svg", FLAG_TEXT, "FILE", NULL, 0, 0, NULL, "SVG heatmap of --heatmap's layer and head"};
+static const FlagSpec F_SVG_GRID = {"--svg-grid", FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
+    "SVG grid of every layer and head for the query --row"};
+static const FlagSpec F_SVG_PAIR = {"--svg-pair", FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
+    "SVG of the rows teacher-forced under the isolated and the visible mask, and their difference (needs -m)"};
+static const FlagSpec F_SVG_TREE = {"--svg-tree", FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
+    "SVG picture of the run: the text as a path, each parallel set stacked at its position"};
+static const FlagSpec F_ROW = {"--row", FLAG_INT, "R", "the last row", 0, 0, NULL, "query row of --svg-grid"};
+static const FlagSpec F_POSITIONS = {"--positions", FLAG_TEXT, "P", "0,1,2,...", 0, 0, NULL,
+    "logical (RoPE) position of each row, comma-separated"};
+static const FlagSpec F_SETS = {"--sets", FLAG_TEXT, "S", "the positions", 0, 0, NULL,
+    "set id of each row (rows of one set are isolated from each other)"};
+static const FlagSpec F_MASK = {"--mask", FLAG_TEXT, "MASK", "causal", 0, 0, "causal, isolated, visible or a FILE",
+    "the attention mask; a FILE holds one row of 0/1 per line"};
+static const FlagSpec F_OUT_TRACE = {"--out", FLAG_TEXT, "TRACE", NULL, 0, 0, NULL, "write a trace of the pass"};
+static const FlagSpec F_NO_ATTENTION = {"--no-attention", FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
+    "do not keep attention (a smaller trace)"};
+static const FlagSpec F_ATOL = {"--atol", FLAG_NUMBER, "X", "1e-4", 0, 1e30, NULL, "absolute tolerance"};
+static const FlagSpec F_RTOL = {"--rtol", FLAG_NUMBER, "X", "0", 0, 1e30, NULL, "relative tolerance (of B)"};
+static const FlagSpec F_OUT = {"--out", FLAG_TEXT, "PATH", NULL, 0, 0, NULL, "where to write (required)"};
+static const FlagSpec F_SEED = {"--seed", FLAG_INT, "N", "42", 0, 2147483647, NULL, "random seed"};
+static const FlagSpec F_DIM = {"--dim", FLAG_INT, "D", "64", 1, 1 << 22, NULL, "residual width"};
+static const FlagSpec F_HIDDEN = {"--hidden", FLAG_INT, "N", "172", 1, 1 << 22, NULL, "SwiGLU inner width"};
+static const FlagSpec F_LAYERS = {"--layers", FLAG_INT, "N", "2", 1, 1 << 22, NULL, "layers"};
+static const FlagSpec F_HEADS = {"--heads", FLAG_INT, "N", "4", 1, 1 << 22, NULL, "query heads"};
+static const FlagSpec F_KV_HEADS = {"--kv-heads", FLAG_INT, "N", "2", 1, 1 << 22, NULL, "key/value heads"};
+static const FlagSpec F_VOCAB = {"--vocab", FLAG_INT, "N", "256 (384 with --format hf)", 1, 1 << 22, NULL,
+    "vocabulary size"};
+static const FlagSpec F_SEQ_LEN = {"--seq-len", FLAG_INT, "N", "256", 1, 1 << 22, NULL, "context length"};
+static const FlagSpec F_FORMAT = {"--format", FLAG_TEXT, "F", "llama2c", 0, 0, "llama2c, hf or gguf",
+    "a llama2.c .bin, a Hugging Face directory with a tokenizer.json, or a GGUF file"};
+static const FlagSpec F_DTYPE = {"--dtype", FLAG_TEXT, "T", "f32", 0, 0,
+    "f32; bf16 with hf; f16, bf16, q8_0, q4_0, q4_k, q5_k or q6_k with gguf", "weight type"};
+static const FlagSpec F_SYNTH_TOKENIZER = {"--tokenizer", FLAG_TEXT, "STYLE", "llama3 (hf), spm (gguf)", 0, 0,
+    "llama3 or gpt2; spm too with gguf", "the tokenizer written with --format hf or gguf"};
+static const FlagSpec F_UNTIED = {"--untied", FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
+    "a classifier of its own (tied to the embedding otherwise)"};
+
+static const FlagSpec F_AUDIT_MODE = {"--mode", FLAG_TEXT, "MODE", "the trace's metadata", 0, 0, "isolated or visible",
+    "the mode the engine claims to have run"};
+static const FlagSpec F_AUDIT_THRESHOLD = {"--threshold", FLAG_NUMBER, "T", "the trace's metadata", 0, 0, "(0, 1]",
+    "the threshold the engine claims"};
+static const FlagSpec F_AUDIT_MAX_WIDTH = {"--max-width", FLAG_INT, "W", "the trace's metadata", 1, 1 << 20, NULL,
+    "the largest set the engine allows"};
+static const FlagSpec F_AUDIT_N_PROMPT = {"--n-prompt", FLAG_INT, "P", "the trace's metadata", 1, 1 << 20, NULL,
+    "rows of the prompt"};
+static const FlagSpec F_AUDIT_NEXT_FROM = {"--next-from", FLAG_TEXT, "FROM", "the trace's metadata", 0, 0, "last or mean",
+    "the next-distribution rule the engine claims"};
+static const FlagSpec F_AUDIT_ATOL = {"--atol", FLAG_NUMBER, "X", "1e-4", 0, 1e30, NULL, "tolerance of the replayed logits"};
+static const FlagSpec F_AUDIT_JSON = {"--json", FLAG_TEXT, "FILE", NULL, 0, 0, NULL, "also write the findings as JSON"};
+static const FlagSpec F_CONVERT_OUT = {"--out", FLAG_TEXT, "FILE.gguf", NULL, 0, 0, NULL, "where to write (required)"};
+static const FlagSpec F_CONVERT_DTYPE = {"--dtype", FLAG_TEXT, "T", "f32", 0, 0, "f32 or q8_0", "weight type of the GGUF file"};
+
+/* Every command that generates (generate, compare, attention). */
+static const FlagSpec *const generation_valued[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_P, &F_TOKENS, &F_N,
+    &F_MAX_TOKENS, &F_THRESHOLD, &F_MAX_WIDTH, &F_MODE, &F_ISOLATE_LAYERS, &F_NEXT_FROM, &F_SCHEDULE,
+    &F_FINAL_THRESHOLD, &F_BEZIER, &F_PRUNE, &F_PRUNE_WINDOW, &F_PRUNE_LAYERS, &F_PRUNE_THRESHOLD, &F_EMULATE,
+    &F_JSON, &F_THREADS, NULL};
+static const FlagSpec *const generation_switches[] = {&F_GREEDY, &F_STOP_ON_EMPTY, &F_DYNAMIC, NULL};
+/* generate's own: the trace and how the text is shown */
+static const FlagSpec *const generate_output[] = {&F_TRACE, &F_SVG_TREE, &F_NO_COLOR, &F_HIDE_PRUNED, &F_VERBOSE, &F_QUIET, NULL};
+/* compare runs both modes on text prompts: no --mode, no --tokens */
+static const FlagSpec *const compare_generation[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_P, &F_N, &F_MAX_TOKENS,
+    &F_THRESHOLD, &F_MAX_WIDTH, &F_ISOLATE_LAYERS, &F_NEXT_FROM, &F_SCHEDULE, &F_FINAL_THRESHOLD, &F_BEZIER, &F_PRUNE,
+    &F_PRUNE_WINDOW, &F_PRUNE_LAYERS, &F_PRUNE_THRESHOLD, &F_EMULATE, &F_JSON, &F_THREADS, &F_PROMPTS, NULL};
+/* attention's own: heatmaps and pictures */
+static const FlagSpec *const analysis_valued[] = {&F_HEATMAP, &F_ROWS, &F_SVG, &F_SVG_GRID, &F_ROW, &F_SVG_PAIR, &F_TRACE, NULL};
+static const FlagSpec *const forward_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_P, &F_TOKENS, &F_POSITIONS,
+    &F_SETS, &F_MASK, &F_OUT_TRACE, &F_THREADS, &F_NO_ATTENTION, NULL};
+static const FlagSpec *const tolerance_flags[] = {&F_ATOL, &F_RTOL, NULL};
+static const FlagSpec *const audit_flag_specs[] = {&F_MODEL, &F_AUDIT_MODE, &F_AUDIT_THRESHOLD, &F_AUDIT_MAX_WIDTH,
+    &F_AUDIT_N_PROMPT, &F_AUDIT_NEXT_FROM, &F_AUDIT_ATOL, &F_AUDIT_JSON, &F_THREADS, NULL};
+static const FlagSpec *const convert_flags[] = {&F_CONVERT_OUT, &F_CONVERT_DTYPE, NULL};
+static const FlagSpec *const verify_flags[] = {&F_MODEL, &F_THREADS, NULL};
+static const FlagSpec *const encode_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_P, NULL};
+static const FlagSpec *const synth_flags[] = {&F_OUT, &F_SEED, &F_DIM, &F_HIDDEN, &F_LAYERS, &F_HEADS, &F_KV_HEADS,
+    &F_VOCAB, &F_SEQ_LEN, &F_FORMAT, &F_DTYPE, &F_SYNTH_TOKENIZER, &F_UNTIED, NULL};
 
 /* "1,2,3" -> ids; *n is set to the count. The caller frees *out. */
 static int parse_int_list(const char *s, const char *what, int **out, int *n, char *err) {
@@ -120,9 +271,14 @@ static int load_model_and_tokenizer(const Args *a, Model *m, Tokenizer *t, int n
     char beside[4200]; /* a Hugging Face directory brings its tokenizer.json */
     snprintf(beside, sizeof beside, "%s/tokenizer.json", model_path);
     if (!tok_path && access(beside, R_OK) == 0) tok_path = beside;
-    if (!tok_path && need_tokenizer) {
+    int from_gguf = !tok_path && m->n_maps > 0 && tempo_is_gguf(m->maps[0], m->map_sizes[0]); /* a GGUF file brings its own */
+    if (!tok_path && !from_gguf && need_tokenizer) {
         tempo_model_free(m);
         return tempo_error(err, "missing -z TOKENIZER (needed for --prompt)");
+    }
+    if (from_gguf && tempo_gguf_model_tokenizer(m, t, err) != 0) {
+        tempo_model_free(m);
+        return -1;
     }
     if (tok_path && tempo_tokenizer_load(t, tok_path, m->config.vocab_size, err) != 0) {
         tempo_model_free(m);
@@ -131,11 +287,25 @@ static int load_model_and_tokenizer(const Args *a, Model *m, Tokenizer *t, int n
     return 0;
 }
 
+/* --threads N (the parser checked N's range). */
 static void apply_threads(const Args *a) {
     const char *s = flag(a, "--threads");
-    int n = 0;
-    char ignored[TEMPO_ERR_SIZE];
-    if (s && parse_int(s, "--threads", 1, 1024, &n, ignored) == 0) tempo_set_threads(n);
+    if (s) tempo_set_threads((int)strtol(s, NULL, 10));
+}
+
+/* BOS + the encoded text, at most seq_len ids. The caller frees *ids. */
+static int encode_text(const Tokenizer *t, const char *text, int seq_len, int **ids, int *n, char *err) {
+    int cap = (int)strlen(text) + TEMPO_ENCODE_EXTRA;
+    *ids = malloc((size_t)cap * sizeof(int));
+    if (!*ids) return tempo_error(err, "out of memory");
+    int rc = tempo_encode(t, text, *ids, cap, n, err);
+    if (rc == 0 && *n > seq_len)
+        rc = tempo_error(err, "prompt of %d tokens is longer than the context (seq_len %d)", *n, seq_len);
+    if (rc != 0) {
+        free(*ids);
+        *ids = NULL;
+    }
+    return rc;
 }
 
 /* Prompt ids from --tokens or --prompt (BOS + encoded text). */
@@ -146,21 +316,34 @@ static int prompt_ids(const Args *a, const Model *m, const Tokenizer *t, int **i
     if (tokens) return parse_int_list(tokens, "--tokens", ids, n, err);
     if (!prompt) return tempo_error(err, "missing --prompt TEXT or --tokens IDS");
     if (!t->pieces) return tempo_error(err, "missing -z TOKENIZER (needed for --prompt)");
-    int cap = (int)strlen(prompt) + TEMPO_ENCODE_EXTRA;
-    *ids = malloc((size_t)cap * sizeof(int));
-    if (!*ids) return tempo_error(err, "out of memory");
-    if (tempo_encode(t, prompt, *ids, cap, n, err) != 0) {
-        free(*ids);
-        *ids = NULL;
-        return -1;
+    return encode_text(t, prompt, m->config.seq_len, ids, n, err);
+}
+
+/* Text of a token, or " #id" when no tokenizer was given. */
+static const char *token_text(const Tokenizer *t, int prev, int token, char buf[16]) {
+    if (t->pieces) return tempo_decode(t, prev, token, buf);
+    snprintf(buf, 16, " #%d", token);
+    return buf;
+}
+
+/* How a token shows in the text: BOS and EOS as markers (<bos>, <end>: a
+ * branch that ends); inside a set, control characters as escapes (\n, \t,
+ * \xNN) and a whitespace-only piece as one ␣ per space, so [a/b] stays on
+ * one line; outside a set, newlines and tabs as they are. */
+static void show_token(FILE *out, const Tokenizer *t, const Config *c, int prev, int token, int in_set) {
+    if (token == c->bos_token_id) { fputs("<bos>", out); return; }
+    if (tempo_is_eos(c, token)) { fputs("<end>", out); return; }
+    char buf[16];
+    const char *text = token_text(t, prev, token, buf);
+    int blank = in_set && text[0] && text[strspn(text, " ")] == '\0';
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (blank) fputs("\u2423", out);
+        else if ((*p == '\n' || *p == '\t') && !in_set) fputc(*p, out);
+        else if (*p == '\n') fputs("\\n", out);
+        else if (*p == '\t') fputs("\\t", out);
+        else if (*p < 0x20 || *p == 0x7f) fprintf(out, "\\x%02x", *p);
+        else fputc(*p, out);
     }
-    if (*n > m->config.seq_len) {
-        free(*ids);
-        *ids = NULL;
-        return tempo_error(err, "prompt of %d tokens is longer than the context (seq_len %d)", *n,
-                        m->config.seq_len);
-    }
-    return 0;
 }
 
 /* ===================================================================== */
@@ -182,12 +365,32 @@ static int row_list(const Args *a, const char *name, int n, const int *fallback,
     return 0;
 }
 
+/* One line per row: its token, position, set and the most probable next
+ * token with its probability, as text too when a tokenizer was given. */
+static void print_forward_rows(const Tokenizer *t, const Config *c, int n, const int *tokens, const int *positions,
+                               const int *sets, const float *logits) {
+    int V = c->vocab_size;
+    printf("row  token  pos  set  top-token  p(top)%s\n", t->pieces ? "  text -> top" : "");
+    for (int i = 0; i < n; i++) {
+        const float *lr = logits + (size_t)i * V;
+        int best = 0;
+        double sum = 0.0;
+        for (int v = 1; v < V; v++) if (lr[v] > lr[best]) best = v;
+        for (int v = 0; v < V; v++) sum += exp((double)lr[v] - lr[best]); /* p(top) = 1 / sum exp(l - l_top) */
+        printf("%3d  %5d  %3d  %3d  %9d  %.4f", i, tokens[i], positions[i], sets[i], best, 1.0 / sum);
+        if (t->pieces) {
+            printf("  ");
+            show_token(stdout, t, c, i ? tokens[i - 1] : -1, tokens[i], 1);
+            printf(" -> ");
+            show_token(stdout, t, c, tokens[i], best, 1);
+        }
+        printf("\n");
+    }
+}
+
 static int cmd_forward(int argc, char **argv, char *err) {
-    static const char *const valued[] = {"-m", "-z", "--prompt", "-p", "--tokens", "--positions", "--sets",
-                                         "--mask", "--out", "--threads", NULL};
-    static const char *const switches[] = {"--no-attention", NULL};
     Args a;
-    if (parse_args(argc, argv, "forward", valued, NULL, switches, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "forward", forward_flags, NULL, NULL, &a, err) != 0) return 1;
     apply_threads(&a);
     Model m;
     Tokenizer t;
@@ -208,18 +411,9 @@ static int cmd_forward(int argc, char **argv, char *err) {
     if (strcmp(mask, "causal") == 0 || strcmp(mask, "visible") == 0) tempo_mask_rows(MASK_CAUSAL, sets, 0, n, allowed);
     else if (strcmp(mask, "isolated") == 0) tempo_mask_rows(MASK_ISOLATED, sets, 0, n, allowed);
     else if (tempo_mask_read(mask, n, allowed, err) != 0) goto done;
-    Outputs out = {.logits = logits, .hidden = NULL, .attention = attention};
+    Outputs out = {.logits = logits, .attention = attention};
     if (tempo_forward_full(&m, n, tokens, positions, allowed, 1, out, err) != 0) goto done;
-    int V = m.config.vocab_size;
-    printf("row  token  pos  set  top-token  p(top)\n");
-    for (int i = 0; i < n; i++) {
-        const float *lr = logits + (size_t)i * V;
-        int best = 0;
-        double sum = 0.0;
-        for (int v = 1; v < V; v++) if (lr[v] > lr[best]) best = v;
-        for (int v = 0; v < V; v++) sum += exp((double)lr[v] - lr[best]);
-        printf("%3d  %5d  %3d  %3d  %9d  %.4f\n", i, tokens[i], positions[i], sets[i], best, 1.0 / sum);
-    }
+    print_forward_rows(&t, &m.config, n, tokens, positions, sets, logits);
     if (out_path) {
         Trace tr;
         if (tempo_trace_build(&tr, &m, n, tokens, positions, sets, allowed, 1, logits, attention, NULL, err) != 0)
@@ -244,111 +438,145 @@ done:
 /* tempo generate                                                        */
 /* ===================================================================== */
 
-static int parse_generation_flags(const Args *a, const Config *c, GenConfig *g, char *err) {
-    tempo_gen_defaults(g, c);
+/* The value of flag `name` as the index of one of `names` (NULL-terminated);
+ * *out is left alone when the flag is absent. */
+static int parse_choice(const Args *a, const char *name, const char *const *names, int *out, char *err) {
+    const char *v = flag(a, name);
+    if (!v) return 0;
+    char list[256] = "";
+    int w = 0, n = 0;
+    for (; names[n]; n++) {
+        if (strcmp(v, names[n]) == 0) return *out = n, 0;
+        w += snprintf(list + w, sizeof list - (size_t)w, "%s%s", n == 0 ? "" : names[n + 1] ? ", " : " or ", names[n]);
+    }
+    return tempo_error(err, "%s must be %s, got '%s'", name, list, v);
+}
+
+/* Combinations of flags where one would be silently ignored. */
+static int refuse_ignored_flags(const Args *a, const GenConfig *g, char *err) {
+    if (flag(a, "--greedy") && flag(a, "--threshold"))
+        return tempo_error(err, "--greedy takes one token per step: it cannot be combined with --threshold");
+    if (flag(a, "--greedy") && flag(a, "--stop-on-empty"))
+        return tempo_error(err, "--greedy always has a token: it cannot be combined with --stop-on-empty");
+    if (flag(a, "--isolate-layers") && g->mode == MASK_VISIBLE)
+        return tempo_error(err, "--isolate-layers chooses the layers that isolate: it needs --mode isolated, not visible");
+    return 0;
+}
+
+static int parse_generation_numbers(const Args *a, const Config *c, GenConfig *g, char *err) {
     const char *v;
-    if ((v = flag(a, "--threshold")) && parse_float(v, "--threshold", &g->threshold, err) != 0) return -1;
-    if (flag(a, "--greedy")) g->threshold = 1.0f;
-    if ((v = flag(a, "--max-width")) && parse_int(v, "--max-width", -1000000, 1000000, &g->max_width, err) != 0) return -1;
-    if ((v = flag(a, "-n")) && parse_int(v, "-n", -1000000, 1000000, &g->max_steps, err) != 0) return -1;
-    if ((v = flag(a, "--max-tokens")) && parse_int(v, "--max-tokens", -1000000, 1000000, &g->max_steps, err) != 0) return -1;
-    if ((v = flag(a, "--mode"))) {
-        if (strcmp(v, "isolated") == 0) g->mode = MASK_ISOLATED;
-        else if (strcmp(v, "visible") == 0) g->mode = MASK_VISIBLE;
-        else return tempo_error(err, "--mode must be isolated or visible, got '%s'", v);
-    }
-    if ((v = flag(a, "--isolate-layers"))) {
-        char *end;
-        long lo = strtol(v, &end, 10), hi = lo;
-        if (end != v && *end == '-') hi = strtol(end + 1, &end, 10);
-        if (end == v || *end != '\0' || lo < 0 || hi < lo || hi >= c->n_layers)
-            return tempo_error(err, "--isolate-layers must be A-B with 0 <= A <= B < %d, got '%s'",
-                            c->n_layers, v);
-        g->isolate_first = (int)lo;
-        g->isolate_last = (int)hi;
-    }
-    if ((v = flag(a, "--next-from"))) {
-        if (strcmp(v, "last") == 0) g->next_from = NEXT_LAST_ROW;
-        else if (strcmp(v, "mean") == 0) g->next_from = NEXT_MEAN;
-        else return tempo_error(err, "--next-from must be last or mean, got '%s'", v);
-    }
-    g->stop_on_empty = flag(a, "--stop-on-empty") != NULL;
-    if (flag(a, "--dynamic-threshold")) g->schedule = SCHEDULE_BEZIER;
-    if ((v = flag(a, "--threshold-schedule"))) {
-        if (strcmp(v, "bezier") == 0) g->schedule = SCHEDULE_BEZIER;
-        else if (strcmp(v, "linear") == 0) g->schedule = SCHEDULE_LINEAR;
-        else if (strcmp(v, "constant") == 0) g->schedule = SCHEDULE_CONSTANT;
-        else return tempo_error(err, "--threshold-schedule must be bezier, linear or constant, got '%s'", v);
-    }
-    if ((v = flag(a, "--final-threshold")) && parse_float(v, "--final-threshold", &g->final_threshold, err) != 0) return -1;
+    if ((v = flag(a, "--threshold")) && tempo_parse_float(v, "--threshold", &g->threshold, err) != 0) return -1;
+    if ((v = flag(a, "--max-width")) && tempo_parse_int(v, "--max-width", -1000000, 1000000, &g->max_width, err) != 0) return -1;
+    if ((v = flag(a, "-n")) && tempo_parse_int(v, "-n", -1000000, 1000000, &g->max_steps, err) != 0) return -1;
+    if ((v = flag(a, "--max-tokens")) && tempo_parse_int(v, "--max-tokens", -1000000, 1000000, &g->max_steps, err) != 0) return -1;
+    if ((v = flag(a, "--isolate-layers")) &&
+        tempo_parse_range(v, "--isolate-layers", 0, c->n_layers - 1, &g->isolate_first, &g->isolate_last, err) != 0)
+        return -1;
+    if ((v = flag(a, "--final-threshold")) && tempo_parse_float(v, "--final-threshold", &g->final_threshold, err) != 0) return -1;
     if ((v = flag(a, "--bezier"))) {
         char *end;
         g->bezier_p1 = strtof(v, &end);
         if (*end != ',') return tempo_error(err, "--bezier must be P1,P2, got '%s'", v);
-        if (parse_float(end + 1, "--bezier P2", &g->bezier_p2, err) != 0) return -1;
+        if (tempo_parse_float(end + 1, "--bezier P2", &g->bezier_p2, err) != 0) return -1;
     }
-    if ((v = flag(a, "--prune"))) {
-        if (strcmp(v, "attention") == 0) g->prune = 1;
-        else if (strcmp(v, "none") != 0) return tempo_error(err, "--prune must be attention or none, got '%s'", v);
-    }
-    if ((v = flag(a, "--prune-window")) && parse_int(v, "--prune-window", 1, 1000000, &g->prune_window, err) != 0) return -1;
-    if ((v = flag(a, "--prune-layers")) && parse_int(v, "--prune-layers", 1, c->n_layers, &g->prune_layers, err) != 0) return -1;
-    if ((v = flag(a, "--prune-threshold")) && parse_float(v, "--prune-threshold", &g->prune_threshold, err) != 0) return -1;
-    if ((v = flag(a, "--emulate"))) {
-        if (strcmp(v, "last-member-only") == 0) g->emulate = EMULATE_LAST_MEMBER_ONLY;
-        else if (strcmp(v, "none") != 0) return tempo_error(err, "--emulate must be last-member-only, got '%s'", v);
-    }
+    if ((v = flag(a, "--prune-window")) && tempo_parse_int(v, "--prune-window", 1, 1000000, &g->prune_window, err) != 0) return -1;
+    if ((v = flag(a, "--prune-layers")) && tempo_parse_int(v, "--prune-layers", 1, c->n_layers, &g->prune_layers, err) != 0) return -1;
+    if ((v = flag(a, "--prune-threshold")) && tempo_parse_float(v, "--prune-threshold", &g->prune_threshold, err) != 0) return -1;
+    return 0;
+}
+
+static int parse_generation_flags(const Args *a, const Config *c, GenConfig *g, char *err) {
+    static const char *const modes[] = {"isolated", "visible", NULL}, *const next[] = {"last", "mean", NULL};
+    static const char *const schedules[] = {"constant", "bezier", "linear", NULL}, *const prune[] = {"none", "attention", NULL};
+    static const char *const emulate[] = {"none", "last-member-only", NULL};
+    tempo_gen_defaults(g, c);
+    int mode = 0, next_from = 0, schedule = flag(a, "--dynamic-threshold") ? 1 : 0, emulation = 0;
+    if (parse_generation_numbers(a, c, g, err) != 0 || parse_choice(a, "--mode", modes, &mode, err) != 0 ||
+        parse_choice(a, "--next-from", next, &next_from, err) != 0 ||
+        parse_choice(a, "--threshold-schedule", schedules, &schedule, err) != 0 ||
+        parse_choice(a, "--prune", prune, &g->prune, err) != 0 || parse_choice(a, "--emulate", emulate, &emulation, err) != 0)
+        return -1;
+    g->mode = mode ? MASK_VISIBLE : MASK_ISOLATED;
+    g->next_from = next_from ? NEXT_MEAN : NEXT_LAST_ROW;
+    g->schedule = schedule == 1 ? SCHEDULE_BEZIER : schedule == 2 ? SCHEDULE_LINEAR : SCHEDULE_CONSTANT;
+    g->emulate = emulation ? EMULATE_LAST_MEMBER_ONLY : EMULATE_NONE;
+    if (flag(a, "--greedy")) g->threshold = 1.0f;
+    g->stop_on_empty = flag(a, "--stop-on-empty") != NULL;
     g->capture_attention = flag(a, "--trace") != NULL;
     g->keep_logits = g->capture_attention; /* only a trace needs every row's logits */
+    if (refuse_ignored_flags(a, g, err) != 0) return -1;
     return tempo_gen_validate(g, c, err);
 }
 
-/* Text of a token, or " #id" when no tokenizer was given. */
-static const char *token_text(const Tokenizer *t, int prev, int token, char buf[16]) {
-    if (t->pieces) return tempo_decode(t, prev, token, buf);
-    snprintf(buf, 16, " #%d", token);
-    return buf;
+/* Writes a JSON document to path. */
+static int write_json(const cJSON *root, const char *path, char *err) {
+    char *text = cJSON_Print(root);
+    if (!text) return tempo_error(err, "out of memory writing JSON");
+    int rc = tempo_write_text_file(path, text, err);
+    free(text);
+    return rc;
 }
 
-/* Prints the text with parallel sets inline as [a/b/c], pruned as ~b~. */
-static void print_generation(const Generation *gen, const Tokenizer *t, int bos, int color, int hide_pruned) {
-    char byte_buf[16];
+/* The token before step s (for decoding): the previous step's first member, or the prompt's last token. */
+static int token_before(const Generation *gen, int s) {
+    return s == 0 ? gen->tokens[gen->n_prompt - 1] : gen->members[gen->steps[s - 1].first_member].token;
+}
+
+/* One step: a single token, or the parallel set as [a/b/c], pruned members as ~b~. */
+static void print_step(FILE *out, const Generation *gen, int s, const Tokenizer *t, const Config *c, int prev,
+                       int color, int hide_pruned) {
+    const Step *st = &gen->steps[s];
+    const Member *mem = gen->members + st->first_member;
+    if (st->n_members == 1) {
+        show_token(out, t, c, prev, mem[0].token, 0);
+        return;
+    }
+    fputs(color ? "\033[36m[" : "[", out);
+    int shown = 0;
+    for (int i = 0; i < st->n_members; i++) {
+        int pruned = mem[i].pruned_at >= 0;
+        if (pruned && hide_pruned) continue;
+        if (shown++) fputc('/', out);
+        if (pruned) fputs(color ? "\033[2m~" : "~", out);
+        show_token(out, t, c, prev, mem[i].token, 1);
+        if (pruned) fputs(color ? "~\033[22;36m" : "~", out);
+    }
+    fputs(color ? "]\033[0m" : "]", out);
+}
+
+/* Prints the prompt (without its BOS) and every step, then a newline. */
+static void print_generation(const Generation *gen, const Tokenizer *t, const Config *c, int color, int hide_pruned) {
     int prev = gen->tokens[0];
-    for (int i = gen->tokens[0] == bos; i < gen->n_prompt; i++) {
-        fputs(token_text(t, prev, gen->tokens[i], byte_buf), stdout);
+    for (int i = gen->tokens[0] == c->bos_token_id; i < gen->n_prompt; i++) {
+        show_token(stdout, t, c, prev, gen->tokens[i], 0);
         prev = gen->tokens[i];
     }
     for (int s = 0; s < gen->n_steps; s++) {
-        const Step *st = &gen->steps[s];
-        const Member *mem = gen->members + st->first_member;
-        if (st->n_members == 1) {
-            fputs(token_text(t, prev, mem[0].token, byte_buf), stdout);
-        } else {
-            fputs(color ? "\033[36m[" : "[", stdout);
-            int shown = 0;
-            for (int i = 0; i < st->n_members; i++) {
-                int pruned = mem[i].pruned_at >= 0;
-                if (pruned && hide_pruned) continue;
-                if (shown++) fputc('/', stdout);
-                if (pruned) fputs(color ? "\033[2m~" : "~", stdout);
-                fputs(token_text(t, prev, mem[i].token, byte_buf), stdout);
-                if (pruned) fputs(color ? "~\033[22;36m" : "~", stdout);
-            }
-            fputs(color ? "]\033[0m" : "]", stdout);
-        }
-        prev = mem[0].token;
+        print_step(stdout, gen, s, t, c, prev, color, hide_pruned);
+        prev = gen->members[gen->steps[s].first_member].token;
     }
     fputc('\n', stdout);
 }
 
-static int write_generation_json(const Generation *gen, const Tokenizer *t, const GenConfig *g, const char *prompt,
-                                 const char *path, char *err) {
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "prompt", prompt ? prompt : "");
-    cJSON *ptoks = cJSON_AddArrayToObject(root, "prompt_tokens");
-    for (int i = 0; i < gen->n_prompt; i++) cJSON_AddItemToArray(ptoks, cJSON_CreateNumber(gen->tokens[i]));
+/* A float as the shortest decimal that reads back to the same float
+ * (0.1, not 0.10000000149011612); JSON has no inf or nan: null. */
+static void add_float(cJSON *o, const char *key, float v) {
+    char buf[32];
+    if (!isfinite(v)) {
+        cJSON_AddNullToObject(o, key);
+        return;
+    }
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (strtof(buf, NULL) == v) break;
+    }
+    cJSON_AddRawToObject(o, key, buf);
+}
+
+/* The settings a generation ran with. */
+static void add_settings_json(cJSON *root, const GenConfig *g) {
     cJSON *set = cJSON_AddObjectToObject(root, "settings");
-    cJSON_AddNumberToObject(set, "threshold", g->threshold);
+    add_float(set, "threshold", g->threshold);
     cJSON_AddNumberToObject(set, "max_width", g->max_width);
     cJSON_AddNumberToObject(set, "max_tokens", g->max_steps);
     cJSON_AddStringToObject(set, "mode", g->mode == MASK_ISOLATED ? "isolated" : "visible");
@@ -357,42 +585,55 @@ static int write_generation_json(const Generation *gen, const Tokenizer *t, cons
     cJSON_AddStringToObject(set, "next_from", g->next_from == NEXT_MEAN ? "mean" : "last");
     const char *sched[] = {"constant", "bezier", "linear"};
     cJSON_AddStringToObject(set, "threshold_schedule", sched[g->schedule]);
-    cJSON_AddNumberToObject(set, "final_threshold", g->final_threshold);
-    cJSON_AddNumberToObject(set, "bezier_p1", g->bezier_p1);
-    cJSON_AddNumberToObject(set, "bezier_p2", g->bezier_p2);
+    add_float(set, "final_threshold", g->final_threshold);
+    add_float(set, "bezier_p1", g->bezier_p1);
+    add_float(set, "bezier_p2", g->bezier_p2);
     cJSON_AddStringToObject(set, "prune", g->prune ? "attention" : "none");
     cJSON_AddStringToObject(set, "emulate", g->emulate ? "last-member-only" : "none");
-    cJSON *steps = cJSON_AddArrayToObject(root, "steps");
-    int parallel = 0, max_width = 0, prev = gen->tokens[gen->n_prompt - 1];
+}
+
+/* One selected token: id, text (valid UTF-8), probability, row, pruning. */
+static cJSON *member_json(const Member *mem, const Tokenizer *t, int prev) {
     char byte_buf[16];
+    cJSON *jt = cJSON_CreateObject();
+    cJSON_AddNumberToObject(jt, "id", mem->token);
+    const char *text = token_text(t, prev, mem->token, byte_buf);
+    char *valid = tempo_valid_utf8(text, strlen(text)); /* JSON must be UTF-8 */
+    cJSON_AddStringToObject(jt, "text", valid ? valid : "");
+    free(valid);
+    add_float(jt, "probability", mem->prob);
+    if (mem->row >= 0) cJSON_AddNumberToObject(jt, "physical_index", mem->row);
+    else cJSON_AddNullToObject(jt, "physical_index");
+    if (mem->pruned_at >= 0) cJSON_AddNumberToObject(jt, "pruned_at", mem->pruned_at);
+    else cJSON_AddNullToObject(jt, "pruned_at");
+    return jt;
+}
+
+static cJSON *steps_json(const Generation *gen, const Tokenizer *t, const GenConfig *g) {
+    cJSON *steps = cJSON_CreateArray();
+    int prev = gen->tokens[gen->n_prompt - 1];
     for (int s = 0; s < gen->n_steps; s++) {
         const Step *st = &gen->steps[s];
         cJSON *js = cJSON_CreateObject();
         cJSON_AddNumberToObject(js, "step", s);
         cJSON_AddNumberToObject(js, "logical_position", st->logical_pos);
-        cJSON_AddNumberToObject(js, "threshold", st->threshold);
+        add_float(js, "threshold", st->threshold);
         cJSON_AddStringToObject(js, "next_from", g->next_from == NEXT_MEAN ? "mean" : "last");
         cJSON_AddNumberToObject(js, "seconds", st->seconds);
         cJSON *tokens = cJSON_AddArrayToObject(js, "tokens");
-        for (int i = 0; i < st->n_members; i++) {
-            const Member *mem = &gen->members[st->first_member + i];
-            cJSON *jt = cJSON_CreateObject();
-            cJSON_AddNumberToObject(jt, "id", mem->token);
-            const char *text = token_text(t, prev, mem->token, byte_buf);
-            char *valid = tempo_valid_utf8(text, strlen(text)); /* JSON must be UTF-8 */
-            cJSON_AddStringToObject(jt, "text", valid ? valid : "");
-            free(valid);
-            cJSON_AddNumberToObject(jt, "probability", mem->prob);
-            if (mem->row >= 0) cJSON_AddNumberToObject(jt, "physical_index", mem->row);
-            else cJSON_AddNullToObject(jt, "physical_index");
-            if (mem->pruned_at >= 0) cJSON_AddNumberToObject(jt, "pruned_at", mem->pruned_at);
-            else cJSON_AddNullToObject(jt, "pruned_at");
-            cJSON_AddItemToArray(tokens, jt);
-        }
+        for (int i = 0; i < st->n_members; i++)
+            cJSON_AddItemToArray(tokens, member_json(&gen->members[st->first_member + i], t, prev));
         cJSON_AddItemToArray(steps, js);
-        parallel += st->n_members > 1;
-        if (st->n_members > max_width) max_width = st->n_members;
         prev = gen->members[st->first_member].token;
+    }
+    return steps;
+}
+
+static void add_generation_summary_json(cJSON *root, const Generation *gen) {
+    int parallel = 0, max_width = 0;
+    for (int s = 0; s < gen->n_steps; s++) {
+        parallel += gen->steps[s].n_members > 1;
+        if (gen->steps[s].n_members > max_width) max_width = gen->steps[s].n_members;
     }
     cJSON *sum = cJSON_AddObjectToObject(root, "summary");
     cJSON_AddNumberToObject(sum, "steps", gen->n_steps);
@@ -403,25 +644,42 @@ static int write_generation_json(const Generation *gen, const Tokenizer *t, cons
     cJSON_AddStringToObject(sum, "stop_reason", gen->stop_reason);
     cJSON_AddNumberToObject(sum, "prefill_seconds", gen->prefill_seconds);
     cJSON_AddNumberToObject(sum, "total_seconds", gen->total_seconds);
-    char *text = cJSON_Print(root);
+}
+
+static int write_generation_json(const Generation *gen, const Tokenizer *t, const GenConfig *g, const char *prompt,
+                                 const char *path, char *err) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "prompt", prompt ? prompt : "");
+    cJSON *ptoks = cJSON_AddArrayToObject(root, "prompt_tokens");
+    for (int i = 0; i < gen->n_prompt; i++) cJSON_AddItemToArray(ptoks, cJSON_CreateNumber(gen->tokens[i]));
+    add_settings_json(root, g);
+    cJSON_AddItemToObject(root, "steps", steps_json(gen, t, g));
+    add_generation_summary_json(root, gen);
+    int rc = write_json(root, path, err);
     cJSON_Delete(root);
-    if (!text) return tempo_error(err, "out of memory writing JSON");
-    int rc = tempo_write_text_file(path, text, err);
-    free(text);
     return rc;
 }
 
-/* Flags of every command that generates (generate, compare, attention). */
-static const char *const generation_valued[] = {"-m", "-z", "--prompt", "-p", "--tokens", "-n", "--max-tokens",
-    "--threshold", "--max-width", "--mode", "--isolate-layers", "--next-from", "--threshold-schedule",
-    "--final-threshold", "--bezier", "--prune", "--prune-window", "--prune-layers", "--prune-threshold",
-    "--emulate", "--json", "--trace", "--threads", NULL};
-static const char *const generation_switches[] = {"--greedy", "--stop-on-empty", "--dynamic-threshold", "--no-color",
-                                                  "--hide-pruned", "--verbose", "--quiet", NULL};
+/* --verbose: per step its position, threshold, time, and every member with
+ * its probability (pruned members marked, unfed ones as not fed). */
+static void print_steps_verbose(FILE *out, const Generation *gen, const Tokenizer *t, const Config *c) {
+    for (int s = 0; s < gen->n_steps; s++) {
+        const Step *st = &gen->steps[s];
+        fprintf(out, "step %d  pos %d  threshold %.4f  %.3f ms  members %d:", s, st->logical_pos, st->threshold,
+                st->seconds * 1e3, st->n_members);
+        for (int i = 0; i < st->n_members; i++) {
+            const Member *mem = &gen->members[st->first_member + i];
+            fputs(i ? ", '" : " '", out);
+            show_token(out, t, c, token_before(gen, s), mem->token, 1);
+            fprintf(out, "' %.4f%s%s", mem->prob, mem->pruned_at >= 0 ? " (pruned)" : "", mem->row < 0 ? " (not fed)" : "");
+        }
+        fputc('\n', out);
+    }
+}
 
 static int cmd_generate(int argc, char **argv, char *err) {
     Args a;
-    if (parse_args(argc, argv, "generate", generation_valued, NULL, generation_switches, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "generate", generation_valued, generate_output, generation_switches, &a, err) != 0) return 1;
     apply_threads(&a);
     Model m;
     Tokenizer t;
@@ -432,11 +690,8 @@ static int cmd_generate(int argc, char **argv, char *err) {
     if (parse_generation_flags(&a, &m.config, &g, err) != 0) goto done;
     if (prompt_ids(&a, &m, &t, &prompt, &n_prompt, err) != 0) goto done;
     if (tempo_generate(&m, prompt, n_prompt, &g, &gen, err) != 0) goto done;
-    if (!flag(&a, "--quiet")) print_generation(&gen, &t, m.config.bos_token_id, isatty(1) && !flag(&a, "--no-color"), flag(&a, "--hide-pruned") != NULL);
-    if (flag(&a, "--verbose"))
-        for (int s = 0; s < gen.n_steps; s++)
-            fprintf(stderr, "step %d  pos %d  threshold %.4f  members %d  %.3f ms\n", s, gen.steps[s].logical_pos,
-                    gen.steps[s].threshold, gen.steps[s].n_members, gen.steps[s].seconds * 1e3);
+    if (!flag(&a, "--quiet")) print_generation(&gen, &t, &m.config, isatty(1) && !flag(&a, "--no-color"), flag(&a, "--hide-pruned") != NULL);
+    if (flag(&a, "--verbose")) print_steps_verbose(stderr, &gen, &t, &m.config);
     fflush(stdout);
     double gen_seconds = gen.total_seconds - gen.prefill_seconds;
     fprintf(stderr, "%d steps, %d tokens in %d rows (stop: %s); %.1f tokens/s, %.1f steps/s\n", gen.n_steps,
@@ -444,13 +699,17 @@ static int cmd_generate(int argc, char **argv, char *err) {
             gen_seconds > 0 ? gen.n_steps / gen_seconds : 0.0);
     if (strcmp(gen.stop_reason, "context-full") == 0)
         fprintf(stderr, "stopped: the context is full (seq_len %d)\n", m.config.seq_len);
-    const char *json = flag(&a, "--json"), *trace = flag(&a, "--trace");
+    const char *json = flag(&a, "--json"), *trace = flag(&a, "--trace"), *tree = flag(&a, "--svg-tree");
+    if (tree && tree_svg(tree, &gen, &t, strrchr(m.path, '/') ? strrchr(m.path, '/') + 1 : m.path,
+                         g.mode == MASK_ISOLATED ? "isolated" : "visible", err) != 0)
+        goto done;
     if (json && write_generation_json(&gen, &t, &g, flag(&a, "--prompt") ? flag(&a, "--prompt") : flag(&a, "-p"), json, err) != 0)
         goto done;
     if (trace) {
         Trace tr;
         if (tempo_generation_trace(&gen, &m, &tr, err) != 0) goto done;
-        int wrc = tempo_trace_write(&tr, trace, err);
+        int wrc = audit_put_settings(&tr, &g, &m.config, err);
+        if (wrc == 0) wrc = tempo_trace_write(&tr, trace, err);
         tempo_trace_free(&tr);
         if (wrc != 0) goto done;
     }
@@ -490,12 +749,22 @@ static void format_index(const Tensor *x, size_t i, char *buf, size_t len) {
     snprintf(buf + w, len - (size_t)w, "]");
 }
 
+/* "F32[99,512]" */
+static const char *describe_tensor(const Tensor *x, char *buf, size_t len) {
+    int w = snprintf(buf, len, "%s[", tempo_dtype_name(x->dtype));
+    for (int d = 0; d < x->ndim; d++) w += snprintf(buf + w, len - (size_t)w, d ? ",%lld" : "%lld", (long long)x->shape[d]);
+    snprintf(buf + w, len - (size_t)w, "]");
+    return buf;
+}
+
 /* Compares one tensor of A with B; prints a line; returns 1 if outside tolerance. */
 static int compare_tensor(const Tensor *x, const Tensor *y, Tolerance *tol) {
     int same_shape = x->ndim == y->ndim && x->dtype == y->dtype;
     for (int d = 0; same_shape && d < x->ndim; d++) same_shape = x->shape[d] == y->shape[d];
     if (!same_shape) {
-        printf("%-10s shape or dtype differs\n", x->name);
+        char a[80], b[80];
+        printf("%-10s shape or dtype differs: A %s, B %s\n", x->name, describe_tensor(x, a, sizeof a),
+               describe_tensor(y, b, sizeof b));
         return 1;
     }
     size_t n = tempo_tensor_count(x), worst = 0, worst_rel = 0, bad = 0, first_bad = 0;
@@ -553,26 +822,24 @@ static int diff_traces(const Trace *A, const Trace *B, Tolerance *tol) {
 }
 
 static int parse_tolerance(const Args *a, Tolerance *tol, char *err) {
-    float v = 0;
+    float v;
     tol->atol = 1e-4;
     tol->rtol = 0.0;
     if (flag(a, "--atol")) {
-        if (parse_float(flag(a, "--atol"), "--atol", &v, err) != 0) return -1;
+        if (tempo_parse_float(flag(a, "--atol"), "--atol", &v, err) != 0) return -1;
         tol->atol = v;
     }
     if (flag(a, "--rtol")) {
-        if (parse_float(flag(a, "--rtol"), "--rtol", &v, err) != 0) return -1;
+        if (tempo_parse_float(flag(a, "--rtol"), "--rtol", &v, err) != 0) return -1;
         tol->rtol = v;
     }
     return 0;
 }
 
 static int cmd_diff(int argc, char **argv, char *err) {
-    static const char *const valued[] = {"--atol", "--rtol", NULL};
-    static const char *const switches[] = {NULL};
     Args a;
     Tolerance tol;
-    if (parse_args(argc, argv, "diff", valued, NULL, switches, &a, err) != 0 || parse_tolerance(&a, &tol, err) != 0) return 2;
+    if (parse_args(argc, argv, "diff", tolerance_flags, NULL, NULL, &a, err) != 0 || parse_tolerance(&a, &tol, err) != 0) return 2;
     if (a.n_positional != 2) return tempo_error(err, "usage: tempo diff A B [--atol X] [--rtol Y]"), 2;
     Trace A, B;
     if (tempo_trace_read(&A, a.positional[0], err) != 0) return 2;
@@ -587,12 +854,28 @@ static int cmd_diff(int argc, char **argv, char *err) {
     return failed ? 1 : 0;
 }
 
+/* The trace's metadata names the model that wrote it and its dimensions
+ * (tempo and engines that follow the trace format); when any disagrees
+ * with -m, that is the error, before any number is compared. */
+static int check_trace_model(const Trace *tr, const Model *m, const char *path, char *err) {
+    const Config *c = &m->config;
+    struct { const char *key; int value; } dims[] = {{"dim", c->dim}, {"n_layers", c->n_layers}, {"n_heads", c->n_heads},
+        {"n_kv_heads", c->n_kv_heads}, {"vocab_size", c->vocab_size}};
+    const char *model = tempo_trace_meta_get(tr, "model");
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+        const char *v = tempo_trace_meta_get(tr, dims[d].key);
+        if (v && atoi(v) != dims[d].value)
+            return tempo_error(err, "trace %s was written with %s (%s %s) but -m %s has %s %d: verify against the "
+                               "model that wrote it", path, model ? model : "another model", dims[d].key, v, m->path,
+                               dims[d].key, dims[d].value);
+    }
+    return 0;
+}
+
 static int cmd_verify(int argc, char **argv, char *err) {
-    static const char *const valued[] = {"-m", "--atol", "--rtol", "--threads", NULL};
-    static const char *const switches[] = {NULL};
     Args a;
     Tolerance tol;
-    if (parse_args(argc, argv, "verify", valued, NULL, switches, &a, err) != 0 || parse_tolerance(&a, &tol, err) != 0) return 2;
+    if (parse_args(argc, argv, "verify", verify_flags, tolerance_flags, NULL, &a, err) != 0 || parse_tolerance(&a, &tol, err) != 0) return 2;
     if (a.n_positional != 1) return tempo_error(err, "usage: tempo verify -m MODEL TRACE"), 2;
     apply_threads(&a);
     Model m;
@@ -602,18 +885,12 @@ static int cmd_verify(int argc, char **argv, char *err) {
     int rc = 2, n = 0, mask_layers = 1;
     float *logits = NULL, *attention = NULL;
     if (tempo_trace_read(&tr, a.positional[0], err) != 0) goto done_model;
-    if (tempo_trace_inputs(&tr, &m.config, &n, &mask_layers, err) != 0) goto done;
-    const Config *c = &m.config;
-    logits = malloc((size_t)n * c->vocab_size * sizeof(float));
-    attention = malloc((size_t)c->n_layers * c->n_heads * n * n * sizeof(float));
-    if (!logits || !attention) {
-        tempo_error(err, "out of memory for a %d-row trace", n);
+    if (check_trace_model(&tr, &m, a.positional[0], err) != 0 ||
+        tempo_trace_inputs(&tr, &m.config, &n, &mask_layers, err) != 0 ||
+        trace_recompute(&m, &tr, &n, &logits, &attention, err) != 0)
         goto done;
-    }
     const int *tokens = tempo_trace_get(&tr, "tokens")->data, *positions = tempo_trace_get(&tr, "positions")->data;
     const uint8_t *allowed = tempo_trace_get(&tr, "allowed")->data;
-    Outputs out = {.logits = logits, .hidden = NULL, .attention = attention};
-    if (tempo_forward_full(&m, n, tokens, positions, allowed, mask_layers, out, err) != 0) goto done;
     const Tensor *sets = tempo_trace_get(&tr, "sets");
     if (tempo_trace_build(&mine, &m, n, tokens, positions, sets && sets->dtype == DT_I32 && sets->shape[0] == n ? sets->data : positions,
                           allowed, mask_layers, logits, attention, NULL, err) != 0)
@@ -638,14 +915,57 @@ done_model:
 }
 
 /* ===================================================================== */
-/* tempo compare: isolated vs visible, free-running and teacher-forced    */
+/* tempo audit: the engine's TEMPO run against the specification         */
 /* ===================================================================== */
 
-typedef struct {
-    int steps, parallel_steps, rows, later_members, first_divergence, prefix_rows;
-    double prefix_max_abs, iso_seconds, vis_seconds;
-    double kl_iv, kl_vi, js, cosine, top1, top5, top10, argmax; /* means over later members */
-} CompareSummary;
+static int audit_flags(const Args *a, const Config *c, AuditSettings *s, char *err) {
+    static const char *const modes[] = {"isolated", "visible", NULL}, *const next[] = {"last", "mean", NULL};
+    const char *v;
+    audit_settings_init(s, c);
+    int mode = -1, next_from = -1;
+    if (parse_choice(a, "--mode", modes, &mode, err) != 0 || parse_choice(a, "--next-from", next, &next_from, err) != 0)
+        return -1;
+    if (mode >= 0) s->mode = mode ? MASK_VISIBLE : MASK_ISOLATED;
+    if (next_from >= 0) s->next_from = next_from ? NEXT_MEAN : NEXT_LAST_ROW;
+    if ((v = flag(a, "--threshold")) && tempo_parse_float(v, "--threshold", &s->threshold, err) != 0) return -1;
+    if (v && !(s->threshold > 0.0f && s->threshold <= 1.0f)) return tempo_error(err, "threshold %g is outside (0, 1]", s->threshold);
+    if ((v = flag(a, "--max-width")) && tempo_parse_int(v, "--max-width", 1, 1 << 20, &s->max_width, err) != 0) return -1;
+    if ((v = flag(a, "--n-prompt")) && tempo_parse_int(v, "--n-prompt", 1, 1 << 20, &s->n_prompt, err) != 0) return -1;
+    if ((v = flag(a, "--atol")) && tempo_parse_float(v, "--atol", &s->atol, err) != 0) return -1;
+    return 0;
+}
+
+/* Exit 0: nothing found; 1: findings; 2: unreadable input or bad flags. */
+static int cmd_audit(int argc, char **argv, char *err) {
+    Args a;
+    if (parse_args(argc, argv, "audit", audit_flag_specs, NULL, NULL, &a, err) != 0) return 2;
+    if (a.n_positional != 1) return tempo_error(err, "usage: tempo audit -m MODEL TRACE [--mode M] [--threshold T] ..."), 2;
+    apply_threads(&a);
+    Model m;
+    Tokenizer t;
+    if (load_model_and_tokenizer(&a, &m, &t, 0, err) != 0) return 2;
+    Trace tr;
+    AuditSettings s;
+    AuditReport report;
+    int rc = 2;
+    if (audit_flags(&a, &m.config, &s, err) != 0 || tempo_trace_read(&tr, a.positional[0], err) != 0) goto done_model;
+    if (audit_settings_from_trace(&s, &tr, &m.config, err) == 0 && tempo_audit(&m, &tr, &s, &report, err) == 0) {
+        printf("audit %s\n", a.positional[0]);
+        audit_report_print(&report, stdout);
+        const char *json = flag(&a, "--json");
+        rc = json && audit_report_json(&report, json, err) != 0 ? 2 : report.n_findings > 0;
+        audit_report_free(&report);
+    }
+    tempo_trace_free(&tr);
+done_model:
+    tempo_tokenizer_free(&t);
+    tempo_model_free(&m);
+    return rc;
+}
+
+/* ===================================================================== */
+/* tempo compare: isolated vs visible, free-running and teacher-forced    */
+/* ===================================================================== */
 
 static void add_metrics_json(cJSON *o, const LogitMetrics *m) {
     cJSON_AddNumberToObject(o, "kl_isolated_visible", m->kl_ab);
@@ -658,121 +978,36 @@ static void add_metrics_json(cJSON *o, const LogitMetrics *m) {
     cJSON_AddBoolToObject(o, "argmax_agree", m->argmax_agree);
 }
 
-static int same_step(const Generation *a, const Generation *b, int s) {
-    if (s >= a->n_steps || s >= b->n_steps || a->steps[s].n_members != b->steps[s].n_members) return 0;
-    for (int i = 0; i < a->steps[s].n_members; i++)
-        if (a->members[a->steps[s].first_member + i].token != b->members[b->steps[s].first_member + i].token) return 0;
-    return 1;
-}
-
-/* Runs one prompt both ways and teacher-forced; prints per-step lines
- * unless quiet; fills the summary and a JSON object. */
-static int compare_prompt(const Model *m, const Tokenizer *t, const char *prompt, const GenConfig *base, int quiet,
-                          CompareSummary *sum, cJSON *out, char *err) {
-    const Config *c = &m->config;
-    int ids_cap = (int)strlen(prompt) + TEMPO_ENCODE_EXTRA, *ids = malloc((size_t)ids_cap * sizeof(int)), n_ids = 0, V = c->vocab_size;
-    GenConfig gi = *base, gv = *base;
-    gi.mode = MASK_ISOLATED;
-    gv.mode = MASK_VISIBLE;
-    Generation iso = {0}, vis = {0};
-    uint8_t *mask_iso = NULL, *mask_vis = NULL;
-    float *li = NULL, *lv = NULL;
-    int rc = -1;
-    memset(sum, 0, sizeof *sum);
-    if (!ids || tempo_encode(t, prompt, ids, ids_cap, &n_ids, err) != 0) goto done;
-    if (n_ids > c->seq_len) {
-        tempo_error(err, "prompt of %d tokens is longer than the context (seq_len %d)", n_ids, c->seq_len);
-        goto done;
-    }
-    /* timing: each mode runs twice, alternating, and keeps its faster run (the first run warms caches and threads) */
-    for (int round = 0; round < 2; round++) {
-        Generation again_iso, again_vis;
-        Generation *gi_out = round ? &again_iso : &iso, *gv_out = round ? &again_vis : &vis;
-        if (tempo_generate(m, ids, n_ids, &gi, gi_out, err) != 0) goto done;
-        if (tempo_generate(m, ids, n_ids, &gv, gv_out, err) != 0) {
-            if (round) tempo_generation_free(&again_iso);
-            goto done;
-        }
-        if (round) {
-            if (again_iso.total_seconds < iso.total_seconds) iso.total_seconds = again_iso.total_seconds;
-            if (again_vis.total_seconds < vis.total_seconds) vis.total_seconds = again_vis.total_seconds;
-            tempo_generation_free(&again_iso);
-            tempo_generation_free(&again_vis);
-        }
-    }
-    int n = iso.n_rows, ML = iso.mask_layers;
-    /* teacher-forced: the isolated run's rows, with siblings made visible to later members */
-    mask_iso = tempo_generation_allowed(&iso);
-    mask_vis = tempo_generation_allowed(&iso);
-    li = malloc((size_t)n * V * sizeof(float));
-    lv = malloc((size_t)n * V * sizeof(float));
-    if (!mask_iso || !mask_vis || !li || !lv) {
-        tempo_error(err, "out of memory comparing %d rows", n);
-        goto done;
-    }
-    for (int l = 0; l < ML; l++)
-        for (int q = 0; q < n; q++)
-            for (int k = 0; k < q; k++)
-                if (iso.sets[k] == iso.sets[q]) mask_vis[((size_t)l * n + q) * n + k] = 1;
-    Outputs oi = {.logits = li, .hidden = NULL, .attention = NULL}, ov = {.logits = lv, .hidden = NULL, .attention = NULL};
-    if (tempo_forward_full(m, n, iso.tokens, iso.positions, mask_iso, ML, oi, err) != 0 ||
-        tempo_forward_full(m, n, iso.tokens, iso.positions, mask_vis, ML, ov, err) != 0)
-        goto done;
-
-    sum->steps = iso.n_steps;
-    sum->rows = n;
-    sum->iso_seconds = iso.total_seconds;
-    sum->vis_seconds = vis.total_seconds;
-    sum->first_divergence = -1;
-    int steps_max = iso.n_steps > vis.n_steps ? iso.n_steps : vis.n_steps;
-    for (int s = 0; s < steps_max && sum->first_divergence < 0; s++)
-        if (!same_step(&iso, &vis, s)) sum->first_divergence = s;
-    int first_parallel_row = n;
-    for (int s = 0; s < iso.n_steps && first_parallel_row == n; s++)
-        if (iso.steps[s].n_members > 1) first_parallel_row = iso.members[iso.steps[s].first_member + 1].row;
-    sum->prefix_rows = first_parallel_row;
-    for (size_t i = 0; i < (size_t)first_parallel_row * V; i++) {
-        double d = fabs((double)li[i] - lv[i]);
-        if (d > sum->prefix_max_abs) sum->prefix_max_abs = d;
-    }
-    cJSON_AddStringToObject(out, "prompt", prompt);
-    cJSON *tf = cJSON_AddArrayToObject(out, "teacher_forced");
-    if (!quiet) printf("prompt: %s\nstep  pos  member  row  token   KL(i||v)   KL(v||i)   JS        cosine  top1 top5 top10\n", prompt);
-    for (int s = 0; s < iso.n_steps; s++) {
-        const Step *st = &iso.steps[s];
-        if (st->n_members < 2) continue;
-        sum->parallel_steps++;
-        for (int i = 0; i < st->n_members; i++) {
-            const Member *mem = &iso.members[st->first_member + i];
-            LogitMetrics lm = logit_metrics(li + (size_t)mem->row * V, lv + (size_t)mem->row * V, V);
+/* The teacher-forced metrics of every member of the isolated run's
+ * parallel sets; a member never fed (--emulate) has row null, no metrics. */
+static cJSON *members_json(const Comparison *cmp) {
+    const Generation *iso = &cmp->iso;
+    cJSON *tf = cJSON_CreateArray();
+    for (int s = 0; s < iso->n_steps; s++) {
+        const Step *st = &iso->steps[s];
+        for (int i = 0; i < st->n_members && st->n_members > 1; i++) {
+            const Member *mem = &iso->members[st->first_member + i];
             cJSON *o = cJSON_CreateObject();
             cJSON_AddNumberToObject(o, "step", s);
             cJSON_AddNumberToObject(o, "member", i);
-            cJSON_AddNumberToObject(o, "row", mem->row);
+            if (mem->row >= 0) cJSON_AddNumberToObject(o, "row", mem->row);
+            else cJSON_AddNullToObject(o, "row");
             cJSON_AddNumberToObject(o, "token", mem->token);
             cJSON_AddBoolToObject(o, "predicts_next", i == st->n_members - 1);
-            add_metrics_json(o, &lm);
+            if (mem->row >= 0) add_metrics_json(o, &cmp->member[st->first_member + i]);
             cJSON_AddItemToArray(tf, o);
-            if (!quiet)
-                printf("%4d %4d  %6d %4d  %5d  %9.3e  %9.3e  %9.3e  %.4f  %.1f  %.1f  %.1f%s\n", s, st->logical_pos, i, mem->row,
-                       mem->token, lm.kl_ab, lm.kl_ba, lm.js, lm.cosine, lm.top1, lm.top5, lm.top10,
-                       i == st->n_members - 1 ? "  <- predicts the next step" : "");
-            if (i == 0) continue;
-            sum->later_members++;
-            sum->kl_iv += lm.kl_ab; sum->kl_vi += lm.kl_ba; sum->js += lm.js; sum->cosine += lm.cosine;
-            sum->top1 += lm.top1; sum->top5 += lm.top5; sum->top10 += lm.top10; sum->argmax += lm.argmax_agree;
         }
     }
-    if (sum->later_members) {
-        double k = sum->later_members;
-        sum->kl_iv /= k; sum->kl_vi /= k; sum->js /= k; sum->cosine /= k;
-        sum->top1 /= k; sum->top5 /= k; sum->top10 /= k; sum->argmax /= k;
-    }
+    return tf;
+}
+
+static void add_summary_json(cJSON *out, const Comparison *cmp) {
+    const CompareSummary *sum = &cmp->sum;
     cJSON *js = cJSON_AddObjectToObject(out, "summary");
-    cJSON_AddNumberToObject(js, "steps_isolated", iso.n_steps);
-    cJSON_AddNumberToObject(js, "steps_visible", vis.n_steps);
+    cJSON_AddNumberToObject(js, "steps_isolated", cmp->iso.n_steps);
+    cJSON_AddNumberToObject(js, "steps_visible", cmp->vis.n_steps);
     cJSON_AddNumberToObject(js, "parallel_steps", sum->parallel_steps);
-    cJSON_AddNumberToObject(js, "rows", n);
+    cJSON_AddNumberToObject(js, "rows", sum->rows);
     cJSON_AddNumberToObject(js, "identical_prefix_rows", sum->prefix_rows);
     cJSON_AddNumberToObject(js, "prefix_max_abs_diff", sum->prefix_max_abs);
     cJSON_AddNumberToObject(js, "later_members", sum->later_members);
@@ -782,22 +1017,83 @@ static int compare_prompt(const Model *m, const Tokenizer *t, const char *prompt
     cJSON_AddNumberToObject(js, "first_divergent_step", sum->first_divergence);
     cJSON_AddNumberToObject(js, "isolated_seconds", sum->iso_seconds);
     cJSON_AddNumberToObject(js, "visible_seconds", sum->vis_seconds);
-    if (!quiet) {
-        printf("rows before the first parallel member: %d, max |isolated - visible| there: %g%s\n", sum->prefix_rows,
-               sum->prefix_max_abs, sum->prefix_max_abs == 0 ? " (bitwise identical)" : "");
+}
+
+/* One line per member of each parallel set of the isolated run, with its text. */
+static void print_member_rows(const Comparison *cmp, const Tokenizer *t, const Config *c) {
+    const Generation *iso = &cmp->iso;
+    printf("step  pos  member  row  token   KL(i||v)   KL(v||i)   JS        cosine  top1 top5 top10  text\n");
+    for (int s = 0; s < iso->n_steps; s++) {
+        const Step *st = &iso->steps[s];
+        for (int i = 0; i < st->n_members && st->n_members > 1; i++) {
+            const Member *mem = &iso->members[st->first_member + i];
+            const LogitMetrics *lm = &cmp->member[st->first_member + i];
+            printf("%4d %4d  %6d ", s, st->logical_pos, i);
+            if (mem->row < 0)
+                printf("   -  %5d  %-66s", mem->token, tempo_is_eos(c, mem->token) ? "not fed (EOS: a branch that ends)"
+                                                                                     : "not fed (--emulate last-member-only)");
+            else
+                printf("%4d  %5d  %9.3e  %9.3e  %9.3e  %.4f  %.1f  %.1f  %.1f  ", mem->row, mem->token, lm->kl_ab, lm->kl_ba,
+                       lm->js, lm->cosine, lm->top1, lm->top5, lm->top10);
+            show_token(stdout, t, c, token_before(iso, s), mem->token, 1);
+            printf("%s\n", i == st->n_members - 1 && mem->row >= 0 ? "  <- predicts the next step" : "");
+        }
+    }
+}
+
+/* Where free-running isolated and visible first select different sets, with the two sets. */
+static void print_divergence(const Comparison *cmp, const Tokenizer *t, const Config *c) {
+    int s = cmp->sum.first_divergence;
+    if (s < 0) {
+        printf("free-running: isolated and visible select the same sets at every step\n");
+        return;
+    }
+    const Generation *runs[2] = {&cmp->iso, &cmp->vis};
+    printf("free-running: the modes part at step %d (position %d):", s, cmp->iso.n_prompt + s);
+    for (int k = 0; k < 2; k++) {
+        printf(k ? ", visible " : " isolated ");
+        if (s < runs[k]->n_steps) print_step(stdout, runs[k], s, t, c, token_before(runs[k], s), 0, 0);
+        else printf("(ended: %s)", runs[k]->stop_reason);
+    }
+    printf("\n");
+}
+
+static void print_compare_summary(const Comparison *cmp, const Tokenizer *t, const Config *c) {
+    const CompareSummary *sum = &cmp->sum;
+    printf("rows before the first parallel member: %d, max |isolated - visible| there: %g%s\n", sum->prefix_rows,
+           sum->prefix_max_abs, sum->prefix_max_abs == 0 ? " (bitwise identical)" : "");
+    if (sum->later_members == 0)
+        printf("no parallel set formed with a fed later member: nothing differs between the masks\n");
+    else
         printf("later members (%d): mean KL(i||v) %.4e  KL(v||i) %.4e  JS %.4e  cosine %.4f  top1 %.3f top5 %.3f top10 %.3f\n",
                sum->later_members, sum->kl_iv, sum->kl_vi, sum->js, sum->cosine, sum->top1, sum->top5, sum->top10);
-        if (sum->first_divergence < 0) printf("free-running: isolated and visible select the same sets at every step\n");
-        else printf("free-running: the selected sets first differ at step %d\n", sum->first_divergence);
-        printf("time: isolated %.2f ms, visible %.2f ms, ratio %.3f\n", sum->iso_seconds * 1e3, sum->vis_seconds * 1e3,
-               sum->vis_seconds > 0 ? sum->iso_seconds / sum->vis_seconds : 0.0);
+    print_divergence(cmp, t, c);
+    printf("time: isolated %.2f ms, visible %.2f ms, ratio %.3f\n", sum->iso_seconds * 1e3, sum->vis_seconds * 1e3,
+           sum->vis_seconds > 0 ? sum->iso_seconds / sum->vis_seconds : 0.0);
+}
+
+/* Runs one prompt both ways and teacher-forced (compare.c); prints per-step
+ * lines unless quiet; fills the summary and a JSON object. */
+static int compare_prompt(const Model *m, const Tokenizer *t, const char *prompt, const GenConfig *base, int quiet,
+                          CompareSummary *sum, cJSON *out, char *err) {
+    int *ids = NULL, n_ids = 0;
+    Comparison cmp;
+    if (encode_text(t, prompt, m->config.seq_len, &ids, &n_ids, err) != 0) return -1;
+    int rc = compare_run(m, ids, n_ids, base, &cmp, err);
+    free(ids);
+    if (rc != 0) return -1;
+    *sum = cmp.sum;
+    cJSON_AddStringToObject(out, "prompt", prompt);
+    cJSON_AddItemToObject(out, "teacher_forced", members_json(&cmp));
+    add_summary_json(out, &cmp);
+    if (!quiet) {
+        printf("prompt: %s\n", prompt);
+        if (cmp.sum.parallel_steps) print_member_rows(&cmp, t, &m->config);
+        else printf("no parallel set formed: every step selected one token\n");
+        print_compare_summary(&cmp, t, &m->config);
     }
-    rc = 0;
-done:
-    free(ids); free(mask_iso); free(mask_vis); free(li); free(lv);
-    tempo_generation_free(&iso);
-    tempo_generation_free(&vis);
-    return rc;
+    compare_free(&cmp);
+    return 0;
 }
 
 /* Reads a prompt suite: lines "category<TAB>prompt" (or just a prompt); '#' comments. */
@@ -831,12 +1127,85 @@ static int read_prompts(const char *path, char ***categories, char ***prompts, i
     return 0;
 }
 
-/* What compare and attention take beyond the generation flags. */
-static const char *const analysis_valued[] = {"--prompts", "--heatmap", "--rows", "--svg", "--svg-grid", "--row", NULL};
+/* The prompts to compare: the --prompts file, or the one -p prompt. */
+static int compare_prompts(const Args *a, char ***categories, char ***prompts, int *n, char *err) {
+    const char *prompt = flag(a, "--prompt") ? flag(a, "--prompt") : flag(a, "-p"), *file = flag(a, "--prompts");
+    *categories = *prompts = NULL;
+    *n = 0;
+    if (file) return read_prompts(file, categories, prompts, n, err);
+    if (!prompt) return tempo_error(err, "missing -p PROMPT or --prompts FILE");
+    *categories = malloc(sizeof(char *));
+    *prompts = malloc(sizeof(char *));
+    if (!*categories || !*prompts) return tempo_error(err, "out of memory");
+    (*categories)[0] = strdup("-");
+    (*prompts)[0] = strdup(prompt);
+    *n = 1;
+    return 0;
+}
+
+/* The suite table: one row per prompt, then all prompts weighted by later members. */
+static void print_suite(char **categories, char **prompts, const CompareSummary *sums, int n) {
+    printf("%-10s %-32s %5s %4s %6s %10s %10s %7s %6s %6s %5s %6s\n", "category", "prompt", "steps", "par", "later",
+           "KL(i||v)", "JS", "cosine", "top1", "top5", "div@", "t i/v");
+    CompareSummary all = {0};
+    for (int i = 0; i < n; i++) {
+        const CompareSummary *s = &sums[i];
+        char div[16] = "none";
+        if (s->first_divergence >= 0) snprintf(div, sizeof div, "%d", s->first_divergence);
+        printf("%-10s %-32.32s %5d %4d %6d ", categories[i], prompts[i], s->steps, s->parallel_steps, s->later_members);
+        if (s->later_members) printf("%10.3e %10.3e %7.4f %6.3f %6.3f", s->kl_iv, s->js, s->cosine, s->top1, s->top5);
+        else printf("%-45s", "no parallel set formed");
+        printf(" %5s %6.3f\n", div, s->vis_seconds > 0 ? s->iso_seconds / s->vis_seconds : 0.0);
+        all.steps += s->steps; all.parallel_steps += s->parallel_steps; all.later_members += s->later_members;
+        all.iso_seconds += s->iso_seconds; all.vis_seconds += s->vis_seconds;
+        all.kl_iv += s->kl_iv * s->later_members; all.js += s->js * s->later_members;
+        all.cosine += s->cosine * s->later_members; all.top1 += s->top1 * s->later_members;
+        all.top5 += s->top5 * s->later_members;
+        if (s->prefix_max_abs != 0) printf("  note: rows before the first parallel set differ by %g\n", s->prefix_max_abs);
+    }
+    double k = all.later_members;
+    printf("%-10s %-32s %5d %4d %6d ", "all", "(weighted by later members)", all.steps, all.parallel_steps, all.later_members);
+    if (k > 0) printf("%10.3e %10.3e %7.4f %6.3f %6.3f", all.kl_iv / k, all.js / k, all.cosine / k, all.top1 / k, all.top5 / k);
+    else printf("%-45s", "no parallel set formed");
+    printf(" %5s %6.3f\n", "-", all.vis_seconds > 0 ? all.iso_seconds / all.vis_seconds : 0.0);
+}
+
+/* Compares every prompt; the suite table when there are several. */
+static int compare_all(const Model *m, const Tokenizer *t, const GenConfig *g, char **categories, char **prompts,
+                       int n, cJSON *runs, char *err) {
+    CompareSummary *sums = calloc((size_t)n, sizeof *sums);
+    if (!sums) return tempo_error(err, "out of memory");
+    for (int i = 0; i < n; i++) {
+        if (n > 1 && isatty(2)) fprintf(stderr, "\r[%d/%d] %-40.40s", i + 1, n, prompts[i]); /* one line, rewritten */
+        else if (n > 1) fprintf(stderr, "[%d/%d] %.40s\n", i + 1, n, prompts[i]);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(runs, o);
+        cJSON_AddStringToObject(o, "category", categories[i]);
+        if (compare_prompt(m, t, prompts[i], g, n > 1, &sums[i], o, err) != 0) {
+            free(sums);
+            return -1;
+        }
+    }
+    if (n > 1) {
+        if (isatty(2)) fprintf(stderr, "\n");
+        print_suite(categories, prompts, sums, n);
+    }
+    free(sums);
+    return 0;
+}
+
+static void free_prompts(char **categories, char **prompts, int n) {
+    for (int i = 0; i < n; i++) {
+        free(categories[i]);
+        free(prompts[i]);
+    }
+    free(categories);
+    free(prompts);
+}
 
 static int cmd_compare(int argc, char **argv, char *err) {
     Args a;
-    if (parse_args(argc, argv, "compare", generation_valued, analysis_valued, generation_switches, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "compare", compare_generation, generation_switches, NULL, &a, err) != 0) return 1;
     apply_threads(&a);
     Model m;
     Tokenizer t;
@@ -845,76 +1214,12 @@ static int cmd_compare(int argc, char **argv, char *err) {
     char **categories = NULL, **prompts = NULL;
     int n_prompts = 0, rc = 1;
     cJSON *root = cJSON_CreateObject(), *runs = cJSON_AddArrayToObject(root, "prompts");
-    const char *prompt = flag(&a, "--prompt") ? flag(&a, "--prompt") : flag(&a, "-p"), *file = flag(&a, "--prompts");
-    if (parse_generation_flags(&a, &m.config, &g, err) != 0) goto done;
-    g.capture_attention = 0;
-    if (file) {
-        if (read_prompts(file, &categories, &prompts, &n_prompts, err) != 0) goto done;
-    } else if (prompt) {
-        categories = malloc(sizeof(char *));
-        prompts = malloc(sizeof(char *));
-        if (!categories || !prompts) goto done;
-        categories[0] = strdup("-");
-        prompts[0] = strdup(prompt);
-        n_prompts = 1;
-    } else {
-        tempo_error(err, "missing -p PROMPT or --prompts FILE");
-        goto done;
-    }
-    CompareSummary *sums = calloc((size_t)n_prompts, sizeof *sums);
-    if (!sums) goto done;
-    for (int i = 0; i < n_prompts; i++) {
-        if (n_prompts > 1) fprintf(stderr, "\r[%d/%d] %-40.40s", i + 1, n_prompts, prompts[i]);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddItemToArray(runs, o);
-        cJSON_AddStringToObject(o, "category", categories[i]);
-        if (compare_prompt(&m, &t, prompts[i], &g, n_prompts > 1, &sums[i], o, err) != 0) {
-            free(sums);
-            goto done;
-        }
-    }
-    if (n_prompts > 1) {
-        fprintf(stderr, "\n");
-        printf("%-10s %-32s %5s %4s %6s %10s %10s %7s %6s %6s %5s %6s\n", "category", "prompt", "steps", "par", "later",
-               "KL(i||v)", "JS", "cosine", "top1", "top5", "div@", "t i/v");
-        CompareSummary all = {0};
-        int with_later = 0;
-        for (int i = 0; i < n_prompts; i++) {
-            CompareSummary *s = &sums[i];
-            printf("%-10s %-32.32s %5d %4d %6d %10.3e %10.3e %7.4f %6.3f %6.3f %5d %6.3f\n", categories[i], prompts[i], s->steps,
-                   s->parallel_steps, s->later_members, s->kl_iv, s->js, s->cosine, s->top1, s->top5, s->first_divergence,
-                   s->vis_seconds > 0 ? s->iso_seconds / s->vis_seconds : 0.0);
-            all.steps += s->steps; all.parallel_steps += s->parallel_steps; all.later_members += s->later_members;
-            all.iso_seconds += s->iso_seconds; all.vis_seconds += s->vis_seconds;
-            all.kl_iv += s->kl_iv * s->later_members; all.js += s->js * s->later_members;
-            all.cosine += s->cosine * s->later_members; all.top1 += s->top1 * s->later_members;
-            all.top5 += s->top5 * s->later_members;
-            with_later += s->later_members > 0;
-            if (s->prefix_max_abs != 0) printf("  note: rows before the first parallel set differ by %g\n", s->prefix_max_abs);
-        }
-        double k = all.later_members ? all.later_members : 1;
-        printf("%-10s %-32s %5d %4d %6d %10.3e %10.3e %7.4f %6.3f %6.3f %5s %6.3f\n", "all", "(weighted by later members)",
-               all.steps, all.parallel_steps, all.later_members, all.kl_iv / k, all.js / k, all.cosine / k, all.top1 / k,
-               all.top5 / k, "-", all.vis_seconds > 0 ? all.iso_seconds / all.vis_seconds : 0.0);
-    }
-    free(sums);
     const char *json = flag(&a, "--json");
-    if (json) {
-        char *text = cJSON_Print(root);
-        if (!text || tempo_write_text_file(json, text, err) != 0) {
-            free(text);
-            goto done;
-        }
-        free(text);
-    }
-    rc = 0;
-done:
-    for (int i = 0; i < n_prompts; i++) {
-        free(categories[i]);
-        free(prompts[i]);
-    }
-    free(categories);
-    free(prompts);
+    if (parse_generation_flags(&a, &m.config, &g, err) == 0 &&
+        compare_prompts(&a, &categories, &prompts, &n_prompts, err) == 0 &&
+        compare_all(&m, &t, &g, categories, prompts, n_prompts, runs, err) == 0 && (!json || write_json(root, json, err) == 0))
+        rc = 0;
+    free_prompts(categories, prompts, n_prompts);
     cJSON_Delete(root);
     tempo_tokenizer_free(&t);
     tempo_model_free(&m);
@@ -922,185 +1227,205 @@ done:
 }
 
 /* ===================================================================== */
-/* tempo attention: attention to parallel tokens, heatmaps               */
+/* tempo attention: attention to parallel tokens, heatmaps, pictures      */
 /* ===================================================================== */
 
-static void print_stats_row(const char *label, const AttentionStats *s) {
-    printf("%-9s %7d %10.3e %10.3e  %10.3e %10.3e %10.3e  %10.3e %10.3e %10.3e  %10.3e  %8.2f\n", label, s->cross_pairs,
-           s->cross_mean, s->cross_max, s->parallel.mean, s->parallel.median, s->parallel.std, s->single.mean,
-           s->single.median, s->single.std, s->set_total.mean, s->reduction_pct);
+static int in_list(const char *s, const char *const *list) {
+    for (; *list; list++)
+        if (strcmp(s, *list) == 0) return 1;
+    return 0;
 }
 
-static cJSON *stats_json(const AttentionStats *s) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "cross_pairs", s->cross_pairs);
-    cJSON_AddNumberToObject(o, "cross_mean", s->cross_mean);
-    cJSON_AddNumberToObject(o, "cross_max", s->cross_max);
-    const Summary *parts[3] = {&s->parallel, &s->single, &s->set_total};
-    const char *names[3] = {"parallel", "single", "set_total"};
-    for (int i = 0; i < 3; i++) {
-        cJSON *p = cJSON_AddObjectToObject(o, names[i]);
-        cJSON_AddNumberToObject(p, "mean", parts[i]->mean);
-        cJSON_AddNumberToObject(p, "median", parts[i]->median);
-        cJSON_AddNumberToObject(p, "std", parts[i]->std);
-        cJSON_AddNumberToObject(p, "count", parts[i]->count);
-    }
-    if (isnan(s->reduction_pct)) cJSON_AddNullToObject(o, "reduction_pct");
-    else cJSON_AddNumberToObject(o, "reduction_pct", s->reduction_pct);
-    return o;
-}
+/* What tempo attention was asked for; its syntax is checked before any work. */
+typedef struct {
+    int layer, head;       /* --heatmap L:H; 0:0 without it */
+    int r0, r1, have_rows; /* --rows A-B: rows [r0, r1) */
+    int row, have_row;     /* --row R for --svg-grid */
+} AttentionRequest;
+
+/* What tempo attention reads: a trace, or a fresh run of a model. */
+typedef struct {
+    Model m;
+    Tokenizer t;
+    Trace tr;
+    Generation gen;
+    AttentionView v;
+    int n_prompt;
+    char **labels;   /* [v.n] token texts for axes */
+    char model_name[256];
+} AttentionInput;
 
 /* "A:B" or "A-B" into two ints. */
 static int parse_pair(const char *s, char sep, int *a, int *b) {
     char *end;
+    errno = 0;
     long x = strtol(s, &end, 10);
-    if (end == s || *end != sep) return -1;
+    if (end == s || *end != sep || x < INT32_MIN || x > INT32_MAX) return -1;
     const char *rest = end + 1;
     long y = strtol(rest, &end, 10);
-    if (end == rest || *end != '\0') return -1;
+    if (end == rest || *end != '\0' || errno || y < INT32_MIN || y > INT32_MAX) return -1;
     *a = (int)x;
     *b = (int)y;
     return 0;
 }
 
+/* Flags that do nothing for this input are refused rather than dropped. */
+static int attention_unused_flags(const Args *a, int from_trace, char *err) {
+    static const char *const for_trace[] = {"-m", "-z", "--json", "--threads", "--heatmap", "--rows", "--svg", "--svg-grid",
+                                            "--row", "--svg-pair", NULL};
+    for (int i = 0; i < a->n; i++) {
+        if (from_trace && !in_list(a->name[i], for_trace))
+            return tempo_error(err, "%s applies to a fresh run (-p PROMPT), not to a trace already written", a->name[i]);
+    }
+    return 0;
+}
+
+static int attention_request(const Args *a, AttentionRequest *r, char *err) {
+    const char *v;
+    memset(r, 0, sizeof *r);
+    if ((v = flag(a, "--heatmap")) && (parse_pair(v, ':', &r->layer, &r->head) != 0 || r->layer < 0 || r->head < 0))
+        return tempo_error(err, "--heatmap must be LAYER:HEAD, two numbers from 0, got '%s'", v);
+    if ((v = flag(a, "--rows"))) {
+        if (parse_pair(v, '-', &r->r0, &r->r1) != 0 || r->r0 < 0 || r->r1 < r->r0 || r->r1 == INT32_MAX)
+            return tempo_error(err, "--rows must be A-B with 0 <= A <= B, got '%s'", v);
+        r->r1++;
+        r->have_rows = 1;
+    }
+    if ((v = flag(a, "--row")) && tempo_parse_int(v, "--row", 0, 1 << 20, &r->row, err) != 0) return -1;
+    r->have_row = v != NULL;
+    if (r->have_row && !flag(a, "--svg-grid")) return tempo_error(err, "--row chooses the query of --svg-grid; give --svg-grid FILE");
+    if (r->have_rows && !flag(a, "--heatmap") && !flag(a, "--svg") && !flag(a, "--svg-pair"))
+        return tempo_error(err, "--rows chooses the rows of --heatmap, --svg or --svg-pair; give one of them");
+    if (flag(a, "--svg-pair") && !flag(a, "-m"))
+        return tempo_error(err, "--svg-pair needs -m MODEL: it recomputes the rows under both masks");
+    int have_prompt = flag(a, "-p") || flag(a, "--prompt") || flag(a, "--tokens");
+    if (a->n_positional > 1 || (a->n_positional == 1) == have_prompt)
+        return tempo_error(err, "give one TRACE, or -m MODEL -z TOK -p PROMPT for a fresh run");
+    return attention_unused_flags(a, a->n_positional == 1, err);
+}
+
+/* The request against the data: layers and heads (n < 0: rows not known yet). */
+static int attention_request_fits(const AttentionRequest *r, int n_layers, int n_heads, int n, char *err) {
+    if (r->layer >= n_layers || r->head >= n_heads)
+        return tempo_error(err, "--heatmap %d:%d is out of range: layers 0-%d, heads 0-%d", r->layer, r->head, n_layers - 1,
+                           n_heads - 1);
+    if (n >= 0 && r->have_rows && r->r1 > n)
+        return tempo_error(err, "--rows %d-%d is out of range: the run has rows 0-%d", r->r0, r->r1 - 1, n - 1);
+    if (n >= 0 && r->have_row && r->row >= n)
+        return tempo_error(err, "--row %d is out of range: the run has rows 0-%d", r->row, n - 1);
+    return 0;
+}
+
+/* -z without -m: the vocabulary size comes from the trace. */
+static int attention_tokenizer(const Args *a, AttentionInput *in, char *err) {
+    const char *vocab = tempo_trace_meta_get(&in->tr, "vocab_size");
+    const Tensor *logits = tempo_trace_get(&in->tr, "logits");
+    int size = 0;
+    if (vocab && tempo_parse_int(vocab, "trace metadata vocab_size", 1, 1 << 24, &size, err) != 0) return -1;
+    if (!vocab && logits && logits->ndim == 2) size = (int)logits->shape[1];
+    if (size <= 0) return tempo_error(err, "-z needs the vocabulary size, which the trace does not record; give -m MODEL too");
+    return tempo_tokenizer_load(&in->t, flag(a, "-z"), size, err);
+}
+
+static int attention_from_trace(const Args *a, const AttentionRequest *r, AttentionInput *in, char *err) {
+    if (tempo_trace_read(&in->tr, a->positional[0], err) != 0) return -1;
+    if (attention_view_from_trace(&in->tr, &in->v, &in->n_prompt, err) != 0) return -1;
+    if (attention_request_fits(r, in->v.n_layers, in->v.n_heads, in->v.n, err) != 0) return -1;
+    if (!flag(a, "-m")) return flag(a, "-z") ? attention_tokenizer(a, in, err) : 0;
+    if (load_model_and_tokenizer(a, &in->m, &in->t, 0, err) != 0) return -1;
+    const Config *c = &in->m.config;
+    if (c->n_layers != in->v.n_layers || c->n_heads != in->v.n_heads)
+        return tempo_error(err, "the trace has %d layers x %d heads but %s has %d x %d", in->v.n_layers, in->v.n_heads,
+                           flag(a, "-m"), c->n_layers, c->n_heads);
+    for (int i = 0; i < in->v.n; i++)
+        if (in->v.tokens[i] < 0 || in->v.tokens[i] >= c->vocab_size)
+            return tempo_error(err, "trace token %d at row %d is outside the vocabulary of %s (%d)", in->v.tokens[i], i,
+                               flag(a, "-m"), c->vocab_size);
+    return 0;
+}
+
+static int attention_fresh_run(const Args *a, const AttentionRequest *r, AttentionInput *in, char *err) {
+    GenConfig g;
+    int *prompt = NULL, n_prompt = 0;
+    if (load_model_and_tokenizer(a, &in->m, &in->t, flag(a, "-p") || flag(a, "--prompt"), err) != 0) return -1;
+    const Config *c = &in->m.config;
+    if (attention_request_fits(r, c->n_layers, c->n_heads, -1, err) != 0 || parse_generation_flags(a, c, &g, err) != 0 ||
+        prompt_ids(a, &in->m, &in->t, &prompt, &n_prompt, err) != 0)
+        return -1;
+    g.capture_attention = g.keep_logits = 1;
+    int rc = tempo_generate(&in->m, prompt, n_prompt, &g, &in->gen, err);
+    free(prompt);
+    if (rc != 0 || tempo_generation_trace(&in->gen, &in->m, &in->tr, err) != 0) return -1;
+    if (flag(a, "--trace") && tempo_trace_write(&in->tr, flag(a, "--trace"), err) != 0) return -1;
+    if (attention_view_from_trace(&in->tr, &in->v, &in->n_prompt, err) != 0) return -1;
+    return attention_request_fits(r, c->n_layers, c->n_heads, in->v.n, err);
+}
+
+/* The trace or the run, its view, and a label for every row. */
+static int attention_load(const Args *a, const AttentionRequest *r, AttentionInput *in, char *err) {
+    if ((a->n_positional == 1 ? attention_from_trace(a, r, in, err) : attention_fresh_run(a, r, in, err)) != 0) return -1;
+    if (!in->v.model[0] && in->m.path[0]) { /* a trace without a model name: the one given */
+        const char *base = strrchr(in->m.path, '/');
+        snprintf(in->model_name, sizeof in->model_name, "%s", base ? base + 1 : in->m.path);
+        in->v.model = in->model_name;
+    }
+    in->labels = calloc((size_t)in->v.n, sizeof(char *));
+    if (!in->labels) return tempo_error(err, "out of memory");
+    for (int i = 0; i < in->v.n; i++)
+        if (!(in->labels[i] = token_label(&in->t, i ? in->v.tokens[i - 1] : -1, in->v.tokens[i])))
+            return tempo_error(err, "out of memory");
+    return 0;
+}
+
+static void attention_input_free(AttentionInput *in) {
+    for (int i = 0; in->labels && i < in->v.n; i++) free(in->labels[i]);
+    free(in->labels);
+    tempo_trace_free(&in->tr);
+    tempo_generation_free(&in->gen);
+    tempo_tokenizer_free(&in->t);
+    tempo_model_free(&in->m);
+}
+
+/* --svg-pair: the view's rows under both masks, drawn side by side. */
+static int attention_pair_picture(const char *path, const AttentionInput *in, int l, int h, int r0, int r1, char *err) {
+    AttentionView iso, vis;
+    void *buffers;
+    if (attention_pair(&in->m, &in->v, &iso, &vis, &buffers, err) != 0) return -1;
+    int rc = pair_svg(path, &iso, &vis, (const char *const *)in->labels, l, h, r0, r1, err);
+    free(buffers);
+    return rc;
+}
+
+/* The table, then each picture asked for, then the JSON. */
+static int attention_outputs(const Args *a, const AttentionRequest *r, const AttentionInput *in, char *err) {
+    const char *const *labels = (const char *const *)in->labels;
+    int r0 = r->have_rows ? r->r0 : 0, r1 = r->have_rows ? r->r1 : in->v.n, rc = 0;
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return tempo_error(err, "out of memory");
+    attention_report(stdout, &in->v, in->n_prompt, root);
+    if (flag(a, "--heatmap")) heatmap_ascii(stdout, &in->v, labels, r->layer, r->head, r0, r1);
+    const char *svg = flag(a, "--svg"), *grid = flag(a, "--svg-grid"), *pair = flag(a, "--svg-pair"), *json = flag(a, "--json");
+    if (svg) rc = heatmap_svg(svg, &in->v, labels, r->layer, r->head, r0, r1, err);
+    if (rc == 0 && grid) rc = grid_svg(grid, &in->v, labels, r->have_row ? r->row : in->v.n - 1, err);
+    if (rc == 0 && pair) rc = attention_pair_picture(pair, in, r->layer, r->head, r0, r1, err);
+    char *text = rc == 0 && json ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    if (rc == 0 && json) rc = text ? tempo_write_text_file(json, text, err) : tempo_error(err, "out of memory writing JSON");
+    free(text);
+    return rc;
+}
+
 static int cmd_attention(int argc, char **argv, char *err) {
     Args a;
+    AttentionRequest r;
     if (parse_args(argc, argv, "attention", generation_valued, analysis_valued, generation_switches, &a, err) != 0) return 1;
+    if (attention_request(&a, &r, err) != 0) return 1;
     apply_threads(&a);
-    Model m;
-    Tokenizer t;
-    Generation gen = {0};
-    Trace tr;
-    tempo_trace_init(&tr);
-    int have_prompt = flag(&a, "-p") || flag(&a, "--prompt") || flag(&a, "--tokens");
-    if (load_model_and_tokenizer(&a, &m, &t, flag(&a, "-p") || flag(&a, "--prompt"), err) != 0) return 1;
-    int rc = 1, *prompt = NULL, n_prompt = 0;
-    char **labels = NULL;
-    AttentionView v = {0};
-    if (a.n_positional == 1 && !have_prompt) { /* a trace written by any engine, with attention */
-        if (tempo_trace_read(&tr, a.positional[0], err) != 0) goto done;
-        const Tensor *tok = tempo_trace_get(&tr, "tokens"), *pos = tempo_trace_get(&tr, "positions");
-        const Tensor *sets = tempo_trace_get(&tr, "sets"), *att = tempo_trace_get(&tr, "attention");
-        const Tensor *pr = tempo_trace_get(&tr, "pruned");
-        if (!tok || !pos || !att || att->ndim != 4 || att->dtype != DT_F32 || tok->dtype != DT_I32 || pos->dtype != DT_I32) {
-            tempo_error(err, "trace %s needs tokens, positions and attention F32[L,H,n,n]", a.positional[0]);
-            goto done;
-        }
-        int n = (int)tok->shape[0];
-        if (pos->shape[0] != n || att->shape[2] != n || att->shape[3] != n || (sets && sets->shape[0] != n)) {
-            tempo_error(err, "trace %s: tokens, positions, sets and attention disagree on the row count", a.positional[0]);
-            goto done;
-        }
-        v = (AttentionView){n, (int)att->shape[0], (int)att->shape[1], tok->data, pos->data,
-                            sets && sets->dtype == DT_I32 ? sets->data : pos->data,
-                            pr && pr->dtype == DT_I32 && pr->shape[0] == n ? pr->data : NULL, att->data};
-        const char *np = NULL;
-        for (int i = 0; i < tr.n_meta; i++) if (strcmp(tr.meta_key[i], "n_prompt") == 0) np = tr.meta_value[i];
-        n_prompt = np ? atoi(np) : 0;
-        if (!np) /* the prompt is the run of rows before the first repeated position */
-            while (n_prompt + 1 < n && v.positions[n_prompt + 1] == n_prompt + 1) n_prompt++;
-    } else if (have_prompt && a.n_positional == 0) { /* a fresh run */
-        GenConfig g;
-        if (parse_generation_flags(&a, &m.config, &g, err) != 0) goto done;
-        g.capture_attention = g.keep_logits = 1;
-        if (prompt_ids(&a, &m, &t, &prompt, &n_prompt, err) != 0 || tempo_generate(&m, prompt, n_prompt, &g, &gen, err) != 0) goto done;
-        if (tempo_generation_trace(&gen, &m, &tr, err) != 0) goto done;
-        v = (AttentionView){gen.n_rows, m.config.n_layers, m.config.n_heads, gen.tokens, gen.positions, gen.sets, gen.pruned,
-                            tempo_trace_get(&tr, "attention")->data};
-    } else {
-        tempo_error(err, "give a TRACE or -p PROMPT (with -m and -z)");
-        goto done;
-    }
-    labels = calloc((size_t)v.n, sizeof(char *));
-    if (!labels) goto done;
-    for (int i = 0; i < v.n; i++) {
-        char buf[16];
-        const char *text = token_text(&t, i ? v.tokens[i - 1] : -1, v.tokens[i], buf);
-        labels[i] = t.pieces ? tempo_valid_utf8(text, strlen(text)) : NULL; /* JSON and SVG must be UTF-8 */
-        if (!labels[i]) {
-            labels[i] = malloc(16);
-            if (labels[i]) snprintf(labels[i], 16, "%d", v.tokens[i]);
-        }
-        if (!labels[i]) goto done;
-    }
-    int n_steps = v.n > 0 ? v.positions[v.n - 1] - n_prompt + 1 : 0;
-    cJSON *root = cJSON_CreateObject();
-    printf("attention received from later rows by parallel vs single tokens (BOS excluded; reduction %% = 100 (1 - parallel/single))\n");
-    printf("%-9s %7s %10s %10s  %10s %10s %10s  %10s %10s %10s  %10s  %8s\n", "layer:head", "x-pairs", "x-mean", "x-max",
-           "par-mean", "par-median", "par-std", "single-mean", "single-med", "single-std", "set-total", "reduct%");
-    cJSON *per = cJSON_AddArrayToObject(root, "per_head");
-    for (int l = 0; l < v.n_layers; l++)
-        for (int h = 0; h < v.n_heads; h++) {
-            AttentionStats s = attention_stats(&v, l, h, -1, 1 << 30, n_prompt);
-            char label[32];
-            snprintf(label, sizeof label, "%d:%d", l, h);
-            print_stats_row(label, &s);
-            cJSON *o = stats_json(&s);
-            cJSON_AddNumberToObject(o, "layer", l);
-            cJSON_AddNumberToObject(o, "head", h);
-            cJSON_AddItemToArray(per, o);
-        }
-    cJSON *layers = cJSON_AddArrayToObject(root, "per_layer");
-    for (int l = 0; l < v.n_layers; l++) {
-        AttentionStats s = attention_stats(&v, l, -1, -1, 1 << 30, n_prompt);
-        char label[32];
-        snprintf(label, sizeof label, "L%d", l);
-        print_stats_row(label, &s);
-        cJSON *o = stats_json(&s);
-        cJSON_AddNumberToObject(o, "layer", l);
-        cJSON_AddItemToArray(layers, o);
-    }
-    AttentionStats all = attention_stats(&v, -1, -1, -1, 1 << 30, n_prompt);
-    print_stats_row("all", &all);
-    cJSON_AddItemToObject(root, "all", stats_json(&all));
-    const char *third_names[3] = {"early", "middle", "late"};
-    cJSON *thirds = cJSON_AddObjectToObject(root, "thirds");
-    for (int i = 0; i < 3; i++) {
-        AttentionStats s = attention_stats(&v, -1, -1, n_steps * i / 3, n_steps * (i + 1) / 3, n_prompt);
-        print_stats_row(third_names[i], &s);
-        cJSON_AddItemToObject(thirds, third_names[i], stats_json(&s));
-    }
-    int hl = 0, hh = 0, r0 = 0, r1 = v.n;
-    if (flag(&a, "--heatmap") && (parse_pair(flag(&a, "--heatmap"), ':', &hl, &hh) != 0 || hl < 0 || hl >= v.n_layers ||
-                                   hh < 0 || hh >= v.n_heads)) {
-        cJSON_Delete(root);
-        tempo_error(err, "--heatmap must be L:H with L < %d and H < %d, got '%s'", v.n_layers, v.n_heads, flag(&a, "--heatmap"));
-        goto done;
-    }
-    if (flag(&a, "--rows") && (parse_pair(flag(&a, "--rows"), '-', &r0, &r1) != 0 || r0 < 0 || r1 < r0 || r1 >= v.n)) {
-        cJSON_Delete(root);
-        tempo_error(err, "--rows must be A-B within 0-%d, got '%s'", v.n - 1, flag(&a, "--rows"));
-        goto done;
-    }
-    if (flag(&a, "--rows")) r1++;
-    if (flag(&a, "--heatmap")) heatmap_ascii(stdout, &v, hl, hh, r0, r1);
-    int grid_row = v.n - 1;
-    if (flag(&a, "--row") && parse_int(flag(&a, "--row"), "--row", 0, v.n - 1, &grid_row, err) != 0) {
-        cJSON_Delete(root);
-        goto done;
-    }
-    if ((flag(&a, "--svg") && heatmap_svg(flag(&a, "--svg"), &v, (const char *const *)labels, hl, hh, r0, r1, err) != 0) ||
-        (flag(&a, "--svg-grid") && grid_svg(flag(&a, "--svg-grid"), &v, (const char *const *)labels, grid_row, err) != 0)) {
-        cJSON_Delete(root);
-        goto done;
-    }
-    const char *json = flag(&a, "--json");
-    char *text = json ? cJSON_Print(root) : NULL;
-    cJSON_Delete(root);
-    if (json && (!text || tempo_write_text_file(json, text, err) != 0)) {
-        free(text);
-        goto done;
-    }
-    free(text);
-    rc = 0;
-done:
-    for (int i = 0; labels && i < v.n; i++) free(labels[i]);
-    free(labels);
-    free(prompt);
-    tempo_trace_free(&tr);
-    tempo_generation_free(&gen);
-    tempo_tokenizer_free(&t);
-    tempo_model_free(&m);
+    AttentionInput in;
+    memset(&in, 0, sizeof in);
+    tempo_trace_init(&in.tr);
+    int rc = attention_load(&a, &r, &in, err) != 0 || attention_outputs(&a, &r, &in, err) != 0;
+    attention_input_free(&in);
     return rc;
 }
 
@@ -1109,10 +1434,8 @@ done:
 /* ===================================================================== */
 
 static int cmd_encode(int argc, char **argv, char *err) {
-    static const char *const valued[] = {"-m", "-z", "--prompt", "-p", NULL};
-    static const char *const switches[] = {NULL};
     Args a;
-    if (parse_args(argc, argv, "encode", valued, NULL, switches, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "encode", encode_flags, NULL, NULL, &a, err) != 0) return 1;
     Model m;
     Tokenizer t;
     if (load_model_and_tokenizer(&a, &m, &t, 1, err) != 0) return 1;
@@ -1127,10 +1450,8 @@ static int cmd_encode(int argc, char **argv, char *err) {
 
 /* tempo check MODEL: validates a checkpoint and reports NaN/Inf weights. */
 static int cmd_check(int argc, char **argv, char *err) {
-    static const char *const valued[] = {NULL};
-    static const char *const switches[] = {NULL};
     Args a;
-    if (parse_args(argc, argv, "check", valued, NULL, switches, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "check", NULL, NULL, NULL, &a, err) != 0) return 1;
     if (a.n_positional != 1) return tempo_error(err, "usage: tempo check MODEL"), 1;
     Model m;
     if (tempo_model_load(&m, a.positional[0], err) != 0) return 1;
@@ -1145,72 +1466,178 @@ static int cmd_check(int argc, char **argv, char *err) {
     return 0;
 }
 
-static int cmd_synth(int argc, char **argv, char *err) {
-    static const char *const valued[] = {"--out", "--seed", "--dim", "--hidden", "--layers", "--heads", "--kv-heads",
-                                         "--vocab", "--seq-len", "--format", "--dtype", "--tokenizer", NULL};
-    static const char *const switches[] = {"--untied", NULL};
-    Args a;
-    if (parse_args(argc, argv, "synth", valued, NULL, switches, &a, err) != 0) return 1;
-    SynthConfig s;
-    tempo_synth_defaults(&s);
-    struct { const char *flag; int *field; } ints[] = {{"--dim", &s.dim}, {"--hidden", &s.hidden_dim},
-        {"--layers", &s.n_layers}, {"--heads", &s.n_heads}, {"--kv-heads", &s.n_kv_heads},
-        {"--vocab", &s.vocab_size}, {"--seq-len", &s.seq_len}};
+/* tempo synth --format gguf: --dtype any stored type, --tokenizer spm (default), llama3 or gpt2 (byte-level BPE). */
+static int synth_gguf(const Args *a, SynthConfig *s, const char *out, const char *dtype, char *err) {
+    static const char *const types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
+    int t = 0;
+    while (t < 8 && strcmp(dtype, types[t]) != 0) t++;
+    if (t == 8) return tempo_error(err, "--dtype must be f32, f16, bf16, q8_0, q4_0, q4_k, q5_k or q6_k, got '%s'", dtype), 1;
+    const char *style = flag(a, "--tokenizer") ? flag(a, "--tokenizer") : "spm";
+    if (strcmp(style, "spm") != 0 && strcmp(style, "llama3") != 0 && strcmp(style, "gpt2") != 0)
+        return tempo_error(err, "--tokenizer must be spm, llama3 or gpt2, got '%s'", style), 1;
+    s->pre_tokenizer = strcmp(style, "gpt2") == 0 ? PRETOKENIZE_GPT2 : PRETOKENIZE_LLAMA3;
+    if (!flag(a, "--vocab")) s->vocab_size = 384;
+    if (!flag(a, "--dim")) s->dim = 256;
+    if (!flag(a, "--hidden")) s->hidden_dim = 512;
+    GgufVocab vocab = strcmp(style, "spm") == 0 ? GGUF_VOCAB_SPM : GGUF_VOCAB_BPE;
+    return tempo_synth_write_gguf(s, (WeightType)t, vocab, out, err) != 0;
+}
+
+/* The synthetic model's shape from the flags (the parser checked each range). */
+static void synth_shape(const Args *a, SynthConfig *s) {
+    struct { const char *flag; int *field; } ints[] = {{"--dim", &s->dim}, {"--hidden", &s->hidden_dim},
+        {"--layers", &s->n_layers}, {"--heads", &s->n_heads}, {"--kv-heads", &s->n_kv_heads},
+        {"--vocab", &s->vocab_size}, {"--seq-len", &s->seq_len}};
+    tempo_synth_defaults(s);
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-        if (flag(&a, ints[i].flag) && parse_int(flag(&a, ints[i].flag), ints[i].flag, 1, 1 << 22, ints[i].field, err) != 0)
-            return 1;
-    int seed = 42;
-    if (flag(&a, "--seed") && parse_int(flag(&a, "--seed"), "--seed", 0, 2147483647, &seed, err) != 0) return 1;
-    s.seed = (uint64_t)seed;
-    s.shared_classifier = flag(&a, "--untied") == NULL;
+        if (flag(a, ints[i].flag)) *ints[i].field = (int)strtol(flag(a, ints[i].flag), NULL, 10);
+    if (flag(a, "--seed")) s->seed = (uint64_t)strtol(flag(a, "--seed"), NULL, 10);
+    s->shared_classifier = flag(a, "--untied") == NULL;
+}
+
+/* --format llama2c (f32) or hf (f32 or bf16, a llama3 or gpt2 tokenizer.json). */
+static int synth_llama2c_or_hf(const Args *a, SynthConfig *s, const char *format, const char *out, const char *dtype,
+                               char *err) {
+    if (strcmp(format, "hf") != 0 && strcmp(format, "llama2c") != 0)
+        return tempo_error(err, "--format must be llama2c, hf or gguf, got '%s'", format);
+    if (strcmp(dtype, "f32") != 0 && strcmp(dtype, "bf16") != 0) return tempo_error(err, "--dtype must be f32 or bf16, got '%s'", dtype);
+    if (strcmp(format, "llama2c") == 0 && strcmp(dtype, "f32") != 0) return tempo_error(err, "llama2.c checkpoints are f32 only");
+    const char *style = flag(a, "--tokenizer") ? flag(a, "--tokenizer") : "llama3";
+    if (strcmp(style, "llama3") != 0 && strcmp(style, "gpt2") != 0)
+        return tempo_error(err, "--tokenizer must be llama3 or gpt2, got '%s'", style);
+    s->pre_tokenizer = strcmp(style, "gpt2") == 0 ? PRETOKENIZE_GPT2 : PRETOKENIZE_LLAMA3;
+    if (strcmp(format, "llama2c") == 0) return tempo_synth_write(s, out, err);
+    if (!flag(a, "--vocab")) s->vocab_size = 384; /* room for a tokenizer.json */
+    return tempo_synth_write_hf(s, out, strcmp(dtype, "bf16") == 0, err);
+}
+
+static int cmd_synth(int argc, char **argv, char *err) {
+    Args a;
+    if (parse_args(argc, argv, "synth", synth_flags, NULL, NULL, &a, err) != 0) return 1;
+    SynthConfig s;
+    synth_shape(&a, &s);
     const char *out = flag(&a, "--out");
     if (!out) return tempo_error(err, "missing --out FILE"), 1;
     const char *format = flag(&a, "--format") ? flag(&a, "--format") : "llama2c", *dtype = flag(&a, "--dtype") ? flag(&a, "--dtype") : "f32";
-    if (strcmp(dtype, "f32") != 0 && strcmp(dtype, "bf16") != 0) return tempo_error(err, "--dtype must be f32 or bf16, got '%s'", dtype), 1;
-    const char *style = flag(&a, "--tokenizer") ? flag(&a, "--tokenizer") : "llama3";
-    if (strcmp(style, "llama3") != 0 && strcmp(style, "gpt2") != 0)
-        return tempo_error(err, "--tokenizer must be llama3 or gpt2, got '%s'", style), 1;
-    s.pre_tokenizer = strcmp(style, "gpt2") == 0 ? PRETOKENIZE_GPT2 : PRETOKENIZE_LLAMA3;
-    if (strcmp(format, "hf") == 0 && !flag(&a, "--vocab")) s.vocab_size = 384; /* room for a tokenizer.json */
-    if (strcmp(format, "hf") == 0) return tempo_synth_write_hf(&s, out, strcmp(dtype, "bf16") == 0, err) != 0;
-    if (strcmp(format, "llama2c") != 0) return tempo_error(err, "--format must be llama2c or hf, got '%s'", format), 1;
-    if (strcmp(dtype, "f32") != 0) return tempo_error(err, "llama2.c checkpoints are f32 only"), 1;
-    return tempo_synth_write(&s, out, err) != 0;
+    int rc = strcmp(format, "gguf") == 0 ? synth_gguf(&a, &s, out, dtype, err) : synth_llama2c_or_hf(&a, &s, format, out, dtype, err);
+    if (rc != 0) return 1;
+    fprintf(stderr, "wrote %s: %s %s, dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, seq_len %d, %s, seed %llu\n", out,
+            strcmp(format, "hf") == 0 ? "Hugging Face directory" : strcmp(format, "gguf") == 0 ? "GGUF file" : "llama2.c checkpoint",
+            dtype, s.dim, s.hidden_dim, s.n_layers, s.n_heads, s.n_kv_heads, s.vocab_size, s.seq_len,
+            s.shared_classifier ? "tied" : "untied", (unsigned long long)s.seed);
+    return 0;
+}
+
+/* tempo convert CHECKPOINT TOKENIZER --out FILE.gguf [--dtype f32|q8_0] */
+static int cmd_convert(int argc, char **argv, char *err) {
+    Args a;
+    if (parse_args(argc, argv, "convert", convert_flags, NULL, NULL, &a, err) != 0) return 1;
+    const char *out = flag(&a, "--out"), *dtype = flag(&a, "--dtype") ? flag(&a, "--dtype") : "f32";
+    if (a.n_positional != 2 || !out) return tempo_error(err, "usage: tempo convert CHECKPOINT TOKENIZER --out FILE.gguf [--dtype f32|q8_0]"), 1;
+    if (strcmp(dtype, "f32") != 0 && strcmp(dtype, "q8_0") != 0) return tempo_error(err, "--dtype must be f32 or q8_0, got '%s'", dtype), 1;
+    return tempo_convert_gguf(a.positional[0], a.positional[1], strcmp(dtype, "q8_0") == 0, out, err) != 0;
 }
 
 /* ===================================================================== */
-/* main                                                                  */
+/* main and help                                                         */
 /* ===================================================================== */
 
-static void usage(void) {
-    fprintf(stderr,
-            "usage: tempo COMMAND [flags]\n"
-            "  forward  -m MODEL [-z TOK] (--prompt TEXT | --tokens IDS) [--positions P] [--sets S]\n"
-            "           [--mask causal|isolated|visible|FILE] [--out TRACE]   one full forward pass\n"
-            "  generate -m MODEL -z TOK -p PROMPT [-n STEPS] [--threshold T] [--mode isolated|visible] ...\n"
-            "  verify   -m MODEL TRACE [--atol X]      recompute a trace from any engine and diff it\n"
-            "  diff     A B [--atol X] [--rtol Y]      compare two traces tensor by tensor\n"
-            "  compare  -m MODEL -z TOK (-p PROMPT | --prompts FILE) [generation flags] [--json OUT]\n"
-            "  attention (TRACE | -m MODEL -z TOK -p PROMPT ...) [--heatmap L:H] [--rows A-B] [--svg F] [--svg-grid F --row R] [--json F]\n"
-            "  encode   -m MODEL -z TOK -p TEXT        print token ids\n"
-            "  check    MODEL                          validate a checkpoint, report NaN/Inf weights\n"
-            "  synth    --out FILE [--seed N] [--untied] [--dim D ...]   write a synthetic checkpoint\n"
-            "           [--format hf [--dtype bf16] [--tokenizer llama3|gpt2]]   (a directory with tokenizer.json)\n"
-            "see README.md for every flag\n");
+typedef struct {
+    const char *name;
+    int (*run)(int, char **, char *);
+    const char *usage;    /* what follows "tempo NAME" */
+    const char *summary;  /* one line */
+    const char *example;  /* with W=../shared/weights */
+    const FlagSpec *const *flags[3];
+} Command;
+
+static const Command commands[] = {
+    {"generate", cmd_generate, "-m MODEL -z TOK (-p TEXT | --tokens IDS) [flags]",
+     "TEMPO generation: every token with p >= threshold joins one set at one logical position",
+     "./tempo generate -m $W/stories260K.bin -z $W/tok512.bin -p \"Once upon a time\" --threshold 0.2 -n 24",
+     {generation_valued, generation_switches, generate_output}},
+    {"compare", cmd_compare, "-m MODEL -z TOK (-p TEXT | --prompts FILE) [flags]",
+     "isolated vs visible on the same prompt: free-running, then teacher-forced logits",
+     "./tempo compare -m $W/stories260K.bin -z $W/tok512.bin -p \"Once upon a time\" --threshold 0.2 -n 16",
+     {compare_generation, generation_switches, NULL}},
+    {"attention", cmd_attention, "(TRACE [-z TOK] [-m MODEL] | -m MODEL -z TOK -p TEXT) [flags]",
+     "attention paid to parallel vs single tokens, heatmaps and SVG pictures",
+     "./tempo attention -m $W/stories260K.bin -z $W/tok512.bin -p \"Once upon a time\" --threshold 0.2 --heatmap 4:0 "
+     "--svg heat.svg",
+     {generation_valued, generation_switches, analysis_valued}},
+    {"forward", cmd_forward, "-m MODEL [-z TOK] (-p TEXT | --tokens IDS) [flags]",
+     "one full forward pass over a position map and a mask; prints each row's top token",
+     "./tempo forward -m $W/stories260K.bin -z $W/tok512.bin -p \"Once upon a time\" --mask isolated --out pass.st",
+     {forward_flags, NULL, NULL}},
+    {"verify", cmd_verify, "-m MODEL TRACE [flags]",
+     "recompute a trace from any engine with the full forward pass and diff it",
+     "./tempo verify -m $W/stories260K.bin run.st", {verify_flags, tolerance_flags, NULL}},
+    {"audit", cmd_audit, "-m MODEL TRACE [flags]",
+     "check an engine's TEMPO run: rows, positions, masks, selections, replay (exit 1: findings)",
+     "./tempo audit -m $W/stories260K.bin run.st --json audit.json", {audit_flag_specs, NULL, NULL}},
+    {"diff", cmd_diff, "A B [flags]", "compare two traces tensor by tensor",
+     "./tempo diff run.st pass.st --atol 1e-3", {tolerance_flags, NULL, NULL}},
+    {"encode", cmd_encode, "-m MODEL -z TOK -p TEXT", "print the token ids of a text (BOS first)",
+     "./tempo encode -m $W/stories260K.bin -z $W/tok512.bin -p \"Once upon a time\"", {encode_flags, NULL, NULL}},
+    {"check", cmd_check, "MODEL", "validate a checkpoint; report NaN/Inf weights",
+     "./tempo check $W/stories260K.bin", {NULL, NULL, NULL}},
+    {"synth", cmd_synth, "--out PATH [flags]", "write a seeded synthetic checkpoint (test fixtures)",
+     "./tempo synth --out tiny.bin --seed 7 --layers 3 --untied", {synth_flags, NULL, NULL}},
+    {"convert", cmd_convert, "CHECKPOINT TOKENIZER --out FILE.gguf [flags]", "a llama2.c model and its tokenizer as GGUF",
+     "./tempo convert $W/stories260K.bin $W/tok512.bin --out stories.gguf --dtype q8_0", {convert_flags, NULL, NULL}},
+};
+static const size_t n_commands = sizeof commands / sizeof commands[0];
+
+/* One help line per flag: name, value, what it does, default and range. */
+static void print_flag_help(FILE *out, const FlagSpec *f) {
+    char head[64], extra[160] = "";
+    snprintf(head, sizeof head, "%s%s%s", f->name, f->value ? " " : "", f->value ? f->value : "");
+    int w = 0;
+    if (f->deflt) w += snprintf(extra + w, sizeof extra - (size_t)w, "default %s", f->deflt);
+    if (f->range) w += snprintf(extra + w, sizeof extra - (size_t)w, "%s%s", w ? "; " : "", f->range);
+    else if (f->lo < f->hi) w += snprintf(extra + w, sizeof extra - (size_t)w, "%s[%.10g, %.10g]", w ? "; " : "", f->lo, f->hi);
+    fprintf(out, "  %-26s %s%s%s%s\n", head, f->help, w ? " (" : "", extra, w ? ")" : "");
+}
+
+static void print_command_help(FILE *out, const Command *c) {
+    fprintf(out, "usage: tempo %s %s\n%s\n", c->name, c->usage, c->summary);
+    int any = 0;
+    for (int k = 0; k < 3; k++)
+        for (const FlagSpec *const *t = c->flags[k]; t && *t; t++) {
+            if (!any++) fprintf(out, "flags:\n");
+            print_flag_help(out, *t);
+        }
+    fprintf(out, "  %-26s %s\n", "-h, --help", "this help");
+    fprintf(out, "example (W=../shared/weights):\n  %s\n", c->example);
+}
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: tempo COMMAND [flags]; tempo COMMAND --help lists a command's flags\n");
+    for (size_t i = 0; i < n_commands; i++) fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+/* 1 if --help or -h stands where a flag may stand (not as a flag's value). */
+static int wants_help(int argc, char **argv, const Command *c) {
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
+        const FlagSpec *f = find_spec(argv[i], c->flags[0], c->flags[1], c->flags[2]);
+        if (f && f->type != FLAG_SWITCH) i++;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv) {
     char err[TEMPO_ERR_SIZE] = "";
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        usage();
+        usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;
     }
-    struct { const char *name; int (*run)(int, char **, char *); } commands[] = {
-        {"forward", cmd_forward}, {"generate", cmd_generate}, {"verify", cmd_verify},
-        {"diff", cmd_diff}, {"encode", cmd_encode}, {"synth", cmd_synth}, {"compare", cmd_compare},
-        {"attention", cmd_attention}, {"check", cmd_check}};
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+    for (size_t i = 0; i < n_commands; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
+        if (wants_help(argc - 2, argv + 2, &commands[i])) {
+            print_command_help(stdout, &commands[i]);
+            return 0;
+        }
         int rc = commands[i].run(argc - 2, argv + 2, err);
         if (rc != 0 && err[0]) fprintf(stderr, "tempo %s: error: %s\n", argv[1], err);
         return rc;

@@ -31,7 +31,7 @@ void tempo_synth_defaults(SynthConfig *s) {
     s->pre_tokenizer = PRETOKENIZE_LLAMA3;
 }
 
-static uint64_t splitmix64(uint64_t *state) {
+uint64_t tempo_splitmix64(uint64_t *state) {
     uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -39,15 +39,15 @@ static uint64_t splitmix64(uint64_t *state) {
 }
 
 /* A standard normal sample (Box-Muller). */
-static double normal(uint64_t *state) {
-    double u1 = ((splitmix64(state) >> 11) + 1.0) / 9007199254740993.0;
-    double u2 = (splitmix64(state) >> 11) / 9007199254740992.0;
+double tempo_normal(uint64_t *state) {
+    double u1 = ((tempo_splitmix64(state) >> 11) + 1.0) / 9007199254740993.0;
+    double u2 = (tempo_splitmix64(state) >> 11) / 9007199254740992.0;
     return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
 static int write_normal(FILE *f, size_t n, double mean, double std, uint64_t *rng) {
     for (size_t i = 0; i < n; i++) {
-        float v = (float)(mean + std * normal(rng));
+        float v = (float)(mean + std * tempo_normal(rng));
         if (fwrite(&v, sizeof v, 1, f) != 1) return -1;
     }
     return 0;
@@ -167,7 +167,7 @@ static int write_hf_weights(const HfPlan *p, const char *path, uint64_t seed, ch
     for (int i = 0; i < p->n && ok; i++) {
         int bf16 = p->t[i].dtype == DT_BF16;
         for (size_t j = 0, count = tempo_tensor_count(&p->t[i]); j < count && ok; j++) {
-            float v = (float)(p->mean[i] + p->std[i] * normal(&rng));
+            float v = (float)(p->mean[i] + p->std[i] * tempo_normal(&rng));
             uint16_t h = f32_to_bf16(v);
             ok = bf16 ? fwrite(&h, 2, 1, a.f) == 1 : fwrite(&v, 4, 1, a.f) == 1;
         }

@@ -12,6 +12,9 @@ typedef struct {
 } SynthConfig;
 
 void tempo_synth_defaults(SynthConfig *s);
+/* The seeded random numbers of every synthetic file: splitmix64, and a standard normal sample (Box-Muller). */
+uint64_t tempo_splitmix64(uint64_t *state);
+double tempo_normal(uint64_t *state);
 /* A llama2.c checkpoint with normal random weights: norms near 1, matrices
  * N(0, 1/fan_in), a classifier giving logits with a standard deviation near 3. */
 int tempo_synth_write(const SynthConfig *s, const char *path, char *err);

@@ -3,9 +3,15 @@
 # synthetic checkpoints, the real tokenizer, traces and masks.
 set -e
 tempo=$1 weights=$2 out=$3
-mkdir -p "$out/checkpoint" "$out/hf" "$out/tokenizer" "$out/trace" "$out/mask" "$out/cli"
+mkdir -p "$out/checkpoint" "$out/hf" "$out/tokenizer" "$out/trace" "$out/mask" "$out/cli" "$out/gguf"
 $tempo synth --out "$out/checkpoint/tied" --dim 8 --hidden 16 --layers 1 --heads 2 --kv-heads 1 --vocab 16 --seq-len 8
 $tempo synth --out "$out/checkpoint/untied" --dim 8 --hidden 12 --layers 2 --heads 2 --kv-heads 2 --vocab 12 --seq-len 4 --untied
+# GGUF seeds: small files of a few stored types and the three vocabularies
+for spec in "f32 spm 32 64" "q8_0 llama3 32 64" "q4_k gpt2 256 256" "q6_k spm 256 256"; do
+  set -- $spec
+  $tempo synth --format gguf --dtype $1 --tokenizer $2 --dim $3 --hidden $4 --layers 1 --heads 2 --kv-heads 1 --vocab 364 --seq-len 8 \
+    --out "$out/gguf/$1-$2"
+done
 # tokenizer seed: u16 vocab (512), u16 prompt length, prompt, tokenizer.bin
 printf '\000\002\022\000The cat sat on it.' > "$out/tokenizer/tok512"
 cat "$weights/tok512.bin" >> "$out/tokenizer/tok512"

@@ -1,0 +1,287 @@
+/* tempo audit: nothing found on tempo's own runs (both modes, pruning,
+ * isolated layers, a dynamic threshold, the mean rule), exactly the unfed
+ * members of a last-member-only run, each mask, selection and settings
+ * finding on traces altered in a known way, and the trace reader on
+ * foreign traces (many long metadata entries, tensors it cannot hold). */
+#include "helpers.h"
+
+#include "../tools/audit.h"
+
+typedef struct {
+    Model m;
+    Generation gen;
+    Trace trace;
+    AuditReport report;
+} Audited;
+
+/* Generates on fortune.bin from "The cat sat on the" (threshold 0.05, 24
+ * steps, then `adjust`) and builds the trace as generate --trace does. */
+static void generate_and_trace(Audited *a, void (*adjust)(GenConfig *)) {
+    char model[4096], tok[4096], err[TEMPO_ERR_SIZE];
+    memset(a, 0, sizeof *a);
+    fortune_paths(model, tok);
+    load_model(&a->m, model);
+    Tokenizer t;
+    load_tokenizer(&t, "fortune-tok512.bin", a->m.config.vocab_size);
+    GenConfig g;
+    tempo_gen_defaults(&g, &a->m.config);
+    g.threshold = 0.05f;
+    g.max_steps = 24;
+    g.capture_attention = 1;
+    if (adjust) adjust(&g);
+    int ids[64], n;
+    cr_assert(tempo_encode(&t, "The cat sat on the", ids, 64, &n, err) == 0, "%s", err);
+    cr_assert(tempo_generate(&a->m, ids, n, &g, &a->gen, err) == 0, "%s", err);
+    cr_assert(tempo_generation_trace(&a->gen, &a->m, &a->trace, err) == 0, "%s", err);
+    cr_assert(audit_put_settings(&a->trace, &g, &a->m.config, err) == 0, "%s", err);
+    tempo_tokenizer_free(&t);
+}
+
+static void audit_with(Audited *a, void (*flags)(AuditSettings *)) {
+    char err[TEMPO_ERR_SIZE];
+    AuditSettings s;
+    audit_settings_init(&s, &a->m.config);
+    if (flags) flags(&s);
+    cr_assert(audit_settings_from_trace(&s, &a->trace, &a->m.config, err) == 0, "%s", err);
+    cr_assert(tempo_audit(&a->m, &a->trace, &s, &a->report, err) == 0, "%s", err);
+}
+
+static void audited_free(Audited *a) {
+    audit_report_free(&a->report);
+    tempo_trace_free(&a->trace);
+    tempo_generation_free(&a->gen);
+    tempo_model_free(&a->m);
+}
+
+static int parallel_steps(const Generation *g) {
+    int n = 0;
+    for (int s = 0; s < g->n_steps; s++) n += g->steps[s].n_members > 1;
+    return n;
+}
+
+static void expect_clean(void (*adjust)(GenConfig *), const char *what) {
+    Audited a;
+    generate_and_trace(&a, adjust);
+    audit_with(&a, NULL);
+    cr_assert(parallel_steps(&a.gen) >= 3, "%s: the run must form parallel sets to test anything", what);
+    for (int i = 0; i < a.report.n_findings && i < 5; i++)
+        cr_log_error("%s: %s row %d key %d step %d: %s", what, a.report.findings[i].kind, a.report.findings[i].row,
+                     a.report.findings[i].key, a.report.findings[i].step, a.report.findings[i].detail);
+    cr_assert_eq(a.report.n_findings, 0, "%s: tempo's own trace gave %d findings", what, a.report.n_findings);
+    for (int c = 0; c < AUDIT_CHECKS; c++)
+        cr_assert(strncmp(a.report.checks[c], "skipped", 7) != 0, "%s: check %d skipped: %s", what, c, a.report.checks[c]);
+    cr_assert_eq(a.report.first_divergent_step, -1, "%s: the replay diverges: %s", what, a.report.checks[CHECK_REPLAY]);
+    audited_free(&a);
+}
+
+static void visible(GenConfig *g) { g->mode = MASK_VISIBLE; }
+static void pruned(GenConfig *g) { g->prune = 1; g->prune_threshold = 0.9f; }
+static void some_layers(GenConfig *g) { g->isolate_first = 1; g->isolate_last = 2; }
+static void dynamic(GenConfig *g) { g->schedule = SCHEDULE_BEZIER; g->threshold = 0.02f; g->final_threshold = 0.5f; }
+static void mean_rule(GenConfig *g) { g->next_from = NEXT_MEAN; }
+static void emulated(GenConfig *g) { g->emulate = EMULATE_LAST_MEMBER_ONLY; }
+
+Test(audit, nothing_found_on_tempos_own_traces) {
+    expect_clean(NULL, "isolated");
+    expect_clean(visible, "visible");
+    expect_clean(some_layers, "--isolate-layers 1-2");
+    expect_clean(dynamic, "dynamic threshold");
+    expect_clean(mean_rule, "--next-from mean");
+}
+
+Test(audit, nothing_found_with_pruning) {
+    Audited a;
+    generate_and_trace(&a, pruned);
+    int n_pruned = 0;
+    for (int r = 0; r < a.gen.n_rows; r++) n_pruned += a.gen.pruned[r] >= 0;
+    cr_assert(n_pruned >= 2, "the run must prune rows to test the pruned columns (pruned %d)", n_pruned);
+    audit_with(&a, NULL);
+    cr_assert_eq(a.report.n_findings, 0, "--prune attention: %d findings, first %s", a.report.n_findings,
+                 a.report.n_findings ? a.report.findings[0].detail : "");
+    audited_free(&a);
+}
+
+/* The emulation feeds only the last member: the audit names exactly the others. */
+Test(audit, last_member_only_reports_exactly_the_unfed_members) {
+    Audited a;
+    generate_and_trace(&a, emulated);
+    audit_with(&a, NULL);
+    int expected = 0;
+    for (int s = 0; s < a.gen.n_steps; s++)
+        for (int i = 0; i < a.gen.steps[s].n_members; i++) {
+            const Member *mem = &a.gen.members[a.gen.steps[s].first_member + i];
+            if (mem->row >= 0) continue;
+            cr_assert(expected < a.report.n_findings, "too few findings");
+            const AuditFinding *f = &a.report.findings[expected++];
+            cr_assert_str_eq(f->kind, "selected-not-fed");
+            cr_assert(f->step == s && f->token == mem->token && f->row == -1, "finding %d: step %d token %d, expected step %d token %d",
+                      expected - 1, f->step, f->token, s, mem->token);
+        }
+    cr_assert(expected >= 5, "the emulated run must leave members unfed (%d)", expected);
+    cr_assert_eq(a.report.n_findings, expected, "%d findings for %d unfed members", a.report.n_findings, expected);
+    audited_free(&a);
+}
+
+static void flag_isolated(AuditSettings *s) { s->mode = MASK_ISOLATED; }
+
+/* A visible run audited as isolated: every later member sees its earlier siblings. */
+Test(audit, visible_run_audited_as_isolated_names_each_sibling_cell) {
+    Audited a;
+    generate_and_trace(&a, visible);
+    audit_with(&a, flag_isolated);
+    int expected = 0;
+    for (int q = 0; q < a.gen.n_rows; q++)
+        for (int k = 0; k < q; k++) {
+            if (q < a.gen.n_prompt || a.gen.sets[k] != a.gen.sets[q]) continue;
+            cr_assert(expected < a.report.n_findings, "too few findings");
+            const AuditFinding *f = &a.report.findings[expected++];
+            cr_assert_str_eq(f->kind, "visible-sibling");
+            cr_assert(f->row == q && f->key == k && f->step == a.gen.sets[q] - a.gen.n_prompt, "cell (%d, %d) step %d, expected (%d, %d)",
+                      f->row, f->key, f->step, q, k);
+        }
+    cr_assert(expected >= 3 && a.report.n_findings == expected, "%d findings, %d sibling cells", a.report.n_findings, expected);
+    audited_free(&a);
+}
+
+static void flag_width_one(AuditSettings *s) { s->max_width = 1; }
+
+/* With --max-width 1 tempo's rule keeps only the first member: each wider step differs. */
+Test(audit, selection_differs_where_the_rule_gives_another_set) {
+    Audited a;
+    generate_and_trace(&a, NULL);
+    audit_with(&a, flag_width_one);
+    int expected = 0;
+    for (int s = 0; s < a.gen.n_steps; s++) {
+        if (a.gen.steps[s].n_members < 2) continue;
+        const AuditFinding *f = &a.report.findings[expected++];
+        cr_assert_str_eq(f->kind, "selection-differs");
+        cr_assert_eq(f->step, s);
+        cr_assert_eq(f->row, a.gen.members[a.gen.steps[s].first_member].row - 1, "the predicting row is the one before the set");
+    }
+    cr_assert(expected >= 3 && a.report.n_findings == expected, "%d findings for %d parallel steps", a.report.n_findings, expected);
+    audited_free(&a);
+}
+
+/* A future key made visible in the trace's mask is visible-future; the arithmetic then differs too. */
+Test(audit, future_key_is_named) {
+    Audited a;
+    generate_and_trace(&a, NULL);
+    const Tensor *al = tempo_trace_get(&a.trace, "allowed");
+    int n = a.gen.n_rows, q = a.gen.n_prompt + 2;
+    ((uint8_t *)al->data)[(size_t)q * n + q + 1] = 1;
+    audit_with(&a, NULL);
+    int future = 0, mask = 0;
+    for (int i = 0; i < a.report.n_findings; i++) {
+        const AuditFinding *f = &a.report.findings[i];
+        future += strcmp(f->kind, "visible-future") == 0 && f->row == q && f->key == q + 1;
+        mask += strncmp(f->kind, "visible", 7) == 0 || strncmp(f->kind, "hidden", 6) == 0;
+    }
+    cr_assert(future == 1 && mask == 1, "expected one mask finding, visible-future at (%d, %d); got %d mask findings", q, q + 1, mask);
+    audited_free(&a);
+}
+
+/* A foreign trace: 40 tensors, 40 metadata entries of 2,000 characters, written and read back. */
+Test(trace_reader, forty_tensors_and_long_metadata) {
+    Audited a;
+    char err[TEMPO_ERR_SIZE], key[32], value[2001];
+    generate_and_trace(&a, NULL);
+    int64_t shape[1] = {3};
+    float data[3] = {1, 2, 3};
+    while (a.trace.n_tensors < 40) {
+        snprintf(key, sizeof key, "engine_state_%d", a.trace.n_tensors);
+        cr_assert(tempo_trace_add(&a.trace, key, DT_F32, 1, shape, data, err) == 0, "%s", err);
+    }
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof key, "engine_note_%d", i);
+        memset(value, 'a' + i % 26, 2000);
+        value[2000] = '\0';
+        cr_assert(tempo_trace_meta(&a.trace, key, value, err) == 0, "%s", err);
+    }
+    const char *path = "/tmp/tempo-test-foreign.st";
+    cr_assert(tempo_trace_write(&a.trace, path, err) == 0, "%s", err);
+    Trace back;
+    cr_assert(tempo_trace_read(&back, path, err) == 0, "%s", err);
+    cr_assert_eq(back.n_tensors, 40);
+    const char *note = tempo_trace_meta_get(&back, "engine_note_39");
+    cr_assert(note && strlen(note) == 2000 && note[1999] == 'a' + 39 % 26, "a 2,000-character value comes back whole");
+    cr_assert_str_eq(tempo_trace_meta_get(&back, "mode"), "isolated");
+    tempo_trace_free(&back);
+    char cmd[8192], out[8192];
+    snprintf(cmd, sizeof cmd, "%s audit -m %s/fortune.bin %s", TEMPO_BIN, WEIGHTS_DIR, path);
+    int rc = run_command_capture(cmd, out, sizeof out, 1);
+    cr_assert(rc == 0 && strstr(out, "CLEAN"), "audit of the foreign trace: exit %d\n%s", rc, out);
+    audited_free(&a);
+}
+
+/* Tensors tempo cannot hold (I64, 5 dimensions, a 300-character name) are skipped unless they are ones it reads. */
+Test(trace_reader, skips_tensors_it_cannot_hold) {
+    char name[301], header[2048], err[TEMPO_ERR_SIZE];
+    memset(name, 'x', 300);
+    name[300] = '\0';
+    int len = snprintf(header, sizeof header,
+                       "{\"tokens\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                       "\"step_ids\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[4,12]},"
+                       "\"deep\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1],\"data_offsets\":[12,13]},"
+                       "\"%s\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[16,20]}}", name);
+    unsigned char buf[4096] = {0};
+    uint64_t n = (uint64_t)len;
+    memcpy(buf, &n, 8);
+    memcpy(buf + 8, header, (size_t)len);
+    Trace t;
+    cr_assert(tempo_trace_parse(&t, buf, 8 + (size_t)len + 20, "foreign", err) == 0, "%s", err);
+    cr_assert(t.n_tensors == 1 && tempo_trace_get(&t, "tokens"), "only tokens is kept");
+    tempo_trace_free(&t);
+    len = snprintf(header, sizeof header, "{\"tokens\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}");
+    n = (uint64_t)len;
+    memcpy(buf, &n, 8);
+    memcpy(buf + 8, header, (size_t)len);
+    cr_assert(tempo_trace_parse(&t, buf, 8 + (size_t)len + 8, "foreign", err) != 0, "a known tensor in another dtype is an error");
+    cr_assert(strstr(err, "tokens has unsupported dtype I64"), "%s", err);
+}
+
+Test(audit, command_line_exit_codes_and_errors) {
+    char model[4096], tok[4096], cmd[9000], out[65536];
+    fortune_paths(model, tok);
+    snprintf(cmd, sizeof cmd, "%s generate -m %s -z %s -p 'The cat sat on the' --threshold 0.05 -n 12 --emulate last-member-only "
+             "--trace /tmp/tempo-test-audit.st --quiet && %s audit -m %s /tmp/tempo-test-audit.st --json /tmp/tempo-test-audit.json",
+             TEMPO_BIN, model, tok, TEMPO_BIN, model);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 1, "findings exit 1:\n%s", out);
+    cr_assert(strstr(out, "selected-not-fed: "), "findings are printed grouped:\n%s", out);
+    cJSON *json = read_json_file("/tmp/tempo-test-audit.json");
+    const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItem(json, "findings"), 0);
+    cr_assert(f && cJSON_IsNull(cJSON_GetObjectItem(f, "row")) && cJSON_IsNumber(cJSON_GetObjectItem(f, "step")) &&
+              cJSON_IsObject(cJSON_GetObjectItem(json, "checks")) && cJSON_GetObjectItem(json, "first_divergent_step"),
+              "JSON shape: findings with null row, checks, first_divergent_step");
+    cJSON_Delete(json);
+    snprintf(cmd, sizeof cmd, "audit -m %s /tmp/tempo-test-audit.st --mode sideways", model);
+    expect_error(cmd, 2, "--mode must be isolated or visible, got 'sideways'", NULL);
+    snprintf(cmd, sizeof cmd, "audit -m %s /tmp/no-such-trace.st", model);
+    expect_error(cmd, 2, "cannot open trace /tmp/no-such-trace.st", NULL);
+    snprintf(cmd, sizeof cmd, "audit -m %s /tmp/tempo-test-audit.st --n-prompt 999", model);
+    expect_error(cmd, 2, "n_prompt 999 exceeds the trace's", NULL);
+}
+
+/* Without n_prompt or a mode nobody gave, the checks that need them are skipped and say so. */
+Test(audit, checks_without_settings_are_skipped) {
+    Audited a;
+    generate_and_trace(&a, NULL);
+    Trace bare;
+    char err[TEMPO_ERR_SIZE];
+    tempo_trace_init(&bare);
+    const char *names[] = {"tokens", "positions", "allowed", "logits"};
+    for (int i = 0; i < 4; i++) {
+        const Tensor *x = tempo_trace_get(&a.trace, names[i]);
+        cr_assert(tempo_trace_add(&bare, x->name, x->dtype, x->ndim, x->shape, x->data, err) == 0, "%s", err);
+    }
+    AuditSettings s;
+    AuditReport r;
+    audit_settings_init(&s, &a.m.config);
+    cr_assert(tempo_audit(&a.m, &bare, &s, &r, err) == 0, "%s", err);
+    cr_assert(strstr(r.checks[CHECK_ROWS], "skipped: n_prompt unknown"), "%s", r.checks[CHECK_ROWS]);
+    cr_assert(strstr(r.checks[CHECK_MASK], "skipped"), "%s", r.checks[CHECK_MASK]);
+    cr_assert(strstr(r.checks[CHECK_SELECTION], "skipped: the trace has no selected"), "%s", r.checks[CHECK_SELECTION]);
+    cr_assert(strncmp(r.checks[CHECK_ARITHMETIC], "0 findings", 10) == 0, "%s", r.checks[CHECK_ARITHMETIC]);
+    audit_report_free(&r);
+    tempo_trace_free(&bare);
+    audited_free(&a);
+}

@@ -1,0 +1,180 @@
+#!/usr/bin/python3
+"""Tests of tools/tempo_capture.py with Debian's python3-torch (make test runs them):
+
+    test_capture.py TEMPO_BIN WEIGHTS_DIR OUT_DIR
+
+The PyTorch Llama of tests/torch_llama.py is checked against `tempo forward`
+on both checkpoint layouts; the recorder then captures a correct TEMPO loop
+(isolated and visible) and three broken ones (tests/tempo_loops.py). `tempo
+verify` must pass all of them, and `tempo audit` must find nothing in the
+correct ones and name each break exactly: kind, row, key or step."""
+import json
+import os
+import subprocess
+import sys
+import traceback
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+sys.path.insert(0, HERE)
+import tempo_capture as tc  # noqa: E402
+import tempo_loops  # noqa: E402
+from torch_llama import Llama  # noqa: E402
+
+TEMPO, WEIGHTS, OUT = sys.argv[1:4]
+HF, BIN = os.path.join(WEIGHTS, "stories260K-hf"), os.path.join(WEIGHTS, "stories260K.bin")
+PROMPT = [1, 403, 407, 261, 378, 383, 286, 261, 376, 298, 315, 421]  # "Once upon a time there was a little girl", tok512
+STEPS, THRESHOLD = 20, 0.1
+
+
+def tempo(*args):
+    return subprocess.run([TEMPO, *args], capture_output=True, text=True)
+
+
+def out_path(name):
+    return os.path.join(OUT, name)
+
+
+def test_model_matches_tempo_forward():
+    """torch_llama on both layouts against tempo forward: a parallel set at position 5, isolated."""
+    tokens, positions = [1, 403, 407, 261, 378, 383, 298, 286], [0, 1, 2, 3, 4, 5, 5, 6]
+    for path in (HF, BIN):
+        r = tempo("forward", "-m", path, "--tokens", ",".join(map(str, tokens)), "--positions",
+                  ",".join(map(str, positions)), "--mask", "isolated", "--out", out_path("forward.st"))
+        assert r.returncode == 0, r.stderr
+        t, _ = tc.read_trace(out_path("forward.st"))
+        mask = torch.tensor(tc.tempo_mask("isolated", positions).astype(bool))[None, None]
+        assert (t["allowed"] == mask[0, 0].numpy()).all(), "tempo_mask differs from tempo's isolated mask"
+        out = Llama.load(path)(input_ids=torch.tensor([tokens]), attention_mask=mask,
+                               position_ids=torch.tensor([positions]), output_attentions=True)
+        dlogit = np.abs(out.logits[0].numpy() - t["logits"]).max()
+        datt = np.abs(torch.stack(out.attentions)[:, 0].numpy() - t["attention"]).max()
+        assert dlogit < 1e-4 and datt < 1e-5, f"{path}: max |dlogit| {dlogit}, |dattention| {datt}"
+
+
+def test_trace_round_trip_and_large_metadata():
+    """40 tensors and 40 metadata entries of 2,000 characters, read back as written."""
+    rng = np.random.default_rng(3)
+    tensors = {f"extra_{i}": rng.standard_normal((i % 5 + 1, 3)).astype(np.float32) for i in range(37)}
+    tensors.update({"tokens": np.arange(4, dtype=np.int32), "positions": np.arange(4, dtype=np.int32),
+                    "allowed": tc.tempo_mask("causal", range(4))})
+    meta = {f"key{i}": chr(ord("a") + i % 26) * 2000 for i in range(40)}
+    tc.write_trace(out_path("large.st"), tensors, meta)
+    back, back_meta = tc.read_trace(out_path("large.st"))
+    assert back_meta == meta and set(back) == set(tensors)
+    assert all((back[k] == v).all() and back[k].dtype == v.dtype for k, v in tensors.items())
+
+
+def test_masks_from_every_attention_mask_form():
+    """None, 2D ones, 4D boolean and 4D additive give the same causal rows; 2D padding hides a key."""
+    causal = tc.tempo_mask("causal", range(5))[2:]
+    bool4 = causal.astype(bool)[None, None]
+    forms = [None, np.ones((1, 5), np.int64), bool4, tc.additive_mask(bool4), np.where(bool4, 0.0, -1e9)]
+    for form in forms:
+        assert (tc.allowed_from_mask(form, 2, 3) == causal).all(), f"form {type(form)}"
+    padded = tc.allowed_from_mask(np.array([[1, 0, 1, 1, 1]]), 2, 3)
+    assert (padded[:, 1] == 0).all() and padded[2, 4] == 1
+
+
+def test_position_maps():
+    tokens, positions, sets = tc.tempo_rows([1, 5], [[7, 8], [9]])
+    assert list(tokens) == [1, 5, 7, 8, 9] and list(positions) == [0, 1, 2, 2, 3] and list(sets) == list(positions)
+    pruned = tc.tempo_mask("isolated", sets, pruned=[-1, -1, 0, -1, -1], row_steps=[-1, -1, 0, 0, 1])
+    assert pruned[4, 2] == 0 and pruned[4, 3] == 1 and pruned[3, 2] == 0 and pruned[2, 2] == 1
+
+
+def record(variant, mode="isolated"):
+    """Runs one loop under the recorder and writes its trace; returns (path, what the loop did)."""
+    model = Llama.load(HF)
+    hooked = variant == "mask-over-selected"  # patched attention: record the mask as applied
+    with tc.Recorder(model, hook_attention=hooked, engine=f"tests/tempo_loops.py {variant}") as rec:
+        did = tempo_loops.run(model, PROMPT, STEPS, variant, mode, THRESHOLD, 8, on_select=rec.select)
+    rec.set_metadata(mode=mode, threshold=THRESHOLD, max_width=8, n_prompt=len(PROMPT), next_from="last")
+    path = out_path(f"{variant}-{mode}.st")
+    rec.write(path)
+    return path, did
+
+
+def expected_findings(variant, did):
+    """What the loop did wrong, from its own bookkeeping: (kind, row, key, step, token)."""
+    P, steps, found = len(did["prompt"]), did["steps"], []
+    if variant == "doubled":
+        found.append(("unexpected-row", P, None, 0, did["prompt"][-1]))
+        first = P + 1
+        for s, (members, _) in enumerate(steps):
+            found.append(("position-mismatch", first, None, s, None))
+            first += len(members)
+    if variant in ("last-member-only", "mask-over-selected"):
+        found += [("selected-not-fed", None, None, s, t) for s, (members, _) in enumerate(steps) for t in members[:-1]]
+    for row, key in did["hidden"]:
+        found.append(("hidden-non-sibling", row, key, row - P, None))
+    return sorted(found, key=repr)
+
+
+def audit(path, *flags):
+    json_path = path + ".audit.json"
+    r = tempo("audit", "-m", HF, path, "--json", json_path, *flags)
+    assert r.returncode in (0, 1), f"tempo audit exit {r.returncode}: {r.stderr}"
+    report = json.load(open(json_path))
+    got = [(f["kind"], f["row"], f["key"], f["step"], f["token"]) for f in report["findings"]]
+    return r, report, sorted(got, key=repr)
+
+
+def check_loop(variant, mode="isolated"):
+    path, did = record(variant, mode)
+    v = tempo("verify", "-m", HF, path)
+    assert v.returncode == 0 and "PASS" in v.stdout, f"verify {variant}: {v.stdout[-400:]} {v.stderr}"
+    r, report, got = audit(path)
+    want = expected_findings(variant, did)
+    assert got == want, f"audit {variant} {mode}:\n got  {got[:12]}\n want {want[:12]}"
+    assert r.returncode == (1 if want else 0), f"audit exit {r.returncode} with {len(want)} findings"
+    if variant == "doubled":
+        assert all("offset +1" in f["detail"] for f in report["findings"] if f["kind"] == "position-mismatch")
+    return want
+
+
+def test_correct_loop_isolated():
+    check_loop("correct", "isolated")
+
+
+def test_correct_loop_visible():
+    check_loop("correct", "visible")
+
+
+def test_token_fed_twice():
+    assert check_loop("doubled")
+
+
+def test_last_member_only():
+    assert check_loop("last-member-only")
+
+
+def test_isolation_mask_over_selected_tokens():
+    want = check_loop("mask-over-selected")
+    assert any(k == "hidden-non-sibling" for k, *_ in want), "the wrong mask never hid a cell"
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    torch.set_num_threads(1)
+    tests = [(name, f) for name, f in globals().items() if name.startswith("test_") and callable(f)]
+    only = os.environ.get("CAPTURE_TESTS")
+    failed = 0
+    for name, f in tests:
+        if only and only not in name:
+            continue
+        try:
+            f()
+            print(f"ok    {name}")
+        except Exception:
+            failed += 1
+            print(f"FAIL  {name}\n{traceback.format_exc()}")
+    print(f"capture: {len(tests) - failed} passed, {failed} failed" if not only else f"{failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

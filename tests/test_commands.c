@@ -1,0 +1,395 @@
+/* Every command with each of its flags at least once, from one table of
+ * command lines. Under build/tests-asan they run build/tempo-asan
+ * (ASan+UBSan): a row passes when the command exits as expected, nothing
+ * crashes or reports a sanitizer error, and no `nan` reaches the screen. */
+#include "helpers.h"
+
+#include <ctype.h>
+
+/* Shell variables every command line may use: $M/$Z the stories260K
+ * model and tokenizer, $S a synthetic model, $T a trace, $D a scratch folder. */
+static void command_env(char *buf, size_t len) {
+    char model[4096], tok[4096];
+    weights_path("stories260K.bin", model, sizeof model);
+    weights_path("tok512.bin", tok, sizeof tok);
+    snprintf(buf, len, "export M='%s' Z='%s' S='%s/synth-tied.bin' D=/tmp/tempo-cmd-table T=/tmp/tempo-cmd-table/run.st; ",
+             model, tok, BUILD_DIR);
+}
+
+/* 1 if `text` holds "nan" as a word (any case): -nan, nan, NaN. */
+static int has_nan(const char *text) {
+    for (const char *p = text; (p = strcasestr(p, "nan")) != NULL; p += 3) {
+        int before = p == text || !isalpha((unsigned char)p[-1]), after = !isalpha((unsigned char)p[3]);
+        if (before && after) return 1;
+    }
+    return 0;
+}
+
+typedef struct {
+    const char *args;   /* after `tempo`, may use $M $Z $S $T $D */
+    int status;         /* expected exit status */
+} CommandLine;
+
+static void run_table(const CommandLine *rows, size_t n) {
+    static char out[1 << 20];
+    char env[9000], cmd[16384];
+    command_env(env, sizeof env);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(cmd, sizeof cmd, "%smkdir -p $D && %s %s", env, TEMPO_BIN, rows[i].args);
+        int rc = run_command_capture(cmd, out, sizeof out, 1);
+        cr_assert_eq(rc, rows[i].status, "`tempo %s` exited %d, expected %d:\n%s", rows[i].args, rc, rows[i].status, out);
+        cr_assert(!strstr(out, "Sanitizer") && !strstr(out, "runtime error"), "`tempo %s`:\n%s", rows[i].args, out);
+        cr_assert(!has_nan(out), "`tempo %s` printed nan:\n%s", rows[i].args, out);
+    }
+}
+
+#define GEN "generate -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 "
+
+Test(commands, compare_with_unfed_members_reads_no_logits) {
+    /* --emulate last-member-only leaves every member but the last without a row (row -1) */
+    CommandLine rows[] = {
+        {"compare -m $M -z $Z -p 'Once upon a time' --emulate last-member-only", 0},
+        {"compare -m $M -z $Z -p 'Once upon a time' --emulate last-member-only --threshold 0.05 -n 8 --json $D/c.json", 0},
+    };
+    run_table(rows, sizeof rows / sizeof rows[0]);
+    cJSON *j = read_json_file("/tmp/tempo-cmd-table/c.json");
+    const cJSON *tf = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "prompts"), 0), "teacher_forced");
+    int unfed = 0;
+    for (const cJSON *o = tf ? tf->child : NULL; o; o = o->next) {
+        int fed = !cJSON_IsNull(cJSON_GetObjectItem(o, "row"));
+        unfed += !fed;
+        cr_assert_eq(cJSON_GetObjectItem(o, "js") != NULL, fed, "metrics exactly for the fed members");
+    }
+    cr_assert_gt(unfed, 0, "the run must have members that were never fed");
+    cJSON_Delete(j);
+}
+
+static const CommandLine generate_rows[] = {
+        {GEN "--mode isolated --isolate-layers 0-1 --max-width 3 --json $D/g.json --trace $D/g.st --threads 1", 0},
+        {GEN "--mode visible --next-from mean --verbose --no-color", 0},
+        {"generate -m $M -z $Z --prompt 'Once upon' --max-tokens 5 --greedy --quiet", 0},
+        {"generate -m $M --tokens 1,403,407 -n 5 --stop-on-empty --threshold 0.3", 0},
+        {GEN "--dynamic-threshold --final-threshold 0.5 --bezier 0.2,0.8", 0},
+        {GEN "--threshold-schedule linear --final-threshold 0.4", 0},
+        {GEN "--prune attention --prune-window 2 --prune-layers 2 --prune-threshold 0.9 --hide-pruned", 0},
+        {GEN "--prune none --emulate last-member-only --next-from mean", 0},
+        {GEN "--emulate none --threshold-schedule constant", 0},
+        {GEN "--svg-tree $D/tree.svg", 0},
+    };
+
+Test(commands, generate_every_flag) { run_table(generate_rows, sizeof generate_rows / sizeof generate_rows[0]); }
+
+static const CommandLine forward_rows[] = {
+        {GEN "--trace $T", 0},
+        {"forward -m $M -z $Z --prompt 'Once upon a time' --out $D/f.st --threads 1", 0},
+        {"forward -m $M -z $Z -p 'Once upon' --mask isolated --sets 0,1,1 --positions 0,1,1", 0},
+        {"forward -m $S --tokens 1,2,3 --mask visible --no-attention", 0},
+        {"verify -m $M $T --atol 1e-3 --rtol 1e-3 --threads 1", 0},
+        {"audit -m $M $T --mode isolated --threshold 0.1 --max-width 8 --n-prompt 5 --next-from last --atol 1e-3 "
+         "--json $D/audit.json --threads 1", 0},
+        {"diff $T $D/f.st --atol 1e-4 --rtol 0", 1},
+        {"diff $T $T", 0},
+    };
+
+Test(commands, forward_verify_diff_every_flag) { run_table(forward_rows, sizeof forward_rows / sizeof forward_rows[0]); }
+
+static const CommandLine compare_rows[] = {
+        {"compare -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --json $D/c.json --threads 1", 0},
+        {"compare -m $M -z $Z --prompt 'Once upon a time' --max-tokens 6 --max-width 2 --isolate-layers 1-2", 0},
+        {"compare -m $M -z $Z -p 'The dog' -n 6 --next-from mean --prune attention --prune-window 2 --prune-layers 1 "
+         "--prune-threshold 0.9", 0},
+        {"compare -m $M -z $Z -p 'The dog' -n 6 --dynamic-threshold --bezier 0.1,0.9 --final-threshold 0.5", 0},
+        {"compare -m $M -z $Z -p 'The dog' -n 6 --threshold-schedule linear --stop-on-empty --prune none --emulate none", 0},
+        {"compare -m $M -z $Z -p 'The dog' -n 6 --greedy", 0},
+        {"compare -m $M -z $Z --prompts weights/prompts.txt -n 4", 0},
+    };
+
+Test(commands, compare_every_flag) { run_table(compare_rows, sizeof compare_rows / sizeof compare_rows[0]); }
+
+static const CommandLine attention_rows[] = {
+        {GEN "--trace $D/a.st", 0},
+        {"attention -m $M $D/a.st --heatmap 0:1 --rows 3-8 --json $D/a.json", 0},
+        {"attention -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --svg $D/a.svg --heatmap 1:0", 0},
+        {"attention -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --svg-grid $D/g.svg --row 7", 0},
+        {"attention -m $M --tokens 1,403,407 -n 4", 0},
+        {"attention -m $M -z $Z --prompt 'Once upon' --max-tokens 4 --max-width 2 --mode visible --next-from mean "
+         "--threads 1", 0},
+        {"attention -m $M -z $Z -p 'Once upon' -n 4 --mode isolated --isolate-layers 1-2 --prune attention --prune-window 2 "
+         "--prune-layers 1 --prune-threshold 0.9", 0},
+        {"attention -m $M -z $Z -p 'Once upon' -n 4 --threshold-schedule linear --final-threshold 0.5 --stop-on-empty", 0},
+        {"attention -m $M -z $Z -p 'Once upon' -n 4 --dynamic-threshold --bezier 0.2,0.8 --emulate none --prune none", 0},
+        {"attention -m $M -z $Z -p 'Once upon' -n 4 --greedy --emulate last-member-only", 0},
+        {"attention -m $M -z $Z $D/a.st --svg-pair $D/p.svg --rows 0-9 --heatmap 1:0", 0},
+        {"attention $D/a.st -z $Z --svg $D/b.svg", 0},
+        {"attention -m $M -z $Z -p 'Once upon' -n 4 --trace $D/b.st", 0},
+    };
+
+Test(commands, attention_every_flag) { run_table(attention_rows, sizeof attention_rows / sizeof attention_rows[0]); }
+
+static const CommandLine other_rows[] = {
+        {"encode -m $M -z $Z -p 'Once upon a time'", 0},
+        {"encode -m $M -z $Z --prompt 'Once'", 0},
+        {"check $M", 0},
+        {"synth --out $D/s.bin --seed 3 --dim 32 --hidden 48 --layers 2 --heads 4 --kv-heads 2 --vocab 64 --seq-len 32 "
+         "--untied --format llama2c --dtype f32", 0},
+        {"synth --out $D/hf --format hf --dtype bf16 --tokenizer gpt2 --layers 1", 0},
+        {"check $D/s.bin", 0},
+        {"synth --out $D/q.gguf --format gguf --dtype q4_0 --tokenizer spm --layers 1", 0},
+        {"convert $M $Z --out $D/stories.gguf --dtype q8_0", 0},
+        {"check $D/stories.gguf", 0},
+    };
+
+Test(commands, encode_check_synth_every_flag) { run_table(other_rows, sizeof other_rows / sizeof other_rows[0]); }
+
+/* ---- help: from the same flag tables the parser uses ---- */
+
+/* `tempo ARGS` with stdout and stderr; returns the exit status. */
+static int tempo_output(const char *args, char *out, size_t len) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s", TEMPO_BIN, args);
+    return run_command_capture(cmd, out, len, 1);
+}
+
+/* 1 if some command line of the tables for `command` holds `name` as a word. */
+static int table_uses(const char *command, const char *name) {
+    const CommandLine *tables[] = {generate_rows, forward_rows, compare_rows, attention_rows, other_rows};
+    size_t sizes[] = {sizeof generate_rows / sizeof generate_rows[0], sizeof forward_rows / sizeof forward_rows[0],
+                      sizeof compare_rows / sizeof compare_rows[0], sizeof attention_rows / sizeof attention_rows[0],
+                      sizeof other_rows / sizeof other_rows[0]};
+    size_t clen = strlen(command), nlen = strlen(name);
+    for (int k = 0; k < 5; k++)
+        for (size_t i = 0; i < sizes[k]; i++) {
+            const char *args = tables[k][i].args;
+            if (strncmp(args, command, clen) != 0 || args[clen] != ' ') continue;
+            for (const char *p = args; (p = strstr(p, name)) != NULL; p += nlen)
+                if (p[-1] == ' ' && (p[nlen] == ' ' || p[nlen] == '\0')) return 1;
+        }
+    return 0;
+}
+
+/* Every command: --help and -h print usage, flags and an example, exit 0;
+ * every flag the help lists is accepted and appears in the table above. */
+Test(help, every_command_and_flag) {
+    static char list[65536], text[65536];
+    cr_assert_eq(tempo_output("--help", list, sizeof list), 0);
+    int commands = 0;
+    for (char *line = strtok(list, "\n"); line; line = strtok(NULL, "\n")) {
+        char name[64], args[128];
+        if (strncmp(line, "  ", 2) != 0 || sscanf(line, "%63s", name) != 1) continue;
+        commands++;
+        snprintf(args, sizeof args, "%s -h", name);
+        cr_assert_eq(tempo_output(args, text, sizeof text), 0, "tempo %s -h failed: %s", name, text);
+        snprintf(args, sizeof args, "%s --help", name);
+        cr_assert_eq(tempo_output(args, text, sizeof text), 0, "tempo %s --help failed: %s", name, text);
+        char want[128];
+        snprintf(want, sizeof want, "usage: tempo %s ", name);
+        cr_assert(strncmp(text, want, strlen(want)) == 0 && strstr(text, "example"), "tempo %s --help:\n%s", name, text);
+        char *save, *copy = strdup(text);
+        for (char *fl = strtok_r(copy, "\n", &save); fl; fl = strtok_r(NULL, "\n", &save)) {
+            char flagname[64];
+            if (strncmp(fl, "  -", 3) != 0 || sscanf(fl, "%63s", flagname) != 1 || strcmp(flagname, "-h,") == 0) continue;
+            cr_assert(table_uses(name, flagname), "tempo %s %s is in the help but in no command line of the table", name,
+                      flagname);
+        }
+        free(copy);
+    }
+    cr_assert_geq(commands, 9, "tempo --help lists the commands:\n%s", list);
+    cr_assert_neq(tempo_output("generate --bogus", text, sizeof text), 0);
+    cr_assert(strstr(text, "unknown flag --bogus for tempo generate"), "%s", text);
+}
+
+/* The defaults the help states are the ones generation uses. */
+Test(help, defaults_match_the_generation_defaults) {
+    static char text[65536];
+    Model m;
+    load_synth(&m, "synth-tied.bin");
+    GenConfig g;
+    tempo_gen_defaults(&g, &m.config);
+    tempo_model_free(&m);
+    cr_assert_eq(tempo_output("generate --help", text, sizeof text), 0);
+    struct { const char *flag; double value; } cases[] = {{"--threshold T", g.threshold}, {"--max-width W", g.max_width},
+        {"-n N", g.max_steps}, {"--final-threshold T", g.final_threshold}, {"--prune-window N", g.prune_window},
+        {"--prune-threshold X", g.prune_threshold}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *line = strstr(text, cases[i].flag), *d = line ? strstr(line, "(default ") : NULL;
+        cr_assert(d, "no default for %s in:\n%s", cases[i].flag, text);
+        cr_assert_float_eq(strtod(d + 9, NULL), cases[i].value, 1e-6, "%s", cases[i].flag);
+    }
+}
+
+/* The README's command block pastes and runs as it is: every line exits 0
+ * (diff of two different traces: 1, as the README says), under ASan in the
+ * ASan suite, with no nan. W points at the weights, in a scratch folder. */
+Test(readme, commands_paste_and_run) {
+    char *readme = read_text_file("README.md", NULL), cwd[4096], script[65536], line_cmd[8192];
+    const char *begin = strstr(readme, "<!-- readme-commands -->\n"), *end = strstr(readme, "<!-- /readme-commands -->");
+    cr_assert(begin && end && begin < end, "README.md lacks the readme-commands block");
+    cr_assert(getcwd(cwd, sizeof cwd));
+    int n = snprintf(script, sizeof script, "rm -rf /tmp/tempo-readme && mkdir -p /tmp/tempo-readme && cd /tmp/tempo-readme "
+                     "&& ln -s %s/%s tempo && ln -s %s/weights weights", cwd, TEMPO_BIN, cwd);
+    int lines = 0;
+    for (const char *p = begin + strlen("<!-- readme-commands -->\n"); p < end;) {
+        const char *nl = strchr(p, '\n');
+        cr_assert(strncmp(p, "    ", 4) == 0, "README command lines are indented code: %.40s", p);
+        snprintf(line_cmd, sizeof line_cmd, "%.*s", (int)(nl - p - 4), p + 4);
+        p = nl + 1;
+        if (strncmp(line_cmd, "W=", 2) == 0) {
+            cr_assert_str_eq(line_cmd, "W=../shared/weights");
+            n += snprintf(script + n, sizeof script - (size_t)n, " && W=%s%s", WEIGHTS_DIR[0] == '/' ? "" : "$OLDPWD/", WEIGHTS_DIR);
+            continue;
+        }
+        int may_differ = strncmp(line_cmd, "./tempo diff", 12) == 0;
+        n += snprintf(script + n, sizeof script - (size_t)n, " && { %s; rc=$?; [ $rc = 0 ]%s || { echo \"exit $rc: %s\"; false; }; }",
+                      line_cmd, may_differ ? " || [ $rc = 1 ]" : "", "README line");
+        lines++;
+    }
+    static char out[1 << 20];
+    char cmd[70000];
+    snprintf(cmd, sizeof cmd, "sh -c '%s' 2>&1", script);
+    cr_assert(strchr(script, '\'') == NULL, "README commands must not hold single quotes");
+    int rc = run_command_capture(cmd, out, sizeof out, 1);
+    cr_assert_eq(rc, 0, "the README commands failed:\n%s", out);
+    cr_assert(!strstr(out, "Sanitizer") && !strstr(out, "runtime error"), "%s", out);
+    cr_assert_geq(lines, 12);
+    free(readme);
+}
+
+/* ---- what reaches the screen ---- */
+
+/* The generated text: no raw control byte, no line break inside [a/b],
+ * EOS members as <end>, BOS as <bos>, and the text ends with a newline
+ * before the summary line. */
+static void check_text(const char *out) {
+    int depth = 0;
+    for (const unsigned char *p = (const unsigned char *)out; *p; p++) {
+        if (*p == '[') depth++;
+        if (*p == ']') depth--;
+        cr_assert(*p >= 0x20 || *p == '\n' || (*p == '\t' && depth == 0), "raw control byte 0x%02x in:\n%s", *p, out);
+        cr_assert(!(depth > 0 && *p == '\n'), "a line break inside a parallel set:\n%s", out);
+    }
+    cr_assert(!strstr(out, "</s>") && !strstr(out, "<s>"), "a raw BOS/EOS piece:\n%s", out);
+}
+
+Test(display, control_tokens_and_eos_members) {
+    static char out[1 << 16];
+    char env[9000], cmd[16384], model[4096], tok[4096];
+    command_env(env, sizeof env);
+    fortune_paths(model, tok);
+    snprintf(cmd, sizeof cmd, "%s -m %s -z %s -p 'The cat sat on the' --threshold 0.02 -n 12 --no-color 2>&1",
+             TEMPO_BIN " generate", model, tok);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
+    check_text(out);
+    cr_assert(strstr(out, "/<end>/"), "the EOS member shows as <end>:\n%s", out);
+    char *summary = strstr(out, "12 steps");
+    cr_assert(summary && summary > out && summary[-1] == '\n', "the summary starts a line:\n%s", out);
+    snprintf(cmd, sizeof cmd, "%s%s generate -m $M -z $Z -p 'Once upon a time' --threshold 0.2 -n 40 2>&1", env, TEMPO_BIN);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
+    check_text(out);
+    snprintf(cmd, sizeof cmd, "%s%s generate -m $M -z $Z --tokens 1,403,1,407 -n 2 2>&1", env, TEMPO_BIN);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
+    check_text(out);
+    cr_assert(strstr(out, "<bos>"), "a BOS inside the text shows as <bos>:\n%s", out);
+}
+
+/* make run shows TEMPO: a legend, parallel sets in isolated and in visible
+ * mode, and where the modes part, in a few seconds. */
+Test(make_run, shows_sets_in_both_modes) {
+    static char out[1 << 16];
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "make -s --no-print-directory run WEIGHTS=%s 2>&1", WEIGHTS_DIR);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "make run failed:\n%s", out);
+    cr_assert(strstr(out, "Legend: [a/b] is one parallel set"), "no legend:\n%s", out);
+    const char *iso = strstr(out, "isolated mode"), *vis = strstr(out, "visible mode");
+    cr_assert(iso && vis && iso < vis, "both modes, isolated first:\n%s", out);
+    const char *iso_text = strchr(iso, '\n') + 1, *vis_text = strchr(vis, '\n') + 1;
+    const char *iso_set = strchr(iso_text, '['), *vis_set = strchr(vis_text, '[');
+    cr_assert(iso_set && iso_set < vis && strchr(iso_set, '/') < vis, "isolated mode forms no set:\n%s", out);
+    cr_assert(vis_set && strchr(vis_set, '/'), "visible mode forms no set:\n%s", out);
+    cr_assert(strstr(out, "free-running: the modes part at step"), "where the modes part:\n%s", out);
+    check_text(out);
+}
+
+/* compare prints each member's text, names the sets where the modes part,
+ * and says when no parallel set formed instead of printing zeros. */
+Test(display, compare_text_and_no_set) {
+    static char out[1 << 16];
+    char env[9000], cmd[16384];
+    command_env(env, sizeof env);
+    snprintf(cmd, sizeof cmd, "%s%s compare -m $M -z $Z -p 'Once upon a time' --threshold 0.2 -n 40", env, TEMPO_BIN);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
+    cr_assert(strstr(out, "top10  text\n"), "a text column:\n%s", out);
+    cr_assert(strstr(out, "<- predicts the next step"), "%s", out);
+    const char *part = strstr(out, "free-running: the modes part at step");
+    cr_assert(part && strstr(part, "isolated [") && strstr(part, ", visible ["), "the two sets where the modes part:\n%s", out);
+    check_text(out);
+    snprintf(cmd, sizeof cmd, "%s%s compare -m $M -z $Z -p 'Once upon a time' --greedy -n 8", env, TEMPO_BIN);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
+    cr_assert(strstr(out, "no parallel set formed"), "%s", out);
+    cr_assert(!strstr(out, "later members (0)") && !strstr(out, "cosine 0.0000"), "zeros instead of words:\n%s", out);
+    snprintf(cmd, sizeof cmd, "%shead -4 weights/prompts.txt > /tmp/tempo-suite.txt && %s compare -m $M -z $Z --prompts "
+             "/tmp/tempo-suite.txt --greedy -n 4 2>/dev/null", env, TEMPO_BIN);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
+    cr_assert(strstr(out, "no parallel set formed") && !strstr(out, " -1 ") && !strstr(out, "0.000e+00"),
+              "suite rows say that no set formed:\n%s", out);
+}
+
+/* Runs a shell line with $M $Z $S $T $D set; stdout and stderr together. */
+static int run_env(const char *line, char *out, size_t len) {
+    char env[9000], cmd[16384];
+    command_env(env, sizeof env);
+    snprintf(cmd, sizeof cmd, "%smkdir -p $D && %s", env, line);
+    return run_command_capture(cmd, out, len, 1);
+}
+
+Test(output, forward_text_verbose_members_synth_message) {
+    static char out[1 << 16];
+    cr_assert_eq(run_env(TEMPO_BIN " forward -m $M -z $Z -p 'Once upon a time'", out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "text -> top") && strstr(out, "<bos> -> Once") && strstr(out, "Once ->  upon"), "%s", out);
+    cr_assert_eq(run_env(TEMPO_BIN " generate -m $M -z $Z -p 'Once upon a time' --threshold 0.2 -n 8 --verbose --quiet",
+                         out, sizeof out), 0, "%s", out);
+    for (const char *p = strstr(out, "step "); p && strncmp(p, "step ", 5) == 0; p = strchr(p, '\n') + 1) {
+        int members = atoi(strstr(p, "members ") + 8), quoted = 0;
+        for (const char *q = p; *q && *q != '\n'; q++) quoted += *q == '\'';
+        cr_assert_eq(quoted, 2 * members, "each member with its text and probability: %.200s", p);
+    }
+    cr_assert(strstr(out, "members 2: ' g' 0."), "%s", out);
+    cr_assert_eq(run_env(TEMPO_BIN " synth --out $D/said.bin --layers 3", out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "wrote /tmp/tempo-cmd-table/said.bin: llama2.c checkpoint f32, dim 64, hidden 172, 3 layers"), "%s", out);
+}
+
+Test(output, verify_names_the_model_first_and_diff_the_shapes) {
+    static char out[1 << 16];
+    char model[4096], tok[4096], args[9000];
+    cr_assert_eq(run_env(TEMPO_BIN " generate -m $M -z $Z -p 'Once upon a time' -n 4 --quiet --trace $D/v4.st && " TEMPO_BIN
+                         " generate -m $M -z $Z -p 'Once upon a time' -n 8 --quiet --trace $D/v8.st", out, sizeof out), 0, "%s", out);
+    fortune_paths(model, tok);
+    snprintf(args, sizeof args, "verify -m %s /tmp/tempo-cmd-table/v4.st", model);
+    expect_error(args, 2, "trace /tmp/tempo-cmd-table/v4.st was written with stories260K.bin (dim 64) but -m", NULL);
+    cr_assert_eq(run_env(TEMPO_BIN " diff $D/v4.st $D/v8.st", out, sizeof out), 1, "%s", out);
+    cr_assert(strstr(out, "tokens     shape or dtype differs: A I32[9], B I32[15]"), "%s", out);
+    cr_assert(strstr(out, "logits     shape or dtype differs: A F32[9,512], B F32[15,512]"), "%s", out);
+}
+
+Test(output, json_floats_shortest_and_progress_without_cr) {
+    static char out[1 << 16];
+    cr_assert_eq(run_env(TEMPO_BIN " generate -m $M -z $Z -p 'Once upon a time' --threshold 0.1 -n 6 --quiet --json $D/t.json",
+                         out, sizeof out), 0, "%s", out);
+    char *text = read_text_file("/tmp/tempo-cmd-table/t.json", NULL);
+    cr_assert(strstr(text, "\"threshold\":\t0.1,") && !strstr(text, "0.1000000"), "%s", text);
+    cJSON *j = cJSON_Parse(text);
+    for (const cJSON *st = cJSON_GetObjectItem(j, "steps")->child; st; st = st->next)
+        for (const cJSON *tk = cJSON_GetObjectItem(st, "tokens")->child; tk; tk = tk->next) {
+            const cJSON *p = cJSON_GetObjectItem(tk, "probability");
+            char shortest[32];
+            snprintf(shortest, sizeof shortest, "%.9g", (float)p->valuedouble);
+            cr_assert((float)strtod(shortest, NULL) == (float)p->valuedouble, "a probability reads back to its float");
+        }
+    cJSON_Delete(j);
+    free(text);
+    cr_assert_eq(run_env("head -4 weights/prompts.txt > $D/p.txt && (" TEMPO_BIN " compare -m $M -z $Z --prompts $D/p.txt -n 4 "
+                         "2>$D/progress >/dev/null)", out, sizeof out), 0, "%s", out);
+    char *progress = read_text_file("/tmp/tempo-cmd-table/progress", NULL);
+    cr_assert(!strchr(progress, '\r') && strstr(progress, "[1/2] ") && strstr(progress, "[2/2] "),
+              "progress lines without \\r when stderr is a file:\n%s", progress);
+    free(progress);
+}

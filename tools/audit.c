@@ -1,0 +1,697 @@
+/* audit.c - tempo audit: judges an engine's TEMPO run from its trace.
+ * verify proves the arithmetic of the rows a trace holds; the audit asks
+ * whether those rows, masks and selections are the ones TEMPO prescribes:
+ * rows matched to the engine's selections (by order and token), masks
+ * recomputed for the rows as fed, selections recomputed from the trace's
+ * own logits, and a replay by tempo_generate. NOTES.md, "The audit". */
+#define _GNU_SOURCE
+#include "audit.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ===================================================================== */
+/* Settings: flags first, then the trace's metadata                       */
+/* ===================================================================== */
+
+void audit_settings_init(AuditSettings *s, const Config *c) {
+    memset(s, 0, sizeof *s);
+    s->mode = -1;
+    s->threshold = -1.0f;
+    s->max_width = -1;
+    s->n_prompt = -1;
+    s->next_from = -1;
+    s->atol = 1e-4f;
+    tempo_gen_defaults(&s->gen, c);
+    s->gen.max_steps = 0; /* unknown: the trace's step count */
+}
+
+/* 1 and the value when the key is present and valid, 0 when absent, -1 when bad. */
+static int meta_int(const Trace *t, const char *key, int lo, int hi, int *out, char *err) {
+    const char *v = tempo_trace_meta_get(t, key);
+    char what[96];
+    snprintf(what, sizeof what, "trace metadata %s", key);
+    return !v ? 0 : tempo_parse_int(v, what, lo, hi, out, err) == 0 ? 1 : -1;
+}
+
+static int meta_float(const Trace *t, const char *key, float *out, char *err) {
+    const char *v = tempo_trace_meta_get(t, key);
+    char what[96];
+    snprintf(what, sizeof what, "trace metadata %s", key);
+    return !v ? 0 : tempo_parse_float(v, what, out, err) == 0 ? 1 : -1;
+}
+
+/* The index of the value in `names` (NULL-terminated). */
+static int meta_choice(const Trace *t, const char *key, const char *const *names, int *out, char *err) {
+    const char *v = tempo_trace_meta_get(t, key);
+    if (!v) return 0;
+    for (int i = 0; names[i]; i++)
+        if (strcmp(v, names[i]) == 0) {
+            *out = i;
+            return 1;
+        }
+    return tempo_error(err, "trace metadata %s must be %s or %s, got '%s'", key, names[0], names[1], v);
+}
+
+/* What the schedule, isolated layers and pruning need, for selection and replay. */
+static int gen_from_trace(GenConfig *g, const Trace *t, const Config *c, char *err) {
+    static const char *const schedules[] = {"constant", "bezier", "linear", NULL};
+    static const char *const prunes[] = {"none", "attention", NULL};
+    int v = 0, rc;
+    const char *layers = tempo_trace_meta_get(t, "isolate_layers");
+    if (layers && tempo_parse_range(layers, "trace metadata isolate_layers", 0, c->n_layers - 1, &g->isolate_first,
+                                    &g->isolate_last, err) != 0)
+        return -1;
+    if ((rc = meta_choice(t, "threshold_schedule", schedules, &v, err)) < 0) return -1;
+    if (rc > 0) g->schedule = (Schedule)v;
+    if (meta_float(t, "final_threshold", &g->final_threshold, err) < 0 ||
+        meta_float(t, "bezier_p1", &g->bezier_p1, err) < 0 || meta_float(t, "bezier_p2", &g->bezier_p2, err) < 0 ||
+        meta_int(t, "max_tokens", 1, 1 << 30, &g->max_steps, err) < 0)
+        return -1;
+    if ((rc = meta_choice(t, "prune", prunes, &v, err)) < 0) return -1;
+    if (rc > 0) g->prune = v;
+    if (meta_int(t, "prune_window", 1, 1 << 20, &g->prune_window, err) < 0 ||
+        meta_int(t, "prune_layers", 1, c->n_layers, &g->prune_layers, err) < 0 ||
+        meta_float(t, "prune_threshold", &g->prune_threshold, err) < 0 ||
+        meta_int(t, "stop_on_empty", 0, 1, &g->stop_on_empty, err) < 0)
+        return -1;
+    return 0;
+}
+
+int audit_settings_from_trace(AuditSettings *s, const Trace *t, const Config *c, char *err) {
+    static const char *const modes[] = {"isolated", "visible", NULL};
+    static const char *const nexts[] = {"last", "mean", NULL};
+    int v, rc;
+    float f;
+    if ((rc = meta_choice(t, "mode", modes, &v, err)) < 0) return -1;
+    if (rc > 0 && s->mode < 0) s->mode = v == 0 ? MASK_ISOLATED : MASK_VISIBLE;
+    if ((rc = meta_choice(t, "next_from", nexts, &v, err)) < 0) return -1;
+    if (rc > 0 && s->next_from < 0) s->next_from = v == 0 ? NEXT_LAST_ROW : NEXT_MEAN;
+    if ((rc = meta_float(t, "threshold", &f, err)) < 0) return -1;
+    if (rc > 0 && !(f > 0.0f && f <= 1.0f)) return tempo_error(err, "trace metadata threshold %g is outside (0, 1]", f);
+    if (rc > 0 && s->threshold <= 0.0f) s->threshold = f;
+    if ((rc = meta_int(t, "max_width", 1, 1 << 20, &v, err)) < 0) return -1;
+    if (rc > 0 && s->max_width < 0) s->max_width = v;
+    if ((rc = meta_int(t, "n_prompt", 1, 1 << 20, &v, err)) < 0) return -1;
+    if (rc > 0 && s->n_prompt < 0) s->n_prompt = v;
+    return gen_from_trace(&s->gen, t, c, err);
+}
+
+int audit_put_settings(Trace *t, const GenConfig *g, const Config *c, char *err) {
+    static const char *const schedules[] = {"constant", "bezier", "linear"};
+    int rc = tempo_trace_metaf(t, "mode", err, "%s", g->mode == MASK_VISIBLE ? "visible" : "isolated");
+    if (rc == 0) rc = tempo_trace_metaf(t, "threshold", err, "%.9g", g->threshold);
+    if (rc == 0) rc = tempo_trace_metaf(t, "max_width", err, "%d", g->max_width);
+    if (rc == 0) rc = tempo_trace_metaf(t, "next_from", err, "%s", g->next_from == NEXT_MEAN ? "mean" : "last");
+    if (rc == 0) rc = tempo_trace_metaf(t, "engine", err, "tempo");
+    if (rc == 0) rc = tempo_trace_metaf(t, "max_tokens", err, "%d", g->max_steps);
+    if (rc == 0 && g->mode == MASK_ISOLATED && (g->isolate_first > 0 || g->isolate_last < c->n_layers - 1))
+        rc = tempo_trace_metaf(t, "isolate_layers", err, "%d-%d", g->isolate_first, g->isolate_last);
+    if (rc == 0 && g->schedule != SCHEDULE_CONSTANT) {
+        rc = tempo_trace_metaf(t, "threshold_schedule", err, "%s", schedules[g->schedule]);
+        if (rc == 0) rc = tempo_trace_metaf(t, "final_threshold", err, "%.9g", g->final_threshold);
+        if (rc == 0) rc = tempo_trace_metaf(t, "bezier_p1", err, "%.9g", g->bezier_p1);
+        if (rc == 0) rc = tempo_trace_metaf(t, "bezier_p2", err, "%.9g", g->bezier_p2);
+    }
+    if (rc == 0 && g->prune) {
+        rc = tempo_trace_metaf(t, "prune", err, "attention");
+        if (rc == 0) rc = tempo_trace_metaf(t, "prune_window", err, "%d", g->prune_window);
+        if (rc == 0) rc = tempo_trace_metaf(t, "prune_layers", err, "%d", g->prune_layers);
+        if (rc == 0) rc = tempo_trace_metaf(t, "prune_threshold", err, "%.9g", g->prune_threshold);
+    }
+    if (rc == 0 && g->stop_on_empty) rc = tempo_trace_metaf(t, "stop_on_empty", err, "1");
+    return rc;
+}
+
+/* ===================================================================== */
+/* The trace as the checks see it                                        */
+/* ===================================================================== */
+
+typedef struct {
+    const Model *m;
+    const AuditSettings *s;
+    AuditReport *r;
+    int n, P, S, W, V, mask_layers;
+    const int *tokens, *positions, *pruned, *selected; /* pruned, selected may be NULL */
+    const uint8_t *allowed;                            /* [mask_layers][n][n] */
+    const float *logits, *selected_probs;              /* may be NULL */
+    int *row_step;   /* [n] the step a row falls in; -1 for the prompt */
+    int *row_member; /* [n] its member index in that step; -1 prompt or unexpected */
+    int *member_row; /* [S][W] the row of each selected member; -1 not fed */
+    int *step_first; /* [S] the first row matched to each step; -1 none */
+} Audit;
+
+static int add_finding(AuditReport *r, const char *kind, int row, int key, int step, int token, const char *fmt, ...) {
+    char err[TEMPO_ERR_SIZE];
+    if (tempo_grow((void **)&r->findings, &r->cap_findings, (size_t)r->n_findings + 1, sizeof(AuditFinding), err) != 0)
+        return -1;
+    AuditFinding *f = &r->findings[r->n_findings++];
+    *f = (AuditFinding){kind, row, key, step, token, ""};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->detail, sizeof f->detail, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+/* An optional tensor: NULL when absent; an error when present with another dtype or shape. */
+static const Tensor *optional_tensor(const Trace *t, const char *name, DType dt, int ndim, int64_t d0, int64_t d1,
+                                     char *err) {
+    const Tensor *x = tempo_trace_get(t, name);
+    if (!x) return NULL;
+    int ok = x->dtype == dt && x->ndim == ndim && (d0 < 0 || x->shape[0] == d0) && (ndim < 2 || d1 < 0 || x->shape[1] == d1);
+    if (!ok) tempo_error(err, "trace tensor %s has the wrong dtype or shape", name);
+    return ok ? x : NULL;
+}
+
+static int audit_open(Audit *a, const Model *m, const Trace *t, const AuditSettings *s, AuditReport *r, char *err) {
+    memset(a, 0, sizeof *a);
+    a->m = m, a->s = s, a->r = r, a->V = m->config.vocab_size;
+    if (tempo_trace_inputs(t, &m->config, &a->n, &a->mask_layers, err) != 0) return -1;
+    a->tokens = tempo_trace_get(t, "tokens")->data;
+    a->positions = tempo_trace_get(t, "positions")->data;
+    a->allowed = tempo_trace_get(t, "allowed")->data;
+    err[0] = '\0';
+    const Tensor *lg = optional_tensor(t, "logits", DT_F32, 2, a->n, a->V, err);
+    const Tensor *pr = optional_tensor(t, "pruned", DT_I32, 1, a->n, -1, err);
+    const Tensor *sel = optional_tensor(t, "selected", DT_I32, 2, -1, -1, err);
+    const Tensor *sp = sel ? optional_tensor(t, "selected_probs", DT_F32, 2, sel->shape[0], sel->shape[1], err) : NULL;
+    if (err[0]) return -1;
+    a->logits = lg ? lg->data : NULL;
+    a->pruned = pr ? pr->data : NULL;
+    a->selected = sel ? sel->data : NULL;
+    a->selected_probs = sp ? sp->data : NULL;
+    a->S = sel ? (int)sel->shape[0] : 0;
+    a->W = sel ? (int)sel->shape[1] : 0;
+    a->P = s->n_prompt;
+    if (a->P > a->n) return tempo_error(err, "n_prompt %d exceeds the trace's %d rows", a->P, a->n);
+    for (int i = 0; a->selected && i < a->S * a->W; i++)
+        if (a->selected[i] < -1 || a->selected[i] >= a->V)
+            return tempo_error(err, "trace selected holds token %d, outside the vocabulary of %d", a->selected[i], a->V);
+    size_t steps = (size_t)(a->S > a->n ? a->S : a->n) + 1;
+    a->row_step = malloc((size_t)a->n * sizeof(int));
+    a->row_member = malloc((size_t)a->n * sizeof(int));
+    a->member_row = malloc(((size_t)a->S * a->W + 1) * sizeof(int));
+    a->step_first = malloc(steps * sizeof(int));
+    if (!a->row_step || !a->row_member || !a->member_row || !a->step_first)
+        return tempo_error(err, "out of memory auditing a %d-row trace", a->n);
+    for (int i = 0; i < a->n; i++) a->row_step[i] = a->row_member[i] = -1;
+    for (int i = 0; i < a->S * a->W; i++) a->member_row[i] = -1;
+    for (size_t i = 0; i < steps; i++) a->step_first[i] = -1;
+    return 0;
+}
+
+static void audit_close(Audit *a) {
+    free(a->row_step);
+    free(a->row_member);
+    free(a->member_row);
+    free(a->step_first);
+}
+
+static int step_width(const Audit *a, int s) {
+    int w = 0;
+    while (w < a->W && a->selected[s * a->W + w] >= 0) w++;
+    return w;
+}
+
+/* ===================================================================== */
+/* Arithmetic, as verify does it                                          */
+/* ===================================================================== */
+
+int trace_recompute(const Model *m, const Trace *t, int *n, float **logits, float **attention, char *err) {
+    const Config *c = &m->config;
+    int mask_layers;
+    *logits = *attention = NULL;
+    if (tempo_trace_inputs(t, c, n, &mask_layers, err) != 0) return -1;
+    *logits = malloc((size_t)*n * c->vocab_size * sizeof(float));
+    *attention = malloc((size_t)c->n_layers * c->n_heads * *n * *n * sizeof(float));
+    Outputs out = {.logits = *logits, .attention = *attention};
+    int rc = !*logits || !*attention ? tempo_error(err, "out of memory for a %d-row trace", *n)
+             : tempo_forward_full(m, *n, tempo_trace_get(t, "tokens")->data, tempo_trace_get(t, "positions")->data,
+                                  tempo_trace_get(t, "allowed")->data, mask_layers, out, err);
+    if (rc != 0) {
+        free(*logits);
+        free(*attention);
+        *logits = *attention = NULL;
+    }
+    return rc;
+}
+
+/* Per row: the largest |trace - recomputed| logit, and attention over every layer and head. */
+static int compare_rows(Audit *a, const float *logits, const float *attention, const float *trace_attention) {
+    size_t n = a->n, V = a->V, LH = (size_t)a->m->config.n_layers * a->m->config.n_heads;
+    for (size_t r = 0; r < n; r++) {
+        double worst = 0.0;
+        size_t at = 0;
+        for (size_t v = 0; a->logits && v < V; v++) {
+            double d = fabs((double)a->logits[r * V + v] - logits[r * V + v]);
+            if (!(d <= worst)) worst = d, at = v;
+        }
+        if (!(worst <= a->s->atol) && add_finding(a->r, "logits-differ", (int)r, -1, a->row_step[r], a->tokens[r],
+                                                  "max |dlogit| %.3g at vocabulary id %zu", worst, at) != 0)
+            return -1;
+        worst = 0.0;
+        for (size_t lh = 0; trace_attention && lh < LH; lh++)
+            for (size_t k = 0; k < n; k++) {
+                double d = fabs((double)trace_attention[(lh * n + r) * n + k] - attention[(lh * n + r) * n + k]);
+                if (!(d <= worst)) worst = d, at = lh * n + k;
+            }
+        if (!(worst <= a->s->atol) &&
+            add_finding(a->r, "attention-differs", (int)r, (int)(at % n), a->row_step[r], a->tokens[r],
+                        "max |dattention| %.3g at layer %zu head %zu key %zu", worst,
+                        at / n / a->m->config.n_heads, at / n % a->m->config.n_heads, at % n) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int check_arithmetic(Audit *a, const Trace *t, char *err) {
+    const Config *c = &a->m->config;
+    err[0] = '\0';
+    const Tensor *att = optional_tensor(t, "attention", DT_F32, 4, c->n_layers, c->n_heads, err);
+    if (err[0]) return -1;
+    if (att && (att->shape[2] != a->n || att->shape[3] != a->n))
+        return tempo_error(err, "trace attention must be F32[%d,%d,%d,%d]", c->n_layers, c->n_heads, a->n, a->n);
+    if (!a->logits && !att) {
+        snprintf(a->r->checks[CHECK_ARITHMETIC], sizeof a->r->checks[0], "skipped: the trace has no logits or attention");
+        return 0;
+    }
+    float *logits, *attention;
+    int n, before = a->r->n_findings;
+    if (trace_recompute(a->m, t, &n, &logits, &attention, err) != 0) return -1;
+    int rc = compare_rows(a, logits, attention, att ? att->data : NULL);
+    free(logits);
+    free(attention);
+    if (rc != 0) return tempo_error(err, "out of memory for the findings");
+    snprintf(a->r->checks[CHECK_ARITHMETIC], sizeof a->r->checks[0], "%d findings (atol %g)",
+             a->r->n_findings - before, a->s->atol);
+    return 0;
+}
+
+/* ===================================================================== */
+/* Rows: matched to the engine's selections by order and token            */
+/* ===================================================================== */
+
+/* The index of an unfed member of step s with this token, or -1. */
+static int unfed_member(const Audit *a, int s, int token) {
+    for (int i = 0; i < a->W && a->selected[s * a->W + i] >= 0; i++)
+        if (a->selected[s * a->W + i] == token && a->member_row[s * a->W + i] < 0) return i;
+    return -1;
+}
+
+/* The step row r belongs to: the current one if its token is an unfed member
+ * and it sits at the set's position; else the next step (once the current
+ * one has rows) or a later one at the position offset seen so far; else the
+ * current one at another position. -1: it matches no member. */
+static int step_of_row(const Audit *a, int cur, int r, int offset, int *member) {
+    int token = a->tokens[r], pos = a->positions[r];
+    int here = cur < a->S ? unfed_member(a, cur, token) : -1;
+    int has_rows = cur < a->S && a->step_first[cur] >= 0;
+    if (here >= 0 && (!has_rows || pos == a->positions[a->step_first[cur]])) {
+        *member = here;
+        return cur;
+    }
+    for (int s = cur + 1; s < a->S; s++) {
+        int i = unfed_member(a, s, token);
+        if (i >= 0 && ((s == cur + 1 && has_rows) || pos - (a->P + s) == offset)) {
+            *member = i;
+            return s;
+        }
+    }
+    *member = here;
+    return here >= 0 ? cur : -1;
+}
+
+static int match_rows(Audit *a) {
+    int cur = 0, offset = 0;
+    for (int r = 0; r < a->n; r++) {
+        a->row_step[r] = -1;
+        a->row_member[r] = -1;
+        if (r < a->P) continue;
+        int member, s = step_of_row(a, cur, r, offset, &member);
+        if (s < 0) {
+            a->row_step[r] = a->S > 0 ? cur : -1;
+            if (add_finding(a->r, "unexpected-row", r, -1, a->row_step[r], a->tokens[r],
+                            "token %d at position %d is no member of step %d's set", a->tokens[r], a->positions[r], cur) != 0)
+                return -1;
+            continue;
+        }
+        cur = s;
+        a->row_step[r] = s;
+        a->row_member[r] = member;
+        a->member_row[s * a->W + member] = r;
+        if (a->step_first[s] < 0) a->step_first[s] = r;
+        offset = a->positions[r] - (a->P + s);
+    }
+    return 0;
+}
+
+/* Without `selected`: each run of rows at one position after the prompt is a step. */
+static void infer_steps(Audit *a) {
+    int s = -1;
+    for (int r = 0; r < a->n; r++) {
+        a->row_step[r] = -1;
+        a->row_member[r] = -1;
+        if (r < a->P) continue;
+        if (r == a->P || a->positions[r] != a->positions[r - 1]) a->step_first[++s] = r;
+        a->row_step[r] = s;
+        a->row_member[r] = r - a->step_first[s];
+    }
+    a->S = s + 1;
+}
+
+/* position-mismatch: prompt rows off 0..P-1; a step's rows off P + step, or apart. */
+static int check_positions(Audit *a) {
+    for (int r = 0; r < a->P; r++)
+        if (a->positions[r] != r && add_finding(a->r, "position-mismatch", r, -1, -1, a->tokens[r],
+                                                "prompt row %d at position %d, expected %d", r, a->positions[r], r) != 0)
+            return -1;
+    for (int s = 0; s < a->S; s++) {
+        int first = a->step_first[s], lo = first >= 0 ? a->positions[first] : 0, hi = lo;
+        if (first < 0) continue;
+        for (int r = first; r < a->n; r++)
+            if (a->row_step[r] == s && a->row_member[r] >= 0) {
+                if (a->positions[r] < lo) lo = a->positions[r];
+                if (a->positions[r] > hi) hi = a->positions[r];
+            }
+        int rc = 0, want = a->P + s;
+        if (lo != hi)
+            rc = add_finding(a->r, "position-mismatch", first, -1, s, -1, "rows of step %d sit at positions %d to %d", s, lo, hi);
+        else if (lo != want)
+            rc = add_finding(a->r, "position-mismatch", first, -1, s, -1, "rows at position %d, expected %d + %d = %d (offset %+d)",
+                             lo, a->P, s, want, lo - want);
+        if (rc != 0) return -1;
+    }
+    return 0;
+}
+
+/* Every selected member has a row, except EOS: a branch that ends is never fed (NOTES §5.7). */
+static int check_unfed(Audit *a) {
+    for (int s = 0; s < a->S; s++) {
+        int w = step_width(a, s);
+        for (int i = 0; i < w; i++)
+            if (a->member_row[s * a->W + i] < 0 && !tempo_is_eos(&a->m->config, a->selected[s * a->W + i]) &&
+                add_finding(a->r, "selected-not-fed", -1, -1, s, a->selected[s * a->W + i], "member %d of %d (p %.4g) has no row",
+                            i + 1, w, a->selected_probs ? a->selected_probs[s * a->W + i] : NAN) != 0)
+                return -1;
+    }
+    return 0;
+}
+
+static int check_rows(Audit *a) {
+    int before = a->r->n_findings;
+    char *line = a->r->checks[CHECK_ROWS];
+    if (a->P < 0) {
+        snprintf(line, sizeof a->r->checks[0], "skipped: n_prompt unknown (give --n-prompt); rows, mask and selection need it");
+        return 0;
+    }
+    if (a->selected) {
+        if (match_rows(a) != 0 || check_unfed(a) != 0) return -1;
+    } else {
+        infer_steps(a);
+    }
+    if (check_positions(a) != 0) return -1;
+    snprintf(line, sizeof a->r->checks[0], "%d findings%s", a->r->n_findings - before,
+             a->selected ? "" : " (no selected tensor: steps are runs of one position, members unchecked)");
+    return 0;
+}
+
+/* ===================================================================== */
+/* Mask: expected for the rows as fed                                     */
+/* ===================================================================== */
+
+/* Set identity of a row: the prompt and unexpected rows stand alone, fed members share their step's. */
+static int set_of(const Audit *a, int r) { return a->row_member[r] >= 0 ? a->n + a->row_step[r] : r; }
+
+/* allowed[q][k] by the specification: causal; isolated: minus the other fed
+ * members of q's set; a pruned key is hidden from rows of later steps. */
+static int expected_cell(const Audit *a, MaskKind kind, int q, int k) {
+    if (k > q) return 0;
+    if (kind == MASK_ISOLATED && k != q && set_of(a, k) == set_of(a, q)) return 0;
+    if (a->pruned && a->pruned[k] >= 0 && a->row_step[q] > a->pruned[k]) return 0;
+    return 1;
+}
+
+static const char *cell_kind(const Audit *a, MaskKind kind, int q, int k, int trace_allows) {
+    if (!trace_allows) return "hidden-non-sibling";
+    if (k > q) return "visible-future";
+    if (kind == MASK_ISOLATED && set_of(a, k) == set_of(a, q)) return "visible-sibling";
+    return "visible-pruned";
+}
+
+static int check_layer_mask(Audit *a, int layer, MaskKind kind) {
+    size_t n = a->n;
+    const uint8_t *allowed = a->allowed + (size_t)layer * n * n;
+    for (size_t q = 0; q < n; q++)
+        for (size_t k = 0; k < n; k++) {
+            int got = allowed[q * n + k] != 0;
+            if (got == expected_cell(a, kind, (int)q, (int)k)) continue;
+            const char *what = cell_kind(a, kind, (int)q, (int)k, got);
+            char layer_text[32] = "all layers";
+            if (a->mask_layers > 1) snprintf(layer_text, sizeof layer_text, "layer %d", layer);
+            if (add_finding(a->r, what, (int)q, (int)k, a->row_step[q], -1, "%s: row %zu (token %d) %s key %zu (token %d)",
+                            layer_text, q, a->tokens[q], got ? "sees" : "is hidden from", k, a->tokens[k]) != 0)
+                return -1;
+        }
+    return 0;
+}
+
+static int check_mask(Audit *a) {
+    char *line = a->r->checks[CHECK_MASK];
+    if (a->P < 0 || a->s->mode < 0) {
+        snprintf(line, sizeof a->r->checks[0], "skipped: %s unknown", a->P < 0 ? "n_prompt" : "mode (give --mode)");
+        return 0;
+    }
+    int before = a->r->n_findings;
+    const GenConfig *g = &a->s->gen;
+    for (int l = 0; l < a->mask_layers; l++) {
+        int isolated = a->s->mode == MASK_ISOLATED && (a->mask_layers == 1 || (l >= g->isolate_first && l <= g->isolate_last));
+        if (check_layer_mask(a, l, isolated ? MASK_ISOLATED : MASK_VISIBLE) != 0) return -1;
+    }
+    snprintf(line, sizeof a->r->checks[0], "%d findings (%s%s)", a->r->n_findings - before,
+             a->s->mode == MASK_ISOLATED ? "isolated" : "visible", a->mask_layers > 1 ? ", per layer" : "");
+    return 0;
+}
+
+/* ===================================================================== */
+/* Selection: tempo's rule on the trace's own logits                      */
+/* ===================================================================== */
+
+/* The row whose logits predict step s: the one before the step's first fed
+ * row (before the next fed step's, or the last row, when s has none). */
+static int predicting_row(const Audit *a, int s) {
+    for (int t = s; t < a->S; t++)
+        if (a->step_first[t] >= 0) return a->step_first[t] - 1;
+    return a->n - 1;
+}
+
+/* The next-token distribution of step s: the predicting row's softmax, or
+ * with next_from mean the mean of the softmaxes of step s-1's live fed members. */
+static void step_distribution(const Audit *a, int s, float *probs, float *tmp) {
+    int count = 0, V = a->V;
+    memset(probs, 0, (size_t)V * sizeof(float));
+    for (int r = 0; a->s->next_from == NEXT_MEAN && s > 0 && r < a->n; r++) {
+        if (a->row_step[r] != s - 1 || a->row_member[r] < 0 || (a->pruned && a->pruned[r] >= 0 && a->pruned[r] < s))
+            continue;
+        tempo_probs(tmp, a->logits + (size_t)r * V, V);
+        for (int v = 0; v < V; v++) probs[v] += tmp[v];
+        count++;
+    }
+    if (count == 0) {
+        tempo_probs(probs, a->logits + (size_t)predicting_row(a, s) * V, V);
+        return;
+    }
+    for (int v = 0; v < V; v++) probs[v] /= (float)count;
+}
+
+static int format_set(char *out, size_t len, const int *tokens, int n, const float *probs) {
+    int used = snprintf(out, len, "[");
+    for (int i = 0; i < n && used < (int)len; i++)
+        used += snprintf(out + used, len - used, "%s%d (%.4f)", i ? ", " : "", tokens[i], probs[tokens[i]]);
+    if (used < (int)len) used += snprintf(out + used, len - used, "]");
+    return used;
+}
+
+static int compare_selection(Audit *a, int s, const float *probs, int *chosen) {
+    GenConfig g = a->s->gen;
+    g.threshold = a->s->threshold;
+    if (g.max_steps <= 0) g.max_steps = a->S;
+    int n = tempo_select_tokens(probs, a->V, tempo_threshold_at(&g, s), a->s->max_width, chosen);
+    if (n == 0) chosen[n++] = tempo_argmax(probs, a->V);
+    int w = step_width(a, s), same = w == n;
+    for (int i = 0; same && i < n; i++) same = chosen[i] == a->selected[s * a->W + i];
+    if (same) return 0;
+    char engine[120], mine[120];
+    format_set(engine, sizeof engine, a->selected + (size_t)s * a->W, w, probs);
+    format_set(mine, sizeof mine, chosen, n, probs);
+    return add_finding(a->r, "selection-differs", predicting_row(a, s), -1, s, -1, "engine %s, tempo %s", engine, mine);
+}
+
+static int check_selection(Audit *a) {
+    char *line = a->r->checks[CHECK_SELECTION];
+    const char *missing = !a->selected ? "the trace has no selected tensor" : !a->logits ? "the trace has no logits"
+                          : a->P < 0 ? "n_prompt unknown" : a->s->threshold <= 0 ? "threshold unknown (give --threshold)"
+                          : a->s->max_width < 0 ? "max_width unknown (give --max-width)"
+                          : a->s->next_from < 0 ? "next_from unknown (give --next-from)" : NULL;
+    if (missing) {
+        snprintf(line, sizeof a->r->checks[0], "skipped: %s", missing);
+        return 0;
+    }
+    float *probs = malloc((size_t)a->V * sizeof(float)), *tmp = malloc((size_t)a->V * sizeof(float));
+    int *chosen = malloc((size_t)a->V * sizeof(int)), rc = probs && tmp && chosen ? 0 : -1, before = a->r->n_findings;
+    for (int s = 0; s < a->S && rc == 0; s++) {
+        step_distribution(a, s, probs, tmp);
+        rc = compare_selection(a, s, probs, chosen);
+    }
+    free(probs);
+    free(tmp);
+    free(chosen);
+    snprintf(line, sizeof a->r->checks[0], "%d findings over %d steps", a->r->n_findings - before, a->S);
+    return rc;
+}
+
+/* ===================================================================== */
+/* Replay: tempo generates from the trace's prompt with the same settings */
+/* ===================================================================== */
+
+static void describe_divergence(const Audit *a, const Generation *gen, int s, char *line, size_t len) {
+    int used = snprintf(line, len, "first divergent step %d: engine [", s);
+    for (int i = 0; i < step_width(a, s) && used < (int)len; i++)
+        used += snprintf(line + used, len - used, "%s%d (%.4f)", i ? ", " : "", a->selected[s * a->W + i],
+                         a->selected_probs ? a->selected_probs[s * a->W + i] : NAN);
+    used += snprintf(line + used, used < (int)len ? len - used : 0, "], tempo [");
+    const Step *st = s < gen->n_steps ? &gen->steps[s] : NULL;
+    for (int i = 0; st && i < st->n_members && used < (int)len; i++) {
+        const Member *mem = &gen->members[st->first_member + i];
+        used += snprintf(line + used, len - used, "%s%d (%.4f)", i ? ", " : "", mem->token, mem->prob);
+    }
+    if (used < (int)len) snprintf(line + used, len - used, st ? "]" : "] (tempo stopped: %s)", gen->stop_reason);
+}
+
+static int first_divergence(const Audit *a, const Generation *gen) {
+    for (int s = 0; s < a->S; s++) {
+        if (s >= gen->n_steps || gen->steps[s].n_members != step_width(a, s)) return s;
+        for (int i = 0; i < gen->steps[s].n_members; i++)
+            if (gen->members[gen->steps[s].first_member + i].token != a->selected[s * a->W + i]) return s;
+    }
+    return -1;
+}
+
+static void check_replay(Audit *a) {
+    char *line = a->r->checks[CHECK_REPLAY];
+    size_t len = sizeof a->r->checks[0];
+    const AuditSettings *s = a->s;
+    if (!a->selected || a->P < 1 || s->mode < 0 || s->threshold <= 0 || s->max_width < 0 || s->next_from < 0) {
+        snprintf(line, len, "skipped: needs selected, n_prompt, mode, threshold, max_width and next_from");
+        return;
+    }
+    GenConfig g = s->gen;
+    g.mode = (MaskKind)s->mode, g.threshold = s->threshold, g.max_width = s->max_width;
+    g.next_from = (NextFrom)s->next_from, g.emulate = EMULATE_NONE, g.capture_attention = 0, g.keep_logits = 0;
+    if (g.max_steps < a->S) g.max_steps = a->S > 0 ? a->S : 1;
+    Generation gen;
+    char err[TEMPO_ERR_SIZE];
+    if (tempo_generate(a->m, a->tokens, a->P, &g, &gen, err) != 0) {
+        snprintf(line, len, "skipped: the replay failed: %s", err);
+        return;
+    }
+    a->r->first_divergent_step = first_divergence(a, &gen);
+    if (a->r->first_divergent_step < 0) snprintf(line, len, "tempo selects the same sets in all %d steps", a->S);
+    else describe_divergence(a, &gen, a->r->first_divergent_step, line, len);
+    tempo_generation_free(&gen);
+}
+
+/* ===================================================================== */
+/* The audit and its report                                               */
+/* ===================================================================== */
+
+int tempo_audit(const Model *m, const Trace *t, const AuditSettings *s, AuditReport *r, char *err) {
+    memset(r, 0, sizeof *r);
+    r->first_divergent_step = -1;
+    Audit a;
+    int rc = audit_open(&a, m, t, s, r, err);
+    if (rc == 0) rc = check_rows(&a);
+    if (rc == 0) rc = check_arithmetic(&a, t, err);
+    if (rc == 0) rc = check_mask(&a);
+    if (rc == 0) rc = check_selection(&a);
+    if (rc == 0) check_replay(&a);
+    if (rc != 0 && !err[0]) tempo_error(err, "out of memory for the audit's findings");
+    audit_close(&a);
+    if (rc != 0) audit_report_free(r);
+    return rc;
+}
+
+void audit_report_free(AuditReport *r) {
+    free(r->findings);
+    memset(r, 0, sizeof *r);
+}
+
+static void print_fields(FILE *out, const AuditFinding *f) {
+    if (f->row >= 0) fprintf(out, " row %d", f->row);
+    if (f->key >= 0) fprintf(out, " key %d", f->key);
+    if (f->step >= 0) fprintf(out, " step %d", f->step);
+    if (f->token >= 0) fprintf(out, " token %d", f->token);
+}
+
+static const char *unit_of(const char *kind) {
+    if (strncmp(kind, "hidden", 6) == 0 || strncmp(kind, "visible", 7) == 0) return "mask cells";
+    if (strcmp(kind, "selected-not-fed") == 0) return "members";
+    if (strcmp(kind, "position-mismatch") == 0 || strcmp(kind, "selection-differs") == 0) return "steps";
+    return "rows";
+}
+
+void audit_report_print(const AuditReport *r, FILE *out) {
+    for (int i = 0; i < r->n_findings;) {
+        int j = i;
+        while (j + 1 < r->n_findings && strcmp(r->findings[j + 1].kind, r->findings[i].kind) == 0) j++;
+        const AuditFinding *f = &r->findings[i], *last = &r->findings[j];
+        if (j == i) {
+            fprintf(out, "%s:", f->kind);
+            print_fields(out, f);
+            fprintf(out, ": %s\n", f->detail);
+        } else {
+            fprintf(out, "%s: %d %s, first", f->kind, j - i + 1, unit_of(f->kind));
+            print_fields(out, f);
+            fprintf(out, " (%s), last", f->detail);
+            print_fields(out, last);
+            fprintf(out, " (%s)\n", last->detail);
+        }
+        i = j + 1;
+    }
+    static const char *const names[AUDIT_CHECKS] = {"arithmetic", "rows", "mask", "selection", "replay"};
+    for (int c = 0; c < AUDIT_CHECKS; c++) fprintf(out, "check %-10s %s\n", names[c], r->checks[c]);
+    fprintf(out, "%s: %d findings\n", r->n_findings ? "FINDINGS" : "CLEAN", r->n_findings);
+}
+
+static void add_field(cJSON *o, const char *name, int v) {
+    if (v >= 0) cJSON_AddNumberToObject(o, name, v);
+    else cJSON_AddNullToObject(o, name);
+}
+
+int audit_report_json(const AuditReport *r, const char *path, char *err) {
+    static const char *const names[AUDIT_CHECKS] = {"arithmetic", "rows", "mask", "selection", "replay"};
+    cJSON *root = cJSON_CreateObject(), *findings = cJSON_AddArrayToObject(root, "findings");
+    for (int i = 0; i < r->n_findings; i++) {
+        const AuditFinding *f = &r->findings[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "kind", f->kind);
+        add_field(o, "row", f->row);
+        add_field(o, "key", f->key);
+        add_field(o, "step", f->step);
+        add_field(o, "token", f->token);
+        cJSON_AddStringToObject(o, "detail", f->detail);
+        cJSON_AddItemToArray(findings, o);
+    }
+    cJSON *checks = cJSON_AddObjectToObject(root, "checks");
+    for (int c = 0; c < AUDIT_CHECKS; c++) cJSON_AddStringToObject(checks, names[c], r->checks[c]);
+    add_field(root, "first_divergent_step", r->first_divergent_step);
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) return tempo_error(err, "out of memory writing %s", path);
+    int rc = tempo_write_text_file(path, text, err);
+    free(text);
+    return rc;
+}
