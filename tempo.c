@@ -87,13 +87,7 @@ enum {
     PREFETCH_BYTES = 4096,  /* weights are asked for this far ahead of the tile being read */
 };
 
-typedef float Vec __attribute__((vector_size(VEC * sizeof(float))));
-
-static Vec load_vec(const float *p) {
-    Vec v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+typedef float Vec __attribute__((vector_size(VEC * sizeof(float)))); /* loaded with memcpy: any alignment */
 
 /* `width` stored values at p as f32: in place when stored as f32, else
  * converted into buf (width <= TILE_COLS). (Copying an f32 tile that is
@@ -121,20 +115,24 @@ static inline __attribute__((always_inline)) void row_times_inputs(float *out, i
         for (size_t b = 0; b < tile_bytes; b += ALIGN) __builtin_prefetch(row + PREFETCH_BYTES + b); /* never faults */
         const float *tile = weight_tile(type, row, width, buf);
         for (; t + VEC <= width; t += VEC) {
-            Vec wt = load_vec(tile + t);
-#if defined(__x86_64__)
+            Vec wt, xt;
+            memcpy(&wt, tile + t, sizeof wt);
+#if defined(__AVX512F__)
             __asm__("" : "+v"(wt)); /* keep wt in a register: GCC otherwise reloads it for each row (3 rows: 1.6x slower) */
 #endif
 #pragma GCC unroll 8
-            for (int i = 0; i < n; i++) acc[i] += wt * load_vec(in + (size_t)i * m + c0 + t);
+            for (int i = 0; i < n; i++) {
+                memcpy(&xt, in + (size_t)i * m + c0 + t, sizeof xt);
+                acc[i] += wt * xt;
+            }
         }
         if (t < width) { /* the last m % VEC columns, zero-padded to one vector */
-            float w_pad[VEC] = {0}, x_pad[VEC] = {0};
-            memcpy(w_pad, tile + t, (size_t)(width - t) * sizeof(float));
+            Vec wt = {0}, xt = {0};
+            memcpy(&wt, tile + t, (size_t)(width - t) * sizeof(float));
 #pragma GCC unroll 8
             for (int i = 0; i < n; i++) {
-                memcpy(x_pad, in + (size_t)i * m + c0 + t, (size_t)(width - t) * sizeof(float));
-                acc[i] += load_vec(w_pad) * load_vec(x_pad);
+                memcpy(&xt, in + (size_t)i * m + c0 + t, (size_t)(width - t) * sizeof(float));
+                acc[i] += wt * xt;
             }
         }
     }
