@@ -124,8 +124,13 @@ build/bench-large.bin: tempo
 build/bench-large-bf16: tempo
 	@mkdir -p build
 	./tempo synth --format hf --dtype bf16 --out $@ --seed 1 --dim 1024 --hidden 2816 --layers 8 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 1024
-bench: build/bench build/bench-large.bin build/bench-large-bf16
-	build/bench --weights $(WEIGHTS) --large build/bench-large.bin --large-bf16 build/bench-large-bf16 --json bench.json
+build/bench-large-q4_k.gguf: tempo
+	@mkdir -p build
+	./tempo synth --format gguf --dtype q4_k --out $@ --seed 1 --dim 1024 --hidden 2816 --layers 8 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 1024
+BENCH_MODELS = build/bench-large.bin build/bench-large-bf16 build/bench-large-q4_k.gguf
+bench: build/bench $(BENCH_MODELS)
+	build/bench --weights $(WEIGHTS) --large build/bench-large.bin --large-bf16 build/bench-large-bf16 \
+	  --large-q4k build/bench-large-q4_k.gguf --json bench.json
 
 # libFuzzer targets (clang), each run FUZZ_SECONDS on seeds built from valid synthetic files.
 FUZZ_SECONDS ?= 60

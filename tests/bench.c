@@ -1,7 +1,7 @@
 /* bench.c - `make bench`: how fast tempo is, each figure next to the limit
  * the machine reaches in the same run.
  *
- *   build/bench [--weights DIR] [--large FILE] [--large-bf16 DIR] [--threads N] [--json FILE]
+ *   build/bench [--weights DIR] [--large FILE] [--large-bf16 DIR] [--large-q4k FILE] [--threads N] [--json FILE]
  *
  * Each model is measured in a child process (so its peak RSS is its own).
  * Every figure is repeated REPS times, alternating with the measurement of
@@ -12,7 +12,7 @@
  *   prefill tokens/s  vs OpenBLAS sgemm on 2048 x 2048 (FLOPs = 2 x parameters)
  *   a k-row step      vs a 1-row step (k = 2, 3, 4)
  *   isolated mask     vs visible mask on the same rows; attention capture vs none
- *   bf16 decode       vs its f32 copy (converted up front)
+ *   bf16, q4_k decode vs the model's f32 copy (converted up front)
  *   `tempo check`     peak RSS vs the checkpoint's size
  * Prints a table and writes JSON. */
 #define _GNU_SOURCE
@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "../formats/formats.h"
+#include "../formats/quant.h"
 #include "../tools/synth.h"
 
 enum { REPS = 5 };
@@ -271,7 +272,7 @@ static void bench_decode(const Model *m, cJSON *o) {
     for (size_t i = 0; i < n; i++) buf[i] = (float)(i % 7);
     Model f32;
     char err[TEMPO_ERR_SIZE];
-    int typed = m->weights.wcls.type != WEIGHT_F32;
+    int typed = m->weights.layers[0].wq.type != WEIGHT_F32;
     if (typed) check(tempo_model_f32_copy(m, &f32, err), "f32 copy", err);
     Series tok_s = {0}, bound = {0}, fraction = {0}, speedup = {0};
     decode_tok_s(m, 8); /* warm-up: pages in */
@@ -355,7 +356,7 @@ static int bench_model(const char *path, const char *tokenizer, const char *prom
     check(tempo_model_load(&m, path, err), path, err);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", path);
-    cJSON_AddStringToObject(o, "weights", m.weights.wcls.type == WEIGHT_BF16 ? "bf16" : m.weights.wcls.type == WEIGHT_F16 ? "f16" : "f32");
+    cJSON_AddStringToObject(o, "weights", tempo_weight_type_name(m.weights.layers[0].wq.type));
     bench_decode(&m, o);
     bench_prefill_and_steps(&m, o);
     int ids[512], n_ids = 4; /* a prompt that runs long on the real models, ids for synthetic ones */
@@ -470,7 +471,7 @@ static cJSON *measure(const char *self, const char *path, const char *tok, const
     cJSON_Delete(gen);
     cJSON_Delete(chk);
     const char *base = strrchr(path, '/');
-    printf("%-18s %4s %8.0f %5.2f %7.0f %5.2f %5.2f %5.2f %5.2f %6.3f %5.2f %6.2f %5.2f\n", base ? base + 1 : path,
+    printf("%-18s %5s %8.0f %5.2f %7.0f %5.2f %5.2f %5.2f %5.2f %6.3f %5.2f %6.2f %5.2f\n", base ? base + 1 : path,
            cJSON_GetObjectItem(o, "weights")->valuestring, median(o, "decode_tok_s"), median(o, "decode_fraction_of_read_bound"),
            median(o, "prefill_tok_s"), median(o, "prefill_fraction_of_sgemm"), median(o, "step2_over_step1"),
            median(o, "step3_over_step1"), median(o, "step4_over_step1"), median(o, "isolated_over_visible_same_rows"),
@@ -493,6 +494,7 @@ int main(int argc, char **argv) {
         return bench_model(argv[2], strcmp(argv[3], "-") ? argv[3] : NULL, argv[4], atoi(argv[5]));
     if (argc == 6 && strcmp(argv[1], "--rss") == 0) return rss_model(argv[2], argv[4], atoi(argv[5]));
     const char *weights = "../shared/weights", *large = "build/bench-large.bin", *large_bf16 = "build/bench-large-bf16";
+    const char *large_q4k = "build/bench-large-q4_k.gguf";
     const char *json = "bench.json";
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     for (int i = 1; i < argc; i += 2) {
@@ -500,13 +502,17 @@ int main(int argc, char **argv) {
         if (v && strcmp(argv[i], "--weights") == 0) weights = v;
         else if (v && strcmp(argv[i], "--large") == 0) large = v;
         else if (v && strcmp(argv[i], "--large-bf16") == 0) large_bf16 = v;
+        else if (v && strcmp(argv[i], "--large-q4k") == 0) large_q4k = v;
         else if (v && strcmp(argv[i], "--json") == 0) json = v;
         else if (v && strcmp(argv[i], "--threads") == 0) threads = atoi(v);
-        else { fprintf(stderr, "usage: bench [--weights DIR] [--large FILE] [--large-bf16 DIR] [--threads N] [--json FILE]\n"); return 1; }
+        else {
+            fprintf(stderr, "usage: bench [--weights DIR] [--large FILE] [--large-bf16 DIR] [--large-q4k FILE] [--threads N] [--json FILE]\n");
+            return 1;
+        }
     }
     if (threads < 1) { fprintf(stderr, "bench: --threads must be >= 1\n"); return 1; }
     double t0 = now();
-    char paths[5][4096], toks[3][4096];
+    char paths[6][4096], toks[3][4096];
     snprintf(paths[0], sizeof paths[0], "%s/fortune.bin", weights);
     snprintf(toks[0], sizeof toks[0], "%s/fortune-tok512.bin", weights);
     snprintf(paths[1], sizeof paths[1], "%s/stories260K.bin", weights);
@@ -515,14 +521,15 @@ int main(int argc, char **argv) {
     snprintf(toks[2], sizeof toks[2], "%s/tok512.bin", weights);
     snprintf(paths[3], sizeof paths[3], "%s", large);
     snprintf(paths[4], sizeof paths[4], "%s", large_bf16);
-    const char *prompts[5] = {"Q: Why did the chicken", "Once upon a time", "Once upon a time", "-", "-"};
-    printf("%d threads\n%-18s %4s %8s %5s %7s %5s %5s %5s %5s %6s %5s %6s %5s\n", threads, "model", "type", "decode/s", "of-rd",
+    snprintf(paths[5], sizeof paths[5], "%s", large_q4k);
+    const char *prompts[6] = {"Q: Why did the chicken", "Once upon a time", "Once upon a time", "-", "-", "-"};
+    printf("%d threads\n%-18s %5s %8s %5s %7s %5s %5s %5s %5s %6s %5s %6s %5s\n", threads, "model", "type", "decode/s", "of-rd",
            "pre/s", "of-gm", "k2/k1", "k3/k1", "k4/k1", "iso/vi", "cap", "x-f32", "chk");
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "threads", threads);
     cJSON_AddNumberToObject(root, "repetitions", REPS);
     cJSON *models = cJSON_AddArrayToObject(root, "models");
-    for (int i = 0; i < 5; i++) cJSON_AddItemToArray(models, measure(argv[0], paths[i], i < 3 ? toks[i] : NULL, prompts[i], threads));
+    for (int i = 0; i < 6; i++) cJSON_AddItemToArray(models, measure(argv[0], paths[i], i < 3 ? toks[i] : NULL, prompts[i], threads));
     printf(legend, REPS);
     cJSON_AddNumberToObject(root, "seconds", now() - t0);
     char *text = cJSON_Print(root), err[TEMPO_ERR_SIZE];
