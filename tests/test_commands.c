@@ -217,31 +217,45 @@ Test(help, defaults_match_the_generation_defaults) {
     }
 }
 
-/* The README's command block pastes and runs as it is: every line exits 0
- * (diff of two different traces: 1, as the README says), under ASan in the
- * ASan suite, with no nan. W points at the weights, in a scratch folder. */
-Test(readme, commands_paste_and_run) {
-    char *readme = read_text_file("README.md", NULL), cwd[4096], script[65536], line_cmd[8192];
-    const char *begin = strstr(readme, "<!-- readme-commands -->\n"), *end = strstr(readme, "<!-- /readme-commands -->");
-    cr_assert(begin && end && begin < end, "README.md lacks the readme-commands block");
-    cr_assert(getcwd(cwd, sizeof cwd));
-    int n = snprintf(script, sizeof script, "rm -rf /tmp/tempo-readme && mkdir -p /tmp/tempo-readme && cd /tmp/tempo-readme "
-                     "&& ln -s %s/%s tempo && ln -s %s/weights weights", cwd, TEMPO_BIN, cwd);
+/* Appends one README block's lines to the script: each must exit 0 (diff
+ * of two different traces: 1, as the README says). Returns the line count. */
+static int readme_block(const char *p, const char *end, char *script, size_t cap, int *n) {
+    char line_cmd[8192];
     int lines = 0;
-    for (const char *p = begin + strlen("<!-- readme-commands -->\n"); p < end;) {
+    while (p < end) {
         const char *nl = strchr(p, '\n');
         cr_assert(strncmp(p, "    ", 4) == 0, "README command lines are indented code: %.40s", p);
         snprintf(line_cmd, sizeof line_cmd, "%.*s", (int)(nl - p - 4), p + 4);
         p = nl + 1;
+        char *comment = strstr(line_cmd, " #"); /* the script is one line: a comment would end it */
+        if (comment) *comment = '\0';
         if (strncmp(line_cmd, "W=", 2) == 0) {
             cr_assert_str_eq(line_cmd, "W=../shared/weights");
-            n += snprintf(script + n, sizeof script - (size_t)n, " && W=%s%s", WEIGHTS_DIR[0] == '/' ? "" : "$OLDPWD/", WEIGHTS_DIR);
+            *n += snprintf(script + *n, cap - (size_t)*n, " && W=%s%s", WEIGHTS_DIR[0] == '/' ? "" : "$OLDPWD/", WEIGHTS_DIR);
             continue;
         }
         int may_differ = strncmp(line_cmd, "./tempo diff", 12) == 0;
-        n += snprintf(script + n, sizeof script - (size_t)n, " && { %s; rc=$?; [ $rc = 0 ]%s || { echo \"exit $rc: %s\"; false; }; }",
-                      line_cmd, may_differ ? " || [ $rc = 1 ]" : "", "README line");
+        *n += snprintf(script + *n, cap - (size_t)*n, " && { %s; rc=$?; [ $rc = 0 ]%s || { echo \"exit $rc: %s\"; false; }; }",
+                       line_cmd, may_differ ? " || [ $rc = 1 ]" : "", "README line");
         lines++;
+    }
+    return lines;
+}
+
+/* Every README command block (between readme-commands markers) pastes and
+ * runs as it is, in order, in one scratch folder: under ASan in the ASan
+ * suite, with no nan. W points at the weights. */
+Test(readme, commands_paste_and_run) {
+    static const char open_tag[] = "<!-- readme-commands -->\n", close_tag[] = "<!-- /readme-commands -->";
+    char *readme = read_text_file("README.md", NULL), cwd[4096], script[65536];
+    cr_assert(getcwd(cwd, sizeof cwd));
+    int n = snprintf(script, sizeof script, "rm -rf /tmp/tempo-readme && mkdir -p /tmp/tempo-readme && cd /tmp/tempo-readme "
+                     "&& ln -s %s/%s tempo && ln -s %s/weights weights", cwd, TEMPO_BIN, cwd);
+    int lines = 0, blocks = 0;
+    for (const char *begin = strstr(readme, open_tag); begin; begin = strstr(begin + 1, open_tag), blocks++) {
+        const char *end = strstr(begin, close_tag);
+        cr_assert(end, "README.md: a readme-commands block is not closed");
+        lines += readme_block(begin + strlen(open_tag), end, script, sizeof script, &n);
     }
     static char out[1 << 20];
     char cmd[70000];
@@ -249,8 +263,10 @@ Test(readme, commands_paste_and_run) {
     cr_assert(strchr(script, '\'') == NULL, "README commands must not hold single quotes");
     int rc = run_command_capture(cmd, out, sizeof out, 1);
     cr_assert_eq(rc, 0, "the README commands failed:\n%s", out);
+    cr_assert(!has_nan(out), "the README commands printed nan:\n%s", out);
     cr_assert(!strstr(out, "Sanitizer") && !strstr(out, "runtime error"), "%s", out);
-    cr_assert_geq(lines, 12);
+    cr_assert_geq(blocks, 4);
+    cr_assert_geq(lines, 25);
     free(readme);
 }
 
