@@ -287,6 +287,7 @@ static int read_tensors(Cursor *c, GgufFile *g) {
         size_t room = c->size - g->data_offset;
         if (t->offset % g->alignment != 0) rc = bad_tensor(c, t, "offset is not a multiple of general.alignment");
         else if (t->offset > room || t->bytes > room - t->offset) rc = bad_tensor(c, t, "data runs past the end of the file");
+        if (rc != 0) break; /* no pointer is formed from an offset outside the file */
         t->data = c->p + g->data_offset + t->offset;
         t->offset += g->data_offset;
         order[i] = t;

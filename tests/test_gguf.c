@@ -192,6 +192,7 @@ static void k_quant_misfit(GgufWriter *w) { last_type(w, 12); }
 static void misaligned(GgufWriter *w) { last_offset(w, 40); }
 static void overlapping(GgufWriter *w) { last_offset(w, 0); }
 static void past_end(GgufWriter *w) { last_offset(w, 1 << 20); }
+static void far_past_end(GgufWriter *w) { last_offset(w, 0xFFFFFF0000000000u); } /* no pointer may be formed from it (fuzz find) */
 static void same_name(GgufWriter *w) { memcpy(w->infos + w->infos_len - 12 - 16 - 4 - 8, "a", 1); }
 
 Test(gguf_reader, each_failure_is_named) {
@@ -222,6 +223,7 @@ Test(gguf_reader, each_failure_is_named) {
     expect_parse_error(misaligned, "not a multiple of general.alignment");
     expect_parse_error(overlapping, "overlaps");
     expect_parse_error(past_end, "runs past the end of the file");
+    expect_parse_error(far_past_end, "runs past the end of the file");
     expect_parse_error(same_name, "name appears twice");
 }
 
