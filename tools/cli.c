@@ -370,14 +370,16 @@ static int row_list(const Args *a, const char *name, int n, const int *fallback,
 static void print_forward_rows(const Tokenizer *t, const Config *c, int n, const int *tokens, const int *positions,
                                const int *sets, const float *logits) {
     int V = c->vocab_size;
+    float *probs = malloc((size_t)V * sizeof(float));
+    if (!probs) {
+        fprintf(stderr, "tempo forward: out of memory for %d probabilities\n", V);
+        return;
+    }
     printf("row  token  pos  set  top-token  p(top)%s\n", t->pieces ? "  text -> top" : "");
     for (int i = 0; i < n; i++) {
-        const float *lr = logits + (size_t)i * V;
-        int best = 0;
-        double sum = 0.0;
-        for (int v = 1; v < V; v++) if (lr[v] > lr[best]) best = v;
-        for (int v = 0; v < V; v++) sum += exp((double)lr[v] - lr[best]); /* p(top) = 1 / sum exp(l - l_top) */
-        printf("%3d  %5d  %3d  %3d  %9d  %.4f", i, tokens[i], positions[i], sets[i], best, 1.0 / sum);
+        tempo_probs(probs, logits + (size_t)i * V, V);
+        int best = tempo_argmax(probs, V);
+        printf("%3d  %5d  %3d  %3d  %9d  %.4f", i, tokens[i], positions[i], sets[i], best, probs[best]);
         if (t->pieces) {
             printf("  ");
             show_token(stdout, t, c, i ? tokens[i - 1] : -1, tokens[i], 1);
@@ -386,6 +388,7 @@ static void print_forward_rows(const Tokenizer *t, const Config *c, int n, const
         }
         printf("\n");
     }
+    free(probs);
 }
 
 static int cmd_forward(int argc, char **argv, char *err) {
