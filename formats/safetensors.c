@@ -121,7 +121,8 @@ static int by_offset(const void *a, const void *b) {
 
 /* No two tensors may share bytes. */
 static int check_overlap(Tensor *t, int n, const char *kind, const char *path, char *err) {
-    Tensor *sorted = malloc((size_t)(n ? n : 1) * sizeof *sorted);
+    if (n < 2) return 0; /* (t is NULL for a file of no tensors) */
+    Tensor *sorted = malloc((size_t)n * sizeof *sorted);
     if (!sorted) return tempo_error(err, "out of memory reading %s", path);
     memcpy(sorted, t, (size_t)n * sizeof *sorted);
     qsort(sorted, (size_t)n, sizeof *sorted, by_offset);

@@ -67,6 +67,7 @@ Test(errors, traces_that_are_not_traces) {
         {"{\"tokens\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 16, "unsupported dtype I64"},
         {"{\"tokens\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,400]}}", 16, "data_offsets outside the file"},
         {"{\"tokens\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "trace lacks tokens, positions or allowed"},
+        {"{\"__metadata__\":{\"engine\":\"no tensors at all\"}}", 0, "trace lacks tokens, positions or allowed"}, /* fuzz find */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_trace_file("/tmp/tempo-bad.st", cases[i].json, cases[i].data);
