@@ -278,7 +278,6 @@ static void add_into(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 /* ===================================================================== */
-/* ===================================================================== */
 /* The KV cache (NOTES 2)                                                */
 /* ===================================================================== */
 
@@ -642,10 +641,9 @@ static int feed_parallel_set(Run *r, Generation *gen, int step, char *err) {
     return rc;
 }
 
-/* The mask kind layer l uses under the run's mode. */
-static MaskKind layer_kind(const GenConfig *g, int l) {
-    if (g->mode == MASK_ISOLATED && l >= g->isolate_first && l <= g->isolate_last) return MASK_ISOLATED;
-    return MASK_VISIBLE;
+MaskKind tempo_layer_mask_kind(const GenConfig *g, int mask_layers, int l) {
+    if (mask_layers == 1) return g->mode;
+    return g->mode == MASK_ISOLATED && l >= g->isolate_first && l <= g->isolate_last ? MASK_ISOLATED : MASK_VISIBLE;
 }
 
 /* The mask rows of the k new rows first..first+k-1 against every key: the
@@ -654,8 +652,7 @@ static void new_rows_mask(const Generation *gen, const GenConfig *g, int first, 
     size_t n_keys = (size_t)first + k;
     for (int l = 0; l < gen->mask_layers; l++) {
         uint8_t *layer_mask = allowed + (size_t)l * k * n_keys;
-        MaskKind kind = gen->mask_layers > 1 ? layer_kind(g, l) : g->mode;
-        tempo_mask_rows(kind, gen->sets, first, k, layer_mask);
+        tempo_mask_rows(tempo_layer_mask_kind(g, gen->mask_layers, l), gen->sets, first, k, layer_mask);
         for (int i = 0; i < k; i++)
             for (int j = 0; j < first; j++)
                 if (gen->pruned[j] >= 0) layer_mask[i * n_keys + j] = 0;

@@ -199,6 +199,10 @@ void tempo_gen_defaults(GenConfig *g, const Config *c);
 int tempo_gen_validate(const GenConfig *g, const Config *c, char *err);
 /* Threshold used at logical step `step` of `max_steps`. */
 float tempo_threshold_at(const GenConfig *g, int step);
+/* The mask kind layer l uses: the run's mode when one mask serves every
+ * layer (mask_layers 1); with a mask per layer (--isolate-layers), isolated
+ * only for the isolated layers of an isolated run. */
+MaskKind tempo_layer_mask_kind(const GenConfig *g, int mask_layers, int l);
 
 /* One selected token: a physical row of the sequence (or, under
  * last-member-only emulation, possibly no row: row = -1). */

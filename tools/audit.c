@@ -426,13 +426,16 @@ static int check_rows(Audit *a) {
 /* Set identity of a row: the prompt and unexpected rows stand alone, fed members share their step's. */
 static int set_of(const Audit *a, int r) { return a->row_member[r] >= 0 ? a->n + a->row_step[r] : r; }
 
-/* allowed[q][k] by the specification: causal; isolated: minus the other fed
- * members of q's set; a pruned key is hidden from rows of later steps. */
-static int expected_cell(const Audit *a, MaskKind kind, int q, int k) {
-    if (k > q) return 0;
-    if (kind == MASK_ISOLATED && k != q && set_of(a, k) == set_of(a, q)) return 0;
-    if (a->pruned && a->pruned[k] >= 0 && a->row_step[q] > a->pruned[k]) return 0;
-    return 1;
+/* allowed by the specification, for the rows as fed: tempo's mask over the
+ * sets the audit matched (causal; isolated: minus the other fed members of
+ * q's set), and a pruned key hidden from rows of later steps. */
+static void expected_mask(const Audit *a, MaskKind kind, int *sets, uint8_t *expected) {
+    size_t n = a->n;
+    for (size_t r = 0; r < n; r++) sets[r] = set_of(a, (int)r);
+    tempo_mask_rows(kind, sets, 0, a->n, expected);
+    for (size_t q = 0; a->pruned && q < n; q++)
+        for (size_t k = 0; k < q; k++)
+            if (a->pruned[k] >= 0 && a->row_step[q] > a->pruned[k]) expected[q * n + k] = 0;
 }
 
 static const char *cell_kind(const Audit *a, MaskKind kind, int q, int k, int trace_allows) {
@@ -442,13 +445,14 @@ static const char *cell_kind(const Audit *a, MaskKind kind, int q, int k, int tr
     return "visible-pruned";
 }
 
-static int check_layer_mask(Audit *a, int layer, MaskKind kind) {
+static int check_layer_mask(Audit *a, int layer, MaskKind kind, int *sets, uint8_t *expected) {
     size_t n = a->n;
     const uint8_t *allowed = a->allowed + (size_t)layer * n * n;
+    expected_mask(a, kind, sets, expected);
     for (size_t q = 0; q < n; q++)
         for (size_t k = 0; k < n; k++) {
             int got = allowed[q * n + k] != 0;
-            if (got == expected_cell(a, kind, (int)q, (int)k)) continue;
+            if (got == expected[q * n + k]) continue;
             const char *what = cell_kind(a, kind, (int)q, (int)k, got);
             char layer_text[32] = "all layers";
             if (a->mask_layers > 1) snprintf(layer_text, sizeof layer_text, "layer %d", layer);
@@ -465,12 +469,17 @@ static int check_mask(Audit *a) {
         snprintf(line, sizeof a->r->checks[0], "skipped: %s unknown", a->P < 0 ? "n_prompt" : "mode (give --mode)");
         return 0;
     }
-    int before = a->r->n_findings;
-    const GenConfig *g = &a->s->gen;
-    for (int l = 0; l < a->mask_layers; l++) {
-        int isolated = a->s->mode == MASK_ISOLATED && (a->mask_layers == 1 || (l >= g->isolate_first && l <= g->isolate_last));
-        if (check_layer_mask(a, l, isolated ? MASK_ISOLATED : MASK_VISIBLE) != 0) return -1;
-    }
+    int before = a->r->n_findings, rc = 0;
+    GenConfig g = a->s->gen;
+    g.mode = (MaskKind)a->s->mode;
+    int *sets = malloc((size_t)a->n * sizeof(int));
+    uint8_t *expected = malloc((size_t)a->n * a->n);
+    if (!sets || !expected) rc = -1;
+    for (int l = 0; l < a->mask_layers && rc == 0; l++)
+        rc = check_layer_mask(a, l, tempo_layer_mask_kind(&g, a->mask_layers, l), sets, expected);
+    free(sets);
+    free(expected);
+    if (rc != 0) return -1;
     snprintf(line, sizeof a->r->checks[0], "%d findings (%s%s)", a->r->n_findings - before,
              a->s->mode == MASK_ISOLATED ? "isolated" : "visible", a->mask_layers > 1 ? ", per layer" : "");
     return 0;
