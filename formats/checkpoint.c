@@ -48,6 +48,11 @@ int tempo_model_load(Model *m, const char *path, char *err) {
     return tempo_load_llama2c(m, path, err); /* which also reads GGUF files, told by their magic */
 }
 
+const char *tempo_model_name(const Model *m) {
+    const char *base = strrchr(m->path, '/');
+    return base ? base + 1 : m->path;
+}
+
 int tempo_model_rope(Model *m, const RopeScaling *rs, char *err) {
     m->rope_inv_freq = malloc((size_t)(m->config.head_dim / 2) * sizeof(double));
     if (!m->rope_inv_freq) return tempo_error(err, "out of memory");

@@ -45,6 +45,8 @@ int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char 
 /* Reports every tensor holding NaN or Inf to `out`; returns how many such values. */
 size_t tempo_model_check(const Model *m, FILE *out);
 void tempo_model_free(Model *m);
+/* The model's file or directory name without its folders (for titles and trace metadata). */
+const char *tempo_model_name(const Model *m);
 
 /* The nine tensors of a layer, in llama2.c file order: name, Hugging Face
  * name, GGUF name (blk.N.<gguf_name>.weight), the LayerWeights field, and shape as [rows][cols] in units of the

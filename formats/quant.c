@@ -86,6 +86,14 @@ uint16_t tempo_f32_to_f16(float v) {
     return sign | (uint16_t)((uint32_t)(e + 14) << 10 | (q - 1024));
 }
 
+/* Round to nearest even on the upper 16 bits; NaN stays NaN. */
+uint16_t tempo_f32_to_bf16(float v) {
+    uint32_t bits;
+    memcpy(&bits, &v, 4);
+    if ((bits & 0x7fffffff) > 0x7f800000) return (uint16_t)((bits >> 16) | 64);
+    return (uint16_t)((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
+}
+
 static float half_at(const uint8_t *p) { return tempo_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
 
 /* Q8_0: y = q * d, q int8. */

@@ -23,7 +23,8 @@ const char *tempo_weight_type_name(WeightType t);
 /* IEEE half and bfloat16 to float (exact). */
 float tempo_f16_to_f32(uint16_t h);
 float tempo_bf16_to_f32(uint16_t h);
-/* Float to half, round to nearest even (for writers). */
+/* Float to half and to bfloat16, round to nearest even (for writers). */
 uint16_t tempo_f32_to_f16(float v);
+uint16_t tempo_f32_to_bf16(float v);
 
 #endif

@@ -155,8 +155,7 @@ int tempo_trace_build(Trace *t, const Model *m, int n, const int *tokens, const 
         tempo_trace_free(t);
         return -1;
     }
-    const char *base = strrchr(m->path, '/');
-    tempo_trace_meta(t, "model", base ? base + 1 : m->path, NULL);
+    tempo_trace_meta(t, "model", tempo_model_name(m), NULL);
     put_meta_int(t, "dim", c->dim);
     put_meta_int(t, "n_layers", c->n_layers);
     put_meta_int(t, "n_heads", c->n_heads);

@@ -181,14 +181,7 @@ static int optional_rows(const Trace *tr, const char *name, int n, const int **o
 /* The trace's n_prompt, else the rows at positions 0, 1, 2, ... before the row that precedes the first set. */
 static int prompt_rows(const Trace *tr, const AttentionView *v, int *n_prompt, char *err) {
     const char *np = tempo_trace_meta_get(tr, "n_prompt");
-    if (np) {
-        char *end;
-        long x = strtol(np, &end, 10);
-        if (end == np || *end != '\0' || x < 1 || x > v->n)
-            return tempo_error(err, "trace metadata n_prompt must be in [1, %d], got '%s'", v->n, np);
-        *n_prompt = (int)x;
-        return 0;
-    }
+    if (np) return tempo_parse_int(np, "trace metadata n_prompt", 1, v->n, n_prompt, err);
     *n_prompt = 1; /* a guess: the first generated token is the one before the first set */
     while (*n_prompt + 1 < v->n && v->positions[*n_prompt + 1] == *n_prompt + 1) (*n_prompt)++;
     return 0;

@@ -703,7 +703,7 @@ static int cmd_generate(int argc, char **argv, char *err) {
     if (strcmp(gen.stop_reason, "context-full") == 0)
         fprintf(stderr, "stopped: the context is full (seq_len %d)\n", m.config.seq_len);
     const char *json = flag(&a, "--json"), *trace = flag(&a, "--trace"), *tree = flag(&a, "--svg-tree");
-    if (tree && tree_svg(tree, &gen, &t, strrchr(m.path, '/') ? strrchr(m.path, '/') + 1 : m.path,
+    if (tree && tree_svg(tree, &gen, &t, tempo_model_name(&m),
                          g.mode == MASK_ISOLATED ? "isolated" : "visible", err) != 0)
         goto done;
     if (json && write_generation_json(&gen, &t, &g, flag(&a, "--prompt") ? flag(&a, "--prompt") : flag(&a, "-p"), json, err) != 0)
@@ -1368,8 +1368,7 @@ static int attention_fresh_run(const Args *a, const AttentionRequest *r, Attenti
 static int attention_load(const Args *a, const AttentionRequest *r, AttentionInput *in, char *err) {
     if ((a->n_positional == 1 ? attention_from_trace(a, r, in, err) : attention_fresh_run(a, r, in, err)) != 0) return -1;
     if (!in->v.model[0] && in->m.path[0]) { /* a trace without a model name: the one given */
-        const char *base = strrchr(in->m.path, '/');
-        snprintf(in->model_name, sizeof in->model_name, "%s", base ? base + 1 : in->m.path);
+        snprintf(in->model_name, sizeof in->model_name, "%s", tempo_model_name(&in->m));
         in->v.model = in->model_name;
     }
     in->labels = calloc((size_t)in->v.n, sizeof(char *));

@@ -3,6 +3,7 @@
  * tokenizer.json trained for them on a built-in text. */
 #define _GNU_SOURCE
 #include "synth.h"
+#include "../formats/quant.h"
 
 #include <errno.h>
 #include <math.h>
@@ -103,13 +104,6 @@ int tempo_synth_write(const SynthConfig *sc, const char *path, char *err) {
  * dir/model.safetensors (f32 or bf16) and dir/tokenizer.json; GQA, tied
  * embeddings, and llama3 RoPE scaling (factor 8, low 1, high 4, original
  * 64) so that scaled, blended and kept frequencies all occur. */
-static uint16_t f32_to_bf16(float v) {
-    uint32_t bits;
-    memcpy(&bits, &v, 4);
-    if ((bits & 0x7fffffff) > 0x7f800000) return (uint16_t)((bits >> 16) | 64); /* NaN stays NaN */
-    return (uint16_t)((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);               /* round to nearest even */
-}
-
 /* The tensors of a synthetic Hugging Face checkpoint, in file order, with
  * the mean and standard deviation of their values. The layer tensors go
  * gate, up, down, as transformers lists them. */
@@ -168,7 +162,7 @@ static int write_hf_weights(const HfPlan *p, const char *path, uint64_t seed, ch
         int bf16 = p->t[i].dtype == DT_BF16;
         for (size_t j = 0, count = tempo_tensor_count(&p->t[i]); j < count && ok; j++) {
             float v = (float)(p->mean[i] + p->std[i] * tempo_normal(&rng));
-            uint16_t h = f32_to_bf16(v);
+            uint16_t h = tempo_f32_to_bf16(v);
             ok = bf16 ? fwrite(&h, 2, 1, a.f) == 1 : fwrite(&v, 4, 1, a.f) == 1;
         }
     }
