@@ -27,6 +27,7 @@ import torch_llama  # noqa: E402
 from torch_llama import Llama  # noqa: E402
 
 TEMPO, WEIGHTS, OUT = sys.argv[1:4]
+OUT = os.path.abspath(OUT)  # the docstring's recipe runs in it
 HF, BIN = os.path.join(WEIGHTS, "stories260K-hf"), os.path.join(WEIGHTS, "stories260K.bin")
 PROMPT = [1, 403, 407, 261, 378, 383, 286, 261, 376, 298, 315, 421]  # "Once upon a time there was a little girl", tok512
 STEPS, THRESHOLD = 20, 0.1
@@ -222,11 +223,16 @@ def test_wrapped_forward_keeps_the_signature():
 
 def test_default_mode_checks_the_mask_against_the_attention():
     """Patched attention recorded in the default mode: the mask passed is not the mask applied.
-    write() refuses and says to record with hook_attention=True."""
+    write() refuses, names the first cell the patch hid and says to record with hook_attention=True."""
+    model = Llama.load(HF)
+    with tc.Recorder(model) as rec:
+        did = tempo_loops.run(model, PROMPT, STEPS, "mask-over-selected", on_select=rec.select)
+    row, key = did["hidden"][0]
     try:
-        record("mask-over-selected", name="-unhooked", hooked=False)
+        rec.write(out_path("mask-over-selected-unhooked.st"))
     except ValueError as e:
-        assert "hook_attention=True" in str(e) and "row" in str(e), str(e)
+        assert f"row {row} key {key}:" in str(e) and "hook_attention=True" in str(e), str(e)
+        assert not os.path.exists(out_path("mask-over-selected-unhooked.st"))
         return
     raise AssertionError("a trace whose mask differs from the attention was written")
 
@@ -260,9 +266,13 @@ def test_docstring_recipe_for_an_engine_loop_generate():
     select() after the run, the last (never fed) token not selected, greedy as threshold 1, width 1.
     The trace verifies and audit finds nothing, and tempo's replay selects the same sets."""
     model = Llama.load(HF)
-    space = {"model": model, "prompt_ids": torch.tensor([PROMPT]), "Recorder": tc.Recorder,
-             "path": out_path("generate.st")}
-    exec(docstring_block("An engine that runs its own loop (generate()):"), space)
+    space, here = {"model": model, "prompt_ids": torch.tensor([PROMPT]), "Recorder": tc.Recorder}, os.getcwd()
+    os.chdir(OUT)
+    try:
+        exec(docstring_block("An engine that runs its own loop (generate()):"), space)
+    finally:
+        os.chdir(here)
+    space["path"] = out_path("greedy.st")
     v = tempo("verify", "-m", HF, space["path"])
     assert v.returncode == 0 and "attention" in v.stdout, v.stdout[-400:] + v.stderr
     r, report, got = audit(space["path"])
