@@ -272,14 +272,19 @@ def test_docstring_recipe_for_an_engine_loop_generate():
         exec(docstring_block("An engine that runs its own loop (generate()):"), space)
     finally:
         os.chdir(here)
-    space["path"] = out_path("greedy.st")
-    v = tempo("verify", "-m", HF, space["path"])
+    path = out_path("greedy.st")
+    v = tempo("verify", "-m", HF, path)
     assert v.returncode == 0 and "attention" in v.stdout, v.stdout[-400:] + v.stderr
-    r, report, got = audit(space["path"])
+    r, report, got = audit(path)
     assert got == [] and r.returncode == 0, got[:8]
     assert report["first_divergent_step"] in (None, -1), report["first_divergent_step"]
-    t, meta = tc.read_trace(space["path"])
+    t, meta = tc.read_trace(path)
     assert len(t["selected"]) == len(t["tokens"]) - len(PROMPT) and meta["max_width"] == "1"
+    last = int(space["out"][0, -1])  # selected too, as the docstring says not to: audit names it
+    space["rec"].select([last])
+    space["rec"].write(out_path("greedy-last-selected.st"))
+    _, _, got = audit(out_path("greedy-last-selected.st"))
+    assert got == [("selected-not-fed", None, None, len(t["selected"]), last)], got
 
 
 def test_docstring_max_width_without_a_cap():

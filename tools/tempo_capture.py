@@ -352,7 +352,8 @@ class Recorder:
         for i in range(k):
             att = None if attention is None else attention[:, :, i, :keys]
             row_logits = logits[i - (k - len(logits))] if i >= k - len(logits) else None
-            self.rows.append(Row(int(ids[0, i]), int(positions[i]), allowed[:, i, :keys], row_logits, att, conflicts[i]))
+            self.rows.append(Row(int(ids[0, i]), int(positions[i]), allowed[:, i, :keys], row_logits, att,
+                                 conflicts[i]))
 
     @staticmethod
     def call_positions(inputs, cache_position, n_past, k):
@@ -393,12 +394,13 @@ class Recorder:
     def check_masks(self):
         """Raises when a row's passed mask disagrees with its attention (module docstring)."""
         for i, r in enumerate(self.rows):
-            if r.mask_conflict is not None:
-                layer, key = r.mask_conflict
-                raise ValueError(f"row {i} key {key}: the attention_mask passed {'allows' if r.allowed[0, key] else 'hides'} "
-                                 f"it but layer {layer} gives it probability {'0 in every head' if r.allowed[0, key] else '> 0'}: "
-                                 "the model applied another mask (patched attention?); record with "
-                                 "Recorder(model, hook_attention=True), which reads the mask as applied")
+            if r.mask_conflict is None:
+                continue
+            layer, key = r.mask_conflict
+            passed, seen = ("allows", "0 in every head") if r.allowed[0, key] else ("hides", "> 0")
+            raise ValueError(f"row {i} key {key}: the attention_mask passed {passed} it but layer {layer} gives it "
+                             f"probability {seen}: the model applied another mask (patched attention?); record "
+                             "with Recorder(model, hook_attention=True), which reads the mask as applied")
 
     def arrays(self):
         """The trace's tensors: tokens, positions, sets, allowed, logits (or
