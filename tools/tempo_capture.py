@@ -67,6 +67,8 @@ only. When some rows have none, the trace holds no `logits` tensor (tempo reads
 it as one row per row) but `kept_rows` (I32[m]) and `kept_logits` (F32[m, vocab]):
 the rows that have logits and those logits, which tempo does not read yet;
 verify then compares the attention, and the audit skips its selection check.
+Pass output_attentions=True then: a trace with neither logits nor attention
+gives verify nothing to compare (it still prints PASS).
 """
 import functools
 import inspect
