@@ -237,7 +237,7 @@ def mask_conflicts(allowed, attention):
     bad = (allowed[None] & zero) | (~allowed[None] & seen)
     out = []
     for i in range(allowed.shape[0]):
-        layer, key = np.nonzero(bad[:, i, :])
+        key, layer = np.nonzero(bad[:, i, :].T)  # the lowest key first
         out.append((int(layer[0]), int(key[0])) if len(key) else None)
     return out
 
@@ -338,6 +338,8 @@ class Recorder:
         return output
 
     def append_rows(self, inputs, n_past, output):
+        if inputs.get("input_ids") is None:
+            raise ValueError("the recorder needs input_ids: a call with inputs_embeds alone names no tokens")
         ids = numpy_of(inputs["input_ids"])
         if ids.ndim != 2 or ids.shape[0] != 1:
             raise ValueError(f"the recorder takes input_ids of shape (1, k), got {tuple(ids.shape)}")
