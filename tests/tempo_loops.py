@@ -14,7 +14,9 @@ three broken ones, each a fault seen in a real engine (NOTES.md section 8).
                         row r uses row r of that mask, so it hides cache rows whose
                         index is a sibling's index in the list
 
-Each returns what it did (prompt, steps, the rows it fed and, for
+A loop may pass its positions as `cache_position` alone (transformers then
+uses them as the RoPE positions) and ask for the logits of its last row only
+(`num_logits_to_keep=1`, as generate() does). Each returns what it did (prompt, steps, the rows it fed and, for
 mask-over-selected, the mask cells it hid), which the tests compare with
 what `tempo audit` reports.
 """
@@ -73,15 +75,19 @@ class WrongIsolation:
         return torch.tensor(wrong)
 
 
-def run(model, prompt, n_steps, variant="correct", mode="isolated", threshold=0.1, max_width=8, on_select=None):
+def run(model, prompt, n_steps, variant="correct", mode="isolated", threshold=0.1, max_width=8, on_select=None,
+        positions_as="position_ids", logits_to_keep=0):
     """Runs the loop, handing each step's set to on_select(tokens, probs) (a
     Recorder's select); returns a dict: prompt, steps (tokens, probs), fed rows
-    (token, position, step; step None for the doubled token), hidden (row, key) cells."""
+    (token, position, step; step None for the doubled token), hidden (row, key) cells.
+    positions_as: "position_ids" ([1, k]) or "cache_position" ([k], alone);
+    logits_to_keep: passed as num_logits_to_keep when not 0."""
     P = len(prompt)
-    out = model(input_ids=ids(prompt), output_attentions=True)  # causal, positions 0..P-1 from the cache length
+    keep = {"num_logits_to_keep": logits_to_keep} if logits_to_keep else {}
+    out = model(input_ids=ids(prompt), output_attentions=True, **keep)  # causal, positions 0..P-1 from the cache length
     cache, logits, fed, offset = out.past_key_values, out.logits[0, -1], [], 0
     if variant == "doubled":
-        out = model(input_ids=ids(prompt[-1:]), past_key_values=cache, output_attentions=True)
+        out = model(input_ids=ids(prompt[-1:]), past_key_values=cache, output_attentions=True, **keep)
         cache, logits, offset = out.past_key_values, out.logits[0, -1], 1
         fed.append((prompt[-1], P, None))
     patch = WrongIsolation(prompt) if variant == "mask-over-selected" else None
@@ -93,14 +99,15 @@ def run(model, prompt, n_steps, variant="correct", mode="isolated", threshold=0.
             on_select(members, probs)
         position, n_past = P + offset + s, cache[0][0].shape[2]
         if variant in ("correct", "doubled"):
+            shape = (len(members),) if positions_as == "cache_position" else (1, len(members))
             feed, kwargs = members, {"attention_mask": step_mask(mode, n_past, len(members)),
-                                     "position_ids": torch.full((1, len(members)), position)}
+                                     positions_as: torch.full(shape, position)}
         else:  # one row a step: the 2D all-ones mask, positions from the cache length
             feed, kwargs = members[-1:], {"attention_mask": torch.ones((1, n_past + 1), dtype=torch.long)}
         if patch:
             patch.add_step(members, position)
             model.mask_patch = patch
-        out = model(input_ids=ids(feed), past_key_values=cache, output_attentions=True, **kwargs)
+        out = model(input_ids=ids(feed), past_key_values=cache, output_attentions=True, **kwargs, **keep)
         model.mask_patch = None
         cache, logits = out.past_key_values, out.logits[0, -1]
         fed += [(t, position, s) for t in feed]

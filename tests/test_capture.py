@@ -8,6 +8,7 @@ on both checkpoint layouts; the recorder then captures a correct TEMPO loop
 (isolated and visible) and three broken ones (tests/tempo_loops.py). `tempo
 verify` must pass all of them, and `tempo audit` must find nothing in the
 correct ones and name each break exactly: kind, row, key or step."""
+import inspect
 import json
 import os
 import subprocess
@@ -22,9 +23,11 @@ sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 sys.path.insert(0, HERE)
 import tempo_capture as tc  # noqa: E402
 import tempo_loops  # noqa: E402
+import torch_llama  # noqa: E402
 from torch_llama import Llama  # noqa: E402
 
 TEMPO, WEIGHTS, OUT = sys.argv[1:4]
+OUT = os.path.abspath(OUT)  # the docstring's recipe runs in it
 HF, BIN = os.path.join(WEIGHTS, "stories260K-hf"), os.path.join(WEIGHTS, "stories260K.bin")
 PROMPT = [1, 403, 407, 261, 378, 383, 286, 261, 376, 298, 315, 421]  # "Once upon a time there was a little girl", tok512
 STEPS, THRESHOLD = 20, 0.1
@@ -86,14 +89,15 @@ def test_position_maps():
     assert pruned[4, 2] == 0 and pruned[4, 3] == 1 and pruned[3, 2] == 0 and pruned[2, 2] == 1
 
 
-def record(variant, mode="isolated"):
-    """Runs one loop under the recorder and writes its trace; returns (path, what the loop did)."""
+def record(variant, mode="isolated", name="", hooked=None, **loop):
+    """Runs one loop under the recorder and writes its trace; returns (path, what the loop did, recorder)."""
     model = Llama.load(HF)
-    hooked = variant == "mask-over-selected"  # patched attention: record the mask as applied
+    if hooked is None:
+        hooked = variant == "mask-over-selected"  # patched attention: record the mask as applied
     with tc.Recorder(model, hook_attention=hooked, engine=f"tests/tempo_loops.py {variant}") as rec:
-        did = tempo_loops.run(model, PROMPT, STEPS, variant, mode, THRESHOLD, 8, on_select=rec.select)
+        did = tempo_loops.run(model, PROMPT, STEPS, variant, mode, THRESHOLD, 8, on_select=rec.select, **loop)
     rec.set_metadata(mode=mode, threshold=THRESHOLD, max_width=8, n_prompt=len(PROMPT), next_from="last")
-    path = out_path(f"{variant}-{mode}.st")
+    path = out_path(f"{variant}-{mode}{name}.st")
     rec.write(path)
     return path, did
 
@@ -123,8 +127,8 @@ def audit(path, *flags):
     return r, report, sorted(got, key=repr)
 
 
-def check_loop(variant, mode="isolated"):
-    path, did = record(variant, mode)
+def check_loop(variant, mode="isolated", name="", **loop):
+    path, did = record(variant, mode, name, **loop)
     v = tempo("verify", "-m", HF, path)
     assert v.returncode == 0 and "PASS" in v.stdout, f"verify {variant}: {v.stdout[-400:]} {v.stderr}"
     r, report, got = audit(path)
@@ -133,7 +137,7 @@ def check_loop(variant, mode="isolated"):
     assert r.returncode == (1 if want else 0), f"audit exit {r.returncode} with {len(want)} findings"
     if variant == "doubled":
         assert all("offset +1" in f["detail"] for f in report["findings"] if f["kind"] == "position-mismatch")
-    return want
+    return want, path, report
 
 
 def test_correct_loop_isolated():
@@ -145,16 +149,157 @@ def test_correct_loop_visible():
 
 
 def test_token_fed_twice():
-    assert check_loop("doubled")
+    assert check_loop("doubled")[0]
 
 
 def test_last_member_only():
-    assert check_loop("last-member-only")
+    assert check_loop("last-member-only")[0]
 
 
 def test_isolation_mask_over_selected_tokens():
-    want = check_loop("mask-over-selected")
+    want = check_loop("mask-over-selected")[0]
     assert any(k == "hidden-non-sibling" for k, *_ in want), "the wrong mask never hid a cell"
+
+
+# ------------------------------------------- transformers' conventions --
+
+def test_positions_from_cache_position_alone():
+    """A loop that passes cache_position alone (transformers' positions then) records those positions:
+    verify passes and audit finds nothing."""
+    want, path, _ = check_loop("correct", "isolated", "-cache-position", positions_as="cache_position")
+    t, _ = tc.read_trace(path)
+    _, positions, _ = tc.tempo_rows(PROMPT, [row[row >= 0] for row in t["selected"]])
+    assert not want and list(t["positions"]) == list(positions)
+
+
+def test_causal_order_from_cache_position():
+    """With no mask (or a 2D one), transformers hides keys after cache_position[i] from query i:
+    a set fed at one cache_position records that mask, and the trace verifies."""
+    model, P = Llama.load(HF), len(PROMPT)
+    with tc.Recorder(model) as rec:
+        out = model(input_ids=torch.tensor([PROMPT]), output_attentions=True)
+        model(input_ids=torch.tensor([[298, 286, 261]]), past_key_values=out.past_key_values,
+              cache_position=torch.full((3,), P), output_attentions=True)
+    rec.write(out_path("cache-position-causal.st"))
+    t, _ = tc.read_trace(out_path("cache-position-causal.st"))
+    assert list(t["positions"][P:]) == [P, P, P]
+    assert (t["allowed"][P:, :P + 1] == 1).all() and (t["allowed"][P:, P + 1:] == 0).all()
+    v = tempo("verify", "-m", HF, out_path("cache-position-causal.st"))
+    assert v.returncode == 0, v.stdout[-400:] + v.stderr
+
+
+def test_logits_of_the_last_row_only():
+    """num_logits_to_keep=1: no crash; the trace holds no `logits` tensor (no row's logits are
+    invented) and keeps the computed rows in kept_rows/kept_logits, equal to a full run's rows."""
+    _, full_path, _ = check_loop("correct")
+    want, path, report = check_loop("correct", "isolated", "-keep1", logits_to_keep=1)
+    t, _ = tc.read_trace(path)
+    full, _ = tc.read_trace(full_path)
+    assert "logits" not in t and not want
+    sets = [int((row >= 0).sum()) for row in t["selected"]]
+    calls_last = list(len(PROMPT) - 1 + np.cumsum([0] + sets))  # the prompt call, then one call a step
+    assert list(t["kept_rows"]) == calls_last, f"kept rows {list(t['kept_rows'])}, calls end at {calls_last}"
+    d = np.abs(t["kept_logits"] - full["logits"][t["kept_rows"]]).max()
+    assert d < 1e-5, f"kept logits differ from the full run's by {d}"
+    assert "no logits" in report["checks"]["selection"], report["checks"]
+
+
+def test_wrapped_forward_keeps_the_signature():
+    """generate() reads forward's signature: under the recorder it must see the model's own, so it
+    still builds the attention mask, position_ids and asks for the last row's logits only."""
+    model = Llama.load(HF)
+    prompt = torch.tensor([PROMPT])
+    plain = torch_llama.generate(model, prompt, 6)
+    original = inspect.signature(model.forward)
+    with tc.Recorder(model) as rec:
+        assert inspect.signature(model.forward) == original, inspect.signature(model.forward)
+        recorded = torch_llama.generate(model, prompt, 6)
+    assert inspect.signature(model.forward) == original and "forward" not in model.__dict__
+    assert torch.equal(plain, recorded)
+    t = rec.arrays()
+    assert "logits" not in t, "generate() did not pass num_logits_to_keep=1 through the wrapper"
+    assert list(t["kept_rows"]) == list(range(len(PROMPT) - 1, len(PROMPT) + 5))
+
+
+def test_default_mode_checks_the_mask_against_the_attention():
+    """Patched attention recorded in the default mode: the mask passed is not the mask applied.
+    write() refuses, names the first cell the patch hid and says to record with hook_attention=True."""
+    model = Llama.load(HF)
+    with tc.Recorder(model) as rec:
+        did = tempo_loops.run(model, PROMPT, STEPS, "mask-over-selected", on_select=rec.select)
+    row, key = did["hidden"][0]
+    try:
+        rec.write(out_path("mask-over-selected-unhooked.st"))
+    except ValueError as e:
+        assert f"row {row} key {key}:" in str(e) and "hook_attention=True" in str(e), str(e)
+        assert not os.path.exists(out_path("mask-over-selected-unhooked.st"))
+        return
+    raise AssertionError("a trace whose mask differs from the attention was written")
+
+
+def test_hook_error_says_to_pass_output_attentions():
+    model = Llama.load(HF)
+    with tc.Recorder(model, hook_attention=True) as rec:
+        try:
+            model(input_ids=torch.tensor([PROMPT]))
+        except ValueError as e:
+            assert "output_attentions=True" in str(e), str(e)
+            return
+    raise AssertionError(f"no error; rows {len(rec.rows)}")
+
+
+def docstring_block(title):
+    """The code block of tempo_capture's docstring after the line `title`."""
+    doc = tc.__doc__
+    assert title in doc, f"the module docstring has no section {title!r}"
+    lines = doc.split(title, 1)[1].split("\n")[1:]
+    block = []
+    for line in lines:
+        if line.strip() and not line.startswith("    "):
+            break
+        block.append(line[4:])
+    return "\n".join(block)
+
+
+def test_docstring_recipe_for_an_engine_loop_generate():
+    """The docstring's recipe for an engine that runs its own loop (generate()), run as written:
+    select() after the run, the last (never fed) token not selected, greedy as threshold 1, width 1.
+    The trace verifies and audit finds nothing, and tempo's replay selects the same sets."""
+    model = Llama.load(HF)
+    space, here = {"model": model, "prompt_ids": torch.tensor([PROMPT]), "Recorder": tc.Recorder}, os.getcwd()
+    os.chdir(OUT)
+    try:
+        exec(docstring_block("An engine that runs its own loop (generate()):"), space)
+    finally:
+        os.chdir(here)
+    path = out_path("greedy.st")
+    v = tempo("verify", "-m", HF, path)
+    assert v.returncode == 0 and "attention" in v.stdout, v.stdout[-400:] + v.stderr
+    r, report, got = audit(path)
+    assert got == [] and r.returncode == 0, got[:8]
+    assert report["first_divergent_step"] in (None, -1), report["first_divergent_step"]
+    t, meta = tc.read_trace(path)
+    assert len(t["selected"]) == len(t["tokens"]) - len(PROMPT) and meta["max_width"] == "1"
+    last = int(space["out"][0, -1])  # selected too, as the docstring says not to: audit names it
+    space["rec"].select([last])
+    space["rec"].write(out_path("greedy-last-selected.st"))
+    _, _, got = audit(out_path("greedy-last-selected.st"))
+    assert got == [("selected-not-fed", None, None, len(t["selected"]), last)], got
+
+
+def test_docstring_max_width_without_a_cap():
+    """The docstring says what max_width to record for an engine with no cap; a correct loop with
+    no cap, recorded so, audits clean and tempo's replay selects the same sets."""
+    doc = " ".join(tc.__doc__.split())
+    assert "no cap" in doc and "max_width=model.config.vocab_size" in doc, "the docstring does not say"
+    model = Llama.load(HF)
+    with tc.Recorder(model) as rec:
+        tempo_loops.run(model, PROMPT, STEPS, "correct", "isolated", 0.02, model.vocab, on_select=rec.select)
+    rec.set_metadata(mode="isolated", threshold=0.02, max_width=model.vocab, n_prompt=len(PROMPT), next_from="last")
+    rec.write(out_path("no-cap.st"))
+    r, report, got = audit(out_path("no-cap.st"))
+    assert got == [] and report["first_divergent_step"] in (None, -1), (got[:8], report["first_divergent_step"])
+    assert max(int((row >= 0).sum()) for row in tc.read_trace(out_path("no-cap.st"))[0]["selected"]) > 8
 
 
 def main():

@@ -11,16 +11,28 @@ is the legacy transformers one: a tuple of (key, value) per layer, each
 [batch, kv_heads, rows, head_dim], keys rotated at their own positions.
 
     model = Llama.load(path)
-    out = model(input_ids=ids, attention_mask=None, position_ids=None,
-                past_key_values=None, output_attentions=False)
+    out = model(input_ids=ids, attention_mask=None, position_ids=None, past_key_values=None,
+                output_attentions=False, cache_position=None, num_logits_to_keep=0)
     out.logits, out.past_key_values, out.attentions
 
-`attention_mask`: None (causal), 2D [1, keys] key padding (combined with
-causal order), 4D [1, 1, k, keys] boolean (True = may attend) or additive.
+Conventions of transformers 4.47 (modeling_llama.py), kept here because the
+recorder must follow them:
+  * `cache_position` defaults to arange(cached rows, cached rows + k), and
+    `position_ids` to cache_position.unsqueeze(0): a caller that passes
+    cache_position alone sets the RoPE positions with it;
+  * `attention_mask`: None (causal), 2D [1, keys] key padding, combined with
+    causal order over cache_position (key j is hidden from query i when
+    j > cache_position[i]), or 4D [1, 1, k, keys] taken as it is, boolean
+    (True = may attend) or additive;
+  * logits are computed for hidden_states[:, -num_logits_to_keep:] (0: all rows);
+  * an attention module returns its probabilities only under output_attentions=True.
+`generate` below is greedy search as GenerationMixin.generate runs it, in the
+parts that read forward's signature.
 `model.mask_patch`, when set, is called as mask_patch(layer, allowed) with the
 [k, keys] boolean mask inside each attention module and returns the mask to
 apply: a stand-in for engines that patch attention.
 """
+import inspect
 import json
 import os
 import struct
@@ -58,10 +70,11 @@ def rope(x, positions, inv_freq, rotate_half):
     return torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2)
 
 
-def allowed_keys(mask, n_past, k):
+def allowed_keys(mask, n_past, cache_position):
     """[1 or H, k, keys] boolean from the attention_mask forms listed above."""
+    k = cache_position.shape[0]
     n_keys = n_past + k
-    causal = torch.arange(n_keys)[None, :] <= (n_past + torch.arange(k))[:, None]
+    causal = torch.arange(n_keys)[None, :] <= cache_position[:, None]
     if mask is None:
         return causal[None]
     if mask.dim() == 2:
@@ -75,7 +88,7 @@ class Attention(torch.nn.Module):
         super().__init__()
         self.model, self.layer = [model], layer  # a list: not a submodule
 
-    def forward(self, x, positions, allowed, past):
+    def forward(self, x, positions, allowed, past, output_attentions):
         m, w = self.model[0], self.model[0].w
         B, k, _ = x.shape
         hd, H, KV = m.hd, m.n_heads, m.n_kv
@@ -90,7 +103,7 @@ class Attention(torch.nn.Module):
         scores = q @ key.repeat_interleave(H // KV, dim=1).transpose(2, 3) / hd ** 0.5
         probs = torch.softmax(scores.masked_fill(~allowed[None], float("-inf")), dim=-1)
         out = (probs @ value.repeat_interleave(H // KV, dim=1)).transpose(1, 2).reshape(B, k, H * hd)
-        return out @ w["wo"][self.layer].T, probs, (key, value)
+        return out @ w["wo"][self.layer].T, probs if output_attentions else None, (key, value)
 
 
 class Llama(torch.nn.Module):
@@ -103,28 +116,75 @@ class Llama(torch.nn.Module):
         self.inv_freq = cfg["theta"] ** (-torch.arange(0, self.hd, 2, dtype=torch.float64) / self.hd)
         self.attn = torch.nn.ModuleList([Attention(self, l) for l in range(self.n_layers)])
 
+    def generate(self, input_ids, max_new_tokens=20, output_attentions=False):
+        """As transformers' model.generate(...) with greedy search (the function below)."""
+        return generate(self, input_ids, max_new_tokens, output_attentions)
+
     @staticmethod
     def load(path):
         return Llama(*(load_hf(path) if os.path.isdir(path) else load_llama2c(path)))
 
     @torch.no_grad()
-    def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None,
-                output_attentions=False, use_cache=True):
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
+                inputs_embeds=None, labels=None, use_cache=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None, cache_position=None, num_logits_to_keep=0, **kwargs):
+        if inputs_embeds is not None or labels is not None or output_hidden_states:
+            raise ValueError("torch_llama: inputs_embeds, labels and output_hidden_states are not implemented")
         w, k = self.w, input_ids.shape[1]
         n_past = 0 if not past_key_values else past_key_values[0][0].shape[2]
-        positions = torch.arange(n_past, n_past + k) if position_ids is None else position_ids.reshape(-1)
-        allowed = allowed_keys(attention_mask, n_past, k)
+        if cache_position is None:
+            cache_position = torch.arange(n_past, n_past + k)
+        if position_ids is None:
+            position_ids = cache_position.unsqueeze(0)
+        positions = position_ids.reshape(-1)
+        allowed = allowed_keys(attention_mask, n_past, cache_position.reshape(-1))
         x, cache, attentions = w["emb"][input_ids.long()], [], []
         for l in range(self.n_layers):
             past = past_key_values[l] if past_key_values else None
-            out, probs, kv = self.attn[l](rms_norm(x, w["rms_att"][l], self.eps), positions, allowed, past)
+            out, probs, kv = self.attn[l](rms_norm(x, w["rms_att"][l], self.eps), positions, allowed, past,
+                                          output_attentions)
             x = x + out
             xn = rms_norm(x, w["rms_ffn"][l], self.eps)
             x = x + (torch.nn.functional.silu(xn @ w["w1"][l].T) * (xn @ w["w3"][l].T)) @ w["w2"][l].T
             cache.append(kv)
             attentions.append(probs)
-        logits = rms_norm(x, w["rms_final"], self.eps) @ w["wcls"].T
-        return Output(logits, tuple(cache) if use_cache else None, tuple(attentions) if output_attentions else None)
+        logits = rms_norm(x[:, -num_logits_to_keep:, :], w["rms_final"], self.eps) @ w["wcls"].T
+        return Output(logits, tuple(cache) if use_cache is not False else None,
+                      tuple(attentions) if output_attentions else None)
+
+
+@torch.no_grad()
+def generate(model, input_ids, max_new_tokens, output_attentions=False):
+    """Greedy search as transformers 4.47 runs it (generate, _sample,
+    prepare_inputs_for_generation, _update_model_kwargs_for_generation), in
+    the parts that depend on model.forward's signature: an all-ones
+    attention_mask only when forward takes `attention_mask`, position_ids
+    from its cumulative sum only when forward takes `position_ids`, and
+    num_logits_to_keep=1 only when forward takes it. cache_position is always
+    passed. Returns the prompt and the new tokens, [1, P + max_new_tokens]."""
+    params = set(inspect.signature(model.forward).parameters)
+    kwargs = {"use_cache": True}
+    if "attention_mask" in params:
+        kwargs["attention_mask"] = torch.ones_like(input_ids)
+    if "num_logits_to_keep" in params:
+        kwargs["num_logits_to_keep"] = 1
+    cache_position, past = torch.arange(input_ids.shape[1]), None
+    for _ in range(max_new_tokens):
+        inputs = dict(kwargs, cache_position=cache_position, input_ids=input_ids[:, cache_position])
+        if past is not None:
+            inputs["past_key_values"] = past
+        if "attention_mask" in kwargs and "position_ids" in params:
+            position_ids = kwargs["attention_mask"].long().cumsum(-1) - 1
+            inputs["position_ids"] = position_ids[:, -inputs["input_ids"].shape[1]:]
+        if output_attentions:
+            inputs["output_attentions"] = True
+        out = model(**inputs)
+        token = out.logits[:, -1, :].argmax(-1, keepdim=True)
+        input_ids, past = torch.cat([input_ids, token], dim=-1), out.past_key_values
+        if "attention_mask" in kwargs:
+            kwargs["attention_mask"] = torch.cat([kwargs["attention_mask"], torch.ones_like(token)], dim=-1)
+        cache_position = cache_position[-1:] + 1
+    return input_ids
 
 
 def load_llama2c(path):

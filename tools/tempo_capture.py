@@ -3,7 +3,7 @@
 A trace is a safetensors file (README.md, "Trace format"). This module needs
 only NumPy for reading and writing traces and for building TEMPO position maps
 and masks; PyTorch is used only by `Recorder`, which wraps a model whose forward
-follows the Hugging Face call signature:
+follows the Hugging Face call signature (transformers' LlamaForCausalLM):
 
     from tempo_capture import Recorder
     with Recorder(model, engine="my-engine 0.3") as rec:
@@ -13,16 +13,46 @@ follows the Hugging Face call signature:
     rec.write("run.st")
     # then: tempo verify -m MODEL run.st ; tempo audit -m MODEL run.st
 
+The wrapper keeps forward's signature (inspect.signature), so code that reads
+it, as generate() does, behaves as without the recorder.
+
+Steps: select() appends one set to the trace's `selected`; it is not tied to a
+forward call. Call it once per step, in order, inside the engine's loop or
+after the run. Select only sets whose members were fed: the audit reports a
+selected member with no row (selected-not-fed), so when the engine picks a
+last set and stops, feed it (one more forward call) or leave it out. An
+engine with no cap on a set's width records max_width as the vocabulary size
+(no cap: max_width=model.config.vocab_size).
+
+An engine that runs its own loop (generate()):
+
+    with Recorder(model, engine="transformers generate(), greedy") as rec:
+        out = model.generate(prompt_ids, max_new_tokens=8, output_attentions=True)
+    for token in out[0, prompt_ids.shape[1]:-1].tolist():  # the last new token is never fed
+        rec.select([token])
+    rec.set_metadata(mode="isolated", threshold=1.0, max_width=1,  # greedy: the argmax alone
+                     n_prompt=prompt_ids.shape[1], next_from="last")
+    rec.write("greedy.st")
+
+Positions and causal order follow transformers: position_ids when given, else
+cache_position, else the cache length onwards.
+
 Which mask is recorded:
   * by default, the mask the engine PASSED to the model for each call
-    (`attention_mask`: 2D key-padding masks are combined with causal order, as
-    transformers does; 4D masks are taken as they are, boolean True = may attend,
-    additive entries below -1000 = hidden since exp(-1000) is 0 in float);
+    (`attention_mask`: None or 2D key-padding masks are combined with causal
+    order over cache_position, as transformers does; 4D masks are taken as
+    they are, boolean True = may attend, additive entries below -1000 =
+    hidden since exp(-1000) is 0 in float). When the model returns its
+    attention (output_attentions=True), write() checks that mask against it:
+    a key the mask allows with probability exactly 0 in every head of a
+    layer, or a key it hides with a probability > 0, means the model applied
+    another mask (patched attention), and write() refuses;
   * with `hook_attention=True`, the mask as APPLIED inside every attention
     module, read from the attention probabilities the module returns: key j is
     allowed for query i in layer l when any head gives it a probability > 0.
     Use this when the engine changes the mask inside the model (patched
-    attention). A probability that underflows to exactly 0 would read as hidden.
+    attention); every call must pass output_attentions=True. A probability
+    that underflows to exactly 0 would read as hidden.
 
 Rows: every call appends its input rows to the rows already in the cache. The
 cache length is read from `past_key_values` (a legacy tuple of (key, value) per
@@ -31,7 +61,17 @@ recorded (the engine dropped or restarted its cache), the rows past it are
 forgotten, so the trace always holds the rows that are in the cache, in order,
 each with the mask it was computed under, its logits and, when the model
 returned them, its attention.
+
+Logits: a call with num_logits_to_keep=m returns logits for its last m rows
+only. When some rows have none, the trace holds no `logits` tensor (tempo reads
+it as one row per row) but `kept_rows` (I32[m]) and `kept_logits` (F32[m, vocab]):
+the rows that have logits and those logits, which tempo does not read yet;
+verify then compares the attention, and the audit skips its selection check.
+Pass output_attentions=True then: a trace with neither logits nor attention
+gives verify nothing to compare (it still prints PASS).
 """
+import functools
+import inspect
 import json
 import os
 import struct
@@ -137,13 +177,16 @@ def additive_mask(allowed, dtype_min=-np.inf):
     return np.where(np.asarray(allowed) != 0, 0.0, dtype_min).astype(np.float32)
 
 
-def allowed_from_mask(mask, n_past, k):
+def allowed_from_mask(mask, n_past, k, cache_position=None):
     """The [k, n_past + k] 0/1 mask of a call's k new rows from an
     attention_mask as Hugging Face models take it: None (causal), 2D [1, keys]
     (key padding, combined with causal order) or 4D [1, 1 or H, k, keys]
-    (boolean True = may attend, or additive: below HIDDEN_BELOW = hidden)."""
+    (boolean True = may attend, or additive: below HIDDEN_BELOW = hidden).
+    Causal order, as transformers builds it: key j <= cache_position[i]
+    (cache_position defaults to n_past + i)."""
     n_keys = n_past + k
-    causal = np.arange(n_keys)[None, :] <= (n_past + np.arange(k))[:, None]
+    query = n_past + np.arange(k) if cache_position is None else np.asarray(cache_position).reshape(-1)
+    causal = np.arange(n_keys)[None, :] <= query[:, None]
     if mask is None:
         return causal.astype(np.uint8)
     m = np.asarray(mask)
@@ -176,18 +219,53 @@ def selected_arrays(steps, probs):
 class Row:
     """One cached row: what was computed when it entered the cache."""
 
-    def __init__(self, token, position, allowed, logits, attention):
+    def __init__(self, token, position, allowed, logits, attention, mask_conflict=None):
         self.token, self.position = token, position
         self.allowed = allowed      # [mask_layers, keys] 0/1 (mask_layers 1 unless hooked)
-        self.logits = logits        # [vocab]
+        self.logits = logits        # [vocab], or None when the call computed none for this row
         self.attention = attention  # [L, H, keys] or None
+        self.mask_conflict = mask_conflict  # (layer, key) where the passed mask and the attention disagree
+
+
+def mask_conflicts(allowed, attention):
+    """[k] (layer, key) or None per row: the first key the passed mask `allowed`
+    [k, keys] allows with probability exactly 0 in every head of a layer, or
+    hides with a probability > 0, in `attention` [L, H, k, keys]."""
+    allowed = allowed.astype(bool)
+    zero = (attention == 0).all(axis=1)          # [L, k, keys]
+    seen = (attention > 0).any(axis=1)           # [L, k, keys]
+    bad = (allowed[None] & zero) | (~allowed[None] & seen)
+    out = []
+    for i in range(allowed.shape[0]):
+        key, layer = np.nonzero(bad[:, i, :].T)  # the lowest key first
+        out.append((int(layer[0]), int(key[0])) if len(key) else None)
+    return out
+
+
+def call_inputs(signature, args, kwargs):
+    """The named inputs of a forward call, positional or keyword, bound to
+    forward's signature (entries of a **kwargs parameter included)."""
+    bound = signature.bind(*args, **kwargs)
+    inputs = {}
+    for name, value in bound.arguments.items():
+        kind = signature.parameters[name].kind
+        if kind == inspect.Parameter.VAR_KEYWORD:
+            inputs.update(value)
+        elif kind != inspect.Parameter.VAR_POSITIONAL:
+            inputs[name] = value
+    return inputs
+
+
+def numpy_of(x):
+    return None if x is None else x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
 class Recorder:
     """Records the forward calls of a PyTorch model with the Hugging Face
     signature (input_ids, attention_mask, position_ids, past_key_values,
-    output_attentions). Use as a context manager (it replaces model.forward
-    while active) or call rec(**kwargs) instead of model(**kwargs).
+    output_attentions, cache_position, num_logits_to_keep). Use as a context
+    manager (it replaces model.forward while active, keeping its signature) or
+    call rec(**kwargs) instead of model(**kwargs).
     See the module docstring for which mask is recorded."""
 
     def __init__(self, model, hook_attention=False, attention_modules=None, engine=""):
@@ -204,7 +282,7 @@ class Recorder:
     def __enter__(self):
         self.own_forward = self.model.__dict__.get("forward")  # an instance attribute, if the engine set one
         self.original = self.model.forward
-        self.model.forward = self.forward_and_record
+        self.model.forward = self.wrapped_forward(self.original)
         if self.hook_attention:
             self.handles = [m.register_forward_hook(self.attention_hook) for m in self.modules]
         return self
@@ -218,17 +296,23 @@ class Recorder:
             h.remove()
         self.handles = []
 
-    def __call__(self, *args, **kwargs):
-        forward = getattr(self, "original", self.model.forward)
-        return self.record(forward, args, kwargs)
+    def wrapped_forward(self, original):
+        """`original` recorded, with its name, docstring and signature."""
+        @functools.wraps(original)
+        def forward(*args, **kwargs):
+            return self.record(original, args, kwargs)
+        forward.__signature__ = inspect.signature(original)
+        return forward
 
-    def forward_and_record(self, *args, **kwargs):
-        return self.record(self.original, args, kwargs)
+    def __call__(self, *args, **kwargs):
+        return self.record(getattr(self, "original", self.model.forward), args, kwargs)
 
     def attention_hook(self, module, inputs, output):
         weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
         if weights is None:
-            raise ValueError(f"hook_attention: {type(module).__name__} returned no attention probabilities")
+            raise ValueError(f"hook_attention: {type(module).__name__} returned no attention probabilities: pass "
+                             "output_attentions=True to every model call (or to generate()), with eager or sdpa "
+                             "attention (flash attention returns none)")
         self.hooked.append(weights.detach().float().cpu().numpy())
 
     @staticmethod
@@ -240,34 +324,48 @@ class Recorder:
         return int(past[0][0].shape[-2]) if len(past) else 0
 
     def record(self, forward, args, kwargs):
-        input_ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
-        n_past = self.cache_length(kwargs.get("past_key_values"))
+        inputs = call_inputs(inspect.signature(forward), args, kwargs)
+        n_past = self.cache_length(inputs.get("past_key_values"))  # before the call: a cache object grows in it
         if n_past > len(self.rows):
             raise ValueError(f"the cache holds {n_past} rows but only {len(self.rows)} were recorded: "
                              "start recording before the first forward call")
         del self.rows[n_past:]
         self.hooked = []
         output = forward(*args, **kwargs)
-        self.append_rows(input_ids, n_past, kwargs, output)
+        self.append_rows(inputs, n_past, output)
         if self.n_prompt_rows is None:
             self.n_prompt_rows = len(self.rows)
         return output
 
-    def append_rows(self, input_ids, n_past, kwargs, output):
-        ids = input_ids.detach().cpu().numpy()
+    def append_rows(self, inputs, n_past, output):
+        if inputs.get("input_ids") is None:
+            raise ValueError("the recorder needs input_ids: a call with inputs_embeds alone names no tokens")
+        ids = numpy_of(inputs["input_ids"])
         if ids.ndim != 2 or ids.shape[0] != 1:
             raise ValueError(f"the recorder takes input_ids of shape (1, k), got {tuple(ids.shape)}")
-        k = ids.shape[1]
-        pos = kwargs.get("position_ids")  # none: positions follow the cache length, as transformers does
-        positions = np.arange(n_past, n_past + k) if pos is None else pos.detach().cpu().numpy().reshape(-1)
+        k, keys = ids.shape[1], n_past + ids.shape[1]
+        cache_position = numpy_of(inputs.get("cache_position"))
+        positions = self.call_positions(inputs, cache_position, n_past, k)
         logits = output.logits if hasattr(output, "logits") else output[0]
-        logits = logits.detach().float().cpu().numpy()[0]
+        logits = logits.detach().float().cpu().numpy()[0]  # the last len(logits) rows (num_logits_to_keep)
         attention = self.layer_attention(output)
-        allowed = self.call_mask(kwargs.get("attention_mask"), n_past, k)
+        allowed = self.call_mask(inputs.get("attention_mask"), n_past, k, cache_position)
+        conflicts = [None] * k
+        if attention is not None and not self.hook_attention:
+            conflicts = mask_conflicts(allowed[0], attention[:, :, :, :keys])
         for i in range(k):
-            keys = n_past + k
             att = None if attention is None else attention[:, :, i, :keys]
-            self.rows.append(Row(int(ids[0, i]), int(positions[i]), allowed[:, i, :keys], logits[i], att))
+            row_logits = logits[i - (k - len(logits))] if i >= k - len(logits) else None
+            self.rows.append(Row(int(ids[0, i]), int(positions[i]), allowed[:, i, :keys], row_logits, att,
+                                 conflicts[i]))
+
+    @staticmethod
+    def call_positions(inputs, cache_position, n_past, k):
+        """position_ids when given, else cache_position, else n_past.. (transformers' rule)."""
+        position_ids = numpy_of(inputs.get("position_ids"))
+        if position_ids is not None:
+            return position_ids.reshape(-1)
+        return np.arange(n_past, n_past + k) if cache_position is None else cache_position.reshape(-1)
 
     def layer_attention(self, output):
         """[L, H, k, keys] from the hooks, else from output.attentions when returned."""
@@ -278,13 +376,11 @@ class Recorder:
             return None
         return np.stack([a.detach().float().cpu().numpy()[0] for a in atts])
 
-    def call_mask(self, mask, n_past, k):
+    def call_mask(self, mask, n_past, k, cache_position):
         """[mask_layers, k, keys]: the mask as passed, or as applied per layer (hooked)."""
         if self.hook_attention:
             return np.stack([(w[0] > 0).any(axis=0) for w in self.hooked]).astype(np.uint8)
-        if mask is not None and hasattr(mask, "detach"):
-            mask = mask.detach().cpu().numpy()
-        return allowed_from_mask(mask, n_past, k)[None]
+        return allowed_from_mask(numpy_of(mask), n_past, k, cache_position)[None]
 
     def select(self, tokens, probs=None):
         """The engine's parallel set of the next step, most probable first."""
@@ -299,12 +395,25 @@ class Recorder:
     def set_metadata(self, **entries):
         self.metadata.update({k: str(v) for k, v in entries.items()})
 
+    def check_masks(self):
+        """Raises when a row's passed mask disagrees with its attention (module docstring)."""
+        for i, r in enumerate(self.rows):
+            if r.mask_conflict is None:
+                continue
+            layer, key = r.mask_conflict
+            passed, seen = ("allows", "0 in every head") if r.allowed[0, key] else ("hides", "> 0")
+            raise ValueError(f"row {i} key {key}: the attention_mask passed {passed} it but layer {layer} gives it "
+                             f"probability {seen}: the model applied another mask (patched attention?); record "
+                             "with Recorder(model, hook_attention=True), which reads the mask as applied")
+
     def arrays(self):
-        """The trace's tensors: tokens, positions, sets, allowed, logits,
-        attention (when every row has it), pruned, selected, selected_probs."""
+        """The trace's tensors: tokens, positions, sets, allowed, logits (or
+        kept_rows and kept_logits), attention (when every row has it), pruned,
+        selected, selected_probs."""
         n = len(self.rows)
         if n == 0:
             raise ValueError("nothing recorded: no forward call ran under the recorder")
+        self.check_masks()
         layers = max(r.allowed.shape[0] for r in self.rows)
         allowed = np.zeros((layers, n, n), np.uint8)
         for i, r in enumerate(self.rows):
@@ -313,8 +422,8 @@ class Recorder:
             allowed = allowed[0]
         positions = np.asarray([r.position for r in self.rows], np.int32)
         out = {"tokens": np.asarray([r.token for r in self.rows], np.int32), "positions": positions,
-               "sets": positions.copy(), "allowed": allowed,
-               "logits": np.stack([r.logits for r in self.rows]).astype(np.float32)}
+               "sets": positions.copy(), "allowed": allowed}
+        out.update(self.logit_arrays())
         if all(r.attention is not None for r in self.rows):
             L, H = self.rows[0].attention.shape[:2]
             attention = np.zeros((L, H, n, n), np.float32)
@@ -326,6 +435,16 @@ class Recorder:
         if self.steps:
             out["selected"], out["selected_probs"] = selected_arrays(self.steps, self.step_probs)
         return out
+
+    def logit_arrays(self):
+        """`logits` when every row has them, else `kept_rows` and `kept_logits` (module docstring)."""
+        kept = [i for i, r in enumerate(self.rows) if r.logits is not None]
+        if not kept:
+            return {}
+        logits = np.stack([self.rows[i].logits for i in kept]).astype(np.float32)
+        if len(kept) == len(self.rows):
+            return {"logits": logits}
+        return {"kept_rows": np.asarray(kept, np.int32), "kept_logits": logits}
 
     def write(self, path):
         metadata = dict(self.metadata)
