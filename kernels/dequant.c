@@ -1,4 +1,5 @@
-/* quant.c - stored weight types and their conversion to float.
+/* dequant.c - stored weight types and their conversion to float: the
+ * reading side of the weight formats (formats/quant.c writes them).
  *
  * The block layouts and the arithmetic are ggml's (ggml-common.h, and the
  * reference dequantize_row_* of ggml-quants.c), written here from their
@@ -8,10 +9,9 @@
  * float on its own: a product and a following subtraction are separate
  * statements so that no compiler fuses them into one FMA (GCC does not
  * in ISO C mode, clang does not across statements). */
-#include <math.h>
 #include <string.h>
 
-#include "quant.h"
+#include "kernels.h"
 
 int tempo_block_values(WeightType t) {
     switch (t) {
@@ -38,11 +38,6 @@ size_t tempo_row_bytes(WeightType t, size_t n_values) {
     return n_values / (size_t)tempo_block_values(t) * tempo_block_bytes(t);
 }
 
-const char *tempo_weight_type_name(WeightType t) {
-    static const char *const names[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
-    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
-}
-
 /* Normal values move their exponent (bias 15 to 127) and widen the
  * fraction; subnormals are frac * 2^-24 (exact in f32); Inf and NaN keep
  * their sign and payload. Bit operations only, so that loops vectorize. */
@@ -65,33 +60,6 @@ float tempo_bf16_to_f32(uint16_t h) {
     float v;
     memcpy(&v, &bits, 4);
     return v;
-}
-
-/* Round to nearest even; overflow to infinity; NaN stays NaN. */
-uint16_t tempo_f32_to_f16(float v) {
-    uint32_t bits;
-    memcpy(&bits, &v, 4);
-    uint16_t sign = (uint16_t)((bits >> 16) & 0x8000);
-    float a = fabsf(v);
-    if (isnan(v)) return sign | 0x7e00;
-    if (a >= 65520.0f) return sign | 0x7c00;                 /* rounds past the largest half, 65504 */
-    if (a < 0x1p-14f) {                                      /* subnormal half: a multiple of 2^-24 */
-        float q = nearbyintf(ldexpf(a, 24));                 /* exact scaling, ties to even */
-        return sign | (uint16_t)q;
-    }
-    int e;
-    float m = frexpf(a, &e);                                 /* a = m 2^e, m in [0.5, 1) */
-    uint32_t q = (uint32_t)nearbyintf(ldexpf(m, 11));        /* 11 significant bits, ties to even */
-    if (q == 2048) q = 1024, e++;
-    return sign | (uint16_t)((uint32_t)(e + 14) << 10 | (q - 1024));
-}
-
-/* Round to nearest even on the upper 16 bits; NaN stays NaN. */
-uint16_t tempo_f32_to_bf16(float v) {
-    uint32_t bits;
-    memcpy(&bits, &v, 4);
-    if ((bits & 0x7fffffff) > 0x7f800000) return (uint16_t)((bits >> 16) | 64);
-    return (uint16_t)((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
 }
 
 static float half_at(const uint8_t *p) { return tempo_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
@@ -230,4 +198,8 @@ void tempo_dequantize(WeightType t, const void *src, size_t n_values, float *out
         default: break;
         }
     }
+}
+
+void tempo_matrix_row_fast(Matrix w, int row, int cols, float *out) {
+    tempo_dequantize(w.type, (const char *)w.data + (size_t)row * tempo_row_bytes(w.type, (size_t)cols), (size_t)cols, out);
 }
