@@ -9,9 +9,12 @@
  *   TEMPO generation: the loop, then choosing a parallel set, feeding it,
  *   pruning, storage, buffers, and last the settings
  *
- * The structs are in tempo.h. Checkpoints, tokenizers and trace files are
- * read and written in formats/, the command-line tool and the analysis live
- * in tools/. NOTES.md explains the why; each title below names its section there. */
+ * The structs are in tempo.h. Each step is written here in plain loops; the
+ * tuned versions of the linear layer, attention and the embedding lookup
+ * are in kernels/, tested equal to these (the loaders set them in
+ * Model.kernels). Checkpoints, tokenizers and trace files are read and
+ * written in formats/, the command-line tool and the analysis live in
+ * tools/. NOTES.md explains the why; each title below names its section there. */
 #define _GNU_SOURCE
 #include "tempo.h"
 
