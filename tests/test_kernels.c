@@ -203,15 +203,18 @@ Test(kernels, loaders_set_fast_kernels) {
         cr_expect(m.kernels == &tempo_fast_kernels, "%s: loaded without the fast kernels", synth[i]);
         tempo_model_free(&m);
     }
-    char path[4096], err[TEMPO_ERR_SIZE];
-    unsigned char *buf;
-    size_t len;
-    cr_assert(tempo_read_file(synth_path("synth-gguf-q8_0.gguf", path, sizeof path), "model", &buf, &len, err) == 0, "%s", err);
-    Model m;
-    cr_assert(tempo_model_from_buffer(&m, buf, len, "buffer", err) == 0, "%s", err);
-    cr_expect(m.kernels == &tempo_fast_kernels, "a model from a buffer has no fast kernels");
-    tempo_model_free(&m);
-    free(buf);
+    const char *buffers[] = {"synth-untied.bin", "synth-gguf-q8_0.gguf"}; /* both branches of tempo_model_from_buffer */
+    for (int i = 0; i < 2; i++) {
+        char path[4096], err[TEMPO_ERR_SIZE];
+        unsigned char *buf;
+        size_t len;
+        cr_assert(tempo_read_file(synth_path(buffers[i], path, sizeof path), "model", &buf, &len, err) == 0, "%s", err);
+        Model m;
+        cr_assert(tempo_model_from_buffer(&m, buf, len, "buffer", err) == 0, "%s", err);
+        cr_expect(m.kernels == &tempo_fast_kernels, "%s from a buffer has no fast kernels", buffers[i]);
+        tempo_model_free(&m);
+        free(buf);
+    }
 }
 
 /* The plain kernels read f32 only: any other stored type is refused by
