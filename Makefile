@@ -24,12 +24,13 @@ CAPTURE_DEPS = python3-torch
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(CAPTURE_DEPS) >/dev/null; }
 	@touch .capture-deps
 
-# tempo.c is the algorithm; formats/ reads and writes files; tools/ holds
-# the command-line tool, the analysis and the synthetic models.
-CORE = tempo.c $(wildcard formats/*.c)
+# tempo.c is the algorithm; kernels/ holds its tuned kernels; formats/ reads
+# and writes files; tools/ holds the command-line tool, the analysis and the
+# synthetic models.
+CORE = tempo.c $(wildcard kernels/*.c) $(wildcard formats/*.c)
 LIB = $(CORE) tools/analysis.c tools/compare.c tools/pictures.c tools/synth.c tools/synth_gguf.c tools/audit.c
 SRC = $(LIB) tools/cli.c
-HDR = tempo.h $(wildcard formats/*.h) $(wildcard tools/*.h)
+HDR = tempo.h $(wildcard kernels/*.h) $(wildcard formats/*.h) $(wildcard tools/*.h)
 
 tempo: $(SRC) $(HDR) .deps
 	$(CC) $(CFLAGS) -o $@ $(SRC) $(LDLIBS)
@@ -81,7 +82,7 @@ SYNTH = build/synth-tied.bin build/synth-untied.bin build/synth-hf-f32 build/syn
 # The golden files come from the independent NumPy reference, never from tempo.
 golden: $(SYNTH) .deps
 	$(PY) oracle/reference.py golden --weights $(WEIGHTS) --synth build --out oracle/golden
-.PHONY: all run test test-capture golden clean bench fuzz memcheck
+.PHONY: all run test test-capture test-core-alone golden clean bench fuzz memcheck
 
 # The Criterion suite, built twice: plain, and under ASan+UBSan.
 TEST_SRC = $(wildcard tests/test_*.c)
@@ -98,8 +99,15 @@ build/tempo-asan: $(SRC) $(HDR) .deps
 	@mkdir -p build
 	$(CC) $(CFLAGS) $(SAN) -o $@ $(SRC) $(LDLIBS)
 
+# tempo.c alone (no kernels/, formats/ or tools/): a forward pass with the plain kernels.
+build/core-alone: tests/core_alone.c tempo.c tempo.h .deps
+	@mkdir -p build
+	$(CC) $(CFLAGS) -o $@ tests/core_alone.c tempo.c -lopenblas -lm
+test-core-alone: build/core-alone
+	build/core-alone
+
 # One BLAS thread in tests: results are then bitwise reproducible.
-test: tempo build/tests build/tests-asan build/tempo-asan $(SYNTH) .capture-deps
+test: tempo build/tests build/tests-asan build/tempo-asan $(SYNTH) .capture-deps test-core-alone
 	@for f in fortune.bin fortune-tok512.bin stories260K.bin tok512.bin stories260K-hf/model.safetensors; do \
 	  [ -r $(WEIGHTS)/$$f ] || { echo "error: $(WEIGHTS)/$$f is missing (set WEIGHTS=DIR)"; exit 1; }; done
 	OPENBLAS_NUM_THREADS=1 build/tests --jobs 2

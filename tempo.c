@@ -9,9 +9,12 @@
  *   TEMPO generation: the loop, then choosing a parallel set, feeding it,
  *   pruning, storage, buffers, and last the settings
  *
- * The structs are in tempo.h. Checkpoints, tokenizers and trace files are
- * read and written in formats/, the command-line tool and the analysis live
- * in tools/. NOTES.md explains the why; each title below names its section there. */
+ * The structs are in tempo.h. Each step is written here in plain loops; the
+ * tuned versions of the linear layer, attention and the embedding lookup
+ * are in kernels/, tested equal to these (the loaders set them in
+ * Model.kernels). Checkpoints, tokenizers and trace files are read and
+ * written in formats/, the command-line tool and the analysis live in
+ * tools/. NOTES.md explains the why; each title below names its section there. */
 #define _GNU_SOURCE
 #include "tempo.h"
 
@@ -62,6 +65,11 @@ void tempo_set_threads(int n) {
     omp_set_num_threads(n);
 }
 
+const char *tempo_weight_type_name(WeightType t) {
+    static const char *const names[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
+    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
+}
+
 int tempo_is_eos(const Config *c, int token) {
     for (int i = 0; i < c->n_eos; i++)
         if (c->eos_token_ids[i] == token) return 1;
@@ -71,124 +79,6 @@ int tempo_is_eos(const Config *c, int token) {
 /* ===================================================================== */
 /* The math, one step per function (NOTES 1)                            */
 /* ===================================================================== */
-
-/* ---- linear layers over weights in their stored type ----
- * out[n][d] = in[n][m] W^T for W [d][m]. W keeps the type it was stored in
- * (f32, f16, bf16, ...) and is converted to f32 a tile at a time, just
- * before use: a decode step reads half the bytes of an f32 copy for a bf16
- * model. A tile of an f32 matrix is used in place. NOTES.md §12 has the
- * measurements behind each choice. */
-enum {
-    FEW_ROWS = 8,           /* up to this many input rows: the blocked kernel; more: sgemm */
-    TILE_COLS = 256,        /* values of a weight row converted at a time (a multiple of every block size) */
-    VEC = 16,               /* floats in one vector register (AVX-512) */
-    PANEL_VALUES = 1 << 20, /* weights converted for one sgemm call */
-    ALIGN = 64,             /* bytes: a cache line, and one vector */
-    PREFETCH_BYTES = 4096,  /* weights are asked for this far ahead of the tile being read */
-};
-
-typedef float Vec __attribute__((vector_size(VEC * sizeof(float)))); /* loaded with memcpy: any alignment */
-
-/* `width` stored values at p as f32: in place when stored as f32, else
- * converted into buf (width <= TILE_COLS). (Copying an f32 tile that is
- * not on a cache line into the aligned buf measured far slower.) */
-static const float *weight_tile(WeightType type, const char *p, int width, float *buf) {
-    if (type == WEIGHT_F32 && (uintptr_t)p % sizeof(float) == 0) return (const float *)p;
-    tempo_dequantize(type, p, (size_t)width, buf);
-    return buf;
-}
-
-/* The blocked kernel: out[i][row] = sum_t W[row][t] in[i][t] for the n
- * input rows. The weight row is read once, a tile at a time; each vector of
- * VEC weights is loaded once and multiplied into all n input rows. Lane j
- * of acc[i] adds the products at t = j, j + VEC, j + 2 VEC, ...; the lanes
- * are then added pairwise. That order does not depend on n, the threads,
- * the tiling or the stored type: a row's result does not depend on which
- * rows share its step, and f16/bf16 weights give bitwise the results of
- * their f32 copy. Inlined once per n, so that acc stays in registers. */
-static inline __attribute__((always_inline)) void row_times_inputs(float *out, int d, WeightType type, const char *row,
-                                                                   size_t tile_bytes, int m, const float *in, int n) {
-    Vec acc[FEW_ROWS] = {{0}};
-    float buf[TILE_COLS] __attribute__((aligned(ALIGN)));
-    for (int c0 = 0; c0 < m; c0 += TILE_COLS, row += tile_bytes) {
-        int width = m - c0 < TILE_COLS ? m - c0 : TILE_COLS, t = 0;
-        for (size_t b = 0; b < tile_bytes; b += ALIGN) __builtin_prefetch(row + PREFETCH_BYTES + b); /* never faults */
-        const float *tile = weight_tile(type, row, width, buf);
-        for (; t + VEC <= width; t += VEC) {
-            Vec wt, xt;
-            memcpy(&wt, tile + t, sizeof wt);
-#if defined(__AVX512F__)
-            __asm__("" : "+v"(wt)); /* keep wt in a register: GCC otherwise reloads it for each row (3 rows: 1.6x slower) */
-#endif
-#pragma GCC unroll 8
-            for (int i = 0; i < n; i++) {
-                memcpy(&xt, in + (size_t)i * m + c0 + t, sizeof xt);
-                acc[i] += wt * xt;
-            }
-        }
-        if (t < width) { /* the last m % VEC columns, zero-padded to one vector */
-            Vec wt = {0}, xt = {0};
-            memcpy(&wt, tile + t, (size_t)(width - t) * sizeof(float));
-#pragma GCC unroll 8
-            for (int i = 0; i < n; i++) {
-                memcpy(&xt, in + (size_t)i * m + c0 + t, (size_t)(width - t) * sizeof(float));
-                acc[i] += wt * xt;
-            }
-        }
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < n; i++) {
-        Vec sum = acc[i];
-        for (int half = VEC / 2; half > 0; half /= 2)
-            for (int j = 0; j < half; j++) sum[j] += sum[j + half];
-        out[(size_t)i * d] = sum[0];
-    }
-}
-
-/* Many input rows (prefill) are compute-bound: sgemm, over panels of W
- * converted to f32 (an aligned f32 panel is used in place). The panels are
- * the same whatever the stored type, so the sgemm calls are too. */
-static void matmul_many(float *out, const float *in, Matrix w, int n, int m, int d, float *panel) {
-    int panel_rows = PANEL_VALUES / m > 0 ? PANEL_VALUES / m : 1;
-    size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
-    for (int r0 = 0; r0 < d; r0 += panel_rows) {
-        int rows = d - r0 < panel_rows ? d - r0 : panel_rows;
-        const char *p = (const char *)w.data + (size_t)r0 * row_bytes;
-        const float *wp = (const float *)p;
-        if (w.type != WEIGHT_F32 || (uintptr_t)p % sizeof(float) != 0) {
-            /* one thread: OpenMP threads spinning after a parallel loop starve OpenBLAS's (measured 2.4x slower) */
-            for (int r = 0; r < rows; r++) tempo_dequantize(w.type, p + (size_t)r * row_bytes, (size_t)m, panel + (size_t)r * m);
-            wp = panel;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, m, 1.0f, in, m, wp, m, 0.0f, out + r0, d);
-    }
-}
-
-/* out[n][d] = in[n][m] W^T. A few rows (decode, one parallel set) are
- * memory-bound: threads split the rows of W and the blocked kernel reads
- * each once for all n input rows; sgemm would first copy all of W. */
-static void matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *panel) {
-    if (n > FEW_ROWS) {
-        matmul_many(out, in, w, n, m, d, panel);
-        return;
-    }
-    int big = (size_t)d * m >= ((size_t)1 << 18); /* small layers: threads cost more than they save */
-    size_t row_bytes = tempo_row_bytes(w.type, (size_t)m), tile_bytes = tempo_row_bytes(w.type, TILE_COLS);
-#pragma omp parallel for schedule(static) if (big)
-    for (int r = 0; r < d; r++) {
-        const char *row = (const char *)w.data + r * row_bytes;
-        switch (n) { /* one copy of the kernel per number of input rows */
-        case 1: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 1); break;
-        case 2: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 2); break;
-        case 3: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 3); break;
-        case 4: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 4); break;
-        case 5: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 5); break;
-        case 6: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 6); break;
-        case 7: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 7); break;
-        default: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, FEW_ROWS); break;
-        }
-    }
-}
 
 /* RMSNorm: out = x / sqrt(mean(x^2) + eps) * weight, for each of n rows. */
 static void rmsnorm(float *out, const float *x, const float *weight, int n, int dim, float eps) {
@@ -277,6 +167,82 @@ static void swiglu(float *gate, const float *up, size_t n) {
 static void add_into(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
+
+/* ---- the linear layer, attention and the embedding lookup, plainly ----
+ * These are the definitions; kernels/ holds tuned versions of the same
+ * steps, tested equal to them (tests/test_kernels.c). The plain ones read
+ * f32 weights only. */
+
+/* Value i of an f32 row stored at any alignment (files need not align it). */
+static float f32_at(const void *row, size_t i) {
+    float v;
+    memcpy(&v, (const char *)row + i * sizeof(float), sizeof v);
+    return v;
+}
+
+/* y = sum_t w[t] x[t], in a fixed order: 16 partial sums, lane j adding
+ * the products at t = j, j + 16, j + 32, ... in turn; then the lanes are
+ * added pairwise (lane j += lane j + 8, then + 4, + 2, + 1). The tuned
+ * kernel keeps this order, one vector register of 16 lanes. */
+enum { LANES = 16 };
+static float dot_in_lanes(const void *w, const float *x, int m) {
+    float lane[LANES] = {0};
+    for (int t = 0; t < m; t++) lane[t % LANES] += f32_at(w, (size_t)t) * x[t];
+    for (int half = LANES / 2; half > 0; half /= 2)
+        for (int j = 0; j < half; j++) lane[j] += lane[j + half];
+    return lane[0];
+}
+
+/* Linear layer: out[i][r] = sum_t W[r][t] in[i][t], for n input rows and W [d][m]. */
+static void matmul_plain(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch) {
+    (void)scratch;
+    for (int r = 0; r < d; r++)
+        for (int i = 0; i < n; i++)
+            out[(size_t)i * d + r] = dot_in_lanes((const float *)w.data + (size_t)r * m, in + (size_t)i * m, m);
+}
+
+static size_t matmul_plain_scratch(int n) {
+    (void)n;
+    return 0;
+}
+
+/* Embedding lookup: out = row `row` of W [rows][cols]. */
+static void matrix_row_plain(Matrix w, int row, int cols, float *out) {
+    memcpy(out, (const float *)w.data + (size_t)row * cols, (size_t)cols * sizeof(float));
+}
+
+/* Attention of each new row i, head h, over the keys: s_j = q . k_j /
+ * sqrt(head_dim); p = softmax over the allowed keys; out = sum_j p_j v_j.
+ * Head h reads key/value head g = h / (n_heads / n_kv_heads) (grouped-query). */
+static void attention_plain(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs) {
+    int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int i = 0; i < a->k; i++)
+        for (int h = 0; h < c->n_heads; h++) {
+            const float *q = a->q + (size_t)i * q_dim + h * hd;
+            const float *keys = a->keys + (h / group) * hd, *values = a->values + (h / group) * hd;
+            for (int j = 0; j < a->n_keys; j++) {
+                float dot = 0.0f;
+                for (int t = 0; t < hd; t++) dot += q[t] * keys[(size_t)j * kv_dim + t];
+                scores[j] = scale * dot;
+            }
+            tempo_softmax(scores, a->allowed + (size_t)i * a->n_keys, a->n_keys);
+            if (probs) memcpy(probs + ((size_t)h * a->k + i) * a->n_keys, scores, (size_t)a->n_keys * sizeof(float));
+            float *o = out + (size_t)i * q_dim + h * hd;
+            for (int t = 0; t < hd; t++) o[t] = 0.0f;
+            for (int j = 0; j < a->n_keys; j++)
+                for (int t = 0; t < hd; t++) o[t] += scores[j] * values[(size_t)j * kv_dim + t];
+        }
+}
+
+const Kernels tempo_plain_kernels = {
+    .name = "plain",
+    .weight_types = 1u << WEIGHT_F32,
+    .matmul = matmul_plain,
+    .matmul_scratch = matmul_plain_scratch,
+    .matrix_row = matrix_row_plain,
+    .attention = attention_plain,
+};
 /* ===================================================================== */
 /* The KV cache (NOTES 2)                                                */
 /* ===================================================================== */
@@ -291,9 +257,7 @@ int tempo_state_init(State *s, const Config *c, int capacity, char *err) {
     s->capacity = capacity;
     s->key_cache = calloc(per_layer * c->n_layers, sizeof(float));
     s->value_cache = calloc(per_layer * c->n_layers, sizeof(float));
-    s->tokens = calloc((size_t)capacity, sizeof(int));
-    s->logical_pos = calloc((size_t)capacity, sizeof(int));
-    if (!s->key_cache || !s->value_cache || !s->tokens || !s->logical_pos) {
+    if (!s->key_cache || !s->value_cache) {
         tempo_state_free(s);
         return tempo_error(err, "out of memory for a KV cache of %d rows", capacity);
     }
@@ -303,12 +267,21 @@ int tempo_state_init(State *s, const Config *c, int capacity, char *err) {
 void tempo_state_free(State *s) {
     free(s->key_cache);
     free(s->value_cache);
-    free(s->tokens);
-    free(s->logical_pos);
     free(s->x); free(s->xb); free(s->q); free(s->att_out);
     free(s->hb); free(s->hb2); free(s->scores);
     free(s->rope_cos); free(s->rope_sin); free(s->weight_panel);
     memset(s, 0, sizeof *s);
+}
+
+enum { ALIGN = 64 }; /* bytes: a cache line, and one AVX-512 vector */
+
+/* Makes the matmul kernel's scratch hold `values` floats. */
+static int ensure_panel(State *s, size_t values, char *err) {
+    if (values <= s->panel_values && s->weight_panel) return 0;
+    free(s->weight_panel);
+    s->weight_panel = aligned_alloc(ALIGN, ((values ? values : 1) * sizeof(float) + ALIGN - 1) / ALIGN * ALIGN);
+    s->panel_values = s->weight_panel ? values : 0;
+    return s->weight_panel ? 0 : tempo_error(err, "out of memory for a weight panel of %zu values", values);
 }
 
 /* Makes the scratch buffers fit `rows` new rows against `keys` keys. */
@@ -318,12 +291,11 @@ static int ensure_scratch(State *s, const Config *c, int rows, int keys, char *e
     if (keys < s->scratch_keys) keys = s->scratch_keys;
     int wide = c->dim > q_dim_of(c) ? c->dim : q_dim_of(c);
     float **bufs[] = {&s->x, &s->xb, &s->q, &s->att_out, &s->hb, &s->hb2, &s->scores,
-                      &s->rope_cos, &s->rope_sin, &s->weight_panel};
+                      &s->rope_cos, &s->rope_sin};
     size_t sizes[] = {(size_t)rows * c->dim, (size_t)rows * wide, (size_t)rows * q_dim_of(c),
                       (size_t)rows * q_dim_of(c), (size_t)rows * c->hidden_dim,
                       (size_t)rows * c->hidden_dim, (size_t)rows * keys,
-                      (size_t)rows * c->head_dim / 2, (size_t)rows * c->head_dim / 2,
-                      rows > FEW_ROWS ? PANEL_VALUES : 1};
+                      (size_t)rows * c->head_dim / 2, (size_t)rows * c->head_dim / 2};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) { /* rows start on cache lines when dim % 16 == 0 */
         free(*bufs[i]);
         *bufs[i] = aligned_alloc(ALIGN, (sizes[i] * sizeof(float) + ALIGN - 1) / ALIGN * ALIGN);
@@ -366,44 +338,53 @@ static int check_inputs(const Model *m, const State *s, int k, const int *tokens
     return 0;
 }
 
-/* Multi-head attention of the k new rows (queries in s->q) over every
- * cached key of layer l: for each head h, P = softmax_allowed(Q_h K_g^T /
- * sqrt(head_dim)), out_h = P V_g, where g = h / (n_heads / n_kv_heads). */
-static void attention(const Config *c, State *s, int l, int k, const uint8_t *allowed,
-                      float *attention_out) {
-    int hd = c->head_dim, kv_dim = kv_dim_of(c), q_dim = q_dim_of(c);
-    int n_keys = s->n_rows + k, group = c->n_heads / c->n_kv_heads;
-    const float *keys = s->key_cache + (size_t)l * s->capacity * kv_dim;
-    const float *values = s->value_cache + (size_t)l * s->capacity * kv_dim;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int h = 0; h < c->n_heads; h++) {
-        int g = h / group;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, k, n_keys, hd, scale,
-                    s->q + h * hd, q_dim, keys + g * hd, kv_dim, 0.0f, s->scores, n_keys);
-        for (int i = 0; i < k; i++)
-            tempo_softmax(s->scores + (size_t)i * n_keys, allowed + (size_t)i * n_keys, n_keys);
-        if (attention_out)
-            memcpy(attention_out + ((size_t)l * c->n_heads + h) * k * n_keys, s->scores,
-                   (size_t)k * n_keys * sizeof(float));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k, hd, n_keys, 1.0f,
-                    s->scores, n_keys, values + g * hd, kv_dim, 0.0f, s->att_out + h * hd, q_dim);
+/* 0 if the kernels read matrix x in its stored type; else an error naming it. */
+static int kernels_read(const Kernels *kern, Matrix x, const char *name, char *err) {
+    if (kern->weight_types >> x.type & 1u) return 0;
+    return tempo_error(err, "the %s kernels do not read %s matrices (%s); a model loaded by "
+                       "tempo_model_load has kernels that do", kern->name, tempo_weight_type_name(x.type), name);
+}
+
+static int check_weight_types(const Model *m, const Kernels *kern, char *err) {
+    const Weights *w = &m->weights;
+    if (kernels_read(kern, w->token_embedding, "token embedding", err) != 0 ||
+        kernels_read(kern, w->wcls, "classifier", err) != 0)
+        return -1;
+    for (int l = 0; l < m->config.n_layers; l++) {
+        const LayerWeights *lw = &w->layers[l];
+        Matrix layer[] = {lw->wq, lw->wk, lw->wv, lw->wo, lw->w1, lw->w2, lw->w3};
+        for (size_t i = 0; i < sizeof layer / sizeof layer[0]; i++)
+            if (kernels_read(kern, layer[i], "a layer matrix", err) != 0) return -1;
     }
+    return 0;
+}
+
+/* Multi-head attention of the k new rows (queries in s->q) over every
+ * cached key of layer l; attention_out: [n_layers][n_heads][k][n_keys] or NULL. */
+static void attention(const Kernels *kern, const Config *c, State *s, int l, int k, const uint8_t *allowed,
+                      float *attention_out) {
+    size_t layer = (size_t)l * s->capacity * kv_dim_of(c);
+    AttentionInputs a = {.q = s->q, .keys = s->key_cache + layer, .values = s->value_cache + layer,
+                         .allowed = allowed, .k = k, .n_keys = s->n_rows + k};
+    float *probs = attention_out ? attention_out + (size_t)l * c->n_heads * k * a.n_keys : NULL;
+    kern->attention(c, &a, s->att_out, s->scores, probs);
 }
 
 int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int *logical_pos,
                   const uint8_t *allowed, int mask_layers, Outputs out, char *err) {
     const Config *c = &m->config;
     const Weights *w = &m->weights;
-    if (check_inputs(m, s, k, tokens, logical_pos, allowed, mask_layers, out.last_logits, err) != 0) return -1;
+    const Kernels *kern = m->kernels ? m->kernels : &tempo_plain_kernels;
+    if (check_inputs(m, s, k, tokens, logical_pos, allowed, mask_layers, out.last_logits, err) != 0 ||
+        check_weight_types(m, kern, err) != 0)
+        return -1;
     int n_keys = s->n_rows + k;
-    if (ensure_scratch(s, c, k, n_keys, err) != 0) return -1;
+    if (ensure_scratch(s, c, k, n_keys, err) != 0 || ensure_panel(s, kern->matmul_scratch(k), err) != 0) return -1;
     int dim = c->dim, hid = c->hidden_dim, q_dim = q_dim_of(c), kv_dim = kv_dim_of(c);
     float *panel = s->weight_panel;
 
-    size_t embedding_row = tempo_row_bytes(w->token_embedding.type, (size_t)dim);
     for (int i = 0; i < k; i++) /* x = embedding of each new token */
-        tempo_dequantize(w->token_embedding.type, (const char *)w->token_embedding.data + tokens[i] * embedding_row,
-                         (size_t)dim, s->x + (size_t)i * dim);
+        kern->matrix_row(w->token_embedding, tokens[i], dim, s->x + (size_t)i * dim);
     rope_angles(s->rope_cos, s->rope_sin, logical_pos, k, c->head_dim, m->rope_inv_freq);
 
     for (int l = 0; l < c->n_layers; l++) {
@@ -412,22 +393,22 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
         rmsnorm(s->xb, s->x, lw->rms_att, k, dim, c->norm_eps);
         float *k_rows = s->key_cache + ((size_t)l * s->capacity + s->n_rows) * kv_dim;
         float *v_rows = s->value_cache + ((size_t)l * s->capacity + s->n_rows) * kv_dim;
-        matmul(s->q, s->xb, lw->wq, k, dim, q_dim, panel);
-        matmul(k_rows, s->xb, lw->wk, k, dim, kv_dim, panel);
-        matmul(v_rows, s->xb, lw->wv, k, dim, kv_dim, panel);
+        kern->matmul(s->q, s->xb, lw->wq, k, dim, q_dim, panel);
+        kern->matmul(k_rows, s->xb, lw->wk, k, dim, kv_dim, panel);
+        kern->matmul(v_rows, s->xb, lw->wv, k, dim, kv_dim, panel);
         rope_rotate(s->q, k, c->n_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
         rope_rotate(k_rows, k, c->n_kv_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
         const uint8_t *layer_mask = allowed + (mask_layers > 1 ? (size_t)l * k * n_keys : 0);
-        attention(c, s, l, k, layer_mask, out.attention);
-        matmul(s->xb, s->att_out, lw->wo, k, q_dim, dim, panel);
+        attention(kern, c, s, l, k, layer_mask, out.attention);
+        kern->matmul(s->xb, s->att_out, lw->wo, k, q_dim, dim, panel);
         add_into(s->x, s->xb, (size_t)k * dim);
 
         /* feed-forward block: x += W2 (silu(W1 xn) * W3 xn), xn = rmsnorm(x) */
         rmsnorm(s->xb, s->x, lw->rms_ffn, k, dim, c->norm_eps);
-        matmul(s->hb, s->xb, lw->w1, k, dim, hid, panel);
-        matmul(s->hb2, s->xb, lw->w3, k, dim, hid, panel);
+        kern->matmul(s->hb, s->xb, lw->w1, k, dim, hid, panel);
+        kern->matmul(s->hb2, s->xb, lw->w3, k, dim, hid, panel);
         swiglu(s->hb, s->hb2, (size_t)k * hid);
-        matmul(s->xb, s->hb, lw->w2, k, hid, dim, panel);
+        kern->matmul(s->xb, s->hb, lw->w2, k, hid, dim, panel);
         add_into(s->x, s->xb, (size_t)k * dim);
     }
 
@@ -435,12 +416,8 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
     rmsnorm(s->xb, s->x, w->rms_final, k, dim, c->norm_eps);
     if (out.hidden) memcpy(out.hidden, s->xb, (size_t)k * dim * sizeof(float));
     int first_logits = out.last_logits > 0 ? k - out.last_logits : 0;
-    if (out.logits) matmul(out.logits, s->xb + (size_t)first_logits * dim, w->wcls, k - first_logits, dim, c->vocab_size, panel);
+    if (out.logits) kern->matmul(out.logits, s->xb + (size_t)first_logits * dim, w->wcls, k - first_logits, dim, c->vocab_size, panel);
 
-    for (int i = 0; i < k; i++) {
-        s->tokens[s->n_rows + i] = tokens[i];
-        s->logical_pos[s->n_rows + i] = logical_pos[i];
-    }
     s->n_rows += k;
     return 0;
 }
@@ -493,6 +470,8 @@ typedef struct {
     int *parallel_set;                    /* [vocab]: candidates, then the selected tokens */
     int *row_tokens, *row_pos, *row_sets; /* [capacity]: the rows of one forward call */
     float *batch_attention;               /* [L][H][rows][keys]: when captured or pruned by */
+    uint8_t *mask;                        /* [mask_layers][rows][keys]: the mask of one forward call */
+    size_t cap_mask;
 } Run;
 
 static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Generation *gen, char *err);
@@ -679,14 +658,13 @@ static int append_rows(Run *r, Generation *gen, int k, char *err) {
         gen->sets[first + i] = r->row_sets[i];
         gen->pruned[first + i] = -1;
     }
-    uint8_t *allowed = malloc((size_t)gen->mask_layers * k * n_keys);
-    if (!allowed) return tempo_error(err, "out of memory for a %d x %zu mask", k, n_keys);
+    if (tempo_grow((void **)&r->mask, &r->cap_mask, (size_t)gen->mask_layers * k * n_keys, 1, err) != 0) return -1;
+    uint8_t *allowed = r->mask;
     new_rows_mask(gen, r->g, first, k, allowed);
     Outputs out = {.logits = gen->logits + (size_t)(first + k - logit_rows - gen->logits_first) * c->vocab_size,
                    .attention = r->batch_attention, .last_logits = logit_rows};
     int rc = tempo_forward(r->model, &r->cache, k, r->row_tokens, r->row_pos, allowed, gen->mask_layers, out, err);
     if (rc == 0) store_rows(gen, r->g, c, first, k, allowed, r->batch_attention);
-    free(allowed);
     return rc;
 }
 
@@ -879,6 +857,7 @@ static void run_close(Run *r) {
     free(r->probs); free(r->scratch); free(r->parallel_set);
     free(r->row_tokens); free(r->row_pos); free(r->row_sets);
     free(r->batch_attention);
+    free(r->mask);
     tempo_state_free(&r->cache);
 }
 

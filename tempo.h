@@ -51,7 +51,8 @@ typedef struct {
 } RopeScaling;
 
 /* How a matrix's values are stored. F32, F16 and BF16 hold one value per
- * element; the GGUF block types hold tempo_block_values() values per block. */
+ * element; the GGUF block types hold tempo_block_values() values per block
+ * (kernels/kernels.h). */
 typedef enum { WEIGHT_F32, WEIGHT_F16, WEIGHT_BF16, WEIGHT_Q8_0, WEIGHT_Q4_0, WEIGHT_Q4_K, WEIGHT_Q5_K, WEIGHT_Q6_K } WeightType;
 
 /* A row-major [rows][cols] matrix in its stored type, usually pointing into
@@ -61,14 +62,10 @@ typedef struct {
     WeightType type;
 } Matrix;
 
-/* Values per block of a type: 1 (F32, F16, BF16), 32 (Q8_0, Q4_0), 256 (K types). */
-int tempo_block_values(WeightType t);
-/* Bytes of n_values consecutive values of a row (n_values a multiple of the block). */
-size_t tempo_row_bytes(WeightType t, size_t n_values);
-/* The one conversion of stored values to f32 (formats/quant.c, which also
- * has the block layouts): exact for F16 and BF16, ggml's own arithmetic for
- * the block types. */
-void tempo_dequantize(WeightType t, const void *src, size_t n_values, float *out);
+/* "f32", "q4_k", ... */
+const char *tempo_weight_type_name(WeightType t);
+/* Block layouts, row sizes and the conversion of stored values to f32 are
+ * kernels (kernels/kernels.h: tempo_row_bytes, tempo_dequantize). */
 
 typedef struct {             /* one layer; matrices are [out][in] */
     const float *rms_att;    /* [dim] */
@@ -89,9 +86,40 @@ typedef struct {             /* matrices point into the mapped file, in its stor
     Matrix wcls;             /* [vocab][dim] */
 } Weights;
 
+/* ---- kernels: the steps that have a tuned version ---- */
+
+/* One layer's attention for k new rows over n_keys cached rows. */
+typedef struct {
+    const float *q;         /* [k][n_heads*head_dim], RoPE applied */
+    const float *keys;      /* [n_keys][n_kv_heads*head_dim], RoPE applied */
+    const float *values;    /* [n_keys][n_kv_heads*head_dim] */
+    const uint8_t *allowed; /* [k][n_keys], 1 = may attend */
+    int k, n_keys;
+} AttentionInputs;
+
+/* The kernels a forward pass calls. tempo_plain_kernels (tempo.c) are the
+ * definitions, in plain loops with a fixed summation order; the tuned ones
+ * (kernels/, tempo_fast_kernels) are tested equal to them. */
+typedef struct {
+    const char *name;
+    unsigned weight_types; /* bit t set: reads matrices stored as WeightType t */
+    /* out[n][d] = in[n][m] W^T for W [d][m]; scratch holds matmul_scratch(n) floats */
+    void (*matmul)(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch);
+    size_t (*matmul_scratch)(int n);
+    /* out[cols] = row `row` of a [rows][cols] matrix as f32 (the embedding lookup) */
+    void (*matrix_row)(Matrix w, int row, int cols, float *out);
+    /* out [k][n_heads*head_dim]: per head, P = softmax_allowed(Q K^T / sqrt(head_dim)), out = P V;
+     * scores: [k][n_keys] scratch; probs (NULL: not kept): [n_heads][k][n_keys] receives P */
+    void (*attention)(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs);
+} Kernels;
+
+/* The plain definitions (f32 weights only). */
+extern const Kernels tempo_plain_kernels;
+
 typedef struct {
     Config config;
     Weights weights;
+    const Kernels *kernels; /* set by the loaders (the fast ones); NULL: tempo_plain_kernels */
     double *rope_inv_freq;  /* [head_dim/2]: theta^(-2i/head_dim), rescaled for llama3/linear */
     int n_maps;
     void *maps[64];         /* mmapped files */
@@ -117,18 +145,17 @@ void tempo_softmax(float *x, const uint8_t *allowed, int n);
 /* ---- forward pass and KV cache ---- */
 
 /* The KV cache plus scratch space for one batch of new rows. Physical rows
- * 0..n_rows-1 are cached; their logical positions are stored with them. */
+ * 0..n_rows-1 are cached, their keys already rotated by their logical positions. */
 typedef struct {
     int capacity;        /* physical rows that fit */
     int n_rows;          /* physical rows cached */
     float *key_cache;    /* [layer][capacity][kv_dim], RoPE already applied */
     float *value_cache;  /* [layer][capacity][kv_dim] */
-    int *tokens;         /* [capacity] token of each cached row */
-    int *logical_pos;    /* [capacity] RoPE position of each cached row */
     /* scratch, sized for scratch_rows new rows against scratch_keys keys */
     int scratch_rows, scratch_keys;
     float *x, *xb, *q, *att_out, *hb, *hb2, *scores, *rope_cos, *rope_sin;
-    float *weight_panel;  /* weights converted to f32 for one sgemm over many rows */
+    float *weight_panel;  /* the matmul kernel's scratch (Kernels.matmul_scratch), panel_values floats */
+    size_t panel_values;
 } State;
 
 int tempo_state_init(State *s, const Config *c, int capacity, char *err);

@@ -44,8 +44,11 @@ const float **tempo_layer_vector(Weights *w, int l, int i) {
 int tempo_model_load(Model *m, const char *path, char *err) {
     memset(m, 0, sizeof *m);
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return tempo_load_hf(m, path, err);
-    return tempo_load_llama2c(m, path, err); /* which also reads GGUF files, told by their magic */
+    int rc = stat(path, &st) == 0 && S_ISDIR(st.st_mode)
+                 ? tempo_load_hf(m, path, err)
+                 : tempo_load_llama2c(m, path, err); /* which also reads GGUF files, told by their magic */
+    if (rc == 0) m->kernels = &tempo_fast_kernels;
+    return rc;
 }
 
 const char *tempo_model_name(const Model *m) {

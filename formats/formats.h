@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "../tempo.h"
+#include "../kernels/kernels.h" /* stored weight types: tempo_row_bytes, tempo_dequantize */
 
 #define TEMPO_BOS 1 /* llama2.c checkpoints; Hugging Face ones name theirs in config.json */
 #define TEMPO_EOS 2

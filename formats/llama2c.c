@@ -86,7 +86,11 @@ static void map_weights(Weights *w, const Config *c, const float *p) {
 
 int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char *name, char *err) {
     memset(m, 0, sizeof *m);
-    if (tempo_is_gguf(data, size)) return tempo_gguf_model(m, data, size, name, err);
+    if (tempo_is_gguf(data, size)) {
+        if (tempo_gguf_model(m, data, size, name, err) != 0) return -1;
+        m->kernels = &tempo_fast_kernels;
+        return 0;
+    }
     int header[7];
     if (size < sizeof header)
         return tempo_error(err, "truncated checkpoint %s: %zu bytes, the header alone needs 28", name, size);
@@ -103,6 +107,7 @@ int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char 
     }
     map_weights(&m->weights, &m->config, (const float *)((const char *)data + sizeof header));
     snprintf(m->path, sizeof m->path, "%s", name);
+    m->kernels = &tempo_fast_kernels;
     return 0;
 }
 

@@ -472,6 +472,7 @@ int tempo_model_f32_copy(const Model *src, Model *dst, char *err) {
                  (tempo_layer_tensors[i].cols == UNIT_NONE ? 1 : tempo_unit(c, tempo_layer_tensors[i].cols));
     memset(dst, 0, sizeof *dst);
     dst->config = *c;
+    dst->kernels = src->kernels; /* the same kernels as the original */
     snprintf(dst->path, sizeof dst->path, "%s (f32 copy)", src->path);
     dst->converted_bytes = total * sizeof(float);
     dst->converted = aligned_alloc(64, (dst->converted_bytes + 63) / 64 * 64); /* matrices on cache lines */

@@ -1,0 +1,205 @@
+/* dequant.c - stored weight types and their conversion to float: the
+ * reading side of the weight formats (formats/quant.c writes them).
+ *
+ * The block layouts and the arithmetic are ggml's (ggml-common.h, and the
+ * reference dequantize_row_* of ggml-quants.c), written here from their
+ * description. Every block holds its own scales as IEEE halves (read
+ * byte by byte: little-endian, any alignment). The float operations are
+ * the reference's, in its order, each product and difference rounded to
+ * float on its own: a product and a following subtraction are separate
+ * statements so that no compiler fuses them into one FMA (GCC does not
+ * in ISO C mode, clang does not across statements). */
+#include <string.h>
+
+#include "kernels.h"
+
+int tempo_block_values(WeightType t) {
+    switch (t) {
+    case WEIGHT_Q8_0: case WEIGHT_Q4_0: return 32;
+    case WEIGHT_Q4_K: case WEIGHT_Q5_K: case WEIGHT_Q6_K: return TEMPO_QK_K;
+    default: return 1;
+    }
+}
+
+size_t tempo_block_bytes(WeightType t) {
+    switch (t) {
+    case WEIGHT_F32: return 4;
+    case WEIGHT_F16: case WEIGHT_BF16: return 2;
+    case WEIGHT_Q8_0: return 2 + 32;                      /* d, qs[32] */
+    case WEIGHT_Q4_0: return 2 + 16;                      /* d, qs[16] (two 4-bit values a byte) */
+    case WEIGHT_Q4_K: return 2 + 2 + 12 + 128;            /* d, dmin, scales[12], qs[128] */
+    case WEIGHT_Q5_K: return 2 + 2 + 12 + 32 + 128;       /* d, dmin, scales[12], qh[32], qs[128] */
+    case WEIGHT_Q6_K: return 128 + 64 + 16 + 2;           /* ql[128], qh[64], scales[16], d */
+    }
+    return 0;
+}
+
+size_t tempo_row_bytes(WeightType t, size_t n_values) {
+    return n_values / (size_t)tempo_block_values(t) * tempo_block_bytes(t);
+}
+
+/* Normal values move their exponent (bias 15 to 127) and widen the
+ * fraction; subnormals are frac * 2^-24 (exact in f32); Inf and NaN keep
+ * their sign and payload. Bit operations only, so that loops vectorize. */
+float tempo_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 31, frac = h & 1023, bits;
+    if (exp == 31) bits = sign | 0x7f800000u | frac << 13;
+    else if (exp != 0) bits = sign | (exp + 112) << 23 | frac << 13;
+    else {
+        float v = (float)frac * 0x1p-24f;
+        memcpy(&bits, &v, 4);
+        bits |= sign;
+    }
+    float v;
+    memcpy(&v, &bits, 4);
+    return v;
+}
+
+float tempo_bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float v;
+    memcpy(&v, &bits, 4);
+    return v;
+}
+
+static float half_at(const uint8_t *p) { return tempo_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+
+/* Q8_0: y = q * d, q int8. */
+static void dequant_q8_0(const uint8_t *b, float *y) {
+    float d = half_at(b);
+    for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)b[2 + j] * d;
+}
+
+/* Q4_0: value j (< 16) in the low nibble of qs[j], value j + 16 in its high nibble; y = (q - 8) * d. */
+static void dequant_q4_0(const uint8_t *b, float *y) {
+    float d = half_at(b);
+    const uint8_t *qs = b + 2;
+    for (int j = 0; j < 16; j++) {
+        y[j] = (float)((qs[j] & 0x0F) - 8) * d;
+        y[j + 16] = (float)((qs[j] >> 4) - 8) * d;
+    }
+}
+
+/* The 6-bit scale and min of sub-block j (0..7), packed in 12 bytes: j < 4
+ * in the low 6 bits of bytes j and j+4; j >= 4 in the nibbles of byte j+4,
+ * with their top 2 bits in the high bits of bytes j-4 (scale) and j (min). */
+static void scale_min_k4(int j, const uint8_t *s, int *scale, int *min) {
+    if (j < 4) {
+        *scale = s[j] & 63;
+        *min = s[j + 4] & 63;
+    } else {
+        *scale = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+        *min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+/* Q4_K: 8 sub-blocks of 32 with 6-bit scale sc and min m; 64 values per 32
+ * bytes of qs (low nibbles: sub-block 2i, high nibbles: 2i+1);
+ * y = (d*sc) * q - (dmin*m). */
+static void dequant_q4_k(const uint8_t *b, float *y) {
+    float d = half_at(b), dmin = half_at(b + 2);
+    const uint8_t *scales = b + 4, *qs = b + 16;
+    for (int is = 0; is < 8; is += 2, qs += 32, y += 64) {
+        int sc, m;
+        scale_min_k4(is, scales, &sc, &m);
+        float d1 = d * (float)sc, m1 = dmin * (float)m;
+        scale_min_k4(is + 1, scales, &sc, &m);
+        float d2 = d * (float)sc, m2 = dmin * (float)m;
+        for (int l = 0; l < 32; l++) {
+            float p = d1 * (float)(qs[l] & 0x0F);
+            y[l] = p - m1;
+        }
+        for (int l = 0; l < 32; l++) {
+            float p = d2 * (float)(qs[l] >> 4);
+            y[32 + l] = p - m2;
+        }
+    }
+}
+
+/* Q5_K: Q4_K's layout plus a fifth bit per value in qh[32]: bit 2i of
+ * qh[l] for value l of sub-block 2i, bit 2i+1 for sub-block 2i+1. */
+static void dequant_q5_k(const uint8_t *b, float *y) {
+    float d = half_at(b), dmin = half_at(b + 2);
+    const uint8_t *scales = b + 4, *qh = b + 16, *qs = b + 48;
+    for (int is = 0; is < 8; is += 2, qs += 32, y += 64) {
+        int sc, m, bit_lo = 1 << is, bit_hi = 2 << is;
+        scale_min_k4(is, scales, &sc, &m);
+        float d1 = d * (float)sc, m1 = dmin * (float)m;
+        scale_min_k4(is + 1, scales, &sc, &m);
+        float d2 = d * (float)sc, m2 = dmin * (float)m;
+        for (int l = 0; l < 32; l++) {
+            float p = d1 * (float)((qs[l] & 0x0F) + (qh[l] & bit_lo ? 16 : 0));
+            y[l] = p - m1;
+        }
+        for (int l = 0; l < 32; l++) {
+            float p = d2 * (float)((qs[l] >> 4) + (qh[l] & bit_hi ? 16 : 0));
+            y[32 + l] = p - m2;
+        }
+    }
+}
+
+/* Q6_K: 16 sub-blocks of 16 with int8 scales; each half (128 values) takes
+ * 64 bytes of ql (low 4 bits) and 32 of qh (2 high bits each);
+ * y = (d*sc) * (q - 32). */
+static void dequant_q6_k(const uint8_t *b, float *y) {
+    const uint8_t *ql = b, *qh = b + 128;
+    const int8_t *sc = (const int8_t *)(b + 192);
+    float d = half_at(b + 208);
+    for (int half = 0; half < 2; half++, ql += 64, qh += 32, sc += 8, y += 128) {
+        for (int l = 0; l < 32; l++) {
+            int is = l / 16;
+            int q1 = ((ql[l] & 0x0F) | ((qh[l] >> 0) & 3) << 4) - 32;
+            int q2 = ((ql[l + 32] & 0x0F) | ((qh[l] >> 2) & 3) << 4) - 32;
+            int q3 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
+            int q4 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
+            y[l] = d * (float)sc[is] * (float)q1;
+            y[l + 32] = d * (float)sc[is + 2] * (float)q2;
+            y[l + 64] = d * (float)sc[is + 4] * (float)q3;
+            y[l + 96] = d * (float)sc[is + 6] * (float)q4;
+        }
+    }
+}
+
+/* Weights are used in place, as the files store them: little-endian. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "tempo reads little-endian weight files in place");
+
+void tempo_dequantize(WeightType t, const void *src, size_t n_values, float *out) {
+    const uint8_t *p = src;
+    if (t == WEIGHT_F32) {
+        memcpy(out, p, n_values * sizeof(float));
+        return;
+    }
+    /* One loop per type with plain 16-bit loads: the matrix products call this per tile of 256
+     * values, and it must vectorize (assembling each value from two bytes took 1.7x as long). */
+    if (t == WEIGHT_BF16) {
+        for (size_t i = 0; i < n_values; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            out[i] = tempo_bf16_to_f32(h);
+        }
+        return;
+    }
+    if (t == WEIGHT_F16) {
+        for (size_t i = 0; i < n_values; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            out[i] = tempo_f16_to_f32(h);
+        }
+        return;
+    }
+    size_t block = (size_t)tempo_block_values(t), bytes = tempo_block_bytes(t);
+    for (size_t i = 0; i < n_values / block; i++, p += bytes, out += block) {
+        switch (t) {
+        case WEIGHT_Q8_0: dequant_q8_0(p, out); break;
+        case WEIGHT_Q4_0: dequant_q4_0(p, out); break;
+        case WEIGHT_Q4_K: dequant_q4_k(p, out); break;
+        case WEIGHT_Q5_K: dequant_q5_k(p, out); break;
+        case WEIGHT_Q6_K: dequant_q6_k(p, out); break;
+        default: break;
+        }
+    }
+}
+
+void tempo_matrix_row_fast(Matrix w, int row, int cols, float *out) {
+    tempo_dequantize(w.type, (const char *)w.data + (size_t)row * tempo_row_bytes(w.type, (size_t)cols), (size_t)cols, out);
+}
