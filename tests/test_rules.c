@@ -405,6 +405,11 @@ Test(rules, pruning_window_and_share_rule_by_hand) {
     Generation gen;
     cr_assert(tempo_generate(&m, ids, n, &g, &gen, err) == 0, "%s", err);
     PruneRun p = {&gen, &m.config, &g};
+    for (int s = 0; s < gen.n_steps; s++) /* pruned by a later step within the window, never by its own */
+        for (int mi = 0; mi < gen.steps[s].n_members; mi++) {
+            int at = gen.members[gen.steps[s].first_member + mi].pruned_at;
+            cr_assert(at < 0 || (at > s && at <= s + g.prune_window), "a member of step %d pruned at step %d", s, at);
+        }
     int at_edge = 0, past_edge = 0, size_matters = 0, pruned = 0;
     int prune[TEMPO_PRUNE_MAX_WIDTH], by_size[TEMPO_PRUNE_MAX_WIDTH];
     for (int step = 1; step < gen.n_steps; step++)
@@ -417,6 +422,8 @@ Test(rules, pruning_window_and_share_rule_by_hand) {
                 const Member *mem = &gen.members[st->first_member + mi];
                 if (!live_at(mem, step)) continue;
                 if (s < step - g.prune_window) { /* just outside the window: never pruned from there */
+                    cr_assert_neq(mem->pruned_at, step, "step %d pruned member %d of step %d, outside the window of %d", step, mi,
+                                  s, g.prune_window);
                     past_edge += prune[mi];
                     continue;
                 }
