@@ -211,4 +211,5 @@ build/tempo-dequant: tests/tempo_dequant.c $(LIB) $(HDR) .deps
 	$(CC) $(CFLAGS) -o $@ tests/tempo_dequant.c $(LIB) $(LDLIBS)
 # llama.cpp's TEMPO traces judged by tempo verify and audit; quantized files read by tempo.
 test-llama: tempo build/llama-tempo build/tempo-dequant build/synth-gguf-f32.gguf
-	OPENBLAS_NUM_THREADS=1 $(PY) tests/test_llama.py ./tempo build/llama-tempo build/tempo-dequant $(LLAMA_DIR)/src/gguf-py build/llama
+	OPENBLAS_NUM_THREADS=1 $(PY) tests/test_llama.py ./tempo build/llama-tempo build/tempo-dequant $(LLAMA_DIR)/src/gguf-py \
+	  build/synth-gguf-f32.gguf build/llama
