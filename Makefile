@@ -190,7 +190,7 @@ LLAMA_LIBS = $(LLAMA_LIBDIR)/libllama.v0.5.0.so $(LLAMA_LIBDIR)/libggml.v0.5.0.s
 $(LLAMA_DIR)/stamp:
 	@command -v npm >/dev/null || { echo "error: npm is missing: install Debian's npm to fetch llama.cpp (node-llama-cpp 3.22.1)"; exit 1; }
 	@rm -rf $(LLAMA_DIR) && mkdir -p $(LLAMA_DIR)/npm-src $(LLAMA_DIR)/npm-libs
-	@npm pack --ignore-scripts --silent --pack-destination $(LLAMA_DIR) $(LLAMA_NPM) >$(LLAMA_DIR)/npm-pack.log 2>&1 || { \
+	@npm pack --ignore-scripts --silent --fetch-retries 1 --fetch-retry-mintimeout 2000 --fetch-retry-maxtimeout 5000 --pack-destination $(LLAMA_DIR) $(LLAMA_NPM) >$(LLAMA_DIR)/npm-pack.log 2>&1 || { \
 	  echo "error: npm could not fetch $(LLAMA_NPM) (no network or registry?); see $(LLAMA_DIR)/npm-pack.log"; exit 1; }
 	@tar xzf $(LLAMA_DIR)/node-llama-cpp-3.22.1.tgz -C $(LLAMA_DIR)/npm-src package/llama/gitRelease.bundle
 	@tar xzf $(LLAMA_DIR)/node-llama-cpp-linux-x64-3.22.1.tgz -C $(LLAMA_DIR)/npm-libs

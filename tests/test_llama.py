@@ -176,7 +176,11 @@ NUMERICS = [
     ("f32-kvf16", None, ["--kv-type", "f16"]),
     ("f32-fa", None, ["--flash-attn", "on"]),
     ("f32-fa-kvf16", None, ["--flash-attn", "on", "--kv-type", "f16"]),
-] + [(q.lower(), q, []) for q in READ_BY_TEMPO]
+] + [(q.lower(), q, []) for q in READ_BY_TEMPO] + [
+    # x86 AVX2 repacks Q4_0 and Q4_K into interleaved layouts with their own kernels; off: plain vec_dot
+    ("q4_0-norepack", "Q4_0", ["--repack", "off"]),
+    ("q4_k_m-norepack", "Q4_K_M", ["--repack", "off"]),
+]
 
 
 def test_numerics_traces_are_written():
@@ -189,12 +193,13 @@ def test_numerics_traces_are_written():
         tensors, meta = tc.read_trace(trace)
         want_kv = "f16" if "f16" in flags else "f32"
         want_fa = "on" if "on" in flags else "off"
-        assert meta["kv_type"] == want_kv and meta["flash_attn"] == want_fa, meta
+        want_repack = "off" if "off" in flags else "on"
+        assert (meta["kv_type"], meta["flash_attn"], meta["repack"]) == (want_kv, want_fa, want_repack), meta
         rc, dlogit, top1, _ = verify(model, trace)
         rows.append((name, dlogit, top1, "PASS" if rc == 0 else "FAIL"))
     print("      exact verify of llama.cpp's traces (prompt a):")
     for name, dlogit, top1, verdict in rows:
-        print(f"      {name:14s} max|dlogit| {dlogit:.3g}  top-1 {top1}  {verdict}")
+        print(f"      {name:16s} max|dlogit| {dlogit:.3g}  top-1 {top1}  {verdict}")
 
 
 def main():

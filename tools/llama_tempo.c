@@ -33,7 +33,7 @@
 typedef struct {
     const char *model_path, *trace_path, *prompt;
     float threshold;
-    int max_steps, max_width, threads, naive, flash_attn;
+    int max_steps, max_width, threads, naive, flash_attn, repack;
     enum ggml_type kv_type;
 } RunOptions;
 
@@ -109,12 +109,14 @@ static int parse_run_flag(RunOptions *o, int argc, char **argv, int *i, char *er
         if (parse_choice(v, "--kv-type", "f32", "f16", &is_b, err) != 0) return -1;
         o->kv_type = is_b ? GGML_TYPE_F16 : GGML_TYPE_F32;
     } else if (strcmp(f, "--flash-attn") == 0) return parse_choice(v, "--flash-attn", "off", "on", &o->flash_attn, err);
+    else if (strcmp(f, "--repack") == 0) return parse_choice(v, "--repack", "off", "on", &o->repack, err);
     else return tempo_error(err, "unknown flag %s for run", f);
     return 0;
 }
 
 static int parse_run(RunOptions *o, int argc, char **argv, char *err) {
-    *o = (RunOptions){.threshold = 0.1f, .max_steps = 20, .max_width = 8, .threads = 1, .kv_type = GGML_TYPE_F32};
+    *o = (RunOptions){.threshold = 0.1f, .max_steps = 20, .max_width = 8, .threads = 1, .repack = 1,
+                      .kv_type = GGML_TYPE_F32};
     if (argc < 3 || argv[2][0] == '-') return tempo_error(err, "usage: llama-tempo run MODEL.gguf --trace OUT --prompt IDS [flags]");
     o->model_path = argv[2];
     for (int i = 3; i < argc; i++)
@@ -128,7 +130,9 @@ static int parse_run(RunOptions *o, int argc, char **argv, char *err) {
 
 static int engine_open(Engine *e, const RunOptions *o, char *err) {
     *e = (Engine){0};
-    e->model = llama_model_load_from_file(o->model_path, llama_model_default_params());
+    struct llama_model_params mp = llama_model_default_params();
+    mp.use_extra_bufts = o->repack != 0; /* the CPU's repacked weight layouts and their own kernels */
+    e->model = llama_model_load_from_file(o->model_path, mp);
     return e->model ? 0 : tempo_error(err, "llama.cpp could not load %s", o->model_path);
 }
 
@@ -314,6 +318,7 @@ static int put_run_meta(Trace *t, const Engine *e, const Rows *r, const RunOptio
                                         o->naive ? "naive: one sequence" : "one sequence per member");
     if (rc == 0) rc = tempo_trace_meta(t, "kv_type", o->kv_type == GGML_TYPE_F16 ? "f16" : "f32", err);
     if (rc == 0) rc = tempo_trace_meta(t, "flash_attn", o->flash_attn ? "on" : "off", err);
+    if (rc == 0) rc = tempo_trace_meta(t, "repack", o->repack ? "on" : "off", err);
     char desc[128];
     llama_model_desc(e->model, desc, sizeof desc);
     if (rc == 0) rc = tempo_trace_meta(t, "engine_model", desc, err);
@@ -397,7 +402,8 @@ int main(int argc, char **argv) {
     char err[TEMPO_ERR_SIZE] = "";
     if (argc < 2 || (strcmp(argv[1], "run") != 0 && strcmp(argv[1], "quantize") != 0)) {
         fprintf(stderr, "usage: llama-tempo run MODEL.gguf --trace OUT --prompt IDS [--threshold P] [--max-steps N]\n"
-                        "         [--max-width N] [--kv-type f32|f16] [--flash-attn on|off] [--naive] [--threads N]\n"
+                        "         [--max-width N] [--kv-type f32|f16] [--flash-attn on|off] [--repack on|off]\n"
+                        "         [--naive] [--threads N]\n"
                         "       llama-tempo quantize IN.gguf OUT.gguf TYPE [--threads N]\n");
         return 2;
     }
