@@ -17,6 +17,8 @@
  * The trace's mask is llama.cpp's rule over those sequences, not tempo's:
  * `tempo verify` then proves the mask and the arithmetic together.
  * Not part of tempo: built only against the npm library (Makefile). */
+#define _GNU_SOURCE /* dl_iterate_phdr */
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,6 +301,17 @@ static const char *base_name(const char *path) {
     return slash ? slash + 1 : path;
 }
 
+/* The CPU variant ggml loaded for this machine (libggml-cpu-<variant>.so): its kernels set the summation order. */
+static int find_cpu_variant(struct dl_phdr_info *info, size_t size, void *out) {
+    (void)size;
+    const char *name = base_name(info->dlpi_name ? info->dlpi_name : "");
+    if (strncmp(name, "libggml-cpu-", 12) != 0) return 0;
+    snprintf(out, 64, "%s", name + 12);
+    char *dot = strstr(out, ".so");
+    if (dot) *dot = '\0';
+    return 1;
+}
+
 static int put_run_meta(Trace *t, const Engine *e, const Rows *r, const RunOptions *o, char *err) {
     int rc = tempo_trace_meta(t, "model", base_name(o->model_path), err);
     if (rc == 0) rc = tempo_trace_metaf(t, "dim", err, "%d", llama_model_n_embd(e->model));
@@ -319,9 +332,11 @@ static int put_run_meta(Trace *t, const Engine *e, const Rows *r, const RunOptio
     if (rc == 0) rc = tempo_trace_meta(t, "kv_type", o->kv_type == GGML_TYPE_F16 ? "f16" : "f32", err);
     if (rc == 0) rc = tempo_trace_meta(t, "flash_attn", o->flash_attn ? "on" : "off", err);
     if (rc == 0) rc = tempo_trace_meta(t, "repack", o->repack ? "on" : "off", err);
-    char desc[128];
+    char desc[128], variant[64] = "unknown";
     llama_model_desc(e->model, desc, sizeof desc);
+    dl_iterate_phdr(find_cpu_variant, variant);
     if (rc == 0) rc = tempo_trace_meta(t, "engine_model", desc, err);
+    if (rc == 0) rc = tempo_trace_meta(t, "engine_cpu", variant, err);
     return rc;
 }
 
