@@ -202,6 +202,18 @@ def test_numerics_traces_are_written():
         print(f"      {name:16s} max|dlogit| {dlogit:.3g}  top-1 {top1}  {verdict}")
 
 
+def test_bench_hook_reports_both_tests():
+    """llama-tempo bench (issue 23's make bench) on a tiny run: two JSON lines, one per test,
+    with the settings given; the figures themselves are not judged."""
+    r = run(LLAMA_TEMPO, "bench", MODEL, "--pp", "8", "--tg", "2", "--reps", "1", "--kv-type", "f32")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [d["test"] for d in lines] == ["pp8", "tg2"] and all(d["kv_type"] == "f32" for d in lines), r.stdout
+    assert all(d["tokens_per_second"] > 0 for d in lines), r.stdout
+    r = run(LLAMA_TEMPO, "bench", MODEL, "--naive")
+    assert r.returncode == 1 and r.stderr.strip() == "llama-tempo: flag --naive is for run, not bench", r.stderr
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     tests = [(name, f) for name, f in globals().items() if name.startswith("test_") and callable(f)]

@@ -4,6 +4,7 @@
  *
  *   llama-tempo run MODEL.gguf --trace OUT --prompt IDS [flags]
  *   llama-tempo quantize IN.gguf OUT.gguf TYPE [--threads N]
+ *   llama-tempo bench MODEL.gguf [--pp 512] [--tg 128] [--reps 5] [flags]
  *
  * run: the prompt (one sequence, id 0, positions 0..P-1), then at each step
  * every token with p >= threshold at the step's one position P + step.
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "llama.h"
 
@@ -112,7 +114,7 @@ static int parse_run_flag(RunOptions *o, int argc, char **argv, int *i, char *er
         o->kv_type = is_b ? GGML_TYPE_F16 : GGML_TYPE_F32;
     } else if (strcmp(f, "--flash-attn") == 0) return parse_choice(v, "--flash-attn", "off", "on", &o->flash_attn, err);
     else if (strcmp(f, "--repack") == 0) return parse_choice(v, "--repack", "off", "on", &o->repack, err);
-    else return tempo_error(err, "unknown flag %s for run", f);
+    else return tempo_error(err, "unknown flag %s", f);
     return 0;
 }
 
@@ -383,6 +385,102 @@ static int run(int argc, char **argv, char *err) {
     return rc;
 }
 
+/* ---- bench: llama-bench's pp and tg through the library (figures only) ---- */
+
+typedef struct { int pp, tg, reps; } BenchOptions;
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* n tokens from an empty cache: one batch (pp, logits of the last row) or one
+ * decode per token (tg, as llama-bench's tg); the seconds taken to *secs. */
+static int bench_pass(Engine *e, int n, int one_by_one, int vocab, double *secs, char *err) {
+    llama_memory_clear(e->memory, true);
+    double t0 = seconds_now();
+    for (int i = 0; i < n;) {
+        int k = one_by_one ? 1 : (n - i < e->batch_cap ? n - i : e->batch_cap);
+        e->batch.n_tokens = k;
+        for (int j = 0; j < k; j++) {
+            e->batch.token[j] = (int)(((long)(i + j) * 7919 + 13) % vocab);
+            e->batch.pos[j] = i + j;
+            e->batch.n_seq_id[j] = 1;
+            e->batch.seq_id[j][0] = 0;
+            e->batch.logits[j] = j == k - 1;
+        }
+        int rc = llama_decode(e->ctx, e->batch);
+        if (rc != 0) return tempo_error(err, "llama_decode failed (%d) in the benchmark at position %d", rc, i);
+        i += k;
+    }
+    llama_synchronize(e->ctx);
+    *secs = seconds_now() - t0;
+    return 0;
+}
+
+static int by_value(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* One warm-up pass, then `reps` timed ones; prints a JSON line with the median tokens per second. */
+static int bench_test(Engine *e, const RunOptions *o, const char *test, int n, int one_by_one, int reps, char *err) {
+    int vocab = llama_vocab_n_tokens(llama_model_get_vocab(e->model));
+    double secs[64], warm;
+    if (bench_pass(e, n, one_by_one, vocab, &warm, err) != 0) return -1;
+    for (int r = 0; r < reps; r++)
+        if (bench_pass(e, n, one_by_one, vocab, &secs[r], err) != 0) return -1;
+    qsort(secs, (size_t)reps, sizeof(double), by_value);
+    double median = reps % 2 ? secs[reps / 2] : 0.5 * (secs[reps / 2 - 1] + secs[reps / 2]);
+    printf("{\"engine\": \"llama.cpp\", \"model\": \"%s\", \"test\": \"%s%d\", \"threads\": %d, \"kv_type\": \"%s\", "
+           "\"flash_attn\": \"%s\", \"tokens_per_second\": %.6g, \"reps\": %d}\n", base_name(o->model_path), test, n,
+           o->threads, o->kv_type == GGML_TYPE_F16 ? "f16" : "f32", o->flash_attn ? "on" : "off", n / median, reps);
+    return 0;
+}
+
+/* --pp, --tg, --reps: 1 if `f` is one of them (parsed from v), 0 if not, -1 on a bad value. */
+static int parse_bench_flag(BenchOptions *b, const char *f, const char *v, char *err) {
+    int *target = strcmp(f, "--pp") == 0 ? &b->pp : strcmp(f, "--tg") == 0 ? &b->tg : strcmp(f, "--reps") == 0 ? &b->reps : NULL;
+    if (!target) return 0;
+    if (!v) return tempo_error(err, "flag %s needs a value", f);
+    int rc = tempo_parse_int(v, f, target == &b->reps ? 1 : 0, target == &b->reps ? 64 : 16384, target, err);
+    return rc == 0 ? 1 : -1;
+}
+
+static int parse_bench(RunOptions *o, BenchOptions *b, int argc, char **argv, char *err) {
+    static const char *const run_only[] = {"--trace", "--prompt", "--naive", "--threshold", "--max-steps", "--max-width", NULL};
+    *o = (RunOptions){.threshold = 1.0f, .max_width = 1, .threads = 1, .repack = 1, .kv_type = GGML_TYPE_F16};
+    *b = (BenchOptions){.pp = 512, .tg = 128, .reps = 5};
+    if (argc < 3 || argv[2][0] == '-') return tempo_error(err, "usage: llama-tempo bench MODEL.gguf [flags]");
+    o->model_path = argv[2];
+    for (int i = 3; i < argc; i++) {
+        for (int r = 0; run_only[r]; r++)
+            if (strcmp(argv[i], run_only[r]) == 0) return tempo_error(err, "flag %s is for run, not bench", argv[i]);
+        int taken = parse_bench_flag(b, argv[i], i + 1 < argc ? argv[i + 1] : NULL, err);
+        if (taken < 0) return -1;
+        if (taken) i++;
+        else if (parse_run_flag(o, argc, argv, &i, err) != 0) return -1;
+    }
+    if (b->pp + b->tg == 0) return tempo_error(err, "--pp and --tg are both 0: nothing to measure");
+    o->max_steps = b->tg;
+    return 0;
+}
+
+/* llama-bench's defaults: F16 K/V, pp512 and tg128, here median of --reps after a warm-up. */
+static int bench(int argc, char **argv, char *err) {
+    RunOptions o;
+    BenchOptions b;
+    if (parse_bench(&o, &b, argc, argv, err) != 0) return -1;
+    Engine e;
+    int rc = engine_open(&e, &o, err);
+    if (rc == 0) rc = engine_context(&e, &o, b.pp > 0 ? b.pp : 1, err);
+    if (rc == 0 && b.pp > 0) rc = bench_test(&e, &o, "pp", b.pp, 0, b.reps, err);
+    if (rc == 0 && b.tg > 0) rc = bench_test(&e, &o, "tg", b.tg, 1, b.reps, err);
+    engine_close(&e);
+    return rc;
+}
+
 /* ---- quantize ---- */
 
 typedef struct { const char *name; enum llama_ftype ftype; } QuantType;
@@ -415,17 +513,21 @@ static int quantize(int argc, char **argv, char *err) {
 
 int main(int argc, char **argv) {
     char err[TEMPO_ERR_SIZE] = "";
-    if (argc < 2 || (strcmp(argv[1], "run") != 0 && strcmp(argv[1], "quantize") != 0)) {
+    const char *cmd = argc >= 2 ? argv[1] : "";
+    if (strcmp(cmd, "run") != 0 && strcmp(cmd, "quantize") != 0 && strcmp(cmd, "bench") != 0) {
         fprintf(stderr, "usage: llama-tempo run MODEL.gguf --trace OUT --prompt IDS [--threshold P] [--max-steps N]\n"
                         "         [--max-width N] [--kv-type f32|f16] [--flash-attn on|off] [--repack on|off]\n"
                         "         [--naive] [--threads N]\n"
-                        "       llama-tempo quantize IN.gguf OUT.gguf TYPE [--threads N]\n");
+                        "       llama-tempo quantize IN.gguf OUT.gguf TYPE [--threads N]\n"
+                        "       llama-tempo bench MODEL.gguf [--pp 512] [--tg 128] [--reps 5] [--threads N]\n"
+                        "         [--kv-type f16|f32] [--flash-attn on|off] [--repack on|off]\n");
         return 2;
     }
     llama_log_set(log_errors, NULL);
     ggml_backend_load_all_from_path(LLAMA_BACKEND_DIR);
     llama_backend_init();
-    int rc = strcmp(argv[1], "run") == 0 ? run(argc, argv, err) : quantize(argc, argv, err);
+    int rc = strcmp(cmd, "run") == 0 ? run(argc, argv, err)
+             : strcmp(cmd, "bench") == 0 ? bench(argc, argv, err) : quantize(argc, argv, err);
     llama_backend_free();
     if (rc != 0) fprintf(stderr, "llama-tempo: %s\n", err);
     return rc == 0 ? 0 : 1;
