@@ -89,16 +89,16 @@ typedef struct {             /* matrices point into the mapped file, in its stor
     Matrix wcls;             /* [vocab][dim] */
 } Weights;
 
+/* The files a model was loaded from (mapped, with their path): owned by formats/. */
+typedef struct ModelFiles ModelFiles;
+
 typedef struct {
     Config config;
     Weights weights;
     double *rope_inv_freq;  /* [head_dim/2]: theta^(-2i/head_dim), rescaled for llama3/linear */
-    int n_maps;
-    void *maps[64];         /* mmapped files */
-    size_t map_sizes[64];
     float *converted;       /* owned f32 values: norm vectors not stored as aligned f32, or NULL */
     size_t converted_bytes;
-    char path[4096];
+    ModelFiles *files;      /* or NULL; freed by tempo_model_free */
 } Model;
 
 /* Checkpoints are loaded by formats/ (formats.h: tempo_model_load).
