@@ -517,16 +517,15 @@ int tempo_gguf_config(const GgufFile *g, Config *c, char *err) {
         tempo_gguf_float(g, "llama.rope.freq_base", 0, 10000.0, &theta, err) != 0)
         return -1;
     c->head_dim = c->dim % c->n_heads == 0 ? c->dim / c->n_heads : 2; /* the check names a dim that does not split */
-    c->vocab_size = 1;                 /* read from token_embd.weight below */
     char source[300];
     snprintf(source, sizeof source, "bad GGUF %s", g->name);
-    if (tempo_config_check(c, source, err) != 0) return -1;
+    if (llama_vocab(g, c, err) != 0 || tempo_config_check(c, source, err) != 0) return -1;
     if (!(eps > 0 && eps < 1) || !(theta > 1 && theta < 1e12))
         return tempo_error(err, "bad GGUF %s: rms epsilon %g or rope freq_base %g out of range", g->name, eps, theta);
     c->norm_eps = (float)eps;
     c->rope_theta = (float)theta;
     c->rope_interleaved = 1; /* GGUF llama q/k rows are in llama2.c's pair order */
-    if (llama_unsupported(g, c, err) != 0 || llama_vocab(g, c, err) != 0) return -1;
+    if (llama_unsupported(g, c, err) != 0) return -1;
     return llama_special(g, c, err);
 }
 
