@@ -566,11 +566,13 @@ static int rope_linear_factor(const GgufFile *g, double *factor, char *err) {
 /* inv_freq_i = freq_base^(-2i/hd) / linear factor / rope_freqs[i]; llama3
  * scaling arrives as rope_freqs.weight, one divisor per frequency (what
  * convert_hf_to_gguf computes from the factors of config.json). */
-int tempo_gguf_rope(const GgufFile *g, const Config *c, double *inv_freq, char *err) {
+int tempo_gguf_rope(const GgufFile *g, Model *m, char *err) {
+    const Config *c = &m->config;
     double factor;
     if (rope_linear_factor(g, &factor, err) != 0) return -1;
     RopeScaling rs = {factor != 1.0 ? ROPE_LINEAR : ROPE_PLAIN, factor, 0, 0, 0};
-    tempo_rope_inv_freq(&rs, c->head_dim, c->rope_theta, inv_freq);
+    if (tempo_model_rope(m, &rs, err) != 0) return -1;
+    double *inv_freq = m->rope_inv_freq;
     if (!tempo_gguf_tensor(g, "rope_freqs.weight")) return 0;
     const GgufTensor *t = tempo_gguf_weight(g, "rope_freqs.weight", 0, (uint64_t)c->head_dim / 2, err);
     if (!t) return -1;
@@ -833,10 +835,7 @@ int tempo_gguf_model(Model *m, const void *data, size_t size, const char *name, 
     int rc = tempo_gguf_config(&g, &m->config, err);
     if (rc == 0) rc = tempo_model_set_path(m, name, err);
     if (rc == 0) rc = tempo_model_bind(m, &src, err);
-    if (rc == 0) {
-        m->rope_inv_freq = malloc((size_t)(m->config.head_dim / 2) * sizeof(double));
-        rc = m->rope_inv_freq ? tempo_gguf_rope(&g, &m->config, m->rope_inv_freq, err) : tempo_error(err, "out of memory");
-    }
+    if (rc == 0) rc = tempo_gguf_rope(&g, m, err);
     tempo_gguf_free(&g);
     if (rc != 0) tempo_model_free(m);
     return rc;

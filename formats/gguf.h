@@ -82,9 +82,9 @@ int tempo_gguf_is(GgufString s, const char *z);
 /* The llama model a GGUF file describes: its dimensions, norms, RoPE base,
  * context length, vocabulary size and special tokens. */
 int tempo_gguf_config(const GgufFile *g, Config *c, char *err);
-/* RoPE inverse frequencies [head_dim/2]: plain, linear scaling, or the
+/* The model's RoPE inverse frequencies (m->config set): plain, linear scaling, or the
  * per-frequency divisors of rope_freqs.weight (how GGUF stores llama3 scaling). */
-int tempo_gguf_rope(const GgufFile *g, const Config *c, double *inv_freq, char *err);
+int tempo_gguf_rope(const GgufFile *g, Model *m, char *err);
 /* The tensor `name` with shape [rows][cols] (ne = {cols, rows}; rows 0: a vector of cols).
  * The model's weights are bound by model.c; this is for the other tensors (rope_freqs). */
 const GgufTensor *tempo_gguf_weight(const GgufFile *g, const char *name, uint64_t rows, uint64_t cols, char *err);
