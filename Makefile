@@ -27,7 +27,7 @@ CAPTURE_DEPS = python3-torch
 # tempo.c is the algorithm; formats/ reads and writes files; tools/ holds
 # the command-line tool, the analysis and the synthetic models.
 CORE = tempo.c $(wildcard formats/*.c)
-LIB = $(CORE) tools/analysis.c tools/compare.c tools/pictures.c tools/synth.c tools/synth_gguf.c tools/audit.c
+LIB = $(CORE) $(filter-out tools/cli.c,$(wildcard tools/*.c))
 SRC = $(LIB) tools/cli.c
 HDR = tempo.h $(wildcard formats/*.h) $(wildcard tools/*.h)
 

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "../tempo.h"
+#include "numbers.h" /* numbers in text: the one parser */
 
 #define TEMPO_BOS 1 /* llama2.c checkpoints; Hugging Face ones name theirs in config.json */
 #define TEMPO_EOS 2
@@ -28,11 +29,6 @@ int tempo_atomic_open(AtomicFile *a, const char *path, const char *what, char *e
 /* Closes; renames if `ok` and everything was written, else removes the temporary file. */
 int tempo_atomic_close(AtomicFile *a, int ok, char *err);
 int tempo_write_text_file(const char *path, const char *text, char *err);
-/* Numbers in text (flags, trace metadata): the whole string, in range, or
- * one error line naming `what`. A range is "A-B" or "A". */
-int tempo_parse_int(const char *s, const char *what, int lo, int hi, int *out, char *err);
-int tempo_parse_float(const char *s, const char *what, float *out, char *err);
-int tempo_parse_range(const char *s, const char *what, int lo, int hi, int *first, int *last, char *err);
 
 /* ---- checkpoints (checkpoint.c, llama2c.c, huggingface.c) ---- */
 
