@@ -179,6 +179,7 @@ static int cmd_generate(int argc, char **argv, char *err) {
     GenConfig g;
     Generation gen = {0};
     if (settings_from_flags(&a, &m.config, &g, err) != 0) goto done;
+    g.capture_attention = g.keep_logits = flag(&a, "--trace") != NULL; /* only a trace needs every row's */
     if (prompt_ids(&a, &m, &t, &prompt, &n_prompt, err) != 0) goto done;
     if (tempo_generate(&m, prompt, n_prompt, &g, &gen, err) != 0) goto done;
     if (!flag(&a, "--quiet")) print_generation(&gen, &t, &m.config, isatty(1) && !flag(&a, "--no-color"), flag(&a, "--hide-pruned") != NULL);
@@ -340,8 +341,9 @@ static int cmd_compare(int argc, char **argv, char *err) {
     int n_prompts = 0, rc = 1;
     cJSON *root = cJSON_CreateObject(), *runs = cJSON_AddArrayToObject(root, "prompts");
     const char *json = flag(&a, "--json");
-    if (settings_from_flags(&a, &m.config, &g, err) == 0 &&
-        compare_prompts(&a, &categories, &prompts, &n_prompts, err) == 0 &&
+    int settings_ok = settings_from_flags(&a, &m.config, &g, err) == 0;
+    g.keep_logits = 0; /* compare teacher-forces the rows it measures */
+    if (settings_ok && compare_prompts(&a, &categories, &prompts, &n_prompts, err) == 0 &&
         compare_all(&m, &t, &g, categories, prompts, n_prompts, runs, err) == 0 && (!json || write_json(root, json, err) == 0))
         rc = 0;
     free_prompts(categories, prompts, n_prompts);
