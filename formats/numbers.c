@@ -105,9 +105,11 @@ static int read_list(const char *text, const char *what, int *v, int *n, char *e
     for (;;) {
         double x = read_integer(&p);
         while (isspace((unsigned char)*p)) p++;
-        if (isnan(x) || x < INT_MIN || x > INT_MAX || (*p != ',' && *p != '\0'))
-            return tempo_error(err, "%s must be a comma-separated list of integers, got '%.60s%s'", what, text,
-                               strlen(text) > 60 ? "..." : "");
+        if (isnan(x) || x < INT_MIN || x > INT_MAX || (*p != ',' && *p != '\0')) {
+            int shown = (int)strcspn(text, "\r\n"); /* one line of message */
+            return tempo_error(err, "%s must be a comma-separated list of integers, got '%.*s%s'", what,
+                               shown < 60 ? shown : 60, text, text[shown < 60 ? shown : 60] ? "..." : "");
+        }
         v[(*n)++] = (int)x;
         if (*p++ == '\0') return 0;
     }

@@ -108,7 +108,11 @@ int check_trace_model(const Trace *tr, const Model *m, const char *path, char *e
     const char *model = tempo_trace_meta_get(tr, "model");
     for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
         const char *v = tempo_trace_meta_get(tr, dims[d].key);
-        if (v && atoi(v) != dims[d].value)
+        char what[64];
+        int n;
+        snprintf(what, sizeof what, "trace metadata %s", dims[d].key);
+        if (v && tempo_parse_int(v, what, 1, INT_MAX, &n, err) != 0) return -1;
+        if (v && n != dims[d].value)
             return tempo_error(err, "trace %s was written with %s (%s %s) but -m %s has %s %d: verify against the "
                                "model that wrote it", path, model ? model : "another model", dims[d].key, v, m->path,
                                dims[d].key, dims[d].value);
