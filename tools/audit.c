@@ -426,7 +426,7 @@ static int check_mask(Audit *a) {
     free(expected);
     if (rc != 0) return -1;
     snprintf(line, sizeof a->r->checks[0], "%d findings (%s%s)", a->r->n_findings - before,
-             a->s->mode == MASK_ISOLATED ? "isolated" : "visible", a->mask_layers > 1 ? ", per layer" : "");
+             setting_choice(SET_MODE, a->s->mode), a->mask_layers > 1 ? ", per layer" : "");
     return 0;
 }
 

@@ -193,7 +193,7 @@ static int cmd_generate(int argc, char **argv, char *err) {
         fprintf(stderr, "stopped: the context is full (seq_len %d)\n", m.config.seq_len);
     const char *json = flag(&a, "--json"), *trace = flag(&a, "--trace"), *tree = flag(&a, "--svg-tree");
     if (tree && tree_svg(tree, &gen, &t, tempo_model_name(&m),
-                         g.mode == MASK_ISOLATED ? "isolated" : "visible", err) != 0)
+                         setting_choice(SET_MODE, g.mode), err) != 0)
         goto done;
     if (json && write_generation_json(&gen, &t, &g, flag(&a, "--prompt"), json, err) != 0)
         goto done;

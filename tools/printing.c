@@ -149,7 +149,7 @@ static cJSON *steps_json(const Generation *gen, const Tokenizer *t, const GenCon
         cJSON_AddNumberToObject(js, "step", s);
         cJSON_AddNumberToObject(js, "logical_position", st->logical_pos);
         add_float(js, "threshold", st->threshold);
-        cJSON_AddStringToObject(js, "next_from", g->next_from == NEXT_MEAN ? "mean" : "last");
+        cJSON_AddStringToObject(js, "next_from", setting_choice(SET_NEXT_FROM, g->next_from));
         cJSON_AddNumberToObject(js, "seconds", st->seconds);
         cJSON *tokens = cJSON_AddArrayToObject(js, "tokens");
         for (int i = 0; i < st->n_members; i++)

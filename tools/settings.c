@@ -69,6 +69,8 @@ static const char *choice_name(const FlagSpec *s, int value) {
     return "?";
 }
 
+const char *setting_choice(int setting, int value) { return choice_name(&SETTINGS[setting], value); }
+
 /* The value in `choices`, else one line listing them. */
 static int read_choice(const FlagSpec *s, const char *text, const char *what, int *out, char *err) {
     char list[256] = "";

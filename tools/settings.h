@@ -20,6 +20,8 @@ enum {
 extern const FlagSpec SETTINGS[N_SETTINGS];
 #define SETTING_BIT(i) (1u << (i))
 
+/* The name of a choice setting's value ("isolated" for SET_MODE, MASK_ISOLATED). */
+const char *setting_choice(int setting, int value);
 /* The default of a setting in words, from tempo_gen_defaults (or the table's words when it depends on the model). */
 const char *setting_default(const FlagSpec *s, char buf[64]);
 /* Every setting flag given, read into g in order (later wins); *given gets a bit per setting. */
