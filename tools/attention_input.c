@@ -38,7 +38,8 @@ int attention_request(const Args *a, AttentionRequest *r, char *err) {
         r->r1++;
         r->have_rows = 1;
     }
-    if ((v = flag(a, "--row")) && tempo_parse_int(v, "--row", 0, 1 << 20, &r->row, err) != 0) return -1;
+    v = flag(a, "--row");
+    r->row = (int)flag_number(a, "--row", 0); /* parsed and range-checked by the flag parser */
     r->have_row = v != NULL;
     if (r->have_row && !flag(a, "--svg-grid")) return tempo_error(err, "--row chooses the query of --svg-grid; give --svg-grid FILE");
     if (r->have_rows && !flag(a, "--heatmap") && !flag(a, "--svg") && !flag(a, "--svg-pair"))

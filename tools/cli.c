@@ -35,7 +35,7 @@ static const FlagSpec F_TOKENIZER = {"-z", NULL, FLAG_TEXT, "TOK", NULL, 0, 0, N
     "tokenizer.bin or tokenizer.json (a Hugging Face directory brings its own)", .key = NULL};
 static const FlagSpec F_PROMPT = {"--prompt", "-p", FLAG_TEXT, "TEXT", NULL, 0, 0, NULL, "the prompt; BOS is added", .key = NULL};
 static const FlagSpec F_TOKENS = {"--tokens", NULL, FLAG_TEXT, "IDS", NULL, 0, 0, NULL,
-    "the prompt as comma-separated token ids, instead of --prompt", .key = NULL};
+    "the prompt as comma-separated token ids (or @FILE holding them), instead of --prompt", .key = NULL};
 static const FlagSpec F_THREADS = {"--threads", NULL, FLAG_INT, "N", "OpenBLAS/OpenMP's choice", 1, 1024, NULL,
     "threads for the matrix products", .key = NULL};
 static const FlagSpec F_JSON = {"--json", NULL, FLAG_TEXT, "FILE", NULL, 0, 0, NULL, "also write the results as JSON", .key = NULL};
@@ -58,11 +58,11 @@ static const FlagSpec F_SVG_PAIR = {"--svg-pair", NULL, FLAG_TEXT, "FILE", NULL,
     "SVG of the rows teacher-forced under the isolated and the visible mask, and their difference (needs -m)", .key = NULL};
 static const FlagSpec F_SVG_TREE = {"--svg-tree", NULL, FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
     "SVG picture of the run: the text as a path, each parallel set stacked at its position", .key = NULL};
-static const FlagSpec F_ROW = {"--row", NULL, FLAG_INT, "R", "the last row", 0, 0, NULL, "query row of --svg-grid", .key = NULL};
+static const FlagSpec F_ROW = {"--row", NULL, FLAG_INT, "R", "the last row", 0, 1 << 20, NULL, "query row of --svg-grid", .key = NULL};
 static const FlagSpec F_POSITIONS = {"--positions", NULL, FLAG_TEXT, "P", "0,1,2,...", 0, 0, NULL,
-    "logical (RoPE) position of each row, comma-separated", .key = NULL};
+    "logical (RoPE) position of each row, comma-separated (or @FILE)", .key = NULL};
 static const FlagSpec F_SETS = {"--sets", NULL, FLAG_TEXT, "S", "the positions", 0, 0, NULL,
-    "set id of each row (rows of one set are isolated from each other)", .key = NULL};
+    "set id of each row, comma-separated or @FILE (rows of one set are isolated from each other)", .key = NULL};
 static const FlagSpec F_MASK = {"--mask", NULL, FLAG_TEXT, "MASK", "causal", 0, 0, "causal, isolated, visible or a FILE",
     "the attention mask; a FILE holds one row of 0/1 per line", .key = NULL};
 static const FlagSpec F_OUT_TRACE = {"--out", NULL, FLAG_TEXT, "TRACE", NULL, 0, 0, NULL, "write a trace of the pass", .key = NULL};
@@ -96,31 +96,39 @@ static const FlagSpec F_AUDIT_JSON = {"--json", NULL, FLAG_TEXT, "FILE", NULL, 0
 static const FlagSpec F_CONVERT_OUT = {"--out", NULL, FLAG_TEXT, "FILE.gguf", NULL, 0, 0, NULL, "where to write (required)", .key = NULL};
 static const FlagSpec F_CONVERT_DTYPE = {"--dtype", NULL, FLAG_TEXT, "T", "f32", 0, 0, "f32 or q8_0", "weight type of the GGUF file", .key = NULL};
 
-#define S(k) &SETTINGS[SET_##k]
+/* A generation setting's flag: an entry of the table in settings.c. */
+#define SETTING_FLAG(k) &SETTINGS[SET_##k]
 /* Every command that generates (generate, compare, attention). */
-static const FlagSpec *const generation_valued[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_TOKENS, S(MAX_TOKENS),
-    S(THRESHOLD), S(MAX_WIDTH), S(MODE), S(ISOLATE_LAYERS), S(NEXT_FROM), S(SCHEDULE), S(FINAL_THRESHOLD), S(BEZIER),
-    S(PRUNE), S(PRUNE_WINDOW), S(PRUNE_LAYERS), S(PRUNE_THRESHOLD), S(EMULATE), &F_JSON, &F_THREADS, NULL};
-static const FlagSpec *const generation_switches[] = {S(GREEDY), S(STOP_ON_EMPTY), S(DYNAMIC), NULL};
+static const FlagSpec *const generation_valued[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_TOKENS,
+    SETTING_FLAG(MAX_TOKENS), SETTING_FLAG(THRESHOLD), SETTING_FLAG(MAX_WIDTH), SETTING_FLAG(MODE),
+    SETTING_FLAG(ISOLATE_LAYERS), SETTING_FLAG(NEXT_FROM), SETTING_FLAG(SCHEDULE), SETTING_FLAG(FINAL_THRESHOLD),
+    SETTING_FLAG(BEZIER), SETTING_FLAG(PRUNE), SETTING_FLAG(PRUNE_WINDOW), SETTING_FLAG(PRUNE_LAYERS),
+    SETTING_FLAG(PRUNE_THRESHOLD), SETTING_FLAG(EMULATE), &F_JSON, &F_THREADS, NULL};
+static const FlagSpec *const generation_switches[] = {SETTING_FLAG(GREEDY), SETTING_FLAG(STOP_ON_EMPTY),
+    SETTING_FLAG(DYNAMIC), NULL};
 /* generate's own: the trace and how the text is shown */
 static const FlagSpec *const generate_output[] = {&F_TRACE, &F_SVG_TREE, &F_NO_COLOR, &F_HIDE_PRUNED, &F_VERBOSE, &F_QUIET, NULL};
 /* compare runs both modes on text prompts: no --mode, no --tokens */
-static const FlagSpec *const compare_generation[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, S(MAX_TOKENS), S(THRESHOLD),
-    S(MAX_WIDTH), S(ISOLATE_LAYERS), S(NEXT_FROM), S(SCHEDULE), S(FINAL_THRESHOLD), S(BEZIER), S(PRUNE), S(PRUNE_WINDOW),
-    S(PRUNE_LAYERS), S(PRUNE_THRESHOLD), S(EMULATE), &F_JSON, &F_THREADS, &F_PROMPTS, NULL};
+static const FlagSpec *const compare_generation[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, SETTING_FLAG(MAX_TOKENS),
+    SETTING_FLAG(THRESHOLD), SETTING_FLAG(MAX_WIDTH), SETTING_FLAG(ISOLATE_LAYERS), SETTING_FLAG(NEXT_FROM),
+    SETTING_FLAG(SCHEDULE), SETTING_FLAG(FINAL_THRESHOLD), SETTING_FLAG(BEZIER), SETTING_FLAG(PRUNE),
+    SETTING_FLAG(PRUNE_WINDOW), SETTING_FLAG(PRUNE_LAYERS), SETTING_FLAG(PRUNE_THRESHOLD), SETTING_FLAG(EMULATE),
+    &F_JSON, &F_THREADS, &F_PROMPTS, NULL};
 /* attention's own: heatmaps and pictures */
 static const FlagSpec *const analysis_valued[] = {&F_HEATMAP, &F_ROWS, &F_SVG, &F_SVG_GRID, &F_ROW, &F_SVG_PAIR, &F_TRACE, NULL};
 static const FlagSpec *const forward_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_TOKENS, &F_POSITIONS,
     &F_SETS, &F_MASK, &F_OUT_TRACE, &F_THREADS, &F_NO_ATTENTION, NULL};
 static const FlagSpec *const tolerance_flags[] = {&F_ATOL, &F_RTOL, NULL};
 /* audit: the settings the engine claims (else its trace's metadata) */
-static const FlagSpec *const audit_flag_specs[] = {&F_MODEL, S(MODE), S(THRESHOLD), S(MAX_WIDTH), &F_AUDIT_N_PROMPT,
-    S(NEXT_FROM), &F_AUDIT_ATOL, &F_AUDIT_JSON, &F_THREADS, NULL};
+static const FlagSpec *const audit_flag_specs[] = {&F_MODEL, SETTING_FLAG(MODE), SETTING_FLAG(THRESHOLD),
+    SETTING_FLAG(MAX_WIDTH), &F_AUDIT_N_PROMPT, SETTING_FLAG(NEXT_FROM), &F_AUDIT_ATOL, &F_AUDIT_JSON, &F_THREADS,
+    NULL};
 static const FlagSpec *const convert_flags[] = {&F_CONVERT_OUT, &F_CONVERT_DTYPE, NULL};
 static const FlagSpec *const verify_flags[] = {&F_MODEL, &F_THREADS, NULL};
 static const FlagSpec *const encode_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, NULL};
 static const FlagSpec *const synth_flags[] = {&F_OUT, &F_SEED, &F_DIM, &F_HIDDEN, &F_LAYERS, &F_HEADS, &F_KV_HEADS,
     &F_VOCAB, &F_SEQ_LEN, &F_FORMAT, &F_DTYPE, &F_SYNTH_TOKENIZER, &F_UNTIED, NULL};
+#undef SETTING_FLAG
 
 static int cmd_forward(int argc, char **argv, char *err) {
     Args a;
