@@ -6,6 +6,7 @@
 #define TEMPO_FORMATS_H
 
 #include <cjson/cJSON.h>
+#include <signal.h>
 
 #include "../tempo.h"
 
@@ -16,16 +17,25 @@
 
 /* Reads a whole file into memory; the caller frees *buf. `what` names it in messages. */
 int tempo_read_file(const char *path, const char *what, unsigned char **buf, size_t *len, char *err);
-/* Output written to a temporary name beside `path` and renamed into place
- * when complete, so an interrupted run never leaves a half-written file. */
+/* One writer for every file tempo writes (NOTES "Outputs"). A regular file
+ * or a new name: written to a temporary name beside it and renamed into place
+ * when complete, so an interrupted or failed run never leaves a half-written
+ * file. Anything else (a device, a FIFO, a symlink to one): written in place,
+ * never replaced. A symlink to a regular file: its target is replaced, the
+ * link kept. While open, SIGPIPE is blocked in the calling thread, so a
+ * reader that left gives an error (EPIPE), not a silent death. */
 typedef struct {
     FILE *f;
     const char *what;   /* "trace ", "" ...: for messages */
+    int in_place, sigpipe_was_pending;
+    sigset_t old_mask;
     char path[4096], tmp[4200];
 } AtomicFile;
 
+/* Opens `path` for writing as above. */
 int tempo_atomic_open(AtomicFile *a, const char *path, const char *what, char *err);
-/* Closes; renames if `ok` and everything was written, else removes the temporary file. */
+/* Closes; renames if `ok` and everything was written, else removes the
+ * temporary file; one error line naming the reason (no space, broken pipe). */
 int tempo_atomic_close(AtomicFile *a, int ok, char *err);
 int tempo_write_text_file(const char *path, const char *text, char *err);
 /* Numbers in text (flags, trace metadata): the whole string, in range, or
