@@ -38,6 +38,22 @@ static void expect_bits(const char *path, const uint8_t *dense, size_t rows, int
     free(buf);
 }
 
+/* oracle/reference.py (its own unpacking, NumPy) reads the same dense mask from `path`. */
+static void expect_oracle_reads(const char *path, const Tensor *dense) {
+    char out[300], cmd[1024], text[4096];
+    snprintf(out, sizeof out, "%s.oracle", path);
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c 'import sys; sys.path.insert(0, \"oracle\"); import reference; "
+             "reference.read_safetensors(sys.argv[1])[0][\"allowed\"].tofile(sys.argv[2])' %s %s",
+             path, out);
+    cr_assert_eq(run_command(cmd, text, sizeof text), 0, "reference.py cannot read %s: %s", path, text);
+    size_t len;
+    char *got = read_text_file(out, &len);
+    cr_assert(len == tempo_tensor_bytes(dense) && memcmp(got, dense->data, len) == 0, "reference.py reads another mask");
+    free(got);
+    unlink(out);
+}
+
 static size_t count_hidden_below_diagonal(const uint8_t *allowed, size_t rows, int n) {
     size_t hidden = 0;
     for (size_t r = 0; r < rows; r++)
@@ -77,6 +93,7 @@ static void round_trip(void (*adjust)(GenConfig *), const char *what, int expect
     cr_assert(!expect_hidden || count_hidden_below_diagonal(dense->data, rows, gen.n_rows) > 0,
               "%s: the mask must hide some earlier key to test anything", what);
     expect_bits(path, dense->data, rows, gen.n_rows, dense->ndim);
+    expect_oracle_reads(path, dense);
     cr_assert(tempo_trace_read(&read, path, err) == 0, "%s", err);
     const Tensor *back = tempo_trace_get(&read, "allowed");
     cr_assert(back && back->ndim == dense->ndim && memcmp(back->shape, dense->shape, sizeof dense->shape) == 0,
