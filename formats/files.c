@@ -5,6 +5,7 @@
 #include "formats.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -41,25 +42,34 @@ int tempo_read_file(const char *path, const char *what, unsigned char **buf, siz
  * whose reader left makes write() fail with EPIPE, which is reported,
  * instead of killing tempo without a word. */
 static void sigpipe_block(AtomicFile *a) {
-    sigset_t pipe_only, pending;
+    sigset_t pipe_only, before;
     sigemptyset(&pipe_only);
     sigaddset(&pipe_only, SIGPIPE);
-    sigpending(&pending);
-    a->sigpipe_was_pending = sigismember(&pending, SIGPIPE) == 1;
-    pthread_sigmask(SIG_BLOCK, &pipe_only, &a->old_mask);
+    sigpending(&before);
+    a->sigpipe_was_pending = sigismember(&before, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &before);
+    a->sigpipe_was_blocked = sigismember(&before, SIGPIPE) == 1;
 }
 
-/* Discards a SIGPIPE our writes raised (if it was not blocked and pending before), then unblocks. */
+/* Discards a SIGPIPE our writes raised, then unblocks it unless it was blocked before. */
 static void sigpipe_restore(AtomicFile *a) {
     sigset_t pipe_only, pending;
     sigemptyset(&pipe_only);
     sigaddset(&pipe_only, SIGPIPE);
     sigpending(&pending);
-    if (sigismember(&pending, SIGPIPE) == 1 && !a->sigpipe_was_pending && !sigismember(&a->old_mask, SIGPIPE)) {
+    if (sigismember(&pending, SIGPIPE) == 1 && !a->sigpipe_was_pending && !a->sigpipe_was_blocked) {
         struct timespec now = {0, 0};
         sigtimedwait(&pipe_only, NULL, &now);
     }
-    pthread_sigmask(SIG_SETMASK, &a->old_mask, NULL);
+    if (!a->sigpipe_was_blocked) pthread_sigmask(SIG_UNBLOCK, &pipe_only, NULL);
+}
+
+/* The process's own descriptors (/dev/stdout, /dev/fd/N, /proc/...):
+ * written in place, so what the shell opened (a pipe) gets the bytes. */
+static int own_descriptor(const char *path) {
+    char link[64] = "";
+    if (readlink(path, link, sizeof link - 1) < 0) link[0] = '\0';
+    return strncmp(path, "/proc/", 6) == 0 || strncmp(path, "/dev/fd/", 8) == 0 || strncmp(link, "/proc/", 6) == 0;
 }
 
 /* Where `path` leads: a->path the file to replace (a symlink's target,
@@ -67,6 +77,8 @@ static void sigpipe_restore(AtomicFile *a) {
 static int output_target(AtomicFile *a, const char *path, mode_t *mode, char *err) {
     struct stat st;
     snprintf(a->path, sizeof a->path, "%s", path);
+    a->in_place = own_descriptor(path); /* a pipe's /proc link resolves to no path */
+    if (a->in_place) return 0;
     if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
         char resolved[PATH_MAX];
         if (!realpath(path, resolved))

@@ -6,7 +6,6 @@
 #define TEMPO_FORMATS_H
 
 #include <cjson/cJSON.h>
-#include <signal.h>
 
 #include "../tempo.h"
 
@@ -21,14 +20,14 @@ int tempo_read_file(const char *path, const char *what, unsigned char **buf, siz
  * or a new name: written to a temporary name beside it and renamed into place
  * when complete, so an interrupted or failed run never leaves a half-written
  * file. Anything else (a device, a FIFO, a symlink to one): written in place,
- * never replaced. A symlink to a regular file: its target is replaced, the
- * link kept. While open, SIGPIPE is blocked in the calling thread, so a
+ * never replaced; so is the process's own descriptor (/dev/stdout, /dev/fd/N,
+ * /proc/...). A symlink to a regular file: its target is replaced, the link kept. While open, SIGPIPE is blocked in the calling thread, so a
  * reader that left gives an error (EPIPE), not a silent death. */
 typedef struct {
     FILE *f;
     const char *what;   /* "trace ", "" ...: for messages */
-    int in_place, sigpipe_was_pending;
-    sigset_t old_mask;
+    int in_place;
+    int sigpipe_was_blocked, sigpipe_was_pending; /* before open, restored by close */
     char path[4096], tmp[4200];
 } AtomicFile;
 

@@ -242,3 +242,21 @@ Test(outputs, a_symlink_to_nothing_is_refused) {
     expect_error(args, 1, "a symbolic link to a missing file", missing);
     remove_tree(dir);
 }
+
+Test(outputs, dev_stdout_into_a_pipe_gets_the_bytes) {
+    char dir[64], piped[128], regular[128], cmd[2048], text[8192];
+    make_temp_dir(dir);
+    snprintf(piped, sizeof piped, "%s/piped", dir);
+    snprintf(regular, sizeof regular, "%s/regular", dir);
+    const char *synth = "synth --dim 16 --hidden 32 --layers 1 --heads 2 --kv-heads 1 --vocab 32 --seq-len 8 --out";
+    snprintf(cmd, sizeof cmd, "(%s %s /dev/stdout | cat > %s)", TEMPO_BIN, synth, piped);
+    cr_assert_eq(run_command(cmd, text, sizeof text), 0, "%s", text);
+    snprintf(cmd, sizeof cmd, "%s %s %s", TEMPO_BIN, synth, regular);
+    cr_assert_eq(run_command(cmd, text, sizeof text), 0, "%s", text);
+    size_t n_piped, n_regular;
+    char *a = read_text_file(piped, &n_piped), *b = read_text_file(regular, &n_regular);
+    cr_assert(n_piped == n_regular && memcmp(a, b, n_piped) == 0, "the pipe got %zu bytes, the file %zu", n_piped, n_regular);
+    free(a);
+    free(b);
+    remove_tree(dir);
+}
