@@ -107,11 +107,11 @@ int tempo_atomic_open(AtomicFile *a, const char *path, const char *what, char *e
 }
 
 int tempo_atomic_close(AtomicFile *a, int ok, char *err) {
-    int e = ferror(a->f) ? errno : 0; /* the failed write's reason */
-    int closed = fclose(a->f) == 0;   /* flushes the rest: ENOSPC, EPIPE show here too */
+    int failed = ferror(a->f), e = failed ? errno : 0; /* the failed write's reason */
+    int closed = fclose(a->f) == 0;                    /* flushes the rest: ENOSPC, EPIPE show here too */
     if (!closed && !e) e = errno;
     a->f = NULL;
-    if (e || !closed) ok = 0;
+    if (failed || !closed) ok = 0;
     if (ok && !a->in_place && rename(a->tmp, a->path) != 0) {
         e = errno;
         ok = 0;
