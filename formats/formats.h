@@ -18,16 +18,25 @@
 
 /* Reads a whole file into memory; the caller frees *buf. `what` names it in messages. */
 int tempo_read_file(const char *path, const char *what, unsigned char **buf, size_t *len, char *err);
-/* Output written to a temporary name beside `path` and renamed into place
- * when complete, so an interrupted run never leaves a half-written file. */
+/* One writer for every file tempo writes (NOTES "Outputs"). A regular file
+ * or a new name: written to a temporary name beside it and renamed into place
+ * when complete, so an interrupted or failed run never leaves a half-written
+ * file. Anything else (a device, a FIFO, a symlink to one): written in place,
+ * never replaced; so is the process's own descriptor (/dev/stdout, /dev/fd/N,
+ * /proc/...). A symlink to a regular file: its target is replaced, the link kept. While open, SIGPIPE is blocked in the calling thread, so a
+ * reader that left gives an error (EPIPE), not a silent death. */
 typedef struct {
     FILE *f;
     const char *what;   /* "trace ", "" ...: for messages */
+    int in_place;
+    int sigpipe_was_blocked, sigpipe_was_pending; /* before open, restored by close */
     char path[4096], tmp[4200];
 } AtomicFile;
 
+/* Opens `path` for writing as above. */
 int tempo_atomic_open(AtomicFile *a, const char *path, const char *what, char *err);
-/* Closes; renames if `ok` and everything was written, else removes the temporary file. */
+/* Closes; renames if `ok` and everything was written, else removes the
+ * temporary file; one error line naming the reason (no space, broken pipe). */
 int tempo_atomic_close(AtomicFile *a, int ok, char *err);
 int tempo_write_text_file(const char *path, const char *text, char *err);
 
@@ -175,8 +184,11 @@ int tempo_trace_metaf(Trace *t, const char *key, char *err, const char *fmt, ...
 const Tensor *tempo_trace_get(const Trace *t, const char *name);
 /* The value of a metadata key, or NULL. */
 const char *tempo_trace_meta_get(const Trace *t, const char *key);
-/* Writes to a temporary name and renames, so a trace is never half-written. */
+/* Writes through tempo_atomic_open. A dense `allowed` of 0s and 1s is
+ * stored as `allowed_bits` (1 bit a cell); anything else stays dense. */
 int tempo_trace_write(const Trace *t, const char *path, char *err);
+/* Reads either form: `allowed_bits` is unpacked, so the trace in memory
+ * always holds the dense `allowed`. */
 int tempo_trace_read(Trace *t, const char *path, char *err);
 int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char *name, char *err);
 /* Checks that a trace holds the inputs of a forward pass for this model:
@@ -190,6 +202,13 @@ int tempo_trace_build(Trace *t, const Model *m, int n, const int *tokens, const 
                       const int *sets, const uint8_t *allowed, int mask_layers, const float *logits,
                       const float *attention, const int *pruned, char *err);
 int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char *err);
+
+/* Masks as bits: `rows` rows of n keys, row r's key k in bit k % 8 of byte
+ * r * tempo_mask_row_bytes(n) + k / 8 (numpy.packbits bitorder "little").
+ * Unpacking refuses a set bit past key n - 1. */
+size_t tempo_mask_row_bytes(int n);
+void tempo_mask_pack(const uint8_t *dense, size_t rows, int n, uint8_t *bits);
+int tempo_mask_unpack(const uint8_t *bits, size_t rows, int n, uint8_t *dense, char *err);
 
 /* A mask file: n x n characters '0'/'1' (row = query), white space ignored. */
 int tempo_mask_parse(const char *text, size_t len, int n, uint8_t *allowed, const char *name, char *err);

@@ -557,7 +557,22 @@ def read_safetensors(path):
         if h["dtype"] == "BF16":  # the upper 16 bits of a float32
             arr = (arr.astype(np.uint32) << 16).view(np.float32)
         out[name] = arr
+    if "allowed_bits" in out:
+        out["allowed"] = unpack_allowed(out.pop("allowed_bits"))
     return out, meta
+
+
+def unpack_allowed(bits):
+    """A trace's allowed_bits [..., n, ceil(n/8)] as the 0/1 mask [..., n, n]:
+    key k of a row is bit k % 8 (least significant first) of byte k // 8."""
+    n = bits.shape[-2]
+    if bits.shape[-1] != (n + 7) // 8:
+        raise ValueError(f"allowed_bits has {bits.shape[-1]} bytes a row; {n} keys need {(n + 7) // 8}")
+    keys = np.arange(n)
+    dense = (bits[..., keys // 8] >> (keys % 8).astype(np.uint8)) & 1
+    if n % 8 and (bits[..., -1] >> (n % 8)).any():
+        raise ValueError("allowed_bits sets bits past the last key")
+    return dense.astype(np.uint8)
 
 
 def sha256(path):

@@ -107,6 +107,9 @@ def read_trace(path):
             tensors[name] = np.frombuffer(data[begin:end], dtype=READ_DTYPES[h["dtype"]]).reshape(h["shape"])
         else:
             raise ValueError(f"bad trace {path}: tensor {name} has unsupported dtype {h['dtype']}")
+    if "allowed_bits" in tensors:  # tempo's packed mask: key k of a row is bit k % 8 of byte k // 8
+        bits = tensors.pop("allowed_bits")
+        tensors["allowed"] = np.unpackbits(bits, axis=-1, count=bits.shape[-2], bitorder="little")
     return tensors, metadata
 
 
