@@ -13,9 +13,6 @@
 
 #include "kernels.h"
 
-/* IQ4_NL's and IQ4_XS's 16 levels (ggml's kvalues_iq4nl): a 4-bit index picks one. */
-const int8_t tempo_iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-
 int tempo_block_values(WeightType t) {
     switch (t) {
     case WEIGHT_F32: case WEIGHT_F16: case WEIGHT_BF16: case WEIGHT_N_TYPES: return 1;
@@ -53,31 +50,6 @@ size_t tempo_row_bytes(WeightType t, size_t n_values) {
     return n_values / (size_t)tempo_block_values(t) * tempo_block_bytes(t);
 }
 
-/* Normal values move their exponent (bias 15 to 127) and widen the
- * fraction; subnormals are frac * 2^-24 (exact in f32); Inf and NaN keep
- * their sign and payload. Bit operations only, so that loops vectorize. */
-float tempo_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 31, frac = h & 1023, bits;
-    if (exp == 31) bits = sign | 0x7f800000u | frac << 13;
-    else if (exp != 0) bits = sign | (exp + 112) << 23 | frac << 13;
-    else {
-        float v = (float)frac * 0x1p-24f;
-        memcpy(&bits, &v, 4);
-        bits |= sign;
-    }
-    float v;
-    memcpy(&v, &bits, 4);
-    return v;
-}
-
-float tempo_bf16_to_f32(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float v;
-    memcpy(&v, &bits, 4);
-    return v;
-}
-
-float tempo_f16_at(const uint8_t *p) { return tempo_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
 
 /* Q8_0: y = q * d, q int8. */
 static void dequant_q8_0(const uint8_t *b, float *y) {
@@ -127,16 +99,6 @@ static void dequant_q5_1(const uint8_t *b, float *y) {
         float p0 = (float)((qs[j] & 0x0F) | fifth_bit(qh, j)) * d, p1 = (float)((qs[j] >> 4) | fifth_bit(qh, j + 16)) * d;
         y[j] = p0 + m;
         y[j + 16] = p1 + m;
-    }
-}
-
-/* IQ4_NL: Q4_0's nibbles index the 16 non-uniform levels; y = d * kvalues[q]. */
-static void dequant_iq4_nl(const uint8_t *b, float *y) {
-    float d = tempo_f16_at(b);
-    const uint8_t *qs = b + 2;
-    for (int j = 0; j < 16; j++) {
-        y[j] = d * (float)tempo_iq4_levels[qs[j] & 0x0F];
-        y[j + 16] = d * (float)tempo_iq4_levels[qs[j] >> 4];
     }
 }
 
@@ -258,7 +220,7 @@ void tempo_dequantize(WeightType t, const void *src, size_t n_values, float *out
         case WEIGHT_Q4_1: dequant_q4_1(p, out); break;
         case WEIGHT_Q5_0: dequant_q5_0(p, out); break;
         case WEIGHT_Q5_1: dequant_q5_1(p, out); break;
-        case WEIGHT_IQ4_NL: dequant_iq4_nl(p, out); break;
+        case WEIGHT_IQ4_NL: tempo_dequant_iq4_nl(p, out); break;
         case WEIGHT_Q2_K: tempo_dequant_q2_k(p, out); break;
         case WEIGHT_Q3_K: tempo_dequant_q3_k(p, out); break;
         case WEIGHT_IQ4_XS: tempo_dequant_iq4_xs(p, out); break;

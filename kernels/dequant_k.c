@@ -1,6 +1,8 @@
-/* dequant_k.c - the super-blocks of 256 values that llama-quantize's
- * low-bit mixes store: Q2_K, Q3_K, IQ4_XS, TQ1_0 and TQ2_0 (Q4_K, Q5_K and
- * Q6_K are in dequant.c, which calls these one block at a time).
+/* dequant_k.c - the low-bit types that llama-quantize's Q2_K, Q3_K and IQ4
+ * presets and the ternary ones store: the super-blocks of 256 values Q2_K,
+ * Q3_K, IQ4_XS, TQ1_0 and TQ2_0, and IQ4_NL (32 values, IQ4_XS's levels).
+ * Q4_K, Q5_K and Q6_K are in dequant.c, which calls these one block at a
+ * time.
  *
  * Written from ggml's block layouts (ggml-common.h) and its reference
  * dequantize_row_* (ggml-quants.c): the same float operations in the same
@@ -54,6 +56,19 @@ void tempo_dequant_q3_k(const uint8_t *b, float *y) {
             }
 }
 
+/* IQ4_NL's and IQ4_XS's 16 levels (ggml's kvalues_iq4nl): a 4-bit index picks one. */
+static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+/* IQ4_NL: Q4_0's nibbles index the 16 non-uniform levels; y = d * kvalues[q]. */
+void tempo_dequant_iq4_nl(const uint8_t *b, float *y) {
+    float d = tempo_f16_at(b);
+    const uint8_t *qs = b + 2;
+    for (int j = 0; j < 16; j++) {
+        y[j] = d * (float)iq4_levels[qs[j] & 0x0F];
+        y[j + 16] = d * (float)iq4_levels[qs[j] >> 4];
+    }
+}
+
 /* IQ4_XS: 8 sub-blocks of 32 with a 6-bit scale (low 4 bits in a nibble of
  * scales_l, top 2 in scales_h); each is IQ4_NL's nibble layout.
  * y = (d*(ls - 32)) * kvalues[q]. */
@@ -65,8 +80,8 @@ void tempo_dequant_iq4_xs(const uint8_t *b, float *y) {
         int ls = ((scales_l[ib / 2] >> 4 * (ib % 2)) & 0x0F) | ((scales_h >> 2 * ib) & 3) << 4;
         float dl = d * (float)(ls - 32);
         for (int j = 0; j < 16; j++) {
-            y[j] = dl * (float)tempo_iq4_levels[qs[j] & 0x0F];
-            y[j + 16] = dl * (float)tempo_iq4_levels[qs[j] >> 4];
+            y[j] = dl * (float)iq4_levels[qs[j] & 0x0F];
+            y[j + 16] = dl * (float)iq4_levels[qs[j] >> 4];
         }
     }
 }

@@ -4,7 +4,8 @@
  * is the same, within a stated bound where it is not.
  *
  *   dequant.c    stored weight types to f32 (block layouts, ggml's arithmetic)
- *   dequant_k.c  the low-bit super-blocks of 256: Q2_K, Q3_K, IQ4_XS, TQ1_0, TQ2_0
+ *   dequant_k.c  the low-bit types Q2_K, Q3_K, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0
+ *   halves.c     IEEE half and bfloat16 to float
  *   matmul.c     out = in W^T over weights in their stored type
  *   attention.c  attention of new rows over the KV cache, with OpenBLAS
  *   fast.c       the table of them that the loaders give a Model */
@@ -33,24 +34,26 @@ size_t tempo_row_bytes(WeightType t, size_t n_values);
  * reference dequantization (dequantize_row_*) computes them: the same float
  * operations in the same order. f32, f16 and bf16 convert exactly. */
 void tempo_dequantize(WeightType t, const void *src, size_t n_values, float *out);
-/* IEEE half and bfloat16 to float (exact). */
-float tempo_f16_to_f32(uint16_t h);
-float tempo_bf16_to_f32(uint16_t h);
-/* The IEEE half stored little-endian at p (any alignment), as float. */
-float tempo_f16_at(const uint8_t *p);
-/* IQ4_NL's and IQ4_XS's 16 levels (ggml's kvalues_iq4nl). */
-extern const int8_t tempo_iq4_levels[16];
 /* Row `row` of a [rows][cols] matrix, as f32 (the embedding lookup). */
 void tempo_matrix_row_fast(Matrix w, int row, int cols, float *out);
 
 /* ---- dequant_k.c ---- */
 
-/* One block of 256 values at b to y[256], as ggml's dequantize_row_*. */
+/* One block at b to y[256] (IQ4_NL: y[32]), as ggml's dequantize_row_*. */
+void tempo_dequant_iq4_nl(const uint8_t *b, float *y);
 void tempo_dequant_q2_k(const uint8_t *b, float *y);
 void tempo_dequant_q3_k(const uint8_t *b, float *y);
 void tempo_dequant_iq4_xs(const uint8_t *b, float *y);
 void tempo_dequant_tq1_0(const uint8_t *b, float *y);
 void tempo_dequant_tq2_0(const uint8_t *b, float *y);
+
+/* ---- halves.c ---- */
+
+/* IEEE half and bfloat16 to float (exact). */
+float tempo_f16_to_f32(uint16_t h);
+float tempo_bf16_to_f32(uint16_t h);
+/* The IEEE half stored little-endian at p (any alignment), as float. */
+float tempo_f16_at(const uint8_t *p);
 
 /* ---- matmul.c ---- */
 
