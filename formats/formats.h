@@ -43,11 +43,13 @@ int tempo_write_text_file(const char *path, const char *text, char *err);
 /* ---- the model (model.c: the bottom layer every checkpoint format uses) ---- */
 
 /* The stored type of a tensor's values: every WeightType a matrix can hold
- * (the same numbers), then the integer types of traces. */
+ * (the same numbers, 0..WEIGHT_N_TYPES-1), then the integer types of traces. */
 typedef enum {
     DT_F32 = WEIGHT_F32, DT_F16 = WEIGHT_F16, DT_BF16 = WEIGHT_BF16, DT_Q8_0 = WEIGHT_Q8_0, DT_Q4_0 = WEIGHT_Q4_0,
-    DT_Q4_K = WEIGHT_Q4_K, DT_Q5_K = WEIGHT_Q5_K, DT_Q6_K = WEIGHT_Q6_K, DT_I32, DT_U8
+    DT_Q4_K = WEIGHT_Q4_K, DT_Q5_K = WEIGHT_Q5_K, DT_Q6_K = WEIGHT_Q6_K, DT_I32 = WEIGHT_N_TYPES, DT_U8
 } DType;
+/* 1 if values of this type are weights (a WeightType), 0 for the integer types. */
+static inline int tempo_dtype_is_weight(DType d) { return (int)d < (int)WEIGHT_N_TYPES; }
 
 /* The one tensor descriptor: a trace's tensors, a safetensors file's, a GGUF file's and a
  * llama2.c file's, as the model binder sees them. Shape is row-major ([rows][cols]). */
