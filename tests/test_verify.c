@@ -61,6 +61,36 @@ Test(verify, reference_trace_passes_and_perturbations_fail_at_their_row) {
     tempo_trace_free(&t);
 }
 
+/* A copy of trace `from` holding only the tensors named (NULL-terminated), written to `to`. */
+static void write_trace_with(const char *from, const char *to, const char *const *names) {
+    char err[TEMPO_ERR_SIZE];
+    Trace t, part;
+    cr_assert(tempo_trace_read(&t, from, err) == 0, "%s", err);
+    tempo_trace_init(&part);
+    for (; *names; names++) {
+        const Tensor *x = tempo_trace_get(&t, *names);
+        cr_assert(x, "%s has no tensor %s", from, *names);
+        cr_assert(tempo_trace_add(&part, x->name, x->dtype, x->ndim, x->shape, x->data, err) == 0, "%s", err);
+    }
+    cr_assert(tempo_trace_write(&part, to, err) == 0, "%s", err);
+    tempo_trace_free(&part);
+    tempo_trace_free(&t);
+}
+
+/* A trace with neither logits nor attention gives verify nothing to compare: no PASS, exit 2, one line. */
+Test(verify, nothing_to_compare_is_not_a_pass) {
+    char model[4096], args[9000], out[65536];
+    weights_path("fortune.bin", model, sizeof model);
+    snprintf(args, sizeof args, "forward -m %s --tokens 1,337,278,272,269 --positions 0,1,2,2,3 --mask isolated --out /tmp/tempo-inputs.st", model);
+    cr_assert_eq(run_out(args, out, sizeof out), 0, "%s", out);
+    static const char *const inputs[] = {"tokens", "positions", "allowed", NULL};
+    write_trace_with("/tmp/tempo-inputs.st", "/tmp/tempo-inputs-only.st", inputs);
+    snprintf(args, sizeof args, "verify -m %s /tmp/tempo-inputs-only.st", model);
+    expect_error(args, 2, "nothing to compare", NULL);
+    run_out(args, out, sizeof out);
+    cr_assert(!strstr(out, "PASS"), "verify passed a trace it compared nothing of:\n%s", out);
+}
+
 Test(diff, exit_codes_and_metrics) {
     char model[4096], args[9000], out[65536], err[TEMPO_ERR_SIZE];
     weights_path("fortune.bin", model, sizeof model);

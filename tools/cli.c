@@ -247,6 +247,12 @@ static int cmd_diff(int argc, char **argv, char *err) {
     return failed ? 1 : 0;
 }
 
+/* A trace verify can judge holds logits or attention: with neither there is nothing to compare, which is no PASS. */
+static int verify_has_outputs(const Trace *tr, const char *path, char *err) {
+    if (tempo_trace_get(tr, "logits") || tempo_trace_get(tr, "attention")) return 0;
+    return tempo_error(err, "trace %s holds neither logits nor attention: nothing to compare", path);
+}
+
 static int cmd_verify(int argc, char **argv, char *err) {
     Args a;
     Tolerance tol;
@@ -262,7 +268,7 @@ static int cmd_verify(int argc, char **argv, char *err) {
     float *logits = NULL, *attention = NULL;
     if (tempo_trace_read(&tr, a.positional[0], err) != 0) goto done_model;
     if (check_trace_model(&tr, &m, a.positional[0], err) != 0 ||
-        tempo_trace_inputs(&tr, &m.config, &n, &mask_layers, err) != 0 ||
+        tempo_trace_inputs(&tr, &m.config, &n, &mask_layers, err) != 0 || verify_has_outputs(&tr, a.positional[0], err) != 0 ||
         trace_recompute(&m, &tr, &n, &logits, &attention, err) != 0)
         goto done;
     const int *tokens = tempo_trace_get(&tr, "tokens")->data, *positions = tempo_trace_get(&tr, "positions")->data;
