@@ -149,6 +149,8 @@ size_t tempo_dtype_size(DType d);
 size_t tempo_tensor_count(const Tensor *x);
 size_t tempo_tensor_bytes(const Tensor *x);
 const Tensor *tempo_tensor_find(const Tensor *tensors, int n, const char *name);
+/* "F32[99,512]": the dtype and shape, into buf. */
+const char *tempo_tensor_describe(const Tensor *x, char *buf, size_t len);
 /* Parses a safetensors file in memory: tensors whose data point into buf
  * (*tensors: caller frees), each of a dtype in the bit mask `dtypes` (1 << DT_*),
  * inside the file, of the size its shape needs, none overlapping. *meta
@@ -196,6 +198,20 @@ int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char
 /* Checks that a trace holds the inputs of a forward pass for this model:
  * tokens I32[n], positions I32[n], allowed U8[n,n] or U8[n_layers,n,n]. */
 int tempo_trace_inputs(const Trace *t, const Config *c, int *n, int *mask_layers, char *err);
+
+/* The logits a trace of n rows holds: every row's (`logits` F32[n,vocab]),
+ * some rows' (`kept_rows` I32[m], row ids strictly increasing in 0..n-1, and
+ * `kept_logits` F32[m,vocab], written for engines that compute logits for
+ * their last rows only), or none. */
+typedef struct {
+    int n_rows;          /* rows with logits: n, m or 0 */
+    const int *rows;     /* kept_rows; NULL when every row (or no row) has logits */
+    const float *logits; /* [n_rows][vocab], in row order; NULL when none */
+} TraceLogits;
+/* Reads and checks them (shapes, row ids, not both forms): -1 with one line naming the problem. */
+int tempo_trace_logits(const Trace *t, int n, int vocab, TraceLogits *l, char *err);
+/* Row r's logits, or NULL when the trace has none for it. */
+const float *tempo_trace_logits_row(const TraceLogits *l, int r, int vocab);
 
 /* The trace of a set of rows: dense allowed [mask_layers][n][n] (stored as
  * [n][n] when mask_layers is 1), attention [L][H][n][n] (may be NULL),

@@ -206,7 +206,8 @@ int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char
     cJSON *meta;
     unsigned dtypes = 1u << DT_F32 | 1u << DT_I32 | 1u << DT_U8;
     static const char *const known[] = {"tokens", "positions", "sets", "allowed", "allowed_bits", "logits", "attention", "pruned",
-                                        "selected", "selected_probs", NULL}; /* others in dtypes tempo lacks are skipped */
+                                        "selected", "selected_probs", "kept_rows", "kept_logits",
+                                        NULL}; /* others in dtypes tempo lacks are skipped */
     if (tempo_safetensors_parse(buf, len, "trace", path, dtypes, known, &entries, &n, &meta, err) != 0) return -1;
     int rc = tempo_tensor_find(entries, n, "allowed") && tempo_tensor_find(entries, n, "allowed_bits")
                  ? tempo_error(err, "trace %s holds both allowed and allowed_bits; keep one", path)
@@ -280,6 +281,73 @@ int tempo_trace_inputs(const Trace *tr, const Config *c, int *n, int *mask_layer
     *mask_layers = ok3 ? c->n_layers : 1;
     if (*n < 1) return tempo_error(err, "trace has no rows");
     return 0;
+}
+
+/* ---- which rows have logits ---- */
+
+static int has_shape(const Tensor *x, DType dtype, int ndim, int64_t d0, int64_t d1) {
+    return x->dtype == dtype && x->ndim == ndim && x->shape[0] == d0 && (ndim < 2 || x->shape[1] == d1);
+}
+
+static int shape_error(const Tensor *x, const char *want, char *err) {
+    char got[80];
+    return tempo_error(err, "trace %s must be %s, got %s", x->name, want, tempo_tensor_describe(x, got, sizeof got));
+}
+
+/* kept_rows: row ids of a trace of n rows, each once, in increasing order. */
+static int check_kept_rows(const int *rows, int m, int n, char *err) {
+    for (int i = 0; i < m; i++) {
+        if (rows[i] < 0 || rows[i] >= n)
+            return tempo_error(err, "trace kept_rows[%d] is row %d, outside the trace's %d rows", i, rows[i], n);
+        if (i > 0 && rows[i] == rows[i - 1])
+            return tempo_error(err, "trace kept_rows names row %d twice (kept_rows[%d] and [%d])", rows[i], i - 1, i);
+        if (i > 0 && rows[i] < rows[i - 1])
+            return tempo_error(err, "trace kept_rows must be strictly increasing: kept_rows[%d] is row %d, after row %d",
+                               i, rows[i], rows[i - 1]);
+    }
+    return 0;
+}
+
+int tempo_trace_logits(const Trace *t, int n, int vocab, TraceLogits *l, char *err) {
+    const Tensor *full = tempo_trace_get(t, "logits"), *rows = tempo_trace_get(t, "kept_rows");
+    const Tensor *kept = tempo_trace_get(t, "kept_logits");
+    char want[80];
+    memset(l, 0, sizeof *l);
+    if (full && (rows || kept))
+        return tempo_error(err, "trace holds both logits and %s: every row's logits, or the kept rows', not both",
+                           rows ? "kept_rows" : "kept_logits");
+    if (!rows != !kept)
+        return tempo_error(err, "trace holds %s without %s: the kept rows and their logits come together",
+                           rows ? "kept_rows" : "kept_logits", rows ? "kept_logits" : "kept_rows");
+    if (full) {
+        snprintf(want, sizeof want, "F32[%d,%d] (rows, vocabulary)", n, vocab);
+        if (!has_shape(full, DT_F32, 2, n, vocab)) return shape_error(full, want, err);
+        *l = (TraceLogits){n, NULL, full->data};
+        return 0;
+    }
+    if (!rows) return 0;
+    if (rows->dtype != DT_I32 || rows->ndim != 1 || rows->shape[0] < 1 || rows->shape[0] > n) {
+        snprintf(want, sizeof want, "I32[m] with 1 <= m <= %d (the trace's rows)", n);
+        return shape_error(rows, want, err);
+    }
+    int m = (int)rows->shape[0];
+    snprintf(want, sizeof want, "F32[%d,%d] (one row per kept_rows entry, vocabulary)", m, vocab);
+    if (!has_shape(kept, DT_F32, 2, m, vocab)) return shape_error(kept, want, err);
+    if (check_kept_rows(rows->data, m, n, err) != 0) return -1;
+    *l = (TraceLogits){m, rows->data, kept->data};
+    return 0;
+}
+
+const float *tempo_trace_logits_row(const TraceLogits *l, int r, int vocab) {
+    int lo = 0, hi = l->n_rows - 1; /* binary search: kept_rows is increasing */
+    if (!l->rows) return r >= 0 && r < l->n_rows ? l->logits + (size_t)r * vocab : NULL;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (l->rows[mid] == r) return l->logits + (size_t)mid * vocab;
+        if (l->rows[mid] < r) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return NULL;
 }
 
 int tempo_mask_parse(const char *text, size_t len, int n, uint8_t *allowed, const char *name, char *err) {
