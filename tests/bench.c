@@ -142,25 +142,24 @@ static int argmax(const float *p, int n) {
 static double decode_tok_s(const Model *m, int steps) {
     const Config *c = &m->config;
     char err[TEMPO_ERR_SIZE];
-    int prompt[4] = {1, 5 % c->vocab_size, 17 % c->vocab_size, 42 % c->vocab_size}, pos[4] = {0, 1, 2, 3};
+    int prompt[4] = {1, 5 % c->vocab_size, 17 % c->vocab_size, 42 % c->vocab_size};
     if (steps > c->seq_len - 4) steps = c->seq_len - 4;
     State s;
     check(tempo_state_init(&s, c, 4 + steps, err), "state", err);
     float *logits = alloc((size_t)c->vocab_size * sizeof(float));
-    uint8_t *allowed = alloc((size_t)(4 + steps) * 4);
-    tempo_mask_rows(MASK_CAUSAL, pos, 0, 4, allowed);
+    int *pos = alloc((size_t)(4 + steps) * sizeof(int));
+    for (int i = 0; i < 4 + steps; i++) pos[i] = i;
+    Mask causal = tempo_mask_rule(MASK_CAUSAL, pos);
     Outputs out = {.logits = logits, .last_logits = 1};
-    check(tempo_forward(m, &s, 4, prompt, pos, allowed, 1, out, err), "prefill", err);
+    check(tempo_forward(m, &s, 4, prompt, pos, &causal, out, err), "prefill", err);
     int token = argmax(logits, c->vocab_size);
-    memset(allowed, 1, (size_t)(4 + steps));
     double t = now();
     for (int i = 0; i < steps; i++) {
-        int p = 4 + i;
-        check(tempo_forward(m, &s, 1, &token, &p, allowed, 1, out, err), "decode", err);
+        check(tempo_forward(m, &s, 1, &token, pos + 4 + i, &causal, out, err), "decode", err);
         token = argmax(logits, c->vocab_size);
     }
     t = now() - t;
-    free(logits); free(allowed);
+    free(logits); free(pos);
     tempo_state_free(&s);
     return steps / t;
 }
@@ -172,19 +171,18 @@ static double prefill_seconds(const Model *m, int n, int capture) {
     char err[TEMPO_ERR_SIZE];
     int *tokens = alloc(n * sizeof(int)), *pos = alloc(n * sizeof(int));
     for (int i = 0; i < n; i++) tokens[i] = (i * 7919 + 1) % c->vocab_size, pos[i] = i;
-    uint8_t *allowed = alloc((size_t)n * n);
-    tempo_mask_rows(MASK_CAUSAL, pos, 0, n, allowed);
+    Mask causal = tempo_mask_rule(MASK_CAUSAL, pos);
     float *logits = alloc((size_t)(capture ? n : 1) * c->vocab_size * sizeof(float));
     float *att = capture ? alloc((size_t)c->n_layers * c->n_heads * n * n * sizeof(float)) : NULL;
     Outputs out = {.logits = logits, .attention = att, .last_logits = capture ? 0 : 1};
     double best = 1e30;
     for (int rep = 0; rep < 2; rep++) {
         double t = now();
-        check(tempo_forward_full(m, n, tokens, pos, allowed, 1, out, err), "prefill", err);
+        check(tempo_forward_full(m, n, tokens, pos, &causal, out, err), "prefill", err);
         t = now() - t;
         if (t < best) best = t;
     }
-    free(tokens); free(pos); free(allowed); free(logits); free(att);
+    free(tokens); free(pos); free(logits); free(att);
     return best;
 }
 
@@ -194,25 +192,23 @@ static double step_seconds(const Model *m, int k) {
     char err[TEMPO_ERR_SIZE];
     int base = 64, n = base + k, tokens[72], pos[72];
     for (int i = 0; i < n; i++) tokens[i] = (i * 131 + 3) % c->vocab_size, pos[i] = i < base ? i : base;
-    uint8_t *allowed = alloc((size_t)n * n);
     float *logits = alloc((size_t)base * c->vocab_size * sizeof(float));
     State s;
     check(tempo_state_init(&s, c, n, err), "state", err);
-    tempo_mask_rows(MASK_CAUSAL, pos, 0, base, allowed);
+    Mask isolated = tempo_mask_rule(MASK_ISOLATED, pos); /* the prefix: one row per set, so causal */
     Outputs out = {.logits = logits, .last_logits = 1};
-    check(tempo_forward(m, &s, base, tokens, pos, allowed, 1, out, err), "prefix", err);
-    tempo_mask_rows(MASK_ISOLATED, pos, base, k, allowed);
+    check(tempo_forward(m, &s, base, tokens, pos, &isolated, out, err), "prefix", err);
     out.last_logits = k;
     double best = 1e30;
     for (int rep = 0; rep < 10; rep++) {
         s.n_rows = base; /* drop the set again: its cache rows are rewritten */
         double t = now();
-        check(tempo_forward(m, &s, k, tokens + base, pos + base, allowed, 1, out, err), "step", err);
+        check(tempo_forward(m, &s, k, tokens + base, pos + base, &isolated, out, err), "step", err);
         t = now() - t;
         if (t < best) best = t;
     }
     tempo_state_free(&s);
-    free(allowed); free(logits);
+    free(logits);
     return best;
 }
 
@@ -238,25 +234,23 @@ static double tempo_row_seconds(const Model *m, const int *prompt, int n_prompt,
 static double replay_seconds(const Model *m, const Generation *run, MaskKind kind) {
     char err[TEMPO_ERR_SIZE];
     int n = run->n_rows;
-    uint8_t *allowed = alloc((size_t)n * n);
     float *logits = alloc((size_t)n * m->config.vocab_size * sizeof(float));
     State s;
     check(tempo_state_init(&s, &m->config, n, err), "state", err);
-    tempo_mask_rows(MASK_CAUSAL, run->sets, 0, run->n_prompt, allowed);
+    Mask mask = tempo_mask_rule(kind, run->sets); /* the prompt: one row per set, so causal */
     Outputs out = {.logits = logits, .last_logits = 1};
-    check(tempo_forward(m, &s, run->n_prompt, run->tokens, run->positions, allowed, 1, out, err), "replay", err);
+    check(tempo_forward(m, &s, run->n_prompt, run->tokens, run->positions, &mask, out, err), "replay", err);
     double t = now();
     for (int first = run->n_prompt; first < n;) {
         int k = 1;
         while (first + k < n && run->sets[first + k] == run->sets[first]) k++;
-        tempo_mask_rows(kind, run->sets, first, k, allowed);
         out.last_logits = k;
-        check(tempo_forward(m, &s, k, run->tokens + first, run->positions + first, allowed, 1, out, err), "replay", err);
+        check(tempo_forward(m, &s, k, run->tokens + first, run->positions + first, &mask, out, err), "replay", err);
         first += k;
     }
     t = now() - t;
     tempo_state_free(&s);
-    free(allowed); free(logits);
+    free(logits);
     return t;
 }
 

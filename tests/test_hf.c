@@ -133,11 +133,10 @@ Test(hf, bf16_weights_in_place_equal_their_f32_copy_bitwise) {
         int chunks[] = {12, 3, 1};
         for (int first = 0, ci = 0; first < n; first += chunks[ci++]) {
             int k = chunks[ci];
-            uint8_t allowed[16 * 16];
-            tempo_mask_rows(MASK_ISOLATED, sets, first, k, allowed);
+            Mask rule = tempo_mask_rule(MASK_ISOLATED, sets);
             float *att = malloc(LH * k * (first + k) * sizeof(float));
             Outputs out = {.logits = logits[mi] + first * V, .attention = att};
-            cr_assert(tempo_forward(models[mi], &s, k, tokens + first, sets + first, allowed, 1, out, err) == 0, "%s", err);
+            cr_assert(tempo_forward(models[mi], &s, k, tokens + first, sets + first, &rule, out, err) == 0, "%s", err);
             for (size_t lh = 0; lh < LH; lh++)
                 for (int i = 0; i < k; i++)
                     memcpy(attention[mi] + (lh * n + first + i) * n, att + (lh * k + i) * (first + k), (first + k) * sizeof(float));

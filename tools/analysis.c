@@ -431,8 +431,9 @@ int attention_pair(const Model *m, const AttentionView *v, AttentionView *iso, A
     tempo_mask_rows(MASK_ISOLATED, v->sets, 0, v->n, m_iso);
     tempo_mask_rows(MASK_VISIBLE, v->sets, 0, v->n, m_vis);
     Outputs oi = {.attention = a_iso}, ov = {.attention = a_vis};
-    if (tempo_forward_full(m, v->n, v->tokens, v->positions, m_iso, 1, oi, err) != 0 ||
-        tempo_forward_full(m, v->n, v->tokens, v->positions, m_vis, 1, ov, err) != 0) {
+    Mask rule_iso = tempo_mask_rule(MASK_ISOLATED, v->sets), rule_vis = tempo_mask_rule(MASK_VISIBLE, v->sets);
+    if (tempo_forward_full(m, v->n, v->tokens, v->positions, &rule_iso, oi, err) != 0 ||
+        tempo_forward_full(m, v->n, v->tokens, v->positions, &rule_vis, ov, err) != 0) {
         free(a_iso);
         return -1;
     }

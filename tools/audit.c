@@ -229,9 +229,10 @@ int trace_recompute(const Model *m, const Trace *t, int *n, float **logits, floa
     *logits = malloc((size_t)*n * c->vocab_size * sizeof(float));
     *attention = malloc((size_t)c->n_layers * c->n_heads * *n * *n * sizeof(float));
     Outputs out = {.logits = *logits, .attention = *attention};
+    Mask mask = tempo_mask_dense(tempo_trace_get(t, "allowed")->data, mask_layers, 0, *n, *n);
     int rc = !*logits || !*attention ? tempo_error(err, "out of memory for a %d-row trace", *n)
              : tempo_forward_full(m, *n, tempo_trace_get(t, "tokens")->data, tempo_trace_get(t, "positions")->data,
-                                  tempo_trace_get(t, "allowed")->data, mask_layers, out, err);
+                                  &mask, out, err);
     if (rc != 0) {
         free(*logits);
         free(*attention);

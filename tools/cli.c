@@ -415,7 +415,8 @@ static int cmd_forward(int argc, char **argv, char *err) {
     else if (strcmp(mask, "isolated") == 0) tempo_mask_rows(MASK_ISOLATED, sets, 0, n, allowed);
     else if (tempo_mask_read(mask, n, allowed, err) != 0) goto done;
     Outputs out = {.logits = logits, .attention = attention};
-    if (tempo_forward_full(&m, n, tokens, positions, allowed, 1, out, err) != 0) goto done;
+    Mask dense = tempo_mask_dense(allowed, 1, 0, n, n);
+    if (tempo_forward_full(&m, n, tokens, positions, &dense, out, err) != 0) goto done;
     print_forward_rows(&t, &m.config, n, tokens, positions, sets, logits);
     if (out_path) {
         Trace tr;
