@@ -275,3 +275,53 @@ Test(forward, long_forward_holds_no_n_by_n_buffer, .timeout = 300) {
     free(tokens); free(pos);
     tempo_model_free(&m);
 }
+
+/* Attention kept by request: layer 1, heads 0 and 3, rows 2, 9 and 14, fed
+ * in two chunks (rows 0-9, 10-14). Each call returns [1][2][its kept
+ * rows][n_keys], equal to the same entries of a full capture; an unsorted
+ * or out-of-range list is an error naming it. */
+Test(forward, attention_kept_by_layer_head_and_row) {
+    Model m;
+    load_real(&m, "stories260K.bin");
+    const Config *c = &m.config;
+    int n = SEQ_N, L = c->n_layers, H = c->n_heads;
+    uint8_t allowed[SEQ_N * SEQ_N];
+    tempo_mask_rows(MASK_ISOLATED, seq_positions, 0, n, allowed);
+    float *full_logits, *full;
+    full_forward(&m, n, seq_tokens, seq_positions, allowed, 1, &full_logits, &full, NULL);
+    int layers[] = {1}, heads[] = {0, 3}, rows[] = {2, 9, 14};
+    AttentionKeep keep = {.layers = layers, .n_layers = 1, .heads = heads, .n_heads = 2, .rows = rows, .n_rows = 3};
+    Mask rule = tempo_mask_rule(MASK_ISOLATED, seq_positions);
+    State s;
+    char err[TEMPO_ERR_SIZE];
+    cr_assert(tempo_state_init(&s, c, n, err) == 0, "%s", err);
+    int chunks[2][2] = {{0, 10}, {10, 5}};
+    for (int ci = 0; ci < 2; ci++) {
+        int first = chunks[ci][0], k = chunks[ci][1], n_keys = first + k, kept = tempo_kept_rows(&keep, first, k);
+        cr_assert_eq(kept, ci == 0 ? 2 : 1, "chunk %d keeps %d rows", ci, kept);
+        float *att = malloc((size_t)2 * kept * n_keys * sizeof(float));
+        Outputs out = {.attention = att, .keep = &keep};
+        cr_assert(tempo_forward(&m, &s, k, seq_tokens + first, seq_positions + first, &rule, out, err) == 0, "%s", err);
+        for (int hi = 0; hi < 2; hi++)
+            for (int ri = 0, slot = 0; ri < 3; ri++) {
+                if (rows[ri] < first || rows[ri] >= n_keys) continue;
+                const float *ref = full + (((size_t)1 * H + heads[hi]) * n + rows[ri]) * n;
+                const float *mine = att + ((size_t)hi * kept + slot++) * n_keys;
+                for (int j = 0; j < n_keys; j++)
+                    cr_expect(fabsf(mine[j] - ref[j]) <= 1e-5f, "row %d head %d key %d: %g vs %g", rows[ri], heads[hi], j,
+                              mine[j], ref[j]);
+            }
+        free(att);
+    }
+    int unsorted[] = {3, 1};
+    AttentionKeep bad = {.heads = unsorted, .n_heads = 2}, far = {.layers = (int[]){L}, .n_layers = 1};
+    s.n_rows = 0;
+    float att[4096];
+    cr_expect(tempo_forward(&m, &s, 1, seq_tokens, seq_positions, &rule, (Outputs){.attention = att, .keep = &bad}, err) != 0);
+    cr_expect(strstr(err, "head 1") != NULL, "%s", err);
+    cr_expect(tempo_forward(&m, &s, 1, seq_tokens, seq_positions, &rule, (Outputs){.attention = att, .keep = &far}, err) != 0);
+    cr_expect(strstr(err, "layer") != NULL, "%s", err);
+    tempo_state_free(&s);
+    free(full_logits); free(full);
+    tempo_model_free(&m);
+}
