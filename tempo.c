@@ -220,10 +220,9 @@ static void attention_plain(const Config *c, const AttentionInputs *a, float *ou
     int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
     int first = a->n_keys - a->k, n_kept_rows = a->keep_rows ? a->n_keep_rows : a->k;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int i = 0, kept_row = 0; i < a->k; i++) {
-        int keep_row = !a->keep_rows || (kept_row < a->n_keep_rows && a->keep_rows[kept_row] == i);
-        int slot = a->keep_rows ? kept_row : i; /* this row's place among the kept rows */
-        for (int h = 0, kept_head = 0; h < c->n_heads; h++) {
+    for (int i = 0; i < a->k; i++) {
+        int row_slot = tempo_kept_slot(a->keep_rows, a->n_keep_rows, i); /* its place among the kept rows, or -1 */
+        for (int h = 0; h < c->n_heads; h++) {
             const float *q = a->q + (size_t)i * q_dim + h * hd;
             const float *keys = a->keys + (h / group) * hd, *values = a->values + (h / group) * hd;
             for (int j = 0; j < a->n_keys; j++) {
@@ -232,17 +231,14 @@ static void attention_plain(const Config *c, const AttentionInputs *a, float *ou
                 scores[j] = tempo_mask_cell(a->mask, a->layer, first + i, j) ? scale * dot : -INFINITY;
             }
             tempo_softmax(scores, NULL, a->n_keys);
-            int keep_head = !a->keep_heads || a->keep_heads[h];
-            if (probs && keep_row && keep_head)
-                memcpy(probs + ((size_t)kept_head * n_kept_rows + slot) * a->n_keys, scores,
-                       (size_t)a->n_keys * sizeof(float));
-            kept_head += keep_head;
+            int head_slot = tempo_kept_slot(a->keep_heads, a->n_keep_heads, h);
+            if (probs && row_slot >= 0 && head_slot >= 0)
+                memcpy(probs + ((size_t)head_slot * n_kept_rows + row_slot) * a->n_keys, scores, (size_t)a->n_keys * sizeof(float));
             float *o = out + (size_t)i * q_dim + h * hd;
             for (int t = 0; t < hd; t++) o[t] = 0.0f;
             for (int j = 0; j < a->n_keys; j++)
                 for (int t = 0; t < hd; t++) o[t] += scores[j] * values[(size_t)j * kv_dim + t];
         }
-        kept_row += keep_row;
     }
 }
 
@@ -279,14 +275,6 @@ int tempo_state_init(State *s, const Config *c, int capacity, char *err) {
         return tempo_error(err, "out of memory for a KV cache of %d rows", capacity);
     }
     return 0;
-}
-
-size_t tempo_state_bytes(const Config *c, const Kernels *kern, int capacity, int rows) {
-    size_t cache = 2 * (size_t)c->n_layers * capacity * kv_dim_of(c);
-    int wide = c->dim > q_dim_of(c) ? c->dim : q_dim_of(c);
-    size_t per_row = (size_t)c->dim + wide + 2 * q_dim_of(c) + 2 * c->hidden_dim + c->head_dim;
-    size_t kernels = kern->matmul_scratch(rows) + kern->attention_scratch(c, rows, capacity);
-    return (cache + (size_t)rows * per_row + kernels) * sizeof(float) + (size_t)rows * sizeof(int);
 }
 
 void tempo_state_free(State *s) {
@@ -339,11 +327,10 @@ static int check_mask(const Mask *mask, const Config *c, int first, int k, int n
     if (mask->layers != 1 && mask->layers != c->n_layers)
         return tempo_error(err, "mask has %d layers; expected 1 or n_layers = %d", mask->layers, c->n_layers);
     if (!mask->dense && !mask->sets) return tempo_error(err, "a rule mask needs the rows' sets");
-    if (mask->dense && (mask->dense_first > first || mask->dense_first + mask->dense_rows < first + k ||
-                        mask->dense_keys < n_keys))
-        return tempo_error(err, "the mask covers rows %d-%d over %d keys; this forward needs rows %d-%d over %d keys",
-                           mask->dense_first, mask->dense_first + mask->dense_rows - 1, mask->dense_keys, first,
-                           first + k - 1, n_keys);
+    int last = mask->dense_first + mask->dense_rows - 1;
+    if (mask->dense && (mask->dense_first > first || last < first + k - 1 || mask->dense_keys < n_keys))
+        return tempo_error(err, "the mask covers rows %d-%d over %d keys, not rows %d-%d over %d", mask->dense_first,
+                           last, mask->dense_keys, first, first + k - 1, n_keys);
     for (int l = 0; l < mask->layers; l++)
         for (int q = first; q < first + k; q++) {
             int any = tempo_mask_cell(mask, l, q, q); /* a rule row sees itself; else look at every key */
@@ -406,24 +393,20 @@ static int check_weight_types(const Model *m, const Kernels *kern, char *err) {
     return 0;
 }
 
-int tempo_kept_rows(const AttentionKeep *keep, int first, int k) {
-    if (!keep || !keep->rows) return k;
-    int n = 0;
-    for (int i = 0; i < keep->n_rows; i++) n += keep->rows[i] >= first && keep->rows[i] < first + k;
-    return n;
+int tempo_kept_slot(const int *list, int n, int value) {
+    if (!list) return value;
+    for (int i = 0; i < n && list[i] <= value; i++)
+        if (list[i] == value) return i;
+    return -1;
 }
 
 /* Where layer l's kept probabilities go in Outputs.attention, or NULL
  * (none asked for, or layer l not kept). */
 static float *kept_layer_attention(const Config *c, Outputs out, int l, int kept_rows, int n_keys) {
     const AttentionKeep *keep = out.keep;
-    if (!out.attention) return NULL;
-    int slot = l, heads = keep && keep->heads ? keep->n_heads : c->n_heads;
-    if (keep && keep->layers) {
-        for (slot = 0; slot < keep->n_layers && keep->layers[slot] != l; slot++) {}
-        if (slot == keep->n_layers) return NULL;
-    }
-    return out.attention + (size_t)slot * heads * kept_rows * n_keys;
+    int slot = keep ? tempo_kept_slot(keep->layers, keep->n_layers, l) : l;
+    int heads = keep && keep->heads ? keep->n_heads : c->n_heads;
+    return out.attention && slot >= 0 ? out.attention + (size_t)slot * heads * kept_rows * n_keys : NULL;
 }
 
 /* Multi-head attention of the k new rows (queries in s->q) over every
@@ -433,19 +416,14 @@ static void attention(const Kernels *kern, const Config *c, State *s, int l, int
     const AttentionKeep *keep = out.keep;
     AttentionInputs a = {.q = s->q, .keys = s->key_cache + layer, .values = s->value_cache + layer,
                          .mask = mask, .layer = mask->layers > 1 ? l : 0, .k = k, .n_keys = s->n_rows + k};
-    uint8_t keep_heads[c->n_heads > 0 ? c->n_heads : 1];
+    if (keep && keep->heads) a.keep_heads = keep->heads, a.n_keep_heads = keep->n_heads;
     if (keep && keep->rows) { /* the kept rows among the new ones, as indices 0..k-1 */
         a.keep_rows = s->kept_rows;
         for (int i = 0; i < keep->n_rows; i++)
             if (keep->rows[i] >= s->n_rows && keep->rows[i] < a.n_keys) s->kept_rows[a.n_keep_rows++] = keep->rows[i] - s->n_rows;
     }
-    if (keep && keep->heads) {
-        memset(keep_heads, 0, sizeof keep_heads);
-        for (int i = 0; i < keep->n_heads; i++) keep_heads[keep->heads[i]] = 1;
-        a.keep_heads = keep_heads;
-    }
-    float *probs = kept_layer_attention(c, out, l, tempo_kept_rows(keep, s->n_rows, k), a.n_keys);
-    if (probs && a.keep_rows && a.n_keep_rows == 0) probs = NULL;
+    float *probs = kept_layer_attention(c, out, l, a.keep_rows ? a.n_keep_rows : k, a.n_keys);
+    if (a.keep_rows && a.n_keep_rows == 0) probs = NULL; /* no kept row in this call */
     kern->attention(c, &a, s->att_out, s->scores, probs);
 }
 
@@ -514,9 +492,7 @@ int tempo_forward_full(const Model *m, int n, const int *tokens, const int *logi
 /* ===================================================================== */
 /* Masks: causal, isolated, visible (NOTES 4)                           */
 /* ===================================================================== */
-/* allowed[q][k] = 1 iff k <= q, and, in isolated mode, k is q itself or
- * not a member of q's set. Rows of one set share a logical position. */
-
+/* One rule says which keys a row sees (tempo_mask_cell); rows of one set share a logical position. */
 Mask tempo_mask_rule(MaskKind kind, const int *sets) {
     return (Mask){.kind = kind, .sets = sets, .layers = 1};
 }
@@ -562,6 +538,7 @@ typedef struct {
     const GenConfig *g;
     State cache;                          /* the KV cache */
     float *probs, *scratch;               /* [vocab]: the next-token distribution, and room for one more */
+    const float **live_rows;              /* [width]: logits of the last set's live members */
     int *parallel_set;                    /* [vocab]: candidates, then the selected tokens */
     int *row_tokens, *row_pos, *row_sets; /* [capacity]: the rows of one forward call */
     float *batch_attention;               /* [L][H][rows][keys]: when captured or pruned by */
@@ -572,7 +549,7 @@ typedef struct {
 static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Generation *gen, char *err);
 static void run_close(Run *r);
 static int feed_prompt(Run *r, Generation *gen, const int *prompt, int n_prompt, char *err);
-static void next_distribution(const Generation *gen, const GenConfig *g, int vocab, float *probs, float *tmp);
+static void next_distribution(Run *r, const Generation *gen, int vocab);
 static int record_step(Generation *gen, int logical_pos, float threshold, const int *selected, int n_sel,
                        const float *probs, char *err);
 static int feed_parallel_set(Run *r, Generation *gen, int step, char *err);
@@ -593,10 +570,9 @@ int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenCon
         if (logical_pos >= c->seq_len) { gen->stop_reason = "context-full"; break; }
         /* the parallel set: every token with p >= threshold(step), most probable first */
         float threshold = tempo_threshold_at(g, step);
-        next_distribution(gen, g, c->vocab_size, r.probs, r.scratch);
-        int width = tempo_select_tokens(r.probs, c->vocab_size, threshold, g->max_width, r.parallel_set);
-        if (width == 0 && g->stop_on_empty) { gen->stop_reason = "empty-set"; break; }
-        if (width == 0) r.parallel_set[width++] = tempo_argmax(r.probs, c->vocab_size); /* none clears it: greedy */
+        next_distribution(&r, gen, c->vocab_size);
+        int width = tempo_choose_set(r.probs, c->vocab_size, threshold, g, r.parallel_set);
+        if (width == 0) { gen->stop_reason = "empty-set"; break; }
         if (tempo_is_eos(c, r.parallel_set[0])) { gen->stop_reason = "eos"; break; }
         /* all members at one logical position, in one forward call; then pruning */
         rc = record_step(gen, logical_pos, threshold, r.parallel_set, width, r.probs, err);
@@ -623,29 +599,34 @@ void tempo_probs(float *p, const float *logits, int vocab) {
     tempo_softmax(p, NULL, vocab);
 }
 
-static void row_probs(float *p, const Generation *gen, int row, int vocab) {
-    tempo_probs(p, tempo_row_logits(gen, row, vocab), vocab);
-}
-
-/* The next-token distribution: the last row's softmax, or the mean of the
- * softmaxes of the live members of the last set (--next-from mean). */
-static void next_distribution(const Generation *gen, const GenConfig *g, int vocab, float *probs, float *tmp) {
-    int last = gen->n_rows - 1;
-    if (g->next_from == NEXT_LAST_ROW || gen->n_steps == 0) {
-        row_probs(probs, gen, last, vocab);
+/* The next-token distribution: p = softmax(last_row), or with NEXT_MEAN
+ * p = (1/n) sum_i softmax(set_rows[i]) over the live members of the last
+ * set (the last row when there are none: the prompt). The audit calls it
+ * over an engine's trace rows. */
+void tempo_next_distribution(NextFrom from, const float *const *set_rows, int n_set, const float *last_row, int vocab,
+                             float *probs, float *tmp) {
+    if (from == NEXT_LAST_ROW || n_set == 0) {
+        tempo_probs(probs, last_row, vocab);
         return;
     }
-    const Step *st = &gen->steps[gen->n_steps - 1];
-    int count = 0;
     memset(probs, 0, (size_t)vocab * sizeof(float));
-    for (int mi = 0; mi < st->n_members; mi++) {
-        const Member *mem = &gen->members[st->first_member + mi];
-        if (mem->row < 0 || mem->pruned_at >= 0) continue;
-        row_probs(tmp, gen, mem->row, vocab);
+    for (int i = 0; i < n_set; i++) {
+        tempo_probs(tmp, set_rows[i], vocab);
         for (int v = 0; v < vocab; v++) probs[v] += tmp[v];
-        count++;
     }
-    for (int v = 0; v < vocab; v++) probs[v] /= (float)count;
+    for (int v = 0; v < vocab; v++) probs[v] /= (float)n_set;
+}
+
+/* The run's next distribution, from the live members of its last step. */
+static void next_distribution(Run *r, const Generation *gen, int vocab) {
+    int n_live = 0;
+    const Step *st = gen->n_steps > 0 ? &gen->steps[gen->n_steps - 1] : NULL;
+    for (int mi = 0; st && mi < st->n_members; mi++) {
+        const Member *mem = &gen->members[st->first_member + mi];
+        if (mem->row >= 0 && mem->pruned_at < 0) r->live_rows[n_live++] = tempo_row_logits(gen, mem->row, vocab);
+    }
+    tempo_next_distribution(r->g->next_from, r->live_rows, n_live, tempo_row_logits(gen, gen->n_rows - 1, vocab), vocab,
+                            r->probs, r->scratch);
 }
 
 static int by_probability(const void *a, const void *b, void *probs) {
@@ -668,6 +649,14 @@ int tempo_select_tokens(const float *probs, int vocab, float threshold, int max_
         if (probs[v] >= threshold) candidates[n++] = v;
     tempo_sort_by_probability(candidates, n, probs);
     return n < max_width ? n : max_width;
+}
+
+/* The parallel set of one step: tempo_select_tokens, else (none clears the
+ * threshold) the argmax alone, or nothing with stop_on_empty. */
+int tempo_choose_set(const float *probs, int vocab, float threshold, const GenConfig *g, int *candidates) {
+    int width = tempo_select_tokens(probs, vocab, threshold, g->max_width, candidates);
+    if (width == 0 && !g->stop_on_empty) candidates[width++] = tempo_argmax(probs, vocab); /* greedy */
+    return width;
 }
 
 int tempo_argmax(const float *p, int n) {
@@ -723,11 +712,8 @@ MaskKind tempo_layer_mask_kind(const GenConfig *g, int mask_layers, int l) {
 /* The run's mask as a rule: the mode (per layer with --isolate-layers),
  * minus the rows pruned so far. */
 static Mask run_mask(const Run *r, const Generation *gen) {
-    Mask mask = tempo_mask_rule(r->g->mode, gen->sets);
-    mask.layers = gen->mask_layers;
-    mask.layer_kinds = r->layer_kinds;
-    mask.hidden_from = r->hidden_from;
-    return mask;
+    return (Mask){.kind = r->g->mode, .sets = gen->sets, .layers = gen->mask_layers, .layer_kinds = r->layer_kinds,
+                  .hidden_from = r->hidden_from};
 }
 
 static int grow_generation(Generation *gen, const GenConfig *g, const Config *c, size_t n_rows, char *err);
@@ -832,7 +818,7 @@ float tempo_threshold_at(const GenConfig *g, int step) {
     double b = g->schedule == SCHEDULE_LINEAR
                    ? u
                    : 3 * (1 - u) * (1 - u) * u * g->bezier_p1 + 3 * (1 - u) * u * u * g->bezier_p2 + u * u * u;
-    return (float)(g->threshold + (g->final_threshold - g->threshold) * b);
+    return (float)(g->threshold + ((double)g->final_threshold - g->threshold) * b); /* in double: ends exactly at final */
 }
 
 /* ---- storage: a generation's rows, packed ---- */
@@ -936,6 +922,7 @@ static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Ge
     r->probs = malloc(V * sizeof(float));
     r->scratch = malloc(V * sizeof(float));
     r->parallel_set = malloc(V * sizeof(int));
+    r->live_rows = malloc((size_t)width * sizeof(float *));
     r->row_tokens = malloc((size_t)capacity * sizeof(int));
     r->row_pos = malloc((size_t)capacity * sizeof(int));
     r->row_sets = malloc((size_t)capacity * sizeof(int));
@@ -944,7 +931,7 @@ static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Ge
     if (need_attention) r->batch_attention = malloc((size_t)c->n_layers * c->n_heads * batch_rows * capacity * sizeof(float));
     r->hidden_from = malloc((size_t)capacity * sizeof(int));
     r->layer_kinds = malloc((size_t)gen->mask_layers * sizeof(MaskKind));
-    if (!r->probs || !r->scratch || !r->parallel_set || !r->row_tokens || !r->row_pos || !r->row_sets ||
+    if (!r->probs || !r->scratch || !r->parallel_set || !r->live_rows || !r->row_tokens || !r->row_pos || !r->row_sets ||
         (need_attention && !r->batch_attention) || !r->hidden_from || !r->layer_kinds) {
         run_close(r);
         return tempo_error(err, "out of memory for a generation of %d rows", capacity);
@@ -954,7 +941,7 @@ static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Ge
 }
 
 static void run_close(Run *r) {
-    free(r->probs); free(r->scratch); free(r->parallel_set);
+    free(r->probs); free(r->scratch); free(r->parallel_set); free(r->live_rows);
     free(r->row_tokens); free(r->row_pos); free(r->row_sets);
     free(r->batch_attention);
     free(r->hidden_from);

@@ -129,7 +129,8 @@ typedef struct {
     int k, n_keys;
     const int *keep_rows;   /* indices 0..k-1 of the rows whose probabilities are kept, ascending; NULL: all k */
     int n_keep_rows;        /* with keep_rows */
-    const uint8_t *keep_heads; /* [n_heads], 1 = kept; NULL: every head */
+    const int *keep_heads;  /* the heads whose probabilities are kept, ascending; NULL: every head */
+    int n_keep_heads;       /* with keep_heads */
 } AttentionInputs;
 
 /* The kernels a forward pass calls. tempo_plain_kernels (tempo.c) are the
@@ -152,18 +153,17 @@ typedef struct {
 
 /* The plain definitions (f32 weights only). */
 extern const Kernels tempo_plain_kernels;
+/* The files a model was loaded from (mapped, with their path): owned by formats/. */
+typedef struct ModelFiles ModelFiles;
 
 typedef struct {
     Config config;
     Weights weights;
     const Kernels *kernels; /* set by the loaders (the fast ones); NULL: tempo_plain_kernels */
     double *rope_inv_freq;  /* [head_dim/2]: theta^(-2i/head_dim), rescaled for llama3/linear */
-    int n_maps;
-    void *maps[64];         /* mmapped files */
-    size_t map_sizes[64];
     float *converted;       /* owned f32 values: norm vectors not stored as aligned f32, or NULL */
     size_t converted_bytes;
-    char path[4096];
+    ModelFiles *files;      /* or NULL; freed by tempo_model_free */
 } Model;
 
 /* Checkpoints are loaded by formats/ (formats.h: tempo_model_load).
@@ -199,9 +199,6 @@ typedef struct {
 } State;
 
 int tempo_state_init(State *s, const Config *c, int capacity, char *err);
-/* Bytes a State of `capacity` rows holds once a forward of `rows` new rows
- * has run with `kern` (cache and scratch; a run's estimate before starting). */
-size_t tempo_state_bytes(const Config *c, const Kernels *kern, int capacity, int rows);
 void tempo_state_free(State *s);
 
 /* Which attention probabilities a forward pass keeps: the listed layers,
@@ -237,8 +234,8 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
 /* The oracle path: all n rows from an empty cache. */
 int tempo_forward_full(const Model *m, int n, const int *tokens, const int *logical_pos,
                        const Mask *mask, Outputs out, char *err);
-/* How many of the k new rows first..first+k-1 the keep list keeps (all k without one). */
-int tempo_kept_rows(const AttentionKeep *keep, int first, int k);
+/* The place of `value` in an ascending keep list (NULL: every value, in order), or -1 when not kept. */
+int tempo_kept_slot(const int *list, int n, int value);
 
 /* ---- TEMPO generation ---- */
 
@@ -335,5 +332,13 @@ void tempo_probs(float *p, const float *logits, int vocab);
  * (tempo_generate then takes tempo_argmax). `candidates` holds the vocabulary. */
 int tempo_select_tokens(const float *probs, int vocab, float threshold, int max_width, int *candidates);
 int tempo_argmax(const float *p, int n);
+/* One step's parallel set: tempo_select_tokens with g's max_width, else the
+ * argmax alone (0 with g->stop_on_empty). Returns its width. */
+int tempo_choose_set(const float *probs, int vocab, float threshold, const GenConfig *g, int *candidates);
+/* The next-token distribution: softmax(last_row), or with NEXT_MEAN the
+ * mean of softmax(set_rows[i]) over the last set's n_set live members (the
+ * last row when n_set is 0). tmp: [vocab] scratch. */
+void tempo_next_distribution(NextFrom from, const float *const *set_rows, int n_set, const float *last_row, int vocab,
+                             float *probs, float *tmp);
 
 #endif

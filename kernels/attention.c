@@ -101,12 +101,11 @@ static void probability_row(const Config *c, const AttentionInputs *a, int i, in
 /* probs [kept heads][kept rows][n_keys]: the probabilities of the kept rows and heads only. */
 static void kept_probabilities(const Config *c, const AttentionInputs *a, float *probs) {
     int n_rows = a->keep_rows ? a->n_keep_rows : a->k;
-    for (int h = 0, slot = 0; h < c->n_heads; h++) {
-        if (a->keep_heads && !a->keep_heads[h]) continue;
+    int n_heads = a->keep_heads ? a->n_keep_heads : c->n_heads;
+    for (int slot = 0; slot < n_heads; slot++)
         for (int r = 0; r < n_rows; r++)
-            probability_row(c, a, a->keep_rows ? a->keep_rows[r] : r, h, probs + ((size_t)slot * n_rows + r) * a->n_keys);
-        slot++;
-    }
+            probability_row(c, a, a->keep_rows ? a->keep_rows[r] : r, a->keep_heads ? a->keep_heads[slot] : slot,
+                            probs + ((size_t)slot * n_rows + r) * a->n_keys);
 }
 
 void tempo_attention_fast(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs) {

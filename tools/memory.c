@@ -3,14 +3,23 @@
  * checks them against MemAvailable before starting, so that it exits with
  * one line instead of being killed by the kernel. NOTES explains the estimate. */
 #include "memory.h"
+#include "../formats/formats.h"
 
 #include <stdio.h>
 #include <string.h>
 
 size_t tempo_model_resident_bytes(const Model *m) {
     size_t bytes = m->converted_bytes;
-    for (int i = 0; i < m->n_maps; i++) bytes += m->map_sizes[i];
+    for (int i = 0; m->files && i < m->files->n_maps; i++) bytes += m->files->map_sizes[i];
     return bytes;
+}
+
+size_t tempo_state_bytes(const Config *c, const Kernels *kern, int capacity, int rows) {
+    size_t kv_dim = (size_t)c->n_kv_heads * c->head_dim, q_dim = (size_t)c->n_heads * c->head_dim;
+    size_t cache = 2 * (size_t)c->n_layers * capacity * kv_dim, wide = (size_t)c->dim > q_dim ? (size_t)c->dim : q_dim;
+    size_t per_row = (size_t)c->dim + wide + 2 * q_dim + 2 * (size_t)c->hidden_dim + (size_t)c->head_dim;
+    size_t kernels = kern->matmul_scratch(rows) + kern->attention_scratch(c, rows, capacity);
+    return (cache + (size_t)rows * per_row + kernels) * sizeof(float) + (size_t)rows * sizeof(int);
 }
 
 int tempo_memory_available(size_t *bytes, char *err) {
