@@ -143,6 +143,7 @@ BENCH_MODELS = build/bench-large.bin build/bench-large-bf16 build/bench-large-q4
 bench: build/bench $(BENCH_MODELS)
 	build/bench --weights $(WEIGHTS) --large build/bench-large.bin --large-bf16 build/bench-large-bf16 \
 	  --large-q4k build/bench-large-q4_k.gguf --json bench.json
+	build/bench --long 65536 --json bench-long.json
 
 # libFuzzer targets (clang), each run FUZZ_SECONDS on seeds built from valid synthetic files.
 FUZZ_SECONDS ?= 60

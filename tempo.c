@@ -214,27 +214,39 @@ static void matrix_row_plain(Matrix w, int row, int cols, float *out) {
 }
 
 /* Attention of each new row i, head h, over the keys: s_j = q . k_j /
- * sqrt(head_dim); p = softmax over the allowed keys; out = sum_j p_j v_j.
- * Head h reads key/value head g = h / (n_heads / n_kv_heads) (grouped-query). */
+ * sqrt(head_dim) where the mask allows key j, -inf where not; p =
+ * softmax(s) (masked keys get exactly 0); out = sum_j p_j v_j. Head h reads
+ * key/value head g = h / (n_heads / n_kv_heads) (grouped-query). One
+ * [n_keys] row of scores at a time; the kept rows and heads copy p out. */
 static void attention_plain(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs) {
     int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
+    int first = a->n_keys - a->k, n_kept_rows = a->keep_rows ? a->n_keep_rows : a->k;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int i = 0; i < a->k; i++)
+    for (int i = 0; i < a->k; i++) {
+        int row_slot = tempo_kept_slot(a->keep_rows, a->n_keep_rows, i); /* its place among the kept rows, or -1 */
         for (int h = 0; h < c->n_heads; h++) {
             const float *q = a->q + (size_t)i * q_dim + h * hd;
             const float *keys = a->keys + (h / group) * hd, *values = a->values + (h / group) * hd;
             for (int j = 0; j < a->n_keys; j++) {
                 float dot = 0.0f;
                 for (int t = 0; t < hd; t++) dot += q[t] * keys[(size_t)j * kv_dim + t];
-                scores[j] = scale * dot;
+                scores[j] = tempo_mask_cell(a->mask, a->layer, first + i, j) ? scale * dot : -INFINITY;
             }
-            tempo_softmax(scores, a->allowed + (size_t)i * a->n_keys, a->n_keys);
-            if (probs) memcpy(probs + ((size_t)h * a->k + i) * a->n_keys, scores, (size_t)a->n_keys * sizeof(float));
+            tempo_softmax(scores, NULL, a->n_keys);
+            int head_slot = tempo_kept_slot(a->keep_heads, a->n_keep_heads, h);
+            if (probs && row_slot >= 0 && head_slot >= 0)
+                memcpy(probs + ((size_t)head_slot * n_kept_rows + row_slot) * a->n_keys, scores, (size_t)a->n_keys * sizeof(float));
             float *o = out + (size_t)i * q_dim + h * hd;
             for (int t = 0; t < hd; t++) o[t] = 0.0f;
             for (int j = 0; j < a->n_keys; j++)
                 for (int t = 0; t < hd; t++) o[t] += scores[j] * values[(size_t)j * kv_dim + t];
         }
+    }
+}
+
+static size_t attention_plain_scratch(const Config *c, int k, int n_keys) {
+    (void)c, (void)k;
+    return (size_t)n_keys;
 }
 
 const Kernels tempo_plain_kernels = {
@@ -244,6 +256,7 @@ const Kernels tempo_plain_kernels = {
     .matmul_scratch = matmul_plain_scratch,
     .matrix_row = matrix_row_plain,
     .attention = attention_plain,
+    .attention_scratch = attention_plain_scratch,
 };
 /* ===================================================================== */
 /* The KV cache (NOTES 2)                                                */
@@ -271,40 +284,38 @@ void tempo_state_free(State *s) {
     free(s->value_cache);
     free(s->x); free(s->xb); free(s->q); free(s->att_out);
     free(s->hb); free(s->hb2); free(s->scores);
-    free(s->rope_cos); free(s->rope_sin); free(s->weight_panel);
+    free(s->rope_cos); free(s->rope_sin); free(s->weight_panel); free(s->kept_rows);
     memset(s, 0, sizeof *s);
 }
 
 enum { ALIGN = 64 }; /* bytes: a cache line, and one AVX-512 vector */
 
-/* Makes the matmul kernel's scratch hold `values` floats. */
-static int ensure_panel(State *s, size_t values, char *err) {
-    if (values <= s->panel_values && s->weight_panel) return 0;
-    free(s->weight_panel);
-    s->weight_panel = aligned_alloc(ALIGN, ((values ? values : 1) * sizeof(float) + ALIGN - 1) / ALIGN * ALIGN);
-    s->panel_values = s->weight_panel ? values : 0;
-    return s->weight_panel ? 0 : tempo_error(err, "out of memory for a weight panel of %zu values", values);
+/* Makes a kernel's scratch *buf hold `values` floats (*have: what it holds). */
+static int ensure_kernel_scratch(float **buf, size_t *have, size_t values, char *err) {
+    if (values <= *have && *buf) return 0;
+    free(*buf);
+    *buf = aligned_alloc(ALIGN, ((values ? values : 1) * sizeof(float) + ALIGN - 1) / ALIGN * ALIGN);
+    *have = *buf ? values : 0;
+    return *buf ? 0 : tempo_error(err, "out of memory for kernel scratch of %zu values", values);
 }
 
-/* Makes the scratch buffers fit `rows` new rows against `keys` keys. */
-static int ensure_scratch(State *s, const Config *c, int rows, int keys, char *err) {
-    if (rows <= s->scratch_rows && keys <= s->scratch_keys) return 0;
-    if (rows < s->scratch_rows) rows = s->scratch_rows;
-    if (keys < s->scratch_keys) keys = s->scratch_keys;
+/* Makes the scratch buffers fit `rows` new rows. */
+static int ensure_scratch(State *s, const Config *c, int rows, char *err) {
+    if (rows <= s->scratch_rows) return 0;
     int wide = c->dim > q_dim_of(c) ? c->dim : q_dim_of(c);
-    float **bufs[] = {&s->x, &s->xb, &s->q, &s->att_out, &s->hb, &s->hb2, &s->scores,
-                      &s->rope_cos, &s->rope_sin};
+    float **bufs[] = {&s->x, &s->xb, &s->q, &s->att_out, &s->hb, &s->hb2, &s->rope_cos, &s->rope_sin};
     size_t sizes[] = {(size_t)rows * c->dim, (size_t)rows * wide, (size_t)rows * q_dim_of(c),
                       (size_t)rows * q_dim_of(c), (size_t)rows * c->hidden_dim,
-                      (size_t)rows * c->hidden_dim, (size_t)rows * keys,
-                      (size_t)rows * c->head_dim / 2, (size_t)rows * c->head_dim / 2};
+                      (size_t)rows * c->hidden_dim, (size_t)rows * c->head_dim / 2, (size_t)rows * c->head_dim / 2};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) { /* rows start on cache lines when dim % 16 == 0 */
         free(*bufs[i]);
         *bufs[i] = aligned_alloc(ALIGN, (sizes[i] * sizeof(float) + ALIGN - 1) / ALIGN * ALIGN);
-        if (!*bufs[i]) return tempo_error(err, "out of memory for scratch of %d rows x %d keys", rows, keys);
+        if (!*bufs[i]) return tempo_error(err, "out of memory for scratch of %d rows", rows);
     }
+    free(s->kept_rows);
+    s->kept_rows = malloc((size_t)rows * sizeof(int));
+    if (!s->kept_rows) return tempo_error(err, "out of memory for scratch of %d rows", rows);
     s->scratch_rows = rows;
-    s->scratch_keys = keys;
     return 0;
 }
 
@@ -312,16 +323,42 @@ static int ensure_scratch(State *s, const Config *c, int rows, int keys, char *e
 /* The forward pass over a position map and a mask (NOTES 3)            */
 /* ===================================================================== */
 
+/* 0 if the mask covers rows first..first+k-1 over n_keys keys; else an error. */
+static int check_mask(const Mask *mask, const Config *c, int first, int k, int n_keys, char *err) {
+    if (!mask) return tempo_error(err, "forward needs a mask");
+    if (mask->layers != 1 && mask->layers != c->n_layers)
+        return tempo_error(err, "mask has %d layers; expected 1 or n_layers = %d", mask->layers, c->n_layers);
+    if (!mask->dense && !mask->sets) return tempo_error(err, "a rule mask needs the rows' sets");
+    int last = mask->dense_first + mask->dense_rows - 1;
+    if (mask->dense && (mask->dense_first > first || last < first + k - 1 || mask->dense_keys < n_keys))
+        return tempo_error(err, "the mask covers rows %d-%d over %d keys, not rows %d-%d over %d", mask->dense_first,
+                           last, mask->dense_keys, first, first + k - 1, n_keys);
+    for (int l = 0; l < mask->layers; l++)
+        for (int q = first; q < first + k; q++) {
+            int any = tempo_mask_cell(mask, l, q, q); /* a rule row sees itself; else look at every key */
+            for (int j = 0; j < n_keys && !any; j++) any = tempo_mask_cell(mask, l, q, j);
+            if (!any) return tempo_error(err, "mask row %d (layer %d) allows no key", q, l);
+        }
+    return 0;
+}
+
+/* 0 if a keep list is ascending within its bounds; else an error naming it. */
+static int check_keep_list(const int *list, int n, int bound, const char *what, char *err) {
+    if (list && n < 1) return tempo_error(err, "the attention keep list of %s is empty", what);
+    for (int i = 0; list && i < n; i++)
+        if (list[i] < 0 || list[i] >= bound || (i > 0 && list[i] <= list[i - 1]))
+            return tempo_error(err, "attention %s %d is out of range [0, %d) or not ascending", what, list[i], bound);
+    return 0;
+}
+
 static int check_inputs(const Model *m, const State *s, int k, const int *tokens, const int *logical_pos,
-                        const uint8_t *allowed, int mask_layers, int last_logits, char *err) {
+                        const Mask *mask, Outputs out, char *err) {
     const Config *c = &m->config;
     if (k <= 0) return tempo_error(err, "forward needs at least one new row, got %d", k);
-    if (last_logits < 0 || last_logits > k)
-        return tempo_error(err, "logits asked for the last %d rows of %d new rows", last_logits, k);
+    if (out.last_logits < 0 || out.last_logits > k)
+        return tempo_error(err, "logits asked for the last %d rows of %d new rows", out.last_logits, k);
     if (s->n_rows + k > s->capacity)
         return tempo_error(err, "KV cache full: %d rows cached + %d new > capacity %d", s->n_rows, k, s->capacity);
-    if (mask_layers != 1 && mask_layers != c->n_layers)
-        return tempo_error(err, "mask has %d layers; expected 1 or n_layers = %d", mask_layers, c->n_layers);
     for (int i = 0; i < k; i++) {
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
             return tempo_error(err, "token id %d at row %d is out of range [0, %d)", tokens[i], s->n_rows + i, c->vocab_size);
@@ -329,15 +366,12 @@ static int check_inputs(const Model *m, const State *s, int k, const int *tokens
             return tempo_error(err, "logical position %d at row %d is out of range [0, %d)", logical_pos[i],
                         s->n_rows + i, c->seq_len);
     }
-    int n_keys = s->n_rows + k;
-    for (int l = 0; l < mask_layers; l++)
-        for (int i = 0; i < k; i++) {
-            const uint8_t *row = allowed + ((size_t)l * k + i) * n_keys;
-            int any = 0;
-            for (int j = 0; j < n_keys && !any; j++) any = row[j] != 0;
-            if (!any) return tempo_error(err, "mask row %d (layer %d) allows no key", s->n_rows + i, l);
-        }
-    return 0;
+    const AttentionKeep *keep = out.keep;
+    if (keep && (check_keep_list(keep->layers, keep->n_layers, c->n_layers, "layer", err) != 0 ||
+                 check_keep_list(keep->heads, keep->n_heads, c->n_heads, "head", err) != 0 ||
+                 check_keep_list(keep->rows, keep->n_rows, s->capacity, "row", err) != 0))
+        return -1;
+    return check_mask(mask, c, s->n_rows, k, s->n_rows + k, err);
 }
 
 /* 0 if the kernels read matrix x in its stored type; else an error naming it. */
@@ -361,27 +395,52 @@ static int check_weight_types(const Model *m, const Kernels *kern, char *err) {
     return 0;
 }
 
+int tempo_kept_slot(const int *list, int n, int value) {
+    if (!list) return value;
+    for (int i = 0; i < n && list[i] <= value; i++)
+        if (list[i] == value) return i;
+    return -1;
+}
+
+/* Where layer l's kept probabilities go in Outputs.attention, or NULL
+ * (none asked for, or layer l not kept). */
+static float *kept_layer_attention(const Config *c, Outputs out, int l, int kept_rows, int n_keys) {
+    const AttentionKeep *keep = out.keep;
+    int slot = keep ? tempo_kept_slot(keep->layers, keep->n_layers, l) : l;
+    int heads = keep && keep->heads ? keep->n_heads : c->n_heads;
+    return out.attention && slot >= 0 ? out.attention + (size_t)slot * heads * kept_rows * n_keys : NULL;
+}
+
 /* Multi-head attention of the k new rows (queries in s->q) over every
- * cached key of layer l; attention_out: [n_layers][n_heads][k][n_keys] or NULL. */
-static void attention(const Kernels *kern, const Config *c, State *s, int l, int k, const uint8_t *allowed,
-                      float *attention_out) {
+ * cached key of layer l; probabilities of the kept heads and rows into out. */
+static void attention(const Kernels *kern, const Config *c, State *s, int l, int k, const Mask *mask, Outputs out) {
     size_t layer = (size_t)l * s->capacity * kv_dim_of(c);
+    const AttentionKeep *keep = out.keep;
     AttentionInputs a = {.q = s->q, .keys = s->key_cache + layer, .values = s->value_cache + layer,
-                         .allowed = allowed, .k = k, .n_keys = s->n_rows + k};
-    float *probs = attention_out ? attention_out + (size_t)l * c->n_heads * k * a.n_keys : NULL;
+                         .mask = mask, .layer = mask->layers > 1 ? l : 0, .k = k, .n_keys = s->n_rows + k};
+    if (keep && keep->heads) a.keep_heads = keep->heads, a.n_keep_heads = keep->n_heads;
+    if (keep && keep->rows) { /* the kept rows among the new ones, as indices 0..k-1 */
+        a.keep_rows = s->kept_rows;
+        for (int i = 0; i < keep->n_rows; i++)
+            if (keep->rows[i] >= s->n_rows && keep->rows[i] < a.n_keys) s->kept_rows[a.n_keep_rows++] = keep->rows[i] - s->n_rows;
+    }
+    float *probs = kept_layer_attention(c, out, l, a.keep_rows ? a.n_keep_rows : k, a.n_keys);
+    if (a.keep_rows && a.n_keep_rows == 0) probs = NULL; /* no kept row in this call */
     kern->attention(c, &a, s->att_out, s->scores, probs);
 }
 
 int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int *logical_pos,
-                  const uint8_t *allowed, int mask_layers, Outputs out, char *err) {
+                  const Mask *mask, Outputs out, char *err) {
     const Config *c = &m->config;
     const Weights *w = &m->weights;
     const Kernels *kern = m->kernels ? m->kernels : &tempo_plain_kernels;
-    if (check_inputs(m, s, k, tokens, logical_pos, allowed, mask_layers, out.last_logits, err) != 0 ||
-        check_weight_types(m, kern, err) != 0)
+    if (check_inputs(m, s, k, tokens, logical_pos, mask, out, err) != 0 || check_weight_types(m, kern, err) != 0)
         return -1;
     int n_keys = s->n_rows + k;
-    if (ensure_scratch(s, c, k, n_keys, err) != 0 || ensure_panel(s, kern->matmul_scratch(k), err) != 0) return -1;
+    if (ensure_scratch(s, c, k, err) != 0 ||
+        ensure_kernel_scratch(&s->weight_panel, &s->panel_values, kern->matmul_scratch(k), err) != 0 ||
+        ensure_kernel_scratch(&s->scores, &s->score_values, kern->attention_scratch(c, k, n_keys), err) != 0)
+        return -1;
     int dim = c->dim, hid = c->hidden_dim, q_dim = q_dim_of(c), kv_dim = kv_dim_of(c);
     float *panel = s->weight_panel;
 
@@ -400,8 +459,7 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
         kern->matmul(v_rows, s->xb, lw->wv, k, dim, kv_dim, panel);
         rope_rotate(s->q, k, c->n_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
         rope_rotate(k_rows, k, c->n_kv_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
-        const uint8_t *layer_mask = allowed + (mask_layers > 1 ? (size_t)l * k * n_keys : 0);
-        attention(kern, c, s, l, k, layer_mask, out.attention);
+        attention(kern, c, s, l, k, mask, out);
         kern->matmul(s->xb, s->att_out, lw->wo, k, q_dim, dim, panel);
         add_into(s->x, s->xb, (size_t)k * dim);
 
@@ -425,10 +483,10 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
 }
 
 int tempo_forward_full(const Model *m, int n, const int *tokens, const int *logical_pos,
-                       const uint8_t *allowed, int mask_layers, Outputs out, char *err) {
+                       const Mask *mask, Outputs out, char *err) {
     State s;
     if (tempo_state_init(&s, &m->config, n > 0 ? n : 1, err) != 0) return -1;
-    int rc = tempo_forward(m, &s, n, tokens, logical_pos, allowed, mask_layers, out, err);
+    int rc = tempo_forward(m, &s, n, tokens, logical_pos, mask, out, err);
     tempo_state_free(&s);
     return rc;
 }
@@ -436,20 +494,33 @@ int tempo_forward_full(const Model *m, int n, const int *tokens, const int *logi
 /* ===================================================================== */
 /* Masks: causal, isolated, visible (NOTES 4)                           */
 /* ===================================================================== */
-/* allowed[q][k] = 1 iff k <= q, and, in isolated mode, k is q itself or
- * not a member of q's set. Rows of one set share a logical position. */
+/* One rule says which keys a row sees (tempo_mask_cell); rows of one set share a logical position. */
+Mask tempo_mask_rule(MaskKind kind, const int *sets) {
+    return (Mask){.kind = kind, .sets = sets, .layers = 1};
+}
+
+Mask tempo_mask_dense(const uint8_t *allowed, int layers, int first, int rows, int keys) {
+    return (Mask){.dense = allowed, .layers = layers, .dense_first = first, .dense_rows = rows, .dense_keys = keys};
+}
+
+/* The one rule: causal (key <= q), minus keys pruned before row q, minus,
+ * in isolated layers, the other members of q's set. A dense mask is read. */
+int tempo_mask_cell(const Mask *m, int layer, int q, int key) {
+    int l = m->layers > 1 ? layer : 0;
+    if (m->dense)
+        return m->dense[((size_t)l * m->dense_rows + (size_t)(q - m->dense_first)) * m->dense_keys + (size_t)key] != 0;
+    if (key > q) return 0;
+    if (m->hidden_from && m->hidden_from[key] >= 0 && q >= m->hidden_from[key]) return 0;
+    MaskKind kind = m->layer_kinds ? m->layer_kinds[l] : m->kind;
+    return !(kind == MASK_ISOLATED && key != q && m->sets[key] == m->sets[q]);
+}
 
 void tempo_mask_rows(MaskKind kind, const int *sets, int first, int k, uint8_t *allowed) {
+    Mask rule = tempo_mask_rule(kind, sets);
     int n_keys = first + k;
-    for (int i = 0; i < k; i++) {
-        int q = first + i;
-        uint8_t *row = allowed + (size_t)i * n_keys;
-        for (int key = 0; key < n_keys; key++) {
-            int causal = key <= q;
-            int same_set_other = key != q && sets[key] == sets[q];
-            row[key] = (uint8_t)(causal && !(kind == MASK_ISOLATED && same_set_other));
-        }
-    }
+    for (int i = 0; i < k; i++)
+        for (int key = 0; key < n_keys; key++)
+            allowed[(size_t)i * n_keys + key] = (uint8_t)tempo_mask_cell(&rule, 0, first + i, key);
 }
 
 /* ===================================================================== */
@@ -473,8 +544,8 @@ typedef struct {
     int *parallel_set;                    /* [vocab]: candidates, then the selected tokens */
     int *row_tokens, *row_pos, *row_sets; /* [capacity]: the rows of one forward call */
     float *batch_attention;               /* [L][H][rows][keys]: when captured or pruned by */
-    uint8_t *mask;                        /* [mask_layers][rows][keys]: the mask of one forward call */
-    size_t cap_mask;
+    int *hidden_from;                     /* [capacity]: the mask's pruned rows (Mask.hidden_from) */
+    MaskKind *layer_kinds;                /* [mask_layers]: the mask's kind per layer */
 } Run;
 
 static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Generation *gen, char *err);
@@ -485,7 +556,7 @@ static int record_step(Generation *gen, int logical_pos, float threshold, const 
                        const float *probs, char *err);
 static int feed_parallel_set(Run *r, Generation *gen, int step, char *err);
 static void prune_sets(Generation *gen, const GenConfig *g, const Config *c, int step, int first, int k,
-                       const float *batch_attention);
+                       const float *batch_attention, int *hidden_from);
 
 int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenConfig *g, Generation *gen,
                    char *err) {
@@ -509,7 +580,7 @@ int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenCon
         rc = record_step(gen, logical_pos, threshold, r.parallel_set, width, r.probs, err);
         int first = gen->n_rows;
         if (rc == 0) rc = feed_parallel_set(&r, gen, step, err);
-        if (rc == 0 && g->prune) prune_sets(gen, g, c, step, first, gen->n_rows - first, r.batch_attention);
+        if (rc == 0 && g->prune) prune_sets(gen, g, c, step, first, gen->n_rows - first, r.batch_attention, r.hidden_from);
     }
     gen->total_seconds = now_seconds() - t0;
     run_close(&r);
@@ -640,22 +711,16 @@ MaskKind tempo_layer_mask_kind(const GenConfig *g, int mask_layers, int l) {
     return g->mode == MASK_ISOLATED && l >= g->isolate_first && l <= g->isolate_last ? MASK_ISOLATED : MASK_VISIBLE;
 }
 
-/* The mask rows of the k new rows first..first+k-1 against every key: the
- * mode's mask (one per layer with --isolate-layers), minus pruned rows. */
-static void new_rows_mask(const Generation *gen, const GenConfig *g, int first, int k, uint8_t *allowed) {
-    size_t n_keys = (size_t)first + k;
-    for (int l = 0; l < gen->mask_layers; l++) {
-        uint8_t *layer_mask = allowed + (size_t)l * k * n_keys;
-        tempo_mask_rows(tempo_layer_mask_kind(g, gen->mask_layers, l), gen->sets, first, k, layer_mask);
-        for (int i = 0; i < k; i++)
-            for (int j = 0; j < first; j++)
-                if (gen->pruned[j] >= 0) layer_mask[i * n_keys + j] = 0;
-    }
+/* The run's mask as a rule: the mode (per layer with --isolate-layers),
+ * minus the rows pruned so far. */
+static Mask run_mask(const Run *r, const Generation *gen) {
+    return (Mask){.kind = r->g->mode, .sets = gen->sets, .layers = gen->mask_layers, .layer_kinds = r->layer_kinds,
+                  .hidden_from = r->hidden_from};
 }
 
 static int grow_generation(Generation *gen, const GenConfig *g, const Config *c, size_t n_rows, char *err);
 static void store_rows(Generation *gen, const GenConfig *g, const Config *c, int first, int k,
-                       const uint8_t *allowed, const float *batch_attention);
+                       const Mask *mask, const float *batch_attention);
 
 /* Feeds k rows (r->row_tokens, row_pos, row_sets) to the model under the
  * run's mask, and keeps what was computed. */
@@ -672,14 +737,15 @@ static int append_rows(Run *r, Generation *gen, int k, char *err) {
         gen->positions[first + i] = r->row_pos[i];
         gen->sets[first + i] = r->row_sets[i];
         gen->pruned[first + i] = -1;
+        r->hidden_from[first + i] = -1;
     }
-    if (tempo_grow((void **)&r->mask, &r->cap_mask, (size_t)gen->mask_layers * k * n_keys, 1, err) != 0) return -1;
-    uint8_t *allowed = r->mask;
-    new_rows_mask(gen, r->g, first, k, allowed);
+    Mask mask = run_mask(r, gen);
+    /* attention is needed when captured, and to prune by (the rows of a step) */
+    int need_attention = r->g->capture_attention || (r->g->prune && first > 0);
     Outputs out = {.logits = gen->logits + (size_t)(first + k - logit_rows - gen->logits_first) * c->vocab_size,
-                   .attention = r->batch_attention, .last_logits = logit_rows};
-    int rc = tempo_forward(r->model, &r->cache, k, r->row_tokens, r->row_pos, allowed, gen->mask_layers, out, err);
-    if (rc == 0) store_rows(gen, r->g, c, first, k, allowed, r->batch_attention);
+                   .attention = need_attention ? r->batch_attention : NULL, .last_logits = logit_rows};
+    int rc = tempo_forward(r->model, &r->cache, k, r->row_tokens, r->row_pos, &mask, out, err);
+    if (rc == 0) store_rows(gen, r->g, c, first, k, &mask, r->batch_attention);
     return rc;
 }
 
@@ -690,7 +756,7 @@ static int append_rows(Run *r, Generation *gen, int k, char *err) {
  * the set); a member whose share < prune_threshold / live members is
  * pruned, except the set's strongest. */
 static void prune_sets(Generation *gen, const GenConfig *g, const Config *c, int step, int first, int k,
-                       const float *batch_attention) {
+                       const float *batch_attention, int *hidden_from) {
     int n_keys = first + k, H = c->n_heads;
     for (int s = step - g->prune_window; s < step; s++) {
         if (s < 0) continue;
@@ -717,6 +783,7 @@ static void prune_sets(Generation *gen, const GenConfig *g, const Config *c, int
             if (share[mi] / total < g->prune_threshold / live) {
                 mem->pruned_at = step;
                 gen->pruned[mem->row] = step;
+                hidden_from[mem->row] = n_keys; /* rows after this step no longer see it */
             }
         }
     }
@@ -784,12 +851,14 @@ static int grow_generation(Generation *gen, const GenConfig *g, const Config *c,
 /* Keeps what rows first..first+k-1 were computed with: each one's mask row
  * and, when captured, its attention. */
 static void store_rows(Generation *gen, const GenConfig *g, const Config *c, int first, int k,
-                       const uint8_t *allowed, const float *batch_attention) {
+                       const Mask *mask, const float *batch_attention) {
     size_t n_keys = (size_t)first + k, LH = (size_t)c->n_layers * c->n_heads, ML = gen->mask_layers;
     for (int i = 0; i < k; i++) {
         size_t row = (size_t)first + i;
         for (size_t l = 0; l < ML; l++)
-            memcpy(gen->allowed + ML * triangle(row) + l * (row + 1), allowed + (l * k + i) * n_keys, row + 1);
+            for (size_t key = 0; key <= row; key++)
+                gen->allowed[ML * triangle(row) + l * (row + 1) + key] =
+                    (uint8_t)tempo_mask_cell(mask, (int)l, (int)row, (int)key);
         if (g->capture_attention)
             for (size_t lh = 0; lh < LH; lh++)
                 memcpy(gen->attention + LH * triangle(row) + lh * (row + 1), batch_attention + (lh * k + i) * n_keys,
@@ -860,12 +929,16 @@ static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Ge
     r->row_pos = malloc((size_t)capacity * sizeof(int));
     r->row_sets = malloc((size_t)capacity * sizeof(int));
     int need_attention = g->capture_attention || g->prune;
+    if (!g->capture_attention) batch_rows = (size_t)width; /* pruning weighs the rows of a step only */
     if (need_attention) r->batch_attention = malloc((size_t)c->n_layers * c->n_heads * batch_rows * capacity * sizeof(float));
+    r->hidden_from = malloc((size_t)capacity * sizeof(int));
+    r->layer_kinds = malloc((size_t)gen->mask_layers * sizeof(MaskKind));
     if (!r->probs || !r->scratch || !r->parallel_set || !r->live_rows || !r->row_tokens || !r->row_pos || !r->row_sets ||
-        (need_attention && !r->batch_attention)) {
+        (need_attention && !r->batch_attention) || !r->hidden_from || !r->layer_kinds) {
         run_close(r);
         return tempo_error(err, "out of memory for a generation of %d rows", capacity);
     }
+    for (int l = 0; l < gen->mask_layers; l++) r->layer_kinds[l] = tempo_layer_mask_kind(g, gen->mask_layers, l);
     return 0;
 }
 
@@ -873,7 +946,8 @@ static void run_close(Run *r) {
     free(r->probs); free(r->scratch); free(r->parallel_set); free(r->live_rows);
     free(r->row_tokens); free(r->row_pos); free(r->row_sets);
     free(r->batch_attention);
-    free(r->mask);
+    free(r->hidden_from);
+    free(r->layer_kinds);
     tempo_state_free(&r->cache);
 }
 

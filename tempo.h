@@ -92,13 +92,49 @@ typedef struct {             /* matrices point into the mapped file, in its stor
 
 /* ---- kernels: the steps that have a tuned version ---- */
 
-/* One layer's attention for k new rows over n_keys cached rows. */
+/* ---- masks: which keys a row may attend to ---- */
+
+typedef enum { MASK_CAUSAL, MASK_ISOLATED, MASK_VISIBLE } MaskKind;
+
+/* A mask as a rule, or a dense one. The rule: row q sees key k iff k <= q,
+ * the key is not pruned for q (hidden_from[k] < 0 or q < hidden_from[k]),
+ * and, where the layer's kind is isolated, k is q or not in q's set.
+ * Dense: dense[layer][q - dense_first][k] (any pattern, read as given).
+ * A cell is computed when needed (tempo_mask_cell): no N x N buffer. */
+typedef struct {
+    MaskKind kind;               /* rule: the kind of every layer (layer_kinds NULL) */
+    const MaskKind *layer_kinds; /* rule: [layers] the kind per layer, or NULL */
+    const int *sets;             /* rule: [rows] set id per physical row */
+    const int *hidden_from;      /* rule: [rows] first row that no longer sees this row (pruned), -1 never; or NULL */
+    int layers;                  /* 1 (one mask for every layer) or n_layers */
+    const uint8_t *dense;        /* NULL: the rule; else [layers][dense_rows][dense_keys], 1 = may attend */
+    int dense_first, dense_rows, dense_keys; /* dense: rows dense_first.. over keys 0..dense_keys-1 */
+} Mask;
+
+/* The rule of one kind for every layer over rows grouped by `sets`. */
+Mask tempo_mask_rule(MaskKind kind, const int *sets);
+/* A dense mask of rows first..first+rows-1 over `keys` keys, [layers][rows][keys]. */
+Mask tempo_mask_dense(const uint8_t *allowed, int layers, int first, int rows, int keys);
+/* 1 if row q may attend to key `key` in layer `layer` (the one rule). */
+int tempo_mask_cell(const Mask *m, int layer, int q, int key);
+/* Rows first..first+k-1 of the n x n rule of `kind` over `sets`, dense: writes [k][first+k]. */
+void tempo_mask_rows(MaskKind kind, const int *sets, int first, int k, uint8_t *allowed);
+
+/* ---- kernels: the steps that have a tuned version ---- */
+
+/* One layer's attention for the k new rows (physical rows n_keys-k..n_keys-1)
+ * over n_keys cached rows, and which probabilities to keep. */
 typedef struct {
     const float *q;         /* [k][n_heads*head_dim], RoPE applied */
     const float *keys;      /* [n_keys][n_kv_heads*head_dim], RoPE applied */
     const float *values;    /* [n_keys][n_kv_heads*head_dim] */
-    const uint8_t *allowed; /* [k][n_keys], 1 = may attend */
+    const Mask *mask;       /* read at (layer, row, key) by tempo_mask_cell */
+    int layer;
     int k, n_keys;
+    const int *keep_rows;   /* indices 0..k-1 of the rows whose probabilities are kept, ascending; NULL: all k */
+    int n_keep_rows;        /* with keep_rows */
+    const int *keep_heads;  /* the heads whose probabilities are kept, ascending; NULL: every head */
+    int n_keep_heads;       /* with keep_heads */
 } AttentionInputs;
 
 /* The kernels a forward pass calls. tempo_plain_kernels (tempo.c) are the
@@ -113,8 +149,10 @@ typedef struct {
     /* out[cols] = row `row` of a [rows][cols] matrix as f32 (the embedding lookup) */
     void (*matrix_row)(Matrix w, int row, int cols, float *out);
     /* out [k][n_heads*head_dim]: per head, P = softmax_allowed(Q K^T / sqrt(head_dim)), out = P V;
-     * scores: [k][n_keys] scratch; probs (NULL: not kept): [n_heads][k][n_keys] receives P */
+     * scores: attention_scratch(c, k, n_keys) floats; probs (NULL: not kept): [kept heads][kept rows][n_keys]
+     * receives P of the kept heads and rows (AttentionInputs.keep_*). Never an n_keys x n_keys buffer. */
     void (*attention)(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs);
+    size_t (*attention_scratch)(const Config *c, int k, int n_keys);
 } Kernels;
 
 /* The plain definitions (f32 weights only). */
@@ -156,46 +194,53 @@ typedef struct {
     float *value_cache;  /* [layer][capacity][kv_dim] */
     /* scratch, sized for scratch_rows new rows against scratch_keys keys */
     int scratch_rows, scratch_keys;
-    float *x, *xb, *q, *att_out, *hb, *hb2, *scores, *rope_cos, *rope_sin;
+    float *x, *xb, *q, *att_out, *hb, *hb2, *rope_cos, *rope_sin;
     float *weight_panel;  /* the matmul kernel's scratch (Kernels.matmul_scratch), panel_values floats */
     size_t panel_values;
+    float *scores;        /* the attention kernel's scratch (Kernels.attention_scratch), score_values floats */
+    size_t score_values;
+    int *kept_rows;       /* [scratch_rows]: the new rows whose attention is kept */
 } State;
 
 int tempo_state_init(State *s, const Config *c, int capacity, char *err);
 void tempo_state_free(State *s);
 
+/* Which attention probabilities a forward pass keeps: the listed layers,
+ * heads and physical rows (each ascending, no repeats; NULL: all of them). */
+typedef struct {
+    const int *layers; int n_layers;
+    const int *heads; int n_heads;
+    const int *rows; int n_rows;
+} AttentionKeep;
+
 /* What a forward pass returns; any pointer may be NULL to skip it. For k new
  * rows against n_keys = (rows cached before) + k keys:
  *   logits    [k][vocab], or [last_logits][vocab] for the last rows only
  *   hidden    [k][dim]      the final hidden state (after the last RMSNorm)
- *   attention [n_layers][n_heads][k][n_keys] softmax probabilities */
+ *   attention [kept layers][kept heads][kept new rows][n_keys] softmax
+ *             probabilities; keep NULL: [n_layers][n_heads][k][n_keys] */
 typedef struct {
     float *logits;
     float *hidden;
     float *attention;
+    const AttentionKeep *keep;
     int last_logits; /* > 0: logits only for the last last_logits rows ([last_logits][vocab]); 0: every row */
 } Outputs;
 
-/* Appends k rows to the cache and computes them. `allowed` is the mask of
- * the new rows against every key, [mask_layers][k][n_keys] bytes, 1 = may
- * attend; mask_layers is 1 (one mask for every layer) or n_layers. A row
- * with no allowed key, a token out of range, a position outside
- * [0, seq_len) or a full cache is an error and leaves the cache unchanged. */
+/* Appends k rows to the cache and computes them under `mask` (rows are
+ * physical: the new ones are s->n_rows..s->n_rows+k-1; a dense mask must
+ * cover them and every key). A row with no allowed key, a token out of
+ * range, a position outside [0, seq_len) or a full cache is an error and
+ * leaves the cache unchanged. */
 int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int *logical_pos,
-                  const uint8_t *allowed, int mask_layers, Outputs out, char *err);
+                  const Mask *mask, Outputs out, char *err);
 
-/* The oracle path: all n rows from an empty cache; allowed is [mask_layers][n][n]. */
+/* The oracle path: all n rows from an empty cache. */
 int tempo_forward_full(const Model *m, int n, const int *tokens, const int *logical_pos,
-                       const uint8_t *allowed, int mask_layers, Outputs out, char *err);
+                       const Mask *mask, Outputs out, char *err);
+/* The place of `value` in an ascending keep list (NULL: every value, in order), or -1 when not kept. */
+int tempo_kept_slot(const int *list, int n, int value);
 
-/* ---- masks ---- */
-
-typedef enum { MASK_CAUSAL, MASK_ISOLATED, MASK_VISIBLE } MaskKind;
-
-/* Rows first..first+k-1 of the n x n mask for rows grouped by `sets`:
- * causal/visible: key <= query; isolated: the same, except a query may not
- * see another member of its own set. Writes [k][first+k]. */
-void tempo_mask_rows(MaskKind kind, const int *sets, int first, int k, uint8_t *allowed);
 /* ---- TEMPO generation ---- */
 
 typedef enum { NEXT_LAST_ROW, NEXT_MEAN } NextFrom;

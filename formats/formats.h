@@ -219,6 +219,16 @@ const float *tempo_trace_logits_row(const TraceLogits *l, int r, int vocab);
 int tempo_trace_build(Trace *t, const Model *m, int n, const int *tokens, const int *positions,
                       const int *sets, const uint8_t *allowed, int mask_layers, const float *logits,
                       const float *attention, const int *pruned, char *err);
+/* Adds the attention a forward kept (Outputs.keep): attention F32[layers,
+ * heads, rows, n] of the kept ones, and for each list given, its indices
+ * (attention_layers, attention_heads, attention_rows I32). A trace without
+ * the index tensors holds every layer, head and row. */
+int tempo_trace_add_attention(Trace *t, const Config *c, int n, const AttentionKeep *keep, const float *attention,
+                              char *err);
+/* What attention a trace of n rows holds: 1 and *keep (its lists point into
+ * the trace; NULL: all) when it has attention of the right shape, 0 when it
+ * has none, -1 and an error when the tensors disagree. */
+int tempo_trace_attention_keep(const Trace *t, const Config *c, int n, AttentionKeep *keep, char *err);
 int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char *err);
 
 /* Masks as bits: `rows` rows of n keys, row r's key k in bit k % 8 of byte

@@ -141,3 +141,29 @@ int tempo_parse_int_list(const char *s, const char *what, int **out, int *n, cha
     }
     return rc;
 }
+
+/* Items "A" or "A-B" separated by commas, each within [0, bound), into a
+ * sorted list without repeats (a mark per index, then the marked ones). */
+int tempo_parse_index_set(const char *s, const char *what, int bound, int **out, int *n, char *err) {
+    uint8_t *marked = calloc((size_t)(bound > 0 ? bound : 1), 1);
+    char item[64];
+    *out = NULL, *n = 0;
+    if (!marked) return tempo_error(err, "out of memory");
+    for (const char *p = s;; p++) {
+        size_t len = strcspn(p, ",");
+        int first, last;
+        snprintf(item, sizeof item, "%.*s", (int)(len < sizeof item ? len : sizeof item - 1), p);
+        if (len >= sizeof item || tempo_parse_range(item, what, 0, bound - 1, &first, &last, err) != 0) {
+            free(marked);
+            return len >= sizeof item ? tempo_error(err, "%s: an item of '%.40s' is too long", what, s) : -1;
+        }
+        for (int i = first; i <= last; i++) marked[i] = 1;
+        p += len;
+        if (*p == '\0') break;
+    }
+    *out = malloc((size_t)(bound > 0 ? bound : 1) * sizeof(int));
+    for (int i = 0; *out && i < bound; i++)
+        if (marked[i]) (*out)[(*n)++] = i;
+    free(marked);
+    return *out ? 0 : tempo_error(err, "out of memory");
+}

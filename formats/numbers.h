@@ -27,5 +27,8 @@ int tempo_parse_float_pair(const char *s, char sep, const char *what, const char
  * file holding such a list (a long list does not fit in one argument).
  * *out is allocated ([*n] entries); the caller frees it. */
 int tempo_parse_int_list(const char *s, const char *what, int **out, int *n, char *err);
+/* Indices and ranges "0,3,5-7" within [0, bound), ascending without repeats
+ * (*out has room for bound). The caller frees *out. */
+int tempo_parse_index_set(const char *s, const char *what, int bound, int **out, int *n, char *err);
 
 #endif

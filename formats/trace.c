@@ -206,8 +206,8 @@ int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char
     cJSON *meta;
     unsigned dtypes = 1u << DT_F32 | 1u << DT_I32 | 1u << DT_U8;
     static const char *const known[] = {"tokens", "positions", "sets", "allowed", "allowed_bits", "logits", "attention", "pruned",
-                                        "selected", "selected_probs", "kept_rows", "kept_logits",
-                                        NULL}; /* others in dtypes tempo lacks are skipped */
+                                        "selected", "selected_probs", "kept_rows", "kept_logits", "attention_layers",
+                                        "attention_heads", "attention_rows", NULL}; /* others in dtypes tempo lacks are skipped */
     if (tempo_safetensors_parse(buf, len, "trace", path, dtypes, known, &entries, &n, &meta, err) != 0) return -1;
     int rc = tempo_tensor_find(entries, n, "allowed") && tempo_tensor_find(entries, n, "allowed_bits")
                  ? tempo_error(err, "trace %s holds both allowed and allowed_bits; keep one", path)
@@ -231,6 +231,53 @@ int tempo_trace_metaf(Trace *t, const char *key, char *err, const char *fmt, ...
     vsnprintf(value, sizeof value, fmt, ap);
     va_end(ap);
     return tempo_trace_meta(t, key, value, err);
+}
+
+int tempo_trace_add_attention(Trace *t, const Config *c, int n, const AttentionKeep *keep, const float *attention,
+                              char *err) {
+    int64_t shape[4] = {keep->layers ? keep->n_layers : c->n_layers, keep->heads ? keep->n_heads : c->n_heads,
+                        keep->rows ? keep->n_rows : n, n};
+    const char *names[3] = {"attention_layers", "attention_heads", "attention_rows"};
+    const int *lists[3] = {keep->layers, keep->heads, keep->rows};
+    if (tempo_trace_add(t, "attention", DT_F32, 4, shape, attention, err) != 0) return -1;
+    for (int i = 0; i < 3; i++) /* the indices of a partial capture */
+        if (lists[i] && tempo_trace_add(t, names[i], DT_I32, 1, shape + i, lists[i], err) != 0) return -1;
+    return 0;
+}
+
+/* One index list of a partial capture: I32[count], ascending, within [0, bound). */
+static int index_list(const Trace *t, const char *name, int bound, const int **list, int *count, char *err) {
+    const Tensor *x = tempo_trace_get(t, name);
+    *list = NULL, *count = 0;
+    if (!x) return 0;
+    if (x->dtype != DT_I32 || x->ndim != 1 || x->shape[0] < 1 || x->shape[0] > bound)
+        return tempo_error(err, "trace %s must be I32[1..%d]", name, bound);
+    const int *v = x->data;
+    for (int64_t i = 0; i < x->shape[0]; i++)
+        if (v[i] < 0 || v[i] >= bound || (i > 0 && v[i] <= v[i - 1]))
+            return tempo_error(err, "trace %s must be ascending indices within [0, %d); entry %lld is %d", name, bound,
+                               (long long)i, v[i]);
+    *list = v, *count = (int)x->shape[0];
+    return 0;
+}
+
+int tempo_trace_attention_keep(const Trace *t, const Config *c, int n, AttentionKeep *keep, char *err) {
+    memset(keep, 0, sizeof *keep);
+    const Tensor *att = tempo_trace_get(t, "attention");
+    if (index_list(t, "attention_layers", c->n_layers, &keep->layers, &keep->n_layers, err) != 0 ||
+        index_list(t, "attention_heads", c->n_heads, &keep->heads, &keep->n_heads, err) != 0 ||
+        index_list(t, "attention_rows", n, &keep->rows, &keep->n_rows, err) != 0)
+        return -1;
+    if (!att) {
+        if (keep->layers || keep->heads || keep->rows) return tempo_error(err, "trace has attention indices but no attention");
+        return 0;
+    }
+    int64_t want[4] = {keep->layers ? keep->n_layers : c->n_layers, keep->heads ? keep->n_heads : c->n_heads,
+                       keep->rows ? keep->n_rows : n, n};
+    if (att->dtype != DT_F32 || att->ndim != 4 || memcmp(att->shape, want, sizeof want) != 0)
+        return tempo_error(err, "trace attention must be F32[%lld,%lld,%lld,%lld] (its kept layers, heads, rows; keys)",
+                           (long long)want[0], (long long)want[1], (long long)want[2], (long long)want[3]);
+    return 1;
 }
 
 static void put_meta_int(Trace *t, const char *key, long v) { tempo_trace_metaf(t, key, NULL, "%ld", v); }

@@ -9,4 +9,5 @@ const Kernels tempo_fast_kernels = {
     .matmul_scratch = tempo_matmul_fast_scratch,
     .matrix_row = tempo_matrix_row_fast,
     .attention = tempo_attention_fast,
+    .attention_scratch = tempo_attention_fast_scratch,
 };

@@ -7,7 +7,7 @@
  *   dequant_k.c  the low-bit types Q2_K, Q3_K, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0
  *   halves.c     IEEE half and bfloat16 to float
  *   matmul.c     out = in W^T over weights in their stored type
- *   attention.c  attention of new rows over the KV cache, with OpenBLAS
+ *   attention.c  attention of new rows over the KV cache, tiled, with OpenBLAS
  *   fast.c       the table of them that the loaders give a Model */
 #ifndef TEMPO_KERNELS_H
 #define TEMPO_KERNELS_H
@@ -69,8 +69,11 @@ size_t tempo_matmul_fast_scratch(int n);
 
 /* ---- attention.c ---- */
 
-/* tempo.c attention_plain with two sgemm calls per head (see Kernels in tempo.h). */
+/* tempo.c attention_plain in tiles with an online softmax, two sgemm calls per
+ * head and tile (see Kernels in tempo.h); scores holds
+ * tempo_attention_fast_scratch(c, k, n_keys) floats, never n_keys x n_keys. */
 void tempo_attention_fast(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs);
+size_t tempo_attention_fast_scratch(const Config *c, int k, int n_keys);
 
 /* ---- fast.c ---- */
 

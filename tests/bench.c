@@ -14,6 +14,11 @@
  *   isolated mask     vs visible mask on the same rows; attention capture vs none
  *   bf16, q4_k decode vs the model's f32 copy (converted up front)
  *   `tempo check`     peak RSS vs the checkpoint's size
+ *   --long ROWS: issue 21's targets instead (make bench: 65,536): forwards
+ *                of ROWS and 2 ROWS rows without attention and of ROWS/4
+ *                keeping one layer's and head's attention (peak RSS), the
+ *                attention kernel's FLOPs over sgemm's, a 256-row verify of a
+ *                Llama-3-8B-shaped sparse bf16 checkpoint (--8b no: skipped)
  * Prints a table and writes JSON. */
 #define _GNU_SOURCE
 #include <cblas.h>
@@ -142,25 +147,24 @@ static int argmax(const float *p, int n) {
 static double decode_tok_s(const Model *m, int steps) {
     const Config *c = &m->config;
     char err[TEMPO_ERR_SIZE];
-    int prompt[4] = {1, 5 % c->vocab_size, 17 % c->vocab_size, 42 % c->vocab_size}, pos[4] = {0, 1, 2, 3};
+    int prompt[4] = {1, 5 % c->vocab_size, 17 % c->vocab_size, 42 % c->vocab_size};
     if (steps > c->seq_len - 4) steps = c->seq_len - 4;
     State s;
     check(tempo_state_init(&s, c, 4 + steps, err), "state", err);
     float *logits = alloc((size_t)c->vocab_size * sizeof(float));
-    uint8_t *allowed = alloc((size_t)(4 + steps) * 4);
-    tempo_mask_rows(MASK_CAUSAL, pos, 0, 4, allowed);
+    int *pos = alloc((size_t)(4 + steps) * sizeof(int));
+    for (int i = 0; i < 4 + steps; i++) pos[i] = i;
+    Mask causal = tempo_mask_rule(MASK_CAUSAL, pos);
     Outputs out = {.logits = logits, .last_logits = 1};
-    check(tempo_forward(m, &s, 4, prompt, pos, allowed, 1, out, err), "prefill", err);
+    check(tempo_forward(m, &s, 4, prompt, pos, &causal, out, err), "prefill", err);
     int token = argmax(logits, c->vocab_size);
-    memset(allowed, 1, (size_t)(4 + steps));
     double t = now();
     for (int i = 0; i < steps; i++) {
-        int p = 4 + i;
-        check(tempo_forward(m, &s, 1, &token, &p, allowed, 1, out, err), "decode", err);
+        check(tempo_forward(m, &s, 1, &token, pos + 4 + i, &causal, out, err), "decode", err);
         token = argmax(logits, c->vocab_size);
     }
     t = now() - t;
-    free(logits); free(allowed);
+    free(logits); free(pos);
     tempo_state_free(&s);
     return steps / t;
 }
@@ -172,19 +176,18 @@ static double prefill_seconds(const Model *m, int n, int capture) {
     char err[TEMPO_ERR_SIZE];
     int *tokens = alloc(n * sizeof(int)), *pos = alloc(n * sizeof(int));
     for (int i = 0; i < n; i++) tokens[i] = (i * 7919 + 1) % c->vocab_size, pos[i] = i;
-    uint8_t *allowed = alloc((size_t)n * n);
-    tempo_mask_rows(MASK_CAUSAL, pos, 0, n, allowed);
+    Mask causal = tempo_mask_rule(MASK_CAUSAL, pos);
     float *logits = alloc((size_t)(capture ? n : 1) * c->vocab_size * sizeof(float));
     float *att = capture ? alloc((size_t)c->n_layers * c->n_heads * n * n * sizeof(float)) : NULL;
     Outputs out = {.logits = logits, .attention = att, .last_logits = capture ? 0 : 1};
     double best = 1e30;
     for (int rep = 0; rep < 2; rep++) {
         double t = now();
-        check(tempo_forward_full(m, n, tokens, pos, allowed, 1, out, err), "prefill", err);
+        check(tempo_forward_full(m, n, tokens, pos, &causal, out, err), "prefill", err);
         t = now() - t;
         if (t < best) best = t;
     }
-    free(tokens); free(pos); free(allowed); free(logits); free(att);
+    free(tokens); free(pos); free(logits); free(att);
     return best;
 }
 
@@ -194,25 +197,23 @@ static double step_seconds(const Model *m, int k) {
     char err[TEMPO_ERR_SIZE];
     int base = 64, n = base + k, tokens[72], pos[72];
     for (int i = 0; i < n; i++) tokens[i] = (i * 131 + 3) % c->vocab_size, pos[i] = i < base ? i : base;
-    uint8_t *allowed = alloc((size_t)n * n);
     float *logits = alloc((size_t)base * c->vocab_size * sizeof(float));
     State s;
     check(tempo_state_init(&s, c, n, err), "state", err);
-    tempo_mask_rows(MASK_CAUSAL, pos, 0, base, allowed);
+    Mask isolated = tempo_mask_rule(MASK_ISOLATED, pos); /* the prefix: one row per set, so causal */
     Outputs out = {.logits = logits, .last_logits = 1};
-    check(tempo_forward(m, &s, base, tokens, pos, allowed, 1, out, err), "prefix", err);
-    tempo_mask_rows(MASK_ISOLATED, pos, base, k, allowed);
+    check(tempo_forward(m, &s, base, tokens, pos, &isolated, out, err), "prefix", err);
     out.last_logits = k;
     double best = 1e30;
     for (int rep = 0; rep < 10; rep++) {
         s.n_rows = base; /* drop the set again: its cache rows are rewritten */
         double t = now();
-        check(tempo_forward(m, &s, k, tokens + base, pos + base, allowed, 1, out, err), "step", err);
+        check(tempo_forward(m, &s, k, tokens + base, pos + base, &isolated, out, err), "step", err);
         t = now() - t;
         if (t < best) best = t;
     }
     tempo_state_free(&s);
-    free(allowed); free(logits);
+    free(logits);
     return best;
 }
 
@@ -238,25 +239,23 @@ static double tempo_row_seconds(const Model *m, const int *prompt, int n_prompt,
 static double replay_seconds(const Model *m, const Generation *run, MaskKind kind) {
     char err[TEMPO_ERR_SIZE];
     int n = run->n_rows;
-    uint8_t *allowed = alloc((size_t)n * n);
     float *logits = alloc((size_t)n * m->config.vocab_size * sizeof(float));
     State s;
     check(tempo_state_init(&s, &m->config, n, err), "state", err);
-    tempo_mask_rows(MASK_CAUSAL, run->sets, 0, run->n_prompt, allowed);
+    Mask mask = tempo_mask_rule(kind, run->sets); /* the prompt: one row per set, so causal */
     Outputs out = {.logits = logits, .last_logits = 1};
-    check(tempo_forward(m, &s, run->n_prompt, run->tokens, run->positions, allowed, 1, out, err), "replay", err);
+    check(tempo_forward(m, &s, run->n_prompt, run->tokens, run->positions, &mask, out, err), "replay", err);
     double t = now();
     for (int first = run->n_prompt; first < n;) {
         int k = 1;
         while (first + k < n && run->sets[first + k] == run->sets[first]) k++;
-        tempo_mask_rows(kind, run->sets, first, k, allowed);
         out.last_logits = k;
-        check(tempo_forward(m, &s, k, run->tokens + first, run->positions + first, allowed, 1, out, err), "replay", err);
+        check(tempo_forward(m, &s, k, run->tokens + first, run->positions + first, &mask, out, err), "replay", err);
         first += k;
     }
     t = now() - t;
     tempo_state_free(&s);
-    free(allowed); free(logits);
+    free(logits);
     return t;
 }
 
@@ -405,6 +404,92 @@ static int rss_model(const char *path, const char *what, int threads) {
     return 0;
 }
 
+/* ---- long contexts and large models (issue 21), one child each ---- */
+
+/* The synthetic model of the long-context targets: dim 256, 2 layers, 4 heads. */
+static void long_model_config(SynthConfig *sc, int seq_len) {
+    tempo_synth_defaults(sc);
+    sc->dim = 256, sc->hidden_dim = 688, sc->n_layers = 2, sc->n_heads = 4, sc->n_kv_heads = 4;
+    sc->vocab_size = 512, sc->seq_len = seq_len;
+}
+
+/* The 8B shape of Llama 3 (a sparse bf16 file: nothing on disk). */
+static void llama3_8b_config(SynthConfig *sc) {
+    *sc = (SynthConfig){.dim = 4096, .hidden_dim = 14336, .n_layers = 32, .n_heads = 32, .n_kv_heads = 8,
+                        .vocab_size = 128256, .seq_len = 8192};
+}
+
+/* One forward over `rows` causal rows; keep_one: layer 0's head 0 attention
+ * of every row is kept; all_logits: every row's logits (what verify
+ * compares), else the last row's. Seconds. */
+static double long_forward(const Model *m, int rows, int keep_one, int all_logits) {
+    const Config *c = &m->config;
+    char err[TEMPO_ERR_SIZE];
+    int *tokens = alloc((size_t)rows * sizeof(int)), *pos = alloc((size_t)rows * sizeof(int)), zero = 0;
+    for (int i = 0; i < rows; i++) tokens[i] = (i * 7919 + 1) % c->vocab_size, pos[i] = i;
+    Mask causal = tempo_mask_rule(MASK_CAUSAL, pos);
+    AttentionKeep keep = {.layers = &zero, .n_layers = 1, .heads = &zero, .n_heads = 1};
+    float *logits = alloc((size_t)(all_logits ? rows : 1) * c->vocab_size * sizeof(float));
+    float *att = keep_one ? alloc((size_t)rows * rows * sizeof(float)) : NULL;
+    Outputs out = {.logits = logits, .attention = att, .keep = keep_one ? &keep : NULL, .last_logits = all_logits ? 0 : 1};
+    double t = now();
+    check(tempo_forward_full(m, rows, tokens, pos, &causal, out, err), "long forward", err);
+    t = now() - t;
+    free(tokens); free(pos); free(logits); free(att);
+    return t;
+}
+
+/* The tiled attention kernel alone on `rows` causal rows of the long model's
+ * shape: its FLOPs (QK^T and PV, causal, each cell counted once: 4 hd per
+ * cell and head) per second, over sgemm 2048^3 measured just before. */
+static void long_attention(int rows, cJSON *o) {
+    SynthConfig sc;
+    long_model_config(&sc, rows);
+    Config c = {.n_heads = sc.n_heads, .n_kv_heads = sc.n_kv_heads, .head_dim = sc.dim / sc.n_heads};
+    size_t q_values = (size_t)rows * sc.dim, big = (size_t)2048 * 2048;
+    float *q = alloc(q_values * sizeof(float)), *keys = alloc(q_values * sizeof(float)), *values = alloc(q_values * sizeof(float));
+    float *out = alloc(q_values * sizeof(float)), *scratch = alloc(tempo_fast_kernels.attention_scratch(&c, rows, rows) * sizeof(float));
+    float *a = alloc(big * sizeof(float)), *b = alloc(big * sizeof(float)), *cm = alloc(big * sizeof(float));
+    uint64_t seed = 3;
+    for (size_t i = 0; i < q_values; i++) q[i] = (float)tempo_normal(&seed), keys[i] = (float)tempo_normal(&seed), values[i] = (float)tempo_normal(&seed);
+    for (size_t i = 0; i < big; i++) a[i] = b[i] = 0.001f * (float)(i % 1000);
+    int *pos = alloc((size_t)rows * sizeof(int));
+    for (int i = 0; i < rows; i++) pos[i] = i;
+    Mask causal = tempo_mask_rule(MASK_CAUSAL, pos);
+    AttentionInputs in = {.q = q, .keys = keys, .values = values, .mask = &causal, .k = rows, .n_keys = rows};
+    double peak = sgemm_gflops(a, b, cm), t = now();
+    tempo_fast_kernels.attention(&c, &in, out, scratch, NULL);
+    t = now() - t;
+    double flops = 4.0 * c.head_dim * c.n_heads * ((double)rows * (rows + 1) / 2);
+    cJSON_AddNumberToObject(o, "attention_rows", rows);
+    cJSON_AddNumberToObject(o, "attention_gflops", flops / t / 1e9);
+    cJSON_AddNumberToObject(o, "sgemm_gflops", peak);
+    cJSON_AddNumberToObject(o, "attention_fraction_of_sgemm", flops / t / 1e9 / peak);
+    free(q); free(keys); free(values); free(out); free(scratch); free(a); free(b); free(cm); free(pos);
+}
+
+/* A long-context child: `what` is forward, keep-one, attention or verify-8b. */
+static int long_child(const char *what, const char *path, int rows, int threads) {
+    char err[TEMPO_ERR_SIZE];
+    tempo_set_threads(threads);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "rows", rows);
+    if (strcmp(what, "attention") == 0) {
+        long_attention(rows, o);
+    } else {
+        Model m;
+        check(tempo_model_load(&m, path, err), path, err);
+        cJSON_AddNumberToObject(o, "seconds", long_forward(&m, rows, strcmp(what, "keep-one") == 0,
+                                                           strcmp(what, "verify-8b") == 0));
+        tempo_model_free(&m);
+    }
+    char *text = cJSON_PrintUnformatted(o);
+    printf("%s\n", text);
+    free(text);
+    cJSON_Delete(o);
+    return 0;
+}
+
 /* ---- the parent: children, table, JSON ---- */
 
 static double num(const cJSON *o, const char *k) {
@@ -480,6 +565,65 @@ static cJSON *measure(const char *self, const char *path, const char *tok, const
     return o;
 }
 
+/* One long-context figure: a child's JSON with its peak RSS; prints its line. */
+static cJSON *long_figure(const char *self, const char *what, const char *path, int rows, int threads,
+                          const char *label, double rss_target) {
+    char n[32];
+    snprintf(n, sizeof n, "%d", rows);
+    cJSON *o = run_child(self, "--long-child", path, what, n, threads);
+    if (!o) {
+        printf("%-44s did not complete\n", label);
+        return cJSON_CreateNull();
+    }
+    double rss = num(o, "peak_rss_bytes"), sec = num(o, "seconds");
+    printf("%-44s", label);
+    if (!isnan(sec)) printf(" %8.1f s", sec);
+    printf(" peak RSS %6.2f GB", rss / 1e9);
+    if (rss_target > 0) printf("  (target <= %.0f GB: %s)", rss_target / 1e9, rss <= rss_target ? "met" : "MISSED");
+    if (strcmp(what, "attention") == 0)
+        printf("  attention %.1f GFLOP/s, sgemm %.1f: %.2f of it (target >= 0.5: %s)", num(o, "attention_gflops"),
+               num(o, "sgemm_gflops"), num(o, "attention_fraction_of_sgemm"),
+               num(o, "attention_fraction_of_sgemm") >= 0.5 ? "met" : "MISSED");
+    printf("\n");
+    fflush(stdout);
+    return o;
+}
+
+/* The targets of issue 21 with `rows` rows (65,536 in make bench; smaller to
+ * try the bench): a forward of rows and of 2 rows without attention, one of
+ * rows/4 keeping one layer's and one head's attention, the attention
+ * kernel's FLOPs over sgemm's, and a 256-row verify (every row's logits) of
+ * a Llama-3-8B-shaped sparse bf16 checkpoint. */
+static void bench_long(const char *self, int rows, int threads, int with_8b, cJSON *root) {
+    char err[TEMPO_ERR_SIZE], label[128];
+    const char *path = "build/bench-long.bin", *big = "/tmp/tempo-bench-8b";
+    SynthConfig sc;
+    long_model_config(&sc, 2 * rows);
+    check(tempo_synth_write(&sc, path, err), path, err);
+    cJSON *o = cJSON_AddObjectToObject(root, "long_context");
+    int full = rows == 65536;
+    snprintf(label, sizeof label, "forward %d rows, no attention", rows);
+    cJSON_AddItemToObject(o, "forward", long_figure(self, "forward", path, rows, threads, label, full ? 1e9 : 0));
+    snprintf(label, sizeof label, "forward %d rows, no attention", 2 * rows);
+    cJSON_AddItemToObject(o, "forward_double", long_figure(self, "forward", path, 2 * rows, threads, label, 0));
+    snprintf(label, sizeof label, "forward %d rows, keeping layer 0 head 0", rows / 4);
+    cJSON_AddItemToObject(o, "keep_one", long_figure(self, "keep-one", path, rows / 4, threads, label, full ? 2e9 : 0));
+    snprintf(label, sizeof label, "attention kernel, %d causal rows", rows / 4);
+    cJSON_AddItemToObject(o, "attention", long_figure(self, "attention", path, rows / 4, threads, label, 0));
+    unlink(path);
+    if (!with_8b) return;
+    llama3_8b_config(&sc);
+    check(tempo_synth_write_sparse_hf(&sc, big, err), big, err);
+    cJSON_AddItemToObject(o, "verify_8b", long_figure(self, "verify-8b", big, 256, threads,
+                                                      "Llama-3-8B-shaped bf16, 256-row verify", 0));
+    char file[256];
+    snprintf(file, sizeof file, "%s/model.safetensors", big);
+    unlink(file);
+    snprintf(file, sizeof file, "%s/config.json", big);
+    unlink(file);
+    rmdir(big);
+}
+
 static const char *legend =
     "\nmedians of %d alternating repetitions (bench.json has min/median/max of each):\n"
     "decode/s: greedy tokens/s; of-read: decode bytes/s over a plain parallel read of as many bytes, same threads;\n"
@@ -493,10 +637,11 @@ int main(int argc, char **argv) {
     if (argc == 6 && strcmp(argv[1], "--child") == 0)
         return bench_model(argv[2], strcmp(argv[3], "-") ? argv[3] : NULL, argv[4], atoi(argv[5]));
     if (argc == 6 && strcmp(argv[1], "--rss") == 0) return rss_model(argv[2], argv[4], atoi(argv[5]));
+    if (argc == 6 && strcmp(argv[1], "--long-child") == 0) return long_child(argv[3], argv[2], atoi(argv[4]), atoi(argv[5]));
     const char *weights = "../shared/weights", *large = "build/bench-large.bin", *large_bf16 = "build/bench-large-bf16";
     const char *large_q4k = "build/bench-large-q4_k.gguf";
     const char *json = "bench.json";
-    int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), long_rows = 0, with_8b = 1;
     for (int i = 1; i < argc; i += 2) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v && strcmp(argv[i], "--weights") == 0) weights = v;
@@ -505,12 +650,15 @@ int main(int argc, char **argv) {
         else if (v && strcmp(argv[i], "--large-q4k") == 0) large_q4k = v;
         else if (v && strcmp(argv[i], "--json") == 0) json = v;
         else if (v && strcmp(argv[i], "--threads") == 0) threads = atoi(v);
+        else if (v && strcmp(argv[i], "--long") == 0) long_rows = atoi(v);
+        else if (v && strcmp(argv[i], "--8b") == 0) with_8b = strcmp(v, "no") != 0;
         else {
-            fprintf(stderr, "usage: bench [--weights DIR] [--large FILE] [--large-bf16 DIR] [--large-q4k FILE] [--threads N] [--json FILE]\n");
+            fprintf(stderr, "usage: bench [--weights DIR] [--large FILE] [--large-bf16 DIR] [--large-q4k FILE] [--threads N] [--json FILE] [--long ROWS [--8b no]]\n");
             return 1;
         }
     }
     if (threads < 1) { fprintf(stderr, "bench: --threads must be >= 1\n"); return 1; }
+    if (long_rows < 0 || long_rows % 4) { fprintf(stderr, "bench: --long takes a multiple of 4 rows\n"); return 1; }
     double t0 = now();
     char paths[6][4096], toks[3][4096];
     snprintf(paths[0], sizeof paths[0], "%s/fortune.bin", weights);
@@ -523,14 +671,20 @@ int main(int argc, char **argv) {
     snprintf(paths[4], sizeof paths[4], "%s", large_bf16);
     snprintf(paths[5], sizeof paths[5], "%s", large_q4k);
     const char *prompts[6] = {"Q: Why did the chicken", "Once upon a time", "Once upon a time", "-", "-", "-"};
-    printf("%d threads\n%-18s %5s %8s %5s %7s %5s %5s %5s %5s %6s %5s %6s %5s\n", threads, "model", "type", "decode/s", "of-rd",
+    printf("%d threads\n", threads);
+    if (long_rows == 0)
+        printf("%-18s %5s %8s %5s %7s %5s %5s %5s %5s %6s %5s %6s %5s\n", "model", "type", "decode/s", "of-rd",
            "pre/s", "of-gm", "k2/k1", "k3/k1", "k4/k1", "iso/vi", "cap", "x-f32", "chk");
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "threads", threads);
     cJSON_AddNumberToObject(root, "repetitions", REPS);
-    cJSON *models = cJSON_AddArrayToObject(root, "models");
-    for (int i = 0; i < 6; i++) cJSON_AddItemToArray(models, measure(argv[0], paths[i], i < 3 ? toks[i] : NULL, prompts[i], threads));
-    printf(legend, REPS);
+    if (long_rows > 0) {
+        bench_long(argv[0], long_rows, threads, with_8b, root);
+    } else {
+        cJSON *models = cJSON_AddArrayToObject(root, "models");
+        for (int i = 0; i < 6; i++) cJSON_AddItemToArray(models, measure(argv[0], paths[i], i < 3 ? toks[i] : NULL, prompts[i], threads));
+        printf(legend, REPS);
+    }
     cJSON_AddNumberToObject(root, "seconds", now() - t0);
     char *text = cJSON_Print(root), err[TEMPO_ERR_SIZE];
     if (!text || tempo_write_text_file(json, text, err) != 0) {

@@ -76,11 +76,12 @@ static void check_cache(const Model *m) {
     tempo_mask_rows(MASK_ISOLATED, pos, 0, N, allowed);
     float full[N * VOCAB], step[N * VOCAB];
     char err[TEMPO_ERR_SIZE];
-    expect(tempo_forward_full(m, N, tokens, pos, allowed, 1, (Outputs){.logits = full}, err) == 0, err);
+    Mask mask = tempo_mask_dense(allowed, 1, 0, N, N);
+    expect(tempo_forward_full(m, N, tokens, pos, &mask, (Outputs){.logits = full}, err) == 0, err);
     State s;
     expect(tempo_state_init(&s, &m->config, N, err) == 0, err);
     for (int i = 0; i < N; i++)
-        expect(tempo_forward(m, &s, 1, tokens + i, pos + i, allowed + (size_t)i * N, 1,
+        expect(tempo_forward(m, &s, 1, tokens + i, pos + i, &mask,
                              (Outputs){.logits = step + (size_t)i * VOCAB}, err) == 0, err);
     tempo_state_free(&s);
     double worst = 0.0;
@@ -95,7 +96,7 @@ static void check_cache(const Model *m) {
      * row it would be alone, and swapping their order leaves both unchanged */
     const int swapped[N] = {1, 5, 9, 11, 12, 31, 30};
     float other[N * VOCAB];
-    expect(tempo_forward_full(m, N, swapped, pos, allowed, 1, (Outputs){.logits = other}, err) == 0, err);
+    expect(tempo_forward_full(m, N, swapped, pos, &mask, (Outputs){.logits = other}, err) == 0, err);
     double d = 0.0;
     for (int v = 0; v < VOCAB; v++)
         d = fmax(d, fmax(fabs(full[5 * VOCAB + v] - other[6 * VOCAB + v]), fabs(full[6 * VOCAB + v] - other[5 * VOCAB + v])));

@@ -167,7 +167,8 @@ static inline void full_forward(const Model *m, int n, const int *tokens, const 
     if (attention) *attention = malloc((size_t)c->n_layers * c->n_heads * n * n * sizeof(float));
     if (hidden) *hidden = malloc((size_t)n * c->dim * sizeof(float));
     Outputs out = {.logits = *logits, .hidden = hidden ? *hidden : NULL, .attention = attention ? *attention : NULL};
-    if (tempo_forward_full(m, n, tokens, positions, allowed, mask_layers, out, err) != 0)
+    Mask mask = tempo_mask_dense(allowed, mask_layers, 0, n, n);
+    if (tempo_forward_full(m, n, tokens, positions, &mask, out, err) != 0)
         cr_assert_fail("forward failed: %s", err);
 }
 

@@ -89,6 +89,11 @@ static const CommandLine forward_rows[] = {
          "--json $D/audit.json --threads 1", 0},
         {"diff $T $D/f.st --atol 1e-4 --rtol 0", 1},
         {"diff $T $T", 0},
+        {"forward -m $M -z $Z -p 'Once upon a time' --attention-layers 1-2,4 --attention-heads 0,3 "
+         "--attention-rows 2-4 --out $D/partial.st", 0},
+        {"verify -m $M $D/partial.st", 0},
+        {"forward -m $S --tokens 1,2,3 --attention-rows 5", 1},
+        {"forward -m $S --tokens 1,2,3 --attention-heads 1 --no-attention", 1},
     };
 
 Test(commands, forward_verify_diff_every_flag) { run_table(forward_rows, sizeof forward_rows / sizeof forward_rows[0]); }
@@ -408,4 +413,54 @@ Test(output, json_floats_shortest_and_progress_without_cr) {
     cr_assert(!strchr(progress, '\r') && strstr(progress, "[1/2] ") && strstr(progress, "[2/2] "),
               "progress lines without \\r when stderr is a file:\n%s", progress);
     free(progress);
+}
+
+/* A trace keeping part of the attention: it holds the kept layers, heads
+ * and rows with their indices; verify recomputes and compares those (and
+ * fails when one is changed); the attention table, which needs them all,
+ * says what the trace lacks. */
+Test(commands, partial_attention_traces) {
+    static char out[1 << 16];
+    char env[9000], cmd[16384];
+    command_env(env, sizeof env);
+    snprintf(cmd, sizeof cmd, "%smkdir -p $D && %s forward -m $M -z $Z -p 'Once upon a time' --attention-layers 2 "
+             "--attention-heads 1-2 --attention-rows 0,3 --out $D/part.st >/dev/null && %s verify -m $M $D/part.st",
+             env, TEMPO_BIN, TEMPO_BIN);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
+    cr_expect(strstr(out, "PASS"), "%s", out);
+    Trace t;
+    char err[TEMPO_ERR_SIZE];
+    cr_assert(tempo_trace_read(&t, "/tmp/tempo-cmd-table/part.st", err) == 0, "%s", err);
+    const Tensor *att = tempo_trace_get(&t, "attention"), *rows = tempo_trace_get(&t, "attention_rows");
+    const Tensor *heads = tempo_trace_get(&t, "attention_heads"), *layers = tempo_trace_get(&t, "attention_layers");
+    cr_assert(att && rows && heads && layers, "the partial trace lacks its attention or its indices");
+    cr_expect(att->shape[0] == 1 && att->shape[1] == 2 && att->shape[2] == 2, "attention shape [%lld,%lld,%lld,%lld]",
+              (long long)att->shape[0], (long long)att->shape[1], (long long)att->shape[2], (long long)att->shape[3]);
+    const int *r = rows->data, *h = heads->data, *l = layers->data;
+    cr_expect(r[0] == 0 && r[1] == 3 && h[0] == 1 && h[1] == 2 && l[0] == 2, "indices %d,%d / %d,%d / %d", r[0], r[1], h[0],
+              h[1], l[0]);
+    ((float *)att->data)[att->shape[3] + 1] += 0.25f; /* row 3, key 1 of layer 2 head 1 */
+    cr_assert(tempo_trace_write(&t, "/tmp/tempo-cmd-table/part-bad.st", err) == 0, "%s", err);
+    tempo_trace_free(&t);
+    snprintf(cmd, sizeof cmd, "%s%s verify -m $M $D/part-bad.st", env, TEMPO_BIN);
+    cr_expect_eq(run_command_capture(cmd, out, sizeof out, 1), 1, "verify passed a changed kept probability:\n%s", out);
+    snprintf(cmd, sizeof cmd, "%s%s attention $D/part.st", env, TEMPO_BIN);
+    cr_expect_neq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
+    cr_expect(strstr(out, "keeps the attention of") && strstr(out, "needs every layer, head and row"), "%s", out);
+}
+
+/* A forward whose kept attention would not fit (40,000 rows, every layer
+ * and head: about 51 GB) is refused before it starts, with one line naming
+ * the size, MemAvailable and the flags that shrink it. */
+Test(commands, forward_too_big_is_refused_before_starting) {
+    static char out[1 << 16];
+    char env[9000], cmd[16384];
+    command_env(env, sizeof env);
+    snprintf(cmd, sizeof cmd, "%smkdir -p $D && %s synth --out $D/long.bin --seq-len 65536 >/dev/null && "
+             "yes 1 | head -n 40000 | paste -sd, > $D/long.txt && %s forward -m $D/long.bin --tokens @$D/long.txt",
+             env, TEMPO_BIN, TEMPO_BIN);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 1, "%s", out);
+    cr_expect(strstr(out, "GB") && strstr(out, "MemAvailable") && strstr(out, "--no-attention") &&
+              strstr(out, "--attention-rows"), "%s", out);
+    cr_expect(strchr(out, '\n') == strrchr(out, '\n'), "more than one line:\n%s", out);
 }

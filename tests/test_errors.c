@@ -1,5 +1,6 @@
 /* The rest of README's error table: each row triggered once. */
 #include "helpers.h"
+#include "../tools/memory.h"
 
 #define SYNTH BUILD_DIR "/synth-tied.bin"
 
@@ -133,4 +134,18 @@ Test(errors, out_of_memory_is_an_error) {
     int rc = run_command(cmd, text, sizeof text);
     free(ids);
     cr_assert(rc == 1 && strstr(text, "out of memory"), "exit %d: %s", rc, text);
+}
+
+/* More bytes than are available: one line naming the command, both sizes
+ * and the flags that shrink it; what fits passes. */
+Test(errors, memory_refusal_names_the_size_and_the_flags) {
+    char err[TEMPO_ERR_SIZE];
+    cr_expect(tempo_memory_fits(1000, 1000, "forward", "--no-attention", err) == 0);
+    cr_assert(tempo_memory_fits((size_t)17400000000ull, (size_t)12000000000ull, "forward of 16384 rows",
+                                "shrink it with --no-attention", err) != 0);
+    cr_expect(strstr(err, "forward of 16384 rows") && strstr(err, "17.4 GB") && strstr(err, "12.0 GB") &&
+              strstr(err, "MemAvailable") && strstr(err, "--no-attention") && !strchr(err, '\n'), "%s", err);
+    size_t available;
+    cr_assert(tempo_memory_available(&available, err) == 0, "%s", err);
+    cr_expect(available > 0, "MemAvailable read as 0");
 }

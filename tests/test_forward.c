@@ -1,6 +1,9 @@
 /* The forward pass: KV cache == full recomputation, masks and their exact
  * zeros, and the errors the API reports for bad inputs. */
 #include "helpers.h"
+#include "../tools/synth.h"
+
+#include <unistd.h>
 
 /* A sequence with repeated logical positions (three parallel sets). */
 static const int seq_tokens[] = {1, 337, 278, 272, 269, 300, 301, 302, 267, 261, 290, 291, 280, 281, 299};
@@ -28,10 +31,9 @@ static void check_cache_equals_recompute(const char *model_file, MaskKind kind, 
     int first = 0;
     for (int ci = 0; ci < n_chunks; ci++) {
         int k = chunks[ci];
-        uint8_t rows[SEQ_N * SEQ_N];
-        for (int i = 0; i < k; i++) memcpy(rows + i * (first + k), allowed + (first + i) * n, (size_t)first + k);
+        Mask rule = tempo_mask_rule(kind, seq_positions); /* the rule here, the dense mask for the full pass */
         Outputs out = {.logits = logits + (size_t)first * V, .hidden = NULL, .attention = attention};
-        cr_assert(tempo_forward(&m, &s, k, seq_tokens + first, seq_positions + first, rows, 1, out, err) == 0, "%s", err);
+        cr_assert(tempo_forward(&m, &s, k, seq_tokens + first, seq_positions + first, &rule, out, err) == 0, "%s", err);
         for (int l = 0; l < L; l++)
             for (int h = 0; h < H; h++)
                 for (int i = 0; i < k; i++) {
@@ -161,25 +163,28 @@ Test(forward, bad_inputs_are_errors_and_leave_the_cache_unchanged) {
     int tok[2] = {1, 5}, pos[2] = {0, 1};
     uint8_t ok[4] = {1, 0, 1, 1}, empty_row[4] = {1, 0, 0, 0};
     Outputs none = {.logits = NULL, .hidden = NULL, .attention = NULL};
+    Mask okm = tempo_mask_dense(ok, 1, 0, 2, 2), empty = tempo_mask_dense(empty_row, 1, 0, 2, 2);
+    Mask three_layers = tempo_mask_dense(ok, 3, 0, 2, 2);
     int bad_tok[2] = {1, 256};
-    cr_assert(tempo_forward(&m, &s, 2, bad_tok, pos, ok, 1, none, err) != 0);
+    cr_assert(tempo_forward(&m, &s, 2, bad_tok, pos, &okm, none, err) != 0);
     cr_assert(strstr(err, "token id 256") != NULL, "%s", err);
     int bad_pos[2] = {0, -1};
-    cr_assert(tempo_forward(&m, &s, 2, tok, bad_pos, ok, 1, none, err) != 0);
+    cr_assert(tempo_forward(&m, &s, 2, tok, bad_pos, &okm, none, err) != 0);
     cr_assert(strstr(err, "logical position -1") != NULL, "%s", err);
     int far_pos[2] = {0, 256};
-    cr_assert(tempo_forward(&m, &s, 2, tok, far_pos, ok, 1, none, err) != 0);
+    cr_assert(tempo_forward(&m, &s, 2, tok, far_pos, &okm, none, err) != 0);
     cr_assert(strstr(err, "logical position 256") != NULL, "%s", err);
-    cr_assert(tempo_forward(&m, &s, 2, tok, pos, empty_row, 1, none, err) != 0);
+    cr_assert(tempo_forward(&m, &s, 2, tok, pos, &empty, none, err) != 0);
     cr_assert(strstr(err, "mask row 1") != NULL && strstr(err, "allows no key") != NULL, "%s", err);
-    cr_assert(tempo_forward(&m, &s, 2, tok, pos, ok, 3, none, err) != 0);
+    cr_assert(tempo_forward(&m, &s, 2, tok, pos, &three_layers, none, err) != 0);
     cr_assert(strstr(err, "mask has 3 layers") != NULL, "%s", err);
     cr_assert_eq(s.n_rows, 0, "a failed forward must not touch the cache");
-    cr_assert(tempo_forward(&m, &s, 2, tok, pos, ok, 1, none, err) == 0, "%s", err);
+    cr_assert(tempo_forward(&m, &s, 2, tok, pos, &okm, none, err) == 0, "%s", err);
     uint8_t three[3 * 5];
     memset(three, 1, sizeof three);
     int tok3[3] = {1, 2, 3}, pos3[3] = {2, 3, 4};
-    cr_assert(tempo_forward(&m, &s, 3, tok3, pos3, three, 1, none, err) != 0);
+    Mask threem = tempo_mask_dense(three, 1, 2, 3, 5);
+    cr_assert(tempo_forward(&m, &s, 3, tok3, pos3, &threem, none, err) != 0);
     cr_assert(strstr(err, "KV cache full") != NULL, "%s", err);
     tempo_state_free(&s);
     tempo_model_free(&m);
@@ -220,12 +225,104 @@ Test(forward, logits_of_the_last_rows_only) {
     tempo_mask_rows(MASK_CAUSAL, pos, 0, 6, allowed);
     float *every = malloc(6 * V * sizeof(float)), *last = malloc(2 * V * sizeof(float));
     Outputs all = {.logits = every}, two = {.logits = last, .last_logits = 2}, bad = {.logits = last, .last_logits = 7};
-    cr_assert(tempo_forward_full(&m, 6, tokens, pos, allowed, 1, all, err) == 0, "%s", err);
-    cr_assert(tempo_forward_full(&m, 6, tokens, pos, allowed, 1, two, err) == 0, "%s", err);
+    Mask mask = tempo_mask_dense(allowed, 1, 0, 6, 6);
+    cr_assert(tempo_forward_full(&m, 6, tokens, pos, &mask, all, err) == 0, "%s", err);
+    cr_assert(tempo_forward_full(&m, 6, tokens, pos, &mask, two, err) == 0, "%s", err);
     cr_assert(memcmp(every + 4 * V, last, 2 * V * sizeof(float)) == 0, "the last two rows' logits differ");
-    cr_assert(tempo_forward_full(&m, 6, tokens, pos, allowed, 1, bad, err) != 0);
+    cr_assert(tempo_forward_full(&m, 6, tokens, pos, &mask, bad, err) != 0);
     cr_assert(strstr(err, "logits asked for the last 7 rows of 6 new rows"), "%s", err);
     free(every);
     free(last);
+    tempo_model_free(&m);
+}
+
+/* Kilobytes of a /proc/self/status field ("VmRSS:", "VmHWM:"). */
+static long status_kb(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, field, strlen(field)) == 0) kb = atol(line + strlen(field));
+    if (f) fclose(f);
+    return kb;
+}
+
+/* A 4,096-row forward without attention holds no N x N buffer: the peak
+ * resident size (VmHWM of this test's own process) grows by less than half
+ * of one N x N float buffer (32 MiB) over the size before the forward. The
+ * rows' own buffers (cache, activations) are about 14 MiB here; the dense
+ * path held 64 MiB of scores and 16 MiB of mask. */
+Test(forward, long_forward_holds_no_n_by_n_buffer, .timeout = 300) {
+    SynthConfig sc;
+    tempo_synth_defaults(&sc);
+    enum { N = 4096 };
+    sc.seq_len = N, sc.hidden_dim = 128;
+    char path[4096], err[TEMPO_ERR_SIZE];
+    snprintf(path, sizeof path, "%s/synth-long-%d.bin", BUILD_DIR, (int)getpid());
+    cr_assert(tempo_synth_write(&sc, path, err) == 0, "%s", err);
+    Model m;
+    load_model(&m, path);
+    unlink(path);
+    int *tokens = malloc(N * sizeof(int)), *pos = malloc(N * sizeof(int));
+    for (int i = 0; i < N; i++) tokens[i] = (i * 7919 + 1) % sc.vocab_size, pos[i] = i;
+    float logits[256];
+    Mask causal = tempo_mask_rule(MASK_CAUSAL, pos);
+    long before = status_kb("VmRSS:");
+    cr_assert(tempo_forward_full(&m, N, tokens, pos, &causal, (Outputs){.logits = logits, .last_logits = 1}, err) == 0,
+              "%s", err);
+    long grown = status_kb("VmHWM:") - before;
+    cr_expect(before > 0 && grown < (long)N * N * 4 / 2 / 1024, "a %d-row forward grew the peak by %ld KiB", N, grown);
+    free(tokens); free(pos);
+    tempo_model_free(&m);
+}
+
+/* Attention kept by request: layer 1, heads 0 and 3, rows 2, 9 and 14, fed
+ * in two chunks (rows 0-9, 10-14). Each call returns [1][2][its kept
+ * rows][n_keys], equal to the same entries of a full capture; an unsorted
+ * or out-of-range list is an error naming it. */
+Test(forward, attention_kept_by_layer_head_and_row) {
+    Model m;
+    load_real(&m, "stories260K.bin");
+    const Config *c = &m.config;
+    int n = SEQ_N, L = c->n_layers, H = c->n_heads;
+    uint8_t allowed[SEQ_N * SEQ_N];
+    tempo_mask_rows(MASK_ISOLATED, seq_positions, 0, n, allowed);
+    float *full_logits, *full;
+    full_forward(&m, n, seq_tokens, seq_positions, allowed, 1, &full_logits, &full, NULL);
+    int layers[] = {1}, heads[] = {0, 3}, rows[] = {2, 9, 14};
+    AttentionKeep keep = {.layers = layers, .n_layers = 1, .heads = heads, .n_heads = 2, .rows = rows, .n_rows = 3};
+    Mask rule = tempo_mask_rule(MASK_ISOLATED, seq_positions);
+    State s;
+    char err[TEMPO_ERR_SIZE];
+    cr_assert(tempo_state_init(&s, c, n, err) == 0, "%s", err);
+    int chunks[2][2] = {{0, 10}, {10, 5}};
+    for (int ci = 0; ci < 2; ci++) {
+        int first = chunks[ci][0], k = chunks[ci][1], n_keys = first + k, kept = 0;
+        for (int ri = 0; ri < 3; ri++) kept += rows[ri] >= first && rows[ri] < n_keys;
+        cr_assert_eq(kept, ci == 0 ? 2 : 1, "chunk %d keeps %d rows", ci, kept);
+        float *att = malloc((size_t)2 * kept * n_keys * sizeof(float));
+        Outputs out = {.attention = att, .keep = &keep};
+        cr_assert(tempo_forward(&m, &s, k, seq_tokens + first, seq_positions + first, &rule, out, err) == 0, "%s", err);
+        for (int hi = 0; hi < 2; hi++)
+            for (int ri = 0, slot = 0; ri < 3; ri++) {
+                if (rows[ri] < first || rows[ri] >= n_keys) continue;
+                const float *ref = full + (((size_t)1 * H + heads[hi]) * n + rows[ri]) * n;
+                const float *mine = att + ((size_t)hi * kept + slot++) * n_keys;
+                for (int j = 0; j < n_keys; j++)
+                    cr_expect(fabsf(mine[j] - ref[j]) <= 1e-5f, "row %d head %d key %d: %g vs %g", rows[ri], heads[hi], j,
+                              mine[j], ref[j]);
+            }
+        free(att);
+    }
+    int unsorted[] = {3, 1};
+    AttentionKeep bad = {.heads = unsorted, .n_heads = 2}, far = {.layers = (int[]){L}, .n_layers = 1};
+    s.n_rows = 0;
+    float att[4096];
+    cr_expect(tempo_forward(&m, &s, 1, seq_tokens, seq_positions, &rule, (Outputs){.attention = att, .keep = &bad}, err) != 0);
+    cr_expect(strstr(err, "head 1") != NULL, "%s", err);
+    cr_expect(tempo_forward(&m, &s, 1, seq_tokens, seq_positions, &rule, (Outputs){.attention = att, .keep = &far}, err) != 0);
+    cr_expect(strstr(err, "layer") != NULL, "%s", err);
+    tempo_state_free(&s);
+    free(full_logits); free(full);
     tempo_model_free(&m);
 }

@@ -96,9 +96,9 @@ Test(loaders, every_weight_type_binds_as_weights) {
     for (int d = 0; d < WEIGHT_N_TYPES; d++) cr_expect(tempo_dtype_is_weight((DType)d), "type %d is not a weight", d);
     cr_expect(!tempo_dtype_is_weight(DT_I32) && !tempo_dtype_is_weight(DT_U8), "trace integers count as weights");
     int tokens[2] = {1, 2}, pos[2] = {0, 1};
-    uint8_t allowed[4] = {1, 0, 1, 1};
+    Mask causal = tempo_mask_rule(MASK_CAUSAL, pos);
     float *logits = malloc(2 * (size_t)m.config.vocab_size * sizeof(float));
-    cr_expect_eq(tempo_forward_full(&m, 2, tokens, pos, allowed, 1, (Outputs){.logits = logits}, err), 0, "%s", err);
+    cr_expect_eq(tempo_forward_full(&m, 2, tokens, pos, &causal, (Outputs){.logits = logits}, err), 0, "%s", err);
     free(logits);
     tempo_model_free(&m);
     free(buf);

@@ -196,6 +196,12 @@ int attention_view_from_trace(const Trace *tr, AttentionView *v, int *n_prompt, 
     v->n = (int)tok->shape[0];
     v->tokens = tok->data;
     if (!att) return tempo_error(err, "trace has no attention tensor (write it with --trace, or forward without --no-attention)");
+    const char *partial[3] = {"attention_layers", "attention_heads", "attention_rows"};
+    for (int i = 0; i < 3; i++) /* a partial capture: say what it lacks */
+        if (tempo_trace_get(tr, partial[i]))
+            return tempo_error(err, "trace keeps the attention of %d %s only (%s); this needs every layer, head and row: "
+                               "write it without --attention-layers, --attention-heads and --attention-rows",
+                               (int)tempo_trace_get(tr, partial[i])->shape[0], partial[i] + 10, partial[i]);
     if (att->dtype != DT_F32 || att->ndim != 4 || att->shape[2] != v->n || att->shape[3] != v->n || att->shape[0] < 1 ||
         att->shape[1] < 1 || att->shape[0] > 4096 || att->shape[1] > 4096)
         return tempo_error(err, "trace attention must be F32[layers, heads, %d, %d]", v->n, v->n);
@@ -431,8 +437,9 @@ int attention_pair(const Model *m, const AttentionView *v, AttentionView *iso, A
     tempo_mask_rows(MASK_ISOLATED, v->sets, 0, v->n, m_iso);
     tempo_mask_rows(MASK_VISIBLE, v->sets, 0, v->n, m_vis);
     Outputs oi = {.attention = a_iso}, ov = {.attention = a_vis};
-    if (tempo_forward_full(m, v->n, v->tokens, v->positions, m_iso, 1, oi, err) != 0 ||
-        tempo_forward_full(m, v->n, v->tokens, v->positions, m_vis, 1, ov, err) != 0) {
+    Mask rule_iso = tempo_mask_rule(MASK_ISOLATED, v->sets), rule_vis = tempo_mask_rule(MASK_VISIBLE, v->sets);
+    if (tempo_forward_full(m, v->n, v->tokens, v->positions, &rule_iso, oi, err) != 0 ||
+        tempo_forward_full(m, v->n, v->tokens, v->positions, &rule_vis, ov, err) != 0) {
         free(a_iso);
         return -1;
     }

@@ -166,17 +166,23 @@ static int step_width(const Audit *a, int s) {
 /* Arithmetic, as verify does it                                          */
 /* ===================================================================== */
 
-int trace_recompute(const Model *m, const Trace *t, int *n, float **logits, float **attention, char *err) {
+int trace_recompute(const Model *m, const Trace *t, int *n, float **logits, float **attention, AttentionKeep *keep,
+                    char *err) {
     const Config *c = &m->config;
-    int mask_layers;
+    int mask_layers, has_attention;
     *logits = *attention = NULL;
-    if (tempo_trace_inputs(t, c, n, &mask_layers, err) != 0) return -1;
+    if (tempo_trace_inputs(t, c, n, &mask_layers, err) != 0 ||
+        (has_attention = tempo_trace_attention_keep(t, c, *n, keep, err)) < 0)
+        return -1;
+    size_t layers = keep->layers ? keep->n_layers : c->n_layers, heads = keep->heads ? keep->n_heads : c->n_heads;
+    size_t rows = keep->rows ? keep->n_rows : *n;
     *logits = malloc((size_t)*n * c->vocab_size * sizeof(float));
-    *attention = malloc((size_t)c->n_layers * c->n_heads * *n * *n * sizeof(float));
-    Outputs out = {.logits = *logits, .attention = *attention};
-    int rc = !*logits || !*attention ? tempo_error(err, "out of memory for a %d-row trace", *n)
+    if (has_attention) *attention = malloc(layers * heads * rows * *n * sizeof(float));
+    Outputs out = {.logits = *logits, .attention = *attention, .keep = keep};
+    Mask mask = tempo_mask_dense(tempo_trace_get(t, "allowed")->data, mask_layers, 0, *n, *n);
+    int rc = !*logits || (has_attention && !*attention) ? tempo_error(err, "out of memory for a %d-row trace", *n)
              : tempo_forward_full(m, *n, tempo_trace_get(t, "tokens")->data, tempo_trace_get(t, "positions")->data,
-                                  tempo_trace_get(t, "allowed")->data, mask_layers, out, err);
+                                  &mask, out, err);
     if (rc != 0) {
         free(*logits);
         free(*attention);
@@ -185,10 +191,27 @@ int trace_recompute(const Model *m, const Trace *t, int *n, float **logits, floa
     return rc;
 }
 
-/* Per row: the largest |trace - recomputed| logit (rows with logits), and attention over every layer and head. */
-static int compare_rows(Audit *a, const float *logits, const float *attention, const float *trace_attention) {
-    size_t n = a->n, V = a->V, LH = (size_t)a->m->config.n_layers * a->m->config.n_heads;
-    for (size_t r = 0; r < n; r++) {
+/* The largest |trace - recomputed| attention of row slot ri (row r) over
+ * the kept layers and heads; *at: the layer-head slot * n + key. */
+static double attention_gap(const float *trace_attention, const float *attention, size_t slots, size_t rows, size_t ri,
+                            size_t n, size_t *at) {
+    double worst = 0.0;
+    for (size_t lh = 0; lh < slots; lh++)
+        for (size_t k = 0; k < n; k++) {
+            double d = fabs((double)trace_attention[(lh * rows + ri) * n + k] - attention[(lh * rows + ri) * n + k]);
+            if (!(d <= worst)) worst = d, *at = lh * n + k;
+        }
+    return worst;
+}
+
+/* Per row: the largest |trace - recomputed| logit, and attention over the kept layers and heads. */
+static int compare_rows(Audit *a, const float *logits, const float *attention, const float *trace_attention,
+                        const AttentionKeep *keep) {
+    const Config *c = &a->m->config;
+    size_t n = a->n, V = a->V, H = (size_t)(keep->heads ? keep->n_heads : c->n_heads);
+    size_t slots = (size_t)(keep->layers ? keep->n_layers : c->n_layers) * H;
+    size_t rows = keep->rows ? (size_t)keep->n_rows : n;
+    for (size_t r = 0, ri = 0; r < n; r++) {
         const float *trace_logits = tempo_trace_logits_row(&a->logits, (int)r, a->V);
         double worst = 0.0;
         size_t at = 0;
@@ -199,36 +222,29 @@ static int compare_rows(Audit *a, const float *logits, const float *attention, c
         if (!(worst <= a->s->atol) && add_finding(a->r, "logits-differ", (int)r, -1, a->row_step[r], a->tokens[r],
                                                   "max |dlogit| %.3g at vocabulary id %zu", worst, at) != 0)
             return -1;
-        worst = 0.0;
-        for (size_t lh = 0; trace_attention && lh < LH; lh++)
-            for (size_t k = 0; k < n; k++) {
-                double d = fabs((double)trace_attention[(lh * n + r) * n + k] - attention[(lh * n + r) * n + k]);
-                if (!(d <= worst)) worst = d, at = lh * n + k;
-            }
+        if (!trace_attention || (keep->rows && (ri >= rows || (size_t)keep->rows[ri] != r))) continue; /* not kept */
+        worst = attention_gap(trace_attention, attention, slots, rows, ri++, n, &at);
+        size_t l = at / n / H, h = at / n % H;
         if (!(worst <= a->s->atol) &&
             add_finding(a->r, "attention-differs", (int)r, (int)(at % n), a->row_step[r], a->tokens[r],
-                        "max |dattention| %.3g at layer %zu head %zu key %zu", worst,
-                        at / n / a->m->config.n_heads, at / n % a->m->config.n_heads, at % n) != 0)
+                        "max |dattention| %.3g at layer %d head %d key %zu", worst, keep->layers ? keep->layers[l] : (int)l,
+                        keep->heads ? keep->heads[h] : (int)h, (size_t)(at % n)) != 0)
             return -1;
     }
     return 0;
 }
 
 static int check_arithmetic(Audit *a, const Trace *t, char *err) {
-    const Config *c = &a->m->config;
-    err[0] = '\0';
-    const Tensor *att = optional_tensor(t, "attention", DT_F32, 4, c->n_layers, c->n_heads, err);
-    if (err[0]) return -1;
-    if (att && (att->shape[2] != a->n || att->shape[3] != a->n))
-        return tempo_error(err, "trace attention must be F32[%d,%d,%d,%d]", c->n_layers, c->n_heads, a->n, a->n);
+    const Tensor *att = tempo_trace_get(t, "attention");
     if (!a->logits.n_rows && !att) {
         snprintf(a->r->checks[CHECK_ARITHMETIC], sizeof a->r->checks[0], "skipped: the trace has no logits or attention");
         return 0;
     }
     float *logits, *attention;
+    AttentionKeep keep;
     int n, before = a->r->n_findings;
-    if (trace_recompute(a->m, t, &n, &logits, &attention, err) != 0) return -1;
-    int rc = compare_rows(a, logits, attention, att ? att->data : NULL);
+    if (trace_recompute(a->m, t, &n, &logits, &attention, &keep, err) != 0) return -1;
+    int rc = compare_rows(a, logits, attention, attention ? att->data : NULL, &keep);
     free(logits);
     free(attention);
     if (rc != 0) return tempo_error(err, "out of memory for the findings");

@@ -55,7 +55,9 @@ void audit_report_print(const AuditReport *r, FILE *out);
 int audit_report_json(const AuditReport *r, const char *path, char *err);
 
 /* verify's recomputation: every row of the trace through the full forward
- * pass. logits [n][vocab] and attention [L][H][n][n] are allocated here. */
-int trace_recompute(const Model *m, const Trace *t, int *n, float **logits, float **attention, char *err);
+ * pass. logits [n][vocab] and the attention the trace holds (*keep: which;
+ * NULL when it holds none) are allocated here. */
+int trace_recompute(const Model *m, const Trace *t, int *n, float **logits, float **attention, AttentionKeep *keep,
+                    char *err);
 
 #endif

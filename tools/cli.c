@@ -8,6 +8,7 @@
 #include "audit.h"
 #include "compare_suite.h"
 #include "inputs.h"
+#include "memory.h"
 #include "pictures.h"
 #include "printing.h"
 #include "settings.h"
@@ -68,6 +69,12 @@ static const FlagSpec F_MASK = {"--mask", NULL, FLAG_TEXT, "MASK", "causal", 0, 
 static const FlagSpec F_OUT_TRACE = {"--out", NULL, FLAG_TEXT, "TRACE", NULL, 0, 0, NULL, "write a trace of the pass", .key = NULL};
 static const FlagSpec F_NO_ATTENTION = {"--no-attention", NULL, FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
     "do not keep attention (a smaller trace)", .key = NULL};
+static const FlagSpec F_ATTENTION_LAYERS = {"--attention-layers", NULL, FLAG_TEXT, "L", "every layer", 0, 0, NULL,
+    "layers whose attention is kept, indices and ranges: 0,2,5-7", .key = NULL};
+static const FlagSpec F_ATTENTION_HEADS = {"--attention-heads", NULL, FLAG_TEXT, "H", "every head", 0, 0, NULL,
+    "heads whose attention is kept, indices and ranges", .key = NULL};
+static const FlagSpec F_ATTENTION_ROWS = {"--attention-rows", NULL, FLAG_TEXT, "R", "every row", 0, 0, NULL,
+    "query rows whose attention is kept, indices and ranges", .key = NULL};
 static const FlagSpec F_ATOL = {"--atol", NULL, FLAG_NUMBER, "X", "1e-4", 0, 1e30, NULL, "absolute tolerance", .key = NULL};
 static const FlagSpec F_RTOL = {"--rtol", NULL, FLAG_NUMBER, "X", "0", 0, 1e30, NULL, "relative tolerance (of B)", .key = NULL};
 static const FlagSpec F_OUT = {"--out", NULL, FLAG_TEXT, "PATH", NULL, 0, 0, NULL, "where to write (required)", .key = NULL};
@@ -117,7 +124,8 @@ static const FlagSpec *const compare_generation[] = {&F_MODEL, &F_TOKENIZER, &F_
 /* attention's own: heatmaps and pictures */
 static const FlagSpec *const analysis_valued[] = {&F_HEATMAP, &F_ROWS, &F_SVG, &F_SVG_GRID, &F_ROW, &F_SVG_PAIR, &F_TRACE, NULL};
 static const FlagSpec *const forward_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_TOKENS, &F_POSITIONS,
-    &F_SETS, &F_MASK, &F_OUT_TRACE, &F_THREADS, &F_NO_ATTENTION, NULL};
+    &F_SETS, &F_MASK, &F_OUT_TRACE, &F_THREADS, &F_NO_ATTENTION, &F_ATTENTION_LAYERS, &F_ATTENTION_HEADS,
+    &F_ATTENTION_ROWS, NULL};
 static const FlagSpec *const tolerance_flags[] = {&F_ATOL, &F_RTOL, NULL};
 /* audit: the settings the engine claims (else its trace's metadata) */
 static const FlagSpec *const audit_flag_specs[] = {&F_MODEL, SETTING_FLAG(MODE), SETTING_FLAG(THRESHOLD),
@@ -130,6 +138,34 @@ static const FlagSpec *const synth_flags[] = {&F_OUT, &F_SEED, &F_DIM, &F_HIDDEN
     &F_VOCAB, &F_SEQ_LEN, &F_FORMAT, &F_DTYPE, &F_SYNTH_TOKENIZER, &F_UNTIED, NULL};
 #undef SETTING_FLAG
 
+/* Bytes a forward over n rows holds: the weights as they become resident,
+ * the cache and scratch, every row's logits, the kept attention, a dense
+ * --mask FILE, and the trace (--out: its copies of these and the mask). */
+static size_t forward_bytes(const Model *m, int n, size_t attention_values, int dense_mask, int trace) {
+    const Config *c = &m->config;
+    size_t logits = (size_t)n * c->vocab_size * sizeof(float), attention = attention_values * sizeof(float);
+    size_t mask = (size_t)n * n, state = tempo_state_bytes(c, m->kernels ? m->kernels : &tempo_plain_kernels, n, n);
+    return tempo_model_resident_bytes(m) + state + logits + attention + (dense_mask ? mask : 0) +
+           (trace ? logits + attention + mask : 0);
+}
+
+static int is_rule_mask(const char *name) {
+    return !name || strcmp(name, "causal") == 0 || strcmp(name, "visible") == 0 || strcmp(name, "isolated") == 0;
+}
+
+/* The mask of --mask: a rule (causal, visible, isolated) over the sets, or a dense FILE read into *dense. */
+static int forward_mask(const char *name, int n, const int *sets, Mask *mask, uint8_t **dense, char *err) {
+    *dense = NULL;
+    if (strcmp(name, "causal") == 0 || strcmp(name, "visible") == 0) *mask = tempo_mask_rule(MASK_CAUSAL, sets);
+    else if (strcmp(name, "isolated") == 0) *mask = tempo_mask_rule(MASK_ISOLATED, sets);
+    else {
+        if (!(*dense = malloc((size_t)n * n))) return tempo_error(err, "out of memory for a %d x %d mask", n, n);
+        if (tempo_mask_read(name, n, *dense, err) != 0) return -1;
+        *mask = tempo_mask_dense(*dense, 1, 0, n, n);
+    }
+    return 0;
+}
+
 static int cmd_forward(int argc, char **argv, char *err) {
     Args a;
     if (parse_args(argc, argv, "forward", (FlagTables){forward_flags, NULL, NULL}, &a, err) != 0) return 1;
@@ -138,27 +174,34 @@ static int cmd_forward(int argc, char **argv, char *err) {
     Tokenizer t;
     if (load_model_and_tokenizer(&a, &m, &t, 0, err) != 0) return 1;
     int *tokens = NULL, *positions = NULL, *sets = NULL, n = 0, rc = 1;
-    uint8_t *allowed = NULL;
+    uint8_t *dense = NULL, *allowed = NULL;
     float *logits = NULL, *attention = NULL;
-    const char *out_path = flag(&a, "--out"), *mask = flag(&a, "--mask");
-    if (!mask) mask = "causal";
+    AttentionKeep keep = {0};
+    const char *out_path = flag(&a, "--out"), *mask_name = flag(&a, "--mask");
+    Mask mask;
     if (prompt_ids(&a, &m, &t, &tokens, &n, err) != 0) goto done;
     if (row_list(&a, "--positions", n, NULL, &positions, err) != 0) goto done;
     if (row_list(&a, "--sets", n, positions, &sets, err) != 0) goto done; /* sets default to the positions */
-    allowed = malloc((size_t)n * n);
-    logits = malloc((size_t)n * m.config.vocab_size * sizeof(float));
+    if (attention_keep_from_flags(&a, &m.config, n, &keep, err) != 0) goto done;
     int capture = !flag(&a, "--no-attention");
-    if (capture) attention = malloc((size_t)m.config.n_layers * m.config.n_heads * n * n * sizeof(float));
-    if (!allowed || !logits || (capture && !attention)) goto oom;
-    if (strcmp(mask, "causal") == 0 || strcmp(mask, "visible") == 0) tempo_mask_rows(MASK_CAUSAL, sets, 0, n, allowed);
-    else if (strcmp(mask, "isolated") == 0) tempo_mask_rows(MASK_ISOLATED, sets, 0, n, allowed);
-    else if (tempo_mask_read(mask, n, allowed, err) != 0) goto done;
-    Outputs out = {.logits = logits, .attention = attention};
-    if (tempo_forward_full(&m, n, tokens, positions, allowed, 1, out, err) != 0) goto done;
+    size_t att_values = capture ? attention_kept_values(&keep, &m.config, n) : 0;
+    if (tempo_memory_check(forward_bytes(&m, n, att_values, !is_rule_mask(mask_name), out_path != NULL),
+                           "this forward", "shrink it with --no-attention, or --attention-layers, --attention-heads, "
+                           "--attention-rows, or fewer rows", err) != 0)
+        goto done;
+    if (forward_mask(mask_name ? mask_name : "causal", n, sets, &mask, &dense, err) != 0) goto done;
+    logits = malloc((size_t)n * m.config.vocab_size * sizeof(float));
+    if (capture) attention = malloc(att_values * sizeof(float));
+    if (!logits || (capture && !attention)) goto oom;
+    Outputs out = {.logits = logits, .attention = attention, .keep = &keep};
+    if (tempo_forward_full(&m, n, tokens, positions, &mask, out, err) != 0) goto done;
     print_forward_rows(&t, &m.config, n, tokens, positions, sets, logits);
     if (out_path) {
+        if (!dense && !(allowed = malloc((size_t)n * n))) goto oom;
+        if (!dense) tempo_mask_rows(mask.kind, sets, 0, n, allowed); /* the trace stores the mask dense */
         Trace tr;
-        if (tempo_trace_build(&tr, &m, n, tokens, positions, sets, allowed, 1, logits, attention, NULL, err) != 0)
+        if (tempo_trace_build(&tr, &m, n, tokens, positions, sets, dense ? dense : allowed, 1, logits, NULL, NULL, err) != 0 ||
+            (attention && tempo_trace_add_attention(&tr, &m.config, n, &keep, attention, err) != 0))
             goto done;
         int wrc = tempo_trace_write(&tr, out_path, err);
         tempo_trace_free(&tr);
@@ -170,7 +213,8 @@ static int cmd_forward(int argc, char **argv, char *err) {
 oom:
     tempo_error(err, "out of memory");
 done:
-    free(tokens); free(positions); free(sets); free(allowed); free(logits); free(attention);
+    free(tokens); free(positions); free(sets); free(dense); free(allowed); free(logits); free(attention);
+    attention_keep_free(&keep);
     tempo_tokenizer_free(&t);
     tempo_model_free(&m);
     return rc;
@@ -265,20 +309,25 @@ static int cmd_verify(int argc, char **argv, char *err) {
     if (load_model_and_tokenizer(&a, &m, &t, 0, err) != 0) return 2;
     Trace tr, mine;
     TraceLogits kept;
+    AttentionKeep keep;
     int rc = 2, n = 0, mask_layers = 1;
     float *logits = NULL, *attention = NULL;
     if (tempo_trace_read(&tr, a.positional[0], err) != 0) goto done_model;
     if (check_trace_model(&tr, &m, a.positional[0], err) != 0 ||
         tempo_trace_inputs(&tr, &m.config, &n, &mask_layers, err) != 0 ||
         tempo_trace_logits(&tr, n, m.config.vocab_size, &kept, err) != 0 || verify_has_outputs(&tr, &kept, a.positional[0], err) != 0 ||
-        trace_recompute(&m, &tr, &n, &logits, &attention, err) != 0)
+        trace_recompute(&m, &tr, &n, &logits, &attention, &keep, err) != 0)
         goto done;
     const int *tokens = tempo_trace_get(&tr, "tokens")->data, *positions = tempo_trace_get(&tr, "positions")->data;
     const uint8_t *allowed = tempo_trace_get(&tr, "allowed")->data;
     const Tensor *sets = tempo_trace_get(&tr, "sets");
     if (tempo_trace_build(&mine, &m, n, tokens, positions, sets && sets->dtype == DT_I32 && sets->shape[0] == n ? sets->data : positions,
-                          allowed, mask_layers, logits, attention, NULL, err) != 0)
+                          allowed, mask_layers, logits, NULL, NULL, err) != 0)
         goto done;
+    if (attention && tempo_trace_add_attention(&mine, &m.config, n, &keep, attention, err) != 0) {
+        tempo_trace_free(&mine);
+        goto done;
+    }
     printf("verify %s: %d rows, recomputed with the full forward pass (A = trace, B = tempo)\n", a.positional[0], n);
     int failed = compare_logit_rows(&kept, tempo_trace_get(&mine, "logits"), &tol, err);
     const Tensor *att = tempo_trace_get(&tr, "attention");

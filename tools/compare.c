@@ -124,8 +124,9 @@ int compare_run(const Model *m, const int *ids, int n_ids, const GenConfig *base
     }
     visible_mask(iso, mask_iso, mask_vis);
     Outputs oi = {.logits = li}, ov = {.logits = lv};
-    if (tempo_forward_full(m, n, iso->tokens, iso->positions, mask_iso, ML, oi, err) != 0 ||
-        tempo_forward_full(m, n, iso->tokens, iso->positions, mask_vis, ML, ov, err) != 0)
+    Mask dense_iso = tempo_mask_dense(mask_iso, ML, 0, n, n), dense_vis = tempo_mask_dense(mask_vis, ML, 0, n, n);
+    if (tempo_forward_full(m, n, iso->tokens, iso->positions, &dense_iso, oi, err) != 0 ||
+        tempo_forward_full(m, n, iso->tokens, iso->positions, &dense_vis, ov, err) != 0)
         goto done;
     measure(cmp, li, lv, V);
     rc = 0;

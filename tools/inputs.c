@@ -73,3 +73,36 @@ int row_list(const Args *a, const char *name, int n, const int *fallback, int **
     for (int i = 0; i < n; i++) (*out)[i] = fallback ? fallback[i] : i;
     return 0;
 }
+
+int attention_keep_from_flags(const Args *a, const Config *c, int n_rows, AttentionKeep *keep, char *err) {
+    memset(keep, 0, sizeof *keep);
+    const char *names[3] = {"--attention-layers", "--attention-heads", "--attention-rows"};
+    int bounds[3] = {c->n_layers, c->n_heads, n_rows};
+    const int **lists[3] = {&keep->layers, &keep->heads, &keep->rows};
+    int *counts[3] = {&keep->n_layers, &keep->n_heads, &keep->n_rows};
+    for (int i = 0; i < 3; i++) {
+        if (!flag(a, names[i])) continue;
+        if (flag(a, "--no-attention"))
+            return tempo_error(err, "%s chooses the attention kept: it cannot be combined with --no-attention", names[i]);
+        int *list;
+        if (tempo_parse_index_set(flag(a, names[i]), names[i], bounds[i], &list, counts[i], err) != 0) {
+            attention_keep_free(keep);
+            return -1;
+        }
+        *lists[i] = list;
+    }
+    return 0;
+}
+
+void attention_keep_free(AttentionKeep *keep) {
+    free((void *)keep->layers);
+    free((void *)keep->heads);
+    free((void *)keep->rows);
+    memset(keep, 0, sizeof *keep);
+}
+
+size_t attention_kept_values(const AttentionKeep *keep, const Config *c, int n_rows) {
+    size_t layers = keep->layers ? keep->n_layers : c->n_layers, heads = keep->heads ? keep->n_heads : c->n_heads;
+    size_t rows = keep->rows ? keep->n_rows : n_rows;
+    return layers * heads * rows * n_rows;
+}

@@ -16,5 +16,12 @@ int prompt_ids(const Args *a, const Model *m, const Tokenizer *t, int **ids, int
 /* The per-row list of flag `name` (n entries; a list or @FILE), else a copy
  * of `fallback`, else 0..n-1. The caller frees *out. */
 int row_list(const Args *a, const char *name, int n, const int *fallback, int **out, char *err);
+/* --attention-layers, --attention-heads, --attention-rows (indices and
+ * ranges "0,2,5-7"): the attention a forward keeps over n_rows rows (a list
+ * NULL: all). Free with attention_keep_free. */
+int attention_keep_from_flags(const Args *a, const Config *c, int n_rows, AttentionKeep *keep, char *err);
+void attention_keep_free(AttentionKeep *keep);
+/* Floats of the kept attention of a forward over n_rows rows. */
+size_t attention_kept_values(const AttentionKeep *keep, const Config *c, int n_rows);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ===================================================================== */
 /* 1. Synthetic models                                                   */
@@ -501,4 +502,59 @@ int tempo_model_f32_copy(const Model *src, Model *dst, char *err) {
             else copy_matrix(tempo_layer_matrix(w, (int)l, i), tempo_unit(c, lt->rows), tempo_unit(c, lt->cols), &next);
         }
     return 0;
+}
+
+/* The safetensors header of a bf16 Llama checkpoint of shape s: every
+ * tensor, back to back; *data_bytes receives the bytes after the header. */
+static char *sparse_header(const SynthConfig *s, size_t *data_bytes) {
+    int D = s->dim, KV = s->n_kv_heads * (s->dim / s->n_heads), HID = s->hidden_dim, L = s->n_layers;
+    struct { const char *name; int rows, cols; } parts[9] = {
+        {"input_layernorm", D, 0}, {"self_attn.q_proj", D, D}, {"self_attn.k_proj", KV, D}, {"self_attn.v_proj", KV, D},
+        {"self_attn.o_proj", D, D}, {"post_attention_layernorm", D, 0}, {"mlp.gate_proj", HID, D},
+        {"mlp.up_proj", HID, D}, {"mlp.down_proj", D, HID}};
+    cJSON *header = cJSON_CreateObject();
+    size_t offset = 0;
+    for (int t = -2; t <= L * 9; t++) {
+        char name[96];
+        int rows = t < 0 ? s->vocab_size : t == L * 9 ? D : parts[t % 9].rows;
+        int cols = t < 0 ? D : t == L * 9 ? 0 : parts[t % 9].cols;
+        if (t < 0) snprintf(name, sizeof name, t == -2 ? "model.embed_tokens.weight" : "lm_head.weight");
+        else if (t == L * 9) snprintf(name, sizeof name, "model.norm.weight");
+        else snprintf(name, sizeof name, "model.layers.%d.%s.weight", t / 9, parts[t % 9].name);
+        size_t bytes = (size_t)rows * (cols ? cols : 1) * 2;
+        cJSON *e = cJSON_AddObjectToObject(header, name);
+        cJSON_AddStringToObject(e, "dtype", "BF16");
+        cJSON *shape = cJSON_AddArrayToObject(e, "shape"), *offsets = cJSON_AddArrayToObject(e, "data_offsets");
+        cJSON_AddItemToArray(shape, cJSON_CreateNumber(rows));
+        if (cols) cJSON_AddItemToArray(shape, cJSON_CreateNumber(cols));
+        cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)offset));
+        cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)(offset + bytes)));
+        offset += bytes;
+    }
+    char *json = cJSON_PrintUnformatted(header);
+    cJSON_Delete(header);
+    *data_bytes = offset;
+    return json;
+}
+
+int tempo_synth_write_sparse_hf(const SynthConfig *s, const char *dir, char *err) {
+    char path[4200], config[512];
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tempo_error(err, "cannot create %s: %s", dir, strerror(errno));
+    snprintf(config, sizeof config, "{\"hidden_size\":%d,\"intermediate_size\":%d,\"num_hidden_layers\":%d,"
+             "\"num_attention_heads\":%d,\"num_key_value_heads\":%d,\"vocab_size\":%d,\"max_position_embeddings\":%d,"
+             "\"tie_word_embeddings\":false}", s->dim, s->hidden_dim, s->n_layers, s->n_heads, s->n_kv_heads,
+             s->vocab_size, s->seq_len);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (tempo_write_text_file(path, config, err) != 0) return -1;
+    size_t data_bytes;
+    char *json = sparse_header(s, &data_bytes);
+    if (!json) return tempo_error(err, "out of memory writing %s", dir);
+    uint64_t json_len = strlen(json);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(&json_len, 8, 1, f) == 1 && fwrite(json, 1, json_len, f) == json_len &&
+             ftruncate(fileno(f), (off_t)(8 + json_len + data_bytes)) == 0;
+    if (f && fclose(f) != 0) ok = 0;
+    free(json);
+    return ok ? 0 : tempo_error(err, "cannot write the sparse file %s", path);
 }

@@ -21,6 +21,10 @@ int tempo_synth_write(const SynthConfig *s, const char *path, char *err);
 /* The same in Hugging Face layout: dir/config.json + dir/model.safetensors
  * (f32 or bf16) + dir/tokenizer.json. */
 int tempo_synth_write_hf(const SynthConfig *s, const char *dir, int bf16, char *err);
+/* A bf16 Hugging Face checkpoint of shape s whose weights are a hole in a
+ * sparse file (all zeros, nothing on disk): dir/config.json +
+ * dir/model.safetensors. Big models' memory and speed, without their bytes. */
+int tempo_synth_write_sparse_hf(const SynthConfig *s, const char *dir, char *err);
 /* A byte-level BPE tokenizer.json trained on a built-in text: Llama 3 style
  * (BOS added by the template, two EOS) or GPT-2 style (one token for both,
  * nothing added). Reports the special ids for config.json. */

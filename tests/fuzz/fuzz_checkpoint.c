@@ -17,10 +17,11 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         const Config *c = &m.config;
         int tokens[2] = {1 % c->vocab_size, (int)(size % (size_t)c->vocab_size)}, pos[2] = {0, c->seq_len - 1};
         uint8_t allowed[4] = {1, 0, 1, 1};
+        Mask mask = tempo_mask_dense(allowed, 1, 0, 2, 2);
         float *logits = malloc((size_t)2 * c->vocab_size * sizeof(float));
         float *att = malloc((size_t)c->n_layers * c->n_heads * 4 * sizeof(float));
         Outputs out = {.logits = logits, .hidden = NULL, .attention = att};
-        if (logits && att) tempo_forward_full(&m, 2, tokens, pos, allowed, 1, out, err);
+        if (logits && att) tempo_forward_full(&m, 2, tokens, pos, &mask, out, err);
         tempo_model_check(&m, NULL);
         free(logits);
         free(att);

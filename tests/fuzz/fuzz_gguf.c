@@ -18,9 +18,10 @@ static void run_model(const Model *m, const GgufFile *g) {
     if (c->n_layers * (size_t)c->dim * c->hidden_dim > (1u << 24)) return; /* keep each run short */
     int tokens[2] = {1 % c->vocab_size, c->vocab_size - 1}, pos[2] = {0, c->seq_len - 1};
     uint8_t allowed[4] = {1, 0, 1, 1};
+    Mask mask = tempo_mask_dense(allowed, 1, 0, 2, 2);
     float *logits = malloc((size_t)2 * c->vocab_size * sizeof(float));
     Outputs out = {.logits = logits};
-    if (logits) tempo_forward_full(m, 2, tokens, pos, allowed, 1, out, err);
+    if (logits) tempo_forward_full(m, 2, tokens, pos, &mask, out, err);
     free(logits);
 }
 

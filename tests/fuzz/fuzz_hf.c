@@ -40,9 +40,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         if ((size_t)c->n_layers * c->dim < 1000000) {
             int tokens[2] = {0, c->vocab_size - 1}, pos[2] = {0, c->seq_len - 1};
             uint8_t allowed[4] = {1, 0, 1, 1};
+            Mask mask = tempo_mask_dense(allowed, 1, 0, 2, 2);
             float *logits = malloc((size_t)2 * c->vocab_size * sizeof(float));
             Outputs out = {.logits = logits, .hidden = NULL, .attention = NULL};
-            if (logits) tempo_forward_full(&m, 2, tokens, pos, allowed, 1, out, err);
+            if (logits) tempo_forward_full(&m, 2, tokens, pos, &mask, out, err);
             free(logits);
         }
         tempo_model_free(&m);

@@ -44,9 +44,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         float *logits = malloc((size_t)n * c->vocab_size * sizeof(float));
         float *att = malloc((size_t)c->n_layers * c->n_heads * n * n * sizeof(float));
         Outputs out = {.logits = logits, .hidden = NULL, .attention = att};
+        Mask mask = tempo_mask_dense(tempo_trace_get(&t, "allowed")->data, mask_layers, 0, n, n);
         if (logits && att)
             tempo_forward_full(&model, n, tempo_trace_get(&t, "tokens")->data, tempo_trace_get(&t, "positions")->data,
-                               tempo_trace_get(&t, "allowed")->data, mask_layers, out, err);
+                               &mask, out, err);
         free(logits);
         free(att);
     }
