@@ -113,16 +113,30 @@ void tempo_rope_inv_freq(const RopeScaling *rs, int head_dim, double theta, doub
 }
 
 /* RoPE angles of each row: angle[r][i] = logical_pos[r] * inv_freq[i],
- * inv_freq[i] = theta^(-2i/head_dim) (rescaled for llama3/linear RoPE). */
-static void rope_angles(float *cos_out, float *sin_out, const int *logical_pos, int n,
-                        int head_dim, const double *inv_freq) {
-    int half = head_dim / 2;
-    for (int r = 0; r < n; r++)
+ * inv_freq[i] = theta^(-2i/head_dim) (rescaled for llama3/linear RoPE).
+ * m->rope_angles says how the angle is formed: exactly, in double; as
+ * transformers does, f32(inv_freq) * f32(position) in f32; or as ggml does,
+ * angle_0 = position, angle_{i+1} = angle_i * f32(theta^(-2/head_dim)) in
+ * f32, a rescaled frequency dividing by its factor (ggml's freq_factors). */
+static void rope_angles(float *cos_out, float *sin_out, const int *logical_pos, int n, const Model *m) {
+    int head_dim = m->config.head_dim, half = head_dim / 2;
+    float ggml_step = powf(m->config.rope_theta, -2.0f / (float)head_dim);
+    for (int r = 0; r < n; r++) {
+        float ggml_angle = (float)logical_pos[r];
         for (int i = 0; i < half; i++) {
-            double angle = logical_pos[r] * inv_freq[i];
+            double angle = logical_pos[r] * m->rope_inv_freq[i];
+            if (m->rope_angles == ROPE_ANGLES_TORCH) {
+                float product = (float)m->rope_inv_freq[i] * (float)logical_pos[r];
+                angle = product;
+            } else if (m->rope_angles == ROPE_ANGLES_GGML) {
+                float factor = (float)(pow(m->config.rope_theta, -2.0 * i / head_dim) / m->rope_inv_freq[i]);
+                angle = ggml_angle / factor;
+                ggml_angle *= ggml_step;
+            }
             cos_out[r * half + i] = (float)cos(angle);
             sin_out[r * half + i] = (float)sin(angle);
         }
+    }
 }
 
 /* Rotates each head of each row by its row's angles. A pair (a, b) becomes
@@ -201,8 +215,9 @@ static void matmul_plain(float *out, const float *in, Matrix w, int n, int m, in
             out[(size_t)i * d + r] = dot_in_lanes((const float *)w.data + (size_t)r * m, in + (size_t)i * m, m);
 }
 
-static size_t matmul_plain_scratch(int n) {
+static size_t matmul_plain_scratch(int n, int m) {
     (void)n;
+    (void)m;
     return 0;
 }
 
@@ -378,14 +393,15 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
     if (check_inputs(m, s, k, tokens, logical_pos, allowed, mask_layers, out.last_logits, err) != 0 ||
         check_weight_types(m, kern, err) != 0)
         return -1;
-    int n_keys = s->n_rows + k;
-    if (ensure_scratch(s, c, k, n_keys, err) != 0 || ensure_panel(s, kern->matmul_scratch(k), err) != 0) return -1;
-    int dim = c->dim, hid = c->hidden_dim, q_dim = q_dim_of(c), kv_dim = kv_dim_of(c);
+    int n_keys = s->n_rows + k, dim = c->dim, hid = c->hidden_dim, q_dim = q_dim_of(c), kv_dim = kv_dim_of(c);
+    int widest_input = dim > q_dim ? (dim > hid ? dim : hid) : (q_dim > hid ? q_dim : hid);
+    if (ensure_scratch(s, c, k, n_keys, err) != 0 || ensure_panel(s, kern->matmul_scratch(k, widest_input), err) != 0)
+        return -1;
     float *panel = s->weight_panel;
 
     for (int i = 0; i < k; i++) /* x = embedding of each new token */
         kern->matrix_row(w->token_embedding, tokens[i], dim, s->x + (size_t)i * dim);
-    rope_angles(s->rope_cos, s->rope_sin, logical_pos, k, c->head_dim, m->rope_inv_freq);
+    rope_angles(s->rope_cos, s->rope_sin, logical_pos, k, m);
 
     for (int l = 0; l < c->n_layers; l++) {
         /* attention block: x += Wo attn(RoPE(Wq xn), RoPE(Wk xn), Wv xn), xn = rmsnorm(x) */
@@ -398,6 +414,10 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
         kern->matmul(v_rows, s->xb, lw->wv, k, dim, kv_dim, panel);
         rope_rotate(s->q, k, c->n_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
         rope_rotate(k_rows, k, c->n_kv_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
+        if (kern->cache_store) { /* K and V as the cache stores them */
+            kern->cache_store(k_rows, (size_t)k * kv_dim);
+            kern->cache_store(v_rows, (size_t)k * kv_dim);
+        }
         const uint8_t *layer_mask = allowed + (mask_layers > 1 ? (size_t)l * k * n_keys : 0);
         attention(kern, c, s, l, k, layer_mask, out.attention);
         kern->matmul(s->xb, s->att_out, lw->wo, k, q_dim, dim, panel);

@@ -103,23 +103,32 @@ typedef struct {
 typedef struct {
     const char *name;
     unsigned weight_types; /* bit t set: reads matrices stored as WeightType t */
-    /* out[n][d] = in[n][m] W^T for W [d][m]; scratch holds matmul_scratch(n) floats */
+    /* out[n][d] = in[n][m] W^T for W [d][m]; scratch holds matmul_scratch(n, m) floats */
     void (*matmul)(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch);
-    size_t (*matmul_scratch)(int n);
+    size_t (*matmul_scratch)(int n, int m);
     /* out[cols] = row `row` of a [rows][cols] matrix as f32 (the embedding lookup) */
     void (*matrix_row)(Matrix w, int row, int cols, float *out);
     /* out [k][n_heads*head_dim]: per head, P = softmax_allowed(Q K^T / sqrt(head_dim)), out = P V;
      * scores: [k][n_keys] scratch; probs (NULL: not kept): [n_heads][k][n_keys] receives P */
     void (*attention)(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs);
+    /* n new K or V values as the cache stores them, in place (NULL: kept as f32) */
+    void (*cache_store)(float *values, size_t n);
 } Kernels;
 
 /* The plain definitions (f32 weights only). */
 extern const Kernels tempo_plain_kernels;
 
+/* How RoPE angles are formed (NOTES "Numerics of real engines"): exactly
+ * (in double, then rounded), or as an engine does in float32: transformers
+ * multiplies position and f32 inv_freq in f32; ggml multiplies the angle by
+ * theta^(-2/head_dim) in f32 from one frequency to the next. */
+typedef enum { ROPE_ANGLES_EXACT, ROPE_ANGLES_TORCH, ROPE_ANGLES_GGML } RopeAngles;
+
 typedef struct {
     Config config;
     Weights weights;
     const Kernels *kernels; /* set by the loaders (the fast ones); NULL: tempo_plain_kernels */
+    RopeAngles rope_angles; /* ROPE_ANGLES_EXACT unless a numerics profile says otherwise */
     double *rope_inv_freq;  /* [head_dim/2]: theta^(-2i/head_dim), rescaled for llama3/linear */
     int n_maps;
     void *maps[64];         /* mmapped files */

@@ -1,0 +1,197 @@
+/* ggml.c - llama.cpp's CPU arithmetic as kernels (NOTES "Numerics of real
+ * engines"), written from ggml's source (ggml-cpu/arch/x86/quants.c,
+ * ggml-quants.c, ggml-cpu/ops.cpp, vec.h):
+ *   - a matrix product first converts each activation row to the weight
+ *     type's dot-product type (ggml's vec_dot_type): Q8_0/Q8_1/Q8_K blocks
+ *     with ggml's scales and rounding, or f16/bf16; the product is then taken
+ *     with the dequantized weights (tempo_matmul_fast, f32);
+ *   - an f16 cache rounds K and V to f16 as they are stored; without flash
+ *     attention, K.Q rounds Q to f16 and P.V rounds P to f16 (mul_mat
+ *     converts its second operand to the cache's type);
+ *   - flash attention (ggml_compute_forward_flash_attn_ext_f16_one_chunk)
+ *     stores K and V as f16 whatever the cache type, rounds Q to f16, and
+ *     keeps an online softmax whose V accumulator is f16, rounded after every
+ *     key. */
+#include <math.h>
+#include <string.h>
+
+#include "../formats/quant.h" /* tempo_f32_to_f16, tempo_f32_to_bf16 */
+#include "kernels.h"
+
+enum { Q8_BLOCK = 32 };
+
+/* ggml's vec_dot_type of each weight type. A new weight type adds its line. */
+GgmlDotType tempo_ggml_dot_type(WeightType t) {
+    switch (t) {
+    case WEIGHT_F16: return GGML_DOT_F16;
+    case WEIGHT_BF16: return GGML_DOT_BF16;
+    case WEIGHT_Q8_0: case WEIGHT_Q4_0: return GGML_DOT_Q8_0;
+    case WEIGHT_Q4_K: case WEIGHT_Q5_K: case WEIGHT_Q6_K: return GGML_DOT_Q8_K;
+    default: return GGML_DOT_F32;
+    }
+}
+
+static float round_f16(float x) { return tempo_f16_to_f32(tempo_f32_to_f16(x)); }
+static float round_bf16(float x) { return tempo_bf16_to_f32(tempo_f32_to_bf16(x)); }
+
+/* Q8_0 (and Q8_1's values), as quantize_row_q8_0 computes them with AVX:
+ * d = amax/127 stored as f16, q = round-half-even(x * (127/amax)); value q d. */
+static void q8_0_round_trip(const float *x, float *out) {
+    float amax = 0.0f;
+    for (int j = 0; j < Q8_BLOCK; j++) amax = fmaxf(amax, fabsf(x[j]));
+    float d = round_f16(amax / 127.0f), id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    for (int j = 0; j < Q8_BLOCK; j++) out[j] = nearbyintf(x[j] * id) * d;
+}
+
+/* Q8_K, as quantize_row_q8_K_ref: max = the value of largest magnitude,
+ * iscale = -127/max, q = min(127, round-half-even(iscale x)), d = 1/iscale (f32); value q d. */
+static void q8_k_round_trip(const float *x, float *out) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < TEMPO_QK_K; j++)
+        if (fabsf(x[j]) > amax) amax = fabsf(x[j]), max = x[j];
+    if (amax == 0.0f) {
+        memset(out, 0, TEMPO_QK_K * sizeof(float));
+        return;
+    }
+    float iscale = -127.0f / max, d = 1.0f / iscale;
+    for (int j = 0; j < TEMPO_QK_K; j++) out[j] = fminf(127.0f, nearbyintf(iscale * x[j])) * d;
+}
+
+/* The values a row of m activations has once converted to `t` (m a multiple of its block). */
+void tempo_ggml_round_activations(GgmlDotType t, const float *x, int m, float *out) {
+    switch (t) {
+    case GGML_DOT_F16: for (int i = 0; i < m; i++) out[i] = round_f16(x[i]); break;
+    case GGML_DOT_BF16: for (int i = 0; i < m; i++) out[i] = round_bf16(x[i]); break;
+    case GGML_DOT_Q8_0:
+    case GGML_DOT_Q8_1: for (int b = 0; b < m; b += Q8_BLOCK) q8_0_round_trip(x + b, out + b); break;
+    case GGML_DOT_Q8_K: for (int b = 0; b < m; b += TEMPO_QK_K) q8_k_round_trip(x + b, out + b); break;
+    default: memcpy(out, x, (size_t)m * sizeof(float)); break;
+    }
+}
+
+/* Floats of scratch before the fast kernel's panel: n rows of m, rounded up to a cache line. */
+static size_t rounded_rows_values(int n, int m) { return ((size_t)n * m + 15) / 16 * 16; }
+
+static size_t ggml_matmul_scratch(int n, int m) { return rounded_rows_values(n, m) + tempo_matmul_fast_scratch(n, m); }
+
+/* out = round(in) W^T: each input row converted to W's dot-product type, then the product. */
+static void ggml_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch) {
+    GgmlDotType t = tempo_ggml_dot_type(w.type);
+    float *panel = scratch + rounded_rows_values(n, m);
+    if (t == GGML_DOT_F32) {
+        tempo_matmul_fast(out, in, w, n, m, d, panel);
+        return;
+    }
+    for (int i = 0; i < n; i++) tempo_ggml_round_activations(t, in + (size_t)i * m, m, scratch + (size_t)i * m);
+    tempo_matmul_fast(out, scratch, w, n, m, d, panel);
+}
+
+/* An f16 cache: K and V rounded to f16 as they are stored. */
+static void cache_store_f16(float *values, size_t n) {
+    for (size_t i = 0; i < n; i++) values[i] = round_f16(values[i]);
+}
+
+/* Without flash attention, over an f16 cache: s_j = f16(q) . k_j / sqrt(head_dim);
+ * P = softmax over the allowed keys; out = f16(P) V. */
+static void attention_f16_cache(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs) {
+    int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hd), q16[TEMPO_GGML_MAX_HEAD_DIM];
+    for (int i = 0; i < a->k; i++)
+        for (int h = 0; h < c->n_heads; h++) {
+            const float *q = a->q + (size_t)i * q_dim + h * hd;
+            const float *keys = a->keys + (h / group) * hd, *values = a->values + (h / group) * hd;
+            for (int t = 0; t < hd; t++) q16[t] = round_f16(q[t]);
+            for (int j = 0; j < a->n_keys; j++) {
+                double dot = 0.0; /* f16 products are exact in f32; ggml adds them in f32 lanes */
+                for (int t = 0; t < hd; t++) dot += q16[t] * keys[(size_t)j * kv_dim + t];
+                scores[j] = (float)dot * scale;
+            }
+            tempo_softmax(scores, a->allowed + (size_t)i * a->n_keys, a->n_keys);
+            if (probs) memcpy(probs + ((size_t)h * a->k + i) * a->n_keys, scores, (size_t)a->n_keys * sizeof(float));
+            double acc[TEMPO_GGML_MAX_HEAD_DIM] = {0};
+            for (int j = 0; j < a->n_keys; j++) {
+                float p = round_f16(scores[j]);
+                for (int t = 0; t < hd; t++) acc[t] += p * values[(size_t)j * kv_dim + t];
+            }
+            float *o = out + (size_t)i * q_dim + h * hd;
+            for (int t = 0; t < hd; t++) o[t] = (float)acc[t];
+        }
+}
+
+/* One query row of one head, as ggml's flash attention (one_chunk) computes it:
+ * keys in cache order; s = f16(q) . k * scale; on a new maximum M the f16
+ * accumulator is scaled by exp(M_old - M), else the key weighs exp(s - M);
+ * V_acc = f16(V_acc + v * weight) (one fused multiply-add); S = S ms + vs; out = V_acc / S. */
+static void flash_row(int hd, int kv_dim, const float *q, const float *keys, const float *values,
+                      const uint8_t *allowed, int n_keys, float scale, float *o) {
+    float q16[TEMPO_GGML_MAX_HEAD_DIM], acc[TEMPO_GGML_MAX_HEAD_DIM];
+    for (int t = 0; t < hd; t++) q16[t] = round_f16(q[t]), acc[t] = 0.0f;
+    float S = 0.0f, M = -INFINITY;
+    for (int j = 0; j < n_keys; j++) {
+        if (!allowed[j]) continue;
+        double dot = 0.0;
+        for (int t = 0; t < hd; t++) dot += q16[t] * keys[(size_t)j * kv_dim + t];
+        float s = (float)dot * scale, ms = 1.0f, vs = 1.0f;
+        if (s > M) {
+            float m_old = M;
+            M = s;
+            ms = expf(m_old - M);
+            for (int t = 0; t < hd; t++) acc[t] = round_f16(acc[t] * ms);
+        } else {
+            vs = expf(s - M);
+        }
+        for (int t = 0; t < hd; t++) acc[t] = round_f16(fmaf(values[(size_t)j * kv_dim + t], vs, acc[t]));
+        S = S * ms + vs;
+    }
+    float inv = S == 0.0f ? 0.0f : 1.0f / S;
+    for (int t = 0; t < hd; t++) o[t] = acc[t] * inv;
+}
+
+/* Flash attention (K and V stored as f16 by cache_store_f16). probs, when
+ * asked for, are the plain softmax of the scores (flash attention keeps none). */
+static void attention_flash(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs) {
+    int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int i = 0; i < a->k; i++)
+        for (int h = 0; h < c->n_heads; h++) {
+            const float *q = a->q + (size_t)i * q_dim + h * hd;
+            const float *keys = a->keys + (h / group) * hd, *values = a->values + (h / group) * hd;
+            const uint8_t *allowed = a->allowed + (size_t)i * a->n_keys;
+            flash_row(hd, kv_dim, q, keys, values, allowed, a->n_keys, scale, out + (size_t)i * q_dim + h * hd);
+            if (!probs) continue;
+            float q16[TEMPO_GGML_MAX_HEAD_DIM];
+            for (int t = 0; t < hd; t++) q16[t] = round_f16(q[t]);
+            for (int j = 0; j < a->n_keys; j++) {
+                double dot = 0.0;
+                for (int t = 0; t < hd; t++) dot += q16[t] * keys[(size_t)j * kv_dim + t];
+                scores[j] = (float)dot * scale;
+            }
+            tempo_softmax(scores, allowed, a->n_keys);
+            memcpy(probs + ((size_t)h * a->k + i) * a->n_keys, scores, (size_t)a->n_keys * sizeof(float));
+        }
+}
+
+enum { /* the types tempo_ggml_dot_type maps */
+    GGML_WEIGHT_TYPES = 1u << WEIGHT_F32 | 1u << WEIGHT_F16 | 1u << WEIGHT_BF16 | 1u << WEIGHT_Q8_0 | 1u << WEIGHT_Q4_0 |
+                        1u << WEIGHT_Q4_K | 1u << WEIGHT_Q5_K | 1u << WEIGHT_Q6_K,
+};
+
+static const Kernels ggml_f32_cache = {
+    .name = "ggml (K/V f32)", .weight_types = GGML_WEIGHT_TYPES, .matmul = ggml_matmul,
+    .matmul_scratch = ggml_matmul_scratch, .matrix_row = tempo_matrix_row_fast, .attention = tempo_attention_fast,
+};
+static const Kernels ggml_f16_cache = {
+    .name = "ggml (K/V f16)", .weight_types = GGML_WEIGHT_TYPES, .matmul = ggml_matmul,
+    .matmul_scratch = ggml_matmul_scratch, .matrix_row = tempo_matrix_row_fast, .attention = attention_f16_cache,
+    .cache_store = cache_store_f16,
+};
+static const Kernels ggml_flash = {
+    .name = "ggml (flash attention)", .weight_types = GGML_WEIGHT_TYPES, .matmul = ggml_matmul,
+    .matmul_scratch = ggml_matmul_scratch, .matrix_row = tempo_matrix_row_fast, .attention = attention_flash,
+    .cache_store = cache_store_f16,
+};
+
+const Kernels *tempo_ggml_kernels(int kv_f16, int flash_attn) {
+    if (flash_attn) return &ggml_flash; /* llama.cpp casts an f32 cache to f16 for flash attention */
+    return kv_f16 ? &ggml_f16_cache : &ggml_f32_cache;
+}
