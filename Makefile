@@ -82,7 +82,7 @@ SYNTH = build/synth-tied.bin build/synth-untied.bin build/synth-hf-f32 build/syn
 # The golden files come from the independent NumPy reference, never from tempo.
 golden: $(SYNTH) .deps
 	$(PY) oracle/reference.py golden --weights $(WEIGHTS) --synth build --out oracle/golden
-.PHONY: all run test test-capture test-core-alone test-llama golden clean bench fuzz memcheck
+.PHONY: all run test test-capture test-core-alone test-notes test-llama golden clean bench fuzz memcheck
 
 # The Criterion suite, built twice: plain, and under ASan+UBSan.
 TEST_SRC = $(wildcard tests/test_*.c)
@@ -112,8 +112,11 @@ test: tempo build/tests build/tests-asan build/tempo-asan $(SYNTH) .capture-deps
 	  [ -r $(WEIGHTS)/$$f ] || { echo "error: $(WEIGHTS)/$$f is missing (set WEIGHTS=DIR)"; exit 1; }; done
 	OPENBLAS_NUM_THREADS=1 build/tests --jobs 2
 	OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1 build/tests-asan --jobs 2
-	$(MAKE) --no-print-directory test-capture
-	$(MAKE) --no-print-directory test-llama
+	$(MAKE) --no-print-directory test-capture test-notes test-llama
+
+# Every run NOTES.md quotes, rerun and compared (timings excepted).
+test-notes: tempo .deps
+	$(PY) tests/check_notes.py NOTES.md ./tempo $(WEIGHTS)
 
 # The capture module on a PyTorch engine: recorded loops verified and audited by tempo (plain and ASan).
 test-capture: tempo build/tempo-asan .capture-deps

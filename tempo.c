@@ -758,7 +758,7 @@ float tempo_threshold_at(const GenConfig *g, int step) {
     double b = g->schedule == SCHEDULE_LINEAR
                    ? u
                    : 3 * (1 - u) * (1 - u) * u * g->bezier_p1 + 3 * (1 - u) * u * u * g->bezier_p2 + u * u * u;
-    return (float)(g->threshold + (g->final_threshold - g->threshold) * b);
+    return (float)(g->threshold + ((double)g->final_threshold - g->threshold) * b); /* in double: ends exactly at final */
 }
 
 /* ---- storage: a generation's rows, packed ---- */

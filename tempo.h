@@ -117,6 +117,8 @@ typedef struct {
 
 /* The plain definitions (f32 weights only). */
 extern const Kernels tempo_plain_kernels;
+/* The files a model was loaded from (mapped, with their path): owned by formats/. */
+typedef struct ModelFiles ModelFiles;
 
 /* How RoPE angles are formed (NOTES "Numerics of real engines"): exactly
  * (in double, then rounded), or as an engine does in float32: transformers
@@ -130,12 +132,9 @@ typedef struct {
     const Kernels *kernels; /* set by the loaders (the fast ones); NULL: tempo_plain_kernels */
     RopeAngles rope_angles; /* ROPE_ANGLES_EXACT unless a numerics profile says otherwise */
     double *rope_inv_freq;  /* [head_dim/2]: theta^(-2i/head_dim), rescaled for llama3/linear */
-    int n_maps;
-    void *maps[64];         /* mmapped files */
-    size_t map_sizes[64];
     float *converted;       /* owned f32 values: norm vectors not stored as aligned f32, or NULL */
     size_t converted_bytes;
-    char path[4096];
+    ModelFiles *files;      /* or NULL; freed by tempo_model_free */
 } Model;
 
 /* Checkpoints are loaded by formats/ (formats.h: tempo_model_load).

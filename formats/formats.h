@@ -35,48 +35,17 @@ int tempo_parse_int(const char *s, const char *what, int lo, int hi, int *out, c
 int tempo_parse_float(const char *s, const char *what, float *out, char *err);
 int tempo_parse_range(const char *s, const char *what, int lo, int hi, int *first, int *last, char *err);
 
-/* ---- checkpoints (checkpoint.c, llama2c.c, huggingface.c) ---- */
+/* ---- the model (model.c: the bottom layer every checkpoint format uses) ---- */
 
-/* A llama2.c checkpoint file, or a Hugging Face model directory
- * (config.json + *.safetensors, F32/F16/BF16), or a GGUF file; matrices stay in their stored type,
- * told apart by what the path is (formats/checkpoint.c). */
-int tempo_model_load(Model *m, const char *path, char *err);
-/* The same over bytes in memory (not copied: keep them alive); `name` is for messages. */
-int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char *name, char *err);
-/* Reports every tensor holding NaN or Inf to `out`; returns how many such values. */
-size_t tempo_model_check(const Model *m, FILE *out);
-void tempo_model_free(Model *m);
-/* The model's file or directory name without its folders (for titles and trace metadata). */
-const char *tempo_model_name(const Model *m);
+/* The stored type of a tensor's values: every WeightType a matrix can hold
+ * (the same numbers), then the integer types of traces. */
+typedef enum {
+    DT_F32 = WEIGHT_F32, DT_F16 = WEIGHT_F16, DT_BF16 = WEIGHT_BF16, DT_Q8_0 = WEIGHT_Q8_0, DT_Q4_0 = WEIGHT_Q4_0,
+    DT_Q4_K = WEIGHT_Q4_K, DT_Q5_K = WEIGHT_Q5_K, DT_Q6_K = WEIGHT_Q6_K, DT_I32, DT_U8
+} DType;
 
-/* The nine tensors of a layer, in llama2.c file order: name, Hugging Face
- * name, GGUF name (blk.N.<gguf_name>.weight), the LayerWeights field, and shape as [rows][cols] in units of the
- * config (cols 0: a vector). */
-typedef enum { UNIT_DIM, UNIT_Q, UNIT_KV, UNIT_HIDDEN, UNIT_NONE } Unit;
-typedef struct {
-    const char *name, *hf_name, *gguf_name;
-    size_t field;
-    Unit rows, cols;
-} LayerTensor;
-enum { N_LAYER_TENSORS = 9 };
-extern const LayerTensor tempo_layer_tensors[N_LAYER_TENSORS];
-size_t tempo_unit(const Config *c, Unit u);
-/* Layer tensor i of layer l: a matrix (cols not UNIT_NONE) or a vector. */
-Matrix *tempo_layer_matrix(Weights *w, int l, int i);
-const float **tempo_layer_vector(Weights *w, int l, int i);
-/* The RoPE inverse frequencies of a loaded model (rs NULL: plain). */
-int tempo_model_rope(Model *m, const RopeScaling *rs, char *err);
-/* llama2.c header checks (llama2c.c), shared with the synthetic writers. */
-int tempo_llama2c_config(const int header[7], Config *c, char *err);
-/* A llama2.c checkpoint file (llama2c.c). */
-int tempo_load_llama2c(Model *m, const char *path, char *err);
-/* A Hugging Face model directory (huggingface.c). */
-int tempo_load_hf(Model *m, const char *dir, char *err);
-
-/* ---- safetensors headers (safetensors.c) ---- */
-
-typedef enum { DT_F32, DT_I32, DT_U8, DT_F16, DT_BF16 } DType;
-
+/* The one tensor descriptor: a trace's tensors, a safetensors file's, a GGUF file's and a
+ * llama2.c file's, as the model binder sees them. Shape is row-major ([rows][cols]). */
 typedef struct {
     char name[160];
     DType dtype;
@@ -84,6 +53,89 @@ typedef struct {
     int64_t shape[4];
     void *data;          /* owned by a Trace; into the file for a checkpoint */
 } Tensor;
+
+/* The files behind a loaded model: mapped read-only, unmapped by tempo_model_free. */
+enum { TEMPO_MAX_MAPS = 64 };
+struct ModelFiles {
+    int n_maps;
+    void *maps[TEMPO_MAX_MAPS];
+    size_t map_sizes[TEMPO_MAX_MAPS];
+    char path[4096];
+};
+
+/* The model's tensors: name, Hugging Face name (model.<hf_name>.weight, or
+ * model.layers.N.<hf_name>.weight), GGUF name (<gguf_name>.weight, or
+ * blk.N.<gguf_name>.weight), the field (in LayerWeights for a layer's, in
+ * Weights for the others), and shape as [rows][cols] in units of the config
+ * (cols UNIT_NONE: a vector). Layer tensors are in llama2.c file order. */
+typedef enum { UNIT_DIM, UNIT_Q, UNIT_KV, UNIT_HIDDEN, UNIT_VOCAB, UNIT_NONE } Unit;
+typedef struct {
+    const char *name, *hf_name, *gguf_name;
+    size_t field;
+    Unit rows, cols;
+} LayerTensor;
+enum { N_LAYER_TENSORS = 9, N_MODEL_TENSORS = 3 };
+extern const LayerTensor tempo_layer_tensors[N_LAYER_TENSORS];
+/* token_embedding, rms_final, wcls (absent with a shared classifier) */
+extern const LayerTensor tempo_model_tensors[N_MODEL_TENSORS];
+size_t tempo_unit(const Config *c, Unit u);
+/* Layer tensor i of layer l: a matrix (cols not UNIT_NONE) or a vector. */
+Matrix *tempo_layer_matrix(Weights *w, int l, int i);
+const float **tempo_layer_vector(Weights *w, int l, int i);
+
+/* The one check of a model's dimensions, whatever file gave them: each in
+ * [1, limit], dim split into n_heads heads, heads into kv groups, head_dim
+ * even. `source` starts each message ("bad checkpoint header"). */
+int tempo_config_check(const Config *c, const char *source, char *err);
+
+/* Where a format keeps its tensors. find() fills *out with tensor `t`
+ * (layer l, or -1 for a model tensor): its name in the file, and data NULL
+ * when the file lacks it; -1 on an error it names. `implied_by` names what
+ * gave the config, for messages ("config.json"). */
+typedef struct {
+    void *ctx;
+    int (*find)(void *ctx, const LayerTensor *t, int l, Tensor *out, char *err);
+    const char *implied_by;
+} TensorSource;
+/* The one binder: walks the tensor tables, checks each tensor's shape
+ * against the config, and points the weights at the data (matrices in their
+ * stored type, norm vectors as f32: converted into m->converted unless
+ * stored as aligned f32). Allocates the layers; m->config must be set. */
+int tempo_model_bind(Model *m, const TensorSource *src, char *err);
+/* The RoPE inverse frequencies of a loaded model (rs NULL: plain). */
+int tempo_model_rope(Model *m, const RopeScaling *rs, char *err);
+/* Maps a regular file read-only (an empty one to NULL); `what` names it in messages. */
+int tempo_map_file(const char *path, const char *what, void **map, size_t *size, char *err);
+void tempo_unmap_file(void *map, size_t size);
+/* Hands a mapped file to the model (unmapped by tempo_model_free; at once on failure). */
+int tempo_model_keep_map(Model *m, void *map, size_t size, char *err);
+/* Sets the path the model is named by (messages, trace metadata). */
+int tempo_model_set_path(Model *m, const char *path, char *err);
+/* The model's file or directory, as given ("" if none). */
+const char *tempo_model_path(const Model *m);
+/* The model's file or directory name without its folders (for titles and trace metadata). */
+const char *tempo_model_name(const Model *m);
+/* Reports every tensor holding NaN or Inf to `out`; returns how many such values. */
+size_t tempo_model_check(const Model *m, FILE *out);
+void tempo_model_free(Model *m);
+
+/* ---- checkpoint formats (llama2c.c, huggingface.c, gguf.c), and the one dispatcher (load.c) ---- */
+
+/* A llama2.c checkpoint file, or a Hugging Face model directory
+ * (config.json + *.safetensors, F32/F16/BF16), or a GGUF file; matrices stay
+ * in their stored type. load.c tells them apart: a directory, the GGUF magic,
+ * else a llama2.c header. */
+int tempo_model_load(Model *m, const char *path, char *err);
+/* The same over bytes in memory (not copied: keep them alive); `name` is for messages. */
+int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char *name, char *err);
+/* llama2.c header checks (llama2c.c), shared with the synthetic writers. */
+int tempo_llama2c_config(const int header[7], Config *c, char *err);
+/* A llama2.c checkpoint in memory (llama2c.c). */
+int tempo_llama2c_model(Model *m, const void *data, size_t size, const char *name, char *err);
+/* A Hugging Face model directory (huggingface.c). */
+int tempo_load_hf(Model *m, const char *dir, char *err);
+
+/* ---- safetensors headers (safetensors.c) ---- */
 
 const char *tempo_dtype_name(DType d);
 size_t tempo_dtype_size(DType d);
@@ -176,10 +228,12 @@ typedef struct {
     int n_prefix, prefix_ids[4], n_suffix, suffix_ids[4]; /* post-processor template */
 } Tokenizer;
 
-/* A tokenizer.bin (llama2.c) or a tokenizer.json (byte-level BPE), told apart by content. */
+/* A tokenizer.bin (llama2.c) or a tokenizer.json (byte-level BPE), told apart by content (tokenizer.c). */
 int tempo_tokenizer_load(Tokenizer *t, const char *path, int vocab_size, char *err);
 int tempo_tokenizer_from_buffer(Tokenizer *t, const void *data, size_t size, int vocab_size, char *err);
+/* Each format from bytes in memory (tokenizer_json.c, sentencepiece.c). */
 int tempo_tokenizer_json_parse(Tokenizer *t, const char *json, size_t len, int vocab_size, const char *name, char *err);
+int tempo_sentencepiece_parse(Tokenizer *t, const void *data, size_t size, int vocab_size, const char *name, char *err);
 void tempo_tokenizer_free(Tokenizer *t);
 /* Encoding a text of n bytes gives at most n + TEMPO_ENCODE_EXTRA ids. */
 #define TEMPO_ENCODE_EXTRA 10
@@ -194,7 +248,10 @@ const char *tempo_decode(const Tokenizer *t, int prev, int token, char byte_buf[
  * UTF-8 character replaced by U+FFFD, for JSON and SVG (NULL: out of memory).
  * A byte-level token may hold part of a character. */
 char *tempo_valid_utf8(const char *text, size_t len);
-/* Sorts sorted_ids[0..n_sorted) by piece bytes (ties by id), as tempo_lookup needs. */
+/* tokenizer.bin's own encoding and decoding (sentencepiece.c); tempo_encode and tempo_decode call them. */
+int tempo_sentencepiece_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n, char *err);
+const char *tempo_sentencepiece_decode(const Tokenizer *t, int prev, int token, char byte_buf[2]);
+/* The shared vocabulary (vocab.c). Sorts sorted_ids[0..n_sorted) by piece bytes (ties by id), as tempo_lookup needs. */
 void tempo_sort_pieces(Tokenizer *t);
 /* The id of the token with exactly these bytes (tokenizer.json: in the BPE vocabulary), or -1. */
 int tempo_lookup(const Tokenizer *t, const char *bytes, int len);

@@ -802,6 +802,10 @@ def golden_cases():
                   dict(prompt="The cat sat on the", cfg=tempo_defaults(threshold=0.05, prune=True))))
     cases.append(("fortune-tempo-dynamic", "tempo", "weights", "fortune.bin", "fortune-tok512.bin",
                   dict(prompt="Once upon a time there lived", cfg=tempo_defaults(threshold=0.05, schedule="bezier"))))
+    # the whole curve: 12 steps from 0.05 to its final 0.3 (a dynamic run that reaches its last step)
+    cases.append(("fortune-tempo-dynamic-end", "tempo", "weights", "fortune.bin", "fortune-tok512.bin",
+                  dict(prompt="The cat sat on the", cfg=tempo_defaults(threshold=0.05, max_steps=12, schedule="bezier",
+                                                                        final_threshold=0.3, bezier=(0.1, 0.7)))))
     cases.append(("stories-tempo-layers", "tempo", "weights", "stories260K.bin", "tok512.bin",
                   dict(prompt="Once upon a time", cfg=tempo_defaults(threshold=0.08, isolate=(1, 3)))))
     gguf_tokens = [1, 17, 99, 99, 5, 200, 31, 64, 383]

@@ -196,8 +196,39 @@ def tree(svg, run_json):
         m = re.match(r"p ([0-9.]+)", g.find(NS + "title").text)
         if not m or abs(float(m.group(1)) - t["probability"]) > 1e-4:
             fail("tree: member shows %s, the run says p %g" % (g.find(NS + "title").text, t["probability"]))
-    print("tree: %d members in order with their probabilities, %d parallel sets framed, %d pruned and struck out"
-          % (len(groups), frames, len(pruned)))
+    marked = check_drawn_from(svg, run, groups)
+    print("tree: %d members in order with their probabilities, %d parallel sets framed, %d pruned and struck out, "
+          "%d marked as drawn from (--next-from %s)" % (len(groups), frames, len(pruned), marked, run["settings"]["next_from"]))
+
+
+def check_drawn_from(svg, run, groups):
+    """The members the run drew each next set from, by its own record: with
+    next_from last the step's last fed row (largest physical index), with mean
+    every fed member; none for the last step. Exactly those are outlined
+    (class from), and every black line leaves from one of them or the prompt."""
+    steps, mean = run["steps"], run["settings"]["next_from"] == "mean"
+    want = []
+    for s, step in enumerate(steps):
+        rows = [t["physical_index"] for t in step["tokens"]]
+        fed = [r for r in rows if r is not None]
+        last = max(fed, default=None)
+        want += [s + 1 < len(steps) and r is not None and (mean or r == last) for r in rows]
+    got = ["from" in classes(g) for g in groups]
+    if got != want:
+        i = next(i for i in range(len(want)) if got[i] != want[i])
+        fail("tree: member %d is %smarked as drawn from, the run %s it (next_from %s)"
+             % (i, "" if got[i] else "not ", "drew from" if want[i] else "did not draw from", run["settings"]["next_from"]))
+    def right_middle(rect):
+        return round(float(rect.get("x")) + float(rect.get("width"))), round(float(rect.get("y")) + float(rect.get("height")) / 2)
+    starts = {right_middle(elements(svg, "g", "prompt")[0].find(NS + "rect"))}
+    starts |= {right_middle(g.find(NS + "rect")) for g, w in zip(groups, want) if w}
+    for line in elements(svg, "line", "path"):
+        if "feed" in classes(line):
+            continue
+        if (round(float(line.get("x1"))), round(float(line.get("y1")))) not in starts:
+            fail("tree: a black line leaves from (%s, %s), not from a member the next set was drawn from"
+                 % (line.get("x1"), line.get("y1")))
+    return sum(want)
 
 
 def png(path):

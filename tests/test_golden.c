@@ -157,4 +157,5 @@ Test(golden_tempo, once_upon_isolated) { check_tempo_golden("fortune-tempo-once-
 Test(golden_tempo, once_upon_visible) { check_tempo_golden("fortune-tempo-once-visible"); }
 Test(golden_tempo, attention_pruning) { check_tempo_golden("fortune-tempo-pruned"); }
 Test(golden_tempo, dynamic_threshold) { check_tempo_golden("fortune-tempo-dynamic"); }
+Test(golden_tempo, dynamic_threshold_to_its_final_value) { check_tempo_golden("fortune-tempo-dynamic-end"); }
 Test(golden_tempo, stories_isolate_layers_1_to_3) { check_tempo_golden("stories-tempo-layers"); }

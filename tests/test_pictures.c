@@ -3,6 +3,7 @@
  * SVG rendered to PNG by rsvg-convert and checked against the trace it
  * shows by tests/check_pictures.py (which reads the trace itself). */
 #include "helpers.h"
+#include "../tools/pictures.h"
 
 #define PICTURES BUILD_DIR "/pictures"
 #define PY "/usr/bin/python3"
@@ -104,6 +105,63 @@ Test(pictures, tree_shows_every_member_and_strikes_the_pruned) {
     stories_run("tree", "isolated", "");
     render(PICTURES "/tree-tree.svg");
     check_picture("tree " PICTURES "/tree-tree.svg " PICTURES "/tree.json");
+}
+
+/* The run as check_pictures.py `tree` reads it (the fields of generate --json it uses). */
+static void write_run_json(const Generation *gen, const char *next_from, const char *path) {
+    cJSON *run = cJSON_CreateObject(), *settings = cJSON_AddObjectToObject(run, "settings");
+    cJSON *steps = cJSON_AddArrayToObject(run, "steps");
+    cJSON_AddStringToObject(settings, "next_from", next_from);
+    for (int s = 0; s < gen->n_steps; s++) {
+        cJSON *step = cJSON_CreateObject(), *tokens = cJSON_AddArrayToObject(step, "tokens");
+        cJSON_AddItemToArray(steps, step);
+        for (int i = 0; i < gen->steps[s].n_members; i++) {
+            const Member *mem = &gen->members[gen->steps[s].first_member + i];
+            cJSON *t = cJSON_CreateObject();
+            cJSON_AddNumberToObject(t, "probability", mem->prob);
+            if (mem->row >= 0) cJSON_AddNumberToObject(t, "physical_index", mem->row);
+            else cJSON_AddNullToObject(t, "physical_index");
+            if (mem->pruned_at >= 0) cJSON_AddNumberToObject(t, "pruned_at", mem->pruned_at);
+            else cJSON_AddNullToObject(t, "pruned_at");
+            cJSON_AddItemToArray(tokens, t);
+        }
+    }
+    char *text = cJSON_Print(run);
+    FILE *f = fopen(path, "w");
+    cr_assert(f && text, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    cJSON_Delete(run);
+}
+
+/* With --next-from mean the next set is drawn from every member of the set
+ * before it: the tree outlines all of them and draws a black line from each
+ * (with last, the tree test above checks the one last member). */
+Test(pictures, tree_marks_every_member_a_mean_next_set_was_drawn_from) {
+    Model m;
+    Tokenizer t;
+    GenConfig g;
+    Generation gen;
+    char err[TEMPO_ERR_SIZE];
+    int prompt[64], n;
+    load_real(&m, "stories260K.bin");
+    load_tokenizer(&t, "tok512.bin", m.config.vocab_size);
+    cr_assert_eq(tempo_encode(&t, "Once upon a time", prompt, 64, &n, err), 0, "%s", err);
+    tempo_gen_defaults(&g, &m.config);
+    g.threshold = 0.2f, g.max_steps = 30, g.next_from = NEXT_MEAN;
+    cr_assert_eq(tempo_generate(&m, prompt, n, &g, &gen, err), 0, "%s", err);
+    int parallel = 0;
+    for (int s = 0; s + 1 < gen.n_steps; s++) parallel += gen.steps[s].n_members > 1;
+    cr_assert(parallel >= 2, "the mean run forms %d parallel sets before its last step: nothing to mark", parallel);
+    cr_assert_eq(run_command("mkdir -p " PICTURES, err, sizeof err), 0);
+    cr_assert_eq(tree_svg_from(PICTURES "/mean-tree.svg", &gen, &t, "stories260K.bin", "isolated", NEXT_MEAN, err), 0, "%s", err);
+    write_run_json(&gen, "mean", PICTURES "/mean.json");
+    tempo_generation_free(&gen);
+    tempo_tokenizer_free(&t);
+    tempo_model_free(&m);
+    render(PICTURES "/mean-tree.svg");
+    check_picture("tree " PICTURES "/mean-tree.svg " PICTURES "/mean.json");
 }
 
 /* stdout and stderr of `tempo ARGS`, separately; returns the exit status. */

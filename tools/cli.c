@@ -271,7 +271,7 @@ static int load_model_and_tokenizer(const Args *a, Model *m, Tokenizer *t, int n
     char beside[4200]; /* a Hugging Face directory brings its tokenizer.json */
     snprintf(beside, sizeof beside, "%s/tokenizer.json", model_path);
     if (!tok_path && access(beside, R_OK) == 0) tok_path = beside;
-    int from_gguf = !tok_path && m->n_maps > 0 && tempo_is_gguf(m->maps[0], m->map_sizes[0]); /* a GGUF file brings its own */
+    int from_gguf = !tok_path && tempo_model_is_gguf(m); /* a GGUF file brings its own */
     if (!tok_path && !from_gguf && need_tokenizer) {
         tempo_model_free(m);
         return tempo_error(err, "missing -z TOKENIZER (needed for --prompt)");
@@ -869,7 +869,7 @@ static int check_trace_model(const Trace *tr, const Model *m, const char *path, 
         const char *v = tempo_trace_meta_get(tr, dims[d].key);
         if (v && atoi(v) != dims[d].value)
             return tempo_error(err, "trace %s was written with %s (%s %s) but -m %s has %s %d: verify against the "
-                               "model that wrote it", path, model ? model : "another model", dims[d].key, v, m->path,
+                               "model that wrote it", path, model ? model : "another model", dims[d].key, v, tempo_model_path(m),
                                dims[d].key, dims[d].value);
     }
     return 0;
@@ -1367,7 +1367,7 @@ static int attention_fresh_run(const Args *a, const AttentionRequest *r, Attenti
 /* The trace or the run, its view, and a label for every row. */
 static int attention_load(const Args *a, const AttentionRequest *r, AttentionInput *in, char *err) {
     if ((a->n_positional == 1 ? attention_from_trace(a, r, in, err) : attention_fresh_run(a, r, in, err)) != 0) return -1;
-    if (!in->v.model[0] && in->m.path[0]) { /* a trace without a model name: the one given */
+    if (!in->v.model[0] && tempo_model_path(&in->m)[0]) { /* a trace without a model name: the one given */
         snprintf(in->model_name, sizeof in->model_name, "%s", tempo_model_name(&in->m));
         in->v.model = in->model_name;
     }

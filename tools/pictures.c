@@ -304,8 +304,8 @@ int pair_svg(const char *path, const AttentionView *iso, const AttentionView *vi
     const char *lines[4] = {
         "One run's rows (same tokens, same positions) computed twice: left under the isolated mask, middle under the visible mask.",
         "Isolated: a member of a parallel set (red box) cannot see its siblings (hatched). Visible: later members see earlier ones.",
-        "Right: visible minus isolated. Red: attention that seeing the siblings adds; blue: what the rest of the row gives up.",
-        "Rows before the first set are identical (white on the right); after it, every row reads keys that changed."};
+        "Right: visible minus isolated, on every cell. Red: more attention with the siblings visible, blue: less. A sibling cell can only",
+        "gain; the others move both ways. Rows up to and including the first set's first member are identical (white); later ones all differ."};
     AtomicFile out;
     int height = fr.y0 + (r1 - r0) * cell + 40;
     FILE *f = svg_begin(&out, path, fr.x0 + 3 * panel + 300, height < 460 ? 460 : height, title, lines, err);
@@ -408,15 +408,30 @@ static void tree_free(TreeLayout *t, const Generation *gen) {
     free(t->line_y);
 }
 
-/* One member: a box shaded by its probability, struck out when pruned, dotted when never fed. */
-static void tree_member(FILE *f, const Member *mem, const char *label, int x, int y, int w) {
+/* Whether member i of step s is what the next set was drawn from: with
+ * --next-from last the step's last fed row; with mean every fed member (none
+ * can be pruned before the next set is drawn). The last step has no next set. */
+static int continued_from(const Generation *gen, int s, int i, NextFrom next_from) {
+    const Step *st = &gen->steps[s];
+    const Member *mem = &gen->members[st->first_member + i];
+    if (s + 1 >= gen->n_steps || mem->row < 0) return 0;
+    if (next_from == NEXT_MEAN) return 1;
+    for (int j = 0; j < st->n_members; j++)
+        if (gen->members[st->first_member + j].row > mem->row) return 0;
+    return 1;
+}
+
+/* One member: a box shaded by its probability, struck out when pruned, dotted
+ * when never fed, outlined in black when the next set was drawn from it. */
+static void tree_member(FILE *f, const Member *mem, const char *label, int x, int y, int w, int from) {
     char fill[8], prob[16];
     int pruned = mem->pruned_at >= 0;
     colour(mem->prob, fill);
-    fprintf(f, "<g class=\"member%s\"><title>p %.4f%s</title>\n<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" rx=\"3\" "
-               "fill=\"%s\" stroke=\"%s\"%s/>\n", pruned ? " pruned" : mem->row < 0 ? " unfed" : "", mem->prob,
-            pruned ? ", pruned" : "", x, y, w, TREE_BOX, pruned ? "#eeeeee" : fill, pruned ? "#999" : "#555",
-            mem->row < 0 && !pruned ? " stroke-dasharray=\"2,2\"" : "");
+    fprintf(f, "<g class=\"member%s%s\"><title>p %.4f%s%s</title>\n<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
+               "rx=\"3\" fill=\"%s\" stroke=\"%s\" stroke-width=\"%s\"%s/>\n",
+            pruned ? " pruned" : mem->row < 0 ? " unfed" : "", from ? " from" : "", mem->prob, pruned ? ", pruned" : "",
+            from ? ", the next set was drawn from it" : "", x, y, w, TREE_BOX, pruned ? "#eeeeee" : fill,
+            from ? "#000" : pruned ? "#999" : "#555", from ? "2" : "1", mem->row < 0 && !pruned ? " stroke-dasharray=\"2,2\"" : "");
     fprintf(f, "<text class=\"token\" x=\"%d\" y=\"%d\" font-size=\"13\" fill=\"%s\" xml:space=\"preserve\">", x + 6, y + 15,
             pruned ? "#888" : mem->prob > 0.45 ? "white" : "black");
     label_text(f, label);
@@ -429,10 +444,11 @@ static void tree_member(FILE *f, const Member *mem, const char *label, int x, in
     fputs("</g>\n", f);
 }
 
-/* Step s's column: a frame around a parallel set, its members stacked, and
- * grey lines from each member to the next column (every member fed to the
- * model feeds the next step; dashed once it is pruned). */
-static void tree_column(FILE *f, const Generation *gen, const TreeLayout *t, int s) {
+/* Step s's column: a frame around a parallel set, its members stacked, and a
+ * line from each fed member to the next column (every fed member feeds the
+ * next step; dashed once it is pruned): black from the member the next set
+ * was drawn from, grey from the others. */
+static void tree_column(FILE *f, const Generation *gen, const TreeLayout *t, int s, NextFrom next_from) {
     const Step *st = &gen->steps[s];
     int x = t->x[s + 1], y = t->line_y[t->line[s + 1]], w = column_width(t, gen, s + 1);
     char pos[32];
@@ -444,24 +460,33 @@ static void tree_column(FILE *f, const Generation *gen, const TreeLayout *t, int
     int next = s + 2 <= gen->n_steps && t->line[s + 2] == t->line[s + 1];
     for (int i = 0; i < st->n_members; i++) {
         const Member *mem = &gen->members[st->first_member + i];
-        tree_member(f, mem, t->labels[st->first_member + i], x, y + i * TREE_SLOT, w);
-        if (next && (i == 0 || mem->row >= 0)) /* the path runs on through an unfed first member, dashed */
+        int from = continued_from(gen, s, i, next_from);
+        tree_member(f, mem, t->labels[st->first_member + i], x, y + i * TREE_SLOT, w, from);
+        if (next && mem->row >= 0)
             fprintf(f, "<line class=\"path%s\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"%s\"%s/>\n",
-                    i ? " feed" : "", x + w, y + i * TREE_SLOT + TREE_BOX / 2, t->x[s + 2], y + TREE_BOX / 2,
-                    i ? "#aaa" : "#333", i ? "1" : "2", mem->pruned_at >= 0 || mem->row < 0 ? " stroke-dasharray=\"3,3\"" : "");
+                    from ? "" : " feed", x + w, y + i * TREE_SLOT + TREE_BOX / 2, t->x[s + 2], y + TREE_BOX / 2,
+                    from ? "#333" : "#aaa", from ? "2" : "1", mem->pruned_at >= 0 ? " stroke-dasharray=\"3,3\"" : "");
     }
 }
 
 int tree_svg(const char *path, const Generation *gen, const Tokenizer *t, const char *model, const char *mode, char *err) {
+    return tree_svg_from(path, gen, t, model, mode, NEXT_LAST_ROW, err);
+}
+
+int tree_svg_from(const char *path, const Generation *gen, const Tokenizer *t, const char *model, const char *mode,
+                  NextFrom next_from, char *err) {
     TreeLayout lay;
     if (tree_layout(&lay, gen, t, err) != 0) return tree_free(&lay, gen), -1;
     char title[512];
-    snprintf(title, sizeof title, "A TEMPO run of %s, %s mode: %d steps, %d tokens", model, mode, gen->n_steps, gen->n_members);
+    snprintf(title, sizeof title, "A TEMPO run of %s, %s mode, --next-from %s: %d steps, %d tokens", model, mode,
+             next_from == NEXT_MEAN ? "mean" : "last", gen->n_steps, gen->n_members);
     const char *lines[4] = {
-        "The text runs left to right through the most probable token of each step (black line). Where several tokens clear",
-        "the threshold, TEMPO keeps them all at one position: they are stacked in a red frame, and every live one feeds the next",
-        "step (grey lines). Shade and the number under a token: its probability when chosen. Struck out (dashed line): pruned",
-        "later because the following rows stopped attending to it. Small numbers above the columns: the logical (RoPE) position."};
+        "The text runs left to right. Where several tokens clear the threshold, TEMPO keeps them all at one position: they are",
+        "stacked in a red frame, and every fed one feeds the next step (lines). Black outline and black line: what the next set was",
+        next_from == NEXT_MEAN
+            ? "drawn from (--next-from mean: every member, their distributions averaged). Shade and number: probability when chosen."
+            : "drawn from (--next-from last: the set's last member, so [a/b]c reads as bc). Shade and number: probability when chosen.",
+        "Struck out (dashed line): pruned later because the following rows stopped attending to it. Small numbers: the logical position."};
     AtomicFile out;
     FILE *f = svg_begin(&out, path, TREE_WIDTH + 40, lay.height, title, lines, err);
     if (!f) return tree_free(&lay, gen), -1;
@@ -478,7 +503,7 @@ int tree_svg(const char *path, const Generation *gen, const Tokenizer *t, const 
         fprintf(f, "<line class=\"path\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333\" stroke-width=\"2\"/>\n",
                 lay.x[0] + column_width(&lay, gen, 0), lay.line_y[0] + TREE_BOX / 2, lay.x[1], lay.line_y[0] + TREE_BOX / 2);
     fputs("</g>\n", f);
-    for (int s = 0; s < gen->n_steps; s++) tree_column(f, gen, &lay, s);
+    for (int s = 0; s < gen->n_steps; s++) tree_column(f, gen, &lay, s, next_from);
     fputs("</svg>\n", f);
     tree_free(&lay, gen);
     return tempo_atomic_close(&out, 1, err);

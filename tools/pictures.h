@@ -17,7 +17,13 @@ int grid_svg(const char *path, const AttentionView *v, const char *const *labels
 int pair_svg(const char *path, const AttentionView *iso, const AttentionView *vis, const char *const *labels, int l, int h,
              int r0, int r1, char *err);
 /* A TEMPO run: the text as a path, each parallel set stacked at its
- * position, shaded by probability, pruned members struck out. */
+ * position, shaded by probability, pruned members struck out, and the
+ * member(s) each next set was drawn from (next_from) outlined in black with
+ * the black line leaving from them. */
+int tree_svg_from(const char *path, const Generation *gen, const Tokenizer *t, const char *model, const char *mode,
+                  NextFrom next_from, char *err);
+/* The same for a run with --next-from last. tools/cli.c calls it; once it
+ * passes the run's next_from to tree_svg_from, this one goes. */
 int tree_svg(const char *path, const Generation *gen, const Tokenizer *t, const char *model, const char *mode, char *err);
 
 #endif
