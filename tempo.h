@@ -126,6 +126,17 @@ typedef struct ModelFiles ModelFiles;
  * theta^(-2/head_dim) in f32 from one frequency to the next. */
 typedef enum { ROPE_ANGLES_EXACT, ROPE_ANGLES_TORCH, ROPE_ANGLES_GGML } RopeAngles;
 
+/* How a forward pass computes (NOTES "Numerics of real engines"): exact (the
+ * reference), ggml (llama.cpp's CPU arithmetic, with its cache type and
+ * flash attention setting), torch (transformers' f32 RoPE angles). A
+ * profile is given to a Model by tempo_model_set_numerics (kernels/kernels.h). */
+typedef enum { NUMERICS_EXACT, NUMERICS_GGML, NUMERICS_TORCH } NumericsProfile;
+typedef struct {
+    int profile;    /* NumericsProfile */
+    int kv_f16;     /* ggml: the K/V cache stores f16 */
+    int flash_attn; /* ggml: flash attention */
+} Numerics;
+
 typedef struct {
     Config config;
     Weights weights;
@@ -228,6 +239,7 @@ typedef struct {
     Emulation emulate;
     int capture_attention;  /* keep every row's attention for the trace */
     int keep_logits;        /* keep every row's logits (default 1); 0: only the newest rows' (of the prompt: its last) */
+    Numerics numerics;      /* the arithmetic (recorded in traces); the caller gives it to the Model */
 } GenConfig;
 
 void tempo_gen_defaults(GenConfig *g, const Config *c);

@@ -76,16 +76,7 @@ const Kernels *tempo_ggml_kernels(int kv_f16, int flash_attn);
 
 /* ---- numerics.c ---- */
 
-/* How a forward pass computes (NOTES "Numerics of real engines"): exact (the
- * reference), ggml (llama.cpp's CPU arithmetic, with its cache type and
- * flash attention setting), torch (transformers' f32 RoPE angles). */
-typedef enum { NUMERICS_EXACT, NUMERICS_GGML, NUMERICS_TORCH } NumericsProfile;
-typedef struct {
-    NumericsProfile profile;
-    int kv_f16;     /* ggml: K/V cache stored as f16 */
-    int flash_attn; /* ggml: flash attention */
-} Numerics;
-
+/* (NumericsProfile and Numerics are in tempo.h: GenConfig carries them.) */
 /* "exact", "ggml", "torch". */
 const char *tempo_numerics_name(NumericsProfile p);
 /* A profile by name; -1 with a message naming the choices. */

@@ -17,4 +17,13 @@ int prompt_ids(const Args *a, const Model *m, const Tokenizer *t, int **ids, int
  * of `fallback`, else 0..n-1. The caller frees *out. */
 int row_list(const Args *a, const char *name, int n, const int *fallback, int **out, char *err);
 
+/* The numerics a command computes with: the trace's metadata (t may be
+ * NULL), then the flags (--numerics, --kv-type, --flash-attn); given to
+ * the model. A trace's cache type and flash attention describe its engine
+ * and count only under ggml; given as flags with another profile they are
+ * an error. *used gets the profile. */
+int apply_numerics(const Args *a, const Trace *t, Model *m, Numerics *used, char *err);
+/* The profile as trace metadata (numerics, kv_type, flash_attn). */
+int numerics_to_trace(Trace *t, const Numerics *n, char *err);
+
 #endif
