@@ -390,6 +390,7 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
     const Config *c = &m->config;
     const Weights *w = &m->weights;
     const Kernels *kern = m->kernels ? m->kernels : &tempo_plain_kernels;
+    void (*norm)(float *, const float *, const float *, int, int, float) = kern->rmsnorm ? kern->rmsnorm : rmsnorm;
     if (check_inputs(m, s, k, tokens, logical_pos, allowed, mask_layers, out.last_logits, err) != 0 ||
         check_weight_types(m, kern, err) != 0)
         return -1;
@@ -406,7 +407,7 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
     for (int l = 0; l < c->n_layers; l++) {
         /* attention block: x += Wo attn(RoPE(Wq xn), RoPE(Wk xn), Wv xn), xn = rmsnorm(x) */
         const LayerWeights *lw = &w->layers[l];
-        rmsnorm(s->xb, s->x, lw->rms_att, k, dim, c->norm_eps);
+        norm(s->xb, s->x, lw->rms_att, k, dim, c->norm_eps);
         float *k_rows = s->key_cache + ((size_t)l * s->capacity + s->n_rows) * kv_dim;
         float *v_rows = s->value_cache + ((size_t)l * s->capacity + s->n_rows) * kv_dim;
         kern->matmul(s->q, s->xb, lw->wq, k, dim, q_dim, panel);
@@ -424,7 +425,7 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
         add_into(s->x, s->xb, (size_t)k * dim);
 
         /* feed-forward block: x += W2 (silu(W1 xn) * W3 xn), xn = rmsnorm(x) */
-        rmsnorm(s->xb, s->x, lw->rms_ffn, k, dim, c->norm_eps);
+        norm(s->xb, s->x, lw->rms_ffn, k, dim, c->norm_eps);
         kern->matmul(s->hb, s->xb, lw->w1, k, dim, hid, panel);
         kern->matmul(s->hb2, s->xb, lw->w3, k, dim, hid, panel);
         swiglu(s->hb, s->hb2, (size_t)k * hid);
@@ -433,7 +434,7 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
     }
 
     /* logits = Wcls rmsnorm(x), for the rows asked for */
-    rmsnorm(s->xb, s->x, w->rms_final, k, dim, c->norm_eps);
+    norm(s->xb, s->x, w->rms_final, k, dim, c->norm_eps);
     if (out.hidden) memcpy(out.hidden, s->xb, (size_t)k * dim * sizeof(float));
     int first_logits = out.last_logits > 0 ? k - out.last_logits : 0;
     if (out.logits) kern->matmul(out.logits, s->xb + (size_t)first_logits * dim, w->wcls, k - first_logits, dim, c->vocab_size, panel);

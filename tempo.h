@@ -113,6 +113,8 @@ typedef struct {
     void (*attention)(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs);
     /* n new K or V values as the cache stores them, in place (NULL: kept as f32) */
     void (*cache_store)(float *values, size_t n);
+    /* RMSNorm of n rows as an engine computes it (NULL: tempo.c's definition) */
+    void (*rmsnorm)(float *out, const float *x, const float *weight, int n, int dim, float eps);
 } Kernels;
 
 /* The plain definitions (f32 weights only). */

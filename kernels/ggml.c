@@ -36,11 +36,18 @@ static float round_bf16(float x) { return tempo_bf16_to_f32(tempo_f32_to_bf16(x)
 
 /* Q8_0 (and Q8_1's values), as quantize_row_q8_0 computes them with AVX:
  * d = amax/127 stored as f16, q = round-half-even(x * (127/amax)); value q d. */
-static void q8_0_round_trip(const float *x, float *out) {
+static float q8_0_quantize(const float *x, int8_t *q) {
     float amax = 0.0f;
     for (int j = 0; j < Q8_BLOCK; j++) amax = fmaxf(amax, fabsf(x[j]));
-    float d = round_f16(amax / 127.0f), id = amax != 0.0f ? 127.0f / amax : 0.0f;
-    for (int j = 0; j < Q8_BLOCK; j++) out[j] = nearbyintf(x[j] * id) * d;
+    float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    for (int j = 0; j < Q8_BLOCK; j++) q[j] = (int8_t)nearbyintf(x[j] * id);
+    return round_f16(amax / 127.0f);
+}
+
+static void q8_0_round_trip(const float *x, float *out) {
+    int8_t q[Q8_BLOCK];
+    float d = q8_0_quantize(x, q);
+    for (int j = 0; j < Q8_BLOCK; j++) out[j] = q[j] * d;
 }
 
 /* Q8_K, as quantize_row_q8_K_ref: max = the value of largest magnitude,
@@ -69,21 +76,87 @@ void tempo_ggml_round_activations(GgmlDotType t, const float *x, int m, float *o
     }
 }
 
-/* Floats of scratch before the fast kernel's panel: n rows of m, rounded up to a cache line. */
+/* Floats of scratch for the rounded rows, rounded up to a cache line. */
 static size_t rounded_rows_values(int n, int m) { return ((size_t)n * m + 15) / 16 * 16; }
 
-static size_t ggml_matmul_scratch(int n, int m) { return rounded_rows_values(n, m) + tempo_matmul_fast_scratch(n, m); }
+static size_t ggml_matmul_scratch(int n, int m) { return rounded_rows_values(n, m); }
 
-/* out = round(in) W^T: each input row converted to W's dot-product type, then the product. */
+/* A Q8_0 or Q4_0 weight block: its 32 values as integers (Q4_0: nibble - 8,
+ * low nibbles first) and its scale. */
+static float q_block(WeightType t, const uint8_t *b, int8_t *q) {
+    for (int j = 0; j < Q8_BLOCK; j++)
+        q[j] = t == WEIGHT_Q8_0 ? (int8_t)b[2 + j] : (int8_t)((j < 16 ? b[2 + j] & 15 : b[2 + j - 16] >> 4) - 8);
+    return tempo_f16_to_f32((uint16_t)(b[0] | b[1] << 8));
+}
+
+/* One weight row times one Q8_0 activation row as ggml computes it on x86
+ * (ggml_vec_dot_q8_0_q8_0 / _q4_0_q8_0 with AVX2, and llamafile's
+ * tinyBLAS_Q0_AVX for batches): 8 lanes, lane k adding, for each block,
+ * f32(d_w d_x) times the integer sum of products 4k..4k+3 in one fused
+ * multiply-add; then ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). */
+static float q8_0_dot(WeightType t, const uint8_t *w, const int8_t *qx, const float *dx, int m) {
+    float lane[8] = {0};
+    size_t block_bytes = tempo_block_bytes(t);
+    for (int b = 0; b < m / Q8_BLOCK; b++) {
+        int8_t qw[Q8_BLOCK];
+        float d = q_block(t, w + b * block_bytes, qw) * dx[b];
+        for (int k = 0; k < 8; k++) {
+            int sum = 0;
+            for (int j = 4 * k; j < 4 * k + 4; j++) sum += qw[j] * qx[b * Q8_BLOCK + j];
+            lane[k] = fmaf(d, (float)sum, lane[k]);
+        }
+    }
+    return ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+}
+
+/* out = in W^T for Q8_0/Q4_0 weights: the rows quantized to Q8_0 (q into
+ * scratch, then the scales), then ggml's block dot. */
+static void q8_0_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch) {
+    int8_t *q = (int8_t *)scratch;
+    float *dx = scratch + ((size_t)n * m + 3) / 4;
+    for (int i = 0; i < n; i++)
+        for (int b = 0; b < m / Q8_BLOCK; b++)
+            dx[(size_t)i * (m / Q8_BLOCK) + b] = q8_0_quantize(in + (size_t)i * m + b * Q8_BLOCK, q + (size_t)i * m + b * Q8_BLOCK);
+    size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
+#pragma omp parallel for schedule(static) if ((size_t)d * m >= ((size_t)1 << 18))
+    for (int r = 0; r < d; r++)
+        for (int i = 0; i < n; i++)
+            out[(size_t)i * d + r] = q8_0_dot(w.type, (const uint8_t *)w.data + r * row_bytes, q + (size_t)i * m,
+                                              dx + (size_t)i * (m / Q8_BLOCK), m);
+}
+
+/* out = round(in) W^T: each input row converted to W's dot-product type,
+ * then the product: in ggml's order for Q8_0 and Q4_0; else with the f32
+ * dequantized weights, TEMPO_FEW_ROWS rows at a time (the blocked kernel's
+ * order, the same for every row and thread count, where sgemm's would
+ * depend on them: a different last bit can flip a later rounding). */
 static void ggml_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch) {
     GgmlDotType t = tempo_ggml_dot_type(w.type);
-    float *panel = scratch + rounded_rows_values(n, m);
-    if (t == GGML_DOT_F32) {
-        tempo_matmul_fast(out, in, w, n, m, d, panel);
+    if (w.type == WEIGHT_Q8_0 || w.type == WEIGHT_Q4_0) {
+        q8_0_matmul(out, in, w, n, m, d, scratch);
         return;
     }
-    for (int i = 0; i < n; i++) tempo_ggml_round_activations(t, in + (size_t)i * m, m, scratch + (size_t)i * m);
-    tempo_matmul_fast(out, scratch, w, n, m, d, panel);
+    const float *rows = in;
+    if (t != GGML_DOT_F32) {
+        for (int i = 0; i < n; i++) tempo_ggml_round_activations(t, in + (size_t)i * m, m, scratch + (size_t)i * m);
+        rows = scratch;
+    }
+    for (int i0 = 0; i0 < n; i0 += TEMPO_FEW_ROWS) {
+        int k = n - i0 < TEMPO_FEW_ROWS ? n - i0 : TEMPO_FEW_ROWS;
+        tempo_matmul_fast(out + (size_t)i0 * d, rows + (size_t)i0 * m, w, k, m, d, NULL);
+    }
+}
+
+/* RMSNorm as ggml_compute_forward_rms_norm_f32: the squares in f32, summed
+ * in double; mean and scale = 1/sqrtf(mean + eps) in f32; y = x scale w. */
+static void ggml_rmsnorm(float *out, const float *x, const float *weight, int n, int dim, float eps) {
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (size_t)r * dim;
+        double sum = 0.0;
+        for (int i = 0; i < dim; i++) sum += (double)(xr[i] * xr[i]);
+        float mean = (float)(sum / dim), scale = 1.0f / sqrtf(mean + eps);
+        for (int i = 0; i < dim; i++) out[(size_t)r * dim + i] = xr[i] * scale * weight[i];
+    }
 }
 
 /* An f16 cache: K and V rounded to f16 as they are stored. */
@@ -179,16 +252,17 @@ enum { /* the types tempo_ggml_dot_type maps */
 static const Kernels ggml_f32_cache = {
     .name = "ggml (K/V f32)", .weight_types = GGML_WEIGHT_TYPES, .matmul = ggml_matmul,
     .matmul_scratch = ggml_matmul_scratch, .matrix_row = tempo_matrix_row_fast, .attention = tempo_attention_fast,
+    .rmsnorm = ggml_rmsnorm,
 };
 static const Kernels ggml_f16_cache = {
     .name = "ggml (K/V f16)", .weight_types = GGML_WEIGHT_TYPES, .matmul = ggml_matmul,
     .matmul_scratch = ggml_matmul_scratch, .matrix_row = tempo_matrix_row_fast, .attention = attention_f16_cache,
-    .cache_store = cache_store_f16,
+    .cache_store = cache_store_f16, .rmsnorm = ggml_rmsnorm,
 };
 static const Kernels ggml_flash = {
     .name = "ggml (flash attention)", .weight_types = GGML_WEIGHT_TYPES, .matmul = ggml_matmul,
     .matmul_scratch = ggml_matmul_scratch, .matrix_row = tempo_matrix_row_fast, .attention = attention_flash,
-    .cache_store = cache_store_f16,
+    .cache_store = cache_store_f16, .rmsnorm = ggml_rmsnorm,
 };
 
 const Kernels *tempo_ggml_kernels(int kv_f16, int flash_attn) {
