@@ -115,7 +115,8 @@ void tempo_rope_inv_freq(const RopeScaling *rs, int head_dim, double theta, doub
 /* RoPE angles of each row: angle[r][i] = logical_pos[r] * inv_freq[i],
  * inv_freq[i] = theta^(-2i/head_dim) (rescaled for llama3/linear RoPE).
  * m->rope_angles says how the angle is formed: exactly, in double; as
- * transformers does, f32(inv_freq) * f32(position) in f32; or as ggml does,
+ * transformers does, inv_freq = 1 / theta^(2i/head_dim) in f32 (times the
+ * rescaling), then inv_freq * position in f32; or as ggml does,
  * angle_0 = position, angle_{i+1} = angle_i * f32(theta^(-2/head_dim)) in
  * f32, a rescaled frequency dividing by its factor (ggml's freq_factors). */
 static void rope_angles(float *cos_out, float *sin_out, const int *logical_pos, int n, const Model *m) {
@@ -126,7 +127,9 @@ static void rope_angles(float *cos_out, float *sin_out, const int *logical_pos, 
         for (int i = 0; i < half; i++) {
             double angle = logical_pos[r] * m->rope_inv_freq[i];
             if (m->rope_angles == ROPE_ANGLES_TORCH) {
-                float product = (float)m->rope_inv_freq[i] * (float)logical_pos[r];
+                double plain = pow(m->config.rope_theta, -2.0 * i / head_dim); /* rescaling, if any, applied after */
+                float inv32 = 1.0f / powf(m->config.rope_theta, (float)(2 * i) / (float)head_dim);
+                float product = (float)(inv32 * (m->rope_inv_freq[i] / plain)) * (float)logical_pos[r];
                 angle = product;
             } else if (m->rope_angles == ROPE_ANGLES_GGML) {
                 float factor = (float)(pow(m->config.rope_theta, -2.0 * i / head_dim) / m->rope_inv_freq[i]);
