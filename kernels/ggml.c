@@ -51,17 +51,25 @@ static void q8_0_round_trip(const float *x, float *out) {
 }
 
 /* Q8_K, as quantize_row_q8_K_ref: max = the value of largest magnitude,
- * iscale = -127/max, q = min(127, round-half-even(iscale x)), d = 1/iscale (f32); value q d. */
-static void q8_k_round_trip(const float *x, float *out) {
+ * iscale = -127/max, q = min(127, round-half-even(iscale x)), d = 1/iscale
+ * (f32); value q d. Returns d (0 for a block of zeros). */
+static float q8_k_quantize(const float *x, int8_t *q) {
     float amax = 0.0f, max = 0.0f;
     for (int j = 0; j < TEMPO_QK_K; j++)
         if (fabsf(x[j]) > amax) amax = fabsf(x[j]), max = x[j];
     if (amax == 0.0f) {
-        memset(out, 0, TEMPO_QK_K * sizeof(float));
-        return;
+        memset(q, 0, TEMPO_QK_K);
+        return 0.0f;
     }
-    float iscale = -127.0f / max, d = 1.0f / iscale;
-    for (int j = 0; j < TEMPO_QK_K; j++) out[j] = fminf(127.0f, nearbyintf(iscale * x[j])) * d;
+    float iscale = -127.0f / max;
+    for (int j = 0; j < TEMPO_QK_K; j++) q[j] = (int8_t)fminf(127.0f, nearbyintf(iscale * x[j]));
+    return 1.0f / iscale;
+}
+
+static void q8_k_round_trip(const float *x, float *out) {
+    int8_t q[TEMPO_QK_K];
+    float d = q8_k_quantize(x, q);
+    for (int j = 0; j < TEMPO_QK_K; j++) out[j] = q[j] * d;
 }
 
 /* The values a row of m activations has once converted to `t` (m a multiple of its block). */
@@ -109,6 +117,50 @@ static float q8_0_dot(WeightType t, const uint8_t *w, const int8_t *qx, const fl
     return ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
 }
 
+/* One Q6_K row times one Q8_K row as ggml_vec_dot_q6_K_q8_K computes it
+ * with AVX2: per super-block an integer in each of 8 lanes, lane k holding
+ * the scaled sums of products 4k..4k+3 of each 32-value chunk (6-bit
+ * values 0..63; the -32 comes off as 32 sum(scale bsum) over groups 2k and
+ * 2k+1), then one fused multiply-add by f32(d_x d_w); then hsum_float_8. */
+static float q6_k_dot(const uint8_t *w, const int8_t *qx, const float *dx, int m) {
+    float lane[8] = {0};
+    for (int b = 0; b < m / TEMPO_QK_K; b++, w += 210) {
+        const uint8_t *ql = w, *qh = w + 128;
+        const int8_t *sc = (const int8_t *)(w + 192), *q8 = qx + b * TEMPO_QK_K;
+        float d = dx[b] * tempo_f16_to_f32((uint16_t)(w[208] | w[209] << 8));
+        int sum[8] = {0};
+        for (int j = 0; j < 2; j++)
+            for (int c = 0; c < 4; c++)
+                for (int t = 0; t < 32; t++) {
+                    int low = c & 1 ? ql[64 * j + 32 + t] : ql[64 * j + t], h = qh[32 * j + t] >> (2 * c) & 3;
+                    int q6 = (c < 2 ? low & 15 : low >> 4) | h << 4;
+                    sum[t / 4] += sc[8 * j + 2 * c + (t >= 16)] * q6 * q8[128 * j + 32 * c + t];
+                }
+        for (int k = 0; k < 8; k++) {
+            int bsum0 = 0, bsum1 = 0;
+            for (int t = 0; t < 16; t++) bsum0 += q8[32 * k + t], bsum1 += q8[32 * k + 16 + t];
+            sum[k] -= 32 * (bsum0 * sc[2 * k] + bsum1 * sc[2 * k + 1]);
+            lane[k] = fmaf(d, (float)sum[k], lane[k]);
+        }
+    }
+    return ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+}
+
+/* out = in W^T for Q6_K weights: the rows quantized to Q8_K, then ggml's dot. */
+static void q6_k_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch) {
+    int8_t *q = (int8_t *)scratch;
+    float *dx = scratch + ((size_t)n * m + 3) / 4;
+    int blocks = m / TEMPO_QK_K;
+    for (int i = 0; i < n; i++)
+        for (int b = 0; b < blocks; b++)
+            dx[(size_t)i * blocks + b] = q8_k_quantize(in + (size_t)i * m + b * TEMPO_QK_K, q + (size_t)i * m + b * TEMPO_QK_K);
+    size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
+#pragma omp parallel for schedule(static) if ((size_t)d * m >= ((size_t)1 << 18))
+    for (int r = 0; r < d; r++)
+        for (int i = 0; i < n; i++)
+            out[(size_t)i * d + r] = q6_k_dot((const uint8_t *)w.data + r * row_bytes, q + (size_t)i * m, dx + (size_t)i * blocks, m);
+}
+
 /* out = in W^T for Q8_0/Q4_0 weights: the rows quantized to Q8_0 (q into
  * scratch, then the scales), then ggml's block dot. */
 static void q8_0_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch) {
@@ -134,6 +186,10 @@ static void ggml_matmul(float *out, const float *in, Matrix w, int n, int m, int
     GgmlDotType t = tempo_ggml_dot_type(w.type);
     if (w.type == WEIGHT_Q8_0 || w.type == WEIGHT_Q4_0) {
         q8_0_matmul(out, in, w, n, m, d, scratch);
+        return;
+    }
+    if (w.type == WEIGHT_Q6_K) {
+        q6_k_matmul(out, in, w, n, m, d, scratch);
         return;
     }
     const float *rows = in;
