@@ -146,8 +146,43 @@ static float q6_k_dot(const uint8_t *w, const int8_t *qx, const float *dx, int m
     return ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
 }
 
-/* out = in W^T for Q6_K weights: the rows quantized to Q8_K, then ggml's dot. */
-static void q6_k_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch) {
+/* Q5_K's 6-bit scale and min of sub-block j (get_scale_min_k4). */
+static void scale_min_k4(int j, const uint8_t *q, int *sc, int *mn) {
+    *sc = j < 4 ? q[j] & 63 : (q[j + 4] & 15) | (q[j - 4] >> 6) << 4;
+    *mn = j < 4 ? q[j + 4] & 63 : (q[j + 4] >> 4) | (q[j] >> 6) << 4;
+}
+
+/* One Q5_K row times one Q8_K row as ggml_vec_dot_q5_K_q8_K computes it
+ * with AVX2: per super-block 8 integer lanes (lane k: the scaled sums of
+ * products 4k..4k+3 of each 32-value chunk) added by one fused multiply-add
+ * of f32(d_x d_w); the mins as one integer sum(min_g bsum_g) times
+ * f32(-d_x dmin), added to a separate f32 sum; hsum_float_8(lanes) + that sum. */
+static float q5_k_dot(const uint8_t *w, const int8_t *qx, const float *dx, int m) {
+    float lane[8] = {0}, mins = 0.0f;
+    for (int b = 0; b < m / TEMPO_QK_K; b++, w += 176) {
+        const uint8_t *scales = w + 4, *qh = w + 16, *qs = w + 48;
+        const int8_t *q8 = qx + b * TEMPO_QK_K;
+        float d = dx[b] * tempo_f16_to_f32((uint16_t)(w[0] | w[1] << 8));
+        float dmin = -dx[b] * tempo_f16_to_f32((uint16_t)(w[2] | w[3] << 8));
+        int sum[8] = {0}, min_sum = 0;
+        for (int g = 0; g < 8; g++) {
+            int sc, mn, bsum = 0;
+            scale_min_k4(g, scales, &sc, &mn);
+            for (int t = 0; t < 32; t++) bsum += q8[32 * g + t];
+            min_sum += mn * bsum;
+            for (int t = 0; t < 32; t++) {
+                int low = g & 1 ? qs[32 * (g / 2) + t] >> 4 : qs[32 * (g / 2) + t] & 15;
+                sum[t / 4] += sc * (low | (qh[t] >> g & 1) << 4) * q8[32 * g + t];
+            }
+        }
+        mins += dmin * (float)min_sum;
+        for (int k = 0; k < 8; k++) lane[k] = fmaf(d, (float)sum[k], lane[k]);
+    }
+    return ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7])) + mins;
+}
+
+/* out = in W^T for Q6_K and Q5_K weights: the rows quantized to Q8_K, then ggml's dot. */
+static void q8_k_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch) {
     int8_t *q = (int8_t *)scratch;
     float *dx = scratch + ((size_t)n * m + 3) / 4;
     int blocks = m / TEMPO_QK_K;
@@ -158,7 +193,8 @@ static void q6_k_matmul(float *out, const float *in, Matrix w, int n, int m, int
 #pragma omp parallel for schedule(static) if ((size_t)d * m >= ((size_t)1 << 18))
     for (int r = 0; r < d; r++)
         for (int i = 0; i < n; i++)
-            out[(size_t)i * d + r] = q6_k_dot((const uint8_t *)w.data + r * row_bytes, q + (size_t)i * m, dx + (size_t)i * blocks, m);
+            out[(size_t)i * d + r] = (w.type == WEIGHT_Q6_K ? q6_k_dot : q5_k_dot)(
+                (const uint8_t *)w.data + r * row_bytes, q + (size_t)i * m, dx + (size_t)i * blocks, m);
 }
 
 /* out = in W^T for Q8_0/Q4_0 weights: the rows quantized to Q8_0 (q into
@@ -188,8 +224,8 @@ static void ggml_matmul(float *out, const float *in, Matrix w, int n, int m, int
         q8_0_matmul(out, in, w, n, m, d, scratch);
         return;
     }
-    if (w.type == WEIGHT_Q6_K) {
-        q6_k_matmul(out, in, w, n, m, d, scratch);
+    if (w.type == WEIGHT_Q6_K || w.type == WEIGHT_Q5_K) {
+        q8_k_matmul(out, in, w, n, m, d, scratch);
         return;
     }
     const float *rows = in;
