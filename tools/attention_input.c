@@ -6,6 +6,7 @@
 #include "inputs.h"
 #include "pictures.h"
 #include "settings.h"
+#include "../kernels/kernels.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +81,9 @@ static int attention_from_trace(const Args *a, const AttentionRequest *r, Attent
     if (attention_view_from_trace(&in->tr, &in->v, &in->n_prompt, err) != 0) return -1;
     if (attention_request_fits(r, in->v.n_layers, in->v.n_heads, in->v.n, err) != 0) return -1;
     if (!flag(a, "-m")) return flag(a, "-z") ? attention_tokenizer(a, in, err) : 0;
-    if (load_model_and_tokenizer(a, &in->m, &in->t, 0, err) != 0) return -1;
+    Numerics numerics; /* --svg-pair recomputes the rows: with the trace's numerics unless flags say otherwise */
+    if (load_model_and_tokenizer(a, &in->m, &in->t, 0, err) != 0 || apply_numerics(a, &in->tr, &in->m, &numerics, err) != 0)
+        return -1;
     const Config *c = &in->m.config;
     if (c->n_layers != in->v.n_layers || c->n_heads != in->v.n_heads)
         return tempo_error(err, "the trace has %d layers x %d heads but %s has %d x %d", in->v.n_layers, in->v.n_heads,
@@ -113,7 +116,7 @@ static int attention_fresh_run(const Args *a, const AttentionRequest *r, Attenti
     if (load_model_and_tokenizer(a, &in->m, &in->t, flag(a, "--prompt") != NULL, err) != 0) return -1;
     const Config *c = &in->m.config;
     if (attention_request_fits(r, c->n_layers, c->n_heads, -1, err) != 0 || settings_from_flags(a, c, &g, err) != 0 ||
-        prompt_ids(a, &in->m, &in->t, &prompt, &n_prompt, err) != 0)
+        tempo_model_set_numerics(&in->m, &g.numerics, err) != 0 || prompt_ids(a, &in->m, &in->t, &prompt, &n_prompt, err) != 0)
         return -1;
     g.capture_attention = 1;
     g.keep_logits = flag(a, "--trace") != NULL; /* only a trace needs every row's logits */
