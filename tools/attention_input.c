@@ -81,9 +81,7 @@ static int attention_from_trace(const Args *a, const AttentionRequest *r, Attent
     if (attention_view_from_trace(&in->tr, &in->v, &in->n_prompt, err) != 0) return -1;
     if (attention_request_fits(r, in->v.n_layers, in->v.n_heads, in->v.n, err) != 0) return -1;
     if (!flag(a, "-m")) return flag(a, "-z") ? attention_tokenizer(a, in, err) : 0;
-    Numerics numerics; /* --svg-pair recomputes the rows: with the trace's numerics unless flags say otherwise */
-    if (load_model_and_tokenizer(a, &in->m, &in->t, 0, err) != 0 || apply_numerics(a, &in->tr, &in->m, &numerics, err) != 0)
-        return -1;
+    if (load_model_and_tokenizer(a, &in->m, &in->t, 0, err) != 0) return -1;
     const Config *c = &in->m.config;
     if (c->n_layers != in->v.n_layers || c->n_heads != in->v.n_heads)
         return tempo_error(err, "the trace has %d layers x %d heads but %s has %d x %d", in->v.n_layers, in->v.n_heads,
@@ -92,7 +90,8 @@ static int attention_from_trace(const Args *a, const AttentionRequest *r, Attent
         if (in->v.tokens[i] < 0 || in->v.tokens[i] >= c->vocab_size)
             return tempo_error(err, "trace token %d at row %d is outside the vocabulary of %s (%d)", in->v.tokens[i], i,
                                flag(a, "-m"), c->vocab_size);
-    return 0;
+    Numerics numerics; /* --svg-pair recomputes the rows: with the trace's numerics unless flags say otherwise */
+    return apply_numerics(a, &in->tr, &in->m, &numerics, err);
 }
 
 /* The view of a fresh run: its rows, and its masks and attention made dense. */
