@@ -115,16 +115,33 @@ void tempo_rope_inv_freq(const RopeScaling *rs, int head_dim, double theta, doub
 }
 
 /* RoPE angles of each row: angle[r][i] = logical_pos[r] * inv_freq[i],
- * inv_freq[i] = theta^(-2i/head_dim) (rescaled for llama3/linear RoPE). */
-static void rope_angles(float *cos_out, float *sin_out, const int *logical_pos, int n,
-                        int head_dim, const double *inv_freq) {
-    int half = head_dim / 2;
-    for (int r = 0; r < n; r++)
+ * inv_freq[i] = theta^(-2i/head_dim) (rescaled for llama3/linear RoPE).
+ * m->rope_angles says how the angle is formed: exactly, in double; as
+ * transformers does, inv_freq = 1 / theta^(2i/head_dim) in f32 (times the
+ * rescaling), then inv_freq * position in f32; or as ggml does,
+ * angle_0 = position, angle_{i+1} = angle_i * f32(theta^(-2/head_dim)) in
+ * f32, a rescaled frequency dividing by its factor (ggml's freq_factors). */
+static void rope_angles(float *cos_out, float *sin_out, const int *logical_pos, int n, const Model *m) {
+    int head_dim = m->config.head_dim, half = head_dim / 2;
+    float ggml_step = powf(m->config.rope_theta, -2.0f / (float)head_dim);
+    for (int r = 0; r < n; r++) {
+        float ggml_angle = (float)logical_pos[r];
         for (int i = 0; i < half; i++) {
-            double angle = logical_pos[r] * inv_freq[i];
+            double angle = logical_pos[r] * m->rope_inv_freq[i];
+            if (m->rope_angles == ROPE_ANGLES_TORCH) {
+                double plain = pow(m->config.rope_theta, -2.0 * i / head_dim); /* rescaling, if any, applied after */
+                float inv32 = 1.0f / powf(m->config.rope_theta, (float)(2 * i) / (float)head_dim);
+                float product = (float)(inv32 * (m->rope_inv_freq[i] / plain)) * (float)logical_pos[r];
+                angle = product;
+            } else if (m->rope_angles == ROPE_ANGLES_GGML) {
+                float factor = (float)(pow(m->config.rope_theta, -2.0 * i / head_dim) / m->rope_inv_freq[i]);
+                angle = ggml_angle / factor;
+                ggml_angle *= ggml_step;
+            }
             cos_out[r * half + i] = (float)cos(angle);
             sin_out[r * half + i] = (float)sin(angle);
         }
+    }
 }
 
 /* Rotates each head of each row by its row's angles. A pair (a, b) becomes
@@ -203,8 +220,9 @@ static void matmul_plain(float *out, const float *in, Matrix w, int n, int m, in
             out[(size_t)i * d + r] = dot_in_lanes((const float *)w.data + (size_t)r * m, in + (size_t)i * m, m);
 }
 
-static size_t matmul_plain_scratch(int n) {
+static size_t matmul_plain_scratch(int n, int m) {
     (void)n;
+    (void)m;
     return 0;
 }
 
@@ -434,24 +452,25 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
     const Config *c = &m->config;
     const Weights *w = &m->weights;
     const Kernels *kern = m->kernels ? m->kernels : &tempo_plain_kernels;
+    void (*norm)(float *, const float *, const float *, int, int, float) = kern->rmsnorm ? kern->rmsnorm : rmsnorm;
     if (check_inputs(m, s, k, tokens, logical_pos, mask, out, err) != 0 || check_weight_types(m, kern, err) != 0)
         return -1;
-    int n_keys = s->n_rows + k;
+    int n_keys = s->n_rows + k, dim = c->dim, hid = c->hidden_dim, q_dim = q_dim_of(c), kv_dim = kv_dim_of(c);
+    int widest_input = dim > q_dim ? (dim > hid ? dim : hid) : (q_dim > hid ? q_dim : hid);
     if (ensure_scratch(s, c, k, err) != 0 ||
-        ensure_kernel_scratch(&s->weight_panel, &s->panel_values, kern->matmul_scratch(k), err) != 0 ||
+        ensure_kernel_scratch(&s->weight_panel, &s->panel_values, kern->matmul_scratch(k, widest_input), err) != 0 ||
         ensure_kernel_scratch(&s->scores, &s->score_values, kern->attention_scratch(c, k, n_keys), err) != 0)
         return -1;
-    int dim = c->dim, hid = c->hidden_dim, q_dim = q_dim_of(c), kv_dim = kv_dim_of(c);
     float *panel = s->weight_panel;
 
     for (int i = 0; i < k; i++) /* x = embedding of each new token */
         kern->matrix_row(w->token_embedding, tokens[i], dim, s->x + (size_t)i * dim);
-    rope_angles(s->rope_cos, s->rope_sin, logical_pos, k, c->head_dim, m->rope_inv_freq);
+    rope_angles(s->rope_cos, s->rope_sin, logical_pos, k, m);
 
     for (int l = 0; l < c->n_layers; l++) {
         /* attention block: x += Wo attn(RoPE(Wq xn), RoPE(Wk xn), Wv xn), xn = rmsnorm(x) */
         const LayerWeights *lw = &w->layers[l];
-        rmsnorm(s->xb, s->x, lw->rms_att, k, dim, c->norm_eps);
+        norm(s->xb, s->x, lw->rms_att, k, dim, c->norm_eps);
         float *k_rows = s->key_cache + ((size_t)l * s->capacity + s->n_rows) * kv_dim;
         float *v_rows = s->value_cache + ((size_t)l * s->capacity + s->n_rows) * kv_dim;
         kern->matmul(s->q, s->xb, lw->wq, k, dim, q_dim, panel);
@@ -459,12 +478,16 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
         kern->matmul(v_rows, s->xb, lw->wv, k, dim, kv_dim, panel);
         rope_rotate(s->q, k, c->n_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
         rope_rotate(k_rows, k, c->n_kv_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
+        if (kern->cache_store) { /* K and V as the cache stores them */
+            kern->cache_store(k_rows, (size_t)k * kv_dim);
+            kern->cache_store(v_rows, (size_t)k * kv_dim);
+        }
         attention(kern, c, s, l, k, mask, out);
         kern->matmul(s->xb, s->att_out, lw->wo, k, q_dim, dim, panel);
         add_into(s->x, s->xb, (size_t)k * dim);
 
         /* feed-forward block: x += W2 (silu(W1 xn) * W3 xn), xn = rmsnorm(x) */
-        rmsnorm(s->xb, s->x, lw->rms_ffn, k, dim, c->norm_eps);
+        norm(s->xb, s->x, lw->rms_ffn, k, dim, c->norm_eps);
         kern->matmul(s->hb, s->xb, lw->w1, k, dim, hid, panel);
         kern->matmul(s->hb2, s->xb, lw->w3, k, dim, hid, panel);
         swiglu(s->hb, s->hb2, (size_t)k * hid);
@@ -473,7 +496,7 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
     }
 
     /* logits = Wcls rmsnorm(x), for the rows asked for */
-    rmsnorm(s->xb, s->x, w->rms_final, k, dim, c->norm_eps);
+    norm(s->xb, s->x, w->rms_final, k, dim, c->norm_eps);
     if (out.hidden) memcpy(out.hidden, s->xb, (size_t)k * dim * sizeof(float));
     int first_logits = out.last_logits > 0 ? k - out.last_logits : 0;
     if (out.logits) kern->matmul(out.logits, s->xb + (size_t)first_logits * dim, w->wcls, k - first_logits, dim, c->vocab_size, panel);

@@ -143,9 +143,9 @@ typedef struct {
 typedef struct {
     const char *name;
     unsigned weight_types; /* bit t set: reads matrices stored as WeightType t */
-    /* out[n][d] = in[n][m] W^T for W [d][m]; scratch holds matmul_scratch(n) floats */
+    /* out[n][d] = in[n][m] W^T for W [d][m]; scratch holds matmul_scratch(n, m) floats */
     void (*matmul)(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch);
-    size_t (*matmul_scratch)(int n);
+    size_t (*matmul_scratch)(int n, int m);
     /* out[cols] = row `row` of a [rows][cols] matrix as f32 (the embedding lookup) */
     void (*matrix_row)(Matrix w, int row, int cols, float *out);
     /* out [k][n_heads*head_dim]: per head, P = softmax_allowed(Q K^T / sqrt(head_dim)), out = P V;
@@ -153,6 +153,10 @@ typedef struct {
      * receives P of the kept heads and rows (AttentionInputs.keep_*). Never an n_keys x n_keys buffer. */
     void (*attention)(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs);
     size_t (*attention_scratch)(const Config *c, int k, int n_keys);
+    /* n new K or V values as the cache stores them, in place (NULL: kept as f32) */
+    void (*cache_store)(float *values, size_t n);
+    /* RMSNorm of n rows as an engine computes it (NULL: tempo.c's definition) */
+    void (*rmsnorm)(float *out, const float *x, const float *weight, int n, int dim, float eps);
 } Kernels;
 
 /* The plain definitions (f32 weights only). */
@@ -160,10 +164,28 @@ extern const Kernels tempo_plain_kernels;
 /* The files a model was loaded from (mapped, with their path): owned by formats/. */
 typedef struct ModelFiles ModelFiles;
 
+/* How RoPE angles are formed (NOTES "Numerics of real engines"): exactly
+ * (in double, then rounded), or as an engine does in float32: transformers
+ * multiplies position and f32 inv_freq in f32; ggml multiplies the angle by
+ * theta^(-2/head_dim) in f32 from one frequency to the next. */
+typedef enum { ROPE_ANGLES_EXACT, ROPE_ANGLES_TORCH, ROPE_ANGLES_GGML } RopeAngles;
+
+/* How a forward pass computes (NOTES "Numerics of real engines"): exact (the
+ * reference), ggml (llama.cpp's CPU arithmetic, with its cache type and
+ * flash attention setting), torch (transformers' f32 RoPE angles). A
+ * profile is given to a Model by tempo_model_set_numerics (kernels/kernels.h). */
+typedef enum { NUMERICS_EXACT, NUMERICS_GGML, NUMERICS_TORCH } NumericsProfile;
+typedef struct {
+    int profile;    /* NumericsProfile */
+    int kv_f16;     /* ggml: the K/V cache stores f16 */
+    int flash_attn; /* ggml: flash attention */
+} Numerics;
+
 typedef struct {
     Config config;
     Weights weights;
     const Kernels *kernels; /* set by the loaders (the fast ones); NULL: tempo_plain_kernels */
+    RopeAngles rope_angles; /* ROPE_ANGLES_EXACT unless a numerics profile says otherwise */
     double *rope_inv_freq;  /* [head_dim/2]: theta^(-2i/head_dim), rescaled for llama3/linear */
     float *converted;       /* owned f32 values: norm vectors not stored as aligned f32, or NULL */
     size_t converted_bytes;
@@ -268,6 +290,7 @@ typedef struct {
     Emulation emulate;
     int capture_attention;  /* keep every row's attention for the trace */
     int keep_logits;        /* keep every row's logits (default 1); 0: only the newest rows' (of the prompt: its last) */
+    Numerics numerics;      /* the arithmetic (recorded in traces); the caller gives it to the Model */
 } GenConfig;
 
 void tempo_gen_defaults(GenConfig *g, const Config *c);

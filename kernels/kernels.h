@@ -8,7 +8,9 @@
  *   halves.c     IEEE half and bfloat16 to float
  *   matmul.c     out = in W^T over weights in their stored type
  *   attention.c  attention of new rows over the KV cache, tiled, with OpenBLAS
- *   fast.c       the table of them that the loaders give a Model */
+ *   fast.c       the table of them that the loaders give a Model
+ *   ggml.c       llama.cpp's CPU arithmetic (the ggml numerics profile)
+ *   numerics.c   the numerics profiles: exact, ggml, torch */
 #ifndef TEMPO_KERNELS_H
 #define TEMPO_KERNELS_H
 
@@ -65,7 +67,7 @@ float tempo_f16_at(const uint8_t *p);
  * tempo_matmul_fast_scratch(n) floats. */
 #define TEMPO_FEW_ROWS 8
 void tempo_matmul_fast(float *out, const float *in, Matrix w, int n, int m, int d, float *panel);
-size_t tempo_matmul_fast_scratch(int n);
+size_t tempo_matmul_fast_scratch(int n, int m);
 
 /* ---- attention.c ---- */
 
@@ -79,5 +81,33 @@ size_t tempo_attention_fast_scratch(const Config *c, int k, int n_keys);
 
 /* The fast kernels, as one table (what the loaders in formats/ set as Model.kernels). */
 extern const Kernels tempo_fast_kernels;
+
+/* ---- ggml.c ---- */
+
+/* The type ggml's CPU backend converts a matrix product's activations to
+ * before the dot product (its vec_dot_type for the weight type). */
+typedef enum { GGML_DOT_F32, GGML_DOT_F16, GGML_DOT_BF16, GGML_DOT_Q8_0, GGML_DOT_Q8_1, GGML_DOT_Q8_K } GgmlDotType;
+GgmlDotType tempo_ggml_dot_type(WeightType t);
+/* The values a row of m activations (m a multiple of the type's block) has
+ * once converted to `t`, with ggml's block scales and rounding. */
+void tempo_ggml_round_activations(GgmlDotType t, const float *x, int m, float *out);
+/* The head widths the ggml attention kernels take (they keep a head on the stack). */
+#define TEMPO_GGML_MAX_HEAD_DIM 1024
+/* The ggml kernels for a cache type (f16 or f32) and flash attention on or off. */
+const Kernels *tempo_ggml_kernels(int kv_f16, int flash_attn);
+
+/* ---- numerics.c ---- */
+
+/* (NumericsProfile and Numerics are in tempo.h: GenConfig carries them.) */
+/* "exact", "ggml", "torch". */
+const char *tempo_numerics_name(NumericsProfile p);
+/* A profile by name; -1 with a message naming the choices. */
+int tempo_numerics_parse(const char *name, NumericsProfile *p, char *err);
+/* One line: "ggml (K/V f16, flash attention off)", "exact", ... into buf. */
+void tempo_numerics_describe(const Numerics *n, char *buf, size_t size);
+/* Gives m the kernels and RoPE angles of a profile (exact: the fast
+ * kernels). A cache type or flash attention setting outside ggml, or a head
+ * too wide for the ggml kernels, is an error. */
+int tempo_model_set_numerics(Model *m, const Numerics *n, char *err);
 
 #endif

@@ -126,4 +126,7 @@ void tempo_matmul_fast(float *out, const float *in, Matrix w, int n, int m, int 
 }
 
 /* sgemm's panel of converted weights; the blocked kernel needs none. */
-size_t tempo_matmul_fast_scratch(int n) { return n > FEW_ROWS ? PANEL_VALUES : 0; }
+size_t tempo_matmul_fast_scratch(int n, int m) {
+    (void)m;
+    return n > FEW_ROWS ? PANEL_VALUES : 0;
+}

@@ -58,6 +58,61 @@ def test_model_matches_tempo_forward():
         assert dlogit < 1e-4 and datt < 1e-5, f"{path}: max |dlogit| {dlogit}, |dattention| {datt}"
 
 
+def transformers_rope(x, positions, inv_freq, rotate_half):
+    """torch_llama.rope as transformers' LlamaRotaryEmbedding forms the angles: inv_freq in f32
+    (1 / base ** (arange(0, hd, 2).float() / hd)), freqs = inv_freq @ position in f32, cos/sin in f32."""
+    hd = 2 * inv_freq.shape[0]
+    base = float(inv_freq[1] ** (-hd / 2.0))
+    inv32 = 1.0 / (base ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
+    freqs = (inv32[None, :, None].float() @ positions[None, None, :].float()).transpose(1, 2)[0]
+    cos, sin = freqs.cos(), freqs.sin()
+    if rotate_half:
+        a, b = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
+        return torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)
+    a, b = x[..., 0::2], x[..., 1::2]
+    return torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2)
+
+
+def test_numerics_torch_follows_transformers_rope_beyond_8k():
+    """tempo forward --numerics torch equals the Llama with transformers' f32 RoPE angles at
+    positions beyond 8,000; exact (angles in double) does not, and equals torch_llama's own.
+    (The two engines' f32 sums differ by about 5e-6 here: the bound is 2e-5; the RoPE effect is 1e-3.)"""
+    path = out_path("long-hf")
+    r = tempo("synth", "--format", "hf", "--out", path, "--seed", "5", "--layers", "2", "--heads", "4",
+              "--kv-heads", "2", "--seq-len", "40000")
+    assert r.returncode == 0, r.stderr
+    cfg_path = os.path.join(path, "config.json")  # plain RoPE: torch_llama has no rope_scaling
+    cfg = json.load(open(cfg_path))
+    cfg.pop("rope_scaling", None)
+    json.dump(cfg, open(cfg_path, "w"))
+    tokens, positions = [1, 40, 41, 42, 43, 44, 45], [0, 8191, 8192, 12001, 19999, 30001, 39999]
+    model = Llama.load(path)
+    assert abs(float(model.inv_freq[1] ** (-model.hd / 2.0)) - 10000.0) < 1e-6, "the helper's base is not theta"
+    logits = {}
+    for numerics in ("exact", "torch"):
+        r = subprocess.run([TEMPO, "forward", "-m", path, "--tokens", ",".join(map(str, tokens)), "--positions",
+                            ",".join(map(str, positions)), "--numerics", numerics, "--out", out_path(f"long-{numerics}.st")],
+                           capture_output=True)  # the synthetic vocabulary's pieces are bytes, not text
+        assert r.returncode == 0, r.stderr
+        t, meta = tc.read_trace(out_path(f"long-{numerics}.st"))
+        assert meta["numerics"] == numerics, meta
+        logits[numerics] = t["logits"]
+    mask = torch.tensor(t["allowed"].astype(bool))[None, None]
+    args = dict(input_ids=torch.tensor([tokens]), attention_mask=mask, position_ids=torch.tensor([positions]))
+    exact_angles = model(**args).logits[0].detach().numpy()
+    original = torch_llama.rope
+    torch_llama.rope = transformers_rope
+    try:
+        f32_angles = model(**args).logits[0].detach().numpy()
+    finally:
+        torch_llama.rope = original
+    mine, theirs = np.abs(logits["torch"] - f32_angles).max(), np.abs(logits["exact"] - f32_angles).max()
+    assert mine < 2e-5, f"--numerics torch differs from transformers' RoPE by {mine}"
+    assert theirs > 10 * mine and theirs > 1e-5, f"exact is as close to transformers' RoPE ({theirs}) as torch ({mine})"
+    assert np.abs(logits["exact"] - exact_angles).max() < 2e-5, "exact differs from torch_llama's double angles"
+    print(f"      RoPE beyond 8k: |torch - transformers| {mine:.2g}, |exact - transformers| {theirs:.2g}")
+
+
 def test_trace_round_trip_and_large_metadata():
     """40 tensors and 40 metadata entries of 2,000 characters, read back as written."""
     rng = np.random.default_rng(3)

@@ -87,7 +87,7 @@ Test(kernels, matmul_many_rows_within_bound) {
             int n = rows[ri], m = ms[mi];
             float *w = normal_values((size_t)d * m, 3 + mi), *in = normal_values((size_t)n * m, 30 + ri);
             float *fast = malloc((size_t)n * d * sizeof(float)), *plain = malloc((size_t)n * d * sizeof(float));
-            float *panel = malloc(tempo_matmul_fast_scratch(n) * sizeof(float));
+            float *panel = malloc(tempo_matmul_fast_scratch(n, m) * sizeof(float));
             tempo_plain_kernels.matmul(plain, in, (Matrix){w, WEIGHT_F32}, n, m, d, NULL);
             tempo_matmul_fast(fast, in, (Matrix){w, WEIGHT_F32}, n, m, d, panel);
             for (int i = 0; i < n; i++)
@@ -115,7 +115,7 @@ static void check_stored_matrix(Matrix x, int d, int m, const char *what) {
     float *copy = dequantized_copy(x, d, m);
     int n_max = 12;
     float *in = normal_values((size_t)n_max * m, 5), *fast = malloc((size_t)n_max * d * sizeof(float));
-    float *plain = malloc((size_t)n_max * d * sizeof(float)), *panel = malloc(tempo_matmul_fast_scratch(n_max) * sizeof(float));
+    float *plain = malloc((size_t)n_max * d * sizeof(float)), *panel = malloc(tempo_matmul_fast_scratch(n_max, m) * sizeof(float));
     for (int n = 1; n <= n_max; n++) {
         char label[128];
         snprintf(label, sizeof label, "%s (%s), n=%d", what, tempo_weight_type_name(x.type), n);

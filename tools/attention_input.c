@@ -6,6 +6,7 @@
 #include "inputs.h"
 #include "pictures.h"
 #include "settings.h"
+#include "../kernels/kernels.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +90,8 @@ static int attention_from_trace(const Args *a, const AttentionRequest *r, Attent
         if (in->v.tokens[i] < 0 || in->v.tokens[i] >= c->vocab_size)
             return tempo_error(err, "trace token %d at row %d is outside the vocabulary of %s (%d)", in->v.tokens[i], i,
                                flag(a, "-m"), c->vocab_size);
-    return 0;
+    Numerics numerics; /* --svg-pair recomputes the rows: with the trace's numerics unless flags say otherwise */
+    return apply_numerics(a, &in->tr, &in->m, &numerics, err);
 }
 
 /* The view of a fresh run: its rows, and its masks and attention made dense. */
@@ -113,7 +115,7 @@ static int attention_fresh_run(const Args *a, const AttentionRequest *r, Attenti
     if (load_model_and_tokenizer(a, &in->m, &in->t, flag(a, "--prompt") != NULL, err) != 0) return -1;
     const Config *c = &in->m.config;
     if (attention_request_fits(r, c->n_layers, c->n_heads, -1, err) != 0 || settings_from_flags(a, c, &g, err) != 0 ||
-        prompt_ids(a, &in->m, &in->t, &prompt, &n_prompt, err) != 0)
+        tempo_model_set_numerics(&in->m, &g.numerics, err) != 0 || prompt_ids(a, &in->m, &in->t, &prompt, &n_prompt, err) != 0)
         return -1;
     g.capture_attention = 1;
     g.keep_logits = flag(a, "--trace") != NULL; /* only a trace needs every row's logits */

@@ -9,6 +9,7 @@
 #include "compare_suite.h"
 #include "inputs.h"
 #include "memory.h"
+#include "../kernels/kernels.h"
 #include "pictures.h"
 #include "printing.h"
 #include "settings.h"
@@ -17,6 +18,7 @@
 #include "trace_diff.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,7 +112,7 @@ static const FlagSpec *const generation_valued[] = {&F_MODEL, &F_TOKENIZER, &F_P
     SETTING_FLAG(MAX_TOKENS), SETTING_FLAG(THRESHOLD), SETTING_FLAG(MAX_WIDTH), SETTING_FLAG(MODE),
     SETTING_FLAG(ISOLATE_LAYERS), SETTING_FLAG(NEXT_FROM), SETTING_FLAG(SCHEDULE), SETTING_FLAG(FINAL_THRESHOLD),
     SETTING_FLAG(BEZIER), SETTING_FLAG(PRUNE), SETTING_FLAG(PRUNE_WINDOW), SETTING_FLAG(PRUNE_LAYERS),
-    SETTING_FLAG(PRUNE_THRESHOLD), SETTING_FLAG(EMULATE), &F_JSON, &F_THREADS, NULL};
+    SETTING_FLAG(PRUNE_THRESHOLD), SETTING_FLAG(EMULATE), SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), &F_JSON, &F_THREADS, NULL};
 static const FlagSpec *const generation_switches[] = {SETTING_FLAG(GREEDY), SETTING_FLAG(STOP_ON_EMPTY),
     SETTING_FLAG(DYNAMIC), NULL};
 /* generate's own: the trace and how the text is shown */
@@ -120,19 +122,19 @@ static const FlagSpec *const compare_generation[] = {&F_MODEL, &F_TOKENIZER, &F_
     SETTING_FLAG(THRESHOLD), SETTING_FLAG(MAX_WIDTH), SETTING_FLAG(ISOLATE_LAYERS), SETTING_FLAG(NEXT_FROM),
     SETTING_FLAG(SCHEDULE), SETTING_FLAG(FINAL_THRESHOLD), SETTING_FLAG(BEZIER), SETTING_FLAG(PRUNE),
     SETTING_FLAG(PRUNE_WINDOW), SETTING_FLAG(PRUNE_LAYERS), SETTING_FLAG(PRUNE_THRESHOLD), SETTING_FLAG(EMULATE),
-    &F_JSON, &F_THREADS, &F_PROMPTS, NULL};
+    SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), &F_JSON, &F_THREADS, &F_PROMPTS, NULL};
 /* attention's own: heatmaps and pictures */
 static const FlagSpec *const analysis_valued[] = {&F_HEATMAP, &F_ROWS, &F_SVG, &F_SVG_GRID, &F_ROW, &F_SVG_PAIR, &F_TRACE, NULL};
 static const FlagSpec *const forward_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_TOKENS, &F_POSITIONS,
     &F_SETS, &F_MASK, &F_OUT_TRACE, &F_THREADS, &F_NO_ATTENTION, &F_ATTENTION_LAYERS, &F_ATTENTION_HEADS,
-    &F_ATTENTION_ROWS, NULL};
+    &F_ATTENTION_ROWS, SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), NULL};
 static const FlagSpec *const tolerance_flags[] = {&F_ATOL, &F_RTOL, NULL};
 /* audit: the settings the engine claims (else its trace's metadata) */
 static const FlagSpec *const audit_flag_specs[] = {&F_MODEL, SETTING_FLAG(MODE), SETTING_FLAG(THRESHOLD),
     SETTING_FLAG(MAX_WIDTH), &F_AUDIT_N_PROMPT, SETTING_FLAG(NEXT_FROM), &F_AUDIT_ATOL, &F_AUDIT_JSON, &F_THREADS,
-    NULL};
+    SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), NULL};
 static const FlagSpec *const convert_flags[] = {&F_CONVERT_OUT, &F_CONVERT_DTYPE, NULL};
-static const FlagSpec *const verify_flags[] = {&F_MODEL, &F_THREADS, NULL};
+static const FlagSpec *const verify_flags[] = {&F_MODEL, &F_THREADS, SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), NULL};
 static const FlagSpec *const encode_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, NULL};
 static const FlagSpec *const synth_flags[] = {&F_OUT, &F_SEED, &F_DIM, &F_HIDDEN, &F_LAYERS, &F_HEADS, &F_KV_HEADS,
     &F_VOCAB, &F_SEQ_LEN, &F_FORMAT, &F_DTYPE, &F_SYNTH_TOKENIZER, &F_UNTIED, NULL};
@@ -179,6 +181,8 @@ static int cmd_forward(int argc, char **argv, char *err) {
     AttentionKeep keep = {0};
     const char *out_path = flag(&a, "--out"), *mask_name = flag(&a, "--mask");
     Mask mask;
+    Numerics numerics;
+    if (apply_numerics(&a, NULL, &m, &numerics, err) != 0) goto done;
     if (prompt_ids(&a, &m, &t, &tokens, &n, err) != 0) goto done;
     if (row_list(&a, "--positions", n, NULL, &positions, err) != 0) goto done;
     if (row_list(&a, "--sets", n, positions, &sets, err) != 0) goto done; /* sets default to the positions */
@@ -203,7 +207,8 @@ static int cmd_forward(int argc, char **argv, char *err) {
         if (tempo_trace_build(&tr, &m, n, tokens, positions, sets, dense ? dense : allowed, 1, logits, NULL, NULL, err) != 0 ||
             (attention && tempo_trace_add_attention(&tr, &m.config, n, &keep, attention, err) != 0))
             goto done;
-        int wrc = tempo_trace_write(&tr, out_path, err);
+        int wrc = numerics_to_trace(&tr, &numerics, err);
+        if (wrc == 0) wrc = tempo_trace_write(&tr, out_path, err);
         tempo_trace_free(&tr);
         if (wrc != 0) goto done;
         fprintf(stderr, "wrote %s\n", out_path);
@@ -230,7 +235,7 @@ static int cmd_generate(int argc, char **argv, char *err) {
     int *prompt = NULL, n_prompt = 0, rc = 1;
     GenConfig g;
     Generation gen = {0};
-    if (settings_from_flags(&a, &m.config, &g, err) != 0) goto done;
+    if (settings_from_flags(&a, &m.config, &g, err) != 0 || tempo_model_set_numerics(&m, &g.numerics, err) != 0) goto done;
     g.capture_attention = g.keep_logits = flag(&a, "--trace") != NULL; /* only a trace needs every row's */
     if (prompt_ids(&a, &m, &t, &prompt, &n_prompt, err) != 0) goto done;
     if (tempo_generate(&m, prompt, n_prompt, &g, &gen, err) != 0) goto done;
@@ -297,6 +302,69 @@ static int verify_has_outputs(const Trace *tr, const TraceLogits *l, const char 
     return tempo_error(err, "trace %s holds neither logits (nor kept_rows/kept_logits) nor attention: nothing to compare", path);
 }
 
+/* The largest |trace - recomputed| logit under numerics n (-1: the trace keeps no full logits). */
+static int max_dlogit_under(Model *m, const Trace *tr, const Numerics *n, double *worst, char *err) {
+    const Tensor *theirs = tempo_trace_get(tr, "logits");
+    float *logits = NULL, *attention = NULL;
+    int rows = 0;
+    *worst = -1.0;
+    AttentionKeep keep;
+    if (tempo_model_set_numerics(m, n, err) != 0 || trace_recompute(m, tr, &rows, &logits, &attention, &keep, err) != 0) return -1;
+    size_t count = (size_t)rows * m->config.vocab_size;
+    if (theirs && theirs->dtype == DT_F32 && theirs->ndim == 2 && (size_t)(theirs->shape[0] * theirs->shape[1]) == count) {
+        const float *t = theirs->data;
+        *worst = 0.0;
+        for (size_t i = 0; i < count; i++)
+            if (!(fabs((double)t[i] - logits[i]) <= *worst)) *worst = fabs((double)t[i] - logits[i]);
+    }
+    free(logits);
+    free(attention);
+    return 0;
+}
+
+/* The stored types of the model's layer matrices, as "q4_k, q6_k". */
+static void weight_types_in(const Model *m, char *buf, size_t size) {
+    unsigned seen = 0;
+    for (int l = 0; l < m->config.n_layers; l++) {
+        const LayerWeights *w = &m->weights.layers[l];
+        Matrix mats[] = {w->wq, w->wk, w->wv, w->wo, w->w1, w->w2, w->w3, m->weights.wcls};
+        for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) seen |= 1u << mats[i].type;
+    }
+    size_t w = 0;
+    buf[0] = '\0';
+    for (int t = 0; t < 32 && w < size; t++)
+        if (seen >> t & 1u) w += (size_t)snprintf(buf + w, size - w, "%s%s", w ? ", " : "", tempo_weight_type_name((WeightType)t));
+}
+
+/* After a FAIL under exact: would the engine's arithmetic explain it? ggml
+ * (with the trace's cache type and flash attention) and torch are tried. */
+static int explain_exact_failure(Model *m, const Trace *tr, const Numerics *engine, double atol, char *err) {
+    double exact, ggml, torch;
+    Numerics exact_n = {NUMERICS_EXACT, 0, 0}, ggml_n = {NUMERICS_GGML, engine->kv_f16, engine->flash_attn};
+    Numerics torch_n = {NUMERICS_TORCH, 0, 0};
+    if (max_dlogit_under(m, tr, &exact_n, &exact, err) != 0 || exact < 0 || max_dlogit_under(m, tr, &ggml_n, &ggml, err) != 0 ||
+        max_dlogit_under(m, tr, &torch_n, &torch, err) != 0)
+        return exact < 0 ? 0 : -1;
+    char ggml_name[96], types[128];
+    tempo_numerics_describe(&ggml_n, ggml_name, sizeof ggml_name);
+    weight_types_in(m, types, sizeof types);
+    printf("exact: %.3g; %s: %.3g; torch: %.3g", exact, ggml_name, ggml, torch);
+    if (ggml <= atol) printf(", so this is llama.cpp's arithmetic (%s weights), not a TEMPO fault\n", types);
+    else if (torch <= atol) printf(", so this is transformers' f32 RoPE angles, not a TEMPO fault\n");
+    else printf(": no numerics profile explains it\n");
+    return 0;
+}
+
+/* The cache type and flash attention the trace's engine used (its metadata; absent: f32, off). */
+static Numerics trace_engine_numerics(const Trace *tr, const Config *c) {
+    GenConfig g;
+    unsigned present;
+    char err[TEMPO_ERR_SIZE];
+    tempo_gen_defaults(&g, c);
+    if (settings_from_trace(tr, c, &g, &present, err) != 0) tempo_gen_defaults(&g, c);
+    return g.numerics;
+}
+
 static int cmd_verify(int argc, char **argv, char *err) {
     Args a;
     Tolerance tol;
@@ -312,8 +380,10 @@ static int cmd_verify(int argc, char **argv, char *err) {
     AttentionKeep keep;
     int rc = 2, n = 0, mask_layers = 1;
     float *logits = NULL, *attention = NULL;
+    Numerics numerics;
+    char profile[96];
     if (tempo_trace_read(&tr, a.positional[0], err) != 0) goto done_model;
-    if (check_trace_model(&tr, &m, a.positional[0], err) != 0 ||
+    if (check_trace_model(&tr, &m, a.positional[0], err) != 0 || apply_numerics(&a, &tr, &m, &numerics, err) != 0 ||
         tempo_trace_inputs(&tr, &m.config, &n, &mask_layers, err) != 0 ||
         tempo_trace_logits(&tr, n, m.config.vocab_size, &kept, err) != 0 || verify_has_outputs(&tr, &kept, a.positional[0], err) != 0 ||
         trace_recompute(&m, &tr, &n, &logits, &attention, &keep, err) != 0)
@@ -328,13 +398,17 @@ static int cmd_verify(int argc, char **argv, char *err) {
         tempo_trace_free(&mine);
         goto done;
     }
-    printf("verify %s: %d rows, recomputed with the full forward pass (A = trace, B = tempo)\n", a.positional[0], n);
+    tempo_numerics_describe(&numerics, profile, sizeof profile);
+    printf("verify %s: %d rows, recomputed with the full forward pass (A = trace, B = tempo), numerics: %s\n",
+           a.positional[0], n, profile);
     int failed = compare_logit_rows(&kept, tempo_trace_get(&mine, "logits"), &tol, err);
     const Tensor *att = tempo_trace_get(&tr, "attention");
     if (failed >= 0 && att) failed |= compare_tensor(att, tempo_trace_get(&mine, "attention"), &tol);
     if (failed >= 0) printf("%s\n", failed ? "FAIL" : "PASS");
     tempo_trace_free(&mine);
     rc = failed < 0 ? 2 : failed ? 1 : 0;
+    Numerics engine = trace_engine_numerics(&tr, &m.config);
+    if (failed > 0 && numerics.profile == NUMERICS_EXACT && explain_exact_failure(&m, &tr, &engine, tol.atol, err) != 0) rc = 2;
 done:
     tempo_trace_free(&tr);
 done_model:
@@ -377,8 +451,12 @@ static int cmd_audit(int argc, char **argv, char *err) {
     AuditReport report;
     int rc = 2;
     if (audit_flags(&a, &m.config, &s, err) != 0 || tempo_trace_read(&tr, a.positional[0], err) != 0) goto done_model;
-    if (audit_settings_from_trace(&s, &tr, &m.config, err) == 0 && tempo_audit(&m, &tr, &s, &report, err) == 0) {
-        printf("audit %s\n", a.positional[0]);
+    Numerics numerics;
+    char profile[96];
+    if (apply_numerics(&a, &tr, &m, &numerics, err) == 0 && audit_settings_from_trace(&s, &tr, &m.config, err) == 0 &&
+        tempo_audit(&m, &tr, &s, &report, err) == 0) {
+        tempo_numerics_describe(&numerics, profile, sizeof profile);
+        printf("audit %s (numerics: %s)\n", a.positional[0], profile);
         audit_report_print(&report, stdout);
         const char *json = flag(&a, "--json");
         rc = json && audit_report_json(&report, json, err) != 0 ? 2 : report.n_findings > 0;
@@ -403,7 +481,7 @@ static int cmd_compare(int argc, char **argv, char *err) {
     int n_prompts = 0, rc = 1;
     cJSON *root = cJSON_CreateObject(), *runs = cJSON_AddArrayToObject(root, "prompts");
     const char *json = flag(&a, "--json");
-    int settings_ok = settings_from_flags(&a, &m.config, &g, err) == 0;
+    int settings_ok = settings_from_flags(&a, &m.config, &g, err) == 0 && tempo_model_set_numerics(&m, &g.numerics, err) == 0;
     g.keep_logits = 0; /* compare teacher-forces the rows it measures */
     if (settings_ok && compare_prompts(&a, &categories, &prompts, &n_prompts, err) == 0 &&
         compare_all(&m, &t, &g, categories, prompts, n_prompts, runs, err) == 0 && (!json || write_json(root, json, err) == 0))

@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include "inputs.h"
 #include "../formats/gguf.h"
+#include "../kernels/kernels.h"
+#include "settings.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -105,4 +107,25 @@ size_t attention_kept_values(const AttentionKeep *keep, const Config *c, int n_r
     size_t layers = keep->layers ? keep->n_layers : c->n_layers, heads = keep->heads ? keep->n_heads : c->n_heads;
     size_t rows = keep->rows ? keep->n_rows : n_rows;
     return layers * heads * rows * n_rows;
+}
+
+int apply_numerics(const Args *a, const Trace *t, Model *m, Numerics *used, char *err) {
+    GenConfig g;
+    unsigned present = 0, given = 0;
+    tempo_gen_defaults(&g, &m->config);
+    if (t && settings_from_trace(t, &m->config, &g, &present, err) != 0) return -1;
+    if (settings_read_flags(a, &m->config, &g, &given, err) != 0) return -1;
+    if (g.numerics.profile != NUMERICS_GGML) { /* the trace's engine settings, which only ggml follows */
+        if (!(given & SETTING_BIT(SET_KV_TYPE))) g.numerics.kv_f16 = 0;
+        if (!(given & SETTING_BIT(SET_FLASH_ATTN))) g.numerics.flash_attn = 0;
+    }
+    *used = g.numerics;
+    return tempo_model_set_numerics(m, used, err);
+}
+
+int numerics_to_trace(Trace *t, const Numerics *n, char *err) {
+    if (tempo_trace_meta(t, "numerics", setting_choice(SET_NUMERICS, n->profile), err) != 0 ||
+        tempo_trace_meta(t, "kv_type", setting_choice(SET_KV_TYPE, n->kv_f16), err) != 0)
+        return -1;
+    return tempo_trace_meta(t, "flash_attn", setting_choice(SET_FLASH_ATTN, n->flash_attn), err);
 }

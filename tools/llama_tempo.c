@@ -323,6 +323,7 @@ static int put_run_meta(Trace *t, const Engine *e, const Rows *r, const RunOptio
                                         o->naive ? "naive: one sequence" : "one sequence per member");
     if (rc == 0) rc = tempo_trace_meta(t, "kv_type", o->kv_type == GGML_TYPE_F16 ? "f16" : "f32", err);
     if (rc == 0) rc = tempo_trace_meta(t, "flash_attn", o->flash_attn ? "on" : "off", err);
+    if (rc == 0) rc = tempo_trace_meta(t, "numerics", "ggml", err); /* llama.cpp's CPU arithmetic: verify's default */
     if (rc == 0) rc = tempo_trace_meta(t, "repack", o->repack ? "on" : "off", err);
     char desc[128], variant[64] = "unknown";
     llama_model_desc(e->model, desc, sizeof desc);

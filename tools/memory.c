@@ -18,7 +18,8 @@ size_t tempo_state_bytes(const Config *c, const Kernels *kern, int capacity, int
     size_t kv_dim = (size_t)c->n_kv_heads * c->head_dim, q_dim = (size_t)c->n_heads * c->head_dim;
     size_t cache = 2 * (size_t)c->n_layers * capacity * kv_dim, wide = (size_t)c->dim > q_dim ? (size_t)c->dim : q_dim;
     size_t per_row = (size_t)c->dim + wide + 2 * q_dim + 2 * (size_t)c->hidden_dim + (size_t)c->head_dim;
-    size_t kernels = kern->matmul_scratch(rows) + kern->attention_scratch(c, rows, capacity);
+    int widest = (int)(wide > (size_t)c->hidden_dim ? wide : (size_t)c->hidden_dim);
+    size_t kernels = kern->matmul_scratch(rows, widest) + kern->attention_scratch(c, rows, capacity);
     return (cache + (size_t)rows * per_row + kernels) * sizeof(float) + (size_t)rows * sizeof(int);
 }
 

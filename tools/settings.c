@@ -14,6 +14,9 @@ static const Choice NEXT[] = {{"last", NEXT_LAST_ROW}, {"mean", NEXT_MEAN}, {NUL
 static const Choice SCHEDULES[] = {{"constant", SCHEDULE_CONSTANT}, {"bezier", SCHEDULE_BEZIER}, {"linear", SCHEDULE_LINEAR},
                                    {NULL, 0}};
 static const Choice PRUNES[] = {{"none", 0}, {"attention", 1}, {NULL, 0}};
+static const Choice PROFILES[] = {{"exact", NUMERICS_EXACT}, {"ggml", NUMERICS_GGML}, {"torch", NUMERICS_TORCH}, {NULL, 0}};
+static const Choice KV_TYPES[] = {{"f32", 0}, {"f16", 1}, {NULL, 0}};
+static const Choice ON_OFF[] = {{"off", 0}, {"on", 1}, {NULL, 0}};
 static const Choice EMULATIONS[] = {{"none", EMULATE_NONE}, {"last-member-only", EMULATE_LAST_MEMBER_ONLY}, {NULL, 0}};
 
 const FlagSpec SETTINGS[N_SETTINGS] = {
@@ -53,6 +56,14 @@ const FlagSpec SETTINGS[N_SETTINGS] = {
     [SET_STOP_ON_EMPTY] = {"--stop-on-empty", NULL, FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
         "end when no token clears the threshold (instead of taking the argmax)", "stop_on_empty", NULL,
         FIELD(stop_on_empty)},
+    [SET_NUMERICS] = {"--numerics", NULL, FLAG_CHOICE, "P", NULL, 0, 0, "exact, ggml or torch",
+        "the arithmetic: tempo's exact one, llama.cpp's CPU (ggml) or transformers' (torch); a trace's is the default",
+        "numerics", NULL, FIELD(numerics.profile), .choices = PROFILES},
+    [SET_KV_TYPE] = {"--kv-type", NULL, FLAG_CHOICE, "T", NULL, 0, 0, "f32 or f16",
+        "the K/V cache's type under --numerics ggml", "kv_type", NULL, FIELD(numerics.kv_f16), .choices = KV_TYPES},
+    [SET_FLASH_ATTN] = {"--flash-attn", NULL, FLAG_CHOICE, "on|off", NULL, 0, 0, "on or off",
+        "llama.cpp's flash attention under --numerics ggml", "flash_attn", NULL, FIELD(numerics.flash_attn),
+        .choices = ON_OFF},
     [SET_GREEDY] = {"--greedy", NULL, FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
         "one token per step (threshold 1); not with --threshold or --stop-on-empty"},
     [SET_DYNAMIC] = {"--dynamic-threshold", NULL, FLAG_SWITCH, NULL, NULL, 0, 0, NULL, "same as --threshold-schedule bezier"},
