@@ -4,6 +4,7 @@
  * is the same, within a stated bound where it is not.
  *
  *   dequant.c    stored weight types to f32 (block layouts, ggml's arithmetic)
+ *   unpack.c     the block types to f32 in vector registers (unpack.h; bitwise dequant.c's values)
  *   matmul.c     out = in W^T over weights in their stored type
  *   attention.c  attention of new rows over the KV cache, with OpenBLAS
  *   fast.c       the table of them that the loaders give a Model */
