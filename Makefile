@@ -82,7 +82,7 @@ SYNTH = build/synth-tied.bin build/synth-untied.bin build/synth-hf-f32 build/syn
 # The golden files come from the independent NumPy reference, never from tempo.
 golden: $(SYNTH) .deps
 	$(PY) oracle/reference.py golden --weights $(WEIGHTS) --synth build --out oracle/golden
-.PHONY: all run test test-capture test-core-alone test-notes golden clean bench count fuzz memcheck
+.PHONY: all run test test-capture test-core-alone test-notes test-llama golden clean bench count fuzz memcheck
 
 # The Criterion suite, built twice: plain, and under ASan+UBSan.
 TEST_SRC = $(wildcard tests/test_*.c)
@@ -113,6 +113,7 @@ test: tempo build/tests build/tests-asan build/tempo-asan $(SYNTH) .capture-deps
 	OPENBLAS_NUM_THREADS=1 build/tests --jobs 2
 	OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1 build/tests-asan --jobs 2
 	$(MAKE) --no-print-directory test-capture test-notes
+	$(MAKE) --no-print-directory test-llama
 
 # Every run NOTES.md quotes, rerun and compared (timings excepted).
 test-notes: tempo .deps
@@ -209,3 +210,38 @@ build/memcheck/tests: $(TEST_SRC) tests/helpers.h $(LIB) $(HDR) .deps
 memcheck: build/memcheck/tempo build/memcheck/tests $(SYNTH)
 	@command -v valgrind >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -qq valgrind >/dev/null; }
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(VALGRIND) build/memcheck/tests --jobs 1
+
+# A real llama.cpp for the tests (NOTES "A real llama.cpp in the tests"): npm's node-llama-cpp
+# 3.22.1, packed (never installed: no scripts run, no CUDA/Vulkan builds pulled), then unpacked.
+# Its source is a git bundle (llama.h, ggml headers, gguf-py, ggml-cpu); its CPU libraries come from
+# @node-llama-cpp/linux-x64. Nothing of llama.cpp is committed.
+LLAMA_NPM = node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1
+LLAMA_DIR = build/llama.cpp
+LLAMA_LIBDIR = $(LLAMA_DIR)/npm-libs/package/bins/linux-x64
+LLAMA_LIBS = $(LLAMA_LIBDIR)/libllama.v0.5.0.so $(LLAMA_LIBDIR)/libggml.v0.5.0.so $(LLAMA_LIBDIR)/libggml-base.so
+$(LLAMA_DIR)/stamp:
+	@command -v npm >/dev/null || { echo "error: npm is missing: install Debian's npm to fetch llama.cpp (node-llama-cpp 3.22.1)"; exit 1; }
+	@rm -rf $(LLAMA_DIR) && mkdir -p $(LLAMA_DIR)/npm-src $(LLAMA_DIR)/npm-libs
+	@npm pack --ignore-scripts --silent --fetch-retries 1 --fetch-retry-mintimeout 2000 --fetch-retry-maxtimeout 5000 --pack-destination $(LLAMA_DIR) $(LLAMA_NPM) >$(LLAMA_DIR)/npm-pack.log 2>&1 || { \
+	  echo "error: npm could not fetch $(LLAMA_NPM) (no network or registry?); see $(LLAMA_DIR)/npm-pack.log"; exit 1; }
+	@tar xzf $(LLAMA_DIR)/node-llama-cpp-3.22.1.tgz -C $(LLAMA_DIR)/npm-src package/llama/gitRelease.bundle
+	@tar xzf $(LLAMA_DIR)/node-llama-cpp-linux-x64-3.22.1.tgz -C $(LLAMA_DIR)/npm-libs
+	@git clone -q $(LLAMA_DIR)/npm-src/package/llama/gitRelease.bundle $(LLAMA_DIR)/src 2>/dev/null || { \
+	  echo "error: the llama.cpp git bundle of node-llama-cpp 3.22.1 could not be cloned"; exit 1; }
+	@for f in $(LLAMA_LIBS) $(LLAMA_DIR)/src/include/llama.h $(LLAMA_DIR)/src/gguf-py/gguf/quants.py; do \
+	  [ -r $$f ] || { echo "error: node-llama-cpp 3.22.1 lacks $$f"; exit 1; }; done
+	@rm -f $(LLAMA_DIR)/*.tgz
+	@touch $@
+
+# llama-tempo: TEMPO run through llama.cpp's C API, written as tempo traces; and llama_model_quantize.
+LLAMA_CFLAGS = -I$(LLAMA_DIR)/src/include -I$(LLAMA_DIR)/src/ggml/include -DLLAMA_BACKEND_DIR='"$(abspath $(LLAMA_LIBDIR))"'
+build/llama-tempo: tools/llama_tempo.c $(LIB) $(HDR) $(LLAMA_DIR)/stamp .deps
+	$(CC) $(CFLAGS) $(LLAMA_CFLAGS) -o $@ tools/llama_tempo.c $(LIB) $(LLAMA_LIBS) -Wl,-rpath,$(abspath $(LLAMA_LIBDIR)) $(LDLIBS)
+# tempo's dequantization of a GGUF, every matrix as f32 in a safetensors file (checked against gguf-py).
+build/tempo-dequant: tests/tempo_dequant.c $(LIB) $(HDR) .deps
+	@mkdir -p build
+	$(CC) $(CFLAGS) -o $@ tests/tempo_dequant.c $(LIB) $(LDLIBS)
+# llama.cpp's TEMPO traces judged by tempo verify and audit; quantized files read by tempo.
+test-llama: tempo build/llama-tempo build/tempo-dequant build/synth-gguf-f32.gguf
+	OPENBLAS_NUM_THREADS=1 $(PY) tests/test_llama.py ./tempo build/llama-tempo build/tempo-dequant $(LLAMA_DIR)/src/gguf-py \
+	  build/synth-gguf-f32.gguf build/llama
