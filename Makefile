@@ -141,9 +141,19 @@ build/bench-large-q4_k.gguf: tempo
 	@mkdir -p build
 	./tempo synth --format gguf --dtype q4_k --out $@ --seed 1 --dim 1024 --hidden 2816 --layers 8 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 1024
 BENCH_MODELS = build/bench-large.bin build/bench-large-bf16 build/bench-large-q4_k.gguf
-bench: build/bench $(BENCH_MODELS)
+# tempo against llama.cpp (issue 23): one GGUF of the same shape, f32, then quantized by llama.cpp's
+# own llama_model_quantize to Q8_0 and Q4_K_M; with tempo's own q4_k file above.
+build/bench-llama-f32.gguf: tempo
+	@mkdir -p build
+	./tempo synth --format gguf --dtype f32 --out $@ --seed 1 --dim 1024 --hidden 2816 --layers 8 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 1024 --tokenizer spm
+build/bench-llama-q8_0.gguf: build/bench-llama-f32.gguf build/llama-tempo
+	build/llama-tempo quantize $< $@ Q8_0
+build/bench-llama-q4_k_m.gguf: build/bench-llama-f32.gguf build/llama-tempo
+	build/llama-tempo quantize $< $@ Q4_K_M
+LLAMA_BENCH_MODELS = build/bench-llama-f32.gguf build/bench-llama-q8_0.gguf build/bench-llama-q4_k_m.gguf build/bench-large-q4_k.gguf
+bench: build/bench $(BENCH_MODELS) build/llama-tempo $(LLAMA_BENCH_MODELS)
 	build/bench --weights $(WEIGHTS) --large build/bench-large.bin --large-bf16 build/bench-large-bf16 \
-	  --large-q4k build/bench-large-q4_k.gguf --json bench.json
+	  --large-q4k build/bench-large-q4_k.gguf --llama build/llama-tempo $(addprefix --vs-llama ,$(LLAMA_BENCH_MODELS)) --json bench.json
 
 # Instructions of one decode step per stored type (callgrind: the same count on a busy machine).
 # valgrind does not run AVX-512, so the counted build is AVX2.
