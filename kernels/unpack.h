@@ -12,7 +12,7 @@
 
 #include "kernels.h"
 
-#if defined(__AVX512F__)
+#if defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -27,13 +27,19 @@ typedef uint16_t U16x16 __attribute__((vector_size(32)));
  * type. Types with no vector unpacker in unpack.c go through it. */
 void tempo_unpack(WeightType t, const void *src, size_t n_values, float *out);
 
-/* 16 stored 16-bit values, zero-extended to 32 bits. With AVX-512 spelled
- * as its one instruction (GCC 12 builds it from two halves otherwise). */
+/* 16 stored 16-bit values, zero-extended to 32 bits, spelled as the
+ * AVX-512 instruction (AVX2: two), which GCC 12 does not find itself. */
 static inline U32x16 tempo_widen16(const void *p) {
     U16x16 h;
     memcpy(&h, p, sizeof h);
 #if defined(__AVX512F__)
     return (U32x16)_mm512_cvtepu16_epi32((__m256i)h);
+#elif defined(__AVX2__)
+    __m256i half[2] = {_mm256_cvtepu16_epi32(_mm256_castsi256_si128((__m256i)h)),
+                       _mm256_cvtepu16_epi32(_mm256_extracti128_si256((__m256i)h, 1))};
+    U32x16 v;
+    memcpy(&v, half, sizeof v);
+    return v;
 #else
     return __builtin_convertvector(h, U32x16);
 #endif
