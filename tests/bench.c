@@ -642,6 +642,17 @@ static const char *legend =
     "chk-RSS: peak RSS of `tempo check` / checkpoint size.\n"
     "n/a: of-rd for a model under 64 MB (it stays in the caches, no read bound applies); x-f32 for a model stored as f32.\n";
 
+/* Writes the figures to `json` (and frees them); 0, or 1 when it cannot. */
+static int write_json(cJSON *root, const char *json, double t0) {
+    char *text = cJSON_Print(root), err[TEMPO_ERR_SIZE];
+    int rc = !text || tempo_write_text_file(json, text, err) != 0;
+    if (rc) fprintf(stderr, "bench: cannot write %s\n", json);
+    else printf("wrote %s (%.0f s)\n", json, now() - t0);
+    free(text);
+    cJSON_Delete(root);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc == 6 && strcmp(argv[1], "--child") == 0)
         return bench_model(argv[2], strcmp(argv[3], "-") ? argv[3] : NULL, argv[4], atoi(argv[5]));
@@ -695,13 +706,5 @@ int main(int argc, char **argv) {
     }
     if (n_vs > 0) cJSON_AddItemToObject(root, "versus_llama", versus_llama_table(argv[0], llama, vs_llama, n_vs, threads));
     cJSON_AddNumberToObject(root, "seconds", now() - t0);
-    char *text = cJSON_Print(root), err[TEMPO_ERR_SIZE];
-    if (!text || tempo_write_text_file(json, text, err) != 0) {
-        fprintf(stderr, "bench: cannot write %s\n", json);
-        return 1;
-    }
-    printf("wrote %s (%.0f s)\n", json, now() - t0);
-    free(text);
-    cJSON_Delete(root);
-    return 0;
+    return write_json(root, json, t0);
 }
