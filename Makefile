@@ -159,7 +159,7 @@ bench: build/bench $(BENCH_MODELS) build/llama-tempo $(LLAMA_BENCH_MODELS)
 # valgrind does not run AVX-512, so the counted build is AVX2.
 COUNT_TYPES = f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k
 COUNT_SHAPE = --dim 1024 --hidden 2816 --layers 2 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 64
-build/count/%.gguf: tempo
+build/count/%.gguf: | tempo
 	@mkdir -p build/count
 	./tempo synth --format gguf --dtype $* --out $@ --seed 3 $(COUNT_SHAPE)
 build/count-steps: tests/count_steps.c $(LIB) $(HDR) .deps
