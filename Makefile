@@ -28,7 +28,7 @@ CAPTURE_DEPS = python3-torch
 # and writes files; tools/ holds the command-line tool, the analysis and the
 # synthetic models.
 CORE = tempo.c $(wildcard kernels/*.c) $(wildcard formats/*.c)
-LIB = $(CORE) tools/analysis.c tools/compare.c tools/pictures.c tools/synth.c tools/synth_gguf.c tools/audit.c
+LIB = $(CORE) $(filter-out tools/cli.c tools/llama_tempo.c,$(wildcard tools/*.c))
 SRC = $(LIB) tools/cli.c
 HDR = tempo.h $(wildcard kernels/*.h) $(wildcard formats/*.h) $(wildcard tools/*.h)
 
@@ -112,8 +112,7 @@ test: tempo build/tests build/tests-asan build/tempo-asan $(SYNTH) .capture-deps
 	  [ -r $(WEIGHTS)/$$f ] || { echo "error: $(WEIGHTS)/$$f is missing (set WEIGHTS=DIR)"; exit 1; }; done
 	OPENBLAS_NUM_THREADS=1 build/tests --jobs 2
 	OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1 build/tests-asan --jobs 2
-	$(MAKE) --no-print-directory test-capture test-notes
-	$(MAKE) --no-print-directory test-llama
+	$(MAKE) --no-print-directory test-capture test-notes test-llama
 
 # Every run NOTES.md quotes, rerun and compared (timings excepted).
 test-notes: tempo .deps

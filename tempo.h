@@ -53,7 +53,11 @@ typedef struct {
 /* How a matrix's values are stored. F32, F16 and BF16 hold one value per
  * element; the GGUF block types hold tempo_block_values() values per block
  * (kernels/kernels.h). */
-typedef enum { WEIGHT_F32, WEIGHT_F16, WEIGHT_BF16, WEIGHT_Q8_0, WEIGHT_Q4_0, WEIGHT_Q4_K, WEIGHT_Q5_K, WEIGHT_Q6_K } WeightType;
+typedef enum {
+    WEIGHT_F32, WEIGHT_F16, WEIGHT_BF16, WEIGHT_Q8_0, WEIGHT_Q4_0, WEIGHT_Q4_K, WEIGHT_Q5_K, WEIGHT_Q6_K,
+    WEIGHT_Q4_1, WEIGHT_Q5_0, WEIGHT_Q5_1, WEIGHT_Q2_K, WEIGHT_Q3_K, WEIGHT_IQ4_NL, WEIGHT_IQ4_XS, WEIGHT_TQ1_0, WEIGHT_TQ2_0,
+    WEIGHT_N_TYPES
+} WeightType;
 
 /* A row-major [rows][cols] matrix in its stored type, usually pointing into
  * the mapped file; row r starts tempo_row_bytes(type, cols) * r bytes in. */
@@ -115,18 +119,17 @@ typedef struct {
 
 /* The plain definitions (f32 weights only). */
 extern const Kernels tempo_plain_kernels;
+/* The files a model was loaded from (mapped, with their path): owned by formats/. */
+typedef struct ModelFiles ModelFiles;
 
 typedef struct {
     Config config;
     Weights weights;
     const Kernels *kernels; /* set by the loaders (the fast ones); NULL: tempo_plain_kernels */
     double *rope_inv_freq;  /* [head_dim/2]: theta^(-2i/head_dim), rescaled for llama3/linear */
-    int n_maps;
-    void *maps[64];         /* mmapped files */
-    size_t map_sizes[64];
     float *converted;       /* owned f32 values: norm vectors not stored as aligned f32, or NULL */
     size_t converted_bytes;
-    char path[4096];
+    ModelFiles *files;      /* or NULL; freed by tempo_model_free */
 } Model;
 
 /* Checkpoints are loaded by formats/ (formats.h: tempo_model_load).
@@ -288,5 +291,13 @@ void tempo_probs(float *p, const float *logits, int vocab);
  * (tempo_generate then takes tempo_argmax). `candidates` holds the vocabulary. */
 int tempo_select_tokens(const float *probs, int vocab, float threshold, int max_width, int *candidates);
 int tempo_argmax(const float *p, int n);
+/* One step's parallel set: tempo_select_tokens with g's max_width, else the
+ * argmax alone (0 with g->stop_on_empty). Returns its width. */
+int tempo_choose_set(const float *probs, int vocab, float threshold, const GenConfig *g, int *candidates);
+/* The next-token distribution: softmax(last_row), or with NEXT_MEAN the
+ * mean of softmax(set_rows[i]) over the last set's n_set live members (the
+ * last row when n_set is 0). tmp: [vocab] scratch. */
+void tempo_next_distribution(NextFrom from, const float *const *set_rows, int n_set, const float *last_row, int vocab,
+                             float *probs, float *tmp);
 
 #endif

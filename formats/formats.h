@@ -9,6 +9,7 @@
 
 #include "../tempo.h"
 #include "../kernels/kernels.h" /* stored weight types: tempo_row_bytes, tempo_dequantize */
+#include "numbers.h" /* numbers in text: the one parser */
 
 #define TEMPO_BOS 1 /* llama2.c checkpoints; Hugging Face ones name theirs in config.json */
 #define TEMPO_EOS 2
@@ -17,66 +18,41 @@
 
 /* Reads a whole file into memory; the caller frees *buf. `what` names it in messages. */
 int tempo_read_file(const char *path, const char *what, unsigned char **buf, size_t *len, char *err);
-/* Output written to a temporary name beside `path` and renamed into place
- * when complete, so an interrupted run never leaves a half-written file. */
+/* One writer for every file tempo writes (NOTES "Outputs"). A regular file
+ * or a new name: written to a temporary name beside it and renamed into place
+ * when complete, so an interrupted or failed run never leaves a half-written
+ * file. Anything else (a device, a FIFO, a symlink to one): written in place,
+ * never replaced; so is the process's own descriptor (/dev/stdout, /dev/fd/N,
+ * /proc/...). A symlink to a regular file: its target is replaced, the link kept. While open, SIGPIPE is blocked in the calling thread, so a
+ * reader that left gives an error (EPIPE), not a silent death. */
 typedef struct {
     FILE *f;
     const char *what;   /* "trace ", "" ...: for messages */
+    int in_place;
+    int sigpipe_was_blocked, sigpipe_was_pending; /* before open, restored by close */
     char path[4096], tmp[4200];
 } AtomicFile;
 
+/* Opens `path` for writing as above. */
 int tempo_atomic_open(AtomicFile *a, const char *path, const char *what, char *err);
-/* Closes; renames if `ok` and everything was written, else removes the temporary file. */
+/* Closes; renames if `ok` and everything was written, else removes the
+ * temporary file; one error line naming the reason (no space, broken pipe). */
 int tempo_atomic_close(AtomicFile *a, int ok, char *err);
 int tempo_write_text_file(const char *path, const char *text, char *err);
-/* Numbers in text (flags, trace metadata): the whole string, in range, or
- * one error line naming `what`. A range is "A-B" or "A". */
-int tempo_parse_int(const char *s, const char *what, int lo, int hi, int *out, char *err);
-int tempo_parse_float(const char *s, const char *what, float *out, char *err);
-int tempo_parse_range(const char *s, const char *what, int lo, int hi, int *first, int *last, char *err);
 
-/* ---- checkpoints (checkpoint.c, llama2c.c, huggingface.c) ---- */
+/* ---- the model (model.c: the bottom layer every checkpoint format uses) ---- */
 
-/* A llama2.c checkpoint file, or a Hugging Face model directory
- * (config.json + *.safetensors, F32/F16/BF16), or a GGUF file; matrices stay in their stored type,
- * told apart by what the path is (formats/checkpoint.c). */
-int tempo_model_load(Model *m, const char *path, char *err);
-/* The same over bytes in memory (not copied: keep them alive); `name` is for messages. */
-int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char *name, char *err);
-/* Reports every tensor holding NaN or Inf to `out`; returns how many such values. */
-size_t tempo_model_check(const Model *m, FILE *out);
-void tempo_model_free(Model *m);
-/* The model's file or directory name without its folders (for titles and trace metadata). */
-const char *tempo_model_name(const Model *m);
+/* The stored type of a tensor's values: every WeightType a matrix can hold
+ * (the same numbers, 0..WEIGHT_N_TYPES-1), then the integer types of traces. */
+typedef enum {
+    DT_F32 = WEIGHT_F32, DT_F16 = WEIGHT_F16, DT_BF16 = WEIGHT_BF16, DT_Q8_0 = WEIGHT_Q8_0, DT_Q4_0 = WEIGHT_Q4_0,
+    DT_Q4_K = WEIGHT_Q4_K, DT_Q5_K = WEIGHT_Q5_K, DT_Q6_K = WEIGHT_Q6_K, DT_I32 = WEIGHT_N_TYPES, DT_U8
+} DType;
+/* 1 if values of this type are weights (a WeightType), 0 for the integer types. */
+static inline int tempo_dtype_is_weight(DType d) { return (int)d < (int)WEIGHT_N_TYPES; }
 
-/* The nine tensors of a layer, in llama2.c file order: name, Hugging Face
- * name, GGUF name (blk.N.<gguf_name>.weight), the LayerWeights field, and shape as [rows][cols] in units of the
- * config (cols 0: a vector). */
-typedef enum { UNIT_DIM, UNIT_Q, UNIT_KV, UNIT_HIDDEN, UNIT_NONE } Unit;
-typedef struct {
-    const char *name, *hf_name, *gguf_name;
-    size_t field;
-    Unit rows, cols;
-} LayerTensor;
-enum { N_LAYER_TENSORS = 9 };
-extern const LayerTensor tempo_layer_tensors[N_LAYER_TENSORS];
-size_t tempo_unit(const Config *c, Unit u);
-/* Layer tensor i of layer l: a matrix (cols not UNIT_NONE) or a vector. */
-Matrix *tempo_layer_matrix(Weights *w, int l, int i);
-const float **tempo_layer_vector(Weights *w, int l, int i);
-/* The RoPE inverse frequencies of a loaded model (rs NULL: plain). */
-int tempo_model_rope(Model *m, const RopeScaling *rs, char *err);
-/* llama2.c header checks (llama2c.c), shared with the synthetic writers. */
-int tempo_llama2c_config(const int header[7], Config *c, char *err);
-/* A llama2.c checkpoint file (llama2c.c). */
-int tempo_load_llama2c(Model *m, const char *path, char *err);
-/* A Hugging Face model directory (huggingface.c). */
-int tempo_load_hf(Model *m, const char *dir, char *err);
-
-/* ---- safetensors headers (safetensors.c) ---- */
-
-typedef enum { DT_F32, DT_I32, DT_U8, DT_F16, DT_BF16 } DType;
-
+/* The one tensor descriptor: a trace's tensors, a safetensors file's, a GGUF file's and a
+ * llama2.c file's, as the model binder sees them. Shape is row-major ([rows][cols]). */
 typedef struct {
     char name[160];
     DType dtype;
@@ -85,11 +61,96 @@ typedef struct {
     void *data;          /* owned by a Trace; into the file for a checkpoint */
 } Tensor;
 
+/* The files behind a loaded model: mapped read-only, unmapped by tempo_model_free. */
+enum { TEMPO_MAX_MAPS = 64 };
+struct ModelFiles {
+    int n_maps;
+    void *maps[TEMPO_MAX_MAPS];
+    size_t map_sizes[TEMPO_MAX_MAPS];
+    char path[4096];
+};
+
+/* The model's tensors: name, Hugging Face name (model.<hf_name>.weight, or
+ * model.layers.N.<hf_name>.weight), GGUF name (<gguf_name>.weight, or
+ * blk.N.<gguf_name>.weight), the field (in LayerWeights for a layer's, in
+ * Weights for the others), and shape as [rows][cols] in units of the config
+ * (cols UNIT_NONE: a vector). Layer tensors are in llama2.c file order. */
+typedef enum { UNIT_DIM, UNIT_Q, UNIT_KV, UNIT_HIDDEN, UNIT_VOCAB, UNIT_NONE } Unit;
+typedef struct {
+    const char *name, *hf_name, *gguf_name;
+    size_t field;
+    Unit rows, cols;
+} LayerTensor;
+enum { N_LAYER_TENSORS = 9, N_MODEL_TENSORS = 3 };
+extern const LayerTensor tempo_layer_tensors[N_LAYER_TENSORS];
+/* token_embedding, rms_final, wcls (absent with a shared classifier) */
+extern const LayerTensor tempo_model_tensors[N_MODEL_TENSORS];
+size_t tempo_unit(const Config *c, Unit u);
+/* Layer tensor i of layer l: a matrix (cols not UNIT_NONE) or a vector. */
+Matrix *tempo_layer_matrix(Weights *w, int l, int i);
+const float **tempo_layer_vector(Weights *w, int l, int i);
+
+/* The one check of a model's dimensions, whatever file gave them: each in
+ * [1, limit], dim split into n_heads heads, heads into kv groups, head_dim
+ * even. `source` starts each message ("bad checkpoint header"). */
+int tempo_config_check(const Config *c, const char *source, char *err);
+
+/* Where a format keeps its tensors. find() fills *out with tensor `t`
+ * (layer l, or -1 for a model tensor): its name in the file, and data NULL
+ * when the file lacks it; -1 on an error it names. `implied_by` names what
+ * gave the config, for messages ("config.json"). */
+typedef struct {
+    void *ctx;
+    int (*find)(void *ctx, const LayerTensor *t, int l, Tensor *out, char *err);
+    const char *implied_by;
+} TensorSource;
+/* The one binder: walks the tensor tables, checks each tensor's shape
+ * against the config, and points the weights at the data (matrices in their
+ * stored type, norm vectors as f32: converted into m->converted unless
+ * stored as aligned f32). Allocates the layers; m->config must be set. */
+int tempo_model_bind(Model *m, const TensorSource *src, char *err);
+/* The RoPE inverse frequencies of a loaded model (rs NULL: plain). */
+int tempo_model_rope(Model *m, const RopeScaling *rs, char *err);
+/* Maps a regular file read-only (an empty one to NULL); `what` names it in messages. */
+int tempo_map_file(const char *path, const char *what, void **map, size_t *size, char *err);
+void tempo_unmap_file(void *map, size_t size);
+/* Hands a mapped file to the model (unmapped by tempo_model_free; at once on failure). */
+int tempo_model_keep_map(Model *m, void *map, size_t size, char *err);
+/* Sets the path the model is named by (messages, trace metadata). */
+int tempo_model_set_path(Model *m, const char *path, char *err);
+/* The model's file or directory, as given ("" if none). */
+const char *tempo_model_path(const Model *m);
+/* The model's file or directory name without its folders (for titles and trace metadata). */
+const char *tempo_model_name(const Model *m);
+/* Reports every tensor holding NaN or Inf to `out`; returns how many such values. */
+size_t tempo_model_check(const Model *m, FILE *out);
+void tempo_model_free(Model *m);
+
+/* ---- checkpoint formats (llama2c.c, huggingface.c, gguf.c), and the one dispatcher (load.c) ---- */
+
+/* A llama2.c checkpoint file, or a Hugging Face model directory
+ * (config.json + *.safetensors, F32/F16/BF16), or a GGUF file; matrices stay
+ * in their stored type. load.c tells them apart: a directory, the GGUF magic,
+ * else a llama2.c header. */
+int tempo_model_load(Model *m, const char *path, char *err);
+/* The same over bytes in memory (not copied: keep them alive); `name` is for messages. */
+int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char *name, char *err);
+/* llama2.c header checks (llama2c.c), shared with the synthetic writers. */
+int tempo_llama2c_config(const int header[7], Config *c, char *err);
+/* A llama2.c checkpoint in memory (llama2c.c). */
+int tempo_llama2c_model(Model *m, const void *data, size_t size, const char *name, char *err);
+/* A Hugging Face model directory (huggingface.c). */
+int tempo_load_hf(Model *m, const char *dir, char *err);
+
+/* ---- safetensors headers (safetensors.c) ---- */
+
 const char *tempo_dtype_name(DType d);
 size_t tempo_dtype_size(DType d);
 size_t tempo_tensor_count(const Tensor *x);
 size_t tempo_tensor_bytes(const Tensor *x);
 const Tensor *tempo_tensor_find(const Tensor *tensors, int n, const char *name);
+/* "F32[99,512]": the dtype and shape, into buf. */
+const char *tempo_tensor_describe(const Tensor *x, char *buf, size_t len);
 /* Parses a safetensors file in memory: tensors whose data point into buf
  * (*tensors: caller frees), each of a dtype in the bit mask `dtypes` (1 << DT_*),
  * inside the file, of the size its shape needs, none overlapping. *meta
@@ -127,13 +188,30 @@ int tempo_trace_metaf(Trace *t, const char *key, char *err, const char *fmt, ...
 const Tensor *tempo_trace_get(const Trace *t, const char *name);
 /* The value of a metadata key, or NULL. */
 const char *tempo_trace_meta_get(const Trace *t, const char *key);
-/* Writes to a temporary name and renames, so a trace is never half-written. */
+/* Writes through tempo_atomic_open. A dense `allowed` of 0s and 1s is
+ * stored as `allowed_bits` (1 bit a cell); anything else stays dense. */
 int tempo_trace_write(const Trace *t, const char *path, char *err);
+/* Reads either form: `allowed_bits` is unpacked, so the trace in memory
+ * always holds the dense `allowed`. */
 int tempo_trace_read(Trace *t, const char *path, char *err);
 int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char *name, char *err);
 /* Checks that a trace holds the inputs of a forward pass for this model:
  * tokens I32[n], positions I32[n], allowed U8[n,n] or U8[n_layers,n,n]. */
 int tempo_trace_inputs(const Trace *t, const Config *c, int *n, int *mask_layers, char *err);
+
+/* The logits a trace of n rows holds: every row's (`logits` F32[n,vocab]),
+ * some rows' (`kept_rows` I32[m], row ids strictly increasing in 0..n-1, and
+ * `kept_logits` F32[m,vocab], written for engines that compute logits for
+ * their last rows only), or none. */
+typedef struct {
+    int n_rows;          /* rows with logits: n, m or 0 */
+    const int *rows;     /* kept_rows; NULL when every row (or no row) has logits */
+    const float *logits; /* [n_rows][vocab], in row order; NULL when none */
+} TraceLogits;
+/* Reads and checks them (shapes, row ids, not both forms): -1 with one line naming the problem. */
+int tempo_trace_logits(const Trace *t, int n, int vocab, TraceLogits *l, char *err);
+/* Row r's logits, or NULL when the trace has none for it. */
+const float *tempo_trace_logits_row(const TraceLogits *l, int r, int vocab);
 
 /* The trace of a set of rows: dense allowed [mask_layers][n][n] (stored as
  * [n][n] when mask_layers is 1), attention [L][H][n][n] (may be NULL),
@@ -142,6 +220,13 @@ int tempo_trace_build(Trace *t, const Model *m, int n, const int *tokens, const 
                       const int *sets, const uint8_t *allowed, int mask_layers, const float *logits,
                       const float *attention, const int *pruned, char *err);
 int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char *err);
+
+/* Masks as bits: `rows` rows of n keys, row r's key k in bit k % 8 of byte
+ * r * tempo_mask_row_bytes(n) + k / 8 (numpy.packbits bitorder "little").
+ * Unpacking refuses a set bit past key n - 1. */
+size_t tempo_mask_row_bytes(int n);
+void tempo_mask_pack(const uint8_t *dense, size_t rows, int n, uint8_t *bits);
+int tempo_mask_unpack(const uint8_t *bits, size_t rows, int n, uint8_t *dense, char *err);
 
 /* A mask file: n x n characters '0'/'1' (row = query), white space ignored. */
 int tempo_mask_parse(const char *text, size_t len, int n, uint8_t *allowed, const char *name, char *err);
@@ -176,10 +261,12 @@ typedef struct {
     int n_prefix, prefix_ids[4], n_suffix, suffix_ids[4]; /* post-processor template */
 } Tokenizer;
 
-/* A tokenizer.bin (llama2.c) or a tokenizer.json (byte-level BPE), told apart by content. */
+/* A tokenizer.bin (llama2.c) or a tokenizer.json (byte-level BPE), told apart by content (tokenizer.c). */
 int tempo_tokenizer_load(Tokenizer *t, const char *path, int vocab_size, char *err);
 int tempo_tokenizer_from_buffer(Tokenizer *t, const void *data, size_t size, int vocab_size, char *err);
+/* Each format from bytes in memory (tokenizer_json.c, sentencepiece.c). */
 int tempo_tokenizer_json_parse(Tokenizer *t, const char *json, size_t len, int vocab_size, const char *name, char *err);
+int tempo_sentencepiece_parse(Tokenizer *t, const void *data, size_t size, int vocab_size, const char *name, char *err);
 void tempo_tokenizer_free(Tokenizer *t);
 /* Encoding a text of n bytes gives at most n + TEMPO_ENCODE_EXTRA ids. */
 #define TEMPO_ENCODE_EXTRA 10
@@ -194,7 +281,10 @@ const char *tempo_decode(const Tokenizer *t, int prev, int token, char byte_buf[
  * UTF-8 character replaced by U+FFFD, for JSON and SVG (NULL: out of memory).
  * A byte-level token may hold part of a character. */
 char *tempo_valid_utf8(const char *text, size_t len);
-/* Sorts sorted_ids[0..n_sorted) by piece bytes (ties by id), as tempo_lookup needs. */
+/* tokenizer.bin's own encoding and decoding (sentencepiece.c); tempo_encode and tempo_decode call them. */
+int tempo_sentencepiece_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n, char *err);
+const char *tempo_sentencepiece_decode(const Tokenizer *t, int prev, int token, char byte_buf[2]);
+/* The shared vocabulary (vocab.c). Sorts sorted_ids[0..n_sorted) by piece bytes (ties by id), as tempo_lookup needs. */
 void tempo_sort_pieces(Tokenizer *t);
 /* The id of the token with exactly these bytes (tokenizer.json: in the BPE vocabulary), or -1. */
 int tempo_lookup(const Tokenizer *t, const char *bytes, int len);

@@ -153,7 +153,11 @@ static const char *ggml_type_name(uint32_t t) {
 
 /* ggml's number of each WeightType. */
 static const uint32_t ggml_types[] = {[WEIGHT_F32] = 0, [WEIGHT_F16] = 1, [WEIGHT_BF16] = 30, [WEIGHT_Q8_0] = 8,
-                                      [WEIGHT_Q4_0] = 2, [WEIGHT_Q4_K] = 12, [WEIGHT_Q5_K] = 13, [WEIGHT_Q6_K] = 14};
+                                      [WEIGHT_Q4_0] = 2, [WEIGHT_Q4_K] = 12, [WEIGHT_Q5_K] = 13, [WEIGHT_Q6_K] = 14,
+                                      [WEIGHT_Q4_1] = 3, [WEIGHT_Q5_0] = 6, [WEIGHT_Q5_1] = 7, [WEIGHT_Q2_K] = 10,
+                                      [WEIGHT_Q3_K] = 11, [WEIGHT_IQ4_NL] = 20, [WEIGHT_IQ4_XS] = 23,
+                                      [WEIGHT_TQ1_0] = 34, [WEIGHT_TQ2_0] = 35};
+_Static_assert(sizeof ggml_types / sizeof ggml_types[0] == WEIGHT_N_TYPES, "a ggml number for every WeightType");
 
 uint32_t tempo_gguf_ggml_type(WeightType t) { return ggml_types[t]; }
 
@@ -166,6 +170,18 @@ static int weight_type_of(uint32_t ggml_type) {
 
 static int bad_tensor(Cursor *c, const GgufTensor *t, const char *problem) {
     return tempo_error(c->err, "bad GGUF %s: tensor %.*s: %s", c->name, (int)t->name.len, t->name.ptr, problem);
+}
+
+/* "type 16 (IQ2_XXS) is not one tempo reads (F32, F16, ...)": the readable ones in ggml's order. */
+static int unreadable_type(Cursor *c, const GgufTensor *t, uint32_t type) {
+    char msg[320], readable[200] = "";
+    for (size_t g = 0, n = 0; g < 64 && n < sizeof readable; g++)
+        if (weight_type_of((uint32_t)g) >= 0)
+            n += (size_t)snprintf(readable + n, sizeof readable - n, "%s%s", n ? ", " : "", ggml_type_name((uint32_t)g));
+    const char *known = ggml_type_name(type);
+    snprintf(msg, sizeof msg, "type %u%s%s%s is not one tempo reads (%s)", type, known ? " (" : "", known ? known : "",
+             known ? ")" : "", readable);
+    return bad_tensor(c, t, msg);
 }
 
 /* Name, dimensions (each >= 1, at most 2^56 values in all), type and offset of one tensor. */
@@ -192,12 +208,7 @@ static int read_tensor_info(Cursor *c, GgufTensor *t, uint64_t index) {
     if (read_u32(c, &type, "a tensor type") != 0 || read_u64(c, &t->offset, "a tensor offset") != 0) return -1;
     t->ggml_type = type;
     int wt = weight_type_of(type);
-    if (wt < 0) {
-        const char *known = ggml_type_name(type);
-        snprintf(msg, sizeof msg, "type %u%s%s%s is not one tempo reads (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)", type,
-                 known ? " (" : "", known ? known : "", known ? ")" : "");
-        return bad_tensor(c, t, msg);
-    }
+    if (wt < 0) return unreadable_type(c, t, type);
     t->type = (WeightType)wt;
     int block = tempo_block_values(t->type);
     if (t->ne[0] % (uint64_t)block != 0) {
@@ -436,10 +447,10 @@ enum { GGUF_MAX_DIM = 1 << 16, GGUF_MAX_LAYERS = 1024, GGUF_MAX_HEADS = 1024, GG
 static int llama_int(const GgufFile *g, const char *key, int required, uint64_t fallback, uint64_t cap, int *out, char *err) {
     uint64_t v;
     if (tempo_gguf_uint(g, key, required, fallback, &v, err) != 0) return -1;
-    if (v == 0 || v > cap)
-        return tempo_error(err, "bad GGUF %s: %s = %llu (must be 1 to %llu)", g->name, key, (unsigned long long)v, (unsigned long long)cap);
-    *out = (int)v;
-    return 0;
+    char what[512], text[24];
+    snprintf(what, sizeof what, "bad GGUF %s: %s", g->name, key);
+    snprintf(text, sizeof text, "%llu", (unsigned long long)v);
+    return tempo_int_in_range((double)v, text, what, 1, (long long)cap, out, err);
 }
 
 /* The rows of token_embd.weight, which every other count must agree with. */
@@ -516,16 +527,16 @@ int tempo_gguf_config(const GgufFile *g, Config *c, char *err) {
         tempo_gguf_float(g, "llama.attention.layer_norm_rms_epsilon", 1, 0, &eps, err) != 0 ||
         tempo_gguf_float(g, "llama.rope.freq_base", 0, 10000.0, &theta, err) != 0)
         return -1;
-    if (c->dim % c->n_heads != 0 || c->n_heads % c->n_kv_heads != 0 || (c->dim / c->n_heads) % 2 != 0)
-        return tempo_error(err, "bad GGUF %s: dim %d, %d heads, %d kv heads: dim must split into heads of even size, heads into kv groups",
-                           g->name, c->dim, c->n_heads, c->n_kv_heads);
+    c->head_dim = c->dim % c->n_heads == 0 ? c->dim / c->n_heads : 2; /* the check names a dim that does not split */
+    char source[300];
+    snprintf(source, sizeof source, "bad GGUF %s", g->name);
+    if (llama_vocab(g, c, err) != 0 || tempo_config_check(c, source, err) != 0) return -1;
     if (!(eps > 0 && eps < 1) || !(theta > 1 && theta < 1e12))
         return tempo_error(err, "bad GGUF %s: rms epsilon %g or rope freq_base %g out of range", g->name, eps, theta);
-    c->head_dim = c->dim / c->n_heads;
     c->norm_eps = (float)eps;
     c->rope_theta = (float)theta;
     c->rope_interleaved = 1; /* GGUF llama q/k rows are in llama2.c's pair order */
-    if (llama_unsupported(g, c, err) != 0 || llama_vocab(g, c, err) != 0) return -1;
+    if (llama_unsupported(g, c, err) != 0) return -1;
     return llama_special(g, c, err);
 }
 
@@ -566,11 +577,13 @@ static int rope_linear_factor(const GgufFile *g, double *factor, char *err) {
 /* inv_freq_i = freq_base^(-2i/hd) / linear factor / rope_freqs[i]; llama3
  * scaling arrives as rope_freqs.weight, one divisor per frequency (what
  * convert_hf_to_gguf computes from the factors of config.json). */
-int tempo_gguf_rope(const GgufFile *g, const Config *c, double *inv_freq, char *err) {
+int tempo_gguf_rope(const GgufFile *g, Model *m, char *err) {
+    const Config *c = &m->config;
     double factor;
     if (rope_linear_factor(g, &factor, err) != 0) return -1;
     RopeScaling rs = {factor != 1.0 ? ROPE_LINEAR : ROPE_PLAIN, factor, 0, 0, 0};
-    tempo_rope_inv_freq(&rs, c->head_dim, c->rope_theta, inv_freq);
+    if (tempo_model_rope(m, &rs, err) != 0) return -1;
+    double *inv_freq = m->rope_inv_freq;
     if (!tempo_gguf_tensor(g, "rope_freqs.weight")) return 0;
     const GgufTensor *t = tempo_gguf_weight(g, "rope_freqs.weight", 0, (uint64_t)c->head_dim / 2, err);
     if (!t) return -1;
@@ -645,7 +658,7 @@ static void put_bytes(uint8_t **p, const void *v, size_t n) {
 
 /* The vocabulary as a llama2.c tokenizer.bin (int32 max length, then per
  * token: float32 score, int32 length, bytes with U+2581 as a space), read
- * by the one sentencepiece loader. */
+ * by the one sentencepiece loader (sentencepiece.c). */
 static int spm_tokenizer(const GgufFile *g, const Config *c, const GgufString *tokens, const int *types, Tokenizer *t, char *err) {
     const GgufKV *scores;
     if (check_spm_layout(g, c, tokens, types, err) != 0 ||
@@ -670,10 +683,9 @@ static int spm_tokenizer(const GgufFile *g, const Config *c, const GgufString *t
         memcpy(len_at, &len, 4);
         if (len > max_len) max_len = len;
     }
-    if (max_len == '{') max_len++; /* the loader takes a leading '{' for JSON */
     memcpy(buf, &max_len, 4);
     int rc = max_len > 4096 ? tempo_error(err, "GGUF %s: a token is longer than 4096 bytes", g->name)
-                            : tempo_tokenizer_from_buffer(t, buf, (size_t)(p - buf), c->vocab_size, err);
+                            : tempo_sentencepiece_parse(t, buf, (size_t)(p - buf), c->vocab_size, g->name, err);
     free(buf);
     return rc;
 }
@@ -801,68 +813,40 @@ int tempo_gguf_tokenizer(const GgufFile *g, const Config *c, Tokenizer *t, char 
 
 int tempo_is_gguf(const void *data, size_t size) { return size >= 4 && memcmp(data, "GGUF", 4) == 0; }
 
-/* A matrix stays in the file, in its stored type (f32, f16, bf16 or a block
- * quantization), converted tile by tile inside the matrix products. */
-static int gguf_matrix(const GgufFile *g, const char *name, uint64_t rows, uint64_t cols, Matrix *out, char *err) {
-    const GgufTensor *t = tempo_gguf_weight(g, name, rows, cols, err);
-    if (!t) return -1;
-    *out = (Matrix){t->data, t->type};
-    return 0;
+int tempo_model_is_gguf(const Model *m) {
+    return m->files && m->files->n_maps == 1 && tempo_is_gguf(m->files->maps[0], m->files->map_sizes[0]);
 }
 
-/* A norm vector is used as f32: the file's bytes when aligned F32, else
- * converted into the model's small buffer of vectors. */
-static const float *gguf_vector(Model *m, const GgufFile *g, const char *name, uint64_t n, size_t *used, char *err) {
-    const GgufTensor *t = tempo_gguf_weight(g, name, 0, n, err);
-    if (!t) return NULL;
-    if (t->type == WEIGHT_F32 && (uintptr_t)t->data % sizeof(float) == 0) return (const float *)(const void *)t->data;
-    float *out = m->converted + *used;
-    *used += (size_t)n;
-    tempo_dequantize(t->type, t->data, (size_t)n, out);
-    return out;
+/* A GGUF tensor as the one tensor descriptor: shape row-major (ne reversed). */
+static void as_tensor(const GgufTensor *t, Tensor *out) {
+    snprintf(out->name, sizeof out->name, "%.*s", (int)t->name.len, t->name.ptr);
+    out->dtype = (DType)t->type;
+    out->ndim = t->n_dims;
+    for (int d = 0; d < t->n_dims; d++) out->shape[d] = (int64_t)t->ne[t->n_dims - 1 - d];
+    out->data = (void *)t->data;
 }
 
-/* Points the weights at the tensors: matrices as stored, norm vectors as f32. */
-static int gguf_weights(Model *m, const GgufFile *g, char *err) {
-    const Config *c = &m->config;
-    Weights *w = &m->weights;
-    uint64_t D = (uint64_t)c->dim, V = (uint64_t)c->vocab_size;
-    size_t used = 0;
-    m->converted_bytes = (size_t)(2 * c->n_layers + 1) * c->dim * sizeof(float); /* room for every norm vector */
-    if (!(m->converted = malloc(m->converted_bytes))) return tempo_error(err, "out of memory for the norm vectors");
-    if (gguf_matrix(g, "token_embd.weight", V, D, &w->token_embedding, err) != 0) return -1;
-    if (!(w->rms_final = gguf_vector(m, g, "output_norm.weight", D, &used, err))) return -1;
-    w->wcls = w->token_embedding;
-    if (!c->shared_classifier && gguf_matrix(g, "output.weight", V, D, &w->wcls, err) != 0) return -1;
-    for (int l = 0; l < c->n_layers; l++)
-        for (int i = 0; i < N_LAYER_TENSORS; i++) {
-            const LayerTensor *lt = &tempo_layer_tensors[i];
-            char name[64];
-            snprintf(name, sizeof name, "blk.%d.%s.weight", l, lt->gguf_name);
-            uint64_t rows = tempo_unit(c, lt->rows);
-            if (lt->cols != UNIT_NONE) {
-                if (gguf_matrix(g, name, rows, tempo_unit(c, lt->cols), tempo_layer_matrix(w, l, i), err) != 0) return -1;
-            } else if (!(*tempo_layer_vector(w, l, i) = gguf_vector(m, g, name, rows, &used, err))) {
-                return -1;
-            }
-        }
-    m->converted_bytes = used * sizeof(float);
+/* The binder's view of a tensor: <gguf_name>.weight or blk.<l>.<gguf_name>.weight; data NULL when absent. */
+static int gguf_find(void *ctx, const LayerTensor *t, int l, Tensor *out, char *err) {
+    (void)err;
+    char name[160];
+    if (l >= 0) snprintf(name, sizeof name, "blk.%d.%s.weight", l, t->gguf_name);
+    else snprintf(name, sizeof name, "%s.weight", t->gguf_name);
+    const GgufTensor *found = tempo_gguf_tensor(ctx, name);
+    if (found) as_tensor(found, out);
+    else snprintf(out->name, sizeof out->name, "%s", name);
     return 0;
 }
 
 int tempo_gguf_model(Model *m, const void *data, size_t size, const char *name, char *err) {
     memset(m, 0, sizeof *m);
-    snprintf(m->path, sizeof m->path, "%s", name);
     GgufFile g;
     if (tempo_gguf_parse(&g, data, size, name, err) != 0) return -1;
+    TensorSource src = {&g, gguf_find, "the metadata"};
     int rc = tempo_gguf_config(&g, &m->config, err);
-    if (rc == 0) {
-        m->weights.layers = calloc((size_t)m->config.n_layers, sizeof(LayerWeights));
-        m->rope_inv_freq = malloc((size_t)(m->config.head_dim / 2) * sizeof(double));
-        if (!m->weights.layers || !m->rope_inv_freq) rc = tempo_error(err, "out of memory for %d layers", m->config.n_layers);
-    }
-    if (rc == 0) rc = tempo_gguf_rope(&g, &m->config, m->rope_inv_freq, err);
-    if (rc == 0) rc = gguf_weights(m, &g, err);
+    if (rc == 0) rc = tempo_model_set_path(m, name, err);
+    if (rc == 0) rc = tempo_model_bind(m, &src, err);
+    if (rc == 0) rc = tempo_gguf_rope(&g, m, err);
     tempo_gguf_free(&g);
     if (rc != 0) tempo_model_free(m);
     return rc;
@@ -870,10 +854,10 @@ int tempo_gguf_model(Model *m, const void *data, size_t size, const char *name, 
 
 int tempo_gguf_model_tokenizer(const Model *m, Tokenizer *t, char *err) {
     memset(t, 0, sizeof *t);
-    if (m->n_maps < 1 || !tempo_is_gguf(m->maps[0], m->map_sizes[0]))
-        return tempo_error(err, "model %s is not a GGUF file: give its tokenizer with -z", m->path);
+    if (!tempo_model_is_gguf(m))
+        return tempo_error(err, "model %s is not a GGUF file: give its tokenizer with -z", tempo_model_path(m));
     GgufFile g;
-    if (tempo_gguf_parse(&g, m->maps[0], m->map_sizes[0], m->path, err) != 0) return -1;
+    if (tempo_gguf_parse(&g, m->files->maps[0], m->files->map_sizes[0], m->files->path, err) != 0) return -1;
     int rc = tempo_gguf_tokenizer(&g, &m->config, t, err);
     tempo_gguf_free(&g);
     return rc;

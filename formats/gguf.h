@@ -29,6 +29,8 @@ typedef struct {
     const uint8_t *value;     /* the value's bytes (arrays: the first element's) */
 } GgufKV;
 
+/* The file's record of one tensor (ggml's order of dimensions); the model
+ * binder sees it as the one tensor descriptor, Tensor (formats.h). */
 typedef struct {
     GgufString name;
     int n_dims;
@@ -80,19 +82,21 @@ int tempo_gguf_is(GgufString s, const char *z);
 /* The llama model a GGUF file describes: its dimensions, norms, RoPE base,
  * context length, vocabulary size and special tokens. */
 int tempo_gguf_config(const GgufFile *g, Config *c, char *err);
-/* RoPE inverse frequencies [head_dim/2]: plain, linear scaling, or the
+/* The model's RoPE inverse frequencies (m->config set): plain, linear scaling, or the
  * per-frequency divisors of rope_freqs.weight (how GGUF stores llama3 scaling). */
-int tempo_gguf_rope(const GgufFile *g, const Config *c, double *inv_freq, char *err);
-/* The tensor `name` with shape [rows][cols] (ne = {cols, rows}; rows 0: a vector of cols). */
+int tempo_gguf_rope(const GgufFile *g, Model *m, char *err);
+/* The tensor `name` with shape [rows][cols] (ne = {cols, rows}; rows 0: a vector of cols).
+ * The model's weights are bound by model.c; this is for the other tensors (rope_freqs). */
 const GgufTensor *tempo_gguf_weight(const GgufFile *g, const char *name, uint64_t rows, uint64_t cols, char *err);
-/* A GGUF llama model from bytes in memory (kept alive by the caller; the
- * loaders map the file). Interim path until weights are kept in their
- * stored type: every tensor that is not aligned F32 is dequantized to f32
- * at load (m->converted). */
+/* A GGUF llama model from bytes in memory (kept alive by the caller; load.c
+ * maps the file). Matrices stay in their stored type; only norm vectors
+ * that are not aligned F32 are converted to f32 at load (m->converted). */
 int tempo_gguf_model(Model *m, const void *data, size_t size, const char *name, char *err);
 /* 1 if the bytes start with the GGUF magic. */
 int tempo_is_gguf(const void *data, size_t size);
-/* The tokenizer a loaded GGUF model carries (its file is m->maps[0]). */
+/* 1 if the model was loaded from one GGUF file (which then carries its tokenizer). */
+int tempo_model_is_gguf(const Model *m);
+/* The tokenizer a loaded GGUF model carries (its file is m->files->maps[0]). */
 int tempo_gguf_model_tokenizer(const Model *m, Tokenizer *t, char *err);
 /* The tokenizer in tokenizer.ggml.*: "llama" (sentencepiece vocabulary with
  * scores and token types) or "gpt2" (byte-level BPE with merges). */

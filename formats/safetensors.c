@@ -9,8 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const dtype_names[] = {"F32", "I32", "U8", "F16", "BF16"};
-static const size_t dtype_sizes[] = {4, 4, 1, 2, 2};
+/* The stored types a safetensors file names (the block types have no name there: NULL). */
+static const char *const dtype_names[] = {[DT_F32] = "F32", [DT_I32] = "I32", [DT_U8] = "U8", [DT_F16] = "F16", [DT_BF16] = "BF16"};
+static const size_t dtype_sizes[] = {[DT_F32] = 4, [DT_I32] = 4, [DT_U8] = 1, [DT_F16] = 2, [DT_BF16] = 2};
 
 const char *tempo_dtype_name(DType d) { return dtype_names[d]; }
 size_t tempo_dtype_size(DType d) { return dtype_sizes[d]; }
@@ -22,6 +23,14 @@ size_t tempo_tensor_count(const Tensor *x) {
 }
 
 size_t tempo_tensor_bytes(const Tensor *x) { return tempo_tensor_count(x) * dtype_sizes[x->dtype]; }
+
+const char *tempo_tensor_describe(const Tensor *x, char *buf, size_t len) {
+    const char *name = tempo_dtype_name(x->dtype);
+    int w = snprintf(buf, len, "%s[", name ? name : "?");
+    for (int d = 0; d < x->ndim && w < (int)len; d++) w += snprintf(buf + w, len - (size_t)w, d ? ",%lld" : "%lld", (long long)x->shape[d]);
+    if (w < (int)len) snprintf(buf + w, len - (size_t)w, "]");
+    return buf;
+}
 
 const Tensor *tempo_tensor_find(const Tensor *tensors, int n, const char *name) {
     for (int i = 0; i < n; i++)
@@ -57,7 +66,7 @@ static cJSON *parse_header(const unsigned char *buf, size_t len, const char *kin
 
 static int parse_dtype(const char *s, unsigned allowed, DType *out) {
     for (int i = 0; i < (int)(sizeof dtype_names / sizeof dtype_names[0]); i++)
-        if ((allowed & (1u << i)) && strcmp(s, dtype_names[i]) == 0) {
+        if ((allowed & (1u << i)) && dtype_names[i] && strcmp(s, dtype_names[i]) == 0) {
             *out = (DType)i;
             return 0;
         }

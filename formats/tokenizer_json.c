@@ -6,7 +6,7 @@
  *   3. Loading tokenizer.json
  *   4. Encoding: added tokens, pre-tokens, merges by rank
  *
- * tokenizer.c holds the tokenizer.bin tokenizer and calls tempo_bpe_encode
+ * tokenizer.c picks this format or tokenizer.bin (sentencepiece.c) and calls tempo_bpe_encode
  * for this one; tools/synth.c trains synthetic ones; NOTES.md ("Tokenizers") explains what is and is not supported. */
 #define _GNU_SOURCE
 #include "formats.h"

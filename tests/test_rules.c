@@ -255,9 +255,9 @@ static void check_schedule(Schedule schedule, float start, float final, int max_
                   want);
     }
     cr_assert_eq(tempo_threshold_at(&g, 0), start, "step 0 is the start");
-    /* within 1e-7: final - start is rounded to float first (0.5 -> 0.05 ends at 0.0500000119) */
+    /* exactly: final - start is taken in double (in float, 0.5 -> 0.05 ended at 0.0500000119) */
     float last = tempo_threshold_at(&g, max_steps - 1);
-    cr_assert(fabsf(last - final) <= 1e-7f, "the last step reaches the final threshold %.9g, not %.9g", final, last);
+    cr_assert_eq(last, final, "the last step reaches the final threshold %.9g, not %.9g", final, last);
 }
 
 Test(rules, dynamic_threshold_follows_the_curve_to_its_final_value) {

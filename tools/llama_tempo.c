@@ -3,7 +3,7 @@
  * llama.cpp's own quantizer (NOTES "A real llama.cpp in the tests").
  *
  *   llama-tempo run MODEL.gguf --trace OUT --prompt IDS [flags]
- *   llama-tempo quantize IN.gguf OUT.gguf TYPE [--threads N]
+ *   llama-tempo quantize IN.gguf OUT.gguf TYPE [--threads N]   (TYPE F32 of a quantized IN: dequantized by ggml)
  *   llama-tempo bench MODEL.gguf [--pp 512] [--tg 128] [--reps 5] [flags]
  *
  * run: the prompt (one sequence, id 0, positions 0..P-1), then at each step
@@ -67,23 +67,13 @@ static void log_errors(enum ggml_log_level level, const char *text, void *user) 
 
 /* ---- arguments ---- */
 
-/* "1,2,3" to ids (each in [0, vocab)); the caller frees *ids. */
+/* "1,2,3" (or @FILE) to ids, each in [0, vocab), by tempo's one list parser; the caller frees *ids. */
 static int parse_ids(const char *s, int vocab, int **ids, int *n, char *err) {
-    size_t len = strlen(s);
-    char *copy = malloc(len + 1);
-    *ids = malloc((len / 2 + 1) * sizeof(int));
-    *n = 0;
-    if (!copy || !*ids) {
-        free(copy);
-        return tempo_error(err, "out of memory for --prompt");
-    }
-    memcpy(copy, s, len + 1);
-    int rc = 0;
-    for (char *tok = strtok(copy, ","); tok && rc == 0; tok = strtok(NULL, ","))
-        rc = tempo_parse_int(tok, "--prompt token id", 0, vocab - 1, &(*ids)[(*n)++], err);
-    if (rc == 0 && *n == 0) rc = tempo_error(err, "--prompt holds no token ids");
-    free(copy);
-    return rc;
+    if (tempo_parse_int_list(s, "--prompt", ids, n, err) != 0) return -1;
+    for (int i = 0; i < *n; i++)
+        if ((*ids)[i] < 0 || (*ids)[i] >= vocab)
+            return tempo_error(err, "--prompt token id %d is outside the vocabulary [0, %d)", (*ids)[i], vocab);
+    return 0;
 }
 
 static int parse_choice(const char *s, const char *what, const char *a, const char *b, int *is_b, char *err) {
@@ -491,7 +481,7 @@ static const QuantType quant_types[] = {
     {"Q3_K_S", LLAMA_FTYPE_MOSTLY_Q3_K_S}, {"Q3_K_M", LLAMA_FTYPE_MOSTLY_Q3_K_M}, {"Q3_K_L", LLAMA_FTYPE_MOSTLY_Q3_K_L},
     {"Q4_K_S", LLAMA_FTYPE_MOSTLY_Q4_K_S}, {"Q4_K_M", LLAMA_FTYPE_MOSTLY_Q4_K_M}, {"Q5_K_S", LLAMA_FTYPE_MOSTLY_Q5_K_S},
     {"Q5_K_M", LLAMA_FTYPE_MOSTLY_Q5_K_M}, {"Q6_K", LLAMA_FTYPE_MOSTLY_Q6_K},     {"IQ4_NL", LLAMA_FTYPE_MOSTLY_IQ4_NL},
-    {"IQ4_XS", LLAMA_FTYPE_MOSTLY_IQ4_XS},
+    {"IQ4_XS", LLAMA_FTYPE_MOSTLY_IQ4_XS}, {"TQ1_0", LLAMA_FTYPE_MOSTLY_TQ1_0},   {"TQ2_0", LLAMA_FTYPE_MOSTLY_TQ2_0},
 };
 
 static int quantize(int argc, char **argv, char *err) {
@@ -500,11 +490,12 @@ static int quantize(int argc, char **argv, char *err) {
     int n_types = (int)(sizeof quant_types / sizeof quant_types[0]), t = 0, threads = 1;
     while (t < n_types && strcmp(quant_types[t].name, argv[4]) != 0) t++;
     if (t == n_types) return tempo_error(err, "unknown type %s (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S "
-                                              "Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS)", argv[4]);
+                                              "Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS TQ1_0 TQ2_0)", argv[4]);
     if (argc == 7 && tempo_parse_int(argv[6], "--threads", 1, 256, &threads, err) != 0) return -1;
     llama_model_quantize_params qp = llama_model_quantize_default_params();
     qp.ftype = quant_types[t].ftype;
     qp.nthread = threads;
+    qp.allow_requantize = qp.ftype == LLAMA_FTYPE_ALL_F32; /* F32 from a quantized file: ggml's own dequantization */
     if (llama_model_quantize(argv[2], argv[3], &qp) != 0)
         return tempo_error(err, "llama_model_quantize could not write %s as %s from %s", argv[3], argv[4], argv[2]);
     printf("%s: %s\n", argv[3], argv[4]);

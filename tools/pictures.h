@@ -20,10 +20,7 @@ int pair_svg(const char *path, const AttentionView *iso, const AttentionView *vi
  * position, shaded by probability, pruned members struck out, and the
  * member(s) each next set was drawn from (next_from) outlined in black with
  * the black line leaving from them. */
-int tree_svg_from(const char *path, const Generation *gen, const Tokenizer *t, const char *model, const char *mode,
-                  NextFrom next_from, char *err);
-/* The same for a run with --next-from last. tools/cli.c calls it; once it
- * passes the run's next_from to tree_svg_from, this one goes. */
-int tree_svg(const char *path, const Generation *gen, const Tokenizer *t, const char *model, const char *mode, char *err);
+int tree_svg(const char *path, const Generation *gen, const Tokenizer *t, const char *model, const char *mode,
+             NextFrom next_from, char *err);
 
 #endif

@@ -473,14 +473,15 @@ int tempo_model_f32_copy(const Model *src, Model *dst, char *err) {
     memset(dst, 0, sizeof *dst);
     dst->config = *c;
     dst->kernels = src->kernels; /* the same kernels as the original */
-    snprintf(dst->path, sizeof dst->path, "%s (f32 copy)", src->path);
     dst->converted_bytes = total * sizeof(float);
     dst->converted = aligned_alloc(64, (dst->converted_bytes + 63) / 64 * 64); /* matrices on cache lines */
     dst->weights.layers = malloc(L * sizeof(LayerWeights));
     dst->rope_inv_freq = malloc((size_t)(c->head_dim / 2) * sizeof(double));
-    if (!dst->converted || !dst->weights.layers || !dst->rope_inv_freq) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s (f32 copy)", tempo_model_path(src));
+    if (!dst->converted || !dst->weights.layers || !dst->rope_inv_freq || tempo_model_set_path(dst, path, err) != 0) {
         tempo_model_free(dst);
-        return tempo_error(err, "out of memory for an f32 copy of %s (%.1f GB)", src->path, total * 4 / 1e9);
+        return tempo_error(err, "out of memory for an f32 copy of %s (%.1f GB)", tempo_model_path(src), total * 4 / 1e9);
     }
     memcpy(dst->rope_inv_freq, src->rope_inv_freq, (size_t)(c->head_dim / 2) * sizeof(double));
     Weights *w = &dst->weights;

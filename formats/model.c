@@ -1,0 +1,249 @@
+/* model.c - the bottom layer of loading: the tables of the model's tensors
+ * and their units, the one config check, the one binder that points the
+ * weights at a format's tensors, RoPE frequencies, the model's files, the
+ * NaN/Inf check and freeing. The formats (llama2c.c, huggingface.c, gguf.c)
+ * only read their config and find their tensors; load.c picks the format. */
+#include "formats.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FIELD(f) offsetof(LayerWeights, f)
+const LayerTensor tempo_layer_tensors[N_LAYER_TENSORS] = {
+    {"rms_att", "input_layernorm", "attn_norm", FIELD(rms_att), UNIT_DIM, UNIT_NONE},
+    {"wq", "self_attn.q_proj", "attn_q", FIELD(wq), UNIT_Q, UNIT_DIM},
+    {"wk", "self_attn.k_proj", "attn_k", FIELD(wk), UNIT_KV, UNIT_DIM},
+    {"wv", "self_attn.v_proj", "attn_v", FIELD(wv), UNIT_KV, UNIT_DIM},
+    {"wo", "self_attn.o_proj", "attn_output", FIELD(wo), UNIT_DIM, UNIT_Q},
+    {"rms_ffn", "post_attention_layernorm", "ffn_norm", FIELD(rms_ffn), UNIT_DIM, UNIT_NONE},
+    {"w1", "mlp.gate_proj", "ffn_gate", FIELD(w1), UNIT_HIDDEN, UNIT_DIM},
+    {"w2", "mlp.down_proj", "ffn_down", FIELD(w2), UNIT_DIM, UNIT_HIDDEN},
+    {"w3", "mlp.up_proj", "ffn_up", FIELD(w3), UNIT_HIDDEN, UNIT_DIM},
+};
+#undef FIELD
+#define FIELD(f) offsetof(Weights, f)
+const LayerTensor tempo_model_tensors[N_MODEL_TENSORS] = {
+    {"token_embedding", "embed_tokens", "token_embd", FIELD(token_embedding), UNIT_VOCAB, UNIT_DIM},
+    {"rms_final", "norm", "output_norm", FIELD(rms_final), UNIT_DIM, UNIT_NONE},
+    {"wcls", "lm_head", "output", FIELD(wcls), UNIT_VOCAB, UNIT_DIM},
+};
+#undef FIELD
+
+size_t tempo_unit(const Config *c, Unit u) {
+    switch (u) {
+    case UNIT_DIM: return (size_t)c->dim;
+    case UNIT_Q: return (size_t)c->n_heads * c->head_dim;
+    case UNIT_KV: return (size_t)c->n_kv_heads * c->head_dim;
+    case UNIT_HIDDEN: return (size_t)c->hidden_dim;
+    case UNIT_VOCAB: return (size_t)c->vocab_size;
+    default: return 0;
+    }
+}
+
+Matrix *tempo_layer_matrix(Weights *w, int l, int i) {
+    return (Matrix *)((char *)&w->layers[l] + tempo_layer_tensors[i].field);
+}
+
+const float **tempo_layer_vector(Weights *w, int l, int i) {
+    return (const float **)((char *)&w->layers[l] + tempo_layer_tensors[i].field);
+}
+
+
+
+int tempo_model_rope(Model *m, const RopeScaling *rs, char *err) {
+    m->rope_inv_freq = malloc((size_t)(m->config.head_dim / 2) * sizeof(double));
+    if (!m->rope_inv_freq) return tempo_error(err, "out of memory");
+    tempo_rope_inv_freq(rs, m->config.head_dim, m->config.rope_theta, m->rope_inv_freq);
+    return 0;
+}
+
+/* Counts NaN and Inf values of a [rows][cols] matrix in its stored type,
+ * converting a row at a time; prints a line to `out` (may be NULL) if any. */
+static size_t scan_tensor(FILE *out, const char *name, Matrix x, size_t rows, size_t cols) {
+    size_t nan = 0, inf = 0, first = rows * cols;
+    float *row = malloc(cols * sizeof(float));
+    if (!row) {
+        if (out) fprintf(out, "%s: out of memory for a row of %zu values\n", name, cols);
+        return 1;
+    }
+    for (size_t r = 0; r < rows; r++) {
+        tempo_dequantize(x.type, (const char *)x.data + r * tempo_row_bytes(x.type, cols), cols, row);
+        for (size_t i = 0; i < cols; i++) {
+            if (isnan(row[i])) nan++;
+            else if (isinf(row[i])) inf++;
+            else continue;
+            if (first == rows * cols) first = r * cols + i;
+        }
+    }
+    free(row);
+    if (nan + inf && out) fprintf(out, "%s: %zu NaN, %zu Inf (first at element %zu)\n", name, nan, inf, first);
+    return nan + inf;
+}
+
+static size_t scan_vector(FILE *out, const char *name, const float *v, size_t n) {
+    return scan_tensor(out, name, (Matrix){v, WEIGHT_F32}, 1, n);
+}
+
+size_t tempo_model_check(const Model *m, FILE *out) {
+    const Config *c = &m->config;
+    Weights w = m->weights;
+    size_t dim = c->dim, V = c->vocab_size;
+    size_t bad = scan_tensor(out, "token_embedding", w.token_embedding, V, dim);
+    for (int l = 0; l < c->n_layers; l++)
+        for (int i = 0; i < N_LAYER_TENSORS; i++) {
+            const LayerTensor *lt = &tempo_layer_tensors[i];
+            char name[64];
+            snprintf(name, sizeof name, "layer %d %s", l, lt->name);
+            size_t rows = tempo_unit(c, lt->rows);
+            if (lt->cols == UNIT_NONE) bad += scan_vector(out, name, *tempo_layer_vector(&w, l, i), rows);
+            else bad += scan_tensor(out, name, *tempo_layer_matrix(&w, l, i), rows, tempo_unit(c, lt->cols));
+        }
+    bad += scan_vector(out, "rms_final", w.rms_final, dim);
+    if (!c->shared_classifier) bad += scan_tensor(out, "wcls", w.wcls, V, dim);
+    return bad;
+}
+
+/* ---- the one config check ---- */
+
+enum { MAX_DIM = 1 << 16, MAX_LAYERS = 1024, MAX_HEADS = 1024, MAX_VOCAB = 1 << 22, MAX_SEQ = 1 << 24, MAX_HEAD_DIM = 4096 };
+
+int tempo_config_check(const Config *c, const char *source, char *err) {
+    const char *names[8] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len", "head_dim"};
+    const int values[8] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len, c->head_dim};
+    const int caps[8] = {MAX_DIM, 4 * MAX_DIM, MAX_LAYERS, MAX_HEADS, MAX_HEADS, MAX_VOCAB, MAX_SEQ, MAX_HEAD_DIM};
+    for (int i = 0; i < 8; i++) {
+        if (values[i] <= 0) return tempo_error(err, "%s: %s = %d (must be positive)", source, names[i], values[i]);
+        if (values[i] > caps[i]) return tempo_error(err, "%s: %s = %d exceeds the limit %d", source, names[i], values[i], caps[i]);
+    }
+    if (c->dim % c->n_heads != 0)
+        return tempo_error(err, "%s: dim %d is not divisible by n_heads %d", source, c->dim, c->n_heads);
+    if (c->n_heads % c->n_kv_heads != 0)
+        return tempo_error(err, "%s: n_heads %d is not a multiple of n_kv_heads %d", source, c->n_heads, c->n_kv_heads);
+    if (c->head_dim % 2 != 0) return tempo_error(err, "%s: head dimension %d is odd (RoPE needs pairs)", source, c->head_dim);
+    return 0;
+}
+
+/* ---- the one binder ---- */
+
+/* The tensor `t` of layer l (-1: a model tensor) from the source, checked to
+ * have the shape the config implies; NULL data when missing is an error. */
+static int bind_find(const Model *m, const TensorSource *src, const LayerTensor *t, int l, Tensor *x, char *err) {
+    memset(x, 0, sizeof *x);
+    if (src->find(src->ctx, t, l, x, err) != 0) return -1;
+    if (!x->data) return tempo_error(err, "model %s lacks tensor %s", tempo_model_path(m), x->name);
+    long long rows = (long long)tempo_unit(&m->config, t->rows), cols = (long long)tempo_unit(&m->config, t->cols);
+    if (!tempo_dtype_is_weight(x->dtype)) return tempo_error(err, "model %s: tensor %s holds integers, not weights", tempo_model_path(m), x->name);
+    int ok = cols ? x->ndim == 2 && x->shape[0] == rows && x->shape[1] == cols : x->ndim == 1 && x->shape[0] == rows;
+    if (!ok)
+        return tempo_error(err, "model %s: tensor %s has shape [%lld%s%lld] but %s implies [%lld%s%lld]", tempo_model_path(m), x->name,
+                           (long long)x->shape[0], x->ndim > 1 ? "," : "", x->ndim > 1 ? (long long)x->shape[1] : 0LL,
+                           src->implied_by, rows, cols ? "," : "", cols);
+    return 0;
+}
+
+/* A norm vector is used as f32: in the file when stored so (and aligned),
+ * else converted into the model's small buffer of vectors. */
+static const float *bind_vector(Model *m, const Tensor *x, size_t *used) {
+    size_t n = (size_t)x->shape[0];
+    if (x->dtype == DT_F32 && (uintptr_t)x->data % sizeof(float) == 0) return (const float *)x->data;
+    float *out = m->converted + *used;
+    *used += n;
+    tempo_dequantize((WeightType)x->dtype, x->data, n, out);
+    return out;
+}
+
+/* Tensor t of layer l (-1: a model tensor) into its field: a matrix as stored, a vector as f32. */
+static int bind_one(Model *m, const TensorSource *src, const LayerTensor *t, int l, size_t *used, char *err) {
+    Tensor x;
+    if (bind_find(m, src, t, l, &x, err) != 0) return -1;
+    char *base = l < 0 ? (char *)&m->weights : (char *)&m->weights.layers[l];
+    if (t->cols == UNIT_NONE) *(const float **)(base + t->field) = bind_vector(m, &x, used);
+    else *(Matrix *)(base + t->field) = (Matrix){x.data, (WeightType)x.dtype};
+    return 0;
+}
+
+int tempo_model_bind(Model *m, const TensorSource *src, char *err) {
+    const Config *c = &m->config;
+    size_t used = 0;
+    m->weights.layers = calloc((size_t)c->n_layers, sizeof(LayerWeights));
+    m->converted_bytes = (size_t)(2 * c->n_layers + 1) * c->dim * sizeof(float); /* room for every norm vector */
+    m->converted = malloc(m->converted_bytes);
+    if (!m->weights.layers || !m->converted) return tempo_error(err, "out of memory for %d layers", c->n_layers);
+    for (int i = 0; i < N_MODEL_TENSORS; i++) {
+        int is_wcls = tempo_model_tensors[i].field == offsetof(Weights, wcls);
+        if (is_wcls && c->shared_classifier) m->weights.wcls = m->weights.token_embedding;
+        else if (bind_one(m, src, &tempo_model_tensors[i], -1, &used, err) != 0) return -1;
+    }
+    for (int l = 0; l < c->n_layers; l++)
+        for (int i = 0; i < N_LAYER_TENSORS; i++)
+            if (bind_one(m, src, &tempo_layer_tensors[i], l, &used, err) != 0) return -1;
+    m->converted_bytes = used * sizeof(float);
+    if (used == 0) free(m->converted), m->converted = NULL;
+    return 0;
+}
+
+/* ---- the model's files ---- */
+
+static int model_files(Model *m, char *err) {
+    if (!m->files && !(m->files = calloc(1, sizeof *m->files))) return tempo_error(err, "out of memory");
+    return 0;
+}
+
+int tempo_model_set_path(Model *m, const char *path, char *err) {
+    if (model_files(m, err) != 0) return -1;
+    snprintf(m->files->path, sizeof m->files->path, "%s", path);
+    return 0;
+}
+
+const char *tempo_model_path(const Model *m) { return m->files ? m->files->path : ""; }
+
+const char *tempo_model_name(const Model *m) {
+    const char *path = tempo_model_path(m), *base = strrchr(path, '/');
+    return base ? base + 1 : path;
+}
+
+int tempo_map_file(const char *path, const char *what, void **map, size_t *size, char *err) {
+    *map = NULL;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return tempo_error(err, "cannot open %s %s: %s", what, path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return tempo_error(err, "%s %s is not a regular file", what, path);
+    }
+    *size = (size_t)st.st_size;
+    void *p = *size ? mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL; /* an empty file maps to nothing */
+    close(fd);
+    if (p == MAP_FAILED) return tempo_error(err, "cannot mmap %s %s: %s", what, path, strerror(errno));
+    *map = p;
+    return 0;
+}
+
+void tempo_unmap_file(void *map, size_t size) {
+    if (map) munmap(map, size);
+}
+
+int tempo_model_keep_map(Model *m, void *map, size_t size, char *err) {
+    if (model_files(m, err) != 0 || m->files->n_maps == TEMPO_MAX_MAPS) {
+        tempo_unmap_file(map, size);
+        return m->files ? tempo_error(err, "too many files in one model (limit %d)", TEMPO_MAX_MAPS) : -1;
+    }
+    m->files->maps[m->files->n_maps] = map;
+    m->files->map_sizes[m->files->n_maps++] = size;
+    return 0;
+}
+
+void tempo_model_free(Model *m) {
+    for (int i = 0; m->files && i < m->files->n_maps; i++) tempo_unmap_file(m->files->maps[i], m->files->map_sizes[i]);
+    free(m->files);
+    free(m->weights.layers);
+    free(m->rope_inv_freq);
+    free(m->converted);
+    memset(m, 0, sizeof *m);
+}

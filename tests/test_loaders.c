@@ -1,0 +1,105 @@
+/* test_loaders.c - the layers of loading: the dispatcher, the one config
+ * check every format goes through, and the model's files kept by formats/. */
+#include "helpers.h"
+#include "../formats/gguf.h"
+
+/* The file's bytes; the caller frees them. */
+static unsigned char *read_bytes(const char *path, size_t *len) {
+    return (unsigned char *)read_text_file(path, len);
+}
+
+/* The u32 value of metadata `key` in a GGUF file's bytes (found by its length-prefixed name and type). */
+static unsigned char *u32_value(unsigned char *buf, size_t len, const char *key) {
+    size_t n = strlen(key);
+    for (size_t i = 0; i + 8 + n + 8 <= len; i++) {
+        uint64_t klen;
+        uint32_t type;
+        memcpy(&klen, buf + i, 8);
+        memcpy(&type, buf + i + 8 + n, 4);
+        if (klen == n && memcmp(buf + i + 8, key, n) == 0 && type == GGUF_UINT32) return buf + i + 12 + n;
+    }
+    cr_assert_fail("no uint32 %s in the file", key);
+    return NULL;
+}
+
+/* GGUF dimensions meet the same check as a llama2.c header: heads that do not split dim are named. */
+Test(loaders, gguf_heads_meet_the_one_config_check) {
+    char path[4096], err[TEMPO_ERR_SIZE] = "";
+    size_t len;
+    unsigned char *buf = read_bytes(synth_path("synth-gguf-f32.gguf", path, sizeof path), &len);
+    uint32_t five = 5;
+    memcpy(u32_value(buf, len, "llama.attention.head_count"), &five, 4);
+    Model m;
+    cr_assert_neq(tempo_model_from_buffer(&m, buf, len, "heads.gguf", err), 0, "a dim of 256 split into 5 heads loaded");
+    cr_expect(strstr(err, "bad GGUF heads.gguf: dim 256 is not divisible by n_heads 5"), "error: %s", err);
+    free(buf);
+}
+
+/* The dispatcher tells the three formats apart, and the model's files carry its path. */
+Test(loaders, dispatcher_and_model_files) {
+    struct { const char *path; int gguf; const char *name; } cases[] = {
+        {WEIGHTS_DIR "/stories260K.bin", 0, "stories260K.bin"},
+        {WEIGHTS_DIR "/stories260K-hf", 0, "stories260K-hf"},
+        {BUILD_DIR "/stories260K-q8_0.gguf", 1, "stories260K-q8_0.gguf"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Model m;
+        load_model(&m, cases[i].path);
+        cr_expect_str_eq(tempo_model_path(&m), cases[i].path);
+        cr_expect_str_eq(tempo_model_name(&m), cases[i].name);
+        cr_expect_eq(tempo_model_is_gguf(&m), cases[i].gguf, "%s: GGUF %d", cases[i].path, tempo_model_is_gguf(&m));
+        cr_expect(m.config.dim == 64 && m.config.n_layers == 5 && m.config.vocab_size == 512, "%s: not stories260K", cases[i].path);
+        tempo_model_free(&m);
+        cr_expect_null(m.files, "the files are freed with the model");
+    }
+}
+
+/* A model read from bytes in memory has no file of its own: its tokenizer must be given. */
+Test(loaders, buffer_model_has_no_files) {
+    char path[4096], err[TEMPO_ERR_SIZE];
+    size_t len;
+    unsigned char *buf = read_bytes(synth_path("stories260K-f32.gguf", path, sizeof path), &len);
+    Model m;
+    Tokenizer t;
+    cr_assert_eq(tempo_model_from_buffer(&m, buf, len, "mem.gguf", err), 0, "%s", err);
+    cr_expect_str_eq(tempo_model_name(&m), "mem.gguf");
+    cr_expect_eq(tempo_model_is_gguf(&m), 0);
+    cr_expect_neq(tempo_gguf_model_tokenizer(&m, &t, err), 0);
+    cr_expect(strstr(err, "give its tokenizer with -z"), "error: %s", err);
+    tempo_model_free(&m);
+    free(buf);
+}
+
+/* Every weight type the kernels read is bound as weights, whatever its number: Q4_0's
+ * tensors relabelled IQ4_NL (the same 18 bytes per 32 values, other values) load, bind as
+ * IQ4_NL and compute. (Types numbered after Q6_K were once read as the traces' integer types.) */
+Test(loaders, every_weight_type_binds_as_weights) {
+    char path[4096], err[TEMPO_ERR_SIZE] = "";
+    size_t len;
+    unsigned char *buf = read_bytes(synth_path("synth-gguf-q4_0.gguf", path, sizeof path), &len);
+    GgufFile g;
+    cr_assert_eq(tempo_gguf_parse(&g, buf, len, "q4_0.gguf", err), 0, "%s", err);
+    int relabelled = 0;
+    for (uint64_t i = 0; i < g.n_tensors; i++) {
+        const GgufTensor *x = &g.tensors[i];
+        if (x->ggml_type != tempo_gguf_ggml_type(WEIGHT_Q4_0)) continue;
+        uint32_t iq4_nl = tempo_gguf_ggml_type(WEIGHT_IQ4_NL);
+        unsigned char *type_at = (unsigned char *)x->name.ptr + x->name.len + 4 + 8 * (size_t)x->n_dims;
+        memcpy(type_at, &iq4_nl, 4);
+        relabelled++;
+    }
+    tempo_gguf_free(&g);
+    cr_assert_gt(relabelled, 0, "the file holds no Q4_0 tensor");
+    Model m;
+    cr_assert_eq(tempo_model_from_buffer(&m, buf, len, "iq4_nl.gguf", err), 0, "%s", err);
+    cr_expect_eq(m.weights.layers[0].wq.type, WEIGHT_IQ4_NL, "wq bound as %s", tempo_weight_type_name(m.weights.layers[0].wq.type));
+    for (int d = 0; d < WEIGHT_N_TYPES; d++) cr_expect(tempo_dtype_is_weight((DType)d), "type %d is not a weight", d);
+    cr_expect(!tempo_dtype_is_weight(DT_I32) && !tempo_dtype_is_weight(DT_U8), "trace integers count as weights");
+    int tokens[2] = {1, 2}, pos[2] = {0, 1};
+    uint8_t allowed[4] = {1, 0, 1, 1};
+    float *logits = malloc(2 * (size_t)m.config.vocab_size * sizeof(float));
+    cr_expect_eq(tempo_forward_full(&m, 2, tokens, pos, allowed, 1, (Outputs){.logits = logits}, err), 0, "%s", err);
+    free(logits);
+    tempo_model_free(&m);
+    free(buf);
+}
