@@ -82,7 +82,7 @@ SYNTH = build/synth-tied.bin build/synth-untied.bin build/synth-hf-f32 build/syn
 # The golden files come from the independent NumPy reference, never from tempo.
 golden: $(SYNTH) .deps
 	$(PY) oracle/reference.py golden --weights $(WEIGHTS) --synth build --out oracle/golden
-.PHONY: all run test test-capture test-core-alone test-notes test-llama golden clean bench fuzz memcheck
+.PHONY: all run test test-capture test-core-alone test-notes test-llama golden clean bench count fuzz memcheck
 
 # The Criterion suite, built twice: plain, and under ASan+UBSan.
 TEST_SRC = $(wildcard tests/test_*.c)
@@ -140,10 +140,40 @@ build/bench-large-q4_k.gguf: tempo
 	@mkdir -p build
 	./tempo synth --format gguf --dtype q4_k --out $@ --seed 1 --dim 1024 --hidden 2816 --layers 8 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 1024
 BENCH_MODELS = build/bench-large.bin build/bench-large-bf16 build/bench-large-q4_k.gguf
-bench: build/bench $(BENCH_MODELS)
+# tempo against llama.cpp (issue 23): one GGUF of the same shape, f32, then quantized by llama.cpp's
+# own llama_model_quantize to Q8_0 and Q4_K_M; with tempo's own q4_k file above.
+build/bench-llama-f32.gguf: tempo
+	@mkdir -p build
+	./tempo synth --format gguf --dtype f32 --out $@ --seed 1 --dim 1024 --hidden 2816 --layers 8 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 1024 --tokenizer spm
+build/bench-llama-q8_0.gguf: build/bench-llama-f32.gguf build/llama-tempo
+	build/llama-tempo quantize $< $@ Q8_0
+build/bench-llama-q4_k_m.gguf: build/bench-llama-f32.gguf build/llama-tempo
+	build/llama-tempo quantize $< $@ Q4_K_M
+LLAMA_BENCH_MODELS = build/bench-llama-f32.gguf build/bench-llama-q8_0.gguf build/bench-llama-q4_k_m.gguf build/bench-large-q4_k.gguf
+bench: build/bench $(BENCH_MODELS) build/llama-tempo $(LLAMA_BENCH_MODELS)
 	build/bench --weights $(WEIGHTS) --large build/bench-large.bin --large-bf16 build/bench-large-bf16 \
-	  --large-q4k build/bench-large-q4_k.gguf --json bench.json
+	  --large-q4k build/bench-large-q4_k.gguf --llama build/llama-tempo $(addprefix --vs-llama ,$(LLAMA_BENCH_MODELS)) --json bench.json
 	build/bench --long 65536 --json bench-long.json
+
+# Instructions of one decode step per stored type (callgrind: the same count on a busy machine).
+# valgrind does not run AVX-512, so the counted build is AVX2.
+COUNT_TYPES = f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k
+COUNT_SHAPE = --dim 1024 --hidden 2816 --layers 2 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 64
+build/count/%.gguf: | tempo
+	@mkdir -p build/count
+	./tempo synth --format gguf --dtype $* --out $@ --seed 3 $(COUNT_SHAPE)
+build/count-steps: tests/count_steps.c $(LIB) $(HDR) .deps
+	@mkdir -p build
+	$(CC) $(CFLAGS) -mno-avx512f -Wno-psabi -o $@ tests/count_steps.c $(LIB) $(LDLIBS)
+count: build/count-steps $(foreach t,$(COUNT_TYPES),build/count/$(t).gguf)
+	@command -v valgrind >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -qq valgrind >/dev/null; }
+	@echo "instructions of one step (AVX2 build, 1 thread; dim 1024, hidden 2816, 2 layers, vocab 32000)"
+	@printf "%-6s %14s %14s %8s\n" type "1 row" "4 rows" "4/1"
+	@for t in $(COUNT_TYPES); do \
+	  for k in 1 4; do OPENBLAS_NUM_THREADS=1 valgrind --tool=callgrind --collect-atstart=no --toggle-collect=measured_step \
+	    --callgrind-out-file=build/count/$$t.k$$k.out build/count-steps build/count/$$t.gguf $$k >/dev/null 2>&1 || exit 1; done; \
+	  a=$$(sed -n 's/^totals: //p' build/count/$$t.k1.out); b=$$(sed -n 's/^totals: //p' build/count/$$t.k4.out); \
+	  printf "%-6s %14s %14s %8.2f\n" $$t $$a $$b $$(echo "$$b / $$a" | bc -l); done
 
 # libFuzzer targets (clang), each run FUZZ_SECONDS on seeds built from valid synthetic files.
 FUZZ_SECONDS ?= 60

@@ -6,6 +6,7 @@
  *   dequant.c    stored weight types to f32 (block layouts, ggml's arithmetic)
  *   dequant_k.c  the low-bit types Q2_K, Q3_K, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0
  *   halves.c     IEEE half and bfloat16 to float
+ *   unpack.c     Q8_0, Q4_0, Q4_K, Q5_K, Q6_K to f32 in vector registers (unpack.h; bitwise dequant.c's values)
  *   matmul.c     out = in W^T over weights in their stored type
  *   attention.c  attention of new rows over the KV cache, tiled, with OpenBLAS
  *   fast.c       the table of them that the loaders give a Model

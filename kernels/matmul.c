@@ -6,13 +6,13 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "kernels.h"
+#include "unpack.h"
 
 /* out[n][d] = in[n][m] W^T for W [d][m]. W keeps the type it was stored in
- * (f32, f16, bf16, ...) and is converted to f32 a tile at a time, just
- * before use: a decode step reads half the bytes of an f32 copy for a bf16
- * model. A tile of an f32 matrix is used in place. NOTES.md §12 has the
- * measurements behind each choice. */
+ * (f32, f16, bf16, ...) and is converted to f32 just before use (unpack.h):
+ * a decode step reads half the bytes of an f32 copy for a bf16 model. f32
+ * is used in place, f16 and bf16 are converted in registers, block types a
+ * tile at a time. NOTES.md §12 has the measurements behind each choice. */
 enum {
     FEW_ROWS = TEMPO_FEW_ROWS, /* up to this many input rows: the blocked kernel; more: sgemm */
     TILE_COLS = 256,        /* values of a weight row converted at a time (a multiple of every block size) */
@@ -22,15 +22,22 @@ enum {
     PREFETCH_BYTES = 4096,  /* weights are asked for this far ahead of the tile being read */
 };
 
-typedef float Vec __attribute__((vector_size(VEC * sizeof(float)))); /* loaded with memcpy: any alignment */
+typedef F32x16 Vec;
 
-/* `width` stored values at p as f32: in place when stored as f32, else
- * converted into buf (width <= TILE_COLS). (Copying an f32 tile that is
- * not on a cache line into the aligned buf measured far slower.) */
-static const float *weight_tile(WeightType type, const char *p, int width, float *buf) {
-    if (type == WEIGHT_F32 && (uintptr_t)p % sizeof(float) == 0) return (const float *)p;
-    tempo_dequantize(type, p, (size_t)width, buf);
-    return buf;
+/* Where the kernel's weight vectors come from: f32 is read in place; f16
+ * and bf16 are converted in registers as they are read; block types are
+ * unpacked a tile at a time into a buffer that stays in L1. */
+typedef enum { FROM_F32, FROM_F16, FROM_BF16, FROM_TILE } Source;
+
+/* Weights t .. t+VEC-1 of the tile starting at `row` (unpacked into `tile` for FROM_TILE). */
+static inline __attribute__((always_inline)) Vec weight_vec(Source src, const char *row, const float *tile, int t) {
+    Vec v;
+    switch (src) {
+    case FROM_F16: return tempo_f16x16(row + 2 * t);
+    case FROM_BF16: return tempo_bf16x16(row + 2 * t);
+    case FROM_F32: memcpy(&v, row + sizeof(float) * t, sizeof v); return v;
+    default: memcpy(&v, tile + t, sizeof v); return v;
+    }
 }
 
 /* The blocked kernel: out[i][row] = sum_t W[row][t] in[i][t] for the n
@@ -40,18 +47,19 @@ static const float *weight_tile(WeightType type, const char *p, int width, float
  * are then added pairwise. That order does not depend on n, the threads,
  * the tiling or the stored type: a row's result does not depend on which
  * rows share its step, and f16/bf16 weights give bitwise the results of
- * their f32 copy. Inlined once per n, so that acc stays in registers. */
-static inline __attribute__((always_inline)) void row_times_inputs(float *out, int d, WeightType type, const char *row,
-                                                                   size_t tile_bytes, int m, const float *in, int n) {
+ * their f32 copy. Inlined once per (source, n), so that acc stays in
+ * registers and the source is known. */
+static inline __attribute__((always_inline)) void row_times_inputs(float *out, int d, Source src, WeightType type,
+                                                                   const char *row, size_t tile_bytes, int m,
+                                                                   const float *in, int n) {
     Vec acc[FEW_ROWS] = {{0}};
     float buf[TILE_COLS] __attribute__((aligned(ALIGN)));
     for (int c0 = 0; c0 < m; c0 += TILE_COLS, row += tile_bytes) {
         int width = m - c0 < TILE_COLS ? m - c0 : TILE_COLS, t = 0;
         for (size_t b = 0; b < tile_bytes; b += ALIGN) __builtin_prefetch(row + PREFETCH_BYTES + b); /* never faults */
-        const float *tile = weight_tile(type, row, width, buf);
+        if (src == FROM_TILE) tempo_unpack(type, row, (size_t)width, buf);
         for (; t + VEC <= width; t += VEC) {
-            Vec wt, xt;
-            memcpy(&wt, tile + t, sizeof wt);
+            Vec wt = weight_vec(src, row, buf, t), xt;
 #if defined(__AVX512F__)
             __asm__("" : "+v"(wt)); /* keep wt in a register: GCC otherwise reloads it for each row (3 rows: 1.6x slower) */
 #endif
@@ -61,9 +69,10 @@ static inline __attribute__((always_inline)) void row_times_inputs(float *out, i
                 acc[i] += wt * xt;
             }
         }
-        if (t < width) { /* the last m % VEC columns, zero-padded to one vector */
+        if (t < width) { /* the last m % VEC columns (f32, f16, bf16 only), zero-padded to one vector */
             Vec wt = {0}, xt = {0};
-            memcpy(&wt, tile + t, (size_t)(width - t) * sizeof(float));
+            tempo_dequantize(type, row + tempo_row_bytes(type, (size_t)t), (size_t)(width - t), buf);
+            memcpy(&wt, buf, (size_t)(width - t) * sizeof(float));
 #pragma GCC unroll 8
             for (int i = 0; i < n; i++) {
                 memcpy(&xt, in + (size_t)i * m + c0 + t, (size_t)(width - t) * sizeof(float));
@@ -80,6 +89,46 @@ static inline __attribute__((always_inline)) void row_times_inputs(float *out, i
     }
 }
 
+/* One weight row times n input rows: one copy of the kernel per number of rows. */
+static inline __attribute__((always_inline)) void row_for_n(float *out, int d, Source src, WeightType type,
+                                                            const char *row, size_t tile_bytes, int m, const float *in,
+                                                            int n) {
+    switch (n) {
+    case 1: row_times_inputs(out, d, src, type, row, tile_bytes, m, in, 1); break;
+    case 2: row_times_inputs(out, d, src, type, row, tile_bytes, m, in, 2); break;
+    case 3: row_times_inputs(out, d, src, type, row, tile_bytes, m, in, 3); break;
+    case 4: row_times_inputs(out, d, src, type, row, tile_bytes, m, in, 4); break;
+    case 5: row_times_inputs(out, d, src, type, row, tile_bytes, m, in, 5); break;
+    case 6: row_times_inputs(out, d, src, type, row, tile_bytes, m, in, 6); break;
+    case 7: row_times_inputs(out, d, src, type, row, tile_bytes, m, in, 7); break;
+    default: row_times_inputs(out, d, src, type, row, tile_bytes, m, in, FEW_ROWS); break;
+    }
+}
+
+/* The kernel for each source, compiled once each. */
+typedef void RowKernel(float *out, int d, WeightType type, const char *row, size_t tile_bytes, int m, const float *in, int n);
+static void row_f32(float *out, int d, WeightType type, const char *row, size_t tile_bytes, int m, const float *in, int n) {
+    row_for_n(out, d, FROM_F32, type, row, tile_bytes, m, in, n);
+}
+static void row_f16(float *out, int d, WeightType type, const char *row, size_t tile_bytes, int m, const float *in, int n) {
+    row_for_n(out, d, FROM_F16, type, row, tile_bytes, m, in, n);
+}
+static void row_bf16(float *out, int d, WeightType type, const char *row, size_t tile_bytes, int m, const float *in, int n) {
+    row_for_n(out, d, FROM_BF16, type, row, tile_bytes, m, in, n);
+}
+static void row_blocks(float *out, int d, WeightType type, const char *row, size_t tile_bytes, int m, const float *in, int n) {
+    row_for_n(out, d, FROM_TILE, type, row, tile_bytes, m, in, n);
+}
+
+static RowKernel *row_kernel(WeightType type) {
+    switch (type) {
+    case WEIGHT_F32: return row_f32;
+    case WEIGHT_F16: return row_f16;
+    case WEIGHT_BF16: return row_bf16;
+    default: return row_blocks;
+    }
+}
+
 /* Many input rows (prefill) are compute-bound: sgemm, over panels of W
  * converted to f32 (an aligned f32 panel is used in place). The panels are
  * the same whatever the stored type, so the sgemm calls are too. */
@@ -92,7 +141,7 @@ static void matmul_many(float *out, const float *in, Matrix w, int n, int m, int
         const float *wp = (const float *)p;
         if (w.type != WEIGHT_F32 || (uintptr_t)p % sizeof(float) != 0) {
             /* one thread: OpenMP threads spinning after a parallel loop starve OpenBLAS's (measured 2.4x slower) */
-            for (int r = 0; r < rows; r++) tempo_dequantize(w.type, p + (size_t)r * row_bytes, (size_t)m, panel + (size_t)r * m);
+            for (int r = 0; r < rows; r++) tempo_unpack(w.type, p + (size_t)r * row_bytes, (size_t)m, panel + (size_t)r * m);
             wp = panel;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, m, 1.0f, in, m, wp, m, 0.0f, out + r0, d);
@@ -109,20 +158,9 @@ void tempo_matmul_fast(float *out, const float *in, Matrix w, int n, int m, int 
     }
     int big = (size_t)d * m >= ((size_t)1 << 18); /* small layers: threads cost more than they save */
     size_t row_bytes = tempo_row_bytes(w.type, (size_t)m), tile_bytes = tempo_row_bytes(w.type, TILE_COLS);
+    RowKernel *kernel = row_kernel(w.type);
 #pragma omp parallel for schedule(static) if (big)
-    for (int r = 0; r < d; r++) {
-        const char *row = (const char *)w.data + r * row_bytes;
-        switch (n) { /* one copy of the kernel per number of input rows */
-        case 1: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 1); break;
-        case 2: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 2); break;
-        case 3: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 3); break;
-        case 4: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 4); break;
-        case 5: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 5); break;
-        case 6: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 6); break;
-        case 7: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, 7); break;
-        default: row_times_inputs(out + r, d, w.type, row, tile_bytes, m, in, FEW_ROWS); break;
-        }
-    }
+    for (int r = 0; r < d; r++) kernel(out + r, d, w.type, (const char *)w.data + r * row_bytes, tile_bytes, m, in, n);
 }
 
 /* sgemm's panel of converted weights; the blocked kernel needs none. */

@@ -490,6 +490,48 @@ static int long_child(const char *what, const char *path, int rows, int threads)
     return 0;
 }
 
+static double num(const cJSON *o, const char *k);
+
+/* ---- tempo against llama.cpp on the same GGUF ---- */
+
+enum { TG_TOKENS = 128, PP_ROWS = 512 }; /* llama-bench's tg128 and pp512 */
+
+/* The child: tempo's tg128 and pp512 on one GGUF, and the read bound of a
+ * decoded token's bytes (tokens/s if they were read as fast as a plain
+ * parallel read), best and median of REPS passes. One JSON line. */
+static int tg_pp_model(const char *path, int threads) {
+    char err[TEMPO_ERR_SIZE];
+    tempo_set_threads(threads);
+    Model m;
+    check(tempo_model_load(&m, path, err), path, err);
+    double bytes, params;
+    model_costs(&m, &bytes, &params);
+    decode_tok_s(&m, 8); /* warm-up: pages in */
+    double tg = decode_tok_s(&m, TG_TOKENS);
+    int rows = m.config.seq_len < PP_ROWS ? m.config.seq_len : PP_ROWS;
+    double pp = rows / prefill_seconds(&m, rows, 0);
+    size_t n = (size_t)(bytes / sizeof(float));
+    float *buf = alloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) buf[i] = (float)(i % 7);
+    Series bound = {0};
+    for (int rep = 0; rep < REPS; rep++) add(&bound, stream_read_gbs(buf, n) * 1e9 / bytes);
+    cJSON *o = cJSON_CreateObject(), *b = stats(&bound);
+    cJSON_AddStringToObject(o, "weights", tempo_weight_type_name(m.weights.layers[0].wq.type));
+    cJSON_AddNumberToObject(o, "tg", tg);
+    cJSON_AddNumberToObject(o, "pp", pp);
+    cJSON_AddNumberToObject(o, "pp_rows", rows);
+    cJSON_AddNumberToObject(o, "bound_best", num(b, "max"));
+    cJSON_AddNumberToObject(o, "bound_median", num(b, "median"));
+    char *text = cJSON_PrintUnformatted(o);
+    printf("%s\n", text);
+    free(text);
+    cJSON_Delete(b);
+    cJSON_Delete(o);
+    free(buf);
+    tempo_model_free(&m);
+    return 0;
+}
+
 /* ---- the parent: children, table, JSON ---- */
 
 static double num(const cJSON *o, const char *k) {
@@ -499,32 +541,47 @@ static double num(const cJSON *o, const char *k) {
 
 static double median(const cJSON *o, const char *k) { return num(cJSON_GetObjectItem(o, k), "median"); }
 
-/* Runs this program as a child in `mode` for one model; its JSON with its peak RSS added. */
-static cJSON *run_child(const char *self, const char *mode, const char *path, const char *tok, const char *prompt, int threads) {
+/* One table cell: the figure, or n/a (the legend says why). */
+static void print_cell(double v, int width, int decimals) {
+    if (isnan(v)) printf(" %*s", width, "n/a");
+    else printf(" %*.*f", width, decimals, v);
+}
+
+/* Runs argv[0] with argv; its stdout into out (NUL-terminated, at most
+ * size - 1 bytes) and its peak RSS into *rss_bytes. 0 when it exited 0. */
+static int run_program(char *const argv[], char *out, size_t size, double *rss_bytes) {
     int pipefd[2];
-    if (pipe(pipefd) != 0) return NULL;
+    if (pipe(pipefd) != 0) return -1;
     pid_t pid = fork();
     if (pid == 0) {
         dup2(pipefd[1], 1);
         close(pipefd[0]);
-        char th[16];
-        snprintf(th, sizeof th, "%d", threads);
-        execl(self, self, mode, path, tok ? tok : "-", prompt, th, (char *)NULL);
+        execv(argv[0], argv);
         _exit(127);
     }
     close(pipefd[1]);
-    static char buf[1 << 16];
     size_t len = 0;
     ssize_t got;
-    while ((got = read(pipefd[0], buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)got;
+    while ((got = read(pipefd[0], out + len, size - 1 - len)) > 0) len += (size_t)got;
     close(pipefd[0]);
-    buf[len] = '\0';
+    out[len] = '\0';
     int status;
     struct rusage ru;
-    wait4(pid, &status, 0, &ru);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return NULL;
+    if (pid < 0 || wait4(pid, &status, 0, &ru) != pid) return -1;
+    if (rss_bytes) *rss_bytes = (double)ru.ru_maxrss * 1024;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* Runs this program as a child in `mode` for one model; its JSON with its peak RSS added. */
+static cJSON *run_child(const char *self, const char *mode, const char *path, const char *tok, const char *prompt, int threads) {
+    static char buf[1 << 16];
+    char th[16];
+    snprintf(th, sizeof th, "%d", threads);
+    char *argv[] = {(char *)self, (char *)mode, (char *)path, (char *)(tok ? tok : "-"), (char *)prompt, th, NULL};
+    double rss;
+    if (run_program(argv, buf, sizeof buf, &rss) != 0) return NULL;
     cJSON *o = cJSON_Parse(buf);
-    if (o) cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)ru.ru_maxrss * 1024);
+    if (o) cJSON_AddNumberToObject(o, "peak_rss_bytes", rss);
     return o;
 }
 
@@ -556,11 +613,14 @@ static cJSON *measure(const char *self, const char *path, const char *tok, const
     cJSON_Delete(gen);
     cJSON_Delete(chk);
     const char *base = strrchr(path, '/');
-    printf("%-18s %5s %8.0f %5.2f %7.0f %5.2f %5.2f %5.2f %5.2f %6.3f %5.2f %6.2f %5.2f\n", base ? base + 1 : path,
-           cJSON_GetObjectItem(o, "weights")->valuestring, median(o, "decode_tok_s"), median(o, "decode_fraction_of_read_bound"),
-           median(o, "prefill_tok_s"), median(o, "prefill_fraction_of_sgemm"), median(o, "step2_over_step1"),
-           median(o, "step3_over_step1"), median(o, "step4_over_step1"), median(o, "isolated_over_visible_same_rows"),
-           median(o, "capture_over_none"), median(o, "decode_speedup_over_f32_copy"), num(o, "check_rss_over_file"));
+    const char *keys[] = {"decode_tok_s", "decode_fraction_of_read_bound", "prefill_tok_s", "prefill_fraction_of_sgemm",
+                          "step2_over_step1", "step3_over_step1", "step4_over_step1", "isolated_over_visible_same_rows",
+                          "capture_over_none", "decode_speedup_over_f32_copy", NULL};
+    const int widths[] = {8, 5, 7, 5, 5, 5, 5, 6, 5, 6}, decimals[] = {0, 2, 0, 2, 2, 2, 2, 3, 2, 2};
+    printf("%-18s %5s", base ? base + 1 : path, cJSON_GetObjectItem(o, "weights")->valuestring);
+    for (int k = 0; keys[k]; k++) print_cell(median(o, keys[k]), widths[k], decimals[k]);
+    print_cell(num(o, "check_rss_over_file"), 5, 2);
+    printf("\n");
     fflush(stdout);
     return o;
 }
@@ -584,6 +644,72 @@ static cJSON *long_figure(const char *self, const char *what, const char *path, 
         printf("  attention %.1f GFLOP/s, sgemm %.1f: %.2f of it (target >= 0.5: %s)", num(o, "attention_gflops"),
                num(o, "sgemm_gflops"), num(o, "attention_fraction_of_sgemm"),
                num(o, "attention_fraction_of_sgemm") >= 0.5 ? "met" : "MISSED");
+    printf("\n");
+    fflush(stdout);
+    return o;
+}
+
+/* llama.cpp's tokens/s for `test` (pp512, tg128) in llama-tempo bench's JSON lines; NaN if absent. */
+static double llama_figure(const char *lines, const char *test) {
+    double v = NAN;
+    for (const char *line = lines; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        cJSON *o = cJSON_ParseWithLength(line, len);
+        const cJSON *t = cJSON_GetObjectItem(o, "test");
+        if (cJSON_IsString(t) && strcmp(t->valuestring, test) == 0) v = num(o, "tokens_per_second");
+        cJSON_Delete(o);
+        line += len + (end != NULL);
+    }
+    return v;
+}
+
+/* tempo and llama.cpp on one GGUF, REPS alternating pairs: tg128 and
+ * pp512 of each, their ratios within each pair, and the read bound; one
+ * row of the table. `llama` NULL: llama.cpp's cells are n/a. */
+static cJSON *versus_llama(const char *self, const char *llama, const char *path, int threads, int *llama_failed) {
+    Series tg[2], pp[2],  tg_ratio = {0}, pp_ratio = {0}, best = {0}, med = {0};
+    memset(tg, 0, sizeof tg);
+    memset(pp, 0, sizeof pp);
+    char th[16], pp_rows[16] = "512", pp_test[24], tg_tokens[16], *out = alloc(1 << 16);
+    snprintf(th, sizeof th, "%d", threads);
+    snprintf(tg_tokens, sizeof tg_tokens, "%d", TG_TOKENS);
+    char weights[32] = "?";
+    for (int rep = 0; rep < REPS; rep++) {
+        char *tempo_argv[] = {(char *)self, "--tg-pp", (char *)path, th, NULL};
+        cJSON *t = run_program(tempo_argv, out, 1 << 16, NULL) == 0 ? cJSON_Parse(out) : NULL;
+        if (!t) { fprintf(stderr, "bench: tempo on %s failed\n", path); exit(1); }
+        snprintf(weights, sizeof weights, "%s", cJSON_GetObjectItem(t, "weights")->valuestring);
+        snprintf(pp_rows, sizeof pp_rows, "%d", (int)num(t, "pp_rows"));
+        add(&tg[0], num(t, "tg")), add(&pp[0], num(t, "pp"));
+        add(&best, num(t, "bound_best")), add(&med, num(t, "bound_median"));
+        cJSON_Delete(t);
+        double ltg = NAN, lpp = NAN;
+        char *llama_argv[] = {(char *)llama, "bench", (char *)path, "--pp", pp_rows, "--tg", tg_tokens, "--reps", "1",
+                              "--threads", th, NULL};
+        if (llama && run_program(llama_argv, out, 1 << 16, NULL) == 0)
+            snprintf(pp_test, sizeof pp_test, "pp%s", pp_rows), ltg = llama_figure(out, "tg128"), lpp = llama_figure(out, pp_test);
+        else if (llama) *llama_failed = 1;
+        add(&tg[1], ltg), add(&pp[1], lpp);
+        add(&tg_ratio, tg[0].v[rep] / ltg), add(&pp_ratio, pp[0].v[rep] / lpp);
+    }
+    free(out);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", path);
+    cJSON_AddStringToObject(o, "weights", weights);
+    put(o, "tempo_tg128_tok_s", &tg[0]), put(o, "llama_tg128_tok_s", &tg[1]), put(o, "tg128_tempo_over_llama", &tg_ratio);
+    put(o, "tempo_pp512_tok_s", &pp[0]), put(o, "llama_pp512_tok_s", &pp[1]), put(o, "pp512_tempo_over_llama", &pp_ratio);
+    put(o, "read_bound_tok_s_best", &best), put(o, "read_bound_tok_s_median", &med);
+    const char *base = strrchr(path, '/');
+    printf("%-24s %5s", base ? base + 1 : path, weights);
+    const char *keys[] = {"tempo_tg128_tok_s", "llama_tg128_tok_s", NULL, "tempo_pp512_tok_s", "llama_pp512_tok_s", NULL};
+    const char *ratios[] = {"tg128_tempo_over_llama", "pp512_tempo_over_llama"};
+    for (int part = 0; part < 2; part++) {
+        for (int k = 3 * part; keys[k]; k++) print_cell(median(o, keys[k]), 7, 1);
+        const cJSON *r = cJSON_GetObjectItem(o, ratios[part]);
+        print_cell(num(r, "min"), 5, 2), print_cell(num(r, "median"), 5, 2), print_cell(num(r, "max"), 5, 2);
+    }
+    print_cell(median(o, "read_bound_tok_s_best"), 7, 1), print_cell(median(o, "read_bound_tok_s_median"), 7, 1);
     printf("\n");
     fflush(stdout);
     return o;
@@ -624,6 +750,32 @@ static void bench_long(const char *self, int rows, int threads, int with_8b, cJS
     rmdir(big);
 }
 
+static const char *llama_legend =
+    "\nthe same GGUF files, tempo and llama.cpp (npm node-llama-cpp 3.22.1 through build/llama-tempo bench) in %d\n"
+    "alternating pairs; medians, and the ratio tempo/llama.cpp within each pair as min med max.\n"
+    "tg128: greedy decode of 128 tokens, tokens/s; pp512: a 512-row prompt, tokens/s (llama.cpp: F16 K/V, as llama-bench);\n"
+    "bound: tokens/s if a decoded token's bytes were read as fast as a plain parallel read of as many bytes,\n"
+    "best and median of %d passes per pair (medians over the pairs).\n"
+    "n/a: %s\n";
+
+/* The table of tempo against llama.cpp, one row per GGUF; its JSON array. */
+static cJSON *versus_llama_table(const char *self, const char *llama, const char *const *files, int n, int threads) {
+    if (llama && access(llama, X_OK) != 0) {
+        fprintf(stderr, "bench: %s is not an executable (make build/llama-tempo builds it)\n", llama);
+        exit(1);
+    }
+    printf("\n%-24s %5s %7s %7s %5s %5s %5s %7s %7s %5s %5s %5s %7s %7s\n", "tempo vs llama.cpp", "type", "tg", "llama", "min",
+           "med", "max", "pp", "llama", "min", "med", "max", "bound", "b-med");
+    cJSON *rows = cJSON_CreateArray();
+    int failed = 0;
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(rows, versus_llama(self, llama, files[i], threads, &failed));
+    printf(llama_legend, REPS, REPS,
+           !llama ? "llama.cpp's cells: no --llama was given (make bench gives build/llama-tempo)"
+           : failed ? "llama.cpp's cells: llama-tempo bench failed on that file (its message is above)"
+                    : "none in this run");
+    return rows;
+}
+
 static const char *legend =
     "\nmedians of %d alternating repetitions (bench.json has min/median/max of each):\n"
     "decode/s: greedy tokens/s; of-read: decode bytes/s over a plain parallel read of as many bytes, same threads;\n"
@@ -631,20 +783,36 @@ static const char *legend =
     "(bench.json also has the FLOPs done: the classifier for one row only, plus attention);\n"
     "kN/k1: a step of N rows / a 1-row step; iso/vis: the same TEMPO rows under the isolated / visible mask;\n"
     "cap: TEMPO with attention capture / without; x-f32: decode speed over the model's f32 copy;\n"
-    "chk-RSS: peak RSS of `tempo check` / checkpoint size.\n";
+    "chk-RSS: peak RSS of `tempo check` / checkpoint size.\n"
+    "n/a: of-rd for a model under 64 MB (it stays in the caches, no read bound applies); x-f32 for a model stored as f32.\n";
+
+/* Writes the figures to `json` (and frees them); 0, or 1 when it cannot. */
+static int write_json(cJSON *root, const char *json, double t0) {
+    char *text = cJSON_Print(root), err[TEMPO_ERR_SIZE];
+    int rc = !text || tempo_write_text_file(json, text, err) != 0;
+    if (rc) fprintf(stderr, "bench: cannot write %s\n", json);
+    else printf("wrote %s (%.0f s)\n", json, now() - t0);
+    free(text);
+    cJSON_Delete(root);
+    return rc;
+}
 
 int main(int argc, char **argv) {
     if (argc == 6 && strcmp(argv[1], "--child") == 0)
         return bench_model(argv[2], strcmp(argv[3], "-") ? argv[3] : NULL, argv[4], atoi(argv[5]));
     if (argc == 6 && strcmp(argv[1], "--rss") == 0) return rss_model(argv[2], argv[4], atoi(argv[5]));
     if (argc == 6 && strcmp(argv[1], "--long-child") == 0) return long_child(argv[3], argv[2], atoi(argv[4]), atoi(argv[5]));
+    if (argc == 4 && strcmp(argv[1], "--tg-pp") == 0) return tg_pp_model(argv[2], atoi(argv[3]));
     const char *weights = "../shared/weights", *large = "build/bench-large.bin", *large_bf16 = "build/bench-large-bf16";
     const char *large_q4k = "build/bench-large-q4_k.gguf";
-    const char *json = "bench.json";
-    int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), long_rows = 0, with_8b = 1;
+    const char *json = "bench.json", *llama = NULL, *vs_llama[8];
+    int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), long_rows = 0, with_8b = 1, n_vs = 0, llama_only = 0;
     for (int i = 1; i < argc; i += 2) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (v && strcmp(argv[i], "--weights") == 0) weights = v;
+        if (strcmp(argv[i], "--llama-only") == 0) llama_only = 1, i--;
+        else if (v && strcmp(argv[i], "--llama") == 0) llama = v;
+        else if (v && strcmp(argv[i], "--vs-llama") == 0 && n_vs < 8) vs_llama[n_vs++] = v;
+        else if (v && strcmp(argv[i], "--weights") == 0) weights = v;
         else if (v && strcmp(argv[i], "--large") == 0) large = v;
         else if (v && strcmp(argv[i], "--large-bf16") == 0) large_bf16 = v;
         else if (v && strcmp(argv[i], "--large-q4k") == 0) large_q4k = v;
@@ -653,7 +821,8 @@ int main(int argc, char **argv) {
         else if (v && strcmp(argv[i], "--long") == 0) long_rows = atoi(v);
         else if (v && strcmp(argv[i], "--8b") == 0) with_8b = strcmp(v, "no") != 0;
         else {
-            fprintf(stderr, "usage: bench [--weights DIR] [--large FILE] [--large-bf16 DIR] [--large-q4k FILE] [--threads N] [--json FILE] [--long ROWS [--8b no]]\n");
+            fprintf(stderr, "usage: bench [--weights DIR] [--large FILE] [--large-bf16 DIR] [--large-q4k FILE] [--threads N] [--json FILE]\n"
+                            "             [--llama LLAMA_TEMPO] [--vs-llama FILE.gguf]... (up to 8) [--llama-only] [--long ROWS [--8b no]]\n");
             return 1;
         }
     }
@@ -672,27 +841,20 @@ int main(int argc, char **argv) {
     snprintf(paths[5], sizeof paths[5], "%s", large_q4k);
     const char *prompts[6] = {"Q: Why did the chicken", "Once upon a time", "Once upon a time", "-", "-", "-"};
     printf("%d threads\n", threads);
-    if (long_rows == 0)
-        printf("%-18s %5s %8s %5s %7s %5s %5s %5s %5s %6s %5s %6s %5s\n", "model", "type", "decode/s", "of-rd",
-           "pre/s", "of-gm", "k2/k1", "k3/k1", "k4/k1", "iso/vi", "cap", "x-f32", "chk");
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "threads", threads);
     cJSON_AddNumberToObject(root, "repetitions", REPS);
     if (long_rows > 0) {
         bench_long(argv[0], long_rows, threads, with_8b, root);
-    } else {
+    } else if (!llama_only) {
+        printf("%-18s %5s %8s %5s %7s %5s %5s %5s %5s %6s %5s %6s %5s\n", "model", "type", "decode/s", "of-rd", "pre/s", "of-gm",
+               "k2/k1", "k3/k1", "k4/k1", "iso/vi", "cap", "x-f32", "chk");
         cJSON *models = cJSON_AddArrayToObject(root, "models");
-        for (int i = 0; i < 6; i++) cJSON_AddItemToArray(models, measure(argv[0], paths[i], i < 3 ? toks[i] : NULL, prompts[i], threads));
+        for (int i = 0; i < 6; i++)
+            cJSON_AddItemToArray(models, measure(argv[0], paths[i], i < 3 ? toks[i] : NULL, prompts[i], threads));
         printf(legend, REPS);
     }
+    if (n_vs > 0) cJSON_AddItemToObject(root, "versus_llama", versus_llama_table(argv[0], llama, vs_llama, n_vs, threads));
     cJSON_AddNumberToObject(root, "seconds", now() - t0);
-    char *text = cJSON_Print(root), err[TEMPO_ERR_SIZE];
-    if (!text || tempo_write_text_file(json, text, err) != 0) {
-        fprintf(stderr, "bench: cannot write %s\n", json);
-        return 1;
-    }
-    printf("wrote %s (%.0f s)\n", json, now() - t0);
-    free(text);
-    cJSON_Delete(root);
-    return 0;
+    return write_json(root, json, t0);
 }

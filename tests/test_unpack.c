@@ -1,0 +1,137 @@
+/* The vector unpackers (kernels/unpack.c, unpack.h) against the scalar
+ * reference (kernels/dequant.c): every value the same float, bit for bit,
+ * on random blocks and on blocks of edge values (every scale code, negative
+ * zero, subnormal, infinite and NaN f16 scales, every 4- and 6-bit code);
+ * and the matrix product over f16 and bf16 rows of any width, converted in
+ * registers, against the plain product on their f32 copy. */
+#include "helpers.h"
+
+#include "../formats/quant.h"
+#include "../kernels/unpack.h"
+
+/* Halves for block scales: normal, zero and negative zero, subnormal (smallest, largest), largest, Inf, NaNs. */
+static const uint16_t edge_halves[] = {0x3c00, 0x2e66, 0xb800, 0x0000, 0x8000, 0x0001, 0x03ff, 0x8001,
+                                       0x83ff, 0x0400, 0x7bff, 0xfbff, 0x7c00, 0xfc00, 0x7e00, 0x7d01};
+enum { N_EDGE_HALVES = sizeof edge_halves / sizeof edge_halves[0] };
+
+/* Where a type's f16 scales sit in its block (-1: none). */
+static void scale_offsets(WeightType t, int *first, int *second) {
+    *first = t == WEIGHT_Q6_K ? 208 : 0;
+    *second = t == WEIGHT_Q4_K || t == WEIGHT_Q5_K ? 2 : -1;
+}
+
+static void put_half(uint8_t *p, uint16_t h) {
+    p[0] = (uint8_t)h;
+    p[1] = (uint8_t)(h >> 8);
+}
+
+/* n blocks of type t: block i's bytes are random, except that (for i <
+ * 256) byte j of the block is (i + j) % 256 in turn, so that every code of
+ * every field appears, and scales cycle through edge_halves. The first two
+ * blocks are all zero bits and all one bits. */
+static uint8_t *edge_blocks(WeightType t, size_t n, uint64_t seed) {
+    size_t bytes = tempo_block_bytes(t);
+    uint8_t *b = malloc(n * bytes);
+    cr_assert(b, "out of memory");
+    int first, second;
+    scale_offsets(t, &first, &second);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *block = b + i * bytes;
+        for (size_t j = 0; j < bytes; j++)
+            block[j] = i == 0 ? 0 : i == 1 ? 0xff : i < 256 ? (uint8_t)(i + j) : (uint8_t)tempo_splitmix64(&seed);
+        if (i < 2) continue;
+        if (i % 3 != 0) put_half(block + first, edge_halves[i % N_EDGE_HALVES]);
+        if (second >= 0 && i % 5 != 0) put_half(block + second, edge_halves[(i / 7) % N_EDGE_HALVES]);
+    }
+    return b;
+}
+
+static void expect_same_bits(const float *got, const float *want, size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&got[i], &want[i], sizeof(float)) != 0) {
+            uint32_t g, w;
+            memcpy(&g, &got[i], 4);
+            memcpy(&w, &want[i], 4);
+            cr_assert_fail("%s: value %zu is %.9g (0x%08x), the reference gives %.9g (0x%08x)", what, i, got[i], g, want[i], w);
+        }
+}
+
+Test(unpack, block_types_equal_reference_bitwise) {
+    const WeightType types[] = {WEIGHT_Q8_0, WEIGHT_Q4_0, WEIGHT_Q4_K, WEIGHT_Q5_K, WEIGHT_Q6_K};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        WeightType t = types[k];
+        size_t n_blocks = 2048, n_values = n_blocks * (size_t)tempo_block_values(t);
+        uint8_t *blocks = edge_blocks(t, n_blocks, 17 + k);
+        float *got = malloc(n_values * sizeof(float)), *want = malloc(n_values * sizeof(float));
+        tempo_dequantize(t, blocks, n_values, want);
+        tempo_unpack(t, blocks, n_values, got);
+        expect_same_bits(got, want, n_values, tempo_weight_type_name(t));
+        /* one block at a time from an odd address: no alignment assumed */
+        uint8_t *odd = malloc(tempo_block_bytes(t) + 1);
+        for (size_t i = 0; i < 300; i++) {
+            memcpy(odd + 1, blocks + i * tempo_block_bytes(t), tempo_block_bytes(t));
+            tempo_unpack(t, odd + 1, (size_t)tempo_block_values(t), got);
+            expect_same_bits(got, want + i * (size_t)tempo_block_values(t), (size_t)tempo_block_values(t), "odd address");
+        }
+        free(odd); free(blocks); free(got); free(want);
+    }
+}
+
+/* Every one of the 65536 halves and bfloat16s, 16 lanes at a time, and through tempo_unpack. */
+Test(unpack, every_half_and_bfloat16_equals_scalar) {
+    uint16_t *all = malloc(65536 * sizeof(uint16_t));
+    float *got = malloc(65536 * sizeof(float)), *want = malloc(65536 * sizeof(float));
+    for (int i = 0; i < 65536; i++) all[i] = (uint16_t)i;
+    const WeightType types[] = {WEIGHT_F16, WEIGHT_BF16};
+    for (int k = 0; k < 2; k++) {
+        WeightType t = types[k];
+        for (int i = 0; i < 65536; i++) want[i] = t == WEIGHT_F16 ? tempo_f16_to_f32(all[i]) : tempo_bf16_to_f32(all[i]);
+        for (int i = 0; i < 65536; i += 16) {
+            F32x16 v = t == WEIGHT_F16 ? tempo_f16x16(all + i) : tempo_bf16x16(all + i);
+            memcpy(got + i, &v, sizeof v);
+        }
+        expect_same_bits(got, want, 65536, t == WEIGHT_F16 ? "f16, 16 lanes" : "bf16, 16 lanes");
+        memset(got, 0, 65536 * sizeof(float));
+        tempo_unpack(t, (const uint8_t *)all + 2, 65535 - 5, got); /* odd count, from the second value */
+        expect_same_bits(got, want + 1, 65535 - 5, tempo_weight_type_name(t));
+    }
+    /* the scalar reference itself: 1.0, -0.0, the smallest subnormal, Inf, a NaN's payload */
+    cr_expect(tempo_f16_to_f32(0x3c00) == 1.0f && signbit(tempo_f16_to_f32(0x8000)));
+    cr_expect(tempo_f16_to_f32(0x0001) == 0x1p-24f && isinf(tempo_f16_to_f32(0x7c00)));
+    uint32_t nan_bits;
+    float nan = tempo_f16_to_f32(0x7d01);
+    memcpy(&nan_bits, &nan, 4);
+    cr_expect_eq(nan_bits, 0x7fa02000u, "f16 0x7d01 (a signalling NaN) keeps its payload: 0x%08x", nan_bits);
+    free(all); free(got); free(want);
+}
+
+/* f16 and bf16 rows of widths off the 16-lane vector and the 256-value
+ * tile, from an odd address, for 1..8 input rows: the kernel's conversion
+ * in registers gives the plain product on the f32 copy, bit for bit. */
+Test(unpack, matmul_f16_bf16_any_width_equals_plain) {
+    const int widths[] = {1, 15, 17, 31, 256, 300, 1031};
+    uint64_t seed = 5;
+    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
+        for (int k = 0; k < 2; k++) {
+            WeightType t = k ? WEIGHT_BF16 : WEIGHT_F16;
+            int m = widths[wi], d = m == 1031 ? 300 : 23;
+            size_t count = (size_t)d * m;
+            uint8_t *stored = malloc(2 * count + 1);
+            float *copy = malloc(count * sizeof(float)), *in = malloc((size_t)TEMPO_FEW_ROWS * m * sizeof(float));
+            float *fast = malloc((size_t)TEMPO_FEW_ROWS * d * sizeof(float)), *plain = malloc((size_t)TEMPO_FEW_ROWS * d * sizeof(float));
+            for (size_t i = 0; i < count; i++) {
+                float v = (float)tempo_normal(&seed);
+                put_half(stored + 1 + 2 * i, t == WEIGHT_F16 ? tempo_f32_to_f16(v) : tempo_f32_to_bf16(v));
+            }
+            for (size_t i = 0; i < (size_t)TEMPO_FEW_ROWS * m; i++) in[i] = (float)tempo_normal(&seed);
+            tempo_dequantize(t, stored + 1, count, copy);
+            for (int n = 1; n <= TEMPO_FEW_ROWS; n++) {
+                char what[64];
+                snprintf(what, sizeof what, "%s m=%d n=%d", tempo_weight_type_name(t), m, n);
+                tempo_matmul_fast(fast, in, (Matrix){stored + 1, t}, n, m, d, NULL);
+                tempo_plain_kernels.matmul(plain, in, (Matrix){copy, WEIGHT_F32}, n, m, d, NULL);
+                expect_same_bits(fast, plain, (size_t)n * d, what);
+            }
+            free(stored); free(copy); free(in); free(fast); free(plain);
+        }
+}
