@@ -12,6 +12,7 @@
  *     stores K and V as f16 whatever the cache type, rounds Q to f16, and
  *     keeps an online softmax whose V accumulator is f16, rounded after every
  *     key. */
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -348,6 +349,34 @@ static void attention_flash(const Config *c, const AttentionInputs *a, float *ou
         }
 }
 
+/* Without flash attention, over an f32 cache: per head, S = Q K^T * scale and
+ * O = P V as two sgemm calls over all the call's rows, the order llama.cpp's
+ * results were matched in (the tiled fast attention sums in another order,
+ * and a last-bit difference flips later Q8 roundings). Scratch: k x n_keys. */
+static void attention_f32_cache(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs) {
+    int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
+    int k = a->k, n_keys = a->n_keys;
+    for (int h = 0; h < c->n_heads; h++) {
+        int g = h / group;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, k, n_keys, hd, 1.0f / sqrtf((float)hd), a->q + h * hd, q_dim,
+                    a->keys + g * hd, kv_dim, 0.0f, scores, n_keys);
+        for (int i = 0; i < k; i++) {
+            float *row = scores + (size_t)i * n_keys;
+            for (int j = 0; j < n_keys; j++)
+                if (!tempo_mask_cell(a->mask, a->layer, n_keys - k + i, j)) row[j] = -INFINITY;
+            tempo_softmax(row, NULL, n_keys);
+            keep_probs(a, i, h, row, probs);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k, hd, n_keys, 1.0f, scores, n_keys, a->values + g * hd, kv_dim,
+                    0.0f, out + h * hd, q_dim);
+    }
+}
+
+static size_t attention_f32_cache_scratch(const Config *c, int k, int n_keys) {
+    (void)c;
+    return (size_t)k * n_keys;
+}
+
 /* Scratch of the row-at-a-time attentions: one row of scores. */
 static size_t attention_row_scratch(const Config *c, int k, int n_keys) {
     (void)c, (void)k;
@@ -360,8 +389,8 @@ enum { /* the types tempo_ggml_dot_type maps */
 
 static const Kernels ggml_f32_cache = {
     .name = "ggml (K/V f32)", .weight_types = GGML_WEIGHT_TYPES, .matmul = ggml_matmul,
-    .matmul_scratch = ggml_matmul_scratch, .matrix_row = tempo_matrix_row_fast, .attention = tempo_attention_fast,
-    .attention_scratch = tempo_attention_fast_scratch, .rmsnorm = ggml_rmsnorm,
+    .matmul_scratch = ggml_matmul_scratch, .matrix_row = tempo_matrix_row_fast, .attention = attention_f32_cache,
+    .attention_scratch = attention_f32_cache_scratch, .rmsnorm = ggml_rmsnorm,
 };
 static const Kernels ggml_f16_cache = {
     .name = "ggml (K/V f16)", .weight_types = GGML_WEIGHT_TYPES, .matmul = ggml_matmul,

@@ -28,6 +28,7 @@
 #include "llama.h"
 
 #include "../formats/formats.h"
+#include "settings.h"
 
 #ifndef LLAMA_BACKEND_DIR
 #define LLAMA_BACKEND_DIR "."
@@ -304,6 +305,21 @@ static int find_cpu_variant(struct dl_phdr_info *info, size_t size, void *out) {
     return 1;
 }
 
+/* The run's settings, written by tempo's one settings table (tools/settings.c): TEMPO
+ * isolated from the last row, under llama.cpp's CPU arithmetic (verify's default). */
+static int put_settings(Trace *t, const Engine *e, const RunOptions *o, int vocab, char *err) {
+    Config c = {.n_layers = llama_model_n_layer(e->model), .vocab_size = vocab, .seq_len = llama_model_n_ctx_train(e->model)};
+    GenConfig g;
+    tempo_gen_defaults(&g, &c);
+    g.mode = MASK_ISOLATED; /* the run claims TEMPO isolated either way: the audit judges the naive one by it */
+    g.threshold = o->threshold;
+    g.max_width = o->max_width;
+    g.max_steps = o->max_steps;
+    g.next_from = NEXT_LAST_ROW;
+    g.numerics = (Numerics){NUMERICS_GGML, o->kv_type == GGML_TYPE_F16, o->flash_attn};
+    return settings_to_trace(t, &g, err);
+}
+
 static int put_run_meta(Trace *t, const Engine *e, const Rows *r, const RunOptions *o, char *err) {
     int rc = tempo_trace_meta(t, "model", base_name(o->model_path), err);
     if (rc == 0) rc = tempo_trace_metaf(t, "dim", err, "%d", llama_model_n_embd(e->model));
@@ -313,17 +329,9 @@ static int put_run_meta(Trace *t, const Engine *e, const Rows *r, const RunOptio
     if (rc == 0) rc = tempo_trace_metaf(t, "vocab_size", err, "%d", r->vocab);
     if (rc == 0) rc = tempo_trace_metaf(t, "seq_len", err, "%d", llama_model_n_ctx_train(e->model));
     if (rc == 0) rc = tempo_trace_metaf(t, "n_prompt", err, "%d", r->n_prompt);
-    /* the run claims TEMPO isolated either way: the audit judges the naive one by it */
-    if (rc == 0) rc = tempo_trace_meta(t, "mode", "isolated", err);
-    if (rc == 0) rc = tempo_trace_metaf(t, "threshold", err, "%.9g", o->threshold);
-    if (rc == 0) rc = tempo_trace_metaf(t, "max_width", err, "%d", o->max_width);
-    if (rc == 0) rc = tempo_trace_meta(t, "next_from", "last", err);
-    if (rc == 0) rc = tempo_trace_metaf(t, "max_tokens", err, "%d", o->max_steps);
+    if (rc == 0) rc = put_settings(t, e, o, r->vocab, err);
     if (rc == 0) rc = tempo_trace_metaf(t, "engine", err, "%s, %s", ENGINE_NAME,
                                         o->naive ? "naive: one sequence" : "one sequence per member");
-    if (rc == 0) rc = tempo_trace_meta(t, "kv_type", o->kv_type == GGML_TYPE_F16 ? "f16" : "f32", err);
-    if (rc == 0) rc = tempo_trace_meta(t, "flash_attn", o->flash_attn ? "on" : "off", err);
-    if (rc == 0) rc = tempo_trace_meta(t, "numerics", "ggml", err); /* llama.cpp's CPU arithmetic: verify's default */
     if (rc == 0) rc = tempo_trace_meta(t, "repack", o->repack ? "on" : "off", err);
     char desc[128], variant[64] = "unknown";
     llama_model_desc(e->model, desc, sizeof desc);
