@@ -179,3 +179,153 @@ Test(pruning, no_decisions_without_prune) {
     tempo_generation_free(&gen);
     loaded_free(&x);
 }
+
+/* ---- compare: perplexity, thirds, layers ---- */
+
+/* Greedy: the text is the run itself, so its perplexity is the run's own
+ * probabilities of the tokens it chose (row i - 1 predicts token i), up to
+ * cache-vs-recompute rounding. */
+Test(compare_research, greedy_perplexity_is_the_runs_own) {
+    Loaded x;
+    load_pair(&x, "stories260K.bin", "tok512.bin", "Once upon a time");
+    GenConfig g;
+    tempo_gen_defaults(&g, &x.m.config);
+    g.threshold = 1.0f, g.max_steps = 20;
+    Generation gen;
+    generate_or_fail(&x, &g, &gen);
+    int V = x.m.config.vocab_size, P = gen.n_prompt;
+    float *p = malloc((size_t)V * sizeof(float));
+    double nll = 0;
+    for (int s = 0; s < gen.n_steps; s++) {
+        tempo_probs(p, tempo_row_logits(&gen, P + s - 1, V), V);
+        nll -= log(p[gen.tokens[P + s]]);
+    }
+    double ppl, want = exp(nll / gen.n_steps);
+    char err[TEMPO_ERR_SIZE];
+    cr_assert(path_perplexity(&x.m, &gen, g.next_from, &ppl, err) == 0, "%s", err);
+    cr_assert(gen.n_steps == 20 && fabs(ppl - want) <= 1e-3 * want, "perplexity %.6f, from the run %.6f", ppl, want);
+    cr_assert(ppl > 1.0, "a perplexity is at least 1");
+    free(p);
+    tempo_generation_free(&gen);
+    loaded_free(&x);
+}
+
+/* The text follows the member the next set was drawn from: under
+ * --next-from last, every next set's probabilities are that member's row's. */
+Test(compare_research, path_member_is_what_the_next_set_came_from) {
+    Loaded x;
+    load_pair(&x, "stories260K.bin", "tok512.bin", "Once upon a time");
+    GenConfig g;
+    tempo_gen_defaults(&g, &x.m.config);
+    g.threshold = 0.05f, g.max_steps = 24;
+    Generation gen;
+    generate_or_fail(&x, &g, &gen);
+    int V = x.m.config.vocab_size, wide = 0;
+    float *p = malloc((size_t)V * sizeof(float));
+    for (int s = 0; s + 1 < gen.n_steps; s++) {
+        const Member *from = &gen.members[path_member(&gen, s, NEXT_LAST_ROW)];
+        wide += gen.steps[s].n_members > 1 && from != &gen.members[gen.steps[s].first_member];
+        tempo_probs(p, tempo_row_logits(&gen, from->row, V), V);
+        const Step *next = &gen.steps[s + 1];
+        for (int i = 0; i < next->n_members; i++)
+            cr_assert(p[gen.members[next->first_member + i].token] == gen.members[next->first_member + i].prob,
+                      "step %d member %d was not drawn from row %d", s + 1, i, from->row);
+    }
+    cr_assert(wide > 0, "the run must continue from a later member somewhere to test anything");
+    free(p);
+    tempo_generation_free(&gen);
+    loaded_free(&x);
+}
+
+/* Thirds split the later members; per-layer reduct% matches attention_stats
+ * on the run's own captured attention (teacher-forced = cached, nearly). */
+Test(compare_research, thirds_and_layers_add_up) {
+    Loaded x;
+    load_pair(&x, "fortune.bin", "fortune-tok512.bin", "The cat sat on the");
+    GenConfig g;
+    tempo_gen_defaults(&g, &x.m.config);
+    g.threshold = 0.05f, g.max_steps = 24;
+    Comparison cmp;
+    char err[TEMPO_ERR_SIZE];
+    cr_assert(compare_run(&x.m, x.ids, x.n_ids, &g, &cmp, err) == 0, "%s", err);
+    const CompareSummary *sum = &cmp.sum;
+    int members = 0;
+    double js = 0;
+    for (int t = 0; t < COMPARE_THIRDS; t++) {
+        members += sum->third_members[t];
+        if (sum->third_members[t]) js += sum->third_js[t] * sum->third_members[t];
+    }
+    cr_assert(sum->later_members > 3 && members == sum->later_members, "thirds hold %d of %d", members, sum->later_members);
+    cr_assert(fabs(js / members - sum->js) <= 1e-9 * sum->js, "thirds' JS %.9g, overall %.9g", js / members, sum->js);
+    cr_assert(isfinite(sum->ppl_iso) && isfinite(sum->ppl_vis) && sum->ppl_iso > 1 && sum->ppl_vis > 1);
+    cr_assert_eq(sum->ppl_tokens_iso, cmp.iso.n_steps);
+    Generation own;
+    g.capture_attention = 1;
+    generate_or_fail(&x, &g, &own);
+    float *att = tempo_generation_attention(&own, &x.m.config);
+    uint8_t *allowed = tempo_generation_allowed(&own);
+    AttentionView v = {.n = own.n_rows, .n_layers = x.m.config.n_layers, .n_heads = x.m.config.n_heads, .tokens = own.tokens,
+                       .positions = own.positions, .sets = own.sets, .pruned = own.pruned, .attention = att,
+                       .allowed = allowed, .mask_layers = own.mask_layers, .model = ""};
+    cr_assert_eq(sum->n_layers, x.m.config.n_layers);
+    for (int l = 0; l < sum->n_layers; l++) {
+        double want = attention_stats(&v, l, -1, -1, 1 << 30, own.n_prompt).reduction_pct;
+        cr_assert(fabs(sum->layer_reduction[l] - want) <= 1e-2, "layer %d: reduct%% %.4f, from the run %.4f", l,
+                  sum->layer_reduction[l], want);
+    }
+    free(att); free(allowed);
+    tempo_generation_free(&own);
+    compare_free(&cmp);
+    loaded_free(&x);
+}
+
+/* ---- the width/threshold series ---- */
+
+/* Each bar and JSON entry states the step's set as the run has it: members,
+ * fed (row >= 0), live (fed and never pruned), and the threshold. */
+Test(series, svg_bars_and_json_match_the_run) {
+    Loaded x;
+    load_pair(&x, "fortune.bin", "fortune-tok512.bin", "A fool and his money");
+    GenConfig g;
+    tempo_gen_defaults(&g, &x.m.config);
+    g.threshold = 0.05f, g.max_steps = 40, g.prune = 1, g.schedule = SCHEDULE_LINEAR, g.final_threshold = 0.3f;
+    Generation gen;
+    generate_or_fail(&x, &g, &gen);
+    char path[] = "/tmp/tempo-series-XXXXXX", err[TEMPO_ERR_SIZE];
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    cr_assert(series_svg(path, &gen, "fortune", "isolated", err) == 0, "%s", err);
+    FILE *f = fopen(path, "r");
+    char *svg = NULL;
+    size_t len = 0;
+    cr_assert(getdelim(&svg, &len, '\0', f) > 0);
+    fclose(f);
+    unlink(path);
+    cJSON *js = series_json(&gen);
+    int bars = 0, pruned_somewhere = 0;
+    for (const char *p = strstr(svg, "class=\"width\""); p; p = strstr(p + 1, "class=\"width\""), bars++) {
+        int s, members, fed, live;
+        cr_assert(sscanf(p, "class=\"width\" data-step=\"%d\" data-members=\"%d\" data-fed=\"%d\" data-live=\"%d\"", &s, &members,
+                         &fed, &live) == 4);
+        const Step *st = &gen.steps[s];
+        int want_fed = 0, want_live = 0;
+        for (int i = 0; i < st->n_members; i++) {
+            want_fed += gen.members[st->first_member + i].row >= 0;
+            want_live += gen.members[st->first_member + i].pruned_at < 0;
+        }
+        pruned_somewhere |= want_live < want_fed;
+        cr_assert(s == bars && members == st->n_members && fed == want_fed && live == want_live, "bar %d", bars);
+        cr_assert_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(js, "live"), s)->valueint, want_live);
+        cr_assert_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(js, "position"), s)->valueint, st->logical_pos);
+        cr_assert(cJSON_GetArrayItem(cJSON_GetObjectItem(js, "threshold"), s)->valuedouble == st->threshold);
+    }
+    cr_assert_eq(bars, gen.n_steps);
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(js, "members")), gen.n_steps);
+    cr_assert(pruned_somewhere, "the run should prune, so live differs from fed somewhere");
+    cr_assert(gen.steps[gen.n_steps - 1].threshold > gen.steps[0].threshold, "the linear schedule rises");
+    cJSON_Delete(js);
+    free(svg);
+    tempo_generation_free(&gen);
+    loaded_free(&x);
+}
