@@ -28,7 +28,7 @@ CAPTURE_DEPS = python3-torch
 # and writes files; tools/ holds the command-line tool, the analysis and the
 # synthetic models.
 CORE = tempo.c $(wildcard kernels/*.c) $(wildcard formats/*.c)
-LIB = $(CORE) tools/analysis.c tools/compare.c tools/pictures.c tools/synth.c tools/synth_gguf.c tools/audit.c
+LIB = $(CORE) $(filter-out tools/cli.c tools/llama_tempo.c,$(wildcard tools/*.c))
 SRC = $(LIB) tools/cli.c
 HDR = tempo.h $(wildcard kernels/*.h) $(wildcard formats/*.h) $(wildcard tools/*.h)
 

@@ -467,6 +467,7 @@ typedef struct {
     const GenConfig *g;
     State cache;                          /* the KV cache */
     float *probs, *scratch;               /* [vocab]: the next-token distribution, and room for one more */
+    const float **live_rows;              /* [width]: logits of the last set's live members */
     int *parallel_set;                    /* [vocab]: candidates, then the selected tokens */
     int *row_tokens, *row_pos, *row_sets; /* [capacity]: the rows of one forward call */
     float *batch_attention;               /* [L][H][rows][keys]: when captured or pruned by */
@@ -477,7 +478,7 @@ typedef struct {
 static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Generation *gen, char *err);
 static void run_close(Run *r);
 static int feed_prompt(Run *r, Generation *gen, const int *prompt, int n_prompt, char *err);
-static void next_distribution(const Generation *gen, const GenConfig *g, int vocab, float *probs, float *tmp);
+static void next_distribution(Run *r, const Generation *gen, int vocab);
 static int record_step(Generation *gen, int logical_pos, float threshold, const int *selected, int n_sel,
                        const float *probs, char *err);
 static int feed_parallel_set(Run *r, Generation *gen, int step, char *err);
@@ -499,10 +500,9 @@ int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenCon
         if (logical_pos >= c->seq_len) { gen->stop_reason = "context-full"; break; }
         /* the parallel set: every token with p >= threshold(step), most probable first */
         float threshold = tempo_threshold_at(g, step);
-        next_distribution(gen, g, c->vocab_size, r.probs, r.scratch);
-        int width = tempo_select_tokens(r.probs, c->vocab_size, threshold, g->max_width, r.parallel_set);
-        if (width == 0 && g->stop_on_empty) { gen->stop_reason = "empty-set"; break; }
-        if (width == 0) r.parallel_set[width++] = tempo_argmax(r.probs, c->vocab_size); /* none clears it: greedy */
+        next_distribution(&r, gen, c->vocab_size);
+        int width = tempo_choose_set(r.probs, c->vocab_size, threshold, g, r.parallel_set);
+        if (width == 0) { gen->stop_reason = "empty-set"; break; }
         if (tempo_is_eos(c, r.parallel_set[0])) { gen->stop_reason = "eos"; break; }
         /* all members at one logical position, in one forward call; then pruning */
         rc = record_step(gen, logical_pos, threshold, r.parallel_set, width, r.probs, err);
@@ -529,29 +529,34 @@ void tempo_probs(float *p, const float *logits, int vocab) {
     tempo_softmax(p, NULL, vocab);
 }
 
-static void row_probs(float *p, const Generation *gen, int row, int vocab) {
-    tempo_probs(p, tempo_row_logits(gen, row, vocab), vocab);
-}
-
-/* The next-token distribution: the last row's softmax, or the mean of the
- * softmaxes of the live members of the last set (--next-from mean). */
-static void next_distribution(const Generation *gen, const GenConfig *g, int vocab, float *probs, float *tmp) {
-    int last = gen->n_rows - 1;
-    if (g->next_from == NEXT_LAST_ROW || gen->n_steps == 0) {
-        row_probs(probs, gen, last, vocab);
+/* The next-token distribution: p = softmax(last_row), or with NEXT_MEAN
+ * p = (1/n) sum_i softmax(set_rows[i]) over the live members of the last
+ * set (the last row when there are none: the prompt). The audit calls it
+ * over an engine's trace rows. */
+void tempo_next_distribution(NextFrom from, const float *const *set_rows, int n_set, const float *last_row, int vocab,
+                             float *probs, float *tmp) {
+    if (from == NEXT_LAST_ROW || n_set == 0) {
+        tempo_probs(probs, last_row, vocab);
         return;
     }
-    const Step *st = &gen->steps[gen->n_steps - 1];
-    int count = 0;
     memset(probs, 0, (size_t)vocab * sizeof(float));
-    for (int mi = 0; mi < st->n_members; mi++) {
-        const Member *mem = &gen->members[st->first_member + mi];
-        if (mem->row < 0 || mem->pruned_at >= 0) continue;
-        row_probs(tmp, gen, mem->row, vocab);
+    for (int i = 0; i < n_set; i++) {
+        tempo_probs(tmp, set_rows[i], vocab);
         for (int v = 0; v < vocab; v++) probs[v] += tmp[v];
-        count++;
     }
-    for (int v = 0; v < vocab; v++) probs[v] /= (float)count;
+    for (int v = 0; v < vocab; v++) probs[v] /= (float)n_set;
+}
+
+/* The run's next distribution, from the live members of its last step. */
+static void next_distribution(Run *r, const Generation *gen, int vocab) {
+    int n_live = 0;
+    const Step *st = gen->n_steps > 0 ? &gen->steps[gen->n_steps - 1] : NULL;
+    for (int mi = 0; st && mi < st->n_members; mi++) {
+        const Member *mem = &gen->members[st->first_member + mi];
+        if (mem->row >= 0 && mem->pruned_at < 0) r->live_rows[n_live++] = tempo_row_logits(gen, mem->row, vocab);
+    }
+    tempo_next_distribution(r->g->next_from, r->live_rows, n_live, tempo_row_logits(gen, gen->n_rows - 1, vocab), vocab,
+                            r->probs, r->scratch);
 }
 
 static int by_probability(const void *a, const void *b, void *probs) {
@@ -574,6 +579,14 @@ int tempo_select_tokens(const float *probs, int vocab, float threshold, int max_
         if (probs[v] >= threshold) candidates[n++] = v;
     tempo_sort_by_probability(candidates, n, probs);
     return n < max_width ? n : max_width;
+}
+
+/* The parallel set of one step: tempo_select_tokens, else (none clears the
+ * threshold) the argmax alone, or nothing with stop_on_empty. */
+int tempo_choose_set(const float *probs, int vocab, float threshold, const GenConfig *g, int *candidates) {
+    int width = tempo_select_tokens(probs, vocab, threshold, g->max_width, candidates);
+    if (width == 0 && !g->stop_on_empty) candidates[width++] = tempo_argmax(probs, vocab); /* greedy */
+    return width;
 }
 
 int tempo_argmax(const float *p, int n) {
@@ -861,12 +874,13 @@ static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Ge
     r->probs = malloc(V * sizeof(float));
     r->scratch = malloc(V * sizeof(float));
     r->parallel_set = malloc(V * sizeof(int));
+    r->live_rows = malloc((size_t)width * sizeof(float *));
     r->row_tokens = malloc((size_t)capacity * sizeof(int));
     r->row_pos = malloc((size_t)capacity * sizeof(int));
     r->row_sets = malloc((size_t)capacity * sizeof(int));
     int need_attention = g->capture_attention || g->prune;
     if (need_attention) r->batch_attention = malloc((size_t)c->n_layers * c->n_heads * batch_rows * capacity * sizeof(float));
-    if (!r->probs || !r->scratch || !r->parallel_set || !r->row_tokens || !r->row_pos || !r->row_sets ||
+    if (!r->probs || !r->scratch || !r->parallel_set || !r->live_rows || !r->row_tokens || !r->row_pos || !r->row_sets ||
         (need_attention && !r->batch_attention)) {
         run_close(r);
         return tempo_error(err, "out of memory for a generation of %d rows", capacity);
@@ -875,7 +889,7 @@ static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Ge
 }
 
 static void run_close(Run *r) {
-    free(r->probs); free(r->scratch); free(r->parallel_set);
+    free(r->probs); free(r->scratch); free(r->parallel_set); free(r->live_rows);
     free(r->row_tokens); free(r->row_pos); free(r->row_sets);
     free(r->batch_attention);
     free(r->mask);

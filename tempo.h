@@ -305,5 +305,13 @@ void tempo_probs(float *p, const float *logits, int vocab);
  * (tempo_generate then takes tempo_argmax). `candidates` holds the vocabulary. */
 int tempo_select_tokens(const float *probs, int vocab, float threshold, int max_width, int *candidates);
 int tempo_argmax(const float *p, int n);
+/* One step's parallel set: tempo_select_tokens with g's max_width, else the
+ * argmax alone (0 with g->stop_on_empty). Returns its width. */
+int tempo_choose_set(const float *probs, int vocab, float threshold, const GenConfig *g, int *candidates);
+/* The next-token distribution: softmax(last_row), or with NEXT_MEAN the
+ * mean of softmax(set_rows[i]) over the last set's n_set live members (the
+ * last row when n_set is 0). tmp: [vocab] scratch. */
+void tempo_next_distribution(NextFrom from, const float *const *set_rows, int n_set, const float *last_row, int vocab,
+                             float *probs, float *tmp);
 
 #endif

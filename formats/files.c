@@ -4,7 +4,6 @@
 #include "formats.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -59,38 +58,4 @@ int tempo_write_text_file(const char *path, const char *text, char *err) {
     AtomicFile a;
     if (tempo_atomic_open(&a, path, "", err) != 0) return -1;
     return tempo_atomic_close(&a, fputs(text, a.f) >= 0, err);
-}
-
-/* ---- numbers in text: flags and trace metadata ---- */
-
-int tempo_parse_int(const char *s, const char *what, int lo, int hi, int *out, char *err) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < lo || v > hi)
-        return tempo_error(err, "%s must be an integer in [%d, %d], got '%s'", what, lo, hi, s);
-    *out = (int)v;
-    return 0;
-}
-
-int tempo_parse_float(const char *s, const char *what, float *out, char *err) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end != '\0' || !isfinite(v))
-        return tempo_error(err, "%s must be a number, got '%s'", what, s);
-    *out = v;
-    return 0;
-}
-
-/* "A-B" (or "A") with lo <= A <= B <= hi. */
-int tempo_parse_range(const char *s, const char *what, int lo, int hi, int *first, int *last, char *err) {
-    char *end;
-    long a = strtol(s, &end, 10), b = a;
-    if (end != s && *end == '-') b = strtol(end + 1, &end, 10);
-    if (end == s || *end != '\0' || a < lo || b < a || b > hi)
-        return tempo_error(err, "%s must be A-B with %d <= A <= B < %d, got '%s'", what, lo, hi + 1, s);
-    *first = (int)a;
-    *last = (int)b;
-    return 0;
 }

@@ -9,6 +9,7 @@
 
 #include "../tempo.h"
 #include "../kernels/kernels.h" /* stored weight types: tempo_row_bytes, tempo_dequantize */
+#include "numbers.h" /* numbers in text: the one parser */
 
 #define TEMPO_BOS 1 /* llama2.c checkpoints; Hugging Face ones name theirs in config.json */
 #define TEMPO_EOS 2
@@ -29,11 +30,6 @@ int tempo_atomic_open(AtomicFile *a, const char *path, const char *what, char *e
 /* Closes; renames if `ok` and everything was written, else removes the temporary file. */
 int tempo_atomic_close(AtomicFile *a, int ok, char *err);
 int tempo_write_text_file(const char *path, const char *text, char *err);
-/* Numbers in text (flags, trace metadata): the whole string, in range, or
- * one error line naming `what`. A range is "A-B" or "A". */
-int tempo_parse_int(const char *s, const char *what, int lo, int hi, int *out, char *err);
-int tempo_parse_float(const char *s, const char *what, float *out, char *err);
-int tempo_parse_range(const char *s, const char *what, int lo, int hi, int *first, int *last, char *err);
 
 /* ---- the model (model.c: the bottom layer every checkpoint format uses) ---- */
 

@@ -436,10 +436,10 @@ enum { GGUF_MAX_DIM = 1 << 16, GGUF_MAX_LAYERS = 1024, GGUF_MAX_HEADS = 1024, GG
 static int llama_int(const GgufFile *g, const char *key, int required, uint64_t fallback, uint64_t cap, int *out, char *err) {
     uint64_t v;
     if (tempo_gguf_uint(g, key, required, fallback, &v, err) != 0) return -1;
-    if (v == 0 || v > cap)
-        return tempo_error(err, "bad GGUF %s: %s = %llu (must be 1 to %llu)", g->name, key, (unsigned long long)v, (unsigned long long)cap);
-    *out = (int)v;
-    return 0;
+    char what[512], text[24];
+    snprintf(what, sizeof what, "bad GGUF %s: %s", g->name, key);
+    snprintf(text, sizeof text, "%llu", (unsigned long long)v);
+    return tempo_int_in_range((double)v, text, what, 1, (long long)cap, out, err);
 }
 
 /* The rows of token_embd.weight, which every other count must agree with. */

@@ -22,9 +22,12 @@ typedef struct { /* every tensor of a model's safetensors files */
     size_t cap;
 } StIndex;
 
-/* A JSON number that is an int (checked before any cast: a huge double does not fit). */
-static int json_is_int(const cJSON *v) {
-    return cJSON_IsNumber(v) && v->valuedouble >= INT32_MIN && v->valuedouble <= INT32_MAX && v->valuedouble == floor(v->valuedouble);
+/* A JSON value that is an int, checked by the one number parser. */
+static int json_value_int(const cJSON *v, const char *key, const char *dir, int *out, char *err) {
+    char what[4200], text[40] = "not a number";
+    snprintf(what, sizeof what, "bad config.json in %s: %s", dir, key);
+    if (cJSON_IsNumber(v)) snprintf(text, sizeof text, "%.17g", v->valuedouble);
+    return tempo_int_in_range(cJSON_IsNumber(v) ? v->valuedouble : NAN, text, what, INT32_MIN, INT32_MAX, out, err);
 }
 
 static int json_int(const cJSON *cfg, const char *key, int fallback, int *out, const char *dir, char *err) {
@@ -34,10 +37,7 @@ static int json_int(const cJSON *cfg, const char *key, int fallback, int *out, c
         *out = fallback;
         return 0;
     }
-    if (!json_is_int(v))
-        return tempo_error(err, "bad config.json in %s: %s must be an integer", dir, key);
-    *out = (int)v->valuedouble;
-    return 0;
+    return json_value_int(v, key, dir, out, err);
 }
 
 static int json_num(const cJSON *cfg, const char *key, double fallback, double *out, const char *dir, char *err) {
@@ -65,9 +65,7 @@ static int parse_special_ids(const cJSON *cfg, const char *dir, Config *c, char 
         c->n_eos = 0;
         for (const cJSON *e = eos->child; e; e = e->next) {
             if (c->n_eos == 8) return tempo_error(err, "bad config.json in %s: more than 8 eos_token_id values", dir);
-            if (!json_is_int(e))
-                return tempo_error(err, "bad config.json in %s: eos_token_id must hold integers", dir);
-            c->eos_token_ids[c->n_eos++] = (int)e->valuedouble;
+            if (json_value_int(e, "eos_token_id", dir, &c->eos_token_ids[c->n_eos++], err) != 0) return -1;
         }
     } else if (eos && !cJSON_IsNull(eos) && json_int(cfg, "eos_token_id", 0, &c->eos_token_ids[0], dir, err) != 0) {
         return -1;

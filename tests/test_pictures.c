@@ -155,7 +155,7 @@ Test(pictures, tree_marks_every_member_a_mean_next_set_was_drawn_from) {
     for (int s = 0; s + 1 < gen.n_steps; s++) parallel += gen.steps[s].n_members > 1;
     cr_assert(parallel >= 2, "the mean run forms %d parallel sets before its last step: nothing to mark", parallel);
     cr_assert_eq(run_command("mkdir -p " PICTURES, err, sizeof err), 0);
-    cr_assert_eq(tree_svg_from(PICTURES "/mean-tree.svg", &gen, &t, "stories260K.bin", "isolated", NEXT_MEAN, err), 0, "%s", err);
+    cr_assert_eq(tree_svg(PICTURES "/mean-tree.svg", &gen, &t, "stories260K.bin", "isolated", NEXT_MEAN, err), 0, "%s", err);
     write_run_json(&gen, "mean", PICTURES "/mean.json");
     tempo_generation_free(&gen);
     tempo_tokenizer_free(&t);

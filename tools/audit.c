@@ -6,6 +6,7 @@
  * own logits, and a replay by tempo_generate. NOTES.md, "The audit". */
 #define _GNU_SOURCE
 #include "audit.h"
+#include "settings.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -29,103 +30,45 @@ void audit_settings_init(AuditSettings *s, const Config *c) {
     s->gen.max_steps = 0; /* unknown: the trace's step count */
 }
 
-/* 1 and the value when the key is present and valid, 0 when absent, -1 when bad. */
-static int meta_int(const Trace *t, const char *key, int lo, int hi, int *out, char *err) {
-    const char *v = tempo_trace_meta_get(t, key);
-    char what[96];
-    snprintf(what, sizeof what, "trace metadata %s", key);
-    return !v ? 0 : tempo_parse_int(v, what, lo, hi, out, err) == 0 ? 1 : -1;
+/* The settings known so far, completed with defaults, by tempo_gen_validate
+ * (the one rule of their ranges); `source` names where they came from. */
+int audit_settings_check(const AuditSettings *s, const Config *c, const char *source, char *err) {
+    GenConfig g = s->gen;
+    if (s->mode >= 0) g.mode = (MaskKind)s->mode;
+    if (s->threshold > 0) g.threshold = s->threshold;
+    if (s->max_width >= 0) g.max_width = s->max_width;
+    if (s->next_from >= 0) g.next_from = (NextFrom)s->next_from;
+    if (g.max_steps < 1) g.max_steps = 1; /* unknown: the trace's steps */
+    if (tempo_gen_validate(&g, c, err) == 0) return 0;
+    if (source[0]) {
+        char why[TEMPO_ERR_SIZE];
+        snprintf(why, sizeof why, "%s", err);
+        return tempo_error(err, "%s: %s", source, why);
+    }
+    return -1;
 }
 
-static int meta_float(const Trace *t, const char *key, float *out, char *err) {
-    const char *v = tempo_trace_meta_get(t, key);
-    char what[96];
-    snprintf(what, sizeof what, "trace metadata %s", key);
-    return !v ? 0 : tempo_parse_float(v, what, out, err) == 0 ? 1 : -1;
-}
-
-/* The index of the value in `names` (NULL-terminated). */
-static int meta_choice(const Trace *t, const char *key, const char *const *names, int *out, char *err) {
-    const char *v = tempo_trace_meta_get(t, key);
-    if (!v) return 0;
-    for (int i = 0; names[i]; i++)
-        if (strcmp(v, names[i]) == 0) {
-            *out = i;
-            return 1;
-        }
-    return tempo_error(err, "trace metadata %s must be %s or %s, got '%s'", key, names[0], names[1], v);
-}
-
-/* What the schedule, isolated layers and pruning need, for selection and replay. */
-static int gen_from_trace(GenConfig *g, const Trace *t, const Config *c, char *err) {
-    static const char *const schedules[] = {"constant", "bezier", "linear", NULL};
-    static const char *const prunes[] = {"none", "attention", NULL};
-    int v = 0, rc;
-    const char *layers = tempo_trace_meta_get(t, "isolate_layers");
-    if (layers && tempo_parse_range(layers, "trace metadata isolate_layers", 0, c->n_layers - 1, &g->isolate_first,
-                                    &g->isolate_last, err) != 0)
-        return -1;
-    if ((rc = meta_choice(t, "threshold_schedule", schedules, &v, err)) < 0) return -1;
-    if (rc > 0) g->schedule = (Schedule)v;
-    if (meta_float(t, "final_threshold", &g->final_threshold, err) < 0 ||
-        meta_float(t, "bezier_p1", &g->bezier_p1, err) < 0 || meta_float(t, "bezier_p2", &g->bezier_p2, err) < 0 ||
-        meta_int(t, "max_tokens", 1, 1 << 30, &g->max_steps, err) < 0 ||
-        meta_int(t, "position_gap", 0, c->seq_len - 1, &g->position_gap, err) < 0)
-        return -1;
-    if ((rc = meta_choice(t, "prune", prunes, &v, err)) < 0) return -1;
-    if (rc > 0) g->prune = v;
-    if (meta_int(t, "prune_window", 1, 1 << 20, &g->prune_window, err) < 0 ||
-        meta_int(t, "prune_layers", 1, c->n_layers, &g->prune_layers, err) < 0 ||
-        meta_float(t, "prune_threshold", &g->prune_threshold, err) < 0 ||
-        meta_int(t, "stop_on_empty", 0, 1, &g->stop_on_empty, err) < 0)
-        return -1;
-    return 0;
-}
-
+/* Every setting the trace's metadata names (settings.c's codec); the flags'
+ * mode, threshold, max_width and next_from win. */
 int audit_settings_from_trace(AuditSettings *s, const Trace *t, const Config *c, char *err) {
-    static const char *const modes[] = {"isolated", "visible", NULL};
-    static const char *const nexts[] = {"last", "mean", NULL};
-    int v, rc;
-    float f;
-    if ((rc = meta_choice(t, "mode", modes, &v, err)) < 0) return -1;
-    if (rc > 0 && s->mode < 0) s->mode = v == 0 ? MASK_ISOLATED : MASK_VISIBLE;
-    if ((rc = meta_choice(t, "next_from", nexts, &v, err)) < 0) return -1;
-    if (rc > 0 && s->next_from < 0) s->next_from = v == 0 ? NEXT_LAST_ROW : NEXT_MEAN;
-    if ((rc = meta_float(t, "threshold", &f, err)) < 0) return -1;
-    if (rc > 0 && !(f > 0.0f && f <= 1.0f)) return tempo_error(err, "trace metadata threshold %g is outside (0, 1]", f);
-    if (rc > 0 && s->threshold <= 0.0f) s->threshold = f;
-    if ((rc = meta_int(t, "max_width", 1, 1 << 20, &v, err)) < 0) return -1;
-    if (rc > 0 && s->max_width < 0) s->max_width = v;
-    if ((rc = meta_int(t, "n_prompt", 1, 1 << 20, &v, err)) < 0) return -1;
-    if (rc > 0 && s->n_prompt < 0) s->n_prompt = v;
-    return gen_from_trace(&s->gen, t, c, err);
+    GenConfig g = s->gen;
+    unsigned present;
+    if (settings_from_trace(t, c, &g, &present, err) != 0) return -1;
+    if (s->mode < 0 && (present & SETTING_BIT(SET_MODE))) s->mode = g.mode;
+    if (s->threshold <= 0 && (present & SETTING_BIT(SET_THRESHOLD))) s->threshold = g.threshold;
+    if (s->max_width < 0 && (present & SETTING_BIT(SET_MAX_WIDTH))) s->max_width = g.max_width;
+    if (s->next_from < 0 && (present & SETTING_BIT(SET_NEXT_FROM))) s->next_from = g.next_from;
+    s->gen = g;
+    const char *np = tempo_trace_meta_get(t, "n_prompt");
+    if (np && s->n_prompt < 0 && tempo_parse_int(np, "trace metadata n_prompt", 1, 1 << 20, &s->n_prompt, err) != 0)
+        return -1;
+    return audit_settings_check(s, c, "trace metadata", err);
 }
 
 int audit_put_settings(Trace *t, const GenConfig *g, const Config *c, char *err) {
-    static const char *const schedules[] = {"constant", "bezier", "linear"};
-    int rc = tempo_trace_metaf(t, "mode", err, "%s", g->mode == MASK_VISIBLE ? "visible" : "isolated");
-    if (rc == 0) rc = tempo_trace_metaf(t, "threshold", err, "%.9g", g->threshold);
-    if (rc == 0) rc = tempo_trace_metaf(t, "max_width", err, "%d", g->max_width);
-    if (rc == 0) rc = tempo_trace_metaf(t, "next_from", err, "%s", g->next_from == NEXT_MEAN ? "mean" : "last");
-    if (rc == 0) rc = tempo_trace_metaf(t, "engine", err, "tempo");
-    if (rc == 0) rc = tempo_trace_metaf(t, "max_tokens", err, "%d", g->max_steps);
-    if (rc == 0 && g->mode == MASK_ISOLATED && (g->isolate_first > 0 || g->isolate_last < c->n_layers - 1))
-        rc = tempo_trace_metaf(t, "isolate_layers", err, "%d-%d", g->isolate_first, g->isolate_last);
-    if (rc == 0 && g->schedule != SCHEDULE_CONSTANT) {
-        rc = tempo_trace_metaf(t, "threshold_schedule", err, "%s", schedules[g->schedule]);
-        if (rc == 0) rc = tempo_trace_metaf(t, "final_threshold", err, "%.9g", g->final_threshold);
-        if (rc == 0) rc = tempo_trace_metaf(t, "bezier_p1", err, "%.9g", g->bezier_p1);
-        if (rc == 0) rc = tempo_trace_metaf(t, "bezier_p2", err, "%.9g", g->bezier_p2);
-    }
-    if (rc == 0 && g->prune) {
-        rc = tempo_trace_metaf(t, "prune", err, "attention");
-        if (rc == 0) rc = tempo_trace_metaf(t, "prune_window", err, "%d", g->prune_window);
-        if (rc == 0) rc = tempo_trace_metaf(t, "prune_layers", err, "%d", g->prune_layers);
-        if (rc == 0) rc = tempo_trace_metaf(t, "prune_threshold", err, "%.9g", g->prune_threshold);
-    }
-    if (rc == 0 && g->stop_on_empty) rc = tempo_trace_metaf(t, "stop_on_empty", err, "1");
-    if (rc == 0 && g->position_gap) rc = tempo_trace_metaf(t, "position_gap", err, "%d", g->position_gap);
-    return rc;
+    (void)c;
+    if (settings_to_trace(t, g, err) != 0) return -1;
+    return tempo_trace_meta(t, "engine", "tempo", err);
 }
 
 /* ===================================================================== */
@@ -486,7 +429,7 @@ static int check_mask(Audit *a) {
     free(expected);
     if (rc != 0) return -1;
     snprintf(line, sizeof a->r->checks[0], "%d findings (%s%s)", a->r->n_findings - before,
-             a->s->mode == MASK_ISOLATED ? "isolated" : "visible", a->mask_layers > 1 ? ", per layer" : "");
+             setting_choice(SET_MODE, a->s->mode), a->mask_layers > 1 ? ", per layer" : "");
     return 0;
 }
 
@@ -502,23 +445,15 @@ static int predicting_row(const Audit *a, int s) {
     return a->n - 1;
 }
 
-/* The next-token distribution of step s: the predicting row's softmax, or
- * with next_from mean the mean of the softmaxes of step s-1's live fed members. */
-static void step_distribution(const Audit *a, int s, float *probs, float *tmp) {
-    int count = 0, V = a->V;
-    memset(probs, 0, (size_t)V * sizeof(float));
-    for (int r = 0; a->s->next_from == NEXT_MEAN && s > 0 && r < a->n; r++) {
-        if (a->row_step[r] != s - 1 || a->row_member[r] < 0 || (a->pruned && a->pruned[r] >= 0 && a->pruned[r] < s))
-            continue;
-        tempo_probs(tmp, a->logits + (size_t)r * V, V);
-        for (int v = 0; v < V; v++) probs[v] += tmp[v];
-        count++;
-    }
-    if (count == 0) {
-        tempo_probs(probs, a->logits + (size_t)predicting_row(a, s) * V, V);
-        return;
-    }
-    for (int v = 0; v < V; v++) probs[v] /= (float)count;
+/* The next-token distribution of step s, by tempo's rule over the trace's
+ * rows: the live fed members of step s-1, and the predicting row. */
+static void step_distribution(const Audit *a, int s, const float **live, float *probs, float *tmp) {
+    int n_live = 0;
+    for (int r = 0; s > 0 && r < a->n; r++)
+        if (a->row_step[r] == s - 1 && a->row_member[r] >= 0 && !(a->pruned && a->pruned[r] >= 0 && a->pruned[r] < s))
+            live[n_live++] = a->logits + (size_t)r * a->V;
+    tempo_next_distribution((NextFrom)a->s->next_from, live, n_live, a->logits + (size_t)predicting_row(a, s) * a->V, a->V,
+                            probs, tmp);
 }
 
 static int format_set(char *out, size_t len, const int *tokens, int n, const float *probs) {
@@ -532,9 +467,9 @@ static int format_set(char *out, size_t len, const int *tokens, int n, const flo
 static int compare_selection(Audit *a, int s, const float *probs, int *chosen) {
     GenConfig g = a->s->gen;
     g.threshold = a->s->threshold;
+    g.max_width = a->s->max_width;
     if (g.max_steps <= 0) g.max_steps = a->S;
-    int n = tempo_select_tokens(probs, a->V, tempo_threshold_at(&g, s), a->s->max_width, chosen);
-    if (n == 0) chosen[n++] = tempo_argmax(probs, a->V);
+    int n = tempo_choose_set(probs, a->V, tempo_threshold_at(&g, s), &g, chosen);
     int w = step_width(a, s), same = w == n;
     for (int i = 0; same && i < n; i++) same = chosen[i] == a->selected[s * a->W + i];
     if (same) return 0;
@@ -555,13 +490,15 @@ static int check_selection(Audit *a) {
         return 0;
     }
     float *probs = malloc((size_t)a->V * sizeof(float)), *tmp = malloc((size_t)a->V * sizeof(float));
-    int *chosen = malloc((size_t)a->V * sizeof(int)), rc = probs && tmp && chosen ? 0 : -1, before = a->r->n_findings;
+    const float **live = malloc(((size_t)a->n + 1) * sizeof(float *));
+    int *chosen = malloc((size_t)a->V * sizeof(int)), rc = probs && tmp && live && chosen ? 0 : -1, before = a->r->n_findings;
     for (int s = 0; s < a->S && rc == 0; s++) {
-        step_distribution(a, s, probs, tmp);
+        step_distribution(a, s, live, probs, tmp);
         rc = compare_selection(a, s, probs, chosen);
     }
     free(probs);
     free(tmp);
+    free(live);
     free(chosen);
     snprintf(line, sizeof a->r->checks[0], "%d findings over %d steps", a->r->n_findings - before, a->S);
     return rc;

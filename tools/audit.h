@@ -38,11 +38,13 @@ typedef struct {
 } AuditReport;
 
 void audit_settings_init(AuditSettings *s, const Config *c);
+/* The known settings, completed with defaults, by tempo_gen_validate; an
+ * error is prefixed with `source` ("trace metadata") when it is not "". */
+int audit_settings_check(const AuditSettings *s, const Config *c, const char *source, char *err);
 /* Fills every setting still unknown from the trace's metadata (a bad value is an error). */
 int audit_settings_from_trace(AuditSettings *s, const Trace *t, const Config *c, char *err);
-/* Writes a generation's settings as trace metadata: mode, threshold, max_width,
- * next_from, engine, and what the schedule, isolated layers and pruning need
- * (tempo_generation_trace writes n_prompt). */
+/* Writes a generation's settings as trace metadata (every setting of the
+ * table in settings.c) and engine "tempo" (tempo_generation_trace writes n_prompt). */
 int audit_put_settings(Trace *t, const GenConfig *g, const Config *c, char *err);
 
 /* Runs every check whose settings are known. -1 only for unreadable input. */

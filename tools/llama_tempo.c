@@ -67,23 +67,13 @@ static void log_errors(enum ggml_log_level level, const char *text, void *user) 
 
 /* ---- arguments ---- */
 
-/* "1,2,3" to ids (each in [0, vocab)); the caller frees *ids. */
+/* "1,2,3" (or @FILE) to ids, each in [0, vocab), by tempo's one list parser; the caller frees *ids. */
 static int parse_ids(const char *s, int vocab, int **ids, int *n, char *err) {
-    size_t len = strlen(s);
-    char *copy = malloc(len + 1);
-    *ids = malloc((len / 2 + 1) * sizeof(int));
-    *n = 0;
-    if (!copy || !*ids) {
-        free(copy);
-        return tempo_error(err, "out of memory for --prompt");
-    }
-    memcpy(copy, s, len + 1);
-    int rc = 0;
-    for (char *tok = strtok(copy, ","); tok && rc == 0; tok = strtok(NULL, ","))
-        rc = tempo_parse_int(tok, "--prompt token id", 0, vocab - 1, &(*ids)[(*n)++], err);
-    if (rc == 0 && *n == 0) rc = tempo_error(err, "--prompt holds no token ids");
-    free(copy);
-    return rc;
+    if (tempo_parse_int_list(s, "--prompt", ids, n, err) != 0) return -1;
+    for (int i = 0; i < *n; i++)
+        if ((*ids)[i] < 0 || (*ids)[i] >= vocab)
+            return tempo_error(err, "--prompt token id %d is outside the vocabulary [0, %d)", (*ids)[i], vocab);
+    return 0;
 }
 
 static int parse_choice(const char *s, const char *what, const char *a, const char *b, int *is_b, char *err) {

@@ -469,12 +469,8 @@ static void tree_column(FILE *f, const Generation *gen, const TreeLayout *t, int
     }
 }
 
-int tree_svg(const char *path, const Generation *gen, const Tokenizer *t, const char *model, const char *mode, char *err) {
-    return tree_svg_from(path, gen, t, model, mode, NEXT_LAST_ROW, err);
-}
-
-int tree_svg_from(const char *path, const Generation *gen, const Tokenizer *t, const char *model, const char *mode,
-                  NextFrom next_from, char *err) {
+int tree_svg(const char *path, const Generation *gen, const Tokenizer *t, const char *model, const char *mode,
+             NextFrom next_from, char *err) {
     TreeLayout lay;
     if (tree_layout(&lay, gen, t, err) != 0) return tree_free(&lay, gen), -1;
     char title[512];

@@ -20,15 +20,12 @@ int pair_svg(const char *path, const AttentionView *iso, const AttentionView *vi
  * position, shaded by probability, pruned members struck out, and the
  * member(s) each next set was drawn from (next_from) outlined in black with
  * the black line leaving from them. */
-int tree_svg_from(const char *path, const Generation *gen, const Tokenizer *t, const char *model, const char *mode,
-                  NextFrom next_from, char *err);
+int tree_svg(const char *path, const Generation *gen, const Tokenizer *t, const char *model, const char *mode,
+             NextFrom next_from, char *err);
 /* Width and threshold over the steps of a run (generation_series): a bar
- * per step as tall as its set (the fed part solid, the members pruned
- * later struck through in a lighter shade), and the threshold as a line
- * on its own 0-1 scale. Each bar is <rect class="width" data-step data-members data-fed data-live>. */
+ * per step as tall as its set (members selected light, fed blue, live at
+ * the end dark), and the threshold as a line on its own 0-1 scale. Each
+ * bar is <rect class="width" data-step data-members data-fed data-live>. */
 int series_svg(const char *path, const Generation *gen, const char *model, const char *mode, char *err);
-/* The same for a run with --next-from last. tools/cli.c calls it; once it
- * passes the run's next_from to tree_svg_from, this one goes. */
-int tree_svg(const char *path, const Generation *gen, const Tokenizer *t, const char *model, const char *mode, char *err);
 
 #endif

@@ -1,0 +1,74 @@
+/* flags.c - parsing a command's flags from its tables (flags.h). */
+#include "flags.h"
+
+#include <math.h>
+#include <string.h>
+
+const FlagSpec *find_flag(const char *name, const FlagTables tables) {
+    for (int k = 0; k < 3; k++)
+        for (const FlagSpec *const *t = tables[k]; t && *t; t++)
+            if (strcmp(name, (*t)->name) == 0 || ((*t)->alias && strcmp(name, (*t)->alias) == 0)) return *t;
+    return NULL;
+}
+
+/* A number's syntax and its one range, as the table says (settings parse in settings.c). */
+static int parse_number(const FlagSpec *f, FlagValue *v, char *err) {
+    int ranged = f->lo < f->hi, i;
+    if (f->type == FLAG_NUMBER)
+        return tempo_parse_number(v->text, v->typed, ranged ? f->lo : -HUGE_VAL, ranged ? f->hi : HUGE_VAL, &v->number, err);
+    if (tempo_parse_int(v->text, v->typed, ranged ? (int)f->lo : INT_MIN, ranged ? (int)f->hi : INT_MAX, &i, err) != 0)
+        return -1;
+    v->number = i;
+    return 0;
+}
+
+int parse_args(int argc, char **argv, const char *command, const FlagTables tables, Args *a, char *err) {
+    memset(a, 0, sizeof *a);
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (arg[0] != '-' || arg[1] == '\0') {
+            if (a->n_positional == MAX_POSITIONAL) return tempo_error(err, "too many arguments");
+            a->positional[a->n_positional++] = arg;
+            continue;
+        }
+        const FlagSpec *f = find_flag(arg, tables);
+        if (!f) return tempo_error(err, "unknown flag %s for tempo %s (see tempo %s --help)", arg, command, command);
+        if (a->n == MAX_FLAGS) return tempo_error(err, "too many flags");
+        FlagValue *v = &a->v[a->n++];
+        *v = (FlagValue){f, arg, "", 0.0};
+        if (f->type == FLAG_SWITCH) continue;
+        if (i + 1 >= argc) return tempo_error(err, "flag %s of tempo %s needs a value", arg, command);
+        v->text = argv[++i];
+        if ((f->type == FLAG_INT || f->type == FLAG_NUMBER) && !f->field && parse_number(f, v, err) != 0) return -1;
+    }
+    return 0;
+}
+
+const FlagValue *flag_value(const Args *a, const char *name) {
+    for (int i = a->n - 1; i >= 0; i--)
+        if (strcmp(a->v[i].spec->name, name) == 0) return &a->v[i];
+    return NULL;
+}
+
+const char *flag(const Args *a, const char *name) {
+    const FlagValue *v = flag_value(a, name);
+    return v ? v->text : NULL;
+}
+
+double flag_number(const Args *a, const char *name, double fallback) {
+    const FlagValue *v = flag_value(a, name);
+    return v ? v->number : fallback;
+}
+
+void print_flag_help(FILE *out, const FlagSpec *f, const char *deflt) {
+    char head[64], extra[200] = "";
+    snprintf(head, sizeof head, "%s%s%s", f->name, f->value ? " " : "", f->value ? f->value : "");
+    int w = 0;
+    if (deflt) w += snprintf(extra + w, sizeof extra - (size_t)w, "default %s", deflt);
+    if (f->range) w += snprintf(extra + w, sizeof extra - (size_t)w, "%s%s", w ? "; " : "", f->range);
+    else if (f->lo < f->hi) w += snprintf(extra + w, sizeof extra - (size_t)w, "%s[%.10g, %.10g]", w ? "; " : "", f->lo, f->hi);
+    fprintf(out, "  %-26s %s%s%s%s\n", head, f->help, w ? " (" : "", extra, w ? ")" : "");
+    if (!f->alias) return;
+    snprintf(head, sizeof head, "%s%s%s", f->alias, f->value ? " " : "", f->value ? f->value : "");
+    fprintf(out, "  %-26s same as %s\n", head, f->name);
+}

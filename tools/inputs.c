@@ -1,0 +1,75 @@
+/* inputs.c - what the flags name: the model and its tokenizer, the
+ * prompt's ids, per-row lists (inputs.h). */
+#define _GNU_SOURCE
+#include "inputs.h"
+#include "../formats/gguf.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int load_model_and_tokenizer(const Args *a, Model *m, Tokenizer *t, int need_tokenizer, char *err) {
+    const char *model_path = flag(a, "-m");
+    if (!model_path) return tempo_error(err, "missing -m MODEL");
+    if (tempo_model_load(m, model_path, err) != 0) return -1;
+    memset(t, 0, sizeof *t);
+    const char *tok_path = flag(a, "-z");
+    char beside[4200]; /* a Hugging Face directory brings its tokenizer.json */
+    snprintf(beside, sizeof beside, "%s/tokenizer.json", model_path);
+    if (!tok_path && access(beside, R_OK) == 0) tok_path = beside;
+    int from_gguf = !tok_path && tempo_model_is_gguf(m); /* a GGUF file brings its own */
+    if (!tok_path && !from_gguf && need_tokenizer) {
+        tempo_model_free(m);
+        return tempo_error(err, "missing -z TOKENIZER (needed for --prompt)");
+    }
+    if (from_gguf && tempo_gguf_model_tokenizer(m, t, err) != 0) {
+        tempo_model_free(m);
+        return -1;
+    }
+    if (tok_path && tempo_tokenizer_load(t, tok_path, m->config.vocab_size, err) != 0) {
+        tempo_model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+/* --threads N (parsed and range-checked by the flag parser). */
+void apply_threads(const Args *a) {
+    if (flag(a, "--threads")) tempo_set_threads((int)flag_number(a, "--threads", 0));
+}
+
+int encode_text(const Tokenizer *t, const char *text, int seq_len, int **ids, int *n, char *err) {
+    int cap = (int)strlen(text) + TEMPO_ENCODE_EXTRA;
+    *ids = malloc((size_t)cap * sizeof(int));
+    if (!*ids) return tempo_error(err, "out of memory");
+    int rc = tempo_encode(t, text, *ids, cap, n, err);
+    if (rc == 0 && *n > seq_len)
+        rc = tempo_error(err, "prompt of %d tokens is longer than the context (seq_len %d)", *n, seq_len);
+    if (rc != 0) {
+        free(*ids);
+        *ids = NULL;
+    }
+    return rc;
+}
+
+int prompt_ids(const Args *a, const Model *m, const Tokenizer *t, int **ids, int *n, char *err) {
+    const char *tokens = flag(a, "--tokens"), *prompt = flag(a, "--prompt");
+    if (tokens && prompt) return tempo_error(err, "give --prompt or --tokens, not both");
+    if (tokens) return tempo_parse_int_list(tokens, "--tokens", ids, n, err);
+    if (!prompt) return tempo_error(err, "missing --prompt TEXT or --tokens IDS");
+    if (!t->pieces) return tempo_error(err, "missing -z TOKENIZER (needed for --prompt)");
+    return encode_text(t, prompt, m->config.seq_len, ids, n, err);
+}
+
+int row_list(const Args *a, const char *name, int n, const int *fallback, int **out, char *err) {
+    if (flag(a, name)) {
+        int count;
+        if (tempo_parse_int_list(flag(a, name), name, out, &count, err) != 0) return -1;
+        if (count != n) return tempo_error(err, "%s has %d entries for %d tokens", name, count, n);
+        return 0;
+    }
+    *out = malloc((size_t)n * sizeof(int));
+    if (!*out) return tempo_error(err, "out of memory");
+    for (int i = 0; i < n; i++) (*out)[i] = fallback ? fallback[i] : i;
+    return 0;
+}

@@ -1,0 +1,121 @@
+/* trace_diff.c - comparing traces tensor by tensor (tempo diff, tempo
+ * verify): the largest differences and where, and per-row distances of
+ * logits (trace_diff.h). */
+#include "trace_diff.h"
+#include "analysis.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double element(const Tensor *x, size_t i) {
+    if (x->dtype == DT_F32) return ((const float *)x->data)[i];
+    if (x->dtype == DT_I32) return ((const int32_t *)x->data)[i];
+    return ((const uint8_t *)x->data)[i];
+}
+
+/* Writes the multi-index of flat index i as "[a,b,c]". */
+static void format_index(const Tensor *x, size_t i, char *buf, size_t len) {
+    size_t idx[4];
+    for (int d = x->ndim - 1; d >= 0; d--) {
+        idx[d] = x->shape[d] ? i % (size_t)x->shape[d] : 0;
+        i = x->shape[d] ? i / (size_t)x->shape[d] : 0;
+    }
+    int w = snprintf(buf, len, "[");
+    for (int d = 0; d < x->ndim; d++) w += snprintf(buf + w, len - (size_t)w, d ? ",%zu" : "%zu", idx[d]);
+    snprintf(buf + w, len - (size_t)w, "]");
+}
+
+/* "F32[99,512]" */
+static const char *describe_tensor(const Tensor *x, char *buf, size_t len) {
+    int w = snprintf(buf, len, "%s[", tempo_dtype_name(x->dtype));
+    for (int d = 0; d < x->ndim; d++) w += snprintf(buf + w, len - (size_t)w, d ? ",%lld" : "%lld", (long long)x->shape[d]);
+    snprintf(buf + w, len - (size_t)w, "]");
+    return buf;
+}
+
+/* Compares one tensor of A with B; prints a line; returns 1 if outside tolerance. */
+int compare_tensor(const Tensor *x, const Tensor *y, Tolerance *tol) {
+    int same_shape = x->ndim == y->ndim && x->dtype == y->dtype;
+    for (int d = 0; same_shape && d < x->ndim; d++) same_shape = x->shape[d] == y->shape[d];
+    if (!same_shape) {
+        char a[80], b[80];
+        printf("%-10s shape or dtype differs: A %s, B %s\n", x->name, describe_tensor(x, a, sizeof a),
+               describe_tensor(y, b, sizeof b));
+        return 1;
+    }
+    size_t n = tempo_tensor_count(x), worst = 0, worst_rel = 0, bad = 0, first_bad = 0;
+    double max_abs = 0, max_rel = 0;
+    for (size_t i = 0; i < n; i++) {
+        double p = element(x, i), q = element(y, i), diff = fabs(p - q);
+        double rel = diff / (fabs(q) > 1e-30 ? fabs(q) : 1e-30);
+        int exact = x->dtype != DT_F32;
+        if (isnan(p) != isnan(q)) diff = INFINITY;
+        if (diff > max_abs) { max_abs = diff; worst = i; }
+        if (diff > 0 && rel > max_rel) { max_rel = rel; worst_rel = i; }
+        if (exact ? diff != 0 : !(diff <= tol->atol + tol->rtol * fabs(q))) {
+            if (!bad) first_bad = i;
+            bad++;
+        }
+    }
+    char where[64], where_rel[64], where_bad[64];
+    format_index(x, worst, where, sizeof where);
+    format_index(x, worst_rel, where_rel, sizeof where_rel);
+    format_index(x, first_bad, where_bad, sizeof where_bad);
+    printf("%-10s %-4s max abs %.3e at %s  max rel %.3e at %s", x->name, bad ? "FAIL" : "ok", max_abs, where, max_rel,
+           where_rel);
+    if (bad) printf("  (%zu outside tolerance, first at %s)", bad, where_bad);
+    printf("\n");
+    if (strcmp(x->name, "logits") == 0 && x->ndim == 2) {
+        int rows = (int)x->shape[0], V = (int)x->shape[1], agree = 0, worst_row = 0;
+        double kl_max = 0, js_max = 0, top5_sum = 0;
+        for (int r = 0; r < rows; r++) {
+            LogitMetrics lm = logit_metrics((const float *)x->data + (size_t)r * V, (const float *)y->data + (size_t)r * V, V);
+            if (lm.kl_ab > kl_max) { kl_max = lm.kl_ab; worst_row = r; }
+            if (lm.js > js_max) js_max = lm.js;
+            agree += lm.argmax_agree;
+            top5_sum += lm.top5;
+        }
+        printf("           per row: max KL(A||B) %.3e at row %d, max JS %.3e, top-1 agreement %d/%d, mean top-5 overlap %.3f\n",
+               kl_max, worst_row, js_max, agree, rows, rows ? top5_sum / rows : 0.0);
+    }
+    return bad > 0;
+}
+
+/* Diffs every tensor of A that B also has; tensors only in one are named. */
+int diff_traces(const Trace *A, const Trace *B, Tolerance *tol) {
+    int failed = 0;
+    for (int i = 0; i < A->n_tensors; i++) {
+        const Tensor *y = tempo_trace_get(B, A->tensors[i].name);
+        if (!y) {
+            printf("%-10s only in A\n", A->tensors[i].name);
+            continue;
+        }
+        failed |= compare_tensor(&A->tensors[i], y, tol);
+    }
+    for (int i = 0; i < B->n_tensors; i++)
+        if (!tempo_trace_get(A, B->tensors[i].name)) printf("%-10s only in B\n", B->tensors[i].name);
+    return failed;
+}
+
+/* The trace's metadata names the model that wrote it and its dimensions
+ * (tempo and engines that follow the trace format); when any disagrees
+ * with -m, that is the error, before any number is compared. */
+int check_trace_model(const Trace *tr, const Model *m, const char *path, char *err) {
+    const Config *c = &m->config;
+    struct { const char *key; int value; } dims[] = {{"dim", c->dim}, {"n_layers", c->n_layers}, {"n_heads", c->n_heads},
+        {"n_kv_heads", c->n_kv_heads}, {"vocab_size", c->vocab_size}};
+    const char *model = tempo_trace_meta_get(tr, "model");
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+        const char *v = tempo_trace_meta_get(tr, dims[d].key);
+        char what[64];
+        int n;
+        snprintf(what, sizeof what, "trace metadata %s", dims[d].key);
+        if (v && tempo_parse_int(v, what, 1, INT_MAX, &n, err) != 0) return -1;
+        if (v && n != dims[d].value)
+            return tempo_error(err, "trace %s was written with %s (%s %s) but -m %s has %s %d: verify against the "
+                               "model that wrote it", path, model ? model : "another model", dims[d].key, v, tempo_model_path(m),
+                               dims[d].key, dims[d].value);
+    }
+    return 0;
+}
