@@ -78,7 +78,7 @@ static int compare_doubles(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static Summary summarize(double *values, int n) {
+Summary summarize_values(double *values, int n) {
     Summary s = {0, 0, 0, n};
     if (n == 0) return s;
     double sum = 0, sq = 0;
@@ -162,9 +162,9 @@ AttentionStats attention_stats(const AttentionView *v, int l, int h, int step_lo
         }
     }
     if (st.cross_pairs) st.cross_mean /= st.cross_pairs;
-    st.parallel = summarize(par, n_par);
-    st.single = summarize(single, n_single);
-    st.set_total = summarize(totals, n_sets);
+    st.parallel = summarize_values(par, n_par);
+    st.single = summarize_values(single, n_single);
+    st.set_total = summarize_values(totals, n_sets);
     st.reduction_pct = st.single.mean > 0 && n_par ? 100.0 * (1.0 - st.parallel.mean / st.single.mean) : NAN;
     free(par); free(single); free(totals);
     return st;

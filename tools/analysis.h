@@ -64,6 +64,9 @@ typedef struct {
     int count;
 } Summary;
 
+/* Mean, median and standard deviation (over n, not n - 1) of n values; sorts them. */
+Summary summarize_values(double *values, int n);
+
 typedef struct {
     double cross_mean, cross_max;  /* between different members of one set */
     int cross_pairs;
