@@ -302,7 +302,11 @@ Test(series, svg_bars_and_json_match_the_run) {
     cr_assert(getdelim(&svg, &len, '\0', f) > 0);
     fclose(f);
     unlink(path);
-    cJSON *js = series_json(&gen);
+    cJSON *built = series_json(&gen);
+    char *printed = cJSON_Print(built);
+    cJSON *js = cJSON_Parse(printed); /* as a reader sees it */
+    free(printed);
+    cJSON_Delete(built);
     int bars = 0, pruned_somewhere = 0;
     for (const char *p = strstr(svg, "class=\"width\""); p; p = strstr(p + 1, "class=\"width\""), bars++) {
         int s, members, fed, live;
@@ -318,7 +322,7 @@ Test(series, svg_bars_and_json_match_the_run) {
         cr_assert(s == bars && members == st->n_members && fed == want_fed && live == want_live, "bar %d", bars);
         cr_assert_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(js, "live"), s)->valueint, want_live);
         cr_assert_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(js, "position"), s)->valueint, st->logical_pos);
-        cr_assert(cJSON_GetArrayItem(cJSON_GetObjectItem(js, "threshold"), s)->valuedouble == st->threshold);
+        cr_assert((float)cJSON_GetArrayItem(cJSON_GetObjectItem(js, "threshold"), s)->valuedouble == st->threshold);
     }
     cr_assert_eq(bars, gen.n_steps);
     cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(js, "members")), gen.n_steps);
@@ -328,4 +332,97 @@ Test(series, svg_bars_and_json_match_the_run) {
     free(svg);
     tempo_generation_free(&gen);
     loaded_free(&x);
+}
+
+/* ---- the command line ---- */
+
+/* Runs a shell line from the worktree with W set; stdout and stderr together. */
+static int run_line(const char *line, char *out, size_t len) {
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "(R=$(pwd); W=%s; T=%s; D=$(mktemp -d /tmp/tempo-research-XXXXXX) && cd $D && %s; rc=$?; "
+             "rm -rf $D; exit $rc)", WEIGHTS_DIR[0] == '/' ? WEIGHTS_DIR : "$R/" WEIGHTS_DIR,
+             TEMPO_BIN[0] == '/' ? TEMPO_BIN : "$R/" TEMPO_BIN, line);
+    return run_command_capture(cmd, out, len, 1);
+}
+
+/* A run with --position-gap: its trace passes verify and audit (which takes
+ * the gap from the metadata), and the files say they were written. */
+Test(research_cli, position_gap_run_verifies_and_audits) {
+    static char out[1 << 16];
+    int rc = run_line("$T generate -m $W/stories260K.bin -z $W/tok512.bin -p 'Once upon a time' -n 12 --position-gap 7 "
+                      "--trace g.safetensors --json g.json --svg-series s.svg --svg-tree t.svg --no-color && "
+                      "$T verify g.safetensors -m $W/stories260K.bin && $T audit g.safetensors -m $W/stories260K.bin",
+                      out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    const char *files[] = {"wrote g.safetensors: ", "wrote g.json: ", "wrote s.svg: ", "wrote t.svg: "};
+    for (int i = 0; i < 4; i++) cr_assert(strstr(out, files[i]), "no \"%s\" line:\n%s", files[i], out);
+    cr_assert(strstr(out, "tempo selects the same sets in all 12 steps"), "%s", out);
+    cr_assert(strstr(out, "rows computed = 5 prompt + "), "the summary names the prompt rows:\n%s", out);
+}
+
+/* The summary line of an emulated run: tokens selected, fed, rows = prompt + generated. */
+Test(research_cli, summary_line_says_what_it_counts) {
+    static char out[1 << 16];
+    int rc = run_line("$T generate -m $W/stories260K.bin -z $W/tok512.bin -p 'Once upon a time' -n 12 --threshold 0.05 "
+                      "--emulate last-member-only --quiet", out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    int steps, tokens, fed, rows, prompt, generated;
+    const char *line = strstr(out, " steps selected ");
+    cr_assert(line, "%s", out);
+    while (line > out && line[-1] != '\n') line--;
+    cr_assert(sscanf(line, "%d steps selected %d tokens, %d fed as rows", &steps, &tokens, &fed) == 3, "%s", line);
+    const char *r = strstr(line, " rows computed = ");
+    while (r > line && r[-1] != ' ') r--;
+    cr_assert(r && sscanf(r, "%d rows computed = %d prompt + %d generated", &rows, &prompt, &generated) == 3, "%s", line);
+    cr_assert(steps == 12 && tokens > fed && fed == steps, "emulation feeds one a step: %s", line);
+    cr_assert(rows == prompt + generated && generated == fed && prompt == 5, "%s", line);
+    cr_assert(strstr(line, "not fed"), "the unfed tokens are named: %s", line);
+}
+
+/* --verbose with --prune prints each decision with its share, bar and window. */
+Test(research_cli, verbose_prints_pruning_decisions) {
+    static char out[1 << 16];
+    int rc = run_line("$T generate -m $W/fortune.bin -z $W/fortune-tok512.bin -p 'A fool and his money' -n 40 --threshold 0.05 "
+                      "--prune attention --verbose --quiet --json g.json && grep -c '\"pruned\":[[:space:]]*true' g.json", out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    int pruned_lines = 0, decisions = 0;
+    for (const char *p = strstr(out, "prune after step "); p; p = strstr(p + 1, "prune after step ")) {
+        int step, lo, hi, set;
+        double share, bar;
+        char cmp[3];
+        cr_assert(sscanf(p, "prune after step %d (window steps %d-%d): step %d", &step, &lo, &hi, &set) == 4, "%.120s", p);
+        const char *q = strstr(p, "' share ");
+        cr_assert(q && sscanf(q, "' share %lf %2s bar %lf", &share, cmp, &bar) == 3, "%.120s", p);
+        cr_assert(hi == step - 1 && lo <= set && set <= hi, "%.120s", p);
+        cr_assert_eq(strcmp(cmp, "<") == 0, share < bar, "%.120s", p);
+        const char *end = strchr(p, '\n');
+        pruned_lines += end && end - p > 8 && strncmp(end - 8, ": pruned", 8) == 0;
+        decisions++;
+    }
+    cr_assert(decisions > 0 && pruned_lines > 0, "decisions %d, pruned %d:\n%s", decisions, pruned_lines, out);
+    const char *count = strrchr(out, '\n');
+    while (count > out && count[-1] != '\n') count--;
+    cr_assert_eq(atoi(count), pruned_lines, "JSON pruned decisions vs printed:\n%s", out);
+}
+
+/* compare: a legend with units; a set whose second member was EOS is named as such, not as no set. */
+Test(research_cli, compare_legend_and_units) {
+    static char out[1 << 16];
+    int rc = run_line("$T compare -m $W/stories260K.bin -z $W/tok512.bin -p 'Once upon a time' -n 16", out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "in nats (natural log)") && strstr(out, "in bits (log base 2)"), "%s", out);
+    cr_assert(strstr(out, "(up to and including the first set's first member)"), "%s", out);
+    cr_assert(strstr(out, "perplexity under plain greedy scoring: isolated "), "%s", out);
+    cr_assert(strstr(out, "JS by third of the run: early ") && strstr(out, "reduct% per layer: L0 "), "%s", out);
+}
+
+/* convert and the attention pictures say what they wrote. */
+Test(research_cli, writers_say_what_they_wrote) {
+    static char out[1 << 16];
+    int rc = run_line("$T convert $W/stories260K.bin $W/tok512.bin --out m.gguf && $T attention -m $W/stories260K.bin "
+                      "-z $W/tok512.bin -p 'Once upon a time' -n 6 --threshold 0.05 --svg h.svg --svg-grid g.svg --json a.json "
+                      ">/dev/null && ls m.gguf h.svg g.svg a.json", out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    const char *said[] = {"wrote m.gguf: GGUF", "wrote h.svg: SVG heatmap", "wrote g.svg: SVG grid", "wrote a.json: JSON"};
+    for (int i = 0; i < 4; i++) cr_assert(strstr(out, said[i]), "no \"%s\":\n%s", said[i], out);
 }

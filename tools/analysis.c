@@ -197,8 +197,11 @@ cJSON *series_json(const Generation *gen) {
     for (int i = 0; i < 6; i++) arrays[i] = cJSON_AddArrayToObject(o, names[i]);
     for (int s = 0; s < gen->n_steps; s++) {
         const SeriesPoint *p = &points[s];
-        double values[6] = {s, p->position, p->threshold, p->members, p->fed, p->live};
-        for (int i = 0; i < 6; i++) cJSON_AddItemToArray(arrays[i], cJSON_CreateNumber(values[i]));
+        double values[6] = {s, p->position, 0, p->members, p->fed, p->live};
+        char threshold[32]; /* the shortest decimal that reads back to the float: 0.1, not 0.10000000149 */
+        tempo_format_float(threshold, p->threshold);
+        for (int i = 0; i < 6; i++)
+            cJSON_AddItemToArray(arrays[i], i == 2 ? cJSON_CreateRaw(threshold) : cJSON_CreateNumber(values[i]));
     }
     free(points);
     return o;
