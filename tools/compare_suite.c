@@ -295,14 +295,14 @@ static void print_footer(const double *values, int n, int cols, const SuiteColum
         if (spec) printf(" %5s %4s %6s", "", "", "");
         for (int c = 0; c < cols; c++)
             print_median_spread(values + c, n, cols, spec ? spec[c].width : 9, spec ? spec[c].fmt : " %9.2f", scratch, row == 0);
-        printf("\n");
+        printf(spec ? " %5s %6s\n" : "\n", "-", "-"); /* the suite table's last column is a timing */
     }
 }
 
 /* Why a prompt's row has no KL/JS: no set, or sets whose later members were not fed. */
 static const char *suite_note(const CompareSummary *s) {
-    if (s->parallel_steps == 0) return "  (no parallel set formed)";
-    if (s->later_members == 0) return "  (sets formed, no later member fed: EOS)";
+    if (s->parallel_steps == 0) return "  note: no parallel set formed\n";
+    if (s->later_members == 0) return "  note: parallel sets formed, but no later member was fed (EOS ends a branch)\n";
     return "";
 }
 
@@ -341,7 +341,7 @@ static void print_suite(char **categories, char **prompts, const CompareSummary 
         printf("%-10s %-32.32s %5d %4d %6d", categories[i], prompts[i], s->steps, s->parallel_steps, s->later_members);
         for (int c = 0; c < N_SUITE_COLUMNS; c++)
             suite_cell(SUITE_COLUMNS[c].width, SUITE_COLUMNS[c].fmt, values[(size_t)i * N_SUITE_COLUMNS + c] = SUITE_COLUMNS[c].value(s));
-        printf(" %5s %6.3f%s\n", div, s->vis_seconds > 0 ? s->iso_seconds / s->vis_seconds : 0.0, suite_note(s));
+        printf(" %5s %6.3f\n%s", div, s->vis_seconds > 0 ? s->iso_seconds / s->vis_seconds : 0.0, suite_note(s));
         all.steps += s->steps; all.parallel_steps += s->parallel_steps; all.later_members += s->later_members;
         all.iso_seconds += s->iso_seconds; all.vis_seconds += s->vis_seconds;
         all.kl_iv += s->kl_iv * s->later_members; all.js += s->js * s->later_members;
@@ -354,8 +354,8 @@ static void print_suite(char **categories, char **prompts, const CompareSummary 
     for (int c = 0; c < N_SUITE_COLUMNS; c++)
         if (c < 4) suite_cell(SUITE_COLUMNS[c].width, SUITE_COLUMNS[c].fmt, k > 0 ? weighted[c] : NAN);
         else printf(" %*s", SUITE_COLUMNS[c].width, "-");
-    printf(" %5s %6.3f%s\n", "-", all.vis_seconds > 0 ? all.iso_seconds / all.vis_seconds : 0.0,
-           k > 0 ? "" : "  (no later member fed in any prompt)");
+    printf(" %5s %6.3f\n%s", "-", all.vis_seconds > 0 ? all.iso_seconds / all.vis_seconds : 0.0,
+           k > 0 ? "" : "  note: no later member was fed in any prompt\n");
     print_footer(values, n, N_SUITE_COLUMNS, SUITE_COLUMNS, scratch);
     print_layer_table(categories, prompts, sums, n, scratch);
     free(values);
