@@ -53,7 +53,11 @@ typedef struct {
 /* How a matrix's values are stored. F32, F16 and BF16 hold one value per
  * element; the GGUF block types hold tempo_block_values() values per block
  * (kernels/kernels.h). */
-typedef enum { WEIGHT_F32, WEIGHT_F16, WEIGHT_BF16, WEIGHT_Q8_0, WEIGHT_Q4_0, WEIGHT_Q4_K, WEIGHT_Q5_K, WEIGHT_Q6_K } WeightType;
+typedef enum {
+    WEIGHT_F32, WEIGHT_F16, WEIGHT_BF16, WEIGHT_Q8_0, WEIGHT_Q4_0, WEIGHT_Q4_K, WEIGHT_Q5_K, WEIGHT_Q6_K,
+    WEIGHT_Q4_1, WEIGHT_Q5_0, WEIGHT_Q5_1, WEIGHT_Q2_K, WEIGHT_Q3_K, WEIGHT_IQ4_NL, WEIGHT_IQ4_XS, WEIGHT_TQ1_0, WEIGHT_TQ2_0,
+    WEIGHT_N_TYPES
+} WeightType;
 
 /* A row-major [rows][cols] matrix in its stored type, usually pointing into
  * the mapped file; row r starts tempo_row_bytes(type, cols) * r bytes in. */

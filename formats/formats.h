@@ -18,27 +18,38 @@
 
 /* Reads a whole file into memory; the caller frees *buf. `what` names it in messages. */
 int tempo_read_file(const char *path, const char *what, unsigned char **buf, size_t *len, char *err);
-/* Output written to a temporary name beside `path` and renamed into place
- * when complete, so an interrupted run never leaves a half-written file. */
+/* One writer for every file tempo writes (NOTES "Outputs"). A regular file
+ * or a new name: written to a temporary name beside it and renamed into place
+ * when complete, so an interrupted or failed run never leaves a half-written
+ * file. Anything else (a device, a FIFO, a symlink to one): written in place,
+ * never replaced; so is the process's own descriptor (/dev/stdout, /dev/fd/N,
+ * /proc/...). A symlink to a regular file: its target is replaced, the link kept. While open, SIGPIPE is blocked in the calling thread, so a
+ * reader that left gives an error (EPIPE), not a silent death. */
 typedef struct {
     FILE *f;
     const char *what;   /* "trace ", "" ...: for messages */
+    int in_place;
+    int sigpipe_was_blocked, sigpipe_was_pending; /* before open, restored by close */
     char path[4096], tmp[4200];
 } AtomicFile;
 
+/* Opens `path` for writing as above. */
 int tempo_atomic_open(AtomicFile *a, const char *path, const char *what, char *err);
-/* Closes; renames if `ok` and everything was written, else removes the temporary file. */
+/* Closes; renames if `ok` and everything was written, else removes the
+ * temporary file; one error line naming the reason (no space, broken pipe). */
 int tempo_atomic_close(AtomicFile *a, int ok, char *err);
 int tempo_write_text_file(const char *path, const char *text, char *err);
 
 /* ---- the model (model.c: the bottom layer every checkpoint format uses) ---- */
 
 /* The stored type of a tensor's values: every WeightType a matrix can hold
- * (the same numbers), then the integer types of traces. */
+ * (the same numbers, 0..WEIGHT_N_TYPES-1), then the integer types of traces. */
 typedef enum {
     DT_F32 = WEIGHT_F32, DT_F16 = WEIGHT_F16, DT_BF16 = WEIGHT_BF16, DT_Q8_0 = WEIGHT_Q8_0, DT_Q4_0 = WEIGHT_Q4_0,
-    DT_Q4_K = WEIGHT_Q4_K, DT_Q5_K = WEIGHT_Q5_K, DT_Q6_K = WEIGHT_Q6_K, DT_I32, DT_U8
+    DT_Q4_K = WEIGHT_Q4_K, DT_Q5_K = WEIGHT_Q5_K, DT_Q6_K = WEIGHT_Q6_K, DT_I32 = WEIGHT_N_TYPES, DT_U8
 } DType;
+/* 1 if values of this type are weights (a WeightType), 0 for the integer types. */
+static inline int tempo_dtype_is_weight(DType d) { return (int)d < (int)WEIGHT_N_TYPES; }
 
 /* The one tensor descriptor: a trace's tensors, a safetensors file's, a GGUF file's and a
  * llama2.c file's, as the model binder sees them. Shape is row-major ([rows][cols]). */
@@ -138,6 +149,8 @@ size_t tempo_dtype_size(DType d);
 size_t tempo_tensor_count(const Tensor *x);
 size_t tempo_tensor_bytes(const Tensor *x);
 const Tensor *tempo_tensor_find(const Tensor *tensors, int n, const char *name);
+/* "F32[99,512]": the dtype and shape, into buf. */
+const char *tempo_tensor_describe(const Tensor *x, char *buf, size_t len);
 /* Parses a safetensors file in memory: tensors whose data point into buf
  * (*tensors: caller frees), each of a dtype in the bit mask `dtypes` (1 << DT_*),
  * inside the file, of the size its shape needs, none overlapping. *meta
@@ -175,13 +188,30 @@ int tempo_trace_metaf(Trace *t, const char *key, char *err, const char *fmt, ...
 const Tensor *tempo_trace_get(const Trace *t, const char *name);
 /* The value of a metadata key, or NULL. */
 const char *tempo_trace_meta_get(const Trace *t, const char *key);
-/* Writes to a temporary name and renames, so a trace is never half-written. */
+/* Writes through tempo_atomic_open. A dense `allowed` of 0s and 1s is
+ * stored as `allowed_bits` (1 bit a cell); anything else stays dense. */
 int tempo_trace_write(const Trace *t, const char *path, char *err);
+/* Reads either form: `allowed_bits` is unpacked, so the trace in memory
+ * always holds the dense `allowed`. */
 int tempo_trace_read(Trace *t, const char *path, char *err);
 int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char *name, char *err);
 /* Checks that a trace holds the inputs of a forward pass for this model:
  * tokens I32[n], positions I32[n], allowed U8[n,n] or U8[n_layers,n,n]. */
 int tempo_trace_inputs(const Trace *t, const Config *c, int *n, int *mask_layers, char *err);
+
+/* The logits a trace of n rows holds: every row's (`logits` F32[n,vocab]),
+ * some rows' (`kept_rows` I32[m], row ids strictly increasing in 0..n-1, and
+ * `kept_logits` F32[m,vocab], written for engines that compute logits for
+ * their last rows only), or none. */
+typedef struct {
+    int n_rows;          /* rows with logits: n, m or 0 */
+    const int *rows;     /* kept_rows; NULL when every row (or no row) has logits */
+    const float *logits; /* [n_rows][vocab], in row order; NULL when none */
+} TraceLogits;
+/* Reads and checks them (shapes, row ids, not both forms): -1 with one line naming the problem. */
+int tempo_trace_logits(const Trace *t, int n, int vocab, TraceLogits *l, char *err);
+/* Row r's logits, or NULL when the trace has none for it. */
+const float *tempo_trace_logits_row(const TraceLogits *l, int r, int vocab);
 
 /* The trace of a set of rows: dense allowed [mask_layers][n][n] (stored as
  * [n][n] when mask_layers is 1), attention [L][H][n][n] (may be NULL),
@@ -190,6 +220,13 @@ int tempo_trace_build(Trace *t, const Model *m, int n, const int *tokens, const 
                       const int *sets, const uint8_t *allowed, int mask_layers, const float *logits,
                       const float *attention, const int *pruned, char *err);
 int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char *err);
+
+/* Masks as bits: `rows` rows of n keys, row r's key k in bit k % 8 of byte
+ * r * tempo_mask_row_bytes(n) + k / 8 (numpy.packbits bitorder "little").
+ * Unpacking refuses a set bit past key n - 1. */
+size_t tempo_mask_row_bytes(int n);
+void tempo_mask_pack(const uint8_t *dense, size_t rows, int n, uint8_t *bits);
+int tempo_mask_unpack(const uint8_t *bits, size_t rows, int n, uint8_t *dense, char *err);
 
 /* A mask file: n x n characters '0'/'1' (row = query), white space ignored. */
 int tempo_mask_parse(const char *text, size_t len, int n, uint8_t *allowed, const char *name, char *err);

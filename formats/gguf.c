@@ -153,7 +153,11 @@ static const char *ggml_type_name(uint32_t t) {
 
 /* ggml's number of each WeightType. */
 static const uint32_t ggml_types[] = {[WEIGHT_F32] = 0, [WEIGHT_F16] = 1, [WEIGHT_BF16] = 30, [WEIGHT_Q8_0] = 8,
-                                      [WEIGHT_Q4_0] = 2, [WEIGHT_Q4_K] = 12, [WEIGHT_Q5_K] = 13, [WEIGHT_Q6_K] = 14};
+                                      [WEIGHT_Q4_0] = 2, [WEIGHT_Q4_K] = 12, [WEIGHT_Q5_K] = 13, [WEIGHT_Q6_K] = 14,
+                                      [WEIGHT_Q4_1] = 3, [WEIGHT_Q5_0] = 6, [WEIGHT_Q5_1] = 7, [WEIGHT_Q2_K] = 10,
+                                      [WEIGHT_Q3_K] = 11, [WEIGHT_IQ4_NL] = 20, [WEIGHT_IQ4_XS] = 23,
+                                      [WEIGHT_TQ1_0] = 34, [WEIGHT_TQ2_0] = 35};
+_Static_assert(sizeof ggml_types / sizeof ggml_types[0] == WEIGHT_N_TYPES, "a ggml number for every WeightType");
 
 uint32_t tempo_gguf_ggml_type(WeightType t) { return ggml_types[t]; }
 
@@ -166,6 +170,18 @@ static int weight_type_of(uint32_t ggml_type) {
 
 static int bad_tensor(Cursor *c, const GgufTensor *t, const char *problem) {
     return tempo_error(c->err, "bad GGUF %s: tensor %.*s: %s", c->name, (int)t->name.len, t->name.ptr, problem);
+}
+
+/* "type 16 (IQ2_XXS) is not one tempo reads (F32, F16, ...)": the readable ones in ggml's order. */
+static int unreadable_type(Cursor *c, const GgufTensor *t, uint32_t type) {
+    char msg[320], readable[200] = "";
+    for (size_t g = 0, n = 0; g < 64 && n < sizeof readable; g++)
+        if (weight_type_of((uint32_t)g) >= 0)
+            n += (size_t)snprintf(readable + n, sizeof readable - n, "%s%s", n ? ", " : "", ggml_type_name((uint32_t)g));
+    const char *known = ggml_type_name(type);
+    snprintf(msg, sizeof msg, "type %u%s%s%s is not one tempo reads (%s)", type, known ? " (" : "", known ? known : "",
+             known ? ")" : "", readable);
+    return bad_tensor(c, t, msg);
 }
 
 /* Name, dimensions (each >= 1, at most 2^56 values in all), type and offset of one tensor. */
@@ -192,12 +208,7 @@ static int read_tensor_info(Cursor *c, GgufTensor *t, uint64_t index) {
     if (read_u32(c, &type, "a tensor type") != 0 || read_u64(c, &t->offset, "a tensor offset") != 0) return -1;
     t->ggml_type = type;
     int wt = weight_type_of(type);
-    if (wt < 0) {
-        const char *known = ggml_type_name(type);
-        snprintf(msg, sizeof msg, "type %u%s%s%s is not one tempo reads (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)", type,
-                 known ? " (" : "", known ? known : "", known ? ")" : "");
-        return bad_tensor(c, t, msg);
-    }
+    if (wt < 0) return unreadable_type(c, t, type);
     t->type = (WeightType)wt;
     int block = tempo_block_values(t->type);
     if (t->ne[0] % (uint64_t)block != 0) {

@@ -138,7 +138,7 @@ static int bind_find(const Model *m, const TensorSource *src, const LayerTensor 
     if (src->find(src->ctx, t, l, x, err) != 0) return -1;
     if (!x->data) return tempo_error(err, "model %s lacks tensor %s", tempo_model_path(m), x->name);
     long long rows = (long long)tempo_unit(&m->config, t->rows), cols = (long long)tempo_unit(&m->config, t->cols);
-    if (x->dtype > DT_Q6_K) return tempo_error(err, "model %s: tensor %s holds integers, not weights", tempo_model_path(m), x->name);
+    if (!tempo_dtype_is_weight(x->dtype)) return tempo_error(err, "model %s: tensor %s holds integers, not weights", tempo_model_path(m), x->name);
     int ok = cols ? x->ndim == 2 && x->shape[0] == rows && x->shape[1] == cols : x->ndim == 1 && x->shape[0] == rows;
     if (!ok)
         return tempo_error(err, "model %s: tensor %s has shape [%lld%s%lld] but %s implies [%lld%s%lld]", tempo_model_path(m), x->name,

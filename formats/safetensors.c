@@ -24,6 +24,14 @@ size_t tempo_tensor_count(const Tensor *x) {
 
 size_t tempo_tensor_bytes(const Tensor *x) { return tempo_tensor_count(x) * dtype_sizes[x->dtype]; }
 
+const char *tempo_tensor_describe(const Tensor *x, char *buf, size_t len) {
+    const char *name = tempo_dtype_name(x->dtype);
+    int w = snprintf(buf, len, "%s[", name ? name : "?");
+    for (int d = 0; d < x->ndim && w < (int)len; d++) w += snprintf(buf + w, len - (size_t)w, d ? ",%lld" : "%lld", (long long)x->shape[d]);
+    if (w < (int)len) snprintf(buf + w, len - (size_t)w, "]");
+    return buf;
+}
+
 const Tensor *tempo_tensor_find(const Tensor *tensors, int n, const char *name) {
     for (int i = 0; i < n; i++)
         if (strcmp(tensors[i].name, name) == 0) return &tensors[i];

@@ -75,6 +75,100 @@ const char *tempo_trace_meta_get(const Trace *t, const char *key) {
     return NULL;
 }
 
+/* ---- allowed as packed bits (NOTES "Trace format: allowed as bits") ----
+ * `allowed_bits` U8[n, (n+7)/8] or U8[L, n, (n+7)/8]: row q's key k is bit
+ * k % 8 (least significant first) of byte k / 8, as numpy.packbits(...,
+ * axis=-1, bitorder="little"); the bits past key n-1 are 0. 1/8 of dense. */
+
+size_t tempo_mask_row_bytes(int n) { return ((size_t)n + 7) / 8; }
+
+void tempo_mask_pack(const uint8_t *dense, size_t rows, int n, uint8_t *bits) {
+    size_t row_bytes = tempo_mask_row_bytes(n);
+    memset(bits, 0, rows * row_bytes);
+    for (size_t r = 0; r < rows; r++)
+        for (int k = 0; k < n; k++)
+            if (dense[r * n + k]) bits[r * row_bytes + k / 8] |= (uint8_t)(1u << (k % 8));
+}
+
+int tempo_mask_unpack(const uint8_t *bits, size_t rows, int n, uint8_t *dense, char *err) {
+    size_t row_bytes = tempo_mask_row_bytes(n);
+    uint8_t padding = n % 8 ? (uint8_t)(0xffu << (n % 8)) : 0;
+    for (size_t r = 0; r < rows; r++) {
+        const uint8_t *row = bits + r * row_bytes;
+        if (row_bytes && (row[row_bytes - 1] & padding))
+            return tempo_error(err, "trace allowed_bits row %zu sets bits past key %d (padding bits must be 0)", r % (size_t)n, n - 1);
+        for (int k = 0; k < n; k++) dense[r * n + k] = (uint8_t)(row[k / 8] >> (k % 8) & 1);
+    }
+    return 0;
+}
+
+/* A dense mask U8[n,n] or [L,n,n] of 0s and 1s, which bits hold exactly. */
+static int packable(const Tensor *x) {
+    if (x->dtype != DT_U8 || x->ndim < 2 || x->ndim > 3 || x->shape[x->ndim - 1] != x->shape[x->ndim - 2]) return 0;
+    const uint8_t *v = x->data;
+    for (size_t i = 0, count = tempo_tensor_count(x); i < count; i++)
+        if (v[i] > 1) return 0;
+    return 1;
+}
+
+/* `allowed` as `allowed_bits` (data allocated), or *packed untouched (0) when not packable. */
+static int pack_allowed(const Tensor *dense, Tensor *packed, char *err) {
+    if (strcmp(dense->name, "allowed") != 0 || !packable(dense)) return 0;
+    int n = (int)dense->shape[dense->ndim - 1];
+    size_t rows = tempo_tensor_count(dense) / (size_t)(n ? n : 1), row_bytes = tempo_mask_row_bytes(n);
+    *packed = *dense;
+    snprintf(packed->name, sizeof packed->name, "allowed_bits");
+    packed->shape[packed->ndim - 1] = (int64_t)row_bytes;
+    packed->data = malloc(rows * row_bytes > 0 ? rows * row_bytes : 1);
+    if (!packed->data) return tempo_error(err, "out of memory packing allowed (%zu rows)", rows);
+    tempo_mask_pack(dense->data, rows, n, packed->data);
+    return 1;
+}
+
+/* A parsed `allowed_bits` added to the trace as the dense `allowed` it stands for. */
+static int add_unpacked(Trace *t, const Tensor *bits, char *err) {
+    int ndim = bits->ndim;
+    if (bits->dtype != DT_U8 || ndim < 2 || ndim > 3)
+        return tempo_error(err, "trace allowed_bits must be U8[n,(n+7)/8] or U8[L,n,(n+7)/8]");
+    if (bits->shape[ndim - 2] > (1 << 20)) return tempo_error(err, "trace allowed_bits has %lld rows (limit %d)",
+                                                             (long long)bits->shape[ndim - 2], 1 << 20);
+    int n = (int)bits->shape[ndim - 2];
+    if ((size_t)bits->shape[ndim - 1] != tempo_mask_row_bytes(n))
+        return tempo_error(err, "trace allowed_bits has %lld bytes per row; %d keys need %zu", (long long)bits->shape[ndim - 1],
+                           n, tempo_mask_row_bytes(n));
+    int64_t shape[3];
+    memcpy(shape, bits->shape, sizeof shape);
+    shape[ndim - 1] = n;
+    size_t rows = ndim == 3 ? (size_t)shape[0] * n : (size_t)n;
+    uint8_t *dense = malloc(rows * n > 0 ? rows * n : 1);
+    if (!dense) return tempo_error(err, "out of memory unpacking allowed_bits (%zu rows)", rows);
+    int rc = tempo_mask_unpack(bits->data, rows, n, dense, err);
+    if (rc == 0) rc = tempo_trace_add(t, "allowed", DT_U8, ndim, shape, dense, err);
+    free(dense);
+    return rc;
+}
+
+/* Writes the header and data of tensors in order, `allowed` packed when it
+ * can be: 1 written, 0 a write failed, -1 out of memory (err). */
+static int write_tensors(FILE *f, const Trace *t, const cJSON *meta, char *err) {
+    Tensor *out = malloc((t->n_tensors ? t->n_tensors : 1) * sizeof *out);
+    if (!out) return tempo_error(err, "out of memory writing a trace");
+    int packed = -1, rc = 0, has_bits = tempo_trace_get(t, "allowed_bits") != NULL;
+    for (int i = 0; i < t->n_tensors && rc >= 0; i++) {
+        out[i] = t->tensors[i];
+        if (!has_bits) rc = pack_allowed(&t->tensors[i], &out[i], err);
+        if (rc > 0) packed = i;
+    }
+    int ok = rc >= 0 && tempo_safetensors_write_header(f, out, t->n_tensors, meta);
+    for (int i = 0; i < t->n_tensors && ok; i++) {
+        size_t bytes = tempo_tensor_bytes(&out[i]);
+        ok = fwrite(out[i].data, 1, bytes, f) == bytes;
+    }
+    if (packed >= 0) free(out[packed].data);
+    free(out);
+    return rc < 0 ? -1 : ok;
+}
+
 int tempo_trace_write(const Trace *t, const char *path, char *err) {
     cJSON *meta = t->n_meta > 0 ? cJSON_CreateObject() : NULL;
     for (int i = 0; i < t->n_meta; i++) /* a key given twice: its last value */
@@ -85,11 +179,12 @@ int tempo_trace_write(const Trace *t, const char *path, char *err) {
         cJSON_Delete(meta);
         return -1;
     }
-    int ok = tempo_safetensors_write_header(a.f, t->tensors, t->n_tensors, meta);
+    int ok = write_tensors(a.f, t, meta, err);
     cJSON_Delete(meta);
-    for (int i = 0; i < t->n_tensors && ok; i++) {
-        size_t bytes = tempo_tensor_bytes(&t->tensors[i]);
-        ok = fwrite(t->tensors[i].data, 1, bytes, a.f) == bytes;
+    if (ok < 0) { /* out of memory, named in err; the temporary file goes */
+        char ignored[TEMPO_ERR_SIZE];
+        tempo_atomic_close(&a, 0, ignored);
+        return -1;
     }
     return tempo_atomic_close(&a, ok, err);
 }
@@ -110,12 +205,17 @@ int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char
     int n;
     cJSON *meta;
     unsigned dtypes = 1u << DT_F32 | 1u << DT_I32 | 1u << DT_U8;
-    static const char *const known[] = {"tokens", "positions", "sets", "allowed", "logits", "attention", "pruned",
-                                        "selected", "selected_probs", NULL}; /* others in dtypes tempo lacks are skipped */
+    static const char *const known[] = {"tokens", "positions", "sets", "allowed", "allowed_bits", "logits", "attention", "pruned",
+                                        "selected", "selected_probs", "kept_rows", "kept_logits",
+                                        NULL}; /* others in dtypes tempo lacks are skipped */
     if (tempo_safetensors_parse(buf, len, "trace", path, dtypes, known, &entries, &n, &meta, err) != 0) return -1;
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) /* copied: the trace owns its tensors */
-        rc = tempo_trace_add(t, entries[i].name, entries[i].dtype, entries[i].ndim, entries[i].shape, entries[i].data, err);
+    int rc = tempo_tensor_find(entries, n, "allowed") && tempo_tensor_find(entries, n, "allowed_bits")
+                 ? tempo_error(err, "trace %s holds both allowed and allowed_bits; keep one", path)
+                 : 0;
+    for (int i = 0; i < n && rc == 0; i++) /* copied: the trace owns its tensors; allowed_bits read as allowed */
+        rc = strcmp(entries[i].name, "allowed_bits") == 0
+                 ? add_unpacked(t, &entries[i], err)
+                 : tempo_trace_add(t, entries[i].name, entries[i].dtype, entries[i].ndim, entries[i].shape, entries[i].data, err);
     for (const cJSON *kv = meta ? meta->child : NULL; kv && rc == 0; kv = kv->next)
         if (cJSON_IsString(kv)) rc = tempo_trace_meta(t, kv->string, kv->valuestring, err);
     free(entries);
@@ -181,6 +281,73 @@ int tempo_trace_inputs(const Trace *tr, const Config *c, int *n, int *mask_layer
     *mask_layers = ok3 ? c->n_layers : 1;
     if (*n < 1) return tempo_error(err, "trace has no rows");
     return 0;
+}
+
+/* ---- which rows have logits ---- */
+
+static int has_shape(const Tensor *x, DType dtype, int ndim, int64_t d0, int64_t d1) {
+    return x->dtype == dtype && x->ndim == ndim && x->shape[0] == d0 && (ndim < 2 || x->shape[1] == d1);
+}
+
+static int shape_error(const Tensor *x, const char *want, char *err) {
+    char got[80];
+    return tempo_error(err, "trace %s must be %s, got %s", x->name, want, tempo_tensor_describe(x, got, sizeof got));
+}
+
+/* kept_rows: row ids of a trace of n rows, each once, in increasing order. */
+static int check_kept_rows(const int *rows, int m, int n, char *err) {
+    for (int i = 0; i < m; i++) {
+        if (rows[i] < 0 || rows[i] >= n)
+            return tempo_error(err, "trace kept_rows[%d] is row %d, outside the trace's %d rows", i, rows[i], n);
+        if (i > 0 && rows[i] == rows[i - 1])
+            return tempo_error(err, "trace kept_rows names row %d twice (kept_rows[%d] and [%d])", rows[i], i - 1, i);
+        if (i > 0 && rows[i] < rows[i - 1])
+            return tempo_error(err, "trace kept_rows must be strictly increasing: kept_rows[%d] is row %d, after row %d",
+                               i, rows[i], rows[i - 1]);
+    }
+    return 0;
+}
+
+int tempo_trace_logits(const Trace *t, int n, int vocab, TraceLogits *l, char *err) {
+    const Tensor *full = tempo_trace_get(t, "logits"), *rows = tempo_trace_get(t, "kept_rows");
+    const Tensor *kept = tempo_trace_get(t, "kept_logits");
+    char want[80];
+    memset(l, 0, sizeof *l);
+    if (full && (rows || kept))
+        return tempo_error(err, "trace holds both logits and %s: every row's logits, or the kept rows', not both",
+                           rows ? "kept_rows" : "kept_logits");
+    if (!rows != !kept)
+        return tempo_error(err, "trace holds %s without %s: the kept rows and their logits come together",
+                           rows ? "kept_rows" : "kept_logits", rows ? "kept_logits" : "kept_rows");
+    if (full) {
+        snprintf(want, sizeof want, "F32[%d,%d] (rows, vocabulary)", n, vocab);
+        if (!has_shape(full, DT_F32, 2, n, vocab)) return shape_error(full, want, err);
+        *l = (TraceLogits){n, NULL, full->data};
+        return 0;
+    }
+    if (!rows) return 0;
+    if (rows->dtype != DT_I32 || rows->ndim != 1 || rows->shape[0] < 1 || rows->shape[0] > n) {
+        snprintf(want, sizeof want, "I32[m] with 1 <= m <= %d (the trace's rows)", n);
+        return shape_error(rows, want, err);
+    }
+    int m = (int)rows->shape[0];
+    snprintf(want, sizeof want, "F32[%d,%d] (one row per kept_rows entry, vocabulary)", m, vocab);
+    if (!has_shape(kept, DT_F32, 2, m, vocab)) return shape_error(kept, want, err);
+    if (check_kept_rows(rows->data, m, n, err) != 0) return -1;
+    *l = (TraceLogits){m, rows->data, kept->data};
+    return 0;
+}
+
+const float *tempo_trace_logits_row(const TraceLogits *l, int r, int vocab) {
+    int lo = 0, hi = l->n_rows - 1; /* binary search: kept_rows is increasing */
+    if (!l->rows) return r >= 0 && r < l->n_rows ? l->logits + (size_t)r * vocab : NULL;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (l->rows[mid] == r) return l->logits + (size_t)mid * vocab;
+        if (l->rows[mid] < r) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return NULL;
 }
 
 int tempo_mask_parse(const char *text, size_t len, int n, uint8_t *allowed, const char *name, char *err) {

@@ -15,10 +15,12 @@
 
 int tempo_block_values(WeightType t) {
     switch (t) {
-    case WEIGHT_Q8_0: case WEIGHT_Q4_0: return 32;
-    case WEIGHT_Q4_K: case WEIGHT_Q5_K: case WEIGHT_Q6_K: return TEMPO_QK_K;
-    default: return 1;
+    case WEIGHT_F32: case WEIGHT_F16: case WEIGHT_BF16: case WEIGHT_N_TYPES: return 1;
+    case WEIGHT_Q8_0: case WEIGHT_Q4_0: case WEIGHT_Q4_1: case WEIGHT_Q5_0: case WEIGHT_Q5_1: case WEIGHT_IQ4_NL: return 32;
+    case WEIGHT_Q4_K: case WEIGHT_Q5_K: case WEIGHT_Q6_K: case WEIGHT_Q2_K: case WEIGHT_Q3_K: case WEIGHT_IQ4_XS:
+    case WEIGHT_TQ1_0: case WEIGHT_TQ2_0: return TEMPO_QK_K;
     }
+    return 1;
 }
 
 size_t tempo_block_bytes(WeightType t) {
@@ -30,6 +32,16 @@ size_t tempo_block_bytes(WeightType t) {
     case WEIGHT_Q4_K: return 2 + 2 + 12 + 128;            /* d, dmin, scales[12], qs[128] */
     case WEIGHT_Q5_K: return 2 + 2 + 12 + 32 + 128;       /* d, dmin, scales[12], qh[32], qs[128] */
     case WEIGHT_Q6_K: return 128 + 64 + 16 + 2;           /* ql[128], qh[64], scales[16], d */
+    case WEIGHT_Q4_1: return 2 + 2 + 16;                  /* d, m, qs[16] */
+    case WEIGHT_Q5_0: return 2 + 4 + 16;                  /* d, qh[4] (fifth bits), qs[16] */
+    case WEIGHT_Q5_1: return 2 + 2 + 4 + 16;              /* d, m, qh[4], qs[16] */
+    case WEIGHT_IQ4_NL: return 2 + 16;                    /* d, qs[16] (indices into kvalues) */
+    case WEIGHT_Q2_K: return 16 + 64 + 2 + 2;             /* scales[16], qs[64], d, dmin */
+    case WEIGHT_Q3_K: return 32 + 64 + 12 + 2;            /* hmask[32], qs[64], scales[12], d */
+    case WEIGHT_IQ4_XS: return 2 + 2 + 4 + 128;           /* d, scales_h, scales_l[4], qs[128] */
+    case WEIGHT_TQ1_0: return 48 + 4 + 2;                 /* qs[48] (5 trits a byte), qh[4] (4 a byte), d */
+    case WEIGHT_TQ2_0: return 64 + 2;                     /* qs[64] (2 bits a value), d */
+    case WEIGHT_N_TYPES: return 0;
     }
     return 0;
 }
@@ -38,45 +50,55 @@ size_t tempo_row_bytes(WeightType t, size_t n_values) {
     return n_values / (size_t)tempo_block_values(t) * tempo_block_bytes(t);
 }
 
-/* Normal values move their exponent (bias 15 to 127) and widen the
- * fraction; subnormals are frac * 2^-24 (exact in f32); Inf and NaN keep
- * their sign and payload. Bit operations only, so that loops vectorize. */
-float tempo_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 31, frac = h & 1023, bits;
-    if (exp == 31) bits = sign | 0x7f800000u | frac << 13;
-    else if (exp != 0) bits = sign | (exp + 112) << 23 | frac << 13;
-    else {
-        float v = (float)frac * 0x1p-24f;
-        memcpy(&bits, &v, 4);
-        bits |= sign;
-    }
-    float v;
-    memcpy(&v, &bits, 4);
-    return v;
-}
-
-float tempo_bf16_to_f32(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float v;
-    memcpy(&v, &bits, 4);
-    return v;
-}
-
-static float half_at(const uint8_t *p) { return tempo_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
 
 /* Q8_0: y = q * d, q int8. */
 static void dequant_q8_0(const uint8_t *b, float *y) {
-    float d = half_at(b);
+    float d = tempo_f16_at(b);
     for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)b[2 + j] * d;
 }
 
 /* Q4_0: value j (< 16) in the low nibble of qs[j], value j + 16 in its high nibble; y = (q - 8) * d. */
 static void dequant_q4_0(const uint8_t *b, float *y) {
-    float d = half_at(b);
+    float d = tempo_f16_at(b);
     const uint8_t *qs = b + 2;
     for (int j = 0; j < 16; j++) {
         y[j] = (float)((qs[j] & 0x0F) - 8) * d;
         y[j + 16] = (float)((qs[j] >> 4) - 8) * d;
+    }
+}
+
+/* Q4_1: Q4_0's nibbles without the offset, plus a min; y = q*d + m. */
+static void dequant_q4_1(const uint8_t *b, float *y) {
+    float d = tempo_f16_at(b), m = tempo_f16_at(b + 2);
+    const uint8_t *qs = b + 4;
+    for (int j = 0; j < 16; j++) {
+        float p0 = (float)(qs[j] & 0x0F) * d, p1 = (float)(qs[j] >> 4) * d;
+        y[j] = p0 + m;
+        y[j + 16] = p1 + m;
+    }
+}
+
+/* The fifth bits of Q5_0/Q5_1: bit j of the 32-bit little-endian qh is value j's (16 when set). */
+static int fifth_bit(const uint8_t *qh, int j) { return (qh[j / 8] >> (j % 8) & 1) << 4; }
+
+/* Q5_0: Q4_0's nibbles with a fifth bit each; y = (q - 16) * d. */
+static void dequant_q5_0(const uint8_t *b, float *y) {
+    float d = tempo_f16_at(b);
+    const uint8_t *qh = b + 2, *qs = b + 6;
+    for (int j = 0; j < 16; j++) {
+        y[j] = (float)(((qs[j] & 0x0F) | fifth_bit(qh, j)) - 16) * d;
+        y[j + 16] = (float)(((qs[j] >> 4) | fifth_bit(qh, j + 16)) - 16) * d;
+    }
+}
+
+/* Q5_1: Q5_0's values without the offset, plus a min; y = q*d + m. */
+static void dequant_q5_1(const uint8_t *b, float *y) {
+    float d = tempo_f16_at(b), m = tempo_f16_at(b + 2);
+    const uint8_t *qh = b + 4, *qs = b + 8;
+    for (int j = 0; j < 16; j++) {
+        float p0 = (float)((qs[j] & 0x0F) | fifth_bit(qh, j)) * d, p1 = (float)((qs[j] >> 4) | fifth_bit(qh, j + 16)) * d;
+        y[j] = p0 + m;
+        y[j + 16] = p1 + m;
     }
 }
 
@@ -97,7 +119,7 @@ static void scale_min_k4(int j, const uint8_t *s, int *scale, int *min) {
  * bytes of qs (low nibbles: sub-block 2i, high nibbles: 2i+1);
  * y = (d*sc) * q - (dmin*m). */
 static void dequant_q4_k(const uint8_t *b, float *y) {
-    float d = half_at(b), dmin = half_at(b + 2);
+    float d = tempo_f16_at(b), dmin = tempo_f16_at(b + 2);
     const uint8_t *scales = b + 4, *qs = b + 16;
     for (int is = 0; is < 8; is += 2, qs += 32, y += 64) {
         int sc, m;
@@ -119,7 +141,7 @@ static void dequant_q4_k(const uint8_t *b, float *y) {
 /* Q5_K: Q4_K's layout plus a fifth bit per value in qh[32]: bit 2i of
  * qh[l] for value l of sub-block 2i, bit 2i+1 for sub-block 2i+1. */
 static void dequant_q5_k(const uint8_t *b, float *y) {
-    float d = half_at(b), dmin = half_at(b + 2);
+    float d = tempo_f16_at(b), dmin = tempo_f16_at(b + 2);
     const uint8_t *scales = b + 4, *qh = b + 16, *qs = b + 48;
     for (int is = 0; is < 8; is += 2, qs += 32, y += 64) {
         int sc, m, bit_lo = 1 << is, bit_hi = 2 << is;
@@ -144,7 +166,7 @@ static void dequant_q5_k(const uint8_t *b, float *y) {
 static void dequant_q6_k(const uint8_t *b, float *y) {
     const uint8_t *ql = b, *qh = b + 128;
     const int8_t *sc = (const int8_t *)(b + 192);
-    float d = half_at(b + 208);
+    float d = tempo_f16_at(b + 208);
     for (int half = 0; half < 2; half++, ql += 64, qh += 32, sc += 8, y += 128) {
         for (int l = 0; l < 32; l++) {
             int is = l / 16;
@@ -195,6 +217,15 @@ void tempo_dequantize(WeightType t, const void *src, size_t n_values, float *out
         case WEIGHT_Q4_K: dequant_q4_k(p, out); break;
         case WEIGHT_Q5_K: dequant_q5_k(p, out); break;
         case WEIGHT_Q6_K: dequant_q6_k(p, out); break;
+        case WEIGHT_Q4_1: dequant_q4_1(p, out); break;
+        case WEIGHT_Q5_0: dequant_q5_0(p, out); break;
+        case WEIGHT_Q5_1: dequant_q5_1(p, out); break;
+        case WEIGHT_IQ4_NL: tempo_dequant_iq4_nl(p, out); break;
+        case WEIGHT_Q2_K: tempo_dequant_q2_k(p, out); break;
+        case WEIGHT_Q3_K: tempo_dequant_q3_k(p, out); break;
+        case WEIGHT_IQ4_XS: tempo_dequant_iq4_xs(p, out); break;
+        case WEIGHT_TQ1_0: tempo_dequant_tq1_0(p, out); break;
+        case WEIGHT_TQ2_0: tempo_dequant_tq2_0(p, out); break;
         default: break;
         }
     }

@@ -28,6 +28,8 @@ import unicodedata
 
 import numpy as np
 
+from gguf_reader import read_gguf  # GGUF files and ggml's block types (oracle/gguf_reader.py)
+
 BOS, EOS = 1, 2
 
 
@@ -115,7 +117,7 @@ class Model:
 
 
     def load_gguf(self, path):
-        """A GGUF llama model: every tensor dequantized by dequantize() below;
+        """A GGUF llama model: every tensor dequantized by gguf_reader.dequantize();
         q/k rows are in llama2.c's interleaved pair order."""
         kv, tensors = read_gguf(path)
         def t(name):
@@ -557,7 +559,22 @@ def read_safetensors(path):
         if h["dtype"] == "BF16":  # the upper 16 bits of a float32
             arr = (arr.astype(np.uint32) << 16).view(np.float32)
         out[name] = arr
+    if "allowed_bits" in out:
+        out["allowed"] = unpack_allowed(out.pop("allowed_bits"))
     return out, meta
+
+
+def unpack_allowed(bits):
+    """A trace's allowed_bits [..., n, ceil(n/8)] as the 0/1 mask [..., n, n]:
+    key k of a row is bit k % 8 (least significant first) of byte k // 8."""
+    n = bits.shape[-2]
+    if bits.shape[-1] != (n + 7) // 8:
+        raise ValueError(f"allowed_bits has {bits.shape[-1]} bytes a row; {n} keys need {(n + 7) // 8}")
+    keys = np.arange(n)
+    dense = (bits[..., keys // 8] >> (keys % 8).astype(np.uint8)) & 1
+    if n % 8 and (bits[..., -1] >> (n % 8)).any():
+        raise ValueError("allowed_bits sets bits past the last key")
+    return dense.astype(np.uint8)
 
 
 def sha256(path):
@@ -628,144 +645,6 @@ def tempo_defaults(**over):
                prune=False, prune_window=4, prune_layers=None, prune_threshold=0.5)
     cfg.update(over)
     return cfg
-
-# ----------------------------------------------------------------- GGUF --
-# Written from ggml's docs/gguf.md and the block layouts of ggml-common.h.
-# Dequantization follows ggml's reference dequantize_row_*: every product
-# and difference is one float32 operation, in the reference's order.
-
-GGUF_SCALARS = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7: "<u1", 10: "<u8", 11: "<i8", 12: "<f8"}
-GGML_TYPES = {0: ("F32", 1, 4), 1: ("F16", 1, 2), 30: ("BF16", 1, 2), 8: ("Q8_0", 32, 34), 2: ("Q4_0", 32, 18),
-              12: ("Q4_K", 256, 144), 13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210)}
-
-
-def read_gguf(path, dequant=True):
-    """(metadata dict, {tensor name: float32 array [ne1][ne0]} or raw (type, ne, bytes))."""
-    raw = open(path, "rb").read()
-    pos = 0
-    def take(fmt):
-        nonlocal pos
-        v = struct.unpack_from("<" + fmt, raw, pos)
-        pos += struct.calcsize("<" + fmt)
-        return v[0]
-    def string():
-        nonlocal pos
-        n = take("Q")
-        pos += n
-        return raw[pos - n:pos].decode("utf-8", "surrogateescape")
-    def value(t):
-        nonlocal pos
-        if t == 8:
-            return string()
-        if t == 9:
-            et, n = take("I"), take("Q")
-            if et in GGUF_SCALARS:
-                a = np.frombuffer(raw, GGUF_SCALARS[et], n, pos)
-                pos += a.nbytes
-                return a
-            return [value(et) for _ in range(n)]
-        v = np.frombuffer(raw, GGUF_SCALARS[t], 1, pos)[0]
-        pos += v.nbytes
-        return v.item()
-    assert raw[:4] == b"GGUF", f"{path} is not a GGUF file"
-    pos = 4
-    version = take("I")
-    assert version in (2, 3), f"GGUF version {version}"
-    n_tensors, n_kv = take("Q"), take("Q")
-    kv = {}
-    for _ in range(n_kv):
-        k = string()
-        kv[k] = value(take("I"))
-    infos = []
-    for _ in range(n_tensors):
-        name = string()
-        ne = [take("Q") for _ in range(take("I"))]
-        infos.append((name, ne, take("I"), take("Q")))
-    align = kv.get("general.alignment", 32)
-    start = (pos + align - 1) // align * align
-    tensors = {}
-    for name, ne, t, off in infos:
-        _, block, size = GGML_TYPES[t]
-        n = int(np.prod(ne))
-        data = raw[start + off:start + off + n // block * size]
-        tensors[name] = dequantize(t, data, n).reshape(list(reversed(ne))) if dequant else (t, ne, data)
-    return kv, tensors
-
-
-def f16(b):
-    return b.view("<f2").astype(np.float32).reshape(-1)
-
-
-def dequantize(t, data, n):
-    """n values of ggml type t as float32."""
-    f32 = np.float32
-    if t == 0:
-        return np.frombuffer(data, "<f4", n).copy()
-    if t == 1:
-        return np.frombuffer(data, "<f2", n).astype(f32)
-    if t == 30:
-        return (np.frombuffer(data, "<u2", n).astype(np.uint32) << 16).view(f32)
-    name, block, size = GGML_TYPES[t]
-    b = np.frombuffer(data, np.uint8).reshape(-1, size)
-    if t == 8:  # Q8_0: d (f16), 32 int8 quants; y = q * d
-        d = f16(b[:, 0:2].copy())
-        return (b[:, 2:].view(np.int8).astype(f32) * d[:, None]).reshape(-1)
-    if t == 2:  # Q4_0: d, 16 bytes; low nibbles are values 0-15, high nibbles 16-31; y = (q - 8) * d
-        d = f16(b[:, 0:2].copy())
-        q = np.concatenate([b[:, 2:] & 15, b[:, 2:] >> 4], axis=1).astype(np.int32) - 8
-        return (q.astype(f32) * d[:, None]).reshape(-1)
-    if t in (12, 13):
-        return dequant_q45k(b, t == 13).reshape(-1)
-    return dequant_q6k(b).reshape(-1)
-
-
-def k4_scales(s):
-    """The 8 six-bit scales and mins of each Q4_K/Q5_K block from its 12 scale bytes."""
-    s = s.astype(np.int32)
-    sc = np.empty((s.shape[0], 8), np.int32)
-    mn = np.empty_like(sc)
-    sc[:, :4], mn[:, :4] = s[:, 0:4] & 63, s[:, 4:8] & 63
-    sc[:, 4:] = (s[:, 8:12] & 15) | ((s[:, 0:4] >> 6) << 4)
-    mn[:, 4:] = (s[:, 8:12] >> 4) | ((s[:, 4:8] >> 6) << 4)
-    return sc, mn
-
-
-def dequant_q45k(b, five):
-    """Q4_K (d, dmin, scales[12], qs[128]) and Q5_K (plus qh[32] before qs): y = (d*sc)*q - (dmin*m)."""
-    f32 = np.float32
-    d, dmin = f16(b[:, 0:2].copy()), f16(b[:, 2:4].copy())
-    sc, mn = k4_scales(b[:, 4:16])
-    qs = b[:, 48:176] if five else b[:, 16:144]
-    out = np.empty((b.shape[0], 256), f32)
-    for j in range(8):  # sub-block j: nibble j%2 of qs bytes 32*(j//2) ..
-        chunk = qs[:, 32 * (j // 2):32 * (j // 2) + 32]
-        q = (chunk & 15) if j % 2 == 0 else (chunk >> 4)
-        q = q.astype(np.int32)
-        if five:
-            q = q + np.where(b[:, 16:48] & (1 << j), 16, 0)
-        d1 = d * sc[:, j].astype(f32)
-        m1 = dmin * mn[:, j].astype(f32)
-        out[:, 32 * j:32 * j + 32] = (d1[:, None] * q.astype(f32)) - m1[:, None]
-    return out
-
-
-def dequant_q6k(b):
-    """Q6_K: ql[128] (low 4 bits), qh[64] (high 2 bits), int8 scales[16], d; y = (d*sc)*(q - 32)."""
-    f32 = np.float32
-    ql, qh, sc = b[:, 0:128].astype(np.int32), b[:, 128:192].astype(np.int32), b[:, 192:208].view(np.int8).astype(f32)
-    d = f16(b[:, 208:210].copy())
-    out = np.empty((b.shape[0], 256), f32)
-    for half in range(2):
-        l, h = ql[:, 64 * half:64 * half + 64], qh[:, 32 * half:32 * half + 32]
-        quarters = [(l[:, :32] & 15) | ((h & 3) << 4), (l[:, 32:] & 15) | (((h >> 2) & 3) << 4),
-                    (l[:, :32] >> 4) | (((h >> 4) & 3) << 4), (l[:, 32:] >> 4) | (((h >> 6) & 3) << 4)]
-        for k, q in enumerate(quarters):  # values 128*half + 32k + i, scale index 8*half + 2k + i//16
-            for part in range(2):
-                s = sc[:, 8 * half + 2 * k + part]
-                v = (d * s)[:, None] * (q[:, 16 * part:16 * part + 16] - 32).astype(f32)
-                out[:, 128 * half + 32 * k + 16 * part:128 * half + 32 * k + 16 * part + 16] = v
-    return out
-
 
 def golden_cases():
     """(name, kind, model dir key, model file, tokenizer file, arguments)."""

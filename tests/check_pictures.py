@@ -35,6 +35,9 @@ def read_trace(path):
             continue
         lo, hi = t["data_offsets"]
         out[name] = np.frombuffer(data[8 + n + lo:8 + n + hi], DTYPES[t["dtype"]]).reshape(t["shape"])
+    if "allowed_bits" in out:  # tempo's packed mask: key k of a row is bit k % 8 of byte k // 8
+        bits = out.pop("allowed_bits")
+        out["allowed"] = np.unpackbits(bits, axis=-1, count=bits.shape[-2], bitorder="little")
     return out
 
 

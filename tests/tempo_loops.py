@@ -1,6 +1,6 @@
 """TEMPO loops on tests/torch_llama.py, written as a Python engine would
 write them against the Hugging Face call signature: one correct loop and
-three broken ones, each a fault seen in a real engine (NOTES.md section 8).
+four broken ones, three of them faults seen in a real engine (NOTES.md section 8).
 
     correct             every member of a set is fed at P + step, in one call,
                         with the isolated (or visible) mask over the cache rows
@@ -13,11 +13,13 @@ three broken ones, each a fault seen in a real engine (NOTES.md section 8).
                         (prompt + every member) to the cache rows by index: cache
                         row r uses row r of that mask, so it hides cache rows whose
                         index is a sibling's index in the list
+    stale-logits        fed as correct, but each set is chosen from the logits of
+                        the call before the last one (the prompt's for steps 0 and 1)
 
 A loop may pass its positions as `cache_position` alone (transformers then
 uses them as the RoPE positions) and ask for the logits of its last row only
-(`num_logits_to_keep=1`, as generate() does). Each returns what it did (prompt, steps, the rows it fed and, for
-mask-over-selected, the mask cells it hid), which the tests compare with
+(`num_logits_to_keep=1`, as generate() does). Each returns what it did (prompt, steps, the sets tempo's rule gives on the
+right logits, the rows it fed and, for mask-over-selected, the mask cells it hid), which the tests compare with
 what `tempo audit` reports.
 """
 import os
@@ -29,7 +31,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from tempo_capture import additive_mask, tempo_mask  # noqa: E402
 
-VARIANTS = ("correct", "doubled", "last-member-only", "mask-over-selected")
+VARIANTS = ("correct", "doubled", "last-member-only", "mask-over-selected", "stale-logits")
 
 
 def select(logits, threshold, max_width):
@@ -78,7 +80,8 @@ class WrongIsolation:
 def run(model, prompt, n_steps, variant="correct", mode="isolated", threshold=0.1, max_width=8, on_select=None,
         positions_as="position_ids", logits_to_keep=0):
     """Runs the loop, handing each step's set to on_select(tokens, probs) (a
-    Recorder's select); returns a dict: prompt, steps (tokens, probs), fed rows
+    Recorder's select); returns a dict: prompt, steps (tokens, probs), right (the
+    set of each step by tempo's rule on the newest logits), fed rows
     (token, position, step; step None for the doubled token), hidden (row, key) cells.
     positions_as: "position_ids" ([1, k]) or "cache_position" ([k], alone);
     logits_to_keep: passed as num_logits_to_keep when not 0."""
@@ -91,14 +94,15 @@ def run(model, prompt, n_steps, variant="correct", mode="isolated", threshold=0.
         cache, logits, offset = out.past_key_values, out.logits[0, -1], 1
         fed.append((prompt[-1], P, None))
     patch = WrongIsolation(prompt) if variant == "mask-over-selected" else None
-    steps = []
+    steps, right, previous = [], [], logits
     for s in range(n_steps):
-        members, probs = select(logits.numpy(), threshold, max_width)
+        members, probs = select((previous if variant == "stale-logits" else logits).numpy(), threshold, max_width)
         steps.append((members, probs))
+        right.append(select(logits.numpy(), threshold, max_width)[0])
         if on_select:
             on_select(members, probs)
         position, n_past = P + offset + s, cache[0][0].shape[2]
-        if variant in ("correct", "doubled"):
+        if variant in ("correct", "doubled", "stale-logits"):
             shape = (len(members),) if positions_as == "cache_position" else (1, len(members))
             feed, kwargs = members, {"attention_mask": step_mask(mode, n_past, len(members)),
                                      positions_as: torch.full(shape, position)}
@@ -109,6 +113,6 @@ def run(model, prompt, n_steps, variant="correct", mode="isolated", threshold=0.
             model.mask_patch = patch
         out = model(input_ids=ids(feed), past_key_values=cache, output_attentions=True, **kwargs, **keep)
         model.mask_patch = None
-        cache, logits = out.past_key_values, out.logits[0, -1]
+        cache, previous, logits = out.past_key_values, logits, out.logits[0, -1]
         fed += [(t, position, s) for t in feed]
-    return {"prompt": list(prompt), "steps": steps, "fed": fed, "hidden": patch.hidden if patch else []}
+    return {"prompt": list(prompt), "steps": steps, "right": right, "fed": fed, "hidden": patch.hidden if patch else []}

@@ -162,6 +162,115 @@ Test(audit, selection_differs_where_the_rule_gives_another_set) {
     audited_free(&a);
 }
 
+/* The trace as an engine that computes each call's last row only writes it
+ * (one call for the prompt, one a step): no logits, kept_rows the prompt's last
+ * row and each step's last, less `dropped` (-1: none); returns how many. */
+static int keep_last_rows_only(Audited *a, int dropped) {
+    char err[TEMPO_ERR_SIZE];
+    int n = a->gen.n_rows, V = a->m.config.vocab_size, m = 0;
+    int *rows = malloc((size_t)n * sizeof(int));
+    float *kept = malloc((size_t)n * V * sizeof(float));
+    for (int r = a->gen.n_prompt - 1; r < n; r++)
+        if ((r == n - 1 || a->gen.sets[r + 1] != a->gen.sets[r]) && r != dropped) {
+            memcpy(kept + (size_t)m * V, a->gen.logits + (size_t)r * V, V * sizeof(float));
+            rows[m++] = r;
+        }
+    Trace t;
+    tempo_trace_init(&t);
+    for (int i = 0; i < a->trace.n_tensors; i++) {
+        const Tensor *x = &a->trace.tensors[i];
+        if (strcmp(x->name, "logits") != 0)
+            cr_assert(tempo_trace_add(&t, x->name, x->dtype, x->ndim, x->shape, x->data, err) == 0, "%s", err);
+    }
+    for (int i = 0; i < a->trace.n_meta; i++)
+        cr_assert(tempo_trace_meta(&t, a->trace.meta[i].key, a->trace.meta[i].value, err) == 0, "%s", err);
+    int64_t rows_shape[1] = {m}, kept_shape[2] = {m, V};
+    cr_assert(tempo_trace_add(&t, "kept_rows", DT_I32, 1, rows_shape, rows, err) == 0, "%s", err);
+    cr_assert(tempo_trace_add(&t, "kept_logits", DT_F32, 2, kept_shape, kept, err) == 0, "%s", err);
+    tempo_trace_free(&a->trace);
+    a->trace = t;
+    free(rows);
+    free(kept);
+    return m;
+}
+
+/* The row that predicts step s in tempo's run: the one before the step's first member. */
+static int predicting_row_of(const Generation *g, int s) { return g->members[g->steps[s].first_member].row - 1; }
+
+/* Kept rows only: arithmetic and selection checked from them; clean on tempo's own run. */
+Test(audit, selection_checked_from_the_kept_rows) {
+    Audited a;
+    generate_and_trace(&a, NULL);
+    int m = keep_last_rows_only(&a, -1);
+    audit_with(&a, NULL);
+    cr_assert_eq(a.report.n_findings, 0, "%d findings, first %s", a.report.n_findings, a.report.n_findings ? a.report.findings[0].detail : "");
+    char want[160];
+    snprintf(want, sizeof want, "logits compared on %d of %d rows (kept_rows)", m, a.gen.n_rows);
+    cr_assert(strstr(a.report.checks[CHECK_ARITHMETIC], want), "%s", a.report.checks[CHECK_ARITHMETIC]);
+    snprintf(want, sizeof want, "0 findings over %d steps", a.gen.n_steps);
+    cr_assert_str_eq(a.report.checks[CHECK_SELECTION], want);
+    audited_free(&a);
+}
+
+/* With --max-width 1 each wider step's selection is wrong: found from the kept predicting rows. */
+Test(audit, wrong_selection_found_from_the_kept_rows) {
+    Audited a;
+    generate_and_trace(&a, NULL);
+    keep_last_rows_only(&a, -1);
+    audit_with(&a, flag_width_one);
+    int expected = 0;
+    for (int s = 0; s < a.gen.n_steps; s++) {
+        if (a.gen.steps[s].n_members < 2) continue;
+        cr_assert(expected < a.report.n_findings, "too few findings: step %d is not named", s);
+        const AuditFinding *f = &a.report.findings[expected++];
+        cr_assert_str_eq(f->kind, "selection-differs");
+        cr_assert(f->step == s && f->row == predicting_row_of(&a.gen, s), "step %d row %d, expected step %d row %d", f->step, f->row,
+                  s, predicting_row_of(&a.gen, s));
+    }
+    cr_assert(expected >= 3 && a.report.n_findings == expected, "%d findings for %d parallel steps", a.report.n_findings, expected);
+    audited_free(&a);
+}
+
+/* A step whose predicting row has no logits is named as not checked, and its wrong set goes unjudged, not unmentioned. */
+Test(audit, step_without_logits_on_its_predicting_row_is_named) {
+    Audited a;
+    generate_and_trace(&a, NULL);
+    int s = 0;
+    while (s < a.gen.n_steps && a.gen.steps[s].n_members < 2) s++;
+    cr_assert(s < a.gen.n_steps, "the run has a parallel step");
+    int row = predicting_row_of(&a.gen, s);
+    keep_last_rows_only(&a, row);
+    audit_with(&a, flag_width_one);
+    for (int i = 0; i < a.report.n_findings; i++)
+        cr_assert(a.report.findings[i].step != s, "step %d cannot be checked, yet: %s", s, a.report.findings[i].detail);
+    char want[200];
+    snprintf(want, sizeof want, "over %d steps of %d (kept_rows); 1 not checked, a row they are predicted from has no logits: step %d (row %d)",
+             a.gen.n_steps - 1, a.gen.n_steps, s, row);
+    cr_assert(strstr(a.report.checks[CHECK_SELECTION], want), "%s", a.report.checks[CHECK_SELECTION]);
+    audited_free(&a);
+}
+
+/* next_from mean needs every live member's logits: with the last rows kept, exactly the steps after a wider one go unchecked. */
+Test(audit, mean_rule_names_the_steps_after_a_parallel_set) {
+    Audited a;
+    generate_and_trace(&a, mean_rule);
+    keep_last_rows_only(&a, -1);
+    audit_with(&a, NULL);
+    cr_assert_eq(a.report.n_findings, 0, "%d findings", a.report.n_findings);
+    char want[400] = "", item[48];
+    int unchecked = 0;
+    for (int s = 1; s < a.gen.n_steps; s++)
+        if (a.gen.steps[s - 1].n_members > 1) {
+            snprintf(item, sizeof item, "%s step %d (row %d)", unchecked++ ? "," : "", s,
+                     a.gen.members[a.gen.steps[s - 1].first_member].row);
+            strcat(want, item);
+        }
+    cr_assert(unchecked >= 3, "the run has parallel steps");
+    const char *line = a.report.checks[CHECK_SELECTION];
+    cr_assert(strstr(line, want) && strstr(line, "has no logits:") && line[strlen(line) - 1] == ')', "expected%s in: %s", want, line);
+    audited_free(&a);
+}
+
 /* A future key made visible in the trace's mask is visible-future; the arithmetic then differs too. */
 Test(audit, future_key_is_named) {
     Audited a;

@@ -115,6 +115,11 @@ def expected_findings(variant, did):
         found += [("selected-not-fed", None, None, s, t) for s, (members, _) in enumerate(steps) for t in members[:-1]]
     for row, key in did["hidden"]:
         found.append(("hidden-non-sibling", row, key, row - P, None))
+    first_rows = {}  # each step's first fed row; the row before it predicts the step
+    for i, (_, _, s) in enumerate(did["fed"]):
+        first_rows.setdefault(s, P + i)
+    found += [("selection-differs", first_rows[s] - 1, None, s, None)
+              for s, ((members, _), right) in enumerate(zip(steps, did["right"])) if members != right]
     return sorted(found, key=repr)
 
 
@@ -190,7 +195,10 @@ def test_causal_order_from_cache_position():
 
 def test_logits_of_the_last_row_only():
     """num_logits_to_keep=1: no crash; the trace holds no `logits` tensor (no row's logits are
-    invented) and keeps the computed rows in kept_rows/kept_logits, equal to a full run's rows."""
+    invented) and keeps the computed rows in kept_rows/kept_logits, equal to a full run's rows.
+    verify compares the logits on those rows; the audit checks every step's selection from them
+    (each step is predicted by a call's last row), and names each wrong set of a loop that
+    chooses from stale logits."""
     _, full_path, _ = check_loop("correct")
     want, path, report = check_loop("correct", "isolated", "-keep1", logits_to_keep=1)
     t, _ = tc.read_trace(path)
@@ -201,7 +209,14 @@ def test_logits_of_the_last_row_only():
     assert list(t["kept_rows"]) == calls_last, f"kept rows {list(t['kept_rows'])}, calls end at {calls_last}"
     d = np.abs(t["kept_logits"] - full["logits"][t["kept_rows"]]).max()
     assert d < 1e-5, f"kept logits differ from the full run's by {d}"
-    assert "no logits" in report["checks"]["selection"], report["checks"]
+    v = tempo("verify", "-m", HF, path).stdout
+    assert f"logits compared on {len(calls_last)} of {len(t['tokens'])} rows (kept_rows)" in v, v[-600:]
+    assert report["checks"]["selection"] == f"0 findings over {STEPS} steps", report["checks"]
+    assert f"logits compared on {len(calls_last)} of" in report["checks"]["arithmetic"], report["checks"]
+    want, path, report = check_loop("stale-logits", "isolated", "-keep1", logits_to_keep=1)
+    assert len(want) >= 3 and {k for k, *_ in want} == {"selection-differs"}, want
+    assert report["checks"]["selection"] == f"{len(want)} findings over {STEPS} steps", report["checks"]
+    assert "logits" not in tc.read_trace(path)[0]
 
 
 def test_wrapped_forward_keeps_the_signature():

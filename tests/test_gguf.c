@@ -4,6 +4,8 @@
  * quantized path against an f32 copy; stories260K converted to GGUF. */
 #include "helpers.h"
 
+#include <ctype.h>
+
 #include "../formats/gguf.h"
 #include "../tools/synth_gguf.h"
 
@@ -187,7 +189,7 @@ static void string_past_end(GgufWriter *w) { memset(w->meta + 8 + 20 + 4, 0x7f, 
 static void last_type(GgufWriter *w, uint32_t t) { memcpy(w->infos + w->infos_len - 12, &t, 4); }
 static void last_offset(GgufWriter *w, uint64_t o) { memcpy(w->infos + w->infos_len - 8, &o, 8); }
 static void unknown_tensor_type(GgufWriter *w) { last_type(w, 99); }
-static void q4_1_tensor(GgufWriter *w) { last_type(w, 3); }
+static void iq2_xxs_tensor(GgufWriter *w) { last_type(w, 16); }
 static void k_quant_misfit(GgufWriter *w) { last_type(w, 12); }
 static void misaligned(GgufWriter *w) { last_offset(w, 40); }
 static void overlapping(GgufWriter *w) { last_offset(w, 0); }
@@ -218,13 +220,37 @@ Test(gguf_reader, each_failure_is_named) {
     expect_parse_error(odd_alignment, "general.alignment 12");
     expect_parse_error(string_past_end, "claims");
     expect_parse_error(unknown_tensor_type, "type 99 is not one tempo reads");
-    expect_parse_error(q4_1_tensor, "type 3 (Q4_1) is not one tempo reads");
+    expect_parse_error(iq2_xxs_tensor, "tensor b.weight: type 16 (IQ2_XXS) is not one tempo reads (F32, F16, Q4_0,");
     expect_parse_error(k_quant_misfit, "rows of 32 values do not fill Q4_K blocks of 256");
     expect_parse_error(misaligned, "not a multiple of general.alignment");
     expect_parse_error(overlapping, "overlaps");
     expect_parse_error(past_end, "runs past the end of the file");
     expect_parse_error(far_past_end, "runs past the end of the file");
     expect_parse_error(same_name, "name appears twice");
+}
+
+/* The error for a type tempo cannot read lists exactly the readable ones: each WeightType, once. */
+Test(gguf_reader, unreadable_type_lists_every_readable_one) {
+    size_t len;
+    uint8_t *buf = small_file(&len, iq2_xxs_tensor);
+    GgufFile g;
+    char err[TEMPO_ERR_SIZE] = "";
+    cr_assert_neq(tempo_gguf_parse(&g, buf, len, "t.gguf", err), 0);
+    const char *list = strstr(err, "reads (");
+    cr_assert(list, "no list in \"%s\"", err);
+    int listed = 1;
+    for (const char *p = list; *p; p++) listed += *p == ',';
+    cr_expect_eq(listed, WEIGHT_N_TYPES, "\"%s\" lists %d types, tempo reads %d", err, listed, WEIGHT_N_TYPES);
+    for (int t = 0; t < WEIGHT_N_TYPES; t++) { /* " NAME," or "(NAME," or " NAME)" */
+        char name[16], *u = name;
+        snprintf(name, sizeof name, "%s", tempo_weight_type_name((WeightType)t));
+        for (; *u; u++) *u = (char)toupper((unsigned char)*u);
+        int found = 0;
+        for (const char *p = strstr(list, name); p && !found; p = strstr(p + 1, name))
+            found = strchr(" (", p[-1]) && strchr(",)", p[strlen(name)]);
+        cr_expect(found, "\"%s\" does not list %s", err, name);
+    }
+    free(buf);
 }
 
 /* ---- models ---- */

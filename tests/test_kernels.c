@@ -144,6 +144,35 @@ Test(kernels, matmul_stored_types_equal_their_f32_copy) {
     }
 }
 
+/* Random blocks of each low-bit type of issue 23, with every half (d, m,
+ * dmin) set to a random normal value near 1/16: the kernels on the stored
+ * blocks equal plain (and sgemm) on their f32 copy. */
+Test(kernels, matmul_low_bit_types_equal_their_f32_copy) {
+    const struct { WeightType t; int halves[2]; } types[] = {
+        {WEIGHT_Q4_1, {0, 2}},   {WEIGHT_Q5_0, {0, -1}},   {WEIGHT_Q5_1, {0, 2}},    {WEIGHT_IQ4_NL, {0, -1}}, {WEIGHT_Q2_K, {80, 82}},
+        {WEIGHT_Q3_K, {108, -1}}, {WEIGHT_IQ4_XS, {0, -1}}, {WEIGHT_TQ1_0, {52, -1}}, {WEIGHT_TQ2_0, {64, -1}}};
+    int d = 24, m = 512;
+    uint64_t state = 88172645463325252u;
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        WeightType t = types[i].t;
+        size_t block = tempo_block_bytes(t), n_blocks = tempo_row_bytes(t, (size_t)m) * (size_t)d / block;
+        uint8_t *w = malloc(n_blocks * block);
+        cr_assert(w, "out of memory");
+        for (size_t k = 0; k < n_blocks * block; k++) {
+            state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+            w[k] = (uint8_t)(state >> 32);
+        }
+        for (size_t k = 0; k < n_blocks; k++)
+            for (int h = 0; h < 2 && types[i].halves[h] >= 0; h++) {
+                uint8_t *p = w + k * block + types[i].halves[h];
+                uint16_t half = (uint16_t)(((p[0] | p[1] << 8) & 0x83FF) | 0x2C00); /* sign, fraction random; 2^-4 */
+                p[0] = (uint8_t)half, p[1] = (uint8_t)(half >> 8);
+            }
+        check_stored_matrix((Matrix){w, t}, d, m, "random blocks");
+        free(w);
+    }
+}
+
 /* The embedding lookup: plain reads f32 rows as they are; fast converts. */
 Test(kernels, matrix_row_plain_equals_fast) {
     int rows = 7, cols = 19;

@@ -8,8 +8,10 @@ npm's node-llama-cpp 3.22.1 on a GGUF that tempo wrote, and writes every row
 as a trace. With F32 weights, F32 K/V and flash attention off, the correct
 port (one sequence per member) passes `tempo verify` and `tempo audit` finds
 nothing; the naive port (one sequence) is named by the audit, sibling by
-sibling. llama.cpp's llama_model_quantize writes the quantized files; tempo's
-dequantization of every type it reads equals llama.cpp's gguf-py bit for bit.
+sibling. llama.cpp's llama_model_quantize writes the quantized files (issue
+23's coverage list among them); tempo's dequantization of every type equals
+llama.cpp's gguf-py, the reference's own reader and ggml's F32 copy bit for
+bit, and tempo's logits on each file equal those on its F32 copy exactly.
 The traces of the other settings (F16 K/V, flash attention, quantized
 weights) are written to OUT_DIR/numerics and their verify figures printed:
 they need tempo's numerics profiles (issue 20), so no verdict is asserted."""
@@ -24,7 +26,9 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+sys.path.insert(0, os.path.join(HERE, "..", "oracle"))
 import tempo_capture as tc  # noqa: E402
+import gguf_reader  # noqa: E402  (the reference's own GGUF reader, oracle/gguf_reader.py)
 
 TEMPO, LLAMA_TEMPO, DEQUANT, GGUF_PY, MODEL, OUT = sys.argv[1:7]
 sys.path.insert(0, GGUF_PY)
@@ -33,7 +37,8 @@ import gguf  # noqa: E402  (llama.cpp's own reader, from the node-llama-cpp bund
 PROMPTS = {"a": "1,50,60,70,80", "b": "1,7,300,12"}
 RUN = ["--threshold", "0.05", "--max-steps", "12", "--max-width", "8", "--threads", "1"]
 READ_BY_TEMPO = ["F16", "BF16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"]
-NOT_YET_READ = ["Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "IQ4_NL", "IQ4_XS"]
+# issue 23's coverage list (and the ternary types): llama-quantize mixes Q2_K with Q3_K, and Q3_K_M/L with Q4_K/Q5_K
+COVERAGE = ["Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "IQ4_NL", "IQ4_XS", "TQ1_0", "TQ2_0"]
 TYPE_IN_FILE = {"Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q3_K_S": "Q3_K", "Q3_K_M": "Q3_K", "Q3_K_L": "Q3_K"}
 
 
@@ -150,25 +155,61 @@ def gguf_py_values(path):
     return values, types
 
 
-def test_quantized_files_are_read_as_gguf_py_reads_them():
-    for qtype in READ_BY_TEMPO + NOT_YET_READ:
+def ggml_f32_copy(qtype):
+    """llama_model_quantize's F32 copy of the quantized file: every tensor dequantized by ggml itself."""
+    path = out_path("quant", qtype + ".f32.gguf")
+    if not os.path.exists(path):
+        r = run(LLAMA_TEMPO, "quantize", quantized(qtype), path, "F32")
+        assert r.returncode == 0, f"llama-tempo quantize {qtype} F32: {r.stderr}"
+    return path
+
+
+def same_bits(a, b):
+    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+def test_quantized_files_are_read_as_the_references_read_them():
+    """Every matrix tempo dequantizes equals, bit for bit, gguf-py's, the reference's own reader
+    (oracle/gguf_reader.py) and ggml's dequantization (the F32 copy llama_model_quantize writes)."""
+    for qtype in READ_BY_TEMPO + COVERAGE:
         path = quantized(qtype)
         theirs, types = gguf_py_values(path)
         stored = TYPE_IN_FILE.get(qtype, qtype)
         assert stored in types.values(), f"{qtype}: llama.cpp wrote no {stored} tensor ({set(types.values())})"
         st = out_path("quant", qtype + ".tempo.safetensors")
         r = run(DEQUANT, path, st)
-        if qtype in NOT_YET_READ and r.returncode != 0:  # issue 23: refused with one line naming the type
-            lines = r.stderr.strip().splitlines()
-            assert r.returncode == 1 and len(lines) == 1 and "is not one tempo reads" in lines[0], r.stderr
-            continue
         assert r.returncode == 0, f"{qtype}: tempo could not read llama.cpp's file: {r.stderr}"
         ours, _ = tc.read_trace(st)
         assert set(ours) <= set(theirs) and "blk.0.attn_q.weight" in ours
+        assert stored in {types[name] for name in ours}, f"{qtype}: no {stored} matrix was compared"
+        _, reference = gguf_reader.read_gguf(path)
+        ggml, ggml_types = gguf_py_values(ggml_f32_copy(qtype))
         for name, a in ours.items():
-            b = theirs[name].reshape(a.shape)
-            assert np.array_equal(a.view(np.uint32), b.view(np.uint32)), \
-                f"{qtype} {name} ({types[name]}): max diff {np.abs(a - b).max()}"
+            for who, values in (("gguf-py", theirs), ("oracle/gguf_reader.py", reference), ("ggml (F32 copy)", ggml)):
+                b = values[name].astype(np.float32).reshape(a.shape)
+                assert same_bits(a, b), f"{qtype} {name} ({types[name]}) differs from {who}: max diff {np.abs(a - b).max()}"
+            assert ggml_types[name] == "F32", f"{qtype}: the copy's {name} is {ggml_types[name]}"
+
+
+# Two batches with parallel sets: up to TEMPO_FEW_ROWS rows (the blocked kernel) and more (sgemm over panels).
+BATCHES = [("1,17,99,98,5,200,31", "0,1,2,2,3,4,4"), ("1,17,99,98,5,200,31,64,300,12,7", "0,1,2,2,3,4,4,5,6,6,7")]
+
+
+def test_quantized_logits_equal_the_f32_copy():
+    """tempo on each file (weights in their stored type) computes the logits it computes on the
+    file's F32 copy, exactly (issue 23: 0 difference)."""
+    for qtype in COVERAGE:
+        for i, (tokens, positions) in enumerate(BATCHES):
+            logits = []
+            for model in (quantized(qtype), ggml_f32_copy(qtype)):
+                out = out_path("logits", f"{qtype}-{i}-{os.path.basename(model)}.st")
+                r = subprocess.run([TEMPO, "forward", "-m", model, "--tokens", tokens, "--positions", positions, "--mask",
+                                    "isolated", "--threads", "1", "--no-attention", "--out", out], capture_output=True)
+                assert r.returncode == 0, f"tempo forward {model}: {r.stderr.decode(errors='replace')}"  # tokens print as raw bytes
+                logits.append(tc.read_trace(out)[0]["logits"])
+            assert logits[0].shape[0] == len(tokens.split(","))
+            assert same_bits(logits[0], logits[1]), \
+                f"{qtype}, {len(tokens.split(','))} rows: logits differ from the F32 copy by {np.abs(logits[0] - logits[1]).max()}"
 
 
 # Settings of issue 20's table: (name, weights, llama-tempo flags).

@@ -69,3 +69,37 @@ Test(loaders, buffer_model_has_no_files) {
     tempo_model_free(&m);
     free(buf);
 }
+
+/* Every weight type the kernels read is bound as weights, whatever its number: Q4_0's
+ * tensors relabelled IQ4_NL (the same 18 bytes per 32 values, other values) load, bind as
+ * IQ4_NL and compute. (Types numbered after Q6_K were once read as the traces' integer types.) */
+Test(loaders, every_weight_type_binds_as_weights) {
+    char path[4096], err[TEMPO_ERR_SIZE] = "";
+    size_t len;
+    unsigned char *buf = read_bytes(synth_path("synth-gguf-q4_0.gguf", path, sizeof path), &len);
+    GgufFile g;
+    cr_assert_eq(tempo_gguf_parse(&g, buf, len, "q4_0.gguf", err), 0, "%s", err);
+    int relabelled = 0;
+    for (uint64_t i = 0; i < g.n_tensors; i++) {
+        const GgufTensor *x = &g.tensors[i];
+        if (x->ggml_type != tempo_gguf_ggml_type(WEIGHT_Q4_0)) continue;
+        uint32_t iq4_nl = tempo_gguf_ggml_type(WEIGHT_IQ4_NL);
+        unsigned char *type_at = (unsigned char *)x->name.ptr + x->name.len + 4 + 8 * (size_t)x->n_dims;
+        memcpy(type_at, &iq4_nl, 4);
+        relabelled++;
+    }
+    tempo_gguf_free(&g);
+    cr_assert_gt(relabelled, 0, "the file holds no Q4_0 tensor");
+    Model m;
+    cr_assert_eq(tempo_model_from_buffer(&m, buf, len, "iq4_nl.gguf", err), 0, "%s", err);
+    cr_expect_eq(m.weights.layers[0].wq.type, WEIGHT_IQ4_NL, "wq bound as %s", tempo_weight_type_name(m.weights.layers[0].wq.type));
+    for (int d = 0; d < WEIGHT_N_TYPES; d++) cr_expect(tempo_dtype_is_weight((DType)d), "type %d is not a weight", d);
+    cr_expect(!tempo_dtype_is_weight(DT_I32) && !tempo_dtype_is_weight(DT_U8), "trace integers count as weights");
+    int tokens[2] = {1, 2}, pos[2] = {0, 1};
+    uint8_t allowed[4] = {1, 0, 1, 1};
+    float *logits = malloc(2 * (size_t)m.config.vocab_size * sizeof(float));
+    cr_expect_eq(tempo_forward_full(&m, 2, tokens, pos, allowed, 1, (Outputs){.logits = logits}, err), 0, "%s", err);
+    free(logits);
+    tempo_model_free(&m);
+    free(buf);
+}

@@ -61,6 +61,164 @@ Test(verify, reference_trace_passes_and_perturbations_fail_at_their_row) {
     tempo_trace_free(&t);
 }
 
+/* A copy of trace `from` holding only the tensors named (NULL-terminated), written to `to`. */
+static void write_trace_with(const char *from, const char *to, const char *const *names) {
+    char err[TEMPO_ERR_SIZE];
+    Trace t, part;
+    cr_assert(tempo_trace_read(&t, from, err) == 0, "%s", err);
+    tempo_trace_init(&part);
+    for (; *names; names++) {
+        const Tensor *x = tempo_trace_get(&t, *names);
+        cr_assert(x, "%s has no tensor %s", from, *names);
+        cr_assert(tempo_trace_add(&part, x->name, x->dtype, x->ndim, x->shape, x->data, err) == 0, "%s", err);
+    }
+    cr_assert(tempo_trace_write(&part, to, err) == 0, "%s", err);
+    tempo_trace_free(&part);
+    tempo_trace_free(&t);
+}
+
+/* A trace with neither logits nor attention gives verify nothing to compare: no PASS, exit 2, one line. */
+Test(verify, nothing_to_compare_is_not_a_pass) {
+    char model[4096], args[9000], out[65536];
+    weights_path("fortune.bin", model, sizeof model);
+    snprintf(args, sizeof args, "forward -m %s --tokens 1,337,278,272,269 --positions 0,1,2,2,3 --mask isolated --out /tmp/tempo-inputs.st", model);
+    cr_assert_eq(run_out(args, out, sizeof out), 0, "%s", out);
+    static const char *const inputs[] = {"tokens", "positions", "allowed", NULL};
+    write_trace_with("/tmp/tempo-inputs.st", "/tmp/tempo-inputs-only.st", inputs);
+    snprintf(args, sizeof args, "verify -m %s /tmp/tempo-inputs-only.st", model);
+    expect_error(args, 2, "nothing to compare", NULL);
+    run_out(args, out, sizeof out);
+    cr_assert(!strstr(out, "PASS"), "verify passed a trace it compared nothing of:\n%s", out);
+    static const char *const with_attention[] = {"tokens", "positions", "allowed", "attention", NULL};
+    write_trace_with("/tmp/tempo-inputs.st", "/tmp/tempo-inputs-only.st", with_attention);
+    cr_assert_eq(run_out(args, out, sizeof out), 0, "attention alone is something to compare:\n%s", out);
+    cr_assert(strstr(out, "logits compared on 0 of 5 rows (the trace has none)") && strstr(out, "attention  ok"), "%s", out);
+}
+
+/* The forward pass of five rows (a parallel set at position 2) on fortune.bin, written to /tmp/tempo-kept-full.st. */
+static void forward_five_rows(char *model, size_t len) {
+    char args[9000], out[65536];
+    weights_path("fortune.bin", model, len);
+    snprintf(args, sizeof args, "forward -m %s --tokens 1,337,278,272,269 --positions 0,1,2,2,3 --mask isolated "
+             "--out /tmp/tempo-kept-full.st", model);
+    cr_assert_eq(run_out(args, out, sizeof out), 0, "%s", out);
+}
+
+/* The inputs of /tmp/tempo-kept-full.st (and its attention if asked), with kept_rows I32[m] and
+ * kept_logits F32[logit_rows, V] holding the full run's logits of the rows named by logit_of. */
+static void write_kept(const char *to, const int *rows, int m, const int *logit_of, int logit_rows, int with_attention) {
+    char err[TEMPO_ERR_SIZE];
+    Trace full, t;
+    cr_assert(tempo_trace_read(&full, "/tmp/tempo-kept-full.st", err) == 0, "%s", err);
+    tempo_trace_init(&t);
+    const char *names[] = {"tokens", "positions", "allowed", with_attention ? "attention" : NULL};
+    for (int i = 0; i < 4 && names[i]; i++) {
+        const Tensor *x = tempo_trace_get(&full, names[i]);
+        cr_assert(tempo_trace_add(&t, x->name, x->dtype, x->ndim, x->shape, x->data, err) == 0, "%s", err);
+    }
+    const Tensor *logits = tempo_trace_get(&full, "logits");
+    int V = (int)logits->shape[1];
+    float *kept = malloc((size_t)(logit_rows + 1) * V * sizeof(float));
+    for (int i = 0; i < logit_rows; i++) memcpy(kept + (size_t)i * V, (float *)logits->data + (size_t)logit_of[i] * V, V * sizeof(float));
+    int64_t rows_shape[1] = {m}, kept_shape[2] = {logit_rows, V};
+    if (rows) cr_assert(tempo_trace_add(&t, "kept_rows", DT_I32, 1, rows_shape, rows, err) == 0, "%s", err);
+    if (logit_of) cr_assert(tempo_trace_add(&t, "kept_logits", DT_F32, 2, kept_shape, kept, err) == 0, "%s", err);
+    cr_assert(tempo_trace_write(&t, to, err) == 0, "%s", err);
+    free(kept);
+    tempo_trace_free(&t);
+    tempo_trace_free(&full);
+}
+
+/* kept_rows/kept_logits: logits compared on those rows, a wrong one named by its trace row. */
+Test(verify, logits_compared_on_the_kept_rows) {
+    char model[4096], args[9000], out[65536], err[TEMPO_ERR_SIZE];
+    forward_five_rows(model, sizeof model);
+    static const int rows[] = {2, 4};
+    write_kept("/tmp/tempo-kept.st", rows, 2, rows, 2, 0);
+    snprintf(args, sizeof args, "verify -m %s /tmp/tempo-kept.st", model);
+    cr_assert_eq(run_out(args, out, sizeof out), 0, "the kept rows' logits are right:\n%s", out);
+    cr_assert(strstr(out, "logits compared on 2 of 5 rows (kept_rows)") && strstr(out, "PASS"), "%s", out);
+    cr_assert(strstr(out, "top-1 agreement 2/2"), "the per-row metrics count the kept rows:\n%s", out);
+
+    static const int shifted[] = {2, 3}; /* kept_rows says 2, 4; the logits are rows 2, 3 */
+    write_kept("/tmp/tempo-kept.st", rows, 2, shifted, 2, 1);
+    cr_assert_eq(run_out(args, out, sizeof out), 1, "logits of another row must fail:\n%s", out);
+    cr_assert(strstr(out, "first at [4,"), "the report names trace row 4:\n%s", out);
+    cr_assert(strstr(out, "attention  ok"), "the attention is compared too:\n%s", out);
+
+    Trace t;
+    write_kept("/tmp/tempo-kept.st", rows, 2, rows, 2, 0);
+    cr_assert(tempo_trace_read(&t, "/tmp/tempo-kept.st", err) == 0, "%s", err);
+    ((float *)((Tensor *)tempo_trace_get(&t, "kept_logits"))->data)[512 + 100] += 1e-2f;
+    cr_assert(tempo_trace_write(&t, "/tmp/tempo-kept.st", err) == 0, "%s", err);
+    tempo_trace_free(&t);
+    cr_assert_eq(run_out(args, out, sizeof out), 1, "a changed kept logit must fail:\n%s", out);
+    cr_assert(strstr(out, "first at [4,100]"), "the report names row 4, vocabulary id 100:\n%s", out);
+
+    snprintf(args, sizeof args, "verify -m %s /tmp/tempo-kept-full.st", model);
+    cr_assert_eq(run_out(args, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "logits     ok"), "a full logits tensor: every row:\n%s", out);
+}
+
+/* Malformed kept_rows/kept_logits: one line naming the problem, exit 2, from verify and audit alike. */
+Test(verify, kept_rows_are_checked_strictly) {
+    char model[4096], args[9000];
+    forward_five_rows(model, sizeof model);
+    static const int two_four[] = {2, 4}, out_of_range[] = {2, 5}, negative[] = {-1, 2}, twice[] = {2, 2}, down[] = {4, 2};
+    static const int three[] = {1, 2, 4};
+    struct { const int *rows; int m; const int *logit_of; int logit_rows; const char *needle; } cases[] = {
+        {two_four, 2, NULL, 0, "trace holds kept_rows without kept_logits"},
+        {NULL, 0, two_four, 2, "trace holds kept_logits without kept_rows"},
+        {out_of_range, 2, two_four, 2, "trace kept_rows[1] is row 5, outside the trace's 5 rows"},
+        {negative, 2, two_four, 2, "trace kept_rows[0] is row -1, outside the trace's 5 rows"},
+        {twice, 2, two_four, 2, "trace kept_rows names row 2 twice (kept_rows[0] and [1])"},
+        {down, 2, two_four, 2, "trace kept_rows must be strictly increasing: kept_rows[1] is row 2, after row 4"},
+        {two_four, 2, three, 3, "trace kept_logits must be F32[2,512] (one row per kept_rows entry, vocabulary), got F32[3,512]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_kept("/tmp/tempo-kept-bad.st", cases[i].rows, cases[i].m, cases[i].logit_of, cases[i].logit_rows, 1);
+        snprintf(args, sizeof args, "verify -m %s /tmp/tempo-kept-bad.st", model);
+        expect_error(args, 2, cases[i].needle, NULL);
+        snprintf(args, sizeof args, "audit -m %s /tmp/tempo-kept-bad.st", model);
+        expect_error(args, 2, cases[i].needle, NULL);
+    }
+}
+
+/* Shapes and dtypes of logits, kept_rows and kept_logits, and never both forms. */
+Test(verify, logit_tensors_of_the_wrong_shape_or_both_forms) {
+    char model[4096], args[9000], err[TEMPO_ERR_SIZE];
+    forward_five_rows(model, sizeof model);
+    Trace t;
+    cr_assert(tempo_trace_read(&t, "/tmp/tempo-kept-full.st", err) == 0, "%s", err);
+    static const int rows[] = {2, 4};
+    int64_t two[1] = {2}, none[1] = {0}, square[2] = {2, 2}, kept_shape[2] = {2, 512};
+    const float *logits = tempo_trace_get(&t, "logits")->data;
+    cr_assert(tempo_trace_add(&t, "kept_rows", DT_I32, 1, two, rows, err) == 0, "%s", err);
+    cr_assert(tempo_trace_add(&t, "kept_logits", DT_F32, 2, kept_shape, logits, err) == 0, "%s", err);
+    cr_assert(tempo_trace_write(&t, "/tmp/tempo-kept-bad.st", err) == 0, "%s", err);
+    snprintf(args, sizeof args, "verify -m %s /tmp/tempo-kept-bad.st", model);
+    expect_error(args, 2, "trace holds both logits and kept_rows: every row's logits, or the kept rows', not both", NULL);
+    tempo_trace_free(&t);
+
+    struct { const char *name; DType dtype; int ndim; const int64_t *shape; const char *needle; } cases[] = {
+        {"logits", DT_F32, 2, kept_shape, "trace logits must be F32[5,512] (rows, vocabulary), got F32[2,512]"},
+        {"kept_rows", DT_F32, 1, two, "trace kept_rows must be I32[m] with 1 <= m <= 5 (the trace's rows), got F32[2]"},
+        {"kept_rows", DT_I32, 2, square, "trace kept_rows must be I32[m] with 1 <= m <= 5 (the trace's rows), got I32[2,2]"},
+        {"kept_rows", DT_I32, 1, none, "trace kept_rows must be I32[m] with 1 <= m <= 5 (the trace's rows), got I32[0]"},
+    };
+    static const float zeros[4 * 512];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_kept("/tmp/tempo-kept-bad.st", NULL, 0, NULL, 0, 1);
+        cr_assert(tempo_trace_read(&t, "/tmp/tempo-kept-bad.st", err) == 0, "%s", err);
+        cr_assert(tempo_trace_add(&t, cases[i].name, cases[i].dtype, cases[i].ndim, cases[i].shape, zeros, err) == 0, "%s", err);
+        if (strcmp(cases[i].name, "kept_rows") == 0)
+            cr_assert(tempo_trace_add(&t, "kept_logits", DT_F32, 2, kept_shape, zeros, err) == 0, "%s", err);
+        cr_assert(tempo_trace_write(&t, "/tmp/tempo-kept-bad.st", err) == 0, "%s", err);
+        tempo_trace_free(&t);
+        expect_error(args, 2, cases[i].needle, NULL);
+    }
+}
+
 Test(diff, exit_codes_and_metrics) {
     char model[4096], args[9000], out[65536], err[TEMPO_ERR_SIZE];
     weights_path("fortune.bin", model, sizeof model);

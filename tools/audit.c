@@ -83,7 +83,8 @@ typedef struct {
     int first_pos; /* P + position_gap: step s's rows sit at first_pos + s */
     const int *tokens, *positions, *pruned, *selected; /* pruned, selected may be NULL */
     const uint8_t *allowed;                            /* [mask_layers][n][n] */
-    const float *logits, *selected_probs;              /* may be NULL */
+    TraceLogits logits;                                /* every row's, the kept rows' or none */
+    const float *selected_probs;                       /* may be NULL */
     int *row_step;   /* [n] the step a row falls in; -1 for the prompt */
     int *row_member; /* [n] its member index in that step; -1 prompt or unexpected */
     int *member_row; /* [S][W] the row of each selected member; -1 not fed */
@@ -120,13 +121,12 @@ static int audit_open(Audit *a, const Model *m, const Trace *t, const AuditSetti
     a->tokens = tempo_trace_get(t, "tokens")->data;
     a->positions = tempo_trace_get(t, "positions")->data;
     a->allowed = tempo_trace_get(t, "allowed")->data;
+    if (tempo_trace_logits(t, a->n, a->V, &a->logits, err) != 0) return -1;
     err[0] = '\0';
-    const Tensor *lg = optional_tensor(t, "logits", DT_F32, 2, a->n, a->V, err);
     const Tensor *pr = optional_tensor(t, "pruned", DT_I32, 1, a->n, -1, err);
     const Tensor *sel = optional_tensor(t, "selected", DT_I32, 2, -1, -1, err);
     const Tensor *sp = sel ? optional_tensor(t, "selected_probs", DT_F32, 2, sel->shape[0], sel->shape[1], err) : NULL;
     if (err[0]) return -1;
-    a->logits = lg ? lg->data : NULL;
     a->pruned = pr ? pr->data : NULL;
     a->selected = sel ? sel->data : NULL;
     a->selected_probs = sp ? sp->data : NULL;
@@ -187,14 +187,15 @@ int trace_recompute(const Model *m, const Trace *t, int *n, float **logits, floa
     return rc;
 }
 
-/* Per row: the largest |trace - recomputed| logit, and attention over every layer and head. */
+/* Per row: the largest |trace - recomputed| logit (rows with logits), and attention over every layer and head. */
 static int compare_rows(Audit *a, const float *logits, const float *attention, const float *trace_attention) {
     size_t n = a->n, V = a->V, LH = (size_t)a->m->config.n_layers * a->m->config.n_heads;
     for (size_t r = 0; r < n; r++) {
+        const float *trace_logits = tempo_trace_logits_row(&a->logits, (int)r, a->V);
         double worst = 0.0;
         size_t at = 0;
-        for (size_t v = 0; a->logits && v < V; v++) {
-            double d = fabs((double)a->logits[r * V + v] - logits[r * V + v]);
+        for (size_t v = 0; trace_logits && v < V; v++) {
+            double d = fabs((double)trace_logits[v] - logits[r * V + v]);
             if (!(d <= worst)) worst = d, at = v;
         }
         if (!(worst <= a->s->atol) && add_finding(a->r, "logits-differ", (int)r, -1, a->row_step[r], a->tokens[r],
@@ -222,7 +223,7 @@ static int check_arithmetic(Audit *a, const Trace *t, char *err) {
     if (err[0]) return -1;
     if (att && (att->shape[2] != a->n || att->shape[3] != a->n))
         return tempo_error(err, "trace attention must be F32[%d,%d,%d,%d]", c->n_layers, c->n_heads, a->n, a->n);
-    if (!a->logits && !att) {
+    if (!a->logits.n_rows && !att) {
         snprintf(a->r->checks[CHECK_ARITHMETIC], sizeof a->r->checks[0], "skipped: the trace has no logits or attention");
         return 0;
     }
@@ -233,8 +234,11 @@ static int check_arithmetic(Audit *a, const Trace *t, char *err) {
     free(logits);
     free(attention);
     if (rc != 0) return tempo_error(err, "out of memory for the findings");
-    snprintf(a->r->checks[CHECK_ARITHMETIC], sizeof a->r->checks[0], "%d findings (atol %g)",
-             a->r->n_findings - before, a->s->atol);
+    int used = snprintf(a->r->checks[CHECK_ARITHMETIC], sizeof a->r->checks[0], "%d findings (atol %g)", a->r->n_findings - before,
+                        a->s->atol);
+    if (a->logits.n_rows < a->n || a->logits.rows)
+        snprintf(a->r->checks[CHECK_ARITHMETIC] + used, sizeof a->r->checks[0] - used, "; logits compared on %d of %d rows%s",
+                 a->logits.n_rows, a->n, a->logits.rows ? " (kept_rows)" : " (the trace has none)");
     return 0;
 }
 
@@ -446,14 +450,17 @@ static int predicting_row(const Audit *a, int s) {
 }
 
 /* The next-token distribution of step s, by tempo's rule over the trace's
- * rows: the live fed members of step s-1, and the predicting row. */
-static void step_distribution(const Audit *a, int s, const float **live, float *probs, float *tmp) {
-    int n_live = 0;
-    for (int r = 0; s > 0 && r < a->n; r++)
+ * rows: the live fed members of step s-1 (next_from mean), else the
+ * predicting row. Returns -1, or a row it needs whose logits the trace lacks. */
+static int step_distribution(const Audit *a, int s, const float **live, float *probs, float *tmp) {
+    int n_live = 0, predicting = predicting_row(a, s);
+    for (int r = 0; s > 0 && a->s->next_from == NEXT_MEAN && r < a->n; r++)
         if (a->row_step[r] == s - 1 && a->row_member[r] >= 0 && !(a->pruned && a->pruned[r] >= 0 && a->pruned[r] < s))
-            live[n_live++] = a->logits + (size_t)r * a->V;
-    tempo_next_distribution((NextFrom)a->s->next_from, live, n_live, a->logits + (size_t)predicting_row(a, s) * a->V, a->V,
-                            probs, tmp);
+            if (!(live[n_live++] = tempo_trace_logits_row(&a->logits, r, a->V))) return r;
+    const float *last = tempo_trace_logits_row(&a->logits, predicting, a->V);
+    if (!last && n_live == 0) return predicting;
+    tempo_next_distribution((NextFrom)a->s->next_from, live, n_live, last, a->V, probs, tmp);
+    return -1;
 }
 
 static int format_set(char *out, size_t len, const int *tokens, int n, const float *probs) {
@@ -479,28 +486,50 @@ static int compare_selection(Audit *a, int s, const float *probs, int *chosen) {
     return add_finding(a->r, "selection-differs", predicting_row(a, s), -1, s, -1, "engine %s, tempo %s", engine, mine);
 }
 
-static int check_selection(Audit *a) {
+/* The selection check's line: findings over the steps checked, and each step
+ * left unchecked because a row it is predicted from has no logits. */
+static void selection_line(Audit *a, int found, int checked, const int *unchecked, const int *unchecked_row) {
     char *line = a->r->checks[CHECK_SELECTION];
-    const char *missing = !a->selected ? "the trace has no selected tensor" : !a->logits ? "the trace has no logits"
+    size_t len = sizeof a->r->checks[0];
+    int used = snprintf(line, len, "%d findings over %d steps", found, checked);
+    if (checked == a->S) return;
+    used += snprintf(line + used, len - used, " of %d%s; %d not checked, a row they are predicted from has no logits:", a->S,
+                     a->logits.rows ? " (kept_rows)" : "", a->S - checked);
+    for (int i = 0; i < a->S - checked; i++) {
+        char item[48];
+        int w = snprintf(item, sizeof item, "%s step %d (row %d)", i ? "," : "", unchecked[i], unchecked_row[i]);
+        if (used + w + 5 >= (int)len) {
+            snprintf(line + used, len - used, " ...");
+            return;
+        }
+        used += snprintf(line + used, len - used, "%s", item);
+    }
+}
+
+static int check_selection(Audit *a) {
+    const char *missing = !a->selected ? "the trace has no selected tensor" : !a->logits.n_rows ? "the trace has no logits"
                           : a->P < 0 ? "n_prompt unknown" : a->s->threshold <= 0 ? "threshold unknown (give --threshold)"
                           : a->s->max_width < 0 ? "max_width unknown (give --max-width)"
                           : a->s->next_from < 0 ? "next_from unknown (give --next-from)" : NULL;
     if (missing) {
-        snprintf(line, sizeof a->r->checks[0], "skipped: %s", missing);
+        snprintf(a->r->checks[CHECK_SELECTION], sizeof a->r->checks[0], "skipped: %s", missing);
         return 0;
     }
     float *probs = malloc((size_t)a->V * sizeof(float)), *tmp = malloc((size_t)a->V * sizeof(float));
     const float **live = malloc(((size_t)a->n + 1) * sizeof(float *));
-    int *chosen = malloc((size_t)a->V * sizeof(int)), rc = probs && tmp && live && chosen ? 0 : -1, before = a->r->n_findings;
+    int *chosen = malloc((size_t)a->V * sizeof(int)), *unchecked = malloc(((size_t)a->S + 1) * 2 * sizeof(int));
+    int rc = probs && tmp && live && chosen && unchecked ? 0 : -1, before = a->r->n_findings, n_unchecked = 0;
     for (int s = 0; s < a->S && rc == 0; s++) {
-        step_distribution(a, s, live, probs, tmp);
-        rc = compare_selection(a, s, probs, chosen);
+        int lacking = step_distribution(a, s, live, probs, tmp);
+        if (lacking < 0) rc = compare_selection(a, s, probs, chosen);
+        else unchecked[n_unchecked] = s, unchecked[a->S + n_unchecked++] = lacking;
     }
+    if (rc == 0) selection_line(a, a->r->n_findings - before, a->S - n_unchecked, unchecked, unchecked + a->S);
     free(probs);
     free(tmp);
     free(live);
     free(chosen);
-    snprintf(line, sizeof a->r->checks[0], "%d findings over %d steps", a->r->n_findings - before, a->S);
+    free(unchecked);
     return rc;
 }
 

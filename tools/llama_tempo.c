@@ -3,7 +3,7 @@
  * llama.cpp's own quantizer (NOTES "A real llama.cpp in the tests").
  *
  *   llama-tempo run MODEL.gguf --trace OUT --prompt IDS [flags]
- *   llama-tempo quantize IN.gguf OUT.gguf TYPE [--threads N]
+ *   llama-tempo quantize IN.gguf OUT.gguf TYPE [--threads N]   (TYPE F32 of a quantized IN: dequantized by ggml)
  *   llama-tempo bench MODEL.gguf [--pp 512] [--tg 128] [--reps 5] [flags]
  *
  * run: the prompt (one sequence, id 0, positions 0..P-1), then at each step
@@ -481,7 +481,7 @@ static const QuantType quant_types[] = {
     {"Q3_K_S", LLAMA_FTYPE_MOSTLY_Q3_K_S}, {"Q3_K_M", LLAMA_FTYPE_MOSTLY_Q3_K_M}, {"Q3_K_L", LLAMA_FTYPE_MOSTLY_Q3_K_L},
     {"Q4_K_S", LLAMA_FTYPE_MOSTLY_Q4_K_S}, {"Q4_K_M", LLAMA_FTYPE_MOSTLY_Q4_K_M}, {"Q5_K_S", LLAMA_FTYPE_MOSTLY_Q5_K_S},
     {"Q5_K_M", LLAMA_FTYPE_MOSTLY_Q5_K_M}, {"Q6_K", LLAMA_FTYPE_MOSTLY_Q6_K},     {"IQ4_NL", LLAMA_FTYPE_MOSTLY_IQ4_NL},
-    {"IQ4_XS", LLAMA_FTYPE_MOSTLY_IQ4_XS},
+    {"IQ4_XS", LLAMA_FTYPE_MOSTLY_IQ4_XS}, {"TQ1_0", LLAMA_FTYPE_MOSTLY_TQ1_0},   {"TQ2_0", LLAMA_FTYPE_MOSTLY_TQ2_0},
 };
 
 static int quantize(int argc, char **argv, char *err) {
@@ -490,11 +490,12 @@ static int quantize(int argc, char **argv, char *err) {
     int n_types = (int)(sizeof quant_types / sizeof quant_types[0]), t = 0, threads = 1;
     while (t < n_types && strcmp(quant_types[t].name, argv[4]) != 0) t++;
     if (t == n_types) return tempo_error(err, "unknown type %s (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S "
-                                              "Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS)", argv[4]);
+                                              "Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS TQ1_0 TQ2_0)", argv[4]);
     if (argc == 7 && tempo_parse_int(argv[6], "--threads", 1, 256, &threads, err) != 0) return -1;
     llama_model_quantize_params qp = llama_model_quantize_default_params();
     qp.ftype = quant_types[t].ftype;
     qp.nthread = threads;
+    qp.allow_requantize = qp.ftype == LLAMA_FTYPE_ALL_F32; /* F32 from a quantized file: ggml's own dequantization */
     if (llama_model_quantize(argv[2], argv[3], &qp) != 0)
         return tempo_error(err, "llama_model_quantize could not write %s as %s from %s", argv[3], argv[4], argv[2]);
     printf("%s: %s\n", argv[3], argv[4]);

@@ -65,10 +65,13 @@ returned them, its attention.
 Logits: a call with num_logits_to_keep=m returns logits for its last m rows
 only. When some rows have none, the trace holds no `logits` tensor (tempo reads
 it as one row per row) but `kept_rows` (I32[m]) and `kept_logits` (F32[m, vocab]):
-the rows that have logits and those logits, which tempo does not read yet;
-verify then compares the attention, and the audit skips its selection check.
-Pass output_attentions=True then: a trace with neither logits nor attention
-gives verify nothing to compare (it still prints PASS).
+the rows that have logits (all rows of the trace numbering) and those logits.
+verify compares the logits on those rows ("logits compared on 12 of 40 rows
+(kept_rows)"), and the audit checks selection from them: the row that predicts
+a step is a call's last row, so it is kept (with next_from mean it also needs
+the previous step's members, which num_logits_to_keep=1 leaves out; the audit
+names each step it could not check). A trace with neither logits nor attention
+gives verify nothing to compare: an error, not a PASS.
 """
 import functools
 import inspect
@@ -107,6 +110,9 @@ def read_trace(path):
             tensors[name] = np.frombuffer(data[begin:end], dtype=READ_DTYPES[h["dtype"]]).reshape(h["shape"])
         else:
             raise ValueError(f"bad trace {path}: tensor {name} has unsupported dtype {h['dtype']}")
+    if "allowed_bits" in tensors:  # tempo's packed mask: key k of a row is bit k % 8 of byte k // 8
+        bits = tensors.pop("allowed_bits")
+        tensors["allowed"] = np.unpackbits(bits, axis=-1, count=bits.shape[-2], bitorder="little")
     return tensors, metadata
 
 

@@ -14,34 +14,29 @@ static double element(const Tensor *x, size_t i) {
     return ((const uint8_t *)x->data)[i];
 }
 
-/* Writes the multi-index of flat index i as "[a,b,c]". */
-static void format_index(const Tensor *x, size_t i, char *buf, size_t len) {
+/* Writes the multi-index of flat index i as "[a,b,c]"; row_ids (may be NULL) names the first one. */
+static void format_index(const Tensor *x, size_t i, const int *row_ids, char *buf, size_t len) {
     size_t idx[4];
     for (int d = x->ndim - 1; d >= 0; d--) {
         idx[d] = x->shape[d] ? i % (size_t)x->shape[d] : 0;
         i = x->shape[d] ? i / (size_t)x->shape[d] : 0;
     }
+    if (row_ids && x->ndim > 0) idx[0] = (size_t)row_ids[idx[0]];
     int w = snprintf(buf, len, "[");
     for (int d = 0; d < x->ndim; d++) w += snprintf(buf + w, len - (size_t)w, d ? ",%zu" : "%zu", idx[d]);
     snprintf(buf + w, len - (size_t)w, "]");
 }
 
-/* "F32[99,512]" */
-static const char *describe_tensor(const Tensor *x, char *buf, size_t len) {
-    int w = snprintf(buf, len, "%s[", tempo_dtype_name(x->dtype));
-    for (int d = 0; d < x->ndim; d++) w += snprintf(buf + w, len - (size_t)w, d ? ",%lld" : "%lld", (long long)x->shape[d]);
-    snprintf(buf + w, len - (size_t)w, "]");
-    return buf;
-}
-
 /* Compares one tensor of A with B; prints a line; returns 1 if outside tolerance. */
-int compare_tensor(const Tensor *x, const Tensor *y, Tolerance *tol) {
+int compare_tensor(const Tensor *x, const Tensor *y, Tolerance *tol) { return compare_tensor_rows(x, y, NULL, tol); }
+
+int compare_tensor_rows(const Tensor *x, const Tensor *y, const int *row_ids, Tolerance *tol) {
     int same_shape = x->ndim == y->ndim && x->dtype == y->dtype;
     for (int d = 0; same_shape && d < x->ndim; d++) same_shape = x->shape[d] == y->shape[d];
     if (!same_shape) {
         char a[80], b[80];
-        printf("%-10s shape or dtype differs: A %s, B %s\n", x->name, describe_tensor(x, a, sizeof a),
-               describe_tensor(y, b, sizeof b));
+        printf("%-10s shape or dtype differs: A %s, B %s\n", x->name, tempo_tensor_describe(x, a, sizeof a),
+               tempo_tensor_describe(y, b, sizeof b));
         return 1;
     }
     size_t n = tempo_tensor_count(x), worst = 0, worst_rel = 0, bad = 0, first_bad = 0;
@@ -59,14 +54,14 @@ int compare_tensor(const Tensor *x, const Tensor *y, Tolerance *tol) {
         }
     }
     char where[64], where_rel[64], where_bad[64];
-    format_index(x, worst, where, sizeof where);
-    format_index(x, worst_rel, where_rel, sizeof where_rel);
-    format_index(x, first_bad, where_bad, sizeof where_bad);
+    format_index(x, worst, row_ids, where, sizeof where);
+    format_index(x, worst_rel, row_ids, where_rel, sizeof where_rel);
+    format_index(x, first_bad, row_ids, where_bad, sizeof where_bad);
     printf("%-10s %-4s max abs %.3e at %s  max rel %.3e at %s", x->name, bad ? "FAIL" : "ok", max_abs, where, max_rel,
            where_rel);
     if (bad) printf("  (%zu outside tolerance, first at %s)", bad, where_bad);
     printf("\n");
-    if (strcmp(x->name, "logits") == 0 && x->ndim == 2) {
+    if (strstr(x->name, "logits") && x->ndim == 2) { /* logits, kept_logits */
         int rows = (int)x->shape[0], V = (int)x->shape[1], agree = 0, worst_row = 0;
         double kl_max = 0, js_max = 0, top5_sum = 0;
         for (int r = 0; r < rows; r++) {
@@ -77,9 +72,32 @@ int compare_tensor(const Tensor *x, const Tensor *y, Tolerance *tol) {
             top5_sum += lm.top5;
         }
         printf("           per row: max KL(A||B) %.3e at row %d, max JS %.3e, top-1 agreement %d/%d, mean top-5 overlap %.3f\n",
-               kl_max, worst_row, js_max, agree, rows, rows ? top5_sum / rows : 0.0);
+               kl_max, row_ids ? row_ids[worst_row] : worst_row, js_max, agree, rows, rows ? top5_sum / rows : 0.0);
     }
     return bad > 0;
+}
+
+int compare_logit_rows(const TraceLogits *l, const Tensor *recomputed, Tolerance *tol, char *err) {
+    int n = (int)recomputed->shape[0], V = (int)recomputed->shape[1], failed = 0;
+    if (l->n_rows > 0) {
+        Tensor a = {.name = "logits", .dtype = DT_F32, .ndim = 2, .shape = {l->n_rows, V}, .data = (void *)l->logits};
+        Tensor b = a;
+        if (l->rows) { /* tempo's logits of the kept rows */
+            snprintf(a.name, sizeof a.name, "kept_logits");
+            b = a;
+            b.data = malloc((size_t)l->n_rows * V * sizeof(float));
+            if (!b.data) return tempo_error(err, "out of memory for the logits of %d rows", l->n_rows);
+            for (int i = 0; i < l->n_rows; i++)
+                memcpy((float *)b.data + (size_t)i * V, (const float *)recomputed->data + (size_t)l->rows[i] * V, V * sizeof(float));
+        } else {
+            b.data = recomputed->data;
+        }
+        failed = compare_tensor_rows(&a, &b, l->rows, tol);
+        if (l->rows) free(b.data);
+    }
+    if (l->n_rows < n || l->rows) /* every row's logits: the line above says all */
+        printf("logits compared on %d of %d rows%s\n", l->n_rows, n, l->rows ? " (kept_rows)" : " (the trace has none)");
+    return failed;
 }
 
 /* Diffs every tensor of A that B also has; tensors only in one are named. */

@@ -11,6 +11,12 @@ typedef struct {
 
 /* Compares one tensor of A with B; prints a line; returns 1 if outside tolerance. */
 int compare_tensor(const Tensor *x, const Tensor *y, Tolerance *tol);
+/* The same with row_ids (may be NULL) naming the rows of dimension 0 in what it prints. */
+int compare_tensor_rows(const Tensor *x, const Tensor *y, const int *row_ids, Tolerance *tol);
+/* verify's logits: the trace's rows that have them (tempo_trace_logits) against
+ * tempo's recomputed [n,vocab]; prints the comparison and, unless every row has
+ * logits, "logits compared on M of N rows". 1: outside tolerance; -1: out of memory (err). */
+int compare_logit_rows(const TraceLogits *l, const Tensor *recomputed, Tolerance *tol, char *err);
 /* Diffs every tensor of A that B also has; tensors only in one are named. 1: some differ. */
 int diff_traces(const Trace *A, const Trace *B, Tolerance *tol);
 /* The model the trace's metadata names against -m (an error when a dimension differs). */

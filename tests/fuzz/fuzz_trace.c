@@ -1,6 +1,6 @@
 /* libFuzzer: a safetensors trace from arbitrary bytes; when it holds the
- * inputs of a forward pass, recompute them on a tiny synthetic model as
- * `tempo verify` does. */
+ * inputs of a forward pass, read its logits (logits or kept_rows/kept_logits)
+ * and recompute them on a tiny synthetic model as `tempo verify` does. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +33,14 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     int n, mask_layers;
     if (tempo_trace_inputs(&t, &model.config, &n, &mask_layers, err) == 0 && n <= 64) {
         const Config *c = &model.config;
+        TraceLogits kept;
+        float sum = 0.0f;
+        if (tempo_trace_logits(&t, n, c->vocab_size, &kept, err) == 0)
+            for (int r = -1; r <= n; r++) {
+                const float *row = tempo_trace_logits_row(&kept, r, c->vocab_size);
+                if (row) sum += row[0] + row[c->vocab_size - 1];
+            }
+        (void)sum;
         float *logits = malloc((size_t)n * c->vocab_size * sizeof(float));
         float *att = malloc((size_t)c->n_layers * c->n_heads * n * n * sizeof(float));
         Outputs out = {.logits = logits, .hidden = NULL, .attention = att};

@@ -25,7 +25,21 @@ cat "$out/hf-gpt2/tokenizer.json" >> "$out/tokenizer/json-gpt2"
 rm -rf "$out/hf-llama3" "$out/hf-gpt2"
 $tempo synth --out "$out/trace.model" --dim 16 --hidden 32 --layers 2 --heads 2 --kv-heads 1 --vocab 32 --seq-len 16
 $tempo forward -m "$out/trace.model" --tokens 1,5,7,7,9 --positions 0,1,2,2,3 --mask isolated --out "$out/trace/isolated" >/dev/null 2>&1
+$tempo generate -m "$out/trace.model" --tokens 1,5,7 -n 3 --threshold 0.05 --isolate-layers 1-1 --trace "$out/trace/layers-bits" >/dev/null 2>&1
 rm -f "$out/trace.model"
+# a dense trace as other engines write it (allowed U8[n,n]), beside tempo's packed allowed_bits
+python3 - "$out/trace/dense" <<'PY'
+import json, struct, sys
+n = 3
+blobs = {"tokens": ("I32", [n], struct.pack("<3i", 1, 5, 7)), "positions": ("I32", [n], struct.pack("<3i", 0, 1, 2)),
+         "allowed": ("U8", [n, n], bytes([1, 0, 0, 1, 1, 0, 1, 1, 1]))}
+header, data = {}, b""
+for name, (dtype, shape, raw) in blobs.items():
+    header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+    data += raw
+text = json.dumps(header).encode()
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(text)) + text + data)
+PY
 printf '\003100\n110\n111\n' > "$out/mask/causal3"
 printf '\004 1000 1100 1010 1001' > "$out/mask/isolated4"
 printf '\001--tokens\n1,5,7,7\n--positions\n0,1,2,2\n--mask\nisolated' > "$out/cli/forward"

@@ -1,0 +1,247 @@
+/* Traces' `allowed` as bits (formats/trace.c: tempo_trace_write packs,
+ * tempo_trace_parse unpacks): tempo's own traces of every mask kind read
+ * back to the exact dense mask, the bits sit where NOTES says, a 2,000-row
+ * mask takes an eighth of the dense bytes, malformed bits are refused with
+ * one line, and dense traces (other engines', old ones) still read. */
+#include "helpers.h"
+
+#include <sys/stat.h>
+
+/* The tensors of a trace file as stored, without unpacking; caller frees *t, *buf. */
+static void parse_raw(const char *path, unsigned char **buf, Tensor **t, int *n) {
+    char err[TEMPO_ERR_SIZE];
+    size_t len;
+    cr_assert(tempo_read_file(path, "trace", buf, &len, err) == 0, "%s", err);
+    cJSON *meta;
+    unsigned dtypes = 1u << DT_F32 | 1u << DT_I32 | 1u << DT_U8;
+    cr_assert(tempo_safetensors_parse(*buf, len, "trace", path, dtypes, NULL, t, n, &meta, err) == 0, "%s", err);
+    cJSON_Delete(meta);
+}
+
+/* The stored bits of `path` hold `dense` ([rows][n]) at bit k % 8 of byte k / 8, least significant first. */
+static void expect_bits(const char *path, const uint8_t *dense, size_t rows, int n, int ndim) {
+    unsigned char *buf;
+    Tensor *t;
+    int count;
+    parse_raw(path, &buf, &t, &count);
+    const Tensor *bits = tempo_tensor_find(t, count, "allowed_bits");
+    cr_assert(bits && !tempo_tensor_find(t, count, "allowed"), "tempo's trace must store allowed_bits, not allowed");
+    size_t row_bytes = ((size_t)n + 7) / 8;
+    cr_assert(bits->dtype == DT_U8 && bits->ndim == ndim && bits->shape[ndim - 2] == n &&
+                  bits->shape[ndim - 1] == (int64_t)row_bytes,
+              "allowed_bits must be U8[..., %d, %zu]", n, row_bytes);
+    const uint8_t *b = bits->data;
+    for (size_t r = 0; r < rows; r++)
+        for (int k = 0; k < n; k++)
+            cr_assert_eq((b[r * row_bytes + k / 8] >> (k % 8)) & 1, dense[r * n + k] != 0, "row %zu key %d", r, k);
+    free(t);
+    free(buf);
+}
+
+/* oracle/reference.py (its own unpacking, NumPy) reads the same dense mask from `path`. */
+static void expect_oracle_reads(const char *path, const Tensor *dense) {
+    char out[300], cmd[1024], text[4096];
+    snprintf(out, sizeof out, "%s.oracle", path);
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c 'import sys; sys.path.insert(0, \"oracle\"); import reference; "
+             "reference.read_safetensors(sys.argv[1])[0][\"allowed\"].tofile(sys.argv[2])' %s %s",
+             path, out);
+    cr_assert_eq(run_command(cmd, text, sizeof text), 0, "reference.py cannot read %s: %s", path, text);
+    size_t len;
+    char *got = read_text_file(out, &len);
+    cr_assert(len == tempo_tensor_bytes(dense) && memcmp(got, dense->data, len) == 0, "reference.py reads another mask");
+    free(got);
+    unlink(out);
+}
+
+static size_t count_hidden_below_diagonal(const uint8_t *allowed, size_t rows, int n) {
+    size_t hidden = 0;
+    for (size_t r = 0; r < rows; r++)
+        for (int k = 0; k < (int)(r % n); k++) hidden += !allowed[r * n + k];
+    return hidden;
+}
+
+static void isolated(GenConfig *g) { g->mode = MASK_ISOLATED; }
+static void visible(GenConfig *g) { g->mode = MASK_VISIBLE; }
+static void pruned(GenConfig *g) { g->prune = 1; g->prune_threshold = 0.9f; }
+static void some_layers(GenConfig *g) { g->isolate_first = 1; g->isolate_last = 2; }
+
+/* Generates on fortune.bin (threshold 0.05, 24 steps, then `adjust`), writes
+ * the trace, and reads it back: the same dense mask, stored as bits. */
+static void round_trip(void (*adjust)(GenConfig *), const char *what, int expect_hidden) {
+    char model[4096], tok[4096], err[TEMPO_ERR_SIZE], path[256];
+    fortune_paths(model, tok);
+    Model m;
+    load_model(&m, model);
+    Tokenizer t;
+    load_tokenizer(&t, "fortune-tok512.bin", m.config.vocab_size);
+    GenConfig g;
+    tempo_gen_defaults(&g, &m.config);
+    g.threshold = 0.05f;
+    g.max_steps = 24;
+    adjust(&g);
+    int ids[64], n;
+    Generation gen;
+    Trace written, read;
+    cr_assert(tempo_encode(&t, "The cat sat on the", ids, 64, &n, err) == 0, "%s", err);
+    cr_assert(tempo_generate(&m, ids, n, &g, &gen, err) == 0, "%s", err);
+    cr_assert(tempo_generation_trace(&gen, &m, &written, err) == 0, "%s", err);
+    snprintf(path, sizeof path, "/tmp/tempo-bits-%s-%d.st", what, (int)getpid());
+    cr_assert(tempo_trace_write(&written, path, err) == 0, "%s", err);
+    const Tensor *dense = tempo_trace_get(&written, "allowed");
+    size_t rows = tempo_tensor_count(dense) / (size_t)gen.n_rows;
+    cr_assert(!expect_hidden || count_hidden_below_diagonal(dense->data, rows, gen.n_rows) > 0,
+              "%s: the mask must hide some earlier key to test anything", what);
+    expect_bits(path, dense->data, rows, gen.n_rows, dense->ndim);
+    expect_oracle_reads(path, dense);
+    cr_assert(tempo_trace_read(&read, path, err) == 0, "%s", err);
+    const Tensor *back = tempo_trace_get(&read, "allowed");
+    cr_assert(back && back->ndim == dense->ndim && memcmp(back->shape, dense->shape, sizeof dense->shape) == 0,
+              "%s: allowed read back with another shape", what);
+    cr_assert(memcmp(back->data, dense->data, tempo_tensor_bytes(dense)) == 0, "%s: allowed read back differs", what);
+    unlink(path);
+    tempo_trace_free(&read);
+    tempo_trace_free(&written);
+    tempo_generation_free(&gen);
+    tempo_tokenizer_free(&t);
+    tempo_model_free(&m);
+}
+
+Test(trace_bits, isolated_visible_pruned_and_per_layer_masks_read_back_exactly) {
+    round_trip(isolated, "isolated", 1);
+    round_trip(visible, "visible", 0);
+    round_trip(pruned, "pruned", 1);
+    round_trip(some_layers, "layers", 1);
+}
+
+/* An isolated mask of n rows, sets of three at every other position after 10 prompt rows. */
+static uint8_t *long_mask(int n, int *sets) {
+    for (int i = 0, pos = 0; i < n; i++) sets[i] = i < 10 || (pos % 2) ? pos++ : (i % 3 == 2 ? pos++ : pos);
+    uint8_t *allowed = malloc((size_t)n * n);
+    cr_assert(allowed);
+    tempo_mask_rows(MASK_ISOLATED, sets, 0, n, allowed);
+    return allowed;
+}
+
+Test(trace_bits, a_2000_row_trace_stores_its_mask_in_an_eighth) {
+    enum { N = 2000 };
+    char err[TEMPO_ERR_SIZE], path[256];
+    Model m;
+    load_real(&m, "stories260K.bin");
+    int *sets = malloc(N * sizeof(int)), *tokens = calloc(N, sizeof(int));
+    uint8_t *allowed = long_mask(N, sets);
+    Trace t, back;
+    cr_assert(tempo_trace_build(&t, &m, N, tokens, sets, sets, allowed, 1, NULL, NULL, NULL, err) == 0, "%s", err);
+    snprintf(path, sizeof path, "/tmp/tempo-bits-long-%d.st", (int)getpid());
+    cr_assert(tempo_trace_write(&t, path, err) == 0, "%s", err);
+    unsigned char *buf;
+    Tensor *raw;
+    int count;
+    parse_raw(path, &buf, &raw, &count);
+    const Tensor *bits = tempo_tensor_find(raw, count, "allowed_bits");
+    cr_assert(bits, "no allowed_bits in a long trace");
+    size_t bytes = tempo_tensor_bytes(bits), limit = (size_t)N * N / 8 + N;
+    cr_assert(bytes <= limit, "allowed takes %zu bytes for %d rows; n*n/8 + n is %zu", bytes, N, limit);
+    struct stat st;
+    cr_assert(stat(path, &st) == 0 && (size_t)st.st_size <= limit + 3 * N * 4 + 4096,
+              "the trace file is %lld bytes, more than its mask, three I32 rows and a header", (long long)st.st_size);
+    cr_assert(tempo_trace_read(&back, path, err) == 0, "%s", err);
+    cr_assert(memcmp(tempo_trace_get(&back, "allowed")->data, allowed, (size_t)N * N) == 0, "the long mask read back differs");
+    unlink(path);
+    free(raw);
+    free(buf);
+    free(sets);
+    free(tokens);
+    free(allowed);
+    tempo_trace_free(&back);
+    tempo_trace_free(&t);
+    tempo_model_free(&m);
+}
+
+/* A trace with tokens, positions (4 rows) and one more tensor, written as given (allowed_bits is not repacked). */
+static void write_with(const char *path, const char *name, DType dtype, int ndim, const int64_t *shape, const void *data) {
+    char err[TEMPO_ERR_SIZE];
+    int rows[4] = {1, 2, 3, 4};
+    int64_t four[1] = {4};
+    Trace t;
+    tempo_trace_init(&t);
+    cr_assert(tempo_trace_add(&t, "tokens", DT_I32, 1, four, rows, err) == 0, "%s", err);
+    cr_assert(tempo_trace_add(&t, "positions", DT_I32, 1, four, rows, err) == 0, "%s", err);
+    cr_assert(tempo_trace_add(&t, name, dtype, ndim, shape, data, err) == 0, "%s", err);
+    cr_assert(tempo_trace_write(&t, path, err) == 0, "%s", err);
+    tempo_trace_free(&t);
+}
+
+static void expect_refused(const char *path, const char *needle) {
+    char err[TEMPO_ERR_SIZE], args[1024];
+    Trace t;
+    cr_assert(tempo_trace_read(&t, path, err) != 0, "a trace with %s was read", needle);
+    cr_assert(strstr(err, needle) != NULL, "the message lacks \"%s\": %s", needle, err);
+    snprintf(args, sizeof args, "verify -m %s/stories260K.bin %s", WEIGHTS_DIR, path);
+    expect_error(args, 2, needle, NULL); /* verify: 2 for bad input, 1 for a mismatch */
+}
+
+Test(trace_bits, malformed_bits_are_refused_with_one_line) {
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/tempo-bits-bad-%d.st", (int)getpid());
+    uint8_t causal[4] = {0x1, 0x3, 0x7, 0xf}, wide[8] = {0};
+    int64_t rows_1[2] = {4, 1}, rows_2[2] = {4, 2}, flat[1] = {4};
+    write_with(path, "allowed_bits", DT_U8, 2, rows_2, wide); /* 2 bytes a row: 4 keys need 1 */
+    expect_refused(path, "allowed_bits has 2 bytes per row; 4 keys need 1");
+    uint8_t padded[4] = {0x1, 0x3, 0x17, 0xf}; /* row 2 sets bit 4: key 4 of 4 */
+    write_with(path, "allowed_bits", DT_U8, 2, rows_1, padded);
+    expect_refused(path, "row 2 sets bits past key 3");
+    write_with(path, "allowed_bits", DT_U8, 1, flat, causal);
+    expect_refused(path, "allowed_bits must be U8[n,(n+7)/8]");
+    int32_t as_int[4] = {1, 3, 7, 15};
+    write_with(path, "allowed_bits", DT_I32, 2, rows_1, as_int);
+    expect_refused(path, "allowed_bits must be U8[n,(n+7)/8]");
+    unlink(path);
+}
+
+Test(trace_bits, a_trace_with_both_forms_is_refused) {
+    char path[256], err[TEMPO_ERR_SIZE];
+    snprintf(path, sizeof path, "/tmp/tempo-bits-both-%d.st", (int)getpid());
+    uint8_t dense[16] = {1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1}, bits[4] = {0x1, 0x3, 0x7, 0xf};
+    int64_t square[2] = {4, 4}, packed[2] = {4, 1};
+    Trace t;
+    tempo_trace_init(&t);
+    cr_assert(tempo_trace_add(&t, "allowed_bits", DT_U8, 2, packed, bits, err) == 0, "%s", err);
+    cr_assert(tempo_trace_add(&t, "allowed", DT_U8, 2, square, dense, err) == 0, "%s", err);
+    cr_assert(tempo_trace_write(&t, path, err) == 0, "%s", err); /* both kept as given: no name twice */
+    tempo_trace_free(&t);
+    expect_refused(path, "holds both allowed and allowed_bits");
+    unlink(path);
+}
+
+Test(trace_bits, dense_traces_still_read) {
+    char path[256], err[TEMPO_ERR_SIZE];
+    snprintf(path, sizeof path, "/tmp/tempo-dense-%d.st", (int)getpid());
+    /* another engine's trace: dense U8 written without tempo's writer */
+    int rows[4] = {1, 2, 3, 4};
+    uint8_t dense[16] = {1, 0, 0, 0, 1, 1, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1};
+    Tensor t[3] = {{"tokens", DT_I32, 1, {4}, rows}, {"positions", DT_I32, 1, {4}, rows}, {"allowed", DT_U8, 2, {4, 4}, dense}};
+    FILE *f = fopen(path, "wb");
+    cr_assert(f && tempo_safetensors_write_header(f, t, 3, NULL));
+    cr_assert(fwrite(rows, 4, 4, f) == 4 && fwrite(rows, 4, 4, f) == 4 && fwrite(dense, 1, 16, f) == 16);
+    fclose(f);
+    Trace back;
+    cr_assert(tempo_trace_read(&back, path, err) == 0, "%s", err);
+    const Tensor *al = tempo_trace_get(&back, "allowed");
+    cr_assert(al && al->ndim == 2 && al->shape[0] == 4 && al->shape[1] == 4 && memcmp(al->data, dense, 16) == 0,
+              "a dense allowed read back differs");
+    tempo_trace_free(&back);
+    /* values other than 0 and 1 cannot be bits: tempo writes them dense, and reads them back as they were */
+    dense[5] = 255;
+    t[2].data = dense;
+    Trace irregular;
+    tempo_trace_init(&irregular);
+    for (int i = 0; i < 3; i++)
+        cr_assert(tempo_trace_add(&irregular, t[i].name, t[i].dtype, t[i].ndim, t[i].shape, t[i].data, err) == 0, "%s", err);
+    cr_assert(tempo_trace_write(&irregular, path, err) == 0, "%s", err);
+    cr_assert(tempo_trace_read(&back, path, err) == 0, "%s", err);
+    cr_assert(memcmp(tempo_trace_get(&back, "allowed")->data, dense, 16) == 0, "an irregular allowed read back differs");
+    tempo_trace_free(&back);
+    tempo_trace_free(&irregular);
+    unlink(path);
+}
