@@ -195,8 +195,8 @@ Test(verify, logit_tensors_of_the_wrong_shape_or_both_forms) {
     const float *logits = tempo_trace_get(&t, "logits")->data;
     cr_assert(tempo_trace_add(&t, "kept_rows", DT_I32, 1, two, rows, err) == 0, "%s", err);
     cr_assert(tempo_trace_add(&t, "kept_logits", DT_F32, 2, kept_shape, logits, err) == 0, "%s", err);
-    cr_assert(tempo_trace_write(&t, "/tmp/tempo-kept-bad.st", err) == 0, "%s", err);
-    snprintf(args, sizeof args, "verify -m %s /tmp/tempo-kept-bad.st", model);
+    cr_assert(tempo_trace_write(&t, "/tmp/tempo-kept-forms.st", err) == 0, "%s", err);
+    snprintf(args, sizeof args, "verify -m %s /tmp/tempo-kept-forms.st", model);
     expect_error(args, 2, "trace holds both logits and kept_rows: every row's logits, or the kept rows', not both", NULL);
     tempo_trace_free(&t);
 
@@ -208,12 +208,12 @@ Test(verify, logit_tensors_of_the_wrong_shape_or_both_forms) {
     };
     static const float zeros[4 * 512];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        write_kept("/tmp/tempo-kept-bad.st", NULL, 0, NULL, 0, 1);
-        cr_assert(tempo_trace_read(&t, "/tmp/tempo-kept-bad.st", err) == 0, "%s", err);
+        write_kept("/tmp/tempo-kept-forms.st", NULL, 0, NULL, 0, 1);
+        cr_assert(tempo_trace_read(&t, "/tmp/tempo-kept-forms.st", err) == 0, "%s", err);
         cr_assert(tempo_trace_add(&t, cases[i].name, cases[i].dtype, cases[i].ndim, cases[i].shape, zeros, err) == 0, "%s", err);
         if (strcmp(cases[i].name, "kept_rows") == 0)
             cr_assert(tempo_trace_add(&t, "kept_logits", DT_F32, 2, kept_shape, zeros, err) == 0, "%s", err);
-        cr_assert(tempo_trace_write(&t, "/tmp/tempo-kept-bad.st", err) == 0, "%s", err);
+        cr_assert(tempo_trace_write(&t, "/tmp/tempo-kept-forms.st", err) == 0, "%s", err);
         tempo_trace_free(&t);
         expect_error(args, 2, cases[i].needle, NULL);
     }
