@@ -578,8 +578,8 @@ static void next_distribution(Run *r, const Generation *gen, int vocab);
 static int record_step(Generation *gen, int logical_pos, float threshold, const int *selected, int n_sel,
                        const float *probs, char *err);
 static int feed_parallel_set(Run *r, Generation *gen, int step, char *err);
-static void prune_sets(Generation *gen, const GenConfig *g, const Config *c, int step, int first, int k,
-                       const float *batch_attention, int *hidden_from);
+static int prune_sets(Generation *gen, const GenConfig *g, const Config *c, int step, int first, int k,
+                      const float *batch_attention, int *hidden_from, char *err);
 
 int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenConfig *g, Generation *gen,
                    char *err) {
@@ -591,7 +591,8 @@ int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenCon
     gen->prefill_seconds = now_seconds() - t0;
     gen->stop_reason = "max-tokens";
     for (int step = 0; step < g->max_steps && rc == 0; step++) {
-        int logical_pos = n_prompt + step; /* every member of this step's set sits here */
+        /* every member of this step's set sits here: after the prompt (0..P-1), G positions skipped */
+        int logical_pos = n_prompt + g->position_gap + step;
         if (logical_pos >= c->seq_len) { gen->stop_reason = "context-full"; break; }
         /* the parallel set: every token with p >= threshold(step), most probable first */
         float threshold = tempo_threshold_at(g, step);
@@ -603,7 +604,8 @@ int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenCon
         rc = record_step(gen, logical_pos, threshold, r.parallel_set, width, r.probs, err);
         int first = gen->n_rows;
         if (rc == 0) rc = feed_parallel_set(&r, gen, step, err);
-        if (rc == 0 && g->prune) prune_sets(gen, g, c, step, first, gen->n_rows - first, r.batch_attention, r.hidden_from);
+        if (rc == 0 && g->prune)
+            rc = prune_sets(gen, g, c, step, first, gen->n_rows - first, r.batch_attention, r.hidden_from, err);
     }
     gen->total_seconds = now_seconds() - t0;
     run_close(&r);
@@ -772,44 +774,65 @@ static int append_rows(Run *r, Generation *gen, int k, char *err) {
     return rc;
 }
 
+/* The share of attention each live member of step s's set receives from
+ * the new rows first..first+k-1: summed over those rows, the heads and
+ * the last prune_layers layers (unnormalised; 0 for members not live).
+ * Returns the live members; *strongest is the largest share's index. */
+static int received_shares(const Generation *gen, const GenConfig *g, const Config *c, int s, int first, int k,
+                           const float *batch_attention, double *share, int *strongest) {
+    int n_keys = first + k, H = c->n_heads, live = 0;
+    const Step *st = &gen->steps[s];
+    *strongest = -1;
+    for (int mi = 0; mi < st->n_members; mi++) {
+        const Member *mem = &gen->members[st->first_member + mi];
+        share[mi] = 0.0;
+        if (mem->row < 0 || mem->pruned_at >= 0) continue;
+        live++;
+        for (int l = c->n_layers - g->prune_layers; l < c->n_layers; l++)
+            for (int h = 0; h < H; h++)
+                for (int i = 0; i < k; i++)
+                    share[mi] += batch_attention[(((size_t)l * H + h) * k + i) * n_keys + mem->row];
+        if (*strongest < 0 || share[mi] > share[*strongest]) *strongest = mi;
+    }
+    return live;
+}
+
+static int record_decision(Generation *gen, PruneDecision d, char *err) {
+    if (tempo_grow((void **)&gen->decisions, &gen->cap_decisions, (size_t)gen->n_decisions + 1, sizeof d, err) != 0)
+        return -1;
+    gen->decisions[gen->n_decisions++] = d;
+    return 0;
+}
+
 /* Retroactive pruning after step `step` added rows first..first+k-1: for
  * each earlier set within the window with more than one live member, the
- * share of attention each member receives from the new rows (summed over
- * those rows, the heads and the last prune_layers layers, normalised within
- * the set); a member whose share < prune_threshold / live members is
- * pruned, except the set's strongest. */
-static void prune_sets(Generation *gen, const GenConfig *g, const Config *c, int step, int first, int k,
-                       const float *batch_attention, int *hidden_from) {
-    int n_keys = first + k, H = c->n_heads;
+ * share of attention each member receives from the new rows (received_shares,
+ * normalised within the set); a member whose share < prune_threshold / live
+ * members is pruned, except the set's strongest. Each weighing is recorded. */
+static int prune_sets(Generation *gen, const GenConfig *g, const Config *c, int step, int first, int k,
+                      const float *batch_attention, int *hidden_from, char *err) {
     for (int s = step - g->prune_window; s < step; s++) {
         if (s < 0) continue;
         const Step *st = &gen->steps[s];
-        double share[TEMPO_PRUNE_MAX_WIDTH] = {0};
-        int live = 0, strongest = -1;
-        for (int mi = 0; mi < st->n_members; mi++) {
-            const Member *mem = &gen->members[st->first_member + mi];
-            if (mem->row < 0 || mem->pruned_at >= 0) continue;
-            live++;
-            for (int l = c->n_layers - g->prune_layers; l < c->n_layers; l++)
-                for (int h = 0; h < H; h++)
-                    for (int i = 0; i < k; i++)
-                        share[mi] += batch_attention[(((size_t)l * H + h) * k + i) * n_keys + mem->row];
-            if (strongest < 0 || share[mi] > share[strongest]) strongest = mi;
-        }
-        if (live < 2) continue;
-        double total = 0.0;
+        double share[TEMPO_PRUNE_MAX_WIDTH], total = 0.0;
+        int strongest, live = received_shares(gen, g, c, s, first, k, batch_attention, share, &strongest);
         for (int mi = 0; mi < st->n_members; mi++) total += share[mi];
-        if (total <= 0.0) continue;
+        if (live < 2 || total <= 0.0) continue;
         for (int mi = 0; mi < st->n_members; mi++) {
             Member *mem = &gen->members[st->first_member + mi];
-            if (mem->row < 0 || mem->pruned_at >= 0 || mi == strongest) continue;
-            if (share[mi] / total < g->prune_threshold / live) {
-                mem->pruned_at = step;
-                gen->pruned[mem->row] = step;
-                hidden_from[mem->row] = n_keys; /* rows after this step no longer see it */
+            if (mem->row < 0 || mem->pruned_at >= 0) continue;
+            PruneDecision d = {.step = step, .set_step = s, .member = st->first_member + mi, .live = live,
+                               .share = share[mi] / total, .bar = (double)g->prune_threshold / live,
+                               .strongest = mi == strongest};
+            d.pruned = !d.strongest && d.share < d.bar;
+            if (record_decision(gen, d, err) != 0) return -1;
+            if (d.pruned) {
+                mem->pruned_at = gen->pruned[mem->row] = step;
+                hidden_from[mem->row] = first + k; /* rows after this step no longer see it */
             }
         }
     }
+    return 0;
 }
 
 static int record_step(Generation *gen, int logical_pos, float threshold, const int *selected, int n_sel,
@@ -916,7 +939,7 @@ float *tempo_generation_attention(const Generation *gen, const Config *c) {
 void tempo_generation_free(Generation *gen) {
     free(gen->tokens); free(gen->positions); free(gen->sets); free(gen->pruned);
     free(gen->allowed); free(gen->attention); free(gen->logits);
-    free(gen->members); free(gen->steps);
+    free(gen->members); free(gen->steps); free(gen->decisions);
     memset(gen, 0, sizeof *gen);
 }
 
@@ -937,7 +960,8 @@ static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Ge
     /* rows needed: a set never has more members than the vocabulary, and no
      * more steps fit than the context has logical positions left */
     int width = g->emulate == EMULATE_LAST_MEMBER_ONLY ? 1 : g->max_width < c->vocab_size ? g->max_width : c->vocab_size;
-    int steps_fit = g->max_steps < c->seq_len - n_prompt ? g->max_steps : c->seq_len - n_prompt;
+    int positions_left = c->seq_len - n_prompt - g->position_gap;
+    int steps_fit = positions_left < 0 ? 0 : g->max_steps < positions_left ? g->max_steps : positions_left;
     int capacity = n_prompt + steps_fit * width;
     int isolate_some_layers = g->mode == MASK_ISOLATED && (g->isolate_first > 0 || g->isolate_last < c->n_layers - 1);
     gen->mask_layers = isolate_some_layers ? c->n_layers : 1;
@@ -1002,6 +1026,8 @@ int tempo_gen_validate(const GenConfig *g, const Config *c, char *err) {
         return tempo_error(err, "final threshold %g is outside (0, 1]", g->final_threshold);
     if (g->max_width < 1) return tempo_error(err, "max-width %d must be at least 1", g->max_width);
     if (g->max_steps < 1) return tempo_error(err, "max-tokens %d must be at least 1", g->max_steps);
+    if (g->position_gap < 0 || g->position_gap >= c->seq_len)
+        return tempo_error(err, "position-gap %d is outside [0, %d) (seq_len)", g->position_gap, c->seq_len);
     if (g->mode != MASK_ISOLATED && g->mode != MASK_VISIBLE)
         return tempo_error(err, "mode must be isolated or visible");
     if (g->isolate_first < 0 || g->isolate_last >= c->n_layers || g->isolate_first > g->isolate_last)

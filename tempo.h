@@ -291,6 +291,7 @@ typedef struct {
     int capture_attention;  /* keep every row's attention for the trace */
     int keep_logits;        /* keep every row's logits (default 1); 0: only the newest rows' (of the prompt: its last) */
     Numerics numerics;      /* the arithmetic (recorded in traces); the caller gives it to the Model */
+    int position_gap;       /* G >= 0: step s sits at logical position n_prompt + G + s (0: right after the prompt) */
 } GenConfig;
 
 void tempo_gen_defaults(GenConfig *g, const Config *c);
@@ -311,6 +312,21 @@ typedef struct {
     int logical_pos;  /* shared by the whole set; also the set's id */
     int pruned_at;    /* step at which pruned, -1 if live */
 } Member;
+
+/* One member weighed by pruning after step `step`: its share of the
+ * attention its set received from that step's rows, against the bar
+ * prune_threshold / live. Sets of steps step - prune_window .. step - 1
+ * are weighed (the window). */
+typedef struct {
+    int step;          /* the step whose rows paid the attention */
+    int set_step;      /* the step whose set was weighed */
+    int member;        /* index into Generation.members */
+    int live;          /* live members of the set when weighed */
+    double share;      /* the member's share of the set's received attention, in [0, 1] */
+    double bar;        /* prune_threshold / live: pruned when share < bar */
+    int strongest;     /* 1: the set's strongest member, never pruned */
+    int pruned;        /* 1: pruned by this decision */
+} PruneDecision;
 
 typedef struct {
     int logical_pos;
@@ -335,9 +351,11 @@ typedef struct {
     Member *members;
     int n_steps;
     Step *steps;
+    int n_decisions;         /* pruning decisions, in the order taken (none without prune) */
+    PruneDecision *decisions;
     const char *stop_reason; /* "eos", "max-tokens", "context-full", "empty-set" */
     double prefill_seconds, total_seconds;
-    size_t cap_rows, cap_allowed, cap_attention, cap_logits, cap_members, cap_steps;
+    size_t cap_rows, cap_allowed, cap_attention, cap_logits, cap_members, cap_steps, cap_decisions;
 } Generation;
 
 int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenConfig *g,

@@ -394,3 +394,24 @@ Test(audit, checks_without_settings_are_skipped) {
     tempo_trace_free(&bare);
     audited_free(&a);
 }
+
+/* --position-gap: the audit takes the gap from the trace's metadata (rows,
+ * positions and the replay); a trace whose metadata says no gap has every
+ * step's rows 9 positions off. */
+static void gapped(GenConfig *g) { g->position_gap = 9; }
+
+Test(audit, position_gap_comes_from_the_metadata) {
+    expect_clean(gapped, "--position-gap 9");
+    Audited a;
+    char err[TEMPO_ERR_SIZE];
+    generate_and_trace(&a, gapped);
+    cr_assert_str_eq(tempo_trace_meta_get(&a.trace, "position_gap"), "9");
+    cr_assert(tempo_trace_meta(&a.trace, "position_gap", "0", err) == 0, "%s", err); /* the later entry wins */
+    audit_with(&a, NULL);
+    int off = 0;
+    for (int i = 0; i < a.report.n_findings; i++)
+        off += strcmp(a.report.findings[i].kind, "position-mismatch") == 0 && strstr(a.report.findings[i].detail, "(offset +9)");
+    cr_assert_eq(off, a.gen.n_steps, "%d of %d steps reported 9 positions off", off, a.gen.n_steps);
+    cr_assert_neq(a.report.first_divergent_step, -1, "a replay without the gap should select other sets");
+    audited_free(&a);
+}

@@ -79,6 +79,7 @@ static const CommandLine generate_rows[] = {
         {"verify -m $M $D/ggml.st", 0},
         {GEN "--numerics torch", 0},
         {GEN "--kv-type f16", 1},
+        {GEN "--position-gap 3 --svg-series $D/series.svg", 0},
     };
 
 Test(commands, generate_every_flag) { run_table(generate_rows, sizeof generate_rows / sizeof generate_rows[0]); }
@@ -115,6 +116,7 @@ static const CommandLine compare_rows[] = {
         {"compare -m $M -z $Z -p 'The dog' -n 6 --greedy", 0},
         {"compare -m $M -z $Z --prompts weights/prompts.txt -n 4", 0},
         {"compare -m $M -z $Z -p 'The dog' -n 4 --numerics ggml --kv-type f16 --flash-attn on", 0},
+        {"compare -m $M -z $Z -p 'The dog' -n 6 --position-gap 2", 0},
     };
 
 Test(commands, compare_every_flag) { run_table(compare_rows, sizeof compare_rows / sizeof compare_rows[0]); }
@@ -132,6 +134,7 @@ static const CommandLine attention_rows[] = {
         {"attention -m $M -z $Z -p 'Once upon' -n 4 --threshold-schedule linear --final-threshold 0.5 --stop-on-empty", 0},
         {"attention -m $M -z $Z -p 'Once upon' -n 4 --dynamic-threshold --bezier 0.2,0.8 --emulate none --prune none", 0},
         {"attention -m $M -z $Z -p 'Once upon' -n 4 --greedy --emulate last-member-only", 0},
+        {"attention -m $M -z $Z -p 'Once upon' -n 4 --position-gap 2", 0},
         {"attention -m $M -z $Z $D/a.st --svg-pair $D/p.svg --rows 0-9 --heatmap 1:0", 0},
         {"attention $D/a.st -z $Z --svg $D/b.svg", 0},
         {"attention -m $M -z $Z -p 'Once upon' -n 4 --trace $D/b.st", 0},

@@ -16,6 +16,7 @@ static void every_setting_changed(GenConfig *g, const Config *c) {
     g->final_threshold = 0.7f, g->bezier_p1 = 0.25f, g->bezier_p2 = 0.6f, g->prune = 1, g->prune_window = 3;
     g->prune_layers = 3, g->prune_threshold = 0.4f, g->emulate = EMULATE_LAST_MEMBER_ONLY, g->stop_on_empty = 1;
     g->numerics = (Numerics){.profile = NUMERICS_GGML, .kv_f16 = 1, .flash_attn = 1};
+    g->position_gap = 9;
 }
 
 /* Each table entry with a key, read back alone from a trace holding only it,

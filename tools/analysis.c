@@ -78,7 +78,7 @@ static int compare_doubles(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static Summary summarize(double *values, int n) {
+Summary summarize_values(double *values, int n) {
     Summary s = {0, 0, 0, n};
     if (n == 0) return s;
     double sum = 0, sq = 0;
@@ -120,6 +120,12 @@ static double received(const AttentionView *v, int l, int h, int k) {
     return count ? sum / count : -1.0;
 }
 
+/* The logical position of step 0: the first row after the prompt's (later
+ * than n_prompt under --position-gap). */
+static int first_step_position(const AttentionView *v, int n_prompt) {
+    return n_prompt < v->n && v->positions[n_prompt] > n_prompt ? v->positions[n_prompt] : n_prompt;
+}
+
 AttentionStats attention_stats(const AttentionView *v, int l, int h, int step_lo, int step_hi, int n_prompt) {
     AttentionStats st = {0};
     double *par = malloc((size_t)v->n * sizeof(double)), *single = malloc((size_t)v->n * sizeof(double));
@@ -130,8 +136,9 @@ AttentionStats attention_stats(const AttentionView *v, int l, int h, int step_lo
         st.reduction_pct = NAN;
         return st;
     }
+    int step0 = first_step_position(v, n_prompt);
     for (int k = 1; k < v->n; k++) { /* row 0 is BOS, an attention sink */
-        int step = v->positions[k] - n_prompt;
+        int step = v->positions[k] - step0;
         if (step < 0) step = -1;
         if (step < step_lo || step >= step_hi) continue;
         for (int q = k + 1; q < v->n; q++) /* cross-parallel: a later member attending to an earlier one */
@@ -155,12 +162,49 @@ AttentionStats attention_stats(const AttentionView *v, int l, int h, int step_lo
         }
     }
     if (st.cross_pairs) st.cross_mean /= st.cross_pairs;
-    st.parallel = summarize(par, n_par);
-    st.single = summarize(single, n_single);
-    st.set_total = summarize(totals, n_sets);
+    st.parallel = summarize_values(par, n_par);
+    st.single = summarize_values(single, n_single);
+    st.set_total = summarize_values(totals, n_sets);
     st.reduction_pct = st.single.mean > 0 && n_par ? 100.0 * (1.0 - st.parallel.mean / st.single.mean) : NAN;
     free(par); free(single); free(totals);
     return st;
+}
+
+/* ===================================================================== */
+/* Width and threshold over a run                                         */
+/* ===================================================================== */
+
+void generation_series(const Generation *gen, SeriesPoint *points) {
+    for (int s = 0; s < gen->n_steps; s++) {
+        const Step *st = &gen->steps[s];
+        SeriesPoint *p = &points[s];
+        *p = (SeriesPoint){st->n_members, 0, 0, st->logical_pos, st->threshold};
+        for (int i = 0; i < st->n_members; i++) {
+            const Member *mem = &gen->members[st->first_member + i];
+            p->fed += mem->row >= 0;
+            p->live += mem->row >= 0 && mem->pruned_at < 0;
+        }
+    }
+}
+
+cJSON *series_json(const Generation *gen) {
+    SeriesPoint *points = malloc(((size_t)gen->n_steps + 1) * sizeof *points);
+    if (!points) return NULL;
+    generation_series(gen, points);
+    cJSON *o = cJSON_CreateObject();
+    const char *names[6] = {"step", "position", "threshold", "members", "fed", "live"};
+    cJSON *arrays[6];
+    for (int i = 0; i < 6; i++) arrays[i] = cJSON_AddArrayToObject(o, names[i]);
+    for (int s = 0; s < gen->n_steps; s++) {
+        const SeriesPoint *p = &points[s];
+        double values[6] = {s, p->position, 0, p->members, p->fed, p->live};
+        char threshold[32]; /* the shortest decimal that reads back to the float: 0.1, not 0.10000000149 */
+        tempo_format_float(threshold, p->threshold);
+        for (int i = 0; i < 6; i++)
+            cJSON_AddItemToArray(arrays[i], i == 2 ? cJSON_CreateRaw(threshold) : cJSON_CreateNumber(values[i]));
+    }
+    free(points);
+    return o;
 }
 
 /* ===================================================================== */
@@ -338,7 +382,7 @@ static void report_row(FILE *out, const char *label, const AttentionStats *s, in
 
 /* all, then early/middle/late, each with a note when reduct% is n/a. */
 static void report_overall(FILE *out, const AttentionView *v, int n_prompt, cJSON *root) {
-    int n_steps = v->positions[v->n - 1] - n_prompt + 1;
+    int n_steps = v->positions[v->n - 1] - first_step_position(v, n_prompt) + 1;
     const char *names[4] = {"all", "early", "middle", "late"}, *notes[4];
     cJSON *thirds = cJSON_AddObjectToObject(root, "thirds");
     for (int i = 0; i < 4; i++) {

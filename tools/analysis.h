@@ -46,11 +46,26 @@ const char *attention_mode(const AttentionView *v, int l);
  * an id outside it. The caller frees it (NULL: out of memory). */
 char *token_label(const Tokenizer *t, int prev, int token);
 
+/* A run's width and threshold over its steps: per step its set size, how
+ * many members were fed, how many are live at the end (not pruned), the
+ * threshold and the logical position. */
+typedef struct {
+    int members, fed, live, position;
+    float threshold;
+} SeriesPoint;
+/* One point per step of gen, into points [gen->n_steps]. */
+void generation_series(const Generation *gen, SeriesPoint *points);
+/* The series as JSON: arrays step, position, threshold, members, fed, live. */
+cJSON *series_json(const Generation *gen);
+
 /* Attention received from later rows, split by the kind of key. */
 typedef struct {
     double mean, median, std;
     int count;
 } Summary;
+
+/* Mean, median and standard deviation (over n, not n - 1) of n values; sorts them. */
+Summary summarize_values(double *values, int n);
 
 typedef struct {
     double cross_mean, cross_max;  /* between different members of one set */

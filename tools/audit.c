@@ -80,6 +80,7 @@ typedef struct {
     const AuditSettings *s;
     AuditReport *r;
     int n, P, S, W, V, mask_layers;
+    int first_pos; /* P + position_gap: step s's rows sit at first_pos + s */
     const int *tokens, *positions, *pruned, *selected; /* pruned, selected may be NULL */
     const uint8_t *allowed;                            /* [mask_layers][n][n] */
     TraceLogits logits;                                /* every row's, the kept rows' or none */
@@ -132,6 +133,7 @@ static int audit_open(Audit *a, const Model *m, const Trace *t, const AuditSetti
     a->S = sel ? (int)sel->shape[0] : 0;
     a->W = sel ? (int)sel->shape[1] : 0;
     a->P = s->n_prompt;
+    a->first_pos = a->P + s->gen.position_gap;
     if (a->P > a->n) return tempo_error(err, "n_prompt %d exceeds the trace's %d rows", a->P, a->n);
     for (int i = 0; a->selected && i < a->S * a->W; i++)
         if (a->selected[i] < -1 || a->selected[i] >= a->V)
@@ -281,7 +283,7 @@ static int step_of_row(const Audit *a, int cur, int r, int offset, int *member) 
     }
     for (int s = cur + 1; s < a->S; s++) {
         int i = unfed_member(a, s, token);
-        if (i >= 0 && ((s == cur + 1 && has_rows) || pos - (a->P + s) == offset)) {
+        if (i >= 0 && ((s == cur + 1 && has_rows) || pos - (a->first_pos + s) == offset)) {
             *member = i;
             return s;
         }
@@ -309,7 +311,7 @@ static int match_rows(Audit *a) {
         a->row_member[r] = member;
         a->member_row[s * a->W + member] = r;
         if (a->step_first[s] < 0) a->step_first[s] = r;
-        offset = a->positions[r] - (a->P + s);
+        offset = a->positions[r] - (a->first_pos + s);
     }
     return 0;
 }
@@ -328,7 +330,7 @@ static void infer_steps(Audit *a) {
     a->S = s + 1;
 }
 
-/* position-mismatch: prompt rows off 0..P-1; a step's rows off P + step, or apart. */
+/* position-mismatch: prompt rows off 0..P-1; a step's rows off P + gap + step, or apart. */
 static int check_positions(Audit *a) {
     for (int r = 0; r < a->P; r++)
         if (a->positions[r] != r && add_finding(a->r, "position-mismatch", r, -1, -1, a->tokens[r],
@@ -342,12 +344,13 @@ static int check_positions(Audit *a) {
                 if (a->positions[r] < lo) lo = a->positions[r];
                 if (a->positions[r] > hi) hi = a->positions[r];
             }
-        int rc = 0, want = a->P + s;
+        int rc = 0, want = a->first_pos + s;
         if (lo != hi)
             rc = add_finding(a->r, "position-mismatch", first, -1, s, -1, "rows of step %d sit at positions %d to %d", s, lo, hi);
         else if (lo != want)
-            rc = add_finding(a->r, "position-mismatch", first, -1, s, -1, "rows at position %d, expected %d + %d = %d (offset %+d)",
-                             lo, a->P, s, want, lo - want);
+            rc = add_finding(a->r, "position-mismatch", first, -1, s, -1,
+                             "rows at position %d, expected n_prompt %d + gap %d + step %d = %d (offset %+d)", lo, a->P,
+                             a->s->gen.position_gap, s, want, lo - want);
         if (rc != 0) return -1;
     }
     return 0;

@@ -59,6 +59,8 @@ static const FlagSpec F_SVG_GRID = {"--svg-grid", NULL, FLAG_TEXT, "FILE", NULL,
     "SVG grid of every layer and head for the query --row", .key = NULL};
 static const FlagSpec F_SVG_PAIR = {"--svg-pair", NULL, FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
     "SVG of the rows teacher-forced under the isolated and the visible mask, and their difference (needs -m)", .key = NULL};
+static const FlagSpec F_SVG_SERIES = {"--svg-series", NULL, FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
+    "SVG of the width and threshold over the steps (the JSON has them as \"series\")", .key = NULL};
 static const FlagSpec F_SVG_TREE = {"--svg-tree", NULL, FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
     "SVG picture of the run: the text as a path, each parallel set stacked at its position", .key = NULL};
 static const FlagSpec F_ROW = {"--row", NULL, FLAG_INT, "R", "the last row", 0, 1 << 20, NULL, "query row of --svg-grid", .key = NULL};
@@ -112,17 +114,18 @@ static const FlagSpec *const generation_valued[] = {&F_MODEL, &F_TOKENIZER, &F_P
     SETTING_FLAG(MAX_TOKENS), SETTING_FLAG(THRESHOLD), SETTING_FLAG(MAX_WIDTH), SETTING_FLAG(MODE),
     SETTING_FLAG(ISOLATE_LAYERS), SETTING_FLAG(NEXT_FROM), SETTING_FLAG(SCHEDULE), SETTING_FLAG(FINAL_THRESHOLD),
     SETTING_FLAG(BEZIER), SETTING_FLAG(PRUNE), SETTING_FLAG(PRUNE_WINDOW), SETTING_FLAG(PRUNE_LAYERS),
-    SETTING_FLAG(PRUNE_THRESHOLD), SETTING_FLAG(EMULATE), SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), &F_JSON, &F_THREADS, NULL};
+    SETTING_FLAG(PRUNE_THRESHOLD), SETTING_FLAG(EMULATE), SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(POSITION_GAP),
+    &F_JSON, &F_THREADS, NULL};
 static const FlagSpec *const generation_switches[] = {SETTING_FLAG(GREEDY), SETTING_FLAG(STOP_ON_EMPTY),
     SETTING_FLAG(DYNAMIC), NULL};
 /* generate's own: the trace and how the text is shown */
-static const FlagSpec *const generate_output[] = {&F_TRACE, &F_SVG_TREE, &F_NO_COLOR, &F_HIDE_PRUNED, &F_VERBOSE, &F_QUIET, NULL};
+static const FlagSpec *const generate_output[] = {&F_TRACE, &F_SVG_TREE, &F_SVG_SERIES, &F_NO_COLOR, &F_HIDE_PRUNED, &F_VERBOSE, &F_QUIET, NULL};
 /* compare runs both modes on text prompts: no --mode, no --tokens */
 static const FlagSpec *const compare_generation[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, SETTING_FLAG(MAX_TOKENS),
     SETTING_FLAG(THRESHOLD), SETTING_FLAG(MAX_WIDTH), SETTING_FLAG(ISOLATE_LAYERS), SETTING_FLAG(NEXT_FROM),
     SETTING_FLAG(SCHEDULE), SETTING_FLAG(FINAL_THRESHOLD), SETTING_FLAG(BEZIER), SETTING_FLAG(PRUNE),
     SETTING_FLAG(PRUNE_WINDOW), SETTING_FLAG(PRUNE_LAYERS), SETTING_FLAG(PRUNE_THRESHOLD), SETTING_FLAG(EMULATE),
-    SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), &F_JSON, &F_THREADS, &F_PROMPTS, NULL};
+    SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(POSITION_GAP), &F_JSON, &F_THREADS, &F_PROMPTS, NULL};
 /* attention's own: heatmaps and pictures */
 static const FlagSpec *const analysis_valued[] = {&F_HEATMAP, &F_ROWS, &F_SVG, &F_SVG_GRID, &F_ROW, &F_SVG_PAIR, &F_TRACE, NULL};
 static const FlagSpec *const forward_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_TOKENS, &F_POSITIONS,
@@ -211,7 +214,8 @@ static int cmd_forward(int argc, char **argv, char *err) {
         if (wrc == 0) wrc = tempo_trace_write(&tr, out_path, err);
         tempo_trace_free(&tr);
         if (wrc != 0) goto done;
-        fprintf(stderr, "wrote %s\n", out_path);
+        print_wrote(out_path, capture ? "trace of the forward pass (tokens, positions, mask, logits, attention)"
+                                     : "trace of the forward pass (tokens, positions, mask, logits; no attention)");
     }
     rc = 0;
     goto done;
@@ -222,6 +226,27 @@ done:
     attention_keep_free(&keep);
     tempo_tokenizer_free(&t);
     tempo_model_free(&m);
+    return rc;
+}
+
+/* generate's files: --svg-tree, --svg-series, --json, --trace; each says what it wrote. */
+static int write_generation_files(const Args *a, const Model *m, const Tokenizer *t, const GenConfig *g,
+                                  const Generation *gen, char *err) {
+    const char *json = flag(a, "--json"), *trace = flag(a, "--trace"), *tree = flag(a, "--svg-tree");
+    const char *series = flag(a, "--svg-series"), *mode = setting_choice(SET_MODE, g->mode);
+    if (tree && tree_svg(tree, gen, t, tempo_model_name(m), mode, g->next_from, err) != 0) return -1;
+    if (tree) print_wrote(tree, "SVG picture of the run (each parallel set stacked at its position)");
+    if (series && series_svg(series, gen, tempo_model_name(m), mode, err) != 0) return -1;
+    if (series) print_wrote(series, "SVG of the width and threshold over the steps");
+    if (json && write_generation_json(gen, t, g, flag(a, "--prompt"), json, err) != 0) return -1;
+    if (json) print_wrote(json, "JSON of the run (settings, steps, pruning decisions, series, summary)");
+    if (!trace) return 0;
+    Trace tr;
+    if (tempo_generation_trace(gen, m, &tr, err) != 0) return -1;
+    int rc = audit_put_settings(&tr, g, &m->config, err);
+    if (rc == 0) rc = tempo_trace_write(&tr, trace, err);
+    tempo_trace_free(&tr);
+    if (rc == 0) print_wrote(trace, "trace of every row (tokens, positions, masks, logits, attention, settings)");
     return rc;
 }
 
@@ -241,27 +266,12 @@ static int cmd_generate(int argc, char **argv, char *err) {
     if (tempo_generate(&m, prompt, n_prompt, &g, &gen, err) != 0) goto done;
     if (!flag(&a, "--quiet")) print_generation(&gen, &t, &m.config, isatty(1) && !flag(&a, "--no-color"), flag(&a, "--hide-pruned") != NULL);
     if (flag(&a, "--verbose")) print_steps_verbose(stderr, &gen, &t, &m.config);
+    if (flag(&a, "--verbose")) print_pruning_verbose(stderr, &gen, &t, &m.config, &g);
     fflush(stdout);
-    double gen_seconds = gen.total_seconds - gen.prefill_seconds;
-    fprintf(stderr, "%d steps, %d tokens in %d rows (stop: %s); %.1f tokens/s, %.1f steps/s\n", gen.n_steps,
-            gen.n_members, gen.n_rows, gen.stop_reason, gen_seconds > 0 ? gen.n_members / gen_seconds : 0.0,
-            gen_seconds > 0 ? gen.n_steps / gen_seconds : 0.0);
+    print_generation_summary(stderr, &gen);
     if (strcmp(gen.stop_reason, "context-full") == 0)
         fprintf(stderr, "stopped: the context is full (seq_len %d)\n", m.config.seq_len);
-    const char *json = flag(&a, "--json"), *trace = flag(&a, "--trace"), *tree = flag(&a, "--svg-tree");
-    if (tree && tree_svg(tree, &gen, &t, tempo_model_name(&m),
-                         setting_choice(SET_MODE, g.mode), g.next_from, err) != 0)
-        goto done;
-    if (json && write_generation_json(&gen, &t, &g, flag(&a, "--prompt"), json, err) != 0)
-        goto done;
-    if (trace) {
-        Trace tr;
-        if (tempo_generation_trace(&gen, &m, &tr, err) != 0) goto done;
-        int wrc = audit_put_settings(&tr, &g, &m.config, err);
-        if (wrc == 0) wrc = tempo_trace_write(&tr, trace, err);
-        tempo_trace_free(&tr);
-        if (wrc != 0) goto done;
-    }
+    if (write_generation_files(&a, &m, &t, &g, &gen, err) != 0) goto done;
     rc = 0;
 done:
     free(prompt);
@@ -460,6 +470,7 @@ static int cmd_audit(int argc, char **argv, char *err) {
         audit_report_print(&report, stdout);
         const char *json = flag(&a, "--json");
         rc = json && audit_report_json(&report, json, err) != 0 ? 2 : report.n_findings > 0;
+        if (json && rc != 2) print_wrote(json, "JSON of the audit (checks and findings)");
         audit_report_free(&report);
     }
     tempo_trace_free(&tr);
@@ -486,6 +497,7 @@ static int cmd_compare(int argc, char **argv, char *err) {
     if (settings_ok && compare_prompts(&a, &categories, &prompts, &n_prompts, err) == 0 &&
         compare_all(&m, &t, &g, categories, prompts, n_prompts, runs, err) == 0 && (!json || write_json(root, json, err) == 0))
         rc = 0;
+    if (rc == 0 && json) print_wrote(json, "JSON of the comparison (per prompt: teacher-forced members, summary)");
     free_prompts(categories, prompts, n_prompts);
     cJSON_Delete(root);
     tempo_tokenizer_free(&t);
@@ -502,13 +514,14 @@ static int attention_outputs(const Args *a, const AttentionRequest *r, const Att
     attention_report(stdout, &in->v, in->n_prompt, root);
     if (flag(a, "--heatmap")) heatmap_ascii(stdout, &in->v, labels, r->layer, r->head, r0, r1);
     const char *svg = flag(a, "--svg"), *grid = flag(a, "--svg-grid"), *pair = flag(a, "--svg-pair"), *json = flag(a, "--json");
-    if (svg) rc = heatmap_svg(svg, &in->v, labels, r->layer, r->head, r0, r1, err);
-    if (rc == 0 && grid) rc = grid_svg(grid, &in->v, labels, r->have_row ? r->row : in->v.n - 1, err);
-    if (rc == 0 && pair) rc = attention_pair_picture(pair, in, r->layer, r->head, r0, r1, err);
-    char *text = rc == 0 && json ? cJSON_Print(root) : NULL;
+    if (svg && (rc = heatmap_svg(svg, &in->v, labels, r->layer, r->head, r0, r1, err)) == 0)
+        print_wrote(svg, "SVG heatmap of one layer and head");
+    if (rc == 0 && grid && (rc = grid_svg(grid, &in->v, labels, r->have_row ? r->row : in->v.n - 1, err)) == 0)
+        print_wrote(grid, "SVG grid of one row's attention in every layer and head");
+    if (rc == 0 && pair && (rc = attention_pair_picture(pair, in, r->layer, r->head, r0, r1, err)) == 0)
+        print_wrote(pair, "SVG of the rows under the isolated and the visible mask, and their difference");
+    if (rc == 0 && json && (rc = write_json(root, json, err)) == 0) print_wrote(json, "JSON of the attention table");
     cJSON_Delete(root);
-    if (rc == 0 && json) rc = text ? tempo_write_text_file(json, text, err) : tempo_error(err, "out of memory writing JSON");
-    free(text);
     return rc;
 }
 
@@ -631,7 +644,9 @@ static int cmd_convert(int argc, char **argv, char *err) {
     const char *out = flag(&a, "--out"), *dtype = flag(&a, "--dtype") ? flag(&a, "--dtype") : "f32";
     if (a.n_positional != 2 || !out) return tempo_error(err, "usage: tempo convert CHECKPOINT TOKENIZER --out FILE.gguf [--dtype f32|q8_0]"), 1;
     if (strcmp(dtype, "f32") != 0 && strcmp(dtype, "q8_0") != 0) return tempo_error(err, "--dtype must be f32 or q8_0, got '%s'", dtype), 1;
-    return tempo_convert_gguf(a.positional[0], a.positional[1], strcmp(dtype, "q8_0") == 0, out, err) != 0;
+    if (tempo_convert_gguf(a.positional[0], a.positional[1], strcmp(dtype, "q8_0") == 0, out, err) != 0) return 1;
+    print_wrote(out, strcmp(dtype, "q8_0") == 0 ? "GGUF model and tokenizer, weights q8_0" : "GGUF model and tokenizer, weights f32");
+    return 0;
 }
 
 /* ===================================================================== */

@@ -7,6 +7,7 @@
 #include "printing.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -59,6 +60,22 @@ static void add_summary_json(cJSON *out, const Comparison *cmp) {
     add_metrics_json(js, &mean);
     cJSON_AddNumberToObject(js, "argmax_agreement", sum->argmax);
     cJSON_AddNumberToObject(js, "first_divergent_step", sum->first_divergence);
+    cJSON *thirds = cJSON_AddObjectToObject(js, "js_by_third");
+    const char *third_names[COMPARE_THIRDS] = {"early", "middle", "late"};
+    for (int t = 0; t < COMPARE_THIRDS; t++) {
+        cJSON *o = cJSON_AddObjectToObject(thirds, third_names[t]);
+        cJSON_AddNumberToObject(o, "later_members", sum->third_members[t]);
+        if (sum->third_members[t]) cJSON_AddNumberToObject(o, "js", sum->third_js[t]);
+        else cJSON_AddNullToObject(o, "js");
+    }
+    cJSON *layers = cJSON_AddArrayToObject(js, "reduction_pct_per_layer");
+    for (int l = 0; l < sum->n_layers; l++)
+        cJSON_AddItemToArray(layers, isfinite(sum->layer_reduction[l]) ? cJSON_CreateNumber(sum->layer_reduction[l]) : cJSON_CreateNull());
+    cJSON *ppl = cJSON_AddObjectToObject(js, "perplexity_greedy_scoring");
+    cJSON_AddItemToObject(ppl, "isolated", isfinite(sum->ppl_iso) ? cJSON_CreateNumber(sum->ppl_iso) : cJSON_CreateNull());
+    cJSON_AddItemToObject(ppl, "visible", isfinite(sum->ppl_vis) ? cJSON_CreateNumber(sum->ppl_vis) : cJSON_CreateNull());
+    cJSON_AddNumberToObject(ppl, "isolated_tokens", sum->ppl_tokens_iso);
+    cJSON_AddNumberToObject(ppl, "visible_tokens", sum->ppl_tokens_vis);
     cJSON_AddNumberToObject(js, "isolated_seconds", sum->iso_seconds);
     cJSON_AddNumberToObject(js, "visible_seconds", sum->vis_seconds);
 }
@@ -93,7 +110,8 @@ static void print_divergence(const Comparison *cmp, const Tokenizer *t, const Co
         return;
     }
     const Generation *runs[2] = {&cmp->iso, &cmp->vis};
-    printf("free-running: the modes part at step %d (position %d):", s, cmp->iso.n_prompt + s);
+    printf("free-running: the modes part at step %d (position %d):", s,
+           s < cmp->iso.n_steps ? cmp->iso.steps[s].logical_pos : cmp->vis.steps[s].logical_pos);
     for (int k = 0; k < 2; k++) {
         printf(k ? ", visible " : " isolated ");
         if (s < runs[k]->n_steps) print_step(stdout, runs[k], s, t, c, token_before(runs[k], s), 0, 0);
@@ -102,15 +120,55 @@ static void print_divergence(const Comparison *cmp, const Tokenizer *t, const Co
     printf("\n");
 }
 
+static const char compare_legend[] =
+    "legend: the isolated run's rows, teacher-forced under the isolated (i) and the visible (v) mask; a later member is\n"
+    "  member 1, 2, ... of a parallel set (member 0 sees the same keys under both masks)\n"
+    "  KL(i||v), KL(v||i)  Kullback-Leibler divergence of the two next-token distributions, in nats (natural log)\n"
+    "  JS                  Jensen-Shannon divergence, in bits (log base 2): 0 same, 1 disjoint\n"
+    "  cosine              cosine similarity of the two probability vectors; top1/5/10: shared share of the k likeliest\n"
+    "  early/middle/late   mean JS over later members of the steps in each third of the run\n"
+    "  reduct% per layer   100 (1 - attention a parallel token receives / a single token's), isolated run (attention)\n"
+    "  ppl iso/vis         perplexity of each mode's text (prompt + the member each step continued from) scored by a\n"
+    "                      plain causal pass, one token a position: exp(mean -ln p) over the generated tokens\n";
+
+/* A value, or n/a for NAN, in `width` columns. */
+static void print_cell(const char *fmt, int width, double x) {
+    if (isfinite(x)) printf(fmt, x);
+    else printf("%*s", width, "n/a");
+}
+
+/* Which rows both masks treat alike, what the later members saw, thirds, layers, perplexity. */
 static void print_compare_summary(const Comparison *cmp, const Tokenizer *t, const Config *c) {
     const CompareSummary *sum = &cmp->sum;
-    printf("rows before the first parallel member: %d, max |isolated - visible| there: %g%s\n", sum->prefix_rows,
-           sum->prefix_max_abs, sum->prefix_max_abs == 0 ? " (bitwise identical)" : "");
-    if (sum->later_members == 0)
-        printf("no parallel set formed with a fed later member: nothing differs between the masks\n");
+    if (sum->prefix_rows < sum->rows)
+        printf("rows 0-%d (up to and including the first set's first member) see the same keys under both masks: "
+               "max |isolated - visible| logit %g%s\n", sum->prefix_rows - 1, sum->prefix_max_abs,
+               sum->prefix_max_abs == 0 ? " (bitwise identical)" : "");
+    else
+        printf("all %d rows see the same keys under both masks (no set fed a second member): max |isolated - visible| "
+               "logit %g%s\n", sum->rows, sum->prefix_max_abs, sum->prefix_max_abs == 0 ? " (bitwise identical)" : "");
+    if (sum->later_members == 0 && sum->parallel_steps > 0)
+        printf("%d parallel sets formed, but no later member was fed (EOS ends a branch; --emulate feeds one a step): "
+               "nothing differs between the masks\n", sum->parallel_steps);
+    else if (sum->later_members == 0)
+        printf("no parallel set formed: nothing differs between the masks\n");
     else
         printf("later members (%d): mean KL(i||v) %.4e  KL(v||i) %.4e  JS %.4e  cosine %.4f  top1 %.3f top5 %.3f top10 %.3f\n",
                sum->later_members, sum->kl_iv, sum->kl_vi, sum->js, sum->cosine, sum->top1, sum->top5, sum->top10);
+    const char *third_names[COMPARE_THIRDS] = {"early", "middle", "late"};
+    printf("JS by third of the run:");
+    for (int i = 0; i < COMPARE_THIRDS; i++) {
+        printf(" %s ", third_names[i]);
+        print_cell("%.3e", 3, sum->third_js[i]);
+        printf(" (%d)", sum->third_members[i]);
+    }
+    printf("\nreduct%% per layer:");
+    for (int l = 0; l < sum->n_layers; l++) {
+        printf(" L%d ", l);
+        print_cell("%.2f", 3, sum->layer_reduction[l]);
+    }
+    printf("\nperplexity under plain greedy scoring: isolated %.3f (%d tokens), visible %.3f (%d tokens)\n", sum->ppl_iso,
+           sum->ppl_tokens_iso, sum->ppl_vis, sum->ppl_tokens_vis);
     print_divergence(cmp, t, c);
     printf("time: isolated %.2f ms, visible %.2f ms, ratio %.3f\n", sum->iso_seconds * 1e3, sum->vis_seconds * 1e3,
            sum->vis_seconds > 0 ? sum->iso_seconds / sum->vis_seconds : 0.0);
@@ -131,7 +189,7 @@ static int compare_prompt(const Model *m, const Tokenizer *t, const char *prompt
     cJSON_AddItemToObject(out, "teacher_forced", members_json(&cmp));
     add_summary_json(out, &cmp);
     if (!quiet) {
-        printf("prompt: %s\n", prompt);
+        printf("%sprompt: %s\n", compare_legend, prompt);
         if (cmp.sum.parallel_steps) print_member_rows(&cmp, t, &m->config);
         else printf("no parallel set formed: every step selected one token\n");
         print_compare_summary(&cmp, t, &m->config);
@@ -187,31 +245,121 @@ int compare_prompts(const Args *a, char ***categories, char ***prompts, int *n, 
     return 0;
 }
 
-/* The suite table: one row per prompt, then all prompts weighted by later members. */
+/* A numeric column of the suite table: the prompt's value, NAN when it has none. */
+typedef struct {
+    const char *name;
+    int width;
+    const char *fmt;
+    double (*value)(const CompareSummary *s);
+} SuiteColumn;
+
+static double later_or_nan(const CompareSummary *s, double x) { return s->later_members ? x : NAN; }
+static double col_kl(const CompareSummary *s) { return later_or_nan(s, s->kl_iv); }
+static double col_js(const CompareSummary *s) { return later_or_nan(s, s->js); }
+static double col_cosine(const CompareSummary *s) { return later_or_nan(s, s->cosine); }
+static double col_top1(const CompareSummary *s) { return later_or_nan(s, s->top1); }
+static double col_early(const CompareSummary *s) { return s->third_js[0]; }
+static double col_middle(const CompareSummary *s) { return s->third_js[1]; }
+static double col_late(const CompareSummary *s) { return s->third_js[2]; }
+static double col_ppl_iso(const CompareSummary *s) { return s->ppl_iso; }
+static double col_ppl_vis(const CompareSummary *s) { return s->ppl_vis; }
+
+static const SuiteColumn SUITE_COLUMNS[] = {
+    {"KL(i||v)", 10, " %10.3e", col_kl}, {"JS", 10, " %10.3e", col_js}, {"cosine", 7, " %7.4f", col_cosine},
+    {"top1", 6, " %6.3f", col_top1}, {"JS-early", 10, " %10.3e", col_early}, {"JS-middle", 10, " %10.3e", col_middle},
+    {"JS-late", 10, " %10.3e", col_late}, {"ppl-iso", 8, " %8.3f", col_ppl_iso}, {"ppl-vis", 8, " %8.3f", col_ppl_vis},
+};
+enum { N_SUITE_COLUMNS = sizeof SUITE_COLUMNS / sizeof SUITE_COLUMNS[0] };
+
+static void suite_cell(int width, const char *fmt, double x) {
+    if (isfinite(x)) printf(fmt, x);
+    else printf(" %*s", width, "n/a");
+}
+
+/* median and spread (standard deviation) over the prompts that have a value, of values[i * stride]. */
+static void print_median_spread(const double *values, int n, int stride, int width, const char *fmt, double *scratch,
+                                int median) {
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(values[(size_t)i * stride])) scratch[k++] = values[(size_t)i * stride];
+    Summary s = summarize_values(scratch, k);
+    suite_cell(width, fmt, k ? (median ? s.median : s.std) : NAN);
+}
+
+/* The footer of a table of n prompts x cols values: median and spread rows
+ * (spec NULL: the per-layer table's columns). */
+static void print_footer(const double *values, int n, int cols, const SuiteColumn *spec, double *scratch) {
+    const char *names[2] = {"median", "spread"}, *notes[2] = {"(over prompts with a value)", "(standard deviation)"};
+    for (int row = 0; row < 2; row++) {
+        printf("%-10s %-32s", names[row], notes[row]);
+        if (spec) printf(" %5s %4s %6s", "", "", "");
+        for (int c = 0; c < cols; c++)
+            print_median_spread(values + c, n, cols, spec ? spec[c].width : 9, spec ? spec[c].fmt : " %9.2f", scratch, row == 0);
+        printf(spec ? " %5s %6s\n" : "\n", "-", "-"); /* the suite table's last column is a timing */
+    }
+}
+
+/* Why a prompt's row has no KL/JS: no set, or sets whose later members were not fed. */
+static const char *suite_note(const CompareSummary *s) {
+    if (s->parallel_steps == 0) return "  note: no parallel set formed\n";
+    if (s->later_members == 0) return "  note: parallel sets formed, but no later member was fed (EOS ends a branch)\n";
+    return "";
+}
+
+/* The per-layer table: reduct% of each prompt's isolated run, by layer, with median and spread. */
+static void print_layer_table(char **categories, char **prompts, const CompareSummary *sums, int n, double *scratch) {
+    int L = sums[0].n_layers;
+    double *values = malloc((size_t)n * (L ? L : 1) * sizeof(double));
+    if (!values) return;
+    printf("\nreduct%% per layer: 100 (1 - attention a parallel token receives / a single token's), isolated run\n");
+    printf("%-10s %-32s", "category", "prompt");
+    char name[16];
+    for (int l = 0; l < L; l++) snprintf(name, sizeof name, "L%d", l), printf(" %9s", name);
+    printf("\n");
+    for (int i = 0; i < n; i++) {
+        printf("%-10s %-32.32s", categories[i], prompts[i]);
+        for (int l = 0; l < L; l++) suite_cell(9, " %9.2f", values[(size_t)i * L + l] = sums[i].layer_reduction[l]);
+        printf("\n");
+    }
+    print_footer(values, n, L, NULL, scratch);
+    free(values);
+}
+
+/* The suite table: one row per prompt, all prompts weighted by later
+ * members, median and spread over prompts; then the per-layer table. */
 static void print_suite(char **categories, char **prompts, const CompareSummary *sums, int n) {
-    printf("%-10s %-32s %5s %4s %6s %10s %10s %7s %6s %6s %5s %6s\n", "category", "prompt", "steps", "par", "later",
-           "KL(i||v)", "JS", "cosine", "top1", "top5", "div@", "t i/v");
+    double *values = malloc((size_t)n * N_SUITE_COLUMNS * sizeof(double)), *scratch = malloc((size_t)n * sizeof(double));
+    if (!values || !scratch) return free(values), free(scratch), (void)printf("out of memory for the suite table\n");
+    printf("%s%-10s %-32s %5s %4s %6s", compare_legend, "category", "prompt", "steps", "par", "later");
+    for (int c = 0; c < N_SUITE_COLUMNS; c++) printf(" %*s", SUITE_COLUMNS[c].width, SUITE_COLUMNS[c].name);
+    printf(" %5s %6s\n", "div@", "t i/v");
     CompareSummary all = {0};
     for (int i = 0; i < n; i++) {
         const CompareSummary *s = &sums[i];
         char div[16] = "none";
         if (s->first_divergence >= 0) snprintf(div, sizeof div, "%d", s->first_divergence);
-        printf("%-10s %-32.32s %5d %4d %6d ", categories[i], prompts[i], s->steps, s->parallel_steps, s->later_members);
-        if (s->later_members) printf("%10.3e %10.3e %7.4f %6.3f %6.3f", s->kl_iv, s->js, s->cosine, s->top1, s->top5);
-        else printf("%-45s", "no parallel set formed");
-        printf(" %5s %6.3f\n", div, s->vis_seconds > 0 ? s->iso_seconds / s->vis_seconds : 0.0);
+        printf("%-10s %-32.32s %5d %4d %6d", categories[i], prompts[i], s->steps, s->parallel_steps, s->later_members);
+        for (int c = 0; c < N_SUITE_COLUMNS; c++)
+            suite_cell(SUITE_COLUMNS[c].width, SUITE_COLUMNS[c].fmt, values[(size_t)i * N_SUITE_COLUMNS + c] = SUITE_COLUMNS[c].value(s));
+        printf(" %5s %6.3f\n%s", div, s->vis_seconds > 0 ? s->iso_seconds / s->vis_seconds : 0.0, suite_note(s));
         all.steps += s->steps; all.parallel_steps += s->parallel_steps; all.later_members += s->later_members;
         all.iso_seconds += s->iso_seconds; all.vis_seconds += s->vis_seconds;
         all.kl_iv += s->kl_iv * s->later_members; all.js += s->js * s->later_members;
         all.cosine += s->cosine * s->later_members; all.top1 += s->top1 * s->later_members;
-        all.top5 += s->top5 * s->later_members;
         if (s->prefix_max_abs != 0) printf("  note: rows before the first parallel set differ by %g\n", s->prefix_max_abs);
     }
     double k = all.later_members;
-    printf("%-10s %-32s %5d %4d %6d ", "all", "(weighted by later members)", all.steps, all.parallel_steps, all.later_members);
-    if (k > 0) printf("%10.3e %10.3e %7.4f %6.3f %6.3f", all.kl_iv / k, all.js / k, all.cosine / k, all.top1 / k, all.top5 / k);
-    else printf("%-45s", "no parallel set formed");
-    printf(" %5s %6.3f\n", "-", all.vis_seconds > 0 ? all.iso_seconds / all.vis_seconds : 0.0);
+    printf("%-10s %-32s %5d %4d %6d", "all", "(weighted by later members)", all.steps, all.parallel_steps, all.later_members);
+    double weighted[4] = {all.kl_iv / k, all.js / k, all.cosine / k, all.top1 / k};
+    for (int c = 0; c < N_SUITE_COLUMNS; c++)
+        if (c < 4) suite_cell(SUITE_COLUMNS[c].width, SUITE_COLUMNS[c].fmt, k > 0 ? weighted[c] : NAN);
+        else printf(" %*s", SUITE_COLUMNS[c].width, "-");
+    printf(" %5s %6.3f\n%s", "-", all.vis_seconds > 0 ? all.iso_seconds / all.vis_seconds : 0.0,
+           k > 0 ? "" : "  note: no later member was fed in any prompt\n");
+    print_footer(values, n, N_SUITE_COLUMNS, SUITE_COLUMNS, scratch);
+    print_layer_table(categories, prompts, sums, n, scratch);
+    free(values);
+    free(scratch);
 }
 
 /* Compares every prompt; the suite table when there are several. */

@@ -504,3 +504,69 @@ int tree_svg(const char *path, const Generation *gen, const Tokenizer *t, const 
     tree_free(&lay, gen);
     return tempo_atomic_close(&out, 1, err);
 }
+
+/* ===================================================================== */
+/* Width and threshold over a run                                         */
+/* ===================================================================== */
+
+enum { SERIES_LEFT = 50, SERIES_TOP = 100, SERIES_PLOT_H = 160, SERIES_BAR = 14 };
+
+/* The axes: members on the left (0..max_members), threshold on the right (0..1). */
+static void series_axes(FILE *f, int n_steps, int max_members) {
+    int right = SERIES_LEFT + n_steps * SERIES_BAR, bottom = SERIES_TOP + SERIES_PLOT_H;
+    char label[32];
+    fprintf(f, "<g class=\"axes\" stroke=\"#555\"><line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/><line x1=\"%d\" y1=\"%d\" "
+               "x2=\"%d\" y2=\"%d\"/><line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/></g>\n",
+            SERIES_LEFT, bottom, right, bottom, SERIES_LEFT, SERIES_TOP, SERIES_LEFT, bottom, right, SERIES_TOP, right, bottom);
+    snprintf(label, sizeof label, "%d", max_members);
+    svg_text(f, SERIES_LEFT - 6, SERIES_TOP + 4, "axis", 10, "end", label);
+    svg_text(f, SERIES_LEFT - 6, bottom + 4, "axis", 10, "end", "0");
+    svg_text(f, SERIES_LEFT - 6, SERIES_TOP - 10, "axis", 10, "middle", "members");
+    svg_text(f, right + 6, SERIES_TOP + 4, "axis", 10, NULL, "1");
+    svg_text(f, right + 6, bottom + 4, "axis", 10, NULL, "0");
+    svg_text(f, right + 6, SERIES_TOP - 10, "axis", 10, NULL, "threshold");
+    snprintf(label, sizeof label, "step 0 .. %d", n_steps - 1);
+    svg_text(f, SERIES_LEFT, bottom + 18, "axis", 10, NULL, label);
+}
+
+/* One bar: the set's members (light), the fed ones (blue), the live ones at the end (dark). */
+static void series_bar(FILE *f, int s, const SeriesPoint *p, double unit) {
+    int x = SERIES_LEFT + s * SERIES_BAR + 1, bottom = SERIES_TOP + SERIES_PLOT_H;
+    fprintf(f, "<rect class=\"width\" data-step=\"%d\" data-members=\"%d\" data-fed=\"%d\" data-live=\"%d\" x=\"%d\" y=\"%.1f\" "
+               "width=\"%d\" height=\"%.1f\" fill=\"#c6dbef\"><title>step %d, position %d: %d members, %d fed, %d live, "
+               "threshold %.4g</title></rect>\n",
+            s, p->members, p->fed, p->live, x, bottom - p->members * unit, SERIES_BAR - 2, p->members * unit, s, p->position,
+            p->members, p->fed, p->live, p->threshold);
+    fprintf(f, "<rect class=\"fed\" x=\"%d\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"#6baed6\"/>\n", x,
+            bottom - p->fed * unit, SERIES_BAR - 2, p->fed * unit);
+    fprintf(f, "<rect class=\"live\" x=\"%d\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"#08519c\"/>\n", x,
+            bottom - p->live * unit, SERIES_BAR - 2, p->live * unit);
+}
+
+int series_svg(const char *path, const Generation *gen, const char *model, const char *mode, char *err) {
+    SeriesPoint *points = malloc(((size_t)gen->n_steps + 1) * sizeof *points);
+    if (!points) return tempo_error(err, "out of memory for the series of %d steps", gen->n_steps);
+    generation_series(gen, points);
+    int max_members = 1;
+    for (int s = 0; s < gen->n_steps; s++)
+        if (points[s].members > max_members) max_members = points[s].members;
+    char title[512];
+    snprintf(title, sizeof title, "Width and threshold over a TEMPO run of %s, %s mode: %d steps", model, mode, gen->n_steps);
+    const char *lines[4] = {"One bar per step, as tall as its parallel set (left scale): light, members selected; blue, members fed;",
+                            "dark blue, members still live at the end (not pruned). A set of one is a single token.",
+                            "Red line: the threshold each step selected with (right scale, 0 to 1).", ""};
+    int width = SERIES_LEFT + gen->n_steps * SERIES_BAR + 80, height = SERIES_TOP + SERIES_PLOT_H + 30;
+    AtomicFile out;
+    FILE *f = svg_begin(&out, path, width < 640 ? 640 : width, height, title, lines, err);
+    if (!f) return free(points), -1;
+    double unit = (double)SERIES_PLOT_H / max_members;
+    series_axes(f, gen->n_steps, max_members);
+    for (int s = 0; s < gen->n_steps; s++) series_bar(f, s, &points[s], unit);
+    fputs("<polyline class=\"threshold\" fill=\"none\" stroke=\"" SET_RED "\" stroke-width=\"1.5\" points=\"", f);
+    for (int s = 0; s < gen->n_steps; s++)
+        fprintf(f, "%s%d,%.1f", s ? " " : "", SERIES_LEFT + s * SERIES_BAR + SERIES_BAR / 2,
+                SERIES_TOP + SERIES_PLOT_H * (1.0 - points[s].threshold));
+    fputs("\"/>\n</svg>\n", f);
+    free(points);
+    return tempo_atomic_close(&out, 1, err);
+}

@@ -22,5 +22,10 @@ int pair_svg(const char *path, const AttentionView *iso, const AttentionView *vi
  * the black line leaving from them. */
 int tree_svg(const char *path, const Generation *gen, const Tokenizer *t, const char *model, const char *mode,
              NextFrom next_from, char *err);
+/* Width and threshold over the steps of a run (generation_series): a bar
+ * per step as tall as its set (members selected light, fed blue, live at
+ * the end dark), and the threshold as a line on its own 0-1 scale. Each
+ * bar is <rect class="width" data-step data-members data-fed data-live>. */
+int series_svg(const char *path, const Generation *gen, const char *model, const char *mode, char *err);
 
 #endif

@@ -2,6 +2,7 @@
  * the text with its parallel sets, the per-step lines of --verbose, the
  * rows of tempo forward, and a generation as JSON. */
 #include "printing.h"
+#include "analysis.h"
 #include "settings.h"
 
 #include <math.h>
@@ -160,6 +161,29 @@ static cJSON *steps_json(const Generation *gen, const Tokenizer *t, const GenCon
     return steps;
 }
 
+/* Each pruning decision: who was weighed, by which step's rows, the share and the bar. */
+static cJSON *pruning_json(const Generation *gen, const Tokenizer *t, const GenConfig *g) {
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < gen->n_decisions; i++) {
+        const PruneDecision *d = &gen->decisions[i];
+        const Member *mem = &gen->members[d->member];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "step", d->step);
+        cJSON_AddNumberToObject(o, "set_step", d->set_step);
+        cJSON *window = cJSON_AddArrayToObject(o, "window");
+        cJSON_AddItemToArray(window, cJSON_CreateNumber(d->step - g->prune_window > 0 ? d->step - g->prune_window : 0));
+        cJSON_AddItemToArray(window, cJSON_CreateNumber(d->step - 1));
+        cJSON_AddItemToObject(o, "member", member_json(mem, t, token_before(gen, d->set_step)));
+        cJSON_AddNumberToObject(o, "live", d->live);
+        cJSON_AddNumberToObject(o, "share", d->share);
+        cJSON_AddNumberToObject(o, "bar", d->bar);
+        cJSON_AddBoolToObject(o, "strongest", d->strongest);
+        cJSON_AddBoolToObject(o, "pruned", d->pruned);
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
 static void add_generation_summary_json(cJSON *root, const Generation *gen) {
     int parallel = 0, max_width = 0;
     for (int s = 0; s < gen->n_steps; s++) {
@@ -185,6 +209,10 @@ int write_generation_json(const Generation *gen, const Tokenizer *t, const GenCo
     for (int i = 0; i < gen->n_prompt; i++) cJSON_AddItemToArray(ptoks, cJSON_CreateNumber(gen->tokens[i]));
     settings_to_json(cJSON_AddObjectToObject(root, "settings"), g);
     cJSON_AddItemToObject(root, "steps", steps_json(gen, t, g));
+    cJSON_AddItemToObject(root, "pruning", pruning_json(gen, t, g));
+    cJSON *series = series_json(gen);
+    if (!series) return cJSON_Delete(root), tempo_error(err, "out of memory for the series of %d steps", gen->n_steps);
+    cJSON_AddItemToObject(root, "series", series);
     add_generation_summary_json(root, gen);
     int rc = write_json(root, path, err);
     cJSON_Delete(root);
@@ -207,3 +235,33 @@ void print_steps_verbose(FILE *out, const Generation *gen, const Tokenizer *t, c
         fputc('\n', out);
     }
 }
+
+void print_pruning_verbose(FILE *out, const Generation *gen, const Tokenizer *t, const Config *c, const GenConfig *g) {
+    if (!g->prune) return;
+    fprintf(out, "pruning: after each step, the sets of the %d steps before it (the window) with 2+ live members are\n"
+                 "weighed; share = the member's part of the attention its set received from the step's rows (last %d\n"
+                 "layers, all heads); pruned when share < bar = %g / live members, except the strongest\n",
+            g->prune_window, g->prune_layers, g->prune_threshold);
+    for (int i = 0; i < gen->n_decisions; i++) {
+        const PruneDecision *d = &gen->decisions[i];
+        int lo = d->step - g->prune_window > 0 ? d->step - g->prune_window : 0;
+        fprintf(out, "prune after step %d (window steps %d-%d): step %d '", d->step, lo, d->step - 1, d->set_step);
+        show_token(out, t, c, token_before(gen, d->set_step), gen->members[d->member].token, 1);
+        fprintf(out, "' share %.4f %s bar %.4f (%d live): %s\n", d->share, d->share < d->bar ? "<" : ">=", d->bar, d->live,
+                d->pruned ? "pruned" : d->strongest ? "kept (strongest)" : "kept");
+    }
+    if (gen->n_decisions == 0) fprintf(out, "pruning: no set was weighed (none had 2 live members in a window)\n");
+}
+
+void print_generation_summary(FILE *out, const Generation *gen) {
+    int fed = 0, generated = gen->n_rows - gen->n_prompt;
+    for (int i = 0; i < gen->n_members; i++) fed += gen->members[i].row >= 0;
+    double seconds = gen->total_seconds - gen->prefill_seconds;
+    fprintf(out, "%d steps selected %d tokens, %d fed as rows", gen->n_steps, gen->n_members, fed);
+    if (fed < gen->n_members) fprintf(out, " (%d not fed: EOS ends a branch, --emulate feeds one a step)", gen->n_members - fed);
+    fprintf(out, "; %d rows computed = %d prompt + %d generated (stop: %s); %.1f tokens/s, %.1f steps/s\n", gen->n_rows,
+            gen->n_prompt, generated, gen->stop_reason, seconds > 0 ? gen->n_members / seconds : 0.0,
+            seconds > 0 ? gen->n_steps / seconds : 0.0);
+}
+
+void print_wrote(const char *path, const char *what) { fprintf(stderr, "wrote %s: %s\n", path, what); }

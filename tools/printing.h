@@ -25,6 +25,13 @@ void print_step(FILE *out, const Generation *gen, int s, const Tokenizer *t, con
 void print_generation(const Generation *gen, const Tokenizer *t, const Config *c, int color, int hide_pruned);
 /* --verbose: each step's position, threshold, time and members. */
 void print_steps_verbose(FILE *out, const Generation *gen, const Tokenizer *t, const Config *c);
+/* --verbose with --prune: each pruning decision, the member's share of its
+ * set's received attention against the bar prune_threshold / live. */
+void print_pruning_verbose(FILE *out, const Generation *gen, const Tokenizer *t, const Config *c, const GenConfig *g);
+/* The line after a run: steps, tokens selected and fed, rows computed (prompt + generated), stop reason, speed. */
+void print_generation_summary(FILE *out, const Generation *gen);
+/* "wrote PATH: what" on stderr, after a file is written. */
+void print_wrote(const char *path, const char *what);
 int write_json(const cJSON *root, const char *path, char *err);
 /* The generation as JSON: prompt, settings (settings.c), steps, summary. */
 int write_generation_json(const Generation *gen, const Tokenizer *t, const GenConfig *g, const char *prompt,
