@@ -27,9 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-/* ===================================================================== */
-/* Small helpers (NOTES 15)                                              */
-/* ===================================================================== */
+/* ==== Small helpers (NOTES 15) ==== */
 
 int tempo_error(char *err, const char *fmt, ...) {
     if (err) {
@@ -78,9 +76,7 @@ int tempo_is_eos(const Config *c, int token) {
     return 0;
 }
 
-/* ===================================================================== */
-/* The math, one step per function (NOTES 1)                            */
-/* ===================================================================== */
+/* ==== The math, one step per function (NOTES 1) ==== */
 
 /* RMSNorm: out = x / sqrt(mean(x^2) + eps) * weight, for each of n rows. */
 static void rmsnorm(float *out, const float *x, const float *weight, int n, int dim, float eps) {
@@ -90,27 +86,6 @@ static void rmsnorm(float *out, const float *x, const float *weight, int n, int 
         for (int i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
         float scale = (float)(1.0 / sqrt(ss / dim + eps));
         for (int i = 0; i < dim; i++) out[(size_t)r * dim + i] = xr[i] * scale * weight[i];
-    }
-}
-
-/* RoPE inverse frequencies: see tempo.h. */
-void tempo_rope_inv_freq(const RopeScaling *rs, int head_dim, double theta, double *inv_freq) {
-    for (int i = 0; i < head_dim / 2; i++) {
-        double f = pow(theta, -2.0 * i / head_dim);
-        if (rs && rs->type == ROPE_LINEAR) f /= rs->factor;
-        if (rs && rs->type == ROPE_LLAMA3) {
-            double low_wavelen = rs->original_max_position / rs->low_freq_factor;
-            double high_wavelen = rs->original_max_position / rs->high_freq_factor;
-            double wavelen = 2.0 * M_PI / f;
-            if (wavelen > low_wavelen) {
-                f /= rs->factor; /* long wavelengths: scaled */
-            } else if (wavelen >= high_wavelen) { /* in between: blended */
-                double smooth = (rs->original_max_position / wavelen - rs->low_freq_factor) /
-                                (rs->high_freq_factor - rs->low_freq_factor);
-                f = (1.0 - smooth) * f / rs->factor + smooth * f;
-            }
-        }
-        inv_freq[i] = f;
     }
 }
 
@@ -276,9 +251,7 @@ const Kernels tempo_plain_kernels = {
     .attention = attention_plain,
     .attention_scratch = attention_plain_scratch,
 };
-/* ===================================================================== */
-/* The KV cache (NOTES 2)                                                */
-/* ===================================================================== */
+/* ==== The KV cache (NOTES 2) ==== */
 
 static int kv_dim_of(const Config *c) { return c->n_kv_heads * c->head_dim; }
 static int q_dim_of(const Config *c) { return c->n_heads * c->head_dim; }
@@ -337,9 +310,7 @@ static int ensure_scratch(State *s, const Config *c, int rows, char *err) {
     return 0;
 }
 
-/* ===================================================================== */
-/* The forward pass over a position map and a mask (NOTES 3)            */
-/* ===================================================================== */
+/* ==== The forward pass over a position map and a mask (NOTES 3) ==== */
 
 /* 0 if the mask covers rows first..first+k-1 over n_keys keys; else an error. */
 static int check_mask(const Mask *mask, const Config *c, int first, int k, int n_keys, char *err) {
@@ -514,9 +485,7 @@ int tempo_forward_full(const Model *m, int n, const int *tokens, const int *logi
     return rc;
 }
 
-/* ===================================================================== */
-/* Masks: causal, isolated, visible (NOTES 4)                           */
-/* ===================================================================== */
+/* ==== Masks: causal, isolated, visible (NOTES 4) ==== */
 /* One rule says which keys a row sees (tempo_mask_cell); rows of one set share a logical position. */
 Mask tempo_mask_rule(MaskKind kind, const int *sets) {
     return (Mask){.kind = kind, .sets = sets, .layers = 1};
@@ -546,9 +515,7 @@ void tempo_mask_rows(MaskKind kind, const int *sets, int first, int k, uint8_t *
             allowed[(size_t)i * n_keys + key] = (uint8_t)tempo_mask_cell(&rule, 0, first + i, key);
 }
 
-/* ===================================================================== */
-/* TEMPO generation (NOTES 5: the loop, 6: dynamic threshold, 7: pruning) */
-/* ===================================================================== */
+/* ==== TEMPO generation (NOTES 5: the loop, 6: dynamic threshold, 7: pruning) ==== */
 /* One logical step: turn the last row's logits into the next-token
  * distribution, select every token with p >= threshold (most probable
  * first, at most max_width, the argmax when none clears it), append them as
@@ -911,29 +878,6 @@ static void store_rows(Generation *gen, const GenConfig *g, const Config *c, int
                        (row + 1) * sizeof(float));
     }
     gen->n_rows += k;
-}
-
-/* Writes packed rows out as dense [blocks][n][n] (zeros where key > row). */
-static void unpack_rows(void *dense, const void *packed, size_t n, size_t blocks, size_t elem) {
-    for (size_t i = 0; i < n; i++)
-        for (size_t b = 0; b < blocks; b++)
-            memcpy((char *)dense + ((b * n + i) * n) * elem, (const char *)packed + (blocks * triangle(i) + b * (i + 1)) * elem,
-                   (i + 1) * elem);
-}
-
-uint8_t *tempo_generation_allowed(const Generation *gen) {
-    size_t n = gen->n_rows, ML = gen->mask_layers;
-    uint8_t *allowed = calloc(ML * n * n, 1);
-    if (allowed) unpack_rows(allowed, gen->allowed, n, ML, 1);
-    return allowed;
-}
-
-float *tempo_generation_attention(const Generation *gen, const Config *c) {
-    size_t n = gen->n_rows, LH = (size_t)c->n_layers * c->n_heads;
-    if (!gen->attention) return NULL;
-    float *attention = calloc(LH * n * n, sizeof(float));
-    if (attention) unpack_rows(attention, gen->attention, n, LH, sizeof(float));
-    return attention;
 }
 
 void tempo_generation_free(Generation *gen) {

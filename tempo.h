@@ -198,10 +198,6 @@ int tempo_is_eos(const Config *c, int token);
 
 /* ---- the math ---- */
 
-/* inv_freq[i] = theta^(-2i/head_dim), rescaled as transformers does for
- * rope_type "linear" (all / factor) and "llama3" (long wavelengths / factor,
- * a smooth blend between low_freq and high_freq wavelengths). */
-void tempo_rope_inv_freq(const RopeScaling *rs, int head_dim, double theta, double *inv_freq);
 /* Softmax in place over the allowed entries (allowed NULL: all); masked entries get exactly 0. */
 void tempo_softmax(float *x, const uint8_t *allowed, int n);
 
@@ -362,10 +358,6 @@ int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenCon
                    Generation *out, char *err);
 void tempo_generation_free(Generation *gen);
 
-/* The masks every row used, dense [mask_layers][n_rows][n_rows]; the caller frees it (NULL: out of memory). */
-uint8_t *tempo_generation_allowed(const Generation *gen);
-/* The attention every row paid, dense [n_layers][n_heads][n_rows][n_rows], or NULL (not captured, or out of memory). */
-float *tempo_generation_attention(const Generation *gen, const Config *c);
 /* The logits of physical row `row` (must be kept). */
 const float *tempo_row_logits(const Generation *gen, int row, int vocab);
 /* Sorts token ids by probability, most probable first (ties: lower id). */

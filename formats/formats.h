@@ -109,6 +109,10 @@ typedef struct {
  * stored type, norm vectors as f32: converted into m->converted unless
  * stored as aligned f32). Allocates the layers; m->config must be set. */
 int tempo_model_bind(Model *m, const TensorSource *src, char *err);
+/* inv_freq[i] = theta^(-2i/head_dim), rescaled as transformers does for
+ * rope_type "linear" (all / factor) and "llama3" (long wavelengths / factor,
+ * a smooth blend between low_freq and high_freq wavelengths). */
+void tempo_rope_inv_freq(const RopeScaling *rs, int head_dim, double theta, double *inv_freq);
 /* The RoPE inverse frequencies of a loaded model (rs NULL: plain). */
 int tempo_model_rope(Model *m, const RopeScaling *rs, char *err);
 /* Maps a regular file read-only (an empty one to NULL); `what` names it in messages. */
@@ -307,5 +311,10 @@ int tempo_bpe_encode(const Tokenizer *t, const char *text, int *ids, int cap, in
 void tempo_to_byte_level(const char *bytes, int len, char *out);
 /* The regex a tokenizer.json names for this pre-tokenizer. */
 const char *tempo_pre_tokenizer_regex(PreTokenizer p);
+
+/* The masks every row used, dense [mask_layers][n_rows][n_rows]; the caller frees it (NULL: out of memory). */
+uint8_t *tempo_generation_allowed(const Generation *gen);
+/* The attention every row paid, dense [n_layers][n_heads][n_rows][n_rows], or NULL (not captured, or out of memory). */
+float *tempo_generation_attention(const Generation *gen, const Config *c);
 
 #endif

@@ -3,6 +3,7 @@
  * weights at a format's tensors, RoPE frequencies, the model's files, the
  * NaN/Inf check and freeing. The formats (llama2c.c, huggingface.c, gguf.c)
  * only read their config and find their tensors; load.c picks the format. */
+#define _GNU_SOURCE
 #include "formats.h"
 
 #include <errno.h>
@@ -55,6 +56,27 @@ const float **tempo_layer_vector(Weights *w, int l, int i) {
 }
 
 
+
+/* RoPE inverse frequencies: see formats.h. */
+void tempo_rope_inv_freq(const RopeScaling *rs, int head_dim, double theta, double *inv_freq) {
+    for (int i = 0; i < head_dim / 2; i++) {
+        double f = pow(theta, -2.0 * i / head_dim);
+        if (rs && rs->type == ROPE_LINEAR) f /= rs->factor;
+        if (rs && rs->type == ROPE_LLAMA3) {
+            double low_wavelen = rs->original_max_position / rs->low_freq_factor;
+            double high_wavelen = rs->original_max_position / rs->high_freq_factor;
+            double wavelen = 2.0 * M_PI / f;
+            if (wavelen > low_wavelen) {
+                f /= rs->factor; /* long wavelengths: scaled */
+            } else if (wavelen >= high_wavelen) { /* in between: blended */
+                double smooth = (rs->original_max_position / wavelen - rs->low_freq_factor) /
+                                (rs->high_freq_factor - rs->low_freq_factor);
+                f = (1.0 - smooth) * f / rs->factor + smooth * f;
+            }
+        }
+        inv_freq[i] = f;
+    }
+}
 
 int tempo_model_rope(Model *m, const RopeScaling *rs, char *err) {
     m->rope_inv_freq = malloc((size_t)(m->config.head_dim / 2) * sizeof(double));

@@ -465,3 +465,33 @@ int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char
     free(attention);
     return rc;
 }
+
+/* ---- a generation's rows as dense tensors ---- */
+/* Row i of a Generation keeps its mask row and attention over keys 0..i,
+ * `blocks` blocks of i+1 entries each, at blocks * i(i+1)/2 (tempo.h). */
+
+static size_t triangle(size_t i) { return i * (i + 1) / 2; }
+
+/* Writes packed rows out as dense [blocks][n][n] (zeros where key > row). */
+static void unpack_rows(void *dense, const void *packed, size_t n, size_t blocks, size_t elem) {
+    for (size_t i = 0; i < n; i++)
+        for (size_t b = 0; b < blocks; b++)
+            memcpy((char *)dense + ((b * n + i) * n) * elem, (const char *)packed + (blocks * triangle(i) + b * (i + 1)) * elem,
+                   (i + 1) * elem);
+}
+
+uint8_t *tempo_generation_allowed(const Generation *gen) {
+    size_t n = gen->n_rows, ML = gen->mask_layers;
+    uint8_t *allowed = calloc(ML * n * n, 1);
+    if (allowed) unpack_rows(allowed, gen->allowed, n, ML, 1);
+    return allowed;
+}
+
+float *tempo_generation_attention(const Generation *gen, const Config *c) {
+    size_t n = gen->n_rows, LH = (size_t)c->n_layers * c->n_heads;
+    if (!gen->attention) return NULL;
+    float *attention = calloc(LH * n * n, sizeof(float));
+    if (attention) unpack_rows(attention, gen->attention, n, LH, sizeof(float));
+    return attention;
+}
+

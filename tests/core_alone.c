@@ -64,7 +64,7 @@ static int build_model(Model *m, float **store) {
     for (int i = 0; i < DIM; i++) p[i] = 1.0f;
     m->weights.rms_final = p;
     m->weights.wcls = m->weights.token_embedding;
-    tempo_rope_inv_freq(NULL, HEAD_DIM, c->rope_theta, m->rope_inv_freq);
+    for (int i = 0; i < HEAD_DIM / 2; i++) m->rope_inv_freq[i] = pow(c->rope_theta, -2.0 * i / HEAD_DIM); /* theta^(-2i/d) */
     return 0;
 }
 
