@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import traceback
 
 import numpy as np
 import torch
@@ -22,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 sys.path.insert(0, HERE)
 import tempo_capture as tc  # noqa: E402
+from run_tests import run_tests  # noqa: E402
 import tempo_loops  # noqa: E402
 import torch_llama  # noqa: E402
 from torch_llama import Llama  # noqa: E402
@@ -375,21 +375,7 @@ def test_docstring_max_width_without_a_cap():
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(1)
-    tests = [(name, f) for name, f in globals().items() if name.startswith("test_") and callable(f)]
-    only = os.environ.get("CAPTURE_TESTS")
-    failed = 0
-    for name, f in tests:
-        if only and only not in name:
-            continue
-        try:
-            f()
-            print(f"ok    {name}")
-        except Exception:
-            failed += 1
-            print(f"FAIL  {name}\n{traceback.format_exc()}")
-    print(f"capture: {len(tests) - failed} passed, {failed} failed" if not only else f"{failed} failed")
-    return 1 if failed else 0
-
+    return run_tests(globals(), "capture", "CAPTURE_TESTS")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,7 +20,6 @@ import os
 import re
 import subprocess
 import sys
-import traceback
 
 import numpy as np
 
@@ -28,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 sys.path.insert(0, os.path.join(HERE, "..", "oracle"))
 import tempo_capture as tc  # noqa: E402
+from run_tests import run_tests  # noqa: E402
 import gguf_reader  # noqa: E402  (the reference's own GGUF reader, oracle/gguf_reader.py)
 
 TEMPO, LLAMA_TEMPO, DEQUANT, GGUF_PY, MODEL, OUT = sys.argv[1:7]
@@ -277,21 +277,7 @@ def test_bench_hook_reports_both_tests():
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    tests = [(name, f) for name, f in globals().items() if name.startswith("test_") and callable(f)]
-    only = os.environ.get("LLAMA_TESTS")
-    failed = 0
-    for name, f in tests:
-        if only and only not in name:
-            continue
-        try:
-            f()
-            print(f"ok    {name}")
-        except Exception:
-            failed += 1
-            print(f"FAIL  {name}\n{traceback.format_exc()}")
-    print(f"llama: {len(tests) - failed} passed, {failed} failed" if not only else f"{failed} failed")
-    return 1 if failed else 0
-
+    return run_tests(globals(), "llama", "LLAMA_TESTS")
 
 if __name__ == "__main__":
     sys.exit(main())
