@@ -89,10 +89,10 @@ TEST_SRC = $(wildcard tests/test_*.c)
 TEST_DEFS = -DWEIGHTS_DIR='"$(WEIGHTS)"' -DBUILD_DIR='"build"' -DGOLDEN_DIR='"oracle/golden"'
 SAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-build/tests: $(TEST_SRC) tests/helpers.h tests/check_pictures.py $(LIB) $(HDR) .deps
+build/tests: $(TEST_SRC) tests/helpers.h tests/audited.h tests/check_pictures.py $(LIB) $(HDR) .deps
 	@mkdir -p build
 	$(CC) $(CFLAGS) $(TEST_DEFS) -DTEMPO_BIN='"./tempo"' -o $@ $(TEST_SRC) $(LIB) $(LDLIBS) -lcriterion
-build/tests-asan: $(TEST_SRC) tests/helpers.h $(LIB) $(HDR) .deps
+build/tests-asan: $(TEST_SRC) tests/helpers.h tests/audited.h $(LIB) $(HDR) .deps
 	@mkdir -p build
 	$(CC) $(CFLAGS) $(SAN) $(TEST_DEFS) -DTEMPO_BIN='"build/tempo-asan"' -o $@ $(TEST_SRC) $(LIB) $(LDLIBS) -lcriterion
 build/tempo-asan: $(SRC) $(HDR) .deps
@@ -214,7 +214,7 @@ VALGRIND = valgrind --error-exitcode=9 --leak-check=full --errors-for-leak-kinds
 build/memcheck/tempo: $(SRC) $(HDR) .deps
 	@mkdir -p build/memcheck
 	$(CC) $(MEMCHECK_CFLAGS) -o $@ $(SRC) $(LDLIBS)
-build/memcheck/tests: $(TEST_SRC) tests/helpers.h $(LIB) $(HDR) .deps
+build/memcheck/tests: $(TEST_SRC) tests/helpers.h tests/audited.h $(LIB) $(HDR) .deps
 	@mkdir -p build/memcheck
 	$(CC) $(MEMCHECK_CFLAGS) $(TEST_DEFS) -DTEMPO_BIN='"build/memcheck/tempo"' -o $@ $(TEST_SRC) $(LIB) $(LDLIBS) -lcriterion
 memcheck: build/memcheck/tempo build/memcheck/tests $(SYNTH)

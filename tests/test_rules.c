@@ -8,7 +8,7 @@
 #include "helpers.h"
 
 #include "../formats/quant.h"
-#include "../tools/audit.h"
+#include "audited.h"
 
 /* ===================================================================== */
 /* forward --mask isolated: siblings come from --sets, not --positions     */
@@ -77,49 +77,6 @@ Test(rules, forward_isolated_siblings_follow_sets_not_positions) {
 /* The audit: expected mask keyed by the matched set; hidden-non-sibling  */
 /* ===================================================================== */
 
-typedef struct {
-    Model m;
-    Generation gen;
-    Trace trace;
-    AuditReport report;
-} Audited;
-
-/* fortune.bin, "The cat sat on the", threshold 0.05, 24 steps, isolated; the trace as generate --trace writes it. */
-static void audit_setup(Audited *a) {
-    char model[4096], tok[4096], err[TEMPO_ERR_SIZE];
-    memset(a, 0, sizeof *a);
-    fortune_paths(model, tok);
-    load_model(&a->m, model);
-    Tokenizer t;
-    load_tokenizer(&t, "fortune-tok512.bin", a->m.config.vocab_size);
-    GenConfig g;
-    tempo_gen_defaults(&g, &a->m.config);
-    g.threshold = 0.05f;
-    g.max_steps = 24;
-    g.capture_attention = 1;
-    int ids[64], n;
-    cr_assert(tempo_encode(&t, "The cat sat on the", ids, 64, &n, err) == 0, "%s", err);
-    cr_assert(tempo_generate(&a->m, ids, n, &g, &a->gen, err) == 0, "%s", err);
-    cr_assert(tempo_generation_trace(&a->gen, &a->m, &a->trace, err) == 0, "%s", err);
-    cr_assert(audit_put_settings(&a->trace, &g, &a->m.config, err) == 0, "%s", err);
-    tempo_tokenizer_free(&t);
-}
-
-static void audit_run(Audited *a) {
-    char err[TEMPO_ERR_SIZE];
-    AuditSettings s;
-    audit_settings_init(&s, &a->m.config);
-    cr_assert(audit_settings_from_trace(&s, &a->trace, &a->m.config, err) == 0, "%s", err);
-    cr_assert(tempo_audit(&a->m, &a->trace, &s, &a->report, err) == 0, "%s", err);
-}
-
-static void audit_free(Audited *a) {
-    audit_report_free(&a->report);
-    tempo_trace_free(&a->trace);
-    tempo_generation_free(&a->gen);
-    tempo_model_free(&a->m);
-}
-
 static int is_mask_finding(const AuditFinding *f) {
     return strncmp(f->kind, "hidden", 6) == 0 || strncmp(f->kind, "visible", 7) == 0;
 }
@@ -130,7 +87,7 @@ static int is_mask_finding(const AuditFinding *f) {
  * the next set and a stranger to its own). */
 Test(rules, audit_mask_follows_the_matched_set_when_a_position_shifts) {
     Audited a;
-    audit_setup(&a);
+    generate_and_trace(&a, NULL);
     int shifted_step = -1, row = -1;
     for (int s = 0; s + 1 < a.gen.n_steps && shifted_step < 0; s++) {
         const Step *st = &a.gen.steps[s];
@@ -140,7 +97,7 @@ Test(rules, audit_mask_follows_the_matched_set_when_a_position_shifts) {
     cr_assert(shifted_step >= 0, "the run must form a parallel set before its last step");
     int *positions = (int *)tempo_trace_get(&a.trace, "positions")->data;
     positions[row] += 1; /* now the next step's position */
-    audit_run(&a);
+    audit_with(&a, NULL);
     int mask = 0, position = 0;
     for (int i = 0; i < a.report.n_findings; i++) {
         const AuditFinding *f = &a.report.findings[i];
@@ -150,13 +107,13 @@ Test(rules, audit_mask_follows_the_matched_set_when_a_position_shifts) {
     }
     cr_assert_eq(mask, 0, "the mask follows the sets: %d mask findings after shifting row %d's position", mask, row);
     cr_assert_eq(position, 1, "step %d's rows sit at two positions: %d position findings", shifted_step, position);
-    audit_free(&a);
+    audited_free(&a);
 }
 
 /* A row hidden from an earlier prompt row is exactly one hidden-non-sibling cell. */
 Test(rules, audit_names_a_hidden_non_sibling) {
     Audited a;
-    audit_setup(&a);
+    generate_and_trace(&a, NULL);
     int q = -1;
     for (int s = 0; s < a.gen.n_steps && q < 0; s++)
         if (a.gen.steps[s].n_members >= 2) q = a.gen.members[a.gen.steps[s].first_member + 1].row;
@@ -165,7 +122,7 @@ Test(rules, audit_names_a_hidden_non_sibling) {
     uint8_t *allowed = tempo_trace_get(&a.trace, "allowed")->data;
     cr_assert_eq(allowed[(size_t)q * n + k], 1, "row %d sees prompt row %d before the change", q, k);
     allowed[(size_t)q * n + k] = 0;
-    audit_run(&a);
+    audit_with(&a, NULL);
     int mask = 0, named = 0;
     for (int i = 0; i < a.report.n_findings; i++) {
         const AuditFinding *f = &a.report.findings[i];
@@ -174,7 +131,7 @@ Test(rules, audit_names_a_hidden_non_sibling) {
     }
     cr_assert(mask == 1 && named == 1, "expected one mask finding, hidden-non-sibling at (%d, %d); got %d mask findings, %d named",
               q, k, mask, named);
-    audit_free(&a);
+    audited_free(&a);
 }
 
 /* ===================================================================== */
