@@ -11,6 +11,7 @@
  *   attention.c  attention of new rows over the KV cache, tiled, with OpenBLAS
  *   fast.c       the table of them that the loaders give a Model
  *   ggml.c       llama.cpp's CPU arithmetic (the ggml numerics profile)
+ *   ggml_attention.c  its attention paths (f32 or f16 cache, flash attention)
  *   numerics.c   the numerics profiles: exact, ggml, torch */
 #ifndef TEMPO_KERNELS_H
 #define TEMPO_KERNELS_H
@@ -94,6 +95,13 @@ GgmlDotType tempo_ggml_dot_type(WeightType t);
 void tempo_ggml_round_activations(GgmlDotType t, const float *x, int m, float *out);
 /* The head widths the ggml attention kernels take (they keep a head on the stack). */
 #define TEMPO_GGML_MAX_HEAD_DIM 1024
+/* ---- ggml_attention.c: the ggml profile's attention paths ---- */
+void tempo_ggml_cache_store_f16(float *values, size_t n);
+void tempo_ggml_attention_f32_cache(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs);
+void tempo_ggml_attention_f16_cache(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs);
+void tempo_ggml_attention_flash(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs);
+size_t tempo_ggml_attention_f32_cache_scratch(const Config *c, int k, int n_keys);
+size_t tempo_ggml_attention_row_scratch(const Config *c, int k, int n_keys);
 /* The ggml kernels for a cache type (f16 or f32) and flash attention on or off. */
 const Kernels *tempo_ggml_kernels(int kv_f16, int flash_attn);
 
