@@ -240,7 +240,7 @@ $(LLAMA_DIR)/stamp:
 	@tar xzf $(LLAMA_DIR)/node-llama-cpp-linux-x64-3.22.1.tgz -C $(LLAMA_DIR)/npm-libs
 	@git clone -q $(LLAMA_DIR)/npm-src/package/llama/gitRelease.bundle $(LLAMA_DIR)/src 2>/dev/null || { \
 	  echo "error: the llama.cpp git bundle of node-llama-cpp 3.22.1 could not be cloned"; exit 1; }
-	@for f in $(LLAMA_LIBS) $(LLAMA_DIR)/src/include/llama.h $(LLAMA_DIR)/src/gguf-py/gguf/quants.py; do \
+	@for f in $(LLAMA_LIBS) $(LLAMA_DIR)/src/include/llama.h $(LLAMA_DIR)/src/gguf-py/gguf/quants.py $(LLAMA_DIR)/src/ggml/src/ggml-common.h; do \
 	  [ -r $$f ] || { echo "error: node-llama-cpp 3.22.1 lacks $$f"; exit 1; }; done
 	@rm -f $(LLAMA_DIR)/*.tgz
 	@touch $@
