@@ -26,9 +26,11 @@ CAPTURE_DEPS = python3-torch
 
 # tempo.c is the algorithm; kernels/ holds its tuned kernels; formats/ reads
 # and writes files; tools/ holds the command-line tool, the analysis and the
-# synthetic models.
-CORE = tempo.c $(wildcard kernels/*.c) $(wildcard formats/*.c)
-LIB = $(CORE) $(filter-out tools/cli.c tools/llama_tempo.c,$(wildcard tools/*.c))
+# synthetic models. build/iq_grids.c holds the IQ types' lookup grids, generated
+# from llama.cpp's source (rule below: it needs the npm package).
+IQ_GRIDS = build/iq_grids.c
+CORE = tempo.c $(wildcard kernels/*.c) $(IQ_GRIDS) $(wildcard formats/*.c)
+LIB = $(CORE) $(filter-out tools/cli.c tools/llama_tempo.c tools/make_iq_grids.c,$(wildcard tools/*.c))
 SRC = $(LIB) tools/cli.c
 HDR = tempo.h $(wildcard kernels/*.h) $(wildcard formats/*.h) $(wildcard tools/*.h)
 
@@ -238,10 +240,18 @@ $(LLAMA_DIR)/stamp:
 	@tar xzf $(LLAMA_DIR)/node-llama-cpp-linux-x64-3.22.1.tgz -C $(LLAMA_DIR)/npm-libs
 	@git clone -q $(LLAMA_DIR)/npm-src/package/llama/gitRelease.bundle $(LLAMA_DIR)/src 2>/dev/null || { \
 	  echo "error: the llama.cpp git bundle of node-llama-cpp 3.22.1 could not be cloned"; exit 1; }
-	@for f in $(LLAMA_LIBS) $(LLAMA_DIR)/src/include/llama.h $(LLAMA_DIR)/src/gguf-py/gguf/quants.py; do \
+	@for f in $(LLAMA_LIBS) $(LLAMA_DIR)/src/include/llama.h $(LLAMA_DIR)/src/gguf-py/gguf/quants.py $(LLAMA_DIR)/src/ggml/src/ggml-common.h; do \
 	  [ -r $$f ] || { echo "error: node-llama-cpp 3.22.1 lacks $$f"; exit 1; }; done
 	@rm -f $(LLAMA_DIR)/*.tgz
 	@touch $@
+
+# The lookup grids of IQ1_S/M, IQ2_XXS/XS/S and IQ3_XXS/S (NOTES §16) are llama.cpp's data: never
+# committed, but printed at build time by tools/make_iq_grids.c from ggml-common.h of the npm source.
+# So every build of tempo needs node-llama-cpp's source once (the rule above fetches it).
+build/make-iq-grids: tools/make_iq_grids.c $(LLAMA_DIR)/stamp
+	$(CC) -std=c11 -Wall -Wextra -I$(LLAMA_DIR)/src/ggml/src -o $@ $<
+$(IQ_GRIDS): build/make-iq-grids kernels/iq_grids.h
+	build/make-iq-grids > $@.tmp && mv $@.tmp $@
 
 # llama-tempo: TEMPO run through llama.cpp's C API, written as tempo traces; and llama_model_quantize.
 LLAMA_CFLAGS = -I$(LLAMA_DIR)/src/include -I$(LLAMA_DIR)/src/ggml/include -DLLAMA_BACKEND_DIR='"$(abspath $(LLAMA_LIBDIR))"'

@@ -156,7 +156,9 @@ static const uint32_t ggml_types[] = {[WEIGHT_F32] = 0, [WEIGHT_F16] = 1, [WEIGH
                                       [WEIGHT_Q4_0] = 2, [WEIGHT_Q4_K] = 12, [WEIGHT_Q5_K] = 13, [WEIGHT_Q6_K] = 14,
                                       [WEIGHT_Q4_1] = 3, [WEIGHT_Q5_0] = 6, [WEIGHT_Q5_1] = 7, [WEIGHT_Q2_K] = 10,
                                       [WEIGHT_Q3_K] = 11, [WEIGHT_IQ4_NL] = 20, [WEIGHT_IQ4_XS] = 23,
-                                      [WEIGHT_TQ1_0] = 34, [WEIGHT_TQ2_0] = 35};
+                                      [WEIGHT_TQ1_0] = 34, [WEIGHT_TQ2_0] = 35, [WEIGHT_IQ2_XXS] = 16,
+                                      [WEIGHT_IQ2_XS] = 17, [WEIGHT_IQ2_S] = 22, [WEIGHT_IQ3_XXS] = 18,
+                                      [WEIGHT_IQ3_S] = 21, [WEIGHT_IQ1_S] = 19, [WEIGHT_IQ1_M] = 29};
 _Static_assert(sizeof ggml_types / sizeof ggml_types[0] == WEIGHT_N_TYPES, "a ggml number for every WeightType");
 
 uint32_t tempo_gguf_ggml_type(WeightType t) { return ggml_types[t]; }
@@ -172,9 +174,9 @@ static int bad_tensor(Cursor *c, const GgufTensor *t, const char *problem) {
     return tempo_error(c->err, "bad GGUF %s: tensor %.*s: %s", c->name, (int)t->name.len, t->name.ptr, problem);
 }
 
-/* "type 16 (IQ2_XXS) is not one tempo reads (F32, F16, ...)": the readable ones in ggml's order. */
+/* "type 39 (MXFP4) is not one tempo reads (F32, F16, ...)": the readable ones in ggml's order. */
 static int unreadable_type(Cursor *c, const GgufTensor *t, uint32_t type) {
-    char msg[320], readable[200] = "";
+    char msg[400], readable[256] = "";
     for (size_t g = 0, n = 0; g < 64 && n < sizeof readable; g++)
         if (weight_type_of((uint32_t)g) >= 0)
             n += (size_t)snprintf(readable + n, sizeof readable - n, "%s%s", n ? ", " : "", ggml_type_name((uint32_t)g));

@@ -18,7 +18,8 @@ int tempo_block_values(WeightType t) {
     case WEIGHT_F32: case WEIGHT_F16: case WEIGHT_BF16: case WEIGHT_N_TYPES: return 1;
     case WEIGHT_Q8_0: case WEIGHT_Q4_0: case WEIGHT_Q4_1: case WEIGHT_Q5_0: case WEIGHT_Q5_1: case WEIGHT_IQ4_NL: return 32;
     case WEIGHT_Q4_K: case WEIGHT_Q5_K: case WEIGHT_Q6_K: case WEIGHT_Q2_K: case WEIGHT_Q3_K: case WEIGHT_IQ4_XS:
-    case WEIGHT_TQ1_0: case WEIGHT_TQ2_0: return TEMPO_QK_K;
+    case WEIGHT_TQ1_0: case WEIGHT_TQ2_0: case WEIGHT_IQ2_XXS: case WEIGHT_IQ2_XS: case WEIGHT_IQ2_S: case WEIGHT_IQ3_XXS:
+    case WEIGHT_IQ3_S: case WEIGHT_IQ1_S: case WEIGHT_IQ1_M: return TEMPO_QK_K;
     }
     return 1;
 }
@@ -41,6 +42,13 @@ size_t tempo_block_bytes(WeightType t) {
     case WEIGHT_IQ4_XS: return 2 + 2 + 4 + 128;           /* d, scales_h, scales_l[4], qs[128] */
     case WEIGHT_TQ1_0: return 48 + 4 + 2;                 /* qs[48] (5 trits a byte), qh[4] (4 a byte), d */
     case WEIGHT_TQ2_0: return 64 + 2;                     /* qs[64] (2 bits a value), d */
+    case WEIGHT_IQ2_XXS: return 2 + 64;                   /* d, qs[32] 16-bit (indices, signs, scales) */
+    case WEIGHT_IQ2_XS: return 2 + 64 + 8;                /* d, qs[32] 16-bit, scales[8] */
+    case WEIGHT_IQ2_S: return 2 + 64 + 8 + 8;             /* d, qs[32], signs[32], qh[8], scales[8] */
+    case WEIGHT_IQ3_XXS: return 2 + 64 + 32;              /* d, qs[64], scales and signs[32] */
+    case WEIGHT_IQ3_S: return 2 + 64 + 8 + 32 + 4;        /* d, qs[64], qh[8], signs[32], scales[4] */
+    case WEIGHT_IQ1_S: return 2 + 32 + 16;                /* d, qs[32], qh[8] 16-bit */
+    case WEIGHT_IQ1_M: return 32 + 16 + 8;                /* qs[32], qh[16], scales[8] (d in their top nibbles) */
     case WEIGHT_N_TYPES: return 0;
     }
     return 0;
@@ -226,6 +234,13 @@ void tempo_dequantize(WeightType t, const void *src, size_t n_values, float *out
         case WEIGHT_IQ4_XS: tempo_dequant_iq4_xs(p, out); break;
         case WEIGHT_TQ1_0: tempo_dequant_tq1_0(p, out); break;
         case WEIGHT_TQ2_0: tempo_dequant_tq2_0(p, out); break;
+        case WEIGHT_IQ2_XXS: tempo_dequant_iq2_xxs(p, out); break;
+        case WEIGHT_IQ2_XS: tempo_dequant_iq2_xs(p, out); break;
+        case WEIGHT_IQ2_S: tempo_dequant_iq2_s(p, out); break;
+        case WEIGHT_IQ3_XXS: tempo_dequant_iq3_xxs(p, out); break;
+        case WEIGHT_IQ3_S: tempo_dequant_iq3_s(p, out); break;
+        case WEIGHT_IQ1_S: tempo_dequant_iq1_s(p, out); break;
+        case WEIGHT_IQ1_M: tempo_dequant_iq1_m(p, out); break;
         default: break;
         }
     }

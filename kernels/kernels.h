@@ -5,6 +5,7 @@
  *
  *   dequant.c    stored weight types to f32 (block layouts, ggml's arithmetic)
  *   dequant_k.c  the low-bit types Q2_K, Q3_K, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0
+ *   dequant_iq.c the grid types IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M (iq_grids.h)
  *   halves.c     IEEE half and bfloat16 to float
  *   unpack.c     Q8_0, Q4_0, Q4_K, Q5_K, Q6_K to f32 in vector registers (unpack.h; bitwise dequant.c's values)
  *   matmul.c     out = in W^T over weights in their stored type
@@ -26,10 +27,10 @@
 /* ---- dequant.c ---- */
 
 /* Values per block of a type: 1 (F32, F16, BF16), 32 (Q8_0, Q4_0, Q4_1,
- * Q5_0, Q5_1, IQ4_NL), 256 (the K types, IQ4_XS, TQ1_0, TQ2_0). */
+ * Q5_0, Q5_1, IQ4_NL), 256 (the K types, IQ4_XS, TQ1_0, TQ2_0, the IQ1-IQ3 types). */
 int tempo_block_values(WeightType t);
 /* Bytes per block, in WeightType order: 4, 2, 2, 34, 18, 144, 176, 210, 20,
- * 22, 24, 84, 110, 18, 136, 54, 66. */
+ * 22, 24, 84, 110, 18, 136, 54, 66, 66, 74, 82, 98, 110, 50, 56. */
 size_t tempo_block_bytes(WeightType t);
 /* Bytes of n_values consecutive values of a row (n_values a multiple of the block). */
 size_t tempo_row_bytes(WeightType t, size_t n_values);
@@ -50,6 +51,17 @@ void tempo_dequant_q3_k(const uint8_t *b, float *y);
 void tempo_dequant_iq4_xs(const uint8_t *b, float *y);
 void tempo_dequant_tq1_0(const uint8_t *b, float *y);
 void tempo_dequant_tq2_0(const uint8_t *b, float *y);
+
+/* ---- dequant_iq.c ---- */
+
+/* One block of 256 values at b to y[256], as ggml's dequantize_row_*. */
+void tempo_dequant_iq2_xxs(const uint8_t *b, float *y);
+void tempo_dequant_iq2_xs(const uint8_t *b, float *y);
+void tempo_dequant_iq2_s(const uint8_t *b, float *y);
+void tempo_dequant_iq3_xxs(const uint8_t *b, float *y);
+void tempo_dequant_iq3_s(const uint8_t *b, float *y);
+void tempo_dequant_iq1_s(const uint8_t *b, float *y);
+void tempo_dequant_iq1_m(const uint8_t *b, float *y);
 
 /* ---- halves.c ---- */
 

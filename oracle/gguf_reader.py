@@ -10,6 +10,8 @@ import struct
 
 import numpy as np
 
+from iq_grid_types import IQ_TYPES  # the IQ grid types (their grids from gguf-py, loaded on first use)
+
 # Written from ggml's docs/gguf.md and the block layouts of ggml-common.h.
 # Dequantization follows ggml's reference dequantize_row_*: every product
 # and difference is one float32 operation, in the reference's order.
@@ -20,6 +22,7 @@ GGML_TYPES = {0: ("F32", 1, 4), 1: ("F16", 1, 2), 30: ("BF16", 1, 2), 8: ("Q8_0"
               3: ("Q4_1", 32, 20), 6: ("Q5_0", 32, 22), 7: ("Q5_1", 32, 24), 20: ("IQ4_NL", 32, 18),
               10: ("Q2_K", 256, 84), 11: ("Q3_K", 256, 110), 23: ("IQ4_XS", 256, 136),
               34: ("TQ1_0", 256, 54), 35: ("TQ2_0", 256, 66)}
+GGML_TYPES.update({t: (name, block, size) for t, (name, block, size, _) in IQ_TYPES.items()})
 # kvalues_iq4nl: the 16 levels a 4-bit IQ4_NL / IQ4_XS index picks
 IQ4_LEVELS = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], np.float32)
 
@@ -267,3 +270,4 @@ def dequant_tq2_0(b):
 
 LOW_BIT = {3: dequant_q4_1, 6: dequant_q5_0, 7: dequant_q5_1, 20: dequant_iq4_nl, 10: dequant_q2_k,
            11: dequant_q3_k, 23: dequant_iq4_xs, 34: dequant_tq1_0, 35: dequant_tq2_0}
+LOW_BIT.update({t: dequantize_iq for t, (_, _, _, dequantize_iq) in IQ_TYPES.items()})

@@ -189,7 +189,7 @@ static void string_past_end(GgufWriter *w) { memset(w->meta + 8 + 20 + 4, 0x7f, 
 static void last_type(GgufWriter *w, uint32_t t) { memcpy(w->infos + w->infos_len - 12, &t, 4); }
 static void last_offset(GgufWriter *w, uint64_t o) { memcpy(w->infos + w->infos_len - 8, &o, 8); }
 static void unknown_tensor_type(GgufWriter *w) { last_type(w, 99); }
-static void iq2_xxs_tensor(GgufWriter *w) { last_type(w, 16); }
+static void mxfp4_tensor(GgufWriter *w) { last_type(w, 39); }
 static void k_quant_misfit(GgufWriter *w) { last_type(w, 12); }
 static void misaligned(GgufWriter *w) { last_offset(w, 40); }
 static void overlapping(GgufWriter *w) { last_offset(w, 0); }
@@ -220,7 +220,7 @@ Test(gguf_reader, each_failure_is_named) {
     expect_parse_error(odd_alignment, "general.alignment 12");
     expect_parse_error(string_past_end, "claims");
     expect_parse_error(unknown_tensor_type, "type 99 is not one tempo reads");
-    expect_parse_error(iq2_xxs_tensor, "tensor b.weight: type 16 (IQ2_XXS) is not one tempo reads (F32, F16, Q4_0,");
+    expect_parse_error(mxfp4_tensor, "tensor b.weight: type 39 (MXFP4) is not one tempo reads (F32, F16, Q4_0,");
     expect_parse_error(k_quant_misfit, "rows of 32 values do not fill Q4_K blocks of 256");
     expect_parse_error(misaligned, "not a multiple of general.alignment");
     expect_parse_error(overlapping, "overlaps");
@@ -229,13 +229,16 @@ Test(gguf_reader, each_failure_is_named) {
     expect_parse_error(same_name, "name appears twice");
 }
 
-/* The error for a type tempo cannot read lists exactly the readable ones: each WeightType, once. */
+/* The error for a type tempo cannot read names the tensor and the type and
+ * lists exactly the readable ones: each WeightType (the IQ grid types too), once. */
 Test(gguf_reader, unreadable_type_lists_every_readable_one) {
     size_t len;
-    uint8_t *buf = small_file(&len, iq2_xxs_tensor);
+    uint8_t *buf = small_file(&len, mxfp4_tensor);
     GgufFile g;
     char err[TEMPO_ERR_SIZE] = "";
     cr_assert_neq(tempo_gguf_parse(&g, buf, len, "t.gguf", err), 0);
+    cr_expect(strstr(err, "bad GGUF t.gguf: tensor b.weight: type 39 (MXFP4) is not one tempo reads (F32, "), "%s", err);
+    cr_expect(err[strlen(err) - 1] == ')', "the list in \"%s\" is cut short", err);
     const char *list = strstr(err, "reads (");
     cr_assert(list, "no list in \"%s\"", err);
     int listed = 1;

@@ -144,13 +144,26 @@ Test(kernels, matmul_stored_types_equal_their_f32_copy) {
     }
 }
 
-/* Random blocks of each low-bit type of issue 23, with every half (d, m,
- * dmin) set to a random normal value near 1/16: the kernels on the stored
- * blocks equal plain (and sgemm) on their f32 copy. */
+/* A random half made a normal value near 1/16: sign and fraction kept, exponent 2^-4. */
+static uint16_t tame_half(unsigned h) { return (uint16_t)((h & 0x83FF) | 0x2C00); }
+
+/* IQ1_M's half is the top nibbles of its four scale words (bytes 49, 51, 53, 55, lowest first). */
+static void tame_iq1_m_half(uint8_t *block) {
+    unsigned h = 0;
+    for (int k = 0; k < 4; k++) h |= (unsigned)(block[49 + 2 * k] >> 4) << 4 * k;
+    h = tame_half(h);
+    for (int k = 0; k < 4; k++) block[49 + 2 * k] = (uint8_t)((block[49 + 2 * k] & 0x0F) | (h >> 4 * k & 0x0F) << 4);
+}
+
+/* Random blocks of each low-bit type of issue 23 and each IQ grid type,
+ * with every half (d, m, dmin) set to a random normal value near 1/16: the
+ * kernels on the stored blocks equal plain (and sgemm) on their f32 copy. */
 Test(kernels, matmul_low_bit_types_equal_their_f32_copy) {
     const struct { WeightType t; int halves[2]; } types[] = {
         {WEIGHT_Q4_1, {0, 2}},   {WEIGHT_Q5_0, {0, -1}},   {WEIGHT_Q5_1, {0, 2}},    {WEIGHT_IQ4_NL, {0, -1}}, {WEIGHT_Q2_K, {80, 82}},
-        {WEIGHT_Q3_K, {108, -1}}, {WEIGHT_IQ4_XS, {0, -1}}, {WEIGHT_TQ1_0, {52, -1}}, {WEIGHT_TQ2_0, {64, -1}}};
+        {WEIGHT_Q3_K, {108, -1}}, {WEIGHT_IQ4_XS, {0, -1}}, {WEIGHT_TQ1_0, {52, -1}}, {WEIGHT_TQ2_0, {64, -1}},
+        {WEIGHT_IQ2_XXS, {0, -1}}, {WEIGHT_IQ2_XS, {0, -1}}, {WEIGHT_IQ2_S, {0, -1}}, {WEIGHT_IQ3_XXS, {0, -1}},
+        {WEIGHT_IQ3_S, {0, -1}},  {WEIGHT_IQ1_S, {0, -1}},  {WEIGHT_IQ1_M, {-1, -1}}};
     int d = 24, m = 512;
     uint64_t state = 88172645463325252u;
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
@@ -162,12 +175,14 @@ Test(kernels, matmul_low_bit_types_equal_their_f32_copy) {
             state ^= state << 13, state ^= state >> 7, state ^= state << 17;
             w[k] = (uint8_t)(state >> 32);
         }
-        for (size_t k = 0; k < n_blocks; k++)
+        for (size_t k = 0; k < n_blocks; k++) {
             for (int h = 0; h < 2 && types[i].halves[h] >= 0; h++) {
                 uint8_t *p = w + k * block + types[i].halves[h];
-                uint16_t half = (uint16_t)(((p[0] | p[1] << 8) & 0x83FF) | 0x2C00); /* sign, fraction random; 2^-4 */
+                uint16_t half = tame_half((unsigned)(p[0] | p[1] << 8));
                 p[0] = (uint8_t)half, p[1] = (uint8_t)(half >> 8);
             }
+            if (t == WEIGHT_IQ1_M) tame_iq1_m_half(w + k * block);
+        }
         check_stored_matrix((Matrix){w, t}, d, m, "random blocks");
         free(w);
     }

@@ -38,8 +38,10 @@ PROMPTS = {"a": "1,50,60,70,80", "b": "1,7,300,12"}
 RUN = ["--threshold", "0.05", "--max-steps", "12", "--max-width", "8", "--threads", "1"]
 READ_BY_TEMPO = ["F16", "BF16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"]
 # issue 23's coverage list (and the ternary types): llama-quantize mixes Q2_K with Q3_K, and Q3_K_M/L with Q4_K/Q5_K
-COVERAGE = ["Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "IQ4_NL", "IQ4_XS", "TQ1_0", "TQ2_0"]
-TYPE_IN_FILE = {"Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q3_K_S": "Q3_K", "Q3_K_M": "Q3_K", "Q3_K_L": "Q3_K"}
+# and the grid types (their presets quantized with a uniform importance matrix; IQ2_M is the preset that stores IQ2_S)
+COVERAGE = ["Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "IQ4_NL", "IQ4_XS", "TQ1_0", "TQ2_0",
+            "IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_M", "IQ3_XXS", "IQ3_S"]
+TYPE_IN_FILE = {"Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q3_K_S": "Q3_K", "Q3_K_M": "Q3_K", "Q3_K_L": "Q3_K", "IQ2_M": "IQ2_S"}
 
 
 def run(*args):

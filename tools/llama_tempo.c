@@ -3,7 +3,8 @@
  * llama.cpp's own quantizer (NOTES "A real llama.cpp in the tests").
  *
  *   llama-tempo run MODEL.gguf --trace OUT --prompt IDS [flags]
- *   llama-tempo quantize IN.gguf OUT.gguf TYPE [--threads N]   (TYPE F32 of a quantized IN: dequantized by ggml)
+ *   llama-tempo quantize IN.gguf OUT.gguf TYPE [--threads N]   (TYPE F32 of a quantized IN: dequantized by ggml;
+ *     IQ1_*, IQ2_*, IQ3_*: with a uniform importance matrix, which their grid types require)
  *   llama-tempo bench MODEL.gguf [--pp 512] [--tg 128] [--reps 5] [flags]
  *
  * run: the prompt (one sequence, id 0, positions 0..P-1), then at each step
@@ -491,7 +492,52 @@ static const QuantType quant_types[] = {
     {"Q4_K_S", LLAMA_FTYPE_MOSTLY_Q4_K_S}, {"Q4_K_M", LLAMA_FTYPE_MOSTLY_Q4_K_M}, {"Q5_K_S", LLAMA_FTYPE_MOSTLY_Q5_K_S},
     {"Q5_K_M", LLAMA_FTYPE_MOSTLY_Q5_K_M}, {"Q6_K", LLAMA_FTYPE_MOSTLY_Q6_K},     {"IQ4_NL", LLAMA_FTYPE_MOSTLY_IQ4_NL},
     {"IQ4_XS", LLAMA_FTYPE_MOSTLY_IQ4_XS}, {"TQ1_0", LLAMA_FTYPE_MOSTLY_TQ1_0},   {"TQ2_0", LLAMA_FTYPE_MOSTLY_TQ2_0},
+    {"IQ1_S", LLAMA_FTYPE_MOSTLY_IQ1_S},   {"IQ1_M", LLAMA_FTYPE_MOSTLY_IQ1_M},   {"IQ2_XXS", LLAMA_FTYPE_MOSTLY_IQ2_XXS},
+    {"IQ2_XS", LLAMA_FTYPE_MOSTLY_IQ2_XS}, {"IQ2_S", LLAMA_FTYPE_MOSTLY_IQ2_S},   {"IQ2_M", LLAMA_FTYPE_MOSTLY_IQ2_M},
+    {"IQ3_XXS", LLAMA_FTYPE_MOSTLY_IQ3_XXS}, {"IQ3_XS", LLAMA_FTYPE_MOSTLY_IQ3_XS}, {"IQ3_S", LLAMA_FTYPE_MOSTLY_IQ3_S},
+    {"IQ3_M", LLAMA_FTYPE_MOSTLY_IQ3_M},
 };
+
+/* The grid presets (IQ1_*, IQ2_*, IQ3_*): llama_model_quantize refuses to write
+ * IQ1, IQ2 and IQ3_XXS tensors without an importance matrix; all get one. */
+static int needs_imatrix(const char *preset) { return strncmp(preset, "IQ", 2) == 0 && preset[2] != '4'; }
+
+/* An importance matrix (llama.h llama_model_imatrix_data: tensor name -> one
+ * weight per column, a NULL name last) for every layer matrix of the model
+ * at `path`, each weight 1: all columns matter alike. */
+typedef struct {
+    struct llama_model_imatrix_data *entries;
+    char (*names)[64];
+    float *ones;
+} Imatrix;
+
+static void imatrix_free(Imatrix *im) {
+    free(im->entries), free(im->names), free(im->ones);
+}
+
+static int uniform_imatrix(const char *path, Imatrix *im, char *err) {
+    Model m;
+    if (tempo_model_load(&m, path, err) != 0) return -1;
+    const Config *c = &m.config;
+    size_t n = (size_t)c->n_layers * N_LAYER_TENSORS, widest = 0, k = 0;
+    for (int i = 0; i < N_LAYER_TENSORS; i++)
+        if (tempo_layer_tensors[i].cols != UNIT_NONE && tempo_unit(c, tempo_layer_tensors[i].cols) > widest)
+            widest = tempo_unit(c, tempo_layer_tensors[i].cols);
+    *im = (Imatrix){calloc(n + 1, sizeof *im->entries), calloc(n, sizeof *im->names), malloc(widest * sizeof(float))};
+    int rc = im->entries && im->names && im->ones ? 0 : tempo_error(err, "out of memory for an importance matrix");
+    for (size_t j = 0; rc == 0 && j < widest; j++) im->ones[j] = 1.0f;
+    for (int l = 0; rc == 0 && l < c->n_layers; l++)
+        for (int i = 0; i < N_LAYER_TENSORS; i++) {
+            const LayerTensor *lt = &tempo_layer_tensors[i];
+            if (lt->cols == UNIT_NONE) continue;
+            snprintf(im->names[k], sizeof im->names[k], "blk.%d.%s.weight", l, lt->gguf_name);
+            im->entries[k] = (struct llama_model_imatrix_data){im->names[k], im->ones, tempo_unit(c, lt->cols)};
+            k++;
+        }
+    tempo_model_free(&m);
+    if (rc != 0) imatrix_free(im);
+    return rc;
+}
 
 static int quantize(int argc, char **argv, char *err) {
     if (argc != 5 && !(argc == 7 && strcmp(argv[5], "--threads") == 0))
@@ -499,14 +545,19 @@ static int quantize(int argc, char **argv, char *err) {
     int n_types = (int)(sizeof quant_types / sizeof quant_types[0]), t = 0, threads = 1;
     while (t < n_types && strcmp(quant_types[t].name, argv[4]) != 0) t++;
     if (t == n_types) return tempo_error(err, "unknown type %s (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S "
-                                              "Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS TQ1_0 TQ2_0)", argv[4]);
+                                              "Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS TQ1_0 TQ2_0 "
+                                              "IQ1_S IQ1_M IQ2_XXS IQ2_XS IQ2_S IQ2_M IQ3_XXS IQ3_XS IQ3_S IQ3_M)", argv[4]);
     if (argc == 7 && tempo_parse_int(argv[6], "--threads", 1, 256, &threads, err) != 0) return -1;
     llama_model_quantize_params qp = llama_model_quantize_default_params();
     qp.ftype = quant_types[t].ftype;
     qp.nthread = threads;
     qp.allow_requantize = qp.ftype == LLAMA_FTYPE_ALL_F32; /* F32 from a quantized file: ggml's own dequantization */
-    if (llama_model_quantize(argv[2], argv[3], &qp) != 0)
-        return tempo_error(err, "llama_model_quantize could not write %s as %s from %s", argv[3], argv[4], argv[2]);
+    Imatrix im = {0};
+    if (needs_imatrix(argv[4]) && uniform_imatrix(argv[2], &im, err) != 0) return -1;
+    qp.imatrix = im.entries;
+    int rc = llama_model_quantize(argv[2], argv[3], &qp);
+    imatrix_free(&im);
+    if (rc != 0) return tempo_error(err, "llama_model_quantize could not write %s as %s from %s", argv[3], argv[4], argv[2]);
     printf("%s: %s\n", argv[3], argv[4]);
     return 0;
 }
