@@ -114,7 +114,7 @@ static const FlagSpec *const generation_valued[] = {&F_MODEL, &F_TOKENIZER, &F_P
     SETTING_FLAG(MAX_TOKENS), SETTING_FLAG(THRESHOLD), SETTING_FLAG(MAX_WIDTH), SETTING_FLAG(MODE),
     SETTING_FLAG(ISOLATE_LAYERS), SETTING_FLAG(NEXT_FROM), SETTING_FLAG(SCHEDULE), SETTING_FLAG(FINAL_THRESHOLD),
     SETTING_FLAG(BEZIER), SETTING_FLAG(PRUNE), SETTING_FLAG(PRUNE_WINDOW), SETTING_FLAG(PRUNE_LAYERS),
-    SETTING_FLAG(PRUNE_THRESHOLD), SETTING_FLAG(EMULATE), SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(POSITION_GAP),
+    SETTING_FLAG(PRUNE_THRESHOLD), SETTING_FLAG(EMULATE), SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(REPACK), SETTING_FLAG(POSITION_GAP),
     &F_JSON, &F_THREADS, NULL};
 static const FlagSpec *const generation_switches[] = {SETTING_FLAG(GREEDY), SETTING_FLAG(STOP_ON_EMPTY),
     SETTING_FLAG(DYNAMIC), NULL};
@@ -125,19 +125,19 @@ static const FlagSpec *const compare_generation[] = {&F_MODEL, &F_TOKENIZER, &F_
     SETTING_FLAG(THRESHOLD), SETTING_FLAG(MAX_WIDTH), SETTING_FLAG(ISOLATE_LAYERS), SETTING_FLAG(NEXT_FROM),
     SETTING_FLAG(SCHEDULE), SETTING_FLAG(FINAL_THRESHOLD), SETTING_FLAG(BEZIER), SETTING_FLAG(PRUNE),
     SETTING_FLAG(PRUNE_WINDOW), SETTING_FLAG(PRUNE_LAYERS), SETTING_FLAG(PRUNE_THRESHOLD), SETTING_FLAG(EMULATE),
-    SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(POSITION_GAP), &F_JSON, &F_THREADS, &F_PROMPTS, NULL};
+    SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(REPACK), SETTING_FLAG(POSITION_GAP), &F_JSON, &F_THREADS, &F_PROMPTS, NULL};
 /* attention's own: heatmaps and pictures */
 static const FlagSpec *const analysis_valued[] = {&F_HEATMAP, &F_ROWS, &F_SVG, &F_SVG_GRID, &F_ROW, &F_SVG_PAIR, &F_TRACE, NULL};
 static const FlagSpec *const forward_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_TOKENS, &F_POSITIONS,
     &F_SETS, &F_MASK, &F_OUT_TRACE, &F_THREADS, &F_NO_ATTENTION, &F_ATTENTION_LAYERS, &F_ATTENTION_HEADS,
-    &F_ATTENTION_ROWS, SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), NULL};
+    &F_ATTENTION_ROWS, SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(REPACK), NULL};
 static const FlagSpec *const tolerance_flags[] = {&F_ATOL, &F_RTOL, NULL};
 /* audit: the settings the engine claims (else its trace's metadata) */
 static const FlagSpec *const audit_flag_specs[] = {&F_MODEL, SETTING_FLAG(MODE), SETTING_FLAG(THRESHOLD),
     SETTING_FLAG(MAX_WIDTH), &F_AUDIT_N_PROMPT, SETTING_FLAG(NEXT_FROM), &F_AUDIT_ATOL, &F_AUDIT_JSON, &F_THREADS,
-    SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), NULL};
+    SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(REPACK), NULL};
 static const FlagSpec *const convert_flags[] = {&F_CONVERT_OUT, &F_CONVERT_DTYPE, NULL};
-static const FlagSpec *const verify_flags[] = {&F_MODEL, &F_THREADS, SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), NULL};
+static const FlagSpec *const verify_flags[] = {&F_MODEL, &F_THREADS, SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(REPACK), NULL};
 static const FlagSpec *const encode_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, NULL};
 static const FlagSpec *const synth_flags[] = {&F_OUT, &F_SEED, &F_DIM, &F_HIDDEN, &F_LAYERS, &F_HEADS, &F_KV_HEADS,
     &F_VOCAB, &F_SEQ_LEN, &F_FORMAT, &F_DTYPE, &F_SYNTH_TOKENIZER, &F_UNTIED, NULL};
@@ -350,8 +350,8 @@ static void weight_types_in(const Model *m, char *buf, size_t size) {
  * (with the trace's cache type and flash attention) and torch are tried. */
 static int explain_exact_failure(Model *m, const Trace *tr, const Numerics *engine, double atol, char *err) {
     double exact, ggml, torch;
-    Numerics exact_n = {NUMERICS_EXACT, 0, 0}, ggml_n = {NUMERICS_GGML, engine->kv_f16, engine->flash_attn};
-    Numerics torch_n = {NUMERICS_TORCH, 0, 0};
+    Numerics exact_n = {.profile = NUMERICS_EXACT}, ggml_n = {NUMERICS_GGML, engine->kv_f16, engine->flash_attn, engine->repack_off};
+    Numerics torch_n = {.profile = NUMERICS_TORCH};
     if (max_dlogit_under(m, tr, &exact_n, &exact, err) != 0 || exact < 0 || max_dlogit_under(m, tr, &ggml_n, &ggml, err) != 0 ||
         max_dlogit_under(m, tr, &torch_n, &torch, err) != 0)
         return exact < 0 ? 0 : -1;
