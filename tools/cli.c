@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "attention_input.h"
 #include "audit.h"
+#include "compare_numerics.h"
 #include "compare_suite.h"
 #include "inputs.h"
 #include "memory.h"
@@ -104,6 +105,9 @@ static const FlagSpec F_AUDIT_N_PROMPT = {"--n-prompt", NULL, FLAG_INT, "P", "th
     "rows of the prompt", .key = NULL};
 static const FlagSpec F_AUDIT_ATOL = {"--atol", NULL, FLAG_NUMBER, "X", "1e-4", 0, 1e30, NULL, "tolerance of the replayed logits", .key = NULL};
 static const FlagSpec F_AUDIT_JSON = {"--json", NULL, FLAG_TEXT, "FILE", NULL, 0, 0, NULL, "also write the findings as JSON", .key = NULL};
+static const FlagSpec F_VS_NUMERICS = {"--vs-numerics", NULL, FLAG_TEXT, "P", NULL, 0, 0, "exact, ggml or torch",
+    "instead of isolated vs visible: one run under --numerics, its sets chosen again under P (--kv-type, --flash-attn "
+    "and --repack set the ggml side)", .key = NULL};
 static const FlagSpec F_CONVERT_OUT = {"--out", NULL, FLAG_TEXT, "FILE.gguf", NULL, 0, 0, NULL, "where to write (required)", .key = NULL};
 static const FlagSpec F_CONVERT_DTYPE = {"--dtype", NULL, FLAG_TEXT, "T", "f32", 0, 0, "f32 or q8_0", "weight type of the GGUF file", .key = NULL};
 
@@ -125,7 +129,7 @@ static const FlagSpec *const compare_generation[] = {&F_MODEL, &F_TOKENIZER, &F_
     SETTING_FLAG(THRESHOLD), SETTING_FLAG(MAX_WIDTH), SETTING_FLAG(ISOLATE_LAYERS), SETTING_FLAG(NEXT_FROM),
     SETTING_FLAG(SCHEDULE), SETTING_FLAG(FINAL_THRESHOLD), SETTING_FLAG(BEZIER), SETTING_FLAG(PRUNE),
     SETTING_FLAG(PRUNE_WINDOW), SETTING_FLAG(PRUNE_LAYERS), SETTING_FLAG(PRUNE_THRESHOLD), SETTING_FLAG(EMULATE),
-    SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(REPACK), SETTING_FLAG(POSITION_GAP), &F_JSON, &F_THREADS, &F_PROMPTS, NULL};
+    SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(REPACK), SETTING_FLAG(POSITION_GAP), &F_JSON, &F_THREADS, &F_PROMPTS, &F_VS_NUMERICS, NULL};
 /* attention's own: heatmaps and pictures */
 static const FlagSpec *const analysis_valued[] = {&F_HEATMAP, &F_ROWS, &F_SVG, &F_SVG_GRID, &F_ROW, &F_SVG_PAIR, &F_TRACE, NULL};
 static const FlagSpec *const forward_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_TOKENS, &F_POSITIONS,
@@ -491,13 +495,19 @@ static int cmd_compare(int argc, char **argv, char *err) {
     char **categories = NULL, **prompts = NULL;
     int n_prompts = 0, rc = 1;
     cJSON *root = cJSON_CreateObject(), *runs = cJSON_AddArrayToObject(root, "prompts");
-    const char *json = flag(&a, "--json");
-    int settings_ok = settings_from_flags(&a, &m.config, &g, err) == 0 && tempo_model_set_numerics(&m, &g.numerics, err) == 0;
+    const char *json = flag(&a, "--json"), *vs = flag(&a, "--vs-numerics");
+    Numerics sides[2]; /* --vs-numerics: the two profiles */
+    int settings_ok = settings_from_flags(&a, &m.config, &g, err) == 0 &&
+                      (vs ? numerics_sides(&g.numerics, vs, sides, err) : tempo_model_set_numerics(&m, &g.numerics, err)) == 0;
     g.keep_logits = 0; /* compare teacher-forces the rows it measures */
     if (settings_ok && compare_prompts(&a, &categories, &prompts, &n_prompts, err) == 0 &&
-        compare_all(&m, &t, &g, categories, prompts, n_prompts, runs, err) == 0 && (!json || write_json(root, json, err) == 0))
+        (vs ? compare_numerics_all(&m, &t, &g, sides, prompts, n_prompts, runs, err)
+            : compare_all(&m, &t, &g, categories, prompts, n_prompts, runs, err)) == 0 &&
+        (!json || write_json(root, json, err) == 0))
         rc = 0;
-    if (rc == 0 && json) print_wrote(json, "JSON of the comparison (per prompt: teacher-forced members, summary)");
+    if (rc == 0 && json)
+        print_wrote(json, vs ? "JSON of the comparison (per prompt: each step's sets under both profiles)"
+                             : "JSON of the comparison (per prompt: teacher-forced members, summary)");
     free_prompts(categories, prompts, n_prompts);
     cJSON_Delete(root);
     tempo_tokenizer_free(&t);
