@@ -679,7 +679,8 @@ static const Command commands[] = {
      "./tempo generate -m $W/stories260K.bin -z $W/tok512.bin -p \"Once upon a time\" --threshold 0.2 -n 24",
      {generation_valued, generation_switches, generate_output}, 0},
     {"compare", cmd_compare, "-m MODEL -z TOK (-p TEXT | --prompts FILE) [flags]",
-     "isolated vs visible on the same prompt: free-running, then teacher-forced logits",
+     "isolated vs visible on the same prompt: free-running, then teacher-forced logits; or (--vs-numerics) whether "
+     "another arithmetic changes the sets",
      "./tempo compare -m $W/stories260K.bin -z $W/tok512.bin -p \"Once upon a time\" --threshold 0.2 -n 16",
      {compare_generation, generation_switches, NULL}, 0},
     {"attention", cmd_attention, "(TRACE [-z TOK] [-m MODEL] | -m MODEL -z TOK -p TEXT) [flags]",
