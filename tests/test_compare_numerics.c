@@ -174,12 +174,12 @@ Test(compare_numerics, cli_reports_and_refuses_one_profile_twice) {
     cr_assert_eq(first, cJSON_GetObjectItem(run, "first_changed_step")->valueint);
     cr_assert(first >= 0, "the Q8_0 run changes a set at 0.1 (see first_change_is_where_the_second_run_parts)");
     cJSON_Delete(root);
-    snprintf(cmd, sizeof cmd, "-m %s -p 'Once upon a time' -n 4", Q8_0_GGUF);
-    char args[1100];
-    snprintf(args, sizeof args, "compare %s --vs-numerics exact", cmd);
-    expect_error(args, 1, "--vs-numerics exact is --numerics's profile too", NULL);
-    snprintf(args, sizeof args, "compare %s --vs-numerics torch --kv-type f16", cmd);
-    expect_error(args, 1, "neither side is ggml", NULL);
-    snprintf(args, sizeof args, "compare %s --vs-numerics fast", cmd);
-    expect_error(args, 1, "exact, ggml or torch", NULL);
+    const char *refused[][2] = {{"--vs-numerics exact", "--vs-numerics exact is --numerics's profile too"},
+                                {"--numerics ggml --vs-numerics ggml", "--vs-numerics ggml is --numerics's profile too"},
+                                {"--vs-numerics torch --kv-type f16", "neither side is ggml"},
+                                {"--vs-numerics fast", "exact, ggml or torch"}};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        snprintf(cmd, sizeof cmd, "compare -m %s -p 'Once upon a time' -n 4 %s", Q8_0_GGUF, refused[i][0]);
+        expect_error(cmd, 1, refused[i][1], NULL);
+    }
 }

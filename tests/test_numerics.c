@@ -65,6 +65,14 @@ Test(numerics, dot_types_follow_ggml) {
     cr_expect_eq(tempo_ggml_dot_type(WEIGHT_Q6_K), GGML_DOT_Q8_K);
 }
 
+/* ggml's Q8_0 block of 32 activations x: q_j = round-half-even(x_j 127/amax); returns d = f16(amax/127). */
+static float q8_0_block_reference(const float *x, int *q) {
+    float amax = 0.0f;
+    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    for (int j = 0; j < 32; j++) q[j] = (int)nearbyintf(x[j] * (127.0f / amax));
+    return half(amax / 127.0f);
+}
+
 /* The ggml matmul on a Q8_0 matrix equals ggml's formula: per block,
  * f16(d_w) f16(d_x) sum_j q_w q_x, with q_x the activations' Q8_0 blocks. */
 Test(numerics, ggml_matmul_is_ggml_block_formula_on_q8_0) {
@@ -87,14 +95,11 @@ Test(numerics, ggml_matmul_is_ggml_block_formula_on_q8_0) {
         for (int r = 0; r < D; r++) {
             double want = 0.0;
             for (int b = 0; b < BLOCKS; b++) {
-                float amax = 0.0f;
-                for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(in[i][b * 32 + j]));
+                int q[32];
+                float dx = q8_0_block_reference(in[i] + b * 32, q);
                 long isum = 0;
-                for (int j = 0; j < 32; j++)
-                    isum += (long)(int8_t)w[r][b][2 + j] * (long)nearbyintf(in[i][b * 32 + j] * (127.0f / amax));
-                uint16_t dh;
-                memcpy(&dh, w[r][b], 2);
-                want += (double)tempo_f16_to_f32(dh) * half(amax / 127.0f) * isum;
+                for (int j = 0; j < 32; j++) isum += (long)(int8_t)w[r][b][2 + j] * q[j];
+                want += (double)tempo_f16_at(w[r][b]) * dx * isum;
             }
             cr_expect(fabs(out[i][r] - want) <= 1e-5 * (1 + fabs(want)), "row %d out %d: %.9g, ggml %.9g", i, r, out[i][r], want);
         }
@@ -131,14 +136,10 @@ Test(numerics, repacked_q4_0_is_one_fma_per_block) {
         for (int r = 0; r < RD; r++) {
             float acc = 0.0f;
             for (int b = 0; b < RBLOCKS; b++) {
-                float amax = 0.0f;
-                for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(in[i][b * 32 + j]));
-                int isum = 0;
-                for (int j = 0; j < 32; j++) {
-                    int nibble = j < 16 ? w[r][b][2 + j] & 15 : w[r][b][2 + j - 16] >> 4;
-                    isum += (nibble - 8) * (int)nearbyintf(in[i][b * 32 + j] * (127.0f / amax));
-                }
-                acc = fmaf((float)isum, tempo_f16_at(w[r][b]) * half(amax / 127.0f), acc);
+                int q[32], isum = 0;
+                float dx = q8_0_block_reference(in[i] + b * 32, q);
+                for (int j = 0; j < 32; j++) isum += ((j < 16 ? w[r][b][2 + j] & 15 : w[r][b][2 + j - 16] >> 4) - 8) * q[j];
+                acc = fmaf((float)isum, tempo_f16_at(w[r][b]) * dx, acc);
             }
             cr_expect_eq(out[i][r], acc, "row %d out %d: %.9g, want %.9g", i, r, out[i][r], acc);
             differ += out[i][r] != plain[i][r];
