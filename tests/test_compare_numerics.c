@@ -43,33 +43,34 @@ static int same_tokens(const Generation *a, int s, const int *tokens, int n) {
     return 1;
 }
 
-/* Q8_0 weights, exact vs ggml at threshold 0.1: a set changes; the steps
- * before it are kept, and the changed step's set is the one ggml's own free
- * run selects there, with its probabilities. */
-Test(compare_numerics, first_change_is_where_the_second_run_parts) {
+/* Q8_0 weights, exact vs ggml at threshold 0.1 in `mode`: the steps before
+ * the first change are kept, and the changed step's set is the one ggml's
+ * own free run selects there, with its probabilities; 1 when a set changed. */
+static int first_change_matches_free_runs(MaskKind mode) {
     Model m;
     char err[TEMPO_ERR_SIZE];
     load_model(&m, Q8_0_GGUF);
     int ids[64], n = prompt_ids(ids, m.config.vocab_size);
     GenConfig g = run_config(&m, 0.1f);
+    g.mode = mode;
     Numerics sides[2] = {EXACT, GGML};
     NumericsComparison cmp;
     cr_assert(compare_numerics_run(&m, ids, n, &g, sides, &cmp, err) == 0, "%s", err);
     Generation a, b;
     free_run(&m, ids, n, &g, &EXACT, &a);
     free_run(&m, ids, n, &g, &GGML, &b);
-    int f = cmp.first_changed;
-    cr_assert(f >= 0 && cmp.kept < cmp.run.n_steps, "ggml's Q8_0 activations changed no set: pick another threshold");
+    int f = cmp.first_changed, changed = f >= 0;
+    cr_assert_eq(cmp.kept == cmp.run.n_steps, !changed);
     cr_assert_eq(cmp.run.n_steps, a.n_steps, "A's run is the exact free run");
-    for (int s = 0; s < f; s++) {
+    for (int s = 0; s < (changed ? f : a.n_steps); s++) {
         const Step *st = &a.steps[s];
         int tokens[64];
         for (int i = 0; i < st->n_members; i++) tokens[i] = a.members[st->first_member + i].token;
         cr_assert(same_tokens(&b, s, tokens, st->n_members), "step %d is kept but ggml's own run chose another set", s);
     }
-    cr_assert(same_tokens(&b, f, cmp.set_b + (size_t)f * cmp.max_width, cmp.width_b[f]),
+    cr_assert(!changed || same_tokens(&b, f, cmp.set_b + (size_t)f * cmp.max_width, cmp.width_b[f]),
               "step %d: B's set is not the set ggml's own run selects there", f);
-    for (int i = 0; i < cmp.width_b[f]; i++) {
+    for (int i = 0; changed && i < cmp.width_b[f]; i++) {
         const Member *mem = &b.members[b.steps[f].first_member + i];
         float p = cmp.probs[1][(size_t)f * cmp.vocab + mem->token];
         cr_expect(fabsf(p - mem->prob) <= 1e-6f, "member %d: B's p %.9g, ggml's run %.9g", i, p, mem->prob);
@@ -79,6 +80,12 @@ Test(compare_numerics, first_change_is_where_the_second_run_parts) {
     tempo_generation_free(&a), tempo_generation_free(&b);
     compare_numerics_free(&cmp);
     tempo_model_free(&m);
+    return changed;
+}
+
+Test(compare_numerics, first_change_is_where_the_second_run_parts) {
+    cr_assert(first_change_matches_free_runs(MASK_ISOLATED), "ggml's Q8_0 activations changed no set: pick another threshold");
+    first_change_matches_free_runs(MASK_VISIBLE); /* visible rows: the same rule, whether or not a set changes */
 }
 
 /* p of each token after the prompt, under one profile, by a plain full pass. */
@@ -177,7 +184,8 @@ Test(compare_numerics, cli_reports_and_refuses_one_profile_twice) {
     const char *refused[][2] = {{"--vs-numerics exact", "--vs-numerics exact is --numerics's profile too"},
                                 {"--numerics ggml --vs-numerics ggml", "--vs-numerics ggml is --numerics's profile too"},
                                 {"--vs-numerics torch --kv-type f16", "neither side is ggml"},
-                                {"--vs-numerics fast", "exact, ggml or torch"}};
+                                {"--vs-numerics fast", "exact, ggml or torch"},
+                                {"--mode visible", "--mode chooses the one run of --vs-numerics"}};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         snprintf(cmd, sizeof cmd, "compare -m %s -p 'Once upon a time' -n 4 %s", Q8_0_GGUF, refused[i][0]);
         expect_error(cmd, 1, refused[i][1], NULL);

@@ -124,8 +124,8 @@ static const FlagSpec *const generation_switches[] = {SETTING_FLAG(GREEDY), SETT
     SETTING_FLAG(DYNAMIC), NULL};
 /* generate's own: the trace and how the text is shown */
 static const FlagSpec *const generate_output[] = {&F_TRACE, &F_SVG_TREE, &F_SVG_SERIES, &F_NO_COLOR, &F_HIDE_PRUNED, &F_VERBOSE, &F_QUIET, NULL};
-/* compare runs both modes on text prompts: no --mode, no --tokens */
-static const FlagSpec *const compare_generation[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, SETTING_FLAG(MAX_TOKENS),
+/* compare runs both modes on text prompts (--mode only for --vs-numerics's one run), no --tokens */
+static const FlagSpec *const compare_generation[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, SETTING_FLAG(MAX_TOKENS), SETTING_FLAG(MODE),
     SETTING_FLAG(THRESHOLD), SETTING_FLAG(MAX_WIDTH), SETTING_FLAG(ISOLATE_LAYERS), SETTING_FLAG(NEXT_FROM),
     SETTING_FLAG(SCHEDULE), SETTING_FLAG(FINAL_THRESHOLD), SETTING_FLAG(BEZIER), SETTING_FLAG(PRUNE),
     SETTING_FLAG(PRUNE_WINDOW), SETTING_FLAG(PRUNE_LAYERS), SETTING_FLAG(PRUNE_THRESHOLD), SETTING_FLAG(EMULATE),
@@ -487,6 +487,8 @@ done_model:
 static int cmd_compare(int argc, char **argv, char *err) {
     Args a;
     if (parse_args(argc, argv, "compare", (FlagTables){compare_generation, generation_switches, NULL}, &a, err) != 0) return 1;
+    if (flag(&a, "--mode") && !flag(&a, "--vs-numerics"))
+        return tempo_error(err, "compare runs both modes: --mode chooses the one run of --vs-numerics"), 1;
     apply_threads(&a);
     Model m;
     Tokenizer t;

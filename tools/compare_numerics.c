@@ -14,6 +14,7 @@
 #include "../kernels/kernels.h"
 #include "inputs.h"
 #include "printing.h"
+#include "settings.h"
 
 static int ggml_settings(const Numerics *n) { return n->kv_f16 || n->flash_attn || n->repack_off; }
 
@@ -135,7 +136,7 @@ int compare_numerics_run(Model *m, const int *ids, int n_ids, const GenConfig *g
                          NumericsComparison *out, char *err) {
     memset(out, 0, sizeof *out);
     out->sides[0] = sides[0], out->sides[1] = sides[1];
-    out->vocab = m->config.vocab_size, out->max_width = g->max_width;
+    out->vocab = m->config.vocab_size, out->max_width = g->max_width, out->mode = g->mode;
     GenConfig run = *g;
     run.numerics = sides[0], run.keep_logits = 1, run.capture_attention = 0;
     float *logits_b = NULL;
@@ -205,8 +206,8 @@ void print_numerics_comparison(const NumericsComparison *cmp, const Tokenizer *t
     char a[96], b[96], set_a[512], set_b[512];
     tempo_numerics_describe(&cmp->sides[0], a, sizeof a);
     tempo_numerics_describe(&cmp->sides[1], b, sizeof b);
-    printf("A = %s, B = %s: A's TEMPO run, its rows teacher-forced under B, each step's set chosen again from B's "
-           "distribution\n", a, b);
+    printf("A = %s, B = %s: A's TEMPO run (%s), its rows teacher-forced under B, each step's set chosen again from "
+           "B's distribution\n", a, b, setting_choice(SET_MODE, cmp->mode));
     printf("step  pos  max |dp|   A's set -> B's set\n");
     int worst = -1, S = cmp->run.n_steps;
     for (int s = 0; s < S; s++) {
@@ -252,6 +253,7 @@ void numerics_comparison_json(cJSON *out, const NumericsComparison *cmp, const T
     tempo_numerics_describe(&cmp->sides[1], b, sizeof b);
     cJSON_AddStringToObject(out, "numerics_a", a);
     cJSON_AddStringToObject(out, "numerics_b", b);
+    cJSON_AddStringToObject(out, "mode", setting_choice(SET_MODE, cmp->mode));
     cJSON_AddNumberToObject(out, "steps", cmp->run.n_steps);
     cJSON_AddNumberToObject(out, "kept_steps", cmp->kept);
     cJSON_AddNumberToObject(out, "first_changed_step", cmp->first_changed);

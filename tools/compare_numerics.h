@@ -14,6 +14,7 @@ typedef struct {
     Numerics sides[2];   /* A (the run), B (teacher-forced on A's rows) */
     Generation run;      /* A's run */
     int vocab, max_width;
+    MaskKind mode;       /* the run's */
     float *probs[2];     /* [n_steps][vocab]: each side's next distribution at each step */
     int *set_b;          /* [n_steps][max_width]: B's set at each step, most probable first */
     int *width_b;        /* [n_steps] */
