@@ -180,6 +180,7 @@ typedef struct {
     int profile;    /* NumericsProfile */
     int kv_f16;     /* ggml: the K/V cache stores f16 */
     int flash_attn; /* ggml: flash attention */
+    int repack_off; /* ggml: Q4_0 weights in their stored layout (llama.cpp's default repacks them) */
 } Numerics;
 
 typedef struct {

@@ -195,8 +195,9 @@ static void q8_k_matmul(float *out, const float *in, Matrix w, int n, int m, int
 }
 
 /* out = in W^T for Q8_0/Q4_0 weights: the rows quantized to Q8_0 (q into
- * scratch, then the scales), then ggml's block dot. */
-static void q8_0_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch) {
+ * scratch, then the scales), then ggml's block dot (vec_dot's, or
+ * the repacked kernels' for `repacked` Q4_0). */
+static void q8_0_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch, int repacked) {
     int8_t *q = (int8_t *)scratch;
     float *dx = scratch + ((size_t)n * m + 3) / 4;
     for (int i = 0; i < n; i++)
@@ -205,9 +206,12 @@ static void q8_0_matmul(float *out, const float *in, Matrix w, int n, int m, int
     size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
 #pragma omp parallel for schedule(static) if ((size_t)d * m >= ((size_t)1 << 18))
     for (int r = 0; r < d; r++)
-        for (int i = 0; i < n; i++)
-            out[(size_t)i * d + r] = q8_0_dot(w.type, (const uint8_t *)w.data + r * row_bytes, q + (size_t)i * m,
-                                              dx + (size_t)i * (m / Q8_BLOCK), m);
+        for (int i = 0; i < n; i++) {
+            const uint8_t *row = (const uint8_t *)w.data + r * row_bytes;
+            const float *dxi = dx + (size_t)i * (m / Q8_BLOCK);
+            out[(size_t)i * d + r] = repacked ? tempo_ggml_q4_0_8x8_dot(row, q + (size_t)i * m, dxi, m)
+                                              : q8_0_dot(w.type, row, q + (size_t)i * m, dxi, m);
+        }
 }
 
 /* out = round(in) W^T: each input row converted to W's dot-product type,
@@ -218,7 +222,7 @@ static void q8_0_matmul(float *out, const float *in, Matrix w, int n, int m, int
 static void ggml_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch) {
     GgmlDotType t = tempo_ggml_dot_type(w.type);
     if (w.type == WEIGHT_Q8_0 || w.type == WEIGHT_Q4_0) {
-        q8_0_matmul(out, in, w, n, m, d, scratch);
+        q8_0_matmul(out, in, w, n, m, d, scratch, 0);
         return;
     }
     if (w.type == WEIGHT_Q6_K || w.type == WEIGHT_Q5_K) {
@@ -252,23 +256,32 @@ enum { /* the types tempo_ggml_dot_type maps */
     GGML_WEIGHT_TYPES = (1u << WEIGHT_N_TYPES) - 1, /* every type: each has its activation type */
 };
 
-static const Kernels ggml_f32_cache = {
-    .name = "ggml (K/V f32)", .weight_types = GGML_WEIGHT_TYPES, .matmul = ggml_matmul,
-    .matmul_scratch = ggml_matmul_scratch, .matrix_row = tempo_matrix_row_fast, .attention = tempo_ggml_attention_f32_cache,
-    .attention_scratch = tempo_ggml_attention_f32_cache_scratch, .rmsnorm = ggml_rmsnorm,
-};
-static const Kernels ggml_f16_cache = {
-    .name = "ggml (K/V f16)", .weight_types = GGML_WEIGHT_TYPES, .matmul = ggml_matmul,
-    .matmul_scratch = ggml_matmul_scratch, .matrix_row = tempo_matrix_row_fast, .attention = tempo_ggml_attention_f16_cache,
-    .attention_scratch = tempo_ggml_attention_row_scratch, .cache_store = tempo_ggml_cache_store_f16, .rmsnorm = ggml_rmsnorm,
-};
-static const Kernels ggml_flash = {
-    .name = "ggml (flash attention)", .weight_types = GGML_WEIGHT_TYPES, .matmul = ggml_matmul,
-    .matmul_scratch = ggml_matmul_scratch, .matrix_row = tempo_matrix_row_fast, .attention = tempo_ggml_attention_flash,
-    .attention_scratch = tempo_ggml_attention_row_scratch, .cache_store = tempo_ggml_cache_store_f16, .rmsnorm = ggml_rmsnorm,
+/* ggml_matmul with Q4_0 weights as llama.cpp repacks them (tempo_ggml_repacks). */
+static void ggml_matmul_repacked(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch) {
+    if (tempo_ggml_repacks(w.type, d)) q8_0_matmul(out, in, w, n, m, d, scratch, 1);
+    else ggml_matmul(out, in, w, n, m, d, scratch);
+}
+
+/* One ggml table: the matmul (Q4_0 repacked or not) and the attention path. */
+#define GGML_KERNELS(label, product, attend, attend_scratch, store)                                              \
+    {.name = label, .weight_types = GGML_WEIGHT_TYPES, .matmul = product, .matmul_scratch = ggml_matmul_scratch, \
+     .matrix_row = tempo_matrix_row_fast, .attention = attend, .attention_scratch = attend_scratch,             \
+     .cache_store = store, .rmsnorm = ggml_rmsnorm}
+static const Kernels ggml_tables[2][3] = { /* [repack][K/V f32, K/V f16, flash attention] */
+    {GGML_KERNELS("ggml (K/V f32)", ggml_matmul, tempo_ggml_attention_f32_cache, tempo_ggml_attention_f32_cache_scratch, NULL),
+     GGML_KERNELS("ggml (K/V f16)", ggml_matmul, tempo_ggml_attention_f16_cache, tempo_ggml_attention_row_scratch,
+                  tempo_ggml_cache_store_f16),
+     GGML_KERNELS("ggml (flash attention)", ggml_matmul, tempo_ggml_attention_flash, tempo_ggml_attention_row_scratch,
+                  tempo_ggml_cache_store_f16)},
+    {GGML_KERNELS("ggml (K/V f32, repack)", ggml_matmul_repacked, tempo_ggml_attention_f32_cache,
+                  tempo_ggml_attention_f32_cache_scratch, NULL),
+     GGML_KERNELS("ggml (K/V f16, repack)", ggml_matmul_repacked, tempo_ggml_attention_f16_cache,
+                  tempo_ggml_attention_row_scratch, tempo_ggml_cache_store_f16),
+     GGML_KERNELS("ggml (flash attention, repack)", ggml_matmul_repacked, tempo_ggml_attention_flash,
+                  tempo_ggml_attention_row_scratch, tempo_ggml_cache_store_f16)},
 };
 
-const Kernels *tempo_ggml_kernels(int kv_f16, int flash_attn) {
-    if (flash_attn) return &ggml_flash; /* llama.cpp casts an f32 cache to f16 for flash attention */
-    return kv_f16 ? &ggml_f16_cache : &ggml_f32_cache;
+const Kernels *tempo_ggml_kernels(int kv_f16, int flash_attn, int repack) {
+    /* llama.cpp casts an f32 cache to f16 for flash attention */
+    return &ggml_tables[repack != 0][flash_attn ? 2 : kv_f16 ? 1 : 0];
 }

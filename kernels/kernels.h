@@ -13,6 +13,7 @@
  *   fast.c       the table of them that the loaders give a Model
  *   ggml.c       llama.cpp's CPU arithmetic (the ggml numerics profile)
  *   ggml_attention.c  its attention paths (f32 or f16 cache, flash attention)
+ *   ggml_repack.c  its product for Q4_0 weights repacked as q4_0_8x8
  *   numerics.c   the numerics profiles: exact, ggml, torch */
 #ifndef TEMPO_KERNELS_H
 #define TEMPO_KERNELS_H
@@ -114,8 +115,16 @@ void tempo_ggml_attention_f16_cache(const Config *c, const AttentionInputs *a, f
 void tempo_ggml_attention_flash(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs);
 size_t tempo_ggml_attention_f32_cache_scratch(const Config *c, int k, int n_keys);
 size_t tempo_ggml_attention_row_scratch(const Config *c, int k, int n_keys);
-/* The ggml kernels for a cache type (f16 or f32) and flash attention on or off. */
-const Kernels *tempo_ggml_kernels(int kv_f16, int flash_attn);
+/* The ggml kernels for a cache type (f16 or f32), flash attention on or
+ * off, and Q4_0 weights repacked (llama.cpp's default on x86) or not. */
+const Kernels *tempo_ggml_kernels(int kv_f16, int flash_attn, int repack);
+/* ---- ggml_repack.c: Q4_0 weights as llama.cpp repacks them (q4_0_8x8) ---- */
+/* 1 if llama.cpp on x86 repacks a weight of this type with `rows` rows (Q4_0, rows a multiple of 8). */
+int tempo_ggml_repacks(WeightType t, int rows);
+/* One Q4_0 weight row times one Q8_0 activation row (qx, scales dx; m
+ * values) as ggml_gemv/gemm_q4_0_8x8_q8_0 compute it: per block, the exact
+ * integer sum, then acc = fma(sum, f32(d_w d_x), acc). */
+float tempo_ggml_q4_0_8x8_dot(const uint8_t *w, const int8_t *qx, const float *dx, int m);
 
 /* ---- numerics.c ---- */
 

@@ -75,7 +75,7 @@ static const CommandLine generate_rows[] = {
         {GEN "--prune none --emulate last-member-only --next-from mean", 0},
         {GEN "--emulate none --threshold-schedule constant", 0},
         {GEN "--svg-tree $D/tree.svg", 0},
-        {GEN "--numerics ggml --kv-type f16 --flash-attn on --trace $D/ggml.st", 0},
+        {GEN "--numerics ggml --kv-type f16 --flash-attn on --repack off --trace $D/ggml.st", 0},
         {"verify -m $M $D/ggml.st", 0},
         {GEN "--numerics torch", 0},
         {GEN "--kv-type f16", 1},
@@ -89,9 +89,9 @@ static const CommandLine forward_rows[] = {
         {"forward -m $M -z $Z --prompt 'Once upon a time' --out $D/f.st --threads 1", 0},
         {"forward -m $M -z $Z -p 'Once upon' --mask isolated --sets 0,1,1 --positions 0,1,1", 0},
         {"forward -m $S --tokens 1,2,3 --mask visible --no-attention", 0},
-        {"forward -m $S --tokens 1,2,3 --numerics ggml --kv-type f16 --flash-attn off", 0},
-        {"verify -m $M $T --numerics exact --kv-type f32 --flash-attn off", 0},
-        {"audit -m $M $T --numerics exact --kv-type f32 --flash-attn off", 0},
+        {"forward -m $S --tokens 1,2,3 --numerics ggml --kv-type f16 --flash-attn off --repack on", 0},
+        {"verify -m $M $T --numerics exact --kv-type f32 --flash-attn off --repack on", 0},
+        {"audit -m $M $T --numerics exact --kv-type f32 --flash-attn off --repack on", 0},
         {"verify -m $M $T --atol 1e-3 --rtol 1e-3 --threads 1", 0},
         {"audit -m $M $T --mode isolated --threshold 0.1 --max-width 8 --n-prompt 5 --next-from last --atol 1e-3 "
          "--json $D/audit.json --threads 1", 0},
@@ -115,7 +115,8 @@ static const CommandLine compare_rows[] = {
         {"compare -m $M -z $Z -p 'The dog' -n 6 --threshold-schedule linear --stop-on-empty --prune none --emulate none", 0},
         {"compare -m $M -z $Z -p 'The dog' -n 6 --greedy", 0},
         {"compare -m $M -z $Z --prompts weights/prompts.txt -n 4", 0},
-        {"compare -m $M -z $Z -p 'The dog' -n 4 --numerics ggml --kv-type f16 --flash-attn on", 0},
+        {"compare -m $M -z $Z -p 'The dog' -n 4 --numerics ggml --kv-type f16 --flash-attn on --repack off", 0},
+        {"compare -m $M -z $Z -p 'The dog' -n 4 --vs-numerics ggml --mode visible", 0},
         {"compare -m $M -z $Z -p 'The dog' -n 6 --position-gap 2", 0},
     };
 
@@ -138,7 +139,7 @@ static const CommandLine attention_rows[] = {
         {"attention -m $M -z $Z $D/a.st --svg-pair $D/p.svg --rows 0-9 --heatmap 1:0", 0},
         {"attention $D/a.st -z $Z --svg $D/b.svg", 0},
         {"attention -m $M -z $Z -p 'Once upon' -n 4 --trace $D/b.st", 0},
-        {"attention -m $M -z $Z -p 'Once upon' -n 4 --numerics torch --kv-type f32 --flash-attn off", 0},
+        {"attention -m $M -z $Z -p 'Once upon' -n 4 --numerics torch --kv-type f32 --flash-attn off --repack on", 0},
     };
 
 Test(commands, attention_every_flag) { run_table(attention_rows, sizeof attention_rows / sizeof attention_rows[0]); }

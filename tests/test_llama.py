@@ -110,7 +110,8 @@ def test_correct_port_passes_verify_and_audit():
         for numerics in ("exact", "ggml"):  # the trace declares ggml; F32 weights, F32 K/V: exact passes too
             rc, dlogit, top1, out = verify(MODEL, trace, "--numerics", numerics)
             assert rc == 0 and dlogit <= 1e-4, f"verify ({numerics}) of llama.cpp's correct port failed:\n{out}"
-        assert "numerics: ggml (K/V f32, flash attention off)" in verify(MODEL, trace)[3], "the trace's numerics are not the default"
+        assert "numerics: ggml (K/V f32, flash attention off, repack off)" in verify(MODEL, trace)[3], \
+            "the trace's numerics are not the default"
         rc, findings, out = audit(MODEL, trace, f"correct-{key}")
         assert rc == 0 and not findings, f"audit found faults in the correct port:\n{out}"
 
@@ -230,7 +231,10 @@ NUMERICS = [
 
 # Settings whose traces the ggml profile explains on every row (NOTES "Numerics of real engines"
 # names the floor of the others: one rounding flipped by f32 summation order, then propagated).
-EXPLAINED = {"q8_0", "q4_0-norepack", "q4_k_m", "q4_k_m-norepack", "q5_k_m", "q6_k"}
+# q4_0 is repack on (llama.cpp's default): q4_0_8x8, kernels/ggml_repack.c.
+EXPLAINED = {"q8_0", "q4_0", "q4_0-norepack", "q4_k_m", "q4_k_m-norepack", "q5_k_m", "q6_k"}
+# The weights the zen4 CPU backend repacks (a CPU_REPACK buffer; the trace's `repack` says what ran).
+REPACKED_ON_X86 = {"Q4_0", "Q4_K_M"}
 
 
 def test_numerics_profiles():
@@ -244,25 +248,39 @@ def test_numerics_profiles():
         tensors, meta = tc.read_trace(trace)
         want_kv = "f16" if "f16" in flags else "f32"
         want_fa = "on" if "on" in flags else "off"
-        want_repack = "off" if "off" in flags else "on"
+        want_repack = "on" if qtype in REPACKED_ON_X86 and "off" not in flags else "off"
         assert (meta["kv_type"], meta["flash_attn"], meta["repack"], meta["numerics"]) == \
             (want_kv, want_fa, want_repack, "ggml"), meta
         rc_exact, exact, _, out_exact = verify(model, trace, "--numerics", "exact")
         assert rc_exact == 1 and exact > 1e-3, f"{name}: exact verify did not fail:\n{out_exact}"
-        said = re.search(r"^exact: (\S+); ggml \(K/V (f16|f32), flash attention (on|off)\): (\S+); torch: (\S+)(.*)$",
-                         out_exact, re.M)
-        assert said and (said.group(2), said.group(3)) == (want_kv, want_fa), f"{name}: no explanation:\n{out_exact}"
+        said = re.search(r"^exact: (\S+); ggml \(K/V (f16|f32), flash attention (on|off), repack (on|off)\): (\S+); "
+                         r"torch: (\S+)(.*)$", out_exact, re.M)
+        assert said and said.group(2, 3, 4) == (want_kv, want_fa, want_repack), f"{name}: no explanation:\n{out_exact}"
         rc, ggml, top1, out = verify(model, trace)
-        assert f"numerics: ggml (K/V {want_kv}, flash attention {want_fa})" in out, out
-        assert abs(float(said.group(4)) - ggml) <= 5e-3 * ggml + 1e-9, f"{name}: explanation {said.group(4)} != verify {ggml}"
+        assert f"numerics: ggml (K/V {want_kv}, flash attention {want_fa}, repack {want_repack})" in out, out
+        assert abs(float(said.group(5)) - ggml) <= 5e-3 * ggml + 1e-9, f"{name}: explanation {said.group(5)} != verify {ggml}"
         assert ggml < exact, f"{name}: ggml {ggml} is no closer than exact {exact}"
         if name in EXPLAINED:
             assert rc == 0 and ggml <= 1e-4, f"{name}: ggml verify failed:\n{out}"
-            assert "not a TEMPO fault" in said.group(6), out_exact
+            assert "not a TEMPO fault" in said.group(7), out_exact
         rows.append((name, exact, ggml, top1, "PASS" if rc == 0 else "FAIL"))
     print("      verify of llama.cpp's traces (prompt a), max |dlogit| under exact and under ggml:")
     for name, exact, ggml, top1, verdict in rows:
         print(f"      {name:16s} exact {exact:.3g}  ggml {ggml:.3g}  top-1 {top1}  {verdict}")
+
+
+def test_repack_decides_q4_0():
+    """Q4_0 with llama.cpp's repacking (q4_0_8x8) and without: each trace passes only under its own
+    --repack (the trace's `repack`, the default), bit for bit, and is 1e-3 off under the other (prompt a
+    flips a Q8_0 rounding there), so the setting is followed, not ignored."""
+    model = quantized("Q4_0")
+    for ran, other in (("on", "off"), ("off", "on")):
+        trace = llama_trace(os.path.join("numerics", "q4_0-repack-" + ran), model, PROMPTS["a"], "--repack", ran)
+        assert tc.read_trace(trace)[1]["repack"] == ran
+        rc, own, _, out = verify(model, trace)
+        assert rc == 0 and own == 0.0 and f"repack {ran})" in out, f"repack {ran}: own profile failed:\n{out}"
+        rc, wrong, _, out = verify(model, trace, "--repack", other)
+        assert rc == 1 and wrong > 1e-3, f"repack {ran} verified under --repack {other}: {wrong}\n{out}"
 
 
 def test_bench_hook_reports_both_tests():

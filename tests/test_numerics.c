@@ -65,6 +65,14 @@ Test(numerics, dot_types_follow_ggml) {
     cr_expect_eq(tempo_ggml_dot_type(WEIGHT_Q6_K), GGML_DOT_Q8_K);
 }
 
+/* ggml's Q8_0 block of 32 activations x: q_j = round-half-even(x_j 127/amax); returns d = f16(amax/127). */
+static float q8_0_block_reference(const float *x, int *q) {
+    float amax = 0.0f;
+    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    for (int j = 0; j < 32; j++) q[j] = (int)nearbyintf(x[j] * (127.0f / amax));
+    return half(amax / 127.0f);
+}
+
 /* The ggml matmul on a Q8_0 matrix equals ggml's formula: per block,
  * f16(d_w) f16(d_x) sum_j q_w q_x, with q_x the activations' Q8_0 blocks. */
 Test(numerics, ggml_matmul_is_ggml_block_formula_on_q8_0) {
@@ -80,24 +88,68 @@ Test(numerics, ggml_matmul_is_ggml_block_formula_on_q8_0) {
     float in[N][M], out[N][D];
     for (int i = 0; i < N; i++)
         for (int t = 0; t < M; t++) in[i][t] = (float)tempo_normal(&seed) * (i + 1);
-    const Kernels *k = tempo_ggml_kernels(0, 0);
+    const Kernels *k = tempo_ggml_kernels(0, 0, 1);
     float *scratch = malloc(k->matmul_scratch(N, M) * sizeof(float) + 64);
     k->matmul(&out[0][0], &in[0][0], (Matrix){w, WEIGHT_Q8_0}, N, M, D, scratch);
     for (int i = 0; i < N; i++)
         for (int r = 0; r < D; r++) {
             double want = 0.0;
             for (int b = 0; b < BLOCKS; b++) {
-                float amax = 0.0f;
-                for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(in[i][b * 32 + j]));
+                int q[32];
+                float dx = q8_0_block_reference(in[i] + b * 32, q);
                 long isum = 0;
-                for (int j = 0; j < 32; j++)
-                    isum += (long)(int8_t)w[r][b][2 + j] * (long)nearbyintf(in[i][b * 32 + j] * (127.0f / amax));
-                uint16_t dh;
-                memcpy(&dh, w[r][b], 2);
-                want += (double)tempo_f16_to_f32(dh) * half(amax / 127.0f) * isum;
+                for (int j = 0; j < 32; j++) isum += (long)(int8_t)w[r][b][2 + j] * q[j];
+                want += (double)tempo_f16_at(w[r][b]) * dx * isum;
             }
             cr_expect(fabs(out[i][r] - want) <= 1e-5 * (1 + fabs(want)), "row %d out %d: %.9g, ggml %.9g", i, r, out[i][r], want);
         }
+    free(scratch);
+}
+
+/* Q4_0 rows (scales 0.01 (1 + r + b), nibbles seeded) and activations for the repack tests. */
+enum { RM = 96, RD = 8, RN = 5, RBLOCKS = RM / 32 };
+static void q4_0_case(uint8_t w[RD][RBLOCKS][18], float in[RN][RM]) {
+    uint64_t seed = 11;
+    for (int r = 0; r < RD; r++)
+        for (int b = 0; b < RBLOCKS; b++) {
+            uint16_t dh = tempo_f32_to_f16(0.01f * (1 + r + b));
+            memcpy(w[r][b], &dh, 2);
+            for (int j = 0; j < 16; j++) w[r][b][2 + j] = (uint8_t)(tempo_splitmix64(&seed) & 255);
+        }
+    for (int i = 0; i < RN; i++)
+        for (int t = 0; t < RM; t++) in[i][t] = (float)tempo_normal(&seed) * (i + 1);
+}
+
+/* Repacked Q4_0 (q4_0_8x8, ggml_gemv/gemm_q4_0_8x8_q8_0): per block the
+ * exact integer sum of (nibble - 8) q_x, then acc = fma(sum, f32(d_w d_x), acc),
+ * bit for bit; a matrix of 8 rows is repacked, one of 4 is not (vec_dot's order). */
+Test(numerics, repacked_q4_0_is_one_fma_per_block) {
+    uint8_t w[RD][RBLOCKS][18];
+    float in[RN][RM], out[RN][RD], plain[RN][RD];
+    q4_0_case(w, in);
+    const Kernels *repacked = tempo_ggml_kernels(0, 0, 1), *stored = tempo_ggml_kernels(0, 0, 0);
+    float *scratch = malloc(repacked->matmul_scratch(RN, RM) * sizeof(float) + 64);
+    repacked->matmul(&out[0][0], &in[0][0], (Matrix){w, WEIGHT_Q4_0}, RN, RM, RD, scratch);
+    stored->matmul(&plain[0][0], &in[0][0], (Matrix){w, WEIGHT_Q4_0}, RN, RM, RD, scratch);
+    int differ = 0;
+    for (int i = 0; i < RN; i++)
+        for (int r = 0; r < RD; r++) {
+            float acc = 0.0f;
+            for (int b = 0; b < RBLOCKS; b++) {
+                int q[32], isum = 0;
+                float dx = q8_0_block_reference(in[i] + b * 32, q);
+                for (int j = 0; j < 32; j++) isum += ((j < 16 ? w[r][b][2 + j] & 15 : w[r][b][2 + j - 16] >> 4) - 8) * q[j];
+                acc = fmaf((float)isum, tempo_f16_at(w[r][b]) * dx, acc);
+            }
+            cr_expect_eq(out[i][r], acc, "row %d out %d: %.9g, want %.9g", i, r, out[i][r], acc);
+            differ += out[i][r] != plain[i][r];
+        }
+    cr_expect_gt(differ, 0, "repack on and off computed the same values: the repacked order is not used");
+    float four[RN][4], four_plain[RN][4]; /* 4 rows: not repacked (llama.cpp needs a multiple of 8) */
+    repacked->matmul(&four[0][0], &in[0][0], (Matrix){w, WEIGHT_Q4_0}, RN, RM, 4, scratch);
+    stored->matmul(&four_plain[0][0], &in[0][0], (Matrix){w, WEIGHT_Q4_0}, RN, RM, 4, scratch);
+    cr_expect(memcmp(four, four_plain, sizeof four) == 0, "a 4-row Q4_0 matrix took the repacked order");
+    cr_expect(tempo_ggml_repacks(WEIGHT_Q4_0, 16) && !tempo_ggml_repacks(WEIGHT_Q4_0, 12) && !tempo_ggml_repacks(WEIGHT_Q8_0, 16));
     free(scratch);
 }
 
@@ -119,7 +171,7 @@ Test(numerics, f16_cache_attention_rounds_q_and_p) {
     float out[8], scores[4], probs[4];
     Mask mask = tempo_mask_dense(h.allowed, 1, 3, 1, 4); /* the one new row is row 3 */
     AttentionInputs a = {.q = h.q, .keys = h.keys, .values = h.values, .mask = &mask, .k = 1, .n_keys = 4};
-    tempo_ggml_kernels(1, 0)->attention(&h.c, &a, out, scores, probs);
+    tempo_ggml_kernels(1, 0, 1)->attention(&h.c, &a, out, scores, probs);
     float s[4];
     for (int j = 0; j < 4; j++) {
         double dot = 0.0;
@@ -141,7 +193,7 @@ Test(numerics, f16_cache_attention_rounds_q_and_p) {
 Test(numerics, flash_attention_accumulates_in_f16) {
     OneHead h;
     one_head(&h, 4, 11);
-    const Kernels *flash = tempo_ggml_kernels(0, 1);
+    const Kernels *flash = tempo_ggml_kernels(0, 1, 1);
     float out[8], scores[4], exact[8];
     Mask mask_one = tempo_mask_dense(h.allowed, 1, 0, 1, 1), mask_four = tempo_mask_dense(h.allowed, 1, 3, 1, 4);
     AttentionInputs one = {.q = h.q, .keys = h.keys, .values = h.values, .mask = &mask_one, .k = 1, .n_keys = 1};
@@ -162,11 +214,11 @@ Test(numerics, flash_attention_accumulates_in_f16) {
 /* The f16 cache stores K and V rounded; the f32 ggml kernels store them as they are. */
 Test(numerics, cache_store_follows_the_cache_type) {
     float v[2] = {1.0f + ldexpf(1.0f, -12), 0.1f};
-    cr_expect_null(tempo_ggml_kernels(0, 0)->cache_store);
-    tempo_ggml_kernels(1, 0)->cache_store(v, 2);
+    cr_expect_null(tempo_ggml_kernels(0, 0, 1)->cache_store);
+    tempo_ggml_kernels(1, 0, 1)->cache_store(v, 2);
     cr_expect_eq(v[0], 1.0f);
     cr_expect_eq(v[1], half(0.1f));
-    cr_expect_eq(tempo_ggml_kernels(1, 1), tempo_ggml_kernels(0, 1), "flash attention stores f16 whatever the cache type");
+    cr_expect_eq(tempo_ggml_kernels(1, 1, 1), tempo_ggml_kernels(0, 1, 1), "flash attention stores f16 whatever the cache type");
 }
 
 /* The switch: kernels and RoPE angles per profile; settings outside ggml refused. */
@@ -176,7 +228,7 @@ Test(numerics, profiles_set_kernels_and_rope) {
     cr_assert(tempo_model_load(&m, BUILD_DIR "/synth-tied.bin", err) == 0, "%s", err);
     Numerics n = {.profile = NUMERICS_GGML, .kv_f16 = 1};
     cr_assert(tempo_model_set_numerics(&m, &n, err) == 0, "%s", err);
-    cr_expect_eq(m.kernels, tempo_ggml_kernels(1, 0));
+    cr_expect_eq(m.kernels, tempo_ggml_kernels(1, 0, 1));
     cr_expect_eq(m.rope_angles, ROPE_ANGLES_GGML);
     n = (Numerics){.profile = NUMERICS_TORCH};
     cr_assert(tempo_model_set_numerics(&m, &n, err) == 0, "%s", err);
@@ -184,6 +236,11 @@ Test(numerics, profiles_set_kernels_and_rope) {
     cr_expect_eq(m.rope_angles, ROPE_ANGLES_TORCH);
     n = (Numerics){.profile = NUMERICS_EXACT, .flash_attn = 1};
     cr_expect(tempo_model_set_numerics(&m, &n, err) == -1 && strstr(err, "--numerics ggml"), "%s", err);
+    n = (Numerics){.profile = NUMERICS_EXACT, .repack_off = 1};
+    cr_expect(tempo_model_set_numerics(&m, &n, err) == -1 && strstr(err, "--numerics ggml"), "%s", err);
+    n = (Numerics){.profile = NUMERICS_GGML, .repack_off = 1};
+    cr_assert(tempo_model_set_numerics(&m, &n, err) == 0, "%s", err);
+    cr_expect_eq(m.kernels, tempo_ggml_kernels(0, 0, 0), "repack off: the plain Q4_0 order");
     NumericsProfile p;
     cr_expect(tempo_numerics_parse("ggml", &p, err) == 0 && p == NUMERICS_GGML);
     cr_expect(tempo_numerics_parse("fast", &p, err) == -1 && strstr(err, "exact, ggml or torch"), "%s", err);

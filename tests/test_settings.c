@@ -15,7 +15,7 @@ static void every_setting_changed(GenConfig *g, const Config *c) {
     g->isolate_first = 1, g->isolate_last = 2, g->next_from = NEXT_MEAN, g->schedule = SCHEDULE_LINEAR;
     g->final_threshold = 0.7f, g->bezier_p1 = 0.25f, g->bezier_p2 = 0.6f, g->prune = 1, g->prune_window = 3;
     g->prune_layers = 3, g->prune_threshold = 0.4f, g->emulate = EMULATE_LAST_MEMBER_ONLY, g->stop_on_empty = 1;
-    g->numerics = (Numerics){.profile = NUMERICS_GGML, .kv_f16 = 1, .flash_attn = 1};
+    g->numerics = (Numerics){.profile = NUMERICS_GGML, .kv_f16 = 1, .flash_attn = 1, .repack_off = 1};
     g->position_gap = 9;
 }
 

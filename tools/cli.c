@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "attention_input.h"
 #include "audit.h"
+#include "compare_numerics.h"
 #include "compare_suite.h"
 #include "inputs.h"
 #include "memory.h"
@@ -104,6 +105,9 @@ static const FlagSpec F_AUDIT_N_PROMPT = {"--n-prompt", NULL, FLAG_INT, "P", "th
     "rows of the prompt", .key = NULL};
 static const FlagSpec F_AUDIT_ATOL = {"--atol", NULL, FLAG_NUMBER, "X", "1e-4", 0, 1e30, NULL, "tolerance of the replayed logits", .key = NULL};
 static const FlagSpec F_AUDIT_JSON = {"--json", NULL, FLAG_TEXT, "FILE", NULL, 0, 0, NULL, "also write the findings as JSON", .key = NULL};
+static const FlagSpec F_VS_NUMERICS = {"--vs-numerics", NULL, FLAG_TEXT, "P", NULL, 0, 0, "exact, ggml or torch",
+    "instead of isolated vs visible: one run under --numerics, its sets chosen again under P (--kv-type, --flash-attn "
+    "and --repack set the ggml side)", .key = NULL};
 static const FlagSpec F_CONVERT_OUT = {"--out", NULL, FLAG_TEXT, "FILE.gguf", NULL, 0, 0, NULL, "where to write (required)", .key = NULL};
 static const FlagSpec F_CONVERT_DTYPE = {"--dtype", NULL, FLAG_TEXT, "T", "f32", 0, 0, "f32 or q8_0", "weight type of the GGUF file", .key = NULL};
 
@@ -114,30 +118,30 @@ static const FlagSpec *const generation_valued[] = {&F_MODEL, &F_TOKENIZER, &F_P
     SETTING_FLAG(MAX_TOKENS), SETTING_FLAG(THRESHOLD), SETTING_FLAG(MAX_WIDTH), SETTING_FLAG(MODE),
     SETTING_FLAG(ISOLATE_LAYERS), SETTING_FLAG(NEXT_FROM), SETTING_FLAG(SCHEDULE), SETTING_FLAG(FINAL_THRESHOLD),
     SETTING_FLAG(BEZIER), SETTING_FLAG(PRUNE), SETTING_FLAG(PRUNE_WINDOW), SETTING_FLAG(PRUNE_LAYERS),
-    SETTING_FLAG(PRUNE_THRESHOLD), SETTING_FLAG(EMULATE), SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(POSITION_GAP),
+    SETTING_FLAG(PRUNE_THRESHOLD), SETTING_FLAG(EMULATE), SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(REPACK), SETTING_FLAG(POSITION_GAP),
     &F_JSON, &F_THREADS, NULL};
 static const FlagSpec *const generation_switches[] = {SETTING_FLAG(GREEDY), SETTING_FLAG(STOP_ON_EMPTY),
     SETTING_FLAG(DYNAMIC), NULL};
 /* generate's own: the trace and how the text is shown */
 static const FlagSpec *const generate_output[] = {&F_TRACE, &F_SVG_TREE, &F_SVG_SERIES, &F_NO_COLOR, &F_HIDE_PRUNED, &F_VERBOSE, &F_QUIET, NULL};
-/* compare runs both modes on text prompts: no --mode, no --tokens */
-static const FlagSpec *const compare_generation[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, SETTING_FLAG(MAX_TOKENS),
+/* compare runs both modes on text prompts (--mode only for --vs-numerics's one run), no --tokens */
+static const FlagSpec *const compare_generation[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, SETTING_FLAG(MAX_TOKENS), SETTING_FLAG(MODE),
     SETTING_FLAG(THRESHOLD), SETTING_FLAG(MAX_WIDTH), SETTING_FLAG(ISOLATE_LAYERS), SETTING_FLAG(NEXT_FROM),
     SETTING_FLAG(SCHEDULE), SETTING_FLAG(FINAL_THRESHOLD), SETTING_FLAG(BEZIER), SETTING_FLAG(PRUNE),
     SETTING_FLAG(PRUNE_WINDOW), SETTING_FLAG(PRUNE_LAYERS), SETTING_FLAG(PRUNE_THRESHOLD), SETTING_FLAG(EMULATE),
-    SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(POSITION_GAP), &F_JSON, &F_THREADS, &F_PROMPTS, NULL};
+    SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(REPACK), SETTING_FLAG(POSITION_GAP), &F_JSON, &F_THREADS, &F_PROMPTS, &F_VS_NUMERICS, NULL};
 /* attention's own: heatmaps and pictures */
 static const FlagSpec *const analysis_valued[] = {&F_HEATMAP, &F_ROWS, &F_SVG, &F_SVG_GRID, &F_ROW, &F_SVG_PAIR, &F_TRACE, NULL};
 static const FlagSpec *const forward_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_TOKENS, &F_POSITIONS,
     &F_SETS, &F_MASK, &F_OUT_TRACE, &F_THREADS, &F_NO_ATTENTION, &F_ATTENTION_LAYERS, &F_ATTENTION_HEADS,
-    &F_ATTENTION_ROWS, SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), NULL};
+    &F_ATTENTION_ROWS, SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(REPACK), NULL};
 static const FlagSpec *const tolerance_flags[] = {&F_ATOL, &F_RTOL, NULL};
 /* audit: the settings the engine claims (else its trace's metadata) */
 static const FlagSpec *const audit_flag_specs[] = {&F_MODEL, SETTING_FLAG(MODE), SETTING_FLAG(THRESHOLD),
     SETTING_FLAG(MAX_WIDTH), &F_AUDIT_N_PROMPT, SETTING_FLAG(NEXT_FROM), &F_AUDIT_ATOL, &F_AUDIT_JSON, &F_THREADS,
-    SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), NULL};
+    SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(REPACK), NULL};
 static const FlagSpec *const convert_flags[] = {&F_CONVERT_OUT, &F_CONVERT_DTYPE, NULL};
-static const FlagSpec *const verify_flags[] = {&F_MODEL, &F_THREADS, SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), NULL};
+static const FlagSpec *const verify_flags[] = {&F_MODEL, &F_THREADS, SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(REPACK), NULL};
 static const FlagSpec *const encode_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, NULL};
 static const FlagSpec *const synth_flags[] = {&F_OUT, &F_SEED, &F_DIM, &F_HIDDEN, &F_LAYERS, &F_HEADS, &F_KV_HEADS,
     &F_VOCAB, &F_SEQ_LEN, &F_FORMAT, &F_DTYPE, &F_SYNTH_TOKENIZER, &F_UNTIED, NULL};
@@ -350,8 +354,8 @@ static void weight_types_in(const Model *m, char *buf, size_t size) {
  * (with the trace's cache type and flash attention) and torch are tried. */
 static int explain_exact_failure(Model *m, const Trace *tr, const Numerics *engine, double atol, char *err) {
     double exact, ggml, torch;
-    Numerics exact_n = {NUMERICS_EXACT, 0, 0}, ggml_n = {NUMERICS_GGML, engine->kv_f16, engine->flash_attn};
-    Numerics torch_n = {NUMERICS_TORCH, 0, 0};
+    Numerics exact_n = {.profile = NUMERICS_EXACT}, ggml_n = {NUMERICS_GGML, engine->kv_f16, engine->flash_attn, engine->repack_off};
+    Numerics torch_n = {.profile = NUMERICS_TORCH};
     if (max_dlogit_under(m, tr, &exact_n, &exact, err) != 0 || exact < 0 || max_dlogit_under(m, tr, &ggml_n, &ggml, err) != 0 ||
         max_dlogit_under(m, tr, &torch_n, &torch, err) != 0)
         return exact < 0 ? 0 : -1;
@@ -483,6 +487,8 @@ done_model:
 static int cmd_compare(int argc, char **argv, char *err) {
     Args a;
     if (parse_args(argc, argv, "compare", (FlagTables){compare_generation, generation_switches, NULL}, &a, err) != 0) return 1;
+    if (flag(&a, "--mode") && !flag(&a, "--vs-numerics"))
+        return tempo_error(err, "compare runs both modes: --mode chooses the one run of --vs-numerics"), 1;
     apply_threads(&a);
     Model m;
     Tokenizer t;
@@ -491,13 +497,19 @@ static int cmd_compare(int argc, char **argv, char *err) {
     char **categories = NULL, **prompts = NULL;
     int n_prompts = 0, rc = 1;
     cJSON *root = cJSON_CreateObject(), *runs = cJSON_AddArrayToObject(root, "prompts");
-    const char *json = flag(&a, "--json");
-    int settings_ok = settings_from_flags(&a, &m.config, &g, err) == 0 && tempo_model_set_numerics(&m, &g.numerics, err) == 0;
+    const char *json = flag(&a, "--json"), *vs = flag(&a, "--vs-numerics");
+    Numerics sides[2]; /* --vs-numerics: the two profiles */
+    int settings_ok = settings_from_flags(&a, &m.config, &g, err) == 0 &&
+                      (vs ? numerics_sides(&g.numerics, vs, sides, err) : tempo_model_set_numerics(&m, &g.numerics, err)) == 0;
     g.keep_logits = 0; /* compare teacher-forces the rows it measures */
     if (settings_ok && compare_prompts(&a, &categories, &prompts, &n_prompts, err) == 0 &&
-        compare_all(&m, &t, &g, categories, prompts, n_prompts, runs, err) == 0 && (!json || write_json(root, json, err) == 0))
+        (vs ? compare_numerics_all(&m, &t, &g, sides, prompts, n_prompts, runs, err)
+            : compare_all(&m, &t, &g, categories, prompts, n_prompts, runs, err)) == 0 &&
+        (!json || write_json(root, json, err) == 0))
         rc = 0;
-    if (rc == 0 && json) print_wrote(json, "JSON of the comparison (per prompt: teacher-forced members, summary)");
+    if (rc == 0 && json)
+        print_wrote(json, vs ? "JSON of the comparison (per prompt: each step's sets under both profiles)"
+                             : "JSON of the comparison (per prompt: teacher-forced members, summary)");
     free_prompts(categories, prompts, n_prompts);
     cJSON_Delete(root);
     tempo_tokenizer_free(&t);
@@ -669,7 +681,8 @@ static const Command commands[] = {
      "./tempo generate -m $W/stories260K.bin -z $W/tok512.bin -p \"Once upon a time\" --threshold 0.2 -n 24",
      {generation_valued, generation_switches, generate_output}, 0},
     {"compare", cmd_compare, "-m MODEL -z TOK (-p TEXT | --prompts FILE) [flags]",
-     "isolated vs visible on the same prompt: free-running, then teacher-forced logits",
+     "isolated vs visible on the same prompt: free-running, then teacher-forced logits; or (--vs-numerics) whether "
+     "another arithmetic changes the sets",
      "./tempo compare -m $W/stories260K.bin -z $W/tok512.bin -p \"Once upon a time\" --threshold 0.2 -n 16",
      {compare_generation, generation_switches, NULL}, 0},
     {"attention", cmd_attention, "(TRACE [-z TOK] [-m MODEL] | -m MODEL -z TOK -p TEXT) [flags]",

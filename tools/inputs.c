@@ -118,6 +118,7 @@ int apply_numerics(const Args *a, const Trace *t, Model *m, Numerics *used, char
     if (g.numerics.profile != NUMERICS_GGML) { /* the trace's engine settings, which only ggml follows */
         if (!(given & SETTING_BIT(SET_KV_TYPE))) g.numerics.kv_f16 = 0;
         if (!(given & SETTING_BIT(SET_FLASH_ATTN))) g.numerics.flash_attn = 0;
+        if (!(given & SETTING_BIT(SET_REPACK))) g.numerics.repack_off = 0;
     }
     *used = g.numerics;
     return tempo_model_set_numerics(m, used, err);
@@ -127,5 +128,6 @@ int numerics_to_trace(Trace *t, const Numerics *n, char *err) {
     if (tempo_trace_meta(t, "numerics", setting_choice(SET_NUMERICS, n->profile), err) != 0 ||
         tempo_trace_meta(t, "kv_type", setting_choice(SET_KV_TYPE, n->kv_f16), err) != 0)
         return -1;
-    return tempo_trace_meta(t, "flash_attn", setting_choice(SET_FLASH_ATTN, n->flash_attn), err);
+    if (tempo_trace_meta(t, "flash_attn", setting_choice(SET_FLASH_ATTN, n->flash_attn), err) != 0) return -1;
+    return tempo_trace_meta(t, "repack", setting_choice(SET_REPACK, n->repack_off), err);
 }

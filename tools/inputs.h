@@ -25,12 +25,12 @@ void attention_keep_free(AttentionKeep *keep);
 size_t attention_kept_values(const AttentionKeep *keep, const Config *c, int n_rows);
 
 /* The numerics a command computes with: the trace's metadata (t may be
- * NULL), then the flags (--numerics, --kv-type, --flash-attn); given to
- * the model. A trace's cache type and flash attention describe its engine
+ * NULL), then the flags (--numerics, --kv-type, --flash-attn, --repack); given
+ * to the model. A trace's cache type, flash attention and repack describe its engine
  * and count only under ggml; given as flags with another profile they are
  * an error. *used gets the profile. */
 int apply_numerics(const Args *a, const Trace *t, Model *m, Numerics *used, char *err);
-/* The profile as trace metadata (numerics, kv_type, flash_attn). */
+/* The profile as trace metadata (numerics, kv_type, flash_attn, repack). */
 int numerics_to_trace(Trace *t, const Numerics *n, char *err);
 
 #endif

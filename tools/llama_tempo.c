@@ -59,6 +59,7 @@ typedef struct {
     llama_memory_t memory;
     struct llama_batch batch;
     int batch_cap;
+    int repacked; /* llama.cpp made a CPU_REPACK weight buffer: some weights run the repacked kernels */
 } Engine;
 
 /* llama.cpp's own messages: errors only (its info lines would bury ours). */
@@ -124,11 +125,21 @@ static int parse_run(RunOptions *o, int argc, char **argv, char *err) {
 
 /* ---- the library ---- */
 
+/* While a model loads: errors as log_errors, and whether llama.cpp put
+ * weights in the CPU backend's repack buffer (its "CPU_REPACK model buffer
+ * size" line, llama-model.cpp): what runs, whatever --repack asked. */
+static void log_watching_repack(enum ggml_log_level level, const char *text, void *repacked) {
+    if (strstr(text, "CPU_REPACK model buffer size")) *(int *)repacked = 1;
+    log_errors(level, text, NULL);
+}
+
 static int engine_open(Engine *e, const RunOptions *o, char *err) {
     *e = (Engine){0};
     struct llama_model_params mp = llama_model_default_params();
     mp.use_extra_bufts = o->repack != 0; /* the CPU's repacked weight layouts and their own kernels */
+    llama_log_set(log_watching_repack, &e->repacked);
     e->model = llama_model_load_from_file(o->model_path, mp);
+    llama_log_set(log_errors, NULL);
     return e->model ? 0 : tempo_error(err, "llama.cpp could not load %s", o->model_path);
 }
 
@@ -317,7 +328,7 @@ static int put_settings(Trace *t, const Engine *e, const RunOptions *o, int voca
     g.max_width = o->max_width;
     g.max_steps = o->max_steps;
     g.next_from = NEXT_LAST_ROW;
-    g.numerics = (Numerics){NUMERICS_GGML, o->kv_type == GGML_TYPE_F16, o->flash_attn};
+    g.numerics = (Numerics){NUMERICS_GGML, o->kv_type == GGML_TYPE_F16, o->flash_attn, !e->repacked};
     return settings_to_trace(t, &g, err);
 }
 
@@ -333,7 +344,6 @@ static int put_run_meta(Trace *t, const Engine *e, const Rows *r, const RunOptio
     if (rc == 0) rc = put_settings(t, e, o, r->vocab, err);
     if (rc == 0) rc = tempo_trace_metaf(t, "engine", err, "%s, %s", ENGINE_NAME,
                                         o->naive ? "naive: one sequence" : "one sequence per member");
-    if (rc == 0) rc = tempo_trace_meta(t, "repack", o->repack ? "on" : "off", err);
     char desc[128], variant[64] = "unknown";
     llama_model_desc(e->model, desc, sizeof desc);
     dl_iterate_phdr(find_cpu_variant, variant);

@@ -17,6 +17,7 @@ static const Choice PRUNES[] = {{"none", 0}, {"attention", 1}, {NULL, 0}};
 static const Choice PROFILES[] = {{"exact", NUMERICS_EXACT}, {"ggml", NUMERICS_GGML}, {"torch", NUMERICS_TORCH}, {NULL, 0}};
 static const Choice KV_TYPES[] = {{"f32", 0}, {"f16", 1}, {NULL, 0}};
 static const Choice ON_OFF[] = {{"off", 0}, {"on", 1}, {NULL, 0}};
+static const Choice REPACKS[] = {{"on", 0}, {"off", 1}, {NULL, 0}}; /* stored as repack_off: 0 is llama.cpp's default */
 static const Choice EMULATIONS[] = {{"none", EMULATE_NONE}, {"last-member-only", EMULATE_LAST_MEMBER_ONLY}, {NULL, 0}};
 
 const FlagSpec SETTINGS[N_SETTINGS] = {
@@ -64,6 +65,9 @@ const FlagSpec SETTINGS[N_SETTINGS] = {
     [SET_FLASH_ATTN] = {"--flash-attn", NULL, FLAG_CHOICE, "on|off", NULL, 0, 0, "on or off",
         "llama.cpp's flash attention under --numerics ggml", "flash_attn", NULL, FIELD(numerics.flash_attn),
         .choices = ON_OFF},
+    [SET_REPACK] = {"--repack", NULL, FLAG_CHOICE, "on|off", NULL, 0, 0, "on or off",
+        "Q4_0 weights repacked as llama.cpp's x86 CPU does (its default) under --numerics ggml", "repack", NULL,
+        FIELD(numerics.repack_off), .choices = REPACKS},
     [SET_POSITION_GAP] = {"--position-gap", NULL, FLAG_INT, "G", NULL, 0, 1 << 30, "0 <= G < seq_len",
         "skip G positions after the prompt: step s sits at logical position prompt + G + s", "position_gap", NULL,
         FIELD(position_gap)},
