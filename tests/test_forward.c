@@ -276,6 +276,54 @@ Test(forward, long_forward_holds_no_n_by_n_buffer, .timeout = 300) {
     tempo_model_free(&m);
 }
 
+/* A forward of more than TEMPO_CHUNK_ROWS rows goes through the cache in
+ * chunks (tempo_forward_full): each row's logits and hidden state as one
+ * tempo_forward call over every row computes them (within rounding: the
+ * matrix products run on other row counts), and so are the logits of the
+ * last 100 rows alone (across the chunk edge; a misplaced row is far off);
+ * a dense mask, or kept attention, is not chunked. */
+Test(forward, long_forward_in_chunks_equals_one_call, .timeout = 300) {
+    SynthConfig sc;
+    tempo_synth_defaults(&sc);
+    enum { N = TEMPO_CHUNK_ROWS + 70 };
+    sc.seq_len = N, sc.hidden_dim = 128;
+    char path[4096], err[TEMPO_ERR_SIZE];
+    snprintf(path, sizeof path, "%s/synth-chunks-%d.bin", BUILD_DIR, (int)getpid());
+    cr_assert(tempo_synth_write(&sc, path, err) == 0, "%s", err);
+    Model m;
+    load_model(&m, path);
+    unlink(path);
+    size_t V = m.config.vocab_size, D = m.config.dim;
+    int *tokens = malloc(N * sizeof(int)), *pos = malloc(N * sizeof(int));
+    for (int i = 0; i < N; i++) tokens[i] = (i * 7919 + 1) % sc.vocab_size, pos[i] = i;
+    float *logits[2] = {malloc(N * V * sizeof(float)), malloc(N * V * sizeof(float))}, *last = malloc(100 * V * sizeof(float));
+    float *hidden[2] = {malloc(N * D * sizeof(float)), malloc(N * D * sizeof(float))};
+    Mask causal = tempo_mask_rule(MASK_CAUSAL, pos);
+    cr_assert(tempo_forward_full(&m, N, tokens, pos, &causal, (Outputs){.logits = logits[0], .hidden = hidden[0]}, err) == 0, "%s", err);
+    State s;
+    cr_assert(tempo_state_init(&s, &m.config, N, err) == 0, "%s", err);
+    cr_assert(tempo_forward(&m, &s, N, tokens, pos, &causal, (Outputs){.logits = logits[1], .hidden = hidden[1]}, err) == 0, "%s", err);
+    tempo_state_free(&s);
+    size_t at;
+    double scale = 0.0;
+    for (size_t i = 0; i < N * V; i++) scale = fmax(scale, fabs(logits[1][i]));
+    double d = max_abs_diff(logits[0], logits[1], N * V, &at), dh = max_abs_diff(hidden[0], hidden[1], N * D, &at);
+    cr_expect(d <= 1e-5 * scale, "chunked and whole logits differ by %.3g (scale %.3g) at row %zu", d, scale, at / V);
+    cr_expect(dh <= 1e-4, "chunked and whole hidden states differ by %.3g at row %zu", dh, at / D);
+    cr_assert(tempo_forward_full(&m, N, tokens, pos, &causal, (Outputs){.logits = last, .last_logits = 100}, err) == 0, "%s", err);
+    d = max_abs_diff(last, logits[0] + (N - 100) * V, 100 * V, &at);
+    cr_expect(d <= 1e-5 * scale, "the last 100 rows' logits differ by %.3g at row %zu", d, N - 100 + at / V);
+    uint8_t one = 1;
+    Mask dense = tempo_mask_dense(&one, 1, 0, N, N);
+    float att;
+    cr_expect_eq(tempo_forward_chunk_rows(N, &causal, (Outputs){0}), TEMPO_CHUNK_ROWS);
+    cr_expect_eq(tempo_forward_chunk_rows(100, &causal, (Outputs){0}), 100);
+    cr_expect_eq(tempo_forward_chunk_rows(N, &dense, (Outputs){0}), N, "a dense mask may show later rows: not chunked");
+    cr_expect_eq(tempo_forward_chunk_rows(N, &causal, (Outputs){.attention = &att}), N, "kept attention is not chunked");
+    free(tokens); free(pos); free(logits[0]); free(logits[1]); free(last); free(hidden[0]); free(hidden[1]);
+    tempo_model_free(&m);
+}
+
 /* Attention kept by request: layer 1, heads 0 and 3, rows 2, 9 and 14, fed
  * in two chunks (rows 0-9, 10-14). Each call returns [1][2][its kept
  * rows][n_keys], equal to the same entries of a full capture; an unsorted
