@@ -476,25 +476,27 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
     return 0;
 }
 
-int tempo_forward_chunk_rows(int n, const Mask *mask, Outputs out) {
-    return mask && !mask->dense && !out.attention && n > TEMPO_CHUNK_ROWS ? TEMPO_CHUNK_ROWS : n;
+int tempo_forward_chunk_rows(int n, int dense_mask, int keeps_attention) {
+    return !dense_mask && !keeps_attention && n > TEMPO_CHUNK_ROWS ? TEMPO_CHUNK_ROWS : n;
 }
 
-/* All n rows from an empty cache, in chunks through the cache when they
- * may go in turn (tempo_forward_chunk_rows): each chunk its own rows of
- * the outputs, the logits of the rows asked for among them. */
+/* All n rows from an empty cache, in chunks through the cache when they may
+ * go in turn (tempo_forward_chunk_rows; logits of more than n rows: one call,
+ * which says so), each chunk with its rows of the outputs. */
 int tempo_forward_full(const Model *m, int n, const int *tokens, const int *logical_pos,
                        const Mask *mask, Outputs out, char *err) {
     State s;
     if (tempo_state_init(&s, &m->config, n > 0 ? n : 1, err) != 0) return -1;
-    int chunk = tempo_forward_chunk_rows(n, mask, out), logits_from = out.last_logits > 0 ? n - out.last_logits : 0;
-    int rc = 0, done = 0;
+    int whole = out.last_logits < 0 || out.last_logits > n, logits_from = out.last_logits > 0 ? n - out.last_logits : 0;
+    int chunk = whole ? n : tempo_forward_chunk_rows(n, mask && mask->dense, out.attention != NULL), rc = 0, done = 0;
     do {
         int k = n - done < chunk ? n - done : chunk, from = done > logits_from ? done : logits_from;
         Outputs part = out;
-        part.logits = out.logits && from < done + k ? out.logits + (size_t)(from - logits_from) * m->config.vocab_size : NULL;
-        part.last_logits = part.logits ? done + k - from : 0;
-        part.hidden = out.hidden ? out.hidden + (size_t)done * m->config.dim : NULL;
+        if (k < n) {
+            part.logits = out.logits && from < done + k ? out.logits + (size_t)(from - logits_from) * m->config.vocab_size : NULL;
+            part.last_logits = part.logits ? done + k - from : 0;
+            part.hidden = out.hidden ? out.hidden + (size_t)done * m->config.dim : NULL;
+        }
         rc = tempo_forward(m, &s, k, tokens + done, logical_pos + done, mask, part, err);
         done += k;
     } while (rc == 0 && done < n);

@@ -1,6 +1,7 @@
 /* The forward pass: KV cache == full recomputation, masks and their exact
  * zeros, and the errors the API reports for bad inputs. */
 #include "helpers.h"
+#include "../tools/memory.h"
 #include "../tools/synth.h"
 
 #include <unistd.h>
@@ -313,14 +314,43 @@ Test(forward, long_forward_in_chunks_equals_one_call, .timeout = 300) {
     cr_assert(tempo_forward_full(&m, N, tokens, pos, &causal, (Outputs){.logits = last, .last_logits = 100}, err) == 0, "%s", err);
     d = max_abs_diff(last, logits[0] + (N - 100) * V, 100 * V, &at);
     cr_expect(d <= 1e-5 * scale, "the last 100 rows' logits differ by %.3g at row %zu", d, N - 100 + at / V);
-    uint8_t one = 1;
-    Mask dense = tempo_mask_dense(&one, 1, 0, N, N);
-    float att;
-    cr_expect_eq(tempo_forward_chunk_rows(N, &causal, (Outputs){0}), TEMPO_CHUNK_ROWS);
-    cr_expect_eq(tempo_forward_chunk_rows(100, &causal, (Outputs){0}), 100);
-    cr_expect_eq(tempo_forward_chunk_rows(N, &dense, (Outputs){0}), N, "a dense mask may show later rows: not chunked");
-    cr_expect_eq(tempo_forward_chunk_rows(N, &causal, (Outputs){.attention = &att}), N, "kept attention is not chunked");
+    cr_expect(tempo_forward_full(&m, N, tokens, pos, &causal, (Outputs){.logits = last, .last_logits = N + 1}, err) != 0 &&
+              strstr(err, "logits asked for the last"), "logits of more rows than given: %s", err);
+    cr_expect_eq(tempo_forward_chunk_rows(N, 0, 0), TEMPO_CHUNK_ROWS);
+    cr_expect_eq(tempo_forward_chunk_rows(100, 0, 0), 100);
+    cr_expect_eq(tempo_forward_chunk_rows(N, 1, 0), N, "a dense mask may show later rows: not chunked");
+    cr_expect_eq(tempo_forward_chunk_rows(N, 0, 1), N, "kept attention is not chunked");
     free(tokens); free(pos); free(logits[0]); free(logits[1]); free(last); free(hidden[0]); free(hidden[1]);
+    tempo_model_free(&m);
+}
+
+/* tempo_state_bytes (what `tempo forward` checks against MemAvailable) is
+ * what a State holds after a forward in chunks: the cache of every row,
+ * the activations of one chunk, the kernels' scratch as allocated. */
+Test(forward, state_bytes_estimate_is_what_a_chunked_forward_holds) {
+    Model m;
+    load_synth(&m, "synth-untied.bin");
+    const Config *c = &m.config;
+    enum { CAP = 200, CHUNK = 120 };
+    int tokens[CAP], pos[CAP];
+    for (int i = 0; i < CAP; i++) tokens[i] = (i * 31 + 1) % c->vocab_size, pos[i] = i % c->seq_len;
+    Mask causal = tempo_mask_rule(MASK_CAUSAL, pos);
+    State s;
+    char err[TEMPO_ERR_SIZE];
+    cr_assert(tempo_state_init(&s, c, CAP, err) == 0, "%s", err);
+    for (int done = 0; done < CAP; done += CHUNK) {
+        int k = CAP - done < CHUNK ? CAP - done : CHUNK;
+        cr_assert(tempo_forward(&m, &s, k, tokens + done, pos + done, &causal, (Outputs){0}, err) == 0, "%s", err);
+    }
+    size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
+    size_t wide = (size_t)c->dim > q_dim ? (size_t)c->dim : q_dim;
+    size_t per_row = c->dim + wide + 2 * q_dim + 2 * (size_t)c->hidden_dim + 2 * (size_t)(c->head_dim / 2);
+    size_t held = (2 * (size_t)c->n_layers * s.capacity * kv_dim + (size_t)s.scratch_rows * per_row + s.panel_values +
+                   s.score_values) * sizeof(float) + (size_t)s.scratch_rows * sizeof(int);
+    cr_expect_eq(s.scratch_rows, CHUNK, "the scratch holds %d rows, not a chunk's", s.scratch_rows);
+    cr_expect_eq(tempo_state_bytes(c, m.kernels, CAP, CHUNK), held, "estimated %zu bytes, held %zu",
+                 tempo_state_bytes(c, m.kernels, CAP, CHUNK), held);
+    tempo_state_free(&s);
     tempo_model_free(&m);
 }
 
