@@ -248,22 +248,28 @@ static long status_kb(const char *field) {
     return kb;
 }
 
+/* A synthetic model of seq_len positions (hidden 128), written under `name` in BUILD_DIR, loaded, and removed. */
+static void load_long_synth(Model *m, SynthConfig *sc, int seq_len, const char *name) {
+    tempo_synth_defaults(sc);
+    sc->seq_len = seq_len, sc->hidden_dim = 128;
+    char path[4096], err[TEMPO_ERR_SIZE];
+    snprintf(path, sizeof path, "%s/%s-%d.bin", BUILD_DIR, name, (int)getpid());
+    cr_assert(tempo_synth_write(sc, path, err) == 0, "%s", err);
+    load_model(m, path);
+    unlink(path);
+}
+
 /* A 4,096-row forward without attention holds no N x N buffer: the peak
  * resident size (VmHWM of this test's own process) grows by less than half
  * of one N x N float buffer (32 MiB) over the size before the forward. The
  * rows' own buffers (cache, activations) are about 14 MiB here; the dense
  * path held 64 MiB of scores and 16 MiB of mask. */
 Test(forward, long_forward_holds_no_n_by_n_buffer, .timeout = 300) {
-    SynthConfig sc;
-    tempo_synth_defaults(&sc);
     enum { N = 4096 };
-    sc.seq_len = N, sc.hidden_dim = 128;
-    char path[4096], err[TEMPO_ERR_SIZE];
-    snprintf(path, sizeof path, "%s/synth-long-%d.bin", BUILD_DIR, (int)getpid());
-    cr_assert(tempo_synth_write(&sc, path, err) == 0, "%s", err);
+    SynthConfig sc;
     Model m;
-    load_model(&m, path);
-    unlink(path);
+    char err[TEMPO_ERR_SIZE];
+    load_long_synth(&m, &sc, N, "synth-long");
     int *tokens = malloc(N * sizeof(int)), *pos = malloc(N * sizeof(int));
     for (int i = 0; i < N; i++) tokens[i] = (i * 7919 + 1) % sc.vocab_size, pos[i] = i;
     float logits[256];
@@ -284,16 +290,11 @@ Test(forward, long_forward_holds_no_n_by_n_buffer, .timeout = 300) {
  * last 100 rows alone (across the chunk edge; a misplaced row is far off);
  * a dense mask, or kept attention, is not chunked. */
 Test(forward, long_forward_in_chunks_equals_one_call, .timeout = 300) {
-    SynthConfig sc;
-    tempo_synth_defaults(&sc);
     enum { N = TEMPO_CHUNK_ROWS + 70 };
-    sc.seq_len = N, sc.hidden_dim = 128;
-    char path[4096], err[TEMPO_ERR_SIZE];
-    snprintf(path, sizeof path, "%s/synth-chunks-%d.bin", BUILD_DIR, (int)getpid());
-    cr_assert(tempo_synth_write(&sc, path, err) == 0, "%s", err);
+    SynthConfig sc;
     Model m;
-    load_model(&m, path);
-    unlink(path);
+    char err[TEMPO_ERR_SIZE];
+    load_long_synth(&m, &sc, N, "synth-chunks");
     size_t V = m.config.vocab_size, D = m.config.dim;
     int *tokens = malloc(N * sizeof(int)), *pos = malloc(N * sizeof(int));
     for (int i = 0; i < N; i++) tokens[i] = (i * 7919 + 1) % sc.vocab_size, pos[i] = i;

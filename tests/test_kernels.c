@@ -187,6 +187,13 @@ Test(kernels, matrix_row_plain_equals_fast) {
     free(w);
 }
 
+/* Queries of k rows and keys and values of n rows for config c, normal, seeded seed, seed + 1, seed + 2. */
+static void random_qkv(const Config *c, int k, int n, uint64_t seed, float **q, float **keys, float **values) {
+    *q = normal_values((size_t)k * c->n_heads * c->head_dim, seed);
+    *keys = normal_values((size_t)n * c->n_kv_heads * c->head_dim, seed + 1);
+    *values = normal_values((size_t)n * c->n_kv_heads * c->head_dim, seed + 2);
+}
+
 /* Attention, fast (tiles, online softmax, sgemm) against plain (one row of
  * scores at a time), grouped-query, k new rows after n_keys - k cached ones
  * under `mask`: probabilities within 1e-6 + 8 Δ, outputs within that times
@@ -196,8 +203,8 @@ Test(kernels, matrix_row_plain_equals_fast) {
 static void check_attention_scaled(const Mask *mask, int k, int n_keys, float q_scale) {
     Config c = {.n_heads = 6, .n_kv_heads = 2, .head_dim = 12};
     int q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim, first = n_keys - k;
-    float *q = normal_values((size_t)k * q_dim, 41), *keys = normal_values((size_t)n_keys * kv_dim, 42);
-    float *values = normal_values((size_t)n_keys * kv_dim, 43);
+    float *q, *keys, *values;
+    random_qkv(&c, k, n_keys, 41, &q, &keys, &values);
     for (size_t i = 0; i < (size_t)k * q_dim; i++) q[i] *= q_scale;
     AttentionInputs a = {.q = q, .keys = keys, .values = values, .mask = mask, .k = k, .n_keys = n_keys};
     size_t probs = (size_t)c.n_heads * k * n_keys;
@@ -308,11 +315,11 @@ Test(kernels, attention_tiles_at_their_edges) {
 /* The row blocks run on several threads: the output is the same to the bit on one thread and on two. */
 Test(kernels, attention_same_on_one_thread_and_two) {
     Config c = {.n_heads = 4, .n_kv_heads = 2, .head_dim = 16};
-    int n = 900, k = 600, q_dim = 64, kv_dim = 32;
+    int n = 900, k = 600, q_dim = 64;
     int *sets = test_sets(n, 400);
     Mask mask = tempo_mask_rule(MASK_ISOLATED, sets);
-    float *q = normal_values((size_t)k * q_dim, 8), *keys = normal_values((size_t)n * kv_dim, 9);
-    float *values = normal_values((size_t)n * kv_dim, 10), *out[2];
+    float *q, *keys, *values, *out[2];
+    random_qkv(&c, k, n, 8, &q, &keys, &values);
     AttentionInputs a = {.q = q, .keys = keys, .values = values, .mask = &mask, .k = k, .n_keys = n};
     for (int t = 0; t < 2; t++) {
         omp_set_num_threads(t + 1);
@@ -329,11 +336,11 @@ Test(kernels, attention_same_on_one_thread_and_two) {
  * the same entries when everything is kept (both kernels). */
 Test(kernels, attention_keeps_only_the_rows_and_heads_asked_for) {
     Config c = {.n_heads = 4, .n_kv_heads = 2, .head_dim = 8};
-    int n = 300, k = 80, q_dim = 32, kv_dim = 16;
+    int n = 300, k = 80;
     int *sets = test_sets(n, 250);
     Mask mask = tempo_mask_rule(MASK_ISOLATED, sets);
-    float *q = normal_values((size_t)k * q_dim, 5), *keys = normal_values((size_t)n * kv_dim, 6);
-    float *values = normal_values((size_t)n * kv_dim, 7), out[80 * 32];
+    float *q, *keys, *values, out[80 * 32];
+    random_qkv(&c, k, n, 5, &q, &keys, &values);
     const Kernels *kernels[2] = {&tempo_plain_kernels, &tempo_fast_kernels};
     int rows[3] = {0, 63, 79};
     int heads[2] = {1, 3};
