@@ -477,11 +477,30 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
     return 0;
 }
 
+int tempo_forward_chunk_rows(int n, int dense_mask, int keeps_attention) {
+    return !dense_mask && !keeps_attention && n > TEMPO_CHUNK_ROWS ? TEMPO_CHUNK_ROWS : n;
+}
+
+/* All n rows from an empty cache, in chunks through the cache when they may
+ * go in turn (tempo_forward_chunk_rows; logits of more than n rows: one call,
+ * which says so), each chunk with its rows of the outputs. */
 int tempo_forward_full(const Model *m, int n, const int *tokens, const int *logical_pos,
                        const Mask *mask, Outputs out, char *err) {
     State s;
     if (tempo_state_init(&s, &m->config, n > 0 ? n : 1, err) != 0) return -1;
-    int rc = tempo_forward(m, &s, n, tokens, logical_pos, mask, out, err);
+    int whole = out.last_logits < 0 || out.last_logits > n, logits_from = out.last_logits > 0 ? n - out.last_logits : 0;
+    int chunk = whole ? n : tempo_forward_chunk_rows(n, mask && mask->dense, out.attention != NULL), rc = 0, done = 0;
+    do {
+        int k = n - done < chunk ? n - done : chunk, from = done > logits_from ? done : logits_from;
+        Outputs part = out;
+        if (k < n) {
+            part.logits = out.logits && from < done + k ? out.logits + (size_t)(from - logits_from) * m->config.vocab_size : NULL;
+            part.last_logits = part.logits ? done + k - from : 0;
+            part.hidden = out.hidden ? out.hidden + (size_t)done * m->config.dim : NULL;
+        }
+        rc = tempo_forward(m, &s, k, tokens + done, logical_pos + done, mask, part, err);
+        done += k;
+    } while (rc == 0 && done < n);
     tempo_state_free(&s);
     return rc;
 }
@@ -937,31 +956,17 @@ static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Ge
 static void run_close(Run *r) {
     free(r->probs); free(r->scratch); free(r->parallel_set); free(r->live_rows);
     free(r->row_tokens); free(r->row_pos); free(r->row_sets);
-    free(r->batch_attention);
-    free(r->hidden_from);
-    free(r->layer_kinds);
+    free(r->batch_attention); free(r->hidden_from); free(r->layer_kinds);
     tempo_state_free(&r->cache);
 }
 
 /* ---- settings: defaults and validation ---- */
 
 void tempo_gen_defaults(GenConfig *g, const Config *c) {
-    memset(g, 0, sizeof *g);
-    g->threshold = 0.1f;
-    g->max_width = 8;
-    g->max_steps = 32;
-    g->mode = MASK_ISOLATED;
-    g->isolate_first = 0;
-    g->isolate_last = c->n_layers - 1;
-    g->next_from = NEXT_LAST_ROW;
-    g->schedule = SCHEDULE_CONSTANT;
-    g->final_threshold = 1.0f;
-    g->bezier_p1 = 0.2f;
-    g->bezier_p2 = 0.8f;
-    g->prune_window = 4;
-    g->prune_layers = c->n_layers / 2 > 0 ? c->n_layers / 2 : 1;
-    g->prune_threshold = 0.5f;
-    g->keep_logits = 1;
+    *g = (GenConfig){.threshold = 0.1f, .max_width = 8, .max_steps = 32, .mode = MASK_ISOLATED, .isolate_first = 0,
+                     .isolate_last = c->n_layers - 1, .next_from = NEXT_LAST_ROW, .schedule = SCHEDULE_CONSTANT,
+                     .final_threshold = 1.0f, .bezier_p1 = 0.2f, .bezier_p2 = 0.8f, .prune_window = 4,
+                     .prune_layers = c->n_layers / 2 > 0 ? c->n_layers / 2 : 1, .prune_threshold = 0.5f, .keep_logits = 1};
 }
 
 int tempo_gen_validate(const GenConfig *g, const Config *c, char *err) {

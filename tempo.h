@@ -255,9 +255,17 @@ typedef struct {
 int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int *logical_pos,
                   const Mask *mask, Outputs out, char *err);
 
-/* The oracle path: all n rows from an empty cache. */
+/* The oracle path: all n rows from an empty cache. Rows go through the
+ * cache tempo_forward_chunk_rows at a time: then the scratch holds a
+ * chunk's rows, not n (the KV cache holds all n). */
 int tempo_forward_full(const Model *m, int n, const int *tokens, const int *logical_pos,
                        const Mask *mask, Outputs out, char *err);
+/* Rows per tempo_forward call of tempo_forward_full over n rows:
+ * TEMPO_CHUNK_ROWS when n is more and the rows may go in turn, else n. They
+ * may not under a dense mask (it may show a row later ones) or when
+ * attention is kept (its rows are laid out over all n keys). */
+#define TEMPO_CHUNK_ROWS 4096
+int tempo_forward_chunk_rows(int n, int dense_mask, int keeps_attention);
 /* The place of `value` in an ascending keep list (NULL: every value, in order), or -1 when not kept. */
 int tempo_kept_slot(const int *list, int n, int value);
 

@@ -1,6 +1,7 @@
 /* The forward pass: KV cache == full recomputation, masks and their exact
  * zeros, and the errors the API reports for bad inputs. */
 #include "helpers.h"
+#include "../tools/memory.h"
 #include "../tools/synth.h"
 
 #include <unistd.h>
@@ -247,22 +248,28 @@ static long status_kb(const char *field) {
     return kb;
 }
 
+/* A synthetic model of seq_len positions (hidden 128), written under `name` in BUILD_DIR, loaded, and removed. */
+static void load_long_synth(Model *m, SynthConfig *sc, int seq_len, const char *name) {
+    tempo_synth_defaults(sc);
+    sc->seq_len = seq_len, sc->hidden_dim = 128;
+    char path[4096], err[TEMPO_ERR_SIZE];
+    snprintf(path, sizeof path, "%s/%s-%d.bin", BUILD_DIR, name, (int)getpid());
+    cr_assert(tempo_synth_write(sc, path, err) == 0, "%s", err);
+    load_model(m, path);
+    unlink(path);
+}
+
 /* A 4,096-row forward without attention holds no N x N buffer: the peak
  * resident size (VmHWM of this test's own process) grows by less than half
  * of one N x N float buffer (32 MiB) over the size before the forward. The
  * rows' own buffers (cache, activations) are about 14 MiB here; the dense
  * path held 64 MiB of scores and 16 MiB of mask. */
 Test(forward, long_forward_holds_no_n_by_n_buffer, .timeout = 300) {
-    SynthConfig sc;
-    tempo_synth_defaults(&sc);
     enum { N = 4096 };
-    sc.seq_len = N, sc.hidden_dim = 128;
-    char path[4096], err[TEMPO_ERR_SIZE];
-    snprintf(path, sizeof path, "%s/synth-long-%d.bin", BUILD_DIR, (int)getpid());
-    cr_assert(tempo_synth_write(&sc, path, err) == 0, "%s", err);
+    SynthConfig sc;
     Model m;
-    load_model(&m, path);
-    unlink(path);
+    char err[TEMPO_ERR_SIZE];
+    load_long_synth(&m, &sc, N, "synth-long");
     int *tokens = malloc(N * sizeof(int)), *pos = malloc(N * sizeof(int));
     for (int i = 0; i < N; i++) tokens[i] = (i * 7919 + 1) % sc.vocab_size, pos[i] = i;
     float logits[256];
@@ -273,6 +280,78 @@ Test(forward, long_forward_holds_no_n_by_n_buffer, .timeout = 300) {
     long grown = status_kb("VmHWM:") - before;
     cr_expect(before > 0 && grown < (long)N * N * 4 / 2 / 1024, "a %d-row forward grew the peak by %ld KiB", N, grown);
     free(tokens); free(pos);
+    tempo_model_free(&m);
+}
+
+/* A forward of more than TEMPO_CHUNK_ROWS rows goes through the cache in
+ * chunks (tempo_forward_full): each row's logits and hidden state as one
+ * tempo_forward call over every row computes them (within rounding: the
+ * matrix products run on other row counts), and so are the logits of the
+ * last 100 rows alone (across the chunk edge; a misplaced row is far off);
+ * a dense mask, or kept attention, is not chunked. */
+Test(forward, long_forward_in_chunks_equals_one_call, .timeout = 300) {
+    enum { N = TEMPO_CHUNK_ROWS + 70 };
+    SynthConfig sc;
+    Model m;
+    char err[TEMPO_ERR_SIZE];
+    load_long_synth(&m, &sc, N, "synth-chunks");
+    size_t V = m.config.vocab_size, D = m.config.dim;
+    int *tokens = malloc(N * sizeof(int)), *pos = malloc(N * sizeof(int));
+    for (int i = 0; i < N; i++) tokens[i] = (i * 7919 + 1) % sc.vocab_size, pos[i] = i;
+    float *logits[2] = {malloc(N * V * sizeof(float)), malloc(N * V * sizeof(float))}, *last = malloc(100 * V * sizeof(float));
+    float *hidden[2] = {malloc(N * D * sizeof(float)), malloc(N * D * sizeof(float))};
+    Mask causal = tempo_mask_rule(MASK_CAUSAL, pos);
+    cr_assert(tempo_forward_full(&m, N, tokens, pos, &causal, (Outputs){.logits = logits[0], .hidden = hidden[0]}, err) == 0, "%s", err);
+    State s;
+    cr_assert(tempo_state_init(&s, &m.config, N, err) == 0, "%s", err);
+    cr_assert(tempo_forward(&m, &s, N, tokens, pos, &causal, (Outputs){.logits = logits[1], .hidden = hidden[1]}, err) == 0, "%s", err);
+    tempo_state_free(&s);
+    size_t at;
+    double scale = 0.0;
+    for (size_t i = 0; i < N * V; i++) scale = fmax(scale, fabs(logits[1][i]));
+    double d = max_abs_diff(logits[0], logits[1], N * V, &at), dh = max_abs_diff(hidden[0], hidden[1], N * D, &at);
+    cr_expect(d <= 1e-5 * scale, "chunked and whole logits differ by %.3g (scale %.3g) at row %zu", d, scale, at / V);
+    cr_expect(dh <= 1e-4, "chunked and whole hidden states differ by %.3g at row %zu", dh, at / D);
+    cr_assert(tempo_forward_full(&m, N, tokens, pos, &causal, (Outputs){.logits = last, .last_logits = 100}, err) == 0, "%s", err);
+    d = max_abs_diff(last, logits[0] + (N - 100) * V, 100 * V, &at);
+    cr_expect(d <= 1e-5 * scale, "the last 100 rows' logits differ by %.3g at row %zu", d, N - 100 + at / V);
+    cr_expect(tempo_forward_full(&m, N, tokens, pos, &causal, (Outputs){.logits = last, .last_logits = N + 1}, err) != 0 &&
+              strstr(err, "logits asked for the last"), "logits of more rows than given: %s", err);
+    cr_expect_eq(tempo_forward_chunk_rows(N, 0, 0), TEMPO_CHUNK_ROWS);
+    cr_expect_eq(tempo_forward_chunk_rows(100, 0, 0), 100);
+    cr_expect_eq(tempo_forward_chunk_rows(N, 1, 0), N, "a dense mask may show later rows: not chunked");
+    cr_expect_eq(tempo_forward_chunk_rows(N, 0, 1), N, "kept attention is not chunked");
+    free(tokens); free(pos); free(logits[0]); free(logits[1]); free(last); free(hidden[0]); free(hidden[1]);
+    tempo_model_free(&m);
+}
+
+/* tempo_state_bytes (what `tempo forward` checks against MemAvailable) is
+ * what a State holds after a forward in chunks: the cache of every row,
+ * the activations of one chunk, the kernels' scratch as allocated. */
+Test(forward, state_bytes_estimate_is_what_a_chunked_forward_holds) {
+    Model m;
+    load_synth(&m, "synth-untied.bin");
+    const Config *c = &m.config;
+    enum { CAP = 200, CHUNK = 120 };
+    int tokens[CAP], pos[CAP];
+    for (int i = 0; i < CAP; i++) tokens[i] = (i * 31 + 1) % c->vocab_size, pos[i] = i % c->seq_len;
+    Mask causal = tempo_mask_rule(MASK_CAUSAL, pos);
+    State s;
+    char err[TEMPO_ERR_SIZE];
+    cr_assert(tempo_state_init(&s, c, CAP, err) == 0, "%s", err);
+    for (int done = 0; done < CAP; done += CHUNK) {
+        int k = CAP - done < CHUNK ? CAP - done : CHUNK;
+        cr_assert(tempo_forward(&m, &s, k, tokens + done, pos + done, &causal, (Outputs){0}, err) == 0, "%s", err);
+    }
+    size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
+    size_t wide = (size_t)c->dim > q_dim ? (size_t)c->dim : q_dim;
+    size_t per_row = c->dim + wide + 2 * q_dim + 2 * (size_t)c->hidden_dim + 2 * (size_t)(c->head_dim / 2);
+    size_t held = (2 * (size_t)c->n_layers * s.capacity * kv_dim + (size_t)s.scratch_rows * per_row + s.panel_values +
+                   s.score_values) * sizeof(float) + (size_t)s.scratch_rows * sizeof(int);
+    cr_expect_eq(s.scratch_rows, CHUNK, "the scratch holds %d rows, not a chunk's", s.scratch_rows);
+    cr_expect_eq(tempo_state_bytes(c, m.kernels, CAP, CHUNK), held, "estimated %zu bytes, held %zu",
+                 tempo_state_bytes(c, m.kernels, CAP, CHUNK), held);
+    tempo_state_free(&s);
     tempo_model_free(&m);
 }
 

@@ -5,6 +5,7 @@
 #include "helpers.h"
 
 #include <float.h>
+#include <omp.h>
 
 /* n normal values, seeded. */
 static float *normal_values(size_t n, uint64_t seed) {
@@ -201,17 +202,25 @@ Test(kernels, matrix_row_plain_equals_fast) {
     free(w);
 }
 
+/* Queries of k rows and keys and values of n rows for config c, normal, seeded seed, seed + 1, seed + 2. */
+static void random_qkv(const Config *c, int k, int n, uint64_t seed, float **q, float **keys, float **values) {
+    *q = normal_values((size_t)k * c->n_heads * c->head_dim, seed);
+    *keys = normal_values((size_t)n * c->n_kv_heads * c->head_dim, seed + 1);
+    *values = normal_values((size_t)n * c->n_kv_heads * c->head_dim, seed + 2);
+}
+
 /* Attention, fast (tiles, online softmax, sgemm) against plain (one row of
  * scores at a time), grouped-query, k new rows after n_keys - k cached ones
  * under `mask`: probabilities within 1e-6 + 8 Δ, outputs within that times
  * sum_j |v_j|, where Δ = (head_dim + 1) FLT_EPSILON max_j |q||k_j| /
  * sqrt(head_dim) bounds the difference of two scores; masked keys get
  * exactly 0 from both. Sizes cross the kernel's row blocks (64) and key tiles (256). */
-static void check_attention(const Mask *mask, int k, int n_keys) {
+static void check_attention_scaled(const Mask *mask, int k, int n_keys, float q_scale) {
     Config c = {.n_heads = 6, .n_kv_heads = 2, .head_dim = 12};
     int q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim, first = n_keys - k;
-    float *q = normal_values((size_t)k * q_dim, 41), *keys = normal_values((size_t)n_keys * kv_dim, 42);
-    float *values = normal_values((size_t)n_keys * kv_dim, 43);
+    float *q, *keys, *values;
+    random_qkv(&c, k, n_keys, 41, &q, &keys, &values);
+    for (size_t i = 0; i < (size_t)k * q_dim; i++) q[i] *= q_scale;
     AttentionInputs a = {.q = q, .keys = keys, .values = values, .mask = mask, .k = k, .n_keys = n_keys};
     size_t probs = (size_t)c.n_heads * k * n_keys;
     float *out_fast = malloc((size_t)k * q_dim * sizeof(float)), *out_plain = malloc((size_t)k * q_dim * sizeof(float));
@@ -243,6 +252,8 @@ static void check_attention(const Mask *mask, int k, int n_keys) {
     free(q); free(keys); free(values); free(out_fast); free(out_plain);
     free(s_fast); free(s_plain); free(p_fast); free(p_plain);
 }
+
+static void check_attention(const Mask *mask, int k, int n_keys) { check_attention_scaled(mask, k, n_keys, 1.0f); }
 
 /* Set ids of n rows: a prompt of `prompt` rows, then sets of 1..4 members at shared positions. */
 static int *test_sets(int n, int prompt) {
@@ -292,15 +303,59 @@ Test(kernels, attention_tiled_equals_plain_on_every_mask) {
     free(sets); free(hidden); free(allowed);
 }
 
+/* The mask taken per tile, at the tiles' edges (for this head width: key
+ * tiles of 256, row blocks of 64 from the first new row): a parallel set
+ * straddling key 256 whose later members are the first new rows (isolated:
+ * they must not see its earlier members, though every one of those keys
+ * precedes the block); the same sets visible; keys pruned from a row in a
+ * later block (a whole tile before the rows, yet not shown to all of them);
+ * and scores 40 times larger, so that most probabilities underflow. */
+Test(kernels, attention_tiles_at_their_edges) {
+    int n = 700, first = 260, k = n - first;
+    int *sets = malloc((size_t)n * sizeof(int)), *hidden = malloc((size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++) sets[i] = i < 250 ? i : i < 266 ? 250 : i - 15, hidden[i] = -1;
+    hidden[10] = first + 70, hidden[200] = first + 127, hidden[255] = first + 64, hidden[300] = first + 300;
+    Mask isolated = tempo_mask_rule(MASK_ISOLATED, sets), visible = tempo_mask_rule(MASK_VISIBLE, sets);
+    Mask pruned = isolated, pruned_causal = tempo_mask_rule(MASK_CAUSAL, sets);
+    pruned.hidden_from = pruned_causal.hidden_from = hidden;
+    check_attention(&isolated, k, n);
+    check_attention(&visible, k, n);
+    check_attention(&pruned, k, n);
+    check_attention(&pruned_causal, k, n);
+    check_attention_scaled(&isolated, k, n, 40.0f);
+    check_attention(&isolated, 6, 256 + 6); /* the set's new members alone, one key tile before them */
+    free(sets); free(hidden);
+}
+
+/* The row blocks run on several threads: the output is the same to the bit on one thread and on two. */
+Test(kernels, attention_same_on_one_thread_and_two) {
+    Config c = {.n_heads = 4, .n_kv_heads = 2, .head_dim = 16};
+    int n = 900, k = 600, q_dim = 64;
+    int *sets = test_sets(n, 400);
+    Mask mask = tempo_mask_rule(MASK_ISOLATED, sets);
+    float *q, *keys, *values, *out[2];
+    random_qkv(&c, k, n, 8, &q, &keys, &values);
+    AttentionInputs a = {.q = q, .keys = keys, .values = values, .mask = &mask, .k = k, .n_keys = n};
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(t + 1);
+        float *scratch = malloc(tempo_attention_fast_scratch(&c, k, n) * sizeof(float));
+        out[t] = malloc((size_t)k * q_dim * sizeof(float));
+        tempo_attention_fast(&c, &a, out[t], scratch, NULL);
+        free(scratch);
+    }
+    cr_expect(memcmp(out[0], out[1], (size_t)k * q_dim * sizeof(float)) == 0, "one thread and two differ");
+    free(sets); free(q); free(keys); free(values); free(out[0]); free(out[1]);
+}
+
 /* Kept rows and heads: the probabilities of those only, in order, equal to
  * the same entries when everything is kept (both kernels). */
 Test(kernels, attention_keeps_only_the_rows_and_heads_asked_for) {
     Config c = {.n_heads = 4, .n_kv_heads = 2, .head_dim = 8};
-    int n = 300, k = 80, q_dim = 32, kv_dim = 16;
+    int n = 300, k = 80;
     int *sets = test_sets(n, 250);
     Mask mask = tempo_mask_rule(MASK_ISOLATED, sets);
-    float *q = normal_values((size_t)k * q_dim, 5), *keys = normal_values((size_t)n * kv_dim, 6);
-    float *values = normal_values((size_t)n * kv_dim, 7), out[80 * 32];
+    float *q, *keys, *values, out[80 * 32];
+    random_qkv(&c, k, n, 5, &q, &keys, &values);
     const Kernels *kernels[2] = {&tempo_plain_kernels, &tempo_fast_kernels};
     int rows[3] = {0, 63, 79};
     int heads[2] = {1, 3};

@@ -148,12 +148,13 @@ static const FlagSpec *const synth_flags[] = {&F_OUT, &F_SEED, &F_DIM, &F_HIDDEN
 #undef SETTING_FLAG
 
 /* Bytes a forward over n rows holds: the weights as they become resident,
- * the cache and scratch, every row's logits, the kept attention, a dense
+ * the cache and the scratch of one chunk of rows, every row's logits, the kept attention, a dense
  * --mask FILE, and the trace (--out: its copies of these and the mask). */
 static size_t forward_bytes(const Model *m, int n, size_t attention_values, int dense_mask, int trace) {
     const Config *c = &m->config;
     size_t logits = (size_t)n * c->vocab_size * sizeof(float), attention = attention_values * sizeof(float);
-    size_t mask = (size_t)n * n, state = tempo_state_bytes(c, m->kernels ? m->kernels : &tempo_plain_kernels, n, n);
+    int rows = tempo_forward_chunk_rows(n, dense_mask, attention_values > 0); /* the scratch's rows */
+    size_t mask = (size_t)n * n, state = tempo_state_bytes(c, m->kernels ? m->kernels : &tempo_plain_kernels, n, rows);
     return tempo_model_resident_bytes(m) + state + logits + attention + (dense_mask ? mask : 0) +
            (trace ? logits + attention + mask : 0);
 }
