@@ -21,6 +21,12 @@ int row_list(const Args *a, const char *name, int n, const int *fallback, int **
  * NULL: all). Free with attention_keep_free. */
 int attention_keep_from_flags(const Args *a, const Config *c, int n_rows, AttentionKeep *keep, char *err);
 void attention_keep_free(AttentionKeep *keep);
+/* The same flags for generate, whose rows are those the run can reach
+ * (prompt + max_steps x max_width); only with --trace. Without
+ * --attention-rows: the generated rows (from n_prompt on), never the
+ * prompt's n_prompt x n_prompt; "--attention-rows all" keeps every row. */
+int generation_keep_from_flags(const Args *a, const Config *c, const GenConfig *g, int n_prompt, AttentionKeep *keep,
+                               char *err);
 /* Floats of the kept attention of a forward over n_rows rows. */
 size_t attention_kept_values(const AttentionKeep *keep, const Config *c, int n_rows);
 
