@@ -85,6 +85,9 @@ static const CommandLine generate_rows[] = {
         {GEN "--trace $D/none.st --no-attention", 0},
         {GEN "--attention-layers 1", 1},
         {GEN "--trace $D/none.st --no-attention --attention-heads 0", 1},
+        {"synth --out $D/ctx8.bin --seq-len 8", 0}, /* a prompt that fills the context: no row to keep by default */
+        {"generate -m $D/ctx8.bin --tokens 1,2,3,4,5,6,7,8 -n 3 --trace $D/ctx8.st", 0},
+        {"verify -m $D/ctx8.bin $D/ctx8.st", 0},
     };
 
 Test(commands, generate_every_flag) { run_table(generate_rows, sizeof generate_rows / sizeof generate_rows[0]); }

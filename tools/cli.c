@@ -265,10 +265,7 @@ static int cmd_generate(int argc, char **argv, char *err) {
     AttentionKeep keep = {0};
     if (settings_from_flags(&a, &m.config, &g, err) != 0 || tempo_model_set_numerics(&m, &g.numerics, err) != 0) goto done;
     if (prompt_ids(&a, &m, &t, &prompt, &n_prompt, err) != 0) goto done;
-    g.keep_logits = flag(&a, "--trace") != NULL; /* only a trace needs every row's logits, and the attention it keeps */
-    g.capture_attention = g.keep_logits && !flag(&a, "--no-attention");
     if (generation_keep_from_flags(&a, &m.config, &g, n_prompt, &keep, err) != 0) goto done;
-    g.attention_keep = &keep;
     if (tempo_memory_check(tempo_generation_bytes(&m, &g, n_prompt, g.keep_logits), "this generation",
                            "shrink it with --attention-layers, --attention-heads, --attention-rows or --no-attention (with "
                            "--trace), fewer --max-tokens or a shorter prompt", err) != 0 ||
