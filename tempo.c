@@ -536,13 +536,9 @@ void tempo_mask_rows(MaskKind kind, const int *sets, int first, int k, uint8_t *
 }
 
 /* ==== TEMPO generation (NOTES 5: the loop, 6: dynamic threshold, 7: pruning) ==== */
-/* One logical step: turn the last row's logits into the next-token
- * distribution, select every token with p >= threshold (most probable
- * first, at most max_width, the argmax when none clears it), append them as
- * consecutive rows at the SAME logical position with one set id, run the
- * cached forward for those rows under the isolated or visible mask, then
- * optionally prune earlier sets by the attention their members receive.
- * NOTES.md has each rule. */
+/* One logical step: the next-token distribution, every token with p >=
+ * threshold appended at the SAME logical position with one set id, the
+ * cached forward of those rows, then optionally pruning. NOTES.md has each rule. */
 
 /* What one generation works with, besides the Generation it fills. */
 typedef struct {
@@ -681,10 +677,6 @@ int tempo_argmax(const float *p, int n) {
 
 /* ---- feeding rows at shared logical positions ---- */
 
-static void rows_of_one_set(Run *r, int k, int logical_pos) {
-    for (int i = 0; i < k; i++) r->row_pos[i] = r->row_sets[i] = logical_pos;
-}
-
 static int append_rows(Run *r, Generation *gen, int k, char *err);
 
 static int feed_prompt(Run *r, Generation *gen, const int *prompt, int n_prompt, char *err) {
@@ -711,7 +703,7 @@ static int feed_parallel_set(Run *r, Generation *gen, int step, char *err) {
         r->row_tokens[k] = members[i].token;
         members[i].row = gen->n_rows + k++;
     }
-    rows_of_one_set(r, k, st->logical_pos);
+    for (int i = 0; i < k; i++) r->row_pos[i] = r->row_sets[i] = st->logical_pos; /* one position, one set */
     double t0 = now_seconds();
     int rc = append_rows(r, gen, k, err);
     st->seconds = now_seconds() - t0;
@@ -730,9 +722,9 @@ static Mask run_mask(const Run *r, const Generation *gen) {
                   .hidden_from = r->hidden_from};
 }
 
-static int grow_generation(Generation *gen, const GenConfig *g, const Config *c, size_t n_rows, char *err);
-static void store_rows(Generation *gen, const GenConfig *g, const Config *c, int first, int k,
-                       const Mask *mask, const float *batch_attention);
+static int grow_generation(Generation *gen, const Config *c, size_t n_rows, char *err);
+static int store_rows(Generation *gen, const Config *c, int first, int k, const Mask *mask, const float *batch, int every,
+                      char *err);
 
 /* Feeds k rows (r->row_tokens, row_pos, row_sets) to the model under the
  * run's mask, and keeps what was computed. */
@@ -743,7 +735,7 @@ static int append_rows(Run *r, Generation *gen, int k, char *err) {
     /* without keep_logits only the newest rows' logits are kept: of the prompt, the last row's */
     int logit_rows = r->g->keep_logits || first > 0 ? k : 1;
     if (!r->g->keep_logits) gen->logits_first = first + k - logit_rows;
-    if (grow_generation(gen, r->g, c, n_keys, err) != 0) return -1;
+    if (grow_generation(gen, c, n_keys, err) != 0) return -1;
     for (int i = 0; i < k; i++) {
         gen->tokens[first + i] = r->row_tokens[i];
         gen->positions[first + i] = r->row_pos[i];
@@ -752,13 +744,13 @@ static int append_rows(Run *r, Generation *gen, int k, char *err) {
         r->hidden_from[first + i] = -1;
     }
     Mask mask = run_mask(r, gen);
-    /* attention is needed when captured, and to prune by (the rows of a step) */
-    int need_attention = r->g->capture_attention || (r->g->prune && first > 0);
+    /* attention is needed when captured (what attention_keep lists), and to prune by (a step's rows, every layer and head) */
+    int every = r->g->prune && first > 0, need_attention = r->g->capture_attention || every;
     Outputs out = {.logits = gen->logits + (size_t)(first + k - logit_rows - gen->logits_first) * c->vocab_size,
-                   .attention = need_attention ? r->batch_attention : NULL, .last_logits = logit_rows};
+                   .attention = need_attention ? r->batch_attention : NULL, .last_logits = logit_rows,
+                   .keep = every ? NULL : r->g->attention_keep};
     int rc = tempo_forward(r->model, &r->cache, k, r->row_tokens, r->row_pos, &mask, out, err);
-    if (rc == 0) store_rows(gen, r->g, c, first, k, &mask, r->batch_attention);
-    return rc;
+    return rc == 0 ? store_rows(gen, c, first, k, &mask, r->batch_attention, every, err) : -1;
 }
 
 /* The share of attention each live member of step s's set receives from
@@ -863,7 +855,7 @@ float tempo_threshold_at(const GenConfig *g, int step) {
 static size_t triangle(size_t i) { return i * (i + 1) / 2; }
 
 /* Makes the per-row arrays of a generation hold n_rows rows. */
-static int grow_generation(Generation *gen, const GenConfig *g, const Config *c, size_t n_rows, char *err) {
+static int grow_generation(Generation *gen, const Config *c, size_t n_rows, char *err) {
     if (tempo_grow((void **)&gen->tokens, &gen->cap_rows, n_rows, sizeof(int), err) != 0) return -1;
     int **per_row[] = {&gen->positions, &gen->sets, &gen->pruned};
     for (int i = 0; i < 3; i++) {
@@ -871,33 +863,46 @@ static int grow_generation(Generation *gen, const GenConfig *g, const Config *c,
         if (!p) return tempo_error(err, "out of memory growing the generation to %zu rows", gen->cap_rows);
         *per_row[i] = p;
     }
-    size_t LH = (size_t)c->n_layers * c->n_heads, V = c->vocab_size;
-    if (tempo_grow((void **)&gen->allowed, &gen->cap_allowed, gen->mask_layers * triangle(n_rows), 1, err) != 0 ||
-        tempo_grow((void **)&gen->logits, &gen->cap_logits, (n_rows - gen->logits_first) * V, sizeof(float), err) != 0)
-        return -1;
-    if (g->capture_attention &&
-        tempo_grow((void **)&gen->attention, &gen->cap_attention, LH * triangle(n_rows), sizeof(float), err) != 0)
-        return -1;
-    return 0;
+    size_t V = c->vocab_size;
+    if (tempo_grow((void **)&gen->allowed, &gen->cap_allowed, gen->mask_layers * triangle(n_rows), 1, err) != 0) return -1;
+    return tempo_grow((void **)&gen->logits, &gen->cap_logits, (n_rows - gen->logits_first) * V, sizeof(float), err);
 }
 
 /* Keeps what rows first..first+k-1 were computed with: each one's mask row
- * and, when captured, its attention. */
-static void store_rows(Generation *gen, const GenConfig *g, const Config *c, int first, int k,
-                       const Mask *mask, const float *batch_attention) {
-    size_t n_keys = (size_t)first + k, LH = (size_t)c->n_layers * c->n_heads, ML = gen->mask_layers;
-    for (int i = 0; i < k; i++) {
-        size_t row = (size_t)first + i;
+ * and, when captured, the kept rows' attention ([kept layers][kept heads]
+ * [row+1] each, appended) from the forward's batch, [layers][heads][rows]
+ * [n_keys] of the kept ones, or of every layer, head and new row when
+ * pruning asked for them (every). */
+static int store_rows(Generation *gen, const Config *c, int first, int k, const Mask *mask, const float *batch, int every,
+                      char *err) {
+    size_t ML = gen->mask_layers;
+    for (size_t row = (size_t)first; row < (size_t)first + k; row++)
         for (size_t l = 0; l < ML; l++)
             for (size_t key = 0; key <= row; key++)
-                gen->allowed[ML * triangle(row) + l * (row + 1) + key] =
-                    (uint8_t)tempo_mask_cell(mask, (int)l, (int)row, (int)key);
-        if (g->capture_attention)
-            for (size_t lh = 0; lh < LH; lh++)
-                memcpy(gen->attention + LH * triangle(row) + lh * (row + 1), batch_attention + (lh * k + i) * n_keys,
-                       (row + 1) * sizeof(float));
-    }
+                gen->allowed[ML * triangle(row) + l * (row + 1) + key] = (uint8_t)tempo_mask_cell(mask, (int)l, (int)row, (int)key);
     gen->n_rows += k;
+    if (!gen->attention_captured) return 0;
+    const AttentionKeep *keep = &gen->attention_keep;
+    int KL = keep->layers ? keep->n_layers : c->n_layers, KH = keep->heads ? keep->n_heads : c->n_heads;
+    int n_list = keep->rows ? keep->n_rows : first + k, kept = 0, slot = 0;
+    size_t n_keys = (size_t)first + k, need = gen->n_attention;
+    for (int j = 0; j < n_list; j++) { /* the kept rows among the new ones */
+        int row = keep->rows ? keep->rows[j] : j;
+        if (row >= first && row < first + k) kept++, need += (size_t)KL * KH * (row + 1);
+    }
+    if (tempo_grow((void **)&gen->attention, &gen->cap_attention, need, sizeof(float), err) != 0) return -1;
+    size_t BH = every ? c->n_heads : KH, BR = every ? k : kept;
+    for (int j = 0; j < n_list; j++) {
+        int row = keep->rows ? keep->rows[j] : j;
+        if (row < first || row >= first + k) continue;
+        size_t br = every ? (size_t)(row - first) : (size_t)slot++;
+        for (int a = 0; a < KL; a++)
+            for (int b = 0; b < KH; b++, gen->n_attention += row + 1) {
+                size_t bl = every && keep->layers ? keep->layers[a] : a, bh = every && keep->heads ? keep->heads[b] : b;
+                memcpy(gen->attention + gen->n_attention, batch + ((bl * BH + bh) * BR + br) * n_keys, (row + 1) * sizeof(float));
+            }
+    }
+    return 0;
 }
 
 void tempo_generation_free(Generation *gen) {
@@ -931,21 +936,27 @@ static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Ge
     gen->mask_layers = isolate_some_layers ? c->n_layers : 1;
     gen->n_prompt = n_prompt;
     if (tempo_state_init(&r->cache, c, capacity, err) != 0) return -1;
-    size_t V = c->vocab_size, batch_rows = (size_t)(n_prompt > width ? n_prompt : width);
+    size_t V = c->vocab_size;
     r->probs = malloc(V * sizeof(float));
     r->scratch = malloc(V * sizeof(float));
     r->parallel_set = malloc(V * sizeof(int));
     r->live_rows = malloc((size_t)width * sizeof(float *));
-    r->row_tokens = malloc((size_t)capacity * sizeof(int));
-    r->row_pos = malloc((size_t)capacity * sizeof(int));
-    r->row_sets = malloc((size_t)capacity * sizeof(int));
-    int need_attention = g->capture_attention || g->prune;
-    if (!g->capture_attention) batch_rows = (size_t)width; /* pruning weighs the rows of a step only */
-    if (need_attention) r->batch_attention = malloc((size_t)c->n_layers * c->n_heads * batch_rows * capacity * sizeof(float));
-    r->hidden_from = malloc((size_t)capacity * sizeof(int));
+    int **per_row[] = {&r->row_tokens, &r->row_pos, &r->row_sets, &r->hidden_from};
+    for (int i = 0; i < 4; i++) *per_row[i] = malloc((size_t)capacity * sizeof(int));
+    gen->attention_captured = g->capture_attention; /* what is kept: the lists given, or everything */
+    if (g->attention_keep) gen->attention_keep = *g->attention_keep;
+    /* the most attention one call keeps: the prompt's kept rows, or a step's (every layer and head when pruning) */
+    const AttentionKeep *keep = &gen->attention_keep;
+    size_t KLH = (size_t)(keep->layers ? keep->n_layers : c->n_layers) * (keep->heads ? keep->n_heads : c->n_heads);
+    size_t prompt_rows = keep->rows ? 0 : (size_t)n_prompt, batch = 0;
+    for (int i = 0; keep->rows && i < keep->n_rows; i++) prompt_rows += keep->rows[i] < n_prompt;
+    if (g->capture_attention) batch = KLH * prompt_rows * n_prompt; /* never the prompt's N x N unless asked */
+    size_t step = (g->prune ? (size_t)c->n_layers * c->n_heads : g->capture_attention ? KLH : 0) * width * capacity;
+    if (step > batch) batch = step;
+    if (batch) r->batch_attention = malloc(batch * sizeof(float));
     r->layer_kinds = malloc((size_t)gen->mask_layers * sizeof(MaskKind));
     if (!r->probs || !r->scratch || !r->parallel_set || !r->live_rows || !r->row_tokens || !r->row_pos || !r->row_sets ||
-        (need_attention && !r->batch_attention) || !r->hidden_from || !r->layer_kinds) {
+        (batch && !r->batch_attention) || !r->hidden_from || !r->layer_kinds) {
         run_close(r);
         return tempo_error(err, "out of memory for a generation of %d rows", capacity);
     }
@@ -993,8 +1004,7 @@ int tempo_gen_validate(const GenConfig *g, const Config *c, char *err) {
     if (g->prune && g->max_width > TEMPO_PRUNE_MAX_WIDTH)
         return tempo_error(err, "max-width %d is more than pruning weighs (%d members a set): lower it or drop --prune",
                            g->max_width, TEMPO_PRUNE_MAX_WIDTH);
-    if (g->prune && g->emulate != EMULATE_NONE)
-        return tempo_error(err, "pruning cannot be combined with --emulate");
+    if (g->prune && g->emulate != EMULATE_NONE) return tempo_error(err, "pruning cannot be combined with --emulate");
     return 0;
 }
 

@@ -294,7 +294,8 @@ typedef struct {
     int prune_layers;       /* last this many layers are averaged */
     float prune_threshold;  /* prune if share < prune_threshold / set size */
     Emulation emulate;
-    int capture_attention;  /* keep every row's attention for the trace */
+    int capture_attention;  /* keep attention for the trace: what attention_keep lists */
+    const AttentionKeep *attention_keep; /* with capture_attention: the layers, heads, rows kept (NULL: all) */
     int keep_logits;        /* keep every row's logits (default 1); 0: only the newest rows' (of the prompt: its last) */
     Numerics numerics;      /* the arithmetic (recorded in traces); the caller gives it to the Model */
     int position_gap;       /* G >= 0: step s sits at logical position n_prompt + G + s (0: right after the prompt) */
@@ -342,15 +343,20 @@ typedef struct {
 } Step;
 
 /* The whole run: prompt rows, then one Step per logical step. Row i keeps
- * exactly what was computed when it was added: its mask row and attention
- * over keys 0..i, stored row after row (row i starts at blocks * i(i+1)/2). */
+ * exactly what was computed when it was added: its mask row over keys 0..i,
+ * stored row after row (row i starts at blocks * i(i+1)/2), and, when kept,
+ * its attention: the kept rows one after another, each [kept layers][kept
+ * heads][i+1] (with every row, layer and head kept: at L H i(i+1)/2). */
 typedef struct {
     int n_prompt;
     int n_rows;
     int *tokens, *positions, *sets, *pruned; /* per physical row; pruned = step or -1 */
     int mask_layers;         /* 1, or n_layers with --isolate-layers */
     uint8_t *allowed;        /* row i: [mask_layers][i+1] */
-    float *attention;        /* row i: [n_layers][n_heads][i+1], or NULL */
+    float *attention;        /* the kept rows' attention, n_attention floats; NULL: none kept */
+    size_t n_attention;
+    int attention_captured;  /* 1: attention holds what attention_keep lists */
+    AttentionKeep attention_keep; /* its lists point into the GenConfig's (NULL: all); rows may pass n_rows */
     float *logits;           /* [n_rows][vocab], or rows logits_first.. only (keep_logits 0) */
     int logits_first;
     int n_members;

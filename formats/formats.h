@@ -314,7 +314,10 @@ const char *tempo_pre_tokenizer_regex(PreTokenizer p);
 
 /* The masks every row used, dense [mask_layers][n_rows][n_rows]; the caller frees it (NULL: out of memory). */
 uint8_t *tempo_generation_allowed(const Generation *gen);
-/* The attention every row paid, dense [n_layers][n_heads][n_rows][n_rows], or NULL (not captured, or out of memory). */
-float *tempo_generation_attention(const Generation *gen, const Config *c);
+/* The attention the kept rows paid, dense [kept layers][kept heads][kept
+ * rows][n_rows] (every one when nothing was chosen), and *kept (may be
+ * NULL): the lists, rows cut to those the run reached. NULL when not
+ * captured, no kept row was reached, or out of memory. */
+float *tempo_generation_attention(const Generation *gen, const Config *c, AttentionKeep *kept);
 
 #endif

@@ -449,15 +449,18 @@ static int add_selections(Trace *t, const Generation *gen, char *err) {
 
 int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char *err) {
     if (gen->logits_first != 0) return tempo_error(err, "the generation kept only its newest logits (keep_logits 0): no trace");
+    AttentionKeep kept;
     uint8_t *allowed = tempo_generation_allowed(gen);
-    float *attention = tempo_generation_attention(gen, &m->config);
-    if (!allowed || (gen->attention && !attention)) {
+    float *attention = tempo_generation_attention(gen, &m->config, &kept);
+    int has_attention = gen->attention_captured && (!kept.rows || kept.n_rows > 0); /* no kept row yet: none */
+    if (!allowed || (has_attention && !attention)) {
         free(allowed);
         free(attention);
         return tempo_error(err, "out of memory for a trace of %d rows", gen->n_rows);
     }
     int rc = tempo_trace_build(t, m, gen->n_rows, gen->tokens, gen->positions, gen->sets, allowed, gen->mask_layers,
-                               gen->logits, attention, gen->pruned, err);
+                               gen->logits, NULL, gen->pruned, err);
+    if (rc == 0 && has_attention) rc = tempo_trace_add_attention(t, &m->config, gen->n_rows, &kept, attention, err);
     if (rc == 0) rc = add_selections(t, gen, err);
     if (rc == 0) put_meta_int(t, "n_prompt", gen->n_prompt);
     if (rc != 0) tempo_trace_free(t);
@@ -487,11 +490,22 @@ uint8_t *tempo_generation_allowed(const Generation *gen) {
     return allowed;
 }
 
-float *tempo_generation_attention(const Generation *gen, const Config *c) {
-    size_t n = gen->n_rows, LH = (size_t)c->n_layers * c->n_heads;
-    if (!gen->attention) return NULL;
-    float *attention = calloc(LH * n * n, sizeof(float));
-    if (attention) unpack_rows(attention, gen->attention, n, LH, sizeof(float));
+float *tempo_generation_attention(const Generation *gen, const Config *c, AttentionKeep *kept) {
+    AttentionKeep keep = gen->attention_keep;
+    int n = gen->n_rows, KR = 0;
+    while (keep.rows && KR < keep.n_rows && keep.rows[KR] < n) KR++; /* the kept rows the run reached */
+    if (keep.rows) keep.n_rows = KR;
+    else KR = n;
+    if (kept) *kept = keep;
+    if (!gen->attention_captured || KR == 0) return NULL;
+    size_t KLH = (size_t)(keep.layers ? keep.n_layers : c->n_layers) * (keep.heads ? keep.n_heads : c->n_heads);
+    float *attention = calloc(KLH * KR * n, sizeof(float));
+    const float *packed = gen->attention;
+    for (int slot = 0; attention && slot < KR; slot++) { /* row i: [kept layers][kept heads][i+1], appended */
+        size_t row = keep.rows ? (size_t)keep.rows[slot] : (size_t)slot;
+        for (size_t b = 0; b < KLH; b++, packed += row + 1)
+            memcpy(attention + (b * KR + slot) * n, packed, (row + 1) * sizeof(float));
+    }
     return attention;
 }
 

@@ -38,7 +38,21 @@ def read_trace(path):
     if "allowed_bits" in out:  # tempo's packed mask: key k of a row is bit k % 8 of byte k // 8
         bits = out.pop("allowed_bits")
         out["allowed"] = np.unpackbits(bits, axis=-1, count=bits.shape[-2], bitorder="little")
+    if "attention" in out:
+        out["attention"] = expand_attention(out, header.get("__metadata__", {}))
     return out
+
+
+def expand_attention(tr, meta):
+    """A partial capture (attention_layers, _heads, _rows: the kept indices)
+    as the dense [layers, heads, n, n], NaN where nothing was kept."""
+    att, n = tr["attention"], len(tr["tokens"])
+    layers = tr.get("attention_layers", np.arange(att.shape[0]))
+    heads = tr.get("attention_heads", np.arange(att.shape[1]))
+    rows = tr.get("attention_rows", np.arange(att.shape[2]))
+    dense = np.full((int(meta.get("n_layers", layers[-1] + 1)), int(meta.get("n_heads", heads[-1] + 1)), n, n), np.nan, np.float32)
+    dense[np.ix_(layers, heads, rows, np.arange(n))] = att
+    return dense
 
 
 def classes(e):

@@ -80,6 +80,14 @@ static const CommandLine generate_rows[] = {
         {GEN "--numerics torch", 0},
         {GEN "--kv-type f16", 1},
         {GEN "--position-gap 3 --svg-series $D/series.svg", 0},
+        {GEN "--trace $D/part.st --attention-layers 1 --attention-heads 0-1,3 --attention-rows 2,5-9", 0},
+        {"verify -m $M $D/part.st", 0},
+        {GEN "--trace $D/none.st --no-attention", 0},
+        {GEN "--attention-layers 1", 1},
+        {GEN "--trace $D/none.st --no-attention --attention-heads 0", 1},
+        {"synth --out $D/ctx8.bin --seq-len 8", 0}, /* a prompt that fills the context: no row to keep by default */
+        {"generate -m $D/ctx8.bin --tokens 1,2,3,4,5,6,7,8 -n 3 --trace $D/ctx8.st", 0},
+        {"verify -m $D/ctx8.bin $D/ctx8.st", 0},
     };
 
 Test(commands, generate_every_flag) { run_table(generate_rows, sizeof generate_rows / sizeof generate_rows[0]); }
@@ -123,7 +131,7 @@ static const CommandLine compare_rows[] = {
 Test(commands, compare_every_flag) { run_table(compare_rows, sizeof compare_rows / sizeof compare_rows[0]); }
 
 static const CommandLine attention_rows[] = {
-        {GEN "--trace $D/a.st", 0},
+        {GEN "--trace $D/a.st --attention-rows all", 0},
         {"attention -m $M $D/a.st --heatmap 0:1 --rows 3-8 --json $D/a.json", 0},
         {"attention -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --svg $D/a.svg --heatmap 1:0", 0},
         {"attention -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --svg-grid $D/g.svg --row 7", 0},
@@ -430,8 +438,8 @@ Test(output, json_floats_shortest_and_progress_without_cr) {
 
 /* A trace keeping part of the attention: it holds the kept layers, heads
  * and rows with their indices; verify recomputes and compares those (and
- * fails when one is changed); the attention table, which needs them all,
- * says what the trace lacks. */
+ * fails when one is changed); the attention table is made of what it
+ * holds and says so; a heatmap of a layer it lacks names the layer. */
 Test(commands, partial_attention_traces) {
     static char out[1 << 16];
     char env[9000], cmd[16384];
@@ -458,8 +466,43 @@ Test(commands, partial_attention_traces) {
     snprintf(cmd, sizeof cmd, "%s%s verify -m $M $D/part-bad.st", env, TEMPO_BIN);
     cr_expect_eq(run_command_capture(cmd, out, sizeof out, 1), 1, "verify passed a changed kept probability:\n%s", out);
     snprintf(cmd, sizeof cmd, "%s%s attention $D/part.st", env, TEMPO_BIN);
-    cr_expect_neq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
-    cr_expect(strstr(out, "keeps the attention of") && strstr(out, "needs every layer, head and row"), "%s", out);
+    cr_expect_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
+    cr_expect(strstr(out, "the trace holds (layers 2, heads 1-2, rows 0,3)") && strstr(out, "\n2:1 ") && strstr(out, "\n2:2 ") &&
+              !strstr(out, "\n2:0 ") && !strstr(out, "\n1:1 ") && !strstr(out, "nan"), "%s", out);
+    snprintf(cmd, sizeof cmd, "%s%s attention $D/part.st --heatmap 1:1 --rows 0-3", env, TEMPO_BIN);
+    cr_expect_eq(run_command_capture(cmd, out, sizeof out, 1), 1, "%s", out);
+    cr_expect(strstr(out, "no attention for layer 1; it holds layers 2"), "%s", out);
+}
+
+/* generate --trace keeps, by default, the generated rows' attention (never
+ * the prompt's square); the flags choose layers, heads and rows ("all": every
+ * row), verify and audit read what is there and audit says what it compared. */
+Test(commands, generate_trace_keeps_the_attention_asked_for) {
+    static char out[1 << 16];
+    char env[9000], cmd[16384], err[TEMPO_ERR_SIZE];
+    command_env(env, sizeof env);
+    const char *flags[3] = {"", "--attention-layers 1 --attention-heads 0", "--attention-rows all"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof cmd, "%s{ mkdir -p $D && %s " GEN "--trace $D/gen-%d.st %s >/dev/null && %s verify -m $M $D/gen-%d.st && "
+                 "%s audit -m $M $D/gen-%d.st; }", env, TEMPO_BIN, i, flags[i], TEMPO_BIN, i, TEMPO_BIN, i);
+        cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s:\n%s", flags[i], out);
+        cr_expect(strstr(out, "attention  ok") && strstr(out, "PASS") && strstr(out, "CLEAN"), "%s:\n%s", flags[i], out);
+        cr_expect(!strstr(out, "attention compared on") == (i == 2), "%s: audit says what it compared:\n%s", flags[i], out);
+        char path[256];
+        snprintf(path, sizeof path, "/tmp/tempo-cmd-table/gen-%d.st", i);
+        Trace t;
+        cr_assert(tempo_trace_read(&t, path, err) == 0, "%s", err);
+        const Tensor *att = tempo_trace_get(&t, "attention"), *rows = tempo_trace_get(&t, "attention_rows");
+        int n = (int)tempo_trace_get(&t, "tokens")->shape[0], n_prompt = atoi(tempo_trace_meta_get(&t, "n_prompt"));
+        cr_assert(att && att->shape[3] == n, "%s: no attention over the %d rows", flags[i], n);
+        cr_expect(att->shape[0] == (i == 1 ? 1 : 5) && att->shape[1] == (i == 1 ? 1 : 8), "%s: layers/heads", flags[i]);
+        cr_expect(!tempo_trace_get(&t, "attention_layers") == (i != 1) && !tempo_trace_get(&t, "attention_heads") == (i != 1));
+        if (i == 2) cr_expect(!rows && att->shape[2] == n, "--attention-rows all keeps every row");
+        for (int r = 0; i < 2 && r < n - n_prompt; r++)
+            cr_assert(rows && rows->shape[0] == n - n_prompt && ((const int *)rows->data)[r] == n_prompt + r,
+                      "%s: the default keeps the generated rows %d-%d", flags[i], n_prompt, n - 1);
+        tempo_trace_free(&t);
+    }
 }
 
 /* A forward whose kept attention would not fit (40,000 rows, every layer
@@ -476,4 +519,41 @@ Test(commands, forward_too_big_is_refused_before_starting) {
     cr_expect(strstr(out, "GB") && strstr(out, "MemAvailable") && strstr(out, "--no-attention") &&
               strstr(out, "--attention-rows"), "%s", out);
     cr_expect(strchr(out, '\n') == strrchr(out, '\n'), "more than one line:\n%s", out);
+}
+
+/* generate --trace --attention-rows all over a 40,000-token prompt would
+ * keep the prompt's square (about 51 GB): refused before it starts, with
+ * one line naming the size and the flags that shrink it. */
+Test(commands, generate_too_big_is_refused_before_starting) {
+    static char out[1 << 16];
+    char env[9000], cmd[16384];
+    command_env(env, sizeof env);
+    snprintf(cmd, sizeof cmd, "%smkdir -p $D && %s synth --out $D/long-gen.bin --seq-len 65536 >/dev/null && "
+             "yes 1 | head -n 40000 | paste -sd, > $D/long-gen.txt && %s generate -m $D/long-gen.bin --tokens @$D/long-gen.txt "
+             "-n 2 --trace $D/long-gen.st --attention-rows all", env, TEMPO_BIN, TEMPO_BIN);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 1, "%s", out);
+    cr_expect(strstr(out, "this generation would hold") && strstr(out, "GB") && strstr(out, "--attention-rows") &&
+              strstr(out, "--no-attention"), "%s", out);
+    cr_expect(strchr(out, '\n') == strrchr(out, '\n'), "more than one line:\n%s", out);
+}
+
+/* The prompt's square is never held unless asked: generate --trace over a
+ * 6,000-row prompt (its every-layer-and-head square alone 1.15 GB) runs
+ * under a 1 GB address-space limit; with --attention-rows all it cannot,
+ * and says so in one line. */
+Test(commands, generate_holds_no_prompt_square_unless_asked) {
+#ifdef __SANITIZE_ADDRESS__
+    cr_skip_test("ASan reserves terabytes of address space, so an address-space limit cannot be used here");
+#endif
+    static char out[1 << 16];
+    char env[9000], cmd[16384];
+    command_env(env, sizeof env);
+    const char *run = "%smkdir -p $D && %s synth --out $D/square.bin --seq-len 8192 >/dev/null && yes 1 | head -n 6000 | "
+                      "paste -sd, > $D/square.txt && ulimit -v 1000000 && %s generate -m $D/square.bin --tokens @$D/square.txt "
+                      "-n 2 --trace $D/square.st --quiet %s";
+    snprintf(cmd, sizeof cmd, run, env, TEMPO_BIN, TEMPO_BIN, "");
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "the default capture needs more than 1 GB:\n%s", out);
+    snprintf(cmd, sizeof cmd, run, env, TEMPO_BIN, TEMPO_BIN, "--attention-rows all");
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 1, "every row's attention fit in 1 GB?\n%s", out);
+    cr_expect(strstr(out, "out of memory") && strchr(out, '\n') == strrchr(out, '\n'), "%s", out);
 }

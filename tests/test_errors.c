@@ -149,3 +149,32 @@ Test(errors, memory_refusal_names_the_size_and_the_flags) {
     cr_assert(tempo_memory_available(&available, err) == 0, "%s", err);
     cr_expect(available > 0, "MemAvailable read as 0");
 }
+
+/* generate's estimate counts the attention it keeps: none < one layer and
+ * head < the generated rows (the default) < every row, and asking for the
+ * prompt's rows adds at least their square of every layer and head. */
+Test(errors, generation_estimate_counts_the_kept_attention) {
+    Model m;
+    load_real(&m, "stories260K.bin");
+    const Config *c = &m.config;
+    GenConfig g;
+    tempo_gen_defaults(&g, c);
+    enum { P = 400 };
+    int max_rows = tempo_generation_rows(&g, c, P), zero = 0, *generated = malloc((size_t)max_rows * sizeof(int));
+    cr_assert(generated && max_rows == P + 32 * 8, "rows %d", max_rows);
+    for (int i = P; i < max_rows; i++) generated[i - P] = i;
+    AttentionKeep one = {.layers = &zero, .n_layers = 1, .heads = &zero, .n_heads = 1, .rows = generated, .n_rows = max_rows - P};
+    AttentionKeep rows = {.rows = generated, .n_rows = max_rows - P}, all = {0};
+    g.keep_logits = 1;
+    size_t none = tempo_generation_bytes(&m, &g, P, 1);
+    g.capture_attention = 1, g.attention_keep = &one;
+    size_t head = tempo_generation_bytes(&m, &g, P, 1);
+    g.attention_keep = &rows;
+    size_t gen_rows = tempo_generation_bytes(&m, &g, P, 1);
+    g.attention_keep = &all;
+    size_t every = tempo_generation_bytes(&m, &g, P, 1);
+    cr_expect(none < head && head < gen_rows && gen_rows < every, "%zu %zu %zu %zu", none, head, gen_rows, every);
+    cr_expect(every - gen_rows >= (size_t)c->n_layers * c->n_heads * P * P * sizeof(float), "%zu %zu", gen_rows, every);
+    free(generated);
+    tempo_model_free(&m);
+}

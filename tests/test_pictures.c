@@ -20,13 +20,14 @@ static void stories_paths(char *model, char *tok) {
     weights_path("tok512.bin", tok, 4096);
 }
 
-/* A stories260K run at threshold 0.2 in `mode`: its trace, JSON and tree picture, named by `name`. */
+/* A stories260K run at threshold 0.2 in `mode`: its trace (every row's attention unless `extra` chooses), JSON and tree
+ * picture, named by `name`. */
 static void stories_run(const char *name, const char *mode, const char *extra) {
     char model[4096], tok[4096], cmd[12000], out[65536];
     stories_paths(model, tok);
     snprintf(cmd, sizeof cmd, "mkdir -p " PICTURES " && %s generate -m %s -z %s -p 'Once upon a time' --threshold 0.2 -n 30 "
-             "--mode %s %s --trace " PICTURES "/%s.st --json " PICTURES "/%s.json --svg-tree " PICTURES "/%s-tree.svg --quiet",
-             TEMPO_BIN, model, tok, mode, extra, name, name, name);
+             "--mode %s %s %s --trace " PICTURES "/%s.st --json " PICTURES "/%s.json --svg-tree " PICTURES "/%s-tree.svg --quiet",
+             TEMPO_BIN, model, tok, mode, extra, strstr(extra, "--attention") ? "" : "--attention-rows all", name, name, name);
     run_ok(cmd, out, sizeof out);
 }
 
@@ -162,6 +163,50 @@ Test(pictures, tree_marks_every_member_a_mean_next_set_was_drawn_from) {
     tempo_model_free(&m);
     render(PICTURES "/mean-tree.svg");
     check_picture("tree " PICTURES "/mean-tree.svg " PICTURES "/mean.json");
+}
+
+static int run_split(const char *args, char *out, size_t out_len, char *err, size_t err_len);
+
+/* The cells of an SVG (lines with class "cell") holding `needle`, from their fill on: colour, tooltip, value. */
+static char *cells_of(const char *path, const char *needle) {
+    char *svg = read_text_file(path, NULL), *cells = calloc(strlen(svg) + 1, 1);
+    cr_assert(cells);
+    for (char *line = strtok(svg, "\n"); line; line = strtok(NULL, "\n"))
+        if (strstr(line, "<rect class=\"cell") && strstr(line, needle)) strcat(strcat(cells, strstr(line, "fill=")), "\n");
+    free(svg);
+    return cells;
+}
+
+/* The heatmap, the grid and the ASCII heatmap of a trace keeping layer 1,
+ * head 0 and rows 6-20 draw exactly the cells those of the full trace of the
+ * same run draw for that slice; check_pictures.py (which places the kept
+ * values by their indices) finds each equal to the trace; a layer, head or
+ * row the trace lacks is named with the ones it holds. */
+Test(pictures, a_partial_trace_draws_the_kept_cells_as_the_full_one) {
+    static char full_text[1 << 16], part_text[1 << 16], err[8192];
+    stories_run("full", "isolated", "");
+    stories_run("part", "isolated", "--attention-layers 1 --attention-heads 0 --attention-rows 6-20");
+    const char *draw = "--heatmap 1:0 --rows 8-18 --svg " PICTURES "/%s-heat.svg --svg-grid " PICTURES "/%s-grid.svg --row 15";
+    char flags[2][1024];
+    snprintf(flags[0], sizeof flags[0], draw, "full", "full");
+    snprintf(flags[1], sizeof flags[1], draw, "part", "part");
+    attention_pictures("full", flags[0]);
+    attention_pictures("part", flags[1]);
+    char *heat[2] = {cells_of(PICTURES "/full-heat.svg", ""), cells_of(PICTURES "/part-heat.svg", "")};
+    char *grid[2] = {cells_of(PICTURES "/full-grid.svg", "layer 1 head 0 key"), cells_of(PICTURES "/part-grid.svg", "")};
+    cr_assert(strlen(heat[0]) > 0 && strcmp(heat[0], heat[1]) == 0, "the heatmaps' cells differ");
+    cr_assert(strlen(grid[0]) > 0 && strcmp(grid[0], grid[1]) == 0, "the grids' cells of layer 1 head 0 differ");
+    for (int i = 0; i < 2; i++) free(heat[i]), free(grid[i]);
+    check_picture("heatmap " PICTURES "/part-heat.svg " PICTURES "/part.st 1 0 8 18");
+    cr_assert_eq(run_split("attention " PICTURES "/full.st --heatmap 1:0 --rows 8-18", full_text, sizeof full_text, err, sizeof err), 0);
+    cr_assert_eq(run_split("attention " PICTURES "/part.st --heatmap 1:0 --rows 8-18", part_text, sizeof part_text, err, sizeof err), 0);
+    cr_assert(strstr(full_text, "layer 1 head 0 (") && strcmp(strstr(full_text, "layer 1 head 0 ("), strstr(part_text, "layer 1 head 0 (")) == 0,
+              "the ASCII heatmaps differ:\n%s\n%s", full_text, part_text);
+    expect_error("attention " PICTURES "/part.st --heatmap 0:0", 1, "no attention for layer 0; it holds layers 1", NULL);
+    expect_error("attention " PICTURES "/part.st --heatmap 1:1", 1, "no attention for head 1; it holds heads 0", NULL);
+    expect_error("attention " PICTURES "/part.st --heatmap 1:0 --rows 4-9", 1, "no attention for row 4; it holds rows 6-20", NULL);
+    expect_error("attention " PICTURES "/part.st --svg-grid /tmp/g.svg --row 21", 1, "no attention for row 21; it holds rows 6-20",
+                 NULL);
 }
 
 /* stdout and stderr of `tempo ARGS`, separately; returns the exit status. */

@@ -262,7 +262,7 @@ Test(compare_research, thirds_and_layers_add_up) {
     Generation own;
     g.capture_attention = 1;
     generate_or_fail(&x, &g, &own);
-    float *att = tempo_generation_attention(&own, &x.m.config);
+    float *att = tempo_generation_attention(&own, &x.m.config, NULL);
     uint8_t *allowed = tempo_generation_allowed(&own);
     AttentionView v = {.n = own.n_rows, .n_layers = x.m.config.n_layers, .n_heads = x.m.config.n_heads, .tokens = own.tokens,
                        .positions = own.positions, .sets = own.sets, .pruned = own.pruned, .attention = att,

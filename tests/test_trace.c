@@ -2,7 +2,8 @@
  * tempo_trace_parse unpacks): tempo's own traces of every mask kind read
  * back to the exact dense mask, the bits sit where NOTES says, a 2,000-row
  * mask takes an eighth of the dense bytes, malformed bits are refused with
- * one line, and dense traces (other engines', old ones) still read. */
+ * one line, and dense traces (other engines', old ones) still read. A
+ * generation keeps exactly the attention asked for (trace_attention). */
 #include "helpers.h"
 
 #include <sys/stat.h>
@@ -244,4 +245,103 @@ Test(trace_bits, dense_traces_still_read) {
     tempo_trace_free(&back);
     tempo_trace_free(&irregular);
     unlink(path);
+}
+
+/* ---- attention kept by request (GenConfig.attention_keep) ---- */
+
+/* fortune.bin on "The cat sat on the" (threshold 0.05, 24 steps, pruning as
+ * asked), keeping `keep` (NULL: every layer, head and row). */
+static void keep_run(const Model *m, const Tokenizer *t, const AttentionKeep *keep, int prune, Generation *gen) {
+    char err[TEMPO_ERR_SIZE];
+    GenConfig g;
+    tempo_gen_defaults(&g, &m->config);
+    g.threshold = 0.05f, g.max_steps = 24, g.prune = prune, g.prune_threshold = 0.9f;
+    g.capture_attention = 1, g.attention_keep = keep;
+    int ids[64], n;
+    cr_assert(tempo_encode(t, "The cat sat on the", ids, 64, &n, err) == 0, "%s", err);
+    cr_assert(tempo_generate(m, ids, n, &g, gen, err) == 0, "%s", err);
+}
+
+/* The kept attention of `part` equals the slice of `full`'s dense
+ * [L][H][n][n] at the kept layers, heads and row numbers, bitwise, in the
+ * lists' order; the trace written from it holds exactly those, with the
+ * indices (rows cut to those the run reached). */
+static void expect_slice(const Model *m, const Generation *full, const float *dense, const Generation *part,
+                         const AttentionKeep *asked, const char *what) {
+    const Config *c = &m->config;
+    char err[TEMPO_ERR_SIZE];
+    int n = full->n_rows, L = c->n_layers, H = c->n_heads;
+    cr_assert(part->n_rows == n && memcmp(part->tokens, full->tokens, (size_t)n * sizeof(int)) == 0,
+              "%s: the run itself changed with what it keeps", what);
+    AttentionKeep kept;
+    float *att = tempo_generation_attention(part, c, &kept);
+    int KL = kept.layers ? kept.n_layers : L, KH = kept.heads ? kept.n_heads : H, KR = kept.rows ? kept.n_rows : n;
+    int reached = 0;
+    for (int j = 0; asked->rows && j < asked->n_rows; j++) reached += asked->rows[j] < n;
+    cr_assert(att && (!asked->rows || KR == reached), "%s: %d kept rows, the run reached %d", what, KR, reached);
+    for (int a = 0; a < KL; a++)
+        for (int b = 0; b < KH; b++)
+            for (int r = 0; r < KR; r++) {
+                int l = kept.layers ? kept.layers[a] : a, h = kept.heads ? kept.heads[b] : b, q = kept.rows ? kept.rows[r] : r;
+                const float *want = dense + (((size_t)l * H + h) * n + q) * n;
+                cr_assert(memcmp(att + (((size_t)a * KH + b) * KR + r) * n, want, (size_t)n * sizeof(float)) == 0,
+                          "%s: kept slot [%d,%d,%d] is not layer %d head %d row %d of the full capture", what, a, b, r, l, h, q);
+            }
+    Trace tr;
+    cr_assert(tempo_generation_trace(part, m, &tr, err) == 0, "%s", err);
+    const Tensor *t = tempo_trace_get(&tr, "attention");
+    cr_assert(t && t->shape[0] == KL && t->shape[1] == KH && t->shape[2] == KR && t->shape[3] == n, "%s: trace shape", what);
+    cr_assert(memcmp(t->data, att, (size_t)KL * KH * KR * n * sizeof(float)) == 0, "%s: the trace holds other values", what);
+    const char *names[3] = {"attention_layers", "attention_heads", "attention_rows"};
+    const int *lists[3] = {kept.layers, kept.heads, kept.rows}, counts[3] = {KL, KH, KR};
+    for (int i = 0; i < 3; i++) {
+        const Tensor *x = tempo_trace_get(&tr, names[i]);
+        cr_assert(!lists[i] == !x, "%s: %s %s", what, names[i], lists[i] ? "missing" : "written for a full list");
+        cr_assert(!x || (x->shape[0] == counts[i] && memcmp(x->data, lists[i], (size_t)counts[i] * sizeof(int)) == 0),
+                  "%s: %s holds other indices", what, names[i]);
+    }
+    tempo_trace_free(&tr);
+    free(att);
+}
+
+/* Rows kept in a partial run, ascending: a prompt row, members of parallel
+ * sets (whose row number is not their position) and one past the run's end. */
+static int chosen_rows(const Generation *full, int *rows) {
+    int count = 0, moved = 0;
+    rows[count++] = 2;
+    for (int q = full->n_prompt + 1; q < full->n_rows; q += 3) rows[count++] = q, moved += full->positions[q] != q;
+    rows[count++] = full->n_rows + 5;
+    cr_assert(moved > 0, "no kept row sits at another position than its number: a mix-up could not show");
+    return count;
+}
+
+Test(trace_attention, a_generation_keeps_exactly_the_asked_slice_bitwise) {
+    char model[4096], tok[4096];
+    fortune_paths(model, tok);
+    Model m;
+    Tokenizer t;
+    load_model(&m, model);
+    load_tokenizer(&t, "fortune-tok512.bin", m.config.vocab_size);
+    cr_assert(m.config.n_layers >= 3 && m.config.n_heads >= 4, "the model needs 3 layers and 4 heads for these lists");
+    for (int prune = 0; prune < 2; prune++) {
+        Generation full, part;
+        keep_run(&m, &t, NULL, prune, &full);
+        float *dense = tempo_generation_attention(&full, &m.config, NULL);
+        cr_assert(dense && full.n_steps > 4 && full.n_rows > full.n_prompt + 6, "the full run is too short");
+        int one[1] = {1}, zero[1] = {0}, layers[2] = {0, 2}, heads[2] = {1, 3}, rows[64];
+        int n_rows = chosen_rows(&full, rows);
+        AttentionKeep cases[3] = {{.layers = one, .n_layers = 1, .heads = zero, .n_heads = 1},
+                                  {.layers = layers, .n_layers = 2, .heads = heads, .n_heads = 2, .rows = rows, .n_rows = n_rows},
+                                  {.rows = rows + 1, .n_rows = n_rows - 1}};
+        const char *names[3] = {"layer 1 head 0", "layers 0,2 heads 1,3 some rows", "every layer and head, some rows"};
+        for (int i = 0; i < 3; i++) {
+            keep_run(&m, &t, &cases[i], prune, &part);
+            expect_slice(&m, &full, dense, &part, &cases[i], names[i]);
+            tempo_generation_free(&part);
+        }
+        free(dense);
+        tempo_generation_free(&full);
+    }
+    tempo_tokenizer_free(&t);
+    tempo_model_free(&m);
 }

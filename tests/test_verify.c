@@ -253,3 +253,41 @@ Test(verify, readme_numpy_example) {
     cr_assert_eq(run_out(args, out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, "logits     ok"), "%s", out);
 }
+
+/* A generate trace keeping layer 1, head 0 and some rows: verify and audit
+ * read it and pass; a changed kept probability fails verify, and the audit
+ * names it at its row number (not its place among the kept rows) and key. */
+Test(verify, partial_generation_traces_are_read_and_a_changed_value_found_at_its_row) {
+    char model[4096], tok[4096], args[9000], err[TEMPO_ERR_SIZE];
+    static char out[65536];
+    fortune_paths(model, tok);
+    snprintf(args, sizeof args, "generate -m %s -z %s -p 'Q: Why did the chicken' -n 40 --threshold 0.05 --attention-layers 1 "
+             "--attention-heads 0 --attention-rows 3,20-30 --trace /tmp/tempo-vpart.st --quiet", model, tok);
+    cr_assert_eq(run_out(args, out, sizeof out), 0, "%s", out);
+    snprintf(args, sizeof args, "verify -m %s /tmp/tempo-vpart.st", model);
+    cr_assert_eq(run_out(args, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "attention  ok") && strstr(out, "the trace holds the attention of layers 1, heads 0, rows 3,20-30"), "%s", out);
+    snprintf(args, sizeof args, "audit -m %s /tmp/tempo-vpart.st", model);
+    cr_assert_eq(run_out(args, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "attention compared on the 12 of"), "%s", out);
+    Trace t;
+    cr_assert(tempo_trace_read(&t, "/tmp/tempo-vpart.st", err) == 0, "%s", err);
+    const Tensor *att = tempo_trace_get(&t, "attention");
+    const int *positions = tempo_trace_get(&t, "positions")->data;
+    cr_assert(att->shape[0] == 1 && att->shape[1] == 1 && att->shape[2] == 12, "kept rows 3 and 20-30");
+    cr_assert(positions[24] != 24, "row 24 must sit at another position for the test to tell rows from positions");
+    ((float *)att->data)[5 * att->shape[3] + 2] += 0.25f; /* slot 5 (rows 3, 20, 21, ..): row 24, key 2 */
+    cr_assert(tempo_trace_write(&t, "/tmp/tempo-vpart-bad.st", err) == 0, "%s", err);
+    tempo_trace_free(&t);
+    snprintf(args, sizeof args, "verify -m %s /tmp/tempo-vpart-bad.st", model);
+    cr_assert_eq(run_out(args, out, sizeof out), 1, "a changed kept probability must fail:\n%s", out);
+    snprintf(args, sizeof args, "audit -m %s /tmp/tempo-vpart-bad.st --json /tmp/tempo-vpart.json", model);
+    cr_assert_eq(run_out(args, out, sizeof out), 1, "%s", out);
+    cJSON *json = read_json_file("/tmp/tempo-vpart.json");
+    const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItem(json, "findings"), 0);
+    cr_assert(f && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(f, "kind")), "attention-differs") == 0 &&
+                  cJSON_GetNumberValue(cJSON_GetObjectItem(f, "row")) == 24 && cJSON_GetNumberValue(cJSON_GetObjectItem(f, "key")) == 2 &&
+                  cJSON_GetArraySize(cJSON_GetObjectItem(json, "findings")) == 1,
+              "one finding, attention-differs at row 24 key 2:\n%s", out);
+    cJSON_Delete(json);
+}

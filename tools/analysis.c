@@ -91,15 +91,68 @@ Summary summarize_values(double *values, int n) {
     return s;
 }
 
-/* Attention of query q to key k, averaged over the selected layers and heads. */
+int attention_kept_layers(const AttentionView *v) { return v->keep.layers ? v->keep.n_layers : v->n_layers; }
+int attention_kept_heads(const AttentionView *v) { return v->keep.heads ? v->keep.n_heads : v->n_heads; }
+int attention_kept_layer(const AttentionView *v, int i) { return v->keep.layers ? v->keep.layers[i] : i; }
+int attention_kept_head(const AttentionView *v, int i) { return v->keep.heads ? v->keep.heads[i] : i; }
+
+int attention_kept(const AttentionView *v, int l, int h, int q) {
+    const AttentionKeep *kp = &v->keep;
+    return (l < 0 || tempo_kept_slot(kp->layers, kp->n_layers, l) >= 0) && (h < 0 || tempo_kept_slot(kp->heads, kp->n_heads, h) >= 0) &&
+           (q < 0 || tempo_kept_slot(kp->rows, kp->n_rows, q) >= 0);
+}
+
+/* Attention of query q to key k, averaged over the selected kept layers and heads. */
 double attention_at(const AttentionView *v, int l, int h, int q, int k) {
-    int l0 = l < 0 ? 0 : l, l1 = l < 0 ? v->n_layers : l + 1;
-    int h0 = h < 0 ? 0 : h, h1 = h < 0 ? v->n_heads : h + 1;
+    const AttentionKeep *kp = &v->keep;
+    int KL = attention_kept_layers(v), KH = attention_kept_heads(v), KR = kp->rows ? kp->n_rows : v->n;
+    int slot = tempo_kept_slot(kp->rows, kp->n_rows, q);
+    int a0 = l < 0 ? 0 : tempo_kept_slot(kp->layers, kp->n_layers, l), a1 = l < 0 ? KL : a0 + 1;
+    int b0 = h < 0 ? 0 : tempo_kept_slot(kp->heads, kp->n_heads, h), b1 = h < 0 ? KH : b0 + 1;
+    if (slot < 0 || a0 < 0 || b0 < 0) return NAN;
     double sum = 0;
-    for (int li = l0; li < l1; li++)
-        for (int hi = h0; hi < h1; hi++)
-            sum += v->attention[(((size_t)li * v->n_heads + hi) * v->n + q) * v->n + k];
-    return sum / ((l1 - l0) * (h1 - h0));
+    for (int a = a0; a < a1; a++)
+        for (int b = b0; b < b1; b++) sum += v->attention[(((size_t)a * KH + b) * KR + slot) * v->n + k];
+    return sum / ((a1 - a0) * (b1 - b0));
+}
+
+/* The indices of list (NULL: 0..count-1) as "0,2,5-7", cut short with "..." when long. */
+static void index_text(const int *list, int count, char *buf, size_t len) {
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < count && at + 24 < len; i++) {
+        int first = list ? list[i] : i;
+        while (i + 1 < count && (list ? list[i + 1] : i + 1) == (list ? list[i] : i) + 1) i++;
+        int last = list ? list[i] : i;
+        at += (size_t)snprintf(buf + at, len - at, first == last ? "%s%d" : "%s%d-%d", at ? "," : "", first, last);
+    }
+    if (at + 24 >= len) snprintf(buf + len - 4, 4, "...");
+}
+
+const char *attention_keep_text(const AttentionKeep *kp, int n_layers, int n_heads, int n_rows, char *buf, size_t len) {
+    char layers[96], heads[96], rows[160];
+    if (!kp->layers && !kp->heads && !kp->rows) return snprintf(buf, len, "every layer, head and row"), buf;
+    index_text(kp->layers, kp->layers ? kp->n_layers : n_layers, layers, sizeof layers);
+    index_text(kp->heads, kp->heads ? kp->n_heads : n_heads, heads, sizeof heads);
+    index_text(kp->rows, kp->rows ? kp->n_rows : n_rows, rows, sizeof rows);
+    snprintf(buf, len, "layers %s, heads %s, rows %s", layers, heads, rows);
+    return buf;
+}
+
+int attention_require(const AttentionView *v, int l, int h, int r0, int r1, char *err) {
+    const AttentionKeep *kp = &v->keep;
+    char held[160];
+    if (l >= 0 && !attention_kept(v, l, -1, -1))
+        return index_text(kp->layers, kp->n_layers, held, sizeof held),
+               tempo_error(err, "the trace holds no attention for layer %d; it holds layers %s", l, held);
+    if (h >= 0 && !attention_kept(v, -1, h, -1))
+        return index_text(kp->heads, kp->n_heads, held, sizeof held),
+               tempo_error(err, "the trace holds no attention for head %d; it holds heads %s", h, held);
+    for (int q = r0; q < r1; q++)
+        if (!attention_kept(v, -1, -1, q))
+            return index_text(kp->rows, kp->n_rows, held, sizeof held),
+                   tempo_error(err, "the trace holds no attention for row %d; it holds rows %s", q, held);
+    return 0;
 }
 
 int attention_set_size(const AttentionView *v, int row) {
@@ -113,7 +166,7 @@ static double received(const AttentionView *v, int l, int h, int k) {
     double sum = 0;
     int count = 0;
     for (int q = k + 1; q < v->n; q++) {
-        if (v->positions[q] <= v->positions[k]) continue;
+        if (v->positions[q] <= v->positions[k] || !attention_kept(v, -1, -1, q)) continue; /* only the rows held */
         sum += attention_at(v, l, h, q, k);
         count++;
     }
@@ -142,7 +195,7 @@ AttentionStats attention_stats(const AttentionView *v, int l, int h, int step_lo
         if (step < 0) step = -1;
         if (step < step_lo || step >= step_hi) continue;
         for (int q = k + 1; q < v->n; q++) /* cross-parallel: a later member attending to an earlier one */
-            if (v->sets[q] == v->sets[k]) {
+            if (v->sets[q] == v->sets[k] && attention_kept(v, -1, -1, q)) {
                 double p = attention_at(v, l, h, q, k);
                 st.cross_mean += p;
                 if (p > st.cross_max) st.cross_max = p;
@@ -231,6 +284,26 @@ static int prompt_rows(const Trace *tr, const AttentionView *v, int *n_prompt, c
     return 0;
 }
 
+/* The model's layers and heads (the trace's metadata, else the attention's
+ * shape, else the highest kept index + 1) and what the attention holds of
+ * them (attention_layers, attention_heads, attention_rows: a partial capture). */
+static int view_kept(const Trace *tr, const Tensor *att, AttentionView *v, char *err) {
+    const char *names[2] = {"n_layers", "n_heads"}, *lists[2] = {"attention_layers", "attention_heads"};
+    int *counts[2] = {&v->n_layers, &v->n_heads};
+    for (int i = 0; i < 2; i++) {
+        const char *meta = tempo_trace_meta_get(tr, names[i]);
+        const Tensor *list = tempo_trace_get(tr, lists[i]);
+        *counts[i] = (int)att->shape[i];
+        if (meta && tempo_parse_int(meta, names[i], 1, 4096, counts[i], err) != 0) return -1;
+        if (!meta && list && list->dtype == DT_I32 && list->ndim == 1 && list->shape[0] >= 1) {
+            int last = ((const int *)list->data)[list->shape[0] - 1];
+            *counts[i] = last >= 0 && last < 4096 ? last + 1 : 4096;
+        }
+    }
+    Config c = {.n_layers = v->n_layers, .n_heads = v->n_heads};
+    return tempo_trace_attention_keep(tr, &c, v->n, &v->keep, err) < 0 ? -1 : 0;
+}
+
 int attention_view_from_trace(const Trace *tr, AttentionView *v, int *n_prompt, char *err) {
     const Tensor *tok = tempo_trace_get(tr, "tokens"), *att = tempo_trace_get(tr, "attention");
     const Tensor *al = tempo_trace_get(tr, "allowed");
@@ -240,17 +313,10 @@ int attention_view_from_trace(const Trace *tr, AttentionView *v, int *n_prompt, 
     v->n = (int)tok->shape[0];
     v->tokens = tok->data;
     if (!att) return tempo_error(err, "trace has no attention tensor (write it with --trace, or forward without --no-attention)");
-    const char *partial[3] = {"attention_layers", "attention_heads", "attention_rows"};
-    for (int i = 0; i < 3; i++) /* a partial capture: say what it lacks */
-        if (tempo_trace_get(tr, partial[i]))
-            return tempo_error(err, "trace keeps the attention of %d %s only (%s); this needs every layer, head and row: "
-                               "write it without --attention-layers, --attention-heads and --attention-rows",
-                               (int)tempo_trace_get(tr, partial[i])->shape[0], partial[i] + 10, partial[i]);
-    if (att->dtype != DT_F32 || att->ndim != 4 || att->shape[2] != v->n || att->shape[3] != v->n || att->shape[0] < 1 ||
-        att->shape[1] < 1 || att->shape[0] > 4096 || att->shape[1] > 4096)
-        return tempo_error(err, "trace attention must be F32[layers, heads, %d, %d]", v->n, v->n);
-    v->n_layers = (int)att->shape[0];
-    v->n_heads = (int)att->shape[1];
+    if (att->dtype != DT_F32 || att->ndim != 4 || att->shape[3] != v->n || att->shape[0] < 1 || att->shape[1] < 1 ||
+        att->shape[0] > 4096 || att->shape[1] > 4096)
+        return tempo_error(err, "trace attention must be F32[layers, heads, rows, %d]", v->n);
+    if (view_kept(tr, att, v, err) != 0) return -1;
     v->attention = att->data;
     if (optional_rows(tr, "positions", v->n, &v->positions, err) != 0 || optional_rows(tr, "sets", v->n, &v->sets, err) != 0 ||
         optional_rows(tr, "pruned", v->n, &v->pruned, err) != 0)
@@ -402,13 +468,19 @@ void attention_report(FILE *out, const AttentionView *v, int n_prompt, cJSON *ro
             "par-mean", "par-median", "par-std", "single-mean", "single-med", "single-std", "set-total", "reduct%");
     cJSON *heads = cJSON_AddArrayToObject(root, "per_head"), *layers = cJSON_AddArrayToObject(root, "per_layer");
     char label[32];
-    for (int l = 0; l < v->n_layers; l++)
-        for (int h = 0; h < v->n_heads; h++) {
+    char held[400];
+    if (v->keep.layers || v->keep.heads || v->keep.rows)
+        fprintf(out, "from the attention the trace holds (%s): averages over those layers and heads, later queries among those rows\n",
+                attention_keep_text(&v->keep, v->n_layers, v->n_heads, v->n, held, sizeof held));
+    for (int i = 0; i < attention_kept_layers(v); i++)
+        for (int j = 0; j < attention_kept_heads(v); j++) {
+            int l = attention_kept_layer(v, i), h = attention_kept_head(v, j);
             AttentionStats s = attention_stats(v, l, h, -1, 1 << 30, n_prompt);
             snprintf(label, sizeof label, "%d:%d", l, h);
             report_row(out, label, &s, l, h, heads);
         }
-    for (int l = 0; l < v->n_layers; l++) {
+    for (int i = 0; i < attention_kept_layers(v); i++) {
+        int l = attention_kept_layer(v, i);
         AttentionStats s = attention_stats(v, l, -1, -1, 1 << 30, n_prompt);
         snprintf(label, sizeof label, "L%d", l);
         report_row(out, label, &s, l, -1, layers);
@@ -488,6 +560,7 @@ int attention_pair(const Model *m, const AttentionView *v, AttentionView *iso, A
         return -1;
     }
     *iso = *vis = *v;
+    iso->keep = vis->keep = (AttentionKeep){0}; /* recomputed: every layer, head and row */
     iso->attention = a_iso, iso->allowed = m_iso, iso->mask_layers = 1;
     vis->attention = a_vis, vis->allowed = m_vis, vis->mask_layers = 1;
     *buffers = a_iso;

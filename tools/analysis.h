@@ -24,7 +24,8 @@ LogitMetrics logit_metrics(const float *a, const float *b, int vocab);
 typedef struct {
     int n, n_layers, n_heads;
     const int *tokens, *positions, *sets, *pruned; /* pruned may be NULL */
-    const float *attention;                        /* [L][H][n][n] */
+    const float *attention;                        /* [kept L][kept H][kept rows][n]: what keep lists */
+    AttentionKeep keep;                            /* the layers, heads, rows held (NULL lists: every one) */
     const uint8_t *allowed;                        /* [mask_layers][n][n], 1 = may attend; NULL: not recorded */
     int mask_layers;
     const char *model;                             /* a name for titles ("" if unknown) */
@@ -33,8 +34,23 @@ typedef struct {
 /* The view of a trace from any engine: tokens, positions, attention
  * F32[L,H,n,n]; sets, allowed, pruned and n_prompt when present. */
 int attention_view_from_trace(const Trace *tr, AttentionView *v, int *n_prompt, char *err);
-/* Attention of query q to key k, averaged over heads when h = -1 and over layers when l = -1. */
+/* Attention of query q to key k, averaged over the kept heads when h = -1
+ * and the kept layers when l = -1; NAN when q, l or h is not kept. */
 double attention_at(const AttentionView *v, int l, int h, int q, int k);
+/* 1 if the view holds query row q (q < 0: any row) of layer l and head h (-1: any). */
+int attention_kept(const AttentionView *v, int l, int h, int q);
+/* The i-th layer (or head) the view holds, and how many it holds. */
+int attention_kept_layer(const AttentionView *v, int i);
+int attention_kept_head(const AttentionView *v, int i);
+int attention_kept_layers(const AttentionView *v);
+int attention_kept_heads(const AttentionView *v);
+/* 0 if the view holds layer l and head h (-1: not asked) and every row in
+ * [r0, r1); else -1 and one line naming the first missing one and the
+ * ones the view holds. */
+int attention_require(const AttentionView *v, int l, int h, int r0, int r1, char *err);
+/* What a capture holds, into buf: "layers 0,2, heads 0-3, rows 5-29"
+ * (a NULL list: 0..count-1), or "every layer, head and row". */
+const char *attention_keep_text(const AttentionKeep *keep, int n_layers, int n_heads, int n_rows, char *buf, size_t len);
 /* 1 if query q may attend to key k in layer l (without a recorded mask: k <= q). */
 int attention_allowed(const AttentionView *v, int l, int q, int k);
 /* Rows sharing row's logical position (1: a single token). */

@@ -98,12 +98,14 @@ static int attention_from_trace(const Args *a, const AttentionRequest *r, Attent
 static int view_of_generation(AttentionInput *in, char *err) {
     const Generation *gen = &in->gen;
     const Config *c = &in->m.config;
+    AttentionKeep kept;
     in->allowed = tempo_generation_allowed(gen);
-    in->attention = tempo_generation_attention(gen, c);
+    in->attention = tempo_generation_attention(gen, c, &kept);
     if (!in->allowed || !in->attention) return tempo_error(err, "out of memory for the attention of %d rows", gen->n_rows);
     in->v = (AttentionView){.n = gen->n_rows, .n_layers = c->n_layers, .n_heads = c->n_heads, .tokens = gen->tokens,
                             .positions = gen->positions, .sets = gen->sets, .pruned = gen->pruned,
-                            .attention = in->attention, .allowed = in->allowed, .mask_layers = gen->mask_layers, .model = ""};
+                            .attention = in->attention, .keep = kept, .allowed = in->allowed, .mask_layers = gen->mask_layers,
+                            .model = ""};
     in->n_prompt = gen->n_prompt;
     return 0;
 }
@@ -129,6 +131,16 @@ static int attention_fresh_run(const Args *a, const AttentionRequest *r, Attenti
     }
     if (view_of_generation(in, err) != 0) return -1;
     return attention_request_fits(r, c->n_layers, c->n_heads, in->v.n, err);
+}
+
+int attention_request_rows(const Args *a, const AttentionRequest *r, const AttentionView *v, int *r0, int *r1, int *row,
+                           char *err) {
+    const AttentionKeep *kp = &v->keep;
+    int first = kp->rows ? kp->rows[0] : 0, last = kp->rows ? kp->rows[kp->n_rows - 1] : v->n - 1;
+    *r0 = r->have_rows ? r->r0 : first, *r1 = r->have_rows ? r->r1 : last + 1; /* default: the rows held */
+    *row = r->have_row ? r->row : last;
+    if ((flag(a, "--heatmap") || flag(a, "--svg")) && attention_require(v, r->layer, r->head, *r0, *r1, err) != 0) return -1;
+    return flag(a, "--svg-grid") ? attention_require(v, -1, -1, *row, *row + 1, err) : 0;
 }
 
 /* The trace or the run, its view, and a label for every row. */

@@ -32,6 +32,11 @@ int attention_request(const Args *a, AttentionRequest *r, char *err);
 /* The trace or the run, its view, and a label for every row. */
 int attention_load(const Args *a, const AttentionRequest *r, AttentionInput *in, char *err);
 void attention_input_free(AttentionInput *in);
+/* The rows the request draws: --rows, else the rows the view holds
+ * (--heatmap, --svg, --svg-pair); --row, else the last held (--svg-grid).
+ * -1 and one line when the view lacks the layer, head or a row they need. */
+int attention_request_rows(const Args *a, const AttentionRequest *r, const AttentionView *v, int *r0, int *r1, int *row,
+                           char *err);
 /* --svg-pair: the view's rows under both masks, drawn side by side. */
 int attention_pair_picture(const char *path, const AttentionInput *in, int l, int h, int r0, int r1, char *err);
 

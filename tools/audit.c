@@ -252,9 +252,17 @@ static int check_arithmetic(Audit *a, const Trace *t, char *err) {
     if (rc != 0) return tempo_error(err, "out of memory for the findings");
     int used = snprintf(a->r->checks[CHECK_ARITHMETIC], sizeof a->r->checks[0], "%d findings (atol %g)", a->r->n_findings - before,
                         a->s->atol);
+    char *line = a->r->checks[CHECK_ARITHMETIC];
+    size_t size = sizeof a->r->checks[0];
     if (a->logits.n_rows < a->n || a->logits.rows)
-        snprintf(a->r->checks[CHECK_ARITHMETIC] + used, sizeof a->r->checks[0] - used, "; logits compared on %d of %d rows%s",
-                 a->logits.n_rows, a->n, a->logits.rows ? " (kept_rows)" : " (the trace has none)");
+        used += snprintf(line + used, size - used, "; logits compared on %d of %d rows%s", a->logits.n_rows, a->n,
+                         a->logits.rows ? " (kept_rows)" : " (the trace has none)");
+    const Config *c = &a->m->config;
+    if (!att && used < (int)size) snprintf(line + used, size - used, "; no attention in the trace: not compared");
+    else if ((keep.layers || keep.heads || keep.rows) && used < (int)size) /* a partial capture: what was compared */
+        snprintf(line + used, size - used, "; attention compared on the %d of %d rows, %d of %d layers, %d of %d heads the trace holds",
+                 keep.rows ? keep.n_rows : n, n, keep.layers ? keep.n_layers : c->n_layers, c->n_layers,
+                 keep.heads ? keep.n_heads : c->n_heads, c->n_heads);
     return 0;
 }
 

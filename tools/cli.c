@@ -73,13 +73,13 @@ static const FlagSpec F_MASK = {"--mask", NULL, FLAG_TEXT, "MASK", "causal", 0, 
     "the attention mask; a FILE holds one row of 0/1 per line", .key = NULL};
 static const FlagSpec F_OUT_TRACE = {"--out", NULL, FLAG_TEXT, "TRACE", NULL, 0, 0, NULL, "write a trace of the pass", .key = NULL};
 static const FlagSpec F_NO_ATTENTION = {"--no-attention", NULL, FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
-    "do not keep attention (a smaller trace)", .key = NULL};
+    "keep no attention (a smaller trace)", .key = NULL};
 static const FlagSpec F_ATTENTION_LAYERS = {"--attention-layers", NULL, FLAG_TEXT, "L", "every layer", 0, 0, NULL,
     "layers whose attention is kept, indices and ranges: 0,2,5-7", .key = NULL};
 static const FlagSpec F_ATTENTION_HEADS = {"--attention-heads", NULL, FLAG_TEXT, "H", "every head", 0, 0, NULL,
     "heads whose attention is kept, indices and ranges", .key = NULL};
-static const FlagSpec F_ATTENTION_ROWS = {"--attention-rows", NULL, FLAG_TEXT, "R", "every row", 0, 0, NULL,
-    "query rows whose attention is kept, indices and ranges", .key = NULL};
+static const FlagSpec F_ATTENTION_ROWS = {"--attention-rows", NULL, FLAG_TEXT, "R",
+    "forward: every row; generate: the generated rows", 0, 0, NULL, "query rows whose attention is kept, indices and ranges, or all", .key = NULL};
 static const FlagSpec F_ATOL = {"--atol", NULL, FLAG_NUMBER, "X", "1e-4", 0, 1e30, NULL, "absolute tolerance", .key = NULL};
 static const FlagSpec F_RTOL = {"--rtol", NULL, FLAG_NUMBER, "X", "0", 0, 1e30, NULL, "relative tolerance (of B)", .key = NULL};
 static const FlagSpec F_OUT = {"--out", NULL, FLAG_TEXT, "PATH", NULL, 0, 0, NULL, "where to write (required)", .key = NULL};
@@ -123,7 +123,8 @@ static const FlagSpec *const generation_valued[] = {&F_MODEL, &F_TOKENIZER, &F_P
 static const FlagSpec *const generation_switches[] = {SETTING_FLAG(GREEDY), SETTING_FLAG(STOP_ON_EMPTY),
     SETTING_FLAG(DYNAMIC), NULL};
 /* generate's own: the trace and how the text is shown */
-static const FlagSpec *const generate_output[] = {&F_TRACE, &F_SVG_TREE, &F_SVG_SERIES, &F_NO_COLOR, &F_HIDE_PRUNED, &F_VERBOSE, &F_QUIET, NULL};
+static const FlagSpec *const generate_output[] = {&F_TRACE, &F_NO_ATTENTION, &F_ATTENTION_LAYERS, &F_ATTENTION_HEADS,
+    &F_ATTENTION_ROWS, &F_SVG_TREE, &F_SVG_SERIES, &F_NO_COLOR, &F_HIDE_PRUNED, &F_VERBOSE, &F_QUIET, NULL};
 /* compare runs both modes on text prompts (--mode only for --vs-numerics's one run), no --tokens */
 static const FlagSpec *const compare_generation[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, SETTING_FLAG(MAX_TOKENS), SETTING_FLAG(MODE),
     SETTING_FLAG(THRESHOLD), SETTING_FLAG(MAX_WIDTH), SETTING_FLAG(ISOLATE_LAYERS), SETTING_FLAG(NEXT_FROM),
@@ -251,7 +252,8 @@ static int write_generation_files(const Args *a, const Model *m, const Tokenizer
     int rc = audit_put_settings(&tr, g, &m->config, err);
     if (rc == 0) rc = tempo_trace_write(&tr, trace, err);
     tempo_trace_free(&tr);
-    if (rc == 0) print_wrote(trace, "trace of every row (tokens, positions, masks, logits, attention, settings)");
+    if (rc == 0) print_wrote(trace, !g->capture_attention ? "trace of every row (tokens, positions, masks, logits, settings; no attention)"
+                                    : "trace of every row (tokens, positions, masks, logits, settings, the attention kept)");
     return rc;
 }
 
@@ -265,10 +267,15 @@ static int cmd_generate(int argc, char **argv, char *err) {
     int *prompt = NULL, n_prompt = 0, rc = 1;
     GenConfig g;
     Generation gen = {0};
+    AttentionKeep keep = {0};
     if (settings_from_flags(&a, &m.config, &g, err) != 0 || tempo_model_set_numerics(&m, &g.numerics, err) != 0) goto done;
-    g.capture_attention = g.keep_logits = flag(&a, "--trace") != NULL; /* only a trace needs every row's */
     if (prompt_ids(&a, &m, &t, &prompt, &n_prompt, err) != 0) goto done;
-    if (tempo_generate(&m, prompt, n_prompt, &g, &gen, err) != 0) goto done;
+    if (generation_keep_from_flags(&a, &m.config, &g, n_prompt, &keep, err) != 0) goto done;
+    if (tempo_memory_check(tempo_generation_bytes(&m, &g, n_prompt, g.keep_logits), "this generation",
+                           "shrink it with --attention-layers, --attention-heads, --attention-rows or --no-attention (with "
+                           "--trace), fewer --max-tokens or a shorter prompt", err) != 0 ||
+        tempo_generate(&m, prompt, n_prompt, &g, &gen, err) != 0)
+        goto done;
     if (!flag(&a, "--quiet")) print_generation(&gen, &t, &m.config, isatty(1) && !flag(&a, "--no-color"), flag(&a, "--hide-pruned") != NULL);
     if (flag(&a, "--verbose")) print_steps_verbose(stderr, &gen, &t, &m.config);
     if (flag(&a, "--verbose")) print_pruning_verbose(stderr, &gen, &t, &m.config, &g);
@@ -280,6 +287,7 @@ static int cmd_generate(int argc, char **argv, char *err) {
     rc = 0;
 done:
     free(prompt);
+    attention_keep_free(&keep);
     tempo_generation_free(&gen);
     tempo_tokenizer_free(&t);
     tempo_model_free(&m);
@@ -419,6 +427,10 @@ static int cmd_verify(int argc, char **argv, char *err) {
     int failed = compare_logit_rows(&kept, tempo_trace_get(&mine, "logits"), &tol, err);
     const Tensor *att = tempo_trace_get(&tr, "attention");
     if (failed >= 0 && att) failed |= compare_tensor(att, tempo_trace_get(&mine, "attention"), &tol);
+    char held[400];
+    if (failed >= 0 && att && (keep.layers || keep.heads || keep.rows)) /* a partial capture: what was compared */
+        printf("           the trace holds the attention of %s; indices above count within those\n",
+               attention_keep_text(&keep, m.config.n_layers, m.config.n_heads, n, held, sizeof held));
     if (failed >= 0) printf("%s\n", failed ? "FAIL" : "PASS");
     tempo_trace_free(&mine);
     rc = failed < 0 ? 2 : failed ? 1 : 0;
@@ -521,7 +533,8 @@ static int cmd_compare(int argc, char **argv, char *err) {
 /* The table, then each picture asked for, then the JSON. */
 static int attention_outputs(const Args *a, const AttentionRequest *r, const AttentionInput *in, char *err) {
     const char *const *labels = (const char *const *)in->labels;
-    int r0 = r->have_rows ? r->r0 : 0, r1 = r->have_rows ? r->r1 : in->v.n, rc = 0;
+    int r0, r1, row, rc = 0;
+    if (attention_request_rows(a, r, &in->v, &r0, &r1, &row, err) != 0) return -1;
     cJSON *root = cJSON_CreateObject();
     if (!root) return tempo_error(err, "out of memory");
     attention_report(stdout, &in->v, in->n_prompt, root);
@@ -529,7 +542,7 @@ static int attention_outputs(const Args *a, const AttentionRequest *r, const Att
     const char *svg = flag(a, "--svg"), *grid = flag(a, "--svg-grid"), *pair = flag(a, "--svg-pair"), *json = flag(a, "--json");
     if (svg && (rc = heatmap_svg(svg, &in->v, labels, r->layer, r->head, r0, r1, err)) == 0)
         print_wrote(svg, "SVG heatmap of one layer and head");
-    if (rc == 0 && grid && (rc = grid_svg(grid, &in->v, labels, r->have_row ? r->row : in->v.n - 1, err)) == 0)
+    if (rc == 0 && grid && (rc = grid_svg(grid, &in->v, labels, row, err)) == 0)
         print_wrote(grid, "SVG grid of one row's attention in every layer and head");
     if (rc == 0 && pair && (rc = attention_pair_picture(pair, in, r->layer, r->head, r0, r1, err)) == 0)
         print_wrote(pair, "SVG of the rows under the isolated and the visible mask, and their difference");

@@ -4,6 +4,7 @@
 #include "inputs.h"
 #include "../formats/gguf.h"
 #include "../kernels/kernels.h"
+#include "memory.h"
 #include "settings.h"
 
 #include <stdlib.h>
@@ -86,6 +87,7 @@ int attention_keep_from_flags(const Args *a, const Config *c, int n_rows, Attent
         if (!flag(a, names[i])) continue;
         if (flag(a, "--no-attention"))
             return tempo_error(err, "%s chooses the attention kept: it cannot be combined with --no-attention", names[i]);
+        if (strcmp(flag(a, names[i]), "all") == 0) continue; /* a NULL list: every one */
         int *list;
         if (tempo_parse_index_set(flag(a, names[i]), names[i], bounds[i], &list, counts[i], err) != 0) {
             attention_keep_free(keep);
@@ -93,6 +95,27 @@ int attention_keep_from_flags(const Args *a, const Config *c, int n_rows, Attent
         }
         *lists[i] = list;
     }
+    return 0;
+}
+
+int generation_keep_from_flags(const Args *a, const Config *c, GenConfig *g, int n_prompt, AttentionKeep *keep,
+                               char *err) {
+    const char *names[4] = {"--attention-layers", "--attention-heads", "--attention-rows", "--no-attention"};
+    memset(keep, 0, sizeof *keep);
+    for (int i = 0; i < 4; i++)
+        if (flag(a, names[i]) && !flag(a, "--trace"))
+            return tempo_error(err, "%s chooses the attention --trace keeps; give --trace FILE", names[i]);
+    g->keep_logits = flag(a, "--trace") != NULL; /* only a trace needs every row's logits, and the attention it keeps */
+    g->capture_attention = g->keep_logits && !flag(a, "--no-attention");
+    g->attention_keep = keep;
+    int max_rows = tempo_generation_rows(g, c, n_prompt); /* rows past the run's end are never reached */
+    if (attention_keep_from_flags(a, c, max_rows, keep, err) != 0) return -1;
+    if (flag(a, "--attention-rows") || !g->capture_attention) return 0;
+    if (max_rows == n_prompt) return g->capture_attention = 0, 0; /* the prompt fills the context: no row generated */
+    int *rows = malloc((size_t)(max_rows - n_prompt) * sizeof(int)); /* default: the generated rows, not the prompt's */
+    if (!rows) return attention_keep_free(keep), tempo_error(err, "out of memory");
+    for (int i = n_prompt; i < max_rows; i++) rows[i - n_prompt] = i;
+    keep->rows = rows, keep->n_rows = max_rows - n_prompt;
     return 0;
 }
 

@@ -21,6 +21,13 @@ int row_list(const Args *a, const char *name, int n, const int *fallback, int **
  * NULL: all). Free with attention_keep_free. */
 int attention_keep_from_flags(const Args *a, const Config *c, int n_rows, AttentionKeep *keep, char *err);
 void attention_keep_free(AttentionKeep *keep);
+/* What generate keeps for its trace (--trace; --no-attention and the same
+ * flags, over the rows the run can reach): sets g's keep_logits,
+ * capture_attention and attention_keep (= keep). Without --attention-rows:
+ * the generated rows (from n_prompt on; none: nothing captured), never the
+ * prompt's n_prompt x n_prompt; "--attention-rows all" keeps every row. */
+int generation_keep_from_flags(const Args *a, const Config *c, GenConfig *g, int n_prompt, AttentionKeep *keep,
+                               char *err);
 /* Floats of the kept attention of a forward over n_rows rows. */
 size_t attention_kept_values(const AttentionKeep *keep, const Config *c, int n_rows);
 

@@ -246,10 +246,12 @@ static void grid_strip(FILE *f, const AttentionView *v, int row, int l, int h, i
 
 int grid_svg(const char *path, const AttentionView *v, const char *const *labels, int row, char *err) {
     int keys = row + 1, cell = 10, pad = 24, strip_w = keys * cell, strip_h = 22, x0 = 50, y0 = 110;
-    int grid_w = v->n_heads * (strip_w + pad), grid_h = v->n_layers * (strip_h + pad);
+    int n_layers = attention_kept_layers(v), n_heads = attention_kept_heads(v); /* the ones the trace holds */
+    int grid_w = n_heads * (strip_w + pad), grid_h = n_layers * (strip_h + pad);
     char title[512];
-    snprintf(title, sizeof title, "Attention of row %d (%s) in %s, %s mode, every layer and head", row, labels[row],
-             v->model[0] ? v->model : "a trace", attention_mode(v, -1));
+    snprintf(title, sizeof title, "Attention of row %d (%s) in %s, %s mode, %s", row, labels[row],
+             v->model[0] ? v->model : "a trace", attention_mode(v, -1),
+             v->keep.layers || v->keep.heads ? "the layers and heads the trace holds" : "every layer and head");
     const char *lines[4] = {"One strip per layer (rows) and head (columns): how this query spreads its attention over its keys.",
                             "Red lines enclose the members of each parallel set among the keys; hatched keys are siblings the",
                             "query may not see (isolation). Keys are labelled under the bottom row of strips; the colour",
@@ -258,17 +260,17 @@ int grid_svg(const char *path, const AttentionView *v, const char *const *labels
     FILE *f = svg_begin(&out, path, x0 + grid_w + 330, y0 + grid_h + 80, title, lines, err);
     if (!f) return -1;
     char text[16];
-    for (int l = 0; l < v->n_layers; l++) {
-        snprintf(text, sizeof text, "L%d", l);
-        svg_text(f, 10, y0 + l * (strip_h + pad) + strip_h / 2 + 4, "label layer", 11, NULL, text);
-        for (int h = 0; h < v->n_heads; h++) {
-            int x = x0 + h * (strip_w + pad), y = y0 + l * (strip_h + pad);
-            snprintf(text, sizeof text, "H%d", h);
-            if (l == 0) svg_text(f, x, y0 - 8, "label head", 11, NULL, text);
-            grid_strip(f, v, row, l, h, x, y, cell, strip_h);
+    for (int i = 0; i < n_layers; i++) {
+        snprintf(text, sizeof text, "L%d", attention_kept_layer(v, i));
+        svg_text(f, 10, y0 + i * (strip_h + pad) + strip_h / 2 + 4, "label layer", 11, NULL, text);
+        for (int j = 0; j < n_heads; j++) {
+            int x = x0 + j * (strip_w + pad), y = y0 + i * (strip_h + pad);
+            snprintf(text, sizeof text, "H%d", attention_kept_head(v, j));
+            if (i == 0) svg_text(f, x, y0 - 8, "label head", 11, NULL, text);
+            grid_strip(f, v, row, attention_kept_layer(v, i), attention_kept_head(v, j), x, y, cell, strip_h);
         }
     }
-    for (int h = 0; h < v->n_heads; h++) /* key labels under the last layer's strips */
+    for (int h = 0; h < n_heads; h++) /* key labels under the last layer's strips */
         for (int k = 0; k < keys; k++) {
             fprintf(f, "<text class=\"label key\" font-size=\"8\" transform=\"translate(%d,%d) rotate(60)\">",
                     x0 + h * (strip_w + pad) + k * cell + 2, y0 + grid_h - pad + 6);
