@@ -424,6 +424,7 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
     const Weights *w = &m->weights;
     const Kernels *kern = m->kernels ? m->kernels : &tempo_plain_kernels;
     void (*norm)(float *, const float *, const float *, int, int, float) = kern->rmsnorm ? kern->rmsnorm : rmsnorm;
+    void (*rope)(float *, int, int, int, int, const float *, const float *) = kern->rope ? kern->rope : rope_rotate;
     if (check_inputs(m, s, k, tokens, logical_pos, mask, out, err) != 0 || check_weight_types(m, kern, err) != 0)
         return -1;
     int n_keys = s->n_rows + k, dim = c->dim, hid = c->hidden_dim, q_dim = q_dim_of(c), kv_dim = kv_dim_of(c);
@@ -447,8 +448,8 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
         kern->matmul(s->q, s->xb, lw->wq, k, dim, q_dim, panel);
         kern->matmul(k_rows, s->xb, lw->wk, k, dim, kv_dim, panel);
         kern->matmul(v_rows, s->xb, lw->wv, k, dim, kv_dim, panel);
-        rope_rotate(s->q, k, c->n_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
-        rope_rotate(k_rows, k, c->n_kv_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
+        rope(s->q, k, c->n_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
+        rope(k_rows, k, c->n_kv_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
         if (kern->cache_store) { /* K and V as the cache stores them */
             kern->cache_store(k_rows, (size_t)k * kv_dim);
             kern->cache_store(v_rows, (size_t)k * kv_dim);
@@ -461,7 +462,7 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
         norm(s->xb, s->x, lw->rms_ffn, k, dim, c->norm_eps);
         kern->matmul(s->hb, s->xb, lw->w1, k, dim, hid, panel);
         kern->matmul(s->hb2, s->xb, lw->w3, k, dim, hid, panel);
-        swiglu(s->hb, s->hb2, (size_t)k * hid);
+        (kern->swiglu ? kern->swiglu : swiglu)(s->hb, s->hb2, (size_t)k * hid);
         kern->matmul(s->xb, s->hb, lw->w2, k, hid, dim, panel);
         add_into(s->x, s->xb, (size_t)k * dim);
     }

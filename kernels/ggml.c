@@ -83,7 +83,7 @@ void tempo_ggml_round_activations(GgmlDotType t, const float *x, int m, float *o
 /* Floats of scratch for the rounded rows, rounded up to a cache line. */
 static size_t rounded_rows_values(int n, int m) { return ((size_t)n * m + 15) / 16 * 16; }
 
-static size_t ggml_matmul_scratch(int n, int m) { return rounded_rows_values(n, m); }
+static size_t ggml_matmul_scratch(int n, int m) { return rounded_rows_values(n, m) + (size_t)m; }
 
 /* A Q8_0 or Q4_0 weight block: its 32 values as integers (Q4_0: nibble - 8,
  * low nibbles first) and its scale. */
@@ -209,11 +209,28 @@ static void q8_0_matmul(float *out, const float *in, Matrix w, int n, int m, int
                                               dx + (size_t)i * (m / Q8_BLOCK), m);
 }
 
+/* out = round(in) W^T for F32, F16 and BF16 weights in ggml's order: each
+ * input row rounded to the weight type, then each output as tinyBLAS takes
+ * it for a call of 2+ rows, else as the one-row vec_dot (tempo_ggml_dot).
+ * Scratch: the rounded rows, then one weight row as f32. */
+static void float_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch) {
+    GgmlDotType t = tempo_ggml_dot_type(w.type);
+    float *rows = scratch, *weights = scratch + rounded_rows_values(n, m);
+    for (int i = 0; i < n; i++) tempo_ggml_round_activations(t, in + (size_t)i * m, m, rows + (size_t)i * m);
+    int batched = tempo_ggml_tinyblas(t, n, m, d);
+    size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
+    for (int r = 0; r < d; r++) {
+        tempo_dequantize(w.type, (const char *)w.data + (size_t)r * row_bytes, (size_t)m, weights);
+        for (int i = 0; i < n; i++) out[(size_t)i * d + r] = tempo_ggml_dot(t, batched, weights, rows + (size_t)i * m, m);
+    }
+}
+
 /* out = round(in) W^T: each input row converted to W's dot-product type,
- * then the product: in ggml's order for Q8_0 and Q4_0; else with the f32
- * dequantized weights, TEMPO_FEW_ROWS rows at a time (the blocked kernel's
- * order, the same for every row and thread count, where sgemm's would
- * depend on them: a different last bit can flip a later rounding). */
+ * then the product: in ggml's order for Q8_0, Q4_0, Q6_K, Q5_K, F32, F16
+ * and BF16; else with the f32 dequantized weights, TEMPO_FEW_ROWS rows at a
+ * time (the blocked kernel's order, the same for every row and thread
+ * count, where sgemm's would depend on them: a different last bit can flip
+ * a later rounding). */
 static void ggml_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch) {
     GgmlDotType t = tempo_ggml_dot_type(w.type);
     if (w.type == WEIGHT_Q8_0 || w.type == WEIGHT_Q4_0) {
@@ -224,14 +241,14 @@ static void ggml_matmul(float *out, const float *in, Matrix w, int n, int m, int
         q8_k_matmul(out, in, w, n, m, d, scratch);
         return;
     }
-    const float *rows = in;
-    if (t != GGML_DOT_F32) {
-        for (int i = 0; i < n; i++) tempo_ggml_round_activations(t, in + (size_t)i * m, m, scratch + (size_t)i * m);
-        rows = scratch;
+    if (w.type == WEIGHT_F32 || w.type == WEIGHT_F16 || w.type == WEIGHT_BF16) {
+        float_matmul(out, in, w, n, m, d, scratch);
+        return;
     }
+    for (int i = 0; i < n; i++) tempo_ggml_round_activations(t, in + (size_t)i * m, m, scratch + (size_t)i * m);
     for (int i0 = 0; i0 < n; i0 += TEMPO_FEW_ROWS) {
         int k = n - i0 < TEMPO_FEW_ROWS ? n - i0 : TEMPO_FEW_ROWS;
-        tempo_matmul_fast(out + (size_t)i0 * d, rows + (size_t)i0 * m, w, k, m, d, NULL);
+        tempo_matmul_fast(out + (size_t)i0 * d, scratch + (size_t)i0 * m, w, k, m, d, NULL);
     }
 }
 
@@ -247,6 +264,23 @@ static void ggml_rmsnorm(float *out, const float *x, const float *weight, int n,
     }
 }
 
+/* RoPE as ggml's rotate_pairs runs on zen4 (GCC fused one product of each
+ * sum; its scalar loop, the one llama.cpp's traces match):
+ * a' = fma(a, c, -(b s)), b' = fma(a, s, b c). */
+static void ggml_rope(float *x, int n, int n_heads, int head_dim, int interleaved, const float *cos_t, const float *sin_t) {
+    int half = head_dim / 2;
+    for (int r = 0; r < n; r++)
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + ((size_t)r * n_heads + h) * head_dim;
+            for (int i = 0; i < half; i++) {
+                int ia = interleaved ? 2 * i : i, ib = interleaved ? 2 * i + 1 : i + half;
+                float c = cos_t[r * half + i], s = sin_t[r * half + i], a = v[ia], b = v[ib];
+                v[ia] = fmaf(a, c, -(b * s));
+                v[ib] = fmaf(a, s, b * c);
+            }
+        }
+}
+
 enum { /* the types tempo_ggml_dot_type maps */
     GGML_WEIGHT_TYPES = (1u << WEIGHT_N_TYPES) - 1, /* every type: each has its activation type */
 };
@@ -254,17 +288,20 @@ enum { /* the types tempo_ggml_dot_type maps */
 static const Kernels ggml_f32_cache = {
     .name = "ggml (K/V f32)", .weight_types = GGML_WEIGHT_TYPES, .matmul = ggml_matmul,
     .matmul_scratch = ggml_matmul_scratch, .matrix_row = tempo_matrix_row_fast, .attention = tempo_ggml_attention_f32_cache,
-    .attention_scratch = tempo_ggml_attention_f32_cache_scratch, .rmsnorm = ggml_rmsnorm,
+    .attention_scratch = tempo_ggml_attention_cache_scratch, .rmsnorm = ggml_rmsnorm,
+    .rope = ggml_rope, .swiglu = tempo_ggml_swiglu, .by_call = 1,
 };
 static const Kernels ggml_f16_cache = {
     .name = "ggml (K/V f16)", .weight_types = GGML_WEIGHT_TYPES, .matmul = ggml_matmul,
     .matmul_scratch = ggml_matmul_scratch, .matrix_row = tempo_matrix_row_fast, .attention = tempo_ggml_attention_f16_cache,
-    .attention_scratch = tempo_ggml_attention_row_scratch, .cache_store = tempo_ggml_cache_store_f16, .rmsnorm = ggml_rmsnorm,
+    .attention_scratch = tempo_ggml_attention_cache_scratch, .cache_store = tempo_ggml_cache_store_f16, .rmsnorm = ggml_rmsnorm,
+    .rope = ggml_rope, .swiglu = tempo_ggml_swiglu, .by_call = 1,
 };
 static const Kernels ggml_flash = {
     .name = "ggml (flash attention)", .weight_types = GGML_WEIGHT_TYPES, .matmul = ggml_matmul,
     .matmul_scratch = ggml_matmul_scratch, .matrix_row = tempo_matrix_row_fast, .attention = tempo_ggml_attention_flash,
     .attention_scratch = tempo_ggml_attention_row_scratch, .cache_store = tempo_ggml_cache_store_f16, .rmsnorm = ggml_rmsnorm,
+    .rope = ggml_rope, .swiglu = tempo_ggml_swiglu, .by_call = 1,
 };
 
 const Kernels *tempo_ggml_kernels(int kv_f16, int flash_attn) {

@@ -168,6 +168,44 @@ static int step_width(const Audit *a, int s) {
 /* Arithmetic, as verify does it                                          */
 /* ===================================================================== */
 
+/* How many rows from row `first` the engine decoded in one call: the
+ * prompt (n_prompt rows) as one call, then each run of rows of one set. */
+static int engine_call_rows(const Trace *t, int n, int n_prompt, int first) {
+    if (first < n_prompt) return n_prompt - first;
+    const Tensor *sets = tempo_trace_get(t, "sets");
+    const int *set = sets && sets->dtype == DT_I32 && sets->shape[0] == n ? sets->data : tempo_trace_get(t, "positions")->data;
+    int k = 1;
+    while (first + k < n && set[first + k] == set[first]) k++;
+    return k;
+}
+
+/* The forward pass in the engine's calls (kernels whose order depends on a
+ * call's rows: Kernels.by_call); the logits of every row. */
+static int forward_by_call(const Model *m, const Trace *t, int n, int n_prompt, const Mask *mask, float *logits, char *err) {
+    State s;
+    if (tempo_state_init(&s, &m->config, n, err) != 0) return -1;
+    const int *tokens = tempo_trace_get(t, "tokens")->data, *positions = tempo_trace_get(t, "positions")->data;
+    int rc = 0;
+    for (int first = 0, k; first < n && rc == 0; first += k) {
+        k = engine_call_rows(t, n, n_prompt, first);
+        Outputs out = {.logits = logits + (size_t)first * m->config.vocab_size};
+        rc = tempo_forward(m, &s, k, tokens + first, positions + first, mask, out, err);
+    }
+    tempo_state_free(&s);
+    return rc;
+}
+
+/* The trace's prompt length when the forward pass should follow the
+ * engine's calls (by_call kernels, no attention asked, n_prompt known); else 0. */
+static int by_call_prompt(const Model *m, const Trace *t, int n, int has_attention) {
+    const char *v = tempo_trace_meta_get(t, "n_prompt");
+    int n_prompt = 0;
+    char err[TEMPO_ERR_SIZE];
+    if (!m->kernels || !m->kernels->by_call || has_attention || !v || tempo_parse_int(v, "n_prompt", 1, n, &n_prompt, err) != 0)
+        return 0;
+    return n_prompt;
+}
+
 int trace_recompute(const Model *m, const Trace *t, int *n, float **logits, float **attention, AttentionKeep *keep,
                     char *err) {
     const Config *c = &m->config;
@@ -182,7 +220,9 @@ int trace_recompute(const Model *m, const Trace *t, int *n, float **logits, floa
     if (has_attention) *attention = malloc(layers * heads * rows * *n * sizeof(float));
     Outputs out = {.logits = *logits, .attention = *attention, .keep = keep};
     Mask mask = tempo_mask_dense(tempo_trace_get(t, "allowed")->data, mask_layers, 0, *n, *n);
+    int n_prompt = by_call_prompt(m, t, *n, has_attention);
     int rc = !*logits || (has_attention && !*attention) ? tempo_error(err, "out of memory for a %d-row trace", *n)
+             : n_prompt > 0 ? forward_by_call(m, t, *n, n_prompt, &mask, *logits, err)
              : tempo_forward_full(m, *n, tempo_trace_get(t, "tokens")->data, tempo_trace_get(t, "positions")->data,
                                   &mask, out, err);
     if (rc != 0) {
