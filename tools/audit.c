@@ -195,9 +195,7 @@ static int forward_by_call(const Model *m, const Trace *t, int n, int n_prompt, 
     return rc;
 }
 
-/* The trace's prompt length when the forward pass should follow the
- * engine's calls (by_call kernels, no attention asked, n_prompt known); else 0. */
-static int by_call_prompt(const Model *m, const Trace *t, int n, int has_attention) {
+int trace_recompute_prompt(const Model *m, const Trace *t, int n, int has_attention) {
     const char *v = tempo_trace_meta_get(t, "n_prompt");
     int n_prompt = 0;
     char err[TEMPO_ERR_SIZE];
@@ -220,7 +218,7 @@ int trace_recompute(const Model *m, const Trace *t, int *n, float **logits, floa
     if (has_attention) *attention = malloc(layers * heads * rows * *n * sizeof(float));
     Outputs out = {.logits = *logits, .attention = *attention, .keep = keep};
     Mask mask = tempo_mask_dense(tempo_trace_get(t, "allowed")->data, mask_layers, 0, *n, *n);
-    int n_prompt = by_call_prompt(m, t, *n, has_attention);
+    int n_prompt = trace_recompute_prompt(m, t, *n, has_attention);
     int rc = !*logits || (has_attention && !*attention) ? tempo_error(err, "out of memory for a %d-row trace", *n)
              : n_prompt > 0 ? forward_by_call(m, t, *n, n_prompt, &mask, *logits, err)
              : tempo_forward_full(m, *n, tempo_trace_get(t, "tokens")->data, tempo_trace_get(t, "positions")->data,
