@@ -122,8 +122,8 @@ static void rope_angles(float *cos_out, float *sin_out, const int *logical_pos, 
 /* Rotates each head of each row by its row's angles. A pair (a, b) becomes
  * (a cos - b sin, a sin + b cos); the pair is (2i, 2i+1) when interleaved
  * (llama2.c) or (i, i + head_dim/2) otherwise (Hugging Face). */
-static void rope_rotate(float *x, int n, int n_heads, int head_dim, int interleaved,
-                        const float *cos_t, const float *sin_t) {
+static void rope_rotate(float *x, int n, int n_heads, int head_dim, int interleaved, const float *cos_t,
+                        const float *sin_t, void (*pair)(float *a, float *b, float c, float s)) {
     int half = head_dim / 2;
     for (int r = 0; r < n; r++)
         for (int h = 0; h < n_heads; h++) {
@@ -132,6 +132,10 @@ static void rope_rotate(float *x, int n, int n_heads, int head_dim, int interlea
                 int ia = interleaved ? 2 * i : i, ib = interleaved ? 2 * i + 1 : i + half;
                 float c = cos_t[r * half + i], s = sin_t[r * half + i];
                 float a = v[ia], b = v[ib];
+                if (pair) { /* an engine's arithmetic (Kernels.rope_pair) */
+                    pair(&v[ia], &v[ib], c, s);
+                    continue;
+                }
                 v[ia] = a * c - b * s;
                 v[ib] = a * s + b * c;
             }
@@ -424,7 +428,6 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
     const Weights *w = &m->weights;
     const Kernels *kern = m->kernels ? m->kernels : &tempo_plain_kernels;
     void (*norm)(float *, const float *, const float *, int, int, float) = kern->rmsnorm ? kern->rmsnorm : rmsnorm;
-    void (*rope)(float *, int, int, int, int, const float *, const float *) = kern->rope ? kern->rope : rope_rotate;
     if (check_inputs(m, s, k, tokens, logical_pos, mask, out, err) != 0 || check_weight_types(m, kern, err) != 0)
         return -1;
     int n_keys = s->n_rows + k, dim = c->dim, hid = c->hidden_dim, q_dim = q_dim_of(c), kv_dim = kv_dim_of(c);
@@ -448,8 +451,8 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
         kern->matmul(s->q, s->xb, lw->wq, k, dim, q_dim, panel);
         kern->matmul(k_rows, s->xb, lw->wk, k, dim, kv_dim, panel);
         kern->matmul(v_rows, s->xb, lw->wv, k, dim, kv_dim, panel);
-        rope(s->q, k, c->n_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
-        rope(k_rows, k, c->n_kv_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
+        rope_rotate(s->q, k, c->n_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin, kern->rope_pair);
+        rope_rotate(k_rows, k, c->n_kv_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin, kern->rope_pair);
         if (kern->cache_store) { /* K and V as the cache stores them */
             kern->cache_store(k_rows, (size_t)k * kv_dim);
             kern->cache_store(v_rows, (size_t)k * kv_dim);

@@ -264,21 +264,13 @@ static void ggml_rmsnorm(float *out, const float *x, const float *weight, int n,
     }
 }
 
-/* RoPE as ggml's rotate_pairs runs on zen4 (GCC fused one product of each
- * sum; its scalar loop, the one llama.cpp's traces match):
+/* RoPE's pair as ggml's rotate_pairs runs on zen4 (GCC fused one product
+ * of each sum; its scalar loop, the one llama.cpp's traces match):
  * a' = fma(a, c, -(b s)), b' = fma(a, s, b c). */
-static void ggml_rope(float *x, int n, int n_heads, int head_dim, int interleaved, const float *cos_t, const float *sin_t) {
-    int half = head_dim / 2;
-    for (int r = 0; r < n; r++)
-        for (int h = 0; h < n_heads; h++) {
-            float *v = x + ((size_t)r * n_heads + h) * head_dim;
-            for (int i = 0; i < half; i++) {
-                int ia = interleaved ? 2 * i : i, ib = interleaved ? 2 * i + 1 : i + half;
-                float c = cos_t[r * half + i], s = sin_t[r * half + i], a = v[ia], b = v[ib];
-                v[ia] = fmaf(a, c, -(b * s));
-                v[ib] = fmaf(a, s, b * c);
-            }
-        }
+static void ggml_rope_pair(float *a, float *b, float c, float s) {
+    float a0 = *a, b0 = *b;
+    *a = fmaf(a0, c, -(b0 * s));
+    *b = fmaf(a0, s, b0 * c);
 }
 
 enum { /* the types tempo_ggml_dot_type maps */
@@ -289,19 +281,19 @@ static const Kernels ggml_f32_cache = {
     .name = "ggml (K/V f32)", .weight_types = GGML_WEIGHT_TYPES, .matmul = ggml_matmul,
     .matmul_scratch = ggml_matmul_scratch, .matrix_row = tempo_matrix_row_fast, .attention = tempo_ggml_attention_f32_cache,
     .attention_scratch = tempo_ggml_attention_cache_scratch, .rmsnorm = ggml_rmsnorm,
-    .rope = ggml_rope, .swiglu = tempo_ggml_swiglu, .by_call = 1,
+    .rope_pair = ggml_rope_pair, .swiglu = tempo_ggml_swiglu, .by_call = 1,
 };
 static const Kernels ggml_f16_cache = {
     .name = "ggml (K/V f16)", .weight_types = GGML_WEIGHT_TYPES, .matmul = ggml_matmul,
     .matmul_scratch = ggml_matmul_scratch, .matrix_row = tempo_matrix_row_fast, .attention = tempo_ggml_attention_f16_cache,
     .attention_scratch = tempo_ggml_attention_cache_scratch, .cache_store = tempo_ggml_cache_store_f16, .rmsnorm = ggml_rmsnorm,
-    .rope = ggml_rope, .swiglu = tempo_ggml_swiglu, .by_call = 1,
+    .rope_pair = ggml_rope_pair, .swiglu = tempo_ggml_swiglu, .by_call = 1,
 };
 static const Kernels ggml_flash = {
     .name = "ggml (flash attention)", .weight_types = GGML_WEIGHT_TYPES, .matmul = ggml_matmul,
     .matmul_scratch = ggml_matmul_scratch, .matrix_row = tempo_matrix_row_fast, .attention = tempo_ggml_attention_flash,
     .attention_scratch = tempo_ggml_attention_row_scratch, .cache_store = tempo_ggml_cache_store_f16, .rmsnorm = ggml_rmsnorm,
-    .rope = ggml_rope, .swiglu = tempo_ggml_swiglu, .by_call = 1,
+    .rope_pair = ggml_rope_pair, .swiglu = tempo_ggml_swiglu, .by_call = 1,
 };
 
 const Kernels *tempo_ggml_kernels(int kv_f16, int flash_attn) {

@@ -346,13 +346,13 @@ Test(numerics, ggml_expf_is_ggml_v_expf) {
  * SwiGLU with ggml_v_expf. */
 Test(numerics, ggml_rope_and_swiglu) {
     const Kernels *k = tempo_ggml_kernels(0, 0);
-    cr_assert(k->rope && k->swiglu && k->by_call);
+    cr_assert(k->rope_pair && k->swiglu && k->by_call);
     uint64_t seed = 17;
     int fused_differs = 0;
     for (int trial = 0; trial < 200; trial++) {
         float v[2] = {(float)tempo_normal(&seed), (float)tempo_normal(&seed)}, a = v[0], b = v[1];
         float c = cosf((float)trial * 0.37f), s = sinf((float)trial * 0.37f);
-        k->rope(v, 1, 1, 2, 1, &c, &s);
+        k->rope_pair(&v[0], &v[1], c, s);
         cr_assert_eq(v[0], fmaf(a, c, -(b * s)));
         cr_assert_eq(v[1], fmaf(a, s, b * c));
         fused_differs |= v[0] != a * c - b * s || v[1] != a * s + b * c;
