@@ -424,6 +424,7 @@ done:
 done_model:
     free(logits);
     free(attention);
+    tempo_tokenizer_free(&t);
     tempo_model_free(&m);
     return rc;
 }
