@@ -123,8 +123,8 @@ static void rope_angles(float *cos_out, float *sin_out, const int *logical_pos, 
 /* Rotates each head of each row by its row's angles. A pair (a, b) becomes
  * (a cos - b sin, a sin + b cos); the pair is (2i, 2i+1) when interleaved
  * (llama2.c) or (i, i + head_dim/2) otherwise (Hugging Face). */
-static void rope_rotate(float *x, int n, int n_heads, int head_dim, int interleaved,
-                        const float *cos_t, const float *sin_t) {
+static void rope_rotate(float *x, int n, int n_heads, int head_dim, int interleaved, const float *cos_t,
+                        const float *sin_t, void (*pair)(float *a, float *b, float c, float s)) {
     int half = head_dim / 2;
     for (int r = 0; r < n; r++)
         for (int h = 0; h < n_heads; h++) {
@@ -133,6 +133,10 @@ static void rope_rotate(float *x, int n, int n_heads, int head_dim, int interlea
                 int ia = interleaved ? 2 * i : i, ib = interleaved ? 2 * i + 1 : i + half;
                 float c = cos_t[r * half + i], s = sin_t[r * half + i];
                 float a = v[ia], b = v[ib];
+                if (pair) { /* an engine's arithmetic (Kernels.rope_pair) */
+                    pair(&v[ia], &v[ib], c, s);
+                    continue;
+                }
                 v[ia] = a * c - b * s;
                 v[ib] = a * s + b * c;
             }
@@ -448,8 +452,8 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
         kern->matmul(s->q, s->xb, lw->wq, k, dim, q_dim, panel);
         kern->matmul(k_rows, s->xb, lw->wk, k, dim, kv_dim, panel);
         kern->matmul(v_rows, s->xb, lw->wv, k, dim, kv_dim, panel);
-        rope_rotate(s->q, k, c->n_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
-        rope_rotate(k_rows, k, c->n_kv_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin);
+        rope_rotate(s->q, k, c->n_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin, kern->rope_pair);
+        rope_rotate(k_rows, k, c->n_kv_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin, kern->rope_pair);
         if (kern->cache_store) { /* K and V as the cache stores them */
             kern->cache_store(k_rows, (size_t)k * kv_dim);
             kern->cache_store(v_rows, (size_t)k * kv_dim);
@@ -462,7 +466,7 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
         norm(s->xb, s->x, lw->rms_ffn, k, dim, c->norm_eps);
         kern->matmul(s->hb, s->xb, lw->w1, k, dim, hid, panel);
         kern->matmul(s->hb2, s->xb, lw->w3, k, dim, hid, panel);
-        swiglu(s->hb, s->hb2, (size_t)k * hid);
+        (kern->swiglu ? kern->swiglu : swiglu)(s->hb, s->hb2, (size_t)k * hid);
         kern->matmul(s->xb, s->hb, lw->w2, k, hid, dim, panel);
         add_into(s->x, s->xb, (size_t)k * dim);
     }

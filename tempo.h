@@ -158,6 +158,14 @@ typedef struct {
     void (*cache_store)(float *values, size_t n);
     /* RMSNorm of n rows as an engine computes it (NULL: tempo.c's definition) */
     void (*rmsnorm)(float *out, const float *x, const float *weight, int n, int dim, float eps);
+    /* RoPE's rotation of one pair (a, b) by the angle (c, s), in place, as an engine computes it
+     * (NULL: a' = a c - b s, b' = a s + b c) */
+    void (*rope_pair)(float *a, float *b, float c, float s);
+    /* the SwiGLU gate x = silu(x) * g of n values as an engine computes it (NULL: tempo.c's) */
+    void (*swiglu)(float *x, const float *g, size_t n);
+    /* 1: the products' order depends on how many rows a call has (ggml's
+     * kernels), so a trace is recomputed in the calls its engine made */
+    int by_call;
 } Kernels;
 
 /* The plain definitions (f32 weights only). */

@@ -84,7 +84,7 @@ void tempo_ggml_round_activations(GgmlDotType t, const float *x, int m, float *o
 /* Floats of scratch for the rounded rows, rounded up to a cache line. */
 static size_t rounded_rows_values(int n, int m) { return ((size_t)n * m + 15) / 16 * 16; }
 
-static size_t ggml_matmul_scratch(int n, int m) { return rounded_rows_values(n, m); }
+static size_t ggml_matmul_scratch(int n, int m) { return rounded_rows_values(n, m) + (size_t)m; }
 
 /* A Q8_0 or Q4_0 weight block: its 32 values as integers (Q4_0: nibble - 8,
  * low nibbles first) and its scale. */
@@ -214,11 +214,28 @@ static void q8_0_matmul(float *out, const float *in, Matrix w, int n, int m, int
         }
 }
 
+/* out = round(in) W^T for F32, F16 and BF16 weights in ggml's order: each
+ * input row rounded to the weight type, then each output as tinyBLAS takes
+ * it for a call of 2+ rows, else as the one-row vec_dot (tempo_ggml_dot).
+ * Scratch: the rounded rows, then one weight row as f32. */
+static void float_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch) {
+    GgmlDotType t = tempo_ggml_dot_type(w.type);
+    float *rows = scratch, *weights = scratch + rounded_rows_values(n, m);
+    for (int i = 0; i < n; i++) tempo_ggml_round_activations(t, in + (size_t)i * m, m, rows + (size_t)i * m);
+    int batched = tempo_ggml_tinyblas(t, n, m, d);
+    size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
+    for (int r = 0; r < d; r++) {
+        tempo_dequantize(w.type, (const char *)w.data + (size_t)r * row_bytes, (size_t)m, weights);
+        for (int i = 0; i < n; i++) out[(size_t)i * d + r] = tempo_ggml_dot(t, batched, weights, rows + (size_t)i * m, m);
+    }
+}
+
 /* out = round(in) W^T: each input row converted to W's dot-product type,
- * then the product: in ggml's order for Q8_0 and Q4_0; else with the f32
- * dequantized weights, TEMPO_FEW_ROWS rows at a time (the blocked kernel's
- * order, the same for every row and thread count, where sgemm's would
- * depend on them: a different last bit can flip a later rounding). */
+ * then the product: in ggml's order for Q8_0, Q4_0, Q6_K, Q5_K, F32, F16
+ * and BF16; else with the f32 dequantized weights, TEMPO_FEW_ROWS rows at a
+ * time (the blocked kernel's order, the same for every row and thread
+ * count, where sgemm's would depend on them: a different last bit can flip
+ * a later rounding). */
 static void ggml_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch) {
     GgmlDotType t = tempo_ggml_dot_type(w.type);
     if (w.type == WEIGHT_Q8_0 || w.type == WEIGHT_Q4_0) {
@@ -229,14 +246,14 @@ static void ggml_matmul(float *out, const float *in, Matrix w, int n, int m, int
         q8_k_matmul(out, in, w, n, m, d, scratch);
         return;
     }
-    const float *rows = in;
-    if (t != GGML_DOT_F32) {
-        for (int i = 0; i < n; i++) tempo_ggml_round_activations(t, in + (size_t)i * m, m, scratch + (size_t)i * m);
-        rows = scratch;
+    if (w.type == WEIGHT_F32 || w.type == WEIGHT_F16 || w.type == WEIGHT_BF16) {
+        float_matmul(out, in, w, n, m, d, scratch);
+        return;
     }
+    for (int i = 0; i < n; i++) tempo_ggml_round_activations(t, in + (size_t)i * m, m, scratch + (size_t)i * m);
     for (int i0 = 0; i0 < n; i0 += TEMPO_FEW_ROWS) {
         int k = n - i0 < TEMPO_FEW_ROWS ? n - i0 : TEMPO_FEW_ROWS;
-        tempo_matmul_fast(out + (size_t)i0 * d, rows + (size_t)i0 * m, w, k, m, d, NULL);
+        tempo_matmul_fast(out + (size_t)i0 * d, scratch + (size_t)i0 * m, w, k, m, d, NULL);
     }
 }
 
@@ -250,6 +267,15 @@ static void ggml_rmsnorm(float *out, const float *x, const float *weight, int n,
         float mean = (float)(sum / dim), scale = 1.0f / sqrtf(mean + eps);
         for (int i = 0; i < dim; i++) out[(size_t)r * dim + i] = xr[i] * scale * weight[i];
     }
+}
+
+/* RoPE's pair as ggml's rotate_pairs runs on zen4 (GCC fused one product
+ * of each sum; its scalar loop, the one llama.cpp's traces match):
+ * a' = fma(a, c, -(b s)), b' = fma(a, s, b c). */
+static void ggml_rope_pair(float *a, float *b, float c, float s) {
+    float a0 = *a, b0 = *b;
+    *a = fmaf(a0, c, -(b0 * s));
+    *b = fmaf(a0, s, b0 * c);
 }
 
 enum { /* the types tempo_ggml_dot_type maps */
@@ -266,17 +292,18 @@ static void ggml_matmul_repacked(float *out, const float *in, Matrix w, int n, i
 #define GGML_KERNELS(label, product, attend, attend_scratch, store)                                              \
     {.name = label, .weight_types = GGML_WEIGHT_TYPES, .matmul = product, .matmul_scratch = ggml_matmul_scratch, \
      .matrix_row = tempo_matrix_row_fast, .attention = attend, .attention_scratch = attend_scratch,             \
-     .cache_store = store, .rmsnorm = ggml_rmsnorm}
+     .cache_store = store, .rmsnorm = ggml_rmsnorm, .rope_pair = ggml_rope_pair, .swiglu = tempo_ggml_swiglu,  \
+     .by_call = 1}
 static const Kernels ggml_tables[2][3] = { /* [repack][K/V f32, K/V f16, flash attention] */
-    {GGML_KERNELS("ggml (K/V f32)", ggml_matmul, tempo_ggml_attention_f32_cache, tempo_ggml_attention_f32_cache_scratch, NULL),
-     GGML_KERNELS("ggml (K/V f16)", ggml_matmul, tempo_ggml_attention_f16_cache, tempo_ggml_attention_row_scratch,
+    {GGML_KERNELS("ggml (K/V f32)", ggml_matmul, tempo_ggml_attention_f32_cache, tempo_ggml_attention_cache_scratch, NULL),
+     GGML_KERNELS("ggml (K/V f16)", ggml_matmul, tempo_ggml_attention_f16_cache, tempo_ggml_attention_cache_scratch,
                   tempo_ggml_cache_store_f16),
      GGML_KERNELS("ggml (flash attention)", ggml_matmul, tempo_ggml_attention_flash, tempo_ggml_attention_row_scratch,
                   tempo_ggml_cache_store_f16)},
     {GGML_KERNELS("ggml (K/V f32, repack)", ggml_matmul_repacked, tempo_ggml_attention_f32_cache,
-                  tempo_ggml_attention_f32_cache_scratch, NULL),
+                  tempo_ggml_attention_cache_scratch, NULL),
      GGML_KERNELS("ggml (K/V f16, repack)", ggml_matmul_repacked, tempo_ggml_attention_f16_cache,
-                  tempo_ggml_attention_row_scratch, tempo_ggml_cache_store_f16),
+                  tempo_ggml_attention_cache_scratch, tempo_ggml_cache_store_f16),
      GGML_KERNELS("ggml (flash attention, repack)", ggml_matmul_repacked, tempo_ggml_attention_flash,
                   tempo_ggml_attention_row_scratch, tempo_ggml_cache_store_f16)},
 };

@@ -1,13 +1,15 @@
 /* ggml_attention.c - llama.cpp's CPU attention as kernels (NOTES "Numerics of
- * real engines"), written from ggml's source (ggml-cpu/ops.cpp, vec.h):
- *   - an f16 cache rounds K and V to f16 as they are stored; without flash
- *     attention, K.Q rounds Q to f16 and P.V rounds P to f16 (mul_mat
- *     converts its second operand to the cache's type);
- *   - flash attention (ggml_compute_forward_flash_attn_ext_f16_one_chunk)
- *     stores K and V as f16 whatever the cache type, rounds Q to f16, and
- *     keeps an online softmax whose V accumulator is f16, rounded after every
- *     key. */
-#include <cblas.h>
+ * real engines"), written from ggml's source (ggml-cpu/ops.cpp, vec.h,
+ * llama-graph.cpp build_attn_mha), each product in ggml's order (ggml_dot.c):
+ *   - without flash attention: s = mul_mat(K, Q) (an f16 cache rounds Q to
+ *     f16, and tinyBLAS takes a call of 2+ rows; an f32 cache reads Q in
+ *     place, not contiguous, so vec_dot_f32), ggml's softmax (ggml_v_expf,
+ *     sums of 16 in double), out = mul_mat(V^T, P) (f16: P rounded); the
+ *     keys are padded as llama.cpp's cache view is (masked, zero);
+ *   - flash attention (ggml_compute_forward_flash_attn_ext_f16_one_chunk,
+ *     calls of fewer than 64 rows): K and V f16 whatever the cache type, Q
+ *     rounded to f16, s by vec_dot_f16, an online softmax (libm expf) whose
+ *     V accumulator is f16, rounded after every key. */
 #include <math.h>
 #include <string.h>
 
@@ -21,17 +23,36 @@ void tempo_ggml_cache_store_f16(float *values, size_t n) {
     for (size_t i = 0; i < n; i++) values[i] = round_f16(values[i]);
 }
 
-/* Row i's scores s_j = f16(q) . k_j * scale over every key (exact f16
- * products, added in double), -inf where the mask hides key j. */
-static void f16_scores(const AttentionInputs *a, int hd, int kv_dim, const float *q, const float *keys, int i,
-                       float scale, float *scores) {
-    float q16[TEMPO_GGML_MAX_HEAD_DIM];
-    for (int t = 0; t < hd; t++) q16[t] = round_f16(q[t]);
-    for (int j = 0; j < a->n_keys; j++) {
-        double dot = 0.0; /* f16 products are exact in f32; ggml adds them in f32 lanes */
-        for (int t = 0; t < hd; t++) dot += q16[t] * keys[(size_t)j * kv_dim + t];
-        scores[j] = tempo_mask_cell(a->mask, a->layer, a->n_keys - a->k + i, j) ? (float)dot * scale : -INFINITY;
+/* The keys llama.cpp's attention runs over: its cache view is padded to a
+ * multiple of 256 cells (masked, zero); zero products change no sum, so a
+ * multiple of 64 (one vec_dot step) sums the same. */
+static int padded_keys(int n_keys) { return (n_keys + 63) / 64 * 64; }
+
+/* Row i's scores s_j = q . k_j in the cache's type (f16: q rounded to f16),
+ * in ggml's order (batched: tinyBLAS, else vec_dot), -inf where the mask
+ * hides key j or past n_keys. */
+static void cache_scores(const AttentionInputs *a, GgmlDotType cache, int hd, int kv_dim, const float *q, const float *keys,
+                         int i, int batched, float *scores) {
+    float qc[TEMPO_GGML_MAX_HEAD_DIM];
+    tempo_ggml_round_activations(cache, q, hd, qc);
+    for (int j = 0; j < padded_keys(a->n_keys); j++)
+        scores[j] = j < a->n_keys && tempo_mask_cell(a->mask, a->layer, a->n_keys - a->k + i, j)
+                        ? tempo_ggml_dot(cache, batched, keys + (size_t)j * kv_dim, qc, hd) : -INFINITY;
+}
+
+/* ggml_compute_forward_soft_max_f32 over n (a multiple of 16) scores:
+ * w = s scale; p = ggml_v_expf(w - max), each 16 summed by hsum into a
+ * double; p *= (float)(1 / sum). */
+static void ggml_softmax(float *s, int n, float scale) {
+    float max = -INFINITY;
+    for (int j = 0; j < n; j++) max = fmaxf(max, s[j] *= scale);
+    double sum = 0.0;
+    for (int j = 0; j < n; j += 16) {
+        for (int t = j; t < j + 16; t++) s[t] = tempo_ggml_expf(s[t] - max);
+        sum += (double)tempo_ggml_hsum16(s + j);
     }
+    float inv = (float)(1.0 / sum);
+    for (int j = 0; j < n; j++) s[j] *= inv;
 }
 
 /* P of row i, head h into probs when both are kept ([kept heads][kept rows][n_keys]). */
@@ -42,26 +63,53 @@ static void keep_probs(const AttentionInputs *a, int i, int h, const float *p, f
         memcpy(probs + ((size_t)head_slot * n_kept_rows + row_slot) * a->n_keys, p, (size_t)a->n_keys * sizeof(float));
 }
 
-/* Without flash attention, over an f16 cache: s_j = f16(q) . k_j / sqrt(head_dim);
- * P = softmax over the allowed keys; out = f16(P) V. */
-void tempo_ggml_attention_f16_cache(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs) {
+/* out = P V over the padded keys (f16 cache: f16(P)), each output as
+ * ggml's mul_mat(V^T, P) takes it: V's column t gathered into vcol. */
+static void cache_values(GgmlDotType cache, const float *p, const float *values, int kv_dim, int hd, int n_keys,
+                         int batched, float *pc, float *vcol, float *o) {
+    int n = padded_keys(n_keys);
+    tempo_ggml_round_activations(cache, p, n, pc);
+    for (int t = 0; t < hd; t++) {
+        for (int j = 0; j < n; j++) vcol[j] = j < n_keys ? values[(size_t)j * kv_dim + t] : 0.0f;
+        o[t] = tempo_ggml_dot(cache, batched, vcol, pc, n);
+    }
+}
+
+/* Without flash attention, as llama.cpp's graph: s = mul_mat(K, Q) (an f16
+ * cache rounds Q to f16 and tinyBLAS takes a call of 2+ rows; an f32 cache:
+ * Q is not contiguous, so vec_dot_f32 always); P = ggml's softmax of
+ * s / sqrt(head_dim) over the allowed keys; out = mul_mat(V^T, P) (f16: P
+ * rounded). Scratch (tempo_ggml_attention_cache_scratch): scores, P as
+ * the product reads it, a V column. */
+static void cache_attention(GgmlDotType cache, const Config *c, const AttentionInputs *a, float *out, float *scores,
+                            float *probs) {
     int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
-    float scale = 1.0f / sqrtf((float)hd);
+    int n = padded_keys(a->n_keys);
+    int kq_batched = cache == GGML_DOT_F16 && tempo_ggml_tinyblas(cache, a->k, hd, n);
+    int kqv_batched = tempo_ggml_tinyblas(cache, a->k, n, hd);
     for (int i = 0; i < a->k; i++)
         for (int h = 0; h < c->n_heads; h++) {
             const float *q = a->q + (size_t)i * q_dim + h * hd;
             const float *keys = a->keys + (h / group) * hd, *values = a->values + (h / group) * hd;
-            f16_scores(a, hd, kv_dim, q, keys, i, scale, scores);
-            tempo_softmax(scores, NULL, a->n_keys);
+            cache_scores(a, cache, hd, kv_dim, q, keys, i, kq_batched, scores);
+            ggml_softmax(scores, n, 1.0f / sqrtf((float)hd));
             keep_probs(a, i, h, scores, probs);
-            double acc[TEMPO_GGML_MAX_HEAD_DIM] = {0};
-            for (int j = 0; j < a->n_keys; j++) {
-                float p = round_f16(scores[j]);
-                for (int t = 0; t < hd; t++) acc[t] += p * values[(size_t)j * kv_dim + t];
-            }
-            float *o = out + (size_t)i * q_dim + h * hd;
-            for (int t = 0; t < hd; t++) o[t] = (float)acc[t];
+            cache_values(cache, scores, values, kv_dim, hd, a->n_keys, kqv_batched, scores + n, scores + 2 * n,
+                         out + (size_t)i * q_dim + h * hd);
         }
+}
+
+void tempo_ggml_attention_f16_cache(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs) {
+    cache_attention(GGML_DOT_F16, c, a, out, scores, probs);
+}
+
+void tempo_ggml_attention_f32_cache(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs) {
+    cache_attention(GGML_DOT_F32, c, a, out, scores, probs);
+}
+
+size_t tempo_ggml_attention_cache_scratch(const Config *c, int k, int n_keys) {
+    (void)c, (void)k;
+    return 3 * (size_t)padded_keys(n_keys);
 }
 
 /* One query row of one head, as ggml's flash attention (one_chunk) computes it:
@@ -76,9 +124,7 @@ static void flash_row(int hd, int kv_dim, const float *q, const float *keys, con
     float S = 0.0f, M = -INFINITY;
     for (int j = 0; j < n_keys; j++) {
         if (!tempo_mask_cell(a->mask, a->layer, row, j)) continue;
-        double dot = 0.0;
-        for (int t = 0; t < hd; t++) dot += q16[t] * keys[(size_t)j * kv_dim + t];
-        float s = (float)dot * scale, ms = 1.0f, vs = 1.0f;
+        float s = tempo_ggml_dot(GGML_DOT_F16, 0, keys + (size_t)j * kv_dim, q16, hd) * scale, ms = 1.0f, vs = 1.0f;
         if (s > M) {
             float m_old = M;
             M = s;
@@ -105,42 +151,14 @@ void tempo_ggml_attention_flash(const Config *c, const AttentionInputs *a, float
             const float *keys = a->keys + (h / group) * hd, *values = a->values + (h / group) * hd;
             flash_row(hd, kv_dim, q, keys, values, a, i, scale, out + (size_t)i * q_dim + h * hd);
             if (!probs) continue;
-            f16_scores(a, hd, kv_dim, q, keys, i, scale, scores);
-            tempo_softmax(scores, NULL, a->n_keys);
+            cache_scores(a, GGML_DOT_F16, hd, kv_dim, q, keys, i, 0, scores);
+            ggml_softmax(scores, padded_keys(a->n_keys), scale);
             keep_probs(a, i, h, scores, probs);
         }
-}
-
-/* Without flash attention, over an f32 cache: per head, S = Q K^T * scale and
- * O = P V as two sgemm calls over all the call's rows, the order llama.cpp's
- * results were matched in (the tiled fast attention sums in another order,
- * and a last-bit difference flips later Q8 roundings). Scratch: k x n_keys. */
-void tempo_ggml_attention_f32_cache(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs) {
-    int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
-    int k = a->k, n_keys = a->n_keys;
-    for (int h = 0; h < c->n_heads; h++) {
-        int g = h / group;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, k, n_keys, hd, 1.0f / sqrtf((float)hd), a->q + h * hd, q_dim,
-                    a->keys + g * hd, kv_dim, 0.0f, scores, n_keys);
-        for (int i = 0; i < k; i++) {
-            float *row = scores + (size_t)i * n_keys;
-            for (int j = 0; j < n_keys; j++)
-                if (!tempo_mask_cell(a->mask, a->layer, n_keys - k + i, j)) row[j] = -INFINITY;
-            tempo_softmax(row, NULL, n_keys);
-            keep_probs(a, i, h, row, probs);
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k, hd, n_keys, 1.0f, scores, n_keys, a->values + g * hd, kv_dim,
-                    0.0f, out + h * hd, q_dim);
-    }
-}
-
-size_t tempo_ggml_attention_f32_cache_scratch(const Config *c, int k, int n_keys) {
-    (void)c;
-    return (size_t)k * n_keys;
 }
 
 /* Scratch of the row-at-a-time attentions: one row of scores. */
 size_t tempo_ggml_attention_row_scratch(const Config *c, int k, int n_keys) {
     (void)c, (void)k;
-    return (size_t)n_keys;
+    return (size_t)padded_keys(n_keys);
 }

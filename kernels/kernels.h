@@ -14,6 +14,7 @@
  *   ggml.c       llama.cpp's CPU arithmetic (the ggml numerics profile)
  *   ggml_attention.c  its attention paths (f32 or f16 cache, flash attention)
  *   ggml_repack.c  its product for Q4_0 weights repacked as q4_0_8x8
+ *   ggml_dot.c   its x86 AVX-512 summation orders (tinyBLAS, vec_dot), expf, SwiGLU
  *   numerics.c   the numerics profiles: exact, ggml, torch */
 #ifndef TEMPO_KERNELS_H
 #define TEMPO_KERNELS_H
@@ -108,13 +109,28 @@ GgmlDotType tempo_ggml_dot_type(WeightType t);
 void tempo_ggml_round_activations(GgmlDotType t, const float *x, int m, float *out);
 /* The head widths the ggml attention kernels take (they keep a head on the stack). */
 #define TEMPO_GGML_MAX_HEAD_DIM 1024
+/* ---- ggml_dot.c: ggml's AVX-512 (zen4) orders, lane by lane ---- */
+/* _mm512_reduce_add_ps of 16 lanes: halves added (16 -> 8 -> 4 -> 2 -> 1). */
+float tempo_ggml_hsum16(const float lane[16]);
+/* One 32-bit lane of dpbf16ps: (acc + a_odd b_odd) rounded, + a_even b_even
+ * rounded; subnormal inputs and results flushed to zero. */
+float tempo_ggml_dpbf16(float acc, float a_odd, float b_odd, float a_even, float b_even);
+/* One output of a product over n values of `type` (f16/bf16 values held as
+ * floats): batched (tinyBLAS, a call of 2+ rows) or ggml_vec_dot_*. */
+float tempo_ggml_dot(GgmlDotType type, int batched, const float *w, const float *x, int n);
+/* Whether llamafile_sgemm takes n rows of m values into d outputs. */
+int tempo_ggml_tinyblas(GgmlDotType type, int n, int m, int d);
+/* ggml_v_expf, the softmax's exp (AVX-512 polynomial, not libm). */
+float tempo_ggml_expf(float x);
+/* x = x / (1 + ggml_v_expf(-x)) * g, as ggml_vec_swiglu_f32. */
+void tempo_ggml_swiglu(float *x, const float *g, size_t n);
 /* ---- ggml_attention.c: the ggml profile's attention paths ---- */
 void tempo_ggml_cache_store_f16(float *values, size_t n);
 void tempo_ggml_attention_f32_cache(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs);
 void tempo_ggml_attention_f16_cache(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs);
 void tempo_ggml_attention_flash(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs);
-size_t tempo_ggml_attention_f32_cache_scratch(const Config *c, int k, int n_keys);
 size_t tempo_ggml_attention_row_scratch(const Config *c, int k, int n_keys);
+size_t tempo_ggml_attention_cache_scratch(const Config *c, int k, int n_keys);
 /* The ggml kernels for a cache type (f16 or f32), flash attention on or
  * off, and Q4_0 weights repacked (llama.cpp's default on x86) or not. */
 const Kernels *tempo_ggml_kernels(int kv_f16, int flash_attn, int repack);

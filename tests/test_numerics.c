@@ -6,6 +6,10 @@
 
 #include "../formats/quant.h"
 
+#if defined(__AVX512F__)
+#include <immintrin.h> /* the instructions ggml runs, as references for its orders */
+#endif
+
 static float half(float x) { return tempo_f16_to_f32(tempo_f32_to_f16(x)); }
 
 /* Q8_0: d = f16(amax/127); q = x * 127/amax rounded half to even (the AVX
@@ -168,10 +172,13 @@ Test(numerics, f16_cache_attention_rounds_q_and_p) {
     OneHead h;
     one_head(&h, 4, 9);
     h.allowed[2] = 0;
-    float out[8], scores[4], probs[4];
+    float out[8], probs[4];
     Mask mask = tempo_mask_dense(h.allowed, 1, 3, 1, 4); /* the one new row is row 3 */
     AttentionInputs a = {.q = h.q, .keys = h.keys, .values = h.values, .mask = &mask, .k = 1, .n_keys = 4};
-    tempo_ggml_kernels(1, 0, 1)->attention(&h.c, &a, out, scores, probs);
+    const Kernels *k = tempo_ggml_kernels(1, 0, 1);
+    float *scores = malloc(k->attention_scratch(&h.c, 1, 4) * sizeof(float));
+    k->attention(&h.c, &a, out, scores, probs);
+    free(scores);
     float s[4];
     for (int j = 0; j < 4; j++) {
         double dot = 0.0;
@@ -245,4 +252,170 @@ Test(numerics, profiles_set_kernels_and_rope) {
     cr_expect(tempo_numerics_parse("ggml", &p, err) == 0 && p == NUMERICS_GGML);
     cr_expect(tempo_numerics_parse("fast", &p, err) == -1 && strstr(err, "exact, ggml or torch"), "%s", err);
     tempo_model_free(&m);
+}
+
+/* ---- ggml_dot.c: the AVX-512 orders, against the instructions themselves ---- */
+
+/* _mm512_reduce_add_ps adds halves: lanes 0 and 8 cancel before the two 1s
+ * meet 2^24; summed in lane order (or adjacent pairs) the 1s are lost. */
+Test(numerics, hsum16_adds_halves) {
+    float lane[16] = {0};
+    lane[0] = 0x1p24f, lane[8] = -0x1p24f, lane[1] = 1.0f, lane[2] = 1.0f;
+    cr_expect_eq(tempo_ggml_hsum16(lane), 2.0f);
+#if defined(__AVX512F__)
+    uint64_t seed = 3;
+    for (int trial = 0; trial < 200; trial++) {
+        for (int j = 0; j < 16; j++) lane[j] = (float)tempo_normal(&seed) * ldexpf(1.0f, (int)(tempo_normal(&seed) * 12));
+        __m512 v = _mm512_loadu_ps(lane);
+        cr_assert_eq(tempo_ggml_hsum16(lane), _mm512_reduce_add_ps(v), "trial %d", trial);
+    }
+#endif
+}
+
+/* dpbf16ps: acc + odd product, rounded, then + even product, rounded; subnormals flushed. */
+Test(numerics, dpbf16_adds_odd_then_even_each_rounded) {
+    cr_expect_eq(tempo_ggml_dpbf16(0x1p24f, 1.0f, 1.0f, 1.5f, 1.0f), 0x1p24f + 2.0f, "odd first: 2^24+1 ties to 2^24, + 1.5");
+    cr_expect_eq(tempo_ggml_dpbf16(0x1p24f, 1.0f, 1.0f, 1.0f, 1.0f), 0x1p24f, "each sum rounded, not both at once");
+    cr_expect_eq(tempo_ggml_dpbf16(0.0f, 0x1p-130f, 0x1p10f, 0.0f, 0.0f), 0.0f, "a subnormal input is read as 0");
+    cr_expect_eq(tempo_ggml_dpbf16(0.0f, 0x1p-70f, 0x1p-70f, 0.0f, 0.0f), 0.0f, "a subnormal result is flushed");
+#if defined(__AVX512BF16__)
+    uint64_t seed = 8;
+    uint16_t a[32], b[32];
+    float acc[16], out[16];
+    for (int trial = 0; trial < 200; trial++) {
+        for (int j = 0; j < 32; j++) { /* now and then a subnormal */
+            int scale = trial % 7 == 0 && j % 5 == 0 ? -135 : (int)(tempo_normal(&seed) * 6);
+            a[j] = tempo_f32_to_bf16((float)tempo_normal(&seed) * ldexpf(1.0f, scale));
+            b[j] = tempo_f32_to_bf16((float)tempo_normal(&seed));
+        }
+        for (int j = 0; j < 16; j++) acc[j] = (float)tempo_normal(&seed) * 4.0f;
+        __m512 r = _mm512_dpbf16_ps(_mm512_loadu_ps(acc), (__m512bh)_mm512_loadu_si512(a), (__m512bh)_mm512_loadu_si512(b));
+        _mm512_storeu_ps(out, r);
+        for (int j = 0; j < 16; j++) {
+            float want = tempo_ggml_dpbf16(acc[j], tempo_bf16_to_f32(a[2 * j + 1]), tempo_bf16_to_f32(b[2 * j + 1]),
+                                           tempo_bf16_to_f32(a[2 * j]), tempo_bf16_to_f32(b[2 * j]));
+            cr_assert_eq(out[j], want, "trial %d lane %d: dpbf16ps %.9g, emulated %.9g", trial, j, out[j], want);
+        }
+    }
+#endif
+}
+
+#if defined(__AVX512F__)
+/* tinyBLAS<16>'s inner loop: one __m512 accumulator, _mm512_fmadd_ps, reduce. */
+static float tinyblas_by_instructions(const float *w, const float *x, int n) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int l = 0; l < n; l += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(w + l), _mm512_loadu_ps(x + l), acc);
+    return _mm512_reduce_add_ps(acc);
+}
+
+/* ggml_vec_dot_f32's AVX-512 loop (n a multiple of 64): 4 accumulators, reduced (0+2, 1+3, 0+1). */
+static float vec_dot_by_instructions(const float *w, const float *x, int n) {
+    __m512 s[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int i = 0; i < n; i += 64)
+        for (int j = 0; j < 4; j++) s[j] = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16 * j), _mm512_loadu_ps(x + i + 16 * j), s[j]);
+    s[0] = _mm512_add_ps(s[0], s[2]), s[1] = _mm512_add_ps(s[1], s[3]);
+    return _mm512_reduce_add_ps(_mm512_add_ps(s[0], s[1]));
+}
+#endif
+
+/* The two orders of a product (tinyBLAS for calls of 2+ rows, vec_dot for
+ * one) are the instructions' own, and they differ from each other. */
+Test(numerics, ggml_dot_follows_tinyblas_and_vec_dot) {
+    enum { N = 256 };
+    float w[N], x[N], w16[N], x16[N];
+    uint64_t seed = 12;
+    int orders_differ = 0;
+    for (int trial = 0; trial < 50; trial++) {
+        for (int t = 0; t < N; t++) w[t] = (float)tempo_normal(&seed), x[t] = (float)tempo_normal(&seed) * 3.0f;
+        for (int t = 0; t < N; t++) w16[t] = half(w[t]), x16[t] = half(x[t]);
+        orders_differ |= tempo_ggml_dot(GGML_DOT_F32, 1, w, x, N) != tempo_ggml_dot(GGML_DOT_F32, 0, w, x, N);
+#if defined(__AVX512F__)
+        cr_assert_eq(tempo_ggml_dot(GGML_DOT_F32, 1, w, x, N), tinyblas_by_instructions(w, x, N), "trial %d", trial);
+        cr_assert_eq(tempo_ggml_dot(GGML_DOT_F32, 0, w, x, N), vec_dot_by_instructions(w, x, N), "trial %d", trial);
+        cr_assert_eq(tempo_ggml_dot(GGML_DOT_F16, 1, w16, x16, N), tinyblas_by_instructions(w16, x16, N), "trial %d", trial);
+        cr_assert_eq(tempo_ggml_dot(GGML_DOT_F16, 0, w16, x16, N), vec_dot_by_instructions(w16, x16, N), "trial %d", trial);
+#endif
+    }
+    cr_expect(orders_differ, "tinyBLAS and vec_dot summed alike on 50 random rows");
+    cr_expect(tempo_ggml_tinyblas(GGML_DOT_F16, 2, 64, 256) && !tempo_ggml_tinyblas(GGML_DOT_F16, 1, 64, 256));
+    cr_expect(!tempo_ggml_tinyblas(GGML_DOT_F32, 4, 64, 258), "tinyBLAS takes d a multiple of 4 only");
+    cr_expect(tempo_ggml_tinyblas(GGML_DOT_F16, 4, 16, 4) && !tempo_ggml_tinyblas(GGML_DOT_BF16, 4, 16, 4), "bf16 steps by 32");
+}
+
+/* The one-row bf16 product: two dpbf16ps accumulators (the halves of each
+ * 64 values), each reduced, added in double; its leftovers in double too. */
+Test(numerics, ggml_dot_bf16_one_row_is_two_accumulators) {
+    enum { N = 64 + 3 };
+    float w[N], x[N];
+    uint64_t seed = 21;
+    for (int t = 0; t < N; t++) w[t] = tempo_bf16_to_f32(tempo_f32_to_bf16((float)tempo_normal(&seed))), x[t] = t < 64 ? 0.0f : 1.0f;
+    float c[2][16] = {{0}};
+    x[0] = 1.0f, x[33] = 1.0f; /* lane 0 of c1 (value 0, an even one) and of c2 (value 33, odd) */
+    for (int h = 0; h < 2; h++)
+        for (int j = 0; j < 16; j++)
+            c[h][j] = tempo_ggml_dpbf16(0.0f, w[32 * h + 2 * j + 1] * x[32 * h + 2 * j + 1], 1.0f, w[32 * h + 2 * j] * x[32 * h + 2 * j], 1.0f);
+    double want = (double)tempo_ggml_hsum16(c[0]) + (double)tempo_ggml_hsum16(c[1]);
+    for (int t = 64; t < N; t++) want += (double)(w[t] * x[t]);
+    cr_expect_eq(tempo_ggml_dot(GGML_DOT_BF16, 0, w, x, N), (float)want);
+}
+
+#if defined(__AVX512F__)
+/* ggml_v_expf as vec.h writes it with AVX-512 (the definition the scalar copy follows). */
+static float v_expf_by_instructions(float x1) {
+    __m512 x = _mm512_set1_ps(x1), r = _mm512_set1_ps(0x1.8p23f);
+    __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r), n = _mm512_sub_ps(z, r);
+    __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f), _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+    __mmask16 d = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192), _CMP_GT_OQ);
+    __m512 u = _mm512_mul_ps(b, b);
+    __m512 j = _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)), u,
+                                               _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f))),
+                               u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0F)));
+    __m512 res = _mm512_scalef_ps(j, n);
+    __m512 alt = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(n, _mm512_setzero_ps(), _CMP_LE_OQ), _mm512_set1_ps(INFINITY),
+                                      _mm512_setzero_ps());
+    return _mm512_cvtss_f32(_mm512_mask_blend_ps(d, res, alt));
+}
+#endif
+
+/* ggml's softmax exp: its own polynomial (not libm's expf, from which it
+ * differs by an ulp now and then), 0 at -inf and far below, inf far above. */
+Test(numerics, ggml_expf_is_ggml_v_expf) {
+    cr_expect_eq(tempo_ggml_expf(0.0f), 1.0f);
+    cr_expect_eq(tempo_ggml_expf(-INFINITY), 0.0f);
+    cr_expect_eq(tempo_ggml_expf(-200.0f), 0.0f);
+    cr_expect(isinf(tempo_ggml_expf(200.0f)));
+    uint64_t seed = 4;
+    int differs_from_libm = 0;
+    for (int trial = 0; trial < 20000; trial++) {
+        float x = (float)tempo_normal(&seed) * 20.0f;
+        float e = tempo_ggml_expf(x), want = expf(x);
+        cr_assert(fabsf(e - want) <= 4e-7f * want, "x %.9g: %.9g, libm %.9g", x, e, want);
+        differs_from_libm |= e != want;
+#if defined(__AVX512F__)
+        cr_assert_eq(e, v_expf_by_instructions(x), "x %.9g", x);
+#endif
+    }
+    cr_expect(differs_from_libm, "ggml_v_expf equalled libm's expf on 20000 values");
+}
+
+/* ggml's RoPE and SwiGLU in the ggml Kernels: RoPE's products fused as
+ * rotate_pairs compiles (a c - b s and a s + b c, one product each by fma);
+ * SwiGLU with ggml_v_expf. */
+Test(numerics, ggml_rope_and_swiglu) {
+    const Kernels *k = tempo_ggml_kernels(0, 0, 1);
+    cr_assert(k->rope_pair && k->swiglu && k->by_call);
+    uint64_t seed = 17;
+    int fused_differs = 0;
+    for (int trial = 0; trial < 200; trial++) {
+        float v[2] = {(float)tempo_normal(&seed), (float)tempo_normal(&seed)}, a = v[0], b = v[1];
+        float c = cosf((float)trial * 0.37f), s = sinf((float)trial * 0.37f);
+        k->rope_pair(&v[0], &v[1], c, s);
+        cr_assert_eq(v[0], fmaf(a, c, -(b * s)));
+        cr_assert_eq(v[1], fmaf(a, s, b * c));
+        fused_differs |= v[0] != a * c - b * s || v[1] != a * s + b * c;
+        float g = (float)tempo_normal(&seed), x = a;
+        k->swiglu(&x, &g, 1);
+        cr_assert_eq(x, a / (1.0f + tempo_ggml_expf(0.0f - a)) * g);
+    }
+    cr_expect(fused_differs, "the fused RoPE equalled the unfused one on 200 pairs");
 }

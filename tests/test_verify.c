@@ -291,3 +291,30 @@ Test(verify, partial_generation_traces_are_read_and_a_changed_value_found_at_its
               "one finding, attention-differs at row 24 key 2:\n%s", out);
     cJSON_Delete(json);
 }
+
+/* Under --numerics ggml a product's order depends on how many rows its call
+ * has (tinyBLAS for 2+, vec_dot for one): verify recomputes a trace in the
+ * calls its engine made (the prompt, then each set), so tempo's own ggml
+ * traces of F16 and BF16 models verify bitwise, attention too. Without
+ * n_prompt the trace is recomputed in one pass, and the one-row steps differ. */
+Test(verify, ggml_traces_are_recomputed_in_their_calls) {
+    const char *types[] = {"f16", "bf16"};
+    for (int i = 0; i < 2; i++) {
+        char model[4096], args[9000], out[65536], err[TEMPO_ERR_SIZE];
+        snprintf(model, sizeof model, BUILD_DIR "/synth-gguf-%s.gguf", types[i]);
+        snprintf(args, sizeof args, "generate -m %s --tokens 1,50,60,70,80 -n 10 --threshold 0.05 --numerics ggml "
+                 "--trace /tmp/tempo-ggml-calls.st --quiet", model);
+        cr_assert_eq(run_out(args, out, sizeof out), 0, "generate: %s", out);
+        snprintf(args, sizeof args, "verify -m %s /tmp/tempo-ggml-calls.st --atol 0", model);
+        int rc = run_out(args, out, sizeof out);
+        cr_assert(rc == 0 && strstr(out, "in the engine's calls") && strstr(out, "attention  ok"), "%s: exit %d\n%s", types[i], rc, out);
+        Trace t;
+        cr_assert(tempo_trace_read(&t, "/tmp/tempo-ggml-calls.st", err) == 0, "%s", err);
+        cr_assert(tempo_trace_meta(&t, "n_prompt", "unknown", err) == 0 && tempo_trace_write(&t, "/tmp/tempo-ggml-one-pass.st", err) == 0,
+                  "%s", err);
+        tempo_trace_free(&t);
+        snprintf(args, sizeof args, "verify -m %s /tmp/tempo-ggml-one-pass.st --atol 0", model);
+        rc = run_out(args, out, sizeof out);
+        cr_assert(rc == 1 && !strstr(out, "in the engine's calls"), "%s in one pass: exit %d\n%s", types[i], rc, out);
+    }
+}

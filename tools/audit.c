@@ -168,6 +168,70 @@ static int step_width(const Audit *a, int s) {
 /* Arithmetic, as verify does it                                          */
 /* ===================================================================== */
 
+/* How many rows from row `first` the engine decoded in one call: the
+ * prompt (n_prompt rows) as one call, then each run of rows of one set. */
+static int engine_call_rows(const Trace *t, int n, int n_prompt, int first) {
+    if (first < n_prompt) return n_prompt - first;
+    const Tensor *sets = tempo_trace_get(t, "sets");
+    const int *set = sets && sets->dtype == DT_I32 && sets->shape[0] == n ? sets->data : tempo_trace_get(t, "positions")->data;
+    int k = 1;
+    while (first + k < n && set[first + k] == set[first]) k++;
+    return k;
+}
+
+/* The kept rows among rows first..first+k-1: how many, and *before: how many come earlier. */
+static int kept_in_call(const AttentionKeep *keep, int first, int k, int *before) {
+    if (!keep->rows) return *before = first, k;
+    int in = 0;
+    *before = 0;
+    for (int i = 0; i < keep->n_rows; i++) *before += keep->rows[i] < first, in += keep->rows[i] >= first && keep->rows[i] < first + k;
+    return in;
+}
+
+/* One call's kept probabilities ([layers][heads][kept][n_keys]) into the
+ * whole trace's ([layers][heads][rows][n], zero past n_keys: keys not yet cached). */
+static void place_call_attention(const float *call, int slots, int kept, int n_keys, float *all, int rows, int before, int n) {
+    for (int lh = 0; lh < slots; lh++)
+        for (int r = 0; r < kept; r++) {
+            float *dst = all + ((size_t)lh * rows + before + r) * n;
+            memcpy(dst, call + ((size_t)lh * kept + r) * n_keys, (size_t)n_keys * sizeof(float));
+            memset(dst + n_keys, 0, (size_t)(n - n_keys) * sizeof(float));
+        }
+}
+
+/* The forward pass in the engine's calls (kernels whose order depends on a
+ * call's rows: Kernels.by_call); the logits of every row and, when asked
+ * (attention non-NULL), the kept probabilities in the whole trace's layout. */
+static int forward_by_call(const Model *m, const Trace *t, int n, int n_prompt, const Mask *mask, float *logits,
+                           float *attention, const AttentionKeep *keep, char *err) {
+    State s;
+    if (tempo_state_init(&s, &m->config, n, err) != 0) return -1;
+    const int *tokens = tempo_trace_get(t, "tokens")->data, *positions = tempo_trace_get(t, "positions")->data;
+    int slots = (keep->layers ? keep->n_layers : m->config.n_layers) * (keep->heads ? keep->n_heads : m->config.n_heads);
+    int rows = keep->rows ? keep->n_rows : n, rc = 0;
+    float *call = attention ? malloc((size_t)slots * n * n * sizeof(float)) : NULL;
+    if (attention && !call) rc = tempo_error(err, "out of memory for a %d-row trace", n);
+    for (int first = 0, k; first < n && rc == 0; first += k) {
+        k = engine_call_rows(t, n, n_prompt, first);
+        int before, kept = attention ? kept_in_call(keep, first, k, &before) : 0;
+        Outputs out = {.logits = logits + (size_t)first * m->config.vocab_size, .attention = kept ? call : NULL, .keep = keep};
+        rc = tempo_forward(m, &s, k, tokens + first, positions + first, mask, out, err);
+        if (rc == 0 && kept) place_call_attention(call, slots, kept, first + k, attention, rows, before, n);
+    }
+    free(call);
+    tempo_state_free(&s);
+    return rc;
+}
+
+int trace_recompute_prompt(const Model *m, const Trace *t, int n) {
+    const char *v = tempo_trace_meta_get(t, "n_prompt");
+    int n_prompt = 0;
+    char err[TEMPO_ERR_SIZE];
+    if (!m->kernels || !m->kernels->by_call || !v || tempo_parse_int(v, "n_prompt", 1, n, &n_prompt, err) != 0)
+        return 0;
+    return n_prompt;
+}
+
 int trace_recompute(const Model *m, const Trace *t, int *n, float **logits, float **attention, AttentionKeep *keep,
                     char *err) {
     const Config *c = &m->config;
@@ -182,7 +246,9 @@ int trace_recompute(const Model *m, const Trace *t, int *n, float **logits, floa
     if (has_attention) *attention = malloc(layers * heads * rows * *n * sizeof(float));
     Outputs out = {.logits = *logits, .attention = *attention, .keep = keep};
     Mask mask = tempo_mask_dense(tempo_trace_get(t, "allowed")->data, mask_layers, 0, *n, *n);
+    int n_prompt = trace_recompute_prompt(m, t, *n);
     int rc = !*logits || (has_attention && !*attention) ? tempo_error(err, "out of memory for a %d-row trace", *n)
+             : n_prompt > 0 ? forward_by_call(m, t, *n, n_prompt, &mask, *logits, *attention, keep, err)
              : tempo_forward_full(m, *n, tempo_trace_get(t, "tokens")->data, tempo_trace_get(t, "positions")->data,
                                   &mask, out, err);
     if (rc != 0) {

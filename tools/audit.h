@@ -54,9 +54,15 @@ void audit_report_free(AuditReport *r);
 void audit_report_print(const AuditReport *r, FILE *out);
 int audit_report_json(const AuditReport *r, const char *path, char *err);
 
+/* The trace's prompt length when trace_recompute follows the engine's
+ * calls (the prompt as one, then each set): kernels whose order depends on
+ * a call's rows (Kernels.by_call) and n_prompt in the trace; else 0 (one
+ * forward pass over every row). */
+int trace_recompute_prompt(const Model *m, const Trace *t, int n);
 /* verify's recomputation: every row of the trace through the full forward
- * pass. logits [n][vocab] and the attention the trace holds (*keep: which;
- * NULL when it holds none) are allocated here. */
+ * pass (in the engine's calls where trace_recompute_prompt says so).
+ * logits [n][vocab] and the attention the trace holds (*keep: which; NULL
+ * when it holds none) are allocated here. */
 int trace_recompute(const Model *m, const Trace *t, int *n, float **logits, float **attention, AttentionKeep *keep,
                     char *err);
 

@@ -422,8 +422,8 @@ static int cmd_verify(int argc, char **argv, char *err) {
         goto done;
     }
     tempo_numerics_describe(&numerics, profile, sizeof profile);
-    printf("verify %s: %d rows, recomputed with the full forward pass (A = trace, B = tempo), numerics: %s\n",
-           a.positional[0], n, profile);
+    printf("verify %s: %d rows, recomputed with the full forward pass%s (A = trace, B = tempo), numerics: %s\n",
+           a.positional[0], n, trace_recompute_prompt(&m, &tr, n) ? " in the engine's calls" : "", profile);
     int failed = compare_logit_rows(&kept, tempo_trace_get(&mine, "logits"), &tol, err);
     const Tensor *att = tempo_trace_get(&tr, "attention");
     if (failed >= 0 && att) failed |= compare_tensor(att, tempo_trace_get(&mine, "attention"), &tol);
@@ -441,6 +441,7 @@ done:
 done_model:
     free(logits);
     free(attention);
+    tempo_tokenizer_free(&t);
     tempo_model_free(&m);
     return rc;
 }
