@@ -3,16 +3,19 @@
  * exact: |q8| <= 127, so no maddubs saturates), the f32 lanes and their
  * horizontal sum in ggml's. One weight row is unpacked once for up to
  * GGML_MAX_ROWS activation rows. Bitwise equal to the plain definitions
- * (tests/test_numerics.c); without AVX2, the plain ones. */
-#include "../formats/quant.h" /* tempo_f32_to_f16 */
+ * (tests/test_numerics.c); without AVX2 and F16C, the plain ones. */
 #include "kernels.h"
 
-#ifdef __AVX2__
+#include <string.h>
+
+#if defined(__AVX2__) && defined(__F16C__)
 #include <immintrin.h>
 
 enum { GGML_MAX_ROWS = 4 };
 
-static float f16_at(const uint8_t *p) { return tempo_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+/* f16 to f32 and f32 to f16 (round to nearest even), as F16C converts them. */
+static float f16_at(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
+static float round_f16(float x) { return _cvtsh_ss(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT)); }
 
 /* ggml's hsum_float_8: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). */
 static float hsum_float_8(__m256 x) {
@@ -64,7 +67,7 @@ static float abs_max(const float *x, int n) {
 static void q8_0_quantize(const float *x, int m, GgmlQ8Row out) {
     for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++, x += TEMPO_GGML_Q8_0_BLOCK) {
         float amax = abs_max(x, TEMPO_GGML_Q8_0_BLOCK), id = amax != 0.0f ? 127.0f / amax : 0.0f;
-        out.d[b] = tempo_f16_to_f32(tempo_f32_to_f16(amax / 127.0f));
+        out.d[b] = round_f16(amax / 127.0f);
         _mm256_storeu_si256((__m256i *)(out.q + b * TEMPO_GGML_Q8_0_BLOCK), round_to_i8(x, _mm256_set1_ps(id)));
     }
 }
@@ -170,13 +173,21 @@ static void q6_k_rows(const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256
     }
 }
 
-/* A Q4_K or Q5_K super-block's 8 scales (each in all 16-bit lanes of sc[g]) and mins (8 x 16 bits). */
+/* A Q4_K or Q5_K super-block's 8 scales (each in all 16-bit lanes of sc[g])
+ * and mins (8 x 16 bits), unpacked from 12 bytes as ggml does (the 6-bit
+ * fields of tempo_ggml_k4_scales, four to a 32-bit word). */
 static __m128i k4_scales(const uint8_t *scales12, __m256i *sc) {
-    int s[8], mn[8];
-    tempo_ggml_k4_scales(scales12, s, mn);
-    for (int g = 0; g < 8; g++) sc[g] = _mm256_set1_epi16((int16_t)s[g]);
-    return _mm_setr_epi16((int16_t)mn[0], (int16_t)mn[1], (int16_t)mn[2], (int16_t)mn[3], (int16_t)mn[4], (int16_t)mn[5],
-                          (int16_t)mn[6], (int16_t)mn[7]);
+    uint32_t u[4];
+    memcpy(u, scales12, 12);
+    u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4); /* mins 4..7 */
+    uint32_t mins_low = u[1] & 0x3f3f3f3f;                                  /* mins 0..3 */
+    u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);        /* scales 4..7 */
+    u[2] = mins_low;
+    u[0] &= 0x3f3f3f3f; /* scales 0..3 */
+    __m256i both = _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
+    __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(both));
+    for (int g = 0; g < 8; g++) sc[g] = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)((2 * g + 1) << 8 | 2 * g)));
+    return _mm256_extracti128_si256(both, 1);
 }
 
 /* Q4_K/Q5_K's 4 integer min lanes: lane i = min_2i bsum_2i + min_2i+1 bsum_2i+1 (sums of 32). */

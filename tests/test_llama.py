@@ -226,9 +226,11 @@ NUMERICS = [
 ]
 
 
-# Settings whose traces the ggml profile explains on every row (NOTES "Numerics of real engines"
-# names the floor of the others: one rounding flipped by f32 summation order, then propagated).
-EXPLAINED = {"q8_0", "q4_0-norepack", "q4_k_m", "q4_k_m-norepack", "q5_k_m", "q6_k"}
+# Settings whose traces the ggml profile explains on every row, with the largest |dlogit| allowed
+# (NOTES "Numerics of real engines" names the floor of the others: one rounding flipped by f32
+# summation order, then propagated). Q8_0 and Q4_0 follow ggml's order to the bit; the K-quants'
+# dots too, and the rest (attention, f32 ops) leaves 3e-6 (Q4_K from the dequantized weights: 5.7e-6).
+EXPLAINED = {"q8_0": 0.0, "q4_0-norepack": 0.0, "q4_k_m": 5e-6, "q4_k_m-norepack": 5e-6, "q5_k_m": 5e-6, "q6_k": 5e-6}
 
 
 def test_numerics_profiles():
@@ -255,7 +257,7 @@ def test_numerics_profiles():
         assert abs(float(said.group(4)) - ggml) <= 5e-3 * ggml + 1e-9, f"{name}: explanation {said.group(4)} != verify {ggml}"
         assert ggml < exact, f"{name}: ggml {ggml} is no closer than exact {exact}"
         if name in EXPLAINED:
-            assert rc == 0 and ggml <= 1e-4, f"{name}: ggml verify failed:\n{out}"
+            assert rc == 0 and ggml <= EXPLAINED[name], f"{name}: ggml {ggml} > {EXPLAINED[name]}:\n{out}"
             assert "not a TEMPO fault" in said.group(6), out_exact
         rows.append((name, exact, ggml, top1, "PASS" if rc == 0 else "FAIL"))
     print("      verify of llama.cpp's traces (prompt a), max |dlogit| under exact and under ggml:")
