@@ -152,14 +152,18 @@ build/bench-llama-q8_0.gguf: build/bench-llama-f32.gguf build/llama-tempo
 build/bench-llama-q4_k_m.gguf: build/bench-llama-f32.gguf build/llama-tempo
 	build/llama-tempo quantize $< $@ Q4_K_M
 LLAMA_BENCH_MODELS = build/bench-llama-f32.gguf build/bench-llama-q8_0.gguf build/bench-llama-q4_k_m.gguf build/bench-large-q4_k.gguf
+# the same Q8_0 and Q4_K_M files with tempo under --numerics ggml (llama.cpp's arithmetic)
+LLAMA_BENCH_GGML = build/bench-llama-q8_0.gguf build/bench-llama-q4_k_m.gguf
 bench: build/bench $(BENCH_MODELS) build/llama-tempo $(LLAMA_BENCH_MODELS)
 	build/bench --weights $(WEIGHTS) --large build/bench-large.bin --large-bf16 build/bench-large-bf16 \
-	  --large-q4k build/bench-large-q4_k.gguf --llama build/llama-tempo $(addprefix --vs-llama ,$(LLAMA_BENCH_MODELS)) --json bench.json
+	  --large-q4k build/bench-large-q4_k.gguf --llama build/llama-tempo $(addprefix --vs-llama ,$(LLAMA_BENCH_MODELS)) \
+	  $(addprefix --vs-llama-ggml ,$(LLAMA_BENCH_GGML)) --json bench.json
 	build/bench --long 65536 --json bench-long.json
 
 # Instructions of one decode step per stored type (callgrind: the same count on a busy machine).
 # valgrind does not run AVX-512, so the counted build is AVX2.
 COUNT_TYPES = f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k
+COUNT_GGML_TYPES = q8_0 q4_0 q4_k q5_k q6_k
 COUNT_SHAPE = --dim 1024 --hidden 2816 --layers 2 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 64
 build/count/%.gguf: | tempo
 	@mkdir -p build/count
@@ -175,6 +179,13 @@ count: build/count-steps $(foreach t,$(COUNT_TYPES),build/count/$(t).gguf)
 	  for k in 1 4; do OPENBLAS_NUM_THREADS=1 valgrind --tool=callgrind --collect-atstart=no --toggle-collect=measured_step \
 	    --callgrind-out-file=build/count/$$t.k$$k.out build/count-steps build/count/$$t.gguf $$k >/dev/null 2>&1 || exit 1; done; \
 	  a=$$(sed -n 's/^totals: //p' build/count/$$t.k1.out); b=$$(sed -n 's/^totals: //p' build/count/$$t.k4.out); \
+	  printf "%-6s %14s %14s %8.2f\n" $$t $$a $$b $$(echo "$$b / $$a" | bc -l); done
+	@echo "the same step under --numerics ggml (integer dots on quantized activations, kernels/ggml_dots_avx.c)"
+	@printf "%-6s %14s %14s %8s\n" type "1 row" "4 rows" "4/1"
+	@for t in $(COUNT_GGML_TYPES); do \
+	  for k in 1 4; do OPENBLAS_NUM_THREADS=1 valgrind --tool=callgrind --collect-atstart=no --toggle-collect=measured_step \
+	    --callgrind-out-file=build/count/$$t.ggml.k$$k.out build/count-steps build/count/$$t.gguf $$k ggml >/dev/null 2>&1 || exit 1; done; \
+	  a=$$(sed -n 's/^totals: //p' build/count/$$t.ggml.k1.out); b=$$(sed -n 's/^totals: //p' build/count/$$t.ggml.k4.out); \
 	  printf "%-6s %14s %14s %8.2f\n" $$t $$a $$b $$(echo "$$b / $$a" | bc -l); done
 
 # libFuzzer targets (clang), each run FUZZ_SECONDS on seeds built from valid synthetic files.

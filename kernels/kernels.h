@@ -15,6 +15,8 @@
  *   ggml_attention.c  its attention paths (f32 or f16 cache, flash attention)
  *   ggml_repack.c  its product for Q4_0 weights repacked as q4_0_8x8
  *   ggml_dot.c   its x86 AVX-512 summation orders (tinyBLAS, vec_dot), expf, SwiGLU
+ *   ggml_dots.c  its quantized dot products (plain definitions)
+ *   ggml_dots_avx.c  the same, vectorized
  *   numerics.c   the numerics profiles: exact, ggml, torch */
 #ifndef TEMPO_KERNELS_H
 #define TEMPO_KERNELS_H
@@ -107,6 +109,29 @@ GgmlDotType tempo_ggml_dot_type(WeightType t);
 /* The values a row of m activations (m a multiple of the type's block) has
  * once converted to `t`, with ggml's block scales and rounding. */
 void tempo_ggml_round_activations(GgmlDotType t, const float *x, int m, float *out);
+/* ---- ggml_dots.c: ggml's quantized dot products, plain definitions ---- */
+#define TEMPO_GGML_Q8_0_BLOCK 32
+/* A row of m activations as ggml's Q8_0 blocks (32 values) or Q8_K blocks
+ * (256): q[m] the integers, d[m / block] the scales, and for Q8_K bsums[m / 16]
+ * the sums of each 16 integers (unused for Q8_0). */
+typedef struct {
+    int8_t *q;
+    float *d;
+    int16_t *bsums;
+} GgmlQ8Row;
+/* x[m] quantized to `t` (GGML_DOT_Q8_0, _Q8_1 (its values) or _Q8_K) as ggml does. */
+void tempo_ggml_quantize_plain(GgmlDotType t, const float *x, int m, GgmlQ8Row out);
+/* Whether ggml's dot product of weight type t is followed (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K). */
+int tempo_ggml_has_dot(WeightType t);
+/* One weight row w (m values of type t) times one quantized activation row,
+ * in the order of ggml's x86 AVX2 vec_dot. */
+float tempo_ggml_dot_plain(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
+/* Q4_K's and Q5_K's 6-bit scales sc[8] and mins mn[8] from their 12 bytes. */
+void tempo_ggml_k4_scales(const uint8_t *q, int *sc, int *mn);
+/* ---- ggml_dots_avx.c: the same, vectorized (bitwise equal) ---- */
+void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row out);
+/* out[i * stride] = w times activation row x[i], for i < k. */
+void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride);
 /* The head widths the ggml attention kernels take (they keep a head on the stack). */
 #define TEMPO_GGML_MAX_HEAD_DIM 1024
 /* ---- ggml_dot.c: ggml's AVX-512 (zen4) orders, lane by lane ---- */

@@ -496,14 +496,17 @@ static double num(const cJSON *o, const char *k);
 
 enum { TG_TOKENS = 128, PP_ROWS = 512 }; /* llama-bench's tg128 and pp512 */
 
-/* The child: tempo's tg128 and pp512 on one GGUF, and the read bound of a
- * decoded token's bytes (tokens/s if they were read as fast as a plain
- * parallel read), best and median of REPS passes. One JSON line. */
-static int tg_pp_model(const char *path, int threads) {
+/* The child: tempo's tg128 and pp512 on one GGUF (under --numerics ggml
+ * when `ggml`), and the read bound of a decoded token's bytes (tokens/s if
+ * they were read as fast as a plain parallel read), best and median of REPS
+ * passes. One JSON line. */
+static int tg_pp_model(const char *path, int threads, int ggml) {
     char err[TEMPO_ERR_SIZE];
     tempo_set_threads(threads);
     Model m;
     check(tempo_model_load(&m, path, err), path, err);
+    Numerics numerics = {.profile = ggml ? NUMERICS_GGML : NUMERICS_EXACT};
+    check(tempo_model_set_numerics(&m, &numerics, err), path, err);
     double bytes, params;
     model_costs(&m, &bytes, &params);
     decode_tok_s(&m, 8); /* warm-up: pages in */
@@ -667,10 +670,11 @@ static double llama_figure(const char *lines, const char *test) {
     return v;
 }
 
-/* tempo and llama.cpp on one GGUF, REPS alternating pairs: tg128 and
- * pp512 of each, their ratios within each pair, and the read bound; one
- * row of the table. `llama` NULL: llama.cpp's cells are n/a. */
-static cJSON *versus_llama(const char *self, const char *llama, const char *path, int threads, int *llama_failed) {
+/* tempo (under --numerics ggml when `ggml`) and llama.cpp on one GGUF, REPS
+ * alternating pairs: tg128 and pp512 of each, their ratios within each
+ * pair, and the read bound; one row of the table. `llama` NULL: llama.cpp's
+ * cells are n/a. */
+static cJSON *versus_llama(const char *self, const char *llama, const char *path, int ggml, int threads, int *llama_failed) {
     Series tg[2], pp[2],  tg_ratio = {0}, pp_ratio = {0}, best = {0}, med = {0};
     memset(tg, 0, sizeof tg);
     memset(pp, 0, sizeof pp);
@@ -679,7 +683,7 @@ static cJSON *versus_llama(const char *self, const char *llama, const char *path
     snprintf(tg_tokens, sizeof tg_tokens, "%d", TG_TOKENS);
     char weights[32] = "?";
     for (int rep = 0; rep < REPS; rep++) {
-        char *tempo_argv[] = {(char *)self, "--tg-pp", (char *)path, th, NULL};
+        char *tempo_argv[] = {(char *)self, "--tg-pp", (char *)path, th, ggml ? "ggml" : "exact", NULL};
         cJSON *t = run_program(tempo_argv, out, 1 << 16, NULL) == 0 ? cJSON_Parse(out) : NULL;
         if (!t) { fprintf(stderr, "bench: tempo on %s failed\n", path); exit(1); }
         snprintf(weights, sizeof weights, "%s", cJSON_GetObjectItem(t, "weights")->valuestring);
@@ -700,11 +704,14 @@ static cJSON *versus_llama(const char *self, const char *llama, const char *path
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", path);
     cJSON_AddStringToObject(o, "weights", weights);
+    cJSON_AddStringToObject(o, "numerics", ggml ? "ggml" : "exact");
     put(o, "tempo_tg128_tok_s", &tg[0]), put(o, "llama_tg128_tok_s", &tg[1]), put(o, "tg128_tempo_over_llama", &tg_ratio);
     put(o, "tempo_pp512_tok_s", &pp[0]), put(o, "llama_pp512_tok_s", &pp[1]), put(o, "pp512_tempo_over_llama", &pp_ratio);
     put(o, "read_bound_tok_s_best", &best), put(o, "read_bound_tok_s_median", &med);
     const char *base = strrchr(path, '/');
-    printf("%-24s %5s", base ? base + 1 : path, weights);
+    char label[64];
+    snprintf(label, sizeof label, "%s%s", base ? base + 1 : path, ggml ? " ggml" : "");
+    printf("%-24s %5s", label, weights);
     const char *keys[] = {"tempo_tg128_tok_s", "llama_tg128_tok_s", NULL, "tempo_pp512_tok_s", "llama_pp512_tok_s", NULL};
     const char *ratios[] = {"tg128_tempo_over_llama", "pp512_tempo_over_llama"};
     for (int part = 0; part < 2; part++) {
@@ -768,10 +775,13 @@ static const char *llama_legend =
     "tg128: greedy decode of 128 tokens, tokens/s; pp512: a 512-row prompt, tokens/s (llama.cpp: F16 K/V, as llama-bench);\n"
     "bound: tokens/s if a decoded token's bytes were read as fast as a plain parallel read of as many bytes,\n"
     "best and median of %d passes per pair (medians over the pairs).\n"
+    "ggml: tempo under --numerics ggml (llama.cpp's arithmetic: integer dots on quantized activations, K/V f32);\n"
+    "the other rows: tempo's exact arithmetic.\n"
     "n/a: %s\n";
 
-/* The table of tempo against llama.cpp, one row per GGUF; its JSON array. */
-static cJSON *versus_llama_table(const char *self, const char *llama, const char *const *files, int n, int threads) {
+/* The table of tempo against llama.cpp, one row per GGUF (files[i] under
+ * --numerics ggml when ggml[i]); its JSON array. */
+static cJSON *versus_llama_table(const char *self, const char *llama, const char *const *files, const int *ggml, int n, int threads) {
     if (llama && access(llama, X_OK) != 0) {
         fprintf(stderr, "bench: %s is not an executable (make build/llama-tempo builds it)\n", llama);
         exit(1);
@@ -780,7 +790,7 @@ static cJSON *versus_llama_table(const char *self, const char *llama, const char
            "med", "max", "pp", "llama", "min", "med", "max", "bound", "b-med");
     cJSON *rows = cJSON_CreateArray();
     int failed = 0;
-    for (int i = 0; i < n; i++) cJSON_AddItemToArray(rows, versus_llama(self, llama, files[i], threads, &failed));
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(rows, versus_llama(self, llama, files[i], ggml[i], threads, &failed));
     printf(llama_legend, REPS, REPS,
            !llama ? "llama.cpp's cells: no --llama was given (make bench gives build/llama-tempo)"
            : failed ? "llama.cpp's cells: llama-tempo bench failed on that file (its message is above)"
@@ -814,16 +824,18 @@ int main(int argc, char **argv) {
         return bench_model(argv[2], strcmp(argv[3], "-") ? argv[3] : NULL, argv[4], atoi(argv[5]));
     if (argc == 6 && strcmp(argv[1], "--rss") == 0) return rss_model(argv[2], argv[4], atoi(argv[5]));
     if (argc == 6 && strcmp(argv[1], "--long-child") == 0) return long_child(argv[3], argv[2], atoi(argv[4]), atoi(argv[5]));
-    if (argc == 4 && strcmp(argv[1], "--tg-pp") == 0) return tg_pp_model(argv[2], atoi(argv[3]));
+    if (argc == 5 && strcmp(argv[1], "--tg-pp") == 0) return tg_pp_model(argv[2], atoi(argv[3]), strcmp(argv[4], "ggml") == 0);
     const char *weights = "../shared/weights", *large = "build/bench-large.bin", *large_bf16 = "build/bench-large-bf16";
     const char *large_q4k = "build/bench-large-q4_k.gguf";
     const char *json = "bench.json", *llama = NULL, *vs_llama[8];
+    int vs_ggml[8];
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), long_rows = 0, with_8b = 1, n_vs = 0, llama_only = 0;
     for (int i = 1; i < argc; i += 2) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--llama-only") == 0) llama_only = 1, i--;
         else if (v && strcmp(argv[i], "--llama") == 0) llama = v;
-        else if (v && strcmp(argv[i], "--vs-llama") == 0 && n_vs < 8) vs_llama[n_vs++] = v;
+        else if (v && (strcmp(argv[i], "--vs-llama") == 0 || strcmp(argv[i], "--vs-llama-ggml") == 0) && n_vs < 8)
+            vs_ggml[n_vs] = strcmp(argv[i], "--vs-llama-ggml") == 0, vs_llama[n_vs++] = v;
         else if (v && strcmp(argv[i], "--weights") == 0) weights = v;
         else if (v && strcmp(argv[i], "--large") == 0) large = v;
         else if (v && strcmp(argv[i], "--large-bf16") == 0) large_bf16 = v;
@@ -834,7 +846,7 @@ int main(int argc, char **argv) {
         else if (v && strcmp(argv[i], "--8b") == 0) with_8b = strcmp(v, "no") != 0;
         else {
             fprintf(stderr, "usage: bench [--weights DIR] [--large FILE] [--large-bf16 DIR] [--large-q4k FILE] [--threads N] [--json FILE]\n"
-                            "             [--llama LLAMA_TEMPO] [--vs-llama FILE.gguf]... (up to 8) [--llama-only] [--long ROWS [--8b no]]\n");
+                            "             [--llama LLAMA_TEMPO] [--vs-llama[-ggml] FILE.gguf]... (up to 8) [--llama-only] [--long ROWS [--8b no]]\n");
             return 1;
         }
     }
@@ -866,7 +878,7 @@ int main(int argc, char **argv) {
             cJSON_AddItemToArray(models, measure(argv[0], paths[i], i < 3 ? toks[i] : NULL, prompts[i], threads));
         printf(legend, REPS);
     }
-    if (n_vs > 0) cJSON_AddItemToObject(root, "versus_llama", versus_llama_table(argv[0], llama, vs_llama, n_vs, threads));
+    if (n_vs > 0) cJSON_AddItemToObject(root, "versus_llama", versus_llama_table(argv[0], llama, vs_llama, vs_ggml, n_vs, threads));
     cJSON_AddNumberToObject(root, "seconds", now() - t0);
     return write_json(root, json, t0);
 }

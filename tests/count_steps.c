@@ -1,15 +1,16 @@
 /* count_steps.c - `make count`: the instructions of one decode step, a
  * figure that stays the same on a busy machine (timings do not).
  *
- *   build/count-steps MODEL K
+ *   build/count-steps MODEL K [ggml]
  *
  * Loads MODEL, runs a 4-row prompt, then one step of K rows (one parallel
  * set, isolated) inside measured_step(). `make count` runs this under
  * callgrind with collection on in measured_step only, so the total is the
- * step's instruction count. (valgrind does not run AVX-512: the counted
+ * step's instruction count; `ggml` counts it under --numerics ggml. (valgrind does not run AVX-512: the counted
  * build is AVX2, a proxy for the real one.) */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../formats/formats.h"
 
@@ -20,23 +21,27 @@ static int fail(const char *what, const char *err) {
 
 /* The measured region: one forward step of k rows after the prompt. */
 __attribute__((noinline)) int measured_step(const Model *m, State *s, int k, const int *tokens, const int *pos,
-                                            const uint8_t *allowed, Outputs out, char *err) {
-    return tempo_forward(m, s, k, tokens, pos, allowed, 1, out, err);
+                                            const Mask *mask, Outputs out, char *err) {
+    return tempo_forward(m, s, k, tokens, pos, mask, out, err);
 }
 
 int main(int argc, char **argv) {
     char err[TEMPO_ERR_SIZE];
-    int k = argc == 3 ? atoi(argv[2]) : 0;
-    if (k < 1 || k > 8) {
-        fprintf(stderr, "usage: count-steps MODEL K (1 <= K <= 8)\n");
+    int k = argc == 3 || argc == 4 ? atoi(argv[2]) : 0;
+    if (k < 1 || k > 8 || (argc == 4 && strcmp(argv[3], "ggml") != 0)) {
+        fprintf(stderr, "usage: count-steps MODEL K [ggml] (1 <= K <= 8)\n");
         return 1;
     }
     tempo_set_threads(1);
     Model m;
     if (tempo_model_load(&m, argv[1], err) != 0) return fail(argv[1], err);
+    Numerics ggml = {.profile = NUMERICS_GGML};
+    if (argc == 4 && tempo_model_set_numerics(&m, &ggml, err) != 0) {
+        tempo_model_free(&m);
+        return fail("numerics", err);
+    }
     int n = 4 + k, tokens[12], pos[12], rc = 1;
     for (int i = 0; i < n; i++) tokens[i] = (i * 131 + 3) % m.config.vocab_size, pos[i] = i < 4 ? i : 4;
-    uint8_t allowed[12 * 12];
     float *logits = malloc((size_t)k * m.config.vocab_size * sizeof(float));
     State s;
     if (!logits || tempo_state_init(&s, &m.config, n, err) != 0) {
@@ -44,13 +49,12 @@ int main(int argc, char **argv) {
         tempo_model_free(&m);
         return fail("state", logits ? err : "out of memory");
     }
-    tempo_mask_rows(MASK_CAUSAL, pos, 0, 4, allowed);
+    Mask causal = tempo_mask_rule(MASK_CAUSAL, pos), isolated = tempo_mask_rule(MASK_ISOLATED, pos); /* sets: the positions */
     Outputs out = {.logits = logits, .last_logits = 1};
-    if (tempo_forward(&m, &s, 4, tokens, pos, allowed, 1, out, err) != 0) fail("prompt", err);
+    if (tempo_forward(&m, &s, 4, tokens, pos, &causal, out, err) != 0) fail("prompt", err);
     else {
-        tempo_mask_rows(MASK_ISOLATED, pos, 4, k, allowed);
         out.last_logits = k;
-        if (measured_step(&m, &s, k, tokens + 4, pos + 4, allowed, out, err) != 0) fail("step", err);
+        if (measured_step(&m, &s, k, tokens + 4, pos + 4, &isolated, out, err) != 0) fail("step", err);
         else rc = 0;
     }
     tempo_state_free(&s);

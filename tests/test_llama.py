@@ -230,11 +230,13 @@ NUMERICS = [
 ]
 
 
-# Settings whose traces the ggml profile explains on every row (NOTES "Numerics of real engines"
-# names the floor of the others: one rounding flipped by f32 summation order, then propagated).
-# q4_0 is repack on (llama.cpp's default): q4_0_8x8, kernels/ggml_repack.c.
-EXPLAINED = {"f32-kvf16", "f32-fa", "f32-fa-kvf16", "f16", "bf16", "q8_0", "q4_0", "q4_0-norepack", "q4_k_m",
-             "q4_k_m-norepack", "q5_k_m", "q6_k"}
+# Settings whose traces the ggml profile explains on every row, with the largest |dlogit| allowed
+# (NOTES "Numerics of real engines" names the floor of the others: one rounding flipped by f32
+# summation order, then propagated). Q8_0 and Q4_0 (repacked as q4_0_8x8 by default,
+# kernels/ggml_repack.c) follow ggml's order to the bit; the K-quants' dots too, and the rest
+# leaves 3e-6; the F16/BF16 weights, F16 K/V and flash attention rows are held to the issue's 1e-4.
+EXPLAINED = {"f32-kvf16": 1e-4, "f32-fa": 1e-4, "f32-fa-kvf16": 1e-4, "f16": 1e-4, "bf16": 1e-4, "q8_0": 0.0,
+             "q4_0": 0.0, "q4_0-norepack": 0.0, "q4_k_m": 5e-6, "q4_k_m-norepack": 5e-6, "q5_k_m": 5e-6, "q6_k": 5e-6}
 # The weights the zen4 CPU backend repacks (a CPU_REPACK buffer; the trace's `repack` says what ran).
 REPACKED_ON_X86 = {"Q4_0", "Q4_K_M"}
 
@@ -263,7 +265,7 @@ def test_numerics_profiles():
         assert abs(float(said.group(5)) - ggml) <= 5e-3 * ggml + 1e-9, f"{name}: explanation {said.group(5)} != verify {ggml}"
         assert ggml < exact, f"{name}: ggml {ggml} is no closer than exact {exact}"
         if name in EXPLAINED:
-            assert rc == 0 and ggml <= 1e-4, f"{name}: ggml verify failed:\n{out}"
+            assert rc == 0 and ggml <= EXPLAINED[name], f"{name}: ggml {ggml} > {EXPLAINED[name]}:\n{out}"
             assert "not a TEMPO fault" in said.group(7), out_exact
         rows.append((name, exact, ggml, top1, "PASS" if rc == 0 else "FAIL"))
     print("      verify of llama.cpp's traces (prompt a), max |dlogit| under exact and under ggml:")

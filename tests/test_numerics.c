@@ -419,3 +419,149 @@ Test(numerics, ggml_rope_and_swiglu) {
     }
     cr_expect(fused_differs, "the fused RoPE equalled the unfused one on 200 pairs");
 }
+
+/* ---- ggml's quantized dot products (kernels/ggml_dots.c, ggml_dots_avx.c) ---- */
+
+enum { DOT_M = 512, DOT_ROWS = 7 };
+static const WeightType DOT_TYPES[] = {WEIGHT_Q8_0, WEIGHT_Q4_0, WEIGHT_Q4_K, WEIGHT_Q5_K, WEIGHT_Q6_K};
+
+static uint64_t next_bits(uint64_t *s) {
+    *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
+    return *s;
+}
+
+/* Activations with extreme blocks: scales 10^-spread..10^spread, zero
+ * blocks, ties (k + 1/2 after scaling), +max and -max in one block, one spike. */
+static void extreme_row(float *x, int m, int spread, uint64_t *s) {
+    for (int b = 0; b < m; b += 32) {
+        int kind = (int)(next_bits(s) % 6);
+        float scale = powf(10.0f, (float)((int)(next_bits(s) % (2 * spread + 1)) - spread));
+        for (int j = 0; j < 32; j++) x[b + j] = scale * (float)tempo_normal(s);
+        if (kind == 1) memset(x + b, 0, 32 * sizeof(float));
+        if (kind == 2)
+            for (int j = 0; j < 32; j++) x[b + j] = (float)((int)(next_bits(s) % 255) - 127) + (j ? 0.5f : 0.0f);
+        if (kind == 2) x[b] = 127.0f;
+        if (kind == 3) x[b + 5] = scale * 9, x[b + 17] = -scale * 9;
+        if (kind == 4) x[b + (int)(next_bits(s) % 32)] = scale * 1e4f;
+    }
+}
+
+/* A row of random weight blocks, every f16 scale finite. */
+static void random_weights(WeightType t, uint8_t *w, int m, uint64_t *s) {
+    size_t bytes = tempo_row_bytes(t, (size_t)m);
+    for (size_t i = 0; i < bytes; i++) w[i] = (uint8_t)next_bits(s);
+    size_t block = tempo_block_bytes(t), at = t == WEIGHT_Q6_K ? 208 : 0;
+    int halves = t == WEIGHT_Q4_K || t == WEIGHT_Q5_K ? 2 : 1; /* d (and dmin) */
+    for (size_t b = 0; b < bytes; b += block)
+        for (int h = 0; h < halves; h++) w[b + at + 2 * h + 1] &= 0xfb; /* exponent below 31 */
+}
+
+/* Storage for n quantized rows of DOT_M. */
+typedef struct { int8_t q[DOT_ROWS][DOT_M]; float d[DOT_ROWS][DOT_M / 32]; int16_t bsums[DOT_ROWS][DOT_M / 16]; } QuantRows;
+static GgmlQ8Row quant_row(QuantRows *r, int i) { return (GgmlQ8Row){r->q[i], r->d[i], r->bsums[i]}; }
+
+static int same_float(float a, float b) { return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b)); }
+
+/* The vectorized quantization equals the plain one bit for bit: integers, scales, and Q8_K's sums of 16. */
+Test(numerics, fast_activation_quantization_is_bitwise_plain) {
+    uint64_t s = 11;
+    static QuantRows plain, fast;
+    float x[DOT_M];
+    for (int trial = 0; trial < 200; trial++) {
+        extreme_row(x, DOT_M, 30, &s);
+        GgmlDotType t = trial % 2 ? GGML_DOT_Q8_K : GGML_DOT_Q8_0;
+        memset(&plain, 0, sizeof plain), memset(&fast, 0, sizeof fast);
+        tempo_ggml_quantize_plain(t, x, DOT_M, quant_row(&plain, 0));
+        tempo_ggml_quantize_fast(t, x, DOT_M, quant_row(&fast, 0));
+        cr_assert(memcmp(plain.q[0], fast.q[0], DOT_M) == 0, "trial %d: integers differ", trial);
+        cr_assert(memcmp(plain.d[0], fast.d[0], sizeof plain.d[0]) == 0, "trial %d: scales differ", trial);
+        cr_assert(memcmp(plain.bsums[0], fast.bsums[0], sizeof plain.bsums[0]) == 0, "trial %d: sums of 16 differ", trial);
+    }
+}
+
+/* Q8_K's sums of 16 are the sums of the integers; its scale is 1/iscale of the signed maximum. */
+Test(numerics, q8_k_blocks_carry_their_sums) {
+    uint64_t s = 3;
+    static QuantRows r;
+    float x[DOT_M];
+    extreme_row(x, DOT_M, 30, &s);
+    tempo_ggml_quantize_fast(GGML_DOT_Q8_K, x, DOT_M, quant_row(&r, 0));
+    for (int g = 0; g < DOT_M / 16; g++) {
+        int sum = 0;
+        for (int j = 0; j < 16; j++) sum += r.q[0][16 * g + j];
+        cr_expect_eq(r.bsums[0][g], sum, "group %d", g);
+    }
+}
+
+/* Random activation rows quantized to the weight type's dot type; some
+ * blocks at the integer extremes (all +127 or -127). */
+static void quantized_rows(WeightType t, QuantRows *r, uint64_t *s) {
+    float x[DOT_M];
+    for (int i = 0; i < DOT_ROWS; i++) {
+        extreme_row(x, DOT_M, 2, s); /* Q8_0 scales stay below f16 infinity */
+        tempo_ggml_quantize_plain(tempo_ggml_dot_type(t), x, DOT_M, quant_row(r, i));
+        if (i == 1) memset(r->q[i], 127, 64);
+        if (i == 2) memset(r->q[i] + 256, -127, 32);
+        for (int g = 0; g < DOT_M / 16; g++) { /* the sums of 16 after the edits */
+            int sum = 0;
+            for (int j = 0; j < 16; j++) sum += r->q[i][16 * g + j];
+            r->bsums[i][g] = (int16_t)sum;
+        }
+    }
+}
+
+/* The vectorized dots (one weight row, 1 to 7 activation rows a call)
+ * equal the plain ones bit for bit on random blocks. */
+Test(numerics, fast_dots_are_bitwise_plain) {
+    uint64_t s = 17;
+    static QuantRows rows;
+    static uint8_t w[DOT_M * 2];
+    for (size_t ti = 0; ti < sizeof DOT_TYPES / sizeof *DOT_TYPES; ti++)
+        for (int trial = 0; trial < 60; trial++) {
+            WeightType t = DOT_TYPES[ti];
+            random_weights(t, w, DOT_M, &s);
+            if (trial == 0) memset(w + 2, 0x80, 32); /* Q8_0: -128 weights */
+            quantized_rows(t, &rows, &s);
+            GgmlQ8Row x[DOT_ROWS];
+            for (int i = 0; i < DOT_ROWS; i++) x[i] = quant_row(&rows, i);
+            int k = 1 + trial % DOT_ROWS;
+            float out[DOT_ROWS * 3];
+            tempo_ggml_dot_rows_fast(t, w, x, k, DOT_M, out, 3);
+            for (int i = 0; i < k; i++) {
+                float want = tempo_ggml_dot_plain(t, w, x[i], DOT_M);
+                cr_assert(same_float(out[3 * i], want), "type %d trial %d row %d of %d: fast %.9g, plain %.9g", (int)t, trial, i,
+                          k, out[3 * i], want);
+            }
+        }
+}
+
+/* The plain dots are the product of the dequantized weights and the
+ * quantized activations (q d), up to f32 rounding: scales, mins, nibble
+ * and bit order read as the dequantizer reads them. */
+Test(numerics, plain_dots_are_the_dequantized_product) {
+    uint64_t s = 23;
+    static QuantRows rows;
+    static uint8_t w[DOT_M * 2];
+    float wf[DOT_M];
+    for (size_t ti = 0; ti < sizeof DOT_TYPES / sizeof *DOT_TYPES; ti++)
+        for (int trial = 0; trial < 10; trial++) {
+            WeightType t = DOT_TYPES[ti];
+            for (size_t i = 0; i < tempo_row_bytes(t, DOT_M); i++) w[i] = (uint8_t)next_bits(&s);
+            size_t block = tempo_block_bytes(t), at = t == WEIGHT_Q6_K ? 208 : 0;
+            for (size_t b = 0; b < tempo_row_bytes(t, DOT_M); b += block) { /* scales near 1e-2 */
+                uint16_t h = tempo_f32_to_f16(0.01f + 0.001f * (float)(next_bits(&s) % 9));
+                memcpy(w + b + at, &h, 2);
+                if (t == WEIGHT_Q4_K || t == WEIGHT_Q5_K) memcpy(w + b + 2, &h, 2);
+            }
+            quantized_rows(t, &rows, &s);
+            tempo_dequantize(t, w, DOT_M, wf);
+            int block_x = tempo_ggml_dot_type(t) == GGML_DOT_Q8_K ? 256 : 32;
+            double want = 0.0, size = 0.0;
+            for (int j = 0; j < DOT_M; j++) {
+                double term = (double)wf[j] * rows.q[0][j] * rows.d[0][j / block_x];
+                want += term, size += fabs(term);
+            }
+            float got = tempo_ggml_dot_plain(t, w, quant_row(&rows, 0), DOT_M);
+            cr_expect(fabs(got - want) <= 1e-5 * size, "type %d trial %d: %.9g, dequantized %.9g", (int)t, trial, got, want);
+        }
+}

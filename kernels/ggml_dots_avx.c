@@ -1,0 +1,290 @@
+/* ggml_dots_avx.c - ggml's quantized dot products (ggml_dots.c) vectorized
+ * with AVX2 as ggml's x86 code is: the integer sums in any order (they are
+ * exact: |q8| <= 127, so no maddubs saturates), the f32 lanes and their
+ * horizontal sum in ggml's. One weight row is unpacked once for up to
+ * GGML_MAX_ROWS activation rows. Bitwise equal to the plain definitions
+ * (tests/test_numerics.c); without AVX2 and F16C, the plain ones. */
+#include "kernels.h"
+
+#include <string.h>
+
+#if defined(__AVX2__) && defined(__F16C__)
+#include <immintrin.h>
+
+enum { GGML_MAX_ROWS = 4 };
+
+/* f16 to f32 and f32 to f16 (round to nearest even), as F16C converts them. */
+static float f16_at(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
+static float round_f16(float x) { return _cvtsh_ss(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT)); }
+
+/* ggml's hsum_float_8: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). */
+static float hsum_float_8(__m256 x) {
+    __m128 r = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+/* (m0+m2) + (m1+m3), as ggml sums Q4_K's min lanes. */
+static float hsum_float_4(__m128 x) {
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+}
+
+/* Per 32-bit lane k: the sum of u[4k+j] s[4k+j] over j < 4 (u unsigned, s signed). */
+static __m256i dot_u8_i8(__m256i u, __m256i s) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+/* ---- activations ---- */
+
+/* 32 floats times `scale`, rounded half to even, at most 127, as 32 int8 (ggml's packing). */
+static __m256i round_to_i8(const float *x, __m256 scale) {
+    __m256i i[4];
+    for (int j = 0; j < 4; j++) {
+        __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * j), scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        i[j] = _mm256_cvtps_epi32(_mm256_min_ps(v, _mm256_set1_ps(127.0f)));
+    }
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+    return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* The largest |x| of n floats (n a multiple of 8). */
+static float abs_max(const float *x, int n) {
+    __m256 sign = _mm256_set1_ps(-0.0f), m = _mm256_setzero_ps();
+    for (int j = 0; j < n; j += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+    __m128 r = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+    r = _mm_max_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_max_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+static void q8_0_quantize(const float *x, int m, GgmlQ8Row out) {
+    for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++, x += TEMPO_GGML_Q8_0_BLOCK) {
+        float amax = abs_max(x, TEMPO_GGML_Q8_0_BLOCK), id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        out.d[b] = round_f16(amax / 127.0f);
+        _mm256_storeu_si256((__m256i *)(out.q + b * TEMPO_GGML_Q8_0_BLOCK), round_to_i8(x, _mm256_set1_ps(id)));
+    }
+}
+
+/* The first of 256 values whose magnitude is amax (one of them is). */
+static float signed_max(const float *x, float amax) {
+    __m256 sign = _mm256_set1_ps(-0.0f), a = _mm256_set1_ps(amax);
+    for (int j = 0; j < TEMPO_QK_K - 8; j += 8) {
+        int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), a, _CMP_EQ_OQ));
+        if (hit) return x[j + __builtin_ctz((unsigned)hit)];
+    }
+    int j = TEMPO_QK_K - 8;
+    while (j < TEMPO_QK_K - 1 && (x[j] < 0 ? -x[j] : x[j]) != amax) j++;
+    return x[j];
+}
+
+/* The sums of each 16 of 32 int8: two int16 into bsums. */
+static void sums_of_16(__m256i q, int16_t *bsums) {
+    __m256i s = _mm256_sad_epu8(_mm256_xor_si256(q, _mm256_set1_epi8(-128)), _mm256_setzero_si256());
+    bsums[0] = (int16_t)(_mm256_extract_epi64(s, 0) + _mm256_extract_epi64(s, 1) - 16 * 128);
+    bsums[1] = (int16_t)(_mm256_extract_epi64(s, 2) + _mm256_extract_epi64(s, 3) - 16 * 128);
+}
+
+static void q8_k_quantize(const float *x, int m, GgmlQ8Row out) {
+    for (int b = 0; b < m / TEMPO_QK_K; b++, x += TEMPO_QK_K) {
+        float amax = abs_max(x, TEMPO_QK_K), iscale = amax == 0.0f ? 0.0f : -127.0f / signed_max(x, amax);
+        out.d[b] = amax == 0.0f ? 0.0f : 1.0f / iscale;
+        for (int c = 0; c < TEMPO_QK_K / 32; c++) {
+            __m256i q = round_to_i8(x + 32 * c, _mm256_set1_ps(iscale));
+            _mm256_storeu_si256((__m256i *)(out.q + b * TEMPO_QK_K + 32 * c), q);
+            sums_of_16(q, out.bsums + b * (TEMPO_QK_K / 16) + 2 * c);
+        }
+    }
+}
+
+void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row out) {
+    if (t == GGML_DOT_Q8_K) q8_k_quantize(x, m, out);
+    else q8_0_quantize(x, m, out);
+}
+
+/* ---- dot products: acc[i] the 8 f32 lanes of activation row i ---- */
+
+/* A Q8_0 or Q4_0 block's 32 weights as int8 (Q4_0: low nibbles first, minus 8). */
+static __m256i q_block(WeightType t, const uint8_t *b) {
+    if (t == WEIGHT_Q8_0) return _mm256_loadu_si256((const __m256i *)(b + 2));
+    __m128i packed = _mm_loadu_si128((const __m128i *)(b + 2));
+    __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+    return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(15)), _mm256_set1_epi8(8));
+}
+
+static void q8_0_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256 *acc) {
+    size_t block_bytes = tempo_block_bytes(t);
+    for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++, w += block_bytes) {
+        __m256i qw = q_block(t, w), aw = _mm256_sign_epi8(qw, qw);
+        float dw = f16_at(w);
+        for (int i = 0; i < k; i++) {
+            __m256i qx = _mm256_loadu_si256((const __m256i *)(x[i].q + b * TEMPO_GGML_Q8_0_BLOCK));
+            __m256 sum = _mm256_cvtepi32_ps(dot_u8_i8(aw, _mm256_sign_epi8(qx, qw)));
+            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x[i].d[b]), sum, acc[i]);
+        }
+    }
+}
+
+/* Q6_K: a super-block's 256 6-bit weights (0..63) as 8 chunks of 32 bytes. */
+static void q6_k_unpack(const uint8_t *w, __m256i *q6) {
+    __m256i m15 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
+    for (int j = 0; j < 2; j++) {
+        __m256i l1 = _mm256_loadu_si256((const __m256i *)(w + 64 * j)), l2 = _mm256_loadu_si256((const __m256i *)(w + 64 * j + 32));
+        __m256i h = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * j));
+        q6[4 * j + 0] = _mm256_or_si256(_mm256_and_si256(l1, m15), _mm256_slli_epi16(_mm256_and_si256(h, m3), 4));
+        q6[4 * j + 1] = _mm256_or_si256(_mm256_and_si256(l2, m15), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m3), 4));
+        q6[4 * j + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m15),
+                                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m3), 4));
+        q6[4 * j + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l2, 4), m15),
+                                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m3), 4));
+    }
+}
+
+/* Per lane k of one super-block: sum sc (q6 q8) over chunks, minus 32 (bsum_2k sc_2k + bsum_2k+1 sc_2k+1). */
+static __m256i q6_k_lanes(const __m256i *q6, const __m256i *sc, __m256i sc16, const int8_t *q8, const int16_t *bsums) {
+    __m256i sum = _mm256_setzero_si256();
+    for (int c = 0; c < 8; c++) {
+        __m256i p = _mm256_maddubs_epi16(q6[c], _mm256_loadu_si256((const __m256i *)(q8 + 32 * c)));
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(sc[c], p));
+    }
+    __m256i sub = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), sc16), 5);
+    return _mm256_sub_epi32(sum, sub);
+}
+
+static void q6_k_rows(const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256 *acc) {
+    for (int b = 0; b < m / TEMPO_QK_K; b++, w += 210) {
+        __m256i q6[8], sc[8];
+        q6_k_unpack(w, q6);
+        const int8_t *scales = (const int8_t *)(w + 192);
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scales));
+        for (int c = 0; c < 8; c++) /* chunk c: bytes 0..15 scale 2c, 16..31 scale 2c+1 */
+            sc[c] = _mm256_set_m128i(_mm_set1_epi16(scales[2 * c + 1]), _mm_set1_epi16(scales[2 * c]));
+        float dw = f16_at(w + 208);
+        for (int i = 0; i < k; i++) {
+            __m256i sum = q6_k_lanes(q6, sc, sc16, x[i].q + b * TEMPO_QK_K, x[i].bsums + b * (TEMPO_QK_K / 16));
+            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d[b] * dw), _mm256_cvtepi32_ps(sum), acc[i]);
+        }
+    }
+}
+
+/* A Q4_K or Q5_K super-block's 8 scales (each in all 16-bit lanes of sc[g])
+ * and mins (8 x 16 bits), unpacked from 12 bytes as ggml does (the 6-bit
+ * fields of tempo_ggml_k4_scales, four to a 32-bit word). */
+static __m128i k4_scales(const uint8_t *scales12, __m256i *sc) {
+    uint32_t u[4];
+    memcpy(u, scales12, 12);
+    u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4); /* mins 4..7 */
+    uint32_t mins_low = u[1] & 0x3f3f3f3f;                                  /* mins 0..3 */
+    u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);        /* scales 4..7 */
+    u[2] = mins_low;
+    u[0] &= 0x3f3f3f3f; /* scales 0..3 */
+    __m256i both = _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
+    __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(both));
+    for (int g = 0; g < 8; g++) sc[g] = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)((2 * g + 1) << 8 | 2 * g)));
+    return _mm256_extracti128_si256(both, 1);
+}
+
+/* Q4_K/Q5_K's 4 integer min lanes: lane i = min_2i bsum_2i + min_2i+1 bsum_2i+1 (sums of 32). */
+static __m128i k4_min_lanes(__m128i mins, const int16_t *bsums) {
+    __m256i s = _mm256_loadu_si256((const __m256i *)bsums);
+    return _mm_madd_epi16(mins, _mm_hadd_epi16(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)));
+}
+
+/* Per lane k of one super-block: sum over the 8 chunks of sc_g (q q8). */
+static __m256i k4_lanes(const __m256i *q, const __m256i *sc, const int8_t *q8) {
+    __m256i sum = _mm256_setzero_si256();
+    for (int g = 0; g < 8; g++) {
+        __m256i p = _mm256_maddubs_epi16(q[g], _mm256_loadu_si256((const __m256i *)(q8 + 32 * g)));
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(sc[g], p));
+    }
+    return sum;
+}
+
+/* A Q4_K (qh NULL) or Q5_K super-block's 256 weights as 8 chunks of 32 bytes. */
+static void k4_unpack(const uint8_t *qs, const uint8_t *qh, __m256i *q) {
+    __m256i m15 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+    for (int j = 0; j < 4; j++) {
+        __m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+        q[2 * j] = _mm256_and_si256(bits, m15);
+        q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m15);
+    }
+    if (!qh) return;
+    __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+    for (int g = 0; g < 8; g++, h = _mm256_srli_epi16(h, 1)) /* chunk g's fifth bit: bit g of qh */
+        q[g] = _mm256_or_si256(q[g], _mm256_slli_epi16(_mm256_and_si256(h, one), 4));
+}
+
+/* Q4_K: lanes as q4_k_dot; the min lanes in acc_m. */
+static void q4_k_rows(const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256 *acc, __m128 *acc_m) {
+    for (int b = 0; b < m / TEMPO_QK_K; b++, w += 144) {
+        __m256i q[8], sc[8];
+        __m128i mins = k4_scales(w + 4, sc);
+        k4_unpack(w + 16, NULL, q);
+        float dw = f16_at(w), dminw = f16_at(w + 2);
+        for (int i = 0; i < k; i++) {
+            const int16_t *bsums = x[i].bsums + b * (TEMPO_QK_K / 16);
+            __m256i sum = k4_lanes(q, sc, x[i].q + b * TEMPO_QK_K);
+            acc_m[i] = _mm_fmadd_ps(_mm_set1_ps(-x[i].d[b] * dminw), _mm_cvtepi32_ps(k4_min_lanes(mins, bsums)), acc_m[i]);
+            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d[b] * dw), _mm256_cvtepi32_ps(sum), acc[i]);
+        }
+    }
+}
+
+/* Q5_K: lanes as q5_k_dot; the mins as one integer each super-block, added in mins[i]. */
+static void q5_k_rows(const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256 *acc, float *mins) {
+    for (int b = 0; b < m / TEMPO_QK_K; b++, w += 176) {
+        __m256i q[8], sc[8];
+        __m128i mn = k4_scales(w + 4, sc);
+        k4_unpack(w + 48, w + 16, q);
+        float dw = f16_at(w), dminw = f16_at(w + 2);
+        for (int i = 0; i < k; i++) {
+            __m128i p = k4_min_lanes(mn, x[i].bsums + b * (TEMPO_QK_K / 16));
+            p = _mm_hadd_epi32(_mm_hadd_epi32(p, p), p);
+            float dmin = -x[i].d[b] * dminw;
+            mins[i] += dmin * (float)_mm_cvtsi128_si32(p);
+            __m256i sum = k4_lanes(q, sc, x[i].q + b * TEMPO_QK_K);
+            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d[b] * dw), _mm256_cvtepi32_ps(sum), acc[i]);
+        }
+    }
+}
+
+/* Up to GGML_MAX_ROWS rows: the lanes, then the plain sums' last step (Q4_K and Q5_K add their mins). */
+static void dot_few_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride) {
+    __m256 acc[GGML_MAX_ROWS];
+    __m128 acc_m[GGML_MAX_ROWS];
+    float mins[GGML_MAX_ROWS];
+    for (int i = 0; i < k; i++) acc[i] = _mm256_setzero_ps(), acc_m[i] = _mm_setzero_ps(), mins[i] = 0.0f;
+    if (t == WEIGHT_Q4_K) q4_k_rows(w, x, k, m, acc, acc_m);
+    else if (t == WEIGHT_Q5_K) q5_k_rows(w, x, k, m, acc, mins);
+    else if (t == WEIGHT_Q6_K) q6_k_rows(w, x, k, m, acc);
+    else q8_0_rows(t, w, x, k, m, acc);
+    for (int i = 0; i < k; i++) {
+        float *o = out + (size_t)i * stride;
+        if (t == WEIGHT_Q4_K) *o = hsum_float_8(acc[i]) + hsum_float_4(acc_m[i]);
+        else if (t == WEIGHT_Q5_K) *o = hsum_float_8(acc[i]) + mins[i];
+        else *o = hsum_float_8(acc[i]);
+    }
+}
+
+void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride) {
+    for (int i0 = 0; i0 < k; i0 += GGML_MAX_ROWS)
+        dot_few_rows(t, w, x + i0, k - i0 < GGML_MAX_ROWS ? k - i0 : GGML_MAX_ROWS, m, out + (size_t)i0 * stride, stride);
+}
+
+#else
+
+void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row out) {
+    tempo_ggml_quantize_plain(t, x, m, out);
+}
+
+void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride) {
+    for (int i = 0; i < k; i++) out[(size_t)i * stride] = tempo_ggml_dot_plain(t, w, x[i], m);
+}
+
+#endif
