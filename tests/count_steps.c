@@ -20,8 +20,8 @@ static int fail(const char *what, const char *err) {
 
 /* The measured region: one forward step of k rows after the prompt. */
 __attribute__((noinline)) int measured_step(const Model *m, State *s, int k, const int *tokens, const int *pos,
-                                            const uint8_t *allowed, Outputs out, char *err) {
-    return tempo_forward(m, s, k, tokens, pos, allowed, 1, out, err);
+                                            const Mask *mask, Outputs out, char *err) {
+    return tempo_forward(m, s, k, tokens, pos, mask, out, err);
 }
 
 int main(int argc, char **argv) {
@@ -36,7 +36,6 @@ int main(int argc, char **argv) {
     if (tempo_model_load(&m, argv[1], err) != 0) return fail(argv[1], err);
     int n = 4 + k, tokens[12], pos[12], rc = 1;
     for (int i = 0; i < n; i++) tokens[i] = (i * 131 + 3) % m.config.vocab_size, pos[i] = i < 4 ? i : 4;
-    uint8_t allowed[12 * 12];
     float *logits = malloc((size_t)k * m.config.vocab_size * sizeof(float));
     State s;
     if (!logits || tempo_state_init(&s, &m.config, n, err) != 0) {
@@ -44,13 +43,12 @@ int main(int argc, char **argv) {
         tempo_model_free(&m);
         return fail("state", logits ? err : "out of memory");
     }
-    tempo_mask_rows(MASK_CAUSAL, pos, 0, 4, allowed);
+    Mask mask = tempo_mask_rule(MASK_ISOLATED, pos); /* sets: each prompt row its own, the step's rows one */
     Outputs out = {.logits = logits, .last_logits = 1};
-    if (tempo_forward(&m, &s, 4, tokens, pos, allowed, 1, out, err) != 0) fail("prompt", err);
+    if (tempo_forward(&m, &s, 4, tokens, pos, &mask, out, err) != 0) fail("prompt", err);
     else {
-        tempo_mask_rows(MASK_ISOLATED, pos, 4, k, allowed);
         out.last_logits = k;
-        if (measured_step(&m, &s, k, tokens + 4, pos + 4, allowed, out, err) != 0) fail("step", err);
+        if (measured_step(&m, &s, k, tokens + 4, pos + 4, &mask, out, err) != 0) fail("step", err);
         else rc = 0;
     }
     tempo_state_free(&s);
