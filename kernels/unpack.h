@@ -109,34 +109,26 @@ static inline U8x16 tempo_bytes16(const uint8_t *p) {
     return v;
 }
 
-/* Integer codes to floats (exact), widened to 32 bits first. With AVX-512
- * (AVX2) the widening is spelled as its instruction (two of them): GCC 12
- * otherwise widens a vector just loaded from memory one byte at a time
- * (5x slower). */
-static inline F32x16 tempo_floats_i8(I8x16 q) {
+/* Integer codes (signed or not) to floats (exact), widened to 32 bits
+ * first. With AVX-512 (AVX2) the widening is spelled as its instruction
+ * (two of them): GCC 12 otherwise widens a vector just loaded from memory
+ * one byte at a time (5x slower). */
+static inline __attribute__((always_inline)) F32x16 tempo_floats8(U8x16 q, int is_signed) {
 #if defined(__AVX512F__)
-    I32x16 v = (I32x16)_mm512_cvtepi8_epi32((__m128i)q);
+    I32x16 v = (I32x16)(is_signed ? _mm512_cvtepi8_epi32((__m128i)q) : _mm512_cvtepu8_epi32((__m128i)q));
 #elif defined(__AVX2__)
-    __m256i half[2] = {_mm256_cvtepi8_epi32((__m128i)q), _mm256_cvtepi8_epi32(_mm_srli_si128((__m128i)q, 8))};
+    __m128i high = _mm_srli_si128((__m128i)q, 8);
+    __m256i half[2] = {is_signed ? _mm256_cvtepi8_epi32((__m128i)q) : _mm256_cvtepu8_epi32((__m128i)q),
+                       is_signed ? _mm256_cvtepi8_epi32(high) : _mm256_cvtepu8_epi32(high)};
     I32x16 v;
     memcpy(&v, half, sizeof v);
 #else
-    I32x16 v = __builtin_convertvector(q, I32x16);
+    I32x16 v = is_signed ? __builtin_convertvector((I8x16)q, I32x16) : __builtin_convertvector(q, I32x16);
 #endif
     return __builtin_convertvector(v, F32x16);
 }
-static inline F32x16 tempo_floats_u8(U8x16 q) {
-#if defined(__AVX512F__)
-    I32x16 v = (I32x16)_mm512_cvtepu8_epi32((__m128i)q);
-#elif defined(__AVX2__)
-    __m256i half[2] = {_mm256_cvtepu8_epi32((__m128i)q), _mm256_cvtepu8_epi32(_mm_srli_si128((__m128i)q, 8))};
-    I32x16 v;
-    memcpy(&v, half, sizeof v);
-#else
-    I32x16 v = __builtin_convertvector(q, I32x16);
-#endif
-    return __builtin_convertvector(v, F32x16);
-}
+static inline F32x16 tempo_floats_i8(I8x16 q) { return tempo_floats8((U8x16)q, 1); }
+static inline F32x16 tempo_floats_u8(U8x16 q) { return tempo_floats8(q, 0); }
 
 /* A block's f16 scale at p, tempo_f16_at's value: with F16C, its
  * instruction (exact for every half but NaN, which it would quiet); NaN as
