@@ -9,123 +9,275 @@
 #include "unpack.h"
 
 /* out[n][d] = in[n][m] W^T for W [d][m]. W keeps the type it was stored in
- * (f32, f16, bf16, ...) and is converted to f32 just before use (unpack.h):
- * a decode step reads half the bytes of an f32 copy for a bf16 model. f32
- * is used in place, f16 and bf16 are converted in registers, block types a
- * tile at a time. NOTES.md §12 has the measurements behind each choice. */
+ * (f32, f16, bf16, Q8_0, ...) and is converted to f32 vectors in registers
+ * as it is read (unpack.h): a decode step reads the stored bytes only. f32
+ * is used in place; types with no vector decoder are converted a tile at a
+ * time. NOTES.md §12 has the measurements behind each choice. */
 enum {
     FEW_ROWS = TEMPO_FEW_ROWS, /* up to this many input rows: the blocked kernel; more: sgemm */
-    TILE_COLS = 256,        /* values of a weight row converted at a time (a multiple of every block size) */
+#if defined(__AVX512F__)
+    PASS_ROWS = 2, /* weight rows read side by side: each input vector loaded once for both, two independent sums */
+#else
+    PASS_ROWS = 1, /* 16 vector registers (AVX2): a second row's sums would not fit */
+#endif
+    GROUP = 4,              /* vectors decoded at a time: 64 values (a K-quant pair of sub-blocks) */
+    TILE_COLS = 256,        /* values of a weight row converted at a time by the tile path (a multiple of every block size) */
     VEC = 16,               /* floats in one vector register (AVX-512) */
     PANEL_VALUES = 1 << 20, /* weights converted for one sgemm call */
     ALIGN = 64,             /* bytes: a cache line, and one vector */
-    PREFETCH_BYTES = 4096,  /* weights are asked for this far ahead of the tile being read */
+    PREFETCH_BYTES = 4096,  /* weights are asked for this far ahead of the ones being read */
 };
 
 typedef F32x16 Vec;
+#define INLINE static inline __attribute__((always_inline))
 
-/* Where the kernel's weight vectors come from: f32 is read in place; f16
- * and bf16 are converted in registers as they are read; block types are
- * unpacked a tile at a time into a buffer that stays in L1. */
-typedef enum { FROM_F32, FROM_F16, FROM_BF16, FROM_TILE } Source;
-
-/* Weights t .. t+VEC-1 of the tile starting at `row` (unpacked into `tile` for FROM_TILE). */
-static inline __attribute__((always_inline)) Vec weight_vec(Source src, const char *row, const float *tile, int t) {
-    Vec v;
-    switch (src) {
-    case FROM_F16: return tempo_f16x16(row + 2 * t);
-    case FROM_BF16: return tempo_bf16x16(row + 2 * t);
-    case FROM_F32: memcpy(&v, row + sizeof(float) * t, sizeof v); return v;
-    default: memcpy(&v, tile + t, sizeof v); return v;
-    }
-}
-
-/* The blocked kernel: out[i][row] = sum_t W[row][t] in[i][t] for the n
- * input rows. The weight row is read once, a tile at a time; each vector of
- * VEC weights is loaded once and multiplied into all n input rows. Lane j
- * of acc[i] adds the products at t = j, j + VEC, j + 2 VEC, ...; the lanes
- * are then added pairwise. That order does not depend on n, the threads,
- * the tiling or the stored type: a row's result does not depend on which
- * rows share its step, and f16/bf16 weights give bitwise the results of
- * their f32 copy. Inlined once per (source, n), so that acc stays in
- * registers and the source is known. */
-static inline __attribute__((always_inline)) void row_times_inputs(float *out, int d, Source src, WeightType type,
-                                                                   const char *row, size_t tile_bytes, int m,
-                                                                   const float *in, int n) {
-    Vec acc[FEW_ROWS] = {{0}};
-    float buf[TILE_COLS] __attribute__((aligned(ALIGN)));
-    for (int c0 = 0; c0 < m; c0 += TILE_COLS, row += tile_bytes) {
-        int width = m - c0 < TILE_COLS ? m - c0 : TILE_COLS, t = 0;
-        for (size_t b = 0; b < tile_bytes; b += ALIGN) __builtin_prefetch(row + PREFETCH_BYTES + b); /* never faults */
-        if (src == FROM_TILE) tempo_unpack(type, row, (size_t)width, buf);
-        for (; t + VEC <= width; t += VEC) {
-            Vec wt = weight_vec(src, row, buf, t), xt;
+/* The sums are kept in native vector registers: one of 16 lanes (AVX-512),
+ * or two of 8 (elsewhere: GCC keeps a 16-float vector in memory when the
+ * target has no such register). Lane j of a Vec is lane j % PART_LANES of
+ * part j / PART_LANES, so the sums are the same. */
 #if defined(__AVX512F__)
-            __asm__("" : "+v"(wt)); /* keep wt in a register: GCC otherwise reloads it for each row (3 rows: 1.6x slower) */
+typedef F32x16 Part;
+#else
+typedef float Part __attribute__((vector_size(32)));
 #endif
-#pragma GCC unroll 8
-            for (int i = 0; i < n; i++) {
-                memcpy(&xt, in + (size_t)i * m + c0 + t, sizeof xt);
-                acc[i] += wt * xt;
-            }
+enum { PART_LANES = sizeof(Part) / sizeof(float), PARTS = VEC / PART_LANES };
+
+/* The sums of one pass: acc[r][i] is weight row r times input row i, its
+ * lane j adding the products at t = j, j + VEC, j + 2 VEC, ... in turn. */
+typedef Part Sums[PASS_ROWS][FEW_ROWS][PARTS];
+/* The weight vectors of a pass: GROUP consecutive vectors of each row. */
+typedef Vec PassVectors[PASS_ROWS][GROUP];
+
+INLINE void prefetch_ahead(const char *p, size_t bytes) {
+    for (size_t b = 0; b < bytes; b += ALIGN) __builtin_prefetch(p + PREFETCH_BYTES + b); /* never faults */
+}
+
+/* acc[r][i] += w[r][v] * in_i[16v .. 16v+15] for the first `count` vectors
+ * of each of the `rows` weight rows, into all n input rows (row stride m):
+ * each input vector is loaded once for all weight rows. */
+INLINE void add_products(Sums acc, PassVectors w, int count, int rows, const float *in, int m, int n) {
+    for (int v = 0; v < count; v++) {
+        Part wp[PASS_ROWS][PARTS];
+        for (int r = 0; r < rows; r++) {
+#if defined(__AVX512F__)
+            __asm__("" : "+v"(w[r][v])); /* keep w in a register: GCC otherwise reloads it per row (3 rows: 1.6x slower) */
+#endif
+            memcpy(wp[r], &w[r][v], sizeof wp[r]);
         }
-        if (t < width) { /* the last m % VEC columns (f32, f16, bf16 only), zero-padded to one vector */
-            Vec wt = {0}, xt = {0};
-            tempo_dequantize(type, row + tempo_row_bytes(type, (size_t)t), (size_t)(width - t), buf);
-            memcpy(&wt, buf, (size_t)(width - t) * sizeof(float));
 #pragma GCC unroll 8
-            for (int i = 0; i < n; i++) {
-                memcpy(&xt, in + (size_t)i * m + c0 + t, (size_t)(width - t) * sizeof(float));
-                acc[i] += wt * xt;
+        for (int i = 0; i < n; i++)
+            for (int p = 0; p < PARTS; p++) {
+                Part xt;
+                memcpy(&xt, in + (size_t)i * m + VEC * v + PART_LANES * p, sizeof xt);
+                for (int r = 0; r < rows; r++) acc[r][i][p] += wp[r][p] * xt;
             }
-        }
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < n; i++) {
-        Vec sum = acc[i];
-        for (int half = VEC / 2; half > 0; half /= 2)
-            for (int j = 0; j < half; j++) sum[j] += sum[j + half];
-        out[(size_t)i * d] = sum[0];
     }
 }
 
-/* One weight row times n input rows: one copy of the kernel per number of rows. */
-static inline __attribute__((always_inline)) void row_for_n(float *out, int d, Source src, WeightType type,
-                                                            const char *row, size_t tile_bytes, int m, const float *in,
-                                                            int n) {
-    switch (n) {
-    case 1: row_times_inputs(out, d, src, type, row, tile_bytes, m, in, 1); break;
-    case 2: row_times_inputs(out, d, src, type, row, tile_bytes, m, in, 2); break;
-    case 3: row_times_inputs(out, d, src, type, row, tile_bytes, m, in, 3); break;
-    case 4: row_times_inputs(out, d, src, type, row, tile_bytes, m, in, 4); break;
-    case 5: row_times_inputs(out, d, src, type, row, tile_bytes, m, in, 5); break;
-    case 6: row_times_inputs(out, d, src, type, row, tile_bytes, m, in, 6); break;
-    case 7: row_times_inputs(out, d, src, type, row, tile_bytes, m, in, 7); break;
-    default: row_times_inputs(out, d, src, type, row, tile_bytes, m, in, FEW_ROWS); break;
-    }
-}
-
-/* The kernel for each source, compiled once each. */
-typedef void RowKernel(float *out, int d, WeightType type, const char *row, size_t tile_bytes, int m, const float *in, int n);
-static void row_f32(float *out, int d, WeightType type, const char *row, size_t tile_bytes, int m, const float *in, int n) {
-    row_for_n(out, d, FROM_F32, type, row, tile_bytes, m, in, n);
-}
-static void row_f16(float *out, int d, WeightType type, const char *row, size_t tile_bytes, int m, const float *in, int n) {
-    row_for_n(out, d, FROM_F16, type, row, tile_bytes, m, in, n);
-}
-static void row_bf16(float *out, int d, WeightType type, const char *row, size_t tile_bytes, int m, const float *in, int n) {
-    row_for_n(out, d, FROM_BF16, type, row, tile_bytes, m, in, n);
-}
-static void row_blocks(float *out, int d, WeightType type, const char *row, size_t tile_bytes, int m, const float *in, int n) {
-    row_for_n(out, d, FROM_TILE, type, row, tile_bytes, m, in, n);
-}
-
-static RowKernel *row_kernel(WeightType type) {
+/* Vector t / 16 of an f32, f16 or bf16 row. */
+INLINE Vec plain_vec(WeightType type, const char *row, int t) {
+    Vec v;
     switch (type) {
-    case WEIGHT_F32: return row_f32;
-    case WEIGHT_F16: return row_f16;
-    case WEIGHT_BF16: return row_bf16;
-    default: return row_blocks;
+    case WEIGHT_F16: return tempo_f16x16(row + 2 * t);
+    case WEIGHT_BF16: return tempo_bf16x16(row + 2 * t);
+    default: memcpy(&v, row + sizeof(float) * t, sizeof v); return v;
+    }
+}
+
+/* f32, f16 and bf16 rows, a vector at a time; the last m % 16 values zero-padded to one vector. */
+INLINE void pass_plain(Sums acc, WeightType type, const char *const *row, int rows, const float *in, int m, int n) {
+    size_t size = type == WEIGHT_F32 ? sizeof(float) : 2;
+    PassVectors w;
+    int t = 0;
+    for (; t + VEC <= m; t += VEC) {
+        for (int r = 0; r < rows; r++) {
+            prefetch_ahead(row[r] + size * t, 1);
+            w[r][0] = plain_vec(type, row[r], t);
+        }
+        add_products(acc, w, 1, rows, in + t, m, n);
+    }
+    if (t == m) return;
+    for (int r = 0; r < rows; r++) {
+        float last[VEC] = {0};
+        tempo_dequantize(type, row[r] + size * t, (size_t)(m - t), last);
+        memcpy(&w[r][0], last, sizeof last);
+    }
+    float x_last[FEW_ROWS][VEC] = {{0}};
+    for (int i = 0; i < n; i++) memcpy(x_last[i], in + (size_t)i * m + t, (size_t)(m - t) * sizeof(float));
+    add_products(acc, w, 1, rows, x_last[0], VEC, n);
+}
+
+/* One K-quant block (256 values) of each row at byte `at`, 64 values at a time. */
+INLINE void k_block(Sums acc, WeightType type, const char *const *row, size_t at, int rows, const float *in, int m,
+                    int n) {
+    float d[PASS_ROWS], dmin[PASS_ROWS];
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *b = (const uint8_t *)row[r] + at;
+        d[r] = tempo_half_scale(b + (type == WEIGHT_Q6_K ? 208 : 0));
+        dmin[r] = type == WEIGHT_Q6_K ? 0.0f : tempo_half_scale(b + 2);
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) { /* unrolled: each group's scale bytes at known offsets */
+        PassVectors w;
+        for (int r = 0; r < rows; r++) {
+            const uint8_t *b = (const uint8_t *)row[r] + at;
+            if (type == WEIGHT_Q6_K) tempo_q6_k_vectors(b, g, d[r], w[r]);
+            else tempo_q45_k_vectors(b, type == WEIGHT_Q5_K, g, d[r], dmin[r], w[r]);
+        }
+        add_products(acc, w, GROUP, rows, in + 64 * g, m, n);
+    }
+}
+
+/* Q8_0, Q4_0, Q4_K, Q5_K, Q6_K rows, a block at a time, decoded in registers (unpack.h). */
+INLINE void pass_blocks(Sums acc, WeightType type, const char *const *row, int rows, const float *in, int m, int n) {
+    int k_quant = type == WEIGHT_Q4_K || type == WEIGHT_Q5_K || type == WEIGHT_Q6_K, values = k_quant ? TEMPO_QK_K : 32;
+    size_t bytes = tempo_block_bytes(type), at = 0;
+    for (int t = 0; t < m; t += values, at += bytes) {
+        for (int r = 0; r < rows; r++) prefetch_ahead(row[r] + at, k_quant ? 4 * ALIGN : 1); /* a block's lines (at most 210 bytes) */
+        if (k_quant) {
+            k_block(acc, type, row, at, rows, in + t, m, n);
+            continue;
+        }
+        PassVectors w;
+        for (int r = 0; r < rows; r++) {
+            const uint8_t *b = (const uint8_t *)row[r] + at;
+            if (type == WEIGHT_Q8_0) tempo_q8_0_vectors(b, w[r]);
+            else tempo_q4_0_vectors(b, w[r]);
+        }
+        add_products(acc, w, 2, rows, in + t, m, n);
+    }
+}
+
+/* Types with no vector decoder: a tile of each row converted into a buffer (tempo_unpack), then read a vector at a time. */
+INLINE void pass_tiles(Sums acc, WeightType type, const char *const *row, int rows, const float *in, int m, int n) {
+    float tile[PASS_ROWS][TILE_COLS] __attribute__((aligned(ALIGN)));
+    size_t tile_bytes = tempo_row_bytes(type, TILE_COLS), at = 0;
+    for (int c0 = 0; c0 < m; c0 += TILE_COLS, at += tile_bytes) {
+        int width = m - c0 < TILE_COLS ? m - c0 : TILE_COLS; /* a multiple of the block size, so of VEC */
+        for (int r = 0; r < rows; r++) tempo_unpack(type, row[r] + at, (size_t)width, tile[r]);
+        for (int t = 0; t < width; t += VEC) {
+            PassVectors w;
+            for (int r = 0; r < rows; r++) memcpy(&w[r][0], tile[r] + t, sizeof(Vec));
+            add_products(acc, w, 1, rows, in + c0 + t, m, n);
+        }
+    }
+}
+
+/* How a type's vectors are made: read (f32) or converted (f16, bf16) in
+ * place, decoded from blocks in registers, or converted a tile at a time. */
+typedef enum { PATH_PLAIN, PATH_BLOCKS, PATH_TILES } Path;
+
+/* The blocked kernel: out[i][r] = sum_t W[r][t] in[i][t] for `rows`
+ * consecutive weight rows (row stride row_bytes; out's stride d) and n
+ * input rows. Each weight row is read once; each vector of 16 weights is
+ * multiplied into all n input rows. Lane j of acc[r][i] adds the products
+ * at t = j, j + 16, ...; the lanes are then added pairwise. That order does
+ * not depend on n, the rows of a pass, the threads or the stored type: a
+ * row's result does not depend on which rows share its step, and every
+ * stored type gives bitwise the results of its f32 copy. Inlined once per
+ * (type, rows, n), so that acc stays in registers. */
+INLINE void rows_times_inputs(float *out, int d, Path path, WeightType type, const char *w, size_t row_bytes, int rows,
+                              int m, const float *in, int n) {
+    Sums acc;
+    memset(acc, 0, sizeof acc);
+    const char *row[PASS_ROWS];
+    for (int r = 0; r < PASS_ROWS; r++) row[r] = w + (size_t)r * row_bytes;
+    if (path == PATH_PLAIN) pass_plain(acc, type, row, rows, in, m, n);
+    else if (path == PATH_BLOCKS) pass_blocks(acc, type, row, rows, in, m, n);
+    else pass_tiles(acc, type, row, rows, in, m, n);
+#pragma GCC unroll 8
+    for (int i = 0; i < n; i++)
+        for (int r = 0; r < rows; r++) {
+            Vec sum;
+            memcpy(&sum, acc[r][i], sizeof sum);
+            for (int half = VEC / 2; half > 0; half /= 2)
+                for (int j = 0; j < half; j++) sum[j] += sum[j + half];
+            out[(size_t)i * d + r] = sum[0];
+        }
+}
+
+/* One copy of the kernel per number of input rows. */
+INLINE void rows_for_n(float *out, int d, Path path, WeightType type, const char *w, size_t row_bytes, int rows, int m,
+                       const float *in, int n) {
+    switch (n) {
+    case 1: rows_times_inputs(out, d, path, type, w, row_bytes, rows, m, in, 1); break;
+    case 2: rows_times_inputs(out, d, path, type, w, row_bytes, rows, m, in, 2); break;
+    case 3: rows_times_inputs(out, d, path, type, w, row_bytes, rows, m, in, 3); break;
+    case 4: rows_times_inputs(out, d, path, type, w, row_bytes, rows, m, in, 4); break;
+    case 5: rows_times_inputs(out, d, path, type, w, row_bytes, rows, m, in, 5); break;
+    case 6: rows_times_inputs(out, d, path, type, w, row_bytes, rows, m, in, 6); break;
+    case 7: rows_times_inputs(out, d, path, type, w, row_bytes, rows, m, in, 7); break;
+    default: rows_times_inputs(out, d, path, type, w, row_bytes, rows, m, in, FEW_ROWS); break;
+    }
+}
+
+/* A pass over PASS_ROWS weight rows; fewer (the last rows of W) one at a time. */
+INLINE void pass_for(float *out, int d, Path path, WeightType type, const char *w, size_t row_bytes, int rows, int m,
+                     const float *in, int n) {
+    if (rows == PASS_ROWS) rows_for_n(out, d, path, type, w, row_bytes, PASS_ROWS, m, in, n);
+    else
+        for (int r = 0; r < rows; r++) rows_for_n(out + r, d, path, type, w + (size_t)r * row_bytes, row_bytes, 1, m, in, n);
+}
+
+/* The kernel for each type with a vector decoder, and one for the others, compiled once each. */
+typedef void PassKernel(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m,
+                        const float *in, int n);
+static void pass_f32(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                     int n) {
+    (void)type;
+    pass_for(out, d, PATH_PLAIN, WEIGHT_F32, w, row_bytes, rows, m, in, n);
+}
+static void pass_f16(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                     int n) {
+    (void)type;
+    pass_for(out, d, PATH_PLAIN, WEIGHT_F16, w, row_bytes, rows, m, in, n);
+}
+static void pass_bf16(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_PLAIN, WEIGHT_BF16, w, row_bytes, rows, m, in, n);
+}
+static void pass_q8_0(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_BLOCKS, WEIGHT_Q8_0, w, row_bytes, rows, m, in, n);
+}
+static void pass_q4_0(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_BLOCKS, WEIGHT_Q4_0, w, row_bytes, rows, m, in, n);
+}
+static void pass_q4_k(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_BLOCKS, WEIGHT_Q4_K, w, row_bytes, rows, m, in, n);
+}
+static void pass_q5_k(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_BLOCKS, WEIGHT_Q5_K, w, row_bytes, rows, m, in, n);
+}
+static void pass_q6_k(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_BLOCKS, WEIGHT_Q6_K, w, row_bytes, rows, m, in, n);
+}
+static void pass_tiled(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m,
+                       const float *in, int n) {
+    pass_for(out, d, PATH_TILES, type, w, row_bytes, rows, m, in, n);
+}
+
+static PassKernel *pass_kernel(WeightType type) {
+    switch (type) {
+    case WEIGHT_F32: return pass_f32;
+    case WEIGHT_F16: return pass_f16;
+    case WEIGHT_BF16: return pass_bf16;
+    case WEIGHT_Q8_0: return pass_q8_0;
+    case WEIGHT_Q4_0: return pass_q4_0;
+    case WEIGHT_Q4_K: return pass_q4_k;
+    case WEIGHT_Q5_K: return pass_q5_k;
+    case WEIGHT_Q6_K: return pass_q6_k;
+    default: return pass_tiled;
     }
 }
 
@@ -149,18 +301,23 @@ static void matmul_many(float *out, const float *in, Matrix w, int n, int m, int
 }
 
 /* out[n][d] = in[n][m] W^T. A few rows (decode, one parallel set) are
- * memory-bound: threads split the rows of W and the blocked kernel reads
- * each once for all n input rows; sgemm would first copy all of W. */
+ * memory-bound: threads split the rows of W, PASS_ROWS at a time, and the
+ * blocked kernel reads each once for all n input rows; sgemm would first
+ * copy all of W. */
 void tempo_matmul_fast(float *out, const float *in, Matrix w, int n, int m, int d, float *panel) {
     if (n > FEW_ROWS) {
         matmul_many(out, in, w, n, m, d, panel);
         return;
     }
     int big = (size_t)d * m >= ((size_t)1 << 18); /* small layers: threads cost more than they save */
-    size_t row_bytes = tempo_row_bytes(w.type, (size_t)m), tile_bytes = tempo_row_bytes(w.type, TILE_COLS);
-    RowKernel *kernel = row_kernel(w.type);
+    int passes = (d + PASS_ROWS - 1) / PASS_ROWS;
+    size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
+    PassKernel *kernel = pass_kernel(w.type);
 #pragma omp parallel for schedule(static) if (big)
-    for (int r = 0; r < d; r++) kernel(out + r, d, w.type, (const char *)w.data + r * row_bytes, tile_bytes, m, in, n);
+    for (int p = 0; p < passes; p++) {
+        int r = p * PASS_ROWS, rows = d - r < PASS_ROWS ? d - r : PASS_ROWS;
+        kernel(out + r, d, w.type, (const char *)w.data + (size_t)r * row_bytes, row_bytes, rows, m, in, n);
+    }
 }
 
 /* sgemm's panel of converted weights; the blocked kernel needs none. */

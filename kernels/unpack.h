@@ -1,9 +1,9 @@
 /* unpack.h - stored weights to f32, 16 values at a time in vector
  * registers: the same floats as dequant.c (tempo_dequantize, ggml's
  * reference arithmetic), bit for bit (tests/test_unpack.c). The matrix
- * product (matmul.c) converts f16 and bf16 in its inner loop with the inline
- * functions below, and unpacks block types a tile at a time with
- * tempo_unpack. */
+ * product (matmul.c) converts every type in its inner loop with the inline
+ * functions below and multiplies the vectors without storing them; the
+ * sgemm panels are converted with tempo_unpack (unpack.c). */
 #ifndef TEMPO_UNPACK_H
 #define TEMPO_UNPACK_H
 
@@ -12,7 +12,7 @@
 
 #include "kernels.h"
 
-#if defined(__AVX2__)
+#if defined(__AVX2__) || defined(__F16C__)
 #include <immintrin.h>
 #endif
 
@@ -53,10 +53,10 @@ static inline F32x16 tempo_bf16x16(const void *p) {
     return v;
 }
 
-/* IEEE half to f32, tempo_f16_to_f32 lane by lane: normals move the
+/* IEEE half to f32 by bit operations, tempo_f16_to_f32 lane by lane: normals move the
  * exponent (bias 15 to 127), Inf and NaN keep sign and payload, subnormals
  * are frac * 2^-24 (exact); the three chosen by masks. */
-static inline F32x16 tempo_f16x16(const void *p) {
+static inline F32x16 tempo_f16x16_bits(const void *p) {
     U32x16 x = tempo_widen16(p);
     U32x16 sign = (x & 0x8000) << 16, exp = (x >> 10) & 31, frac = x & 1023;
     U32x16 normal = sign | (exp + 112) << 23 | frac << 13, special = sign | 0x7f800000u | frac << 13;
@@ -69,6 +69,149 @@ static inline F32x16 tempo_f16x16(const void *p) {
     F32x16 v;
     memcpy(&v, &bits, sizeof v);
     return v;
+}
+
+/* IEEE half to f32, tempo_f16_to_f32's values: with F16C, its instruction
+ * (exact for every half but NaN, which it would quiet) when no lane is a
+ * NaN; else by bit operations. */
+static inline F32x16 tempo_f16x16(const void *p) {
+#if defined(__F16C__) && defined(__AVX2__)
+    __m256i h;
+    memcpy(&h, p, sizeof h);
+    __m256i nan = _mm256_cmpgt_epi16(_mm256_and_si256(h, _mm256_set1_epi16(0x7fff)), _mm256_set1_epi16(0x7c00));
+    if (__builtin_expect(_mm256_testz_si256(nan, nan), 1)) {
+#if defined(__AVX512F__)
+        return (F32x16)_mm512_cvtph_ps(h);
+#else
+        __m256 half[2] = {_mm256_cvtph_ps(_mm256_castsi256_si128(h)), _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1))};
+        F32x16 v;
+        memcpy(&v, half, sizeof v);
+        return v;
+#endif
+    }
+#endif
+    return tempo_f16x16_bits(p);
+}
+
+/* ---- block types, 16 values at a time: the decoders of tempo_unpack and
+ * of the matrix product, which multiplies their vectors without storing
+ * them. The arithmetic is dequant.c's (ggml's reference): the same integer
+ * codes, the same scale products computed once as scalars, then the same
+ * one product (and one subtraction) per value, each rounded to float (ISO
+ * C: no fused multiply-add), so every value is the same float. ---- */
+
+typedef uint8_t U8x16 __attribute__((vector_size(16)));
+typedef int8_t I8x16 __attribute__((vector_size(16)));
+
+static inline U8x16 tempo_bytes16(const uint8_t *p) {
+    U8x16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Integer codes (signed or not) to floats (exact), widened to 32 bits
+ * first. With AVX-512 (AVX2) the widening is spelled as its instruction
+ * (two of them): GCC 12 otherwise widens a vector just loaded from memory
+ * one byte at a time (5x slower). */
+static inline __attribute__((always_inline)) F32x16 tempo_floats8(U8x16 q, int is_signed) {
+#if defined(__AVX512F__)
+    I32x16 v = (I32x16)(is_signed ? _mm512_cvtepi8_epi32((__m128i)q) : _mm512_cvtepu8_epi32((__m128i)q));
+#elif defined(__AVX2__)
+    __m128i high = _mm_srli_si128((__m128i)q, 8);
+    __m256i half[2] = {is_signed ? _mm256_cvtepi8_epi32((__m128i)q) : _mm256_cvtepu8_epi32((__m128i)q),
+                       is_signed ? _mm256_cvtepi8_epi32(high) : _mm256_cvtepu8_epi32(high)};
+    I32x16 v;
+    memcpy(&v, half, sizeof v);
+#else
+    I32x16 v = is_signed ? __builtin_convertvector((I8x16)q, I32x16) : __builtin_convertvector(q, I32x16);
+#endif
+    return __builtin_convertvector(v, F32x16);
+}
+static inline F32x16 tempo_floats_i8(I8x16 q) { return tempo_floats8((U8x16)q, 1); }
+static inline F32x16 tempo_floats_u8(U8x16 q) { return tempo_floats8(q, 0); }
+
+/* A block's f16 scale at p, tempo_f16_at's value: with F16C, its
+ * instruction (exact for every half but NaN, which it would quiet); NaN as
+ * tempo_f16_to_f32 keeps it (sign and payload), spelled here: a call in the
+ * kernel's loop would make GCC keep the sums in memory. */
+static inline float tempo_half_scale(const uint8_t *p) {
+    uint16_t h = (uint16_t)(p[0] | p[1] << 8);
+#if defined(__F16C__)
+    if (__builtin_expect((h & 0x7c00) != 0x7c00 || (h & 1023) == 0, 1)) return _cvtsh_ss(h);
+    uint32_t bits = (uint32_t)(h & 0x8000) << 16 | 0x7f800000u | (uint32_t)(h & 1023) << 13;
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+#else
+    return tempo_f16_to_f32(h);
+#endif
+}
+
+/* Q8_0, its 32 values: w = q * d. */
+static inline void tempo_q8_0_vectors(const uint8_t *b, F32x16 w[2]) {
+    float d = tempo_half_scale(b);
+    w[0] = tempo_floats_i8((I8x16)tempo_bytes16(b + 2)) * d;
+    w[1] = tempo_floats_i8((I8x16)tempo_bytes16(b + 18)) * d;
+}
+
+/* Q4_0, its 32 values: w = (q - 8) * d; low nibbles are values 0..15, high ones 16..31. */
+static inline void tempo_q4_0_vectors(const uint8_t *b, F32x16 w[2]) {
+    float d = tempo_half_scale(b);
+    U8x16 q = tempo_bytes16(b + 2);
+    w[0] = tempo_floats_i8((I8x16)(q & 15) - 8) * d;
+    w[1] = tempo_floats_i8((I8x16)(q >> 4) - 8) * d;
+}
+
+/* dequant.c's scale_min_k4, here as the products d*sc and dmin*m of sub-block j. */
+static inline void tempo_scale_min_products(int j, const uint8_t *s, float d, float dmin, float *dj, float *mj) {
+    int sc, m;
+    if (j < 4) {
+        sc = s[j] & 63;
+        m = s[j + 4] & 63;
+    } else {
+        sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+        m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+    *dj = d * (float)sc;
+    *mj = dmin * (float)m;
+}
+
+/* Q4_K and Q5_K (q5 set), values 64j .. 64j+63 of the block at b
+ * (sub-blocks 2j and 2j+1): w = (d*sc) * q - (dmin*m), d and dmin the
+ * block's halves. Bytes qs[32j ..] hold sub-block 2j (low nibbles) and
+ * 2j+1 (high); Q5_K adds bit 2j (2j+1) of qh[l] as 16. */
+static inline __attribute__((always_inline)) void tempo_q45_k_vectors(const uint8_t *b, int q5, int j, float d,
+                                                                     float dmin, F32x16 w[4]) {
+    const uint8_t *qs = b + (q5 ? 48 : 16) + 32 * j;
+    float d1, m1, d2, m2;
+    tempo_scale_min_products(2 * j, b + 4, d, dmin, &d1, &m1);
+    tempo_scale_min_products(2 * j + 1, b + 4, d, dmin, &d2, &m2);
+    for (int h = 0; h < 2; h++) {
+        U8x16 q = tempo_bytes16(qs + 16 * h), lo = q & 15, hi = q >> 4;
+        if (q5) {
+            U8x16 bits = tempo_bytes16(b + 16 + 16 * h);
+            lo |= ((bits >> (2 * j)) & 1) << 4;
+            hi |= ((bits >> (2 * j + 1)) & 1) << 4;
+        }
+        w[h] = d1 * tempo_floats_u8(lo) - m1;
+        w[2 + h] = d2 * tempo_floats_u8(hi) - m2;
+    }
+}
+
+/* Q6_K, values 64g .. 64g+63 of the block at b: w = (d*sc) * (q - 32), q
+ * = 4 bits of ql and 2 of qh. Each half (128 values) takes 64 bytes of ql,
+ * 32 of qh and 8 scales; its value 32k + l (k = 0..3, l < 32) is nibble
+ * k / 2 of ql[l + 32 (k % 2)] and bits 2k of qh[l]; one scale per 16. */
+static inline __attribute__((always_inline)) void tempo_q6_k_vectors(const uint8_t *b, int g, float d, F32x16 w[4]) {
+    const uint8_t *ql = b + 64 * (g / 2), *qh = b + 128 + 32 * (g / 2);
+    const int8_t *sc = (const int8_t *)(b + 192 + 8 * (g / 2));
+    for (int v = 0; v < 4; v++) {
+        int k = 2 * (g % 2) + v / 2, c = v % 2;
+        U8x16 src = tempo_bytes16(ql + 32 * (k % 2) + 16 * c), top = tempo_bytes16(qh + 16 * c);
+        U8x16 q = (k / 2 ? src >> 4 : src & 15) | ((top >> (2 * k)) & 3) << 4;
+        float scale = d * (float)sc[c + 2 * k];
+        w[v] = scale * tempo_floats_i8((I8x16)(q - 32));
+    }
 }
 
 #endif
