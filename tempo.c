@@ -107,8 +107,7 @@ static void rope_angles(float *cos_out, float *sin_out, const int *logical_pos, 
             if (m->rope_angles == ROPE_ANGLES_TORCH) {
                 double plain = pow(m->config.rope_theta, -2.0 * i / head_dim); /* rescaling, if any, applied after */
                 float inv32 = 1.0f / powf(m->config.rope_theta, (float)(2 * i) / (float)head_dim);
-                float product = (float)(inv32 * (m->rope_inv_freq[i] / plain)) * (float)logical_pos[r];
-                angle = product;
+                angle = (float)(inv32 * (m->rope_inv_freq[i] / plain)) * (float)logical_pos[r];
             } else if (m->rope_angles == ROPE_ANGLES_GGML) {
                 float factor = (float)(pow(m->config.rope_theta, -2.0 * i / head_dim) / m->rope_inv_freq[i]);
                 angle = ggml_angle / factor;
@@ -133,12 +132,8 @@ static void rope_rotate(float *x, int n, int n_heads, int head_dim, int interlea
                 int ia = interleaved ? 2 * i : i, ib = interleaved ? 2 * i + 1 : i + half;
                 float c = cos_t[r * half + i], s = sin_t[r * half + i];
                 float a = v[ia], b = v[ib];
-                if (pair) { /* an engine's arithmetic (Kernels.rope_pair) */
-                    pair(&v[ia], &v[ib], c, s);
-                    continue;
-                }
-                v[ia] = a * c - b * s;
-                v[ib] = a * s + b * c;
+                if (pair) pair(&v[ia], &v[ib], c, s); /* an engine's arithmetic (Kernels.rope_pair) */
+                else v[ia] = a * c - b * s, v[ib] = a * s + b * c;
             }
         }
 }
@@ -276,8 +271,7 @@ int tempo_state_init(State *s, const Config *c, int capacity, char *err) {
 }
 
 void tempo_state_free(State *s) {
-    free(s->key_cache);
-    free(s->value_cache);
+    free(s->key_cache); free(s->value_cache);
     free(s->x); free(s->xb); free(s->q); free(s->att_out);
     free(s->hb); free(s->hb2); free(s->scores);
     free(s->rope_cos); free(s->rope_sin); free(s->weight_panel); free(s->kept_rows);
@@ -286,11 +280,14 @@ void tempo_state_free(State *s) {
 
 enum { ALIGN = 64 }; /* bytes: a cache line, and one AVX-512 vector */
 
+/* n floats (at least one) starting on a cache line. */
+static float *aligned_floats(size_t n) { return aligned_alloc(ALIGN, ((n ? n : 1) * sizeof(float) + ALIGN - 1) / ALIGN * ALIGN); }
+
 /* Makes a kernel's scratch *buf hold `values` floats (*have: what it holds). */
 static int ensure_kernel_scratch(float **buf, size_t *have, size_t values, char *err) {
     if (values <= *have && *buf) return 0;
     free(*buf);
-    *buf = aligned_alloc(ALIGN, ((values ? values : 1) * sizeof(float) + ALIGN - 1) / ALIGN * ALIGN);
+    *buf = aligned_floats(values);
     *have = *buf ? values : 0;
     return *buf ? 0 : tempo_error(err, "out of memory for kernel scratch of %zu values", values);
 }
@@ -305,8 +302,7 @@ static int ensure_scratch(State *s, const Config *c, int rows, char *err) {
                       (size_t)rows * c->hidden_dim, (size_t)rows * c->head_dim / 2, (size_t)rows * c->head_dim / 2};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) { /* rows start on cache lines when dim % 16 == 0 */
         free(*bufs[i]);
-        *bufs[i] = aligned_alloc(ALIGN, (sizes[i] * sizeof(float) + ALIGN - 1) / ALIGN * ALIGN);
-        if (!*bufs[i]) return tempo_error(err, "out of memory for scratch of %d rows", rows);
+        if (!(*bufs[i] = aligned_floats(sizes[i]))) return tempo_error(err, "out of memory for scratch of %d rows", rows);
     }
     free(s->kept_rows);
     s->kept_rows = malloc((size_t)rows * sizeof(int));
@@ -429,8 +425,7 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
     const Weights *w = &m->weights;
     const Kernels *kern = m->kernels ? m->kernels : &tempo_plain_kernels;
     void (*norm)(float *, const float *, const float *, int, int, float) = kern->rmsnorm ? kern->rmsnorm : rmsnorm;
-    if (check_inputs(m, s, k, tokens, logical_pos, mask, out, err) != 0 || check_weight_types(m, kern, err) != 0)
-        return -1;
+    if (check_inputs(m, s, k, tokens, logical_pos, mask, out, err) != 0 || check_weight_types(m, kern, err) != 0) return -1;
     int n_keys = s->n_rows + k, dim = c->dim, hid = c->hidden_dim, q_dim = q_dim_of(c), kv_dim = kv_dim_of(c);
     int widest_input = dim > q_dim ? (dim > hid ? dim : hid) : (q_dim > hid ? q_dim : hid);
     if (ensure_scratch(s, c, k, err) != 0 ||
@@ -523,8 +518,7 @@ Mask tempo_mask_dense(const uint8_t *allowed, int layers, int first, int rows, i
  * in isolated layers, the other members of q's set. A dense mask is read. */
 int tempo_mask_cell(const Mask *m, int layer, int q, int key) {
     int l = m->layers > 1 ? layer : 0;
-    if (m->dense)
-        return m->dense[((size_t)l * m->dense_rows + (size_t)(q - m->dense_first)) * m->dense_keys + (size_t)key] != 0;
+    if (m->dense) return m->dense[((size_t)l * m->dense_rows + (size_t)(q - m->dense_first)) * m->dense_keys + (size_t)key] != 0;
     if (key > q) return 0;
     if (m->hidden_from && m->hidden_from[key] >= 0 && q >= m->hidden_from[key]) return 0;
     MaskKind kind = m->layer_kinds ? m->layer_kinds[l] : m->kind;
@@ -781,8 +775,7 @@ static int received_shares(const Generation *gen, const GenConfig *g, const Conf
 }
 
 static int record_decision(Generation *gen, PruneDecision d, char *err) {
-    if (tempo_grow((void **)&gen->decisions, &gen->cap_decisions, (size_t)gen->n_decisions + 1, sizeof d, err) != 0)
-        return -1;
+    if (tempo_grow((void **)&gen->decisions, &gen->cap_decisions, (size_t)gen->n_decisions + 1, sizeof d, err) != 0) return -1;
     gen->decisions[gen->n_decisions++] = d;
     return 0;
 }
@@ -888,18 +881,14 @@ static int store_rows(Generation *gen, const Config *c, int first, int k, const 
     if (!gen->attention_captured) return 0;
     const AttentionKeep *keep = &gen->attention_keep;
     int KL = keep->layers ? keep->n_layers : c->n_layers, KH = keep->heads ? keep->n_heads : c->n_heads;
-    int n_list = keep->rows ? keep->n_rows : first + k, kept = 0, slot = 0;
-    size_t n_keys = (size_t)first + k, need = gen->n_attention;
-    for (int j = 0; j < n_list; j++) { /* the kept rows among the new ones */
-        int row = keep->rows ? keep->rows[j] : j;
-        if (row >= first && row < first + k) kept++, need += (size_t)KL * KH * (row + 1);
-    }
-    if (tempo_grow((void **)&gen->attention, &gen->cap_attention, need, sizeof(float), err) != 0) return -1;
-    size_t BH = every ? c->n_heads : KH, BR = every ? k : kept;
-    for (int j = 0; j < n_list; j++) {
+    int n_list = keep->rows ? keep->n_rows : first + k, kept = keep->rows ? 0 : k, slot = 0;
+    for (int j = 0; keep->rows && j < n_list; j++) kept += keep->rows[j] >= first && keep->rows[j] < first + k;
+    size_t n_keys = (size_t)first + k, BH = every ? c->n_heads : KH, BR = every ? k : kept;
+    for (int j = 0; j < n_list; j++) { /* the kept rows among the new ones, appended */
         int row = keep->rows ? keep->rows[j] : j;
         if (row < first || row >= first + k) continue;
-        size_t br = every ? (size_t)(row - first) : (size_t)slot++;
+        size_t br = every ? (size_t)(row - first) : (size_t)slot++, need = gen->n_attention + (size_t)KL * KH * (row + 1);
+        if (tempo_grow((void **)&gen->attention, &gen->cap_attention, need, sizeof(float), err) != 0) return -1;
         for (int a = 0; a < KL; a++)
             for (int b = 0; b < KH; b++, gen->n_attention += row + 1) {
                 size_t bl = every && keep->layers ? keep->layers[a] : a, bh = every && keep->heads ? keep->heads[b] : b;
@@ -985,16 +974,14 @@ void tempo_gen_defaults(GenConfig *g, const Config *c) {
 }
 
 int tempo_gen_validate(const GenConfig *g, const Config *c, char *err) {
-    if (!(g->threshold > 0.0f && g->threshold <= 1.0f))
-        return tempo_error(err, "threshold %g is outside (0, 1]", g->threshold);
+    if (!(g->threshold > 0.0f && g->threshold <= 1.0f)) return tempo_error(err, "threshold %g is outside (0, 1]", g->threshold);
     if (!(g->final_threshold > 0.0f && g->final_threshold <= 1.0f))
         return tempo_error(err, "final threshold %g is outside (0, 1]", g->final_threshold);
     if (g->max_width < 1) return tempo_error(err, "max-width %d must be at least 1", g->max_width);
     if (g->max_steps < 1) return tempo_error(err, "max-tokens %d must be at least 1", g->max_steps);
     if (g->position_gap < 0 || g->position_gap >= c->seq_len)
         return tempo_error(err, "position-gap %d is outside [0, %d) (seq_len)", g->position_gap, c->seq_len);
-    if (g->mode != MASK_ISOLATED && g->mode != MASK_VISIBLE)
-        return tempo_error(err, "mode must be isolated or visible");
+    if (g->mode != MASK_ISOLATED && g->mode != MASK_VISIBLE) return tempo_error(err, "mode must be isolated or visible");
     if (g->isolate_first < 0 || g->isolate_last >= c->n_layers || g->isolate_first > g->isolate_last)
         return tempo_error(err, "isolate-layers %d-%d is not a range within 0-%d", g->isolate_first, g->isolate_last,
                     c->n_layers - 1);
@@ -1011,4 +998,3 @@ int tempo_gen_validate(const GenConfig *g, const Config *c, char *err) {
     if (g->prune && g->emulate != EMULATE_NONE) return tempo_error(err, "pruning cannot be combined with --emulate");
     return 0;
 }
-
