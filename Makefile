@@ -9,6 +9,10 @@ DEPS = libopenblas-dev libcriterion-dev libcjson-dev python3-numpy librsvg2-bin
 
 all: tempo
 
+# Builds run two at a time (the suite's programs, their objects); the test
+# stages themselves run one after another (-j1 below).
+MAKEFLAGS += -j2
+
 # Installs the Debian packages tempo needs when any is missing.
 .deps:
 	@dpkg -s $(DEPS) >/dev/null 2>&1 || { \
@@ -34,8 +38,19 @@ LIB = $(CORE) $(filter-out tools/cli.c tools/llama_tempo.c tools/make_iq_grids.c
 SRC = $(LIB) tools/cli.c
 HDR = tempo.h $(wildcard kernels/*.h) $(wildcard formats/*.h) $(wildcard tools/*.h)
 
-tempo: $(SRC) $(HDR) .deps
-	$(CC) $(CFLAGS) -o $@ $(SRC) $(LDLIBS)
+# Each source compiled once per flavour (plain, and under the sanitizers for
+# the ASan suite), then linked into every program that needs it.
+OBJ = $(patsubst %.c,build/obj/%.o,$(LIB))
+ASAN_OBJ = $(patsubst %.c,build/obj-asan/%.o,$(LIB))
+build/obj/%.o: %.c $(HDR) .deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+build/obj-asan/%.o: %.c $(HDR) .deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
+
+tempo: $(OBJ) build/obj/tools/cli.o
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # TEMPO on the readable model: the same prompt isolated, then visible, and where the two part.
 RUN_ARGS = -m $(WEIGHTS)/stories260K.bin -z $(WEIGHTS)/tok512.bin -p "Once upon a time" --threshold 0.2 -n 40
@@ -91,15 +106,15 @@ TEST_SRC = $(wildcard tests/test_*.c)
 TEST_DEFS = -DWEIGHTS_DIR='"$(WEIGHTS)"' -DBUILD_DIR='"build"' -DGOLDEN_DIR='"oracle/golden"'
 SAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-build/tests: $(TEST_SRC) tests/helpers.h tests/audited.h tests/check_pictures.py $(LIB) $(HDR) .deps
+build/tests: $(TEST_SRC) tests/helpers.h tests/audited.h tests/check_pictures.py $(OBJ) $(HDR) .deps
 	@mkdir -p build
-	$(CC) $(CFLAGS) $(TEST_DEFS) -DTEMPO_BIN='"./tempo"' -o $@ $(TEST_SRC) $(LIB) $(LDLIBS) -lcriterion
-build/tests-asan: $(TEST_SRC) tests/helpers.h tests/audited.h $(LIB) $(HDR) .deps
+	$(CC) $(CFLAGS) $(TEST_DEFS) -DTEMPO_BIN='"./tempo"' -o $@ $(TEST_SRC) $(OBJ) $(LDLIBS) -lcriterion
+build/tests-asan: $(TEST_SRC) tests/helpers.h tests/audited.h $(ASAN_OBJ) $(HDR) .deps
 	@mkdir -p build
-	$(CC) $(CFLAGS) $(SAN) $(TEST_DEFS) -DTEMPO_BIN='"build/tempo-asan"' -o $@ $(TEST_SRC) $(LIB) $(LDLIBS) -lcriterion
-build/tempo-asan: $(SRC) $(HDR) .deps
+	$(CC) $(CFLAGS) $(SAN) $(TEST_DEFS) -DTEMPO_BIN='"build/tempo-asan"' -o $@ $(TEST_SRC) $(ASAN_OBJ) $(LDLIBS) -lcriterion
+build/tempo-asan: $(ASAN_OBJ) build/obj-asan/tools/cli.o
 	@mkdir -p build
-	$(CC) $(CFLAGS) $(SAN) -o $@ $(SRC) $(LDLIBS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
 # tempo.c alone (no kernels/, formats/ or tools/): a forward pass with the plain kernels.
 build/core-alone: tests/core_alone.c tempo.c tempo.h .deps
@@ -114,7 +129,7 @@ test: tempo build/tests build/tests-asan build/tempo-asan $(SYNTH) .capture-deps
 	  [ -r $(WEIGHTS)/$$f ] || { echo "error: $(WEIGHTS)/$$f is missing (set WEIGHTS=DIR)"; exit 1; }; done
 	OPENBLAS_NUM_THREADS=1 build/tests --jobs 2
 	OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1 build/tests-asan --jobs 2
-	$(MAKE) --no-print-directory test-capture test-notes test-llama
+	$(MAKE) -j1 --no-print-directory test-capture test-notes test-llama
 
 # Every run NOTES.md quotes, rerun and compared (timings excepted).
 test-notes: tempo .deps
@@ -129,9 +144,9 @@ clean:
 	rm -rf build tempo .deps .capture-deps
 
 # Benchmarks: figures, never timed assertions. A large synthetic model leaves the caches.
-build/bench: tests/bench.c $(LIB) $(HDR) .deps
+build/bench: tests/bench.c $(OBJ) $(HDR) .deps
 	@mkdir -p build
-	$(CC) $(CFLAGS) -o $@ tests/bench.c $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ tests/bench.c $(OBJ) $(LDLIBS)
 build/bench-large.bin: tempo
 	@mkdir -p build
 	./tempo synth --out $@ --seed 1 --dim 1024 --hidden 2816 --layers 8 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 1024
@@ -197,12 +212,17 @@ FUZZ_DEPS = clang libclang-rt-14-dev libomp-14-dev
 	@dpkg -s $(FUZZ_DEPS) >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(FUZZ_DEPS) >/dev/null; }
 	@touch .fuzz-deps
-build/fuzz/fuzz_cli: tests/fuzz/fuzz_cli.c $(SRC) $(HDR) .deps .fuzz-deps
+# The library compiled once with the fuzzers' instrumentation, linked into each target.
+FUZZ_OBJ = $(patsubst %.c,build/obj-fuzz/%.o,$(LIB))
+build/obj-fuzz/%.o: %.c $(HDR) .deps .fuzz-deps
+	@mkdir -p $(dir $@)
+	clang $(subst -fsanitize=fuzzer,-fsanitize=fuzzer-no-link,$(FUZZ_FLAGS)) -c -o $@ $<
+build/fuzz/fuzz_cli: tests/fuzz/fuzz_cli.c tools/cli.c $(FUZZ_OBJ) $(HDR)
 	@mkdir -p build/fuzz
-	clang $(FUZZ_FLAGS) -Dmain=tempo_cli_main -o $@ tests/fuzz/fuzz_cli.c $(SRC) $(LDLIBS)
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB) $(HDR) .deps .fuzz-deps
+	clang $(FUZZ_FLAGS) -Dmain=tempo_cli_main -o $@ tests/fuzz/fuzz_cli.c tools/cli.c $(FUZZ_OBJ) $(LDLIBS)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ) $(HDR)
 	@mkdir -p build/fuzz
-	clang $(FUZZ_FLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	clang $(FUZZ_FLAGS) -o $@ $< $(FUZZ_OBJ) $(LDLIBS)
 # Seeds: valid files of each kind, made by tempo and the reference.
 build/fuzz/seeds: tempo tests/fuzz/make_seeds.sh
 	rm -rf $@
@@ -266,12 +286,12 @@ $(IQ_GRIDS): build/make-iq-grids kernels/iq_grids.h
 
 # llama-tempo: TEMPO run through llama.cpp's C API, written as tempo traces; and llama_model_quantize.
 LLAMA_CFLAGS = -I$(LLAMA_DIR)/src/include -I$(LLAMA_DIR)/src/ggml/include -DLLAMA_BACKEND_DIR='"$(abspath $(LLAMA_LIBDIR))"'
-build/llama-tempo: tools/llama_tempo.c $(LIB) $(HDR) $(LLAMA_DIR)/stamp .deps
-	$(CC) $(CFLAGS) $(LLAMA_CFLAGS) -o $@ tools/llama_tempo.c $(LIB) $(LLAMA_LIBS) -Wl,-rpath,$(abspath $(LLAMA_LIBDIR)) $(LDLIBS)
+build/llama-tempo: tools/llama_tempo.c $(OBJ) $(HDR) $(LLAMA_DIR)/stamp .deps
+	$(CC) $(CFLAGS) $(LLAMA_CFLAGS) -o $@ tools/llama_tempo.c $(OBJ) $(LLAMA_LIBS) -Wl,-rpath,$(abspath $(LLAMA_LIBDIR)) $(LDLIBS)
 # tempo's dequantization of a GGUF, every matrix as f32 in a safetensors file (checked against gguf-py).
-build/tempo-dequant: tests/tempo_dequant.c $(LIB) $(HDR) .deps
+build/tempo-dequant: tests/tempo_dequant.c $(OBJ) $(HDR) .deps
 	@mkdir -p build
-	$(CC) $(CFLAGS) -o $@ tests/tempo_dequant.c $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ tests/tempo_dequant.c $(OBJ) $(LDLIBS)
 # llama.cpp's TEMPO traces judged by tempo verify and audit; quantized files read by tempo.
 test-llama: tempo build/llama-tempo build/tempo-dequant build/synth-gguf-f32.gguf
 	OPENBLAS_NUM_THREADS=1 $(PY) tests/test_llama.py ./tempo build/llama-tempo build/tempo-dequant $(LLAMA_DIR)/src/gguf-py \
