@@ -83,6 +83,9 @@ static const CommandLine generate_rows[] = {
         {GEN "--trace $D/part.st --attention-layers 1 --attention-heads 0-1,3 --attention-rows 2,5-9", 0},
         {"verify -m $M $D/part.st", 0},
         {GEN "--trace $D/none.st --no-attention", 0},
+        {GEN "--trace $D/rule.st --trace-mask rule --prune attention", 0},
+        {"verify -m $M $D/rule.st", 0},
+        {GEN "--trace-mask bits", 1}, /* says how --trace stores the mask: no --trace */
         {GEN "--attention-layers 1", 1},
         {GEN "--trace $D/none.st --no-attention --attention-heads 0", 1},
         {"synth --out $D/ctx8.bin --seq-len 8", 0}, /* a prompt that fills the context: no row to keep by default */
@@ -135,6 +138,8 @@ static const CommandLine attention_rows[] = {
         {"attention -m $M $D/a.st --heatmap 0:1 --rows 3-8 --json $D/a.json", 0},
         {"attention -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --svg $D/a.svg --heatmap 1:0", 0},
         {"attention -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --svg-grid $D/g.svg --row 7", 0},
+        {"attention -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --trace $D/ar.st --trace-mask rule", 0},
+        {"attention $D/ar.st --heatmap 1:0", 0},
         {"attention -m $M --tokens 1,403,407 -n 4", 0},
         {"attention -m $M -z $Z --prompt 'Once upon' --max-tokens 4 --max-width 2 --mode visible --next-from mean "
          "--threads 1", 0},
