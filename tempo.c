@@ -707,6 +707,10 @@ static int feed_parallel_set(Run *r, Generation *gen, int step, char *err) {
     return rc;
 }
 
+int tempo_mask_layers(const GenConfig *g, const Config *c) {
+    return g->mode == MASK_ISOLATED && (g->isolate_first > 0 || g->isolate_last < c->n_layers - 1) ? c->n_layers : 1;
+}
+
 MaskKind tempo_layer_mask_kind(const GenConfig *g, int mask_layers, int l) {
     if (mask_layers == 1) return g->mode;
     return g->mode == MASK_ISOLATED && l >= g->isolate_first && l <= g->isolate_last ? MASK_ISOLATED : MASK_VISIBLE;
@@ -918,8 +922,7 @@ static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Ge
     r->model = m;
     r->g = g;
     int width = set_width(g, c), capacity = tempo_generation_capacity(g, c, n_prompt);
-    int isolate_some_layers = g->mode == MASK_ISOLATED && (g->isolate_first > 0 || g->isolate_last < c->n_layers - 1);
-    gen->mask_layers = isolate_some_layers ? c->n_layers : 1;
+    gen->mask_layers = tempo_mask_layers(g, c);
     gen->n_prompt = n_prompt;
     gen->mode = g->mode;
     if (tempo_state_init(&r->cache, c, capacity, err) != 0) return -1;

@@ -313,6 +313,8 @@ void tempo_gen_defaults(GenConfig *g, const Config *c);
 int tempo_gen_validate(const GenConfig *g, const Config *c, char *err);
 /* Threshold used at logical step `step` of `max_steps`. */
 float tempo_threshold_at(const GenConfig *g, int step);
+/* Masks a run keeps: 1, or n_layers when an isolated run isolates only some layers (--isolate-layers). */
+int tempo_mask_layers(const GenConfig *g, const Config *c);
 /* The mask kind layer l uses: the run's mode when one mask serves every
  * layer (mask_layers 1); with a mask per layer (--isolate-layers), isolated
  * only for the isolated layers of an isolated run. */

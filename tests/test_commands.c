@@ -542,6 +542,23 @@ Test(commands, generate_too_big_is_refused_before_starting) {
     cr_expect(strchr(out, '\n') == strrchr(out, '\n'), "more than one line:\n%s", out);
 }
 
+/* attention -p keeps every layer's, head's and row's attention, and makes
+ * the run's mask and attention dense for its pictures: over a 40,000-token
+ * prompt that is far more than the machine has, refused before the run
+ * starts with one line naming the size and what shrinks it. */
+Test(commands, attention_too_big_is_refused_before_starting) {
+    static char out[1 << 16];
+    char env[9000], cmd[16384];
+    command_env(env, sizeof env);
+    snprintf(cmd, sizeof cmd, "%smkdir -p $D && %s synth --out $D/long-att.bin --seq-len 65536 >/dev/null && "
+             "yes 1 | head -n 40000 | paste -sd, > $D/long-att.txt && %s attention -m $D/long-att.bin --tokens @$D/long-att.txt "
+             "-n 2", env, TEMPO_BIN, TEMPO_BIN);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 1, "%s", out);
+    cr_expect(strstr(out, "this attention run would hold") && strstr(out, "GB") && strstr(out, "MemAvailable") &&
+              strstr(out, "shorter prompt"), "%s", out);
+    cr_expect(strchr(out, '\n') == strrchr(out, '\n'), "more than one line:\n%s", out);
+}
+
 /* The prompt's square is never held unless asked: generate --trace over a
  * 6,000-row prompt (its every-layer-and-head square alone 1.15 GB) runs
  * under a 1 GB address-space limit; with --attention-rows all it cannot,

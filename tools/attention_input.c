@@ -4,6 +4,7 @@
 #include "attention_input.h"
 #include "audit.h"
 #include "inputs.h"
+#include "memory.h"
 #include "pictures.h"
 #include "settings.h"
 #include "../kernels/kernels.h"
@@ -113,6 +114,16 @@ static int view_of_generation(AttentionInput *in, char *err) {
     return 0;
 }
 
+/* Bytes a fresh run holds: the generation keeping every row's attention
+ * (tempo_generation_bytes, with its trace), then the view's dense copies:
+ * the attention [L][H][n][n] and the mask [mask layers][n][n]. */
+static size_t fresh_run_bytes(const Model *m, const GenConfig *g, int n_prompt) {
+    const Config *c = &m->config;
+    size_t n = (size_t)tempo_generation_capacity(g, c, n_prompt);
+    size_t mask_layers = (size_t)tempo_mask_layers(g, c);
+    return tempo_generation_bytes(m, g, n_prompt, 1) + ((size_t)c->n_layers * c->n_heads * sizeof(float) + mask_layers) * n * n;
+}
+
 /* A fresh run of the model; --trace also writes it as a trace. */
 static int attention_fresh_run(const Args *a, const AttentionRequest *r, AttentionInput *in, char *err) {
     GenConfig g;
@@ -124,7 +135,9 @@ static int attention_fresh_run(const Args *a, const AttentionRequest *r, Attenti
         return -1;
     g.capture_attention = 1;
     g.keep_logits = flag(a, "--trace") != NULL; /* only a trace needs every row's logits */
-    int rc = tempo_generate(&in->m, prompt, n_prompt, &g, &in->gen, err);
+    int rc = tempo_memory_check(fresh_run_bytes(&in->m, &g, n_prompt), "this attention run",
+                                "shrink it with fewer --max-tokens or a shorter prompt", err);
+    if (rc == 0) rc = tempo_generate(&in->m, prompt, n_prompt, &g, &in->gen, err);
     free(prompt);
     if (rc != 0) return -1;
     TraceMaskForm form;

@@ -517,8 +517,7 @@ static int check_layer_mask(Audit *a, int layer, MaskKind kind, int *sets, uint8
 
 /* A mask stored as the rule cannot disagree with the rule; its kinds can with the settings. */
 static int check_mask_rule(Audit *a, const GenConfig *g, char *line) {
-    int isolate_some = g->mode == MASK_ISOLATED && (g->isolate_first > 0 || g->isolate_last < a->m->config.n_layers - 1);
-    int layers = isolate_some ? a->m->config.n_layers : 1, w = 0;
+    int layers = tempo_mask_layers(g, &a->m->config), w = 0;
     char want[64 * 10] = "";
     for (int l = 0; l < layers && w < (int)sizeof want; l++)
         w += snprintf(want + w, sizeof want - (size_t)w, "%s%s", l ? "," : "", setting_choice(SET_MODE, tempo_layer_mask_kind(g, layers, l)));

@@ -41,7 +41,7 @@ size_t tempo_generation_bytes(const Model *m, const GenConfig *g, int n_prompt, 
     size_t kept = g->capture_attention ? kept_triangle(keep, c, 0, (int)n) : 0; /* grown by doubling: up to twice */
     size_t prompt_batch = g->capture_attention ? kept_triangle(keep, c, 0, n_prompt) * 2 : 0; /* rows x keys, bounded */
     size_t step_batch = (g->prune ? L * H : g->capture_attention ? L * H : 0) * (size_t)g->max_width * n;
-    size_t mask_bits = (g->isolate_first > 0 || g->isolate_last < c->n_layers - 1 ? L : 1) * n * ((n + 7) / 8); /* the run keeps the rule */
+    size_t mask_bits = (size_t)tempo_mask_layers(g, c) * n * ((n + 7) / 8); /* the run keeps the rule */
     size_t logits = (g->keep_logits ? n : (size_t)g->max_width + 1) * c->vocab_size * sizeof(float);
     size_t state = tempo_state_bytes(c, m->kernels ? m->kernels : &tempo_plain_kernels, (int)n, n_prompt);
     size_t held = tempo_model_resident_bytes(m) + state + logits + (2 * kept + prompt_batch + step_batch) * sizeof(float);
