@@ -356,9 +356,11 @@ static int rule_kinds(const char *text, const Config *c, TraceMask *tm, char *er
 static int rule_hidden_from(const Trace *t, const int *sets, int n, TraceMask *tm, char *err) {
     const Tensor *pr = tempo_trace_get(t, "pruned");
     const char *np = tempo_trace_meta_get(t, "n_prompt");
-    int n_prompt = 0;
+    int n_prompt = 0, any = 0;
     if (!pr) return 0;
     if (pr->dtype != DT_I32 || pr->ndim != 1 || pr->shape[0] != n) return tempo_error(err, "trace pruned must be I32[%d]", n);
+    for (int k = 0; k < n; k++) any |= ((const int *)pr->data)[k] != -1;
+    if (!any) return 0; /* nothing pruned: no row is hidden */
     if (!np || tempo_parse_int(np, "trace metadata n_prompt", 1, n, &n_prompt, err) != 0)
         return np ? -1 : tempo_error(err, "trace stores its mask as a rule with pruned rows but no n_prompt");
     int *step = malloc((size_t)n * sizeof(int)), last = -1;

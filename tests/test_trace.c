@@ -136,6 +136,9 @@ static void round_trip(void (*adjust)(GenConfig *), const char *what, int expect
     cr_assert(dense.data, "out of memory");
     cr_assert(!expect_hidden || count_hidden_below_diagonal(dense.data, (size_t)ML * N, N) > 0,
               "%s: the mask must hide some earlier key to test anything", what);
+    int hidden_by_pruning = 0;
+    for (int k = 0; k < N; k++) hidden_by_pruning += gen.hidden_from[k] >= 0 && gen.hidden_from[k] < N;
+    cr_assert(!g.prune || hidden_by_pruning > 0, "%s: no row is hidden by pruning, so the rule's pruning is not read", what);
     expect_bits(path, dense.data, (size_t)ML * N, N, dense.ndim);
     expect_oracle_reads(path, &dense);
     cr_assert(tempo_trace_read(&read, path, err) == 0, "%s", err);
@@ -290,6 +293,17 @@ Test(trace_rule, malformed_rules_are_refused_with_one_line) {
     expect_rule_refused(path, "names 2 kinds");
     write_rule(path, sets, 4, none, "sketch", "isolated", "2");
     expect_rule_refused(path, "trace metadata mask is 'sketch'");
+    write_rule(path, sets, 4, none, "rule", "isolated", NULL); /* nothing pruned: n_prompt is not needed */
+    char err[TEMPO_ERR_SIZE], model[4096];
+    Model m;
+    Trace t;
+    int n, layers;
+    weights_path("stories260K.bin", model, sizeof model);
+    load_model(&m, model);
+    cr_assert(tempo_trace_read(&t, path, err) == 0 && tempo_trace_inputs(&t, &m.config, &n, &layers, err) == 0, "%s", err);
+    cr_assert(n == 4 && layers == 1, "a well-formed rule of 4 rows, one kind");
+    tempo_trace_free(&t);
+    tempo_model_free(&m);
     int64_t four[1] = {4};
     write_with(path, "sets", DT_I32, 1, four, sets); /* no mask in any form */
     expect_rule_refused(path, "trace lacks allowed (or allowed_bits, or the mask as a rule)");
