@@ -526,20 +526,27 @@ Test(commands, forward_too_big_is_refused_before_starting) {
     cr_expect(strchr(out, '\n') == strrchr(out, '\n'), "more than one line:\n%s", out);
 }
 
+/* `tempo COMMAND -m LONG --tokens @40,000 ids ARGS` (LONG a synthetic
+ * model of 65,536 positions, `name` its files' stem) exits 1 with one line
+ * holding each of the needles. */
+static void expect_too_big(const char *name, const char *command, const char *args, const char *const *needles) {
+    static char out[1 << 16];
+    char env[9000], cmd[16384];
+    command_env(env, sizeof env);
+    snprintf(cmd, sizeof cmd, "%smkdir -p $D && %s synth --out $D/%s.bin --seq-len 65536 >/dev/null && "
+             "yes 1 | head -n 40000 | paste -sd, > $D/%s.txt && %s %s -m $D/%s.bin --tokens @$D/%s.txt %s", env, TEMPO_BIN,
+             name, name, TEMPO_BIN, command, name, name, args);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 1, "%s", out);
+    for (int i = 0; needles[i]; i++) cr_expect(strstr(out, needles[i]), "no \"%s\" in:\n%s", needles[i], out);
+    cr_expect(strchr(out, '\n') == strrchr(out, '\n'), "more than one line:\n%s", out);
+}
+
 /* generate --trace --attention-rows all over a 40,000-token prompt would
  * keep the prompt's square (about 51 GB): refused before it starts, with
  * one line naming the size and the flags that shrink it. */
 Test(commands, generate_too_big_is_refused_before_starting) {
-    static char out[1 << 16];
-    char env[9000], cmd[16384];
-    command_env(env, sizeof env);
-    snprintf(cmd, sizeof cmd, "%smkdir -p $D && %s synth --out $D/long-gen.bin --seq-len 65536 >/dev/null && "
-             "yes 1 | head -n 40000 | paste -sd, > $D/long-gen.txt && %s generate -m $D/long-gen.bin --tokens @$D/long-gen.txt "
-             "-n 2 --trace $D/long-gen.st --attention-rows all", env, TEMPO_BIN, TEMPO_BIN);
-    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 1, "%s", out);
-    cr_expect(strstr(out, "this generation would hold") && strstr(out, "GB") && strstr(out, "--attention-rows") &&
-              strstr(out, "--no-attention"), "%s", out);
-    cr_expect(strchr(out, '\n') == strrchr(out, '\n'), "more than one line:\n%s", out);
+    const char *needles[] = {"this generation would hold", "GB", "--attention-rows", "--no-attention", NULL};
+    expect_too_big("long-gen", "generate", "-n 2 --trace $D/long-gen.st --attention-rows all", needles);
 }
 
 /* attention -p keeps every layer's, head's and row's attention, and makes
@@ -547,16 +554,8 @@ Test(commands, generate_too_big_is_refused_before_starting) {
  * prompt that is far more than the machine has, refused before the run
  * starts with one line naming the size and what shrinks it. */
 Test(commands, attention_too_big_is_refused_before_starting) {
-    static char out[1 << 16];
-    char env[9000], cmd[16384];
-    command_env(env, sizeof env);
-    snprintf(cmd, sizeof cmd, "%smkdir -p $D && %s synth --out $D/long-att.bin --seq-len 65536 >/dev/null && "
-             "yes 1 | head -n 40000 | paste -sd, > $D/long-att.txt && %s attention -m $D/long-att.bin --tokens @$D/long-att.txt "
-             "-n 2", env, TEMPO_BIN, TEMPO_BIN);
-    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 1, "%s", out);
-    cr_expect(strstr(out, "this attention run would hold") && strstr(out, "GB") && strstr(out, "MemAvailable") &&
-              strstr(out, "shorter prompt"), "%s", out);
-    cr_expect(strchr(out, '\n') == strrchr(out, '\n'), "more than one line:\n%s", out);
+    const char *needles[] = {"this attention run would hold", "GB", "MemAvailable", "shorter prompt", NULL};
+    expect_too_big("long-att", "attention", "-n 2", needles);
 }
 
 /* The prompt's square is never held unless asked: generate --trace over a
