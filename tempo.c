@@ -19,6 +19,7 @@
 #include "tempo.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <stdarg.h>
@@ -548,8 +549,6 @@ typedef struct {
     int *parallel_set;                    /* [vocab]: candidates, then the selected tokens */
     int *row_tokens, *row_pos, *row_sets; /* [capacity]: the rows of one forward call */
     float *batch_attention;               /* [L][H][rows][keys]: when captured or pruned by */
-    int *hidden_from;                     /* [capacity]: the mask's pruned rows (Mask.hidden_from) */
-    MaskKind *layer_kinds;                /* [mask_layers]: the mask's kind per layer */
 } Run;
 
 static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Generation *gen, char *err);
@@ -560,7 +559,7 @@ static int record_step(Generation *gen, int logical_pos, float threshold, const 
                        const float *probs, char *err);
 static int feed_parallel_set(Run *r, Generation *gen, int step, char *err);
 static int prune_sets(Generation *gen, const GenConfig *g, const Config *c, int step, int first, int k,
-                      const float *batch_attention, int *hidden_from, char *err);
+                      const float *batch_attention, char *err);
 
 int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenConfig *g, Generation *gen,
                    char *err) {
@@ -586,7 +585,7 @@ int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenCon
         int first = gen->n_rows;
         if (rc == 0) rc = feed_parallel_set(&r, gen, step, err);
         if (rc == 0 && g->prune)
-            rc = prune_sets(gen, g, c, step, first, gen->n_rows - first, r.batch_attention, r.hidden_from, err);
+            rc = prune_sets(gen, g, c, step, first, gen->n_rows - first, r.batch_attention, err);
     }
     gen->total_seconds = now_seconds() - t0;
     run_close(&r);
@@ -708,21 +707,24 @@ static int feed_parallel_set(Run *r, Generation *gen, int step, char *err) {
     return rc;
 }
 
+int tempo_mask_layers(const GenConfig *g, const Config *c) {
+    return g->mode == MASK_ISOLATED && (g->isolate_first > 0 || g->isolate_last < c->n_layers - 1) ? c->n_layers : 1;
+}
+
 MaskKind tempo_layer_mask_kind(const GenConfig *g, int mask_layers, int l) {
     if (mask_layers == 1) return g->mode;
     return g->mode == MASK_ISOLATED && l >= g->isolate_first && l <= g->isolate_last ? MASK_ISOLATED : MASK_VISIBLE;
 }
 
 /* The run's mask as a rule: the mode (per layer with --isolate-layers),
- * minus the rows pruned so far. */
-static Mask run_mask(const Run *r, const Generation *gen) {
-    return (Mask){.kind = r->g->mode, .sets = gen->sets, .layers = gen->mask_layers, .layer_kinds = r->layer_kinds,
-                  .hidden_from = r->hidden_from};
+ * minus the rows pruned so far (each from the step after its pruning on). */
+Mask tempo_generation_mask(const Generation *gen) {
+    return (Mask){.kind = gen->mode, .sets = gen->sets, .layers = gen->mask_layers, .layer_kinds = gen->layer_kinds,
+                  .hidden_from = gen->hidden_from};
 }
 
 static int grow_generation(Generation *gen, const Config *c, size_t n_rows, char *err);
-static int store_rows(Generation *gen, const Config *c, int first, int k, const Mask *mask, const float *batch, int every,
-                      char *err);
+static int store_rows(Generation *gen, const Config *c, int first, int k, const float *batch, int every, char *err);
 
 /* Feeds k rows (r->row_tokens, row_pos, row_sets) to the model under the
  * run's mask, and keeps what was computed. */
@@ -738,17 +740,16 @@ static int append_rows(Run *r, Generation *gen, int k, char *err) {
         gen->tokens[first + i] = r->row_tokens[i];
         gen->positions[first + i] = r->row_pos[i];
         gen->sets[first + i] = r->row_sets[i];
-        gen->pruned[first + i] = -1;
-        r->hidden_from[first + i] = -1;
+        gen->pruned[first + i] = gen->hidden_from[first + i] = -1;
     }
-    Mask mask = run_mask(r, gen);
+    Mask mask = tempo_generation_mask(gen);
     /* attention is needed when captured (what attention_keep lists), and to prune by (a step's rows, every layer and head) */
     int every = r->g->prune && first > 0, need_attention = r->g->capture_attention || every;
     Outputs out = {.logits = gen->logits + (size_t)(first + k - logit_rows - gen->logits_first) * c->vocab_size,
                    .attention = need_attention ? r->batch_attention : NULL, .last_logits = logit_rows,
                    .keep = every ? NULL : r->g->attention_keep};
     int rc = tempo_forward(r->model, &r->cache, k, r->row_tokens, r->row_pos, &mask, out, err);
-    return rc == 0 ? store_rows(gen, c, first, k, &mask, r->batch_attention, every, err) : -1;
+    return rc == 0 ? store_rows(gen, c, first, k, r->batch_attention, every, err) : -1;
 }
 
 /* The share of attention each live member of step s's set receives from
@@ -786,7 +787,7 @@ static int record_decision(Generation *gen, PruneDecision d, char *err) {
  * normalised within the set); a member whose share < prune_threshold / live
  * members is pruned, except the set's strongest. Each weighing is recorded. */
 static int prune_sets(Generation *gen, const GenConfig *g, const Config *c, int step, int first, int k,
-                      const float *batch_attention, int *hidden_from, char *err) {
+                      const float *batch_attention, char *err) {
     for (int s = step - g->prune_window; s < step; s++) {
         if (s < 0) continue;
         const Step *st = &gen->steps[s];
@@ -804,7 +805,7 @@ static int prune_sets(Generation *gen, const GenConfig *g, const Config *c, int 
             if (record_decision(gen, d, err) != 0) return -1;
             if (d.pruned) {
                 mem->pruned_at = gen->pruned[mem->row] = step;
-                hidden_from[mem->row] = first + k; /* rows after this step no longer see it */
+                gen->hidden_from[mem->row] = first + k; /* rows after this step no longer see it */
             }
         }
     }
@@ -845,38 +846,26 @@ float tempo_threshold_at(const GenConfig *g, int step) {
     return (float)(g->threshold + ((double)g->final_threshold - g->threshold) * b); /* in double: ends exactly at final */
 }
 
-/* ---- storage: a generation's rows, packed ---- */
-/* Row i keeps its mask row and attention over keys 0..i: `blocks` blocks of
- * i+1 entries each, at blocks * i(i+1)/2. */
-
-static size_t triangle(size_t i) { return i * (i + 1) / 2; }
+/* ---- storage: a generation's rows ---- */
 
 /* Makes the per-row arrays of a generation hold n_rows rows. */
 static int grow_generation(Generation *gen, const Config *c, size_t n_rows, char *err) {
     if (tempo_grow((void **)&gen->tokens, &gen->cap_rows, n_rows, sizeof(int), err) != 0) return -1;
-    int **per_row[] = {&gen->positions, &gen->sets, &gen->pruned};
-    for (int i = 0; i < 3; i++) {
+    int **per_row[] = {&gen->positions, &gen->sets, &gen->pruned, &gen->hidden_from};
+    for (int i = 0; i < 4; i++) {
         int *p = realloc(*per_row[i], gen->cap_rows * sizeof(int));
         if (!p) return tempo_error(err, "out of memory growing the generation to %zu rows", gen->cap_rows);
         *per_row[i] = p;
     }
     size_t V = c->vocab_size;
-    if (tempo_grow((void **)&gen->allowed, &gen->cap_allowed, gen->mask_layers * triangle(n_rows), 1, err) != 0) return -1;
     return tempo_grow((void **)&gen->logits, &gen->cap_logits, (n_rows - gen->logits_first) * V, sizeof(float), err);
 }
 
-/* Keeps what rows first..first+k-1 were computed with: each one's mask row
- * and, when captured, the kept rows' attention ([kept layers][kept heads]
- * [row+1] each, appended) from the forward's batch, [layers][heads][rows]
- * [n_keys] of the kept ones, or of every layer, head and new row when
- * pruning asked for them (every). */
-static int store_rows(Generation *gen, const Config *c, int first, int k, const Mask *mask, const float *batch, int every,
-                      char *err) {
-    size_t ML = gen->mask_layers;
-    for (size_t row = (size_t)first; row < (size_t)first + k; row++)
-        for (size_t l = 0; l < ML; l++)
-            for (size_t key = 0; key <= row; key++)
-                gen->allowed[ML * triangle(row) + l * (row + 1) + key] = (uint8_t)tempo_mask_cell(mask, (int)l, (int)row, (int)key);
+/* Counts rows first..first+k-1 in and keeps, when captured, the kept rows'
+ * attention ([kept layers][kept heads][row+1] each, appended) from the
+ * forward's batch, [layers][heads][rows][n_keys] of the kept ones, or of
+ * every layer, head and new row when pruning asked for them (every). */
+static int store_rows(Generation *gen, const Config *c, int first, int k, const float *batch, int every, char *err) {
     gen->n_rows += k;
     if (!gen->attention_captured) return 0;
     const AttentionKeep *keep = &gen->attention_keep;
@@ -899,13 +888,26 @@ static int store_rows(Generation *gen, const Config *c, int first, int k, const 
 }
 
 void tempo_generation_free(Generation *gen) {
-    free(gen->tokens); free(gen->positions); free(gen->sets); free(gen->pruned);
-    free(gen->allowed); free(gen->attention); free(gen->logits);
+    free(gen->tokens); free(gen->positions); free(gen->sets); free(gen->pruned); free(gen->hidden_from);
+    free(gen->layer_kinds); free(gen->attention); free(gen->logits);
     free(gen->members); free(gen->steps); free(gen->decisions);
     memset(gen, 0, sizeof *gen);
 }
 
 /* ---- a run's buffers ---- */
+
+/* The most rows one step feeds: max_width, at most the vocabulary; one under --emulate. */
+static int set_width(const GenConfig *g, const Config *c) {
+    return g->emulate == EMULATE_LAST_MEMBER_ONLY ? 1 : g->max_width < c->vocab_size ? g->max_width : c->vocab_size;
+}
+
+/* capacity = prompt + width * (steps that fit: no more than the context's logical positions left) */
+int tempo_generation_capacity(const GenConfig *g, const Config *c, int n_prompt) {
+    long positions_left = (long)c->seq_len - n_prompt - g->position_gap;
+    long steps = positions_left < 0 ? 0 : g->max_steps < positions_left ? g->max_steps : positions_left;
+    long rows = n_prompt + steps * set_width(g, c);
+    return rows > INT_MAX / 2 ? INT_MAX / 2 : (int)rows;
+}
 
 /* Checks the settings and allocates the cache and buffers for the most
  * rows the run can reach. */
@@ -919,23 +921,18 @@ static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Ge
         return tempo_error(err, "prompt of %d tokens is longer than the context (seq_len %d)", n_prompt, c->seq_len);
     r->model = m;
     r->g = g;
-    /* rows needed: a set never has more members than the vocabulary, and no
-     * more steps fit than the context has logical positions left */
-    int width = g->emulate == EMULATE_LAST_MEMBER_ONLY ? 1 : g->max_width < c->vocab_size ? g->max_width : c->vocab_size;
-    int positions_left = c->seq_len - n_prompt - g->position_gap;
-    int steps_fit = positions_left < 0 ? 0 : g->max_steps < positions_left ? g->max_steps : positions_left;
-    int capacity = n_prompt + steps_fit * width;
-    int isolate_some_layers = g->mode == MASK_ISOLATED && (g->isolate_first > 0 || g->isolate_last < c->n_layers - 1);
-    gen->mask_layers = isolate_some_layers ? c->n_layers : 1;
+    int width = set_width(g, c), capacity = tempo_generation_capacity(g, c, n_prompt);
+    gen->mask_layers = tempo_mask_layers(g, c);
     gen->n_prompt = n_prompt;
+    gen->mode = g->mode;
     if (tempo_state_init(&r->cache, c, capacity, err) != 0) return -1;
     size_t V = c->vocab_size;
     r->probs = malloc(V * sizeof(float));
     r->scratch = malloc(V * sizeof(float));
     r->parallel_set = malloc(V * sizeof(int));
     r->live_rows = malloc((size_t)width * sizeof(float *));
-    int **per_row[] = {&r->row_tokens, &r->row_pos, &r->row_sets, &r->hidden_from};
-    for (int i = 0; i < 4; i++) *per_row[i] = malloc((size_t)capacity * sizeof(int));
+    int **per_row[] = {&r->row_tokens, &r->row_pos, &r->row_sets};
+    for (int i = 0; i < 3; i++) *per_row[i] = malloc((size_t)capacity * sizeof(int));
     gen->attention_captured = g->capture_attention; /* what is kept: the lists given, or everything */
     if (g->attention_keep) gen->attention_keep = *g->attention_keep;
     /* the most attention one call keeps: the prompt's kept rows, or a step's (every layer and head when pruning) */
@@ -947,20 +944,21 @@ static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Ge
     size_t step = (g->prune ? (size_t)c->n_layers * c->n_heads : g->capture_attention ? KLH : 0) * width * capacity;
     if (step > batch) batch = step;
     if (batch) r->batch_attention = malloc(batch * sizeof(float));
-    r->layer_kinds = malloc((size_t)gen->mask_layers * sizeof(MaskKind));
+    gen->layer_kinds = malloc((size_t)gen->mask_layers * sizeof(MaskKind));
     if (!r->probs || !r->scratch || !r->parallel_set || !r->live_rows || !r->row_tokens || !r->row_pos || !r->row_sets ||
-        (batch && !r->batch_attention) || !r->hidden_from || !r->layer_kinds) {
+        (batch && !r->batch_attention) || !gen->layer_kinds) {
         run_close(r);
+        tempo_generation_free(gen);
         return tempo_error(err, "out of memory for a generation of %d rows", capacity);
     }
-    for (int l = 0; l < gen->mask_layers; l++) r->layer_kinds[l] = tempo_layer_mask_kind(g, gen->mask_layers, l);
+    for (int l = 0; l < gen->mask_layers; l++) gen->layer_kinds[l] = tempo_layer_mask_kind(g, gen->mask_layers, l);
     return 0;
 }
 
 static void run_close(Run *r) {
     free(r->probs); free(r->scratch); free(r->parallel_set); free(r->live_rows);
     free(r->row_tokens); free(r->row_pos); free(r->row_sets);
-    free(r->batch_attention); free(r->hidden_from); free(r->layer_kinds);
+    free(r->batch_attention);
     tempo_state_free(&r->cache);
 }
 

@@ -313,6 +313,8 @@ void tempo_gen_defaults(GenConfig *g, const Config *c);
 int tempo_gen_validate(const GenConfig *g, const Config *c, char *err);
 /* Threshold used at logical step `step` of `max_steps`. */
 float tempo_threshold_at(const GenConfig *g, int step);
+/* Masks a run keeps: 1, or n_layers when an isolated run isolates only some layers (--isolate-layers). */
+int tempo_mask_layers(const GenConfig *g, const Config *c);
 /* The mask kind layer l uses: the run's mode when one mask serves every
  * layer (mask_layers 1); with a mask per layer (--isolate-layers), isolated
  * only for the isolated layers of an isolated run. */
@@ -350,17 +352,21 @@ typedef struct {
     double seconds;              /* forward time of this step */
 } Step;
 
-/* The whole run: prompt rows, then one Step per logical step. Row i keeps
- * exactly what was computed when it was added: its mask row over keys 0..i,
- * stored row after row (row i starts at blocks * i(i+1)/2), and, when kept,
- * its attention: the kept rows one after another, each [kept layers][kept
- * heads][i+1] (with every row, layer and head kept: at L H i(i+1)/2). */
+/* The whole run: prompt rows, then one Step per logical step. The mask is
+ * kept as its rule (tempo_generation_mask): the mode, each layer's kind, the
+ * sets and the row each pruned row is hidden from, which gives every row
+ * exactly the mask row it was computed with (a row is pruned only after the
+ * step that computed it, and hidden from the next step's rows on). When
+ * kept, row i's attention: the kept rows one after another, each [kept
+ * layers][kept heads][i+1] (with every row, layer and head kept: at L H i(i+1)/2). */
 typedef struct {
     int n_prompt;
     int n_rows;
     int *tokens, *positions, *sets, *pruned; /* per physical row; pruned = step or -1 */
+    int *hidden_from;        /* per physical row: the first row that no longer sees it (pruned), -1 never */
+    MaskKind mode;           /* the run's mode */
     int mask_layers;         /* 1, or n_layers with --isolate-layers */
-    uint8_t *allowed;        /* row i: [mask_layers][i+1] */
+    MaskKind *layer_kinds;   /* [mask_layers]: the kind each layer's mask has (tempo_layer_mask_kind) */
     float *attention;        /* the kept rows' attention, n_attention floats; NULL: none kept */
     size_t n_attention;
     int attention_captured;  /* 1: attention holds what attention_keep lists */
@@ -375,12 +381,18 @@ typedef struct {
     PruneDecision *decisions;
     const char *stop_reason; /* "eos", "max-tokens", "context-full", "empty-set" */
     double prefill_seconds, total_seconds;
-    size_t cap_rows, cap_allowed, cap_attention, cap_logits, cap_members, cap_steps, cap_decisions;
+    size_t cap_rows, cap_attention, cap_logits, cap_members, cap_steps, cap_decisions;
 } Generation;
 
+/* The most rows a generation from n_prompt rows can reach, its KV cache's
+ * capacity: the prompt, then max_width rows (one under --emulate, at most
+ * the vocabulary) for each step the context has positions for. */
+int tempo_generation_capacity(const GenConfig *g, const Config *c, int n_prompt);
 int tempo_generate(const Model *m, const int *prompt, int n_prompt, const GenConfig *g,
                    Generation *out, char *err);
 void tempo_generation_free(Generation *gen);
+/* The run's mask as a rule over its rows (pointing into gen), read with tempo_mask_cell. */
+Mask tempo_generation_mask(const Generation *gen);
 
 /* The logits of physical row `row` (must be kept). */
 const float *tempo_row_logits(const Generation *gen, int row, int vocab);

@@ -233,7 +233,29 @@ int tempo_trace_add_attention(Trace *t, const Config *c, int n, const AttentionK
  * the trace; NULL: all) when it has attention of the right shape, 0 when it
  * has none, -1 and an error when the tensors disagree. */
 int tempo_trace_attention_keep(const Trace *t, const Config *c, int n, AttentionKeep *keep, char *err);
-int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char *err);
+/* The form a generation's trace stores its mask in (--trace-mask): packed bits, or the rule. */
+typedef enum { TRACE_MASK_BITS, TRACE_MASK_RULE } TraceMaskForm;
+int tempo_generation_trace(const Generation *gen, const Model *m, TraceMaskForm form, Trace *t, char *err);
+
+/* A trace's mask, as the forward reads it: the dense `allowed` it holds, or
+ * the rule it stores (metadata mask "rule", formats/trace.c) rebuilt, its
+ * arrays owned here. One clear line when the rule's parts disagree. */
+typedef struct {
+    Mask mask;
+    int is_rule;
+    MaskKind *kinds;  /* rule: [mask.layers] */
+    int *hidden_from; /* rule: [n], or NULL when nothing is pruned */
+} TraceMask;
+int tempo_trace_mask(const Trace *t, const Config *c, int n, TraceMask *tm, char *err);
+void tempo_trace_mask_free(TraceMask *tm);
+/* Makes a trace that stores a mask hold it as a dense `allowed`: unpacks
+ * allowed_bits, or builds the rule's cells (its layers: metadata n_layers),
+ * refusing with one line past `limit` rows. For the readers that need cells. */
+int tempo_trace_dense_mask(Trace *t, int limit, char *err);
+/* A mask's cells over n rows and keys: dense [layers][n][n], or packed bits
+ * [layers][n][tempo_mask_row_bytes(n)] built row by row (NULL: out of memory). */
+uint8_t *tempo_mask_to_dense(const Mask *m, int n);
+uint8_t *tempo_mask_bits(const Mask *m, int n);
 
 /* Masks as bits: `rows` rows of n keys, row r's key k in bit k % 8 of byte
  * r * tempo_mask_row_bytes(n) + k / 8 (numpy.packbits bitorder "little").

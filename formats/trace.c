@@ -39,19 +39,28 @@ static Tensor *trace_slot(Trace *t, const char *name, char *err) {
     return x;
 }
 
-int tempo_trace_add(Trace *t, const char *name, DType dtype, int ndim, const int64_t *shape,
-                    const void *data, char *err) {
-    Tensor *x = trace_slot(t, name, err);
-    if (!x) return -1;
+/* Adds a tensor that takes `data` (malloc'd; freed on failure). */
+static int trace_adopt(Trace *t, const char *name, DType dtype, int ndim, const int64_t *shape, void *data, char *err) {
+    Tensor *x = data ? trace_slot(t, name, err) : NULL;
+    if (!x) {
+        free(data);
+        return data ? -1 : tempo_error(err, "out of memory for tensor %s", name);
+    }
     x->dtype = dtype;
     x->ndim = ndim;
     memcpy(x->shape, shape, (size_t)ndim * sizeof(int64_t));
-    size_t bytes = tempo_tensor_bytes(x);
-    x->data = malloc(bytes ? bytes : 1);
-    if (!x->data) return tempo_error(err, "out of memory for tensor %s (%zu bytes)", name, bytes);
-    memcpy(x->data, data, bytes);
+    x->data = data;
     t->n_tensors++;
     return 0;
+}
+
+int tempo_trace_add(Trace *t, const char *name, DType dtype, int ndim, const int64_t *shape,
+                    const void *data, char *err) {
+    size_t bytes = tempo_dtype_size(dtype);
+    for (int i = 0; i < ndim; i++) bytes *= (size_t)shape[i];
+    void *copy = malloc(bytes ? bytes : 1);
+    if (copy) memcpy(copy, data, bytes);
+    return trace_adopt(t, name, dtype, ndim, shape, copy, err);
 }
 
 int tempo_trace_meta(Trace *t, const char *key, const char *value, char *err) {
@@ -292,7 +301,7 @@ int tempo_trace_build(Trace *t, const Model *m, int n, const int *tokens, const 
     int rc = tempo_trace_add(t, "tokens", DT_I32, 1, rows, tokens, err);
     if (rc == 0) rc = tempo_trace_add(t, "positions", DT_I32, 1, rows, positions, err);
     if (rc == 0) rc = tempo_trace_add(t, "sets", DT_I32, 1, rows, sets, err);
-    if (rc == 0) /* one mask for all layers is stored as [n][n] */
+    if (rc == 0 && allowed) /* one mask for all layers is stored as [n][n] */
         rc = tempo_trace_add(t, "allowed", DT_U8, mask_layers == 1 ? 2 : 3,
                              mask_layers == 1 ? mask_shape + 1 : mask_shape, allowed, err);
     if (rc == 0 && logits) rc = tempo_trace_add(t, "logits", DT_F32, 2, logit_shape, logits, err);
@@ -312,16 +321,143 @@ int tempo_trace_build(Trace *t, const Model *m, int n, const int *tokens, const 
     return 0;
 }
 
+/* ---- the mask as a rule (NOTES "Trace format: the mask as a rule") ----
+ * Metadata mask "rule" and mask_kinds (one kind, or one per layer), with
+ * sets I32[n], pruned I32[n] (optional: the step that pruned each row, or
+ * -1) and n_prompt: row q sees key k by tempo_mask_cell's rule, where a
+ * row pruned at step s is hidden from the rows of steps after s (the
+ * prompt's rows are step -1; each new set id after them is the next step). */
+
+static const char *const MASK_KIND_NAMES[] = {"causal", "isolated", "visible"};
+
+/* mask_kinds: "KIND" or "KIND,KIND,..." with one per layer. */
+static int rule_kinds(const char *text, const Config *c, TraceMask *tm, char *err) {
+    if (!text) return tempo_error(err, "trace stores its mask as a rule but has no mask_kinds metadata");
+    tm->kinds = malloc((size_t)c->n_layers * sizeof(MaskKind));
+    if (!tm->kinds) return tempo_error(err, "out of memory for the mask's kinds");
+    int count = 0;
+    for (const char *p = text; ; count++) {
+        size_t len = strcspn(p, ","), kind = 0;
+        while (kind < 3 && (strlen(MASK_KIND_NAMES[kind]) != len || strncmp(p, MASK_KIND_NAMES[kind], len) != 0)) kind++;
+        if (kind == 3 || count >= c->n_layers)
+            return tempo_error(err, "trace mask_kinds '%.100s' must be causal, isolated or visible, once or once per layer (%d)",
+                               text, c->n_layers);
+        tm->kinds[count] = (MaskKind)kind;
+        if (!p[len]) break;
+        p += len + 1;
+    }
+    if (count + 1 != 1 && count + 1 != c->n_layers)
+        return tempo_error(err, "trace mask_kinds names %d kinds; the rule needs 1 or one per layer (%d)", count + 1, c->n_layers);
+    tm->mask.layers = count + 1;
+    return 0;
+}
+
+/* hidden_from from pruned: a row pruned at step s is hidden from the first row of a later step on. */
+static int rule_hidden_from(const Trace *t, const int *sets, int n, TraceMask *tm, char *err) {
+    const Tensor *pr = tempo_trace_get(t, "pruned");
+    const char *np = tempo_trace_meta_get(t, "n_prompt");
+    int n_prompt = 0, any = 0;
+    if (!pr) return 0;
+    if (pr->dtype != DT_I32 || pr->ndim != 1 || pr->shape[0] != n) return tempo_error(err, "trace pruned must be I32[%d]", n);
+    for (int k = 0; k < n; k++) any |= ((const int *)pr->data)[k] != -1;
+    if (!any) return 0; /* nothing pruned: no row is hidden */
+    if (!np || tempo_parse_int(np, "trace metadata n_prompt", 1, n, &n_prompt, err) != 0)
+        return np ? -1 : tempo_error(err, "trace stores its mask as a rule with pruned rows but no n_prompt");
+    int *step = malloc((size_t)n * sizeof(int)), last = -1;
+    tm->hidden_from = malloc((size_t)n * sizeof(int));
+    if (!step || !tm->hidden_from) { free(step); return tempo_error(err, "out of memory for the mask's pruned rows"); }
+    for (int q = 0; q < n; q++) {
+        if (q >= n_prompt && (q == n_prompt || sets[q] != sets[q - 1])) last++;
+        step[q] = q < n_prompt ? -1 : last;
+    }
+    const int *pruned = pr->data;
+    int rc = 0;
+    for (int k = 0; k < n && rc == 0; k++) {
+        tm->hidden_from[k] = -1;
+        if (pruned[k] == -1) continue;
+        if (pruned[k] <= step[k] || pruned[k] > last || step[k] < 0)
+            rc = tempo_error(err, "trace pruned[%d] is %d: a row of step %d is pruned by a later step up to %d, or -1", k,
+                             pruned[k], step[k], last);
+        for (int q = k + 1; q < n && rc == 0 && tm->hidden_from[k] < 0; q++)
+            if (step[q] > pruned[k]) tm->hidden_from[k] = q;
+    }
+    free(step);
+    return rc;
+}
+
+int tempo_trace_mask(const Trace *t, const Config *c, int n, TraceMask *tm, char *err) {
+    memset(tm, 0, sizeof *tm);
+    const Tensor *al = tempo_trace_get(t, "allowed"), *sets = tempo_trace_get(t, "sets");
+    const char *form = tempo_trace_meta_get(t, "mask");
+    if (al) {
+        tm->mask = tempo_mask_dense(al->data, al->ndim == 3 ? (int)al->shape[0] : 1, 0, n, n);
+        return 0;
+    }
+    if (!form || strcmp(form, "rule") != 0)
+        return tempo_error(err, form ? "trace metadata mask is '%.100s'; the one stored form is 'rule'"
+                                     : "trace lacks allowed (or allowed_bits, or the mask as a rule)", form);
+    if (!sets || sets->dtype != DT_I32 || sets->ndim != 1 || sets->shape[0] != n)
+        return tempo_error(err, "trace stores its mask as a rule: sets must be I32[%d], one set id a row", n);
+    tm->mask = (Mask){.sets = sets->data};
+    int rc = rule_kinds(tempo_trace_meta_get(t, "mask_kinds"), c, tm, err);
+    if (rc == 0) rc = rule_hidden_from(t, sets->data, n, tm, err);
+    tm->mask.kind = tm->kinds ? tm->kinds[0] : MASK_CAUSAL;
+    tm->mask.layer_kinds = tm->kinds, tm->mask.hidden_from = tm->hidden_from, tm->is_rule = 1;
+    if (rc != 0) tempo_trace_mask_free(tm);
+    return rc;
+}
+
+void tempo_trace_mask_free(TraceMask *tm) {
+    free(tm->kinds);
+    free(tm->hidden_from);
+    memset(tm, 0, sizeof *tm);
+}
+
+int tempo_trace_dense_mask(Trace *t, int limit, char *err) {
+    const Tensor *bits = tempo_trace_get(t, "allowed_bits"), *tok = tempo_trace_get(t, "tokens");
+    const char *layers = tempo_trace_meta_get(t, "n_layers");
+    Config c = {.n_layers = 1};
+    if (tempo_trace_get(t, "allowed") || (!bits && !tempo_trace_meta_get(t, "mask"))) return 0; /* dense, or no mask */
+    if (bits) { /* a trace made in memory: unpacked as tempo_trace_read does, the bits dropped */
+        int at = (int)(bits - t->tensors);
+        if (add_unpacked(t, bits, err) != 0) return -1;
+        free(t->tensors[at].data);
+        memmove(&t->tensors[at], &t->tensors[at + 1], (size_t)(--t->n_tensors - at) * sizeof *bits);
+        return 0;
+    }
+    if (!tok || tok->ndim != 1) return tempo_error(err, "trace lacks tokens");
+    int n = (int)tok->shape[0];
+    if (n > limit)
+        return tempo_error(err, "the trace stores its mask as a rule; this needs it dense, %d x %d bytes a layer (more than "
+                                "%d rows): use verify or audit, which read the rule", n, n, limit);
+    if (!layers || tempo_parse_int(layers, "trace metadata n_layers", 1, 1 << 16, &c.n_layers, err) != 0)
+        return layers ? -1 : tempo_error(err, "the trace stores its mask as a rule but not its n_layers");
+    TraceMask tm;
+    if (tempo_trace_mask(t, &c, n, &tm, err) != 0) return -1;
+    int64_t shape[3] = {tm.mask.layers, n, n};
+    int one = tm.mask.layers == 1;
+    int rc = trace_adopt(t, "allowed", DT_U8, one ? 2 : 3, shape + one, tempo_mask_to_dense(&tm.mask, n), err);
+    tempo_trace_mask_free(&tm);
+    return rc;
+}
+
 /* Checks a trace's inputs and returns n and the mask layer count. */
 int tempo_trace_inputs(const Trace *tr, const Config *c, int *n, int *mask_layers, char *err) {
     const Tensor *tok = tempo_trace_get(tr, "tokens"), *pos = tempo_trace_get(tr, "positions");
     const Tensor *al = tempo_trace_get(tr, "allowed");
-    if (!tok || !pos || !al) return tempo_error(err, "trace lacks tokens, positions or allowed");
-    if (tok->dtype != DT_I32 || pos->dtype != DT_I32 || al->dtype != DT_U8 || tok->ndim != 1 || pos->ndim != 1)
+    if (!tok || !pos) return tempo_error(err, "trace lacks tokens or positions");
+    if (tok->dtype != DT_I32 || pos->dtype != DT_I32 || (al && al->dtype != DT_U8) || tok->ndim != 1 || pos->ndim != 1)
         return tempo_error(err, "trace tensors have the wrong dtypes (tokens/positions I32[n], allowed U8[n,n])");
     if (tok->shape[0] > (1 << 20)) return tempo_error(err, "trace has %lld rows (limit %d)", (long long)tok->shape[0], 1 << 20);
     *n = (int)tok->shape[0];
     if (pos->shape[0] != *n) return tempo_error(err, "trace has %d tokens but %lld positions", *n, (long long)pos->shape[0]);
+    if (!al) { /* the mask as a rule: checked by rebuilding it */
+        TraceMask tm;
+        if (tempo_trace_mask(tr, c, *n, &tm, err) != 0) return -1;
+        *mask_layers = tm.mask.layers;
+        tempo_trace_mask_free(&tm);
+        return *n < 1 ? tempo_error(err, "trace has no rows") : 0;
+    }
     int ok2 = al->ndim == 2 && al->shape[0] == *n && al->shape[1] == *n;
     int ok3 = al->ndim == 3 && al->shape[0] == c->n_layers && al->shape[1] == *n && al->shape[2] == *n;
     if (!ok2 && !ok3) return tempo_error(err, "trace allowed must be U8[n,n] or U8[n_layers,n,n] for n = %d", *n);
@@ -447,47 +583,65 @@ static int add_selections(Trace *t, const Generation *gen, char *err) {
     return rc;
 }
 
-int tempo_generation_trace(const Generation *gen, const Model *m, Trace *t, char *err) {
+/* The mask's form in a generation's trace: allowed_bits packed from its rule
+ * row by row, or the rule itself (metadata mask "rule" and mask_kinds; the
+ * sets, pruned and n_prompt it reads are written anyway). */
+static int add_generation_mask(Trace *t, const Generation *gen, TraceMaskForm form, char *err) {
+    Mask mask = tempo_generation_mask(gen);
+    if (form == TRACE_MASK_BITS) {
+        int64_t shape[3] = {gen->mask_layers, gen->n_rows, (int64_t)tempo_mask_row_bytes(gen->n_rows)};
+        int one = gen->mask_layers == 1;
+        return trace_adopt(t, "allowed_bits", DT_U8, one ? 2 : 3, shape + one, tempo_mask_bits(&mask, gen->n_rows), err);
+    }
+    char kinds[64 * 9] = "";
+    for (int l = 0, w = 0; l < gen->mask_layers && w < (int)sizeof kinds; l++)
+        w += snprintf(kinds + w, sizeof kinds - (size_t)w, "%s%s", l ? "," : "", MASK_KIND_NAMES[gen->layer_kinds[l]]);
+    if (tempo_trace_meta(t, "mask", "rule", err) != 0) return -1;
+    return tempo_trace_meta(t, "mask_kinds", kinds, err);
+}
+
+int tempo_generation_trace(const Generation *gen, const Model *m, TraceMaskForm form, Trace *t, char *err) {
     if (gen->logits_first != 0) return tempo_error(err, "the generation kept only its newest logits (keep_logits 0): no trace");
+    if (form == TRACE_MASK_RULE && gen->mask_layers > 64) return tempo_error(err, "a rule mask names at most 64 layers");
     AttentionKeep kept;
-    uint8_t *allowed = tempo_generation_allowed(gen);
     float *attention = tempo_generation_attention(gen, &m->config, &kept);
     int has_attention = gen->attention_captured && (!kept.rows || kept.n_rows > 0); /* no kept row yet: none */
-    if (!allowed || (has_attention && !attention)) {
-        free(allowed);
-        free(attention);
-        return tempo_error(err, "out of memory for a trace of %d rows", gen->n_rows);
-    }
-    int rc = tempo_trace_build(t, m, gen->n_rows, gen->tokens, gen->positions, gen->sets, allowed, gen->mask_layers,
+    if (has_attention && !attention) return tempo_error(err, "out of memory for a trace of %d rows", gen->n_rows);
+    int rc = tempo_trace_build(t, m, gen->n_rows, gen->tokens, gen->positions, gen->sets, NULL, gen->mask_layers,
                                gen->logits, NULL, gen->pruned, err);
+    if (rc == 0) rc = add_generation_mask(t, gen, form, err);
     if (rc == 0 && has_attention) rc = tempo_trace_add_attention(t, &m->config, gen->n_rows, &kept, attention, err);
     if (rc == 0) rc = add_selections(t, gen, err);
     if (rc == 0) put_meta_int(t, "n_prompt", gen->n_prompt);
     if (rc != 0) tempo_trace_free(t);
-    free(allowed);
     free(attention);
     return rc;
 }
 
-/* ---- a generation's rows as dense tensors ---- */
-/* Row i of a Generation keeps its mask row and attention over keys 0..i,
- * `blocks` blocks of i+1 entries each, at blocks * i(i+1)/2 (tempo.h). */
+/* ---- a mask's cells, dense or as bits ---- */
 
-static size_t triangle(size_t i) { return i * (i + 1) / 2; }
+uint8_t *tempo_mask_to_dense(const Mask *m, int n) {
+    size_t N = (size_t)n, bytes = (size_t)m->layers * N * N;
+    uint8_t *dense = malloc(bytes > 0 ? bytes : 1);
+    for (int l = 0; dense && l < m->layers; l++)
+        for (int q = 0; q < n; q++)
+            for (int k = 0; k < n; k++) dense[((size_t)l * N + q) * N + k] = (uint8_t)tempo_mask_cell(m, l, q, k);
+    return dense;
+}
 
-/* Writes packed rows out as dense [blocks][n][n] (zeros where key > row). */
-static void unpack_rows(void *dense, const void *packed, size_t n, size_t blocks, size_t elem) {
-    for (size_t i = 0; i < n; i++)
-        for (size_t b = 0; b < blocks; b++)
-            memcpy((char *)dense + ((b * n + i) * n) * elem, (const char *)packed + (blocks * triangle(i) + b * (i + 1)) * elem,
-                   (i + 1) * elem);
+uint8_t *tempo_mask_bits(const Mask *m, int n) {
+    size_t row_bytes = tempo_mask_row_bytes(n), bytes = (size_t)m->layers * n * row_bytes;
+    uint8_t *bits = calloc(bytes > 0 ? bytes : 1, 1);
+    for (int l = 0; bits && l < m->layers; l++) /* one row at a time: no n x n bytes */
+        for (int q = 0; q < n; q++)
+            for (int k = 0; k < n; k++)
+                if (tempo_mask_cell(m, l, q, k)) bits[((size_t)l * n + q) * row_bytes + k / 8] |= (uint8_t)(1u << (k % 8));
+    return bits;
 }
 
 uint8_t *tempo_generation_allowed(const Generation *gen) {
-    size_t n = gen->n_rows, ML = gen->mask_layers;
-    uint8_t *allowed = calloc(ML * n * n, 1);
-    if (allowed) unpack_rows(allowed, gen->allowed, n, ML, 1);
-    return allowed;
+    Mask mask = tempo_generation_mask(gen);
+    return tempo_mask_to_dense(&mask, gen->n_rows);
 }
 
 float *tempo_generation_attention(const Generation *gen, const Config *c, AttentionKeep *kept) {

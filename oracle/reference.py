@@ -561,7 +561,31 @@ def read_safetensors(path):
         out[name] = arr
     if "allowed_bits" in out:
         out["allowed"] = unpack_allowed(out.pop("allowed_bits"))
+    if meta.get("mask") == "rule" and "allowed" not in out:
+        out["allowed"] = rule_allowed(out, meta)
     return out, meta
+
+
+def rule_allowed(t, meta):
+    """The mask a trace stores as a rule (metadata mask "rule"): in each layer
+    k <= q, an isolated layer hides the other members of q's set, and a row
+    pruned at step s is hidden from the rows added at later steps (the
+    prompt's rows are step -1, each new set id after them the next step).
+    [n, n] for one kind, [L, n, n] for one kind per layer."""
+    kinds = meta["mask_kinds"].split(",")
+    if any(kind not in ("causal", "isolated", "visible") for kind in kinds):
+        raise ValueError(f"unknown mask kind in {meta['mask_kinds']!r}")
+    sets = np.asarray(t["sets"])
+    n = len(sets)
+    pruned = np.asarray(t["pruned"]) if "pruned" in t else np.full(n, -1)
+    n_prompt = int(meta.get("n_prompt", n))
+    added, step = np.full(n, -1), -1
+    for q in range(n_prompt, n):
+        step += q == n_prompt or sets[q] != sets[q - 1]
+        added[q] = step
+    gone = (pruned[None, :] >= 0) & (added[:, None] > pruned[None, :])
+    layers = np.stack([mask(kind, sets) & ~gone for kind in kinds]).astype(np.uint8)
+    return layers[0] if len(kinds) == 1 else layers
 
 
 def unpack_allowed(bits):

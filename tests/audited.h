@@ -33,7 +33,8 @@ static inline void generate_and_trace(Audited *a, void (*adjust)(GenConfig *)) {
     int ids[64], n;
     cr_assert(tempo_encode(&t, "The cat sat on the", ids, 64, &n, err) == 0, "%s", err);
     cr_assert(tempo_generate(&a->m, ids, n, &g, &a->gen, err) == 0, "%s", err);
-    cr_assert(tempo_generation_trace(&a->gen, &a->m, &a->trace, err) == 0, "%s", err);
+    cr_assert(tempo_generation_trace(&a->gen, &a->m, TRACE_MASK_BITS, &a->trace, err) == 0, "%s", err);
+    cr_assert(tempo_trace_dense_mask(&a->trace, 1 << 12, err) == 0, "%s", err); /* the tests edit it */
     cr_assert(audit_put_settings(&a->trace, &g, &a->m.config, err) == 0, "%s", err);
     tempo_tokenizer_free(&t);
 }

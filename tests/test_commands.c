@@ -83,6 +83,9 @@ static const CommandLine generate_rows[] = {
         {GEN "--trace $D/part.st --attention-layers 1 --attention-heads 0-1,3 --attention-rows 2,5-9", 0},
         {"verify -m $M $D/part.st", 0},
         {GEN "--trace $D/none.st --no-attention", 0},
+        {GEN "--trace $D/rule.st --trace-mask rule --prune attention", 0},
+        {"verify -m $M $D/rule.st", 0},
+        {GEN "--trace-mask bits", 1}, /* says how --trace stores the mask: no --trace */
         {GEN "--attention-layers 1", 1},
         {GEN "--trace $D/none.st --no-attention --attention-heads 0", 1},
         {"synth --out $D/ctx8.bin --seq-len 8", 0}, /* a prompt that fills the context: no row to keep by default */
@@ -135,6 +138,8 @@ static const CommandLine attention_rows[] = {
         {"attention -m $M $D/a.st --heatmap 0:1 --rows 3-8 --json $D/a.json", 0},
         {"attention -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --svg $D/a.svg --heatmap 1:0", 0},
         {"attention -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --svg-grid $D/g.svg --row 7", 0},
+        {"attention -m $M -z $Z -p 'Once upon a time' -n 6 --threshold 0.1 --trace $D/ar.st --trace-mask rule", 0},
+        {"attention $D/ar.st --heatmap 1:0", 0},
         {"attention -m $M --tokens 1,403,407 -n 4", 0},
         {"attention -m $M -z $Z --prompt 'Once upon' --max-tokens 4 --max-width 2 --mode visible --next-from mean "
          "--threads 1", 0},
@@ -521,20 +526,36 @@ Test(commands, forward_too_big_is_refused_before_starting) {
     cr_expect(strchr(out, '\n') == strrchr(out, '\n'), "more than one line:\n%s", out);
 }
 
+/* `tempo COMMAND -m LONG --tokens @40,000 ids ARGS` (LONG a synthetic
+ * model of 65,536 positions, `name` its files' stem) exits 1 with one line
+ * holding each of the needles. */
+static void expect_too_big(const char *name, const char *command, const char *args, const char *const *needles) {
+    static char out[1 << 16];
+    char env[9000], cmd[16384];
+    command_env(env, sizeof env);
+    snprintf(cmd, sizeof cmd, "%smkdir -p $D && %s synth --out $D/%s.bin --seq-len 65536 >/dev/null && "
+             "yes 1 | head -n 40000 | paste -sd, > $D/%s.txt && %s %s -m $D/%s.bin --tokens @$D/%s.txt %s", env, TEMPO_BIN,
+             name, name, TEMPO_BIN, command, name, name, args);
+    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 1, "%s", out);
+    for (int i = 0; needles[i]; i++) cr_expect(strstr(out, needles[i]), "no \"%s\" in:\n%s", needles[i], out);
+    cr_expect(strchr(out, '\n') == strrchr(out, '\n'), "more than one line:\n%s", out);
+}
+
 /* generate --trace --attention-rows all over a 40,000-token prompt would
  * keep the prompt's square (about 51 GB): refused before it starts, with
  * one line naming the size and the flags that shrink it. */
 Test(commands, generate_too_big_is_refused_before_starting) {
-    static char out[1 << 16];
-    char env[9000], cmd[16384];
-    command_env(env, sizeof env);
-    snprintf(cmd, sizeof cmd, "%smkdir -p $D && %s synth --out $D/long-gen.bin --seq-len 65536 >/dev/null && "
-             "yes 1 | head -n 40000 | paste -sd, > $D/long-gen.txt && %s generate -m $D/long-gen.bin --tokens @$D/long-gen.txt "
-             "-n 2 --trace $D/long-gen.st --attention-rows all", env, TEMPO_BIN, TEMPO_BIN);
-    cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 1, "%s", out);
-    cr_expect(strstr(out, "this generation would hold") && strstr(out, "GB") && strstr(out, "--attention-rows") &&
-              strstr(out, "--no-attention"), "%s", out);
-    cr_expect(strchr(out, '\n') == strrchr(out, '\n'), "more than one line:\n%s", out);
+    const char *needles[] = {"this generation would hold", "GB", "--attention-rows", "--no-attention", NULL};
+    expect_too_big("long-gen", "generate", "-n 2 --trace $D/long-gen.st --attention-rows all", needles);
+}
+
+/* attention -p keeps every layer's, head's and row's attention, and makes
+ * the run's mask and attention dense for its pictures: over a 40,000-token
+ * prompt that is far more than the machine has, refused before the run
+ * starts with one line naming the size and what shrinks it. */
+Test(commands, attention_too_big_is_refused_before_starting) {
+    const char *needles[] = {"this attention run would hold", "GB", "MemAvailable", "shorter prompt", NULL};
+    expect_too_big("long-att", "attention", "-n 2", needles);
 }
 
 /* The prompt's square is never held unless asked: generate --trace over a

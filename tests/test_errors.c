@@ -67,8 +67,8 @@ Test(errors, traces_that_are_not_traces) {
          "tensor tokens has 8 bytes for a shape that needs 16"},
         {"{\"tokens\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 16, "unsupported dtype I64"},
         {"{\"tokens\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,400]}}", 16, "data_offsets outside the file"},
-        {"{\"tokens\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "trace lacks tokens, positions or allowed"},
-        {"{\"__metadata__\":{\"engine\":\"no tensors at all\"}}", 0, "trace lacks tokens, positions or allowed"}, /* fuzz find */
+        {"{\"tokens\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "trace lacks tokens or positions"},
+        {"{\"__metadata__\":{\"engine\":\"no tensors at all\"}}", 0, "trace lacks tokens or positions"}, /* fuzz find */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_trace_file("/tmp/tempo-bad.st", cases[i].json, cases[i].data);
@@ -160,7 +160,7 @@ Test(errors, generation_estimate_counts_the_kept_attention) {
     GenConfig g;
     tempo_gen_defaults(&g, c);
     enum { P = 400 };
-    int max_rows = tempo_generation_rows(&g, c, P), zero = 0, *generated = malloc((size_t)max_rows * sizeof(int));
+    int max_rows = tempo_generation_capacity(&g, c, P), zero = 0, *generated = malloc((size_t)max_rows * sizeof(int));
     cr_assert(generated && max_rows == P + 32 * 8, "rows %d", max_rows);
     for (int i = P; i < max_rows; i++) generated[i - P] = i;
     AttentionKeep one = {.layers = &zero, .n_layers = 1, .heads = &zero, .n_heads = 1, .rows = generated, .n_rows = max_rows - P};
@@ -177,4 +177,35 @@ Test(errors, generation_estimate_counts_the_kept_attention) {
     cr_expect(every - gen_rows >= (size_t)c->n_layers * c->n_heads * P * P * sizeof(float), "%zu %zu", gen_rows, every);
     free(generated);
     tempo_model_free(&m);
+}
+
+/* The one capacity formula (tempo_generation_capacity, which tempo_generate
+ * sizes its cache by and tools/memory.c estimates with) is exactly the rows
+ * a run can reach: with no end-of-sequence token and a threshold every token
+ * clears, each step feeds max_width rows (one under --emulate) until the
+ * context's positions run out, and the run fills the cache to the row. */
+static void expect_run_fills_capacity(int width, int gap, Emulation emulate) {
+    Model m;
+    char err[TEMPO_ERR_SIZE];
+    cr_assert(tempo_model_load(&m, SYNTH, err) == 0, "%s", err);
+    m.config.n_eos = 0; /* no member ends the run */
+    GenConfig g;
+    tempo_gen_defaults(&g, &m.config);
+    g.threshold = 1e-30f, g.max_width = width, g.max_steps = 1 << 20, g.position_gap = gap, g.emulate = emulate;
+    g.keep_logits = 0;
+    int prompt[5] = {1, 2, 3, 4, 5}, capacity = tempo_generation_capacity(&g, &m.config, 5);
+    Generation gen;
+    cr_assert(tempo_generate(&m, prompt, 5, &g, &gen, err) == 0, "%s", err);
+    cr_assert_str_eq(gen.stop_reason, "context-full");
+    cr_assert_eq(gen.n_rows, capacity, "width %d gap %d: the run reached %d rows, the capacity is %d", width, gap, gen.n_rows,
+                 capacity);
+    cr_assert_eq(capacity, 5 + (m.config.seq_len - 5 - gap) * (emulate == EMULATE_NONE ? width : 1), "the formula itself");
+    tempo_generation_free(&gen);
+    tempo_model_free(&m);
+}
+
+Test(errors, generation_capacity_is_the_rows_a_run_reaches) {
+    expect_run_fills_capacity(3, 0, EMULATE_NONE);
+    expect_run_fills_capacity(4, 17, EMULATE_NONE);
+    expect_run_fills_capacity(4, 0, EMULATE_LAST_MEMBER_ONLY);
 }

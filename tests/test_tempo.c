@@ -236,10 +236,39 @@ Test(invariants, cache_equals_recompute_dynamic_64_steps) { check_run_against_re
 Test(invariants, cache_equals_recompute_greedy) { check_run_against_recompute(steps64_greedy, "greedy", 32); }
 Test(invariants, cache_equals_recompute_mean_next_pruned_visible) { check_run_against_recompute(steps64_mean, "mean", 64); }
 
+/* The step whose set row q belongs to (-1: the prompt). */
+static int step_of_row(const Generation *gen, int q) {
+    for (int t = 0; t < gen->n_steps; t++)
+        for (int b = 0; b < gen->steps[t].n_members; b++)
+            if (gen->members[gen->steps[t].first_member + b].row == q) return t;
+    return -1;
+}
+
+/* The generation's rule (tempo_generation_mask) hides a pruned row from the
+ * rows of every step after the one that pruned it, in every layer, and from
+ * no row before: the pruning step's own rows were computed seeing it. */
+static void expect_pruned_hidden_from_the_next_step(const Generation *gen, const Member *mem, int n_layers) {
+    Mask mask = tempo_generation_mask(gen);
+    int saw_before = 0, hidden_after = 0;
+    for (int q = mem->row + 1; q < gen->n_rows; q++) {
+        int added = step_of_row(gen, q), sibling = gen->sets[q] == gen->sets[mem->row];
+        for (int l = 0; l < n_layers; l++) {
+            int cell = tempo_mask_cell(&mask, l, q, mem->row);
+            if (added > mem->pruned_at) cr_assert(cell == 0, "row %d (step %d) still sees row %d pruned at step %d", q, added,
+                                                  mem->row, mem->pruned_at);
+            else if (!sibling) cr_assert(cell == 1, "row %d (step %d) no longer sees row %d, pruned only at step %d", q,
+                                         added, mem->row, mem->pruned_at);
+            hidden_after += added > mem->pruned_at, saw_before += added <= mem->pruned_at && !sibling;
+        }
+    }
+    cr_assert(saw_before > 0, "row %d: no row of a step up to its pruning step %d to check", mem->row, mem->pruned_at);
+    (void)hidden_after;
+}
+
 Test(invariants, pruning_prunes_and_keeps_the_strongest) {
     Run r;
     run_tempo(&r, "fortune.bin", "fortune-tok512.bin", "A fool and his money", NULL, steps64_pruned);
-    int pruned = 0;
+    int pruned = 0, hidden_later = 0;
     for (int s = 0; s < r.gen.n_steps; s++) {
         const Step *st = &r.gen.steps[s];
         int live = 0;
@@ -250,21 +279,34 @@ Test(invariants, pruning_prunes_and_keeps_the_strongest) {
                 pruned++;
                 cr_assert(mem->pruned_at > s && mem->pruned_at <= s + 4, "pruned at step %d outside the window of step %d",
                           mem->pruned_at, s);
-                /* no row added after the pruning step attends to it */
-                for (int q = mem->row + 1; q < r.gen.n_rows; q++) {
-                    int added = -1;
-                    for (int t = 0; t < r.gen.n_steps; t++)
-                        for (int b = 0; b < r.gen.steps[t].n_members; b++)
-                            if (r.gen.members[r.gen.steps[t].first_member + b].row == q) added = t;
-                    if (added > mem->pruned_at)
-                        cr_assert(r.gen.allowed[(size_t)q * (q + 1) / 2 + mem->row] == 0, "row %d still sees pruned row %d", q,
-                                  mem->row);
-                }
+                cr_assert(r.gen.pruned[mem->row] == mem->pruned_at, "row %d: pruned says %d, the member %d", mem->row,
+                          r.gen.pruned[mem->row], mem->pruned_at);
+                expect_pruned_hidden_from_the_next_step(&r.gen, mem, r.m.config.n_layers);
+                hidden_later += mem->pruned_at < r.gen.n_steps - 1;
             }
         }
         cr_assert(live >= 1, "step %d lost every member", s);
     }
-    cr_assert(pruned > 0, "the run should prune something");
+    cr_assert(pruned > 0 && hidden_later > 0, "the run should prune something that later rows then do not see");
+    run_free(&r);
+}
+
+/* With --isolate-layers 1-2 the rule isolates a set's members in layers 1
+ * and 2 only: a later member sees an earlier one in the other layers. */
+Test(invariants, generation_mask_isolates_only_the_chosen_layers) {
+    Run r;
+    run_tempo(&r, "fortune.bin", "fortune-tok512.bin", "The cat sat on the", NULL, steps64_layers);
+    Mask mask = tempo_generation_mask(&r.gen);
+    int L = r.m.config.n_layers, pairs = 0;
+    cr_assert(L >= 4 && r.gen.mask_layers == L, "a mask per layer over %d layers", L);
+    for (int q = r.gen.n_prompt; q < r.gen.n_rows; q++)
+        for (int k = r.gen.n_prompt; k < q; k++) {
+            if (r.gen.sets[k] != r.gen.sets[q]) continue;
+            pairs++;
+            for (int l = 0; l < L; l++)
+                cr_assert_eq(tempo_mask_cell(&mask, l, q, k), l < 1 || l > 2, "layer %d: row %d and its sibling %d", l, q, k);
+        }
+    cr_assert(pairs > 0, "the run must form parallel sets");
     run_free(&r);
 }
 

@@ -67,10 +67,48 @@ static void visible(GenConfig *g) { g->mode = MASK_VISIBLE; }
 static void pruned(GenConfig *g) { g->prune = 1; g->prune_threshold = 0.9f; }
 static void some_layers(GenConfig *g) { g->isolate_first = 1; g->isolate_last = 2; }
 
-/* Generates on fortune.bin (threshold 0.05, 24 steps, then `adjust`), writes
- * the trace, and reads it back: the same dense mask, stored as bits. */
+/* The stored tensors of `path` hold no mask: it is the rule (metadata). */
+static void expect_rule_only(const char *path) {
+    unsigned char *buf;
+    Tensor *t;
+    int count;
+    parse_raw(path, &buf, &t, &count);
+    cr_assert(!tempo_tensor_find(t, count, "allowed") && !tempo_tensor_find(t, count, "allowed_bits"),
+              "a rule trace must store no allowed tensor");
+    cr_assert(tempo_tensor_find(t, count, "sets") && tempo_tensor_find(t, count, "pruned"), "the rule's sets and pruned");
+    free(t);
+    free(buf);
+}
+
+/* C's reading of the rule (tempo_trace_mask, and tempo_trace_dense_mask) gives `dense`. */
+static void expect_rule_reads(const char *path, const Model *m, const Tensor *dense, const char *what) {
+    char err[TEMPO_ERR_SIZE];
+    Trace read;
+    TraceMask tm;
+    int n = (int)dense->shape[dense->ndim - 1];
+    cr_assert(tempo_trace_read(&read, path, err) == 0, "%s", err);
+    cr_assert(!tempo_trace_get(&read, "allowed"), "%s: the rule is not made dense on reading", what);
+    cr_assert(tempo_trace_mask(&read, &m->config, n, &tm, err) == 0, "%s", err);
+    cr_assert(tm.is_rule && tm.mask.layers == (dense->ndim == 3 ? dense->shape[0] : 1), "%s: the rule's layers", what);
+    uint8_t *cells = tempo_mask_to_dense(&tm.mask, n);
+    cr_assert(cells && memcmp(cells, dense->data, tempo_tensor_bytes(dense)) == 0, "%s: the rule read back differs", what);
+    free(cells);
+    tempo_trace_mask_free(&tm);
+    cr_assert(tempo_trace_dense_mask(&read, n - 1, err) != 0 && strstr(err, "stores its mask as a rule"),
+              "%s: a dense copy past the limit is refused: %s", what, err);
+    cr_assert(tempo_trace_dense_mask(&read, n, err) == 0, "%s", err);
+    const Tensor *back = tempo_trace_get(&read, "allowed");
+    cr_assert(back && back->ndim == dense->ndim && memcmp(back->data, dense->data, tempo_tensor_bytes(dense)) == 0,
+              "%s: the dense copy of the rule differs", what);
+    tempo_trace_free(&read);
+}
+
+/* Generates on fortune.bin (threshold 0.05, 24 steps, then `adjust`), and
+ * writes the trace in both forms: bits, and the rule. Each reads back (C
+ * and oracle/reference.py, each its own way) to the dense mask of the
+ * generation's rule, which the forward applied (invariants/cache_equals_recompute_*). */
 static void round_trip(void (*adjust)(GenConfig *), const char *what, int expect_hidden) {
-    char model[4096], tok[4096], err[TEMPO_ERR_SIZE], path[256];
+    char model[4096], tok[4096], err[TEMPO_ERR_SIZE], path[256], rule_path[256];
     fortune_paths(model, tok);
     Model m;
     load_model(&m, model);
@@ -83,25 +121,42 @@ static void round_trip(void (*adjust)(GenConfig *), const char *what, int expect
     adjust(&g);
     int ids[64], n;
     Generation gen;
-    Trace written, read;
+    Trace written, rule, read;
     cr_assert(tempo_encode(&t, "The cat sat on the", ids, 64, &n, err) == 0, "%s", err);
     cr_assert(tempo_generate(&m, ids, n, &g, &gen, err) == 0, "%s", err);
-    cr_assert(tempo_generation_trace(&gen, &m, &written, err) == 0, "%s", err);
+    cr_assert(tempo_generation_trace(&gen, &m, TRACE_MASK_BITS, &written, err) == 0, "%s", err);
+    cr_assert(tempo_generation_trace(&gen, &m, TRACE_MASK_RULE, &rule, err) == 0, "%s", err);
     snprintf(path, sizeof path, "/tmp/tempo-bits-%s-%d.st", what, (int)getpid());
-    cr_assert(tempo_trace_write(&written, path, err) == 0, "%s", err);
-    const Tensor *dense = tempo_trace_get(&written, "allowed");
-    size_t rows = tempo_tensor_count(dense) / (size_t)gen.n_rows;
-    cr_assert(!expect_hidden || count_hidden_below_diagonal(dense->data, rows, gen.n_rows) > 0,
+    snprintf(rule_path, sizeof rule_path, "/tmp/tempo-rule-%s-%d.st", what, (int)getpid());
+    cr_assert(tempo_trace_write(&written, path, err) == 0 && tempo_trace_write(&rule, rule_path, err) == 0, "%s", err);
+    int ML = gen.mask_layers, N = gen.n_rows;
+    Tensor dense = {"allowed", DT_U8, ML == 1 ? 2 : 3, {0}, tempo_generation_allowed(&gen)};
+    int64_t shape[3] = {ML, N, N};
+    memcpy(dense.shape, shape + (ML == 1), (size_t)dense.ndim * sizeof(int64_t));
+    cr_assert(dense.data, "out of memory");
+    cr_assert(!expect_hidden || count_hidden_below_diagonal(dense.data, (size_t)ML * N, N) > 0,
               "%s: the mask must hide some earlier key to test anything", what);
-    expect_bits(path, dense->data, rows, gen.n_rows, dense->ndim);
-    expect_oracle_reads(path, dense);
+    int hidden_by_pruning = 0;
+    for (int k = 0; k < N; k++) hidden_by_pruning += gen.hidden_from[k] >= 0 && gen.hidden_from[k] < N;
+    cr_assert(!g.prune || hidden_by_pruning > 0, "%s: no row is hidden by pruning, so the rule's pruning is not read", what);
+    expect_bits(path, dense.data, (size_t)ML * N, N, dense.ndim);
+    expect_oracle_reads(path, &dense);
     cr_assert(tempo_trace_read(&read, path, err) == 0, "%s", err);
     const Tensor *back = tempo_trace_get(&read, "allowed");
-    cr_assert(back && back->ndim == dense->ndim && memcmp(back->shape, dense->shape, sizeof dense->shape) == 0,
+    cr_assert(back && back->ndim == dense.ndim && memcmp(back->shape, dense.shape, sizeof dense.shape) == 0,
               "%s: allowed read back with another shape", what);
-    cr_assert(memcmp(back->data, dense->data, tempo_tensor_bytes(dense)) == 0, "%s: allowed read back differs", what);
+    cr_assert(memcmp(back->data, dense.data, tempo_tensor_bytes(&dense)) == 0, "%s: allowed read back differs", what);
+    expect_rule_only(rule_path);
+    expect_rule_reads(rule_path, &m, &dense, what);
+    expect_oracle_reads(rule_path, &dense);
+    struct stat bits_st, rule_st;
+    cr_assert(stat(path, &bits_st) == 0 && stat(rule_path, &rule_st) == 0 && rule_st.st_size < bits_st.st_size,
+              "%s: the rule trace (%lld bytes) must be smaller than the bits one", what, (long long)rule_st.st_size);
     unlink(path);
+    unlink(rule_path);
+    free(dense.data);
     tempo_trace_free(&read);
+    tempo_trace_free(&rule);
     tempo_trace_free(&written);
     tempo_generation_free(&gen);
     tempo_tokenizer_free(&t);
@@ -180,6 +235,79 @@ static void expect_refused(const char *path, const char *needle) {
     cr_assert(strstr(err, needle) != NULL, "the message lacks \"%s\": %s", needle, err);
     snprintf(args, sizeof args, "verify -m %s/stories260K.bin %s", WEIGHTS_DIR, path);
     expect_error(args, 2, needle, NULL); /* verify: 2 for bad input, 1 for a mismatch */
+}
+
+/* A 4-row trace storing its mask as a rule: sets, pruned (NULL: none), mask_kinds, n_prompt (NULL: none). */
+static void write_rule(const char *path, const int *sets, int n_sets, const int *pruned, const char *form, const char *kinds,
+                       const char *n_prompt) {
+    char err[TEMPO_ERR_SIZE];
+    int rows[4] = {1, 2, 3, 4};
+    int64_t four[1] = {4}, count[1] = {n_sets};
+    Trace t;
+    tempo_trace_init(&t);
+    cr_assert(tempo_trace_add(&t, "tokens", DT_I32, 1, four, rows, err) == 0, "%s", err);
+    cr_assert(tempo_trace_add(&t, "positions", DT_I32, 1, four, rows, err) == 0, "%s", err);
+    cr_assert(tempo_trace_add(&t, "sets", DT_I32, 1, count, sets, err) == 0, "%s", err);
+    cr_assert(!pruned || tempo_trace_add(&t, "pruned", DT_I32, 1, four, pruned, err) == 0, "%s", err);
+    cr_assert(tempo_trace_meta(&t, "mask", form, err) == 0 && tempo_trace_meta(&t, "mask_kinds", kinds, err) == 0, "%s", err);
+    cr_assert(!n_prompt || tempo_trace_meta(&t, "n_prompt", n_prompt, err) == 0, "%s", err);
+    cr_assert(tempo_trace_write(&t, path, err) == 0, "%s", err);
+    tempo_trace_free(&t);
+}
+
+/* The trace reads; its inputs are refused with `needle`, by the library and by verify (exit 2). */
+static void expect_rule_refused(const char *path, const char *needle) {
+    char err[TEMPO_ERR_SIZE], args[1024], model[4096];
+    Model m;
+    Trace t;
+    int n, layers;
+    weights_path("stories260K.bin", model, sizeof model);
+    load_model(&m, model);
+    cr_assert(tempo_trace_read(&t, path, err) == 0, "%s", err);
+    cr_assert(tempo_trace_inputs(&t, &m.config, &n, &layers, err) != 0, "a rule with %s was taken", needle);
+    cr_assert(strstr(err, needle) != NULL, "the message lacks \"%s\": %s", needle, err);
+    tempo_trace_free(&t);
+    tempo_model_free(&m);
+    snprintf(args, sizeof args, "verify -m %s/stories260K.bin %s", WEIGHTS_DIR, path);
+    expect_error(args, 2, needle, NULL);
+}
+
+Test(trace_rule, malformed_rules_are_refused_with_one_line) {
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/tempo-rule-bad-%d.st", (int)getpid());
+    int sets[4] = {0, 1, 2, 2}, none[4] = {-1, -1, -1, -1}, late[4] = {-1, -1, 1, -1}, prompt[4] = {0, -1, -1, -1};
+    int early[4] = {-1, -1, 0, -1};
+    write_rule(path, sets, 3, none, "rule", "isolated", "2");
+    expect_rule_refused(path, "sets must be I32[4]");
+    write_rule(path, sets, 4, late, "rule", "isolated", "2"); /* the last step is 0: no step 1 to prune at */
+    expect_rule_refused(path, "trace pruned[2] is 1");
+    write_rule(path, sets, 4, early, "rule", "isolated", "2"); /* pruned by its own step */
+    expect_rule_refused(path, "trace pruned[2] is 0");
+    write_rule(path, sets, 4, prompt, "rule", "isolated", "2"); /* a prompt row is never pruned */
+    expect_rule_refused(path, "trace pruned[0] is 0");
+    write_rule(path, sets, 4, late, "rule", "isolated", NULL);
+    expect_rule_refused(path, "pruned rows but no n_prompt");
+    write_rule(path, sets, 4, none, "rule", "sideways", "2");
+    expect_rule_refused(path, "must be causal, isolated or visible");
+    write_rule(path, sets, 4, none, "rule", "isolated,visible", "2");
+    expect_rule_refused(path, "names 2 kinds");
+    write_rule(path, sets, 4, none, "sketch", "isolated", "2");
+    expect_rule_refused(path, "trace metadata mask is 'sketch'");
+    write_rule(path, sets, 4, none, "rule", "isolated", NULL); /* nothing pruned: n_prompt is not needed */
+    char err[TEMPO_ERR_SIZE], model[4096];
+    Model m;
+    Trace t;
+    int n, layers;
+    weights_path("stories260K.bin", model, sizeof model);
+    load_model(&m, model);
+    cr_assert(tempo_trace_read(&t, path, err) == 0 && tempo_trace_inputs(&t, &m.config, &n, &layers, err) == 0, "%s", err);
+    cr_assert(n == 4 && layers == 1, "a well-formed rule of 4 rows, one kind");
+    tempo_trace_free(&t);
+    tempo_model_free(&m);
+    int64_t four[1] = {4};
+    write_with(path, "sets", DT_I32, 1, four, sets); /* no mask in any form */
+    expect_rule_refused(path, "trace lacks allowed (or allowed_bits, or the mask as a rule)");
+    unlink(path);
 }
 
 Test(trace_bits, malformed_bits_are_refused_with_one_line) {
@@ -288,7 +416,7 @@ static void expect_slice(const Model *m, const Generation *full, const float *de
                           "%s: kept slot [%d,%d,%d] is not layer %d head %d row %d of the full capture", what, a, b, r, l, h, q);
             }
     Trace tr;
-    cr_assert(tempo_generation_trace(part, m, &tr, err) == 0, "%s", err);
+    cr_assert(tempo_generation_trace(part, m, TRACE_MASK_BITS, &tr, err) == 0, "%s", err);
     const Tensor *t = tempo_trace_get(&tr, "attention");
     cr_assert(t && t->shape[0] == KL && t->shape[1] == KH && t->shape[2] == KR && t->shape[3] == n, "%s: trace shape", what);
     cr_assert(memcmp(t->data, att, (size_t)KL * KH * KR * n * sizeof(float)) == 0, "%s: the trace holds other values", what);
@@ -344,4 +472,56 @@ Test(trace_attention, a_generation_keeps_exactly_the_asked_slice_bitwise) {
     }
     tempo_tokenizer_free(&t);
     tempo_model_free(&m);
+}
+
+/* Runs `tempo ARGS` and returns its stdout and stderr (static buffer); asserts the exit status. */
+static const char *tempo_says(const char *args, int status) {
+    static char cmd[16384], out[65536];
+    snprintf(cmd, sizeof cmd, "%s %s", TEMPO_BIN, args);
+    int rc = run_command_capture(cmd, out, sizeof out, 1);
+    cr_assert_eq(rc, status, "`%s` exited %d:\n%s", cmd, rc, out);
+    return out;
+}
+
+/* generate --trace-mask rule on a pruned run with a mask per layer: the
+ * trace is the same file run to run, verify passes recomputing under the
+ * rule, audit says the mask is the rule, diff finds it equal to the bits
+ * form cell by cell, attention draws from it; bad values are refused. */
+Test(trace_rule, a_rule_trace_is_reproducible_and_every_reader_takes_it) {
+    char model[4096], tok[4096], args[16384], rule[3][256], bits[256];
+    fortune_paths(model, tok);
+    for (int i = 0; i < 3; i++) snprintf(rule[i], sizeof rule[i], "/tmp/tempo-rule-cli-%d-%d.st", i, (int)getpid());
+    snprintf(bits, sizeof bits, "/tmp/tempo-rule-cli-bits-%d.st", (int)getpid());
+    const char *run = "generate -m %s -z %s -p 'A fool and his money' --threshold 0.05 -n 40 --prune attention "
+                      "--isolate-layers 1-2 --quiet --trace %s %s";
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, run, model, tok, rule[i], "--trace-mask rule");
+        tempo_says(args, 0);
+    }
+    snprintf(args, sizeof args, run, model, tok, bits, "--trace-mask bits");
+    tempo_says(args, 0);
+    size_t len_a, len_b;
+    char *a = read_text_file(rule[0], &len_a), *b = read_text_file(rule[1], &len_b);
+    cr_assert(len_a == len_b && memcmp(a, b, len_a) == 0, "two runs wrote different rule traces");
+    free(a);
+    free(b);
+    snprintf(args, sizeof args, "verify -m %s %s", model, rule[0]);
+    cr_assert(strstr(tempo_says(args, 0), "PASS"), "verify of a rule trace");
+    snprintf(args, sizeof args, "audit -m %s %s", model, rule[0]);
+    const char *audit = tempo_says(args, 0);
+    cr_assert(strstr(audit, "0 findings: the trace stores the mask as the rule (visible,isolated,isolated,visible)"), "%s", audit);
+    snprintf(args, sizeof args, "audit -m %s %s --mode visible", model, rule[0]);
+    cr_assert(strstr(tempo_says(args, 1), "the trace's mask rule has kinds visible,isolated,isolated,visible; the settings say visible"),
+              "audit must find a rule that disagrees with the claimed settings");
+    snprintf(args, sizeof args, "diff %s %s", rule[0], bits);
+    const char *diff = tempo_says(args, 0);
+    cr_assert(strstr(diff, "allowed    ok   max abs 0.000e+00") && strstr(diff, "SAME"), "%s", diff);
+    snprintf(args, sizeof args, "attention %s --heatmap 1:0 --rows 12-20", rule[0]);
+    tempo_says(args, 0);
+    snprintf(args, sizeof args, run, model, tok, rule[2], "--trace-mask sketch");
+    cr_assert(strstr(tempo_says(args, 1), "--trace-mask must be bits or rule, got 'sketch'"), "a bad --trace-mask");
+    snprintf(args, sizeof args, "generate -m %s -z %s -p hi -n 2 --trace-mask rule", model, tok);
+    cr_assert(strstr(tempo_says(args, 1), "give --trace too"), "--trace-mask without --trace");
+    for (int i = 0; i < 3; i++) unlink(rule[i]);
+    unlink(bits);
 }

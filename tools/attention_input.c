@@ -4,11 +4,14 @@
 #include "attention_input.h"
 #include "audit.h"
 #include "inputs.h"
+#include "memory.h"
 #include "pictures.h"
 #include "settings.h"
 #include "../kernels/kernels.h"
 
 #include <stdlib.h>
+/* The most rows whose rule mask the pictures make dense (256 MB a mask layer). */
+enum { ATTENTION_DENSE_ROWS = 16384 };
 #include <string.h>
 
 static int in_list(const char *s, const char *const *list) {
@@ -78,6 +81,7 @@ static int attention_tokenizer(const Args *a, AttentionInput *in, char *err) {
 
 static int attention_from_trace(const Args *a, const AttentionRequest *r, AttentionInput *in, char *err) {
     if (tempo_trace_read(&in->tr, a->positional[0], err) != 0) return -1;
+    if (tempo_trace_dense_mask(&in->tr, ATTENTION_DENSE_ROWS, err) != 0) return -1; /* a rule: its cells, for the pictures */
     if (attention_view_from_trace(&in->tr, &in->v, &in->n_prompt, err) != 0) return -1;
     if (attention_request_fits(r, in->v.n_layers, in->v.n_heads, in->v.n, err) != 0) return -1;
     if (!flag(a, "-m")) return flag(a, "-z") ? attention_tokenizer(a, in, err) : 0;
@@ -110,6 +114,16 @@ static int view_of_generation(AttentionInput *in, char *err) {
     return 0;
 }
 
+/* Bytes a fresh run holds: the generation keeping every row's attention
+ * (tempo_generation_bytes, with its trace), then the view's dense copies:
+ * the attention [L][H][n][n] and the mask [mask layers][n][n]. */
+static size_t fresh_run_bytes(const Model *m, const GenConfig *g, int n_prompt) {
+    const Config *c = &m->config;
+    size_t n = (size_t)tempo_generation_capacity(g, c, n_prompt);
+    size_t mask_layers = (size_t)tempo_mask_layers(g, c);
+    return tempo_generation_bytes(m, g, n_prompt, 1) + ((size_t)c->n_layers * c->n_heads * sizeof(float) + mask_layers) * n * n;
+}
+
 /* A fresh run of the model; --trace also writes it as a trace. */
 static int attention_fresh_run(const Args *a, const AttentionRequest *r, AttentionInput *in, char *err) {
     GenConfig g;
@@ -121,11 +135,15 @@ static int attention_fresh_run(const Args *a, const AttentionRequest *r, Attenti
         return -1;
     g.capture_attention = 1;
     g.keep_logits = flag(a, "--trace") != NULL; /* only a trace needs every row's logits */
-    int rc = tempo_generate(&in->m, prompt, n_prompt, &g, &in->gen, err);
+    int rc = tempo_memory_check(fresh_run_bytes(&in->m, &g, n_prompt), "this attention run",
+                                "shrink it with fewer --max-tokens or a shorter prompt", err);
+    if (rc == 0) rc = tempo_generate(&in->m, prompt, n_prompt, &g, &in->gen, err);
     free(prompt);
     if (rc != 0) return -1;
+    TraceMaskForm form;
+    if (trace_mask_from_flags(a, &form, err) != 0) return -1;
     if (flag(a, "--trace")) {
-        if (tempo_generation_trace(&in->gen, &in->m, &in->tr, err) != 0 || audit_put_settings(&in->tr, &g, c, err) != 0 ||
+        if (tempo_generation_trace(&in->gen, &in->m, form, &in->tr, err) != 0 || audit_put_settings(&in->tr, &g, c, err) != 0 ||
             tempo_trace_write(&in->tr, flag(a, "--trace"), err) != 0)
             return -1;
     }
@@ -145,6 +163,8 @@ int attention_request_rows(const Args *a, const AttentionRequest *r, const Atten
 
 /* The trace or the run, its view, and a label for every row. */
 int attention_load(const Args *a, const AttentionRequest *r, AttentionInput *in, char *err) {
+    TraceMaskForm form;
+    if (trace_mask_from_flags(a, &form, err) != 0) return -1; /* --trace-mask without --trace: refused before loading */
     if ((a->n_positional == 1 ? attention_from_trace(a, r, in, err) : attention_fresh_run(a, r, in, err)) != 0) return -1;
     if (!in->v.model[0] && tempo_model_path(&in->m)[0]) { /* a trace without a model name: the one given */
         snprintf(in->model_name, sizeof in->model_name, "%s", tempo_model_name(&in->m));

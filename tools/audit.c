@@ -82,7 +82,8 @@ typedef struct {
     int n, P, S, W, V, mask_layers;
     int first_pos; /* P + position_gap: step s's rows sit at first_pos + s */
     const int *tokens, *positions, *pruned, *selected; /* pruned, selected may be NULL */
-    const uint8_t *allowed;                            /* [mask_layers][n][n] */
+    const uint8_t *allowed;                            /* [mask_layers][n][n]; NULL: stored as the rule */
+    const char *mask_kinds;                            /* the rule's kinds (trace metadata mask_kinds) */
     TraceLogits logits;                                /* every row's, the kept rows' or none */
     const float *selected_probs;                       /* may be NULL */
     int *row_step;   /* [n] the step a row falls in; -1 for the prompt */
@@ -120,7 +121,8 @@ static int audit_open(Audit *a, const Model *m, const Trace *t, const AuditSetti
     if (tempo_trace_inputs(t, &m->config, &a->n, &a->mask_layers, err) != 0) return -1;
     a->tokens = tempo_trace_get(t, "tokens")->data;
     a->positions = tempo_trace_get(t, "positions")->data;
-    a->allowed = tempo_trace_get(t, "allowed")->data;
+    a->allowed = tempo_trace_get(t, "allowed") ? tempo_trace_get(t, "allowed")->data : NULL; /* NULL: the rule */
+    a->mask_kinds = tempo_trace_meta_get(t, "mask_kinds");
     if (tempo_trace_logits(t, a->n, a->V, &a->logits, err) != 0) return -1;
     err[0] = '\0';
     const Tensor *pr = optional_tensor(t, "pruned", DT_I32, 1, a->n, -1, err);
@@ -245,12 +247,20 @@ int trace_recompute(const Model *m, const Trace *t, int *n, float **logits, floa
     *logits = malloc((size_t)*n * c->vocab_size * sizeof(float));
     if (has_attention) *attention = malloc(layers * heads * rows * *n * sizeof(float));
     Outputs out = {.logits = *logits, .attention = *attention, .keep = keep};
-    Mask mask = tempo_mask_dense(tempo_trace_get(t, "allowed")->data, mask_layers, 0, *n, *n);
+    TraceMask tm; /* dense as stored, or the rule rebuilt: never made dense here */
+    if (tempo_trace_mask(t, c, *n, &tm, err) != 0) {
+        free(*logits);
+        free(*attention);
+        *logits = *attention = NULL;
+        return -1;
+    }
+    const Mask mask = tm.mask;
     int n_prompt = trace_recompute_prompt(m, t, *n);
     int rc = !*logits || (has_attention && !*attention) ? tempo_error(err, "out of memory for a %d-row trace", *n)
              : n_prompt > 0 ? forward_by_call(m, t, *n, n_prompt, &mask, *logits, *attention, keep, err)
              : tempo_forward_full(m, *n, tempo_trace_get(t, "tokens")->data, tempo_trace_get(t, "positions")->data,
                                   &mask, out, err);
+    tempo_trace_mask_free(&tm);
     if (rc != 0) {
         free(*logits);
         free(*attention);
@@ -505,6 +515,21 @@ static int check_layer_mask(Audit *a, int layer, MaskKind kind, int *sets, uint8
     return 0;
 }
 
+/* A mask stored as the rule cannot disagree with the rule; its kinds can with the settings. */
+static int check_mask_rule(Audit *a, const GenConfig *g, char *line) {
+    int layers = tempo_mask_layers(g, &a->m->config), w = 0;
+    char want[64 * 10] = "";
+    for (int l = 0; l < layers && w < (int)sizeof want; l++)
+        w += snprintf(want + w, sizeof want - (size_t)w, "%s%s", l ? "," : "", setting_choice(SET_MODE, tempo_layer_mask_kind(g, layers, l)));
+    int agree = a->mask_kinds && strcmp(a->mask_kinds, want) == 0;
+    if (!agree && add_finding(a->r, "mask-rule", -1, -1, -1, -1, "the trace's mask rule has kinds %s; the settings say %s",
+                              a->mask_kinds ? a->mask_kinds : "(none)", want) != 0)
+        return -1;
+    snprintf(line, sizeof a->r->checks[0], "%d findings: the trace stores the mask as the rule (%s), which cannot disagree with it",
+             !agree, want);
+    return 0;
+}
+
 static int check_mask(Audit *a) {
     char *line = a->r->checks[CHECK_MASK];
     if (a->P < 0 || a->s->mode < 0) {
@@ -514,6 +539,7 @@ static int check_mask(Audit *a) {
     int before = a->r->n_findings, rc = 0;
     GenConfig g = a->s->gen;
     g.mode = (MaskKind)a->s->mode;
+    if (!a->allowed) return check_mask_rule(a, &g, line);
     int *sets = malloc((size_t)a->n * sizeof(int));
     uint8_t *expected = malloc((size_t)a->n * a->n);
     if (!sets || !expected) rc = -1;

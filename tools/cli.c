@@ -45,6 +45,9 @@ static const FlagSpec F_THREADS = {"--threads", NULL, FLAG_INT, "N", "OpenBLAS/O
 static const FlagSpec F_JSON = {"--json", NULL, FLAG_TEXT, "FILE", NULL, 0, 0, NULL, "also write the results as JSON", .key = NULL};
 static const FlagSpec F_TRACE = {"--trace", NULL, FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
     "write the run as a trace (tokens, positions, masks, logits, attention)", .key = NULL};
+static const FlagSpec F_TRACE_MASK = {"--trace-mask", NULL, FLAG_TEXT, "FORM", "bits", 0, 0, "bits or rule",
+    "how --trace stores the mask: packed bits (n x n / 8 bytes a mask layer), or the rule (mode, per-layer kinds, sets, "
+    "pruned rows: a few bytes)", .key = NULL};
 static const FlagSpec F_NO_COLOR = {"--no-color", NULL, FLAG_SWITCH, NULL, NULL, 0, 0, NULL, "no colours on a terminal", .key = NULL};
 static const FlagSpec F_HIDE_PRUNED = {"--hide-pruned", NULL, FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
     "leave pruned members out of the text (shown as ~tok~ otherwise)", .key = NULL};
@@ -123,7 +126,7 @@ static const FlagSpec *const generation_valued[] = {&F_MODEL, &F_TOKENIZER, &F_P
 static const FlagSpec *const generation_switches[] = {SETTING_FLAG(GREEDY), SETTING_FLAG(STOP_ON_EMPTY),
     SETTING_FLAG(DYNAMIC), NULL};
 /* generate's own: the trace and how the text is shown */
-static const FlagSpec *const generate_output[] = {&F_TRACE, &F_NO_ATTENTION, &F_ATTENTION_LAYERS, &F_ATTENTION_HEADS,
+static const FlagSpec *const generate_output[] = {&F_TRACE, &F_TRACE_MASK, &F_NO_ATTENTION, &F_ATTENTION_LAYERS, &F_ATTENTION_HEADS,
     &F_ATTENTION_ROWS, &F_SVG_TREE, &F_SVG_SERIES, &F_NO_COLOR, &F_HIDE_PRUNED, &F_VERBOSE, &F_QUIET, NULL};
 /* compare runs both modes on text prompts (--mode only for --vs-numerics's one run), no --tokens */
 static const FlagSpec *const compare_generation[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, SETTING_FLAG(MAX_TOKENS), SETTING_FLAG(MODE),
@@ -132,7 +135,8 @@ static const FlagSpec *const compare_generation[] = {&F_MODEL, &F_TOKENIZER, &F_
     SETTING_FLAG(PRUNE_WINDOW), SETTING_FLAG(PRUNE_LAYERS), SETTING_FLAG(PRUNE_THRESHOLD), SETTING_FLAG(EMULATE),
     SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(REPACK), SETTING_FLAG(POSITION_GAP), &F_JSON, &F_THREADS, &F_PROMPTS, &F_VS_NUMERICS, NULL};
 /* attention's own: heatmaps and pictures */
-static const FlagSpec *const analysis_valued[] = {&F_HEATMAP, &F_ROWS, &F_SVG, &F_SVG_GRID, &F_ROW, &F_SVG_PAIR, &F_TRACE, NULL};
+static const FlagSpec *const analysis_valued[] = {&F_HEATMAP, &F_ROWS, &F_SVG, &F_SVG_GRID, &F_ROW, &F_SVG_PAIR, &F_TRACE,
+    &F_TRACE_MASK, NULL};
 static const FlagSpec *const forward_flags[] = {&F_MODEL, &F_TOKENIZER, &F_PROMPT, &F_TOKENS, &F_POSITIONS,
     &F_SETS, &F_MASK, &F_OUT_TRACE, &F_THREADS, &F_NO_ATTENTION, &F_ATTENTION_LAYERS, &F_ATTENTION_HEADS,
     &F_ATTENTION_ROWS, SETTING_FLAG(NUMERICS), SETTING_FLAG(KV_TYPE), SETTING_FLAG(FLASH_ATTN), SETTING_FLAG(REPACK), NULL};
@@ -248,7 +252,8 @@ static int write_generation_files(const Args *a, const Model *m, const Tokenizer
     if (json) print_wrote(json, "JSON of the run (settings, steps, pruning decisions, series, summary)");
     if (!trace) return 0;
     Trace tr;
-    if (tempo_generation_trace(gen, m, &tr, err) != 0) return -1;
+    TraceMaskForm form;
+    if (trace_mask_from_flags(a, &form, err) != 0 || tempo_generation_trace(gen, m, form, &tr, err) != 0) return -1;
     int rc = audit_put_settings(&tr, g, &m->config, err);
     if (rc == 0) rc = tempo_trace_write(&tr, trace, err);
     tempo_trace_free(&tr);
@@ -259,7 +264,10 @@ static int write_generation_files(const Args *a, const Model *m, const Tokenizer
 
 static int cmd_generate(int argc, char **argv, char *err) {
     Args a;
-    if (parse_args(argc, argv, "generate", (FlagTables){generation_valued, generate_output, generation_switches}, &a, err) != 0) return 1;
+    TraceMaskForm form; /* checked before the model loads */
+    if (parse_args(argc, argv, "generate", (FlagTables){generation_valued, generate_output, generation_switches}, &a, err) != 0 ||
+        trace_mask_from_flags(&a, &form, err) != 0)
+        return 1;
     apply_threads(&a);
     Model m;
     Tokenizer t;
@@ -300,6 +308,9 @@ static void parse_tolerance(const Args *a, Tolerance *tol) {
     tol->rtol = flag_number(a, "--rtol", 0.0);
 }
 
+/* The most rows whose rule mask diff makes dense to compare with a stored one (256 MB a mask layer). */
+enum { DIFF_DENSE_ROWS = 16384 };
+
 static int cmd_diff(int argc, char **argv, char *err) {
     Args a;
     Tolerance tol;
@@ -312,11 +323,14 @@ static int cmd_diff(int argc, char **argv, char *err) {
         tempo_trace_free(&A);
         return 2;
     }
-    int failed = diff_traces(&A, &B, &tol);
-    printf("%s\n", failed ? "DIFFERENT" : "SAME within tolerance");
+    /* a mask stored as the rule against a stored one: compared cell by cell */
+    int rc = tempo_trace_get(&B, "allowed") ? tempo_trace_dense_mask(&A, DIFF_DENSE_ROWS, err) : 0;
+    if (rc == 0 && tempo_trace_get(&A, "allowed")) rc = tempo_trace_dense_mask(&B, DIFF_DENSE_ROWS, err);
+    int failed = rc == 0 ? diff_traces(&A, &B, &tol) : 0;
+    if (rc == 0) printf("%s\n", failed ? "DIFFERENT" : "SAME within tolerance");
     tempo_trace_free(&A);
     tempo_trace_free(&B);
-    return failed ? 1 : 0;
+    return rc != 0 ? 2 : failed ? 1 : 0;
 }
 
 /* A trace verify can judge holds logits or attention: with neither there is nothing to compare, which is no PASS. */
@@ -412,10 +426,9 @@ static int cmd_verify(int argc, char **argv, char *err) {
         trace_recompute(&m, &tr, &n, &logits, &attention, &keep, err) != 0)
         goto done;
     const int *tokens = tempo_trace_get(&tr, "tokens")->data, *positions = tempo_trace_get(&tr, "positions")->data;
-    const uint8_t *allowed = tempo_trace_get(&tr, "allowed")->data;
-    const Tensor *sets = tempo_trace_get(&tr, "sets");
+    const Tensor *sets = tempo_trace_get(&tr, "sets"); /* tempo's own: logits and attention, the mask is the trace's */
     if (tempo_trace_build(&mine, &m, n, tokens, positions, sets && sets->dtype == DT_I32 && sets->shape[0] == n ? sets->data : positions,
-                          allowed, mask_layers, logits, NULL, NULL, err) != 0)
+                          NULL, mask_layers, logits, NULL, NULL, err) != 0)
         goto done;
     if (attention && tempo_trace_add_attention(&mine, &m.config, n, &keep, attention, err) != 0) {
         tempo_trace_free(&mine);

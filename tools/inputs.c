@@ -108,7 +108,7 @@ int generation_keep_from_flags(const Args *a, const Config *c, GenConfig *g, int
     g->keep_logits = flag(a, "--trace") != NULL; /* only a trace needs every row's logits, and the attention it keeps */
     g->capture_attention = g->keep_logits && !flag(a, "--no-attention");
     g->attention_keep = keep;
-    int max_rows = tempo_generation_rows(g, c, n_prompt); /* rows past the run's end are never reached */
+    int max_rows = tempo_generation_capacity(g, c, n_prompt); /* rows past the run's end are never reached */
     if (attention_keep_from_flags(a, c, max_rows, keep, err) != 0) return -1;
     if (flag(a, "--attention-rows") || !g->capture_attention) return 0;
     if (max_rows == n_prompt) return g->capture_attention = 0, 0; /* the prompt fills the context: no row generated */
@@ -153,4 +153,12 @@ int numerics_to_trace(Trace *t, const Numerics *n, char *err) {
         return -1;
     if (tempo_trace_meta(t, "flash_attn", setting_choice(SET_FLASH_ATTN, n->flash_attn), err) != 0) return -1;
     return tempo_trace_meta(t, "repack", setting_choice(SET_REPACK, n->repack_off), err);
+}
+
+int trace_mask_from_flags(const Args *a, TraceMaskForm *form, char *err) {
+    const char *v = flag(a, "--trace-mask");
+    *form = v && strcmp(v, "rule") == 0 ? TRACE_MASK_RULE : TRACE_MASK_BITS;
+    if (v && strcmp(v, "rule") != 0 && strcmp(v, "bits") != 0) return tempo_error(err, "--trace-mask must be bits or rule, got '%s'", v);
+    if (v && !flag(a, "--trace")) return tempo_error(err, "--trace-mask says how --trace stores the mask: give --trace too");
+    return 0;
 }

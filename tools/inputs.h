@@ -28,6 +28,8 @@ void attention_keep_free(AttentionKeep *keep);
  * prompt's n_prompt x n_prompt; "--attention-rows all" keeps every row. */
 int generation_keep_from_flags(const Args *a, const Config *c, GenConfig *g, int n_prompt, AttentionKeep *keep,
                                char *err);
+/* --trace-mask bits|rule: the form a generation's trace stores its mask in (default bits). */
+int trace_mask_from_flags(const Args *a, TraceMaskForm *form, char *err);
 /* Floats of the kept attention of a forward over n_rows rows. */
 size_t attention_kept_values(const AttentionKeep *keep, const Config *c, int n_rows);
 

@@ -24,14 +24,6 @@ size_t tempo_state_bytes(const Config *c, const Kernels *kern, int capacity, int
     return (cache + (size_t)rows * per_row + kernels) * sizeof(float) + (size_t)rows * sizeof(int);
 }
 
-int tempo_generation_rows(const GenConfig *g, const Config *c, int n_prompt) {
-    long width = g->emulate == EMULATE_LAST_MEMBER_ONLY ? 1 : g->max_width < c->vocab_size ? g->max_width : c->vocab_size;
-    long positions_left = (long)c->seq_len - n_prompt - g->position_gap;
-    long steps = positions_left < 0 ? 0 : g->max_steps < positions_left ? g->max_steps : positions_left;
-    long rows = n_prompt + steps * width;
-    return rows > INT_MAX / 2 ? INT_MAX / 2 : (int)rows;
-}
-
 /* Floats of the kept attention over rows [from, to): each kept row i pays i+1 keys a kept layer and head. */
 static size_t kept_triangle(const AttentionKeep *keep, const Config *c, int from, int to) {
     size_t KLH = (size_t)(keep->layers ? keep->n_layers : c->n_layers) * (keep->heads ? keep->n_heads : c->n_heads), sum = 0;
@@ -45,15 +37,15 @@ static size_t kept_triangle(const AttentionKeep *keep, const Config *c, int from
 size_t tempo_generation_bytes(const Model *m, const GenConfig *g, int n_prompt, int trace) {
     const Config *c = &m->config;
     const AttentionKeep all = {0}, *keep = g->attention_keep ? g->attention_keep : &all;
-    size_t n = (size_t)tempo_generation_rows(g, c, n_prompt), L = c->n_layers, H = c->n_heads;
+    size_t n = (size_t)tempo_generation_capacity(g, c, n_prompt), L = c->n_layers, H = c->n_heads;
     size_t kept = g->capture_attention ? kept_triangle(keep, c, 0, (int)n) : 0; /* grown by doubling: up to twice */
     size_t prompt_batch = g->capture_attention ? kept_triangle(keep, c, 0, n_prompt) * 2 : 0; /* rows x keys, bounded */
     size_t step_batch = (g->prune ? L * H : g->capture_attention ? L * H : 0) * (size_t)g->max_width * n;
-    size_t masks = (g->isolate_first > 0 || g->isolate_last < c->n_layers - 1 ? L : 1) * n * (n + 1) / 2;
+    size_t mask_bits = (size_t)tempo_mask_layers(g, c) * n * ((n + 7) / 8); /* the run keeps the rule */
     size_t logits = (g->keep_logits ? n : (size_t)g->max_width + 1) * c->vocab_size * sizeof(float);
     size_t state = tempo_state_bytes(c, m->kernels ? m->kernels : &tempo_plain_kernels, (int)n, n_prompt);
-    size_t held = tempo_model_resident_bytes(m) + state + logits + masks + (2 * kept + prompt_batch + step_batch) * sizeof(float);
-    return held + (trace ? logits + masks * 2 + kept * 2 * sizeof(float) : 0); /* the trace: dense masks and attention */
+    size_t held = tempo_model_resident_bytes(m) + state + logits + (2 * kept + prompt_batch + step_batch) * sizeof(float);
+    return held + (trace ? logits + mask_bits + kept * 2 * sizeof(float) : 0); /* the trace: masks as bits (or the rule), attention */
 }
 
 int tempo_memory_available(size_t *bytes, char *err) {

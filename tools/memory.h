@@ -12,12 +12,8 @@ size_t tempo_model_resident_bytes(const Model *m);
  * new rows has run with `kern`: the KV cache and the scratch that
  * tempo_state_init and tempo_forward allocate. */
 size_t tempo_state_bytes(const Config *c, const Kernels *kern, int capacity, int rows);
-/* The most rows a generation from n_prompt rows can reach (its KV cache's
- * capacity, as tempo_generate sizes it): the prompt, then max_width rows
- * (one under --emulate) for each step the context has positions for. */
-int tempo_generation_rows(const GenConfig *g, const Config *c, int n_prompt);
 /* Bytes tempo_generate holds for n_prompt rows under g (its cache, rows,
- * masks, logits and kept attention), plus the trace written from it. */
+ * logits and kept attention), plus the trace written from it (masks as bits). */
 size_t tempo_generation_bytes(const Model *m, const GenConfig *g, int n_prompt, int trace);
 /* MemAvailable of /proc/meminfo, in bytes (0 and an error when unreadable). */
 int tempo_memory_available(size_t *bytes, char *err);

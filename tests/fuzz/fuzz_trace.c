@@ -44,10 +44,12 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         float *logits = malloc((size_t)n * c->vocab_size * sizeof(float));
         float *att = malloc((size_t)c->n_layers * c->n_heads * n * n * sizeof(float));
         Outputs out = {.logits = logits, .hidden = NULL, .attention = att};
-        Mask mask = tempo_mask_dense(tempo_trace_get(&t, "allowed")->data, mask_layers, 0, n, n);
-        if (logits && att)
+        TraceMask tm;
+        if (logits && att && tempo_trace_mask(&t, c, n, &tm, err) == 0) {
             tempo_forward_full(&model, n, tempo_trace_get(&t, "tokens")->data, tempo_trace_get(&t, "positions")->data,
-                               &mask, out, err);
+                               &tm.mask, out, err);
+            tempo_trace_mask_free(&tm);
+        }
         free(logits);
         free(att);
     }

@@ -26,6 +26,8 @@ rm -rf "$out/hf-llama3" "$out/hf-gpt2"
 $tempo synth --out "$out/trace.model" --dim 16 --hidden 32 --layers 2 --heads 2 --kv-heads 1 --vocab 32 --seq-len 16
 $tempo forward -m "$out/trace.model" --tokens 1,5,7,7,9 --positions 0,1,2,2,3 --mask isolated --out "$out/trace/isolated" >/dev/null 2>&1
 $tempo generate -m "$out/trace.model" --tokens 1,5,7 -n 3 --threshold 0.05 --isolate-layers 1-1 --trace "$out/trace/layers-bits" >/dev/null 2>&1
+$tempo generate -m "$out/trace.model" --tokens 1,5,7 -n 4 --threshold 0.05 --isolate-layers 1-1 --prune attention --prune-layers 1 \
+  --trace "$out/trace/layers-rule" --trace-mask rule >/dev/null 2>&1
 rm -f "$out/trace.model"
 # a dense trace as other engines write it (allowed U8[n,n]), beside tempo's packed allowed_bits
 python3 - "$out/trace/dense" <<'PY'
