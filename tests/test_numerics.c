@@ -422,7 +422,7 @@ Test(numerics, ggml_rope_and_swiglu) {
 
 /* ---- ggml's quantized dot products (kernels/ggml_dots.c, ggml_dots_avx.c) ---- */
 
-enum { DOT_M = 512, DOT_ROWS = 7 };
+enum { DOT_M = 1280, DOT_ROWS = 7 }; /* 5 super-blocks */
 static const WeightType DOT_TYPES[] = {WEIGHT_Q8_0, WEIGHT_Q4_0, WEIGHT_Q4_K, WEIGHT_Q5_K, WEIGHT_Q6_K};
 
 static uint64_t next_bits(uint64_t *s) {
@@ -502,6 +502,9 @@ static void quantized_rows(WeightType t, QuantRows *r, uint64_t *s) {
         tempo_ggml_quantize_plain(tempo_ggml_dot_type(t), x, DOT_M, quant_row(r, i));
         if (i == 1) memset(r->q[i], 127, 64);
         if (i == 2) memset(r->q[i] + 256, -127, 32);
+        if (i == 3) memset(r->q[i], -127, DOT_M);
+        if (i == 4)
+            for (int j = 0; j < DOT_M; j++) r->q[i][j] = (int8_t)(j % 3 ? 127 : -127);
         for (int g = 0; g < DOT_M / 16; g++) { /* the sums of 16 after the edits */
             int sum = 0;
             for (int j = 0; j < 16; j++) sum += r->q[i][16 * g + j];
@@ -510,27 +513,43 @@ static void quantized_rows(WeightType t, QuantRows *r, uint64_t *s) {
     }
 }
 
+/* A row whose bytes are all `fill` but the f16 scales, kept finite
+ * (0xff: every nibble 15, 6-bit value 63 and scale 63; 0x80: Q6_K's and
+ * Q8_0's scales and values -128). */
+static void uniform_weights(WeightType t, uint8_t *w, int m, uint8_t fill) {
+    size_t bytes = tempo_row_bytes(t, (size_t)m), block = tempo_block_bytes(t), at = t == WEIGHT_Q6_K ? 208 : 0;
+    memset(w, fill, bytes);
+    int halves = t == WEIGHT_Q4_K || t == WEIGHT_Q5_K ? 2 : 1; /* d (and dmin) */
+    for (size_t b = 0; b < bytes; b += block)
+        for (int h = 0; h < halves; h++) w[b + at + 2 * h + 1] &= 0xfb; /* exponent below 31 */
+}
+
 /* The vectorized dots (one weight row, 1 to 7 activation rows a call)
- * equal the plain ones bit for bit on random blocks. */
+ * equal the plain ones bit for bit on random blocks and on uniform ones,
+ * for rows of 1 to 5 super-blocks (1 to 40 blocks of 32). */
 Test(numerics, fast_dots_are_bitwise_plain) {
     uint64_t s = 17;
     static QuantRows rows;
     static uint8_t w[DOT_M * 2];
+    static const uint8_t fills[] = {0xff, 0x80, 0x00, 0x7f};
     for (size_t ti = 0; ti < sizeof DOT_TYPES / sizeof *DOT_TYPES; ti++)
-        for (int trial = 0; trial < 60; trial++) {
+        for (int trial = 0; trial < 80; trial++) {
             WeightType t = DOT_TYPES[ti];
-            random_weights(t, w, DOT_M, &s);
+            int m = trial < 40 ? TEMPO_QK_K * (1 + trial % 5) : 32 * (1 + trial % 40);
+            if (tempo_ggml_dot_type(t) == GGML_DOT_Q8_K) m = (m + TEMPO_QK_K - 1) / TEMPO_QK_K * TEMPO_QK_K;
+            random_weights(t, w, m, &s);
             if (trial == 0) memset(w + 2, 0x80, 32); /* Q8_0: -128 weights */
+            if (trial % 10 == 3) uniform_weights(t, w, m, fills[trial / 10 % 4]);
             quantized_rows(t, &rows, &s);
             GgmlQ8Row x[DOT_ROWS];
             for (int i = 0; i < DOT_ROWS; i++) x[i] = quant_row(&rows, i);
             int k = 1 + trial % DOT_ROWS;
             float out[DOT_ROWS * 3];
-            tempo_ggml_dot_rows_fast(t, w, x, k, DOT_M, out, 3);
+            tempo_ggml_dot_rows_fast(t, w, x, k, m, out, 3);
             for (int i = 0; i < k; i++) {
-                float want = tempo_ggml_dot_plain(t, w, x[i], DOT_M);
-                cr_assert(same_float(out[3 * i], want), "type %d trial %d row %d of %d: fast %.9g, plain %.9g", (int)t, trial, i,
-                          k, out[3 * i], want);
+                float want = tempo_ggml_dot_plain(t, w, x[i], m);
+                cr_assert(same_float(out[3 * i], want), "type %d trial %d m %d row %d of %d: fast %.9g, plain %.9g", (int)t, trial,
+                          m, i, k, out[3 * i], want);
             }
         }
 }
