@@ -12,7 +12,8 @@
 #include "../formats/quant.h" /* tempo_f32_to_f16, tempo_f32_to_bf16 */
 #include "kernels.h"
 
-enum { GGML_DOT_ROWS = 4 }; /* activation rows per call of the dot kernel */
+enum { GGML_DOT_ROWS = 4 };    /* activation rows per call of the dot kernel */
+enum { GGML_WEIGHT_ROWS = 16 }; /* weight rows per call when there is one activation row */
 
 /* ggml's vec_dot_type of each weight type. A new weight type adds its line. */
 GgmlDotType tempo_ggml_dot_type(WeightType t) {
@@ -81,6 +82,18 @@ static void dot_weight_row(WeightType t, const uint8_t *w, float *scratch, int n
     }
 }
 
+/* out = W x for one quantized activation row (decoding): threads over
+ * blocks of GGML_WEIGHT_ROWS weight rows, each block one kernel call. */
+static void one_row_matmul(float *out, Matrix w, GgmlQ8Row x, int m, int d) {
+    size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
+    int blocks = (d + GGML_WEIGHT_ROWS - 1) / GGML_WEIGHT_ROWS;
+#pragma omp parallel for schedule(static) if ((size_t)d * m >= ((size_t)1 << 18))
+    for (int b = 0; b < blocks; b++) {
+        int r0 = b * GGML_WEIGHT_ROWS, rows = d - r0 < GGML_WEIGHT_ROWS ? d - r0 : GGML_WEIGHT_ROWS;
+        tempo_ggml_dot_weight_rows_fast(w.type, (const uint8_t *)w.data + r0 * row_bytes, row_bytes, rows, x, m, out + r0);
+    }
+}
+
 /* out = in W^T for the weight types whose dot ggml_dots.c follows: each
  * input row quantized once to the dot's type, then threads over weight rows;
  * `repacked` Q4_0 as the repacked kernels take it (ggml_repack.c). */
@@ -88,6 +101,10 @@ static void q8_matmul(float *out, const float *in, Matrix w, int n, int m, int d
     GgmlDotType t = tempo_ggml_dot_type(w.type);
 #pragma omp parallel for schedule(static) if (n >= 16)
     for (int i = 0; i < n; i++) tempo_ggml_quantize_fast(t, in + (size_t)i * m, m, q8_row(scratch, n, m, i));
+    if (n == 1 && !repacked) {
+        one_row_matmul(out, w, q8_row(scratch, n, m, 0), m, d);
+        return;
+    }
     size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
 #pragma omp parallel for schedule(static) if ((size_t)d * m >= ((size_t)1 << 18))
     for (int r = 0; r < d; r++) {

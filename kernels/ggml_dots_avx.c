@@ -357,6 +357,10 @@ void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x
         dot_few_rows(t, w, x + i0, k - i0 < GGML_MAX_ROWS ? k - i0 : GGML_MAX_ROWS, m, out + (size_t)i0 * stride, stride);
 }
 
+void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
+    for (int r = 0; r < rows; r++) dot_few_rows(t, w + (size_t)r * row_bytes, &x, 1, m, out + r, 1);
+}
+
 #else
 
 void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row out) {
@@ -365,6 +369,10 @@ void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row ou
 
 void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride) {
     for (int i = 0; i < k; i++) out[(size_t)i * stride] = tempo_ggml_dot_plain(t, w, x[i], m);
+}
+
+void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
+    for (int r = 0; r < rows; r++) out[r] = tempo_ggml_dot_plain(t, w + (size_t)r * row_bytes, x, m);
 }
 
 #endif

@@ -132,6 +132,8 @@ void tempo_ggml_k4_scales(const uint8_t *q, int *sc, int *mn);
 void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row out);
 /* out[i * stride] = w times activation row x[i], for i < k. */
 void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride);
+/* out[r] = weight row r (at w + r row_bytes) times the one activation row x, for r < rows (decoding). */
+void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out);
 /* The head widths the ggml attention kernels take (they keep a head on the stack). */
 #define TEMPO_GGML_MAX_HEAD_DIM 1024
 /* ---- ggml_dot.c: ggml's AVX-512 (zen4) orders, lane by lane ---- */

@@ -554,6 +554,43 @@ Test(numerics, fast_dots_are_bitwise_plain) {
         }
 }
 
+/* The ggml matmul of a decoding step (one activation row: blocks of weight
+ * rows a call) and of two rows (each weight row a call) equals the plain
+ * dot of each weight row and quantized input row, whatever the row count
+ * (partial last blocks) and the thread count (1100 rows of 256 run threaded). */
+Test(numerics, ggml_matmul_rows_are_plain_dots) {
+    static const int counts[] = {1, 15, 17, 40, 1100};
+    enum { M = 256, MAX_D = 1100, N = 2 };
+    uint64_t s = 29;
+    static uint8_t w[MAX_D * 300];
+    static QuantRows q;
+    float in[N][M], out[N * MAX_D];
+    const Kernels *k = tempo_ggml_kernels(0, 0, 0);
+    float *scratch = malloc(k->matmul_scratch(N, M) * sizeof(float) + 64);
+    cr_assert(scratch);
+    for (size_t ti = 0; ti < sizeof DOT_TYPES / sizeof *DOT_TYPES; ti++)
+        for (int c = 0; c < 5; c++)
+            for (int threads = 1; threads <= 2; threads++)
+                for (int n = 1; n <= N; n++) {
+                    WeightType t = DOT_TYPES[ti];
+                    int d = counts[c];
+                    size_t row_bytes = tempo_row_bytes(t, M);
+                    for (int r = 0; r < d; r++) random_weights(t, w + r * row_bytes, M, &s);
+                    for (int i = 0; i < n; i++) extreme_row(in[i], M, 2, &s);
+                    tempo_set_threads(threads);
+                    k->matmul(out, &in[0][0], (Matrix){w, t}, n, M, d, scratch);
+                    for (int i = 0; i < n; i++) {
+                        tempo_ggml_quantize_plain(tempo_ggml_dot_type(t), in[i], M, quant_row(&q, i));
+                        for (int r = 0; r < d; r++) {
+                            float want = tempo_ggml_dot_plain(t, w + r * row_bytes, quant_row(&q, i), M);
+                            cr_assert(same_float(out[(size_t)i * d + r], want), "type %d d %d threads %d n %d: row %d out %d: %.9g, plain %.9g",
+                                      (int)t, d, threads, n, i, r, out[(size_t)i * d + r], want);
+                        }
+                    }
+                }
+    free(scratch);
+}
+
 /* The plain dots are the product of the dequantized weights and the
  * quantized activations (q d), up to f32 rounding: scales, mins, nibble
  * and bit order read as the dequantizer reads them. */
