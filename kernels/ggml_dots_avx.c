@@ -6,6 +6,7 @@
  * (tests/test_numerics.c); without AVX2 and F16C, the plain ones. */
 #include "kernels.h"
 
+#include <math.h>
 #include <string.h>
 
 #if defined(__AVX2__) && defined(__F16C__)
@@ -361,6 +362,31 @@ void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_
     for (int r = 0; r < rows; r++) dot_few_rows(t, w + (size_t)r * row_bytes, &x, 1, m, out + r, 1);
 }
 
+/* The sum of 8 (or 4) 32-bit integer lanes (exact in any order). */
+static int hsum_epi32_4(__m128i x) {
+    x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
+    return _mm_cvtsi128_si32(_mm_add_epi32(x, _mm_shuffle_epi32(x, 1)));
+}
+static int hsum_epi32_8(__m256i x) { return hsum_epi32_4(_mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1))); }
+
+/* Q4_K in the repacked order (tempo_ggml_q4_k_8x8_dot): the lanes summed to one integer per super-block. */
+static float q4_k_8x8_row(const uint8_t *w, GgmlQ8Row x, int m) {
+    float acc = 0.0f, acc_min = 0.0f;
+    for (int b = 0; b < m / TEMPO_QK_K; b++, w += 144) {
+        SuperBlock s;
+        __m128i mins = k4_super_block(w + 4, w + 16, NULL, &s);
+        int isum = hsum_epi32_8(super_block_lanes(&s, x.q + b * TEMPO_QK_K));
+        int imin = hsum_epi32_4(k4_min_lanes(mins, x.bsums + b * (TEMPO_QK_K / 16)));
+        acc = fmaf((float)isum, f16_at(w) * x.d[b], acc);
+        acc_min = fmaf((float)imin, f16_at(w + 2) * x.d[b], acc_min);
+    }
+    return acc - acc_min;
+}
+
+void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
+    for (int r = 0; r < rows; r++) out[r] = q4_k_8x8_row(w + (size_t)r * row_bytes, x, m);
+}
+
 #else
 
 void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row out) {
@@ -373,6 +399,10 @@ void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x
 
 void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
     for (int r = 0; r < rows; r++) out[r] = tempo_ggml_dot_plain(t, w + (size_t)r * row_bytes, x, m);
+}
+
+void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
+    for (int r = 0; r < rows; r++) out[r] = tempo_ggml_q4_k_8x8_dot(w + (size_t)r * row_bytes, x, m);
 }
 
 #endif
