@@ -369,8 +369,8 @@ static int hsum_epi32_4(__m128i x) {
 }
 static int hsum_epi32_8(__m256i x) { return hsum_epi32_4(_mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1))); }
 
-/* Q4_K in the repacked order (tempo_ggml_q4_k_8x8_dot): the lanes summed to one integer per super-block. */
-static float q4_k_8x8_row(const uint8_t *w, GgmlQ8Row x, int m) {
+/* Q4_K in the repacked order of ggml's gemv (tempo_ggml_q4_k_8x8_dot): the lanes summed to one integer per super-block. */
+static float q4_k_8x8_gemv_row(const uint8_t *w, GgmlQ8Row x, int m) {
     float acc = 0.0f, acc_min = 0.0f;
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += 144) {
         SuperBlock s;
@@ -383,8 +383,10 @@ static float q4_k_8x8_row(const uint8_t *w, GgmlQ8Row x, int m) {
     return acc - acc_min;
 }
 
-void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
-    for (int r = 0; r < rows; r++) out[r] = q4_k_8x8_row(w + (size_t)r * row_bytes, x, m);
+/* ggml's gemm order: the same per pair of sub-blocks (64 values; the plain loops, prompts only). */
+void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, int gemm, float *out) {
+    for (int r = 0; r < rows; r++)
+        out[r] = gemm ? tempo_ggml_q4_k_8x8_dot(w + (size_t)r * row_bytes, x, m, 1) : q4_k_8x8_gemv_row(w + (size_t)r * row_bytes, x, m);
 }
 
 #else
@@ -401,8 +403,8 @@ void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_
     for (int r = 0; r < rows; r++) out[r] = tempo_ggml_dot_plain(t, w + (size_t)r * row_bytes, x, m);
 }
 
-void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
-    for (int r = 0; r < rows; r++) out[r] = tempo_ggml_q4_k_8x8_dot(w + (size_t)r * row_bytes, x, m);
+void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, int gemm, float *out) {
+    for (int r = 0; r < rows; r++) out[r] = tempo_ggml_q4_k_8x8_dot(w + (size_t)r * row_bytes, x, m, gemm);
 }
 
 #endif

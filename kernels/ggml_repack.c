@@ -44,15 +44,18 @@ float tempo_ggml_q4_0_8x8_dot(const uint8_t *w, const int8_t *qx, const float *d
     return acc;
 }
 
-/* Q4_K repacked (q4_K_8x8, ggml_gemv_q4_K_8x8_q8_K and _gemm_, AVX2 and
- * AVX-512 alike): per output and super-block one exact integer
- * isum = sum_g sc_g sum_t q4 q8 and one imin = sum_g mn_g bsum32_g, then
- * acc = fma(f32(isum), f32(d_w d_x), acc), acc_min = fma(f32(imin),
- * f32(dmin_w d_x), acc_min); the output is acc - acc_min. */
-float tempo_ggml_q4_k_8x8_dot(const uint8_t *w, GgmlQ8Row x, int m) {
+/* Q4_K repacked (q4_K_8x8): ggml_gemv_q4_K_8x8_q8_K (decoding, and the 1 to
+ * 3 rows a call has beyond a multiple of 4) sums per output and super-block
+ * one exact integer isum = sum_g sc_g sum_t q4 q8 and one imin =
+ * sum_g mn_g bsum32_g, then acc = fma(f32(isum), f32(d_w d_x), acc),
+ * acc_min = fma(f32(imin), f32(dmin_w d_x), acc_min), output acc - acc_min.
+ * ggml_gemm_q4_K_8x8_q8_K (the groups of 4 rows; all its AVX2 and AVX-512
+ * paths) does the same per pair of sub-blocks (64 values) (`gemm`). */
+float tempo_ggml_q4_k_8x8_dot(const uint8_t *w, GgmlQ8Row x, int m, int gemm) {
     float acc = 0.0f, acc_min = 0.0f;
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += 144) {
         const int8_t *q8 = x.q + b * TEMPO_QK_K;
+        float d = tempo_f16_at(w) * x.d[b], dmin = tempo_f16_at(w + 2) * x.d[b];
         int sc[8], mn[8], isum = 0, imin = 0;
         tempo_ggml_k4_scales(w + 4, sc, mn);
         for (int g = 0; g < 8; g++) {
@@ -62,11 +65,12 @@ float tempo_ggml_q4_k_8x8_dot(const uint8_t *w, GgmlQ8Row x, int m) {
                 dot += (g & 1 ? byte >> 4 : byte & 15) * q8[32 * g + t];
                 bsum += q8[32 * g + t];
             }
-            isum += sc[g] * dot;
-            imin += mn[g] * bsum;
+            isum += sc[g] * dot, imin += mn[g] * bsum;
+            if ((gemm && g % 2 == 1) || g == 7) {
+                acc = fmaf((float)isum, d, acc), acc_min = fmaf((float)imin, dmin, acc_min);
+                isum = imin = 0;
+            }
         }
-        acc = fmaf((float)isum, tempo_f16_at(w) * x.d[b], acc);
-        acc_min = fmaf((float)imin, tempo_f16_at(w + 2) * x.d[b], acc_min);
     }
     return acc - acc_min;
 }
