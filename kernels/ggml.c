@@ -12,7 +12,8 @@
 #include "../formats/quant.h" /* tempo_f32_to_f16, tempo_f32_to_bf16 */
 #include "kernels.h"
 
-enum { GGML_DOT_ROWS = 4 }; /* activation rows per call of the dot kernel */
+enum { GGML_DOT_ROWS = 4 };    /* activation rows per call of the dot kernel */
+enum { GGML_WEIGHT_ROWS = 16 }; /* weight rows per call when there is one activation row */
 
 /* ggml's vec_dot_type of each weight type. A new weight type adds its line. */
 GgmlDotType tempo_ggml_dot_type(WeightType t) {
@@ -81,13 +82,37 @@ static void dot_weight_row(WeightType t, const uint8_t *w, float *scratch, int n
     }
 }
 
+/* out = in W^T, each of the n quantized rows times blocks of
+ * GGML_WEIGHT_ROWS weight rows a kernel call, threads over the blocks:
+ * a decoding step's product (n = 1), and Q4_K repacked (`repacked`: in
+ * the order of ggml's q4_K_8x8 kernels, ggml_repack.c: the groups of 4
+ * rows as its gemm, the 1 to 3 left over as its gemv). */
+static void weight_blocks_matmul(float *out, Matrix w, const float *scratch, int n, int m, int d, int repacked) {
+    size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
+    int blocks = (d + GGML_WEIGHT_ROWS - 1) / GGML_WEIGHT_ROWS;
+#pragma omp parallel for schedule(static) if ((size_t)d * m >= ((size_t)1 << 18))
+    for (int b = 0; b < blocks; b++) {
+        int r0 = b * GGML_WEIGHT_ROWS, rows = d - r0 < GGML_WEIGHT_ROWS ? d - r0 : GGML_WEIGHT_ROWS;
+        const uint8_t *at = (const uint8_t *)w.data + r0 * row_bytes;
+        for (int i = 0; i < n; i++) {
+            GgmlQ8Row x = q8_row((float *)scratch, n, m, i);
+            if (repacked) tempo_ggml_q4_k_8x8_rows_fast(at, row_bytes, rows, x, m, i < n - n % 4, out + (size_t)i * d + r0);
+            else tempo_ggml_dot_weight_rows_fast(w.type, at, row_bytes, rows, x, m, out + (size_t)i * d + r0);
+        }
+    }
+}
+
 /* out = in W^T for the weight types whose dot ggml_dots.c follows: each
  * input row quantized once to the dot's type, then threads over weight rows;
- * `repacked` Q4_0 as the repacked kernels take it (ggml_repack.c). */
+ * `repacked` Q4_0 and Q4_K as the repacked kernels take them (ggml_repack.c). */
 static void q8_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch, int repacked) {
     GgmlDotType t = tempo_ggml_dot_type(w.type);
 #pragma omp parallel for schedule(static) if (n >= 16)
     for (int i = 0; i < n; i++) tempo_ggml_quantize_fast(t, in + (size_t)i * m, m, q8_row(scratch, n, m, i));
+    if ((n == 1 && !repacked) || (repacked && w.type == WEIGHT_Q4_K)) {
+        weight_blocks_matmul(out, w, scratch, n, m, d, repacked);
+        return;
+    }
     size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
 #pragma omp parallel for schedule(static) if ((size_t)d * m >= ((size_t)1 << 18))
     for (int r = 0; r < d; r++) {
@@ -167,13 +192,13 @@ enum { /* the types tempo_ggml_dot_type maps */
     GGML_WEIGHT_TYPES = (1u << WEIGHT_N_TYPES) - 1, /* every type: each has its activation type */
 };
 
-/* ggml_matmul with Q4_0 weights as llama.cpp repacks them (tempo_ggml_repacks). */
+/* ggml_matmul with Q4_0 and Q4_K weights as llama.cpp repacks them (tempo_ggml_repacks). */
 static void ggml_matmul_repacked(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch) {
     if (tempo_ggml_repacks(w.type, d)) q8_matmul(out, in, w, n, m, d, scratch, 1);
     else ggml_matmul(out, in, w, n, m, d, scratch);
 }
 
-/* One ggml table: the matmul (Q4_0 repacked or not) and the attention path. */
+/* One ggml table: the matmul (Q4_0 and Q4_K repacked or not) and the attention path. */
 #define GGML_KERNELS(label, product, attend, attend_scratch, store)                                              \
     {.name = label, .weight_types = GGML_WEIGHT_TYPES, .matmul = product, .matmul_scratch = ggml_matmul_scratch, \
      .matrix_row = tempo_matrix_row_fast, .attention = attend, .attention_scratch = attend_scratch,             \

@@ -6,12 +6,16 @@
  * (tests/test_numerics.c); without AVX2 and F16C, the plain ones. */
 #include "kernels.h"
 
+#include <math.h>
 #include <string.h>
 
 #if defined(__AVX2__) && defined(__F16C__)
 #include <immintrin.h>
 
 enum { GGML_MAX_ROWS = 4 };
+
+/* Inlined, so that a super-block's registers never go through memory. */
+#define INLINE static inline __attribute__((always_inline))
 
 /* f16 to f32 and f32 to f16 (round to nearest even), as F16C converts them. */
 static float f16_at(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
@@ -118,7 +122,7 @@ static __m256i q_block(WeightType t, const uint8_t *b) {
     return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(15)), _mm256_set1_epi8(8));
 }
 
-static void q8_0_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256 *acc) {
+INLINE void q8_0_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256 *acc) {
     size_t block_bytes = tempo_block_bytes(t);
     for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++, w += block_bytes) {
         __m256i qw = q_block(t, w), aw = _mm256_sign_epi8(qw, qw);
@@ -130,6 +134,73 @@ static void q8_0_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k,
         }
     }
 }
+
+/* A K-quant super-block's 256 weights as unsigned bytes and each byte's
+ * scale in the 16-bit lanes maddubs makes of it. With AVX-512 two 32-value
+ * chunks share a register (chunk 2p in the low half, 2p+1 in the high);
+ * with AVX2 one chunk a register. */
+#if defined(__AVX512BW__) && defined(__AVX512VNNI__)
+enum { CHUNK_REGS = 4 };
+typedef __m512i ChunkReg;
+#else
+enum { CHUNK_REGS = 8 };
+typedef __m256i ChunkReg;
+#endif
+typedef struct { ChunkReg q[CHUNK_REGS], sc[CHUNK_REGS]; } SuperBlock;
+
+#if defined(__AVX512BW__) && defined(__AVX512VNNI__)
+
+/* 16-bit lanes: a in the low 256 bits, b in the high. */
+static __m512i halves_epi16(short a, short b) {
+    return _mm512_inserti64x4(_mm512_set1_epi16(a), _mm256_set1_epi16(b), 1);
+}
+
+/* 32 bytes in both halves of a register. */
+static __m512i both_halves(const uint8_t *p) { return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p)); }
+
+/* Per lane k: sum over the 8 chunks of sc (q q8), lane k of chunk 2p and 2p+1 added at the end. */
+INLINE __m256i super_block_lanes(const SuperBlock *s, const int8_t *q8) {
+    __m512i sum = _mm512_setzero_si512();
+    for (int p = 0; p < CHUNK_REGS; p++)
+        sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(s->q[p], _mm512_loadu_si512(q8 + 64 * p)), s->sc[p]);
+    return _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1));
+}
+
+/* Q6_K: weights 0..63 (chunks 4j..4j+3 from ql[64j..], qh[32j..]) and the
+ * 16 signed scales, scale 2c for bytes 0..15 of chunk c, 2c+1 for 16..31. */
+INLINE void q6_k_super_block(const uint8_t *w, SuperBlock *s) {
+    __m512i m15 = _mm512_set1_epi8(15), m3 = _mm512_set1_epi8(3);
+    for (int j = 0; j < 2; j++) {
+        __m512i l = _mm512_loadu_si512(w + 64 * j), h = both_halves(w + 128 + 32 * j);
+        __m512i h01 = _mm512_and_si512(_mm512_srlv_epi16(h, halves_epi16(0, 2)), m3);
+        __m512i h23 = _mm512_and_si512(_mm512_srlv_epi16(h, halves_epi16(4, 6)), m3);
+        s->q[2 * j] = _mm512_or_si512(_mm512_and_si512(l, m15), _mm512_slli_epi16(h01, 4));
+        s->q[2 * j + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m15), _mm512_slli_epi16(h23, 4));
+    }
+    __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 192))));
+    __m512i eighths = _mm512_srli_epi16(_mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15,
+                                                         14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 3);
+    for (int p = 0; p < CHUNK_REGS; p++) /* lane i: scale 4p + i/8 */
+        s->sc[p] = _mm512_permutexvar_epi16(_mm512_add_epi16(eighths, _mm512_set1_epi16((short)(4 * p))), sc16);
+}
+
+/* Q4_K (qh NULL) or Q5_K: weights from qs (chunk 2p: low nibbles of
+ * qs[32p..], 2p+1: high) and qh (chunk g's fifth bit: bit g); scales from
+ * `both` (16-bit scales 0..7, then mins). */
+INLINE void k4_chunks(const uint8_t *qs, const uint8_t *qh, __m256i both, SuperBlock *s) {
+    __m512i m15 = _mm512_set1_epi8(15), one = _mm512_set1_epi8(1), h = qh ? both_halves(qh) : _mm512_setzero_si512();
+    __m512i scales = _mm512_castsi256_si512(both);
+    for (int p = 0; p < CHUNK_REGS; p++) {
+        s->q[p] = _mm512_and_si512(_mm512_srlv_epi16(both_halves(qs + 32 * p), halves_epi16(0, 4)), m15);
+        if (qh) {
+            __m512i bit = _mm512_and_si512(_mm512_srlv_epi16(h, halves_epi16((short)(2 * p), (short)(2 * p + 1))), one);
+            s->q[p] = _mm512_or_si512(s->q[p], _mm512_slli_epi16(bit, 4));
+        }
+        s->sc[p] = _mm512_permutexvar_epi16(halves_epi16((short)(2 * p), (short)(2 * p + 1)), scales);
+    }
+}
+
+#else
 
 /* Q6_K: a super-block's 256 6-bit weights (0..63) as 8 chunks of 32 bytes. */
 static void q6_k_unpack(const uint8_t *w, __m256i *q6) {
@@ -146,66 +217,6 @@ static void q6_k_unpack(const uint8_t *w, __m256i *q6) {
     }
 }
 
-/* Per lane k of one super-block: sum sc (q6 q8) over chunks, minus 32 (bsum_2k sc_2k + bsum_2k+1 sc_2k+1). */
-static __m256i q6_k_lanes(const __m256i *q6, const __m256i *sc, __m256i sc16, const int8_t *q8, const int16_t *bsums) {
-    __m256i sum = _mm256_setzero_si256();
-    for (int c = 0; c < 8; c++) {
-        __m256i p = _mm256_maddubs_epi16(q6[c], _mm256_loadu_si256((const __m256i *)(q8 + 32 * c)));
-        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(sc[c], p));
-    }
-    __m256i sub = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), sc16), 5);
-    return _mm256_sub_epi32(sum, sub);
-}
-
-static void q6_k_rows(const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256 *acc) {
-    for (int b = 0; b < m / TEMPO_QK_K; b++, w += 210) {
-        __m256i q6[8], sc[8];
-        q6_k_unpack(w, q6);
-        const int8_t *scales = (const int8_t *)(w + 192);
-        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scales));
-        for (int c = 0; c < 8; c++) /* chunk c: bytes 0..15 scale 2c, 16..31 scale 2c+1 */
-            sc[c] = _mm256_set_m128i(_mm_set1_epi16(scales[2 * c + 1]), _mm_set1_epi16(scales[2 * c]));
-        float dw = f16_at(w + 208);
-        for (int i = 0; i < k; i++) {
-            __m256i sum = q6_k_lanes(q6, sc, sc16, x[i].q + b * TEMPO_QK_K, x[i].bsums + b * (TEMPO_QK_K / 16));
-            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d[b] * dw), _mm256_cvtepi32_ps(sum), acc[i]);
-        }
-    }
-}
-
-/* A Q4_K or Q5_K super-block's 8 scales (each in all 16-bit lanes of sc[g])
- * and mins (8 x 16 bits), unpacked from 12 bytes as ggml does (the 6-bit
- * fields of tempo_ggml_k4_scales, four to a 32-bit word). */
-static __m128i k4_scales(const uint8_t *scales12, __m256i *sc) {
-    uint32_t u[4];
-    memcpy(u, scales12, 12);
-    u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4); /* mins 4..7 */
-    uint32_t mins_low = u[1] & 0x3f3f3f3f;                                  /* mins 0..3 */
-    u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);        /* scales 4..7 */
-    u[2] = mins_low;
-    u[0] &= 0x3f3f3f3f; /* scales 0..3 */
-    __m256i both = _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
-    __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(both));
-    for (int g = 0; g < 8; g++) sc[g] = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)((2 * g + 1) << 8 | 2 * g)));
-    return _mm256_extracti128_si256(both, 1);
-}
-
-/* Q4_K/Q5_K's 4 integer min lanes: lane i = min_2i bsum_2i + min_2i+1 bsum_2i+1 (sums of 32). */
-static __m128i k4_min_lanes(__m128i mins, const int16_t *bsums) {
-    __m256i s = _mm256_loadu_si256((const __m256i *)bsums);
-    return _mm_madd_epi16(mins, _mm_hadd_epi16(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)));
-}
-
-/* Per lane k of one super-block: sum over the 8 chunks of sc_g (q q8). */
-static __m256i k4_lanes(const __m256i *q, const __m256i *sc, const int8_t *q8) {
-    __m256i sum = _mm256_setzero_si256();
-    for (int g = 0; g < 8; g++) {
-        __m256i p = _mm256_maddubs_epi16(q[g], _mm256_loadu_si256((const __m256i *)(q8 + 32 * g)));
-        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(sc[g], p));
-    }
-    return sum;
-}
-
 /* A Q4_K (qh NULL) or Q5_K super-block's 256 weights as 8 chunks of 32 bytes. */
 static void k4_unpack(const uint8_t *qs, const uint8_t *qh, __m256i *q) {
     __m256i m15 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
@@ -220,16 +231,83 @@ static void k4_unpack(const uint8_t *qs, const uint8_t *qh, __m256i *q) {
         q[g] = _mm256_or_si256(q[g], _mm256_slli_epi16(_mm256_and_si256(h, one), 4));
 }
 
+/* Per lane k: sum over the 8 chunks of sc_g (q q8). */
+INLINE __m256i super_block_lanes(const SuperBlock *s, const int8_t *q8) {
+    __m256i sum = _mm256_setzero_si256();
+    for (int g = 0; g < CHUNK_REGS; g++) {
+        __m256i p = _mm256_maddubs_epi16(s->q[g], _mm256_loadu_si256((const __m256i *)(q8 + 32 * g)));
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(s->sc[g], p));
+    }
+    return sum;
+}
+
+/* Q6_K: weights 0..63 and scales, chunk c: bytes 0..15 scale 2c, 16..31 scale 2c+1. */
+INLINE void q6_k_super_block(const uint8_t *w, SuperBlock *s) {
+    q6_k_unpack(w, s->q);
+    const int8_t *scales = (const int8_t *)(w + 192);
+    for (int c = 0; c < CHUNK_REGS; c++)
+        s->sc[c] = _mm256_set_m128i(_mm_set1_epi16(scales[2 * c + 1]), _mm_set1_epi16(scales[2 * c]));
+}
+
+/* Q4_K (qh NULL) or Q5_K: weights and each chunk's scale (from `both`: 16-bit scales 0..7, then mins). */
+INLINE void k4_chunks(const uint8_t *qs, const uint8_t *qh, __m256i both, SuperBlock *s) {
+    k4_unpack(qs, qh, s->q);
+    __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(both));
+    for (int g = 0; g < CHUNK_REGS; g++) s->sc[g] = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)((2 * g + 1) << 8 | 2 * g)));
+}
+
+#endif
+
+/* Per lane k of one Q6_K super-block: sum sc (q6 q8) over chunks, minus 32 (bsum_2k sc_2k + bsum_2k+1 sc_2k+1). */
+INLINE __m256i q6_k_lanes(const SuperBlock *s, __m256i sc16, const int8_t *q8, const int16_t *bsums) {
+    __m256i sub = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), sc16), 5);
+    return _mm256_sub_epi32(super_block_lanes(s, q8), sub);
+}
+
+INLINE void q6_k_rows(const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256 *acc) {
+    for (int b = 0; b < m / TEMPO_QK_K; b++, w += 210) {
+        SuperBlock s;
+        q6_k_super_block(w, &s);
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 192)));
+        float dw = f16_at(w + 208);
+        for (int i = 0; i < k; i++) {
+            __m256i sum = q6_k_lanes(&s, sc16, x[i].q + b * TEMPO_QK_K, x[i].bsums + b * (TEMPO_QK_K / 16));
+            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d[b] * dw), _mm256_cvtepi32_ps(sum), acc[i]);
+        }
+    }
+}
+
+/* A Q4_K or Q5_K super-block's weights and scales (SuperBlock) and its 8
+ * mins (16 bits each), the 6-bit fields of tempo_ggml_k4_scales unpacked
+ * from 12 bytes as ggml does, four to a 32-bit word. */
+INLINE __m128i k4_super_block(const uint8_t *scales12, const uint8_t *qs, const uint8_t *qh, SuperBlock *s) {
+    uint32_t u[4];
+    memcpy(u, scales12, 12);
+    u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4); /* mins 4..7 */
+    uint32_t mins_low = u[1] & 0x3f3f3f3f;                                  /* mins 0..3 */
+    u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);        /* scales 4..7 */
+    u[2] = mins_low;
+    u[0] &= 0x3f3f3f3f; /* scales 0..3 */
+    __m256i both = _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
+    k4_chunks(qs, qh, both, s);
+    return _mm256_extracti128_si256(both, 1);
+}
+
+/* Q4_K/Q5_K's 4 integer min lanes: lane i = min_2i bsum_2i + min_2i+1 bsum_2i+1 (sums of 32). */
+static __m128i k4_min_lanes(__m128i mins, const int16_t *bsums) {
+    __m256i s = _mm256_loadu_si256((const __m256i *)bsums);
+    return _mm_madd_epi16(mins, _mm_hadd_epi16(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)));
+}
+
 /* Q4_K: lanes as q4_k_dot; the min lanes in acc_m. */
-static void q4_k_rows(const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256 *acc, __m128 *acc_m) {
+INLINE void q4_k_rows(const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256 *acc, __m128 *acc_m) {
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += 144) {
-        __m256i q[8], sc[8];
-        __m128i mins = k4_scales(w + 4, sc);
-        k4_unpack(w + 16, NULL, q);
+        SuperBlock s;
+        __m128i mins = k4_super_block(w + 4, w + 16, NULL, &s);
         float dw = f16_at(w), dminw = f16_at(w + 2);
         for (int i = 0; i < k; i++) {
             const int16_t *bsums = x[i].bsums + b * (TEMPO_QK_K / 16);
-            __m256i sum = k4_lanes(q, sc, x[i].q + b * TEMPO_QK_K);
+            __m256i sum = super_block_lanes(&s, x[i].q + b * TEMPO_QK_K);
             acc_m[i] = _mm_fmadd_ps(_mm_set1_ps(-x[i].d[b] * dminw), _mm_cvtepi32_ps(k4_min_lanes(mins, bsums)), acc_m[i]);
             acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d[b] * dw), _mm256_cvtepi32_ps(sum), acc[i]);
         }
@@ -237,25 +315,24 @@ static void q4_k_rows(const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256
 }
 
 /* Q5_K: lanes as q5_k_dot; the mins as one integer each super-block, added in mins[i]. */
-static void q5_k_rows(const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256 *acc, float *mins) {
+INLINE void q5_k_rows(const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256 *acc, float *mins) {
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += 176) {
-        __m256i q[8], sc[8];
-        __m128i mn = k4_scales(w + 4, sc);
-        k4_unpack(w + 48, w + 16, q);
+        SuperBlock s;
+        __m128i mn = k4_super_block(w + 4, w + 48, w + 16, &s);
         float dw = f16_at(w), dminw = f16_at(w + 2);
         for (int i = 0; i < k; i++) {
             __m128i p = k4_min_lanes(mn, x[i].bsums + b * (TEMPO_QK_K / 16));
             p = _mm_hadd_epi32(_mm_hadd_epi32(p, p), p);
             float dmin = -x[i].d[b] * dminw;
             mins[i] += dmin * (float)_mm_cvtsi128_si32(p);
-            __m256i sum = k4_lanes(q, sc, x[i].q + b * TEMPO_QK_K);
+            __m256i sum = super_block_lanes(&s, x[i].q + b * TEMPO_QK_K);
             acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d[b] * dw), _mm256_cvtepi32_ps(sum), acc[i]);
         }
     }
 }
 
 /* Up to GGML_MAX_ROWS rows: the lanes, then the plain sums' last step (Q4_K and Q5_K add their mins). */
-static void dot_few_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride) {
+INLINE void dot_few_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride) {
     __m256 acc[GGML_MAX_ROWS];
     __m128 acc_m[GGML_MAX_ROWS];
     float mins[GGML_MAX_ROWS];
@@ -273,8 +350,43 @@ static void dot_few_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int
 }
 
 void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride) {
+    if (k == 1) { /* decoding: one row, compiled apart so its lanes stay in registers */
+        dot_few_rows(t, w, x, 1, m, out, stride);
+        return;
+    }
     for (int i0 = 0; i0 < k; i0 += GGML_MAX_ROWS)
         dot_few_rows(t, w, x + i0, k - i0 < GGML_MAX_ROWS ? k - i0 : GGML_MAX_ROWS, m, out + (size_t)i0 * stride, stride);
+}
+
+void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
+    for (int r = 0; r < rows; r++) dot_few_rows(t, w + (size_t)r * row_bytes, &x, 1, m, out + r, 1);
+}
+
+/* The sum of 8 (or 4) 32-bit integer lanes (exact in any order). */
+static int hsum_epi32_4(__m128i x) {
+    x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
+    return _mm_cvtsi128_si32(_mm_add_epi32(x, _mm_shuffle_epi32(x, 1)));
+}
+static int hsum_epi32_8(__m256i x) { return hsum_epi32_4(_mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1))); }
+
+/* Q4_K in the repacked order of ggml's gemv (tempo_ggml_q4_k_8x8_dot): the lanes summed to one integer per super-block. */
+static float q4_k_8x8_gemv_row(const uint8_t *w, GgmlQ8Row x, int m) {
+    float acc = 0.0f, acc_min = 0.0f;
+    for (int b = 0; b < m / TEMPO_QK_K; b++, w += 144) {
+        SuperBlock s;
+        __m128i mins = k4_super_block(w + 4, w + 16, NULL, &s);
+        int isum = hsum_epi32_8(super_block_lanes(&s, x.q + b * TEMPO_QK_K));
+        int imin = hsum_epi32_4(k4_min_lanes(mins, x.bsums + b * (TEMPO_QK_K / 16)));
+        acc = fmaf((float)isum, f16_at(w) * x.d[b], acc);
+        acc_min = fmaf((float)imin, f16_at(w + 2) * x.d[b], acc_min);
+    }
+    return acc - acc_min;
+}
+
+/* ggml's gemm order: the same per pair of sub-blocks (64 values; the plain loops, prompts only). */
+void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, int gemm, float *out) {
+    for (int r = 0; r < rows; r++)
+        out[r] = gemm ? tempo_ggml_q4_k_8x8_dot(w + (size_t)r * row_bytes, x, m, 1) : q4_k_8x8_gemv_row(w + (size_t)r * row_bytes, x, m);
 }
 
 #else
@@ -285,6 +397,14 @@ void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row ou
 
 void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride) {
     for (int i = 0; i < k; i++) out[(size_t)i * stride] = tempo_ggml_dot_plain(t, w, x[i], m);
+}
+
+void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
+    for (int r = 0; r < rows; r++) out[r] = tempo_ggml_dot_plain(t, w + (size_t)r * row_bytes, x, m);
+}
+
+void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, int gemm, float *out) {
+    for (int r = 0; r < rows; r++) out[r] = tempo_ggml_q4_k_8x8_dot(w + (size_t)r * row_bytes, x, m, gemm);
 }
 
 #endif

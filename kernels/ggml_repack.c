@@ -44,4 +44,35 @@ float tempo_ggml_q4_0_8x8_dot(const uint8_t *w, const int8_t *qx, const float *d
     return acc;
 }
 
-int tempo_ggml_repacks(WeightType t, int rows) { return t == WEIGHT_Q4_0 && rows % 8 == 0; }
+/* Q4_K repacked (q4_K_8x8): ggml_gemv_q4_K_8x8_q8_K (decoding, and the 1 to
+ * 3 rows a call has beyond a multiple of 4) sums per output and super-block
+ * one exact integer isum = sum_g sc_g sum_t q4 q8 and one imin =
+ * sum_g mn_g bsum32_g, then acc = fma(f32(isum), f32(d_w d_x), acc),
+ * acc_min = fma(f32(imin), f32(dmin_w d_x), acc_min), output acc - acc_min.
+ * ggml_gemm_q4_K_8x8_q8_K (the groups of 4 rows; all its AVX2 and AVX-512
+ * paths) does the same per pair of sub-blocks (64 values) (`gemm`). */
+float tempo_ggml_q4_k_8x8_dot(const uint8_t *w, GgmlQ8Row x, int m, int gemm) {
+    float acc = 0.0f, acc_min = 0.0f;
+    for (int b = 0; b < m / TEMPO_QK_K; b++, w += 144) {
+        const int8_t *q8 = x.q + b * TEMPO_QK_K;
+        float d = tempo_f16_at(w) * x.d[b], dmin = tempo_f16_at(w + 2) * x.d[b];
+        int sc[8], mn[8], isum = 0, imin = 0;
+        tempo_ggml_k4_scales(w + 4, sc, mn);
+        for (int g = 0; g < 8; g++) {
+            int dot = 0, bsum = 0;
+            for (int t = 0; t < 32; t++) {
+                uint8_t byte = w[16 + 32 * (g / 2) + t];
+                dot += (g & 1 ? byte >> 4 : byte & 15) * q8[32 * g + t];
+                bsum += q8[32 * g + t];
+            }
+            isum += sc[g] * dot, imin += mn[g] * bsum;
+            if ((gemm && g % 2 == 1) || g == 7) {
+                acc = fmaf((float)isum, d, acc), acc_min = fmaf((float)imin, dmin, acc_min);
+                isum = imin = 0;
+            }
+        }
+    }
+    return acc - acc_min;
+}
+
+int tempo_ggml_repacks(WeightType t, int rows) { return (t == WEIGHT_Q4_0 || t == WEIGHT_Q4_K) && rows % 8 == 0; }

@@ -132,6 +132,10 @@ void tempo_ggml_k4_scales(const uint8_t *q, int *sc, int *mn);
 void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row out);
 /* out[i * stride] = w times activation row x[i], for i < k. */
 void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride);
+/* out[r] = weight row r (at w + r row_bytes) times the one activation row x, for r < rows (decoding). */
+void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out);
+/* The same for Q4_K rows in the repacked orders (tempo_ggml_q4_k_8x8_dot). */
+void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, int gemm, float *out);
 /* The head widths the ggml attention kernels take (they keep a head on the stack). */
 #define TEMPO_GGML_MAX_HEAD_DIM 1024
 /* ---- ggml_dot.c: ggml's AVX-512 (zen4) orders, lane by lane ---- */
@@ -160,8 +164,11 @@ size_t tempo_ggml_attention_cache_scratch(const Config *c, int k, int n_keys);
  * off, and Q4_0 weights repacked (llama.cpp's default on x86) or not. */
 const Kernels *tempo_ggml_kernels(int kv_f16, int flash_attn, int repack);
 /* ---- ggml_repack.c: Q4_0 weights as llama.cpp repacks them (q4_0_8x8) ---- */
-/* 1 if llama.cpp on x86 repacks a weight of this type with `rows` rows (Q4_0, rows a multiple of 8). */
+/* 1 if llama.cpp on x86 repacks a weight of this type with `rows` rows (Q4_0 or Q4_K, rows a multiple of 8). */
 int tempo_ggml_repacks(WeightType t, int rows);
+/* One Q4_K row times one Q8_K row as ggml_gemv_q4_K_8x8_q8_K computes it
+ * (gemm 0) or ggml_gemm_q4_K_8x8_q8_K (gemm 1). */
+float tempo_ggml_q4_k_8x8_dot(const uint8_t *w, GgmlQ8Row x, int m, int gemm);
 /* One Q4_0 weight row times one Q8_0 activation row (qx, scales dx; m
  * values) as ggml_gemv/gemm_q4_0_8x8_q8_0 compute it: per block, the exact
  * integer sum, then acc = fma(sum, f32(d_w d_x), acc). */

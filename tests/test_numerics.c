@@ -154,6 +154,7 @@ Test(numerics, repacked_q4_0_is_one_fma_per_block) {
     stored->matmul(&four_plain[0][0], &in[0][0], (Matrix){w, WEIGHT_Q4_0}, RN, RM, 4, scratch);
     cr_expect(memcmp(four, four_plain, sizeof four) == 0, "a 4-row Q4_0 matrix took the repacked order");
     cr_expect(tempo_ggml_repacks(WEIGHT_Q4_0, 16) && !tempo_ggml_repacks(WEIGHT_Q4_0, 12) && !tempo_ggml_repacks(WEIGHT_Q8_0, 16));
+    cr_expect(tempo_ggml_repacks(WEIGHT_Q4_K, 16) && !tempo_ggml_repacks(WEIGHT_Q4_K, 12) && !tempo_ggml_repacks(WEIGHT_Q6_K, 16));
     free(scratch);
 }
 
@@ -422,7 +423,7 @@ Test(numerics, ggml_rope_and_swiglu) {
 
 /* ---- ggml's quantized dot products (kernels/ggml_dots.c, ggml_dots_avx.c) ---- */
 
-enum { DOT_M = 512, DOT_ROWS = 7 };
+enum { DOT_M = 1280, DOT_ROWS = 7 }; /* 5 super-blocks */
 static const WeightType DOT_TYPES[] = {WEIGHT_Q8_0, WEIGHT_Q4_0, WEIGHT_Q4_K, WEIGHT_Q5_K, WEIGHT_Q6_K};
 
 static uint64_t next_bits(uint64_t *s) {
@@ -502,6 +503,9 @@ static void quantized_rows(WeightType t, QuantRows *r, uint64_t *s) {
         tempo_ggml_quantize_plain(tempo_ggml_dot_type(t), x, DOT_M, quant_row(r, i));
         if (i == 1) memset(r->q[i], 127, 64);
         if (i == 2) memset(r->q[i] + 256, -127, 32);
+        if (i == 3) memset(r->q[i], -127, DOT_M);
+        if (i == 4)
+            for (int j = 0; j < DOT_M; j++) r->q[i][j] = (int8_t)(j % 3 ? 127 : -127);
         for (int g = 0; g < DOT_M / 16; g++) { /* the sums of 16 after the edits */
             int sum = 0;
             for (int j = 0; j < 16; j++) sum += r->q[i][16 * g + j];
@@ -510,29 +514,118 @@ static void quantized_rows(WeightType t, QuantRows *r, uint64_t *s) {
     }
 }
 
+/* A row whose bytes are all `fill` but the f16 scales, kept finite
+ * (0xff: every nibble 15, 6-bit value 63 and scale 63; 0x80: Q6_K's and
+ * Q8_0's scales and values -128). */
+static void uniform_weights(WeightType t, uint8_t *w, int m, uint8_t fill) {
+    size_t bytes = tempo_row_bytes(t, (size_t)m), block = tempo_block_bytes(t), at = t == WEIGHT_Q6_K ? 208 : 0;
+    memset(w, fill, bytes);
+    int halves = t == WEIGHT_Q4_K || t == WEIGHT_Q5_K ? 2 : 1; /* d (and dmin) */
+    for (size_t b = 0; b < bytes; b += block)
+        for (int h = 0; h < halves; h++) w[b + at + 2 * h + 1] &= 0xfb; /* exponent below 31 */
+}
+
 /* The vectorized dots (one weight row, 1 to 7 activation rows a call)
- * equal the plain ones bit for bit on random blocks. */
+ * equal the plain ones bit for bit on random blocks and on uniform ones,
+ * for rows of 1 to 5 super-blocks (1 to 40 blocks of 32). */
 Test(numerics, fast_dots_are_bitwise_plain) {
     uint64_t s = 17;
     static QuantRows rows;
     static uint8_t w[DOT_M * 2];
+    static const uint8_t fills[] = {0xff, 0x80, 0x00, 0x7f};
     for (size_t ti = 0; ti < sizeof DOT_TYPES / sizeof *DOT_TYPES; ti++)
-        for (int trial = 0; trial < 60; trial++) {
+        for (int trial = 0; trial < 80; trial++) {
             WeightType t = DOT_TYPES[ti];
-            random_weights(t, w, DOT_M, &s);
+            int m = trial < 40 ? TEMPO_QK_K * (1 + trial % 5) : 32 * (1 + trial % 40);
+            if (tempo_ggml_dot_type(t) == GGML_DOT_Q8_K) m = (m + TEMPO_QK_K - 1) / TEMPO_QK_K * TEMPO_QK_K;
+            random_weights(t, w, m, &s);
             if (trial == 0) memset(w + 2, 0x80, 32); /* Q8_0: -128 weights */
+            if (trial % 10 == 3) uniform_weights(t, w, m, fills[trial / 10 % 4]);
             quantized_rows(t, &rows, &s);
             GgmlQ8Row x[DOT_ROWS];
             for (int i = 0; i < DOT_ROWS; i++) x[i] = quant_row(&rows, i);
             int k = 1 + trial % DOT_ROWS;
             float out[DOT_ROWS * 3];
-            tempo_ggml_dot_rows_fast(t, w, x, k, DOT_M, out, 3);
+            tempo_ggml_dot_rows_fast(t, w, x, k, m, out, 3);
             for (int i = 0; i < k; i++) {
-                float want = tempo_ggml_dot_plain(t, w, x[i], DOT_M);
-                cr_assert(same_float(out[3 * i], want), "type %d trial %d row %d of %d: fast %.9g, plain %.9g", (int)t, trial, i,
-                          k, out[3 * i], want);
+                float want = tempo_ggml_dot_plain(t, w, x[i], m);
+                cr_assert(same_float(out[3 * i], want), "type %d trial %d m %d row %d of %d: fast %.9g, plain %.9g", (int)t, trial,
+                          m, i, k, out[3 * i], want);
+            }
+            if (t != WEIGHT_Q4_K) continue;
+            for (int i = 0; i < k; i++) { /* the repacked orders */
+                tempo_ggml_q4_k_8x8_rows_fast(w, 0, 1, x[i], m, trial % 2, out);
+                float want = tempo_ggml_q4_k_8x8_dot(w, x[i], m, trial % 2);
+                cr_assert(same_float(out[0], want), "q4_K_8x8 trial %d m %d row %d: fast %.9g, plain %.9g", trial, m, i, out[0], want);
             }
         }
+}
+
+/* The plain dot the ggml matmul takes for weight row r: the repacked order
+ * when llama.cpp repacks the matrix, else the vec_dot order. */
+static float matmul_dot(WeightType t, int repack, int d, const uint8_t *w, GgmlQ8Row x, int m, int gemm) {
+    if (!repack || !tempo_ggml_repacks(t, d)) return tempo_ggml_dot_plain(t, w, x, m);
+    return t == WEIGHT_Q4_K ? tempo_ggml_q4_k_8x8_dot(w, x, m, gemm) : tempo_ggml_q4_0_8x8_dot(w, x.q, x.d, m);
+}
+
+/* The ggml matmul of a decoding step (one activation row: blocks of weight
+ * rows a call) and of two rows equals the plain dot of each weight row and
+ * quantized input row, repack on and off, whatever the row count (partial
+ * last blocks; 40 and 1104 rows repacked, 15 and 17 not) and the thread
+ * count (1104 rows of 256 run threaded). */
+Test(numerics, ggml_matmul_rows_are_plain_dots) {
+    static const int counts[] = {1, 15, 17, 40, 1104};
+    enum { M = 256, MAX_D = 1104, N = 2 };
+    uint64_t s = 29;
+    static uint8_t w[MAX_D * 300];
+    static QuantRows q;
+    static float out[N * MAX_D];
+    float in[N][M];
+    float *scratch = malloc(tempo_ggml_kernels(0, 0, 0)->matmul_scratch(N, M) * sizeof(float) + 64);
+    cr_assert(scratch);
+    for (int repack = 0; repack <= 1; repack++)
+        for (size_t ti = 0; ti < sizeof DOT_TYPES / sizeof *DOT_TYPES; ti++)
+            for (int c = 0; c < 5; c++)
+                for (int run = 0; run < 4; run++) {
+                    WeightType t = DOT_TYPES[ti];
+                    int d = counts[c], threads = 1 + run % 2, n = 1 + run / 2;
+                    size_t row_bytes = tempo_row_bytes(t, M);
+                    for (int r = 0; r < d; r++) random_weights(t, w + r * row_bytes, M, &s);
+                    for (int i = 0; i < n; i++) extreme_row(in[i], M, 2, &s);
+                    tempo_set_threads(threads);
+                    tempo_ggml_kernels(0, 0, repack)->matmul(out, &in[0][0], (Matrix){w, t}, n, M, d, scratch);
+                    for (int i = 0; i < n; i++) {
+                        tempo_ggml_quantize_plain(tempo_ggml_dot_type(t), in[i], M, quant_row(&q, i));
+                        for (int r = 0; r < d; r++) {
+                            float want = matmul_dot(t, repack, d, w + r * row_bytes, quant_row(&q, i), M, i < n - n % 4);
+                            cr_assert(same_float(out[(size_t)i * d + r], want),
+                                      "repack %d type %d d %d threads %d n %d: row %d out %d: %.9g, plain %.9g", repack, (int)t, d,
+                                      threads, n, i, r, out[(size_t)i * d + r], want);
+                        }
+                    }
+                }
+    free(scratch);
+}
+
+/* The repacked Q4_K order is the same product as the vec_dot order (within
+ * f32 rounding) and a different order (the last bits differ on some rows). */
+Test(numerics, q4_k_repacked_order_is_another_order_of_the_same_sum) {
+    uint64_t s = 31;
+    static QuantRows rows;
+    static uint8_t w[DOT_M * 2];
+    int differs = 0;
+    for (int trial = 0; trial < 200; trial++) {
+        random_weights(WEIGHT_Q4_K, w, DOT_M, &s);
+        quantized_rows(WEIGHT_Q4_K, &rows, &s);
+        float a = tempo_ggml_q4_k_8x8_dot(w, quant_row(&rows, 0), DOT_M, trial % 2), b = tempo_ggml_dot_plain(WEIGHT_Q4_K, w, quant_row(&rows, 0), DOT_M);
+        double size = 0.0; /* the sum of |terms| bounds the rounding */
+        float wf[DOT_M];
+        tempo_dequantize(WEIGHT_Q4_K, w, DOT_M, wf);
+        for (int j = 0; j < DOT_M; j++) size += fabs((double)wf[j] * rows.q[0][j] * rows.d[0][j / 256]);
+        cr_assert(fabs((double)a - b) <= 1e-5 * size + 1e-30, "trial %d: repacked %.9g, vec_dot %.9g", trial, a, b);
+        differs |= !same_float(a, b);
+    }
+    cr_expect(differs, "the repacked order equalled vec_dot's on 200 rows");
 }
 
 /* The plain dots are the product of the dequantized weights and the

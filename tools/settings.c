@@ -66,7 +66,7 @@ const FlagSpec SETTINGS[N_SETTINGS] = {
         "llama.cpp's flash attention under --numerics ggml", "flash_attn", NULL, FIELD(numerics.flash_attn),
         .choices = ON_OFF},
     [SET_REPACK] = {"--repack", NULL, FLAG_CHOICE, "on|off", NULL, 0, 0, "on or off",
-        "Q4_0 weights repacked as llama.cpp's x86 CPU does (its default) under --numerics ggml", "repack", NULL,
+        "Q4_0 and Q4_K weights repacked as llama.cpp's x86 CPU does (its default) under --numerics ggml", "repack", NULL,
         FIELD(numerics.repack_off), .choices = REPACKS},
     [SET_POSITION_GAP] = {"--position-gap", NULL, FLAG_INT, "G", NULL, 0, 1 << 30, "0 <= G < seq_len",
         "skip G positions after the prompt: step s sits at logical position prompt + G + s", "position_gap", NULL,
