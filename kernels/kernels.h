@@ -132,6 +132,9 @@ void tempo_ggml_k4_scales(const uint8_t *q, int *sc, int *mn);
 void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row out);
 /* out[i * stride] = w times activation row x[i], for i < k. */
 void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride);
+/* ---- ggml_q8_0_tiles.c: 4 Q8_0 weight rows (row_bytes apart) times 4
+ * Q8_0 activation rows, out[c stride + r], bitwise tempo_ggml_dot_plain ---- */
+void tempo_ggml_q8_0_tile(const uint8_t *w, size_t row_bytes, const GgmlQ8Row *x, int m, float *out, size_t stride);
 /* The head widths the ggml attention kernels take (they keep a head on the stack). */
 #define TEMPO_GGML_MAX_HEAD_DIM 1024
 /* ---- ggml_dot.c: ggml's AVX-512 (zen4) orders, lane by lane ---- */

@@ -537,6 +537,64 @@ Test(numerics, fast_dots_are_bitwise_plain) {
         }
 }
 
+/* The Q8_0 tile (4 weight rows by 4 activation rows) equals the plain dot
+ * bit for bit: random blocks, -128 weights, activations at +-127. */
+Test(numerics, q8_0_tile_is_bitwise_plain) {
+    uint64_t s = 19;
+    static QuantRows rows;
+    size_t row_bytes = tempo_row_bytes(WEIGHT_Q8_0, DOT_M);
+    static uint8_t w[4 * DOT_M * 2];
+    for (int trial = 0; trial < 30; trial++) {
+        for (int r = 0; r < 4; r++) random_weights(WEIGHT_Q8_0, w + r * row_bytes, DOT_M, &s);
+        if (trial % 3 == 0) memset(w + row_bytes + 2, 0x80, 32); /* weight row 1: -128 in its first block */
+        quantized_rows(WEIGHT_Q8_0, &rows, &s);
+        GgmlQ8Row x[4];
+        for (int c = 0; c < 4; c++) x[c] = quant_row(&rows, (c + trial) % DOT_ROWS);
+        float out[4 * 5];
+        tempo_ggml_q8_0_tile(w, row_bytes, x, DOT_M, out, 5);
+        for (int c = 0; c < 4; c++)
+            for (int r = 0; r < 4; r++) {
+                float want = tempo_ggml_dot_plain(WEIGHT_Q8_0, w + r * row_bytes, x[c], DOT_M);
+                cr_assert(same_float(out[5 * c + r], want), "trial %d weight row %d activation row %d: tile %.9g, plain %.9g", trial,
+                          r, c, out[5 * c + r], want);
+            }
+    }
+}
+
+/* The ggml matmul of Q8_0 and Q4_K weights is each output's plain dot, bit
+ * for bit, on 1 and 2 threads: weight and activation rows not multiples of
+ * the tile's 4, a matrix large enough to be threaded. */
+Test(numerics, ggml_q8_matmul_is_plain_dots_on_any_threads) {
+    enum { N = 7, D = 514 };
+    static const WeightType types[] = {WEIGHT_Q8_0, WEIGHT_Q4_K};
+    uint64_t s = 53;
+    for (int ti = 0; ti < 2; ti++) {
+        WeightType t = types[ti];
+        size_t row_bytes = tempo_row_bytes(t, DOT_M);
+        uint8_t *w = malloc(row_bytes * D);
+        for (int r = 0; r < D; r++) random_weights(t, w + r * row_bytes, DOT_M, &s);
+        float *in = malloc(sizeof(float) * N * DOT_M), *out = malloc(sizeof(float) * N * D);
+        for (int i = 0; i < N * DOT_M; i++) in[i] = (float)tempo_normal(&s);
+        const Kernels *k = tempo_ggml_kernels(0, 0, 0);
+        static QuantRows rows;
+        for (int i = 0; i < N; i++) tempo_ggml_quantize_plain(tempo_ggml_dot_type(t), in + i * DOT_M, DOT_M, quant_row(&rows, i));
+        for (int threads = 1; threads <= 2; threads++) {
+            omp_set_num_threads(threads);
+            float *scratch = malloc(k->matmul_scratch(N, DOT_M) * sizeof(float));
+            k->matmul(out, in, (Matrix){w, t}, N, DOT_M, D, scratch);
+            free(scratch);
+            for (int i = 0; i < N; i++)
+                for (int r = 0; r < D; r++) {
+                    float want = tempo_ggml_dot_plain(t, w + r * row_bytes, quant_row(&rows, i), DOT_M);
+                    cr_assert(same_float(out[i * D + r], want), "type %d threads %d row %d out %d: %.9g, plain %.9g", (int)t, threads, i,
+                              r, out[i * D + r], want);
+                }
+        }
+        omp_set_num_threads(omp_get_num_procs());
+        free(w), free(in), free(out);
+    }
+}
+
 /* The plain dots are the product of the dequantized weights and the
  * quantized activations (q d), up to f32 rounding: scales, mins, nibble
  * and bit order read as the dequantizer reads them. */
