@@ -211,7 +211,7 @@ static void ggml_matmul_repacked(float *out, const float *in, Matrix w, int n, i
 #define GGML_KERNELS(label, product, attend, attend_scratch, store)                                              \
     {.name = label, .weight_types = GGML_WEIGHT_TYPES, .matmul = product, .matmul_scratch = ggml_matmul_scratch, \
      .matrix_row = tempo_matrix_row_fast, .attention = attend, .attention_scratch = attend_scratch,             \
-     .cache_store = store, .rmsnorm = ggml_rmsnorm, .rope_pair = ggml_rope_pair, .swiglu = tempo_ggml_swiglu,  \
+     .cache_store = store, .rmsnorm = ggml_rmsnorm, .rope_pair = ggml_rope_pair, .swiglu = tempo_ggml_swiglu_fast,  \
      .by_call = 1}
 static const Kernels ggml_tables[2][3] = { /* [repack][K/V f32, K/V f16, flash attention] */
     {GGML_KERNELS("ggml (K/V f32)", ggml_matmul, tempo_ggml_attention_f32_cache, tempo_ggml_attention_cache_scratch, NULL),

@@ -62,8 +62,11 @@ static void cache_scores(const AttentionOps *ops, const AttentionInputs *a, Ggml
  * w = s scale; p = ggml_v_expf(w - max), each 16 summed by hsum into a
  * double (tempo_ggml_exp_sum); p *= (float)(1 / sum). */
 static void ggml_softmax(const AttentionOps *ops, float *s, int n, float scale) {
-    float max = -INFINITY;
-    for (int j = 0; j < n; j++) max = fmaxf(max, s[j] *= scale);
+    float max = -INFINITY; /* ggml_vec_max_f32: MAX(max, w) */
+    for (int j = 0; j < n; j++) {
+        s[j] *= scale;
+        max = max > s[j] ? max : s[j];
+    }
     float inv = (float)(1.0 / ops->exp_sum(s, n, max));
     for (int j = 0; j < n; j++) s[j] *= inv;
 }

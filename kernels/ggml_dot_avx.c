@@ -103,6 +103,22 @@ double tempo_ggml_exp_sum_fast(float *s, int n, float max) {
     return sum;
 }
 
+/* tempo_ggml_swiglu, 8 at a time where expf8 covers -x: x / (1 + e^-x) g. */
+void tempo_ggml_swiglu_fast(float *x, const float *g, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        int ok;
+        __m256 v = _mm256_loadu_ps(x + i), e = expf8(_mm256_sub_ps(_mm256_setzero_ps(), v), &ok);
+        if (!ok) {
+            tempo_ggml_swiglu(x + i, g + i, 8);
+            continue;
+        }
+        __m256 silu = _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(silu, _mm256_loadu_ps(g + i)));
+    }
+    tempo_ggml_swiglu(x + i, g + i, n - i);
+}
+
 #if defined(__F16C__)
 /* tempo_ggml_f16_scale, 8 at a time (F16C rounds to nearest even, as tempo_f32_to_f16). */
 void tempo_ggml_f16_scale_fast(float *acc, float ms, int n) {
@@ -138,5 +154,7 @@ float tempo_ggml_dot_fast(GgmlDotType type, int batched, const float *w, const f
 }
 
 double tempo_ggml_exp_sum_fast(float *s, int n, float max) { return tempo_ggml_exp_sum(s, n, max); }
+
+void tempo_ggml_swiglu_fast(float *x, const float *g, size_t n) { tempo_ggml_swiglu(x, g, n); }
 
 #endif

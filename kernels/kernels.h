@@ -158,6 +158,7 @@ void tempo_ggml_f16_fma(float *acc, const float *v, float vs, int n);
 /* ---- ggml_dot_avx.c: the same, vectorized (bitwise equal) ---- */
 float tempo_ggml_dot_fast(GgmlDotType type, int batched, const float *w, const float *x, int n);
 double tempo_ggml_exp_sum_fast(float *s, int n, float max);
+void tempo_ggml_swiglu_fast(float *x, const float *g, size_t n);
 void tempo_ggml_f16_scale_fast(float *acc, float ms, int n);
 void tempo_ggml_f16_fma_fast(float *acc, const float *v, float vs, int n);
 /* x = x / (1 + ggml_v_expf(-x)) * g, as ggml_vec_swiglu_f32. */

@@ -674,6 +674,21 @@ Test(numerics, fast_exp_sum_is_bitwise_plain) {
     for (int j = 0; j < 16; j++) cr_assert(same_float(tiny[j], tiny_plain[j]), "tiny p[%d] %g, plain %g", j, tiny[j], tiny_plain[j]);
 }
 
+/* SwiGLU fast against plain: ordinary gates and inputs large enough that e^-x leaves expf8's range. */
+Test(numerics, fast_swiglu_is_bitwise_plain) {
+    enum { N = 203 };
+    float fast[N], plain[N], g[N];
+    uint64_t seed = 47;
+    for (int trial = 0; trial < 50; trial++) {
+        for (int t = 0; t < N; t++) {
+            fast[t] = plain[t] = (float)(tempo_normal(&seed) * (trial % 2 ? 4.0 : 60.0));
+            g[t] = (float)tempo_normal(&seed);
+        }
+        tempo_ggml_swiglu_fast(fast, g, N), tempo_ggml_swiglu(plain, g, N);
+        for (int t = 0; t < N; t++) cr_assert(same_float(fast[t], plain[t]), "trial %d x[%d] %.9g, plain %.9g", trial, t, fast[t], plain[t]);
+    }
+}
+
 /* Flash attention's f16 accumulator steps, fast against plain: ties, f16 subnormals, overflow. */
 Test(numerics, fast_f16_accumulator_is_bitwise_plain) {
     enum { N = 37 };
