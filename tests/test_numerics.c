@@ -644,6 +644,7 @@ Test(numerics, fast_float_dots_are_bitwise_plain) {
             for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++)
                 for (int batched = 0; batched < 2; batched++) {
                     int n = lengths[li];
+                    if (batched && !tempo_ggml_tinyblas(types[ti], 2, n, 4)) continue; /* tinyBLAS takes whole steps only */
                     float fast = tempo_ggml_dot_fast(types[ti], batched, w, x, n), plain = tempo_ggml_dot(types[ti], batched, w, x, n);
                     cr_assert(same_float(fast, plain), "type %d n %d batched %d: fast %.9g, plain %.9g", ti, n, batched, fast, plain);
                 }
