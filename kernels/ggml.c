@@ -7,6 +7,7 @@
  * then taken as ggml's dot products take it. The attention paths are in
  * ggml_attention.c. */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "../formats/quant.h" /* tempo_f32_to_f16, tempo_f32_to_bf16 */
@@ -70,7 +71,7 @@ void tempo_ggml_round_activations(GgmlDotType t, const float *x, int m, float *o
 /* Floats of scratch for the rounded rows, rounded up to a cache line. */
 static size_t rounded_rows_values(int n, int m) { return ((size_t)n * m + 15) / 16 * 16; }
 
-static size_t ggml_matmul_scratch(int n, int m) { return rounded_rows_values(n, m) + (size_t)m; }
+static size_t ggml_matmul_scratch(int n, int m) { return rounded_rows_values(n, m) + (size_t)m * omp_get_max_threads(); }
 
 /* out[i d] = one weight row times each of the n quantized rows, GGML_DOT_ROWS at a time. */
 static void dot_weight_row(WeightType t, const uint8_t *w, float *scratch, int n, int m, float *out, int d) {
@@ -102,9 +103,47 @@ static void weight_blocks_matmul(float *out, Matrix w, const float *scratch, int
     }
 }
 
+/* out[i d + r] for GGML_DOT_ROWS weight rows from w, Q8_0, each of the n
+ * quantized rows: tiles of GGML_DOT_ROWS activation rows
+ * (tempo_ggml_q8_0_tile), then the rows left one weight row at a time. */
+static void dot_q8_0_rows(const uint8_t *w, size_t row_bytes, float *scratch, int n, int m, float *out, int d) {
+    GgmlQ8Row rows[GGML_DOT_ROWS];
+    int i0 = 0;
+    for (; i0 + GGML_DOT_ROWS <= n; i0 += GGML_DOT_ROWS) {
+        for (int i = 0; i < GGML_DOT_ROWS; i++) rows[i] = q8_row(scratch, n, m, i0 + i);
+        tempo_ggml_q8_0_tile(w, row_bytes, rows, m, out + (size_t)i0 * d, (size_t)d);
+    }
+    for (int i = i0; i < n; i++) rows[i - i0] = q8_row(scratch, n, m, i);
+    for (int r = 0; r < GGML_DOT_ROWS && i0 < n; r++)
+        tempo_ggml_dot_rows_fast(WEIGHT_Q8_0, w + r * row_bytes, rows, n - i0, m, out + (size_t)i0 * d + r, (size_t)d);
+}
+
+/* out[i d + r] for weight rows r0 .. r0 + rows - 1 (`repacked` Q4_0 as ggml_repack.c takes it). */
+static void dot_weight_rows(Matrix w, int r0, int rows, float *scratch, int n, int m, float *out, int d, int repacked) {
+    size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
+    const uint8_t *first = (const uint8_t *)w.data + r0 * row_bytes;
+    if (w.type == WEIGHT_Q8_0 && rows == GGML_DOT_ROWS) {
+        dot_q8_0_rows(first, row_bytes, scratch, n, m, out + r0, d);
+        return;
+    }
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *row = first + r * row_bytes;
+        if (!repacked) {
+            dot_weight_row(w.type, row, scratch, n, m, out + r0 + r, d);
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            GgmlQ8Row x = q8_row(scratch, n, m, i);
+            out[(size_t)i * d + r0 + r] = tempo_ggml_q4_0_8x8_dot(row, x.q, x.d, m);
+        }
+    }
+}
+
 /* out = in W^T for the weight types whose dot ggml_dots.c follows: each
- * input row quantized once to the dot's type, then threads over weight rows;
- * `repacked` Q4_0 and Q4_K as the repacked kernels take them (ggml_repack.c). */
+ * input row quantized once to the dot's type, then threads over groups of
+ * GGML_DOT_ROWS weight rows (a decoding step and repacked Q4_K: over
+ * blocks of GGML_WEIGHT_ROWS); `repacked` Q4_0 and Q4_K as the repacked
+ * kernels take them (ggml_repack.c). Each output the same on any thread. */
 static void q8_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch, int repacked) {
     GgmlDotType t = tempo_ggml_dot_type(w.type);
 #pragma omp parallel for schedule(static) if (n >= 16)
@@ -113,34 +152,30 @@ static void q8_matmul(float *out, const float *in, Matrix w, int n, int m, int d
         weight_blocks_matmul(out, w, scratch, n, m, d, repacked);
         return;
     }
-    size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
+    int groups = (d + GGML_DOT_ROWS - 1) / GGML_DOT_ROWS;
 #pragma omp parallel for schedule(static) if ((size_t)d * m >= ((size_t)1 << 18))
-    for (int r = 0; r < d; r++) {
-        const uint8_t *row = (const uint8_t *)w.data + r * row_bytes;
-        if (!repacked) {
-            dot_weight_row(w.type, row, scratch, n, m, out + r, d);
-            continue;
-        }
-        for (int i = 0; i < n; i++) {
-            GgmlQ8Row x = q8_row(scratch, n, m, i);
-            out[(size_t)i * d + r] = tempo_ggml_q4_0_8x8_dot(row, x.q, x.d, m);
-        }
+    for (int g = 0; g < groups; g++) {
+        int r0 = g * GGML_DOT_ROWS;
+        dot_weight_rows(w, r0, d - r0 < GGML_DOT_ROWS ? d - r0 : GGML_DOT_ROWS, scratch, n, m, out, d, repacked);
     }
 }
 
 /* out = round(in) W^T for F32, F16 and BF16 weights in ggml's order: each
  * input row rounded to the weight type, then each output as tinyBLAS takes
- * it for a call of 2+ rows, else as the one-row vec_dot (tempo_ggml_dot).
- * Scratch: the rounded rows, then one weight row as f32. */
+ * it for a call of 2+ rows, else as the one-row vec_dot (tempo_ggml_dot;
+ * its vectorized twin). Threads over weight rows, each dequantized to f32
+ * in its thread's part of the scratch: the rounded rows, then m floats a thread. */
 static void float_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch) {
     GgmlDotType t = tempo_ggml_dot_type(w.type);
-    float *rows = scratch, *weights = scratch + rounded_rows_values(n, m);
+    float *rows = scratch;
     for (int i = 0; i < n; i++) tempo_ggml_round_activations(t, in + (size_t)i * m, m, rows + (size_t)i * m);
     int batched = tempo_ggml_tinyblas(t, n, m, d);
     size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
+#pragma omp parallel for schedule(static) if ((size_t)d * m * n >= ((size_t)1 << 18))
     for (int r = 0; r < d; r++) {
+        float *weights = scratch + rounded_rows_values(n, m) + (size_t)m * omp_get_thread_num();
         tempo_dequantize(w.type, (const char *)w.data + (size_t)r * row_bytes, (size_t)m, weights);
-        for (int i = 0; i < n; i++) out[(size_t)i * d + r] = tempo_ggml_dot(t, batched, weights, rows + (size_t)i * m, m);
+        for (int i = 0; i < n; i++) out[(size_t)i * d + r] = tempo_ggml_dot_fast(t, batched, weights, rows + (size_t)i * m, m);
     }
 }
 
@@ -202,7 +237,7 @@ static void ggml_matmul_repacked(float *out, const float *in, Matrix w, int n, i
 #define GGML_KERNELS(label, product, attend, attend_scratch, store)                                              \
     {.name = label, .weight_types = GGML_WEIGHT_TYPES, .matmul = product, .matmul_scratch = ggml_matmul_scratch, \
      .matrix_row = tempo_matrix_row_fast, .attention = attend, .attention_scratch = attend_scratch,             \
-     .cache_store = store, .rmsnorm = ggml_rmsnorm, .rope_pair = ggml_rope_pair, .swiglu = tempo_ggml_swiglu,  \
+     .cache_store = store, .rmsnorm = ggml_rmsnorm, .rope_pair = ggml_rope_pair, .swiglu = tempo_ggml_swiglu_fast,  \
      .by_call = 1}
 static const Kernels ggml_tables[2][3] = { /* [repack][K/V f32, K/V f16, flash attention] */
     {GGML_KERNELS("ggml (K/V f32)", ggml_matmul, tempo_ggml_attention_f32_cache, tempo_ggml_attention_cache_scratch, NULL),

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../formats/quant.h" /* tempo_f32_to_f16 */
 #include "kernels.h"
 
 enum { LANES = 16, STEP = 64 };
@@ -117,6 +118,27 @@ float tempo_ggml_expf(float x) {
     float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
                    fmaf(0x1.ffffecp-1f, b, 1.0f));
     return ldexpf(j, (int)n);
+}
+
+/* s_j = ggml_v_expf(s_j - max) over n (a multiple of 16) values; returns
+ * their sum as ggml's softmax forms it: each 16 by hsum, added in double. */
+double tempo_ggml_exp_sum(float *s, int n, float max) {
+    double sum = 0.0;
+    for (int j = 0; j < n; j += 16) {
+        for (int t = j; t < j + 16; t++) s[t] = tempo_ggml_expf(s[t] - max);
+        sum += (double)tempo_ggml_hsum16(s + j);
+    }
+    return sum;
+}
+
+/* Flash attention's f16 accumulator: acc = f16(acc ms). */
+void tempo_ggml_f16_scale(float *acc, float ms, int n) {
+    for (int t = 0; t < n; t++) acc[t] = tempo_f16_to_f32(tempo_f32_to_f16(acc[t] * ms));
+}
+
+/* acc = f16(v vs + acc), one fused multiply-add. */
+void tempo_ggml_f16_fma(float *acc, const float *v, float vs, int n) {
+    for (int t = 0; t < n; t++) acc[t] = tempo_f16_to_f32(tempo_f32_to_f16(fmaf(v[t], vs, acc[t])));
 }
 
 /* ggml_vec_swiglu_f32 (AVX-512): out = x / (1 + ggml_v_expf(-x)) * g. */

@@ -136,6 +136,9 @@ void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x
 void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out);
 /* The same for Q4_K rows in the repacked orders (tempo_ggml_q4_k_8x8_dot). */
 void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, int gemm, float *out);
+/* ---- ggml_q8_0_tiles.c: 4 Q8_0 weight rows (row_bytes apart) times 4
+ * Q8_0 activation rows, out[c stride + r], bitwise tempo_ggml_dot_plain ---- */
+void tempo_ggml_q8_0_tile(const uint8_t *w, size_t row_bytes, const GgmlQ8Row *x, int m, float *out, size_t stride);
 /* The head widths the ggml attention kernels take (they keep a head on the stack). */
 #define TEMPO_GGML_MAX_HEAD_DIM 1024
 /* ---- ggml_dot.c: ggml's AVX-512 (zen4) orders, lane by lane ---- */
@@ -151,6 +154,17 @@ float tempo_ggml_dot(GgmlDotType type, int batched, const float *w, const float 
 int tempo_ggml_tinyblas(GgmlDotType type, int n, int m, int d);
 /* ggml_v_expf, the softmax's exp (AVX-512 polynomial, not libm). */
 float tempo_ggml_expf(float x);
+/* s_j = ggml_v_expf(s_j - max), n a multiple of 16; their sum as ggml's softmax forms it (16 by hsum, in double). */
+double tempo_ggml_exp_sum(float *s, int n, float max);
+/* Flash attention's f16 accumulator: acc = f16(acc ms); acc = f16(fma(v, vs, acc)). */
+void tempo_ggml_f16_scale(float *acc, float ms, int n);
+void tempo_ggml_f16_fma(float *acc, const float *v, float vs, int n);
+/* ---- ggml_dot_avx.c: the same, vectorized (bitwise equal) ---- */
+float tempo_ggml_dot_fast(GgmlDotType type, int batched, const float *w, const float *x, int n);
+double tempo_ggml_exp_sum_fast(float *s, int n, float max);
+void tempo_ggml_swiglu_fast(float *x, const float *g, size_t n);
+void tempo_ggml_f16_scale_fast(float *acc, float ms, int n);
+void tempo_ggml_f16_fma_fast(float *acc, const float *v, float vs, int n);
 /* x = x / (1 + ggml_v_expf(-x)) * g, as ggml_vec_swiglu_f32. */
 void tempo_ggml_swiglu(float *x, const float *g, size_t n);
 /* ---- ggml_attention.c: the ggml profile's attention paths ---- */
@@ -160,6 +174,11 @@ void tempo_ggml_attention_f16_cache(const Config *c, const AttentionInputs *a, f
 void tempo_ggml_attention_flash(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs);
 size_t tempo_ggml_attention_row_scratch(const Config *c, int k, int n_keys);
 size_t tempo_ggml_attention_cache_scratch(const Config *c, int k, int n_keys);
+/* The plain definitions the three attentions above are bitwise equal to
+ * (one thread; scratch as the kernel's own scratch function sizes it). */
+typedef enum { GGML_ATTENTION_F32_CACHE, GGML_ATTENTION_F16_CACHE, GGML_ATTENTION_FLASH } GgmlAttention;
+void tempo_ggml_attention_plain(GgmlAttention kind, const Config *c, const AttentionInputs *a, float *out, float *scratch,
+                                float *probs);
 /* The ggml kernels for a cache type (f16 or f32), flash attention on or
  * off, and Q4_0 weights repacked (llama.cpp's default on x86) or not. */
 const Kernels *tempo_ggml_kernels(int kv_f16, int flash_attn, int repack);

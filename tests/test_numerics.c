@@ -4,6 +4,8 @@
  * attention against their definitions, and the profile switch. */
 #include "helpers.h"
 
+#include <omp.h>
+
 #include "../formats/quant.h"
 
 #if defined(__AVX512F__)
@@ -628,6 +630,64 @@ Test(numerics, q4_k_repacked_order_is_another_order_of_the_same_sum) {
     cr_expect(differs, "the repacked order equalled vec_dot's on 200 rows");
 }
 
+/* The Q8_0 tile (4 weight rows by 4 activation rows) equals the plain dot
+ * bit for bit: random blocks, -128 weights, activations at +-127. */
+Test(numerics, q8_0_tile_is_bitwise_plain) {
+    uint64_t s = 19;
+    static QuantRows rows;
+    size_t row_bytes = tempo_row_bytes(WEIGHT_Q8_0, DOT_M);
+    static uint8_t w[4 * DOT_M * 2];
+    for (int trial = 0; trial < 30; trial++) {
+        for (int r = 0; r < 4; r++) random_weights(WEIGHT_Q8_0, w + r * row_bytes, DOT_M, &s);
+        if (trial % 3 == 0) memset(w + row_bytes + 2, 0x80, 32); /* weight row 1: -128 in its first block */
+        quantized_rows(WEIGHT_Q8_0, &rows, &s);
+        GgmlQ8Row x[4];
+        for (int c = 0; c < 4; c++) x[c] = quant_row(&rows, (c + trial) % DOT_ROWS);
+        float out[4 * 5];
+        tempo_ggml_q8_0_tile(w, row_bytes, x, DOT_M, out, 5);
+        for (int c = 0; c < 4; c++)
+            for (int r = 0; r < 4; r++) {
+                float want = tempo_ggml_dot_plain(WEIGHT_Q8_0, w + r * row_bytes, x[c], DOT_M);
+                cr_assert(same_float(out[5 * c + r], want), "trial %d weight row %d activation row %d: tile %.9g, plain %.9g", trial,
+                          r, c, out[5 * c + r], want);
+            }
+    }
+}
+
+/* The ggml matmul of Q8_0 and Q4_K weights is each output's plain dot, bit
+ * for bit, on 1 and 2 threads: weight and activation rows not multiples of
+ * the tile's 4, a matrix large enough to be threaded. */
+Test(numerics, ggml_q8_matmul_is_plain_dots_on_any_threads) {
+    enum { N = 7, D = 514 };
+    static const WeightType types[] = {WEIGHT_Q8_0, WEIGHT_Q4_K};
+    uint64_t s = 53;
+    for (int ti = 0; ti < 2; ti++) {
+        WeightType t = types[ti];
+        size_t row_bytes = tempo_row_bytes(t, DOT_M);
+        uint8_t *w = malloc(row_bytes * D);
+        for (int r = 0; r < D; r++) random_weights(t, w + r * row_bytes, DOT_M, &s);
+        float *in = malloc(sizeof(float) * N * DOT_M), *out = malloc(sizeof(float) * N * D);
+        for (int i = 0; i < N * DOT_M; i++) in[i] = (float)tempo_normal(&s);
+        const Kernels *k = tempo_ggml_kernels(0, 0, 0);
+        static QuantRows rows;
+        for (int i = 0; i < N; i++) tempo_ggml_quantize_plain(tempo_ggml_dot_type(t), in + i * DOT_M, DOT_M, quant_row(&rows, i));
+        for (int threads = 1; threads <= 2; threads++) {
+            omp_set_num_threads(threads);
+            float *scratch = malloc(k->matmul_scratch(N, DOT_M) * sizeof(float));
+            k->matmul(out, in, (Matrix){w, t}, N, DOT_M, D, scratch);
+            free(scratch);
+            for (int i = 0; i < N; i++)
+                for (int r = 0; r < D; r++) {
+                    float want = tempo_ggml_dot_plain(t, w + r * row_bytes, quant_row(&rows, i), DOT_M);
+                    cr_assert(same_float(out[i * D + r], want), "type %d threads %d row %d out %d: %.9g, plain %.9g", (int)t, threads, i,
+                              r, out[i * D + r], want);
+                }
+        }
+        omp_set_num_threads(omp_get_num_procs());
+        free(w), free(in), free(out);
+    }
+}
+
 /* The plain dots are the product of the dequantized weights and the
  * quantized activations (q d), up to f32 rounding: scales, mins, nibble
  * and bit order read as the dequantizer reads them. */
@@ -657,4 +717,148 @@ Test(numerics, plain_dots_are_the_dequantized_product) {
             float got = tempo_ggml_dot_plain(t, w, quant_row(&rows, 0), DOT_M);
             cr_expect(fabs(got - want) <= 1e-5 * size, "type %d trial %d: %.9g, dequantized %.9g", (int)t, trial, got, want);
         }
+}
+
+/* ---- the vectorized float orders and attention (ggml_dot_avx.c, ggml_attention.c) ---- */
+
+/* tempo_ggml_dot_fast is tempo_ggml_dot bit for bit: f32, f16 and bf16
+ * values, both orders, lengths with and without leftovers. */
+Test(numerics, fast_float_dots_are_bitwise_plain) {
+    enum { N = 300 };
+    static const int lengths[] = {1, 7, 16, 40, 63, 64, 65, 96, 128, 130, 192, 256, 300};
+    static const GgmlDotType types[] = {GGML_DOT_F32, GGML_DOT_F16, GGML_DOT_BF16};
+    float w[N], x[N];
+    uint64_t seed = 31;
+    for (int trial = 0; trial < 20; trial++)
+        for (int ti = 0; ti < 3; ti++) {
+            for (int t = 0; t < N; t++) w[t] = (float)tempo_normal(&seed), x[t] = (float)tempo_normal(&seed) * (trial + 1);
+            tempo_ggml_round_activations(types[ti], w, N, w);
+            tempo_ggml_round_activations(types[ti], x, N, x);
+            for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++)
+                for (int batched = 0; batched < 2; batched++) {
+                    int n = lengths[li];
+                    if (batched && !tempo_ggml_tinyblas(types[ti], 2, n, 4)) continue; /* tinyBLAS takes whole steps only */
+                    float fast = tempo_ggml_dot_fast(types[ti], batched, w, x, n), plain = tempo_ggml_dot(types[ti], batched, w, x, n);
+                    cr_assert(same_float(fast, plain), "type %d n %d batched %d: fast %.9g, plain %.9g", ti, n, batched, fast, plain);
+                }
+        }
+}
+
+/* The softmax's exponentials and their sum: masked (-inf) scores, scores so
+ * low that ggml_v_expf underflows to subnormals (2^n below 2^-126) or to 0. */
+Test(numerics, fast_exp_sum_is_bitwise_plain) {
+    enum { N = 96 };
+    float fast[N], plain[N];
+    uint64_t seed = 37;
+    for (int trial = 0; trial < 200; trial++) {
+        for (int j = 0; j < N; j++) {
+            double r = tempo_normal(&seed);
+            fast[j] = trial % 4 == 0 && j % 5 == 0 ? -INFINITY : (float)(r * (trial % 4 == 1 ? 60.0 : 4.0));
+        }
+        memcpy(plain, fast, sizeof fast);
+        float max = trial % 3 == 0 ? 0.0f : 20.0f;
+        double sum_fast = tempo_ggml_exp_sum_fast(fast, N, max), sum_plain = tempo_ggml_exp_sum(plain, N, max);
+        cr_assert(sum_fast == sum_plain, "trial %d: sum %.17g, plain %.17g", trial, sum_fast, sum_plain);
+        for (int j = 0; j < N; j++) cr_assert(same_float(fast[j], plain[j]), "trial %d p[%d] %g, plain %g", trial, j, fast[j], plain[j]);
+    }
+    float tiny[16] = {-100.0f, -90.0f, -88.0f, -87.5f, -104.0f, -200.0f, -INFINITY, 0.0f}, tiny_plain[16];
+    memcpy(tiny_plain, tiny, sizeof tiny);
+    cr_assert(tempo_ggml_exp_sum_fast(tiny, 16, 0.0f) == tempo_ggml_exp_sum(tiny_plain, 16, 0.0f));
+    cr_assert(tiny_plain[0] > 0.0f && tiny_plain[0] < 0x1p-126f, "exp(-100) is subnormal: the case expf8 leaves to the plain one");
+    for (int j = 0; j < 16; j++) cr_assert(same_float(tiny[j], tiny_plain[j]), "tiny p[%d] %g, plain %g", j, tiny[j], tiny_plain[j]);
+}
+
+/* SwiGLU fast against plain: ordinary gates and inputs large enough that e^-x leaves expf8's range. */
+Test(numerics, fast_swiglu_is_bitwise_plain) {
+    enum { N = 203 };
+    float fast[N], plain[N], g[N];
+    uint64_t seed = 47;
+    for (int trial = 0; trial < 50; trial++) {
+        for (int t = 0; t < N; t++) {
+            fast[t] = plain[t] = (float)(tempo_normal(&seed) * (trial % 2 ? 4.0 : 60.0));
+            g[t] = (float)tempo_normal(&seed);
+        }
+        tempo_ggml_swiglu_fast(fast, g, N), tempo_ggml_swiglu(plain, g, N);
+        for (int t = 0; t < N; t++) cr_assert(same_float(fast[t], plain[t]), "trial %d x[%d] %.9g, plain %.9g", trial, t, fast[t], plain[t]);
+    }
+}
+
+/* Flash attention's f16 accumulator steps, fast against plain: ties, f16 subnormals, overflow. */
+Test(numerics, fast_f16_accumulator_is_bitwise_plain) {
+    enum { N = 37 };
+    float acc_fast[N], acc_plain[N], v[N];
+    uint64_t seed = 41;
+    for (int trial = 0; trial < 100; trial++) {
+        for (int t = 0; t < N; t++) {
+            double scale = trial % 3 == 0 ? 1e-6 : trial % 3 == 1 ? 3e4 : 1.0;
+            acc_fast[t] = acc_plain[t] = (float)(tempo_normal(&seed) * scale);
+            v[t] = half((float)(tempo_normal(&seed) * scale));
+        }
+        float vs = (float)fabs(tempo_normal(&seed)) * 2.0f, ms = (float)fabs(tempo_normal(&seed));
+        tempo_ggml_f16_fma_fast(acc_fast, v, vs, N), tempo_ggml_f16_fma(acc_plain, v, vs, N);
+        tempo_ggml_f16_scale_fast(acc_fast, ms, N), tempo_ggml_f16_scale(acc_plain, ms, N);
+        for (int t = 0; t < N; t++) cr_assert(same_float(acc_fast[t], acc_plain[t]), "trial %d acc[%d] %g, plain %g", trial, t, acc_fast[t], acc_plain[t]);
+    }
+}
+
+/* Random attention inputs: 4 query heads over 2 K/V heads, `k` new rows
+ * after `n_keys - k` cached, K and V rounded to f16 when `f16`. */
+typedef struct { Config c; float *q, *keys, *values; uint8_t *allowed; } Heads;
+static Heads random_heads(int hd, int k, int n_keys, int f16, int dense, uint64_t *seed) {
+    Heads h = {.c = {.head_dim = hd, .n_heads = 4, .n_kv_heads = 2}};
+    h.q = malloc(sizeof(float) * k * 4 * hd), h.keys = malloc(sizeof(float) * n_keys * 2 * hd);
+    h.values = malloc(sizeof(float) * n_keys * 2 * hd), h.allowed = malloc((size_t)k * n_keys);
+    for (int t = 0; t < k * 4 * hd; t++) h.q[t] = (float)tempo_normal(seed);
+    for (int t = 0; t < n_keys * 2 * hd; t++) {
+        h.keys[t] = (float)tempo_normal(seed), h.values[t] = (float)tempo_normal(seed);
+        if (f16) h.keys[t] = half(h.keys[t]), h.values[t] = half(h.values[t]);
+    }
+    for (int i = 0; i < k; i++) /* causal, or a random mask that keeps each row's own key */
+        for (int j = 0; j < n_keys; j++)
+            h.allowed[(size_t)i * n_keys + j] = dense ? (j == n_keys - k + i || tempo_normal(seed) > 0.3) : j <= n_keys - k + i;
+    return h;
+}
+
+static void free_heads(Heads *h) { free(h->q), free(h->keys), free(h->values), free(h->allowed); }
+
+/* One call of a ggml attention kernel on `threads` threads (0: the plain definition). */
+static void run_attention(GgmlAttention kind, const Heads *h, int k, int n_keys, int threads, float *out, float *probs) {
+    const Kernels *kern = tempo_ggml_kernels(kind == GGML_ATTENTION_F16_CACHE, kind == GGML_ATTENTION_FLASH, 1);
+    Mask mask = tempo_mask_dense(h->allowed, 1, n_keys - k, k, n_keys);
+    AttentionInputs a = {.q = h->q, .keys = h->keys, .values = h->values, .mask = &mask, .k = k, .n_keys = n_keys};
+    omp_set_num_threads(threads ? threads : 1);
+    float *scratch = malloc(kern->attention_scratch(&h->c, k, n_keys) * sizeof(float));
+    if (threads) kern->attention(&h->c, &a, out, scratch, probs);
+    else tempo_ggml_attention_plain(kind, &h->c, &a, out, scratch, probs);
+    free(scratch);
+    omp_set_num_threads(omp_get_num_procs());
+}
+
+/* The three attention kernels equal their plain definitions bit for bit,
+ * outputs and kept probabilities, on 1, 2 and 3 threads: head widths with
+ * and without vec_dot leftovers, one row and many, odd key counts, causal
+ * and random masks. */
+Test(numerics, fast_ggml_attention_is_bitwise_plain_on_any_threads) {
+    static const int shapes[][3] = {{64, 1, 1}, {64, 5, 77}, {64, 70, 70}, {40, 3, 130}, {16, 9, 9}, {128, 2, 200}};
+    uint64_t seed = 43;
+    for (int kind = GGML_ATTENTION_F32_CACHE; kind <= GGML_ATTENTION_FLASH; kind++)
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+            for (int dense = 0; dense < 2; dense++) {
+                int hd = shapes[si][0], k = shapes[si][1], n_keys = shapes[si][2];
+                Heads h = random_heads(hd, k, n_keys, kind != GGML_ATTENTION_F32_CACHE, dense, &seed);
+                size_t n_out = (size_t)k * 4 * hd, n_probs = (size_t)4 * k * n_keys;
+                float *want = malloc(n_out * sizeof(float)), *want_p = malloc(n_probs * sizeof(float));
+                float *got = malloc(n_out * sizeof(float)), *got_p = malloc(n_probs * sizeof(float));
+                run_attention(kind, &h, k, n_keys, 0, want, want_p);
+                for (int threads = 1; threads <= 3; threads++) {
+                    run_attention(kind, &h, k, n_keys, threads, got, got_p);
+                    for (size_t t = 0; t < n_out; t++)
+                        cr_assert(same_float(got[t], want[t]), "kind %d shape %zu dense %d threads %d: out[%zu] %.9g, plain %.9g", kind, si,
+                                  dense, threads, t, got[t], want[t]);
+                    for (size_t t = 0; t < n_probs; t++)
+                        cr_assert(same_float(got_p[t], want_p[t]), "kind %d shape %zu threads %d: p[%zu] %.9g, plain %.9g", kind, si,
+                                  threads, t, got_p[t], want_p[t]);
+                }
+                free(want), free(want_p), free(got), free(got_p), free_heads(&h);
+            }
 }
