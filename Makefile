@@ -162,27 +162,33 @@ BENCH_MODELS = build/bench-large.bin build/bench-large-bf16 build/bench-large-q4
 build/bench-llama-f32.gguf: tempo
 	@mkdir -p build
 	./tempo synth --format gguf --dtype f32 --out $@ --seed 1 --dim 1024 --hidden 2816 --layers 8 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 1024 --tokenizer spm
-build/bench-llama-q8_0.gguf: build/bench-llama-f32.gguf build/llama-tempo
-	build/llama-tempo quantize $< $@ Q8_0
-build/bench-llama-q4_k_m.gguf: build/bench-llama-f32.gguf build/llama-tempo
-	build/llama-tempo quantize $< $@ Q4_K_M
+# The other presets llama-quantize writes (issue 23: each >= 0.7x llama.cpp's decode): tg128 only, 3 pairs.
+# (not IQ1/IQ2/IQ3: llama-quantize refuses them without an importance matrix, and a uniform one is no real model)
+LLAMA_BENCH_TG_TYPES = q4_0 q5_k_m q6_k q3_k_m q2_k iq4_xs q5_0 q4_1 iq4_nl
+LLAMA_BENCH_TG = $(foreach t,$(LLAMA_BENCH_TG_TYPES),build/bench-llama-$(t).gguf)
+$(foreach t,q8_0 q4_k_m $(LLAMA_BENCH_TG_TYPES),build/bench-llama-$(t).gguf): build/bench-llama-%.gguf: build/bench-llama-f32.gguf build/llama-tempo
+	build/llama-tempo quantize $< $@ $$(echo $* | tr a-z A-Z)
 LLAMA_BENCH_MODELS = build/bench-llama-f32.gguf build/bench-llama-q8_0.gguf build/bench-llama-q4_k_m.gguf build/bench-large-q4_k.gguf
 # the same Q8_0 and Q4_K_M files with tempo under --numerics ggml (llama.cpp's arithmetic)
 LLAMA_BENCH_GGML = build/bench-llama-q8_0.gguf build/bench-llama-q4_k_m.gguf
-bench: build/bench $(BENCH_MODELS) build/llama-tempo $(LLAMA_BENCH_MODELS)
+bench: build/bench $(BENCH_MODELS) build/llama-tempo $(LLAMA_BENCH_MODELS) $(LLAMA_BENCH_TG)
 	build/bench --weights $(WEIGHTS) --large build/bench-large.bin --large-bf16 build/bench-large-bf16 \
 	  --large-q4k build/bench-large-q4_k.gguf --llama build/llama-tempo $(addprefix --vs-llama ,$(LLAMA_BENCH_MODELS)) \
-	  $(addprefix --vs-llama-ggml ,$(LLAMA_BENCH_GGML)) --json bench.json
+	  $(addprefix --vs-llama-ggml ,$(LLAMA_BENCH_GGML)) $(addprefix --vs-llama-tg ,$(LLAMA_BENCH_TG)) --json bench.json
 	build/bench --long 65536 --json bench-long.json
 
 # Instructions of one decode step per stored type (callgrind: the same count on a busy machine).
 # valgrind does not run AVX-512, so the counted build is AVX2.
-COUNT_TYPES = f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k
+COUNT_TYPES = f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k $(COUNT_LLAMA_TYPES)
+# the other presets llama-quantize writes, from the f32 file (llama.cpp's own quantizer and type mix)
+COUNT_LLAMA_TYPES = q4_1 q5_0 q5_1 iq4_nl q2_k q3_k_m iq4_xs
 COUNT_GGML_TYPES = q8_0 q4_0 q4_k q5_k q6_k
 COUNT_SHAPE = --dim 1024 --hidden 2816 --layers 2 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 64
 build/count/%.gguf: | tempo
 	@mkdir -p build/count
 	./tempo synth --format gguf --dtype $* --out $@ --seed 3 $(COUNT_SHAPE)
+$(foreach t,$(COUNT_LLAMA_TYPES),build/count/$(t).gguf): build/count/%.gguf: build/count/f32.gguf build/llama-tempo
+	build/llama-tempo quantize $< $@ $$(echo $* | tr a-z A-Z) >/dev/null
 build/count-steps: tests/count_steps.c $(LIB) $(HDR) .deps
 	@mkdir -p build
 	$(CC) $(CFLAGS) -mno-avx512f -Wno-psabi -o $@ tests/count_steps.c $(LIB) $(LDLIBS)

@@ -29,14 +29,6 @@ void tempo_dequant_q2_k(const uint8_t *b, float *y) {
             }
 }
 
-/* Q3_K's 6-bit scale of sub-block j (0..15) from its 12 bytes: the low 4
- * bits are the low nibble of byte j (j < 8) or the high nibble of byte
- * j-8; the top 2 bits are bits 2(j/4)..2(j/4)+1 of byte 8 + j%4. */
-static int q3_k_scale(const uint8_t *s, int j) {
-    int low = j < 8 ? s[j] & 0x0F : s[j - 8] >> 4;
-    return low | ((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4;
-}
-
 /* Q3_K: 16 sub-blocks of 16; q is 2 low bits (Q2_K's order) and a high bit
  * from hmask (bit 4*half + j of hmask[l] for the pair j of half `half`),
  * the value q - 4 when that bit is clear. y = (d*(sc - 32)) * q. */
@@ -47,7 +39,7 @@ void tempo_dequant_q3_k(const uint8_t *b, float *y) {
     for (int half = 0; half < 2; half++, q += 32)
         for (int j = 0; j < 4; j++)
             for (int part = 0; part < 2; part++, is++, y += 16) {
-                float dl = d * (float)(q3_k_scale(scales, is) - 32);
+                float dl = d * (float)(tempo_q3_k_scale(scales, is) - 32);
                 int bit = 1 << (4 * half + j);
                 for (int l = 0; l < 16; l++) {
                     int v = ((q[16 * part + l] >> (2 * j)) & 3) - (hmask[16 * part + l] & bit ? 0 : 4);
@@ -56,16 +48,15 @@ void tempo_dequant_q3_k(const uint8_t *b, float *y) {
             }
 }
 
-/* IQ4_NL's and IQ4_XS's 16 levels (ggml's kvalues_iq4nl): a 4-bit index picks one. */
-static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+const int8_t tempo_iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 /* IQ4_NL: Q4_0's nibbles index the 16 non-uniform levels; y = d * kvalues[q]. */
 void tempo_dequant_iq4_nl(const uint8_t *b, float *y) {
     float d = tempo_f16_at(b);
     const uint8_t *qs = b + 2;
     for (int j = 0; j < 16; j++) {
-        y[j] = d * (float)iq4_levels[qs[j] & 0x0F];
-        y[j + 16] = d * (float)iq4_levels[qs[j] >> 4];
+        y[j] = d * (float)tempo_iq4_levels[qs[j] & 0x0F];
+        y[j + 16] = d * (float)tempo_iq4_levels[qs[j] >> 4];
     }
 }
 
@@ -80,8 +71,8 @@ void tempo_dequant_iq4_xs(const uint8_t *b, float *y) {
         int ls = ((scales_l[ib / 2] >> 4 * (ib % 2)) & 0x0F) | ((scales_h >> 2 * ib) & 3) << 4;
         float dl = d * (float)(ls - 32);
         for (int j = 0; j < 16; j++) {
-            y[j] = dl * (float)iq4_levels[qs[j] & 0x0F];
-            y[j + 16] = dl * (float)iq4_levels[qs[j] >> 4];
+            y[j] = dl * (float)tempo_iq4_levels[qs[j] & 0x0F];
+            y[j + 16] = dl * (float)tempo_iq4_levels[qs[j] >> 4];
         }
     }
 }

@@ -8,6 +8,7 @@
  *   dequant_iq.c the grid types IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M (iq_grids.h)
  *   halves.c     IEEE half and bfloat16 to float
  *   unpack.c     Q8_0, Q4_0, Q4_K, Q5_K, Q6_K to f32 in vector registers (unpack.h; bitwise dequant.c's values)
+ *   unpack_low_bit.h  Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, IQ4_XS the same way, for the decode kernel
  *   matmul.c     out = in W^T over weights in their stored type
  *   attention.c  attention of new rows over the KV cache, tiled, with OpenBLAS
  *   fast.c       the table of them that the loaders give a Model
@@ -55,6 +56,15 @@ void tempo_dequant_q3_k(const uint8_t *b, float *y);
 void tempo_dequant_iq4_xs(const uint8_t *b, float *y);
 void tempo_dequant_tq1_0(const uint8_t *b, float *y);
 void tempo_dequant_tq2_0(const uint8_t *b, float *y);
+/* IQ4_NL's and IQ4_XS's 16 levels (ggml's kvalues_iq4nl): a 4-bit index picks one. */
+extern const int8_t tempo_iq4_levels[16];
+/* Q3_K's 6-bit scale of sub-block j (0..15) from its 12 bytes: the low 4
+ * bits are the low nibble of byte j (j < 8) or the high nibble of byte
+ * j-8; the top 2 bits are bits 2(j/4)..2(j/4)+1 of byte 8 + j%4. */
+static inline int tempo_q3_k_scale(const uint8_t *s, int j) {
+    int low = j < 8 ? s[j] & 0x0F : s[j - 8] >> 4;
+    return low | ((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4;
+}
 
 /* ---- dequant_iq.c ---- */
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "unpack.h"
+#include "unpack_low_bit.h"
 
 /* out[n][d] = in[n][m] W^T for W [d][m]. W keeps the type it was stored in
  * (f32, f16, bf16, Q8_0, ...) and is converted to f32 vectors in registers
@@ -148,6 +149,22 @@ INLINE void pass_blocks(Sums acc, WeightType type, const char *const *row, int r
     }
 }
 
+/* Q4_1, Q5_0, Q5_1, IQ4_NL (32-value blocks) and Q2_K, Q3_K, IQ4_XS (256, 64 values at a time) rows, decoded in registers (unpack_low_bit.h). */
+INLINE void pass_low_bit(Sums acc, WeightType type, const char *const *row, int rows, const float *in, int m, int n) {
+    int k_quant = type == WEIGHT_Q2_K || type == WEIGHT_Q3_K || type == WEIGHT_IQ4_XS, values = k_quant ? TEMPO_QK_K : 32;
+    size_t bytes = tempo_block_bytes(type), at = 0;
+    for (int t = 0; t < m; t += values, at += bytes) {
+        for (int r = 0; r < rows; r++) prefetch_ahead(row[r] + at, k_quant ? 2 * ALIGN : 1); /* a block's lines (at most 136 bytes) */
+        int groups = k_quant ? 4 : 1;
+#pragma GCC unroll 4
+        for (int g = 0; g < groups; g++) { /* unrolled: each group's scale bytes at known offsets */
+            PassVectors w;
+            for (int r = 0; r < rows; r++) tempo_low_bit_vectors(type, (const uint8_t *)row[r] + at, g, w[r]);
+            add_products(acc, w, k_quant ? GROUP : 2, rows, in + t + 64 * g, m, n);
+        }
+    }
+}
+
 /* Types with no vector decoder: a tile of each row converted into a buffer (tempo_unpack), then read a vector at a time. */
 INLINE void pass_tiles(Sums acc, WeightType type, const char *const *row, int rows, const float *in, int m, int n) {
     float tile[PASS_ROWS][TILE_COLS] __attribute__((aligned(ALIGN)));
@@ -165,7 +182,7 @@ INLINE void pass_tiles(Sums acc, WeightType type, const char *const *row, int ro
 
 /* How a type's vectors are made: read (f32) or converted (f16, bf16) in
  * place, decoded from blocks in registers, or converted a tile at a time. */
-typedef enum { PATH_PLAIN, PATH_BLOCKS, PATH_TILES } Path;
+typedef enum { PATH_PLAIN, PATH_BLOCKS, PATH_LOW_BIT, PATH_TILES } Path;
 
 /* The blocked kernel: out[i][r] = sum_t W[r][t] in[i][t] for `rows`
  * consecutive weight rows (row stride row_bytes; out's stride d) and n
@@ -184,6 +201,7 @@ INLINE void rows_times_inputs(float *out, int d, Path path, WeightType type, con
     for (int r = 0; r < PASS_ROWS; r++) row[r] = w + (size_t)r * row_bytes;
     if (path == PATH_PLAIN) pass_plain(acc, type, row, rows, in, m, n);
     else if (path == PATH_BLOCKS) pass_blocks(acc, type, row, rows, in, m, n);
+    else if (path == PATH_LOW_BIT) pass_low_bit(acc, type, row, rows, in, m, n);
     else pass_tiles(acc, type, row, rows, in, m, n);
 #pragma GCC unroll 8
     for (int i = 0; i < n; i++)
@@ -262,6 +280,41 @@ static void pass_q6_k(float *out, int d, WeightType type, const char *w, size_t 
     (void)type;
     pass_for(out, d, PATH_BLOCKS, WEIGHT_Q6_K, w, row_bytes, rows, m, in, n);
 }
+static void pass_q4_1(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_LOW_BIT, WEIGHT_Q4_1, w, row_bytes, rows, m, in, n);
+}
+static void pass_q5_0(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_LOW_BIT, WEIGHT_Q5_0, w, row_bytes, rows, m, in, n);
+}
+static void pass_q5_1(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_LOW_BIT, WEIGHT_Q5_1, w, row_bytes, rows, m, in, n);
+}
+static void pass_iq4_nl(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ4_NL, w, row_bytes, rows, m, in, n);
+}
+static void pass_q2_k(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_LOW_BIT, WEIGHT_Q2_K, w, row_bytes, rows, m, in, n);
+}
+static void pass_q3_k(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_LOW_BIT, WEIGHT_Q3_K, w, row_bytes, rows, m, in, n);
+}
+static void pass_iq4_xs(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ4_XS, w, row_bytes, rows, m, in, n);
+}
 static void pass_tiled(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m,
                        const float *in, int n) {
     pass_for(out, d, PATH_TILES, type, w, row_bytes, rows, m, in, n);
@@ -277,6 +330,13 @@ static PassKernel *pass_kernel(WeightType type) {
     case WEIGHT_Q4_K: return pass_q4_k;
     case WEIGHT_Q5_K: return pass_q5_k;
     case WEIGHT_Q6_K: return pass_q6_k;
+    case WEIGHT_Q4_1: return pass_q4_1;
+    case WEIGHT_Q5_0: return pass_q5_0;
+    case WEIGHT_Q5_1: return pass_q5_1;
+    case WEIGHT_IQ4_NL: return pass_iq4_nl;
+    case WEIGHT_Q2_K: return pass_q2_k;
+    case WEIGHT_Q3_K: return pass_q3_k;
+    case WEIGHT_IQ4_XS: return pass_iq4_xs;
     default: return pass_tiled;
     }
 }

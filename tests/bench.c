@@ -493,12 +493,13 @@ static double num(const cJSON *o, const char *k);
 /* ---- tempo against llama.cpp on the same GGUF ---- */
 
 enum { TG_TOKENS = 128, PP_ROWS = 512 }; /* llama-bench's tg128 and pp512 */
+enum { TG_ONLY_PAIRS = 3 }; /* alternating pairs of the tg128-only rows (the other llama-quantize types) */
 
 /* The child: tempo's tg128 and pp512 on one GGUF (under --numerics ggml
  * when `ggml`), and the read bound of a decoded token's bytes (tokens/s if
  * they were read as fast as a plain parallel read), best and median of REPS
  * passes. One JSON line. */
-static int tg_pp_model(const char *path, int threads, int ggml) {
+static int tg_pp_model(const char *path, int threads, int ggml, int with_pp) {
     char err[TEMPO_ERR_SIZE];
     tempo_set_threads(threads);
     Model m;
@@ -509,8 +510,8 @@ static int tg_pp_model(const char *path, int threads, int ggml) {
     model_costs(&m, &bytes, &params);
     decode_tok_s(&m, 8); /* warm-up: pages in */
     double tg = decode_tok_s(&m, TG_TOKENS);
-    int rows = m.config.seq_len < PP_ROWS ? m.config.seq_len : PP_ROWS;
-    double pp = rows / prefill_seconds(&m, rows, 0);
+    int rows = !with_pp ? 0 : m.config.seq_len < PP_ROWS ? m.config.seq_len : PP_ROWS;
+    double pp = with_pp ? rows / prefill_seconds(&m, rows, 0) : NAN;
     size_t n = (size_t)(bytes / sizeof(float));
     float *buf = alloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) buf[i] = (float)(i % 7);
@@ -668,11 +669,16 @@ static double llama_figure(const char *lines, const char *test) {
     return v;
 }
 
-/* tempo (under --numerics ggml when `ggml`) and llama.cpp on one GGUF, REPS
- * alternating pairs: tg128 and pp512 of each, their ratios within each
- * pair, and the read bound; one row of the table. `llama` NULL: llama.cpp's
- * cells are n/a. */
-static cJSON *versus_llama(const char *self, const char *llama, const char *path, int ggml, int threads, int *llama_failed) {
+/* How a GGUF is measured against llama.cpp: tg128 and pp512 in tempo's
+ * exact arithmetic or under --numerics ggml, or tg128 only (exact). */
+typedef enum { VERSUS_EXACT, VERSUS_GGML, VERSUS_TG_ONLY } VersusMode;
+
+/* tempo (under --numerics ggml for VERSUS_GGML) and llama.cpp on one GGUF,
+ * REPS alternating pairs (VERSUS_TG_ONLY: TG_ONLY_PAIRS, no pp512): tg128
+ * and pp512 of each, their ratios within each pair, and the read bound; one
+ * row of the table. `llama` NULL: llama.cpp's cells are n/a. */
+static cJSON *versus_llama(const char *self, const char *llama, const char *path, VersusMode mode, int threads, int *llama_failed) {
+    int ggml = mode == VERSUS_GGML, pairs = mode == VERSUS_TG_ONLY ? TG_ONLY_PAIRS : REPS;
     Series tg[2], pp[2],  tg_ratio = {0}, pp_ratio = {0}, best = {0}, med = {0};
     memset(tg, 0, sizeof tg);
     memset(pp, 0, sizeof pp);
@@ -680,8 +686,8 @@ static cJSON *versus_llama(const char *self, const char *llama, const char *path
     snprintf(th, sizeof th, "%d", threads);
     snprintf(tg_tokens, sizeof tg_tokens, "%d", TG_TOKENS);
     char weights[32] = "?";
-    for (int rep = 0; rep < REPS; rep++) {
-        char *tempo_argv[] = {(char *)self, "--tg-pp", (char *)path, th, ggml ? "ggml" : "exact", NULL};
+    for (int rep = 0; rep < pairs; rep++) {
+        char *tempo_argv[] = {(char *)self, "--tg-pp", (char *)path, th, ggml ? "ggml" : "exact", mode == VERSUS_TG_ONLY ? "tg" : NULL, NULL};
         cJSON *t = run_program(tempo_argv, out, 1 << 16, NULL) == 0 ? cJSON_Parse(out) : NULL;
         if (!t) { fprintf(stderr, "bench: tempo on %s failed\n", path); exit(1); }
         snprintf(weights, sizeof weights, "%s", cJSON_GetObjectItem(t, "weights")->valuestring);
@@ -703,13 +709,14 @@ static cJSON *versus_llama(const char *self, const char *llama, const char *path
     cJSON_AddStringToObject(o, "model", path);
     cJSON_AddStringToObject(o, "weights", weights);
     cJSON_AddStringToObject(o, "numerics", ggml ? "ggml" : "exact");
+    cJSON_AddNumberToObject(o, "pairs", pairs);
     put(o, "tempo_tg128_tok_s", &tg[0]), put(o, "llama_tg128_tok_s", &tg[1]), put(o, "tg128_tempo_over_llama", &tg_ratio);
     put(o, "tempo_pp512_tok_s", &pp[0]), put(o, "llama_pp512_tok_s", &pp[1]), put(o, "pp512_tempo_over_llama", &pp_ratio);
     put(o, "read_bound_tok_s_best", &best), put(o, "read_bound_tok_s_median", &med);
     const char *base = strrchr(path, '/');
     char label[64];
-    snprintf(label, sizeof label, "%s%s", base ? base + 1 : path, ggml ? " ggml" : "");
-    printf("%-24s %5s", label, weights);
+    snprintf(label, sizeof label, "%s%s", base ? base + 1 : path, ggml ? " ggml" : mode == VERSUS_TG_ONLY ? " tg" : "");
+    printf("%-28s %5s", label, weights);
     const char *keys[] = {"tempo_tg128_tok_s", "llama_tg128_tok_s", NULL, "tempo_pp512_tok_s", "llama_pp512_tok_s", NULL};
     const char *ratios[] = {"tg128_tempo_over_llama", "pp512_tempo_over_llama"};
     for (int part = 0; part < 2; part++) {
@@ -807,25 +814,27 @@ static const char *llama_legend =
     "bound: tokens/s if a decoded token's bytes were read as fast as a plain parallel read of as many bytes,\n"
     "best and median of %d passes per pair (medians over the pairs).\n"
     "ggml: tempo under --numerics ggml (llama.cpp's arithmetic: integer dots on quantized activations, K/V f32);\n"
-    "the other rows: tempo's exact arithmetic.\n"
-    "n/a: %s\n";
+    "the other rows: tempo's exact arithmetic. tg: the other types llama-quantize writes, tg128 only, %d pairs\n"
+    "(not the IQ1/IQ2/IQ3 presets: llama-quantize refuses them without an importance matrix of real text).\n"
+    "n/a: the pp cells of the tg rows (pp512 not measured: make bench stays under 20 minutes); %s\n";
 
 /* The table of tempo against llama.cpp, one row per GGUF (files[i] under
  * --numerics ggml when ggml[i]); its JSON array. */
-static cJSON *versus_llama_table(const char *self, const char *llama, const char *const *files, const int *ggml, int n, int threads) {
+static cJSON *versus_llama_table(const char *self, const char *llama, const char *const *files, const VersusMode *modes, int n,
+                                 int threads) {
     if (llama && access(llama, X_OK) != 0) {
         fprintf(stderr, "bench: %s is not an executable (make build/llama-tempo builds it)\n", llama);
         exit(1);
     }
-    printf("\n%-24s %5s %7s %7s %5s %5s %5s %7s %7s %5s %5s %5s %7s %7s\n", "tempo vs llama.cpp", "type", "tg", "llama", "min",
+    printf("\n%-28s %5s %7s %7s %5s %5s %5s %7s %7s %5s %5s %5s %7s %7s\n", "tempo vs llama.cpp", "type", "tg", "llama", "min",
            "med", "max", "pp", "llama", "min", "med", "max", "bound", "b-med");
     cJSON *rows = cJSON_CreateArray();
     int failed = 0;
-    for (int i = 0; i < n; i++) cJSON_AddItemToArray(rows, versus_llama(self, llama, files[i], ggml[i], threads, &failed));
-    printf(llama_legend, REPS, REPS,
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(rows, versus_llama(self, llama, files[i], modes[i], threads, &failed));
+    printf(llama_legend, REPS, REPS, TG_ONLY_PAIRS,
            !llama ? "llama.cpp's cells: no --llama was given (make bench gives build/llama-tempo)"
            : failed ? "llama.cpp's cells: llama-tempo bench failed on that file (its message is above)"
-                    : "none in this run");
+                    : "llama.cpp gave every figure it was asked for");
     return rows;
 }
 
@@ -855,18 +864,21 @@ int main(int argc, char **argv) {
         return bench_model(argv[2], strcmp(argv[3], "-") ? argv[3] : NULL, argv[4], atoi(argv[5]));
     if (argc == 6 && strcmp(argv[1], "--rss") == 0) return rss_model(argv[2], argv[4], atoi(argv[5]));
     if (argc == 6 && strcmp(argv[1], "--long-child") == 0) return long_child(argv[3], argv[2], atoi(argv[4]), atoi(argv[5]));
-    if (argc == 5 && strcmp(argv[1], "--tg-pp") == 0) return tg_pp_model(argv[2], atoi(argv[3]), strcmp(argv[4], "ggml") == 0);
+    if ((argc == 5 || argc == 6) && strcmp(argv[1], "--tg-pp") == 0)
+        return tg_pp_model(argv[2], atoi(argv[3]), strcmp(argv[4], "ggml") == 0, argc == 5);
     const char *weights = "../shared/weights", *large = "build/bench-large.bin", *large_bf16 = "build/bench-large-bf16";
     const char *large_q4k = "build/bench-large-q4_k.gguf";
-    const char *json = "bench.json", *llama = NULL, *vs_llama[8];
-    int vs_ggml[8];
+    enum { MAX_VERSUS = 16 };
+    const char *json = "bench.json", *llama = NULL, *vs_llama[MAX_VERSUS];
+    VersusMode vs_mode[MAX_VERSUS];
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), long_rows = 0, with_8b = 1, n_vs = 0, llama_only = 0;
     for (int i = 1; i < argc; i += 2) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--llama-only") == 0) llama_only = 1, i--;
         else if (v && strcmp(argv[i], "--llama") == 0) llama = v;
-        else if (v && (strcmp(argv[i], "--vs-llama") == 0 || strcmp(argv[i], "--vs-llama-ggml") == 0) && n_vs < 8)
-            vs_ggml[n_vs] = strcmp(argv[i], "--vs-llama-ggml") == 0, vs_llama[n_vs++] = v;
+        else if (v && strncmp(argv[i], "--vs-llama", 10) == 0 && n_vs < MAX_VERSUS &&
+                 (!argv[i][10] || !strcmp(argv[i] + 10, "-ggml") || !strcmp(argv[i] + 10, "-tg")))
+            vs_mode[n_vs] = !argv[i][10] ? VERSUS_EXACT : argv[i][11] == 'g' ? VERSUS_GGML : VERSUS_TG_ONLY, vs_llama[n_vs++] = v;
         else if (v && strcmp(argv[i], "--weights") == 0) weights = v;
         else if (v && strcmp(argv[i], "--large") == 0) large = v;
         else if (v && strcmp(argv[i], "--large-bf16") == 0) large_bf16 = v;
@@ -877,7 +889,7 @@ int main(int argc, char **argv) {
         else if (v && strcmp(argv[i], "--8b") == 0) with_8b = strcmp(v, "no") != 0;
         else {
             fprintf(stderr, "usage: bench [--weights DIR] [--large FILE] [--large-bf16 DIR] [--large-q4k FILE] [--threads N] [--json FILE]\n"
-                            "             [--llama LLAMA_TEMPO] [--vs-llama[-ggml] FILE.gguf]... (up to 8) [--llama-only] [--long ROWS [--8b no]]\n");
+                            "             [--llama LLAMA_TEMPO] [--vs-llama[-ggml|-tg] FILE.gguf]... (up to 16) [--llama-only] [--long ROWS [--8b no]]\n");
             return 1;
         }
     }
@@ -909,7 +921,7 @@ int main(int argc, char **argv) {
             cJSON_AddItemToArray(models, measure(argv[0], paths[i], i < 3 ? toks[i] : NULL, prompts[i], threads));
         printf(legend, REPS);
     }
-    if (n_vs > 0) cJSON_AddItemToObject(root, "versus_llama", versus_llama_table(argv[0], llama, vs_llama, vs_ggml, n_vs, threads));
+    if (n_vs > 0) cJSON_AddItemToObject(root, "versus_llama", versus_llama_table(argv[0], llama, vs_llama, vs_mode, n_vs, threads));
     cJSON_AddNumberToObject(root, "seconds", now() - t0);
     return write_json(root, json, t0);
 }

@@ -156,10 +156,14 @@ static void tame_iq1_m_half(uint8_t *block) {
     for (int k = 0; k < 4; k++) block[49 + 2 * k] = (uint8_t)((block[49 + 2 * k] & 0x0F) | (h >> 4 * k & 0x0F) << 4);
 }
 
+/* A random half made finite: Inf and NaN (exponent 31) become normal values (exponent 15). */
+static uint16_t finite_half(unsigned h) { return (uint16_t)((h & 0x7C00) == 0x7C00 ? h & ~0x4000u : h); }
+
 /* A [d][m] matrix of type t, random bytes, with the halves at byte
  * offsets halves[] of each block (-1: none; IQ1_M: its scattered half) set
- * to a random normal value near 1/16, so that every value is finite. */
-static uint8_t *random_blocks(WeightType t, int d, int m, const int halves[2], uint64_t *state) {
+ * to a random normal value near 1/16, so that every value is finite; or
+ * (wild set) to any finite half: subnormal, zero, up to 65504. */
+static uint8_t *random_blocks(WeightType t, int d, int m, const int halves[2], int wild, uint64_t *state) {
     size_t block = tempo_block_bytes(t), n_blocks = tempo_row_bytes(t, (size_t)m) * (size_t)d / block;
     uint8_t *w = malloc(n_blocks * block);
     cr_assert(w, "out of memory");
@@ -170,7 +174,8 @@ static uint8_t *random_blocks(WeightType t, int d, int m, const int halves[2], u
     for (size_t k = 0; k < n_blocks; k++) {
         for (int h = 0; h < 2 && halves[h] >= 0; h++) {
             uint8_t *p = w + k * block + halves[h];
-            uint16_t half = tame_half((unsigned)(p[0] | p[1] << 8));
+            unsigned bits = (unsigned)(p[0] | p[1] << 8);
+            uint16_t half = wild ? finite_half(bits) : tame_half(bits);
             p[0] = (uint8_t)half, p[1] = (uint8_t)(half >> 8);
         }
         if (t == WEIGHT_IQ1_M) tame_iq1_m_half(w + k * block);
@@ -189,29 +194,33 @@ Test(kernels, matmul_low_bit_types_equal_their_f32_copy) {
     int d = 24, m = 512;
     uint64_t state = 88172645463325252u;
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        uint8_t *w = random_blocks(types[i].t, d, m, types[i].halves, &state);
+        uint8_t *w = random_blocks(types[i].t, d, m, types[i].halves, 0, &state);
         check_stored_matrix((Matrix){w, types[i].t}, d, m, "random blocks");
         free(w);
     }
 }
 
-/* The types decoded in registers (unpack.h), in the shapes the kernel
+/* The types decoded in registers (unpack.h, unpack_low_bit.h), in the shapes the kernel
  * treats apart: 1 weight row and odd counts (rows are read in pairs), a
  * row of one block and of an odd number of blocks (an odd number of 32-value
  * blocks is not a whole number of 64-value groups), and W large enough for
- * the threads; 1..12 input rows each (check_stored_matrix). */
+ * the threads; 1..12 input rows each (check_stored_matrix). The 2 x 3
+ * shape takes any finite block scales (products that overflow to Inf,
+ * Inf - Inf: the same NaN either way). */
 Test(kernels, matmul_decoded_types_every_shape_equal_their_f32_copy) {
     const struct { WeightType t; int halves[2]; } types[] = {
-        {WEIGHT_Q8_0, {0, -1}}, {WEIGHT_Q4_0, {0, -1}}, {WEIGHT_Q4_K, {0, 2}}, {WEIGHT_Q5_K, {0, 2}}, {WEIGHT_Q6_K, {208, -1}}};
+        {WEIGHT_Q8_0, {0, -1}}, {WEIGHT_Q4_0, {0, -1}}, {WEIGHT_Q4_K, {0, 2}},  {WEIGHT_Q5_K, {0, 2}},    {WEIGHT_Q6_K, {208, -1}},
+        {WEIGHT_Q4_1, {0, 2}},  {WEIGHT_Q5_0, {0, -1}}, {WEIGHT_Q5_1, {0, 2}},  {WEIGHT_IQ4_NL, {0, -1}}, {WEIGHT_Q2_K, {80, 82}},
+        {WEIGHT_Q3_K, {108, -1}}, {WEIGHT_IQ4_XS, {0, -1}}};
     uint64_t state = 2463534242u;
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         int block = tempo_block_values(types[i].t);
         const int shapes[][2] = {{1, 1}, {2, 3}, {5, 7}, {300, block == 32 ? 33 : 5}}; /* rows, blocks per row */
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             int d = shapes[s][0], m = shapes[s][1] * block;
-            uint8_t *w = random_blocks(types[i].t, d, m, types[i].halves, &state);
+            uint8_t *w = random_blocks(types[i].t, d, m, types[i].halves, s == 1, &state);
             char what[64];
-            snprintf(what, sizeof what, "random blocks %d x %d", d, m);
+            snprintf(what, sizeof what, "random blocks %d x %d%s", d, m, s == 1 ? ", any finite scales" : "");
             check_stored_matrix((Matrix){w, types[i].t}, d, m, what);
             free(w);
         }

@@ -1,0 +1,158 @@
+/* unpack_low_bit.h - the other block types llama-quantize writes, to f32
+ * in vector registers for the matrix product (matmul.c): Q4_1, Q5_0, Q5_1,
+ * IQ4_NL (blocks of 32 values) and Q2_K, Q3_K, IQ4_XS (256). Each value is
+ * the float the scalar reference (dequant.c, dequant_k.c) gives, bit for
+ * bit: the same integer codes, the same scale products as scalars, then
+ * the same one product (and one sum or difference) per value, each rounded
+ * to float (ISO C: no fused multiply-add). With AVX-512 the types with a
+ * 16-entry value table (Q4_1, IQ4_NL, IQ4_XS) build it once per block or
+ * sub-block with those operations and pick its entries by the codes
+ * (permutexvar reads index bits 3:0 only): the same floats. */
+#ifndef TEMPO_UNPACK_LOW_BIT_H
+#define TEMPO_UNPACK_LOW_BIT_H
+
+#include "unpack.h"
+
+#define TEMPO_LOW_BIT_INLINE static inline __attribute__((always_inline))
+
+/* Lane i of the 16: i, as a float. */
+static inline F32x16 tempo_lane_index(void) {
+    return (F32x16){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+}
+
+#if defined(__AVX512F__)
+/* Lane i: table[code_i & 15], code_i the i-th byte of codes. */
+TEMPO_LOW_BIT_INLINE F32x16 tempo_pick16(F32x16 table, U8x16 codes) {
+    return (F32x16)_mm512_permutexvar_ps(_mm512_cvtepu8_epi32((__m128i)codes), (__m512)table);
+}
+#endif
+
+/* IQ4_NL's and IQ4_XS's levels (tempo_iq4_levels) at 4-bit codes q (< 16). */
+TEMPO_LOW_BIT_INLINE I8x16 tempo_iq4_levels_at(U8x16 q) {
+    I8x16 levels;
+    memcpy(&levels, tempo_iq4_levels, sizeof levels);
+#if defined(__SSSE3__)
+    return (I8x16)_mm_shuffle_epi8((__m128i)levels, (__m128i)q);
+#else
+    I8x16 out;
+    for (int i = 0; i < 16; i++) out[i] = levels[q[i]];
+    return out;
+#endif
+}
+
+/* 32 IQ4 values from 16 bytes qs: w = scale * level[q]; low nibbles are values 0..15, high ones 16..31. */
+TEMPO_LOW_BIT_INLINE void tempo_iq4_vectors(const uint8_t *qs, float scale, F32x16 w[2]) {
+    U8x16 q = tempo_bytes16(qs);
+#if defined(__AVX512F__)
+    I8x16 levels;
+    memcpy(&levels, tempo_iq4_levels, sizeof levels);
+    F32x16 table = scale * tempo_floats_i8(levels); /* entry k: scale * level[k] */
+    w[0] = tempo_pick16(table, q);
+    w[1] = tempo_pick16(table, q >> 4);
+#else
+    w[0] = scale * tempo_floats_i8(tempo_iq4_levels_at(q & 15));
+    w[1] = scale * tempo_floats_i8(tempo_iq4_levels_at(q >> 4));
+#endif
+}
+
+/* IQ4_NL, its 32 values: w = d * level[q]. */
+TEMPO_LOW_BIT_INLINE void tempo_iq4_nl_vectors(const uint8_t *b, F32x16 w[2]) {
+    tempo_iq4_vectors(b + 2, tempo_half_scale(b), w);
+}
+
+/* Q4_1, its 32 values: w = q * d + m (q the nibble). */
+TEMPO_LOW_BIT_INLINE void tempo_q4_1_vectors(const uint8_t *b, F32x16 w[2]) {
+    float d = tempo_half_scale(b), m = tempo_half_scale(b + 2);
+    U8x16 q = tempo_bytes16(b + 4);
+#if defined(__AVX512F__)
+    F32x16 table = tempo_lane_index() * d + m; /* entry k: k * d + m */
+    w[0] = tempo_pick16(table, q);
+    w[1] = tempo_pick16(table, q >> 4);
+#else
+    w[0] = tempo_floats_u8(q & 15) * d + m;
+    w[1] = tempo_floats_u8(q >> 4) * d + m;
+#endif
+}
+
+/* The fifth bits of Q5_0/Q5_1 values 16h .. 16h+15 as 16 or 0: bit j of the 32-bit little-endian qh. */
+TEMPO_LOW_BIT_INLINE U8x16 tempo_fifth_bits(const uint8_t *qh, int h) {
+    const U8x16 bit = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    uint8_t a = qh[2 * h], c = qh[2 * h + 1];
+    U8x16 spread = {a, a, a, a, a, a, a, a, c, c, c, c, c, c, c, c};
+    return (U8x16)((spread & bit) == bit) & 16;
+}
+
+/* Q5_0 (offset set: w = (q - 16) * d) and Q5_1 (w = q * d + m), their 32
+ * values; q is a nibble of qs[j] (low: value j, high: j + 16) and a fifth bit. */
+TEMPO_LOW_BIT_INLINE void tempo_q5_vectors(const uint8_t *b, int offset, F32x16 w[2]) {
+    float d = tempo_half_scale(b), m = offset ? 0.0f : tempo_half_scale(b + 2);
+    const uint8_t *qh = b + (offset ? 2 : 4);
+    U8x16 q = tempo_bytes16(qh + 4);
+    for (int h = 0; h < 2; h++) {
+        U8x16 q5 = (h ? q >> 4 : q & 15) | tempo_fifth_bits(qh, h);
+        if (offset) w[h] = tempo_floats_i8((I8x16)q5 - 16) * d;
+        else w[h] = tempo_floats_u8(q5) * d + m;
+    }
+}
+
+/* Q2_K, values 64g .. 64g+63 of the block at b (sub-blocks of 16: 4g ..
+ * 4g+3): w = (d*sc) * q - (dmin*m), q bits 2s..2s+1 of 16 bytes of qs. */
+TEMPO_LOW_BIT_INLINE void tempo_q2_k_vectors(const uint8_t *b, int g, F32x16 w[4]) {
+    float d = tempo_half_scale(b + 80), dmin = tempo_half_scale(b + 82);
+    const uint8_t *qs = b + 16 + 32 * (g / 2);
+    for (int k = 0; k < 4; k++) {
+        int sub = 4 * g + k, shift = 2 * (2 * (g % 2) + k / 2);
+        float dl = d * (float)(b[sub] & 0x0F), ml = dmin * (float)(b[sub] >> 4);
+        U8x16 q = (tempo_bytes16(qs + 16 * (k % 2)) >> shift) & 3;
+        w[k] = dl * tempo_floats_u8(q) - ml;
+    }
+}
+
+/* Q3_K, values 64g .. 64g+63 of the block at b (sub-blocks 4g .. 4g+3):
+ * w = (d*(sc - 32)) * q, q Q2_K's two bits minus 4 where the hmask bit
+ * 4(g/2) + j is clear (j the pair of bits). */
+TEMPO_LOW_BIT_INLINE void tempo_q3_k_vectors(const uint8_t *b, int g, F32x16 w[4]) {
+    float d = tempo_half_scale(b + 108);
+    const uint8_t *qs = b + 32 + 32 * (g / 2);
+    for (int k = 0; k < 4; k++) {
+        int sub = 4 * g + k, j = 2 * (g % 2) + k / 2;
+        float dl = d * (float)(tempo_q3_k_scale(b + 96, sub) - 32);
+        U8x16 low = (tempo_bytes16(qs + 16 * (k % 2)) >> (2 * j)) & 3;
+        U8x16 high = (tempo_bytes16(b + 16 * (k % 2)) >> (4 * (g / 2) + j)) & 1;
+        w[k] = dl * tempo_floats_i8((I8x16)low - (I8x16)((high ^ 1) << 2));
+    }
+}
+
+/* IQ4_XS, values 64g .. 64g+63 (sub-blocks of 32: 2g, 2g+1), each IQ4_NL's
+ * layout: w = (d*(ls - 32)) * level[q], ls 4 bits of scales_l and 2 of scales_h. */
+TEMPO_LOW_BIT_INLINE void tempo_iq4_xs_vectors(const uint8_t *b, int g, F32x16 w[4]) {
+    float d = tempo_half_scale(b);
+    unsigned scales_h = (unsigned)(b[2] | b[3] << 8);
+    for (int s = 0; s < 2; s++) {
+        int sub = 2 * g + s, ls = ((b[4 + sub / 2] >> 4 * (sub % 2)) & 0x0F) | ((scales_h >> 2 * sub) & 3) << 4;
+        tempo_iq4_vectors(b + 8 + 16 * sub, d * (float)(ls - 32), w + 2 * s);
+    }
+}
+
+/* Whether a type is decoded here; its vectors per call (group of 64
+ * values of a 256-value block: 4; a 32-value block: 2). */
+static inline int tempo_low_bit_decoded(WeightType t) {
+    return t == WEIGHT_Q4_1 || t == WEIGHT_Q5_0 || t == WEIGHT_Q5_1 || t == WEIGHT_IQ4_NL || t == WEIGHT_Q2_K ||
+           t == WEIGHT_Q3_K || t == WEIGHT_IQ4_XS;
+}
+
+/* The vectors of group g (256-value blocks) or of the whole block (32-value blocks, g = 0) at b. */
+TEMPO_LOW_BIT_INLINE void tempo_low_bit_vectors(WeightType t, const uint8_t *b, int g, F32x16 w[4]) {
+    switch (t) {
+    case WEIGHT_Q4_1: tempo_q4_1_vectors(b, w); break;
+    case WEIGHT_Q5_0: tempo_q5_vectors(b, 1, w); break;
+    case WEIGHT_Q5_1: tempo_q5_vectors(b, 0, w); break;
+    case WEIGHT_IQ4_NL: tempo_iq4_nl_vectors(b, w); break;
+    case WEIGHT_Q2_K: tempo_q2_k_vectors(b, g, w); break;
+    case WEIGHT_Q3_K: tempo_q3_k_vectors(b, g, w); break;
+    default: tempo_iq4_xs_vectors(b, g, w); break;
+    }
+}
+
+#undef TEMPO_LOW_BIT_INLINE
+#endif
