@@ -208,7 +208,7 @@ static uint8_t *random_blocks(WeightType t, int d, int m, const int halves[2], u
 }
 
 /* Random blocks of each low-bit type of issue 23 and each IQ grid type:
- * the kernels on the stored blocks equal plain (and sgemm) on their f32 copy. */
+ * the kernels on the stored blocks equal plain on their f32 copy. */
 Test(kernels, matmul_low_bit_types_equal_their_f32_copy) {
     const struct { WeightType t; int halves[2]; } types[] = {
         {WEIGHT_Q4_1, {0, 2}},   {WEIGHT_Q5_0, {0, -1}},   {WEIGHT_Q5_1, {0, 2}},    {WEIGHT_IQ4_NL, {0, -1}}, {WEIGHT_Q2_K, {80, 82}},
@@ -477,7 +477,7 @@ Test(kernels, plain_refuses_other_types) {
 }
 
 /* stories260K through the plain kernels (Model.kernels NULL means plain)
- * and the fast ones: a prompt of 12 rows (sgemm) then 3 rows of one
+ * and the fast ones: a prompt of 12 rows (the tiles) then 3 rows of one
  * parallel set (the blocked kernel): logits within 1e-4 of the largest
  * |logit|, the same top token for every row. */
 Test(kernels, plain_forward_matches_fast_on_stories260K) {
@@ -498,7 +498,7 @@ Test(kernels, plain_forward_matches_fast_on_stories260K) {
     size_t at;
     double d = max_abs_diff(logits_fast, logits_plain, (size_t)n * V, &at);
     cr_expect(d <= 1e-4 * scale, "plain and fast logits differ by %.3g at row %zu token %zu", d, at / V, at % V);
-    cr_expect(d > 0.0 || n <= TEMPO_FEW_ROWS, "sgemm and the plain loops agree to the bit: is the fast table in use?");
+    cr_expect(d > 0.0 || n <= TEMPO_FEW_ROWS, "plain and fast attention agree to the bit: is the fast table in use?");
     for (int i = 0; i < n; i++)
         cr_expect_eq(tempo_argmax(logits_fast + (size_t)i * V, V), tempo_argmax(logits_plain + (size_t)i * V, V),
                      "row %d: plain and fast disagree on the top token", i);
