@@ -313,7 +313,7 @@ INLINE void add_tile_products(TileSums acc, const char *w, size_t row_bytes, int
             memcpy(&xp, x + i * x_stride + PART_LANES * p, sizeof xp);
 #if defined(__AVX512F__)
             __asm__("" : "+v"(xp)); /* loaded once: GCC otherwise folds the load into each product (28 loads a step, not 10) */
-#else
+#elif defined(__AVX__)
             __asm__("" : "+x"(xp));
 #endif
             for (int r = 0; r < rows; r++) acc[r][i][p] += wv[r][p] * xp;
