@@ -87,12 +87,12 @@ float tempo_f16_at(const uint8_t *p);
 
 /* ---- matmul.c ---- */
 
-/* out[n][d] = in[n][m] W^T for W [d][m] in any stored type. Up to
- * TEMPO_FEW_ROWS rows: the blocked kernel, whose summation order is the
- * plain one (tempo.c matmul_plain), so bitwise equal to it on the f32 values
- * of W; more rows: sgemm over f32 panels of W (another order, see
- * tests/test_kernels.c for the bound). `panel` holds
- * tempo_matmul_fast_scratch(n) floats. */
+/* out[n][d] = in[n][m] W^T for W [d][m] in any stored type, in the plain
+ * summation order (tempo.c matmul_plain), so bitwise equal to it on the f32
+ * values of W for every n and thread count. Up to TEMPO_FEW_ROWS rows: the
+ * blocked kernel; more rows: tiles over f32 panels of W, one panel per
+ * thread at a time. `panel` holds tempo_matmul_fast_scratch(n, m) floats
+ * (none up to TEMPO_FEW_ROWS rows; sized for omp_get_max_threads()). */
 #define TEMPO_FEW_ROWS 8
 void tempo_matmul_fast(float *out, const float *in, Matrix w, int n, int m, int d, float *panel);
 size_t tempo_matmul_fast_scratch(int n, int m);

@@ -1,8 +1,9 @@
 /* matmul.c - the linear layer, tuned: out[n][d] = in[n][m] W^T over
  * weights in their stored type. Its definition is matmul_plain in tempo.c;
- * up to TEMPO_FEW_ROWS rows this kernel keeps that summation order and so
- * equals it bitwise (tests/test_kernels.c). */
-#include <cblas.h>
+ * for every row count this kernel keeps that summation order and so equals
+ * it bitwise (tests/test_kernels.c): up to TEMPO_FEW_ROWS rows the blocked
+ * kernel, more rows tiles over converted panels. */
+#include <omp.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -15,7 +16,7 @@
  * is used in place; types with no vector decoder are converted a tile at a
  * time. NOTES.md §12 has the measurements behind each choice. */
 enum {
-    FEW_ROWS = TEMPO_FEW_ROWS, /* up to this many input rows: the blocked kernel; more: sgemm */
+    FEW_ROWS = TEMPO_FEW_ROWS, /* up to this many input rows: the blocked kernel; more: tiles over panels (matmul_many) */
 #if defined(__AVX512F__)
     PASS_ROWS = 2, /* weight rows read side by side: each input vector loaded once for both, two independent sums */
 #else
@@ -24,7 +25,6 @@ enum {
     GROUP = 4,              /* vectors decoded at a time: 64 values (a K-quant pair of sub-blocks) */
     TILE_COLS = 256,        /* values of a weight row converted at a time by the tile path (a multiple of every block size) */
     VEC = 16,               /* floats in one vector register (AVX-512) */
-    PANEL_VALUES = 1 << 20, /* weights converted for one sgemm call */
     ALIGN = 64,             /* bytes: a cache line, and one vector */
     PREFETCH_BYTES = 4096,  /* weights are asked for this far ahead of the ones being read */
 };
@@ -42,6 +42,15 @@ typedef F32x16 Part;
 typedef float Part __attribute__((vector_size(32)));
 #endif
 enum { PART_LANES = sizeof(Part) / sizeof(float), PARTS = VEC / PART_LANES };
+
+/* The 16 lanes of a vector sum added pairwise: lane j += lane j + 8, then + 4, + 2, + 1. */
+INLINE float lanes_added(const Part parts[PARTS]) {
+    Vec sum;
+    memcpy(&sum, parts, sizeof sum);
+    for (int half = VEC / 2; half > 0; half /= 2)
+        for (int j = 0; j < half; j++) sum[j] += sum[j + half];
+    return sum[0];
+}
 
 /* The sums of one pass: acc[r][i] is weight row r times input row i, its
  * lane j adding the products at t = j, j + VEC, j + 2 VEC, ... in turn. */
@@ -205,13 +214,7 @@ INLINE void rows_times_inputs(float *out, int d, Path path, WeightType type, con
     else pass_tiles(acc, type, row, rows, in, m, n);
 #pragma GCC unroll 8
     for (int i = 0; i < n; i++)
-        for (int r = 0; r < rows; r++) {
-            Vec sum;
-            memcpy(&sum, acc[r][i], sizeof sum);
-            for (int half = VEC / 2; half > 0; half /= 2)
-                for (int j = 0; j < half; j++) sum[j] += sum[j + half];
-            out[(size_t)i * d + r] = sum[0];
-        }
+        for (int r = 0; r < rows; r++) out[(size_t)i * d + r] = lanes_added(acc[r][i]);
 }
 
 /* One copy of the kernel per number of input rows. */
@@ -341,29 +344,133 @@ static PassKernel *pass_kernel(WeightType type) {
     }
 }
 
-/* Many input rows (prefill) are compute-bound: sgemm, over panels of W
- * converted to f32 (an aligned f32 panel is used in place). The panels are
- * the same whatever the stored type, so the sgemm calls are too. */
-static void matmul_many(float *out, const float *in, Matrix w, int n, int m, int d, float *panel) {
-    int panel_rows = PANEL_VALUES / m > 0 ? PANEL_VALUES / m : 1;
-    size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
-    for (int r0 = 0; r0 < d; r0 += panel_rows) {
-        int rows = d - r0 < panel_rows ? d - r0 : panel_rows;
-        const char *p = (const char *)w.data + (size_t)r0 * row_bytes;
-        const float *wp = (const float *)p;
-        if (w.type != WEIGHT_F32 || (uintptr_t)p % sizeof(float) != 0) {
-            /* one thread: OpenMP threads spinning after a parallel loop starve OpenBLAS's (measured 2.4x slower) */
-            for (int r = 0; r < rows; r++) tempo_unpack(w.type, p + (size_t)r * row_bytes, (size_t)m, panel + (size_t)r * m);
-            wp = panel;
+/* ---- Many input rows (prefill): the same lane order, in tiles ---- */
+
+/* A tile: TILE_W weight rows times TILE_IN input rows, TILE_W x TILE_IN
+ * vector sums in registers (24 of AVX-512's 32). Each weight vector is
+ * loaded once for TILE_IN input rows, each input vector once for TILE_W
+ * weight rows. */
+enum {
+#if defined(__AVX512F__)
+    TILE_W = 4,
+#else
+    TILE_W = 1, /* AVX2: 6 sums of two 8-lane parts fill 12 of the 16 registers */
+#endif
+    TILE_IN = 6,
+    SLOT_VALUES = 1 << 17, /* a thread's panel of converted weights: 512 KB, kept in its L2 */
+};
+
+/* acc[r][i] += w[r][16 lanes] * x[i][16 lanes] for `rows` weight rows
+ * (stride row_bytes) and n input rows (stride x_stride floats). */
+typedef Part TileSums[TILE_W][TILE_IN][PARTS];
+INLINE void add_tile_products(TileSums acc, const char *w, size_t row_bytes, int rows, const float *x, size_t x_stride,
+                              int n) {
+    Part wv[TILE_W][PARTS];
+    for (int r = 0; r < rows; r++) memcpy(wv[r], w + r * row_bytes, sizeof wv[r]);
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < PARTS; p++) {
+            Part xp;
+            memcpy(&xp, x + i * x_stride + PART_LANES * p, sizeof xp);
+#if defined(__AVX512F__)
+            __asm__("" : "+v"(xp)); /* loaded once: GCC otherwise folds the load into each product (28 loads a step, not 10) */
+#elif defined(__AVX__)
+            __asm__("" : "+x"(xp));
+#endif
+            for (int r = 0; r < rows; r++) acc[r][i][p] += wv[r][p] * xp;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, m, 1.0f, in, m, wp, m, 0.0f, out + r0, d);
+}
+
+/* out[i][r] (stride d) = sum_t W[r][t] in[i][t] for `rows` weight rows
+ * (f32, any alignment, row stride row_bytes) and n input rows, in
+ * dot_in_lanes's order (tempo.c): lane j adds the products at t = j, j +
+ * 16, ... in turn (a product, then a sum, each rounded: no FMA), the last m
+ * % 16 values zero-padded to a vector; then the lanes pairwise. Inlined
+ * once per (rows, n) so that the sums stay in registers. */
+INLINE void tile_in_lanes(float *out, int d, const char *w, size_t row_bytes, int rows, const float *in, int m, int n) {
+    TileSums acc;
+    memset(acc, 0, sizeof acc);
+    int t = 0;
+    for (; t + VEC <= m; t += VEC) add_tile_products(acc, w + sizeof(float) * t, row_bytes, rows, in + t, (size_t)m, n);
+    if (t < m) { /* the last m % 16 values, zero-padded */
+        float w_last[TILE_W][VEC] = {{0}}, x_last[TILE_IN][VEC] = {{0}};
+        for (int r = 0; r < rows; r++) memcpy(w_last[r], w + r * row_bytes + sizeof(float) * t, (size_t)(m - t) * sizeof(float));
+        for (int i = 0; i < n; i++) memcpy(x_last[i], in + (size_t)i * m + t, (size_t)(m - t) * sizeof(float));
+        add_tile_products(acc, (const char *)w_last, sizeof w_last[0], rows, x_last[0], VEC, n);
+    }
+    for (int i = 0; i < n; i++)
+        for (int r = 0; r < rows; r++) out[(size_t)i * d + r] = lanes_added(acc[r][i]);
+}
+
+/* One copy of the tile per number of input rows. */
+INLINE void tile_for_n(float *out, int d, const char *w, size_t row_bytes, int rows, const float *in, int m, int n) {
+    switch (n) {
+    case 1: tile_in_lanes(out, d, w, row_bytes, rows, in, m, 1); break;
+    case 2: tile_in_lanes(out, d, w, row_bytes, rows, in, m, 2); break;
+    case 3: tile_in_lanes(out, d, w, row_bytes, rows, in, m, 3); break;
+    case 4: tile_in_lanes(out, d, w, row_bytes, rows, in, m, 4); break;
+    case 5: tile_in_lanes(out, d, w, row_bytes, rows, in, m, 5); break;
+    default: tile_in_lanes(out, d, w, row_bytes, rows, in, m, TILE_IN); break;
+    }
+}
+
+/* out[i][0 .. rows) (stride d) for all n input rows from `rows` f32 weight
+ * rows: TILE_IN input rows at a time (they stay in L1) against the panel's
+ * rows, TILE_W at a time (the panel stays in L2). */
+static void panel_times_inputs(float *out, int d, const char *w, size_t row_bytes, int rows, const float *in, int m,
+                               int n) {
+    for (int i0 = 0; i0 < n; i0 += TILE_IN) {
+        int k = n - i0 < TILE_IN ? n - i0 : TILE_IN, r = 0;
+        float *o = out + (size_t)i0 * d;
+        const float *x = in + (size_t)i0 * m;
+        for (; r + TILE_W <= rows; r += TILE_W) tile_for_n(o + r, d, w + r * row_bytes, row_bytes, TILE_W, x, m, k);
+        for (; r < rows; r++) tile_for_n(o + r, d, w + r * row_bytes, row_bytes, 1, x, m, k);
+    }
+}
+
+/* Floats of one thread's panel: SLOT_VALUES, or TILE_W rows when they are wider; a whole number of vectors. */
+static size_t slot_values(int m) {
+    size_t values = (size_t)TILE_W * m > SLOT_VALUES ? (size_t)TILE_W * m : SLOT_VALUES;
+    return (values + VEC - 1) / VEC * VEC;
+}
+
+/* Weight rows per panel: as many as a slot holds, fewer so that every thread gets as many panels; a multiple of TILE_W. */
+static int panel_rows_for(int d, int m, int threads) {
+    int most = (int)(slot_values(m) / (size_t)m) / TILE_W * TILE_W;
+    int panels = (d + most - 1) / most;
+    panels = (panels + threads - 1) / threads * threads;
+    int rows = (d + panels - 1) / panels;
+    return (rows + TILE_W - 1) / TILE_W * TILE_W;
+}
+
+/* Many input rows (prefill) are compute-bound. Threads split W into panels
+ * of rows; each thread converts its own panels to f32 (tempo_unpack) in its
+ * own slot of `panel` (f32 is read in place) and multiplies them into every
+ * input row in tiles. Each output is summed in the plain order, so the
+ * result is the plain definition's bitwise, whatever the threads, panels or
+ * stored type. */
+static void matmul_many(float *out, const float *in, Matrix w, int n, int m, int d, float *panel) {
+    int big = (size_t)n * m * d >= ((size_t)1 << 20); /* small products: threads cost more than they save */
+    int threads = big ? omp_get_max_threads() : 1;
+    int rows_each = panel_rows_for(d, m, threads), panels = (d + rows_each - 1) / rows_each;
+    size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int p = 0; p < panels; p++) {
+        int r0 = p * rows_each, rows = d - r0 < rows_each ? d - r0 : rows_each;
+        const char *src = (const char *)w.data + (size_t)r0 * row_bytes;
+        size_t stride = row_bytes;
+        if (w.type != WEIGHT_F32) {
+            float *slot = panel + (size_t)omp_get_thread_num() * slot_values(m);
+            for (int r = 0; r < rows; r++) tempo_unpack(w.type, src + (size_t)r * row_bytes, (size_t)m, slot + (size_t)r * m);
+            src = (const char *)slot, stride = (size_t)m * sizeof(float);
+        }
+        panel_times_inputs(out + r0, d, src, stride, rows, in, m, n);
     }
 }
 
 /* out[n][d] = in[n][m] W^T. A few rows (decode, one parallel set) are
  * memory-bound: threads split the rows of W, PASS_ROWS at a time, and the
- * blocked kernel reads each once for all n input rows; sgemm would first
- * copy all of W. */
+ * blocked kernel reads each once for all n input rows (matmul_many's tiles
+ * would first convert it into panels). */
 void tempo_matmul_fast(float *out, const float *in, Matrix w, int n, int m, int d, float *panel) {
     if (n > FEW_ROWS) {
         matmul_many(out, in, w, n, m, d, panel);
@@ -380,8 +487,7 @@ void tempo_matmul_fast(float *out, const float *in, Matrix w, int n, int m, int 
     }
 }
 
-/* sgemm's panel of converted weights; the blocked kernel needs none. */
+/* A panel of converted weights per thread for many rows; the blocked kernel needs none. */
 size_t tempo_matmul_fast_scratch(int n, int m) {
-    (void)m;
-    return n > FEW_ROWS ? PANEL_VALUES : 0;
+    return n > FEW_ROWS ? slot_values(m) * (size_t)omp_get_max_threads() : 0;
 }

@@ -49,7 +49,7 @@ static void check_cache_equals_recompute(const char *model_file, MaskKind kind, 
     }
     cr_assert_eq(first, n, "chunks must cover the sequence");
     /* 1e-5 absolute; with `relative`, 1e-5 times the largest |logit| when that
-     * exceeds 1 (OpenBLAS sgemm rounds differently for different row
+     * exceeds 1 (the attention's sgemm rounds differently for different row
      * counts, so float32 resolution at large logits sets the floor: NOTES.md) */
     double scale = 1.0;
     for (size_t i = 0; relative && i < (size_t)n * V; i++) scale = fmax(scale, fabs(full_logits[i]));

@@ -79,26 +79,56 @@ Test(kernels, plain_matmul_is_the_product) {
     }
 }
 
-/* More rows: sgemm over panels, another order; within matmul_bound of plain. */
-Test(kernels, matmul_many_rows_within_bound) {
-    const int rows[] = {9, 16, 33}, ms[] = {17, 300, 1031};
-    int d = 29;
-    for (int ri = 0; ri < 3; ri++)
-        for (int mi = 0; mi < 3; mi++) {
-            int n = rows[ri], m = ms[mi];
-            float *w = normal_values((size_t)d * m, 3 + mi), *in = normal_values((size_t)n * m, 30 + ri);
-            float *fast = malloc((size_t)n * d * sizeof(float)), *plain = malloc((size_t)n * d * sizeof(float));
-            float *panel = malloc(tempo_matmul_fast_scratch(n, m) * sizeof(float));
-            tempo_plain_kernels.matmul(plain, in, (Matrix){w, WEIGHT_F32}, n, m, d, NULL);
-            tempo_matmul_fast(fast, in, (Matrix){w, WEIGHT_F32}, n, m, d, panel);
-            for (int i = 0; i < n; i++)
-                for (int r = 0; r < d; r++) {
-                    double bound = matmul_bound(w + (size_t)r * m, in + (size_t)i * m, m);
-                    double diff = fabs((double)fast[i * d + r] - plain[i * d + r]);
-                    cr_expect(diff <= bound, "n=%d m=%d: row %d col %d differs by %.3g > bound %.3g", n, m, i, r, diff, bound);
-                }
-            free(w); free(in); free(fast); free(plain); free(panel);
-        }
+/* More rows: tiles over panels of W split among the threads, in the plain
+ * order, so bitwise plain too: row counts off the 6-row tile, weight rows
+ * off the 4-row tile and the panels (d = 301 with m = 1031 makes 3-4 panels
+ * of 76-104 rows), widths off the 16-lane vector, f32 W misaligned (read in
+ * place) and bf16 W (converted into each thread's own panel), 1-3 threads.
+ * The output starts as NaN, so a tile or panel skipped shows. */
+static void expect_many_rows_plain(Matrix w, const float *w_f32, int n, int m, int d, const char *how) {
+    float *in = normal_values((size_t)n * m, (uint64_t)(30 + n));
+    float *fast = malloc((size_t)n * d * sizeof(float)), *plain = malloc((size_t)n * d * sizeof(float));
+    float *panel = malloc(tempo_matmul_fast_scratch(n, m) * sizeof(float));
+    cr_assert(fast && plain && panel, "out of memory");
+    tempo_plain_kernels.matmul(plain, in, (Matrix){(void *)w_f32, WEIGHT_F32}, n, m, d, NULL);
+    memset(fast, 0xff, (size_t)n * d * sizeof(float)); /* NaN */
+    tempo_matmul_fast(fast, in, w, n, m, d, panel);
+    char what[128];
+    snprintf(what, sizeof what, "%s W, n=%d m=%d d=%d, %d threads", how, n, m, d, omp_get_max_threads());
+    expect_bitwise(fast, plain, (size_t)n * d, what);
+    free(in); free(fast); free(plain); free(panel);
+}
+
+/* W as f32 at an odd address, and rounded to bf16 (with its exact f32 values). */
+static void expect_many_rows_plain_stored(int n, int m, int d) {
+    size_t count = (size_t)d * m;
+    float *w = normal_values(count, (uint64_t)(3 + m + d)), *w_bf16_values = malloc(count * sizeof(float));
+    char *shifted = malloc(count * sizeof(float) + 1);
+    uint16_t *bf16 = malloc(count * sizeof(uint16_t));
+    cr_assert(w_bf16_values && shifted && bf16, "out of memory");
+    memcpy(shifted + 1, w, count * sizeof(float));
+    for (size_t i = 0; i < count; i++) {
+        uint32_t bits;
+        memcpy(&bits, &w[i], sizeof bits);
+        bf16[i] = (uint16_t)(bits >> 16);
+        bits &= 0xffff0000u;
+        memcpy(&w_bf16_values[i], &bits, sizeof bits);
+    }
+    expect_many_rows_plain((Matrix){shifted + 1, WEIGHT_F32}, w, n, m, d, "unaligned f32");
+    expect_many_rows_plain((Matrix){bf16, WEIGHT_BF16}, w_bf16_values, n, m, d, "bf16");
+    free(w); free(w_bf16_values); free(shifted); free(bf16);
+}
+
+Test(kernels, matmul_many_rows_equals_plain_bitwise) {
+    const int rows[] = {9, 13, 17}, ms[] = {17, 300, 1031}, ds[] = {3, 29, 301};
+    int threads_before = omp_get_max_threads();
+    for (int threads = 1; threads <= 3; threads++) {
+        omp_set_num_threads(threads);
+        for (int ri = 0; ri < 3; ri++)
+            for (int mi = 0; mi < 3; mi++)
+                for (int di = 0; di < 3; di++) expect_many_rows_plain_stored(rows[ri], ms[mi], ds[di]);
+    }
+    omp_set_num_threads(threads_before);
 }
 
 /* A [rows][cols] matrix of a stored type, converted to f32 row by row. */
@@ -110,19 +140,18 @@ static float *dequantized_copy(Matrix x, int rows, int cols) {
 }
 
 /* One stored matrix: fast on the stored values equals plain on its f32
- * copy bitwise up to TEMPO_FEW_ROWS rows; with more rows fast equals fast
- * on the f32 copy (the panels are the same f32 values). */
+ * copy bitwise, for the few-row kernel (n <= TEMPO_FEW_ROWS) and the
+ * tiles over converted panels (more rows, two 6-row tiles and a part). */
 static void check_stored_matrix(Matrix x, int d, int m, const char *what) {
     float *copy = dequantized_copy(x, d, m);
-    int n_max = 12;
+    int n_max = 14;
     float *in = normal_values((size_t)n_max * m, 5), *fast = malloc((size_t)n_max * d * sizeof(float));
     float *plain = malloc((size_t)n_max * d * sizeof(float)), *panel = malloc(tempo_matmul_fast_scratch(n_max, m) * sizeof(float));
     for (int n = 1; n <= n_max; n++) {
         char label[128];
         snprintf(label, sizeof label, "%s (%s), n=%d", what, tempo_weight_type_name(x.type), n);
         tempo_matmul_fast(fast, in, x, n, m, d, panel);
-        if (n <= TEMPO_FEW_ROWS) tempo_plain_kernels.matmul(plain, in, (Matrix){copy, WEIGHT_F32}, n, m, d, NULL);
-        else tempo_matmul_fast(plain, in, (Matrix){copy, WEIGHT_F32}, n, m, d, panel);
+        tempo_plain_kernels.matmul(plain, in, (Matrix){copy, WEIGHT_F32}, n, m, d, NULL);
         expect_bitwise(fast, plain, (size_t)n * d, label);
     }
     free(copy); free(in); free(fast); free(plain); free(panel);
@@ -184,7 +213,7 @@ static uint8_t *random_blocks(WeightType t, int d, int m, const int halves[2], i
 }
 
 /* Random blocks of each low-bit type of issue 23 and each IQ grid type:
- * the kernels on the stored blocks equal plain (and sgemm) on their f32 copy. */
+ * the kernels on the stored blocks equal plain on their f32 copy. */
 Test(kernels, matmul_low_bit_types_equal_their_f32_copy) {
     const struct { WeightType t; int halves[2]; } types[] = {
         {WEIGHT_Q4_1, {0, 2}},   {WEIGHT_Q5_0, {0, -1}},   {WEIGHT_Q5_1, {0, 2}},    {WEIGHT_IQ4_NL, {0, -1}}, {WEIGHT_Q2_K, {80, 82}},
@@ -457,7 +486,7 @@ Test(kernels, plain_refuses_other_types) {
 }
 
 /* stories260K through the plain kernels (Model.kernels NULL means plain)
- * and the fast ones: a prompt of 12 rows (sgemm) then 3 rows of one
+ * and the fast ones: a prompt of 12 rows (the tiles) then 3 rows of one
  * parallel set (the blocked kernel): logits within 1e-4 of the largest
  * |logit|, the same top token for every row. */
 Test(kernels, plain_forward_matches_fast_on_stories260K) {
@@ -478,7 +507,7 @@ Test(kernels, plain_forward_matches_fast_on_stories260K) {
     size_t at;
     double d = max_abs_diff(logits_fast, logits_plain, (size_t)n * V, &at);
     cr_expect(d <= 1e-4 * scale, "plain and fast logits differ by %.3g at row %zu token %zu", d, at / V, at % V);
-    cr_expect(d > 0.0 || n <= TEMPO_FEW_ROWS, "sgemm and the plain loops agree to the bit: is the fast table in use?");
+    cr_expect(d > 0.0 || n <= TEMPO_FEW_ROWS, "plain and fast attention agree to the bit: is the fast table in use?");
     for (int i = 0; i < n; i++)
         cr_expect_eq(tempo_argmax(logits_fast + (size_t)i * V, V), tempo_argmax(logits_plain + (size_t)i * V, V),
                      "row %d: plain and fast disagree on the top token", i);
