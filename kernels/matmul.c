@@ -117,7 +117,7 @@ INLINE void k_block(Sums acc, WeightType type, const char *const *row, size_t at
         else tempo_q45_k_scale_products(b, tempo_half_scale(b), tempo_half_scale(b + 2), scales[r]);
     }
 #pragma GCC unroll 4
-    for (int g = 0; g < 4; g++) { /* unrolled: each group's scale bytes at known offsets */
+    for (int g = 0; g < 4; g++) { /* unrolled: each group's scale products at known places (broadcast from memory) */
         PassVectors w;
         for (int r = 0; r < rows; r++) {
             const uint8_t *b = (const uint8_t *)row[r] + at;

@@ -251,8 +251,9 @@ static inline __attribute__((always_inline)) void tempo_q45_k_lookup(const uint8
 
 /* Q4_K and Q5_K (q5 set), values 64j .. 64j+63 of the block at b
  * (sub-blocks 2j and 2j+1): w = (d*sc) * q - (dmin*m), d and dmin the
- * block's halves, the products in `scales` (tempo_q45_k_scale_products). Bytes qs[32j ..] hold sub-block 2j (low nibbles) and
- * 2j+1 (high); Q5_K adds bit 2j (2j+1) of qh[l] as 16. */
+ * block's halves, the products in `scales` (tempo_q45_k_scale_products).
+ * Bytes qs[32j ..] hold sub-block 2j (low nibbles) and 2j+1 (high); Q5_K
+ * adds bit 2j (2j+1) of qh[l] as 16. */
 static inline __attribute__((always_inline)) void tempo_q45_k_vectors(const uint8_t *b, int q5, int j, const float *scales,
                                                                      F32x16 w[4]) {
     const uint8_t *qs = b + (q5 ? 48 : 16) + 32 * j;
