@@ -120,19 +120,19 @@ INLINE void pass_plain(Sums acc, WeightType type, const char *const *row, int ro
 /* One K-quant block (256 values) of each row at byte `at`, 64 values at a time. */
 INLINE void k_block(Sums acc, WeightType type, const char *const *row, size_t at, int rows, const float *in, int m,
                     int n) {
-    float d[PASS_ROWS], dmin[PASS_ROWS];
+    float scales[PASS_ROWS][16]; /* each row's 16 scale products, read with broadcasts */
     for (int r = 0; r < rows; r++) {
         const uint8_t *b = (const uint8_t *)row[r] + at;
-        d[r] = tempo_half_scale(b + (type == WEIGHT_Q6_K ? 208 : 0));
-        dmin[r] = type == WEIGHT_Q6_K ? 0.0f : tempo_half_scale(b + 2);
+        if (type == WEIGHT_Q6_K) tempo_q6_k_scale_products(b, tempo_half_scale(b + 208), scales[r]);
+        else tempo_q45_k_scale_products(b, tempo_half_scale(b), tempo_half_scale(b + 2), scales[r]);
     }
 #pragma GCC unroll 4
-    for (int g = 0; g < 4; g++) { /* unrolled: each group's scale bytes at known offsets */
+    for (int g = 0; g < 4; g++) { /* unrolled: each group's scale products at known places (broadcast from memory) */
         PassVectors w;
         for (int r = 0; r < rows; r++) {
             const uint8_t *b = (const uint8_t *)row[r] + at;
-            if (type == WEIGHT_Q6_K) tempo_q6_k_vectors(b, g, d[r], w[r]);
-            else tempo_q45_k_vectors(b, type == WEIGHT_Q5_K, g, d[r], dmin[r], w[r]);
+            if (type == WEIGHT_Q6_K) tempo_q6_k_vectors(b, g, scales[r], w[r]);
+            else tempo_q45_k_vectors(b, type == WEIGHT_Q5_K, g, scales[r], w[r]);
         }
         add_products(acc, w, GROUP, rows, in + 64 * g, m, n);
     }

@@ -24,19 +24,21 @@ static void unpack_q4_0(const uint8_t *b, float *y) {
 
 /* Q4_K and Q5_K (q5 set): a block of 256 values, 64 at a time. */
 static inline __attribute__((always_inline)) void unpack_q45_k(const uint8_t *b, int q5, float *y) {
-    float d = tempo_half_scale(b), dmin = tempo_half_scale(b + 2);
+    float scales[16];
+    tempo_q45_k_scale_products(b, tempo_half_scale(b), tempo_half_scale(b + 2), scales);
     for (int j = 0; j < 4; j++) {
         F32x16 w[4];
-        tempo_q45_k_vectors(b, q5, j, d, dmin, w);
+        tempo_q45_k_vectors(b, q5, j, scales, w);
         put_vectors(y + 64 * j, w, 4);
     }
 }
 
 static void unpack_q6_k(const uint8_t *b, float *y) {
-    float d = tempo_half_scale(b + 208);
+    float scales[16];
+    tempo_q6_k_scale_products(b, tempo_half_scale(b + 208), scales);
     for (int g = 0; g < 4; g++) {
         F32x16 w[4];
-        tempo_q6_k_vectors(b, g, d, w);
+        tempo_q6_k_vectors(b, g, scales, w);
         put_vectors(y + 64 * g, w, 4);
     }
 }

@@ -147,6 +147,34 @@ static inline float tempo_half_scale(const uint8_t *p) {
 #endif
 }
 
+/* ---- table decoders (AVX-512): within a block (Q4_0) or a sub-block
+ * (Q4_K, Q5_K) a weight takes one of 16 (32) floats, one per code q. The
+ * table of them is computed with the reference's own operations (one
+ * product and one subtraction per entry, each rounded), so looking a code
+ * up gives the same float as computing it. vpermps reads only bits 3:0 of
+ * each 32-bit index, vpermt2ps bits 4:0: a code needs no mask above them. ---- */
+#if defined(__AVX512F__)
+/* 16 bytes at p zero-extended to 32-bit lanes (one vpmovzxbd from memory). */
+static inline I32x16 tempo_codes16(const uint8_t *p) {
+    __m128i bytes;
+    memcpy(&bytes, p, sizeof bytes);
+    return (I32x16)_mm512_cvtepu8_epi32(bytes);
+}
+/* table[code & 15] in each lane. */
+static inline F32x16 tempo_lookup16(F32x16 table, I32x16 code) {
+    return (F32x16)_mm512_permutexvar_ps((__m512i)code, (__m512)table);
+}
+/* (code & 16 ? high : low)[code & 15] in each lane: a table of 32. */
+static inline F32x16 tempo_lookup32(F32x16 low, F32x16 high, I32x16 code) {
+    return (F32x16)_mm512_permutex2var_ps((__m512)low, (__m512i)code, (__m512)high);
+}
+#endif
+
+/* The codes 0..15 as floats (exact). */
+static inline F32x16 tempo_codes_0_15(void) {
+    return (F32x16){0.0f, 1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f, 7.0f, 8.0f, 9.0f, 10.0f, 11.0f, 12.0f, 13.0f, 14.0f, 15.0f};
+}
+
 /* Q8_0, its 32 values: w = q * d. */
 static inline void tempo_q8_0_vectors(const uint8_t *b, F32x16 w[2]) {
     float d = tempo_half_scale(b);
@@ -154,38 +182,85 @@ static inline void tempo_q8_0_vectors(const uint8_t *b, F32x16 w[2]) {
     w[1] = tempo_floats_i8((I8x16)tempo_bytes16(b + 18)) * d;
 }
 
-/* Q4_0, its 32 values: w = (q - 8) * d; low nibbles are values 0..15, high ones 16..31. */
+/* Q4_0, its 32 values: w = (q - 8) * d; low nibbles are values 0..15, high
+ * ones 16..31. AVX-512: table[q] = (q - 8) * d, looked up by each byte's
+ * nibble (the high one shifted down). */
 static inline void tempo_q4_0_vectors(const uint8_t *b, F32x16 w[2]) {
     float d = tempo_half_scale(b);
+#if defined(__AVX512F__)
+    F32x16 table = (tempo_codes_0_15() - 8.0f) * d;
+    I32x16 code = tempo_codes16(b + 2);
+    w[0] = tempo_lookup16(table, code);
+    w[1] = tempo_lookup16(table, code >> 4);
+#else
     U8x16 q = tempo_bytes16(b + 2);
     w[0] = tempo_floats_i8((I8x16)(q & 15) - 8) * d;
     w[1] = tempo_floats_i8((I8x16)(q >> 4) - 8) * d;
+#endif
 }
 
-/* dequant.c's scale_min_k4, here as the products d*sc and dmin*m of sub-block j. */
-static inline void tempo_scale_min_products(int j, const uint8_t *s, float d, float dmin, float *dj, float *mj) {
-    int sc, m;
-    if (j < 4) {
-        sc = s[j] & 63;
-        m = s[j + 4] & 63;
-    } else {
-        sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
-        m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
-    *dj = d * (float)sc;
-    *mj = dmin * (float)m;
+/* A Q4_K or Q5_K block's 16 scale products, computed at once: lane j
+ * (< 8) is d * sc_j, lane 8 + j is dmin * m_j, with sc_j and m_j dequant.c's
+ * scale_min_k4 (6 bits each in the 12 bytes at b + 4: sub-blocks 0..3 in
+ * the low 6 bits of bytes 0..3 and 4..7, sub-blocks 4..7 the nibbles of
+ * bytes 8..11 and the top 2 bits of bytes 0..7), here four bytes at a
+ * time. Each product is the reference's one rounded product. */
+static inline void tempo_q45_k_scale_products(const uint8_t *b, float d, float dmin, float products[16]) {
+    uint32_t s[3], codes[4];
+    memcpy(s, b + 4, sizeof s);
+    codes[0] = s[0] & 0x3f3f3f3fu;                                                   /* sc_0 .. sc_3 */
+    codes[1] = (s[2] & 0x0f0f0f0fu) | ((s[0] >> 6) & 0x03030303u) << 4;              /* sc_4 .. sc_7 */
+    codes[2] = s[1] & 0x3f3f3f3fu;                                                   /* m_0 .. m_3 */
+    codes[3] = ((s[2] >> 4) & 0x0f0f0f0fu) | ((s[1] >> 6) & 0x03030303u) << 4;       /* m_4 .. m_7 */
+    F32x16 scale = {d, d, d, d, d, d, d, d, dmin, dmin, dmin, dmin, dmin, dmin, dmin, dmin};
+    F32x16 v = scale * tempo_floats_u8(tempo_bytes16((const uint8_t *)codes));
+    memcpy(products, &v, sizeof v);
 }
+
+/* A Q6_K block's 16 scale products d * sc_i (lane i), its int8 scales at b + 192. */
+static inline void tempo_q6_k_scale_products(const uint8_t *b, float d, float products[16]) {
+    F32x16 v = d * tempo_floats_i8((I8x16)tempo_bytes16(b + 192));
+    memcpy(products, &v, sizeof v);
+}
+
+#if defined(__AVX512F__)
+/* Bit `bit` of each lane moved to bit 4 (the other bits: whatever the shift leaves). */
+static inline I32x16 tempo_bit_to_4(I32x16 v, int bit) { return bit <= 4 ? v << (4 - bit) : v >> (bit - 4); }
+
+/* tempo_q45_k_vectors with tables: table[q] = d1 * q - m1 for the codes
+ * of sub-block 2j (d2, m2: 2j+1), q < 16 (Q4_K) or < 32 (Q5_K, whose bit 4
+ * is bit 2j (2j+1) of qh[l], moved into the index). */
+static inline __attribute__((always_inline)) void tempo_q45_k_lookup(const uint8_t *b, const uint8_t *qs, int q5, int j,
+                                                                    float d1, float m1, float d2, float m2, F32x16 w[4]) {
+    F32x16 codes = tempo_codes_0_15(), low1 = d1 * codes - m1, low2 = d2 * codes - m2;
+    F32x16 high1 = d1 * (codes + 16.0f) - m1, high2 = d2 * (codes + 16.0f) - m2; /* Q5_K only: unused (dropped) for Q4_K */
+    for (int h = 0; h < 2; h++) {
+        I32x16 code = tempo_codes16(qs + 16 * h), high = code >> 4;
+        if (q5) {
+            I32x16 bits = tempo_codes16(b + 16 + 16 * h);
+            I32x16 low = (code & ~16) | (tempo_bit_to_4(bits, 2 * j) & 16);
+            w[h] = tempo_lookup32(low1, high1, low);
+            w[2 + h] = tempo_lookup32(low2, high2, high | (tempo_bit_to_4(bits, 2 * j + 1) & 16));
+        } else {
+            w[h] = tempo_lookup16(low1, code);
+            w[2 + h] = tempo_lookup16(low2, high);
+        }
+    }
+}
+#endif
 
 /* Q4_K and Q5_K (q5 set), values 64j .. 64j+63 of the block at b
  * (sub-blocks 2j and 2j+1): w = (d*sc) * q - (dmin*m), d and dmin the
- * block's halves. Bytes qs[32j ..] hold sub-block 2j (low nibbles) and
- * 2j+1 (high); Q5_K adds bit 2j (2j+1) of qh[l] as 16. */
-static inline __attribute__((always_inline)) void tempo_q45_k_vectors(const uint8_t *b, int q5, int j, float d,
-                                                                     float dmin, F32x16 w[4]) {
+ * block's halves, the products in `scales` (tempo_q45_k_scale_products).
+ * Bytes qs[32j ..] hold sub-block 2j (low nibbles) and 2j+1 (high); Q5_K
+ * adds bit 2j (2j+1) of qh[l] as 16. */
+static inline __attribute__((always_inline)) void tempo_q45_k_vectors(const uint8_t *b, int q5, int j, const float *scales,
+                                                                     F32x16 w[4]) {
     const uint8_t *qs = b + (q5 ? 48 : 16) + 32 * j;
-    float d1, m1, d2, m2;
-    tempo_scale_min_products(2 * j, b + 4, d, dmin, &d1, &m1);
-    tempo_scale_min_products(2 * j + 1, b + 4, d, dmin, &d2, &m2);
+    float d1 = scales[2 * j], m1 = scales[8 + 2 * j], d2 = scales[2 * j + 1], m2 = scales[9 + 2 * j];
+#if defined(__AVX512F__)
+    tempo_q45_k_lookup(b, qs, q5, j, d1, m1, d2, m2, w);
+#else
     for (int h = 0; h < 2; h++) {
         U8x16 q = tempo_bytes16(qs + 16 * h), lo = q & 15, hi = q >> 4;
         if (q5) {
@@ -196,21 +271,22 @@ static inline __attribute__((always_inline)) void tempo_q45_k_vectors(const uint
         w[h] = d1 * tempo_floats_u8(lo) - m1;
         w[2 + h] = d2 * tempo_floats_u8(hi) - m2;
     }
+#endif
 }
 
 /* Q6_K, values 64g .. 64g+63 of the block at b: w = (d*sc) * (q - 32), q
  * = 4 bits of ql and 2 of qh. Each half (128 values) takes 64 bytes of ql,
  * 32 of qh and 8 scales; its value 32k + l (k = 0..3, l < 32) is nibble
- * k / 2 of ql[l + 32 (k % 2)] and bits 2k of qh[l]; one scale per 16. */
-static inline __attribute__((always_inline)) void tempo_q6_k_vectors(const uint8_t *b, int g, float d, F32x16 w[4]) {
+ * k / 2 of ql[l + 32 (k % 2)] and bits 2k of qh[l]; one scale per 16,
+ * its product d*sc in `scales` (tempo_q6_k_scale_products). */
+static inline __attribute__((always_inline)) void tempo_q6_k_vectors(const uint8_t *b, int g, const float *scales,
+                                                                    F32x16 w[4]) {
     const uint8_t *ql = b + 64 * (g / 2), *qh = b + 128 + 32 * (g / 2);
-    const int8_t *sc = (const int8_t *)(b + 192 + 8 * (g / 2));
     for (int v = 0; v < 4; v++) {
         int k = 2 * (g % 2) + v / 2, c = v % 2;
         U8x16 src = tempo_bytes16(ql + 32 * (k % 2) + 16 * c), top = tempo_bytes16(qh + 16 * c);
         U8x16 q = (k / 2 ? src >> 4 : src & 15) | ((top >> (2 * k)) & 3) << 4;
-        float scale = d * (float)sc[c + 2 * k];
-        w[v] = scale * tempo_floats_i8((I8x16)(q - 32));
+        w[v] = scales[8 * (g / 2) + c + 2 * k] * tempo_floats_i8((I8x16)(q - 32));
     }
 }
 
