@@ -859,6 +859,67 @@ static int write_json(cJSON *root, const char *json, double t0) {
     return rc;
 }
 
+enum { MAX_VERSUS = 16 };
+
+/* The bench's options (defaults: the Makefile's files, every core). */
+typedef struct {
+    const char *weights, *large, *large_bf16, *large_q4k, *json, *llama, *vs_llama[MAX_VERSUS];
+    VersusMode vs_mode[MAX_VERSUS];
+    int threads, long_rows, with_8b, n_vs, llama_only;
+} BenchArgs;
+
+/* Reads the options into a; 1 (with the usage printed) on anything unknown or out of range. */
+static int parse_bench_args(int argc, char **argv, BenchArgs *a) {
+    *a = (BenchArgs){.weights = "../shared/weights", .large = "build/bench-large.bin", .large_bf16 = "build/bench-large-bf16",
+                     .large_q4k = "build/bench-large-q4_k.gguf", .json = "bench.json",
+                     .threads = (int)sysconf(_SC_NPROCESSORS_ONLN), .with_8b = 1};
+    for (int i = 1; i < argc; i += 2) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--llama-only") == 0) a->llama_only = 1, i--;
+        else if (v && strcmp(argv[i], "--llama") == 0) a->llama = v;
+        else if (v && strncmp(argv[i], "--vs-llama", 10) == 0 && a->n_vs < MAX_VERSUS &&
+                 (!argv[i][10] || !strcmp(argv[i] + 10, "-ggml") || !strcmp(argv[i] + 10, "-tg")))
+            a->vs_mode[a->n_vs] = !argv[i][10] ? VERSUS_EXACT : argv[i][11] == 'g' ? VERSUS_GGML : VERSUS_TG_ONLY, a->vs_llama[a->n_vs++] = v;
+        else if (v && strcmp(argv[i], "--weights") == 0) a->weights = v;
+        else if (v && strcmp(argv[i], "--large") == 0) a->large = v;
+        else if (v && strcmp(argv[i], "--large-bf16") == 0) a->large_bf16 = v;
+        else if (v && strcmp(argv[i], "--large-q4k") == 0) a->large_q4k = v;
+        else if (v && strcmp(argv[i], "--json") == 0) a->json = v;
+        else if (v && strcmp(argv[i], "--threads") == 0) a->threads = atoi(v);
+        else if (v && strcmp(argv[i], "--long") == 0) a->long_rows = atoi(v);
+        else if (v && strcmp(argv[i], "--8b") == 0) a->with_8b = strcmp(v, "no") != 0;
+        else {
+            fprintf(stderr, "usage: bench [--weights DIR] [--large FILE] [--large-bf16 DIR] [--large-q4k FILE] [--threads N] [--json FILE]\n"
+                            "             [--llama LLAMA_TEMPO] [--vs-llama[-ggml|-tg] FILE.gguf]... (up to 16) [--llama-only] [--long ROWS [--8b no]]\n");
+            return 1;
+        }
+    }
+    if (a->threads < 1) { fprintf(stderr, "bench: --threads must be >= 1\n"); return 1; }
+    if (a->long_rows < 0 || a->long_rows % 4) { fprintf(stderr, "bench: --long takes a multiple of 4 rows\n"); return 1; }
+    return 0;
+}
+
+/* The model table: the three real models and the three large synthetic ones. */
+static void bench_models(const char *self, const BenchArgs *a, cJSON *root) {
+    char paths[6][4096], toks[3][4096];
+    snprintf(paths[0], sizeof paths[0], "%s/fortune.bin", a->weights);
+    snprintf(toks[0], sizeof toks[0], "%s/fortune-tok512.bin", a->weights);
+    snprintf(paths[1], sizeof paths[1], "%s/stories260K.bin", a->weights);
+    snprintf(toks[1], sizeof toks[1], "%s/tok512.bin", a->weights);
+    snprintf(paths[2], sizeof paths[2], "%s/stories260K-hf", a->weights);
+    snprintf(toks[2], sizeof toks[2], "%s/tok512.bin", a->weights);
+    snprintf(paths[3], sizeof paths[3], "%s", a->large);
+    snprintf(paths[4], sizeof paths[4], "%s", a->large_bf16);
+    snprintf(paths[5], sizeof paths[5], "%s", a->large_q4k);
+    const char *prompts[6] = {"Q: Why did the chicken", "Once upon a time", "Once upon a time", "-", "-", "-"};
+    printf("%-18s %5s %8s %5s %7s %5s %5s %5s %5s %6s %5s %6s %5s\n", "model", "type", "decode/s", "of-rd", "pre/s", "of-gm",
+           "k2/k1", "k3/k1", "k4/k1", "iso/vi", "cap", "x-f32", "chk");
+    cJSON *models = cJSON_AddArrayToObject(root, "models");
+    for (int i = 0; i < 6; i++)
+        cJSON_AddItemToArray(models, measure(self, paths[i], i < 3 ? toks[i] : NULL, prompts[i], a->threads));
+    printf(legend, REPS);
+}
+
 int main(int argc, char **argv) {
     if (argc == 6 && strcmp(argv[1], "--child") == 0)
         return bench_model(argv[2], strcmp(argv[3], "-") ? argv[3] : NULL, argv[4], atoi(argv[5]));
@@ -866,62 +927,17 @@ int main(int argc, char **argv) {
     if (argc == 6 && strcmp(argv[1], "--long-child") == 0) return long_child(argv[3], argv[2], atoi(argv[4]), atoi(argv[5]));
     if ((argc == 5 || argc == 6) && strcmp(argv[1], "--tg-pp") == 0)
         return tg_pp_model(argv[2], atoi(argv[3]), strcmp(argv[4], "ggml") == 0, argc == 5);
-    const char *weights = "../shared/weights", *large = "build/bench-large.bin", *large_bf16 = "build/bench-large-bf16";
-    const char *large_q4k = "build/bench-large-q4_k.gguf";
-    enum { MAX_VERSUS = 16 };
-    const char *json = "bench.json", *llama = NULL, *vs_llama[MAX_VERSUS];
-    VersusMode vs_mode[MAX_VERSUS];
-    int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), long_rows = 0, with_8b = 1, n_vs = 0, llama_only = 0;
-    for (int i = 1; i < argc; i += 2) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(argv[i], "--llama-only") == 0) llama_only = 1, i--;
-        else if (v && strcmp(argv[i], "--llama") == 0) llama = v;
-        else if (v && strncmp(argv[i], "--vs-llama", 10) == 0 && n_vs < MAX_VERSUS &&
-                 (!argv[i][10] || !strcmp(argv[i] + 10, "-ggml") || !strcmp(argv[i] + 10, "-tg")))
-            vs_mode[n_vs] = !argv[i][10] ? VERSUS_EXACT : argv[i][11] == 'g' ? VERSUS_GGML : VERSUS_TG_ONLY, vs_llama[n_vs++] = v;
-        else if (v && strcmp(argv[i], "--weights") == 0) weights = v;
-        else if (v && strcmp(argv[i], "--large") == 0) large = v;
-        else if (v && strcmp(argv[i], "--large-bf16") == 0) large_bf16 = v;
-        else if (v && strcmp(argv[i], "--large-q4k") == 0) large_q4k = v;
-        else if (v && strcmp(argv[i], "--json") == 0) json = v;
-        else if (v && strcmp(argv[i], "--threads") == 0) threads = atoi(v);
-        else if (v && strcmp(argv[i], "--long") == 0) long_rows = atoi(v);
-        else if (v && strcmp(argv[i], "--8b") == 0) with_8b = strcmp(v, "no") != 0;
-        else {
-            fprintf(stderr, "usage: bench [--weights DIR] [--large FILE] [--large-bf16 DIR] [--large-q4k FILE] [--threads N] [--json FILE]\n"
-                            "             [--llama LLAMA_TEMPO] [--vs-llama[-ggml|-tg] FILE.gguf]... (up to 16) [--llama-only] [--long ROWS [--8b no]]\n");
-            return 1;
-        }
-    }
-    if (threads < 1) { fprintf(stderr, "bench: --threads must be >= 1\n"); return 1; }
-    if (long_rows < 0 || long_rows % 4) { fprintf(stderr, "bench: --long takes a multiple of 4 rows\n"); return 1; }
+    BenchArgs a;
+    if (parse_bench_args(argc, argv, &a) != 0) return 1;
     double t0 = now();
-    char paths[6][4096], toks[3][4096];
-    snprintf(paths[0], sizeof paths[0], "%s/fortune.bin", weights);
-    snprintf(toks[0], sizeof toks[0], "%s/fortune-tok512.bin", weights);
-    snprintf(paths[1], sizeof paths[1], "%s/stories260K.bin", weights);
-    snprintf(toks[1], sizeof toks[1], "%s/tok512.bin", weights);
-    snprintf(paths[2], sizeof paths[2], "%s/stories260K-hf", weights);
-    snprintf(toks[2], sizeof toks[2], "%s/tok512.bin", weights);
-    snprintf(paths[3], sizeof paths[3], "%s", large);
-    snprintf(paths[4], sizeof paths[4], "%s", large_bf16);
-    snprintf(paths[5], sizeof paths[5], "%s", large_q4k);
-    const char *prompts[6] = {"Q: Why did the chicken", "Once upon a time", "Once upon a time", "-", "-", "-"};
-    printf("%d threads\n", threads);
+    printf("%d threads\n", a.threads);
     cJSON *root = cJSON_CreateObject();
-    cJSON_AddNumberToObject(root, "threads", threads);
+    cJSON_AddNumberToObject(root, "threads", a.threads);
     cJSON_AddNumberToObject(root, "repetitions", REPS);
-    if (long_rows > 0) {
-        bench_long(argv[0], long_rows, threads, with_8b, root);
-    } else if (!llama_only) {
-        printf("%-18s %5s %8s %5s %7s %5s %5s %5s %5s %6s %5s %6s %5s\n", "model", "type", "decode/s", "of-rd", "pre/s", "of-gm",
-               "k2/k1", "k3/k1", "k4/k1", "iso/vi", "cap", "x-f32", "chk");
-        cJSON *models = cJSON_AddArrayToObject(root, "models");
-        for (int i = 0; i < 6; i++)
-            cJSON_AddItemToArray(models, measure(argv[0], paths[i], i < 3 ? toks[i] : NULL, prompts[i], threads));
-        printf(legend, REPS);
-    }
-    if (n_vs > 0) cJSON_AddItemToObject(root, "versus_llama", versus_llama_table(argv[0], llama, vs_llama, vs_mode, n_vs, threads));
+    if (a.long_rows > 0) bench_long(argv[0], a.long_rows, a.threads, a.with_8b, root);
+    else if (!a.llama_only) bench_models(argv[0], &a, root);
+    if (a.n_vs > 0)
+        cJSON_AddItemToObject(root, "versus_llama", versus_llama_table(argv[0], a.llama, a.vs_llama, a.vs_mode, a.n_vs, a.threads));
     cJSON_AddNumberToObject(root, "seconds", now() - t0);
-    return write_json(root, json, t0);
+    return write_json(root, a.json, t0);
 }
