@@ -97,9 +97,10 @@ static void rmsnorm(float *out, const float *x, const float *weight, int n, int 
  * transformers does, inv_freq = 1 / theta^(2i/head_dim) in f32 (times the
  * rescaling), then inv_freq * position in f32; or as ggml does,
  * angle_0 = position, angle_{i+1} = angle_i * f32(theta^(-2/head_dim)) in
- * f32, a rescaled frequency dividing by its factor (ggml's freq_factors). */
+ * f32, a rescaled frequency dividing by its factor (ggml's freq_factors),
+ * and its cos and sin by libm's f32 cosf and sinf (not correctly rounded). */
 static void rope_angles(float *cos_out, float *sin_out, const int *logical_pos, int n, const Model *m) {
-    int head_dim = m->config.head_dim, half = head_dim / 2;
+    int head_dim = m->config.head_dim, half = head_dim / 2, f32_libm = m->rope_angles == ROPE_ANGLES_GGML;
     float ggml_step = powf(m->config.rope_theta, -2.0f / (float)head_dim);
     for (int r = 0; r < n; r++) {
         float ggml_angle = (float)logical_pos[r];
@@ -114,8 +115,8 @@ static void rope_angles(float *cos_out, float *sin_out, const int *logical_pos, 
                 angle = ggml_angle / factor;
                 ggml_angle *= ggml_step;
             }
-            cos_out[r * half + i] = (float)cos(angle);
-            sin_out[r * half + i] = (float)sin(angle);
+            cos_out[r * half + i] = f32_libm ? cosf((float)angle) : (float)cos(angle);
+            sin_out[r * half + i] = f32_libm ? sinf((float)angle) : (float)sin(angle);
         }
     }
 }
