@@ -133,7 +133,8 @@ static int sub_block_sum(const int8_t *q8, int g) {
  * with AVX2: per super-block 8 integer lanes (lane k: the scaled sums of
  * products 4k..4k+3 of each 32-value chunk) added by one fused multiply-add
  * of f32(d_x d_w); the mins as one integer sum(min_g bsum_g) times
- * f32(-d_x dmin), added to a separate f32 sum; hsum_float_8(lanes) + that sum. */
+ * f32(-d_x dmin), added to a separate f32 sum by a fused multiply-add;
+ * hsum_float_8(lanes) + that sum. */
 static float q5_k_dot(const uint8_t *w, GgmlQ8Row x, int m) {
     float lane[8] = {0}, mins = 0.0f;
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += 176) {
@@ -149,7 +150,7 @@ static float q5_k_dot(const uint8_t *w, GgmlQ8Row x, int m) {
                 sum[t / 4] += sc[g] * (low | (qh[t] >> g & 1) << 4) * q8[32 * g + t];
             }
         }
-        mins += dmin * (float)min_sum;
+        mins = fmaf(dmin, (float)min_sum, mins); /* fused in llama.cpp's build (vfmadd231ss) */
         for (int k = 0; k < 8; k++) lane[k] = fmaf(d, (float)sum[k], lane[k]);
     }
     return hsum_float_8(lane) + mins;

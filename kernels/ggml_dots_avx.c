@@ -324,7 +324,7 @@ INLINE void q5_k_rows(const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256
             __m128i p = k4_min_lanes(mn, x[i].bsums + b * (TEMPO_QK_K / 16));
             p = _mm_hadd_epi32(_mm_hadd_epi32(p, p), p);
             float dmin = -x[i].d[b] * dminw;
-            mins[i] += dmin * (float)_mm_cvtsi128_si32(p);
+            mins[i] = fmaf(dmin, (float)_mm_cvtsi128_si32(p), mins[i]);
             __m256i sum = super_block_lanes(&s, x[i].q + b * TEMPO_QK_K);
             acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d[b] * dw), _mm256_cvtepi32_ps(sum), acc[i]);
         }
