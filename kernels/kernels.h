@@ -170,6 +170,8 @@ float tempo_ggml_dpbf16(float acc, float a_odd, float b_odd, float a_even, float
 /* One output of a product over n values of `type` (f16/bf16 values held as
  * floats): batched (tinyBLAS, a call of 2+ rows) or ggml_vec_dot_*. */
 float tempo_ggml_dot(GgmlDotType type, int batched, const float *w, const float *x, int n);
+/* out[r] = tempo_ggml_dot(type, batched, w + r stride, x, n) for r < rows. */
+void tempo_ggml_dots(GgmlDotType type, int batched, const float *w, size_t stride, int rows, const float *x, int n, float *out);
 /* Whether llamafile_sgemm takes n rows of m values into d outputs. */
 int tempo_ggml_tinyblas(GgmlDotType type, int n, int m, int d);
 /* ggml_v_expf, the softmax's exp (AVX-512 polynomial, not libm). */
@@ -181,6 +183,8 @@ void tempo_ggml_f16_scale(float *acc, float ms, int n);
 void tempo_ggml_f16_fma(float *acc, const float *v, float vs, int n);
 /* ---- ggml_dot_avx.c: the same, vectorized (bitwise equal) ---- */
 float tempo_ggml_dot_fast(GgmlDotType type, int batched, const float *w, const float *x, int n);
+/* The same for `rows` rows (with AVX-512, f32/f16 in whole steps: 16 rows a pass, their hsums reduced together). */
+void tempo_ggml_dots_fast(GgmlDotType type, int batched, const float *w, size_t stride, int rows, const float *x, int n, float *out);
 double tempo_ggml_exp_sum_fast(float *s, int n, float max);
 void tempo_ggml_swiglu_fast(float *x, const float *g, size_t n);
 void tempo_ggml_f16_scale_fast(float *acc, float ms, int n);

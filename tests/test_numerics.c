@@ -814,6 +814,35 @@ Test(numerics, fast_float_dots_are_bitwise_plain) {
         }
 }
 
+/* tempo_ggml_dots_fast (16 rows' hsums reduced together) is tempo_ggml_dot
+ * row by row, bit for bit: tinyBLAS and vec_dot (with and without
+ * leftovers), 1 to 40 rows (partial passes), rows apart by more than their
+ * length, f32 and f16 values, magnitudes that differ by lane (a pairing of
+ * lanes other than hsum16's shows). */
+Test(numerics, fast_float_dots_of_many_rows_are_bitwise_plain) {
+    enum { N = 128, ROWS = 40, STRIDE = N + 3 };
+    static float w[ROWS * STRIDE], x[N], out[ROWS + 1];
+    static const GgmlDotType types[] = {GGML_DOT_F32, GGML_DOT_F16};
+    uint64_t seed = 47;
+    for (int trial = 0; trial < 60; trial++) {
+        GgmlDotType t = types[trial % 2];
+        int rows = 1 + trial % ROWS, batched = trial % 3 != 2;
+        int n = batched ? 16 * (1 + trial % 8) : 64 * (1 + trial % 2) + (trial % 4 == 1 ? 16 : 0); /* vec_dot: leftovers or not */
+        for (int j = 0; j < ROWS * STRIDE; j++) w[j] = (float)tempo_normal(&seed) * powf(10.0f, (float)(j % 16 - 8) * (trial % 3));
+        for (int j = 0; j < N; j++) x[j] = (float)tempo_normal(&seed);
+        tempo_ggml_round_activations(t, w, ROWS * STRIDE - ROWS * STRIDE % 32, w);
+        tempo_ggml_round_activations(t, x, N, x);
+        out[rows] = -7.0f;
+        tempo_ggml_dots_fast(t, batched, w, STRIDE, rows, x, n, out);
+        cr_assert(out[rows] == -7.0f, "trial %d: wrote past %d rows", trial, rows);
+        for (int r = 0; r < rows; r++) {
+            float want = tempo_ggml_dot(t, batched, w + r * STRIDE, x, n);
+            cr_assert(same_float(out[r], want), "trial %d type %d rows %d n %d batched %d: row %d %.9g, plain %.9g", trial, (int)t,
+                      rows, n, batched, r, out[r], want);
+        }
+    }
+}
+
 /* The softmax's exponentials and their sum: masked (-inf) scores, scores so
  * low that ggml_v_expf underflows to subnormals (2^n below 2^-126) or to 0. */
 Test(numerics, fast_exp_sum_is_bitwise_plain) {
