@@ -92,9 +92,9 @@ static void dot_weight_row(WeightType t, const uint8_t *w, float *scratch, int n
 
 /* out = in W^T, each of the n quantized rows times blocks of
  * GGML_WEIGHT_ROWS weight rows a kernel call, threads over the blocks:
- * a decoding step's product (n = 1), and Q4_K repacked (`repacked`: in
- * the order of ggml's q4_K_8x8 kernels, ggml_repack.c: the groups of 4
- * rows as its gemm, the 1 to 3 left over as its gemv). */
+ * a decoding step's product (n = 1), and Q4_K repacked for n < 4
+ * (`repacked`: in the order of ggml's gemv_q4_K_8x8, ggml_repack.c; 4 or
+ * more rows go to q4_k_tiles_matmul). */
 static void weight_blocks_matmul(float *out, Matrix w, const float *scratch, int n, int m, int d, int repacked) {
     size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
     int blocks = (d + GGML_WEIGHT_ROWS - 1) / GGML_WEIGHT_ROWS;
@@ -104,7 +104,7 @@ static void weight_blocks_matmul(float *out, Matrix w, const float *scratch, int
         const uint8_t *at = (const uint8_t *)w.data + r0 * row_bytes;
         for (int i = 0; i < n; i++) {
             GgmlQ8Row x = q8_row((float *)scratch, n, m, i);
-            if (repacked) tempo_ggml_q4_k_8x8_rows_fast(at, row_bytes, rows, x, m, i < n - n % 4, out + (size_t)i * d + r0);
+            if (repacked) tempo_ggml_q4_k_8x8_rows_fast(at, row_bytes, rows, x, m, 0, out + (size_t)i * d + r0);
             else tempo_ggml_dot_weight_rows_fast(w.type, at, row_bytes, rows, x, m, out + (size_t)i * d + r0);
         }
     }
@@ -174,7 +174,8 @@ static void dot_weight_rows(Matrix w, int r0, int rows, float *scratch, int n, i
 /* out = in W^T for the weight types whose dot ggml_dots.c follows: each
  * input row quantized once to the dot's type, then threads over groups of
  * GGML_DOT_ROWS weight rows (a decoding step and repacked Q4_K: over
- * blocks of GGML_WEIGHT_ROWS); `repacked` Q4_0 and Q4_K as the repacked
+ * blocks of GGML_WEIGHT_ROWS; a prompt's repacked Q4_K: tiles of
+ * TEMPO_GGML_Q4_K_TILE_ROWS); `repacked` Q4_0 and Q4_K as the repacked
  * kernels take them (ggml_repack.c). Each output the same on any thread. */
 static void q8_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch, int repacked) {
     GgmlDotType t = tempo_ggml_dot_type(w.type);
