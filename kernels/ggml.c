@@ -71,7 +71,14 @@ void tempo_ggml_round_activations(GgmlDotType t, const float *x, int m, float *o
 /* Floats of scratch for the rounded rows, rounded up to a cache line. */
 static size_t rounded_rows_values(int n, int m) { return ((size_t)n * m + 15) / 16 * 16; }
 
-static size_t ggml_matmul_scratch(int n, int m) { return rounded_rows_values(n, m) + (size_t)m * omp_get_max_threads(); }
+/* Floats of scratch a thread has after the rounded rows: a dequantized
+ * weight row (float_matmul) or a Q4_K tile, 64-byte aligned (q4_k_tiles_matmul). */
+static size_t thread_values(int m) {
+    size_t tile = tempo_ggml_q4_k_tile_bytes(m) / sizeof(float) + 16;
+    return tile > (size_t)m ? tile : (size_t)m;
+}
+
+static size_t ggml_matmul_scratch(int n, int m) { return rounded_rows_values(n, m) + thread_values(m) * omp_get_max_threads(); }
 
 /* out[i d] = one weight row times each of the n quantized rows, GGML_DOT_ROWS at a time. */
 static void dot_weight_row(WeightType t, const uint8_t *w, float *scratch, int n, int m, float *out, int d) {
@@ -85,9 +92,9 @@ static void dot_weight_row(WeightType t, const uint8_t *w, float *scratch, int n
 
 /* out = in W^T, each of the n quantized rows times blocks of
  * GGML_WEIGHT_ROWS weight rows a kernel call, threads over the blocks:
- * a decoding step's product (n = 1), and Q4_K repacked (`repacked`: in
- * the order of ggml's q4_K_8x8 kernels, ggml_repack.c: the groups of 4
- * rows as its gemm, the 1 to 3 left over as its gemv). */
+ * a decoding step's product (n = 1), and Q4_K repacked for n < 4
+ * (`repacked`: in the order of ggml's gemv_q4_K_8x8, ggml_repack.c; 4 or
+ * more rows go to q4_k_tiles_matmul). */
 static void weight_blocks_matmul(float *out, Matrix w, const float *scratch, int n, int m, int d, int repacked) {
     size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
     int blocks = (d + GGML_WEIGHT_ROWS - 1) / GGML_WEIGHT_ROWS;
@@ -97,9 +104,34 @@ static void weight_blocks_matmul(float *out, Matrix w, const float *scratch, int
         const uint8_t *at = (const uint8_t *)w.data + r0 * row_bytes;
         for (int i = 0; i < n; i++) {
             GgmlQ8Row x = q8_row((float *)scratch, n, m, i);
-            if (repacked) tempo_ggml_q4_k_8x8_rows_fast(at, row_bytes, rows, x, m, i < n - n % 4, out + (size_t)i * d + r0);
+            if (repacked) tempo_ggml_q4_k_8x8_rows_fast(at, row_bytes, rows, x, m, 0, out + (size_t)i * d + r0);
             else tempo_ggml_dot_weight_rows_fast(w.type, at, row_bytes, rows, x, m, out + (size_t)i * d + r0);
         }
+    }
+}
+
+/* out = in W^T for Q4_K repacked and n >= 4 rows: threads over tiles of
+ * TEMPO_GGML_Q4_K_TILE_ROWS weight rows, each packed once into its
+ * thread's scratch (ggml_q4_k_tiles.c); the groups of 4 rows by the tile
+ * (ggml's gemm order), the 1 to 3 left over one at a time (its gemv). */
+static void q4_k_tiles_matmul(float *out, Matrix w, float *scratch, int n, int m, int d) {
+    enum { TILE = TEMPO_GGML_Q4_K_TILE_ROWS };
+    size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
+    int tiles = (d + TILE - 1) / TILE, gemm_rows = n - n % 4;
+#pragma omp parallel for schedule(static) if ((size_t)d * m >= ((size_t)1 << 18))
+    for (int t = 0; t < tiles; t++) {
+        int r0 = t * TILE, rows = d - r0 < TILE ? d - r0 : TILE;
+        const uint8_t *at = (const uint8_t *)w.data + r0 * row_bytes;
+        uintptr_t mine = (uintptr_t)(scratch + rounded_rows_values(n, m) + thread_values(m) * omp_get_thread_num());
+        uint8_t *tile = (uint8_t *)((mine + 63) & ~(uintptr_t)63);
+        tempo_ggml_q4_k_tile_pack(at, row_bytes, rows, m, tile);
+        GgmlQ8Row x[4];
+        for (int i0 = 0; i0 < gemm_rows; i0 += 4) {
+            for (int c = 0; c < 4; c++) x[c] = q8_row(scratch, n, m, i0 + c);
+            tempo_ggml_q4_k_tile_gemm(tile, rows, x, m, out + (size_t)i0 * d + r0, (size_t)d);
+        }
+        for (int i = gemm_rows; i < n; i++)
+            tempo_ggml_q4_k_8x8_rows_fast(at, row_bytes, rows, q8_row(scratch, n, m, i), m, 0, out + (size_t)i * d + r0);
     }
 }
 
@@ -142,12 +174,17 @@ static void dot_weight_rows(Matrix w, int r0, int rows, float *scratch, int n, i
 /* out = in W^T for the weight types whose dot ggml_dots.c follows: each
  * input row quantized once to the dot's type, then threads over groups of
  * GGML_DOT_ROWS weight rows (a decoding step and repacked Q4_K: over
- * blocks of GGML_WEIGHT_ROWS); `repacked` Q4_0 and Q4_K as the repacked
+ * blocks of GGML_WEIGHT_ROWS; a prompt's repacked Q4_K: tiles of
+ * TEMPO_GGML_Q4_K_TILE_ROWS); `repacked` Q4_0 and Q4_K as the repacked
  * kernels take them (ggml_repack.c). Each output the same on any thread. */
 static void q8_matmul(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch, int repacked) {
     GgmlDotType t = tempo_ggml_dot_type(w.type);
 #pragma omp parallel for schedule(static) if (n >= 16)
     for (int i = 0; i < n; i++) tempo_ggml_quantize_fast(t, in + (size_t)i * m, m, q8_row(scratch, n, m, i));
+    if (repacked && w.type == WEIGHT_Q4_K && n >= 4) {
+        q4_k_tiles_matmul(out, w, scratch, n, m, d);
+        return;
+    }
     if ((n == 1 && !repacked) || (repacked && w.type == WEIGHT_Q4_K)) {
         weight_blocks_matmul(out, w, scratch, n, m, d, repacked);
         return;

@@ -33,29 +33,37 @@ static int padded_keys(int n_keys) { return (n_keys + 63) / 64 * 64; }
  * or the vectorized ones (ggml_dot_avx.c, bitwise equal) on every thread. */
 typedef struct {
     float (*dot)(GgmlDotType type, int batched, const float *w, const float *x, int n);
+    void (*dots)(GgmlDotType type, int batched, const float *w, size_t stride, int rows, const float *x, int n, float *out);
     double (*exp_sum)(float *s, int n, float max);
     void (*f16_scale)(float *acc, float ms, int n);
     void (*f16_fma)(float *acc, const float *v, float vs, int n);
     int threads;
 } AttentionOps;
 
-static const AttentionOps plain_ops = {tempo_ggml_dot, tempo_ggml_exp_sum, tempo_ggml_f16_scale, tempo_ggml_f16_fma, 1};
+static const AttentionOps plain_ops = {tempo_ggml_dot, tempo_ggml_dots, tempo_ggml_exp_sum, tempo_ggml_f16_scale, tempo_ggml_f16_fma, 1};
 
 static AttentionOps fast_ops(void) {
-    return (AttentionOps){tempo_ggml_dot_fast, tempo_ggml_exp_sum_fast, tempo_ggml_f16_scale_fast, tempo_ggml_f16_fma_fast,
+    return (AttentionOps){tempo_ggml_dot_fast, tempo_ggml_dots_fast, tempo_ggml_exp_sum_fast, tempo_ggml_f16_scale_fast, tempo_ggml_f16_fma_fast,
                           omp_get_max_threads()};
 }
 
 /* Row i's scores s_j = q . k_j in the cache's type (f16: q rounded to f16),
  * in ggml's order (batched: tinyBLAS, else vec_dot), -inf where the mask
- * hides key j or past n_keys. */
+ * hides key j or past n_keys. KEY_BLOCK keys a call (those of a block the
+ * mask hides cost a product each, unless it hides the whole block). */
 static void cache_scores(const AttentionOps *ops, const AttentionInputs *a, GgmlDotType cache, int hd, int kv_dim,
                          const float *q, const float *keys, int i, int batched, float *scores) {
+    enum { KEY_BLOCK = 16 };
     float qc[TEMPO_GGML_MAX_HEAD_DIM];
     tempo_ggml_round_activations(cache, q, hd, qc);
-    for (int j = 0; j < padded_keys(a->n_keys); j++)
-        scores[j] = j < a->n_keys && tempo_mask_cell(a->mask, a->layer, a->n_keys - a->k + i, j)
-                        ? ops->dot(cache, batched, keys + (size_t)j * kv_dim, qc, hd) : -INFINITY;
+    for (int j0 = 0; j0 < padded_keys(a->n_keys); j0 += KEY_BLOCK) { /* padded_keys: a multiple of KEY_BLOCK */
+        int seen[KEY_BLOCK], any = 0, rows = a->n_keys - j0 < KEY_BLOCK ? a->n_keys - j0 : KEY_BLOCK;
+        for (int j = 0; j < KEY_BLOCK; j++)
+            any |= seen[j] = j < rows && tempo_mask_cell(a->mask, a->layer, a->n_keys - a->k + i, j0 + j);
+        if (any) ops->dots(cache, batched, keys + (size_t)j0 * kv_dim, (size_t)kv_dim, rows, qc, hd, scores + j0);
+        for (int j = 0; j < KEY_BLOCK; j++)
+            if (!seen[j]) scores[j0 + j] = -INFINITY;
+    }
 }
 
 /* ggml_compute_forward_soft_max_f32 over n (a multiple of 16) scores:
@@ -93,7 +101,7 @@ static void transpose_values(const AttentionInputs *a, int kv_dim, int threads, 
 static void cache_values(const AttentionOps *ops, GgmlDotType cache, const float *p, const float *vt, int hd, int n,
                          int batched, float *pc, float *o) {
     tempo_ggml_round_activations(cache, p, n, pc);
-    for (int t = 0; t < hd; t++) o[t] = ops->dot(cache, batched, vt + (size_t)t * n, pc, n);
+    ops->dots(cache, batched, vt, (size_t)n, hd, pc, n, o);
 }
 
 /* Scratch of a cache attention: V^T, then scores and P for each thread. */

@@ -145,3 +145,7 @@ void tempo_ggml_f16_fma(float *acc, const float *v, float vs, int n) {
 void tempo_ggml_swiglu(float *x, const float *g, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + tempo_ggml_expf(0.0f - x[i])) * g[i];
 }
+
+void tempo_ggml_dots(GgmlDotType type, int batched, const float *w, size_t stride, int rows, const float *x, int n, float *out) {
+    for (int r = 0; r < rows; r++) out[r] = tempo_ggml_dot(type, batched, w + (size_t)r * stride, x, n);
+}

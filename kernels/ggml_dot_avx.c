@@ -158,3 +158,64 @@ double tempo_ggml_exp_sum_fast(float *s, int n, float max) { return tempo_ggml_e
 void tempo_ggml_swiglu_fast(float *x, const float *g, size_t n) { tempo_ggml_swiglu(x, g, n); }
 
 #endif
+
+/* ---- many rows times one x: 16 tinyBLAS outputs a pass ---- */
+
+#if defined(__AVX512F__)
+/* Lane s = tempo_ggml_hsum16(a[s]) for 16 accumulators at once, each add
+ * the one hsum16 makes (lanes j + j+8, then j + j+4, j + j+2, j + j+1). */
+static __m512 hsum16_of_16(const __m512 *a) {
+    __m512 b[8], c[4], e[2];
+    for (int i = 0; i < 8; i++) /* blocks 0-1: t8 of a[2i], 2-3: t8 of a[2i+1] */
+        b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44), _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xee));
+    for (int i = 0; i < 4; i++) /* block k: t4 of row 4i + k */
+        c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88), _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xdd));
+    for (int i = 0; i < 2; i++) /* block k: t2 of row 8i + k (lanes 0-1), of 8i + 4 + k (2-3) */
+        e[i] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44), _mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0xee));
+    __m512 r = _mm512_add_ps(_mm512_shuffle_ps(e[0], e[1], 0x88), _mm512_shuffle_ps(e[0], e[1], 0xdd)); /* lane 4k + u: row k + 4u */
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), r);
+}
+
+/* out[r] = tinyBLAS's w_r . x for r < rows <= 16 (row r at w + r stride; n a multiple of 16). */
+static void tinyblas_dots16(const float *w, size_t stride, int rows, const float *x, int n, float *out) {
+    const float *row[16];
+    __m512 acc[16];
+    for (int r = 0; r < 16; r++) row[r] = w + (size_t)(r < rows ? r : 0) * stride, acc[r] = _mm512_setzero_ps();
+    for (int l = 0; l < n; l += 16) {
+        __m512 xv = _mm512_loadu_ps(x + l);
+        for (int r = 0; r < 16; r++) acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(row[r] + l), xv, acc[r]);
+    }
+    _mm512_mask_storeu_ps(out, (__mmask16)((1u << rows) - 1), hsum16_of_16(acc));
+}
+
+/* ggml_vec_dot_f32 / _f16's 16 lanes before hsum (n a multiple of 64, so no
+ * leftovers): 4 accumulators over steps of 64, (a0+a2)+(a1+a3). */
+static __m512 vec_dot_lanes(const float *w, const float *x, int n) {
+    __m512 a[4];
+    for (int k = 0; k < 4; k++) a[k] = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 64)
+        for (int k = 0; k < 4; k++) a[k] = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16 * k), _mm512_loadu_ps(x + i + 16 * k), a[k]);
+    return _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3]));
+}
+
+/* out[r] = vec_dot(w_r, x) for r < rows <= 16, the 16 hsums together. */
+static void vec_dots16(const float *w, size_t stride, int rows, const float *x, int n, float *out) {
+    __m512 lanes[16];
+    for (int r = 0; r < 16; r++) lanes[r] = r < rows ? vec_dot_lanes(w + (size_t)r * stride, x, n) : _mm512_setzero_ps();
+    _mm512_mask_storeu_ps(out, (__mmask16)((1u << rows) - 1), hsum16_of_16(lanes));
+}
+#endif
+
+void tempo_ggml_dots_fast(GgmlDotType type, int batched, const float *w, size_t stride, int rows, const float *x, int n, float *out) {
+#if defined(__AVX512F__)
+    if (type != GGML_DOT_BF16 && n % (batched ? 16 : 64) == 0) {
+        for (int r0 = 0; r0 < rows; r0 += 16) {
+            int k = rows - r0 < 16 ? rows - r0 : 16;
+            if (batched) tinyblas_dots16(w + (size_t)r0 * stride, stride, k, x, n, out + r0);
+            else vec_dots16(w + (size_t)r0 * stride, stride, k, x, n, out + r0);
+        }
+        return;
+    }
+#endif
+    for (int r = 0; r < rows; r++) out[r] = tempo_ggml_dot_fast(type, batched, w + (size_t)r * stride, x, n);
+}

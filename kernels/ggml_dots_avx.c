@@ -383,7 +383,8 @@ static float q4_k_8x8_gemv_row(const uint8_t *w, GgmlQ8Row x, int m) {
     return acc - acc_min;
 }
 
-/* ggml's gemm order: the same per pair of sub-blocks (64 values; the plain loops, prompts only). */
+/* ggml's gemm order: the same per pair of sub-blocks (64 values; the plain
+ * loops: a prompt's products take the tiles, ggml_q4_k_tiles.c). */
 void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, int gemm, float *out) {
     for (int r = 0; r < rows; r++)
         out[r] = gemm ? tempo_ggml_q4_k_8x8_dot(w + (size_t)r * row_bytes, x, m, 1) : q4_k_8x8_gemv_row(w + (size_t)r * row_bytes, x, m);

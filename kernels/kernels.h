@@ -149,6 +149,16 @@ void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows,
 /* ---- ggml_q8_0_tiles.c: 4 Q8_0 weight rows (row_bytes apart) times 4
  * Q8_0 activation rows, out[c stride + r], bitwise tempo_ggml_dot_plain ---- */
 void tempo_ggml_q8_0_tile(const uint8_t *w, size_t row_bytes, const GgmlQ8Row *x, int m, float *out, size_t stride);
+/* ---- ggml_q4_k_tiles.c: Q4_K weight rows in ggml's repacked gemm order
+ * (tempo_ggml_q4_k_8x8_dot, gemm 1), TEMPO_GGML_Q4_K_TILE_ROWS weight rows
+ * by 4 activation rows a call ---- */
+#define TEMPO_GGML_Q4_K_TILE_ROWS 16
+/* Bytes of a tile of m values (a multiple of TEMPO_QK_K) a row. */
+size_t tempo_ggml_q4_k_tile_bytes(int m);
+/* `rows` (<= TEMPO_GGML_Q4_K_TILE_ROWS) Q4_K weight rows (row_bytes apart) into `tile` (64-byte aligned). */
+void tempo_ggml_q4_k_tile_pack(const uint8_t *w, size_t row_bytes, int rows, int m, uint8_t *tile);
+/* out[c stride + r] = weight row r < rows of the tile times activation row x[c], c < 4, bitwise tempo_ggml_q4_k_8x8_dot(.., 1). */
+void tempo_ggml_q4_k_tile_gemm(const uint8_t *tile, int rows, const GgmlQ8Row *x, int m, float *out, size_t stride);
 /* The head widths the ggml attention kernels take (they keep a head on the stack). */
 #define TEMPO_GGML_MAX_HEAD_DIM 1024
 /* ---- ggml_dot.c: ggml's AVX-512 (zen4) orders, lane by lane ---- */
@@ -160,6 +170,8 @@ float tempo_ggml_dpbf16(float acc, float a_odd, float b_odd, float a_even, float
 /* One output of a product over n values of `type` (f16/bf16 values held as
  * floats): batched (tinyBLAS, a call of 2+ rows) or ggml_vec_dot_*. */
 float tempo_ggml_dot(GgmlDotType type, int batched, const float *w, const float *x, int n);
+/* out[r] = tempo_ggml_dot(type, batched, w + r stride, x, n) for r < rows. */
+void tempo_ggml_dots(GgmlDotType type, int batched, const float *w, size_t stride, int rows, const float *x, int n, float *out);
 /* Whether llamafile_sgemm takes n rows of m values into d outputs. */
 int tempo_ggml_tinyblas(GgmlDotType type, int n, int m, int d);
 /* ggml_v_expf, the softmax's exp (AVX-512 polynomial, not libm). */
@@ -171,6 +183,8 @@ void tempo_ggml_f16_scale(float *acc, float ms, int n);
 void tempo_ggml_f16_fma(float *acc, const float *v, float vs, int n);
 /* ---- ggml_dot_avx.c: the same, vectorized (bitwise equal) ---- */
 float tempo_ggml_dot_fast(GgmlDotType type, int batched, const float *w, const float *x, int n);
+/* The same for `rows` rows (with AVX-512, f32/f16 in whole steps: 16 rows a pass, their hsums reduced together). */
+void tempo_ggml_dots_fast(GgmlDotType type, int batched, const float *w, size_t stride, int rows, const float *x, int n, float *out);
 double tempo_ggml_exp_sum_fast(float *s, int n, float max);
 void tempo_ggml_swiglu_fast(float *x, const float *g, size_t n);
 void tempo_ggml_f16_scale_fast(float *acc, float ms, int n);

@@ -654,6 +654,76 @@ Test(numerics, q8_0_tile_is_bitwise_plain) {
     }
 }
 
+/* The Q4_K tile (16 weight rows by 4 activation rows, ggml's gemm order)
+ * equals the plain loops bit for bit: 1 to 16 weight rows packed (the
+ * outputs of the others untouched), 1 to 5 super-blocks, random blocks and
+ * uniform ones (nibbles 15, scales and mins 63), activations at +-127. */
+Test(numerics, q4_k_tile_is_bitwise_plain) {
+    enum { T = TEMPO_GGML_Q4_K_TILE_ROWS, STRIDE = T + 1 };
+    uint64_t s = 37;
+    static QuantRows rows;
+    size_t row_bytes = tempo_row_bytes(WEIGHT_Q4_K, DOT_M);
+    static uint8_t w[T * DOT_M];
+    uint8_t *tile = aligned_alloc(64, tempo_ggml_q4_k_tile_bytes(DOT_M));
+    cr_assert(tile);
+    for (int trial = 0; trial < 64; trial++) {
+        int m = TEMPO_QK_K * (1 + trial % 5), n_rows = 1 + trial % T;
+        for (int r = 0; r < T; r++) random_weights(WEIGHT_Q4_K, w + r * row_bytes, DOT_M, &s);
+        for (int r = 0; r < T && trial % 4 == 3; r++) uniform_weights(WEIGHT_Q4_K, w + r * row_bytes, DOT_M, 0xff);
+        quantized_rows(WEIGHT_Q4_K, &rows, &s);
+        GgmlQ8Row x[4];
+        for (int c = 0; c < 4; c++) x[c] = quant_row(&rows, (c + trial) % DOT_ROWS);
+        float out[4 * STRIDE];
+        for (int j = 0; j < 4 * STRIDE; j++) out[j] = -7.0f;
+        tempo_ggml_q4_k_tile_pack(w, row_bytes, n_rows, m, tile);
+        tempo_ggml_q4_k_tile_gemm(tile, n_rows, x, m, out, STRIDE);
+        for (int c = 0; c < 4; c++)
+            for (int r = 0; r < STRIDE; r++) {
+                float want = r < n_rows ? tempo_ggml_q4_k_8x8_dot(w + r * row_bytes, x[c], m, 1) : -7.0f;
+                cr_assert(same_float(out[STRIDE * c + r], want), "trial %d m %d rows %d: weight row %d activation row %d: %.9g, want %.9g",
+                          trial, m, n_rows, r, c, out[STRIDE * c + r], want);
+            }
+    }
+    free(tile);
+}
+
+/* A prompt's product with Q4_K repacked is the plain loop of ggml's order
+ * for every output (gemm for the groups of 4 rows, gemv for the 1 to 3
+ * left): 1 to 9, 13 and 17 rows; 40 weight rows of 1 to 3 super-blocks on
+ * one thread, 264 of 4 super-blocks on two (neither a multiple of 16). */
+Test(numerics, ggml_q4_k_prefill_is_the_repacked_order) {
+    static const int counts[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17};
+    enum { MAX_N = 17, MAX_M = 1024, MAX_D = 264 };
+    static uint8_t w[MAX_D * MAX_M];
+    static float in[MAX_N * MAX_M], out[MAX_N * MAX_D], d[MAX_M / 32];
+    static int8_t q[MAX_M];
+    static int16_t bsums[MAX_M / 16];
+    uint64_t s = 41;
+    for (int c = 0; c < 11; c++)
+        for (int run = 0; run < 2; run++) {
+            int n = counts[c], rows = run ? MAX_D : 40, m = run ? MAX_M : TEMPO_QK_K * (1 + c % 3);
+            size_t row_bytes = tempo_row_bytes(WEIGHT_Q4_K, (size_t)m);
+            for (int r = 0; r < rows; r++) random_weights(WEIGHT_Q4_K, w + r * row_bytes, m, &s);
+            for (int i = 0; i < n; i++) extreme_row(in + (size_t)i * m, m, 2, &s);
+            tempo_set_threads(1 + run);
+            const Kernels *k = tempo_ggml_kernels(0, 0, 1);
+            float *scratch = malloc(k->matmul_scratch(n, m) * sizeof(float));
+            cr_assert(scratch);
+            k->matmul(out, in, (Matrix){w, WEIGHT_Q4_K}, n, m, rows, scratch);
+            free(scratch);
+            for (int i = 0; i < n; i++) {
+                GgmlQ8Row x = {q, d, bsums};
+                tempo_ggml_quantize_plain(GGML_DOT_Q8_K, in + (size_t)i * m, m, x);
+                for (int r = 0; r < rows; r++) {
+                    float want = tempo_ggml_q4_k_8x8_dot(w + r * row_bytes, x, m, i < n - n % 4);
+                    cr_assert(same_float(out[(size_t)i * rows + r], want), "n %d m %d d %d: row %d out %d: %.9g, plain %.9g", n, m,
+                              rows, i, r, out[(size_t)i * rows + r], want);
+                }
+            }
+        }
+    tempo_set_threads(omp_get_num_procs());
+}
+
 /* The ggml matmul of Q8_0 and Q4_K weights is each output's plain dot, bit
  * for bit, on 1 and 2 threads: weight and activation rows not multiples of
  * the tile's 4, a matrix large enough to be threaded. */
@@ -742,6 +812,35 @@ Test(numerics, fast_float_dots_are_bitwise_plain) {
                     cr_assert(same_float(fast, plain), "type %d n %d batched %d: fast %.9g, plain %.9g", ti, n, batched, fast, plain);
                 }
         }
+}
+
+/* tempo_ggml_dots_fast (16 rows' hsums reduced together) is tempo_ggml_dot
+ * row by row, bit for bit: tinyBLAS and vec_dot (with and without
+ * leftovers), 1 to 40 rows (partial passes), rows apart by more than their
+ * length, f32 and f16 values, magnitudes that differ by lane (a pairing of
+ * lanes other than hsum16's shows). */
+Test(numerics, fast_float_dots_of_many_rows_are_bitwise_plain) {
+    enum { N = 128, ROWS = 40, STRIDE = N + 3 };
+    static float w[ROWS * STRIDE], x[N], out[ROWS + 1];
+    static const GgmlDotType types[] = {GGML_DOT_F32, GGML_DOT_F16};
+    uint64_t seed = 47;
+    for (int trial = 0; trial < 60; trial++) {
+        GgmlDotType t = types[trial % 2];
+        int rows = 1 + trial % ROWS, batched = trial % 3 != 2;
+        int n = batched ? 16 * (1 + trial % 8) : 64 * (1 + trial % 2) + (trial % 4 == 1 ? 16 : 0); /* vec_dot: leftovers or not */
+        for (int j = 0; j < ROWS * STRIDE; j++) w[j] = (float)tempo_normal(&seed) * powf(10.0f, (float)(j % 16 - 8) * (trial % 3));
+        for (int j = 0; j < N; j++) x[j] = (float)tempo_normal(&seed);
+        tempo_ggml_round_activations(t, w, ROWS * STRIDE - ROWS * STRIDE % 32, w);
+        tempo_ggml_round_activations(t, x, N, x);
+        out[rows] = -7.0f;
+        tempo_ggml_dots_fast(t, batched, w, STRIDE, rows, x, n, out);
+        cr_assert(out[rows] == -7.0f, "trial %d: wrote past %d rows", trial, rows);
+        for (int r = 0; r < rows; r++) {
+            float want = tempo_ggml_dot(t, batched, w + r * STRIDE, x, n);
+            cr_assert(same_float(out[r], want), "trial %d type %d rows %d n %d batched %d: row %d %.9g, plain %.9g", trial, (int)t,
+                      rows, n, batched, r, out[r], want);
+        }
+    }
 }
 
 /* The softmax's exponentials and their sum: masked (-inf) scores, scores so
