@@ -461,7 +461,7 @@ static void random_weights(WeightType t, uint8_t *w, int m, uint64_t *s) {
 
 /* Storage for n quantized rows of DOT_M. */
 typedef struct { int8_t q[DOT_ROWS][DOT_M]; float d[DOT_ROWS][DOT_M / 32]; int16_t bsums[DOT_ROWS][DOT_M / 16]; } QuantRows;
-static GgmlQ8Row quant_row(QuantRows *r, int i) { return (GgmlQ8Row){r->q[i], r->d[i], r->bsums[i]}; }
+static GgmlQ8Row quant_row(QuantRows *r, int i) { return (GgmlQ8Row){r->q[i], r->d[i], r->bsums[i], NULL}; }
 
 static int same_float(float a, float b) { return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b)); }
 
