@@ -1,6 +1,6 @@
 /* ggml_dots_more.c - ggml's dot products for the other weight types
- * llama-quantize writes (Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS, Q2_K, Q3_K), as
- * plain definitions (NOTES "Numerics of real engines"), written from
+ * llama-quantize writes (Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS, Q2_K, Q3_K, TQ1_0,
+ * TQ2_0) as plain definitions (NOTES "Numerics of real engines"), written from
  * ggml-cpu/arch/x86/quants.c (ggml_vec_dot_*, AVX2 paths, as the zen4
  * build compiles them), llamafile/sgemm.cpp (tinyBLAS_Q0_AVX) and
  * ggml-cpu/arch/x86/repack.cpp (the repacked iq4_nl_8x8 and q2_K_8x8).
@@ -149,9 +149,52 @@ static float q2_k_dot(const uint8_t *w, GgmlQ8Row x, int m) {
     return tempo_ggml_hsum_float_8(lane);
 }
 
+/* Trit n (0..4) of a TQ1_0 byte: the byte times 3^n (mod 256) brings it to
+ * the top, (x * 3) >> 8 reads it (ggml's AVX2 avg_epu8 steps give the same). */
+static int trit(uint8_t byte, int n) {
+    static const uint8_t pow3[5] = {1, 3, 9, 27, 81};
+    return ((uint8_t)(byte * pow3[n]) * 3) >> 8;
+}
+
+/* The 256 ternary digits (0, 1, 2; the value is q - 1) of a TQ1_0 or
+ * TQ2_0 super-block, in value order (tempo_dequant_tq1_0, _tq2_0). */
+static void ternary_digits(WeightType t, const uint8_t *b, int *q) {
+    if (t == WEIGHT_TQ2_0) {
+        for (int v = 0; v < TEMPO_QK_K; v++) q[v] = b[32 * (v / 128) + v % 32] >> 2 * (v / 32 % 4) & 3;
+        return;
+    }
+    for (int v = 0; v < 160; v++) q[v] = trit(b[v % 32], v / 32);
+    for (int v = 160; v < 240; v++) q[v] = trit(b[32 + (v - 160) % 16], (v - 160) / 16);
+    for (int v = 240; v < TEMPO_QK_K; v++) q[v] = trit(b[48 + (v - 240) % 4], (v - 240) / 4);
+}
+
+/* One TQ1_0 or TQ2_0 row times one Q8_K row as ggml_vec_dot_tq1_0_q8_K /
+ * _tq2_0_q8_K compute it with AVX2: per super-block 8 integer lanes, lane
+ * k the sums of digit times q8 over values 4k..4k+3 of each 32 minus
+ * bsum_2k + bsum_2k+1 (the -1 of each value, taken from the 16-value sums
+ * lane by lane), times f32(d_x d_w) added in one fused multiply-add (the
+ * source's separate mul and add, contracted by GCC: vfmadd231ps);
+ * hsum_float_8. */
+static float ternary_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    float lane[8] = {0};
+    size_t bytes = tempo_block_bytes(t);
+    for (int b = 0; b < m / TEMPO_QK_K; b++, w += bytes) {
+        const int8_t *q8 = x.q + b * TEMPO_QK_K;
+        const int16_t *bsums = x.bsums + b * (TEMPO_QK_K / 16);
+        int q[TEMPO_QK_K], sum[8] = {0};
+        ternary_digits(t, w, q);
+        for (int v = 0; v < TEMPO_QK_K; v++) sum[v % 32 / 4] += q[v] * q8[v];
+        float d = x.d[b] * tempo_f16_at(w + bytes - 2);
+        for (int k = 0; k < 8; k++) lane[k] = fmaf((float)(sum[k] - bsums[2 * k] - bsums[2 * k + 1]), d, lane[k]);
+    }
+    return tempo_ggml_hsum_float_8(lane);
+}
+
 int tempo_ggml_has_more_dot(WeightType t) {
     return t == WEIGHT_Q4_1 || t == WEIGHT_Q5_0 || t == WEIGHT_Q5_1 || t == WEIGHT_IQ4_NL || t == WEIGHT_IQ4_XS ||
-           t == WEIGHT_Q2_K || t == WEIGHT_Q3_K;
+           t == WEIGHT_Q2_K || t == WEIGHT_Q3_K || t == WEIGHT_TQ1_0 || t == WEIGHT_TQ2_0 || t == WEIGHT_IQ2_XXS ||
+           t == WEIGHT_IQ2_XS || t == WEIGHT_IQ2_S || t == WEIGHT_IQ3_XXS || t == WEIGHT_IQ3_S || t == WEIGHT_IQ1_S ||
+           t == WEIGHT_IQ1_M;
 }
 
 float tempo_ggml_dot_more(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
@@ -159,7 +202,9 @@ float tempo_ggml_dot_more(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
     case WEIGHT_IQ4_XS: return iq4_xs_dot(w, x, m);
     case WEIGHT_Q3_K: return q3_k_dot(w, x, m);
     case WEIGHT_Q2_K: return q2_k_dot(w, x, m);
-    default: return block32_dot(t, w, x, m);
+    case WEIGHT_TQ1_0: case WEIGHT_TQ2_0: return ternary_dot(t, w, x, m);
+    case WEIGHT_Q4_1: case WEIGHT_Q5_0: case WEIGHT_Q5_1: case WEIGHT_IQ4_NL: return block32_dot(t, w, x, m);
+    default: return tempo_ggml_iq_dot(t, w, x, m); /* the grid types, ggml_dots_iq.c */
     }
 }
 

@@ -149,6 +149,8 @@ float tempo_ggml_hsum_float_8(const float *lane);
 void tempo_ggml_q8_1_sums(const float *x, int m, GgmlQ8Row out);
 int tempo_ggml_has_more_dot(WeightType t);
 float tempo_ggml_dot_more(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
+/* ---- ggml_dots_iq.c: the grid types' dots (IQ1_S .. IQ3_S), plain ---- */
+float tempo_ggml_iq_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
 /* One IQ4_NL row times one Q8_0 row as llama.cpp's repacked iq4_nl_8x8 kernels compute it. */
 float tempo_ggml_iq4_nl_8x8_dot(const uint8_t *w, GgmlQ8Row x, int m);
 /* One Q2_K row times one Q8_K row as ggml_gemv_q2_K_8x8_q8_K (gemm 0) or
