@@ -11,10 +11,6 @@
 #include "../formats/quant.h" /* tempo_f32_to_f16 */
 #include "kernels.h"
 
-/* hsum_float_8: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). */
-float tempo_ggml_hsum_float_8(const float *lane) {
-    return ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
-}
 
 static float f16_at(const uint8_t *p) { return tempo_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
 

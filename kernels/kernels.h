@@ -14,7 +14,9 @@
  *   fast.c       the table of them that the loaders give a Model
  *   ggml.c       llama.cpp's CPU arithmetic (the ggml numerics profile)
  *   ggml_attention.c  its attention paths (f32 or f16 cache, flash attention)
- *   ggml_repack.c  its product for Q4_0 weights repacked as q4_0_8x8
+ *   ggml_repack.c  its product for Q4_0 weights repacked as q4_0_8x8 (and Q4_K as q4_K_8x8)
+ *   ggml_dots_more.c  its dots of Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS, Q2_K, Q3_K, TQ1_0, TQ2_0 (plain; repacked IQ4_NL, Q2_K)
+ *   ggml_dots_iq.c  its dots of the grid types IQ1_S .. IQ3_S (plain)
  *   ggml_dot.c   its x86 AVX-512 summation orders (tinyBLAS, vec_dot), expf, SwiGLU
  *   ggml_dots.c  its quantized dot products (plain definitions)
  *   ggml_dots_avx.c  the same, vectorized
@@ -141,8 +143,6 @@ int tempo_ggml_has_dot(WeightType t);
 float tempo_ggml_dot_plain(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
 /* Q4_K's and Q5_K's 6-bit scales sc[8] and mins mn[8] from their 12 bytes. */
 void tempo_ggml_k4_scales(const uint8_t *q, int *sc, int *mn);
-/* hsum_float_8: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). */
-float tempo_ggml_hsum_float_8(const float *lane);
 /* ---- ggml_dots_more.c: the other types' dots (Q4_1, Q5_0, Q5_1, IQ4_NL,
  * IQ4_XS, Q2_K, Q3_K), plain definitions ---- */
 /* Q8_1's block sums out.sums of x[m] (out.q already quantized). */
@@ -172,6 +172,8 @@ void tempo_ggml_q8_0_tile(const uint8_t *w, size_t row_bytes, const GgmlQ8Row *x
 /* ---- ggml_dot.c: ggml's AVX-512 (zen4) orders, lane by lane ---- */
 /* _mm512_reduce_add_ps of 16 lanes: halves added (16 -> 8 -> 4 -> 2 -> 1). */
 float tempo_ggml_hsum16(const float lane[16]);
+/* hsum_float_8: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). */
+float tempo_ggml_hsum_float_8(const float *lane);
 /* One 32-bit lane of dpbf16ps: (acc + a_odd b_odd) rounded, + a_even b_even
  * rounded; subnormal inputs and results flushed to zero. */
 float tempo_ggml_dpbf16(float acc, float a_odd, float b_odd, float a_even, float b_even);

@@ -243,7 +243,7 @@ EXPLAINED = {"f32-kvf16": 0.0, "f32-fa": 0.0, "f32-fa-kvf16": 0.0, "f16": 0.0, "
              **{q.lower(): 0.0 for q in FOLLOWED}}
 # The weights the zen4 CPU backend repacks (a CPU_REPACK buffer; the trace's `repack` says what ran).
 # (the presets that mix in Q4_K or Q2_K matrices too)
-REPACKED_ON_X86 = {"Q4_0", "Q4_K_M", "IQ4_NL", "Q2_K", "Q3_K_M", "IQ2_XXS", "IQ1_S"}
+REPACKED_ON_X86 = {"Q4_0", "Q4_K_M", "IQ4_NL", "Q2_K", "Q3_K_M", "IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ1_M"}
 
 
 def test_numerics_profiles():
