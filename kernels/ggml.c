@@ -100,8 +100,11 @@ static void weight_blocks_matmul(float *out, Matrix w, const float *scratch, int
         const uint8_t *at = (const uint8_t *)w.data + r0 * row_bytes;
         for (int i = 0; i < n; i++) {
             GgmlQ8Row x = q8_row((float *)scratch, n, m, i);
-            if (repacked) tempo_ggml_q4_k_8x8_rows_fast(at, row_bytes, rows, x, m, i < n - n % 4, out + (size_t)i * d + r0);
-            else tempo_ggml_dot_weight_rows_fast(w.type, at, row_bytes, rows, x, m, out + (size_t)i * d + r0);
+            float *o = out + (size_t)i * d + r0;
+            if (repacked) tempo_ggml_q4_k_8x8_rows_fast(at, row_bytes, rows, x, m, i < n - n % 4, o);
+            else if (w.type == WEIGHT_IQ4_NL) /* vec_dot's order differs from tinyBLAS's only for IQ4_NL */
+                for (int r = 0; r < rows; r++) o[r] = tempo_ggml_iq4_nl_vec_dot(at + r * row_bytes, x, m);
+            else tempo_ggml_dot_weight_rows_fast(w.type, at, row_bytes, rows, x, m, o);
         }
     }
 }

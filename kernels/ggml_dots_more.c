@@ -72,6 +72,37 @@ static float block32_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
     return has_min ? tempo_ggml_hsum_float_8(lane) + summs : tempo_ggml_hsum_float_8(lane);
 }
 
+/* One IQ4_NL row times one Q8_0 row as ggml_vec_dot_iq4_nl_q8_0 computes
+ * it with AVX2 (a call of one row; tinyBLAS takes calls of 2+ in
+ * block32_dot's order): blocks in pairs, the even block's lanes in one
+ * accumulator and the odd block's in another (lane k: products 4k..4k+3,
+ * a fused multiply-add of f32(d_x d_w)), hsum_float_8 of their lane sums;
+ * an odd last block added as fma(d, isum, sum) (vfmadd231ss). */
+float tempo_ggml_iq4_nl_vec_dot(const uint8_t *w, GgmlQ8Row x, int m) {
+    float lane[2][8] = {{0}};
+    int blocks = m / TEMPO_GGML_Q8_0_BLOCK, b = 0;
+    for (; b < blocks - blocks % 2; b++, w += 18) {
+        int q[TEMPO_GGML_Q8_0_BLOCK];
+        const int8_t *q8 = x.q + b * TEMPO_GGML_Q8_0_BLOCK;
+        block32_ints(WEIGHT_IQ4_NL, w, q);
+        float d = x.d[b] * tempo_f16_at(w);
+        for (int k = 0; k < 8; k++) {
+            int sum = 0;
+            for (int j = 4 * k; j < 4 * k + 4; j++) sum += q[j] * q8[j];
+            lane[b % 2][k] = fmaf(d, (float)sum, lane[b % 2][k]);
+        }
+    }
+    for (int k = 0; k < 8; k++) lane[0][k] += lane[1][k];
+    float sum = tempo_ggml_hsum_float_8(lane[0]);
+    if (b < blocks) {
+        int q[TEMPO_GGML_Q8_0_BLOCK], isum = 0;
+        block32_ints(WEIGHT_IQ4_NL, w, q);
+        for (int j = 0; j < TEMPO_GGML_Q8_0_BLOCK; j++) isum += q[j] * x.q[b * TEMPO_GGML_Q8_0_BLOCK + j];
+        sum = fmaf(x.d[b] * tempo_f16_at(w), (float)isum, sum);
+    }
+    return sum;
+}
+
 /* IQ4_XS's 6-bit scale of sub-block ib (0..7), minus 32. */
 static int iq4_xs_scale(const uint8_t *b, int ib) {
     unsigned scales_h = (unsigned)(b[2] | b[3] << 8);

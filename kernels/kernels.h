@@ -149,6 +149,8 @@ void tempo_ggml_k4_scales(const uint8_t *q, int *sc, int *mn);
 void tempo_ggml_q8_1_sums(const float *x, int m, GgmlQ8Row out);
 int tempo_ggml_has_more_dot(WeightType t);
 float tempo_ggml_dot_more(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
+/* IQ4_NL unrepacked in a call of one row (ggml_vec_dot_iq4_nl_q8_0; 2+ rows: tempo_ggml_dot_plain, tinyBLAS's order). */
+float tempo_ggml_iq4_nl_vec_dot(const uint8_t *w, GgmlQ8Row x, int m);
 /* ---- ggml_dots_iq.c: the grid types' dots (IQ1_S .. IQ3_S), plain ---- */
 float tempo_ggml_iq_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
 /* One IQ4_NL row times one Q8_0 row as llama.cpp's repacked iq4_nl_8x8 kernels compute it. */

@@ -82,6 +82,16 @@ Test(ggml_types, plain_dots_are_the_dequantized_product) {
             float got = tempo_ggml_dot_plain(t, w, row_of(&r), M);
             cr_assert(fabs(got - want) <= (has_min ? 2e-3 : 1e-5) * size, "type %s trial %d: %.9g, dequantized %.9g",
                       tempo_weight_type_name(t), trial, got, want);
+            if (t != WEIGHT_IQ4_NL) continue;
+            for (int m = 32; m <= M; m += 160) { /* one row's order, with and without an odd last block */
+                double part = 0.0, part_size = 0.0;
+                for (int j = 0; j < m; j++) {
+                    double term = (double)wf[j] * r.q[j] * r.d[j / 32];
+                    part += term, part_size += fabs(term);
+                }
+                float one_row = tempo_ggml_iq4_nl_vec_dot(w, row_of(&r), m);
+                cr_assert(fabs(one_row - part) <= 1e-5 * part_size, "IQ4_NL vec_dot m %d: %.9g, dequantized %.9g", m, one_row, part);
+            }
         }
 }
 
@@ -133,6 +143,7 @@ Test(ggml_types, q2_k_repacked_orders_are_other_orders_of_the_same_sum) {
 
 /* The plain dot the ggml matmul takes for row i of n, weight row r of d. */
 static float matmul_dot(WeightType t, int repack, int d, const uint8_t *w, GgmlQ8Row x, int i, int n) {
+    if ((!repack || !tempo_ggml_repacks(t, d)) && t == WEIGHT_IQ4_NL && n == 1) return tempo_ggml_iq4_nl_vec_dot(w, x, M);
     if (!repack || !tempo_ggml_repacks(t, d)) return tempo_ggml_dot_plain(t, w, x, M);
     if (t == WEIGHT_Q2_K) return tempo_ggml_q2_k_8x8_dot(w, x, M, i < n - n % 4);
     return tempo_ggml_iq4_nl_8x8_dot(w, x, M);
@@ -141,7 +152,8 @@ static float matmul_dot(WeightType t, int repack, int d, const uint8_t *w, GgmlQ
 /* The ggml matmul (repack on and off; 1, 2 and 5 rows, 16 and 40 weight
  * rows repacked, 12 and 20 not; 1 and 2 threads) gives each output as the
  * plain dot of its weight row and quantized input row, repacked IQ4_NL and
- * Q2_K in their repacked orders (Q2_K's gemm for the groups of 4 rows). */
+ * Q2_K in their repacked orders (Q2_K's gemm for the groups of 4 rows),
+ * unrepacked IQ4_NL in a call of one row in vec_dot's order. */
 Test(ggml_types, ggml_matmul_rows_are_plain_dots) {
     static const int counts[] = {12, 16, 20, 40}, batches[] = {1, 2, 5};
     enum { MAX_D = 40 };

@@ -231,6 +231,9 @@ NUMERICS = [
     # x86 AVX2 repacks Q4_0 and Q4_K into interleaved layouts with their own kernels; off: plain vec_dot
     ("q4_0-norepack", "Q4_0", ["--repack", "off"]),
     ("q4_k_m-norepack", "Q4_K_M", ["--repack", "off"]),
+    # unrepacked IQ4_NL: vec_dot's order (one-row calls) differs from tinyBLAS's (2+ rows); Q2_K: ggml_vec_dot_q2_K_q8_K
+    ("iq4_nl-norepack", "IQ4_NL", ["--repack", "off"]),
+    ("q2_k-norepack", "Q2_K", ["--repack", "off"]),
 ]
 
 
@@ -240,7 +243,7 @@ NUMERICS = [
 # cos and sin as libm's cosf and sinf, Q5_K's fused mins: 2.1e-6 and 2.9e-6 before).
 EXPLAINED = {"f32-kvf16": 0.0, "f32-fa": 0.0, "f32-fa-kvf16": 0.0, "f16": 0.0, "bf16": 0.0, "q8_0": 0.0,
              "q4_0": 0.0, "q4_0-norepack": 0.0, "q4_k_m": 0.0, "q4_k_m-norepack": 0.0, "q5_k_m": 0.0, "q6_k": 0.0,
-             **{q.lower(): 0.0 for q in FOLLOWED}}
+             "iq4_nl-norepack": 0.0, "q2_k-norepack": 0.0, **{q.lower(): 0.0 for q in FOLLOWED}}
 # The weights the zen4 CPU backend repacks (a CPU_REPACK buffer; the trace's `repack` says what ran).
 # (the presets that mix in Q4_K or Q2_K matrices too)
 REPACKED_ON_X86 = {"Q4_0", "Q4_K_M", "IQ4_NL", "Q2_K", "Q3_K_M", "IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ1_M"}
