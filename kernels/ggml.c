@@ -24,7 +24,8 @@ GgmlDotType tempo_ggml_dot_type(WeightType t) {
     case WEIGHT_Q8_0: case WEIGHT_Q4_0: case WEIGHT_Q5_0: case WEIGHT_IQ4_NL: return GGML_DOT_Q8_0;
     case WEIGHT_Q4_1: case WEIGHT_Q5_1: return GGML_DOT_Q8_1;
     case WEIGHT_Q2_K: case WEIGHT_Q3_K: case WEIGHT_Q4_K: case WEIGHT_Q5_K: case WEIGHT_Q6_K: case WEIGHT_IQ4_XS:
-    case WEIGHT_TQ1_0: case WEIGHT_TQ2_0: return GGML_DOT_Q8_K;
+    case WEIGHT_TQ1_0: case WEIGHT_TQ2_0: case WEIGHT_IQ2_XXS: case WEIGHT_IQ2_XS: case WEIGHT_IQ2_S: case WEIGHT_IQ3_XXS:
+    case WEIGHT_IQ3_S: case WEIGHT_IQ1_S: case WEIGHT_IQ1_M: return GGML_DOT_Q8_K;
     default: return GGML_DOT_F32;
     }
 }
@@ -34,12 +35,14 @@ static float round_bf16(float x) { return tempo_bf16_to_f32(tempo_f32_to_bf16(x)
 
 /* Where the quantized activation row i of n rows of m lives in scratch: the
  * integers (n m bytes), then the scales (m / 32 a row), then Q8_K's sums of
- * each 16 integers (m / 16 a row). */
+ * each 16 integers (m / 16 a row), then Q8_1's block sums (m / 32 a row). */
 static GgmlQ8Row q8_row(float *scratch, int n, int m, int i) {
     int8_t *q = (int8_t *)scratch;
     float *d = scratch + ((size_t)n * m + 3) / 4;
     int16_t *bsums = (int16_t *)(d + (size_t)n * (m / TEMPO_GGML_Q8_0_BLOCK));
-    return (GgmlQ8Row){q + (size_t)i * m, d + (size_t)i * (m / TEMPO_GGML_Q8_0_BLOCK), bsums + (size_t)i * (m / 16)};
+    float *sums = (float *)(bsums + (size_t)n * (m / 16));
+    size_t blocks = (size_t)i * (m / TEMPO_GGML_Q8_0_BLOCK);
+    return (GgmlQ8Row){q + (size_t)i * m, d + blocks, bsums + (size_t)i * (m / 16), sums + blocks};
 }
 
 /* The values of a quantized row: q d per block. */
@@ -104,8 +107,11 @@ static void weight_blocks_matmul(float *out, Matrix w, const float *scratch, int
         const uint8_t *at = (const uint8_t *)w.data + r0 * row_bytes;
         for (int i = 0; i < n; i++) {
             GgmlQ8Row x = q8_row((float *)scratch, n, m, i);
-            if (repacked) tempo_ggml_q4_k_8x8_rows_fast(at, row_bytes, rows, x, m, 0, out + (size_t)i * d + r0);
-            else tempo_ggml_dot_weight_rows_fast(w.type, at, row_bytes, rows, x, m, out + (size_t)i * d + r0);
+            float *o = out + (size_t)i * d + r0;
+            if (repacked) tempo_ggml_q4_k_8x8_rows_fast(at, row_bytes, rows, x, m, 0, o);
+            else if (w.type == WEIGHT_IQ4_NL) /* vec_dot's order differs from tinyBLAS's only for IQ4_NL */
+                for (int r = 0; r < rows; r++) o[r] = tempo_ggml_iq4_nl_vec_dot(at + r * row_bytes, x, m);
+            else tempo_ggml_dot_weight_rows_fast(w.type, at, row_bytes, rows, x, m, o);
         }
     }
 }
@@ -150,7 +156,15 @@ static void dot_q8_0_rows(const uint8_t *w, size_t row_bytes, float *scratch, in
         tempo_ggml_dot_rows_fast(WEIGHT_Q8_0, w + r * row_bytes, rows, n - i0, m, out + (size_t)i0 * d + r, (size_t)d);
 }
 
-/* out[i d + r] for weight rows r0 .. r0 + rows - 1 (`repacked` Q4_0 as ggml_repack.c takes it). */
+/* One output of a repacked matrix (tempo_ggml_repacks): Q4_0, IQ4_NL and
+ * Q2_K (`gemm`: the row is in a group of 4 a call hands ggml's gemm). */
+static float repacked_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m, int gemm) {
+    if (t == WEIGHT_Q2_K) return tempo_ggml_q2_k_8x8_dot(w, x, m, gemm);
+    if (t == WEIGHT_IQ4_NL) return tempo_ggml_iq4_nl_8x8_dot(w, x, m);
+    return tempo_ggml_q4_0_8x8_dot(w, x.q, x.d, m);
+}
+
+/* out[i d + r] for weight rows r0 .. r0 + rows - 1 (`repacked`: as ggml_repack.c takes them). */
 static void dot_weight_rows(Matrix w, int r0, int rows, float *scratch, int n, int m, float *out, int d, int repacked) {
     size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
     const uint8_t *first = (const uint8_t *)w.data + r0 * row_bytes;
@@ -164,10 +178,8 @@ static void dot_weight_rows(Matrix w, int r0, int rows, float *scratch, int n, i
             dot_weight_row(w.type, row, scratch, n, m, out + r0 + r, d);
             continue;
         }
-        for (int i = 0; i < n; i++) {
-            GgmlQ8Row x = q8_row(scratch, n, m, i);
-            out[(size_t)i * d + r0 + r] = tempo_ggml_q4_0_8x8_dot(row, x.q, x.d, m);
-        }
+        for (int i = 0; i < n; i++)
+            out[(size_t)i * d + r0 + r] = repacked_dot(w.type, row, q8_row(scratch, n, m, i), m, i < n - n % 4);
     }
 }
 

@@ -27,6 +27,11 @@ float tempo_ggml_hsum16(const float lane[16]) {
     return t[0];
 }
 
+/* hsum_float_8 (arch/x86/quants.c; the quantized dots' 8 lanes): ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). */
+float tempo_ggml_hsum_float_8(const float *lane) {
+    return ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+}
+
 /* A subnormal as zero, keeping its sign (dpbf16ps reads and writes no subnormals). */
 static float flush(float x) { return fpclassify(x) == FP_SUBNORMAL ? copysignf(0.0f, x) : x; }
 

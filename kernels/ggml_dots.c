@@ -11,10 +11,6 @@
 #include "../formats/quant.h" /* tempo_f32_to_f16 */
 #include "kernels.h"
 
-/* hsum_float_8: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). */
-static float hsum_float_8(const float *lane) {
-    return ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
-}
 
 static float f16_at(const uint8_t *p) { return tempo_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
 
@@ -53,6 +49,7 @@ void tempo_ggml_quantize_plain(GgmlDotType t, const float *x, int m, GgmlQ8Row o
     else
         for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++)
             out.d[b] = q8_0_quantize(x + b * TEMPO_GGML_Q8_0_BLOCK, out.q + b * TEMPO_GGML_Q8_0_BLOCK);
+    if (t == GGML_DOT_Q8_1) tempo_ggml_q8_1_sums(x, m, out);
 }
 
 /* A Q8_0 or Q4_0 weight block: its 32 values as integers (Q4_0: nibble - 8,
@@ -81,7 +78,7 @@ static float q8_0_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
             lane[k] = fmaf(d, (float)sum, lane[k]);
         }
     }
-    return hsum_float_8(lane);
+    return tempo_ggml_hsum_float_8(lane);
 }
 
 /* One Q6_K row times one Q8_K row as ggml_vec_dot_q6_K_q8_K computes it
@@ -110,7 +107,7 @@ static float q6_k_dot(const uint8_t *w, GgmlQ8Row x, int m) {
             lane[k] = fmaf(d, (float)sum[k], lane[k]);
         }
     }
-    return hsum_float_8(lane);
+    return tempo_ggml_hsum_float_8(lane);
 }
 
 /* Q4_K's and Q5_K's 6-bit scales and mins of the 8 sub-blocks, from their
@@ -153,7 +150,7 @@ static float q5_k_dot(const uint8_t *w, GgmlQ8Row x, int m) {
         mins = fmaf(dmin, (float)min_sum, mins); /* fused in llama.cpp's build (vfmadd231ss) */
         for (int k = 0; k < 8; k++) lane[k] = fmaf(d, (float)sum[k], lane[k]);
     }
-    return hsum_float_8(lane) + mins;
+    return tempo_ggml_hsum_float_8(lane) + mins;
 }
 
 /* One Q4_K row times one Q8_K row as ggml_vec_dot_q4_K_q8_K computes it
@@ -180,11 +177,12 @@ static float q4_k_dot(const uint8_t *w, GgmlQ8Row x, int m) {
         for (int i = 0; i < 4; i++) min_lane[i] = fmaf(dmin, (float)min_sum[i], min_lane[i]);
         for (int k = 0; k < 8; k++) lane[k] = fmaf(d, (float)sum[k], lane[k]);
     }
-    return hsum_float_8(lane) + ((min_lane[0] + min_lane[2]) + (min_lane[1] + min_lane[3]));
+    return tempo_ggml_hsum_float_8(lane) + ((min_lane[0] + min_lane[2]) + (min_lane[1] + min_lane[3]));
 }
 
 int tempo_ggml_has_dot(WeightType t) {
-    return t == WEIGHT_Q8_0 || t == WEIGHT_Q4_0 || t == WEIGHT_Q4_K || t == WEIGHT_Q5_K || t == WEIGHT_Q6_K;
+    return t == WEIGHT_Q8_0 || t == WEIGHT_Q4_0 || t == WEIGHT_Q4_K || t == WEIGHT_Q5_K || t == WEIGHT_Q6_K ||
+           tempo_ggml_has_more_dot(t);
 }
 
 float tempo_ggml_dot_plain(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
@@ -192,6 +190,7 @@ float tempo_ggml_dot_plain(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
     case WEIGHT_Q4_K: return q4_k_dot(w, x, m);
     case WEIGHT_Q5_K: return q5_k_dot(w, x, m);
     case WEIGHT_Q6_K: return q6_k_dot(w, x, m);
-    default: return q8_0_dot(t, w, x, m);
+    case WEIGHT_Q8_0: case WEIGHT_Q4_0: return q8_0_dot(t, w, x, m);
+    default: return tempo_ggml_dot_more(t, w, x, m);
     }
 }

@@ -110,6 +110,12 @@ static void q8_k_quantize(const float *x, int m, GgmlQ8Row out) {
 void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row out) {
     if (t == GGML_DOT_Q8_K) q8_k_quantize(x, m, out);
     else q8_0_quantize(x, m, out);
+    if (t == GGML_DOT_Q8_1) tempo_ggml_q8_1_sums(x, m, out);
+}
+
+/* The weight types with a vector kernel here (the others: their plain definitions, ggml_dots_more.c). */
+static int has_vector_dot(WeightType t) {
+    return t == WEIGHT_Q8_0 || t == WEIGHT_Q4_0 || t == WEIGHT_Q4_K || t == WEIGHT_Q5_K || t == WEIGHT_Q6_K;
 }
 
 /* ---- dot products: acc[i] the 8 f32 lanes of activation row i ---- */
@@ -350,6 +356,10 @@ INLINE void dot_few_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int
 }
 
 void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride) {
+    if (!has_vector_dot(t)) {
+        for (int i = 0; i < k; i++) out[(size_t)i * stride] = tempo_ggml_dot_plain(t, w, x[i], m);
+        return;
+    }
     if (k == 1) { /* decoding: one row, compiled apart so its lanes stay in registers */
         dot_few_rows(t, w, x, 1, m, out, stride);
         return;
@@ -359,6 +369,10 @@ void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x
 }
 
 void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
+    if (!has_vector_dot(t)) {
+        for (int r = 0; r < rows; r++) out[r] = tempo_ggml_dot_plain(t, w + (size_t)r * row_bytes, x, m);
+        return;
+    }
     for (int r = 0; r < rows; r++) dot_few_rows(t, w + (size_t)r * row_bytes, &x, 1, m, out + r, 1);
 }
 
@@ -395,6 +409,7 @@ void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows,
 void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row out) {
     tempo_ggml_quantize_plain(t, x, m, out);
 }
+
 
 void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride) {
     for (int i = 0; i < k; i++) out[(size_t)i * stride] = tempo_ggml_dot_plain(t, w, x[i], m);

@@ -75,4 +75,8 @@ float tempo_ggml_q4_k_8x8_dot(const uint8_t *w, GgmlQ8Row x, int m, int gemm) {
     return acc - acc_min;
 }
 
-int tempo_ggml_repacks(WeightType t, int rows) { return (t == WEIGHT_Q4_0 || t == WEIGHT_Q4_K) && rows % 8 == 0; }
+/* ggml_repack_get_optimal_repack_type on zen4 (AVX2, AVX-512): Q4_0, Q4_K,
+ * IQ4_NL and (AVX-512) Q2_K matrices of a multiple of 8 rows. */
+int tempo_ggml_repacks(WeightType t, int rows) {
+    return (t == WEIGHT_Q4_0 || t == WEIGHT_Q4_K || t == WEIGHT_IQ4_NL || t == WEIGHT_Q2_K) && rows % 8 == 0;
+}

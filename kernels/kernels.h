@@ -14,7 +14,9 @@
  *   fast.c       the table of them that the loaders give a Model
  *   ggml.c       llama.cpp's CPU arithmetic (the ggml numerics profile)
  *   ggml_attention.c  its attention paths (f32 or f16 cache, flash attention)
- *   ggml_repack.c  its product for Q4_0 weights repacked as q4_0_8x8
+ *   ggml_repack.c  its product for Q4_0 weights repacked as q4_0_8x8 (and Q4_K as q4_K_8x8)
+ *   ggml_dots_more.c  its dots of Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS, Q2_K, Q3_K, TQ1_0, TQ2_0 (plain; repacked IQ4_NL, Q2_K)
+ *   ggml_dots_iq.c  its dots of the grid types IQ1_S .. IQ3_S (plain)
  *   ggml_dot.c   its x86 AVX-512 summation orders (tinyBLAS, vec_dot), expf, SwiGLU
  *   ggml_dots.c  its quantized dot products (plain definitions)
  *   ggml_dots_avx.c  the same, vectorized
@@ -122,22 +124,40 @@ void tempo_ggml_round_activations(GgmlDotType t, const float *x, int m, float *o
 /* ---- ggml_dots.c: ggml's quantized dot products, plain definitions ---- */
 #define TEMPO_GGML_Q8_0_BLOCK 32
 /* A row of m activations as ggml's Q8_0 blocks (32 values) or Q8_K blocks
- * (256): q[m] the integers, d[m / block] the scales, and for Q8_K bsums[m / 16]
- * the sums of each 16 integers (unused for Q8_0). */
+ * (256): q[m] the integers, d[m / block] the scales, for Q8_K bsums[m / 16]
+ * the sums of each 16 integers (unused for Q8_0), and for Q8_1 sums[m / 32]
+ * each block's f16(d sum q) (else unused). */
 typedef struct {
     int8_t *q;
     float *d;
     int16_t *bsums;
+    float *sums;
 } GgmlQ8Row;
 /* x[m] quantized to `t` (GGML_DOT_Q8_0, _Q8_1 (its values) or _Q8_K) as ggml does. */
 void tempo_ggml_quantize_plain(GgmlDotType t, const float *x, int m, GgmlQ8Row out);
-/* Whether ggml's dot product of weight type t is followed (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K). */
+/* Whether ggml's dot product of weight type t is followed (Q8_0, Q4_0, Q4_K,
+ * Q5_K, Q6_K, and those of ggml_dots_more.c). */
 int tempo_ggml_has_dot(WeightType t);
 /* One weight row w (m values of type t) times one quantized activation row,
  * in the order of ggml's x86 AVX2 vec_dot. */
 float tempo_ggml_dot_plain(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
 /* Q4_K's and Q5_K's 6-bit scales sc[8] and mins mn[8] from their 12 bytes. */
 void tempo_ggml_k4_scales(const uint8_t *q, int *sc, int *mn);
+/* ---- ggml_dots_more.c: the other types' dots (Q4_1, Q5_0, Q5_1, IQ4_NL,
+ * IQ4_XS, Q2_K, Q3_K), plain definitions ---- */
+/* Q8_1's block sums out.sums of x[m] (out.q already quantized). */
+void tempo_ggml_q8_1_sums(const float *x, int m, GgmlQ8Row out);
+int tempo_ggml_has_more_dot(WeightType t);
+float tempo_ggml_dot_more(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
+/* IQ4_NL unrepacked in a call of one row (ggml_vec_dot_iq4_nl_q8_0; 2+ rows: tempo_ggml_dot_plain, tinyBLAS's order). */
+float tempo_ggml_iq4_nl_vec_dot(const uint8_t *w, GgmlQ8Row x, int m);
+/* ---- ggml_dots_iq.c: the grid types' dots (IQ1_S .. IQ3_S), plain ---- */
+float tempo_ggml_iq_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
+/* One IQ4_NL row times one Q8_0 row as llama.cpp's repacked iq4_nl_8x8 kernels compute it. */
+float tempo_ggml_iq4_nl_8x8_dot(const uint8_t *w, GgmlQ8Row x, int m);
+/* One Q2_K row times one Q8_K row as ggml_gemv_q2_K_8x8_q8_K (gemm 0) or
+ * ggml_gemm_q2_K_8x8_q8_K (gemm 1) computes it. */
+float tempo_ggml_q2_k_8x8_dot(const uint8_t *w, GgmlQ8Row x, int m, int gemm);
 /* ---- ggml_dots_avx.c: the same, vectorized (bitwise equal) ---- */
 void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row out);
 /* out[i * stride] = w times activation row x[i], for i < k. */
@@ -164,6 +184,8 @@ void tempo_ggml_q4_k_tile_gemm(const uint8_t *tile, int rows, const GgmlQ8Row *x
 /* ---- ggml_dot.c: ggml's AVX-512 (zen4) orders, lane by lane ---- */
 /* _mm512_reduce_add_ps of 16 lanes: halves added (16 -> 8 -> 4 -> 2 -> 1). */
 float tempo_ggml_hsum16(const float lane[16]);
+/* hsum_float_8: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). */
+float tempo_ggml_hsum_float_8(const float *lane);
 /* One 32-bit lane of dpbf16ps: (acc + a_odd b_odd) rounded, + a_even b_even
  * rounded; subnormal inputs and results flushed to zero. */
 float tempo_ggml_dpbf16(float acc, float a_odd, float b_odd, float a_even, float b_even);

@@ -42,6 +42,8 @@ READ_BY_TEMPO = ["F16", "BF16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"]
 # and the grid types (their presets quantized with a uniform importance matrix; IQ2_M is the preset that stores IQ2_S)
 COVERAGE = ["Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "IQ4_NL", "IQ4_XS", "TQ1_0", "TQ2_0",
             "IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_M", "IQ3_XXS", "IQ3_S"]
+# The coverage types whose products the ggml profile follows (kernels/ggml_dots_more.c, ggml_dots_iq.c): every one
+FOLLOWED = COVERAGE
 TYPE_IN_FILE = {"Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q3_K_S": "Q3_K", "Q3_K_M": "Q3_K", "Q3_K_L": "Q3_K", "IQ2_M": "IQ2_S"}
 
 
@@ -225,10 +227,13 @@ NUMERICS = [
     ("f32-kvf16", None, ["--kv-type", "f16"]),
     ("f32-fa", None, ["--flash-attn", "on"]),
     ("f32-fa-kvf16", None, ["--flash-attn", "on", "--kv-type", "f16"]),
-] + [(q.lower(), q, []) for q in READ_BY_TEMPO] + [
+] + [(q.lower(), q, []) for q in READ_BY_TEMPO + FOLLOWED] + [
     # x86 AVX2 repacks Q4_0 and Q4_K into interleaved layouts with their own kernels; off: plain vec_dot
     ("q4_0-norepack", "Q4_0", ["--repack", "off"]),
     ("q4_k_m-norepack", "Q4_K_M", ["--repack", "off"]),
+    # unrepacked IQ4_NL: vec_dot's order (one-row calls) differs from tinyBLAS's (2+ rows); Q2_K: ggml_vec_dot_q2_K_q8_K
+    ("iq4_nl-norepack", "IQ4_NL", ["--repack", "off"]),
+    ("q2_k-norepack", "Q2_K", ["--repack", "off"]),
 ]
 
 
@@ -237,9 +242,11 @@ NUMERICS = [
 # summation order, then propagated). Every setting follows ggml's arithmetic to the bit (RoPE's
 # cos and sin as libm's cosf and sinf, Q5_K's fused mins: 2.1e-6 and 2.9e-6 before).
 EXPLAINED = {"f32-kvf16": 0.0, "f32-fa": 0.0, "f32-fa-kvf16": 0.0, "f16": 0.0, "bf16": 0.0, "q8_0": 0.0,
-             "q4_0": 0.0, "q4_0-norepack": 0.0, "q4_k_m": 0.0, "q4_k_m-norepack": 0.0, "q5_k_m": 0.0, "q6_k": 0.0}
+             "q4_0": 0.0, "q4_0-norepack": 0.0, "q4_k_m": 0.0, "q4_k_m-norepack": 0.0, "q5_k_m": 0.0, "q6_k": 0.0,
+             "iq4_nl-norepack": 0.0, "q2_k-norepack": 0.0, **{q.lower(): 0.0 for q in FOLLOWED}}
 # The weights the zen4 CPU backend repacks (a CPU_REPACK buffer; the trace's `repack` says what ran).
-REPACKED_ON_X86 = {"Q4_0", "Q4_K_M"}
+# (the presets that mix in Q4_K or Q2_K matrices too)
+REPACKED_ON_X86 = {"Q4_0", "Q4_K_M", "IQ4_NL", "Q2_K", "Q3_K_M", "IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ1_M"}
 
 
 def test_numerics_profiles():

@@ -69,6 +69,14 @@ Test(numerics, dot_types_follow_ggml) {
     cr_expect_eq(tempo_ggml_dot_type(WEIGHT_Q4_K), GGML_DOT_Q8_K);
     cr_expect_eq(tempo_ggml_dot_type(WEIGHT_Q5_K), GGML_DOT_Q8_K);
     cr_expect_eq(tempo_ggml_dot_type(WEIGHT_Q6_K), GGML_DOT_Q8_K);
+    cr_expect_eq(tempo_ggml_dot_type(WEIGHT_Q4_1), GGML_DOT_Q8_1);
+    cr_expect_eq(tempo_ggml_dot_type(WEIGHT_Q5_1), GGML_DOT_Q8_1);
+    cr_expect_eq(tempo_ggml_dot_type(WEIGHT_Q5_0), GGML_DOT_Q8_0);
+    cr_expect_eq(tempo_ggml_dot_type(WEIGHT_IQ4_NL), GGML_DOT_Q8_0);
+    static const WeightType on_q8_k[] = {WEIGHT_Q2_K,   WEIGHT_Q3_K,    WEIGHT_IQ4_XS, WEIGHT_TQ1_0, WEIGHT_TQ2_0, WEIGHT_IQ2_XXS,
+                                         WEIGHT_IQ2_XS, WEIGHT_IQ2_S,   WEIGHT_IQ3_XXS, WEIGHT_IQ3_S, WEIGHT_IQ1_S, WEIGHT_IQ1_M};
+    for (size_t i = 0; i < sizeof on_q8_k / sizeof *on_q8_k; i++)
+        cr_expect_eq(tempo_ggml_dot_type(on_q8_k[i]), GGML_DOT_Q8_K, "%s", tempo_weight_type_name(on_q8_k[i]));
 }
 
 /* ggml's Q8_0 block of 32 activations x: q_j = round-half-even(x_j 127/amax); returns d = f16(amax/127). */
@@ -461,7 +469,7 @@ static void random_weights(WeightType t, uint8_t *w, int m, uint64_t *s) {
 
 /* Storage for n quantized rows of DOT_M. */
 typedef struct { int8_t q[DOT_ROWS][DOT_M]; float d[DOT_ROWS][DOT_M / 32]; int16_t bsums[DOT_ROWS][DOT_M / 16]; } QuantRows;
-static GgmlQ8Row quant_row(QuantRows *r, int i) { return (GgmlQ8Row){r->q[i], r->d[i], r->bsums[i]}; }
+static GgmlQ8Row quant_row(QuantRows *r, int i) { return (GgmlQ8Row){r->q[i], r->d[i], r->bsums[i], NULL}; }
 
 static int same_float(float a, float b) { return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b)); }
 
