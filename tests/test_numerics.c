@@ -828,7 +828,7 @@ Test(numerics, fast_float_dots_are_bitwise_plain) {
  * length, f32 and f16 values, magnitudes that differ by lane (a pairing of
  * lanes other than hsum16's shows). */
 Test(numerics, fast_float_dots_of_many_rows_are_bitwise_plain) {
-    enum { N = 128, ROWS = 40, STRIDE = N + 3 };
+    enum { N = 144, ROWS = 40, STRIDE = N + 3 };
     static float w[ROWS * STRIDE], x[N], out[ROWS + 1];
     static const GgmlDotType types[] = {GGML_DOT_F32, GGML_DOT_F16};
     uint64_t seed = 47;
