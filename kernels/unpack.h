@@ -279,15 +279,48 @@ static inline __attribute__((always_inline)) void tempo_q45_k_vectors(const uint
  * 32 of qh and 8 scales; its value 32k + l (k = 0..3, l < 32) is nibble
  * k / 2 of ql[l + 32 (k % 2)] and bits 2k of qh[l]; one scale per 16,
  * its product d*sc in `scales` (tempo_q6_k_scale_products). */
+#if defined(__AVX512VBMI__)
+/* The 64 codes q of Q6_K group g, a byte each in value order: value 16v + i
+ * (v = 0..3) is nibble g % 2 of ql[16v + i] and bits 2k, 2k+1 (k = 2 (g %
+ * 2) + v / 2) of qh[16 (v % 2) + i], as bits 4, 5: qh's 32 bytes twice,
+ * each 16-bit word shifted by its own count (vpsllvw, vpsrlw), then masked. */
+static inline __attribute__((always_inline)) __m512i tempo_q6_k_codes(const uint8_t *ql, const uint8_t *qh, int g) {
+    __m512i low = _mm512_loadu_si512(ql), high = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qh));
+    if (g % 2) { /* k = 2, 3: high nibbles; qh bits 4, 5 in place, bits 6, 7 down by 2 */
+        low = _mm512_srli_epi16(low, 4);
+        high = _mm512_srlv_epi16(high, _mm512_set_epi64(0x0002000200020002, 0x0002000200020002, 0x0002000200020002,
+                                                        0x0002000200020002, 0, 0, 0, 0));
+    } else { /* k = 0, 1: low nibbles; qh bits 0, 1 up by 4, bits 2, 3 up by 2 */
+        high = _mm512_sllv_epi16(high, _mm512_set_epi64(0x0002000200020002, 0x0002000200020002, 0x0002000200020002,
+                                                        0x0002000200020002, 0x0004000400040004, 0x0004000400040004,
+                                                        0x0004000400040004, 0x0004000400040004));
+    }
+    return _mm512_or_si512(_mm512_and_si512(low, _mm512_set1_epi8(0x0F)), _mm512_and_si512(high, _mm512_set1_epi8(0x30)));
+}
+
+/* q - 32 as floats for codes 16v .. 16v+15: each byte moved (vpermb) into
+ * the low byte of 0x4B000000, the float 2^23 + q, less 2^23 + 32: exact. */
+static inline __attribute__((always_inline)) F32x16 tempo_q6_k_floats(__m512i codes, int v) {
+    __m512i at = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(16 * v));
+    __m512i bits = _mm512_mask_permutexvar_epi8(_mm512_set1_epi32(0x4B000000), 0x1111111111111111ull, at, codes);
+    return (F32x16)_mm512_castsi512_ps(bits) - 8388640.0f;
+}
+#endif
+
 static inline __attribute__((always_inline)) void tempo_q6_k_vectors(const uint8_t *b, int g, const float *scales,
                                                                     F32x16 w[4]) {
     const uint8_t *ql = b + 64 * (g / 2), *qh = b + 128 + 32 * (g / 2);
+#if defined(__AVX512VBMI__)
+    __m512i codes = tempo_q6_k_codes(ql, qh, g);
+    for (int v = 0; v < 4; v++) w[v] = scales[8 * (g / 2) + v % 2 + 2 * (2 * (g % 2) + v / 2)] * tempo_q6_k_floats(codes, v);
+#else
     for (int v = 0; v < 4; v++) {
         int k = 2 * (g % 2) + v / 2, c = v % 2;
         U8x16 src = tempo_bytes16(ql + 32 * (k % 2) + 16 * c), top = tempo_bytes16(qh + 16 * c);
         U8x16 q = (k / 2 ? src >> 4 : src & 15) | ((top >> (2 * k)) & 3) << 4;
         w[v] = scales[8 * (g / 2) + c + 2 * k] * tempo_floats_i8((I8x16)(q - 32));
     }
+#endif
 }
 
 #endif

@@ -97,15 +97,50 @@ TEMPO_LOW_BIT_INLINE void tempo_q5_vectors(const uint8_t *b, int offset, F32x16 
 
 /* Q2_K, values 64g .. 64g+63 of the block at b (sub-blocks of 16: 4g ..
  * 4g+3): w = (d*sc) * q - (dmin*m), q bits 2s..2s+1 of 16 bytes of qs. */
+#if defined(__AVX512VBMI__)
+/* Q2_K group g's 16 values: lane 4k + c is (d*sc) * c - (dmin*m) of
+ * sub-block 4g + k, the reference's product and difference, each rounded. */
+TEMPO_LOW_BIT_INLINE F32x16 tempo_q2_k_table(const uint8_t *b, int g, float d, float dmin) {
+    int32_t packed; /* sc | m << 4 of the four sub-blocks, a byte each */
+    memcpy(&packed, b + 4 * g, sizeof packed);
+    I32x16 bytes = (I32x16)_mm512_srlv_epi32(_mm512_set1_epi32(packed),
+                                            _mm512_set_epi32(24, 24, 24, 24, 16, 16, 16, 16, 8, 8, 8, 8, 0, 0, 0, 0));
+    F32x16 dl = d * __builtin_convertvector(bytes & 15, F32x16), ml = dmin * __builtin_convertvector((bytes >> 4) & 15, F32x16);
+    F32x16 q = {0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3};
+    return dl * q - ml;
+}
+
+/* Q2_K group g's 64 table entries, a byte each in value order: value 16k + i
+ * is 4k + bits 2j, 2j+1 (j = 2 (g % 2) + k / 2) of qs[16 (k % 2) + i]: qs's
+ * 32 bytes twice, each half's 16-bit words shifted by its own count. */
+TEMPO_LOW_BIT_INLINE __m512i tempo_q2_k_entries(const uint8_t *qs, int g) {
+    __m512i both = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qs));
+    long long low = g % 2 ? 0x0004000400040004 : 0, high = g % 2 ? 0x0006000600060006 : 0x0002000200020002;
+    __m512i q = _mm512_srlv_epi16(both, _mm512_set_epi64(high, high, high, high, low, low, low, low));
+    return _mm512_or_si512(_mm512_and_si512(q, _mm512_set1_epi8(3)),
+                           _mm512_set_epi64(0x0c0c0c0c0c0c0c0c, 0x0c0c0c0c0c0c0c0c, 0x0808080808080808, 0x0808080808080808,
+                                            0x0404040404040404, 0x0404040404040404, 0, 0));
+}
+#endif
+
 TEMPO_LOW_BIT_INLINE void tempo_q2_k_vectors(const uint8_t *b, int g, F32x16 w[4]) {
     float d = tempo_half_scale(b + 80), dmin = tempo_half_scale(b + 82);
     const uint8_t *qs = b + 16 + 32 * (g / 2);
+#if defined(__AVX512VBMI__)
+    F32x16 table = tempo_q2_k_table(b, g, d, dmin);
+    __m512i entries = tempo_q2_k_entries(qs, g);
+    for (int k = 0; k < 4; k++) { /* bytes 16k .. 16k+15 to 32-bit lanes (vpermb), then table[entry] (vpermps) */
+        __m512i at = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(16 * k));
+        w[k] = (F32x16)_mm512_permutexvar_ps(_mm512_maskz_permutexvar_epi8(0x1111111111111111ull, at, entries), (__m512)table);
+    }
+#else
     for (int k = 0; k < 4; k++) {
         int sub = 4 * g + k, shift = 2 * (2 * (g % 2) + k / 2);
         float dl = d * (float)(b[sub] & 0x0F), ml = dmin * (float)(b[sub] >> 4);
         U8x16 q = (tempo_bytes16(qs + 16 * (k % 2)) >> shift) & 3;
         w[k] = dl * tempo_floats_u8(q) - ml;
     }
+#endif
 }
 
 /* Q3_K, values 64g .. 64g+63 of the block at b (sub-blocks 4g .. 4g+3):
