@@ -19,9 +19,12 @@ enum {
     FEW_ROWS = TEMPO_FEW_ROWS, /* up to this many input rows: the blocked kernel; more: tiles over panels (matmul_many) */
 #if defined(__AVX512F__)
     PASS_ROWS = 2, /* weight rows read side by side: each input vector loaded once for both, two independent sums */
+    WIDE_ROWS = 4, /* the same for the 32-value block types up to WIDE_INPUTS input rows (rows_per_pass) */
 #else
     PASS_ROWS = 1, /* 16 vector registers (AVX2): a second row's sums would not fit */
+    WIDE_ROWS = 1,
 #endif
+    WIDE_INPUTS = 4,        /* input rows up to which a pass of WIDE_ROWS keeps its sums and vectors in registers */
     GROUP = 4,              /* vectors decoded at a time: 64 values (a K-quant pair of sub-blocks) */
     TILE_COLS = 256,        /* values of a weight row converted at a time by the tile path (a multiple of every block size) */
     VEC = 16,               /* floats in one vector register (AVX-512) */
@@ -62,9 +65,9 @@ INLINE float lanes_added(const Part parts[PARTS]) {
 
 /* The sums of one pass: acc[r][i] is weight row r times input row i, its
  * lane j adding the products at t = j, j + VEC, j + 2 VEC, ... in turn. */
-typedef Part Sums[PASS_ROWS][FEW_ROWS][PARTS];
+typedef Part Sums[WIDE_ROWS][FEW_ROWS][PARTS];
 /* The weight vectors of a pass: GROUP consecutive vectors of each row. */
-typedef Vec PassVectors[PASS_ROWS][GROUP];
+typedef Vec PassVectors[WIDE_ROWS][GROUP];
 
 INLINE void prefetch_ahead(const char *p, size_t bytes) {
     for (size_t b = 0; b < bytes; b += ALIGN) __builtin_prefetch(p + PREFETCH_BYTES + b); /* never faults */
@@ -75,7 +78,7 @@ INLINE void prefetch_ahead(const char *p, size_t bytes) {
  * each input vector is loaded once for all weight rows. */
 INLINE void add_products(Sums acc, PassVectors w, int count, int rows, const float *in, int m, int n) {
     for (int v = 0; v < count; v++) {
-        Part wp[PASS_ROWS][PARTS];
+        Part wp[WIDE_ROWS][PARTS];
         for (int r = 0; r < rows; r++) {
 #if defined(__AVX512F__)
             __asm__("" : "+v"(w[r][v])); /* keep w in a register: GCC otherwise reloads it per row (3 rows: 1.6x slower) */
@@ -140,7 +143,7 @@ INLINE void k_group(Sums acc, WeightType type, const char *const *row, size_t at
 /* One K-quant block (256 values) of each row at byte `at`, 64 values at a time. */
 INLINE void k_block(Sums acc, WeightType type, const char *const *row, size_t at, int rows, const float *in, int m,
                     int n) {
-    float scales[PASS_ROWS][16]; /* each row's 16 scale products, read with broadcasts */
+    float scales[WIDE_ROWS][16]; /* each row's 16 scale products, read with broadcasts */
     for (int r = 0; r < rows; r++) {
         const uint8_t *b = (const uint8_t *)row[r] + at;
         if (type == WEIGHT_Q6_K) tempo_q6_k_scale_products(b, tempo_half_scale(b + 208), scales[r]);
@@ -224,8 +227,8 @@ INLINE void rows_times_inputs(float *out, int d, Path path, WeightType type, con
     Sums acc;
     for (int r = 0; r < rows; r++)
         for (int i = 0; i < n; i++) memset(acc[r][i], 0, sizeof acc[r][i]); /* only the sums in use */
-    const char *row[PASS_ROWS];
-    for (int r = 0; r < PASS_ROWS; r++) row[r] = w + (size_t)r * row_bytes;
+    const char *row[WIDE_ROWS];
+    for (int r = 0; r < rows; r++) row[r] = w + (size_t)r * row_bytes;
     if (path == PATH_PLAIN) pass_plain(acc, type, row, rows, in, m, n);
     else if (path == PATH_BLOCKS) pass_blocks(acc, type, row, rows, in, m, n);
     else if (path == PATH_LOW_BIT) pass_low_bit(acc, type, row, rows, in, m, n);
@@ -250,10 +253,34 @@ INLINE void rows_for_n(float *out, int d, Path path, WeightType type, const char
     }
 }
 
-/* A pass over PASS_ROWS weight rows; fewer (the last rows of W) one at a time. */
+/* Weight rows per pass: WIDE_ROWS for the 32-value block types up to
+ * WIDE_INPUTS input rows (their decoding is a few operations per vector, so
+ * a step waits on each row's chain of additions: four rows, four chains),
+ * else PASS_ROWS. */
+static inline int rows_per_pass(WeightType type, int n) {
+    int wide = type == WEIGHT_Q8_0 || type == WEIGHT_Q4_0 || type == WEIGHT_Q4_1 || type == WEIGHT_Q5_0 ||
+               type == WEIGHT_Q5_1 || type == WEIGHT_IQ4_NL;
+    return wide && n <= WIDE_INPUTS ? WIDE_ROWS : PASS_ROWS;
+}
+
+/* rows_for_n for passes of WIDE_ROWS: up to WIDE_INPUTS input rows. */
+INLINE void wide_for_n(float *out, int d, Path path, WeightType type, const char *w, size_t row_bytes, int m,
+                       const float *in, int n) {
+    switch (n) {
+    case 1: rows_times_inputs(out, d, path, type, w, row_bytes, WIDE_ROWS, m, in, 1); break;
+    case 2: rows_times_inputs(out, d, path, type, w, row_bytes, WIDE_ROWS, m, in, 2); break;
+    case 3: rows_times_inputs(out, d, path, type, w, row_bytes, WIDE_ROWS, m, in, 3); break;
+    default: rows_times_inputs(out, d, path, type, w, row_bytes, WIDE_ROWS, m, in, WIDE_INPUTS); break;
+    }
+}
+
+/* A pass over rows_per_pass weight rows; fewer (the last rows of W) PASS_ROWS or one at a time. */
 INLINE void pass_for(float *out, int d, Path path, WeightType type, const char *w, size_t row_bytes, int rows, int m,
                      const float *in, int n) {
-    if (rows == PASS_ROWS) rows_for_n(out, d, path, type, w, row_bytes, PASS_ROWS, m, in, n);
+    int decoded = path == PATH_BLOCKS || path == PATH_LOW_BIT; /* type known when inlined: no wide copies of the others */
+    if (WIDE_ROWS > PASS_ROWS && decoded && rows == WIDE_ROWS && rows_per_pass(type, n) == WIDE_ROWS)
+        wide_for_n(out, d, path, type, w, row_bytes, m, in, n);
+    else if (rows == PASS_ROWS) rows_for_n(out, d, path, type, w, row_bytes, PASS_ROWS, m, in, n);
     else
         for (int r = 0; r < rows; r++) rows_for_n(out + r, d, path, type, w + (size_t)r * row_bytes, row_bytes, 1, m, in, n);
 }
@@ -486,7 +513,7 @@ static void matmul_many(float *out, const float *in, Matrix w, int n, int m, int
 }
 
 /* out[n][d] = in[n][m] W^T. A few rows (decode, one parallel set) are
- * memory-bound: threads split the rows of W, PASS_ROWS at a time, and the
+ * memory-bound: threads split the rows of W, rows_per_pass at a time, and the
  * blocked kernel reads each once for all n input rows (matmul_many's tiles
  * would first convert it into panels). */
 void tempo_matmul_fast(float *out, const float *in, Matrix w, int n, int m, int d, float *panel) {
@@ -495,12 +522,12 @@ void tempo_matmul_fast(float *out, const float *in, Matrix w, int n, int m, int 
         return;
     }
     int big = (size_t)d * m >= ((size_t)1 << 18); /* small layers: threads cost more than they save */
-    int passes = (d + PASS_ROWS - 1) / PASS_ROWS;
+    int step = rows_per_pass(w.type, n), passes = (d + step - 1) / step;
     size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
     PassKernel *kernel = pass_kernel(w.type);
 #pragma omp parallel for schedule(static) if (big)
     for (int p = 0; p < passes; p++) {
-        int r = p * PASS_ROWS, rows = d - r < PASS_ROWS ? d - r : PASS_ROWS;
+        int r = p * step, rows = d - r < step ? d - r : step;
         kernel(out + r, d, w.type, (const char *)w.data + (size_t)r * row_bytes, row_bytes, rows, m, in, n);
     }
 }

@@ -147,6 +147,23 @@ static inline float tempo_half_scale(const uint8_t *p) {
 #endif
 }
 
+/* A block's f16 scale at p in all 16 lanes: with AVX-512, one vpbroadcastw
+ * and one vcvtph2ps (no test for NaN), whose value is tempo_half_scale's
+ * except that a signalling NaN comes out quiet. Only for a scale that goes
+ * into a product or sum before it is a weight: that operation quiets the
+ * NaN the same way, so the weight is the same float (tests/test_unpack.c's
+ * NaN scales). Elsewhere tempo_half_scale, broadcast. */
+static inline F32x16 tempo_half_scale16(const uint8_t *p) {
+#if defined(__AVX512F__)
+    short h;
+    memcpy(&h, p, sizeof h);
+    return (F32x16)_mm512_cvtph_ps(_mm256_set1_epi16(h));
+#else
+    float d = tempo_half_scale(p);
+    return (F32x16){d, d, d, d, d, d, d, d, d, d, d, d, d, d, d, d};
+#endif
+}
+
 /* ---- table decoders (AVX-512): within a block (Q4_0) or a sub-block
  * (Q4_K, Q5_K) a weight takes one of 16 (32) floats, one per code q. The
  * table of them is computed with the reference's own operations (one
@@ -177,7 +194,7 @@ static inline F32x16 tempo_codes_0_15(void) {
 
 /* Q8_0, its 32 values: w = q * d. */
 static inline void tempo_q8_0_vectors(const uint8_t *b, F32x16 w[2]) {
-    float d = tempo_half_scale(b);
+    F32x16 d = tempo_half_scale16(b);
     w[0] = tempo_floats_i8((I8x16)tempo_bytes16(b + 2)) * d;
     w[1] = tempo_floats_i8((I8x16)tempo_bytes16(b + 18)) * d;
 }
@@ -186,13 +203,13 @@ static inline void tempo_q8_0_vectors(const uint8_t *b, F32x16 w[2]) {
  * ones 16..31. AVX-512: table[q] = (q - 8) * d, looked up by each byte's
  * nibble (the high one shifted down). */
 static inline void tempo_q4_0_vectors(const uint8_t *b, F32x16 w[2]) {
-    float d = tempo_half_scale(b);
 #if defined(__AVX512F__)
-    F32x16 table = (tempo_codes_0_15() - 8.0f) * d;
+    F32x16 d = tempo_half_scale16(b), table = (tempo_codes_0_15() - 8.0f) * d;
     I32x16 code = tempo_codes16(b + 2);
     w[0] = tempo_lookup16(table, code);
     w[1] = tempo_lookup16(table, code >> 4);
 #else
+    float d = tempo_half_scale(b);
     U8x16 q = tempo_bytes16(b + 2);
     w[0] = tempo_floats_i8((I8x16)(q & 15) - 8) * d;
     w[1] = tempo_floats_i8((I8x16)(q >> 4) - 8) * d;

@@ -5,9 +5,10 @@
  * bit: the same integer codes, the same scale products as scalars, then
  * the same one product (and one sum or difference) per value, each rounded
  * to float (ISO C: no fused multiply-add). With AVX-512 the types with a
- * 16-entry value table (Q4_1, IQ4_NL, IQ4_XS) build it once per block or
- * sub-block with those operations and pick its entries by the codes
- * (permutexvar reads index bits 3:0 only): the same floats. */
+ * 16-entry value table (Q4_1, IQ4_NL, IQ4_XS; Q5_0, Q5_1: two of 16)
+ * build it once per block or sub-block with those operations and pick its
+ * entries by the codes (permutexvar reads index bits 3:0 only): the same
+ * floats. */
 #ifndef TEMPO_UNPACK_LOW_BIT_H
 #define TEMPO_UNPACK_LOW_BIT_H
 
@@ -40,8 +41,8 @@ TEMPO_LOW_BIT_INLINE I8x16 tempo_iq4_levels_at(U8x16 q) {
 #endif
 }
 
-/* 32 IQ4 values from 16 bytes qs: w = scale * level[q]; low nibbles are values 0..15, high ones 16..31. */
-TEMPO_LOW_BIT_INLINE void tempo_iq4_vectors(const uint8_t *qs, float scale, F32x16 w[2]) {
+/* 32 IQ4 values from 16 bytes qs: w = scale * level[q] (scale in every lane); low nibbles are values 0..15, high ones 16..31. */
+TEMPO_LOW_BIT_INLINE void tempo_iq4_vectors(const uint8_t *qs, F32x16 scale, F32x16 w[2]) {
     U8x16 q = tempo_bytes16(qs);
 #if defined(__AVX512F__)
     I8x16 levels;
@@ -57,12 +58,12 @@ TEMPO_LOW_BIT_INLINE void tempo_iq4_vectors(const uint8_t *qs, float scale, F32x
 
 /* IQ4_NL, its 32 values: w = d * level[q]. */
 TEMPO_LOW_BIT_INLINE void tempo_iq4_nl_vectors(const uint8_t *b, F32x16 w[2]) {
-    tempo_iq4_vectors(b + 2, tempo_half_scale(b), w);
+    tempo_iq4_vectors(b + 2, tempo_half_scale16(b), w);
 }
 
 /* Q4_1, its 32 values: w = q * d + m (q the nibble). */
 TEMPO_LOW_BIT_INLINE void tempo_q4_1_vectors(const uint8_t *b, F32x16 w[2]) {
-    float d = tempo_half_scale(b), m = tempo_half_scale(b + 2);
+    F32x16 d = tempo_half_scale16(b), m = tempo_half_scale16(b + 2);
     U8x16 q = tempo_bytes16(b + 4);
 #if defined(__AVX512F__)
     F32x16 table = tempo_lane_index() * d + m; /* entry k: k * d + m */
@@ -82,9 +83,36 @@ TEMPO_LOW_BIT_INLINE U8x16 tempo_fifth_bits(const uint8_t *qh, int h) {
     return (U8x16)((spread & bit) == bit) & 16;
 }
 
+#if defined(__AVX512F__)
+/* tempo_q5_vectors with tables: low[k] is the value of code k, high[k] of
+ * code 16 + k, each computed as the reference does; a value's nibble picks
+ * from low (vpermps), and where its fifth bit is set (a mask register
+ * loaded from qh: bit j for value j) from high (vpermps under the mask). */
+TEMPO_LOW_BIT_INLINE void tempo_q5_lookup(const uint8_t *b, int offset, F32x16 w[2]) {
+    F32x16 d = tempo_half_scale16(b), k = tempo_lane_index(), low, high;
+    if (offset) low = (k - 16.0f) * d, high = k * d;
+    else {
+        F32x16 m = tempo_half_scale16(b + 2);
+        low = k * d + m, high = (k + 16.0f) * d + m;
+    }
+    const uint8_t *qh = b + (offset ? 2 : 4);
+    uint32_t fifth;
+    memcpy(&fifth, qh, sizeof fifth);
+    I32x16 code = tempo_codes16(qh + 4);
+    for (int h = 0; h < 2; h++) {
+        __m512i nibble = (__m512i)(h ? code >> 4 : code); /* vpermps reads bits 3:0 */
+        __m512 value = _mm512_permutexvar_ps(nibble, (__m512)low);
+        w[h] = (F32x16)_mm512_mask_permutexvar_ps(value, (__mmask16)(fifth >> 16 * h), nibble, (__m512)high);
+    }
+}
+#endif
+
 /* Q5_0 (offset set: w = (q - 16) * d) and Q5_1 (w = q * d + m), their 32
  * values; q is a nibble of qs[j] (low: value j, high: j + 16) and a fifth bit. */
 TEMPO_LOW_BIT_INLINE void tempo_q5_vectors(const uint8_t *b, int offset, F32x16 w[2]) {
+#if defined(__AVX512F__)
+    tempo_q5_lookup(b, offset, w);
+#else
     float d = tempo_half_scale(b), m = offset ? 0.0f : tempo_half_scale(b + 2);
     const uint8_t *qh = b + (offset ? 2 : 4);
     U8x16 q = tempo_bytes16(qh + 4);
@@ -93,6 +121,7 @@ TEMPO_LOW_BIT_INLINE void tempo_q5_vectors(const uint8_t *b, int offset, F32x16 
         if (offset) w[h] = tempo_floats_i8((I8x16)q5 - 16) * d;
         else w[h] = tempo_floats_u8(q5) * d + m;
     }
+#endif
 }
 
 /* Q2_K, values 64g .. 64g+63 of the block at b (sub-blocks of 16: 4g ..
@@ -161,11 +190,11 @@ TEMPO_LOW_BIT_INLINE void tempo_q3_k_vectors(const uint8_t *b, int g, F32x16 w[4
 /* IQ4_XS, values 64g .. 64g+63 (sub-blocks of 32: 2g, 2g+1), each IQ4_NL's
  * layout: w = (d*(ls - 32)) * level[q], ls 4 bits of scales_l and 2 of scales_h. */
 TEMPO_LOW_BIT_INLINE void tempo_iq4_xs_vectors(const uint8_t *b, int g, F32x16 w[4]) {
-    float d = tempo_half_scale(b);
+    F32x16 d = tempo_half_scale16(b);
     unsigned scales_h = (unsigned)(b[2] | b[3] << 8);
     for (int s = 0; s < 2; s++) {
         int sub = 2 * g + s, ls = ((b[4 + sub / 2] >> 4 * (sub % 2)) & 0x0F) | ((scales_h >> 2 * sub) & 3) << 4;
-        tempo_iq4_vectors(b + 8 + 16 * sub, d * (float)(ls - 32), w + 2 * s);
+        tempo_iq4_vectors(b + 8 + 16 * sub, d * (float)(ls - 32), w + 2 * s); /* d * (ls - 32) in every lane */
     }
 }
 

@@ -230,7 +230,8 @@ Test(kernels, matmul_low_bit_types_equal_their_f32_copy) {
 }
 
 /* The types decoded in registers (unpack.h, unpack_low_bit.h), in the shapes the kernel
- * treats apart: 1 weight row and odd counts (rows are read in pairs), a
+ * treats apart: 1 weight row and counts that leave 1, 2 or 3 rows after the
+ * passes (rows are read in pairs, the 32-value types in fours), a
  * row of one block and of an odd number of blocks (an odd number of 32-value
  * blocks is not a whole number of 64-value groups), and W large enough for
  * the threads; 1..12 input rows each (check_stored_matrix). The 2 x 3
@@ -244,7 +245,7 @@ Test(kernels, matmul_decoded_types_every_shape_equal_their_f32_copy) {
     uint64_t state = 2463534242u;
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         int block = tempo_block_values(types[i].t);
-        const int shapes[][2] = {{1, 1}, {2, 3}, {5, 7}, {300, block == 32 ? 33 : 5}}; /* rows, blocks per row */
+        const int shapes[][2] = {{1, 1}, {2, 3}, {5, 7}, {3, 2}, {6, 5}, {7, 3}, {300, block == 32 ? 33 : 5}}; /* rows, blocks per row */
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             int d = shapes[s][0], m = shapes[s][1] * block;
             uint8_t *w = random_blocks(types[i].t, d, m, types[i].halves, s == 1, &state);

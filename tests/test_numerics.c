@@ -720,7 +720,7 @@ Test(numerics, ggml_q4_k_prefill_is_the_repacked_order) {
             k->matmul(out, in, (Matrix){w, WEIGHT_Q4_K}, n, m, rows, scratch);
             free(scratch);
             for (int i = 0; i < n; i++) {
-                GgmlQ8Row x = {q, d, bsums};
+                GgmlQ8Row x = {q, d, bsums, NULL}; /* Q8_K: no Q8_1 block sums */
                 tempo_ggml_quantize_plain(GGML_DOT_Q8_K, in + (size_t)i * m, m, x);
                 for (int r = 0; r < rows; r++) {
                     float want = tempo_ggml_q4_k_8x8_dot(w + r * row_bytes, x, m, i < n - n % 4);
