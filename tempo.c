@@ -159,6 +159,14 @@ static void swiglu(float *gate, const float *up, size_t n) {
     for (size_t i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+/* p[j].out = in p[j].w^T for products that share their input: one call, so
+ * that a kernel may compute them in one parallel step. */
+static void products(const Kernels *kern, const Product *p, int count, const float *in, int n, int m, float *scratch) {
+    if (kern->products) kern->products(p, count, in, n, m, scratch);
+    else
+        for (int j = 0; j < count; j++) kern->matmul(p[j].out, in, p[j].w, n, m, p[j].d, scratch);
+}
+
 static void add_into(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
@@ -445,9 +453,8 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
         norm(s->xb, s->x, lw->rms_att, k, dim, c->norm_eps);
         float *k_rows = s->key_cache + ((size_t)l * s->capacity + s->n_rows) * kv_dim;
         float *v_rows = s->value_cache + ((size_t)l * s->capacity + s->n_rows) * kv_dim;
-        kern->matmul(s->q, s->xb, lw->wq, k, dim, q_dim, panel);
-        kern->matmul(k_rows, s->xb, lw->wk, k, dim, kv_dim, panel);
-        kern->matmul(v_rows, s->xb, lw->wv, k, dim, kv_dim, panel);
+        Product qkv[] = {{s->q, lw->wq, q_dim}, {k_rows, lw->wk, kv_dim}, {v_rows, lw->wv, kv_dim}};
+        products(kern, qkv, 3, s->xb, k, dim, panel);
         rope_rotate(s->q, k, c->n_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin, kern->rope_pair);
         rope_rotate(k_rows, k, c->n_kv_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin, kern->rope_pair);
         if (kern->cache_store) { /* K and V as the cache stores them */
@@ -460,8 +467,8 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
 
         /* feed-forward block: x += W2 (silu(W1 xn) * W3 xn), xn = rmsnorm(x) */
         norm(s->xb, s->x, lw->rms_ffn, k, dim, c->norm_eps);
-        kern->matmul(s->hb, s->xb, lw->w1, k, dim, hid, panel);
-        kern->matmul(s->hb2, s->xb, lw->w3, k, dim, hid, panel);
+        Product gate_up[] = {{s->hb, lw->w1, hid}, {s->hb2, lw->w3, hid}};
+        products(kern, gate_up, 2, s->xb, k, dim, panel);
         (kern->swiglu ? kern->swiglu : swiglu)(s->hb, s->hb2, (size_t)k * hid);
         kern->matmul(s->xb, s->hb, lw->w2, k, hid, dim, panel);
         add_into(s->x, s->xb, (size_t)k * dim);

@@ -467,24 +467,47 @@ static void matmul_many(float *out, const float *in, Matrix w, int n, int m, int
     }
 }
 
-/* out[n][d] = in[n][m] W^T. A few rows (decode, one parallel set) are
- * memory-bound: threads split the rows of W, PASS_ROWS at a time, and the
- * blocked kernel reads each once for all n input rows (matmul_many's tiles
- * would first convert it into panels). */
-void tempo_matmul_fast(float *out, const float *in, Matrix w, int n, int m, int d, float *panel) {
+/* Passes from..to-1 of product p (PASS_ROWS weight rows each) by the blocked kernel. */
+static void product_passes(const Product *p, const float *in, int n, int m, int from, int to) {
+    size_t row_bytes = tempo_row_bytes(p->w.type, (size_t)m);
+    PassKernel *kernel = pass_kernel(p->w.type);
+    for (int q = from; q < to; q++) {
+        int r = q * PASS_ROWS, rows = p->d - r < PASS_ROWS ? p->d - r : PASS_ROWS;
+        kernel(p->out + r, p->d, p->w.type, (const char *)p->w.data + (size_t)r * row_bytes, row_bytes, rows, m, in, n);
+    }
+}
+
+static int passes_of(int d) { return (d + PASS_ROWS - 1) / PASS_ROWS; }
+
+/* out = in W^T for each product. A few rows (decode, one parallel set) are
+ * memory-bound: the blocked kernel reads each weight row once for all n
+ * input rows (matmul_many's tiles would first convert it into panels). The
+ * passes of all the products, in turn, are split into one contiguous range
+ * per thread: one parallel step for the set, not one per matrix. */
+void tempo_products_fast(const Product *p, int count, const float *in, int n, int m, float *panel) {
     if (n > FEW_ROWS) {
-        matmul_many(out, in, w, n, m, d, panel);
+        for (int j = 0; j < count; j++) matmul_many(p[j].out, in, p[j].w, n, m, p[j].d, panel);
         return;
     }
-    int big = (size_t)d * m >= ((size_t)1 << 18); /* small layers: threads cost more than they save */
-    int passes = (d + PASS_ROWS - 1) / PASS_ROWS;
-    size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
-    PassKernel *kernel = pass_kernel(w.type);
-#pragma omp parallel for schedule(static) if (big)
-    for (int p = 0; p < passes; p++) {
-        int r = p * PASS_ROWS, rows = d - r < PASS_ROWS ? d - r : PASS_ROWS;
-        kernel(out + r, d, w.type, (const char *)w.data + (size_t)r * row_bytes, row_bytes, rows, m, in, n);
+    size_t values = 0;
+    int passes = 0;
+    for (int j = 0; j < count; j++) values += (size_t)p[j].d * m, passes += passes_of(p[j].d);
+    int big = values >= ((size_t)1 << 18); /* small layers: threads cost more than they save */
+#pragma omp parallel if (big)
+    {
+        int threads = omp_get_num_threads(), t = omp_get_thread_num();
+        int from = (int)((long)passes * t / threads), to = (int)((long)passes * (t + 1) / threads);
+        for (int j = 0, first = 0; j < count; first += passes_of(p[j].d), j++) { /* first: product j's first pass */
+            int lo = from > first ? from - first : 0, hi = to - first < passes_of(p[j].d) ? to - first : passes_of(p[j].d);
+            if (lo < hi) product_passes(&p[j], in, n, m, lo, hi);
+        }
     }
+}
+
+/* out[n][d] = in[n][m] W^T: one product. */
+void tempo_matmul_fast(float *out, const float *in, Matrix w, int n, int m, int d, float *panel) {
+    Product p = {.out = out, .w = w, .d = d};
+    tempo_products_fast(&p, 1, in, n, m, panel);
 }
 
 /* A panel of converted weights per thread for many rows; the blocked kernel needs none. */
