@@ -204,8 +204,10 @@ typedef enum { PATH_PLAIN, PATH_BLOCKS, PATH_LOW_BIT, PATH_TILES } Path;
  * (type, rows, n), so that acc stays in registers. */
 INLINE void rows_times_inputs(float *out, int d, Path path, WeightType type, const char *w, size_t row_bytes, int rows,
                               int m, const float *in, int n) {
-    Sums acc;
-    memset(acc, 0, sizeof acc);
+    Sums acc; /* only the sums in use set to 0: a memset of all of them was a call per pass (1% of a Q4_K_M decode) */
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < n; i++)
+            for (int p = 0; p < PARTS; p++) acc[r][i][p] = (Part){0};
     const char *row[PASS_ROWS];
     for (int r = 0; r < PASS_ROWS; r++) row[r] = w + (size_t)r * row_bytes;
     if (path == PATH_PLAIN) pass_plain(acc, type, row, rows, in, m, n);
