@@ -94,14 +94,23 @@ INLINE Vec plain_vec(WeightType type, const char *row, int t) {
     }
 }
 
+/* How far ahead a plain pass asks for its rows: to the same place in a
+ * later pass, at least PREFETCH_BYTES on. A fixed 4 KB ahead of f32 rows
+ * of 1024 values asked, for the pass's first row, for the line its second
+ * row was reading already, and never for the next pass's second row. */
+static size_t plain_prefetch_bytes(size_t row_bytes) {
+    size_t pass_bytes = PASS_ROWS * row_bytes;
+    return (PREFETCH_BYTES + pass_bytes - 1) / pass_bytes * pass_bytes;
+}
+
 /* f32, f16 and bf16 rows, a vector at a time; the last m % 16 values zero-padded to one vector. */
 INLINE void pass_plain(Sums acc, WeightType type, const char *const *row, int rows, const float *in, int m, int n) {
-    size_t size = type == WEIGHT_F32 ? sizeof(float) : 2;
+    size_t size = type == WEIGHT_F32 ? sizeof(float) : 2, ahead = plain_prefetch_bytes(size * (size_t)m);
     PassVectors w;
     int t = 0;
     for (; t + VEC <= m; t += VEC) {
         for (int r = 0; r < rows; r++) {
-            prefetch_ahead(row[r] + size * t, 1);
+            __builtin_prefetch(row[r] + size * t + ahead); /* never faults */
             w[r][0] = plain_vec(type, row[r], t);
         }
         add_products(acc, w, 1, rows, in + t, m, n);
