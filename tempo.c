@@ -73,8 +73,7 @@ const char *tempo_weight_type_name(WeightType t) {
 }
 
 int tempo_is_eos(const Config *c, int token) {
-    for (int i = 0; i < c->n_eos; i++)
-        if (c->eos_token_ids[i] == token) return 1;
+    for (int i = 0; i < c->n_eos; i++) if (c->eos_token_ids[i] == token) return 1;
     return 0;
 }
 
@@ -143,8 +142,7 @@ static void rope_rotate(float *x, int n, int n_heads, int head_dim, int interlea
  * x_j = exp(x_j - max) / sum_j' exp(x_j' - max); masked entries get exactly 0. */
 void tempo_softmax(float *x, const uint8_t *allowed, int n) {
     float max = -INFINITY;
-    for (int j = 0; j < n; j++)
-        if ((!allowed || allowed[j]) && x[j] > max) max = x[j];
+    for (int j = 0; j < n; j++) if ((!allowed || allowed[j]) && x[j] > max) max = x[j];
     double sum = 0.0;
     for (int j = 0; j < n; j++) {
         x[j] = (!allowed || allowed[j]) ? expf(x[j] - max) : 0.0f;
@@ -159,12 +157,10 @@ static void swiglu(float *gate, const float *up, size_t n) {
     for (size_t i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-/* p[j].out = in p[j].w^T for products that share their input: one call, so
- * that a kernel may compute them in one parallel step. */
+/* p[j].out = in p[j].w^T for products of one input: one call, which a kernel may run as one parallel step. */
 static void products(const Kernels *kern, const Product *p, int count, const float *in, int n, int m, float *scratch) {
     if (kern->products) kern->products(p, count, in, n, m, scratch);
-    else
-        for (int j = 0; j < count; j++) kern->matmul(p[j].out, in, p[j].w, n, m, p[j].d, scratch);
+    for (int j = 0; !kern->products && j < count; j++) kern->matmul(p[j].out, in, p[j].w, n, m, p[j].d, scratch);
 }
 
 static void add_into(float *x, const float *y, size_t n) {
@@ -396,8 +392,7 @@ static int check_weight_types(const Model *m, const Kernels *kern, char *err) {
 
 int tempo_kept_slot(const int *list, int n, int value) {
     if (!list) return value;
-    for (int i = 0; i < n && list[i] <= value; i++)
-        if (list[i] == value) return i;
+    for (int i = 0; i < n && list[i] <= value; i++) if (list[i] == value) return i;
     return -1;
 }
 
