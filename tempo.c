@@ -73,8 +73,7 @@ const char *tempo_weight_type_name(WeightType t) {
 }
 
 int tempo_is_eos(const Config *c, int token) {
-    for (int i = 0; i < c->n_eos; i++)
-        if (c->eos_token_ids[i] == token) return 1;
+    for (int i = 0; i < c->n_eos; i++) if (c->eos_token_ids[i] == token) return 1;
     return 0;
 }
 
@@ -144,8 +143,7 @@ static void rope_rotate(float *x, int n, int n_heads, int head_dim, int interlea
  * x_j = exp(x_j - max) / sum_j' exp(x_j' - max); masked entries get exactly 0. */
 void tempo_softmax(float *x, const uint8_t *allowed, int n) {
     float max = -INFINITY;
-    for (int j = 0; j < n; j++)
-        if ((!allowed || allowed[j]) && x[j] > max) max = x[j];
+    for (int j = 0; j < n; j++) if ((!allowed || allowed[j]) && x[j] > max) max = x[j];
     double sum = 0.0;
     for (int j = 0; j < n; j++) {
         x[j] = (!allowed || allowed[j]) ? expf(x[j] - max) : 0.0f;
@@ -158,6 +156,12 @@ void tempo_softmax(float *x, const uint8_t *allowed, int n) {
 /* SwiGLU: gate = silu(gate) * up, elementwise. */
 static void swiglu(float *gate, const float *up, size_t n) {
     for (size_t i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+/* p[j].out = in p[j].w^T for products of one input: one call, which a kernel may run as one parallel step. */
+static void products(const Kernels *kern, const Product *p, int count, const float *in, int n, int m, float *scratch) {
+    if (kern->products) kern->products(p, count, in, n, m, scratch);
+    for (int j = 0; !kern->products && j < count; j++) kern->matmul(p[j].out, in, p[j].w, n, m, p[j].d, scratch);
 }
 
 static void add_into(float *x, const float *y, size_t n) {
@@ -389,8 +393,7 @@ static int check_weight_types(const Model *m, const Kernels *kern, char *err) {
 
 int tempo_kept_slot(const int *list, int n, int value) {
     if (!list) return value;
-    for (int i = 0; i < n && list[i] <= value; i++)
-        if (list[i] == value) return i;
+    for (int i = 0; i < n && list[i] <= value; i++) if (list[i] == value) return i;
     return -1;
 }
 
@@ -446,23 +449,20 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
         norm(s->xb, s->x, lw->rms_att, k, dim, c->norm_eps);
         float *k_rows = s->key_cache + ((size_t)l * s->capacity + s->n_rows) * kv_dim;
         float *v_rows = s->value_cache + ((size_t)l * s->capacity + s->n_rows) * kv_dim;
-        kern->matmul(s->q, s->xb, lw->wq, k, dim, q_dim, panel);
-        kern->matmul(k_rows, s->xb, lw->wk, k, dim, kv_dim, panel);
-        kern->matmul(v_rows, s->xb, lw->wv, k, dim, kv_dim, panel);
+        Product qkv[] = {{s->q, lw->wq, q_dim}, {k_rows, lw->wk, kv_dim}, {v_rows, lw->wv, kv_dim}};
+        products(kern, qkv, 3, s->xb, k, dim, panel);
         rope_rotate(s->q, k, c->n_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin, kern->rope_pair);
         rope_rotate(k_rows, k, c->n_kv_heads, c->head_dim, c->rope_interleaved, s->rope_cos, s->rope_sin, kern->rope_pair);
-        if (kern->cache_store) { /* K and V as the cache stores them */
-            kern->cache_store(k_rows, (size_t)k * kv_dim);
-            kern->cache_store(v_rows, (size_t)k * kv_dim);
-        }
+        for (int kv = 0; kern->cache_store && kv < 2; kv++) /* K and V as the cache stores them */
+            kern->cache_store(kv == 0 ? k_rows : v_rows, (size_t)k * kv_dim);
         attention(kern, c, s, l, k, mask, out);
         kern->matmul(s->xb, s->att_out, lw->wo, k, q_dim, dim, panel);
         add_into(s->x, s->xb, (size_t)k * dim);
 
         /* feed-forward block: x += W2 (silu(W1 xn) * W3 xn), xn = rmsnorm(x) */
         norm(s->xb, s->x, lw->rms_ffn, k, dim, c->norm_eps);
-        kern->matmul(s->hb, s->xb, lw->w1, k, dim, hid, panel);
-        kern->matmul(s->hb2, s->xb, lw->w3, k, dim, hid, panel);
+        Product gate_up[] = {{s->hb, lw->w1, hid}, {s->hb2, lw->w3, hid}};
+        products(kern, gate_up, 2, s->xb, k, dim, panel);
         (kern->swiglu ? kern->swiglu : swiglu)(s->hb, s->hb2, (size_t)k * hid);
         kern->matmul(s->xb, s->hb, lw->w2, k, hid, dim, panel);
         add_into(s->x, s->xb, (size_t)k * dim);

@@ -138,6 +138,13 @@ typedef struct {
     int n_keep_heads;       /* with keep_heads */
 } AttentionInputs;
 
+/* One of several products of the same input: out[n][d] = in[n][m] W^T. */
+typedef struct {
+    float *out;
+    Matrix w;
+    int d;
+} Product;
+
 /* The kernels a forward pass calls. tempo_plain_kernels (tempo.c) are the
  * definitions, in plain loops with a fixed summation order; the tuned ones
  * (kernels/, tempo_fast_kernels) are tested equal to them. */
@@ -147,6 +154,9 @@ typedef struct {
     /* out[n][d] = in[n][m] W^T for W [d][m]; scratch holds matmul_scratch(n, m) floats */
     void (*matmul)(float *out, const float *in, Matrix w, int n, int m, int d, float *scratch);
     size_t (*matmul_scratch)(int n, int m);
+    /* p[j].out = in p[j].w^T for `count` products of one input [n][m], each as matmul computes it
+     * (NULL: matmul per product); a kernel may run them as one parallel step */
+    void (*products)(const Product *p, int count, const float *in, int n, int m, float *scratch);
     /* out[cols] = row `row` of a [rows][cols] matrix as f32 (the embedding lookup) */
     void (*matrix_row)(Matrix w, int row, int cols, float *out);
     /* out [k][n_heads*head_dim]: per head, P = softmax_allowed(Q K^T / sqrt(head_dim)), out = P V;

@@ -1,9 +1,10 @@
 /* attention.c - attention of new rows over the KV cache, tuned: blocks of
  * ATTN_ROWS query rows walk the keys in tiles with an online softmax (a
  * running max and sum per row and head), two sgemm calls per head and tile
- * (scores, then P V). The blocks run on the OpenMP threads, each in its own
- * part of the scratch, each block's arithmetic the same on any thread: the
- * output does not depend on the thread count. Nothing is n_keys x n_keys.
+ * (scores, then P V). The blocks (a decode step's one block: its heads, split)
+ * run on the OpenMP threads, each in its own part of the scratch, each
+ * head's arithmetic the same on any thread: the output does not depend on
+ * the thread count. Nothing is n_keys x n_keys.
  * The mask is looked at per tile (tile_kind): a tile the rule hides from
  * every row of the block is skipped, one it shows to every row takes the
  * fast path, and only the others (the diagonal, a pruned key, an isolated
@@ -141,13 +142,19 @@ static void online_softmax_row(float *s, const uint8_t *allowed, int keys, float
         for (int t = 0; t < hd; t++) out[t] *= correction;
 }
 
-/* One tile of keys j0..j0+keys-1 for every head of the block's rows:
+/* A block's rows i0..i0+rows-1 and its heads h0..h1-1: one item of work for a thread. */
+typedef struct {
+    int i0, rows, h0, h1;
+} AttentionPart;
+
+/* One tile of keys j0..j0+keys-1 for the part's heads and rows:
  * scores = Q K^T / sqrt(hd), the online softmax, out += P V. mask NULL: all shown. */
-static void attention_tile(const Config *c, const AttentionInputs *a, float *out, float *scratch, int i0, int rows,
+static void attention_tile(const Config *c, const AttentionInputs *a, float *out, float *scratch, AttentionPart part,
                            int j0, int keys, const uint8_t *mask) {
     int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
+    int i0 = part.i0, rows = part.rows;
     float *scores = scratch, *max = scratch + ATTN_ROWS * ATTN_MAX_KEYS * 5 / 4, *sum = max + c->n_heads * ATTN_ROWS;
-    for (int h = 0; h < c->n_heads; h++) {
+    for (int h = part.h0; h < part.h1; h++) {
         int g = h / group;
         float *o = out + (size_t)i0 * q_dim + h * hd;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, keys, hd, 1.0f / sqrtf((float)hd),
@@ -161,21 +168,23 @@ static void attention_tile(const Config *c, const AttentionInputs *a, float *out
     }
 }
 
-/* One block of rows i0..i0+rows-1, every head: out = softmax(Q K^T / sqrt(hd)) V over all tiles. */
-static void attention_block(const Config *c, const AttentionInputs *a, float *out, float *scratch, int i0, int rows) {
+/* One part (rows i0..i0+rows-1, heads h0..h1-1): out = softmax(Q K^T / sqrt(hd)) V over all tiles. */
+static void attention_part(const Config *c, const AttentionInputs *a, float *out, float *scratch, AttentionPart part) {
     int hd = c->head_dim, q_dim = c->n_heads * hd, first = a->n_keys - a->k, tile = tile_keys(hd);
+    int i0 = part.i0, rows = part.rows;
     float *max = scratch + ATTN_ROWS * ATTN_MAX_KEYS * 5 / 4, *sum = max + c->n_heads * ATTN_ROWS;
     uint8_t *mask = (uint8_t *)(scratch + ATTN_ROWS * ATTN_MAX_KEYS);
     for (int i = 0; i < c->n_heads * ATTN_ROWS; i++) max[i] = -INFINITY, sum[i] = 0.0f;
-    for (int r = 0; r < rows; r++) memset(out + (size_t)(i0 + r) * q_dim, 0, (size_t)q_dim * sizeof(float));
+    for (int r = 0; r < rows; r++)
+        memset(out + (size_t)(i0 + r) * q_dim + part.h0 * hd, 0, (size_t)(part.h1 - part.h0) * hd * sizeof(float));
     for (int j0 = 0; j0 < a->n_keys; j0 += tile) {
         int keys = a->n_keys - j0 < tile ? a->n_keys - j0 : tile;
         TileKind kind = tile_kind(a, first + i0, first + i0 + rows - 1, j0, keys);
         if (kind == TILE_HIDDEN || (kind == TILE_MIXED && tile_mask(a, i0, rows, j0, keys, mask) == 0))
             continue; /* hidden from every row: skipped */
-        attention_tile(c, a, out, scratch, i0, rows, j0, keys, kind == TILE_SHOWN ? NULL : mask);
+        attention_tile(c, a, out, scratch, part, j0, keys, kind == TILE_SHOWN ? NULL : mask);
     }
-    for (int h = 0; h < c->n_heads; h++) /* out /= sum */
+    for (int h = part.h0; h < part.h1; h++) /* out /= sum */
         for (int r = 0; r < rows; r++) {
             float inv = 1.0f / sum[h * ATTN_ROWS + r], *o = out + (size_t)(i0 + r) * q_dim + h * hd;
             for (int t = 0; t < hd; t++) o[t] *= inv;
@@ -204,14 +213,21 @@ static void kept_probabilities(const Config *c, const AttentionInputs *a, float 
                             probs + ((size_t)slot * n_rows + r) * a->n_keys);
 }
 
-/* The blocks in turn on each thread (later blocks see more keys: handed out one at a time). */
+/* The parts in turn on each thread (later blocks see more keys: handed out
+ * one at a time). Fewer blocks than threads (a decode step: one block) split
+ * their heads between the threads, so that the threads share the step. A
+ * head's arithmetic is the same in any part and on any thread. */
 void tempo_attention_fast(const Config *c, const AttentionInputs *a, float *out, float *scores, float *probs) {
     int blocks = (a->k + ATTN_ROWS - 1) / ATTN_ROWS, threads = omp_get_max_threads();
-#pragma omp parallel for schedule(dynamic, 1) num_threads(blocks < threads ? blocks : threads)
-    for (int b = 0; b < blocks; b++) {
-        int i0 = b * ATTN_ROWS;
-        attention_block(c, a, out, scores + thread_scratch(c) * (size_t)omp_get_thread_num(), i0,
-                        a->k - i0 < ATTN_ROWS ? a->k - i0 : ATTN_ROWS);
+    int splits = blocks < threads ? (threads + blocks - 1) / blocks : 1; /* head ranges per block */
+    if (splits > c->n_heads) splits = c->n_heads;
+    int parts = blocks * splits;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(parts < threads ? parts : threads)
+    for (int p = 0; p < parts; p++) {
+        int b = p / splits, s = p % splits, i0 = b * ATTN_ROWS;
+        AttentionPart part = {.i0 = i0, .rows = a->k - i0 < ATTN_ROWS ? a->k - i0 : ATTN_ROWS,
+                     .h0 = c->n_heads * s / splits, .h1 = c->n_heads * (s + 1) / splits};
+        attention_part(c, a, out, scores + thread_scratch(c) * (size_t)omp_get_thread_num(), part);
     }
     if (probs) kept_probabilities(c, a, probs);
 }

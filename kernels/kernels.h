@@ -98,6 +98,11 @@ float tempo_f16_at(const uint8_t *p);
 #define TEMPO_FEW_ROWS 8
 void tempo_matmul_fast(float *out, const float *in, Matrix w, int n, int m, int d, float *panel);
 size_t tempo_matmul_fast_scratch(int n, int m);
+/* p[j].out = in p[j].w^T for `count` products of one input, each bitwise
+ * tempo_matmul_fast's. Up to TEMPO_FEW_ROWS rows, one parallel step: the
+ * threads split the rows of all the matrices together (decode: Wq, Wk, Wv
+ * in one step, W1 and W3 in another). `panel` as for tempo_matmul_fast. */
+void tempo_products_fast(const Product *p, int count, const float *in, int n, int m, float *panel);
 
 /* ---- attention.c ---- */
 

@@ -257,6 +257,50 @@ Test(kernels, matmul_decoded_types_every_shape_equal_their_f32_copy) {
     }
 }
 
+/* Products of one input in one call (tempo_products_fast: Wq, Wk, Wv of a
+ * decode step) equal each product by the plain definition on the f32 copy,
+ * bitwise: odd row counts and mixed types (Q4_K, Q6_K, f32), 1..12 input
+ * rows (the few-row step and the tiles), 1-4 threads, whose ranges start
+ * inside a matrix (3 threads) or at a matrix's edge (2 threads: the f32
+ * one's first pass). Outputs start as NaN: a pass skipped at a range's
+ * edge, or written into the wrong product, shows. */
+Test(kernels, products_of_one_input_equal_separate_products_bitwise) {
+    int m = 768, n_max = 12, threads_before = omp_get_max_threads();
+    uint64_t state = 977;
+    int q4_k_halves[2] = {0, 2}, q6_k_halves[2] = {208, -1};
+    uint8_t *q4_k = random_blocks(WEIGHT_Q4_K, 181, m, q4_k_halves, 0, &state);
+    uint8_t *q6_k = random_blocks(WEIGHT_Q6_K, 3, m, q6_k_halves, 0, &state);
+    float *f32 = normal_values((size_t)185 * m, 61), *in = normal_values((size_t)n_max * m, 62);
+    Product p[3] = {{NULL, {q4_k, WEIGHT_Q4_K}, 181}, {NULL, {q6_k, WEIGHT_Q6_K}, 3}, {NULL, {f32, WEIGHT_F32}, 185}};
+    float *copy[3], *plain[3];
+    for (int j = 0; j < 3; j++) {
+        copy[j] = p[j].w.type == WEIGHT_F32 ? f32 : dequantized_copy(p[j].w, p[j].d, m);
+        plain[j] = malloc((size_t)n_max * p[j].d * sizeof(float));
+        p[j].out = malloc((size_t)n_max * p[j].d * sizeof(float));
+    }
+    float *panel = malloc(tempo_matmul_fast_scratch(n_max, m) * 4 * sizeof(float)); /* up to 4 threads */
+    for (int threads = 1; threads <= 4; threads++) {
+        omp_set_num_threads(threads);
+        for (int n = 1; n <= n_max; n++) {
+            for (int j = 0; j < 3; j++) memset(p[j].out, 0xff, (size_t)n * p[j].d * sizeof(float)); /* NaN */
+            tempo_products_fast(p, 3, in, n, m, panel);
+            for (int j = 0; j < 3; j++) {
+                char what[96];
+                tempo_plain_kernels.matmul(plain[j], in, (Matrix){copy[j], WEIGHT_F32}, n, m, p[j].d, NULL);
+                snprintf(what, sizeof what, "product %d (%s), n=%d, %d threads", j, tempo_weight_type_name(p[j].w.type), n,
+                         threads);
+                expect_bitwise(p[j].out, plain[j], (size_t)n * p[j].d, what);
+            }
+        }
+    }
+    omp_set_num_threads(threads_before);
+    for (int j = 0; j < 3; j++) {
+        if (copy[j] != f32) free(copy[j]);
+        free(plain[j]); free(p[j].out);
+    }
+    free(q4_k); free(q6_k); free(f32); free(in); free(panel);
+}
+
 /* The embedding lookup: plain reads f32 rows as they are; fast converts. */
 Test(kernels, matrix_row_plain_equals_fast) {
     int rows = 7, cols = 19;
@@ -413,6 +457,37 @@ Test(kernels, attention_same_on_one_thread_and_two) {
     }
     cr_expect(memcmp(out[0], out[1], (size_t)k * q_dim * sizeof(float)) == 0, "one thread and two differ");
     free(sets); free(q); free(keys); free(values); free(out[0]); free(out[1]);
+}
+
+/* A few rows (one block) split their heads between the threads: 1 to 5
+ * rows, 6 heads over 1, 2, 3 and 4 threads (ranges of 1, 2, 3 heads, one
+ * a group's edge), give the output of one thread to the bit; a head left
+ * out, or done twice, or a range that zeroes another's output, fails. */
+Test(kernels, attention_few_rows_same_on_any_thread_count) {
+    Config c = {.n_heads = 6, .n_kv_heads = 2, .head_dim = 16};
+    int n = 300, q_dim = 96, threads_before = omp_get_max_threads();
+    int *sets = test_sets(n, 200);
+    Mask mask = tempo_mask_rule(MASK_ISOLATED, sets);
+    for (int k = 1; k <= 5; k++) {
+        float *q, *keys, *values, *out[4];
+        random_qkv(&c, k, n, 20 + k, &q, &keys, &values);
+        AttentionInputs a = {.q = q, .keys = keys, .values = values, .mask = &mask, .k = k, .n_keys = n};
+        for (int t = 0; t < 4; t++) {
+            omp_set_num_threads(t + 1);
+            float *scratch = malloc(tempo_attention_fast_scratch(&c, k, n) * sizeof(float));
+            out[t] = malloc((size_t)k * q_dim * sizeof(float));
+            for (int i = 0; i < k * q_dim; i++) out[t][i] = NAN; /* every value must be written */
+            tempo_attention_fast(&c, &a, out[t], scratch, NULL);
+            free(scratch);
+        }
+        omp_set_num_threads(threads_before);
+        for (int t = 1; t < 4; t++)
+            cr_expect(memcmp(out[0], out[t], (size_t)k * q_dim * sizeof(float)) == 0, "k=%d: one thread and %d differ", k,
+                      t + 1);
+        free(q); free(keys); free(values);
+        for (int t = 0; t < 4; t++) free(out[t]);
+    }
+    free(sets);
 }
 
 /* Kept rows and heads: the probabilities of those only, in order, equal to
