@@ -410,7 +410,6 @@ void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row ou
     tempo_ggml_quantize_plain(t, x, m, out);
 }
 
-
 void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride) {
     for (int i = 0; i < k; i++) out[(size_t)i * stride] = tempo_ggml_dot_plain(t, w, x[i], m);
 }
