@@ -69,8 +69,15 @@ typedef Part Sums[WIDE_ROWS][FEW_ROWS][PARTS];
 /* The weight vectors of a pass: GROUP consecutive vectors of each row. */
 typedef Vec PassVectors[WIDE_ROWS][GROUP];
 
+/* K-quant blocks: `bytes` from PREFETCH_BYTES on are asked for (never faults). */
 INLINE void prefetch_ahead(const char *p, size_t bytes) {
-    for (size_t b = 0; b < bytes; b += ALIGN) __builtin_prefetch(p + PREFETCH_BYTES + b); /* never faults */
+    for (size_t b = 0; b < bytes; b += ALIGN) __builtin_prefetch(p + PREFETCH_BYTES + b);
+}
+
+/* A block of at most a line (32 values) at p asks for its line only when
+ * it starts within the line's first `bytes` bytes: each line once. */
+INLINE void prefetch_line_once(const char *p, size_t bytes) {
+    if ((uintptr_t)p % ALIGN < bytes) __builtin_prefetch(p); /* never faults */
 }
 
 /* acc[r][i] += w[r][v] * in_i[16v .. 16v+15] for the first `count` vectors
@@ -105,18 +112,19 @@ INLINE Vec plain_vec(WeightType type, const char *row, int t) {
     }
 }
 
-/* How far ahead a plain pass asks for its rows: to the same place in a
- * later pass, at least PREFETCH_BYTES on. A fixed 4 KB ahead of f32 rows
- * of 1024 values asked, for the pass's first row, for the line its second
- * row was reading already, and never for the next pass's second row. */
-static size_t plain_prefetch_bytes(size_t row_bytes) {
-    size_t pass_bytes = PASS_ROWS * row_bytes;
+/* How far ahead a pass of `rows` weight rows asks for its rows: to the
+ * same place in a later pass, at least PREFETCH_BYTES on. A fixed 4 KB
+ * ahead of f32 rows of 1024 values asked, for the pass's first row, for
+ * the line its second row was reading already, and never for the next
+ * pass's second row. */
+static size_t pass_prefetch_bytes(size_t row_bytes, int rows) {
+    size_t pass_bytes = (size_t)rows * row_bytes;
     return (PREFETCH_BYTES + pass_bytes - 1) / pass_bytes * pass_bytes;
 }
 
 /* f32, f16 and bf16 rows, a vector at a time; the last m % 16 values zero-padded to one vector. */
 INLINE void pass_plain(Sums acc, WeightType type, const char *const *row, int rows, const float *in, int m, int n) {
-    size_t size = type == WEIGHT_F32 ? sizeof(float) : 2, ahead = plain_prefetch_bytes(size * (size_t)m);
+    size_t size = type == WEIGHT_F32 ? sizeof(float) : 2, ahead = pass_prefetch_bytes(size * (size_t)m, rows);
     PassVectors w;
     int t = 0;
     for (; t + VEC <= m; t += VEC) {
@@ -170,9 +178,10 @@ INLINE void k_block(Sums acc, WeightType type, const char *const *row, size_t at
 /* Q8_0, Q4_0, Q4_K, Q5_K, Q6_K rows, a block at a time, decoded in registers (unpack.h). */
 INLINE void pass_blocks(Sums acc, WeightType type, const char *const *row, int rows, const float *in, int m, int n) {
     int k_quant = type == WEIGHT_Q4_K || type == WEIGHT_Q5_K || type == WEIGHT_Q6_K, values = k_quant ? TEMPO_QK_K : 32;
-    size_t bytes = tempo_block_bytes(type), at = 0;
+    size_t bytes = tempo_block_bytes(type), at = 0, ahead = pass_prefetch_bytes(tempo_row_bytes(type, (size_t)m), rows);
     for (int t = 0; t < m; t += values, at += bytes) {
-        for (int r = 0; r < rows; r++) prefetch_ahead(row[r] + at, k_quant ? 4 * ALIGN : 1); /* a block's lines (at most 210 bytes) */
+        for (int r = 0; r < rows; r++) /* 32 values: the same place of a later pass; K-quants: a block's lines (at most 210 bytes) */
+            k_quant ? prefetch_ahead(row[r] + at, 4 * ALIGN) : prefetch_line_once(row[r] + at + ahead, bytes);
         if (k_quant) {
             k_block(acc, type, row, at, rows, in + t, m, n);
             continue;
@@ -190,9 +199,10 @@ INLINE void pass_blocks(Sums acc, WeightType type, const char *const *row, int r
 /* Q4_1, Q5_0, Q5_1, IQ4_NL (32-value blocks) and Q2_K, Q3_K, IQ4_XS (256, 64 values at a time) rows, decoded in registers (unpack_low_bit.h). */
 INLINE void pass_low_bit(Sums acc, WeightType type, const char *const *row, int rows, const float *in, int m, int n) {
     int k_quant = type == WEIGHT_Q2_K || type == WEIGHT_Q3_K || type == WEIGHT_IQ4_XS, values = k_quant ? TEMPO_QK_K : 32;
-    size_t bytes = tempo_block_bytes(type), at = 0;
+    size_t bytes = tempo_block_bytes(type), at = 0, ahead = pass_prefetch_bytes(tempo_row_bytes(type, (size_t)m), rows);
     for (int t = 0; t < m; t += values, at += bytes) {
-        for (int r = 0; r < rows; r++) prefetch_ahead(row[r] + at, k_quant ? 2 * ALIGN : 1); /* a block's lines (at most 136 bytes) */
+        for (int r = 0; r < rows; r++) /* 32 values: the same place of a later pass; K-quants: a block's lines (at most 136 bytes) */
+            k_quant ? prefetch_ahead(row[r] + at, 2 * ALIGN) : prefetch_line_once(row[r] + at + ahead, bytes);
         int groups = k_quant ? 4 : 1;
 #pragma GCC unroll 4
         for (int g = 0; g < groups; g++) { /* unrolled: each group's scale bytes at known offsets */
