@@ -276,13 +276,14 @@ INLINE void rows_for_n(float *out, int d, Path path, WeightType type, const char
 /* Weight rows per pass: WIDE_ROWS for the 32-value block types up to
  * WIDE_INPUTS input rows (their decoding is a few operations per vector, so
  * a step waits on each row's chain of additions: four rows, four chains);
- * one for f32, f16 and bf16 with one input row (a thread then streams one
- * row: 1.09x for f32, 1.4x for bf16 over two in alternating decodes; one
- * chain of additions still outruns the memory); else PASS_ROWS. */
+ * one for f32, f16 and bf16 up to WIDE_INPUTS input rows (a thread then
+ * streams one row: a decode 1.09x for f32, 1.4x for bf16 over two in
+ * alternating runs; a chain of additions per input row still outruns the
+ * memory); else PASS_ROWS. */
 static inline int rows_per_pass(WeightType type, int n) {
     int wide = type == WEIGHT_Q8_0 || type == WEIGHT_Q4_0 || type == WEIGHT_Q4_1 || type == WEIGHT_Q5_0 ||
                type == WEIGHT_Q5_1 || type == WEIGHT_IQ4_NL;
-    if ((type == WEIGHT_F32 || type == WEIGHT_F16 || type == WEIGHT_BF16) && n == 1) return 1; /* one stream a thread */
+    if ((type == WEIGHT_F32 || type == WEIGHT_F16 || type == WEIGHT_BF16) && n <= WIDE_INPUTS) return 1; /* one stream a thread */
     return wide && n <= WIDE_INPUTS ? WIDE_ROWS : PASS_ROWS;
 }
 
