@@ -80,6 +80,15 @@ INLINE void prefetch_line_once(const char *p, size_t bytes) {
     if ((uintptr_t)p % ALIGN < bytes) __builtin_prefetch(p); /* never faults */
 }
 
+/* Each row's prefetches for its block of `bytes` at byte `at`: a 32-value
+ * block's line at the same place of a later pass (`ahead`), a K-quant
+ * block's `k_bytes` PREFETCH_BYTES on. */
+INLINE void prefetch_blocks(const char *const *row, int rows, size_t at, size_t bytes, size_t ahead, int k_quant,
+                            size_t k_bytes) {
+    for (int r = 0; r < rows; r++)
+        k_quant ? prefetch_ahead(row[r] + at, k_bytes) : prefetch_line_once(row[r] + at + ahead, bytes);
+}
+
 /* acc[r][i] += w[r][v] * in_i[16v .. 16v+15] for the first `count` vectors
  * of each of the `rows` weight rows, into all n input rows (row stride m):
  * each input vector is loaded once for all weight rows. */
@@ -180,8 +189,7 @@ INLINE void pass_blocks(Sums acc, WeightType type, const char *const *row, int r
     int k_quant = type == WEIGHT_Q4_K || type == WEIGHT_Q5_K || type == WEIGHT_Q6_K, values = k_quant ? TEMPO_QK_K : 32;
     size_t bytes = tempo_block_bytes(type), at = 0, ahead = pass_prefetch_bytes(tempo_row_bytes(type, (size_t)m), rows);
     for (int t = 0; t < m; t += values, at += bytes) {
-        for (int r = 0; r < rows; r++) /* 32 values: the same place of a later pass; K-quants: a block's lines (at most 210 bytes) */
-            k_quant ? prefetch_ahead(row[r] + at, 4 * ALIGN) : prefetch_line_once(row[r] + at + ahead, bytes);
+        prefetch_blocks(row, rows, at, bytes, ahead, k_quant, 4 * ALIGN); /* a K-quant block: at most 210 bytes */
         if (k_quant) {
             k_block(acc, type, row, at, rows, in + t, m, n);
             continue;
@@ -201,8 +209,7 @@ INLINE void pass_low_bit(Sums acc, WeightType type, const char *const *row, int 
     int k_quant = type == WEIGHT_Q2_K || type == WEIGHT_Q3_K || type == WEIGHT_IQ4_XS, values = k_quant ? TEMPO_QK_K : 32;
     size_t bytes = tempo_block_bytes(type), at = 0, ahead = pass_prefetch_bytes(tempo_row_bytes(type, (size_t)m), rows);
     for (int t = 0; t < m; t += values, at += bytes) {
-        for (int r = 0; r < rows; r++) /* 32 values: the same place of a later pass; K-quants: a block's lines (at most 136 bytes) */
-            k_quant ? prefetch_ahead(row[r] + at, 2 * ALIGN) : prefetch_line_once(row[r] + at + ahead, bytes);
+        prefetch_blocks(row, rows, at, bytes, ahead, k_quant, 2 * ALIGN); /* a K-quant block: at most 136 bytes */
         int groups = k_quant ? 4 : 1;
 #pragma GCC unroll 4
         for (int g = 0; g < groups; g++) { /* unrolled: each group's scale bytes at known offsets */
