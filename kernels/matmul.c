@@ -184,10 +184,11 @@ INLINE void k_block(Sums acc, WeightType type, const char *const *row, size_t at
     for (int g = 0; g < 4; g++) k_group(acc, type, row, at, g, scales, rows, in, m, n); /* unrolled: each group's scale products at known places (broadcast from memory) */
 }
 
-/* Q8_0, Q4_0, Q4_K, Q5_K, Q6_K rows, a block at a time, decoded in registers (unpack.h). */
-INLINE void pass_blocks(Sums acc, WeightType type, const char *const *row, int rows, const float *in, int m, int n) {
+/* Q8_0, Q4_0, Q4_K, Q5_K, Q6_K rows (row_bytes each), a block at a time, decoded in registers (unpack.h). */
+INLINE void pass_blocks(Sums acc, WeightType type, const char *const *row, size_t row_bytes, int rows, const float *in,
+                        int m, int n) {
     int k_quant = type == WEIGHT_Q4_K || type == WEIGHT_Q5_K || type == WEIGHT_Q6_K, values = k_quant ? TEMPO_QK_K : 32;
-    size_t bytes = tempo_block_bytes(type), at = 0, ahead = pass_prefetch_bytes(tempo_row_bytes(type, (size_t)m), rows);
+    size_t bytes = row_bytes / (size_t)(m / values), at = 0, ahead = pass_prefetch_bytes(row_bytes, rows); /* no calls per pass */
     for (int t = 0; t < m; t += values, at += bytes) {
         prefetch_blocks(row, rows, at, bytes, ahead, k_quant, 4 * ALIGN); /* a K-quant block: at most 210 bytes */
         if (k_quant) {
@@ -205,9 +206,10 @@ INLINE void pass_blocks(Sums acc, WeightType type, const char *const *row, int r
 }
 
 /* Q4_1, Q5_0, Q5_1, IQ4_NL (32-value blocks) and Q2_K, Q3_K, IQ4_XS (256, 64 values at a time) rows, decoded in registers (unpack_low_bit.h). */
-INLINE void pass_low_bit(Sums acc, WeightType type, const char *const *row, int rows, const float *in, int m, int n) {
+INLINE void pass_low_bit(Sums acc, WeightType type, const char *const *row, size_t row_bytes, int rows, const float *in,
+                         int m, int n) {
     int k_quant = type == WEIGHT_Q2_K || type == WEIGHT_Q3_K || type == WEIGHT_IQ4_XS, values = k_quant ? TEMPO_QK_K : 32;
-    size_t bytes = tempo_block_bytes(type), at = 0, ahead = pass_prefetch_bytes(tempo_row_bytes(type, (size_t)m), rows);
+    size_t bytes = row_bytes / (size_t)(m / values), at = 0, ahead = pass_prefetch_bytes(row_bytes, rows);
     for (int t = 0; t < m; t += values, at += bytes) {
         prefetch_blocks(row, rows, at, bytes, ahead, k_quant, 2 * ALIGN); /* a K-quant block: at most 136 bytes */
         int groups = k_quant ? 4 : 1;
@@ -257,8 +259,8 @@ INLINE void rows_times_inputs(float *out, int d, Path path, WeightType type, con
     const char *row[WIDE_ROWS];
     for (int r = 0; r < rows; r++) row[r] = w + (size_t)r * row_bytes;
     if (path == PATH_PLAIN) pass_plain(acc, type, row, rows, in, m, n);
-    else if (path == PATH_BLOCKS) pass_blocks(acc, type, row, rows, in, m, n);
-    else if (path == PATH_LOW_BIT) pass_low_bit(acc, type, row, rows, in, m, n);
+    else if (path == PATH_BLOCKS) pass_blocks(acc, type, row, row_bytes, rows, in, m, n);
+    else if (path == PATH_LOW_BIT) pass_low_bit(acc, type, row, row_bytes, rows, in, m, n);
     else pass_tiles(acc, type, row, rows, in, m, n);
 #pragma GCC unroll 8
     for (int i = 0; i < n; i++)
