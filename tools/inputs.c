@@ -38,7 +38,7 @@ int load_model_and_tokenizer(const Args *a, Model *m, Tokenizer *t, int need_tok
 
 /* --threads N (parsed and range-checked by the flag parser). */
 void apply_threads(const Args *a) {
-    if (flag(a, "--threads")) tempo_set_threads((int)flag_number(a, "--threads", 0));
+    tempo_set_threads(flag(a, "--threads") ? (int)flag_number(a, "--threads", 0) : 0);
 }
 
 int encode_text(const Tokenizer *t, const char *text, int seq_len, int **ids, int *n, char *err) {
