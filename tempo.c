@@ -58,9 +58,8 @@ int tempo_grow(void **buf, size_t *cap, size_t need, size_t elem, char *err) {
     return 0;
 }
 
-int blas_thread_shutdown_(void) __attribute__((weak)); /* OpenBLAS's fork handler (pthread build): ends its pool */
 void tempo_set_threads(int n) {
-    openblas_set_num_threads(1), blas_thread_shutdown_ ? blas_thread_shutdown_() : 0; /* called inside ours (NOTES 12) */
+    openblas_set_num_threads(1); /* its calls run inside our threads (NOTES 12) */
     if (n > 0) omp_set_num_threads(n);
 }
 

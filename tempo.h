@@ -18,7 +18,7 @@
 int tempo_error(char *err, const char *fmt, ...);
 /* Grows *buf so it holds at least `need` elements of `elem` bytes (doubling). */
 int tempo_grow(void **buf, size_t *cap, size_t need, size_t elem, char *err);
-/* n OpenMP threads (n <= 0: leave as is); OpenBLAS on the calling thread, its pool ended. */
+/* n OpenMP threads (n <= 0: leave as is); OpenBLAS on the calling thread. */
 void tempo_set_threads(int n);
 
 /* ---- model ---- */

@@ -110,7 +110,7 @@ static double stream_read_gbs(const float *buf, size_t n) {
 }
 
 /* One sgemm of 2048 x 2048 x 2048 on OpenBLAS's threads (as many as
- * OpenMP's), which tempo_set_threads ends again after; GFLOP/s. */
+ * OpenMP's), then one again (tempo_set_threads); GFLOP/s. */
 static double sgemm_gflops(const float *a, const float *b, float *c) {
     int n = 2048;
     openblas_set_num_threads(omp_get_max_threads());
