@@ -25,7 +25,7 @@ static void unpack_q4_0(const uint8_t *b, float *y) {
 /* Q4_K and Q5_K (q5 set): a block of 256 values, 64 at a time. */
 static inline __attribute__((always_inline)) void unpack_q45_k(const uint8_t *b, int q5, float *y) {
     float scales[16];
-    tempo_q45_k_scale_products(b, tempo_half_scale(b), tempo_half_scale(b + 2), scales);
+    tempo_q45_k_scale_products(b, scales);
     for (int j = 0; j < 4; j++) {
         F32x16 w[4];
         tempo_q45_k_vectors(b, q5, j, scales, w);
