@@ -310,10 +310,12 @@ static inline __attribute__((always_inline)) void tempo_q45_k_vectors(const uint
  * k / 2 of ql[l + 32 (k % 2)] and bits 2k of qh[l]; one scale per 16,
  * its product d*sc in `scales` (tempo_q6_k_scale_products). */
 #if defined(__AVX512VBMI__)
-/* The 64 codes q of Q6_K group g, a byte each in value order: value 16v + i
- * (v = 0..3) is nibble g % 2 of ql[16v + i] and bits 2k, 2k+1 (k = 2 (g %
- * 2) + v / 2) of qh[16 (v % 2) + i], as bits 4, 5: qh's 32 bytes twice,
- * each 16-bit word shifted by its own count (vpsllvw, vpsrlw), then masked. */
+/* The 64 codes q of Q6_K group g, a byte each in value order, in bits
+ * 0..5 (bits 6, 7: whatever the shifts leave): value 16v + i (v = 0..3)
+ * is nibble g % 2 of ql[16v + i] and bits 2k, 2k+1 (k = 2 (g % 2) + v /
+ * 2) of qh[16 (v % 2) + i], as bits 4, 5: qh's 32 bytes twice, each 16-bit
+ * word shifted by its own count (vpsllvw, vpsrlvw), then bits 0..3 taken
+ * from ql and 4..7 from qh (one vpternlogd). */
 static inline __attribute__((always_inline)) __m512i tempo_q6_k_codes(const uint8_t *ql, const uint8_t *qh, int g) {
     __m512i low = _mm512_loadu_si512(ql), high = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qh));
     if (g % 2) { /* k = 2, 3: high nibbles; qh bits 4, 5 in place, bits 6, 7 down by 2 */
@@ -325,15 +327,30 @@ static inline __attribute__((always_inline)) __m512i tempo_q6_k_codes(const uint
                                                         0x0002000200020002, 0x0004000400040004, 0x0004000400040004,
                                                         0x0004000400040004, 0x0004000400040004));
     }
-    return _mm512_or_si512(_mm512_and_si512(low, _mm512_set1_epi8(0x0F)), _mm512_and_si512(high, _mm512_set1_epi8(0x30)));
+    return _mm512_ternarylogic_epi32(_mm512_set1_epi8(0x0F), low, high, 0xCA); /* mask ? low : high, bit by bit */
 }
 
-/* q - 32 as floats for codes 16v .. 16v+15: each byte moved (vpermb) into
- * the low byte of 0x4B000000, the float 2^23 + q, less 2^23 + 32: exact. */
-static inline __attribute__((always_inline)) F32x16 tempo_q6_k_floats(__m512i codes, int v) {
-    __m512i at = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(16 * v));
-    __m512i bits = _mm512_mask_permutexvar_epi8(_mm512_set1_epi32(0x4B000000), 0x1111111111111111ull, at, codes);
-    return (F32x16)_mm512_castsi512_ps(bits) - 8388640.0f;
+/* The high halves of the floats q - 32 for q = 32h .. 32h+31, one 16-bit
+ * word each (their low halves are 0: an integer of at most 5 significant
+ * bits). */
+static inline __m512i tempo_q6_k_table(int h) {
+    F32x16 lanes = tempo_codes_0_15() + (float)(32 * h - 32);
+    __m512i low = _mm512_srli_epi32(_mm512_castps_si512((__m512)lanes), 16);
+    __m512i high = _mm512_srli_epi32(_mm512_castps_si512((__m512)(lanes + 16.0f)), 16);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(low)), _mm512_cvtepi32_epi16(high), 1);
+}
+
+/* q - 32 as floats for codes 16v .. 16v+15: each code byte copied into
+ * every byte of its 32-bit lane (vpermb), then the lane's high word looked
+ * up in the 64 words of `table` (vpermi2w: index bits 0..5 only, so bits
+ * 6, 7 of the code are ignored), its low word zeroed. The same float. */
+static inline __attribute__((always_inline)) F32x16 tempo_q6_k_floats(__m512i codes, int v, const __m512i table[2]) {
+    __m512i at = _mm512_add_epi32(_mm512_set1_epi32(0x01010101 * 16 * v),
+                                  _mm512_set_epi32(0x0F0F0F0F, 0x0E0E0E0E, 0x0D0D0D0D, 0x0C0C0C0C, 0x0B0B0B0B, 0x0A0A0A0A,
+                                                   0x09090909, 0x08080808, 0x07070707, 0x06060606, 0x05050505, 0x04040404,
+                                                   0x03030303, 0x02020202, 0x01010101, 0));
+    __m512i index = _mm512_permutexvar_epi8(at, codes);
+    return (F32x16)_mm512_castsi512_ps(_mm512_maskz_permutex2var_epi16(0xAAAAAAAAu, table[0], index, table[1]));
 }
 #endif
 
@@ -341,8 +358,8 @@ static inline __attribute__((always_inline)) void tempo_q6_k_vectors(const uint8
                                                                     F32x16 w[4]) {
     const uint8_t *ql = b + 64 * (g / 2), *qh = b + 128 + 32 * (g / 2);
 #if defined(__AVX512VBMI__)
-    __m512i codes = tempo_q6_k_codes(ql, qh, g);
-    for (int v = 0; v < 4; v++) w[v] = scales[8 * (g / 2) + v % 2 + 2 * (2 * (g % 2) + v / 2)] * tempo_q6_k_floats(codes, v);
+    __m512i codes = tempo_q6_k_codes(ql, qh, g), table[2] = {tempo_q6_k_table(0), tempo_q6_k_table(1)};
+    for (int v = 0; v < 4; v++) w[v] = scales[8 * (g / 2) + v % 2 + 2 * (2 * (g % 2) + v / 2)] * tempo_q6_k_floats(codes, v, table);
 #else
     for (int v = 0; v < 4; v++) {
         int k = 2 * (g % 2) + v / 2, c = v % 2;

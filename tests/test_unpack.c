@@ -120,6 +120,29 @@ Test(unpack, low_bit_types_equal_reference_bitwise) {
     cr_expect(!tempo_low_bit_decoded(WEIGHT_Q4_K) && !tempo_low_bit_decoded(WEIGHT_TQ2_0));
 }
 
+#if defined(__AVX512VBMI__)
+/* Q6_K's code-to-float lookup (tempo_q6_k_floats, tempo_q6_k_table): every
+ * code q in every lane of every vector v gives the float q - 32, bit for
+ * bit, whatever bits 6 and 7 of its byte hold (a shifted qh leaves them
+ * set; the lookup must read bits 0..5 only). A wrong table entry, a lane
+ * taken from the wrong byte or a high bit that leaks into the index shows. */
+Test(unpack, q6_k_floats_every_code_is_q_minus_32) {
+    __m512i table[2] = {tempo_q6_k_table(0), tempo_q6_k_table(1)};
+    for (int shift = 0; shift < 64; shift++) {
+        uint8_t codes[64];
+        for (int j = 0; j < 64; j++) codes[j] = (uint8_t)((j + shift) % 64 | (j * 7 + shift) % 4 << 6);
+        __m512i packed;
+        memcpy(&packed, codes, sizeof packed);
+        for (int v = 0; v < 4; v++) {
+            F32x16 got = tempo_q6_k_floats(packed, v, table);
+            float want[16];
+            for (int i = 0; i < 16; i++) want[i] = (float)((codes[16 * v + i] & 63) - 32);
+            expect_same_bits((const float *)&got, want, 16, "tempo_q6_k_floats");
+        }
+    }
+}
+#endif
+
 /* Every one of the 65536 halves and bfloat16s, 16 lanes at a time, and through tempo_unpack. */
 Test(unpack, every_half_and_bfloat16_equals_scalar) {
     uint16_t *all = malloc(65536 * sizeof(uint16_t));
