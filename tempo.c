@@ -160,7 +160,8 @@ static void swiglu(float *gate, const float *up, size_t n) {
 /* p[j].out = in p[j].w^T for products of one input: one call, which a kernel may run as one parallel step. */
 static void products(const Kernels *kern, const Product *p, int count, const float *in, int n, int m, float *scratch) {
     if (kern->products) kern->products(p, count, in, n, m, scratch);
-    for (int j = 0; !kern->products && j < count; j++) kern->matmul(p[j].out, in, p[j].w, n, m, p[j].d, scratch);
+    else
+        for (int j = 0; j < count; j++) kern->matmul(p[j].out, in, p[j].w, n, m, p[j].d, scratch);
 }
 
 static void add_into(float *x, const float *y, size_t n) {

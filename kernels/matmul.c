@@ -586,9 +586,10 @@ void tempo_products_fast(const Product *p, int count, const float *in, int n, in
     {
         int threads = omp_get_num_threads(), t = omp_get_thread_num();
         int from = (int)((long)passes * t / threads), to = (int)((long)passes * (t + 1) / threads);
-        for (int j = 0, first = 0; j < count; first += passes_of(&p[j], n), j++) { /* first: product j's first pass */
-            int lo = from > first ? from - first : 0, hi = to - first < passes_of(&p[j], n) ? to - first : passes_of(&p[j], n);
+        for (int j = 0, first = 0; j < count; j++) { /* first: product j's first pass */
+            int own = passes_of(&p[j], n), lo = from > first ? from - first : 0, hi = to - first < own ? to - first : own;
             if (lo < hi) product_passes(&p[j], in, n, m, lo, hi);
+            first += own;
         }
     }
 }
