@@ -232,8 +232,8 @@ const char *tempo_model_name(const Model *m) {
     return base ? base + 1 : path;
 }
 
-int tempo_map_file(const char *path, const char *what, void **map, size_t *size, char *err) {
-    *map = NULL;
+/* A regular file opened for reading, and its size; -1 and one line otherwise. */
+static int open_regular(const char *path, const char *what, size_t *size, char *err) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) return tempo_error(err, "cannot open %s %s: %s", what, path, strerror(errno));
     struct stat st;
@@ -242,6 +242,13 @@ int tempo_map_file(const char *path, const char *what, void **map, size_t *size,
         return tempo_error(err, "%s %s is not a regular file", what, path);
     }
     *size = (size_t)st.st_size;
+    return fd;
+}
+
+int tempo_map_file(const char *path, const char *what, void **map, size_t *size, char *err) {
+    *map = NULL;
+    int fd = open_regular(path, what, size, err);
+    if (fd < 0) return -1;
     void *p = *size ? mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL; /* an empty file maps to nothing */
     close(fd);
     if (p == MAP_FAILED) return tempo_error(err, "cannot mmap %s %s: %s", what, path, strerror(errno));
@@ -293,18 +300,13 @@ static const char *read_all(int fd, char *data, size_t size) {
 
 int tempo_copy_file_huge(const char *path, const char *what, void **data, size_t *size, char *err) {
     *data = NULL;
-    int fd = open(path, O_RDONLY), rc = 0;
-    if (fd < 0) return tempo_error(err, "cannot open %s %s: %s", what, path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return tempo_error(err, "%s %s is not a regular file", what, path);
-    }
-    *size = (size_t)st.st_size;
+    int fd = open_regular(path, what, size, err), rc = 0;
+    if (fd < 0) return -1;
     char *copy = *size ? huge_page_region(*size) : NULL; /* an empty file copies to nothing */
     const char *failed = copy ? read_all(fd, copy, *size) : NULL;
     if (*size && !copy) rc = tempo_error(err, "out of memory for %s %s (%zu bytes)", what, path, *size);
     if (failed) rc = tempo_error(err, "cannot read %s %s: %s", what, path, failed);
+    if (copy && !failed) mprotect(copy, *size, PROT_READ); /* read-only, as a map of the file is */
     close(fd);
     if (rc != 0) tempo_unmap_file(copy, *size);
     else *data = copy;
