@@ -280,7 +280,7 @@ static void *huge_page_region(size_t size) {
     if (reserved == MAP_FAILED) return NULL;
     char *start = (char *)(((uintptr_t)reserved + huge - 1) / huge * huge);
     if (start > reserved) munmap(reserved, (size_t)(start - reserved));
-    if (start + len < reserved + len + huge) munmap(start + len, (size_t)(reserved + len + huge - (start + len)));
+    munmap(start + len, (size_t)(reserved + huge - start)); /* the tail: never empty, start < reserved + huge */
     madvise(start, len, MADV_HUGEPAGE); /* advice: 4 KB pages if the kernel has no 2 MB ones to give */
     return start;
 }
