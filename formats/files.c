@@ -1,4 +1,4 @@
-/* files.c - reading whole files, and writing them: a regular file
+/* files.c - reading whole files (and MemAvailable), and writing them: a regular file
  * through a temporary name renamed into place when complete, anything
  * else (a device, a FIFO) in place (NOTES "Outputs"). */
 #define _GNU_SOURCE
@@ -124,4 +124,17 @@ int tempo_write_text_file(const char *path, const char *text, char *err) {
     AtomicFile a;
     if (tempo_atomic_open(&a, path, "", err) != 0) return -1;
     return tempo_atomic_close(&a, fputs(text, a.f) >= 0, err);
+}
+
+int tempo_memory_available(size_t *bytes, char *err) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    int found = 0;
+    *bytes = 0;
+    while (f && !found && fgets(line, sizeof line, f)) found = sscanf(line, "MemAvailable: %llu kB", &kb) == 1;
+    if (f) fclose(f);
+    if (!found) return tempo_error(err, "cannot read MemAvailable from /proc/meminfo");
+    *bytes = (size_t)kb * 1024;
+    return 0;
 }

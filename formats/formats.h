@@ -61,12 +61,14 @@ typedef struct {
     void *data;          /* owned by a Trace; into the file for a checkpoint */
 } Tensor;
 
-/* The files behind a loaded model: mapped read-only, unmapped by tempo_model_free. */
+/* The files behind a loaded model: mapped read-only, or copied into anonymous
+ * memory on 2 MB pages (tempo_copy_file_huge); unmapped by tempo_model_free. */
 enum { TEMPO_MAX_MAPS = 64 };
 struct ModelFiles {
     int n_maps;
     void *maps[TEMPO_MAX_MAPS];
     size_t map_sizes[TEMPO_MAX_MAPS];
+    unsigned char copied[TEMPO_MAX_MAPS]; /* 1: a copy (resident already), 0: a map of the page cache */
     char path[4096];
 };
 
@@ -118,8 +120,19 @@ int tempo_model_rope(Model *m, const RopeScaling *rs, char *err);
 /* Maps a regular file read-only (an empty one to NULL); `what` names it in messages. */
 int tempo_map_file(const char *path, const char *what, void **map, size_t *size, char *err);
 void tempo_unmap_file(void *map, size_t size);
-/* Hands a mapped file to the model (unmapped by tempo_model_free; at once on failure). */
-int tempo_model_keep_map(Model *m, void *map, size_t size, char *err);
+/* Reads a regular file into anonymous memory starting on a 2 MB boundary and
+ * advised MADV_HUGEPAGE (an empty one to NULL); freed by tempo_unmap_file. */
+int tempo_copy_file_huge(const char *path, const char *what, void **data, size_t *size, char *err);
+/* 1 if the kernel gives 2 MB pages on request: transparent_hugepage/enabled is [always] or [madvise]. */
+int tempo_huge_pages_offered(void);
+/* 1 if a checkpoint of `bytes` is copied rather than mapped (NOTES "Loading a
+ * model"): the kernel offers 2 MB pages and the copy fits twice in `available`. */
+int tempo_copy_pays(size_t bytes, size_t available, int huge_pages);
+/* MemAvailable of /proc/meminfo, in bytes (0 and an error when unreadable). */
+int tempo_memory_available(size_t *bytes, char *err);
+/* Hands a mapped (copied 0) or copied (1) file to the model (unmapped by
+ * tempo_model_free; at once on failure). */
+int tempo_model_keep_map(Model *m, void *map, size_t size, int copied, char *err);
 /* Sets the path the model is named by (messages, trace metadata). */
 int tempo_model_set_path(Model *m, const char *path, char *err);
 /* The model's file or directory, as given ("" if none). */

@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -230,8 +232,8 @@ const char *tempo_model_name(const Model *m) {
     return base ? base + 1 : path;
 }
 
-int tempo_map_file(const char *path, const char *what, void **map, size_t *size, char *err) {
-    *map = NULL;
+/* A regular file opened for reading, and its size; -1 and one line otherwise. */
+static int open_regular(const char *path, const char *what, size_t *size, char *err) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) return tempo_error(err, "cannot open %s %s: %s", what, path, strerror(errno));
     struct stat st;
@@ -240,6 +242,13 @@ int tempo_map_file(const char *path, const char *what, void **map, size_t *size,
         return tempo_error(err, "%s %s is not a regular file", what, path);
     }
     *size = (size_t)st.st_size;
+    return fd;
+}
+
+int tempo_map_file(const char *path, const char *what, void **map, size_t *size, char *err) {
+    *map = NULL;
+    int fd = open_regular(path, what, size, err);
+    if (fd < 0) return -1;
     void *p = *size ? mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL; /* an empty file maps to nothing */
     close(fd);
     if (p == MAP_FAILED) return tempo_error(err, "cannot mmap %s %s: %s", what, path, strerror(errno));
@@ -251,12 +260,66 @@ void tempo_unmap_file(void *map, size_t size) {
     if (map) munmap(map, size);
 }
 
-int tempo_model_keep_map(Model *m, void *map, size_t size, char *err) {
+int tempo_huge_pages_offered(void) {
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    char line[128] = "";
+    int got = f && fgets(line, sizeof line, f) != NULL;
+    if (f) fclose(f);
+    return got && (strstr(line, "[always]") || strstr(line, "[madvise]"));
+}
+
+int tempo_copy_pays(size_t bytes, size_t available, int huge_pages) {
+    return huge_pages && bytes > 0 && bytes <= available / 2;
+}
+
+/* Anonymous memory of `size` bytes starting on a 2 MB boundary, advised MADV_HUGEPAGE: reserves 2 MB
+ * more and gives the slack before and after back. */
+static void *huge_page_region(size_t size) {
+    size_t huge = (size_t)2 << 20, page = (size_t)sysconf(_SC_PAGESIZE), len = (size + page - 1) / page * page;
+    char *reserved = mmap(NULL, len + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (reserved == MAP_FAILED) return NULL;
+    char *start = (char *)(((uintptr_t)reserved + huge - 1) / huge * huge);
+    if (start > reserved) munmap(reserved, (size_t)(start - reserved));
+    munmap(start + len, (size_t)(reserved + huge - start)); /* the tail: never empty, start < reserved + huge */
+    madvise(start, len, MADV_HUGEPAGE); /* advice: 4 KB pages if the kernel has no 2 MB ones to give */
+    return start;
+}
+
+/* Reads size bytes of fd into data: 0, or the reason it could not. */
+static const char *read_all(int fd, char *data, size_t size) {
+    size_t done = 0;
+    while (done < size) {
+        ssize_t got = pread(fd, data + done, size - done, (off_t)done);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return strerror(errno);
+        if (got == 0) return "the file ended early";
+        done += (size_t)got;
+    }
+    return NULL;
+}
+
+int tempo_copy_file_huge(const char *path, const char *what, void **data, size_t *size, char *err) {
+    *data = NULL;
+    int fd = open_regular(path, what, size, err), rc = 0;
+    if (fd < 0) return -1;
+    char *copy = *size ? huge_page_region(*size) : NULL; /* an empty file copies to nothing */
+    const char *failed = copy ? read_all(fd, copy, *size) : NULL;
+    if (*size && !copy) rc = tempo_error(err, "out of memory for %s %s (%zu bytes)", what, path, *size);
+    if (failed) rc = tempo_error(err, "cannot read %s %s: %s", what, path, failed);
+    if (copy && !failed) mprotect(copy, *size, PROT_READ); /* read-only, as a map of the file is */
+    close(fd);
+    if (rc != 0) tempo_unmap_file(copy, *size);
+    else *data = copy;
+    return rc;
+}
+
+int tempo_model_keep_map(Model *m, void *map, size_t size, int copied, char *err) {
     if (model_files(m, err) != 0 || m->files->n_maps == TEMPO_MAX_MAPS) {
         tempo_unmap_file(map, size);
         return m->files ? tempo_error(err, "too many files in one model (limit %d)", TEMPO_MAX_MAPS) : -1;
     }
     m->files->maps[m->files->n_maps] = map;
+    m->files->copied[m->files->n_maps] = copied;
     m->files->map_sizes[m->files->n_maps++] = size;
     return 0;
 }

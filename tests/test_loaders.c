@@ -2,6 +2,9 @@
  * check every format goes through, and the model's files kept by formats/. */
 #include "helpers.h"
 #include "../formats/gguf.h"
+#include "../tools/memory.h"
+
+#include <sys/stat.h>
 
 /* The file's bytes; the caller frees them. */
 static unsigned char *read_bytes(const char *path, size_t *len) {
@@ -102,4 +105,65 @@ Test(loaders, every_weight_type_binds_as_weights) {
     free(logits);
     tempo_model_free(&m);
     free(buf);
+}
+
+/* A checkpoint copied onto 2 MB pages holds exactly the file's bytes (a size that is no multiple of
+ * 4 KB too), starts on a 2 MB boundary, and frees like a map; an empty file copies to nothing, and
+ * a missing file or a directory is named. */
+Test(loaders, copied_file_holds_the_files_bytes) {
+    char err[TEMPO_ERR_SIZE] = "";
+    const char *paths[] = {WEIGHTS_DIR "/stories260K.bin", BUILD_DIR "/stories260K-q8_0.gguf"};
+    for (int i = 0; i < 2; i++) {
+        size_t len, size;
+        unsigned char *want = read_bytes(paths[i], &len);
+        void *copy;
+        cr_assert_eq(tempo_copy_file_huge(paths[i], "checkpoint", &copy, &size, err), 0, "%s", err);
+        cr_expect(size == len && memcmp(copy, want, len) == 0, "%s: the copy differs from the file", paths[i]);
+        cr_expect_eq((uintptr_t)copy % ((uintptr_t)2 << 20), 0, "%s: the copy starts at %p", paths[i], copy);
+        tempo_unmap_file(copy, size);
+        free(want);
+    }
+    FILE *f = fopen("/tmp/tempo-empty-copy.bin", "wb");
+    cr_assert(f != NULL);
+    fclose(f);
+    void *copy = &err;
+    size_t size = 1;
+    cr_expect(tempo_copy_file_huge("/tmp/tempo-empty-copy.bin", "checkpoint", &copy, &size, err) == 0 && !copy && !size);
+    cr_expect_neq(tempo_copy_file_huge("/tmp/tempo-no-such-file.bin", "checkpoint", &copy, &size, err), 0);
+    cr_expect(strstr(err, "cannot open checkpoint /tmp/tempo-no-such-file.bin"), "error: %s", err);
+    cr_expect_neq(tempo_copy_file_huge("/tmp", "checkpoint", &copy, &size, err), 0);
+    cr_expect(strstr(err, "checkpoint /tmp is not a regular file"), "error: %s", err);
+    unlink("/tmp/tempo-empty-copy.bin");
+}
+
+/* The copy is made only when the kernel offers 2 MB pages and it fits twice in what is available. */
+Test(loaders, copy_pays_by_the_rule) {
+    cr_expect_eq(tempo_copy_pays(100, 200, 1), 1, "half of what is available is copied");
+    cr_expect_eq(tempo_copy_pays(101, 200, 1), 0, "more than half is mapped");
+    cr_expect_eq(tempo_copy_pays(100, 200, 0), 0, "no 2 MB pages: mapped");
+    cr_expect_eq(tempo_copy_pays(0, 200, 1), 0, "an empty file: nothing to copy");
+}
+
+/* tempo_model_load copies a checkpoint exactly when the rule says so, and the memory estimate
+ * counts a mapped file (page cache, inside MemAvailable) but not a copied one (outside it). */
+Test(loaders, load_follows_the_rule_and_the_estimate_counts_maps) {
+    char err[TEMPO_ERR_SIZE] = "";
+    const char *path = BUILD_DIR "/stories260K-q8_0.gguf";
+    size_t available, size;
+    struct stat st;
+    cr_assert(stat(path, &st) == 0 && tempo_memory_available(&available, err) == 0, "%s", err);
+    Model m;
+    load_model(&m, path);
+    int want = tempo_copy_pays((size_t)st.st_size, available, tempo_huge_pages_offered());
+    cr_expect_eq(m.files->copied[0], want, "copied %d, the rule says %d", m.files->copied[0], want);
+    tempo_model_free(&m);
+    for (int copied = 0; copied < 2; copied++) {
+        void *data;
+        cr_assert_eq((copied ? tempo_copy_file_huge : tempo_map_file)(path, "checkpoint", &data, &size, err), 0, "%s", err);
+        cr_assert_eq(tempo_model_from_buffer(&m, data, size, path, err), 0, "%s", err);
+        cr_assert_eq(tempo_model_keep_map(&m, data, size, copied, err), 0, "%s", err);
+        size_t resident = tempo_model_resident_bytes(&m) - m.converted_bytes;
+        cr_expect_eq(resident, copied ? 0 : size, "copied %d: %zu resident bytes of a %zu-byte file", copied, resident, size);
+        tempo_model_free(&m);
+    }
 }

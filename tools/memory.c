@@ -11,7 +11,7 @@
 
 size_t tempo_model_resident_bytes(const Model *m) {
     size_t bytes = m->converted_bytes;
-    for (int i = 0; m->files && i < m->files->n_maps; i++) bytes += m->files->map_sizes[i];
+    for (int i = 0; m->files && i < m->files->n_maps; i++) bytes += m->files->copied[i] ? 0 : m->files->map_sizes[i];
     return bytes;
 }
 
@@ -46,19 +46,6 @@ size_t tempo_generation_bytes(const Model *m, const GenConfig *g, int n_prompt, 
     size_t state = tempo_state_bytes(c, m->kernels ? m->kernels : &tempo_plain_kernels, (int)n, n_prompt);
     size_t held = tempo_model_resident_bytes(m) + state + logits + (2 * kept + prompt_batch + step_batch) * sizeof(float);
     return held + (trace ? logits + mask_bits + kept * 2 * sizeof(float) : 0); /* the trace: masks as bits (or the rule), attention */
-}
-
-int tempo_memory_available(size_t *bytes, char *err) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    char line[256];
-    unsigned long long kb = 0;
-    int found = 0;
-    *bytes = 0;
-    while (f && !found && fgets(line, sizeof line, f)) found = sscanf(line, "MemAvailable: %llu kB", &kb) == 1;
-    if (f) fclose(f);
-    if (!found) return tempo_error(err, "cannot read MemAvailable from /proc/meminfo");
-    *bytes = (size_t)kb * 1024;
-    return 0;
 }
 
 int tempo_memory_fits(size_t need, size_t available, const char *what, const char *shrink, char *err) {

@@ -6,7 +6,8 @@
 #include "../tempo.h"
 
 /* Bytes of the model that become resident as it runs: its mapped files and
- * the values it converted. */
+ * the values it converted (a copied file is resident already, and outside
+ * MemAvailable). */
 size_t tempo_model_resident_bytes(const Model *m);
 /* Bytes a State (tempo.h) of `capacity` rows holds once a forward of `rows`
  * new rows has run with `kern`: the KV cache and the scratch that
@@ -15,8 +16,6 @@ size_t tempo_state_bytes(const Config *c, const Kernels *kern, int capacity, int
 /* Bytes tempo_generate holds for n_prompt rows under g (its cache, rows,
  * logits and kept attention), plus the trace written from it (masks as bits). */
 size_t tempo_generation_bytes(const Model *m, const GenConfig *g, int n_prompt, int trace);
-/* MemAvailable of /proc/meminfo, in bytes (0 and an error when unreadable). */
-int tempo_memory_available(size_t *bytes, char *err);
 /* 0 if `need` bytes fit in `available`; else -1 and one line naming the
  * command, the size, what is available, and the flags that shrink it. */
 int tempo_memory_fits(size_t need, size_t available, const char *what, const char *shrink, char *err);
