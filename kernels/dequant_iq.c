@@ -21,9 +21,19 @@ static uint32_t u32_at(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1
  * has an even number of minus signs and the eighth need not be stored. */
 static unsigned signs_of(unsigned index7) { return index7 | (unsigned)__builtin_parity(index7) << 7; }
 
+/* db * grid value, negated when the sign bit is set. ggml multiplies by
+ * -1 or 1; a negation is the same float for every value but NaN, whose sign
+ * x * -1 keeps on x86 and a negation flips. GCC compiles ggml's product to
+ * the negation at -O3 but not always: spelled here, the vector decoders
+ * (unpack_grids.h) can match it bit for bit. */
+static float signed_value(float db, uint8_t grid, unsigned negative) {
+    float v = db * (float)grid;
+    return negative ? -v : v;
+}
+
 /* Group of 8 = scale * grid point, value j negated when bit j of signs is set. */
 static void signed_group(const uint8_t *grid, float db, unsigned signs, float *y) {
-    for (int j = 0; j < 8; j++) y[j] = db * (float)grid[j] * (signs >> j & 1 ? -1.f : 1.f);
+    for (int j = 0; j < 8; j++) y[j] = signed_value(db, grid[j], signs >> j & 1);
 }
 
 /* IQ2_XXS: d, then per 32 values 8 bytes: 4 grid indices (one byte each,
@@ -73,8 +83,8 @@ void tempo_dequant_iq2_s(const uint8_t *b, float *y) {
 /* Two grid points of 4 with the 8 signs of a group: values 0..3 from g1, 4..7 from g2. */
 static void signed_pair(const uint8_t *g1, const uint8_t *g2, float db, unsigned signs, float *y) {
     for (int j = 0; j < 4; j++) {
-        y[j] = db * (float)g1[j] * (signs >> j & 1 ? -1.f : 1.f);
-        y[j + 4] = db * (float)g2[j] * (signs >> (j + 4) & 1 ? -1.f : 1.f);
+        y[j] = signed_value(db, g1[j], signs >> j & 1);
+        y[j + 4] = signed_value(db, g2[j], signs >> (j + 4) & 1);
     }
 }
 

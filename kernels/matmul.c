@@ -211,13 +211,15 @@ INLINE void pass_blocks(Sums acc, WeightType type, const char *const *row, size_
     }
 }
 
-/* Q4_1, Q5_0, Q5_1, IQ4_NL (32-value blocks) and Q2_K, Q3_K, IQ4_XS (256, 64 values at a time) rows, decoded in registers (unpack_low_bit.h). */
+/* Q4_1, Q5_0, Q5_1, IQ4_NL (32-value blocks) and Q2_K, Q3_K, IQ4_XS, TQ1_0, TQ2_0 and the IQ grid types (256, 64
+ * values at a time) rows, decoded in registers (unpack_low_bit.h, unpack_grids.h). */
 INLINE void pass_low_bit(Sums acc, WeightType type, const char *const *row, size_t row_bytes, int rows, const float *in,
                          int m, int n) {
-    int k_quant = type == WEIGHT_Q2_K || type == WEIGHT_Q3_K || type == WEIGHT_IQ4_XS, values = k_quant ? TEMPO_QK_K : 32;
+    int k_quant = !(type == WEIGHT_Q4_1 || type == WEIGHT_Q5_0 || type == WEIGHT_Q5_1 || type == WEIGHT_IQ4_NL);
+    int values = k_quant ? TEMPO_QK_K : 32;
     size_t bytes = row_bytes / (size_t)(m / values), at = 0, ahead = pass_prefetch_bytes(row_bytes, rows);
     for (int t = 0; t < m; t += values, at += bytes) {
-        prefetch_blocks(row, rows, at, bytes, ahead, k_quant, 2 * ALIGN, PREFETCH_BYTES); /* a K-quant block: at most 136 bytes */
+        prefetch_blocks(row, rows, at, bytes, ahead, k_quant, 2 * ALIGN, PREFETCH_BYTES); /* a 256-value block: at most 136 bytes */
         int groups = k_quant ? 4 : 1;
 #pragma GCC unroll 4
         for (int g = 0; g < groups; g++) { /* unrolled: each group's scale bytes at known offsets */
@@ -403,6 +405,51 @@ static void pass_iq4_xs(float *out, int d, WeightType type, const char *w, size_
     (void)type;
     pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ4_XS, w, row_bytes, rows, m, in, n);
 }
+static void pass_tq1_0(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_LOW_BIT, WEIGHT_TQ1_0, w, row_bytes, rows, m, in, n);
+}
+static void pass_tq2_0(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_LOW_BIT, WEIGHT_TQ2_0, w, row_bytes, rows, m, in, n);
+}
+static void pass_iq2_xxs(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ2_XXS, w, row_bytes, rows, m, in, n);
+}
+static void pass_iq2_xs(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ2_XS, w, row_bytes, rows, m, in, n);
+}
+static void pass_iq2_s(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ2_S, w, row_bytes, rows, m, in, n);
+}
+static void pass_iq3_xxs(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ3_XXS, w, row_bytes, rows, m, in, n);
+}
+static void pass_iq3_s(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ3_S, w, row_bytes, rows, m, in, n);
+}
+static void pass_iq1_s(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ1_S, w, row_bytes, rows, m, in, n);
+}
+static void pass_iq1_m(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
+                      int n) {
+    (void)type;
+    pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ1_M, w, row_bytes, rows, m, in, n);
+}
 static void pass_tiled(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m,
                        const float *in, int n) {
     pass_for(out, d, PATH_TILES, type, w, row_bytes, rows, m, in, n);
@@ -425,6 +472,15 @@ static PassKernel *pass_kernel(WeightType type) {
     case WEIGHT_Q2_K: return pass_q2_k;
     case WEIGHT_Q3_K: return pass_q3_k;
     case WEIGHT_IQ4_XS: return pass_iq4_xs;
+    case WEIGHT_TQ1_0: return pass_tq1_0;
+    case WEIGHT_TQ2_0: return pass_tq2_0;
+    case WEIGHT_IQ2_XXS: return pass_iq2_xxs;
+    case WEIGHT_IQ2_XS: return pass_iq2_xs;
+    case WEIGHT_IQ2_S: return pass_iq2_s;
+    case WEIGHT_IQ3_XXS: return pass_iq3_xxs;
+    case WEIGHT_IQ3_S: return pass_iq3_s;
+    case WEIGHT_IQ1_S: return pass_iq1_s;
+    case WEIGHT_IQ1_M: return pass_iq1_m;
     default: return pass_tiled;
     }
 }

@@ -1,8 +1,9 @@
-/* unpack.c - the block types (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) and f16/bf16
- * to f32, 16 values at a time in vector registers, with unpack.h's
- * decoders. Every value is the float dequant.c gives, bit for bit
- * (tests/test_unpack.c checks it against tempo_dequantize). */
-#include "unpack.h"
+/* unpack.c - the block types (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; the others of
+ * unpack_low_bit.h and unpack_grids.h) and f16/bf16 to f32, 16 values at a
+ * time in vector registers, with those headers' decoders. Every value is
+ * the float dequant.c gives, bit for bit (tests/test_unpack.c checks it
+ * against tempo_dequantize). */
+#include "unpack_low_bit.h"
 
 static void put16(float *y, F32x16 v) { memcpy(y, &v, sizeof v); }
 
@@ -43,6 +44,22 @@ static void unpack_q6_k(const uint8_t *b, float *y) {
     }
 }
 
+/* The types of unpack_low_bit.h and unpack_grids.h: a block of 32 values in two vectors, of 256 in four groups of 64. */
+static void unpack_low_bit(WeightType t, const uint8_t *b, float *y) {
+    int groups = tempo_block_values(t) / 64;
+    if (groups == 0) {
+        F32x16 w[4];
+        tempo_low_bit_vectors(t, b, 0, w);
+        put_vectors(y, w, 2);
+        return;
+    }
+    for (int g = 0; g < groups; g++) {
+        F32x16 w[4];
+        tempo_low_bit_vectors(t, b, g, w);
+        put_vectors(y + 64 * g, w, 4);
+    }
+}
+
 /* f16 and bf16, 16 at a time; a last part under 16 values through tempo_dequantize. */
 static void unpack_halves(WeightType t, const uint8_t *p, size_t n_values, float *out) {
     size_t i = 0;
@@ -60,6 +77,12 @@ void tempo_unpack(WeightType t, const void *src, size_t n_values, float *out) {
     case WEIGHT_Q4_K: for (size_t i = 0; i < blocks; i++) unpack_q45_k(p + i * bytes, 0, out + TEMPO_QK_K * i); break;
     case WEIGHT_Q5_K: for (size_t i = 0; i < blocks; i++) unpack_q45_k(p + i * bytes, 1, out + TEMPO_QK_K * i); break;
     case WEIGHT_Q6_K: for (size_t i = 0; i < blocks; i++) unpack_q6_k(p + i * bytes, out + TEMPO_QK_K * i); break;
-    default: tempo_dequantize(t, src, n_values, out); break; /* f32, and types with no vector unpacker */
+    default:
+        if (!tempo_low_bit_decoded(t)) {
+            tempo_dequantize(t, src, n_values, out); /* f32, and types with no vector unpacker */
+            break;
+        }
+        for (size_t i = 0; i < blocks; i++) unpack_low_bit(t, p + i * bytes, out + (size_t)tempo_block_values(t) * i);
+        break;
     }
 }

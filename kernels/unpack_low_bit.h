@@ -13,6 +13,7 @@
 #define TEMPO_UNPACK_LOW_BIT_H
 
 #include "unpack.h"
+#include "unpack_grids.h"
 
 #define TEMPO_LOW_BIT_INLINE static inline __attribute__((always_inline))
 
@@ -198,11 +199,11 @@ TEMPO_LOW_BIT_INLINE void tempo_iq4_xs_vectors(const uint8_t *b, int g, F32x16 w
     }
 }
 
-/* Whether a type is decoded here; its vectors per call (group of 64
- * values of a 256-value block: 4; a 32-value block: 2). */
+/* Whether a type is decoded here or in unpack_grids.h; its vectors per
+ * call (group of 64 values of a 256-value block: 4; a 32-value block: 2). */
 static inline int tempo_low_bit_decoded(WeightType t) {
     return t == WEIGHT_Q4_1 || t == WEIGHT_Q5_0 || t == WEIGHT_Q5_1 || t == WEIGHT_IQ4_NL || t == WEIGHT_Q2_K ||
-           t == WEIGHT_Q3_K || t == WEIGHT_IQ4_XS;
+           t == WEIGHT_Q3_K || t == WEIGHT_IQ4_XS || tempo_grid_decoded(t);
 }
 
 /* The vectors of group g (256-value blocks) or of the whole block (32-value blocks, g = 0) at b. */
@@ -214,7 +215,8 @@ TEMPO_LOW_BIT_INLINE void tempo_low_bit_vectors(WeightType t, const uint8_t *b, 
     case WEIGHT_IQ4_NL: tempo_iq4_nl_vectors(b, w); break;
     case WEIGHT_Q2_K: tempo_q2_k_vectors(b, g, w); break;
     case WEIGHT_Q3_K: tempo_q3_k_vectors(b, g, w); break;
-    default: tempo_iq4_xs_vectors(b, g, w); break;
+    case WEIGHT_IQ4_XS: tempo_iq4_xs_vectors(b, g, w); break;
+    default: tempo_grid_vectors(t, b, g, w); break;
     }
 }
 

@@ -230,7 +230,7 @@ Test(kernels, matmul_low_bit_types_equal_their_f32_copy) {
     }
 }
 
-/* The types decoded in registers (unpack.h, unpack_low_bit.h), in the shapes the kernel
+/* The types decoded in registers (unpack.h, unpack_low_bit.h, unpack_grids.h), in the shapes the kernel
  * treats apart: 1 weight row and counts that leave 1, 2 or 3 rows after the
  * passes (rows are read in pairs, the 32-value types in fours), a
  * row of one block and of an odd number of blocks (an odd number of 32-value
@@ -242,7 +242,9 @@ Test(kernels, matmul_decoded_types_every_shape_equal_their_f32_copy) {
     const struct { WeightType t; int halves[2]; } types[] = {
         {WEIGHT_Q8_0, {0, -1}}, {WEIGHT_Q4_0, {0, -1}}, {WEIGHT_Q4_K, {0, 2}},  {WEIGHT_Q5_K, {0, 2}},    {WEIGHT_Q6_K, {208, -1}},
         {WEIGHT_Q4_1, {0, 2}},  {WEIGHT_Q5_0, {0, -1}}, {WEIGHT_Q5_1, {0, 2}},  {WEIGHT_IQ4_NL, {0, -1}}, {WEIGHT_Q2_K, {80, 82}},
-        {WEIGHT_Q3_K, {108, -1}}, {WEIGHT_IQ4_XS, {0, -1}}};
+        {WEIGHT_Q3_K, {108, -1}}, {WEIGHT_IQ4_XS, {0, -1}}, {WEIGHT_TQ1_0, {52, -1}}, {WEIGHT_TQ2_0, {64, -1}},
+        {WEIGHT_IQ2_XXS, {0, -1}}, {WEIGHT_IQ2_XS, {0, -1}}, {WEIGHT_IQ2_S, {0, -1}}, {WEIGHT_IQ3_XXS, {0, -1}},
+        {WEIGHT_IQ3_S, {0, -1}},  {WEIGHT_IQ1_S, {0, -1}},  {WEIGHT_IQ1_M, {-1, -1}}};
     uint64_t state = 2463534242u;
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         int block = tempo_block_values(types[i].t);

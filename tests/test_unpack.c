@@ -17,7 +17,7 @@ enum { N_EDGE_HALVES = sizeof edge_halves / sizeof edge_halves[0] };
 
 /* Where a type's f16 scales sit in its block (-1: none). */
 static void scale_offsets(WeightType t, int *first, int *second) {
-    *first = t == WEIGHT_Q6_K ? 208 : t == WEIGHT_Q2_K ? 80 : t == WEIGHT_Q3_K ? 108 : 0;
+    *first = t == WEIGHT_Q6_K ? 208 : t == WEIGHT_Q2_K ? 80 : t == WEIGHT_Q3_K ? 108 : t == WEIGHT_TQ1_0 ? 52 : t == WEIGHT_TQ2_0 ? 64 : 0;
     *second = t == WEIGHT_Q4_K || t == WEIGHT_Q5_K || t == WEIGHT_Q4_1 || t == WEIGHT_Q5_1 ? 2 : t == WEIGHT_Q2_K ? 82 : -1;
 }
 
@@ -95,7 +95,9 @@ static void drop_nan_pairs(uint8_t *blocks, size_t n, size_t bytes) {
  * field (scales, mins, fifth and high bits, levels), every edge half as
  * the block's scale and min, from an odd address. */
 Test(unpack, low_bit_types_equal_reference_bitwise) {
-    const WeightType types[] = {WEIGHT_Q4_1, WEIGHT_Q5_0, WEIGHT_Q5_1, WEIGHT_IQ4_NL, WEIGHT_Q2_K, WEIGHT_Q3_K, WEIGHT_IQ4_XS};
+    const WeightType types[] = {WEIGHT_Q4_1,   WEIGHT_Q5_0,  WEIGHT_Q5_1,  WEIGHT_IQ4_NL,  WEIGHT_Q2_K,  WEIGHT_Q3_K,
+                                WEIGHT_IQ4_XS, WEIGHT_TQ1_0, WEIGHT_TQ2_0, WEIGHT_IQ2_XXS, WEIGHT_IQ2_XS, WEIGHT_IQ2_S,
+                                WEIGHT_IQ3_XXS, WEIGHT_IQ3_S, WEIGHT_IQ1_S, WEIGHT_IQ1_M};
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         WeightType t = types[k];
         cr_assert(tempo_low_bit_decoded(t), "%s has a decoder", tempo_weight_type_name(t));
@@ -115,9 +117,12 @@ Test(unpack, low_bit_types_equal_reference_bitwise) {
             snprintf(what, sizeof what, "%s block %zu", tempo_weight_type_name(t), i);
             expect_same_bits(got, want + i * values, values, what);
         }
-        free(odd); free(blocks); free(want);
+        float *unpacked = malloc(n_blocks * values * sizeof(float)); /* tempo_unpack (the prefill panels) decodes with them */
+        tempo_unpack(t, blocks, n_blocks * values, unpacked);
+        expect_same_bits(unpacked, want, n_blocks * values, tempo_weight_type_name(t));
+        free(unpacked); free(odd); free(blocks); free(want);
     }
-    cr_expect(!tempo_low_bit_decoded(WEIGHT_Q4_K) && !tempo_low_bit_decoded(WEIGHT_TQ2_0));
+    cr_expect(!tempo_low_bit_decoded(WEIGHT_Q4_K) && !tempo_low_bit_decoded(WEIGHT_Q8_0));
 }
 
 #if defined(__AVX512VBMI__)

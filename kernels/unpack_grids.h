@@ -1,0 +1,260 @@
+/* unpack_grids.h - the ternary types TQ2_0, TQ1_0 and the IQ grid types
+ * (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M) to f32 in vector
+ * registers for the matrix product (matmul.c, through unpack_low_bit.h),
+ * 64 values of a 256-value block at a time, in value order. Each value is
+ * the float the scalar reference (dequant_k.c, dequant_iq.c) gives, bit
+ * for bit: the same scale products as scalars, then per value the same
+ * product(s) in the same order, each rounded to float. A grid point is a
+ * 64-bit (IQ3: 32-bit) load from its table (iq_grids.h), two (four) to a
+ * vector of 16; a sign is the reference's negation, a flip of the sign
+ * bit (an XOR under a mask register with AVX-512; not 0 - x, which makes
+ * +0 of -0). */
+#ifndef TEMPO_UNPACK_GRIDS_H
+#define TEMPO_UNPACK_GRIDS_H
+
+#include "iq_grids.h"
+#include "unpack.h"
+
+#define TEMPO_GRID_INLINE static inline __attribute__((always_inline))
+
+typedef uint64_t U64x2 __attribute__((vector_size(16)));
+typedef uint32_t U32x4 __attribute__((vector_size(16)));
+
+/* Lane k: (k % 4) - 1, times d: the ternary values (q - 1) * d of codes q = 0..2 (entry 3 unused). */
+TEMPO_GRID_INLINE F32x16 tempo_ternary_table(F32x16 d) {
+    return (F32x16){-1, 0, 1, 2, -1, 0, 1, 2, -1, 0, 1, 2, -1, 0, 1, 2} * d;
+}
+
+/* Lane i: (q_i - 1) * d for codes q_i in 0..3 (only bits 1:0 of q read with AVX-512). */
+TEMPO_GRID_INLINE F32x16 tempo_ternary_values(I32x16 q, F32x16 d) {
+#if defined(__AVX512F__)
+    return (F32x16)_mm512_permutexvar_ps((__m512i)q, (__m512)tempo_ternary_table(d));
+#else
+    return (__builtin_convertvector(q & 3, F32x16) - 1.0f) * d;
+#endif
+}
+
+/* 16 bytes at p, each widened to a 32-bit lane. */
+TEMPO_GRID_INLINE I32x16 tempo_bytes_wide(const uint8_t *p) {
+#if defined(__AVX512F__)
+    return tempo_codes16(p);
+#else
+    return __builtin_convertvector(tempo_bytes16(p), I32x16);
+#endif
+}
+
+/* TQ2_0, values 64g .. 64g+63: w = (q - 1) * d, q bits 2l..2l+1 of byte m
+ * of 32-byte half g/2 for value 32l + m of the half (l = 2 (g % 2) + k / 2). */
+TEMPO_GRID_INLINE void tempo_tq2_0_vectors(const uint8_t *b, int g, F32x16 w[4]) {
+    F32x16 d = tempo_half_scale16(b + 64);
+    const uint8_t *qs = b + 32 * (g / 2);
+    I32x16 bytes[2] = {tempo_bytes_wide(qs), tempo_bytes_wide(qs + 16)};
+    for (int k = 0; k < 4; k++) w[k] = tempo_ternary_values(bytes[k % 2] >> 2 * (2 * (g % 2) + k / 2), d);
+}
+
+/* Lane i: trit n_i of byte x_i (pow3_i = 3^n_i), as dequant_k.c's ternary(): (((x * 3^n) mod 256) * 3) >> 8. */
+TEMPO_GRID_INLINE I32x16 tempo_trits(I32x16 x, I32x16 pow3) {
+    return (((x * pow3) & 255) * 3) >> 8;
+}
+
+/* TQ1_0, vector j (values 16j .. 16j+15): j < 10, trit j / 2 of qs[16 (j % 2) + i];
+ * j < 15, trit j - 10 of qs[32 + i]; j = 15, trit i / 4 of qh[i % 4]. */
+TEMPO_GRID_INLINE I32x16 tempo_tq1_0_trits(const uint8_t *b, int j) {
+    static const int pow3[5] = {1, 3, 9, 27, 81};
+    if (j < 10) return tempo_trits(tempo_bytes_wide(b + 16 * (j % 2)), (I32x16){0} + pow3[j / 2]);
+    if (j < 15) return tempo_trits(tempo_bytes_wide(b + 32), (I32x16){0} + pow3[j - 10]);
+    const uint8_t *qh = b + 48;
+    I32x16 x = {qh[0], qh[1], qh[2], qh[3], qh[0], qh[1], qh[2], qh[3], qh[0], qh[1], qh[2], qh[3], qh[0], qh[1], qh[2], qh[3]};
+    return tempo_trits(x, (I32x16){1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27});
+}
+
+/* TQ1_0, values 64g .. 64g+63: w = (t - 1) * d, t a base-3 digit (tempo_tq1_0_trits). */
+TEMPO_GRID_INLINE void tempo_tq1_0_vectors(const uint8_t *b, int g, F32x16 w[4]) {
+    F32x16 d = tempo_half_scale16(b + 52);
+    for (int k = 0; k < 4; k++) w[k] = tempo_ternary_values(tempo_tq1_0_trits(b, 4 * g + k), d);
+}
+
+/* ---- the IQ grid types: 8 groups of 32 values (ib) a block, two vectors each ---- */
+
+/* Little-endian 16- and 32-bit fields at p. */
+TEMPO_GRID_INLINE unsigned tempo_u16_at(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+TEMPO_GRID_INLINE uint32_t tempo_u32_at(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* The 8 signs of a 7-bit sign index (dequant_iq.c's signs_of): bit 7 the parity of bits 0..6. */
+TEMPO_GRID_INLINE unsigned tempo_grid_signs(unsigned index7) {
+    return index7 | (unsigned)__builtin_parity(index7) << 7;
+}
+
+/* Two grid points of 8 values (a's, then b's) as 16 bytes. */
+TEMPO_GRID_INLINE U8x16 tempo_grid_points2(const uint8_t *a, const uint8_t *b) {
+    uint64_t lo, hi;
+    memcpy(&lo, a, sizeof lo), memcpy(&hi, b, sizeof hi);
+    return (U8x16)(U64x2){lo, hi};
+}
+
+/* Four grid points of 4 values as 16 bytes. */
+TEMPO_GRID_INLINE U8x16 tempo_grid_points4(const uint8_t *p0, const uint8_t *p1, const uint8_t *p2, const uint8_t *p3) {
+    uint32_t v[4];
+    memcpy(&v[0], p0, 4), memcpy(&v[1], p1, 4), memcpy(&v[2], p2, 4), memcpy(&v[3], p3, 4);
+    return (U8x16)(U32x4){v[0], v[1], v[2], v[3]};
+}
+
+/* 16 values db * grid_i, negated where bit i of signs is set (the reference's product, then its negation: the sign bit flipped). */
+TEMPO_GRID_INLINE F32x16 tempo_signed_grid(U8x16 grid, float db, unsigned signs) {
+    F32x16 v = db * tempo_floats_u8(grid);
+#if defined(__AVX512F__)
+    __m512i bits = (__m512i)v;
+    return (F32x16)_mm512_mask_xor_epi32(bits, (__mmask16)signs, bits, _mm512_set1_epi32(INT32_MIN));
+#else
+    const I32x16 bit = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768};
+    I32x16 negative = ((int)signs & bit) != 0; /* -1 (all bits) or 0 */
+    I32x16 bits;
+    memcpy(&bits, &v, sizeof bits);
+    bits ^= negative & INT32_MIN;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+#endif
+}
+
+/* db = d * (0.5 + s) * 0.25 of IQ2_XS / IQ2_S, s a 4-bit scale. */
+TEMPO_GRID_INLINE float tempo_iq2_scale(float d, unsigned s) { return d * (0.5f + (float)s) * 0.25f; }
+
+/* IQ2_XXS, values 32ib .. 32ib+31 (tempo_dequant_iq2_xxs). */
+TEMPO_GRID_INLINE void tempo_iq2_xxs_32(const uint8_t *b, float d, int ib, F32x16 w[2]) {
+    const uint8_t *q = b + 2 + 8 * ib;
+    uint32_t aux = tempo_u32_at(q + 4);
+    float db = d * (0.5f + (float)(aux >> 28)) * 0.25f;
+    for (int h = 0; h < 2; h++) {
+        unsigned signs = tempo_grid_signs(aux >> 14 * h & 127) | tempo_grid_signs(aux >> (14 * h + 7) & 127) << 8;
+        w[h] = tempo_signed_grid(tempo_grid_points2(tempo_iq2xxs_grid[q[2 * h]], tempo_iq2xxs_grid[q[2 * h + 1]]), db, signs);
+    }
+}
+
+/* IQ2_XS, values 32ib .. 32ib+31 (tempo_dequant_iq2_xs). */
+TEMPO_GRID_INLINE void tempo_iq2_xs_32(const uint8_t *b, float d, int ib, F32x16 w[2]) {
+    const uint8_t *qs = b + 2 + 8 * ib;
+    for (int h = 0; h < 2; h++) {
+        unsigned q0 = tempo_u16_at(qs + 4 * h), q1 = tempo_u16_at(qs + 4 * h + 2);
+        float db = tempo_iq2_scale(d, b[66 + ib] >> 4 * h & 0x0F);
+        U8x16 grid = tempo_grid_points2(tempo_iq2xs_grid[q0 & 511], tempo_iq2xs_grid[q1 & 511]);
+        w[h] = tempo_signed_grid(grid, db, tempo_grid_signs(q0 >> 9) | tempo_grid_signs(q1 >> 9) << 8);
+    }
+}
+
+/* IQ2_S, values 32ib .. 32ib+31 (tempo_dequant_iq2_s). */
+TEMPO_GRID_INLINE void tempo_iq2_s_32(const uint8_t *b, float d, int ib, F32x16 w[2]) {
+    const uint8_t *qs = b + 2 + 4 * ib;
+    unsigned qh = b[66 + ib];
+    for (int h = 0; h < 2; h++) {
+        unsigned i0 = qs[2 * h] | (qh >> 4 * h & 3) << 8, i1 = qs[2 * h + 1] | (qh >> (4 * h + 2) & 3) << 8;
+        float db = tempo_iq2_scale(d, b[74 + ib] >> 4 * h & 0x0F);
+        U8x16 grid = tempo_grid_points2(tempo_iq2s_grid[i0], tempo_iq2s_grid[i1]);
+        w[h] = tempo_signed_grid(grid, db, tempo_u16_at(b + 34 + 4 * ib + 2 * h));
+    }
+}
+
+/* IQ3_XXS, values 32ib .. 32ib+31 (tempo_dequant_iq3_xxs). */
+TEMPO_GRID_INLINE void tempo_iq3_xxs_32(const uint8_t *b, float d, int ib, F32x16 w[2]) {
+    const uint8_t *qs = b + 2 + 8 * ib;
+    uint32_t aux = tempo_u32_at(b + 66 + 4 * ib);
+    float db = d * (0.5f + (float)(aux >> 28)) * 0.5f;
+    for (int h = 0; h < 2; h++, qs += 4) {
+        unsigned signs = tempo_grid_signs(aux >> 14 * h & 127) | tempo_grid_signs(aux >> (14 * h + 7) & 127) << 8;
+        U8x16 grid = tempo_grid_points4(tempo_iq3xxs_grid[qs[0]], tempo_iq3xxs_grid[qs[1]], tempo_iq3xxs_grid[qs[2]],
+                                        tempo_iq3xxs_grid[qs[3]]);
+        w[h] = tempo_signed_grid(grid, db, signs);
+    }
+}
+
+/* IQ3_S, values 32ib .. 32ib+31 (tempo_dequant_iq3_s): point p's index qs[8ib + p] | bit p of qh[ib] << 8. */
+TEMPO_GRID_INLINE void tempo_iq3_s_32(const uint8_t *b, float d, int ib, F32x16 w[2]) {
+    const uint8_t *qs = b + 2 + 8 * ib;
+    unsigned qh = b[66 + ib];
+    float db = d * (float)(1 + 2 * (b[106 + ib / 2] >> 4 * (ib % 2) & 0x0F));
+    for (int h = 0; h < 2; h++, qs += 4, qh >>= 4) {
+        U8x16 grid = tempo_grid_points4(tempo_iq3s_grid[qs[0] | (qh & 1) << 8], tempo_iq3s_grid[qs[1] | (qh & 2) << 7],
+                                        tempo_iq3s_grid[qs[2] | (qh & 4) << 6], tempo_iq3s_grid[qs[3] | (qh & 8) << 5]);
+        w[h] = tempo_signed_grid(grid, db, tempo_u16_at(b + 74 + 4 * ib + 2 * h));
+    }
+}
+
+/* 16 IQ1 values dl * (grid_i + delta_i): grid points a, b of tempo_iq1s_grid; delta_a for a's 8, delta_b for b's. */
+TEMPO_GRID_INLINE F32x16 tempo_shifted_grid(const int8_t *a, const int8_t *b, float dl, float delta_a, float delta_b) {
+    F32x16 delta = {delta_a, delta_a, delta_a, delta_a, delta_a, delta_a, delta_a, delta_a,
+                    delta_b, delta_b, delta_b, delta_b, delta_b, delta_b, delta_b, delta_b};
+    return dl * (tempo_floats_i8((I8x16)tempo_grid_points2((const uint8_t *)a, (const uint8_t *)b)) + delta);
+}
+
+/* IQ1's delta: -1/8 when the bit is set, else +1/8. */
+TEMPO_GRID_INLINE float tempo_iq1_delta(unsigned bit) { return bit ? -0.125f : 0.125f; }
+
+/* IQ1_S, values 32ib .. 32ib+31 (tempo_dequant_iq1_s). */
+TEMPO_GRID_INLINE void tempo_iq1_s_32(const uint8_t *b, float d, int ib, F32x16 w[2]) {
+    const uint8_t *qs = b + 2 + 4 * ib;
+    unsigned h16 = tempo_u16_at(b + 34 + 2 * ib);
+    float dl = d * (float)(2 * (h16 >> 12 & 7) + 1), delta = tempo_iq1_delta(h16 & 0x8000);
+    for (int h = 0; h < 2; h++) {
+        unsigned i0 = qs[2 * h] | (h16 >> 6 * h & 7) << 8, i1 = qs[2 * h + 1] | (h16 >> (6 * h + 3) & 7) << 8;
+        w[h] = tempo_shifted_grid(tempo_iq1s_grid[i0], tempo_iq1s_grid[i1], dl, delta, delta);
+    }
+}
+
+/* IQ1_M's f16 scale: the top nibbles of its four 16-bit scale words (w0's lowest). */
+TEMPO_GRID_INLINE float tempo_iq1_m_scale(const uint8_t *b) {
+    const uint8_t *sc = b + 48;
+    unsigned w0 = tempo_u16_at(sc), w1 = tempo_u16_at(sc + 2), w2 = tempo_u16_at(sc + 4), w3 = tempo_u16_at(sc + 6);
+    unsigned half = w0 >> 12 | (w1 >> 8 & 0x00F0) | (w2 >> 4 & 0x0F00) | (w3 & 0xF000);
+    uint8_t bytes[2] = {(uint8_t)half, (uint8_t)(half >> 8)};
+    return tempo_half_scale(bytes);
+}
+
+/* IQ1_M, values 32ib .. 32ib+31 (tempo_dequant_iq1_m). */
+TEMPO_GRID_INLINE void tempo_iq1_m_32(const uint8_t *b, float d, int ib, F32x16 w[2]) {
+    const uint8_t *qs = b + 4 * ib;
+    unsigned s = tempo_u16_at(b + 48 + 2 * (ib / 2)) >> 6 * (ib % 2);
+    for (int h = 0; h < 2; h++) {
+        unsigned qh = b[32 + 2 * ib + h], n0 = qh & 0x0F, n1 = qh >> 4;
+        float dl = d * (float)(2 * (s >> 3 * h & 7) + 1);
+        w[h] = tempo_shifted_grid(tempo_iq1s_grid[qs[2 * h] | (n0 & 7) << 8], tempo_iq1s_grid[qs[2 * h + 1] | (n1 & 7) << 8], dl,
+                                  tempo_iq1_delta(n0 & 8), tempo_iq1_delta(n1 & 8));
+    }
+}
+
+/* Whether a type is decoded here. */
+static inline int tempo_grid_decoded(WeightType t) {
+    return t == WEIGHT_TQ1_0 || t == WEIGHT_TQ2_0 || t == WEIGHT_IQ2_XXS || t == WEIGHT_IQ2_XS || t == WEIGHT_IQ2_S ||
+           t == WEIGHT_IQ3_XXS || t == WEIGHT_IQ3_S || t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M;
+}
+
+/* The 64 values 64g .. 64g+63 of the block at b, in value order. */
+TEMPO_GRID_INLINE void tempo_grid_vectors(WeightType t, const uint8_t *b, int g, F32x16 w[4]) {
+    if (t == WEIGHT_TQ2_0 || t == WEIGHT_TQ1_0) {
+        if (t == WEIGHT_TQ2_0) tempo_tq2_0_vectors(b, g, w);
+        else tempo_tq1_0_vectors(b, g, w);
+        return;
+    }
+    float d = t == WEIGHT_IQ1_M ? tempo_iq1_m_scale(b) : tempo_half_scale(b);
+    for (int s = 0; s < 2; s++) {
+        int ib = 2 * g + s;
+        switch (t) {
+        case WEIGHT_IQ2_XXS: tempo_iq2_xxs_32(b, d, ib, w + 2 * s); break;
+        case WEIGHT_IQ2_XS: tempo_iq2_xs_32(b, d, ib, w + 2 * s); break;
+        case WEIGHT_IQ2_S: tempo_iq2_s_32(b, d, ib, w + 2 * s); break;
+        case WEIGHT_IQ3_XXS: tempo_iq3_xxs_32(b, d, ib, w + 2 * s); break;
+        case WEIGHT_IQ3_S: tempo_iq3_s_32(b, d, ib, w + 2 * s); break;
+        case WEIGHT_IQ1_S: tempo_iq1_s_32(b, d, ib, w + 2 * s); break;
+        default: tempo_iq1_m_32(b, d, ib, w + 2 * s); break;
+        }
+    }
+}
+
+#undef TEMPO_GRID_INLINE
+#endif
