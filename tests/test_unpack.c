@@ -108,7 +108,7 @@ Test(unpack, low_bit_types_equal_reference_bitwise) {
             memcpy(odd + 1, blocks + i * bytes, bytes);
             for (int g = 0; g < (values == 256 ? 4 : 1); g++) {
                 F32x16 w[4];
-                tempo_low_bit_vectors(t, odd + 1, g, w);
+                tempo_low_bit_vectors(t, odd + 1, g, tempo_low_bit_block(t, odd + 1), w);
                 memcpy(got + 64 * g, w, (values == 256 ? 4 : 2) * sizeof(F32x16));
             }
             char what[64];
