@@ -172,7 +172,7 @@ TEMPO_LOW_BIT_INLINE __m512i tempo_q2_k_entries(const uint8_t *qs, int g) {
     __m512i q = _mm512_multishift_epi64_epi8(tempo_byte_shifts(4 * (g % 2), 4 * (g % 2) + 2), both);
     __m512i k = _mm512_set_epi64(0x0c0c0c0c0c0c0c0c, 0x0c0c0c0c0c0c0c0c, 0x0808080808080808, 0x0808080808080808,
                                  0x0404040404040404, 0x0404040404040404, 0, 0);
-    return _mm512_ternarylogic_epi32(_mm512_set1_epi8(3), q, k, 0xca); /* bits 0..1 of q, 4k above */
+    return _mm512_ternarylogic_epi32(q, k, _mm512_set1_epi8(3), 0xe4); /* bits 0..1 of q, 4k above */
 }
 #endif
 
@@ -234,17 +234,17 @@ TEMPO_LOW_BIT_INLINE void tempo_q3_k_tables(F32x16 products, int g, F32x16 table
  * + l is 8k + q + 4h, q bits 2j, 2j+1 (j = 2(g%2) + k/2) of qs[16(k%2) +
  * l] and h bit 2g + k/2 of hmask[16(k%2) + l]: qs's 32 bytes and hmask's
  * twice, each byte shifted by vpmultishiftqb (q to bits 0..1, h to 2),
- * merged by two bit selects (vpternlogd). Bits 5..7 are left over:
+ * merged by two bit selects (vpternlogd, c ? a : b). Bits 5..7 are left over:
  * vpermt2ps reads index bits 4:0 only. */
 TEMPO_LOW_BIT_INLINE __m512i tempo_q3_k_entries(const uint8_t *b, int g) {
     __m512i qs = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 32 + 32 * (g / 2))));
     __m512i hmask = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b));
     __m512i q = _mm512_multishift_epi64_epi8(tempo_byte_shifts(4 * (g % 2), 4 * (g % 2) + 2), qs);
     __m512i h = _mm512_multishift_epi64_epi8(tempo_byte_shifts(2 * g - 2, 2 * g - 1), hmask);
-    __m512i qh = _mm512_ternarylogic_epi32(_mm512_set1_epi8(3), q, h, 0xca); /* bits 0..1 of q, the rest of h */
+    __m512i qh = _mm512_ternarylogic_epi32(q, h, _mm512_set1_epi8(3), 0xe4); /* bits 0..1 of q, the rest of h */
     __m512i k = _mm512_set_epi64(0x1818181818181818, 0x1818181818181818, 0x1010101010101010, 0x1010101010101010,
                                  0x0808080808080808, 0x0808080808080808, 0, 0);
-    return _mm512_ternarylogic_epi32(_mm512_set1_epi8(7), qh, k, 0xca); /* bits 0..2 of qh, 8k above */
+    return _mm512_ternarylogic_epi32(qh, k, _mm512_set1_epi8(7), 0xe4); /* bits 0..2 of qh, 8k above */
 }
 #endif
 
