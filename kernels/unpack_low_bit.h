@@ -2,13 +2,14 @@
  * in vector registers for the matrix product (matmul.c): Q4_1, Q5_0, Q5_1,
  * IQ4_NL (blocks of 32 values) and Q2_K, Q3_K, IQ4_XS (256). Each value is
  * the float the scalar reference (dequant.c, dequant_k.c) gives, bit for
- * bit: the same integer codes, the same scale products as scalars, then
- * the same one product (and one sum or difference) per value, each rounded
- * to float (ISO C: no fused multiply-add). With AVX-512 the types with a
- * 16-entry value table (Q4_1, IQ4_NL, IQ4_XS; Q5_0, Q5_1: two of 16)
- * build it once per block or sub-block with those operations and pick its
- * entries by the codes (permutexvar reads index bits 3:0 only): the same
- * floats. */
+ * bit: the same integer codes, the same scale products (one rounded
+ * product each, as scalars or in lanes), then the same one product (and
+ * one sum or difference) per value, each rounded to float (ISO C: no fused
+ * multiply-add). With AVX-512 the types with a 16-entry value table (Q4_1,
+ * IQ4_NL, IQ4_XS; Q5_0, Q5_1: two of 16) build it once per block or
+ * sub-block with those operations and pick its entries by the codes
+ * (permutexvar reads index bits 3:0 only): the same floats; with VBMI so
+ * do Q2_K (16 entries a group of 64 values) and Q3_K (32: vpermt2ps). */
 #ifndef TEMPO_UNPACK_LOW_BIT_H
 #define TEMPO_UNPACK_LOW_BIT_H
 
