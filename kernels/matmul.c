@@ -221,10 +221,18 @@ INLINE void pass_low_bit(Sums acc, WeightType type, const char *const *row, size
     for (int t = 0; t < m; t += values, at += bytes) {
         prefetch_blocks(row, rows, at, bytes, ahead, k_quant, 2 * ALIGN, PREFETCH_BYTES); /* a 256-value block: at most 136 bytes */
         int groups = k_quant ? 4 : 1;
+        TempoLowBitBlock block[WIDE_ROWS];
+        for (int r = 0; r < rows; r++) block[r] = tempo_low_bit_block(type, (const uint8_t *)row[r] + at);
 #pragma GCC unroll 4
         for (int g = 0; g < groups; g++) { /* unrolled: each group's scale bytes at known offsets */
             PassVectors w;
-            for (int r = 0; r < rows; r++) tempo_low_bit_vectors(type, (const uint8_t *)row[r] + at, g, w[r]);
+            for (int r = 0; r < rows; r++) {
+                const uint8_t *b = (const uint8_t *)row[r] + at;
+#if defined(__AVX512F__) /* Q2_K, Q3_K: decoded group by group after the last group's products (k_group; IQ4_XS: slower) */
+                if (type == WEIGHT_Q2_K || type == WEIGHT_Q3_K) __asm__("" : "+r"(b) : "v"(acc[0][0][0]));
+#endif
+                tempo_low_bit_vectors(type, b, g, block[r], w[r]);
+            }
             add_products(acc, w, k_quant ? GROUP : 2, rows, in + t + 64 * g, m, n);
         }
     }

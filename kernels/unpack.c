@@ -47,15 +47,16 @@ static void unpack_q6_k(const uint8_t *b, float *y) {
 /* The types of unpack_low_bit.h and unpack_grids.h: a block of 32 values in two vectors, of 256 in four groups of 64. */
 static void unpack_low_bit(WeightType t, const uint8_t *b, float *y) {
     int groups = tempo_block_values(t) / 64;
+    TempoLowBitBlock block = tempo_low_bit_block(t, b);
     if (groups == 0) {
         F32x16 w[4];
-        tempo_low_bit_vectors(t, b, 0, w);
+        tempo_low_bit_vectors(t, b, 0, block, w);
         put_vectors(y, w, 2);
         return;
     }
     for (int g = 0; g < groups; g++) {
         F32x16 w[4];
-        tempo_low_bit_vectors(t, b, g, w);
+        tempo_low_bit_vectors(t, b, g, block, w);
         put_vectors(y + 64 * g, w, 4);
     }
 }

@@ -2,13 +2,14 @@
  * in vector registers for the matrix product (matmul.c): Q4_1, Q5_0, Q5_1,
  * IQ4_NL (blocks of 32 values) and Q2_K, Q3_K, IQ4_XS (256). Each value is
  * the float the scalar reference (dequant.c, dequant_k.c) gives, bit for
- * bit: the same integer codes, the same scale products as scalars, then
- * the same one product (and one sum or difference) per value, each rounded
- * to float (ISO C: no fused multiply-add). With AVX-512 the types with a
- * 16-entry value table (Q4_1, IQ4_NL, IQ4_XS; Q5_0, Q5_1: two of 16)
- * build it once per block or sub-block with those operations and pick its
- * entries by the codes (permutexvar reads index bits 3:0 only): the same
- * floats. */
+ * bit: the same integer codes, the same scale products (one rounded
+ * product each, as scalars or in lanes), then the same one product (and
+ * one sum or difference) per value, each rounded to float (ISO C: no fused
+ * multiply-add). With AVX-512 the types with a 16-entry value table (Q4_1,
+ * IQ4_NL, IQ4_XS; Q5_0, Q5_1: two of 16) build it once per block or
+ * sub-block with those operations and pick its entries by the codes
+ * (permutexvar reads index bits 3:0 only): the same floats; with VBMI so
+ * do Q2_K (16 entries a group of 64 values) and Q3_K (32: vpermt2ps). */
 #ifndef TEMPO_UNPACK_LOW_BIT_H
 #define TEMPO_UNPACK_LOW_BIT_H
 
@@ -16,6 +17,14 @@
 #include "unpack_grids.h"
 
 #define TEMPO_LOW_BIT_INLINE static inline __attribute__((always_inline))
+
+/* What each group of a 256-value block reads, computed once a block
+ * (tempo_low_bit_block; AVX-512 VBMI): Q2_K's 16 scale products d*sc_j
+ * (`scale`, lane j) and dmin*m_j (`min`), Q3_K's d*(sc_j - 32) (`scale`);
+ * zero otherwise. */
+typedef struct {
+    F32x16 scale, min;
+} TempoLowBitBlock;
 
 /* Lane i of the 16: i, as a float. */
 static inline F32x16 tempo_lane_index(void) {
@@ -128,42 +137,60 @@ TEMPO_LOW_BIT_INLINE void tempo_q5_vectors(const uint8_t *b, int offset, F32x16 
 /* Q2_K, values 64g .. 64g+63 of the block at b (sub-blocks of 16: 4g ..
  * 4g+3): w = (d*sc) * q - (dmin*m), q bits 2s..2s+1 of 16 bytes of qs. */
 #if defined(__AVX512VBMI__)
+/* vpmultishiftqb's control: byte i of each qword takes the 8 bits from
+ * bit 8i + shift (mod 64) of its qword, i.e. its own byte shifted right;
+ * `low` for the zmm's low 256 bits, `high` for the upper. */
+static inline __m512i tempo_byte_shifts(int low, int high) {
+    long long base = 0x3830282018100800, ones = 0x0101010101010101, bits = 0x3f3f3f3f3f3f3f3f;
+    long long lo = (base + (low & 63) * ones) & bits, hi = (base + (high & 63) * ones) & bits;
+    return _mm512_set_epi64(hi, hi, hi, hi, lo, lo, lo, lo);
+}
+
+/* Q2_K's 16 scale products, lane j: d * sc_j and dmin * m_j, sc_j | m_j << 4 byte j at b (a NaN half quieted by the product either way: tempo_half_scale16). */
+TEMPO_LOW_BIT_INLINE TempoLowBitBlock tempo_q2_k_scale_products(const uint8_t *b) {
+    I32x16 codes = tempo_codes16(b);
+    TempoLowBitBlock block = {tempo_half_scale16(b + 80) * __builtin_convertvector(codes & 15, F32x16),
+                              tempo_half_scale16(b + 82) * __builtin_convertvector(codes >> 4, F32x16)};
+    return block;
+}
+
 /* Q2_K group g's 16 values: lane 4k + c is (d*sc) * c - (dmin*m) of
- * sub-block 4g + k, the reference's product and difference, each rounded. */
-TEMPO_LOW_BIT_INLINE F32x16 tempo_q2_k_table(const uint8_t *b, int g, float d, float dmin) {
-    int32_t packed; /* sc | m << 4 of the four sub-blocks, a byte each */
-    memcpy(&packed, b + 4 * g, sizeof packed);
-    I32x16 bytes = (I32x16)_mm512_srlv_epi32(_mm512_set1_epi32(packed),
-                                            _mm512_set_epi32(24, 24, 24, 24, 16, 16, 16, 16, 8, 8, 8, 8, 0, 0, 0, 0));
-    F32x16 dl = d * __builtin_convertvector(bytes & 15, F32x16), ml = dmin * __builtin_convertvector((bytes >> 4) & 15, F32x16);
+ * sub-block 4g + k, the reference's product and difference, each rounded
+ * (the scale products `block`'s lanes 4g + k, spread by vpermps). */
+TEMPO_LOW_BIT_INLINE F32x16 tempo_q2_k_table(TempoLowBitBlock block, int g) {
+    int s = 4 * g;
+    __m512i sub = _mm512_set_epi32(s + 3, s + 3, s + 3, s + 3, s + 2, s + 2, s + 2, s + 2, s + 1, s + 1, s + 1, s + 1, s, s, s, s);
+    F32x16 dl = (F32x16)_mm512_permutexvar_ps(sub, (__m512)block.scale), ml = (F32x16)_mm512_permutexvar_ps(sub, (__m512)block.min);
     F32x16 q = {0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3};
     return dl * q - ml;
 }
 
 /* Q2_K group g's 64 table entries, a byte each in value order: value 16k + i
  * is 4k + bits 2j, 2j+1 (j = 2 (g % 2) + k / 2) of qs[16 (k % 2) + i]: qs's
- * 32 bytes twice, each half's 16-bit words shifted by its own count. */
+ * 32 bytes twice, each byte shifted by vpmultishiftqb, 4k merged in by a
+ * bit select (vpternlogd). */
 TEMPO_LOW_BIT_INLINE __m512i tempo_q2_k_entries(const uint8_t *qs, int g) {
     __m512i both = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qs));
-    long long low = g % 2 ? 0x0004000400040004 : 0, high = g % 2 ? 0x0006000600060006 : 0x0002000200020002;
-    __m512i q = _mm512_srlv_epi16(both, _mm512_set_epi64(high, high, high, high, low, low, low, low));
-    return _mm512_or_si512(_mm512_and_si512(q, _mm512_set1_epi8(3)),
-                           _mm512_set_epi64(0x0c0c0c0c0c0c0c0c, 0x0c0c0c0c0c0c0c0c, 0x0808080808080808, 0x0808080808080808,
-                                            0x0404040404040404, 0x0404040404040404, 0, 0));
+    __m512i q = _mm512_multishift_epi64_epi8(tempo_byte_shifts(4 * (g % 2), 4 * (g % 2) + 2), both);
+    __m512i k = _mm512_set_epi64(0x0c0c0c0c0c0c0c0c, 0x0c0c0c0c0c0c0c0c, 0x0808080808080808, 0x0808080808080808,
+                                 0x0404040404040404, 0x0404040404040404, 0, 0);
+    return _mm512_ternarylogic_epi32(q, k, _mm512_set1_epi8(3), 0xe4); /* bits 0..1 of q, 4k above */
 }
 #endif
 
-TEMPO_LOW_BIT_INLINE void tempo_q2_k_vectors(const uint8_t *b, int g, F32x16 w[4]) {
-    float d = tempo_half_scale(b + 80), dmin = tempo_half_scale(b + 82);
+/* (VBMI: `block` is tempo_q2_k_scale_products(b); elsewhere unused.) */
+TEMPO_LOW_BIT_INLINE void tempo_q2_k_vectors(const uint8_t *b, int g, TempoLowBitBlock block, F32x16 w[4]) {
     const uint8_t *qs = b + 16 + 32 * (g / 2);
 #if defined(__AVX512VBMI__)
-    F32x16 table = tempo_q2_k_table(b, g, d, dmin);
+    F32x16 table = tempo_q2_k_table(block, g);
     __m512i entries = tempo_q2_k_entries(qs, g);
     for (int k = 0; k < 4; k++) { /* bytes 16k .. 16k+15 to 32-bit lanes (vpermb), then table[entry] (vpermps) */
         __m512i at = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(16 * k));
         w[k] = (F32x16)_mm512_permutexvar_ps(_mm512_maskz_permutexvar_epi8(0x1111111111111111ull, at, entries), (__m512)table);
     }
 #else
+    (void)block;
+    float d = tempo_half_scale(b + 80), dmin = tempo_half_scale(b + 82);
     for (int k = 0; k < 4; k++) {
         int sub = 4 * g + k, shift = 2 * (2 * (g % 2) + k / 2);
         float dl = d * (float)(b[sub] & 0x0F), ml = dmin * (float)(b[sub] >> 4);
@@ -175,8 +202,67 @@ TEMPO_LOW_BIT_INLINE void tempo_q2_k_vectors(const uint8_t *b, int g, F32x16 w[4
 
 /* Q3_K, values 64g .. 64g+63 of the block at b (sub-blocks 4g .. 4g+3):
  * w = (d*(sc - 32)) * q, q Q2_K's two bits minus 4 where the hmask bit
- * 4(g/2) + j is clear (j the pair of bits). */
-TEMPO_LOW_BIT_INLINE void tempo_q3_k_vectors(const uint8_t *b, int g, F32x16 w[4]) {
+ * 4(g/2) + j is clear (j the pair of bits). With VBMI: q + 4 = idx, the
+ * low bits | the hmask bit << 2 (0..7), so a group takes 32 values,
+ * table[8k + idx] = (d*(sc - 32)) * (idx - 4) of sub-block 4g + k. */
+#if defined(__AVX512VBMI__)
+/* Q3_K's 16 scale products d * (sc_j - 32), lane j; sc_j is
+ * tempo_q3_k_scale's 6 bits from the 12 bytes at b + 96 (low 4: the low
+ * nibbles of bytes 0..7, then their high nibbles; top 2: bits 2(j/4),
+ * 2(j/4)+1 of byte 8 + j%4), built eight bytes at a time. */
+TEMPO_LOW_BIT_INLINE F32x16 tempo_q3_k_scale_products(const uint8_t *b) {
+    uint64_t s01, top = 0;
+    memcpy(&s01, b + 96, sizeof s01);
+    memcpy(&top, b + 104, 4);
+    uint64_t low = (s01 & 0x0f0f0f0f0f0f0f0fu) | ((top << 4 | top << 34) & 0x3030303030303030u); /* sc_0 .. sc_7 */
+    uint64_t high = (s01 >> 4 & 0x0f0f0f0f0f0f0f0fu) | ((top | top << 30) & 0x3030303030303030u); /* sc_8 .. sc_15 */
+    U8x16 codes = (U8x16)_mm_unpacklo_epi64(_mm_cvtsi64_si128((long long)low), _mm_cvtsi64_si128((long long)high));
+    return tempo_half_scale16(b + 108) * (tempo_floats_u8(codes) - 32.0f); /* (float)(sc - 32): exact either way */
+}
+
+/* Q3_K group g's two tables: lane 8k' + i of table h is the reference's
+ * product (d*(sc - 32)) * (i - 4) of sub-block 4g + 2h + k' (products:
+ * tempo_q3_k_scale_products), the scale product spread by one vpermps. */
+TEMPO_LOW_BIT_INLINE void tempo_q3_k_tables(F32x16 products, int g, F32x16 table[2]) {
+    const F32x16 q = {-4, -3, -2, -1, 0, 1, 2, 3, -4, -3, -2, -1, 0, 1, 2, 3};
+    for (int h = 0; h < 2; h++) {
+        int s = 4 * g + 2 * h;
+        __m512i sub = _mm512_set_epi32(s + 1, s + 1, s + 1, s + 1, s + 1, s + 1, s + 1, s + 1, s, s, s, s, s, s, s, s);
+        table[h] = (F32x16)_mm512_permutexvar_ps(sub, (__m512)products) * q;
+    }
+}
+
+/* Q3_K group g's 64 table entries, a byte each in value order: value 16k
+ * + l is 8k + q + 4h, q bits 2j, 2j+1 (j = 2(g%2) + k/2) of qs[16(k%2) +
+ * l] and h bit 2g + k/2 of hmask[16(k%2) + l]: qs's 32 bytes and hmask's
+ * twice, each byte shifted by vpmultishiftqb (q to bits 0..1, h to 2),
+ * merged by two bit selects (vpternlogd, c ? a : b). Bits 5..7 are left over:
+ * vpermt2ps reads index bits 4:0 only. */
+TEMPO_LOW_BIT_INLINE __m512i tempo_q3_k_entries(const uint8_t *b, int g) {
+    __m512i qs = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 32 + 32 * (g / 2))));
+    __m512i hmask = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b));
+    __m512i q = _mm512_multishift_epi64_epi8(tempo_byte_shifts(4 * (g % 2), 4 * (g % 2) + 2), qs);
+    __m512i h = _mm512_multishift_epi64_epi8(tempo_byte_shifts(2 * g - 2, 2 * g - 1), hmask);
+    __m512i qh = _mm512_ternarylogic_epi32(q, h, _mm512_set1_epi8(3), 0xe4); /* bits 0..1 of q, the rest of h */
+    __m512i k = _mm512_set_epi64(0x1818181818181818, 0x1818181818181818, 0x1010101010101010, 0x1010101010101010,
+                                 0x0808080808080808, 0x0808080808080808, 0, 0);
+    return _mm512_ternarylogic_epi32(qh, k, _mm512_set1_epi8(7), 0xe4); /* bits 0..2 of qh, 8k above */
+}
+#endif
+
+/* (VBMI: `products` is tempo_q3_k_scale_products(b); elsewhere unused.) */
+TEMPO_LOW_BIT_INLINE void tempo_q3_k_vectors(const uint8_t *b, int g, F32x16 products, F32x16 w[4]) {
+#if defined(__AVX512VBMI__)
+    F32x16 table[2];
+    tempo_q3_k_tables(products, g, table);
+    __m512i entries = tempo_q3_k_entries(b, g);
+    for (int k = 0; k < 4; k++) { /* bytes 16k .. 16k+15 to 32-bit lanes (vpermb), then table[entry] (vpermt2ps) */
+        __m512i at = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(16 * k));
+        __m512i entry = _mm512_maskz_permutexvar_epi8(0x1111111111111111ull, at, entries);
+        w[k] = (F32x16)_mm512_permutex2var_ps((__m512)table[0], entry, (__m512)table[1]);
+    }
+#else
+    (void)products;
     float d = tempo_half_scale(b + 108);
     const uint8_t *qs = b + 32 + 32 * (g / 2);
     for (int k = 0; k < 4; k++) {
@@ -186,6 +272,7 @@ TEMPO_LOW_BIT_INLINE void tempo_q3_k_vectors(const uint8_t *b, int g, F32x16 w[4
         U8x16 high = (tempo_bytes16(b + 16 * (k % 2)) >> (4 * (g / 2) + j)) & 1;
         w[k] = dl * tempo_floats_i8((I8x16)low - (I8x16)((high ^ 1) << 2));
     }
+#endif
 }
 
 /* IQ4_XS, values 64g .. 64g+63 (sub-blocks of 32: 2g, 2g+1), each IQ4_NL's
@@ -206,15 +293,28 @@ static inline int tempo_low_bit_decoded(WeightType t) {
            t == WEIGHT_Q3_K || t == WEIGHT_IQ4_XS || tempo_grid_decoded(t);
 }
 
-/* The vectors of group g (256-value blocks) or of the whole block (32-value blocks, g = 0) at b. */
-TEMPO_LOW_BIT_INLINE void tempo_low_bit_vectors(WeightType t, const uint8_t *b, int g, F32x16 w[4]) {
+TEMPO_LOW_BIT_INLINE TempoLowBitBlock tempo_low_bit_block(WeightType t, const uint8_t *b) {
+    TempoLowBitBlock block = {{0}, {0}};
+#if defined(__AVX512VBMI__)
+    if (t == WEIGHT_Q2_K) block = tempo_q2_k_scale_products(b);
+    if (t == WEIGHT_Q3_K) block.scale = tempo_q3_k_scale_products(b);
+#else
+    (void)t, (void)b;
+#endif
+    return block;
+}
+
+/* The vectors of group g (256-value blocks) or of the whole block
+ * (32-value blocks, g = 0) at b; `block` is tempo_low_bit_block(t, b). */
+TEMPO_LOW_BIT_INLINE void tempo_low_bit_vectors(WeightType t, const uint8_t *b, int g, TempoLowBitBlock block,
+                                                F32x16 w[4]) {
     switch (t) {
     case WEIGHT_Q4_1: tempo_q4_1_vectors(b, w); break;
     case WEIGHT_Q5_0: tempo_q5_vectors(b, 1, w); break;
     case WEIGHT_Q5_1: tempo_q5_vectors(b, 0, w); break;
     case WEIGHT_IQ4_NL: tempo_iq4_nl_vectors(b, w); break;
-    case WEIGHT_Q2_K: tempo_q2_k_vectors(b, g, w); break;
-    case WEIGHT_Q3_K: tempo_q3_k_vectors(b, g, w); break;
+    case WEIGHT_Q2_K: tempo_q2_k_vectors(b, g, block, w); break;
+    case WEIGHT_Q3_K: tempo_q3_k_vectors(b, g, block.scale, w); break;
     case WEIGHT_IQ4_XS: tempo_iq4_xs_vectors(b, g, w); break;
     default: tempo_grid_vectors(t, b, g, w); break;
     }

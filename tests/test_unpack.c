@@ -110,7 +110,7 @@ Test(unpack, low_bit_types_equal_reference_bitwise) {
             memcpy(odd + 1, blocks + i * bytes, bytes);
             for (int g = 0; g < (values == 256 ? 4 : 1); g++) {
                 F32x16 w[4];
-                tempo_low_bit_vectors(t, odd + 1, g, w);
+                tempo_low_bit_vectors(t, odd + 1, g, tempo_low_bit_block(t, odd + 1), w);
                 memcpy(got + 64 * g, w, (values == 256 ? 4 : 2) * sizeof(F32x16));
             }
             char what[64];
@@ -123,6 +123,59 @@ Test(unpack, low_bit_types_equal_reference_bitwise) {
         free(unpacked); free(odd); free(blocks); free(want);
     }
     cr_expect(!tempo_low_bit_decoded(WEIGHT_Q4_K) && !tempo_low_bit_decoded(WEIGHT_Q8_0));
+}
+
+/* Sets the code of value v (0..255) of a Q2_K or Q3_K block by the
+ * format's layout (dequant_k.c): its low 2 bits are bits 2j, 2j+1 of
+ * qs[32 half + 16 part + l]; Q3_K's third bit is bit 4 half + j of
+ * hmask[16 part + l] (v = 128 half + 32 j + 16 part + l). */
+static void put_k_code(WeightType t, uint8_t *block, int v, int code) {
+    int half = v / 128, j = v % 128 / 32, part = v % 32 / 16, l = v % 16, bit = 4 * half + j;
+    uint8_t *q = block + (t == WEIGHT_Q3_K ? 32 : 16) + 32 * half + 16 * part + l;
+    *q = (uint8_t)((*q & ~(3 << 2 * j)) | (code & 3) << 2 * j);
+    if (t == WEIGHT_Q3_K) block[16 * part + l] = (uint8_t)((block[16 * part + l] & ~(1 << bit)) | (code >> 2 & 1) << bit);
+}
+
+/* Q2_K and Q3_K blocks written value by value: in block c value v takes
+ * code (f(v) + c) % 4 (Q3_K: % 8, its table index; f a hash, so that the
+ * values sharing a byte differ), so every code meets
+ * every lane of every sub-block of every group, under each edge half as d
+ * (and Q2_K's dmin), random scale bytes. The decoder (tempo_q2_k_entries,
+ * tempo_q3_k_entries and their tables with VBMI) equals the reference bit
+ * for bit: a lane fed from the wrong byte, bit or sub-block, a table
+ * entry or a scale product off shows. With d = dmin = 1 the reference
+ * itself gives sc * q - m (Q3_K: (sc - 32) * (q - 4)): the codes are where
+ * the test put them. */
+Test(unpack, q2_k_q3_k_every_code_in_every_lane) {
+    const WeightType types[] = {WEIGHT_Q2_K, WEIGHT_Q3_K};
+    uint64_t seed = 99;
+    for (int ti = 0; ti < 2; ti++) {
+        WeightType t = types[ti];
+        int codes = t == WEIGHT_Q3_K ? 8 : 4, first, second;
+        scale_offsets(t, &first, &second);
+        uint8_t block[110];
+        for (int c = 0; c < codes * N_EDGE_HALVES; c++) {
+            int shift = c % codes, h = c / codes;
+            for (size_t j = 0; j < sizeof block; j++) block[j] = (uint8_t)tempo_splitmix64(&seed);
+            for (int v = 0; v < 256; v++) put_k_code(t, block, v, (int)(((uint32_t)v * 2654435761u >> 16) + shift) % codes);
+            put_half(block + first, edge_halves[h]);
+            if (second >= 0) put_half(block + second, edge_halves[h * 5 % N_EDGE_HALVES]);
+            float want[256], got[256];
+            tempo_dequantize(t, block, 256, want);
+            for (int g = 0; g < 4; g++) {
+                F32x16 w[4];
+                tempo_low_bit_vectors(t, block, g, tempo_low_bit_block(t, block), w);
+                memcpy(got + 64 * g, w, sizeof w);
+            }
+            expect_same_bits(got, want, 256, tempo_weight_type_name(t));
+            for (int v = 0; v < 256 && h == 0; v++) { /* d = dmin = 1.0 */
+                int q = (int)(((uint32_t)v * 2654435761u >> 16) + shift) % codes, sub = v / 16;
+                float value = t == WEIGHT_Q3_K ? (float)(tempo_q3_k_scale(block + 96, sub) - 32) * (float)(q - 4)
+                                               : (float)(block[sub] & 15) * (float)q - (float)(block[sub] >> 4);
+                cr_assert_eq(want[v], value, "%s value %d: %g, not %g", tempo_weight_type_name(t), v, want[v], value);
+            }
+        }
+    }
 }
 
 #if defined(__AVX512VBMI__)
