@@ -438,6 +438,7 @@ static PassKernel *pass_kernel(WeightType type) {
 enum {
     PIECE_INPUT_BYTES = 24 * 1024, /* a piece of the input rows at most this: it stays in a 32 KB L1 beside the weights and sums */
     PIECE_ROWS = 32,               /* weight rows whose sums are kept between their pieces (8 KB at 4 input rows) */
+    PIECE_BLOCK_BYTES = 512 * 1024, /* and at most this many bytes of them: they stay in L2 for their next piece */
 };
 
 /* Column pieces for n input rows of m values: 1 unless the inputs of a
@@ -447,7 +448,7 @@ enum {
  * made k = 3 slower: NOTES.md §12). */
 static int column_pieces(WeightType type, int n, int m) {
     int plain = type == WEIGHT_F32 || type == WEIGHT_F16 || type == WEIGHT_BF16;
-    if (!plain || rows_per_pass(type, n) != 1) return 1;
+    if (!plain || n < 2 || rows_per_pass(type, n) != 1) return 1; /* one input row: the decode, as it was (not measured) */
     size_t bytes = (size_t)n * m * sizeof(float), most = tempo_row_bytes(type, (size_t)m) / PREFETCH_BYTES;
     size_t pieces = (bytes + PIECE_INPUT_BYTES - 1) / PIECE_INPUT_BYTES;
     return (int)(pieces < most ? pieces : most > 0 ? most : 1);
@@ -511,12 +512,14 @@ static void pieces_bf16(float *out, int d, const char *w, size_t row_bytes, int 
     pieces_for_n(out, d, WEIGHT_BF16, w, row_bytes, rows, m, in, n, pieces);
 }
 
-/* Rows from..to-1 of product p (f32, f16 or bf16) in column pieces, PIECE_ROWS rows at a time. */
+/* Rows from..to-1 of product p (f32, f16 or bf16) in column pieces, PIECE_ROWS rows (at most PIECE_BLOCK_BYTES) at a time. */
 static void rows_by_pieces(const Product *p, const float *in, int n, int m, int from, int to, int pieces) {
     size_t row_bytes = tempo_row_bytes(p->w.type, (size_t)m);
     PieceKernel *kernel = p->w.type == WEIGHT_F32 ? pieces_f32 : p->w.type == WEIGHT_F16 ? pieces_f16 : pieces_bf16;
-    for (int r = from; r < to; r += PIECE_ROWS) {
-        int rows = to - r < PIECE_ROWS ? to - r : PIECE_ROWS;
+    int block = (int)(PIECE_BLOCK_BYTES / row_bytes) < PIECE_ROWS ? (int)(PIECE_BLOCK_BYTES / row_bytes) : PIECE_ROWS;
+    block = block > 0 ? block : 1;
+    for (int r = from; r < to; r += block) {
+        int rows = to - r < block ? to - r : block;
         kernel(p->out + r, p->d, (const char *)p->w.data + (size_t)r * row_bytes, row_bytes, rows, m, in, n, pieces);
     }
 }
