@@ -436,7 +436,7 @@ static PassKernel *pass_kernel(WeightType type) {
 /* ---- Long rows, a few input rows: each row's columns in pieces ---- */
 
 enum {
-    PIECE_INPUT_BYTES = 24 * 1024, /* a piece of the input rows at most this: it stays in a 32 KB L1 beside the weights and sums */
+    PIECE_INPUT_BYTES = 16 * 1024, /* a piece of the input rows at most this: it stays in a 32 KB L1 beside the weights and sums */
     PIECE_ROWS = 32,               /* weight rows whose sums are kept between their pieces (8 KB at 4 input rows) */
     PIECE_BLOCK_BYTES = 512 * 1024, /* and at most this many bytes of them: they stay in L2 for their next piece */
 };
