@@ -60,12 +60,12 @@ Test(kernels, matmul_few_rows_equals_plain_bitwise) {
 }
 
 /* Long rows with a few input rows are read in column pieces (each weight
- * row's sums kept between its pieces, `rows_in_pieces`): at 3 and 4 input
+ * row's sums kept between its pieces, `rows_in_pieces`): at 2-4 input
  * rows, f32 at an odd address in 2 pieces (2829 values, 13 past the last
- * vector) and 3 (4111), bf16 in 1 (2829) and 2 (4111), 301 weight rows (not
- * a multiple of the 32 rows between pieces), 1-3 threads, the output NaN
- * before the call. Sums reset between pieces, a piece skipped or read twice
- * fail it. */
+ * vector) and 4 (4111, blocks of 31 rows), bf16 in 1 (2829) and 2 (4111),
+ * 301 weight rows (not a multiple of the blocks), 1-3 threads, the output
+ * NaN before the call. Sums reset between pieces, a piece skipped or read
+ * twice fail it. */
 Test(kernels, matmul_long_rows_in_pieces_equal_plain_bitwise) {
     const int ms[] = {2829, 4111};
     int d = 301, threads_before = omp_get_max_threads();
@@ -89,7 +89,7 @@ Test(kernels, matmul_long_rows_in_pieces_equal_plain_bitwise) {
         const float *values[2] = {w, w_bf16_values};
         for (int threads = 1; threads <= 3; threads++) {
             omp_set_num_threads(threads);
-            for (int n = 3; n <= 4; n++)
+            for (int n = 2; n <= 4; n++)
                 for (int s = 0; s < 2; s++) {
                     char what[96];
                     tempo_plain_kernels.matmul(plain, in, (Matrix){(void *)values[s], WEIGHT_F32}, n, m, d, NULL);
