@@ -131,29 +131,26 @@ static size_t pass_prefetch_bytes(size_t row_bytes, int rows) {
     return (PREFETCH_BYTES + pass_bytes - 1) / pass_bytes * pass_bytes;
 }
 
-/* f32, f16 and bf16 rows of m values, the `width` of them from row[r] and
- * in on (input row stride m), a vector at a time, each asking for the
- * weights `ahead` bytes on; the last width % 16 values zero-padded to one vector. */
-INLINE void pass_plain(Sums acc, WeightType type, const char *const *row, int rows, const float *in, int width, int m,
-                       int n, ptrdiff_t ahead) {
-    size_t size = type == WEIGHT_F32 ? sizeof(float) : 2;
+/* f32, f16 and bf16 rows, a vector at a time; the last m % 16 values zero-padded to one vector. */
+INLINE void pass_plain(Sums acc, WeightType type, const char *const *row, int rows, const float *in, int m, int n) {
+    size_t size = type == WEIGHT_F32 ? sizeof(float) : 2, ahead = pass_prefetch_bytes(size * (size_t)m, rows);
     PassVectors w;
     int t = 0;
-    for (; t + VEC <= width; t += VEC) {
+    for (; t + VEC <= m; t += VEC) {
         for (int r = 0; r < rows; r++) {
             __builtin_prefetch(row[r] + size * t + ahead); /* never faults */
             w[r][0] = plain_vec(type, row[r], t);
         }
         add_products(acc, w, 1, rows, in + t, m, n);
     }
-    if (t == width) return;
+    if (t == m) return;
     for (int r = 0; r < rows; r++) {
         float last[VEC] = {0};
-        tempo_dequantize(type, row[r] + size * t, (size_t)(width - t), last);
+        tempo_dequantize(type, row[r] + size * t, (size_t)(m - t), last);
         memcpy(&w[r][0], last, sizeof last);
     }
     float x_last[FEW_ROWS][VEC] = {{0}};
-    for (int i = 0; i < n; i++) memcpy(x_last[i], in + (size_t)i * m + t, (size_t)(width - t) * sizeof(float));
+    for (int i = 0; i < n; i++) memcpy(x_last[i], in + (size_t)i * m + t, (size_t)(m - t) * sizeof(float));
     add_products(acc, w, 1, rows, x_last[0], VEC, n);
 }
 
@@ -267,8 +264,7 @@ INLINE void rows_times_inputs(float *out, int d, Path path, WeightType type, con
             for (int p = 0; p < PARTS; p++) acc[r][i][p] = (Part){0};
     const char *row[WIDE_ROWS];
     for (int r = 0; r < rows; r++) row[r] = w + (size_t)r * row_bytes;
-    if (path == PATH_PLAIN)
-        pass_plain(acc, type, row, rows, in, m, m, n, (ptrdiff_t)pass_prefetch_bytes(row_bytes, rows));
+    if (path == PATH_PLAIN) pass_plain(acc, type, row, rows, in, m, n);
     else if (path == PATH_BLOCKS) pass_blocks(acc, type, row, row_bytes, rows, in, m, n);
     else if (path == PATH_LOW_BIT) pass_low_bit(acc, type, row, row_bytes, rows, in, m, n);
     else pass_tiles(acc, type, row, rows, in, m, n);
@@ -433,97 +429,6 @@ static PassKernel *pass_kernel(WeightType type) {
     }
 }
 
-/* ---- Long rows, a few input rows: each row's columns in pieces ---- */
-
-enum {
-    PIECE_INPUT_BYTES = 16 * 1024, /* a piece of the input rows at most this: it stays in a 32 KB L1 beside the weights and sums */
-    PIECE_ROWS = 32,               /* weight rows whose sums are kept between their pieces (8 KB at 4 input rows) */
-    PIECE_BLOCK_BYTES = 512 * 1024, /* and at most this many bytes of them: they stay in L2 for their next piece */
-};
-
-/* Column pieces for n input rows of m values: 1 unless the inputs of a
- * one-row pass (f32, f16, bf16) exceed PIECE_INPUT_BYTES (W2's 2816 values
- * at n = 4: 45 KB, reread from L2 for every weight row), and each piece at
- * least PREFETCH_BYTES of weights (bf16's halves of 2816 values, 2.8 KB,
- * made k = 3 slower: NOTES.md §12). */
-static int column_pieces(WeightType type, int n, int m) {
-    int plain = type == WEIGHT_F32 || type == WEIGHT_F16 || type == WEIGHT_BF16;
-    if (!plain || n < 2 || rows_per_pass(type, n) != 1) return 1; /* one input row: the decode, as it was (not measured) */
-    size_t bytes = (size_t)n * m * sizeof(float), most = tempo_row_bytes(type, (size_t)m) / PREFETCH_BYTES;
-    size_t pieces = (bytes + PIECE_INPUT_BYTES - 1) / PIECE_INPUT_BYTES;
-    return (int)(pieces < most ? pieces : most > 0 ? most : 1);
-}
-
-/* rows_times_inputs for `rows` (<= PIECE_ROWS) weight rows, one a pass,
- * their columns in `pieces` pieces of whole vectors: every row's first
- * piece, then every row's second, ..., each row's sums kept between its
- * pieces. Lane j still adds the products at t = j, j + 16, ... in turn, so
- * the outputs are the same to the bit; a piece of the n input rows stays in
- * L1 while the weight rows stream by. */
-INLINE void rows_in_pieces(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m,
-                           const float *in, int n, int pieces) {
-    size_t size = type == WEIGHT_F32 ? sizeof(float) : 2;
-    Part kept[PIECE_ROWS][WIDE_INPUTS][PARTS];
-    int vectors = m / VEC;
-    for (int piece = 0; piece < pieces; piece++) {
-        int c0 = VEC * (int)((long)vectors * piece / pieces);
-        int c1 = piece + 1 < pieces ? VEC * (int)((long)vectors * (piece + 1) / pieces) : m;
-        int later = (int)((PREFETCH_BYTES + size * (c1 - c0) - 1) / (size * (c1 - c0))); /* rows on: >= 4 KB of pieces */
-        for (int r = 0; r < rows; r++) {
-            /* the weights `later` rows on at the same place, or (past the last row) in the rows to be read next */
-            ptrdiff_t ahead = (ptrdiff_t)later * (ptrdiff_t)row_bytes, next_piece = (ptrdiff_t)(size * (c1 - c0));
-            if (r + later >= rows) ahead = piece + 1 < pieces ? next_piece - (ptrdiff_t)(rows * row_bytes) + ahead : ahead - (ptrdiff_t)(size * c0);
-            Sums acc;
-            for (int i = 0; i < n; i++)
-                for (int p = 0; p < PARTS; p++) acc[0][i][p] = piece == 0 ? (Part){0} : kept[r][i][p];
-            const char *row = w + (size_t)r * row_bytes + size * c0;
-            pass_plain(acc, type, &row, 1, in + c0, c1 - c0, m, n, ahead);
-            for (int i = 0; i < n; i++) {
-                if (piece + 1 < pieces) memcpy(kept[r][i], acc[0][i], sizeof kept[r][i]);
-                else out[(size_t)i * d + r] = lanes_added(acc[0][i]);
-            }
-        }
-    }
-}
-
-/* One copy per type and number of input rows (up to WIDE_INPUTS: one row a pass). */
-INLINE void pieces_for_n(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m,
-                         const float *in, int n, int pieces) {
-    switch (n) {
-    case 1: rows_in_pieces(out, d, type, w, row_bytes, rows, m, in, 1, pieces); break;
-    case 2: rows_in_pieces(out, d, type, w, row_bytes, rows, m, in, 2, pieces); break;
-    case 3: rows_in_pieces(out, d, type, w, row_bytes, rows, m, in, 3, pieces); break;
-    default: rows_in_pieces(out, d, type, w, row_bytes, rows, m, in, WIDE_INPUTS, pieces); break;
-    }
-}
-
-typedef void PieceKernel(float *out, int d, const char *w, size_t row_bytes, int rows, int m, const float *in, int n,
-                         int pieces);
-static void pieces_f32(float *out, int d, const char *w, size_t row_bytes, int rows, int m, const float *in, int n,
-                       int pieces) {
-    pieces_for_n(out, d, WEIGHT_F32, w, row_bytes, rows, m, in, n, pieces);
-}
-static void pieces_f16(float *out, int d, const char *w, size_t row_bytes, int rows, int m, const float *in, int n,
-                       int pieces) {
-    pieces_for_n(out, d, WEIGHT_F16, w, row_bytes, rows, m, in, n, pieces);
-}
-static void pieces_bf16(float *out, int d, const char *w, size_t row_bytes, int rows, int m, const float *in, int n,
-                        int pieces) {
-    pieces_for_n(out, d, WEIGHT_BF16, w, row_bytes, rows, m, in, n, pieces);
-}
-
-/* Rows from..to-1 of product p (f32, f16 or bf16) in column pieces, PIECE_ROWS rows (at most PIECE_BLOCK_BYTES) at a time. */
-static void rows_by_pieces(const Product *p, const float *in, int n, int m, int from, int to, int pieces) {
-    size_t row_bytes = tempo_row_bytes(p->w.type, (size_t)m);
-    PieceKernel *kernel = p->w.type == WEIGHT_F32 ? pieces_f32 : p->w.type == WEIGHT_F16 ? pieces_f16 : pieces_bf16;
-    int block = (int)(PIECE_BLOCK_BYTES / row_bytes) < PIECE_ROWS ? (int)(PIECE_BLOCK_BYTES / row_bytes) : PIECE_ROWS;
-    block = block > 0 ? block : 1;
-    for (int r = from; r < to; r += block) {
-        int rows = to - r < block ? to - r : block;
-        kernel(p->out + r, p->d, (const char *)p->w.data + (size_t)r * row_bytes, row_bytes, rows, m, in, n, pieces);
-    }
-}
-
 /* ---- Many input rows (prefill): the same lane order, in tiles ---- */
 
 /* A tile: TILE_W weight rows times TILE_IN input rows, TILE_W x TILE_IN
@@ -651,11 +556,7 @@ static void matmul_many(float *out, const float *in, Matrix w, int n, int m, int
 static void product_passes(const Product *p, const float *in, int n, int m, int from, int to) {
     size_t row_bytes = tempo_row_bytes(p->w.type, (size_t)m);
     PassKernel *kernel = pass_kernel(p->w.type);
-    int step = rows_per_pass(p->w.type, n), pieces = column_pieces(p->w.type, n, m);
-    if (pieces > 1) { /* one row a pass: passes are rows */
-        rows_by_pieces(p, in, n, m, from, to, pieces);
-        return;
-    }
+    int step = rows_per_pass(p->w.type, n);
     for (int q = from; q < to; q++) {
         int r = q * step, rows = p->d - r < step ? p->d - r : step;
         kernel(p->out + r, p->d, p->w.type, (const char *)p->w.data + (size_t)r * row_bytes, row_bytes, rows, m, in, n);

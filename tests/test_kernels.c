@@ -59,14 +59,13 @@ Test(kernels, matmul_few_rows_equals_plain_bitwise) {
     }
 }
 
-/* Long rows with a few input rows are read in column pieces (each weight
- * row's sums kept between its pieces, `rows_in_pieces`): at 2-4 input
- * rows, f32 at an odd address in 2 pieces (2829 values, 13 past the last
- * vector) and 4 (4111, blocks of 31 rows), bf16 in 1 (2829) and 2 (4111),
- * 301 weight rows (not a multiple of the blocks), 1-3 threads, the output
- * NaN before the call. Sums reset between pieces, a piece skipped or read
- * twice fail it. */
-Test(kernels, matmul_long_rows_in_pieces_equal_plain_bitwise) {
+/* Rows longer than W2's with 2-4 input rows (whose inputs exceed the L1,
+ * where a kernel may read each row's columns in pieces: NOTES.md §12):
+ * 2829 values (13 past the last vector) and 4111, f32 at an odd address
+ * and bf16, 301 weight rows, 1-3 threads, the output NaN before the call.
+ * A column-piece kernel (not kept) that reset its sums between pieces
+ * failed it. */
+Test(kernels, matmul_long_rows_few_inputs_equal_plain_bitwise) {
     const int ms[] = {2829, 4111};
     int d = 301, threads_before = omp_get_max_threads();
     for (int mi = 0; mi < 2; mi++) {
