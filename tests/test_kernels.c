@@ -132,6 +132,22 @@ Test(kernels, matmul_many_rows_equals_plain_bitwise) {
     omp_set_num_threads(threads_before);
 }
 
+/* Rows longer than W2's at 2-4 input rows (their inputs exceed the L1,
+ * where a kernel may read each row's columns in pieces: NOTES.md §12): 2829
+ * values (13 past the last vector) and 4111, 301 weight rows, f32 at an odd
+ * address and bf16, 1-3 threads. A column-piece kernel (not kept) that
+ * reset its sums between pieces failed it. */
+Test(kernels, matmul_long_rows_few_inputs_equal_plain_bitwise) {
+    const int ms[] = {2829, 4111};
+    int threads_before = omp_get_max_threads();
+    for (int threads = 1; threads <= 3; threads++) {
+        omp_set_num_threads(threads);
+        for (int mi = 0; mi < 2; mi++)
+            for (int n = 2; n <= 4; n++) expect_many_rows_plain_stored(n, ms[mi], 301);
+    }
+    omp_set_num_threads(threads_before);
+}
+
 /* A [rows][cols] matrix of a stored type, converted to f32 row by row. */
 static float *dequantized_copy(Matrix x, int rows, int cols) {
     float *f = malloc((size_t)rows * cols * sizeof(float));
