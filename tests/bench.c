@@ -863,7 +863,7 @@ static int write_json(cJSON *root, const char *json, double t0) {
     return rc;
 }
 
-enum { MAX_VERSUS = 16 };
+enum { MAX_VERSUS = 32 };
 
 /* The bench's options (defaults: the Makefile's files, every core). */
 typedef struct {
@@ -894,7 +894,7 @@ static int parse_bench_args(int argc, char **argv, BenchArgs *a) {
         else if (v && strcmp(argv[i], "--8b") == 0) a->with_8b = strcmp(v, "no") != 0;
         else {
             fprintf(stderr, "usage: bench [--weights DIR] [--large FILE] [--large-bf16 DIR] [--large-q4k FILE] [--threads N] [--json FILE]\n"
-                            "             [--llama LLAMA_TEMPO] [--vs-llama[-ggml|-tg] FILE.gguf]... (up to 16) [--llama-only] [--long ROWS [--8b no]]\n");
+                            "             [--llama LLAMA_TEMPO] [--vs-llama[-ggml|-tg] FILE.gguf]... (up to 32) [--llama-only] [--long ROWS [--8b no]]\n");
             return 1;
         }
     }
