@@ -55,7 +55,7 @@ static void unpack_low_bit(WeightType t, const uint8_t *b, float *y) {
         return;
     }
     for (int g = 0; g < groups; g++) {
-        F32x16 w[4];
+        F32x16 w[4] = {{0}}; /* set: GCC cannot see that every 256-value type writes all four */
         tempo_low_bit_vectors(t, b, g, block, w);
         put_vectors(y + 64 * g, w, 4);
     }

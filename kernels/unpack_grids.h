@@ -186,6 +186,25 @@ TEMPO_GRID_INLINE void tempo_iq3_s_32(const uint8_t *b, float d, int ib, F32x16 
     }
 }
 
+#if defined(__AVX512F__)
+/* IQ3_S, values 64g .. 64g+63 (sub-blocks 2g, 2g+1) at once: the 16 points' indices qs[16g + i] | bit i % 8
+ * of qh[2g + i / 8] << 8 in 32-bit lanes, one gather of their 4-byte entries (the 64 values in value order),
+ * then tempo_iq3_s_32's products and signs per 16. */
+TEMPO_GRID_INLINE void tempo_iq3_s_64(const uint8_t *b, float d, int g, F32x16 w[4]) {
+    __m512i low = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 2 + 16 * g)));
+    __m512i bit = _mm512_srlv_epi32(_mm512_set1_epi32((int)tempo_u16_at(b + 66 + 2 * g)),
+                                    _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0));
+    __m512i index = _mm512_or_si512(low, _mm512_slli_epi32(_mm512_and_si512(bit, _mm512_set1_epi32(1)), 8));
+    __m512i points = _mm512_i32gather_epi32(index, tempo_iq3s_grid, 4);
+    float db[2];
+    for (int s = 0; s < 2; s++) db[s] = d * (float)(1 + 2 * (b[106 + g] >> 4 * s & 0x0F)); /* sub-block 2g + s */
+    w[0] = tempo_signed_grid((U8x16)_mm512_extracti32x4_epi32(points, 0), db[0], tempo_u16_at(b + 74 + 8 * g));
+    w[1] = tempo_signed_grid((U8x16)_mm512_extracti32x4_epi32(points, 1), db[0], tempo_u16_at(b + 76 + 8 * g));
+    w[2] = tempo_signed_grid((U8x16)_mm512_extracti32x4_epi32(points, 2), db[1], tempo_u16_at(b + 78 + 8 * g));
+    w[3] = tempo_signed_grid((U8x16)_mm512_extracti32x4_epi32(points, 3), db[1], tempo_u16_at(b + 80 + 8 * g));
+}
+#endif
+
 /* 16 IQ1 values dl * (grid_i + delta_i): grid points a, b of tempo_iq1s_grid; delta_a for a's 8, delta_b for b's. */
 TEMPO_GRID_INLINE F32x16 tempo_shifted_grid(const int8_t *a, const int8_t *b, float dl, float delta_a, float delta_b) {
     F32x16 delta = {delta_a, delta_a, delta_a, delta_a, delta_a, delta_a, delta_a, delta_a,
@@ -242,6 +261,12 @@ TEMPO_GRID_INLINE void tempo_grid_vectors(WeightType t, const uint8_t *b, int g,
         return;
     }
     float d = t == WEIGHT_IQ1_M ? tempo_iq1_m_scale(b) : tempo_half_scale(b);
+#if defined(__AVX512F__)
+    if (t == WEIGHT_IQ3_S) {
+        tempo_iq3_s_64(b, d, g, w);
+        return;
+    }
+#endif
     for (int s = 0; s < 2; s++) {
         int ib = 2 * g + s;
         switch (t) {
