@@ -26,7 +26,6 @@ enum {
 #endif
     WIDE_INPUTS = 4,        /* input rows up to which a pass of WIDE_ROWS keeps its sums and vectors in registers */
     GROUP = 4,              /* vectors decoded at a time: 64 values (a K-quant pair of sub-blocks) */
-    TILE_COLS = 256,        /* values of a weight row converted at a time by the tile path (a multiple of every block size) */
     VEC = 16,               /* floats in one vector register (AVX-512) */
     ALIGN = 64,             /* bytes: a cache line, and one vector */
     PREFETCH_BYTES = 4096,  /* weights are asked for this far ahead of the ones being read */
@@ -238,24 +237,9 @@ INLINE void pass_low_bit(Sums acc, WeightType type, const char *const *row, size
     }
 }
 
-/* Types with no vector decoder: a tile of each row converted into a buffer (tempo_unpack), then read a vector at a time. */
-INLINE void pass_tiles(Sums acc, WeightType type, const char *const *row, int rows, const float *in, int m, int n) {
-    float tile[PASS_ROWS][TILE_COLS] __attribute__((aligned(ALIGN)));
-    size_t tile_bytes = tempo_row_bytes(type, TILE_COLS), at = 0;
-    for (int c0 = 0; c0 < m; c0 += TILE_COLS, at += tile_bytes) {
-        int width = m - c0 < TILE_COLS ? m - c0 : TILE_COLS; /* a multiple of the block size, so of VEC */
-        for (int r = 0; r < rows; r++) tempo_unpack(type, row[r] + at, (size_t)width, tile[r]);
-        for (int t = 0; t < width; t += VEC) {
-            PassVectors w;
-            for (int r = 0; r < rows; r++) memcpy(&w[r][0], tile[r] + t, sizeof(Vec));
-            add_products(acc, w, 1, rows, in + c0 + t, m, n);
-        }
-    }
-}
-
 /* How a type's vectors are made: read (f32) or converted (f16, bf16) in
- * place, decoded from blocks in registers, or converted a tile at a time. */
-typedef enum { PATH_PLAIN, PATH_BLOCKS, PATH_LOW_BIT, PATH_TILES } Path;
+ * place, or decoded from blocks in registers (unpack.h; unpack_low_bit.h). */
+typedef enum { PATH_PLAIN, PATH_BLOCKS, PATH_LOW_BIT } Path;
 
 /* The blocked kernel: out[i][r] = sum_t W[r][t] in[i][t] for `rows`
  * consecutive weight rows (row stride row_bytes; out's stride d) and n
@@ -276,8 +260,7 @@ INLINE void rows_times_inputs(float *out, int d, Path path, WeightType type, con
     for (int r = 0; r < rows; r++) row[r] = w + (size_t)r * row_bytes;
     if (path == PATH_PLAIN) pass_plain(acc, type, row, rows, in, m, n);
     else if (path == PATH_BLOCKS) pass_blocks(acc, type, row, row_bytes, rows, in, m, n);
-    else if (path == PATH_LOW_BIT) pass_low_bit(acc, type, row, row_bytes, rows, in, m, n);
-    else pass_tiles(acc, type, row, rows, in, m, n);
+    else pass_low_bit(acc, type, row, row_bytes, rows, in, m, n);
 #pragma GCC unroll 8
     for (int i = 0; i < n; i++)
         for (int r = 0; r < rows; r++) out[(size_t)i * d + r] = lanes_added(acc[r][i]);
@@ -335,133 +318,38 @@ INLINE void pass_for(float *out, int d, Path path, WeightType type, const char *
         for (int r = 0; r < rows; r++) rows_for_n(out + r, d, path, type, w + (size_t)r * row_bytes, row_bytes, 1, m, in, n);
 }
 
-/* The kernel for each type with a vector decoder, and one for the others, compiled once each. */
-typedef void PassKernel(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m,
-                        const float *in, int n);
-static void pass_f32(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                     int n) {
-    (void)type;
-    pass_for(out, d, PATH_PLAIN, WEIGHT_F32, w, row_bytes, rows, m, in, n);
-}
-static void pass_f16(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                     int n) {
-    (void)type;
-    pass_for(out, d, PATH_PLAIN, WEIGHT_F16, w, row_bytes, rows, m, in, n);
-}
-static void pass_bf16(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_PLAIN, WEIGHT_BF16, w, row_bytes, rows, m, in, n);
-}
-static void pass_q8_0(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_BLOCKS, WEIGHT_Q8_0, w, row_bytes, rows, m, in, n);
-}
-static void pass_q4_0(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_BLOCKS, WEIGHT_Q4_0, w, row_bytes, rows, m, in, n);
-}
-static void pass_q4_k(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_BLOCKS, WEIGHT_Q4_K, w, row_bytes, rows, m, in, n);
-}
-static void pass_q5_k(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_BLOCKS, WEIGHT_Q5_K, w, row_bytes, rows, m, in, n);
-}
-static void pass_q6_k(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_BLOCKS, WEIGHT_Q6_K, w, row_bytes, rows, m, in, n);
-}
-static void pass_q4_1(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_LOW_BIT, WEIGHT_Q4_1, w, row_bytes, rows, m, in, n);
-}
-static void pass_q5_0(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_LOW_BIT, WEIGHT_Q5_0, w, row_bytes, rows, m, in, n);
-}
-static void pass_q5_1(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_LOW_BIT, WEIGHT_Q5_1, w, row_bytes, rows, m, in, n);
-}
-static void pass_iq4_nl(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ4_NL, w, row_bytes, rows, m, in, n);
-}
-static void pass_q2_k(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_LOW_BIT, WEIGHT_Q2_K, w, row_bytes, rows, m, in, n);
-}
-static void pass_q3_k(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_LOW_BIT, WEIGHT_Q3_K, w, row_bytes, rows, m, in, n);
-}
-static void pass_iq4_xs(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ4_XS, w, row_bytes, rows, m, in, n);
-}
-static void pass_tq1_0(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_LOW_BIT, WEIGHT_TQ1_0, w, row_bytes, rows, m, in, n);
-}
-static void pass_tq2_0(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_LOW_BIT, WEIGHT_TQ2_0, w, row_bytes, rows, m, in, n);
-}
-static void pass_iq2_xxs(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ2_XXS, w, row_bytes, rows, m, in, n);
-}
-static void pass_iq2_xs(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ2_XS, w, row_bytes, rows, m, in, n);
-}
-static void pass_iq2_s(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ2_S, w, row_bytes, rows, m, in, n);
-}
-static void pass_iq3_xxs(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ3_XXS, w, row_bytes, rows, m, in, n);
-}
-static void pass_iq3_s(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ3_S, w, row_bytes, rows, m, in, n);
-}
-static void pass_iq1_s(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ1_S, w, row_bytes, rows, m, in, n);
-}
-static void pass_iq1_m(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m, const float *in,
-                      int n) {
-    (void)type;
-    pass_for(out, d, PATH_LOW_BIT, WEIGHT_IQ1_M, w, row_bytes, rows, m, in, n);
-}
-static void pass_tiled(float *out, int d, WeightType type, const char *w, size_t row_bytes, int rows, int m,
-                       const float *in, int n) {
-    pass_for(out, d, PATH_TILES, type, w, row_bytes, rows, m, in, n);
-}
+/* The kernel of each type, compiled once each with its type and path
+ * constants (pass_for inlined); named pass_<type> in profiles. */
+typedef void PassKernel(float *out, int d, const char *w, size_t row_bytes, int rows, int m, const float *in, int n);
+#define PASS_KERNEL(name, path, type)                                                                    \
+    static void name(float *out, int d, const char *w, size_t row_bytes, int rows, int m, const float *in, int n) { \
+        pass_for(out, d, path, type, w, row_bytes, rows, m, in, n);                                          \
+    }
+PASS_KERNEL(pass_f32, PATH_PLAIN, WEIGHT_F32)
+PASS_KERNEL(pass_f16, PATH_PLAIN, WEIGHT_F16)
+PASS_KERNEL(pass_bf16, PATH_PLAIN, WEIGHT_BF16)
+PASS_KERNEL(pass_q8_0, PATH_BLOCKS, WEIGHT_Q8_0)
+PASS_KERNEL(pass_q4_0, PATH_BLOCKS, WEIGHT_Q4_0)
+PASS_KERNEL(pass_q4_k, PATH_BLOCKS, WEIGHT_Q4_K)
+PASS_KERNEL(pass_q5_k, PATH_BLOCKS, WEIGHT_Q5_K)
+PASS_KERNEL(pass_q6_k, PATH_BLOCKS, WEIGHT_Q6_K)
+PASS_KERNEL(pass_q4_1, PATH_LOW_BIT, WEIGHT_Q4_1)
+PASS_KERNEL(pass_q5_0, PATH_LOW_BIT, WEIGHT_Q5_0)
+PASS_KERNEL(pass_q5_1, PATH_LOW_BIT, WEIGHT_Q5_1)
+PASS_KERNEL(pass_iq4_nl, PATH_LOW_BIT, WEIGHT_IQ4_NL)
+PASS_KERNEL(pass_q2_k, PATH_LOW_BIT, WEIGHT_Q2_K)
+PASS_KERNEL(pass_q3_k, PATH_LOW_BIT, WEIGHT_Q3_K)
+PASS_KERNEL(pass_iq4_xs, PATH_LOW_BIT, WEIGHT_IQ4_XS)
+PASS_KERNEL(pass_tq1_0, PATH_LOW_BIT, WEIGHT_TQ1_0)
+PASS_KERNEL(pass_tq2_0, PATH_LOW_BIT, WEIGHT_TQ2_0)
+PASS_KERNEL(pass_iq2_xxs, PATH_LOW_BIT, WEIGHT_IQ2_XXS)
+PASS_KERNEL(pass_iq2_xs, PATH_LOW_BIT, WEIGHT_IQ2_XS)
+PASS_KERNEL(pass_iq2_s, PATH_LOW_BIT, WEIGHT_IQ2_S)
+PASS_KERNEL(pass_iq3_xxs, PATH_LOW_BIT, WEIGHT_IQ3_XXS)
+PASS_KERNEL(pass_iq3_s, PATH_LOW_BIT, WEIGHT_IQ3_S)
+PASS_KERNEL(pass_iq1_s, PATH_LOW_BIT, WEIGHT_IQ1_S)
+PASS_KERNEL(pass_iq1_m, PATH_LOW_BIT, WEIGHT_IQ1_M)
+#undef PASS_KERNEL
 
 static PassKernel *pass_kernel(WeightType type) {
     switch (type) {
@@ -489,7 +377,7 @@ static PassKernel *pass_kernel(WeightType type) {
     case WEIGHT_IQ3_S: return pass_iq3_s;
     case WEIGHT_IQ1_S: return pass_iq1_s;
     case WEIGHT_IQ1_M: return pass_iq1_m;
-    default: return pass_tiled;
+    default: return NULL; /* every WeightType has its kernel; the loaders accept no other */
     }
 }
 
@@ -623,7 +511,7 @@ static void product_passes(const Product *p, const float *in, int n, int m, int 
     int step = rows_per_pass(p->w.type, n);
     for (int q = from; q < to; q++) {
         int r = q * step, rows = p->d - r < step ? p->d - r : step;
-        kernel(p->out + r, p->d, p->w.type, (const char *)p->w.data + (size_t)r * row_bytes, row_bytes, rows, m, in, n);
+        kernel(p->out + r, p->d, (const char *)p->w.data + (size_t)r * row_bytes, row_bytes, rows, m, in, n);
     }
 }
 
