@@ -62,7 +62,7 @@ typedef struct {
 } Tensor;
 
 /* The files behind a loaded model: mapped read-only, or copied into anonymous
- * memory on 2 MB pages (tempo_copy_file_huge); unmapped by tempo_model_free. */
+ * memory on 2 MB pages (tempo_hold_file); unmapped by tempo_model_free. */
 enum { TEMPO_MAX_MAPS = 64 };
 struct ModelFiles {
     int n_maps;
@@ -117,12 +117,15 @@ int tempo_model_bind(Model *m, const TensorSource *src, char *err);
 void tempo_rope_inv_freq(const RopeScaling *rs, int head_dim, double theta, double *inv_freq);
 /* The RoPE inverse frequencies of a loaded model (rs NULL: plain). */
 int tempo_model_rope(Model *m, const RopeScaling *rs, char *err);
-/* Maps a regular file read-only (an empty one to NULL); `what` names it in messages. */
-int tempo_map_file(const char *path, const char *what, void **map, size_t *size, char *err);
+/* How a file's bytes are held: mapped read-only, copied onto 2 MB pages, or as tempo_copy_pays says. */
+typedef enum { HOLD_MAP, HOLD_COPY, HOLD_BY_RULE } FileHold;
+/* A regular file's bytes, the file opened and sized once: mapped read-only (HOLD_MAP), or read into
+ * anonymous memory starting on a 2 MB boundary, advised MADV_HUGEPAGE and made read-only (HOLD_COPY),
+ * or copied when tempo_copy_pays says so for its size on this machine (HOLD_BY_RULE). An empty file
+ * gives NULL; *copied says which was done; freed by tempo_unmap_file. `what` names it in messages. */
+int tempo_hold_file(const char *path, const char *what, FileHold how, void **data, size_t *size, int *copied,
+                    char *err);
 void tempo_unmap_file(void *map, size_t size);
-/* Reads a regular file into anonymous memory starting on a 2 MB boundary and
- * advised MADV_HUGEPAGE (an empty one to NULL); freed by tempo_unmap_file. */
-int tempo_copy_file_huge(const char *path, const char *what, void **data, size_t *size, char *err);
 /* 1 if the kernel gives 2 MB pages on request: transparent_hugepage/enabled is [always] or [madvise]. */
 int tempo_huge_pages_offered(void);
 /* 1 if a checkpoint of `bytes` is copied rather than mapped (NOTES "Loading a

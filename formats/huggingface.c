@@ -147,7 +147,10 @@ static int parse_hf_config(const cJSON *cfg, const char *dir, Config *c, RopeSca
 static int index_safetensors(Model *m, const char *path, StIndex *ix, char *err) {
     void *map;
     size_t size;
-    if (tempo_map_file(path, "safetensors", &map, &size, err) != 0 || tempo_model_keep_map(m, map, size, 0, err) != 0) return -1;
+    int copied;
+    if (tempo_hold_file(path, "safetensors", HOLD_MAP, &map, &size, &copied, err) != 0 ||
+        tempo_model_keep_map(m, map, size, copied, err) != 0)
+        return -1;
     Tensor *tensors;
     int n;
     cJSON *meta;

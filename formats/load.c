@@ -15,24 +15,13 @@ int tempo_model_from_buffer(Model *m, const void *data, size_t size, const char 
     return rc;
 }
 
-/* A checkpoint's bytes: copied onto 2 MB pages when that pays (tempo_copy_pays), else mapped read-only. */
-static int hold_checkpoint(const char *path, void **data, size_t *size, int *copied, char *err) {
-    struct stat st;
-    size_t available;
-    char ignored[TEMPO_ERR_SIZE];
-    *copied = stat(path, &st) == 0 && S_ISREG(st.st_mode) && tempo_memory_available(&available, ignored) == 0 &&
-              tempo_copy_pays((size_t)st.st_size, available, tempo_huge_pages_offered());
-    return *copied ? tempo_copy_file_huge(path, "checkpoint", data, size, err)
-                   : tempo_map_file(path, "checkpoint", data, size, err);
-}
-
-/* A checkpoint file, copied or mapped; the model keeps it. */
+/* A checkpoint file, copied onto 2 MB pages when that pays (tempo_copy_pays), else mapped; the model keeps it. */
 static int load_file(Model *m, const char *path, char *err) {
     void *map;
     size_t size;
     int copied;
     memset(m, 0, sizeof *m);
-    if (hold_checkpoint(path, &map, &size, &copied, err) != 0) return -1;
+    if (tempo_hold_file(path, "checkpoint", HOLD_BY_RULE, &map, &size, &copied, err) != 0) return -1;
     if (size < 4) { /* longer ones are told apart (GGUF magic) and checked by their format */
         tempo_unmap_file(map, size);
         return tempo_error(err, "truncated checkpoint %s: %zu bytes, the header alone needs 28", path, size);

@@ -245,12 +245,9 @@ static int open_regular(const char *path, const char *what, size_t *size, char *
     return fd;
 }
 
-int tempo_map_file(const char *path, const char *what, void **map, size_t *size, char *err) {
-    *map = NULL;
-    int fd = open_regular(path, what, size, err);
-    if (fd < 0) return -1;
-    void *p = *size ? mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL; /* an empty file maps to nothing */
-    close(fd);
+/* fd's `size` bytes mapped read-only (an empty file to NULL). */
+static int map_fd(int fd, const char *path, const char *what, size_t size, void **map, char *err) {
+    void *p = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
     if (p == MAP_FAILED) return tempo_error(err, "cannot mmap %s %s: %s", what, path, strerror(errno));
     *map = p;
     return 0;
@@ -298,18 +295,39 @@ static const char *read_all(int fd, char *data, size_t size) {
     return NULL;
 }
 
-int tempo_copy_file_huge(const char *path, const char *what, void **data, size_t *size, char *err) {
+/* fd's `size` bytes read onto 2 MB pages, then made read-only as a map is (an empty file to NULL). */
+static int copy_fd(int fd, const char *path, const char *what, size_t size, void **data, char *err) {
+    char *copy = size ? huge_page_region(size) : NULL;
+    if (size && !copy) return tempo_error(err, "out of memory for %s %s (%zu bytes)", what, path, size);
+    const char *failed = copy ? read_all(fd, copy, size) : NULL;
+    if (failed) {
+        tempo_unmap_file(copy, size);
+        return tempo_error(err, "cannot read %s %s: %s", what, path, failed);
+    }
+    if (copy) mprotect(copy, size, PROT_READ); /* a guard only: a copy left writable reads the same */
+    *data = copy;
+    return 0;
+}
+
+/* tempo_copy_pays for a file of `bytes` on this machine: /sys and /proc are read only when the answer
+ * can still be yes (a file with bytes, then a kernel that offers 2 MB pages). */
+static int copy_pays_here(size_t bytes) {
+    size_t available;
+    char ignored[TEMPO_ERR_SIZE];
+    return bytes > 0 && tempo_huge_pages_offered() && tempo_memory_available(&available, ignored) == 0 &&
+           tempo_copy_pays(bytes, available, 1);
+}
+
+int tempo_hold_file(const char *path, const char *what, FileHold how, void **data, size_t *size, int *copied,
+                    char *err) {
     *data = NULL;
-    int fd = open_regular(path, what, size, err), rc = 0;
+    *copied = 0;
+    int fd = open_regular(path, what, size, err); /* the one open and fstat: the size decides */
     if (fd < 0) return -1;
-    char *copy = *size ? huge_page_region(*size) : NULL; /* an empty file copies to nothing */
-    const char *failed = copy ? read_all(fd, copy, *size) : NULL;
-    if (*size && !copy) rc = tempo_error(err, "out of memory for %s %s (%zu bytes)", what, path, *size);
-    if (failed) rc = tempo_error(err, "cannot read %s %s: %s", what, path, failed);
-    if (copy && !failed) mprotect(copy, *size, PROT_READ); /* read-only, as a map of the file is */
+    *copied = how == HOLD_COPY || (how == HOLD_BY_RULE && copy_pays_here(*size));
+    int rc = *copied ? copy_fd(fd, path, what, *size, data, err) : map_fd(fd, path, what, *size, data, err);
     close(fd);
-    if (rc != 0) tempo_unmap_file(copy, *size);
-    else *data = copy;
+    if (rc != 0) *copied = 0;
     return rc;
 }
 

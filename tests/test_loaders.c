@@ -109,7 +109,7 @@ Test(loaders, every_weight_type_binds_as_weights) {
 
 /* A checkpoint copied onto 2 MB pages holds exactly the file's bytes (a size that is no multiple of
  * 4 KB too), starts on a 2 MB boundary, and frees like a map; an empty file copies to nothing, and
- * a missing file or a directory is named. */
+ * a missing file or a directory is named, whichever way it was to be held. */
 Test(loaders, copied_file_holds_the_files_bytes) {
     char err[TEMPO_ERR_SIZE] = "";
     const char *paths[] = {WEIGHTS_DIR "/stories260K.bin", BUILD_DIR "/stories260K-q8_0.gguf"};
@@ -117,7 +117,9 @@ Test(loaders, copied_file_holds_the_files_bytes) {
         size_t len, size;
         unsigned char *want = read_bytes(paths[i], &len);
         void *copy;
-        cr_assert_eq(tempo_copy_file_huge(paths[i], "checkpoint", &copy, &size, err), 0, "%s", err);
+        int copied;
+        cr_assert_eq(tempo_hold_file(paths[i], "checkpoint", HOLD_COPY, &copy, &size, &copied, err), 0, "%s", err);
+        cr_expect_eq(copied, 1, "%s: HOLD_COPY mapped it", paths[i]);
         cr_expect(size == len && memcmp(copy, want, len) == 0, "%s: the copy differs from the file", paths[i]);
         cr_expect_eq((uintptr_t)copy % ((uintptr_t)2 << 20), 0, "%s: the copy starts at %p", paths[i], copy);
         tempo_unmap_file(copy, size);
@@ -126,13 +128,19 @@ Test(loaders, copied_file_holds_the_files_bytes) {
     FILE *f = fopen("/tmp/tempo-empty-copy.bin", "wb");
     cr_assert(f != NULL);
     fclose(f);
-    void *copy = &err;
-    size_t size = 1;
-    cr_expect(tempo_copy_file_huge("/tmp/tempo-empty-copy.bin", "checkpoint", &copy, &size, err) == 0 && !copy && !size);
-    cr_expect_neq(tempo_copy_file_huge("/tmp/tempo-no-such-file.bin", "checkpoint", &copy, &size, err), 0);
-    cr_expect(strstr(err, "cannot open checkpoint /tmp/tempo-no-such-file.bin"), "error: %s", err);
-    cr_expect_neq(tempo_copy_file_huge("/tmp", "checkpoint", &copy, &size, err), 0);
-    cr_expect(strstr(err, "checkpoint /tmp is not a regular file"), "error: %s", err);
+    for (FileHold how = HOLD_MAP; how <= HOLD_BY_RULE; how++) {
+        void *copy = &err;
+        size_t size = 1;
+        int copied = 1;
+        cr_expect(tempo_hold_file("/tmp/tempo-empty-copy.bin", "checkpoint", how, &copy, &size, &copied, err) == 0 &&
+                      !copy && !size,
+                  "hold %d: an empty file gave %p, %zu bytes", how, copy, size);
+        cr_expect(copied == (how == HOLD_COPY), "hold %d: an empty file copied %d", how, copied);
+        cr_expect_neq(tempo_hold_file("/tmp/tempo-no-such-file.bin", "checkpoint", how, &copy, &size, &copied, err), 0);
+        cr_expect(strstr(err, "cannot open checkpoint /tmp/tempo-no-such-file.bin"), "error: %s", err);
+        cr_expect_neq(tempo_hold_file("/tmp", "checkpoint", how, &copy, &size, &copied, err), 0);
+        cr_expect(strstr(err, "checkpoint /tmp is not a regular file"), "error: %s", err);
+    }
     unlink("/tmp/tempo-empty-copy.bin");
 }
 
@@ -157,9 +165,11 @@ Test(loaders, load_follows_the_rule_and_the_estimate_counts_maps) {
     int want = tempo_copy_pays((size_t)st.st_size, available, tempo_huge_pages_offered());
     cr_expect_eq(m.files->copied[0], want, "copied %d, the rule says %d", m.files->copied[0], want);
     tempo_model_free(&m);
-    for (int copied = 0; copied < 2; copied++) {
+    for (FileHold how = HOLD_MAP; how <= HOLD_COPY; how++) {
         void *data;
-        cr_assert_eq((copied ? tempo_copy_file_huge : tempo_map_file)(path, "checkpoint", &data, &size, err), 0, "%s", err);
+        int copied;
+        cr_assert_eq(tempo_hold_file(path, "checkpoint", how, &data, &size, &copied, err), 0, "%s", err);
+        cr_expect_eq(copied, how == HOLD_COPY, "hold %d: copied %d", how, copied);
         cr_assert_eq(tempo_model_from_buffer(&m, data, size, path, err), 0, "%s", err);
         cr_assert_eq(tempo_model_keep_map(&m, data, size, copied, err), 0, "%s", err);
         size_t resident = tempo_model_resident_bytes(&m) - m.converted_bytes;
