@@ -86,7 +86,8 @@ static float q8_0_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
  * the scaled sums of products 4k..4k+3 of each 32-value chunk (6-bit
  * values 0..63; the -32 comes off as 32 sum(scale bsum) over groups 2k and
  * 2k+1), then one fused multiply-add by f32(d_x d_w); then hsum_float_8. */
-static float q6_k_dot(const uint8_t *w, GgmlQ8Row x, int m) {
+static float q6_k_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    (void)t; /* one type: t is there for the table below */
     float lane[8] = {0};
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += 210) {
         const uint8_t *ql = w, *qh = w + 128;
@@ -132,7 +133,8 @@ static int sub_block_sum(const int8_t *q8, int g) {
  * of f32(d_x d_w); the mins as one integer sum(min_g bsum_g) times
  * f32(-d_x dmin), added to a separate f32 sum by a fused multiply-add;
  * hsum_float_8(lanes) + that sum. */
-static float q5_k_dot(const uint8_t *w, GgmlQ8Row x, int m) {
+static float q5_k_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    (void)t; /* one type: t is there for the table below */
     float lane[8] = {0}, mins = 0.0f;
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += 176) {
         const uint8_t *scales = w + 4, *qh = w + 16, *qs = w + 48;
@@ -159,7 +161,8 @@ static float q5_k_dot(const uint8_t *w, GgmlQ8Row x, int m) {
  * of f32(d_x d_w); the mins in 4 f32 lanes, lane i adding the integer
  * min_2i bsum_2i + min_2i+1 bsum_2i+1 times f32(-d_x dmin) in one fused
  * multiply-add; hsum_float_8(lanes) + ((m0+m2) + (m1+m3)). */
-static float q4_k_dot(const uint8_t *w, GgmlQ8Row x, int m) {
+static float q4_k_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    (void)t; /* one type: t is there for the table below */
     float lane[8] = {0}, min_lane[4] = {0};
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += 144) {
         const uint8_t *scales = w + 4, *qs = w + 16;
@@ -180,17 +183,22 @@ static float q4_k_dot(const uint8_t *w, GgmlQ8Row x, int m) {
     return tempo_ggml_hsum_float_8(lane) + ((min_lane[0] + min_lane[2]) + (min_lane[1] + min_lane[3]));
 }
 
-int tempo_ggml_has_dot(WeightType t) {
-    return t == WEIGHT_Q8_0 || t == WEIGHT_Q4_0 || t == WEIGHT_Q4_K || t == WEIGHT_Q5_K || t == WEIGHT_Q6_K ||
-           tempo_ggml_has_more_dot(t);
-}
+/* Each weight type's plain dot, whichever file defines it (a family's serves several types); NULL: ggml's
+ * dot for that type is not followed. The one place a type is given its dot. */
+static GgmlRowDot *const ROW_DOTS[WEIGHT_N_TYPES] = {
+    [WEIGHT_Q8_0] = q8_0_dot, [WEIGHT_Q4_0] = q8_0_dot, [WEIGHT_Q4_K] = q4_k_dot, [WEIGHT_Q5_K] = q5_k_dot,
+    [WEIGHT_Q6_K] = q6_k_dot,
+    /* ggml_dots_more.c */
+    [WEIGHT_Q4_1] = tempo_ggml_block32_dot, [WEIGHT_Q5_0] = tempo_ggml_block32_dot,
+    [WEIGHT_Q5_1] = tempo_ggml_block32_dot, [WEIGHT_IQ4_NL] = tempo_ggml_block32_dot,
+    [WEIGHT_IQ4_XS] = tempo_ggml_iq4_xs_dot, [WEIGHT_Q2_K] = tempo_ggml_q2_k_dot, [WEIGHT_Q3_K] = tempo_ggml_q3_k_dot,
+    [WEIGHT_TQ1_0] = tempo_ggml_ternary_dot, [WEIGHT_TQ2_0] = tempo_ggml_ternary_dot,
+    /* ggml_dots_iq.c: the grid types */
+    [WEIGHT_IQ2_XXS] = tempo_ggml_iq_dot, [WEIGHT_IQ2_XS] = tempo_ggml_iq_dot, [WEIGHT_IQ2_S] = tempo_ggml_iq_dot,
+    [WEIGHT_IQ3_XXS] = tempo_ggml_iq_dot, [WEIGHT_IQ3_S] = tempo_ggml_iq_dot, [WEIGHT_IQ1_S] = tempo_ggml_iq_dot,
+    [WEIGHT_IQ1_M] = tempo_ggml_iq_dot,
+};
 
-float tempo_ggml_dot_plain(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
-    switch (t) {
-    case WEIGHT_Q4_K: return q4_k_dot(w, x, m);
-    case WEIGHT_Q5_K: return q5_k_dot(w, x, m);
-    case WEIGHT_Q6_K: return q6_k_dot(w, x, m);
-    case WEIGHT_Q8_0: case WEIGHT_Q4_0: return q8_0_dot(t, w, x, m);
-    default: return tempo_ggml_dot_more(t, w, x, m);
-    }
-}
+int tempo_ggml_has_dot(WeightType t) { return (unsigned)t < WEIGHT_N_TYPES && ROW_DOTS[t] != NULL; }
+
+float tempo_ggml_dot_plain(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) { return ROW_DOTS[t](t, w, x, m); }

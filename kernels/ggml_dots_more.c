@@ -53,7 +53,7 @@ static void block32_ints(WeightType t, const uint8_t *b, int *q) {
  * multiply-add; Q4_1 and Q5_1 add the min term m_w s_x of each block to a
  * separate f32 sum (summs += m * s, one vfmadd231ss in llama.cpp's zen4
  * build); hsum_float_8(lanes) + summs. */
-static float block32_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+float tempo_ggml_block32_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
     float lane[8] = {0}, summs = 0.0f;
     size_t bytes = tempo_block_bytes(t);
     int has_min = t == WEIGHT_Q4_1 || t == WEIGHT_Q5_1;
@@ -74,7 +74,7 @@ static float block32_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
 
 /* One IQ4_NL row times one Q8_0 row as ggml_vec_dot_iq4_nl_q8_0 computes
  * it with AVX2 (a call of one row; tinyBLAS takes calls of 2+ in
- * block32_dot's order): blocks in pairs, the even block's lanes in one
+ * tempo_ggml_block32_dot's order): blocks in pairs, the even block's lanes in one
  * accumulator and the odd block's in another (lane k: products 4k..4k+3,
  * a fused multiply-add of f32(d_x d_w)), hsum_float_8 of their lane sums;
  * an odd last block added as fma(d, isum, sum) (vfmadd231ss). */
@@ -113,7 +113,8 @@ static int iq4_xs_scale(const uint8_t *b, int ib) {
  * it with AVX2: per super-block 8 integer lanes (lane k: the scaled sums of
  * products 4k..4k+3 of each 32-value sub-block), one fused multiply-add of
  * f32(d_w d_x); hsum_float_8. */
-static float iq4_xs_dot(const uint8_t *w, GgmlQ8Row x, int m) {
+float tempo_ggml_iq4_xs_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    (void)t; /* one type: t is there for tempo_ggml_dot_plain's table */
     float lane[8] = {0};
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += 136) {
         const int8_t *q8 = x.q + b * TEMPO_QK_K;
@@ -139,7 +140,8 @@ static int low2(const uint8_t *qs, int c, int t) { return qs[32 * (c / 4) + t] >
  * 4k..4k+3 of each 32-value chunk times their 16-value sub-block's scale
  * - 32; value = low 2 bits - 4 where the hmask bit is clear), one fused
  * multiply-add of f32(d_x d_w); hsum_float_8. */
-static float q3_k_dot(const uint8_t *w, GgmlQ8Row x, int m) {
+float tempo_ggml_q3_k_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    (void)t; /* one type: t is there for tempo_ggml_dot_plain's table */
     float lane[8] = {0};
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += 110) {
         const uint8_t *hmask = w, *qs = w + 32, *scales = w + 96;
@@ -161,7 +163,8 @@ static float q3_k_dot(const uint8_t *w, GgmlQ8Row x, int m) {
  * min_2k bsum_2k + min_2k+1 bsum_2k+1 (16-value sub-blocks) times
  * f32(-d_x dmin) by a fused multiply-add, then the scaled sums of products
  * 4k..4k+3 of each 32-value chunk times f32(d_x d_w); hsum_float_8. */
-static float q2_k_dot(const uint8_t *w, GgmlQ8Row x, int m) {
+float tempo_ggml_q2_k_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    (void)t; /* one type: t is there for tempo_ggml_dot_plain's table */
     float lane[8] = {0};
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += 84) {
         const uint8_t *scales = w, *qs = w + 16;
@@ -206,7 +209,7 @@ static void ternary_digits(WeightType t, const uint8_t *b, int *q) {
  * lane by lane), times f32(d_x d_w) added in one fused multiply-add (the
  * source's separate mul and add, contracted by GCC: vfmadd231ps);
  * hsum_float_8. */
-static float ternary_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+float tempo_ggml_ternary_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
     float lane[8] = {0};
     size_t bytes = tempo_block_bytes(t);
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += bytes) {
@@ -219,24 +222,6 @@ static float ternary_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
         for (int k = 0; k < 8; k++) lane[k] = fmaf((float)(sum[k] - bsums[2 * k] - bsums[2 * k + 1]), d, lane[k]);
     }
     return tempo_ggml_hsum_float_8(lane);
-}
-
-int tempo_ggml_has_more_dot(WeightType t) {
-    return t == WEIGHT_Q4_1 || t == WEIGHT_Q5_0 || t == WEIGHT_Q5_1 || t == WEIGHT_IQ4_NL || t == WEIGHT_IQ4_XS ||
-           t == WEIGHT_Q2_K || t == WEIGHT_Q3_K || t == WEIGHT_TQ1_0 || t == WEIGHT_TQ2_0 || t == WEIGHT_IQ2_XXS ||
-           t == WEIGHT_IQ2_XS || t == WEIGHT_IQ2_S || t == WEIGHT_IQ3_XXS || t == WEIGHT_IQ3_S || t == WEIGHT_IQ1_S ||
-           t == WEIGHT_IQ1_M;
-}
-
-float tempo_ggml_dot_more(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
-    switch (t) {
-    case WEIGHT_IQ4_XS: return iq4_xs_dot(w, x, m);
-    case WEIGHT_Q3_K: return q3_k_dot(w, x, m);
-    case WEIGHT_Q2_K: return q2_k_dot(w, x, m);
-    case WEIGHT_TQ1_0: case WEIGHT_TQ2_0: return ternary_dot(t, w, x, m);
-    case WEIGHT_Q4_1: case WEIGHT_Q5_0: case WEIGHT_Q5_1: case WEIGHT_IQ4_NL: return block32_dot(t, w, x, m);
-    default: return tempo_ggml_iq_dot(t, w, x, m); /* the grid types, ggml_dots_iq.c */
-    }
 }
 
 /* IQ4_NL repacked (iq4_nl_8x8): ggml_gemv/gemm_iq4_nl_8x8_q8_0 run Q4_0's

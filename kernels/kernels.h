@@ -140,24 +140,29 @@ typedef struct {
 } GgmlQ8Row;
 /* x[m] quantized to `t` (GGML_DOT_Q8_0, _Q8_1 (its values) or _Q8_K) as ggml does. */
 void tempo_ggml_quantize_plain(GgmlDotType t, const float *x, int m, GgmlQ8Row out);
-/* Whether ggml's dot product of weight type t is followed (Q8_0, Q4_0, Q4_K,
- * Q5_K, Q6_K, and those of ggml_dots_more.c). */
-int tempo_ggml_has_dot(WeightType t);
 /* One weight row w (m values of type t) times one quantized activation row,
- * in the order of ggml's x86 AVX2 vec_dot. */
+ * in the order of ggml's x86 AVX2 vec_dot: the type of every plain dot below. */
+typedef float GgmlRowDot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
+/* Whether ggml's dot product of weight type t is followed (ggml_dots.c's table has a dot for it). */
+int tempo_ggml_has_dot(WeightType t);
+/* Type t's dot, as its entry in the one table (ggml_dots.c) says; t must have one (tempo_ggml_has_dot). */
 float tempo_ggml_dot_plain(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
 /* Q4_K's and Q5_K's 6-bit scales sc[8] and mins mn[8] from their 12 bytes. */
 void tempo_ggml_k4_scales(const uint8_t *q, int *sc, int *mn);
 /* ---- ggml_dots_more.c: the other types' dots (Q4_1, Q5_0, Q5_1, IQ4_NL,
- * IQ4_XS, Q2_K, Q3_K), plain definitions ---- */
+ * IQ4_XS, Q2_K, Q3_K, TQ1_0, TQ2_0), plain definitions, called through
+ * tempo_ggml_dot_plain's table ---- */
 /* Q8_1's block sums out.sums of x[m] (out.q already quantized). */
 void tempo_ggml_q8_1_sums(const float *x, int m, GgmlQ8Row out);
-int tempo_ggml_has_more_dot(WeightType t);
-float tempo_ggml_dot_more(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
+GgmlRowDot tempo_ggml_block32_dot; /* Q4_1, Q5_0, Q5_1, IQ4_NL */
+GgmlRowDot tempo_ggml_iq4_xs_dot;
+GgmlRowDot tempo_ggml_q3_k_dot;
+GgmlRowDot tempo_ggml_q2_k_dot;
+GgmlRowDot tempo_ggml_ternary_dot; /* TQ1_0, TQ2_0 */
 /* IQ4_NL unrepacked in a call of one row (ggml_vec_dot_iq4_nl_q8_0; 2+ rows: tempo_ggml_dot_plain, tinyBLAS's order). */
 float tempo_ggml_iq4_nl_vec_dot(const uint8_t *w, GgmlQ8Row x, int m);
 /* ---- ggml_dots_iq.c: the grid types' dots (IQ1_S .. IQ3_S), plain ---- */
-float tempo_ggml_iq_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
+GgmlRowDot tempo_ggml_iq_dot;
 /* One IQ4_NL row times one Q8_0 row as llama.cpp's repacked iq4_nl_8x8 kernels compute it. */
 float tempo_ggml_iq4_nl_8x8_dot(const uint8_t *w, GgmlQ8Row x, int m);
 /* One Q2_K row times one Q8_K row as ggml_gemv_q2_K_8x8_q8_K (gemm 0) or

@@ -95,6 +95,17 @@ Test(ggml_types, plain_dots_are_the_dequantized_product) {
         }
 }
 
+/* ggml_dots.c's one table gives every block type a dot and the float types (ggml converts them
+ * to f16 or bf16 dots, not followed here) none: an entry left out fails. */
+Test(ggml_types, every_block_type_has_a_dot) {
+    for (int t = 0; t < WEIGHT_N_TYPES; t++) {
+        int is_float = t == WEIGHT_F32 || t == WEIGHT_F16 || t == WEIGHT_BF16;
+        cr_expect_eq(tempo_ggml_has_dot((WeightType)t), !is_float, "%s: has_dot %d", tempo_weight_type_name((WeightType)t),
+                     tempo_ggml_has_dot((WeightType)t));
+    }
+    cr_expect(!tempo_ggml_has_dot(WEIGHT_N_TYPES) && !tempo_ggml_has_dot((WeightType)-1), "a type out of range has a dot");
+}
+
 /* Q8_1's block sums: s = f16(d sum q) with d = amax / 127 before its f16
  * rounding; the fast quantization gives the plain one's integers, scales and sums. */
 Test(ggml_types, q8_1_sums_are_the_unrounded_scale_times_the_integers) {
