@@ -25,6 +25,7 @@ enum {
     WIDE_ROWS = 1,
 #endif
     WIDE_INPUTS = 4,        /* input rows up to which a pass of WIDE_ROWS keeps its sums and vectors in registers */
+    F32_STREAM_INPUTS = 3,  /* f32: input rows up to which a pass reads one weight row; f16, bf16: WIDE_INPUTS (rows_per_pass) */
     GROUP = 4,              /* vectors decoded at a time: 64 values (a K-quant pair of sub-blocks) */
     VEC = 16,               /* floats in one vector register (AVX-512) */
     ALIGN = 64,             /* bytes: a cache line, and one vector */
@@ -88,10 +89,23 @@ INLINE void prefetch_blocks(const char *const *row, int rows, size_t at, size_t 
         k_quant ? prefetch_ahead(row[r] + at, k_bytes, k_ahead) : prefetch_line_once(row[r] + at + ahead, bytes);
 }
 
+/* x kept in a register: the compiler may no longer fold its load into each product that reads it. */
+INLINE void held_in_register(Part *x) {
+#if defined(__AVX512F__)
+    __asm__("" : "+v"(*x));
+#elif defined(__AVX__)
+    __asm__("" : "+x"(*x));
+#else
+    (void)x;
+#endif
+}
+
 /* acc[r][i] += w[r][v] * in_i[16v .. 16v+15] for the first `count` vectors
- * of each of the `rows` weight rows, into all n input rows (row stride m):
- * each input vector is loaded once for all weight rows. */
-INLINE void add_products(Sums acc, PassVectors w, int count, int rows, const float *in, int m, int n) {
+ * of each of the `rows` weight rows, into all n input rows (row stride m).
+ * hold_input (f32, f16, bf16): each input vector is loaded into a register
+ * once for all weight rows (GCC otherwise folds a load into each row's
+ * product; NOTES.md §12, k-row steps). */
+INLINE void add_products(Sums acc, PassVectors w, int count, int rows, const float *in, int m, int n, int hold_input) {
     for (int v = 0; v < count; v++) {
         Part wp[WIDE_ROWS][PARTS];
         for (int r = 0; r < rows; r++) {
@@ -105,6 +119,7 @@ INLINE void add_products(Sums acc, PassVectors w, int count, int rows, const flo
             for (int p = 0; p < PARTS; p++) {
                 Part xt;
                 memcpy(&xt, in + (size_t)i * m + VEC * v + PART_LANES * p, sizeof xt);
+                if (hold_input && rows > 1) held_in_register(&xt); /* loaded once for the pass's rows, not folded into each product */
                 for (int r = 0; r < rows; r++) acc[r][i][p] += wp[r][p] * xt;
             }
     }
@@ -140,7 +155,7 @@ INLINE void pass_plain(Sums acc, WeightType type, const char *const *row, int ro
             __builtin_prefetch(row[r] + size * t + ahead); /* never faults */
             w[r][0] = plain_vec(type, row[r], t);
         }
-        add_products(acc, w, 1, rows, in + t, m, n);
+        add_products(acc, w, 1, rows, in + t, m, n, 1);
     }
     if (t == m) return;
     for (int r = 0; r < rows; r++) {
@@ -150,7 +165,7 @@ INLINE void pass_plain(Sums acc, WeightType type, const char *const *row, int ro
     }
     float x_last[FEW_ROWS][VEC] = {{0}};
     for (int i = 0; i < n; i++) memcpy(x_last[i], in + (size_t)i * m + t, (size_t)(m - t) * sizeof(float));
-    add_products(acc, w, 1, rows, x_last[0], VEC, n);
+    add_products(acc, w, 1, rows, x_last[0], VEC, n, 1);
 }
 
 /* Group g (values 64g .. 64g+63) of one K-quant block of each row at byte `at`, its scale products in `scales`. */
@@ -167,7 +182,7 @@ INLINE void k_group(Sums acc, WeightType type, const char *const *row, size_t at
         if (type == WEIGHT_Q6_K) tempo_q6_k_vectors(b, g, s, w[r]);
         else tempo_q45_k_vectors(b, type == WEIGHT_Q5_K, g, s, w[r]);
     }
-    add_products(acc, w, GROUP, rows, in + 64 * g, m, n);
+    add_products(acc, w, GROUP, rows, in + 64 * g, m, n, 0);
 }
 
 /* One K-quant block (256 values) of each row at byte `at`, 64 values at a time. */
@@ -206,7 +221,7 @@ INLINE void pass_blocks(Sums acc, WeightType type, const char *const *row, size_
             if (type == WEIGHT_Q8_0) tempo_q8_0_vectors(b, w[r]);
             else tempo_q4_0_vectors(b, w[r]);
         }
-        add_products(acc, w, 2, rows, in + t, m, n);
+        add_products(acc, w, 2, rows, in + t, m, n, 0);
     }
 }
 
@@ -232,7 +247,7 @@ INLINE void pass_low_bit(Sums acc, WeightType type, const char *const *row, size
 #endif
                 tempo_low_bit_vectors(type, b, g, block[r], w[r]);
             }
-            add_products(acc, w, k_quant ? GROUP : 2, rows, in + t + 64 * g, m, n);
+            add_products(acc, w, k_quant ? GROUP : 2, rows, in + t + 64 * g, m, n, 0);
         }
     }
 }
@@ -285,14 +300,16 @@ INLINE void rows_for_n(float *out, int d, Path path, WeightType type, const char
  * WIDE_INPUTS input rows (their decoding is a few operations per vector, so
  * a step waits on each row's chain of additions: four rows, four chains),
  * for Q6_K up to 2 (3 and 4: its vectors no longer fit the registers);
- * one for f32, f16 and bf16 up to WIDE_INPUTS input rows (a thread then
- * streams one row: a decode 1.09x for f32, 1.4x for bf16 over two in
- * alternating runs; a chain of additions per input row still outruns the
- * memory); else PASS_ROWS. */
+ * one for f16 and bf16 up to WIDE_INPUTS input rows and for f32 up to
+ * F32_STREAM_INPUTS (a thread then streams one row: a decode 1.09x for f32,
+ * 1.4x for bf16 over two in alternating runs; a chain of additions per
+ * input row still outruns the memory); else PASS_ROWS (NOTES.md §12, k-row
+ * steps: f32 at 4 input rows). */
 static inline int rows_per_pass(WeightType type, int n) {
     int wide = type == WEIGHT_Q8_0 || type == WEIGHT_Q4_0 || type == WEIGHT_Q4_1 || type == WEIGHT_Q5_0 ||
                type == WEIGHT_Q5_1 || type == WEIGHT_IQ4_NL || (type == WEIGHT_Q6_K && n <= 2);
-    if ((type == WEIGHT_F32 || type == WEIGHT_F16 || type == WEIGHT_BF16) && n <= WIDE_INPUTS) return 1; /* one stream a thread */
+    if ((type == WEIGHT_F16 || type == WEIGHT_BF16) && n <= WIDE_INPUTS) return 1; /* one stream a thread */
+    if (type == WEIGHT_F32 && n <= F32_STREAM_INPUTS) return 1;
     return wide && n <= WIDE_INPUTS ? WIDE_ROWS : PASS_ROWS;
 }
 
@@ -408,11 +425,7 @@ INLINE void add_tile_products(TileSums acc, const char *w, size_t row_bytes, int
         for (int p = 0; p < PARTS; p++) {
             Part xp;
             memcpy(&xp, x + i * x_stride + PART_LANES * p, sizeof xp);
-#if defined(__AVX512F__)
-            __asm__("" : "+v"(xp)); /* loaded once: GCC otherwise folds the load into each product (28 loads a step, not 10) */
-#elif defined(__AVX__)
-            __asm__("" : "+x"(xp));
-#endif
+            held_in_register(&xp); /* loaded once: GCC otherwise folds the load into each product (28 loads a step, not 10) */
             for (int r = 0; r < rows; r++) acc[r][i][p] += wv[r][p] * xp;
         }
 }
