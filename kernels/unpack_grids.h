@@ -205,15 +205,133 @@ TEMPO_GRID_INLINE void tempo_iq3_s_64(const uint8_t *b, float d, int g, F32x16 w
 }
 #endif
 
+#if defined(__AVX512VBMI__)
+/* ---- 64 values at once (sub-blocks 2g, 2g+1): the group's grid points by one gather, 64 bytes in value
+ * order; a value's product db * v looked up, not computed: table lane (v >> shift) & 15 holds db * v for
+ * each level v of the grid (vpermps reads an index's bits 3..0), the reference's rounded product. ---- */
+
+/* Values 16k .. 16k+15 of the gathered points: lane i's level (byte 16k + i >> shift) looked up in table,
+ * then negated where bit i of signs is set (the sign bit flipped). */
+TEMPO_GRID_INLINE F32x16 tempo_grid_looked_up(__m512i points, int k, int shift, __m512 table, unsigned signs) {
+    __m512i at = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                  _mm512_set1_epi32(16 * k));
+    __m512i level = _mm512_srli_epi32(_mm512_permutexvar_epi8(at, points), (unsigned)shift); /* bytes above: ignored */
+    __m512i v = (__m512i)_mm512_permutexvar_ps(level, table);
+    return (F32x16)_mm512_mask_xor_epi32(v, (__mmask16)signs, v, _mm512_set1_epi32(INT32_MIN));
+}
+
+/* The IQ2 levels 8, 25, 43 at lanes 8, 9, 11: db * v. */
+TEMPO_GRID_INLINE __m512 tempo_iq2_table(float db) {
+    return (__m512)(db * (F32x16){0, 0, 0, 0, 0, 0, 0, 0, 8, 25, 0, 43, 0, 0, 0, 0});
+}
+
+/* The 8 grid points (8 bytes each) at the 8 indices in the 64-bit lanes of index. */
+TEMPO_GRID_INLINE __m512i tempo_grid_gather8(__m512i index, const uint8_t (*grid)[8]) {
+    return _mm512_i64gather_epi64(index, (const void *)grid, 8);
+}
+
+/* Sub-block ib's 4 sign fields of 7 bits (aux bits 0..27) as 32 sign bits, each field's 8th its parity. */
+TEMPO_GRID_INLINE unsigned tempo_signs28(uint32_t aux) {
+    unsigned signs = 0;
+    for (int p = 0; p < 4; p++) signs |= tempo_grid_signs(aux >> 7 * p & 127) << 8 * p;
+    return signs;
+}
+
+/* IQ2_XS, values 64g .. 64g+63: 16-bit words q at 2 + 16g, point index q & 511, signs q >> 9; a scale nibble per 16 values. */
+TEMPO_GRID_INLINE void tempo_iq2_xs_64(const uint8_t *b, float d, int g, F32x16 w[4]) {
+    const uint8_t *qs = b + 2 + 16 * g;
+    __m512i words = _mm512_cvtepu16_epi64(_mm_loadu_si128((const __m128i *)qs));
+    __m512i points = tempo_grid_gather8(_mm512_and_si512(words, _mm512_set1_epi64(511)), tempo_iq2xs_grid);
+    unsigned sc = tempo_u16_at(b + 66 + 2 * g); /* nibble k: values 16k .. 16k+15 */
+    for (int k = 0; k < 4; k++) {
+        unsigned q0 = tempo_u16_at(qs + 4 * k), q1 = tempo_u16_at(qs + 4 * k + 2);
+        __m512 table = tempo_iq2_table(tempo_iq2_scale(d, sc >> 4 * k & 0x0F));
+        w[k] = tempo_grid_looked_up(points, k, 0, table, tempo_grid_signs(q0 >> 9) | tempo_grid_signs(q1 >> 9) << 8);
+    }
+}
+
+/* IQ2_S, values 64g .. 64g+63: point p of sub-block ib indexed by qs[4ib + p] | bits 2p, 2p+1 of qh[ib] << 8;
+ * sign bytes from 34 + 8g; a scale nibble per 16 values. */
+TEMPO_GRID_INLINE void tempo_iq2_s_64(const uint8_t *b, float d, int g, F32x16 w[4]) {
+    __m512i low = _mm512_cvtepu8_epi64(_mm_cvtsi64_si128((long long)(tempo_u32_at(b + 2 + 8 * g) |
+                                                                     (uint64_t)tempo_u32_at(b + 6 + 8 * g) << 32)));
+    __m512i high = _mm512_srlv_epi64(_mm512_set1_epi64(tempo_u16_at(b + 66 + 2 * g)), _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0));
+    __m512i index = _mm512_or_si512(low, _mm512_slli_epi64(_mm512_and_si512(high, _mm512_set1_epi64(3)), 8));
+    __m512i points = tempo_grid_gather8(index, tempo_iq2s_grid);
+    unsigned sc = tempo_u16_at(b + 74 + 2 * g);
+    for (int k = 0; k < 4; k++)
+        w[k] = tempo_grid_looked_up(points, k, 0, tempo_iq2_table(tempo_iq2_scale(d, sc >> 4 * k & 0x0F)), tempo_u16_at(b + 34 + 8 * g + 2 * k));
+}
+
+/* IQ3_XXS, values 64g .. 64g+63: 16 point indices (bytes) at 2 + 16g, 4-byte points of levels 4, 12, .., 52, 62,
+ * looked up by v >> 2 (lanes 1, 3, .., 15); aux words at 66 + 4ib as IQ2_XXS's (tempo_iq3_xxs_32). */
+TEMPO_GRID_INLINE void tempo_iq3_xxs_64(const uint8_t *b, float d, int g, F32x16 w[4]) {
+    __m512i index = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 2 + 16 * g)));
+    __m512i points = _mm512_i32gather_epi32(index, (const void *)tempo_iq3xxs_grid, 4);
+    const F32x16 levels = {0, 4, 0, 12, 0, 20, 0, 28, 0, 36, 0, 44, 0, 52, 0, 62};
+    for (int s = 0; s < 2; s++) {
+        uint32_t aux = tempo_u32_at(b + 66 + 8 * g + 4 * s);
+        __m512 table = (__m512)(d * (0.5f + (float)(aux >> 28)) * 0.5f * levels);
+        unsigned signs = tempo_signs28(aux);
+        w[2 * s] = tempo_grid_looked_up(points, 2 * s, 2, table, signs & 0xFFFF);
+        w[2 * s + 1] = tempo_grid_looked_up(points, 2 * s + 1, 2, table, signs >> 16);
+    }
+}
+
+/* IQ1's delta: -1/8 when the bit is set, else +1/8. */
+TEMPO_GRID_INLINE float tempo_iq1_delta(unsigned bit) { return bit ? -0.125f : 0.125f; }
+
+/* IQ1: dl * (v + delta) at lanes 15, 0, 1 for the levels v = -1, 0, 1 (int8 -1's low nibble 15). */
+TEMPO_GRID_INLINE __m512 tempo_iq1_table(float dl, float delta) {
+    const F32x16 levels = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1};
+    return (__m512)(dl * (levels + delta));
+}
+
+/* The 8 IQ1 grid points of the 11-bit indices q[j] | (high >> shift_j & 7) << 8, j = 0..7. */
+TEMPO_GRID_INLINE __m512i tempo_iq1_points(const uint8_t *q, uint64_t high, __m512i shift) {
+    __m512i low = _mm512_cvtepu8_epi64(_mm_cvtsi64_si128((long long)(tempo_u32_at(q) | (uint64_t)tempo_u32_at(q + 4) << 32)));
+    __m512i top = _mm512_and_si512(_mm512_srlv_epi64(_mm512_set1_epi64((long long)high), shift), _mm512_set1_epi64(7));
+    return tempo_grid_gather8(_mm512_or_si512(low, _mm512_slli_epi64(top, 8)), (const uint8_t(*)[8])tempo_iq1s_grid);
+}
+
+/* IQ1_S, values 64g .. 64g+63: point p of sub-block ib indexed by qs[4ib + p] | bits 3p..3p+2 of h = qh word ib << 8;
+ * dl and delta per sub-block (tempo_iq1_s_32). */
+TEMPO_GRID_INLINE void tempo_iq1_s_64(const uint8_t *b, float d, int g, F32x16 w[4]) {
+    uint32_t h = tempo_u32_at(b + 34 + 4 * g); /* sub-block 2g + s: bits 16s .. 16s+15 */
+    __m512i points = tempo_iq1_points(b + 2 + 8 * g, h, _mm512_set_epi64(25, 22, 19, 16, 9, 6, 3, 0));
+    for (int s = 0; s < 2; s++) {
+        unsigned hs = h >> 16 * s;
+        __m512 table = tempo_iq1_table(d * (float)(2 * (hs >> 12 & 7) + 1), tempo_iq1_delta(hs & 0x8000));
+        w[2 * s] = tempo_grid_looked_up(points, 2 * s, 0, table, 0);
+        w[2 * s + 1] = tempo_grid_looked_up(points, 2 * s + 1, 0, table, 0);
+    }
+}
+
+/* IQ1_M, values 64g .. 64g+63: point j indexed by qs[8g + j] | (nibble j of the qh word at 32 + 4g) & 7 << 8,
+ * the nibble's bit 3 its delta's sign; dl per 16 values (3-bit field k of the scale word at 48 + 2g). The
+ * values of a point with delta -1/8 looked up in a second table (index bit 4, vpermt2ps). */
+TEMPO_GRID_INLINE void tempo_iq1_m_64(const uint8_t *b, float d, int g, F32x16 w[4]) {
+    uint32_t nibbles = tempo_u32_at(b + 32 + 4 * g);
+    __m512i points = tempo_iq1_points(b + 8 * g, nibbles, _mm512_set_epi64(28, 24, 20, 16, 12, 8, 4, 0));
+    unsigned sc = tempo_u16_at(b + 48 + 2 * g);
+    for (int k = 0; k < 4; k++) {
+        float dl = d * (float)(2 * (sc >> 3 * k & 7) + 1);
+        __m512 plus = tempo_iq1_table(dl, 0.125f), minus = tempo_iq1_table(dl, -0.125f);
+        unsigned negative = (nibbles >> (8 * k + 3) & 1 ? 0x00FF : 0) | (nibbles >> (8 * k + 7) & 1 ? 0xFF00 : 0);
+        __m512i at = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(16 * k));
+        __m512i level = _mm512_and_si512(_mm512_permutexvar_epi8(at, points), _mm512_set1_epi32(15));
+        level = _mm512_mask_or_epi32(level, (__mmask16)negative, level, _mm512_set1_epi32(16));
+        w[k] = (F32x16)_mm512_permutex2var_ps(plus, level, minus);
+    }
+}
+#endif
+
 /* 16 IQ1 values dl * (grid_i + delta_i): grid points a, b of tempo_iq1s_grid; delta_a for a's 8, delta_b for b's. */
 TEMPO_GRID_INLINE F32x16 tempo_shifted_grid(const int8_t *a, const int8_t *b, float dl, float delta_a, float delta_b) {
     F32x16 delta = {delta_a, delta_a, delta_a, delta_a, delta_a, delta_a, delta_a, delta_a,
                     delta_b, delta_b, delta_b, delta_b, delta_b, delta_b, delta_b, delta_b};
     return dl * (tempo_floats_i8((I8x16)tempo_grid_points2((const uint8_t *)a, (const uint8_t *)b)) + delta);
 }
-
-/* IQ1's delta: -1/8 when the bit is set, else +1/8. */
-TEMPO_GRID_INLINE float tempo_iq1_delta(unsigned bit) { return bit ? -0.125f : 0.125f; }
 
 /* IQ1_S, values 32ib .. 32ib+31 (tempo_dequant_iq1_s). */
 TEMPO_GRID_INLINE void tempo_iq1_s_32(const uint8_t *b, float d, int ib, F32x16 w[2]) {
@@ -261,6 +379,17 @@ TEMPO_GRID_INLINE void tempo_grid_vectors(WeightType t, const uint8_t *b, int g,
         return;
     }
     float d = t == WEIGHT_IQ1_M ? tempo_iq1_m_scale(b) : tempo_half_scale(b);
+#if defined(__AVX512VBMI__)
+    if (t == WEIGHT_IQ2_XS || t == WEIGHT_IQ2_S || t == WEIGHT_IQ3_XXS || t == WEIGHT_IQ1_S ||
+        t == WEIGHT_IQ1_M) {
+        if (t == WEIGHT_IQ1_S) tempo_iq1_s_64(b, d, g, w);
+        else if (t == WEIGHT_IQ1_M) tempo_iq1_m_64(b, d, g, w);
+        else if (t == WEIGHT_IQ2_XS) tempo_iq2_xs_64(b, d, g, w);
+        else if (t == WEIGHT_IQ2_S) tempo_iq2_s_64(b, d, g, w);
+        else tempo_iq3_xxs_64(b, d, g, w);
+        return;
+    }
+#endif
 #if defined(__AVX512F__)
     if (t == WEIGHT_IQ3_S) {
         tempo_iq3_s_64(b, d, g, w);

@@ -819,7 +819,7 @@ static const char *llama_legend =
     "best and median of %d passes per pair (medians over the pairs).\n"
     "ggml: tempo under --numerics ggml (llama.cpp's arithmetic: integer dots on quantized activations, K/V f32);\n"
     "the other rows: tempo's exact arithmetic. tg: the other types llama-quantize writes, tg128 only, %d pairs\n"
-    "(IQ2_XXS, IQ3_S: a uniform importance matrix, no real model's; a decode's time does not depend on the values).\n"
+    "(IQ1_*, IQ2_*, IQ3_*: a uniform importance matrix, no real model's; a decode's time does not depend on the values).\n"
     "n/a: the pp cells of the tg rows (pp512 not measured: make bench stays under 20 minutes); %s\n";
 
 /* The table of tempo against llama.cpp, one row per GGUF (files[i] under
