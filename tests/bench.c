@@ -814,6 +814,7 @@ static void bench_long(const char *self, int rows, int threads, int with_8b, cJS
 static const char *llama_legend =
     "\nthe same GGUF files, tempo and llama.cpp (npm node-llama-cpp 3.22.1 through build/llama-tempo bench) in %d\n"
     "alternating pairs; medians, and the ratio tempo/llama.cpp within each pair as min med max.\n"
+    "type: layer 0's wq (llama-quantize's presets mix types: its IQ2_S file stores it as iq2_xs, IQ3_XXS as iq2_s);\n"
     "tg128: greedy decode of 128 tokens, tokens/s; pp512: a 512-row prompt, tokens/s (llama.cpp: F16 K/V, as llama-bench);\n"
     "bound: tokens/s if a decoded token's bytes were read as fast as a plain parallel read of as many bytes,\n"
     "best and median of %d passes per pair (medians over the pairs).\n"
