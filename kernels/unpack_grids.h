@@ -205,6 +205,9 @@ TEMPO_GRID_INLINE void tempo_iq3_s_64(const uint8_t *b, float d, int g, F32x16 w
 }
 #endif
 
+/* IQ1's delta: -1/8 when the bit is set, else +1/8. */
+TEMPO_GRID_INLINE float tempo_iq1_delta(unsigned bit) { return bit ? -0.125f : 0.125f; }
+
 #if defined(__AVX512VBMI__)
 /* ---- 64 values at once (sub-blocks 2g, 2g+1): the group's grid points by one gather, 64 bytes in value
  * order; a value's product db * v looked up, not computed: table lane (v >> shift) & 15 holds db * v for
@@ -277,9 +280,6 @@ TEMPO_GRID_INLINE void tempo_iq3_xxs_64(const uint8_t *b, float d, int g, F32x16
         w[2 * s + 1] = tempo_grid_looked_up(points, 2 * s + 1, 2, table, signs >> 16);
     }
 }
-
-/* IQ1's delta: -1/8 when the bit is set, else +1/8. */
-TEMPO_GRID_INLINE float tempo_iq1_delta(unsigned bit) { return bit ? -0.125f : 0.125f; }
 
 /* IQ1: dl * (v + delta) at lanes 15, 0, 1 for the levels v = -1, 0, 1 (int8 -1's low nibble 15). */
 TEMPO_GRID_INLINE __m512 tempo_iq1_table(float dl, float delta) {
