@@ -213,12 +213,17 @@ TEMPO_GRID_INLINE float tempo_iq1_delta(unsigned bit) { return bit ? -0.125f : 0
  * order; a value's product db * v looked up, not computed: table lane (v >> shift) & 15 holds db * v for
  * each level v of the grid (vpermps reads an index's bits 3..0), the reference's rounded product. ---- */
 
+/* Bytes 16k .. 16k+15 of the gathered points, byte 16k + i in the low byte of lane i (bytes above: ignored). */
+TEMPO_GRID_INLINE __m512i tempo_grid_lane_bytes(__m512i points, int k) {
+    __m512i at = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                  _mm512_set1_epi32(16 * k));
+    return _mm512_permutexvar_epi8(at, points);
+}
+
 /* Values 16k .. 16k+15 of the gathered points: lane i's level (byte 16k + i >> shift) looked up in table,
  * then negated where bit i of signs is set (the sign bit flipped). */
 TEMPO_GRID_INLINE F32x16 tempo_grid_looked_up(__m512i points, int k, int shift, __m512 table, unsigned signs) {
-    __m512i at = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                  _mm512_set1_epi32(16 * k));
-    __m512i level = _mm512_srli_epi32(_mm512_permutexvar_epi8(at, points), (unsigned)shift); /* bytes above: ignored */
+    __m512i level = _mm512_srli_epi32(tempo_grid_lane_bytes(points, k), (unsigned)shift);
     __m512i v = (__m512i)_mm512_permutexvar_ps(level, table);
     return (F32x16)_mm512_mask_xor_epi32(v, (__mmask16)signs, v, _mm512_set1_epi32(INT32_MIN));
 }
@@ -318,8 +323,7 @@ TEMPO_GRID_INLINE void tempo_iq1_m_64(const uint8_t *b, float d, int g, F32x16 w
         float dl = d * (float)(2 * (sc >> 3 * k & 7) + 1);
         __m512 plus = tempo_iq1_table(dl, 0.125f), minus = tempo_iq1_table(dl, -0.125f);
         unsigned negative = (nibbles >> (8 * k + 3) & 1 ? 0x00FF : 0) | (nibbles >> (8 * k + 7) & 1 ? 0xFF00 : 0);
-        __m512i at = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(16 * k));
-        __m512i level = _mm512_and_si512(_mm512_permutexvar_epi8(at, points), _mm512_set1_epi32(15));
+        __m512i level = _mm512_and_si512(tempo_grid_lane_bytes(points, k), _mm512_set1_epi32(15));
         level = _mm512_mask_or_epi32(level, (__mmask16)negative, level, _mm512_set1_epi32(16));
         w[k] = (F32x16)_mm512_permutex2var_ps(plus, level, minus);
     }
