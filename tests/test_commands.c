@@ -49,10 +49,10 @@ Test(commands, compare_with_unfed_members_reads_no_logits) {
     /* --emulate last-member-only leaves every member but the last without a row (row -1) */
     CommandLine rows[] = {
         {"compare -m $M -z $Z -p 'Once upon a time' --emulate last-member-only", 0},
-        {"compare -m $M -z $Z -p 'Once upon a time' --emulate last-member-only --threshold 0.05 -n 8 --json $D/c.json", 0},
+        {"compare -m $M -z $Z -p 'Once upon a time' --emulate last-member-only --threshold 0.05 -n 8 --json $D/c-unfed.json", 0},
     };
     run_table(rows, sizeof rows / sizeof rows[0]);
-    cJSON *j = read_json_file("/tmp/tempo-cmd-table/c.json");
+    cJSON *j = read_json_file("/tmp/tempo-cmd-table/c-unfed.json");
     const cJSON *tf = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "prompts"), 0), "teacher_forced");
     int unfed = 0;
     for (const cJSON *o = tf ? tf->child : NULL; o; o = o->next) {
@@ -450,13 +450,13 @@ Test(commands, partial_attention_traces) {
     char env[9000], cmd[16384];
     command_env(env, sizeof env);
     snprintf(cmd, sizeof cmd, "%smkdir -p $D && %s forward -m $M -z $Z -p 'Once upon a time' --attention-layers 2 "
-             "--attention-heads 1-2 --attention-rows 0,3 --out $D/part.st >/dev/null && %s verify -m $M $D/part.st",
+             "--attention-heads 1-2 --attention-rows 0,3 --out $D/part-kept.st >/dev/null && %s verify -m $M $D/part-kept.st",
              env, TEMPO_BIN, TEMPO_BIN);
     cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
     cr_expect(strstr(out, "PASS"), "%s", out);
     Trace t;
     char err[TEMPO_ERR_SIZE];
-    cr_assert(tempo_trace_read(&t, "/tmp/tempo-cmd-table/part.st", err) == 0, "%s", err);
+    cr_assert(tempo_trace_read(&t, "/tmp/tempo-cmd-table/part-kept.st", err) == 0, "%s", err);
     const Tensor *att = tempo_trace_get(&t, "attention"), *rows = tempo_trace_get(&t, "attention_rows");
     const Tensor *heads = tempo_trace_get(&t, "attention_heads"), *layers = tempo_trace_get(&t, "attention_layers");
     cr_assert(att && rows && heads && layers, "the partial trace lacks its attention or its indices");
@@ -466,15 +466,15 @@ Test(commands, partial_attention_traces) {
     cr_expect(r[0] == 0 && r[1] == 3 && h[0] == 1 && h[1] == 2 && l[0] == 2, "indices %d,%d / %d,%d / %d", r[0], r[1], h[0],
               h[1], l[0]);
     ((float *)att->data)[att->shape[3] + 1] += 0.25f; /* row 3, key 1 of layer 2 head 1 */
-    cr_assert(tempo_trace_write(&t, "/tmp/tempo-cmd-table/part-bad.st", err) == 0, "%s", err);
+    cr_assert(tempo_trace_write(&t, "/tmp/tempo-cmd-table/part-kept-bad.st", err) == 0, "%s", err);
     tempo_trace_free(&t);
-    snprintf(cmd, sizeof cmd, "%s%s verify -m $M $D/part-bad.st", env, TEMPO_BIN);
+    snprintf(cmd, sizeof cmd, "%s%s verify -m $M $D/part-kept-bad.st", env, TEMPO_BIN);
     cr_expect_eq(run_command_capture(cmd, out, sizeof out, 1), 1, "verify passed a changed kept probability:\n%s", out);
-    snprintf(cmd, sizeof cmd, "%s%s attention $D/part.st", env, TEMPO_BIN);
+    snprintf(cmd, sizeof cmd, "%s%s attention $D/part-kept.st", env, TEMPO_BIN);
     cr_expect_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
     cr_expect(strstr(out, "the trace holds (layers 2, heads 1-2, rows 0,3)") && strstr(out, "\n2:1 ") && strstr(out, "\n2:2 ") &&
               !strstr(out, "\n2:0 ") && !strstr(out, "\n1:1 ") && !strstr(out, "nan"), "%s", out);
-    snprintf(cmd, sizeof cmd, "%s%s attention $D/part.st --heatmap 1:1 --rows 0-3", env, TEMPO_BIN);
+    snprintf(cmd, sizeof cmd, "%s%s attention $D/part-kept.st --heatmap 1:1 --rows 0-3", env, TEMPO_BIN);
     cr_expect_eq(run_command_capture(cmd, out, sizeof out, 1), 1, "%s", out);
     cr_expect(strstr(out, "no attention for layer 1; it holds layers 2"), "%s", out);
 }
