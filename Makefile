@@ -119,6 +119,21 @@ build/tempo-asan: $(ASAN_OBJ) build/obj-asan/tools/cli.o
 	@mkdir -p build
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
+# The library built for a CPU without AVX-512 (the AVX2 branches of kernels/), and the
+# tests of its kernels run on it: both builds must equal the plain definitions bitwise.
+AVX2_FLAGS = -O1 -mno-avx512f -Wno-psabi
+AVX2_OBJ = $(patsubst %.c,build/obj-avx2/%.o,$(LIB))
+AVX2_TESTS = kernels unpack quant quant_grids ggml_types numerics
+build/obj-avx2/%.o: %.c $(HDR) .deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) -c -o $@ $<
+build/tests-avx2: $(TEST_SRC) tests/helpers.h tests/audited.h $(AVX2_OBJ) $(HDR) .deps
+	@mkdir -p build
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) $(TEST_DEFS) -DTEMPO_BIN='"./tempo"' -o $@ $(TEST_SRC) $(AVX2_OBJ) $(LDLIBS) -lcriterion
+test-avx2: build/tests-avx2 tempo $(SYNTH)
+	@for s in $(AVX2_TESTS); do OPENBLAS_NUM_THREADS=1 build/tests-avx2 --jobs 2 --filter "$$s/*" >build/tests-avx2.log 2>&1 \
+	  || { cat build/tests-avx2.log; exit 1; }; tail -1 build/tests-avx2.log; done
+
 # tempo.c alone (no kernels/, formats/ or tools/): a forward pass with the plain kernels.
 build/core-alone: tests/core_alone.c tempo.c tempo.h .deps
 	@mkdir -p build
@@ -127,7 +142,7 @@ test-core-alone: build/core-alone
 	build/core-alone
 
 # One BLAS thread in tests: results are then bitwise reproducible.
-test: tempo build/tests build/tests-asan build/tempo-asan $(SYNTH) .capture-deps test-core-alone
+test: tempo build/tests build/tests-asan build/tempo-asan $(SYNTH) .capture-deps test-core-alone test-avx2
 	@for f in fortune.bin fortune-tok512.bin stories260K.bin tok512.bin stories260K-hf/model.safetensors; do \
 	  [ -r $(WEIGHTS)/$$f ] || { echo "error: $(WEIGHTS)/$$f is missing (set WEIGHTS=DIR)"; exit 1; }; done
 	OPENBLAS_NUM_THREADS=1 build/tests --jobs 2

@@ -333,14 +333,15 @@ static float vec_dot_by_instructions(const float *w, const float *x, int n) {
  * one) are the instructions' own, and they differ from each other. */
 Test(numerics, ggml_dot_follows_tinyblas_and_vec_dot) {
     enum { N = 256 };
-    float w[N], x[N], w16[N], x16[N];
+    float w[N], x[N];
     uint64_t seed = 12;
     int orders_differ = 0;
     for (int trial = 0; trial < 50; trial++) {
         for (int t = 0; t < N; t++) w[t] = (float)tempo_normal(&seed), x[t] = (float)tempo_normal(&seed) * 3.0f;
-        for (int t = 0; t < N; t++) w16[t] = half(w[t]), x16[t] = half(x[t]);
         orders_differ |= tempo_ggml_dot(GGML_DOT_F32, 1, w, x, N) != tempo_ggml_dot(GGML_DOT_F32, 0, w, x, N);
 #if defined(__AVX512F__)
+        float w16[N], x16[N];
+        for (int t = 0; t < N; t++) w16[t] = half(w[t]), x16[t] = half(x[t]);
         cr_assert_eq(tempo_ggml_dot(GGML_DOT_F32, 1, w, x, N), tinyblas_by_instructions(w, x, N), "trial %d", trial);
         cr_assert_eq(tempo_ggml_dot(GGML_DOT_F32, 0, w, x, N), vec_dot_by_instructions(w, x, N), "trial %d", trial);
         cr_assert_eq(tempo_ggml_dot(GGML_DOT_F16, 1, w16, x16, N), tinyblas_by_instructions(w16, x16, N), "trial %d", trial);
