@@ -253,6 +253,41 @@ static inline void tempo_q6_k_scale_products(const uint8_t *b, float d, float pr
     memcpy(products, &v, sizeof v);
 }
 
+#if defined(__AVX512VBMI__)
+/* Shift counts for vpsllvw / vpsrlvw: `low` for each 16-bit word of the zmm's low 256 bits, `high` for the upper. */
+static inline __m512i tempo_word_shifts(int low, int high) {
+    long long lo = (long long)low * 0x0001000100010001, hi = (long long)high * 0x0001000100010001;
+    return _mm512_set_epi64(hi, hi, hi, hi, lo, lo, lo, lo);
+}
+
+/* Bytes 16v .. 16v+15 of `bytes`, byte 16v + i copied into every byte of
+ * 32-bit lane i (vpermb): vector v's codes as indices for vpermps and
+ * vpermt2ps (bits 3:0, 4:0 of the lane) or vpermi2w (of either word). */
+static inline __m512i tempo_lane_bytes(__m512i bytes, int v) {
+    __m512i at = _mm512_add_epi32(_mm512_set1_epi32(0x01010101 * 16 * v),
+                                  _mm512_set_epi32(0x0F0F0F0F, 0x0E0E0E0E, 0x0D0D0D0D, 0x0C0C0C0C, 0x0B0B0B0B, 0x0A0A0A0A,
+                                                   0x09090909, 0x08080808, 0x07070707, 0x06060606, 0x05050505, 0x04040404,
+                                                   0x03030303, 0x02020202, 0x01010101, 0));
+    return _mm512_permutexvar_epi8(at, bytes);
+}
+
+/* The 64 codes q of Q5_K group j (sub-blocks 2j, 2j+1), a byte each in
+ * value order, in bits 0..4 (bits 5..7: whatever the shifts leave): byte
+ * l < 32 is the low nibble of qs[l] and bit 2j of qh[l] as bit 4, byte 32 +
+ * l the high nibble of qs[l] and bit 2j+1 of qh[l]. qs's and qh's 32 bytes
+ * twice, each 16-bit word shifted by its half's count (a bit stays in its
+ * byte: counts up to 4), then bits 0..3 taken from qs, 4..7 from qh (one
+ * vpternlogd). */
+static inline __attribute__((always_inline)) __m512i tempo_q5_k_codes(const uint8_t *qs, const uint8_t *qh, int j) {
+    __m512i low = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qs));
+    __m512i high = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qh));
+    low = _mm512_srlv_epi16(low, tempo_word_shifts(0, 4)); /* high nibbles down in the upper half */
+    if (j < 2) high = _mm512_sllv_epi16(high, tempo_word_shifts(4 - 2 * j, 3 - 2 * j)); /* bit 2j (2j+1) up to 4 */
+    else high = _mm512_srlv_epi16(high, tempo_word_shifts(2 * j - 4, 2 * j - 3));       /* or down */
+    return _mm512_ternarylogic_epi32(_mm512_set1_epi8(0x0F), low, high, 0xCA); /* mask ? low : high, bit by bit */
+}
+#endif
+
 #if defined(__AVX512F__)
 /* Bit `bit` of each lane moved to bit 4 (the other bits: whatever the shift leaves). */
 static inline I32x16 tempo_bit_to_4(I32x16 v, int bit) { return bit <= 4 ? v << (4 - bit) : v >> (bit - 4); }
@@ -264,6 +299,14 @@ static inline __attribute__((always_inline)) void tempo_q45_k_lookup(const uint8
                                                                     float d1, float m1, float d2, float m2, F32x16 w[4]) {
     F32x16 codes = tempo_codes_0_15(), low1 = d1 * codes - m1, low2 = d2 * codes - m2;
     F32x16 high1 = d1 * (codes + 16.0f) - m1, high2 = d2 * (codes + 16.0f) - m2; /* Q5_K only: unused (dropped) for Q4_K */
+#if defined(__AVX512VBMI__)
+    if (q5) { /* the group's 64 codes as bytes, spread to lanes (vpermb) */
+        __m512i bytes = tempo_q5_k_codes(qs, b + 16, j);
+        for (int v = 0; v < 4; v++)
+            w[v] = tempo_lookup32(v < 2 ? low1 : low2, v < 2 ? high1 : high2, (I32x16)tempo_lane_bytes(bytes, v));
+        return;
+    }
+#endif
     for (int h = 0; h < 2; h++) {
         I32x16 code = tempo_codes16(qs + 16 * h), high = code >> 4;
         if (q5) {
@@ -320,12 +363,9 @@ static inline __attribute__((always_inline)) __m512i tempo_q6_k_codes(const uint
     __m512i low = _mm512_loadu_si512(ql), high = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qh));
     if (g % 2) { /* k = 2, 3: high nibbles; qh bits 4, 5 in place, bits 6, 7 down by 2 */
         low = _mm512_srli_epi16(low, 4);
-        high = _mm512_srlv_epi16(high, _mm512_set_epi64(0x0002000200020002, 0x0002000200020002, 0x0002000200020002,
-                                                        0x0002000200020002, 0, 0, 0, 0));
+        high = _mm512_srlv_epi16(high, tempo_word_shifts(0, 2));
     } else { /* k = 0, 1: low nibbles; qh bits 0, 1 up by 4, bits 2, 3 up by 2 */
-        high = _mm512_sllv_epi16(high, _mm512_set_epi64(0x0002000200020002, 0x0002000200020002, 0x0002000200020002,
-                                                        0x0002000200020002, 0x0004000400040004, 0x0004000400040004,
-                                                        0x0004000400040004, 0x0004000400040004));
+        high = _mm512_sllv_epi16(high, tempo_word_shifts(4, 2));
     }
     return _mm512_ternarylogic_epi32(_mm512_set1_epi8(0x0F), low, high, 0xCA); /* mask ? low : high, bit by bit */
 }
@@ -345,11 +385,7 @@ static inline __m512i tempo_q6_k_table(int h) {
  * up in the 64 words of `table` (vpermi2w: index bits 0..5 only, so bits
  * 6, 7 of the code are ignored), its low word zeroed. The same float. */
 static inline __attribute__((always_inline)) F32x16 tempo_q6_k_floats(__m512i codes, int v, const __m512i table[2]) {
-    __m512i at = _mm512_add_epi32(_mm512_set1_epi32(0x01010101 * 16 * v),
-                                  _mm512_set_epi32(0x0F0F0F0F, 0x0E0E0E0E, 0x0D0D0D0D, 0x0C0C0C0C, 0x0B0B0B0B, 0x0A0A0A0A,
-                                                   0x09090909, 0x08080808, 0x07070707, 0x06060606, 0x05050505, 0x04040404,
-                                                   0x03030303, 0x02020202, 0x01010101, 0));
-    __m512i index = _mm512_permutexvar_epi8(at, codes);
+    __m512i index = tempo_lane_bytes(codes, v);
     return (F32x16)_mm512_castsi512_ps(_mm512_maskz_permutex2var_epi16(0xAAAAAAAAu, table[0], index, table[1]));
 }
 #endif

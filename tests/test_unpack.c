@@ -178,6 +178,46 @@ Test(unpack, q2_k_q3_k_every_code_in_every_lane) {
     }
 }
 
+/* Sets the 5-bit code of value v (0..255) of a Q5_K block by the format's
+ * layout (dequant_k.c): v = 64 j + 32 h + l, its low 4 bits nibble h of
+ * qs[32 j + l] (at byte 48), its bit 4 bit 2j + h of qh[l] (at byte 16). */
+static void put_q5_k_code(uint8_t *block, int v, int code) {
+    int j = v / 64, h = v % 64 / 32, l = v % 32;
+    uint8_t *q = block + 48 + 32 * j + l, *qh = block + 16 + l;
+    *q = (uint8_t)((*q & (h ? 0x0f : 0xf0)) | (code & 15) << 4 * h);
+    *qh = (uint8_t)((*qh & ~(1 << (2 * j + h))) | (code >> 4 & 1) << (2 * j + h));
+}
+
+/* Q5_K blocks written value by value: in block c value v takes code
+ * (f(v) + c) % 32 (f a hash, so that the values sharing a byte differ), so
+ * every code meets every lane of every group, under each edge half as d
+ * and dmin, random scale bytes. The decoder (with VBMI: tempo_q5_k_codes,
+ * its bytes spread by tempo_lane_bytes, then vpermt2ps) equals the
+ * reference bit for bit: a code taken from the wrong nibble, qh bit or
+ * byte, or a leftover high bit read as bit 4, shows. With d = 1, every sc
+ * 1 and m 0 the reference gives q itself: the codes are where the test put
+ * them. */
+Test(unpack, q5_k_every_code_in_every_lane) {
+    uint64_t seed = 5;
+    for (int c = 0; c < 32 * N_EDGE_HALVES; c++) {
+        int shift = c % 32, h = c / 32;
+        uint8_t block[176];
+        for (size_t j = 0; j < sizeof block; j++) block[j] = (uint8_t)tempo_splitmix64(&seed);
+        for (int v = 0; v < 256; v++) put_q5_k_code(block, v, (int)(((uint32_t)v * 2654435761u >> 16) + shift) % 32);
+        put_half(block, edge_halves[h]);
+        put_half(block + 2, edge_halves[h * 5 % N_EDGE_HALVES]);
+        if (h == 0) memcpy(block + 4, (const uint8_t[12]){1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1}, 12); /* sc 1, m 0 */
+        float want[256], got[256];
+        tempo_dequantize(WEIGHT_Q5_K, block, 256, want);
+        tempo_unpack(WEIGHT_Q5_K, block, 256, got);
+        expect_same_bits(got, want, 256, "q5_k");
+        for (int v = 0; v < 256 && h == 0; v++) {
+            int q = (int)(((uint32_t)v * 2654435761u >> 16) + shift) % 32;
+            cr_assert_eq(want[v], (float)q, "q5_k value %d: %g, not %d", v, want[v], q);
+        }
+    }
+}
+
 #if defined(__AVX512VBMI__)
 /* Q6_K's code-to-float lookup (tempo_q6_k_floats, tempo_q6_k_table): every
  * code q in every lane of every vector v gives the float q - 32, bit for
