@@ -125,6 +125,15 @@ Test(unpack, low_bit_types_equal_reference_bitwise) {
     cr_expect(!tempo_low_bit_decoded(WEIGHT_Q4_K) && !tempo_low_bit_decoded(WEIGHT_Q8_0));
 }
 
+/* The 256 values of a block of t, group by group (tempo_low_bit_vectors). */
+static void decoded_256(WeightType t, const uint8_t *block, float got[256]) {
+    for (int g = 0; g < 4; g++) {
+        F32x16 w[4];
+        tempo_low_bit_vectors(t, block, g, tempo_low_bit_block(t, block), w);
+        memcpy(got + 64 * g, w, sizeof w);
+    }
+}
+
 /* Sets the code of value v (0..255) of a Q2_K or Q3_K block by the
  * format's layout (dequant_k.c): its low 2 bits are bits 2j, 2j+1 of
  * qs[32 half + 16 part + l]; Q3_K's third bit is bit 4 half + j of
@@ -162,11 +171,7 @@ Test(unpack, q2_k_q3_k_every_code_in_every_lane) {
             if (second >= 0) put_half(block + second, edge_halves[h * 5 % N_EDGE_HALVES]);
             float want[256], got[256];
             tempo_dequantize(t, block, 256, want);
-            for (int g = 0; g < 4; g++) {
-                F32x16 w[4];
-                tempo_low_bit_vectors(t, block, g, tempo_low_bit_block(t, block), w);
-                memcpy(got + 64 * g, w, sizeof w);
-            }
+            decoded_256(t, block, got);
             expect_same_bits(got, want, 256, tempo_weight_type_name(t));
             for (int v = 0; v < 256 && h == 0; v++) { /* d = dmin = 1.0 */
                 int q = (int)(((uint32_t)v * 2654435761u >> 16) + shift) % codes, sub = v / 16;
@@ -278,11 +283,7 @@ Test(unpack, iq2_iq3_xxs_random_blocks_equal_reference_bitwise) {
             block[1] &= 0xfb; /* exponent below 31: finite */
             float want[256], got[256];
             tempo_dequantize(t, block, 256, want);
-            for (int g = 0; g < 4; g++) {
-                F32x16 w[4];
-                tempo_low_bit_vectors(t, block, g, tempo_low_bit_block(t, block), w);
-                memcpy(got + 64 * g, w, sizeof w);
-            }
+            decoded_256(t, block, got);
             expect_same_bits(got, want, 256, tempo_weight_type_name(t));
         }
     }
