@@ -246,7 +246,7 @@ TEMPO_GRID_INLINE __m512i tempo_grid_points8(const uint8_t (*grid)[8], const uns
 
 /* ---- IQ2_XS, IQ2_S, IQ3_XXS: a group's 64 values from one table of 32 (vpermt2ps reads index bits 4:0):
  * lane e of `low` the reference's product db * v of entry e's scale and level, lane e of `high` its
- * negation (the sign bit flipped). A value's entry is a byte, all 64 built at once from the gathered
+ * negation (the sign bit flipped). A value's entry is a byte, all 64 built at once from the loaded
  * points: its level's bits, its scale's number (k) above them, bit 4 set where its sign is. ---- */
 
 /* The 64 signs of 8 sign indices of 7 bits, as bits of a mask (bit 8j + i: value i of point j):
