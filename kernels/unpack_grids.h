@@ -8,7 +8,9 @@
  * 64-bit (IQ3: 32-bit) load from its table (iq_grids.h), two (four) to a
  * vector of 16; a sign is the reference's negation, a flip of the sign
  * bit (an XOR under a mask register with AVX-512; not 0 - x, which makes
- * +0 of -0). */
+ * +0 of -0). With AVX-512 VBMI, GFNI and BITALG, IQ2_XS, IQ2_S and
+ * IQ3_XXS look each value up in a table of the products and their
+ * negations instead (tempo_iq2_looked_up, tempo_iq3_xxs_64). */
 #ifndef TEMPO_UNPACK_GRIDS_H
 #define TEMPO_UNPACK_GRIDS_H
 
@@ -228,63 +230,121 @@ TEMPO_GRID_INLINE F32x16 tempo_grid_looked_up(__m512i points, int k, int shift, 
     return (F32x16)_mm512_mask_xor_epi32(v, (__mmask16)signs, v, _mm512_set1_epi32(INT32_MIN));
 }
 
-/* The IQ2 levels 8, 25, 43 at lanes 8, 9, 11: db * v. */
-TEMPO_GRID_INLINE __m512 tempo_iq2_table(float db) {
-    return (__m512)(db * (F32x16){0, 0, 0, 0, 0, 0, 0, 0, 8, 25, 0, 43, 0, 0, 0, 0});
-}
-
 /* The 8 grid points (8 bytes each) at the 8 indices in the 64-bit lanes of index. */
 TEMPO_GRID_INLINE __m512i tempo_grid_gather8(__m512i index, const uint8_t (*grid)[8]) {
     return _mm512_i64gather_epi64(index, (const void *)grid, 8);
 }
 
-/* Sub-block ib's 4 sign fields of 7 bits (aux bits 0..27) as 32 sign bits, each field's 8th its parity. */
-TEMPO_GRID_INLINE unsigned tempo_signs28(uint32_t aux) {
-    unsigned signs = 0;
-    for (int p = 0; p < 4; p++) signs |= tempo_grid_signs(aux >> 7 * p & 127) << 8 * p;
-    return signs;
+#if defined(__GFNI__) && defined(__AVX512BITALG__)
+/* The grid points at index[0..7] (8 bytes each) in the 64-bit lanes 0..7, by 8 loads: zen4's gather was slower. */
+TEMPO_GRID_INLINE __m512i tempo_grid_points8(const uint8_t (*grid)[8], const unsigned index[8]) {
+    uint64_t p[8];
+    for (int j = 0; j < 8; j++) memcpy(&p[j], grid[index[j]], sizeof p[j]);
+    return _mm512_set_epi64((long long)p[7], (long long)p[6], (long long)p[5], (long long)p[4], (long long)p[3], (long long)p[2],
+                            (long long)p[1], (long long)p[0]);
 }
 
-/* IQ2_XS, values 64g .. 64g+63: 16-bit words q at 2 + 16g, point index q & 511, signs q >> 9; a scale nibble per 16 values. */
-TEMPO_GRID_INLINE void tempo_iq2_xs_64(const uint8_t *b, float d, int g, F32x16 w[4]) {
-    const uint8_t *qs = b + 2 + 16 * g;
-    __m512i words = _mm512_cvtepu16_epi64(_mm_loadu_si128((const __m128i *)qs));
-    __m512i points = tempo_grid_gather8(_mm512_and_si512(words, _mm512_set1_epi64(511)), tempo_iq2xs_grid);
-    unsigned sc = tempo_u16_at(b + 66 + 2 * g); /* nibble k: values 16k .. 16k+15 */
-    for (int k = 0; k < 4; k++) {
-        unsigned q0 = tempo_u16_at(qs + 4 * k), q1 = tempo_u16_at(qs + 4 * k + 2);
-        __m512 table = tempo_iq2_table(tempo_iq2_scale(d, sc >> 4 * k & 0x0F));
-        w[k] = tempo_grid_looked_up(points, k, 0, table, tempo_grid_signs(q0 >> 9) | tempo_grid_signs(q1 >> 9) << 8);
-    }
+/* ---- IQ2_XS, IQ2_S, IQ3_XXS: a group's 64 values from one table of 32 (vpermt2ps reads index bits 4:0):
+ * lane e of `low` the reference's product db * v of entry e's scale and level, lane e of `high` its
+ * negation (the sign bit flipped). A value's entry is a byte, all 64 built at once from the loaded
+ * points: its level's bits, its scale's number (k) above them, bit 4 set where its sign is. ---- */
+
+/* The 64 signs of 8 sign indices of 7 bits, as bits of a mask (bit 8j + i: value i of point j):
+ * tempo_grid_signs of bits `from` .. `from` + 6 of byte `at` of 64-bit lane j, i.e. the 7 bits and
+ * their parity as the 8th. One affine map of bits per byte (gf2p8affineqb: output bit i is the parity
+ * of the input's bits in byte 7 - i of the matrix), then bit 8 at + i of each lane (vpshufbitqmb). */
+TEMPO_GRID_INLINE __mmask64 tempo_grid_sign_mask(__m512i fields, int at, int from) {
+    uint64_t matrix = (uint64_t)(0x7F << from) & 0xFF; /* byte 0: output bit 7, the parity */
+    for (int i = 0; i < 7; i++) matrix |= (uint64_t)(1 << (i + from)) << 8 * (7 - i); /* output bit i: input bit i + from */
+    __m512i signs = _mm512_gf2p8affine_epi64_epi8(fields, _mm512_set1_epi64((long long)matrix), 0);
+    return _mm512_bitshuffle_epi64_mask(signs, _mm512_set1_epi64(0x0706050403020100 + 0x0808080808080808LL * at));
+}
+
+/* Values 16k .. 16k+15 of the group: table lane entry & 31 of low, high (entries: tempo_grid_entries). */
+TEMPO_GRID_INLINE F32x16 tempo_grid_entry_values(__m512i entries, int k, __m512 low, __m512 high) {
+    return (F32x16)_mm512_permutex2var_ps(low, tempo_grid_lane_bytes(entries, k), high);
+}
+
+/* The 64 entries: (byte & mask) | scale_of_byte, plus 16 where `negative` has the byte's bit
+ * (a byte's bit 4 is clear before: mask and scale_of_byte below 16). */
+TEMPO_GRID_INLINE __m512i tempo_grid_entries(__m512i bytes, int mask, __m512i scale_of_byte, __mmask64 negative) {
+    __m512i entries = _mm512_ternarylogic_epi32(bytes, scale_of_byte, _mm512_set1_epi8((char)mask), 0xEC); /* (a & c) | b */
+    return _mm512_mask_add_epi8(entries, negative, entries, _mm512_set1_epi8(16));
+}
+
+/* IQ2_XS's / IQ2_S's 16 scale products of a block, lane j: d * (0.5 + s_j) * 0.25, s_j nibble j of the
+ * 8 bytes at b + at (values 16j .. 16j+15), the reference's products in its order (d: tempo_half_scale16). */
+TEMPO_GRID_INLINE F32x16 tempo_iq2_scales(const uint8_t *b, int at) {
+    uint64_t sc;
+    memcpy(&sc, b + at, sizeof sc);
+    const __m512i nibble_at = _mm512_set_epi32(60, 56, 52, 48, 44, 40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 0); /* byte 0 of lane j: bits 4j.. */
+    __m512i s = _mm512_and_si512(_mm512_multishift_epi64_epi8(nibble_at, _mm512_set1_epi64((long long)sc)), _mm512_set1_epi32(15));
+    return tempo_half_scale16(b) * (0.5f + __builtin_convertvector((I32x16)s, F32x16)) * 0.25f;
+}
+
+/* IQ2_XS and IQ2_S, group g: the levels 8, 25, 43 have low bits 0, 1, 3, so entry 4k + (v & 3) (+ 16 for a
+ * negative value) for the values 16k .. 16k+15, whose scale is lane 4g + k of scales. */
+TEMPO_GRID_INLINE void tempo_iq2_looked_up(__m512i points, __mmask64 negative, F32x16 scales, int g, F32x16 w[4]) {
+    const __m512i k = _mm512_set_epi64(0x0c0c0c0c0c0c0c0c, 0x0c0c0c0c0c0c0c0c, 0x0808080808080808, 0x0808080808080808,
+                                       0x0404040404040404, 0x0404040404040404, 0, 0);
+    const F32x16 levels = {8, 25, 0, 43, 8, 25, 0, 43, 8, 25, 0, 43, 8, 25, 0, 43};
+    int s = 4 * g;
+    __m512i spread = _mm512_set_epi32(s + 3, s + 3, s + 3, s + 3, s + 2, s + 2, s + 2, s + 2, s + 1, s + 1, s + 1, s + 1, s, s, s, s);
+    __m512 low = _mm512_mul_ps(_mm512_permutexvar_ps(spread, (__m512)scales), (__m512)levels);
+    __m512 high = (__m512)_mm512_xor_si512((__m512i)low, _mm512_set1_epi32(INT32_MIN));
+    __m512i entries = tempo_grid_entries(points, 3, k, negative);
+    for (int j = 0; j < 4; j++) w[j] = tempo_grid_entry_values(entries, j, low, high);
+}
+
+/* IQ2_XS, values 64g .. 64g+63: 16-bit words q at 2 + 16g, point index q & 511, signs q >> 9 (bits 1..7 of its
+ * high byte); `scales`: tempo_iq2_scales(b, 66). */
+TEMPO_GRID_INLINE void tempo_iq2_xs_64(const uint8_t *b, F32x16 scales, int g, F32x16 w[4]) {
+    __m512i words = _mm512_cvtepu16_epi64(_mm_loadu_si128((const __m128i *)(b + 2 + 16 * g)));
+    unsigned index[8];
+    for (int j = 0; j < 8; j++) index[j] = tempo_u16_at(b + 2 + 16 * g + 2 * j) & 511;
+    tempo_iq2_looked_up(tempo_grid_points8(tempo_iq2xs_grid, index), tempo_grid_sign_mask(words, 1, 1), scales, g, w);
 }
 
 /* IQ2_S, values 64g .. 64g+63: point p of sub-block ib indexed by qs[4ib + p] | bits 2p, 2p+1 of qh[ib] << 8;
- * sign bytes from 34 + 8g; a scale nibble per 16 values. */
-TEMPO_GRID_INLINE void tempo_iq2_s_64(const uint8_t *b, float d, int g, F32x16 w[4]) {
-    __m512i low = _mm512_cvtepu8_epi64(_mm_cvtsi64_si128((long long)(tempo_u32_at(b + 2 + 8 * g) |
-                                                                     (uint64_t)tempo_u32_at(b + 6 + 8 * g) << 32)));
-    __m512i high = _mm512_srlv_epi64(_mm512_set1_epi64(tempo_u16_at(b + 66 + 2 * g)), _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0));
-    __m512i index = _mm512_or_si512(low, _mm512_slli_epi64(_mm512_and_si512(high, _mm512_set1_epi64(3)), 8));
-    __m512i points = tempo_grid_gather8(index, tempo_iq2s_grid);
-    unsigned sc = tempo_u16_at(b + 74 + 2 * g);
-    for (int k = 0; k < 4; k++)
-        w[k] = tempo_grid_looked_up(points, k, 0, tempo_iq2_table(tempo_iq2_scale(d, sc >> 4 * k & 0x0F)), tempo_u16_at(b + 34 + 8 * g + 2 * k));
+ * the 64 sign bits at 34 + 8g; `scales`: tempo_iq2_scales(b, 74). */
+TEMPO_GRID_INLINE void tempo_iq2_s_64(const uint8_t *b, F32x16 scales, int g, F32x16 w[4]) {
+    unsigned qh = tempo_u16_at(b + 66 + 2 * g), index[8];
+    for (int j = 0; j < 8; j++) index[j] = b[2 + 8 * g + j] | (qh >> 2 * j & 3) << 8;
+    uint64_t signs;
+    memcpy(&signs, b + 34 + 8 * g, sizeof signs);
+    tempo_iq2_looked_up(tempo_grid_points8(tempo_iq2s_grid, index), (__mmask64)signs, scales, g, w);
 }
 
-/* IQ3_XXS, values 64g .. 64g+63: 16 point indices (bytes) at 2 + 16g, 4-byte points of levels 4, 12, .., 52, 62,
- * looked up by v >> 2 (lanes 1, 3, .., 15); aux words at 66 + 4ib as IQ2_XXS's (tempo_iq3_xxs_32). */
-TEMPO_GRID_INLINE void tempo_iq3_xxs_64(const uint8_t *b, float d, int g, F32x16 w[4]) {
-    __m512i index = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 2 + 16 * g)));
-    __m512i points = _mm512_i32gather_epi32(index, (const void *)tempo_iq3xxs_grid, 4);
-    const F32x16 levels = {0, 4, 0, 12, 0, 20, 0, 28, 0, 36, 0, 44, 0, 52, 0, 62};
-    for (int s = 0; s < 2; s++) {
-        uint32_t aux = tempo_u32_at(b + 66 + 8 * g + 4 * s);
-        __m512 table = (__m512)(d * (0.5f + (float)(aux >> 28)) * 0.5f * levels);
-        unsigned signs = tempo_signs28(aux);
-        w[2 * s] = tempo_grid_looked_up(points, 2 * s, 2, table, signs & 0xFFFF);
-        w[2 * s + 1] = tempo_grid_looked_up(points, 2 * s + 1, 2, table, signs >> 16);
-    }
+/* IQ3_XXS's 8 scale products of a block, lane ib (and ib + 8): d * (0.5 + (aux_ib >> 28)) * 0.5, aux_ib the
+ * 32-bit word at 66 + 4ib, the reference's products in its order. */
+TEMPO_GRID_INLINE F32x16 tempo_iq3_xxs_scales(const uint8_t *b) {
+    __m512i aux = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 66)));
+    F32x16 s = __builtin_convertvector((I32x16)_mm512_srli_epi32(aux, 28), F32x16);
+    return tempo_half_scale16(b) * (0.5f + s) * 0.5f;
 }
+
+/* IQ3_XXS, values 64g .. 64g+63 (sub-blocks 2g + h, h = 0, 1): 16 point indices (bytes) at 2 + 16g, 4-byte
+ * points of levels 4, 12, .., 52, 62, entry 8h + (v >> 3) (+ 16 for a negative value); the sign fields
+ * of 7 bits at bit 7p of the aux words (64 bits at 66 + 8g), as IQ2_XXS's (tempo_iq3_xxs_32). */
+TEMPO_GRID_INLINE void tempo_iq3_xxs_64(const uint8_t *b, F32x16 scales, int g, F32x16 w[4]) {
+    const uint8_t *qs = b + 2 + 16 * g;
+    uint64_t p[8];
+    for (int j = 0; j < 8; j++) p[j] = tempo_u32_at(tempo_iq3xxs_grid[qs[2 * j]]) | (uint64_t)tempo_u32_at(tempo_iq3xxs_grid[qs[2 * j + 1]]) << 32;
+    __m512i points = _mm512_set_epi64((long long)p[7], (long long)p[6], (long long)p[5], (long long)p[4], (long long)p[3], (long long)p[2],
+                            (long long)p[1], (long long)p[0]);
+    uint64_t aux;
+    memcpy(&aux, b + 66 + 8 * g, sizeof aux);
+    __m512i fields = _mm512_multishift_epi64_epi8(_mm512_set_epi64(53, 46, 39, 32, 21, 14, 7, 0), _mm512_set1_epi64((long long)aux));
+    const __m512i h = _mm512_set_epi64(0x0808080808080808, 0x0808080808080808, 0x0808080808080808, 0x0808080808080808, 0, 0, 0, 0);
+    __m512i entries = tempo_grid_entries(_mm512_srli_epi16(points, 3), 7, h, tempo_grid_sign_mask(fields, 0, 0));
+    const F32x16 levels = {4, 12, 20, 28, 36, 44, 52, 62, 4, 12, 20, 28, 36, 44, 52, 62};
+    int s = 2 * g;
+    __m512i spread = _mm512_set_epi32(s + 1, s + 1, s + 1, s + 1, s + 1, s + 1, s + 1, s + 1, s, s, s, s, s, s, s, s);
+    __m512 low = _mm512_mul_ps(_mm512_permutexvar_ps(spread, (__m512)scales), (__m512)levels);
+    __m512 high = (__m512)_mm512_xor_si512((__m512i)low, _mm512_set1_epi32(INT32_MIN));
+    for (int j = 0; j < 4; j++) w[j] = tempo_grid_entry_values(entries, j, low, high);
+}
+#endif
 
 /* IQ1: dl * (v + delta) at lanes 15, 0, 1 for the levels v = -1, 0, 1 (int8 -1's low nibble 15). */
 TEMPO_GRID_INLINE __m512 tempo_iq1_table(float dl, float delta) {
@@ -375,22 +435,40 @@ static inline int tempo_grid_decoded(WeightType t) {
            t == WEIGHT_IQ3_XXS || t == WEIGHT_IQ3_S || t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M;
 }
 
-/* The 64 values 64g .. 64g+63 of the block at b, in value order. */
-TEMPO_GRID_INLINE void tempo_grid_vectors(WeightType t, const uint8_t *b, int g, F32x16 w[4]) {
+/* A block's scale products, computed once a block (tempo_low_bit_block): with AVX-512 VBMI, GFNI and
+ * BITALG IQ2_XS's, IQ2_S's and IQ3_XXS's (tempo_iq2_scales, tempo_iq3_xxs_scales); zero otherwise. */
+TEMPO_GRID_INLINE F32x16 tempo_grid_block_scales(WeightType t, const uint8_t *b) {
+#if defined(__AVX512VBMI__) && defined(__GFNI__) && defined(__AVX512BITALG__)
+    if (t == WEIGHT_IQ2_XS || t == WEIGHT_IQ2_S) return tempo_iq2_scales(b, t == WEIGHT_IQ2_XS ? 66 : 74);
+    if (t == WEIGHT_IQ3_XXS) return tempo_iq3_xxs_scales(b);
+#else
+    (void)t, (void)b;
+#endif
+    return (F32x16){0};
+}
+
+/* The 64 values 64g .. 64g+63 of the block at b, in value order; `scales` is tempo_grid_block_scales(t, b). */
+TEMPO_GRID_INLINE void tempo_grid_vectors(WeightType t, const uint8_t *b, int g, F32x16 scales, F32x16 w[4]) {
     if (t == WEIGHT_TQ2_0 || t == WEIGHT_TQ1_0) {
         if (t == WEIGHT_TQ2_0) tempo_tq2_0_vectors(b, g, w);
         else tempo_tq1_0_vectors(b, g, w);
         return;
     }
+#if defined(__AVX512VBMI__) && defined(__GFNI__) && defined(__AVX512BITALG__)
+    if (t == WEIGHT_IQ2_XS || t == WEIGHT_IQ2_S || t == WEIGHT_IQ3_XXS) {
+        if (t == WEIGHT_IQ2_XS) tempo_iq2_xs_64(b, scales, g, w);
+        else if (t == WEIGHT_IQ2_S) tempo_iq2_s_64(b, scales, g, w);
+        else tempo_iq3_xxs_64(b, scales, g, w);
+        return;
+    }
+#else
+    (void)scales;
+#endif
     float d = t == WEIGHT_IQ1_M ? tempo_iq1_m_scale(b) : tempo_half_scale(b);
 #if defined(__AVX512VBMI__)
-    if (t == WEIGHT_IQ2_XS || t == WEIGHT_IQ2_S || t == WEIGHT_IQ3_XXS || t == WEIGHT_IQ1_S ||
-        t == WEIGHT_IQ1_M) {
+    if (t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M) {
         if (t == WEIGHT_IQ1_S) tempo_iq1_s_64(b, d, g, w);
-        else if (t == WEIGHT_IQ1_M) tempo_iq1_m_64(b, d, g, w);
-        else if (t == WEIGHT_IQ2_XS) tempo_iq2_xs_64(b, d, g, w);
-        else if (t == WEIGHT_IQ2_S) tempo_iq2_s_64(b, d, g, w);
-        else tempo_iq3_xxs_64(b, d, g, w);
+        else tempo_iq1_m_64(b, d, g, w);
         return;
     }
 #endif

@@ -21,7 +21,8 @@
 /* What each group of a 256-value block reads, computed once a block
  * (tempo_low_bit_block; AVX-512 VBMI): Q2_K's 16 scale products d*sc_j
  * (`scale`, lane j) and dmin*m_j (`min`), Q3_K's d*(sc_j - 32) (`scale`);
- * zero otherwise. */
+ * IQ2_XS's, IQ2_S's, IQ3_XXS's (`scale`; also GFNI and BITALG:
+ * tempo_grid_block_scales); zero otherwise. */
 typedef struct {
     F32x16 scale, min;
 } TempoLowBitBlock;
@@ -313,9 +314,8 @@ TEMPO_LOW_BIT_INLINE TempoLowBitBlock tempo_low_bit_block(WeightType t, const ui
 #if defined(__AVX512VBMI__)
     if (t == WEIGHT_Q2_K) block = tempo_q2_k_scale_products(b);
     if (t == WEIGHT_Q3_K) block.scale = tempo_q3_k_scale_products(b);
-#else
-    (void)t, (void)b;
 #endif
+    if (tempo_grid_decoded(t)) block.scale = tempo_grid_block_scales(t, b);
     return block;
 }
 
@@ -331,7 +331,7 @@ TEMPO_LOW_BIT_INLINE void tempo_low_bit_vectors(WeightType t, const uint8_t *b, 
     case WEIGHT_Q2_K: tempo_q2_k_vectors(b, g, block, w); break;
     case WEIGHT_Q3_K: tempo_q3_k_vectors(b, g, block.scale, w); break;
     case WEIGHT_IQ4_XS: tempo_iq4_xs_vectors(b, g, w); break;
-    default: tempo_grid_vectors(t, b, g, w); break;
+    default: tempo_grid_vectors(t, b, g, block.scale, w); break;
     }
 }
 

@@ -125,6 +125,15 @@ Test(unpack, low_bit_types_equal_reference_bitwise) {
     cr_expect(!tempo_low_bit_decoded(WEIGHT_Q4_K) && !tempo_low_bit_decoded(WEIGHT_Q8_0));
 }
 
+/* The 256 values of a block of t, group by group (tempo_low_bit_vectors). */
+static void decoded_256(WeightType t, const uint8_t *block, float got[256]) {
+    for (int g = 0; g < 4; g++) {
+        F32x16 w[4];
+        tempo_low_bit_vectors(t, block, g, tempo_low_bit_block(t, block), w);
+        memcpy(got + 64 * g, w, sizeof w);
+    }
+}
+
 /* Sets the code of value v (0..255) of a Q2_K or Q3_K block by the
  * format's layout (dequant_k.c): its low 2 bits are bits 2j, 2j+1 of
  * qs[32 half + 16 part + l]; Q3_K's third bit is bit 4 half + j of
@@ -162,11 +171,7 @@ Test(unpack, q2_k_q3_k_every_code_in_every_lane) {
             if (second >= 0) put_half(block + second, edge_halves[h * 5 % N_EDGE_HALVES]);
             float want[256], got[256];
             tempo_dequantize(t, block, 256, want);
-            for (int g = 0; g < 4; g++) {
-                F32x16 w[4];
-                tempo_low_bit_vectors(t, block, g, tempo_low_bit_block(t, block), w);
-                memcpy(got + 64 * g, w, sizeof w);
-            }
+            decoded_256(t, block, got);
             expect_same_bits(got, want, 256, tempo_weight_type_name(t));
             for (int v = 0; v < 256 && h == 0; v++) { /* d = dmin = 1.0 */
                 int q = (int)(((uint32_t)v * 2654435761u >> 16) + shift) % codes, sub = v / 16;
@@ -298,4 +303,28 @@ Test(unpack, matmul_f16_bf16_any_width_equals_plain) {
             }
             free(stored); free(copy); free(in); free(fast); free(plain);
         }
+}
+
+/* IQ2_XS, IQ2_S and IQ3_XXS (tempo_iq2_looked_up, tempo_iq3_xxs_64 with
+ * VBMI, GFNI and BITALG: entries built from the points, the signs by an
+ * affine map of bits, the scale products once a block) against the scalar
+ * reference on random blocks: every bit of every index, sign field and
+ * scale random, d a random finite half (the edge halves: the test above).
+ * 4,096 blocks each meet every point index and 7-bit sign field. */
+Test(unpack, iq2_iq3_xxs_random_blocks_equal_reference_bitwise) {
+    const WeightType types[] = {WEIGHT_IQ2_XS, WEIGHT_IQ2_S, WEIGHT_IQ3_XXS};
+    uint64_t seed = 2026;
+    for (int k = 0; k < 3; k++) {
+        WeightType t = types[k];
+        size_t bytes = tempo_block_bytes(t);
+        uint8_t block[128];
+        for (int i = 0; i < 4096; i++) {
+            for (size_t j = 0; j < bytes; j++) block[j] = (uint8_t)tempo_splitmix64(&seed);
+            block[1] &= 0xfb; /* exponent below 31: finite */
+            float want[256], got[256];
+            tempo_dequantize(t, block, 256, want);
+            decoded_256(t, block, got);
+            expect_same_bits(got, want, 256, tempo_weight_type_name(t));
+        }
+    }
 }
