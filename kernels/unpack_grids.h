@@ -210,33 +210,29 @@ TEMPO_GRID_INLINE void tempo_iq3_s_64(const uint8_t *b, float d, int g, F32x16 w
 /* IQ1's delta: -1/8 when the bit is set, else +1/8. */
 TEMPO_GRID_INLINE float tempo_iq1_delta(unsigned bit) { return bit ? -0.125f : 0.125f; }
 
-#if defined(__AVX512VBMI__)
-/* ---- 64 values at once (sub-blocks 2g, 2g+1): the group's grid points by one gather, 64 bytes in value
- * order; a value's product db * v looked up, not computed: table lane (v >> shift) & 15 holds db * v for
- * each level v of the grid (vpermps reads an index's bits 3..0), the reference's rounded product. ---- */
+/* IQ1_M's f16 scale: the top nibbles of its four 16-bit scale words (w0's lowest). */
+TEMPO_GRID_INLINE float tempo_iq1_m_scale(const uint8_t *b) {
+    const uint8_t *sc = b + 48;
+    unsigned w0 = tempo_u16_at(sc), w1 = tempo_u16_at(sc + 2), w2 = tempo_u16_at(sc + 4), w3 = tempo_u16_at(sc + 6);
+    unsigned half = w0 >> 12 | (w1 >> 8 & 0x00F0) | (w2 >> 4 & 0x0F00) | (w3 & 0xF000);
+    uint8_t bytes[2] = {(uint8_t)half, (uint8_t)(half >> 8)};
+    return tempo_half_scale(bytes);
+}
 
-/* Bytes 16k .. 16k+15 of the gathered points, byte 16k + i in the low byte of lane i (bytes above: ignored). */
+#if defined(__AVX512VBMI__)
+/* ---- 64 values at once (sub-blocks 2g, 2g+1): the group's grid points by 8 loads (zen's vpgatherqq was
+ * slower), 64 bytes in value order; a value's product looked up, not computed: a table holds the
+ * reference's rounded product for each (scale, level) the group uses, and each byte of the points is
+ * turned into its entry's index (below: IQ2_XS, IQ2_S, IQ3_XXS; then IQ1). ---- */
+
+/* Bytes 16k .. 16k+15 of the points, byte 16k + i in the low byte of lane i (bytes above: ignored). */
 TEMPO_GRID_INLINE __m512i tempo_grid_lane_bytes(__m512i points, int k) {
     __m512i at = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                   _mm512_set1_epi32(16 * k));
     return _mm512_permutexvar_epi8(at, points);
 }
 
-/* Values 16k .. 16k+15 of the gathered points: lane i's level (byte 16k + i >> shift) looked up in table,
- * then negated where bit i of signs is set (the sign bit flipped). */
-TEMPO_GRID_INLINE F32x16 tempo_grid_looked_up(__m512i points, int k, int shift, __m512 table, unsigned signs) {
-    __m512i level = _mm512_srli_epi32(tempo_grid_lane_bytes(points, k), (unsigned)shift);
-    __m512i v = (__m512i)_mm512_permutexvar_ps(level, table);
-    return (F32x16)_mm512_mask_xor_epi32(v, (__mmask16)signs, v, _mm512_set1_epi32(INT32_MIN));
-}
-
-/* The 8 grid points (8 bytes each) at the 8 indices in the 64-bit lanes of index. */
-TEMPO_GRID_INLINE __m512i tempo_grid_gather8(__m512i index, const uint8_t (*grid)[8]) {
-    return _mm512_i64gather_epi64(index, (const void *)grid, 8);
-}
-
-#if defined(__GFNI__) && defined(__AVX512BITALG__)
-/* The grid points at index[0..7] (8 bytes each) in the 64-bit lanes 0..7, by 8 loads: zen4's gather was slower. */
+/* The grid points at index[0..7] (8 bytes each) in the 64-bit lanes 0..7, by 8 loads. */
 TEMPO_GRID_INLINE __m512i tempo_grid_points8(const uint8_t (*grid)[8], const unsigned index[8]) {
     uint64_t p[8];
     for (int j = 0; j < 8; j++) memcpy(&p[j], grid[index[j]], sizeof p[j]);
@@ -244,6 +240,7 @@ TEMPO_GRID_INLINE __m512i tempo_grid_points8(const uint8_t (*grid)[8], const uns
                             (long long)p[1], (long long)p[0]);
 }
 
+#if defined(__GFNI__) && defined(__AVX512BITALG__)
 /* ---- IQ2_XS, IQ2_S, IQ3_XXS: a group's 64 values from one table of 32 (vpermt2ps reads index bits 4:0):
  * lane e of `low` the reference's product db * v of entry e's scale and level, lane e of `high` its
  * negation (the sign bit flipped). A value's entry is a byte, all 64 built at once from the loaded
@@ -346,47 +343,86 @@ TEMPO_GRID_INLINE void tempo_iq3_xxs_64(const uint8_t *b, F32x16 scales, int g, 
 }
 #endif
 
-/* IQ1: dl * (v + delta) at lanes 15, 0, 1 for the levels v = -1, 0, 1 (int8 -1's low nibble 15). */
-TEMPO_GRID_INLINE __m512 tempo_iq1_table(float dl, float delta) {
-    const F32x16 levels = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1};
-    return (__m512)(dl * (levels + delta));
+/* ---- IQ1 (VBMI): a point's bytes -1, 0, 1 (0xFF, 0, 1) plus 3e + 1 are 3e, 3e + 1, 3e + 2, the lanes of
+ * entry e of a 32-lane table (vpermt2ps reads an index's bits 4..0) that holds dl_e * (v + delta_e) for
+ * v = -1, 0, 1: one entry a sub-block (IQ1_S, the table once a block) or per 16 values' scale and delta
+ * (IQ1_M, a group's table). A vector of 16 values is then one vpermb and one vpermt2ps. ---- */
+
+/* The 8 IQ1 grid points of the 11-bit indices q[j] | (high >> shift_j & 7) << 8 (the loads: 1.23x over the
+ * IQ1_S kernel's gather). */
+TEMPO_GRID_INLINE __m512i tempo_iq1_points(const uint8_t *q, uint32_t high, const int shift[8]) {
+    unsigned index[8];
+    for (int j = 0; j < 8; j++) index[j] = q[j] | (high >> shift[j] & 7) << 8;
+    return tempo_grid_points8((const uint8_t(*)[8])tempo_iq1s_grid, index);
 }
 
-/* The 8 IQ1 grid points of the 11-bit indices q[j] | (high >> shift_j & 7) << 8, j = 0..7. */
-TEMPO_GRID_INLINE __m512i tempo_iq1_points(const uint8_t *q, uint64_t high, __m512i shift) {
-    __m512i low = _mm512_cvtepu8_epi64(_mm_cvtsi64_si128((long long)(tempo_u32_at(q) | (uint64_t)tempo_u32_at(q + 4) << 32)));
-    __m512i top = _mm512_and_si512(_mm512_srlv_epi64(_mm512_set1_epi64((long long)high), shift), _mm512_set1_epi64(7));
-    return tempo_grid_gather8(_mm512_or_si512(low, _mm512_slli_epi64(top, 8)), (const uint8_t(*)[8])tempo_iq1s_grid);
+/* Values 16k .. 16k+15 of the points, each byte already offset to its entry's lanes: table[byte & 31]. */
+TEMPO_GRID_INLINE F32x16 tempo_iq1_looked_up(__m512i points, int k, const F32x16 table[2]) {
+    return (F32x16)_mm512_permutex2var_ps((__m512)table[0], tempo_grid_lane_bytes(points, k), (__m512)table[1]);
 }
 
-/* IQ1_S, values 64g .. 64g+63: point p of sub-block ib indexed by qs[4ib + p] | bits 3p..3p+2 of h = qh word ib << 8;
- * dl and delta per sub-block (tempo_iq1_s_32). */
-TEMPO_GRID_INLINE void tempo_iq1_s_64(const uint8_t *b, float d, int g, F32x16 w[4]) {
-    uint32_t h = tempo_u32_at(b + 34 + 4 * g); /* sub-block 2g + s: bits 16s .. 16s+15 */
-    __m512i points = tempo_iq1_points(b + 2 + 8 * g, h, _mm512_set_epi64(25, 22, 19, 16, 9, 6, 3, 0));
-    for (int s = 0; s < 2; s++) {
-        unsigned hs = h >> 16 * s;
-        __m512 table = tempo_iq1_table(d * (float)(2 * (hs >> 12 & 7) + 1), tempo_iq1_delta(hs & 0x8000));
-        w[2 * s] = tempo_grid_looked_up(points, 2 * s, 0, table, 0);
-        w[2 * s + 1] = tempo_grid_looked_up(points, 2 * s + 1, 0, table, 0);
+/* The byte 3e + 1 in every byte of 64-bit lanes 0..3 (entry e = lo) and 4..7 (e = hi). */
+TEMPO_GRID_INLINE __m512i tempo_iq1_offsets(int lo, int hi) {
+    long long ones = 0x0101010101010101, a = (3 * lo + 1) * ones, b = (3 * hi + 1) * ones;
+    return _mm512_set_epi64(b, b, b, b, a, a, a, a);
+}
+
+/* IQ1_S's table (tempo_low_bit_block): entry s = sub-block s (0..7), dl_s = d * (2 s' + 1), s' bits 12..14
+ * and delta_s's sign bit 15 of qh word s at 34. */
+TEMPO_GRID_INLINE void tempo_iq1_s_table(const uint8_t *b, F32x16 table[2]) {
+    __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(b + 34)));
+    __m256i odd = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(h, 11), _mm256_set1_epi32(14)), _mm256_set1_epi32(1));
+    __m256 dl = _mm256_mul_ps(_mm512_castps512_ps256((__m512)tempo_half_scale16(b)), _mm256_cvtepi32_ps(odd));
+    __m256 delta = _mm256_blendv_ps(_mm256_set1_ps(tempo_iq1_delta(0)), _mm256_set1_ps(tempo_iq1_delta(1)),
+                                    _mm256_castsi256_ps(_mm256_slli_epi32(h, 16))); /* bit 15 of the word: the sign of lane << 16 */
+    for (int half = 0; half < 2; half++) { /* lane j = 16 half + i: entry j / 3 (lanes 24..31 unused), v = j % 3 - 1 */
+        __m512i e = (__m512i)(half ? (I32x16){5, 5, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7}
+                                   : (I32x16){0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5});
+        F32x16 v = half ? (F32x16){0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, -1, 0}
+                        : (F32x16){-1, 0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, -1};
+        F32x16 delta_e = (F32x16)_mm512_permutexvar_ps(e, _mm512_castps256_ps512(delta));
+        table[half] = (F32x16)_mm512_permutexvar_ps(e, _mm512_castps256_ps512(dl)) * (v + delta_e);
     }
 }
 
-/* IQ1_M, values 64g .. 64g+63: point j indexed by qs[8g + j] | (nibble j of the qh word at 32 + 4g) & 7 << 8,
- * the nibble's bit 3 its delta's sign; dl per 16 values (3-bit field k of the scale word at 48 + 2g). The
- * values of a point with delta -1/8 looked up in a second table (index bit 4, vpermt2ps). */
-TEMPO_GRID_INLINE void tempo_iq1_m_64(const uint8_t *b, float d, int g, F32x16 w[4]) {
+/* IQ1_S, values 64g .. 64g+63: point p of sub-block ib indexed by qs[4ib + p] | bits 3p..3p+2 of qh word ib << 8;
+ * table: tempo_iq1_s_table. */
+TEMPO_GRID_INLINE void tempo_iq1_s_64(const uint8_t *b, int g, const F32x16 table[2], F32x16 w[4]) {
+    static const int shift[8] = {0, 3, 6, 9, 16, 19, 22, 25};
+    __m512i points = _mm512_add_epi8(tempo_iq1_points(b + 2 + 8 * g, tempo_u32_at(b + 34 + 4 * g), shift), tempo_iq1_offsets(2 * g, 2 * g + 1));
+    for (int k = 0; k < 4; k++) w[k] = tempo_iq1_looked_up(points, k, table);
+}
+
+/* IQ1_M's 16 scale products (tempo_low_bit_block), lane j: d * (2 s_j + 1), s_j bits 3 (j % 4) .. of scale word j / 4
+ * at 48 (its 3-bit field read with the bit below it, then that bit set: 2 s_j + 1). */
+TEMPO_GRID_INLINE F32x16 tempo_iq1_m_scale_products(const uint8_t *b) {
+    __m512i at = _mm512_set_epi32(56, 53, 50, 47, 40, 37, 34, 31, 24, 21, 18, 15, 8, 5, 2, 63); /* 16 (j / 4) + 3 (j % 4) - 1 */
+    __m512i bits = _mm512_multishift_epi64_epi8(at, _mm512_set1_epi64((long long)(tempo_u32_at(b + 48) | (uint64_t)tempo_u32_at(b + 52) << 32)));
+    __m512i odd = _mm512_ternarylogic_epi32(bits, _mm512_set1_epi32(14), _mm512_set1_epi32(1), 0xEA); /* (bits & 14) | 1 */
+    float d = tempo_iq1_m_scale(b);
+    return d * __builtin_convertvector((I32x16)odd, F32x16);
+}
+
+/* IQ1_M, values 64g .. 64g+63: point p indexed by qs[8g + p] | (nibble p of the qh word at 32 + 4g) & 7 << 8, the
+ * nibble's bit 3 its delta's sign (entry 2 (p / 2) + that bit, scale product 4g + p / 2 of `scales`). */
+TEMPO_GRID_INLINE void tempo_iq1_m_64(const uint8_t *b, int g, F32x16 scales, F32x16 w[4]) {
+    static const int shift[8] = {0, 4, 8, 12, 16, 20, 24, 28};
     uint32_t nibbles = tempo_u32_at(b + 32 + 4 * g);
-    __m512i points = tempo_iq1_points(b + 8 * g, nibbles, _mm512_set_epi64(28, 24, 20, 16, 12, 8, 4, 0));
-    unsigned sc = tempo_u16_at(b + 48 + 2 * g);
-    for (int k = 0; k < 4; k++) {
-        float dl = d * (float)(2 * (sc >> 3 * k & 7) + 1);
-        __m512 plus = tempo_iq1_table(dl, 0.125f), minus = tempo_iq1_table(dl, -0.125f);
-        unsigned negative = (nibbles >> (8 * k + 3) & 1 ? 0x00FF : 0) | (nibbles >> (8 * k + 7) & 1 ? 0xFF00 : 0);
-        __m512i level = _mm512_and_si512(tempo_grid_lane_bytes(points, k), _mm512_set1_epi32(15));
-        level = _mm512_mask_or_epi32(level, (__mmask16)negative, level, _mm512_set1_epi32(16));
-        w[k] = (F32x16)_mm512_permutex2var_ps(plus, level, minus);
+    __m512i points = tempo_iq1_points(b + 8 * g, nibbles, shift);
+    __m512i high = _mm512_srlv_epi64(_mm512_set1_epi64(nibbles), _mm512_set_epi64(28, 24, 20, 16, 12, 8, 4, 0));
+    __mmask8 minus = _mm512_test_epi64_mask(high, _mm512_set1_epi64(8));
+    const long long ones = 0x0101010101010101;
+    __m512i plus = _mm512_set_epi64(19 * ones, 19 * ones, 13 * ones, 13 * ones, 7 * ones, 7 * ones, ones, ones); /* 3 (2 (p / 2)) + 1 */
+    points = _mm512_add_epi8(points, _mm512_mask_add_epi64(plus, minus, plus, _mm512_set1_epi64(3 * ones)));
+    F32x16 table[2];
+    for (int half = 0; half < 2; half++) { /* lane j = 16 half + i: scale 4g + j / 6 (lanes 24..31 unused), delta's sign j % 6 / 3, v = j % 3 - 1 */
+        I32x16 k = half ? (I32x16){2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3} : (I32x16){0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2};
+        float p = tempo_iq1_delta(0), m = tempo_iq1_delta(1);
+        F32x16 v = half ? (F32x16){0 + m, 1 + m, -1 + p, 0 + p, 1 + p, -1 + m, 0 + m, 1 + m, 0, 0, 0, 0, 0, 0, 0, 0}
+                        : (F32x16){-1 + p, 0 + p, 1 + p, -1 + m, 0 + m, 1 + m, -1 + p, 0 + p, 1 + p, -1 + m, 0 + m, 1 + m, -1 + p, 0 + p, 1 + p, -1 + m};
+        table[half] = (F32x16)_mm512_permutexvar_ps((__m512i)(k + 4 * g), (__m512)scales) * v;
     }
+    for (int k = 0; k < 4; k++) w[k] = tempo_iq1_looked_up(points, k, table);
 }
 #endif
 
@@ -408,15 +444,6 @@ TEMPO_GRID_INLINE void tempo_iq1_s_32(const uint8_t *b, float d, int ib, F32x16 
     }
 }
 
-/* IQ1_M's f16 scale: the top nibbles of its four 16-bit scale words (w0's lowest). */
-TEMPO_GRID_INLINE float tempo_iq1_m_scale(const uint8_t *b) {
-    const uint8_t *sc = b + 48;
-    unsigned w0 = tempo_u16_at(sc), w1 = tempo_u16_at(sc + 2), w2 = tempo_u16_at(sc + 4), w3 = tempo_u16_at(sc + 6);
-    unsigned half = w0 >> 12 | (w1 >> 8 & 0x00F0) | (w2 >> 4 & 0x0F00) | (w3 & 0xF000);
-    uint8_t bytes[2] = {(uint8_t)half, (uint8_t)(half >> 8)};
-    return tempo_half_scale(bytes);
-}
-
 /* IQ1_M, values 32ib .. 32ib+31 (tempo_dequant_iq1_m). */
 TEMPO_GRID_INLINE void tempo_iq1_m_32(const uint8_t *b, float d, int ib, F32x16 w[2]) {
     const uint8_t *qs = b + 4 * ib;
@@ -435,15 +462,18 @@ static inline int tempo_grid_decoded(WeightType t) {
            t == WEIGHT_IQ3_XXS || t == WEIGHT_IQ3_S || t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M;
 }
 
-/* A block's scale products, computed once a block (tempo_low_bit_block): with AVX-512 VBMI, GFNI and
- * BITALG IQ2_XS's, IQ2_S's and IQ3_XXS's (tempo_iq2_scales, tempo_iq3_xxs_scales); zero otherwise. */
+/* A block's scale products, computed once a block (tempo_low_bit_block): with AVX-512 VBMI IQ1_M's
+ * (tempo_iq1_m_scale_products), with GFNI and BITALG too IQ2_XS's, IQ2_S's and IQ3_XXS's
+ * (tempo_iq2_scales, tempo_iq3_xxs_scales); zero otherwise. */
 TEMPO_GRID_INLINE F32x16 tempo_grid_block_scales(WeightType t, const uint8_t *b) {
+#if defined(__AVX512VBMI__)
+    if (t == WEIGHT_IQ1_M) return tempo_iq1_m_scale_products(b);
+#endif
 #if defined(__AVX512VBMI__) && defined(__GFNI__) && defined(__AVX512BITALG__)
     if (t == WEIGHT_IQ2_XS || t == WEIGHT_IQ2_S) return tempo_iq2_scales(b, t == WEIGHT_IQ2_XS ? 66 : 74);
     if (t == WEIGHT_IQ3_XXS) return tempo_iq3_xxs_scales(b);
-#else
-    (void)t, (void)b;
 #endif
+    (void)t, (void)b;
     return (F32x16){0};
 }
 
@@ -465,13 +495,6 @@ TEMPO_GRID_INLINE void tempo_grid_vectors(WeightType t, const uint8_t *b, int g,
     (void)scales;
 #endif
     float d = t == WEIGHT_IQ1_M ? tempo_iq1_m_scale(b) : tempo_half_scale(b);
-#if defined(__AVX512VBMI__)
-    if (t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M) {
-        if (t == WEIGHT_IQ1_S) tempo_iq1_s_64(b, d, g, w);
-        else tempo_iq1_m_64(b, d, g, w);
-        return;
-    }
-#endif
 #if defined(__AVX512F__)
     if (t == WEIGHT_IQ3_S) {
         tempo_iq3_s_64(b, d, g, w);

@@ -20,11 +20,12 @@
 
 /* What each group of a 256-value block reads, computed once a block
  * (tempo_low_bit_block; AVX-512 VBMI): Q2_K's 16 scale products d*sc_j
- * (`scale`, lane j) and dmin*m_j (`min`), Q3_K's d*(sc_j - 32) (`scale`);
- * IQ2_XS's, IQ2_S's, IQ3_XXS's (`scale`; also GFNI and BITALG:
- * tempo_grid_block_scales); zero otherwise. */
+ * (`scale`, lane j) and dmin*m_j (`min`), Q3_K's d*(sc_j - 32) (`scale`),
+ * IQ1_S's 32-lane table of its products (`table`, tempo_iq1_s_table); the
+ * IQ grid types' scale products (`scale`, tempo_grid_block_scales: IQ1_M;
+ * with GFNI and BITALG too IQ2_XS, IQ2_S, IQ3_XXS); zero otherwise. */
 typedef struct {
-    F32x16 scale, min;
+    F32x16 scale, min, table[2];
 } TempoLowBitBlock;
 
 /* Lane i of the 16: i, as a float. */
@@ -165,8 +166,8 @@ static inline __m512i tempo_byte_shifts(int low, int high) {
 /* Q2_K's 16 scale products, lane j: d * sc_j and dmin * m_j, sc_j | m_j << 4 byte j at b (a NaN half quieted by the product either way: tempo_half_scale16). */
 TEMPO_LOW_BIT_INLINE TempoLowBitBlock tempo_q2_k_scale_products(const uint8_t *b) {
     I32x16 codes = tempo_codes16(b);
-    TempoLowBitBlock block = {tempo_half_scale16(b + 80) * __builtin_convertvector(codes & 15, F32x16),
-                              tempo_half_scale16(b + 82) * __builtin_convertvector(codes >> 4, F32x16)};
+    TempoLowBitBlock block = {.scale = tempo_half_scale16(b + 80) * __builtin_convertvector(codes & 15, F32x16),
+                              .min = tempo_half_scale16(b + 82) * __builtin_convertvector(codes >> 4, F32x16)};
     return block;
 }
 
@@ -310,10 +311,11 @@ static inline int tempo_low_bit_decoded(WeightType t) {
 }
 
 TEMPO_LOW_BIT_INLINE TempoLowBitBlock tempo_low_bit_block(WeightType t, const uint8_t *b) {
-    TempoLowBitBlock block = {{0}, {0}};
+    TempoLowBitBlock block = {{0}, {0}, {{0}, {0}}};
 #if defined(__AVX512VBMI__)
     if (t == WEIGHT_Q2_K) block = tempo_q2_k_scale_products(b);
     if (t == WEIGHT_Q3_K) block.scale = tempo_q3_k_scale_products(b);
+    if (t == WEIGHT_IQ1_S) tempo_iq1_s_table(b, block.table);
 #endif
     if (tempo_grid_decoded(t)) block.scale = tempo_grid_block_scales(t, b);
     return block;
@@ -331,6 +333,10 @@ TEMPO_LOW_BIT_INLINE void tempo_low_bit_vectors(WeightType t, const uint8_t *b, 
     case WEIGHT_Q2_K: tempo_q2_k_vectors(b, g, block, w); break;
     case WEIGHT_Q3_K: tempo_q3_k_vectors(b, g, block.scale, w); break;
     case WEIGHT_IQ4_XS: tempo_iq4_xs_vectors(b, g, w); break;
+#if defined(__AVX512VBMI__)
+    case WEIGHT_IQ1_S: tempo_iq1_s_64(b, g, block.table, w); break;
+    case WEIGHT_IQ1_M: tempo_iq1_m_64(b, g, block.scale, w); break;
+#endif
     default: tempo_grid_vectors(t, b, g, block.scale, w); break;
     }
 }
