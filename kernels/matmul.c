@@ -30,6 +30,7 @@ enum {
     VEC = 16,               /* floats in one vector register (AVX-512) */
     ALIGN = 64,             /* bytes: a cache line, and one vector */
     PREFETCH_BYTES = 4096,  /* weights are asked for this far ahead of the ones being read */
+    L1_INPUT_BYTES = 40960, /* f16, bf16: input rows up to this size are read from L1 by one stream a thread (rows_per_pass) */
 };
 
 typedef F32x16 Vec;
@@ -305,12 +306,14 @@ INLINE void rows_for_n(float *out, int d, Path path, WeightType type, const char
  * one for f16 and bf16 up to WIDE_INPUTS input rows and for f32 up to
  * F32_STREAM_INPUTS (a thread then streams one row: a decode 1.09x for f32,
  * 1.4x for bf16 over two in alternating runs; a chain of additions per
- * input row still outruns the memory); else PASS_ROWS (NOTES.md §12, k-row
- * steps: f32 at 4 input rows). */
-static inline int rows_per_pass(WeightType type, int n) {
+ * input row still outruns the memory), unless the n input rows of m values
+ * exceed L1_INPUT_BYTES; else PASS_ROWS (NOTES.md §12, k-row steps: f32 at
+ * 4 input rows, bf16 W2 at 4). */
+static inline int rows_per_pass(WeightType type, int n, int m) {
     int wide = type == WEIGHT_Q8_0 || type == WEIGHT_Q4_0 || type == WEIGHT_Q4_1 || type == WEIGHT_Q5_0 ||
                type == WEIGHT_Q5_1 || type == WEIGHT_IQ4_NL || (type == WEIGHT_Q6_K && n <= 2);
-    if ((type == WEIGHT_F16 || type == WEIGHT_BF16) && n <= WIDE_INPUTS) return 1; /* one stream a thread */
+    int in_l1 = (size_t)n * m * sizeof(float) <= L1_INPUT_BYTES;
+    if ((type == WEIGHT_F16 || type == WEIGHT_BF16) && n <= WIDE_INPUTS && in_l1) return 1; /* one stream a thread */
     if (type == WEIGHT_F32 && n <= F32_STREAM_INPUTS) return 1;
     return wide && n <= WIDE_INPUTS ? WIDE_ROWS : PASS_ROWS;
 }
@@ -330,7 +333,7 @@ INLINE void wide_for_n(float *out, int d, Path path, WeightType type, const char
 INLINE void pass_for(float *out, int d, Path path, WeightType type, const char *w, size_t row_bytes, int rows, int m,
                      const float *in, int n) {
     int decoded = path == PATH_BLOCKS || path == PATH_LOW_BIT; /* type known when inlined: no wide copies of the others */
-    if (WIDE_ROWS > PASS_ROWS && decoded && rows == WIDE_ROWS && rows_per_pass(type, n) == WIDE_ROWS)
+    if (WIDE_ROWS > PASS_ROWS && decoded && rows == WIDE_ROWS && rows_per_pass(type, n, m) == WIDE_ROWS)
         wide_for_n(out, d, path, type, w, row_bytes, m, in, n);
     else if (rows == PASS_ROWS) rows_for_n(out, d, path, type, w, row_bytes, PASS_ROWS, m, in, n);
     else
@@ -523,15 +526,15 @@ static void matmul_many(float *out, const float *in, Matrix w, int n, int m, int
 static void product_passes(const Product *p, const float *in, int n, int m, int from, int to) {
     size_t row_bytes = tempo_row_bytes(p->w.type, (size_t)m);
     PassKernel *kernel = pass_kernel(p->w.type);
-    int step = rows_per_pass(p->w.type, n);
+    int step = rows_per_pass(p->w.type, n, m);
     for (int q = from; q < to; q++) {
         int r = q * step, rows = p->d - r < step ? p->d - r : step;
         kernel(p->out + r, p->d, (const char *)p->w.data + (size_t)r * row_bytes, row_bytes, rows, m, in, n);
     }
 }
 
-static int passes_of(const Product *p, int n) {
-    int step = rows_per_pass(p->w.type, n);
+static int passes_of(const Product *p, int n, int m) {
+    int step = rows_per_pass(p->w.type, n, m);
     return (p->d + step - 1) / step;
 }
 
@@ -547,14 +550,14 @@ void tempo_products_fast(const Product *p, int count, const float *in, int n, in
     }
     size_t values = 0;
     int passes = 0;
-    for (int j = 0; j < count; j++) values += (size_t)p[j].d * m, passes += passes_of(&p[j], n);
+    for (int j = 0; j < count; j++) values += (size_t)p[j].d * m, passes += passes_of(&p[j], n, m);
     int big = values >= ((size_t)1 << 18); /* small layers: threads cost more than they save */
 #pragma omp parallel if (big)
     {
         int threads = omp_get_num_threads(), t = omp_get_thread_num();
         int from = (int)((long)passes * t / threads), to = (int)((long)passes * (t + 1) / threads);
         for (int j = 0, first = 0; j < count; j++) { /* first: product j's first pass */
-            int own = passes_of(&p[j], n), lo = from > first ? from - first : 0, hi = to - first < own ? to - first : own;
+            int own = passes_of(&p[j], n, m), lo = from > first ? from - first : 0, hi = to - first < own ? to - first : own;
             if (lo < hi) product_passes(&p[j], in, n, m, lo, hi);
             first += own;
         }
