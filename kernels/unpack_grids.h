@@ -225,13 +225,6 @@ TEMPO_GRID_INLINE float tempo_iq1_m_scale(const uint8_t *b) {
  * reference's rounded product for each (scale, level) the group uses, and each byte of the points is
  * turned into its entry's index (below: IQ2_XS, IQ2_S, IQ3_XXS; then IQ1). ---- */
 
-/* Bytes 16k .. 16k+15 of the points, byte 16k + i in the low byte of lane i (bytes above: ignored). */
-TEMPO_GRID_INLINE __m512i tempo_grid_lane_bytes(__m512i points, int k) {
-    __m512i at = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                  _mm512_set1_epi32(16 * k));
-    return _mm512_permutexvar_epi8(at, points);
-}
-
 /* The grid points at index[0..7] (8 bytes each) in the 64-bit lanes 0..7, by 8 loads. */
 TEMPO_GRID_INLINE __m512i tempo_grid_points8(const uint8_t (*grid)[8], const unsigned index[8]) {
     uint64_t p[8];
@@ -257,9 +250,13 @@ TEMPO_GRID_INLINE __mmask64 tempo_grid_sign_mask(__m512i fields, int at, int fro
     return _mm512_bitshuffle_epi64_mask(signs, _mm512_set1_epi64(0x0706050403020100 + 0x0808080808080808LL * at));
 }
 
-/* Values 16k .. 16k+15 of the group: table lane entry & 31 of low, high (entries: tempo_grid_entries). */
-TEMPO_GRID_INLINE F32x16 tempo_grid_entry_values(__m512i entries, int k, __m512 low, __m512 high) {
-    return (F32x16)_mm512_permutex2var_ps(low, tempo_grid_lane_bytes(entries, k), high);
+/* The group's 64 values from their entries (tempo_grid_entries), 16k .. 16k+15 in w[k]: table lane entry & 31
+ * of low, high, where lane e of low is lane spread_e of scales times levels_e (the reference's product) and
+ * lane e of high its negation (the sign bit flipped). */
+TEMPO_GRID_INLINE void tempo_grid_table_values(__m512i entries, F32x16 scales, __m512i spread, F32x16 levels, F32x16 w[4]) {
+    __m512 low = _mm512_mul_ps(_mm512_permutexvar_ps(spread, (__m512)scales), (__m512)levels);
+    __m512 high = (__m512)_mm512_xor_si512((__m512i)low, _mm512_set1_epi32(INT32_MIN));
+    for (int k = 0; k < 4; k++) w[k] = (F32x16)_mm512_permutex2var_ps(low, tempo_lane_bytes(entries, k), high);
 }
 
 /* The 64 entries: (byte & mask) | scale_of_byte, plus 16 where `negative` has the byte's bit
@@ -287,10 +284,7 @@ TEMPO_GRID_INLINE void tempo_iq2_looked_up(__m512i points, __mmask64 negative, F
     const F32x16 levels = {8, 25, 0, 43, 8, 25, 0, 43, 8, 25, 0, 43, 8, 25, 0, 43};
     int s = 4 * g;
     __m512i spread = _mm512_set_epi32(s + 3, s + 3, s + 3, s + 3, s + 2, s + 2, s + 2, s + 2, s + 1, s + 1, s + 1, s + 1, s, s, s, s);
-    __m512 low = _mm512_mul_ps(_mm512_permutexvar_ps(spread, (__m512)scales), (__m512)levels);
-    __m512 high = (__m512)_mm512_xor_si512((__m512i)low, _mm512_set1_epi32(INT32_MIN));
-    __m512i entries = tempo_grid_entries(points, 3, k, negative);
-    for (int j = 0; j < 4; j++) w[j] = tempo_grid_entry_values(entries, j, low, high);
+    tempo_grid_table_values(tempo_grid_entries(points, 3, k, negative), scales, spread, levels, w);
 }
 
 /* IQ2_XS, values 64g .. 64g+63: 16-bit words q at 2 + 16g, point index q & 511, signs q >> 9 (bits 1..7 of its
@@ -337,9 +331,7 @@ TEMPO_GRID_INLINE void tempo_iq3_xxs_64(const uint8_t *b, F32x16 scales, int g, 
     const F32x16 levels = {4, 12, 20, 28, 36, 44, 52, 62, 4, 12, 20, 28, 36, 44, 52, 62};
     int s = 2 * g;
     __m512i spread = _mm512_set_epi32(s + 1, s + 1, s + 1, s + 1, s + 1, s + 1, s + 1, s + 1, s, s, s, s, s, s, s, s);
-    __m512 low = _mm512_mul_ps(_mm512_permutexvar_ps(spread, (__m512)scales), (__m512)levels);
-    __m512 high = (__m512)_mm512_xor_si512((__m512i)low, _mm512_set1_epi32(INT32_MIN));
-    for (int j = 0; j < 4; j++) w[j] = tempo_grid_entry_values(entries, j, low, high);
+    tempo_grid_table_values(entries, scales, spread, levels, w);
 }
 #endif
 
@@ -358,7 +350,7 @@ TEMPO_GRID_INLINE __m512i tempo_iq1_points(const uint8_t *q, uint32_t high, cons
 
 /* Values 16k .. 16k+15 of the points, each byte already offset to its entry's lanes: table[byte & 31]. */
 TEMPO_GRID_INLINE F32x16 tempo_iq1_looked_up(__m512i points, int k, const F32x16 table[2]) {
-    return (F32x16)_mm512_permutex2var_ps((__m512)table[0], tempo_grid_lane_bytes(points, k), (__m512)table[1]);
+    return (F32x16)_mm512_permutex2var_ps((__m512)table[0], tempo_lane_bytes(points, k), (__m512)table[1]);
 }
 
 /* The byte 3e + 1 in every byte of 64-bit lanes 0..3 (entry e = lo) and 4..7 (e = hi). */
