@@ -134,6 +134,10 @@ static void decoded_256(WeightType t, const uint8_t *block, float got[256]) {
     }
 }
 
+/* The code test block `shift` puts at value v, of `codes` codes: a hash of v (so that the values
+ * sharing a byte differ) plus shift; shift = 0 .. codes-1 meets every code in every lane. */
+static int code_at(int v, int shift, int codes) { return (int)(((uint32_t)v * 2654435761u >> 16) + (uint32_t)shift) % codes; }
+
 /* Sets the code of value v (0..255) of a Q2_K or Q3_K block by the
  * format's layout (dequant_k.c): its low 2 bits are bits 2j, 2j+1 of
  * qs[32 half + 16 part + l]; Q3_K's third bit is bit 4 half + j of
@@ -166,7 +170,7 @@ Test(unpack, q2_k_q3_k_every_code_in_every_lane) {
         for (int c = 0; c < codes * N_EDGE_HALVES; c++) {
             int shift = c % codes, h = c / codes;
             for (size_t j = 0; j < sizeof block; j++) block[j] = (uint8_t)tempo_splitmix64(&seed);
-            for (int v = 0; v < 256; v++) put_k_code(t, block, v, (int)(((uint32_t)v * 2654435761u >> 16) + shift) % codes);
+            for (int v = 0; v < 256; v++) put_k_code(t, block, v, code_at(v, shift, codes));
             put_half(block + first, edge_halves[h]);
             if (second >= 0) put_half(block + second, edge_halves[h * 5 % N_EDGE_HALVES]);
             float want[256], got[256];
@@ -174,7 +178,7 @@ Test(unpack, q2_k_q3_k_every_code_in_every_lane) {
             decoded_256(t, block, got);
             expect_same_bits(got, want, 256, tempo_weight_type_name(t));
             for (int v = 0; v < 256 && h == 0; v++) { /* d = dmin = 1.0 */
-                int q = (int)(((uint32_t)v * 2654435761u >> 16) + shift) % codes, sub = v / 16;
+                int q = code_at(v, shift, codes), sub = v / 16;
                 float value = t == WEIGHT_Q3_K ? (float)(tempo_q3_k_scale(block + 96, sub) - 32) * (float)(q - 4)
                                                : (float)(block[sub] & 15) * (float)q - (float)(block[sub] >> 4);
                 cr_assert_eq(want[v], value, "%s value %d: %g, not %g", tempo_weight_type_name(t), v, want[v], value);
@@ -208,7 +212,7 @@ Test(unpack, q5_k_every_code_in_every_lane) {
         int shift = c % 32, h = c / 32;
         uint8_t block[176];
         for (size_t j = 0; j < sizeof block; j++) block[j] = (uint8_t)tempo_splitmix64(&seed);
-        for (int v = 0; v < 256; v++) put_q5_k_code(block, v, (int)(((uint32_t)v * 2654435761u >> 16) + shift) % 32);
+        for (int v = 0; v < 256; v++) put_q5_k_code(block, v, code_at(v, shift, 32));
         put_half(block, edge_halves[h]);
         put_half(block + 2, edge_halves[h * 5 % N_EDGE_HALVES]);
         if (h == 0) memcpy(block + 4, (const uint8_t[12]){1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1}, 12); /* sc 1, m 0 */
@@ -217,7 +221,7 @@ Test(unpack, q5_k_every_code_in_every_lane) {
         tempo_unpack(WEIGHT_Q5_K, block, 256, got);
         expect_same_bits(got, want, 256, "q5_k");
         for (int v = 0; v < 256 && h == 0; v++) {
-            int q = (int)(((uint32_t)v * 2654435761u >> 16) + shift) % 32;
+            int q = code_at(v, shift, 32);
             cr_assert_eq(want[v], (float)q, "q5_k value %d: %g, not %d", v, want[v], q);
         }
     }
