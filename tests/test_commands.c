@@ -274,13 +274,14 @@ static int readme_block(const char *p, const char *end, char *script, size_t cap
 }
 
 /* Every README command block (between readme-commands markers) pastes and
- * runs as it is, in order, in one scratch folder: under ASan in the ASan
- * suite, with no nan. W points at the weights. */
+ * runs as it is, in order, in a scratch folder of its own (mktemp: two
+ * suites at once do not share it): under ASan in the ASan suite, with no
+ * nan. W points at the weights. */
 Test(readme, commands_paste_and_run) {
     static const char open_tag[] = "<!-- readme-commands -->\n", close_tag[] = "<!-- /readme-commands -->";
     char *readme = read_text_file("README.md", NULL), cwd[4096], script[65536];
     cr_assert(getcwd(cwd, sizeof cwd));
-    int n = snprintf(script, sizeof script, "rm -rf /tmp/tempo-readme && mkdir -p /tmp/tempo-readme && cd /tmp/tempo-readme "
+    int n = snprintf(script, sizeof script, "dir=$(mktemp -d /tmp/tempo-readme.XXXXXX) && cd \"$dir\" "
                      "&& ln -s %s/%s tempo && ln -s %s/weights weights", cwd, TEMPO_BIN, cwd);
     int lines = 0, blocks = 0;
     for (const char *begin = strstr(readme, open_tag); begin; begin = strstr(begin + 1, open_tag), blocks++) {
@@ -288,6 +289,7 @@ Test(readme, commands_paste_and_run) {
         cr_assert(end, "README.md: a readme-commands block is not closed");
         lines += readme_block(begin + strlen(open_tag), end, script, sizeof script, &n);
     }
+    n += snprintf(script + n, sizeof script - (size_t)n, "; rc=$?; cd / && rm -rf \"$dir\"; exit $rc");
     static char out[1 << 20];
     char cmd[70000];
     snprintf(cmd, sizeof cmd, "sh -c '%s' 2>&1", script);
