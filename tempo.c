@@ -733,8 +733,8 @@ static int append_rows(Run *r, Generation *gen, int k, char *err) {
     const Config *c = &r->model->config;
     int first = gen->n_rows;
     size_t n_keys = (size_t)first + k;
-    /* without keep_logits only the newest rows' logits are kept: of the prompt, the last row's */
-    int logit_rows = r->g->keep_logits || first > 0 ? k : 1;
+    /* without keep_logits only the logits next_distribution reads: the newest rows' (mean), else the last row's */
+    int logit_rows = r->g->keep_logits || (first > 0 && r->g->next_from == NEXT_MEAN) ? k : 1;
     if (!r->g->keep_logits) gen->logits_first = first + k - logit_rows;
     if (grow_generation(gen, c, n_keys, err) != 0) return -1;
     for (int i = 0; i < k; i++) {

@@ -314,7 +314,7 @@ typedef struct {
     Emulation emulate;
     int capture_attention;  /* keep attention for the trace: what attention_keep lists */
     const AttentionKeep *attention_keep; /* with capture_attention: the layers, heads, rows kept (NULL: all) */
-    int keep_logits;        /* keep every row's logits (default 1); 0: only the newest rows' (of the prompt: its last) */
+    int keep_logits;        /* every row's logits (default 1); 0: only the rows the next set is drawn from (append_rows) */
     Numerics numerics;      /* the arithmetic (recorded in traces); the caller gives it to the Model */
     int position_gap;       /* G >= 0: step s sits at logical position n_prompt + G + s (0: right after the prompt) */
 } GenConfig;
