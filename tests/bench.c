@@ -10,7 +10,8 @@
  * ratio is taken within one repetition:
  *   decode tokens/s   vs a plain parallel read of as many bytes as a token reads
  *   prefill tokens/s  vs OpenBLAS sgemm on 2048 x 2048 (FLOPs = 2 x parameters)
- *   a k-row step      vs a 1-row step (k = 2, 3, 4)
+ *   a k-row step      vs a 1-row step (k = 2, 3, 4; the last row's logits, as
+ *                     tempo generate asks, and all k rows')
  *   isolated mask     vs visible mask on the same rows; attention capture vs none
  *   bf16, q4_k decode vs the model's f32 copy (converted up front)
  *   `tempo check`     peak RSS vs the checkpoint's size
@@ -195,8 +196,9 @@ static double prefill_seconds(const Model *m, int n, int capture) {
     return best;
 }
 
-/* Seconds of appending k rows (one parallel set) after 64 cached rows, best of 10. */
-static double step_seconds(const Model *m, int k) {
+/* Seconds of appending k rows (one parallel set) after 64 cached rows with
+ * the logits of the last logit_rows of them, best of 10. */
+static double step_seconds(const Model *m, int k, int logit_rows) {
     const Config *c = &m->config;
     char err[TEMPO_ERR_SIZE];
     int base = 64, n = base + k, tokens[72], pos[72];
@@ -207,7 +209,7 @@ static double step_seconds(const Model *m, int k) {
     Mask isolated = tempo_mask_rule(MASK_ISOLATED, pos); /* the prefix: one row per set, so causal */
     Outputs out = {.logits = logits, .last_logits = 1};
     check(tempo_forward(m, &s, base, tokens, pos, &isolated, out, err), "prefix", err);
-    out.last_logits = k;
+    out.last_logits = logit_rows;
     double best = 1e30;
     for (int rep = 0; rep < 10; rep++) {
         s.n_rows = base; /* drop the set again: its cache rows are rewritten */
@@ -307,8 +309,9 @@ static void bench_prefill_and_steps(const Model *m, cJSON *o) {
     const Config *cf = &m->config;
     double classifier = (double)cf->vocab_size * cf->dim, q_dim = (double)cf->n_heads * cf->head_dim;
     double done = 2 * (params - classifier) + 2 * classifier / n + 4 * q_dim * cf->n_layers * (n + 1) / 2.0;
-    Series tok_s = {0}, peak = {0}, fraction = {0}, fraction_done = {0}, ratio[5];
+    Series tok_s = {0}, peak = {0}, fraction = {0}, fraction_done = {0}, ratio[5], all_logits[5];
     memset(ratio, 0, sizeof ratio);
+    memset(all_logits, 0, sizeof all_logits);
     for (int rep = 0; rep < (REPS + 1) / 2; rep++) {
         double g = sgemm_gflops(a, b, c), t = n / prefill_seconds(m, n, 0);
         add(&peak, g);
@@ -316,9 +319,9 @@ static void bench_prefill_and_steps(const Model *m, cJSON *o) {
         add(&fraction, t * 2 * params / (g * 1e9));
         add(&fraction_done, t * done / (g * 1e9));
     }
-    for (int rep = 0; rep < REPS; rep++) {
-        double one = step_seconds(m, 1);
-        for (int k = 2; k <= 4; k++) add(&ratio[k], step_seconds(m, k) / one);
+    for (int rep = 0; rep < REPS; rep++) { /* a step as tempo generate runs it: the next set drawn from the last row */
+        double one = step_seconds(m, 1, 1);
+        for (int k = 2; k <= 4; k++) add(&ratio[k], step_seconds(m, k, 1) / one), add(&all_logits[k], step_seconds(m, k, k) / one);
     }
     cJSON_AddNumberToObject(o, "prefill_rows", n);
     put(o, "prefill_tok_s", &tok_s);
@@ -326,7 +329,9 @@ static void bench_prefill_and_steps(const Model *m, cJSON *o) {
     put(o, "prefill_fraction_of_sgemm", &fraction);
     put(o, "prefill_flops_done_fraction_of_sgemm", &fraction_done);
     const char *keys[5] = {NULL, NULL, "step2_over_step1", "step3_over_step1", "step4_over_step1"};
-    for (int k = 2; k <= 4; k++) put(o, keys[k], &ratio[k]);
+    const char *all_keys[5] = {NULL, NULL, "step2_all_logits_over_step1", "step3_all_logits_over_step1",
+                               "step4_all_logits_over_step1"};
+    for (int k = 2; k <= 4; k++) put(o, keys[k], &ratio[k]), put(o, all_keys[k], &all_logits[k]);
     free(a); free(b); free(c);
 }
 
@@ -620,9 +625,9 @@ static cJSON *measure(const char *self, const char *path, const char *tok, const
     cJSON_Delete(chk);
     const char *base = strrchr(path, '/');
     const char *keys[] = {"decode_tok_s", "decode_fraction_of_read_bound", "prefill_tok_s", "prefill_fraction_of_sgemm",
-                          "step2_over_step1", "step3_over_step1", "step4_over_step1", "isolated_over_visible_same_rows",
-                          "capture_over_none", "decode_speedup_over_f32_copy", NULL};
-    const int widths[] = {8, 5, 7, 5, 5, 5, 5, 6, 5, 6}, decimals[] = {0, 2, 0, 2, 2, 2, 2, 3, 2, 2};
+                          "step2_over_step1", "step3_over_step1", "step4_over_step1", "step4_all_logits_over_step1",
+                          "isolated_over_visible_same_rows", "capture_over_none", "decode_speedup_over_f32_copy", NULL};
+    const int widths[] = {8, 5, 7, 5, 5, 5, 5, 5, 6, 5, 6}, decimals[] = {0, 2, 0, 2, 2, 2, 2, 2, 3, 2, 2};
     printf("%-18s %5s", base ? base + 1 : path, cJSON_GetObjectItem(o, "weights")->valuestring);
     for (int k = 0; keys[k]; k++) print_cell(median(o, keys[k]), widths[k], decimals[k]);
     print_cell(num(o, "check_rss_over_file"), 5, 2);
@@ -848,7 +853,8 @@ static const char *legend =
     "decode/s: greedy tokens/s; of-read: decode bytes/s over a plain parallel read of as many bytes, same threads;\n"
     "pre/s: prefill tokens/s (512 rows, logits of the last); of-gm: 2 x parameters per token over sgemm 2048^3\n"
     "(bench.json also has the FLOPs done: the classifier for one row only, plus attention);\n"
-    "kN/k1: a step of N rows / a 1-row step; iso/vis: the same TEMPO rows under the isolated / visible mask;\n"
+    "kN/k1: a step of N rows (one parallel set, the last row's logits, as tempo generate asks) / a 1-row step;\n"
+    "k4a: the same with all 4 rows' logits (--next-from mean, --trace); iso/vis: the same TEMPO rows, isolated / visible mask;\n"
     "cap: TEMPO with attention capture / without; x-f32: decode speed over the model's f32 copy;\n"
     "chk-RSS: peak RSS of `tempo check` / checkpoint size.\n"
     "n/a: of-rd for a model under 64 MB (it stays in the caches, no read bound applies); x-f32 for a model stored as f32.\n";
@@ -917,8 +923,8 @@ static void bench_models(const char *self, const BenchArgs *a, cJSON *root) {
     snprintf(paths[4], sizeof paths[4], "%s", a->large_bf16);
     snprintf(paths[5], sizeof paths[5], "%s", a->large_q4k);
     const char *prompts[6] = {"Q: Why did the chicken", "Once upon a time", "Once upon a time", "-", "-", "-"};
-    printf("%-18s %5s %8s %5s %7s %5s %5s %5s %5s %6s %5s %6s %5s\n", "model", "type", "decode/s", "of-rd", "pre/s", "of-gm",
-           "k2/k1", "k3/k1", "k4/k1", "iso/vi", "cap", "x-f32", "chk");
+    printf("%-18s %5s %8s %5s %7s %5s %5s %5s %5s %5s %6s %5s %6s %5s\n", "model", "type", "decode/s", "of-rd", "pre/s", "of-gm",
+           "k2/k1", "k3/k1", "k4/k1", "k4a", "iso/vi", "cap", "x-f32", "chk");
     cJSON *models = cJSON_AddArrayToObject(root, "models");
     for (int i = 0; i < 6; i++)
         cJSON_AddItemToArray(models, measure(self, paths[i], i < 3 ? toks[i] : NULL, prompts[i], a->threads));
