@@ -244,8 +244,8 @@ INLINE void pass_low_bit(Sums acc, WeightType type, const char *const *row, size
             for (int r = 0; r < rows; r++) {
                 const uint8_t *b = (const uint8_t *)row[r] + at;
 #if defined(__AVX512F__) /* Q2_K, Q3_K and the IQ grid types: decoded group by group after the last group's products (k_group; IQ4_XS: slower) */
-                if (type == WEIGHT_Q2_K || type == WEIGHT_Q3_K || type == WEIGHT_IQ2_XS || type == WEIGHT_IQ2_S || type == WEIGHT_IQ3_XXS ||
-                    type == WEIGHT_IQ1_S || type == WEIGHT_IQ1_M)
+                if (type == WEIGHT_Q2_K || type == WEIGHT_Q3_K || type == WEIGHT_IQ2_XXS || type == WEIGHT_IQ2_XS || type == WEIGHT_IQ2_S ||
+                    type == WEIGHT_IQ3_XXS || type == WEIGHT_IQ1_S || type == WEIGHT_IQ1_M)
                     __asm__("" : "+r"(b) : "v"(acc[0][0][0]));
 #endif
                 tempo_low_bit_vectors(type, b, g, block[r], w[r]);

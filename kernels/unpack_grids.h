@@ -8,8 +8,8 @@
  * 64-bit (IQ3: 32-bit) load from its table (iq_grids.h), two (four) to a
  * vector of 16; a sign is the reference's negation, a flip of the sign
  * bit (an XOR under a mask register with AVX-512; not 0 - x, which makes
- * +0 of -0). With AVX-512 VBMI, GFNI and BITALG, IQ2_XS, IQ2_S and
- * IQ3_XXS look each value up in a table of the products and their
+ * +0 of -0). With AVX-512 VBMI, GFNI and BITALG, IQ2_XXS, IQ2_XS, IQ2_S
+ * and IQ3_XXS look each value up in a table of the products and their
  * negations instead (tempo_iq2_looked_up, tempo_iq3_xxs_64). */
 #ifndef TEMPO_UNPACK_GRIDS_H
 #define TEMPO_UNPACK_GRIDS_H
@@ -129,7 +129,7 @@ TEMPO_GRID_INLINE F32x16 tempo_signed_grid(U8x16 grid, float db, unsigned signs)
 /* db = d * (0.5 + s) * 0.25 of IQ2_XS / IQ2_S, s a 4-bit scale. */
 TEMPO_GRID_INLINE float tempo_iq2_scale(float d, unsigned s) { return d * (0.5f + (float)s) * 0.25f; }
 
-/* IQ2_XXS, values 32ib .. 32ib+31 (tempo_dequant_iq2_xxs). */
+/* IQ2_XXS, values 32ib .. 32ib+31 (tempo_dequant_iq2_xxs; with VBMI, GFNI and BITALG tempo_iq2_xxs_64). */
 TEMPO_GRID_INLINE void tempo_iq2_xxs_32(const uint8_t *b, float d, int ib, F32x16 w[2]) {
     const uint8_t *q = b + 2 + 8 * ib;
     uint32_t aux = tempo_u32_at(q + 4);
@@ -223,7 +223,7 @@ TEMPO_GRID_INLINE float tempo_iq1_m_scale(const uint8_t *b) {
 /* ---- 64 values at once (sub-blocks 2g, 2g+1): the group's grid points by 8 loads (zen's vpgatherqq was
  * slower), 64 bytes in value order; a value's product looked up, not computed: a table holds the
  * reference's rounded product for each (scale, level) the group uses, and each byte of the points is
- * turned into its entry's index (below: IQ2_XS, IQ2_S, IQ3_XXS; then IQ1). ---- */
+ * turned into its entry's index (below: IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS; then IQ1). ---- */
 
 /* The grid points at index[0..7] (8 bytes each) in the 64-bit lanes 0..7, by 8 loads. */
 TEMPO_GRID_INLINE __m512i tempo_grid_points8(const uint8_t (*grid)[8], const unsigned index[8]) {
@@ -234,7 +234,7 @@ TEMPO_GRID_INLINE __m512i tempo_grid_points8(const uint8_t (*grid)[8], const uns
 }
 
 #if defined(__GFNI__) && defined(__AVX512BITALG__)
-/* ---- IQ2_XS, IQ2_S, IQ3_XXS: a group's 64 values from one table of 32 (vpermt2ps reads index bits 4:0):
+/* ---- IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS: a group's 64 values from one table of 32 (vpermt2ps reads index bits 4:0):
  * lane e of `low` the reference's product db * v of entry e's scale and level, lane e of `high` its
  * negation (the sign bit flipped). A value's entry is a byte, all 64 built at once from the loaded
  * points: its level's bits, its scale's number (k) above them, bit 4 set where its sign is. ---- */
@@ -266,6 +266,12 @@ TEMPO_GRID_INLINE __m512i tempo_grid_entries(__m512i bytes, int mask, __m512i sc
     return _mm512_mask_add_epi8(entries, negative, entries, _mm512_set1_epi8(16));
 }
 
+/* d * (0.5 + s_j) * unit in lane j, s_j lane j of s (a 4-bit scale), d the block's f16 scale (tempo_half_scale16):
+ * the grid types' scale products, the reference's in its order (IQ2: unit 0.25, IQ3_XXS: 0.5). */
+TEMPO_GRID_INLINE F32x16 tempo_grid_scale_products(const uint8_t *b, __m512i s, float unit) {
+    return tempo_half_scale16(b) * (0.5f + __builtin_convertvector((I32x16)s, F32x16)) * unit;
+}
+
 /* IQ2_XS's / IQ2_S's 16 scale products of a block, lane j: d * (0.5 + s_j) * 0.25, s_j nibble j of the
  * 8 bytes at b + at (values 16j .. 16j+15), the reference's products in its order (d: tempo_half_scale16). */
 TEMPO_GRID_INLINE F32x16 tempo_iq2_scales(const uint8_t *b, int at) {
@@ -273,10 +279,19 @@ TEMPO_GRID_INLINE F32x16 tempo_iq2_scales(const uint8_t *b, int at) {
     memcpy(&sc, b + at, sizeof sc);
     const __m512i nibble_at = _mm512_set_epi32(60, 56, 52, 48, 44, 40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 0); /* byte 0 of lane j: bits 4j.. */
     __m512i s = _mm512_and_si512(_mm512_multishift_epi64_epi8(nibble_at, _mm512_set1_epi64((long long)sc)), _mm512_set1_epi32(15));
-    return tempo_half_scale16(b) * (0.5f + __builtin_convertvector((I32x16)s, F32x16)) * 0.25f;
+    return tempo_grid_scale_products(b, s, 0.25f);
 }
 
-/* IQ2_XS and IQ2_S, group g: the levels 8, 25, 43 have low bits 0, 1, 3, so entry 4k + (v & 3) (+ 16 for a
+/* IQ2_XXS's 16 scale products of a block, lane j: d * (0.5 + (aux >> 28)) * 0.25 of sub-block j / 2 (the scale of
+ * values 16j .. 16j+15, as tempo_iq2_scales's lanes), aux its 32-bit word at 6 + 8 (j / 2): word 2 (j / 2) + 1 of
+ * the 64 bytes at 2. */
+TEMPO_GRID_INLINE F32x16 tempo_iq2_xxs_scales(const uint8_t *b) {
+    __m512i words = _mm512_loadu_si512((const void *)(b + 2));
+    __m512i aux = _mm512_permutexvar_epi32(_mm512_set_epi32(15, 15, 13, 13, 11, 11, 9, 9, 7, 7, 5, 5, 3, 3, 1, 1), words);
+    return tempo_grid_scale_products(b, _mm512_srli_epi32(aux, 28), 0.25f);
+}
+
+/* IQ2_XXS, IQ2_XS and IQ2_S, group g: the levels 8, 25, 43 have low bits 0, 1, 3, so entry 4k + (v & 3) (+ 16 for a
  * negative value) for the values 16k .. 16k+15, whose scale is lane 4g + k of scales. */
 TEMPO_GRID_INLINE void tempo_iq2_looked_up(__m512i points, __mmask64 negative, F32x16 scales, int g, F32x16 w[4]) {
     const __m512i k = _mm512_set_epi64(0x0c0c0c0c0c0c0c0c, 0x0c0c0c0c0c0c0c0c, 0x0808080808080808, 0x0808080808080808,
@@ -296,6 +311,18 @@ TEMPO_GRID_INLINE void tempo_iq2_xs_64(const uint8_t *b, F32x16 scales, int g, F
     tempo_iq2_looked_up(tempo_grid_points8(tempo_iq2xs_grid, index), tempo_grid_sign_mask(words, 1, 1), scales, g, w);
 }
 
+/* IQ2_XXS, values 64g .. 64g+63: sub-block 2g + h the 8 bytes at 2 + 16g + 8h, point 4h + p's index byte p, its
+ * signs the 7-bit field at bit 7p of the 32-bit aux word at byte 4 (tempo_iq2_xxs_32), brought to byte 0 of its lane
+ * (vpmultishiftqb); `scales`: tempo_iq2_xxs_scales. */
+TEMPO_GRID_INLINE void tempo_iq2_xxs_64(const uint8_t *b, F32x16 scales, int g, F32x16 w[4]) {
+    const uint8_t *qs = b + 2 + 16 * g;
+    unsigned index[8];
+    for (int j = 0; j < 8; j++) index[j] = qs[8 * (j / 4) + j % 4];
+    __m512i halves = _mm512_permutexvar_epi64(_mm512_set_epi64(1, 1, 1, 1, 0, 0, 0, 0), _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)qs)));
+    __m512i fields = _mm512_multishift_epi64_epi8(_mm512_set_epi64(53, 46, 39, 32, 53, 46, 39, 32), halves);
+    tempo_iq2_looked_up(tempo_grid_points8(tempo_iq2xxs_grid, index), tempo_grid_sign_mask(fields, 0, 0), scales, g, w);
+}
+
 /* IQ2_S, values 64g .. 64g+63: point p of sub-block ib indexed by qs[4ib + p] | bits 2p, 2p+1 of qh[ib] << 8;
  * the 64 sign bits at 34 + 8g; `scales`: tempo_iq2_scales(b, 74). */
 TEMPO_GRID_INLINE void tempo_iq2_s_64(const uint8_t *b, F32x16 scales, int g, F32x16 w[4]) {
@@ -310,8 +337,7 @@ TEMPO_GRID_INLINE void tempo_iq2_s_64(const uint8_t *b, F32x16 scales, int g, F3
  * 32-bit word at 66 + 4ib, the reference's products in its order. */
 TEMPO_GRID_INLINE F32x16 tempo_iq3_xxs_scales(const uint8_t *b) {
     __m512i aux = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 66)));
-    F32x16 s = __builtin_convertvector((I32x16)_mm512_srli_epi32(aux, 28), F32x16);
-    return tempo_half_scale16(b) * (0.5f + s) * 0.5f;
+    return tempo_grid_scale_products(b, _mm512_srli_epi32(aux, 28), 0.5f);
 }
 
 /* IQ3_XXS, values 64g .. 64g+63 (sub-blocks 2g + h, h = 0, 1): 16 point indices (bytes) at 2 + 16g, 4-byte
@@ -455,14 +481,15 @@ static inline int tempo_grid_decoded(WeightType t) {
 }
 
 /* A block's scale products, computed once a block (tempo_low_bit_block): with AVX-512 VBMI IQ1_M's
- * (tempo_iq1_m_scale_products), with GFNI and BITALG too IQ2_XS's, IQ2_S's and IQ3_XXS's
- * (tempo_iq2_scales, tempo_iq3_xxs_scales); zero otherwise. */
+ * (tempo_iq1_m_scale_products), with GFNI and BITALG too IQ2_XXS's, IQ2_XS's, IQ2_S's and IQ3_XXS's
+ * (tempo_iq2_xxs_scales, tempo_iq2_scales, tempo_iq3_xxs_scales); zero otherwise. */
 TEMPO_GRID_INLINE F32x16 tempo_grid_block_scales(WeightType t, const uint8_t *b) {
 #if defined(__AVX512VBMI__)
     if (t == WEIGHT_IQ1_M) return tempo_iq1_m_scale_products(b);
 #endif
 #if defined(__AVX512VBMI__) && defined(__GFNI__) && defined(__AVX512BITALG__)
     if (t == WEIGHT_IQ2_XS || t == WEIGHT_IQ2_S) return tempo_iq2_scales(b, t == WEIGHT_IQ2_XS ? 66 : 74);
+    if (t == WEIGHT_IQ2_XXS) return tempo_iq2_xxs_scales(b);
     if (t == WEIGHT_IQ3_XXS) return tempo_iq3_xxs_scales(b);
 #endif
     (void)t, (void)b;
@@ -477,8 +504,9 @@ TEMPO_GRID_INLINE void tempo_grid_vectors(WeightType t, const uint8_t *b, int g,
         return;
     }
 #if defined(__AVX512VBMI__) && defined(__GFNI__) && defined(__AVX512BITALG__)
-    if (t == WEIGHT_IQ2_XS || t == WEIGHT_IQ2_S || t == WEIGHT_IQ3_XXS) {
-        if (t == WEIGHT_IQ2_XS) tempo_iq2_xs_64(b, scales, g, w);
+    if (t == WEIGHT_IQ2_XXS || t == WEIGHT_IQ2_XS || t == WEIGHT_IQ2_S || t == WEIGHT_IQ3_XXS) {
+        if (t == WEIGHT_IQ2_XXS) tempo_iq2_xxs_64(b, scales, g, w);
+        else if (t == WEIGHT_IQ2_XS) tempo_iq2_xs_64(b, scales, g, w);
         else if (t == WEIGHT_IQ2_S) tempo_iq2_s_64(b, scales, g, w);
         else tempo_iq3_xxs_64(b, scales, g, w);
         return;

@@ -23,7 +23,7 @@
  * (`scale`, lane j) and dmin*m_j (`min`), Q3_K's d*(sc_j - 32) (`scale`),
  * IQ1_S's 32-lane table of its products (`table`, tempo_iq1_s_table); the
  * IQ grid types' scale products (`scale`, tempo_grid_block_scales: IQ1_M;
- * with GFNI and BITALG too IQ2_XS, IQ2_S, IQ3_XXS); zero otherwise. */
+ * with GFNI and BITALG too IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS); zero otherwise. */
 typedef struct {
     F32x16 scale, min, table[2];
 } TempoLowBitBlock;

@@ -309,26 +309,41 @@ Test(unpack, matmul_f16_bf16_any_width_equals_plain) {
         }
 }
 
-/* IQ2_XS, IQ2_S and IQ3_XXS (tempo_iq2_looked_up, tempo_iq3_xxs_64 with
- * VBMI, GFNI and BITALG: entries built from the points, the signs by an
- * affine map of bits, the scale products once a block) against the scalar
- * reference on random blocks: every bit of every index, sign field and
- * scale random, d a random finite half (the edge halves: the test above).
- * 4,096 blocks each meet every point index and 7-bit sign field. */
+/* Marks the fields of an IQ2_XXS block as seen: seen[i] point index i,
+ * seen[256 + i] 7-bit sign field i, seen[384 + s] 4-bit scale s. */
+static void mark_iq2_xxs_fields(const uint8_t *block, uint8_t seen[400]) {
+    for (int ib = 0; ib < 8; ib++) {
+        const uint8_t *q = block + 2 + 8 * ib;
+        uint32_t aux = (uint32_t)q[4] | (uint32_t)q[5] << 8 | (uint32_t)q[6] << 16 | (uint32_t)q[7] << 24;
+        for (int l = 0; l < 4; l++) seen[q[l]] = seen[256 + (aux >> 7 * l & 127)] = 1;
+        seen[384 + (aux >> 28)] = 1;
+    }
+}
+
+/* IQ2_XS, IQ2_S, IQ3_XXS and IQ2_XXS (tempo_iq2_looked_up, tempo_iq3_xxs_64
+ * with VBMI, GFNI and BITALG: entries built from the points, the signs by
+ * an affine map of bits, the scale products once a block) against the
+ * scalar reference on random blocks: every bit of every index, sign field
+ * and scale random, d a random finite half (the edge halves: the test
+ * above). 4,096 blocks each meet every point index, 7-bit sign field and
+ * 4-bit scale (asserted for IQ2_XXS). */
 Test(unpack, iq2_iq3_xxs_random_blocks_equal_reference_bitwise) {
-    const WeightType types[] = {WEIGHT_IQ2_XS, WEIGHT_IQ2_S, WEIGHT_IQ3_XXS};
+    const WeightType types[] = {WEIGHT_IQ2_XS, WEIGHT_IQ2_S, WEIGHT_IQ3_XXS, WEIGHT_IQ2_XXS};
     uint64_t seed = 2026;
-    for (int k = 0; k < 3; k++) {
+    uint8_t seen[400] = {0};
+    for (int k = 0; k < 4; k++) {
         WeightType t = types[k];
         size_t bytes = tempo_block_bytes(t);
         uint8_t block[128];
         for (int i = 0; i < 4096; i++) {
             for (size_t j = 0; j < bytes; j++) block[j] = (uint8_t)tempo_splitmix64(&seed);
             block[1] &= 0xfb; /* exponent below 31: finite */
+            if (t == WEIGHT_IQ2_XXS) mark_iq2_xxs_fields(block, seen);
             float want[256], got[256];
             tempo_dequantize(t, block, 256, want);
             decoded_256(t, block, got);
             expect_same_bits(got, want, 256, tempo_weight_type_name(t));
         }
     }
+    for (int i = 0; i < 400; i++) cr_assert(seen[i], "IQ2_XXS field %d (index, sign field from 256, scale from 384) never met", i);
 }
