@@ -36,13 +36,18 @@ TEMPO_GRID_INLINE F32x16 tempo_ternary_values(I32x16 q, F32x16 d) {
 #endif
 }
 
+/* 16 bytes, each widened to a 32-bit lane (AVX-512: vpmovzxbd, spelled; GCC would widen a byte at a time). */
+TEMPO_GRID_INLINE I32x16 tempo_widened(U8x16 q) {
+#if defined(__AVX512F__)
+    return (I32x16)_mm512_cvtepu8_epi32((__m128i)q);
+#else
+    return __builtin_convertvector(q, I32x16);
+#endif
+}
+
 /* 16 bytes at p, each widened to a 32-bit lane. */
 TEMPO_GRID_INLINE I32x16 tempo_bytes_wide(const uint8_t *p) {
-#if defined(__AVX512F__)
-    return tempo_codes16(p);
-#else
-    return __builtin_convertvector(tempo_bytes16(p), I32x16);
-#endif
+    return tempo_widened(tempo_bytes16(p));
 }
 
 /* TQ2_0, values 64g .. 64g+63: w = (q - 1) * d, q bits 2l..2l+1 of byte m
@@ -56,7 +61,12 @@ TEMPO_GRID_INLINE void tempo_tq2_0_vectors(const uint8_t *b, int g, F32x16 w[4])
 
 /* Lane i: trit n_i of byte x_i (pow3_i = 3^n_i), as dequant_k.c's ternary(): (((x * 3^n) mod 256) * 3) >> 8. */
 TEMPO_GRID_INLINE I32x16 tempo_trits(I32x16 x, I32x16 pow3) {
+#if defined(__AVX512BW__) /* x, 3^n < 256: in each lane's low 16 bits x * (3^n << 8) is ((x * 3^n) mod 256) << 8 (vpmullw), */
+    __m512i top = _mm512_mullo_epi16((__m512i)x, (__m512i)(pow3 << 8)); /* its product with 3 >> 16 the trit (vpmulhuw); */
+    return (I32x16)_mm512_mulhi_epu16(top, _mm512_set1_epi32(3));         /* the high 16 bits: 0 * 0, 0 */
+#else
     return (((x * pow3) & 255) * 3) >> 8;
+#endif
 }
 
 /* TQ1_0, vector j (values 16j .. 16j+15): j < 10, trit j / 2 of qs[16 (j % 2) + i];
@@ -65,8 +75,9 @@ TEMPO_GRID_INLINE I32x16 tempo_tq1_0_trits(const uint8_t *b, int j) {
     static const int pow3[5] = {1, 3, 9, 27, 81};
     if (j < 10) return tempo_trits(tempo_bytes_wide(b + 16 * (j % 2)), (I32x16){0} + pow3[j / 2]);
     if (j < 15) return tempo_trits(tempo_bytes_wide(b + 32), (I32x16){0} + pow3[j - 10]);
-    const uint8_t *qh = b + 48;
-    I32x16 x = {qh[0], qh[1], qh[2], qh[3], qh[0], qh[1], qh[2], qh[3], qh[0], qh[1], qh[2], qh[3], qh[0], qh[1], qh[2], qh[3]};
+    uint32_t qh;
+    memcpy(&qh, b + 48, sizeof qh);
+    I32x16 x = tempo_widened((U8x16)(U32x4){qh, qh, qh, qh}); /* lane i: qh[i % 4] */
     return tempo_trits(x, (I32x16){1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27});
 }
 

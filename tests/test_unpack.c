@@ -138,6 +138,45 @@ static void decoded_256(WeightType t, const uint8_t *block, float got[256]) {
  * sharing a byte differ) plus shift; shift = 0 .. codes-1 meets every code in every lane. */
 static int code_at(int v, int shift, int codes) { return (int)(((uint32_t)v * 2654435761u >> 16) + (uint32_t)shift) % codes; }
 
+/* TQ1_0 blocks where byte j of block s is (s + 101 j) % 256: over the 256 blocks every byte of
+ * qs and qh takes every value 0..255 (also those >= 243, which ggml's quantizer never writes but
+ * its dequantizer reads), so every trit position of every byte meets every byte value; d cycles
+ * through 1, -0.5 (the zero trits give -0) and the edge halves. Decoded (tempo_tq1_0_vectors,
+ * group by group) equals the reference bit for bit. And blocks packed from chosen trits as
+ * ggml's quantize_row_tq1_0_ref packs them (5 a byte, the most significant first, ceiling
+ * division by 243; qh's 4 shifted up one trit) decode to (t - 1) * d: each value from its trit. */
+Test(unpack, tq1_0_every_byte_value_and_trit) {
+    enum { BYTES = 54, BLOCKS = 256 };
+    uint8_t block[BYTES];
+    float got[256], want[256];
+    for (int s = 0; s < BLOCKS; s++) {
+        for (int j = 0; j < BYTES; j++) block[j] = (uint8_t)(s + 101 * j);
+        put_half(block + 52, s % 3 == 0 ? 0x3c00 : s % 3 == 1 ? 0xb800 : edge_halves[s % N_EDGE_HALVES]);
+        decoded_256(WEIGHT_TQ1_0, block, got);
+        tempo_dequantize(WEIGHT_TQ1_0, block, 256, want);
+        char what[64];
+        snprintf(what, sizeof what, "TQ1_0 block %d", s);
+        expect_same_bits(got, want, 256, what);
+    }
+    for (int c = 0; c < 3; c++) {
+        int trit[256]; /* value v's trit: value 32n + m of bytes 0..31 is trit n of qs[m], 160 + 16n + m of qs[32 + m], 240 + 4n + m of qh[m] */
+        for (int v = 0; v < 256; v++) trit[v] = code_at(v, c, 3);
+        for (int m = 0; m < 48; m++) {
+            int q = 0, first = m < 32 ? m : 160 + (m - 32), step = m < 32 ? 32 : 16;
+            for (int n = 0; n < 5; n++) q = 3 * q + trit[first + step * n];
+            block[m] = (uint8_t)((q * 256 + 242) / 243);
+        }
+        for (int m = 0; m < 4; m++) {
+            int q = 0;
+            for (int n = 0; n < 4; n++) q = 3 * q + trit[240 + 4 * n + m];
+            block[48 + m] = (uint8_t)((3 * q * 256 + 242) / 243);
+        }
+        put_half(block + 52, 0x3c00);
+        decoded_256(WEIGHT_TQ1_0, block, got);
+        for (int v = 0; v < 256; v++) cr_assert_eq(got[v], (float)(trit[v] - 1), "chosen trits %d: value %d is %g, its trit %d", c, v, got[v], trit[v]);
+    }
+}
+
 /* Sets the code of value v (0..255) of a Q2_K or Q3_K block by the
  * format's layout (dequant_k.c): its low 2 bits are bits 2j, 2j+1 of
  * qs[32 half + 16 part + l]; Q3_K's third bit is bit 4 half + j of
