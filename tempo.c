@@ -629,7 +629,7 @@ void tempo_next_distribution(NextFrom from, const float *const *set_rows, int n_
 static void next_distribution(Run *r, const Generation *gen, int vocab) {
     int n_live = 0;
     const Step *st = gen->n_steps > 0 ? &gen->steps[gen->n_steps - 1] : NULL;
-    for (int mi = 0; st && mi < st->n_members; mi++) {
+    for (int mi = 0; st && r->g->next_from == NEXT_MEAN && mi < st->n_members; mi++) { /* last row: no member's logits kept */
         const Member *mem = &gen->members[st->first_member + mi];
         if (mem->row >= 0 && mem->pruned_at < 0) r->live_rows[n_live++] = tempo_row_logits(gen, mem->row, vocab);
     }
