@@ -66,7 +66,7 @@ void tempo_set_threads(int n) {
 const char *tempo_weight_type_name(WeightType t) {
     static const char *const names[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "q4_1",
                                         "q5_0", "q5_1", "q2_k", "q3_k", "iq4_nl", "iq4_xs", "tq1_0", "tq2_0",
-                                        "iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s", "iq1_s", "iq1_m"};
+                                        "iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s", "iq1_s", "iq1_m", "q1_0", "q2_0"};
     _Static_assert(sizeof names / sizeof names[0] == WEIGHT_N_TYPES, "a name for every WeightType");
     return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
 }

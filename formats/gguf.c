@@ -147,7 +147,8 @@ static const char *ggml_type_name(uint32_t t) {
     static const char *const names[] = {
         "F32", "F16", "Q4_0", "Q4_1", NULL, NULL, "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K",
         "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS",
-        "I8", "I16", "I32", "I64", "F64", "IQ1_M", "BF16", NULL, NULL, NULL, "TQ1_0", "TQ2_0", NULL, NULL, NULL, "MXFP4"};
+        "I8", "I16", "I32", "I64", "F64", "IQ1_M", "BF16", NULL, NULL, NULL, "TQ1_0", "TQ2_0", NULL, NULL, NULL, "MXFP4",
+        "NVFP4", "Q1_0", "Q2_0"};
     return t < sizeof names / sizeof names[0] ? names[t] : NULL;
 }
 
@@ -158,7 +159,8 @@ static const uint32_t ggml_types[] = {[WEIGHT_F32] = 0, [WEIGHT_F16] = 1, [WEIGH
                                       [WEIGHT_Q3_K] = 11, [WEIGHT_IQ4_NL] = 20, [WEIGHT_IQ4_XS] = 23,
                                       [WEIGHT_TQ1_0] = 34, [WEIGHT_TQ2_0] = 35, [WEIGHT_IQ2_XXS] = 16,
                                       [WEIGHT_IQ2_XS] = 17, [WEIGHT_IQ2_S] = 22, [WEIGHT_IQ3_XXS] = 18,
-                                      [WEIGHT_IQ3_S] = 21, [WEIGHT_IQ1_S] = 19, [WEIGHT_IQ1_M] = 29};
+                                      [WEIGHT_IQ3_S] = 21, [WEIGHT_IQ1_S] = 19, [WEIGHT_IQ1_M] = 29,
+                                      [WEIGHT_Q1_0] = 41, [WEIGHT_Q2_0] = 42};
 _Static_assert(sizeof ggml_types / sizeof ggml_types[0] == WEIGHT_N_TYPES, "a ggml number for every WeightType");
 
 uint32_t tempo_gguf_ggml_type(WeightType t) { return ggml_types[t]; }

@@ -20,6 +20,8 @@ int tempo_block_values(WeightType t) {
     case WEIGHT_Q4_K: case WEIGHT_Q5_K: case WEIGHT_Q6_K: case WEIGHT_Q2_K: case WEIGHT_Q3_K: case WEIGHT_IQ4_XS:
     case WEIGHT_TQ1_0: case WEIGHT_TQ2_0: case WEIGHT_IQ2_XXS: case WEIGHT_IQ2_XS: case WEIGHT_IQ2_S: case WEIGHT_IQ3_XXS:
     case WEIGHT_IQ3_S: case WEIGHT_IQ1_S: case WEIGHT_IQ1_M: return TEMPO_QK_K;
+    case WEIGHT_Q2_0: return 64;
+    case WEIGHT_Q1_0: return 128;
     }
     return 1;
 }
@@ -49,6 +51,8 @@ size_t tempo_block_bytes(WeightType t) {
     case WEIGHT_IQ3_S: return 2 + 64 + 8 + 32 + 4;        /* d, qs[64], qh[8], signs[32], scales[4] */
     case WEIGHT_IQ1_S: return 2 + 32 + 16;                /* d, qs[32], qh[8] 16-bit */
     case WEIGHT_IQ1_M: return 32 + 16 + 8;                /* qs[32], qh[16], scales[8] (d in their top nibbles) */
+    case WEIGHT_Q1_0: return 2 + 16;                      /* d, qs[16] (a sign bit a value) */
+    case WEIGHT_Q2_0: return 2 + 16;                      /* d, qs[16] (2 bits a value) */
     case WEIGHT_N_TYPES: return 0;
     }
     return 0;
@@ -241,6 +245,8 @@ void tempo_dequantize(WeightType t, const void *src, size_t n_values, float *out
         case WEIGHT_IQ3_S: tempo_dequant_iq3_s(p, out); break;
         case WEIGHT_IQ1_S: tempo_dequant_iq1_s(p, out); break;
         case WEIGHT_IQ1_M: tempo_dequant_iq1_m(p, out); break;
+        case WEIGHT_Q1_0: tempo_dequant_q1_0(p, out); break;
+        case WEIGHT_Q2_0: tempo_dequant_q2_0(p, out); break;
         default: break;
         }
     }

@@ -1,6 +1,7 @@
 /* dequant_k.c - the low-bit types that llama-quantize's Q2_K, Q3_K and IQ4
  * presets and the ternary ones store: the super-blocks of 256 values Q2_K,
- * Q3_K, IQ4_XS, TQ1_0 and TQ2_0, and IQ4_NL (32 values, IQ4_XS's levels).
+ * Q3_K, IQ4_XS, TQ1_0 and TQ2_0, IQ4_NL (32 values, IQ4_XS's levels), and
+ * the sign bits of Q1_0 (128 values) and the 2-bit codes of Q2_0 (64).
  * Q4_K, Q5_K and Q6_K are in dequant.c, which calls these one block at a
  * time.
  *
@@ -107,4 +108,16 @@ void tempo_dequant_tq2_0(const uint8_t *b, float *y) {
     for (int j = 0; j < 64; j += 32)
         for (int l = 0; l < 4; l++)
             for (int m = 0; m < 32; m++) *y++ = (float)(((b[j + m] >> (2 * l)) & 3) - 1) * d;
+}
+
+/* Q1_0 (128 values): value j is bit j % 8 of qs[j / 8]; y = d if it is set, else -d. */
+void tempo_dequant_q1_0(const uint8_t *b, float *y) {
+    float d = tempo_f16_at(b), neg_d = -d;
+    for (int j = 0; j < 128; j++) y[j] = (b[2 + j / 8] >> (j % 8)) & 1 ? d : neg_d;
+}
+
+/* Q2_0 (64 values): value j is bits 2(j % 4)..2(j % 4)+1 of qs[j / 4]; y = (q - 1) * d. */
+void tempo_dequant_q2_0(const uint8_t *b, float *y) {
+    float d = tempo_f16_at(b);
+    for (int j = 0; j < 64; j++) y[j] = (float)(((b[2 + j / 4] >> (2 * (j % 4))) & 3) - 1) * d;
 }

@@ -21,7 +21,8 @@ GgmlDotType tempo_ggml_dot_type(WeightType t) {
     switch (t) {
     case WEIGHT_F16: return GGML_DOT_F16;
     case WEIGHT_BF16: return GGML_DOT_BF16;
-    case WEIGHT_Q8_0: case WEIGHT_Q4_0: case WEIGHT_Q5_0: case WEIGHT_IQ4_NL: return GGML_DOT_Q8_0;
+    case WEIGHT_Q8_0: case WEIGHT_Q4_0: case WEIGHT_Q5_0: case WEIGHT_IQ4_NL: case WEIGHT_Q1_0: case WEIGHT_Q2_0:
+        return GGML_DOT_Q8_0;
     case WEIGHT_Q4_1: case WEIGHT_Q5_1: return GGML_DOT_Q8_1;
     case WEIGHT_Q2_K: case WEIGHT_Q3_K: case WEIGHT_Q4_K: case WEIGHT_Q5_K: case WEIGHT_Q6_K: case WEIGHT_IQ4_XS:
     case WEIGHT_TQ1_0: case WEIGHT_TQ2_0: case WEIGHT_IQ2_XXS: case WEIGHT_IQ2_XS: case WEIGHT_IQ2_S: case WEIGHT_IQ3_XXS:

@@ -193,6 +193,7 @@ static GgmlRowDot *const ROW_DOTS[WEIGHT_N_TYPES] = {
     [WEIGHT_Q5_1] = tempo_ggml_block32_dot, [WEIGHT_IQ4_NL] = tempo_ggml_block32_dot,
     [WEIGHT_IQ4_XS] = tempo_ggml_iq4_xs_dot, [WEIGHT_Q2_K] = tempo_ggml_q2_k_dot, [WEIGHT_Q3_K] = tempo_ggml_q3_k_dot,
     [WEIGHT_TQ1_0] = tempo_ggml_ternary_dot, [WEIGHT_TQ2_0] = tempo_ggml_ternary_dot,
+    [WEIGHT_Q1_0] = tempo_ggml_q1_0_dot, [WEIGHT_Q2_0] = tempo_ggml_q2_0_dot,
     /* ggml_dots_iq.c: the grid types */
     [WEIGHT_IQ2_XXS] = tempo_ggml_iq_dot, [WEIGHT_IQ2_XS] = tempo_ggml_iq_dot, [WEIGHT_IQ2_S] = tempo_ggml_iq_dot,
     [WEIGHT_IQ3_XXS] = tempo_ggml_iq_dot, [WEIGHT_IQ3_S] = tempo_ggml_iq_dot, [WEIGHT_IQ1_S] = tempo_ggml_iq_dot,

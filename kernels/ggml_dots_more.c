@@ -1,6 +1,6 @@
 /* ggml_dots_more.c - ggml's dot products for the other weight types
  * llama-quantize writes (Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS, Q2_K, Q3_K, TQ1_0,
- * TQ2_0) as plain definitions (NOTES "Numerics of real engines"), written from
+ * TQ2_0, Q1_0, Q2_0) as plain definitions (NOTES "Numerics of real engines"), written from
  * ggml-cpu/arch/x86/quants.c (ggml_vec_dot_*, AVX2 paths, as the zen4
  * build compiles them), llamafile/sgemm.cpp (tinyBLAS_Q0_AVX) and
  * ggml-cpu/arch/x86/repack.cpp (the repacked iq4_nl_8x8 and q2_K_8x8).
@@ -265,4 +265,50 @@ float tempo_ggml_q2_k_8x8_dot(const uint8_t *w, GgmlQ8Row x, int m, int gemm) {
         }
     }
     return acc - acc_min;
+}
+
+/* Value j's sign bit of a Q1_0 block (bit j % 8 of qs[j / 8]) and its Q2_0 code q (value q - 1). */
+static int q1_0_bit(const uint8_t *b, int j) { return b[2 + j / 8] >> (j % 8) & 1; }
+static int q2_0_level(const uint8_t *b, int j) { return (b[2 + j / 4] >> (2 * (j % 4)) & 3) - 1; }
+
+/* One Q1_0 row times one Q8_0 row as ggml_vec_dot_q1_0_q8_0 computes it
+ * with AVX2: per 128-value block, lane k of its four Q8_0 blocks K gets the
+ * integer sum s of products 4k..4k+3 (q8 or -q8 by the sign bit): a_k =
+ * d_x0 s for K = 0, then fma(d_xK, s, a_k); lane k then adds fma(d_w, a_k,
+ * lane_k); hsum_float_8. */
+float tempo_ggml_q1_0_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    float lane[8] = {0};
+    (void)t;
+    for (int b = 0; b < m / 128; b++, w += 18) {
+        float block[8];
+        for (int K = 0; K < 4; K++) {
+            const int8_t *q8 = x.q + 128 * b + 32 * K;
+            for (int k = 0; k < 8; k++) {
+                int sum = 0;
+                for (int j = 4 * k; j < 4 * k + 4; j++) sum += q1_0_bit(w, 32 * K + j) ? q8[j] : -q8[j];
+                block[k] = K == 0 ? x.d[4 * b] * (float)sum : fmaf(x.d[4 * b + K], (float)sum, block[k]);
+            }
+        }
+        for (int k = 0; k < 8; k++) lane[k] = fmaf(tempo_f16_at(w), block[k], lane[k]);
+    }
+    return tempo_ggml_hsum_float_8(lane);
+}
+
+/* One Q2_0 row times one Q8_0 row as ggml_vec_dot_q2_0_q8_0_generic (x86
+ * has no other): per 64-value block the integer sum s_K of each of its two
+ * Q8_0 blocks, b = fma(d_x1, s_1, d_x0 s_0), then sum = fma(d_w, b, sum), in
+ * block order (the zen4 build fuses each multiply-add). */
+float tempo_ggml_q2_0_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    float sum = 0.0f;
+    (void)t;
+    for (int b = 0; b < m / 64; b++, w += 18) {
+        float block = 0.0f;
+        for (int K = 0; K < 2; K++) {
+            int s = 0;
+            for (int j = 0; j < 32; j++) s += q2_0_level(w, 32 * K + j) * x.q[64 * b + 32 * K + j];
+            block = fmaf(x.d[2 * b + K], (float)s, block);
+        }
+        sum = fmaf(tempo_f16_at(w), block, sum);
+    }
+    return sum;
 }

@@ -34,10 +34,11 @@
 /* ---- dequant.c ---- */
 
 /* Values per block of a type: 1 (F32, F16, BF16), 32 (Q8_0, Q4_0, Q4_1,
- * Q5_0, Q5_1, IQ4_NL), 256 (the K types, IQ4_XS, TQ1_0, TQ2_0, the IQ1-IQ3 types). */
+ * Q5_0, Q5_1, IQ4_NL), 64 (Q2_0), 128 (Q1_0), 256 (the K types, IQ4_XS,
+ * TQ1_0, TQ2_0, the IQ1-IQ3 types). */
 int tempo_block_values(WeightType t);
 /* Bytes per block, in WeightType order: 4, 2, 2, 34, 18, 144, 176, 210, 20,
- * 22, 24, 84, 110, 18, 136, 54, 66, 66, 74, 82, 98, 110, 50, 56. */
+ * 22, 24, 84, 110, 18, 136, 54, 66, 66, 74, 82, 98, 110, 50, 56, 18, 18. */
 size_t tempo_block_bytes(WeightType t);
 /* Bytes of n_values consecutive values of a row (n_values a multiple of the block). */
 size_t tempo_row_bytes(WeightType t, size_t n_values);
@@ -58,6 +59,8 @@ void tempo_dequant_q3_k(const uint8_t *b, float *y);
 void tempo_dequant_iq4_xs(const uint8_t *b, float *y);
 void tempo_dequant_tq1_0(const uint8_t *b, float *y);
 void tempo_dequant_tq2_0(const uint8_t *b, float *y);
+void tempo_dequant_q1_0(const uint8_t *b, float *y); /* y[128] */
+void tempo_dequant_q2_0(const uint8_t *b, float *y); /* y[64] */
 /* IQ4_NL's and IQ4_XS's 16 levels (ggml's kvalues_iq4nl): a 4-bit index picks one. */
 extern const int8_t tempo_iq4_levels[16];
 /* Q3_K's 6-bit scale of sub-block j (0..15) from its 12 bytes: the low 4
@@ -150,7 +153,7 @@ float tempo_ggml_dot_plain(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
 /* Q4_K's and Q5_K's 6-bit scales sc[8] and mins mn[8] from their 12 bytes. */
 void tempo_ggml_k4_scales(const uint8_t *q, int *sc, int *mn);
 /* ---- ggml_dots_more.c: the other types' dots (Q4_1, Q5_0, Q5_1, IQ4_NL,
- * IQ4_XS, Q2_K, Q3_K, TQ1_0, TQ2_0), plain definitions, called through
+ * IQ4_XS, Q2_K, Q3_K, TQ1_0, TQ2_0, Q1_0, Q2_0), plain definitions, called through
  * tempo_ggml_dot_plain's table ---- */
 /* Q8_1's block sums out.sums of x[m] (out.q already quantized). */
 void tempo_ggml_q8_1_sums(const float *x, int m, GgmlQ8Row out);
@@ -159,6 +162,8 @@ GgmlRowDot tempo_ggml_iq4_xs_dot;
 GgmlRowDot tempo_ggml_q3_k_dot;
 GgmlRowDot tempo_ggml_q2_k_dot;
 GgmlRowDot tempo_ggml_ternary_dot; /* TQ1_0, TQ2_0 */
+GgmlRowDot tempo_ggml_q1_0_dot;
+GgmlRowDot tempo_ggml_q2_0_dot;
 /* IQ4_NL unrepacked in a call of one row (ggml_vec_dot_iq4_nl_q8_0; 2+ rows: tempo_ggml_dot_plain, tinyBLAS's order). */
 float tempo_ggml_iq4_nl_vec_dot(const uint8_t *w, GgmlQ8Row x, int m);
 /* ---- ggml_dots_iq.c: the grid types' dots (IQ1_S .. IQ3_S), plain ---- */

@@ -226,16 +226,21 @@ INLINE void pass_blocks(Sums acc, WeightType type, const char *const *row, size_
     }
 }
 
-/* Q4_1, Q5_0, Q5_1, IQ4_NL (32-value blocks) and Q2_K, Q3_K, IQ4_XS, TQ1_0, TQ2_0 and the IQ grid types (256, 64
- * values at a time) rows, decoded in registers (unpack_low_bit.h, unpack_grids.h). */
+/* Values per block of the types pass_low_bit reads (tempo_block_values, known when inlined). */
+INLINE int low_bit_values(WeightType type) {
+    if (type == WEIGHT_Q4_1 || type == WEIGHT_Q5_0 || type == WEIGHT_Q5_1 || type == WEIGHT_IQ4_NL) return 32;
+    return type == WEIGHT_Q2_0 ? 64 : type == WEIGHT_Q1_0 ? 128 : TEMPO_QK_K;
+}
+
+/* Q4_1, Q5_0, Q5_1, IQ4_NL (32-value blocks), Q2_0 (64), Q1_0 (128) and Q2_K, Q3_K, IQ4_XS, TQ1_0, TQ2_0 and the IQ
+ * grid types (256) rows, 64 values at a time (32: one block), decoded in registers (unpack_low_bit.h, unpack_grids.h). */
 INLINE void pass_low_bit(Sums acc, WeightType type, const char *const *row, size_t row_bytes, int rows, const float *in,
                          int m, int n) {
-    int k_quant = !(type == WEIGHT_Q4_1 || type == WEIGHT_Q5_0 || type == WEIGHT_Q5_1 || type == WEIGHT_IQ4_NL);
-    int values = k_quant ? TEMPO_QK_K : 32;
+    int values = low_bit_values(type), k_quant = values == TEMPO_QK_K; /* a block over a line: asked for ahead */
     size_t bytes = row_bytes / (size_t)(m / values), at = 0, ahead = pass_prefetch_bytes(row_bytes, rows);
     for (int t = 0; t < m; t += values, at += bytes) {
         prefetch_blocks(row, rows, at, bytes, ahead, k_quant, 2 * ALIGN, PREFETCH_BYTES); /* a 256-value block: at most 136 bytes */
-        int groups = k_quant ? 4 : 1;
+        int groups = values > 32 ? values / 64 : 1;
         TempoLowBitBlock block[WIDE_ROWS];
         for (int r = 0; r < rows; r++) block[r] = tempo_low_bit_block(type, (const uint8_t *)row[r] + at);
 #pragma GCC unroll 4
@@ -250,7 +255,7 @@ INLINE void pass_low_bit(Sums acc, WeightType type, const char *const *row, size
 #endif
                 tempo_low_bit_vectors(type, b, g, block[r], w[r]);
             }
-            add_products(acc, w, k_quant ? GROUP : 2, rows, in + t + 64 * g, m, n, 0);
+            add_products(acc, w, values > 32 ? GROUP : 2, rows, in + t + 64 * g, m, n, 0);
         }
     }
 }
@@ -371,6 +376,8 @@ PASS_KERNEL(pass_iq3_xxs, PATH_LOW_BIT, WEIGHT_IQ3_XXS)
 PASS_KERNEL(pass_iq3_s, PATH_LOW_BIT, WEIGHT_IQ3_S)
 PASS_KERNEL(pass_iq1_s, PATH_LOW_BIT, WEIGHT_IQ1_S)
 PASS_KERNEL(pass_iq1_m, PATH_LOW_BIT, WEIGHT_IQ1_M)
+PASS_KERNEL(pass_q1_0, PATH_LOW_BIT, WEIGHT_Q1_0)
+PASS_KERNEL(pass_q2_0, PATH_LOW_BIT, WEIGHT_Q2_0)
 #undef PASS_KERNEL
 
 static PassKernel *pass_kernel(WeightType type) {
@@ -399,6 +406,8 @@ static PassKernel *pass_kernel(WeightType type) {
     case WEIGHT_IQ3_S: return pass_iq3_s;
     case WEIGHT_IQ1_S: return pass_iq1_s;
     case WEIGHT_IQ1_M: return pass_iq1_m;
+    case WEIGHT_Q1_0: return pass_q1_0;
+    case WEIGHT_Q2_0: return pass_q2_0;
     default: return NULL; /* every WeightType has its kernel; the loaders accept no other */
     }
 }

@@ -1,6 +1,7 @@
 /* unpack_low_bit.h - the other block types llama-quantize writes, to f32
  * in vector registers for the matrix product (matmul.c): Q4_1, Q5_0, Q5_1,
- * IQ4_NL (blocks of 32 values) and Q2_K, Q3_K, IQ4_XS (256). Each value is
+ * IQ4_NL (blocks of 32 values), Q2_0 (64), Q1_0 (128) and Q2_K, Q3_K,
+ * IQ4_XS (256). Each value is
  * the float the scalar reference (dequant.c, dequant_k.c) gives, bit for
  * bit: the same integer codes, the same scale products (one rounded
  * product each, as scalars or in lanes), then the same one product (and
@@ -303,11 +304,41 @@ TEMPO_LOW_BIT_INLINE void tempo_iq4_xs_vectors(const uint8_t *b, int g, F32x16 w
     }
 }
 
+/* Q1_0, values 64g .. 64g+63: w = d where bit j of the block's 128 (bit
+ * j % 8 of qs[j / 8]) is set, else -d (the negation flips the sign bit
+ * only, as the reference's -d does). */
+TEMPO_LOW_BIT_INLINE void tempo_q1_0_vectors(const uint8_t *b, int g, F32x16 w[4]) {
+    F32x16 d = tempo_half_scale16(b);
+    for (int k = 0; k < 4; k++) {
+        uint16_t bits;
+        memcpy(&bits, b + 2 + 8 * g + 2 * k, sizeof bits);
+#if defined(__AVX512F__)
+        w[k] = (F32x16)_mm512_mask_blend_ps((__mmask16)bits, (__m512)-d, (__m512)d);
+#else
+        U32x16 set = ((U32x16){0} + bits) >> (U32x16){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} & 1;
+        w[k] = (F32x16)((U32x16)d ^ (set ^ 1) << 31);
+#endif
+    }
+}
+
+/* Q2_0 (64 values): w = (q - 1) * d, q of value 16k + i bits 2i..2i+1 of
+ * the 32-bit word at qs[4k] (bits 2(j % 4) of qs[j / 4] for value j). */
+TEMPO_LOW_BIT_INLINE void tempo_q2_0_vectors(const uint8_t *b, F32x16 w[4]) {
+    F32x16 d = tempo_half_scale16(b);
+    for (int k = 0; k < 4; k++) {
+        uint32_t word;
+        memcpy(&word, b + 2 + 4 * k, sizeof word);
+        U32x16 q = ((U32x16){0} + word) >> (U32x16){0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+        w[k] = tempo_ternary_values((I32x16)q, d);
+    }
+}
+
 /* Whether a type is decoded here or in unpack_grids.h; its vectors per
- * call (group of 64 values of a 256-value block: 4; a 32-value block: 2). */
+ * call (group of 64 values of a 256-value block, of Q1_0's 128 or Q2_0's
+ * 64: 4; a 32-value block: 2). */
 static inline int tempo_low_bit_decoded(WeightType t) {
     return t == WEIGHT_Q4_1 || t == WEIGHT_Q5_0 || t == WEIGHT_Q5_1 || t == WEIGHT_IQ4_NL || t == WEIGHT_Q2_K ||
-           t == WEIGHT_Q3_K || t == WEIGHT_IQ4_XS || tempo_grid_decoded(t);
+           t == WEIGHT_Q3_K || t == WEIGHT_IQ4_XS || t == WEIGHT_Q1_0 || t == WEIGHT_Q2_0 || tempo_grid_decoded(t);
 }
 
 TEMPO_LOW_BIT_INLINE TempoLowBitBlock tempo_low_bit_block(WeightType t, const uint8_t *b) {
@@ -321,8 +352,8 @@ TEMPO_LOW_BIT_INLINE TempoLowBitBlock tempo_low_bit_block(WeightType t, const ui
     return block;
 }
 
-/* The vectors of group g (256-value blocks) or of the whole block
- * (32-value blocks, g = 0) at b; `block` is tempo_low_bit_block(t, b). */
+/* The vectors of group g (blocks of 128 or 256 values) or of the whole
+ * block (32 and 64 values, g = 0) at b; `block` is tempo_low_bit_block(t, b). */
 TEMPO_LOW_BIT_INLINE void tempo_low_bit_vectors(WeightType t, const uint8_t *b, int g, TempoLowBitBlock block,
                                                 F32x16 w[4]) {
     switch (t) {
@@ -333,6 +364,8 @@ TEMPO_LOW_BIT_INLINE void tempo_low_bit_vectors(WeightType t, const uint8_t *b, 
     case WEIGHT_Q2_K: tempo_q2_k_vectors(b, g, block, w); break;
     case WEIGHT_Q3_K: tempo_q3_k_vectors(b, g, block.scale, w); break;
     case WEIGHT_IQ4_XS: tempo_iq4_xs_vectors(b, g, w); break;
+    case WEIGHT_Q1_0: tempo_q1_0_vectors(b, g, w); break;
+    case WEIGHT_Q2_0: tempo_q2_0_vectors(b, w); break;
 #if defined(__AVX512VBMI__)
     case WEIGHT_IQ1_S: tempo_iq1_s_64(b, g, block.table, w); break;
     case WEIGHT_IQ1_M: tempo_iq1_m_64(b, g, block.scale, w); break;

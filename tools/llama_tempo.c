@@ -505,7 +505,7 @@ static const QuantType quant_types[] = {
     {"IQ1_S", LLAMA_FTYPE_MOSTLY_IQ1_S},   {"IQ1_M", LLAMA_FTYPE_MOSTLY_IQ1_M},   {"IQ2_XXS", LLAMA_FTYPE_MOSTLY_IQ2_XXS},
     {"IQ2_XS", LLAMA_FTYPE_MOSTLY_IQ2_XS}, {"IQ2_S", LLAMA_FTYPE_MOSTLY_IQ2_S},   {"IQ2_M", LLAMA_FTYPE_MOSTLY_IQ2_M},
     {"IQ3_XXS", LLAMA_FTYPE_MOSTLY_IQ3_XXS}, {"IQ3_XS", LLAMA_FTYPE_MOSTLY_IQ3_XS}, {"IQ3_S", LLAMA_FTYPE_MOSTLY_IQ3_S},
-    {"IQ3_M", LLAMA_FTYPE_MOSTLY_IQ3_M},
+    {"IQ3_M", LLAMA_FTYPE_MOSTLY_IQ3_M},   {"Q1_0", LLAMA_FTYPE_MOSTLY_Q1_0},     {"Q2_0", LLAMA_FTYPE_MOSTLY_Q2_0},
 };
 
 /* The grid presets (IQ1_*, IQ2_*, IQ3_*): llama_model_quantize refuses to write
@@ -556,7 +556,7 @@ static int quantize(int argc, char **argv, char *err) {
     while (t < n_types && strcmp(quant_types[t].name, argv[4]) != 0) t++;
     if (t == n_types) return tempo_error(err, "unknown type %s (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S "
                                               "Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS TQ1_0 TQ2_0 "
-                                              "IQ1_S IQ1_M IQ2_XXS IQ2_XS IQ2_S IQ2_M IQ3_XXS IQ3_XS IQ3_S IQ3_M)", argv[4]);
+                                              "IQ1_S IQ1_M IQ2_XXS IQ2_XS IQ2_S IQ2_M IQ3_XXS IQ3_XS IQ3_S IQ3_M Q1_0 Q2_0)", argv[4]);
     if (argc == 7 && tempo_parse_int(argv[6], "--threads", 1, 256, &threads, err) != 0) return -1;
     llama_model_quantize_params qp = llama_model_quantize_default_params();
     qp.ftype = quant_types[t].ftype;
