@@ -182,7 +182,7 @@ build/bench-llama-f32.gguf: tempo
 	./tempo synth --format gguf --dtype f32 --out $@ --seed 1 --dim 1024 --hidden 2816 --layers 8 --heads 16 --kv-heads 4 --vocab 32000 --seq-len 1024 --tokenizer spm
 # The other presets llama-quantize writes (issue 23: each >= 0.7x llama.cpp's decode): tg128 only, 3 pairs.
 # (IQ2_XXS, IQ3_S: with llama-tempo quantize's uniform importance matrix; speed does not depend on the values)
-LLAMA_BENCH_TG_TYPES = q4_0 q5_k_m q6_k q3_k_s q3_k_m q3_k_l q2_k iq4_xs q5_0 q5_1 q4_1 iq4_nl tq2_0 tq1_0 iq2_xxs iq2_xs iq2_s iq3_xxs iq3_s iq1_s iq1_m
+LLAMA_BENCH_TG_TYPES = q4_0 q5_k_m q6_k q3_k_s q3_k_m q3_k_l q2_k iq4_xs q5_0 q5_1 q4_1 iq4_nl tq2_0 tq1_0 iq2_xxs iq2_xs iq2_s iq3_xxs iq3_s iq1_s iq1_m q1_0 q2_0
 LLAMA_BENCH_TG = $(foreach t,$(LLAMA_BENCH_TG_TYPES),build/bench-llama-$(t).gguf)
 $(foreach t,q8_0 q4_k_m $(LLAMA_BENCH_TG_TYPES),build/bench-llama-$(t).gguf): build/bench-llama-%.gguf: build/bench-llama-f32.gguf build/llama-tempo
 	build/llama-tempo quantize $< $@ $$(echo $* | tr a-z A-Z)

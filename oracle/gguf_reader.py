@@ -21,7 +21,7 @@ GGML_TYPES = {0: ("F32", 1, 4), 1: ("F16", 1, 2), 30: ("BF16", 1, 2), 8: ("Q8_0"
               12: ("Q4_K", 256, 144), 13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210),
               3: ("Q4_1", 32, 20), 6: ("Q5_0", 32, 22), 7: ("Q5_1", 32, 24), 20: ("IQ4_NL", 32, 18),
               10: ("Q2_K", 256, 84), 11: ("Q3_K", 256, 110), 23: ("IQ4_XS", 256, 136),
-              34: ("TQ1_0", 256, 54), 35: ("TQ2_0", 256, 66)}
+              34: ("TQ1_0", 256, 54), 35: ("TQ2_0", 256, 66), 41: ("Q1_0", 128, 18), 42: ("Q2_0", 64, 18)}
 GGML_TYPES.update({t: (name, block, size) for t, (name, block, size, _) in IQ_TYPES.items()})
 # kvalues_iq4nl: the 16 levels a 4-bit IQ4_NL / IQ4_XS index picks
 IQ4_LEVELS = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], np.float32)
@@ -268,6 +268,21 @@ def dequant_tq2_0(b):
     return (q.astype(np.int32) - 1).astype(np.float32) * d[:, None]
 
 
+def dequant_q1_0(b):
+    """Q1_0: d, qs[16]; value j is bit j % 8 of qs[j / 8]: y = d if set, else -d."""
+    d, j = f16(b[:, 0:2].copy()), np.arange(128)
+    bit = (b[:, 2 + j // 8] >> (j % 8)) & 1
+    return np.where(bit == 1, d[:, None], -d[:, None]).astype(np.float32)
+
+
+def dequant_q2_0(b):
+    """Q2_0: d, qs[16]; value j is bits 2(j % 4)..2(j % 4)+1 of qs[j / 4]; y = (q - 1) * d."""
+    d, j = f16(b[:, 0:2].copy()), np.arange(64)
+    q = (b[:, 2 + j // 4] >> (2 * (j % 4))) & 3
+    return (q.astype(np.int32) - 1).astype(np.float32) * d[:, None]
+
+
 LOW_BIT = {3: dequant_q4_1, 6: dequant_q5_0, 7: dequant_q5_1, 20: dequant_iq4_nl, 10: dequant_q2_k,
-           11: dequant_q3_k, 23: dequant_iq4_xs, 34: dequant_tq1_0, 35: dequant_tq2_0}
+           11: dequant_q3_k, 23: dequant_iq4_xs, 34: dequant_tq1_0, 35: dequant_tq2_0, 41: dequant_q1_0,
+           42: dequant_q2_0}
 LOW_BIT.update({t: dequantize_iq for t, (_, _, _, dequantize_iq) in IQ_TYPES.items()})

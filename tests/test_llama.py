@@ -10,8 +10,9 @@ port (one sequence per member) passes `tempo verify` and `tempo audit` finds
 nothing; the naive port (one sequence) is named by the audit, sibling by
 sibling. llama.cpp's llama_model_quantize writes the quantized files (issue
 23's coverage list among them); tempo's dequantization of every type equals
-llama.cpp's gguf-py, the reference's own reader and ggml's F32 copy bit for
-bit, and tempo's logits on each file equal those on its F32 copy exactly.
+llama.cpp's gguf-py (where it can: not Q1_0, Q2_0), the reference's own reader
+and ggml's F32 copy bit for bit, and tempo's logits on each file equal those
+on its F32 copy exactly.
 The traces of the other settings (F16 K/V, flash attention, F16/BF16 and
 quantized weights) are written to OUT_DIR/numerics: under exact they fail,
 under the trace's own ggml profile (issue 20) every setting but Q4_0 with
@@ -40,8 +41,12 @@ RUN = ["--threshold", "0.05", "--max-steps", "12", "--max-width", "8", "--thread
 READ_BY_TEMPO = ["F16", "BF16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"]
 # issue 23's coverage list (and the ternary types): llama-quantize mixes Q2_K with Q3_K, and Q3_K_M/L with Q4_K/Q5_K
 # and the grid types (their presets quantized with a uniform importance matrix; IQ2_M is the preset that stores IQ2_S)
+# and the pinned llama.cpp's 1-bit and 2-bit presets Q1_0 and Q2_0
 COVERAGE = ["Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "IQ4_NL", "IQ4_XS", "TQ1_0", "TQ2_0",
-            "IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_M", "IQ3_XXS", "IQ3_S"]
+            "IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_M", "IQ3_XXS", "IQ3_S", "Q1_0", "Q2_0"]
+# The types the bundle's gguf-py names but cannot dequantize (NotImplementedError): for them the
+# two other references (oracle/gguf_reader.py and ggml's F32 copy) are compared, not gguf-py.
+GGUF_PY_LACKS = {"Q1_0", "Q2_0"}
 # The coverage types whose products the ggml profile follows (kernels/ggml_dots_more.c, ggml_dots_iq.c): every one
 FOLLOWED = COVERAGE
 TYPE_IN_FILE = {"Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q3_K_S": "Q3_K", "Q3_K_M": "Q3_K", "Q3_K_L": "Q3_K", "IQ2_M": "IQ2_S"}
@@ -160,9 +165,23 @@ def gguf_py_values(path):
     values, types = {}, {}
     for t in reader.tensors:
         types[t.name] = t.tensor_type.name
-        if len(t.shape) == 2:
+        if len(t.shape) == 2 and t.tensor_type.name not in GGUF_PY_LACKS:
             values[t.name] = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
     return values, types
+
+
+def test_gguf_py_lacks_only_the_types_said():
+    """gguf-py's dequantization of each type in GGUF_PY_LACKS still raises NotImplementedError (once a
+    new pin implements one, this fails: take it out of the set, so that gguf-py is compared again)."""
+    for qtype in sorted(GGUF_PY_LACKS):
+        reader = gguf.GGUFReader(quantized(qtype))
+        held = [t for t in reader.tensors if t.tensor_type.name == qtype]
+        assert held, f"llama.cpp wrote no {qtype} tensor"
+        try:
+            gguf.quants.dequantize(held[0].data, held[0].tensor_type)
+        except NotImplementedError:
+            continue
+        raise AssertionError(f"gguf-py dequantizes {qtype} now: take it out of GGUF_PY_LACKS")
 
 
 def ggml_f32_copy(qtype):
@@ -190,12 +209,14 @@ def test_quantized_files_are_read_as_the_references_read_them():
         r = run(DEQUANT, path, st)
         assert r.returncode == 0, f"{qtype}: tempo could not read llama.cpp's file: {r.stderr}"
         ours, _ = tc.read_trace(st)
-        assert set(ours) <= set(theirs) and "blk.0.attn_q.weight" in ours
+        assert set(ours) <= set(types) and "blk.0.attn_q.weight" in ours
         assert stored in {types[name] for name in ours}, f"{qtype}: no {stored} matrix was compared"
         _, reference = gguf_reader.read_gguf(path)
         ggml, ggml_types = gguf_py_values(ggml_f32_copy(qtype))
         for name, a in ours.items():
             for who, values in (("gguf-py", theirs), ("oracle/gguf_reader.py", reference), ("ggml (F32 copy)", ggml)):
+                if who == "gguf-py" and types[name] in GGUF_PY_LACKS:
+                    continue
                 b = values[name].astype(np.float32).reshape(a.shape)
                 assert same_bits(a, b), f"{qtype} {name} ({types[name]}) differs from {who}: max diff {np.abs(a - b).max()}"
             assert ggml_types[name] == "F32", f"{qtype}: the copy's {name} is {ggml_types[name]}"
