@@ -306,9 +306,12 @@ TEMPO_LOW_BIT_INLINE void tempo_iq4_xs_vectors(const uint8_t *b, int g, F32x16 w
 
 /* Q1_0, values 64g .. 64g+63: w = d where bit j of the block's 128 (bit
  * j % 8 of qs[j / 8]) is set, else -d (the negation flips the sign bit
- * only, as the reference's -d does). */
+ * only, as the reference's -d does). d is tempo_half_scale's, broadcast:
+ * no product follows, so tempo_half_scale16 would leave a signalling NaN
+ * scale quiet where the reference keeps it (tests/test_unpack.c). */
 TEMPO_LOW_BIT_INLINE void tempo_q1_0_vectors(const uint8_t *b, int g, F32x16 w[4]) {
-    F32x16 d = tempo_half_scale16(b);
+    float s = tempo_half_scale(b);
+    F32x16 d = {s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s};
     for (int k = 0; k < 4; k++) {
         uint16_t bits;
         memcpy(&bits, b + 2 + 8 * g + 2 * k, sizeof bits);
