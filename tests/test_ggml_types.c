@@ -203,7 +203,9 @@ Test(ggml_types, ggml_matmul_rows_are_plain_dots) {
  * summed 4 by 4 into 8 int32 lanes (maddubs with ones, madd with ones);
  * acc_block = d_y0 s for K = 0, then fma(d_yK, s, acc_block); acc =
  * fma(d_w, acc_block, acc); hsum_float_8. `fused` 0: the same with each
- * fma a multiply then an add; `sequential`: the 8 lanes added in order. */
+ * fma a multiply then an add (only the d_w step can differ: d_y s, an f16
+ * times an integer under 2^9, is exact); `sequential`: the 8 lanes added
+ * in order. */
 static float q1_0_transcribed(const uint8_t *w, GgmlQ8Row x, int m, int fused, int sequential) {
     float acc[8] = {0};
     for (int ib = 0; ib < m / 128; ib++) {
@@ -236,8 +238,9 @@ static float q1_0_transcribed(const uint8_t *w, GgmlQ8Row x, int m, int fused, i
  * per 64-value block, for its two Q8_0 blocks k the integer sum of (q - 1)
  * q_y over the 4 codes of each of its 8 bytes qs[8k + b] (bits 0, 2, 4,
  * 6), sumi = fma(d_y, sum, sumi) from 0; sumf = fma(d_w, sumi, sumf).
- * `fused` 0: each a multiply then an add; `scales_first`: (d_w d_y) sum
- * added per Q8_0 block (the order of ggml's SSSE3 Q1_0 path). */
+ * `fused` 0: each a multiply then an add (only the d_w step can differ:
+ * d_y sum, an f16 times an integer under 2^13, is exact); `scales_first`:
+ * (d_w d_y) sum added per Q8_0 block (the order of ggml's SSSE3 Q1_0 path). */
 static float q2_0_transcribed(const uint8_t *w, GgmlQ8Row x, int m, int fused, int scales_first) {
     float sumf = 0.0f;
     for (int i = 0; i < m / 64; i++) {

@@ -214,7 +214,8 @@ Test(quant, q1_0_one_bit_at_every_position) {
 
 /* Q1_0 with a pattern: value v is set when (v * 37 + v / 5) % 3 == 0 (so
  * the bits of a byte differ, and differ from their mirror), d = -2: the set
- * values are -2, the clear ones +2 (-d, its sign flipped). */
+ * values are -2, the clear ones +2 (-d, its sign flipped). And d = +0 and
+ * -0: -d is the other zero (a sign made as 0 - d would give +0 for both). */
 Test(quant, q1_0_bit_pattern_negative_d) {
     uint8_t b[18] = {0};
     float y[128];
@@ -222,6 +223,15 @@ Test(quant, q1_0_bit_pattern_negative_d) {
     for (int v = 0; v < 128; v++) b[2 + v / 8] |= (uint8_t)(((v * 37 + v / 5) % 3 == 0) << (v % 8));
     tempo_dequantize(WEIGHT_Q1_0, b, 128, y);
     for (int v = 0; v < 128; v++) cr_expect_eq(y[v], (v * 37 + v / 5) % 3 == 0 ? -2.0f : 2.0f, "q1_0 value %d: %g", v, y[v]);
+    for (int negative = 0; negative < 2; negative++) {
+        put16(b, negative ? 0x8000 : 0x0000);
+        tempo_dequantize(WEIGHT_Q1_0, b, 128, y);
+        for (int v = 0; v < 128; v++) {
+            int set = (v * 37 + v / 5) % 3 == 0;
+            cr_expect(y[v] == 0.0f && !!signbit(y[v]) == (set ? negative : !negative), "q1_0 d %s0, value %d (bit %d): %g",
+                      negative ? "-" : "+", v, set, y[v]);
+        }
+    }
 }
 
 /* The 2-bit code of value v in the Q2_0 tests: hashed, shifted by s (0..3: every code at every position). */
