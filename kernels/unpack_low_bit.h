@@ -306,11 +306,11 @@ TEMPO_LOW_BIT_INLINE void tempo_iq4_xs_vectors(const uint8_t *b, int g, F32x16 w
 
 /* Q1_0, values 64g .. 64g+63: w = d where bit j of the block's 128 (bit
  * j % 8 of qs[j / 8]) is set, else -d (the negation flips the sign bit
- * only, as the reference's -d does). No product follows to quiet a
- * signaling NaN d: it is read bit for bit (tempo_half_scale). */
-TEMPO_LOW_BIT_INLINE void tempo_q1_0_vectors(const uint8_t *b, int g, F32x16 w[4]) {
-    float s = tempo_half_scale(b);
-    F32x16 d = {s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s};
+ * only, as the reference's -d does). d is tempo_low_bit_block's: the
+ * block's tempo_half_scale, broadcast (no product follows, so
+ * tempo_half_scale16 would leave a signalling NaN scale quiet where the
+ * reference keeps it: tests/test_unpack.c). */
+TEMPO_LOW_BIT_INLINE void tempo_q1_0_vectors(const uint8_t *b, int g, F32x16 d, F32x16 w[4]) {
     for (int k = 0; k < 4; k++) {
         uint16_t bits;
         memcpy(&bits, b + 2 + 8 * g + 2 * k, sizeof bits);
@@ -351,6 +351,10 @@ TEMPO_LOW_BIT_INLINE TempoLowBitBlock tempo_low_bit_block(WeightType t, const ui
     if (t == WEIGHT_IQ1_S) tempo_iq1_s_table(b, block.table);
 #endif
     if (tempo_grid_decoded(t)) block.scale = tempo_grid_block_scales(t, b);
+    if (t == WEIGHT_Q1_0) {
+        float d = tempo_half_scale(b);
+        block.scale = (F32x16){d, d, d, d, d, d, d, d, d, d, d, d, d, d, d, d};
+    }
     return block;
 }
 
@@ -366,7 +370,7 @@ TEMPO_LOW_BIT_INLINE void tempo_low_bit_vectors(WeightType t, const uint8_t *b, 
     case WEIGHT_Q2_K: tempo_q2_k_vectors(b, g, block, w); break;
     case WEIGHT_Q3_K: tempo_q3_k_vectors(b, g, block.scale, w); break;
     case WEIGHT_IQ4_XS: tempo_iq4_xs_vectors(b, g, w); break;
-    case WEIGHT_Q1_0: tempo_q1_0_vectors(b, g, w); break;
+    case WEIGHT_Q1_0: tempo_q1_0_vectors(b, g, block.scale, w); break;
     case WEIGHT_Q2_0: tempo_q2_0_vectors(b, w); break;
 #if defined(__AVX512VBMI__)
     case WEIGHT_IQ1_S: tempo_iq1_s_64(b, g, block.table, w); break;

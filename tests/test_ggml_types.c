@@ -14,7 +14,7 @@
 enum { M = 512, ROWS = 5 }; /* 2 super-blocks */
 static const WeightType TYPES[] = {WEIGHT_Q4_1,  WEIGHT_Q5_0,    WEIGHT_Q5_1,   WEIGHT_IQ4_NL,  WEIGHT_IQ4_XS, WEIGHT_Q2_K,
                                    WEIGHT_Q3_K,  WEIGHT_TQ1_0,   WEIGHT_TQ2_0,  WEIGHT_IQ2_XXS, WEIGHT_IQ2_XS, WEIGHT_IQ2_S,
-                                   WEIGHT_IQ3_XXS, WEIGHT_IQ3_S, WEIGHT_IQ1_S,  WEIGHT_IQ1_M};
+                                   WEIGHT_IQ3_XXS, WEIGHT_IQ3_S, WEIGHT_IQ1_S,  WEIGHT_IQ1_M,  WEIGHT_Q1_0,   WEIGHT_Q2_0};
 enum { N_TYPES = sizeof TYPES / sizeof *TYPES };
 
 static uint64_t next_bits(uint64_t *s) {
@@ -195,4 +195,105 @@ Test(ggml_types, ggml_matmul_rows_are_plain_dots) {
             }
     tempo_set_threads(1);
     free(scratch);
+}
+
+/* ggml_vec_dot_q1_0_q8_0 (ggml-cpu/arch/x86/quants.c, its AVX2 path)
+ * transcribed: per 128-value block, for each of its four Q8_0 blocks K,
+ * the bytes sy = q or -q (int8, by bit j % 8 of qs[4K + j / 8] clear),
+ * summed 4 by 4 into 8 int32 lanes (maddubs with ones, madd with ones);
+ * acc_block = d_y0 s for K = 0, then fma(d_yK, s, acc_block); acc =
+ * fma(d_w, acc_block, acc); hsum_float_8. `fused` 0: the same with each
+ * fma a multiply then an add (only the d_w step can differ: d_y s, an f16
+ * times an integer under 2^9, is exact); `sequential`: the 8 lanes added
+ * in order. */
+static float q1_0_transcribed(const uint8_t *w, GgmlQ8Row x, int m, int fused, int sequential) {
+    float acc[8] = {0};
+    for (int ib = 0; ib < m / 128; ib++) {
+        const uint8_t *blk = w + 18 * ib;
+        float d0 = tempo_f16_at(blk), acc_block[8];
+        for (int K = 0; K < 4; K++) {
+            const int8_t *qy = x.q + 32 * (4 * ib + K);
+            float dy = x.d[4 * ib + K];
+            for (int lane = 0; lane < 8; lane++) {
+                int s32 = 0;
+                for (int j = 4 * lane; j < 4 * lane + 4; j++) {
+                    int set = blk[2 + 4 * K + j / 8] >> (j % 8) & 1;
+                    s32 += (int8_t)(set ? qy[j] : -qy[j]);
+                }
+                float prod = dy * (float)s32;
+                acc_block[lane] = K == 0 ? prod : fused ? fmaf(dy, (float)s32, acc_block[lane]) : acc_block[lane] + prod;
+            }
+        }
+        for (int lane = 0; lane < 8; lane++) {
+            float prod = d0 * acc_block[lane];
+            acc[lane] = fused ? fmaf(d0, acc_block[lane], acc[lane]) : acc[lane] + prod;
+        }
+    }
+    if (sequential) return ((((((acc[0] + acc[1]) + acc[2]) + acc[3]) + acc[4]) + acc[5]) + acc[6]) + acc[7];
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+/* ggml_vec_dot_q2_0_q8_0_generic (ggml-cpu/quants.c; x86 has no other)
+ * transcribed, as the zen4 build compiles it (each `x += a * b` one fma):
+ * per 64-value block, for its two Q8_0 blocks k the integer sum of (q - 1)
+ * q_y over the 4 codes of each of its 8 bytes qs[8k + b] (bits 0, 2, 4,
+ * 6), sumi = fma(d_y, sum, sumi) from 0; sumf = fma(d_w, sumi, sumf).
+ * `fused` 0: each a multiply then an add (only the d_w step can differ:
+ * d_y sum, an f16 times an integer under 2^13, is exact); `scales_first`:
+ * (d_w d_y) sum added per Q8_0 block (the order of ggml's SSSE3 Q1_0 path). */
+static float q2_0_transcribed(const uint8_t *w, GgmlQ8Row x, int m, int fused, int scales_first) {
+    float sumf = 0.0f;
+    for (int i = 0; i < m / 64; i++) {
+        const uint8_t *blk = w + 18 * i;
+        float d0 = tempo_f16_at(blk), sumi = 0.0f;
+        for (int k = 0; k < 2; k++) {
+            const int8_t *qy = x.q + 32 * (2 * i + k);
+            float d1 = x.d[2 * i + k];
+            int sumi_block = 0;
+            for (int b = 0; b < 8; b++) {
+                uint8_t byte = blk[2 + 8 * k + b];
+                for (int l = 0; l < 4; l++) sumi_block += ((int)((byte >> 2 * l) & 3) - 1) * qy[4 * b + l];
+            }
+            if (scales_first) sumf += d0 * d1 * (float)sumi_block;
+            else sumi = fused ? fmaf(d1, (float)sumi_block, sumi) : sumi + d1 * (float)sumi_block;
+        }
+        if (!scales_first) sumf = fused ? fmaf(d0, sumi, sumf) : sumf + d0 * sumi;
+    }
+    return sumf;
+}
+
+/* tempo_ggml_q1_0_dot and tempo_ggml_q2_0_dot (through the table) equal
+ * the transcriptions of llama.cpp above bit for bit, on random rows of 1,
+ * 3 (odd) and 4 or 8 blocks, the activations quantized to Q8_0 by
+ * tempo_ggml_quantize_plain (scales spread over 2^-6 .. 2^6). The inputs
+ * tell the orders apart: on some row the unfused order, the other lane
+ * sum (Q1_0) and the scales-first order (Q2_0) each give other bits, so a
+ * dot in one of them fails; no dot is 0 or not finite. */
+Test(ggml_types, q1_0_q2_0_dots_are_llama_cpp_transcribed) {
+    uint64_t s = 59;
+    static uint8_t w[M * 2];
+    static QuantRow r;
+    float x[M];
+    for (int ti = 0; ti < 2; ti++) {
+        WeightType t = ti ? WEIGHT_Q2_0 : WEIGHT_Q1_0;
+        int block = tempo_block_values(t), ms[3] = {block, 3 * block, M}, unfused_differs = 0, order_differs = 0;
+        cr_assert_eq(tempo_ggml_dot_type(t), GGML_DOT_Q8_0, "%s", tempo_weight_type_name(t));
+        for (int trial = 0; trial < 300; trial++) {
+            int m = ms[trial % 3];
+            random_row(t, w, m, &s);
+            normal_row(x, m, &s);
+            for (int j = 0; j < m; j++) x[j] *= ldexpf(1.0f, (int)(next_bits(&s) % 13) - 6);
+            tempo_ggml_quantize_plain(GGML_DOT_Q8_0, x, m, row_of(&r));
+            float got = tempo_ggml_dot_plain(t, w, row_of(&r), m);
+            float want = ti ? q2_0_transcribed(w, row_of(&r), m, 1, 0) : q1_0_transcribed(w, row_of(&r), m, 1, 0);
+            float unfused = ti ? q2_0_transcribed(w, row_of(&r), m, 0, 0) : q1_0_transcribed(w, row_of(&r), m, 0, 0);
+            float other = ti ? q2_0_transcribed(w, row_of(&r), m, 1, 1) : q1_0_transcribed(w, row_of(&r), m, 1, 1);
+            cr_assert(same_float(got, want), "%s m %d trial %d: %.9g, llama.cpp's order %.9g", tempo_weight_type_name(t), m, trial,
+                      got, want);
+            cr_assert(got != 0.0f && isfinite(got), "%s m %d trial %d: %g", tempo_weight_type_name(t), m, trial, got);
+            unfused_differs |= !same_float(unfused, want), order_differs |= !same_float(other, want);
+        }
+        cr_expect(unfused_differs, "%s: the unfused order gave the same bits on 300 rows", tempo_weight_type_name(t));
+        cr_expect(order_differs, "%s: the other order gave the same bits on 300 rows", tempo_weight_type_name(t));
+    }
 }

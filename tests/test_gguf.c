@@ -256,6 +256,23 @@ Test(gguf_reader, unreadable_type_lists_every_readable_one) {
     free(buf);
 }
 
+/* Each WeightType's number in a GGUF file is ggml's (enum ggml_type in
+ * ggml.h, written out here): a type read under its neighbour's number (Q1_0
+ * 41 after NVFP4's 40, Q2_0 42) would dequantize other bytes. */
+Test(gguf_reader, weight_types_have_ggml_numbers) {
+    static const struct { WeightType t; uint32_t ggml; } numbers[] = {
+        {WEIGHT_F32, 0},      {WEIGHT_F16, 1},      {WEIGHT_Q4_0, 2},     {WEIGHT_Q4_1, 3},    {WEIGHT_Q5_0, 6},
+        {WEIGHT_Q5_1, 7},     {WEIGHT_Q8_0, 8},     {WEIGHT_Q2_K, 10},    {WEIGHT_Q3_K, 11},   {WEIGHT_Q4_K, 12},
+        {WEIGHT_Q5_K, 13},    {WEIGHT_Q6_K, 14},    {WEIGHT_IQ2_XXS, 16}, {WEIGHT_IQ2_XS, 17}, {WEIGHT_IQ3_XXS, 18},
+        {WEIGHT_IQ1_S, 19},   {WEIGHT_IQ4_NL, 20},  {WEIGHT_IQ3_S, 21},   {WEIGHT_IQ2_S, 22},  {WEIGHT_IQ4_XS, 23},
+        {WEIGHT_IQ1_M, 29},   {WEIGHT_BF16, 30},    {WEIGHT_TQ1_0, 34},   {WEIGHT_TQ2_0, 35},  {WEIGHT_Q1_0, 41},
+        {WEIGHT_Q2_0, 42}};
+    cr_expect_eq(sizeof numbers / sizeof numbers[0], WEIGHT_N_TYPES, "a WeightType is missing from the table");
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
+        cr_expect_eq(tempo_gguf_ggml_type(numbers[i].t), numbers[i].ggml, "%s: ggml type %u, ggml.h says %u",
+                     tempo_weight_type_name(numbers[i].t), tempo_gguf_ggml_type(numbers[i].t), numbers[i].ggml);
+}
+
 /* ---- models ---- */
 
 Test(gguf_model, config_and_llama3_rope_factors) {

@@ -236,7 +236,8 @@ Test(kernels, matmul_low_bit_types_equal_their_f32_copy) {
         {WEIGHT_Q4_1, {0, 2}},   {WEIGHT_Q5_0, {0, -1}},   {WEIGHT_Q5_1, {0, 2}},    {WEIGHT_IQ4_NL, {0, -1}}, {WEIGHT_Q2_K, {80, 82}},
         {WEIGHT_Q3_K, {108, -1}}, {WEIGHT_IQ4_XS, {0, -1}}, {WEIGHT_TQ1_0, {52, -1}}, {WEIGHT_TQ2_0, {64, -1}},
         {WEIGHT_IQ2_XXS, {0, -1}}, {WEIGHT_IQ2_XS, {0, -1}}, {WEIGHT_IQ2_S, {0, -1}}, {WEIGHT_IQ3_XXS, {0, -1}},
-        {WEIGHT_IQ3_S, {0, -1}},  {WEIGHT_IQ1_S, {0, -1}},  {WEIGHT_IQ1_M, {-1, -1}}};
+        {WEIGHT_IQ3_S, {0, -1}},  {WEIGHT_IQ1_S, {0, -1}},  {WEIGHT_IQ1_M, {-1, -1}}, {WEIGHT_Q1_0, {0, -1}},
+        {WEIGHT_Q2_0, {0, -1}}};
     int d = 24, m = 512;
     uint64_t state = 88172645463325252u;
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
@@ -250,7 +251,8 @@ Test(kernels, matmul_low_bit_types_equal_their_f32_copy) {
  * treats apart: 1 weight row and counts that leave 1, 2 or 3 rows after the
  * passes (rows are read in pairs, the 32-value types in fours), a
  * row of one block and of an odd number of blocks (an odd number of 32-value
- * blocks is not a whole number of 64-value groups), and W large enough for
+ * blocks is not a whole number of 64-value groups; Q2_0's 64-value and
+ * Q1_0's 128-value blocks: 3, 5 and 7 of them), and W large enough for
  * the threads; 1..12 input rows each (check_stored_matrix). The 2 x 3
  * shape takes any finite block scales (products that overflow to Inf,
  * Inf - Inf: the same NaN either way). */
@@ -260,7 +262,8 @@ Test(kernels, matmul_decoded_types_every_shape_equal_their_f32_copy) {
         {WEIGHT_Q4_1, {0, 2}},  {WEIGHT_Q5_0, {0, -1}}, {WEIGHT_Q5_1, {0, 2}},  {WEIGHT_IQ4_NL, {0, -1}}, {WEIGHT_Q2_K, {80, 82}},
         {WEIGHT_Q3_K, {108, -1}}, {WEIGHT_IQ4_XS, {0, -1}}, {WEIGHT_TQ1_0, {52, -1}}, {WEIGHT_TQ2_0, {64, -1}},
         {WEIGHT_IQ2_XXS, {0, -1}}, {WEIGHT_IQ2_XS, {0, -1}}, {WEIGHT_IQ2_S, {0, -1}}, {WEIGHT_IQ3_XXS, {0, -1}},
-        {WEIGHT_IQ3_S, {0, -1}},  {WEIGHT_IQ1_S, {0, -1}},  {WEIGHT_IQ1_M, {-1, -1}}};
+        {WEIGHT_IQ3_S, {0, -1}},  {WEIGHT_IQ1_S, {0, -1}},  {WEIGHT_IQ1_M, {-1, -1}}, {WEIGHT_Q1_0, {0, -1}},
+        {WEIGHT_Q2_0, {0, -1}}};
     uint64_t state = 2463534242u;
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         int block = tempo_block_values(types[i].t);

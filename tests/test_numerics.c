@@ -73,6 +73,8 @@ Test(numerics, dot_types_follow_ggml) {
     cr_expect_eq(tempo_ggml_dot_type(WEIGHT_Q5_1), GGML_DOT_Q8_1);
     cr_expect_eq(tempo_ggml_dot_type(WEIGHT_Q5_0), GGML_DOT_Q8_0);
     cr_expect_eq(tempo_ggml_dot_type(WEIGHT_IQ4_NL), GGML_DOT_Q8_0);
+    cr_expect_eq(tempo_ggml_dot_type(WEIGHT_Q1_0), GGML_DOT_Q8_0);
+    cr_expect_eq(tempo_ggml_dot_type(WEIGHT_Q2_0), GGML_DOT_Q8_0);
     static const WeightType on_q8_k[] = {WEIGHT_Q2_K,   WEIGHT_Q3_K,    WEIGHT_IQ4_XS, WEIGHT_TQ1_0, WEIGHT_TQ2_0, WEIGHT_IQ2_XXS,
                                          WEIGHT_IQ2_XS, WEIGHT_IQ2_S,   WEIGHT_IQ3_XXS, WEIGHT_IQ3_S, WEIGHT_IQ1_S, WEIGHT_IQ1_M};
     for (size_t i = 0; i < sizeof on_q8_k / sizeof *on_q8_k; i++)

@@ -1,5 +1,5 @@
 /* The low-bit block types of issue 23 (Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K,
- * Q3_K, IQ4_XS, TQ1_0, TQ2_0) on hand-built blocks: each test packs chosen
+ * Q3_K, IQ4_XS, TQ1_0, TQ2_0, Q1_0, Q2_0) on hand-built blocks: each test packs chosen
  * values by ggml's documented layout (ggml-common.h) and checks that
  * tempo_dequantize gives them back, so a wrong offset, shift or bit order
  * fails here without llama.cpp. Files written by llama.cpp's own quantizer
@@ -16,7 +16,8 @@ Test(quant, low_bit_block_sizes_match_ggml) {
         {WEIGHT_Q4_1, 32, 2 * 2 + 32 / 2},         {WEIGHT_Q5_0, 32, 2 + 4 + 32 / 2},    {WEIGHT_Q5_1, 32, 2 * 2 + 4 + 32 / 2},
         {WEIGHT_IQ4_NL, 32, 2 + 32 / 2},           {WEIGHT_Q2_K, 256, 2 * 2 + 256 / 16 + 256 / 4},
         {WEIGHT_Q3_K, 256, 2 + 256 / 4 + 256 / 8 + 12}, {WEIGHT_IQ4_XS, 256, 2 + 2 + 256 / 64 + 256 / 2},
-        {WEIGHT_TQ1_0, 256, 2 + 256 / 64 + (256 - 4 * 256 / 64) / 5}, {WEIGHT_TQ2_0, 256, 2 + 256 / 4}};
+        {WEIGHT_TQ1_0, 256, 2 + 256 / 64 + (256 - 4 * 256 / 64) / 5}, {WEIGHT_TQ2_0, 256, 2 + 256 / 4},
+        {WEIGHT_Q1_0, 128, 2 + 128 / 8},           {WEIGHT_Q2_0, 64, 2 + 64 / 4}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         cr_expect_eq(tempo_block_values(want[i].t), want[i].values, "%s", tempo_weight_type_name(want[i].t));
         cr_expect_eq(tempo_block_bytes(want[i].t), want[i].bytes, "%s", tempo_weight_type_name(want[i].t));
@@ -181,4 +182,99 @@ Test(quant, tq2_0_two_bits) {
     put16(b + 64, 0x3800);
     tempo_dequantize(WEIGHT_TQ2_0, b, 256, y);
     for (int v = 0; v < 256; v++) cr_expect_eq(y[v], 0.5f * (trit_of(v) - 1), "tq2_0 value %d", v);
+}
+
+/* Q1_0 (128 values: f16 d, then qs[16]; value j is d if bit j % 8 of
+ * qs[j / 8] is set, else -d), three blocks in a row (18 bytes each): block
+ * b of each row has one bit set, value p = 3 c + b of row c, so each of
+ * the 128 positions is the one set in some block, and its d is 2, -0.5
+ * (then the clear values are +0.5) and 0.25. A bit read from the wrong
+ * byte, in the wrong order (bit 7 - j % 8, byte j % 16) or a block stride
+ * off moves the one d and fails. */
+Test(quant, q1_0_one_bit_at_every_position) {
+    const uint16_t halves[3] = {0x4000, 0xB800, 0x3400};
+    const float ds[3] = {2.0f, -0.5f, 0.25f};
+    uint8_t b[3 * 18];
+    float y[3 * 128];
+    for (int c = 0; c < 43; c++) {
+        memset(b, 0, sizeof b);
+        for (int k = 0; k < 3; k++) {
+            int p = (3 * c + k) % 128;
+            put16(b + 18 * k, halves[k]);
+            b[18 * k + 2 + p / 8] = (uint8_t)(1 << (p % 8));
+        }
+        tempo_dequantize(WEIGHT_Q1_0, b, 3 * 128, y);
+        for (int k = 0; k < 3; k++)
+            for (int v = 0; v < 128; v++) {
+                float want = v == (3 * c + k) % 128 ? ds[k] : -ds[k];
+                cr_assert_eq(y[128 * k + v], want, "q1_0 row %d block %d value %d: %g, want %g", c, k, v, y[128 * k + v], want);
+            }
+    }
+}
+
+/* Q1_0 with a pattern: value v is set when (v * 37 + v / 5) % 3 == 0 (so
+ * the bits of a byte differ, and differ from their mirror), d = -2: the set
+ * values are -2, the clear ones +2 (-d, its sign flipped). And d = +0 and
+ * -0: -d is the other zero (a sign made as 0 - d would give +0 for both). */
+Test(quant, q1_0_bit_pattern_negative_d) {
+    uint8_t b[18] = {0};
+    float y[128];
+    put16(b, 0xC000);
+    for (int v = 0; v < 128; v++) b[2 + v / 8] |= (uint8_t)(((v * 37 + v / 5) % 3 == 0) << (v % 8));
+    tempo_dequantize(WEIGHT_Q1_0, b, 128, y);
+    for (int v = 0; v < 128; v++) cr_expect_eq(y[v], (v * 37 + v / 5) % 3 == 0 ? -2.0f : 2.0f, "q1_0 value %d: %g", v, y[v]);
+    for (int negative = 0; negative < 2; negative++) {
+        put16(b, negative ? 0x8000 : 0x0000);
+        tempo_dequantize(WEIGHT_Q1_0, b, 128, y);
+        for (int v = 0; v < 128; v++) {
+            int set = (v * 37 + v / 5) % 3 == 0;
+            cr_expect(y[v] == 0.0f && !!signbit(y[v]) == (set ? negative : !negative), "q1_0 d %s0, value %d (bit %d): %g",
+                      negative ? "-" : "+", v, set, y[v]);
+        }
+    }
+}
+
+/* The 2-bit code of value v in the Q2_0 tests: hashed, shifted by s (0..3: every code at every position). */
+static int q2_0_code(int v, int s) { return (int)(((unsigned)v * 2654435761u >> 16) + (unsigned)s) % 4; }
+
+/* Q2_0 (64 values: f16 d, then qs[16]; value j's code q is bits
+ * 2(j % 4), 2(j % 4) + 1 of qs[j / 4]; y = (q - 1) d), two blocks in a row
+ * (d = 0.5, then -0.25): over s = 0..3 every code 0..3 meets every
+ * position, and the values sharing a byte have different codes. A shift
+ * 2 (j / 16) or 6 - 2 (j % 4), a byte j % 16, or codes mapped off (q, q - 2)
+ * fails. Code 1 gives 0 * d: +0 for d > 0, -0 for d < 0 (the sign checked). */
+Test(quant, q2_0_every_code_at_every_position) {
+    const float ds[2] = {0.5f, -0.25f};
+    uint8_t b[2 * 18];
+    float y[2 * 64];
+    for (int s = 0; s < 4; s++) {
+        memset(b, 0, sizeof b);
+        put16(b, 0x3800), put16(b + 18, 0xB400);
+        for (int k = 0; k < 2; k++)
+            for (int v = 0; v < 64; v++) b[18 * k + 2 + v / 4] |= (uint8_t)(q2_0_code(v + 64 * k, s) << (2 * (v % 4)));
+        tempo_dequantize(WEIGHT_Q2_0, b, 2 * 64, y);
+        for (int k = 0; k < 2; k++)
+            for (int v = 0; v < 64; v++) {
+                int q = q2_0_code(v + 64 * k, s);
+                float got = y[64 * k + v], want = (float)(q - 1) * ds[k];
+                cr_assert_eq(got, want, "q2_0 shift %d block %d value %d: %g, want %g (code %d)", s, k, v, got, want, q);
+                if (q == 1) cr_assert_eq(!!signbit(got), ds[k] < 0, "q2_0 block %d value %d: 0 * d is %g", k, v, got);
+            }
+    }
+}
+
+/* Q2_0: one value at a time has code c (1..3), the others code 0 (-d): the
+ * value that differs is at its position, whatever the bit order. */
+Test(quant, q2_0_one_code_at_every_position) {
+    uint8_t b[18];
+    float y[64];
+    for (int p = 0; p < 64; p++)
+        for (int c = 1; c < 4; c++) {
+            memset(b, 0, sizeof b);
+            put16(b, 0x4000);
+            b[2 + p / 4] = (uint8_t)(c << (2 * (p % 4)));
+            tempo_dequantize(WEIGHT_Q2_0, b, 64, y);
+            for (int v = 0; v < 64; v++)
+                cr_assert_eq(y[v], v == p ? 2.0f * (c - 1) : -2.0f, "q2_0 code %d at %d: value %d is %g", c, p, v, y[v]);
+        }
 }

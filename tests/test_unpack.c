@@ -97,7 +97,7 @@ static void drop_nan_pairs(uint8_t *blocks, size_t n, size_t bytes) {
 Test(unpack, low_bit_types_equal_reference_bitwise) {
     const WeightType types[] = {WEIGHT_Q4_1,   WEIGHT_Q5_0,  WEIGHT_Q5_1,  WEIGHT_IQ4_NL,  WEIGHT_Q2_K,  WEIGHT_Q3_K,
                                 WEIGHT_IQ4_XS, WEIGHT_TQ1_0, WEIGHT_TQ2_0, WEIGHT_IQ2_XXS, WEIGHT_IQ2_XS, WEIGHT_IQ2_S,
-                                WEIGHT_IQ3_XXS, WEIGHT_IQ3_S, WEIGHT_IQ1_S, WEIGHT_IQ1_M};
+                                WEIGHT_IQ3_XXS, WEIGHT_IQ3_S, WEIGHT_IQ1_S, WEIGHT_IQ1_M, WEIGHT_Q1_0,  WEIGHT_Q2_0};
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         WeightType t = types[k];
         cr_assert(tempo_low_bit_decoded(t), "%s has a decoder", tempo_weight_type_name(t));
@@ -108,10 +108,10 @@ Test(unpack, low_bit_types_equal_reference_bitwise) {
         tempo_dequantize(t, blocks, n_blocks * values, want);
         for (size_t i = 0; i < n_blocks; i++) {
             memcpy(odd + 1, blocks + i * bytes, bytes);
-            for (int g = 0; g < (values == 256 ? 4 : 1); g++) {
+            for (int g = 0; g < (values > 32 ? (int)values / 64 : 1); g++) { /* groups of 64 values (a 32-value block: one) */
                 F32x16 w[4];
                 tempo_low_bit_vectors(t, odd + 1, g, tempo_low_bit_block(t, odd + 1), w);
-                memcpy(got + 64 * g, w, (values == 256 ? 4 : 2) * sizeof(F32x16));
+                memcpy(got + 64 * g, w, (values > 32 ? 4 : 2) * sizeof(F32x16));
             }
             char what[64];
             snprintf(what, sizeof what, "%s block %zu", tempo_weight_type_name(t), i);
@@ -174,6 +174,49 @@ Test(unpack, tq1_0_every_byte_value_and_trit) {
         put_half(block + 52, 0x3c00);
         decoded_256(WEIGHT_TQ1_0, block, got);
         for (int v = 0; v < 256; v++) cr_assert_eq(got[v], (float)(trit[v] - 1), "chosen trits %d: value %d is %g, its trit %d", c, v, got[v], trit[v]);
+    }
+}
+
+/* Q1_0 (128 values, two groups of 64) and Q2_0 (64, one group) blocks
+ * where byte j of qs in block s is (s + 101 j) % 256: over s = 0..255
+ * every byte takes every value 0..255 at every position, under each edge
+ * half as d (1, -0.5, zeros, subnormals, the largest, Inf, NaNs: 16 x 256
+ * blocks a type). Decoded (tempo_q1_0_vectors, tempo_q2_0_vectors, group
+ * by group, and tempo_unpack) equals the reference bit for bit: a lane fed
+ * from the wrong bit or byte, a sign made by a subtraction (0 - d: +0 for
+ * d = +0, not -0), a code off by one, or 0 * d with the wrong sign shows.
+ * With d = 1 (h = 0) the reference itself gives each value from its bits
+ * (Q1_0: bit j % 8 of qs[j / 8] set: 1, else -1; Q2_0: bits 2(j % 4) of
+ * qs[j / 4], q - 1). */
+Test(unpack, q1_0_q2_0_every_byte_value_at_every_position) {
+    const WeightType types[] = {WEIGHT_Q1_0, WEIGHT_Q2_0};
+    for (int ti = 0; ti < 2; ti++) {
+        WeightType t = types[ti];
+        int values = tempo_block_values(t);
+        cr_assert(tempo_low_bit_decoded(t) && tempo_block_bytes(t) == 18, "%s", tempo_weight_type_name(t));
+        uint8_t block[256] = {0}; /* 18 bytes used; the size of any block (the decoder switch inlines them all) */
+        float got[128], want[128], unpacked[128];
+        for (int h = 0; h < N_EDGE_HALVES; h++)
+            for (int s = 0; s < 256; s++) {
+                for (int j = 0; j < 16; j++) block[2 + j] = (uint8_t)(s + 101 * j);
+                put_half(block, edge_halves[h]);
+                for (int g = 0; g < values / 64; g++) {
+                    F32x16 w[4];
+                    tempo_low_bit_vectors(t, block, g, tempo_low_bit_block(t, block), w);
+                    memcpy(got + 64 * g, w, sizeof w);
+                }
+                tempo_dequantize(t, block, (size_t)values, want);
+                tempo_unpack(t, block, (size_t)values, unpacked);
+                char what[64];
+                snprintf(what, sizeof what, "%s block %d, d 0x%04x", tempo_weight_type_name(t), s, edge_halves[h]);
+                expect_same_bits(got, want, (size_t)values, what);
+                expect_same_bits(unpacked, want, (size_t)values, what);
+                for (int v = 0; v < values && h == 0; v++) {
+                    float value = t == WEIGHT_Q1_0 ? (block[2 + v / 8] >> (v % 8) & 1 ? 1.0f : -1.0f)
+                                                   : (float)((block[2 + v / 4] >> (2 * (v % 4)) & 3) - 1);
+                    cr_assert_eq(want[v], value, "%s value %d: %g, not %g", what, v, want[v], value);
+                }
+            }
     }
 }
 
