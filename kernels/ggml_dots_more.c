@@ -267,9 +267,32 @@ float tempo_ggml_q2_k_8x8_dot(const uint8_t *w, GgmlQ8Row x, int m, int gemm) {
     return acc - acc_min;
 }
 
-/* Value j's sign bit of a Q1_0 block (bit j % 8 of qs[j / 8]) and its Q2_0 code q (value q - 1). */
-static int q1_0_bit(const uint8_t *b, int j) { return b[2 + j / 8] >> (j % 8) & 1; }
-static int q2_0_level(const uint8_t *b, int j) { return (b[2 + j / 4] >> (2 * (j % 4)) & 3) - 1; }
+/* The `bytes` (<= 8) little-endian bytes at p as one word: bit j is bit j % 8 of p[j / 8]. */
+static uint64_t word_at(const uint8_t *p, int bytes) {
+    uint64_t word = 0;
+    for (int i = 0; i < bytes; i++) word |= (uint64_t)p[i] << 8 * i;
+    return word;
+}
+
+/* Lane k's integer sum of one Q8_0 block times its 32 Q1_0 signs (bit j of
+ * `bits` set: +q8[j], clear: -q8[j]): products 4k..4k+3. Branch-free, so the
+ * compiler vectorizes it (integer sums: any order gives the same). */
+static void q1_0_lane_sums(uint32_t bits, const int8_t *q8, int sum[8]) {
+    int p[32];
+    for (int j = 0; j < 32; j++) p[j] = (int)(bits >> j & 1) * 2 * q8[j] - q8[j];
+    for (int k = 0; k < 8; k++) sum[k] = p[4 * k] + p[4 * k + 1] + p[4 * k + 2] + p[4 * k + 3];
+}
+
+/* One Q8_0 block times 32 Q2_0 values q - 1, q of value j bits 2j..2j+1 of
+ * its 64-bit word (two 32-bit halves, 32-bit lanes): the integer sum. */
+static int q2_0_block_sum(uint64_t codes, const int8_t *q8) {
+    int s = 0;
+    for (int h = 0; h < 2; h++) {
+        uint32_t half = (uint32_t)(codes >> 32 * h);
+        for (int j = 0; j < 16; j++) s += ((int)(half >> 2 * j & 3) - 1) * q8[16 * h + j];
+    }
+    return s;
+}
 
 /* One Q1_0 row times one Q8_0 row as ggml_vec_dot_q1_0_q8_0 computes it
  * with AVX2: per 128-value block, lane k of its four Q8_0 blocks K gets the
@@ -282,12 +305,10 @@ float tempo_ggml_q1_0_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
     for (int b = 0; b < m / 128; b++, w += 18) {
         float block[8];
         for (int K = 0; K < 4; K++) {
-            const int8_t *q8 = x.q + 128 * b + 32 * K;
-            for (int k = 0; k < 8; k++) {
-                int sum = 0;
-                for (int j = 4 * k; j < 4 * k + 4; j++) sum += q1_0_bit(w, 32 * K + j) ? q8[j] : -q8[j];
-                block[k] = K == 0 ? x.d[4 * b] * (float)sum : fmaf(x.d[4 * b + K], (float)sum, block[k]);
-            }
+            int sum[8];
+            q1_0_lane_sums((uint32_t)word_at(w + 2 + 4 * K, 4), x.q + 128 * b + 32 * K, sum);
+            for (int k = 0; k < 8; k++)
+                block[k] = K == 0 ? x.d[4 * b] * (float)sum[k] : fmaf(x.d[4 * b + K], (float)sum[k], block[k]);
         }
         for (int k = 0; k < 8; k++) lane[k] = fmaf(tempo_f16_at(w), block[k], lane[k]);
     }
@@ -304,8 +325,7 @@ float tempo_ggml_q2_0_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
     for (int b = 0; b < m / 64; b++, w += 18) {
         float block = 0.0f;
         for (int K = 0; K < 2; K++) {
-            int s = 0;
-            for (int j = 0; j < 32; j++) s += q2_0_level(w, 32 * K + j) * x.q[64 * b + 32 * K + j];
+            int s = q2_0_block_sum(word_at(w + 2 + 8 * K, 8), x.q + 64 * b + 32 * K);
             block = fmaf(x.d[2 * b + K], (float)s, block);
         }
         sum = fmaf(tempo_f16_at(w), block, sum);
