@@ -110,9 +110,11 @@ void tempo_dequant_tq2_0(const uint8_t *b, float *y) {
             for (int m = 0; m < 32; m++) *y++ = (float)(((b[j + m] >> (2 * l)) & 3) - 1) * d;
 }
 
-/* Q1_0 (128 values): value j is bit j % 8 of qs[j / 8]; y = d if it is set, else -d. */
+/* Q1_0 (128 values): value j is bit j % 8 of qs[j / 8]; y = d if it is set,
+ * else -d; d as ggml converts it (a signaling NaN quieted: no product here
+ * would quiet it, as the other types' products do). */
 void tempo_dequant_q1_0(const uint8_t *b, float *y) {
-    float d = tempo_f16_at(b), neg_d = -d;
+    float d = tempo_f16_quieted_at(b), neg_d = -d;
     for (int j = 0; j < 128; j++) y[j] = (b[2 + j / 8] >> (j % 8)) & 1 ? d : neg_d;
 }
 

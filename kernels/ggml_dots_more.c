@@ -9,6 +9,7 @@
  * products 4k..4k+3 of each 32 values by a fused multiply-add, then
  * hsum_float_8. */
 #include <math.h>
+#include <string.h>
 
 #include "../formats/quant.h" /* tempo_f32_to_f16 */
 #include "kernels.h"
@@ -267,13 +268,6 @@ float tempo_ggml_q2_k_8x8_dot(const uint8_t *w, GgmlQ8Row x, int m, int gemm) {
     return acc - acc_min;
 }
 
-/* The `bytes` (<= 8) little-endian bytes at p as one word: bit j is bit j % 8 of p[j / 8]. */
-static uint64_t word_at(const uint8_t *p, int bytes) {
-    uint64_t word = 0;
-    for (int i = 0; i < bytes; i++) word |= (uint64_t)p[i] << 8 * i;
-    return word;
-}
-
 /* Lane k's integer sum of one Q8_0 block times its 32 Q1_0 signs (bit j of
  * `bits` set: +q8[j], clear: -q8[j]): products 4k..4k+3. Branch-free, so the
  * compiler vectorizes it (integer sums: any order gives the same). */
@@ -284,11 +278,13 @@ static void q1_0_lane_sums(uint32_t bits, const int8_t *q8, int sum[8]) {
 }
 
 /* One Q8_0 block times 32 Q2_0 values q - 1, q of value j bits 2j..2j+1 of
- * its 64-bit word (two 32-bit halves, 32-bit lanes): the integer sum. */
-static int q2_0_block_sum(uint64_t codes, const int8_t *q8) {
+ * the block's 8 code bytes read as two 32-bit words (little-endian, as the
+ * decoders read them): the integer sum. */
+static int q2_0_block_sum(const uint8_t *qs, const int8_t *q8) {
     int s = 0;
     for (int h = 0; h < 2; h++) {
-        uint32_t half = (uint32_t)(codes >> 32 * h);
+        uint32_t half;
+        memcpy(&half, qs + 4 * h, sizeof half);
         for (int j = 0; j < 16; j++) s += ((int)(half >> 2 * j & 3) - 1) * q8[16 * h + j];
     }
     return s;
@@ -306,7 +302,9 @@ float tempo_ggml_q1_0_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
         float block[8];
         for (int K = 0; K < 4; K++) {
             int sum[8];
-            q1_0_lane_sums((uint32_t)word_at(w + 2 + 4 * K, 4), x.q + 128 * b + 32 * K, sum);
+            uint32_t bits;
+            memcpy(&bits, w + 2 + 4 * K, sizeof bits); /* bit j: value 32K + j (little-endian, as the decoders read it) */
+            q1_0_lane_sums(bits, x.q + 128 * b + 32 * K, sum);
             for (int k = 0; k < 8; k++)
                 block[k] = K == 0 ? x.d[4 * b] * (float)sum[k] : fmaf(x.d[4 * b + K], (float)sum[k], block[k]);
         }
@@ -317,7 +315,7 @@ float tempo_ggml_q1_0_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
 
 /* One Q2_0 row times one Q8_0 row as ggml_vec_dot_q2_0_q8_0_generic (x86
  * has no other): per 64-value block the integer sum s_K of each of its two
- * Q8_0 blocks, b = fma(d_x1, s_1, d_x0 s_0), then sum = fma(d_w, b, sum), in
+ * Q8_0 blocks, b = fma(d_x1, s_1, fma(d_x0, s_0, 0)), then sum = fma(d_w, b, sum), in
  * block order (the zen4 build fuses each multiply-add). */
 float tempo_ggml_q2_0_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
     float sum = 0.0f;
@@ -325,7 +323,7 @@ float tempo_ggml_q2_0_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
     for (int b = 0; b < m / 64; b++, w += 18) {
         float block = 0.0f;
         for (int K = 0; K < 2; K++) {
-            int s = q2_0_block_sum(word_at(w + 2 + 8 * K, 8), x.q + 64 * b + 32 * K);
+            int s = q2_0_block_sum(w + 2 + 8 * K, x.q + 64 * b + 32 * K);
             block = fmaf(x.d[2 * b + K], (float)s, block);
         }
         sum = fmaf(tempo_f16_at(w), block, sum);

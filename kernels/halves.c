@@ -29,3 +29,12 @@ float tempo_bf16_to_f32(uint16_t h) {
 }
 
 float tempo_f16_at(const uint8_t *p) { return tempo_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+
+float tempo_f16_quieted_at(const uint8_t *p) {
+    float v = tempo_f16_at(p);
+    uint32_t bits;
+    memcpy(&bits, &v, 4);
+    if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu) != 0) bits |= 0x00400000u; /* NaN: the quiet bit */
+    memcpy(&v, &bits, 4);
+    return v;
+}

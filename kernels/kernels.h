@@ -89,6 +89,10 @@ float tempo_f16_to_f32(uint16_t h);
 float tempo_bf16_to_f32(uint16_t h);
 /* The IEEE half stored little-endian at p (any alignment), as float. */
 float tempo_f16_at(const uint8_t *p);
+/* The same as ggml's GGML_FP16_TO_FP32 gives it: a signaling NaN quieted (ggml's
+ * conversion ends in a product; vcvtph2ps does the same). For a scale that no
+ * product follows (Q1_0's d and -d). */
+float tempo_f16_quieted_at(const uint8_t *p);
 
 /* ---- matmul.c ---- */
 

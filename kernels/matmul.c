@@ -226,7 +226,8 @@ INLINE void pass_blocks(Sums acc, WeightType type, const char *const *row, size_
     }
 }
 
-/* Values per block of the types pass_low_bit reads (tempo_block_values, known when inlined). */
+/* Values per block of the types pass_low_bit reads: tempo_block_values's, a constant when inlined (a
+ * type given the wrong size here fails kernels::matmul_decoded_types_every_shape_equal_their_f32_copy). */
 INLINE int low_bit_values(WeightType type) {
     if (type == WEIGHT_Q4_1 || type == WEIGHT_Q5_0 || type == WEIGHT_Q5_1 || type == WEIGHT_IQ4_NL) return 32;
     return type == WEIGHT_Q2_0 ? 64 : type == WEIGHT_Q1_0 ? 128 : TEMPO_QK_K;

@@ -44,7 +44,7 @@ static void unpack_q6_k(const uint8_t *b, float *y) {
     }
 }
 
-/* The types of unpack_low_bit.h and unpack_grids.h: a block of 32 values in two vectors, of 256 in four groups of 64. */
+/* The types of unpack_low_bit.h and unpack_grids.h: a block of 32 values in two vectors, of 64, 128 or 256 in groups of 64. */
 static void unpack_low_bit(WeightType t, const uint8_t *b, float *y) {
     int groups = tempo_block_values(t) / 64;
     TempoLowBitBlock block = tempo_low_bit_block(t, b);

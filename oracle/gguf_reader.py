@@ -269,8 +269,10 @@ def dequant_tq2_0(b):
 
 
 def dequant_q1_0(b):
-    """Q1_0: d, qs[16]; value j is bit j % 8 of qs[j / 8]: y = d if set, else -d."""
+    """Q1_0: d, qs[16]; value j is bit j % 8 of qs[j / 8]: y = d if set, else -d. d as ggml's
+    GGML_FP16_TO_FP32 gives it: a signaling NaN quieted (its conversion ends in a product)."""
     d, j = f16(b[:, 0:2].copy()), np.arange(128)
+    d = np.where(np.isnan(d), (d.view(np.uint32) | np.uint32(0x400000)).view(np.float32), d)
     bit = (b[:, 2 + j // 8] >> (j % 8)) & 1
     return np.where(bit == 1, d[:, None], -d[:, None]).astype(np.float32)
 

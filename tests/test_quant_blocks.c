@@ -234,6 +234,27 @@ Test(quant, q1_0_bit_pattern_negative_d) {
     }
 }
 
+/* Q1_0 with a NaN scale: d and -d as ggml's dequantize_row_q1_0 gives them, whose
+ * half conversion ends in a product, so a signaling NaN comes out quiet (bit 22 set,
+ * the 10 payload bits shifted up 13); a quiet one keeps its bits. Kept as read
+ * (tempo_f16_at's exact conversion), the signaling ones fail. */
+Test(quant, q1_0_nan_scale_is_quieted_as_ggml_converts_it) {
+    const uint16_t halves[] = {0x7c01, 0xfc01, 0x7d55, 0x7dff, 0x7e00, 0xfe01};
+    uint8_t b[18];
+    float y[128];
+    for (size_t i = 0; i < sizeof halves / sizeof halves[0]; i++) {
+        memset(b, 0x5a, sizeof b);
+        put16(b, halves[i]);
+        uint32_t d = (uint32_t)(halves[i] & 0x8000) << 16 | 0x7fc00000u | (uint32_t)(halves[i] & 1023) << 13;
+        tempo_dequantize(WEIGHT_Q1_0, b, 128, y);
+        for (int v = 0; v < 128; v++) {
+            uint32_t got, want = 0x5a >> (v % 8) & 1 ? d : d ^ 0x80000000u;
+            memcpy(&got, &y[v], sizeof got);
+            cr_expect_eq(got, want, "q1_0 d 0x%04x value %d: 0x%08x, ggml 0x%08x", halves[i], v, got, want);
+        }
+    }
+}
+
 /* The 2-bit code of value v in the Q2_0 tests: hashed, shifted by s (0..3: every code at every position). */
 static int q2_0_code(int v, int s) { return (int)(((unsigned)v * 2654435761u >> 16) + (unsigned)s) % 4; }
 
