@@ -299,7 +299,7 @@ float tempo_ggml_q1_0_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
     float lane[8] = {0};
     (void)t;
     for (int b = 0; b < m / 128; b++, w += 18) {
-        float block[8];
+        float block[8], d_w = tempo_f16_at(w);
         for (int K = 0; K < 4; K++) {
             int sum[8];
             uint32_t bits;
@@ -308,7 +308,7 @@ float tempo_ggml_q1_0_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
             for (int k = 0; k < 8; k++)
                 block[k] = K == 0 ? x.d[4 * b] * (float)sum[k] : fmaf(x.d[4 * b + K], (float)sum[k], block[k]);
         }
-        for (int k = 0; k < 8; k++) lane[k] = fmaf(tempo_f16_at(w), block[k], lane[k]);
+        for (int k = 0; k < 8; k++) lane[k] = fmaf(d_w, block[k], lane[k]);
     }
     return tempo_ggml_hsum_float_8(lane);
 }
