@@ -13,19 +13,6 @@
 
 #include "kernels.h"
 
-int tempo_block_values(WeightType t) {
-    switch (t) {
-    case WEIGHT_F32: case WEIGHT_F16: case WEIGHT_BF16: case WEIGHT_N_TYPES: return 1;
-    case WEIGHT_Q8_0: case WEIGHT_Q4_0: case WEIGHT_Q4_1: case WEIGHT_Q5_0: case WEIGHT_Q5_1: case WEIGHT_IQ4_NL: return 32;
-    case WEIGHT_Q4_K: case WEIGHT_Q5_K: case WEIGHT_Q6_K: case WEIGHT_Q2_K: case WEIGHT_Q3_K: case WEIGHT_IQ4_XS:
-    case WEIGHT_TQ1_0: case WEIGHT_TQ2_0: case WEIGHT_IQ2_XXS: case WEIGHT_IQ2_XS: case WEIGHT_IQ2_S: case WEIGHT_IQ3_XXS:
-    case WEIGHT_IQ3_S: case WEIGHT_IQ1_S: case WEIGHT_IQ1_M: return TEMPO_QK_K;
-    case WEIGHT_Q2_0: return 64;
-    case WEIGHT_Q1_0: return 128;
-    }
-    return 1;
-}
-
 size_t tempo_block_bytes(WeightType t) {
     switch (t) {
     case WEIGHT_F32: return 4;

@@ -35,8 +35,21 @@
 
 /* Values per block of a type: 1 (F32, F16, BF16), 32 (Q8_0, Q4_0, Q4_1,
  * Q5_0, Q5_1, IQ4_NL), 64 (Q2_0), 128 (Q1_0), 256 (the K types, IQ4_XS,
- * TQ1_0, TQ2_0, the IQ1-IQ3 types). */
-int tempo_block_values(WeightType t);
+ * TQ1_0, TQ2_0, the IQ1-IQ3 types). Inline, so that a kernel compiled for one
+ * type (matmul.c's pass_low_bit) gets it as a constant. */
+static inline int tempo_block_values(WeightType t) {
+    switch (t) {
+    case WEIGHT_F32: case WEIGHT_F16: case WEIGHT_BF16: case WEIGHT_N_TYPES: return 1;
+    case WEIGHT_Q8_0: case WEIGHT_Q4_0: case WEIGHT_Q4_1: case WEIGHT_Q5_0: case WEIGHT_Q5_1: case WEIGHT_IQ4_NL: return 32;
+    case WEIGHT_Q4_K: case WEIGHT_Q5_K: case WEIGHT_Q6_K: case WEIGHT_Q2_K: case WEIGHT_Q3_K: case WEIGHT_IQ4_XS:
+    case WEIGHT_TQ1_0: case WEIGHT_TQ2_0: case WEIGHT_IQ2_XXS: case WEIGHT_IQ2_XS: case WEIGHT_IQ2_S: case WEIGHT_IQ3_XXS:
+    case WEIGHT_IQ3_S: case WEIGHT_IQ1_S: case WEIGHT_IQ1_M: return TEMPO_QK_K;
+    case WEIGHT_Q2_0: return 64;
+    case WEIGHT_Q1_0: return 128;
+    }
+    return 1;
+}
+
 /* Bytes per block, in WeightType order: 4, 2, 2, 34, 18, 144, 176, 210, 20,
  * 22, 24, 84, 110, 18, 136, 54, 66, 66, 74, 82, 98, 110, 50, 56, 18, 18. */
 size_t tempo_block_bytes(WeightType t);

@@ -226,18 +226,11 @@ INLINE void pass_blocks(Sums acc, WeightType type, const char *const *row, size_
     }
 }
 
-/* Values per block of the types pass_low_bit reads: tempo_block_values's, a constant when inlined (a
- * type given the wrong size here fails kernels::matmul_decoded_types_every_shape_equal_their_f32_copy). */
-INLINE int low_bit_values(WeightType type) {
-    if (type == WEIGHT_Q4_1 || type == WEIGHT_Q5_0 || type == WEIGHT_Q5_1 || type == WEIGHT_IQ4_NL) return 32;
-    return type == WEIGHT_Q2_0 ? 64 : type == WEIGHT_Q1_0 ? 128 : TEMPO_QK_K;
-}
-
 /* Q4_1, Q5_0, Q5_1, IQ4_NL (32-value blocks), Q2_0 (64), Q1_0 (128) and Q2_K, Q3_K, IQ4_XS, TQ1_0, TQ2_0 and the IQ
  * grid types (256) rows, 64 values at a time (32: one block), decoded in registers (unpack_low_bit.h, unpack_grids.h). */
 INLINE void pass_low_bit(Sums acc, WeightType type, const char *const *row, size_t row_bytes, int rows, const float *in,
                          int m, int n) {
-    int values = low_bit_values(type), k_quant = values == TEMPO_QK_K; /* a block over a line: asked for ahead */
+    int values = tempo_block_values(type), k_quant = values == TEMPO_QK_K; /* a block over a line: asked for ahead */
     size_t bytes = row_bytes / (size_t)(m / values), at = 0, ahead = pass_prefetch_bytes(row_bytes, rows);
     for (int t = 0; t < m; t += values, at += bytes) {
         prefetch_blocks(row, rows, at, bytes, ahead, k_quant, 2 * ALIGN, PREFETCH_BYTES); /* a 256-value block: at most 136 bytes */
