@@ -66,11 +66,9 @@ void tempo_dequant_iq4_nl(const uint8_t *b, float *y) {
  * y = (d*(ls - 32)) * kvalues[q]. */
 void tempo_dequant_iq4_xs(const uint8_t *b, float *y) {
     float d = tempo_f16_at(b);
-    unsigned scales_h = (unsigned)(b[2] | b[3] << 8);
-    const uint8_t *scales_l = b + 4, *qs = b + 8;
+    const uint8_t *qs = b + 8;
     for (int ib = 0; ib < 8; ib++, qs += 16, y += 32) {
-        int ls = ((scales_l[ib / 2] >> 4 * (ib % 2)) & 0x0F) | ((scales_h >> 2 * ib) & 3) << 4;
-        float dl = d * (float)(ls - 32);
+        float dl = d * (float)(tempo_iq4_xs_scale(b, ib) - 32);
         for (int j = 0; j < 16; j++) {
             y[j] = dl * (float)tempo_iq4_levels[qs[j] & 0x0F];
             y[j + 16] = dl * (float)tempo_iq4_levels[qs[j] >> 4];

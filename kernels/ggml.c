@@ -111,7 +111,7 @@ static void weight_blocks_matmul(float *out, Matrix w, const float *scratch, int
             float *o = out + (size_t)i * d + r0;
             if (repacked) tempo_ggml_q4_k_8x8_rows_fast(at, row_bytes, rows, x, m, 0, o);
             else if (w.type == WEIGHT_IQ4_NL) /* vec_dot's order differs from tinyBLAS's only for IQ4_NL */
-                for (int r = 0; r < rows; r++) o[r] = tempo_ggml_iq4_nl_vec_dot(at + r * row_bytes, x, m);
+                for (int r = 0; r < rows; r++) o[r] = tempo_ggml_iq4_nl_vec_dot(&TEMPO_GGML_INTS_FAST, at + r * row_bytes, x, m);
             else tempo_ggml_dot_weight_rows_fast(w.type, at, row_bytes, rows, x, m, o);
         }
     }
@@ -160,8 +160,8 @@ static void dot_q8_0_rows(const uint8_t *w, size_t row_bytes, float *scratch, in
 /* One output of a repacked matrix (tempo_ggml_repacks): Q4_0, IQ4_NL and
  * Q2_K (`gemm`: the row is in a group of 4 a call hands ggml's gemm). */
 static float repacked_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m, int gemm) {
-    if (t == WEIGHT_Q2_K) return tempo_ggml_q2_k_8x8_dot(w, x, m, gemm);
-    if (t == WEIGHT_IQ4_NL) return tempo_ggml_iq4_nl_8x8_dot(w, x, m);
+    if (t == WEIGHT_Q2_K) return tempo_ggml_q2_k_8x8_dot(&TEMPO_GGML_INTS_FAST, w, x, m, gemm);
+    if (t == WEIGHT_IQ4_NL) return tempo_ggml_iq4_nl_8x8_dot(&TEMPO_GGML_INTS_FAST, w, x, m);
     return tempo_ggml_q4_0_8x8_dot(w, x.q, x.d, m);
 }
 

@@ -65,7 +65,8 @@ static float q_block(WeightType t, const uint8_t *b, int8_t *q) {
  * tinyBLAS_Q0_AVX for batches): 8 lanes, lane k adding, for each block,
  * f32(d_w d_x) times the integer sum of products 4k..4k+3 in one fused
  * multiply-add; then hsum_float_8. */
-static float q8_0_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+static float q8_0_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    (void)ints; /* its own integer sums */
     float lane[8] = {0};
     size_t block_bytes = tempo_block_bytes(t);
     for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++) {
@@ -86,8 +87,8 @@ static float q8_0_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
  * the scaled sums of products 4k..4k+3 of each 32-value chunk (6-bit
  * values 0..63; the -32 comes off as 32 sum(scale bsum) over groups 2k and
  * 2k+1), then one fused multiply-add by f32(d_x d_w); then hsum_float_8. */
-static float q6_k_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
-    (void)t; /* one type: t is there for the table below */
+static float q6_k_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    (void)ints, (void)t; /* one type, its own integer sums: t and ints are there for the table below */
     float lane[8] = {0};
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += 210) {
         const uint8_t *ql = w, *qh = w + 128;
@@ -133,8 +134,8 @@ static int sub_block_sum(const int8_t *q8, int g) {
  * of f32(d_x d_w); the mins as one integer sum(min_g bsum_g) times
  * f32(-d_x dmin), added to a separate f32 sum by a fused multiply-add;
  * hsum_float_8(lanes) + that sum. */
-static float q5_k_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
-    (void)t; /* one type: t is there for the table below */
+static float q5_k_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    (void)ints, (void)t; /* one type, its own integer sums: t and ints are there for the table below */
     float lane[8] = {0}, mins = 0.0f;
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += 176) {
         const uint8_t *scales = w + 4, *qh = w + 16, *qs = w + 48;
@@ -161,8 +162,8 @@ static float q5_k_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
  * of f32(d_x d_w); the mins in 4 f32 lanes, lane i adding the integer
  * min_2i bsum_2i + min_2i+1 bsum_2i+1 times f32(-d_x dmin) in one fused
  * multiply-add; hsum_float_8(lanes) + ((m0+m2) + (m1+m3)). */
-static float q4_k_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
-    (void)t; /* one type: t is there for the table below */
+static float q4_k_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    (void)ints, (void)t; /* one type, its own integer sums: t and ints are there for the table below */
     float lane[8] = {0}, min_lane[4] = {0};
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += 144) {
         const uint8_t *scales = w + 4, *qs = w + 16;
@@ -191,7 +192,7 @@ static GgmlRowDot *const ROW_DOTS[WEIGHT_N_TYPES] = {
     /* ggml_dots_more.c */
     [WEIGHT_Q4_1] = tempo_ggml_block32_dot, [WEIGHT_Q5_0] = tempo_ggml_block32_dot,
     [WEIGHT_Q5_1] = tempo_ggml_block32_dot, [WEIGHT_IQ4_NL] = tempo_ggml_block32_dot,
-    [WEIGHT_IQ4_XS] = tempo_ggml_iq4_xs_dot, [WEIGHT_Q2_K] = tempo_ggml_q2_k_dot, [WEIGHT_Q3_K] = tempo_ggml_q3_k_dot,
+    [WEIGHT_IQ4_XS] = tempo_ggml_k_dot, [WEIGHT_Q2_K] = tempo_ggml_k_dot, [WEIGHT_Q3_K] = tempo_ggml_k_dot,
     [WEIGHT_TQ1_0] = tempo_ggml_ternary_dot, [WEIGHT_TQ2_0] = tempo_ggml_ternary_dot,
     [WEIGHT_Q1_0] = tempo_ggml_q1_0_dot, [WEIGHT_Q2_0] = tempo_ggml_q2_0_dot,
     /* ggml_dots_iq.c: the grid types */
@@ -202,4 +203,10 @@ static GgmlRowDot *const ROW_DOTS[WEIGHT_N_TYPES] = {
 
 int tempo_ggml_has_dot(WeightType t) { return (unsigned)t < WEIGHT_N_TYPES && ROW_DOTS[t] != NULL; }
 
-float tempo_ggml_dot_plain(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) { return ROW_DOTS[t](t, w, x, m); }
+float tempo_ggml_dot_with(const GgmlInts *ints, WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    return ROW_DOTS[t](ints, t, w, x, m);
+}
+
+float tempo_ggml_dot_plain(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    return tempo_ggml_dot_with(&TEMPO_GGML_INTS_PLAIN, t, w, x, m);
+}

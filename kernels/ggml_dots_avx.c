@@ -357,7 +357,7 @@ INLINE void dot_few_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int
 
 void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride) {
     if (!has_vector_dot(t)) {
-        for (int i = 0; i < k; i++) out[(size_t)i * stride] = tempo_ggml_dot_plain(t, w, x[i], m);
+        for (int i = 0; i < k; i++) out[(size_t)i * stride] = tempo_ggml_dot_with(&TEMPO_GGML_INTS_FAST, t, w, x[i], m);
         return;
     }
     if (k == 1) { /* decoding: one row, compiled apart so its lanes stay in registers */
@@ -370,7 +370,7 @@ void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x
 
 void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
     if (!has_vector_dot(t)) {
-        for (int r = 0; r < rows; r++) out[r] = tempo_ggml_dot_plain(t, w + (size_t)r * row_bytes, x, m);
+        for (int r = 0; r < rows; r++) out[r] = tempo_ggml_dot_with(&TEMPO_GGML_INTS_FAST, t, w + (size_t)r * row_bytes, x, m);
         return;
     }
     for (int r = 0; r < rows; r++) dot_few_rows(t, w + (size_t)r * row_bytes, &x, 1, m, out + r, 1);
@@ -411,11 +411,11 @@ void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row ou
 }
 
 void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride) {
-    for (int i = 0; i < k; i++) out[(size_t)i * stride] = tempo_ggml_dot_plain(t, w, x[i], m);
+    for (int i = 0; i < k; i++) out[(size_t)i * stride] = tempo_ggml_dot_with(&TEMPO_GGML_INTS_FAST, t, w, x[i], m);
 }
 
 void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
-    for (int r = 0; r < rows; r++) out[r] = tempo_ggml_dot_plain(t, w + (size_t)r * row_bytes, x, m);
+    for (int r = 0; r < rows; r++) out[r] = tempo_ggml_dot_with(&TEMPO_GGML_INTS_FAST, t, w + (size_t)r * row_bytes, x, m);
 }
 
 void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, int gemm, float *out) {

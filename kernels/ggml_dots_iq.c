@@ -14,10 +14,9 @@
 
 /* A super-block as integers: q[256] the values (grid point times sign),
  * scale[16] the odd scale of each 16 values, delta[32] IQ1's +-1 shift
- * of each 8 (else unused), d the f16 scale. */
+ * of each 8 (else unused). */
 typedef struct {
     int q[TEMPO_QK_K], scale[16], delta[32];
-    float d;
 } IqSuperBlock;
 
 static unsigned u16_at(const uint8_t *p) { return (unsigned)(p[0] | p[1] << 8); }
@@ -111,7 +110,6 @@ static void iq1_s(const uint8_t *b, IqSuperBlock *s) {
 static void iq1_m(const uint8_t *b, IqSuperBlock *s) {
     const uint8_t *qs = b, *qh = b + 32, *sc = b + 48;
     unsigned w[4] = {u16_at(sc), u16_at(sc + 2), u16_at(sc + 4), u16_at(sc + 6)};
-    s->d = tempo_f16_to_f32((uint16_t)(w[0] >> 12 | (w[1] >> 8 & 0x00F0) | (w[2] >> 4 & 0x0F00) | (w[3] & 0xF000)));
     for (int ib = 0; ib < 8; ib++) {
         unsigned scales = w[ib / 2] >> 6 * (ib % 2);
         s->scale[2 * ib] = 2 * (int)(scales & 7) + 1, s->scale[2 * ib + 1] = 2 * (int)(scales >> 3 & 7) + 1;
@@ -123,9 +121,8 @@ static void iq1_m(const uint8_t *b, IqSuperBlock *s) {
     }
 }
 
-/* The super-block at b as integers; returns its size in bytes. */
-static size_t iq_super_block(WeightType t, const uint8_t *b, IqSuperBlock *s) {
-    s->d = t == WEIGHT_IQ1_M ? 0.0f : tempo_f16_at(b);
+/* The super-block at b as integers (its d is not read: iq_d). */
+static void iq_super_block(WeightType t, const uint8_t *b, IqSuperBlock *s) {
     switch (t) {
     case WEIGHT_IQ2_XXS: iq2_xxs(b, s); break;
     case WEIGHT_IQ2_XS: iq2_xs(b, s); break;
@@ -135,7 +132,21 @@ static size_t iq_super_block(WeightType t, const uint8_t *b, IqSuperBlock *s) {
     case WEIGHT_IQ1_S: iq1_s(b, s); break;
     default: iq1_m(b, s); break;
     }
-    return tempo_block_bytes(t);
+}
+
+/* The super-block's f16 scale d: the first two bytes, or IQ1_M's top nibbles of its four 16-bit scale words. */
+static float iq_d(WeightType t, const uint8_t *b) {
+    if (t != WEIGHT_IQ1_M) return tempo_f16_at(b);
+    unsigned w[4] = {u16_at(b + 48), u16_at(b + 50), u16_at(b + 52), u16_at(b + 54)};
+    return tempo_f16_to_f32((uint16_t)(w[0] >> 12 | (w[1] >> 8 & 0x00F0) | (w[2] >> 4 & 0x0F00) | (w[3] & 0xF000)));
+}
+
+void tempo_ggml_iq_ints(WeightType t, const uint8_t *b, int16_t *w) {
+    IqSuperBlock s;
+    iq_super_block(t, b, &s);
+    for (int v = 0; v < TEMPO_QK_K; v++) w[v] = (int16_t)(s.scale[v / 16] * s.q[v]);
+    if (t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M)
+        for (int v = 0; v < TEMPO_QK_K; v++) w[TEMPO_QK_K + v] = (int16_t)(s.scale[v / 16] * s.delta[v / 8]);
 }
 
 /* ggml's constant after the lanes' sum: IQ2 0.125, IQ3_XXS 0.25, else 1 (IQ1: IQ1S_DELTA/IQ1M_DELTA for the delta term). */
@@ -145,27 +156,27 @@ static float iq_factor(WeightType t) {
 
 /* One grid-type row times one Q8_K row as ggml_vec_dot_iq*_q8_K compute it
  * with AVX2: lanes as above. IQ1_S: the delta term as one integer per
- * super-block, sum_ib ls_ib delta_ib (bsum_2ib + bsum_2ib+1), added to an
- * f32 sum by a fused multiply-add with d (vfmadd231ss in the zen4 build);
- * result hsum + 0.125 sum. IQ1_M: the delta term in 8 lanes of its own
- * (scale times delta times q8), result hsum + 0.125 hsum(delta lanes) in
- * one fused multiply-add. */
-float tempo_ggml_iq_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+ * super-block, sum_ib ls_ib delta_ib (bsum_2ib + bsum_2ib+1) (the sum of
+ * its delta lanes: the same integer), added to an f32 sum by a fused
+ * multiply-add with d (vfmadd231ss in the zen4 build); result hsum + 0.125
+ * sum. IQ1_M: the delta term in 8 lanes of its own (scale times delta
+ * times q8), result hsum + 0.125 hsum(delta lanes) in one fused
+ * multiply-add. */
+float tempo_ggml_iq_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
     float lane[8] = {0}, delta_lane[8] = {0}, delta_sum = 0.0f;
-    for (int b = 0; b < m / TEMPO_QK_K; b++) {
-        IqSuperBlock s = {.d = 0.0f};
+    size_t bytes = tempo_block_bytes(t);
+    for (int b = 0; b < m / TEMPO_QK_K; b++, w += bytes) {
         const int8_t *q8 = x.q + b * TEMPO_QK_K;
-        w += iq_super_block(t, w, &s);
-        int sum[8] = {0}, delta[8] = {0}, delta_int = 0;
-        for (int v = 0; v < TEMPO_QK_K; v++) {
-            sum[v % 32 / 4] += s.scale[v / 16] * s.q[v] * q8[v];
-            delta[v % 32 / 4] += s.scale[v / 16] * s.delta[v / 8] * q8[v];
-        }
-        for (int g = 0; g < 16; g++) delta_int += s.scale[g] * s.delta[g / 2 * 4] * x.bsums[b * 16 + g];
-        float d = x.d[b] * s.d;
+        int16_t q[2 * TEMPO_QK_K];
+        int32_t sum[8], delta[8] = {0};
+        ints->ints(t, w, q);
+        ints->lanes(q, q8, TEMPO_QK_K, sum);
+        if (t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M) ints->lanes(q + TEMPO_QK_K, q8, TEMPO_QK_K, delta);
+        float d = x.d[b] * iq_d(t, w);
         for (int k = 0; k < 8; k++) lane[k] = fmaf(d, (float)sum[k], lane[k]);
         if (t == WEIGHT_IQ1_M)
             for (int k = 0; k < 8; k++) delta_lane[k] = fmaf(d, (float)delta[k], delta_lane[k]);
+        int delta_int = ((delta[0] + delta[1]) + (delta[2] + delta[3])) + ((delta[4] + delta[5]) + (delta[6] + delta[7]));
         delta_sum = fmaf(d, (float)delta_int, delta_sum);
     }
     if (t == WEIGHT_IQ1_S) return tempo_ggml_hsum_float_8(lane) + 0.125f * delta_sum;

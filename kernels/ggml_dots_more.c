@@ -7,7 +7,9 @@
  * Integer sums are exact; only the f32 part follows ggml: 8 lanes, lane k
  * adding per block (or super-block) f32(d_w d_x) times the integer sum of
  * products 4k..4k+3 of each 32 values by a fused multiply-add, then
- * hsum_float_8. */
+ * hsum_float_8. Each dot makes its integers through a GgmlInts: a block's
+ * integers, then its lanes; the plain ones are here, the vectorized ones
+ * (the same integers) in ggml_ints_avx.c. */
 #include <math.h>
 #include <string.h>
 
@@ -36,152 +38,42 @@ static int fifth_bit(const uint8_t *qh, int j) { return (qh[j / 8] >> (j % 8) & 
 /* The 32 weight integers of a Q4_1, Q5_0, Q5_1 or IQ4_NL block (low
  * nibbles are values 0..15): Q4_1 the nibble, Q5_1 nibble | fifth bit,
  * Q5_0 that - 16, IQ4_NL kvalues_iq4nl[nibble]. */
-static void block32_ints(WeightType t, const uint8_t *b, int *q) {
+static void block32_ints(WeightType t, const uint8_t *b, int16_t *q) {
     const uint8_t *qs = b + (t == WEIGHT_Q4_1 ? 4 : t == WEIGHT_Q5_0 ? 6 : t == WEIGHT_Q5_1 ? 8 : 2);
     const uint8_t *qh = b + (t == WEIGHT_Q5_0 ? 2 : 4);
     for (int j = 0; j < TEMPO_GGML_Q8_0_BLOCK; j++) {
         int nibble = j < 16 ? qs[j] & 15 : qs[j - 16] >> 4;
         if (t == WEIGHT_IQ4_NL) q[j] = tempo_iq4_levels[nibble];
-        else if (t == WEIGHT_Q4_1) q[j] = nibble;
-        else q[j] = (nibble | fifth_bit(qh, j)) - (t == WEIGHT_Q5_0 ? 16 : 0);
+        else if (t == WEIGHT_Q4_1) q[j] = (int16_t)nibble;
+        else q[j] = (int16_t)((nibble | fifth_bit(qh, j)) - (t == WEIGHT_Q5_0 ? 16 : 0));
     }
 }
 
-/* One Q4_1, Q5_0, Q5_1 or IQ4_NL row times one Q8_0/Q8_1 row as
- * ggml_vec_dot_q4_1_q8_1 / _q5_0_q8_0 / _q5_1_q8_1 (and tinyBLAS_Q0_AVX,
- * Q5_0's and IQ4_NL's batches) compute it with AVX2: lane k adds per block
- * f32(d_w d_x) times the integer sum of products 4k..4k+3 by a fused
- * multiply-add; Q4_1 and Q5_1 add the min term m_w s_x of each block to a
- * separate f32 sum (summs += m * s, one vfmadd231ss in llama.cpp's zen4
- * build); hsum_float_8(lanes) + summs. */
-float tempo_ggml_block32_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
-    float lane[8] = {0}, summs = 0.0f;
-    size_t bytes = tempo_block_bytes(t);
-    int has_min = t == WEIGHT_Q4_1 || t == WEIGHT_Q5_1;
-    for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++, w += bytes) {
-        int q[TEMPO_GGML_Q8_0_BLOCK];
-        const int8_t *q8 = x.q + b * TEMPO_GGML_Q8_0_BLOCK;
-        block32_ints(t, w, q);
-        float d = tempo_f16_at(w) * x.d[b];
-        if (has_min) summs = fmaf(tempo_f16_at(w + 2), x.sums[b], summs);
-        for (int k = 0; k < 8; k++) {
-            int sum = 0;
-            for (int j = 4 * k; j < 4 * k + 4; j++) sum += q[j] * q8[j];
-            lane[k] = fmaf(d, (float)sum, lane[k]);
-        }
+/* IQ4_XS: value 32g + t is its sub-block's scale - 32 times the level of its nibble. */
+static void iq4_xs_ints(const uint8_t *b, int16_t *w) {
+    for (int g = 0; g < 8; g++) {
+        const uint8_t *qs = b + 8 + 16 * g;
+        for (int t = 0; t < 32; t++) w[32 * g + t] = (int16_t)((tempo_iq4_xs_scale(b, g) - 32) * tempo_iq4_levels[t < 16 ? qs[t] & 15 : qs[t - 16] >> 4]);
     }
-    return has_min ? tempo_ggml_hsum_float_8(lane) + summs : tempo_ggml_hsum_float_8(lane);
-}
-
-/* One IQ4_NL row times one Q8_0 row as ggml_vec_dot_iq4_nl_q8_0 computes
- * it with AVX2 (a call of one row; tinyBLAS takes calls of 2+ in
- * tempo_ggml_block32_dot's order): blocks in pairs, the even block's lanes in one
- * accumulator and the odd block's in another (lane k: products 4k..4k+3,
- * a fused multiply-add of f32(d_x d_w)), hsum_float_8 of their lane sums;
- * an odd last block added as fma(d, isum, sum) (vfmadd231ss). */
-float tempo_ggml_iq4_nl_vec_dot(const uint8_t *w, GgmlQ8Row x, int m) {
-    float lane[2][8] = {{0}};
-    int blocks = m / TEMPO_GGML_Q8_0_BLOCK, b = 0;
-    for (; b < blocks - blocks % 2; b++, w += 18) {
-        int q[TEMPO_GGML_Q8_0_BLOCK];
-        const int8_t *q8 = x.q + b * TEMPO_GGML_Q8_0_BLOCK;
-        block32_ints(WEIGHT_IQ4_NL, w, q);
-        float d = x.d[b] * tempo_f16_at(w);
-        for (int k = 0; k < 8; k++) {
-            int sum = 0;
-            for (int j = 4 * k; j < 4 * k + 4; j++) sum += q[j] * q8[j];
-            lane[b % 2][k] = fmaf(d, (float)sum, lane[b % 2][k]);
-        }
-    }
-    for (int k = 0; k < 8; k++) lane[0][k] += lane[1][k];
-    float sum = tempo_ggml_hsum_float_8(lane[0]);
-    if (b < blocks) {
-        int q[TEMPO_GGML_Q8_0_BLOCK], isum = 0;
-        block32_ints(WEIGHT_IQ4_NL, w, q);
-        for (int j = 0; j < TEMPO_GGML_Q8_0_BLOCK; j++) isum += q[j] * x.q[b * TEMPO_GGML_Q8_0_BLOCK + j];
-        sum = fmaf(x.d[b] * tempo_f16_at(w), (float)isum, sum);
-    }
-    return sum;
-}
-
-/* IQ4_XS's 6-bit scale of sub-block ib (0..7), minus 32. */
-static int iq4_xs_scale(const uint8_t *b, int ib) {
-    unsigned scales_h = (unsigned)(b[2] | b[3] << 8);
-    return (((b[4 + ib / 2] >> 4 * (ib % 2)) & 15) | ((scales_h >> 2 * ib) & 3) << 4) - 32;
-}
-
-/* One IQ4_XS row times one Q8_K row as ggml_vec_dot_iq4_xs_q8_K computes
- * it with AVX2: per super-block 8 integer lanes (lane k: the scaled sums of
- * products 4k..4k+3 of each 32-value sub-block), one fused multiply-add of
- * f32(d_w d_x); hsum_float_8. */
-float tempo_ggml_iq4_xs_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
-    (void)t; /* one type: t is there for tempo_ggml_dot_plain's table */
-    float lane[8] = {0};
-    for (int b = 0; b < m / TEMPO_QK_K; b++, w += 136) {
-        const int8_t *q8 = x.q + b * TEMPO_QK_K;
-        int sum[8] = {0};
-        for (int g = 0; g < 8; g++) {
-            const uint8_t *qs = w + 8 + 16 * g;
-            int ls = iq4_xs_scale(w, g);
-            for (int t = 0; t < 32; t++)
-                sum[t / 4] += ls * tempo_iq4_levels[t < 16 ? qs[t] & 15 : qs[t - 16] >> 4] * q8[32 * g + t];
-        }
-        float d = tempo_f16_at(w) * x.d[b];
-        for (int k = 0; k < 8; k++) lane[k] = fmaf(d, (float)sum[k], lane[k]);
-    }
-    return tempo_ggml_hsum_float_8(lane);
 }
 
 /* Value t (0..31) of 32-value chunk c (0..7) of a Q2_K/Q3_K super-block's 2
  * low bits: bits 2(c%4).. of byte 32(c/4) + t of qs. */
 static int low2(const uint8_t *qs, int c, int t) { return qs[32 * (c / 4) + t] >> 2 * (c % 4) & 3; }
 
-/* One Q3_K row times one Q8_K row as ggml_vec_dot_q3_K_q8_K computes it
- * with AVX2: per super-block 8 integer lanes (lane k: the sums of products
- * 4k..4k+3 of each 32-value chunk times their 16-value sub-block's scale
- * - 32; value = low 2 bits - 4 where the hmask bit is clear), one fused
- * multiply-add of f32(d_x d_w); hsum_float_8. */
-float tempo_ggml_q3_k_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
-    (void)t; /* one type: t is there for tempo_ggml_dot_plain's table */
-    float lane[8] = {0};
-    for (int b = 0; b < m / TEMPO_QK_K; b++, w += 110) {
-        const uint8_t *hmask = w, *qs = w + 32, *scales = w + 96;
-        const int8_t *q8 = x.q + b * TEMPO_QK_K;
-        int sum[8] = {0};
-        for (int c = 0; c < 8; c++)
-            for (int t = 0; t < 32; t++) {
-                int q3 = low2(qs, c, t) - (hmask[t] >> c & 1 ? 0 : 4);
-                sum[t / 4] += (tempo_q3_k_scale(scales, 2 * c + t / 16) - 32) * q3 * q8[32 * c + t];
-            }
-        float d = x.d[b] * tempo_f16_at(w + 108);
-        for (int k = 0; k < 8; k++) lane[k] = fmaf(d, (float)sum[k], lane[k]);
-    }
-    return tempo_ggml_hsum_float_8(lane);
+/* Q3_K: value 32c + t is its 16-value sub-block's scale - 32 times its low
+ * 2 bits, minus 4 where its hmask bit is clear. */
+static void q3_k_ints(const uint8_t *b, int16_t *w) {
+    const uint8_t *hmask = b, *qs = b + 32, *scales = b + 96;
+    for (int c = 0; c < 8; c++)
+        for (int t = 0; t < 32; t++)
+            w[32 * c + t] = (int16_t)((tempo_q3_k_scale(scales, 2 * c + t / 16) - 32) * (low2(qs, c, t) - (hmask[t] >> c & 1 ? 0 : 4)));
 }
 
-/* One Q2_K row times one Q8_K row as ggml_vec_dot_q2_K_q8_K computes it
- * with AVX2: per super-block, lane k first adds the integer
- * min_2k bsum_2k + min_2k+1 bsum_2k+1 (16-value sub-blocks) times
- * f32(-d_x dmin) by a fused multiply-add, then the scaled sums of products
- * 4k..4k+3 of each 32-value chunk times f32(d_x d_w); hsum_float_8. */
-float tempo_ggml_q2_k_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
-    (void)t; /* one type: t is there for tempo_ggml_dot_plain's table */
-    float lane[8] = {0};
-    for (int b = 0; b < m / TEMPO_QK_K; b++, w += 84) {
-        const uint8_t *scales = w, *qs = w + 16;
-        const int8_t *q8 = x.q + b * TEMPO_QK_K;
-        const int16_t *bsums = x.bsums + b * (TEMPO_QK_K / 16);
-        float d = x.d[b] * tempo_f16_at(w + 80), dmin = -x.d[b] * tempo_f16_at(w + 82);
-        int sum[8] = {0};
-        for (int c = 0; c < 8; c++)
-            for (int t = 0; t < 32; t++) sum[t / 4] += (scales[2 * c + t / 16] & 15) * low2(qs, c, t) * q8[32 * c + t];
-        for (int k = 0; k < 8; k++) {
-            int mins = (scales[2 * k] >> 4) * bsums[2 * k] + (scales[2 * k + 1] >> 4) * bsums[2 * k + 1];
-            lane[k] = fmaf(dmin, (float)mins, lane[k]);
-            lane[k] = fmaf(d, (float)sum[k], lane[k]);
-        }
-    }
-    return tempo_ggml_hsum_float_8(lane);
+/* Q2_K: value 32c + t is its 16-value sub-block's scale (the low nibble) times its 2 bits. */
+static void q2_k_ints(const uint8_t *b, int16_t *w) {
+    for (int c = 0; c < 8; c++)
+        for (int t = 0; t < 32; t++) w[32 * c + t] = (int16_t)((b[2 * c + t / 16] & 15) * low2(b + 16, c, t));
 }
 
 /* Trit n (0..4) of a TQ1_0 byte: the byte times 3^n (mod 256) brings it to
@@ -193,14 +85,120 @@ static int trit(uint8_t byte, int n) {
 
 /* The 256 ternary digits (0, 1, 2; the value is q - 1) of a TQ1_0 or
  * TQ2_0 super-block, in value order (tempo_dequant_tq1_0, _tq2_0). */
-static void ternary_digits(WeightType t, const uint8_t *b, int *q) {
+static void ternary_digits(WeightType t, const uint8_t *b, int16_t *q) {
     if (t == WEIGHT_TQ2_0) {
-        for (int v = 0; v < TEMPO_QK_K; v++) q[v] = b[32 * (v / 128) + v % 32] >> 2 * (v / 32 % 4) & 3;
+        for (int v = 0; v < TEMPO_QK_K; v++) q[v] = (int16_t)(b[32 * (v / 128) + v % 32] >> 2 * (v / 32 % 4) & 3);
         return;
     }
-    for (int v = 0; v < 160; v++) q[v] = trit(b[v % 32], v / 32);
-    for (int v = 160; v < 240; v++) q[v] = trit(b[32 + (v - 160) % 16], (v - 160) / 16);
-    for (int v = 240; v < TEMPO_QK_K; v++) q[v] = trit(b[48 + (v - 240) % 4], (v - 240) / 4);
+    for (int v = 0; v < 160; v++) q[v] = (int16_t)trit(b[v % 32], v / 32);
+    for (int v = 160; v < 240; v++) q[v] = (int16_t)trit(b[32 + (v - 160) % 16], (v - 160) / 16);
+    for (int v = 240; v < TEMPO_QK_K; v++) q[v] = (int16_t)trit(b[48 + (v - 240) % 4], (v - 240) / 4);
+}
+
+/* The integers of every type whose dot is below (the grid types: ggml_dots_iq.c). */
+static void block_ints(WeightType t, const uint8_t *b, int16_t *w) {
+    switch (t) {
+    case WEIGHT_IQ4_XS: iq4_xs_ints(b, w); break;
+    case WEIGHT_Q3_K: q3_k_ints(b, w); break;
+    case WEIGHT_Q2_K: q2_k_ints(b, w); break;
+    case WEIGHT_TQ1_0: case WEIGHT_TQ2_0: ternary_digits(t, b, w); break;
+    case WEIGHT_Q4_1: case WEIGHT_Q5_0: case WEIGHT_Q5_1: case WEIGHT_IQ4_NL: block32_ints(t, b, w); break;
+    default: tempo_ggml_iq_ints(t, b, w); break;
+    }
+}
+
+/* ggml's integer lanes as their definition: lane k, products 4k..4k+3 of each 32 values. */
+static void lanes_plain(const int16_t *w, const int8_t *q8, int n, int32_t lane[8]) {
+    for (int k = 0; k < 8; k++) lane[k] = 0;
+    for (int v = 0; v < n; v++) lane[v % 32 / 4] += w[v] * q8[v];
+}
+
+const GgmlInts TEMPO_GGML_INTS_PLAIN = {block_ints, lanes_plain};
+
+/* The sum of the 8 lanes of n values (exact). */
+static int lanes_sum(const GgmlInts *ints, const int16_t *w, const int8_t *q8, int n) {
+    int32_t lane[8];
+    ints->lanes(w, q8, n, lane);
+    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
+/* One Q4_1, Q5_0, Q5_1 or IQ4_NL row times one Q8_0/Q8_1 row as
+ * ggml_vec_dot_q4_1_q8_1 / _q5_0_q8_0 / _q5_1_q8_1 (and tinyBLAS_Q0_AVX,
+ * Q5_0's and IQ4_NL's batches) compute it with AVX2: lane k adds per block
+ * f32(d_w d_x) times the integer sum of products 4k..4k+3 by a fused
+ * multiply-add; Q4_1 and Q5_1 add the min term m_w s_x of each block to a
+ * separate f32 sum (summs += m * s, one vfmadd231ss in llama.cpp's zen4
+ * build); hsum_float_8(lanes) + summs. */
+float tempo_ggml_block32_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    float lane[8] = {0}, summs = 0.0f;
+    size_t bytes = tempo_block_bytes(t);
+    int has_min = t == WEIGHT_Q4_1 || t == WEIGHT_Q5_1;
+    for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++, w += bytes) {
+        int16_t q[TEMPO_GGML_Q8_0_BLOCK];
+        int32_t sum[8];
+        ints->ints(t, w, q);
+        ints->lanes(q, x.q + b * TEMPO_GGML_Q8_0_BLOCK, TEMPO_GGML_Q8_0_BLOCK, sum);
+        float d = tempo_f16_at(w) * x.d[b];
+        if (has_min) summs = fmaf(tempo_f16_at(w + 2), x.sums[b], summs);
+        for (int k = 0; k < 8; k++) lane[k] = fmaf(d, (float)sum[k], lane[k]);
+    }
+    return has_min ? tempo_ggml_hsum_float_8(lane) + summs : tempo_ggml_hsum_float_8(lane);
+}
+
+/* One IQ4_NL row times one Q8_0 row as ggml_vec_dot_iq4_nl_q8_0 computes
+ * it with AVX2 (a call of one row; tinyBLAS takes calls of 2+ in
+ * tempo_ggml_block32_dot's order): blocks in pairs, the even block's lanes in one
+ * accumulator and the odd block's in another (lane k: products 4k..4k+3,
+ * a fused multiply-add of f32(d_x d_w)), hsum_float_8 of their lane sums;
+ * an odd last block added as fma(d, isum, sum) (vfmadd231ss). */
+float tempo_ggml_iq4_nl_vec_dot(const GgmlInts *ints, const uint8_t *w, GgmlQ8Row x, int m) {
+    float lane[2][8] = {{0}};
+    int blocks = m / TEMPO_GGML_Q8_0_BLOCK, b = 0;
+    int16_t q[TEMPO_GGML_Q8_0_BLOCK];
+    for (; b < blocks - blocks % 2; b++, w += 18) {
+        int32_t sum[8];
+        ints->ints(WEIGHT_IQ4_NL, w, q);
+        ints->lanes(q, x.q + b * TEMPO_GGML_Q8_0_BLOCK, TEMPO_GGML_Q8_0_BLOCK, sum);
+        float d = x.d[b] * tempo_f16_at(w);
+        for (int k = 0; k < 8; k++) lane[b % 2][k] = fmaf(d, (float)sum[k], lane[b % 2][k]);
+    }
+    for (int k = 0; k < 8; k++) lane[0][k] += lane[1][k];
+    float sum = tempo_ggml_hsum_float_8(lane[0]);
+    if (b < blocks) {
+        ints->ints(WEIGHT_IQ4_NL, w, q);
+        int isum = lanes_sum(ints, q, x.q + b * TEMPO_GGML_Q8_0_BLOCK, TEMPO_GGML_Q8_0_BLOCK);
+        sum = fmaf(x.d[b] * tempo_f16_at(w), (float)isum, sum);
+    }
+    return sum;
+}
+
+/* One IQ4_XS, Q3_K or Q2_K row times one Q8_K row as ggml_vec_dot_iq4_xs_q8_K,
+ * _q3_K_q8_K and _q2_K_q8_K compute it with AVX2: per super-block 8 integer
+ * lanes (lane k: the scaled sums of products 4k..4k+3 of each 32 values),
+ * one fused multiply-add of f32(d_w d_x) (IQ4_XS: d_w at 0; Q3_K: at 108;
+ * Q2_K: at 80, after lane k's fused multiply-add of the integer
+ * min_2k bsum_2k + min_2k+1 bsum_2k+1 of its 16-value sub-blocks times
+ * f32(-d_x dmin), dmin at 82); hsum_float_8. */
+float tempo_ggml_k_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    float lane[8] = {0};
+    size_t bytes = tempo_block_bytes(t);
+    for (int b = 0; b < m / TEMPO_QK_K; b++, w += bytes) {
+        int16_t q[TEMPO_QK_K];
+        int32_t sum[8];
+        ints->ints(t, w, q);
+        ints->lanes(q, x.q + b * TEMPO_QK_K, TEMPO_QK_K, sum);
+        if (t == WEIGHT_Q2_K) {
+            const int16_t *bsums = x.bsums + b * (TEMPO_QK_K / 16);
+            float dmin = -x.d[b] * tempo_f16_at(w + 82);
+            for (int k = 0; k < 8; k++) {
+                int mins = (w[2 * k] >> 4) * bsums[2 * k] + (w[2 * k + 1] >> 4) * bsums[2 * k + 1];
+                lane[k] = fmaf(dmin, (float)mins, lane[k]);
+            }
+        }
+        float d = t == WEIGHT_IQ4_XS ? tempo_f16_at(w) * x.d[b] : x.d[b] * tempo_f16_at(w + (t == WEIGHT_Q3_K ? 108 : 80));
+        for (int k = 0; k < 8; k++) lane[k] = fmaf(d, (float)sum[k], lane[k]);
+    }
+    return tempo_ggml_hsum_float_8(lane);
 }
 
 /* One TQ1_0 or TQ2_0 row times one Q8_K row as ggml_vec_dot_tq1_0_q8_K /
@@ -210,15 +208,15 @@ static void ternary_digits(WeightType t, const uint8_t *b, int *q) {
  * lane by lane), times f32(d_x d_w) added in one fused multiply-add (the
  * source's separate mul and add, contracted by GCC: vfmadd231ps);
  * hsum_float_8. */
-float tempo_ggml_ternary_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+float tempo_ggml_ternary_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
     float lane[8] = {0};
     size_t bytes = tempo_block_bytes(t);
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += bytes) {
-        const int8_t *q8 = x.q + b * TEMPO_QK_K;
         const int16_t *bsums = x.bsums + b * (TEMPO_QK_K / 16);
-        int q[TEMPO_QK_K], sum[8] = {0};
-        ternary_digits(t, w, q);
-        for (int v = 0; v < TEMPO_QK_K; v++) sum[v % 32 / 4] += q[v] * q8[v];
+        int16_t q[TEMPO_QK_K];
+        int32_t sum[8];
+        ints->ints(t, w, q);
+        ints->lanes(q, x.q + b * TEMPO_QK_K, TEMPO_QK_K, sum);
         float d = x.d[b] * tempo_f16_at(w + bytes - 2);
         for (int k = 0; k < 8; k++) lane[k] = fmaf((float)(sum[k] - bsums[2 * k] - bsums[2 * k + 1]), d, lane[k]);
     }
@@ -229,12 +227,12 @@ float tempo_ggml_ternary_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m)
  * kernels (gemv/gemm_q4_b32_8x8_q8_0_lut_avx) with IQ4_NL's levels as the
  * lookup table: per 32-value block the exact integer sum of products,
  * added to one f32 accumulator by a fused multiply-add with f32(d_w d_x). */
-float tempo_ggml_iq4_nl_8x8_dot(const uint8_t *w, GgmlQ8Row x, int m) {
+float tempo_ggml_iq4_nl_8x8_dot(const GgmlInts *ints, const uint8_t *w, GgmlQ8Row x, int m) {
     float acc = 0.0f;
     for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++, w += 18) {
-        int q[TEMPO_GGML_Q8_0_BLOCK], sum = 0;
-        block32_ints(WEIGHT_IQ4_NL, w, q);
-        for (int j = 0; j < TEMPO_GGML_Q8_0_BLOCK; j++) sum += q[j] * x.q[b * TEMPO_GGML_Q8_0_BLOCK + j];
+        int16_t q[TEMPO_GGML_Q8_0_BLOCK];
+        ints->ints(WEIGHT_IQ4_NL, w, q);
+        int sum = lanes_sum(ints, q, x.q + b * TEMPO_GGML_Q8_0_BLOCK, TEMPO_GGML_Q8_0_BLOCK);
         acc = fmaf((float)sum, tempo_f16_at(w) * x.d[b], acc);
     }
     return acc;
@@ -248,17 +246,17 @@ float tempo_ggml_iq4_nl_8x8_dot(const uint8_t *w, GgmlQ8Row x, int m) {
  * f32(dmin_w d_x), acc_min), output acc - acc_min. ggml_gemm_q2_K_8x8_q8_K
  * (the groups of 4 rows; its AVX-512 and AVX2 paths alike) does the same
  * per half super-block (128 values, 8 sub-blocks) (`gemm`). */
-float tempo_ggml_q2_k_8x8_dot(const uint8_t *w, GgmlQ8Row x, int m, int gemm) {
+float tempo_ggml_q2_k_8x8_dot(const GgmlInts *ints, const uint8_t *w, GgmlQ8Row x, int m, int gemm) {
     float acc = 0.0f, acc_min = 0.0f;
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += 84) {
-        const uint8_t *scales = w, *qs = w + 16;
         const int8_t *q8 = x.q + b * TEMPO_QK_K;
         float d = tempo_f16_at(w + 80) * x.d[b], dmin = tempo_f16_at(w + 82) * x.d[b];
+        int16_t q[TEMPO_QK_K];
+        ints->ints(WEIGHT_Q2_K, w, q);
         int isum = 0, imin = 0;
         for (int g = 0; g < 16; g++) {
-            int dot = 0;
-            for (int t = 16 * (g % 2); t < 16 * (g % 2) + 16; t++) dot += low2(qs, g / 2, t) * q8[32 * (g / 2) + t];
-            isum += (scales[g] & 15) * dot, imin += (scales[g] >> 4) * x.bsums[b * 16 + g];
+            imin += (w[g] >> 4) * x.bsums[b * 16 + g];
+            if (g % 8 == 7) isum += lanes_sum(ints, q + 16 * (g - 7), q8 + 16 * (g - 7), 128);
             if ((gemm && g == 7) || g == 15) {
                 acc = fmaf((float)isum, d, acc), acc_min = fmaf((float)imin, dmin, acc_min);
                 isum = imin = 0;
@@ -295,9 +293,9 @@ static int q2_0_block_sum(const uint8_t *qs, const int8_t *q8) {
  * integer sum s of products 4k..4k+3 (q8 or -q8 by the sign bit): a_k =
  * d_x0 s for K = 0, then fma(d_xK, s, a_k); lane k then adds fma(d_w, a_k,
  * lane_k); hsum_float_8. */
-float tempo_ggml_q1_0_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+float tempo_ggml_q1_0_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
     float lane[8] = {0};
-    (void)t;
+    (void)ints, (void)t; /* one type; its integer sums below */
     for (int b = 0; b < m / 128; b++, w += 18) {
         float block[8], d_w = tempo_f16_at(w);
         for (int K = 0; K < 4; K++) {
@@ -317,9 +315,9 @@ float tempo_ggml_q1_0_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
  * has no other): per 64-value block the integer sum s_K of each of its two
  * Q8_0 blocks, b = fma(d_x1, s_1, fma(d_x0, s_0, 0)), then sum = fma(d_w, b, sum), in
  * block order (the zen4 build fuses each multiply-add). */
-float tempo_ggml_q2_0_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+float tempo_ggml_q2_0_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
     float sum = 0.0f;
-    (void)t;
+    (void)ints, (void)t; /* one type; its integer sums below */
     for (int b = 0; b < m / 64; b++, w += 18) {
         float block = 0.0f;
         for (int K = 0; K < 2; K++) {

@@ -17,6 +17,7 @@
  *   ggml_repack.c  its product for Q4_0 weights repacked as q4_0_8x8 (and Q4_K as q4_K_8x8)
  *   ggml_dots_more.c  its dots of Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS, Q2_K, Q3_K, TQ1_0, TQ2_0 (plain; repacked IQ4_NL, Q2_K)
  *   ggml_dots_iq.c  its dots of the grid types IQ1_S .. IQ3_S (plain)
+ *   ggml_ints_avx.c  the integer part of those two files' dots, vectorized (GgmlInts)
  *   ggml_dot.c   its x86 AVX-512 summation orders (tinyBLAS, vec_dot), expf, SwiGLU
  *   ggml_dots.c  its quantized dot products (plain definitions)
  *   ggml_dots_avx.c  the same, vectorized
@@ -82,6 +83,13 @@ extern const int8_t tempo_iq4_levels[16];
 static inline int tempo_q3_k_scale(const uint8_t *s, int j) {
     int low = j < 8 ? s[j] & 0x0F : s[j - 8] >> 4;
     return low | ((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4;
+}
+
+/* IQ4_XS's 6-bit scale of sub-block ib (0..7): the low 4 bits a nibble of
+ * scales_l (byte 4 + ib / 2), the top 2 bits 2ib.. of the 16-bit scales_h at 2. */
+static inline int tempo_iq4_xs_scale(const uint8_t *b, int ib) {
+    unsigned scales_h = (unsigned)(b[2] | b[3] << 8);
+    return ((b[4 + ib / 2] >> 4 * (ib % 2)) & 0x0F) | ((scales_h >> 2 * ib) & 3) << 4;
 }
 
 /* ---- dequant_iq.c ---- */
@@ -160,12 +168,30 @@ typedef struct {
 } GgmlQ8Row;
 /* x[m] quantized to `t` (GGML_DOT_Q8_0, _Q8_1 (its values) or _Q8_K) as ggml does. */
 void tempo_ggml_quantize_plain(GgmlDotType t, const float *x, int m, GgmlQ8Row out);
+/* ---- the integer part of the other types' dots (ggml_dots_more.c, ggml_dots_iq.c): exact, so any
+ * order gives the same sums; plain (TEMPO_GGML_INTS_PLAIN) and vectorized (TEMPO_GGML_INTS_FAST,
+ * ggml_ints_avx.c, tested equal) ---- */
+/* The block of type t at b (32 or 256 values) as integers w[v] = s_v q_v: value v (signs applied)
+ * times its integer scale (1 where the type has none); IQ1_S and IQ1_M also their delta term
+ * s_v delta_v at w[256 + v]. */
+typedef void GgmlBlockInts(WeightType t, const uint8_t *b, int16_t *w);
+/* ggml's 8 integer lanes of n values (a multiple of 32): lane[k] = sum over each 32 values c of
+ * w[32c + 4k + j] q8[32c + 4k + j], j < 4. */
+typedef void GgmlLanes(const int16_t *w, const int8_t *q8, int n, int32_t lane[8]);
+typedef struct {
+    GgmlBlockInts *ints;
+    GgmlLanes *lanes;
+} GgmlInts;
+extern const GgmlInts TEMPO_GGML_INTS_PLAIN, TEMPO_GGML_INTS_FAST;
 /* One weight row w (m values of type t) times one quantized activation row,
- * in the order of ggml's x86 AVX2 vec_dot: the type of every plain dot below. */
-typedef float GgmlRowDot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
+ * in the order of ggml's x86 AVX2 vec_dot: the type of every plain dot below
+ * (`ints`: how the other types' integer sums are made; the rest ignore it). */
+typedef float GgmlRowDot(const GgmlInts *ints, WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
 /* Whether ggml's dot product of weight type t is followed (ggml_dots.c's table has a dot for it). */
 int tempo_ggml_has_dot(WeightType t);
 /* Type t's dot, as its entry in the one table (ggml_dots.c) says; t must have one (tempo_ggml_has_dot). */
+float tempo_ggml_dot_with(const GgmlInts *ints, WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
+/* The same with the plain integer sums: the definition. */
 float tempo_ggml_dot_plain(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
 /* Q4_K's and Q5_K's 6-bit scales sc[8] and mins mn[8] from their 12 bytes. */
 void tempo_ggml_k4_scales(const uint8_t *q, int *sc, int *mn);
@@ -175,21 +201,21 @@ void tempo_ggml_k4_scales(const uint8_t *q, int *sc, int *mn);
 /* Q8_1's block sums out.sums of x[m] (out.q already quantized). */
 void tempo_ggml_q8_1_sums(const float *x, int m, GgmlQ8Row out);
 GgmlRowDot tempo_ggml_block32_dot; /* Q4_1, Q5_0, Q5_1, IQ4_NL */
-GgmlRowDot tempo_ggml_iq4_xs_dot;
-GgmlRowDot tempo_ggml_q3_k_dot;
-GgmlRowDot tempo_ggml_q2_k_dot;
+GgmlRowDot tempo_ggml_k_dot;       /* IQ4_XS, Q3_K, Q2_K */
 GgmlRowDot tempo_ggml_ternary_dot; /* TQ1_0, TQ2_0 */
 GgmlRowDot tempo_ggml_q1_0_dot;
 GgmlRowDot tempo_ggml_q2_0_dot;
 /* IQ4_NL unrepacked in a call of one row (ggml_vec_dot_iq4_nl_q8_0; 2+ rows: tempo_ggml_dot_plain, tinyBLAS's order). */
-float tempo_ggml_iq4_nl_vec_dot(const uint8_t *w, GgmlQ8Row x, int m);
+float tempo_ggml_iq4_nl_vec_dot(const GgmlInts *ints, const uint8_t *w, GgmlQ8Row x, int m);
 /* ---- ggml_dots_iq.c: the grid types' dots (IQ1_S .. IQ3_S), plain ---- */
 GgmlRowDot tempo_ggml_iq_dot;
+/* The grid types' GgmlBlockInts (plain). */
+void tempo_ggml_iq_ints(WeightType t, const uint8_t *b, int16_t *w);
 /* One IQ4_NL row times one Q8_0 row as llama.cpp's repacked iq4_nl_8x8 kernels compute it. */
-float tempo_ggml_iq4_nl_8x8_dot(const uint8_t *w, GgmlQ8Row x, int m);
+float tempo_ggml_iq4_nl_8x8_dot(const GgmlInts *ints, const uint8_t *w, GgmlQ8Row x, int m);
 /* One Q2_K row times one Q8_K row as ggml_gemv_q2_K_8x8_q8_K (gemm 0) or
  * ggml_gemm_q2_K_8x8_q8_K (gemm 1) computes it. */
-float tempo_ggml_q2_k_8x8_dot(const uint8_t *w, GgmlQ8Row x, int m, int gemm);
+float tempo_ggml_q2_k_8x8_dot(const GgmlInts *ints, const uint8_t *w, GgmlQ8Row x, int m, int gemm);
 /* ---- ggml_dots_avx.c: the same, vectorized (bitwise equal) ---- */
 void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row out);
 /* out[i * stride] = w times activation row x[i], for i < k. */

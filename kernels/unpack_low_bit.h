@@ -294,13 +294,12 @@ TEMPO_LOW_BIT_INLINE void tempo_q3_k_vectors(const uint8_t *b, int g, F32x16 pro
 }
 
 /* IQ4_XS, values 64g .. 64g+63 (sub-blocks of 32: 2g, 2g+1), each IQ4_NL's
- * layout: w = (d*(ls - 32)) * level[q], ls 4 bits of scales_l and 2 of scales_h. */
+ * layout: w = (d*(ls - 32)) * level[q], ls tempo_iq4_xs_scale. */
 TEMPO_LOW_BIT_INLINE void tempo_iq4_xs_vectors(const uint8_t *b, int g, F32x16 w[4]) {
     F32x16 d = tempo_half_scale16(b);
-    unsigned scales_h = (unsigned)(b[2] | b[3] << 8);
     for (int s = 0; s < 2; s++) {
-        int sub = 2 * g + s, ls = ((b[4 + sub / 2] >> 4 * (sub % 2)) & 0x0F) | ((scales_h >> 2 * sub) & 3) << 4;
-        tempo_iq4_vectors(b + 8 + 16 * sub, d * (float)(ls - 32), w + 2 * s); /* d * (ls - 32) in every lane */
+        int sub = 2 * g + s;
+        tempo_iq4_vectors(b + 8 + 16 * sub, d * (float)(tempo_iq4_xs_scale(b, sub) - 32), w + 2 * s); /* d * (ls - 32) in every lane */
     }
 }
 

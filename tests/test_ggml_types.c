@@ -89,7 +89,7 @@ Test(ggml_types, plain_dots_are_the_dequantized_product) {
                     double term = (double)wf[j] * r.q[j] * r.d[j / 32];
                     part += term, part_size += fabs(term);
                 }
-                float one_row = tempo_ggml_iq4_nl_vec_dot(w, row_of(&r), m);
+                float one_row = tempo_ggml_iq4_nl_vec_dot(&TEMPO_GGML_INTS_PLAIN, w, row_of(&r), m);
                 cr_assert(fabs(one_row - part) <= 1e-5 * part_size, "IQ4_NL vec_dot m %d: %.9g, dequantized %.9g", m, one_row, part);
             }
         }
@@ -143,7 +143,7 @@ Test(ggml_types, q2_k_repacked_orders_are_other_orders_of_the_same_sum) {
         tempo_dequantize(WEIGHT_Q2_K, w, M, wf);
         double size = 0.0;
         for (int j = 0; j < M; j++) size += fabs((double)wf[j] * r.q[j] * r.d[j / 256]);
-        float gemv = tempo_ggml_q2_k_8x8_dot(w, row_of(&r), M, 0), gemm = tempo_ggml_q2_k_8x8_dot(w, row_of(&r), M, 1);
+        float gemv = tempo_ggml_q2_k_8x8_dot(&TEMPO_GGML_INTS_PLAIN, w, row_of(&r), M, 0), gemm = tempo_ggml_q2_k_8x8_dot(&TEMPO_GGML_INTS_PLAIN, w, row_of(&r), M, 1);
         float vec_dot = tempo_ggml_dot_plain(WEIGHT_Q2_K, w, row_of(&r), M);
         cr_assert(fabs(gemv - vec_dot) <= 1e-5 * size && fabs(gemm - vec_dot) <= 1e-5 * size, "trial %d: %.9g %.9g %.9g", trial,
                   gemv, gemm, vec_dot);
@@ -154,10 +154,10 @@ Test(ggml_types, q2_k_repacked_orders_are_other_orders_of_the_same_sum) {
 
 /* The plain dot the ggml matmul takes for row i of n, weight row r of d. */
 static float matmul_dot(WeightType t, int repack, int d, const uint8_t *w, GgmlQ8Row x, int i, int n) {
-    if ((!repack || !tempo_ggml_repacks(t, d)) && t == WEIGHT_IQ4_NL && n == 1) return tempo_ggml_iq4_nl_vec_dot(w, x, M);
+    if ((!repack || !tempo_ggml_repacks(t, d)) && t == WEIGHT_IQ4_NL && n == 1) return tempo_ggml_iq4_nl_vec_dot(&TEMPO_GGML_INTS_PLAIN, w, x, M);
     if (!repack || !tempo_ggml_repacks(t, d)) return tempo_ggml_dot_plain(t, w, x, M);
-    if (t == WEIGHT_Q2_K) return tempo_ggml_q2_k_8x8_dot(w, x, M, i < n - n % 4);
-    return tempo_ggml_iq4_nl_8x8_dot(w, x, M);
+    if (t == WEIGHT_Q2_K) return tempo_ggml_q2_k_8x8_dot(&TEMPO_GGML_INTS_PLAIN, w, x, M, i < n - n % 4);
+    return tempo_ggml_iq4_nl_8x8_dot(&TEMPO_GGML_INTS_PLAIN, w, x, M);
 }
 
 /* The ggml matmul (repack on and off; 1, 2 and 5 rows, 16 and 40 weight
@@ -295,5 +295,51 @@ Test(ggml_types, q1_0_q2_0_dots_are_llama_cpp_transcribed) {
         }
         cr_expect(unfused_differs, "%s: the unfused order gave the same bits on 300 rows", tempo_weight_type_name(t));
         cr_expect(order_differs, "%s: the other order gave the same bits on 300 rows", tempo_weight_type_name(t));
+    }
+}
+
+/* The vectorized integers (TEMPO_GGML_INTS_FAST) are the plain ones value
+ * for value: every type's block (IQ1: and its delta term) on all-zero
+ * bytes, all-0xFF bytes (the largest codes and scales, every sign bit set)
+ * and random bytes. A value from the wrong bits, a scale of the wrong
+ * sub-block, a sign or a fifth bit missed fails. */
+Test(ggml_types, fast_block_integers_are_the_plain_ones) {
+    uint64_t s = 61;
+    uint8_t b[256];
+    int16_t plain[2 * TEMPO_QK_K], fast[2 * TEMPO_QK_K];
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        WeightType t = TYPES[ti];
+        if (t == WEIGHT_Q1_0 || t == WEIGHT_Q2_0) continue; /* their dots sum their own integers */
+        int n = tempo_block_values(t) * (t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M ? 2 : 1);
+        cr_assert(tempo_block_bytes(t) <= sizeof b, "%s", tempo_weight_type_name(t));
+        for (int trial = 0; trial < 300; trial++) {
+            for (size_t i = 0; i < tempo_block_bytes(t); i++) b[i] = trial == 0 ? 0 : trial == 1 ? 0xFF : (uint8_t)next_bits(&s);
+            TEMPO_GGML_INTS_PLAIN.ints(t, b, plain);
+            TEMPO_GGML_INTS_FAST.ints(t, b, fast);
+            for (int v = 0; v < n; v++)
+                cr_assert_eq(fast[v], plain[v], "%s trial %d value %d: %d, plain %d", tempo_weight_type_name(t), trial, v, fast[v], plain[v]);
+        }
+    }
+}
+
+/* The vectorized lanes are the plain lanes (lane k: products 4k..4k+3 of
+ * each 32 values) on 32, 128 and 256 values: random integers, and the
+ * extremes the types reach (|w| = 127 * 32, q8 = -128), where a saturating
+ * or 16-bit sum would wrap. A lane of the wrong values fails. */
+Test(ggml_types, fast_lanes_are_the_plain_lanes) {
+    uint64_t s = 67;
+    int16_t w[TEMPO_QK_K];
+    int8_t q8[TEMPO_QK_K];
+    static const int counts[3] = {32, 128, 256};
+    for (int trial = 0; trial < 300; trial++) {
+        int n = counts[trial % 3];
+        for (int v = 0; v < n; v++) {
+            w[v] = trial < 3 ? (int16_t)(trial == 1 ? 4064 : -4064) : (int16_t)((int)(next_bits(&s) % 8129) - 4064);
+            q8[v] = trial < 3 ? -128 : (int8_t)next_bits(&s);
+        }
+        int32_t plain[8], fast[8];
+        TEMPO_GGML_INTS_PLAIN.lanes(w, q8, n, plain);
+        TEMPO_GGML_INTS_FAST.lanes(w, q8, n, fast);
+        for (int k = 0; k < 8; k++) cr_assert_eq(fast[k], plain[k], "trial %d n %d lane %d: %d, plain %d", trial, n, k, fast[k], plain[k]);
     }
 }
