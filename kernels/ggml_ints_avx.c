@@ -9,8 +9,14 @@
 
 #include <string.h>
 
+#include "iq_grids.h"
+#include "unpack_grids.h" /* tempo_grid_signs, tempo_u16_at, tempo_u32_at */
+
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
+
+/* Inlined where the type is a constant, so that each type's decoder is compiled apart. */
+#define INLINE static inline __attribute__((always_inline))
 
 /* lane[k] = sum of w[32c + 4k + j] q8[32c + 4k + j]: vpmaddwd sums value pairs
  * (2p, 2p + 1) in 32-bit lane p, so lane k is lanes 2k and 2k + 1 added. The
@@ -89,12 +95,120 @@ static void two_bit_fast(WeightType t, const uint8_t *b, int16_t *w) {
     }
 }
 
+/* Trits of bytes in 16-bit lanes x at powers pow3 (trit()): ((x * 3^n) mod 256) * 3 >> 8. */
+static __m512i trits16(__m512i x, __m512i pow3) {
+    __m512i top = _mm512_and_si512(_mm512_mullo_epi16(x, pow3), _mm512_set1_epi16(255));
+    return _mm512_srli_epi16(_mm512_mullo_epi16(top, _mm512_set1_epi16(3)), 8);
+}
+
+/* TQ1_0 (ternary_digits): values 32c + i, c < 5, trit c of byte i; 160 .. 223 trits 0 .. 3 of bytes
+ * 32 .. 47 (16 values each); 224 .. 239 trit 4 of them; 240 .. 255 trit (v - 240) / 4 of byte 48 + v % 4. */
+static void tq1_0_fast(const uint8_t *b, int16_t *w) {
+    static const int16_t last_pow3[32] = {81, 81, 81, 81, 81, 81, 81, 81, 81, 81, 81, 81, 81, 81, 81, 81,
+                                          1,  1,  1,  1,  3,  3,  3,  3,  9,  9,  9,  9,  27, 27, 27, 27};
+    __m128i middle = _mm_loadu_si128((const __m128i *)(b + 32));
+    __m512i first = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)b));
+    __m512i twice = _mm512_cvtepu8_epi16(_mm256_set_m128i(middle, middle));
+    __m512i last = _mm512_cvtepu8_epi16(_mm256_set_m128i(_mm_set1_epi32((int)tempo_u32_at(b + 48)), middle));
+    for (int c = 0, pow3 = 1; c < 5; c++, pow3 *= 3) _mm512_storeu_si512(w + 32 * c, trits16(first, _mm512_set1_epi16((short)pow3)));
+    _mm512_storeu_si512(w + 160, trits16(twice, scale_pair(1, 3)));
+    _mm512_storeu_si512(w + 192, trits16(twice, scale_pair(9, 27)));
+    _mm512_storeu_si512(w + 224, trits16(last, _mm512_loadu_si512(last_pow3)));
+}
+
+/* A grid type's sub-block of 32 values: 4 grid points of 8 values (IQ3: 8 of 4, paired), a sign bit
+ * per value, the scales of its two 16s; IQ1: a delta (+-1) per point, no signs. */
+typedef struct {
+    uint64_t point[4];
+    uint32_t signs;
+    int scale[2], delta[4];
+} GridSub;
+
+/* The sub-block's 32 integers (value j negated where bit j of the signs is set) times their scales;
+ * IQ1 (`signed_grid`: the grid's bytes are -1, 0, 1) also the delta terms at w + 256. */
+static void grid_sub_store(const GridSub *g, int signed_grid, int16_t *w) {
+    __m256i bytes = _mm256_set_epi64x((long long)g->point[3], (long long)g->point[2], (long long)g->point[1], (long long)g->point[0]);
+    __m512i v = signed_grid ? _mm512_cvtepi8_epi16(bytes) : _mm512_cvtepu8_epi16(bytes);
+    v = _mm512_mask_sub_epi16(v, (__mmask32)g->signs, _mm512_setzero_si512(), v);
+    _mm512_storeu_si512(w, _mm512_mullo_epi16(v, scale_pair(g->scale[0], g->scale[1])));
+    if (signed_grid)
+        for (int l = 0; l < 4; l++) _mm_storeu_si128((__m128i *)(w + TEMPO_QK_K + 8 * l), _mm_set1_epi16((short)(g->scale[l / 2] * g->delta[l])));
+}
+
+/* Two 4-value points as one 8-value point (IQ3). */
+static uint64_t point_pair(const uint8_t *a, const uint8_t *b) { return tempo_u32_at(a) | (uint64_t)tempo_u32_at(b) << 32; }
+
+/* Point l of sub-block ib of IQ2_XXS, IQ2_XS, IQ2_S (8 values) or IQ3_XXS, IQ3_S (two of 4), and its 8
+ * sign bits; the sub-block's scales (the same for each l), as ggml_dots_iq.c's decoders read them. */
+INLINE void iq23_point(WeightType t, const uint8_t *b, int ib, int l, GridSub *g) {
+    const uint8_t *qs = b + 2 + 8 * ib;
+    if (t == WEIGHT_IQ2_XXS || t == WEIGHT_IQ3_XXS) {
+        uint32_t aux = tempo_u32_at(t == WEIGHT_IQ2_XXS ? qs + 4 : b + 66 + 4 * ib);
+        if (t == WEIGHT_IQ2_XXS) memcpy(&g->point[l], tempo_iq2xxs_grid[qs[l]], 8);
+        else g->point[l] = point_pair(tempo_iq3xxs_grid[qs[2 * l]], tempo_iq3xxs_grid[qs[2 * l + 1]]);
+        g->signs |= tempo_grid_signs(aux >> 7 * l & 127) << 8 * l;
+        g->scale[0] = g->scale[1] = 2 * (int)(aux >> 28) + 1;
+    } else if (t == WEIGHT_IQ2_XS) {
+        unsigned q = tempo_u16_at(b + 2 + 2 * (4 * ib + l));
+        memcpy(&g->point[l], tempo_iq2xs_grid[q & 511], 8), g->signs |= tempo_grid_signs(q >> 9) << 8 * l;
+        g->scale[0] = 2 * (b[66 + ib] & 15) + 1, g->scale[1] = 2 * (b[66 + ib] >> 4) + 1;
+    } else if (t == WEIGHT_IQ2_S) {
+        memcpy(&g->point[l], tempo_iq2s_grid[b[2 + 4 * ib + l] | (b[66 + ib] >> 2 * l & 3) << 8], 8);
+        g->signs |= (uint32_t)b[34 + 4 * ib + l] << 8 * l;
+        g->scale[0] = 2 * (b[74 + ib] & 15) + 1, g->scale[1] = 2 * (b[74 + ib] >> 4) + 1;
+    } else { /* IQ3_S */
+        g->point[l] = point_pair(tempo_iq3s_grid[qs[2 * l] | (b[66 + ib] >> 2 * l & 1) << 8],
+                                 tempo_iq3s_grid[qs[2 * l + 1] | (b[66 + ib] >> (2 * l + 1) & 1) << 8]);
+        g->signs |= (uint32_t)b[74 + 4 * ib + l] << 8 * l;
+        g->scale[0] = g->scale[1] = 2 * (b[106 + ib / 2] >> 4 * (ib % 2) & 15) + 1;
+    }
+}
+
+/* Point l of sub-block ib of IQ1_S or IQ1_M, its delta, and the sub-block's scales. */
+INLINE void iq1_point(WeightType t, const uint8_t *b, int ib, int l, GridSub *g) {
+    if (t == WEIGHT_IQ1_S) {
+        unsigned h = tempo_u16_at(b + 34 + 2 * ib);
+        memcpy(&g->point[l], tempo_iq1s_grid[b[2 + 4 * ib + l] | (h >> 3 * l & 7) << 8], 8);
+        g->scale[0] = g->scale[1] = 2 * (int)(h >> 12 & 7) + 1, g->delta[l] = h & 0x8000 ? -1 : 1;
+        return;
+    }
+    unsigned scales = tempo_u16_at(b + 48 + 2 * (ib / 2)) >> 6 * (ib % 2), nibble = b[32 + 2 * ib + l / 2] >> 4 * (l % 2) & 15;
+    memcpy(&g->point[l], tempo_iq1s_grid[b[4 * ib + l] | (nibble & 7) << 8], 8);
+    g->scale[0] = 2 * (int)(scales & 7) + 1, g->scale[1] = 2 * (int)(scales >> 3 & 7) + 1, g->delta[l] = nibble & 8 ? -1 : 1;
+}
+
+/* The grid types (tempo_ggml_iq_ints), compiled once per type (grid_fast). */
+INLINE void grid_block(WeightType t, const uint8_t *b, int16_t *w) {
+    int iq1 = t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M;
+    for (int ib = 0; ib < 8; ib++) {
+        GridSub g = {.signs = 0};
+        for (int l = 0; l < 4; l++) {
+            if (iq1) iq1_point(t, b, ib, l, &g);
+            else iq23_point(t, b, ib, l, &g);
+        }
+        grid_sub_store(&g, iq1, w + 32 * ib);
+    }
+}
+
+static void grid_fast(WeightType t, const uint8_t *b, int16_t *w) {
+    switch (t) {
+    case WEIGHT_IQ2_XXS: grid_block(WEIGHT_IQ2_XXS, b, w); break;
+    case WEIGHT_IQ2_XS: grid_block(WEIGHT_IQ2_XS, b, w); break;
+    case WEIGHT_IQ2_S: grid_block(WEIGHT_IQ2_S, b, w); break;
+    case WEIGHT_IQ3_XXS: grid_block(WEIGHT_IQ3_XXS, b, w); break;
+    case WEIGHT_IQ3_S: grid_block(WEIGHT_IQ3_S, b, w); break;
+    case WEIGHT_IQ1_S: grid_block(WEIGHT_IQ1_S, b, w); break;
+    default: grid_block(WEIGHT_IQ1_M, b, w); break;
+    }
+}
+
 static void ints_fast(WeightType t, const uint8_t *b, int16_t *w) {
     switch (t) {
     case WEIGHT_Q4_1: case WEIGHT_Q5_0: case WEIGHT_Q5_1: case WEIGHT_IQ4_NL: block32_fast(t, b, w); break;
     case WEIGHT_IQ4_XS: iq4_xs_fast(b, w); break;
     case WEIGHT_Q2_K: case WEIGHT_Q3_K: case WEIGHT_TQ2_0: two_bit_fast(t, b, w); break;
-    default: TEMPO_GGML_INTS_PLAIN.ints(t, b, w); break;
+    case WEIGHT_TQ1_0: tq1_0_fast(b, w); break;
+    default: grid_fast(t, b, w); break;
     }
 }
 
