@@ -11,6 +11,7 @@
 
 #include "iq_grids.h"
 #include "kernels.h"
+#include "unpack.h" /* tempo_half_scale: tempo_f16_at's value, inline */
 
 /* A super-block as integers: q[256] the values (grid point times sign),
  * scale[16] the odd scale of each 16 values, delta[32] IQ1's +-1 shift
@@ -136,7 +137,7 @@ static void iq_super_block(WeightType t, const uint8_t *b, IqSuperBlock *s) {
 
 /* The super-block's f16 scale d: the first two bytes, or IQ1_M's top nibbles of its four 16-bit scale words. */
 static float iq_d(WeightType t, const uint8_t *b) {
-    if (t != WEIGHT_IQ1_M) return tempo_f16_at(b);
+    if (t != WEIGHT_IQ1_M) return tempo_half_scale(b);
     unsigned w[4] = {u16_at(b + 48), u16_at(b + 50), u16_at(b + 52), u16_at(b + 54)};
     return tempo_f16_to_f32((uint16_t)(w[0] >> 12 | (w[1] >> 8 & 0x00F0) | (w[2] >> 4 & 0x0F00) | (w[3] & 0xF000)));
 }

@@ -15,6 +15,7 @@
 
 #include "../formats/quant.h" /* tempo_f32_to_f16 */
 #include "kernels.h"
+#include "unpack.h" /* tempo_half_scale: tempo_f16_at's value, inline */
 
 static float round_f16(float x) { return tempo_f16_to_f32(tempo_f32_to_f16(x)); }
 
@@ -138,8 +139,8 @@ float tempo_ggml_block32_dot(const GgmlInts *ints, WeightType t, const uint8_t *
         int32_t sum[8];
         ints->ints(t, w, q);
         ints->lanes(q, x.q + b * TEMPO_GGML_Q8_0_BLOCK, TEMPO_GGML_Q8_0_BLOCK, sum);
-        float d = tempo_f16_at(w) * x.d[b];
-        if (has_min) summs = fmaf(tempo_f16_at(w + 2), x.sums[b], summs);
+        float d = tempo_half_scale(w) * x.d[b];
+        if (has_min) summs = fmaf(tempo_half_scale(w + 2), x.sums[b], summs);
         for (int k = 0; k < 8; k++) lane[k] = fmaf(d, (float)sum[k], lane[k]);
     }
     return has_min ? tempo_ggml_hsum_float_8(lane) + summs : tempo_ggml_hsum_float_8(lane);
@@ -159,7 +160,7 @@ float tempo_ggml_iq4_nl_vec_dot(const GgmlInts *ints, const uint8_t *w, GgmlQ8Ro
         int32_t sum[8];
         ints->ints(WEIGHT_IQ4_NL, w, q);
         ints->lanes(q, x.q + b * TEMPO_GGML_Q8_0_BLOCK, TEMPO_GGML_Q8_0_BLOCK, sum);
-        float d = x.d[b] * tempo_f16_at(w);
+        float d = x.d[b] * tempo_half_scale(w);
         for (int k = 0; k < 8; k++) lane[b % 2][k] = fmaf(d, (float)sum[k], lane[b % 2][k]);
     }
     for (int k = 0; k < 8; k++) lane[0][k] += lane[1][k];
@@ -167,7 +168,7 @@ float tempo_ggml_iq4_nl_vec_dot(const GgmlInts *ints, const uint8_t *w, GgmlQ8Ro
     if (b < blocks) {
         ints->ints(WEIGHT_IQ4_NL, w, q);
         int isum = lanes_sum(ints, q, x.q + b * TEMPO_GGML_Q8_0_BLOCK, TEMPO_GGML_Q8_0_BLOCK);
-        sum = fmaf(x.d[b] * tempo_f16_at(w), (float)isum, sum);
+        sum = fmaf(x.d[b] * tempo_half_scale(w), (float)isum, sum);
     }
     return sum;
 }
@@ -189,13 +190,13 @@ float tempo_ggml_k_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, Ggm
         ints->lanes(q, x.q + b * TEMPO_QK_K, TEMPO_QK_K, sum);
         if (t == WEIGHT_Q2_K) {
             const int16_t *bsums = x.bsums + b * (TEMPO_QK_K / 16);
-            float dmin = -x.d[b] * tempo_f16_at(w + 82);
+            float dmin = -x.d[b] * tempo_half_scale(w + 82);
             for (int k = 0; k < 8; k++) {
                 int mins = (w[2 * k] >> 4) * bsums[2 * k] + (w[2 * k + 1] >> 4) * bsums[2 * k + 1];
                 lane[k] = fmaf(dmin, (float)mins, lane[k]);
             }
         }
-        float d = t == WEIGHT_IQ4_XS ? tempo_f16_at(w) * x.d[b] : x.d[b] * tempo_f16_at(w + (t == WEIGHT_Q3_K ? 108 : 80));
+        float d = t == WEIGHT_IQ4_XS ? tempo_half_scale(w) * x.d[b] : x.d[b] * tempo_half_scale(w + (t == WEIGHT_Q3_K ? 108 : 80));
         for (int k = 0; k < 8; k++) lane[k] = fmaf(d, (float)sum[k], lane[k]);
     }
     return tempo_ggml_hsum_float_8(lane);
@@ -217,7 +218,7 @@ float tempo_ggml_ternary_dot(const GgmlInts *ints, WeightType t, const uint8_t *
         int32_t sum[8];
         ints->ints(t, w, q);
         ints->lanes(q, x.q + b * TEMPO_QK_K, TEMPO_QK_K, sum);
-        float d = x.d[b] * tempo_f16_at(w + bytes - 2);
+        float d = x.d[b] * tempo_half_scale(w + bytes - 2);
         for (int k = 0; k < 8; k++) lane[k] = fmaf((float)(sum[k] - bsums[2 * k] - bsums[2 * k + 1]), d, lane[k]);
     }
     return tempo_ggml_hsum_float_8(lane);
@@ -233,7 +234,7 @@ float tempo_ggml_iq4_nl_8x8_dot(const GgmlInts *ints, const uint8_t *w, GgmlQ8Ro
         int16_t q[TEMPO_GGML_Q8_0_BLOCK];
         ints->ints(WEIGHT_IQ4_NL, w, q);
         int sum = lanes_sum(ints, q, x.q + b * TEMPO_GGML_Q8_0_BLOCK, TEMPO_GGML_Q8_0_BLOCK);
-        acc = fmaf((float)sum, tempo_f16_at(w) * x.d[b], acc);
+        acc = fmaf((float)sum, tempo_half_scale(w) * x.d[b], acc);
     }
     return acc;
 }
@@ -250,7 +251,7 @@ float tempo_ggml_q2_k_8x8_dot(const GgmlInts *ints, const uint8_t *w, GgmlQ8Row 
     float acc = 0.0f, acc_min = 0.0f;
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += 84) {
         const int8_t *q8 = x.q + b * TEMPO_QK_K;
-        float d = tempo_f16_at(w + 80) * x.d[b], dmin = tempo_f16_at(w + 82) * x.d[b];
+        float d = tempo_half_scale(w + 80) * x.d[b], dmin = tempo_half_scale(w + 82) * x.d[b];
         int16_t q[TEMPO_QK_K];
         ints->ints(WEIGHT_Q2_K, w, q);
         int isum = 0, imin = 0;
@@ -297,7 +298,7 @@ float tempo_ggml_q1_0_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, 
     float lane[8] = {0};
     (void)ints, (void)t; /* one type; its integer sums below */
     for (int b = 0; b < m / 128; b++, w += 18) {
-        float block[8], d_w = tempo_f16_at(w);
+        float block[8], d_w = tempo_half_scale(w);
         for (int K = 0; K < 4; K++) {
             int sum[8];
             uint32_t bits;
@@ -324,7 +325,7 @@ float tempo_ggml_q2_0_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, 
             int s = q2_0_block_sum(w + 2 + 8 * K, x.q + 64 * b + 32 * K);
             block = fmaf(x.d[2 * b + K], (float)s, block);
         }
-        sum = fmaf(tempo_f16_at(w), block, sum);
+        sum = fmaf(tempo_half_scale(w), block, sum);
     }
     return sum;
 }
