@@ -5,6 +5,7 @@
  * GGML_MAX_ROWS activation rows. Bitwise equal to the plain definitions
  * (tests/test_numerics.c); without AVX2 and F16C, the plain ones. */
 #include "kernels.h"
+#include "unpack.h" /* tempo_nibbles32, tempo_epi16_halves */
 
 #include <math.h>
 #include <string.h>
@@ -123,9 +124,7 @@ static int has_vector_dot(WeightType t) {
 /* A Q8_0 or Q4_0 block's 32 weights as int8 (Q4_0: low nibbles first, minus 8). */
 static __m256i q_block(WeightType t, const uint8_t *b) {
     if (t == WEIGHT_Q8_0) return _mm256_loadu_si256((const __m256i *)(b + 2));
-    __m128i packed = _mm_loadu_si128((const __m128i *)(b + 2));
-    __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
-    return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(15)), _mm256_set1_epi8(8));
+    return _mm256_sub_epi8(tempo_nibbles32(b + 2), _mm256_set1_epi8(8));
 }
 
 INLINE void q8_0_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256 *acc) {
@@ -156,11 +155,6 @@ typedef struct { ChunkReg q[CHUNK_REGS], sc[CHUNK_REGS]; } SuperBlock;
 
 #if defined(__AVX512BW__) && defined(__AVX512VNNI__)
 
-/* 16-bit lanes: a in the low 256 bits, b in the high. */
-static __m512i halves_epi16(short a, short b) {
-    return _mm512_inserti64x4(_mm512_set1_epi16(a), _mm256_set1_epi16(b), 1);
-}
-
 /* 32 bytes in both halves of a register. */
 static __m512i both_halves(const uint8_t *p) { return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p)); }
 
@@ -178,8 +172,8 @@ INLINE void q6_k_super_block(const uint8_t *w, SuperBlock *s) {
     __m512i m15 = _mm512_set1_epi8(15), m3 = _mm512_set1_epi8(3);
     for (int j = 0; j < 2; j++) {
         __m512i l = _mm512_loadu_si512(w + 64 * j), h = both_halves(w + 128 + 32 * j);
-        __m512i h01 = _mm512_and_si512(_mm512_srlv_epi16(h, halves_epi16(0, 2)), m3);
-        __m512i h23 = _mm512_and_si512(_mm512_srlv_epi16(h, halves_epi16(4, 6)), m3);
+        __m512i h01 = _mm512_and_si512(_mm512_srlv_epi16(h, tempo_epi16_halves(0, 2)), m3);
+        __m512i h23 = _mm512_and_si512(_mm512_srlv_epi16(h, tempo_epi16_halves(4, 6)), m3);
         s->q[2 * j] = _mm512_or_si512(_mm512_and_si512(l, m15), _mm512_slli_epi16(h01, 4));
         s->q[2 * j + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m15), _mm512_slli_epi16(h23, 4));
     }
@@ -197,12 +191,12 @@ INLINE void k4_chunks(const uint8_t *qs, const uint8_t *qh, __m256i both, SuperB
     __m512i m15 = _mm512_set1_epi8(15), one = _mm512_set1_epi8(1), h = qh ? both_halves(qh) : _mm512_setzero_si512();
     __m512i scales = _mm512_castsi256_si512(both);
     for (int p = 0; p < CHUNK_REGS; p++) {
-        s->q[p] = _mm512_and_si512(_mm512_srlv_epi16(both_halves(qs + 32 * p), halves_epi16(0, 4)), m15);
+        s->q[p] = _mm512_and_si512(_mm512_srlv_epi16(both_halves(qs + 32 * p), tempo_epi16_halves(0, 4)), m15);
         if (qh) {
-            __m512i bit = _mm512_and_si512(_mm512_srlv_epi16(h, halves_epi16((short)(2 * p), (short)(2 * p + 1))), one);
+            __m512i bit = _mm512_and_si512(_mm512_srlv_epi16(h, tempo_epi16_halves((short)(2 * p), (short)(2 * p + 1))), one);
             s->q[p] = _mm512_or_si512(s->q[p], _mm512_slli_epi16(bit, 4));
         }
-        s->sc[p] = _mm512_permutexvar_epi16(halves_epi16((short)(2 * p), (short)(2 * p + 1)), scales);
+        s->sc[p] = _mm512_permutexvar_epi16(tempo_epi16_halves((short)(2 * p), (short)(2 * p + 1)), scales);
     }
 }
 

@@ -11,7 +11,7 @@
 
 #include "iq_grids.h"
 #include "kernels.h"
-#include "unpack.h" /* tempo_half_scale: tempo_f16_at's value, inline */
+#include "unpack_grids.h" /* tempo_u16_at, tempo_u32_at, tempo_grid_signs (ksigns_iq2xs), tempo_half_scale, tempo_iq1_m_scale */
 
 /* A super-block as integers: q[256] the values (grid point times sign),
  * scale[16] the odd scale of each 16 values, delta[32] IQ1's +-1 shift
@@ -20,11 +20,6 @@ typedef struct {
     int q[TEMPO_QK_K], scale[16], delta[32];
 } IqSuperBlock;
 
-static unsigned u16_at(const uint8_t *p) { return (unsigned)(p[0] | p[1] << 8); }
-static uint32_t u32_at(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-
-/* ksigns_iq2xs: 7 stored sign bits, the eighth their parity. */
-static unsigned signs_of(unsigned index7) { return index7 | (unsigned)__builtin_parity(index7) << 7; }
 
 /* n grid values g (n = 8, or 4 for IQ3's half groups) at q, value j negated when bit j of signs is set. */
 static void signed_values(const uint8_t *g, int n, unsigned signs, int *q) {
@@ -37,9 +32,9 @@ static void scale_32(IqSuperBlock *s, int ib, int scale) { s->scale[2 * ib] = s-
 static void iq2_xxs(const uint8_t *b, IqSuperBlock *s) {
     for (int ib = 0; ib < 8; ib++) {
         const uint8_t *q = b + 2 + 8 * ib;
-        uint32_t aux = u32_at(q + 4);
+        uint32_t aux = tempo_u32_at(q + 4);
         scale_32(s, ib, 2 * (int)(aux >> 28) + 1);
-        for (int l = 0; l < 4; l++) signed_values(tempo_iq2xxs_grid[q[l]], 8, signs_of(aux >> 7 * l & 127), s->q + 32 * ib + 8 * l);
+        for (int l = 0; l < 4; l++) signed_values(tempo_iq2xxs_grid[q[l]], 8, tempo_grid_signs(aux >> 7 * l & 127), s->q + 32 * ib + 8 * l);
     }
 }
 
@@ -47,8 +42,8 @@ static void iq2_xs(const uint8_t *b, IqSuperBlock *s) {
     for (int ib = 0; ib < 8; ib++) {
         s->scale[2 * ib] = 2 * (b[66 + ib] & 15) + 1, s->scale[2 * ib + 1] = 2 * (b[66 + ib] >> 4) + 1;
         for (int l = 0; l < 4; l++) {
-            unsigned q = u16_at(b + 2 + 2 * (4 * ib + l));
-            signed_values(tempo_iq2xs_grid[q & 511], 8, signs_of(q >> 9), s->q + 32 * ib + 8 * l);
+            unsigned q = tempo_u16_at(b + 2 + 2 * (4 * ib + l));
+            signed_values(tempo_iq2xs_grid[q & 511], 8, tempo_grid_signs(q >> 9), s->q + 32 * ib + 8 * l);
         }
     }
 }
@@ -67,10 +62,10 @@ static void iq2_s(const uint8_t *b, IqSuperBlock *s) {
 static void iq3_xxs(const uint8_t *b, IqSuperBlock *s) {
     for (int ib = 0; ib < 8; ib++) {
         const uint8_t *qs = b + 2 + 8 * ib;
-        uint32_t aux = u32_at(b + 66 + 4 * ib);
+        uint32_t aux = tempo_u32_at(b + 66 + 4 * ib);
         scale_32(s, ib, 2 * (int)(aux >> 28) + 1);
         for (int l = 0; l < 4; l++) {
-            unsigned signs = signs_of(aux >> 7 * l & 127);
+            unsigned signs = tempo_grid_signs(aux >> 7 * l & 127);
             int *q = s->q + 32 * ib + 8 * l;
             signed_values(tempo_iq3xxs_grid[qs[2 * l]], 4, signs, q);
             signed_values(tempo_iq3xxs_grid[qs[2 * l + 1]], 4, signs >> 4, q + 4);
@@ -99,7 +94,7 @@ static void grid_values(const int8_t *g, int *q) {
 
 static void iq1_s(const uint8_t *b, IqSuperBlock *s) {
     for (int ib = 0; ib < 8; ib++) {
-        unsigned h = u16_at(b + 34 + 2 * ib);
+        unsigned h = tempo_u16_at(b + 34 + 2 * ib);
         scale_32(s, ib, 2 * (int)(h >> 12 & 7) + 1);
         for (int l = 0; l < 4; l++) {
             grid_values(tempo_iq1s_grid[b[2 + 4 * ib + l] | (h >> 3 * l & 7) << 8], s->q + 32 * ib + 8 * l);
@@ -110,7 +105,7 @@ static void iq1_s(const uint8_t *b, IqSuperBlock *s) {
 
 static void iq1_m(const uint8_t *b, IqSuperBlock *s) {
     const uint8_t *qs = b, *qh = b + 32, *sc = b + 48;
-    unsigned w[4] = {u16_at(sc), u16_at(sc + 2), u16_at(sc + 4), u16_at(sc + 6)};
+    unsigned w[4] = {tempo_u16_at(sc), tempo_u16_at(sc + 2), tempo_u16_at(sc + 4), tempo_u16_at(sc + 6)};
     for (int ib = 0; ib < 8; ib++) {
         unsigned scales = w[ib / 2] >> 6 * (ib % 2);
         s->scale[2 * ib] = 2 * (int)(scales & 7) + 1, s->scale[2 * ib + 1] = 2 * (int)(scales >> 3 & 7) + 1;
@@ -136,12 +131,9 @@ static void iq_super_block(WeightType t, const uint8_t *b, IqSuperBlock *s) {
 }
 
 /* The super-block's f16 scale d: the first two bytes, or IQ1_M's top nibbles of its four 16-bit scale words. */
-static float iq_d(WeightType t, const uint8_t *b) {
-    if (t != WEIGHT_IQ1_M) return tempo_half_scale(b);
-    unsigned w[4] = {u16_at(b + 48), u16_at(b + 50), u16_at(b + 52), u16_at(b + 54)};
-    return tempo_f16_to_f32((uint16_t)(w[0] >> 12 | (w[1] >> 8 & 0x00F0) | (w[2] >> 4 & 0x0F00) | (w[3] & 0xF000)));
-}
+static float iq_d(WeightType t, const uint8_t *b) { return t == WEIGHT_IQ1_M ? tempo_iq1_m_scale(b) : tempo_half_scale(b); }
 
+/* The grid types' integers (GgmlBlockInts): scale times signed grid value, and for IQ1 scale times delta at w + 256. */
 void tempo_ggml_iq_ints(WeightType t, const uint8_t *b, int16_t *w) {
     IqSuperBlock s;
     iq_super_block(t, b, &s);
@@ -158,7 +150,8 @@ static float iq_factor(WeightType t) {
 /* One grid-type row times one Q8_K row as ggml_vec_dot_iq*_q8_K compute it
  * with AVX2: lanes as above. IQ1_S: the delta term as one integer per
  * super-block, sum_ib ls_ib delta_ib (bsum_2ib + bsum_2ib+1) (the sum of
- * its delta lanes: the same integer), added to an f32 sum by a fused
+ * its delta lanes: the same integer, the bsums being the sums of each 16
+ * q8, as the quantizers make them), added to an f32 sum by a fused
  * multiply-add with d (vfmadd231ss in the zen4 build); result hsum + 0.125
  * sum. IQ1_M: the delta term in 8 lanes of its own (scale times delta
  * times q8), result hsum + 0.125 hsum(delta lanes) in one fused
@@ -177,8 +170,7 @@ float tempo_ggml_iq_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, Gg
         for (int k = 0; k < 8; k++) lane[k] = fmaf(d, (float)sum[k], lane[k]);
         if (t == WEIGHT_IQ1_M)
             for (int k = 0; k < 8; k++) delta_lane[k] = fmaf(d, (float)delta[k], delta_lane[k]);
-        int delta_int = ((delta[0] + delta[1]) + (delta[2] + delta[3])) + ((delta[4] + delta[5]) + (delta[6] + delta[7]));
-        delta_sum = fmaf(d, (float)delta_int, delta_sum);
+        delta_sum = fmaf(d, (float)tempo_ggml_lanes_total(delta), delta_sum);
     }
     if (t == WEIGHT_IQ1_S) return tempo_ggml_hsum_float_8(lane) + 0.125f * delta_sum;
     if (t == WEIGHT_IQ1_M) /* fused in the zen4 build (vfmadd132ss) */

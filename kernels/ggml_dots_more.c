@@ -54,7 +54,8 @@ static void block32_ints(WeightType t, const uint8_t *b, int16_t *q) {
 static void iq4_xs_ints(const uint8_t *b, int16_t *w) {
     for (int g = 0; g < 8; g++) {
         const uint8_t *qs = b + 8 + 16 * g;
-        for (int t = 0; t < 32; t++) w[32 * g + t] = (int16_t)((tempo_iq4_xs_scale(b, g) - 32) * tempo_iq4_levels[t < 16 ? qs[t] & 15 : qs[t - 16] >> 4]);
+        int ls = tempo_iq4_xs_scale(b, g) - 32;
+        for (int t = 0; t < 32; t++) w[32 * g + t] = (int16_t)(ls * tempo_iq4_levels[t < 16 ? qs[t] & 15 : qs[t - 16] >> 4]);
     }
 }
 
@@ -120,7 +121,7 @@ const GgmlInts TEMPO_GGML_INTS_PLAIN = {block_ints, lanes_plain};
 static int lanes_sum(const GgmlInts *ints, const int16_t *w, const int8_t *q8, int n) {
     int32_t lane[8];
     ints->lanes(w, q8, n, lane);
-    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    return tempo_ggml_lanes_total(lane);
 }
 
 /* One Q4_1, Q5_0, Q5_1 or IQ4_NL row times one Q8_0/Q8_1 row as
@@ -189,10 +190,11 @@ float tempo_ggml_k_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, Ggm
         ints->ints(t, w, q);
         ints->lanes(q, x.q + b * TEMPO_QK_K, TEMPO_QK_K, sum);
         if (t == WEIGHT_Q2_K) {
+            const uint8_t *scales = w; /* scale | min << 4 of each 16 values */
             const int16_t *bsums = x.bsums + b * (TEMPO_QK_K / 16);
             float dmin = -x.d[b] * tempo_half_scale(w + 82);
             for (int k = 0; k < 8; k++) {
-                int mins = (w[2 * k] >> 4) * bsums[2 * k] + (w[2 * k + 1] >> 4) * bsums[2 * k + 1];
+                int mins = (scales[2 * k] >> 4) * bsums[2 * k] + (scales[2 * k + 1] >> 4) * bsums[2 * k + 1];
                 lane[k] = fmaf(dmin, (float)mins, lane[k]);
             }
         }
@@ -250,15 +252,16 @@ float tempo_ggml_iq4_nl_8x8_dot(const GgmlInts *ints, const uint8_t *w, GgmlQ8Ro
 float tempo_ggml_q2_k_8x8_dot(const GgmlInts *ints, const uint8_t *w, GgmlQ8Row x, int m, int gemm) {
     float acc = 0.0f, acc_min = 0.0f;
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += 84) {
+        const uint8_t *scales = w; /* scale | min << 4 of each 16 values */
         const int8_t *q8 = x.q + b * TEMPO_QK_K;
         float d = tempo_half_scale(w + 80) * x.d[b], dmin = tempo_half_scale(w + 82) * x.d[b];
         int16_t q[TEMPO_QK_K];
         ints->ints(WEIGHT_Q2_K, w, q);
         int isum = 0, imin = 0;
-        for (int g = 0; g < 16; g++) {
-            imin += (w[g] >> 4) * x.bsums[b * 16 + g];
-            if (g % 8 == 7) isum += lanes_sum(ints, q + 16 * (g - 7), q8 + 16 * (g - 7), 128);
-            if ((gemm && g == 7) || g == 15) {
+        for (int h = 0; h < 2; h++) { /* the halves of 128 values: sub-blocks 8h .. 8h+7 */
+            isum += lanes_sum(ints, q + 128 * h, q8 + 128 * h, 128);
+            for (int g = 8 * h; g < 8 * h + 8; g++) imin += (scales[g] >> 4) * x.bsums[b * 16 + g];
+            if (gemm || h == 1) {
                 acc = fmaf((float)isum, d, acc), acc_min = fmaf((float)imin, dmin, acc_min);
                 isum = imin = 0;
             }

@@ -4,13 +4,13 @@
  * lanes (GgmlLanes). Integers are exact, so these equal the plain ones
  * (TEMPO_GGML_INTS_PLAIN) value for value (tests/test_ggml_types.c); the
  * f32 part of each dot is the plain file's, one for both. Without
- * AVX-512 BW, or for a type not decoded here, the plain ones. */
+ * AVX-512 BW and VL, the plain ones. */
 #include "kernels.h"
 
 #include <string.h>
 
 #include "iq_grids.h"
-#include "unpack_grids.h" /* tempo_grid_signs, tempo_u16_at, tempo_u32_at */
+#include "unpack_low_bit.h" /* tempo_nibbles32, tempo_epi16_halves, tempo_iq4_levels_at, tempo_trits_epi16, tempo_grid_signs, tempo_u16_at */
 
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
@@ -31,31 +31,20 @@ static void lanes_fast(const int16_t *w, const int8_t *q8, int n, int32_t lane[8
     _mm256_storeu_si256((__m256i *)lane, _mm512_cvtepi64_epi32(pairs));
 }
 
-/* 16-bit lanes: s0 in lanes 0..15, s1 in 16..31 (the scales of two 16-value sub-blocks). */
-static __m512i scale_pair(int s0, int s1) {
-    return _mm512_inserti64x4(_mm512_set1_epi16((short)s0), _mm256_set1_epi16((short)s1), 1);
-}
-
 /* 32 signed bytes (values 0..31) times s0 (values 0..15) and s1 (16..31), to w[0..31]. */
 static void store_scaled(__m256i q, int s0, int s1, int16_t *w) {
-    _mm512_storeu_si512(w, _mm512_mullo_epi16(_mm512_cvtepi8_epi16(q), scale_pair(s0, s1)));
+    _mm512_storeu_si512(w, _mm512_mullo_epi16(_mm512_cvtepi8_epi16(q), tempo_epi16_halves((short)s0, (short)s1)));
 }
 
-/* The 32 nibbles of 16 bytes: low nibbles are values 0..15, high ones 16..31. */
-static __m256i nibbles32(const uint8_t *qs) {
-    __m128i packed = _mm_loadu_si128((const __m128i *)qs);
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(15));
-}
-
-/* IQ4's levels at 4-bit codes (one vpshufb). */
-static __m256i iq4_levels(__m256i codes) {
-    return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)tempo_iq4_levels)), codes);
+/* IQ4's levels of the 32 nibbles of 16 bytes (tempo_nibbles32's order). */
+static __m256i iq4_values(const uint8_t *qs) {
+    U8x16 packed = tempo_bytes16(qs);
+    return _mm256_set_m128i((__m128i)tempo_iq4_levels_at(packed >> 4), (__m128i)tempo_iq4_levels_at(packed & 15));
 }
 
 /* Q4_1, Q5_0, Q5_1, IQ4_NL (block32_ints): the fifth bits are the 32-bit qh, bit j value j's. */
 static void block32_fast(WeightType t, const uint8_t *b, int16_t *w) {
-    __m256i q = nibbles32(b + (t == WEIGHT_Q4_1 ? 4 : t == WEIGHT_Q5_0 ? 6 : t == WEIGHT_Q5_1 ? 8 : 2));
-    if (t == WEIGHT_IQ4_NL) q = iq4_levels(q);
+    __m256i q = t == WEIGHT_IQ4_NL ? iq4_values(b + 2) : tempo_nibbles32(b + (t == WEIGHT_Q4_1 ? 4 : t == WEIGHT_Q5_0 ? 6 : 8));
     if (t == WEIGHT_Q5_0 || t == WEIGHT_Q5_1) {
         uint32_t qh;
         memcpy(&qh, b + (t == WEIGHT_Q5_0 ? 2 : 4), sizeof qh);
@@ -69,7 +58,7 @@ static void block32_fast(WeightType t, const uint8_t *b, int16_t *w) {
 static void iq4_xs_fast(const uint8_t *b, int16_t *w) {
     for (int g = 0; g < 8; g++) {
         int ls = tempo_iq4_xs_scale(b, g) - 32;
-        store_scaled(iq4_levels(nibbles32(b + 8 + 16 * g)), ls, ls, w + 32 * g);
+        store_scaled(iq4_values(b + 8 + 16 * g), ls, ls, w + 32 * g);
     }
 }
 
@@ -81,7 +70,7 @@ static __m256i low2_32(const uint8_t *qs, int c) {
 
 /* Q2_K (q2_k_ints), Q3_K (q3_k_ints: minus 4 where bit c of the value's hmask byte is clear), TQ2_0 (digits). */
 static void two_bit_fast(WeightType t, const uint8_t *b, int16_t *w) {
-    __m256i hmask = _mm256_loadu_si256((const __m256i *)b);
+    __m256i hmask = t == WEIGHT_Q3_K ? _mm256_loadu_si256((const __m256i *)b) : _mm256_setzero_si256();
     for (int c = 0; c < 8; c++) {
         if (t == WEIGHT_TQ2_0) {
             store_scaled(low2_32(b, c), 1, 1, w + 32 * c);
@@ -95,12 +84,6 @@ static void two_bit_fast(WeightType t, const uint8_t *b, int16_t *w) {
     }
 }
 
-/* Trits of bytes in 16-bit lanes x at powers pow3 (trit()): ((x * 3^n) mod 256) * 3 >> 8. */
-static __m512i trits16(__m512i x, __m512i pow3) {
-    __m512i top = _mm512_and_si512(_mm512_mullo_epi16(x, pow3), _mm512_set1_epi16(255));
-    return _mm512_srli_epi16(_mm512_mullo_epi16(top, _mm512_set1_epi16(3)), 8);
-}
-
 /* TQ1_0 (ternary_digits): values 32c + i, c < 5, trit c of byte i; 160 .. 223 trits 0 .. 3 of bytes
  * 32 .. 47 (16 values each); 224 .. 239 trit 4 of them; 240 .. 255 trit (v - 240) / 4 of byte 48 + v % 4. */
 static void tq1_0_fast(const uint8_t *b, int16_t *w) {
@@ -110,10 +93,10 @@ static void tq1_0_fast(const uint8_t *b, int16_t *w) {
     __m512i first = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)b));
     __m512i twice = _mm512_cvtepu8_epi16(_mm256_set_m128i(middle, middle));
     __m512i last = _mm512_cvtepu8_epi16(_mm256_set_m128i(_mm_set1_epi32((int)tempo_u32_at(b + 48)), middle));
-    for (int c = 0, pow3 = 1; c < 5; c++, pow3 *= 3) _mm512_storeu_si512(w + 32 * c, trits16(first, _mm512_set1_epi16((short)pow3)));
-    _mm512_storeu_si512(w + 160, trits16(twice, scale_pair(1, 3)));
-    _mm512_storeu_si512(w + 192, trits16(twice, scale_pair(9, 27)));
-    _mm512_storeu_si512(w + 224, trits16(last, _mm512_loadu_si512(last_pow3)));
+    for (int c = 0, pow3 = 1; c < 5; c++, pow3 *= 3) _mm512_storeu_si512(w + 32 * c, tempo_trits_epi16(first, _mm512_set1_epi16((short)pow3)));
+    _mm512_storeu_si512(w + 160, tempo_trits_epi16(twice, tempo_epi16_halves(1, 3)));
+    _mm512_storeu_si512(w + 192, tempo_trits_epi16(twice, tempo_epi16_halves(9, 27)));
+    _mm512_storeu_si512(w + 224, tempo_trits_epi16(last, _mm512_loadu_si512(last_pow3)));
 }
 
 /* A grid type's sub-block of 32 values: 4 grid points of 8 values (IQ3: 8 of 4, paired), a sign bit
@@ -130,7 +113,7 @@ static void grid_sub_store(const GridSub *g, int signed_grid, int16_t *w) {
     __m256i bytes = _mm256_set_epi64x((long long)g->point[3], (long long)g->point[2], (long long)g->point[1], (long long)g->point[0]);
     __m512i v = signed_grid ? _mm512_cvtepi8_epi16(bytes) : _mm512_cvtepu8_epi16(bytes);
     v = _mm512_mask_sub_epi16(v, (__mmask32)g->signs, _mm512_setzero_si512(), v);
-    _mm512_storeu_si512(w, _mm512_mullo_epi16(v, scale_pair(g->scale[0], g->scale[1])));
+    _mm512_storeu_si512(w, _mm512_mullo_epi16(v, tempo_epi16_halves((short)g->scale[0], (short)g->scale[1])));
     if (signed_grid)
         for (int l = 0; l < 4; l++) _mm_storeu_si128((__m128i *)(w + TEMPO_QK_K + 8 * l), _mm_set1_epi16((short)(g->scale[l / 2] * g->delta[l])));
 }
@@ -190,6 +173,7 @@ INLINE void grid_block(WeightType t, const uint8_t *b, int16_t *w) {
     }
 }
 
+/* The grid types' integers, each type's decoder its own code (grid_block with t a constant). */
 static void grid_fast(WeightType t, const uint8_t *b, int16_t *w) {
     switch (t) {
     case WEIGHT_IQ2_XXS: grid_block(WEIGHT_IQ2_XXS, b, w); break;
@@ -202,6 +186,7 @@ static void grid_fast(WeightType t, const uint8_t *b, int16_t *w) {
     }
 }
 
+/* GgmlBlockInts, vectorized: block_ints's integers, type by type. */
 static void ints_fast(WeightType t, const uint8_t *b, int16_t *w) {
     switch (t) {
     case WEIGHT_Q4_1: case WEIGHT_Q5_0: case WEIGHT_Q5_1: case WEIGHT_IQ4_NL: block32_fast(t, b, w); break;
@@ -216,9 +201,10 @@ const GgmlInts TEMPO_GGML_INTS_FAST = {ints_fast, lanes_fast};
 
 #else
 
-static void ints_plain(WeightType t, const uint8_t *b, int16_t *w) { TEMPO_GGML_INTS_PLAIN.ints(t, b, w); }
-static void lanes_plain(const int16_t *w, const int8_t *q8, int n, int32_t lane[8]) { TEMPO_GGML_INTS_PLAIN.lanes(w, q8, n, lane); }
+/* The plain pair, called through (a const's initializer cannot name another file's static functions). */
+static void ints_of_plain(WeightType t, const uint8_t *b, int16_t *w) { TEMPO_GGML_INTS_PLAIN.ints(t, b, w); }
+static void lanes_of_plain(const int16_t *w, const int8_t *q8, int n, int32_t lane[8]) { TEMPO_GGML_INTS_PLAIN.lanes(w, q8, n, lane); }
 
-const GgmlInts TEMPO_GGML_INTS_FAST = {ints_plain, lanes_plain};
+const GgmlInts TEMPO_GGML_INTS_FAST = {ints_of_plain, lanes_of_plain};
 
 #endif

@@ -182,6 +182,10 @@ typedef struct {
     GgmlBlockInts *ints;
     GgmlLanes *lanes;
 } GgmlInts;
+/* The sum of the 8 lanes (exact). */
+static inline int tempo_ggml_lanes_total(const int32_t lane[8]) {
+    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
 extern const GgmlInts TEMPO_GGML_INTS_PLAIN, TEMPO_GGML_INTS_FAST;
 /* One weight row w (m values of type t) times one quantized activation row,
  * in the order of ggml's x86 AVX2 vec_dot: the type of every plain dot below

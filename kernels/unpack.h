@@ -109,6 +109,21 @@ static inline U8x16 tempo_bytes16(const uint8_t *p) {
     return v;
 }
 
+#if defined(__AVX2__)
+/* The 32 nibbles of the 16 bytes at p, a byte each: low nibbles are values 0..15, high ones 16..31 (ggml's 32-value blocks). */
+static inline __m256i tempo_nibbles32(const uint8_t *p) {
+    __m128i packed = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(15));
+}
+#endif
+
+#if defined(__AVX512BW__)
+/* 16-bit lanes: a in lanes 0..15 (the low 256 bits), b in 16..31. */
+static inline __m512i tempo_epi16_halves(short a, short b) {
+    return _mm512_inserti64x4(_mm512_set1_epi16(a), _mm256_set1_epi16(b), 1);
+}
+#endif
+
 /* Integer codes (signed or not) to floats (exact), widened to 32 bits
  * first. With AVX-512 (AVX2) the widening is spelled as its instruction
  * (two of them): GCC 12 otherwise widens a vector just loaded from memory

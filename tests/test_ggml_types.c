@@ -302,23 +302,31 @@ Test(ggml_types, q1_0_q2_0_dots_are_llama_cpp_transcribed) {
  * for value: every type's block (IQ1: and its delta term) on all-zero
  * bytes, all-0xFF bytes (the largest codes and scales, every sign bit set)
  * and random bytes. A value from the wrong bits, a scale of the wrong
- * sub-block, a sign or a fifth bit missed fails. */
+ * sub-block, a sign or a fifth bit missed fails; so does a decoder that
+ * writes past its values (both outputs start as a marker) or reads past
+ * its block (the block ends its allocation: the ASan suite sees it). */
 Test(ggml_types, fast_block_integers_are_the_plain_ones) {
+    enum { MARK = 0x5A5A };
     uint64_t s = 61;
-    uint8_t b[256];
     int16_t plain[2 * TEMPO_QK_K], fast[2 * TEMPO_QK_K];
     for (int ti = 0; ti < N_TYPES; ti++) {
         WeightType t = TYPES[ti];
         if (t == WEIGHT_Q1_0 || t == WEIGHT_Q2_0) continue; /* their dots sum their own integers */
         int n = tempo_block_values(t) * (t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M ? 2 : 1);
-        cr_assert(tempo_block_bytes(t) <= sizeof b, "%s", tempo_weight_type_name(t));
+        size_t bytes = tempo_block_bytes(t);
+        uint8_t *b = malloc(bytes);
+        cr_assert(b);
         for (int trial = 0; trial < 300; trial++) {
-            for (size_t i = 0; i < tempo_block_bytes(t); i++) b[i] = trial == 0 ? 0 : trial == 1 ? 0xFF : (uint8_t)next_bits(&s);
+            for (size_t i = 0; i < bytes; i++) b[i] = trial == 0 ? 0 : trial == 1 ? 0xFF : (uint8_t)next_bits(&s);
+            for (int v = 0; v < 2 * TEMPO_QK_K; v++) plain[v] = fast[v] = MARK;
             TEMPO_GGML_INTS_PLAIN.ints(t, b, plain);
             TEMPO_GGML_INTS_FAST.ints(t, b, fast);
-            for (int v = 0; v < n; v++)
+            for (int v = 0; v < 2 * TEMPO_QK_K; v++) {
                 cr_assert_eq(fast[v], plain[v], "%s trial %d value %d: %d, plain %d", tempo_weight_type_name(t), trial, v, fast[v], plain[v]);
+                cr_assert(v < n || fast[v] == MARK, "%s: value %d written (%d values)", tempo_weight_type_name(t), v, n);
+            }
         }
+        free(b);
     }
 }
 
