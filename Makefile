@@ -187,12 +187,15 @@ LLAMA_BENCH_TG = $(foreach t,$(LLAMA_BENCH_TG_TYPES),build/bench-llama-$(t).gguf
 $(foreach t,q8_0 q4_k_m $(LLAMA_BENCH_TG_TYPES),build/bench-llama-$(t).gguf): build/bench-llama-%.gguf: build/bench-llama-f32.gguf build/llama-tempo
 	build/llama-tempo quantize $< $@ $$(echo $* | tr a-z A-Z)
 LLAMA_BENCH_MODELS = build/bench-llama-f32.gguf build/bench-llama-q8_0.gguf build/bench-llama-q4_k_m.gguf build/bench-large-q4_k.gguf
-# the same Q8_0 and Q4_K_M files with tempo under --numerics ggml (llama.cpp's arithmetic)
+# the same Q8_0 and Q4_K_M files with tempo under --numerics ggml (llama.cpp's arithmetic); and tg128 only,
+# one type of each family of the other types' dots (kernels/ggml_ints_avx.c)
 LLAMA_BENCH_GGML = build/bench-llama-q8_0.gguf build/bench-llama-q4_k_m.gguf
+LLAMA_BENCH_TG_GGML = $(foreach t,q5_0 q3_k_m iq4_xs tq1_0 iq2_xs iq3_s iq1_m,build/bench-llama-$(t).gguf)
 bench: build/bench $(BENCH_MODELS) build/llama-tempo $(LLAMA_BENCH_MODELS) $(LLAMA_BENCH_TG)
 	build/bench --weights $(WEIGHTS) --large build/bench-large.bin --large-bf16 build/bench-large-bf16 \
 	  --large-q4k build/bench-large-q4_k.gguf --llama build/llama-tempo $(addprefix --vs-llama ,$(LLAMA_BENCH_MODELS)) \
-	  $(addprefix --vs-llama-ggml ,$(LLAMA_BENCH_GGML)) $(addprefix --vs-llama-tg ,$(LLAMA_BENCH_TG)) --json bench.json
+	  $(addprefix --vs-llama-ggml ,$(LLAMA_BENCH_GGML)) $(addprefix --vs-llama-tg ,$(LLAMA_BENCH_TG)) \
+	  $(addprefix --vs-llama-tg-ggml ,$(LLAMA_BENCH_TG_GGML)) --json bench.json
 	build/bench --long 65536 --json bench-long.json
 
 # Instructions of one decode step per stored type (callgrind: the same count on a busy machine).

@@ -679,15 +679,16 @@ static double llama_figure(const char *lines, const char *test) {
 }
 
 /* How a GGUF is measured against llama.cpp: tg128 and pp512 in tempo's
- * exact arithmetic or under --numerics ggml, or tg128 only (exact). */
-typedef enum { VERSUS_EXACT, VERSUS_GGML, VERSUS_TG_ONLY } VersusMode;
+ * exact arithmetic or under --numerics ggml, or tg128 only (exact, or under ggml). */
+typedef enum { VERSUS_EXACT, VERSUS_GGML, VERSUS_TG_ONLY, VERSUS_TG_GGML } VersusMode;
 
-/* tempo (under --numerics ggml for VERSUS_GGML) and llama.cpp on one GGUF,
- * REPS alternating pairs (VERSUS_TG_ONLY: TG_ONLY_PAIRS, no pp512): tg128
+/* tempo (under --numerics ggml for VERSUS_GGML, VERSUS_TG_GGML) and llama.cpp on one GGUF,
+ * REPS alternating pairs (VERSUS_TG_ONLY, VERSUS_TG_GGML: TG_ONLY_PAIRS, no pp512): tg128
  * and pp512 of each, their ratios within each pair, and the read bound; one
  * row of the table. `llama` NULL: llama.cpp's cells are n/a. */
 static cJSON *versus_llama(const char *self, const char *llama, const char *path, VersusMode mode, int threads, int *llama_failed) {
-    int ggml = mode == VERSUS_GGML, pairs = mode == VERSUS_TG_ONLY ? TG_ONLY_PAIRS : REPS;
+    int ggml = mode == VERSUS_GGML || mode == VERSUS_TG_GGML, tg_only = mode == VERSUS_TG_ONLY || mode == VERSUS_TG_GGML;
+    int pairs = tg_only ? TG_ONLY_PAIRS : REPS;
     Series tg[2], pp[2],  tg_ratio = {0}, pp_ratio = {0}, best = {0}, med = {0};
     memset(tg, 0, sizeof tg);
     memset(pp, 0, sizeof pp);
@@ -696,7 +697,7 @@ static cJSON *versus_llama(const char *self, const char *llama, const char *path
     snprintf(tg_tokens, sizeof tg_tokens, "%d", TG_TOKENS);
     char weights[32] = "?";
     for (int rep = 0; rep < pairs; rep++) {
-        char *tempo_argv[] = {(char *)self, "--tg-pp", (char *)path, th, ggml ? "ggml" : "exact", mode == VERSUS_TG_ONLY ? "tg" : NULL, NULL};
+        char *tempo_argv[] = {(char *)self, "--tg-pp", (char *)path, th, ggml ? "ggml" : "exact", tg_only ? "tg" : NULL, NULL};
         cJSON *t = run_program(tempo_argv, out, 1 << 16, NULL) == 0 ? cJSON_Parse(out) : NULL;
         if (!t) { fprintf(stderr, "bench: tempo on %s failed\n", path); exit(1); }
         snprintf(weights, sizeof weights, "%s", cJSON_GetObjectItem(t, "weights")->valuestring);
@@ -724,8 +725,8 @@ static cJSON *versus_llama(const char *self, const char *llama, const char *path
     put(o, "read_bound_tok_s_best", &best), put(o, "read_bound_tok_s_median", &med);
     const char *base = strrchr(path, '/');
     char label[64];
-    snprintf(label, sizeof label, "%s%s", base ? base + 1 : path, ggml ? " ggml" : mode == VERSUS_TG_ONLY ? " tg" : "");
-    printf("%-28s %5s", label, weights);
+    snprintf(label, sizeof label, "%s%s%s", base ? base + 1 : path, tg_only ? " tg" : "", ggml ? " ggml" : "");
+    printf("%-31s %5s", label, weights);
     const char *keys[] = {"tempo_tg128_tok_s", "llama_tg128_tok_s", NULL, "tempo_pp512_tok_s", "llama_pp512_tok_s", NULL};
     const char *ratios[] = {"tg128_tempo_over_llama", "pp512_tempo_over_llama"};
     for (int part = 0; part < 2; part++) {
@@ -826,6 +827,7 @@ static const char *llama_legend =
     "ggml: tempo under --numerics ggml (llama.cpp's arithmetic: integer dots on quantized activations, K/V f32);\n"
     "the other rows: tempo's exact arithmetic. tg: the other types llama-quantize writes, tg128 only, %d pairs\n"
     "(IQ1_*, IQ2_*, IQ3_*: a uniform importance matrix, no real model's; a decode's time does not depend on the values).\n"
+    "tg ggml: one type of each family of the other types' dots, tg128 only, under --numerics ggml.\n"
     "n/a: the pp cells of the tg rows (pp512 not measured: make bench stays under 20 minutes); %s\n";
 
 /* The table of tempo against llama.cpp, one row per GGUF (files[i] under
@@ -836,7 +838,7 @@ static cJSON *versus_llama_table(const char *self, const char *llama, const char
         fprintf(stderr, "bench: %s is not an executable (make build/llama-tempo builds it)\n", llama);
         exit(1);
     }
-    printf("\n%-28s %5s %7s %7s %5s %5s %5s %7s %7s %5s %5s %5s %7s %7s\n", "tempo vs llama.cpp", "type", "tg", "llama", "min",
+    printf("\n%-31s %5s %7s %7s %5s %5s %5s %7s %7s %5s %5s %5s %7s %7s\n", "tempo vs llama.cpp", "type", "tg", "llama", "min",
            "med", "max", "pp", "llama", "min", "med", "max", "bound", "b-med");
     cJSON *rows = cJSON_CreateArray();
     int failed = 0;
@@ -870,7 +872,7 @@ static int write_json(cJSON *root, const char *json, double t0) {
     return rc;
 }
 
-enum { MAX_VERSUS = 32 };
+enum { MAX_VERSUS = 48 };
 
 /* The bench's options (defaults: the Makefile's files, every core). */
 typedef struct {
@@ -889,8 +891,12 @@ static int parse_bench_args(int argc, char **argv, BenchArgs *a) {
         if (strcmp(argv[i], "--llama-only") == 0) a->llama_only = 1, i--;
         else if (v && strcmp(argv[i], "--llama") == 0) a->llama = v;
         else if (v && strncmp(argv[i], "--vs-llama", 10) == 0 && a->n_vs < MAX_VERSUS &&
-                 (!argv[i][10] || !strcmp(argv[i] + 10, "-ggml") || !strcmp(argv[i] + 10, "-tg")))
-            a->vs_mode[a->n_vs] = !argv[i][10] ? VERSUS_EXACT : argv[i][11] == 'g' ? VERSUS_GGML : VERSUS_TG_ONLY, a->vs_llama[a->n_vs++] = v;
+                 (!argv[i][10] || !strcmp(argv[i] + 10, "-ggml") || !strcmp(argv[i] + 10, "-tg") || !strcmp(argv[i] + 10, "-tg-ggml")))
+            a->vs_mode[a->n_vs] = !argv[i][10]                 ? VERSUS_EXACT
+                                  : argv[i][11] == 'g'         ? VERSUS_GGML
+                                  : !strcmp(argv[i] + 10, "-tg") ? VERSUS_TG_ONLY
+                                                               : VERSUS_TG_GGML,
+            a->vs_llama[a->n_vs++] = v;
         else if (v && strcmp(argv[i], "--weights") == 0) a->weights = v;
         else if (v && strcmp(argv[i], "--large") == 0) a->large = v;
         else if (v && strcmp(argv[i], "--large-bf16") == 0) a->large_bf16 = v;
@@ -901,7 +907,7 @@ static int parse_bench_args(int argc, char **argv, BenchArgs *a) {
         else if (v && strcmp(argv[i], "--8b") == 0) a->with_8b = strcmp(v, "no") != 0;
         else {
             fprintf(stderr, "usage: bench [--weights DIR] [--large FILE] [--large-bf16 DIR] [--large-q4k FILE] [--threads N] [--json FILE]\n"
-                            "             [--llama LLAMA_TEMPO] [--vs-llama[-ggml|-tg] FILE.gguf]... (up to 32) [--llama-only] [--long ROWS [--8b no]]\n");
+                            "             [--llama LLAMA_TEMPO] [--vs-llama[-ggml|-tg|-tg-ggml] FILE.gguf]... (up to 48) [--llama-only] [--long ROWS [--8b no]]\n");
             return 1;
         }
     }
