@@ -162,6 +162,17 @@ static inline float tempo_half_scale(const uint8_t *p) {
 #endif
 }
 
+/* A block's f16 scale at p, tempo_f16_quieted_at's value (a signalling NaN
+ * quieted, as ggml converts it): with F16C its instruction, which quiets
+ * it the same way; inline, as tempo_half_scale. */
+static inline float tempo_half_scale_quieted(const uint8_t *p) {
+#if defined(__F16C__)
+    return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8));
+#else
+    return tempo_f16_quieted_at(p);
+#endif
+}
+
 /* A block's f16 scale at p in all 16 lanes: with AVX-512, one vpbroadcastw
  * and one vcvtph2ps (no test for NaN), whose value is tempo_half_scale's
  * except that a signalling NaN comes out quiet. Only for a scale that goes

@@ -306,7 +306,7 @@ TEMPO_LOW_BIT_INLINE void tempo_iq4_xs_vectors(const uint8_t *b, int g, F32x16 w
 /* Q1_0, values 64g .. 64g+63: w = d where bit j of the block's 128 (bit
  * j % 8 of qs[j / 8]) is set, else -d (the negation flips the sign bit
  * only, as the reference's -d does). d is tempo_low_bit_block's: the
- * block's tempo_f16_quieted_at, broadcast once a block. */
+ * block's tempo_half_scale_quieted, broadcast once a block. */
 TEMPO_LOW_BIT_INLINE void tempo_q1_0_vectors(const uint8_t *b, int g, F32x16 d, F32x16 w[4]) {
     for (int k = 0; k < 4; k++) {
         uint16_t bits;
@@ -349,7 +349,7 @@ TEMPO_LOW_BIT_INLINE TempoLowBitBlock tempo_low_bit_block(WeightType t, const ui
 #endif
     if (tempo_grid_decoded(t)) block.scale = tempo_grid_block_scales(t, b);
     if (t == WEIGHT_Q1_0) {
-        float d = tempo_f16_quieted_at(b);
+        float d = tempo_half_scale_quieted(b); /* inline: a call here keeps the kernel's sums in memory */
         block.scale = (F32x16){d, d, d, d, d, d, d, d, d, d, d, d, d, d, d, d};
     }
     return block;

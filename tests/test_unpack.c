@@ -332,6 +332,21 @@ Test(unpack, q6_k_floats_every_code_is_q_minus_32) {
 }
 #endif
 
+/* The kernels' inline block scales are the scalar ones for every one of the 65536 halves:
+ * tempo_half_scale is tempo_f16_at's value (a NaN kept as stored), tempo_half_scale_quieted
+ * tempo_f16_quieted_at's (a signalling NaN quieted, as ggml converts it); a scale read the
+ * other way fails on the signalling NaNs. */
+Test(unpack, inline_block_scales_equal_the_scalar_ones) {
+    for (int i = 0; i < 65536; i++) {
+        uint8_t p[2] = {(uint8_t)i, (uint8_t)(i >> 8)};
+        float kept = tempo_half_scale(p), quieted = tempo_half_scale_quieted(p), want_kept = tempo_f16_at(p),
+              want_quieted = tempo_f16_quieted_at(p);
+        cr_assert(memcmp(&kept, &want_kept, 4) == 0, "half 0x%04x: tempo_half_scale %a, tempo_f16_at %a", i, kept, want_kept);
+        cr_assert(memcmp(&quieted, &want_quieted, 4) == 0, "half 0x%04x: tempo_half_scale_quieted %a, tempo_f16_quieted_at %a", i,
+                  quieted, want_quieted);
+    }
+}
+
 /* Every one of the 65536 halves and bfloat16s, 16 lanes at a time, and through tempo_unpack. */
 Test(unpack, every_half_and_bfloat16_equals_scalar) {
     uint16_t *all = malloc(65536 * sizeof(uint16_t));
