@@ -87,15 +87,18 @@ static void two_bit_fast(WeightType t, const uint8_t *b, int16_t *w) {
 /* TQ1_0 (ternary_digits): values 32c + i, c < 5, trit c of byte i; 160 .. 223 trits 0 .. 3 of bytes
  * 32 .. 47 (16 values each); 224 .. 239 trit 4 of them; 240 .. 255 trit (v - 240) / 4 of byte 48 + v % 4. */
 static void tq1_0_fast(const uint8_t *b, int16_t *w) {
-    static const int16_t last_pow3[32] = {81, 81, 81, 81, 81, 81, 81, 81, 81, 81, 81, 81, 81, 81, 81, 81,
-                                          1,  1,  1,  1,  3,  3,  3,  3,  9,  9,  9,  9,  27, 27, 27, 27};
+    enum { P = 256 }; /* tempo_trits_epi16 takes 3^n << 8 */
+    static const int16_t last_pow3[32] = {81 * P, 81 * P, 81 * P, 81 * P, 81 * P, 81 * P, 81 * P, 81 * P, 81 * P, 81 * P, 81 * P,
+                                          81 * P, 81 * P, 81 * P, 81 * P, 81 * P, P,      P,      P,      P,      3 * P,  3 * P,
+                                          3 * P,  3 * P,  9 * P,  9 * P,  9 * P,  9 * P,  27 * P, 27 * P, 27 * P, 27 * P};
     __m128i middle = _mm_loadu_si128((const __m128i *)(b + 32));
     __m512i first = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)b));
     __m512i twice = _mm512_cvtepu8_epi16(_mm256_set_m128i(middle, middle));
     __m512i last = _mm512_cvtepu8_epi16(_mm256_set_m128i(_mm_set1_epi32((int)tempo_u32_at(b + 48)), middle));
-    for (int c = 0, pow3 = 1; c < 5; c++, pow3 *= 3) _mm512_storeu_si512(w + 32 * c, tempo_trits_epi16(first, _mm512_set1_epi16((short)pow3)));
-    _mm512_storeu_si512(w + 160, tempo_trits_epi16(twice, tempo_epi16_halves(1, 3)));
-    _mm512_storeu_si512(w + 192, tempo_trits_epi16(twice, tempo_epi16_halves(9, 27)));
+    for (int c = 0, pow3 = 1; c < 5; c++, pow3 *= 3)
+        _mm512_storeu_si512(w + 32 * c, tempo_trits_epi16(first, _mm512_set1_epi16((short)(pow3 * P))));
+    _mm512_storeu_si512(w + 160, tempo_trits_epi16(twice, tempo_epi16_halves(P, 3 * P)));
+    _mm512_storeu_si512(w + 192, tempo_trits_epi16(twice, tempo_epi16_halves(9 * P, 27 * P)));
     _mm512_storeu_si512(w + 224, tempo_trits_epi16(last, _mm512_loadu_si512(last_pow3)));
 }
 

@@ -60,17 +60,17 @@ TEMPO_GRID_INLINE void tempo_tq2_0_vectors(const uint8_t *b, int g, F32x16 w[4])
 }
 
 #if defined(__AVX512BW__)
-/* 16-bit lane i: trit n_i of byte x_i (pow3_i = 3^n_i; both < 256): x * (3^n << 8) in 16 bits is
- * ((x * 3^n) mod 256) << 8 (vpmullw), its product with 3 >> 16 the trit (vpmulhuw). */
-TEMPO_GRID_INLINE __m512i tempo_trits_epi16(__m512i x, __m512i pow3) {
-    return _mm512_mulhi_epu16(_mm512_mullo_epi16(x, _mm512_slli_epi16(pow3, 8)), _mm512_set1_epi16(3));
+/* 16-bit lane i: trit n_i of byte x_i, given pow3_256_i = 3^n_i << 8 (x, 3^n < 256): x * (3^n << 8) in
+ * 16 bits is ((x * 3^n) mod 256) << 8 (vpmullw), its product with 3 >> 16 the trit (vpmulhuw). */
+TEMPO_GRID_INLINE __m512i tempo_trits_epi16(__m512i x, __m512i pow3_256) {
+    return _mm512_mulhi_epu16(_mm512_mullo_epi16(x, pow3_256), _mm512_set1_epi16(3));
 }
 #endif
 
 /* Lane i: trit n_i of byte x_i (pow3_i = 3^n_i), as dequant_k.c's ternary(): (((x * 3^n) mod 256) * 3) >> 8. */
 TEMPO_GRID_INLINE I32x16 tempo_trits(I32x16 x, I32x16 pow3) {
 #if defined(__AVX512BW__) /* in each 32-bit lane's low 16 bits; the high ones: 0 * 0, 0 */
-    return (I32x16)tempo_trits_epi16((__m512i)x, (__m512i)pow3);
+    return (I32x16)tempo_trits_epi16((__m512i)x, (__m512i)(pow3 << 8));
 #else
     return (((x * pow3) & 255) * 3) >> 8;
 #endif
