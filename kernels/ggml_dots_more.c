@@ -40,8 +40,7 @@ static int fifth_bit(const uint8_t *qh, int j) { return (qh[j / 8] >> (j % 8) & 
  * nibbles are values 0..15): Q4_1 the nibble, Q5_1 nibble | fifth bit,
  * Q5_0 that - 16, IQ4_NL kvalues_iq4nl[nibble]. */
 static void block32_ints(WeightType t, const uint8_t *b, int16_t *q) {
-    const uint8_t *qs = b + (t == WEIGHT_Q4_1 ? 4 : t == WEIGHT_Q5_0 ? 6 : t == WEIGHT_Q5_1 ? 8 : 2);
-    const uint8_t *qh = b + (t == WEIGHT_Q5_0 ? 2 : 4);
+    const uint8_t *qs = b + tempo_block32_nibbles_at(t), *qh = b + tempo_q5_high_bits_at(t);
     for (int j = 0; j < TEMPO_GGML_Q8_0_BLOCK; j++) {
         int nibble = j < 16 ? qs[j] & 15 : qs[j - 16] >> 4;
         if (t == WEIGHT_IQ4_NL) q[j] = tempo_iq4_levels[nibble];
@@ -117,6 +116,14 @@ static void lanes_plain(const int16_t *w, const int8_t *q8, int n, int32_t lane[
 
 const GgmlInts TEMPO_GGML_INTS_PLAIN = {block_ints, lanes_plain};
 
+/* The 8 integer lanes of the block of type t at w times q8: its integers, then their lanes (not IQ1,
+ * whose integers are twice as many: tempo_ggml_iq_dot). */
+static void block_lanes(const GgmlInts *ints, WeightType t, const uint8_t *w, const int8_t *q8, int32_t lane[8]) {
+    int16_t q[TEMPO_QK_K];
+    ints->ints(t, w, q);
+    ints->lanes(q, q8, tempo_block_values(t), lane);
+}
+
 /* The sum of the 8 lanes of n values (exact). */
 static int lanes_sum(const GgmlInts *ints, const int16_t *w, const int8_t *q8, int n) {
     int32_t lane[8];
@@ -136,10 +143,8 @@ float tempo_ggml_block32_dot(const GgmlInts *ints, WeightType t, const uint8_t *
     size_t bytes = tempo_block_bytes(t);
     int has_min = t == WEIGHT_Q4_1 || t == WEIGHT_Q5_1;
     for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++, w += bytes) {
-        int16_t q[TEMPO_GGML_Q8_0_BLOCK];
         int32_t sum[8];
-        ints->ints(t, w, q);
-        ints->lanes(q, x.q + b * TEMPO_GGML_Q8_0_BLOCK, TEMPO_GGML_Q8_0_BLOCK, sum);
+        block_lanes(ints, t, w, x.q + b * TEMPO_GGML_Q8_0_BLOCK, sum);
         float d = tempo_half_scale(w) * x.d[b];
         if (has_min) summs = fmaf(tempo_half_scale(w + 2), x.sums[b], summs);
         for (int k = 0; k < 8; k++) lane[k] = fmaf(d, (float)sum[k], lane[k]);
@@ -156,22 +161,19 @@ float tempo_ggml_block32_dot(const GgmlInts *ints, WeightType t, const uint8_t *
 float tempo_ggml_iq4_nl_vec_dot(const GgmlInts *ints, const uint8_t *w, GgmlQ8Row x, int m) {
     float lane[2][8] = {{0}};
     int blocks = m / TEMPO_GGML_Q8_0_BLOCK, b = 0;
-    int16_t q[TEMPO_GGML_Q8_0_BLOCK];
+    int32_t sum[8];
     for (; b < blocks - blocks % 2; b++, w += 18) {
-        int32_t sum[8];
-        ints->ints(WEIGHT_IQ4_NL, w, q);
-        ints->lanes(q, x.q + b * TEMPO_GGML_Q8_0_BLOCK, TEMPO_GGML_Q8_0_BLOCK, sum);
+        block_lanes(ints, WEIGHT_IQ4_NL, w, x.q + b * TEMPO_GGML_Q8_0_BLOCK, sum);
         float d = x.d[b] * tempo_half_scale(w);
         for (int k = 0; k < 8; k++) lane[b % 2][k] = fmaf(d, (float)sum[k], lane[b % 2][k]);
     }
     for (int k = 0; k < 8; k++) lane[0][k] += lane[1][k];
-    float sum = tempo_ggml_hsum_float_8(lane[0]);
+    float total = tempo_ggml_hsum_float_8(lane[0]);
     if (b < blocks) {
-        ints->ints(WEIGHT_IQ4_NL, w, q);
-        int isum = lanes_sum(ints, q, x.q + b * TEMPO_GGML_Q8_0_BLOCK, TEMPO_GGML_Q8_0_BLOCK);
-        sum = fmaf(x.d[b] * tempo_half_scale(w), (float)isum, sum);
+        block_lanes(ints, WEIGHT_IQ4_NL, w, x.q + b * TEMPO_GGML_Q8_0_BLOCK, sum);
+        total = fmaf(x.d[b] * tempo_half_scale(w), (float)tempo_ggml_lanes_total(sum), total);
     }
-    return sum;
+    return total;
 }
 
 /* One IQ4_XS, Q3_K or Q2_K row times one Q8_K row as ggml_vec_dot_iq4_xs_q8_K,
@@ -185,10 +187,8 @@ float tempo_ggml_k_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, Ggm
     float lane[8] = {0};
     size_t bytes = tempo_block_bytes(t);
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += bytes) {
-        int16_t q[TEMPO_QK_K];
         int32_t sum[8];
-        ints->ints(t, w, q);
-        ints->lanes(q, x.q + b * TEMPO_QK_K, TEMPO_QK_K, sum);
+        block_lanes(ints, t, w, x.q + b * TEMPO_QK_K, sum);
         if (t == WEIGHT_Q2_K) {
             const uint8_t *scales = w; /* scale | min << 4 of each 16 values */
             const int16_t *bsums = x.bsums + b * (TEMPO_QK_K / 16);
@@ -216,10 +216,8 @@ float tempo_ggml_ternary_dot(const GgmlInts *ints, WeightType t, const uint8_t *
     size_t bytes = tempo_block_bytes(t);
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += bytes) {
         const int16_t *bsums = x.bsums + b * (TEMPO_QK_K / 16);
-        int16_t q[TEMPO_QK_K];
         int32_t sum[8];
-        ints->ints(t, w, q);
-        ints->lanes(q, x.q + b * TEMPO_QK_K, TEMPO_QK_K, sum);
+        block_lanes(ints, t, w, x.q + b * TEMPO_QK_K, sum);
         float d = x.d[b] * tempo_half_scale(w + bytes - 2);
         for (int k = 0; k < 8; k++) lane[k] = fmaf((float)(sum[k] - bsums[2 * k] - bsums[2 * k + 1]), d, lane[k]);
     }
@@ -233,10 +231,9 @@ float tempo_ggml_ternary_dot(const GgmlInts *ints, WeightType t, const uint8_t *
 float tempo_ggml_iq4_nl_8x8_dot(const GgmlInts *ints, const uint8_t *w, GgmlQ8Row x, int m) {
     float acc = 0.0f;
     for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++, w += 18) {
-        int16_t q[TEMPO_GGML_Q8_0_BLOCK];
-        ints->ints(WEIGHT_IQ4_NL, w, q);
-        int sum = lanes_sum(ints, q, x.q + b * TEMPO_GGML_Q8_0_BLOCK, TEMPO_GGML_Q8_0_BLOCK);
-        acc = fmaf((float)sum, tempo_half_scale(w) * x.d[b], acc);
+        int32_t sum[8];
+        block_lanes(ints, WEIGHT_IQ4_NL, w, x.q + b * TEMPO_GGML_Q8_0_BLOCK, sum);
+        acc = fmaf((float)tempo_ggml_lanes_total(sum), tempo_half_scale(w) * x.d[b], acc);
     }
     return acc;
 }

@@ -44,10 +44,11 @@ static __m256i iq4_values(const uint8_t *qs) {
 
 /* Q4_1, Q5_0, Q5_1, IQ4_NL (block32_ints): the fifth bits are the 32-bit qh, bit j value j's. */
 static void block32_fast(WeightType t, const uint8_t *b, int16_t *w) {
-    __m256i q = t == WEIGHT_IQ4_NL ? iq4_values(b + 2) : tempo_nibbles32(b + (t == WEIGHT_Q4_1 ? 4 : t == WEIGHT_Q5_0 ? 6 : 8));
+    const uint8_t *qs = b + tempo_block32_nibbles_at(t);
+    __m256i q = t == WEIGHT_IQ4_NL ? iq4_values(qs) : tempo_nibbles32(qs);
     if (t == WEIGHT_Q5_0 || t == WEIGHT_Q5_1) {
         uint32_t qh;
-        memcpy(&qh, b + (t == WEIGHT_Q5_0 ? 2 : 4), sizeof qh);
+        memcpy(&qh, b + tempo_q5_high_bits_at(t), sizeof qh);
         q = _mm256_mask_add_epi8(q, (__mmask32)qh, q, _mm256_set1_epi8(16));
         if (t == WEIGHT_Q5_0) q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
     }
@@ -78,7 +79,7 @@ static void two_bit_fast(WeightType t, const uint8_t *b, int16_t *w) {
             store_scaled(low2_32(b + 16, c), b[2 * c] & 15, b[2 * c + 1] & 15, w + 32 * c);
         } else {
             __mmask32 clear = _mm256_testn_epi8_mask(hmask, _mm256_set1_epi8((char)(1 << c)));
-            __m256i q = _mm256_mask_sub_epi8(low2_32(b + 32, c), clear, low2_32(b + 32, c), _mm256_set1_epi8(4));
+            __m256i low = low2_32(b + 32, c), q = _mm256_mask_sub_epi8(low, clear, low, _mm256_set1_epi8(4));
             store_scaled(q, tempo_q3_k_scale(b + 96, 2 * c) - 32, tempo_q3_k_scale(b + 96, 2 * c + 1) - 32, w + 32 * c);
         }
     }

@@ -92,6 +92,13 @@ static inline int tempo_iq4_xs_scale(const uint8_t *b, int ib) {
     return ((b[4 + ib / 2] >> 4 * (ib % 2)) & 0x0F) | ((scales_h >> 2 * ib) & 3) << 4;
 }
 
+/* A 32-value block of Q4_1, Q5_0, Q5_1 or IQ4_NL: the byte its 16 nibble bytes start at (after d,
+ * Q4_1's and Q5_1's m, Q5's 32-bit qh), and the byte Q5_0's or Q5_1's qh starts at. */
+static inline int tempo_block32_nibbles_at(WeightType t) {
+    return t == WEIGHT_Q4_1 ? 4 : t == WEIGHT_Q5_0 ? 6 : t == WEIGHT_Q5_1 ? 8 : 2;
+}
+static inline int tempo_q5_high_bits_at(WeightType t) { return t == WEIGHT_Q5_0 ? 2 : 4; }
+
 /* ---- dequant_iq.c ---- */
 
 /* One block of 256 values at b to y[256], as ggml's dequantize_row_*. */
