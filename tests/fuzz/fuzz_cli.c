@@ -11,6 +11,7 @@
 
 #include "../../formats/formats.h"
 #include "../../tools/synth.h"
+#include "scratch_dir.h"
 
 int tempo_cli_main(int argc, char **argv);
 
@@ -23,8 +24,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         fprintf(stderr, "fuzz_cli: set TEMPO_FUZZ_TOKENIZER to tok512.bin\n");
         abort();
     }
-    char dir[] = "/tmp/tempo-fuzz-cli-XXXXXX", err[TEMPO_ERR_SIZE];
-    if (!mkdtemp(dir) || chdir(dir) != 0) abort();
+    char err[TEMPO_ERR_SIZE];
+    const char *dir = scratch_make();
+    if (chdir(dir) != 0) abort();
     snprintf(model_path, sizeof model_path, "%s/model.bin", dir);
     SynthConfig s;
     tempo_synth_defaults(&s);

@@ -9,12 +9,13 @@
 
 #include "../../formats/formats.h"
 #include "../../tools/synth.h"
+#include "scratch_dir.h"
 
-static char dir[] = "/tmp/tempo-fuzz-hf-XXXXXX";
+static const char *dir;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc; (void)argv;
-    if (!mkdtemp(dir)) abort();
+    dir = scratch_make();
     return 0;
 }
 
