@@ -110,9 +110,7 @@ static void weight_blocks_matmul(float *out, Matrix w, const float *scratch, int
             GgmlQ8Row x = q8_row((float *)scratch, n, m, i);
             float *o = out + (size_t)i * d + r0;
             if (repacked) tempo_ggml_q4_k_8x8_rows_fast(at, row_bytes, rows, x, m, 0, o);
-            else if (w.type == WEIGHT_IQ4_NL) /* vec_dot's order differs from tinyBLAS's only for IQ4_NL */
-                for (int r = 0; r < rows; r++) o[r] = tempo_ggml_iq4_nl_vec_dot(&TEMPO_GGML_INTS_FAST, at + r * row_bytes, x, m);
-            else tempo_ggml_dot_weight_rows_fast(w.type, at, row_bytes, rows, x, m, o);
+            else tempo_ggml_dot_weight_rows_fast(w.type, at, row_bytes, rows, x, m, o); /* IQ4_NL: vec_dot's order */
         }
     }
 }

@@ -5,7 +5,7 @@
  * GGML_MAX_ROWS activation rows. Bitwise equal to the plain definitions
  * (tests/test_numerics.c); without AVX2 and F16C, the plain ones. */
 #include "kernels.h"
-#include "unpack.h" /* tempo_nibbles32, tempo_epi16_halves */
+#include "unpack_low_bit.h" /* tempo_nibbles32, tempo_epi16_halves, tempo_block32_bytes */
 
 #include <math.h>
 #include <string.h>
@@ -114,24 +114,45 @@ void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row ou
     if (t == GGML_DOT_Q8_1) tempo_ggml_q8_1_sums(x, m, out);
 }
 
+/* The 32-value block types of tempo_ggml_block32_dot, vectorized here with AVX-512 BW and VL (tempo_block32_bytes). */
+static int is_block32(WeightType t) {
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+    return t == WEIGHT_Q4_1 || t == WEIGHT_Q5_0 || t == WEIGHT_Q5_1 || t == WEIGHT_IQ4_NL;
+#else
+    (void)t;
+    return 0;
+#endif
+}
+
 /* The weight types with a vector kernel here (the others: their plain definitions, ggml_dots_more.c). */
 static int has_vector_dot(WeightType t) {
-    return t == WEIGHT_Q8_0 || t == WEIGHT_Q4_0 || t == WEIGHT_Q4_K || t == WEIGHT_Q5_K || t == WEIGHT_Q6_K;
+    return t == WEIGHT_Q8_0 || t == WEIGHT_Q4_0 || t == WEIGHT_Q4_K || t == WEIGHT_Q5_K || t == WEIGHT_Q6_K || is_block32(t);
 }
 
 /* ---- dot products: acc[i] the 8 f32 lanes of activation row i ---- */
 
-/* A Q8_0 or Q4_0 block's 32 weights as int8 (Q4_0: low nibbles first, minus 8). */
+/* A 32-value block's weights as int8: Q8_0's, Q4_0's (low nibbles first, minus 8), the others' (tempo_block32_bytes). */
 static __m256i q_block(WeightType t, const uint8_t *b) {
     if (t == WEIGHT_Q8_0) return _mm256_loadu_si256((const __m256i *)(b + 2));
-    return _mm256_sub_epi8(tempo_nibbles32(b + 2), _mm256_set1_epi8(8));
+    if (t == WEIGHT_Q4_0) return _mm256_sub_epi8(tempo_nibbles32(b + 2), _mm256_set1_epi8(8));
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+    return tempo_block32_bytes(t, b);
+#else
+    return _mm256_setzero_si256(); /* not reached: is_block32 is 0 */
+#endif
 }
 
-INLINE void q8_0_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256 *acc) {
+/* The 32-value blocks (Q8_0's order, tempo_ggml_block32_dot's): lane k of acc[i] adds f32(d_w d_x) times the integer
+ * sum of products 4k..4k+3 by a fused multiply-add; Q4_1 and Q5_1 their min terms m_w s_x, one fused multiply-add
+ * each in turn, in mins[i]. */
+INLINE void q8_0_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256 *acc, float *mins) {
     size_t block_bytes = tempo_block_bytes(t);
+    int has_min = t == WEIGHT_Q4_1 || t == WEIGHT_Q5_1;
     for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++, w += block_bytes) {
         __m256i qw = q_block(t, w), aw = _mm256_sign_epi8(qw, qw);
         float dw = f16_at(w);
+        if (has_min)
+            for (int i = 0; i < k; i++) mins[i] = fmaf(f16_at(w + 2), x[i].sums[b], mins[i]);
         for (int i = 0; i < k; i++) {
             __m256i qx = _mm256_loadu_si256((const __m256i *)(x[i].q + b * TEMPO_GGML_Q8_0_BLOCK));
             __m256 sum = _mm256_cvtepi32_ps(dot_u8_i8(aw, _mm256_sign_epi8(qx, qw)));
@@ -340,11 +361,11 @@ INLINE void dot_few_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int
     if (t == WEIGHT_Q4_K) q4_k_rows(w, x, k, m, acc, acc_m);
     else if (t == WEIGHT_Q5_K) q5_k_rows(w, x, k, m, acc, mins);
     else if (t == WEIGHT_Q6_K) q6_k_rows(w, x, k, m, acc);
-    else q8_0_rows(t, w, x, k, m, acc);
+    else q8_0_rows(t, w, x, k, m, acc, mins);
     for (int i = 0; i < k; i++) {
         float *o = out + (size_t)i * stride;
         if (t == WEIGHT_Q4_K) *o = hsum_float_8(acc[i]) + hsum_float_4(acc_m[i]);
-        else if (t == WEIGHT_Q5_K) *o = hsum_float_8(acc[i]) + mins[i];
+        else if (t == WEIGHT_Q5_K || t == WEIGHT_Q4_1 || t == WEIGHT_Q5_1) *o = hsum_float_8(acc[i]) + mins[i];
         else *o = hsum_float_8(acc[i]);
     }
 }
@@ -362,20 +383,47 @@ void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x
         dot_few_rows(t, w, x + i0, k - i0 < GGML_MAX_ROWS ? k - i0 : GGML_MAX_ROWS, m, out + (size_t)i0 * stride, stride);
 }
 
-void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
-    if (!has_vector_dot(t)) {
-        for (int r = 0; r < rows; r++) out[r] = tempo_ggml_dot_with(&TEMPO_GGML_INTS_FAST, t, w + (size_t)r * row_bytes, x, m);
-        return;
-    }
-    for (int r = 0; r < rows; r++) dot_few_rows(t, w + (size_t)r * row_bytes, &x, 1, m, out + r, 1);
-}
-
 /* The sum of 8 (or 4) 32-bit integer lanes (exact in any order). */
 static int hsum_epi32_4(__m128i x) {
     x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
     return _mm_cvtsi128_si32(_mm_add_epi32(x, _mm_shuffle_epi32(x, 1)));
 }
 static int hsum_epi32_8(__m256i x) { return hsum_epi32_4(_mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1))); }
+
+/* IQ4_NL in a call of one row, as tempo_ggml_iq4_nl_vec_dot: even blocks' lanes in acc[0], odd blocks' in acc[1],
+ * hsum_float_8 of their sum; an odd last block as one fused multiply-add of its integer total. */
+static float iq4_nl_vec_row(const uint8_t *w, GgmlQ8Row x, int m) {
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    int blocks = m / TEMPO_GGML_Q8_0_BLOCK, b = 0;
+    for (; b < blocks - blocks % 2; b++, w += 18) {
+        __m256i qw = q_block(WEIGHT_IQ4_NL, w), qx = _mm256_loadu_si256((const __m256i *)(x.q + b * TEMPO_GGML_Q8_0_BLOCK));
+        __m256 sum = _mm256_cvtepi32_ps(dot_u8_i8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw)));
+        acc[b % 2] = _mm256_fmadd_ps(_mm256_set1_ps(x.d[b] * f16_at(w)), sum, acc[b % 2]);
+    }
+    float total = hsum_float_8(_mm256_add_ps(acc[0], acc[1]));
+    if (b < blocks) {
+        __m256i qw = q_block(WEIGHT_IQ4_NL, w), qx = _mm256_loadu_si256((const __m256i *)(x.q + b * TEMPO_GGML_Q8_0_BLOCK));
+        int isum = hsum_epi32_8(dot_u8_i8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw)));
+        total = fmaf(x.d[b] * f16_at(w), (float)isum, total);
+    }
+    return total;
+}
+
+void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
+    if (t == WEIGHT_IQ4_NL && is_block32(t)) {
+        for (int r = 0; r < rows; r++) out[r] = iq4_nl_vec_row(w + (size_t)r * row_bytes, x, m);
+        return;
+    }
+    if (t == WEIGHT_IQ4_NL) {
+        for (int r = 0; r < rows; r++) out[r] = tempo_ggml_iq4_nl_vec_dot(&TEMPO_GGML_INTS_FAST, w + (size_t)r * row_bytes, x, m);
+        return;
+    }
+    if (!has_vector_dot(t)) {
+        for (int r = 0; r < rows; r++) out[r] = tempo_ggml_dot_with(&TEMPO_GGML_INTS_FAST, t, w + (size_t)r * row_bytes, x, m);
+        return;
+    }
+    for (int r = 0; r < rows; r++) dot_few_rows(t, w + (size_t)r * row_bytes, &x, 1, m, out + r, 1);
+}
 
 /* Q4_K in the repacked order of ggml's gemv (tempo_ggml_q4_k_8x8_dot): the lanes summed to one integer per super-block. */
 static float q4_k_8x8_gemv_row(const uint8_t *w, GgmlQ8Row x, int m) {
@@ -409,7 +457,9 @@ void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x
 }
 
 void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
-    for (int r = 0; r < rows; r++) out[r] = tempo_ggml_dot_with(&TEMPO_GGML_INTS_FAST, t, w + (size_t)r * row_bytes, x, m);
+    for (int r = 0; r < rows; r++)
+        out[r] = t == WEIGHT_IQ4_NL ? tempo_ggml_iq4_nl_vec_dot(&TEMPO_GGML_INTS_FAST, w + (size_t)r * row_bytes, x, m)
+                                    : tempo_ggml_dot_with(&TEMPO_GGML_INTS_FAST, t, w + (size_t)r * row_bytes, x, m);
 }
 
 void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, int gemm, float *out) {

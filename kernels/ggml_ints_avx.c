@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "iq_grids.h"
-#include "unpack_low_bit.h" /* tempo_nibbles32, tempo_epi16_halves, tempo_iq4_levels_at, tempo_trits_epi16, tempo_grid_signs, tempo_u16_at */
+#include "unpack_low_bit.h" /* tempo_block32_bytes, tempo_iq4_levels32, tempo_epi16_halves, tempo_trits_epi16, tempo_grid_signs, tempo_u16_at */
 
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
@@ -36,30 +36,11 @@ static void store_scaled(__m256i q, int s0, int s1, int16_t *w) {
     _mm512_storeu_si512(w, _mm512_mullo_epi16(_mm512_cvtepi8_epi16(q), tempo_epi16_halves((short)s0, (short)s1)));
 }
 
-/* IQ4's levels of the 32 nibbles of 16 bytes (tempo_nibbles32's order). */
-static __m256i iq4_values(const uint8_t *qs) {
-    U8x16 packed = tempo_bytes16(qs);
-    return _mm256_set_m128i((__m128i)tempo_iq4_levels_at(packed >> 4), (__m128i)tempo_iq4_levels_at(packed & 15));
-}
-
-/* Q4_1, Q5_0, Q5_1, IQ4_NL (block32_ints): the fifth bits are the 32-bit qh, bit j value j's. */
-static void block32_fast(WeightType t, const uint8_t *b, int16_t *w) {
-    const uint8_t *qs = b + tempo_block32_nibbles_at(t);
-    __m256i q = t == WEIGHT_IQ4_NL ? iq4_values(qs) : tempo_nibbles32(qs);
-    if (t == WEIGHT_Q5_0 || t == WEIGHT_Q5_1) {
-        uint32_t qh;
-        memcpy(&qh, b + tempo_q5_high_bits_at(t), sizeof qh);
-        q = _mm256_mask_add_epi8(q, (__mmask32)qh, q, _mm256_set1_epi8(16));
-        if (t == WEIGHT_Q5_0) q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
-    }
-    store_scaled(q, 1, 1, w);
-}
-
 /* IQ4_XS (iq4_xs_ints): sub-block g's levels times its scale - 32. */
 static void iq4_xs_fast(const uint8_t *b, int16_t *w) {
     for (int g = 0; g < 8; g++) {
         int ls = tempo_iq4_xs_scale(b, g) - 32;
-        store_scaled(iq4_values(b + 8 + 16 * g), ls, ls, w + 32 * g);
+        store_scaled(tempo_iq4_levels32(b + 8 + 16 * g), ls, ls, w + 32 * g);
     }
 }
 
@@ -193,7 +174,7 @@ static void grid_fast(WeightType t, const uint8_t *b, int16_t *w) {
 /* GgmlBlockInts, vectorized: block_ints's integers, type by type. */
 static void ints_fast(WeightType t, const uint8_t *b, int16_t *w) {
     switch (t) {
-    case WEIGHT_Q4_1: case WEIGHT_Q5_0: case WEIGHT_Q5_1: case WEIGHT_IQ4_NL: block32_fast(t, b, w); break;
+    case WEIGHT_Q4_1: case WEIGHT_Q5_0: case WEIGHT_Q5_1: case WEIGHT_IQ4_NL: store_scaled(tempo_block32_bytes(t, b), 1, 1, w); break;
     case WEIGHT_IQ4_XS: iq4_xs_fast(b, w); break;
     case WEIGHT_Q2_K: case WEIGHT_Q3_K: case WEIGHT_TQ2_0: two_bit_fast(t, b, w); break;
     case WEIGHT_TQ1_0: tq1_0_fast(b, w); break;

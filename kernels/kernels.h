@@ -231,7 +231,8 @@ float tempo_ggml_q2_k_8x8_dot(const GgmlInts *ints, const uint8_t *w, GgmlQ8Row 
 void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row out);
 /* out[i * stride] = w times activation row x[i], for i < k. */
 void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride);
-/* out[r] = weight row r (at w + r row_bytes) times the one activation row x, for r < rows (decoding). */
+/* out[r] = weight row r (at w + r row_bytes) times the one activation row x, for r < rows (decoding: a
+ * call of one row, so IQ4_NL in tempo_ggml_iq4_nl_vec_dot's order). */
 void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out);
 /* The same for Q4_K rows in the repacked orders (tempo_ggml_q4_k_8x8_dot). */
 void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, int gemm, float *out);

@@ -111,6 +111,29 @@ TEMPO_LOW_BIT_INLINE U8x16 tempo_fifth_bits(const uint8_t *qh, int h) {
     return (U8x16)((spread & bit) == bit) & 16;
 }
 
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+/* IQ4's levels of the 32 nibbles of the 16 bytes at qs (tempo_nibbles32's order). */
+TEMPO_LOW_BIT_INLINE __m256i tempo_iq4_levels32(const uint8_t *qs) {
+    U8x16 packed = tempo_bytes16(qs);
+    return _mm256_set_m128i((__m128i)tempo_iq4_levels_at(packed >> 4), (__m128i)tempo_iq4_levels_at(packed & 15));
+}
+
+/* The 32 integer values of a Q4_1 (0..15), Q5_0 (-16..15), Q5_1 (0..31) or
+ * IQ4_NL (its levels) block as bytes, value v in byte v: the nibbles, and
+ * for Q5 the fifth bits (the 32-bit qh, bit j value j's). */
+TEMPO_LOW_BIT_INLINE __m256i tempo_block32_bytes(WeightType t, const uint8_t *b) {
+    const uint8_t *qs = b + tempo_block32_nibbles_at(t);
+    __m256i q = t == WEIGHT_IQ4_NL ? tempo_iq4_levels32(qs) : tempo_nibbles32(qs);
+    if (t == WEIGHT_Q5_0 || t == WEIGHT_Q5_1) {
+        uint32_t qh;
+        memcpy(&qh, b + tempo_q5_high_bits_at(t), sizeof qh);
+        q = _mm256_mask_add_epi8(q, (__mmask32)qh, q, _mm256_set1_epi8(16));
+        if (t == WEIGHT_Q5_0) q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+    }
+    return q;
+}
+#endif
+
 #if defined(__AVX512F__)
 /* tempo_q5_vectors with tables: low[k] is the value of code k, high[k] of
  * code 16 + k, each computed as the reference does; a value's nibble picks

@@ -438,6 +438,9 @@ Test(numerics, ggml_rope_and_swiglu) {
 
 enum { DOT_M = 1280, DOT_ROWS = 7 }; /* 5 super-blocks */
 static const WeightType DOT_TYPES[] = {WEIGHT_Q8_0, WEIGHT_Q4_0, WEIGHT_Q4_K, WEIGHT_Q5_K, WEIGHT_Q6_K};
+/* And the 32-value block types of tempo_ggml_block32_dot, also vectorized (the matmul takes IQ4_NL's vec_dot order for one row). */
+static const WeightType FAST_DOT_TYPES[] = {WEIGHT_Q8_0, WEIGHT_Q4_0, WEIGHT_Q4_K, WEIGHT_Q5_K, WEIGHT_Q6_K,
+                                            WEIGHT_Q4_1, WEIGHT_Q5_0, WEIGHT_Q5_1, WEIGHT_IQ4_NL};
 
 static uint64_t next_bits(uint64_t *s) {
     *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
@@ -465,14 +468,18 @@ static void random_weights(WeightType t, uint8_t *w, int m, uint64_t *s) {
     size_t bytes = tempo_row_bytes(t, (size_t)m);
     for (size_t i = 0; i < bytes; i++) w[i] = (uint8_t)next_bits(s);
     size_t block = tempo_block_bytes(t), at = t == WEIGHT_Q6_K ? 208 : 0;
-    int halves = t == WEIGHT_Q4_K || t == WEIGHT_Q5_K ? 2 : 1; /* d (and dmin) */
+    int halves = t == WEIGHT_Q4_K || t == WEIGHT_Q5_K || t == WEIGHT_Q4_1 || t == WEIGHT_Q5_1 ? 2 : 1; /* d (and dmin, m) */
     for (size_t b = 0; b < bytes; b += block)
         for (int h = 0; h < halves; h++) w[b + at + 2 * h + 1] &= 0xfb; /* exponent below 31 */
 }
 
 /* Storage for n quantized rows of DOT_M. */
-typedef struct { int8_t q[DOT_ROWS][DOT_M]; float d[DOT_ROWS][DOT_M / 32]; int16_t bsums[DOT_ROWS][DOT_M / 16]; } QuantRows;
-static GgmlQ8Row quant_row(QuantRows *r, int i) { return (GgmlQ8Row){r->q[i], r->d[i], r->bsums[i], NULL}; }
+typedef struct {
+    int8_t q[DOT_ROWS][DOT_M];
+    float d[DOT_ROWS][DOT_M / 32], sums[DOT_ROWS][DOT_M / 32];
+    int16_t bsums[DOT_ROWS][DOT_M / 16];
+} QuantRows;
+static GgmlQ8Row quant_row(QuantRows *r, int i) { return (GgmlQ8Row){r->q[i], r->d[i], r->bsums[i], r->sums[i]}; }
 
 static int same_float(float a, float b) { return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b)); }
 
@@ -533,7 +540,7 @@ static void quantized_rows(WeightType t, QuantRows *r, uint64_t *s) {
 static void uniform_weights(WeightType t, uint8_t *w, int m, uint8_t fill) {
     size_t bytes = tempo_row_bytes(t, (size_t)m), block = tempo_block_bytes(t), at = t == WEIGHT_Q6_K ? 208 : 0;
     memset(w, fill, bytes);
-    int halves = t == WEIGHT_Q4_K || t == WEIGHT_Q5_K ? 2 : 1; /* d (and dmin) */
+    int halves = t == WEIGHT_Q4_K || t == WEIGHT_Q5_K || t == WEIGHT_Q4_1 || t == WEIGHT_Q5_1 ? 2 : 1; /* d (and dmin, m) */
     for (size_t b = 0; b < bytes; b += block)
         for (int h = 0; h < halves; h++) w[b + at + 2 * h + 1] &= 0xfb; /* exponent below 31 */
 }
@@ -546,9 +553,9 @@ Test(numerics, fast_dots_are_bitwise_plain) {
     static QuantRows rows;
     static uint8_t w[DOT_M * 2];
     static const uint8_t fills[] = {0xff, 0x80, 0x00, 0x7f};
-    for (size_t ti = 0; ti < sizeof DOT_TYPES / sizeof *DOT_TYPES; ti++)
+    for (size_t ti = 0; ti < sizeof FAST_DOT_TYPES / sizeof *FAST_DOT_TYPES; ti++)
         for (int trial = 0; trial < 80; trial++) {
-            WeightType t = DOT_TYPES[ti];
+            WeightType t = FAST_DOT_TYPES[ti];
             int m = trial < 40 ? TEMPO_QK_K * (1 + trial % 5) : 32 * (1 + trial % 40);
             if (tempo_ggml_dot_type(t) == GGML_DOT_Q8_K) m = (m + TEMPO_QK_K - 1) / TEMPO_QK_K * TEMPO_QK_K;
             random_weights(t, w, m, &s);
@@ -565,6 +572,10 @@ Test(numerics, fast_dots_are_bitwise_plain) {
                 cr_assert(same_float(out[3 * i], want), "type %d trial %d m %d row %d of %d: fast %.9g, plain %.9g", (int)t, trial,
                           m, i, k, out[3 * i], want);
             }
+            float one; /* a call of one row (decoding): IQ4_NL in vec_dot's order */
+            tempo_ggml_dot_weight_rows_fast(t, w, 0, 1, x[0], m, &one);
+            float want_one = t == WEIGHT_IQ4_NL ? tempo_ggml_iq4_nl_vec_dot(&TEMPO_GGML_INTS_PLAIN, w, x[0], m) : tempo_ggml_dot_plain(t, w, x[0], m);
+            cr_assert(same_float(one, want_one), "type %d trial %d m %d, one row: fast %.9g, plain %.9g", (int)t, trial, m, one, want_one);
             if (t != WEIGHT_Q4_K) continue;
             for (int i = 0; i < k; i++) { /* the repacked orders */
                 tempo_ggml_q4_k_8x8_rows_fast(w, 0, 1, x[i], m, trial % 2, out);
