@@ -142,6 +142,12 @@ static __m256i q_block(WeightType t, const uint8_t *b) {
 #endif
 }
 
+/* Per 32-bit lane k: the sum of products 4k..4k+3 of a block's int8 weights qw and the 32 activations at q8 (exact). */
+static __m256i block32_lanes(__m256i qw, const int8_t *q8) {
+    __m256i qx = _mm256_loadu_si256((const __m256i *)q8);
+    return dot_u8_i8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
+}
+
 /* The 32-value blocks (Q8_0's order, tempo_ggml_block32_dot's): lane k of acc[i] adds f32(d_w d_x) times the integer
  * sum of products 4k..4k+3 by a fused multiply-add; Q4_1 and Q5_1 their min terms m_w s_x, one fused multiply-add
  * each in turn, in mins[i]. */
@@ -149,13 +155,12 @@ INLINE void q8_0_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k,
     size_t block_bytes = tempo_block_bytes(t);
     int has_min = t == WEIGHT_Q4_1 || t == WEIGHT_Q5_1;
     for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++, w += block_bytes) {
-        __m256i qw = q_block(t, w), aw = _mm256_sign_epi8(qw, qw);
+        __m256i qw = q_block(t, w);
         float dw = f16_at(w);
         if (has_min)
             for (int i = 0; i < k; i++) mins[i] = fmaf(f16_at(w + 2), x[i].sums[b], mins[i]);
         for (int i = 0; i < k; i++) {
-            __m256i qx = _mm256_loadu_si256((const __m256i *)(x[i].q + b * TEMPO_GGML_Q8_0_BLOCK));
-            __m256 sum = _mm256_cvtepi32_ps(dot_u8_i8(aw, _mm256_sign_epi8(qx, qw)));
+            __m256 sum = _mm256_cvtepi32_ps(block32_lanes(qw, x[i].q + b * TEMPO_GGML_Q8_0_BLOCK));
             acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x[i].d[b]), sum, acc[i]);
         }
     }
@@ -396,14 +401,12 @@ static float iq4_nl_vec_row(const uint8_t *w, GgmlQ8Row x, int m) {
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     int blocks = m / TEMPO_GGML_Q8_0_BLOCK, b = 0;
     for (; b < blocks - blocks % 2; b++, w += 18) {
-        __m256i qw = q_block(WEIGHT_IQ4_NL, w), qx = _mm256_loadu_si256((const __m256i *)(x.q + b * TEMPO_GGML_Q8_0_BLOCK));
-        __m256 sum = _mm256_cvtepi32_ps(dot_u8_i8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw)));
+        __m256 sum = _mm256_cvtepi32_ps(block32_lanes(q_block(WEIGHT_IQ4_NL, w), x.q + b * TEMPO_GGML_Q8_0_BLOCK));
         acc[b % 2] = _mm256_fmadd_ps(_mm256_set1_ps(x.d[b] * f16_at(w)), sum, acc[b % 2]);
     }
     float total = hsum_float_8(_mm256_add_ps(acc[0], acc[1]));
     if (b < blocks) {
-        __m256i qw = q_block(WEIGHT_IQ4_NL, w), qx = _mm256_loadu_si256((const __m256i *)(x.q + b * TEMPO_GGML_Q8_0_BLOCK));
-        int isum = hsum_epi32_8(dot_u8_i8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw)));
+        int isum = hsum_epi32_8(block32_lanes(q_block(WEIGHT_IQ4_NL, w), x.q + b * TEMPO_GGML_Q8_0_BLOCK));
         total = fmaf(x.d[b] * f16_at(w), (float)isum, total);
     }
     return total;
@@ -423,6 +426,17 @@ void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_
         return;
     }
     for (int r = 0; r < rows; r++) dot_few_rows(t, w + (size_t)r * row_bytes, &x, 1, m, out + r, 1);
+}
+
+/* Q4_0 and IQ4_NL repacked: per block the exact integer sum, then one fused multiply-add of f32(d_w d_x) into one sum. */
+float tempo_ggml_b32_8x8_dot_fast(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    if (t == WEIGHT_IQ4_NL && !is_block32(t)) return tempo_ggml_iq4_nl_8x8_dot(&TEMPO_GGML_INTS_FAST, w, x, m);
+    float acc = 0.0f;
+    for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++, w += 18) {
+        int isum = hsum_epi32_8(block32_lanes(q_block(t, w), x.q + b * TEMPO_GGML_Q8_0_BLOCK));
+        acc = fmaf((float)isum, f16_at(w) * x.d[b], acc);
+    }
+    return acc;
 }
 
 /* Q4_K in the repacked order of ggml's gemv (tempo_ggml_q4_k_8x8_dot): the lanes summed to one integer per super-block. */
@@ -464,6 +478,10 @@ void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_
 
 void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, int gemm, float *out) {
     for (int r = 0; r < rows; r++) out[r] = tempo_ggml_q4_k_8x8_dot(w + (size_t)r * row_bytes, x, m, gemm);
+}
+
+float tempo_ggml_b32_8x8_dot_fast(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    return t == WEIGHT_IQ4_NL ? tempo_ggml_iq4_nl_8x8_dot(&TEMPO_GGML_INTS_FAST, w, x, m) : tempo_ggml_q4_0_8x8_dot(w, x.q, x.d, m);
 }
 
 #endif

@@ -576,6 +576,12 @@ Test(numerics, fast_dots_are_bitwise_plain) {
             tempo_ggml_dot_weight_rows_fast(t, w, 0, 1, x[0], m, &one);
             float want_one = t == WEIGHT_IQ4_NL ? tempo_ggml_iq4_nl_vec_dot(&TEMPO_GGML_INTS_PLAIN, w, x[0], m) : tempo_ggml_dot_plain(t, w, x[0], m);
             cr_assert(same_float(one, want_one), "type %d trial %d m %d, one row: fast %.9g, plain %.9g", (int)t, trial, m, one, want_one);
+            if (t == WEIGHT_Q4_0 || t == WEIGHT_IQ4_NL) { /* repacked: one f32 sum */
+                float fast = tempo_ggml_b32_8x8_dot_fast(t, w, x[0], m);
+                float plain = t == WEIGHT_Q4_0 ? tempo_ggml_q4_0_8x8_dot(w, x[0].q, x[0].d, m)
+                                               : tempo_ggml_iq4_nl_8x8_dot(&TEMPO_GGML_INTS_PLAIN, w, x[0], m);
+                cr_assert(same_float(fast, plain), "type %d trial %d m %d, repacked: fast %.9g, plain %.9g", (int)t, trial, m, fast, plain);
+            }
             if (t != WEIGHT_Q4_K) continue;
             for (int i = 0; i < k; i++) { /* the repacked orders */
                 tempo_ggml_q4_k_8x8_rows_fast(w, 0, 1, x[i], m, trial % 2, out);
