@@ -158,7 +158,7 @@ static void dot_q8_0_rows(const uint8_t *w, size_t row_bytes, float *scratch, in
 /* One output of a repacked matrix (tempo_ggml_repacks): Q4_0, IQ4_NL and
  * Q2_K (`gemm`: the row is in a group of 4 a call hands ggml's gemm). */
 static float repacked_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m, int gemm) {
-    if (t == WEIGHT_Q2_K) return tempo_ggml_q2_k_8x8_dot(&TEMPO_GGML_INTS_FAST, w, x, m, gemm);
+    if (t == WEIGHT_Q2_K) return tempo_ggml_q2_k_8x8_dot_fast(w, x, m, gemm);
     return tempo_ggml_b32_8x8_dot_fast(t, w, x, m);
 }
 

@@ -439,6 +439,36 @@ float tempo_ggml_b32_8x8_dot_fast(WeightType t, const uint8_t *w, GgmlQ8Row x, i
     return acc;
 }
 
+/* One Q2_K super-block's integers by halves (tempo_ggml_q2_k_8x8_dot): isum[h] = sum over sub-blocks g of half h
+ * (8h .. 8h+7) of sc_g times the sum of q2 q8 over its 16 values, imin[h] = sum of mn_g bsum16_g. */
+static void q2_k_halves(const uint8_t *w, const int8_t *q8, const int16_t *bsums, int isum[2], int imin[2]) {
+    for (int h = 0; h < 2; h++) {
+        __m256i sums = _mm256_setzero_si256();
+        for (int c = 4 * h; c < 4 * h + 4; c++) { /* values 32c .. 32c+31: sub-blocks 2c (low 128 bits) and 2c+1 */
+            __m256i sc = _mm256_set_m128i(_mm_set1_epi32(w[2 * c + 1] & 15), _mm_set1_epi32(w[2 * c] & 15));
+            __m256i qx = _mm256_loadu_si256((const __m256i *)(q8 + 32 * c));
+            sums = _mm256_add_epi32(sums, _mm256_mullo_epi32(dot_u8_i8(tempo_two_bits32(w + 16, c), qx), sc));
+        }
+        __m128i mins = _mm_and_si128(_mm_srli_epi16(_mm_loadl_epi64((const __m128i *)(w + 8 * h)), 4), _mm_set1_epi8(15));
+        __m128i bsum = _mm_loadu_si128((const __m128i *)(bsums + 8 * h));
+        isum[h] = hsum_epi32_8(sums), imin[h] = hsum_epi32_4(_mm_madd_epi16(_mm_cvtepu8_epi16(mins), bsum));
+    }
+}
+
+float tempo_ggml_q2_k_8x8_dot_fast(const uint8_t *w, GgmlQ8Row x, int m, int gemm) {
+    float acc = 0.0f, acc_min = 0.0f;
+    for (int b = 0; b < m / TEMPO_QK_K; b++, w += 84) {
+        float d = f16_at(w + 80) * x.d[b], dmin = f16_at(w + 82) * x.d[b];
+        int isum[2], imin[2];
+        q2_k_halves(w, x.q + b * TEMPO_QK_K, x.bsums + b * (TEMPO_QK_K / 16), isum, imin);
+        if (gemm)
+            for (int h = 0; h < 2; h++) acc = fmaf((float)isum[h], d, acc), acc_min = fmaf((float)imin[h], dmin, acc_min);
+        else
+            acc = fmaf((float)(isum[0] + isum[1]), d, acc), acc_min = fmaf((float)(imin[0] + imin[1]), dmin, acc_min);
+    }
+    return acc - acc_min;
+}
+
 /* Q4_K in the repacked order of ggml's gemv (tempo_ggml_q4_k_8x8_dot): the lanes summed to one integer per super-block. */
 static float q4_k_8x8_gemv_row(const uint8_t *w, GgmlQ8Row x, int m) {
     float acc = 0.0f, acc_min = 0.0f;
@@ -478,6 +508,10 @@ void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_
 
 void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, int gemm, float *out) {
     for (int r = 0; r < rows; r++) out[r] = tempo_ggml_q4_k_8x8_dot(w + (size_t)r * row_bytes, x, m, gemm);
+}
+
+float tempo_ggml_q2_k_8x8_dot_fast(const uint8_t *w, GgmlQ8Row x, int m, int gemm) {
+    return tempo_ggml_q2_k_8x8_dot(&TEMPO_GGML_INTS_FAST, w, x, m, gemm);
 }
 
 float tempo_ggml_b32_8x8_dot_fast(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {

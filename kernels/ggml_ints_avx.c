@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "iq_grids.h"
-#include "unpack_low_bit.h" /* tempo_block32_bytes, tempo_iq4_levels32, tempo_epi16_halves, tempo_trits_epi16, tempo_grid_signs, tempo_u16_at */
+#include "unpack_low_bit.h" /* tempo_block32_bytes, tempo_iq4_levels32, tempo_two_bits32, tempo_epi16_halves, tempo_trits_epi16, tempo_grid_signs, tempo_u16_at */
 
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
@@ -44,23 +44,17 @@ static void iq4_xs_fast(const uint8_t *b, int16_t *w) {
     }
 }
 
-/* Values 32c .. 32c+31 of 2-bit fields (Q2_K, Q3_K, TQ2_0): bits 2(c%4).. of the 32 bytes at qs + 32(c/4). */
-static __m256i low2_32(const uint8_t *qs, int c) {
-    __m256i bytes = _mm256_loadu_si256((const __m256i *)(qs + 32 * (c / 4)));
-    return _mm256_and_si256(_mm256_srli_epi16(bytes, 2 * (c % 4)), _mm256_set1_epi8(3));
-}
-
 /* Q2_K (q2_k_ints), Q3_K (q3_k_ints: minus 4 where bit c of the value's hmask byte is clear), TQ2_0 (digits). */
 static void two_bit_fast(WeightType t, const uint8_t *b, int16_t *w) {
     __m256i hmask = t == WEIGHT_Q3_K ? _mm256_loadu_si256((const __m256i *)b) : _mm256_setzero_si256();
     for (int c = 0; c < 8; c++) {
         if (t == WEIGHT_TQ2_0) {
-            store_scaled(low2_32(b, c), 1, 1, w + 32 * c);
+            store_scaled(tempo_two_bits32(b, c), 1, 1, w + 32 * c);
         } else if (t == WEIGHT_Q2_K) {
-            store_scaled(low2_32(b + 16, c), b[2 * c] & 15, b[2 * c + 1] & 15, w + 32 * c);
+            store_scaled(tempo_two_bits32(b + 16, c), b[2 * c] & 15, b[2 * c + 1] & 15, w + 32 * c);
         } else {
             __mmask32 clear = _mm256_testn_epi8_mask(hmask, _mm256_set1_epi8((char)(1 << c)));
-            __m256i low = low2_32(b + 32, c), q = _mm256_mask_sub_epi8(low, clear, low, _mm256_set1_epi8(4));
+            __m256i low = tempo_two_bits32(b + 32, c), q = _mm256_mask_sub_epi8(low, clear, low, _mm256_set1_epi8(4));
             store_scaled(q, tempo_q3_k_scale(b + 96, 2 * c) - 32, tempo_q3_k_scale(b + 96, 2 * c + 1) - 32, w + 32 * c);
         }
     }

@@ -238,6 +238,8 @@ void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_
 void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, int gemm, float *out);
 /* Q4_0 or IQ4_NL repacked: tempo_ggml_q4_0_8x8_dot's or tempo_ggml_iq4_nl_8x8_dot's value. */
 float tempo_ggml_b32_8x8_dot_fast(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
+/* Q2_K repacked: tempo_ggml_q2_k_8x8_dot's value. */
+float tempo_ggml_q2_k_8x8_dot_fast(const uint8_t *w, GgmlQ8Row x, int m, int gemm);
 /* ---- ggml_q8_0_tiles.c: 4 Q8_0 weight rows (row_bytes apart) times 4
  * Q8_0 activation rows, out[c stride + r], bitwise tempo_ggml_dot_plain ---- */
 void tempo_ggml_q8_0_tile(const uint8_t *w, size_t row_bytes, const GgmlQ8Row *x, int m, float *out, size_t stride);

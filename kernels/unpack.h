@@ -115,6 +115,12 @@ static inline __m256i tempo_nibbles32(const uint8_t *p) {
     __m128i packed = _mm_loadu_si128((const __m128i *)p);
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(15));
 }
+
+/* Values 32c .. 32c+31 of 2-bit fields (Q2_K, Q3_K, TQ2_0), a byte each: bits 2(c % 4) of the 32 bytes at qs + 32(c / 4). */
+static inline __m256i tempo_two_bits32(const uint8_t *qs, int c) {
+    __m256i bytes = _mm256_loadu_si256((const __m256i *)(qs + 32 * (c / 4)));
+    return _mm256_and_si256(_mm256_srli_epi16(bytes, 2 * (c % 4)), _mm256_set1_epi8(3));
+}
 #endif
 
 #if defined(__AVX512BW__)
