@@ -1,11 +1,13 @@
-/* ggml_dots_avx.c - ggml's quantized dot products (ggml_dots.c) vectorized
+/* ggml_dots_avx.c - ggml's quantized dot products (ggml_dots.c; with AVX-512
+ * BW and VL also ggml_dots_more.c's 32-value blocks; the repacked Q4_0,
+ * IQ4_NL and Q2_K of ggml_repack.c and ggml_dots_more.c) vectorized
  * with AVX2 as ggml's x86 code is: the integer sums in any order (they are
  * exact: |q8| <= 127, so no maddubs saturates), the f32 lanes and their
  * horizontal sum in ggml's. One weight row is unpacked once for up to
  * GGML_MAX_ROWS activation rows. Bitwise equal to the plain definitions
  * (tests/test_numerics.c); without AVX2 and F16C, the plain ones. */
 #include "kernels.h"
-#include "unpack_low_bit.h" /* tempo_nibbles32, tempo_epi16_halves, tempo_block32_bytes */
+#include "unpack_low_bit.h" /* tempo_nibbles32, tempo_two_bits32, tempo_epi16_halves, tempo_block32_bytes */
 
 #include <math.h>
 #include <string.h>

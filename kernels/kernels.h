@@ -20,7 +20,7 @@
  *   ggml_ints_avx.c  the integer part of those two files' dots, vectorized (GgmlInts)
  *   ggml_dot.c   its x86 AVX-512 summation orders (tinyBLAS, vec_dot), expf, SwiGLU
  *   ggml_dots.c  its quantized dot products (plain definitions)
- *   ggml_dots_avx.c  the same, vectorized
+ *   ggml_dots_avx.c  the same, vectorized; also Q4_1, Q5_0, Q5_1, IQ4_NL and repacked Q4_0, IQ4_NL, Q2_K
  *   numerics.c   the numerics profiles: exact, ggml, torch */
 #ifndef TEMPO_KERNELS_H
 #define TEMPO_KERNELS_H
