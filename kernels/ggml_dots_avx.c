@@ -126,9 +126,20 @@ static int is_block32(WeightType t) {
 #endif
 }
 
+/* The 256-value types of tempo_ggml_k_dot, vectorized here with AVX-512 BW and VL (tempo_iq4_levels32). */
+static int is_k_low_bit(WeightType t) {
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+    return t == WEIGHT_Q2_K || t == WEIGHT_Q3_K || t == WEIGHT_IQ4_XS;
+#else
+    (void)t;
+    return 0;
+#endif
+}
+
 /* The weight types with a vector kernel here (the others: their plain definitions, ggml_dots_more.c). */
 static int has_vector_dot(WeightType t) {
-    return t == WEIGHT_Q8_0 || t == WEIGHT_Q4_0 || t == WEIGHT_Q4_K || t == WEIGHT_Q5_K || t == WEIGHT_Q6_K || is_block32(t);
+    return t == WEIGHT_Q8_0 || t == WEIGHT_Q4_0 || t == WEIGHT_Q4_K || t == WEIGHT_Q5_K || t == WEIGHT_Q6_K || is_block32(t) ||
+           is_k_low_bit(t);
 }
 
 /* ---- dot products: acc[i] the 8 f32 lanes of activation row i ---- */
@@ -359,6 +370,51 @@ INLINE void q5_k_rows(const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256
     }
 }
 
+/* Chunk c (values 32c .. 32c+31) of a Q2_K, Q3_K or IQ4_XS super-block: its values as int8, and each
+ * value's scale, per 32-bit lane (sub-blocks of 16: the low 128 bits, then the high; IQ4_XS's of 32). */
+INLINE __m256i k_chunk(WeightType t, const uint8_t *w, int c, __m256i *scale) {
+#if defined(__AVX512BW__) && defined(__AVX512VL__) /* without: Q2_K only (q2_k_halves; is_k_low_bit is 0) */
+    if (t == WEIGHT_IQ4_XS) {
+        *scale = _mm256_set1_epi32(tempo_iq4_xs_scale(w, c) - 32);
+        return tempo_iq4_levels32(w + 8 + 16 * c);
+    }
+#endif
+    if (t == WEIGHT_Q2_K) {
+        *scale = _mm256_set_m128i(_mm_set1_epi32(w[2 * c + 1] & 15), _mm_set1_epi32(w[2 * c] & 15));
+        return tempo_two_bits32(w + 16, c);
+    }
+    *scale = _mm256_set_m128i(_mm_set1_epi32(tempo_q3_k_scale(w + 96, 2 * c + 1) - 32), _mm_set1_epi32(tempo_q3_k_scale(w + 96, 2 * c) - 32));
+    __m256i clear = _mm256_andnot_si256(_mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)w), c), _mm256_set1_epi8(1));
+    return _mm256_sub_epi8(tempo_two_bits32(w + 32, c), _mm256_slli_epi16(clear, 2)); /* minus 4 where hmask bit c is clear */
+}
+
+/* tempo_ggml_k_dot's 8 integer lanes of one super-block: lane k the sum over chunks of each scale times products 4k..4k+3. */
+INLINE __m256i k_lanes(WeightType t, const uint8_t *w, const int8_t *q8) {
+    __m256i sums = _mm256_setzero_si256();
+    for (int c = 0; c < 8; c++) {
+        __m256i scale, q = k_chunk(t, w, c, &scale);
+        sums = _mm256_add_epi32(sums, _mm256_mullo_epi32(block32_lanes(q, q8 + 32 * c), scale));
+    }
+    return sums;
+}
+
+/* Q2_K, Q3_K, IQ4_XS as tempo_ggml_k_dot: per super-block Q2_K's min lanes (min_2k bsum_2k + min_2k+1 bsum_2k+1)
+ * by a fused multiply-add of f32(-d_x dmin), then the lanes by one of f32(d_w d_x). */
+INLINE void k_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, __m256 *acc) {
+    size_t bytes = tempo_block_bytes(t);
+    for (int b = 0; b < m / TEMPO_QK_K; b++, w += bytes)
+        for (int i = 0; i < k; i++) {
+            if (t == WEIGHT_Q2_K) {
+                __m128i mins = _mm_and_si128(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)w), 4), _mm_set1_epi8(15));
+                __m256i bsums = _mm256_loadu_si256((const __m256i *)(x[i].bsums + b * (TEMPO_QK_K / 16)));
+                __m256 lanes = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_cvtepu8_epi16(mins), bsums));
+                acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(-x[i].d[b] * f16_at(w + 82)), lanes, acc[i]);
+            }
+            float d = t == WEIGHT_IQ4_XS ? f16_at(w) * x[i].d[b] : x[i].d[b] * f16_at(w + (t == WEIGHT_Q3_K ? 108 : 80));
+            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(k_lanes(t, w, x[i].q + b * TEMPO_QK_K)), acc[i]);
+        }
+}
+
 /* Up to GGML_MAX_ROWS rows: the lanes, then the plain sums' last step (Q4_K and Q5_K add their mins). */
 INLINE void dot_few_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride) {
     __m256 acc[GGML_MAX_ROWS];
@@ -368,6 +424,7 @@ INLINE void dot_few_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int
     if (t == WEIGHT_Q4_K) q4_k_rows(w, x, k, m, acc, acc_m);
     else if (t == WEIGHT_Q5_K) q5_k_rows(w, x, k, m, acc, mins);
     else if (t == WEIGHT_Q6_K) q6_k_rows(w, x, k, m, acc);
+    else if (is_k_low_bit(t)) k_rows(t, w, x, k, m, acc);
     else q8_0_rows(t, w, x, k, m, acc, mins);
     for (int i = 0; i < k; i++) {
         float *o = out + (size_t)i * stride;
@@ -446,10 +503,9 @@ float tempo_ggml_b32_8x8_dot_fast(WeightType t, const uint8_t *w, GgmlQ8Row x, i
 static void q2_k_halves(const uint8_t *w, const int8_t *q8, const int16_t *bsums, int isum[2], int imin[2]) {
     for (int h = 0; h < 2; h++) {
         __m256i sums = _mm256_setzero_si256();
-        for (int c = 4 * h; c < 4 * h + 4; c++) { /* values 32c .. 32c+31: sub-blocks 2c (low 128 bits) and 2c+1 */
-            __m256i sc = _mm256_set_m128i(_mm_set1_epi32(w[2 * c + 1] & 15), _mm_set1_epi32(w[2 * c] & 15));
-            __m256i qx = _mm256_loadu_si256((const __m256i *)(q8 + 32 * c));
-            sums = _mm256_add_epi32(sums, _mm256_mullo_epi32(dot_u8_i8(tempo_two_bits32(w + 16, c), qx), sc));
+        for (int c = 4 * h; c < 4 * h + 4; c++) { /* values 32c .. 32c+31: sub-blocks 2c and 2c+1 */
+            __m256i scale, q = k_chunk(WEIGHT_Q2_K, w, c, &scale);
+            sums = _mm256_add_epi32(sums, _mm256_mullo_epi32(block32_lanes(q, q8 + 32 * c), scale));
         }
         __m128i mins = _mm_and_si128(_mm_srli_epi16(_mm_loadl_epi64((const __m128i *)(w + 8 * h)), 4), _mm_set1_epi8(15));
         __m128i bsum = _mm_loadu_si128((const __m128i *)(bsums + 8 * h));

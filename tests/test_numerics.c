@@ -440,7 +440,8 @@ enum { DOT_M = 1280, DOT_ROWS = 7 }; /* 5 super-blocks */
 static const WeightType DOT_TYPES[] = {WEIGHT_Q8_0, WEIGHT_Q4_0, WEIGHT_Q4_K, WEIGHT_Q5_K, WEIGHT_Q6_K};
 /* And the 32-value block types of tempo_ggml_block32_dot, also vectorized (the matmul takes IQ4_NL's vec_dot order for one row). */
 static const WeightType FAST_DOT_TYPES[] = {WEIGHT_Q8_0, WEIGHT_Q4_0, WEIGHT_Q4_K, WEIGHT_Q5_K, WEIGHT_Q6_K,
-                                            WEIGHT_Q4_1, WEIGHT_Q5_0, WEIGHT_Q5_1, WEIGHT_IQ4_NL, WEIGHT_Q2_K};
+                                            WEIGHT_Q4_1, WEIGHT_Q5_0, WEIGHT_Q5_1, WEIGHT_IQ4_NL, WEIGHT_Q2_K, WEIGHT_Q3_K,
+                                            WEIGHT_IQ4_XS};
 
 static uint64_t next_bits(uint64_t *s) {
     *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
@@ -467,7 +468,7 @@ static void extreme_row(float *x, int m, int spread, uint64_t *s) {
 static void random_weights(WeightType t, uint8_t *w, int m, uint64_t *s) {
     size_t bytes = tempo_row_bytes(t, (size_t)m);
     for (size_t i = 0; i < bytes; i++) w[i] = (uint8_t)next_bits(s);
-    size_t block = tempo_block_bytes(t), at = t == WEIGHT_Q6_K ? 208 : t == WEIGHT_Q2_K ? 80 : 0;
+    size_t block = tempo_block_bytes(t), at = t == WEIGHT_Q6_K ? 208 : t == WEIGHT_Q2_K ? 80 : t == WEIGHT_Q3_K ? 108 : 0;
     int halves = t == WEIGHT_Q4_K || t == WEIGHT_Q5_K || t == WEIGHT_Q4_1 || t == WEIGHT_Q5_1 || t == WEIGHT_Q2_K ? 2 : 1; /* d (and dmin, m) */
     for (size_t b = 0; b < bytes; b += block)
         for (int h = 0; h < halves; h++) w[b + at + 2 * h + 1] &= 0xfb; /* exponent below 31 */
@@ -538,7 +539,7 @@ static void quantized_rows(WeightType t, QuantRows *r, uint64_t *s) {
  * (0xff: every nibble 15, 6-bit value 63 and scale 63; 0x80: Q6_K's and
  * Q8_0's scales and values -128). */
 static void uniform_weights(WeightType t, uint8_t *w, int m, uint8_t fill) {
-    size_t bytes = tempo_row_bytes(t, (size_t)m), block = tempo_block_bytes(t), at = t == WEIGHT_Q6_K ? 208 : t == WEIGHT_Q2_K ? 80 : 0;
+    size_t bytes = tempo_row_bytes(t, (size_t)m), block = tempo_block_bytes(t), at = t == WEIGHT_Q6_K ? 208 : t == WEIGHT_Q2_K ? 80 : t == WEIGHT_Q3_K ? 108 : 0;
     memset(w, fill, bytes);
     int halves = t == WEIGHT_Q4_K || t == WEIGHT_Q5_K || t == WEIGHT_Q4_1 || t == WEIGHT_Q5_1 || t == WEIGHT_Q2_K ? 2 : 1; /* d (and dmin, m) */
     for (size_t b = 0; b < bytes; b += block)
