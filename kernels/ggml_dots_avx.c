@@ -7,7 +7,7 @@
  * GGML_MAX_ROWS activation rows. Bitwise equal to the plain definitions
  * (tests/test_numerics.c); without AVX2 and F16C, the plain ones. */
 #include "kernels.h"
-#include "unpack_low_bit.h" /* tempo_nibbles32, tempo_two_bits32, tempo_epi16_halves, tempo_block32_bytes */
+#include "unpack_low_bit.h" /* tempo_nibbles32, tempo_two_bits32, tempo_dot_u8_i8, tempo_block32_lanes, tempo_block32_bytes */
 
 #include <math.h>
 #include <string.h>
@@ -37,15 +37,6 @@ static float hsum_float_4(__m128 x) {
     x = _mm_add_ps(x, _mm_movehl_ps(x, x));
     x = _mm_add_ss(x, _mm_movehdup_ps(x));
     return _mm_cvtss_f32(x);
-}
-
-/* Per 32-bit lane k: the sum of u[4k+j] s[4k+j] over j < 4 (u unsigned, s signed). */
-static __m256i dot_u8_i8(__m256i u, __m256i s) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
-#else
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-#endif
 }
 
 /* ---- activations ---- */
@@ -155,12 +146,6 @@ static __m256i q_block(WeightType t, const uint8_t *b) {
 #endif
 }
 
-/* Per 32-bit lane k: the sum of products 4k..4k+3 of a block's int8 weights qw and the 32 activations at q8 (exact). */
-static __m256i block32_lanes(__m256i qw, const int8_t *q8) {
-    __m256i qx = _mm256_loadu_si256((const __m256i *)q8);
-    return dot_u8_i8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
-}
-
 /* The 32-value blocks (Q8_0's order, tempo_ggml_block32_dot's): lane k of acc[i] adds f32(d_w d_x) times the integer
  * sum of products 4k..4k+3 by a fused multiply-add; Q4_1 and Q5_1 their min terms m_w s_x, one fused multiply-add
  * each in turn, in mins[i]. */
@@ -173,7 +158,7 @@ INLINE void q8_0_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k,
         if (has_min)
             for (int i = 0; i < k; i++) mins[i] = fmaf(f16_at(w + 2), x[i].sums[b], mins[i]);
         for (int i = 0; i < k; i++) {
-            __m256 sum = _mm256_cvtepi32_ps(block32_lanes(qw, x[i].q + b * TEMPO_GGML_Q8_0_BLOCK));
+            __m256 sum = _mm256_cvtepi32_ps(tempo_block32_lanes(qw, x[i].q + b * TEMPO_GGML_Q8_0_BLOCK));
             acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x[i].d[b]), sum, acc[i]);
         }
     }
@@ -393,7 +378,7 @@ INLINE __m256i k_lanes(WeightType t, const uint8_t *w, const int8_t *q8) {
     __m256i sums = _mm256_setzero_si256();
     for (int c = 0; c < 8; c++) {
         __m256i scale, q = k_chunk(t, w, c, &scale);
-        sums = _mm256_add_epi32(sums, _mm256_mullo_epi32(block32_lanes(q, q8 + 32 * c), scale));
+        sums = _mm256_add_epi32(sums, _mm256_mullo_epi32(tempo_block32_lanes(q, q8 + 32 * c), scale));
     }
     return sums;
 }
@@ -460,12 +445,12 @@ static float iq4_nl_vec_row(const uint8_t *w, GgmlQ8Row x, int m) {
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     int blocks = m / TEMPO_GGML_Q8_0_BLOCK, b = 0;
     for (; b < blocks - blocks % 2; b++, w += 18) {
-        __m256 sum = _mm256_cvtepi32_ps(block32_lanes(q_block(WEIGHT_IQ4_NL, w), x.q + b * TEMPO_GGML_Q8_0_BLOCK));
+        __m256 sum = _mm256_cvtepi32_ps(tempo_block32_lanes(q_block(WEIGHT_IQ4_NL, w), x.q + b * TEMPO_GGML_Q8_0_BLOCK));
         acc[b % 2] = _mm256_fmadd_ps(_mm256_set1_ps(x.d[b] * f16_at(w)), sum, acc[b % 2]);
     }
     float total = hsum_float_8(_mm256_add_ps(acc[0], acc[1]));
     if (b < blocks) {
-        int isum = hsum_epi32_8(block32_lanes(q_block(WEIGHT_IQ4_NL, w), x.q + b * TEMPO_GGML_Q8_0_BLOCK));
+        int isum = hsum_epi32_8(tempo_block32_lanes(q_block(WEIGHT_IQ4_NL, w), x.q + b * TEMPO_GGML_Q8_0_BLOCK));
         total = fmaf(x.d[b] * f16_at(w), (float)isum, total);
     }
     return total;
@@ -492,7 +477,7 @@ float tempo_ggml_b32_8x8_dot_fast(WeightType t, const uint8_t *w, GgmlQ8Row x, i
     if (t == WEIGHT_IQ4_NL && !is_block32(t)) return tempo_ggml_iq4_nl_8x8_dot(&TEMPO_GGML_INTS_FAST, w, x, m);
     float acc = 0.0f;
     for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++, w += 18) {
-        int isum = hsum_epi32_8(block32_lanes(q_block(t, w), x.q + b * TEMPO_GGML_Q8_0_BLOCK));
+        int isum = hsum_epi32_8(tempo_block32_lanes(q_block(t, w), x.q + b * TEMPO_GGML_Q8_0_BLOCK));
         acc = fmaf((float)isum, f16_at(w) * x.d[b], acc);
     }
     return acc;
@@ -505,7 +490,7 @@ static void q2_k_halves(const uint8_t *w, const int8_t *q8, const int16_t *bsums
         __m256i sums = _mm256_setzero_si256();
         for (int c = 4 * h; c < 4 * h + 4; c++) { /* values 32c .. 32c+31: sub-blocks 2c and 2c+1 */
             __m256i scale, q = k_chunk(WEIGHT_Q2_K, w, c, &scale);
-            sums = _mm256_add_epi32(sums, _mm256_mullo_epi32(block32_lanes(q, q8 + 32 * c), scale));
+            sums = _mm256_add_epi32(sums, _mm256_mullo_epi32(tempo_block32_lanes(q, q8 + 32 * c), scale));
         }
         __m128i mins = _mm_and_si128(_mm_srli_epi16(_mm_loadl_epi64((const __m128i *)(w + 8 * h)), 4), _mm_set1_epi8(15));
         __m128i bsum = _mm_loadu_si128((const __m128i *)(bsums + 8 * h));

@@ -161,11 +161,8 @@ float tempo_ggml_iq_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, Gg
     size_t bytes = tempo_block_bytes(t);
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += bytes) {
         const int8_t *q8 = x.q + b * TEMPO_QK_K;
-        int16_t q[2 * TEMPO_QK_K];
-        int32_t sum[8], delta[8] = {0};
-        ints->ints(t, w, q);
-        ints->lanes(q, q8, TEMPO_QK_K, sum);
-        if (t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M) ints->lanes(q + TEMPO_QK_K, q8, TEMPO_QK_K, delta);
+        int32_t sum[8], delta[8];
+        ints->grid_lanes(t, w, q8, sum, delta);
         float d = x.d[b] * iq_d(t, w);
         for (int k = 0; k < 8; k++) lane[k] = fmaf(d, (float)sum[k], lane[k]);
         if (t == WEIGHT_IQ1_M)

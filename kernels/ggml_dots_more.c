@@ -114,7 +114,16 @@ static void lanes_plain(const int16_t *w, const int8_t *q8, int n, int32_t lane[
     for (int v = 0; v < n; v++) lane[v % 32 / 4] += w[v] * q8[v];
 }
 
-const GgmlInts TEMPO_GGML_INTS_PLAIN = {block_ints, lanes_plain};
+/* A grid type's lanes as their definition: its integers, then their lanes (IQ1: its delta terms' too). */
+static void grid_lanes_plain(WeightType t, const uint8_t *b, const int8_t *q8, int32_t lane[8], int32_t delta[8]) {
+    int16_t q[2 * TEMPO_QK_K];
+    tempo_ggml_iq_ints(t, b, q);
+    lanes_plain(q, q8, TEMPO_QK_K, lane);
+    for (int k = 0; k < 8; k++) delta[k] = 0;
+    if (t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M) lanes_plain(q + TEMPO_QK_K, q8, TEMPO_QK_K, delta);
+}
+
+const GgmlInts TEMPO_GGML_INTS_PLAIN = {block_ints, lanes_plain, grid_lanes_plain};
 
 /* The 8 integer lanes of the block of type t at w times q8: its integers, then their lanes (not IQ1,
  * whose integers are twice as many: tempo_ggml_iq_dot). */

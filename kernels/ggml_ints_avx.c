@@ -1,7 +1,8 @@
 /* ggml_ints_avx.c - the integer part of ggml's dots of the other weight
  * types (ggml_dots_more.c, ggml_dots_iq.c) vectorized with AVX-512: a
- * block's integers w[v] = s_v q_v (GgmlBlockInts) and ggml's 8 integer
- * lanes (GgmlLanes). Integers are exact, so these equal the plain ones
+ * block's integers w[v] = s_v q_v (GgmlBlockInts), ggml's 8 integer
+ * lanes (GgmlLanes), and the grid types' lanes straight from their points
+ * (GgmlGridLanes). Integers are exact, so these equal the plain ones
  * (TEMPO_GGML_INTS_PLAIN) value for value (tests/test_ggml_types.c); the
  * f32 part of each dot is the plain file's, one for both. Without
  * AVX-512 BW and VL, the plain ones. */
@@ -86,17 +87,6 @@ typedef struct {
     int scale[2], delta[4];
 } GridSub;
 
-/* The sub-block's 32 integers (value j negated where bit j of the signs is set) times their scales;
- * IQ1 (`signed_grid`: the grid's bytes are -1, 0, 1) also the delta terms at w + 256. */
-static void grid_sub_store(const GridSub *g, int signed_grid, int16_t *w) {
-    __m256i bytes = _mm256_set_epi64x((long long)g->point[3], (long long)g->point[2], (long long)g->point[1], (long long)g->point[0]);
-    __m512i v = signed_grid ? _mm512_cvtepi8_epi16(bytes) : _mm512_cvtepu8_epi16(bytes);
-    v = _mm512_mask_sub_epi16(v, (__mmask32)g->signs, _mm512_setzero_si512(), v);
-    _mm512_storeu_si512(w, _mm512_mullo_epi16(v, tempo_epi16_halves((short)g->scale[0], (short)g->scale[1])));
-    if (signed_grid)
-        for (int l = 0; l < 4; l++) _mm_storeu_si128((__m128i *)(w + TEMPO_QK_K + 8 * l), _mm_set1_epi16((short)(g->scale[l / 2] * g->delta[l])));
-}
-
 /* Two 4-value points as one 8-value point (IQ3). */
 static uint64_t point_pair(const uint8_t *a, const uint8_t *b) { return tempo_u32_at(a) | (uint64_t)tempo_u32_at(b) << 32; }
 
@@ -139,29 +129,46 @@ INLINE void iq1_point(WeightType t, const uint8_t *b, int ib, int l, GridSub *g)
     g->scale[0] = 2 * (int)(scales & 7) + 1, g->scale[1] = 2 * (int)(scales >> 3 & 7) + 1, g->delta[l] = nibble & 8 ? -1 : 1;
 }
 
-/* The grid types (tempo_ggml_iq_ints), compiled once per type (grid_fast). */
-INLINE void grid_block(WeightType t, const uint8_t *b, int16_t *w) {
+/* Sub-block ib's lanes (GgmlGridLanes) added to sum: lane k of its 32 values' scale times signed grid value
+ * times q8 (scale[0] for lanes 0..3, scale[1] for 4..7); IQ1 (`iq1`: the grid's bytes are -1, 0, 1, no signs)
+ * its delta lanes to delta: scale times delta_l (lanes 2l, 2l+1) times the sum of lane k's q8. */
+INLINE void grid_sub_lanes(const GridSub *g, int iq1, const int8_t *q8, __m256i *sum, __m256i *delta) {
+    __m256i q = _mm256_set_epi64x((long long)g->point[3], (long long)g->point[2], (long long)g->point[1], (long long)g->point[0]);
+    if (!iq1) q = _mm256_mask_sub_epi8(q, (__mmask32)g->signs, _mm256_setzero_si256(), q);
+    __m256i scale = _mm256_set_m128i(_mm_set1_epi32(g->scale[1]), _mm_set1_epi32(g->scale[0]));
+    *sum = _mm256_add_epi32(*sum, _mm256_mullo_epi32(tempo_block32_lanes(q, q8), scale));
+    if (!iq1) return;
+    __m256i q8_sums = tempo_dot_u8_i8(_mm256_set1_epi8(1), _mm256_loadu_si256((const __m256i *)q8));
+    __m256i deltas = _mm256_set_epi32(g->delta[3], g->delta[3], g->delta[2], g->delta[2], g->delta[1], g->delta[1], g->delta[0], g->delta[0]);
+    *delta = _mm256_add_epi32(*delta, _mm256_mullo_epi32(q8_sums, _mm256_mullo_epi32(scale, deltas)));
+}
+
+/* The grid types' lanes, compiled once per type (grid_lanes_fast). */
+INLINE void grid_block_lanes(WeightType t, const uint8_t *b, const int8_t *q8, int32_t lane[8], int32_t delta[8]) {
     int iq1 = t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M;
+    __m256i sum = _mm256_setzero_si256(), delta_sum = _mm256_setzero_si256();
     for (int ib = 0; ib < 8; ib++) {
         GridSub g = {.signs = 0};
         for (int l = 0; l < 4; l++) {
             if (iq1) iq1_point(t, b, ib, l, &g);
             else iq23_point(t, b, ib, l, &g);
         }
-        grid_sub_store(&g, iq1, w + 32 * ib);
+        grid_sub_lanes(&g, iq1, q8 + 32 * ib, &sum, &delta_sum);
     }
+    _mm256_storeu_si256((__m256i *)lane, sum);
+    _mm256_storeu_si256((__m256i *)delta, delta_sum);
 }
 
-/* The grid types' integers, each type's decoder its own code (grid_block with t a constant). */
-static void grid_fast(WeightType t, const uint8_t *b, int16_t *w) {
+/* GgmlGridLanes, vectorized: the points as ggml_dots_iq.c's decoders read them, each type its own code. */
+static void grid_lanes_fast(WeightType t, const uint8_t *b, const int8_t *q8, int32_t lane[8], int32_t delta[8]) {
     switch (t) {
-    case WEIGHT_IQ2_XXS: grid_block(WEIGHT_IQ2_XXS, b, w); break;
-    case WEIGHT_IQ2_XS: grid_block(WEIGHT_IQ2_XS, b, w); break;
-    case WEIGHT_IQ2_S: grid_block(WEIGHT_IQ2_S, b, w); break;
-    case WEIGHT_IQ3_XXS: grid_block(WEIGHT_IQ3_XXS, b, w); break;
-    case WEIGHT_IQ3_S: grid_block(WEIGHT_IQ3_S, b, w); break;
-    case WEIGHT_IQ1_S: grid_block(WEIGHT_IQ1_S, b, w); break;
-    default: grid_block(WEIGHT_IQ1_M, b, w); break;
+    case WEIGHT_IQ2_XXS: grid_block_lanes(WEIGHT_IQ2_XXS, b, q8, lane, delta); break;
+    case WEIGHT_IQ2_XS: grid_block_lanes(WEIGHT_IQ2_XS, b, q8, lane, delta); break;
+    case WEIGHT_IQ2_S: grid_block_lanes(WEIGHT_IQ2_S, b, q8, lane, delta); break;
+    case WEIGHT_IQ3_XXS: grid_block_lanes(WEIGHT_IQ3_XXS, b, q8, lane, delta); break;
+    case WEIGHT_IQ3_S: grid_block_lanes(WEIGHT_IQ3_S, b, q8, lane, delta); break;
+    case WEIGHT_IQ1_S: grid_block_lanes(WEIGHT_IQ1_S, b, q8, lane, delta); break;
+    default: grid_block_lanes(WEIGHT_IQ1_M, b, q8, lane, delta); break;
     }
 }
 
@@ -172,18 +179,21 @@ static void ints_fast(WeightType t, const uint8_t *b, int16_t *w) {
     case WEIGHT_IQ4_XS: iq4_xs_fast(b, w); break;
     case WEIGHT_Q2_K: case WEIGHT_Q3_K: case WEIGHT_TQ2_0: two_bit_fast(t, b, w); break;
     case WEIGHT_TQ1_0: tq1_0_fast(b, w); break;
-    default: grid_fast(t, b, w); break;
+    default: TEMPO_GGML_INTS_PLAIN.ints(t, b, w); break; /* the grid types: their dots take grid_lanes_fast */
     }
 }
 
-const GgmlInts TEMPO_GGML_INTS_FAST = {ints_fast, lanes_fast};
+const GgmlInts TEMPO_GGML_INTS_FAST = {ints_fast, lanes_fast, grid_lanes_fast};
 
 #else
 
 /* The plain pair, called through (a const's initializer cannot name another file's static functions). */
 static void ints_of_plain(WeightType t, const uint8_t *b, int16_t *w) { TEMPO_GGML_INTS_PLAIN.ints(t, b, w); }
 static void lanes_of_plain(const int16_t *w, const int8_t *q8, int n, int32_t lane[8]) { TEMPO_GGML_INTS_PLAIN.lanes(w, q8, n, lane); }
+static void grid_lanes_of_plain(WeightType t, const uint8_t *b, const int8_t *q8, int32_t lane[8], int32_t delta[8]) {
+    TEMPO_GGML_INTS_PLAIN.grid_lanes(t, b, q8, lane, delta);
+}
 
-const GgmlInts TEMPO_GGML_INTS_FAST = {ints_of_plain, lanes_of_plain};
+const GgmlInts TEMPO_GGML_INTS_FAST = {ints_of_plain, lanes_of_plain, grid_lanes_of_plain};
 
 #endif

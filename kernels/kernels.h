@@ -185,9 +185,13 @@ typedef void GgmlBlockInts(WeightType t, const uint8_t *b, int16_t *w);
 /* ggml's 8 integer lanes of n values (a multiple of 32): lane[k] = sum over each 32 values c of
  * w[32c + 4k + j] q8[32c + 4k + j], j < 4. */
 typedef void GgmlLanes(const int16_t *w, const int8_t *q8, int n, int32_t lane[8]);
+/* A grid type's super-block (IQ1_S .. IQ3_S) times 256 q8 (|q8| <= 127): the GgmlLanes of its integers,
+ * and of IQ1's delta terms in delta (zero for the others). */
+typedef void GgmlGridLanes(WeightType t, const uint8_t *b, const int8_t *q8, int32_t lane[8], int32_t delta[8]);
 typedef struct {
     GgmlBlockInts *ints;
     GgmlLanes *lanes;
+    GgmlGridLanes *grid_lanes;
 } GgmlInts;
 /* The sum of the 8 lanes (exact). */
 static inline int tempo_ggml_lanes_total(const int32_t lane[8]) {

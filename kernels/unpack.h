@@ -116,6 +116,22 @@ static inline __m256i tempo_nibbles32(const uint8_t *p) {
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(15));
 }
 
+/* Per 32-bit lane k: the sum of u[4k+j] s[4k+j] over j < 4 (u unsigned, s signed; exact while no pair
+ * of products leaves 16 bits: ggml's activations keep |s| <= 127). */
+static inline __m256i tempo_dot_u8_i8(__m256i u, __m256i s) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+/* Per 32-bit lane k: the sum of products 4k..4k+3 of 32 int8 weights qw and the 32 activations at q8. */
+static inline __m256i tempo_block32_lanes(__m256i qw, const int8_t *q8) {
+    __m256i qx = _mm256_loadu_si256((const __m256i *)q8);
+    return tempo_dot_u8_i8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
+}
+
 /* Values 32c .. 32c+31 of 2-bit fields (Q2_K, Q3_K, TQ2_0), a byte each: bits 2(c % 4) of the 32 bytes at qs + 32(c / 4). */
 static inline __m256i tempo_two_bits32(const uint8_t *qs, int c) {
     __m256i bytes = _mm256_loadu_si256((const __m256i *)(qs + 32 * (c / 4)));

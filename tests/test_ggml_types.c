@@ -57,6 +57,12 @@ static void normal_row(float *x, int m, uint64_t *s) {
 
 static int same_float(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
 
+/* The types of ggml_dots_iq.c: values from lookup grids. */
+static int is_grid(WeightType t) {
+    return t == WEIGHT_IQ2_XXS || t == WEIGHT_IQ2_XS || t == WEIGHT_IQ2_S || t == WEIGHT_IQ3_XXS || t == WEIGHT_IQ3_S ||
+           t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M;
+}
+
 /* Each plain dot equals sum_j w_j q_j d_x (w dequantized) within f32
  * rounding; Q4_1 and Q5_1 take the min term from Q8_1's f16 block sums, so
  * within f16 rounding of that term. A wrong value, scale or sign fails. */
@@ -312,6 +318,7 @@ Test(ggml_types, fast_block_integers_are_the_plain_ones) {
     for (int ti = 0; ti < N_TYPES; ti++) {
         WeightType t = TYPES[ti];
         if (t == WEIGHT_Q1_0 || t == WEIGHT_Q2_0) continue; /* their dots sum their own integers */
+        if (is_grid(t)) continue; /* the grid types' dots take their lanes: fast_grid_lanes_are_the_plain_ones */
         int n = tempo_block_values(t) * (t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M ? 2 : 1);
         size_t bytes = tempo_block_bytes(t);
         uint8_t *b = malloc(bytes);
@@ -327,6 +334,35 @@ Test(ggml_types, fast_block_integers_are_the_plain_ones) {
             }
         }
         free(b);
+    }
+}
+
+/* The vectorized grid lanes (GgmlGridLanes: each point's grid bytes read,
+ * signed, scaled and multiplied into the lanes without the integers in
+ * memory; IQ1's delta lanes from the sums of q8) are the plain ones (the
+ * lanes of tempo_ggml_iq_ints' integers): random blocks, all-zero and
+ * all-one bytes, q8 random and at +-127. A point, sign, scale or delta
+ * read from the wrong bits fails. */
+Test(ggml_types, fast_grid_lanes_are_the_plain_ones) {
+    uint64_t s = 71;
+    uint8_t b[128];
+    int8_t q8[TEMPO_QK_K];
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        WeightType t = TYPES[ti];
+        if (!is_grid(t)) continue;
+        cr_assert(tempo_block_bytes(t) <= sizeof b);
+        for (int trial = 0; trial < 300; trial++) {
+            for (size_t i = 0; i < tempo_block_bytes(t); i++) b[i] = trial == 0 ? 0 : trial == 1 ? 0xFF : (uint8_t)next_bits(&s);
+            for (int v = 0; v < TEMPO_QK_K; v++) q8[v] = trial < 4 ? (int8_t)(trial % 2 ? 127 : -127) : (int8_t)((int)(next_bits(&s) % 255) - 127);
+            int32_t plain[8], fast[8], plain_delta[8], fast_delta[8];
+            TEMPO_GGML_INTS_PLAIN.grid_lanes(t, b, q8, plain, plain_delta);
+            TEMPO_GGML_INTS_FAST.grid_lanes(t, b, q8, fast, fast_delta);
+            for (int k = 0; k < 8; k++) {
+                cr_assert_eq(fast[k], plain[k], "%s trial %d lane %d: %d, plain %d", tempo_weight_type_name(t), trial, k, fast[k], plain[k]);
+                cr_assert_eq(fast_delta[k], plain_delta[k], "%s trial %d delta lane %d: %d, plain %d", tempo_weight_type_name(t), trial, k,
+                             fast_delta[k], plain_delta[k]);
+            }
+        }
     }
 }
 
