@@ -188,7 +188,7 @@ $(foreach t,q8_0 q4_k_m $(LLAMA_BENCH_TG_TYPES),build/bench-llama-$(t).gguf): bu
 	build/llama-tempo quantize $< $@ $$(echo $* | tr a-z A-Z)
 LLAMA_BENCH_MODELS = build/bench-llama-f32.gguf build/bench-llama-q8_0.gguf build/bench-llama-q4_k_m.gguf build/bench-large-q4_k.gguf
 # the same Q8_0 and Q4_K_M files with tempo under --numerics ggml (llama.cpp's arithmetic); and tg128 only,
-# one type of each family of the other types' dots (kernels/ggml_ints_avx.c) and the repacked Q4_0 and IQ4_NL
+# one type of each family of the other types' dots (kernels/ggml_dots_avx.c, ggml_ints_avx.c) and the repacked Q4_0, IQ4_NL
 LLAMA_BENCH_GGML = build/bench-llama-q8_0.gguf build/bench-llama-q4_k_m.gguf
 LLAMA_BENCH_TG_GGML = $(foreach t,q4_0 iq4_nl q5_0 q3_k_m iq4_xs tq1_0 iq2_xs iq3_s iq1_m,build/bench-llama-$(t).gguf)
 bench: build/bench $(BENCH_MODELS) build/llama-tempo $(LLAMA_BENCH_MODELS) $(LLAMA_BENCH_TG)

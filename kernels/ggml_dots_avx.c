@@ -1,6 +1,6 @@
-/* ggml_dots_avx.c - ggml's quantized dot products (ggml_dots.c; with AVX-512
- * BW and VL also ggml_dots_more.c's 32-value blocks; the repacked Q4_0,
- * IQ4_NL and Q2_K of ggml_repack.c and ggml_dots_more.c) vectorized
+/* ggml_dots_avx.c - ggml's quantized dot products (ggml_dots.c; Q2_K, Q3_K
+ * and, with AVX-512 BW and VL, Q4_1, Q5_0, Q5_1, IQ4_NL and IQ4_XS of
+ * ggml_dots_more.c; the repacked Q4_0, IQ4_NL and Q2_K) vectorized
  * with AVX2 as ggml's x86 code is: the integer sums in any order (they are
  * exact: |q8| <= 127, so no maddubs saturates), the f32 lanes and their
  * horizontal sum in ggml's. One weight row is unpacked once for up to
@@ -107,7 +107,8 @@ void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row ou
     if (t == GGML_DOT_Q8_1) tempo_ggml_q8_1_sums(x, m, out);
 }
 
-/* The 32-value block types of tempo_ggml_block32_dot, vectorized here with AVX-512 BW and VL (tempo_block32_bytes). */
+/* The 32-value block types of tempo_ggml_block32_dot, vectorized here with AVX-512 BW and VL (tempo_block32_bytes:
+ * one guard for the four, Q5's fifth bits being a masked byte add). */
 static int is_block32(WeightType t) {
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
     return t == WEIGHT_Q4_1 || t == WEIGHT_Q5_0 || t == WEIGHT_Q5_1 || t == WEIGHT_IQ4_NL;
@@ -117,18 +118,18 @@ static int is_block32(WeightType t) {
 #endif
 }
 
-/* The 256-value types of tempo_ggml_k_dot, vectorized here with AVX-512 BW and VL (tempo_iq4_levels32). */
+/* The 256-value types of tempo_ggml_k_dot, vectorized here (k_chunk): Q2_K and Q3_K, and with AVX-512 BW and VL
+ * IQ4_XS (its levels by tempo_iq4_levels32). */
 static int is_k_low_bit(WeightType t) {
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
-    return t == WEIGHT_Q2_K || t == WEIGHT_Q3_K || t == WEIGHT_IQ4_XS;
-#else
-    (void)t;
-    return 0;
+    if (t == WEIGHT_IQ4_XS) return 1;
 #endif
+    return t == WEIGHT_Q2_K || t == WEIGHT_Q3_K;
 }
 
-/* The weight types with a vector kernel here (the others: their plain definitions, ggml_dots_more.c). */
-static int has_vector_dot(WeightType t) {
+/* The weight types with a vector kernel here (the others: tempo_ggml_dot_with, the plain dots of ggml_dots_more.c
+ * and ggml_dots_iq.c on TEMPO_GGML_INTS_FAST). */
+int tempo_ggml_dot_is_vectorized(WeightType t) {
     return t == WEIGHT_Q8_0 || t == WEIGHT_Q4_0 || t == WEIGHT_Q4_K || t == WEIGHT_Q5_K || t == WEIGHT_Q6_K || is_block32(t) ||
            is_k_low_bit(t);
 }
@@ -373,14 +374,21 @@ INLINE __m256i k_chunk(WeightType t, const uint8_t *w, int c, __m256i *scale) {
     return _mm256_sub_epi8(tempo_two_bits32(w + 32, c), _mm256_slli_epi16(clear, 2)); /* minus 4 where hmask bit c is clear */
 }
 
-/* tempo_ggml_k_dot's 8 integer lanes of one super-block: lane k the sum over chunks of each scale times products 4k..4k+3. */
-INLINE __m256i k_lanes(WeightType t, const uint8_t *w, const int8_t *q8) {
+/* The 8 integer lanes of chunks from .. to - 1 of a super-block: lane k the sum over them of each value's scale
+ * times products 4k..4k+3 (all 8 chunks: tempo_ggml_k_dot's lanes; a half: q2_k_halves). */
+INLINE __m256i k_lanes(WeightType t, const uint8_t *w, const int8_t *q8, int from, int to) {
     __m256i sums = _mm256_setzero_si256();
-    for (int c = 0; c < 8; c++) {
+    for (int c = from; c < to; c++) {
         __m256i scale, q = k_chunk(t, w, c, &scale);
         sums = _mm256_add_epi32(sums, _mm256_mullo_epi32(tempo_block32_lanes(q, q8 + 32 * c), scale));
     }
     return sums;
+}
+
+/* Q2_K's 8 min lanes: lane k = mn_2k bsum16_2k + mn_2k+1 bsum16_2k+1 (mn the high nibbles of the 16 scale bytes). */
+static __m256i q2_k_min_lanes(const uint8_t *w, const int16_t *bsums) {
+    __m128i mins = _mm_and_si128(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)w), 4), _mm_set1_epi8(15));
+    return _mm256_madd_epi16(_mm256_cvtepu8_epi16(mins), _mm256_loadu_si256((const __m256i *)bsums));
 }
 
 /* Q2_K, Q3_K, IQ4_XS as tempo_ggml_k_dot: per super-block Q2_K's min lanes (min_2k bsum_2k + min_2k+1 bsum_2k+1)
@@ -390,17 +398,15 @@ INLINE void k_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, in
     for (int b = 0; b < m / TEMPO_QK_K; b++, w += bytes)
         for (int i = 0; i < k; i++) {
             if (t == WEIGHT_Q2_K) {
-                __m128i mins = _mm_and_si128(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)w), 4), _mm_set1_epi8(15));
-                __m256i bsums = _mm256_loadu_si256((const __m256i *)(x[i].bsums + b * (TEMPO_QK_K / 16)));
-                __m256 lanes = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_cvtepu8_epi16(mins), bsums));
-                acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(-x[i].d[b] * f16_at(w + 82)), lanes, acc[i]);
+                __m256 mins = _mm256_cvtepi32_ps(q2_k_min_lanes(w, x[i].bsums + b * (TEMPO_QK_K / 16)));
+                acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(-x[i].d[b] * f16_at(w + 82)), mins, acc[i]);
             }
             float d = t == WEIGHT_IQ4_XS ? f16_at(w) * x[i].d[b] : x[i].d[b] * f16_at(w + (t == WEIGHT_Q3_K ? 108 : 80));
-            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(k_lanes(t, w, x[i].q + b * TEMPO_QK_K)), acc[i]);
+            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(k_lanes(t, w, x[i].q + b * TEMPO_QK_K, 0, 8)), acc[i]);
         }
 }
 
-/* Up to GGML_MAX_ROWS rows: the lanes, then the plain sums' last step (Q4_K and Q5_K add their mins). */
+/* Up to GGML_MAX_ROWS rows: the lanes, then the plain sums' last step (Q4_K, Q5_K, Q4_1 and Q5_1 add their mins). */
 INLINE void dot_few_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride) {
     __m256 acc[GGML_MAX_ROWS];
     __m128 acc_m[GGML_MAX_ROWS];
@@ -420,7 +426,7 @@ INLINE void dot_few_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int
 }
 
 void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride) {
-    if (!has_vector_dot(t)) {
+    if (!tempo_ggml_dot_is_vectorized(t)) {
         for (int i = 0; i < k; i++) out[(size_t)i * stride] = tempo_ggml_dot_with(&TEMPO_GGML_INTS_FAST, t, w, x[i], m);
         return;
     }
@@ -465,7 +471,7 @@ void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_
         for (int r = 0; r < rows; r++) out[r] = tempo_ggml_iq4_nl_vec_dot(&TEMPO_GGML_INTS_FAST, w + (size_t)r * row_bytes, x, m);
         return;
     }
-    if (!has_vector_dot(t)) {
+    if (!tempo_ggml_dot_is_vectorized(t)) {
         for (int r = 0; r < rows; r++) out[r] = tempo_ggml_dot_with(&TEMPO_GGML_INTS_FAST, t, w + (size_t)r * row_bytes, x, m);
         return;
     }
@@ -486,16 +492,9 @@ float tempo_ggml_b32_8x8_dot_fast(WeightType t, const uint8_t *w, GgmlQ8Row x, i
 /* One Q2_K super-block's integers by halves (tempo_ggml_q2_k_8x8_dot): isum[h] = sum over sub-blocks g of half h
  * (8h .. 8h+7) of sc_g times the sum of q2 q8 over its 16 values, imin[h] = sum of mn_g bsum16_g. */
 static void q2_k_halves(const uint8_t *w, const int8_t *q8, const int16_t *bsums, int isum[2], int imin[2]) {
-    for (int h = 0; h < 2; h++) {
-        __m256i sums = _mm256_setzero_si256();
-        for (int c = 4 * h; c < 4 * h + 4; c++) { /* values 32c .. 32c+31: sub-blocks 2c and 2c+1 */
-            __m256i scale, q = k_chunk(WEIGHT_Q2_K, w, c, &scale);
-            sums = _mm256_add_epi32(sums, _mm256_mullo_epi32(tempo_block32_lanes(q, q8 + 32 * c), scale));
-        }
-        __m128i mins = _mm_and_si128(_mm_srli_epi16(_mm_loadl_epi64((const __m128i *)(w + 8 * h)), 4), _mm_set1_epi8(15));
-        __m128i bsum = _mm_loadu_si128((const __m128i *)(bsums + 8 * h));
-        isum[h] = hsum_epi32_8(sums), imin[h] = hsum_epi32_4(_mm_madd_epi16(_mm_cvtepu8_epi16(mins), bsum));
-    }
+    __m256i min_lanes = q2_k_min_lanes(w, bsums); /* half h: lanes 4h .. 4h+3 */
+    isum[0] = hsum_epi32_8(k_lanes(WEIGHT_Q2_K, w, q8, 0, 4)), isum[1] = hsum_epi32_8(k_lanes(WEIGHT_Q2_K, w, q8, 4, 8));
+    imin[0] = hsum_epi32_4(_mm256_castsi256_si128(min_lanes)), imin[1] = hsum_epi32_4(_mm256_extracti128_si256(min_lanes, 1));
 }
 
 float tempo_ggml_q2_k_8x8_dot_fast(const uint8_t *w, GgmlQ8Row x, int m, int gemm) {
@@ -534,6 +533,11 @@ void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows,
 }
 
 #else
+
+int tempo_ggml_dot_is_vectorized(WeightType t) {
+    (void)t;
+    return 0;
+}
 
 void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row out) {
     tempo_ggml_quantize_plain(t, x, m, out);

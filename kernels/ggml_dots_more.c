@@ -8,8 +8,9 @@
  * adding per block (or super-block) f32(d_w d_x) times the integer sum of
  * products 4k..4k+3 of each 32 values by a fused multiply-add, then
  * hsum_float_8. Each dot makes its integers through a GgmlInts: a block's
- * integers, then its lanes; the plain ones are here, the vectorized ones
- * (the same integers) in ggml_ints_avx.c. */
+ * integers, then its lanes (the grid types: their lanes at once); the
+ * plain ones are here, the vectorized ones (the same integers) in
+ * ggml_ints_avx.c; ggml_dots_avx.c vectorizes most of these dots whole. */
 #include <math.h>
 #include <string.h>
 

@@ -1,8 +1,9 @@
 /* ggml_ints_avx.c - the integer part of ggml's dots of the other weight
  * types (ggml_dots_more.c, ggml_dots_iq.c) vectorized with AVX-512: a
- * block's integers w[v] = s_v q_v (GgmlBlockInts), ggml's 8 integer
- * lanes (GgmlLanes), and the grid types' lanes straight from their points
- * (GgmlGridLanes). Integers are exact, so these equal the plain ones
+ * block's integers w[v] = s_v q_v (GgmlBlockInts: TQ1_0, TQ2_0; the types
+ * whose whole dot ggml_dots_avx.c vectorizes take the plain ones, for the
+ * tests), ggml's 8 integer lanes (GgmlLanes), and the grid types' lanes
+ * straight from their points (GgmlGridLanes). Integers are exact, so these equal the plain ones
  * (TEMPO_GGML_INTS_PLAIN) value for value (tests/test_ggml_types.c); the
  * f32 part of each dot is the plain file's, one for both. Without
  * AVX-512 BW and VL, the plain ones. */
@@ -11,7 +12,7 @@
 #include <string.h>
 
 #include "iq_grids.h"
-#include "unpack_low_bit.h" /* tempo_block32_bytes, tempo_iq4_levels32, tempo_two_bits32, tempo_epi16_halves, tempo_trits_epi16, tempo_grid_signs, tempo_u16_at */
+#include "unpack_low_bit.h" /* tempo_two_bits32, tempo_block32_lanes, tempo_dot_u8_i8, tempo_epi16_halves, tempo_trits_epi16, tempo_grid_signs, tempo_u16_at */
 
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
@@ -37,28 +38,9 @@ static void store_scaled(__m256i q, int s0, int s1, int16_t *w) {
     _mm512_storeu_si512(w, _mm512_mullo_epi16(_mm512_cvtepi8_epi16(q), tempo_epi16_halves((short)s0, (short)s1)));
 }
 
-/* IQ4_XS (iq4_xs_ints): sub-block g's levels times its scale - 32. */
-static void iq4_xs_fast(const uint8_t *b, int16_t *w) {
-    for (int g = 0; g < 8; g++) {
-        int ls = tempo_iq4_xs_scale(b, g) - 32;
-        store_scaled(tempo_iq4_levels32(b + 8 + 16 * g), ls, ls, w + 32 * g);
-    }
-}
-
-/* Q2_K (q2_k_ints), Q3_K (q3_k_ints: minus 4 where bit c of the value's hmask byte is clear), TQ2_0 (digits). */
-static void two_bit_fast(WeightType t, const uint8_t *b, int16_t *w) {
-    __m256i hmask = t == WEIGHT_Q3_K ? _mm256_loadu_si256((const __m256i *)b) : _mm256_setzero_si256();
-    for (int c = 0; c < 8; c++) {
-        if (t == WEIGHT_TQ2_0) {
-            store_scaled(tempo_two_bits32(b, c), 1, 1, w + 32 * c);
-        } else if (t == WEIGHT_Q2_K) {
-            store_scaled(tempo_two_bits32(b + 16, c), b[2 * c] & 15, b[2 * c + 1] & 15, w + 32 * c);
-        } else {
-            __mmask32 clear = _mm256_testn_epi8_mask(hmask, _mm256_set1_epi8((char)(1 << c)));
-            __m256i low = tempo_two_bits32(b + 32, c), q = _mm256_mask_sub_epi8(low, clear, low, _mm256_set1_epi8(4));
-            store_scaled(q, tempo_q3_k_scale(b + 96, 2 * c) - 32, tempo_q3_k_scale(b + 96, 2 * c + 1) - 32, w + 32 * c);
-        }
-    }
+/* TQ2_0 (ternary_digits): its 2-bit digits, chunk by chunk. */
+static void tq2_0_fast(const uint8_t *b, int16_t *w) {
+    for (int c = 0; c < 8; c++) store_scaled(tempo_two_bits32(b, c), 1, 1, w + 32 * c);
 }
 
 /* TQ1_0 (ternary_digits): values 32c + i, c < 5, trit c of byte i; 160 .. 223 trits 0 .. 3 of bytes
@@ -175,11 +157,10 @@ static void grid_lanes_fast(WeightType t, const uint8_t *b, const int8_t *q8, in
 /* GgmlBlockInts, vectorized: block_ints's integers, type by type. */
 static void ints_fast(WeightType t, const uint8_t *b, int16_t *w) {
     switch (t) {
-    case WEIGHT_Q4_1: case WEIGHT_Q5_0: case WEIGHT_Q5_1: case WEIGHT_IQ4_NL: store_scaled(tempo_block32_bytes(t, b), 1, 1, w); break;
-    case WEIGHT_IQ4_XS: iq4_xs_fast(b, w); break;
-    case WEIGHT_Q2_K: case WEIGHT_Q3_K: case WEIGHT_TQ2_0: two_bit_fast(t, b, w); break;
+    case WEIGHT_TQ2_0: tq2_0_fast(b, w); break;
     case WEIGHT_TQ1_0: tq1_0_fast(b, w); break;
-    default: TEMPO_GGML_INTS_PLAIN.ints(t, b, w); break; /* the grid types: their dots take grid_lanes_fast */
+    /* the others' dots are vectorized whole (ggml_dots_avx.c), the grid types' from their lanes (grid_lanes_fast) */
+    default: TEMPO_GGML_INTS_PLAIN.ints(t, b, w); break;
     }
 }
 

@@ -20,7 +20,8 @@
  *   ggml_ints_avx.c  the integer part of those two files' dots, vectorized (GgmlInts)
  *   ggml_dot.c   its x86 AVX-512 summation orders (tinyBLAS, vec_dot), expf, SwiGLU
  *   ggml_dots.c  its quantized dot products (plain definitions)
- *   ggml_dots_avx.c  the same, vectorized; also Q4_1, Q5_0, Q5_1, IQ4_NL and repacked Q4_0, IQ4_NL, Q2_K
+ *   ggml_dots_avx.c  the same, vectorized; also Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS, Q2_K, Q3_K, and repacked Q4_0,
+ *                    IQ4_NL, Q2_K
  *   numerics.c   the numerics profiles: exact, ggml, torch */
 #ifndef TEMPO_KERNELS_H
 #define TEMPO_KERNELS_H
@@ -233,6 +234,8 @@ float tempo_ggml_iq4_nl_8x8_dot(const GgmlInts *ints, const uint8_t *w, GgmlQ8Ro
 float tempo_ggml_q2_k_8x8_dot(const GgmlInts *ints, const uint8_t *w, GgmlQ8Row x, int m, int gemm);
 /* ---- ggml_dots_avx.c: the same, vectorized (bitwise equal) ---- */
 void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row out);
+/* 1 when type t's dot has a vector kernel here (the others: tempo_ggml_dot_with on TEMPO_GGML_INTS_FAST). */
+int tempo_ggml_dot_is_vectorized(WeightType t);
 /* out[i * stride] = w times activation row x[i], for i < k. */
 void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride);
 /* out[r] = weight row r (at w + r row_bytes) times the one activation row x, for r < rows (decoding: a

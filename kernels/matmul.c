@@ -305,7 +305,8 @@ INLINE void rows_for_n(float *out, int d, Path path, WeightType type, const char
  * rows of m values fit L1_INPUT_BYTES (a thread then streams one row: a
  * decode 1.09x for f32, 1.4x for bf16 over two; f32 k = 4, 1024 wide:
  * 1.06x a 1-row product against two rows' 1.19x); else PASS_ROWS, each
- * input vector loaded once for both rows (NOTES.md §12, k-row steps). */
+ * input vector loaded once for both rows (f32 4096 wide, k = 3: 1.2x a
+ * 1-row product against one row's 1.33x; NOTES.md §12, k-row steps). */
 static inline int rows_per_pass(WeightType type, int n, int m) {
     int wide = type == WEIGHT_Q8_0 || type == WEIGHT_Q4_0 || type == WEIGHT_Q4_1 || type == WEIGHT_Q5_0 ||
                type == WEIGHT_Q5_1 || type == WEIGHT_IQ4_NL || (type == WEIGHT_Q6_K && n <= 2);

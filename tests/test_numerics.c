@@ -438,7 +438,7 @@ Test(numerics, ggml_rope_and_swiglu) {
 
 enum { DOT_M = 1280, DOT_ROWS = 7 }; /* 5 super-blocks */
 static const WeightType DOT_TYPES[] = {WEIGHT_Q8_0, WEIGHT_Q4_0, WEIGHT_Q4_K, WEIGHT_Q5_K, WEIGHT_Q6_K};
-/* And the 32-value block types of tempo_ggml_block32_dot, also vectorized (the matmul takes IQ4_NL's vec_dot order for one row). */
+/* And the other types whose whole dot ggml_dots_avx.c vectorizes (a call of one row: IQ4_NL in its vec_dot order). */
 static const WeightType FAST_DOT_TYPES[] = {WEIGHT_Q8_0, WEIGHT_Q4_0, WEIGHT_Q4_K, WEIGHT_Q5_K, WEIGHT_Q6_K,
                                             WEIGHT_Q4_1, WEIGHT_Q5_0, WEIGHT_Q5_1, WEIGHT_IQ4_NL, WEIGHT_Q2_K, WEIGHT_Q3_K,
                                             WEIGHT_IQ4_XS};
@@ -544,6 +544,23 @@ static void uniform_weights(WeightType t, uint8_t *w, int m, uint8_t fill) {
     int halves = t == WEIGHT_Q4_K || t == WEIGHT_Q5_K || t == WEIGHT_Q4_1 || t == WEIGHT_Q5_1 || t == WEIGHT_Q2_K ? 2 : 1; /* d (and dmin, m) */
     for (size_t b = 0; b < bytes; b += block)
         for (int h = 0; h < halves; h++) w[b + at + 2 * h + 1] &= 0xfb; /* exponent below 31 */
+}
+
+/* With AVX-512 BW and VL every type of FAST_DOT_TYPES has its vector dot (else the next test would compare
+ * the plain dot with itself); with AVX2 alone Q8_0, Q4_0, the K types, Q2_K and Q3_K. */
+Test(numerics, the_fast_dot_types_are_vectorized) {
+    for (size_t ti = 0; ti < sizeof FAST_DOT_TYPES / sizeof *FAST_DOT_TYPES; ti++) {
+        WeightType t = FAST_DOT_TYPES[ti];
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+        int want = 1;
+#elif defined(__AVX2__) && defined(__F16C__)
+        int want = t != WEIGHT_Q4_1 && t != WEIGHT_Q5_0 && t != WEIGHT_Q5_1 && t != WEIGHT_IQ4_NL && t != WEIGHT_IQ4_XS;
+#else
+        int want = 0;
+#endif
+        cr_expect_eq(tempo_ggml_dot_is_vectorized(t), want, "%s", tempo_weight_type_name(t));
+    }
+    cr_expect(!tempo_ggml_dot_is_vectorized(WEIGHT_TQ1_0) && !tempo_ggml_dot_is_vectorized(WEIGHT_IQ2_XS), "a type of GgmlInts");
 }
 
 /* The vectorized dots (one weight row, 1 to 7 activation rows a call)
