@@ -827,7 +827,7 @@ static const char *llama_legend =
     "ggml: tempo under --numerics ggml (llama.cpp's arithmetic: integer dots on quantized activations, K/V f32);\n"
     "the other rows: tempo's exact arithmetic. tg: the other types llama-quantize writes, tg128 only, %d pairs\n"
     "(IQ1_*, IQ2_*, IQ3_*: a uniform importance matrix, no real model's; a decode's time does not depend on the values).\n"
-    "tg ggml: one type of each family of the other types' dots, tg128 only, under --numerics ggml.\n"
+    "tg ggml: the repacked Q4_0 and IQ4_NL and one type of each family of the other types' dots, tg128 only, under --numerics ggml.\n"
     "n/a: the pp cells of the tg rows (pp512 not measured: make bench stays under 20 minutes); %s\n";
 
 /* The table of tempo against llama.cpp, one row per GGUF (files[i] under
