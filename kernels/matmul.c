@@ -25,11 +25,12 @@ enum {
     WIDE_ROWS = 1,
 #endif
     WIDE_INPUTS = 4,        /* input rows up to which a pass of WIDE_ROWS keeps its sums and vectors in registers */
+    F32_STREAM_INPUTS = 3,  /* f32: input rows up to which a pass reads one weight row; f16, bf16: WIDE_INPUTS (rows_per_pass) */
     GROUP = 4,              /* vectors decoded at a time: 64 values (a K-quant pair of sub-blocks) */
     VEC = 16,               /* floats in one vector register (AVX-512) */
     ALIGN = 64,             /* bytes: a cache line, and one vector */
     PREFETCH_BYTES = 4096,  /* weights are asked for this far ahead of the ones being read */
-    L1_INPUT_BYTES = 40960, /* f32, f16, bf16: input rows up to this size are read from L1 by one stream a thread (rows_per_pass) */
+    L1_INPUT_BYTES = 40960, /* f16, bf16: input rows up to this size are read from L1 by one stream a thread (rows_per_pass) */
 };
 
 typedef F32x16 Vec;
@@ -301,18 +302,18 @@ INLINE void rows_for_n(float *out, int d, Path path, WeightType type, const char
  * WIDE_INPUTS input rows (their decoding is a few operations per vector, so
  * a step waits on each row's chain of additions: four rows, four chains),
  * for Q6_K up to 2 (3 and 4: its vectors no longer fit the registers);
- * one for f32, f16 and bf16 up to WIDE_INPUTS input rows while the n input
- * rows of m values fit L1_INPUT_BYTES (a thread then streams one row: a
- * decode 1.09x for f32, 1.4x for bf16 over two; f32 k = 4, 1024 wide:
- * 1.06x a 1-row product against two rows' 1.19x); else PASS_ROWS, each
- * input vector loaded once for both rows (f32 4096 wide, k = 3: 1.2x a
- * 1-row product against one row's 1.33x; NOTES.md §12, k-row steps). */
+ * one for f16 and bf16 up to WIDE_INPUTS input rows and for f32 up to
+ * F32_STREAM_INPUTS (a thread then streams one row: a decode 1.09x for f32,
+ * 1.4x for bf16 over two in alternating runs; a chain of additions per
+ * input row still outruns the memory), unless the n input rows of m values
+ * exceed L1_INPUT_BYTES; else PASS_ROWS (NOTES.md §12, k-row steps: f32 at
+ * 4 input rows, bf16 W2 at 4). */
 static inline int rows_per_pass(WeightType type, int n, int m) {
     int wide = type == WEIGHT_Q8_0 || type == WEIGHT_Q4_0 || type == WEIGHT_Q4_1 || type == WEIGHT_Q5_0 ||
                type == WEIGHT_Q5_1 || type == WEIGHT_IQ4_NL || (type == WEIGHT_Q6_K && n <= 2);
     int in_l1 = (size_t)n * m * sizeof(float) <= L1_INPUT_BYTES;
-    int plain = type == WEIGHT_F32 || type == WEIGHT_F16 || type == WEIGHT_BF16;
-    if (plain && n <= WIDE_INPUTS && in_l1) return 1; /* one stream a thread */
+    if ((type == WEIGHT_F16 || type == WEIGHT_BF16) && n <= WIDE_INPUTS && in_l1) return 1; /* one stream a thread */
+    if (type == WEIGHT_F32 && n <= F32_STREAM_INPUTS) return 1;
     return wide && n <= WIDE_INPUTS ? WIDE_ROWS : PASS_ROWS;
 }
 
