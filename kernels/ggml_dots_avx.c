@@ -5,7 +5,7 @@
  * exact: |q8| <= 127, so no maddubs saturates), the f32 lanes and their
  * horizontal sum in ggml's. One weight row is unpacked once for up to
  * GGML_MAX_ROWS activation rows. Bitwise equal to the plain definitions
- * (tests/test_numerics.c); without AVX2 and F16C, the plain ones. */
+ * (tests/test_ggml_dots.c); without AVX2 and F16C, the plain ones. */
 #include "kernels.h"
 #include "unpack_low_bit.h" /* tempo_nibbles32, tempo_two_bits32, tempo_dot_u8_i8, tempo_block32_lanes, tempo_block32_bytes */
 

@@ -6,7 +6,7 @@
  * then acc = fma(f32(isum), f32(d_w d_x), acc) and acc_min = fma(f32(imin),
  * f32(dmin_w d_x), acc_min) in that order; the output is acc - acc_min.
  * The integers are exact in any order, so only these fused multiply-adds
- * fix the value: bitwise equal to the plain loops (tests/test_numerics.c).
+ * fix the value: bitwise equal to the plain loops (tests/test_ggml_dots.c).
  *
  * 16 weight rows are first interleaved into a tile (tempo_ggml_q4_k_tile_pack),
  * once for every activation row of the call, so that with AVX-512 each

@@ -3,7 +3,7 @@
  * ggml_vec_dot_q8_0_q8_0 (tempo_ggml_dot_plain: 8 f32 lanes, lane k adding
  * f32(d_w d_x) times the integer sum of products 4k..4k+3 of each block by
  * one fused multiply-add, then hsum_float_8), so bitwise equal to it
- * (tests/test_numerics.c). The tile reads each block of the 4 activation
+ * (tests/test_ggml_dots.c). The tile reads each block of the 4 activation
  * rows once for 4 weight rows. The integer sums are exact in any order:
  * with AVX512-VNNI, sum (x + 128) w - 128 sum w = sum x w by one dpbusd
  * whose accumulator starts at -128 sum w. Without it, one weight row at a
