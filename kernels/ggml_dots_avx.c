@@ -12,6 +12,17 @@
 #include <math.h>
 #include <string.h>
 
+/* Decoding's call of one row on the plain dots with the fast integers: IQ4_NL in its vec_dot order. */
+static float weight_row_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    return t == WEIGHT_IQ4_NL ? tempo_ggml_iq4_nl_vec_dot(&TEMPO_GGML_INTS_FAST, w, x, m)
+                              : tempo_ggml_dot_with(&TEMPO_GGML_INTS_FAST, t, w, x, m);
+}
+
+/* Repacked Q4_0 or IQ4_NL on their plain dots. */
+static float b32_8x8_dot_plain(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    return t == WEIGHT_IQ4_NL ? tempo_ggml_iq4_nl_8x8_dot(&TEMPO_GGML_INTS_FAST, w, x, m) : tempo_ggml_q4_0_8x8_dot(w, x.q, x.d, m);
+}
+
 #if defined(__AVX2__) && defined(__F16C__)
 #include <immintrin.h>
 
@@ -155,9 +166,9 @@ INLINE void q8_0_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k,
     int has_min = t == WEIGHT_Q4_1 || t == WEIGHT_Q5_1;
     for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++, w += block_bytes) {
         __m256i qw = q_block(t, w);
-        float dw = f16_at(w);
+        float dw = f16_at(w), mw = has_min ? f16_at(w + 2) : 0.0f;
         if (has_min)
-            for (int i = 0; i < k; i++) mins[i] = fmaf(f16_at(w + 2), x[i].sums[b], mins[i]);
+            for (int i = 0; i < k; i++) mins[i] = fmaf(mw, x[i].sums[b], mins[i]);
         for (int i = 0; i < k; i++) {
             __m256 sum = _mm256_cvtepi32_ps(tempo_block32_lanes(qw, x[i].q + b * TEMPO_GGML_Q8_0_BLOCK));
             acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x[i].d[b]), sum, acc[i]);
@@ -463,24 +474,17 @@ static float iq4_nl_vec_row(const uint8_t *w, GgmlQ8Row x, int m) {
 }
 
 void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
-    if (t == WEIGHT_IQ4_NL && is_block32(t)) {
-        for (int r = 0; r < rows; r++) out[r] = iq4_nl_vec_row(w + (size_t)r * row_bytes, x, m);
-        return;
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *row = w + (size_t)r * row_bytes;
+        if (t == WEIGHT_IQ4_NL && is_block32(t)) out[r] = iq4_nl_vec_row(row, x, m); /* not dot_few_rows: tinyBLAS's order */
+        else if (!tempo_ggml_dot_is_vectorized(t)) out[r] = weight_row_dot(t, row, x, m);
+        else dot_few_rows(t, row, &x, 1, m, out + r, 1);
     }
-    if (t == WEIGHT_IQ4_NL) {
-        for (int r = 0; r < rows; r++) out[r] = tempo_ggml_iq4_nl_vec_dot(&TEMPO_GGML_INTS_FAST, w + (size_t)r * row_bytes, x, m);
-        return;
-    }
-    if (!tempo_ggml_dot_is_vectorized(t)) {
-        for (int r = 0; r < rows; r++) out[r] = tempo_ggml_dot_with(&TEMPO_GGML_INTS_FAST, t, w + (size_t)r * row_bytes, x, m);
-        return;
-    }
-    for (int r = 0; r < rows; r++) dot_few_rows(t, w + (size_t)r * row_bytes, &x, 1, m, out + r, 1);
 }
 
 /* Q4_0 and IQ4_NL repacked: per block the exact integer sum, then one fused multiply-add of f32(d_w d_x) into one sum. */
 float tempo_ggml_b32_8x8_dot_fast(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
-    if (t == WEIGHT_IQ4_NL && !is_block32(t)) return tempo_ggml_iq4_nl_8x8_dot(&TEMPO_GGML_INTS_FAST, w, x, m);
+    if (t == WEIGHT_IQ4_NL && !is_block32(t)) return b32_8x8_dot_plain(t, w, x, m);
     float acc = 0.0f;
     for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++, w += 18) {
         int isum = hsum_epi32_8(tempo_block32_lanes(q_block(t, w), x.q + b * TEMPO_GGML_Q8_0_BLOCK));
@@ -548,9 +552,7 @@ void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x
 }
 
 void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
-    for (int r = 0; r < rows; r++)
-        out[r] = t == WEIGHT_IQ4_NL ? tempo_ggml_iq4_nl_vec_dot(&TEMPO_GGML_INTS_FAST, w + (size_t)r * row_bytes, x, m)
-                                    : tempo_ggml_dot_with(&TEMPO_GGML_INTS_FAST, t, w + (size_t)r * row_bytes, x, m);
+    for (int r = 0; r < rows; r++) out[r] = weight_row_dot(t, w + (size_t)r * row_bytes, x, m);
 }
 
 void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, int gemm, float *out) {
@@ -562,7 +564,7 @@ float tempo_ggml_q2_k_8x8_dot_fast(const uint8_t *w, GgmlQ8Row x, int m, int gem
 }
 
 float tempo_ggml_b32_8x8_dot_fast(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
-    return t == WEIGHT_IQ4_NL ? tempo_ggml_iq4_nl_8x8_dot(&TEMPO_GGML_INTS_FAST, w, x, m) : tempo_ggml_q4_0_8x8_dot(w, x.q, x.d, m);
+    return b32_8x8_dot_plain(t, w, x, m);
 }
 
 #endif

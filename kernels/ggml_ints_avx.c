@@ -33,14 +33,9 @@ static void lanes_fast(const int16_t *w, const int8_t *q8, int n, int32_t lane[8
     _mm256_storeu_si256((__m256i *)lane, _mm512_cvtepi64_epi32(pairs));
 }
 
-/* 32 signed bytes (values 0..31) times s0 (values 0..15) and s1 (16..31), to w[0..31]. */
-static void store_scaled(__m256i q, int s0, int s1, int16_t *w) {
-    _mm512_storeu_si512(w, _mm512_mullo_epi16(_mm512_cvtepi8_epi16(q), tempo_epi16_halves((short)s0, (short)s1)));
-}
-
-/* TQ2_0 (ternary_digits): its 2-bit digits, chunk by chunk. */
+/* TQ2_0 (ternary_digits): its 2-bit digits, chunk by chunk, widened to 16 bits. */
 static void tq2_0_fast(const uint8_t *b, int16_t *w) {
-    for (int c = 0; c < 8; c++) store_scaled(tempo_two_bits32(b, c), 1, 1, w + 32 * c);
+    for (int c = 0; c < 8; c++) _mm512_storeu_si512(w + 32 * c, _mm512_cvtepu8_epi16(tempo_two_bits32(b, c)));
 }
 
 /* TQ1_0 (ternary_digits): values 32c + i, c < 5, trit c of byte i; 160 .. 223 trits 0 .. 3 of bytes

@@ -106,10 +106,10 @@ static inline void file_sha256(const char *path, char sha[65]) {
     pclose(p);
 }
 
-/* Largest |a-b| over n floats; *at receives its index. */
 /* a and b the same float: the same bits, or both NaN. */
 static inline int same_value(float a, float b) { return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b)); }
 
+/* Largest |a-b| over n floats; *at receives its index. */
 static inline double max_abs_diff(const float *a, const float *b, size_t n, size_t *at) {
     double worst = 0.0;
     *at = 0;

@@ -317,7 +317,7 @@ Test(ggml_types, fast_block_integers_are_the_plain_ones) {
     for (int ti = 0; ti < N_TYPES; ti++) {
         WeightType t = TYPES[ti];
         if (t != WEIGHT_TQ1_0 && t != WEIGHT_TQ2_0) continue; /* the others: the plain integers, or no integers at all */
-        int n = tempo_block_values(t) * (t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M ? 2 : 1);
+        int n = tempo_block_values(t);
         size_t bytes = tempo_block_bytes(t);
         uint8_t *b = malloc(bytes);
         cr_assert(b);
