@@ -167,7 +167,7 @@ float tempo_ggml_iq_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, Gg
         for (int k = 0; k < 8; k++) lane[k] = fmaf(d, (float)sum[k], lane[k]);
         if (t == WEIGHT_IQ1_M)
             for (int k = 0; k < 8; k++) delta_lane[k] = fmaf(d, (float)delta[k], delta_lane[k]);
-        delta_sum = fmaf(d, (float)tempo_ggml_lanes_total(delta), delta_sum);
+        if (t == WEIGHT_IQ1_S) delta_sum = fmaf(d, (float)tempo_ggml_lanes_total(delta), delta_sum);
     }
     if (t == WEIGHT_IQ1_S) return tempo_ggml_hsum_float_8(lane) + 0.125f * delta_sum;
     if (t == WEIGHT_IQ1_M) /* fused in the zen4 build (vfmadd132ss) */

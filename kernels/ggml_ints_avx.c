@@ -6,13 +6,14 @@
  * straight from their points (GgmlGridLanes). Integers are exact, so these equal the plain ones
  * (TEMPO_GGML_INTS_PLAIN) value for value (tests/test_ggml_types.c); the
  * f32 part of each dot is the plain file's, one for both. Without
- * AVX-512 BW and VL, the plain ones. */
+ * AVX-512 BW and VL (the grid lanes: and VBMI, GFNI, BITALG, as the exact
+ * path's group decoders in unpack_grids.h), the plain ones. */
 #include "kernels.h"
 
 #include <string.h>
 
 #include "iq_grids.h"
-#include "unpack_low_bit.h" /* tempo_two_bits32, tempo_block32_lanes, tempo_dot_u8_i8, tempo_epi16_halves, tempo_trits_epi16, tempo_grid_signs, tempo_u16_at */
+#include "unpack_low_bit.h" /* tempo_two_bits32, tempo_epi16_halves, tempo_trits_epi16, tempo_u32_at, tempo_u64_at, tempo_*_group, tempo_*_points */
 
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
@@ -56,87 +57,114 @@ static void tq1_0_fast(const uint8_t *b, int16_t *w) {
     _mm512_storeu_si512(w + 224, tempo_trits_epi16(last, _mm512_loadu_si512(last_pow3)));
 }
 
-/* A grid type's sub-block of 32 values: 4 grid points of 8 values (IQ3: 8 of 4, paired), a sign bit
- * per value, the scales of its two 16s; IQ1: a delta (+-1) per point, no signs. */
+/* GgmlBlockInts, vectorized: block_ints's integers, type by type. */
+static void ints_fast(WeightType t, const uint8_t *b, int16_t *w) {
+    switch (t) {
+    case WEIGHT_TQ2_0: tq2_0_fast(b, w); break;
+    case WEIGHT_TQ1_0: tq1_0_fast(b, w); break;
+    /* the others' dots are vectorized whole (ggml_dots_avx.c), the grid types' from their lanes (grid_lanes_fast) */
+    default: TEMPO_GGML_INTS_PLAIN.ints(t, b, w); break;
+    }
+}
+
+#else
+
+/* The plain ones, called through (a const's initializer cannot name another file's static functions). */
+static void ints_fast(WeightType t, const uint8_t *b, int16_t *w) { TEMPO_GGML_INTS_PLAIN.ints(t, b, w); }
+static void lanes_fast(const int16_t *w, const int8_t *q8, int n, int32_t lane[8]) { TEMPO_GGML_INTS_PLAIN.lanes(w, q8, n, lane); }
+
+#endif
+
+#if defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VBMI__) && defined(__GFNI__) && defined(__AVX512BITALG__)
+
+/* A grid type's points (grid_lanes_fast), 64 values at a time: sub-blocks 2h and 2h+1 of a super-block
+ * (unpack_grids.h's groups, the exact path's decoders). `values` their magnitudes as bytes, `negative` a
+ * bit per value set where the value is negative (the sign bits; IQ1: the grid's -1s), and IQ1's
+ * `delta_negative` a bit per 16-bit pair of values set where the point's delta is -1. */
 typedef struct {
-    uint64_t point[4];
-    uint32_t signs;
-    int scale[2], delta[4];
-} GridSub;
+    __m512i values;
+    __mmask64 negative;
+    __mmask32 delta_negative;
+} GridPair;
 
-/* Two 4-value points as one 8-value point (IQ3). */
-static uint64_t point_pair(const uint8_t *a, const uint8_t *b) { return tempo_u32_at(a) | (uint64_t)tempo_u32_at(b) << 32; }
+/* IQ1's points (-1, 0, 1) as magnitudes and negative bits. */
+INLINE GridPair iq1_pair(__m512i points, __mmask32 delta_negative) {
+    return (GridPair){_mm512_abs_epi8(points), _mm512_movepi8_mask(points), delta_negative};
+}
 
-/* Point l of sub-block ib of IQ2_XXS, IQ2_XS, IQ2_S (8 values) or IQ3_XXS, IQ3_S (two of 4), and its 8
- * sign bits; the sub-block's scales (the same for each l), as ggml_dots_iq.c's decoders read them. */
-INLINE void iq23_point(WeightType t, const uint8_t *b, int ib, int l, GridSub *g) {
-    const uint8_t *qs = b + 2 + 8 * ib;
-    if (t == WEIGHT_IQ2_XXS || t == WEIGHT_IQ3_XXS) {
-        uint32_t aux = tempo_u32_at(t == WEIGHT_IQ2_XXS ? qs + 4 : b + 66 + 4 * ib);
-        if (t == WEIGHT_IQ2_XXS) memcpy(&g->point[l], tempo_iq2xxs_grid[qs[l]], 8);
-        else g->point[l] = point_pair(tempo_iq3xxs_grid[qs[2 * l]], tempo_iq3xxs_grid[qs[2 * l + 1]]);
-        g->signs |= tempo_grid_signs(aux >> 7 * l & 127) << 8 * l;
-        g->scale[0] = g->scale[1] = 2 * (int)(aux >> 28) + 1;
-    } else if (t == WEIGHT_IQ2_XS) {
-        unsigned q = tempo_u16_at(b + 2 + 2 * (4 * ib + l));
-        memcpy(&g->point[l], tempo_iq2xs_grid[q & 511], 8), g->signs |= tempo_grid_signs(q >> 9) << 8 * l;
-        g->scale[0] = 2 * (b[66 + ib] & 15) + 1, g->scale[1] = 2 * (b[66 + ib] >> 4) + 1;
-    } else if (t == WEIGHT_IQ2_S) {
-        memcpy(&g->point[l], tempo_iq2s_grid[b[2 + 4 * ib + l] | (b[66 + ib] >> 2 * l & 3) << 8], 8);
-        g->signs |= (uint32_t)b[34 + 4 * ib + l] << 8 * l;
-        g->scale[0] = 2 * (b[74 + ib] & 15) + 1, g->scale[1] = 2 * (b[74 + ib] >> 4) + 1;
-    } else { /* IQ3_S */
-        g->point[l] = point_pair(tempo_iq3s_grid[qs[2 * l] | (b[66 + ib] >> 2 * l & 1) << 8],
-                                 tempo_iq3s_grid[qs[2 * l + 1] | (b[66 + ib] >> (2 * l + 1) & 1) << 8]);
-        g->signs |= (uint32_t)b[74 + 4 * ib + l] << 8 * l;
-        g->scale[0] = g->scale[1] = 2 * (b[106 + ib / 2] >> 4 * (ib % 2) & 15) + 1;
+INLINE GridPair grid_pair(WeightType t, const uint8_t *b, int h) {
+    TempoGridGroup g;
+    switch (t) {
+    case WEIGHT_IQ2_XXS: g = tempo_iq2_xxs_group(b, h); break;
+    case WEIGHT_IQ2_XS: g = tempo_iq2_xs_group(b, h); break;
+    case WEIGHT_IQ2_S: g = tempo_iq2_s_group(b, h); break;
+    case WEIGHT_IQ3_XXS: g = tempo_iq3_xxs_group(b, h); break;
+    case WEIGHT_IQ3_S: g = (TempoGridGroup){tempo_iq3_s_points(b, h), _cvtu64_mask64(tempo_u64_at(b + 74 + 8 * h))}; break;
+    case WEIGHT_IQ1_S: { /* the delta's sign: bit 15 of each sub-block's word (no branch: the bits are random) */
+        uint32_t words = tempo_u32_at(b + 34 + 4 * h);
+        return iq1_pair(tempo_iq1_s_points(b, h), (0xFFFFu & -(words >> 15 & 1)) | (0xFFFF0000u & -(words >> 31)));
+    }
+    default: /* IQ1_M: the delta's sign: bit 3 of each point's nibble */
+        return iq1_pair(tempo_iq1_m_points(b, h), (tempo_u32_at(b + 32 + 4 * h) >> 3 & 0x11111111u) * 15);
+    }
+    return (GridPair){g.points, g.negative, 0};
+}
+
+/* Eight 16-bit words, each twice. */
+INLINE __m256i each_twice(__m128i words) { return _mm256_set_m128i(_mm_unpackhi_epi16(words, words), _mm_unpacklo_epi16(words, words)); }
+
+/* The nibbles of the low 8 bytes, low nibble first, as 16 bytes. */
+INLINE __m128i nibble_bytes(__m128i bytes) {
+    __m128i m15 = _mm_set1_epi8(15);
+    return _mm_unpacklo_epi8(_mm_and_si128(bytes, m15), _mm_and_si128(_mm_srli_epi16(bytes, 4), m15));
+}
+
+/* A super-block's 16 scale fields (one per 16 values) as 16-bit lanes, read as ggml_dots_iq.c's decoders read them. */
+INLINE __m256i grid_scale_fields(WeightType t, const uint8_t *b) {
+    switch (t) {
+    case WEIGHT_IQ2_XXS: return each_twice(_mm512_cvtepi64_epi16(_mm512_srli_epi64(_mm512_loadu_si512(b + 2), 60)));
+    case WEIGHT_IQ2_XS: return _mm256_cvtepu8_epi16(nibble_bytes(_mm_cvtsi64_si128((long long)tempo_u64_at(b + 66))));
+    case WEIGHT_IQ2_S: return _mm256_cvtepu8_epi16(nibble_bytes(_mm_cvtsi64_si128((long long)tempo_u64_at(b + 74))));
+    case WEIGHT_IQ3_XXS: return each_twice(_mm256_cvtepi32_epi16(_mm256_srli_epi32(_mm256_loadu_si256((const __m256i *)(b + 66)), 28)));
+    case WEIGHT_IQ3_S: {
+        __m128i n = nibble_bytes(_mm_cvtsi32_si128((int)tempo_u32_at(b + 106)));
+        return _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(n, n));
+    }
+    case WEIGHT_IQ1_S: return each_twice(_mm_and_si128(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)(b + 34)), 12), _mm_set1_epi16(7)));
+    default: { /* IQ1_M: field j is bits 3(j % 4) .. of word j / 4 */
+        __m256i words = _mm256_permutexvar_epi16(_mm256_srli_epi16(_mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2),
+                                                 _mm256_set1_epi64x((long long)tempo_u64_at(b + 48)));
+        __m256i shift = _mm256_setr_epi16(0, 3, 6, 9, 0, 3, 6, 9, 0, 3, 6, 9, 0, 3, 6, 9);
+        return _mm256_and_si256(_mm256_srlv_epi16(words, shift), _mm256_set1_epi16(7));
+    }
     }
 }
 
-/* Point l of sub-block ib of IQ1_S or IQ1_M, its delta, and the sub-block's scales. */
-INLINE void iq1_point(WeightType t, const uint8_t *b, int ib, int l, GridSub *g) {
-    if (t == WEIGHT_IQ1_S) {
-        unsigned h = tempo_u16_at(b + 34 + 2 * ib);
-        memcpy(&g->point[l], tempo_iq1s_grid[b[2 + 4 * ib + l] | (h >> 3 * l & 7) << 8], 8);
-        g->scale[0] = g->scale[1] = 2 * (int)(h >> 12 & 7) + 1, g->delta[l] = h & 0x8000 ? -1 : 1;
-        return;
-    }
-    unsigned scales = tempo_u16_at(b + 48 + 2 * (ib / 2)) >> 6 * (ib % 2), nibble = b[32 + 2 * ib + l / 2] >> 4 * (l % 2) & 15;
-    memcpy(&g->point[l], tempo_iq1s_grid[b[4 * ib + l] | (nibble & 7) << 8], 8);
-    g->scale[0] = 2 * (int)(scales & 7) + 1, g->scale[1] = 2 * (int)(scales >> 3 & 7) + 1, g->delta[l] = nibble & 8 ? -1 : 1;
-}
-
-/* Sub-block ib's lanes (GgmlGridLanes) added to sum: lane k of its 32 values' scale times signed grid value
- * times q8 (scale[0] for lanes 0..3, scale[1] for 4..7); IQ1 (`iq1`: the grid's bytes are -1, 0, 1, no signs)
- * its delta lanes to delta: scale times delta_l (lanes 2l, 2l+1) times the sum of lane k's q8. */
-INLINE void grid_sub_lanes(const GridSub *g, int iq1, const int8_t *q8, __m256i *sum, __m256i *delta) {
-    __m256i q = _mm256_set_epi64x((long long)g->point[3], (long long)g->point[2], (long long)g->point[1], (long long)g->point[0]);
-    if (!iq1) q = _mm256_mask_sub_epi8(q, (__mmask32)g->signs, _mm256_setzero_si256(), q);
-    __m256i scale = _mm256_set_m128i(_mm_set1_epi32(g->scale[1]), _mm_set1_epi32(g->scale[0]));
-    *sum = _mm256_add_epi32(*sum, _mm256_mullo_epi32(tempo_block32_lanes(q, q8), scale));
-    if (!iq1) return;
-    __m256i q8_sums = tempo_dot_u8_i8(_mm256_set1_epi8(1), _mm256_loadu_si256((const __m256i *)q8));
-    __m256i deltas = _mm256_set_epi32(g->delta[3], g->delta[3], g->delta[2], g->delta[2], g->delta[1], g->delta[1], g->delta[0], g->delta[0]);
-    *delta = _mm256_add_epi32(*delta, _mm256_mullo_epi32(q8_sums, _mm256_mullo_epi32(scale, deltas)));
-}
-
-/* The grid types' lanes, compiled once per type (grid_lanes_fast). */
+/* The grid types' lanes (GgmlGridLanes), compiled once per type: per pair of sub-blocks, maddubs sums
+ * value pairs of |value| times q8 signed by the value, madd multiplies each pair by its odd scale and
+ * adds two pairs, so 32-bit lane k of each 32 values is lane k of the definition; the two sub-blocks'
+ * lanes (low and high half) are added at the end. IQ1's delta lanes: the pairs of q8 summed, times the
+ * scale signed by the point's delta. */
 INLINE void grid_block_lanes(WeightType t, const uint8_t *b, const int8_t *q8, int32_t lane[8], int32_t delta[8]) {
-    int iq1 = t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M;
-    __m256i sum = _mm256_setzero_si256(), delta_sum = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-        GridSub g = {.signs = 0};
-        for (int l = 0; l < 4; l++) {
-            if (iq1) iq1_point(t, b, ib, l, &g);
-            else iq23_point(t, b, ib, l, &g);
-        }
-        grid_sub_lanes(&g, iq1, q8 + 32 * ib, &sum, &delta_sum);
+    static const int16_t sixteenth[32] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3};
+    __m256i fields = grid_scale_fields(t, b);
+    __m512i scales = _mm512_castsi256_si512(_mm256_add_epi16(_mm256_add_epi16(fields, fields), _mm256_set1_epi16(1)));
+    __m512i zero = _mm512_setzero_si512(), sum = zero, delta_sum = zero;
+    for (int h = 0; h < 4; h++) {
+        GridPair g = grid_pair(t, b, h);
+        __m512i x = _mm512_loadu_si512(q8 + 64 * h);
+        __m512i scale = _mm512_permutexvar_epi16(_mm512_add_epi16(_mm512_loadu_si512(sixteenth), _mm512_set1_epi16((short)(4 * h))), scales);
+        __m512i signed_x = _mm512_mask_sub_epi8(x, g.negative, zero, x);
+        sum = _mm512_add_epi32(sum, _mm512_madd_epi16(_mm512_maddubs_epi16(g.values, signed_x), scale));
+        if (t != WEIGHT_IQ1_S && t != WEIGHT_IQ1_M) continue;
+        __m512i signed_scale = _mm512_mask_sub_epi16(scale, g.delta_negative, zero, scale);
+        delta_sum = _mm512_add_epi32(delta_sum, _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_set1_epi8(1), x), signed_scale));
     }
-    _mm256_storeu_si256((__m256i *)lane, sum);
-    _mm256_storeu_si256((__m256i *)delta, delta_sum);
+    _mm256_storeu_si256((__m256i *)lane, _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1)));
+    _mm256_storeu_si256((__m256i *)delta, _mm256_add_epi32(_mm512_castsi512_si256(delta_sum), _mm512_extracti64x4_epi64(delta_sum, 1)));
 }
 
-/* GgmlGridLanes, vectorized: the points as ggml_dots_iq.c's decoders read them, each type its own code. */
+/* GgmlGridLanes, vectorized, each type its own code. */
 static void grid_lanes_fast(WeightType t, const uint8_t *b, const int8_t *q8, int32_t lane[8], int32_t delta[8]) {
     switch (t) {
     case WEIGHT_IQ2_XXS: grid_block_lanes(WEIGHT_IQ2_XXS, b, q8, lane, delta); break;
@@ -149,27 +177,12 @@ static void grid_lanes_fast(WeightType t, const uint8_t *b, const int8_t *q8, in
     }
 }
 
-/* GgmlBlockInts, vectorized: block_ints's integers, type by type. */
-static void ints_fast(WeightType t, const uint8_t *b, int16_t *w) {
-    switch (t) {
-    case WEIGHT_TQ2_0: tq2_0_fast(b, w); break;
-    case WEIGHT_TQ1_0: tq1_0_fast(b, w); break;
-    /* the others' dots are vectorized whole (ggml_dots_avx.c), the grid types' from their lanes (grid_lanes_fast) */
-    default: TEMPO_GGML_INTS_PLAIN.ints(t, b, w); break;
-    }
-}
-
-const GgmlInts TEMPO_GGML_INTS_FAST = {ints_fast, lanes_fast, grid_lanes_fast};
-
 #else
 
-/* The plain pair, called through (a const's initializer cannot name another file's static functions). */
-static void ints_of_plain(WeightType t, const uint8_t *b, int16_t *w) { TEMPO_GGML_INTS_PLAIN.ints(t, b, w); }
-static void lanes_of_plain(const int16_t *w, const int8_t *q8, int n, int32_t lane[8]) { TEMPO_GGML_INTS_PLAIN.lanes(w, q8, n, lane); }
-static void grid_lanes_of_plain(WeightType t, const uint8_t *b, const int8_t *q8, int32_t lane[8], int32_t delta[8]) {
+static void grid_lanes_fast(WeightType t, const uint8_t *b, const int8_t *q8, int32_t lane[8], int32_t delta[8]) {
     TEMPO_GGML_INTS_PLAIN.grid_lanes(t, b, q8, lane, delta);
 }
 
-const GgmlInts TEMPO_GGML_INTS_FAST = {ints_of_plain, lanes_of_plain, grid_lanes_of_plain};
-
 #endif
+
+const GgmlInts TEMPO_GGML_INTS_FAST = {ints_fast, lanes_fast, grid_lanes_fast};

@@ -96,7 +96,7 @@ TEMPO_GRID_INLINE void tempo_tq1_0_vectors(const uint8_t *b, int g, F32x16 w[4])
 
 /* ---- the IQ grid types: 8 groups of 32 values (ib) a block, two vectors each ---- */
 
-/* Little-endian 16- and 32-bit fields at p. */
+/* Little-endian 16-, 32- and 64-bit fields at p. */
 TEMPO_GRID_INLINE unsigned tempo_u16_at(const uint8_t *p) {
     uint16_t v;
     memcpy(&v, p, sizeof v);
@@ -104,6 +104,11 @@ TEMPO_GRID_INLINE unsigned tempo_u16_at(const uint8_t *p) {
 }
 TEMPO_GRID_INLINE uint32_t tempo_u32_at(const uint8_t *p) {
     uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+TEMPO_GRID_INLINE uint64_t tempo_u64_at(const uint8_t *p) {
+    uint64_t v;
     memcpy(&v, p, sizeof v);
     return v;
 }
@@ -207,15 +212,19 @@ TEMPO_GRID_INLINE void tempo_iq3_s_32(const uint8_t *b, float d, int ib, F32x16 
 }
 
 #if defined(__AVX512F__)
-/* IQ3_S, values 64g .. 64g+63 (sub-blocks 2g, 2g+1) at once: the 16 points' indices qs[16g + i] | bit i % 8
- * of qh[2g + i / 8] << 8 in 32-bit lanes, one gather of their 4-byte entries (the 64 values in value order),
- * then tempo_iq3_s_32's products and signs per 16. */
-TEMPO_GRID_INLINE void tempo_iq3_s_64(const uint8_t *b, float d, int g, F32x16 w[4]) {
+/* IQ3_S's points of values 64g .. 64g+63 (sub-blocks 2g, 2g+1) at once: the 16 points' indices qs[16g + i] |
+ * bit i % 8 of qh[2g + i / 8] << 8 in 32-bit lanes, one gather of their 4-byte entries (in value order). */
+TEMPO_GRID_INLINE __m512i tempo_iq3_s_points(const uint8_t *b, int g) {
     __m512i low = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 2 + 16 * g)));
     __m512i bit = _mm512_srlv_epi32(_mm512_set1_epi32((int)tempo_u16_at(b + 66 + 2 * g)),
                                     _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0));
     __m512i index = _mm512_or_si512(low, _mm512_slli_epi32(_mm512_and_si512(bit, _mm512_set1_epi32(1)), 8));
-    __m512i points = _mm512_i32gather_epi32(index, tempo_iq3s_grid, 4);
+    return _mm512_i32gather_epi32(index, tempo_iq3s_grid, 4);
+}
+
+/* IQ3_S, values 64g .. 64g+63: the points (tempo_iq3_s_points), then tempo_iq3_s_32's products and signs per 16. */
+TEMPO_GRID_INLINE void tempo_iq3_s_64(const uint8_t *b, float d, int g, F32x16 w[4]) {
+    __m512i points = tempo_iq3_s_points(b, g);
     float db[2];
     for (int s = 0; s < 2; s++) db[s] = d * (float)(1 + 2 * (b[106 + g] >> 4 * s & 0x0F)); /* sub-block 2g + s */
     w[0] = tempo_signed_grid((U8x16)_mm512_extracti32x4_epi32(points, 0), db[0], tempo_u16_at(b + 74 + 8 * g));
@@ -320,35 +329,45 @@ TEMPO_GRID_INLINE void tempo_iq2_looked_up(__m512i points, __mmask64 negative, F
     tempo_grid_table_values(tempo_grid_entries(points, 3, k, negative), scales, spread, levels, w);
 }
 
-/* IQ2_XS, values 64g .. 64g+63: 16-bit words q at 2 + 16g, point index q & 511, signs q >> 9 (bits 1..7 of its
- * high byte); `scales`: tempo_iq2_scales(b, 66). */
-TEMPO_GRID_INLINE void tempo_iq2_xs_64(const uint8_t *b, F32x16 scales, int g, F32x16 w[4]) {
+/* A group of 64 values of IQ2_XXS, IQ2_XS, IQ2_S or IQ3_XXS (64g .. 64g+63): its grid bytes in value
+ * order (the magnitudes) and a bit per value set where the value is negative. Read by the exact path
+ * (tempo_iq2_looked_up, tempo_iq3_xxs_64) and by ggml's integer dots (kernels/ggml_ints_avx.c). */
+typedef struct {
+    __m512i points;
+    __mmask64 negative;
+} TempoGridGroup;
+
+/* IQ2_XS: 16-bit words q at 2 + 16g, point index q & 511, signs q >> 9 (bits 1..7 of its high byte). */
+TEMPO_GRID_INLINE TempoGridGroup tempo_iq2_xs_group(const uint8_t *b, int g) {
     __m512i words = _mm512_cvtepu16_epi64(_mm_loadu_si128((const __m128i *)(b + 2 + 16 * g)));
     unsigned index[8];
     for (int j = 0; j < 8; j++) index[j] = tempo_u16_at(b + 2 + 16 * g + 2 * j) & 511;
-    tempo_iq2_looked_up(tempo_grid_points8(tempo_iq2xs_grid, index), tempo_grid_sign_mask(words, 1, 1), scales, g, w);
+    return (TempoGridGroup){tempo_grid_points8(tempo_iq2xs_grid, index), tempo_grid_sign_mask(words, 1, 1)};
 }
 
-/* IQ2_XXS, values 64g .. 64g+63: sub-block 2g + h the 8 bytes at 2 + 16g + 8h, point 4h + p's index byte p, its
- * signs the 7-bit field at bit 7p of the 32-bit aux word at byte 4 (tempo_iq2_xxs_32), brought to byte 0 of its lane
- * (vpmultishiftqb); `scales`: tempo_iq2_xxs_scales. */
-TEMPO_GRID_INLINE void tempo_iq2_xxs_64(const uint8_t *b, F32x16 scales, int g, F32x16 w[4]) {
+/* IQ2_XXS: sub-block 2g + h the 8 bytes at 2 + 16g + 8h, point 4h + p's index byte p, its signs the 7-bit
+ * field at bit 7p of the 32-bit aux word at byte 4 (tempo_iq2_xxs_32), brought to byte 0 of its lane
+ * (vpmultishiftqb). */
+TEMPO_GRID_INLINE TempoGridGroup tempo_iq2_xxs_group(const uint8_t *b, int g) {
     const uint8_t *qs = b + 2 + 16 * g;
     unsigned index[8];
     for (int j = 0; j < 8; j++) index[j] = qs[8 * (j / 4) + j % 4];
     __m512i halves = _mm512_permutexvar_epi64(_mm512_set_epi64(1, 1, 1, 1, 0, 0, 0, 0), _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)qs)));
     __m512i fields = _mm512_multishift_epi64_epi8(_mm512_set_epi64(53, 46, 39, 32, 53, 46, 39, 32), halves);
-    tempo_iq2_looked_up(tempo_grid_points8(tempo_iq2xxs_grid, index), tempo_grid_sign_mask(fields, 0, 0), scales, g, w);
+    return (TempoGridGroup){tempo_grid_points8(tempo_iq2xxs_grid, index), tempo_grid_sign_mask(fields, 0, 0)};
 }
 
-/* IQ2_S, values 64g .. 64g+63: point p of sub-block ib indexed by qs[4ib + p] | bits 2p, 2p+1 of qh[ib] << 8;
- * the 64 sign bits at 34 + 8g; `scales`: tempo_iq2_scales(b, 74). */
-TEMPO_GRID_INLINE void tempo_iq2_s_64(const uint8_t *b, F32x16 scales, int g, F32x16 w[4]) {
+/* IQ2_S: point p of sub-block ib indexed by qs[4ib + p] | bits 2p, 2p+1 of qh[ib] << 8; the 64 sign bits at 34 + 8g. */
+TEMPO_GRID_INLINE TempoGridGroup tempo_iq2_s_group(const uint8_t *b, int g) {
     unsigned qh = tempo_u16_at(b + 66 + 2 * g), index[8];
     for (int j = 0; j < 8; j++) index[j] = b[2 + 8 * g + j] | (qh >> 2 * j & 3) << 8;
-    uint64_t signs;
-    memcpy(&signs, b + 34 + 8 * g, sizeof signs);
-    tempo_iq2_looked_up(tempo_grid_points8(tempo_iq2s_grid, index), (__mmask64)signs, scales, g, w);
+    return (TempoGridGroup){tempo_grid_points8(tempo_iq2s_grid, index), (__mmask64)tempo_u64_at(b + 34 + 8 * g)};
+}
+
+/* IQ2_XXS, IQ2_XS, IQ2_S, values 64g .. 64g+63 (`scales`: tempo_iq2_xxs_scales, tempo_iq2_scales(b, 66), (b, 74)). */
+TEMPO_GRID_INLINE void tempo_iq2_64(WeightType t, const uint8_t *b, F32x16 scales, int g, F32x16 w[4]) {
+    TempoGridGroup group = t == WEIGHT_IQ2_XXS ? tempo_iq2_xxs_group(b, g) : t == WEIGHT_IQ2_XS ? tempo_iq2_xs_group(b, g) : tempo_iq2_s_group(b, g);
+    tempo_iq2_looked_up(group.points, group.negative, scales, g, w);
 }
 
 /* IQ3_XXS's 8 scale products of a block, lane ib (and ib + 8): d * (0.5 + (aux_ib >> 28)) * 0.5, aux_ib the
@@ -358,20 +377,23 @@ TEMPO_GRID_INLINE F32x16 tempo_iq3_xxs_scales(const uint8_t *b) {
     return tempo_grid_scale_products(b, _mm512_srli_epi32(aux, 28), 0.5f);
 }
 
-/* IQ3_XXS, values 64g .. 64g+63 (sub-blocks 2g + h, h = 0, 1): 16 point indices (bytes) at 2 + 16g, 4-byte
- * points of levels 4, 12, .., 52, 62, entry 8h + (v >> 3) (+ 16 for a negative value); the sign fields
+/* IQ3_XXS (sub-blocks 2g + h, h = 0, 1): 16 point indices (bytes) at 2 + 16g, 4-byte points; the sign fields
  * of 7 bits at bit 7p of the aux words (64 bits at 66 + 8g), as IQ2_XXS's (tempo_iq3_xxs_32). */
-TEMPO_GRID_INLINE void tempo_iq3_xxs_64(const uint8_t *b, F32x16 scales, int g, F32x16 w[4]) {
+TEMPO_GRID_INLINE TempoGridGroup tempo_iq3_xxs_group(const uint8_t *b, int g) {
     const uint8_t *qs = b + 2 + 16 * g;
     uint64_t p[8];
     for (int j = 0; j < 8; j++) p[j] = tempo_u32_at(tempo_iq3xxs_grid[qs[2 * j]]) | (uint64_t)tempo_u32_at(tempo_iq3xxs_grid[qs[2 * j + 1]]) << 32;
     __m512i points = _mm512_set_epi64((long long)p[7], (long long)p[6], (long long)p[5], (long long)p[4], (long long)p[3], (long long)p[2],
                             (long long)p[1], (long long)p[0]);
-    uint64_t aux;
-    memcpy(&aux, b + 66 + 8 * g, sizeof aux);
-    __m512i fields = _mm512_multishift_epi64_epi8(_mm512_set_epi64(53, 46, 39, 32, 21, 14, 7, 0), _mm512_set1_epi64((long long)aux));
+    __m512i fields = _mm512_multishift_epi64_epi8(_mm512_set_epi64(53, 46, 39, 32, 21, 14, 7, 0), _mm512_set1_epi64((long long)tempo_u64_at(b + 66 + 8 * g)));
+    return (TempoGridGroup){points, tempo_grid_sign_mask(fields, 0, 0)};
+}
+
+/* IQ3_XXS, values 64g .. 64g+63: points of levels 4, 12, .., 52, 62, entry 8h + (v >> 3) (+ 16 for a negative value). */
+TEMPO_GRID_INLINE void tempo_iq3_xxs_64(const uint8_t *b, F32x16 scales, int g, F32x16 w[4]) {
+    TempoGridGroup group = tempo_iq3_xxs_group(b, g);
     const __m512i h = _mm512_set_epi64(0x0808080808080808, 0x0808080808080808, 0x0808080808080808, 0x0808080808080808, 0, 0, 0, 0);
-    __m512i entries = tempo_grid_entries(_mm512_srli_epi16(points, 3), 7, h, tempo_grid_sign_mask(fields, 0, 0));
+    __m512i entries = tempo_grid_entries(_mm512_srli_epi16(group.points, 3), 7, h, group.negative);
     const F32x16 levels = {4, 12, 20, 28, 36, 44, 52, 62, 4, 12, 20, 28, 36, 44, 52, 62};
     int s = 2 * g;
     __m512i spread = _mm512_set_epi32(s + 1, s + 1, s + 1, s + 1, s + 1, s + 1, s + 1, s + 1, s, s, s, s, s, s, s, s);
@@ -421,11 +443,16 @@ TEMPO_GRID_INLINE void tempo_iq1_s_table(const uint8_t *b, F32x16 table[2]) {
     }
 }
 
-/* IQ1_S, values 64g .. 64g+63: point p of sub-block ib indexed by qs[4ib + p] | bits 3p..3p+2 of qh word ib << 8;
- * table: tempo_iq1_s_table. */
-TEMPO_GRID_INLINE void tempo_iq1_s_64(const uint8_t *b, int g, const F32x16 table[2], F32x16 w[4]) {
+/* IQ1_S's points of values 64g .. 64g+63: point p of sub-block ib indexed by qs[4ib + p] | bits 3p..3p+2 of qh
+ * word ib << 8. */
+TEMPO_GRID_INLINE __m512i tempo_iq1_s_points(const uint8_t *b, int g) {
     static const int shift[8] = {0, 3, 6, 9, 16, 19, 22, 25};
-    __m512i points = _mm512_add_epi8(tempo_iq1_points(b + 2 + 8 * g, tempo_u32_at(b + 34 + 4 * g), shift), tempo_iq1_offsets(2 * g, 2 * g + 1));
+    return tempo_iq1_points(b + 2 + 8 * g, tempo_u32_at(b + 34 + 4 * g), shift);
+}
+
+/* IQ1_S, values 64g .. 64g+63 (tempo_iq1_s_points); table: tempo_iq1_s_table. */
+TEMPO_GRID_INLINE void tempo_iq1_s_64(const uint8_t *b, int g, const F32x16 table[2], F32x16 w[4]) {
+    __m512i points = _mm512_add_epi8(tempo_iq1_s_points(b, g), tempo_iq1_offsets(2 * g, 2 * g + 1));
     for (int k = 0; k < 4; k++) w[k] = tempo_iq1_looked_up(points, k, table);
 }
 
@@ -439,12 +466,17 @@ TEMPO_GRID_INLINE F32x16 tempo_iq1_m_scale_products(const uint8_t *b) {
     return d * __builtin_convertvector((I32x16)odd, F32x16);
 }
 
-/* IQ1_M, values 64g .. 64g+63: point p indexed by qs[8g + p] | (nibble p of the qh word at 32 + 4g) & 7 << 8, the
- * nibble's bit 3 its delta's sign (entry 2 (p / 2) + that bit, scale product 4g + p / 2 of `scales`). */
-TEMPO_GRID_INLINE void tempo_iq1_m_64(const uint8_t *b, int g, F32x16 scales, F32x16 w[4]) {
+/* IQ1_M's points of values 64g .. 64g+63: point p indexed by qs[8g + p] | (nibble p of the qh word at 32 + 4g) & 7 << 8. */
+TEMPO_GRID_INLINE __m512i tempo_iq1_m_points(const uint8_t *b, int g) {
     static const int shift[8] = {0, 4, 8, 12, 16, 20, 24, 28};
+    return tempo_iq1_points(b + 8 * g, tempo_u32_at(b + 32 + 4 * g), shift);
+}
+
+/* IQ1_M, values 64g .. 64g+63 (tempo_iq1_m_points): nibble p's bit 3 is point p's delta's sign (entry 2 (p / 2) +
+ * that bit, scale product 4g + p / 2 of `scales`). */
+TEMPO_GRID_INLINE void tempo_iq1_m_64(const uint8_t *b, int g, F32x16 scales, F32x16 w[4]) {
     uint32_t nibbles = tempo_u32_at(b + 32 + 4 * g);
-    __m512i points = tempo_iq1_points(b + 8 * g, nibbles, shift);
+    __m512i points = tempo_iq1_m_points(b, g);
     __m512i high = _mm512_srlv_epi64(_mm512_set1_epi64(nibbles), _mm512_set_epi64(28, 24, 20, 16, 12, 8, 4, 0));
     __mmask8 minus = _mm512_test_epi64_mask(high, _mm512_set1_epi64(8));
     const long long ones = 0x0101010101010101;
@@ -523,10 +555,8 @@ TEMPO_GRID_INLINE void tempo_grid_vectors(WeightType t, const uint8_t *b, int g,
     }
 #if defined(__AVX512VBMI__) && defined(__GFNI__) && defined(__AVX512BITALG__)
     if (t == WEIGHT_IQ2_XXS || t == WEIGHT_IQ2_XS || t == WEIGHT_IQ2_S || t == WEIGHT_IQ3_XXS) {
-        if (t == WEIGHT_IQ2_XXS) tempo_iq2_xxs_64(b, scales, g, w);
-        else if (t == WEIGHT_IQ2_XS) tempo_iq2_xs_64(b, scales, g, w);
-        else if (t == WEIGHT_IQ2_S) tempo_iq2_s_64(b, scales, g, w);
-        else tempo_iq3_xxs_64(b, scales, g, w);
+        if (t == WEIGHT_IQ3_XXS) tempo_iq3_xxs_64(b, scales, g, w);
+        else tempo_iq2_64(t, b, scales, g, w);
         return;
     }
 #else
