@@ -155,13 +155,6 @@ static void dot_q8_0_rows(const uint8_t *w, size_t row_bytes, float *scratch, in
         tempo_ggml_dot_rows_fast(WEIGHT_Q8_0, w + r * row_bytes, rows, n - i0, m, out + (size_t)i0 * d + r, (size_t)d);
 }
 
-/* One output of a repacked matrix (tempo_ggml_repacks): Q4_0, IQ4_NL and
- * Q2_K (`gemm`: the row is in a group of 4 a call hands ggml's gemm). */
-static float repacked_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m, int gemm) {
-    if (t == WEIGHT_Q2_K) return tempo_ggml_q2_k_8x8_dot_fast(w, x, m, gemm);
-    return tempo_ggml_b32_8x8_dot_fast(t, w, x, m);
-}
-
 /* out[i d + r] for weight rows r0 .. r0 + rows - 1 (`repacked`: as ggml_repack.c takes them). */
 static void dot_weight_rows(Matrix w, int r0, int rows, float *scratch, int n, int m, float *out, int d, int repacked) {
     size_t row_bytes = tempo_row_bytes(w.type, (size_t)m);
@@ -170,14 +163,18 @@ static void dot_weight_rows(Matrix w, int r0, int rows, float *scratch, int n, i
         dot_q8_0_rows(first, row_bytes, scratch, n, m, out + r0, d);
         return;
     }
+    if (repacked && w.type != WEIGHT_Q2_K) { /* Q4_0, IQ4_NL */
+        for (int i = 0; i < n; i++) tempo_ggml_b32_8x8_rows_fast(w.type, first, row_bytes, rows, q8_row(scratch, n, m, i), m, out + (size_t)i * d + r0);
+        return;
+    }
     for (int r = 0; r < rows; r++) {
         const uint8_t *row = first + r * row_bytes;
         if (!repacked) {
             dot_weight_row(w.type, row, scratch, n, m, out + r0 + r, d);
             continue;
         }
-        for (int i = 0; i < n; i++)
-            out[(size_t)i * d + r0 + r] = repacked_dot(w.type, row, q8_row(scratch, n, m, i), m, i < n - n % 4);
+        for (int i = 0; i < n; i++) /* Q2_K (`gemm`: the row is in a group of 4 a call hands ggml's gemm) */
+            out[(size_t)i * d + r0 + r] = tempo_ggml_q2_k_8x8_dot_fast(row, q8_row(scratch, n, m, i), m, i < n - n % 4);
     }
 }
 

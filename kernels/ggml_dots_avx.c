@@ -482,15 +482,64 @@ void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_
     }
 }
 
-/* Q4_0 and IQ4_NL repacked: per block the exact integer sum, then one fused multiply-add of f32(d_w d_x) into one sum. */
-float tempo_ggml_b32_8x8_dot_fast(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
-    if (t == WEIGHT_IQ4_NL && !is_block32(t)) return b32_8x8_dot_plain(t, w, x, m);
+/* Q4_0 and IQ4_NL repacked, one weight row: per block the exact integer sum, then one fused multiply-add of
+ * f32(d_w d_x) into one sum. */
+static float b32_8x8_row(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
     float acc = 0.0f;
     for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++, w += 18) {
         int isum = hsum_epi32_8(tempo_block32_lanes(q_block(t, w), x.q + b * TEMPO_GGML_Q8_0_BLOCK));
         acc = fmaf((float)isum, f16_at(w) * x.d[b], acc);
     }
     return acc;
+}
+
+/* The lanes of repacked block b of row w. */
+static __m256i b32_lanes(WeightType t, const uint8_t *w, GgmlQ8Row x, int b) {
+    return tempo_block32_lanes(q_block(t, w + (size_t)b * 18), x.q + b * TEMPO_GGML_Q8_0_BLOCK);
+}
+
+/* isum[b] = the integer sum of block b of row w, for b < n: four blocks' lanes folded by hadd at once (exact). */
+static void b32_block_sums(WeightType t, const uint8_t *w, GgmlQ8Row x, int n, int32_t *isum) {
+    int b = 0;
+    for (; b + 4 <= n; b += 4) {
+        __m256i pairs = _mm256_hadd_epi32(_mm256_hadd_epi32(b32_lanes(t, w, x, b), b32_lanes(t, w, x, b + 1)),
+                                          _mm256_hadd_epi32(b32_lanes(t, w, x, b + 2), b32_lanes(t, w, x, b + 3)));
+        _mm_storeu_si128((__m128i *)(isum + b), _mm_add_epi32(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256(pairs, 1)));
+    }
+    for (; b < n; b++) isum[b] = hsum_epi32_8(b32_lanes(t, w, x, b));
+}
+
+/* The same for weight rows 0..3 (at w + r row_bytes) at once, row r in lane r: per chunk of blocks, each
+ * row's integer sums in turn (the rows read in memory order, as the prefetcher likes them), then the four
+ * rows' fused multiply-adds of f32(d_w d_x) as one vfmadd a block (ggml's gemv keeps its rows' sums in one
+ * vector too): a chain of one rounding a block for four rows, not for one. */
+static void b32_8x8_four_rows(WeightType t, const uint8_t *w, size_t row_bytes, GgmlQ8Row x, int m, float out[4]) {
+    enum { CHUNK = 64 };
+    int32_t isum[4][CHUNK];
+    __m128 acc = _mm_setzero_ps();
+    for (int b0 = 0; b0 < m / TEMPO_GGML_Q8_0_BLOCK; b0 += CHUNK) {
+        int n = m / TEMPO_GGML_Q8_0_BLOCK - b0 < CHUNK ? m / TEMPO_GGML_Q8_0_BLOCK - b0 : CHUNK;
+        GgmlQ8Row chunk = {x.q + b0 * TEMPO_GGML_Q8_0_BLOCK, x.d + b0, NULL, NULL};
+        for (int r = 0; r < 4; r++) b32_block_sums(t, w + r * row_bytes + (size_t)b0 * 18, chunk, n, isum[r]);
+        for (int b = 0; b < n; b++) {
+            const uint8_t *block = w + (size_t)(b0 + b) * 18;
+            __m128i halves = _mm_setr_epi16((short)tempo_u16_at(block), (short)tempo_u16_at(block + row_bytes), (short)tempo_u16_at(block + 2 * row_bytes),
+                                            (short)tempo_u16_at(block + 3 * row_bytes), 0, 0, 0, 0);
+            __m128 scale = _mm_mul_ps(_mm_cvtph_ps(halves), _mm_set1_ps(chunk.d[b]));
+            acc = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_setr_epi32(isum[0][b], isum[1][b], isum[2][b], isum[3][b])), scale, acc);
+        }
+    }
+    _mm_storeu_ps(out, acc);
+}
+
+void tempo_ggml_b32_8x8_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
+    int r = 0;
+    if (t == WEIGHT_Q4_0 || is_block32(t))
+        for (; r + 4 <= rows; r += 4) b32_8x8_four_rows(t, w + r * row_bytes, row_bytes, x, m, out + r);
+    for (; r < rows; r++) {
+        const uint8_t *row = w + r * row_bytes;
+        out[r] = t == WEIGHT_Q4_0 || is_block32(t) ? b32_8x8_row(t, row, x, m) : b32_8x8_dot_plain(t, row, x, m);
+    }
 }
 
 /* One Q2_K super-block's integers by halves (tempo_ggml_q2_k_8x8_dot): isum[h] = sum over sub-blocks g of half h
@@ -563,8 +612,8 @@ float tempo_ggml_q2_k_8x8_dot_fast(const uint8_t *w, GgmlQ8Row x, int m, int gem
     return tempo_ggml_q2_k_8x8_dot(&TEMPO_GGML_INTS_FAST, w, x, m, gemm);
 }
 
-float tempo_ggml_b32_8x8_dot_fast(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
-    return b32_8x8_dot_plain(t, w, x, m);
+void tempo_ggml_b32_8x8_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
+    for (int r = 0; r < rows; r++) out[r] = b32_8x8_dot_plain(t, w + r * row_bytes, x, m);
 }
 
 #endif

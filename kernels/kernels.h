@@ -243,8 +243,8 @@ void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x
 void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out);
 /* The same for Q4_K rows in the repacked orders (tempo_ggml_q4_k_8x8_dot). */
 void tempo_ggml_q4_k_8x8_rows_fast(const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, int gemm, float *out);
-/* Q4_0 or IQ4_NL repacked: tempo_ggml_q4_0_8x8_dot's or tempo_ggml_iq4_nl_8x8_dot's value. */
-float tempo_ggml_b32_8x8_dot_fast(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
+/* The same for Q4_0 or IQ4_NL rows repacked: tempo_ggml_q4_0_8x8_dot's or tempo_ggml_iq4_nl_8x8_dot's value. */
+void tempo_ggml_b32_8x8_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out);
 /* Q2_K repacked: tempo_ggml_q2_k_8x8_dot's value. */
 float tempo_ggml_q2_k_8x8_dot_fast(const uint8_t *w, GgmlQ8Row x, int m, int gemm);
 /* ---- ggml_q8_0_tiles.c: 4 Q8_0 weight rows (row_bytes apart) times 4

@@ -167,8 +167,9 @@ Test(numerics, fast_dots_are_bitwise_plain) {
             tempo_ggml_dot_weight_rows_fast(t, w, 0, 1, x[0], m, &one);
             float want_one = t == WEIGHT_IQ4_NL ? tempo_ggml_iq4_nl_vec_dot(&TEMPO_GGML_INTS_PLAIN, w, x[0], m) : tempo_ggml_dot_plain(t, w, x[0], m);
             cr_assert(same_value(one, want_one), "type %d trial %d m %d, one row: fast %.9g, plain %.9g", (int)t, trial, m, one, want_one);
-            if (t == WEIGHT_Q4_0 || t == WEIGHT_IQ4_NL) { /* repacked: one f32 sum */
-                float fast = tempo_ggml_b32_8x8_dot_fast(t, w, x[0], m);
+            if (t == WEIGHT_Q4_0 || t == WEIGHT_IQ4_NL) { /* repacked: one f32 sum (more rows: the next test) */
+                float fast;
+                tempo_ggml_b32_8x8_rows_fast(t, w, 0, 1, x[0], m, &fast);
                 float plain = t == WEIGHT_Q4_0 ? tempo_ggml_q4_0_8x8_dot(w, x[0].q, x[0].d, m)
                                                : tempo_ggml_iq4_nl_8x8_dot(&TEMPO_GGML_INTS_PLAIN, w, x[0], m);
                 cr_assert(same_value(fast, plain), "type %d trial %d m %d, repacked: fast %.9g, plain %.9g", (int)t, trial, m, fast, plain);
@@ -184,6 +185,38 @@ Test(numerics, fast_dots_are_bitwise_plain) {
                 float want = tempo_ggml_q4_k_8x8_dot(w, x[i], m, trial % 2);
                 cr_assert(same_value(out[0], want), "q4_K_8x8 trial %d m %d row %d: fast %.9g, plain %.9g", trial, m, i, out[0], want);
             }
+        }
+}
+
+/* The repacked Q4_0 and IQ4_NL rows (four at a time in the lanes of one
+ * vector, the rest one by one) are each row's plain dot: 1 to 9 distinct
+ * random weight rows of 1 to 40 blocks, each activation row. A row's sums
+ * in another lane, or its block read with another row's scale, fails. */
+Test(numerics, repacked_rows_are_each_rows_plain_dot) {
+    enum { MAX_ROWS = 9 };
+    uint64_t s = 29;
+    static QuantRows rows;
+    for (int ti = 0; ti < 2; ti++)
+        for (int trial = 0; trial < 60; trial++) {
+            WeightType t = ti ? WEIGHT_IQ4_NL : WEIGHT_Q4_0;
+            int m = 32 * (1 + trial * 7 % 40), n_rows = 1 + trial % MAX_ROWS;
+            size_t row_bytes = tempo_row_bytes(t, (size_t)m);
+            uint8_t *w = malloc(n_rows * row_bytes); /* exactly the rows: a read past them fails under ASan */
+            cr_assert(w);
+            for (int r = 0; r < n_rows; r++) random_weights(t, w + r * row_bytes, m, &s);
+            quantized_rows(t, &rows, &s);
+            for (int i = 0; i < DOT_ROWS; i++) {
+                GgmlQ8Row x = quant_row(&rows, i);
+                float out[MAX_ROWS];
+                tempo_ggml_b32_8x8_rows_fast(t, w, row_bytes, n_rows, x, m, out);
+                for (int r = 0; r < n_rows; r++) {
+                    const uint8_t *row = w + r * row_bytes;
+                    float want = t == WEIGHT_Q4_0 ? tempo_ggml_q4_0_8x8_dot(row, x.q, x.d, m) : tempo_ggml_iq4_nl_8x8_dot(&TEMPO_GGML_INTS_PLAIN, row, x, m);
+                    cr_assert(same_value(out[r], want), "%s trial %d m %d row %d of %d, activation %d: fast %.9g, plain %.9g",
+                              tempo_weight_type_name(t), trial, m, r, n_rows, i, out[r], want);
+                }
+            }
+            free(w);
         }
 }
 
