@@ -23,7 +23,7 @@ static float b32_8x8_dot_plain(WeightType t, const uint8_t *w, GgmlQ8Row x, int 
     return t == WEIGHT_IQ4_NL ? tempo_ggml_iq4_nl_8x8_dot(&TEMPO_GGML_INTS_FAST, w, x, m) : tempo_ggml_q4_0_8x8_dot(w, x.q, x.d, m);
 }
 
-#if defined(__AVX2__) && defined(__F16C__)
+#if defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
 #include <immintrin.h>
 
 enum { GGML_MAX_ROWS = 4 };
@@ -482,20 +482,17 @@ void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_
     }
 }
 
+/* The lanes of repacked block b of row w. */
+static __m256i b32_lanes(WeightType t, const uint8_t *w, GgmlQ8Row x, int b) {
+    return tempo_block32_lanes(q_block(t, w + (size_t)b * 18), x.q + b * TEMPO_GGML_Q8_0_BLOCK);
+}
+
 /* Q4_0 and IQ4_NL repacked, one weight row: per block the exact integer sum, then one fused multiply-add of
  * f32(d_w d_x) into one sum. */
 static float b32_8x8_row(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
     float acc = 0.0f;
-    for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++, w += 18) {
-        int isum = hsum_epi32_8(tempo_block32_lanes(q_block(t, w), x.q + b * TEMPO_GGML_Q8_0_BLOCK));
-        acc = fmaf((float)isum, f16_at(w) * x.d[b], acc);
-    }
+    for (int b = 0; b < m / TEMPO_GGML_Q8_0_BLOCK; b++) acc = fmaf((float)hsum_epi32_8(b32_lanes(t, w, x, b)), f16_at(w + (size_t)b * 18) * x.d[b], acc);
     return acc;
-}
-
-/* The lanes of repacked block b of row w. */
-static __m256i b32_lanes(WeightType t, const uint8_t *w, GgmlQ8Row x, int b) {
-    return tempo_block32_lanes(q_block(t, w + (size_t)b * 18), x.q + b * TEMPO_GGML_Q8_0_BLOCK);
 }
 
 /* isum[b] = the integer sum of block b of row w, for b < n: four blocks' lanes folded by hadd at once (exact). */
@@ -509,7 +506,7 @@ static void b32_block_sums(WeightType t, const uint8_t *w, GgmlQ8Row x, int n, i
     for (; b < n; b++) isum[b] = hsum_epi32_8(b32_lanes(t, w, x, b));
 }
 
-/* The same for weight rows 0..3 (at w + r row_bytes) at once, row r in lane r: per chunk of blocks, each
+/* b32_8x8_row for weight rows 0..3 (at w + r row_bytes) at once, row r in lane r: per chunk of blocks, each
  * row's integer sums in turn (the rows read in memory order, as the prefetcher likes them), then the four
  * rows' fused multiply-adds of f32(d_w d_x) as one vfmadd a block (ggml's gemv keeps its rows' sums in one
  * vector too): a chain of one rounding a block for four rows, not for one. */

@@ -9,11 +9,7 @@
  * AVX-512 BW and VL (the grid lanes: and VBMI, GFNI, BITALG, as the exact
  * path's group decoders in unpack_grids.h), the plain ones. */
 #include "kernels.h"
-
-#include <string.h>
-
-#include "iq_grids.h"
-#include "unpack_low_bit.h" /* tempo_two_bits32, tempo_epi16_halves, tempo_trits_epi16, tempo_u32_at, tempo_u64_at, tempo_*_group, tempo_*_points */
+#include "unpack_low_bit.h" /* tempo_two_bits32, tempo_epi16_halves, tempo_trits_epi16, tempo_u32_at, tempo_*_group, tempo_*_points, tempo_grid_scale_fields */
 
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
@@ -77,87 +73,56 @@ static void lanes_fast(const int16_t *w, const int8_t *q8, int n, int32_t lane[8
 
 #if defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VBMI__) && defined(__GFNI__) && defined(__AVX512BITALG__)
 
-/* A grid type's points (grid_lanes_fast), 64 values at a time: sub-blocks 2h and 2h+1 of a super-block
- * (unpack_grids.h's groups, the exact path's decoders). `values` their magnitudes as bytes, `negative` a
- * bit per value set where the value is negative (the sign bits; IQ1: the grid's -1s), and IQ1's
- * `delta_negative` a bit per 16-bit pair of values set where the point's delta is -1. */
+/* A grid type's group of 64 values (grid_lanes_fast: sub-blocks 2g and 2g+1 of a super-block) as the exact
+ * path's decoders in unpack_grids.h read it: the magnitudes and negative bits (IQ1: the grid's -1s), and IQ1's
+ * `delta_negative`, a bit per 16-bit pair of values set where the point's delta is -1. */
 typedef struct {
-    __m512i values;
-    __mmask64 negative;
+    TempoGridGroup group;
     __mmask32 delta_negative;
 } GridPair;
 
 /* IQ1's points (-1, 0, 1) as magnitudes and negative bits. */
 INLINE GridPair iq1_pair(__m512i points, __mmask32 delta_negative) {
-    return (GridPair){_mm512_abs_epi8(points), _mm512_movepi8_mask(points), delta_negative};
+    return (GridPair){{_mm512_abs_epi8(points), _mm512_movepi8_mask(points)}, delta_negative};
 }
 
-INLINE GridPair grid_pair(WeightType t, const uint8_t *b, int h) {
-    TempoGridGroup g;
+/* Group g of the super-block at b, type t. */
+INLINE GridPair grid_pair(WeightType t, const uint8_t *b, int g) {
     switch (t) {
-    case WEIGHT_IQ2_XXS: g = tempo_iq2_xxs_group(b, h); break;
-    case WEIGHT_IQ2_XS: g = tempo_iq2_xs_group(b, h); break;
-    case WEIGHT_IQ2_S: g = tempo_iq2_s_group(b, h); break;
-    case WEIGHT_IQ3_XXS: g = tempo_iq3_xxs_group(b, h); break;
-    case WEIGHT_IQ3_S: g = (TempoGridGroup){tempo_iq3_s_points(b, h), _cvtu64_mask64(tempo_u64_at(b + 74 + 8 * h))}; break;
+    case WEIGHT_IQ2_XXS: return (GridPair){tempo_iq2_xxs_group(b, g), 0};
+    case WEIGHT_IQ2_XS: return (GridPair){tempo_iq2_xs_group(b, g), 0};
+    case WEIGHT_IQ2_S: return (GridPair){tempo_iq2_s_group(b, g), 0};
+    case WEIGHT_IQ3_XXS: return (GridPair){tempo_iq3_xxs_group(b, g), 0};
+    case WEIGHT_IQ3_S: return (GridPair){tempo_iq3_s_group(b, g), 0};
     case WEIGHT_IQ1_S: { /* the delta's sign: bit 15 of each sub-block's word (no branch: the bits are random) */
-        uint32_t words = tempo_u32_at(b + 34 + 4 * h);
-        return iq1_pair(tempo_iq1_s_points(b, h), (0xFFFFu & -(words >> 15 & 1)) | (0xFFFF0000u & -(words >> 31)));
+        uint32_t words = tempo_u32_at(b + 34 + 4 * g);
+        return iq1_pair(tempo_iq1_s_points(b, g), (0xFFFFu & -(words >> 15 & 1)) | (0xFFFF0000u & -(words >> 31)));
     }
     default: /* IQ1_M: the delta's sign: bit 3 of each point's nibble */
-        return iq1_pair(tempo_iq1_m_points(b, h), (tempo_u32_at(b + 32 + 4 * h) >> 3 & 0x11111111u) * 15);
-    }
-    return (GridPair){g.points, g.negative, 0};
-}
-
-/* Eight 16-bit words, each twice. */
-INLINE __m256i each_twice(__m128i words) { return _mm256_set_m128i(_mm_unpackhi_epi16(words, words), _mm_unpacklo_epi16(words, words)); }
-
-/* The nibbles of the low 8 bytes, low nibble first, as 16 bytes. */
-INLINE __m128i nibble_bytes(__m128i bytes) {
-    __m128i m15 = _mm_set1_epi8(15);
-    return _mm_unpacklo_epi8(_mm_and_si128(bytes, m15), _mm_and_si128(_mm_srli_epi16(bytes, 4), m15));
-}
-
-/* A super-block's 16 scale fields (one per 16 values) as 16-bit lanes, read as ggml_dots_iq.c's decoders read them. */
-INLINE __m256i grid_scale_fields(WeightType t, const uint8_t *b) {
-    switch (t) {
-    case WEIGHT_IQ2_XXS: return each_twice(_mm512_cvtepi64_epi16(_mm512_srli_epi64(_mm512_loadu_si512(b + 2), 60)));
-    case WEIGHT_IQ2_XS: return _mm256_cvtepu8_epi16(nibble_bytes(_mm_cvtsi64_si128((long long)tempo_u64_at(b + 66))));
-    case WEIGHT_IQ2_S: return _mm256_cvtepu8_epi16(nibble_bytes(_mm_cvtsi64_si128((long long)tempo_u64_at(b + 74))));
-    case WEIGHT_IQ3_XXS: return each_twice(_mm256_cvtepi32_epi16(_mm256_srli_epi32(_mm256_loadu_si256((const __m256i *)(b + 66)), 28)));
-    case WEIGHT_IQ3_S: {
-        __m128i n = nibble_bytes(_mm_cvtsi32_si128((int)tempo_u32_at(b + 106)));
-        return _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(n, n));
-    }
-    case WEIGHT_IQ1_S: return each_twice(_mm_and_si128(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)(b + 34)), 12), _mm_set1_epi16(7)));
-    default: { /* IQ1_M: field j is bits 3(j % 4) .. of word j / 4 */
-        __m256i words = _mm256_permutexvar_epi16(_mm256_srli_epi16(_mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2),
-                                                 _mm256_set1_epi64x((long long)tempo_u64_at(b + 48)));
-        __m256i shift = _mm256_setr_epi16(0, 3, 6, 9, 0, 3, 6, 9, 0, 3, 6, 9, 0, 3, 6, 9);
-        return _mm256_and_si256(_mm256_srlv_epi16(words, shift), _mm256_set1_epi16(7));
-    }
+        return iq1_pair(tempo_iq1_m_points(b, g), (tempo_u32_at(b + 32 + 4 * g) >> 3 & 0x11111111u) * 15);
     }
 }
 
-/* The grid types' lanes (GgmlGridLanes), compiled once per type: per pair of sub-blocks, maddubs sums
- * value pairs of |value| times q8 signed by the value, madd multiplies each pair by its odd scale and
- * adds two pairs, so 32-bit lane k of each 32 values is lane k of the definition; the two sub-blocks'
- * lanes (low and high half) are added at the end. IQ1's delta lanes: the pairs of q8 summed, times the
- * scale signed by the point's delta. */
+/* The grid types' lanes (GgmlGridLanes), compiled once per type: per group of 64 values, maddubs sums
+ * value pairs of |value| times q8 signed by the value (q8 negated under the negative bits: exact, as
+ * ggml's quantizers keep |q8| <= 127), madd multiplies each pair by its odd scale 2 s + 1 (the block's
+ * 16 scale fields s, tempo_grid_scale_fields, spread to the pairs by vpermw) and adds two pairs, so
+ * 32-bit lane k of each 32 values is lane k of the definition; the two sub-blocks' lanes (low and high
+ * half) are added at the end. IQ1's delta lanes: the pairs of q8 summed, times the scale signed by the
+ * point's delta. */
 INLINE void grid_block_lanes(WeightType t, const uint8_t *b, const int8_t *q8, int32_t lane[8], int32_t delta[8]) {
-    static const int16_t sixteenth[32] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3};
-    __m256i fields = grid_scale_fields(t, b);
-    __m512i scales = _mm512_castsi256_si512(_mm256_add_epi16(_mm256_add_epi16(fields, fields), _mm256_set1_epi16(1)));
+    static const int16_t scale_of_pair[32] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3};
+    __m512i fields = tempo_grid_scale_fields(t, b);
+    __m512i scales = _mm512_castsi256_si512(_mm512_cvtepi32_epi16(_mm512_add_epi32(_mm512_add_epi32(fields, fields), _mm512_set1_epi32(1))));
     __m512i zero = _mm512_setzero_si512(), sum = zero, delta_sum = zero;
-    for (int h = 0; h < 4; h++) {
-        GridPair g = grid_pair(t, b, h);
-        __m512i x = _mm512_loadu_si512(q8 + 64 * h);
-        __m512i scale = _mm512_permutexvar_epi16(_mm512_add_epi16(_mm512_loadu_si512(sixteenth), _mm512_set1_epi16((short)(4 * h))), scales);
-        __m512i signed_x = _mm512_mask_sub_epi8(x, g.negative, zero, x);
-        sum = _mm512_add_epi32(sum, _mm512_madd_epi16(_mm512_maddubs_epi16(g.values, signed_x), scale));
+    for (int g = 0; g < 4; g++) {
+        GridPair p = grid_pair(t, b, g);
+        __m512i x = _mm512_loadu_si512(q8 + 64 * g);
+        __m512i scale = _mm512_permutexvar_epi16(_mm512_add_epi16(_mm512_loadu_si512(scale_of_pair), _mm512_set1_epi16((short)(4 * g))), scales);
+        __m512i signed_x = _mm512_mask_sub_epi8(x, p.group.negative, zero, x);
+        sum = _mm512_add_epi32(sum, _mm512_madd_epi16(_mm512_maddubs_epi16(p.group.points, signed_x), scale));
         if (t != WEIGHT_IQ1_S && t != WEIGHT_IQ1_M) continue;
-        __m512i signed_scale = _mm512_mask_sub_epi16(scale, g.delta_negative, zero, scale);
+        __m512i signed_scale = _mm512_mask_sub_epi16(scale, p.delta_negative, zero, scale);
         delta_sum = _mm512_add_epi32(delta_sum, _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_set1_epi8(1), x), signed_scale));
     }
     _mm256_storeu_si256((__m256i *)lane, _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1)));

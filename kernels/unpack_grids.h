@@ -152,7 +152,7 @@ TEMPO_GRID_INLINE F32x16 tempo_signed_grid(U8x16 grid, float db, unsigned signs)
 /* db = d * (0.5 + s) * 0.25 of IQ2_XS / IQ2_S, s a 4-bit scale. */
 TEMPO_GRID_INLINE float tempo_iq2_scale(float d, unsigned s) { return d * (0.5f + (float)s) * 0.25f; }
 
-/* IQ2_XXS, values 32ib .. 32ib+31 (tempo_dequant_iq2_xxs; with VBMI, GFNI and BITALG tempo_iq2_xxs_64). */
+/* IQ2_XXS, values 32ib .. 32ib+31 (tempo_dequant_iq2_xxs; with VBMI, GFNI and BITALG tempo_iq2_64). */
 TEMPO_GRID_INLINE void tempo_iq2_xxs_32(const uint8_t *b, float d, int ib, F32x16 w[2]) {
     const uint8_t *q = b + 2 + 8 * ib;
     uint32_t aux = tempo_u32_at(q + 4);
@@ -212,6 +212,14 @@ TEMPO_GRID_INLINE void tempo_iq3_s_32(const uint8_t *b, float d, int ib, F32x16 
 }
 
 #if defined(__AVX512F__)
+/* A group of 64 values of IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS or IQ3_S (64g .. 64g+63, sub-blocks 2g and 2g + 1):
+ * its grid bytes in value order (the magnitudes) and a bit per value set where the value is negative. Read
+ * by the exact path (tempo_iq2_looked_up, tempo_iq3_xxs_64) and by ggml's integer lanes (kernels/ggml_ints_avx.c). */
+typedef struct {
+    __m512i points;
+    __mmask64 negative;
+} TempoGridGroup;
+
 /* IQ3_S's points of values 64g .. 64g+63 (sub-blocks 2g, 2g+1) at once: the 16 points' indices qs[16g + i] |
  * bit i % 8 of qh[2g + i / 8] << 8 in 32-bit lanes, one gather of their 4-byte entries (in value order). */
 TEMPO_GRID_INLINE __m512i tempo_iq3_s_points(const uint8_t *b, int g) {
@@ -220,6 +228,11 @@ TEMPO_GRID_INLINE __m512i tempo_iq3_s_points(const uint8_t *b, int g) {
                                     _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0));
     __m512i index = _mm512_or_si512(low, _mm512_slli_epi32(_mm512_and_si512(bit, _mm512_set1_epi32(1)), 8));
     return _mm512_i32gather_epi32(index, tempo_iq3s_grid, 4);
+}
+
+/* IQ3_S's group: its points and the 64 sign bits at 74 + 8g. */
+TEMPO_GRID_INLINE TempoGridGroup tempo_iq3_s_group(const uint8_t *b, int g) {
+    return (TempoGridGroup){tempo_iq3_s_points(b, g), (__mmask64)tempo_u64_at(b + 74 + 8 * g)};
 }
 
 /* IQ3_S, values 64g .. 64g+63: the points (tempo_iq3_s_points), then tempo_iq3_s_32's products and signs per 16. */
@@ -258,6 +271,38 @@ TEMPO_GRID_INLINE __m512i tempo_grid_points8(const uint8_t (*grid)[8], const uns
     for (int j = 0; j < 8; j++) memcpy(&p[j], grid[index[j]], sizeof p[j]);
     return _mm512_set_epi64((long long)p[7], (long long)p[6], (long long)p[5], (long long)p[4], (long long)p[3], (long long)p[2],
                             (long long)p[1], (long long)p[0]);
+}
+
+/* A grid type's 16 scale fields of a block, field j (the scale of values 16j .. 16j+15) in 32-bit lane j, as
+ * the reference reads them: IQ2_XS's, IQ2_S's nibble j of the 8 bytes at 66, 74; IQ2_XXS's, IQ3_XXS's bits
+ * 28..31 of sub-block j / 2's aux word (at 6 + 8 (j / 2), 66 + 4 (j / 2)); IQ3_S's nibble j / 2 of the 4 bytes
+ * at 106; IQ1_S's bits 12..14 of the word at 34 + 2 (j / 2); IQ1_M's bits 3 (j % 4) .. of the word at 48 + 2 (j / 4).
+ * (vpmultishiftqb brings a field to byte 0 of its lane.) Shared by the exact path's scale products
+ * (tempo_grid_block_scales) and ggml's integer lanes (kernels/ggml_ints_avx.c). */
+TEMPO_GRID_INLINE __m512i tempo_grid_scale_fields(WeightType t, const uint8_t *b) {
+    const __m512i sub_block = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0); /* j / 2 */
+    __m512i at, bits;
+    switch (t) {
+    case WEIGHT_IQ2_XS:
+    case WEIGHT_IQ2_S:
+        at = _mm512_set_epi32(60, 56, 52, 48, 44, 40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 0);
+        bits = _mm512_multishift_epi64_epi8(at, _mm512_set1_epi64((long long)tempo_u64_at(b + (t == WEIGHT_IQ2_XS ? 66 : 74))));
+        return _mm512_and_si512(bits, _mm512_set1_epi32(15));
+    case WEIGHT_IQ2_XXS: /* aux: word 2 (j / 2) + 1 of the 64 bytes at 2 */
+        bits = _mm512_permutexvar_epi32(_mm512_set_epi32(15, 15, 13, 13, 11, 11, 9, 9, 7, 7, 5, 5, 3, 3, 1, 1), _mm512_loadu_si512((const void *)(b + 2)));
+        return _mm512_srli_epi32(bits, 28);
+    case WEIGHT_IQ3_XXS:
+        return _mm512_srli_epi32(_mm512_permutexvar_epi32(sub_block, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b + 66)))), 28);
+    case WEIGHT_IQ3_S:
+        at = _mm512_set_epi32(28, 28, 24, 24, 20, 20, 16, 16, 12, 12, 8, 8, 4, 4, 0, 0);
+        return _mm512_and_si512(_mm512_multishift_epi64_epi8(at, _mm512_set1_epi64((long long)tempo_u32_at(b + 106))), _mm512_set1_epi32(15));
+    case WEIGHT_IQ1_S:
+        bits = _mm512_permutexvar_epi32(sub_block, _mm512_castsi256_si512(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(b + 34)))));
+        return _mm512_and_si512(_mm512_srli_epi32(bits, 12), _mm512_set1_epi32(7));
+    default: /* IQ1_M */
+        at = _mm512_set_epi32(57, 54, 51, 48, 41, 38, 35, 32, 25, 22, 19, 16, 9, 6, 3, 0); /* 16 (j / 4) + 3 (j % 4) */
+        return _mm512_and_si512(_mm512_multishift_epi64_epi8(at, _mm512_set1_epi64((long long)tempo_u64_at(b + 48))), _mm512_set1_epi32(7));
+    }
 }
 
 #if defined(__GFNI__) && defined(__AVX512BITALG__)
@@ -299,25 +344,6 @@ TEMPO_GRID_INLINE F32x16 tempo_grid_scale_products(const uint8_t *b, __m512i s, 
     return tempo_half_scale16(b) * (0.5f + __builtin_convertvector((I32x16)s, F32x16)) * unit;
 }
 
-/* IQ2_XS's / IQ2_S's 16 scale products of a block, lane j: d * (0.5 + s_j) * 0.25, s_j nibble j of the
- * 8 bytes at b + at (values 16j .. 16j+15), the reference's products in its order (d: tempo_half_scale16). */
-TEMPO_GRID_INLINE F32x16 tempo_iq2_scales(const uint8_t *b, int at) {
-    uint64_t sc;
-    memcpy(&sc, b + at, sizeof sc);
-    const __m512i nibble_at = _mm512_set_epi32(60, 56, 52, 48, 44, 40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 0); /* byte 0 of lane j: bits 4j.. */
-    __m512i s = _mm512_and_si512(_mm512_multishift_epi64_epi8(nibble_at, _mm512_set1_epi64((long long)sc)), _mm512_set1_epi32(15));
-    return tempo_grid_scale_products(b, s, 0.25f);
-}
-
-/* IQ2_XXS's 16 scale products of a block, lane j: d * (0.5 + (aux >> 28)) * 0.25 of sub-block j / 2 (the scale of
- * values 16j .. 16j+15, as tempo_iq2_scales's lanes), aux its 32-bit word at 6 + 8 (j / 2): word 2 (j / 2) + 1 of
- * the 64 bytes at 2. */
-TEMPO_GRID_INLINE F32x16 tempo_iq2_xxs_scales(const uint8_t *b) {
-    __m512i words = _mm512_loadu_si512((const void *)(b + 2));
-    __m512i aux = _mm512_permutexvar_epi32(_mm512_set_epi32(15, 15, 13, 13, 11, 11, 9, 9, 7, 7, 5, 5, 3, 3, 1, 1), words);
-    return tempo_grid_scale_products(b, _mm512_srli_epi32(aux, 28), 0.25f);
-}
-
 /* IQ2_XXS, IQ2_XS and IQ2_S, group g: the levels 8, 25, 43 have low bits 0, 1, 3, so entry 4k + (v & 3) (+ 16 for a
  * negative value) for the values 16k .. 16k+15, whose scale is lane 4g + k of scales. */
 TEMPO_GRID_INLINE void tempo_iq2_looked_up(__m512i points, __mmask64 negative, F32x16 scales, int g, F32x16 w[4]) {
@@ -328,14 +354,6 @@ TEMPO_GRID_INLINE void tempo_iq2_looked_up(__m512i points, __mmask64 negative, F
     __m512i spread = _mm512_set_epi32(s + 3, s + 3, s + 3, s + 3, s + 2, s + 2, s + 2, s + 2, s + 1, s + 1, s + 1, s + 1, s, s, s, s);
     tempo_grid_table_values(tempo_grid_entries(points, 3, k, negative), scales, spread, levels, w);
 }
-
-/* A group of 64 values of IQ2_XXS, IQ2_XS, IQ2_S or IQ3_XXS (64g .. 64g+63): its grid bytes in value
- * order (the magnitudes) and a bit per value set where the value is negative. Read by the exact path
- * (tempo_iq2_looked_up, tempo_iq3_xxs_64) and by ggml's integer dots (kernels/ggml_ints_avx.c). */
-typedef struct {
-    __m512i points;
-    __mmask64 negative;
-} TempoGridGroup;
 
 /* IQ2_XS: 16-bit words q at 2 + 16g, point index q & 511, signs q >> 9 (bits 1..7 of its high byte). */
 TEMPO_GRID_INLINE TempoGridGroup tempo_iq2_xs_group(const uint8_t *b, int g) {
@@ -364,17 +382,10 @@ TEMPO_GRID_INLINE TempoGridGroup tempo_iq2_s_group(const uint8_t *b, int g) {
     return (TempoGridGroup){tempo_grid_points8(tempo_iq2s_grid, index), (__mmask64)tempo_u64_at(b + 34 + 8 * g)};
 }
 
-/* IQ2_XXS, IQ2_XS, IQ2_S, values 64g .. 64g+63 (`scales`: tempo_iq2_xxs_scales, tempo_iq2_scales(b, 66), (b, 74)). */
+/* IQ2_XXS, IQ2_XS, IQ2_S, values 64g .. 64g+63 (`scales`: tempo_grid_block_scales). */
 TEMPO_GRID_INLINE void tempo_iq2_64(WeightType t, const uint8_t *b, F32x16 scales, int g, F32x16 w[4]) {
     TempoGridGroup group = t == WEIGHT_IQ2_XXS ? tempo_iq2_xxs_group(b, g) : t == WEIGHT_IQ2_XS ? tempo_iq2_xs_group(b, g) : tempo_iq2_s_group(b, g);
     tempo_iq2_looked_up(group.points, group.negative, scales, g, w);
-}
-
-/* IQ3_XXS's 8 scale products of a block, lane ib (and ib + 8): d * (0.5 + (aux_ib >> 28)) * 0.5, aux_ib the
- * 32-bit word at 66 + 4ib, the reference's products in its order. */
-TEMPO_GRID_INLINE F32x16 tempo_iq3_xxs_scales(const uint8_t *b) {
-    __m512i aux = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 66)));
-    return tempo_grid_scale_products(b, _mm512_srli_epi32(aux, 28), 0.5f);
 }
 
 /* IQ3_XXS (sub-blocks 2g + h, h = 0, 1): 16 point indices (bytes) at 2 + 16g, 4-byte points; the sign fields
@@ -395,8 +406,8 @@ TEMPO_GRID_INLINE void tempo_iq3_xxs_64(const uint8_t *b, F32x16 scales, int g, 
     const __m512i h = _mm512_set_epi64(0x0808080808080808, 0x0808080808080808, 0x0808080808080808, 0x0808080808080808, 0, 0, 0, 0);
     __m512i entries = tempo_grid_entries(_mm512_srli_epi16(group.points, 3), 7, h, group.negative);
     const F32x16 levels = {4, 12, 20, 28, 36, 44, 52, 62, 4, 12, 20, 28, 36, 44, 52, 62};
-    int s = 2 * g;
-    __m512i spread = _mm512_set_epi32(s + 1, s + 1, s + 1, s + 1, s + 1, s + 1, s + 1, s + 1, s, s, s, s, s, s, s, s);
+    int s = 4 * g; /* sub-block 2g's scale is lane 4g of `scales`, 2g + 1's lane 4g + 2 */
+    __m512i spread = _mm512_set_epi32(s + 2, s + 2, s + 2, s + 2, s + 2, s + 2, s + 2, s + 2, s, s, s, s, s, s, s, s);
     tempo_grid_table_values(entries, scales, spread, levels, w);
 }
 #endif
@@ -456,14 +467,10 @@ TEMPO_GRID_INLINE void tempo_iq1_s_64(const uint8_t *b, int g, const F32x16 tabl
     for (int k = 0; k < 4; k++) w[k] = tempo_iq1_looked_up(points, k, table);
 }
 
-/* IQ1_M's 16 scale products (tempo_low_bit_block), lane j: d * (2 s_j + 1), s_j bits 3 (j % 4) .. of scale word j / 4
- * at 48 (its 3-bit field read with the bit below it, then that bit set: 2 s_j + 1). */
+/* IQ1_M's 16 scale products (tempo_low_bit_block), lane j: d * (2 s_j + 1), s_j its scale field (tempo_grid_scale_fields). */
 TEMPO_GRID_INLINE F32x16 tempo_iq1_m_scale_products(const uint8_t *b) {
-    __m512i at = _mm512_set_epi32(56, 53, 50, 47, 40, 37, 34, 31, 24, 21, 18, 15, 8, 5, 2, 63); /* 16 (j / 4) + 3 (j % 4) - 1 */
-    __m512i bits = _mm512_multishift_epi64_epi8(at, _mm512_set1_epi64((long long)(tempo_u32_at(b + 48) | (uint64_t)tempo_u32_at(b + 52) << 32)));
-    __m512i odd = _mm512_ternarylogic_epi32(bits, _mm512_set1_epi32(14), _mm512_set1_epi32(1), 0xEA); /* (bits & 14) | 1 */
-    float d = tempo_iq1_m_scale(b);
-    return d * __builtin_convertvector((I32x16)odd, F32x16);
+    I32x16 s = (I32x16)tempo_grid_scale_fields(WEIGHT_IQ1_M, b);
+    return tempo_iq1_m_scale(b) * __builtin_convertvector(2 * s + 1, F32x16);
 }
 
 /* IQ1_M's points of values 64g .. 64g+63: point p indexed by qs[8g + p] | (nibble p of the qh word at 32 + 4g) & 7 << 8. */
@@ -530,17 +537,17 @@ static inline int tempo_grid_decoded(WeightType t) {
            t == WEIGHT_IQ3_XXS || t == WEIGHT_IQ3_S || t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M;
 }
 
-/* A block's scale products, computed once a block (tempo_low_bit_block): with AVX-512 VBMI IQ1_M's
- * (tempo_iq1_m_scale_products), with GFNI and BITALG too IQ2_XXS's, IQ2_XS's, IQ2_S's and IQ3_XXS's
- * (tempo_iq2_xxs_scales, tempo_iq2_scales, tempo_iq3_xxs_scales); zero otherwise. */
+/* A block's scale products, computed once a block (tempo_low_bit_block), lane j the scale of values 16j ..
+ * 16j+15: with AVX-512 VBMI IQ1_M's (tempo_iq1_m_scale_products), with GFNI and BITALG too IQ2_XXS's,
+ * IQ2_XS's, IQ2_S's (d (0.5 + s_j) 0.25) and IQ3_XXS's (d (0.5 + s_j) 0.5) of their scale fields s_j
+ * (tempo_grid_scale_fields, tempo_grid_scale_products); zero otherwise. */
 TEMPO_GRID_INLINE F32x16 tempo_grid_block_scales(WeightType t, const uint8_t *b) {
 #if defined(__AVX512VBMI__)
     if (t == WEIGHT_IQ1_M) return tempo_iq1_m_scale_products(b);
 #endif
 #if defined(__AVX512VBMI__) && defined(__GFNI__) && defined(__AVX512BITALG__)
-    if (t == WEIGHT_IQ2_XS || t == WEIGHT_IQ2_S) return tempo_iq2_scales(b, t == WEIGHT_IQ2_XS ? 66 : 74);
-    if (t == WEIGHT_IQ2_XXS) return tempo_iq2_xxs_scales(b);
-    if (t == WEIGHT_IQ3_XXS) return tempo_iq3_xxs_scales(b);
+    if (t == WEIGHT_IQ2_XS || t == WEIGHT_IQ2_S || t == WEIGHT_IQ2_XXS) return tempo_grid_scale_products(b, tempo_grid_scale_fields(t, b), 0.25f);
+    if (t == WEIGHT_IQ3_XXS) return tempo_grid_scale_products(b, tempo_grid_scale_fields(t, b), 0.5f);
 #endif
     (void)t, (void)b;
     return (F32x16){0};

@@ -126,7 +126,7 @@ Test(numerics, the_fast_dot_types_are_vectorized) {
         WeightType t = FAST_DOT_TYPES[ti];
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
         int want = 1;
-#elif defined(__AVX2__) && defined(__F16C__)
+#elif defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
         int want = t != WEIGHT_Q4_1 && t != WEIGHT_Q5_0 && t != WEIGHT_Q5_1 && t != WEIGHT_IQ4_NL && t != WEIGHT_IQ4_XS;
 #else
         int want = 0;
@@ -189,32 +189,36 @@ Test(numerics, fast_dots_are_bitwise_plain) {
 }
 
 /* The repacked Q4_0 and IQ4_NL rows (four at a time in the lanes of one
- * vector, the rest one by one) are each row's plain dot: 1 to 9 distinct
- * random weight rows of 1 to 40 blocks, each activation row. A row's sums
- * in another lane, or its block read with another row's scale, fails. */
+ * vector, in chunks of 64 blocks; the rest one by one) are each row's plain
+ * dot: 1 to 9 distinct random weight rows of 1 to 140 blocks (across the
+ * chunks' edges), activation rows with extreme blocks. A row's sums in
+ * another lane, a block's sums out of order, a scale of another row or
+ * block, or a chunk's activations misplaced fails it. */
 Test(numerics, repacked_rows_are_each_rows_plain_dot) {
-    enum { MAX_ROWS = 9 };
+    enum { MAX_ROWS = 9, MAX_BLOCKS = 140, M = 32 * MAX_BLOCKS };
+    static const int blocks[] = {1, 2, 3, 4, 5, 7, 31, 40, 63, 64, 65, 88, 127, 128, 129, 140};
+    static int8_t q[M];
+    static float d[M / 32], sums[M / 32], x_f32[M];
+    static int16_t bsums[M / 16];
+    GgmlQ8Row x = {q, d, bsums, sums};
     uint64_t s = 29;
-    static QuantRows rows;
     for (int ti = 0; ti < 2; ti++)
-        for (int trial = 0; trial < 60; trial++) {
+        for (int trial = 0; trial < 48; trial++) {
             WeightType t = ti ? WEIGHT_IQ4_NL : WEIGHT_Q4_0;
-            int m = 32 * (1 + trial * 7 % 40), n_rows = 1 + trial % MAX_ROWS;
+            int m = 32 * blocks[trial % (sizeof blocks / sizeof *blocks)], n_rows = 1 + trial % MAX_ROWS;
             size_t row_bytes = tempo_row_bytes(t, (size_t)m);
             uint8_t *w = malloc(n_rows * row_bytes); /* exactly the rows: a read past them fails under ASan */
             cr_assert(w);
             for (int r = 0; r < n_rows; r++) random_weights(t, w + r * row_bytes, m, &s);
-            quantized_rows(t, &rows, &s);
-            for (int i = 0; i < DOT_ROWS; i++) {
-                GgmlQ8Row x = quant_row(&rows, i);
-                float out[MAX_ROWS];
-                tempo_ggml_b32_8x8_rows_fast(t, w, row_bytes, n_rows, x, m, out);
-                for (int r = 0; r < n_rows; r++) {
-                    const uint8_t *row = w + r * row_bytes;
-                    float want = t == WEIGHT_Q4_0 ? tempo_ggml_q4_0_8x8_dot(row, x.q, x.d, m) : tempo_ggml_iq4_nl_8x8_dot(&TEMPO_GGML_INTS_PLAIN, row, x, m);
-                    cr_assert(same_value(out[r], want), "%s trial %d m %d row %d of %d, activation %d: fast %.9g, plain %.9g",
-                              tempo_weight_type_name(t), trial, m, r, n_rows, i, out[r], want);
-                }
+            extreme_row(x_f32, m, 2, &s);
+            tempo_ggml_quantize_plain(GGML_DOT_Q8_0, x_f32, m, x);
+            float out[MAX_ROWS];
+            tempo_ggml_b32_8x8_rows_fast(t, w, row_bytes, n_rows, x, m, out);
+            for (int r = 0; r < n_rows; r++) {
+                const uint8_t *row = w + r * row_bytes;
+                float want = t == WEIGHT_Q4_0 ? tempo_ggml_q4_0_8x8_dot(row, x.q, x.d, m) : tempo_ggml_iq4_nl_8x8_dot(&TEMPO_GGML_INTS_PLAIN, row, x, m);
+                cr_assert(same_value(out[r], want), "%s trial %d m %d row %d of %d: fast %.9g, plain %.9g", tempo_weight_type_name(t), trial, m, r,
+                          n_rows, out[r], want);
             }
             free(w);
         }
