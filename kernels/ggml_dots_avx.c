@@ -514,8 +514,9 @@ static void b32_8x8_four_rows(WeightType t, const uint8_t *w, size_t row_bytes, 
     enum { CHUNK = 64 };
     int32_t isum[4][CHUNK];
     __m128 acc = _mm_setzero_ps();
-    for (int b0 = 0; b0 < m / TEMPO_GGML_Q8_0_BLOCK; b0 += CHUNK) {
-        int n = m / TEMPO_GGML_Q8_0_BLOCK - b0 < CHUNK ? m / TEMPO_GGML_Q8_0_BLOCK - b0 : CHUNK;
+    int blocks = m / TEMPO_GGML_Q8_0_BLOCK;
+    for (int b0 = 0; b0 < blocks; b0 += CHUNK) {
+        int n = blocks - b0 < CHUNK ? blocks - b0 : CHUNK;
         GgmlQ8Row chunk = {x.q + b0 * TEMPO_GGML_Q8_0_BLOCK, x.d + b0, NULL, NULL};
         for (int r = 0; r < 4; r++) b32_block_sums(t, w + r * row_bytes + (size_t)b0 * 18, chunk, n, isum[r]);
         for (int b = 0; b < n; b++) {
@@ -530,12 +531,12 @@ static void b32_8x8_four_rows(WeightType t, const uint8_t *w, size_t row_bytes, 
 }
 
 void tempo_ggml_b32_8x8_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {
-    int r = 0;
-    if (t == WEIGHT_Q4_0 || is_block32(t))
+    int r = 0, vectorized = t == WEIGHT_Q4_0 || is_block32(t); /* IQ4_NL needs AVX-512 BW and VL */
+    if (vectorized)
         for (; r + 4 <= rows; r += 4) b32_8x8_four_rows(t, w + r * row_bytes, row_bytes, x, m, out + r);
     for (; r < rows; r++) {
         const uint8_t *row = w + r * row_bytes;
-        out[r] = t == WEIGHT_Q4_0 || is_block32(t) ? b32_8x8_row(t, row, x, m) : b32_8x8_dot_plain(t, row, x, m);
+        out[r] = vectorized ? b32_8x8_row(t, row, x, m) : b32_8x8_dot_plain(t, row, x, m);
     }
 }
 

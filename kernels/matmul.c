@@ -302,12 +302,12 @@ INLINE void rows_for_n(float *out, int d, Path path, WeightType type, const char
  * WIDE_INPUTS input rows (their decoding is a few operations per vector, so
  * a step waits on each row's chain of additions: four rows, four chains),
  * for Q6_K up to 2 (3 and 4: its vectors no longer fit the registers);
- * one for f16 and bf16 up to WIDE_INPUTS input rows and for f32 up to
- * F32_STREAM_INPUTS (a thread then streams one row: a decode 1.09x for f32,
- * 1.4x for bf16 over two in alternating runs; a chain of additions per
- * input row still outruns the memory), unless the n input rows of m values
- * exceed L1_INPUT_BYTES; else PASS_ROWS (NOTES.md §12, k-row steps: f32 at
- * 4 input rows, bf16 W2 at 4). */
+ * one for f16 and bf16 up to WIDE_INPUTS input rows while the n input rows
+ * of m values fit L1_INPUT_BYTES, and for f32 up to F32_STREAM_INPUTS input
+ * rows whatever their size (a thread then streams one row: a decode 1.09x
+ * for f32, 1.4x for bf16 over two in alternating runs; a chain of additions
+ * per input row still outruns the memory); else PASS_ROWS (NOTES.md §12,
+ * k-row steps: f32 at 4 input rows, bf16 W2 at 4). */
 static inline int rows_per_pass(WeightType type, int n, int m) {
     int wide = type == WEIGHT_Q8_0 || type == WEIGHT_Q4_0 || type == WEIGHT_Q4_1 || type == WEIGHT_Q5_0 ||
                type == WEIGHT_Q5_1 || type == WEIGHT_IQ4_NL || (type == WEIGHT_Q6_K && n <= 2);
