@@ -12,10 +12,15 @@
 #include <math.h>
 #include <string.h>
 
-/* Decoding's call of one row on the plain dots with the fast integers: IQ4_NL in its vec_dot order. */
+/* A dot with no vector kernel below: the grid types' whole rows (tempo_ggml_iq_dot_fast), the others
+ * the plain dots with the fast integers. */
+static float unvectorized_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    return tempo_ggml_is_grid(t) ? tempo_ggml_iq_dot_fast(t, w, x, m) : tempo_ggml_dot_with(&TEMPO_GGML_INTS_FAST, t, w, x, m);
+}
+
+/* Decoding's call of one row: IQ4_NL in its vec_dot order. */
 static float weight_row_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
-    return t == WEIGHT_IQ4_NL ? tempo_ggml_iq4_nl_vec_dot(&TEMPO_GGML_INTS_FAST, w, x, m)
-                              : tempo_ggml_dot_with(&TEMPO_GGML_INTS_FAST, t, w, x, m);
+    return t == WEIGHT_IQ4_NL ? tempo_ggml_iq4_nl_vec_dot(&TEMPO_GGML_INTS_FAST, w, x, m) : unvectorized_dot(t, w, x, m);
 }
 
 /* Repacked Q4_0 or IQ4_NL on their plain dots. */
@@ -138,8 +143,7 @@ static int is_k_low_bit(WeightType t) {
     return t == WEIGHT_Q2_K || t == WEIGHT_Q3_K;
 }
 
-/* The weight types with a vector kernel here (the others: tempo_ggml_dot_with, the plain dots of ggml_dots_more.c
- * and ggml_dots_iq.c on TEMPO_GGML_INTS_FAST). */
+/* The weight types with a vector kernel here (the others: unvectorized_dot). */
 int tempo_ggml_dot_is_vectorized(WeightType t) {
     return t == WEIGHT_Q8_0 || t == WEIGHT_Q4_0 || t == WEIGHT_Q4_K || t == WEIGHT_Q5_K || t == WEIGHT_Q6_K || is_block32(t) ||
            is_k_low_bit(t);
@@ -438,7 +442,7 @@ INLINE void dot_few_rows(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int
 
 void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride) {
     if (!tempo_ggml_dot_is_vectorized(t)) {
-        for (int i = 0; i < k; i++) out[(size_t)i * stride] = tempo_ggml_dot_with(&TEMPO_GGML_INTS_FAST, t, w, x[i], m);
+        for (int i = 0; i < k; i++) out[(size_t)i * stride] = unvectorized_dot(t, w, x[i], m);
         return;
     }
     if (k == 1) { /* decoding: one row, compiled apart so its lanes stay in registers */
@@ -595,7 +599,7 @@ void tempo_ggml_quantize_fast(GgmlDotType t, const float *x, int m, GgmlQ8Row ou
 }
 
 void tempo_ggml_dot_rows_fast(WeightType t, const uint8_t *w, const GgmlQ8Row *x, int k, int m, float *out, size_t stride) {
-    for (int i = 0; i < k; i++) out[(size_t)i * stride] = tempo_ggml_dot_with(&TEMPO_GGML_INTS_FAST, t, w, x[i], m);
+    for (int i = 0; i < k; i++) out[(size_t)i * stride] = unvectorized_dot(t, w, x[i], m);
 }
 
 void tempo_ggml_dot_weight_rows_fast(WeightType t, const uint8_t *w, size_t row_bytes, int rows, GgmlQ8Row x, int m, float *out) {

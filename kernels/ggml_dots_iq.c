@@ -117,7 +117,7 @@ static void iq1_m(const uint8_t *b, IqSuperBlock *s) {
     }
 }
 
-/* The super-block at b as integers (its d is not read: iq_d). */
+/* The super-block at b as integers (its d is not read: tempo_grid_d). */
 static void iq_super_block(WeightType t, const uint8_t *b, IqSuperBlock *s) {
     switch (t) {
     case WEIGHT_IQ2_XXS: iq2_xxs(b, s); break;
@@ -130,8 +130,10 @@ static void iq_super_block(WeightType t, const uint8_t *b, IqSuperBlock *s) {
     }
 }
 
-/* The super-block's f16 scale d: the first two bytes, or IQ1_M's top nibbles of its four 16-bit scale words. */
-static float iq_d(WeightType t, const uint8_t *b) { return t == WEIGHT_IQ1_M ? tempo_iq1_m_scale(b) : tempo_half_scale(b); }
+int tempo_ggml_is_grid(WeightType t) {
+    return t == WEIGHT_IQ2_XXS || t == WEIGHT_IQ2_XS || t == WEIGHT_IQ2_S || t == WEIGHT_IQ3_XXS || t == WEIGHT_IQ3_S ||
+           t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M;
+}
 
 /* The grid types' integers (GgmlBlockInts): scale times signed grid value, and for IQ1 scale times delta at w + 256. */
 void tempo_ggml_iq_ints(WeightType t, const uint8_t *b, int16_t *w) {
@@ -163,12 +165,17 @@ float tempo_ggml_iq_dot(const GgmlInts *ints, WeightType t, const uint8_t *w, Gg
         const int8_t *q8 = x.q + b * TEMPO_QK_K;
         int32_t sum[8], delta[8];
         ints->grid_lanes(t, w, q8, sum, delta);
-        float d = x.d[b] * iq_d(t, w);
+        float d = x.d[b] * tempo_grid_d(t, w);
         for (int k = 0; k < 8; k++) lane[k] = fmaf(d, (float)sum[k], lane[k]);
         if (t == WEIGHT_IQ1_M)
             for (int k = 0; k < 8; k++) delta_lane[k] = fmaf(d, (float)delta[k], delta_lane[k]);
         if (t == WEIGHT_IQ1_S) delta_sum = fmaf(d, (float)tempo_ggml_lanes_total(delta), delta_sum);
     }
+    return tempo_ggml_iq_total(t, lane, delta_lane, delta_sum);
+}
+
+/* The end of a grid type's dot: its constant times hsum_float_8 of the lanes, IQ1's delta term added. */
+float tempo_ggml_iq_total(WeightType t, const float lane[8], const float delta_lane[8], float delta_sum) {
     if (t == WEIGHT_IQ1_S) return tempo_ggml_hsum_float_8(lane) + 0.125f * delta_sum;
     if (t == WEIGHT_IQ1_M) /* fused in the zen4 build (vfmadd132ss) */
         return fmaf(tempo_ggml_hsum_float_8(delta_lane), 0.125f, tempo_ggml_hsum_float_8(lane));

@@ -9,7 +9,9 @@
  * AVX-512 BW and VL (the grid lanes: and VBMI, GFNI, BITALG, as the exact
  * path's group decoders in unpack_grids.h), the plain ones. */
 #include "kernels.h"
-#include "unpack_low_bit.h" /* tempo_two_bits32, tempo_epi16_halves, tempo_trits_epi16, tempo_u32_at, tempo_*_group, tempo_*_points, tempo_grid_scale_fields */
+#include "unpack_low_bit.h" /* tempo_two_bits32, tempo_epi16_halves, tempo_trits_epi16, tempo_u32_at, tempo_*_group, tempo_*_points, tempo_grid_scale_fields, tempo_grid_d */
+
+#include <math.h>
 
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
@@ -103,6 +105,11 @@ INLINE GridPair grid_pair(WeightType t, const uint8_t *b, int g) {
     }
 }
 
+/* A super-block's 8 lanes and IQ1's 8 delta lanes, in registers. */
+typedef struct {
+    __m256i sum, delta;
+} GridLanes;
+
 /* The grid types' lanes (GgmlGridLanes), compiled once per type: per group of 64 values, maddubs sums
  * value pairs of |value| times q8 signed by the value (q8 negated under the negative bits: exact, as
  * ggml's quantizers keep |q8| <= 127), madd multiplies each pair by its odd scale 2 s + 1 (the block's
@@ -110,7 +117,7 @@ INLINE GridPair grid_pair(WeightType t, const uint8_t *b, int g) {
  * 32-bit lane k of each 32 values is lane k of the definition; the two sub-blocks' lanes (low and high
  * half) are added at the end. IQ1's delta lanes: the pairs of q8 summed, times the scale signed by the
  * point's delta. */
-INLINE void grid_block_lanes(WeightType t, const uint8_t *b, const int8_t *q8, int32_t lane[8], int32_t delta[8]) {
+INLINE GridLanes grid_block_lanes(WeightType t, const uint8_t *b, const int8_t *q8) {
     static const int16_t scale_of_pair[32] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3};
     __m512i fields = tempo_grid_scale_fields(t, b);
     __m512i scales = _mm512_castsi256_si512(_mm512_cvtepi32_epi16(_mm512_add_epi32(_mm512_add_epi32(fields, fields), _mm512_set1_epi32(1))));
@@ -125,20 +132,59 @@ INLINE void grid_block_lanes(WeightType t, const uint8_t *b, const int8_t *q8, i
         __m512i signed_scale = _mm512_mask_sub_epi16(scale, p.delta_negative, zero, scale);
         delta_sum = _mm512_add_epi32(delta_sum, _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_set1_epi8(1), x), signed_scale));
     }
-    _mm256_storeu_si256((__m256i *)lane, _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1)));
-    _mm256_storeu_si256((__m256i *)delta, _mm256_add_epi32(_mm512_castsi512_si256(delta_sum), _mm512_extracti64x4_epi64(delta_sum, 1)));
+    return (GridLanes){_mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1)),
+                       _mm256_add_epi32(_mm512_castsi512_si256(delta_sum), _mm512_extracti64x4_epi64(delta_sum, 1))};
 }
 
 /* GgmlGridLanes, vectorized, each type its own code. */
 static void grid_lanes_fast(WeightType t, const uint8_t *b, const int8_t *q8, int32_t lane[8], int32_t delta[8]) {
+    GridLanes l;
     switch (t) {
-    case WEIGHT_IQ2_XXS: grid_block_lanes(WEIGHT_IQ2_XXS, b, q8, lane, delta); break;
-    case WEIGHT_IQ2_XS: grid_block_lanes(WEIGHT_IQ2_XS, b, q8, lane, delta); break;
-    case WEIGHT_IQ2_S: grid_block_lanes(WEIGHT_IQ2_S, b, q8, lane, delta); break;
-    case WEIGHT_IQ3_XXS: grid_block_lanes(WEIGHT_IQ3_XXS, b, q8, lane, delta); break;
-    case WEIGHT_IQ3_S: grid_block_lanes(WEIGHT_IQ3_S, b, q8, lane, delta); break;
-    case WEIGHT_IQ1_S: grid_block_lanes(WEIGHT_IQ1_S, b, q8, lane, delta); break;
-    default: grid_block_lanes(WEIGHT_IQ1_M, b, q8, lane, delta); break;
+    case WEIGHT_IQ2_XXS: l = grid_block_lanes(WEIGHT_IQ2_XXS, b, q8); break;
+    case WEIGHT_IQ2_XS: l = grid_block_lanes(WEIGHT_IQ2_XS, b, q8); break;
+    case WEIGHT_IQ2_S: l = grid_block_lanes(WEIGHT_IQ2_S, b, q8); break;
+    case WEIGHT_IQ3_XXS: l = grid_block_lanes(WEIGHT_IQ3_XXS, b, q8); break;
+    case WEIGHT_IQ3_S: l = grid_block_lanes(WEIGHT_IQ3_S, b, q8); break;
+    case WEIGHT_IQ1_S: l = grid_block_lanes(WEIGHT_IQ1_S, b, q8); break;
+    default: l = grid_block_lanes(WEIGHT_IQ1_M, b, q8); break;
+    }
+    _mm256_storeu_si256((__m256i *)lane, l.sum);
+    _mm256_storeu_si256((__m256i *)delta, l.delta);
+}
+
+/* tempo_ggml_iq_dot's loop with the lanes kept in registers: per super-block d = d_x f32(d_w), then
+ * lane k = fma(d, f32(sum_k), lane k) (vfmadd, lane by lane the same as fmaf); IQ1_M's delta lanes
+ * alike, IQ1_S's delta term fma(d, f32(its lanes' total), delta_sum). The end is the plain one. */
+INLINE float grid_row_dot(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    __m256 lane = _mm256_setzero_ps(), delta_lane = _mm256_setzero_ps();
+    float delta_sum = 0.0f;
+    size_t bytes = tempo_block_bytes(t);
+    for (int b = 0; b < m / TEMPO_QK_K; b++, w += bytes) {
+        GridLanes l = grid_block_lanes(t, w, x.q + b * TEMPO_QK_K);
+        float d = x.d[b] * tempo_grid_d(t, w);
+        lane = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(l.sum), lane);
+        if (t == WEIGHT_IQ1_M) delta_lane = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(l.delta), delta_lane);
+        if (t == WEIGHT_IQ1_S) { /* the total of 8 lanes: exact in any order */
+            __m128i four = _mm_add_epi32(_mm256_castsi256_si128(l.delta), _mm256_extracti128_si256(l.delta, 1));
+            __m128i two = _mm_add_epi32(four, _mm_unpackhi_epi64(four, four));
+            delta_sum = fmaf(d, (float)_mm_cvtsi128_si32(_mm_add_epi32(two, _mm_srli_epi64(two, 32))), delta_sum);
+        }
+    }
+    float lanes[8], delta_lanes[8];
+    _mm256_storeu_ps(lanes, lane);
+    _mm256_storeu_ps(delta_lanes, delta_lane);
+    return tempo_ggml_iq_total(t, lanes, delta_lanes, delta_sum);
+}
+
+float tempo_ggml_iq_dot_fast(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    switch (t) {
+    case WEIGHT_IQ2_XXS: return grid_row_dot(WEIGHT_IQ2_XXS, w, x, m);
+    case WEIGHT_IQ2_XS: return grid_row_dot(WEIGHT_IQ2_XS, w, x, m);
+    case WEIGHT_IQ2_S: return grid_row_dot(WEIGHT_IQ2_S, w, x, m);
+    case WEIGHT_IQ3_XXS: return grid_row_dot(WEIGHT_IQ3_XXS, w, x, m);
+    case WEIGHT_IQ3_S: return grid_row_dot(WEIGHT_IQ3_S, w, x, m);
+    case WEIGHT_IQ1_S: return grid_row_dot(WEIGHT_IQ1_S, w, x, m);
+    default: return grid_row_dot(WEIGHT_IQ1_M, w, x, m);
     }
 }
 
@@ -146,6 +192,10 @@ static void grid_lanes_fast(WeightType t, const uint8_t *b, const int8_t *q8, in
 
 static void grid_lanes_fast(WeightType t, const uint8_t *b, const int8_t *q8, int32_t lane[8], int32_t delta[8]) {
     TEMPO_GGML_INTS_PLAIN.grid_lanes(t, b, q8, lane, delta);
+}
+
+float tempo_ggml_iq_dot_fast(WeightType t, const uint8_t *w, GgmlQ8Row x, int m) {
+    return tempo_ggml_iq_dot(&TEMPO_GGML_INTS_PLAIN, t, w, x, m);
 }
 
 #endif

@@ -225,6 +225,12 @@ GgmlRowDot tempo_ggml_q2_0_dot;
 float tempo_ggml_iq4_nl_vec_dot(const GgmlInts *ints, const uint8_t *w, GgmlQ8Row x, int m);
 /* ---- ggml_dots_iq.c: the grid types' dots (IQ1_S .. IQ3_S), plain ---- */
 GgmlRowDot tempo_ggml_iq_dot;
+/* 1 for the grid types (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M), whose dot is tempo_ggml_iq_dot. */
+int tempo_ggml_is_grid(WeightType t);
+/* tempo_ggml_iq_dot's end, from its f32 lanes, IQ1_M's delta lanes and IQ1_S's delta sum. */
+float tempo_ggml_iq_total(WeightType t, const float lane[8], const float delta_lane[8], float delta_sum);
+/* tempo_ggml_iq_dot on TEMPO_GGML_INTS_FAST's lanes, a whole row in registers (ggml_ints_avx.c; bitwise equal). */
+float tempo_ggml_iq_dot_fast(WeightType t, const uint8_t *w, GgmlQ8Row x, int m);
 /* The grid types' GgmlBlockInts (plain). */
 void tempo_ggml_iq_ints(WeightType t, const uint8_t *b, int16_t *w);
 /* One IQ4_NL row times one Q8_0 row as llama.cpp's repacked iq4_nl_8x8 kernels compute it. */

@@ -259,6 +259,11 @@ TEMPO_GRID_INLINE float tempo_iq1_m_scale(const uint8_t *b) {
     return tempo_half_scale(bytes);
 }
 
+/* A grid type's super-block scale d: its first two bytes as f16, IQ1_M's from its scale words. */
+TEMPO_GRID_INLINE float tempo_grid_d(WeightType t, const uint8_t *b) {
+    return t == WEIGHT_IQ1_M ? tempo_iq1_m_scale(b) : tempo_half_scale(b);
+}
+
 #if defined(__AVX512VBMI__)
 /* ---- 64 values at once (sub-blocks 2g, 2g+1): the group's grid points by 8 loads (zen's vpgatherqq was
  * slower), 64 bytes in value order; a value's product looked up, not computed: a table holds the
@@ -569,7 +574,7 @@ TEMPO_GRID_INLINE void tempo_grid_vectors(WeightType t, const uint8_t *b, int g,
 #else
     (void)scales;
 #endif
-    float d = t == WEIGHT_IQ1_M ? tempo_iq1_m_scale(b) : tempo_half_scale(b);
+    float d = tempo_grid_d(t, b);
 #if defined(__AVX512F__)
     if (t == WEIGHT_IQ3_S) {
         tempo_iq3_s_64(b, d, g, w);

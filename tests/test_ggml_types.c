@@ -57,12 +57,6 @@ static void normal_row(float *x, int m, uint64_t *s) {
 
 static int same_float(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
 
-/* The types of ggml_dots_iq.c: values from lookup grids. */
-static int is_grid(WeightType t) {
-    return t == WEIGHT_IQ2_XXS || t == WEIGHT_IQ2_XS || t == WEIGHT_IQ2_S || t == WEIGHT_IQ3_XXS || t == WEIGHT_IQ3_S ||
-           t == WEIGHT_IQ1_S || t == WEIGHT_IQ1_M;
-}
-
 /* Each plain dot equals sum_j w_j q_j d_x (w dequantized) within f32
  * rounding; Q4_1 and Q5_1 take the min term from Q8_1's f16 block sums, so
  * within f16 rounding of that term. A wrong value, scale or sign fails. */
@@ -346,7 +340,7 @@ Test(ggml_types, fast_grid_lanes_are_the_plain_ones) {
     int8_t q8[TEMPO_QK_K];
     for (int ti = 0; ti < N_TYPES; ti++) {
         WeightType t = TYPES[ti];
-        if (!is_grid(t)) continue;
+        if (!tempo_ggml_is_grid(t)) continue;
         uint8_t *b = malloc(tempo_block_bytes(t)); /* exactly a block: a read past it fails under ASan */
         cr_assert(b);
         for (int trial = 0; trial < 300; trial++) {
@@ -362,6 +356,39 @@ Test(ggml_types, fast_grid_lanes_are_the_plain_ones) {
             }
         }
         free(b);
+    }
+}
+
+/* A grid type's whole row in registers (tempo_ggml_iq_dot_fast) is its
+ * plain dot bitwise: rows of 1 to 7 super-blocks, each with its own
+ * activation scale d_x and random weight bytes (so random f16 scales d_w,
+ * IQ1's delta signs), q8 random. A super-block's d read from another
+ * block, a lane dropped, IQ1's delta term left out or added per lane
+ * instead of as one total fails. */
+Test(ggml_types, fast_grid_row_dots_are_the_plain_ones) {
+    enum { MAX_BLOCKS = 7 };
+    uint64_t s = 83;
+    static int8_t q8[MAX_BLOCKS * TEMPO_QK_K];
+    float d[MAX_BLOCKS];
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        WeightType t = TYPES[ti];
+        if (!tempo_ggml_is_grid(t)) continue;
+        for (int blocks = 1; blocks <= MAX_BLOCKS; blocks++) {
+            size_t bytes = tempo_block_bytes(t) * (size_t)blocks;
+            uint8_t *w = malloc(bytes); /* exactly the row: a read past it fails under ASan */
+            cr_assert(w);
+            for (int trial = 0; trial < 20; trial++) {
+                for (size_t i = 0; i < bytes; i++) w[i] = (uint8_t)next_bits(&s);
+                for (int v = 0; v < blocks * TEMPO_QK_K; v++) q8[v] = (int8_t)((int)(next_bits(&s) % 255) - 127);
+                for (int b = 0; b < blocks; b++) d[b] = (float)tempo_normal(&s) * 1e-3f;
+                GgmlQ8Row x = {.q = q8, .d = d};
+                float fast = tempo_ggml_iq_dot_fast(t, w, x, blocks * TEMPO_QK_K);
+                float plain = tempo_ggml_iq_dot(&TEMPO_GGML_INTS_PLAIN, t, w, x, blocks * TEMPO_QK_K);
+                cr_assert(same_float(fast, plain), "%s %d blocks trial %d: %.9g, plain %.9g", tempo_weight_type_name(t), blocks,
+                          trial, fast, plain);
+            }
+            free(w);
+        }
     }
 }
 
