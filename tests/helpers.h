@@ -6,10 +6,13 @@
 #define _GNU_SOURCE
 
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,6 +75,39 @@ static inline void fortune_paths(char *model, char *tok) {
     weights_path("fortune-tok512.bin", tok, 4096);
 }
 
+/* Scratch files. Criterion runs each test in a process of its own, so
+ * /tmp/tempo-test-PID belongs to one test: tests side by side (--jobs 2, or
+ * another checkout's suite) share no file. The first scratch_path of a
+ * process makes the directory (mkdir succeeds once; later calls see EEXIST)
+ * and registers its removal with atexit, which Criterion 2.4's test process
+ * runs after a pass, a cr_assert or cr_expect failure or a skip (tried); a
+ * crash or a timeout (a signal) leaves it behind. */
+static inline void scratch_dir(char dir[64]) { snprintf(dir, 64, "/tmp/tempo-test-%d", (int)getpid()); }
+
+static inline int remove_entry(const char *path, const struct stat *st, int type, struct FTW *walk) {
+    (void)st, (void)type, (void)walk;
+    remove(path);
+    return 0;
+}
+
+/* Removes this process's scratch directory and everything in it (an atexit handler). */
+static inline void remove_scratch_dir(void) {
+    char dir[64];
+    scratch_dir(dir);
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The path of `name` in this test's scratch directory, made on first use. */
+static inline const char *scratch_path(const char *name, char *buf, size_t len) {
+    char dir[64];
+    scratch_dir(dir);
+    if (mkdir(dir, 0700) == 0) cr_assert(atexit(remove_scratch_dir) == 0, "cannot register the removal of %s", dir);
+    else cr_assert(errno == EEXIST, "cannot make the scratch directory %s: %s", dir, strerror(errno));
+    int n = snprintf(buf, len, "%s/%s", dir, name);
+    cr_assert(n >= 0 && (size_t)n < len, "the path of %s in %s does not fit in %zu bytes", name, dir, len);
+    return buf;
+}
+
 /* A whole file, NUL-terminated; *len (if given) gets its size. The caller frees it. */
 static inline char *read_text_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -128,10 +164,8 @@ static inline double max_abs_diff(const float *a, const float *b, size_t n, size
  * stderr (with `with_stdout`, stdout and stderr together). */
 static inline int run_command_capture(const char *cmd, char *stderr_text, size_t len, int with_stdout) {
     static char full[65536];
-    char errfile[] = "/tmp/tempo-test-XXXXXX";
-    int fd = mkstemp(errfile);
-    cr_assert(fd >= 0, "cannot create a temporary file");
-    close(fd);
+    char errfile[4096];
+    scratch_path("command-output", errfile, sizeof errfile);
     if (with_stdout) snprintf(full, sizeof full, "%s >%s 2>&1", cmd, errfile);
     else snprintf(full, sizeof full, "%s >/dev/null 2>%s", cmd, errfile);
     int status = system(full);

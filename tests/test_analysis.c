@@ -19,13 +19,14 @@ static void run_tempo_ok(const char *args) {
 }
 
 Test(compare, teacher_forced_matches_the_reference) {
-    char model[4096], tok[4096], args[9000];
+    char model[4096], tok[4096], json_path[4096], args[9000];
     fortune_paths(model, tok);
+    scratch_path("compare.json", json_path, sizeof json_path);
     cJSON *ref = read_json_file(GOLDEN_DIR "/compare-fortune.json");
-    snprintf(args, sizeof args, "compare -m %s -z %s -p '%s' --threshold %g -n %d --json /tmp/tempo-compare.json", model, tok,
-             cJSON_GetObjectItem(ref, "prompt")->valuestring, num(ref, "threshold"), (int)num(ref, "max_tokens"));
+    snprintf(args, sizeof args, "compare -m %s -z %s -p '%s' --threshold %g -n %d --json %s", model, tok,
+             cJSON_GetObjectItem(ref, "prompt")->valuestring, num(ref, "threshold"), (int)num(ref, "max_tokens"), json_path);
     run_tempo_ok(args);
-    cJSON *mine = read_json_file("/tmp/tempo-compare.json");
+    cJSON *mine = read_json_file(json_path);
     const cJSON *run = cJSON_GetArrayItem(cJSON_GetObjectItem(mine, "prompts"), 0);
     const cJSON *summary = cJSON_GetObjectItem(run, "summary");
     cr_assert_eq((int)num(summary, "identical_prefix_rows"), (int)num(ref, "identical_prefix_rows"));
@@ -54,13 +55,13 @@ Test(compare, teacher_forced_matches_the_reference) {
 }
 
 static void check_cross(const char *mode, int expect_zero) {
-    char model[4096], tok[4096], args[9000];
+    char model[4096], tok[4096], name[64], path[4096], args[9000];
     fortune_paths(model, tok);
-    snprintf(args, sizeof args, "attention -m %s -z %s -p 'The cat sat on the' --threshold 0.05 -n 24 --mode %s --json /tmp/tempo-att-%s.json",
-             model, tok, mode, mode);
+    snprintf(name, sizeof name, "att-%s.json", mode);
+    scratch_path(name, path, sizeof path);
+    snprintf(args, sizeof args, "attention -m %s -z %s -p 'The cat sat on the' --threshold 0.05 -n 24 --mode %s --json %s",
+             model, tok, mode, path);
     run_tempo_ok(args);
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/tempo-att-%s.json", mode);
     cJSON *j = read_json_file(path);
     const cJSON *per = cJSON_GetObjectItem(j, "per_head");
     cr_assert_eq(cJSON_GetArraySize(per), 16, "4 layers x 4 heads");

@@ -258,7 +258,8 @@ Test(trace_reader, forty_tensors_and_long_metadata) {
         value[2000] = '\0';
         cr_assert(tempo_trace_meta(&a.trace, key, value, err) == 0, "%s", err);
     }
-    const char *path = "/tmp/tempo-test-foreign.st";
+    char path[4096];
+    scratch_path("foreign.st", path, sizeof path);
     cr_assert(tempo_trace_write(&a.trace, path, err) == 0, "%s", err);
     Trace back;
     cr_assert(tempo_trace_read(&back, path, err) == 0, "%s", err);
@@ -301,24 +302,26 @@ Test(trace_reader, skips_tensors_it_cannot_hold) {
 }
 
 Test(audit, command_line_exit_codes_and_errors) {
-    char model[4096], tok[4096], cmd[9000], out[65536];
+    char model[4096], tok[4096], trace[4096], json_path[4096], cmd[9000], out[65536];
     fortune_paths(model, tok);
+    scratch_path("audit.st", trace, sizeof trace);
+    scratch_path("audit.json", json_path, sizeof json_path);
     snprintf(cmd, sizeof cmd, "%s generate -m %s -z %s -p 'The cat sat on the' --threshold 0.05 -n 12 --emulate last-member-only "
-             "--trace /tmp/tempo-test-audit.st --quiet && %s audit -m %s /tmp/tempo-test-audit.st --json /tmp/tempo-test-audit.json",
-             TEMPO_BIN, model, tok, TEMPO_BIN, model);
+             "--trace %s --quiet && %s audit -m %s %s --json %s",
+             TEMPO_BIN, model, tok, trace, TEMPO_BIN, model, trace, json_path);
     cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 1, "findings exit 1:\n%s", out);
     cr_assert(strstr(out, "selected-not-fed: "), "findings are printed grouped:\n%s", out);
-    cJSON *json = read_json_file("/tmp/tempo-test-audit.json");
+    cJSON *json = read_json_file(json_path);
     const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItem(json, "findings"), 0);
     cr_assert(f && cJSON_IsNull(cJSON_GetObjectItem(f, "row")) && cJSON_IsNumber(cJSON_GetObjectItem(f, "step")) &&
               cJSON_IsObject(cJSON_GetObjectItem(json, "checks")) && cJSON_GetObjectItem(json, "first_divergent_step"),
               "JSON shape: findings with null row, checks, first_divergent_step");
     cJSON_Delete(json);
-    snprintf(cmd, sizeof cmd, "audit -m %s /tmp/tempo-test-audit.st --mode sideways", model);
+    snprintf(cmd, sizeof cmd, "audit -m %s %s --mode sideways", model, trace);
     expect_error(cmd, 2, "--mode must be isolated or visible, got 'sideways'", NULL);
     snprintf(cmd, sizeof cmd, "audit -m %s /tmp/no-such-trace.st", model);
     expect_error(cmd, 2, "cannot open trace /tmp/no-such-trace.st", NULL);
-    snprintf(cmd, sizeof cmd, "audit -m %s /tmp/tempo-test-audit.st --n-prompt 999", model);
+    snprintf(cmd, sizeof cmd, "audit -m %s %s --n-prompt 999", model, trace);
     expect_error(cmd, 2, "n_prompt 999 exceeds the trace's", NULL);
 }
 

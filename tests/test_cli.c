@@ -23,67 +23,83 @@ static size_t file_size(const char *path) {
 static const int synth_header[7] = {64, 172, 2, 4, 2, 256, 256};
 
 Test(bad_input, truncated_checkpoint) {
+    char trunc[4096], out[4096], args[9000], needle[4200];
+    scratch_path("trunc.bin", trunc, sizeof trunc);
+    scratch_path("x.st", out, sizeof out);
     size_t size = file_size(SYNTH);
-    write_checkpoint("/tmp/tempo-trunc.bin", synth_header, size - 28 - 100);
-    expect_error("forward -m /tmp/tempo-trunc.bin --tokens 1,2 --out /tmp/tempo-x.st", 1,
-                 "truncated checkpoint /tmp/tempo-trunc.bin", "/tmp/tempo-x.st");
-    write_checkpoint("/tmp/tempo-trunc.bin", synth_header, 0);
-    expect_error("forward -m /tmp/tempo-trunc.bin --tokens 1", 1, "truncated checkpoint", NULL);
-    FILE *f = fopen("/tmp/tempo-trunc.bin", "wb");
+    write_checkpoint(trunc, synth_header, size - 28 - 100);
+    snprintf(args, sizeof args, "forward -m %s --tokens 1,2 --out %s", trunc, out);
+    snprintf(needle, sizeof needle, "truncated checkpoint %s", trunc);
+    expect_error(args, 1, needle, out);
+    write_checkpoint(trunc, synth_header, 0);
+    snprintf(args, sizeof args, "forward -m %s --tokens 1", trunc);
+    expect_error(args, 1, "truncated checkpoint", NULL);
+    FILE *f = fopen(trunc, "wb");
     fputs("abc", f);
     fclose(f);
-    expect_error("forward -m /tmp/tempo-trunc.bin --tokens 1", 1, "the header alone needs 28", NULL);
+    expect_error(args, 1, "the header alone needs 28", NULL);
 }
 
 Test(bad_input, oversized_checkpoint) {
+    char over[4096], args[9000], needle[4200];
+    scratch_path("over.bin", over, sizeof over);
     size_t size = file_size(SYNTH);
-    write_checkpoint("/tmp/tempo-over.bin", synth_header, size - 28 + 4);
-    expect_error("forward -m /tmp/tempo-over.bin --tokens 1,2", 1, "oversized checkpoint /tmp/tempo-over.bin", NULL);
+    write_checkpoint(over, synth_header, size - 28 + 4);
+    snprintf(args, sizeof args, "forward -m %s --tokens 1,2", over);
+    snprintf(needle, sizeof needle, "oversized checkpoint %s", over);
+    expect_error(args, 1, needle, NULL);
 }
 
 Test(bad_input, header_zero_negative_or_inconsistent) {
+    char hdr[4096], args[9000];
+    scratch_path("hdr.bin", hdr, sizeof hdr);
+    snprintf(args, sizeof args, "forward -m %s --tokens 1", hdr);
     int h[7];
     memcpy(h, synth_header, sizeof h);
     h[2] = 0;
-    write_checkpoint("/tmp/tempo-hdr.bin", h, 64);
-    expect_error("forward -m /tmp/tempo-hdr.bin --tokens 1", 1, "n_layers = 0", NULL);
+    write_checkpoint(hdr, h, 64);
+    expect_error(args, 1, "n_layers = 0", NULL);
     memcpy(h, synth_header, sizeof h);
     h[0] = -5;
-    write_checkpoint("/tmp/tempo-hdr.bin", h, 64);
-    expect_error("forward -m /tmp/tempo-hdr.bin --tokens 1", 1, "dim = -5", NULL);
+    write_checkpoint(hdr, h, 64);
+    expect_error(args, 1, "dim = -5", NULL);
     memcpy(h, synth_header, sizeof h);
     h[3] = 5;
-    write_checkpoint("/tmp/tempo-hdr.bin", h, 64);
-    expect_error("forward -m /tmp/tempo-hdr.bin --tokens 1", 1, "dim 64 is not divisible by n_heads 5", NULL);
+    write_checkpoint(hdr, h, 64);
+    expect_error(args, 1, "dim 64 is not divisible by n_heads 5", NULL);
     memcpy(h, synth_header, sizeof h);
     h[4] = 3;
-    write_checkpoint("/tmp/tempo-hdr.bin", h, 64);
-    expect_error("forward -m /tmp/tempo-hdr.bin --tokens 1", 1, "n_heads 4 is not a multiple of n_kv_heads 3", NULL);
+    write_checkpoint(hdr, h, 64);
+    expect_error(args, 1, "n_heads 4 is not a multiple of n_kv_heads 3", NULL);
     memcpy(h, synth_header, sizeof h);
     h[6] = 1 << 30;
-    write_checkpoint("/tmp/tempo-hdr.bin", h, 64);
-    expect_error("forward -m /tmp/tempo-hdr.bin --tokens 1", 1, "seq_len = 1073741824 exceeds the limit", NULL);
+    write_checkpoint(hdr, h, 64);
+    expect_error(args, 1, "seq_len = 1073741824 exceeds the limit", NULL);
 }
 
 Test(bad_input, tokenizer_does_not_match_the_vocabulary) {
-    char model[4096], tok[4096], args[9000];
+    char model[4096], tok[4096], short_tok[4096], args[9000], needle[4200];
     weights_path("fortune-tok512.bin", tok, sizeof tok);
     snprintf(args, sizeof args, "forward -m %s -z %s --prompt hi", SYNTH, tok); /* vocab 256 vs 512 pieces */
     expect_error(args, 1, "does not match the model: it has more than 256 pieces", NULL);
     weights_path("fortune.bin", model, sizeof model);
-    FILE *in = fopen(tok, "rb"), *out = fopen("/tmp/tempo-tok-short.bin", "wb");
+    scratch_path("tok-short.bin", short_tok, sizeof short_tok);
+    FILE *in = fopen(tok, "rb"), *out = fopen(short_tok, "wb");
     char buf[3000];
     size_t got = fread(buf, 1, sizeof buf, in);
     fwrite(buf, 1, got, out);
     fclose(in);
     fclose(out);
-    snprintf(args, sizeof args, "forward -m %s -z /tmp/tempo-tok-short.bin --prompt hi", model);
-    expect_error(args, 1, "tokenizer /tmp/tempo-tok-short.bin", NULL);
+    snprintf(args, sizeof args, "forward -m %s -z %s --prompt hi", model, short_tok);
+    snprintf(needle, sizeof needle, "tokenizer %s", short_tok);
+    expect_error(args, 1, needle, NULL);
 }
 
 Test(bad_input, token_id_out_of_range) {
-    expect_error("forward -m " SYNTH " --tokens 1,256,3 --out /tmp/tempo-x.st", 1, "token id 256 at row 1 is out of range",
-                 "/tmp/tempo-x.st");
+    char out[4096], args[9000];
+    scratch_path("x.st", out, sizeof out);
+    snprintf(args, sizeof args, "forward -m " SYNTH " --tokens 1,256,3 --out %s", out);
+    expect_error(args, 1, "token id 256 at row 1 is out of range", out);
     expect_error("forward -m " SYNTH " --tokens 1,-4", 1, "token id -4", NULL);
     expect_error("forward -m " SYNTH " --tokens 1,x", 1, "--tokens must be a comma-separated list of integers", NULL);
 }
@@ -95,20 +111,25 @@ Test(bad_input, positions_negative_or_past_seq_len) {
 }
 
 Test(bad_input, mask_wrong_size_or_empty_row) {
-    FILE *f = fopen("/tmp/tempo-mask.txt", "w");
+    char mask[4096], out[4096], args[9000], needle[4200];
+    scratch_path("mask.txt", mask, sizeof mask);
+    scratch_path("x.st", out, sizeof out);
+    FILE *f = fopen(mask, "w");
     fputs("10\n11\n", f);
     fclose(f);
-    expect_error("forward -m " SYNTH " --tokens 1,2,3 --mask /tmp/tempo-mask.txt", 1,
-                 "mask file /tmp/tempo-mask.txt has 4 entries; 3 rows need 3 x 3 = 9", NULL);
-    f = fopen("/tmp/tempo-mask.txt", "w");
+    snprintf(args, sizeof args, "forward -m " SYNTH " --tokens 1,2,3 --mask %s", mask);
+    snprintf(needle, sizeof needle, "mask file %s has 4 entries; 3 rows need 3 x 3 = 9", mask);
+    expect_error(args, 1, needle, NULL);
+    f = fopen(mask, "w");
     fputs("100\n000\n111\n", f);
     fclose(f);
-    expect_error("forward -m " SYNTH " --tokens 1,2,3 --mask /tmp/tempo-mask.txt --out /tmp/tempo-x.st", 1,
-                 "mask row 1 (layer 0) allows no key", "/tmp/tempo-x.st");
-    f = fopen("/tmp/tempo-mask.txt", "w");
+    snprintf(args, sizeof args, "forward -m " SYNTH " --tokens 1,2,3 --mask %s --out %s", mask, out);
+    expect_error(args, 1, "mask row 1 (layer 0) allows no key", out);
+    f = fopen(mask, "w");
     fputs("1x0\n", f);
     fclose(f);
-    expect_error("forward -m " SYNTH " --tokens 1,2,3 --mask /tmp/tempo-mask.txt", 1, "holds 'x'", NULL);
+    snprintf(args, sizeof args, "forward -m " SYNTH " --tokens 1,2,3 --mask %s", mask);
+    expect_error(args, 1, "holds 'x'", NULL);
 }
 
 Test(bad_input, unknown_flags_and_commands) {
@@ -159,9 +180,11 @@ Test(bad_input, bad_generation_settings) {
         {"--threshold abc", "--threshold must be a number, got 'abc'"},
         {"--prune-layers 9", "--prune-layers must be an integer in [1, 2], got '9'"},
     };
+    char json[4096];
+    scratch_path("x.json", json, sizeof json);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char args[1024];
-        snprintf(args, sizeof args, "%s%s --json /tmp/tempo-x.json", base, cases[i].flags);
-        expect_error(args, 1, cases[i].needle, "/tmp/tempo-x.json");
+        char args[5200];
+        snprintf(args, sizeof args, "%s%s --json %s", base, cases[i].flags, json);
+        expect_error(args, 1, cases[i].needle, json);
     }
 }

@@ -6,14 +6,22 @@
 
 #include <ctype.h>
 
+/* The path of `name` in $D, the command lines' scratch folder. */
+static const char *table_path(const char *name, char *buf, size_t len) {
+    char sub[256];
+    snprintf(sub, sizeof sub, "cmd-table/%s", name);
+    return scratch_path(sub, buf, len);
+}
+
 /* Shell variables every command line may use: $M/$Z the stories260K
  * model and tokenizer, $S a synthetic model, $T a trace, $D a scratch folder. */
 static void command_env(char *buf, size_t len) {
-    char model[4096], tok[4096];
+    char model[4096], tok[4096], dir[4096], trace[4096];
     weights_path("stories260K.bin", model, sizeof model);
     weights_path("tok512.bin", tok, sizeof tok);
-    snprintf(buf, len, "export M='%s' Z='%s' S='%s/synth-tied.bin' D=/tmp/tempo-cmd-table T=/tmp/tempo-cmd-table/run.st; ",
-             model, tok, BUILD_DIR);
+    scratch_path("cmd-table", dir, sizeof dir);
+    table_path("run.st", trace, sizeof trace);
+    snprintf(buf, len, "export M='%s' Z='%s' S='%s/synth-tied.bin' D='%s' T='%s'; ", model, tok, BUILD_DIR, dir, trace);
 }
 
 /* 1 if `text` holds "nan" as a word (any case): -nan, nan, NaN. */
@@ -52,7 +60,8 @@ Test(commands, compare_with_unfed_members_reads_no_logits) {
         {"compare -m $M -z $Z -p 'Once upon a time' --emulate last-member-only --threshold 0.05 -n 8 --json $D/c-unfed.json", 0},
     };
     run_table(rows, sizeof rows / sizeof rows[0]);
-    cJSON *j = read_json_file("/tmp/tempo-cmd-table/c-unfed.json");
+    char path[4096];
+    cJSON *j = read_json_file(table_path("c-unfed.json", path, sizeof path));
     const cJSON *tf = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "prompts"), 0), "teacher_forced");
     int unfed = 0;
     for (const cJSON *o = tf ? tf->child : NULL; o; o = o->next) {
@@ -274,15 +283,16 @@ static int readme_block(const char *p, const char *end, char *script, size_t cap
 }
 
 /* Every README command block (between readme-commands markers) pastes and
- * runs as it is, in order, in a scratch folder of its own (mktemp: two
- * suites at once do not share it): under ASan in the ASan suite, with no
- * nan. W points at the weights. */
+ * runs as it is, in order, in a scratch folder of its own (two suites at
+ * once do not share it): under ASan in the ASan suite, with no nan. W
+ * points at the weights. */
 Test(readme, commands_paste_and_run) {
     static const char open_tag[] = "<!-- readme-commands -->\n", close_tag[] = "<!-- /readme-commands -->";
-    char *readme = read_text_file("README.md", NULL), cwd[4096], script[65536];
+    char *readme = read_text_file("README.md", NULL), cwd[4096], dir[4096], script[65536];
     cr_assert(getcwd(cwd, sizeof cwd));
-    int n = snprintf(script, sizeof script, "dir=$(mktemp -d /tmp/tempo-readme.XXXXXX) && cd \"$dir\" "
-                     "&& ln -s %s/%s tempo && ln -s %s/weights weights", cwd, TEMPO_BIN, cwd);
+    scratch_path("readme", dir, sizeof dir);
+    int n = snprintf(script, sizeof script, "dir=%s && mkdir \"$dir\" && cd \"$dir\" "
+                     "&& ln -s %s/%s tempo && ln -s %s/weights weights", dir, cwd, TEMPO_BIN, cwd);
     int lines = 0, blocks = 0;
     for (const char *begin = strstr(readme, open_tag); begin; begin = strstr(begin + 1, open_tag), blocks++) {
         const char *end = strstr(begin, close_tag);
@@ -375,8 +385,10 @@ Test(display, compare_text_and_no_set) {
     cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
     cr_assert(strstr(out, "no parallel set formed"), "%s", out);
     cr_assert(!strstr(out, "later members (0)") && !strstr(out, "cosine 0.0000"), "zeros instead of words:\n%s", out);
-    snprintf(cmd, sizeof cmd, "%shead -4 weights/prompts.txt > /tmp/tempo-suite.txt && %s compare -m $M -z $Z --prompts "
-             "/tmp/tempo-suite.txt --greedy -n 4 2>/dev/null", env, TEMPO_BIN);
+    char suite[4096];
+    scratch_path("suite.txt", suite, sizeof suite);
+    snprintf(cmd, sizeof cmd, "%shead -4 weights/prompts.txt > %s && %s compare -m $M -z $Z --prompts "
+             "%s --greedy -n 4 2>/dev/null", env, suite, TEMPO_BIN, suite);
     cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
     cr_assert(strstr(out, "no parallel set formed") && !strstr(out, " -1 ") && !strstr(out, "0.000e+00"),
               "suite rows say that no set formed:\n%s", out);
@@ -392,6 +404,7 @@ static int run_env(const char *line, char *out, size_t len) {
 
 Test(output, forward_text_verbose_members_synth_message) {
     static char out[1 << 16];
+    char said[4096], wrote[4200];
     cr_assert_eq(run_env(TEMPO_BIN " forward -m $M -z $Z -p 'Once upon a time'", out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, "text -> top") && strstr(out, "<bos> -> Once") && strstr(out, "Once ->  upon"), "%s", out);
     cr_assert_eq(run_env(TEMPO_BIN " generate -m $M -z $Z -p 'Once upon a time' --threshold 0.2 -n 8 --verbose --quiet",
@@ -403,17 +416,21 @@ Test(output, forward_text_verbose_members_synth_message) {
     }
     cr_assert(strstr(out, "members 2: ' g' 0."), "%s", out);
     cr_assert_eq(run_env(TEMPO_BIN " synth --out $D/said.bin --layers 3", out, sizeof out), 0, "%s", out);
-    cr_assert(strstr(out, "wrote /tmp/tempo-cmd-table/said.bin: llama2.c checkpoint f32, dim 64, hidden 172, 3 layers"), "%s", out);
+    table_path("said.bin", said, sizeof said);
+    snprintf(wrote, sizeof wrote, "wrote %s: llama2.c checkpoint f32, dim 64, hidden 172, 3 layers", said);
+    cr_assert(strstr(out, wrote), "%s", out);
 }
 
 Test(output, verify_names_the_model_first_and_diff_the_shapes) {
     static char out[1 << 16];
-    char model[4096], tok[4096], args[9000];
+    char model[4096], tok[4096], v4[4096], args[9000], needle[4200];
     cr_assert_eq(run_env(TEMPO_BIN " generate -m $M -z $Z -p 'Once upon a time' -n 4 --quiet --trace $D/v4.st && " TEMPO_BIN
                          " generate -m $M -z $Z -p 'Once upon a time' -n 8 --quiet --trace $D/v8.st", out, sizeof out), 0, "%s", out);
     fortune_paths(model, tok);
-    snprintf(args, sizeof args, "verify -m %s /tmp/tempo-cmd-table/v4.st", model);
-    expect_error(args, 2, "trace /tmp/tempo-cmd-table/v4.st was written with stories260K.bin (dim 64) but -m", NULL);
+    table_path("v4.st", v4, sizeof v4);
+    snprintf(args, sizeof args, "verify -m %s %s", model, v4);
+    snprintf(needle, sizeof needle, "trace %s was written with stories260K.bin (dim 64) but -m", v4);
+    expect_error(args, 2, needle, NULL);
     cr_assert_eq(run_env(TEMPO_BIN " diff $D/v4.st $D/v8.st", out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "tokens     shape or dtype differs: A I32[9], B I32[15]"), "%s", out);
     cr_assert(strstr(out, "logits     shape or dtype differs: A F32[9,512], B F32[15,512]"), "%s", out);
@@ -421,9 +438,10 @@ Test(output, verify_names_the_model_first_and_diff_the_shapes) {
 
 Test(output, json_floats_shortest_and_progress_without_cr) {
     static char out[1 << 16];
+    char path[4096];
     cr_assert_eq(run_env(TEMPO_BIN " generate -m $M -z $Z -p 'Once upon a time' --threshold 0.1 -n 6 --quiet --json $D/t.json",
                          out, sizeof out), 0, "%s", out);
-    char *text = read_text_file("/tmp/tempo-cmd-table/t.json", NULL);
+    char *text = read_text_file(table_path("t.json", path, sizeof path), NULL);
     cr_assert(strstr(text, "\"threshold\":\t0.1,") && !strstr(text, "0.1000000"), "%s", text);
     cJSON *j = cJSON_Parse(text);
     for (const cJSON *st = cJSON_GetObjectItem(j, "steps")->child; st; st = st->next)
@@ -437,7 +455,7 @@ Test(output, json_floats_shortest_and_progress_without_cr) {
     free(text);
     cr_assert_eq(run_env("head -4 weights/prompts.txt > $D/p.txt && (" TEMPO_BIN " compare -m $M -z $Z --prompts $D/p.txt -n 4 "
                          "2>$D/progress >/dev/null)", out, sizeof out), 0, "%s", out);
-    char *progress = read_text_file("/tmp/tempo-cmd-table/progress", NULL);
+    char *progress = read_text_file(table_path("progress", path, sizeof path), NULL);
     cr_assert(!strchr(progress, '\r') && strstr(progress, "[1/2] ") && strstr(progress, "[2/2] "),
               "progress lines without \\r when stderr is a file:\n%s", progress);
     free(progress);
@@ -457,8 +475,8 @@ Test(commands, partial_attention_traces) {
     cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s", out);
     cr_expect(strstr(out, "PASS"), "%s", out);
     Trace t;
-    char err[TEMPO_ERR_SIZE];
-    cr_assert(tempo_trace_read(&t, "/tmp/tempo-cmd-table/part-kept.st", err) == 0, "%s", err);
+    char path[4096], err[TEMPO_ERR_SIZE];
+    cr_assert(tempo_trace_read(&t, table_path("part-kept.st", path, sizeof path), err) == 0, "%s", err);
     const Tensor *att = tempo_trace_get(&t, "attention"), *rows = tempo_trace_get(&t, "attention_rows");
     const Tensor *heads = tempo_trace_get(&t, "attention_heads"), *layers = tempo_trace_get(&t, "attention_layers");
     cr_assert(att && rows && heads && layers, "the partial trace lacks its attention or its indices");
@@ -468,7 +486,7 @@ Test(commands, partial_attention_traces) {
     cr_expect(r[0] == 0 && r[1] == 3 && h[0] == 1 && h[1] == 2 && l[0] == 2, "indices %d,%d / %d,%d / %d", r[0], r[1], h[0],
               h[1], l[0]);
     ((float *)att->data)[att->shape[3] + 1] += 0.25f; /* row 3, key 1 of layer 2 head 1 */
-    cr_assert(tempo_trace_write(&t, "/tmp/tempo-cmd-table/part-kept-bad.st", err) == 0, "%s", err);
+    cr_assert(tempo_trace_write(&t, table_path("part-kept-bad.st", path, sizeof path), err) == 0, "%s", err);
     tempo_trace_free(&t);
     snprintf(cmd, sizeof cmd, "%s%s verify -m $M $D/part-kept-bad.st", env, TEMPO_BIN);
     cr_expect_eq(run_command_capture(cmd, out, sizeof out, 1), 1, "verify passed a changed kept probability:\n%s", out);
@@ -495,8 +513,9 @@ Test(commands, generate_trace_keeps_the_attention_asked_for) {
         cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "%s:\n%s", flags[i], out);
         cr_expect(strstr(out, "attention  ok") && strstr(out, "PASS") && strstr(out, "CLEAN"), "%s:\n%s", flags[i], out);
         cr_expect(!strstr(out, "attention compared on") == (i == 2), "%s: audit says what it compared:\n%s", flags[i], out);
-        char path[256];
-        snprintf(path, sizeof path, "/tmp/tempo-cmd-table/gen-%d.st", i);
+        char name[32], path[4096];
+        snprintf(name, sizeof name, "gen-%d.st", i);
+        table_path(name, path, sizeof path);
         Trace t;
         cr_assert(tempo_trace_read(&t, path, err) == 0, "%s", err);
         const Tensor *att = tempo_trace_get(&t, "attention"), *rows = tempo_trace_get(&t, "attention_rows");

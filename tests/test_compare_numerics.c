@@ -158,13 +158,13 @@ Test(compare_numerics, f32_keeps_every_set_and_the_sides_differ) {
 /* The CLI: each profile named, the JSON's counts agree with its steps, and
  * one profile twice or ggml settings without a ggml side are refused. */
 Test(compare_numerics, cli_reports_and_refuses_one_profile_twice) {
-    char cmd[1024], out[4096];
+    char json_path[256], cmd[1024], out[4096];
+    scratch_path("vs-numerics.json", json_path, sizeof json_path);
     snprintf(cmd, sizeof cmd, "%s compare -m %s -p 'Once upon a time' -n 12 --threshold 0.1 --numerics ggml "
-             "--vs-numerics exact --json /tmp/tempo-vs-numerics-%d.json > /dev/null", TEMPO_BIN, Q8_0_GGUF, (int)getpid());
+             "--vs-numerics exact --json %s > /dev/null", TEMPO_BIN, Q8_0_GGUF, json_path);
     cr_assert_eq(run_command(cmd, out, sizeof out), 0, "%s", out);
-    snprintf(cmd, sizeof cmd, "/tmp/tempo-vs-numerics-%d.json", (int)getpid());
-    cJSON *root = read_json_file(cmd), *run = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "prompts"), 0);
-    unlink(cmd);
+    cJSON *root = read_json_file(json_path), *run = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "prompts"), 0);
+    unlink(json_path);
     cr_assert(run, "no prompt in the JSON");
     cr_assert(strstr(cJSON_GetObjectItem(run, "numerics_a")->valuestring, "ggml (K/V f32"));
     cr_assert_str_eq(cJSON_GetObjectItem(run, "numerics_b")->valuestring, "exact");

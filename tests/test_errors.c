@@ -12,25 +12,38 @@ static void write_bytes(const char *path, const void *data, size_t n) {
 }
 
 Test(errors, checkpoint_missing_or_not_a_file) {
-    expect_error("forward -m /tmp/tempo-no-such.bin --tokens 1", 1, "cannot open checkpoint /tmp/tempo-no-such.bin", NULL);
+    char missing[4096], args[9000], needle[4200];
+    scratch_path("no-such.bin", missing, sizeof missing);
+    snprintf(args, sizeof args, "forward -m %s --tokens 1", missing);
+    snprintf(needle, sizeof needle, "cannot open checkpoint %s", missing);
+    expect_error(args, 1, needle, NULL);
     expect_error("forward -m /dev/null --tokens 1", 1, "checkpoint /dev/null is not a regular file", NULL);
     expect_error("forward -m /tmp --tokens 1", 1, "model directory /tmp has no config.json", NULL);
 }
 
 Test(errors, head_dimension_odd) {
+    char odd[4096], args[9000];
+    scratch_path("odd.bin", odd, sizeof odd);
     int h[7] = {12, 16, 1, 4, 4, 16, 8};
-    write_bytes("/tmp/tempo-odd.bin", h, sizeof h);
-    expect_error("forward -m /tmp/tempo-odd.bin --tokens 1", 1, "head dimension 3 is odd", NULL);
+    write_bytes(odd, h, sizeof h);
+    snprintf(args, sizeof args, "forward -m %s --tokens 1", odd);
+    expect_error(args, 1, "head dimension 3 is odd", NULL);
 }
 
 Test(errors, tokenizer_missing_or_malformed) {
-    expect_error("forward -m " SYNTH " -z /tmp/tempo-no-such.tok --prompt hi", 1, "cannot open tokenizer /tmp/tempo-no-such.tok", NULL);
+    char missing[4096], bad[4096], args[9000], needle[4200];
+    scratch_path("no-such.tok", missing, sizeof missing);
+    scratch_path("bad.tok", bad, sizeof bad);
+    snprintf(args, sizeof args, "forward -m " SYNTH " -z %s --prompt hi", missing);
+    snprintf(needle, sizeof needle, "cannot open tokenizer %s", missing);
+    expect_error(args, 1, needle, NULL);
+    snprintf(args, sizeof args, "forward -m " SYNTH " -z %s --prompt hi", bad);
     int zero = 0;
-    write_bytes("/tmp/tempo-bad.tok", &zero, sizeof zero);
-    expect_error("forward -m " SYNTH " -z /tmp/tempo-bad.tok --prompt hi", 1, "max_token_length missing or out of range", NULL);
+    write_bytes(bad, &zero, sizeof zero);
+    expect_error(args, 1, "max_token_length missing or out of range", NULL);
     struct { int max_len; float score; int len; } piece = {4, 0.0f, 9};
-    write_bytes("/tmp/tempo-bad.tok", &piece, sizeof piece);
-    expect_error("forward -m " SYNTH " -z /tmp/tempo-bad.tok --prompt hi", 1, "piece 0 has length 9 (max_token_length 4)", NULL);
+    write_bytes(bad, &piece, sizeof piece);
+    expect_error(args, 1, "piece 0 has length 9 (max_token_length 4)", NULL);
 }
 
 Test(errors, missing_inputs) {
@@ -47,7 +60,11 @@ Test(errors, missing_inputs) {
 }
 
 Test(errors, mask_file_missing) {
-    expect_error("forward -m " SYNTH " --tokens 1,2 --mask /tmp/tempo-no-such-mask", 1, "cannot open mask file /tmp/tempo-no-such-mask", NULL);
+    char missing[4096], args[9000], needle[4200];
+    scratch_path("no-such-mask", missing, sizeof missing);
+    snprintf(args, sizeof args, "forward -m " SYNTH " --tokens 1,2 --mask %s", missing);
+    snprintf(needle, sizeof needle, "cannot open mask file %s", missing);
+    expect_error(args, 1, needle, NULL);
 }
 
 /* A safetensors file with this JSON header and `data_bytes` zero bytes of data. */
@@ -70,11 +87,17 @@ Test(errors, traces_that_are_not_traces) {
         {"{\"tokens\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "trace lacks tokens or positions"},
         {"{\"__metadata__\":{\"engine\":\"no tensors at all\"}}", 0, "trace lacks tokens or positions"}, /* fuzz find */
     };
+    char bad[4096], missing[4096], args[9000], needle[4200];
+    scratch_path("bad.st", bad, sizeof bad);
+    scratch_path("no-such.st", missing, sizeof missing);
+    snprintf(args, sizeof args, "verify -m " SYNTH " %s", bad);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        write_trace_file("/tmp/tempo-bad.st", cases[i].json, cases[i].data);
-        expect_error("verify -m " SYNTH " /tmp/tempo-bad.st", 2, cases[i].needle, NULL);
+        write_trace_file(bad, cases[i].json, cases[i].data);
+        expect_error(args, 2, cases[i].needle, NULL);
     }
-    expect_error("verify -m " SYNTH " /tmp/tempo-no-such.st", 2, "cannot open trace /tmp/tempo-no-such.st", NULL);
+    snprintf(args, sizeof args, "verify -m " SYNTH " %s", missing);
+    snprintf(needle, sizeof needle, "cannot open trace %s", missing);
+    expect_error(args, 2, needle, NULL);
 }
 
 Test(errors, nan_weights_reported_by_check) {
@@ -86,10 +109,14 @@ Test(errors, nan_weights_reported_by_check) {
     float nan = NAN, inf = INFINITY;
     memcpy(data + 28 + 4 * 100, &nan, 4);
     memcpy(data + 28 + 4 * 300, &inf, 4);
-    write_bytes("/tmp/tempo-nan.bin", data, n);
-    expect_error("check /tmp/tempo-nan.bin", 1, "checkpoint /tmp/tempo-nan.bin holds 2 NaN/Inf weights", NULL);
-    char out[4096];
-    int rc = run_command_capture(TEMPO_BIN " check /tmp/tempo-nan.bin", out, sizeof out, 1);
+    char path[4096], args[9000], needle[4200], out[4096];
+    scratch_path("nan.bin", path, sizeof path);
+    write_bytes(path, data, n);
+    snprintf(args, sizeof args, "check %s", path);
+    snprintf(needle, sizeof needle, "checkpoint %s holds 2 NaN/Inf weights", path);
+    expect_error(args, 1, needle, NULL);
+    snprintf(args, sizeof args, TEMPO_BIN " check %s", path);
+    int rc = run_command_capture(args, out, sizeof out, 1);
     cr_assert_eq(rc, 1);
     cr_assert(strstr(out, "token_embedding: 1 NaN, 1 Inf (first at element 100)"), "%s", out);
     rc = run_command_capture(TEMPO_BIN " check " SYNTH, out, sizeof out, 1);
@@ -97,13 +124,22 @@ Test(errors, nan_weights_reported_by_check) {
 }
 
 Test(errors, unwritable_outputs_leave_nothing) {
-    expect_error("forward -m " SYNTH " --tokens 1,2 --out /tmp/tempo-no-dir/x.st", 1, "cannot write trace /tmp/tempo-no-dir/x.st", NULL);
-    expect_error("synth --out /tmp/tempo-no-dir/x.bin", 1, "cannot write /tmp/tempo-no-dir/x.bin", NULL);
+    char trace[4096], checkpoint[4096], args[9000], needle[4200];
+    scratch_path("no-dir/x.st", trace, sizeof trace);
+    scratch_path("no-dir/x.bin", checkpoint, sizeof checkpoint);
+    snprintf(args, sizeof args, "forward -m " SYNTH " --tokens 1,2 --out %s", trace);
+    snprintf(needle, sizeof needle, "cannot write trace %s", trace);
+    expect_error(args, 1, needle, NULL);
+    snprintf(args, sizeof args, "synth --out %s", checkpoint);
+    snprintf(needle, sizeof needle, "cannot write %s", checkpoint);
+    expect_error(args, 1, needle, NULL);
 }
 
 Test(errors, analysis_arguments) {
-    char model[4096], tok[4096], args[9000];
+    char model[4096], tok[4096], missing[4096], empty[4096], args[9000], needle[4200];
     fortune_paths(model, tok);
+    scratch_path("no-such-prompts", missing, sizeof missing);
+    scratch_path("empty-prompts", empty, sizeof empty);
     snprintf(args, sizeof args, "attention -m %s -z %s -p 'The cat' -n 4 --heatmap 9:0", model, tok);
     expect_error(args, 1, "--heatmap 9:0 is out of range: layers 0-3, heads 0-3", NULL);
     snprintf(args, sizeof args, "attention -m %s -z %s -p 'The cat' -n 4 --rows 5-999 --heatmap 0:0", model, tok);
@@ -112,11 +148,13 @@ Test(errors, analysis_arguments) {
     expect_error(args, 1, "--rows chooses the rows of --heatmap, --svg or --svg-pair", NULL);
     snprintf(args, sizeof args, "attention -m %s -z %s", model, tok);
     expect_error(args, 1, "give one TRACE, or -m MODEL -z TOK -p PROMPT for a fresh run", NULL);
-    snprintf(args, sizeof args, "compare -m %s -z %s --prompts /tmp/tempo-no-such-prompts", model, tok);
-    expect_error(args, 1, "cannot open prompt file /tmp/tempo-no-such-prompts", NULL);
-    write_bytes("/tmp/tempo-empty-prompts", "# nothing\n", 10);
-    snprintf(args, sizeof args, "compare -m %s -z %s --prompts /tmp/tempo-empty-prompts", model, tok);
-    expect_error(args, 1, "prompt file /tmp/tempo-empty-prompts holds no prompts", NULL);
+    snprintf(args, sizeof args, "compare -m %s -z %s --prompts %s", model, tok, missing);
+    snprintf(needle, sizeof needle, "cannot open prompt file %s", missing);
+    expect_error(args, 1, needle, NULL);
+    write_bytes(empty, "# nothing\n", 10);
+    snprintf(args, sizeof args, "compare -m %s -z %s --prompts %s", model, tok, empty);
+    snprintf(needle, sizeof needle, "prompt file %s holds no prompts", empty);
+    expect_error(args, 1, needle, NULL);
     snprintf(args, sizeof args, "compare -m %s -z %s", model, tok);
     expect_error(args, 1, "missing -p PROMPT or --prompts FILE", NULL);
 }

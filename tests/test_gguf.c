@@ -297,10 +297,10 @@ Test(gguf_model, config_and_llama3_rope_factors) {
 
 /* The sha256 of n floats (little-endian bytes), through sha256sum. */
 static void floats_sha256(const float *x, size_t n, char sha[65]) {
-    char path[] = "/tmp/tempo-gguf-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0 && write(fd, x, n * sizeof *x) == (ssize_t)(n * sizeof *x), "cannot write a temporary file");
-    close(fd);
+    char path[4096];
+    FILE *f = fopen(scratch_path("gguf-floats", path, sizeof path), "wb");
+    cr_assert(f && fwrite(x, sizeof *x, n, f) == n, "cannot write %s", path);
+    fclose(f);
     file_sha256(path, sha);
     unlink(path);
 }
@@ -380,10 +380,8 @@ static void write_f32_copy(const char *path, const char *out) {
 
 /* tempo on a quantized file equals tempo on an f32 file holding its dequantized weights. */
 static void check_against_f32_copy(const char *path) {
-    char copy[] = "/tmp/tempo-gguf-f32-XXXXXX";
-    int fd = mkstemp(copy);
-    cr_assert(fd >= 0);
-    close(fd);
+    char copy[4096];
+    scratch_path("gguf-f32", copy, sizeof copy);
     write_f32_copy(path, copy);
     Model q, f;
     load_model(&q, path);
@@ -489,10 +487,9 @@ Test(gguf_tokenizer, sentencepiece_equals_tokenizer_bin) {
 static void check_bpe(const char *file, PreTokenizer pre) {
     Model m;
     Tokenizer g, j;
-    char err[TEMPO_ERR_SIZE], path[] = "/tmp/tempo-gguf-tok-XXXXXX";
-    int bos, eos[2], n_eos, fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
+    char err[TEMPO_ERR_SIZE], path[4096];
+    int bos, eos[2], n_eos;
+    scratch_path("gguf-tok", path, sizeof path);
     gguf_tokenizer(file, &m, &g);
     SynthConfig s;
     tempo_synth_defaults(&s);
@@ -513,11 +510,12 @@ Test(gguf_tokenizer, llama3_bpe_equals_tokenizer_json) { check_bpe("synth-gguf-b
 Test(gguf_model, cut_file_gets_one_line) {
     char path[4096];
     synth_path("synth-gguf-f32.gguf", path, sizeof path);
-    char cmd[8192], msg[4096];
+    char cut[4096], cmd[8192], msg[4096];
+    scratch_path("gguf-cut.gguf", cut, sizeof cut);
     snprintf(cmd, sizeof cmd, "%s check %s.missing", TEMPO_BIN, path);
     cr_expect_neq(run_command(cmd, msg, sizeof msg), 0);
-    snprintf(cmd, sizeof cmd, "head -c 100 %s > /tmp/tempo-gguf-cut.gguf && %s check /tmp/tempo-gguf-cut.gguf", path, TEMPO_BIN);
+    snprintf(cmd, sizeof cmd, "head -c 100 %s > %s && %s check %s", path, cut, TEMPO_BIN, cut);
     cr_expect_neq(run_command(cmd, msg, sizeof msg), 0);
     cr_expect(strstr(msg, "bad GGUF") && strstr(msg, "cannot fit in 100 bytes") && !strchr(strchr(msg, '\n') + 1, '\n'), "cut file: %s", msg);
-    unlink("/tmp/tempo-gguf-cut.gguf");
+    unlink(cut);
 }

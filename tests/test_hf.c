@@ -56,7 +56,7 @@ static void write_text(const char *path, const char *text, size_t n) {
     fclose(f);
 }
 
-/* A copy of stories260K-hf in /tmp with its config.json replaced. */
+/* A copy of stories260K-hf in `dir` with its config.json replaced. */
 static void hf_copy(const char *dir, const char *config) {
     char src[4096], cmd[9000], path[4200];
     weights_path("stories260K-hf", src, sizeof src);
@@ -72,8 +72,13 @@ static void hf_copy(const char *dir, const char *config) {
     "\"rms_norm_eps\":1e-5,\"tie_word_embeddings\":true}"
 
 Test(hf, malformed_inputs) {
+    char dir[4096], weights[4200], args[4200], not_json[4200];
+    scratch_path("hf", dir, sizeof dir);
+    snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
+    snprintf(args, sizeof args, "forward -m %s --tokens 1,2", dir);
+    snprintf(not_json, sizeof not_json, "bad config.json in %s: not a JSON object", dir);
     struct { const char *config, *needle; } cases[] = {
-        {"{not json", "bad config.json in /tmp/tempo-hf: not a JSON object"},
+        {"{not json", not_json},
         {"{\"hidden_size\":64}", "intermediate_size is missing"},
         {CONFIG("\"num_hidden_layers\":6,"), "lacks tensor model.layers.5.input_layernorm.weight"},
         {CONFIG("\"intermediate_size\":100,"), "tensor model.layers.0.mlp.gate_proj.weight has shape [172,64] but config.json implies [100,64]"},
@@ -85,25 +90,25 @@ Test(hf, malformed_inputs) {
         {CONFIG("\"bos_token_id\":\"<s>\","), "bos_token_id must be an integer"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        hf_copy("/tmp/tempo-hf", cases[i].config);
-        expect_error("forward -m /tmp/tempo-hf --tokens 1,2", 1, cases[i].needle, NULL);
+        hf_copy(dir, cases[i].config);
+        expect_error(args, 1, cases[i].needle, NULL);
     }
     /* a damaged safetensors header */
-    hf_copy("/tmp/tempo-hf", CONFIG(""));
-    FILE *f = fopen("/tmp/tempo-hf/model.safetensors", "r+b");
+    hf_copy(dir, CONFIG(""));
+    FILE *f = fopen(weights, "r+b");
     uint64_t huge = 1ull << 40;
     fwrite(&huge, 8, 1, f);
     fclose(f);
-    expect_error("forward -m /tmp/tempo-hf --tokens 1,2", 1, "header length 1099511627776 exceeds the file", NULL);
-    hf_copy("/tmp/tempo-hf", CONFIG(""));
-    f = fopen("/tmp/tempo-hf/model.safetensors", "r+b");
+    expect_error(args, 1, "header length 1099511627776 exceeds the file", NULL);
+    hf_copy(dir, CONFIG(""));
+    f = fopen(weights, "r+b");
     fseek(f, 8, SEEK_SET);
     fputs("[[", f);
     fclose(f);
-    expect_error("forward -m /tmp/tempo-hf --tokens 1,2", 1, "the header is not a JSON object", NULL);
-    hf_copy("/tmp/tempo-hf", CONFIG(""));
-    unlink("/tmp/tempo-hf/model.safetensors");
-    expect_error("forward -m /tmp/tempo-hf --tokens 1,2", 1, "holds no .safetensors file", NULL);
+    expect_error(args, 1, "the header is not a JSON object", NULL);
+    hf_copy(dir, CONFIG(""));
+    unlink(weights);
+    expect_error(args, 1, "holds no .safetensors file", NULL);
 }
 
 /* A bf16 model runs on its stored weights, converted tile by tile inside the
@@ -188,16 +193,16 @@ static double resident_bytes(void) {
  * in their stored type, so it loads on a machine with 24 GB, where an f32
  * copy (32 GB) would not fit; loading touches no weight page. */
 Test(hf, sparse_16gb_bf16_checkpoint_loads_in_place) {
-    const char *dir = "/tmp/tempo-hf-huge";
+    char dir[4096], cmd[4200], err[TEMPO_ERR_SIZE];
+    scratch_path("hf-huge", dir, sizeof dir);
     int D = 4096, L = 32;
-    char cmd[256], err[TEMPO_ERR_SIZE];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert(system(cmd) == 0);
     SynthConfig sc = {.dim = D, .hidden_dim = 14336, .n_layers = L, .n_heads = 32, .n_kv_heads = 8,
                       .vocab_size = 128256, .seq_len = 8192};
     cr_assert(tempo_synth_write_sparse_hf(&sc, dir, err) == 0, "cannot make a sparse file in /tmp: %s", err);
     struct stat st;
-    char path[256];
+    char path[4200];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     cr_assert(stat(path, &st) == 0);
     size_t offset = (size_t)st.st_size;

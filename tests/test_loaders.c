@@ -125,23 +125,27 @@ Test(loaders, copied_file_holds_the_files_bytes) {
         tempo_unmap_file(copy, size);
         free(want);
     }
-    FILE *f = fopen("/tmp/tempo-empty-copy.bin", "wb");
+    char empty[4096], missing[4096], needle[4200];
+    scratch_path("empty-copy.bin", empty, sizeof empty);
+    scratch_path("no-such-file.bin", missing, sizeof missing);
+    snprintf(needle, sizeof needle, "cannot open checkpoint %s", missing);
+    FILE *f = fopen(empty, "wb");
     cr_assert(f != NULL);
     fclose(f);
     for (FileHold how = HOLD_MAP; how <= HOLD_BY_RULE; how++) {
         void *copy = &err;
         size_t size = 1;
         int copied = 1;
-        cr_expect(tempo_hold_file("/tmp/tempo-empty-copy.bin", "checkpoint", how, &copy, &size, &copied, err) == 0 &&
+        cr_expect(tempo_hold_file(empty, "checkpoint", how, &copy, &size, &copied, err) == 0 &&
                       !copy && !size,
                   "hold %d: an empty file gave %p, %zu bytes", how, copy, size);
         cr_expect(copied == (how == HOLD_COPY), "hold %d: an empty file copied %d", how, copied);
-        cr_expect_neq(tempo_hold_file("/tmp/tempo-no-such-file.bin", "checkpoint", how, &copy, &size, &copied, err), 0);
-        cr_expect(strstr(err, "cannot open checkpoint /tmp/tempo-no-such-file.bin"), "error: %s", err);
+        cr_expect_neq(tempo_hold_file(missing, "checkpoint", how, &copy, &size, &copied, err), 0);
+        cr_expect(strstr(err, needle), "error: %s", err);
         cr_expect_neq(tempo_hold_file("/tmp", "checkpoint", how, &copy, &size, &copied, err), 0);
         cr_expect(strstr(err, "checkpoint /tmp is not a regular file"), "error: %s", err);
     }
-    unlink("/tmp/tempo-empty-copy.bin");
+    unlink(empty);
 }
 
 /* The copy is made only when the kernel offers 2 MB pages and it fits twice in what is available. */

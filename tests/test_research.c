@@ -291,10 +291,8 @@ Test(series, svg_bars_and_json_match_the_run) {
     g.threshold = 0.05f, g.max_steps = 40, g.prune = 1, g.schedule = SCHEDULE_LINEAR, g.final_threshold = 0.3f;
     Generation gen;
     generate_or_fail(&x, &g, &gen);
-    char path[] = "/tmp/tempo-series-XXXXXX", err[TEMPO_ERR_SIZE];
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
+    char path[4096], err[TEMPO_ERR_SIZE];
+    scratch_path("series", path, sizeof path);
     cr_assert(series_svg(path, &gen, "fortune", "isolated", err) == 0, "%s", err);
     FILE *f = fopen(path, "r");
     char *svg = NULL;
@@ -336,12 +334,13 @@ Test(series, svg_bars_and_json_match_the_run) {
 
 /* ---- the command line ---- */
 
-/* Runs a shell line from the worktree with W set; stdout and stderr together. */
+/* Runs a shell line from the worktree with W set, in an empty scratch folder; stdout and stderr together. */
 static int run_line(const char *line, char *out, size_t len) {
-    char cmd[16384];
-    snprintf(cmd, sizeof cmd, "(R=$(pwd); W=%s; T=%s; D=$(mktemp -d /tmp/tempo-research-XXXXXX) && cd $D && %s; rc=$?; "
+    char dir[4096], cmd[16384];
+    scratch_path("research", dir, sizeof dir);
+    snprintf(cmd, sizeof cmd, "(R=$(pwd); W=%s; T=%s; D=%s; mkdir $D && cd $D && %s; rc=$?; "
              "rm -rf $D; exit $rc)", WEIGHTS_DIR[0] == '/' ? WEIGHTS_DIR : "$R/" WEIGHTS_DIR,
-             TEMPO_BIN[0] == '/' ? TEMPO_BIN : "$R/" TEMPO_BIN, line);
+             TEMPO_BIN[0] == '/' ? TEMPO_BIN : "$R/" TEMPO_BIN, dir, line);
     return run_command_capture(cmd, out, len, 1);
 }
 

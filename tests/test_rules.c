@@ -37,9 +37,9 @@ static void check_forward_sets(const char *positions, const char *sets_text) {
     parse_list(tokens_text, tokens, N);
     parse_list(positions, pos, N);
     parse_list(sets_text, sets, N);
-    char model[4096], cmd[9000], out[65536], err[TEMPO_ERR_SIZE];
+    char model[4096], path[4096], cmd[9000], out[65536], err[TEMPO_ERR_SIZE];
     weights_path("stories260K.bin", model, sizeof model);
-    const char *path = "/tmp/tempo-test-rules-forward.st";
+    scratch_path("rules-forward.st", path, sizeof path);
     snprintf(cmd, sizeof cmd, "%s forward -m %s --tokens %s --positions %s --sets %s --mask isolated --out %s", TEMPO_BIN,
              model, tokens_text, positions, sets_text, path);
     cr_assert_eq(run_command_capture(cmd, out, sizeof out, 1), 0, "`%s`:\n%s", cmd, out);

@@ -124,13 +124,14 @@ Test(settings, a_flag_range_is_checked_once) {
 
 /* An alias is the same flag: the same run, and the last one given wins. */
 Test(settings, aliases_come_from_the_table) {
-    char a[1024], b[1024], out_a[8192], out_b[8192];
-    snprintf(a, sizeof a, "%s generate -m %s --tokens 1,5 -n 3 --json /tmp/tempo-alias-a.json --quiet", TEMPO_BIN, SYNTH);
-    snprintf(b, sizeof b, "%s generate -m %s --tokens 1,5 -n 9 --max-tokens 3 --json /tmp/tempo-alias-b.json --quiet",
-             TEMPO_BIN, SYNTH);
+    char json_a[256], json_b[256], a[1024], b[1024], out_a[8192], out_b[8192];
+    scratch_path("alias-a.json", json_a, sizeof json_a);
+    scratch_path("alias-b.json", json_b, sizeof json_b);
+    snprintf(a, sizeof a, "%s generate -m %s --tokens 1,5 -n 3 --json %s --quiet", TEMPO_BIN, SYNTH, json_a);
+    snprintf(b, sizeof b, "%s generate -m %s --tokens 1,5 -n 9 --max-tokens 3 --json %s --quiet", TEMPO_BIN, SYNTH, json_b);
     cr_assert_eq(run_command(a, out_a, sizeof out_a), 0, "%s", out_a);
     cr_assert_eq(run_command(b, out_b, sizeof out_b), 0, "%s", out_b);
-    cJSON *ja = read_json_file("/tmp/tempo-alias-a.json"), *jb = read_json_file("/tmp/tempo-alias-b.json");
+    cJSON *ja = read_json_file(json_a), *jb = read_json_file(json_b);
     const cJSON *sa = cJSON_GetObjectItem(ja, "settings"), *sb = cJSON_GetObjectItem(jb, "settings");
     cr_assert_eq(cJSON_GetObjectItem(sa, "max_tokens")->valueint, 3);
     cr_assert_eq(cJSON_GetObjectItem(sb, "max_tokens")->valueint, 3, "--max-tokens after -n wins: they are one flag");
@@ -156,35 +157,46 @@ static void write_text(const char *path, const char *text) {
 
 /* --tokens @FILE reads the same list from a file (spaces and newlines allowed). */
 Test(settings, lists_take_at_file) {
-    write_text("/tmp/tempo-list.txt", "1, 5,\n7\n");
+    char list[256], sets[256], missing[256], bad[256], args[1024], needle[1024];
+    scratch_path("list.txt", list, sizeof list);
+    scratch_path("list-s.txt", sets, sizeof sets);
+    scratch_path("no-such-list", missing, sizeof missing);
+    scratch_path("list-bad.txt", bad, sizeof bad);
+    write_text(list, "1, 5,\n7\n");
     char a[1024], b[1024], out_a[8192], out_b[8192];
     snprintf(a, sizeof a, "%s forward -m %s --tokens 1,5,7 --positions 0,1,1 --sets 0,1,1 --mask isolated 2>&1", TEMPO_BIN,
              SYNTH);
-    snprintf(b, sizeof b, "%s forward -m %s --tokens @/tmp/tempo-list.txt --positions 0,1,1 --sets @/tmp/tempo-list-s.txt "
-             "--mask isolated 2>&1", TEMPO_BIN, SYNTH);
-    write_text("/tmp/tempo-list-s.txt", "0,1,1");
+    snprintf(b, sizeof b, "%s forward -m %s --tokens @%s --positions 0,1,1 --sets @%s --mask isolated 2>&1", TEMPO_BIN,
+             SYNTH, list, sets);
+    write_text(sets, "0,1,1");
     cr_assert_eq(run_command_capture(a, out_a, sizeof out_a, 1), 0, "%s", out_a);
     cr_assert_eq(run_command_capture(b, out_b, sizeof out_b, 1), 0, "%s", out_b);
     cr_assert_str_eq(out_a, out_b, "the list from a file is the list");
-    expect_error("forward -m " SYNTH " --tokens @/tmp/tempo-no-such-list", 1,
-                 "cannot open --tokens file /tmp/tempo-no-such-list: No such file or directory", NULL);
-    write_text("/tmp/tempo-list-bad.txt", "1,x,3\n");
-    expect_error("forward -m " SYNTH " --tokens @/tmp/tempo-list-bad.txt", 1,
-                 "--tokens file /tmp/tempo-list-bad.txt must be a comma-separated list of integers, got '1,x,3", NULL);
-    write_text("/tmp/tempo-list-bad.txt", "");
-    expect_error("forward -m " SYNTH " --tokens 1 --positions @/tmp/tempo-list-bad.txt", 1,
-                 "--positions file /tmp/tempo-list-bad.txt must be a comma-separated list of integers", NULL);
+    snprintf(args, sizeof args, "forward -m " SYNTH " --tokens @%s", missing);
+    snprintf(needle, sizeof needle, "cannot open --tokens file %s: No such file or directory", missing);
+    expect_error(args, 1, needle, NULL);
+    write_text(bad, "1,x,3\n");
+    snprintf(args, sizeof args, "forward -m " SYNTH " --tokens @%s", bad);
+    snprintf(needle, sizeof needle, "--tokens file %s must be a comma-separated list of integers, got '1,x,3", bad);
+    expect_error(args, 1, needle, NULL);
+    write_text(bad, "");
+    snprintf(args, sizeof args, "forward -m " SYNTH " --tokens 1 --positions @%s", bad);
+    snprintf(needle, sizeof needle, "--positions file %s must be a comma-separated list of integers", bad);
+    expect_error(args, 1, needle, NULL);
 }
 
 /* A list longer than one argument may be (issue 21) reads whole from a file. */
 Test(settings, a_65536_entry_list_from_a_file) {
-    FILE *f = fopen("/tmp/tempo-list-long.txt", "w");
+    char path[256], arg[260];
+    scratch_path("list-long.txt", path, sizeof path);
+    FILE *f = fopen(path, "w");
     cr_assert(f);
     for (int i = 0; i < 65536; i++) fprintf(f, i ? ",%d" : "%d", (i * 7919) % 512);
     fclose(f);
     int *ids = NULL, n = 0;
     char err[TEMPO_ERR_SIZE];
-    cr_assert(tempo_parse_int_list("@/tmp/tempo-list-long.txt", "--tokens", &ids, &n, err) == 0, "%s", err);
+    snprintf(arg, sizeof arg, "@%s", path);
+    cr_assert(tempo_parse_int_list(arg, "--tokens", &ids, &n, err) == 0, "%s", err);
     cr_assert_eq(n, 65536);
     for (int i = 0; i < n; i++) cr_assert_eq(ids[i], (i * 7919) % 512, "entry %d", i);
     free(ids);

@@ -297,17 +297,19 @@ Test(tokenizer_json, tokenizer_larger_than_the_model) {
 /* A byte-level token may be part of a UTF-8 character; the JSON and SVG
  * outputs still must be valid UTF-8 (checked with iconv). */
 Test(tokenizer_json, outputs_stay_valid_utf8) {
-    char cmd[1024];
+    char files[3][256], cmd[1024];
+    scratch_path("utf8.json", files[0], sizeof files[0]);
+    scratch_path("utf8.svg", files[1], sizeof files[1]);
+    scratch_path("utf8-att.json", files[2], sizeof files[2]);
     snprintf(cmd, sizeof cmd, TEMPO_BIN " generate -m %s/synth-hf-f32 -p '東京は日本' -n 8 --threshold 0.05 --quiet "
-             "--json /tmp/tempo-utf8.json 2>/dev/null && " TEMPO_BIN " attention -m %s/synth-hf-f32 -p '東京は日本' -n 4 "
-             "--threshold 0.05 --heatmap 0:0 --svg /tmp/tempo-utf8.svg --json /tmp/tempo-utf8-att.json >/dev/null 2>&1",
-             BUILD_DIR, BUILD_DIR);
+             "--json %s 2>/dev/null && " TEMPO_BIN " attention -m %s/synth-hf-f32 -p '東京は日本' -n 4 "
+             "--threshold 0.05 --heatmap 0:0 --svg %s --json %s >/dev/null 2>&1",
+             BUILD_DIR, files[0], BUILD_DIR, files[1], files[2]);
     cr_assert_eq(system(cmd), 0, "%s failed", cmd);
     size_t len;
-    char *json = read_text_file("/tmp/tempo-utf8.json", &len);
+    char *json = read_text_file(files[0], &len);
     cr_assert(strstr(json, "\xEF\xBF\xBD"), "this run decodes a partial character (shown as U+FFFD)");
     free(json);
-    const char *files[3] = {"/tmp/tempo-utf8.json", "/tmp/tempo-utf8.svg", "/tmp/tempo-utf8-att.json"};
     for (int i = 0; i < 3; i++) {
         snprintf(cmd, sizeof cmd, "iconv -f UTF-8 -t UTF-8 %s >/dev/null 2>&1", files[i]);
         cr_expect_eq(system(cmd), 0, "%s is not valid UTF-8", files[i]);

@@ -108,7 +108,7 @@ static void expect_rule_reads(const char *path, const Model *m, const Tensor *de
  * and oracle/reference.py, each its own way) to the dense mask of the
  * generation's rule, which the forward applied (invariants/cache_equals_recompute_*). */
 static void round_trip(void (*adjust)(GenConfig *), const char *what, int expect_hidden) {
-    char model[4096], tok[4096], err[TEMPO_ERR_SIZE], path[256], rule_path[256];
+    char model[4096], tok[4096], err[TEMPO_ERR_SIZE], name[64], path[256], rule_path[256];
     fortune_paths(model, tok);
     Model m;
     load_model(&m, model);
@@ -126,8 +126,10 @@ static void round_trip(void (*adjust)(GenConfig *), const char *what, int expect
     cr_assert(tempo_generate(&m, ids, n, &g, &gen, err) == 0, "%s", err);
     cr_assert(tempo_generation_trace(&gen, &m, TRACE_MASK_BITS, &written, err) == 0, "%s", err);
     cr_assert(tempo_generation_trace(&gen, &m, TRACE_MASK_RULE, &rule, err) == 0, "%s", err);
-    snprintf(path, sizeof path, "/tmp/tempo-bits-%s-%d.st", what, (int)getpid());
-    snprintf(rule_path, sizeof rule_path, "/tmp/tempo-rule-%s-%d.st", what, (int)getpid());
+    snprintf(name, sizeof name, "bits-%s.st", what);
+    scratch_path(name, path, sizeof path);
+    snprintf(name, sizeof name, "rule-%s.st", what);
+    scratch_path(name, rule_path, sizeof rule_path);
     cr_assert(tempo_trace_write(&written, path, err) == 0 && tempo_trace_write(&rule, rule_path, err) == 0, "%s", err);
     int ML = gen.mask_layers, N = gen.n_rows;
     Tensor dense = {"allowed", DT_U8, ML == 1 ? 2 : 3, {0}, tempo_generation_allowed(&gen)};
@@ -188,7 +190,7 @@ Test(trace_bits, a_2000_row_trace_stores_its_mask_in_an_eighth) {
     uint8_t *allowed = long_mask(N, sets);
     Trace t, back;
     cr_assert(tempo_trace_build(&t, &m, N, tokens, sets, sets, allowed, 1, NULL, NULL, NULL, err) == 0, "%s", err);
-    snprintf(path, sizeof path, "/tmp/tempo-bits-long-%d.st", (int)getpid());
+    scratch_path("bits-long.st", path, sizeof path);
     cr_assert(tempo_trace_write(&t, path, err) == 0, "%s", err);
     unsigned char *buf;
     Tensor *raw;
@@ -274,7 +276,7 @@ static void expect_rule_refused(const char *path, const char *needle) {
 
 Test(trace_rule, malformed_rules_are_refused_with_one_line) {
     char path[256];
-    snprintf(path, sizeof path, "/tmp/tempo-rule-bad-%d.st", (int)getpid());
+    scratch_path("rule-bad.st", path, sizeof path);
     int sets[4] = {0, 1, 2, 2}, none[4] = {-1, -1, -1, -1}, late[4] = {-1, -1, 1, -1}, prompt[4] = {0, -1, -1, -1};
     int early[4] = {-1, -1, 0, -1};
     write_rule(path, sets, 3, none, "rule", "isolated", "2");
@@ -312,7 +314,7 @@ Test(trace_rule, malformed_rules_are_refused_with_one_line) {
 
 Test(trace_bits, malformed_bits_are_refused_with_one_line) {
     char path[256];
-    snprintf(path, sizeof path, "/tmp/tempo-bits-bad-%d.st", (int)getpid());
+    scratch_path("bits-bad.st", path, sizeof path);
     uint8_t causal[4] = {0x1, 0x3, 0x7, 0xf}, wide[8] = {0};
     int64_t rows_1[2] = {4, 1}, rows_2[2] = {4, 2}, flat[1] = {4};
     write_with(path, "allowed_bits", DT_U8, 2, rows_2, wide); /* 2 bytes a row: 4 keys need 1 */
@@ -330,7 +332,7 @@ Test(trace_bits, malformed_bits_are_refused_with_one_line) {
 
 Test(trace_bits, a_trace_with_both_forms_is_refused) {
     char path[256], err[TEMPO_ERR_SIZE];
-    snprintf(path, sizeof path, "/tmp/tempo-bits-both-%d.st", (int)getpid());
+    scratch_path("bits-both.st", path, sizeof path);
     uint8_t dense[16] = {1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1}, bits[4] = {0x1, 0x3, 0x7, 0xf};
     int64_t square[2] = {4, 4}, packed[2] = {4, 1};
     Trace t;
@@ -345,7 +347,7 @@ Test(trace_bits, a_trace_with_both_forms_is_refused) {
 
 Test(trace_bits, dense_traces_still_read) {
     char path[256], err[TEMPO_ERR_SIZE];
-    snprintf(path, sizeof path, "/tmp/tempo-dense-%d.st", (int)getpid());
+    scratch_path("dense.st", path, sizeof path);
     /* another engine's trace: dense U8 written without tempo's writer */
     int rows[4] = {1, 2, 3, 4};
     uint8_t dense[16] = {1, 0, 0, 0, 1, 1, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1};
@@ -488,10 +490,13 @@ static const char *tempo_says(const char *args, int status) {
  * rule, audit says the mask is the rule, diff finds it equal to the bits
  * form cell by cell, attention draws from it; bad values are refused. */
 Test(trace_rule, a_rule_trace_is_reproducible_and_every_reader_takes_it) {
-    char model[4096], tok[4096], args[16384], rule[3][256], bits[256];
+    char model[4096], tok[4096], args[16384], name[64], rule[3][256], bits[256];
     fortune_paths(model, tok);
-    for (int i = 0; i < 3; i++) snprintf(rule[i], sizeof rule[i], "/tmp/tempo-rule-cli-%d-%d.st", i, (int)getpid());
-    snprintf(bits, sizeof bits, "/tmp/tempo-rule-cli-bits-%d.st", (int)getpid());
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "rule-cli-%d.st", i);
+        scratch_path(name, rule[i], sizeof rule[i]);
+    }
+    scratch_path("rule-cli-bits.st", bits, sizeof bits);
     const char *run = "generate -m %s -z %s -p 'A fool and his money' --threshold 0.05 -n 40 --prune attention "
                       "--isolate-layers 1-2 --quiet --trace %s %s";
     for (int i = 0; i < 2; i++) {
