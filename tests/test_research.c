@@ -154,6 +154,7 @@ Test(pruning, each_decision_states_share_bar_and_window) {
                   "the window of step %d", i, d->set_step, d->step);
         double share = share_from_attention(&gen, &x.m.config, &g, d, &live);
         cr_assert_eq(d->live, live, "decision %d: live %d, counted %d", i, d->live, live);
+        cr_assert(live >= 2, "decision %d weighs a set of %d live member(s): only two or more are weighed", i, live);
         cr_assert(fabs(d->share - share) <= 1e-9, "decision %d: share %.9f, from the attention %.9f", i, d->share, share);
         cr_assert(d->bar == (double)g.prune_threshold / live, "decision %d: bar %g", i, d->bar);
         cr_assert_eq(d->pruned, !d->strongest && d->share < d->bar, "decision %d: pruned %d, share %g, bar %g", i, d->pruned,

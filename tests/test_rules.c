@@ -215,6 +215,8 @@ static void check_schedule(Schedule schedule, float start, float final, int max_
     /* exactly: final - start is taken in double (in float, 0.5 -> 0.05 ended at 0.0500000119) */
     float last = tempo_threshold_at(&g, max_steps - 1);
     cr_assert_eq(last, final, "the last step reaches the final threshold %.9g, not %.9g", final, last);
+    for (int past = max_steps; past < max_steps + 3; past++) /* an audit replays engines' runs that went on */
+        cr_assert_eq(tempo_threshold_at(&g, past), final, "step %d, past the schedule, keeps the final threshold", past);
 }
 
 Test(rules, dynamic_threshold_follows_the_curve_to_its_final_value) {

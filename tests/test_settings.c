@@ -128,15 +128,16 @@ Test(settings, aliases_come_from_the_table) {
     scratch_path("alias-a.json", json_a, sizeof json_a);
     scratch_path("alias-b.json", json_b, sizeof json_b);
     snprintf(a, sizeof a, "%s generate -m %s --tokens 1,5 -n 3 --json %s --quiet", TEMPO_BIN, SYNTH, json_a);
-    snprintf(b, sizeof b, "%s generate -m %s --tokens 1,5 -n 9 --max-tokens 3 --json %s --quiet", TEMPO_BIN, SYNTH, json_b);
+    snprintf(b, sizeof b, "%s generate -m %s --tokens 1,5 --max-tokens 3 --json %s --quiet", TEMPO_BIN, SYNTH, json_b);
     cr_assert_eq(run_command(a, out_a, sizeof out_a), 0, "%s", out_a);
     cr_assert_eq(run_command(b, out_b, sizeof out_b), 0, "%s", out_b);
     cJSON *ja = read_json_file(json_a), *jb = read_json_file(json_b);
     const cJSON *sa = cJSON_GetObjectItem(ja, "settings"), *sb = cJSON_GetObjectItem(jb, "settings");
     cr_assert_eq(cJSON_GetObjectItem(sa, "max_tokens")->valueint, 3);
-    cr_assert_eq(cJSON_GetObjectItem(sb, "max_tokens")->valueint, 3, "--max-tokens after -n wins: they are one flag");
+    cr_assert_eq(cJSON_GetObjectItem(sb, "max_tokens")->valueint, 3, "--max-tokens sets max_tokens as -n does");
     cJSON_Delete(ja);
     cJSON_Delete(jb);
+    expect_error("generate -m " SYNTH " --tokens 1,5 -n 9 --max-tokens 3", 1, "flag -n given twice (-n, then --max-tokens)", NULL);
     char model[4096], tok[4096], cmd[9000];
     fortune_paths(model, tok);
     snprintf(cmd, sizeof cmd, "%s encode -m %s -z %s -p 'The cat' && %s encode -m %s -z %s --prompt 'The cat'", TEMPO_BIN,
@@ -248,6 +249,9 @@ Test(settings, next_distribution_and_set_choice) {
     cr_assert(chosen[0] == 2 && chosen[1] == 0 && chosen[2] == 1, "most probable first, ties by id");
     cr_assert_eq(tempo_choose_set(flat, V, 0.9f, &g, chosen), 1);
     cr_assert_eq(chosen[0], 2, "none clears: the argmax");
+    const float tied[V] = {0.1f, 0.3f, 0.3f, 0.3f};
+    cr_assert_eq(tempo_argmax(tied, V), 1, "tied maxima: the lowest id, first in the selection's order");
+    cr_assert(tempo_choose_set(tied, V, 0.9f, &g, chosen) == 1 && chosen[0] == 1, "none clears a tie: its lowest id");
     g.stop_on_empty = 1;
     cr_assert_eq(tempo_choose_set(flat, V, 0.9f, &g, chosen), 0, "stop_on_empty: nothing");
 }

@@ -42,8 +42,8 @@ static const FlagSpec F_TOKENS = {"--tokens", NULL, FLAG_TEXT, "IDS", NULL, 0, 0
     "the prompt as comma-separated token ids (or @FILE holding them), instead of --prompt", .key = NULL};
 static const FlagSpec F_THREADS = {"--threads", NULL, FLAG_INT, "N", "OpenBLAS/OpenMP's choice", 1, 1024, NULL,
     "threads for the matrix products", .key = NULL};
-static const FlagSpec F_JSON = {"--json", NULL, FLAG_TEXT, "FILE", NULL, 0, 0, NULL, "also write the results as JSON", .key = NULL};
-static const FlagSpec F_TRACE = {"--trace", NULL, FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
+static const FlagSpec F_JSON = {"--json", NULL, FLAG_OUTPUT, "FILE", NULL, 0, 0, NULL, "also write the results as JSON", .key = NULL};
+static const FlagSpec F_TRACE = {"--trace", NULL, FLAG_OUTPUT, "FILE", NULL, 0, 0, NULL,
     "write the run as a trace (tokens, positions, masks, logits, attention)", .key = NULL};
 static const FlagSpec F_TRACE_MASK = {"--trace-mask", NULL, FLAG_TEXT, "FORM", "bits", 0, 0, "bits or rule",
     "how --trace stores the mask: packed bits (n x n / 8 bytes a mask layer), or the rule (mode, per-layer kinds, sets, "
@@ -58,14 +58,14 @@ static const FlagSpec F_PROMPTS = {"--prompts", NULL, FLAG_TEXT, "FILE", NULL, 0
     "a prompt suite: lines \"category<TAB>prompt\" (or a prompt), '#' comments", .key = NULL};
 static const FlagSpec F_HEATMAP = {"--heatmap", NULL, FLAG_TEXT, "L:H", NULL, 0, 0, NULL, "ASCII heatmap of layer L head H", .key = NULL};
 static const FlagSpec F_ROWS = {"--rows", NULL, FLAG_TEXT, "A-B", "every row", 0, 0, NULL, "rows of the heatmaps", .key = NULL};
-static const FlagSpec F_SVG = {"--svg", NULL, FLAG_TEXT, "FILE", NULL, 0, 0, NULL, "SVG heatmap of --heatmap's layer and head", .key = NULL};
-static const FlagSpec F_SVG_GRID = {"--svg-grid", NULL, FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
+static const FlagSpec F_SVG = {"--svg", NULL, FLAG_OUTPUT, "FILE", NULL, 0, 0, NULL, "SVG heatmap of --heatmap's layer and head", .key = NULL};
+static const FlagSpec F_SVG_GRID = {"--svg-grid", NULL, FLAG_OUTPUT, "FILE", NULL, 0, 0, NULL,
     "SVG grid of every layer and head for the query --row", .key = NULL};
-static const FlagSpec F_SVG_PAIR = {"--svg-pair", NULL, FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
+static const FlagSpec F_SVG_PAIR = {"--svg-pair", NULL, FLAG_OUTPUT, "FILE", NULL, 0, 0, NULL,
     "SVG of the rows teacher-forced under the isolated and the visible mask, and their difference (needs -m)", .key = NULL};
-static const FlagSpec F_SVG_SERIES = {"--svg-series", NULL, FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
+static const FlagSpec F_SVG_SERIES = {"--svg-series", NULL, FLAG_OUTPUT, "FILE", NULL, 0, 0, NULL,
     "SVG of the width and threshold over the steps (the JSON has them as \"series\")", .key = NULL};
-static const FlagSpec F_SVG_TREE = {"--svg-tree", NULL, FLAG_TEXT, "FILE", NULL, 0, 0, NULL,
+static const FlagSpec F_SVG_TREE = {"--svg-tree", NULL, FLAG_OUTPUT, "FILE", NULL, 0, 0, NULL,
     "SVG picture of the run: the text as a path, each parallel set stacked at its position", .key = NULL};
 static const FlagSpec F_ROW = {"--row", NULL, FLAG_INT, "R", "the last row", 0, 1 << 20, NULL, "query row of --svg-grid", .key = NULL};
 static const FlagSpec F_POSITIONS = {"--positions", NULL, FLAG_TEXT, "P", "0,1,2,...", 0, 0, NULL,
@@ -74,7 +74,7 @@ static const FlagSpec F_SETS = {"--sets", NULL, FLAG_TEXT, "S", "the positions",
     "set id of each row, comma-separated or @FILE (rows of one set are isolated from each other)", .key = NULL};
 static const FlagSpec F_MASK = {"--mask", NULL, FLAG_TEXT, "MASK", "causal", 0, 0, "causal, isolated, visible or a FILE",
     "the attention mask; a FILE holds one row of 0/1 per line", .key = NULL};
-static const FlagSpec F_OUT_TRACE = {"--out", NULL, FLAG_TEXT, "TRACE", NULL, 0, 0, NULL, "write a trace of the pass", .key = NULL};
+static const FlagSpec F_OUT_TRACE = {"--out", NULL, FLAG_OUTPUT, "TRACE", NULL, 0, 0, NULL, "write a trace of the pass", .key = NULL};
 static const FlagSpec F_NO_ATTENTION = {"--no-attention", NULL, FLAG_SWITCH, NULL, NULL, 0, 0, NULL,
     "keep no attention (a smaller trace)", .key = NULL};
 static const FlagSpec F_ATTENTION_LAYERS = {"--attention-layers", NULL, FLAG_TEXT, "L", "every layer", 0, 0, NULL,
@@ -85,16 +85,17 @@ static const FlagSpec F_ATTENTION_ROWS = {"--attention-rows", NULL, FLAG_TEXT, "
     "forward: every row; generate: the generated rows", 0, 0, NULL, "query rows whose attention is kept, indices and ranges, or all", .key = NULL};
 static const FlagSpec F_ATOL = {"--atol", NULL, FLAG_NUMBER, "X", "1e-4", 0, 1e30, NULL, "absolute tolerance", .key = NULL};
 static const FlagSpec F_RTOL = {"--rtol", NULL, FLAG_NUMBER, "X", "0", 0, 1e30, NULL, "relative tolerance (of B)", .key = NULL};
-static const FlagSpec F_OUT = {"--out", NULL, FLAG_TEXT, "PATH", NULL, 0, 0, NULL, "where to write (required)", .key = NULL};
+static const FlagSpec F_OUT = {"--out", NULL, FLAG_OUTPUT, "PATH", NULL, 0, 0, NULL, "where to write (required)", .key = NULL};
 static const FlagSpec F_SEED = {"--seed", NULL, FLAG_INT, "N", "42", 0, 2147483647, NULL, "random seed", .key = NULL};
-static const FlagSpec F_DIM = {"--dim", NULL, FLAG_INT, "D", "64", 1, 1 << 22, NULL, "residual width", .key = NULL};
-static const FlagSpec F_HIDDEN = {"--hidden", NULL, FLAG_INT, "N", "172", 1, 1 << 22, NULL, "SwiGLU inner width", .key = NULL};
-static const FlagSpec F_LAYERS = {"--layers", NULL, FLAG_INT, "N", "2", 1, 1 << 22, NULL, "layers", .key = NULL};
-static const FlagSpec F_HEADS = {"--heads", NULL, FLAG_INT, "N", "4", 1, 1 << 22, NULL, "query heads", .key = NULL};
-static const FlagSpec F_KV_HEADS = {"--kv-heads", NULL, FLAG_INT, "N", "2", 1, 1 << 22, NULL, "key/value heads", .key = NULL};
+/* The synth shape's ranges are the loaders' limits (formats/model.c check_config), so a file synth writes loads. */
+static const FlagSpec F_DIM = {"--dim", NULL, FLAG_INT, "D", "64", 1, 1 << 16, NULL, "residual width", .key = NULL};
+static const FlagSpec F_HIDDEN = {"--hidden", NULL, FLAG_INT, "N", "172", 1, 1 << 18, NULL, "SwiGLU inner width", .key = NULL};
+static const FlagSpec F_LAYERS = {"--layers", NULL, FLAG_INT, "N", "2", 1, 1024, NULL, "layers", .key = NULL};
+static const FlagSpec F_HEADS = {"--heads", NULL, FLAG_INT, "N", "4", 1, 1024, NULL, "query heads", .key = NULL};
+static const FlagSpec F_KV_HEADS = {"--kv-heads", NULL, FLAG_INT, "N", "2", 1, 1024, NULL, "key/value heads", .key = NULL};
 static const FlagSpec F_VOCAB = {"--vocab", NULL, FLAG_INT, "N", "256 (384 with --format hf)", 1, 1 << 22, NULL,
     "vocabulary size", .key = NULL};
-static const FlagSpec F_SEQ_LEN = {"--seq-len", NULL, FLAG_INT, "N", "256", 1, 1 << 22, NULL, "context length", .key = NULL};
+static const FlagSpec F_SEQ_LEN = {"--seq-len", NULL, FLAG_INT, "N", "256", 1, 1 << 24, NULL, "context length", .key = NULL};
 static const FlagSpec F_FORMAT = {"--format", NULL, FLAG_TEXT, "F", "llama2c", 0, 0, "llama2c, hf or gguf",
     "a llama2.c .bin, a Hugging Face directory with a tokenizer.json, or a GGUF file", .key = NULL};
 static const FlagSpec F_DTYPE = {"--dtype", NULL, FLAG_TEXT, "T", "f32", 0, 0,
@@ -107,11 +108,11 @@ static const FlagSpec F_UNTIED = {"--untied", NULL, FLAG_SWITCH, NULL, NULL, 0, 
 static const FlagSpec F_AUDIT_N_PROMPT = {"--n-prompt", NULL, FLAG_INT, "P", "the trace's metadata", 1, 1 << 20, NULL,
     "rows of the prompt", .key = NULL};
 static const FlagSpec F_AUDIT_ATOL = {"--atol", NULL, FLAG_NUMBER, "X", "1e-4", 0, 1e30, NULL, "tolerance of the replayed logits", .key = NULL};
-static const FlagSpec F_AUDIT_JSON = {"--json", NULL, FLAG_TEXT, "FILE", NULL, 0, 0, NULL, "also write the findings as JSON", .key = NULL};
+static const FlagSpec F_AUDIT_JSON = {"--json", NULL, FLAG_OUTPUT, "FILE", NULL, 0, 0, NULL, "also write the findings as JSON", .key = NULL};
 static const FlagSpec F_VS_NUMERICS = {"--vs-numerics", NULL, FLAG_TEXT, "P", NULL, 0, 0, "exact, ggml or torch",
     "instead of isolated vs visible: one run under --numerics, its sets chosen again under P (--kv-type, --flash-attn "
     "and --repack set the ggml side)", .key = NULL};
-static const FlagSpec F_CONVERT_OUT = {"--out", NULL, FLAG_TEXT, "FILE.gguf", NULL, 0, 0, NULL, "where to write (required)", .key = NULL};
+static const FlagSpec F_CONVERT_OUT = {"--out", NULL, FLAG_OUTPUT, "FILE.gguf", NULL, 0, 0, NULL, "where to write (required)", .key = NULL};
 static const FlagSpec F_CONVERT_DTYPE = {"--dtype", NULL, FLAG_TEXT, "T", "f32", 0, 0, "f32 or q8_0", "weight type of the GGUF file", .key = NULL};
 
 /* A generation setting's flag: an entry of the table in settings.c. */
@@ -181,9 +182,17 @@ static int forward_mask(const char *name, int n, const int *sets, Mask *mask, ui
     return 0;
 }
 
+/* A command that reads no positional argument refuses a stray word (the rest of an unquoted prompt). */
+static int no_positional(const Args *a, const char *command, char *err) {
+    if (a->n_positional == 0) return 0;
+    return tempo_error(err, "tempo %s takes no argument '%s' (a prompt of several words goes in quotes: -p \"...\")", command,
+                       a->positional[0]);
+}
+
 static int cmd_forward(int argc, char **argv, char *err) {
     Args a;
-    if (parse_args(argc, argv, "forward", (FlagTables){forward_flags, NULL, NULL}, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "forward", (FlagTables){forward_flags, NULL, NULL}, &a, err) != 0 || no_positional(&a, "forward", err) != 0)
+        return 1;
     apply_threads(&a);
     Model m;
     Tokenizer t;
@@ -266,7 +275,7 @@ static int cmd_generate(int argc, char **argv, char *err) {
     Args a;
     TraceMaskForm form; /* checked before the model loads */
     if (parse_args(argc, argv, "generate", (FlagTables){generation_valued, generate_output, generation_switches}, &a, err) != 0 ||
-        trace_mask_from_flags(&a, &form, err) != 0)
+        no_positional(&a, "generate", err) != 0 || trace_mask_from_flags(&a, &form, err) != 0)
         return 1;
     apply_threads(&a);
     Model m;
@@ -277,6 +286,10 @@ static int cmd_generate(int argc, char **argv, char *err) {
     Generation gen = {0};
     AttentionKeep keep = {0};
     if (settings_from_flags(&a, &m.config, &g, err) != 0 || tempo_model_set_numerics(&m, &g.numerics, err) != 0) goto done;
+    if (flag(&a, "--hide-pruned") && !g.prune) {
+        tempo_error(err, "--hide-pruned applies only to --prune attention");
+        goto done;
+    }
     if (prompt_ids(&a, &m, &t, &prompt, &n_prompt, err) != 0) goto done;
     if (generation_keep_from_flags(&a, &m.config, &g, n_prompt, &keep, err) != 0) goto done;
     if (tempo_memory_check(tempo_generation_bytes(&m, &g, n_prompt, g.keep_logits), "this generation",
@@ -351,8 +364,10 @@ static int max_dlogit_under(Model *m, const Trace *tr, const Numerics *n, double
     if (theirs && theirs->dtype == DT_F32 && theirs->ndim == 2 && (size_t)(theirs->shape[0] * theirs->shape[1]) == count) {
         const float *t = theirs->data;
         *worst = 0.0;
-        for (size_t i = 0; i < count; i++)
-            if (!(fabs((double)t[i] - logits[i]) <= *worst)) *worst = fabs((double)t[i] - logits[i]);
+        for (size_t i = 0; i < count; i++) {
+            double d = fabs((double)t[i] - logits[i]);
+            if (d > *worst || isnan(d)) *worst = isnan(d) ? INFINITY : d; /* a NaN of the engine's: no profile explains it */
+        }
     }
     free(logits);
     free(attention);
@@ -373,7 +388,7 @@ static void weight_types_in(const Model *m, char *buf, size_t size) {
         if (seen >> t & 1u) w += (size_t)snprintf(buf + w, size - w, "%s%s", w ? ", " : "", tempo_weight_type_name((WeightType)t));
 }
 
-/* After a FAIL under exact: would the engine's arithmetic explain it? ggml
+/* After a FAIL of the logits under exact: would the engine's arithmetic explain it? ggml
  * (with the trace's cache type and flash attention) and torch are tried. */
 static int explain_exact_failure(Model *m, const Trace *tr, const Numerics *engine, double atol, char *err) {
     double exact, ggml, torch;
@@ -437,7 +452,7 @@ static int cmd_verify(int argc, char **argv, char *err) {
     tempo_numerics_describe(&numerics, profile, sizeof profile);
     printf("verify %s: %d rows, recomputed with the full forward pass%s (A = trace, B = tempo), numerics: %s\n",
            a.positional[0], n, trace_recompute_prompt(&m, &tr, n) ? " in the engine's calls" : "", profile);
-    int failed = compare_logit_rows(&kept, tempo_trace_get(&mine, "logits"), &tol, err);
+    int logits_failed = compare_logit_rows(&kept, tempo_trace_get(&mine, "logits"), &tol, err), failed = logits_failed;
     const Tensor *att = tempo_trace_get(&tr, "attention");
     if (failed >= 0 && att) failed |= compare_tensor(att, tempo_trace_get(&mine, "attention"), &tol);
     char held[400];
@@ -448,7 +463,7 @@ static int cmd_verify(int argc, char **argv, char *err) {
     tempo_trace_free(&mine);
     rc = failed < 0 ? 2 : failed ? 1 : 0;
     Numerics engine = trace_engine_numerics(&tr, &m.config);
-    if (failed > 0 && numerics.profile == NUMERICS_EXACT && explain_exact_failure(&m, &tr, &engine, tol.atol, err) != 0) rc = 2;
+    if (logits_failed > 0 && numerics.profile == NUMERICS_EXACT && explain_exact_failure(&m, &tr, &engine, tol.atol, err) != 0) rc = 2;
 done:
     tempo_trace_free(&tr);
 done_model:
@@ -513,7 +528,9 @@ done_model:
 
 static int cmd_compare(int argc, char **argv, char *err) {
     Args a;
-    if (parse_args(argc, argv, "compare", (FlagTables){compare_generation, generation_switches, NULL}, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "compare", (FlagTables){compare_generation, generation_switches, NULL}, &a, err) != 0 ||
+        no_positional(&a, "compare", err) != 0)
+        return 1;
     if (flag(&a, "--mode") && !flag(&a, "--vs-numerics"))
         return tempo_error(err, "compare runs both modes: --mode chooses the one run of --vs-numerics"), 1;
     apply_threads(&a);
@@ -585,7 +602,8 @@ static int cmd_attention(int argc, char **argv, char *err) {
 
 static int cmd_encode(int argc, char **argv, char *err) {
     Args a;
-    if (parse_args(argc, argv, "encode", (FlagTables){encode_flags, NULL, NULL}, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "encode", (FlagTables){encode_flags, NULL, NULL}, &a, err) != 0 || no_positional(&a, "encode", err) != 0)
+        return 1;
     Model m;
     Tokenizer t;
     if (load_model_and_tokenizer(&a, &m, &t, 1, err) != 0) return 1;
@@ -662,7 +680,8 @@ static int synth_llama2c_or_hf(const Args *a, SynthConfig *s, const char *format
 
 static int cmd_synth(int argc, char **argv, char *err) {
     Args a;
-    if (parse_args(argc, argv, "synth", (FlagTables){synth_flags, NULL, NULL}, &a, err) != 0) return 1;
+    if (parse_args(argc, argv, "synth", (FlagTables){synth_flags, NULL, NULL}, &a, err) != 0 || no_positional(&a, "synth", err) != 0)
+        return 1;
     SynthConfig s;
     synth_shape(&a, &s);
     const char *out = flag(&a, "--out");

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 
 const FlagSpec *find_flag(const char *name, const FlagTables tables) {
     for (int k = 0; k < 3; k++)
@@ -22,6 +23,64 @@ static int parse_number(const FlagSpec *f, FlagValue *v, char *err) {
     return 0;
 }
 
+/* The flag already given with the same spec (a name or its alias), or NULL. */
+static const FlagValue *given_before(const Args *a, const FlagSpec *f) {
+    for (int i = 0; i < a->n; i++)
+        if (a->v[i].spec == f) return &a->v[i];
+    return NULL;
+}
+
+/* One flag at argv[*i] into a->v (its value from the next argument). */
+static int parse_flag(int argc, char **argv, int *i, const char *command, const FlagTables tables, Args *a, char *err) {
+    const char *arg = argv[*i];
+    const FlagSpec *f = find_flag(arg, tables);
+    if (!f) return tempo_error(err, "unknown flag %s for tempo %s (see tempo %s --help)", arg, command, command);
+    const FlagValue *before = given_before(a, f);
+    if (before) return tempo_error(err, "flag %s given twice (%s, then %s): give it once", f->name, before->typed, arg);
+    if (a->n == MAX_FLAGS) return tempo_error(err, "too many flags");
+    FlagValue *v = &a->v[a->n++];
+    *v = (FlagValue){f, arg, "", 0.0};
+    if (f->type == FLAG_SWITCH) return 0;
+    if (*i + 1 >= argc) return tempo_error(err, "flag %s of tempo %s needs a value", arg, command);
+    v->text = argv[++*i];
+    if (find_flag(v->text, tables)) /* "--trace --quiet": a file named --quiet is ./--quiet */
+        return tempo_error(err, "flag %s of tempo %s needs a value, got the flag %s", arg, command, v->text);
+    if ((f->type == FLAG_INT || f->type == FLAG_NUMBER) && !f->field && parse_number(f, v, err) != 0) return -1;
+    return 0;
+}
+
+/* Whether two paths name one existing file. */
+static int same_file(const char *x, const char *y) {
+    struct stat sx, sy;
+    return stat(x, &sx) == 0 && stat(y, &sy) == 0 && sx.st_dev == sy.st_dev && sx.st_ino == sy.st_ino;
+}
+
+/* Where a path already is a file that is not regular (/dev/null, a pipe): written in place, so never replaced. */
+static int written_in_place(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+}
+
+/* An output named by another output too, or naming a file another argument reads. */
+static int refuse_overwritten_inputs(const Args *a, char *err) {
+    for (int i = 0; i < a->n; i++) {
+        const FlagValue *out = &a->v[i];
+        if (out->spec->type != FLAG_OUTPUT || written_in_place(out->text)) continue;
+        for (int j = 0; j < a->n; j++) {
+            const FlagValue *other = &a->v[j];
+            int both_written = other->spec->type == FLAG_OUTPUT && strcmp(other->text, out->text) == 0;
+            int is_path = other->spec->type == FLAG_OUTPUT || other->spec->type == FLAG_TEXT;
+            if (j != i && (both_written || (is_path && same_file(out->text, other->text))))
+                return tempo_error(err, "%s %s names the same file as %s: give another path", out->typed, out->text, other->typed);
+        }
+        for (int p = 0; p < a->n_positional; p++)
+            if (same_file(out->text, a->positional[p]))
+                return tempo_error(err, "%s %s names the same file as the input %s: give another path", out->typed, out->text,
+                                   a->positional[p]);
+    }
+    return 0;
+}
+
 int parse_args(int argc, char **argv, const char *command, const FlagTables tables, Args *a, char *err) {
     memset(a, 0, sizeof *a);
     for (int i = 0; i < argc; i++) {
@@ -29,19 +88,10 @@ int parse_args(int argc, char **argv, const char *command, const FlagTables tabl
         if (arg[0] != '-' || arg[1] == '\0') {
             if (a->n_positional == MAX_POSITIONAL) return tempo_error(err, "too many arguments");
             a->positional[a->n_positional++] = arg;
-            continue;
-        }
-        const FlagSpec *f = find_flag(arg, tables);
-        if (!f) return tempo_error(err, "unknown flag %s for tempo %s (see tempo %s --help)", arg, command, command);
-        if (a->n == MAX_FLAGS) return tempo_error(err, "too many flags");
-        FlagValue *v = &a->v[a->n++];
-        *v = (FlagValue){f, arg, "", 0.0};
-        if (f->type == FLAG_SWITCH) continue;
-        if (i + 1 >= argc) return tempo_error(err, "flag %s of tempo %s needs a value", arg, command);
-        v->text = argv[++i];
-        if ((f->type == FLAG_INT || f->type == FLAG_NUMBER) && !f->field && parse_number(f, v, err) != 0) return -1;
+        } else if (parse_flag(argc, argv, &i, command, tables, a, err) != 0)
+            return -1;
     }
-    return 0;
+    return refuse_overwritten_inputs(a, err);
 }
 
 const FlagValue *flag_value(const Args *a, const char *name) {

@@ -18,6 +18,7 @@ typedef enum {
     FLAG_INT,     /* an integer, in [lo, hi] when lo < hi */
     FLAG_NUMBER,  /* a finite number, in [lo, hi] when lo < hi */
     FLAG_TEXT,    /* text the command reads (a path, a list of ids) */
+    FLAG_OUTPUT,  /* a path the command writes */
     FLAG_CHOICE,  /* one of `choices` (settings) */
     FLAG_LAYERS,  /* "A-B" within the model's layers (settings) */
     FLAG_PAIR     /* two numbers "P1,P2" (settings) */
@@ -65,7 +66,10 @@ typedef struct {
 typedef const FlagSpec *const *FlagTables[3];
 
 const FlagSpec *find_flag(const char *name, const FlagTables tables);
-/* Splits argv into flags of the tables (values parsed once) and positionals. */
+/* Splits argv into flags of the tables (values parsed once) and positionals.
+ * Refused: a flag given twice, a value that is one of the command's flags
+ * (a forgotten value), and an output naming another output's file or an
+ * existing input's (the first would be overwritten). */
 int parse_args(int argc, char **argv, const char *command, const FlagTables tables, Args *a, char *err);
 /* The last value given for the flag `name` (by its name or alias), "" for a switch, NULL when absent. */
 const char *flag(const Args *a, const char *name);

@@ -161,14 +161,41 @@ int settings_read_flags(const Args *a, const Config *c, GenConfig *g, unsigned *
     return 0;
 }
 
+/* A flag given that has no effect unless `applies`: "--prune-window applies only to --prune attention". */
+static int refuse_unless(unsigned given, int setting, int applies, const char *why, char *err) {
+    if (!(given & SETTING_BIT(setting)) || applies) return 0;
+    return tempo_error(err, "%s %s", SETTINGS[setting].name, why);
+}
+
+/* --greedy (one token per step) with a setting that would then change nothing. */
+static int refuse_with_greedy(unsigned given, char *err) {
+    static const int ignored[] = {SET_THRESHOLD, SET_SCHEDULE, SET_FINAL_THRESHOLD, SET_BEZIER, SET_DYNAMIC, SET_MAX_WIDTH,
+                                  SET_PRUNE, SET_NEXT_FROM};
+    if (!(given & SETTING_BIT(SET_GREEDY))) return 0;
+    if (given & SETTING_BIT(SET_STOP_ON_EMPTY))
+        return tempo_error(err, "--greedy always has a token: it cannot be combined with --stop-on-empty");
+    for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++)
+        if (given & SETTING_BIT(ignored[i]))
+            return tempo_error(err, "--greedy takes one token per step: it cannot be combined with %s", SETTINGS[ignored[i]].name);
+    return 0;
+}
+
 /* Combinations of flags where one would be silently ignored. */
 static int refuse_ignored_flags(unsigned given, const GenConfig *g, char *err) {
-    if ((given & SETTING_BIT(SET_GREEDY)) && (given & SETTING_BIT(SET_THRESHOLD)))
-        return tempo_error(err, "--greedy takes one token per step: it cannot be combined with --threshold");
-    if ((given & SETTING_BIT(SET_GREEDY)) && (given & SETTING_BIT(SET_STOP_ON_EMPTY)))
-        return tempo_error(err, "--greedy always has a token: it cannot be combined with --stop-on-empty");
-    if ((given & SETTING_BIT(SET_ISOLATE_LAYERS)) && g->mode == MASK_VISIBLE)
-        return tempo_error(err, "--isolate-layers chooses the layers that isolate: it needs --mode isolated, not visible");
+    const char *pruning = "applies only to --prune attention";
+    if (refuse_with_greedy(given, err) != 0) return -1;
+    if ((given & SETTING_BIT(SET_DYNAMIC)) && (given & SETTING_BIT(SET_SCHEDULE)))
+        return tempo_error(err, "--dynamic-threshold is --threshold-schedule bezier: give one of them");
+    if (refuse_unless(given, SET_ISOLATE_LAYERS, g->mode == MASK_ISOLATED,
+                      "chooses the layers that isolate: it needs --mode isolated, not visible", err) != 0 ||
+        refuse_unless(given, SET_PRUNE_WINDOW, g->prune, pruning, err) != 0 ||
+        refuse_unless(given, SET_PRUNE_LAYERS, g->prune, pruning, err) != 0 ||
+        refuse_unless(given, SET_PRUNE_THRESHOLD, g->prune, pruning, err) != 0 ||
+        refuse_unless(given, SET_FINAL_THRESHOLD, g->schedule != SCHEDULE_CONSTANT,
+                      "is where a threshold schedule ends: it needs --threshold-schedule bezier or linear", err) != 0 ||
+        refuse_unless(given, SET_BEZIER, g->schedule == SCHEDULE_BEZIER,
+                      "shapes the bezier schedule: it needs --threshold-schedule bezier", err) != 0)
+        return -1;
     return 0;
 }
 
@@ -178,8 +205,8 @@ int settings_from_flags(const Args *a, const Config *c, GenConfig *g, char *err)
     if (flag(a, "--dynamic-threshold")) g->schedule = SCHEDULE_BEZIER;
     if (settings_read_flags(a, c, g, &given, err) != 0) return -1;
     if (given & SETTING_BIT(SET_GREEDY)) g->threshold = 1.0f;
-    if (refuse_ignored_flags(given, g, err) != 0) return -1;
-    return tempo_gen_validate(g, c, err);
+    if (tempo_gen_validate(g, c, err) != 0) return -1; /* a bad value first, then what it combines with */
+    return refuse_ignored_flags(given, g, err);
 }
 
 int settings_to_trace(Trace *t, const GenConfig *g, char *err) {

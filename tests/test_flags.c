@@ -1,0 +1,122 @@
+/* test_flags.c - the command line's rules that keep a setting from being
+ * quietly dropped (tools/flags.c parse_args, tools/settings.c
+ * refuse_ignored_flags, tools/cli.c no_positional): a flag given twice, a
+ * flag's value forgotten, an output that would overwrite another output or
+ * an input, a stray word, and settings that act only with another. */
+#include "helpers.h"
+
+#include <sys/stat.h>
+
+#define SYNTH BUILD_DIR "/synth-tied.bin"
+
+/* A flag given twice, by its name or by its alias, is refused: the last one no longer wins silently. */
+Test(flags, a_flag_given_twice_is_refused) {
+    char json[4096], args[5000];
+    scratch_path("twice.json", json, sizeof json);
+    struct { const char *flags, *needle; } cases[] = {
+        {"--tokens 1,5 --tokens 1,6", "flag --tokens given twice (--tokens, then --tokens): give it once"},
+        {"--tokens 1,5 -n 9 --max-tokens 3", "flag -n given twice (-n, then --max-tokens): give it once"},
+        {"--tokens 1,5 --max-tokens 3 -n 9", "flag -n given twice (--max-tokens, then -n): give it once"},
+        {"--tokens 1,5 --threshold 0.2 --threshold 0.3", "flag --threshold given twice"},
+        {"--tokens 1,5 --quiet --quiet", "flag --quiet given twice"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(args, sizeof args, "generate -m %s %s --json %s", SYNTH, cases[i].flags, json);
+        expect_error(args, 1, cases[i].needle, json);
+    }
+}
+
+/* A value that is one of the command's flags is a forgotten value, not a file named --quiet. */
+Test(flags, a_flag_as_a_value_is_a_forgotten_value) {
+    char args[5000], quiet[4096];
+    scratch_path("--quiet", quiet, sizeof quiet);
+    expect_error("generate -m " SYNTH " --tokens 1,5 --trace --quiet", 1,
+                 "flag --trace of tempo generate needs a value, got the flag --quiet", "--quiet");
+    expect_error("generate -m " SYNTH " -n --quiet --tokens 1,5", 1, "flag -n of tempo generate needs a value, got the flag --quiet",
+                 NULL);
+    snprintf(args, sizeof args, "generate -m %s --tokens 1,5 -n 2 --quiet --trace %s", SYNTH, quiet); /* a path: accepted */
+    char out[4096];
+    char cmd[6000];
+    snprintf(cmd, sizeof cmd, "%s %s", TEMPO_BIN, args);
+    cr_assert_eq(run_command(cmd, out, sizeof out), 0, "%s", out);
+    cr_assert(access(quiet, F_OK) == 0, "the trace named .../--quiet was not written");
+}
+
+/* Two outputs on one path, or an output on a file a flag or argument reads, are refused before any work:
+ * the file (the model!) is left as it was. /dev/null as two outputs is written in place, as before. */
+Test(flags, an_output_never_overwrites_another_output_or_an_input) {
+    char json[4096], model[4096], dot_model[4096], args[9000], out[4096], cmd[9500];
+    scratch_path("same.json", json, sizeof json);
+    scratch_path("model.bin", model, sizeof model);
+    snprintf(cmd, sizeof cmd, "cp %s %s", SYNTH, model);
+    cr_assert_eq(system(cmd), 0);
+    struct stat before, after;
+    cr_assert_eq(stat(model, &before), 0);
+    snprintf(args, sizeof args, "generate -m %s --tokens 1,5 -n 2 --quiet --json %s --trace %s", SYNTH, json, json);
+    expect_error(args, 1, "--json ", json);
+    expect_error(args, 1, "names the same file as --trace: give another path", json);
+    snprintf(args, sizeof args, "forward -m %s --tokens 1,2 --out %s", model, model);
+    expect_error(args, 1, "--out ", NULL);
+    expect_error(args, 1, "names the same file as -m: give another path", NULL);
+    char *slash = strrchr(model, '/');
+    snprintf(dot_model, sizeof dot_model, "%.*s/./%s", (int)(slash - model), model, slash + 1); /* another spelling, one file */
+    snprintf(args, sizeof args, "forward -m %s --tokens 1,2 --out %s", model, dot_model);
+    expect_error(args, 1, "names the same file as -m", NULL);
+    cr_assert_eq(stat(model, &after), 0);
+    cr_assert(after.st_size == before.st_size && after.st_mtime == before.st_mtime, "the model was rewritten");
+    snprintf(cmd, sizeof cmd, "%s generate -m %s --tokens 1,5 -n 2 --quiet --json /dev/null --trace /dev/null", TEMPO_BIN, SYNTH);
+    cr_assert_eq(run_command(cmd, out, sizeof out), 0, "/dev/null twice: %s", out);
+}
+
+/* A word no flag takes (the rest of an unquoted prompt) is refused by the commands that read none. */
+Test(flags, a_stray_word_is_refused) {
+    char tok[4096], model[4096], args[9000];
+    weights_path("tok512.bin", tok, sizeof tok);
+    weights_path("stories260K.bin", model, sizeof model);
+    snprintf(args, sizeof args, "encode -m %s -z %s -p Once upon a time", model, tok);
+    expect_error(args, 1, "tempo encode takes no argument 'upon' (a prompt of several words goes in quotes: -p \"...\")", NULL);
+    snprintf(args, sizeof args, "generate -m %s -z %s -p Once upon", model, tok);
+    expect_error(args, 1, "tempo generate takes no argument 'upon'", NULL);
+    snprintf(args, sizeof args, "compare -m %s -z %s -p Once upon", model, tok);
+    expect_error(args, 1, "tempo compare takes no argument 'upon'", NULL);
+    expect_error("forward -m " SYNTH " --tokens 1,2 stray", 1, "tempo forward takes no argument 'stray'", NULL);
+    char out[4096];
+    scratch_path("synth.bin", out, sizeof out);
+    snprintf(args, sizeof args, "synth --out %s stray", out);
+    expect_error(args, 1, "tempo synth takes no argument 'stray'", out);
+}
+
+/* A setting that acts only with another is refused without it (the run would silently ignore it);
+ * with it, accepted. */
+Test(flags, a_setting_that_would_be_ignored_is_refused) {
+    char json[4096], args[5000];
+    scratch_path("ignored.json", json, sizeof json);
+    struct { const char *flags, *needle; } refused[] = {
+        {"--greedy --threshold-schedule linear", "--greedy takes one token per step: it cannot be combined with --threshold-schedule"},
+        {"--greedy --dynamic-threshold", "--greedy takes one token per step: it cannot be combined with --dynamic-threshold"},
+        {"--greedy --max-width 2", "--greedy takes one token per step: it cannot be combined with --max-width"},
+        {"--greedy --prune attention", "--greedy takes one token per step: it cannot be combined with --prune"},
+        {"--greedy --next-from mean", "--greedy takes one token per step: it cannot be combined with --next-from"},
+        {"--final-threshold 0.3", "--final-threshold is where a threshold schedule ends: it needs --threshold-schedule bezier or linear"},
+        {"--threshold-schedule constant --final-threshold 0.3", "--final-threshold is where a threshold schedule ends"},
+        {"--threshold-schedule linear --bezier 0.1,0.9", "--bezier shapes the bezier schedule: it needs --threshold-schedule bezier"},
+        {"--bezier 0.1,0.9", "--bezier shapes the bezier schedule"},
+        {"--prune-window 3", "--prune-window applies only to --prune attention"},
+        {"--prune none --prune-layers 1", "--prune-layers applies only to --prune attention"},
+        {"--prune-threshold 0.5", "--prune-threshold applies only to --prune attention"},
+        {"--dynamic-threshold --threshold-schedule linear", "--dynamic-threshold is --threshold-schedule bezier: give one of them"},
+        {"--hide-pruned", "--hide-pruned applies only to --prune attention"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        snprintf(args, sizeof args, "generate -m %s --tokens 1,5 -n 2 --quiet %s --json %s", SYNTH, refused[i].flags, json);
+        expect_error(args, 1, refused[i].needle, json);
+    }
+    const char *accepted[] = {"--threshold-schedule linear --final-threshold 0.3", "--threshold-schedule bezier --bezier 0.1,0.9",
+                              "--dynamic-threshold --bezier 0.1,0.9 --final-threshold 0.4",
+                              "--prune attention --prune-window 2 --prune-layers 1 --prune-threshold 0.5 --hide-pruned"};
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
+        char cmd[6000], out[4096];
+        snprintf(cmd, sizeof cmd, "%s generate -m %s --tokens 1,5 -n 2 --quiet %s", TEMPO_BIN, SYNTH, accepted[i]);
+        cr_assert_eq(run_command(cmd, out, sizeof out), 0, "`%s`: %s", cmd, out);
+    }
+}
