@@ -424,6 +424,14 @@ static void attention(const Kernels *kern, const Config *c, State *s, int l, int
     kern->attention(c, &a, s->att_out, s->scores, probs);
 }
 
+/* 0 if values [rows][cols] (rows first..) are finite, else the error naming the least index not (a min: it vectorizes). */
+static int check_finite(const float *values, int rows, int cols, int first, const char *what, char *err) {
+    size_t n = (size_t)rows * cols, i = n, at;
+    for (size_t j = 0; j < n; j++) at = isfinite(values[j]) ? n : j, i = at < i ? at : i;
+    return i == n ? 0 : tempo_error(err, "%s %zu of row %d is %g: the forward pass overflowed f32 (or a weight is not "
+                                    "finite: tempo check MODEL)", what, i % cols, first + (int)(i / cols), values[i]);
+}
+
 int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int *logical_pos,
                   const Mask *mask, Outputs out, char *err) {
     const Config *c = &m->config;
@@ -468,12 +476,14 @@ int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int 
         add_into(s->x, s->xb, (size_t)k * dim);
     }
 
-    /* logits = Wcls rmsnorm(x), for the rows asked for */
+    /* logits = Wcls rmsnorm(x), for the rows asked for; a logit or final hidden value not finite is the error (NOTES 3) */
     norm(s->xb, s->x, w->rms_final, k, dim, c->norm_eps);
     if (out.hidden) memcpy(out.hidden, s->xb, (size_t)k * dim * sizeof(float));
     int first_logits = out.last_logits > 0 ? k - out.last_logits : 0;
     if (out.logits) kern->matmul(out.logits, s->xb + (size_t)first_logits * dim, w->wcls, k - first_logits, dim, c->vocab_size, panel);
-
+    if ((out.logits && check_finite(out.logits, k - first_logits, c->vocab_size, s->n_rows + first_logits, "logit", err) != 0) ||
+        check_finite(s->xb, k, dim, s->n_rows, "final hidden-state value", err) != 0)
+        return -1; /* the new rows are not counted: the cache is as it was */
     s->n_rows += k;
     return 0;
 }
@@ -818,20 +828,11 @@ static int record_step(Generation *gen, int logical_pos, float threshold, const 
     if (tempo_grow((void **)&gen->steps, &gen->cap_steps, (size_t)gen->n_steps + 1, sizeof(Step), err) != 0 ||
         tempo_grow((void **)&gen->members, &gen->cap_members, (size_t)gen->n_members + n_sel, sizeof(Member), err) != 0)
         return -1;
-    Step *st = &gen->steps[gen->n_steps++];
-    st->logical_pos = logical_pos;
-    st->threshold = threshold;
-    st->first_member = gen->n_members;
-    st->n_members = n_sel;
-    st->seconds = 0.0;
-    for (int i = 0; i < n_sel; i++) {
-        Member *mem = &gen->members[gen->n_members++];
-        mem->token = selected[i];
-        mem->prob = probs[selected[i]];
-        mem->row = -1;
-        mem->logical_pos = logical_pos;
-        mem->pruned_at = -1;
-    }
+    gen->steps[gen->n_steps++] = (Step){.logical_pos = logical_pos, .threshold = threshold,
+                                        .first_member = gen->n_members, .n_members = n_sel};
+    for (int i = 0; i < n_sel; i++) /* row -1: not fed yet; pruned_at -1: live */
+        gen->members[gen->n_members++] = (Member){.token = selected[i], .prob = probs[selected[i]], .row = -1,
+                                                  .logical_pos = logical_pos, .pruned_at = -1};
     return 0;
 }
 
@@ -958,8 +959,7 @@ static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Ge
 
 static void run_close(Run *r) {
     free(r->probs); free(r->scratch); free(r->parallel_set); free(r->live_rows);
-    free(r->row_tokens); free(r->row_pos); free(r->row_sets);
-    free(r->batch_attention);
+    free(r->row_tokens); free(r->row_pos); free(r->row_sets); free(r->batch_attention);
     tempo_state_free(&r->cache);
 }
 

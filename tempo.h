@@ -269,8 +269,9 @@ typedef struct {
 /* Appends k rows to the cache and computes them under `mask` (rows are
  * physical: the new ones are s->n_rows..s->n_rows+k-1; a dense mask must
  * cover them and every key). A row with no allowed key, a token out of
- * range, a position outside [0, seq_len) or a full cache is an error and
- * leaves the cache unchanged. */
+ * range, a position outside [0, seq_len), a full cache, or logits or a
+ * final hidden state that are not finite (an overflow of f32) is an error
+ * and leaves the cache unchanged. */
 int tempo_forward(const Model *m, State *s, int k, const int *tokens, const int *logical_pos,
                   const Mask *mask, Outputs out, char *err);
 

@@ -269,6 +269,16 @@ int trace_recompute(const Model *m, const Trace *t, int *n, float **logits, floa
     return rc;
 }
 
+/* |trace - recomputed|, never NaN: a NaN in the trace is an infinite
+ * difference (the recomputation is finite: tempo_forward refuses a pass
+ * that is not), which the largest-difference loops below keep and atol
+ * makes a finding. Under !(d <= worst) a NaN would be overwritten by the
+ * next number and the row pass. */
+static double value_gap(float trace, float recomputed) {
+    double d = fabs((double)trace - recomputed);
+    return isnan(d) ? INFINITY : d;
+}
+
 /* The largest |trace - recomputed| attention of row slot ri (row r) over
  * the kept layers and heads; *at: the layer-head slot * n + key. */
 static double attention_gap(const float *trace_attention, const float *attention, size_t slots, size_t rows, size_t ri,
@@ -276,8 +286,8 @@ static double attention_gap(const float *trace_attention, const float *attention
     double worst = 0.0;
     for (size_t lh = 0; lh < slots; lh++)
         for (size_t k = 0; k < n; k++) {
-            double d = fabs((double)trace_attention[(lh * rows + ri) * n + k] - attention[(lh * rows + ri) * n + k]);
-            if (!(d <= worst)) worst = d, *at = lh * n + k;
+            double d = value_gap(trace_attention[(lh * rows + ri) * n + k], attention[(lh * rows + ri) * n + k]);
+            if (d > worst) worst = d, *at = lh * n + k;
         }
     return worst;
 }
@@ -294,8 +304,8 @@ static int compare_rows(Audit *a, const float *logits, const float *attention, c
         double worst = 0.0;
         size_t at = 0;
         for (size_t v = 0; trace_logits && v < V; v++) {
-            double d = fabs((double)trace_logits[v] - logits[r * V + v]);
-            if (!(d <= worst)) worst = d, at = v;
+            double d = value_gap(trace_logits[v], logits[r * V + v]);
+            if (d > worst) worst = d, at = v;
         }
         if (!(worst <= a->s->atol) && add_finding(a->r, "logits-differ", (int)r, -1, a->row_step[r], a->tokens[r],
                                                   "max |dlogit| %.3g at vocabulary id %zu", worst, at) != 0)

@@ -27,6 +27,23 @@ static void format_index(const Tensor *x, size_t i, const int *row_ids, char *bu
     snprintf(buf + w, len - (size_t)w, "]");
 }
 
+/* |p - q| for the verdict and the largest difference, never NaN: equal
+ * values differ by 0, and a NaN or an infinity against any other value by
+ * inf (which no tolerance admits). NaN in both at one place counts as
+ * equal: diff says whether A and B hold the same values, and a trace
+ * diffed with itself is SAME; whether a value should be a number at all
+ * is for verify and audit, whose recomputation is finite. The tensor's
+ * line names such places, so they are not passed over silently. */
+static double value_gap(double p, double q) {
+    if (p == q || (isnan(p) && isnan(q))) return 0.0;
+    double d = fabs(p - q);
+    return isnan(d) ? INFINITY : d;
+}
+
+/* d worse than the worst so far: larger, or the first NaN (a row that is
+ * no distribution), which later numbers may not overwrite. */
+static int worse(double d, double worst) { return isnan(d) ? !isnan(worst) : d > worst; }
+
 /* Compares one tensor of A with B; prints a line; returns 1 if outside tolerance. */
 int compare_tensor(const Tensor *x, const Tensor *y, Tolerance *tol) { return compare_tensor_rows(x, y, NULL, tol); }
 
@@ -39,35 +56,37 @@ int compare_tensor_rows(const Tensor *x, const Tensor *y, const int *row_ids, To
                tempo_tensor_describe(y, b, sizeof b));
         return 1;
     }
-    size_t n = tempo_tensor_count(x), worst = 0, worst_rel = 0, bad = 0, first_bad = 0;
+    size_t n = tempo_tensor_count(x), worst = 0, worst_rel = 0, bad = 0, first_bad = 0, shared = 0, first_shared = 0;
     double max_abs = 0, max_rel = 0;
+    int exact = x->dtype != DT_F32;
     for (size_t i = 0; i < n; i++) {
-        double p = element(x, i), q = element(y, i), diff = fabs(p - q);
-        double rel = diff / (fabs(q) > 1e-30 ? fabs(q) : 1e-30);
-        int exact = x->dtype != DT_F32;
-        if (isnan(p) != isnan(q)) diff = INFINITY;
+        double p = element(x, i), q = element(y, i), diff = value_gap(p, q);
+        double rel = isinf(diff) ? INFINITY : diff / (fabs(q) > 1e-30 ? fabs(q) : 1e-30);
         if (diff > max_abs) { max_abs = diff; worst = i; }
-        if (diff > 0 && rel > max_rel) { max_rel = rel; worst_rel = i; }
-        if (exact ? diff != 0 : !(diff <= tol->atol + tol->rtol * fabs(q))) {
+        if (rel > max_rel) { max_rel = rel; worst_rel = i; }
+        if (isinf(diff) || (exact ? diff != 0 : diff > tol->atol + tol->rtol * fabs(q))) {
             if (!bad) first_bad = i;
             bad++;
         }
+        if (!isfinite(p) && diff == 0 && !shared++) first_shared = i; /* the same NaN or infinity in both */
     }
-    char where[64], where_rel[64], where_bad[64];
+    char where[64], where_rel[64], where_bad[64], where_shared[64];
     format_index(x, worst, row_ids, where, sizeof where);
     format_index(x, worst_rel, row_ids, where_rel, sizeof where_rel);
     format_index(x, first_bad, row_ids, where_bad, sizeof where_bad);
+    format_index(x, first_shared, row_ids, where_shared, sizeof where_shared);
     printf("%-10s %-4s max abs %.3e at %s  max rel %.3e at %s", x->name, bad ? "FAIL" : "ok", max_abs, where, max_rel,
            where_rel);
     if (bad) printf("  (%zu outside tolerance, first at %s)", bad, where_bad);
+    if (shared) printf("  (%zu not finite in both, equal, first at %s)", shared, where_shared);
     printf("\n");
     if (strstr(x->name, "logits") && x->ndim == 2) { /* logits, kept_logits */
         int rows = (int)x->shape[0], V = (int)x->shape[1], agree = 0, worst_row = 0;
         double kl_max = 0, js_max = 0, top5_sum = 0;
         for (int r = 0; r < rows; r++) {
             LogitMetrics lm = logit_metrics((const float *)x->data + (size_t)r * V, (const float *)y->data + (size_t)r * V, V);
-            if (lm.kl_ab > kl_max) { kl_max = lm.kl_ab; worst_row = r; }
-            if (lm.js > js_max) js_max = lm.js;
+            if (worse(lm.kl_ab, kl_max)) { kl_max = lm.kl_ab; worst_row = r; }
+            if (worse(lm.js, js_max)) js_max = lm.js;
             agree += lm.argmax_agree;
             top5_sum += lm.top5;
         }
@@ -100,19 +119,25 @@ int compare_logit_rows(const TraceLogits *l, const Tensor *recomputed, Tolerance
     return failed;
 }
 
-/* Diffs every tensor of A that B also has; tensors only in one are named. */
+/* Diffs every tensor of A that B also has; a tensor only in one is named
+ * and is a difference: a trace that lacks its tokens, or holds its mask
+ * under another name, is not the same trace. */
 int diff_traces(const Trace *A, const Trace *B, Tolerance *tol) {
     int failed = 0;
     for (int i = 0; i < A->n_tensors; i++) {
         const Tensor *y = tempo_trace_get(B, A->tensors[i].name);
         if (!y) {
-            printf("%-10s only in A\n", A->tensors[i].name);
+            printf("%-10s only in A: B has no such tensor\n", A->tensors[i].name);
+            failed = 1;
             continue;
         }
         failed |= compare_tensor(&A->tensors[i], y, tol);
     }
     for (int i = 0; i < B->n_tensors; i++)
-        if (!tempo_trace_get(A, B->tensors[i].name)) printf("%-10s only in B\n", B->tensors[i].name);
+        if (!tempo_trace_get(A, B->tensors[i].name)) {
+            printf("%-10s only in B: A has no such tensor\n", B->tensors[i].name);
+            failed = 1;
+        }
     return failed;
 }
 
