@@ -96,15 +96,28 @@ const float **tempo_layer_vector(Weights *w, int l, int i);
  * [1, limit], dim split into n_heads heads, heads into kv groups, head_dim
  * even. `source` starts each message ("bad checkpoint header"). */
 int tempo_config_check(const Config *c, const char *source, char *err);
+/* The largest dim the one config check accepts. */
+#define TEMPO_MAX_DIM (1 << 16)
+/* The one range check of the RMS norm epsilon (0 < eps < 1) and the RoPE base
+ * (1 < theta < 1e12), named by the keys the file gives them. */
+int tempo_config_check_norm_rope(double eps, double theta, const char *source, const char *eps_key, const char *theta_key,
+                                 char *err);
 
 /* Where a format keeps its tensors. find() fills *out with tensor `t`
  * (layer l, or -1 for a model tensor): its name in the file, and data NULL
  * when the file lacks it; -1 on an error it names. `implied_by` names what
- * gave the config, for messages ("config.json"). */
+ * gave the config, for messages ("config.json"). A format whose tensors have
+ * names also lists them (name(ctx, i, out) for i < n_names) and says how a
+ * layer's are named (`layer_prefix` then the layer's number: "blk.") and
+ * which key gave the layer count ("llama.block_count"), so that the binder
+ * refuses a layer beyond the count; llama2.c (n_names 0) has no names. */
 typedef struct {
     void *ctx;
     int (*find)(void *ctx, const LayerTensor *t, int l, Tensor *out, char *err);
     const char *implied_by;
+    int n_names;
+    void (*name)(void *ctx, int i, char out[160]);
+    const char *layer_prefix, *layer_count_key;
 } TensorSource;
 /* The one binder: walks the tensor tables, checks each tensor's shape
  * against the config, and points the weights at the data (matrices in their

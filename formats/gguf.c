@@ -535,8 +535,8 @@ int tempo_gguf_config(const GgufFile *g, Config *c, char *err) {
     char source[300];
     snprintf(source, sizeof source, "bad GGUF %s", g->name);
     if (llama_vocab(g, c, err) != 0 || tempo_config_check(c, source, err) != 0) return -1;
-    if (!(eps > 0 && eps < 1) || !(theta > 1 && theta < 1e12))
-        return tempo_error(err, "bad GGUF %s: rms epsilon %g or rope freq_base %g out of range", g->name, eps, theta);
+    if (tempo_config_check_norm_rope(eps, theta, source, "llama.attention.layer_norm_rms_epsilon", "llama.rope.freq_base", err) != 0)
+        return -1;
     c->norm_eps = (float)eps;
     c->rope_theta = (float)theta;
     c->rope_interleaved = 1; /* GGUF llama q/k rows are in llama2.c's pair order */
@@ -842,11 +842,17 @@ static int gguf_find(void *ctx, const LayerTensor *t, int l, Tensor *out, char *
     return 0;
 }
 
+/* The binder's list of the file's tensor names. */
+static void gguf_name(void *ctx, int i, char out[160]) {
+    const GgufString *s = &((const GgufFile *)ctx)->tensors[i].name; /* at most GGUF_MAX_NAME bytes */
+    snprintf(out, 160, "%.*s", (int)s->len, s->ptr);
+}
+
 int tempo_gguf_model(Model *m, const void *data, size_t size, const char *name, char *err) {
     memset(m, 0, sizeof *m);
     GgufFile g;
     if (tempo_gguf_parse(&g, data, size, name, err) != 0) return -1;
-    TensorSource src = {&g, gguf_find, "the metadata"};
+    TensorSource src = {&g, gguf_find, "the metadata", (int)g.n_tensors, gguf_name, "blk.", "llama.block_count"};
     int rc = tempo_gguf_config(&g, &m->config, err);
     if (rc == 0) rc = tempo_model_set_path(m, name, err);
     if (rc == 0) rc = tempo_model_bind(m, &src, err);

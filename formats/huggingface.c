@@ -127,11 +127,52 @@ static int parse_dimensions(const cJSON *cfg, const char *dir, Config *c, char *
     return tempo_config_check(c, source, err);
 }
 
+/* A string key that must be absent, null or `want`: "model_type \"mistral\" is not llama, the one tempo runs". */
+static int json_string_is(const cJSON *cfg, const char *key, const char *want, const char *dir, char *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsString(v)) return tempo_error(err, "bad config.json in %s: %s must be a string", dir, key);
+    if (strcmp(v->valuestring, want) != 0)
+        return tempo_error(err, "bad config.json in %s: %s \"%.100s\" is not %s, the one tempo runs", dir, key, v->valuestring, want);
+    return 0;
+}
+
+/* A bool key that must be absent, null or false: true asks for what tempo does not implement (`what`). */
+static int json_false(const cJSON *cfg, const char *key, const char *what, const char *dir, char *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    if (!v || cJSON_IsNull(v) || cJSON_IsFalse(v)) return 0;
+    if (!cJSON_IsBool(v)) return tempo_error(err, "bad config.json in %s: %s must be true or false", dir, key);
+    return tempo_error(err, "bad config.json in %s: %s true is not supported (%s)", dir, key, what);
+}
+
+/* Keys that change the model in ways tempo does not implement are refused, not ignored: tempo runs
+ * a Llama (SiLU, no biases, full attention over the context, RoPE on every dimension of a head). */
+static int parse_unsupported(const cJSON *cfg, const char *dir, const Config *c, char *err) {
+    int window = c->seq_len;
+    double rotary = 1.0;
+    if (json_string_is(cfg, "model_type", "llama", dir, err) != 0 || json_string_is(cfg, "hidden_act", "silu", dir, err) != 0 ||
+        json_false(cfg, "attention_bias", "tempo's attention projections have no biases", dir, err) != 0 ||
+        json_false(cfg, "mlp_bias", "tempo's MLP projections have no biases", dir, err) != 0 ||
+        json_int(cfg, "sliding_window", c->seq_len, &window, dir, err) != 0 ||
+        json_num(cfg, "partial_rotary_factor", 1.0, &rotary, dir, err) != 0)
+        return -1;
+    if (window < c->seq_len)
+        return tempo_error(err, "bad config.json in %s: sliding_window %d is shorter than the context of %d (sliding-window "
+                                "attention is not supported)", dir, window, c->seq_len);
+    if (rotary != 1.0)
+        return tempo_error(err, "bad config.json in %s: partial_rotary_factor %g is not 1 (partial RoPE is not supported)", dir,
+                           rotary);
+    return 0;
+}
+
 static int parse_hf_config(const cJSON *cfg, const char *dir, Config *c, RopeScaling *rs, char *err) {
     memset(c, 0, sizeof *c);
-    if (parse_dimensions(cfg, dir, c, err) != 0) return -1;
+    char source[4200];
+    snprintf(source, sizeof source, "bad config.json in %s", dir);
+    if (parse_dimensions(cfg, dir, c, err) != 0 || parse_unsupported(cfg, dir, c, err) != 0) return -1;
     double eps = 0, theta = 0;
-    if (json_num(cfg, "rms_norm_eps", 1e-6, &eps, dir, err) != 0 || json_num(cfg, "rope_theta", 10000.0, &theta, dir, err) != 0)
+    if (json_num(cfg, "rms_norm_eps", 1e-6, &eps, dir, err) != 0 || json_num(cfg, "rope_theta", 10000.0, &theta, dir, err) != 0 ||
+        tempo_config_check_norm_rope(eps, theta, source, "rms_norm_eps", "rope_theta", err) != 0)
         return -1;
     c->norm_eps = (float)eps;
     c->rope_theta = (float)theta;
@@ -224,6 +265,9 @@ static int hf_find(void *ctx, const LayerTensor *t, int l, Tensor *out, char *er
     return 0;
 }
 
+/* The binder's list of the directory's tensor names. */
+static void hf_name(void *ctx, int i, char out[160]) { snprintf(out, 160, "%s", ((const StIndex *)ctx)->t[i].name); }
+
 /* The safetensors files of the directory, mapped and indexed, then bound to the model. */
 static int hf_tensors(Model *m, const char *dir, char *err) {
     char **files = NULL, path[4400];
@@ -236,7 +280,7 @@ static int hf_tensors(Model *m, const char *dir, char *err) {
     }
     for (int i = 0; i < n_files; i++) free(files[i]);
     free(files);
-    TensorSource src = {&ix, hf_find, "config.json"};
+    TensorSource src = {&ix, hf_find, "config.json", ix.n, hf_name, "model.layers.", "num_hidden_layers"};
     if (rc == 0) rc = tempo_model_bind(m, &src, err);
     free(ix.t);
     return rc;

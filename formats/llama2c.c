@@ -88,7 +88,8 @@ static int llama2c_read(Model *m, const void *data, size_t size, const char *nam
     if (size != expected)
         return tempo_error(err, "%s checkpoint %s: %zu bytes, the header implies %zu",
                            size < expected ? "truncated" : "oversized", name, size, expected);
-    TensorSource src = {&x, llama2c_find, "the header"};
+    /* no tensor names: the size check above already places every layer the header counts */
+    TensorSource src = {.ctx = &x, .find = llama2c_find, .implied_by = "the header"};
     if (tempo_model_bind(m, &src, err) != 0) return -1;
     return tempo_model_rope(m, NULL, err);
 }

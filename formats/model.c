@@ -135,7 +135,7 @@ size_t tempo_model_check(const Model *m, FILE *out) {
 
 /* ---- the one config check ---- */
 
-enum { MAX_DIM = 1 << 16, MAX_LAYERS = 1024, MAX_HEADS = 1024, MAX_VOCAB = 1 << 22, MAX_SEQ = 1 << 24, MAX_HEAD_DIM = 4096 };
+enum { MAX_DIM = TEMPO_MAX_DIM, MAX_LAYERS = 1024, MAX_HEADS = 1024, MAX_VOCAB = 1 << 22, MAX_SEQ = 1 << 24, MAX_HEAD_DIM = 4096 };
 
 int tempo_config_check(const Config *c, const char *source, char *err) {
     const char *names[8] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len", "head_dim"};
@@ -153,7 +153,43 @@ int tempo_config_check(const Config *c, const char *source, char *err) {
     return 0;
 }
 
+/* The norm epsilon and the RoPE base, whichever format gave them (formats.h). */
+int tempo_config_check_norm_rope(double eps, double theta, const char *source, const char *eps_key, const char *theta_key,
+                                 char *err) {
+    if (!(eps > 0 && eps < 1)) return tempo_error(err, "%s: %s %g is out of range (0, 1)", source, eps_key, eps);
+    if (!(theta > 1 && theta < 1e12)) return tempo_error(err, "%s: %s %g is out of range (1, 1e12)", source, theta_key, theta);
+    return 0;
+}
+
 /* ---- the one binder ---- */
+
+/* The layer a tensor name gives after `prefix` ("blk.4.attn_q.weight": 4), or -1 when it names none. */
+static int layer_of(const char *name, const char *prefix) {
+    size_t skip = strlen(prefix), digits = strspn(name + skip, "0123456789");
+    if (strncmp(name, prefix, skip) != 0 || digits == 0 || name[skip + digits] != '.') return -1;
+    if (digits > 9) return INT32_MAX; /* more digits than an int holds: past any count */
+    char text[10], ignored[TEMPO_ERR_SIZE];
+    int l;
+    memcpy(text, name + skip, digits);
+    text[digits] = '\0';
+    return tempo_parse_int(text, "a layer number", 0, INT32_MAX, &l, ignored) == 0 ? l : -1;
+}
+
+/* A tensor of a layer past the count (blk.4.* when the metadata gives 4 layers) is refused: ignoring
+ * it would run fewer layers than the file holds. Other tensors the binder does not take (rope_freqs,
+ * a tied lm_head, rotary inverse frequencies) are left to their format. */
+static int no_layer_beyond_count(const Model *m, const TensorSource *src, char *err) {
+    const Config *c = &m->config;
+    for (int i = 0; i < src->n_names; i++) {
+        char name[160];
+        src->name(src->ctx, i, name);
+        int l = layer_of(name, src->layer_prefix);
+        if (l >= c->n_layers)
+            return tempo_error(err, "model %s: tensor %s is of a layer beyond the count: %s gives %s = %d (layers 0-%d)",
+                               tempo_model_path(m), name, src->implied_by, src->layer_count_key, c->n_layers, c->n_layers - 1);
+    }
+    return 0;
+}
 
 /* The tensor `t` of layer l (-1: a model tensor) from the source, checked to
  * have the shape the config implies; NULL data when missing is an error. */
@@ -195,6 +231,7 @@ static int bind_one(Model *m, const TensorSource *src, const LayerTensor *t, int
 int tempo_model_bind(Model *m, const TensorSource *src, char *err) {
     const Config *c = &m->config;
     size_t used = 0;
+    if (no_layer_beyond_count(m, src, err) != 0) return -1;
     m->weights.layers = calloc((size_t)c->n_layers, sizeof(LayerWeights));
     m->converted_bytes = (size_t)(2 * c->n_layers + 1) * c->dim * sizeof(float); /* room for every norm vector */
     m->converted = malloc(m->converted_bytes);
@@ -232,14 +269,22 @@ const char *tempo_model_name(const Model *m) {
     return base ? base + 1 : path;
 }
 
-/* A regular file opened for reading, and its size; -1 and one line otherwise. */
+/* A regular file opened for reading, and its size; -1 and one line otherwise. Opened with
+ * O_NONBLOCK so that a FIFO (whose open waits for a writer) is refused at once, not waited on;
+ * the flag is cleared once fstat has shown a regular file. */
 static int open_regular(const char *path, const char *what, size_t *size, char *err) {
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (fd < 0) return tempo_error(err, "cannot open %s %s: %s", what, path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
         return tempo_error(err, "%s %s is not a regular file", what, path);
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        int e = errno;
+        close(fd);
+        return tempo_error(err, "cannot read %s %s: %s", what, path, strerror(e));
     }
     *size = (size_t)st.st_size;
     return fd;

@@ -208,6 +208,25 @@ int tempo_trace_read(Trace *t, const char *path, char *err) {
     return rc;
 }
 
+/* No run reaches this logical position (a model's context is at most 2^24); below it, the readers'
+ * position arithmetic over a trace's rows (steps, thirds, offsets) stays within an int. The bound is
+ * not the seq_len of the trace's metadata: traces built by hand (tempo_trace_build) may record a
+ * model's dimensions over positions past its context, which only a forward pass must refuse. */
+enum { TRACE_MAX_POSITION = 1 << 29 };
+
+/* Each logical position of `positions` (I32[n]; other shapes are their readers' to refuse) in
+ * [0, 2^29): one line naming the row and the value otherwise. */
+static int check_positions(const Trace *t, const char *path, char *err) {
+    const Tensor *pos = tempo_trace_get(t, "positions");
+    if (!pos || pos->dtype != DT_I32 || pos->ndim != 1) return 0;
+    const int32_t *p = pos->data;
+    for (int64_t r = 0; r < pos->shape[0]; r++)
+        if (p[r] < 0 || p[r] >= TRACE_MAX_POSITION)
+            return tempo_error(err, "trace %s: logical position %d at row %lld is out of range [0, %d) (no run reaches 2^29)", path,
+                               p[r], (long long)r, TRACE_MAX_POSITION);
+    return 0;
+}
+
 int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char *path, char *err) {
     tempo_trace_init(t);
     Tensor *entries;
@@ -227,6 +246,7 @@ int tempo_trace_parse(Trace *t, const unsigned char *buf, size_t len, const char
                  : tempo_trace_add(t, entries[i].name, entries[i].dtype, entries[i].ndim, entries[i].shape, entries[i].data, err);
     for (const cJSON *kv = meta ? meta->child : NULL; kv && rc == 0; kv = kv->next)
         if (cJSON_IsString(kv)) rc = tempo_trace_meta(t, kv->string, kv->valuestring, err);
+    if (rc == 0) rc = check_positions(t, path, err);
     free(entries);
     cJSON_Delete(meta);
     if (rc != 0) tempo_trace_free(t);

@@ -221,3 +221,65 @@ Test(hf, sparse_16gb_bf16_checkpoint_loads_in_place) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert(system(cmd) == 0);
 }
+
+/* Keys that ask for what tempo does not run (GELU, biases, a sliding window shorter than the
+ * context, partial RoPE, another model type) and an epsilon or RoPE base out of range are refused
+ * with one line naming the key; their Llama values (absent, null, silu, false, a window of the whole
+ * context, 1.0, llama) load and compute the logits of the unchanged config. */
+Test(hf, keys_that_change_the_model_are_refused) {
+    char dir[4096], args[4200], err[TEMPO_ERR_SIZE];
+    scratch_path("hf-keys", dir, sizeof dir);
+    snprintf(args, sizeof args, "forward -m %s --tokens 1,2", dir);
+    struct { const char *config, *needle; } refused[] = {
+        {CONFIG("\"hidden_act\":\"gelu\","), "hidden_act \"gelu\" is not silu, the one tempo runs"},
+        {CONFIG("\"attention_bias\":true,"), "attention_bias true is not supported"},
+        {CONFIG("\"mlp_bias\":true,"), "mlp_bias true is not supported"},
+        {CONFIG("\"sliding_window\":2,"), "sliding_window 2 is shorter than the context of 512"},
+        {CONFIG("\"partial_rotary_factor\":0.5,"), "partial_rotary_factor 0.5 is not 1 (partial RoPE is not supported)"},
+        {CONFIG("\"model_type\":\"mistral\","), "model_type \"mistral\" is not llama, the one tempo runs"},
+        {CONFIG("\"rms_norm_eps\":1e300,"), "rms_norm_eps 1e+300 is out of range (0, 1)"},
+        {CONFIG("\"rope_theta\":1e300,"), "rope_theta 1e+300 is out of range (1, 1e12)"},
+        {CONFIG("\"attention_bias\":\"no\","), "attention_bias must be true or false"},
+        {CONFIG("\"hidden_act\":1,"), "hidden_act must be a string"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        hf_copy(dir, refused[i].config);
+        expect_error(args, 1, refused[i].needle, NULL);
+    }
+    const char *accepted[] = {CONFIG(""), CONFIG("\"hidden_act\":\"silu\",\"attention_bias\":false,\"mlp_bias\":null,"),
+                              CONFIG("\"sliding_window\":512,\"partial_rotary_factor\":1.0,\"model_type\":\"llama\","),
+                              CONFIG("\"sliding_window\":null,\"hidden_act\":null,\"model_type\":null,\"attention_bias\":null,")};
+    int tokens[3] = {1, 403, 407}, pos[3] = {0, 1, 2};
+    uint8_t allowed[9];
+    tempo_mask_rows(MASK_CAUSAL, pos, 0, 3, allowed);
+    float *want = NULL;
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
+        hf_copy(dir, accepted[i]);
+        Model m;
+        cr_assert_eq(tempo_model_load(&m, dir, err), 0, "%s: %s", accepted[i], err);
+        float *logits;
+        full_forward(&m, 3, tokens, pos, allowed, 1, &logits, NULL, NULL);
+        if (!want) want = logits;
+        cr_expect(memcmp(logits, want, 3 * (size_t)m.config.vocab_size * sizeof(float)) == 0, "%s changes the logits", accepted[i]);
+        if (logits != want) free(logits);
+        tempo_model_free(&m);
+    }
+    free(want);
+}
+
+/* A config.json whose num_hidden_layers leaves out layers the safetensors hold (5 in the file, 4 in
+ * the config) is refused with one line naming a tensor of layer 4 and the count. */
+Test(hf, a_layer_beyond_num_hidden_layers_is_refused) {
+    char dir[4096], args[4200], needle[4400];
+    scratch_path("hf-layers", dir, sizeof dir);
+    snprintf(args, sizeof args, "check %s", dir);
+    hf_copy(dir, CONFIG("\"num_hidden_layers\":4,"));
+    snprintf(needle, sizeof needle, "model %s: tensor model.layers.4.", dir);
+    expect_error(args, 1, needle, NULL);
+    expect_error(args, 1, "is of a layer beyond the count: config.json gives num_hidden_layers = 4 (layers 0-3)", NULL);
+    hf_copy(dir, CONFIG(""));
+    char err[TEMPO_ERR_SIZE];
+    Model m;
+    cr_assert_eq(tempo_model_load(&m, dir, err), 0, "the 5 layers the file holds load: %s", err);
+    tempo_model_free(&m);
+}

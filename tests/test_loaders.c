@@ -181,3 +181,126 @@ Test(loaders, load_follows_the_rule_and_the_estimate_counts_maps) {
         tempo_model_free(&m);
     }
 }
+
+/* `tempo ARGS` under `timeout 20`: its exit status (124: it hung) and its stderr into text. */
+static int tempo_within_20s(const char *args, char *text, size_t len) {
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "timeout 20 %s %s", TEMPO_BIN, args);
+    return run_command(cmd, text, len);
+}
+
+/* A FIFO given as the model is refused with one line at once: its open never waits for a writer
+ * (open_regular opens with O_NONBLOCK, then fstat), for check and for generate. */
+Test(loaders, a_fifo_as_the_model_is_refused_at_once) {
+    char fifo[4096], tok[4096], args[9000], text[4096], needle[4200];
+    scratch_path("model.fifo", fifo, sizeof fifo);
+    weights_path("tok512.bin", tok, sizeof tok);
+    cr_assert(mkfifo(fifo, 0600) == 0, "cannot make the FIFO %s: %s", fifo, strerror(errno));
+    snprintf(needle, sizeof needle, "checkpoint %s is not a regular file", fifo);
+    const char *forms[] = {"check %s", "generate -m %s -z %s -p hi -n 1"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, forms[i], fifo, tok);
+        int rc = tempo_within_20s(args, text, sizeof text);
+        cr_assert_neq(rc, 124, "`tempo %s` waited 20 s on the FIFO", args);
+        cr_expect_eq(rc, 1, "`tempo %s` exited %d: %s", args, rc, text);
+        cr_expect(strstr(text, needle) && strchr(text, '\n') == text + strlen(text) - 1, "`tempo %s` said: %s", args, text);
+    }
+    unlink(fifo);
+}
+
+/* stories260K-f32.gguf (5 layers) loads; with llama.block_count lowered to 4 (blk.4.* still in the
+ * file), or with a layer's tensor renamed to blk.9, it is refused with one line naming the tensor
+ * and the count, in memory and on the command line. */
+Test(loaders, a_layer_beyond_the_count_is_refused) {
+    char path[4096], lowered[4096], args[8300], err[TEMPO_ERR_SIZE] = "";
+    size_t len;
+    unsigned char *buf = read_bytes(synth_path("stories260K-f32.gguf", path, sizeof path), &len);
+    Model m;
+    cr_assert_eq(tempo_model_from_buffer(&m, buf, len, "five.gguf", err), 0, "the file as written must load: %s", err);
+    tempo_model_free(&m);
+    uint32_t four = 4;
+    memcpy(u32_value(buf, len, "llama.block_count"), &four, 4);
+    cr_assert_neq(tempo_model_from_buffer(&m, buf, len, "four.gguf", err), 0, "4 layers of a 5-layer file loaded");
+    cr_expect(strstr(err, "model four.gguf: tensor blk.4.") &&
+                  strstr(err, "is of a layer beyond the count: the metadata gives llama.block_count = 4 (layers 0-3)"),
+              "error: %s", err);
+    scratch_path("four.gguf", lowered, sizeof lowered);
+    FILE *f = fopen(lowered, "wb");
+    cr_assert(f && fwrite(buf, 1, len, f) == len && fclose(f) == 0, "cannot write %s", lowered);
+    snprintf(args, sizeof args, "check %s", lowered);
+    expect_error(args, 1, "is of a layer beyond the count: the metadata gives llama.block_count = 4", NULL);
+    uint32_t five = 5;
+    memcpy(u32_value(buf, len, "llama.block_count"), &five, 4);
+    char *name = memmem(buf, len, "blk.4.ffn_up.weight", 19);
+    cr_assert(name, "no tensor blk.4.ffn_up.weight in the file");
+    name[4] = '9'; /* layer 4 lacks it now, and a layer 9 that the count leaves out holds it */
+    cr_assert_neq(tempo_model_from_buffer(&m, buf, len, "gap.gguf", err), 0, "a tensor of layer 9 in a 5-layer file loaded");
+    cr_expect(strstr(err, "tensor blk.9.ffn_up.weight is of a layer beyond the count: the metadata gives llama.block_count = 5"),
+              "error: %s", err);
+    free(buf);
+}
+
+/* Where metadata `key`'s value lies in a GGUF file's bytes: the reader's own record of it. */
+static unsigned char *gguf_value_at(unsigned char *buf, size_t len, const char *key, GgufType type) {
+    char err[TEMPO_ERR_SIZE];
+    GgufFile g;
+    cr_assert_eq(tempo_gguf_parse(&g, buf, len, "file", err), 0, "%s", err);
+    const GgufKV *kv = tempo_gguf_find(&g, key);
+    cr_assert(kv && kv->type == type, "no %s of type %d in the file", key, type);
+    unsigned char *at = buf + (kv->value - (const uint8_t *)buf);
+    tempo_gguf_free(&g);
+    return at;
+}
+
+/* The norm epsilon and the RoPE base of a GGUF file meet the one range check (the one
+ * config.json's meet too, hf::keys_that_change_the_model_are_refused): 0 < eps < 1, 1 < theta < 1e12. */
+Test(loaders, gguf_epsilon_and_rope_base_meet_the_one_range_check) {
+    char path[4096], err[TEMPO_ERR_SIZE] = "";
+    size_t len;
+    unsigned char *buf = read_bytes(synth_path("stories260K-f32.gguf", path, sizeof path), &len);
+    unsigned char *eps = gguf_value_at(buf, len, "llama.attention.layer_norm_rms_epsilon", GGUF_FLOAT32);
+    struct { float eps; const char *needle; } cases[] = {
+        {2.0f, "bad GGUF eps.gguf: llama.attention.layer_norm_rms_epsilon 2 is out of range (0, 1)"},
+        {0.0f, "bad GGUF eps.gguf: llama.attention.layer_norm_rms_epsilon 0 is out of range (0, 1)"},
+        {0.5f, NULL}};
+    Model m;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(eps, &cases[i].eps, 4);
+        int rc = tempo_model_from_buffer(&m, buf, len, "eps.gguf", err);
+        if (rc == 0) tempo_model_free(&m);
+        if (!cases[i].needle) {
+            cr_expect_eq(rc, 0, "epsilon %g is in range: %s", cases[i].eps, err);
+            continue;
+        }
+        cr_expect_neq(rc, 0, "epsilon %g loaded", cases[i].eps);
+        cr_expect(strstr(err, cases[i].needle), "error: %s", err);
+    }
+    free(buf);
+}
+
+/* Bytes that start with neither the GGUF magic nor a llama2.c dim are named as neither, with their
+ * first four bytes: a damaged magic ("GGUX") is not read as a llama2.c header of dim 1481983815. A
+ * llama2.c header with a plausible dim keeps the llama2.c reader's message. */
+Test(loaders, a_file_of_neither_format_names_both) {
+    char path[4096], ggux[4096], args[8300], err[TEMPO_ERR_SIZE] = "";
+    size_t len;
+    unsigned char *buf = read_bytes(synth_path("stories260K-f32.gguf", path, sizeof path), &len);
+    buf[3] = 'X';
+    Model m;
+    cr_assert_neq(tempo_model_from_buffer(&m, buf, len, "ggux.gguf", err), 0, "a GGUX file loaded");
+    cr_expect(strstr(err, "checkpoint ggux.gguf is neither GGUF nor llama2.c: it starts with \"GGUX\", not the magic \"GGUF\", "
+                          "and as a llama2.c header its dim = 1481983815 is outside [1, 65536]"), "error: %s", err);
+    scratch_path("ggux.gguf", ggux, sizeof ggux);
+    FILE *f = fopen(ggux, "wb");
+    cr_assert(f && fwrite(buf, 1, len, f) == len && fclose(f) == 0, "cannot write %s", ggux);
+    snprintf(args, sizeof args, "check %s", ggux);
+    expect_error(args, 1, "is neither GGUF nor llama2.c: it starts with \"GGUX\"", NULL);
+    int header[8] = {64, 172, 0, 8, 4, 512, 512, 0}; /* dim 64, n_layers 0 */
+    cr_assert_neq(tempo_model_from_buffer(&m, header, sizeof header, "zero.bin", err), 0);
+    cr_expect(strstr(err, "bad checkpoint header: n_layers = 0 (must be positive)"), "a llama2.c header: %s", err);
+    header[0] = -5;
+    cr_assert_neq(tempo_model_from_buffer(&m, header, sizeof header, "neg.bin", err), 0);
+    cr_expect(strstr(err, "neg.bin is neither GGUF nor llama2.c: it starts with \"\\xfb\\xff\\xff\\xff\"") && strstr(err, "dim = -5"),
+              "error: %s", err);
+    free(buf);
+}

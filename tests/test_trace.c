@@ -530,3 +530,68 @@ Test(trace_rule, a_rule_trace_is_reproducible_and_every_reader_takes_it) {
     for (int i = 0; i < 3; i++) unlink(rule[i]);
     unlink(bits);
 }
+
+/* `src`'s bytes with the last row's position set to `value`, written to `dst`; returns that row. */
+static int write_last_position(const char *src, const char *dst, int32_t value) {
+    size_t len;
+    char *bytes = read_text_file(src, &len);
+    unsigned char *buf;
+    Tensor *t;
+    int count;
+    parse_raw(src, &buf, &t, &count);
+    const Tensor *pos = tempo_tensor_find(t, count, "positions");
+    cr_assert(pos && pos->dtype == DT_I32 && pos->ndim == 1 && pos->shape[0] > 1, "%s has no positions I32[n]", src);
+    int row = (int)pos->shape[0] - 1;
+    memcpy(bytes + ((unsigned char *)pos->data - buf) + 4 * (size_t)row, &value, 4);
+    FILE *f = fopen(dst, "wb");
+    cr_assert(f && fwrite(bytes, 1, len, f) == len && fclose(f) == 0, "cannot write %s", dst);
+    free(t);
+    free(buf);
+    free(bytes);
+    return row;
+}
+
+/* A trace's positions are range-checked where it is read (tempo_trace_parse), with or without a
+ * model: negative, or at or past 2^29 (no run reaches it; below it the readers' position arithmetic
+ * fits an int: under tests-asan, build/tempo-asan's UBSan stops on an overflow), each refused with
+ * one line naming the row and the value, by attention (no model), audit, diff and the library. A
+ * run's own trace reads, and so does one whose --position-gap puts positions past its rows. */
+Test(trace_positions, out_of_range_positions_are_refused_where_a_trace_is_read) {
+    char model[4096], tok[4096], run[256], bad[256], gap[256], args[16384], needle[256], err[TEMPO_ERR_SIZE];
+    weights_path("stories260K.bin", model, sizeof model);
+    weights_path("tok512.bin", tok, sizeof tok);
+    scratch_path("positions-run.st", run, sizeof run);
+    scratch_path("positions-bad.st", bad, sizeof bad);
+    scratch_path("positions-gap.st", gap, sizeof gap);
+    snprintf(args, sizeof args, "generate -m %s -z %s -p 'Once upon a time' -n 4 --quiet --trace %s", model, tok, run);
+    tempo_says(args, 0);
+    struct { int32_t value; const char *command; int status; } cases[] = {
+        {INT32_MAX, "attention %s", 1}, {INT32_MIN, "audit -m %s %s", 2}, {-1, "attention %s", 1},
+        {1 << 29, "diff %s %s", 2}, {(1 << 29) - 1, "attention %s", 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int row = write_last_position(run, bad, cases[i].value);
+        int with_model = strncmp(cases[i].command, "audit", 5) == 0;
+        snprintf(args, sizeof args, cases[i].command, with_model ? model : bad, bad);
+        if (cases[i].status == 0) {
+            tempo_says(args, 0);
+            continue;
+        }
+        snprintf(needle, sizeof needle, "logical position %d at row %d is out of range [0, 536870912) (no run reaches 2^29)",
+                 (int)cases[i].value, row);
+        expect_error(args, cases[i].status, needle, NULL);
+        Trace t;
+        cr_expect(tempo_trace_read(&t, bad, err) != 0 && strstr(err, needle), "tempo_trace_read: %s", err);
+    }
+    snprintf(args, sizeof args, "generate -m %s -z %s -p 'Once upon a time' -n 4 --quiet --position-gap 400 --trace %s", model,
+             tok, gap);
+    tempo_says(args, 0);
+    Trace t;
+    cr_assert(tempo_trace_read(&t, gap, err) == 0, "%s", err);
+    const Tensor *pos = tempo_trace_get(&t, "positions");
+    cr_assert(pos && ((const int *)pos->data)[pos->shape[0] - 1] >= 400, "the gap puts the last position past 400");
+    tempo_trace_free(&t);
+    snprintf(args, sizeof args, "attention %s", gap);
+    tempo_says(args, 0);
+    snprintf(args, sizeof args, "verify -m %s %s", model, gap);
+    cr_assert(strstr(tempo_says(args, 0), "PASS"), "verify of a --position-gap trace");
+}
