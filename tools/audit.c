@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "audit.h"
 #include "settings.h"
+#include "trace_diff.h" /* value_gap: a NaN in the trace is an infinite gap (the recomputation is finite) */
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -267,16 +268,6 @@ int trace_recompute(const Model *m, const Trace *t, int *n, float **logits, floa
         *logits = *attention = NULL;
     }
     return rc;
-}
-
-/* |trace - recomputed|, never NaN: a NaN in the trace is an infinite
- * difference (the recomputation is finite: tempo_forward refuses a pass
- * that is not), which the largest-difference loops below keep and atol
- * makes a finding. Under !(d <= worst) a NaN would be overwritten by the
- * next number and the row pass. */
-static double value_gap(float trace, float recomputed) {
-    double d = fabs((double)trace - recomputed);
-    return isnan(d) ? INFINITY : d;
 }
 
 /* The largest |trace - recomputed| attention of row slot ri (row r) over

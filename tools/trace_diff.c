@@ -34,7 +34,7 @@ static void format_index(const Tensor *x, size_t i, const int *row_ids, char *bu
  * diffed with itself is SAME; whether a value should be a number at all
  * is for verify and audit, whose recomputation is finite. The tensor's
  * line names such places, so they are not passed over silently. */
-static double value_gap(double p, double q) {
+double value_gap(double p, double q) {
     if (p == q || (isnan(p) && isnan(q))) return 0.0;
     double d = fabs(p - q);
     return isnan(d) ? INFINITY : d;
