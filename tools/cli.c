@@ -87,9 +87,9 @@ static const FlagSpec F_ATOL = {"--atol", NULL, FLAG_NUMBER, "X", "1e-4", 0, 1e3
 static const FlagSpec F_RTOL = {"--rtol", NULL, FLAG_NUMBER, "X", "0", 0, 1e30, NULL, "relative tolerance (of B)", .key = NULL};
 static const FlagSpec F_OUT = {"--out", NULL, FLAG_OUTPUT, "PATH", NULL, 0, 0, NULL, "where to write (required)", .key = NULL};
 static const FlagSpec F_SEED = {"--seed", NULL, FLAG_INT, "N", "42", 0, 2147483647, NULL, "random seed", .key = NULL};
-/* The synth shape's ranges are the loaders' limits (formats/model.c check_config), so a file synth writes loads. */
-static const FlagSpec F_DIM = {"--dim", NULL, FLAG_INT, "D", "64", 1, 1 << 16, NULL, "residual width", .key = NULL};
-static const FlagSpec F_HIDDEN = {"--hidden", NULL, FLAG_INT, "N", "172", 1, 1 << 18, NULL, "SwiGLU inner width", .key = NULL};
+/* The synth shape's ranges are the loaders' limits (tempo_config_check in formats/model.c), so a file synth writes loads. */
+static const FlagSpec F_DIM = {"--dim", NULL, FLAG_INT, "D", "64", 1, TEMPO_MAX_DIM, NULL, "residual width", .key = NULL};
+static const FlagSpec F_HIDDEN = {"--hidden", NULL, FLAG_INT, "N", "172", 1, 4 * TEMPO_MAX_DIM, NULL, "SwiGLU inner width", .key = NULL};
 static const FlagSpec F_LAYERS = {"--layers", NULL, FLAG_INT, "N", "2", 1, 1024, NULL, "layers", .key = NULL};
 static const FlagSpec F_HEADS = {"--heads", NULL, FLAG_INT, "N", "4", 1, 1024, NULL, "query heads", .key = NULL};
 static const FlagSpec F_KV_HEADS = {"--kv-heads", NULL, FLAG_INT, "N", "2", 1, 1024, NULL, "key/value heads", .key = NULL};
@@ -364,10 +364,8 @@ static int max_dlogit_under(Model *m, const Trace *tr, const Numerics *n, double
     if (theirs && theirs->dtype == DT_F32 && theirs->ndim == 2 && (size_t)(theirs->shape[0] * theirs->shape[1]) == count) {
         const float *t = theirs->data;
         *worst = 0.0;
-        for (size_t i = 0; i < count; i++) {
-            double d = fabs((double)t[i] - logits[i]);
-            if (d > *worst || isnan(d)) *worst = isnan(d) ? INFINITY : d; /* a NaN of the engine's: no profile explains it */
-        }
+        for (size_t i = 0; i < count; i++) /* value_gap: a NaN of the engine's is an infinite gap, which no profile explains */
+            if (value_gap(t[i], logits[i]) > *worst) *worst = value_gap(t[i], logits[i]);
     }
     free(logits);
     free(attention);
