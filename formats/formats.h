@@ -110,14 +110,16 @@ int tempo_config_check_norm_rope(double eps, double theta, const char *source, c
  * names also lists them (name(ctx, i, out) for i < n_names) and says how a
  * layer's are named (`layer_prefix` then the layer's number: "blk.") and
  * which key gave the layer count ("llama.block_count"), so that the binder
- * refuses a layer beyond the count; llama2.c (n_names 0) has no names. */
+ * refuses a layer beyond the count and a layer's tensor it would not run;
+ * `derived`, when set, is the one name after "<prefix><l>." that the format
+ * lets a layer hold unused. llama2.c (n_names 0) has no names. */
 typedef struct {
     void *ctx;
     int (*find)(void *ctx, const LayerTensor *t, int l, Tensor *out, char *err);
     const char *implied_by;
     int n_names;
     void (*name)(void *ctx, int i, char out[160]);
-    const char *layer_prefix, *layer_count_key;
+    const char *layer_prefix, *layer_count_key, *derived;
 } TensorSource;
 /* The one binder: walks the tensor tables, checks each tensor's shape
  * against the config, and points the weights at the data (matrices in their

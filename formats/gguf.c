@@ -852,7 +852,7 @@ int tempo_gguf_model(Model *m, const void *data, size_t size, const char *name, 
     memset(m, 0, sizeof *m);
     GgufFile g;
     if (tempo_gguf_parse(&g, data, size, name, err) != 0) return -1;
-    TensorSource src = {&g, gguf_find, "the metadata", (int)g.n_tensors, gguf_name, "blk.", "llama.block_count"};
+    TensorSource src = {&g, gguf_find, "the metadata", (int)g.n_tensors, gguf_name, "blk.", "llama.block_count", NULL};
     int rc = tempo_gguf_config(&g, &m->config, err);
     if (rc == 0) rc = tempo_model_set_path(m, name, err);
     if (rc == 0) rc = tempo_model_bind(m, &src, err);

@@ -280,7 +280,8 @@ static int hf_tensors(Model *m, const char *dir, char *err) {
     }
     for (int i = 0; i < n_files; i++) free(files[i]);
     free(files);
-    TensorSource src = {&ix, hf_find, "config.json", ix.n, hf_name, "model.layers.", "num_hidden_layers"};
+    TensorSource src = {&ix, hf_find, "config.json", ix.n, hf_name, "model.layers.", "num_hidden_layers",
+                        "self_attn.rotary_emb.inv_freq"}; /* older checkpoints saved RoPE's frequencies */
     if (rc == 0) rc = tempo_model_bind(m, &src, err);
     free(ix.t);
     return rc;

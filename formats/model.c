@@ -175,10 +175,24 @@ static int layer_of(const char *name, const char *prefix) {
     return tempo_parse_int(text, "a layer number", 0, INT32_MAX, &l, ignored) == 0 ? l : -1;
 }
 
-/* A tensor of a layer past the count (blk.4.* when the metadata gives 4 layers) is refused: ignoring
- * it would run fewer layers than the file holds. Other tensors the binder does not take (rope_freqs,
- * a tied lm_head, rotary inverse frequencies) are left to their format. */
-static int no_layer_beyond_count(const Model *m, const TensorSource *src, char *err) {
+/* Whether `name` is a tensor the binder takes for layer l, or the one the format lists as derived
+ * from the config (Hugging Face's rotary_emb.inv_freq): find() names each of the layer's tensors. */
+static int layer_tensor_known(const TensorSource *src, const char *name, int l) {
+    const char *after = strchr(name + strlen(src->layer_prefix), '.') + 1;
+    if (src->derived && strcmp(after, src->derived) == 0) return 1;
+    for (int i = 0; i < N_LAYER_TENSORS; i++) {
+        Tensor x = {0};
+        char ignored[TEMPO_ERR_SIZE];
+        if (src->find(src->ctx, &tempo_layer_tensors[i], l, &x, ignored) == 0 && strcmp(x.name, name) == 0) return 1;
+    }
+    return 0;
+}
+
+/* Every tensor of a layer is one the binder takes. A layer past the count (blk.4.* when the metadata
+ * gives 4 layers) would run fewer layers than the file holds; a bias or an expert inside a layer
+ * would run another model than the file's. Other tensors the binder does not take (rope_freqs, a
+ * tied lm_head) are left to their format. */
+static int every_layer_tensor_bound(const Model *m, const TensorSource *src, char *err) {
     const Config *c = &m->config;
     for (int i = 0; i < src->n_names; i++) {
         char name[160];
@@ -187,6 +201,9 @@ static int no_layer_beyond_count(const Model *m, const TensorSource *src, char *
         if (l >= c->n_layers)
             return tempo_error(err, "model %s: tensor %s is of a layer beyond the count: %s gives %s = %d (layers 0-%d)",
                                tempo_model_path(m), name, src->implied_by, src->layer_count_key, c->n_layers, c->n_layers - 1);
+        if (l >= 0 && !layer_tensor_known(src, name, l))
+            return tempo_error(err, "model %s: tensor %s is not one of a Llama layer's nine weights (a bias, an expert or "
+                               "another architecture's tensor); tempo would run the layer without it", tempo_model_path(m), name);
     }
     return 0;
 }
@@ -231,7 +248,7 @@ static int bind_one(Model *m, const TensorSource *src, const LayerTensor *t, int
 int tempo_model_bind(Model *m, const TensorSource *src, char *err) {
     const Config *c = &m->config;
     size_t used = 0;
-    if (no_layer_beyond_count(m, src, err) != 0) return -1;
+    if (every_layer_tensor_bound(m, src, err) != 0) return -1;
     m->weights.layers = calloc((size_t)c->n_layers, sizeof(LayerWeights));
     m->converted_bytes = (size_t)(2 * c->n_layers + 1) * c->dim * sizeof(float); /* room for every norm vector */
     m->converted = malloc(m->converted_bytes);

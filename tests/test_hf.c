@@ -283,3 +283,32 @@ Test(hf, a_layer_beyond_num_hidden_layers_is_refused) {
     cr_assert_eq(tempo_model_load(&m, dir, err), 0, "the 5 layers the file holds load: %s", err);
     tempo_model_free(&m);
 }
+
+/* A second safetensors file beside the model holding one f32 vector of 64 values named `name`. */
+static void write_extra_tensor(const char *dir, const char *name) {
+    char path[4200], header[256];
+    snprintf(path, sizeof path, "%s/extra.safetensors", dir);
+    int n = snprintf(header, sizeof header, "{\"%s\":{\"dtype\":\"F32\",\"shape\":[64],\"data_offsets\":[0,256]}}", name);
+    uint64_t len = (uint64_t)n;
+    float values[64] = {0};
+    FILE *f = fopen(path, "wb");
+    cr_assert(f && fwrite(&len, 8, 1, f) == 1 && fwrite(header, 1, len, f) == len && fwrite(values, 4, 64, f) == 64 && fclose(f) == 0,
+              "cannot write %s", path);
+}
+
+/* A layer tensor the binder would not run (an attention bias the config does not declare) is refused
+ * with one line naming it; RoPE's inverse frequencies, which older checkpoints saved in each layer,
+ * are derived from the config and load. */
+Test(hf, a_layer_tensor_tempo_would_not_run_is_refused) {
+    char dir[4096], args[4200];
+    scratch_path("hf-bias", dir, sizeof dir);
+    snprintf(args, sizeof args, "check %s", dir);
+    hf_copy(dir, CONFIG(""));
+    write_extra_tensor(dir, "model.layers.2.self_attn.q_proj.bias");
+    expect_error(args, 1, "tensor model.layers.2.self_attn.q_proj.bias is not one of a Llama layer's nine weights", NULL);
+    write_extra_tensor(dir, "model.layers.2.self_attn.rotary_emb.inv_freq");
+    char err[TEMPO_ERR_SIZE];
+    Model m;
+    cr_expect_eq(tempo_model_load(&m, dir, err), 0, "a layer's rotary_emb.inv_freq is refused: %s", err);
+    tempo_model_free(&m);
+}

@@ -240,6 +240,26 @@ Test(loaders, a_layer_beyond_the_count_is_refused) {
     free(buf);
 }
 
+/* A tensor inside a layer that is none of its nine weights (blk.2.ffn_up.weight renamed blk.2.ffn_xx.weight)
+ * is refused by name before the missing weight is, in memory and on the command line. */
+Test(loaders, a_layer_tensor_tempo_would_not_run_is_refused) {
+    char path[4096], renamed[4096], args[8300], err[TEMPO_ERR_SIZE] = "";
+    size_t len;
+    unsigned char *buf = read_bytes(synth_path("stories260K-f32.gguf", path, sizeof path), &len);
+    char *name = memmem(buf, len, "blk.2.ffn_up.weight", 19);
+    cr_assert(name, "no tensor blk.2.ffn_up.weight in the file");
+    memcpy(name + 10, "xx", 2);
+    Model m;
+    cr_assert_neq(tempo_model_from_buffer(&m, buf, len, "renamed.gguf", err), 0, "a file with blk.2.ffn_xx.weight loaded");
+    cr_expect(strstr(err, "model renamed.gguf: tensor blk.2.ffn_xx.weight is not one of a Llama layer's nine weights"), "error: %s", err);
+    scratch_path("renamed.gguf", renamed, sizeof renamed);
+    FILE *f = fopen(renamed, "wb");
+    cr_assert(f && fwrite(buf, 1, len, f) == len && fclose(f) == 0, "cannot write %s", renamed);
+    snprintf(args, sizeof args, "check %s", renamed);
+    expect_error(args, 1, "tensor blk.2.ffn_xx.weight is not one of a Llama layer's nine weights", NULL);
+    free(buf);
+}
+
 /* Where metadata `key`'s value lies in a GGUF file's bytes: the reader's own record of it. */
 static unsigned char *gguf_value_at(unsigned char *buf, size_t len, const char *key, GgufType type) {
     char err[TEMPO_ERR_SIZE];
