@@ -202,8 +202,7 @@ static void matmul_plain(float *out, const float *in, Matrix w, int n, int m, in
 }
 
 static size_t matmul_plain_scratch(int n, int m) {
-    (void)n;
-    (void)m;
+    (void)n, (void)m;
     return 0;
 }
 
@@ -919,8 +918,9 @@ static int run_open(Run *r, const Model *m, const GenConfig *g, int n_prompt, Ge
     memset(r, 0, sizeof *r);
     if (tempo_gen_validate(g, c, err) != 0) return -1;
     if (n_prompt < 1) return tempo_error(err, "the prompt needs at least one token (BOS)");
-    if (n_prompt > c->seq_len)
-        return tempo_error(err, "prompt of %d tokens is longer than the context (seq_len %d)", n_prompt, c->seq_len);
+    if (n_prompt + g->position_gap >= c->seq_len) /* step 0 sits at P + G, which must lie in the context */
+        return tempo_error(err, "prompt of %d tokens and position-gap %d leave no position for a step (seq_len %d)", n_prompt,
+                           g->position_gap, c->seq_len);
     r->model = m;
     r->g = g;
     int width = set_width(g, c), capacity = tempo_generation_capacity(g, c, n_prompt);

@@ -97,8 +97,10 @@ static const CommandLine generate_rows[] = {
         {GEN "--trace-mask bits", 1}, /* says how --trace stores the mask: no --trace */
         {GEN "--attention-layers 1", 1},
         {GEN "--trace $D/none.st --no-attention --attention-heads 0", 1},
-        {"synth --out $D/ctx8.bin --seq-len 8", 0}, /* a prompt that fills the context: no row to keep by default */
-        {"generate -m $D/ctx8.bin --tokens 1,2,3,4,5,6,7,8 -n 3 --trace $D/ctx8.st", 0},
+        {"synth --out $D/ctx8.bin --seq-len 8", 0},
+        {"generate -m $D/ctx8.bin --tokens 1,2,3,4,5,6,7,8 -n 3 --trace $D/ctx8.st", 1}, /* no position left for a step */
+        /* no step (nothing clears 1.0): no row to keep by default */
+        {"generate -m $D/ctx8.bin --tokens 1,2,3,4,5,6,7 -n 3 --threshold 1 --stop-on-empty --trace $D/ctx8.st", 0},
         {"verify -m $D/ctx8.bin $D/ctx8.st", 0},
     };
 

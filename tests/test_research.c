@@ -88,6 +88,37 @@ Test(position_gap, context_full_counts_the_gap) {
     loaded_free(&x);
 }
 
+/* A prompt and gap that leave no position for step 0 (P + G = seq_len, or a prompt of seq_len tokens)
+ * are refused with one message, not run to an empty "context-full"; one position left gives one step,
+ * on the library and on the command line. */
+Test(position_gap, no_position_left_for_a_step_is_refused) {
+    Loaded x;
+    load_pair(&x, "stories260K.bin", "tok512.bin", "Once upon a time");
+    GenConfig g;
+    tempo_gen_defaults(&g, &x.m.config);
+    g.threshold = 1.0f;
+    int seq_len = x.m.config.seq_len, *full = calloc((size_t)seq_len, sizeof(int));
+    char err[TEMPO_ERR_SIZE], needle[160], args[8400], model[4096], tok[4096];
+    Generation gen;
+    g.position_gap = seq_len - x.n_ids - 1;
+    generate_or_fail(&x, &g, &gen);
+    cr_expect_eq(gen.n_steps, 1, "one position left made %d steps", gen.n_steps);
+    tempo_generation_free(&gen);
+    g.position_gap = seq_len - x.n_ids;
+    cr_assert_neq(tempo_generate(&x.m, x.ids, x.n_ids, &g, &gen, err), 0, "P + G = seq_len ran");
+    snprintf(needle, sizeof needle, "prompt of %d tokens and position-gap %d leave no position for a step (seq_len %d)", x.n_ids,
+             g.position_gap, seq_len);
+    cr_expect_str_eq(err, needle);
+    g.position_gap = 0;
+    cr_assert_neq(tempo_generate(&x.m, full, seq_len, &g, &gen, err), 0, "a prompt of seq_len tokens ran");
+    cr_expect(strstr(err, "leave no position for a step"), "error: %s", err);
+    snprintf(args, sizeof args, "generate -m %s -z %s -p 'Once upon a time' -n 5 --position-gap %d",
+             weights_path("stories260K.bin", model, sizeof model), weights_path("tok512.bin", tok, sizeof tok), seq_len - x.n_ids);
+    expect_error(args, 1, needle, NULL);
+    free(full);
+    loaded_free(&x);
+}
+
 Test(position_gap, out_of_range_is_refused) {
     Loaded x;
     load_pair(&x, "stories260K.bin", "tok512.bin", "Once");
