@@ -198,6 +198,40 @@ Test(pruning, each_decision_states_share_bar_and_window) {
     loaded_free(&x);
 }
 
+/* Ties for the strongest go to the set's first live member (its most probable), as the oracle's
+ * max by (share, -row) does. With every key projection zero, each score is 0 and attention is
+ * uniform over the keys a row may see, so every live member of a set receives exactly the same
+ * share: each weighing is a tie, and its strongest must be the first live member. */
+Test(pruning, a_tie_for_the_strongest_goes_to_the_first_member) {
+    Loaded x;
+    load_pair(&x, "fortune.bin", "fortune-tok512.bin", "A fool and his money");
+    const Config *c = &x.m.config;
+    float *zeros = calloc((size_t)c->n_kv_heads * c->head_dim * c->dim, sizeof(float));
+    cr_assert(zeros);
+    for (int l = 0; l < c->n_layers; l++) x.m.weights.layers[l].wk = (Matrix){zeros, WEIGHT_F32};
+    GenConfig g;
+    tempo_gen_defaults(&g, c);
+    g.threshold = 0.02f, g.max_steps = 12, g.prune = 1;
+    Generation gen;
+    generate_or_fail(&x, &g, &gen);
+    int ties = 0;
+    for (int i = 0; i < gen.n_decisions; i++) {
+        const PruneDecision *d = &gen.decisions[i];
+        const Step *st = &gen.steps[d->set_step];
+        int first_live = -1;
+        for (int mi = 0; mi < st->n_members && first_live < 0; mi++)
+            if (live_at(&gen.members[st->first_member + mi], d->step)) first_live = st->first_member + mi;
+        cr_assert(fabs(d->share - 1.0 / d->live) < 1e-12, "decision %d: share %.17g of %d live is not a tie", i, d->share, d->live);
+        cr_assert_eq(d->strongest, d->member == first_live, "decision %d: member %d strongest %d, first live member %d", i,
+                     d->member, d->strongest, first_live);
+        ties++;
+    }
+    cr_assert(ties >= 4, "the run weighed only %d members", ties);
+    tempo_generation_free(&gen);
+    free(zeros);
+    loaded_free(&x);
+}
+
 /* Without pruning, nothing is weighed. */
 Test(pruning, no_decisions_without_prune) {
     Loaded x;
