@@ -108,7 +108,7 @@ static int parse_rope_scaling(const cJSON *cfg, const char *dir, RopeScaling *rs
 /* The dimensions (missing num_key_value_heads: one kv head per query head;
  * head_dim: hidden_size / num_attention_heads unless given), checked by the
  * one config check. */
-static int parse_dimensions(const cJSON *cfg, const char *dir, Config *c, char *err) {
+static int parse_dimensions(const cJSON *cfg, const char *dir, const char *source, Config *c, char *err) {
     const char *keys[7] = {"hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                            "num_key_value_heads", "vocab_size", "max_position_embeddings"};
     int *fields[7] = {&c->dim, &c->hidden_dim, &c->n_layers, &c->n_heads, &c->n_kv_heads, &c->vocab_size, &c->seq_len};
@@ -122,8 +122,6 @@ static int parse_dimensions(const cJSON *cfg, const char *dir, Config *c, char *
     if (json_int(cfg, "head_dim", derived, &c->head_dim, dir, err) != 0) return -1;
     if (c->head_dim <= 0 || c->head_dim % 2 || c->head_dim > 4096)
         return tempo_error(err, "bad config.json in %s: head_dim %d must be even and in (0, 4096]", dir, c->head_dim);
-    char source[4200];
-    snprintf(source, sizeof source, "bad config.json in %s", dir);
     return tempo_config_check(c, source, err);
 }
 
@@ -169,7 +167,7 @@ static int parse_hf_config(const cJSON *cfg, const char *dir, Config *c, RopeSca
     memset(c, 0, sizeof *c);
     char source[4200];
     snprintf(source, sizeof source, "bad config.json in %s", dir);
-    if (parse_dimensions(cfg, dir, c, err) != 0 || parse_unsupported(cfg, dir, c, err) != 0) return -1;
+    if (parse_dimensions(cfg, dir, source, c, err) != 0 || parse_unsupported(cfg, dir, c, err) != 0) return -1;
     double eps = 0, theta = 0;
     if (json_num(cfg, "rms_norm_eps", 1e-6, &eps, dir, err) != 0 || json_num(cfg, "rope_theta", 10000.0, &theta, dir, err) != 0 ||
         tempo_config_check_norm_rope(eps, theta, source, "rms_norm_eps", "rope_theta", err) != 0)

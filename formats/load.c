@@ -53,7 +53,6 @@ static int load_file(Model *m, const char *path, char *err) {
     void *map;
     size_t size;
     int copied;
-    memset(m, 0, sizeof *m);
     if (tempo_hold_file(path, "checkpoint", HOLD_BY_RULE, &map, &size, &copied, err) != 0) return -1;
     if (size < 4) { /* longer ones are told apart (GGUF magic) and checked by their format */
         tempo_unmap_file(map, size);
