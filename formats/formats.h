@@ -348,6 +348,9 @@ const char *tempo_decode(const Tokenizer *t, int prev, int token, char byte_buf[
  * UTF-8 character replaced by U+FFFD, for JSON and SVG (NULL: out of memory).
  * A byte-level token may hold part of a character. */
 char *tempo_valid_utf8(const char *text, size_t len);
+/* o[key] = text made valid UTF-8 (tempo_valid_utf8): the one way tempo puts text (prompts, token
+ * pieces, file names) into JSON, which a parser refuses when it is not UTF-8. */
+cJSON *tempo_json_add_text(cJSON *o, const char *key, const char *text);
 /* tokenizer.bin's own encoding and decoding (sentencepiece.c); tempo_encode and tempo_decode call them. */
 int tempo_sentencepiece_encode(const Tokenizer *t, const char *text, int *ids, int cap, int *n, char *err);
 const char *tempo_sentencepiece_decode(const Tokenizer *t, int prev, int token, char byte_buf[2]);

@@ -74,6 +74,13 @@ char *tempo_valid_utf8(const char *text, size_t len) {
     return out;
 }
 
+cJSON *tempo_json_add_text(cJSON *o, const char *key, const char *text) {
+    char *valid = tempo_valid_utf8(text, strlen(text));
+    cJSON *item = cJSON_AddStringToObject(o, key, valid ? valid : "(out of memory)");
+    free(valid);
+    return item;
+}
+
 static size_t utf8_put(uint32_t cp, char *out) {
     if (cp < 0x80) return out[0] = (char)cp, 1;
     if (cp < 0x800) return out[0] = (char)(0xC0 | cp >> 6), out[1] = (char)(0x80 | (cp & 0x3F)), 2;

@@ -182,7 +182,7 @@ int tempo_trace_write(const Trace *t, const char *path, char *err) {
     cJSON *meta = t->n_meta > 0 ? cJSON_CreateObject() : NULL;
     for (int i = 0; i < t->n_meta; i++) /* a key given twice: its last value */
         if (tempo_trace_meta_get(t, t->meta[i].key) == t->meta[i].value)
-            cJSON_AddStringToObject(meta, t->meta[i].key, t->meta[i].value);
+            tempo_json_add_text(meta, t->meta[i].key, t->meta[i].value); /* a file name need not be UTF-8 */
     AtomicFile a;
     if (tempo_atomic_open(&a, path, "trace ", err) != 0) {
         cJSON_Delete(meta);

@@ -78,6 +78,31 @@ static void check_cross(const char *mode, int expect_zero) {
     cJSON_Delete(j);
 }
 
+/* A greedy run forms no parallel set: every figure over pairs or parallel keys is null in the JSON, as
+ * the table prints n/a, never 0 (which would read as "attention measured, none paid"). */
+Test(attention_analysis, figures_over_nothing_are_null) {
+    char model[4096], tok[4096], path[4096], args[9000];
+    fortune_paths(model, tok);
+    scratch_path("att-greedy.json", path, sizeof path);
+    snprintf(args, sizeof args, "attention -m %s -z %s -p 'The cat sat on the' --threshold 1 -n 8 --json %s", model, tok, path);
+    run_tempo_ok(args);
+    cJSON *j = read_json_file(path);
+    const cJSON *per = cJSON_GetObjectItem(j, "per_head");
+    cr_assert_gt(cJSON_GetArraySize(per), 0);
+    for (int i = 0; i < cJSON_GetArraySize(per); i++) {
+        const cJSON *o = cJSON_GetArrayItem(per, i), *par = cJSON_GetObjectItem(o, "parallel"), *single = cJSON_GetObjectItem(o, "single");
+        cr_assert(num(o, "cross_pairs") == 0 && num(par, "count") == 0, "a greedy run has a parallel set");
+        const char *keys[3] = {"mean", "median", "std"};
+        cr_expect(cJSON_IsNull(cJSON_GetObjectItem(o, "cross_mean")) && cJSON_IsNull(cJSON_GetObjectItem(o, "cross_max")),
+                  "entry %d: cross figures over no pair are not null", i);
+        for (int k = 0; k < 3; k++) {
+            cr_expect(cJSON_IsNull(cJSON_GetObjectItem(par, keys[k])), "entry %d: parallel %s over no key is not null", i, keys[k]);
+            cr_expect(cJSON_IsNumber(cJSON_GetObjectItem(single, keys[k])), "entry %d: single %s is not a number", i, keys[k]);
+        }
+    }
+    cJSON_Delete(j);
+}
+
 Test(attention_analysis, isolated_cross_parallel_attention_reported_zero) { check_cross("isolated", 1); }
 Test(attention_analysis, visible_cross_parallel_attention_reported_positive) { check_cross("visible", 0); }
 
@@ -181,3 +206,42 @@ static void layers_run(GenConfig *g) { g->threshold = 0.1f; g->isolate_first = 1
 Test(compare, compare_run_summary_agrees_with_its_runs) { check_compare_run(NULL); }
 Test(compare, compare_run_with_pruning) { check_compare_run(pruned_run); }
 Test(compare, compare_run_with_isolated_layers) { check_compare_run(layers_run); }
+
+/* The summary of `compare --json` holds each member metric's mean, and argmax_agreement is the share of
+ * later members whose argmax_agree is true (no summary "argmax_agree": a mean has none); a run with no
+ * parallel set has no later member, so every mean and the first divergence are null, not 0 or -1. */
+Test(compare, json_summary_means_are_the_members_or_null) {
+    char model[4096], tok[4096], out[4096], args[9200], cmd[9300], text[4096];
+    fortune_paths(model, tok);
+    scratch_path("compare.json", out, sizeof out);
+    const char *thresholds[2] = {"0.05", "1"};
+    for (int run = 0; run < 2; run++) {
+        snprintf(args, sizeof args, "compare -m %s -z %s -p 'A fool and his money' -n 12 --threshold %s --json %s", model, tok,
+                 thresholds[run], out);
+        snprintf(cmd, sizeof cmd, "%s %s", TEMPO_BIN, args);
+        cr_assert_eq(run_command(cmd, text, sizeof text), 0, "`%s`: %s", cmd, text);
+        cJSON *json = read_json_file(out), *p = cJSON_GetArrayItem(cJSON_GetObjectItem(json, "prompts"), 0);
+        cJSON *sum = cJSON_GetObjectItem(p, "summary"), *member;
+        cr_assert(sum, "no summary in %s", out);
+        cr_expect_null(cJSON_GetObjectItem(sum, "argmax_agree"), "the summary states one argmax_agree");
+        int later = 0, agree = 0;
+        cJSON_ArrayForEach(member, cJSON_GetObjectItem(p, "teacher_forced")) {
+            cJSON *a = cJSON_GetObjectItem(member, "argmax_agree");
+            if (cJSON_GetObjectItem(member, "member")->valueint == 0 || !a) continue;
+            later++, agree += cJSON_IsTrue(a);
+        }
+        cJSON *share = cJSON_GetObjectItem(sum, "argmax_agreement"), *js = cJSON_GetObjectItem(sum, "js");
+        cr_assert_eq(cJSON_GetObjectItem(sum, "later_members")->valueint, later);
+        if (run == 0) {
+            cr_assert_gt(later, 1, "threshold 0.05 must give later members");
+            cr_expect(cJSON_IsNumber(share) && fabs(share->valuedouble - (double)agree / later) < 1e-12,
+                      "argmax_agreement %g, %d of %d members agree", share->valuedouble, agree, later);
+            cr_expect(cJSON_IsNumber(js), "js is not a number with %d later members", later);
+        } else {
+            cr_expect(cJSON_IsNull(share) && cJSON_IsNull(js) && cJSON_IsNull(cJSON_GetObjectItem(sum, "cosine")),
+                      "a run without later members states means");
+            cr_expect(cJSON_IsNull(cJSON_GetObjectItem(sum, "first_divergent_step")), "no divergence is not null");
+        }
+        cJSON_Delete(json);
+    }
+}

@@ -417,18 +417,23 @@ static void print_stats_row(FILE *out, const char *label, const AttentionStats *
     else fprintf(out, "  %8.2f\n", s->reduction_pct);
 }
 
+/* o[key] = v when there is something to summarise (the table's value), else null (its n/a). */
+static void add_value_json(cJSON *o, const char *key, double v, int has) {
+    cJSON_AddItemToObject(o, key, has ? cJSON_CreateNumber(v) : cJSON_CreateNull());
+}
+
 static cJSON *stats_json(const AttentionStats *s) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "cross_pairs", s->cross_pairs);
-    cJSON_AddNumberToObject(o, "cross_mean", s->cross_mean);
-    cJSON_AddNumberToObject(o, "cross_max", s->cross_max);
+    add_value_json(o, "cross_mean", s->cross_mean, s->cross_pairs > 0);
+    add_value_json(o, "cross_max", s->cross_max, s->cross_pairs > 0);
     const Summary *parts[3] = {&s->parallel, &s->single, &s->set_total};
     const char *names[3] = {"parallel", "single", "set_total"};
     for (int i = 0; i < 3; i++) {
         cJSON *p = cJSON_AddObjectToObject(o, names[i]);
-        cJSON_AddNumberToObject(p, "mean", parts[i]->mean);
-        cJSON_AddNumberToObject(p, "median", parts[i]->median);
-        cJSON_AddNumberToObject(p, "std", parts[i]->std);
+        add_value_json(p, "mean", parts[i]->mean, parts[i]->count > 0);
+        add_value_json(p, "median", parts[i]->median, parts[i]->count > 0);
+        add_value_json(p, "std", parts[i]->std, parts[i]->count > 0);
         cJSON_AddNumberToObject(p, "count", parts[i]->count);
     }
     const char *note = reduction_note(s);

@@ -4,6 +4,7 @@
  * name, printing.c shows the results, trace_diff.c compares traces,
  * attention_input.c and compare_suite.c serve their commands. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include "attention_input.h"
 #include "audit.h"
 #include "compare_numerics.h"
@@ -787,21 +788,31 @@ static int wants_help(int argc, char **argv, const Command *c) {
     return 0;
 }
 
+/* rc, or 1 when what was printed did not reach standard output (a full disk, a closed descriptor):
+ * the exit status must not say 0 when the result was lost. */
+static int stdout_written(const char *command, int rc) {
+    int failed = fflush(stdout) != 0, error = errno;
+    if (!failed && !ferror(stdout)) return rc;
+    fprintf(stderr, "tempo%s%s: error: cannot write standard output: %s\n", command ? " " : "", command ? command : "",
+            failed ? strerror(error) : "an earlier write to it failed");
+    return 1;
+}
+
 int main(int argc, char **argv) {
     char err[TEMPO_ERR_SIZE] = "";
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 1 : 0;
+        return stdout_written(NULL, argc < 2 ? 1 : 0);
     }
     for (size_t i = 0; i < n_commands; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
         if (wants_help(argc - 2, argv + 2, &commands[i])) {
             print_command_help(stdout, &commands[i]);
-            return 0;
+            return stdout_written(argv[1], 0);
         }
         int rc = commands[i].run(argc - 2, argv + 2, err);
         if (rc != 0 && err[0]) fprintf(stderr, "tempo %s: error: %s\n", argv[1], err);
-        return rc;
+        return stdout_written(argv[1], rc);
     }
     fprintf(stderr, "tempo: error: unknown command '%s' (try tempo --help)\n", argv[1]);
     return 1;

@@ -239,7 +239,7 @@ static cJSON *members_json(const NumericsComparison *cmp, const Tokenizer *t, in
         char text[16];
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "token", tok);
-        cJSON_AddStringToObject(o, "text", token_text(t, token_before(&cmp->run, s), tok, text));
+        tempo_json_add_text(o, "text", token_text(t, token_before(&cmp->run, s), tok, text));
         cJSON_AddNumberToObject(o, "p_a", pa[tok]);
         cJSON_AddNumberToObject(o, "p_b", pb[tok]);
         cJSON_AddItemToArray(arr, o);
@@ -285,7 +285,7 @@ int compare_numerics_all(Model *m, const Tokenizer *t, const GenConfig *g, const
         print_numerics_comparison(&cmp, t);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddItemToArray(runs, o);
-        cJSON_AddStringToObject(o, "prompt", prompts[i]);
+        tempo_json_add_text(o, "prompt", prompts[i]);
         numerics_comparison_json(o, &cmp, t);
         compare_numerics_free(&cmp);
     }

@@ -12,15 +12,13 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The distribution metrics of one member, or their means; m NULL: none to give (no later member), null. */
 static void add_metrics_json(cJSON *o, const LogitMetrics *m) {
-    cJSON_AddNumberToObject(o, "kl_isolated_visible", m->kl_ab);
-    cJSON_AddNumberToObject(o, "kl_visible_isolated", m->kl_ba);
-    cJSON_AddNumberToObject(o, "js", m->js);
-    cJSON_AddNumberToObject(o, "cosine", m->cosine);
-    cJSON_AddNumberToObject(o, "top1", m->top1);
-    cJSON_AddNumberToObject(o, "top5", m->top5);
-    cJSON_AddNumberToObject(o, "top10", m->top10);
-    cJSON_AddBoolToObject(o, "argmax_agree", m->argmax_agree);
+    const char *keys[] = {"kl_isolated_visible", "kl_visible_isolated", "js", "cosine", "top1", "top5", "top10"};
+    double values[] = {m ? m->kl_ab : 0, m ? m->kl_ba : 0, m ? m->js : 0, m ? m->cosine : 0, m ? m->top1 : 0,
+                       m ? m->top5 : 0, m ? m->top10 : 0};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        cJSON_AddItemToObject(o, keys[i], m ? cJSON_CreateNumber(values[i]) : cJSON_CreateNull());
 }
 
 /* The teacher-forced metrics of every member of the isolated run's
@@ -39,7 +37,10 @@ static cJSON *members_json(const Comparison *cmp) {
             else cJSON_AddNullToObject(o, "row");
             cJSON_AddNumberToObject(o, "token", mem->token);
             cJSON_AddBoolToObject(o, "predicts_next", i == st->n_members - 1);
-            if (mem->row >= 0) add_metrics_json(o, &cmp->member[st->first_member + i]);
+            if (mem->row >= 0) { /* argmax_agree is a member's own: the summary gives its mean, argmax_agreement */
+                add_metrics_json(o, &cmp->member[st->first_member + i]);
+                cJSON_AddBoolToObject(o, "argmax_agree", cmp->member[st->first_member + i].argmax_agree);
+            }
             cJSON_AddItemToArray(tf, o);
         }
     }
@@ -57,9 +58,10 @@ static void add_summary_json(cJSON *out, const Comparison *cmp) {
     cJSON_AddNumberToObject(js, "prefix_max_abs_diff", sum->prefix_max_abs);
     cJSON_AddNumberToObject(js, "later_members", sum->later_members);
     LogitMetrics mean = {sum->kl_iv, sum->kl_vi, sum->js, sum->cosine, sum->top1, sum->top5, sum->top10, 0};
-    add_metrics_json(js, &mean);
-    cJSON_AddNumberToObject(js, "argmax_agreement", sum->argmax);
-    cJSON_AddNumberToObject(js, "first_divergent_step", sum->first_divergence);
+    add_metrics_json(js, sum->later_members ? &mean : NULL); /* means over no member: null, not 0 */
+    cJSON_AddItemToObject(js, "argmax_agreement", sum->later_members ? cJSON_CreateNumber(sum->argmax) : cJSON_CreateNull());
+    cJSON_AddItemToObject(js, "first_divergent_step", /* none: null, as the audit writes it */
+                          sum->first_divergence >= 0 ? cJSON_CreateNumber(sum->first_divergence) : cJSON_CreateNull());
     cJSON *thirds = cJSON_AddObjectToObject(js, "js_by_third");
     const char *third_names[COMPARE_THIRDS] = {"early", "middle", "late"};
     for (int t = 0; t < COMPARE_THIRDS; t++) {
@@ -185,7 +187,7 @@ static int compare_prompt(const Model *m, const Tokenizer *t, const char *prompt
     free(ids);
     if (rc != 0) return -1;
     *sum = cmp.sum;
-    cJSON_AddStringToObject(out, "prompt", prompt);
+    tempo_json_add_text(out, "prompt", prompt);
     cJSON_AddItemToObject(out, "teacher_forced", members_json(&cmp));
     add_summary_json(out, &cmp);
     if (!quiet) {
@@ -372,7 +374,7 @@ int compare_all(const Model *m, const Tokenizer *t, const GenConfig *g, char **c
         else if (n > 1) fprintf(stderr, "[%d/%d] %.40s\n", i + 1, n, prompts[i]);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddItemToArray(runs, o);
-        cJSON_AddStringToObject(o, "category", categories[i]);
+        tempo_json_add_text(o, "category", categories[i]);
         if (compare_prompt(m, t, prompts[i], g, n > 1, &sums[i], o, err) != 0) {
             free(sums);
             return -1;

@@ -15,8 +15,11 @@
 /* SVG pieces                                                            */
 /* ===================================================================== */
 
-static void xml_text(FILE *f, const char *s) {
-    for (; *s; s++) {
+/* s as XML text: markup characters as entities, control bytes as visible marks, bytes that are
+ * not UTF-8 as U+FFFD (tempo_valid_utf8: a file name or a byte token need not be UTF-8). */
+static void xml_text(FILE *f, const char *text) {
+    char *valid = tempo_valid_utf8(text, strlen(text));
+    for (const char *s = valid ? valid : "(out of memory)"; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '&') fputs("&amp;", f);
         else if (c == '<') fputs("&lt;", f);
@@ -26,6 +29,7 @@ static void xml_text(FILE *f, const char *s) {
         else if (c < 0x20) fputs("\xe2\x90\xa3", f); /* ␣ for other control bytes */
         else fputc(c, f);
     }
+    free(valid);
 }
 
 /* A token's text; one made only of spaces shows each as ␣. */

@@ -130,9 +130,7 @@ static cJSON *member_json(const Member *mem, const Tokenizer *t, int prev) {
     cJSON *jt = cJSON_CreateObject();
     cJSON_AddNumberToObject(jt, "id", mem->token);
     const char *text = token_text(t, prev, mem->token, byte_buf);
-    char *valid = tempo_valid_utf8(text, strlen(text)); /* JSON must be UTF-8 */
-    cJSON_AddStringToObject(jt, "text", valid ? valid : "");
-    free(valid);
+    tempo_json_add_text(jt, "text", text);
     add_float(jt, "probability", mem->prob);
     if (mem->row >= 0) cJSON_AddNumberToObject(jt, "physical_index", mem->row);
     else cJSON_AddNullToObject(jt, "physical_index");
@@ -204,7 +202,7 @@ static void add_generation_summary_json(cJSON *root, const Generation *gen) {
 int write_generation_json(const Generation *gen, const Tokenizer *t, const GenConfig *g, const char *prompt,
                                  const char *path, char *err) {
     cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "prompt", prompt ? prompt : "");
+    tempo_json_add_text(root, "prompt", prompt ? prompt : "");
     cJSON *ptoks = cJSON_AddArrayToObject(root, "prompt_tokens");
     for (int i = 0; i < gen->n_prompt; i++) cJSON_AddItemToArray(ptoks, cJSON_CreateNumber(gen->tokens[i]));
     settings_to_json(cJSON_AddObjectToObject(root, "settings"), g);
