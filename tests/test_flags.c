@@ -120,3 +120,92 @@ Test(flags, a_setting_that_would_be_ignored_is_refused) {
         cr_assert_eq(run_command(cmd, out, sizeof out), 0, "`%s`: %s", cmd, out);
     }
 }
+
+/* Whether `path` still holds the bytes `was` (n of them). */
+static int holds_bytes(const char *path, const char *was, size_t n) {
+    size_t len;
+    char *now = read_text_file(path, &len);
+    int same = len == n && memcmp(now, was, n) == 0;
+    free(now);
+    return same;
+}
+
+/* An input read from @FILE (--tokens, --positions, --sets) is that file: an output naming it is refused, it stays. */
+Test(flags, an_output_never_overwrites_an_at_file_input) {
+    char ids[4096], rows[4096], json[4096], args[9000], cmd[9500], out[4096];
+    scratch_path("ids.txt", ids, sizeof ids);
+    scratch_path("rows.txt", rows, sizeof rows);
+    FILE *f = fopen(ids, "w");
+    cr_assert(f && fputs("1,5", f) >= 0 && fclose(f) == 0);
+    f = fopen(rows, "w");
+    cr_assert(f && fputs("0,1", f) >= 0 && fclose(f) == 0);
+    snprintf(args, sizeof args, "generate -m %s --tokens @%s -n 2 --quiet --json %s", SYNTH, ids, ids);
+    expect_error(args, 1, "names the same file as --tokens: give another path", NULL);
+    const char *row_flags[] = {"--positions", "--sets"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, "forward -m %s --tokens 1,5 %s @%s --out %s", SYNTH, row_flags[i], rows, rows);
+        expect_error(args, 1, "names the same file as --", NULL);
+    }
+    cr_assert(holds_bytes(ids, "1,5", 3), "the id list was rewritten");
+    cr_assert(holds_bytes(rows, "0,1", 3), "the positions file was rewritten");
+    scratch_path("run.json", json, sizeof json); /* another path: accepted */
+    snprintf(cmd, sizeof cmd, "%s generate -m %s --tokens @%s -n 2 --quiet --json %s", TEMPO_BIN, SYNTH, ids, json);
+    cr_assert_eq(run_command(cmd, out, sizeof out), 0, "`%s`: %s", cmd, out);
+    cr_assert(holds_bytes(ids, "1,5", 3) && access(json, F_OK) == 0);
+}
+
+/* A Hugging Face model is a directory: no output goes inside it (by any spelling), one next to it is written. */
+Test(flags, an_output_inside_the_model_directory_is_refused) {
+    char hf[4096], link[4096], tok[4096], src[4096], next[4096], args[9000], cmd[9500], out[4096];
+    weights_path("stories260K-hf", src, sizeof src);
+    weights_path("tok512.bin", tok, sizeof tok);
+    scratch_path("hf", hf, sizeof hf);
+    scratch_path("hf-link", link, sizeof link);
+    snprintf(cmd, sizeof cmd, "cp -r %s %s && chmod -R u+w %s && ln -s hf %s", src, hf, hf, link);
+    cr_assert_eq(system(cmd), 0);
+    size_t n_config, n_weights;
+    char *config = read_text_file(strcat(strcpy(out, hf), "/config.json"), &n_config);
+    char *weights = read_text_file(strcat(strcpy(out, hf), "/model.safetensors"), &n_weights);
+    struct { const char *flag, *dir, *file; } cases[] = {
+        {"--json", hf, "/config.json"}, {"--trace", hf, "/model.safetensors"}, {"--svg-tree", hf, "/./new.svg"},
+        {"--json", link, "/config.json"}, {"--trace", link, "/new.trace"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char target[4200], needle[4500];
+        snprintf(target, sizeof target, "%s%s", cases[i].dir, cases[i].file);
+        snprintf(args, sizeof args, "generate -m %s -z %s --tokens 1,5 -n 2 --quiet %s %s", hf, tok, cases[i].flag, target);
+        snprintf(needle, sizeof needle, "%s %s is inside the model directory %s", cases[i].flag, target, hf);
+        expect_error(args, 1, needle, strstr(target, "new") ? target : NULL);
+    }
+    cr_assert(holds_bytes(strcat(strcpy(out, hf), "/config.json"), config, n_config), "config.json was rewritten");
+    cr_assert(holds_bytes(strcat(strcpy(out, hf), "/model.safetensors"), weights, n_weights), "the weights were rewritten");
+    free(config), free(weights);
+    scratch_path("next.json", next, sizeof next); /* next to the directory, and /dev/null: written */
+    snprintf(cmd, sizeof cmd, "%s generate -m %s -z %s --tokens 1,5 -n 2 --quiet --json %s --trace /dev/null", TEMPO_BIN, hf, tok, next);
+    cr_assert_eq(run_command(cmd, out, sizeof out), 0, "`%s`: %s", cmd, out);
+    cr_assert(access(next, F_OK) == 0, "%s was not written", next);
+}
+
+/* Two outputs not yet written are one file when their directories are one and their names equal:
+ * o1 and DIR/./o1, or a path through a symlinked directory, are refused; two names are both written. */
+Test(flags, two_spellings_of_one_new_output_are_refused) {
+    char dir[4096], link[4096], a[4096], b[4200], args[9000], cmd[9500], out[4096];
+    scratch_path("d", dir, sizeof dir);
+    scratch_path("d-link", link, sizeof link);
+    snprintf(cmd, sizeof cmd, "mkdir %s && ln -s d %s", dir, link);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(a, sizeof a, "%s/o1", dir);
+    const char *spellings[] = {"%s/./o1", "%s/../d/o1"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(b, sizeof b, spellings[i], dir);
+        snprintf(args, sizeof args, "generate -m %s --tokens 1,5 -n 2 --quiet --json %s --svg-tree %s", SYNTH, a, b);
+        expect_error(args, 1, "names the same file as --svg-tree: give another path", a);
+    }
+    snprintf(b, sizeof b, "%s/o1", link);
+    snprintf(args, sizeof args, "generate -m %s --tokens 1,5 -n 2 --quiet --json %s --svg-tree %s", SYNTH, a, b);
+    expect_error(args, 1, "names the same file as --svg-tree", a);
+    snprintf(b, sizeof b, "%s/o2", link);
+    snprintf(cmd, sizeof cmd, "%s generate -m %s --tokens 1,5 -n 2 --quiet --json %s --svg-tree %s", TEMPO_BIN, SYNTH, a, b);
+    cr_assert_eq(run_command(cmd, out, sizeof out), 0, "`%s`: %s", cmd, out);
+    cr_assert(access(a, F_OK) == 0 && access(b, F_OK) == 0, "both outputs are written");
+}

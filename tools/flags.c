@@ -55,23 +55,62 @@ static int same_file(const char *x, const char *y) {
     return stat(x, &sx) == 0 && stat(y, &sy) == 0 && sx.st_dev == sy.st_dev && sx.st_ino == sy.st_ino;
 }
 
+/* The directory a path's last name is in ("." when it has no '/'), stat'ed. */
+static int stat_parent(const char *path, struct stat *st) {
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) return stat(".", st);
+    if ((size_t)(slash - path) >= sizeof dir) return -1;
+    snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path); /* "/x": "/" */
+    return stat(dir, st);
+}
+
+/* Whether two outputs are one file: one dev/ino when either exists, else one
+ * directory (by dev/ino: "d/./x", a symlinked d) and one last name. */
+static int same_output(const char *x, const char *y) {
+    struct stat sx, sy;
+    int x_there = stat(x, &sx) == 0, y_there = stat(y, &sy) == 0;
+    if (x_there || y_there) return x_there && y_there && sx.st_dev == sy.st_dev && sx.st_ino == sy.st_ino;
+    const char *nx = strrchr(x, '/'), *ny = strrchr(y, '/');
+    nx = nx ? nx + 1 : x, ny = ny ? ny + 1 : y;
+    if (!*nx || strcmp(nx, ny) != 0) return strcmp(x, y) == 0;
+    if (stat_parent(x, &sx) != 0 || stat_parent(y, &sy) != 0) return strcmp(x, y) == 0;
+    return sx.st_dev == sy.st_dev && sx.st_ino == sy.st_ino;
+}
+
+/* Whether an input flag reads the existing file `path`: its value, or the FILE of an @FILE list (--tokens @ids.txt). */
+static int reads_file(const char *value, const char *path) {
+    return same_file(path, value) || (value[0] == '@' && same_file(path, value + 1));
+}
+
+/* Whether `path` lies in the directory `dir` (a Hugging Face model given to -m): its parent is dir by dev/ino. */
+static int inside_directory(const char *path, const char *dir) {
+    struct stat sd, sp;
+    return stat(dir, &sd) == 0 && S_ISDIR(sd.st_mode) && stat_parent(path, &sp) == 0 && sp.st_dev == sd.st_dev &&
+           sp.st_ino == sd.st_ino;
+}
+
 /* Where a path already is a file that is not regular (/dev/null, a pipe): written in place, so never replaced. */
 static int written_in_place(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && !S_ISREG(st.st_mode);
 }
 
-/* An output named by another output too, or naming a file another argument reads. */
+/* An output naming another output's file, a file another argument reads
+ * (an @FILE too), or a path inside the model directory of -m. */
 static int refuse_overwritten_inputs(const Args *a, char *err) {
     for (int i = 0; i < a->n; i++) {
         const FlagValue *out = &a->v[i];
         if (out->spec->type != FLAG_OUTPUT || written_in_place(out->text)) continue;
         for (int j = 0; j < a->n; j++) {
             const FlagValue *other = &a->v[j];
-            int both_written = other->spec->type == FLAG_OUTPUT && strcmp(other->text, out->text) == 0;
-            int is_path = other->spec->type == FLAG_OUTPUT || other->spec->type == FLAG_TEXT;
-            if (j != i && (both_written || (is_path && same_file(out->text, other->text))))
+            FlagType type = other->spec->type;
+            if (j == i) continue;
+            if (type == FLAG_OUTPUT ? same_output(out->text, other->text) : type == FLAG_TEXT && reads_file(other->text, out->text))
                 return tempo_error(err, "%s %s names the same file as %s: give another path", out->typed, out->text, other->typed);
+            if (strcmp(other->spec->name, "-m") == 0 && inside_directory(out->text, other->text))
+                return tempo_error(err, "%s %s is inside the model directory %s: tempo does not write where it reads the model",
+                                   out->typed, out->text, other->text);
         }
         for (int p = 0; p < a->n_positional; p++)
             if (same_file(out->text, a->positional[p]))

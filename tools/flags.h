@@ -68,8 +68,9 @@ typedef const FlagSpec *const *FlagTables[3];
 const FlagSpec *find_flag(const char *name, const FlagTables tables);
 /* Splits argv into flags of the tables (values parsed once) and positionals.
  * Refused: a flag given twice, a value that is one of the command's flags
- * (a forgotten value), and an output naming another output's file or an
- * existing input's (the first would be overwritten). */
+ * (a forgotten value), an output naming another output's file or an
+ * existing input's, an @FILE's too (the first would be overwritten), and an
+ * output inside the model directory of -m. */
 int parse_args(int argc, char **argv, const char *command, const FlagTables tables, Args *a, char *err);
 /* The last value given for the flag `name` (by its name or alias), "" for a switch, NULL when absent. */
 const char *flag(const Args *a, const char *name);
