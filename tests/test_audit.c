@@ -370,3 +370,66 @@ Test(audit, position_gap_comes_from_the_metadata) {
     cr_assert_neq(a.report.first_divergent_step, -1, "a replay without the gap should select other sets");
     audited_free(&a);
 }
+
+/* A set as the audit writes it, "[412 (0.2722), 379 (0.1500), … 12 more]":
+ * its width (the members shown and those cut), *end just after its ']';
+ * -1 when it is not whole, or cut at a member and closed. */
+static int written_set_width(const char *text, const char **end) {
+    if (*text++ != '[') return -1;
+    for (int n = 0;; text += 2) {
+        int token, more, used = 0;
+        float p;
+        if (*text == ']' && n == 0) return *end = text + 1, 0;
+        if (sscanf(text, "… %d more]%n", &more, &used) == 1 && used) return *end = text + used, n + more;
+        if (sscanf(text, "%d (%f)%n", &token, &p, &used) != 2 || !used) return -1;
+        text += used, n++;
+        if (*text == ']') return *end = text + 1, n;
+        if (strncmp(text, ", ", 2) != 0) return -1;
+    }
+}
+
+/* "engine [..], tempo [..]" in `line`, each set well-formed, the engine's
+ * `engine_width` wide, nothing after them but `tail`; 1 when a set was cut. */
+static int expect_both_sets(const char *line, int engine_width, const char *tail) {
+    const char *at = strstr(line, "engine ["), *end = NULL;
+    cr_assert(at, "no engine set in: %s", line);
+    cr_assert_eq(written_set_width(at + 7, &end), engine_width, "engine's set of %d is not whole or cut at a member: %s",
+                 engine_width, line);
+    cr_assert(strncmp(end, ", tempo [", 9) == 0, "tempo's set must follow the engine's: %s", line);
+    cr_assert(written_set_width(end + 8, &end) >= 1, "tempo's set is not whole or cut at a member: %s", line);
+    cr_assert(*end == '\0' || strncmp(end, tail, strlen(tail)) == 0, "the line goes on after tempo's set: %s", line);
+    return strstr(line, " more]") != NULL;
+}
+
+/* Each selection-differs finding and the replay name both sets; 1 when one was cut. */
+static int expect_findings_with_both_sets(const Audited *a) {
+    int cut = 0, s = a->report.first_divergent_step;
+    cr_assert(a->report.n_findings >= 3 && s >= 0, "%d findings, replay: %s", a->report.n_findings, a->report.checks[CHECK_REPLAY]);
+    for (int i = 0; i < a->report.n_findings; i++) {
+        const AuditFinding *f = &a->report.findings[i];
+        cr_assert_str_eq(f->kind, "selection-differs");
+        cut |= expect_both_sets(f->detail, a->gen.steps[f->step].n_members, "");
+    }
+    cut |= expect_both_sets(a->report.checks[CHECK_REPLAY], a->gen.steps[s].n_members, " (tempo stopped: ");
+    return cut;
+}
+
+static void wide(GenConfig *g) { g->threshold = 0.005f; g->max_width = 64; }
+static void narrow(GenConfig *g) { g->threshold = 0.5f; }
+static void flag_wide(AuditSettings *s) { s->threshold = 0.005f; s->max_width = 64; }
+static void flag_narrow(AuditSettings *s) { s->threshold = 0.5f; }
+
+/* Sets too wide for a line are cut at a member and closed, "… N more]", and
+ * both sides always show: a wide engine set audited at 0.5, then a narrow
+ * run audited at 0.005 (tempo's sets wide). */
+Test(audit, wide_sets_are_cut_at_a_member_and_both_sides_show) {
+    Audited a;
+    generate_and_trace(&a, wide);
+    audit_with(&a, flag_narrow);
+    cr_assert(expect_findings_with_both_sets(&a), "the engine's sets must be too wide for a line to test anything");
+    audited_free(&a);
+    generate_and_trace(&a, narrow);
+    audit_with(&a, flag_wide);
+    cr_assert(expect_findings_with_both_sets(&a), "tempo's sets must be too wide for a line to test anything");
+    audited_free(&a);
+}

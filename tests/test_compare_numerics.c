@@ -191,3 +191,71 @@ Test(compare_numerics, cli_reports_and_refuses_one_profile_twice) {
         expect_error(cmd, 1, refused[i][1], NULL);
     }
 }
+
+/* A set of the table, `len` bytes: the members it shows, each "TEXT (0.dddd)",
+ * and those it cuts ("… N more]"); -1 when it is not closed or not cut at a member. */
+static int table_set_width(const char *set, size_t len) {
+    if (len < 2 || set[0] != '[' || set[len - 1] != ']') return -1;
+    int n = 0, more = 0;
+    const char *after = set + 1; /* just after the last member seen */
+    for (const char *p = set; p + 9 < set + len; p++)
+        if (strspn(p + 2, "0123456789") == 1 && strspn(p + 4, "0123456789") == 4 && strncmp(p, " (", 2) == 0 && p[3] == '.' &&
+            p[8] == ')' && (p[9] == '/' || p[9] == ']'))
+            n++, after = p + 9;
+    if (after == set + len - 1) return n;
+    if (n == 0 || sscanf(after, "/… %d more]", &more) != 1 || strstr(after, "more]") + 5 != set + len) return -1;
+    return n + more;
+}
+
+/* One row of the table for step s: "step pos max|dp|  A's set -> B's set or same",
+ * each set as wide as the JSON's; counts rows with an escape and with a cut set. */
+static void check_table_row(const char *line, size_t len, int s, const cJSON *step, int *escaped, int *cut) {
+    int row_step, pos, used = 0;
+    double dp;
+    cr_assert(sscanf(line, "%d %d %lf  %n", &row_step, &pos, &dp, &used) == 3 && used && row_step == s,
+              "not step %d's row: %.*s", s, (int)len, line);
+    const char *a = line + used, *arrow = NULL;
+    for (const char *p = a; (p = strstr(p, " -> ")) && p < line + len; p++) arrow = p;
+    cr_assert(arrow, "no ' -> ' in: %.*s", (int)len, line);
+    const char *b = arrow + 4;
+    size_t b_len = (size_t)(line + len - b);
+    int width_a = cJSON_GetArraySize(cJSON_GetObjectItem(step, "set_a"));
+    int width_b = cJSON_GetArraySize(cJSON_GetObjectItem(step, "set_b"));
+    cr_assert_eq(table_set_width(a, (size_t)(arrow - a)), width_a, "A's set of %d: %.*s", width_a, (int)len, line);
+    if (cJSON_IsTrue(cJSON_GetObjectItem(step, "kept"))) cr_assert(b_len == 4 && strncmp(b, "same", 4) == 0);
+    else cr_assert_eq(table_set_width(b, b_len), width_b, "B's set of %d: %.*s", width_b, (int)len, line);
+    *escaped += memmem(line, len, "\\n", 2) != NULL;
+    *cut += memmem(line, len, " more]", 6) != NULL;
+}
+
+/* Wide sets (a token "\n" among them, rows of more than 511 bytes): the
+ * table shows the token texts as tempo generate shows a set's (escapes, no
+ * control byte), one line a step, each set closed or cut at a member. */
+Test(compare_numerics, table_rows_hold_no_control_byte_and_sets_close) {
+    char model[4096], tok[4096], json_path[4096], out_path[4096], cmd[16384], err[4096];
+    weights_path("stories260K.bin", model, sizeof model);
+    weights_path("tok512.bin", tok, sizeof tok);
+    scratch_path("table.json", json_path, sizeof json_path);
+    scratch_path("table.txt", out_path, sizeof out_path);
+    snprintf(cmd, sizeof cmd, "(%s compare -m %s -z %s -p 'They played all day.' -n 12 --threshold 0.002 --max-width 64 "
+             "--vs-numerics ggml --json %s > %s)", TEMPO_BIN, model, tok, json_path, out_path);
+    cr_assert_eq(run_command(cmd, err, sizeof err), 0, "%s", err);
+    size_t len;
+    char *text = read_text_file(out_path, &len);
+    for (size_t i = 0; i < len; i++)
+        cr_assert(text[i] == '\n' || ((unsigned char)text[i] >= 0x20 && text[i] != 0x7f), "control byte 0x%02x at %zu:\n%s",
+                  (unsigned char)text[i], i, text);
+    cJSON *root = read_json_file(json_path);
+    const cJSON *steps = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "prompts"), 0), "per_step");
+    const char *line = strstr(text, "A's set -> B's set\n");
+    cr_assert(line && steps, "no table:\n%s", text);
+    int s = 0, escaped = 0, cut = 0;
+    for (line = strchr(line, '\n') + 1; strncmp(line, "kept:", 5) != 0; line = strchr(line, '\n') + 1, s++) {
+        cr_assert(s < cJSON_GetArraySize(steps), "more rows than steps:\n%s", text);
+        check_table_row(line, strcspn(line, "\n"), s, cJSON_GetArrayItem(steps, s), &escaped, &cut);
+    }
+    cr_assert_eq(s, cJSON_GetArraySize(steps), "one row a step:\n%s", text);
+    cr_assert(escaped && cut, "the run must hold a token \"\\n\" (%d rows) and a set cut (%d rows):\n%s", escaped, cut, text);
+    cJSON_Delete(root);
+    free(text);
+}

@@ -6,6 +6,7 @@
  * own logits, and a replay by tempo_generate. NOTES.md, "The audit". */
 #define _GNU_SOURCE
 #include "audit.h"
+#include "printing.h" /* SetText: a set cut at a member, always closed */
 #include "settings.h"
 #include "trace_diff.h" /* value_gap: a NaN in the trace is an infinite gap (the recomputation is finite) */
 
@@ -580,12 +581,19 @@ static int step_distribution(const Audit *a, int s, const float **live, float *p
     return -1;
 }
 
-static int format_set(char *out, size_t len, const int *tokens, int n, const float *probs) {
-    int used = snprintf(out, len, "[");
-    for (int i = 0; i < n && used < (int)len; i++)
-        used += snprintf(out + used, len - used, "%s%d (%.4f)", i ? ", " : "", tokens[i], probs[tokens[i]]);
-    if (used < (int)len) used += snprintf(out + used, len - used, "]");
-    return used;
+/* A member of an audited set: "412 (0.2722)". */
+static void add_member(SetText *st, int token, float p) {
+    char item[48];
+    snprintf(item, sizeof item, "%d (%.4f)", token, p);
+    set_text_add(st, item);
+}
+
+/* Tokens with their probabilities in `probs` as "[412 (0.2722), 379 (0.1500), … 12 more]". */
+static void format_set(char out[AUDIT_SET_TEXT], const int *tokens, int n, const float *probs) {
+    SetText st;
+    set_text_open(&st, out, AUDIT_SET_TEXT, n, ", ");
+    for (int i = 0; i < n; i++) add_member(&st, tokens[i], probs[tokens[i]]);
+    set_text_close(&st);
 }
 
 static int compare_selection(Audit *a, int s, const float *probs, int *chosen) {
@@ -597,9 +605,9 @@ static int compare_selection(Audit *a, int s, const float *probs, int *chosen) {
     int w = step_width(a, s), same = w == n;
     for (int i = 0; same && i < n; i++) same = chosen[i] == a->selected[s * a->W + i];
     if (same) return 0;
-    char engine[120], mine[120];
-    format_set(engine, sizeof engine, a->selected + (size_t)s * a->W, w, probs);
-    format_set(mine, sizeof mine, chosen, n, probs);
+    char engine[AUDIT_SET_TEXT], mine[AUDIT_SET_TEXT];
+    format_set(engine, a->selected + (size_t)s * a->W, w, probs);
+    format_set(mine, chosen, n, probs);
     return add_finding(a->r, "selection-differs", predicting_row(a, s), -1, s, -1, "engine %s, tempo %s", engine, mine);
 }
 
@@ -654,18 +662,22 @@ static int check_selection(Audit *a) {
 /* Replay: tempo generates from the trace's prompt with the same settings */
 /* ===================================================================== */
 
+/* The replay's line: the engine's set at step s (its own probabilities, NaN
+ * when the trace has none) and tempo's, each as format_set writes a set. */
 static void describe_divergence(const Audit *a, const Generation *gen, int s, char *line, size_t len) {
-    int used = snprintf(line, len, "first divergent step %d: engine [", s);
-    for (int i = 0; i < step_width(a, s) && used < (int)len; i++)
-        used += snprintf(line + used, len - used, "%s%d (%.4f)", i ? ", " : "", a->selected[s * a->W + i],
-                         a->selected_probs ? a->selected_probs[s * a->W + i] : NAN);
-    used += snprintf(line + used, used < (int)len ? len - used : 0, "], tempo [");
+    char engine[AUDIT_SET_TEXT], mine[AUDIT_SET_TEXT];
+    SetText set;
+    set_text_open(&set, engine, sizeof engine, step_width(a, s), ", ");
+    for (int i = 0; i < step_width(a, s); i++)
+        add_member(&set, a->selected[s * a->W + i], a->selected_probs ? a->selected_probs[s * a->W + i] : NAN);
+    set_text_close(&set);
     const Step *st = s < gen->n_steps ? &gen->steps[s] : NULL;
-    for (int i = 0; st && i < st->n_members && used < (int)len; i++) {
-        const Member *mem = &gen->members[st->first_member + i];
-        used += snprintf(line + used, len - used, "%s%d (%.4f)", i ? ", " : "", mem->token, mem->prob);
-    }
-    if (used < (int)len) snprintf(line + used, len - used, st ? "]" : "] (tempo stopped: %s)", gen->stop_reason);
+    set_text_open(&set, mine, sizeof mine, st ? st->n_members : 0, ", ");
+    for (int i = 0; st && i < st->n_members; i++)
+        add_member(&set, gen->members[st->first_member + i].token, gen->members[st->first_member + i].prob);
+    set_text_close(&set);
+    int used = snprintf(line, len, "first divergent step %d: engine %s, tempo %s", s, engine, mine);
+    if (!st) snprintf(line + used, len - (size_t)used, " (tempo stopped: %s)", gen->stop_reason);
 }
 
 static int first_divergence(const Audit *a, const Generation *gen) {

@@ -20,11 +20,14 @@ typedef struct {
     GenConfig gen;         /* schedule, isolated layers, pruning (metadata), for selection and replay */
 } AuditSettings;
 
+/* The bytes of one audited set's text (SetText, printing.h). */
+#define AUDIT_SET_TEXT 120
+
 /* One departure; row/key/step/token are -1 when absent (null in JSON). */
 typedef struct {
     const char *kind;
     int row, key, step, token;
-    char detail[240];
+    char detail[2 * AUDIT_SET_TEXT + 16]; /* holds "engine SET, tempo SET" whole */
 } AuditFinding;
 
 enum { CHECK_ARITHMETIC, CHECK_ROWS, CHECK_MASK, CHECK_SELECTION, CHECK_REPLAY, AUDIT_CHECKS };
@@ -33,7 +36,7 @@ typedef struct {
     int n_findings;
     size_t cap_findings;
     AuditFinding *findings;
-    char checks[AUDIT_CHECKS][400];  /* "ok", "N findings" or "skipped: why" */
+    char checks[AUDIT_CHECKS][2 * AUDIT_SET_TEXT + 160]; /* "ok", "N findings", "skipped: why", the replay's two sets */
     int first_divergent_step;        /* -1: none */
 } AuditReport;
 

@@ -4,6 +4,7 @@
  * loop's own rule (tempo_next_distribution, tempo_choose_set). Until the
  * first changed step both sides have seen the same rows, so that step is
  * where B's own run would part from A's. */
+#define _GNU_SOURCE /* open_memstream */
 #include "compare_numerics.h"
 
 #include <math.h>
@@ -136,7 +137,7 @@ int compare_numerics_run(Model *m, const int *ids, int n_ids, const GenConfig *g
                          NumericsComparison *out, char *err) {
     memset(out, 0, sizeof *out);
     out->sides[0] = sides[0], out->sides[1] = sides[1];
-    out->vocab = m->config.vocab_size, out->max_width = g->max_width, out->mode = g->mode;
+    out->config = &m->config, out->vocab = m->config.vocab_size, out->max_width = g->max_width, out->mode = g->mode;
     GenConfig run = *g;
     run.numerics = sides[0], run.keep_logits = 1, run.capture_attention = 0;
     float *logits_b = NULL;
@@ -175,17 +176,39 @@ static int in_set(const NumericsComparison *cmp, int k, int s, int token) {
     return 0;
 }
 
-/* "[ a (0.512)/ b (0.211)]": side k's set at step s with side k's probabilities, into buf. */
+/* A token as the report shows it: as tempo generate shows a set's member
+ * (show_token: control characters escaped, so a row stays one line; EOS as <end>). */
+static void show_member(FILE *out, const NumericsComparison *cmp, const Tokenizer *t, int prev, int token) {
+    show_token(out, t, cmp->config, prev, token, 1);
+}
+
+/* " a (0.5120)": a member's text and p, allocated (NULL: out of memory). */
+static char *member_text(const NumericsComparison *cmp, const Tokenizer *t, int prev, int token, float p) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return NULL;
+    show_member(f, cmp, t, prev, token);
+    fprintf(f, " (%.4f)", p);
+    if (fclose(f) == 0) return text;
+    free(text);
+    return NULL;
+}
+
+/* "[ a (0.5120)/ b (0.2110)/… 12 more]": side k's set at step s with side k's
+ * probabilities, into buf (SetText: cut at a member, always closed). */
 static void format_side_set(const NumericsComparison *cmp, const Tokenizer *t, int k, int s, char *buf, size_t size) {
     const float *p = cmp->probs[k] + (size_t)s * cmp->vocab;
-    int prev = token_before(&cmp->run, s);
-    size_t w = (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < set_width(cmp, k, s) && w < size; i++) {
-        char text[16];
+    int prev = token_before(&cmp->run, s), n = set_width(cmp, k, s);
+    SetText set;
+    set_text_open(&set, buf, size, n, "/");
+    for (int i = 0; i < n; i++) {
         int tok = set_token(cmp, k, s, i);
-        w += (size_t)snprintf(buf + w, size - w, "%s%s (%.4f)", i ? "/" : "", token_text(t, prev, tok, text), p[tok]);
+        char *text = set.cut ? NULL : member_text(cmp, t, prev, tok, p[tok]); /* once cut, the rest are only counted */
+        set_text_add(&set, text);
+        free(text);
     }
-    if (w < size) snprintf(buf + w, size - w, "]");
+    set_text_close(&set);
 }
 
 /* The members side `from` has and side `to` lacks at step s, with both probabilities. */
@@ -196,8 +219,9 @@ static void print_members_only_in(const NumericsComparison *cmp, const Tokenizer
     for (int i = 0; i < set_width(cmp, from, s); i++) {
         int tok = set_token(cmp, from, s, i);
         if (in_set(cmp, 1 - from, s, tok)) continue;
-        char text[16];
-        printf("%s'%s' #%d (A %.6f, B %.6f)", n++ ? ", " : " ", token_text(t, prev, tok, text), tok, pa[tok], pb[tok]);
+        printf("%s'", n++ ? ", " : " ");
+        show_member(stdout, cmp, t, prev, tok);
+        printf("' #%d (A %.6f, B %.6f)", tok, pa[tok], pb[tok]);
     }
     printf("%s", n ? "" : " none");
 }

@@ -13,6 +13,7 @@
 typedef struct {
     Numerics sides[2];   /* A (the run), B (teacher-forced on A's rows) */
     Generation run;      /* A's run */
+    const Config *config; /* the model's: its BOS and EOS shown as markers */
     int vocab, max_width;
     MaskKind mode;       /* the run's */
     float *probs[2];     /* [n_steps][vocab]: each side's next distribution at each step */

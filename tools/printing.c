@@ -263,3 +263,31 @@ void print_generation_summary(FILE *out, const Generation *gen) {
 }
 
 void print_wrote(const char *path, const char *what) { fprintf(stderr, "wrote %s: %s\n", path, what); }
+
+/* ---- a set as text, cut at a member ---- */
+
+/* The room a set's text keeps to close when cut: ", … 2147483647 more]" and its NUL. */
+enum { SET_TEXT_TAIL = 32 };
+
+void set_text_open(SetText *st, char *buf, size_t size, int n, const char *sep) {
+    *st = (SetText){.text = buf, .size = size, .used = 1, .n = n, .sep = sep};
+    snprintf(buf, size, "[");
+}
+
+/* A member goes in when it fits with room left for "]" (the last) or for the tail of a cut set. */
+void set_text_add(SetText *st, const char *member) {
+    const char *sep = st->shown ? st->sep : "";
+    size_t need = member ? strlen(sep) + strlen(member) : 0, keep = st->shown + st->cut + 1 == st->n ? 2 : SET_TEXT_TAIL;
+    if (!member || st->cut || st->used + need + keep > st->size) {
+        st->cut++;
+        return;
+    }
+    snprintf(st->text + st->used, st->size - st->used, "%s%s", sep, member);
+    st->used += need;
+    st->shown++;
+}
+
+void set_text_close(SetText *st) {
+    if (st->cut) snprintf(st->text + st->used, st->size - st->used, "%s… %d more]", st->shown ? st->sep : "", st->cut);
+    else snprintf(st->text + st->used, st->size - st->used, "]");
+}

@@ -37,4 +37,20 @@ int write_json(const cJSON *root, const char *path, char *err);
 int write_generation_json(const Generation *gen, const Tokenizer *t, const GenConfig *g, const char *prompt,
                           const char *path, char *err);
 
+/* A set as text in a buffer of `size` bytes (room for a member and the
+ * tail "… N more]"): "[a, b, … N more]". Members go in whole while they fit
+ * with room left to close; the rest are counted; the text is always closed
+ * with "]". The audit's findings and tempo compare --vs-numerics' table. */
+typedef struct {
+    char *text;
+    size_t size, used;
+    int n, shown, cut; /* members in the set, written, left out */
+    const char *sep;   /* between members: ", " or "/" */
+} SetText;
+void set_text_open(SetText *st, char *buf, size_t size, int n, const char *sep);
+/* The next member's text (NULL: left out, as one that does not fit). */
+void set_text_add(SetText *st, const char *member);
+void set_text_close(SetText *st);
+
+
 #endif
