@@ -791,11 +791,11 @@ int audit_report_json(const AuditReport *r, const char *path, char *err) {
         add_field(o, "key", f->key);
         add_field(o, "step", f->step);
         add_field(o, "token", f->token);
-        cJSON_AddStringToObject(o, "detail", f->detail);
+        tempo_json_add_text(o, "detail", f->detail);
         cJSON_AddItemToArray(findings, o);
     }
     cJSON *checks = cJSON_AddObjectToObject(root, "checks");
-    for (int c = 0; c < AUDIT_CHECKS; c++) cJSON_AddStringToObject(checks, names[c], r->checks[c]);
+    for (int c = 0; c < AUDIT_CHECKS; c++) tempo_json_add_text(checks, names[c], r->checks[c]); /* may name a file */
     add_field(root, "first_divergent_step", r->first_divergent_step);
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
