@@ -36,7 +36,9 @@ int tempo_parse_float(const char *s, const char *what, float *out, char *err) {
     char *end;
     errno = 0;
     float v = strtof(s, &end);
-    if (errno || end == s || *end != '\0' || !isfinite(v)) return tempo_error(err, "%s must be a number, got '%s'", what, s);
+    if (end == s || *end != '\0' || isnan(v)) return tempo_error(err, "%s must be a number, got '%s'", what, s);
+    if (errno == ERANGE || isinf(v)) /* past FLT_MAX, or not 0 yet below the least normal float */
+        return tempo_error(err, "%s %s is outside a float's range (magnitudes 1.2e-38 to 3.4e38, or 0)", what, s);
     *out = v;
     return 0;
 }

@@ -178,6 +178,8 @@ Test(bad_input, bad_generation_settings) {
         {"-n 0", "max-tokens 0 must be at least 1"},
         {"--bezier 0.5", "--bezier must be P1,P2, got '0.5'"},
         {"--threshold abc", "--threshold must be a number, got 'abc'"},
+        {"--threshold 1e-40", "--threshold 1e-40 is outside a float's range"}, /* a number: not "must be a number" */
+        {"--threshold 1e40", "--threshold 1e40 is outside a float's range"},
         {"--prune-layers 9", "--prune-layers must be an integer in [1, 2], got '9'"},
     };
     char json[4096];

@@ -209,3 +209,16 @@ Test(flags, two_spellings_of_one_new_output_are_refused) {
     cr_assert_eq(run_command(cmd, out, sizeof out), 0, "`%s`: %s", cmd, out);
     cr_assert(access(a, F_OK) == 0 && access(b, F_OK) == 0, "both outputs are written");
 }
+
+/* An output of "-", standard output in other tools, is refused with the way to get it (/dev/stdout),
+ * and no file named - is left behind, for each kind of output flag. */
+Test(flags, a_dash_as_an_output_is_refused) {
+    char dash[4096], args[5000];
+    snprintf(dash, sizeof dash, "-");
+    const char *forms[] = {"generate -m %s --tokens 1,5 -n 2 --json -", "generate -m %s --tokens 1,5 -n 2 --trace -",
+                           "forward -m %s --tokens 1,5 --out -", "generate -m %s --tokens 1,5 -n 2 --svg-tree -"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        snprintf(args, sizeof args, forms[i], SYNTH);
+        expect_error(args, 1, "- would write a file named '-': give a path, or /dev/stdout for standard output", dash);
+    }
+}

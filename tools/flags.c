@@ -45,6 +45,8 @@ static int parse_flag(int argc, char **argv, int *i, const char *command, const 
     v->text = argv[++*i];
     if (find_flag(v->text, tables)) /* "--trace --quiet": a file named --quiet is ./--quiet */
         return tempo_error(err, "flag %s of tempo %s needs a value, got the flag %s", arg, command, v->text);
+    if (f->type == FLAG_OUTPUT && strcmp(v->text, "-") == 0) /* a habit of other tools: here it would be a file named - */
+        return tempo_error(err, "%s - would write a file named '-': give a path, or /dev/stdout for standard output", arg);
     if ((f->type == FLAG_INT || f->type == FLAG_NUMBER) && !f->field && parse_number(f, v, err) != 0) return -1;
     return 0;
 }
