@@ -264,10 +264,22 @@ Test(attention_cli, bad_arguments_are_refused_before_any_work) {
     }
     char fortune[4096], fortune_tok[4096];
     fortune_paths(fortune, fortune_tok);
-    snprintf(args, sizeof args, "attention " PICTURES "/badargs.st -m %s --svg-pair /tmp/x.svg", fortune);
-    expect_error(args, 1, "the trace has 5 layers x 8 heads but", NULL);
-    run_split(args, out, sizeof out, err, sizeof err);
-    cr_assert(out[0] == '\0', "a trace of another model: printed before refusing:\n%s", out);
+    /* a model of another shape, and one of the trace's layers and heads but another width: the
+     * dimensions the trace's metadata gives are checked as verify checks them */
+    char narrow[4096], made[8192];
+    scratch_path("narrow.bin", narrow, sizeof narrow);
+    snprintf(args, sizeof args, "synth --out %s --dim 48 --hidden 172 --layers 5 --heads 8 --kv-heads 4 --vocab 512 --seq-len 512",
+             narrow);
+    char cmd[9200];
+    snprintf(cmd, sizeof cmd, "%s %s", TEMPO_BIN, args);
+    cr_assert_eq(run_command(cmd, made, sizeof made), 0, "%s: %s", cmd, made);
+    const char *others[2] = {fortune, narrow};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, "attention " PICTURES "/badargs.st -m %s --svg-pair /tmp/x.svg", others[i]);
+        expect_error(args, 1, "verify against the model that wrote it", NULL);
+        run_split(args, out, sizeof out, err, sizeof err);
+        cr_assert(out[0] == '\0', "a trace of another model: printed before refusing:\n%s", out);
+    }
     snprintf(args, sizeof args, "attention -m %s -z %s -p 'Once upon a time' -n 400 --heatmap 9:0", model, tok);
     expect_error(args, 1, "--heatmap 9:0 is out of range", NULL);
     run_split(args, out, sizeof out, err, sizeof err);

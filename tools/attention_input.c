@@ -7,6 +7,7 @@
 #include "memory.h"
 #include "pictures.h"
 #include "settings.h"
+#include "trace_diff.h" /* check_trace_model: -m against the model the trace names, as verify checks it */
 #include "../kernels/kernels.h"
 
 #include <stdlib.h>
@@ -86,6 +87,7 @@ static int attention_from_trace(const Args *a, const AttentionRequest *r, Attent
     if (attention_request_fits(r, in->v.n_layers, in->v.n_heads, in->v.n, err) != 0) return -1;
     if (!flag(a, "-m")) return flag(a, "-z") ? attention_tokenizer(a, in, err) : 0;
     if (load_model_and_tokenizer(a, &in->m, &in->t, 0, err) != 0) return -1;
+    if (check_trace_model(&in->tr, &in->m, a->positional[0], err) != 0) return -1; /* the dimensions its metadata gives */
     const Config *c = &in->m.config;
     if (c->n_layers != in->v.n_layers || c->n_heads != in->v.n_heads)
         return tempo_error(err, "the trace has %d layers x %d heads but %s has %d x %d", in->v.n_layers, in->v.n_heads,
