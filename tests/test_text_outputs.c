@@ -122,3 +122,17 @@ Test(text_outputs, a_failed_write_to_stdout_is_an_error) {
         cr_expect(strstr(text, "error: cannot write standard output"), "`%s` said: %s", cmd, text);
     }
 }
+
+/* A run from --tokens has ids and no text: its JSON prompt is null, not "" (the text of an empty prompt). */
+Test(text_outputs, a_run_from_ids_has_a_null_prompt) {
+    char model[4096], out[4096], args[9000];
+    weights_path("stories260K.bin", model, sizeof model);
+    scratch_path("ids.json", out, sizeof out);
+    snprintf(args, sizeof args, "generate -m %s --tokens 1,403,407 -n 2 --quiet --json %s", model, out);
+    run_tempo(args);
+    cJSON *json = read_json_file(out);
+    cr_assert(json, "%s is not JSON", out);
+    cr_expect(cJSON_IsNull(cJSON_GetObjectItem(json, "prompt")), "the prompt of a run from ids is not null");
+    cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(json, "prompt_tokens")), 3);
+    cJSON_Delete(json);
+}

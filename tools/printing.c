@@ -202,7 +202,8 @@ static void add_generation_summary_json(cJSON *root, const Generation *gen) {
 int write_generation_json(const Generation *gen, const Tokenizer *t, const GenConfig *g, const char *prompt,
                                  const char *path, char *err) {
     cJSON *root = cJSON_CreateObject();
-    tempo_json_add_text(root, "prompt", prompt ? prompt : "");
+    if (prompt) tempo_json_add_text(root, "prompt", prompt);
+    else cJSON_AddNullToObject(root, "prompt"); /* --tokens: ids, no text */
     cJSON *ptoks = cJSON_AddArrayToObject(root, "prompt_tokens");
     for (int i = 0; i < gen->n_prompt; i++) cJSON_AddItemToArray(ptoks, cJSON_CreateNumber(gen->tokens[i]));
     settings_to_json(cJSON_AddObjectToObject(root, "settings"), g);
