@@ -433,3 +433,55 @@ Test(audit, wide_sets_are_cut_at_a_member_and_both_sides_show) {
     cr_assert(expect_findings_with_both_sets(&a), "tempo's sets must be too wide for a line to test anything");
     audited_free(&a);
 }
+
+/* A step's first fed row: the row of member `mi` of the first step with two or more fed members. */
+static int two_fed_members(const Generation *g, int *step) {
+    for (int s = 0; s < g->n_steps; s++) {
+        const Member *m0 = &g->members[g->steps[s].first_member];
+        if (g->steps[s].n_members >= 2 && m0[0].row >= 0 && m0[1].row == m0[0].row + 1) return *step = s, m0[0].row;
+    }
+    return -1;
+}
+
+/* A set fed in another order than its own (most probable first): its rows' tokens and logits swapped,
+ * so the arithmetic still holds and the mask does not change; the audit names the row fed early. */
+Test(audit, a_set_fed_out_of_order_is_named) {
+    Audited a;
+    generate_and_trace(&a, NULL);
+    int s, r = two_fed_members(&a.gen, &s), V = a.m.config.vocab_size;
+    cr_assert(r >= 0, "the run has no step with two fed members");
+    int *tokens = tempo_trace_get(&a.trace, "tokens")->data, t = tokens[r];
+    tokens[r] = tokens[r + 1], tokens[r + 1] = t;
+    float *logits = tempo_trace_get(&a.trace, "logits")->data, *row = malloc((size_t)V * sizeof(float));
+    memcpy(row, logits + (size_t)r * V, (size_t)V * sizeof(float));
+    memcpy(logits + (size_t)r * V, logits + (size_t)(r + 1) * V, (size_t)V * sizeof(float));
+    memcpy(logits + (size_t)(r + 1) * V, row, (size_t)V * sizeof(float));
+    free(row);
+    audit_with(&a, NULL);
+    int named = 0, order = 0;
+    for (int i = 0; i < a.report.n_findings; i++) {
+        const AuditFinding *f = &a.report.findings[i];
+        order += strcmp(f->kind, "member-order") == 0;
+        named += strcmp(f->kind, "member-order") == 0 && f->row == r + 1 && f->step == s;
+    }
+    cr_assert(named == 1 && order == 1, "expected member-order at row %d step %d; %d such findings, %d in all", r + 1, s, named,
+              order);
+    audited_free(&a);
+}
+
+/* A row marked pruned in a run whose settings prune nothing is named, not taken as given. */
+Test(audit, a_row_pruned_without_pruning_is_named) {
+    Audited a;
+    generate_and_trace(&a, NULL);
+    int s, r = two_fed_members(&a.gen, &s);
+    cr_assert(r >= 0 && s + 1 < a.gen.n_steps, "the run has no step with two fed members before its last");
+    const Tensor *pruned = tempo_trace_get(&a.trace, "pruned");
+    cr_assert(pruned, "the trace has no pruned tensor");
+    ((int *)pruned->data)[r + 1] = s + 1;
+    audit_with(&a, NULL);
+    int named = 0;
+    for (int i = 0; i < a.report.n_findings; i++)
+        named += strcmp(a.report.findings[i].kind, "pruned-without-pruning") == 0 && a.report.findings[i].row == r + 1;
+    cr_assert_eq(named, 1, "row %d marked pruned without pruning: %d findings name it", r + 1, named);
+    audited_free(&a);
+}

@@ -10,7 +10,7 @@ static const char xml_check[] = "import xml.dom.minidom,sys; xml.dom.minidom.par
 static const char header_check[] = "import json,struct,sys; b=open(sys.argv[1],'rb').read(); "
                                    "n=struct.unpack('<Q',b[:8])[0]; json.loads(b[8:8+n].decode('utf-8'))";
 
-/* made_by names the command in words: an assertion message holding bytes that are not UTF-8 is lost. */
+/* made_by names the command in words, not by its bytes (see NOTES §20). */
 static void expect_parses(const char *check, const char *path, const char *made_by) {
     char cmd[9000], text[4096];
     snprintf(cmd, sizeof cmd, "python3 -c \"%s\" '%s'", check, path);

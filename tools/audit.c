@@ -378,8 +378,19 @@ static int step_of_row(const Audit *a, int cur, int r, int offset, int *member) 
     return here >= 0 ? cur : -1;
 }
 
+/* A set's rows follow its order (most probable first, as tempo feeds it): the last row, which the
+ * next set is drawn from under next_from last, is its least probable fed member. */
+static int check_member_order(Audit *a, int r, int s, int member, int *last_step, int *last_member) {
+    int previous = s == *last_step ? *last_member : -1;
+    *last_step = s, *last_member = member;
+    if (member > previous) return 0;
+    return add_finding(a->r, "member-order", r, -1, s, a->tokens[r],
+                       "row %d feeds member %d of step %d's set after member %d: a set is fed most probable first", r, member, s,
+                       previous);
+}
+
 static int match_rows(Audit *a) {
-    int cur = 0, offset = 0;
+    int cur = 0, offset = 0, last_step = -1, last_member = -1;
     for (int r = 0; r < a->n; r++) {
         a->row_step[r] = -1;
         a->row_member[r] = -1;
@@ -392,6 +403,7 @@ static int match_rows(Audit *a) {
                 return -1;
             continue;
         }
+        if (check_member_order(a, r, s, member, &last_step, &last_member) != 0) return -1;
         cur = s;
         a->row_step[r] = s;
         a->row_member[r] = member;
@@ -455,6 +467,16 @@ static int check_unfed(Audit *a) {
     return 0;
 }
 
+/* A row marked pruned in a run whose settings prune nothing: its hiding from later rows is no rule of TEMPO's. */
+static int check_pruned_rows(Audit *a) {
+    for (int r = 0; a->pruned && !a->s->gen.prune && r < a->n; r++)
+        if (a->pruned[r] >= 0 && add_finding(a->r, "pruned-without-pruning", r, -1, a->row_step[r], a->tokens[r],
+                                             "row %d is marked pruned at step %d, but the settings prune nothing", r,
+                                             a->pruned[r]) != 0)
+            return -1;
+    return 0;
+}
+
 static int check_rows(Audit *a) {
     int before = a->r->n_findings;
     char *line = a->r->checks[CHECK_ROWS];
@@ -467,7 +489,7 @@ static int check_rows(Audit *a) {
     } else {
         infer_steps(a);
     }
-    if (check_positions(a) != 0) return -1;
+    if (check_positions(a) != 0 || check_pruned_rows(a) != 0) return -1;
     snprintf(line, sizeof a->r->checks[0], "%d findings%s", a->r->n_findings - before,
              a->selected ? "" : " (no selected tensor: steps are runs of one position, members unchecked)");
     return 0;
