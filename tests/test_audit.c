@@ -485,3 +485,30 @@ Test(audit, a_row_pruned_without_pruning_is_named) {
     cr_assert_eq(named, 1, "row %d marked pruned without pruning: %d findings name it", r + 1, named);
     audited_free(&a);
 }
+
+/* The verdict says how much was audited: a trace with logits but no settings is CLEAN (partial), exit 0,
+ * its skipped checks counted; one with nothing any check can use is NOTHING AUDITED, exit 1, not clean. */
+Test(audit, a_verdict_says_how_much_was_audited) {
+    Audited a;
+    generate_and_trace(&a, NULL);
+    char err[TEMPO_ERR_SIZE], path[4096], cmd[9000], out[65536];
+    const char *names[] = {"tokens", "positions", "allowed", "logits"};
+    for (int kept = 4; kept >= 3; kept--) { /* with logits, then without */
+        Trace bare;
+        tempo_trace_init(&bare);
+        for (int i = 0; i < kept; i++) {
+            const Tensor *x = tempo_trace_get(&a.trace, names[i]);
+            cr_assert(tempo_trace_add(&bare, x->name, x->dtype, x->ndim, x->shape, x->data, err) == 0, "%s", err);
+        }
+        scratch_path(kept == 4 ? "partial.st" : "nothing.st", path, sizeof path);
+        cr_assert(tempo_trace_write(&bare, path, err) == 0, "%s", err);
+        tempo_trace_free(&bare);
+        snprintf(cmd, sizeof cmd, "%s audit -m %s/fortune.bin %s", TEMPO_BIN, WEIGHTS_DIR, path);
+        int rc = run_command_capture(cmd, out, sizeof out, 1);
+        if (kept == 4)
+            cr_expect(rc == 0 && strstr(out, "CLEAN (partial): 0 findings in the 1 checks run, 4 skipped"), "exit %d:\n%s", rc, out);
+        else
+            cr_expect(rc == 1 && strstr(out, "NOTHING AUDITED: every check was skipped"), "exit %d:\n%s", rc, out);
+    }
+    audited_free(&a);
+}

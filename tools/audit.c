@@ -794,7 +794,17 @@ void audit_report_print(const AuditReport *r, FILE *out) {
     }
     static const char *const names[AUDIT_CHECKS] = {"arithmetic", "rows", "mask", "selection", "replay"};
     for (int c = 0; c < AUDIT_CHECKS; c++) fprintf(out, "check %-10s %s\n", names[c], r->checks[c]);
-    fprintf(out, "%s: %d findings\n", r->n_findings ? "FINDINGS" : "CLEAN", r->n_findings);
+    int skipped = audit_checks_skipped(r);
+    if (r->n_findings) fprintf(out, "FINDINGS: %d findings\n", r->n_findings);
+    else if (skipped == AUDIT_CHECKS) fprintf(out, "NOTHING AUDITED: every check was skipped (their lines say what each needs)\n");
+    else if (skipped) fprintf(out, "CLEAN (partial): 0 findings in the %d checks run, %d skipped\n", AUDIT_CHECKS - skipped, skipped);
+    else fprintf(out, "CLEAN: 0 findings\n");
+}
+
+int audit_checks_skipped(const AuditReport *r) {
+    int skipped = 0;
+    for (int c = 0; c < AUDIT_CHECKS; c++) skipped += strncmp(r->checks[c], "skipped", 7) == 0;
+    return skipped;
 }
 
 static void add_field(cJSON *o, const char *name, int v) {

@@ -54,6 +54,8 @@ int audit_put_settings(Trace *t, const GenConfig *g, const Config *c, char *err)
 int tempo_audit(const Model *m, const Trace *t, const AuditSettings *s, AuditReport *r, char *err);
 void audit_report_free(AuditReport *r);
 /* One line per finding, runs of one kind grouped; then the checks and the replay. */
+/* How many checks were skipped (their line starts "skipped"): all of them is no audit, and not clean. */
+int audit_checks_skipped(const AuditReport *r);
 void audit_report_print(const AuditReport *r, FILE *out);
 int audit_report_json(const AuditReport *r, const char *path, char *err);
 

@@ -514,7 +514,8 @@ static int cmd_audit(int argc, char **argv, char *err) {
         printf("audit %s (numerics: %s)\n", a.positional[0], profile);
         audit_report_print(&report, stdout);
         const char *json = flag(&a, "--json");
-        rc = json && audit_report_json(&report, json, err) != 0 ? 2 : report.n_findings > 0;
+        rc = json && audit_report_json(&report, json, err) != 0 ? 2
+             : report.n_findings > 0 || audit_checks_skipped(&report) == AUDIT_CHECKS; /* nothing audited is no pass */
         if (json && rc != 2) print_wrote(json, "JSON of the audit (checks and findings)");
         audit_report_free(&report);
     }
