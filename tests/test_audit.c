@@ -512,3 +512,24 @@ Test(audit, a_verdict_says_how_much_was_audited) {
     }
     audited_free(&a);
 }
+
+/* Attention on a key the trace's own mask hides must be exactly 0 (exp(-inf), whatever the arithmetic):
+ * 5e-5 there, under the 1e-4 tolerance of the arithmetic check, is named at its row, key, layer and head. */
+Test(audit, attention_on_a_hidden_key_is_named_below_the_tolerance) {
+    Audited a;
+    generate_and_trace(&a, NULL);
+    const Tensor *att = tempo_trace_get(&a.trace, "attention");
+    cr_assert(att && att->ndim == 4, "the trace keeps no [L,H,n,n] attention");
+    int n = a.gen.n_rows, q = a.gen.n_prompt + 2, L = (int)att->shape[0], H = (int)att->shape[1];
+    ((float *)att->data)[(((size_t)(L - 1) * H + 1) * n + q) * n + q + 1] = 5e-5f; /* a future key, last layer, head 1 */
+    audit_with(&a, NULL);
+    int named = 0, hidden = 0;
+    for (int i = 0; i < a.report.n_findings; i++) {
+        const AuditFinding *f = &a.report.findings[i];
+        hidden += strcmp(f->kind, "attention-on-hidden-key") == 0;
+        named += strcmp(f->kind, "attention-on-hidden-key") == 0 && f->row == q && f->key == q + 1 && strstr(f->detail, "head 1");
+    }
+    cr_assert(named == 1 && hidden == 1, "expected one attention-on-hidden-key at (%d, %d); %d named, %d in all", q, q + 1, named,
+              hidden);
+    audited_free(&a);
+}

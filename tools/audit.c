@@ -284,6 +284,20 @@ static double attention_gap(const float *trace_attention, const float *attention
     return worst;
 }
 
+/* The first key row r pays attention to although the trace's own mask hides it from r (in any layer
+ * and head kept): exactly 0 under any arithmetic (exp(-inf)), so a tolerance does not apply. -1: none. */
+static long hidden_key_attention(const Audit *a, const float *trace_attention, const AttentionKeep *keep, size_t slots,
+                                 size_t H, size_t rows, size_t ri, size_t r) {
+    size_t n = a->n;
+    for (size_t lh = 0; a->allowed && lh < slots; lh++) {
+        size_t l = keep->layers ? (size_t)keep->layers[lh / H] : lh / H, ml = a->mask_layers > 1 ? l : 0;
+        const uint8_t *allowed = a->allowed + (ml * n + r) * n;
+        for (size_t k = 0; k < n; k++)
+            if (!allowed[k] && trace_attention[(lh * rows + ri) * n + k] != 0.0f) return (long)(lh * n + k);
+    }
+    return -1;
+}
+
 /* Per row: the largest |trace - recomputed| logit, and attention over the kept layers and heads. */
 static int compare_rows(Audit *a, const float *logits, const float *attention, const float *trace_attention,
                         const AttentionKeep *keep) {
@@ -303,6 +317,14 @@ static int compare_rows(Audit *a, const float *logits, const float *attention, c
                                                   "max |dlogit| %.3g at vocabulary id %zu", worst, at) != 0)
             return -1;
         if (!trace_attention || (keep->rows && (ri >= rows || (size_t)keep->rows[ri] != r))) continue; /* not kept */
+        long hidden = hidden_key_attention(a, trace_attention, keep, slots, H, rows, ri, r);
+        if (hidden >= 0 && add_finding(a->r, "attention-on-hidden-key", (int)r, (int)(hidden % (long)n), a->row_step[r], a->tokens[r],
+                                       "%g at layer %ld head %ld key %ld, which the trace's mask hides from this row",
+                                       trace_attention[((size_t)hidden / n * rows + ri) * n + (size_t)hidden % n],
+                                       (long)(keep->layers ? keep->layers[hidden / (long)n / (long)H] : hidden / (long)n / (long)H),
+                                       (long)(keep->heads ? keep->heads[hidden / (long)n % (long)H] : hidden / (long)n % (long)H),
+                                       hidden % (long)n) != 0)
+            return -1;
         worst = attention_gap(trace_attention, attention, slots, rows, ri++, n, &at);
         size_t l = at / n / H, h = at / n % H;
         if (!(worst <= a->s->atol) &&
