@@ -533,3 +533,35 @@ Test(audit, attention_on_a_hidden_key_is_named_below_the_tolerance) {
               hidden);
     audited_free(&a);
 }
+
+/* A mask stored as the rule is rebuilt from the trace's own sets and checked cell by cell: the same run
+ * is clean, and with every row given its own set (an isolated rule that then hides no sibling) each
+ * sibling it lets a member see is named. */
+Test(audit, a_rule_over_sets_that_lie_is_checked_cell_by_cell) {
+    Audited a;
+    generate_and_trace(&a, NULL);
+    char err[TEMPO_ERR_SIZE];
+    GenConfig g;
+    tempo_gen_defaults(&g, &a.m.config);
+    g.threshold = 0.05f, g.max_steps = 24, g.capture_attention = 1; /* the fixture's run */
+    for (int lie = 0; lie < 2; lie++) {
+        Trace rule;
+        AuditSettings s;
+        AuditReport r;
+        cr_assert(tempo_generation_trace(&a.gen, &a.m, TRACE_MASK_RULE, &rule, err) == 0, "%s", err);
+        cr_assert(audit_put_settings(&rule, &g, &a.m.config, err) == 0, "%s", err);
+        int *sets = tempo_trace_get(&rule, "sets")->data;
+        for (int i = 0; lie && i < a.gen.n_rows; i++) sets[i] = i;
+        audit_settings_init(&s, &a.m.config);
+        cr_assert(audit_settings_from_trace(&s, &rule, &a.m.config, err) == 0, "%s", err);
+        cr_assert(tempo_audit(&a.m, &rule, &s, &r, err) == 0, "%s", err);
+        int siblings = 0;
+        for (int i = 0; i < r.n_findings; i++) siblings += strcmp(r.findings[i].kind, "visible-sibling") == 0;
+        if (lie) cr_expect_gt(siblings, 0, "a rule over one set a row hid no sibling, and no cell was named: %s", r.checks[CHECK_MASK]);
+        else cr_expect_eq(r.n_findings, 0, "the run's own rule: %d findings, first %s", r.n_findings,
+                          r.n_findings ? r.findings[0].detail : "");
+        audit_report_free(&r);
+        tempo_trace_free(&rule);
+    }
+    audited_free(&a);
+}

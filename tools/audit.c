@@ -85,6 +85,7 @@ typedef struct {
     int first_pos; /* P + position_gap: step s's rows sit at first_pos + s */
     const int *tokens, *positions, *pruned, *selected; /* pruned, selected may be NULL */
     const uint8_t *allowed;                            /* [mask_layers][n][n]; NULL: stored as the rule */
+    uint8_t *rule_cells;                               /* the rule's cells, when the audit built them (owned) */
     const char *mask_kinds;                            /* the rule's kinds (trace metadata mask_kinds) */
     TraceLogits logits;                                /* every row's, the kept rows' or none */
     const float *selected_probs;                       /* may be NULL */
@@ -117,6 +118,22 @@ static const Tensor *optional_tensor(const Trace *t, const char *name, DType dt,
     return ok ? x : NULL;
 }
 
+/* A mask stored as the rule, over up to AUDIT_RULE_ROWS rows: its cells, built from the trace's own sets,
+ * kinds and pruned rows, so that the mask check compares them cell by cell with the sets the audit
+ * matched (a rule over sets that lie cannot disagree with itself, but it can with those). */
+enum { AUDIT_RULE_ROWS = 2048 };
+static int rule_cells(Audit *a, const Trace *t, char *err) {
+    TraceMask tm;
+    if (!tempo_trace_meta_get(t, "mask") || a->n > AUDIT_RULE_ROWS) return 0;
+    if (tempo_trace_mask(t, &a->m->config, a->n, &tm, err) != 0) return -1;
+    a->rule_cells = tempo_mask_to_dense(&tm.mask, a->n);
+    a->mask_layers = tm.mask.layers;
+    tempo_trace_mask_free(&tm);
+    if (!a->rule_cells) return tempo_error(err, "out of memory for the cells of a %d-row mask", a->n);
+    a->allowed = a->rule_cells;
+    return 0;
+}
+
 static int audit_open(Audit *a, const Model *m, const Trace *t, const AuditSettings *s, AuditReport *r, char *err) {
     memset(a, 0, sizeof *a);
     a->m = m, a->s = s, a->r = r, a->V = m->config.vocab_size;
@@ -125,6 +142,7 @@ static int audit_open(Audit *a, const Model *m, const Trace *t, const AuditSetti
     a->positions = tempo_trace_get(t, "positions")->data;
     a->allowed = tempo_trace_get(t, "allowed") ? tempo_trace_get(t, "allowed")->data : NULL; /* NULL: the rule */
     a->mask_kinds = tempo_trace_meta_get(t, "mask_kinds");
+    if (!a->allowed && rule_cells(a, t, err) != 0) return -1;
     if (tempo_trace_logits(t, a->n, a->V, &a->logits, err) != 0) return -1;
     err[0] = '\0';
     const Tensor *pr = optional_tensor(t, "pruned", DT_I32, 1, a->n, -1, err);
@@ -156,6 +174,7 @@ static int audit_open(Audit *a, const Model *m, const Trace *t, const AuditSetti
 }
 
 static void audit_close(Audit *a) {
+    free(a->rule_cells);
     free(a->row_step);
     free(a->row_member);
     free(a->member_row);
