@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 /* ===================================================================== */
@@ -78,11 +79,42 @@ static int write_freq_cis(FILE *f, const Config *c) {
     return 0;
 }
 
+/* Where the file system of `out` is seen: out itself when it exists, else the directory part of its name. */
+static void output_dir(const char *out, char dir[4096]) {
+    struct stat st;
+    snprintf(dir, 4096, "%s", out);
+    if (stat(out, &st) == 0) return;
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, 4096, ".");
+    else slash[slash == dir] = '\0'; /* "/x" keeps "/" */
+}
+
+int tempo_check_free_space(const char *out, uint64_t bytes, char *err) {
+    struct stat st;
+    struct statvfs fs;
+    char dir[4096];
+    if (stat(out, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) return 0; /* a pipe, a device: no file system to fill */
+    output_dir(out, dir);
+    if (statvfs(dir, &fs) != 0) return 0; /* the writer reports what is wrong with the path */
+    uint64_t avail = (uint64_t)fs.f_bavail * fs.f_frsize;
+    if (bytes <= avail) return 0;
+    return tempo_error(err, "cannot write %s: it needs %llu bytes (%.1f GiB) but its file system has %llu bytes (%.1f GiB) free", out,
+                       (unsigned long long)bytes, bytes / 1073741824.0, (unsigned long long)avail, avail / 1073741824.0);
+}
+
+/* The size of the llama2.c checkpoint tempo_synth_write writes: header, tensors, freq_cis tables. */
+static uint64_t llama2c_bytes(const Config *c, int shared_classifier) {
+    uint64_t floats = (uint64_t)c->vocab_size * c->dim * (shared_classifier ? 1 : 2) + (uint64_t)c->dim + (uint64_t)c->seq_len * c->head_dim;
+    for (int i = 0; i < N_LAYER_TENSORS; i++) floats += (uint64_t)c->n_layers * tensor_floats(&tempo_layer_tensors[i], c);
+    return 7 * sizeof(int) + floats * sizeof(float);
+}
+
 int tempo_synth_write(const SynthConfig *sc, const char *path, char *err) {
     int header[7] = {sc->dim, sc->hidden_dim, sc->n_layers, sc->n_heads, sc->n_kv_heads,
                      sc->shared_classifier ? sc->vocab_size : -sc->vocab_size, sc->seq_len};
     Config c;
     if (tempo_llama2c_config(header, &c, err) != 0) return -1;
+    if (tempo_check_free_space(path, llama2c_bytes(&c, sc->shared_classifier), err) != 0) return -1;
     AtomicFile a;
     if (tempo_atomic_open(&a, path, "", err) != 0) return -1;
     uint64_t rng = sc->seed;
@@ -198,18 +230,25 @@ static int write_hf_config(const Config *c, const char *path, int bos, const int
     return rc;
 }
 
+/* The bytes of the plan's tensors (model.safetensors less its JSON header). */
+static uint64_t plan_bytes(const HfPlan *p) {
+    uint64_t bytes = 0;
+    for (int i = 0; i < p->n; i++) bytes += (uint64_t)tempo_tensor_count(&p->t[i]) * tempo_dtype_size(p->t[i].dtype);
+    return bytes;
+}
+
 int tempo_synth_write_hf(const SynthConfig *sc, const char *dir, int bf16, char *err) {
     int header[7] = {sc->dim, sc->hidden_dim, sc->n_layers, sc->n_heads, sc->n_kv_heads, sc->vocab_size, sc->seq_len};
     Config c;
     if (tempo_llama2c_config(header, &c, err) != 0) return -1;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tempo_error(err, "cannot create %s: %s", dir, strerror(errno));
+    HfPlan plan;
+    if (plan_hf(&plan, &c, bf16 ? DT_BF16 : DT_F32) != 0) return plan_free(&plan), tempo_error(err, "out of memory");
+    int rc = tempo_check_free_space(dir, plan_bytes(&plan), err);
+    if (rc == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST) rc = tempo_error(err, "cannot create %s: %s", dir, strerror(errno));
     char path[4400];
     int bos, eos[2], n_eos;
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    if (tempo_synth_tokenizer_json(sc, path, &bos, eos, &n_eos, err) != 0) return -1;
-    HfPlan plan;
-    int rc = plan_hf(&plan, &c, bf16 ? DT_BF16 : DT_F32);
-    if (rc != 0) rc = tempo_error(err, "out of memory");
+    if (rc == 0) rc = tempo_synth_tokenizer_json(sc, path, &bos, eos, &n_eos, err);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (rc == 0) rc = write_hf_weights(&plan, path, sc->seed, err);
     plan_free(&plan);
@@ -426,29 +465,36 @@ static int byte_tokens(TrainVocab *v) {
     return 0;
 }
 
-int tempo_synth_tokenizer_json(const SynthConfig *s, const char *path, int *bos, int eos[2], int *n_eos, char *err) {
+int tempo_synth_tokenizer_text(const SynthConfig *s, char **json, int *bos, int eos[2], int *n_eos, char *err) {
     int llama3 = s->pre_tokenizer == PRETOKENIZE_LLAMA3, n_special = llama3 ? 3 : 1, V = s->vocab_size;
+    *json = NULL;
     if (V < 256 + n_special + 1)
         return tempo_error(err, "a synthetic tokenizer.json needs --vocab >= %d (256 bytes, merges, %d special tokens)",
                            256 + n_special + 1, n_special);
     TrainVocab v = {0, calloc((size_t)V, sizeof(char *)), calloc((size_t)V, sizeof(int))};
     Merge *merges = calloc((size_t)V, sizeof *merges);
-    int rc = -1, n_merges = -1;
-    char *json = NULL;
-    if (!v.bytes || !v.len || !merges || byte_tokens(&v) != 0) tempo_error(err, "out of memory writing %s", path);
+    int n_merges = -1;
+    if (!v.bytes || !v.len || !merges || byte_tokens(&v) != 0) tempo_error(err, "out of memory building a tokenizer.json");
     else n_merges = train_bpe(V - n_special, &v, merges, err);
     if (n_merges >= 0) {
         cJSON *root = cJSON_CreateObject();
         add_specials(root, llama3, V - n_special, bos, eos, n_eos);
-        if (add_bpe_model(root, llama3, &v, merges, n_merges)) json = cJSON_Print(root);
+        if (add_bpe_model(root, llama3, &v, merges, n_merges)) *json = cJSON_Print(root);
         cJSON_Delete(root);
-        rc = json ? tempo_write_text_file(path, json, err) : tempo_error(err, "out of memory writing %s", path);
+        if (!*json) tempo_error(err, "out of memory building a tokenizer.json");
     }
-    free(json);
     for (int i = 0; i < v.n; i++) free(v.bytes[i]);
     free(v.bytes);
     free(v.len);
     free(merges);
+    return *json ? 0 : -1;
+}
+
+int tempo_synth_tokenizer_json(const SynthConfig *s, const char *path, int *bos, int eos[2], int *n_eos, char *err) {
+    char *json;
+    if (tempo_synth_tokenizer_text(s, &json, bos, eos, n_eos, err) != 0) return -1;
+    int rc = tempo_write_text_file(path, json, err);
+    free(json);
     return rc;
 }
 

@@ -29,6 +29,11 @@ int tempo_synth_write_sparse_hf(const SynthConfig *s, const char *dir, char *err
  * (BOS added by the template, two EOS) or GPT-2 style (one token for both,
  * nothing added). Reports the special ids for config.json. */
 int tempo_synth_tokenizer_json(const SynthConfig *s, const char *path, int *bos, int eos[2], int *n_eos, char *err);
+/* The same tokenizer.json as text in memory (*json, the caller frees it): nothing written. */
+int tempo_synth_tokenizer_text(const SynthConfig *s, char **json, int *bos, int eos[2], int *n_eos, char *err);
+/* Refuses (one line naming both sizes) a file of `bytes` bytes at `out` that exceeds the free space
+ * (statvfs f_bavail * f_frsize) of the file system it would go to; 0 when it fits or out is no file (a pipe). */
+int tempo_check_free_space(const char *out, uint64_t bytes, char *err);
 
 /* An in-memory copy of a model with every tensor converted to f32 up front
  * (owned by dst; free with tempo_model_free): the reference that weights

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "synth_gguf.h"
 
@@ -255,7 +256,9 @@ static int write_gguf(GgufWriter *w, const char *path, char *err) {
     size_t len;
     int rc = tempo_gguf_finish(w, &buf, &len, err);
     tempo_gguf_writer_free(w);
-    if (rc == 0) rc = write_buffer(path, buf, len, err), free(buf);
+    if (rc == 0) rc = tempo_check_free_space(path, len, err);
+    if (rc == 0) rc = write_buffer(path, buf, len, err);
+    free(buf);
     return rc;
 }
 
@@ -306,20 +309,53 @@ static int bpe_vocab(GgufWriter *w, const Tokenizer *bpe, int bos, const int eos
 
 /* The vocabulary: a byte-level BPE trained on synth's text (tools/synth.c),
  * written as such or as sentencepiece pieces. */
-static int synth_vocab(GgufWriter *w, const SynthConfig *s, GgufVocab vocab, const char *path, char *err) {
-    char tmp[4200];
+static int synth_vocab(GgufWriter *w, const SynthConfig *s, GgufVocab vocab, char *err) {
     int bos, eos[2], n_eos;
+    char *json;
     Tokenizer bpe;
-    snprintf(tmp, sizeof tmp, "%s.tokenizer.json", path);
     if (vocab == GGUF_VOCAB_SPM && s->vocab_size < 3 + 256 + 95 + 8)
         return tempo_error(err, "a synthetic sentencepiece vocabulary needs --vocab >= %d", 3 + 256 + 95 + 8);
-    int rc = tempo_synth_tokenizer_json(s, tmp, &bos, eos, &n_eos, err);
-    if (rc == 0) rc = tempo_tokenizer_load(&bpe, tmp, s->vocab_size, err);
-    remove(tmp);
+    if (tempo_synth_tokenizer_text(s, &json, &bos, eos, &n_eos, err) != 0) return -1;
+    int rc = tempo_tokenizer_json_parse(&bpe, json, strlen(json), s->vocab_size, "the synthetic tokenizer.json", err);
+    free(json);
     if (rc != 0) return -1;
     rc = vocab == GGUF_VOCAB_SPM ? spm_vocab(w, &bpe, s->vocab_size, err) : bpe_vocab(w, &bpe, bos, eos, n_eos, err);
     tempo_tokenizer_free(&bpe);
     return rc;
+}
+
+/* One layer's nine tensors in GGUF order: name part, shape (rows 0: a vector), standard deviation. */
+typedef struct {
+    const char *part;
+    uint64_t rows, cols;
+    double std;
+} LayerPart;
+
+static void layer_parts(const Config *c, LayerPart t[9]) {
+    uint64_t D = (uint64_t)c->dim, H = (uint64_t)c->hidden_dim, Q = (uint64_t)c->n_heads * c->head_dim, K = (uint64_t)c->n_kv_heads * c->head_dim;
+    double in_scale = 1.0 / sqrt((double)D);
+    LayerPart parts[9] = {
+        {"attn_norm", 0, D, 0}, {"attn_q", Q, D, in_scale}, {"attn_k", K, D, in_scale}, {"attn_v", K, D, in_scale},
+        {"attn_output", D, Q, 1.0 / sqrt((double)Q)}, {"ffn_norm", 0, D, 0}, {"ffn_gate", H, D, in_scale},
+        {"ffn_down", D, H, 1.0 / sqrt((double)H)}, {"ffn_up", H, D, in_scale}};
+    memcpy(t, parts, sizeof parts);
+}
+
+/* A matrix's type in a synthetic file: K-quant files keep layer 0's ffn_down at Q6_K, as Q4_K_M does; norms F32. */
+static WeightType part_type(WeightType dtype, int layer, int part, uint64_t rows) {
+    if (!rows) return WEIGHT_F32;
+    return tempo_block_values(dtype) == TEMPO_QK_K && layer == 0 && part == 7 ? WEIGHT_Q6_K : dtype;
+}
+
+/* The tensor data of a synthetic GGUF (its metadata and padding come on top). */
+static uint64_t synth_gguf_bytes(const Config *c, WeightType dtype, int shared_classifier) {
+    LayerPart t[9];
+    layer_parts(c, t);
+    uint64_t D = (uint64_t)c->dim, V = (uint64_t)c->vocab_size, bytes = V * tempo_row_bytes(dtype, D) + 4 * D + 2 * (uint64_t)c->head_dim;
+    if (!shared_classifier) bytes += V * tempo_row_bytes(tempo_block_values(dtype) == TEMPO_QK_K ? WEIGHT_Q6_K : dtype, D);
+    for (int l = 0; l < c->n_layers; l++)
+        for (int i = 0; i < 9; i++) bytes += (t[i].rows ? t[i].rows : 1) * tempo_row_bytes(part_type(dtype, l, i, t[i].rows), t[i].cols);
+    return bytes;
 }
 
 int tempo_synth_write_gguf(const SynthConfig *s, WeightType dtype, GgufVocab vocab, const char *path, char *err) {
@@ -330,26 +366,22 @@ int tempo_synth_write_gguf(const SynthConfig *s, WeightType dtype, GgufVocab voc
                            tempo_weight_type_name(dtype), s->dim, s->hidden_dim, block);
     Config c = {.dim = s->dim, .hidden_dim = s->hidden_dim, .n_layers = s->n_layers, .n_heads = s->n_heads, .n_kv_heads = s->n_kv_heads,
                 .vocab_size = s->vocab_size, .seq_len = s->seq_len, .head_dim = s->dim / s->n_heads, .norm_eps = 1e-5f, .rope_theta = 10000.0f};
+    if (tempo_check_free_space(path, synth_gguf_bytes(&c, dtype, s->shared_classifier), err) != 0) return -1;
     GgufWriter w;
     tempo_gguf_writer_init(&w, 32);
     put_llama_metadata(&w, &c, dtype);
-    uint64_t rng = s->seed, D = (uint64_t)c.dim, H = (uint64_t)c.hidden_dim, V = (uint64_t)c.vocab_size;
-    uint64_t Q = (uint64_t)c.n_heads * c.head_dim, K = (uint64_t)c.n_kv_heads * c.head_dim;
+    uint64_t rng = s->seed, D = (uint64_t)c.dim, V = (uint64_t)c.vocab_size;
     double in_scale = 1.0 / sqrt((double)D);
-    int rc = synth_vocab(&w, s, vocab, path, err);
+    LayerPart t[9];
+    layer_parts(&c, t);
+    int rc = synth_vocab(&w, s, vocab, err);
     if (rc == 0) rc = put_random(&w, "token_embd.weight", dtype, V, D, s->shared_classifier ? 3.0 * in_scale : 1.0, &rng, err);
-    for (int l = 0; l < c.n_layers && rc == 0; l++) {
-        struct { const char *part; uint64_t rows, cols; double std; } t[9] = {
-            {"attn_norm", 0, D, 0}, {"attn_q", Q, D, in_scale}, {"attn_k", K, D, in_scale}, {"attn_v", K, D, in_scale},
-            {"attn_output", D, Q, 1.0 / sqrt((double)Q)}, {"ffn_norm", 0, D, 0}, {"ffn_gate", H, D, in_scale},
-            {"ffn_down", D, H, 1.0 / sqrt((double)H)}, {"ffn_up", H, D, in_scale}};
+    for (int l = 0; l < c.n_layers && rc == 0; l++)
         for (int i = 0; i < 9 && rc == 0; i++) {
             char name[64];
             snprintf(name, sizeof name, "blk.%d.%s.weight", l, t[i].part);
-            WeightType type = kquant && l == 0 && i == 7 ? WEIGHT_Q6_K : dtype; /* as Q4_K_M keeps some ffn_down at Q6_K */
-            rc = put_random(&w, name, type, t[i].rows, t[i].cols, t[i].std, &rng, err);
+            rc = put_random(&w, name, part_type(dtype, l, i, t[i].rows), t[i].rows, t[i].cols, t[i].std, &rng, err);
         }
-    }
     if (rc == 0) rc = put_random(&w, "output_norm.weight", WEIGHT_F32, 0, D, 0, &rng, err);
     if (rc == 0 && !s->shared_classifier) rc = put_random(&w, "output.weight", kquant ? WEIGHT_Q6_K : dtype, V, D, 3.0 * in_scale, &rng, err);
     if (rc == 0) put_rope_factors(&w, &c);
@@ -387,9 +419,37 @@ static int put_copy(GgufWriter *w, const char *name, const float *x, uint64_t ro
     return 0;
 }
 
+typedef struct {
+    const char *text;
+    int len, id;
+} Piece;
+
+static int by_text_then_id(const void *a, const void *b) {
+    const Piece *x = a, *y = b;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    int c = memcmp(x->text, y->text, (size_t)x->len);
+    return c ? c : x->id - y->id;
+}
+
+/* Refuses a vocabulary holding one piece twice: llama.cpp maps text to id
+ * and asserts both maps have the same size on load. */
+static int unique_pieces(const char *const *text, const int *lens, int V, const char *name, char *err) {
+    Piece *p = malloc((size_t)V * sizeof *p);
+    if (!p) return tempo_error(err, "out of memory converting a vocabulary");
+    for (int i = 0; i < V; i++) p[i] = (Piece){text[i], lens[i], i};
+    qsort(p, (size_t)V, sizeof *p, by_text_then_id);
+    int rc = 0;
+    for (int i = 1; i < V && rc == 0; i++)
+        if (p[i].len == p[i - 1].len && memcmp(p[i].text, p[i - 1].text, (size_t)p[i].len) == 0)
+            rc = tempo_error(err, "tokenizer %s has pieces %d and %d both \"%.*s\": a GGUF vocabulary needs each piece once (llama.cpp refuses it)",
+                             name, p[i - 1].id, p[i].id, p[i].len, p[i].text);
+    free(p);
+    return rc;
+}
+
 /* tokenizer.bin pieces as a GGUF sentencepiece vocabulary: spaces as U+2581;
  * 0 unknown, 1 and 2 control, <0xNN> at 3..258 bytes. */
-static int copy_vocab(GgufWriter *w, const Tokenizer *t, char *err) {
+static int copy_vocab(GgufWriter *w, const Tokenizer *t, const char *name, char *err) {
     int V = t->vocab_size, rc = 0;
     char **text = calloc((size_t)V, sizeof *text);
     int *lens = calloc((size_t)V, sizeof *lens);
@@ -406,6 +466,7 @@ static int copy_vocab(GgufWriter *w, const Tokenizer *t, char *err) {
         }
     }
     if (!text || !lens || !types || rc != 0) rc = tempo_error(err, "out of memory converting a vocabulary");
+    if (rc == 0) rc = unique_pieces((const char *const *)text, lens, V, name, err);
     if (rc == 0) {
         tempo_gguf_put_string(w, "tokenizer.ggml.model", "llama");
         tempo_gguf_put_strings(w, "tokenizer.ggml.tokens", (uint64_t)V, (const char *const *)text, lens);
@@ -439,10 +500,26 @@ static int copy_tensors(GgufWriter *w, Model *m, int q8, char *err) {
     return rc;
 }
 
+/* Refuses what is not a llama2.c checkpoint: converted by copying, a
+ * Hugging Face directory (q/k rows in rotate_half order, RoPE scaling in
+ * config.json) or a GGUF would become another model. */
+static int llama2c_input(const char *checkpoint, char *err) {
+    struct stat st;
+    char magic[4] = {0};
+    if (stat(checkpoint, &st) == 0 && S_ISDIR(st.st_mode))
+        return tempo_error(err, "convert reads a llama2.c checkpoint; %s is a Hugging Face directory: use llama.cpp's convert_hf_to_gguf.py",
+                           checkpoint);
+    FILE *f = fopen(checkpoint, "rb");
+    int gguf = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
+    if (f) fclose(f);
+    if (gguf) return tempo_error(err, "convert reads a llama2.c checkpoint; %s is a GGUF file already: nothing to convert", checkpoint);
+    return 0;
+}
+
 int tempo_convert_gguf(const char *checkpoint, const char *tokenizer, int q8, const char *path, char *err) {
     Model loaded, m;
     Tokenizer t;
-    if (tempo_model_load(&loaded, checkpoint, err) != 0) return -1;
+    if (llama2c_input(checkpoint, err) != 0 || tempo_model_load(&loaded, checkpoint, err) != 0) return -1;
     int copied = tempo_model_f32_copy(&loaded, &m, err); /* every matrix as f32, whatever its stored type */
     tempo_model_free(&loaded);
     if (copied != 0) return -1;
@@ -454,7 +531,7 @@ int tempo_convert_gguf(const char *checkpoint, const char *tokenizer, int q8, co
     tempo_gguf_writer_init(&w, 32);
     put_llama_metadata(&w, &m.config, q8 ? WEIGHT_Q8_0 : WEIGHT_F32);
     int rc = t.kind == TOKENIZER_SENTENCEPIECE ? 0 : tempo_error(err, "tokenizer %s is not a tokenizer.bin", tokenizer);
-    if (rc == 0) rc = copy_vocab(&w, &t, err);
+    if (rc == 0) rc = copy_vocab(&w, &t, tokenizer, err);
     if (rc == 0) rc = copy_tensors(&w, &m, q8, err);
     tempo_tokenizer_free(&t);
     tempo_model_free(&m);
