@@ -595,3 +595,23 @@ Test(trace_positions, out_of_range_positions_are_refused_where_a_trace_is_read) 
     snprintf(args, sizeof args, "verify -m %s %s", model, gap);
     cr_assert(strstr(tempo_says(args, 0), "PASS"), "verify of a --position-gap trace");
 }
+
+/* diff compares two masks stored as rules by their cells: the same run's rule with its kinds turned
+ * visible is DIFFERENT (two rules over the same sets were SAME whatever their kinds), itself SAME. */
+Test(trace_rule, diff_compares_two_rules_by_their_cells) {
+    char model[4096], tok[4096], rule[4096], visible[4096], args[9000], err[TEMPO_ERR_SIZE];
+    fortune_paths(model, tok);
+    scratch_path("diff-rule.st", rule, sizeof rule);
+    scratch_path("diff-rule-visible.st", visible, sizeof visible);
+    snprintf(args, sizeof args, "generate -m %s -z %s -p 'A fool and his money' --threshold 0.05 -n 12 --quiet --trace-mask rule "
+             "--trace %s", model, tok, rule);
+    tempo_says(args, 0);
+    Trace t;
+    cr_assert(tempo_trace_read(&t, rule, err) == 0, "%s", err);
+    cr_assert(tempo_trace_meta(&t, "mask_kinds", "visible", err) == 0 && tempo_trace_write(&t, visible, err) == 0, "%s", err);
+    tempo_trace_free(&t);
+    snprintf(args, sizeof args, "diff %s %s", rule, visible);
+    cr_assert(strstr(tempo_says(args, 1), "DIFFERENT"), "two rules of other kinds over the same sets");
+    snprintf(args, sizeof args, "diff %s %s", rule, rule);
+    cr_assert(strstr(tempo_says(args, 0), "SAME"), "a rule trace against itself");
+}

@@ -325,6 +325,21 @@ static void parse_tolerance(const Args *a, Tolerance *tol) {
 /* The most rows whose rule mask diff makes dense to compare with a stored one (256 MB a mask layer). */
 enum { DIFF_DENSE_ROWS = 16384 };
 
+/* t's mask as cells when it is a rule of up to DIFF_DENSE_ROWS rows, or when `other` holds cells. */
+static int diff_mask_cells(Trace *t, const Trace *other, char *err) {
+    const Tensor *tok = tempo_trace_get(t, "tokens");
+    int short_enough = tok && tok->ndim == 1 && tok->shape[0] <= DIFF_DENSE_ROWS;
+    return short_enough || tempo_trace_get(other, "allowed") ? tempo_trace_dense_mask(t, DIFF_DENSE_ROWS, err) : 0;
+}
+
+/* Two masks left as rules (too long for cells): their kinds must agree. 1: they differ. */
+static int diff_rule_kinds(const Trace *A, const Trace *B) {
+    const char *ka = tempo_trace_meta_get(A, "mask_kinds"), *kb = tempo_trace_meta_get(B, "mask_kinds");
+    if (tempo_trace_get(A, "allowed") || tempo_trace_get(B, "allowed") || !ka || !kb || strcmp(ka, kb) == 0) return 0;
+    printf("%-10s the rules differ: A %s, B %s\n", "mask", ka, kb);
+    return 1;
+}
+
 static int cmd_diff(int argc, char **argv, char *err) {
     Args a;
     Tolerance tol;
@@ -337,10 +352,12 @@ static int cmd_diff(int argc, char **argv, char *err) {
         tempo_trace_free(&A);
         return 2;
     }
-    /* a mask stored as the rule against a stored one: compared cell by cell */
-    int rc = tempo_trace_get(&B, "allowed") ? tempo_trace_dense_mask(&A, DIFF_DENSE_ROWS, err) : 0;
-    if (rc == 0 && tempo_trace_get(&A, "allowed")) rc = tempo_trace_dense_mask(&B, DIFF_DENSE_ROWS, err);
-    int failed = rc == 0 ? diff_traces(&A, &B, &tol) : 0;
+    /* masks compared cell by cell however each is stored: a rule's cells come from its sets, kinds and
+     * pruned rows (two rules of other kinds over the same sets were SAME); two rules too long for cells, by kinds */
+    int rc = diff_mask_cells(&A, &B, err), failed = 0;
+    if (rc == 0) rc = diff_mask_cells(&B, &A, err);
+    if (rc == 0) rc = diff_mask_cells(&A, &B, err); /* B's cells made just now */
+    if (rc == 0) failed = diff_rule_kinds(&A, &B) | diff_traces(&A, &B, &tol);
     if (rc == 0) printf("%s\n", failed ? "DIFFERENT" : "SAME within tolerance");
     tempo_trace_free(&A);
     tempo_trace_free(&B);
