@@ -120,6 +120,14 @@ int tempo_atomic_close(AtomicFile *a, int ok, char *err) {
     return 0;
 }
 
+int tempo_parent_dir(const char *path, char dir[4096]) {
+    const char *slash = strrchr(path, '/');
+    if (slash && slash - path >= 4096) return -1;
+    if (!slash) snprintf(dir, 4096, ".");
+    else snprintf(dir, 4096, "%.*s", slash == path ? 1 : (int)(slash - path), path); /* "/x": "/" */
+    return 0;
+}
+
 int tempo_write_text_file(const char *path, const char *text, char *err) {
     AtomicFile a;
     if (tempo_atomic_open(&a, path, "", err) != 0) return -1;

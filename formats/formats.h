@@ -39,6 +39,9 @@ int tempo_atomic_open(AtomicFile *a, const char *path, const char *what, char *e
  * temporary file; one error line naming the reason (no space, broken pipe). */
 int tempo_atomic_close(AtomicFile *a, int ok, char *err);
 int tempo_write_text_file(const char *path, const char *text, char *err);
+/* The directory holding the last name of `path`: "." when it has no '/', "/" for "/x"; -1 when it
+ * does not fit in 4096 bytes. The flags' collision checks and the free-space check use it. */
+int tempo_parent_dir(const char *path, char dir[4096]);
 
 /* ---- the model (model.c: the bottom layer every checkpoint format uses) ---- */
 

@@ -325,11 +325,18 @@ static void parse_tolerance(const Args *a, Tolerance *tol) {
 /* The most rows whose rule mask diff makes dense to compare with a stored one (256 MB a mask layer). */
 enum { DIFF_DENSE_ROWS = 16384 };
 
-/* t's mask as cells when it is a rule of up to DIFF_DENSE_ROWS rows, or when `other` holds cells. */
-static int diff_mask_cells(Trace *t, const Trace *other, char *err) {
-    const Tensor *tok = tempo_trace_get(t, "tokens");
-    int short_enough = tok && tok->ndim == 1 && tok->shape[0] <= DIFF_DENSE_ROWS;
-    return short_enough || tempo_trace_get(other, "allowed") ? tempo_trace_dense_mask(t, DIFF_DENSE_ROWS, err) : 0;
+/* Both masks as cells where either can be: every rule of up to DIFF_DENSE_ROWS rows, then a longer
+ * rule against the other's cells (tempo_trace_dense_mask refuses that with one line). */
+static int diff_mask_cells(Trace *A, Trace *B, char *err) {
+    Trace *t[2] = {A, B};
+    for (int i = 0; i < 2; i++) {
+        const Tensor *tok = tempo_trace_get(t[i], "tokens");
+        if (tok && tok->ndim == 1 && tok->shape[0] <= DIFF_DENSE_ROWS && tempo_trace_dense_mask(t[i], DIFF_DENSE_ROWS, err) != 0)
+            return -1;
+    }
+    for (int i = 0; i < 2; i++)
+        if (tempo_trace_get(t[1 - i], "allowed") && tempo_trace_dense_mask(t[i], DIFF_DENSE_ROWS, err) != 0) return -1;
+    return 0;
 }
 
 /* Two masks left as rules (too long for cells): their kinds must agree. 1: they differ. */
@@ -355,8 +362,6 @@ static int cmd_diff(int argc, char **argv, char *err) {
     /* masks compared cell by cell however each is stored: a rule's cells come from its sets, kinds and
      * pruned rows (two rules of other kinds over the same sets were SAME); two rules too long for cells, by kinds */
     int rc = diff_mask_cells(&A, &B, err), failed = 0;
-    if (rc == 0) rc = diff_mask_cells(&B, &A, err);
-    if (rc == 0) rc = diff_mask_cells(&A, &B, err); /* B's cells made just now */
     if (rc == 0) failed = diff_rule_kinds(&A, &B) | diff_traces(&A, &B, &tol);
     if (rc == 0) printf("%s\n", failed ? "DIFFERENT" : "SAME within tolerance");
     tempo_trace_free(&A);

@@ -14,9 +14,9 @@
 
 /* The distribution metrics of one member, or their means; m NULL: none to give (no later member), null. */
 static void add_metrics_json(cJSON *o, const LogitMetrics *m) {
-    const char *keys[] = {"kl_isolated_visible", "kl_visible_isolated", "js", "cosine", "top1", "top5", "top10"};
-    double values[] = {m ? m->kl_ab : 0, m ? m->kl_ba : 0, m ? m->js : 0, m ? m->cosine : 0, m ? m->top1 : 0,
-                       m ? m->top5 : 0, m ? m->top10 : 0};
+    static const char *const keys[] = {"kl_isolated_visible", "kl_visible_isolated", "js", "cosine", "top1", "top5", "top10"};
+    const LogitMetrics none = {0}, *v = m ? m : &none;
+    double values[] = {v->kl_ab, v->kl_ba, v->js, v->cosine, v->top1, v->top5, v->top10};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         cJSON_AddItemToObject(o, keys[i], m ? cJSON_CreateNumber(values[i]) : cJSON_CreateNull());
 }

@@ -57,14 +57,10 @@ static int same_file(const char *x, const char *y) {
     return stat(x, &sx) == 0 && stat(y, &sy) == 0 && sx.st_dev == sy.st_dev && sx.st_ino == sy.st_ino;
 }
 
-/* The directory a path's last name is in ("." when it has no '/'), stat'ed. */
+/* The directory a path's last name is in (tempo_parent_dir), stat'ed. */
 static int stat_parent(const char *path, struct stat *st) {
-    const char *slash = strrchr(path, '/');
     char dir[4096];
-    if (!slash) return stat(".", st);
-    if ((size_t)(slash - path) >= sizeof dir) return -1;
-    snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path); /* "/x": "/" */
-    return stat(dir, st);
+    return tempo_parent_dir(path, dir) == 0 ? stat(dir, st) : -1;
 }
 
 /* Whether two outputs are one file: one dev/ino when either exists, else one

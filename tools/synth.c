@@ -79,23 +79,14 @@ static int write_freq_cis(FILE *f, const Config *c) {
     return 0;
 }
 
-/* Where the file system of `out` is seen: out itself when it exists, else the directory part of its name. */
-static void output_dir(const char *out, char dir[4096]) {
-    struct stat st;
-    snprintf(dir, 4096, "%s", out);
-    if (stat(out, &st) == 0) return;
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, 4096, ".");
-    else slash[slash == dir] = '\0'; /* "/x" keeps "/" */
-}
-
 int tempo_check_free_space(const char *out, uint64_t bytes, char *err) {
     struct stat st;
     struct statvfs fs;
     char dir[4096];
-    if (stat(out, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) return 0; /* a pipe, a device: no file system to fill */
-    output_dir(out, dir);
-    if (statvfs(dir, &fs) != 0) return 0; /* the writer reports what is wrong with the path */
+    int there = stat(out, &st) == 0; /* its file system seen from out itself, else from its directory */
+    if (there && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) return 0; /* a pipe, a device: no file system to fill */
+    if ((!there && tempo_parent_dir(out, dir) != 0) || statvfs(there ? out : dir, &fs) != 0)
+        return 0; /* the writer reports what is wrong with the path */
     uint64_t avail = (uint64_t)fs.f_bavail * fs.f_frsize;
     if (bytes <= avail) return 0;
     return tempo_error(err, "cannot write %s: it needs %llu bytes (%.1f GiB) but its file system has %llu bytes (%.1f GiB) free", out,

@@ -510,7 +510,7 @@ static int llama2c_input(const char *checkpoint, char *err) {
         return tempo_error(err, "convert reads a llama2.c checkpoint; %s is a Hugging Face directory: use llama.cpp's convert_hf_to_gguf.py",
                            checkpoint);
     FILE *f = fopen(checkpoint, "rb");
-    int gguf = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
+    int gguf = f && tempo_is_gguf(magic, fread(magic, 1, 4, f));
     if (f) fclose(f);
     if (gguf) return tempo_error(err, "convert reads a llama2.c checkpoint; %s is a GGUF file already: nothing to convert", checkpoint);
     return 0;
